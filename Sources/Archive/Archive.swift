@@ -1,0 +1,2 @@
+/// The archive tier (sealed-segment bundles, retention, legal holds). See issue 4.
+public enum Archive {}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// A C2SP tlog-checkpoint body (format-spec.md §8.1):
+///
+///     origin "\n" decimal(size) "\n" base64(root) "\n"
+public struct Checkpoint: Sendable, Equatable {
+    /// The log's origin line.
+    public var origin: String
+    /// Number of leaves.
+    public var size: UInt64
+    /// RFC 9162 root hash at `size`.
+    public var root: Hash
+
+    /// A checkpoint.
+    public init(origin: String, size: UInt64, root: Hash) {
+        self.origin = origin
+        self.size = size
+        self.root = root
+    }
+
+    /// The note text that gets signed.
+    public var text: String { "\(origin)\n\(size)\n\(Data(root.bytes).base64EncodedString())\n" }
+
+    /// Parses a checkpoint body (extension lines after the root are ignored).
+    public init(text: String) throws(Note.Failure) {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count >= 4, text.hasSuffix("\n") else { throw Note.Failure(description: "checkpoint needs origin, size and root lines") }
+        guard !lines[0].isEmpty else { throw Note.Failure(description: "checkpoint origin is empty") }
+        guard let size = UInt64(lines[1]), String(size) == lines[1] else { throw Note.Failure(description: "checkpoint size '\(lines[1])' is not a decimal number") }
+        guard let raw = Data(base64Encoded: String(lines[2])), let root = Hash(bytes: Array(raw)) else {
+            throw Note.Failure(description: "checkpoint root is not base64 of 32 bytes")
+        }
+        self.init(origin: String(lines[0]), size: size, root: root)
+    }
+}
+
+/// A checkpoint with its signed note.
+public struct SignedCheckpoint: Sendable, Equatable {
+    /// The parsed body.
+    public var checkpoint: Checkpoint
+    /// The whole signed note, exactly as stored.
+    public var note: String
+
+    /// Checks `note`'s signature with `verifier` and parses it.
+    public init(note: String, verifier: NoteVerifier) throws(Note.Failure) {
+        let text = try verifier.open(note)
+        checkpoint = try Checkpoint(text: text)
+        guard checkpoint.origin == verifier.name else {
+            throw Note.Failure(description: "checkpoint origin '\(checkpoint.origin)' is not the key name '\(verifier.name)'")
+        }
+        self.note = note
+    }
+
+    init(checkpoint: Checkpoint, note: String) {
+        self.checkpoint = checkpoint
+        self.note = note
+    }
+}

@@ -1,0 +1,71 @@
+import CCrypto
+import SegmentStore
+
+/// A SHA-256 digest: a fixed-size value (no heap), compared in constant time.
+public struct Hash: Sendable, Hashable, CustomStringConvertible {
+    @usableFromInline var w0, w1, w2, w3: UInt64
+
+    /// All zero bytes: the "previous hash" of the first entry of a chain.
+    public static let zero = Hash(w0: 0, w1: 0, w2: 0, w3: 0)
+
+    @usableFromInline init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    }
+
+    /// A hash from exactly 32 bytes, or nil.
+    public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
+        guard bytes.count == 32 else { return nil }
+        var ws = [UInt64](repeating: 0, count: 4)
+        for (i, b) in bytes.enumerated() { ws[i / 8] |= UInt64(b) << (UInt64(i % 8) * 8) }
+        self.init(w0: ws[0], w1: ws[1], w2: ws[2], w3: ws[3])
+    }
+
+    /// A hash from 64 hexadecimal digits, or nil.
+    public init?(hex: String) {
+        guard let b = [UInt8](hex: hex) else { return nil }
+        self.init(bytes: b)
+    }
+
+    /// The 32 bytes.
+    public var bytes: [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        withBytes { src in out.withUnsafeMutableBytes { $0.copyMemory(from: src) } }
+        return out
+    }
+
+    /// Calls `body` with the 32 bytes in place.
+    @inlinable public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var t = (w0.littleEndian, w1.littleEndian, w2.littleEndian, w3.littleEndian)
+        return try withUnsafeBytes(of: &t) { try body($0) }
+    }
+
+    /// Lower-case hex.
+    public var hex: String { bytes.hex }
+    /// Lower-case hex.
+    public var description: String { hex }
+
+    /// Constant-time comparison.
+    public static func == (a: Hash, b: Hash) -> Bool {
+        ((a.w0 ^ b.w0) | (a.w1 ^ b.w1) | (a.w2 ^ b.w2) | (a.w3 ^ b.w3)) == 0
+    }
+
+    public func hash(into h: inout Hasher) { h.combine(w0); h.combine(w1) }
+}
+
+/// SHA-256 through OpenSSL.
+public enum SHA256 {
+    /// The digest of `count` bytes at `ptr`.
+    @inlinable public static func hash(_ ptr: UnsafeRawPointer?, _ count: Int) -> Hash {
+        var t: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &t) { out in
+            _ = CCrypto.SHA256(ptr?.assumingMemoryBound(to: UInt8.self), count, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        return Hash(w0: UInt64(littleEndian: t.0), w1: UInt64(littleEndian: t.1), w2: UInt64(littleEndian: t.2), w3: UInt64(littleEndian: t.3))
+    }
+
+    /// The digest of `bytes`.
+    @inlinable public static func hash<C: Collection>(_ bytes: C) -> Hash where C.Element == UInt8 {
+        if let h = bytes.withContiguousStorageIfAvailable({ hash($0.baseAddress, $0.count) }) { return h }
+        return Array(bytes).withUnsafeBytes { hash($0.baseAddress, $0.count) }
+    }
+}

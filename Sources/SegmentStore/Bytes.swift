@@ -1,0 +1,167 @@
+/// Little-endian byte building and bounds-checked parsing, shared by every on-disk codec.
+///
+/// `ByteReader` never traps: every read checks the remaining length first and throws
+/// `ByteReader.Short` when the input ends early.
+public struct ByteWriter: Sendable {
+    /// The bytes written so far.
+    public var bytes: [UInt8]
+
+    /// A writer with room reserved for `capacity` bytes.
+    public init(capacity: Int = 0) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Appends raw bytes.
+    @inlinable public mutating func write<C: Collection>(_ b: C) where C.Element == UInt8 { bytes.append(contentsOf: b) }
+    /// Appends one byte.
+    @inlinable public mutating func write(_ v: UInt8) { bytes.append(v) }
+    /// Appends a 16-bit little-endian integer.
+    @inlinable public mutating func write(_ v: UInt16) { writeLE(UInt64(v), 2) }
+    /// Appends a 32-bit little-endian integer.
+    @inlinable public mutating func write(_ v: UInt32) { writeLE(UInt64(v), 4) }
+    /// Appends a 64-bit little-endian integer.
+    @inlinable public mutating func write(_ v: UInt64) { writeLE(v, 8) }
+    /// Appends a 64-bit big-endian integer (used where a standard asks for network order).
+    @inlinable public mutating func writeBE(_ v: UInt64) {
+        for i in (0..<8).reversed() { bytes.append(UInt8(truncatingIfNeeded: v >> (UInt64(i) * 8))) }
+    }
+    @inlinable mutating func writeLE(_ v: UInt64, _ n: Int) {
+        for i in 0..<n { bytes.append(UInt8(truncatingIfNeeded: v >> (UInt64(i) * 8))) }
+    }
+    /// Appends an unsigned LEB128 varint.
+    @inlinable public mutating func writeVarint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+    /// Appends a signed integer as a zig-zag varint.
+    @inlinable public mutating func writeSignedVarint(_ v: Int64) {
+        writeVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)))
+    }
+}
+
+/// A bounds-checked cursor over bytes.
+public struct ByteReader: Sendable {
+    /// Thrown when the input ends before a value is complete, or a varint is malformed.
+    public struct Short: Error, Sendable {
+        /// Offset at which the read failed.
+        public var offset: Int
+    }
+
+    /// The bytes being read.
+    public let bytes: [UInt8]
+    /// The next offset to read.
+    public private(set) var offset: Int
+    private let end: Int
+
+    /// A reader over `bytes[range]` (the whole array by default).
+    public init(_ bytes: [UInt8], range: Range<Int>? = nil) {
+        self.bytes = bytes
+        let r = range ?? 0..<bytes.count
+        offset = r.lowerBound
+        end = r.upperBound
+    }
+
+    /// Bytes left to read.
+    public var remaining: Int { end - offset }
+    /// True when every byte has been read.
+    public var isAtEnd: Bool { offset >= end }
+
+    /// Reads `n` bytes.
+    public mutating func read(count n: Int) throws(Short) -> ArraySlice<UInt8> {
+        guard n >= 0, n <= remaining else { throw Short(offset: offset) }
+        defer { offset += n }
+        return bytes[offset..<offset + n]
+    }
+    /// Skips `n` bytes.
+    public mutating func skip(_ n: Int) throws(Short) {
+        guard n >= 0, n <= remaining else { throw Short(offset: offset) }
+        offset += n
+    }
+    /// Reads one byte.
+    public mutating func readU8() throws(Short) -> UInt8 {
+        guard remaining >= 1 else { throw Short(offset: offset) }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+    /// Reads a 16-bit little-endian integer.
+    public mutating func readU16() throws(Short) -> UInt16 { UInt16(try readLE(2)) }
+    /// Reads a 32-bit little-endian integer.
+    public mutating func readU32() throws(Short) -> UInt32 { UInt32(try readLE(4)) }
+    /// Reads a 64-bit little-endian integer.
+    public mutating func readU64() throws(Short) -> UInt64 { try readLE(8) }
+    /// Reads a 64-bit big-endian integer.
+    public mutating func readU64BE() throws(Short) -> UInt64 {
+        guard remaining >= 8 else { throw Short(offset: offset) }
+        var v: UInt64 = 0
+        for i in 0..<8 { v = (v << 8) | UInt64(bytes[offset + i]) }
+        offset += 8
+        return v
+    }
+    private mutating func readLE(_ n: Int) throws(Short) -> UInt64 {
+        guard remaining >= n else { throw Short(offset: offset) }
+        var v: UInt64 = 0
+        for i in 0..<n { v |= UInt64(bytes[offset + i]) << (UInt64(i) * 8) }
+        offset += n
+        return v
+    }
+    /// Reads an unsigned LEB128 varint of at most ten bytes.
+    public mutating func readVarint() throws(Short) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < end, shift < 64 else { throw Short(offset: offset) }
+            let b = bytes[offset]
+            offset += 1
+            result |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { return result }
+            shift += 7
+        }
+    }
+    /// Reads a zig-zag varint.
+    public mutating func readSignedVarint() throws(Short) -> Int64 {
+        let u = try readVarint()
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Lower-case hexadecimal.
+    public var hex: String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for b in self {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Parses lower- or upper-case hexadecimal; nil for anything else.
+    public init?(hex: String) {
+        let u = Array<UInt8>(hex.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        func nib(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: return c - 48
+            case 97...102: return c - 87
+            case 65...70: return c - 55
+            default: return nil
+            }
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i < u.count {
+            guard let h = nib(u[i]), let l = nib(u[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        self = out
+    }
+}

@@ -1,0 +1,34 @@
+/// Every magic number, version and size of the segment formats (format-spec.md §2–§4).
+public enum SegmentFormat {
+    /// The first eight bytes of every segment file: `AUDITSEG`.
+    public static let segmentMagic: [UInt8] = Array("AUDITSEG".utf8)
+    /// The four bytes that open every block: `BLK1`.
+    public static let blockMagic: [UInt8] = Array("BLK1".utf8)
+    /// The eight bytes that open a sealed segment's footer: `AUDFOOT1`.
+    public static let footerMagic: [UInt8] = Array("AUDFOOT1".utf8)
+    /// The last eight bytes of a sealed segment: `AUDEND01`.
+    public static let trailerMagic: [UInt8] = Array("AUDEND01".utf8)
+    /// The only segment format version this code writes and reads.
+    public static let version: UInt16 = 1
+
+    /// magic + version + flags + reserved + segment number + first sequence number.
+    public static let headerSize = 8 + 2 + 2 + 4 + 8 + 8
+    /// magic + crc32c + payload length + raw length + record count + first seq + last seq + group key.
+    public static let blockHeaderSize = 4 + 4 + 4 + 4 + 4 + 8 + 8 + 8
+    /// footer offset + footer length + footer crc32c + magic.
+    public static let trailerSize = 8 + 4 + 4 + 8
+    /// offset + payload length + raw length + count + first seq + last seq + key, per block in the footer.
+    public static let footerBlockEntrySize = 8 + 4 + 4 + 4 + 8 + 8 + 8
+
+    /// Header flag: the file is an open (write-ahead) segment.
+    public static let flagOpen: UInt16 = 0
+    /// Header flag: the file is a sealed segment with a footer.
+    public static let flagSealed: UInt16 = 1
+
+    /// Largest raw (decompressed) size a block may declare; larger is corruption.
+    public static let maxBlockRawSize = 64 << 20
+    /// Largest single record payload the store accepts.
+    public static let maxRecordSize = 1 << 20
+    /// Largest footer a reader will load.
+    public static let maxFooterSize = 256 << 20
+}

@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The durability primitives, and nothing else. Every fsync here has a reason written beside it;
+/// segment rotation and sealing (Segment+Seal.swift) are ordered sequences of these calls.
+public enum FileOps {
+    static func errnoError(_ what: String, path: String, offset: Int64? = nil, err: Int32 = errno) -> StoreError {
+        let text = String(cString: strerror(err))
+        switch err {
+        case ENOSPC, EDQUOT: return StoreError(.diskFull, "\(what): \(text)", path: path, offset: offset)
+        case EACCES, EPERM, EROFS: return StoreError(.permission, "\(what): \(text)", path: path, offset: offset)
+        default: return StoreError(.io, "\(what): \(text)", path: path, offset: offset)
+        }
+    }
+
+    /// Creates a directory (and its parents) with `mode` if missing.
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o750) throws(StoreError) {
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, mode) != 0 && errno != EEXIST {
+                throw errnoError("cannot create directory", path: built)
+            }
+        }
+    }
+
+    /// Opens `path` with `flags`, close-on-exec.
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o640) throws(StoreError) -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        if fd < 0 { throw errnoError("cannot open", path: path) }
+        return fd
+    }
+
+    /// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
+    public static func pwriteAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, at offset: Int64, path: String) throws(StoreError) {
+        var done = 0
+        let result: StoreError? = bytes.withUnsafeBytes { buf -> StoreError? in
+            while done < buf.count {
+                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errnoError("write failed", path: path, offset: offset + Int64(done))
+                }
+                done += n
+            }
+            return nil
+        }
+        if let result { throw result }
+    }
+
+    /// Reads exactly `count` bytes at `offset`; a short file is reported as corruption.
+    public static func preadExact(_ fd: Int32, count: Int, at offset: Int64, path: String) throws(StoreError) -> [UInt8] {
+        guard count >= 0 else { throw StoreError(.corrupt, "negative length", path: path, offset: offset) }
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        let failure: StoreError? = out.withUnsafeMutableBytes { buf -> StoreError? in
+            while done < count {
+                let n = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errnoError("read failed", path: path, offset: offset + Int64(done))
+                }
+                if n == 0 {
+                    return StoreError(.corrupt, "file ends \(count - done) bytes early", path: path, offset: offset + Int64(done))
+                }
+                done += n
+            }
+            return nil
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// The file's size.
+    public static func size(_ fd: Int32, path: String) throws(StoreError) -> Int64 {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw errnoError("cannot stat", path: path) }
+        return Int64(st.st_size)
+    }
+
+    /// Flushes file data (not metadata that reading it back does not need). This is the
+    /// point after which appended records survive power loss; acks wait for it.
+    public static func fdatasync(_ fd: Int32, path: String) throws(StoreError) {
+        if Glibc.fdatasync(fd) != 0 { throw errnoError("fdatasync failed", path: path) }
+    }
+
+    /// Flushes data and metadata: used on files about to be renamed into place, so the rename
+    /// can never expose a file whose contents are not yet on disk.
+    public static func fsync(_ fd: Int32, path: String) throws(StoreError) {
+        if Glibc.fsync(fd) != 0 { throw errnoError("fsync failed", path: path) }
+    }
+
+    /// Flushes a directory, making a file creation, rename or unlink in it durable. Without it,
+    /// a new segment could vanish after power loss even though its data blocks were synced.
+    public static func fsyncDirectory(_ path: String) throws(StoreError) {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        if Glibc.fsync(fd) != 0 { throw errnoError("fsync of directory failed", path: path) }
+    }
+
+    /// Atomically replaces `to` with `from` (same directory). Callers fsync the directory after.
+    public static func rename(_ from: String, _ to: String) throws(StoreError) {
+        if Glibc.rename(from, to) != 0 { throw errnoError("rename to \(to) failed", path: from) }
+    }
+
+    /// Cuts a file back to `length`: used only on the open segment's torn tail at recovery.
+    public static func truncate(_ fd: Int32, to length: Int64, path: String) throws(StoreError) {
+        if ftruncate(fd, off_t(length)) != 0 { throw errnoError("truncate failed", path: path, offset: length) }
+    }
+
+    /// Makes a file read-only for everyone (0444): sealed files are never written again.
+    public static func makeReadOnly(_ fd: Int32, path: String) throws(StoreError) {
+        if fchmod(fd, 0o444) != 0 { throw errnoError("chmod 0444 failed", path: path) }
+    }
+
+    /// Removes a file; a missing file is not an error.
+    public static func unlink(_ path: String) throws(StoreError) {
+        if Glibc.unlink(path) != 0 && errno != ENOENT { throw errnoError("unlink failed", path: path) }
+    }
+
+    /// True if `path` exists.
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// The names in a directory (not `.` or `..`).
+    public static func list(_ path: String) throws(StoreError) -> [String] {
+        guard let dir = opendir(path) else { throw errnoError("cannot list directory", path: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let ent = readdir(dir) {
+            let name = withUnsafePointer(to: ent.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Takes an exclusive advisory lock on `path` (created if missing), or throws `.locked`.
+    /// The lock lives as long as the returned descriptor and dies with the process, so a
+    /// crashed daemon never leaves the directory locked.
+    public static func lockExclusive(_ path: String) throws(StoreError) -> Int32 {
+        let fd = try open(path, O_RDWR | O_CREAT, mode: 0o640)
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let e = errno
+            close(fd)
+            if e == EWOULDBLOCK { throw StoreError(.locked, "another process holds the lock", path: path) }
+            throw errnoError("cannot lock", path: path, err: e)
+        }
+        return fd
+    }
+}
+
+/// An open file descriptor closed when the last reference goes away, so a reader may keep
+/// reading a segment that the sealer has meanwhile replaced.
+public final class FileHandleRef: @unchecked Sendable {
+    /// The descriptor.
+    public let fd: Int32
+    /// The path it was opened from.
+    public let path: String
+
+    /// Takes ownership of `fd`.
+    public init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+/// Group commit: callers on any thread submit items; one dedicated thread takes everything
+/// pending, runs `body` once for the whole group (one write, one fdatasync), and hands each
+/// caller its results. A lone caller is served at once; under load callers share a sync.
+///
+/// `body` gets the items of every pending request concatenated, and must return exactly one
+/// result per item in the same order. If it throws, every request in that group fails.
+public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecked Sendable {
+    private struct Request {
+        var items: [Item]
+        var done: @Sendable (Result<[Output], Error>) -> Void
+    }
+
+    private let cond = NSCondition()
+    private var pending: [Request] = []
+    private var pendingItems = 0
+    private var stopping = false
+    private var finished = false
+    private let maxGroup: Int
+    private let body: ([Item]) throws -> [Output]
+    private var thread: Thread?
+
+    /// A queue whose groups hold at most `maxGroup` items (a single larger request still
+    /// goes through whole). The thread starts at once.
+    public init(name: String, maxGroup: Int = 8192, body: @escaping ([Item]) throws -> [Output]) {
+        self.maxGroup = maxGroup
+        self.body = body
+        let t = Thread { [unowned self] in self.run() }
+        t.name = name
+        t.stackSize = 1 << 20
+        thread = t
+        t.start()
+    }
+
+    /// Submits `items`; `done` is called on the commit thread once they are committed.
+    public func submit(_ items: [Item], done: @escaping @Sendable (Result<[Output], Error>) -> Void) {
+        cond.lock()
+        if stopping {
+            cond.unlock()
+            done(.failure(GroupCommitStopped()))
+            return
+        }
+        pending.append(Request(items: items, done: done))
+        pendingItems += items.count
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// Submits `items` and waits for them to be committed.
+    public func submit(_ items: [Item]) async throws -> [Output] {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Output], Error>) in
+            submit(items) { c.resume(with: $0) }
+        }
+    }
+
+    /// Submits `items` and blocks this thread until they are committed.
+    public func submitAndWait(_ items: [Item]) throws -> [Output] {
+        let box = ResultBox<[Output]>()
+        submit(items) { box.set($0) }
+        return try box.wait()
+    }
+
+    /// Commits what is pending, then stops the thread; later submissions fail.
+    public func shutdown() {
+        cond.lock()
+        stopping = true
+        cond.signal()
+        while !finished { cond.wait() }
+        cond.unlock()
+    }
+
+    private func run() {
+        while true {
+            cond.lock()
+            while pending.isEmpty && !stopping { cond.wait() }
+            if pending.isEmpty && stopping {
+                finished = true
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
+            var group: [Request] = []
+            var n = 0
+            while let first = pending.first, group.isEmpty || n + first.items.count <= maxGroup {
+                group.append(first)
+                n += first.items.count
+                pending.removeFirst()
+            }
+            pendingItems -= n
+            cond.unlock()
+
+            var all: [Item] = []
+            all.reserveCapacity(n)
+            for r in group { all.append(contentsOf: r.items) }
+            do {
+                let out = try body(all)
+                var i = 0
+                for r in group {
+                    r.done(.success(Array(out[i..<min(out.count, i + r.items.count)])))
+                    i += r.items.count
+                }
+            } catch {
+                for r in group { r.done(.failure(error)) }
+            }
+        }
+    }
+}
+
+/// Submitted to a queue that is shutting down.
+public struct GroupCommitStopped: Error, CustomStringConvertible {
+    /// In words.
+    public var description: String { "the log is shutting down; retry against the restarted service" }
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var value: Result<T, Error>?
+
+    func set(_ r: Result<T, Error>) {
+        cond.lock()
+        value = r
+        cond.signal()
+        cond.unlock()
+    }
+
+    func wait() throws -> T {
+        cond.lock()
+        defer { cond.unlock() }
+        while value == nil { cond.wait() }
+        return try value!.get()
+    }
+}

@@ -1,0 +1,219 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where one block of an open segment lies.
+public struct BlockRef: Sendable, Equatable {
+    /// Offset of the block header in the file.
+    public var offset: Int64
+    /// Header plus payload length.
+    public var length: Int
+    /// First sequence number in the block.
+    public var firstSeq: UInt64
+    /// Number of records (sequence numbers are contiguous in an open segment).
+    public var count: Int
+}
+
+/// The segment being appended to: a header, then one block per group commit, records in
+/// sequence order (format-spec.md §2.3). Only the commit thread mutates it; readers take a
+/// snapshot of `blocks` from the store under its lock.
+final class OpenSegment: @unchecked Sendable {
+    let path: String
+    let file: FileHandleRef
+    let header: SegmentHeader
+    private(set) var endOffset: Int64
+    private(set) var blocks: [BlockRef]
+    private(set) var nextSeq: UInt64
+    private(set) var rawBytes: Int = 0
+    let createdAt: ContinuousClock.Instant
+
+    var segment: UInt64 { header.segment }
+    var firstSeq: UInt64 { header.firstSeq }
+    var recordCount: UInt64 { nextSeq - header.firstSeq }
+
+    private init(path: String, file: FileHandleRef, header: SegmentHeader, endOffset: Int64, blocks: [BlockRef], rawBytes: Int) {
+        self.path = path
+        self.file = file
+        self.header = header
+        self.endOffset = endOffset
+        self.blocks = blocks
+        self.rawBytes = rawBytes
+        self.nextSeq = header.firstSeq + UInt64(blocks.reduce(0) { $0 + $1.count })
+        self.createdAt = .now
+    }
+
+    /// Creates a new, empty open segment.
+    ///
+    /// 1. create the file exclusively; 2. write the header; 3. fsync it, so the header is on disk
+    /// before any block; 4. fsync the directory, so the file itself survives a crash.
+    static func create(directory: String, segment: UInt64, firstSeq: UInt64) throws(StoreError) -> OpenSegment {
+        let path = directory + "/" + SegmentNames.open(segment)
+        let fd = try FileOps.open(path, O_RDWR | O_CREAT | O_EXCL, mode: 0o640)
+        let file = FileHandleRef(fd: fd, path: path)
+        let header = SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq)
+        try FileOps.pwriteAll(fd, header.encoded()[...], at: 0, path: path)
+        try FileOps.fsync(fd, path: path)
+        try FileOps.fsyncDirectory(directory)
+        return OpenSegment(path: path, file: file, header: header, endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
+    }
+
+    /// Appends one block holding `payloads` at the next sequence numbers. Not durable until `sync`.
+    func append(_ records: [StoreRecord], level: Int32) throws(StoreError) -> UInt64 {
+        let first = nextSeq
+        var seq = first
+        let stored = records.map { r -> StoredRecord in
+            defer { seq += 1 }
+            return StoredRecord(seq: seq, key: r.key, payload: r.payload)
+        }
+        let bytes: [UInt8]
+        do { bytes = try Block.encode(stored, level: level) } catch {
+            throw StoreError(.io, "compression failed: \(error.message)", path: path, offset: endOffset)
+        }
+        try FileOps.pwriteAll(file.fd, bytes[...], at: endOffset, path: path)
+        blocks.append(BlockRef(offset: endOffset, length: bytes.count, firstSeq: first, count: records.count))
+        endOffset += Int64(bytes.count)
+        nextSeq += UInt64(records.count)
+        rawBytes += records.reduce(0) { $0 + $1.payload.count }
+        return first
+    }
+
+    /// Makes every appended block durable.
+    func sync() throws(StoreError) {
+        try FileOps.fdatasync(file.fd, path: path)
+    }
+
+    /// Reads and checks one block.
+    static func readBlock(_ ref: BlockRef, file: FileHandleRef) throws(StoreError) -> [StoredRecord] {
+        let bytes = try FileOps.preadExact(file.fd, count: ref.length, at: ref.offset, path: file.path)
+        do {
+            return try Block.decode(bytes[...]).1
+        } catch {
+            throw StoreError(.corrupt, error.reason, path: file.path, offset: ref.offset)
+        }
+    }
+}
+
+/// What recovery found in an open segment.
+public struct RecoveryReport: Sendable, Equatable, CustomStringConvertible {
+    /// The open segment's path.
+    public var path: String
+    /// Whole, valid blocks kept.
+    public var blocksKept: Int
+    /// Records in them.
+    public var recordsKept: UInt64
+    /// Bytes cut from the tail (0 when the tail was clean).
+    public var bytesCut: Int64
+    /// Offset where the cut began.
+    public var cutOffset: Int64
+    /// Why the tail was cut, if it was.
+    public var reason: String?
+
+    /// One line for the log.
+    public var description: String {
+        if bytesCut == 0 { return "recovered \(path): \(recordsKept) records in \(blocksKept) blocks, clean tail" }
+        return "recovered \(path): \(recordsKept) records in \(blocksKept) blocks; cut \(bytesCut) torn bytes at offset \(cutOffset) (\(reason ?? "?"))"
+    }
+}
+
+extension OpenSegment {
+    /// Reopens an open segment after a restart or crash.
+    ///
+    /// Recovery rule (format-spec.md §2.5): blocks are read in order; the first block that is
+    /// cut short, fails its checksum, does not decompress or does not continue the sequence
+    /// ends the valid log. If nothing valid follows it, the tail is torn: it is cut off
+    /// (ftruncate + fdatasync) and reported. If a valid block follows the bad one, the damage is
+    /// not a torn tail but corruption of acknowledged data: nothing is cut and opening fails.
+    /// When `allowCut` is false (a rotated segment awaiting its seal) any damage fails.
+    static func recover(path: String, expectedSegment: UInt64, allowCut: Bool) throws(StoreError) -> (OpenSegment, RecoveryReport) {
+        let fd = try FileOps.open(path, O_RDWR)
+        let file = FileHandleRef(fd: fd, path: path)
+        let size = try FileOps.size(fd, path: path)
+        guard size >= Int64(SegmentFormat.headerSize) else {
+            throw StoreError(.corrupt, "open segment is shorter than its header (\(size) bytes)", path: path, offset: 0)
+        }
+        let header = try SegmentHeader.parse(try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
+        guard header.segment == expectedSegment else {
+            throw StoreError(.corrupt, "header says segment \(header.segment), file name says \(expectedSegment)", path: path, offset: 0)
+        }
+        var blocks: [BlockRef] = []
+        var offset = Int64(SegmentFormat.headerSize)
+        var nextSeq = header.firstSeq
+        var raw = 0
+        var failure: String?
+        while offset < size {
+            switch probeBlock(file: file, at: offset, fileSize: size, expectedFirst: nextSeq) {
+            case .valid(let ref, let rawLen):
+                blocks.append(ref)
+                offset += Int64(ref.length)
+                nextSeq += UInt64(ref.count)
+                raw += rawLen
+                continue
+            case .invalid(let why, let declaredEnd):
+                failure = why
+                if let end = declaredEnd, end < size, case .valid = probeBlock(file: file, at: end, fileSize: size, expectedFirst: nil) {
+                    throw StoreError(.corrupt, "\(why), and valid blocks follow it: this is not a torn tail, refusing to cut acknowledged data", path: path, offset: offset)
+                }
+            }
+            break
+        }
+        var report = RecoveryReport(path: path, blocksKept: blocks.count, recordsKept: nextSeq - header.firstSeq, bytesCut: 0, cutOffset: offset, reason: nil)
+        if offset < size {
+            guard allowCut else {
+                throw StoreError(.corrupt, "rotated segment is damaged (\(failure ?? "trailing bytes")); it was synced before rotation, so this is corruption", path: path, offset: offset)
+            }
+            try FileOps.truncate(fd, to: offset, path: path)
+            try FileOps.fdatasync(fd, path: path)
+            report.bytesCut = size - offset
+            report.reason = failure ?? "trailing bytes"
+        }
+        return (OpenSegment(path: path, file: file, header: header, endOffset: offset, blocks: blocks, rawBytes: raw), report)
+    }
+
+    private enum Probe {
+        case valid(BlockRef, Int)
+        case invalid(String, Int64?)
+    }
+
+    private static func probeBlock(file: FileHandleRef, at offset: Int64, fileSize: Int64, expectedFirst: UInt64?) -> Probe {
+        let avail = fileSize - offset
+        guard avail >= Int64(SegmentFormat.blockHeaderSize),
+              let hb = try? FileOps.preadExact(file.fd, count: SegmentFormat.blockHeaderSize, at: offset, path: file.path)
+        else { return .invalid("partial block header", nil) }
+        let h: BlockHeader
+        do { h = try BlockHeader.parse(hb[...]) } catch { return .invalid(error.reason, nil) }
+        let end = offset + Int64(h.totalLength)
+        guard end <= fileSize, let bytes = try? FileOps.preadExact(file.fd, count: h.totalLength, at: offset, path: file.path) else {
+            return .invalid("partial block (header declares \(h.totalLength) bytes, \(avail) remain)", nil)
+        }
+        let records: [StoredRecord]
+        do { records = try Block.decode(bytes[...]).1 } catch { return .invalid(error.reason, end) }
+        if let expectedFirst {
+            guard h.firstSeq == expectedFirst, h.lastSeq == expectedFirst + UInt64(h.count) - 1,
+                  records.enumerated().allSatisfy({ $0.element.seq == expectedFirst + UInt64($0.offset) })
+            else { return .invalid("block does not continue the sequence (expected \(expectedFirst), found \(h.firstSeq))", end) }
+        }
+        return .valid(BlockRef(offset: offset, length: h.totalLength, firstSeq: h.firstSeq, count: Int(h.count)), Int(h.rawLength))
+    }
+}
+
+/// File names of segments: twenty decimal digits of the segment number.
+public enum SegmentNames {
+    /// `00000000000000000007.open`
+    public static func open(_ n: UInt64) -> String { digits(n) + ".open" }
+    /// `00000000000000000007.seg`
+    public static func sealed(_ n: UInt64) -> String { digits(n) + ".seg" }
+    /// `00000000000000000007.seg.tmp`
+    public static func sealing(_ n: UInt64) -> String { digits(n) + ".seg.tmp" }
+
+    static func digits(_ n: UInt64) -> String {
+        let s = String(n)
+        return String(repeating: "0", count: max(0, 20 - s.count)) + s
+    }
+
+    /// The segment number and suffix of a segment file name, or nil.
+    public static func parse(_ name: String) -> (UInt64, String)? {
+        guard let dot = name.firstIndex(of: "."), name.distance(from: name.startIndex, to: dot) == 20,
+              let n = UInt64(name[..<dot]) else { return nil }
+        return (n, String(name[name.index(after: dot)...]))
+    }
+}

@@ -1,0 +1,216 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One block as listed in a sealed segment's footer.
+public struct FooterBlock: Sendable, Equatable {
+    /// Offset of the block header.
+    public var offset: Int64
+    /// Compressed payload length.
+    public var payloadLength: UInt32
+    /// Decompressed length.
+    public var rawLength: UInt32
+    /// Records in the block.
+    public var count: UInt32
+    /// Smallest sequence number in the block.
+    public var firstSeq: UInt64
+    /// Largest sequence number in the block.
+    public var lastSeq: UInt64
+    /// Shared grouping key, or 0.
+    public var key: UInt64
+
+    /// Header plus payload length.
+    public var totalLength: Int { SegmentFormat.blockHeaderSize + Int(payloadLength) }
+}
+
+/// The footer of a sealed segment (format-spec.md §2.4).
+///
+///     footer  := "AUDFOOT1" segment:u64 firstSeq:u64 lastSeq:u64 count:u64 nblocks:u32
+///                block-entry{nblocks} seqmapRaw:u32 seqmapLen:u32 zstd(seqmap)
+///     block-entry := offset:u64 payloadLen:u32 rawLen:u32 count:u32 firstSeq:u64 lastSeq:u64 key:u64
+///     seqmap  := blockIndex:u32 for each sequence number firstSeq...lastSeq, in order
+///     trailer := footerOffset:u64 footerLen:u32 crc32c(footer):u32 "AUDEND01"
+public struct SegmentFooter: Sendable, Equatable {
+    /// The segment number.
+    public var segment: UInt64
+    /// First sequence number.
+    public var firstSeq: UInt64
+    /// Last sequence number.
+    public var lastSeq: UInt64
+    /// Number of records.
+    public var count: UInt64
+    /// The blocks, in file order.
+    public var blocks: [FooterBlock]
+    /// For each sequence number from `firstSeq`, the index of the block holding it.
+    public var seqMap: [UInt32]
+
+    func encoded(level: Int32) throws(ZstdError) -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + blocks.count * SegmentFormat.footerBlockEntrySize)
+        w.write(SegmentFormat.footerMagic)
+        w.write(segment)
+        w.write(firstSeq)
+        w.write(lastSeq)
+        w.write(count)
+        w.write(UInt32(blocks.count))
+        for b in blocks {
+            w.write(UInt64(b.offset))
+            w.write(b.payloadLength)
+            w.write(b.rawLength)
+            w.write(b.count)
+            w.write(b.firstSeq)
+            w.write(b.lastSeq)
+            w.write(b.key)
+        }
+        var m = ByteWriter(capacity: seqMap.count * 4)
+        for i in seqMap { m.write(i) }
+        let z = try Zstd.compress(m.bytes[...], level: level)
+        w.write(UInt32(m.bytes.count))
+        w.write(UInt32(z.count))
+        w.write(z)
+        return w.bytes
+    }
+
+    static func parse(_ bytes: [UInt8], path: String, offset: Int64) throws(StoreError) -> SegmentFooter {
+        var r = ByteReader(bytes)
+        func bad(_ m: String) -> StoreError { StoreError(.corrupt, "sealed segment footer: \(m)", path: path, offset: offset) }
+        do {
+            guard Array(try r.read(count: 8)) == SegmentFormat.footerMagic else { throw bad("bad magic") }
+            let segment = try r.readU64(), first = try r.readU64(), last = try r.readU64(), count = try r.readU64()
+            let n = Int(try r.readU32())
+            guard last >= first, count == last - first + 1, n <= r.remaining / SegmentFormat.footerBlockEntrySize else {
+                throw bad("counts disagree (first \(first), last \(last), count \(count), \(n) blocks)")
+            }
+            var blocks: [FooterBlock] = []
+            blocks.reserveCapacity(n)
+            for _ in 0..<n {
+                blocks.append(FooterBlock(
+                    offset: Int64(try r.readU64()), payloadLength: try r.readU32(), rawLength: try r.readU32(),
+                    count: try r.readU32(), firstSeq: try r.readU64(), lastSeq: try r.readU64(), key: try r.readU64()))
+            }
+            let rawLen = Int(try r.readU32()), zLen = Int(try r.readU32())
+            guard UInt64(rawLen) == count * 4 else { throw bad("sequence map size \(rawLen) does not match \(count) records") }
+            let z = try r.read(count: zLen)
+            let raw: [UInt8]
+            do { raw = try Zstd.decompress(z, rawSize: rawLen) } catch { throw bad("sequence map: \(error.message)") }
+            var mr = ByteReader(raw)
+            var map = [UInt32]()
+            map.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let b = try mr.readU32()
+                guard Int(b) < blocks.count else { throw bad("sequence map names block \(b) of \(blocks.count)") }
+                map.append(b)
+            }
+            return SegmentFooter(segment: segment, firstSeq: first, lastSeq: last, count: count, blocks: blocks, seqMap: map)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw bad("cut short")
+        }
+    }
+}
+
+/// A sealed, read-only segment: blocks clustered by grouping key, a footer that locates every
+/// sequence number, and a trailer that locates the footer.
+public final class SealedSegment: @unchecked Sendable {
+    /// The file's path.
+    public let path: String
+    /// The header.
+    public let header: SegmentHeader
+    /// The footer.
+    public let footer: SegmentFooter
+    /// Where the footer starts (the end of the last block).
+    public let footerOffset: Int64
+    let file: FileHandleRef
+
+    /// Opens a sealed segment and checks its header, trailer and footer checksum.
+    public init(path: String) throws(StoreError) {
+        let fd = try FileOps.open(path, O_RDONLY)
+        file = FileHandleRef(fd: fd, path: path)
+        self.path = path
+        let size = try FileOps.size(fd, path: path)
+        guard size >= Int64(SegmentFormat.headerSize + SegmentFormat.trailerSize) else {
+            throw StoreError(.corrupt, "sealed segment is too short (\(size) bytes) to hold a header and trailer", path: path, offset: 0)
+        }
+        header = try SegmentHeader.parse(try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
+        guard header.flags == SegmentFormat.flagSealed else {
+            throw StoreError(.corrupt, "header is not marked sealed", path: path, offset: 10)
+        }
+        let trailerAt = size - Int64(SegmentFormat.trailerSize)
+        var t = ByteReader(try FileOps.preadExact(fd, count: SegmentFormat.trailerSize, at: trailerAt, path: path))
+        let fOff: UInt64, fLen: UInt32, fCrc: UInt32
+        do {
+            fOff = try t.readU64(); fLen = try t.readU32(); fCrc = try t.readU32()
+            guard Array(try t.read(count: 8)) == SegmentFormat.trailerMagic else {
+                throw StoreError(.corrupt, "trailer magic is not AUDEND01 (truncated or not sealed)", path: path, offset: trailerAt)
+            }
+        } catch let e as StoreError { throw e } catch {
+            throw StoreError(.corrupt, "trailer cut short", path: path, offset: trailerAt)
+        }
+        guard fOff >= UInt64(SegmentFormat.headerSize), Int(fLen) <= SegmentFormat.maxFooterSize,
+              fOff + UInt64(fLen) == UInt64(trailerAt)
+        else { throw StoreError(.corrupt, "trailer points outside the file (footer at \(fOff), \(fLen) bytes)", path: path, offset: trailerAt) }
+        let fb = try FileOps.preadExact(fd, count: Int(fLen), at: Int64(fOff), path: path)
+        guard CRC32C.checksum(fb) == fCrc else {
+            throw StoreError(.corrupt, "footer checksum mismatch", path: path, offset: Int64(fOff))
+        }
+        footer = try SegmentFooter.parse(fb, path: path, offset: Int64(fOff))
+        footerOffset = Int64(fOff)
+        guard footer.segment == header.segment, footer.firstSeq == header.firstSeq else {
+            throw StoreError(.corrupt, "footer (segment \(footer.segment), first \(footer.firstSeq)) disagrees with header (segment \(header.segment), first \(header.firstSeq))", path: path, offset: Int64(fOff))
+        }
+        for b in footer.blocks where b.offset < Int64(SegmentFormat.headerSize) || b.offset + Int64(b.totalLength) > Int64(fOff) {
+            throw StoreError(.corrupt, "footer lists a block outside the data area (offset \(b.offset))", path: path, offset: Int64(fOff))
+        }
+    }
+
+    /// Reads, checks and decodes block `index`.
+    public func readBlock(_ index: Int) throws(StoreError) -> [StoredRecord] {
+        guard index >= 0, index < footer.blocks.count else {
+            throw StoreError(.invalidArgument, "block \(index) does not exist", path: path)
+        }
+        let b = footer.blocks[index]
+        let bytes = try FileOps.preadExact(file.fd, count: b.totalLength, at: b.offset, path: path)
+        let (h, records): (BlockHeader, [StoredRecord])
+        do { (h, records) = try Block.decode(bytes[...]) } catch {
+            throw StoreError(.corrupt, error.reason, path: path, offset: b.offset)
+        }
+        guard h.count == b.count, h.firstSeq == b.firstSeq, h.lastSeq == b.lastSeq else {
+            throw StoreError(.corrupt, "block header disagrees with the footer", path: path, offset: b.offset)
+        }
+        return records
+    }
+
+    /// Reads the record with sequence number `seq`.
+    public func read(seq: UInt64) throws(StoreError) -> StoredRecord {
+        guard seq >= footer.firstSeq, seq <= footer.lastSeq else {
+            throw StoreError(.notFound, "sequence number \(seq) is not in this segment", path: path)
+        }
+        let bi = Int(footer.seqMap[Int(seq - footer.firstSeq)])
+        for r in try readBlock(bi) where r.seq == seq { return r }
+        throw StoreError(.corrupt, "sequence map points sequence number \(seq) to block \(bi), which does not hold it", path: path, offset: footer.blocks[bi].offset)
+    }
+
+    /// Every record, in sequence order, checking that each sequence number appears exactly once.
+    public func readAll() throws(StoreError) -> [StoredRecord] {
+        let n = Int(footer.count)
+        var slots = [StoredRecord?](repeating: nil, count: n)
+        for i in footer.blocks.indices {
+            for r in try readBlock(i) {
+                let k = Int(r.seq - footer.firstSeq)
+                guard k < n, slots[k] == nil, footer.seqMap[k] == UInt32(i) else {
+                    throw StoreError(.corrupt, "sequence number \(r.seq) is duplicated or misplaced", path: path, offset: footer.blocks[i].offset)
+                }
+                slots[k] = r
+            }
+        }
+        var out: [StoredRecord] = []
+        out.reserveCapacity(n)
+        for (k, s) in slots.enumerated() {
+            guard let s else {
+                throw StoreError(.corrupt, "sequence number \(footer.firstSeq + UInt64(k)) is missing", path: path)
+            }
+            out.append(s)
+        }
+        return out
+    }
+}

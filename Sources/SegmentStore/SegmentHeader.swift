@@ -1,0 +1,55 @@
+/// The 32-byte header that opens every segment file (format-spec.md §2.1).
+///
+///     header := "AUDITSEG" version:u16 flags:u16 reserved:u32 segment:u64 firstSeq:u64
+public struct SegmentHeader: Sendable, Equatable {
+    /// Format version (1).
+    public var version: UInt16 = SegmentFormat.version
+    /// 0 for an open segment, 1 for a sealed one.
+    public var flags: UInt16
+    /// The segment's number, counting from 0.
+    public var segment: UInt64
+    /// The first sequence number the segment holds.
+    public var firstSeq: UInt64
+
+    /// A header for `segment` starting at `firstSeq`.
+    public init(flags: UInt16, segment: UInt64, firstSeq: UInt64) {
+        self.flags = flags
+        self.segment = segment
+        self.firstSeq = firstSeq
+    }
+
+    /// The 32 bytes.
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: SegmentFormat.headerSize)
+        w.write(SegmentFormat.segmentMagic)
+        w.write(version)
+        w.write(flags)
+        w.write(UInt32(0))
+        w.write(segment)
+        w.write(firstSeq)
+        return w.bytes
+    }
+
+    /// Parses and checks a header read from `path`.
+    public static func parse(_ bytes: [UInt8], path: String) throws(StoreError) -> SegmentHeader {
+        var r = ByteReader(bytes)
+        do {
+            guard Array(try r.read(count: 8)) == SegmentFormat.segmentMagic else {
+                throw StoreError(.corrupt, "not a segment file (bad magic)", path: path, offset: 0)
+            }
+            let version = try r.readU16()
+            guard version == SegmentFormat.version else {
+                throw StoreError(.corrupt, "segment format version \(version) is not supported (this build reads \(SegmentFormat.version))", path: path, offset: 8)
+            }
+            let flags = try r.readU16()
+            _ = try r.readU32()
+            var h = SegmentHeader(flags: flags, segment: try r.readU64(), firstSeq: try r.readU64())
+            h.version = version
+            return h
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(.corrupt, "segment header is cut short", path: path, offset: 0)
+        }
+    }
+}

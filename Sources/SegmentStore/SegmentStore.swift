@@ -1,0 +1,364 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tuning of the segment store. The defaults suit the daemon.
+public struct SegmentStoreOptions: Sendable {
+    /// Rotate the open segment once it holds this many raw record bytes.
+    public var rotateBytes: Int = 32 << 20
+    /// Rotate the open segment once it is this old and non-empty.
+    public var rotateAge: Duration = .seconds(600)
+    /// Target raw size of a sealed block.
+    public var blockTarget: Int = 64 << 10
+    /// zstd level of open-segment blocks (speed matters: they sit on the ack path).
+    public var openLevel: Int32 = 1
+    /// zstd level of sealed blocks (written once, read for years).
+    public var sealLevel: Int32 = 6
+
+    /// The defaults.
+    public init() {}
+}
+
+/// Where a segment stands in its life.
+public enum SegmentState: String, Sendable {
+    /// Being appended to.
+    case open
+    /// Rotated out, synced, waiting to be sealed.
+    case rotated
+    /// Sealed: immutable, mode 0444.
+    case sealed
+}
+
+/// A segment as listed by the store.
+public struct SegmentInfo: Sendable, Equatable {
+    /// The segment number.
+    public var segment: UInt64
+    /// Its state.
+    public var state: SegmentState
+    /// Its file.
+    public var path: String
+    /// First sequence number.
+    public var firstSeq: UInt64
+    /// One past the last sequence number it holds.
+    public var endSeq: UInt64
+}
+
+/// Append-only storage of opaque records by sequence number, in segment files.
+///
+/// Writes (`write`, `sync`, `rotate…`) must come from one thread at a time (the commit thread
+/// of a `GroupCommitQueue`); reads may come from any thread; `sealRotated` from one sealer.
+/// Only records made durable by `sync` are readable.
+public final class SegmentStore: @unchecked Sendable {
+    /// The directory holding the segment files.
+    public let directory: String
+    /// The options in force.
+    public let options: SegmentStoreOptions
+    /// What recovery did to the open segment.
+    public let recovery: RecoveryReport
+    /// Called after a segment is sealed and before its open file is removed. Set before use.
+    public var onSealed: (@Sendable (SegmentInfo) throws -> Void)?
+
+    private let lock = NSLock()
+    private var sealed: [SegmentInfo]
+    private var rotated: [(OpenSegment, [BlockRef])]
+    private var open: OpenSegment
+    private var openReadable: [BlockRef] = []
+    private var unsynced: [BlockRef] = []
+    private var durableEnd: UInt64
+    private var cache: [(UInt64, SealedSegment)] = []
+    private static let cacheSize = 8
+
+    /// Opens (or creates) the store in `directory`, recovering the open segment.
+    ///
+    /// Recovery (format-spec.md §2.5): 1. remove `*.seg.tmp` (a seal that never reached its
+    /// rename); 2. remove an open file whose sealed file exists (the seal committed);
+    /// 3. reopen older open files strictly (they were synced before rotation); 4. reopen the
+    /// newest open file, cutting a torn tail; 5. check the segments continue one another.
+    /// Sealed files are only read, never written.
+    public init(directory: String, options: SegmentStoreOptions = .init()) throws(StoreError) {
+        self.directory = directory
+        self.options = options
+        try FileOps.makeDirectory(directory)
+        var sealedNums: [UInt64] = []
+        var openNums: [UInt64] = []
+        for name in try FileOps.list(directory) {
+            guard let (n, suffix) = SegmentNames.parse(name) else { continue }
+            switch suffix {
+            case "seg.tmp": try FileOps.unlink(directory + "/" + name)
+            case "seg": sealedNums.append(n)
+            case "open": openNums.append(n)
+            default: continue
+            }
+        }
+        sealedNums.sort()
+        openNums.sort()
+        let sealedSet = Set(sealedNums)
+        for n in openNums where sealedSet.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.open(n)) }
+        openNums.removeAll { sealedSet.contains($0) }
+        try FileOps.fsyncDirectory(directory)
+
+        var infos: [SegmentInfo] = []
+        for n in sealedNums { infos.append(try Self.peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
+        var rot: [(OpenSegment, [BlockRef])] = []
+        var report: RecoveryReport?
+        var openSeg: OpenSegment?
+        for (i, n) in openNums.enumerated() {
+            let isLast = i == openNums.count - 1
+            let (seg, rep) = try OpenSegment.recover(path: directory + "/" + SegmentNames.open(n), expectedSegment: n, allowCut: isLast)
+            if isLast { openSeg = seg; report = rep } else { rot.append((seg, seg.blocks)) }
+        }
+        // Check that segment numbers and sequence ranges continue one another.
+        var expectedSeq: UInt64 = infos.first?.firstSeq ?? rot.first?.0.firstSeq ?? openSeg?.firstSeq ?? 0
+        var expectedNum: UInt64? = nil
+        let chain: [(UInt64, UInt64, UInt64, String)] =
+            infos.map { ($0.segment, $0.firstSeq, $0.endSeq, $0.path) }
+            + rot.map { ($0.0.segment, $0.0.firstSeq, $0.0.nextSeq, $0.0.path) }
+            + (openSeg.map { [($0.segment, $0.firstSeq, $0.nextSeq, $0.path)] } ?? [])
+        for (num, first, end, path) in chain {
+            if let e = expectedNum, num != e {
+                throw StoreError(.corrupt, "segment \(e) is missing (found \(num) next)", path: path)
+            }
+            guard first == expectedSeq else {
+                throw StoreError(.corrupt, "segment starts at sequence \(first) but the previous one ends before \(expectedSeq): a segment is missing, truncated or swapped", path: path, offset: 24)
+            }
+            expectedSeq = end
+            expectedNum = num + 1
+        }
+        if let openSeg {
+            open = openSeg
+        } else {
+            open = try OpenSegment.create(directory: directory, segment: expectedNum ?? 0, firstSeq: expectedSeq)
+        }
+        recovery = report ?? RecoveryReport(path: open.path, blocksKept: 0, recordsKept: 0, bytesCut: 0, cutOffset: Int64(SegmentFormat.headerSize), reason: nil)
+        sealed = infos
+        rotated = rot
+        openReadable = open.blocks
+        durableEnd = open.nextSeq
+    }
+
+    /// Reads just enough of a sealed file (header, trailer, footer prefix) to list it.
+    static func peekSealed(_ path: String, segment: UInt64) throws(StoreError) -> SegmentInfo {
+        let fd = try FileOps.open(path, O_RDONLY)
+        defer { close(fd) }
+        let size = try FileOps.size(fd, path: path)
+        guard size >= Int64(SegmentFormat.headerSize + SegmentFormat.trailerSize) else {
+            throw StoreError(.corrupt, "sealed segment is truncated (\(size) bytes)", path: path, offset: 0)
+        }
+        let header = try SegmentHeader.parse(try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
+        var t = ByteReader(try FileOps.preadExact(fd, count: SegmentFormat.trailerSize, at: size - Int64(SegmentFormat.trailerSize), path: path))
+        do {
+            let fOff = try t.readU64()
+            _ = try t.read(count: 8)
+            guard Array(try t.read(count: 8)) == SegmentFormat.trailerMagic, fOff + 40 <= UInt64(size) else { throw ByteReader.Short(offset: 0) }
+            var f = ByteReader(try FileOps.preadExact(fd, count: 40, at: Int64(fOff), path: path))
+            guard Array(try f.read(count: 8)) == SegmentFormat.footerMagic else { throw ByteReader.Short(offset: 0) }
+            let seg = try f.readU64(), first = try f.readU64(), last = try f.readU64()
+            guard seg == segment, header.segment == segment, first == header.firstSeq, last >= first else {
+                throw StoreError(.corrupt, "header, footer and file name disagree on segment \(segment)", path: path, offset: Int64(fOff))
+            }
+            return SegmentInfo(segment: segment, state: .sealed, path: path, firstSeq: first, endSeq: last + 1)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(.corrupt, "sealed segment trailer or footer is damaged (truncated?)", path: path, offset: size - Int64(SegmentFormat.trailerSize))
+        }
+    }
+
+    // MARK: Writing (one thread)
+
+    /// The sequence number the next record will get.
+    public var nextSeq: UInt64 { open.nextSeq }
+
+    /// Appends `records` as one block at the next sequence numbers and returns the first.
+    /// Nothing is durable, or readable, until `sync()` returns.
+    @discardableResult
+    public func write(_ records: [StoreRecord]) throws(StoreError) -> UInt64 {
+        guard !records.isEmpty else { return open.nextSeq }
+        for r in records where r.payload.count > SegmentFormat.maxRecordSize {
+            throw StoreError(.invalidArgument, "record of \(r.payload.count) bytes exceeds the \(SegmentFormat.maxRecordSize)-byte limit", path: open.path)
+        }
+        let before = open.blocks.count
+        let first = try open.append(records, level: options.openLevel)
+        unsynced.append(contentsOf: open.blocks[before...])
+        return first
+    }
+
+    /// Makes everything written durable (one fdatasync), then publishes it to readers and
+    /// rotates the open segment if it is full.
+    public func sync() throws(StoreError) {
+        guard !unsynced.isEmpty else { return }
+        try open.sync()
+        let refs = unsynced
+        unsynced.removeAll(keepingCapacity: true)
+        lock.withLock {
+            openReadable.append(contentsOf: refs)
+            durableEnd = open.nextSeq
+        }
+        if open.rawBytes >= options.rotateBytes { try rotate() }
+    }
+
+    /// Rotates if the open segment is non-empty and older than `options.rotateAge`.
+    @discardableResult
+    public func rotateIfOld() throws(StoreError) -> Bool {
+        guard open.recordCount > 0, ContinuousClock.now - open.createdAt >= options.rotateAge else { return false }
+        try sync()
+        if open.recordCount > 0, unsynced.isEmpty, ContinuousClock.now - open.createdAt >= options.rotateAge {
+            try rotate()
+            return true
+        }
+        return false
+    }
+
+    /// Closes the open segment (already synced) and starts the next one. The old one waits
+    /// for `sealRotated()`. Does nothing on an empty open segment.
+    public func rotate() throws(StoreError) {
+        try sync()
+        guard open.recordCount > 0 else { return }
+        let next = try OpenSegment.create(directory: directory, segment: open.segment + 1, firstSeq: open.nextSeq)
+        lock.withLock {
+            rotated.append((open, openReadable))
+            open = next
+            openReadable = []
+        }
+    }
+
+    // MARK: Sealing (one sealer)
+
+    /// True when rotated segments are waiting to be sealed.
+    public var hasRotated: Bool { lock.withLock { !rotated.isEmpty } }
+
+    /// Seals every rotated segment, oldest first: writes the sealed file, calls `onSealed`,
+    /// then removes the open file (step 7: unlink; step 8: fsync the directory).
+    @discardableResult
+    public func sealRotated() throws -> [SegmentInfo] {
+        var done: [SegmentInfo] = []
+        while let (seg, blocks) = lock.withLock({ rotated.first }) {
+            var records: [StoredRecord] = []
+            records.reserveCapacity(Int(seg.recordCount))
+            for b in blocks { records.append(contentsOf: try OpenSegment.readBlock(b, file: seg.file)) }
+            let path = try Sealer.seal(records: records, segment: seg.segment, firstSeq: seg.firstSeq, directory: directory,
+                                       blockTarget: options.blockTarget, level: options.sealLevel)
+            let info = SegmentInfo(segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
+            try onSealed?(info)
+            lock.withLock {
+                rotated.removeFirst()
+                sealed.append(info)
+            }
+            try FileOps.unlink(seg.path)
+            try FileOps.fsyncDirectory(directory)
+            done.append(info)
+        }
+        return done
+    }
+
+    // MARK: Reading (any thread)
+
+    /// One past the last durable sequence number.
+    public var endSeq: UInt64 { lock.withLock { durableEnd } }
+
+    /// Every segment, oldest first.
+    public func segments() -> [SegmentInfo] {
+        lock.withLock {
+            sealed
+                + rotated.map { SegmentInfo(segment: $0.0.segment, state: .rotated, path: $0.0.path, firstSeq: $0.0.firstSeq, endSeq: $0.0.nextSeq) }
+                + [SegmentInfo(segment: open.segment, state: .open, path: open.path, firstSeq: open.firstSeq, endSeq: durableEnd)]
+        }
+    }
+
+    private enum Location {
+        case sealed(SegmentInfo)
+        case blocks(FileHandleRef, [BlockRef])
+    }
+
+    private func locate(_ seq: UInt64) throws(StoreError) -> Location {
+        let loc: Location? = lock.withLock {
+            guard seq < durableEnd else { return nil }
+            if seq >= open.firstSeq { return .blocks(open.file, openReadable) }
+            for (seg, blocks) in rotated where seq >= seg.firstSeq && seq < seg.nextSeq { return .blocks(seg.file, blocks) }
+            var lo = 0, hi = sealed.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if sealed[mid].endSeq <= seq { lo = mid + 1 } else { hi = mid }
+            }
+            if lo < sealed.count, sealed[lo].firstSeq <= seq { return .sealed(sealed[lo]) }
+            return nil
+        }
+        guard let loc else { throw StoreError(.notFound, "sequence number \(seq) is not stored (the log ends before \(endSeq))") }
+        return loc
+    }
+
+    /// An open reader for sealed segment `info`, from a small cache.
+    public func sealedSegment(_ info: SegmentInfo) throws(StoreError) -> SealedSegment {
+        if let s = lock.withLock({ cache.first { $0.0 == info.segment }?.1 }) { return s }
+        let s = try SealedSegment(path: info.path)
+        lock.withLock {
+            cache.removeAll { $0.0 == info.segment }
+            cache.append((info.segment, s))
+            if cache.count > Self.cacheSize { cache.removeFirst() }
+        }
+        return s
+    }
+
+    private static func blockIndex(_ blocks: [BlockRef], _ seq: UInt64) -> Int? {
+        var lo = 0, hi = blocks.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if blocks[mid].firstSeq + UInt64(blocks[mid].count) <= seq { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < blocks.count && blocks[lo].firstSeq <= seq ? lo : nil
+    }
+
+    /// Reads the record with sequence number `seq`.
+    public func read(seq: UInt64) throws(StoreError) -> StoredRecord {
+        switch try locate(seq) {
+        case .sealed(let info):
+            return try sealedSegment(info).read(seq: seq)
+        case .blocks(let file, let blocks):
+            guard let i = Self.blockIndex(blocks, seq) else { throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path) }
+            let records = try OpenSegment.readBlock(blocks[i], file: file)
+            let k = Int(seq - blocks[i].firstSeq)
+            guard k < records.count, records[k].seq == seq else {
+                throw StoreError(.corrupt, "block does not hold sequence number \(seq) where expected", path: file.path, offset: blocks[i].offset)
+            }
+            return records[k]
+        }
+    }
+
+    /// The file and block offset holding `seq`, for error reports.
+    public func position(of seq: UInt64) -> (path: String, offset: Int64?) {
+        switch try? locate(seq) {
+        case .sealed(let info):
+            if let s = try? sealedSegment(info), seq >= s.footer.firstSeq, seq <= s.footer.lastSeq {
+                return (info.path, s.footer.blocks[Int(s.footer.seqMap[Int(seq - s.footer.firstSeq)])].offset)
+            }
+            return (info.path, nil)
+        case .blocks(let file, let blocks):
+            return (file.path, Self.blockIndex(blocks, seq).map { blocks[$0].offset })
+        case nil:
+            return ("(not stored)", nil)
+        }
+    }
+
+    /// Calls `body` with every durable record in `[from, to)`, in sequence order. `body`
+    /// returns false to stop. Sealed segments are read whole, one at a time.
+    public func scan(from: UInt64 = 0, to: UInt64? = nil, _ body: (StoredRecord) throws -> Bool) throws {
+        let end = min(to ?? UInt64.max, endSeq)
+        guard from < end else { return }
+        for info in segments() where info.endSeq > from && info.firstSeq < end {
+            switch info.state {
+            case .sealed:
+                for r in try sealedSegment(info).readAll() where r.seq >= from && r.seq < end {
+                    if try !body(r) { return }
+                }
+            case .rotated, .open:
+                guard case .blocks(let file, let blocks) = try locate(max(from, info.firstSeq)) else { continue }
+                for b in blocks where b.firstSeq + UInt64(b.count) > from && b.firstSeq < end {
+                    for r in try OpenSegment.readBlock(b, file: file) where r.seq >= from && r.seq < end {
+                        if try !body(r) { return }
+                    }
+                }
+            }
+        }
+    }
+}

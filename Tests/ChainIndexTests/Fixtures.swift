@@ -1,0 +1,20 @@
+import Foundation
+
+/// Loads a JSON fixture shipped with the tests.
+func fixture(_ name: String) throws -> [String: Any] {
+    guard let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures")
+        ?? Bundle.module.url(forResource: name, withExtension: "json")
+    else { throw FixtureMissing(name: name) }
+    let data = try Data(contentsOf: url)
+    guard let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw FixtureMissing(name: name) }
+    return obj
+}
+
+struct FixtureMissing: Error { var name: String }
+
+/// A fresh temporary directory, removed by the caller.
+func temporaryDirectory(_ tag: String = "t") -> String {
+    let p = NSTemporaryDirectory() + "auditlog-\(tag)-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
