@@ -169,5 +169,5 @@ public final class FileHandleRef: @unchecked Sendable {
         self.path = path
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 }

@@ -109,6 +109,8 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
 
 /// Submitted to a queue that is shutting down.
 public struct GroupCommitStopped: Error, CustomStringConvertible {
+    /// The error.
+    public init() {}
     /// In words.
     public var description: String { "the log is shutting down; retry against the restarted service" }
 }

@@ -57,6 +57,13 @@ final class OpenSegment: @unchecked Sendable {
         return OpenSegment(path: path, file: file, header: header, endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
     }
 
+    /// An empty stand-in for a missing open segment in a read-only store; never written.
+    static func placeholder(directory: String, segment: UInt64, firstSeq: UInt64) -> OpenSegment {
+        OpenSegment(path: directory + "/" + SegmentNames.open(segment), file: FileHandleRef(fd: -1, path: directory + "/" + SegmentNames.open(segment)),
+                    header: SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq),
+                    endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
+    }
+
     /// Appends one block holding `payloads` at the next sequence numbers. Not durable until `sync`.
     func append(_ records: [StoreRecord], level: Int32) throws(StoreError) -> UInt64 {
         let first = nextSeq
@@ -69,7 +76,14 @@ final class OpenSegment: @unchecked Sendable {
         do { bytes = try Block.encode(stored, level: level) } catch {
             throw StoreError(.io, "compression failed: \(error.message)", path: path, offset: endOffset)
         }
-        try FileOps.pwriteAll(file.fd, bytes[...], at: endOffset, path: path)
+        do {
+            try FileOps.pwriteAll(file.fd, bytes[...], at: endOffset, path: path)
+        } catch {
+            // Leave no partial block behind a failed write (a full disk, say): the next
+            // append starts cleanly at the same offset, and recovery sees no garbage.
+            try? FileOps.truncate(file.fd, to: endOffset, path: path)
+            throw error
+        }
         blocks.append(BlockRef(offset: endOffset, length: bytes.count, firstSeq: first, count: records.count))
         endOffset += Int64(bytes.count)
         nextSeq += UInt64(records.count)
@@ -124,8 +138,8 @@ extension OpenSegment {
     /// (ftruncate + fdatasync) and reported. If a valid block follows the bad one, the damage is
     /// not a torn tail but corruption of acknowledged data: nothing is cut and opening fails.
     /// When `allowCut` is false (a rotated segment awaiting its seal) any damage fails.
-    static func recover(path: String, expectedSegment: UInt64, allowCut: Bool) throws(StoreError) -> (OpenSegment, RecoveryReport) {
-        let fd = try FileOps.open(path, O_RDWR)
+    static func recover(path: String, expectedSegment: UInt64, allowCut: Bool, readOnly: Bool = false) throws(StoreError) -> (OpenSegment, RecoveryReport) {
+        let fd = try FileOps.open(path, readOnly ? O_RDONLY : O_RDWR)
         let file = FileHandleRef(fd: fd, path: path)
         let size = try FileOps.size(fd, path: path)
         guard size >= Int64(SegmentFormat.headerSize) else {
@@ -161,8 +175,10 @@ extension OpenSegment {
             guard allowCut else {
                 throw StoreError(.corrupt, "rotated segment is damaged (\(failure ?? "trailing bytes")); it was synced before rotation, so this is corruption", path: path, offset: offset)
             }
-            try FileOps.truncate(fd, to: offset, path: path)
-            try FileOps.fdatasync(fd, path: path)
+            if !readOnly {
+                try FileOps.truncate(fd, to: offset, path: path)
+                try FileOps.fdatasync(fd, path: path)
+            }
             report.bytesCut = size - offset
             report.reason = failure ?? "trailing bytes"
         }

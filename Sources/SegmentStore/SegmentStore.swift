@@ -56,10 +56,13 @@ public final class SegmentStore: @unchecked Sendable {
     public let options: SegmentStoreOptions
     /// What recovery did to the open segment.
     public let recovery: RecoveryReport
+    /// True when opened only for reading (verification): nothing is created, cut or removed.
+    public let readOnly: Bool
     /// Called after a segment is sealed and before its open file is removed. Set before use.
     public var onSealed: (@Sendable (SegmentInfo) throws -> Void)?
 
     private let lock = NSLock()
+    private let sealMutex = NSLock()
     private var sealed: [SegmentInfo]
     private var rotated: [(OpenSegment, [BlockRef])]
     private var open: OpenSegment
@@ -76,16 +79,17 @@ public final class SegmentStore: @unchecked Sendable {
     /// 3. reopen older open files strictly (they were synced before rotation); 4. reopen the
     /// newest open file, cutting a torn tail; 5. check the segments continue one another.
     /// Sealed files are only read, never written.
-    public init(directory: String, options: SegmentStoreOptions = .init()) throws(StoreError) {
+    public init(directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false) throws(StoreError) {
         self.directory = directory
         self.options = options
-        try FileOps.makeDirectory(directory)
+        self.readOnly = readOnly
+        if !readOnly { try FileOps.makeDirectory(directory) }
         var sealedNums: [UInt64] = []
         var openNums: [UInt64] = []
         for name in try FileOps.list(directory) {
             guard let (n, suffix) = SegmentNames.parse(name) else { continue }
             switch suffix {
-            case "seg.tmp": try FileOps.unlink(directory + "/" + name)
+            case "seg.tmp": if !readOnly { try FileOps.unlink(directory + "/" + name) }
             case "seg": sealedNums.append(n)
             case "open": openNums.append(n)
             default: continue
@@ -94,9 +98,11 @@ public final class SegmentStore: @unchecked Sendable {
         sealedNums.sort()
         openNums.sort()
         let sealedSet = Set(sealedNums)
-        for n in openNums where sealedSet.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.open(n)) }
+        if !readOnly {
+            for n in openNums where sealedSet.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.open(n)) }
+            try FileOps.fsyncDirectory(directory)
+        }
         openNums.removeAll { sealedSet.contains($0) }
-        try FileOps.fsyncDirectory(directory)
 
         var infos: [SegmentInfo] = []
         for n in sealedNums { infos.append(try Self.peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
@@ -105,7 +111,7 @@ public final class SegmentStore: @unchecked Sendable {
         var openSeg: OpenSegment?
         for (i, n) in openNums.enumerated() {
             let isLast = i == openNums.count - 1
-            let (seg, rep) = try OpenSegment.recover(path: directory + "/" + SegmentNames.open(n), expectedSegment: n, allowCut: isLast)
+            let (seg, rep) = try OpenSegment.recover(path: directory + "/" + SegmentNames.open(n), expectedSegment: n, allowCut: isLast, readOnly: readOnly)
             if isLast { openSeg = seg; report = rep } else { rot.append((seg, seg.blocks)) }
         }
         // Check that segment numbers and sequence ranges continue one another.
@@ -127,6 +133,8 @@ public final class SegmentStore: @unchecked Sendable {
         }
         if let openSeg {
             open = openSeg
+        } else if readOnly {
+            open = OpenSegment.placeholder(directory: directory, segment: expectedNum ?? 0, firstSeq: expectedSeq)
         } else {
             open = try OpenSegment.create(directory: directory, segment: expectedNum ?? 0, firstSeq: expectedSeq)
         }
@@ -174,6 +182,7 @@ public final class SegmentStore: @unchecked Sendable {
     /// Nothing is durable, or readable, until `sync()` returns.
     @discardableResult
     public func write(_ records: [StoreRecord]) throws(StoreError) -> UInt64 {
+        guard !readOnly else { throw StoreError(.invalidArgument, "the store was opened read-only", path: directory) }
         guard !records.isEmpty else { return open.nextSeq }
         for r in records where r.payload.count > SegmentFormat.maxRecordSize {
             throw StoreError(.invalidArgument, "record of \(r.payload.count) bytes exceeds the \(SegmentFormat.maxRecordSize)-byte limit", path: open.path)
@@ -184,8 +193,7 @@ public final class SegmentStore: @unchecked Sendable {
         return first
     }
 
-    /// Makes everything written durable (one fdatasync), then publishes it to readers and
-    /// rotates the open segment if it is full.
+    /// Makes everything written durable (one fdatasync), then publishes it to readers.
     public func sync() throws(StoreError) {
         guard !unsynced.isEmpty else { return }
         try open.sync()
@@ -195,7 +203,14 @@ public final class SegmentStore: @unchecked Sendable {
             openReadable.append(contentsOf: refs)
             durableEnd = open.nextSeq
         }
-        if open.rawBytes >= options.rotateBytes { try rotate() }
+    }
+
+    /// Rotates if the open segment holds `options.rotateBytes` or more.
+    @discardableResult
+    public func rotateIfFull() throws(StoreError) -> Bool {
+        guard open.rawBytes >= options.rotateBytes else { return false }
+        try rotate()
+        return true
     }
 
     /// Rotates if the open segment is non-empty and older than `options.rotateAge`.
@@ -232,6 +247,8 @@ public final class SegmentStore: @unchecked Sendable {
     /// then removes the open file (step 7: unlink; step 8: fsync the directory).
     @discardableResult
     public func sealRotated() throws -> [SegmentInfo] {
+        sealMutex.lock()
+        defer { sealMutex.unlock() }
         var done: [SegmentInfo] = []
         while let (seg, blocks) = lock.withLock({ rotated.first }) {
             var records: [StoredRecord] = []

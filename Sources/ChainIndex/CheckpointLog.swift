@@ -1,0 +1,158 @@
+import Foundation
+import SegmentStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every signed checkpoint ever issued, append-only (format-spec.md §8.2):
+///
+///     checkpoints.log := record*    record := len:u32 crc32c:u32 size:u64 note[len]
+///     checkpoints.idx := (size:u64 offset:u64)*      (one per record, for lookup by size)
+///
+/// `crc32c` covers `size` and the note. A torn last record (a crash mid-append) is cut at open;
+/// damage before the last record is reported, never cut.
+public final class CheckpointLog: @unchecked Sendable {
+    let logPath: String
+    let idxPath: String
+    private let log: FileHandleRef
+    private let idx: FileHandleRef
+    private let lock = NSLock()
+    private var logEnd: Int64
+    private var count: UInt64
+    private var _latest: SignedCheckpoint?
+    let readOnly: Bool
+
+    /// Opens (or creates) the checkpoint log in `directory`.
+    public init(directory: String, verifier: NoteVerifier, readOnly: Bool = false) throws {
+        self.readOnly = readOnly
+        if !readOnly { try FileOps.makeDirectory(directory) }
+        logPath = directory + "/checkpoints.log"
+        idxPath = directory + "/checkpoints.idx"
+        let flags = readOnly ? O_RDONLY : (O_RDWR | O_CREAT)
+        log = FileHandleRef(fd: try FileOps.open(logPath, flags), path: logPath)
+        idx = FileHandleRef(fd: try FileOps.open(idxPath, flags), path: idxPath)
+        let size = try FileOps.size(log.fd, path: logPath)
+        var off: Int64 = 0
+        var n: UInt64 = 0
+        var last: (Int64, Int)?
+        while off < size {
+            guard let (len, _) = try? Self.readRecord(log, at: off, fileSize: size) else { break }
+            last = (off, len)
+            off += 16 + Int64(len)
+            n += 1
+        }
+        if off < size {
+            guard !readOnly else { throw StoreError(.corrupt, "checkpoint log has a damaged record", path: logPath, offset: off) }
+            try FileOps.truncate(log.fd, to: off, path: logPath)
+            try FileOps.fdatasync(log.fd, path: logPath)
+        }
+        logEnd = off
+        count = n
+        if !readOnly {
+            // The index is derived: rebuild it whenever it disagrees with the log.
+            let idxSize = try FileOps.size(idx.fd, path: idxPath)
+            if idxSize != Int64(n) * 16 {
+                var w = ByteWriter(capacity: Int(n) * 16)
+                var o: Int64 = 0
+                while o < off {
+                    let (len, cp) = try Self.readRecord(log, at: o, fileSize: size)
+                    w.write(cp)
+                    w.write(UInt64(o))
+                    o += 16 + Int64(len)
+                }
+                try FileOps.truncate(idx.fd, to: 0, path: idxPath)
+                try FileOps.pwriteAll(idx.fd, w.bytes[...], at: 0, path: idxPath)
+                try FileOps.fdatasync(idx.fd, path: idxPath)
+            }
+        }
+        if let (o, _) = last { _latest = try record(at: o, verifier: verifier) }
+    }
+
+    static func readRecord(_ f: FileHandleRef, at off: Int64, fileSize: Int64) throws -> (Int, UInt64) {
+        guard fileSize - off >= 16 else { throw StoreError(.corrupt, "checkpoint record header cut short", path: f.path, offset: off) }
+        var r = ByteReader(try FileOps.preadExact(f.fd, count: 16, at: off, path: f.path))
+        let len = Int(try r.readU32()), crc = try r.readU32(), size = try r.readU64()
+        guard len <= 1 << 16, Int64(len) <= fileSize - off - 16 else { throw StoreError(.corrupt, "checkpoint record cut short", path: f.path, offset: off) }
+        let note = try FileOps.preadExact(f.fd, count: len, at: off + 16, path: f.path)
+        var w = ByteWriter(capacity: 8)
+        w.write(size)
+        guard CRC32C.checksum(note, crc: CRC32C.checksum(w.bytes)) == crc else {
+            throw StoreError(.corrupt, "checkpoint record checksum mismatch", path: f.path, offset: off)
+        }
+        return (len, size)
+    }
+
+    /// The checkpoint recorded at byte `off` of the log, signature checked.
+    func record(at off: Int64, verifier: NoteVerifier) throws -> SignedCheckpoint {
+        let size = try FileOps.size(log.fd, path: logPath)
+        let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: size)
+        let note = String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + 16, path: logPath), as: UTF8.self)
+        let signed: SignedCheckpoint
+        do { signed = try SignedCheckpoint(note: note, verifier: verifier) } catch {
+            throw StoreError(.corrupt, "checkpoint for size \(cpSize): \(error.description)", path: logPath, offset: off)
+        }
+        guard signed.checkpoint.size == cpSize else {
+            throw StoreError(.corrupt, "checkpoint record says size \(cpSize) but its note says \(signed.checkpoint.size)", path: logPath, offset: off)
+        }
+        return signed
+    }
+
+    /// The newest checkpoint.
+    public var latest: SignedCheckpoint? { lock.withLock { _latest } }
+    /// How many checkpoints are stored.
+    public var total: UInt64 { lock.withLock { count } }
+
+    /// Appends a checkpoint durably (write, fdatasync). Sizes never decrease.
+    public func append(_ cp: SignedCheckpoint) throws {
+        let note = Array(cp.note.utf8)
+        var w = ByteWriter(capacity: 16 + note.count)
+        var body = ByteWriter(capacity: 8)
+        body.write(cp.checkpoint.size)
+        w.write(UInt32(note.count))
+        w.write(CRC32C.checksum(note, crc: CRC32C.checksum(body.bytes)))
+        w.write(cp.checkpoint.size)
+        w.write(note)
+        try lock.withLock {
+            if let l = _latest, l.checkpoint.size > cp.checkpoint.size {
+                throw StoreError(.invalidArgument, "checkpoint size \(cp.checkpoint.size) is smaller than the latest (\(l.checkpoint.size))", path: logPath)
+            }
+            try FileOps.pwriteAll(log.fd, w.bytes[...], at: logEnd, path: logPath)
+            try FileOps.fdatasync(log.fd, path: logPath)
+            var iw = ByteWriter(capacity: 16)
+            iw.write(cp.checkpoint.size)
+            iw.write(UInt64(logEnd))
+            try FileOps.pwriteAll(idx.fd, iw.bytes[...], at: Int64(count) * 16, path: idxPath)
+            logEnd += Int64(w.bytes.count)
+            count += 1
+            _latest = cp
+        }
+    }
+
+    private func indexEntry(_ i: UInt64) throws -> (UInt64, Int64) {
+        var r = ByteReader(try FileOps.preadExact(idx.fd, count: 16, at: Int64(i) * 16, path: idxPath))
+        return (try r.readU64(), Int64(try r.readU64()))
+    }
+
+    /// The first checkpoint whose tree size is at least `size` (binary search of the index).
+    public func first(atLeast size: UInt64, verifier: NoteVerifier) throws -> SignedCheckpoint? {
+        var lo: UInt64 = 0, hi = total
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if try indexEntry(mid).0 < size { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < total else { return nil }
+        return try record(at: indexEntry(lo).1, verifier: verifier)
+    }
+
+    /// Calls `body` with every record's offset and bytes-as-stored, oldest first, without
+    /// checking signatures (the verifier does that and reports where).
+    public func forEach(_ body: (Int64, UInt64, String) throws -> Void) throws {
+        let size = try FileOps.size(log.fd, path: logPath)
+        var off: Int64 = 0
+        while off < size {
+            let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: size)
+            try body(off, cpSize, String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + 16, path: logPath), as: UTF8.self))
+            off += 16 + Int64(len)
+        }
+    }
+}

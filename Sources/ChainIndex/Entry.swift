@@ -1,0 +1,290 @@
+/// The entry model of design §2 and its validation (format-spec.md §5.1).
+///
+/// A writer sends a JSON object; `Entry.prepare` validates it field by field, adds the
+/// server's fields (`received_at`, `writer`), and produces the canonical bytes that are stored
+/// and hashed. It runs on any thread, before sequencing: the content hash is computed here,
+/// off the serial path.
+
+/// The ten categories.
+public enum Category: String, Sendable, CaseIterable {
+    case authentication, access, credentials, agents, billing, infrastructure, monitoring, files
+    case orgSettings = "org_settings"
+    case privacy
+
+    /// Index code (format-spec.md §7).
+    public var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
+    /// The category with index code `c`.
+    public init?(code: UInt8) {
+        guard Int(code) < Self.allCases.count else { return nil }
+        self = Self.allCases[Int(code)]
+    }
+}
+
+/// Success, failure or denied.
+public enum Outcome: String, Sendable, CaseIterable {
+    case success, failure, denied
+
+    /// Index code.
+    public var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
+    /// The outcome with index code `c`.
+    public init?(code: UInt8) {
+        guard Int(code) < Self.allCases.count else { return nil }
+        self = Self.allCases[Int(code)]
+    }
+}
+
+/// A refused entry: which field, and why.
+public struct EntryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The field's path, e.g. `actor.type` (empty for the whole entry).
+    public var field: String
+    /// What is wrong with it and what to send instead.
+    public var message: String
+
+    /// A refusal of `field`.
+    public init(_ field: String, _ message: String) {
+        self.field = field
+        self.message = message
+    }
+
+    /// `field 'actor.type': …`.
+    public var description: String { field.isEmpty ? message : "field '\(field)': \(message)" }
+}
+
+/// Who handed the entry to the log (assigned by the server from the socket's peer credentials).
+public struct Writer: Sendable, Equatable {
+    /// Peer user id.
+    public var uid: UInt32
+    /// Peer group id.
+    public var gid: UInt32
+    /// How it arrived: `socket`, `import`, `auditd` (entries the daemon writes itself)…
+    public var via: String
+
+    /// A writer identity.
+    public init(uid: UInt32, gid: UInt32, via: String) {
+        self.uid = uid
+        self.gid = gid
+        self.via = via
+    }
+
+    var json: JSONValue { .object([("uid", .int(Int64(uid))), ("gid", .int(Int64(gid))), ("via", .string(via))]) }
+}
+
+/// The fields the org index keeps of each entry, so queries filter before decompressing.
+public struct IndexFields: Sendable, Equatable {
+    /// Server receive time, ms since the epoch.
+    public var time: Int64
+    /// Category.
+    public var category: Category
+    /// Outcome.
+    public var outcome: Outcome
+    /// Action.
+    public var action: String
+    /// Actor as `type:id`.
+    public var actor: String
+}
+
+/// A validated entry ready to be sequenced: canonical bytes and their hash.
+public struct PreparedEntry: Sendable {
+    /// The org.
+    public let org: String
+    /// Canonical bytes (what is stored and hashed).
+    public let content: [UInt8]
+    /// SHA-256 of `content`.
+    public let contentHash: Hash
+    /// The writer's idempotency key, if it sent one.
+    public let idempotencyKey: String?
+    /// What the index keeps.
+    public let fields: IndexFields
+}
+
+/// Entry validation and canonicalisation.
+public enum Entry {
+    static let topLevel: Set<String> = ["org", "category", "action", "actor", "on_behalf_of", "target", "outcome",
+                                        "source", "occurred_at", "idempotency_key", "metadata"]
+    static let serverFields: Set<String> = ["received_at", "writer", "seq", "hash"]
+    /// Metadata keys whose values must never be stored (design §2).
+    static let forbidden: [String: String] = [
+        "query": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "query_text": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "search_query": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "search_text": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "q": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "secret": "a secret's value must never be stored; record its id instead",
+        "secret_value": "a secret's value must never be stored; record its id instead",
+        "password": "a password must never be stored",
+        "passphrase": "a passphrase must never be stored",
+        "private_key": "a private key must never be stored; record its fingerprint instead",
+        "credential_value": "a credential's value must never be stored; record its id instead",
+        "token_value": "a token's value must never be stored; record its id instead",
+        "api_key_value": "an API key's value must never be stored; record its id instead",
+    ]
+    /// Maximum metadata members.
+    public static let maxMetadataKeys = 32
+    /// Maximum length of a metadata string.
+    public static let maxMetadataString = 1024
+
+    /// Validates `json` (one entry as a writer sent it) and returns it sequenced-ready.
+    public static func prepare(json: [UInt8], receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
+        guard json.count <= ChainFormat.maxInputSize else {
+            throw EntryError("", "entry is \(json.count) bytes; the limit is \(ChainFormat.maxInputSize)")
+        }
+        let v: JSONValue
+        do { v = try JSONParser.parse(json, maxDepth: 4) } catch { throw EntryError("", error.description) }
+        return try prepare(value: v, receivedAt: receivedAt, writer: writer)
+    }
+
+    /// Validates an already parsed entry.
+    public static func prepare(value v: JSONValue, receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
+        guard case .object(let members) = v else { throw EntryError("", "an entry must be a JSON object") }
+        for (k, _) in members {
+            if serverFields.contains(k) { throw EntryError(k, "is assigned by the server; do not send it") }
+            if !topLevel.contains(k) { throw EntryError(k, "is not a field of an audit entry (allowed: \(topLevel.sorted().joined(separator: ", ")))") }
+        }
+        func str(_ key: String, _ path: String, in obj: JSONValue, required: Bool = true, max: Int, pattern: ((UInt8) -> Bool)? = nil) throws(EntryError) -> String? {
+            guard let x = obj[key] else {
+                if required { throw EntryError(path, "is required") }
+                return nil
+            }
+            guard case .string(let s) = x else { throw EntryError(path, "must be a string") }
+            guard !s.isEmpty else { throw EntryError(path, "must not be empty") }
+            guard s.utf8.count <= max else { throw EntryError(path, "is \(s.utf8.count) bytes; the limit is \(max)") }
+            if let pattern, !s.utf8.allSatisfy(pattern) { throw EntryError(path, "has a character outside [A-Za-z0-9_.:@/-]") }
+            if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { throw EntryError(path, "must not contain control characters") }
+            return s
+        }
+        func ident(_ c: UInt8) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
+        }
+        func object(_ key: String, required: Bool) throws(EntryError) -> JSONValue? {
+            guard let x = v[key] else {
+                if required { throw EntryError(key, "is required") }
+                return nil
+            }
+            guard case .object = x else { throw EntryError(key, "must be an object") }
+            return x
+        }
+        func only(_ obj: JSONValue, _ path: String, _ allowed: [String]) throws(EntryError) {
+            guard case .object(let m) = obj else { return }
+            for (k, _) in m where !allowed.contains(k) {
+                throw EntryError("\(path).\(k)", "is not allowed here (allowed: \(allowed.joined(separator: ", ")))")
+            }
+        }
+
+        let org = try str("org", "org", in: v, max: 64, pattern: ident)!
+        let catText = try str("category", "category", in: v, max: 32)!
+        guard let category = Category(rawValue: catText) else {
+            throw EntryError("category", "'\(catText)' is not a category (one of: \(Category.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let action = try str("action", "action", in: v, max: 128, pattern: ident)!
+        let outText = try str("outcome", "outcome", in: v, max: 16)!
+        guard let outcome = Outcome(rawValue: outText) else {
+            throw EntryError("outcome", "'\(outText)' is not an outcome (one of: success, failure, denied)")
+        }
+
+        let actor = try object("actor", required: true)!
+        try only(actor, "actor", ["type", "id", "name"])
+        let actorType = try str("type", "actor.type", in: actor, max: 16)!
+        guard ["human", "agent", "service"].contains(actorType) else {
+            throw EntryError("actor.type", "'\(actorType)' must be one of human, agent, service")
+        }
+        let actorId = try str("id", "actor.id", in: actor, max: 128)!
+        _ = try str("name", "actor.name", in: actor, required: false, max: 256)
+
+        let onBehalf = try object("on_behalf_of", required: false)
+        if actorType == "agent" && onBehalf == nil {
+            throw EntryError("on_behalf_of", "is required when the actor is an agent: name the human, service or policy whose authority it acted on")
+        }
+        if let ob = onBehalf {
+            try only(ob, "on_behalf_of", ["type", "id", "approval"])
+            let t = try str("type", "on_behalf_of.type", in: ob, max: 16)!
+            guard ["human", "agent", "service", "policy"].contains(t) else {
+                throw EntryError("on_behalf_of.type", "'\(t)' must be one of human, agent, service, policy")
+            }
+            _ = try str("id", "on_behalf_of.id", in: ob, max: 128)
+            _ = try str("approval", "on_behalf_of.approval", in: ob, required: false, max: 128)
+        }
+
+        let target = try object("target", required: true)!
+        try only(target, "target", ["type", "id", "name"])
+        _ = try str("type", "target.type", in: target, max: 64, pattern: ident)
+        _ = try str("id", "target.id", in: target, max: 256)
+        _ = try str("name", "target.name", in: target, required: false, max: 256)
+
+        let source = try object("source", required: true)!
+        try only(source, "source", ["service", "ip", "user_agent", "session"])
+        _ = try str("service", "source.service", in: source, max: 128, pattern: ident)
+        if let ip = try str("ip", "source.ip", in: source, required: false, max: 64),
+           !ip.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) || $0 == 0x2E || $0 == 0x3A }) {
+            throw EntryError("source.ip", "'\(ip)' is not an IPv4 or IPv6 address")
+        }
+        _ = try str("user_agent", "source.user_agent", in: source, required: false, max: 512)
+        _ = try str("session", "source.session", in: source, required: false, max: 128)
+
+        let occurred = try str("occurred_at", "occurred_at", in: v, max: 40)!
+        guard Timestamp.parse(occurred) != nil else {
+            throw EntryError("occurred_at", "'\(occurred)' is not an RFC 3339 UTC time like 2025-03-01T12:00:00.000Z")
+        }
+        let idem = try str("idempotency_key", "idempotency_key", in: v, required: false, max: 128)
+
+        var meta: [(String, JSONValue)] = []
+        if let m = v["metadata"] {
+            guard case .object(let mm) = m else { throw EntryError("metadata", "must be an object") }
+            guard mm.count <= maxMetadataKeys else { throw EntryError("metadata", "has \(mm.count) members; the limit is \(maxMetadataKeys)") }
+            for (k, x) in mm {
+                let path = "metadata.\(k)"
+                guard !k.isEmpty, k.utf8.count <= 64, k.utf8.allSatisfy(ident) else {
+                    throw EntryError(path, "metadata keys are 1–64 characters of [A-Za-z0-9_.:@/-]")
+                }
+                if let why = forbidden[k.lowercased()] { throw EntryError(path, why) }
+                try checkMetadata(x, path, depth: 0)
+            }
+            meta = mm
+        }
+
+        var out = members.filter { $0.0 != "metadata" }
+        out.append(("metadata", .object(meta)))
+        out.append(("received_at", .string(Timestamp.format(receivedAt))))
+        out.append(("writer", writer.json))
+        let content = CanonicalJSON.encode(.object(out))
+        guard content.count <= ChainFormat.maxEntrySize else {
+            throw EntryError("", "canonical entry is \(content.count) bytes; the limit is \(ChainFormat.maxEntrySize) (shrink metadata)")
+        }
+        return PreparedEntry(
+            org: org, content: content, contentHash: SHA256.hash(content), idempotencyKey: idem,
+            fields: IndexFields(time: receivedAt, category: category, outcome: outcome, action: action, actor: actorType + ":" + actorId))
+    }
+
+    static func checkMetadata(_ x: JSONValue, _ path: String, depth: Int) throws(EntryError) {
+        switch x {
+        case .string(let s):
+            guard s.utf8.count <= maxMetadataString else { throw EntryError(path, "is \(s.utf8.count) bytes; metadata strings are limited to \(maxMetadataString)") }
+        case .int, .bool, .null: break
+        case .array(let a):
+            guard depth == 0, a.count <= 64 else { throw EntryError(path, "metadata arrays hold at most 64 scalars and do not nest") }
+            for (i, e) in a.enumerated() {
+                if case .array = e { throw EntryError("\(path)[\(i)]", "metadata arrays do not nest") }
+                if case .object = e { throw EntryError("\(path)[\(i)]", "metadata arrays hold scalars only") }
+                try checkMetadata(e, "\(path)[\(i)]", depth: 1)
+            }
+        case .object:
+            throw EntryError(path, "metadata values are strings, integers, booleans, null or arrays of those; flatten nested objects into dotted keys")
+        }
+    }
+
+    /// Re-reads stored canonical bytes (already validated when written).
+    public static func decodeStored(_ content: [UInt8]) throws(JSONError) -> JSONValue {
+        try JSONParser.parse(content, maxDepth: 4)
+    }
+
+    /// The index fields of stored canonical bytes (used to rebuild the index on recovery).
+    public static func indexFields(ofStored content: [UInt8]) -> (org: String, fields: IndexFields)? {
+        guard let v = try? decodeStored(content), let org = v["org"]?.stringValue,
+              let cat = v["category"]?.stringValue.flatMap(Category.init(rawValue:)),
+              let out = v["outcome"]?.stringValue.flatMap(Outcome.init(rawValue:)),
+              let action = v["action"]?.stringValue,
+              let at = v["actor"]?["type"]?.stringValue, let aid = v["actor"]?["id"]?.stringValue,
+              let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse)
+        else { return nil }
+        return (org, IndexFields(time: t, category: cat, outcome: out, action: action, actor: at + ":" + aid))
+    }
+}

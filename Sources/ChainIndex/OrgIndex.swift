@@ -1,0 +1,340 @@
+import Foundation
+import SegmentStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One entry as the org index sees it.
+public struct IndexHit: Sendable, Equatable {
+    /// Sequence number.
+    public var seq: UInt64
+    /// Position in the org's chain.
+    public var orgSeq: UInt64
+    /// Filterable fields.
+    public var fields: IndexFields
+}
+
+/// A query's filters; nil means "any".
+public struct QueryFilter: Sendable, Equatable {
+    /// Server receive time from (inclusive), ms.
+    public var from: Int64?
+    /// Server receive time to (exclusive), ms.
+    public var to: Int64?
+    /// Category.
+    public var category: Category?
+    /// Exact action, or a prefix ending in `*` (`auth.login.*`).
+    public var action: String?
+    /// Actor `type:id`, or just the id.
+    public var actor: String?
+    /// Outcome.
+    public var outcome: Outcome?
+
+    /// No filter.
+    public init(from: Int64? = nil, to: Int64? = nil, category: Category? = nil, action: String? = nil, actor: String? = nil, outcome: Outcome? = nil) {
+        self.from = from
+        self.to = to
+        self.category = category
+        self.action = action
+        self.actor = actor
+        self.outcome = outcome
+    }
+
+    func matches(_ f: IndexFields) -> Bool {
+        if let from, f.time < from { return false }
+        if let to, f.time >= to { return false }
+        if let category, f.category != category { return false }
+        if let outcome, f.outcome != outcome { return false }
+        if let action {
+            if action.hasSuffix("*") { if !f.action.hasPrefix(action.dropLast()) { return false } }
+            else if f.action != action { return false }
+        }
+        if let actor, f.actor != actor, !f.actor.hasSuffix(":" + actor) { return false }
+        return true
+    }
+}
+
+/// One org's row in a sealed index file's directory.
+struct IndexDirEntry: Sendable {
+    var org: String
+    var count: UInt32
+    var firstOrgSeq: UInt64
+    var firstSeq: UInt64
+    var lastSeq: UInt64
+    var minTime: Int64
+    var maxTime: Int64
+    var offset: UInt64
+    var length: UInt32
+    var rawLength: UInt32
+    var crc: UInt32
+}
+
+/// A sealed segment's org index file (format-spec.md §7):
+///
+///     file    := header directory section*
+///     header  := "AUDIDX01" segment:u64 firstSeq:u64 endSeq:u64 orgs:u32 dirLen:u32 dirCrc:u32
+///     directory := (orgLen:u8 org count:u32 firstOrgSeq:u64 firstSeq:u64 lastSeq:u64
+///                   minTime:i64 maxTime:i64 offset:u64 len:u32 raw:u32 crc:u32)*   sorted by org
+///     section := zstd(actions actors row*)   rows in sequence order
+///     actions, actors := n:varint (len:varint bytes)*
+///     row     := seqDelta:varint timeDelta:zigzag category:u8 outcome:u8 action:varint actor:varint
+struct SealedIndex: Sendable {
+    static let headerSize = 8 + 8 + 8 + 8 + 4 + 4 + 4
+    let path: String
+    let segment: UInt64
+    let firstSeq: UInt64
+    let endSeq: UInt64
+    let dir: [String: IndexDirEntry]
+
+    static func write(path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, [IndexHit])]) throws {
+        var dirEntries: [IndexDirEntry] = []
+        var sections: [[UInt8]] = []
+        var offset = UInt64(0)
+        for (org, hits) in byOrg.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) where !hits.isEmpty {
+            var actions: [String: Int] = [:], actors: [String: Int] = [:]
+            var aList: [String] = [], pList: [String] = []
+            for h in hits {
+                if actions[h.fields.action] == nil { actions[h.fields.action] = aList.count; aList.append(h.fields.action) }
+                if actors[h.fields.actor] == nil { actors[h.fields.actor] = pList.count; pList.append(h.fields.actor) }
+            }
+            var w = ByteWriter(capacity: hits.count * 8)
+            for list in [aList, pList] {
+                w.writeVarint(UInt64(list.count))
+                for s in list { w.writeVarint(UInt64(s.utf8.count)); w.write(Array(s.utf8)) }
+            }
+            var prevSeq = hits[0].seq, prevTime: Int64 = 0
+            for h in hits {
+                w.writeVarint(h.seq - prevSeq)
+                w.writeSignedVarint(h.fields.time &- prevTime)
+                w.write(h.fields.category.code)
+                w.write(h.fields.outcome.code)
+                w.writeVarint(UInt64(actions[h.fields.action] ?? 0))
+                w.writeVarint(UInt64(actors[h.fields.actor] ?? 0))
+                prevSeq = h.seq
+                prevTime = h.fields.time
+            }
+            let z = try Zstd.compress(w.bytes[...], level: 3)
+            dirEntries.append(IndexDirEntry(
+                org: org, count: UInt32(hits.count), firstOrgSeq: hits[0].orgSeq, firstSeq: hits[0].seq, lastSeq: hits[hits.count - 1].seq,
+                minTime: hits.map(\.fields.time).min() ?? 0, maxTime: hits.map(\.fields.time).max() ?? 0,
+                offset: offset, length: UInt32(z.count), rawLength: UInt32(w.bytes.count), crc: CRC32C.checksum(z)))
+            sections.append(z)
+            offset += UInt64(z.count)
+        }
+        var d = ByteWriter()
+        for e in dirEntries {
+            d.write(UInt8(e.org.utf8.count)); d.write(Array(e.org.utf8))
+            d.write(e.count); d.write(e.firstOrgSeq); d.write(e.firstSeq); d.write(e.lastSeq)
+            d.write(UInt64(bitPattern: e.minTime)); d.write(UInt64(bitPattern: e.maxTime))
+            d.write(e.offset); d.write(e.length); d.write(e.rawLength); d.write(e.crc)
+        }
+        var f = ByteWriter(capacity: headerSize + d.bytes.count + Int(offset))
+        f.write(ChainFormat.indexMagic)
+        f.write(segment); f.write(firstSeq); f.write(endSeq)
+        f.write(UInt32(dirEntries.count)); f.write(UInt32(d.bytes.count)); f.write(CRC32C.checksum(d.bytes))
+        f.write(d.bytes)
+        for s in sections { f.write(s) }
+        try Durable.replace(path: path, contents: f.bytes, readOnly: true)
+    }
+
+    init(path: String) throws {
+        self.path = path
+        let fd = try FileOps.open(path, O_RDONLY)
+        defer { close(fd) }
+        var h = ByteReader(try FileOps.preadExact(fd, count: Self.headerSize, at: 0, path: path))
+        guard Array(try h.read(count: 8)) == ChainFormat.indexMagic else { throw StoreError(.corrupt, "not an index file (bad magic)", path: path, offset: 0) }
+        segment = try h.readU64(); firstSeq = try h.readU64(); endSeq = try h.readU64()
+        let n = Int(try h.readU32()), dirLen = Int(try h.readU32()), dirCrc = try h.readU32()
+        guard dirLen <= 64 << 20 else { throw StoreError(.corrupt, "index directory size \(dirLen) is out of range", path: path, offset: 32) }
+        let dbytes = try FileOps.preadExact(fd, count: dirLen, at: Int64(Self.headerSize), path: path)
+        guard CRC32C.checksum(dbytes) == dirCrc else { throw StoreError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize)) }
+        var r = ByteReader(dbytes)
+        var dir: [String: IndexDirEntry] = [:]
+        let base = UInt64(Self.headerSize + dirLen)
+        do {
+            for _ in 0..<n {
+                let ol = Int(try r.readU8())
+                let org = String(decoding: try r.read(count: ol), as: UTF8.self)
+                dir[org] = IndexDirEntry(
+                    org: org, count: try r.readU32(), firstOrgSeq: try r.readU64(), firstSeq: try r.readU64(), lastSeq: try r.readU64(),
+                    minTime: Int64(bitPattern: try r.readU64()), maxTime: Int64(bitPattern: try r.readU64()),
+                    offset: base + (try r.readU64()), length: try r.readU32(), rawLength: try r.readU32(), crc: try r.readU32())
+            }
+        } catch { throw StoreError(.corrupt, "index directory cut short", path: path, offset: Int64(Self.headerSize)) }
+        self.dir = dir
+    }
+
+    func hits(org: String) throws -> [IndexHit] {
+        guard let e = dir[org] else { return [] }
+        let fd = try FileOps.open(path, O_RDONLY)
+        defer { close(fd) }
+        let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
+        guard CRC32C.checksum(z) == e.crc else { throw StoreError(.corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset)) }
+        let raw = try Zstd.decompress(z[...], rawSize: Int(e.rawLength))
+        var r = ByteReader(raw)
+        func strings() throws -> [String] {
+            let n = try r.readVarint()
+            guard n <= UInt64(e.count) else { throw StoreError(.corrupt, "index dictionary too large", path: path, offset: Int64(e.offset)) }
+            return try (0..<n).map { _ in String(decoding: try r.read(count: Int(try r.readVarint())), as: UTF8.self) }
+        }
+        let actions = try strings(), actors = try strings()
+        var out: [IndexHit] = []
+        out.reserveCapacity(Int(e.count))
+        var seq = e.firstSeq, time: Int64 = 0
+        for i in 0..<UInt64(e.count) {
+            let ds = try r.readVarint(), dt = try r.readSignedVarint()
+            seq = i == 0 ? e.firstSeq : seq &+ ds
+            time = time &+ dt
+            let c = try r.readU8(), o = try r.readU8()
+            let a = Int(try r.readVarint()), p = Int(try r.readVarint())
+            guard let cat = Category(code: c), let out2 = Outcome(code: o), a < actions.count, p < actors.count else {
+                throw StoreError(.corrupt, "index row \(i) of org \(org) is malformed", path: path, offset: Int64(e.offset))
+            }
+            out.append(IndexHit(seq: seq, orgSeq: e.firstOrgSeq + i, fields: IndexFields(time: time, category: cat, outcome: out2, action: actions[a], actor: actors[p])))
+        }
+        return out
+    }
+}
+
+/// Small helpers for files written whole and replaced atomically.
+enum Durable {
+    /// Writes `contents` to `path.tmp`, fsyncs it, renames it over `path`, fsyncs the directory.
+    static func replace(path: String, contents: [UInt8], readOnly: Bool) throws {
+        let tmp = path + ".tmp"
+        try FileOps.unlink(tmp)
+        let fd = try FileOps.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o640)
+        let f = FileHandleRef(fd: fd, path: tmp)
+        try FileOps.pwriteAll(f.fd, contents[...], at: 0, path: tmp)
+        try FileOps.fsync(f.fd, path: tmp)
+        if readOnly { try FileOps.makeReadOnly(f.fd, path: tmp) }
+        try FileOps.rename(tmp, path)
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        try FileOps.fsyncDirectory(dir.isEmpty ? "." : dir)
+    }
+}
+
+/// The per-org secondary index: sealed segments' index files plus, for the segments not yet
+/// sealed, an in-memory index rebuilt from them at recovery.
+public final class OrgIndex: @unchecked Sendable {
+    let directory: String
+    private let lock = NSLock()
+    private var unsealed: [String: [IndexHit]] = [:]
+    private var sealedFiles: [UInt64: String] = [:]
+    /// org -> sealed segments holding it, ascending.
+    private var orgSegments: [String: [UInt64]] = [:]
+    private var cache: [(UInt64, SealedIndex)] = []
+    private static let cacheSize = 64
+
+    init(directory: String, readOnly: Bool) throws {
+        self.directory = directory
+        if !readOnly { try FileOps.makeDirectory(directory) }
+        for name in try FileOps.list(directory) {
+            guard let (n, suffix) = SegmentNames.parse(name) else { continue }
+            if suffix == "idx.tmp", !readOnly { try FileOps.unlink(directory + "/" + name); continue }
+            guard suffix == "idx" else { continue }
+            sealedFiles[n] = directory + "/" + name
+        }
+        for n in sealedFiles.keys.sorted() {
+            let idx = try SealedIndex(path: sealedFiles[n] ?? "")
+            for org in idx.dir.keys { orgSegments[org, default: []].append(n) }
+        }
+    }
+
+    static func fileName(_ n: UInt64) -> String { String(SegmentNames.sealed(n).dropLast(4)) + ".idx" }
+
+    func hasSealedIndex(_ n: UInt64) -> Bool { lock.withLock { sealedFiles[n] != nil } }
+
+    /// Records freshly committed entries (commit thread).
+    func add(org: String, hit: IndexHit) {
+        lock.withLock { unsealed[org, default: []].append(hit) }
+    }
+
+    func add(_ batch: [(String, IndexHit)]) {
+        lock.withLock { for (o, h) in batch { unsealed[o, default: []].append(h) } }
+    }
+
+    /// Writes the index file of sealed segment `info` from the in-memory entries in its range,
+    /// then drops them from memory. Returns each org's last entry in the segment.
+    @discardableResult
+    func seal(_ info: SegmentInfo, extra: [(String, IndexHit)] = []) throws -> [String: IndexHit] {
+        var part: [(String, [IndexHit])] = []
+        lock.withLock {
+            for (org, hits) in unsealed {
+                let inside = hits.filter { $0.seq >= info.firstSeq && $0.seq < info.endSeq }
+                if !inside.isEmpty { part.append((org, inside)) }
+            }
+        }
+        if !extra.isEmpty {
+            var m = Dictionary(part, uniquingKeysWith: +)
+            for (o, h) in extra { m[o, default: []].append(h) }
+            part = m.map { ($0.key, $0.value.sorted { $0.seq < $1.seq }) }
+        }
+        let path = directory + "/" + Self.fileName(info.segment)
+        try SealedIndex.write(path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)
+        lock.withLock {
+            sealedFiles[info.segment] = path
+            for (org, _) in part {
+                orgSegments[org, default: []].append(info.segment)
+                orgSegments[org]?.sort()
+                unsealed[org]?.removeAll { $0.seq < info.endSeq }
+                if unsealed[org]?.isEmpty == true { unsealed[org] = nil }
+            }
+        }
+        var last: [String: IndexHit] = [:]
+        for (o, hits) in part { if let h = hits.last { last[o] = h } }
+        return last
+    }
+
+    private func sealedIndex(_ n: UInt64) throws -> SealedIndex? {
+        if let s = lock.withLock({ cache.first { $0.0 == n }?.1 }) { return s }
+        guard let path = lock.withLock({ sealedFiles[n] }) else { return nil }
+        let s = try SealedIndex(path: path)
+        lock.withLock {
+            cache.append((n, s))
+            if cache.count > Self.cacheSize { cache.removeFirst() }
+        }
+        return s
+    }
+
+    /// Up to `limit` of `org`'s entries matching `filter`, newest first (seq < `before`) or
+    /// oldest first (seq > `after`). Reads only `org`'s sections of the segments that hold it.
+    public func query(org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?) throws -> [IndexHit] {
+        var out: [IndexHit] = []
+        func take(_ hits: [IndexHit]) -> Bool {
+            let seq: [IndexHit] = newestFirst ? hits.reversed() : hits
+            for h in seq {
+                if let c = cursor, newestFirst ? h.seq >= c : h.seq <= c { continue }
+                if filter.matches(h.fields) {
+                    out.append(h)
+                    if out.count >= limit { return true }
+                }
+            }
+            return false
+        }
+        let (mem, segs) = lock.withLock { (unsealed[org] ?? [], orgSegments[org] ?? []) }
+        func sealedPass(_ order: [UInt64]) throws -> Bool {
+            for n in order {
+                guard let idx = try sealedIndex(n), let e = idx.dir[org] else { continue }
+                if let c = cursor, newestFirst ? e.firstSeq >= c : e.lastSeq <= c { continue }
+                if let from = filter.from, e.maxTime < from { continue }
+                if let to = filter.to, e.minTime >= to { continue }
+                if take(try idx.hits(org: org)) { return true }
+            }
+            return false
+        }
+        if newestFirst {
+            if take(mem) { return out }
+            _ = try sealedPass(segs.reversed())
+        } else {
+            if try sealedPass(segs) { return out }
+            _ = take(mem)
+        }
+        return out
+    }
+
+    /// How many entries `org` has in the index (for tests and metrics).
+    public func count(org: String) throws -> Int {
+        var n = lock.withLock { unsealed[org]?.count ?? 0 }
+        for s in lock.withLock({ orgSegments[org] ?? [] }) { n += Int(try sealedIndex(s)?.dir[org]?.count ?? 0) }
+        return n
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import SegmentStore
+
+/// One integrity failure, located.
+public struct VerificationFailure: Sendable, Equatable, CustomStringConvertible {
+    /// The first sequence number affected, if the failure is in an entry.
+    public var seq: UInt64?
+    /// The file.
+    public var path: String
+    /// The byte offset in the file, if known.
+    public var offset: Int64?
+    /// What is wrong.
+    public var message: String
+
+    /// One line.
+    public var description: String {
+        (seq.map { "entry \($0): " } ?? "") + message + " [file \(path)" + (offset.map { " at offset \($0)" } ?? "") + "]"
+    }
+}
+
+/// What a verification found.
+public struct VerificationReport: Sendable {
+    /// Entries rehashed.
+    public var entries: UInt64 = 0
+    /// Checkpoints whose signature and root were checked.
+    public var checkpoints: Int = 0
+    /// The newest checkpoint's size.
+    public var latestCheckpoint: UInt64?
+    /// Distinct orgs seen.
+    public var orgs: Int = 0
+    /// The first failure, if any (verification stops there).
+    public var failure: VerificationFailure?
+    /// Things worth knowing that are not failures (a torn tail awaiting its cut, say).
+    public var notes: [String] = []
+    /// True when nothing failed.
+    public var ok: Bool { failure == nil }
+}
+
+/// Rechecks a log directory from its bytes, read-only: block checksums, content hashes, both
+/// chains, the stored tree, and every checkpoint's signature and root (format-spec.md §10).
+public struct Verifier {
+    let directory: String
+    let verifier: NoteVerifier
+
+    /// A verifier for `directory`, trusting `key` (default: the key recorded in the directory,
+    /// which an auditor should compare with the one published by the operator).
+    public init(directory: String, key: NoteVerifier? = nil) throws {
+        self.directory = directory
+        self.verifier = try key ?? Ledger.verifierKey(directory: directory)
+    }
+
+    /// Runs the verification; `progress(done, total)` is called now and then.
+    public func run(progress: ((UInt64, UInt64) -> Void)? = nil) -> VerificationReport {
+        var report = VerificationReport()
+        func fail(_ seq: UInt64?, _ path: String, _ offset: Int64?, _ m: String) -> VerificationReport {
+            report.failure = VerificationFailure(seq: seq, path: path, offset: offset, message: m)
+            return report
+        }
+        func fromError(_ e: Error, seq: UInt64? = nil) -> VerificationReport {
+            if let s = e as? StoreError { return fail(seq, s.path ?? directory, s.offset, s.message) }
+            return fail(seq, directory, nil, "\(e)")
+        }
+
+        // 1. Checkpoints: signatures, origin, sizes never shrinking.
+        var cps: [(size: UInt64, root: Hash, offset: Int64)] = []
+        let cpPath = directory + "/checkpoints/checkpoints.log"
+        do {
+            let log = try CheckpointLog(directory: directory + "/checkpoints", verifier: verifier, readOnly: true)
+            var failed: VerificationReport?
+            try log.forEach { off, size, note in
+                guard failed == nil else { return }
+                do {
+                    let s = try SignedCheckpoint(note: note, verifier: verifier)
+                    guard s.checkpoint.size == size else { throw Note.Failure(description: "record size \(size) differs from the note's \(s.checkpoint.size)") }
+                    if let last = cps.last, last.size > size {
+                        throw Note.Failure(description: "checkpoint size \(size) is smaller than the previous one (\(last.size))")
+                    }
+                    cps.append((size, s.checkpoint.root, off))
+                } catch {
+                    failed = fail(nil, cpPath, off, "checkpoint #\(cps.count + 1) (size \(size)): \(error)")
+                }
+            }
+            if let failed { return failed }
+        } catch { return fromError(error) }
+        report.checkpoints = cps.count
+        report.latestCheckpoint = cps.last?.size
+
+        // 2. Segments and tree, read-only.
+        let store: SegmentStore, tree: TreeStore
+        do {
+            store = try SegmentStore(directory: directory + "/segments", readOnly: true)
+            tree = try TreeStore(directory: directory + "/tree", readOnly: true)
+        } catch { return fromError(error) }
+        if store.recovery.bytesCut > 0 {
+            report.notes.append("open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start")
+        }
+        let total = store.endSeq
+        if let last = cps.last, last.size > total {
+            return fail(total, directory + "/segments", nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: entries were deleted or a segment truncated")
+        }
+        let storedLeaves = tree.size
+
+        var orgs: [String: OrgState] = [:]
+        var prev = Hash.zero
+        var range = CompactRange()
+        var tiles = TileChecker(tree: tree)
+        var nextCp = 0
+        while nextCp < cps.count && cps[nextCp].size == 0 {
+            if cps[nextCp].root != Merkle.emptyRoot { return fail(nil, cpPath, cps[nextCp].offset, "checkpoint at size 0 has a wrong root") }
+            nextCp += 1
+        }
+        var batch: [StoredRecord] = []
+        var failure: VerificationReport?
+
+        func flush() {
+            guard failure == nil, !batch.isEmpty else { return }
+            // Content hashes and orgs in parallel: the expensive, independent part.
+            let n = batch.count
+            var hashes = [Hash](repeating: .zero, count: n)
+            var payloads = [RecordPayload?](repeating: nil, count: n)
+            var orgNames = [String?](repeating: nil, count: n)
+            let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
+            let recs = batch
+            hashes.withUnsafeMutableBufferPointer { hb in
+                payloads.withUnsafeMutableBufferPointer { pb in
+                    orgNames.withUnsafeMutableBufferPointer { ob in
+                        nonisolated(unsafe) let (h, p, o) = (hb, pb, ob)
+                        DispatchQueue.concurrentPerform(iterations: workers) { w in
+                            var i = w * n / workers
+                            while i < (w + 1) * n / workers {
+                                if let pl = try? RecordPayload(bytes: recs[i].payload) {
+                                    h[i] = SHA256.hash(pl.content)
+                                    o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                    p[i] = pl
+                                }
+                                i += 1
+                            }
+                        }
+                    }
+                }
+            }
+            let firstSeq = batch[0].seq
+            let have = storedLeaves > firstSeq ? Int(min(UInt64(n), storedLeaves - firstSeq)) : 0
+            let stored: [Hash]
+            do { stored = try tree.leaves(from: firstSeq, count: have) } catch { failure = fromError(error, seq: firstSeq); return }
+            for i in 0..<n {
+                let seq = batch[i].seq
+                func bad(_ m: String) {
+                    let pos = store.position(of: seq)
+                    failure = fail(seq, pos.path, pos.offset, m)
+                }
+                guard let p = payloads[i], let org = orgNames[i] else { return bad("the stored record is not a valid entry (payload header or org unreadable)") }
+                let st = orgs[org]
+                guard p.orgSeq == (st?.count ?? 0) else {
+                    return bad("org \(org)'s chain is broken: entry is at position \(p.orgSeq), expected \(st?.count ?? 0) (an entry of this org was deleted, inserted or reordered)")
+                }
+                guard p.prevOrgDelta == (st.map { seq - $0.lastSeq } ?? 0) else {
+                    return bad("org \(org)'s chain is broken: previous entry is \(p.prevOrgDelta) back, expected \(st.map { seq - $0.lastSeq } ?? 0)")
+                }
+                let leaf = Link(seq: seq, orgSeq: p.orgSeq, contentHash: hashes[i], prevHash: prev, prevOrgHash: st?.lastLeaf ?? .zero).leafHash
+                if i < have, stored[i] != leaf {
+                    return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
+                }
+                orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
+                prev = leaf
+                range.append(leaf)
+                do {
+                    if let m = try tiles.append(leaf) { return bad(m) }
+                } catch { failure = fromError(error, seq: seq); return }
+                while nextCp < cps.count && cps[nextCp].size == seq + 1 {
+                    if range.root() != cps[nextCp].root {
+                        let from = nextCp > 0 ? cps[nextCp - 1].size : 0
+                        failure = fail(from, cpPath, cps[nextCp].offset,
+                                       "recomputed root at size \(seq + 1) does not match the signed checkpoint: entries \(from)..<\(seq + 1) were altered, inserted or removed (hashes recomputed by someone without the signing key)")
+                        return
+                    }
+                    nextCp += 1
+                }
+            }
+            report.entries += UInt64(n)
+            batch.removeAll(keepingCapacity: true)
+            progress?(report.entries, total)
+        }
+
+        do {
+            try store.scan(from: 0) { rec in
+                batch.append(rec)
+                if batch.count >= 8192 { flush() }
+                return failure == nil
+            }
+            flush()
+        } catch { return fromError(error, seq: report.entries) }
+        if let failure { return failure }
+        report.orgs = orgs.count
+        if storedLeaves > total {
+            return fail(total, directory + "/tree/level-00.hashes", Int64(total * 32),
+                        "the tree holds \(storedLeaves) leaves but the segments only \(total) entries: entries were removed")
+        }
+        if storedLeaves < total {
+            report.notes.append("\(total - storedLeaves) newest entries have no stored tree hashes yet (recomputed at the next start)")
+        }
+        if let last = cps.last?.size, last < total {
+            report.notes.append("\(total - last) newest entries are not yet covered by a signed checkpoint")
+        }
+        progress?(report.entries, total)
+        return report
+    }
+}
+
+/// The right edge of a Merkle tree being built leaf by leaf: O(log n) hashes, root at any time.
+public struct CompactRange: Sendable {
+    private var nodes: [(height: Int, hash: Hash)] = []
+    /// Leaves appended.
+    public private(set) var size: UInt64 = 0
+
+    /// An empty range.
+    public init() {}
+
+    /// Appends a leaf hash.
+    public mutating func append(_ leaf: Hash) {
+        nodes.append((0, leaf))
+        size += 1
+        while nodes.count >= 2, nodes[nodes.count - 1].height == nodes[nodes.count - 2].height {
+            let r = nodes.removeLast(), l = nodes.removeLast()
+            nodes.append((l.height + 1, Merkle.nodeHash(l.hash, r.hash)))
+        }
+    }
+
+    /// RFC 9162 root of the leaves so far.
+    public func root() -> Hash {
+        guard var r = nodes.last?.hash else { return Merkle.emptyRoot }
+        for n in nodes.dropLast().reversed() { r = Merkle.nodeHash(n.hash, r) }
+        return r
+    }
+}
+
+/// Recomputes each stored tile level from the leaves and compares it with the tree files.
+struct TileChecker {
+    let tree: TreeStore
+    var pending: [[Hash]] = [[]]
+    var counts: [UInt64] = [0]
+
+    init(tree: TreeStore) { self.tree = tree }
+
+    mutating func append(_ leaf: Hash) throws -> String? { try push(0, leaf) }
+
+    private mutating func push(_ k: Int, _ h: Hash) throws -> String? {
+        if k >= pending.count { pending.append([]); counts.append(0) }
+        if k > 0, let s = try tree.stored(k, counts[k]), s != h {
+            return "stored tree hash \(counts[k]) of level \(k * ChainFormat.tileHeight) does not match the entries beneath it (tree file altered)"
+        }
+        counts[k] += 1
+        pending[k].append(h)
+        if pending[k].count == ChainFormat.tileWidth {
+            let r = Merkle.root(pending[k][...])
+            pending[k].removeAll(keepingCapacity: true)
+            return try push(k + 1, r)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// The operators', archivists' and auditors' command-line tool.
+@main
+struct AuditCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "auditctl",
+        abstract: "Operate, query and verify a tamper-evident audit log.",
+        discussion: """
+            Offline commands work on a data directory (DIR) without the daemon. Verification
+            never needs the signing key: only the public verifier key (`auditctl key DIR`).
+            """,
+        subcommands: [Import.self, Verify.self, ShowCheckpoint.self, ShowKey.self, Prove.self, Show.self])
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import ChainIndex
+import Foundation
+
+/// `auditctl verify DIR`: rechecks everything.
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Recheck a data directory: block checksums, content hashes, both chains, the tree, every checkpoint.",
+        discussion: "Read-only. Exit status 0 when the log verifies, 1 when it does not (the first failure is named with its sequence number, file and offset).")
+
+    @Argument(help: "The data directory.")
+    var dir: String
+
+    @Option(help: "The verifier key to trust (name+hash+key). Default: the key recorded in DIR; pass the operator's published key to rule out a swapped one.")
+    var key: String?
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    func run() throws {
+        let k: NoteVerifier?
+        do { k = try key.map { try NoteVerifier($0) } } catch { throw ValidationError("--key: \(error)") }
+        let v = try Verifier(directory: dir, key: k)
+        let bar = quiet ? nil : ProgressBar(label: "verifying")
+        let started = Date()
+        let report = v.run { done, total in bar?.update(done, total) }
+        bar?.finish()
+        let secs = Date().timeIntervalSince(started)
+        for n in report.notes { print("note: \(n)") }
+        if let f = report.failure {
+            print("FAILED: \(f)")
+            throw ExitCode(1)
+        }
+        print("OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s")
+    }
+}
