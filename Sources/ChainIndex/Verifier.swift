@@ -95,9 +95,6 @@ public struct Verifier {
             report.notes.append("open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start")
         }
         let total = store.endSeq
-        if let last = cps.last, last.size > total {
-            return fail(total, directory + "/segments", nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: entries were deleted or a segment truncated")
-        }
         let storedLeaves = tree.size
 
         var orgs: [String: OrgState] = [:]
@@ -192,6 +189,9 @@ public struct Verifier {
         } catch { return fromError(error, seq: report.entries) }
         if let failure { return failure }
         report.orgs = orgs.count
+        if let last = cps.last, last.size > total {
+            return fail(total, directory + "/segments", nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated")
+        }
         if storedLeaves > total {
             return fail(total, directory + "/tree/level-00.hashes", Int64(total * 32),
                         "the tree holds \(storedLeaves) leaves but the segments only \(total) entries: entries were removed")

@@ -9,7 +9,8 @@ enum Sealer {
     /// `segment` in `directory`, and returns its path.
     ///
     /// 1. group records by key (keys ascending, sequence order within a key) and pack them into
-    ///    blocks of about `blockTarget` raw bytes; 2. write header, blocks, footer and trailer to
+    ///    blocks of about `blockTarget` raw bytes, starting a new block at a key change once
+    ///    the current one is half full; 2. write header, blocks, footer and trailer to
     ///    `N.seg.tmp`; 3. fsync it, so no rename can expose a partial file; 4. chmod 0444;
     ///    5. rename to `N.seg` (the commit point); 6. fsync the directory, making the rename durable.
     static func seal(records: [StoredRecord], segment: UInt64, firstSeq: UInt64, directory: String,
@@ -53,6 +54,9 @@ enum Sealer {
             pendingBytes = 0
         }
         for i in order {
+            // A key change starts a new block once the current one is half full, so a busy
+            // key's blocks hold only it while quiet keys still share blocks.
+            if let last = pending.last, last.key != records[i].key, pendingBytes >= blockTarget / 2 { try flush() }
             pending.append(records[i])
             pendingBytes += records[i].payload.count + 12
             if pendingBytes >= blockTarget { try flush() }

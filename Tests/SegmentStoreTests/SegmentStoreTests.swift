@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+@testable import SegmentStore
+
+@Suite struct SegmentStoreTests {
+    @Test func roundTripAndReopen() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = records(500)
+        do {
+            let s = try SegmentStore(directory: dir)
+            #expect(try s.write(Array(input[0..<200])) == 0)
+            #expect(throws: StoreError.self) { try s.read(seq: 0) } // not durable yet, not readable
+            try s.sync()
+            #expect(try s.write(Array(input[200...])) == 200)
+            try s.sync()
+            #expect(s.endSeq == 500)
+            for i in [0, 1, 199, 200, 499] { #expect(try s.read(seq: UInt64(i)).payload == input[i].payload) }
+        }
+        let s = try SegmentStore(directory: dir)
+        #expect(s.recovery.bytesCut == 0)
+        #expect(s.recovery.recordsKept == 500)
+        var seen: [StoredRecord] = []
+        try s.scan { seen.append($0); return true }
+        #expect(seen.map(\.payload) == input.map(\.payload))
+        #expect(seen.map(\.seq) == (0..<500).map { UInt64($0) })
+        #expect(try s.write(records(1)) == 500)
+    }
+
+    @Test func sealingClustersByKeyAndMakesTheFileReadOnly() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var opts = SegmentStoreOptions()
+        opts.blockTarget = 512
+        let s = try SegmentStore(directory: dir, options: opts)
+        let input = records(300, keys: 4)
+        for chunk in stride(from: 0, to: 300, by: 7) {
+            try s.write(Array(input[chunk..<min(300, chunk + 7)]))
+            try s.sync()
+        }
+        try s.rotate()
+        let sealed = try s.sealRotated()
+        #expect(sealed.count == 1)
+        let path = try #require(sealed.first?.path)
+        let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o444)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/" + SegmentNames.open(0)))
+        let seg = try SealedSegment(path: path)
+        #expect(seg.footer.count == 300)
+        // Each key's records sit in as few blocks as their size allows (one extra for a shared edge).
+        var blocksOfKey: [UInt64: Set<Int>] = [:]
+        var bytesOfKey: [UInt64: Int] = [:]
+        for i in seg.footer.blocks.indices {
+            for r in try seg.readBlock(i) {
+                blocksOfKey[r.key, default: []].insert(i)
+                bytesOfKey[r.key, default: 0] += r.payload.count + 12
+            }
+        }
+        for (k, blocks) in blocksOfKey {
+            #expect(blocks.count <= (bytesOfKey[k] ?? 0) / 512 + 2, "key \(k) spread over \(blocks.count) blocks")
+        }
+        #expect(seg.footer.blocks.filter { $0.key != 0 }.count >= seg.footer.blocks.count / 2)
+        for i in [0, 1, 150, 299] { #expect(try s.read(seq: UInt64(i)).payload == input[i].payload) }
+        var n = 0
+        try s.scan { r in #expect(r.payload == input[Int(r.seq)].payload); n += 1; return true }
+        #expect(n == 300)
+        // Reopen: the sealed segment is listed, the new open segment continues the sequence.
+        let again = try SegmentStore(directory: dir, options: opts)
+        #expect(again.segments().map(\.state) == [.sealed, .open])
+        #expect(try again.write(records(1)) == 300)
+    }
+
+    @Test func groupCommitSharesSyncsAcrossConcurrentAppenders() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try SegmentStore(directory: dir)
+        let groups = Counter()
+        let q = GroupCommitQueue<StoreRecord, UInt64>(name: "test-commit") { items in
+            groups.add()
+            let first = try s.write(items)
+            try s.sync()
+            return (0..<items.count).map { first + UInt64($0) }
+        }
+        let seqs = try await withThrowingTaskGroup(of: [UInt64].self) { g in
+            for t in 0..<32 {
+                g.addTask { try await q.submit(records(25, from: t * 25)) }
+            }
+            var all: [UInt64] = []
+            for try await r in g { all += r }
+            return all
+        }
+        q.shutdown()
+        #expect(seqs.sorted() == (0..<800).map { UInt64($0) })
+        #expect(groups.value < 32, "32 concurrent appenders should have shared fsyncs (\(groups.value) groups)")
+        #expect(s.endSeq == 800)
+    }
+
+    @Test func loneAppenderIsNotKeptWaiting() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try SegmentStore(directory: dir)
+        let q = GroupCommitQueue<StoreRecord, UInt64>(name: "lone") { items in
+            let first = try s.write(items)
+            try s.sync()
+            return (0..<items.count).map { first + UInt64($0) }
+        }
+        // Completes without any other appender arriving (the test would hang otherwise).
+        #expect(try q.submitAndWait(records(1)) == [0])
+        #expect(try q.submitAndWait(records(1)) == [1])
+        q.shutdown()
+        #expect(throws: GroupCommitStopped.self) { try q.submitAndWait(records(1)) }
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let l = NSLock()
+    private var n = 0
+    func add() { l.withLock { n += 1 } }
+    var value: Int { l.withLock { n } }
+}
