@@ -40,6 +40,6 @@ let package = Package(
         .testTarget(
             name: "ChainIndexTests", dependencies: ["ChainIndex", "SegmentStore"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "AuditctlTests", dependencies: ["ChainIndex", "SegmentStore"]),
+        .testTarget(name: "AuditctlTests", dependencies: ["ChainIndex", "SegmentStore", "auditctl"]),
     ]
 )

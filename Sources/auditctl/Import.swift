@@ -28,6 +28,9 @@ struct Import: ParsableCommand {
     @Option(help: "Entries per group commit.")
     var batch = 2048
 
+    @Option(help: "Rotate and seal the open segment once it holds this many bytes.")
+    var segmentBytes = SegmentStoreOptions().rotateBytes
+
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -39,7 +42,9 @@ struct Import: ParsableCommand {
         let (signer, created) = try KeyFile.loadOrCreate(path: keyPath, name: origin)
         if created && !quiet { printError("created signing key \(keyPath) (verifier key \(signer.verifier.text))") }
         let ledger: Ledger
-        do { ledger = try Ledger(directory: dir, signer: signer) } catch let e as StoreError where e.code == .locked {
+        var options = LedgerOptions()
+        options.store.rotateBytes = max(4096, segmentBytes)
+        do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as StoreError where e.code == .locked {
             throw ValidationError("\(dir) is in use by another process (is auditd running on it?); stop it or append through its socket")
         }
         if ledger.recovery.store.bytesCut > 0 || ledger.recovery.replayed > 0, !quiet { printError(ledger.recovery.description) }
