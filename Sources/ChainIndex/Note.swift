@@ -128,6 +128,12 @@ public struct NoteSigner: Sendable {
         self.verifier = v
     }
 
+    /// The key named `name` with Ed25519 seed `seed` (32 bytes): for test vectors.
+    public init(name: String, seed: [UInt8]) throws(Note.Failure) {
+        guard seed.count == 32 else { throw Note.Failure(description: "an Ed25519 seed is 32 bytes") }
+        try self.init("PRIVATE+KEY+\(name)+00000000+" + Data([ChainFormat.noteAlgEd25519] + seed).base64EncodedString(), fixHash: true)
+    }
+
     /// A new random key named `name`.
     public static func generate(name: String) throws(Note.Failure) -> NoteSigner {
         guard Note.validName(name) else { throw Note.Failure(description: "key name '\(name)' must be non-empty with no spaces or '+'") }

@@ -118,3 +118,25 @@ final class Counter: @unchecked Sendable {
     func add() { l.withLock { n += 1 } }
     var value: Int { l.withLock { n } }
 }
+
+@Suite struct ChecksumTests {
+    @Test func crc32cKnownAnswers() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        // Incremental equals one-shot, across the 8-byte fast path boundary.
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(CRC32C.checksum(data[500...], crc: CRC32C.checksum(data[..<500])) == CRC32C.checksum(data))
+    }
+
+    @Test func varintsRoundTripAndRejectOverlongInput() throws {
+        var w = ByteWriter()
+        let values: [UInt64] = [0, 1, 127, 128, 300, 1 << 35, .max]
+        for v in values { w.writeVarint(v) }
+        for v: Int64 in [0, -1, 1, .min, .max] { w.writeSignedVarint(v) }
+        var r = ByteReader(w.bytes)
+        for v in values { #expect(try r.readVarint() == v) }
+        for v: Int64 in [0, -1, 1, .min, .max] { #expect(try r.readSignedVarint() == v) }
+        var bad = ByteReader([UInt8](repeating: 0xFF, count: 11))
+        #expect(throws: ByteReader.Short.self) { try bad.readVarint() }
+    }
+}
