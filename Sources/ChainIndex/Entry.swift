@@ -66,7 +66,7 @@ public struct Writer: Sendable, Equatable {
         self.via = via
     }
 
-    var json: JSONValue { .object([("uid", .int(Int64(uid))), ("gid", .int(Int64(gid))), ("via", .string(via))]) }
+    var json: JSONValue { .object([JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))), JSONMember("via", .string(via))]) }
 }
 
 /// The fields the org index keeps of each entry, so queries filter before decompressing.
@@ -99,9 +99,9 @@ public struct PreparedEntry: Sendable {
 
 /// Entry validation and canonicalisation.
 public enum Entry {
-    static let topLevel: Set<String> = ["org", "category", "action", "actor", "on_behalf_of", "target", "outcome",
-                                        "source", "occurred_at", "idempotency_key", "metadata"]
-    static let serverFields: Set<String> = ["received_at", "writer", "seq", "hash"]
+    static let topLevel: [String] = ["org", "category", "action", "actor", "on_behalf_of", "target", "outcome",
+                                     "source", "occurred_at", "idempotency_key", "metadata"]
+    static let serverFields: [String] = ["received_at", "writer", "seq", "hash"]
     /// Metadata keys whose values must never be stored (design §2).
     static let forbidden: [String: String] = [
         "query": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
@@ -136,9 +136,9 @@ public enum Entry {
     /// Validates an already parsed entry.
     public static func prepare(value v: JSONValue, receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
         guard case .object(let members) = v else { throw EntryError("", "an entry must be a JSON object") }
-        for (k, _) in members {
-            if serverFields.contains(k) { throw EntryError(k, "is assigned by the server; do not send it") }
-            if !topLevel.contains(k) { throw EntryError(k, "is not a field of an audit entry (allowed: \(topLevel.sorted().joined(separator: ", ")))") }
+        for m in members where !topLevel.contains(m.key) {
+            if serverFields.contains(m.key) { throw EntryError(m.key, "is assigned by the server; do not send it") }
+            throw EntryError(m.key, "is not a field of an audit entry (allowed: \(topLevel.sorted().joined(separator: ", ")))")
         }
         func str(_ key: String, _ path: String, in obj: JSONValue, required: Bool = true, max: Int, pattern: ((UInt8) -> Bool)? = nil) throws(EntryError) -> String? {
             guard let x = obj[key] else {
@@ -149,7 +149,8 @@ public enum Entry {
             guard !s.isEmpty else { throw EntryError(path, "must not be empty") }
             guard s.utf8.count <= max else { throw EntryError(path, "is \(s.utf8.count) bytes; the limit is \(max)") }
             if let pattern, !s.utf8.allSatisfy(pattern) { throw EntryError(path, "has a character outside [A-Za-z0-9_.:@/-]") }
-            if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { throw EntryError(path, "must not contain control characters") }
+            // Byte-level check is exact: UTF-8 continuation and lead bytes are all >= 0x80.
+            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { throw EntryError(path, "must not contain control characters") }
             return s
         }
         func ident(_ c: UInt8) -> Bool {
@@ -165,8 +166,8 @@ public enum Entry {
         }
         func only(_ obj: JSONValue, _ path: String, _ allowed: [String]) throws(EntryError) {
             guard case .object(let m) = obj else { return }
-            for (k, _) in m where !allowed.contains(k) {
-                throw EntryError("\(path).\(k)", "is not allowed here (allowed: \(allowed.joined(separator: ", ")))")
+            for x in m where !allowed.contains(x.key) {
+                throw EntryError("\(path).\(x.key)", "is not allowed here (allowed: \(allowed.joined(separator: ", ")))")
             }
         }
 
@@ -226,25 +227,26 @@ public enum Entry {
         }
         let idem = try str("idempotency_key", "idempotency_key", in: v, required: false, max: 128)
 
-        var meta: [(String, JSONValue)] = []
+        var meta: [JSONMember] = []
         if let m = v["metadata"] {
             guard case .object(let mm) = m else { throw EntryError("metadata", "must be an object") }
             guard mm.count <= maxMetadataKeys else { throw EntryError("metadata", "has \(mm.count) members; the limit is \(maxMetadataKeys)") }
-            for (k, x) in mm {
+            for member in mm {
+                let k = member.key, x = member.value
                 let path = "metadata.\(k)"
                 guard !k.isEmpty, k.utf8.count <= 64, k.utf8.allSatisfy(ident) else {
                     throw EntryError(path, "metadata keys are 1–64 characters of [A-Za-z0-9_.:@/-]")
                 }
-                if let why = forbidden[k.lowercased()] { throw EntryError(path, why) }
+                if let why = forbiddenReason(k) { throw EntryError(path, why) }
                 try checkMetadata(x, path, depth: 0)
             }
             meta = mm
         }
 
-        var out = members.filter { $0.0 != "metadata" }
-        out.append(("metadata", .object(meta)))
-        out.append(("received_at", .string(Timestamp.format(receivedAt))))
-        out.append(("writer", writer.json))
+        var out = members.filter { $0.key != "metadata" }
+        out.append(JSONMember("metadata", .object(meta)))
+        out.append(JSONMember("received_at", .string(Timestamp.format(receivedAt))))
+        out.append(JSONMember("writer", writer.json))
         let content = CanonicalJSON.encode(.object(out))
         guard content.count <= ChainFormat.maxEntrySize else {
             throw EntryError("", "canonical entry is \(content.count) bytes; the limit is \(ChainFormat.maxEntrySize) (shrink metadata)")
@@ -252,6 +254,13 @@ public enum Entry {
         return PreparedEntry(
             org: org, content: content, contentHash: SHA256.hash(content), idempotencyKey: idem,
             fields: IndexFields(time: receivedAt, category: category, outcome: outcome, action: action, actor: actorType + ":" + actorId))
+    }
+
+    /// Why metadata key `k` may not be stored, or nil. Keys are ASCII: lower-casing bytes is exact.
+    static func forbiddenReason(_ k: String) -> String? {
+        guard k.utf8.count <= 16 else { return nil }
+        let lower = String(decoding: k.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 32 : $0 }, as: UTF8.self)
+        return forbidden[lower]
     }
 
     static func checkMetadata(_ x: JSONValue, _ path: String, depth: Int) throws(EntryError) {

@@ -11,7 +11,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// An array.
     case array([JSONValue])
     /// An object, keys in input order (duplicates are refused by the parser).
-    case object([(String, JSONValue)])
+    case object([JSONMember])
 
     public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
@@ -20,14 +20,14 @@ public indirect enum JSONValue: Sendable, Equatable {
         case (.bool(let x), .bool(let y)): return x == y
         case (.null, .null): return true
         case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
         default: return false
         }
     }
 
     /// The member `key` of an object.
     public subscript(key: String) -> JSONValue? {
-        if case .object(let m) = self { return m.first { $0.0 == key }?.1 }
+        if case .object(let m) = self { return m.first { $0.key == key }?.value }
         return nil
     }
 
@@ -35,6 +35,21 @@ public indirect enum JSONValue: Sendable, Equatable {
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
+    }
+}
+
+/// One member of a JSON object. (A struct rather than a tuple: arrays of tuples cost a runtime
+/// metadata lookup on every use.)
+public struct JSONMember: Sendable, Equatable {
+    /// The key.
+    public var key: String
+    /// The value.
+    public var value: JSONValue
+
+    /// A member.
+    public init(_ key: String, _ value: JSONValue) {
+        self.key = key
+        self.value = value
     }
 }
 
@@ -89,19 +104,20 @@ public struct JSONParser {
         case UInt8(ascii: "{"):
             guard depth < maxDepth else { throw fail("nested deeper than \(maxDepth) levels") }
             i += 1
-            var members: [(String, JSONValue)] = []
+            var members: [JSONMember] = []
+            members.reserveCapacity(12)
             skipWS()
             if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
             while true {
                 skipWS()
                 guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                 let k = try string()
-                if members.contains(where: { $0.0 == k }) { throw fail("duplicate key \"\(k)\"") }
+                if members.contains(where: { $0.key == k }) { throw fail("duplicate key \"\(k)\"") }
                 skipWS()
                 guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(k)\"") }
                 i += 1
                 skipWS()
-                members.append((k, try value(depth: depth + 1)))
+                members.append(JSONMember(k, try value(depth: depth + 1)))
                 skipWS()
                 guard i < b.count else { throw fail("unterminated object") }
                 if b[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -266,17 +282,30 @@ public enum CanonicalJSON {
             out.append(UInt8(ascii: "]"))
         case .object(let m):
             out.append(UInt8(ascii: "{"))
-            for (k, kv) in m.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }).enumerated() {
+            // Keys are sorted by their bytes (RFC 8785 order for the ASCII keys entries allow).
+            let sorted = m.count < 2 || zip(m, m.dropFirst()).allSatisfy({ $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) })
+                ? m : m.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (k, kv) in sorted.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }
-                writeString(kv.0, &out)
+                writeString(kv.key, &out)
                 out.append(UInt8(ascii: ":"))
-                write(kv.1, &out)
+                write(kv.value, &out)
             }
             out.append(UInt8(ascii: "}"))
         }
     }
 
     static func writeString(_ s: String, _ out: inout [UInt8]) {
+        var str = s
+        let done: Bool = str.withUTF8 { u in
+            // Fast path: nothing to escape, copy the bytes whole.
+            for c in u where c < 0x20 || c == 0x22 || c == 0x5C { return false }
+            out.append(0x22)
+            out.append(contentsOf: u)
+            out.append(0x22)
+            return true
+        }
+        if done { return }
         let hex: [UInt8] = Array("0123456789abcdef".utf8)
         out.append(0x22)
         for c in s.utf8 {

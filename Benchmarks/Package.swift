@@ -1,0 +1,32 @@
+// swift-tools-version: 6.1
+// Benchmarks live in their own package so that `swift test` at the root never builds them.
+import PackageDescription
+
+let package = Package(
+    name: "auditlog-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "auditbench",
+            dependencies: [
+                .product(name: "ChainIndex", package: "main"),
+                .product(name: "SegmentStore", package: "main"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/auditbench"),
+        .executableTarget(
+            name: "AuditBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ChainIndex", package: "main"),
+                .product(name: "SegmentStore", package: "main"),
+            ],
+            path: "Benchmarks/AuditBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
+    ]
+)
