@@ -8,11 +8,19 @@ let package = Package(
         .library(name: "SegmentStore", targets: ["SegmentStore"]),
         .library(name: "ChainIndex", targets: ["ChainIndex"]),
         .library(name: "Archive", targets: ["Archive"]),
+        .library(name: "AuditWire", targets: ["AuditWire"]),
+        .library(name: "AuditClient", targets: ["AuditClient"]),
         .executable(name: "auditd", targets: ["auditd"]),
         .executable(name: "auditctl", targets: ["auditctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -24,16 +32,32 @@ let package = Package(
         .target(name: "SegmentStore", dependencies: ["CZstd"]),
         .target(name: "ChainIndex", dependencies: ["SegmentStore", "CCrypto"]),
         .target(name: "Archive", dependencies: ["ChainIndex", "SegmentStore"]),
+        .target(name: "AuditWire"),
+        .target(name: "AuditAccess", dependencies: ["ChainIndex", "SegmentStore"]),
+        .target(
+            name: "AuditClient",
+            dependencies: [
+                "AuditWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .executableTarget(
             name: "auditd",
             dependencies: [
-                "ChainIndex", "SegmentStore", "Archive",
+                "ChainIndex", "SegmentStore", "Archive", "AuditWire", "AuditAccess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]),
         .executableTarget(
             name: "auditctl",
             dependencies: [
-                "ChainIndex", "SegmentStore", "Archive",
+                "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["SegmentStore"]),
@@ -41,5 +65,6 @@ let package = Package(
             name: "ChainIndexTests", dependencies: ["ChainIndex", "SegmentStore"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "AuditctlTests", dependencies: ["ChainIndex", "SegmentStore", "auditctl"]),
+        .testTarget(name: "AuditdTests", dependencies: ["ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "auditd", "auditctl"]),
     ]
 )

@@ -146,13 +146,17 @@ public final class CheckpointLog: @unchecked Sendable {
 
     /// Calls `body` with every record's offset and bytes-as-stored, oldest first, without
     /// checking signatures (the verifier does that and reports where).
-    public func forEach(_ body: (Int64, UInt64, String) throws -> Void) throws {
-        let size = try FileOps.size(log.fd, path: logPath)
-        var off: Int64 = 0
-        while off < size {
-            let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: size)
+    /// Starts at byte `from` and returns where it stopped, so a caller can resume.
+    @discardableResult
+    public func forEach(from: Int64 = 0, _ body: (Int64, UInt64, String) throws -> Void) throws -> Int64 {
+        let size = lock.withLock { readOnly ? Int64(-1) : logEnd }
+        let end = size >= 0 ? size : try FileOps.size(log.fd, path: logPath)
+        var off = from
+        while off < end {
+            let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: end)
             try body(off, cpSize, String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + 16, path: logPath), as: UTF8.self))
             off += 16 + Int64(len)
         }
+        return off
     }
 }

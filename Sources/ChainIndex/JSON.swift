@@ -295,6 +295,13 @@ public enum CanonicalJSON {
         }
     }
 
+    /// `s` as a JSON string literal (canonical escaping).
+    public static func quoted(_ s: String) -> String {
+        var out = [UInt8]()
+        writeString(s, &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     static func writeString(_ s: String, _ out: inout [UInt8]) {
         var str = s
         let done: Bool = str.withUTF8 { u in

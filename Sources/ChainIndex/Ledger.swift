@@ -27,6 +27,13 @@ public struct Receipt: Sendable, Equatable {
     public var hash: Hash
     /// Its position in its org's chain.
     public var orgSeq: UInt64
+
+    /// A receipt.
+    public init(seq: UInt64, hash: Hash, orgSeq: UInt64) {
+        self.seq = seq
+        self.hash = hash
+        self.orgSeq = orgSeq
+    }
 }
 
 /// An entry read back, with everything needed to check it.
@@ -380,6 +387,74 @@ public final class Ledger: @unchecked Sendable {
         }
         let org = CanonicalScan.topLevelString(p.content, key: "org") ?? ""
         return StoredEntry(org: org, content: p.content, link: link, hash: leaf)
+    }
+
+    /// Reads many entries at once (each block decompressed once), checking each against its leaf.
+    public func entries(seqs: [UInt64]) throws -> [StoredEntry] {
+        let size = tree.size
+        for s in seqs where s >= size { throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))") }
+        return try store.read(seqs: seqs).map { rec in
+            let seq = rec.seq
+            let p = try RecordPayload(bytes: rec.payload)
+            let prev = seq > 0 ? try tree.leaf(seq - 1) : Hash.zero
+            let prevOrg = p.prevOrgDelta > 0 && p.prevOrgDelta <= seq ? try tree.leaf(seq - p.prevOrgDelta) : Hash.zero
+            let link = Link(seq: seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev, prevOrgHash: prevOrg)
+            let leaf = try tree.leaf(seq)
+            guard link.leafHash == leaf else {
+                let pos = store.position(of: seq)
+                throw StoreError(.corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path, offset: pos.offset)
+            }
+            return StoredEntry(org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
+        }
+    }
+
+    /// A page of `org`'s entries matching `filter` and, if `text` is given, containing it
+    /// (ASCII case-insensitive, anywhere in the entry). Examines at most `budget` index hits;
+    /// `next` is the cursor to continue from (nil when the org's log is exhausted).
+    public func search(org: String, filter: QueryFilter = .init(), text: String? = nil, newestFirst: Bool = true,
+                       limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000) throws -> (entries: [StoredEntry], next: UInt64?) {
+        var out: [StoredEntry] = []
+        var cur = cursor
+        var examined = 0
+        let needle = text.map { Array($0.lowercased().utf8) }
+        let page = needle == nil ? limit : 512
+        while out.count < limit && examined < budget {
+            let hits = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
+            if hits.isEmpty { return (out, nil) }
+            let batch = try entries(seqs: hits.map(\.seq))
+            for (h, e) in zip(hits, batch) {
+                examined += 1
+                cur = h.seq
+                if let needle, !Self.contains(e.content, needle) { continue }
+                out.append(e)
+                if out.count == limit { return (out, h.seq) }
+            }
+            if hits.count < page { return (out, nil) }
+        }
+        return (out, cur)
+    }
+
+    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard hay.count >= needle.count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= hay.count - needle.count {
+            var c = hay[i]
+            if c >= 0x41 && c <= 0x5A { c += 32 }
+            if c == first {
+                var k = 1
+                while k < needle.count {
+                    var d = hay[i + k]
+                    if d >= 0x41 && d <= 0x5A { d += 32 }
+                    if d != needle[k] { break }
+                    k += 1
+                }
+                if k == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
     }
 
     /// Inclusion proof of entry `seq` in the tree of `size` (default: the latest checkpoint's).

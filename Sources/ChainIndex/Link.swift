@@ -122,8 +122,9 @@ public struct RecordPayload: Sendable, Equatable {
 
 /// Extracts top-level string members from canonical entry bytes in one pass, without building
 /// a tree (the verifier's fast path).
-enum CanonicalScan {
-    static func topLevelString(_ c: [UInt8], key: String) -> String? {
+public enum CanonicalScan {
+    /// The value of top-level string member `key`, if present and free of escapes.
+    public static func topLevelString(_ c: [UInt8], key: String) -> String? {
         let k = Array(("\"" + key + "\":\"").utf8)
         var depth = 0
         var i = 0

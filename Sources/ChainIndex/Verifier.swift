@@ -95,86 +95,18 @@ public struct Verifier {
             report.notes.append("open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start")
         }
         let total = store.endSeq
-        let storedLeaves = tree.size
-
-        var orgs: [String: OrgState] = [:]
-        var prev = Hash.zero
-        var range = CompactRange()
-        var tiles = TileChecker(tree: tree)
-        var nextCp = 0
-        while nextCp < cps.count && cps[nextCp].size == 0 {
-            if cps[nextCp].root != Merkle.emptyRoot { return fail(nil, cpPath, cps[nextCp].offset, "checkpoint at size 0 has a wrong root") }
-            nextCp += 1
-        }
+        var checker = ChainChecker(store: store, tree: tree, checkpoints: cps, checkpointPath: cpPath)
+        if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
         var batch: [StoredRecord] = []
         var failure: VerificationReport?
+        let storedLeaves = tree.size
 
         func flush() {
             guard failure == nil, !batch.isEmpty else { return }
-            // Content hashes and orgs in parallel: the expensive, independent part.
-            let n = batch.count
-            var hashes = [Hash](repeating: .zero, count: n)
-            var payloads = [RecordPayload?](repeating: nil, count: n)
-            var orgNames = [String?](repeating: nil, count: n)
-            let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
-            let recs = batch
-            hashes.withUnsafeMutableBufferPointer { hb in
-                payloads.withUnsafeMutableBufferPointer { pb in
-                    orgNames.withUnsafeMutableBufferPointer { ob in
-                        nonisolated(unsafe) let (h, p, o) = (hb, pb, ob)
-                        DispatchQueue.concurrentPerform(iterations: workers) { w in
-                            var i = w * n / workers
-                            while i < (w + 1) * n / workers {
-                                if let pl = try? RecordPayload(bytes: recs[i].payload) {
-                                    h[i] = SHA256.hash(pl.content)
-                                    o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
-                                    p[i] = pl
-                                }
-                                i += 1
-                            }
-                        }
-                    }
-                }
-            }
-            let firstSeq = batch[0].seq
-            let have = storedLeaves > firstSeq ? Int(min(UInt64(n), storedLeaves - firstSeq)) : 0
-            let stored: [Hash]
-            do { stored = try tree.leaves(from: firstSeq, count: have) } catch { failure = fromError(error, seq: firstSeq); return }
-            for i in 0..<n {
-                let seq = batch[i].seq
-                func bad(_ m: String) {
-                    let pos = store.position(of: seq)
-                    failure = fail(seq, pos.path, pos.offset, m)
-                }
-                guard let p = payloads[i], let org = orgNames[i] else { return bad("the stored record is not a valid entry (payload header or org unreadable)") }
-                let st = orgs[org]
-                guard p.orgSeq == (st?.count ?? 0) else {
-                    return bad("org \(org)'s chain is broken: entry is at position \(p.orgSeq), expected \(st?.count ?? 0) (an entry of this org was deleted, inserted or reordered)")
-                }
-                guard p.prevOrgDelta == (st.map { seq - $0.lastSeq } ?? 0) else {
-                    return bad("org \(org)'s chain is broken: previous entry is \(p.prevOrgDelta) back, expected \(st.map { seq - $0.lastSeq } ?? 0)")
-                }
-                let leaf = Link(seq: seq, orgSeq: p.orgSeq, contentHash: hashes[i], prevHash: prev, prevOrgHash: st?.lastLeaf ?? .zero).leafHash
-                if i < have, stored[i] != leaf {
-                    return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
-                }
-                orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
-                prev = leaf
-                range.append(leaf)
-                do {
-                    if let m = try tiles.append(leaf) { return bad(m) }
-                } catch { failure = fromError(error, seq: seq); return }
-                while nextCp < cps.count && cps[nextCp].size == seq + 1 {
-                    if range.root() != cps[nextCp].root {
-                        let from = nextCp > 0 ? cps[nextCp - 1].size : 0
-                        failure = fail(from, cpPath, cps[nextCp].offset,
-                                       "recomputed root at size \(seq + 1) does not match the signed checkpoint: entries \(from)..<\(seq + 1) were altered, inserted or removed (hashes recomputed by someone without the signing key)")
-                        return
-                    }
-                    nextCp += 1
-                }
-            }
-            report.entries += UInt64(n)
+            do {
+                if let f = try checker.check(batch) { report.failure = f; failure = report; return }
+            } catch { failure = fromError(error, seq: batch.first?.seq); return }
+            report.entries += UInt64(batch.count)
             batch.removeAll(keepingCapacity: true)
             progress?(report.entries, total)
         }
@@ -188,7 +120,7 @@ public struct Verifier {
             flush()
         } catch { return fromError(error, seq: report.entries) }
         if let failure { return failure }
-        report.orgs = orgs.count
+        report.orgs = checker.orgCount
         if let last = cps.last, last.size > total {
             return fail(total, directory + "/segments", nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated")
         }
@@ -204,6 +136,116 @@ public struct Verifier {
         }
         progress?(report.entries, total)
         return report
+    }
+}
+
+/// The per-entry checks, resumable: content hash, org chain, link, leaf hash against the stored
+/// tree, stored higher levels, and the root at every checkpoint size. Used by `Verifier` over a
+/// whole directory and by the daemon's continuous verification over newly sealed segments.
+public struct ChainChecker {
+    let store: SegmentStore
+    let tree: TreeStore
+    var checkpoints: [(size: UInt64, root: Hash, offset: Int64)]
+    let checkpointPath: String
+    var orgs: [String: OrgState] = [:]
+    var prev = Hash.zero
+    var range = CompactRange()
+    var tiles: TileChecker
+    var nextCp = 0
+    /// One past the last entry checked.
+    public private(set) var position: UInt64 = 0
+
+    /// A checker starting at entry 0.
+    public init(store: SegmentStore, tree: TreeStore, checkpoints: [(size: UInt64, root: Hash, offset: Int64)], checkpointPath: String) {
+        self.store = store
+        self.tree = tree
+        self.checkpoints = checkpoints
+        self.checkpointPath = checkpointPath
+        tiles = TileChecker(tree: tree)
+    }
+
+    /// Orgs seen so far.
+    public var orgCount: Int { orgs.count }
+
+    /// Adds checkpoints that appeared since (sizes must not decrease).
+    public mutating func addCheckpoints(_ more: [(size: UInt64, root: Hash, offset: Int64)]) {
+        checkpoints.append(contentsOf: more)
+    }
+
+    mutating func checkEmptyCheckpoints() -> VerificationFailure? {
+        while nextCp < checkpoints.count && checkpoints[nextCp].size == 0 {
+            if checkpoints[nextCp].root != Merkle.emptyRoot {
+                return VerificationFailure(seq: nil, path: checkpointPath, offset: checkpoints[nextCp].offset, message: "checkpoint at size 0 has a wrong root")
+            }
+            nextCp += 1
+        }
+        return nil
+    }
+
+    /// Checks the next records (which must continue from `position`); returns the first failure.
+    public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
+        guard let first = batch.first else { return nil }
+        guard first.seq == position else {
+            return VerificationFailure(seq: position, path: store.directory, offset: nil, message: "entries are not contiguous (expected \(position), found \(first.seq))")
+        }
+        // Content hashes and orgs in parallel: the expensive, independent part.
+        let n = batch.count
+        var hashes = [Hash](repeating: .zero, count: n)
+        var payloads = [RecordPayload?](repeating: nil, count: n)
+        var orgNames = [String?](repeating: nil, count: n)
+        let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        hashes.withUnsafeMutableBufferPointer { hb in
+            payloads.withUnsafeMutableBufferPointer { pb in
+                orgNames.withUnsafeMutableBufferPointer { ob in
+                    nonisolated(unsafe) let (h, p, o) = (hb, pb, ob)
+                    DispatchQueue.concurrentPerform(iterations: workers) { w in
+                        for i in (w * n / workers)..<((w + 1) * n / workers) {
+                            if let pl = try? RecordPayload(bytes: batch[i].payload) {
+                                h[i] = SHA256.hash(pl.content)
+                                o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                p[i] = pl
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let storedLeaves = tree.size
+        let have = storedLeaves > first.seq ? Int(min(UInt64(n), storedLeaves - first.seq)) : 0
+        let stored = try tree.leaves(from: first.seq, count: have)
+        for i in 0..<n {
+            let seq = batch[i].seq
+            func bad(_ m: String) -> VerificationFailure {
+                let pos = store.position(of: seq)
+                return VerificationFailure(seq: seq, path: pos.path, offset: pos.offset, message: m)
+            }
+            guard let p = payloads[i], let org = orgNames[i] else { return bad("the stored record is not a valid entry (payload header or org unreadable)") }
+            let st = orgs[org]
+            guard p.orgSeq == (st?.count ?? 0) else {
+                return bad("org \(org)'s chain is broken: entry is at position \(p.orgSeq), expected \(st?.count ?? 0) (an entry of this org was deleted, inserted or reordered)")
+            }
+            guard p.prevOrgDelta == (st.map { seq - $0.lastSeq } ?? 0) else {
+                return bad("org \(org)'s chain is broken: previous entry is \(p.prevOrgDelta) back, expected \(st.map { seq - $0.lastSeq } ?? 0)")
+            }
+            let leaf = Link(seq: seq, orgSeq: p.orgSeq, contentHash: hashes[i], prevHash: prev, prevOrgHash: st?.lastLeaf ?? .zero).leafHash
+            if i < have, stored[i] != leaf {
+                return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
+            }
+            orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
+            prev = leaf
+            range.append(leaf)
+            if let m = try tiles.append(leaf) { return bad(m) }
+            while nextCp < checkpoints.count && checkpoints[nextCp].size == seq + 1 {
+                if range.root() != checkpoints[nextCp].root {
+                    let from = nextCp > 0 ? checkpoints[nextCp - 1].size : 0
+                    return VerificationFailure(seq: from, path: checkpointPath, offset: checkpoints[nextCp].offset,
+                        message: "recomputed root at size \(seq + 1) does not match the signed checkpoint: entries \(from)..<\(seq + 1) were altered, inserted or removed (hashes recomputed by someone without the signing key)")
+                }
+                nextCp += 1
+            }
+            position = seq + 1
+        }
+        return nil
     }
 }
 

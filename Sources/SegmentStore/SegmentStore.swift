@@ -342,6 +342,43 @@ public final class SegmentStore: @unchecked Sendable {
         }
     }
 
+    /// Reads many records, decompressing each block they share only once. Order follows `seqs`.
+    public func read(seqs: [UInt64]) throws(StoreError) -> [StoredRecord] {
+        var found: [UInt64: StoredRecord] = [:]
+        var sealedGroups: [UInt64: (SegmentInfo, [Int: [UInt64]])] = [:]
+        var openGroups: [(FileHandleRef, BlockRef, [UInt64])] = []
+        for seq in seqs where found[seq] == nil {
+            switch try locate(seq) {
+            case .sealed(let info):
+                let seg = try sealedSegment(info)
+                let b = Int(seg.footer.seqMap[Int(seq - seg.footer.firstSeq)])
+                sealedGroups[info.segment, default: (info, [:])].1[b, default: []].append(seq)
+            case .blocks(let file, let blocks):
+                guard let i = Self.blockIndex(blocks, seq) else { throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path) }
+                if let k = openGroups.firstIndex(where: { $0.1 == blocks[i] }) { openGroups[k].2.append(seq) }
+                else { openGroups.append((file, blocks[i], [seq])) }
+            }
+        }
+        for (_, (info, byBlock)) in sealedGroups {
+            let seg = try sealedSegment(info)
+            for (b, want) in byBlock {
+                let set = Set(want)
+                for r in try seg.readBlock(b) where set.contains(r.seq) { found[r.seq] = r }
+            }
+        }
+        for (file, ref, want) in openGroups {
+            let set = Set(want)
+            for r in try OpenSegment.readBlock(ref, file: file) where set.contains(r.seq) { found[r.seq] = r }
+        }
+        var out: [StoredRecord] = []
+        out.reserveCapacity(seqs.count)
+        for seq in seqs {
+            guard let r = found[seq] else { throw StoreError(.corrupt, "sequence number \(seq) is not where the segment's map says", path: directory) }
+            out.append(r)
+        }
+        return out
+    }
+
     /// The file and block offset holding `seq`, for error reports.
     public func position(of seq: UInt64) -> (path: String, offset: Int64?) {
         switch try? locate(seq) {

@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The operators', archivists' and auditors' command-line tool.
 @main
-struct AuditCtl: ParsableCommand {
+struct AuditCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "auditctl",
         abstract: "Operate, query and verify a tamper-evident audit log.",
@@ -10,5 +10,5 @@ struct AuditCtl: ParsableCommand {
             Offline commands work on a data directory (DIR) without the daemon. Verification
             never needs the signing key: only the public verifier key (`auditctl key DIR`).
             """,
-        subcommands: [Import.self, Verify.self, ShowCheckpoint.self, ShowKey.self, Prove.self, Show.self])
+        subcommands: [Import.self, Append.self, Verify.self, VerifyExport.self, ShowCheckpoint.self, ShowKey.self, Prove.self, Show.self, Token.self])
 }

@@ -1,0 +1,121 @@
+import ChainIndex
+import Foundation
+import SegmentStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read-port bearer token as stored: only the SHA-256 of its secret is kept.
+public struct TokenRecord: Codable, Sendable, Equatable {
+    /// Public id (also the first part of the token text).
+    public var id: String
+    /// The org the token reads, or nil for operator scope (any org).
+    public var org: String?
+    /// Hex SHA-256 of the secret.
+    public var hash: String
+    /// A human label.
+    public var label: String
+    /// RFC 3339 creation time.
+    public var created_at: String
+    /// RFC 3339 revocation time, once revoked.
+    public var revoked_at: String?
+}
+
+/// Who a request is, once its token is checked.
+public struct TokenScope: Sendable, Equatable {
+    /// The token id.
+    public var id: String
+    /// The org it may read; nil for an operator token.
+    public var org: String?
+
+    /// True if this scope may read `org`: the token's org and the requested org must agree,
+    /// unless the token has operator scope.
+    public func allows(org requested: String) -> Bool { org == nil || org == requested }
+}
+
+/// The token file (`tokens.json` in the data directory, mode 0600): created, listed and revoked
+/// by `auditctl token`, read (and re-read when it changes) by `auditd`.
+public final class TokenStore: @unchecked Sendable {
+    /// The file.
+    public let path: String
+    private let lock = NSLock()
+    private var records: [String: TokenRecord] = [:]
+    private var loadedMtime: timespec = timespec()
+
+    /// The store at `path` (the file need not exist yet).
+    public init(path: String) { self.path = path }
+
+    /// The token file of a data directory.
+    public static func path(forData dir: String) -> String { dir + "/tokens.json" }
+
+    /// Loads every record.
+    public static func load(path: String) throws -> [TokenRecord] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        do { return try JSONDecoder().decode([TokenRecord].self, from: data) } catch {
+            throw LedgerError("token file \(path) is malformed: \(error)")
+        }
+    }
+
+    static func save(_ records: [TokenRecord], path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let tmp = path + ".tmp"
+        let fd = try FileOps.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        let f = FileHandleRef(fd: fd, path: tmp)
+        try FileOps.pwriteAll(f.fd, Array(try enc.encode(records))[...], at: 0, path: tmp)
+        try FileOps.fsync(f.fd, path: tmp)
+        try FileOps.rename(tmp, path)
+        try FileOps.fsyncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// Creates a token for `org` (nil: operator scope) and returns it with its secret text,
+    /// which is shown once and never stored.
+    public static func create(path: String, org: String?, label: String) throws -> (TokenRecord, String) {
+        var all = try load(path: path)
+        let idBytes = try Ed25519.randomSeed().prefix(5)
+        let id = Array(idBytes).hex
+        let secret = Data(try Ed25519.randomSeed()).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let rec = TokenRecord(id: id, org: org, hash: SHA256.hash(Array(secret.utf8)).hex, label: label,
+                              created_at: Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)), revoked_at: nil)
+        all.append(rec)
+        try save(all, path: path)
+        return (rec, "aud_\(id)_\(secret)")
+    }
+
+    /// Revokes token `id`.
+    public static func revoke(path: String, id: String) throws -> TokenRecord {
+        var all = try load(path: path)
+        guard let i = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("no token with id \(id) (see `auditctl token list`)") }
+        guard all[i].revoked_at == nil else { throw LedgerError("token \(id) is already revoked") }
+        all[i].revoked_at = Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000))
+        try save(all, path: path)
+        return all[i]
+    }
+
+    private func reloadIfChanged() {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            lock.withLock { records = [:] }
+            return
+        }
+        let changed = lock.withLock { st.st_mtim.tv_sec != loadedMtime.tv_sec || st.st_mtim.tv_nsec != loadedMtime.tv_nsec }
+        guard changed, let all = try? Self.load(path: path) else { return }
+        lock.withLock {
+            records = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+            loadedMtime = st.st_mtim
+        }
+    }
+
+    /// The scope of an `Authorization: Bearer` token, or nil if it is unknown, malformed or revoked.
+    public func authenticate(_ token: String) -> TokenScope? {
+        reloadIfChanged()
+        let parts = token.split(separator: "_", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "aud", let rec = lock.withLock({ records[String(parts[1])] }), rec.revoked_at == nil,
+              let want = Hash(hex: rec.hash)
+        else { return nil }
+        // Hash comparison is constant-time (Hash ==).
+        guard SHA256.hash(Array(parts[2].utf8)) == want else { return nil }
+        return TokenScope(id: rec.id, org: rec.org)
+    }
+}

@@ -1,0 +1,172 @@
+import AuditWire
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A client of auditd's ingest socket, for services to embed (format-spec.md §9.1).
+///
+///     let client = try await AuditClient.connect(socketPath: "/run/auditd.sock")
+///     let ack = try await client.append(Array(json.utf8))      // returns once durable
+///     let acks = try await client.append(batch: entries)        // pipelined
+///
+/// Every request gets exactly one response, matched by id, so many may be in flight. An entry
+/// with an `idempotency_key` may be retried (after a lost connection, say): the daemon answers
+/// a retry with the original ack (`duplicate` set) instead of storing it twice.
+public final class AuditClient: Sendable {
+    let channel: Channel
+    private let ids = IDCounter()
+    private let ownsGroup: EventLoopGroup?
+
+    init(channel: Channel, ownsGroup: EventLoopGroup?) {
+        self.channel = channel
+        self.ownsGroup = ownsGroup
+    }
+
+    /// Connects to the daemon's socket.
+    public static func connect(socketPath: String, group: EventLoopGroup? = nil) async throws -> AuditClient {
+        let g = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let ch = try await ClientBootstrap(group: g)
+                .channelInitializer { ch in
+                    ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(ClientHandler()) }
+                }
+                .connect(unixDomainSocketPath: socketPath).get()
+            return AuditClient(channel: ch, ownsGroup: group == nil ? g : nil)
+        } catch {
+            if group == nil { try? await g.shutdownGracefully() }
+            throw AuditClientError.cannotConnect(path: socketPath, reason: "\(error)")
+        }
+    }
+
+    /// Appends one entry (JSON) and returns its ack once it is durable; throws `WireError` if refused.
+    public func append(_ json: [UInt8]) async throws -> Ack {
+        guard let r = try await append(batch: [json]).first else { throw AuditClientError.connectionClosed }
+        return try r.get()
+    }
+
+    /// Appends entries pipelined (one write, one flush) and returns each one's ack or refusal.
+    public func append(batch: [[UInt8]]) async throws -> [Result<Ack, WireError>] {
+        let promises = batch.map { json -> EventLoopFuture<Frame> in
+            let p = channel.eventLoop.makePromise(of: Frame.self)
+            channel.write(Outgoing(frame: Frame(type: .append, id: ids.next(), body: json), promise: p), promise: nil)
+            return p.futureResult
+        }
+        channel.flush()
+        var out: [Result<Ack, WireError>] = []
+        out.reserveCapacity(batch.count)
+        for f in promises {
+            let frame = try await f.get()
+            out.append(Self.decode(frame))
+        }
+        return out
+    }
+
+    /// Round trip without appending anything.
+    public func ping() async throws {
+        let p = channel.eventLoop.makePromise(of: Frame.self)
+        channel.writeAndFlush(Outgoing(frame: Frame(type: .ping, id: ids.next()), promise: p), promise: nil)
+        let f = try await p.futureResult.get()
+        guard f.type == FrameType.pong.rawValue else { throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "unexpected reply") }
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        try? await channel.close()
+        if let g = ownsGroup { try? await g.shutdownGracefully() }
+    }
+
+    static func decode(_ f: Frame) -> Result<Ack, WireError> {
+        switch FrameType(rawValue: f.type) {
+        case .ack:
+            guard let a = Ack(body: f.body) else { return .failure(WireError(code: .malformedFrame, message: "short ACK")) }
+            return .success(a)
+        case .error:
+            return .failure(WireError(body: f.body))
+        default:
+            return .failure(WireError(code: .malformedFrame, message: "unexpected frame type \(f.type)"))
+        }
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let e) = self { return e }
+        return nil
+    }
+}
+
+/// Connection-level failures.
+public enum AuditClientError: Error, CustomStringConvertible, Sendable {
+    /// The socket could not be reached.
+    case cannotConnect(path: String, reason: String)
+    /// The connection closed before the response arrived: the entry may or may not be stored;
+    /// retry it with the same idempotency key.
+    case connectionClosed
+
+    /// In words.
+    public var description: String {
+        switch self {
+        case .cannotConnect(let p, let r): return "cannot connect to the audit socket \(p) (\(r)); is auditd running, and may this user open the socket?"
+        case .connectionClosed: return "the connection closed before the daemon answered; retry with the same idempotency key"
+        }
+    }
+}
+
+struct Outgoing: Sendable {
+    var frame: Frame
+    var promise: EventLoopPromise<Frame>
+}
+
+final class IDCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n: UInt64 = 0
+    func next() -> UInt64 { lock.withLock { n += 1; return n } }
+}
+
+/// Matches responses to requests by id; fails what is outstanding if the connection drops.
+final class ClientHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = Outgoing
+    typealias OutboundOut = ByteBuffer
+
+    private var parser = FrameParser(maxBody: 1 << 20)
+    private var buffer: [UInt8] = []
+    private var waiting: [UInt64: EventLoopPromise<Frame>] = [:]
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let o = unwrapOutboundIn(data)
+        waiting[o.frame.id] = o.promise
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: o.frame.encoded)), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var b = unwrapInboundIn(data)
+        if let bytes = b.readBytes(length: b.readableBytes) { buffer.append(contentsOf: bytes) }
+        for item in parser.parse(&buffer) {
+            switch item {
+            case .frame(let f):
+                if let p = waiting.removeValue(forKey: f.id) { p.succeed(f) }
+                else if f.id == 0 { failAll(WireError(body: f.body)) }
+            case .tooLarge, .fatal:
+                failAll(AuditClientError.connectionClosed)
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(AuditClientError.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        failAll(error)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ e: Error) {
+        let w = waiting
+        waiting.removeAll()
+        for (_, p) in w { p.fail(e) }
+    }
+}

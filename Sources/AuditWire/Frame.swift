@@ -1,0 +1,228 @@
+/// The ingest socket's framing (format-spec.md §9.1).
+///
+///      0               4     5                 13
+///     +---------------+-----+-----------------+------------------------+
+///     | length: u32   |type | id: u64         | body (length - 9 bytes)|
+///     +---------------+-----+-----------------+------------------------+
+///
+/// Little-endian. `length` counts type, id and body. Requests: APPEND (body: one entry as JSON),
+/// PING. Responses carry the request's id: ACK, PONG, ERROR. Many requests may be in flight on
+/// one connection (pipelining); every request gets exactly one response.
+public enum FrameType: UInt8, Sendable {
+    /// Request: append the JSON entry in the body.
+    case append = 0x01
+    /// Request: liveness check.
+    case ping = 0x02
+    /// Response: the entry is durable. Body: seq:u64 orgSeq:u64 hash[32] flags:u8.
+    case ack = 0x81
+    /// Response to PING.
+    case pong = 0x82
+    /// Response: the request was refused. Body: code:u16 message(UTF-8).
+    case error = 0x83
+}
+
+/// Error codes of an ERROR frame.
+public enum WireErrorCode: UInt16, Sendable, CustomStringConvertible {
+    /// The entry failed validation; the message names the field. Do not retry unchanged.
+    case invalidEntry = 1
+    /// The frame could not be parsed (unknown type, bad length). The connection may be closed.
+    case malformedFrame = 2
+    /// The frame is larger than the server accepts.
+    case frameTooLarge = 3
+    /// The log cannot accept writes right now (shutting down, storage failure). Retry later.
+    case unavailable = 4
+    /// The peer is not an allowed writer.
+    case forbidden = 5
+
+    /// Name.
+    public var description: String {
+        switch self {
+        case .invalidEntry: return "invalid entry"
+        case .malformedFrame: return "malformed frame"
+        case .frameTooLarge: return "frame too large"
+        case .unavailable: return "unavailable"
+        case .forbidden: return "forbidden"
+        }
+    }
+}
+
+/// Sizes and limits of the framing.
+public enum WireFormat {
+    /// length + type + id.
+    public static let headerSize = 4 + 1 + 8
+    /// type + id, counted in `length`.
+    public static let minLength = 1 + 8
+    /// Largest body the server accepts (an entry is at most 64 KiB of JSON).
+    public static let maxBody = 64 << 10
+    /// Frames declaring more than this are not skipped but end the connection.
+    public static let maxSkippable = 16 << 20
+    /// seq + orgSeq + hash + flags.
+    public static let ackBodySize = 8 + 8 + 32 + 1
+    /// ACK flag: the entry was already in the log (an idempotent retry).
+    public static let flagDuplicate: UInt8 = 1
+}
+
+/// A whole frame.
+public struct Frame: Sendable, Equatable {
+    /// The frame type byte (kept raw so an unknown type can be reported).
+    public var type: UInt8
+    /// The request id, echoed in the response.
+    public var id: UInt64
+    /// The body.
+    public var body: [UInt8]
+
+    /// A frame.
+    public init(type: FrameType, id: UInt64, body: [UInt8] = []) {
+        self.type = type.rawValue
+        self.id = id
+        self.body = body
+    }
+
+    /// A frame with a raw type byte.
+    public init(rawType: UInt8, id: UInt64, body: [UInt8]) {
+        self.type = rawType
+        self.id = id
+        self.body = body
+    }
+
+    /// The bytes on the wire.
+    public var encoded: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(WireFormat.headerSize + body.count)
+        let len = UInt32(WireFormat.minLength + body.count)
+        for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: len >> (UInt32(i) * 8))) }
+        out.append(type)
+        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: id >> (UInt64(i) * 8))) }
+        out.append(contentsOf: body)
+        return out
+    }
+
+    /// An ACK frame.
+    public static func ack(id: UInt64, seq: UInt64, orgSeq: UInt64, hash: [UInt8], duplicate: Bool) -> Frame {
+        var b = [UInt8]()
+        b.reserveCapacity(WireFormat.ackBodySize)
+        for i in 0..<8 { b.append(UInt8(truncatingIfNeeded: seq >> (UInt64(i) * 8))) }
+        for i in 0..<8 { b.append(UInt8(truncatingIfNeeded: orgSeq >> (UInt64(i) * 8))) }
+        b.append(contentsOf: hash.prefix(32))
+        b.append(duplicate ? WireFormat.flagDuplicate : 0)
+        return Frame(type: .ack, id: id, body: b)
+    }
+
+    /// An ERROR frame.
+    public static func error(id: UInt64, code: WireErrorCode, message: String) -> Frame {
+        let c = code.rawValue
+        return Frame(type: .error, id: id, body: [UInt8(c & 0xff), UInt8(c >> 8)] + Array(message.utf8))
+    }
+}
+
+/// A parsed ACK body.
+public struct Ack: Sendable, Equatable {
+    /// The entry's sequence number.
+    public var seq: UInt64
+    /// Its position in its org's chain.
+    public var orgSeq: UInt64
+    /// Its hash (the Merkle leaf hash), 32 bytes.
+    public var hash: [UInt8]
+    /// True if the entry was already in the log (an idempotent retry).
+    public var duplicate: Bool
+
+    /// Parses an ACK body.
+    public init?(body: [UInt8]) {
+        guard body.count == WireFormat.ackBodySize else { return nil }
+        var s: UInt64 = 0, o: UInt64 = 0
+        for i in 0..<8 { s |= UInt64(body[i]) << (UInt64(i) * 8) }
+        for i in 0..<8 { o |= UInt64(body[8 + i]) << (UInt64(i) * 8) }
+        seq = s
+        orgSeq = o
+        hash = Array(body[16..<48])
+        duplicate = body[48] & WireFormat.flagDuplicate != 0
+    }
+}
+
+/// A parsed ERROR body.
+public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The code (raw, so unknown codes survive).
+    public var code: UInt16
+    /// What the server said.
+    public var message: String
+
+    /// Parses an ERROR body.
+    public init(body: [UInt8]) {
+        code = body.count >= 2 ? UInt16(body[0]) | UInt16(body[1]) << 8 : 0
+        message = String(decoding: body.dropFirst(2), as: UTF8.self)
+    }
+
+    /// An error.
+    public init(code: WireErrorCode, message: String) {
+        self.code = code.rawValue
+        self.message = message
+    }
+
+    /// `code (name): message`.
+    public var description: String {
+        "\(WireErrorCode(rawValue: code).map(\.description) ?? "error \(code)"): \(message)"
+    }
+}
+
+/// Incremental frame parsing for any transport; never traps on hostile input.
+public struct FrameParser: Sendable {
+    /// What the parser found at the front of the buffer.
+    public enum Item: Sendable, Equatable {
+        /// A whole frame.
+        case frame(Frame)
+        /// A frame whose body exceeds `maxBody`; its bytes are being skipped.
+        case tooLarge(id: UInt64, length: UInt32)
+        /// The stream cannot be parsed further (length below the minimum, or too large to skip).
+        case fatal(String)
+    }
+
+    private var skipping: Int = 0
+    private let maxBody: Int
+
+    /// A parser accepting bodies up to `maxBody`.
+    public init(maxBody: Int = WireFormat.maxBody) { self.maxBody = maxBody }
+
+    /// Takes what it can from the front of `buffer` and returns the items found; incomplete
+    /// frames stay in the buffer.
+    public mutating func parse(_ buffer: inout [UInt8]) -> [Item] {
+        var items: [Item] = []
+        var i = 0
+        let n = buffer.count
+        while true {
+            if skipping > 0 {
+                let k = min(skipping, n - i)
+                skipping -= k
+                i += k
+                if skipping > 0 { break }
+            }
+            guard n - i >= WireFormat.headerSize else { break }
+            var len: UInt32 = 0
+            for k in 0..<4 { len |= UInt32(buffer[i + k]) << (UInt32(k) * 8) }
+            guard len >= UInt32(WireFormat.minLength) else {
+                items.append(.fatal("frame length \(len) is below the minimum of \(WireFormat.minLength)"))
+                buffer.removeAll()
+                return items
+            }
+            let type = buffer[i + 4]
+            var id: UInt64 = 0
+            for k in 0..<8 { id |= UInt64(buffer[i + 5 + k]) << (UInt64(k) * 8) }
+            let bodyLen = Int(len) - WireFormat.minLength
+            if bodyLen > maxBody {
+                guard Int(len) <= WireFormat.maxSkippable else {
+                    items.append(.fatal("frame of \(len) bytes is far above the \(maxBody)-byte limit"))
+                    buffer.removeAll()
+                    return items
+                }
+                items.append(.tooLarge(id: id, length: len))
+                i += WireFormat.headerSize
+                skipping = bodyLen
+                continue
+            }
+            guard n - i >= WireFormat.headerSize + bodyLen else { break }
+            items.append(.frame(Frame(rawType: type, id: id, body: Array(buffer[(i + WireFormat.headerSize)..<(i + WireFormat.headerSize + bodyLen)]))))
+            i += WireFormat.headerSize + bodyLen
+        }
+        if i > 0 { buffer.removeSubrange(0..<i) }
+        return items
+    }
+}

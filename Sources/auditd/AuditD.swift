@@ -1,0 +1,133 @@
+import AuditAccess
+import ArgumentParser
+import ChainIndex
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Prometheus
+import SegmentStore
+import ServiceLifecycle
+
+/// The audit log daemon: ingest over a Unix socket, the read port over HTTP, background
+/// sealing, checkpointing and verification. Thin: it wires the libraries together.
+@main
+struct AuditD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "auditd",
+        abstract: "Tamper-evident, append-only audit log daemon.",
+        discussion: """
+            With no arguments it runs on embedded defaults: data in ./auditd-data, a signing key
+            generated on first start at ./auditd-keys/auditd-data.key (mode 0600), the ingest
+            socket ./auditd.sock (mode 0660, this user and group may write), and the read port on
+            127.0.0.1:8650. A JSON --config file may set any option by its snake_case name
+            (e.g. "http_port"); flags override it. SIGTERM or SIGINT: stop accepting, acknowledge
+            what is in flight, sign a final checkpoint, exit 0.
+            """)
+
+    @Option(help: "JSON config file.") var config: String?
+    @Option(help: "Data directory.") var data: String?
+    @Option(help: "Signing key path (created if missing).") var key: String?
+    @Option(help: "Checkpoint origin / key name when the key is created.") var origin: String?
+    @Option(help: "Ingest socket path.") var socket: String?
+    @Option(help: "Ingest socket mode, octal.") var socketMode: String?
+    @Option(help: "Allowed writer uids, comma-separated (default: this process's uid).") var allowUids: String?
+    @Option(help: "Allowed writer gids, comma-separated (default: this process's gid).") var allowGids: String?
+    @Option(help: "Read port host.") var httpHost: String?
+    @Option(help: "Read port (0: any free port).") var httpPort: Int?
+    @Option(help: "Idempotency window, seconds.") var idempotencyWindow: Int?
+    @Option(help: "Seal segments at this many bytes.") var segmentBytes: Int?
+    @Option(help: "Seal segments at this age, seconds.") var segmentAge: Int?
+    @Option(help: "Seconds between verification passes.") var verifyInterval: Int?
+    @Option(help: "Log level.") var logLevel: String?
+
+    func resolved() throws -> DaemonConfig {
+        var c = try config.map(DaemonConfig.load) ?? DaemonConfig()
+        if let data { c.data = data }
+        if let key { c.key = key }
+        if let origin { c.origin = origin }
+        if let socket { c.socket = socket }
+        if let socketMode { c.socketMode = socketMode }
+        func ids(_ s: String) throws -> [UInt32] {
+            try s.split(separator: ",").map { guard let v = UInt32($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("'\($0)' is not a numeric id") }; return v }
+        }
+        if let allowUids { c.allowUids = try ids(allowUids) }
+        if let allowGids { c.allowGids = try ids(allowGids) }
+        if let httpHost { c.httpHost = httpHost }
+        if let httpPort { c.httpPort = httpPort }
+        if let idempotencyWindow { c.idempotencyWindow = idempotencyWindow }
+        if let segmentBytes { c.segmentBytes = segmentBytes }
+        if let segmentAge { c.segmentAge = segmentAge }
+        if let verifyInterval { c.verifyInterval = verifyInterval }
+        if let logLevel { c.logLevel = logLevel }
+        guard mode_t(c.socketMode, radix: 8) != nil else { throw ValidationError("socket mode '\(c.socketMode)' is not octal") }
+        guard Logger.Level(rawValue: c.logLevel) != nil else { throw ValidationError("log level '\(c.logLevel)' is not one of trace, debug, info, notice, warning, error, critical") }
+        return c
+    }
+
+    func run() async throws {
+        let c = try resolved()
+        let level = Logger.Level(rawValue: c.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "auditd")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let metrics = DaemonMetrics()
+
+        let (signer, created) = try KeyFile.loadOrCreate(path: c.keyPath, name: c.origin)
+        if created { logger.notice("generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"]) }
+        var options = LedgerOptions()
+        options.store.rotateBytes = c.segmentBytes
+        options.store.rotateAge = .seconds(c.segmentAge)
+        let ledger: Ledger
+        do { ledger = try Ledger(directory: c.data, signer: signer, options: options) } catch let e as StoreError where e.code == .locked {
+            throw ValidationError("\(c.data) is in use by another process (another auditd, or auditctl import)")
+        }
+        logger.info("log opened", metadata: ["data": "\(c.data)", "size": "\(ledger.size)", "recovery": "\(ledger.recovery)", "verifier_key": "\(ledger.verifier.text)"])
+
+        let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow))
+        let seeded = try idem.rebuild(from: ledger)
+        if seeded > 0 { logger.info("idempotency keys restored", metadata: ["keys": "\(seeded)"]) }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let health = HealthState()
+        let shared = IngestContext(ledger: ledger, idempotency: idem, metrics: metrics, maxInflight: c.maxInflightPerConnection,
+                                   logger: logger, drain: InflightCounter())
+        let ingest = IngestServer(config: c, shared: shared, group: group) { path in
+            announce("auditd: ingest socket \(path)")
+        }
+        let tokens = TokenStore(path: TokenStore.path(forData: c.data))
+        let port = ReadPort(ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger)
+        let app = Application(
+            router: port.router(),
+            configuration: .init(address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd"),
+            onServerRunning: { channel in
+                let p = channel.localAddress?.port ?? c.httpPort
+                announce("auditd: read port http://\(c.httpHost):\(p)")
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: logger)
+        let verifier = VerificationService(ledger: ledger, interval: .seconds(max(1, c.verifyInterval)), metrics: metrics, health: health, logger: logger)
+        // Shut down in reverse order: verifier, read port, ingest (drains acks), then the ledger.
+        let services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, verifier]
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        announce("auditd: data \(c.data), verifier key \(ledger.verifier.text)")
+        try await serviceGroup.run()
+        try? await group.shutdownGracefully()
+        announce("auditd: stopped cleanly")
+    }
+}
+
+/// One line on standard output, unbuffered (scripts and tests wait for these lines).
+func announce(_ s: String) {
+    FileHandle.standardOutput.write(Data((s + "\n").utf8))
+}

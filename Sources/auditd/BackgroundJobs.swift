@@ -1,0 +1,92 @@
+import ChainIndex
+import Foundation
+import Logging
+import SegmentStore
+import ServiceLifecycle
+
+/// Continuous verification, run as a service: every pass rechecks the entries of newly sealed
+/// segments (content hashes, both chains, leaves against the stored tree, the root at every
+/// checkpoint size) and every new checkpoint's signature. A failure is logged at critical,
+/// counted, and turns `/healthz` to 503; it is never silently skipped.
+struct VerificationService: Service {
+    let ledger: Ledger
+    let interval: Duration
+    let metrics: DaemonMetrics
+    let health: HealthState
+    let logger: Logger
+
+    func run() async throws {
+        let cpPath = ledger.directory + "/checkpoints/checkpoints.log"
+        var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: [], checkpointPath: cpPath)
+        var cpOffset: Int64 = 0
+        var failed = false
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if !failed {
+                do {
+                    var more: [(size: UInt64, root: Hash, offset: Int64)] = []
+                    cpOffset = try ledger.checkpoints.forEach(from: cpOffset) { off, size, note in
+                        do {
+                            let s = try SignedCheckpoint(note: note, verifier: ledger.verifier)
+                            more.append((s.checkpoint.size, s.checkpoint.root, off))
+                        } catch {
+                            throw LedgerError("checkpoint at offset \(off) of \(cpPath) (size \(size)): \(error)")
+                        }
+                    }
+                    checker.addCheckpoints(more)
+                    let sealedEnd = ledger.store.segments().filter { $0.state == .sealed }.last?.endSeq ?? 0
+                    var batch: [StoredRecord] = []
+                    var failure: VerificationFailure?
+                    func flush() throws {
+                        guard failure == nil, !batch.isEmpty else { return }
+                        failure = try checker.check(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                    try ledger.store.scan(from: checker.position, to: sealedEnd) { rec in
+                        batch.append(rec)
+                        if batch.count >= 4096 { try flush() }
+                        return failure == nil
+                    }
+                    try flush()
+                    metrics.verifyRuns.increment()
+                    metrics.verifiedEntries.record(Int64(checker.position))
+                    health.progress(checker.position)
+                    if let failure {
+                        failed = true
+                        metrics.verifyFailures.increment()
+                        health.fail(failure.description)
+                        logger.critical("VERIFICATION FAILED", metadata: ["failure": "\(failure)"])
+                    }
+                } catch {
+                    failed = true
+                    metrics.verifyFailures.increment()
+                    health.fail("\(error)")
+                    logger.critical("VERIFICATION FAILED", metadata: ["error": "\(error)"])
+                }
+            }
+            metrics.treeSize.record(Int64(ledger.size))
+            metrics.checkpoints.record(Int64(ledger.checkpoints.total))
+            let segs = ledger.store.segments()
+            metrics.segments.record(segs.count)
+            metrics.sealedSegments.record(segs.filter { $0.state == .sealed }.count)
+            if let e = ledger.backgroundError { logger.error("background sealing failed", metadata: ["error": "\(e)"]) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+/// Keeps the ledger open for the other services and closes it last on shutdown: final
+/// checkpoint, rotated segments sealed, tree synced, directory unlocked.
+struct LedgerService: Service {
+    let ledger: Ledger
+    let idempotency: IdempotencyCache
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
+            idempotency.sweep()
+        }
+        try ledger.close()
+        logger.info("log closed cleanly", metadata: ["size": "\(ledger.size)", "checkpoint": "\(ledger.latestCheckpoint?.checkpoint.size ?? 0)"])
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every setting of the daemon, with its embedded default. A JSON config file (`--config`) may
+/// set any of them by the same name; flags override the file.
+struct DaemonConfig: Codable, Sendable {
+    /// Data directory.
+    var data = "./auditd-data"
+    /// Signing key path; default `<parent of data>/auditd-keys/<data name>.key`.
+    var key: String?
+    /// Checkpoint origin and key name, used when the key is created.
+    var origin = "auditd.local/log"
+    /// Ingest socket path.
+    var socket = "./auditd.sock"
+    /// Ingest socket mode (octal).
+    var socketMode = "0660"
+    /// Peer uids allowed to write (empty with `allowGids` empty: anyone who can open the socket).
+    var allowUids: [UInt32] = [getuid()]
+    /// Peer gids allowed to write.
+    var allowGids: [UInt32] = [getgid()]
+    /// Read port address.
+    var httpHost = "127.0.0.1"
+    /// Read port (0: any free port, printed at start).
+    var httpPort = 8650
+    /// How long an idempotency key is remembered, seconds (across restarts too).
+    var idempotencyWindow = 900
+    /// Rotate and seal the open segment at this many bytes.
+    var segmentBytes = 32 << 20
+    /// Rotate and seal the open segment at this age, seconds.
+    var segmentAge = 600
+    /// Unacknowledged entries a connection may have before the daemon stops reading from it.
+    var maxInflightPerConnection = 4096
+    /// Seconds between continuous verification passes.
+    var verifyInterval = 30
+    /// Log level: trace, debug, info, notice, warning, error, critical.
+    var logLevel = "info"
+
+    var keyPath: String {
+        if let key { return key }
+        let url = URL(fileURLWithPath: data).standardizedFileURL
+        return url.deletingLastPathComponent().path + "/auditd-keys/" + url.lastPathComponent + ".key"
+    }
+
+    static func load(_ path: String) throws -> DaemonConfig {
+        guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read config file \(path)") }
+        do { return try JSONDecoder().decode(DaemonConfig.self, from: d) } catch {
+            throw ValidationError("config file \(path) is not valid: \(error)")
+        }
+    }
+}
+
+extension DaemonConfig {
+    enum CodingKeys: String, CodingKey {
+        case data, key, origin, socket, socketMode = "socket_mode", allowUids = "allow_uids", allowGids = "allow_gids"
+        case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window"
+        case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"
+        case verifyInterval = "verify_interval", logLevel = "log_level"
+    }
+
+    init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        data = try c.decodeIfPresent(String.self, forKey: .data) ?? data
+        key = try c.decodeIfPresent(String.self, forKey: .key)
+        origin = try c.decodeIfPresent(String.self, forKey: .origin) ?? origin
+        socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? socket
+        socketMode = try c.decodeIfPresent(String.self, forKey: .socketMode) ?? socketMode
+        allowUids = try c.decodeIfPresent([UInt32].self, forKey: .allowUids) ?? allowUids
+        allowGids = try c.decodeIfPresent([UInt32].self, forKey: .allowGids) ?? allowGids
+        httpHost = try c.decodeIfPresent(String.self, forKey: .httpHost) ?? httpHost
+        httpPort = try c.decodeIfPresent(Int.self, forKey: .httpPort) ?? httpPort
+        idempotencyWindow = try c.decodeIfPresent(Int.self, forKey: .idempotencyWindow) ?? idempotencyWindow
+        segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? segmentBytes
+        segmentAge = try c.decodeIfPresent(Int.self, forKey: .segmentAge) ?? segmentAge
+        maxInflightPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxInflightPerConnection) ?? maxInflightPerConnection
+        verifyInterval = try c.decodeIfPresent(Int.self, forKey: .verifyInterval) ?? verifyInterval
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
+    }
+}

@@ -1,0 +1,201 @@
+import AuditWire
+import ChainIndex
+import Foundation
+import Logging
+import NIOCore
+
+/// Shared by every connection.
+struct IngestContext: Sendable {
+    let ledger: Ledger
+    let idempotency: IdempotencyCache
+    let metrics: DaemonMetrics
+    let maxInflight: Int
+    let logger: Logger
+    let drain: InflightCounter
+}
+
+/// One writer connection (format-spec.md §9.1). The handler is an event-loop-confined state
+/// machine: it decodes frames, validates entries, batches what one read burst brought into one
+/// append, and writes each ack once the ledger reports the entry durable. Bad frames get an
+/// ERROR frame and the connection stays usable; only an unparseable stream closes it.
+final class IngestHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        var id: UInt64
+        var entry: PreparedEntry
+        var idemKey: String?
+        var started: ContinuousClock.Instant
+    }
+
+    private let shared: IngestContext
+    private let writer: Writer
+    private var parser = FrameParser()
+    private var buffer: [UInt8] = []
+    private var batch: [Pending] = []
+    private var inflight = 0
+    private var paused = false
+    private var out: ByteBuffer?
+
+    init(shared: IngestContext, writer: Writer) {
+        self.shared = shared
+        self.writer = writer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if let chunk = bytes.readBytes(length: bytes.readableBytes) { buffer.append(contentsOf: chunk) }
+        for item in parser.parse(&buffer) {
+            switch item {
+            case .frame(let f): handle(f, context: context)
+            case .tooLarge(let id, let len):
+                shared.metrics.rejected("frame_too_large")
+                send(.error(id: id, code: .frameTooLarge, message: "frame of \(len) bytes exceeds the \(WireFormat.maxBody + WireFormat.minLength)-byte limit; the entry was not stored"), context: context)
+            case .fatal(let why):
+                shared.metrics.rejected("malformed_frame")
+                send(.error(id: 0, code: .malformedFrame, message: "\(why); closing the connection"), context: context)
+                flush(context: context)
+                context.close(promise: nil)
+                return
+            }
+        }
+    }
+
+    private func handle(_ f: Frame, context: ChannelHandlerContext) {
+        switch FrameType(rawValue: f.type) {
+        case .append:
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let e: PreparedEntry
+            do throws(EntryError) { e = try Entry.prepare(json: f.body, receivedAt: now, writer: writer) } catch {
+                shared.metrics.rejected(error.field.isEmpty ? "invalid_json" : error.field)
+                send(.error(id: f.id, code: .invalidEntry, message: error.description), context: context)
+                return
+            }
+            guard let key = e.idempotencyKey else {
+                batch.append(Pending(id: f.id, entry: e, idemKey: nil, started: .now))
+                return
+            }
+            let k = IdempotencyCache.key(uid: writer.uid, key: key)
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            let id = f.id
+            switch shared.idempotency.lookup(k, waiter: { r in
+                loop.execute {
+                    let (h, ctx) = bound.value
+                    switch r {
+                    case .success(let rc): h.send(.ack(id: id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true), context: ctx)
+                    case .failure(let err): h.send(.error(id: id, code: .unavailable, message: "the original append failed (\(err)); retry"), context: ctx)
+                    }
+                    h.flush(context: ctx)
+                }
+            }) {
+            case .reserved: batch.append(Pending(id: f.id, entry: e, idemKey: k, started: .now))
+            case .done(let rc): send(.ack(id: f.id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true), context: context)
+            case .waiting: break
+            }
+        case .ping:
+            send(Frame(type: .pong, id: f.id), context: context)
+        default:
+            shared.metrics.rejected("unknown_frame_type")
+            send(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01 or PING 0x02)", f.type)), context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        submit(context: context)
+        flush(context: context)
+    }
+
+    private func submit(context: ChannelHandlerContext) {
+        guard !batch.isEmpty else { return }
+        let items = batch
+        batch.removeAll(keepingCapacity: true)
+        inflight += items.count
+        shared.drain.add(items.count)
+        if inflight >= shared.maxInflight && !paused {
+            paused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let metrics = shared.metrics
+        let bytes = items.reduce(0) { $0 + $1.entry.content.count }
+        shared.ledger.append(items.map(\.entry)) { result in
+            let done = ContinuousClock.now
+            if case .success = result { metrics.ingested(count: items.count, bytes: bytes) }
+            for it in items {
+                if case .success = result { metrics.ackLatency(done - it.started) }
+            }
+            loop.execute {
+                let (h, ctx) = bound.value
+                h.completed(items, result, context: ctx)
+            }
+        }
+    }
+
+    private func completed(_ items: [Pending], _ result: Result<[Receipt], Error>, context: ChannelHandlerContext) {
+        switch result {
+        case .success(let receipts):
+            for (it, r) in zip(items, receipts) {
+                if let k = it.idemKey { shared.idempotency.complete(k, r) }
+                send(.ack(id: it.id, seq: r.seq, orgSeq: r.orgSeq, hash: r.hash.bytes, duplicate: false), context: context)
+            }
+        case .failure(let err):
+            shared.logger.error("append failed", metadata: ["error": "\(err)"])
+            for it in items {
+                if let k = it.idemKey { shared.idempotency.fail(k, err) }
+                send(.error(id: it.id, code: .unavailable, message: "not stored: \(err)"), context: context)
+            }
+        }
+        inflight -= items.count
+        shared.drain.remove(items.count)
+        flush(context: context)
+        if paused && inflight < shared.maxInflight / 2 {
+            paused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        }
+    }
+
+    private func send(_ f: Frame, context: ChannelHandlerContext) {
+        let bytes = f.encoded
+        if out == nil { out = context.channel.allocator.buffer(capacity: 4096) }
+        out?.writeBytes(bytes)
+    }
+
+    private func flush(context: ChannelHandlerContext) {
+        guard let o = out, o.readableBytes > 0 else { return }
+        out = nil
+        context.writeAndFlush(wrapOutboundOut(o), promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        shared.logger.debug("ingest connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}
+
+/// Answers every request of a peer that is not an allowed writer with FORBIDDEN, then closes.
+final class ForbiddenHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let message: String
+
+    init(message: String) { self.message = message }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var b = context.channel.allocator.buffer(capacity: 128)
+        b.writeBytes(Frame.error(id: 0, code: .forbidden, message: message).encoded)
+        context.writeAndFlush(wrapOutboundOut(b)).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+/// Entries accepted but not yet acknowledged, across connections: shutdown waits for zero.
+final class InflightCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add(_ k: Int) { lock.withLock { n += k } }
+    func remove(_ k: Int) { lock.withLock { n -= k } }
+    var value: Int { lock.withLock { n } }
+}
