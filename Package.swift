@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["SegmentStore"]),
         .testTarget(

@@ -47,9 +47,7 @@ public final class AuditClient: Sendable {
     /// Appends entries pipelined (one write, one flush) and returns each one's ack or refusal.
     public func append(batch: [[UInt8]]) async throws -> [Result<Ack, WireError>] {
         let promises = batch.map { json -> EventLoopFuture<Frame> in
-            let p = channel.eventLoop.makePromise(of: Frame.self)
-            channel.write(Outgoing(frame: Frame(type: .append, id: ids.next(), body: json), promise: p), promise: nil)
-            return p.futureResult
+            send(Frame(type: .append, id: ids.next(), body: json), flush: false)
         }
         channel.flush()
         var out: [Result<Ack, WireError>] = []
@@ -63,10 +61,22 @@ public final class AuditClient: Sendable {
 
     /// Round trip without appending anything.
     public func ping() async throws {
-        let p = channel.eventLoop.makePromise(of: Frame.self)
-        channel.writeAndFlush(Outgoing(frame: Frame(type: .ping, id: ids.next()), promise: p), promise: nil)
-        let f = try await p.futureResult.get()
+        let f = try await send(Frame(type: .ping, id: ids.next()), flush: true).get()
         guard f.type == FrameType.pong.rawValue else { throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "unexpected reply") }
+    }
+
+    /// Writes a request; its response future fails if the write itself fails (a connection that
+    /// is already closed never reaches the handler, so nothing else would complete it).
+    private func send(_ frame: Frame, flush: Bool) -> EventLoopFuture<Frame> {
+        let p = channel.eventLoop.makePromise(of: Frame.self)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in p.fail(AuditClientError.connectionClosed) }
+        if flush {
+            channel.writeAndFlush(Outgoing(frame: frame, promise: p), promise: written)
+        } else {
+            channel.write(Outgoing(frame: frame, promise: p), promise: written)
+        }
+        return p.futureResult
     }
 
     /// Closes the connection.

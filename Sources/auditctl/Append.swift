@@ -3,13 +3,14 @@ import AuditClient
 import AuditWire
 import ChainIndex
 import Foundation
+import NIOPosix
 
 /// `auditctl append`: writes entries through a running daemon's socket (for scripts).
 struct Append: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Append NDJSON entries (standard input, or --entry) through auditd's ingest socket.",
         discussion: """
-            Prints one JSON receipt per entry once it is durable: {"seq","hash","org_seq","duplicate"}.
+            Prints one JSON receipt per entry once it is durable: {"line","seq","hash","org_seq","duplicate"}.
             Refused entries are reported on standard error with their line number (exit status 3).
             With --retry, entries whose connection was lost are sent again on a new connection;
             entries that carry an idempotency_key are then stored exactly once.
@@ -32,8 +33,23 @@ struct Append: AsyncParsableCommand {
             }
         }
         var rejected = 0
+        // One event loop for every connection this run makes, shut down once at the end.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            rejected = try await send(lines, group: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await group.shutdownGracefully()
+        if rejected > 0 { throw ExitCode(3) }
+    }
+
+    /// Sends every line, reconnecting as allowed; returns how many were refused.
+    func send(_ lines: [(Int, [UInt8])], group: MultiThreadedEventLoopGroup) async throws -> Int {
+        var rejected = 0
         var attempts = 0
-        var client = try await AuditClient.connect(socketPath: socket)
+        var client = try await connect(after: 0, group: group)
         var i = 0
         while i < lines.count {
             let chunk = Array(lines[i..<min(lines.count, i + batch)])
@@ -43,7 +59,7 @@ struct Append: AsyncParsableCommand {
                 for ((line, _), r) in zip(chunk, results) {
                     switch r {
                     case .success(let a):
-                        out += "{\"seq\":\(a.seq),\"org_seq\":\(a.orgSeq),\"hash\":\"\(a.hash.hex)\",\"duplicate\":\(a.duplicate)}\n"
+                        out += "{\"line\":\(line),\"seq\":\(a.seq),\"org_seq\":\(a.orgSeq),\"hash\":\"\(a.hash.hex)\",\"duplicate\":\(a.duplicate)}\n"
                     case .failure(let e):
                         rejected += 1
                         printError("line \(line): \(e)")
@@ -56,11 +72,22 @@ struct Append: AsyncParsableCommand {
                 attempts += 1
                 printError("connection lost (\(error)); reconnecting, attempt \(attempts) of \(retry)")
                 await client.close()
-                try await Task.sleep(for: .milliseconds(200 * attempts))
-                client = try await AuditClient.connect(socketPath: socket)
+                client = try await connect(after: attempts, group: group)
             }
         }
         await client.close()
-        if rejected > 0 { throw ExitCode(3) }
+        return rejected
+    }
+
+    /// Connects, retrying (with growing pauses) while the daemon is down, up to `retry` times.
+    func connect(after attempt: Int, group: MultiThreadedEventLoopGroup) async throws -> AuditClient {
+        var n = attempt
+        while true {
+            if n > 0 { try await Task.sleep(for: .milliseconds(min(2000, 100 * n))) }
+            do { return try await AuditClient.connect(socketPath: socket, group: group) } catch {
+                guard n < retry else { throw ValidationError("\(error)") }
+                n += 1
+            }
+        }
     }
 }

@@ -1,0 +1,134 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real auditd binary in a scratch directory, on a real socket and a real loopback port.
+final class Daemon: @unchecked Sendable {
+    let root: String
+    var process: Process?
+    var port = 0
+    var socket: String { root + "/auditd.sock" }
+    var data: String { root + "/data" }
+    var extraArgs: [String]
+
+    init(_ tag: String, args: [String] = []) {
+        root = NSTemporaryDirectory() + "auditd-\(tag)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        extraArgs = args
+    }
+
+    static func product(_ name: String, file: String = #filePath) -> String {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let rootDir = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [here.appendingPathComponent(name).path, here.deletingLastPathComponent().appendingPathComponent(name).path,
+                          rootDir.appendingPathComponent(".build/debug/\(name)").path]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[2]
+    }
+
+    /// Starts the daemon and waits until both the socket and the read port are up.
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.product("auditd"))
+        p.currentDirectoryURL = URL(fileURLWithPath: root)
+        p.arguments = ["--data", data, "--socket", socket, "--http-port", "0", "--verify-interval", "1", "--log-level", "warning"] + extraArgs
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        process = p
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            text += String(decoding: d, as: UTF8.self)
+            if let r = text.range(of: "read port http://127.0.0.1:"), text.contains("ingest socket") {
+                let digits = text[r.upperBound...].prefix { $0.isNumber }
+                port = Int(digits) ?? 0
+                // Keep draining stdout so the daemon never blocks on a full pipe.
+                Thread { while !out.fileHandleForReading.availableData.isEmpty {} }.start()
+                return
+            }
+        }
+        throw DaemonFailed(message: "auditd did not come up: \(text)")
+    }
+
+    func kill9() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    /// SIGTERM, and the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        guard let p = process else { return -1 }
+        p.terminate()
+        p.waitUntilExit()
+        process = nil
+        return p.terminationStatus
+    }
+
+    func cleanup() {
+        if process != nil { kill9() }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Runs auditctl to completion.
+    @discardableResult
+    func ctl(_ args: [String], stdin: String = "") throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.product("auditctl"))
+        p.currentDirectoryURL = URL(fileURLWithPath: root)
+        p.arguments = args
+        let o = Pipe(), e = Pipe(), i = Pipe()
+        p.standardOutput = o
+        p.standardError = e
+        p.standardInput = i
+        try p.run()
+        let input = Data(stdin.utf8)
+        Thread { i.fileHandleForWriting.write(input); try? i.fileHandleForWriting.close() }.start()
+        let od = o.fileHandleForReading.readDataToEndOfFile()
+        let ed = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
+    }
+
+    func token(org: String?) throws -> String {
+        let (s, out, err) = try ctl(["token", "create", data, "--socket", socket] + (org.map { ["--org", $0] } ?? ["--operator"]))
+        guard s == 0 else { throw DaemonFailed(message: "token create failed: \(err)") }
+        return out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A GET (or other method) on the read port: status and body.
+    func http(_ path: String, token: String?, method: String = "GET") async throws -> (Int, Data) {
+        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        req.httpMethod = method
+        if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (d, r) = try await URLSession.shared.data(for: req)
+        return ((r as? HTTPURLResponse)?.statusCode ?? 0, d)
+    }
+
+    func json(_ path: String, token: String?) async throws -> [String: Any] {
+        let (s, d) = try await http(path, token: token)
+        guard s == 200, let o = try JSONSerialization.jsonObject(with: d) as? [String: Any] else {
+            throw DaemonFailed(message: "GET \(path): \(s) \(String(decoding: d, as: UTF8.self))")
+        }
+        return o
+    }
+}
+
+struct DaemonFailed: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// A valid event for `org`.
+func event(org: String, i: Int, key: String? = nil, category: String = "access", outcome: String = "success", extra: String = "") -> String {
+    #"{"org":"\#(org)","category":"\#(category)","action":"access.granted","actor":{"type":"human","id":"usr_\#(i % 9)"},"target":{"type":"project","id":"p\#(i)"},"outcome":"\#(outcome)","source":{"service":"svc"},"occurred_at":"2025-03-01T00:00:00.000Z""# + (key.map { #","idempotency_key":"\#($0)""# } ?? "") + #","metadata":{"i":\#(i)\#(extra)}}"#
+}

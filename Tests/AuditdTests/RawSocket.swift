@@ -1,0 +1,60 @@
+import AuditWire
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A deliberately low-level socket client: sends any bytes, reads frames, with timeouts.
+final class RawSocket {
+    let fd: Int32
+    var buffer: [UInt8] = []
+    var parser = FrameParser(maxBody: 1 << 20)
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard r == 0 else { close(fd); throw DaemonFailed(message: "connect \(path): \(String(cString: strerror(errno)))") }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n <= 0 { return }
+            done += n
+        }
+    }
+
+    func send(_ f: Frame) { send(f.encoded) }
+
+    func append(_ json: String, id: UInt64) { send(Frame(type: .append, id: id, body: Array(json.utf8))) }
+
+    /// The next frame, or nil if the connection closed (or timed out).
+    func next() -> Frame? {
+        while true {
+            for item in parser.parse(&buffer) {
+                if case .frame(let f) = item { pending.append(f) }
+            }
+            if !pending.isEmpty { return pending.removeFirst() }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            if n <= 0 { return nil }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+    private var pending: [Frame] = []
+
+    /// True if the peer has closed the connection.
+    func isClosed() -> Bool {
+        var c = [UInt8](repeating: 0, count: 1)
+        return read(fd, &c, 1) == 0
+    }
+}
