@@ -1,4 +1,5 @@
 import AuditWire
+import SegmentStore
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -85,6 +86,17 @@ import Glibc
         let (vs, vout, _) = try d.ctl(["verify", d.data, "--quiet"])
         #expect(vs == 0)
         #expect(vout.contains("OK: \(accepted) entries"), "\(vout)")
+    }
+
+    @Test func theSpecsWireExampleHoldsByteForByte() throws {
+        let d = Daemon("wire")
+        defer { d.cleanup() }
+        try d.start()
+        let s = try RawSocket(path: d.socket)
+        s.send([UInt8](hex: "0b00000001" + "0100000000000000" + "7b7d") ?? [])
+        let f = try #require(s.next())
+        #expect(f.encoded == ([UInt8](hex: "23000000" + "83" + "0100000000000000" + "0100") ?? []) + Array("field 'org': is required".utf8))
+        #expect(d.stop() == 0)
     }
 
     @Test func pipelinedRequestsAreEachAnswered() throws {
