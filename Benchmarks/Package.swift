@@ -16,6 +16,8 @@ let package = Package(
             dependencies: [
                 .product(name: "ChainIndex", package: "main"),
                 .product(name: "SegmentStore", package: "main"),
+                .product(name: "AuditClient", package: "main"),
+                .product(name: "AuditWire", package: "main"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/auditbench"),

@@ -128,6 +128,12 @@ public enum Entry {
         guard json.count <= ChainFormat.maxInputSize else {
             throw EntryError("", "entry is \(json.count) bytes; the limit is \(ChainFormat.maxInputSize)")
         }
+        if let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) }) { return fast }
+        return try generalPrepare(json: json, receivedAt: receivedAt, writer: writer)
+    }
+
+    /// The general path: parse to a value tree, validate with precise errors, canonicalise.
+    static func generalPrepare(json: [UInt8], receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
         let v: JSONValue
         do { v = try JSONParser.parse(json, maxDepth: 4) } catch { throw EntryError("", error.description) }
         return try prepare(value: v, receivedAt: receivedAt, writer: writer)

@@ -1,0 +1,225 @@
+/// The ingest hot path: recognises a *valid* entry in one pass over its bytes and writes its
+/// canonical form directly, copying strings whole. It never rejects: anything it does not
+/// positively accept (escapes, non-ASCII, arrays, a rule it would break) returns nil, and
+/// `Entry.prepare` falls back to the general parser and validator, which are the reference and
+/// say precisely what is wrong. Tests check both paths give identical bytes.
+extension Entry {
+    private struct Span {
+        var start: Int
+        var end: Int
+        var count: Int { end - start }
+    }
+
+    private enum Kind { case string, int, literal, object }
+
+    private struct Member {
+        var key: Span
+        var kind: Kind
+        var value: Span
+        var children: [Member] = []
+    }
+
+    static func fastPrepare(_ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer) -> PreparedEntry? {
+        var i = 0
+        let n = b.count
+        @inline(__always) func ws() { while i < n, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
+        func string() -> Span? {
+            guard i < n, b[i] == 0x22 else { return nil }
+            i += 1
+            let s = i
+            while i < n {
+                let c = b[i]
+                if c == 0x22 { defer { i += 1 }; return Span(start: s, end: i) }
+                if c == 0x5C || c < 0x20 || c >= 0x80 { return nil }
+                i += 1
+            }
+            return nil
+        }
+        func scalar() -> (Kind, Span)? {
+            guard i < n else { return nil }
+            let s = i
+            switch b[i] {
+            case 0x22: return string().map { (.string, $0) }
+            case 0x74: guard i + 4 <= n, b[i + 1] == 0x72, b[i + 2] == 0x75, b[i + 3] == 0x65 else { return nil }; i += 4
+            case 0x66: guard i + 5 <= n, b[i + 1] == 0x61, b[i + 2] == 0x6C, b[i + 3] == 0x73, b[i + 4] == 0x65 else { return nil }; i += 5
+            case 0x6E: guard i + 4 <= n, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C else { return nil }; i += 4
+            case 0x2D, 0x30...0x39:
+                if b[i] == 0x2D { i += 1 }
+                let d = i
+                while i < n, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
+                let digits = i - d
+                guard digits >= 1, digits <= 15, !(digits > 1 && b[d] == 0x30), !(b[s] == 0x2D && digits == 1 && b[d] == 0x30) else { return nil }
+                if i < n, b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45 { return nil }
+                return (.int, Span(start: s, end: i))
+            default: return nil
+            }
+            return (.literal, Span(start: s, end: i))
+        }
+        func object(depth: Int) -> [Member]? {
+            guard i < n, b[i] == 0x7B else { return nil }
+            i += 1
+            var out: [Member] = []
+            ws()
+            if i < n, b[i] == 0x7D { i += 1; return out }
+            while true {
+                ws()
+                guard let k = string() else { return nil }
+                ws()
+                guard i < n, b[i] == 0x3A else { return nil }
+                i += 1
+                ws()
+                if i < n, b[i] == 0x7B {
+                    guard depth == 0, let kids = object(depth: 1) else { return nil }
+                    out.append(Member(key: k, kind: .object, value: Span(start: 0, end: 0), children: kids))
+                } else {
+                    guard let (kind, v) = scalar() else { return nil }
+                    out.append(Member(key: k, kind: kind, value: v))
+                }
+                ws()
+                guard i < n else { return nil }
+                if b[i] == 0x2C { i += 1; continue }
+                if b[i] == 0x7D { i += 1; return out }
+                return nil
+            }
+        }
+        func eq(_ s: Span, _ lit: StaticString) -> Bool {
+            guard s.count == lit.utf8CodeUnitCount else { return false }
+            let p = lit.utf8Start
+            for k in 0..<s.count where b[s.start + k] != p[k] { return false }
+            return true
+        }
+        func ident(_ s: Span, max: Int) -> Bool {
+            guard s.count >= 1, s.count <= max else { return false }
+            for k in s.start..<s.end {
+                let c = b[k]
+                guard (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F else { return false }
+            }
+            return true
+        }
+        func text(_ s: Span, max: Int) -> Bool {
+            guard s.count >= 1, s.count <= max else { return false }
+            for k in s.start..<s.end where b[k] == 0x7F { return false }
+            return true
+        }
+        func str(_ s: Span) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[s.start..<s.end]), as: UTF8.self) }
+
+        ws()
+        guard let top = object(depth: 0) else { return nil }
+        ws()
+        guard i == n else { return nil }
+
+        // Top-level members in canonical order; each slot filled at most once.
+        // action actor category idempotency_key metadata occurred_at on_behalf_of org outcome source target
+        var slot = [Member?](repeating: nil, count: 11)
+        for m in top {
+            let k = m.key
+            let idx: Int
+            if eq(k, "action") { idx = 0 } else if eq(k, "actor") { idx = 1 } else if eq(k, "category") { idx = 2 }
+            else if eq(k, "idempotency_key") { idx = 3 } else if eq(k, "metadata") { idx = 4 } else if eq(k, "occurred_at") { idx = 5 }
+            else if eq(k, "on_behalf_of") { idx = 6 } else if eq(k, "org") { idx = 7 } else if eq(k, "outcome") { idx = 8 }
+            else if eq(k, "source") { idx = 9 } else if eq(k, "target") { idx = 10 } else { return nil }
+            guard slot[idx] == nil else { return nil }
+            slot[idx] = m
+        }
+        guard let action = slot[0], action.kind == .string, ident(action.value, max: 128),
+              let actor = slot[1], actor.kind == .object,
+              let category = slot[2], category.kind == .string,
+              let occurred = slot[5], occurred.kind == .string, occurred.value.count <= 40,
+              let org = slot[7], org.kind == .string, ident(org.value, max: 64),
+              let outcome = slot[8], outcome.kind == .string,
+              let source = slot[9], source.kind == .object,
+              let target = slot[10], target.kind == .object
+        else { return nil }
+        guard let cat = Category(rawValue: str(category.value)), let out = Outcome(rawValue: str(outcome.value)),
+              Timestamp.parse(str(occurred.value)) != nil else { return nil }
+        if let k = slot[3] { guard k.kind == .string, text(k.value, max: 128) else { return nil } }
+
+        // Nested objects: allowed keys in canonical order, string values, limits.
+        func nested(_ m: Member, _ keys: [(StaticString, Int, Bool)]) -> [Member?]? {
+            var found = [Member?](repeating: nil, count: keys.count)
+            for c in m.children {
+                guard c.kind == .string, let j = keys.indices.first(where: { eq(c.key, keys[$0].0) }), found[j] == nil,
+                      keys[j].2 ? ident(c.value, max: keys[j].1) : text(c.value, max: keys[j].1) else { return nil }
+                found[j] = c
+            }
+            return found
+        }
+        guard let act = nested(actor, [("id", 128, false), ("name", 256, false), ("type", 16, false)]), let actorId = act[0], let actorType = act[2],
+              eq(actorType.value, "human") || eq(actorType.value, "agent") || eq(actorType.value, "service") else { return nil }
+        if let ob = slot[6] {
+            guard ob.kind == .object, let o = nested(ob, [("approval", 128, false), ("id", 128, false), ("type", 16, false)]), o[1] != nil, let t = o[2],
+                  eq(t.value, "human") || eq(t.value, "agent") || eq(t.value, "service") || eq(t.value, "policy") else { return nil }
+        } else if eq(actorType.value, "agent") { return nil }
+        guard let tg = nested(target, [("id", 256, false), ("name", 256, false), ("type", 64, true)]), tg[0] != nil, tg[2] != nil else { return nil }
+        guard let src = nested(source, [("ip", 64, false), ("service", 128, true), ("session", 128, false), ("user_agent", 512, false)]), src[1] != nil else { return nil }
+        if let ip = src[0] {
+            for k in ip.value.start..<ip.value.end {
+                let c = b[k]
+                guard (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c == 0x2E || c == 0x3A else { return nil }
+            }
+        }
+        var meta: [Member] = []
+        if let m = slot[4] {
+            guard m.kind == .object, m.children.count <= maxMetadataKeys else { return nil }
+            for c in m.children {
+                guard ident(c.key, max: 64), c.kind != .object, forbiddenReason(str(c.key)) == nil else { return nil }
+                if c.kind == .string && c.value.count > maxMetadataString { return nil }
+                meta.append(c)
+            }
+            // Duplicate metadata keys are refused by the general parser; sort, then compare neighbours.
+            meta.sort { x, y in
+                let a = UnsafeBufferPointer(rebasing: b[x.key.start..<x.key.end]), c = UnsafeBufferPointer(rebasing: b[y.key.start..<y.key.end])
+                return a.lexicographicallyPrecedes(c)
+            }
+            for k in meta.indices.dropFirst() where meta[k].key.count == meta[k - 1].key.count
+                && UnsafeBufferPointer(rebasing: b[meta[k].key.start..<meta[k].key.end]).elementsEqual(UnsafeBufferPointer(rebasing: b[meta[k - 1].key.start..<meta[k - 1].key.end])) {
+                return nil
+            }
+        }
+
+        // Canonical bytes.
+        var o = [UInt8]()
+        o.reserveCapacity(n + 128)
+        func raw(_ s: StaticString) { o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
+        func quoted(_ s: Span) { o.append(0x22); o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end])); o.append(0x22) }
+        func value(_ m: Member) { if m.kind == .string { quoted(m.value) } else { o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end])) } }
+        func obj(_ kids: [Member?], _ names: [StaticString]) {
+            o.append(0x7B)
+            var first = true
+            for (k, m) in kids.enumerated() {
+                guard let m else { continue }
+                if !first { o.append(0x2C) }
+                first = false
+                o.append(0x22); raw(names[k]); o.append(0x22); o.append(0x3A)
+                value(m)
+            }
+            o.append(0x7D)
+        }
+        raw("{\"action\":"); quoted(action.value)
+        raw(",\"actor\":"); obj(act, ["id", "name", "type"])
+        raw(",\"category\":"); quoted(category.value)
+        if let k = slot[3] { raw(",\"idempotency_key\":"); quoted(k.value) }
+        raw(",\"metadata\":{")
+        for (k, m) in meta.enumerated() {
+            if k > 0 { o.append(0x2C) }
+            quoted(m.key); o.append(0x3A); value(m)
+        }
+        raw("},\"occurred_at\":"); quoted(occurred.value)
+        if let ob = slot[6], let kids = nested(ob, [("approval", 128, false), ("id", 128, false), ("type", 16, false)]) {
+            raw(",\"on_behalf_of\":"); obj(kids, ["approval", "id", "type"])
+        }
+        raw(",\"org\":"); quoted(org.value)
+        raw(",\"outcome\":"); quoted(outcome.value)
+        raw(",\"received_at\":\""); o.append(contentsOf: Array(Timestamp.format(receivedAt).utf8)); o.append(0x22)
+        raw(",\"source\":"); obj(src, ["ip", "service", "session", "user_agent"])
+        raw(",\"target\":"); obj(tg, ["id", "name", "type"])
+        raw(",\"writer\":{\"gid\":"); o.append(contentsOf: Array(String(writer.gid).utf8))
+        raw(",\"uid\":"); o.append(contentsOf: Array(String(writer.uid).utf8))
+        raw(",\"via\":"); o.append(contentsOf: Array(CanonicalJSON.quoted(writer.via).utf8))
+        raw("}}")
+        guard o.count <= ChainFormat.maxEntrySize else { return nil }
+        return PreparedEntry(
+            org: str(org.value), content: o, contentHash: SHA256.hash(o), idempotencyKey: slot[3].map { str($0.value) },
+            fields: IndexFields(time: receivedAt, category: cat, outcome: out, action: str(action.value), actor: str(actorType.value) + ":" + str(actorId.value)))
+    }
+}
