@@ -44,15 +44,20 @@ final class OpenSegment: @unchecked Sendable {
 
     /// Creates a new, empty open segment.
     ///
-    /// 1. create the file exclusively; 2. write the header; 3. fsync it, so the header is on disk
-    /// before any block; 4. fsync the directory, so the file itself survives a crash.
+    /// 1. create `N.open.tmp` exclusively; 2. write the header; 3. fsync it; 4. rename it to
+    /// `N.open`; 5. fsync the directory. A crash at any step leaves either no `N.open` or one
+    /// with a whole header: recovery never meets a segment without one (a stray `.open.tmp` is
+    /// removed). The descriptor stays valid across the rename.
     static func create(directory: String, segment: UInt64, firstSeq: UInt64) throws(StoreError) -> OpenSegment {
         let path = directory + "/" + SegmentNames.open(segment)
-        let fd = try FileOps.open(path, O_RDWR | O_CREAT | O_EXCL, mode: 0o640)
+        let tmp = path + ".tmp"
+        try FileOps.unlink(tmp)
+        let fd = try FileOps.open(tmp, O_RDWR | O_CREAT | O_EXCL, mode: 0o640)
         let file = FileHandleRef(fd: fd, path: path)
         let header = SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq)
-        try FileOps.pwriteAll(fd, header.encoded()[...], at: 0, path: path)
-        try FileOps.fsync(fd, path: path)
+        try FileOps.pwriteAll(fd, header.encoded()[...], at: 0, path: tmp)
+        try FileOps.fsync(fd, path: tmp)
+        try FileOps.rename(tmp, path)
         try FileOps.fsyncDirectory(directory)
         return OpenSegment(path: path, file: file, header: header, endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
     }

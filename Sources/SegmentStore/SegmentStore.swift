@@ -74,8 +74,8 @@ public final class SegmentStore: @unchecked Sendable {
 
     /// Opens (or creates) the store in `directory`, recovering the open segment.
     ///
-    /// Recovery (format-spec.md §2.5): 1. remove `*.seg.tmp` (a seal that never reached its
-    /// rename); 2. remove an open file whose sealed file exists (the seal committed);
+    /// Recovery (format-spec.md §2.5): 1. remove `*.seg.tmp` and `*.open.tmp` (a seal or a
+    /// segment creation that never reached its rename); 2. remove an open file whose sealed file exists (the seal committed);
     /// 3. reopen older open files strictly (they were synced before rotation); 4. reopen the
     /// newest open file, cutting a torn tail; 5. check the segments continue one another.
     /// Sealed files are only read, never written.
@@ -89,7 +89,7 @@ public final class SegmentStore: @unchecked Sendable {
         for name in try FileOps.list(directory) {
             guard let (n, suffix) = SegmentNames.parse(name) else { continue }
             switch suffix {
-            case "seg.tmp": if !readOnly { try FileOps.unlink(directory + "/" + name) }
+            case "seg.tmp", "open.tmp": if !readOnly { try FileOps.unlink(directory + "/" + name) }
             case "seg": sealedNums.append(n)
             case "open": openNums.append(n)
             default: continue

@@ -174,3 +174,23 @@ import Testing
         #expect(throws: StoreError.self) { try s.write(records(1)) }
     }
 }
+
+@Suite struct SegmentCreationTests {
+    @Test func crashWhileCreatingAnOpenSegmentLeavesNothingHalfMade() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let s = try SegmentStore(directory: dir)
+            try s.write(records(10))
+            try s.sync()
+            try s.rotate()
+            _ = try s.sealRotated()
+        }
+        // A creation that died before its rename: an empty, headerless temp file.
+        FileManager.default.createFile(atPath: dir + "/" + SegmentNames.open(2) + ".tmp", contents: Data())
+        let s = try SegmentStore(directory: dir)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/" + SegmentNames.open(2) + ".tmp"))
+        #expect(s.endSeq == 10)
+        #expect(try s.write(records(1)) == 10)
+    }
+}
