@@ -154,7 +154,10 @@ public final class Ledger: @unchecked Sendable {
             }
             tree = t
             let sealedInfos = store.segments().filter { $0.state == .sealed }
-            let sealedEnd = sealedInfos.last?.endSeq ?? 0
+            let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
+            for info in store.segments() where info.state == .archived {
+                idx.addArchived(try ArchivedStub.load(info.path))
+            }
             var atSealed = start >= sealedEnd ? snapOrgs : [:]
             var replayed: UInt64 = 0
             var leaves: [Hash] = []
@@ -364,6 +367,9 @@ public final class Ledger: @unchecked Sendable {
         Glibc.close(lockFD)
     }
 
+    /// Signs `text` (ending in a newline) with the log's key: bundle manifests and tombstones.
+    public func sign(_ text: String) throws -> String { try signer.sign(text) }
+
     // MARK: Reading
 
     /// Number of durable entries (the tree size).
@@ -406,6 +412,12 @@ public final class Ledger: @unchecked Sendable {
             }
             return StoredEntry(org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
         }
+    }
+
+    /// The archived (or purged) bundles holding `org`'s entries that a query with `filter` and
+    /// `cursor` would reach: what a client must restore to see them.
+    public func archivedRanges(org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, cursor: UInt64? = nil) -> [ArchivedRange] {
+        index.archivedRanges(org: org, filter: filter, newestFirst: newestFirst, cursor: cursor)
     }
 
     /// A page of `org`'s entries matching `filter` and, if `text` is given, containing it

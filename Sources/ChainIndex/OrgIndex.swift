@@ -53,6 +53,22 @@ public struct QueryFilter: Sendable, Equatable {
     }
 }
 
+/// Entries of an org that sit in an archived (or purged) bundle rather than the hot tier.
+public struct ArchivedRange: Sendable, Equatable {
+    /// The bundle to restore.
+    public var bundle: String
+    /// Its segment.
+    public var segment: UInt64
+    /// The segment's sequence range.
+    public var firstSeq: UInt64
+    /// One past it.
+    public var endSeq: UInt64
+    /// How many of the org's entries it holds.
+    public var entries: UInt64
+    /// True if retention expired and the bundle was purged (only its tombstone remains).
+    public var purged: Bool
+}
+
 /// One org's row in a sealed index file's directory.
 struct IndexDirEntry: Sendable {
     var org: String
@@ -195,6 +211,18 @@ struct SealedIndex: Sendable {
     }
 }
 
+/// Checks an index file on its own (for archive bundles).
+public enum SealedIndexCheck {
+    /// Opens the index file at `path`, checks its directory checksum and every org section's
+    /// checksum, and that it belongs to `segment`. Returns the orgs it lists.
+    public static func check(path: String, segment: UInt64) throws -> [String] {
+        let idx = try SealedIndex(path: path)
+        guard idx.segment == segment else { throw StoreError(.corrupt, "index of segment \(idx.segment), expected \(segment)", path: path) }
+        for org in idx.dir.keys { _ = try idx.hits(org: org) }
+        return idx.dir.keys.sorted()
+    }
+}
+
 /// Small helpers for files written whole and replaced atomically.
 enum Durable {
     /// Writes `contents` to `path.tmp`, fsyncs it, renames it over `path`, fsyncs the directory.
@@ -223,6 +251,8 @@ public final class OrgIndex: @unchecked Sendable {
     private var orgSegments: [String: [UInt64]] = [:]
     private var cache: [(UInt64, SealedIndex)] = []
     private static let cacheSize = 64
+    /// Archived segments: their stubs' per-org summaries stand in for their index files.
+    private var archived: [UInt64: ArchivedStub] = [:]
 
     init(directory: String, readOnly: Bool) throws {
         self.directory = directory
@@ -239,7 +269,8 @@ public final class OrgIndex: @unchecked Sendable {
         }
     }
 
-    static func fileName(_ n: UInt64) -> String { String(SegmentNames.sealed(n).dropLast(4)) + ".idx" }
+    /// The index file name of segment `n`.
+    public static func fileName(_ n: UInt64) -> String { String(SegmentNames.sealed(n).dropLast(4)) + ".idx" }
 
     func hasSealedIndex(_ n: UInt64) -> Bool { lock.withLock { sealedFiles[n] != nil } }
 
@@ -329,6 +360,54 @@ public final class OrgIndex: @unchecked Sendable {
             _ = take(mem)
         }
         return out
+    }
+
+    /// The earliest and latest receive time (ms) in sealed segment `n`, from its index file.
+    public func timeRange(segment n: UInt64) throws -> (Int64, Int64)? {
+        guard let idx = try sealedIndex(n), !idx.dir.isEmpty else { return nil }
+        return (idx.dir.values.map(\.minTime).min() ?? 0, idx.dir.values.map(\.maxTime).max() ?? 0)
+    }
+
+    /// Records an archived segment (its index file has moved to the bundle).
+    public func addArchived(_ stub: ArchivedStub) {
+        lock.withLock {
+            archived[stub.segment] = stub
+            sealedFiles[stub.segment] = nil
+            cache.removeAll { $0.0 == stub.segment }
+            for o in stub.orgs where !(orgSegments[o.org] ?? []).contains(stub.segment) {
+                orgSegments[o.org, default: []].append(stub.segment)
+                orgSegments[o.org]?.sort()
+            }
+        }
+    }
+
+    /// Picks up index files of segments restored into the hot tier.
+    public func refreshRestored(_ segments: [SegmentInfo]) {
+        for info in segments where info.state == .sealed {
+            let wasArchived = lock.withLock { archived[info.segment] != nil }
+            let path = directory + "/" + Self.fileName(info.segment)
+            guard wasArchived, FileOps.exists(path) else { continue }
+            lock.withLock {
+                archived[info.segment] = nil
+                sealedFiles[info.segment] = path
+            }
+        }
+    }
+
+    /// The archived segments holding `org`'s entries that a query would reach.
+    func archivedRanges(org: String, filter: QueryFilter, newestFirst: Bool, cursor: UInt64?) -> [ArchivedRange] {
+        lock.withLock {
+            var out: [ArchivedRange] = []
+            for n in orgSegments[org] ?? [] {
+                guard let stub = archived[n], let o = stub.orgs.first(where: { $0.org == org }) else { continue }
+                if let c = cursor, newestFirst ? stub.first_seq >= c : o.last_seq <= c { continue }
+                if let from = filter.from, o.max_time < from { continue }
+                if let to = filter.to, o.min_time >= to { continue }
+                out.append(ArchivedRange(bundle: stub.bundle, segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq,
+                                         entries: o.entries, purged: stub.purged_at != nil))
+            }
+            return out
+        }
     }
 
     /// How many entries `org` has in the index (for tests and metrics).

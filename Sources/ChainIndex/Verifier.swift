@@ -97,29 +97,14 @@ public struct Verifier {
         let total = store.endSeq
         var checker = ChainChecker(store: store, tree: tree, checkpoints: cps, checkpointPath: cpPath)
         if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
-        var batch: [StoredRecord] = []
-        var failure: VerificationReport?
         let storedLeaves = tree.size
-
-        func flush() {
-            guard failure == nil, !batch.isEmpty else { return }
-            do {
-                if let f = try checker.check(batch) { report.failure = f; failure = report; return }
-            } catch { failure = fromError(error, seq: batch.first?.seq); return }
-            report.entries += UInt64(batch.count)
-            batch.removeAll(keepingCapacity: true)
-            progress?(report.entries, total)
-        }
-
         do {
-            try store.scan(from: 0) { rec in
-                batch.append(rec)
-                if batch.count >= 8192 { flush() }
-                return failure == nil
+            if let f = try checker.checkSegments(upTo: total, verifier: verifier, progress: { p in progress?(p, total) }) {
+                report.failure = f
+                return report
             }
-            flush()
-        } catch { return fromError(error, seq: report.entries) }
-        if let failure { return failure }
+        } catch { return fromError(error, seq: checker.position) }
+        report.entries = checker.position
         report.orgs = checker.orgCount
         if let last = cps.last, last.size > total {
             return fail(total, directory + "/segments", nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated")
@@ -153,7 +138,7 @@ public struct ChainChecker {
     var tiles: TileChecker
     var nextCp = 0
     /// One past the last entry checked.
-    public private(set) var position: UInt64 = 0
+    public internal(set) var position: UInt64 = 0
 
     /// A checker starting at entry 0.
     public init(store: SegmentStore, tree: TreeStore, checkpoints: [(size: UInt64, root: Hash, offset: Int64)], checkpointPath: String) {
@@ -257,6 +242,47 @@ public struct CompactRange: Sendable {
 
     /// An empty range.
     public init() {}
+
+    /// The compact range of the first `size` leaves, from its perfect subtrees left to right
+    /// (heights strictly decreasing), as `CompactRange.nodes(of:)` returns them.
+    public init(nodes: [(height: Int, hash: Hash)]) {
+        self.nodes = nodes
+        size = nodes.reduce(0) { $0 + (UInt64(1) << UInt64($1.height)) }
+    }
+
+    /// Appends a whole perfect subtree of `height`; the range's size must be a multiple of 2^height.
+    public mutating func append(subtree hash: Hash, height: Int) {
+        nodes.append((height, hash))
+        size += UInt64(1) << UInt64(height)
+        while nodes.count >= 2, nodes[nodes.count - 1].height == nodes[nodes.count - 2].height {
+            let r = nodes.removeLast(), l = nodes.removeLast()
+            nodes.append((l.height + 1, Merkle.nodeHash(l.hash, r.hash)))
+        }
+    }
+
+    /// The perfect subtrees covering leaves `[0, size)` (left side of a range proof).
+    public static func nodes(of size: UInt64, tree: TreeStore) throws -> [(height: Int, hash: Hash)] {
+        var out: [(height: Int, hash: Hash)] = []
+        var pos: UInt64 = 0
+        for h in stride(from: 63, through: 0, by: -1) where size & (UInt64(1) << UInt64(h)) != 0 {
+            out.append((h, try tree.perfect(level: h, index: pos >> UInt64(h))))
+            pos += UInt64(1) << UInt64(h)
+        }
+        return out
+    }
+
+    /// The aligned perfect subtrees covering leaves `[from, to)` (right side of a range proof).
+    public static func subtrees(from: UInt64, to: UInt64, tree: TreeStore) throws -> [(height: Int, hash: Hash)] {
+        var out: [(height: Int, hash: Hash)] = []
+        var pos = from
+        while pos < to {
+            var h = 0
+            while h < 63, pos % (UInt64(1) << UInt64(h + 1)) == 0, pos + (UInt64(1) << UInt64(h + 1)) <= to { h += 1 }
+            out.append((h, try tree.perfect(level: h, index: pos >> UInt64(h))))
+            pos += UInt64(1) << UInt64(h)
+        }
+        return out
+    }
 
     /// Appends a leaf hash.
     public mutating func append(_ leaf: Hash) {

@@ -223,6 +223,8 @@ public enum SegmentNames {
     public static func open(_ n: UInt64) -> String { digits(n) + ".open" }
     /// `00000000000000000007.seg`
     public static func sealed(_ n: UInt64) -> String { digits(n) + ".seg" }
+    /// `00000000000000000007.archived`: the stub an archived segment leaves behind.
+    public static func archived(_ n: UInt64) -> String { digits(n) + ".archived" }
     /// `00000000000000000007.seg.tmp`
     public static func sealing(_ n: UInt64) -> String { digits(n) + ".seg.tmp" }
 

@@ -28,6 +28,8 @@ public enum SegmentState: String, Sendable {
     case rotated
     /// Sealed: immutable, mode 0444.
     case sealed
+    /// Moved to the archive tier: only a stub (`N.archived`) remains in the hot tier.
+    case archived
 }
 
 /// A segment as listed by the store.
@@ -42,6 +44,8 @@ public struct SegmentInfo: Sendable, Equatable {
     public var firstSeq: UInt64
     /// One past the last sequence number it holds.
     public var endSeq: UInt64
+    /// For an archived segment, the bundle that holds it.
+    public var bundle: String? = nil
 }
 
 /// Append-only storage of opaque records by sequence number, in segment files.
@@ -86,12 +90,14 @@ public final class SegmentStore: @unchecked Sendable {
         if !readOnly { try FileOps.makeDirectory(directory) }
         var sealedNums: [UInt64] = []
         var openNums: [UInt64] = []
+        var archivedNums: [UInt64] = []
         for name in try FileOps.list(directory) {
             guard let (n, suffix) = SegmentNames.parse(name) else { continue }
             switch suffix {
             case "seg.tmp", "open.tmp": if !readOnly { try FileOps.unlink(directory + "/" + name) }
             case "seg": sealedNums.append(n)
             case "open": openNums.append(n)
+            case "archived": archivedNums.append(n)
             default: continue
             }
         }
@@ -106,6 +112,13 @@ public final class SegmentStore: @unchecked Sendable {
 
         var infos: [SegmentInfo] = []
         for n in sealedNums { infos.append(try Self.peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
+        // A stub beside a hot copy means a move or a restore did not finish: the hot copy wins.
+        let hot = Set(sealedNums)
+        for n in archivedNums where !hot.contains(n) {
+            infos.append(try Self.readStub(directory + "/" + SegmentNames.archived(n), segment: n))
+        }
+        if !readOnly { for n in archivedNums where hot.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.archived(n)) } }
+        infos.sort { $0.segment < $1.segment }
         var rot: [(OpenSegment, [BlockRef])] = []
         var report: RecoveryReport?
         var openSeg: OpenSegment?
@@ -143,6 +156,45 @@ public final class SegmentStore: @unchecked Sendable {
         rotated = rot
         openReadable = open.blocks
         durableEnd = open.nextSeq
+    }
+
+    /// Reads an archived-segment stub: a JSON object whose `segment`, `first_seq`, `end_seq` and
+    /// `bundle` members the store uses (the archive tier owns the rest; format-spec.md §12).
+    static func readStub(_ path: String, segment: UInt64) throws(StoreError) -> SegmentInfo {
+        guard let d = FileManager.default.contents(atPath: path),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+              let seg = (o["segment"] as? NSNumber)?.uint64Value, let first = (o["first_seq"] as? NSNumber)?.uint64Value,
+              let end = (o["end_seq"] as? NSNumber)?.uint64Value, let bundle = o["bundle"] as? String, seg == segment, end > first
+        else { throw StoreError(.corrupt, "archived-segment stub is unreadable", path: path, offset: 0) }
+        return SegmentInfo(segment: segment, state: .archived, path: path, firstSeq: first, endSeq: end, bundle: bundle)
+    }
+
+    /// Marks sealed segment `n` as archived in `bundle` (once its stub is durable), so reads of
+    /// it name the bundle. The caller then removes its hot files.
+    public func markArchived(_ n: UInt64, bundle: String) throws(StoreError) {
+        let ok: Bool = lock.withLock {
+            guard let i = sealed.firstIndex(where: { $0.segment == n }), sealed[i].state == .sealed else { return false }
+            sealed[i].state = .archived
+            sealed[i].bundle = bundle
+            sealed[i].path = directory + "/" + SegmentNames.archived(n)
+            cache.removeAll { $0.0 == n }
+            return true
+        }
+        guard ok else { throw StoreError(.invalidArgument, "segment \(n) is not a sealed hot segment", path: directory) }
+    }
+
+    /// Picks up segments restored into the hot tier (`N.seg` present again), by this or another process.
+    @discardableResult
+    public func refreshArchived() throws(StoreError) -> [SegmentInfo] {
+        let candidates = lock.withLock { sealed.filter { $0.state == .archived } }
+        var restored: [SegmentInfo] = []
+        for c in candidates where FileOps.exists(directory + "/" + SegmentNames.sealed(c.segment)) {
+            let info = try Self.peekSealed(directory + "/" + SegmentNames.sealed(c.segment), segment: c.segment)
+            guard info.firstSeq == c.firstSeq, info.endSeq == c.endSeq else { continue }
+            lock.withLock { if let i = sealed.firstIndex(where: { $0.segment == c.segment }) { sealed[i] = info } }
+            restored.append(info)
+        }
+        return restored
     }
 
     /// Reads just enough of a sealed file (header, trailer, footer prefix) to list it.
@@ -302,6 +354,9 @@ public final class SegmentStore: @unchecked Sendable {
             return nil
         }
         guard let loc else { throw StoreError(.notFound, "sequence number \(seq) is not stored (the log ends before \(endSeq))") }
+        if case .sealed(let info) = loc, info.state == .archived {
+            throw StoreError(.archived, "entry \(seq) is in segment \(info.segment), archived in bundle \(info.bundle ?? "?")", path: info.path)
+        }
         return loc
     }
 
@@ -401,6 +456,8 @@ public final class SegmentStore: @unchecked Sendable {
         guard from < end else { return }
         for info in segments() where info.endSeq > from && info.firstSeq < end {
             switch info.state {
+            case .archived:
+                throw StoreError(.archived, "entries \(info.firstSeq)..<\(info.endSeq) are archived in bundle \(info.bundle ?? "?")", path: info.path)
             case .sealed:
                 for r in try sealedSegment(info).readAll() where r.seq >= from && r.seq < end {
                     if try !body(r) { return }

@@ -15,6 +15,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case notFound = "not found"
         /// A caller passed something the store refuses.
         case invalidArgument = "invalid argument"
+        /// The entries are in the archive tier, not the hot tier.
+        case archived = "archived"
         /// Any other operating-system error.
         case io = "I/O error"
     }
@@ -45,6 +47,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case .permission: s += "; check the owner and mode of the data directory"
         case .corrupt: s += "; run `auditctl verify` on the data directory and restore the file from the archive tier"
         case .locked: s += "; stop the other process (auditd or auditctl) using this directory first"
+        case .archived: s += "; bring it back with `auditctl archive restore`"
         default: break
         }
         return s

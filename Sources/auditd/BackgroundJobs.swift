@@ -33,20 +33,10 @@ struct VerificationService: Service {
                         }
                     }
                     checker.addCheckpoints(more)
-                    let sealedEnd = ledger.store.segments().filter { $0.state == .sealed }.last?.endSeq ?? 0
-                    var batch: [StoredRecord] = []
-                    var failure: VerificationFailure?
-                    func flush() throws {
-                        guard failure == nil, !batch.isEmpty else { return }
-                        failure = try checker.check(batch)
-                        batch.removeAll(keepingCapacity: true)
-                    }
-                    try ledger.store.scan(from: checker.position, to: sealedEnd) { rec in
-                        batch.append(rec)
-                        if batch.count >= 4096 { try flush() }
-                        return failure == nil
-                    }
-                    try flush()
+                    try ledger.store.refreshArchived()
+                    ledger.index.refreshRestored(ledger.store.segments())
+                    let sealedEnd = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
+                    let failure = try checker.checkSegments(upTo: sealedEnd, verifier: ledger.verifier)
                     metrics.verifyRuns.increment()
                     metrics.verifiedEntries.record(Int64(checker.position))
                     health.progress(checker.position)

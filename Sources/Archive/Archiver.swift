@@ -1,0 +1,209 @@
+import ChainIndex
+import Foundation
+import SegmentStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether a bundle may be purged, and why (not).
+public struct PurgeDecision: Sendable, Equatable {
+    /// The bundle.
+    public var bundle: String
+    /// Its segment.
+    public var segment: UInt64
+    /// True if every org in it is past retention and under no hold.
+    public var eligible: Bool
+    /// One line per org: kept until when, or held by which hold.
+    public var reasons: [String]
+    /// The orgs with entries in it.
+    public var orgs: [ArchivedStub.OrgSummary]
+}
+
+/// Moves sealed segments into the archive tier, brings them back, and purges what retention
+/// allows (format-spec.md §12). The clock is injectable so tests can let seven years pass.
+public final class Archiver: @unchecked Sendable {
+    /// The log.
+    public let ledger: Ledger
+    /// Where bundles go.
+    public let backend: ArchiveBackend
+    let clock: @Sendable () -> Date
+    /// Test hook: seconds to pause between verifying the archived copy and retiring the hot
+    /// files (set from `AUDITLOG_TEST_PAUSE_AFTER_COPY`), so a crash can be placed there.
+    public var pauseAfterCopy: TimeInterval = ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_AFTER_COPY"].flatMap(Double.init) ?? 0
+
+    /// An archiver for `ledger` into `backend`.
+    public init(ledger: Ledger, backend: ArchiveBackend, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.ledger = ledger
+        self.backend = backend
+        self.clock = clock
+    }
+
+    /// Sealed hot segments whose newest entry was received more than `hotWindow` seconds ago.
+    public func candidates(hotWindow: TimeInterval) throws -> [SegmentInfo] {
+        let cutoff = Int64((clock().timeIntervalSince1970 - hotWindow) * 1000)
+        return try ledger.store.segments().filter { info in
+            guard info.state == .sealed, let (_, maxTime) = try ledger.index.timeRange(segment: info.segment) else { return false }
+            return maxTime < cutoff
+        }
+    }
+
+    /// Archives every candidate, oldest first; returns the bundles made.
+    @discardableResult
+    public func run(hotWindow: TimeInterval, progress: ((Int, Int) -> Void)? = nil) throws -> [String] {
+        let c = try candidates(hotWindow: hotWindow)
+        var done: [String] = []
+        for (i, info) in c.enumerated() {
+            done.append(try archive(info))
+            progress?(i + 1, c.count)
+        }
+        return done
+    }
+
+    /// Moves sealed segment `info` into the archive.
+    ///
+    /// 1. build the bundle in a staging directory (every file fsync'd); 2. `put` it (atomic
+    /// rename); 3. verify the archived copy from scratch; 4. write the hot stub (temp, fsync,
+    /// rename); 5. mark the segment archived; 6. remove the hot segment and index files and
+    /// fsync their directories. A crash before 4 leaves the hot copy in charge (a later run
+    /// reuses the verified bundle); after 4 the verified archived copy is.
+    public func archive(_ info: SegmentInfo) throws -> String {
+        guard info.state == .sealed else { throw LedgerError("segment \(info.segment) is not a sealed hot segment") }
+        let name = BundleFiles.name(info.segment)
+        if (try? backend.path(of: name)) == nil {
+            let staging = try backend.stagingDirectory()
+            do {
+                _ = try Bundle.build(ledger: ledger, signer: SignerProxy(ledger: ledger), info: info, previous: try previousCheckpoint(before: info.segment),
+                                     staging: staging, now: clock())
+                try backend.put(bundle: name, from: staging)
+            } catch {
+                try? removeDirectory(staging)
+                throw error
+            }
+        }
+        let dir = try backend.path(of: name)
+        let manifest = try Bundle.verify(directory: dir, verifier: ledger.verifier)
+        guard manifest.segment == info.segment, manifest.first_seq == info.firstSeq, manifest.end_seq == info.endSeq else {
+            throw BundleError(file: dir, reason: "the archived bundle does not hold segment \(info.segment)")
+        }
+        if pauseAfterCopy > 0 { Thread.sleep(forTimeInterval: pauseAfterCopy) }
+        let mbytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
+        let stub = ArchivedStub(
+            segment: info.segment, first_seq: info.firstSeq, end_seq: info.endSeq, bundle: name, manifest_sha256: SHA256.hash(mbytes).hex,
+            manifest_note: String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.signature), as: UTF8.self),
+            orgs: manifest.orgs, purged_at: nil, tombstone: nil)
+        let segDir = ledger.store.directory
+        try stub.save(segDir + "/" + SegmentNames.archived(info.segment))
+        try ledger.store.markArchived(info.segment, bundle: name)
+        ledger.index.addArchived(stub)
+        try FileOps.unlink(segDir + "/" + SegmentNames.sealed(info.segment))
+        try FileOps.unlink(ledger.directory + "/index/" + OrgIndex.fileName(info.segment))
+        try FileOps.fsyncDirectory(segDir)
+        try FileOps.fsyncDirectory(ledger.directory + "/index")
+        return name
+    }
+
+    func previousCheckpoint(before segment: UInt64) throws -> (UInt64, UInt64)? {
+        guard segment > 0, let dir = try? backend.path(of: BundleFiles.name(segment - 1)),
+              let d = FileManager.default.contents(atPath: dir + "/" + BundleFiles.manifest),
+              let m = try? JSONDecoder().decode(BundleManifest.self, from: d) else { return nil }
+        return (segment - 1, m.checkpoint_size)
+    }
+
+    /// What a purge would do now, under `policy` and `holds`.
+    public func plan(policy: RetentionPolicy, holds: [LegalHold]) throws -> [PurgeDecision] {
+        Self.plan(dataDir: ledger.directory, policy: policy, holds: holds, now: clock())
+    }
+
+    /// What a purge would do at `now` (read-only; works beside a running daemon).
+    public static func plan(dataDir: String, policy: RetentionPolicy, holds: [LegalHold], now: Date) -> [PurgeDecision] {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = TimeZone(identifier: "UTC") ?? cal.timeZone
+        var out: [PurgeDecision] = []
+        let segDir = dataDir + "/segments"
+        for name in ((try? FileOps.list(segDir)) ?? []).sorted() where name.hasSuffix(".archived") {
+            guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
+            var eligible = true
+            var reasons: [String] = []
+            for o in stub.orgs {
+                let years = policy.years(for: o.org)
+                let newest = Date(timeIntervalSince1970: Double(o.max_time) / 1000)
+                let until = cal.date(byAdding: .year, value: years, to: newest) ?? .distantFuture
+                let untilText = Timestamp.format(Int64(until.timeIntervalSince1970 * 1000))
+                if let h = holds.first(where: { $0.covers(org: o.org, min: o.min_time, max: o.max_time) }) {
+                    eligible = false
+                    reasons.append("org \(o.org): under legal hold \(h.id) (\(h.reason); ordered by \(h.authority))")
+                } else if now < until {
+                    eligible = false
+                    reasons.append("org \(o.org): kept \(years) years, until \(untilText)")
+                } else {
+                    reasons.append("org \(o.org): retention of \(years) years ended \(untilText)")
+                }
+            }
+            out.append(PurgeDecision(bundle: stub.bundle, segment: stub.segment, eligible: eligible, reasons: reasons, orgs: stub.orgs))
+        }
+        return out
+    }
+
+    /// Purges every eligible bundle: 1. sign a tombstone (the bundle's range, manifest hash,
+    /// time); 2. record it in the hot stub (temp, fsync, rename); 3. remove the bundle from the
+    /// archive; 4. `audit` one entry per affected org. The tree's leaf hashes stay, so both
+    /// chains and every checkpoint still verify across the gap. Returns what was purged.
+    public func purge(policy: RetentionPolicy, holds: [LegalHold], audit: ([PurgeDecision]) throws -> Void) throws -> [PurgeDecision] {
+        let eligible = try plan(policy: policy, holds: holds).filter(\.eligible)
+        let segDir = ledger.store.directory
+        for d in eligible {
+            let path = segDir + "/" + SegmentNames.archived(d.segment)
+            var stub = try ArchivedStub.load(path)
+            let at = Timestamp.format(Int64(clock().timeIntervalSince1970 * 1000))
+            stub.tombstone = try ledger.sign(ArchivedStub.tombstoneText(origin: ledger.origin, segment: stub.segment, firstSeq: stub.first_seq,
+                                                                        endSeq: stub.end_seq, sha256: stub.manifest_sha256, purgedAt: at))
+            stub.purged_at = at
+            try stub.save(path)
+            ledger.index.addArchived(stub)
+            if (try? backend.path(of: stub.bundle)) != nil { try backend.remove(bundle: stub.bundle) }
+        }
+        if !eligible.isEmpty { try audit(eligible) }
+        return eligible
+    }
+
+    /// Brings bundle `name` back into the hot tier of `dataDir` after verifying it completely
+    /// (manifest signature, every file hash, every entry and both chains, the checkpoint root)
+    /// and checking it is the very bundle the hot stub names. Works while auditd runs: it only
+    /// writes files, which the daemon picks up.
+    public static func restore(dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, bundle name: String) throws -> BundleManifest {
+        let dir = try backend.path(of: name)
+        let manifest = try Bundle.verify(directory: dir, verifier: verifier)
+        let segDir = dataDir + "/segments"
+        let stubPath = segDir + "/" + SegmentNames.archived(manifest.segment)
+        let hotPath = segDir + "/" + SegmentNames.sealed(manifest.segment)
+        if FileOps.exists(hotPath) { throw LedgerError("segment \(manifest.segment) is already in the hot tier") }
+        let stub = try ArchivedStub.load(stubPath)
+        try stub.checkNote(verifier: verifier)
+        guard stub.purged_at == nil else { throw LedgerError("bundle \(name) was purged at \(stub.purged_at ?? "?"); only its tombstone remains") }
+        let mbytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
+        guard SHA256.hash(mbytes).hex == stub.manifest_sha256 else {
+            throw BundleError(file: dir + "/" + BundleFiles.manifest, reason: "is not the manifest the hot tier recorded for segment \(manifest.segment) (swapped bundle)")
+        }
+        // Index first, then the segment (its appearance is what makes the restore visible), then the stub goes.
+        try ArchiveFiles.replace(path: dataDir + "/index/" + OrgIndex.fileName(manifest.segment), contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
+        let tmp = hotPath + ".restore"
+        try FileOps.unlink(tmp)
+        try ArchiveFiles.write(path: tmp, contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o444)
+        try FileOps.rename(tmp, hotPath)
+        try FileOps.fsyncDirectory(segDir)
+        try FileOps.unlink(stubPath)
+        try FileOps.fsyncDirectory(segDir)
+        return manifest
+    }
+
+    func removeDirectory(_ p: String) throws {
+        for f in (try? FileOps.list(p)) ?? [] { try FileOps.unlink(p + "/" + f) }
+        _ = rmdir(p)
+    }
+}
+
+/// Signs with the ledger's key without exposing it.
+struct SignerProxy {
+    let ledger: Ledger
+    func sign(_ text: String) throws -> String { try ledger.sign(text) }
+}

@@ -1,0 +1,96 @@
+import ChainIndex
+import Foundation
+import SegmentStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where bundles live for seven years. A bundle is a named set of files; `put` must be durable
+/// and atomic (a crash leaves the bundle whole or absent), `fetch` copies it out for checking.
+public protocol ArchiveBackend: Sendable {
+    /// Stores the files of directory `staging` as bundle `name`, durably and atomically.
+    func put(bundle name: String, from staging: String) throws
+    /// The bundles present.
+    func list() throws -> [String]
+    /// A local directory holding bundle `name`'s files (the bundle itself for a local backend).
+    func path(of name: String) throws -> String
+    /// Removes bundle `name` (only purge calls this).
+    func remove(bundle name: String) throws
+    /// A scratch directory on the same volume, for staging a bundle.
+    func stagingDirectory() throws -> String
+}
+
+/// The default backend: a directory, on any mounted (cold) volume.
+public struct LocalDirectoryBackend: ArchiveBackend {
+    /// The archive root.
+    public let root: String
+
+    /// A backend rooted at `root` (created if missing).
+    public init(root: String) throws {
+        self.root = root
+        try FileOps.makeDirectory(root)
+    }
+
+    public func put(bundle name: String, from staging: String) throws {
+        // Every file was fsync'd when staged; the rename is the commit point.
+        let dest = root + "/" + name
+        guard !FileOps.exists(dest) else { throw LedgerError("bundle \(name) already exists in \(root)") }
+        try FileOps.fsyncDirectory(staging)
+        try FileOps.rename(staging, dest)
+        try FileOps.fsyncDirectory(root)
+    }
+
+    public func list() throws -> [String] {
+        try FileOps.list(root).filter { $0.hasPrefix("bundle-") }.sorted()
+    }
+
+    public func path(of name: String) throws -> String {
+        let p = root + "/" + name
+        guard FileOps.exists(p) else { throw LedgerError("bundle \(name) is not in the archive \(root)") }
+        return p
+    }
+
+    public func remove(bundle name: String) throws {
+        let p = try path(of: name)
+        for f in try FileOps.list(p) {
+            _ = chmod(p + "/" + f, 0o644)
+            try FileOps.unlink(p + "/" + f)
+        }
+        guard rmdir(p) == 0 else { throw LedgerError("cannot remove \(p): \(String(cString: strerror(errno)))") }
+        try FileOps.fsyncDirectory(root)
+    }
+
+    public func stagingDirectory() throws -> String {
+        let p = root + "/.staging-" + Array(try Ed25519.randomSeed().prefix(6)).hex
+        try FileOps.makeDirectory(p)
+        return p
+    }
+}
+
+/// Whole-file writes with the same durability as the log's own.
+enum ArchiveFiles {
+    /// Writes `contents` to `path` through a temp file, fsync, rename, directory fsync.
+    static func replace(path: String, contents: [UInt8], mode: mode_t = 0o640) throws {
+        let tmp = path + ".tmp"
+        try FileOps.unlink(tmp)
+        let fd = try FileOps.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        let f = FileHandleRef(fd: fd, path: tmp)
+        try FileOps.pwriteAll(f.fd, contents[...], at: 0, path: tmp)
+        try FileOps.fsync(f.fd, path: tmp)
+        try FileOps.rename(tmp, path)
+        try FileOps.fsyncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// Writes a new file durably (fsync; the caller fsyncs the directory).
+    static func write(path: String, contents: [UInt8], mode: mode_t = 0o440) throws {
+        let fd = try FileOps.open(path, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        let f = FileHandleRef(fd: fd, path: path)
+        try FileOps.pwriteAll(f.fd, contents[...], at: 0, path: path)
+        try FileOps.fsync(f.fd, path: path)
+    }
+
+    static func read(_ path: String) throws -> [UInt8] {
+        guard let d = FileManager.default.contents(atPath: path) else { throw BundleError(file: path, reason: "missing or unreadable") }
+        return [UInt8](d)
+    }
+}

@@ -1,0 +1,115 @@
+import ChainIndex
+import Foundation
+import SegmentStore
+
+/// Retention per org (`DATA/retention.json`, format-spec.md §12.5): seven years by default,
+/// extendable per org, never shorter than the default and never shortened.
+public struct RetentionPolicy: Codable, Sendable, Equatable {
+    /// Years every org's entries are kept at least.
+    public var default_years: Int = 7
+    /// Orgs kept longer.
+    public var orgs: [String: Int] = [:]
+
+    /// The default policy.
+    public init() {}
+
+    /// Years `org`'s entries are kept.
+    public func years(for org: String) -> Int { max(default_years, orgs[org] ?? default_years) }
+
+    static func path(_ dir: String) -> String { dir + "/retention.json" }
+
+    /// The policy of a data directory.
+    public static func load(dir: String) throws -> RetentionPolicy {
+        guard let d = FileManager.default.contents(atPath: path(dir)) else { return RetentionPolicy() }
+        do { return try JSONDecoder().decode(RetentionPolicy.self, from: d) } catch {
+            throw LedgerError("\(path(dir)) is malformed: \(error)")
+        }
+    }
+
+    /// Sets `org`'s retention to `years`, refusing to go below the default or below its current value.
+    public static func extend(dir: String, org: String, years: Int) throws -> RetentionPolicy {
+        var p = try load(dir: dir)
+        guard years >= p.default_years else {
+            throw LedgerError("retention is never shorter than the default of \(p.default_years) years")
+        }
+        guard years >= p.years(for: org) else {
+            throw LedgerError("org \(org) is kept \(p.years(for: org)) years; retention can only be extended")
+        }
+        p.orgs[org] = years
+        try save(p, path: path(dir))
+        return p
+    }
+
+    static func save<T: Encodable>(_ v: T, path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try ArchiveFiles.replace(path: path, contents: Array(try enc.encode(v)) + [0x0A])
+    }
+}
+
+/// A legal hold: while active, none of the org's entries (optionally only those received in a
+/// time range) may be purged, whatever their age.
+public struct LegalHold: Codable, Sendable, Equatable {
+    /// Hold id.
+    public var id: String
+    /// The org.
+    public var org: String
+    /// Received-at lower bound (RFC 3339), if the hold covers a range.
+    public var from: String?
+    /// Received-at upper bound (RFC 3339, exclusive).
+    public var to: String?
+    /// Why.
+    public var reason: String
+    /// Who ordered it (a person, a court reference, a policy).
+    public var authority: String
+    /// When it was set.
+    public var created_at: String
+    /// When it was released.
+    public var released_at: String?
+
+    /// True if it is active and covers `org` entries received between `min` and `max` (ms).
+    public func covers(org o: String, min: Int64, max: Int64) -> Bool {
+        guard released_at == nil, org == o else { return false }
+        if let f = from.flatMap(Timestamp.parse), max < f { return false }
+        if let t = to.flatMap(Timestamp.parse), min >= t { return false }
+        return true
+    }
+}
+
+/// The legal holds of a data directory (`DATA/holds.json`).
+public enum LegalHolds {
+    static func path(_ dir: String) -> String { dir + "/holds.json" }
+
+    /// Every hold, released ones included.
+    public static func load(dir: String) throws -> [LegalHold] {
+        guard let d = FileManager.default.contents(atPath: path(dir)) else { return [] }
+        do { return try JSONDecoder().decode([LegalHold].self, from: d) } catch {
+            throw LedgerError("\(path(dir)) is malformed: \(error)")
+        }
+    }
+
+    /// Places a hold.
+    public static func create(dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date) throws -> LegalHold {
+        guard !reason.isEmpty, !authority.isEmpty else { throw LedgerError("a legal hold needs a reason and the authority that ordered it") }
+        for t in [from, to].compactMap({ $0 }) where Timestamp.parse(t) == nil {
+            throw LedgerError("'\(t)' is not an RFC 3339 UTC time")
+        }
+        var all = try load(dir: dir)
+        let id = "hold-" + Array(try Ed25519.randomSeed().prefix(4)).hex
+        let h = LegalHold(id: id, org: org, from: from, to: to, reason: reason, authority: authority,
+                          created_at: Timestamp.format(Int64(now.timeIntervalSince1970 * 1000)), released_at: nil)
+        all.append(h)
+        try RetentionPolicy.save(all, path: path(dir))
+        return h
+    }
+
+    /// Releases a hold.
+    public static func release(dir: String, id: String, now: Date) throws -> LegalHold {
+        var all = try load(dir: dir)
+        guard let i = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("no legal hold with id \(id) (see `auditctl hold list`)") }
+        guard all[i].released_at == nil else { throw LedgerError("legal hold \(id) is already released") }
+        all[i].released_at = Timestamp.format(Int64(now.timeIntervalSince1970 * 1000))
+        try RetentionPolicy.save(all, path: path(dir))
+        return all[i]
+    }
+}
