@@ -72,7 +72,7 @@ public final class Archiver: @unchecked Sendable {
         if (try? backend.path(of: name)) == nil {
             let staging = try backend.stagingDirectory()
             do {
-                _ = try Bundle.build(ledger: ledger, signer: SignerProxy(ledger: ledger), info: info, previous: try previousCheckpoint(before: info.segment),
+                _ = try ArchiveBundle.build(ledger: ledger, signer: SignerProxy(ledger: ledger), info: info, previous: try previousCheckpoint(before: info.segment),
                                      staging: staging, now: clock())
                 try backend.put(bundle: name, from: staging)
             } catch {
@@ -81,7 +81,7 @@ public final class Archiver: @unchecked Sendable {
             }
         }
         let dir = try backend.path(of: name)
-        let manifest = try Bundle.verify(directory: dir, verifier: ledger.verifier)
+        let manifest = try ArchiveBundle.verify(directory: dir, verifier: ledger.verifier)
         guard manifest.segment == info.segment, manifest.first_seq == info.firstSeq, manifest.end_seq == info.endSeq else {
             throw BundleError(file: dir, reason: "the archived bundle does not hold segment \(info.segment)")
         }
@@ -172,7 +172,7 @@ public final class Archiver: @unchecked Sendable {
     /// writes files, which the daemon picks up.
     public static func restore(dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, bundle name: String) throws -> BundleManifest {
         let dir = try backend.path(of: name)
-        let manifest = try Bundle.verify(directory: dir, verifier: verifier)
+        let manifest = try ArchiveBundle.verify(directory: dir, verifier: verifier)
         let segDir = dataDir + "/segments"
         let stubPath = segDir + "/" + SegmentNames.archived(manifest.segment)
         let hotPath = segDir + "/" + SegmentNames.sealed(manifest.segment)

@@ -82,7 +82,7 @@ public enum BundleFiles {
 }
 
 /// Makes and checks bundles.
-public enum Bundle {
+public enum ArchiveBundle {
     /// Writes the bundle of sealed segment `info` into `staging` (every file fsync'd) and returns
     /// its manifest and signed manifest note.
     static func build(ledger: Ledger, signer: SignerProxy, info: SegmentInfo, previous: (UInt64, UInt64)?, staging: String, now: Date) throws -> (BundleManifest, String) {

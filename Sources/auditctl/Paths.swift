@@ -9,4 +9,9 @@ enum Paths {
         let parent = url.deletingLastPathComponent().path
         return parent + "/auditd-keys/" + url.lastPathComponent + ".key"
     }
+
+    /// The archive of data directory `dir` when none is given: `<parent>/auditd-archive`.
+    static func defaultArchive(forData dir: String) -> String {
+        URL(fileURLWithPath: dir).standardizedFileURL.deletingLastPathComponent().path + "/auditd-archive"
+    }
 }

@@ -62,18 +62,33 @@ struct Token: AsyncParsableCommand {
 
 /// Writes a token change into the log: through the daemon if one serves `socket`, else directly.
 func auditTokenChange(dir: String, socket: String, key: String?, record: TokenRecord, action: String) async throws {
-    let now = Int64(Date().timeIntervalSince1970 * 1000)
     let org = record.org ?? "_operator"
-    let event = "{\"org\":\(CanonicalJSON.quoted(org)),\"category\":\"access\",\"action\":\"\(action)\",\"actor\":{\"type\":\"human\",\"id\":\"uid:\(getuid())\"},\"target\":{\"type\":\"api_token\",\"id\":\"\(record.id)\"},\"outcome\":\"success\",\"source\":{\"service\":\"auditctl\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\"scope\":\(CanonicalJSON.quoted(record.org ?? "operator")),\"label\":\(CanonicalJSON.quoted(record.label))}}"
+    let event = auditEvent(org: org, category: "access", action: action, targetType: "api_token", targetId: record.id,
+                           metadata: ["scope": record.org ?? "operator", "label": record.label])
+    try await writeAudit(dir: dir, socket: socket, key: key, events: [event])
+}
+
+/// One audit entry about an operator action, as JSON.
+func auditEvent(org: String, category: String, action: String, targetType: String, targetId: String, metadata: [String: String]) -> String {
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    let meta = metadata.sorted { $0.key < $1.key }.map { CanonicalJSON.quoted($0.key) + ":" + CanonicalJSON.quoted($0.value) }.joined(separator: ",")
+    return "{\"org\":\(CanonicalJSON.quoted(org)),\"category\":\"\(category)\",\"action\":\"\(action)\",\"actor\":{\"type\":\"human\",\"id\":\"uid:\(getuid())\"},\"target\":{\"type\":\"\(targetType)\",\"id\":\(CanonicalJSON.quoted(targetId))},\"outcome\":\"success\",\"source\":{\"service\":\"auditctl\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\(meta)}}"
+}
+
+/// Writes audit entries into the log: through the daemon if one serves `socket`, else by
+/// opening the log directly (with its signing key).
+func writeAudit(dir: String, socket: String, key: String?, events: [String]) async throws {
     if FileManager.default.fileExists(atPath: socket), let client = try? await AuditClient.connect(socketPath: socket) {
-        defer { Task { await client.close() } }
-        _ = try await client.append(Array(event.utf8))
+        let results = try await client.append(batch: events.map { Array($0.utf8) })
+        await client.close()
+        for r in results { _ = try r.get() }
         return
     }
     let (signer, _) = try KeyFile.loadOrCreate(path: key ?? Paths.defaultKey(forData: dir), name: "auditd.local/log")
     var o = LedgerOptions()
     o.background = false
     let ledger = try Ledger(directory: dir, signer: signer, options: o)
-    _ = try ledger.appendAndWait([try Entry.prepare(json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl"))])
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    _ = try ledger.appendAndWait(try events.map { try Entry.prepare(json: Array($0.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")) })
     try ledger.close()
 }

@@ -1,3 +1,4 @@
+import Archive
 import AuditAccess
 import ArgumentParser
 import ChainIndex
@@ -23,7 +24,8 @@ struct AuditD: AsyncParsableCommand {
             generated on first start at ./auditd-keys/auditd-data.key (mode 0600), the ingest
             socket ./auditd.sock (mode 0660, this user and group may write), and the read port on
             127.0.0.1:8650. A JSON --config file may set any option by its snake_case name
-            (e.g. "http_port"); flags override it. SIGTERM or SIGINT: stop accepting, acknowledge
+            (e.g. "http_port"); flags override it. Sealed segments older than the hot window
+            (90 days) move to ./auditd-archive as verifiable bundles. SIGTERM or SIGINT: stop accepting, acknowledge
             what is in flight, sign a final checkpoint, exit 0.
             """)
 
@@ -42,6 +44,9 @@ struct AuditD: AsyncParsableCommand {
     @Option(help: "Seal segments at this age, seconds.") var segmentAge: Int?
     @Option(help: "Seconds between verification passes.") var verifyInterval: Int?
     @Option(help: "Log level.") var logLevel: String?
+    @Option(help: "Archive directory.") var archive: String?
+    @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
+    @Option(help: "Seconds between archiver passes.") var archiveInterval: Int?
 
     func resolved() throws -> DaemonConfig {
         var c = try config.map(DaemonConfig.load) ?? DaemonConfig()
@@ -62,6 +67,9 @@ struct AuditD: AsyncParsableCommand {
         if let segmentAge { c.segmentAge = segmentAge }
         if let verifyInterval { c.verifyInterval = verifyInterval }
         if let logLevel { c.logLevel = logLevel }
+        if let archive { c.archive = archive }
+        if let hotWindow { c.hotWindow = hotWindow }
+        if let archiveInterval { c.archiveInterval = archiveInterval }
         guard mode_t(c.socketMode, radix: 8) != nil else { throw ValidationError("socket mode '\(c.socketMode)' is not octal") }
         guard Logger.Level(rawValue: c.logLevel) != nil else { throw ValidationError("log level '\(c.logLevel)' is not one of trace, debug, info, notice, warning, error, critical") }
         return c
@@ -113,9 +121,12 @@ struct AuditD: AsyncParsableCommand {
             },
             eventLoopGroupProvider: .shared(group),
             logger: logger)
+        let archiver = ArchiverService(
+            archiver: Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: c.archivePath)),
+            hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), logger: logger)
         let verifier = VerificationService(ledger: ledger, interval: .seconds(max(1, c.verifyInterval)), metrics: metrics, health: health, logger: logger)
         // Shut down in reverse order: verifier, read port, ingest (drains acks), then the ledger.
-        let services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, verifier]
+        let services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier]
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

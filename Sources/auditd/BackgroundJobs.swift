@@ -1,3 +1,4 @@
+import Archive
 import ChainIndex
 import Foundation
 import Logging
@@ -78,5 +79,25 @@ struct LedgerService: Service {
         }
         try ledger.close()
         logger.info("log closed cleanly", metadata: ["size": "\(ledger.size)", "checkpoint": "\(ledger.latestCheckpoint?.checkpoint.size ?? 0)"])
+    }
+}
+
+/// Moves sealed segments older than the hot window into the archive tier, every `interval`.
+struct ArchiverService: Service {
+    let archiver: Archiver
+    let hotWindow: TimeInterval
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let made = try archiver.run(hotWindow: hotWindow)
+                if !made.isEmpty { logger.info("archived sealed segments", metadata: ["bundles": "\(made.joined(separator: ","))"]) }
+            } catch {
+                logger.error("archiving failed; the hot copies stay in place", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
     }
 }

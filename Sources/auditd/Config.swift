@@ -37,6 +37,17 @@ struct DaemonConfig: Codable, Sendable {
     var verifyInterval = 30
     /// Log level: trace, debug, info, notice, warning, error, critical.
     var logLevel = "info"
+    /// Archive directory (default: `<parent of data>/auditd-archive`).
+    var archive: String?
+    /// Sealed segments whose newest entry is older than this many seconds move to the archive.
+    var hotWindow = 90 * 86400
+    /// Seconds between archiver passes.
+    var archiveInterval = 3600
+
+    var archivePath: String {
+        if let archive { return archive }
+        return URL(fileURLWithPath: data).standardizedFileURL.deletingLastPathComponent().path + "/auditd-archive"
+    }
 
     var keyPath: String {
         if let key { return key }
@@ -57,7 +68,7 @@ extension DaemonConfig {
         case data, key, origin, socket, socketMode = "socket_mode", allowUids = "allow_uids", allowGids = "allow_gids"
         case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window"
         case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"
-        case verifyInterval = "verify_interval", logLevel = "log_level"
+        case verifyInterval = "verify_interval", logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval"
     }
 
     init(from decoder: Decoder) throws {
@@ -78,5 +89,8 @@ extension DaemonConfig {
         maxInflightPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxInflightPerConnection) ?? maxInflightPerConnection
         verifyInterval = try c.decodeIfPresent(Int.self, forKey: .verifyInterval) ?? verifyInterval
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
+        archive = try c.decodeIfPresent(String.self, forKey: .archive)
+        hotWindow = try c.decodeIfPresent(Int.self, forKey: .hotWindow) ?? hotWindow
+        archiveInterval = try c.decodeIfPresent(Int.self, forKey: .archiveInterval) ?? archiveInterval
     }
 }

@@ -134,7 +134,8 @@ struct ReadPort {
             if i > 0 { body += "," }
             body += Self.entryJSON(e)
         }
-        body += "],\"next_cursor\":" + (next.map { "\"\($0)\"" } ?? "null") + "}"
+        body += "],\"next_cursor\":" + (next.map { "\"\($0)\"" } ?? "null")
+        body += ",\"archived\":" + Self.archivedJSON(ledger.archivedRanges(org: org, filter: f, newestFirst: !oldestFirst, cursor: try cursor(req))) + "}"
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
@@ -186,9 +187,12 @@ struct ReadPort {
         guard let cp = ledger.latestCheckpoint else { throw HTTPError(.serviceUnavailable, message: "no checkpoint yet") }
         metrics.exports.increment()
         let size = cp.checkpoint.size
-        let filtered = !echo.isEmpty
+        let archived = ledger.archivedRanges(org: org, filter: f, newestFirst: false, cursor: nil)
+        let filtered = !echo.isEmpty || !archived.isEmpty
         let ledger = self.ledger
-        let headerLine = ExportFormat.header(org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filtered: filtered, filter: echo)
+        var echoWithArchive = echo
+        if !archived.isEmpty { echoWithArchive["archived_bundles"] = archived.map(\.bundle).joined(separator: " ") }
+        let headerLine = ExportFormat.header(org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filtered: filtered, filter: echoWithArchive)
         let body = ResponseBody { writer in
             var count = 0
             if format == "ndjson" {
@@ -239,6 +243,13 @@ struct ReadPort {
 
     static func entryJSON(_ e: StoredEntry) -> String {
         "{\"seq\":\(e.seq),\"org_seq\":\(e.link.orgSeq),\"hash\":\"\(e.hash.hex)\",\"entry\":" + String(decoding: e.content, as: UTF8.self) + "}"
+    }
+
+    /// Where the rest of an org's entries are: bundles to restore (or purged, with tombstones).
+    static func archivedJSON(_ ranges: [ArchivedRange]) -> String {
+        "[" + ranges.map {
+            "{\"bundle\":\(quote($0.bundle)),\"first_seq\":\($0.firstSeq),\"end_seq\":\($0.endSeq),\"entries\":\($0.entries),\"purged\":\($0.purged)}"
+        }.joined(separator: ",") + "]"
     }
 
     static func text(_ s: String) -> Response {

@@ -1,0 +1,265 @@
+import Archive
+import ArgumentParser
+import ChainIndex
+import Foundation
+import SegmentStore
+
+/// `auditctl archive list|verify|restore|run|purge`.
+struct ArchiveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "archive",
+        abstract: "The seven-year archive tier: list, verify and restore bundles; archive and purge.",
+        subcommands: [ListBundles.self, VerifyBundles.self, Restore.self, Run.self, Purge.self])
+
+    struct Common: ParsableArguments {
+        @Argument(help: "The data directory.") var dir: String
+        @Option(help: "The archive directory. Default: <parent of DIR>/auditd-archive") var archive: String?
+        var archivePath: String { archive ?? Paths.defaultArchive(forData: dir) }
+    }
+
+    struct ListBundles: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List archived and purged segments.")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            let seg = common.dir + "/segments"
+            let present = Set((try? LocalDirectoryBackend(root: common.archivePath).list()) ?? [])
+            var n = 0
+            for name in try FileOps.list(seg).sorted() where name.hasSuffix(".archived") {
+                let s = try ArchivedStub.load(seg + "/" + name)
+                let state = s.purged_at.map { "purged \($0)" } ?? (present.contains(s.bundle) ? "archived" : "MISSING from \(common.archivePath)")
+                let times = s.orgs.map(\.min_time).min().map(Timestamp.format) ?? "-"
+                print("\(s.bundle)\tseq \(s.first_seq)..<\(s.end_seq)\t\(s.orgs.count) orgs\tfrom \(times)\t\(state)")
+                n += 1
+            }
+            if n == 0 { print("no archived segments in \(common.dir)") }
+        }
+    }
+
+    struct VerifyBundles: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Verify bundles on their own: manifest signature, file hashes, every entry, the checkpoint root.")
+        @OptionGroup var common: Common
+        @Option(help: "The verifier key (default: DIR's).") var key: String?
+        @Argument(help: "Bundles (default: all).") var bundles: [String] = []
+
+        func run() throws {
+            let k = try key.map { try NoteVerifier($0) } ?? Ledger.verifierKey(directory: common.dir)
+            let backend = try LocalDirectoryBackend(root: common.archivePath)
+            let names = bundles.isEmpty ? try backend.list() : bundles
+            let bar = ProgressBar(label: "verifying bundles")
+            var failed = 0
+            for (i, name) in names.enumerated() {
+                do {
+                    let m = try ArchiveBundle.verify(directory: try backend.path(of: name), verifier: k)
+                    print("OK: \(name) (segment \(m.segment), entries \(m.first_seq)..<\(m.end_seq), \(m.orgs.count) orgs)")
+                } catch {
+                    failed += 1
+                    print("FAILED: \(name): \(error)")
+                }
+                bar.update(UInt64(i + 1), UInt64(names.count))
+            }
+            bar.finish()
+            if failed > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring bundles back into the hot tier, after verifying each completely.",
+            discussion: "Works while auditd runs: it picks restored segments up within its verify interval. A tampered or incomplete bundle is refused, naming the file and the reason.")
+        @OptionGroup var common: Common
+        @Flag(help: "Restore every archived (not purged) bundle.") var all = false
+        @Argument(help: "Bundles to restore.") var bundles: [String] = []
+
+        func run() throws {
+            let k = try Ledger.verifierKey(directory: common.dir)
+            let backend = try LocalDirectoryBackend(root: common.archivePath)
+            var names = bundles
+            if all {
+                names = try FileOps.list(common.dir + "/segments").sorted().filter { $0.hasSuffix(".archived") }.compactMap {
+                    let s = try? ArchivedStub.load(common.dir + "/segments/" + $0)
+                    return s?.purged_at == nil ? s?.bundle : nil
+                }
+            }
+            guard !names.isEmpty else { throw ValidationError("name the bundles to restore (see `auditctl archive list`), or pass --all") }
+            let bar = ProgressBar(label: "restoring")
+            var failed = 0
+            for (i, name) in names.enumerated() {
+                do {
+                    let m = try Archiver.restore(dataDir: common.dir, backend: backend, verifier: k, bundle: name)
+                    print("restored \(name): entries \(m.first_seq)..<\(m.end_seq)")
+                } catch {
+                    failed += 1
+                    print("REFUSED: \(name): \(error)")
+                }
+                bar.update(UInt64(i + 1), UInt64(names.count))
+            }
+            bar.finish()
+            if failed > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Archive sealed segments older than the hot window now (auditd does this on its own while it runs).")
+        @OptionGroup var common: Common
+        @Option(help: "Hot window, seconds.") var hotWindow: Double = 90 * 86400
+        @Option(help: "Signing key. Default: <parent of DIR>/auditd-keys/<DIR name>.key") var key: String?
+        @Option(help: "Pretend it is this time (RFC 3339), for rehearsals.") var now: String?
+
+        func run() throws {
+            let clock = try parseNow(now)
+            let ledger = try openLedger(common.dir, key: key)
+            let archiver = Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: common.archivePath), clock: { clock })
+            let bar = ProgressBar(label: "archiving")
+            let made = try archiver.run(hotWindow: hotWindow) { bar.update(UInt64($0), UInt64($1)) }
+            bar.finish()
+            try ledger.close()
+            print(made.isEmpty ? "nothing is older than the hot window" : "archived \(made.count) segments: \(made.joined(separator: ", "))")
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove bundles whose every org is past retention and under no legal hold, leaving signed tombstones.",
+            discussion: "With --dry-run, shows what would go and why, without changing anything (works while auditd runs).")
+        @OptionGroup var common: Common
+        @Flag(help: "Only show the decisions.") var dryRun = false
+        @Option(help: "Signing key.") var key: String?
+        @Option(help: "Pretend it is this time (RFC 3339), for rehearsals.") var now: String?
+
+        func run() async throws {
+            let clock = try parseNow(now)
+            let policy = try RetentionPolicy.load(dir: common.dir)
+            let holds = try LegalHolds.load(dir: common.dir)
+            if dryRun {
+                let plan = Archiver.plan(dataDir: common.dir, policy: policy, holds: holds, now: clock)
+                if plan.isEmpty { print("no archived bundles") }
+                for d in plan {
+                    print("\(d.eligible ? "WOULD PURGE" : "keep")\t\(d.bundle)")
+                    for r in d.reasons { print("\t\(r)") }
+                }
+                return
+            }
+            let ledger = try openLedger(common.dir, key: key)
+            let archiver = Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: common.archivePath), clock: { clock })
+            let purged = try archiver.purge(policy: policy, holds: holds) { decisions in
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                var entries: [PreparedEntry] = []
+                for d in decisions {
+                    for o in d.orgs {
+                        let e = auditEvent(org: o.org, category: "privacy", action: "audit_log.purged", targetType: "archive_bundle", targetId: d.bundle,
+                                           metadata: ["entries": String(o.entries), "retention_years": String(policy.years(for: o.org)), "segment": String(d.segment)])
+                        entries.append(try Entry.prepare(json: Array(e.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")))
+                    }
+                }
+                _ = try ledger.appendAndWait(entries)
+            }
+            try ledger.close()
+            print(purged.isEmpty ? "nothing is eligible for purge (see --dry-run)" : "purged \(purged.count) bundles: \(purged.map(\.bundle).joined(separator: ", "))")
+        }
+    }
+}
+
+func parseNow(_ s: String?) throws -> Date {
+    guard let s else { return Date() }
+    guard let ms = Timestamp.parse(s) else { throw ValidationError("--now '\(s)' is not an RFC 3339 UTC time") }
+    return Date(timeIntervalSince1970: Double(ms) / 1000)
+}
+
+func openLedger(_ dir: String, key: String?) throws -> Ledger {
+    let signer = try KeyFile.load(path: key ?? Paths.defaultKey(forData: dir))
+    var o = LedgerOptions()
+    o.background = false
+    do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
+        throw ValidationError("\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand")
+    }
+}
+
+/// `auditctl hold create|release|list`.
+struct Hold: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Legal holds: while one covers an org, none of its entries is purged.",
+        subcommands: [Create.self, Release.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Place a hold on an org (optionally only entries received in a time range).")
+        @Argument(help: "The data directory.") var dir: String
+        @Option(help: "The org.") var org: String
+        @Option(help: "Only entries received from (RFC 3339).") var from: String?
+        @Option(help: "Only entries received before (RFC 3339).") var to: String?
+        @Option(help: "Why.") var reason: String
+        @Option(help: "Who ordered it.") var authority: String
+        @Option(help: "The daemon's ingest socket, for the audit entry.") var socket = "./auditd.sock"
+        @Option(help: "Signing key, when no daemon runs.") var key: String?
+
+        func run() async throws {
+            let h = try LegalHolds.create(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: Date())
+            var meta = ["reason": reason, "authority": authority]
+            if let from { meta["from"] = from }
+            if let to { meta["to"] = to }
+            try await writeAudit(dir: dir, socket: socket, key: key, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
+            print(h.id)
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Release a hold.")
+        @Argument(help: "The data directory.") var dir: String
+        @Argument(help: "The hold id.") var id: String
+        @Option(help: "Who released it.") var authority: String
+        @Option(help: "The daemon's ingest socket, for the audit entry.") var socket = "./auditd.sock"
+        @Option(help: "Signing key, when no daemon runs.") var key: String?
+
+        func run() async throws {
+            let h = try LegalHolds.release(dir: dir, id: id, now: Date())
+            try await writeAudit(dir: dir, socket: socket, key: key, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
+            print("released \(h.id)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List holds.")
+        @Argument(help: "The data directory.") var dir: String
+
+        func run() throws {
+            for h in try LegalHolds.load(dir: dir) {
+                let range = (h.from ?? "…") + " – " + (h.to ?? "…")
+                print("\(h.id)\t\(h.org)\t\(range)\t\(h.released_at.map { "released \($0)" } ?? "ACTIVE")\t\(h.reason) (\(h.authority))")
+            }
+        }
+    }
+}
+
+/// `auditctl retention set|show`.
+struct Retention: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-org retention: seven years by default, extendable, never shorter.",
+        subcommands: [Set.self, Show.self])
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Extend an org's retention.")
+        @Argument(help: "The data directory.") var dir: String
+        @Option(help: "The org.") var org: String
+        @Option(help: "Years (at least the default, at least its current value).") var years: Int
+        @Option(help: "The daemon's ingest socket, for the audit entry.") var socket = "./auditd.sock"
+        @Option(help: "Signing key, when no daemon runs.") var key: String?
+
+        func run() async throws {
+            _ = try RetentionPolicy.extend(dir: dir, org: org, years: years)
+            try await writeAudit(dir: dir, socket: socket, key: key, events: [auditEvent(org: org, category: "monitoring", action: "retention.policy.changed", targetType: "retention_policy", targetId: org, metadata: ["years": String(years)])])
+            print("org \(org) is kept \(years) years")
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the retention policy.")
+        @Argument(help: "The data directory.") var dir: String
+
+        func run() throws {
+            let p = try RetentionPolicy.load(dir: dir)
+            print("default: \(p.default_years) years")
+            for (o, y) in p.orgs.sorted(by: { $0.key < $1.key }) { print("\(o): \(y) years") }
+        }
+    }
+}
