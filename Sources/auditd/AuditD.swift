@@ -100,8 +100,18 @@ struct AuditD: AsyncParsableCommand {
         logger.info("log opened", metadata: ["data": "\(c.data)", "size": "\(ledger.size)", "recovery": "\(ledger.recovery)", "verifier_key": "\(ledger.verifier.text)"])
 
         let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow))
-        let seeded = try idem.rebuild(from: ledger)
-        if seeded > 0 { logger.info("idempotency keys restored", metadata: ["keys": "\(seeded)"]) }
+        // Re-read the window's keys in the background: entries without a key are served at once,
+        // keyed ones wait until it is done.
+        Thread {
+            let started = ContinuousClock.now
+            do {
+                let seeded = try idem.rebuild(from: ledger)
+                logger.info("idempotency keys restored", metadata: ["keys": "\(seeded)", "took": "\(ContinuousClock.now - started)"])
+            } catch {
+                logger.error("could not re-read idempotency keys; duplicates of entries sent before the restart are possible", metadata: ["error": "\(error)"])
+            }
+            idem.markReady()
+        }.start()
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let health = HealthState()

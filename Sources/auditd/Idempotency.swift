@@ -25,6 +25,31 @@ final class IdempotencyCache: @unchecked Sendable {
     private let lock = NSLock()
     private var map: [String: State] = [:]
     let window: TimeInterval
+    private var ready = false
+    private var whenReady: [@Sendable () -> Void] = []
+
+    /// True once the keys of the window have been re-read from the log.
+    var isReady: Bool { lock.withLock { ready } }
+
+    /// Runs `f` once the cache is ready (at once if it is). Keyed appends wait here after a
+    /// restart, so a retry can never slip past a key that is still being re-read.
+    func onReady(_ f: @escaping @Sendable () -> Void) {
+        let now: Bool = lock.withLock {
+            if ready { return true }
+            whenReady.append(f)
+            return false
+        }
+        if now { f() }
+    }
+
+    func markReady() {
+        let fs: [@Sendable () -> Void] = lock.withLock {
+            ready = true
+            defer { whenReady.removeAll() }
+            return whenReady
+        }
+        for f in fs { f() }
+    }
 
     init(window: TimeInterval) { self.window = window }
 

@@ -76,9 +76,21 @@ final class IngestHandler: ChannelInboundHandler {
                 batch.append(Pending(id: f.id, entry: e, idemKey: nil, started: .now))
                 return
             }
-            let k = IdempotencyCache.key(uid: writer.uid, key: key)
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
+            guard shared.idempotency.isReady else {
+                // Keys of the window are still being re-read after a restart: come back then.
+                shared.idempotency.onReady {
+                    loop.execute {
+                        let (h, ctx) = bound.value
+                        h.handle(f, context: ctx)
+                        h.submit(context: ctx)
+                        h.flush(context: ctx)
+                    }
+                }
+                return
+            }
+            let k = IdempotencyCache.key(uid: writer.uid, key: key)
             let id = f.id
             switch shared.idempotency.lookup(k, waiter: { r in
                 loop.execute {

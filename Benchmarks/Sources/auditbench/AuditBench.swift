@@ -5,7 +5,7 @@ import SegmentStore
 
 /// Load generator and figure producer for design §7 (see Benchmarks/README.md).
 @main
-struct AuditBench: ParsableCommand {
+struct AuditBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "auditbench",
         abstract: "Measure the audit log: durable append, proofs, org queries, bytes on disk.",
