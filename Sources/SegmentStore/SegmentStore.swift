@@ -74,7 +74,7 @@ public final class SegmentStore: @unchecked Sendable {
     private var unsynced: [BlockRef] = []
     private var durableEnd: UInt64
     private var cache: [(UInt64, SealedSegment)] = []
-    private static let cacheSize = 8
+    private static let cacheSize = 64
 
     /// Opens (or creates) the store in `directory`, recovering the open segment.
     ///
