@@ -12,6 +12,34 @@ extension Entry {
 
     private enum Kind { case string, int, literal, object }
 
+    /// Appends canonical bytes, copying spans of the input.
+    private struct Writer2 {
+        let b: UnsafeBufferPointer<UInt8>
+        var o: [UInt8]
+
+        init(b: UnsafeBufferPointer<UInt8>, n: Int) {
+            self.b = b
+            o = []
+            o.reserveCapacity(n + 128)
+        }
+
+        @inline(__always) mutating func raw(_ s: StaticString) { o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
+        @inline(__always) mutating func quoted(_ s: Span) { o.append(0x22); o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end])); o.append(0x22) }
+        mutating func value(_ m: Member) { if m.kind == .string { quoted(m.value) } else { o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end])) } }
+        mutating func obj(_ kids: [Member?], _ names: [StaticString]) {
+            o.append(0x7B)
+            var first = true
+            for (k, m) in kids.enumerated() {
+                guard let m else { continue }
+                if !first { o.append(0x2C) }
+                first = false
+                o.append(0x22); raw(names[k]); o.append(0x22); o.append(0x3A)
+                value(m)
+            }
+            o.append(0x7D)
+        }
+    }
+
     private struct Member {
         var key: Span
         var kind: Kind
@@ -19,15 +47,21 @@ extension Entry {
         var children: [Member] = []
     }
 
-    static func fastPrepare(_ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer) -> PreparedEntry? {
+    private struct Scanner {
+        let b: UnsafeBufferPointer<UInt8>
         var i = 0
-        let n = b.count
-        @inline(__always) func ws() { while i < n, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
-        func string() -> Span? {
-            guard i < n, b[i] == 0x22 else { return nil }
+
+        init(_ b: UnsafeBufferPointer<UInt8>) { self.b = b }
+
+        @inline(__always) mutating func ws() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+        }
+
+        mutating func string() -> Span? {
+            guard i < b.count, b[i] == 0x22 else { return nil }
             i += 1
             let s = i
-            while i < n {
+            while i < b.count {
                 let c = b[i]
                 if c == 0x22 { defer { i += 1 }; return Span(start: s, end: i) }
                 if c == 0x5C || c < 0x20 || c >= 0x80 { return nil }
@@ -35,7 +69,9 @@ extension Entry {
             }
             return nil
         }
-        func scalar() -> (Kind, Span)? {
+
+        mutating func scalar() -> (Kind, Span)? {
+            let n = b.count
             guard i < n else { return nil }
             let s = i
             switch b[i] {
@@ -55,20 +91,22 @@ extension Entry {
             }
             return (.literal, Span(start: s, end: i))
         }
-        func object(depth: Int) -> [Member]? {
-            guard i < n, b[i] == 0x7B else { return nil }
+
+        mutating func object(depth: Int) -> [Member]? {
+            guard i < b.count, b[i] == 0x7B else { return nil }
             i += 1
             var out: [Member] = []
+            out.reserveCapacity(depth == 0 ? 12 : 4)
             ws()
-            if i < n, b[i] == 0x7D { i += 1; return out }
+            if i < b.count, b[i] == 0x7D { i += 1; return out }
             while true {
                 ws()
                 guard let k = string() else { return nil }
                 ws()
-                guard i < n, b[i] == 0x3A else { return nil }
+                guard i < b.count, b[i] == 0x3A else { return nil }
                 i += 1
                 ws()
-                if i < n, b[i] == 0x7B {
+                if i < b.count, b[i] == 0x7B {
                     guard depth == 0, let kids = object(depth: 1) else { return nil }
                     out.append(Member(key: k, kind: .object, value: Span(start: 0, end: 0), children: kids))
                 } else {
@@ -76,12 +114,16 @@ extension Entry {
                     out.append(Member(key: k, kind: kind, value: v))
                 }
                 ws()
-                guard i < n else { return nil }
+                guard i < b.count else { return nil }
                 if b[i] == 0x2C { i += 1; continue }
                 if b[i] == 0x7D { i += 1; return out }
                 return nil
             }
         }
+    }
+
+    static func fastPrepare(_ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer) -> PreparedEntry? {
+        let n = b.count
         func eq(_ s: Span, _ lit: StaticString) -> Bool {
             guard s.count == lit.utf8CodeUnitCount else { return false }
             let p = lit.utf8Start
@@ -103,10 +145,11 @@ extension Entry {
         }
         func str(_ s: Span) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[s.start..<s.end]), as: UTF8.self) }
 
-        ws()
-        guard let top = object(depth: 0) else { return nil }
-        ws()
-        guard i == n else { return nil }
+        var sc = Scanner(b)
+        sc.ws()
+        guard let top = sc.object(depth: 0) else { return nil }
+        sc.ws()
+        guard sc.i == n else { return nil }
 
         // Top-level members in canonical order; each slot filled at most once.
         // action actor category idempotency_key metadata occurred_at on_behalf_of org outcome source target
@@ -178,45 +221,30 @@ extension Entry {
         }
 
         // Canonical bytes.
-        var o = [UInt8]()
-        o.reserveCapacity(n + 128)
-        func raw(_ s: StaticString) { o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
-        func quoted(_ s: Span) { o.append(0x22); o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end])); o.append(0x22) }
-        func value(_ m: Member) { if m.kind == .string { quoted(m.value) } else { o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end])) } }
-        func obj(_ kids: [Member?], _ names: [StaticString]) {
-            o.append(0x7B)
-            var first = true
-            for (k, m) in kids.enumerated() {
-                guard let m else { continue }
-                if !first { o.append(0x2C) }
-                first = false
-                o.append(0x22); raw(names[k]); o.append(0x22); o.append(0x3A)
-                value(m)
-            }
-            o.append(0x7D)
-        }
-        raw("{\"action\":"); quoted(action.value)
-        raw(",\"actor\":"); obj(act, ["id", "name", "type"])
-        raw(",\"category\":"); quoted(category.value)
-        if let k = slot[3] { raw(",\"idempotency_key\":"); quoted(k.value) }
-        raw(",\"metadata\":{")
+        var w = Writer2(b: b, n: n)
+        w.raw("{\"action\":"); w.quoted(action.value)
+        w.raw(",\"actor\":"); w.obj(act, ["id", "name", "type"])
+        w.raw(",\"category\":"); w.quoted(category.value)
+        if let k = slot[3] { w.raw(",\"idempotency_key\":"); w.quoted(k.value) }
+        w.raw(",\"metadata\":{")
         for (k, m) in meta.enumerated() {
-            if k > 0 { o.append(0x2C) }
-            quoted(m.key); o.append(0x3A); value(m)
+            if k > 0 { w.o.append(0x2C) }
+            w.quoted(m.key); w.o.append(0x3A); w.value(m)
         }
-        raw("},\"occurred_at\":"); quoted(occurred.value)
+        w.raw("},\"occurred_at\":"); w.quoted(occurred.value)
         if let ob = slot[6], let kids = nested(ob, [("approval", 128, false), ("id", 128, false), ("type", 16, false)]) {
-            raw(",\"on_behalf_of\":"); obj(kids, ["approval", "id", "type"])
+            w.raw(",\"on_behalf_of\":"); w.obj(kids, ["approval", "id", "type"])
         }
-        raw(",\"org\":"); quoted(org.value)
-        raw(",\"outcome\":"); quoted(outcome.value)
-        raw(",\"received_at\":\""); o.append(contentsOf: Array(Timestamp.format(receivedAt).utf8)); o.append(0x22)
-        raw(",\"source\":"); obj(src, ["ip", "service", "session", "user_agent"])
-        raw(",\"target\":"); obj(tg, ["id", "name", "type"])
-        raw(",\"writer\":{\"gid\":"); o.append(contentsOf: Array(String(writer.gid).utf8))
-        raw(",\"uid\":"); o.append(contentsOf: Array(String(writer.uid).utf8))
-        raw(",\"via\":"); o.append(contentsOf: Array(CanonicalJSON.quoted(writer.via).utf8))
-        raw("}}")
+        w.raw(",\"org\":"); w.quoted(org.value)
+        w.raw(",\"outcome\":"); w.quoted(outcome.value)
+        w.raw(",\"received_at\":\""); w.o.append(contentsOf: Array(Timestamp.format(receivedAt).utf8)); w.o.append(0x22)
+        w.raw(",\"source\":"); w.obj(src, ["ip", "service", "session", "user_agent"])
+        w.raw(",\"target\":"); w.obj(tg, ["id", "name", "type"])
+        w.raw(",\"writer\":{\"gid\":"); w.o.append(contentsOf: Array(String(writer.gid).utf8))
+        w.raw(",\"uid\":"); w.o.append(contentsOf: Array(String(writer.uid).utf8))
+        w.raw(",\"via\":"); w.o.append(contentsOf: Array(CanonicalJSON.quoted(writer.via).utf8))
+        w.raw("}}")
+        let o = w.o
         guard o.count <= ChainFormat.maxEntrySize else { return nil }
         return PreparedEntry(
             org: str(org.value), content: o, contentHash: SHA256.hash(o), idempotencyKey: slot[3].map { str($0.value) },
