@@ -159,6 +159,14 @@ public enum Entry {
             if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { throw EntryError(path, "must not contain control characters") }
             return s
         }
+        func req(_ key: String, _ path: String, in obj: JSONValue, max: Int, pattern: ((UInt8) -> Bool)? = nil) throws(EntryError) -> String {
+            guard let s = try str(key, path, in: obj, required: true, max: max, pattern: pattern) else { throw EntryError(path, "is required") }
+            return s
+        }
+        func reqObject(_ key: String) throws(EntryError) -> JSONValue {
+            guard let o = try object(key, required: true) else { throw EntryError(key, "is required") }
+            return o
+        }
         func ident(_ c: UInt8) -> Bool {
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
         }
@@ -177,24 +185,24 @@ public enum Entry {
             }
         }
 
-        let org = try str("org", "org", in: v, max: 64, pattern: ident)!
-        let catText = try str("category", "category", in: v, max: 32)!
+        let org = try req("org", "org", in: v, max: 64, pattern: ident)
+        let catText = try req("category", "category", in: v, max: 32)
         guard let category = Category(rawValue: catText) else {
             throw EntryError("category", "'\(catText)' is not a category (one of: \(Category.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        let action = try str("action", "action", in: v, max: 128, pattern: ident)!
-        let outText = try str("outcome", "outcome", in: v, max: 16)!
+        let action = try req("action", "action", in: v, max: 128, pattern: ident)
+        let outText = try req("outcome", "outcome", in: v, max: 16)
         guard let outcome = Outcome(rawValue: outText) else {
             throw EntryError("outcome", "'\(outText)' is not an outcome (one of: success, failure, denied)")
         }
 
-        let actor = try object("actor", required: true)!
+        let actor = try reqObject("actor")
         try only(actor, "actor", ["type", "id", "name"])
-        let actorType = try str("type", "actor.type", in: actor, max: 16)!
+        let actorType = try req("type", "actor.type", in: actor, max: 16)
         guard ["human", "agent", "service"].contains(actorType) else {
             throw EntryError("actor.type", "'\(actorType)' must be one of human, agent, service")
         }
-        let actorId = try str("id", "actor.id", in: actor, max: 128)!
+        let actorId = try req("id", "actor.id", in: actor, max: 128)
         _ = try str("name", "actor.name", in: actor, required: false, max: 256)
 
         let onBehalf = try object("on_behalf_of", required: false)
@@ -203,7 +211,7 @@ public enum Entry {
         }
         if let ob = onBehalf {
             try only(ob, "on_behalf_of", ["type", "id", "approval"])
-            let t = try str("type", "on_behalf_of.type", in: ob, max: 16)!
+            let t = try req("type", "on_behalf_of.type", in: ob, max: 16)
             guard ["human", "agent", "service", "policy"].contains(t) else {
                 throw EntryError("on_behalf_of.type", "'\(t)' must be one of human, agent, service, policy")
             }
@@ -211,13 +219,13 @@ public enum Entry {
             _ = try str("approval", "on_behalf_of.approval", in: ob, required: false, max: 128)
         }
 
-        let target = try object("target", required: true)!
+        let target = try reqObject("target")
         try only(target, "target", ["type", "id", "name"])
         _ = try str("type", "target.type", in: target, max: 64, pattern: ident)
         _ = try str("id", "target.id", in: target, max: 256)
         _ = try str("name", "target.name", in: target, required: false, max: 256)
 
-        let source = try object("source", required: true)!
+        let source = try reqObject("source")
         try only(source, "source", ["service", "ip", "user_agent", "session"])
         _ = try str("service", "source.service", in: source, max: 128, pattern: ident)
         if let ip = try str("ip", "source.ip", in: source, required: false, max: 64),
@@ -227,7 +235,7 @@ public enum Entry {
         _ = try str("user_agent", "source.user_agent", in: source, required: false, max: 512)
         _ = try str("session", "source.session", in: source, required: false, max: 128)
 
-        let occurred = try str("occurred_at", "occurred_at", in: v, max: 40)!
+        let occurred = try req("occurred_at", "occurred_at", in: v, max: 40)
         guard Timestamp.parse(occurred) != nil else {
             throw EntryError("occurred_at", "'\(occurred)' is not an RFC 3339 UTC time like 2025-03-01T12:00:00.000Z")
         }

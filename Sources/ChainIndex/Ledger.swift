@@ -381,7 +381,19 @@ public final class Ledger: @unchecked Sendable {
     /// Reads entry `seq` and checks it against the stored leaf hash.
     public func entry(seq: UInt64) throws -> StoredEntry {
         guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
-        let rec = try store.read(seq: seq)
+        return try checked(try store.read(seq: seq))
+    }
+
+    /// Reads many entries at once (each block decompressed once), checking each against its leaf.
+    public func entries(seqs: [UInt64]) throws -> [StoredEntry] {
+        let size = tree.size
+        for s in seqs where s >= size { throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))") }
+        return try store.read(seqs: seqs).map(checked)
+    }
+
+    /// Rebuilds a record's link from the tree and checks its hash against the stored leaf.
+    private func checked(_ rec: StoredRecord) throws -> StoredEntry {
+        let seq = rec.seq
         let p = try RecordPayload(bytes: rec.payload)
         let prev = seq > 0 ? try tree.leaf(seq - 1) : Hash.zero
         let prevOrg = p.prevOrgDelta > 0 && p.prevOrgDelta <= seq ? try tree.leaf(seq - p.prevOrgDelta) : Hash.zero
@@ -391,27 +403,7 @@ public final class Ledger: @unchecked Sendable {
             let pos = store.position(of: seq)
             throw StoreError(.corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path, offset: pos.offset)
         }
-        let org = CanonicalScan.topLevelString(p.content, key: "org") ?? ""
-        return StoredEntry(org: org, content: p.content, link: link, hash: leaf)
-    }
-
-    /// Reads many entries at once (each block decompressed once), checking each against its leaf.
-    public func entries(seqs: [UInt64]) throws -> [StoredEntry] {
-        let size = tree.size
-        for s in seqs where s >= size { throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))") }
-        return try store.read(seqs: seqs).map { rec in
-            let seq = rec.seq
-            let p = try RecordPayload(bytes: rec.payload)
-            let prev = seq > 0 ? try tree.leaf(seq - 1) : Hash.zero
-            let prevOrg = p.prevOrgDelta > 0 && p.prevOrgDelta <= seq ? try tree.leaf(seq - p.prevOrgDelta) : Hash.zero
-            let link = Link(seq: seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev, prevOrgHash: prevOrg)
-            let leaf = try tree.leaf(seq)
-            guard link.leafHash == leaf else {
-                let pos = store.position(of: seq)
-                throw StoreError(.corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path, offset: pos.offset)
-            }
-            return StoredEntry(org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
-        }
+        return StoredEntry(org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
     }
 
     /// The archived (or purged) bundles holding `org`'s entries that a query with `filter` and

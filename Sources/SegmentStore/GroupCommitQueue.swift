@@ -129,7 +129,9 @@ final class ResultBox<T>: @unchecked Sendable {
     func wait() throws -> T {
         cond.lock()
         defer { cond.unlock() }
-        while value == nil { cond.wait() }
-        return try value!.get()
+        while true {
+            if let v = value { return try v.get() }
+            cond.wait()
+        }
     }
 }
