@@ -46,20 +46,10 @@ struct ArchiveCommand: AsyncParsableCommand {
             let k = try key.map { try NoteVerifier($0) } ?? Ledger.verifierKey(directory: common.dir)
             let backend = try LocalDirectoryBackend(root: common.archivePath)
             let names = bundles.isEmpty ? try backend.list() : bundles
-            let bar = ProgressBar(label: "verifying bundles")
-            var failed = 0
-            for (i, name) in names.enumerated() {
-                do {
-                    let m = try ArchiveBundle.verify(directory: try backend.path(of: name), verifier: k)
-                    print("OK: \(name) (segment \(m.segment), entries \(m.first_seq)..<\(m.end_seq), \(m.orgs.count) orgs)")
-                } catch {
-                    failed += 1
-                    print("FAILED: \(name): \(error)")
-                }
-                bar.update(UInt64(i + 1), UInt64(names.count))
+            try eachBundle(names, label: "verifying bundles", failure: "FAILED") { name in
+                let m = try ArchiveBundle.verify(directory: try backend.path(of: name), verifier: k)
+                return "OK: \(name) (segment \(m.segment), entries \(m.first_seq)..<\(m.end_seq), \(m.orgs.count) orgs)"
             }
-            bar.finish()
-            if failed > 0 { throw ExitCode(1) }
         }
     }
 
@@ -82,20 +72,10 @@ struct ArchiveCommand: AsyncParsableCommand {
                 }
             }
             guard !names.isEmpty else { throw ValidationError("name the bundles to restore (see `auditctl archive list`), or pass --all") }
-            let bar = ProgressBar(label: "restoring")
-            var failed = 0
-            for (i, name) in names.enumerated() {
-                do {
-                    let m = try Archiver.restore(dataDir: common.dir, backend: backend, verifier: k, bundle: name)
-                    print("restored \(name): entries \(m.first_seq)..<\(m.end_seq)")
-                } catch {
-                    failed += 1
-                    print("REFUSED: \(name): \(error)")
-                }
-                bar.update(UInt64(i + 1), UInt64(names.count))
+            try eachBundle(names, label: "restoring", failure: "REFUSED") { name in
+                let m = try Archiver.restore(dataDir: common.dir, backend: backend, verifier: k, bundle: name)
+                return "restored \(name): entries \(m.first_seq)..<\(m.end_seq)"
             }
-            bar.finish()
-            if failed > 0 { throw ExitCode(1) }
         }
     }
 
@@ -159,6 +139,22 @@ struct ArchiveCommand: AsyncParsableCommand {
             print(purged.isEmpty ? "nothing is eligible for purge (see --dry-run)" : "purged \(purged.count) bundles: \(purged.map(\.bundle).joined(separator: ", "))")
         }
     }
+}
+
+/// Runs `body` on each bundle with a progress bar, printing its line or the failure; exits 1
+/// after all of them if any failed.
+func eachBundle(_ names: [String], label: String, failure: String, _ body: (String) throws -> String) throws {
+    let bar = ProgressBar(label: label)
+    var failed = 0
+    for (i, name) in names.enumerated() {
+        do { print(try body(name)) } catch {
+            failed += 1
+            print("\(failure): \(name): \(error)")
+        }
+        bar.update(UInt64(i + 1), UInt64(names.count))
+    }
+    bar.finish()
+    if failed > 0 { throw ExitCode(1) }
 }
 
 func parseNow(_ s: String?) throws -> Date {

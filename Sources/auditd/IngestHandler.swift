@@ -133,13 +133,14 @@ final class IngestHandler: ChannelInboundHandler {
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let metrics = shared.metrics
         let bytes = items.reduce(0) { $0 + $1.entry.content.count }
+        // The callback runs on the serial commit thread: it only hops to this connection's loop.
         shared.ledger.append(items.map(\.entry)) { result in
             let done = ContinuousClock.now
-            if case .success = result { metrics.ingested(count: items.count, bytes: bytes) }
-            for it in items {
-                if case .success = result { metrics.ackLatency(done - it.started) }
-            }
             loop.execute {
+                if case .success = result {
+                    metrics.ingested(count: items.count, bytes: bytes)
+                    for it in items { metrics.ackLatency(done - it.started) }
+                }
                 let (h, ctx) = bound.value
                 h.completed(items, result, context: ctx)
             }
