@@ -180,7 +180,14 @@ struct SealedIndex: Sendable {
     }
 
     func hits(org: String) throws -> [IndexHit] {
-        guard let e = dir[org] else { return [] }
+        var out: [IndexHit] = []
+        try visit(org: org) { out.append($0); return true }
+        return out
+    }
+
+    /// Decodes `org`'s rows in sequence order, stopping when `body` returns false.
+    func visit(org: String, _ body: (IndexHit) -> Bool) throws {
+        guard let e = dir[org] else { return }
         let fd = try FileOps.open(path, O_RDONLY)
         defer { close(fd) }
         let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
@@ -193,8 +200,6 @@ struct SealedIndex: Sendable {
             return try (0..<n).map { _ in String(decoding: try r.read(count: Int(try r.readVarint())), as: UTF8.self) }
         }
         let actions = try strings(), actors = try strings()
-        var out: [IndexHit] = []
-        out.reserveCapacity(Int(e.count))
         var seq = e.firstSeq, time: Int64 = 0
         for i in 0..<UInt64(e.count) {
             let ds = try r.readVarint(), dt = try r.readSignedVarint()
@@ -205,9 +210,8 @@ struct SealedIndex: Sendable {
             guard let cat = Category(code: c), let out2 = Outcome(code: o), a < actions.count, p < actors.count else {
                 throw StoreError(.corrupt, "index row \(i) of org \(org) is malformed", path: path, offset: Int64(e.offset))
             }
-            out.append(IndexHit(seq: seq, orgSeq: e.firstOrgSeq + i, fields: IndexFields(time: time, category: cat, outcome: out2, action: actions[a], actor: actors[p])))
+            if !body(IndexHit(seq: seq, orgSeq: e.firstOrgSeq + i, fields: IndexFields(time: time, category: cat, outcome: out2, action: actions[a], actor: actors[p]))) { return }
         }
-        return out
     }
 }
 
@@ -247,10 +251,19 @@ public final class OrgIndex: @unchecked Sendable {
     private let lock = NSLock()
     private var unsealed: [String: [IndexHit]] = [:]
     private var sealedFiles: [UInt64: String] = [:]
-    /// org -> sealed segments holding it, ascending.
-    private var orgSegments: [String: [UInt64]] = [:]
+    /// org -> the sealed (or archived) segments holding it, ascending, with the bounds of its
+    /// entries in each, so a query skips segments without reading their index files.
+    private var orgSegments: [String: [SegmentSpan]] = [:]
+
+    struct SegmentSpan: Sendable {
+        var segment: UInt64
+        var firstSeq: UInt64
+        var lastSeq: UInt64
+        var minTime: Int64
+        var maxTime: Int64
+    }
     private var cache: [(UInt64, SealedIndex)] = []
-    private static let cacheSize = 64
+    private static let cacheSize = 256
     /// Archived segments: their stubs' per-org summaries stand in for their index files.
     private var archived: [UInt64: ArchivedStub] = [:]
 
@@ -265,7 +278,7 @@ public final class OrgIndex: @unchecked Sendable {
         }
         for n in sealedFiles.keys.sorted() {
             let idx = try SealedIndex(path: sealedFiles[n] ?? "")
-            for org in idx.dir.keys { orgSegments[org, default: []].append(n) }
+            for (org, e) in idx.dir { orgSegments[org, default: []].append(SegmentSpan(e, segment: n)) }
         }
     }
 
@@ -303,9 +316,12 @@ public final class OrgIndex: @unchecked Sendable {
         try SealedIndex.write(path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)
         lock.withLock {
             sealedFiles[info.segment] = path
-            for (org, _) in part {
-                orgSegments[org, default: []].append(info.segment)
-                orgSegments[org]?.sort()
+            for (org, hits) in part {
+                guard let f = hits.first, let l = hits.last else { continue }
+                orgSegments[org, default: []].removeAll { $0.segment == info.segment }
+                orgSegments[org, default: []].append(SegmentSpan(segment: info.segment, firstSeq: f.seq, lastSeq: l.seq,
+                                                                 minTime: hits.map(\.fields.time).min() ?? 0, maxTime: hits.map(\.fields.time).max() ?? 0))
+                orgSegments[org]?.sort { $0.segment < $1.segment }
                 unsealed[org]?.removeAll { $0.seq < info.endSeq }
                 if unsealed[org]?.isEmpty == true { unsealed[org] = nil }
             }
@@ -342,13 +358,23 @@ public final class OrgIndex: @unchecked Sendable {
             return false
         }
         let (mem, segs) = lock.withLock { (unsealed[org] ?? [], orgSegments[org] ?? []) }
-        func sealedPass(_ order: [UInt64]) throws -> Bool {
-            for n in order {
-                guard let idx = try sealedIndex(n), let e = idx.dir[org] else { continue }
-                if let c = cursor, newestFirst ? e.firstSeq >= c : e.lastSeq <= c { continue }
-                if let from = filter.from, e.maxTime < from { continue }
-                if let to = filter.to, e.minTime >= to { continue }
-                if take(try idx.hits(org: org)) { return true }
+        func sealedPass(_ order: [SegmentSpan]) throws -> Bool {
+            for span in order {
+                if let c = cursor, newestFirst ? span.firstSeq >= c : span.lastSeq <= c { continue }
+                if let from = filter.from, span.maxTime < from { continue }
+                if let to = filter.to, span.minTime >= to { continue }
+                guard let idx = try sealedIndex(span.segment), idx.dir[org] != nil else { continue }
+                if newestFirst {
+                    if take(try idx.hits(org: org)) { return true }
+                } else {
+                    // Oldest first: rows come in order, so stop decoding once the page is full.
+                    var full = false
+                    try idx.visit(org: org) { h in
+                        full = take([h])
+                        return !full
+                    }
+                    if full { return true }
+                }
             }
             return false
         }
@@ -374,9 +400,10 @@ public final class OrgIndex: @unchecked Sendable {
             archived[stub.segment] = stub
             sealedFiles[stub.segment] = nil
             cache.removeAll { $0.0 == stub.segment }
-            for o in stub.orgs where !(orgSegments[o.org] ?? []).contains(stub.segment) {
-                orgSegments[o.org, default: []].append(stub.segment)
-                orgSegments[o.org]?.sort()
+            for o in stub.orgs where !(orgSegments[o.org] ?? []).contains(where: { $0.segment == stub.segment }) {
+                orgSegments[o.org, default: []].append(SegmentSpan(segment: stub.segment, firstSeq: stub.first_seq, lastSeq: o.last_seq,
+                                                                   minTime: o.min_time, maxTime: o.max_time))
+                orgSegments[o.org]?.sort { $0.segment < $1.segment }
             }
         }
     }
@@ -398,7 +425,8 @@ public final class OrgIndex: @unchecked Sendable {
     func archivedRanges(org: String, filter: QueryFilter, newestFirst: Bool, cursor: UInt64?) -> [ArchivedRange] {
         lock.withLock {
             var out: [ArchivedRange] = []
-            for n in orgSegments[org] ?? [] {
+            for span in orgSegments[org] ?? [] {
+                let n = span.segment
                 guard let stub = archived[n], let o = stub.orgs.first(where: { $0.org == org }) else { continue }
                 if let c = cursor, newestFirst ? stub.first_seq >= c : o.last_seq <= c { continue }
                 if let from = filter.from, o.max_time < from { continue }
@@ -413,7 +441,13 @@ public final class OrgIndex: @unchecked Sendable {
     /// How many entries `org` has in the index (for tests and metrics).
     public func count(org: String) throws -> Int {
         var n = lock.withLock { unsealed[org]?.count ?? 0 }
-        for s in lock.withLock({ orgSegments[org] ?? [] }) { n += Int(try sealedIndex(s)?.dir[org]?.count ?? 0) }
+        for s in lock.withLock({ orgSegments[org] ?? [] }) { n += Int(try sealedIndex(s.segment)?.dir[org]?.count ?? 0) }
         return n
+    }
+}
+
+extension OrgIndex.SegmentSpan {
+    init(_ e: IndexDirEntry, segment: UInt64) {
+        self.init(segment: segment, firstSeq: e.firstSeq, lastSeq: e.lastSeq, minTime: e.minTime, maxTime: e.maxTime)
     }
 }
