@@ -142,7 +142,15 @@ struct AuditD: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         announce("auditd: data \(c.data), verifier key \(ledger.verifier.text)")
-        try await serviceGroup.run()
+        do {
+            try await serviceGroup.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            if "\(error)".contains("Address already in use") {
+                throw ValidationError("the read port \(c.httpHost):\(c.httpPort) is in use by another process; stop it or choose another with --http-port")
+            }
+            throw error
+        }
         try? await group.shutdownGracefully()
         announce("auditd: stopped cleanly")
     }
