@@ -30,6 +30,8 @@ public final class Archiver: @unchecked Sendable {
     /// Test hook: seconds to pause between verifying the archived copy and retiring the hot
     /// files (set from `AUDITLOG_TEST_PAUSE_AFTER_COPY`), so a crash can be placed there.
     public var pauseAfterCopy: TimeInterval = ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_AFTER_COPY"].flatMap(Double.init) ?? 0
+    /// How long a restored segment stays in the hot tier before it may be archived again.
+    public var restorePin: TimeInterval = 7 * 86400
 
     /// An archiver for `ledger` into `backend`.
     public init(ledger: Ledger, backend: ArchiveBackend, clock: @escaping @Sendable () -> Date = { Date() }) {
@@ -38,14 +40,27 @@ public final class Archiver: @unchecked Sendable {
         self.clock = clock
     }
 
-    /// Sealed hot segments whose newest entry was received more than `hotWindow` seconds ago.
+    /// Sealed hot segments whose newest entry was received more than `hotWindow` seconds ago,
+    /// except those restored less than `restorePin` ago.
     public func candidates(hotWindow: TimeInterval) throws -> [SegmentInfo] {
-        let cutoff = Int64((clock().timeIntervalSince1970 - hotWindow) * 1000)
+        let now = clock()
+        let cutoff = Int64((now.timeIntervalSince1970 - hotWindow) * 1000)
         return try ledger.store.segments().filter { info in
-            guard info.state == .sealed, let (_, maxTime) = try ledger.index.timeRange(segment: info.segment) else { return false }
-            return maxTime < cutoff
+            guard info.state == .sealed, let (_, maxTime) = try ledger.index.timeRange(segment: info.segment), maxTime < cutoff else { return false }
+            if let at = Self.restoredAt(segmentsDir: ledger.store.directory, segment: info.segment), now.timeIntervalSince(at) < restorePin { return false }
+            return true
         }
     }
+
+    /// When segment `n` was last restored into the hot tier, from `segments/N.restored`.
+    public static func restoredAt(segmentsDir: String, segment n: UInt64) -> Date? {
+        guard let d = FileManager.default.contents(atPath: segmentsDir + "/" + restoredMarker(n)),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let t = (o["restored_at"] as? String).flatMap(Timestamp.parse)
+        else { return nil }
+        return Date(timeIntervalSince1970: Double(t) / 1000)
+    }
+
+    static func restoredMarker(_ n: UInt64) -> String { String(SegmentNames.sealed(n).dropLast(4)) + ".restored" }
 
     /// Archives every candidate, oldest first; returns the bundles made.
     @discardableResult
@@ -97,6 +112,7 @@ public final class Archiver: @unchecked Sendable {
         ledger.index.addArchived(stub)
         try FileOps.unlink(segDir + "/" + SegmentNames.sealed(info.segment))
         try FileOps.unlink(ledger.directory + "/index/" + OrgIndex.fileName(info.segment))
+        try FileOps.unlink(segDir + "/" + Self.restoredMarker(info.segment))
         try FileOps.fsyncDirectory(segDir)
         try FileOps.fsyncDirectory(ledger.directory + "/index")
         return name
@@ -190,7 +206,9 @@ public final class Archiver: @unchecked Sendable {
         try FileOps.unlink(tmp)
         try ArchiveFiles.write(path: tmp, contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o444)
         try FileOps.rename(tmp, hotPath)
-        try FileOps.fsyncDirectory(segDir)
+        // Pin it in the hot tier for a while, or the next archiver pass would move it right back.
+        let marker = "{\"restored_at\":\"\(Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)))\"}\n"
+        try ArchiveFiles.replace(path: segDir + "/" + restoredMarker(manifest.segment), contents: Array(marker.utf8))
         try FileOps.unlink(stubPath)
         try FileOps.fsyncDirectory(segDir)
         return manifest

@@ -47,6 +47,7 @@ struct AuditD: AsyncParsableCommand {
     @Option(help: "Archive directory.") var archive: String?
     @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
     @Option(help: "Seconds between archiver passes.") var archiveInterval: Int?
+    @Option(help: "Seconds a restored segment stays hot before it may be archived again.") var restorePin: Int?
 
     func resolved() throws -> DaemonConfig {
         var c = try config.map(DaemonConfig.load) ?? DaemonConfig()
@@ -70,6 +71,7 @@ struct AuditD: AsyncParsableCommand {
         if let archive { c.archive = archive }
         if let hotWindow { c.hotWindow = hotWindow }
         if let archiveInterval { c.archiveInterval = archiveInterval }
+        if let restorePin { c.restorePin = restorePin }
         guard mode_t(c.socketMode, radix: 8) != nil else { throw ValidationError("socket mode '\(c.socketMode)' is not octal") }
         guard Logger.Level(rawValue: c.logLevel) != nil else { throw ValidationError("log level '\(c.logLevel)' is not one of trace, debug, info, notice, warning, error, critical") }
         return c
@@ -131,8 +133,10 @@ struct AuditD: AsyncParsableCommand {
             },
             eventLoopGroupProvider: .shared(group),
             logger: logger)
+        let archiverCore = Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: c.archivePath))
+        archiverCore.restorePin = TimeInterval(c.restorePin)
         let archiver = ArchiverService(
-            archiver: Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: c.archivePath)),
+            archiver: archiverCore,
             hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), logger: logger)
         let verifier = VerificationService(ledger: ledger, interval: .seconds(max(1, c.verifyInterval)), metrics: metrics, health: health, logger: logger)
         // Shut down in reverse order: verifier, read port, ingest (drains acks), then the ledger.

@@ -43,6 +43,8 @@ struct DaemonConfig: Codable, Sendable {
     var hotWindow = 90 * 86400
     /// Seconds between archiver passes.
     var archiveInterval = 3600
+    /// Seconds a restored segment stays hot before it may be archived again.
+    var restorePin = 7 * 86400
 
     var archivePath: String {
         if let archive { return archive }
@@ -68,7 +70,7 @@ extension DaemonConfig {
         case data, key, origin, socket, socketMode = "socket_mode", allowUids = "allow_uids", allowGids = "allow_gids"
         case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window"
         case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"
-        case verifyInterval = "verify_interval", logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval"
+        case verifyInterval = "verify_interval", logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval", restorePin = "restore_pin"
     }
 
     init(from decoder: Decoder) throws {
@@ -92,5 +94,6 @@ extension DaemonConfig {
         archive = try c.decodeIfPresent(String.self, forKey: .archive)
         hotWindow = try c.decodeIfPresent(Int.self, forKey: .hotWindow) ?? hotWindow
         archiveInterval = try c.decodeIfPresent(Int.self, forKey: .archiveInterval) ?? archiveInterval
+        restorePin = try c.decodeIfPresent(Int.self, forKey: .restorePin) ?? restorePin
     }
 }
