@@ -14,6 +14,9 @@ public struct LedgerOptions: Sendable {
     public var background = true
     /// Most entries in one group commit.
     public var maxGroup = 8192
+    /// Called on the commit thread after each group commit with its entry count and the time
+    /// its write and fdatasync took (for metrics; keep it cheap).
+    public var onCommit: (@Sendable (Int, Duration) -> Void)?
 
     /// The defaults.
     public init() {}
@@ -299,9 +302,11 @@ public final class Ledger: @unchecked Sendable {
             }
         }
         if !records.isEmpty {
+            let started = ContinuousClock.now
             try store.write(records)
             do {
                 try store.sync()
+                options.onCommit?(records.count, ContinuousClock.now - started)
                 try tree.append(leaves)
             } catch {
                 // After a failed fdatasync the page cache can no longer be trusted (the error may

@@ -3,7 +3,6 @@ import AuditClient
 import AuditWire
 import ChainIndex
 import Foundation
-import NIOPosix
 
 /// `auditctl append`: writes entries through a running daemon's socket (for scripts).
 struct Append: AsyncParsableCommand {
@@ -32,28 +31,12 @@ struct Append: AsyncParsableCommand {
                 if !l.trimmingCharacters(in: .whitespaces).isEmpty { lines.append((n, Array(l.utf8))) }
             }
         }
+        let client = RetryingAuditClient(socketPath: socket, retries: retry)
         var rejected = 0
-        // One event loop for every connection this run makes, shut down once at the end.
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            rejected = try await send(lines, group: group)
-        } catch {
-            try? await group.shutdownGracefully()
-            throw error
-        }
-        try? await group.shutdownGracefully()
-        if rejected > 0 { throw ExitCode(3) }
-    }
-
-    /// Sends every line, reconnecting as allowed; returns how many were refused.
-    func send(_ lines: [(Int, [UInt8])], group: MultiThreadedEventLoopGroup) async throws -> Int {
-        var rejected = 0
-        var attempts = 0
-        var client = try await connect(after: 0, group: group)
         var i = 0
-        while i < lines.count {
-            let chunk = Array(lines[i..<min(lines.count, i + batch)])
-            do {
+        do {
+            while i < lines.count {
+                let chunk = Array(lines[i..<min(lines.count, i + batch)])
                 let results = try await client.append(batch: chunk.map(\.1))
                 var out = ""
                 for ((line, _), r) in zip(chunk, results) {
@@ -67,27 +50,15 @@ struct Append: AsyncParsableCommand {
                 }
                 FileHandle.standardOutput.write(Data(out.utf8))
                 i += chunk.count
-            } catch {
-                guard attempts < retry else { throw ValidationError("\(error); \(i) entries were acknowledged before it") }
-                attempts += 1
-                printError("connection lost (\(error)); reconnecting, attempt \(attempts) of \(retry)")
-                await client.close()
-                client = try await connect(after: attempts, group: group)
             }
+        } catch {
+            await client.close()
+            throw ValidationError("\(error); \(i) entries were acknowledged before it")
         }
+        let n = await client.reconnects
+        if n > 0 { printError("reconnected \(n) times") }
         await client.close()
-        return rejected
+        if rejected > 0 { throw ExitCode(3) }
     }
 
-    /// Connects, retrying (with growing pauses) while the daemon is down, up to `retry` times.
-    func connect(after attempt: Int, group: MultiThreadedEventLoopGroup) async throws -> AuditClient {
-        var n = attempt
-        while true {
-            if n > 0 { try await Task.sleep(for: .milliseconds(min(2000, 100 * n))) }
-            do { return try await AuditClient.connect(socketPath: socket, group: group) } catch {
-                guard n < retry else { throw ValidationError("\(error)") }
-                n += 1
-            }
-        }
-    }
 }

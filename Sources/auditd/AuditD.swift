@@ -93,6 +93,7 @@ struct AuditD: AsyncParsableCommand {
         let (signer, created) = try KeyFile.loadOrCreate(path: c.keyPath, name: c.origin)
         if created { logger.notice("generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"]) }
         var options = LedgerOptions()
+        options.onCommit = { n, d in metrics.committed(count: n, took: d) }
         options.store.rotateBytes = c.segmentBytes
         options.store.rotateAge = .seconds(c.segmentAge)
         let ledger: Ledger

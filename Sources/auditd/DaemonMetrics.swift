@@ -22,8 +22,16 @@ final class DaemonMetrics: Sendable {
         bytes.increment(by: n)
     }
 
-    func ackLatency(_ d: Duration) {
-        ack.recordNanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+    func ackLatency(_ d: Duration) { ack.recordNanoseconds(Self.nanoseconds(d)) }
+
+    /// One group commit: its size and the time its write and fdatasync took.
+    func committed(count: Int, took d: Duration) {
+        commit.recordNanoseconds(Self.nanoseconds(d))
+        commitSize.record(count)
+    }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
     }
 
     func rejected(_ reason: String) {

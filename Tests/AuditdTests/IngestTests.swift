@@ -81,6 +81,9 @@ import Glibc
         let m = String(decoding: metrics, as: UTF8.self)
         #expect(m.contains(#"auditd_rejected_total{reason="category"} 1"#))
         #expect(m.contains(#"auditd_rejected_total{reason="frame_too_large"} 1"#))
+        #expect(m.contains("auditd_group_commit_seconds_count"))
+        #expect(m.contains("auditd_ack_latency_seconds_count"))
+        #expect(m.contains("auditd_entries_ingested_total"))
 
         #expect(d.stop() == 0)
         let (vs, vout, _) = try d.ctl(["verify", d.data, "--quiet"])
