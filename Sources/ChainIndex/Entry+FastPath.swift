@@ -124,6 +124,10 @@ extension Entry {
 
     static func fastPrepare(_ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer) -> PreparedEntry? {
         let n = b.count
+        func eqString(_ s: Span, _ lit: String) -> Bool {
+            var lit = lit
+            return lit.withUTF8 { u in u.count == s.count && UnsafeBufferPointer(rebasing: b[s.start..<s.end]).elementsEqual(u) }
+        }
         func eq(_ s: Span, _ lit: StaticString) -> Bool {
             guard s.count == lit.utf8CodeUnitCount else { return false }
             let p = lit.utf8Start
@@ -173,8 +177,9 @@ extension Entry {
               let source = slot[9], source.kind == .object,
               let target = slot[10], target.kind == .object
         else { return nil }
-        guard let cat = Category(rawValue: str(category.value)), let out = Outcome(rawValue: str(outcome.value)),
-              Timestamp.parse(str(occurred.value)) != nil else { return nil }
+        guard let cat = Category.allCases.first(where: { c in eqString(category.value, c.rawValue) }),
+              let out = Outcome.allCases.first(where: { o in eqString(outcome.value, o.rawValue) }),
+              Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[occurred.value.start..<occurred.value.end])) != nil else { return nil }
         if let k = slot[3] { guard k.kind == .string, text(k.value, max: 128) else { return nil } }
 
         // Nested objects: allowed keys in canonical order, string values, limits.
@@ -237,13 +242,11 @@ extension Entry {
         }
         w.raw(",\"org\":"); w.quoted(org.value)
         w.raw(",\"outcome\":"); w.quoted(outcome.value)
-        w.raw(",\"received_at\":\""); w.o.append(contentsOf: Array(Timestamp.format(receivedAt).utf8)); w.o.append(0x22)
+        w.raw(",\"received_at\":\""); Timestamp.append(receivedAt, to: &w.o); w.o.append(0x22)
         w.raw(",\"source\":"); w.obj(src, ["ip", "service", "session", "user_agent"])
         w.raw(",\"target\":"); w.obj(tg, ["id", "name", "type"])
-        w.raw(",\"writer\":{\"gid\":"); w.o.append(contentsOf: Array(String(writer.gid).utf8))
-        w.raw(",\"uid\":"); w.o.append(contentsOf: Array(String(writer.uid).utf8))
-        w.raw(",\"via\":"); w.o.append(contentsOf: Array(CanonicalJSON.quoted(writer.via).utf8))
-        w.raw("}}")
+        w.raw(",\"writer\":"); w.o.append(contentsOf: writer.canonical)
+        w.raw("}")
         let o = w.o
         guard o.count <= ChainFormat.maxEntrySize else { return nil }
         return PreparedEntry(

@@ -59,12 +59,18 @@ public struct Writer: Sendable, Equatable {
     /// How it arrived: `socket`, `import`, `auditd` (entries the daemon writes itself)…
     public var via: String
 
+    /// Its canonical JSON object, computed once.
+    let canonical: [UInt8]
+
     /// A writer identity.
     public init(uid: UInt32, gid: UInt32, via: String) {
         self.uid = uid
         self.gid = gid
         self.via = via
+        canonical = CanonicalJSON.encode(.object([JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))), JSONMember("via", .string(via))]))
     }
+
+    public static func == (a: Writer, b: Writer) -> Bool { a.uid == b.uid && a.gid == b.gid && a.via == b.via }
 
     var json: JSONValue { .object([JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))), JSONMember("via", .string(via))]) }
 }

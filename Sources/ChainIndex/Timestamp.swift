@@ -2,7 +2,11 @@
 public enum Timestamp {
     /// Milliseconds since the Unix epoch of an RFC 3339 UTC time ("…Z", optional fraction).
     public static func parse(_ s: String) -> Int64? {
-        let u = Array(s.utf8)
+        Array(s.utf8).withUnsafeBufferPointer { parse(bytes: $0) }
+    }
+
+    /// `parse` over UTF-8 bytes, without making a String.
+    public static func parse(bytes u: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard u.count >= 20, u.last == UInt8(ascii: "Z") else { return nil }
         func num(_ a: Int, _ n: Int) -> Int? {
             var v = 0
@@ -36,8 +40,36 @@ public enum Timestamp {
         return (Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + sec)) * 1000 + Int64(ms)
     }
 
+    /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` to `out`, byte by byte.
+    public static func append(_ ms: Int64, to out: inout [UInt8]) {
+        let secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+        let milli = Int(ms - secs * 1000)
+        let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
+        let rem = Int(secs - days * 86400)
+        let (y, m, d) = civilFromDays(Int(days))
+        @inline(__always) func digits(_ v: Int, _ n: Int) {
+            var div = 1
+            for _ in 1..<n { div *= 10 }
+            var x = v
+            while div > 0 {
+                out.append(UInt8(48 + (x / div) % 10))
+                x %= div
+                div /= 10
+            }
+        }
+        digits(y, 4); out.append(0x2D); digits(m, 2); out.append(0x2D); digits(d, 2); out.append(0x54)
+        digits(rem / 3600, 2); out.append(0x3A); digits(rem / 60 % 60, 2); out.append(0x3A); digits(rem % 60, 2)
+        out.append(0x2E); digits(milli, 3); out.append(0x5A)
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     public static func format(_ ms: Int64) -> String {
+        if ms >= 0 && ms < 253_402_300_800_000 {
+            var out = [UInt8]()
+            out.reserveCapacity(24)
+            append(ms, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
         let secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
         let milli = Int(ms - secs * 1000)
         let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
