@@ -141,11 +141,18 @@ struct ReadPort {
 
     func entryOfOrg(_ org: String, _ seqText: String?) throws -> StoredEntry {
         let seq = try Self.uint(seqText, "seq")
-        // An entry of another org, and one that does not exist, get the same 404.
-        guard seq < ledger.size, let e = try? ledger.entry(seq: seq), e.org == org else {
+        // An entry of another org, and one that does not exist, get the same 404. An archived
+        // entry is named as archived whatever its org (its content, org included, is not read).
+        do {
+            guard seq < ledger.size else { throw StoreError(.notFound, "") }
+            let e = try ledger.entry(seq: seq)
+            guard e.org == org else { throw StoreError(.notFound, "") }
+            return e
+        } catch let e as StoreError where e.code == .archived {
+            throw HTTPError(.notFound, message: "entry \(seq) is in the archive tier (\(e.message)); an operator can restore it with `auditctl archive restore`")
+        } catch {
             throw HTTPError(.notFound, message: "no entry \(seq) in this org's log")
         }
-        return e
     }
 
     func one(_ req: Request, _ ctx: BasicRequestContext) throws -> Response {

@@ -24,6 +24,12 @@ import Testing
         #expect(!archived.isEmpty, "the daemon should have archived sealed segments")
         let hotBefore = (page["entries"] as? [[String: Any]] ?? []).count
         #expect(hotBefore < 150)
+        // An archived entry, fetched alone, is named as archived (the same for any org's token).
+        let firstSeq = (archived.first?["first_seq"] as? Int) ?? 0
+        for tok in [ta, tb] {
+            let (code, body) = try await d.http("/v1/orgs/\(tok == ta ? "org_a" : "org_b")/entries/\(firstSeq)", token: tok)
+            #expect(code == 404 && String(decoding: body, as: UTF8.self).contains("archive tier"), "\(String(decoding: body, as: UTF8.self))")
+        }
 
         // Restore every bundle while the daemon runs; it picks them up within its verify interval.
         let (rs, rout, _) = try d.ctl(["archive", "restore", d.data, "--all"])
