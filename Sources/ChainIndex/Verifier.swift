@@ -88,8 +88,12 @@ public struct Verifier {
         // 2. Segments and tree, read-only.
         let store: SegmentStore, tree: TreeStore
         do {
-            store = try SegmentStore(directory: directory + "/segments", readOnly: true)
+            // Checkpoints, then the tree, then the segments: a running daemon appends leaves only
+            // after their entries are durable and signs only what its tree holds, so in this
+            // order each view holds at least as much as the one before, and verifying beside a
+            // live daemon sees no false "removed" entries.
             tree = try TreeStore(directory: directory + "/tree", readOnly: true)
+            store = try SegmentStore(directory: directory + "/segments", readOnly: true)
         } catch { return fromError(error) }
         if store.recovery.bytesCut > 0 {
             report.notes.append("open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start")

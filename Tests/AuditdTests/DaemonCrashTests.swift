@@ -74,3 +74,34 @@ import Glibc
         #expect(vs == 0, "\(vout)")
     }
 }
+
+@Suite(.serialized) struct LiveVerifyTests {
+    @Test func verifyingBesideABusyDaemonReportsNoFalseFailures() throws {
+        let d = Daemon("liveverify", args: ["--segment-bytes", "100000"])
+        defer { d.cleanup() }
+        try d.start()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
+        p.arguments = ["append", "--socket", d.socket, "--batch", "20"]
+        let inp = Pipe()
+        p.standardInput = inp
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        var lines = ""
+        for i in 0..<6000 { lines += event(org: "org_\(i % 5)", i: i, extra: #","pad":"\#(String(repeating: "z", count: 100))""#) + "\n" }
+        let data = Data(lines.utf8)
+        Thread { inp.fileHandleForWriting.write(data); try? inp.fileHandleForWriting.close() }.start()
+        var runs = 0
+        while p.isRunning && runs < 20 {
+            let (s, out, _) = try d.ctl(["verify", d.data, "--quiet"])
+            #expect(s == 0, "verify beside a live daemon: \(out)")
+            runs += 1
+        }
+        p.waitUntilExit()
+        #expect(runs >= 1)
+        #expect(d.stop() == 0)
+        let (s, out, _) = try d.ctl(["verify", d.data, "--quiet"])
+        #expect(s == 0 && out.contains("OK: 6000 entries"), "\(out)")
+    }
+}
