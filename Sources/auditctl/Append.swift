@@ -53,7 +53,7 @@ struct Append: AsyncParsableCommand {
             }
         } catch {
             await client.close()
-            throw ValidationError("\(error); \(i) entries were acknowledged before it")
+            throw CLIError("\(error); \(i) entries were acknowledged before it")
         }
         let n = await client.reconnects
         if n > 0 { printError("reconnected \(n) times") }

@@ -168,7 +168,7 @@ func openLedger(_ dir: String, key: String?) throws -> Ledger {
     var o = LedgerOptions()
     o.background = false
     do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
-        throw ValidationError("\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand")
+        throw CLIError("\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand")
     }
 }
 

@@ -45,7 +45,7 @@ struct Import: ParsableCommand {
         var options = LedgerOptions()
         options.store.rotateBytes = max(4096, segmentBytes)
         do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as StoreError where e.code == .locked {
-            throw ValidationError("\(dir) is in use by another process (is auditd running on it?); stop it or append through its socket")
+            throw CLIError("\(dir) is in use by another process (is auditd running on it?); stop it or append through its socket")
         }
         if ledger.recovery.store.bytesCut > 0 || ledger.recovery.replayed > 0, !quiet { printError(ledger.recovery.description) }
         let startSize = ledger.size
@@ -104,7 +104,7 @@ struct Import: ParsableCommand {
         var readBuf = [UInt8](repeating: 0, count: chunk)
         while true {
             let n = read(0, &readBuf, chunk)
-            if n < 0 { if errno == EINTR { continue }; throw ValidationError("cannot read standard input: \(String(cString: strerror(errno)))") }
+            if n < 0 { if errno == EINTR { continue }; throw CLIError("cannot read standard input: \(String(cString: strerror(errno)))") }
             if n == 0 { break }
             buffer.append(contentsOf: readBuf[0..<n])
             var start = 0
@@ -132,7 +132,7 @@ struct Import: ParsableCommand {
         for _ in 0..<4 { inflight.signal() } // libdispatch traps if a semaphore dies below its start value
         try ledger.close()
         let secs = Date().timeIntervalSince(started)
-        if let e = state.error { throw ValidationError("import stopped: \(e); \(state.accepted) entries were made durable before it") }
+        if let e = state.error { throw CLIError("import stopped: \(e); \(state.accepted) entries were made durable before it") }
         if !quiet && !receipts {
             let cp = ledger.latestCheckpoint?.checkpoint.size ?? 0
             print("imported \(state.accepted) entries (seq \(startSize)..<\(startSize + state.accepted)) in \(String(format: "%.2f", secs)) s, \(Int(Double(state.accepted) / max(secs, 0.001))) entries/s; \(state.rejected) rejected; checkpoint at size \(cp)")

@@ -40,3 +40,10 @@ final class ProgressBar {
 func printError(_ s: String) {
     FileHandle.standardError.write((s + "\n").data(using: .utf8) ?? Data())
 }
+
+/// A failure while running a command (not a mistyped command line): ArgumentParser prints it
+/// as "Error: …" and exits 1, without the usage text.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

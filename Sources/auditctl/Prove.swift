@@ -22,7 +22,7 @@ struct Prove: ParsableCommand {
         func run() throws {
             let (tree, log, key) = try openReadOnly(dir)
             let latest = log.latest
-            guard let n = size ?? latest?.checkpoint.size else { throw ValidationError("\(dir) has no checkpoint; pass --size") }
+            guard let n = size ?? latest?.checkpoint.size else { throw CLIError("\(dir) has no checkpoint; pass --size") }
             guard seq < n else { throw ValidationError("--seq \(seq) is not below the tree size \(n)") }
             guard n <= tree.size else { throw ValidationError("--size \(n) is beyond the log's \(tree.size) entries") }
             let proof = try tree.inclusionProof(index: seq, size: n)
@@ -46,7 +46,7 @@ struct Prove: ParsableCommand {
 
         func run() throws {
             let (tree, log, _) = try openReadOnly(dir)
-            guard let n = new ?? log.latest?.checkpoint.size else { throw ValidationError("\(dir) has no checkpoint; pass --new") }
+            guard let n = new ?? log.latest?.checkpoint.size else { throw CLIError("\(dir) has no checkpoint; pass --new") }
             guard old <= n else { throw ValidationError("--old \(old) is larger than --new \(n)") }
             guard n <= tree.size else { throw ValidationError("--new \(n) is beyond the log's \(tree.size) entries") }
             try printJSON([

@@ -17,7 +17,7 @@ struct Show: ParsableCommand {
     func run() throws {
         let store = try SegmentStore(directory: dir + "/segments", readOnly: true)
         let tree = try TreeStore(directory: dir + "/tree", readOnly: true)
-        guard seq < tree.size else { throw ValidationError("entry \(seq) does not exist (the log's tree holds \(tree.size))") }
+        guard seq < tree.size else { throw CLIError("entry \(seq) does not exist (the log's tree holds \(tree.size))") }
         let p = try RecordPayload(bytes: try store.read(seq: seq).payload)
         let link = Link(seq: seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content),
                         prevHash: seq > 0 ? try tree.leaf(seq - 1) : .zero,

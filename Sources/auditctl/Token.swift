@@ -26,7 +26,7 @@ struct Token: AsyncParsableCommand {
         func run() async throws {
             guard (org != nil) != `operator` else { throw ValidationError("give exactly one of --org ORG or --operator") }
             if let org, org.isEmpty || !org.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { throw ValidationError("--org '\(org)' is not a valid org id") }
-            guard FileManager.default.fileExists(atPath: dir + "/log.json") else { throw ValidationError("\(dir) is not an audit log directory") }
+            guard FileManager.default.fileExists(atPath: dir + "/log.json") else { throw CLIError("\(dir) is not an audit log directory") }
             let (rec, secret) = try TokenStore.create(path: TokenStore.path(forData: dir), org: org, label: label)
             try await auditTokenChange(dir: dir, socket: socket, key: key, record: rec, action: "audit.token.created")
             print(secret)

@@ -17,7 +17,7 @@ struct VerifyExport: ParsableCommand {
         do { k = try key.map { try NoteVerifier($0) } } catch { throw ValidationError("--key: \(error)") }
         let data: Data
         if file == "-" { data = FileHandle.standardInput.readDataToEndOfFile() } else {
-            guard let d = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            guard let d = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
             data = d
         }
         let text = String(decoding: data, as: UTF8.self)
@@ -58,7 +58,7 @@ enum CSV {
 
     static func exportLines(_ text: String) throws -> [String] {
         try rows(text).dropFirst().map { r in
-            guard r.count == 12 else { throw ValidationError("CSV row with \(r.count) columns (expected 12)") }
+            guard r.count == 12 else { throw CLIError("CSV row with \(r.count) columns (expected 12)") }
             switch r[0] {
             case "header", "trailer": return r[11]
             case "entry":
@@ -66,7 +66,7 @@ enum CSV {
                                           "proof": r[10].split(separator: " ").map(String.init), "content": r[11]]
                 let d = try JSONSerialization.data(withJSONObject: obj)
                 return String(decoding: d, as: UTF8.self)
-            default: throw ValidationError("unknown CSV row type \(r[0])")
+            default: throw CLIError("unknown CSV row type \(r[0])")
             }
         }
     }
