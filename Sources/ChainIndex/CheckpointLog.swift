@@ -38,7 +38,7 @@ public final class CheckpointLog: @unchecked Sendable {
         while off < size {
             guard let (len, _) = try? Self.readRecord(log, at: off, fileSize: size) else { break }
             last = (off, len)
-            off += 16 + Int64(len)
+            off += Int64(ChainFormat.checkpointRecordHeaderSize + len)
             n += 1
         }
         if off < size {
@@ -51,14 +51,14 @@ public final class CheckpointLog: @unchecked Sendable {
         if !readOnly {
             // The index is derived: rebuild it whenever it disagrees with the log.
             let idxSize = try FileOps.size(idx.fd, path: idxPath)
-            if idxSize != Int64(n) * 16 {
-                var w = ByteWriter(capacity: Int(n) * 16)
+            if idxSize != Int64(n) * Int64(ChainFormat.checkpointIndexEntrySize) {
+                var w = ByteWriter(capacity: Int(n) * ChainFormat.checkpointIndexEntrySize)
                 var o: Int64 = 0
                 while o < off {
                     let (len, cp) = try Self.readRecord(log, at: o, fileSize: size)
                     w.write(cp)
                     w.write(UInt64(o))
-                    o += 16 + Int64(len)
+                    o += Int64(ChainFormat.checkpointRecordHeaderSize + len)
                 }
                 try FileOps.truncate(idx.fd, to: 0, path: idxPath)
                 try FileOps.pwriteAll(idx.fd, w.bytes[...], at: 0, path: idxPath)
@@ -69,11 +69,11 @@ public final class CheckpointLog: @unchecked Sendable {
     }
 
     static func readRecord(_ f: FileHandleRef, at off: Int64, fileSize: Int64) throws -> (Int, UInt64) {
-        guard fileSize - off >= 16 else { throw StoreError(.corrupt, "checkpoint record header cut short", path: f.path, offset: off) }
-        var r = ByteReader(try FileOps.preadExact(f.fd, count: 16, at: off, path: f.path))
+        guard fileSize - off >= Int64(ChainFormat.checkpointRecordHeaderSize) else { throw StoreError(.corrupt, "checkpoint record header cut short", path: f.path, offset: off) }
+        var r = ByteReader(try FileOps.preadExact(f.fd, count: ChainFormat.checkpointRecordHeaderSize, at: off, path: f.path))
         let len = Int(try r.readU32()), crc = try r.readU32(), size = try r.readU64()
-        guard len <= 1 << 16, Int64(len) <= fileSize - off - 16 else { throw StoreError(.corrupt, "checkpoint record cut short", path: f.path, offset: off) }
-        let note = try FileOps.preadExact(f.fd, count: len, at: off + 16, path: f.path)
+        guard len <= 1 << 16, Int64(len) <= fileSize - off - Int64(ChainFormat.checkpointRecordHeaderSize) else { throw StoreError(.corrupt, "checkpoint record cut short", path: f.path, offset: off) }
+        let note = try FileOps.preadExact(f.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: f.path)
         var w = ByteWriter(capacity: 8)
         w.write(size)
         guard CRC32C.checksum(note, crc: CRC32C.checksum(w.bytes)) == crc else {
@@ -86,7 +86,7 @@ public final class CheckpointLog: @unchecked Sendable {
     func record(at off: Int64, verifier: NoteVerifier) throws -> SignedCheckpoint {
         let size = try FileOps.size(log.fd, path: logPath)
         let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: size)
-        let note = String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + 16, path: logPath), as: UTF8.self)
+        let note = String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: logPath), as: UTF8.self)
         let signed: SignedCheckpoint
         do { signed = try SignedCheckpoint(note: note, verifier: verifier) } catch {
             throw StoreError(.corrupt, "checkpoint for size \(cpSize): \(error.description)", path: logPath, offset: off)
@@ -105,7 +105,7 @@ public final class CheckpointLog: @unchecked Sendable {
     /// Appends a checkpoint durably (write, fdatasync). Sizes never decrease.
     public func append(_ cp: SignedCheckpoint) throws {
         let note = Array(cp.note.utf8)
-        var w = ByteWriter(capacity: 16 + note.count)
+        var w = ByteWriter(capacity: ChainFormat.checkpointRecordHeaderSize + note.count)
         var body = ByteWriter(capacity: 8)
         body.write(cp.checkpoint.size)
         w.write(UInt32(note.count))
@@ -118,10 +118,10 @@ public final class CheckpointLog: @unchecked Sendable {
             }
             try FileOps.pwriteAll(log.fd, w.bytes[...], at: logEnd, path: logPath)
             try FileOps.fdatasync(log.fd, path: logPath)
-            var iw = ByteWriter(capacity: 16)
+            var iw = ByteWriter(capacity: ChainFormat.checkpointIndexEntrySize)
             iw.write(cp.checkpoint.size)
             iw.write(UInt64(logEnd))
-            try FileOps.pwriteAll(idx.fd, iw.bytes[...], at: Int64(count) * 16, path: idxPath)
+            try FileOps.pwriteAll(idx.fd, iw.bytes[...], at: Int64(count) * Int64(ChainFormat.checkpointIndexEntrySize), path: idxPath)
             logEnd += Int64(w.bytes.count)
             count += 1
             _latest = cp
@@ -129,7 +129,7 @@ public final class CheckpointLog: @unchecked Sendable {
     }
 
     private func indexEntry(_ i: UInt64) throws -> (UInt64, Int64) {
-        var r = ByteReader(try FileOps.preadExact(idx.fd, count: 16, at: Int64(i) * 16, path: idxPath))
+        var r = ByteReader(try FileOps.preadExact(idx.fd, count: ChainFormat.checkpointIndexEntrySize, at: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize), path: idxPath))
         return (try r.readU64(), Int64(try r.readU64()))
     }
 
@@ -154,8 +154,8 @@ public final class CheckpointLog: @unchecked Sendable {
         var off = from
         while off < end {
             let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: end)
-            try body(off, cpSize, String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + 16, path: logPath), as: UTF8.self))
-            off += 16 + Int64(len)
+            try body(off, cpSize, String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: logPath), as: UTF8.self))
+            off += Int64(ChainFormat.checkpointRecordHeaderSize + len)
         }
         return off
     }

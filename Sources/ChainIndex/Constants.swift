@@ -27,4 +27,6 @@ public enum ChainFormat {
     public static let noteAlgEd25519: UInt8 = 0x01
     /// size + offset, per entry of the checkpoint index.
     public static let checkpointIndexEntrySize = 8 + 8
+    /// len + crc32c + size, before each note in the checkpoint log.
+    public static let checkpointRecordHeaderSize = 4 + 4 + 8
 }

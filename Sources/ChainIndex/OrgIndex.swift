@@ -288,10 +288,6 @@ public final class OrgIndex: @unchecked Sendable {
     func hasSealedIndex(_ n: UInt64) -> Bool { lock.withLock { sealedFiles[n] != nil } }
 
     /// Records freshly committed entries (commit thread).
-    func add(org: String, hit: IndexHit) {
-        lock.withLock { unsealed[org, default: []].append(hit) }
-    }
-
     func add(_ batch: [(String, IndexHit)]) {
         lock.withLock { for (o, h) in batch { unsealed[o, default: []].append(h) } }
     }
@@ -438,12 +434,6 @@ public final class OrgIndex: @unchecked Sendable {
         }
     }
 
-    /// How many entries `org` has in the index (for tests and metrics).
-    public func count(org: String) throws -> Int {
-        var n = lock.withLock { unsealed[org]?.count ?? 0 }
-        for s in lock.withLock({ orgSegments[org] ?? [] }) { n += Int(try sealedIndex(s.segment)?.dir[org]?.count ?? 0) }
-        return n
-    }
 }
 
 extension OrgIndex.SegmentSpan {

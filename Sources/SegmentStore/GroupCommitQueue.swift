@@ -14,7 +14,6 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
 
     private let cond = NSCondition()
     private var pending: [Request] = []
-    private var pendingItems = 0
     private var stopping = false
     private var finished = false
     private let maxGroup: Int
@@ -42,7 +41,6 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
             return
         }
         pending.append(Request(items: items, done: done))
-        pendingItems += items.count
         cond.signal()
         cond.unlock()
     }
@@ -87,7 +85,6 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
                 n += first.items.count
                 pending.removeFirst()
             }
-            pendingItems -= n
             cond.unlock()
 
             var all: [Item] = []

@@ -103,8 +103,6 @@ final class IdempotencyCache: @unchecked Sendable {
         }
     }
 
-    var count: Int { lock.withLock { map.count } }
-
     /// Re-reads the entries received within the window (newest segments first) and remembers
     /// their keys. Returns how many keys were found.
     func rebuild(from ledger: Ledger) throws -> Int {
