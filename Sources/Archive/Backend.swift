@@ -25,6 +25,11 @@ public struct LocalDirectoryBackend: ArchiveBackend {
     /// The archive root.
     public let root: String
 
+    /// The archive of data directory `dir` when none is given: `<parent>/auditd-archive`.
+    public static func defaultRoot(forData dir: String) -> String {
+        URL(fileURLWithPath: dir).standardizedFileURL.deletingLastPathComponent().path + "/auditd-archive"
+    }
+
     /// A backend rooted at `root` (created if missing).
     public init(root: String) throws {
         self.root = root

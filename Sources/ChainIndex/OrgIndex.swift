@@ -295,18 +295,13 @@ public final class OrgIndex: @unchecked Sendable {
     /// Writes the index file of sealed segment `info` from the in-memory entries in its range,
     /// then drops them from memory. Returns each org's last entry in the segment.
     @discardableResult
-    func seal(_ info: SegmentInfo, extra: [(String, IndexHit)] = []) throws -> [String: IndexHit] {
+    func seal(_ info: SegmentInfo) throws -> [String: IndexHit] {
         var part: [(String, [IndexHit])] = []
         lock.withLock {
             for (org, hits) in unsealed {
                 let inside = hits.filter { $0.seq >= info.firstSeq && $0.seq < info.endSeq }
                 if !inside.isEmpty { part.append((org, inside)) }
             }
-        }
-        if !extra.isEmpty {
-            var m = Dictionary(part, uniquingKeysWith: +)
-            for (o, h) in extra { m[o, default: []].append(h) }
-            part = m.map { ($0.key, $0.value.sorted { $0.seq < $1.seq }) }
         }
         let path = directory + "/" + Self.fileName(info.segment)
         try SealedIndex.write(path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)

@@ -269,12 +269,8 @@ public final class SegmentStore: @unchecked Sendable {
     @discardableResult
     public func rotateIfOld() throws(StoreError) -> Bool {
         guard open.recordCount > 0, ContinuousClock.now - open.createdAt >= options.rotateAge else { return false }
-        try sync()
-        if open.recordCount > 0, unsynced.isEmpty, ContinuousClock.now - open.createdAt >= options.rotateAge {
-            try rotate()
-            return true
-        }
-        return false
+        try rotate()
+        return true
     }
 
     /// Closes the open segment (already synced) and starts the next one. The old one waits

@@ -14,7 +14,7 @@ struct ArchiveCommand: AsyncParsableCommand {
     struct Common: ParsableArguments {
         @Argument(help: "The data directory.") var dir: String
         @Option(help: "The archive directory. Default: <parent of DIR>/auditd-archive") var archive: String?
-        var archivePath: String { archive ?? Paths.defaultArchive(forData: dir) }
+        var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: dir) }
     }
 
     struct ListBundles: ParsableCommand {
@@ -164,7 +164,7 @@ func parseNow(_ s: String?) throws -> Date {
 }
 
 func openLedger(_ dir: String, key: String?) throws -> Ledger {
-    let signer = try KeyFile.load(path: key ?? Paths.defaultKey(forData: dir))
+    let signer = try KeyFile.load(path: key ?? KeyFile.defaultPath(forData: dir))
     var o = LedgerOptions()
     o.background = false
     do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
@@ -186,15 +186,14 @@ struct Hold: AsyncParsableCommand {
         @Option(help: "Only entries received before (RFC 3339).") var to: String?
         @Option(help: "Why.") var reason: String
         @Option(help: "Who ordered it.") var authority: String
-        @Option(help: "The daemon's ingest socket, for the audit entry.") var socket = "./auditd.sock"
-        @Option(help: "Signing key, when no daemon runs.") var key: String?
+        @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
             let h = try LegalHolds.create(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: Date())
             var meta = ["reason": reason, "authority": authority]
             if let from { meta["from"] = from }
             if let to { meta["to"] = to }
-            try await writeAudit(dir: dir, socket: socket, key: key, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
+            try await trail.write(dir: dir, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
             print(h.id)
         }
     }
@@ -204,12 +203,11 @@ struct Hold: AsyncParsableCommand {
         @Argument(help: "The data directory.") var dir: String
         @Argument(help: "The hold id.") var id: String
         @Option(help: "Who released it.") var authority: String
-        @Option(help: "The daemon's ingest socket, for the audit entry.") var socket = "./auditd.sock"
-        @Option(help: "Signing key, when no daemon runs.") var key: String?
+        @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
             let h = try LegalHolds.release(dir: dir, id: id, now: Date())
-            try await writeAudit(dir: dir, socket: socket, key: key, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
+            try await trail.write(dir: dir, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
             print("released \(h.id)")
         }
     }
@@ -238,12 +236,11 @@ struct Retention: AsyncParsableCommand {
         @Argument(help: "The data directory.") var dir: String
         @Option(help: "The org.") var org: String
         @Option(help: "Years (at least the default, at least its current value).") var years: Int
-        @Option(help: "The daemon's ingest socket, for the audit entry.") var socket = "./auditd.sock"
-        @Option(help: "Signing key, when no daemon runs.") var key: String?
+        @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
             _ = try RetentionPolicy.extend(dir: dir, org: org, years: years)
-            try await writeAudit(dir: dir, socket: socket, key: key, events: [auditEvent(org: org, category: "monitoring", action: "retention.policy.changed", targetType: "retention_policy", targetId: org, metadata: ["years": String(years)])])
+            try await trail.write(dir: dir, events: [auditEvent(org: org, category: "monitoring", action: "retention.policy.changed", targetType: "retention_policy", targetId: org, metadata: ["years": String(years)])])
             print("org \(org) is kept \(years) years")
         }
     }

@@ -38,7 +38,7 @@ struct Import: ParsableCommand {
     var receipts = false
 
     func run() throws {
-        let keyPath = key ?? Paths.defaultKey(forData: dir)
+        let keyPath = key ?? KeyFile.defaultPath(forData: dir)
         let (signer, created) = try KeyFile.loadOrCreate(path: keyPath, name: origin)
         if created && !quiet { printError("created signing key \(keyPath) (verifier key \(signer.verifier.text))") }
         let ledger: Ledger
@@ -148,8 +148,8 @@ final class ImportState: @unchecked Sendable {
     private(set) var error: Error?
 
     func reject(_ message: String) {
-        lock.withLock { rejected += 1 }
-        if rejected <= 100 { printError("rejected \(message)") } else if rejected == 101 { printError("(further rejections not shown)") }
+        let n = lock.withLock { rejected += 1; return rejected }
+        if n <= 100 { printError("rejected \(message)") } else if n == 101 { printError("(further rejections not shown)") }
     }
 
     func finish(_ r: Result<[Receipt], Error>) {

@@ -1,4 +1,6 @@
+import Archive
 import ArgumentParser
+import ChainIndex
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -46,16 +48,9 @@ struct DaemonConfig: Codable, Sendable {
     /// Seconds a restored segment stays hot before it may be archived again.
     var restorePin = 7 * 86400
 
-    var archivePath: String {
-        if let archive { return archive }
-        return URL(fileURLWithPath: data).standardizedFileURL.deletingLastPathComponent().path + "/auditd-archive"
-    }
+    var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: data) }
 
-    var keyPath: String {
-        if let key { return key }
-        let url = URL(fileURLWithPath: data).standardizedFileURL
-        return url.deletingLastPathComponent().path + "/auditd-keys/" + url.lastPathComponent + ".key"
-    }
+    var keyPath: String { key ?? KeyFile.defaultPath(forData: data) }
 
     static func load(_ path: String) throws -> DaemonConfig {
         guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read config file \(path)") }
