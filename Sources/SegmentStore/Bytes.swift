@@ -116,6 +116,8 @@ public struct ByteReader: Sendable {
         while true {
             guard offset < end, shift < 64 else { throw Short(offset: offset) }
             let b = bytes[offset]
+            // The tenth byte holds only bit 63: anything more would overflow 64 bits.
+            guard shift < 63 || b <= 1 else { throw Short(offset: offset) }
             offset += 1
             result |= UInt64(b & 0x7f) << shift
             if b < 0x80 { return result }

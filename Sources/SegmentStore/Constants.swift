@@ -29,6 +29,9 @@ public enum SegmentFormat {
     public static let maxBlockRawSize = 64 << 20
     /// Largest single record payload the store accepts.
     public static let maxRecordSize = 1 << 20
+    /// Sequence and segment numbers stay below 2^62: a larger one read from a file is
+    /// corruption, and sums of two of them can never overflow.
+    public static let maxSeq: UInt64 = 1 << 62
     /// Largest footer a reader will load.
     public static let maxFooterSize = 256 << 20
 }

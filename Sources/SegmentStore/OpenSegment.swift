@@ -167,10 +167,10 @@ extension OpenSegment {
                 nextSeq += UInt64(ref.count)
                 raw += rawLen
                 continue
-            case .invalid(let why, let declaredEnd):
+            case .invalid(let why):
                 failure = why
-                if let end = declaredEnd, end < size, case .valid = probeBlock(file: file, at: end, fileSize: size, expectedFirst: nil) {
-                    throw StoreError(.corrupt, "\(why), and valid blocks follow it: this is not a torn tail, refusing to cut acknowledged data", path: path, offset: offset)
+                if let later = try validBlock(in: file, after: offset, fileSize: size) {
+                    throw StoreError(.corrupt, "\(why), and a valid block follows it at offset \(later): this is not a torn tail, refusing to cut acknowledged data", path: path, offset: offset)
                 }
             }
             break
@@ -192,26 +192,50 @@ extension OpenSegment {
 
     private enum Probe {
         case valid(BlockRef, Int)
-        case invalid(String, Int64?)
+        case invalid(String)
+    }
+
+    /// The offset of the first whole, valid block that starts after `offset`, found by looking
+    /// for the block magic at every later byte. Whatever part of a header is damaged (its
+    /// magic, its length, its checksum), a valid block behind it proves that the damaged one
+    /// was synced before it, so it is corruption, not a torn tail: blocks are written one
+    /// group commit at a time, each only after the previous one's fdatasync.
+    static func validBlock(in file: FileHandleRef, after offset: Int64, fileSize: Int64) throws(StoreError) -> Int64? {
+        let chunk = 1 << 20
+        let magic = SegmentFormat.blockMagic
+        var base = offset + 1
+        while base + Int64(SegmentFormat.blockHeaderSize) <= fileSize {
+            let n = Int(min(Int64(chunk + magic.count - 1), fileSize - base))
+            let bytes = try FileOps.preadExact(file.fd, count: n, at: base, path: file.path)
+            var i = 0
+            while i + magic.count <= bytes.count {
+                if bytes[i] == magic[0], bytes[i + 1] == magic[1], bytes[i + 2] == magic[2], bytes[i + 3] == magic[3],
+                   case .valid = probeBlock(file: file, at: base + Int64(i), fileSize: fileSize, expectedFirst: nil) {
+                    return base + Int64(i)
+                }
+                i += 1
+            }
+            base += Int64(chunk)
+        }
+        return nil
     }
 
     private static func probeBlock(file: FileHandleRef, at offset: Int64, fileSize: Int64, expectedFirst: UInt64?) -> Probe {
         let avail = fileSize - offset
         guard avail >= Int64(SegmentFormat.blockHeaderSize),
               let hb = try? FileOps.preadExact(file.fd, count: SegmentFormat.blockHeaderSize, at: offset, path: file.path)
-        else { return .invalid("partial block header", nil) }
+        else { return .invalid("partial block header") }
         let h: BlockHeader
-        do { h = try BlockHeader.parse(hb[...]) } catch { return .invalid(error.reason, nil) }
-        let end = offset + Int64(h.totalLength)
-        guard end <= fileSize, let bytes = try? FileOps.preadExact(file.fd, count: h.totalLength, at: offset, path: file.path) else {
-            return .invalid("partial block (header declares \(h.totalLength) bytes, \(avail) remain)", nil)
+        do { h = try BlockHeader.parse(hb[...]) } catch { return .invalid(error.reason) }
+        guard Int64(h.totalLength) <= avail, let bytes = try? FileOps.preadExact(file.fd, count: h.totalLength, at: offset, path: file.path) else {
+            return .invalid("partial block (header declares \(h.totalLength) bytes, \(avail) remain)")
         }
         let records: [StoredRecord]
-        do { records = try Block.decode(bytes[...]).1 } catch { return .invalid(error.reason, end) }
+        do { records = try Block.decode(bytes[...]).1 } catch { return .invalid(error.reason) }
         if let expectedFirst {
-            guard h.firstSeq == expectedFirst, h.lastSeq == expectedFirst + UInt64(h.count) - 1,
+            guard h.firstSeq == expectedFirst, h.lastSeq - h.firstSeq == UInt64(h.count) - 1,
                   records.enumerated().allSatisfy({ $0.element.seq == expectedFirst + UInt64($0.offset) })
-            else { return .invalid("block does not continue the sequence (expected \(expectedFirst), found \(h.firstSeq))", end) }
+            else { return .invalid("block does not continue the sequence (expected \(expectedFirst), found \(h.firstSeq))") }
         }
         return .valid(BlockRef(offset: offset, length: h.totalLength, firstSeq: h.firstSeq, count: Int(h.count)), Int(h.rawLength))
     }

@@ -77,15 +77,21 @@ public struct SegmentFooter: Sendable, Equatable {
             guard Array(try r.read(count: 8)) == SegmentFormat.footerMagic else { throw bad("bad magic") }
             let segment = try r.readU64(), first = try r.readU64(), last = try r.readU64(), count = try r.readU64()
             let n = Int(try r.readU32())
-            guard last >= first, count == last - first + 1, n <= r.remaining / SegmentFormat.footerBlockEntrySize else {
+            guard last >= first, last < SegmentFormat.maxSeq, count == last - first + 1, count <= UInt64(SegmentFormat.maxFooterSize / 4),
+                  n <= r.remaining / SegmentFormat.footerBlockEntrySize else {
                 throw bad("counts disagree (first \(first), last \(last), count \(count), \(n) blocks)")
             }
             var blocks: [FooterBlock] = []
             blocks.reserveCapacity(n)
-            for _ in 0..<n {
-                blocks.append(FooterBlock(
-                    offset: Int64(try r.readU64()), payloadLength: try r.readU32(), rawLength: try r.readU32(),
-                    count: try r.readU32(), firstSeq: try r.readU64(), lastSeq: try r.readU64(), key: try r.readU64()))
+            for i in 0..<n {
+                let offset = try r.readU64()
+                let b = FooterBlock(
+                    offset: Int64(truncatingIfNeeded: offset), payloadLength: try r.readU32(), rawLength: try r.readU32(),
+                    count: try r.readU32(), firstSeq: try r.readU64(), lastSeq: try r.readU64(), key: try r.readU64())
+                guard offset <= UInt64(Int64.max), b.firstSeq >= first, b.lastSeq <= last, b.firstSeq <= b.lastSeq, b.count > 0 else {
+                    throw bad("block entry \(i) is out of range (offset \(offset), sequence \(b.firstSeq)...\(b.lastSeq))")
+                }
+                blocks.append(b)
             }
             let rawLen = Int(try r.readU32()), zLen = Int(try r.readU32())
             guard UInt64(rawLen) == count * 4 else { throw bad("sequence map size \(rawLen) does not match \(count) records") }
@@ -105,6 +111,37 @@ public struct SegmentFooter: Sendable, Equatable {
             throw e
         } catch {
             throw bad("cut short")
+        }
+    }
+}
+
+/// The last 24 bytes of a sealed segment, which locate its footer:
+///
+///     trailer := footerOffset:u64 footerLen:u32 crc32c(footer):u32 "AUDEND01"
+enum SegmentTrailer {
+    /// Reads and checks the trailer of the file `fd` (`fileSize` bytes long): the footer must
+    /// lie between the header and the trailer, and be at most `maxFooterSize` bytes.
+    /// Returns the footer's offset, length and checksum.
+    static func read(fd: Int32, fileSize: Int64, path: String) throws(StoreError) -> (Int64, Int, UInt32) {
+        let trailerAt = fileSize - Int64(SegmentFormat.trailerSize)
+        guard trailerAt >= Int64(SegmentFormat.headerSize) else {
+            throw StoreError(.corrupt, "sealed segment is too short (\(fileSize) bytes) to hold a header and trailer", path: path, offset: 0)
+        }
+        var t = ByteReader(try FileOps.preadExact(fd, count: SegmentFormat.trailerSize, at: trailerAt, path: path))
+        do {
+            let fOff = try t.readU64(), fLen = try t.readU32(), fCrc = try t.readU32()
+            guard Array(try t.read(count: 8)) == SegmentFormat.trailerMagic else {
+                throw StoreError(.corrupt, "trailer magic is not AUDEND01 (truncated or not sealed)", path: path, offset: trailerAt)
+            }
+            // Compare without adding, so that no value of the two fields can overflow.
+            guard fOff >= UInt64(SegmentFormat.headerSize), fOff <= UInt64(trailerAt), Int(fLen) <= SegmentFormat.maxFooterSize,
+                  UInt64(trailerAt) - fOff == UInt64(fLen)
+            else { throw StoreError(.corrupt, "trailer points outside the file (footer at \(fOff), \(fLen) bytes)", path: path, offset: trailerAt) }
+            return (Int64(fOff), Int(fLen), fCrc)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(.corrupt, "trailer cut short", path: path, offset: trailerAt)
         }
     }
 }
@@ -135,31 +172,18 @@ public final class SealedSegment: @unchecked Sendable {
         guard header.flags == SegmentFormat.flagSealed else {
             throw StoreError(.corrupt, "header is not marked sealed", path: path, offset: 10)
         }
-        let trailerAt = size - Int64(SegmentFormat.trailerSize)
-        var t = ByteReader(try FileOps.preadExact(fd, count: SegmentFormat.trailerSize, at: trailerAt, path: path))
-        let fOff: UInt64, fLen: UInt32, fCrc: UInt32
-        do {
-            fOff = try t.readU64(); fLen = try t.readU32(); fCrc = try t.readU32()
-            guard Array(try t.read(count: 8)) == SegmentFormat.trailerMagic else {
-                throw StoreError(.corrupt, "trailer magic is not AUDEND01 (truncated or not sealed)", path: path, offset: trailerAt)
-            }
-        } catch let e as StoreError { throw e } catch {
-            throw StoreError(.corrupt, "trailer cut short", path: path, offset: trailerAt)
-        }
-        guard fOff >= UInt64(SegmentFormat.headerSize), Int(fLen) <= SegmentFormat.maxFooterSize,
-              fOff + UInt64(fLen) == UInt64(trailerAt)
-        else { throw StoreError(.corrupt, "trailer points outside the file (footer at \(fOff), \(fLen) bytes)", path: path, offset: trailerAt) }
-        let fb = try FileOps.preadExact(fd, count: Int(fLen), at: Int64(fOff), path: path)
+        let (fOff, fLen, fCrc) = try SegmentTrailer.read(fd: fd, fileSize: size, path: path)
+        let fb = try FileOps.preadExact(fd, count: fLen, at: fOff, path: path)
         guard CRC32C.checksum(fb) == fCrc else {
-            throw StoreError(.corrupt, "footer checksum mismatch", path: path, offset: Int64(fOff))
+            throw StoreError(.corrupt, "footer checksum mismatch", path: path, offset: fOff)
         }
-        footer = try SegmentFooter.parse(fb, path: path, offset: Int64(fOff))
-        footerOffset = Int64(fOff)
+        footer = try SegmentFooter.parse(fb, path: path, offset: fOff)
+        footerOffset = fOff
         guard footer.segment == header.segment, footer.firstSeq == header.firstSeq else {
-            throw StoreError(.corrupt, "footer (segment \(footer.segment), first \(footer.firstSeq)) disagrees with header (segment \(header.segment), first \(header.firstSeq))", path: path, offset: Int64(fOff))
+            throw StoreError(.corrupt, "footer (segment \(footer.segment), first \(footer.firstSeq)) disagrees with header (segment \(header.segment), first \(header.firstSeq))", path: path, offset: fOff)
         }
-        for b in footer.blocks where b.offset < Int64(SegmentFormat.headerSize) || b.offset + Int64(b.totalLength) > Int64(fOff) {
-            throw StoreError(.corrupt, "footer lists a block outside the data area (offset \(b.offset))", path: path, offset: Int64(fOff))
+        for b in footer.blocks where b.offset < Int64(SegmentFormat.headerSize) || b.offset > fOff || Int64(b.totalLength) > fOff - b.offset {
+            throw StoreError(.corrupt, "footer lists a block outside the data area (offset \(b.offset))", path: path, offset: fOff)
         }
     }
 

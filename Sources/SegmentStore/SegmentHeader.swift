@@ -45,6 +45,9 @@ public struct SegmentHeader: Sendable, Equatable {
             _ = try r.readU32()
             var h = SegmentHeader(flags: flags, segment: try r.readU64(), firstSeq: try r.readU64())
             h.version = version
+            guard h.segment < SegmentFormat.maxSeq, h.firstSeq < SegmentFormat.maxSeq else {
+                throw StoreError(.corrupt, "segment header names segment \(h.segment) at sequence \(h.firstSeq), beyond 2^62", path: path, offset: 16)
+            }
             return h
         } catch let e as StoreError {
             throw e

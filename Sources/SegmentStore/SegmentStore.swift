@@ -206,22 +206,24 @@ public final class SegmentStore: @unchecked Sendable {
             throw StoreError(.corrupt, "sealed segment is truncated (\(size) bytes)", path: path, offset: 0)
         }
         let header = try SegmentHeader.parse(try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
-        var t = ByteReader(try FileOps.preadExact(fd, count: SegmentFormat.trailerSize, at: size - Int64(SegmentFormat.trailerSize), path: path))
+        let (fOff, fLen, _) = try SegmentTrailer.read(fd: fd, fileSize: size, path: path)
+        guard fLen >= 32 else {
+            throw StoreError(.corrupt, "sealed segment footer is too short (\(fLen) bytes)", path: path, offset: fOff)
+        }
+        var f = ByteReader(try FileOps.preadExact(fd, count: 32, at: fOff, path: path))
         do {
-            let fOff = try t.readU64()
-            _ = try t.read(count: 8)
-            guard Array(try t.read(count: 8)) == SegmentFormat.trailerMagic, fOff + 40 <= UInt64(size) else { throw ByteReader.Short(offset: 0) }
-            var f = ByteReader(try FileOps.preadExact(fd, count: 40, at: Int64(fOff), path: path))
-            guard Array(try f.read(count: 8)) == SegmentFormat.footerMagic else { throw ByteReader.Short(offset: 0) }
+            guard Array(try f.read(count: 8)) == SegmentFormat.footerMagic else {
+                throw StoreError(.corrupt, "sealed segment footer: bad magic", path: path, offset: fOff)
+            }
             let seg = try f.readU64(), first = try f.readU64(), last = try f.readU64()
-            guard seg == segment, header.segment == segment, first == header.firstSeq, last >= first else {
-                throw StoreError(.corrupt, "header, footer and file name disagree on segment \(segment)", path: path, offset: Int64(fOff))
+            guard seg == segment, header.segment == segment, first == header.firstSeq, last >= first, last < SegmentFormat.maxSeq else {
+                throw StoreError(.corrupt, "header, footer and file name disagree on segment \(segment)", path: path, offset: fOff)
             }
             return SegmentInfo(segment: segment, state: .sealed, path: path, firstSeq: first, endSeq: last + 1)
         } catch let e as StoreError {
             throw e
         } catch {
-            throw StoreError(.corrupt, "sealed segment trailer or footer is damaged (truncated?)", path: path, offset: size - Int64(SegmentFormat.trailerSize))
+            throw StoreError(.corrupt, "sealed segment footer is cut short", path: path, offset: fOff)
         }
     }
 

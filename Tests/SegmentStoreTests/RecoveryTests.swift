@@ -194,3 +194,102 @@ import Testing
         #expect(try s.write(records(1)) == 10)
     }
 }
+
+/// Issue 7 A1: damage to any byte of a block header that valid blocks follow is corruption of
+/// acknowledged data, whatever field it hits (magic, length, sequence, checksum).
+@Suite struct DamagedHeaderBeforeValidBlocksTests {
+    @Test(arguments: [0, 1, 3, 4, 8, 9, 12, 16, 20, 28, 36, 43])
+    func damagedHeaderByteBeforeValidBlocksIsCorruptionNotATornTail(byte: Int) throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try SegmentStore(directory: dir)
+        var ends: [Int64] = []
+        for b in 0..<4 {
+            try s.write(records(10, from: b * 10))
+            try s.sync()
+            ends.append(Int64(fileSize(dir + "/" + SegmentNames.open(0))))
+        }
+        let path = dir + "/" + SegmentNames.open(0)
+        let before = fileSize(path)
+        try flipByte(path, at: Int(ends[0]) + byte)
+        let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir) }
+        #expect(e?.code == .corrupt)
+        #expect(e?.offset == ends[0])
+        #expect(fileSize(path) == before, "nothing acknowledged may be cut")
+    }
+
+    @Test func damagedLastBlockHeaderIsStillATornTail() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try SegmentStore(directory: dir)
+        var ends: [Int64] = []
+        for b in 0..<3 {
+            try s.write(records(10, from: b * 10))
+            try s.sync()
+            ends.append(Int64(fileSize(dir + "/" + SegmentNames.open(0))))
+        }
+        try flipByte(dir + "/" + SegmentNames.open(0), at: Int(ends[1]))
+        let r = try SegmentStore(directory: dir)
+        #expect(r.endSeq == 20)
+        #expect(r.recovery.cutOffset == ends[1])
+    }
+}
+
+/// Issue 7 B7: a crafted sealed segment is refused with its file and offset, never a trap.
+@Suite struct CraftedSealedSegmentTests {
+    func sealedSegment(_ dir: String) throws -> String {
+        let s = try SegmentStore(directory: dir)
+        try s.write(records(200))
+        try s.sync()
+        try s.rotate()
+        return try #require(try s.sealRotated().first).path
+    }
+
+    func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
+        _ = chmod(path, 0o644)
+        let h = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try h.seek(toOffset: UInt64(offset))
+        try h.write(contentsOf: Data(bytes))
+        try h.close()
+    }
+
+    @Test(arguments: [[UInt8](repeating: 0xFF, count: 8), [0xE8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], [0, 0, 0, 0, 0, 0, 0, 0x80]])
+    func trailerFooterOffsetEditIsCorruptionNotATrap(bytes: [UInt8]) throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try sealedSegment(dir)
+        try overwrite(path, at: fileSize(path) - SegmentFormat.trailerSize, with: bytes)
+        let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir) }
+        #expect(e?.code == .corrupt)
+        #expect(e?.path == path)
+        #expect(throws: StoreError.self) { try SealedSegment(path: path) }
+    }
+
+    /// Every byte of the footer and trailer, flipped in turn: opening and reading either
+    /// succeeds (a byte the checksum does not cover) or fails with a located error.
+    @Test func everyFooterAndTrailerByteFlippedIsLocatedNeverATrap() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try sealedSegment(dir)
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let seg = try SealedSegment(path: path)
+        var failures = 0
+        for offset in Int(seg.footerOffset)..<original.count {
+            for mask: UInt8 in [0x01, 0x80, 0xFF] {
+                var d = original
+                d[offset] ^= mask
+                _ = chmod(path, 0o644)
+                try d.write(to: URL(fileURLWithPath: path))
+                do {
+                    let s = try SegmentStore(directory: dir, readOnly: true)
+                    try s.scan { _ in true }
+                } catch let e as StoreError {
+                    // The damaged file, or the next segment when the damage changed where this one ends.
+                    #expect(e.path == path || e.path == dir + "/" + SegmentNames.open(1), "\(e)")
+                    failures += 1
+                }
+            }
+        }
+        #expect(failures == (original.count - Int(seg.footerOffset)) * 3, "every footer and trailer byte is checked")
+    }
+}
