@@ -42,7 +42,12 @@ public final class CheckpointLog: @unchecked Sendable {
             n += 1
         }
         if off < size {
-            guard !readOnly else { throw StoreError(.corrupt, "checkpoint log has a damaged record", path: logPath, offset: off) }
+            // Only a torn last record may be cut: a whole, valid record after the damage
+            // proves the damaged one had been written (and synced) before it.
+            if let later = try Self.validRecord(in: log, after: off, fileSize: size, origin: verifier.name) {
+                throw StoreError(.corrupt, "checkpoint record is damaged, and a valid record follows it at offset \(later): this is not a torn last record; nothing was cut. Restore checkpoints.log from a backup, or move it aside to start a new one (every checkpoint in it stays verifiable from an export)", path: logPath, offset: off)
+            }
+            guard !readOnly else { throw StoreError(.corrupt, "checkpoint log ends in a torn record (\(size - off) bytes); auditd cuts it at its next start", path: logPath, offset: off) }
             try FileOps.truncate(log.fd, to: off, path: logPath)
             try FileOps.fdatasync(log.fd, path: logPath)
         }
@@ -66,6 +71,29 @@ public final class CheckpointLog: @unchecked Sendable {
             }
         }
         if let (o, _) = last { _latest = try record(at: o, verifier: verifier) }
+    }
+
+    /// The offset of the first whole record with a matching checksum that starts after
+    /// `offset` and whose note begins with the origin line, looked for at every later byte.
+    static func validRecord(in f: FileHandleRef, after offset: Int64, fileSize: Int64, origin: String) throws -> Int64? {
+        let prefix = Array((origin + "\n").utf8)
+        let header = ChainFormat.checkpointRecordHeaderSize
+        let chunk = 1 << 20
+        var base = offset + 1
+        while base + Int64(header + prefix.count) <= fileSize {
+            let n = Int(min(Int64(chunk + header + prefix.count), fileSize - base))
+            let bytes = try FileOps.preadExact(f.fd, count: n, at: base, path: f.path)
+            var i = 0
+            while i + header + prefix.count <= bytes.count && i < chunk {
+                if bytes[(i + header)..<(i + header + prefix.count)].elementsEqual(prefix),
+                   (try? readRecord(f, at: base + Int64(i), fileSize: fileSize)) != nil {
+                    return base + Int64(i)
+                }
+                i += 1
+            }
+            base += Int64(chunk)
+        }
+        return nil
     }
 
     static func readRecord(_ f: FileHandleRef, at off: Int64, fileSize: Int64) throws -> (Int, UInt64) {

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 
 /// Loads a JSON fixture shipped with the tests.
 func fixture(_ name: String) throws -> [String: Any] {

@@ -151,15 +151,7 @@ import Testing
 
     // MARK: helpers
 
-    func flip(_ path: String, at offset: Int) throws {
-        _ = chmod(path, 0o644)
-        let h = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-        try h.seek(toOffset: UInt64(offset))
-        let b = try h.read(upToCount: 1) ?? Data([0])
-        try h.seek(toOffset: UInt64(offset))
-        try h.write(contentsOf: Data([b[0] ^ 0x01]))
-        try h.close()
-    }
+    func flip(_ path: String, at offset: Int) throws { try flipByte(path, at: offset, mask: 0x01) }
 
     func rewriteOpenHeader(_ dir: String, segment: UInt64, firstSeq: UInt64) throws {
         let p = dir + "/segments/" + SegmentNames.open(segment)

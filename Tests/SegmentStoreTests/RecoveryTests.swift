@@ -245,14 +245,6 @@ import Testing
         return try #require(try s.sealRotated().first).path
     }
 
-    func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
-        _ = chmod(path, 0o644)
-        let h = try FileHandle(forUpdating: URL(fileURLWithPath: path))
-        try h.seek(toOffset: UInt64(offset))
-        try h.write(contentsOf: Data(bytes))
-        try h.close()
-    }
-
     @Test(arguments: [[UInt8](repeating: 0xFF, count: 8), [0xE8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], [0, 0, 0, 0, 0, 0, 0, 0x80]])
     func trailerFooterOffsetEditIsCorruptionNotATrap(bytes: [UInt8]) throws {
         let dir = temporaryDirectory()
