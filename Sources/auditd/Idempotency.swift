@@ -2,7 +2,7 @@ import ChainIndex
 import Foundation
 import SegmentStore
 
-/// Remembers (writer uid, idempotency key) → receipt for a window, so a retried entry gets the
+/// Remembers (writer uid, org, idempotency key) → receipt for a window, so a retried entry gets the
 /// original ack instead of a second entry. Concurrent duplicates wait for the first. Rebuilt
 /// from the log at start, so the window spans restarts.
 final class IdempotencyCache: @unchecked Sendable {
@@ -53,7 +53,9 @@ final class IdempotencyCache: @unchecked Sendable {
 
     init(window: TimeInterval) { self.window = window }
 
-    static func key(uid: UInt32, key: String) -> String { "\(uid):\(key)" }
+    /// The window's key: a writer's idempotency key names an entry within one org, so the same
+    /// key sent for another org is another entry (never acked with the first org's receipt).
+    static func key(uid: UInt32, org: String, key: String) -> String { "\(uid)\u{0}\(org)\u{0}\(key)" }
 
     func lookup(_ k: String, waiter: @escaping Waiter) -> Lookup {
         lock.withLock {
@@ -115,10 +117,10 @@ final class IdempotencyCache: @unchecked Sendable {
                 if let t = CanonicalScan.topLevelString(p.content, key: "received_at").flatMap(Timestamp.parse) { newest = max(newest, t) }
                 guard CanonicalScan.topLevelString(p.content, key: "idempotency_key") != nil,
                       let v = try? Entry.decodeStored(p.content), let key = v["idempotency_key"]?.stringValue,
-                      case .int(let uid)? = v["writer"]?["uid"], let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse), t >= cutoff,
+                      let org = v["org"]?.stringValue, case .int(let uid)? = v["writer"]?["uid"], let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse), t >= cutoff,
                       let hash = try? ledger.tree.leaf(rec.seq)
                 else { return true }
-                seed(Self.key(uid: UInt32(truncatingIfNeeded: uid), key: key), Receipt(seq: rec.seq, hash: hash, orgSeq: p.orgSeq),
+                seed(Self.key(uid: UInt32(truncatingIfNeeded: uid), org: org, key: key), Receipt(seq: rec.seq, hash: hash, orgSeq: p.orgSeq),
                      at: Date(timeIntervalSince1970: Double(t) / 1000))
                 found += 1
                 return true

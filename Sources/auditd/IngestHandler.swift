@@ -90,7 +90,7 @@ final class IngestHandler: ChannelInboundHandler {
                 }
                 return
             }
-            let k = IdempotencyCache.key(uid: writer.uid, key: key)
+            let k = IdempotencyCache.key(uid: writer.uid, org: e.org, key: key)
             let id = f.id
             switch shared.idempotency.lookup(k, waiter: { r in
                 loop.execute {

@@ -152,6 +152,31 @@ import Glibc
         #expect(d.stop() == 0)
     }
 
+    /// Issue 7 A5: the same writer reusing a key for another org gets that org's entry
+    /// stored and acked with its own seq, before and after a restart.
+    @Test func anIdempotencyKeyReusedForAnotherOrgIsAnotherEntry() throws {
+        let d = Daemon("idem-org")
+        defer { d.cleanup() }
+        try d.start()
+        var s = try RawSocket(path: d.socket)
+        s.append(event(org: "org_a", i: 1, key: "shared"), id: 1)
+        let a = try #require(s.next().flatMap { Ack(body: $0.body) })
+        s.append(event(org: "org_b", i: 1, key: "shared"), id: 2)
+        let b = try #require(s.next().flatMap { Ack(body: $0.body) })
+        #expect(b.seq != a.seq && !b.duplicate)
+        #expect(b.orgSeq == 0)
+        d.kill9()
+        try d.start()
+        s = try RawSocket(path: d.socket)
+        s.append(event(org: "org_b", i: 1, key: "shared"), id: 3)
+        let b2 = try #require(s.next().flatMap { Ack(body: $0.body) })
+        #expect(b2.seq == b.seq && b2.duplicate)
+        s.append(event(org: "org_a", i: 1, key: "shared"), id: 4)
+        let a2 = try #require(s.next().flatMap { Ack(body: $0.body) })
+        #expect(a2.seq == a.seq && a2.duplicate)
+        #expect(d.stop() == 0)
+    }
+
     @Test func peersOutsideTheAllowListAreRefused() throws {
         let d = Daemon("peer", args: ["--allow-uids", "4242", "--allow-gids", "4242"])
         defer { d.cleanup() }
