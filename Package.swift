@@ -62,7 +62,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["SegmentStore"], path: "Tests/TestSupport"),
         .testTarget(name: "SegmentStoreTests", dependencies: ["SegmentStore", "TestSupport"]),
         .testTarget(
             name: "ChainIndexTests", dependencies: ["ChainIndex", "SegmentStore", "TestSupport"],

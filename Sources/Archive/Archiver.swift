@@ -201,14 +201,14 @@ public final class Archiver: @unchecked Sendable {
             throw BundleError(file: dir + "/" + BundleFiles.manifest, reason: "is not the manifest the hot tier recorded for segment \(manifest.segment) (swapped bundle)")
         }
         // Index first, then the segment (its appearance is what makes the restore visible), then the stub goes.
-        try ArchiveFiles.replace(path: dataDir + "/index/" + OrgIndex.fileName(manifest.segment), contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
+        try FileOps.replaceFile(dataDir + "/index/" + OrgIndex.fileName(manifest.segment), contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
         let tmp = hotPath + ".restore"
         try FileOps.unlink(tmp)
-        try ArchiveFiles.write(path: tmp, contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o444)
+        try FileOps.createFile(tmp, contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o444)
         try FileOps.rename(tmp, hotPath)
         // Pin it in the hot tier for a while, or the next archiver pass would move it right back.
         let marker = "{\"restored_at\":\"\(Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)))\"}\n"
-        try ArchiveFiles.replace(path: segDir + "/" + restoredMarker(manifest.segment), contents: Array(marker.utf8))
+        try FileOps.replaceFile(segDir + "/" + restoredMarker(manifest.segment), contents: Array(marker.utf8))
         try FileOps.unlink(stubPath)
         try FileOps.fsyncDirectory(segDir)
         return manifest

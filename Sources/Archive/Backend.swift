@@ -72,28 +72,8 @@ public struct LocalDirectoryBackend: ArchiveBackend {
     }
 }
 
-/// Whole-file writes with the same durability as the log's own.
+/// Whole-file reads of bundle files, failing with the file named.
 enum ArchiveFiles {
-    /// Writes `contents` to `path` through a temp file, fsync, rename, directory fsync.
-    static func replace(path: String, contents: [UInt8], mode: mode_t = 0o640) throws {
-        let tmp = path + ".tmp"
-        try FileOps.unlink(tmp)
-        let fd = try FileOps.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
-        let f = FileHandleRef(fd: fd, path: tmp)
-        try FileOps.pwriteAll(f.fd, contents[...], at: 0, path: tmp)
-        try FileOps.fsync(f.fd, path: tmp)
-        try FileOps.rename(tmp, path)
-        try FileOps.fsyncDirectory((path as NSString).deletingLastPathComponent)
-    }
-
-    /// Writes a new file durably (fsync; the caller fsyncs the directory).
-    static func write(path: String, contents: [UInt8], mode: mode_t = 0o440) throws {
-        let fd = try FileOps.open(path, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
-        let f = FileHandleRef(fd: fd, path: path)
-        try FileOps.pwriteAll(f.fd, contents[...], at: 0, path: path)
-        try FileOps.fsync(f.fd, path: path)
-    }
-
     static func read(_ path: String) throws -> [UInt8] {
         guard let d = FileManager.default.contents(atPath: path) else { throw BundleError(file: path, reason: "missing or unreadable") }
         return [UInt8](d)

@@ -132,7 +132,7 @@ public enum ArchiveBundle {
         ]
         var hashes: [String: String] = [:]
         for (name, bytes) in files {
-            try ArchiveFiles.write(path: staging + "/" + name, contents: bytes)
+            try FileOps.createFile(staging + "/" + name, contents: bytes, mode: 0o440)
             hashes[name] = SHA256.hash(bytes).hex
         }
         let manifest = BundleManifest(
@@ -145,8 +145,8 @@ public enum ArchiveBundle {
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let mbytes = Array(try enc.encode(manifest)) + [0x0A]
         let note = try signer.sign(ArchivedStub.manifestNoteText(origin: ledger.origin, segment: info.segment, sha256: SHA256.hash(mbytes).hex))
-        try ArchiveFiles.write(path: staging + "/" + BundleFiles.manifest, contents: mbytes)
-        try ArchiveFiles.write(path: staging + "/" + BundleFiles.signature, contents: Array(note.utf8))
+        try FileOps.createFile(staging + "/" + BundleFiles.manifest, contents: mbytes, mode: 0o440)
+        try FileOps.createFile(staging + "/" + BundleFiles.signature, contents: Array(note.utf8), mode: 0o440)
         return (manifest, note)
     }
 

@@ -43,7 +43,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     static func save<T: Encodable>(_ v: T, path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try ArchiveFiles.replace(path: path, contents: Array(try enc.encode(v)) + [0x0A])
+        try FileOps.replaceFile(path, contents: Array(try enc.encode(v)) + [0x0A])
     }
 }
 

@@ -59,13 +59,7 @@ public final class TokenStore: @unchecked Sendable {
     static func save(_ records: [TokenRecord], path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let tmp = path + ".tmp"
-        let fd = try FileOps.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
-        let f = FileHandleRef(fd: fd, path: tmp)
-        try FileOps.pwriteAll(f.fd, Array(try enc.encode(records))[...], at: 0, path: tmp)
-        try FileOps.fsync(f.fd, path: tmp)
-        try FileOps.rename(tmp, path)
-        try FileOps.fsyncDirectory((path as NSString).deletingLastPathComponent)
+        try FileOps.replaceFile(path, contents: Array(try enc.encode(records)), mode: 0o600)
     }
 
     /// Creates a token for `org` (nil: operator scope) and returns it with its secret text,

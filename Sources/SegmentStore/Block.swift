@@ -157,7 +157,7 @@ public enum Block {
         guard bytes.count >= h.totalLength else { throw .short }
         let start = bytes.startIndex
         let body = bytes[(start + 8)..<(start + h.totalLength)]
-        guard CRC32C.checksum(body) == h.crc else { throw .checksumMismatch }
+        guard CRC32C.matches(CRC32C.checksum(body), h.crc) else { throw .checksumMismatch }
         let payload = bytes[(start + SegmentFormat.blockHeaderSize)..<(start + h.totalLength)]
         let raw: [UInt8]
         do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength)) } catch { throw .decompression(error.message) }

@@ -21,7 +21,9 @@ public enum FileOps {
         var built = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             built += "/" + part
-            if mkdir(built, mode) != 0 && errno != EEXIST {
+            if FileOps.exists(built) { continue }
+            let path = built
+            if intercepted(.mkdir(path), { mkdir(path, mode) }) != 0 && errno != EEXIST {
                 throw errnoError("cannot create directory", path: built)
             }
         }
@@ -29,7 +31,15 @@ public enum FileOps {
 
     /// Opens `path` with `flags`, close-on-exec.
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o640) throws(StoreError) -> Int32 {
-        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        var fd: Int32 = -1
+        if flags & O_CREAT != 0 {
+            _ = intercepted(.create(path)) {
+                fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+                return fd < 0 ? -1 : 0
+            }
+        } else {
+            fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        }
         if fd < 0 { throw errnoError("cannot open", path: path) }
         return fd
     }
@@ -37,15 +47,26 @@ public enum FileOps {
     /// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
     public static func pwriteAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, at offset: Int64, path: String) throws(StoreError) {
         var done = 0
+        let op = FileOperation.write(path, offset: offset, count: bytes.count)
+        let interceptor = interceptor(for: path)
+        var limit = bytes.count
+        switch interceptor?.before(op) ?? .proceed {
+        case .proceed: break
+        case .fail(let e): throw errnoError("write failed", path: path, offset: offset, err: e)
+        case .shortWrite(let n): limit = min(max(n, 0), bytes.count)
+        }
         let result: StoreError? = bytes.withUnsafeBytes { buf -> StoreError? in
-            while done < buf.count {
-                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+            while done < limit {
+                guard let base = buf.baseAddress else { return nil }
+                let n = pwrite(fd, base + done, limit - done, off_t(offset) + off_t(done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     return errnoError("write failed", path: path, offset: offset + Int64(done))
                 }
                 done += n
             }
+            if limit < buf.count { return errnoError("write failed", path: path, offset: offset + Int64(done), err: ENOSPC) }
+            interceptor?.after(op, bytes: buf)
             return nil
         }
         if let result { throw result }
@@ -84,13 +105,13 @@ public enum FileOps {
     /// Flushes file data (not metadata that reading it back does not need). This is the
     /// point after which appended records survive power loss; acks wait for it.
     public static func fdatasync(_ fd: Int32, path: String) throws(StoreError) {
-        if Glibc.fdatasync(fd) != 0 { throw errnoError("fdatasync failed", path: path) }
+        if intercepted(.sync(path), { Glibc.fdatasync(fd) }) != 0 { throw errnoError("fdatasync failed", path: path) }
     }
 
     /// Flushes data and metadata: used on files about to be renamed into place, so the rename
     /// can never expose a file whose contents are not yet on disk.
     public static func fsync(_ fd: Int32, path: String) throws(StoreError) {
-        if Glibc.fsync(fd) != 0 { throw errnoError("fsync failed", path: path) }
+        if intercepted(.sync(path), { Glibc.fsync(fd) }) != 0 { throw errnoError("fsync failed", path: path) }
     }
 
     /// Flushes a directory, making a file creation, rename or unlink in it durable. Without it,
@@ -98,27 +119,57 @@ public enum FileOps {
     public static func fsyncDirectory(_ path: String) throws(StoreError) {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
-        if Glibc.fsync(fd) != 0 { throw errnoError("fsync of directory failed", path: path) }
+        if intercepted(.syncDirectory(path), { Glibc.fsync(fd) }) != 0 { throw errnoError("fsync of directory failed", path: path) }
     }
 
     /// Atomically replaces `to` with `from` (same directory). Callers fsync the directory after.
     public static func rename(_ from: String, _ to: String) throws(StoreError) {
-        if Glibc.rename(from, to) != 0 { throw errnoError("rename to \(to) failed", path: from) }
+        if intercepted(.rename(from, to), { Glibc.rename(from, to) }) != 0 { throw errnoError("rename to \(to) failed", path: from) }
     }
 
     /// Cuts a file back to `length`: used only on the open segment's torn tail at recovery.
     public static func truncate(_ fd: Int32, to length: Int64, path: String) throws(StoreError) {
-        if ftruncate(fd, off_t(length)) != 0 { throw errnoError("truncate failed", path: path, offset: length) }
+        if intercepted(.truncate(path, length), { ftruncate(fd, off_t(length)) }) != 0 { throw errnoError("truncate failed", path: path, offset: length) }
     }
 
     /// Makes a file read-only for everyone (0444): sealed files are never written again.
     public static func makeReadOnly(_ fd: Int32, path: String) throws(StoreError) {
-        if fchmod(fd, 0o444) != 0 { throw errnoError("chmod 0444 failed", path: path) }
+        if intercepted(.chmod(path, 0o444), { fchmod(fd, 0o444) }) != 0 { throw errnoError("chmod 0444 failed", path: path) }
     }
 
     /// Removes a file; a missing file is not an error.
     public static func unlink(_ path: String) throws(StoreError) {
-        if Glibc.unlink(path) != 0 && errno != ENOENT { throw errnoError("unlink failed", path: path) }
+        if !exists(path) { return }
+        if intercepted(.unlink(path), { Glibc.unlink(path) }) != 0 && errno != ENOENT { throw errnoError("unlink failed", path: path) }
+    }
+
+    /// Replaces `path` with `contents`, all or nothing: 1. write `path.tmp` (created
+    /// exclusively, with `mode`); 2. fsync it, so the rename can never expose a partial file;
+    /// 3. rename it over `path` (the commit point); 4. fsync the directory, so the rename
+    /// survives power loss. The one home of whole-file durable writes.
+    public static func replaceFile(_ path: String, contents: [UInt8], mode: mode_t = 0o640) throws(StoreError) {
+        let tmp = path + ".tmp"
+        try unlink(tmp)
+        try createFile(tmp, contents: contents, mode: mode)
+        try rename(tmp, path)
+        try fsyncDirectory(directory(of: path))
+    }
+
+    /// Creates the new file `path` (exclusively, with `mode`) holding `contents`, and fsyncs
+    /// it. The caller renames it into place or fsyncs its directory.
+    public static func createFile(_ path: String, contents: [UInt8], mode: mode_t) throws(StoreError) {
+        let fd = try open(path, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
+        let f = FileHandleRef(fd: fd, path: path)
+        // The mode given to open(2) is masked by the umask; a key or a sealed file needs exactly `mode`.
+        if intercepted(.chmod(path, mode), { fchmod(f.fd, mode) }) != 0 { throw errnoError("chmod failed", path: path) }
+        try pwriteAll(f.fd, contents[...], at: 0, path: path)
+        try fsync(f.fd, path: path)
+    }
+
+    /// The directory part of `path` ("." for a bare file name).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// True if `path` exists.

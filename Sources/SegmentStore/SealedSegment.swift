@@ -174,7 +174,7 @@ public final class SealedSegment: @unchecked Sendable {
         }
         let (fOff, fLen, fCrc) = try SegmentTrailer.read(fd: fd, fileSize: size, path: path)
         let fb = try FileOps.preadExact(fd, count: fLen, at: fOff, path: path)
-        guard CRC32C.checksum(fb) == fCrc else {
+        guard CRC32C.matches(CRC32C.checksum(fb), fCrc) else {
             throw StoreError(.corrupt, "footer checksum mismatch", path: path, offset: fOff)
         }
         footer = try SegmentFooter.parse(fb, path: path, offset: fOff)

@@ -25,7 +25,8 @@ struct ReadPort {
         router.add(middleware: AppendOnlyMiddleware())
         router.get("/healthz") { _, _ in try self.healthz() }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+            self.metrics.observe(self.ledger)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
         }
         router.get("/v1/checkpoint") { req, _ in
@@ -82,11 +83,19 @@ struct ReadPort {
 
     // MARK: Handlers
 
+    /// `ok`; `degraded` (200) while writes are suspended, the entries already acknowledged
+    /// safe; `failing` (503) when verification failed or writes stopped until a restart.
     func healthz() throws -> Response {
+        metrics.observe(ledger)
+        let writes = ledger.writeState
         if let f = health.failure {
-            return Self.json(["status": "failing", "verification": f], status: .serviceUnavailable)
+            return Self.json(["status": "failing", "verification": f, "writes": writes.description], status: .serviceUnavailable)
         }
-        return Self.json(["status": "ok", "verified_entries": health.verified])
+        switch writes {
+        case .accepting: return Self.json(["status": "ok", "verified_entries": health.verified])
+        case .suspended: return Self.json(["status": "degraded", "writes": writes.description, "verified_entries": health.verified])
+        case .failed: return Self.json(["status": "failing", "writes": writes.description], status: .serviceUnavailable)
+        }
     }
 
     func filter(_ req: Request) throws -> (QueryFilter, String?, [String: String]) {

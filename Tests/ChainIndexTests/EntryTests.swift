@@ -85,6 +85,24 @@ import Testing
         #expect(e?.message.contains("limit") == true)
         #expect(refusal(String(repeating: " ", count: 70_000) + Self.good)?.message.contains("limit") == true)
     }
+    /// Issue 7 D14: control characters are refused in metadata values and arrays too,
+    /// whether escaped (general path) or raw (fast path).
+    @Test(arguments: [#"\u0000"#, #"\u001b[31m"#, #"a\nb"#, "\u{7f}", #"\u007f"#, #"\t"#])
+    func controlCharactersInMetadataAreRefused(text: String) {
+        #expect(refusal(replacing(#""region":"eu-west""#, #""region":"eu\#(text)west""#))?.field == "metadata.region", "\(text)")
+        #expect(refusal(replacing(#""cpus":4"#, #""cpus":["ok","x\#(text)"]"#))?.field == "metadata.cpus[1]", "\(text)")
+    }
+
+    @Test(arguments: ["cafe", "999.999.999.999", ":::::", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1::2::3", "12345::1", "::1::", "1.2.3.4:80", "fe80::1%eth0", "g::1", ":1", "1:"])
+    func malformedSourceIPIsRefused(ip: String) {
+        #expect(refusal(replacing(#""ip":"10.0.0.1""#, #""ip":"\#(ip)""#))?.field == "source.ip", "\(ip)")
+    }
+
+    @Test(arguments: ["0.0.0.0", "255.255.255.255", "192.0.2.1", "::", "::1", "1::", "2001:db8::8a2e:370:7334", "2001:DB8:0:0:0:0:0:1", "::ffff:192.0.2.1", "64:ff9b::192.0.2.33", "1:2:3:4:5:6:7:8"])
+    func wellFormedSourceIPIsAccepted(ip: String) throws {
+        _ = try prepare(replacing(#""ip":"10.0.0.1""#, #""ip":"\#(ip)""#))
+    }
+
     @Test func nestedMetadataObjectIsRefused() {
         #expect(refusal(replacing(#""cpus":4"#, #""cpus":{"n":4}"#))?.field == "metadata.cpus")
     }

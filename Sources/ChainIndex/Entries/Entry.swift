@@ -105,6 +105,8 @@ public struct PreparedEntry: Sendable {
 
 /// Entry validation and canonicalisation.
 public enum Entry {
+    /// The members a writer may send (format-spec.md §4).
+    public static var inputMembers: [String] { topLevel }
     static let topLevel: [String] = ["org", "category", "action", "actor", "on_behalf_of", "target", "outcome",
                                      "source", "occurred_at", "idempotency_key", "metadata"]
     static let serverFields: [String] = ["received_at", "writer", "seq", "hash"]
@@ -234,8 +236,7 @@ public enum Entry {
         let source = try reqObject("source")
         try only(source, "source", ["service", "ip", "user_agent", "session"])
         _ = try str("service", "source.service", in: source, max: 128, pattern: ident)
-        if let ip = try str("ip", "source.ip", in: source, required: false, max: 64),
-           !ip.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) || $0 == 0x2E || $0 == 0x3A }) {
+        if let ip = try str("ip", "source.ip", in: source, required: false, max: 64), !IPAddress.isValid(ip.utf8) {
             throw EntryError("source.ip", "'\(ip)' is not an IPv4 or IPv6 address")
         }
         _ = try str("user_agent", "source.user_agent", in: source, required: false, max: 512)
@@ -287,6 +288,7 @@ public enum Entry {
         switch x {
         case .string(let s):
             guard s.utf8.count <= maxMetadataString else { throw EntryError(path, "is \(s.utf8.count) bytes; metadata strings are limited to \(maxMetadataString)") }
+            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { throw EntryError(path, "must not contain control characters") }
         case .int, .bool, .null: break
         case .array(let a):
             guard depth == 0, a.count <= 64 else { throw EntryError(path, "metadata arrays hold at most 64 scalars and do not nest") }

@@ -64,7 +64,7 @@ extension Entry {
             while i < b.count {
                 let c = b[i]
                 if c == 0x22 { defer { i += 1 }; return Span(start: s, end: i) }
-                if c == 0x5C || c < 0x20 || c >= 0x80 { return nil }
+                if c == 0x5C || c < 0x20 || c >= 0x7F { return nil }
                 i += 1
             }
             return nil
@@ -200,12 +200,7 @@ extension Entry {
         } else if eq(actorType.value, "agent") { return nil }
         guard let tg = nested(target, [("id", 256, false), ("name", 256, false), ("type", 64, true)]), tg[0] != nil, tg[2] != nil else { return nil }
         guard let src = nested(source, [("ip", 64, false), ("service", 128, true), ("session", 128, false), ("user_agent", 512, false)]), src[1] != nil else { return nil }
-        if let ip = src[0] {
-            for k in ip.value.start..<ip.value.end {
-                let c = b[k]
-                guard (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c == 0x2E || c == 0x3A else { return nil }
-            }
-        }
+        if let ip = src[0], !IPAddress.isValid(UnsafeBufferPointer(rebasing: b[ip.value.start..<ip.value.end])) { return nil }
         var meta: [Member] = []
         if let m = slot[4] {
             guard m.kind == .object, m.children.count <= maxMetadataKeys else { return nil }

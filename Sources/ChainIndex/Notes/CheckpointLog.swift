@@ -104,7 +104,7 @@ public final class CheckpointLog: @unchecked Sendable {
         let note = try FileOps.preadExact(f.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: f.path)
         var w = ByteWriter(capacity: 8)
         w.write(size)
-        guard CRC32C.checksum(note, crc: CRC32C.checksum(w.bytes)) == crc else {
+        guard CRC32C.matches(CRC32C.checksum(note, crc: CRC32C.checksum(w.bytes)), crc) else {
             throw StoreError(.corrupt, "checkpoint record checksum mismatch", path: f.path, offset: off)
         }
         return (len, size)

@@ -81,41 +81,52 @@ public final class TreeStore: @unchecked Sendable {
     }
 
     /// Appends leaf hashes, completing higher stored levels as tiles fill. Not durable until `sync`.
+    ///
+    /// All or nothing: every hash the append stores is worked out first, then written, and
+    /// only when every write succeeded does the tree grow. A failed append (a full disk, say)
+    /// leaves the tree as it was, so the same leaves can be appended again later.
     public func append(_ leaves: [Hash]) throws(StoreError) {
         guard !leaves.isEmpty else { return }
-        var raw = [UInt8]()
-        raw.reserveCapacity(leaves.count * 32)
-        for l in leaves { l.withBytes { raw.append(contentsOf: $0) } }
-        let base = lock.withLock { counts[0] }
-        try FileOps.pwriteAll(files[0].fd, raw[...], at: Int64(base * 32), path: files[0].path)
-        for l in leaves { try push(0, l) }
-        lock.withLock { _size = counts[0] }
-    }
-
-    private func push(_ k: Int, _ h: Hash) throws(StoreError) {
-        if k > 0 {
-            if k == files.count {
-                let path = directory + "/" + Self.fileName(k)
-                let fd = try FileOps.open(path, O_RDWR | O_CREAT)
-                try FileOps.truncate(fd, to: 0, path: path)
-                lock.withLock {
-                    files.append(FileHandleRef(fd: fd, path: path))
-                    counts.append(0)
-                    pending.append([])
-                }
+        var (counts, pending, fileCount) = lock.withLock { (self.counts, self.pending, self.files.count) }
+        let start = counts
+        var out: [[UInt8]] = Array(repeating: [], count: counts.count)
+        func push(_ k: Int, _ h: Hash) {
+            if k == counts.count {
+                counts.append(0)
+                pending.append([])
+                out.append([])
             }
-            try FileOps.pwriteAll(files[k].fd, h.bytes[...], at: Int64(counts[k] * 32), path: files[k].path)
-        }
-        let full: [Hash]? = lock.withLock {
+            h.withBytes { out[k].append(contentsOf: $0) }
             counts[k] += 1
             pending[k].append(h)
             if pending[k].count == ChainFormat.tileWidth {
-                defer { pending[k].removeAll(keepingCapacity: true) }
-                return pending[k]
+                let root = Merkle.root(pending[k][...])
+                pending[k].removeAll(keepingCapacity: true)
+                push(k + 1, root)
             }
-            return nil
         }
-        if let full { try push(k + 1, Merkle.root(full[...])) }
+        for l in leaves { push(0, l) }
+        var newFiles: [FileHandleRef] = []
+        for k in out.indices where !out[k].isEmpty {
+            let f: FileHandleRef
+            if k < fileCount {
+                f = lock.withLock { files[k] }
+            } else {
+                let path = directory + "/" + Self.fileName(k)
+                f = FileHandleRef(fd: try FileOps.open(path, O_RDWR | O_CREAT), path: path)
+                try FileOps.truncate(f.fd, to: 0, path: path)
+                newFiles.append(f)
+                fileCount += 1
+            }
+            let from = k < start.count ? start[k] : 0
+            try FileOps.pwriteAll(f.fd, out[k][...], at: Int64(from * 32), path: f.path)
+        }
+        lock.withLock {
+            files.append(contentsOf: newFiles)
+            self.counts = counts
+            self.pending = pending
+            _size = counts[0]
+        }
     }
 
     /// Makes every appended hash durable.

@@ -19,14 +19,10 @@ public enum KeyFile {
     public static func loadOrCreate(path: String, name: String) throws -> (NoteSigner, created: Bool) {
         if FileOps.exists(path) { return (try load(path: path), false) }
         let signer = try NoteSigner.generate(name: name)
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileOps.makeDirectory(dir, mode: 0o700) }
-        let fd = try FileOps.open(path, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-        let f = FileHandleRef(fd: fd, path: path)
-        _ = fchmod(fd, 0o600)
-        try FileOps.pwriteAll(f.fd, Array((signer.text + "\n").utf8)[...], at: 0, path: path)
-        try FileOps.fsync(f.fd, path: path)
-        try FileOps.fsyncDirectory(dir.isEmpty ? "." : dir)
+        let dir = FileOps.directory(of: path)
+        try FileOps.makeDirectory(dir, mode: 0o700)
+        try FileOps.createFile(path, contents: Array((signer.text + "\n").utf8), mode: 0o600)
+        try FileOps.fsyncDirectory(dir)
         return (signer, true)
     }
 

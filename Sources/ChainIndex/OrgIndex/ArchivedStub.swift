@@ -67,7 +67,7 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     public func save(_ path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try Durable.replace(path: path, contents: Array(try enc.encode(self)) + [0x0A], readOnly: false)
+        try FileOps.replaceFile(path, contents: Array(try enc.encode(self)) + [0x0A])
     }
 
     /// The text of the manifest note: `auditlog bundle\n<origin>\n<segment>\n<sha256>\n`.

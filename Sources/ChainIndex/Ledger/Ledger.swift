@@ -3,76 +3,6 @@ import SegmentStore
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Settings of a ledger.
-public struct LedgerOptions: Sendable {
-    /// Segment store tuning.
-    public var store = SegmentStoreOptions()
-    /// Sign a checkpoint at least this often while entries arrive.
-    public var checkpointInterval: Duration = .seconds(1)
-    /// Run the checkpoint ticker and the sealer on background threads.
-    public var background = true
-    /// Most entries in one group commit.
-    public var maxGroup = 8192
-    /// Called on the commit thread after each group commit with its entry count and the time
-    /// its write and fdatasync took (for metrics; keep it cheap).
-    public var onCommit: (@Sendable (Int, Duration) -> Void)?
-
-    /// The defaults.
-    public init() {}
-}
-
-/// The durable acknowledgement of one entry.
-public struct Receipt: Sendable, Equatable {
-    /// Its sequence number.
-    public var seq: UInt64
-    /// Its leaf hash (the entry's hash).
-    public var hash: Hash
-    /// Its position in its org's chain.
-    public var orgSeq: UInt64
-
-    /// A receipt.
-    public init(seq: UInt64, hash: Hash, orgSeq: UInt64) {
-        self.seq = seq
-        self.hash = hash
-        self.orgSeq = orgSeq
-    }
-}
-
-/// An entry read back, with everything needed to check it.
-public struct StoredEntry: Sendable, Equatable {
-    /// The org.
-    public var org: String
-    /// The canonical bytes.
-    public var content: [UInt8]
-    /// The reconstructed link (its leaf hash matched the stored tree).
-    public var link: Link
-    /// The leaf hash.
-    public var hash: Hash
-    /// Sequence number.
-    public var seq: UInt64 { link.seq }
-}
-
-/// What `Ledger.open` found and repaired.
-public struct LedgerRecovery: Sendable, CustomStringConvertible {
-    /// The segment store's report on the open segment.
-    public var store: RecoveryReport
-    /// Entries re-read to rebuild tree hashes and the in-memory index.
-    public var replayed: UInt64
-    /// Index files written for sealed segments that lacked one.
-    public var indexesRebuilt: Int
-    /// One line per finding.
-    public var description: String {
-        "\(store); replayed \(replayed) entries" + (indexesRebuilt > 0 ? "; rebuilt \(indexesRebuilt) index files" : "")
-    }
-}
-
-struct OrgState: Sendable {
-    var count: UInt64
-    var lastSeq: UInt64
-    var lastLeaf: Hash
-}
-
 /// The log: validated entries in, sequence numbers and hashes out once durable; reads, proofs,
 /// checkpoints and org queries (format-spec.md §1 describes the directory).
 ///
@@ -104,7 +34,12 @@ public final class Ledger: @unchecked Sendable {
     private var orgs: [String: OrgState] = [:]
     private var lastLeaf: Hash
     private var lastCheckpointAt = ContinuousClock.now
-    private var failure: Error?
+    private var state = WriteState.accepting
+    /// Leaf hashes of durable entries that the tree has not taken yet (it failed to).
+    private var unappliedLeaves: [Hash] = []
+    private let stateLock = NSLock()
+    private var _published = WriteState.accepting
+    private var _refused: UInt64 = 0
 
     // Sealer state.
     private let sealLock = NSLock()
@@ -263,10 +198,40 @@ public final class Ledger: @unchecked Sendable {
     public func checkpointNow() throws {
         guard let queue else { throw GroupCommitStopped() }
         _ = try queue.submitAndWait([.checkpoint])
+        let state = writeState
+        if !state.isAccepting, (latestCheckpoint?.checkpoint.size ?? 0) < size {
+            throw LedgerError("no checkpoint was signed: \(state)")
+        }
     }
 
+    /// Whether the log takes writes now.
+    public var writeState: WriteState { stateLock.withLock { _published } }
+    /// Entries refused because writes were suspended or stopped.
+    public var refusedEntries: UInt64 { stateLock.withLock { _refused } }
+
+    private func publish(refused: Int = 0) {
+        let s = state
+        stateLock.withLock {
+            _published = s
+            _refused += UInt64(refused)
+        }
+    }
+
+    /// One group commit (commit thread only).
+    ///
+    /// 1. retry deferred work if writes are suspended, refusing the group's entries if it
+    ///    still fails; 2. build each entry's link and leaf hash; 3. write one block;
+    ///    4. fdatasync (a failure stops writes until a restart, and fails the group: nothing
+    ///    was acknowledged); 5. from here the entries are durable and get their receipts
+    ///    whatever follows: append the leaves to the tree, rotate, checkpoint; a failure of
+    ///    any of these suspends writes until a retry succeeds.
     private func commit(_ ops: [Op]) throws -> [Receipt?] {
-        if let failure { throw failure }
+        let entries = ops.reduce(0) { if case .entry = $1 { return $0 + 1 } else { return $0 } }
+        if case .suspended = state { retryDeferredWork() }
+        guard state.isAccepting else {
+            publish(refused: entries)
+            throw LedgerError(entries > 0 ? "not stored: \(state)" : "\(state)")
+        }
         var out: [Receipt?] = []
         out.reserveCapacity(ops.count)
         var records: [StoreRecord] = []
@@ -303,29 +268,63 @@ public final class Ledger: @unchecked Sendable {
         }
         if !records.isEmpty {
             let started = ContinuousClock.now
+            // A failed write leaves nothing behind (the store cuts its partial block): the
+            // entries are not stored, and the next group may try again.
             try store.write(records)
             do {
                 try store.sync()
-                options.onCommit?(records.count, ContinuousClock.now - started)
-                try tree.append(leaves)
             } catch {
-                // After a failed fdatasync the page cache can no longer be trusted (the error may
-                // have dropped dirty pages): refuse all further writes until a restart recovers.
-                failure = LedgerError("the log stopped accepting writes after a storage failure (\(error)); restart auditd to recover")
+                state.syncFailed(error)
+                publish()
                 throw error
             }
+            // Durable: everything below may fail without un-acknowledging these entries.
+            options.onCommit?(records.count, ContinuousClock.now - started)
             for (k, v) in overlay { orgs[k] = v }
             lastLeaf = prev
             index.add(hits)
-            try store.rotateIfFull()
+            unappliedLeaves.append(contentsOf: leaves)
         }
-        if maintenance { try store.rotateIfOld() }
-        if rotate { try store.rotate() }
-        let latest = checkpoints.latest?.checkpoint.size ?? 0
-        if tree.size > latest && (wantCheckpoint || ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval) {
-            try signCheckpoint()
+        deferred {
+            try applyLeaves()
+            if !records.isEmpty { try store.rotateIfFull() }
+            if maintenance { try store.rotateIfOld() }
+            if rotate { try store.rotate() }
+            let latest = checkpoints.latest?.checkpoint.size ?? 0
+            if tree.size > latest && (wantCheckpoint || ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval) {
+                try signCheckpoint()
+            }
         }
         return out
+    }
+
+    /// Runs work that follows a durable sync; a failure suspends writes instead of failing
+    /// the group.
+    private func deferred(_ work: () throws -> Void) {
+        do { try work() } catch {
+            state.deferredWorkFailed(error)
+            publish()
+        }
+    }
+
+    /// Retries what a suspension left undone: the tree's missing leaves, a due rotation, a
+    /// checkpoint. Writes resume once all of it succeeds.
+    private func retryDeferredWork() {
+        do {
+            try applyLeaves()
+            try store.rotateIfFull()
+            if tree.size > (checkpoints.latest?.checkpoint.size ?? 0) { try signCheckpoint() }
+            state.resumed()
+        } catch {
+            state.deferredWorkFailed(error)
+        }
+        publish()
+    }
+
+    private func applyLeaves() throws {
+        guard !unappliedLeaves.isEmpty else { return }
+        try tree.append(unappliedLeaves)
+        unappliedLeaves.removeAll(keepingCapacity: true)
     }
 
     private func signCheckpoint() throws {
@@ -359,6 +358,10 @@ public final class Ledger: @unchecked Sendable {
 
     /// Stops background work, commits and checkpoints what is pending, seals rotated segments,
     /// syncs the tree and releases the directory. The ledger cannot be used afterwards.
+    ///
+    /// Each step is tried even when an earlier one failed (on a full disk the seal may not fit
+    /// while the final checkpoint does); the first failure is thrown at the end. Rotated
+    /// segments that could not be sealed are durable and are sealed at the next start.
     public func close() throws {
         for b in background { b.stop() }
         background.removeAll()
@@ -366,224 +369,18 @@ public final class Ledger: @unchecked Sendable {
         _ = try? q.submitAndWait([.checkpoint])
         q.shutdown()
         queue = nil
-        try store.sealRotated()
-        try tree.sync()
-        try signCheckpoint()
-        Glibc.close(lockFD)
+        defer { Glibc.close(lockFD) }
+        var first: Error?
+        func attempt(_ step: () throws -> Void) {
+            do { try step() } catch { if first == nil { first = error } }
+        }
+        attempt { try store.sealRotated() }
+        attempt { try applyLeaves() }
+        attempt { try tree.sync() }
+        attempt { try signCheckpoint() }
+        if let first { throw first }
     }
 
     /// Signs `text` (ending in a newline) with the log's key: bundle manifests and tombstones.
     public func sign(_ text: String) throws -> String { try signer.sign(text) }
-
-    // MARK: Reading
-
-    /// Number of durable entries (the tree size).
-    public var size: UInt64 { tree.size }
-
-    /// The newest signed checkpoint.
-    public var latestCheckpoint: SignedCheckpoint? { checkpoints.latest }
-
-    /// Reads entry `seq` and checks it against the stored leaf hash.
-    public func entry(seq: UInt64) throws -> StoredEntry {
-        guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
-        return try checked(try store.read(seq: seq))
-    }
-
-    /// Reads many entries at once (each block decompressed once), checking each against its leaf.
-    public func entries(seqs: [UInt64]) throws -> [StoredEntry] {
-        let size = tree.size
-        for s in seqs where s >= size { throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))") }
-        return try store.read(seqs: seqs).map(checked)
-    }
-
-    /// Rebuilds a record's link from the tree and checks its hash against the stored leaf.
-    private func checked(_ rec: StoredRecord) throws -> StoredEntry {
-        let seq = rec.seq
-        let p = try RecordPayload(bytes: rec.payload)
-        let prev = seq > 0 ? try tree.leaf(seq - 1) : Hash.zero
-        let prevOrg = p.prevOrgDelta > 0 && p.prevOrgDelta <= seq ? try tree.leaf(seq - p.prevOrgDelta) : Hash.zero
-        let link = Link(seq: seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev, prevOrgHash: prevOrg)
-        let leaf = try tree.leaf(seq)
-        guard link.leafHash == leaf else {
-            let pos = store.position(of: seq)
-            throw StoreError(.corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path, offset: pos.offset)
-        }
-        return StoredEntry(org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
-    }
-
-    /// The archived (or purged) bundles holding `org`'s entries that a query with `filter` and
-    /// `cursor` would reach: what a client must restore to see them.
-    public func archivedRanges(org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, cursor: UInt64? = nil) -> [ArchivedRange] {
-        index.archivedRanges(org: org, filter: filter, newestFirst: newestFirst, cursor: cursor)
-    }
-
-    /// A page of `org`'s entries matching `filter` and, if `text` is given, containing it
-    /// (ASCII case-insensitive, anywhere in the entry). Examines at most `budget` index hits;
-    /// `next` is the cursor to continue from (nil when the org's log is exhausted).
-    public func search(org: String, filter: QueryFilter = .init(), text: String? = nil, newestFirst: Bool = true,
-                       limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000) throws -> (entries: [StoredEntry], next: UInt64?) {
-        var out: [StoredEntry] = []
-        var cur = cursor
-        var examined = 0
-        let needle = text.map { Array($0.lowercased().utf8) }
-        let page = needle == nil ? limit : 512
-        while out.count < limit && examined < budget {
-            let hits = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
-            if hits.isEmpty { return (out, nil) }
-            let batch = try entries(seqs: hits.map(\.seq))
-            for (h, e) in zip(hits, batch) {
-                examined += 1
-                cur = h.seq
-                if let needle, !Self.contains(e.content, needle) { continue }
-                out.append(e)
-                if out.count == limit { return (out, h.seq) }
-            }
-            if hits.count < page { return (out, nil) }
-        }
-        return (out, cur)
-    }
-
-    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty else { return true }
-        guard hay.count >= needle.count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= hay.count - needle.count {
-            var c = hay[i]
-            if c >= 0x41 && c <= 0x5A { c += 32 }
-            if c == first {
-                var k = 1
-                while k < needle.count {
-                    var d = hay[i + k]
-                    if d >= 0x41 && d <= 0x5A { d += 32 }
-                    if d != needle[k] { break }
-                    k += 1
-                }
-                if k == needle.count { return true }
-            }
-            i += 1
-        }
-        return false
-    }
-
-    /// Inclusion proof of entry `seq` in the tree of `size` (default: the latest checkpoint's).
-    public func inclusionProof(seq: UInt64, size: UInt64) throws -> [Hash] {
-        try tree.inclusionProof(index: seq, size: size)
-    }
-
-    /// Consistency proof between tree sizes.
-    public func consistencyProof(old: UInt64, new: UInt64) throws -> [Hash] {
-        try tree.consistencyProof(old: old, new: new)
-    }
-
-    /// Queries `org`'s entries through the index.
-    public func query(org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, limit: Int = 100, cursor: UInt64? = nil) throws -> [IndexHit] {
-        try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: limit, cursor: cursor)
-    }
-
-    // MARK: Files
-
-    struct Info: Codable {
-        var format: Int
-        var origin: String
-        var verifier_key: String
-    }
-
-    static func loadOrCreateInfo(directory: String, signer: NoteSigner) throws -> Info {
-        let path = directory + "/" + infoFile
-        if FileOps.exists(path) {
-            let info = try readInfo(directory: directory)
-            guard info.verifier_key == signer.verifier.text else {
-                throw LedgerError("the signing key (\(signer.verifier.text)) is not this log's key (\(info.verifier_key)); start with the key the log was created with")
-            }
-            return info
-        }
-        let info = Info(format: 1, origin: signer.name, verifier_key: signer.verifier.text)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try Durable.replace(path: path, contents: Array(try enc.encode(info)) + [0x0A], readOnly: false)
-        return info
-    }
-
-    static func readInfo(directory: String) throws -> Info {
-        let path = directory + "/" + infoFile
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LedgerError("\(directory) is not an audit log directory (no \(infoFile))")
-        }
-        do { return try JSONDecoder().decode(Info.self, from: data) } catch {
-            throw LedgerError("\(path) is malformed: \(error)")
-        }
-    }
-
-    /// The verifier key recorded in a log directory.
-    public static func verifierKey(directory: String) throws -> NoteVerifier {
-        try NoteVerifier(try readInfo(directory: directory).verifier_key)
-    }
-
-    /// The org-state snapshot (format-spec.md §7.2):
-    ///     "AUDORGS1" end:u64 n:u32 (len:u8 org count:u64 lastSeq:u64)* crc32c:u32
-    static func saveOrgState(_ path: String, end: UInt64, orgs: [String: (UInt64, UInt64)]) throws {
-        var w = ByteWriter(capacity: 20 + orgs.count * 40)
-        w.write(ChainFormat.orgStateMagic)
-        w.write(end)
-        w.write(UInt32(orgs.count))
-        for (o, (c, l)) in orgs.sorted(by: { $0.key < $1.key }) {
-            w.write(UInt8(o.utf8.count)); w.write(Array(o.utf8)); w.write(c); w.write(l)
-        }
-        w.write(CRC32C.checksum(w.bytes))
-        try Durable.replace(path: path, contents: w.bytes, readOnly: false)
-    }
-
-    static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
-        guard let data = FileManager.default.contents(atPath: path) else { return (0, [:]) }
-        let b = [UInt8](data)
-        guard b.count >= 24, CRC32C.checksum(b[..<(b.count - 4)]) == UInt32(b[b.count - 4]) | UInt32(b[b.count - 3]) << 8 | UInt32(b[b.count - 2]) << 16 | UInt32(b[b.count - 1]) << 24
-        else { return (0, [:]) } // damaged snapshot: fall back to a full replay
-        var r = ByteReader(b, range: 0..<(b.count - 4))
-        do {
-            guard Array(try r.read(count: 8)) == ChainFormat.orgStateMagic else { return (0, [:]) }
-            let end = try r.readU64()
-            let n = try r.readU32()
-            var out: [String: (UInt64, UInt64)] = [:]
-            for _ in 0..<n {
-                let o = String(decoding: try r.read(count: Int(try r.readU8())), as: UTF8.self)
-                out[o] = (try r.readU64(), try r.readU64())
-            }
-            return (end, out)
-        } catch { return (0, [:]) }
-    }
-}
-
-/// A thread that runs `body` every `interval` seconds until stopped.
-final class BackgroundLoop: @unchecked Sendable {
-    private let cond = NSCondition()
-    private var stopping = false
-    private var stopped = false
-
-    init(name: String, interval: TimeInterval, body: @escaping @Sendable () -> Void) {
-        let t = Thread { [self] in
-            while true {
-                cond.lock()
-                if !stopping { cond.wait(until: Date().addingTimeInterval(interval)) }
-                if stopping {
-                    stopped = true
-                    cond.broadcast()
-                    cond.unlock()
-                    return
-                }
-                cond.unlock()
-                body()
-            }
-        }
-        t.name = name
-        t.start()
-    }
-
-    func stop() {
-        cond.lock()
-        stopping = true
-        cond.broadcast()
-        while !stopped { cond.wait() }
-        cond.unlock()
-    }
 }

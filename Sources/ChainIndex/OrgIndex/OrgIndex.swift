@@ -149,7 +149,7 @@ struct SealedIndex: Sendable {
         f.write(UInt32(dirEntries.count)); f.write(UInt32(d.bytes.count)); f.write(CRC32C.checksum(d.bytes))
         f.write(d.bytes)
         for s in sections { f.write(s) }
-        try Durable.replace(path: path, contents: f.bytes, readOnly: true)
+        try FileOps.replaceFile(path, contents: f.bytes, mode: 0o444)
     }
 
     init(path: String) throws {
@@ -162,7 +162,7 @@ struct SealedIndex: Sendable {
         let n = Int(try h.readU32()), dirLen = Int(try h.readU32()), dirCrc = try h.readU32()
         guard dirLen <= 64 << 20 else { throw StoreError(.corrupt, "index directory size \(dirLen) is out of range", path: path, offset: 32) }
         let dbytes = try FileOps.preadExact(fd, count: dirLen, at: Int64(Self.headerSize), path: path)
-        guard CRC32C.checksum(dbytes) == dirCrc else { throw StoreError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize)) }
+        guard CRC32C.matches(CRC32C.checksum(dbytes), dirCrc) else { throw StoreError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize)) }
         var r = ByteReader(dbytes)
         var dir: [String: IndexDirEntry] = [:]
         let base = UInt64(Self.headerSize + dirLen)
@@ -191,7 +191,7 @@ struct SealedIndex: Sendable {
         let fd = try FileOps.open(path, O_RDONLY)
         defer { close(fd) }
         let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
-        guard CRC32C.checksum(z) == e.crc else { throw StoreError(.corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset)) }
+        guard CRC32C.matches(CRC32C.checksum(z), e.crc) else { throw StoreError(.corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset)) }
         let raw = try Zstd.decompress(z[...], rawSize: Int(e.rawLength))
         var r = ByteReader(raw)
         func strings() throws -> [String] {
@@ -224,23 +224,6 @@ public enum SealedIndexCheck {
         guard idx.segment == segment else { throw StoreError(.corrupt, "index of segment \(idx.segment), expected \(segment)", path: path) }
         for org in idx.dir.keys { _ = try idx.hits(org: org) }
         return idx.dir.keys.sorted()
-    }
-}
-
-/// Small helpers for files written whole and replaced atomically.
-enum Durable {
-    /// Writes `contents` to `path.tmp`, fsyncs it, renames it over `path`, fsyncs the directory.
-    static func replace(path: String, contents: [UInt8], readOnly: Bool) throws {
-        let tmp = path + ".tmp"
-        try FileOps.unlink(tmp)
-        let fd = try FileOps.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o640)
-        let f = FileHandleRef(fd: fd, path: tmp)
-        try FileOps.pwriteAll(f.fd, contents[...], at: 0, path: tmp)
-        try FileOps.fsync(f.fd, path: tmp)
-        if readOnly { try FileOps.makeReadOnly(f.fd, path: tmp) }
-        try FileOps.rename(tmp, path)
-        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        try FileOps.fsyncDirectory(dir.isEmpty ? "." : dir)
     }
 }
 

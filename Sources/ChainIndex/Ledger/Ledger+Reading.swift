@@ -1,0 +1,112 @@
+import Foundation
+import SegmentStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads, proofs and org queries: every entry returned is checked against its leaf hash.
+extension Ledger {
+    /// Number of durable entries (the tree size).
+    public var size: UInt64 { tree.size }
+
+    /// The newest signed checkpoint.
+    public var latestCheckpoint: SignedCheckpoint? { checkpoints.latest }
+
+    /// Reads entry `seq` and checks it against the stored leaf hash.
+    public func entry(seq: UInt64) throws -> StoredEntry {
+        guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
+        return try checked(try store.read(seq: seq))
+    }
+
+    /// Reads many entries at once (each block decompressed once), checking each against its leaf.
+    public func entries(seqs: [UInt64]) throws -> [StoredEntry] {
+        let size = tree.size
+        for s in seqs where s >= size { throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))") }
+        return try store.read(seqs: seqs).map(checked)
+    }
+
+    /// Rebuilds a record's link from the tree and checks its hash against the stored leaf.
+    func checked(_ rec: StoredRecord) throws -> StoredEntry {
+        let seq = rec.seq
+        let p = try RecordPayload(bytes: rec.payload)
+        let prev = seq > 0 ? try tree.leaf(seq - 1) : Hash.zero
+        let prevOrg = p.prevOrgDelta > 0 && p.prevOrgDelta <= seq ? try tree.leaf(seq - p.prevOrgDelta) : Hash.zero
+        let link = Link(seq: seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev, prevOrgHash: prevOrg)
+        let leaf = try tree.leaf(seq)
+        guard link.leafHash == leaf else {
+            let pos = store.position(of: seq)
+            throw StoreError(.corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path, offset: pos.offset)
+        }
+        return StoredEntry(org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
+    }
+
+    /// The archived (or purged) bundles holding `org`'s entries that a query with `filter` and
+    /// `cursor` would reach: what a client must restore to see them.
+    public func archivedRanges(org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, cursor: UInt64? = nil) -> [ArchivedRange] {
+        index.archivedRanges(org: org, filter: filter, newestFirst: newestFirst, cursor: cursor)
+    }
+
+    /// A page of `org`'s entries matching `filter` and, if `text` is given, containing it
+    /// (ASCII case-insensitive, anywhere in the entry). Examines at most `budget` index hits;
+    /// `next` is the cursor to continue from (nil when the org's log is exhausted).
+    public func search(org: String, filter: QueryFilter = .init(), text: String? = nil, newestFirst: Bool = true,
+                       limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000) throws -> (entries: [StoredEntry], next: UInt64?) {
+        var out: [StoredEntry] = []
+        var cur = cursor
+        var examined = 0
+        let needle = text.map { Array($0.lowercased().utf8) }
+        let page = needle == nil ? limit : 512
+        while out.count < limit && examined < budget {
+            let hits = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
+            if hits.isEmpty { return (out, nil) }
+            let batch = try entries(seqs: hits.map(\.seq))
+            for (h, e) in zip(hits, batch) {
+                examined += 1
+                cur = h.seq
+                if let needle, !Self.contains(e.content, needle) { continue }
+                out.append(e)
+                if out.count == limit { return (out, h.seq) }
+            }
+            if hits.count < page { return (out, nil) }
+        }
+        return (out, cur)
+    }
+
+    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard hay.count >= needle.count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= hay.count - needle.count {
+            var c = hay[i]
+            if c >= 0x41 && c <= 0x5A { c += 32 }
+            if c == first {
+                var k = 1
+                while k < needle.count {
+                    var d = hay[i + k]
+                    if d >= 0x41 && d <= 0x5A { d += 32 }
+                    if d != needle[k] { break }
+                    k += 1
+                }
+                if k == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    /// Inclusion proof of entry `seq` in the tree of `size` (default: the latest checkpoint's).
+    public func inclusionProof(seq: UInt64, size: UInt64) throws -> [Hash] {
+        try tree.inclusionProof(index: seq, size: size)
+    }
+
+    /// Consistency proof between tree sizes.
+    public func consistencyProof(old: UInt64, new: UInt64) throws -> [Hash] {
+        try tree.consistencyProof(old: old, new: new)
+    }
+
+    /// Queries `org`'s entries through the index.
+    public func query(org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, limit: Int = 100, cursor: UInt64? = nil) throws -> [IndexHit] {
+        try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: limit, cursor: cursor)
+    }
+}
