@@ -1,3 +1,4 @@
+import ChainIndex
 import Metrics
 
 /// The daemon's metrics (swift-metrics, exported by swift-prometheus on `/metrics`). No metric
@@ -16,6 +17,16 @@ final class DaemonMetrics: Sendable {
     let verifyFailures = Counter(label: "auditd_verification_failures_total")
     let verifiedEntries = Gauge(label: "auditd_verified_entries")
     let exports = Counter(label: "auditd_exports_total")
+    /// 1 while the log takes writes, 0 while they are suspended or stopped.
+    let writesAccepting = Gauge(label: "auditd_writes_accepting")
+    /// Entries refused because writes were suspended or stopped (a counter kept by the ledger).
+    let writesRefused = Gauge(label: "auditd_writes_refused_total")
+
+    /// Copies the ledger's write state into the gauges (before every scrape and health check).
+    func observe(_ ledger: Ledger) {
+        writesAccepting.record(ledger.writeState.isAccepting ? 1 : 0)
+        writesRefused.record(Int64(ledger.refusedEntries))
+    }
 
     func ingested(count: Int, bytes n: Int) {
         entries.increment(by: count)
@@ -34,7 +45,27 @@ final class DaemonMetrics: Sendable {
         d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
     }
 
-    func rejected(_ reason: String) {
-        Counter(label: "auditd_rejected_total", dimensions: [("reason", reason)]).increment()
+    /// Counts a refused request by reason. Reasons come from a fixed set, never from what
+    /// a peer sent (a member name would make the label set unbounded).
+    func rejected(_ reason: RejectReason) {
+        Counter(label: "auditd_rejected_total", dimensions: [("reason", reason.rawValue)]).increment()
     }
+
+    /// Counts an entry refused by validation, labelled by the entry field at fault when it
+    /// is one the format defines, `other_field` otherwise.
+    func rejectedEntry(field: String) {
+        let top = field.split(separator: ".").first.map(String.init) ?? ""
+        if top.isEmpty { return rejected(.invalidJSON) }
+        let label = Entry.inputMembers.contains(top) ? top : "other_field"
+        Counter(label: "auditd_rejected_total", dimensions: [("reason", label)]).increment()
+    }
+}
+
+/// Why the ingest socket refused a request, as a metric label.
+enum RejectReason: String {
+    case frameTooLarge = "frame_too_large"
+    case malformedFrame = "malformed_frame"
+    case unknownFrameType = "unknown_frame_type"
+    case invalidJSON = "invalid_json"
+    case forbiddenPeer = "forbidden_peer"
 }

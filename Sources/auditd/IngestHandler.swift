@@ -50,10 +50,10 @@ final class IngestHandler: ChannelInboundHandler {
             switch item {
             case .frame(let f): handle(f, context: context)
             case .tooLarge(let id, let len):
-                shared.metrics.rejected("frame_too_large")
+                shared.metrics.rejected(.frameTooLarge)
                 send(.error(id: id, code: .frameTooLarge, message: "frame of \(len) bytes exceeds the \(WireFormat.maxBody + WireFormat.minLength)-byte limit; the entry was not stored"), context: context)
             case .fatal(let why):
-                shared.metrics.rejected("malformed_frame")
+                shared.metrics.rejected(.malformedFrame)
                 send(.error(id: 0, code: .malformedFrame, message: "\(why); closing the connection"), context: context)
                 flush(context: context)
                 context.close(promise: nil)
@@ -68,7 +68,7 @@ final class IngestHandler: ChannelInboundHandler {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let e: PreparedEntry
             do throws(EntryError) { e = try Entry.prepare(json: f.body, receivedAt: now, writer: writer) } catch {
-                shared.metrics.rejected(error.field.isEmpty ? "invalid_json" : error.field)
+                shared.metrics.rejectedEntry(field: error.field)
                 send(.error(id: f.id, code: .invalidEntry, message: error.description), context: context)
                 return
             }
@@ -109,7 +109,7 @@ final class IngestHandler: ChannelInboundHandler {
         case .ping:
             send(Frame(type: .pong, id: f.id), context: context)
         default:
-            shared.metrics.rejected("unknown_frame_type")
+            shared.metrics.rejected(.unknownFrameType)
             send(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01 or PING 0x02)", f.type)), context: context)
         }
     }

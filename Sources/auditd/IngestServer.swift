@@ -43,7 +43,7 @@ struct IngestServer: Service {
                         try channel.pipeline.syncOperations.addHandler(
                             IngestHandler(shared: shared, writer: Writer(uid: c.uid, gid: c.gid, via: "socket")))
                     } else {
-                        shared.metrics.rejected("forbidden_peer")
+                        shared.metrics.rejected(.forbiddenPeer)
                         logger.warning("refused writer", metadata: ["uid": "\(c.uid)", "gid": "\(c.gid)", "pid": "\(c.pid)"])
                         try channel.pipeline.syncOperations.addHandler(
                             ForbiddenHandler(message: "uid \(c.uid) gid \(c.gid) is not an allowed writer (see allow_uids/allow_gids)"))

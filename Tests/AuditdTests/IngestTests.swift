@@ -36,6 +36,7 @@ import Glibc
             ("missing field", Array(event(org: "org_a", i: 4).replacingOccurrences(of: #""outcome":"success","#, with: "").utf8), .invalidEntry, "field 'outcome': is required"),
             ("forbidden field", Array(event(org: "org_a", i: 5, extra: #","search_query":"salaries""#).utf8), .invalidEntry, "never be stored"),
             ("float", Array(event(org: "org_a", i: 6, extra: #","ratio":0.5"#).utf8), .invalidEntry, "floating-point"),
+            ("unknown member", Array(event(org: "org_a", i: 8).replacingOccurrences(of: #""outcome":"#, with: #""zz_label_bomb_1":1,"outcome":"#).utf8), .invalidEntry, "zz_label_bomb_1"),
             ("oversized", Array(repeating: UInt8(ascii: " "), count: 70_000) + Array(event(org: "org_a", i: 7).utf8), .frameTooLarge, "exceeds"),
         ]
         for (k, (name, body, code, text)) in cases.enumerated() {
@@ -81,6 +82,9 @@ import Glibc
         let m = String(decoding: metrics, as: UTF8.self)
         #expect(m.contains(#"auditd_rejected_total{reason="category"} 1"#))
         #expect(m.contains(#"auditd_rejected_total{reason="frame_too_large"} 1"#))
+        // Issue 7 B10: a member name a peer made up never becomes a label value.
+        #expect(m.contains(#"auditd_rejected_total{reason="other_field"} 1"#))
+        #expect(!m.contains("zz_label_bomb"))
         #expect(m.contains("auditd_group_commit_seconds_count"))
         #expect(m.contains("auditd_ack_latency_seconds_count"))
         #expect(m.contains("auditd_entries_ingested_total"))
