@@ -78,6 +78,8 @@ struct AuditD: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A peer or a reader of our output that goes away must not kill the daemon.
+        signal(SIGPIPE, SIG_IGN)
         let c = try resolved()
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -161,7 +163,9 @@ struct AuditD: AsyncParsableCommand {
     }
 }
 
-/// One line on standard output, unbuffered (scripts and tests wait for these lines).
+/// One line on standard output, unbuffered (scripts and tests wait for these lines). A reader
+/// that went away (`auditd | head -n1`) costs the line, never the daemon: SIGPIPE is ignored
+/// at start, and the throwing write's error is dropped.
 func announce(_ s: String) {
-    FileHandle.standardOutput.write(Data((s + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((s + "\n").utf8))
 }

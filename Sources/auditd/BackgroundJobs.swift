@@ -77,7 +77,9 @@ struct LedgerService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
             idempotency.sweep()
         }
-        try ledger.close()
+        for problem in try ledger.close() {
+            logger.warning("shutdown step failed; it is retried at the next start", metadata: ["error": "\(problem)"])
+        }
         logger.info("log closed cleanly", metadata: ["size": "\(ledger.size)", "checkpoint": "\(ledger.latestCheckpoint?.checkpoint.size ?? 0)"])
     }
 }

@@ -20,10 +20,11 @@ func temporaryDirectory(_ tag: String) -> String {
 
 /// Runs a product to completion, returning its exit status, standard output and error.
 @discardableResult
-func run(_ name: String, _ args: [String], stdin: Data? = nil) throws -> (Int32, String, String) {
+func run(_ name: String, _ args: [String], stdin: Data? = nil, in cwd: String? = nil) throws -> (Int32, String, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: builtProduct(name))
     p.arguments = args
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
     let out = Pipe(), err = Pipe(), inp = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -360,25 +360,30 @@ public final class Ledger: @unchecked Sendable {
     /// syncs the tree and releases the directory. The ledger cannot be used afterwards.
     ///
     /// Each step is tried even when an earlier one failed (on a full disk the seal may not fit
-    /// while the final checkpoint does); the first failure is thrown at the end. Rotated
-    /// segments that could not be sealed are durable and are sealed at the next start.
-    public func close() throws {
+    /// while the final checkpoint does). Returns the steps that failed without harm (rotated
+    /// segments left unsealed are durable and are sealed at the next start); throws when the
+    /// log could not be closed with a checkpoint covering every entry.
+    @discardableResult
+    public func close() throws -> [Error] {
         for b in background { b.stop() }
         background.removeAll()
-        guard let q = queue else { return }
+        guard let q = queue else { return [] }
         _ = try? q.submitAndWait([.checkpoint])
         q.shutdown()
         queue = nil
         defer { Glibc.close(lockFD) }
-        var first: Error?
+        var problems: [Error] = []
         func attempt(_ step: () throws -> Void) {
-            do { try step() } catch { if first == nil { first = error } }
+            do { try step() } catch { problems.append(error) }
         }
         attempt { try store.sealRotated() }
         attempt { try applyLeaves() }
         attempt { try tree.sync() }
         attempt { try signCheckpoint() }
-        if let first { throw first }
+        if !unappliedLeaves.isEmpty || (checkpoints.latest?.checkpoint.size ?? 0) < tree.size {
+            throw LedgerError("closed without a final checkpoint over all \(store.nextSeq) entries (every acknowledged entry is durable and is covered at the next start): \(problems.map { "\($0)" }.joined(separator: "; "))")
+        }
+        return problems
     }
 
     /// Signs `text` (ending in a newline) with the log's key: bundle manifests and tombstones.
