@@ -68,7 +68,7 @@ let package = Package(
             name: "ChainIndexTests", dependencies: ["ChainIndex", "SegmentStore", "TestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "AuditctlTests", dependencies: ["ChainIndex", "SegmentStore", "auditctl"]),
-        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "auditctl"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
         .testTarget(name: "AuditdTests", dependencies: ["ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "auditd", "auditctl"]),
     ]
 )

@@ -59,10 +59,12 @@ public final class Ledger: @unchecked Sendable {
     /// Opens (creating if needed) the log in `directory`, signing with `signer`, and recovers it.
     ///
     /// Recovery: 1. lock the directory; 2. the segment store cuts the open segment's torn tail;
-    /// 3. the tree is cut back to the org-state snapshot taken at the last seal; 4. entries
-    /// after it (normally just the unsealed segments) are replayed: org chains re-derived, leaf
-    /// hashes recomputed, the in-memory index rebuilt, missing index files written; 5. the
-    /// latest signed checkpoint must match the recovered tree, or opening fails.
+    /// 3. the tree is cut back to the org-state snapshot taken at the last seal (or, when the
+    /// snapshot is missing or damaged, to the state derived from the stubs and index files;
+    /// never below what archived segments need: Ledger+Recovery.swift); 4. entries after it
+    /// (normally just the unsealed segments) are replayed: org chains re-derived, leaf hashes
+    /// recomputed, the in-memory index rebuilt, missing index files written; 5. the latest
+    /// signed checkpoint must match the recovered tree, or opening fails.
     public init(directory: String, signer: NoteSigner, options: LedgerOptions = .init()) throws {
         self.directory = directory
         self.options = options
@@ -79,23 +81,15 @@ public final class Ledger: @unchecked Sendable {
             index = idx
             checkpoints = try CheckpointLog(directory: directory + "/checkpoints", verifier: signer.verifier)
 
-            let (snapEnd, snapOrgs) = try Self.loadOrgState(directory + "/index/" + Self.orgStateFile)
-            var t = try TreeStore(directory: directory + "/tree", maxSize: snapEnd)
-            var start = snapEnd
-            var orgs: [String: OrgState] = [:]
-            if t.size < snapEnd {
-                // The tree lost hashes it had synced: rebuild everything from the segments.
-                t = try TreeStore(directory: directory + "/tree", maxSize: 0)
-                start = 0
-            } else {
-                for (o, (count, last)) in snapOrgs { orgs[o] = OrgState(count: count, lastSeq: last, lastLeaf: try t.leaf(last)) }
-            }
-            tree = t
-            let sealedInfos = store.segments().filter { $0.state == .sealed }
-            let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
             for info in store.segments() where info.state == .archived {
                 idx.addArchived(try ArchivedStub.load(info.path))
             }
+            let (t, start, snapOrgs) = try Self.recoveryStart(directory: directory, store: segs, index: idx)
+            var orgs: [String: OrgState] = [:]
+            for (o, (count, last)) in snapOrgs { orgs[o] = OrgState(count: count, lastSeq: last, lastLeaf: try t.leaf(last)) }
+            tree = t
+            let sealedInfos = store.segments().filter { $0.state == .sealed }
+            let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
             var atSealed = start >= sealedEnd ? snapOrgs : [:]
             var replayed: UInt64 = 0
             var leaves: [Hash] = []
@@ -125,6 +119,7 @@ public final class Ledger: @unchecked Sendable {
             }
             try t.append(leaves)
             if start >= sealedEnd { atSealed = snapOrgs } else if sealedEnd >= segs.endSeq { atSealed = orgs.mapValues { ($0.count, $0.lastSeq) } }
+            let snapshotMissing = !FileOps.exists(directory + "/index/" + Self.orgStateFile)
             idx.add(hits)
             var rebuilt = 0
             for info in sealedInfos where info.endSeq > start {
@@ -134,7 +129,7 @@ public final class Ledger: @unchecked Sendable {
             guard t.size == segs.endSeq else {
                 throw LedgerError("tree holds \(t.size) leaves but the segments hold \(segs.endSeq) entries; run `auditctl verify \(directory)`")
             }
-            if start < sealedEnd {
+            if start < sealedEnd || snapshotMissing {
                 try t.sync()
                 try Self.saveOrgState(directory + "/index/" + Self.orgStateFile, end: sealedEnd, orgs: atSealed)
             }

@@ -362,6 +362,13 @@ public final class OrgIndex: @unchecked Sendable {
         return out
     }
 
+    /// Each org's (count after, last sequence number) in sealed segment `n`, from its index
+    /// file's directory; nil when the segment has no index file.
+    func orgStates(segment n: UInt64) throws -> [String: (UInt64, UInt64)]? {
+        guard let idx = try sealedIndex(n) else { return nil }
+        return idx.dir.mapValues { ($0.firstOrgSeq + UInt64($0.count), $0.lastSeq) }
+    }
+
     /// The earliest and latest receive time (ms) in sealed segment `n`, from its index file.
     public func timeRange(segment n: UInt64) throws -> (Int64, Int64)? {
         guard let idx = try sealedIndex(n), !idx.dir.isEmpty else { return nil }
