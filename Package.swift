@@ -69,6 +69,6 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "AuditctlTests", dependencies: ["ChainIndex", "SegmentStore", "auditctl"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
-        .testTarget(name: "AuditdTests", dependencies: ["ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "auditd", "auditctl"]),
+        .testTarget(name: "AuditdTests", dependencies: ["ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"]),
     ]
 )

@@ -126,7 +126,12 @@ struct AuditD: AsyncParsableCommand {
             announce("auditd: ingest socket \(path)")
         }
         let tokens = TokenStore(path: TokenStore.path(forData: c.data))
-        let port = ReadPort(ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger)
+        let queryPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        let exportPool = NIOThreadPool(numberOfThreads: 1)
+        queryPool.start()
+        exportPool.start()
+        let port = ReadPort(ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger,
+                            queries: queryPool, exports: exportPool)
         let app = Application(
             router: port.router(),
             configuration: .init(address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd"),
@@ -159,6 +164,8 @@ struct AuditD: AsyncParsableCommand {
             throw error
         }
         try? await group.shutdownGracefully()
+        try? await queryPool.shutdownGracefully()
+        try? await exportPool.shutdownGracefully()
         announce("auditd: stopped cleanly")
     }
 }

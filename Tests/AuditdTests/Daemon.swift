@@ -106,10 +106,11 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// A GET (or other method) on the read port: status and body.
-    func http(_ path: String, token: String?, method: String = "GET") async throws -> (Int, Data) {
-        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+    func http(_ path: String, token: String?, method: String = "GET", scheme: String = "Bearer") async throws -> (Int, Data) {
+        guard let url = URL(string: "http://127.0.0.1:\(port)\(path)") else { throw DaemonFailed(message: "bad path \(path)") }
+        var req = URLRequest(url: url)
         req.httpMethod = method
-        if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let token { req.setValue("\(scheme) \(token)", forHTTPHeaderField: "Authorization") }
         let (d, r) = try await URLSession.shared.data(for: req)
         return ((r as? HTTPURLResponse)?.statusCode ?? 0, d)
     }

@@ -126,6 +126,16 @@ public enum Entry {
         "token_value": "a token's value must never be stored; record its id instead",
         "api_key_value": "an API key's value must never be stored; record its id instead",
     ]
+    /// True for the bytes of identifiers (`org`, `action`, metadata keys): `[A-Za-z0-9_.:@/-]`.
+    @inline(__always) public static func isIdentifierByte(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
+    }
+
+    /// True when `org` is an org name an entry may carry (format-spec.md §4).
+    public static func isValidOrgName(_ org: String) -> Bool {
+        (1...64).contains(org.utf8.count) && org.utf8.allSatisfy(isIdentifierByte)
+    }
+
     /// Maximum metadata members.
     public static let maxMetadataKeys = 32
     /// Maximum length of a metadata string.
@@ -175,9 +185,7 @@ public enum Entry {
             guard let o = try object(key, required: true) else { throw EntryError(key, "is required") }
             return o
         }
-        func ident(_ c: UInt8) -> Bool {
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
-        }
+        let ident = Entry.isIdentifierByte
         func object(_ key: String, required: Bool) throws(EntryError) -> JSONValue? {
             guard let x = v[key] else {
                 if required { throw EntryError(key, "is required") }

@@ -362,6 +362,11 @@ public final class OrgIndex: @unchecked Sendable {
         return out
     }
 
+    /// True when `org` has any entry in the log (hot, sealed or archived).
+    public func holds(org: String) -> Bool {
+        lock.withLock { unsealed[org] != nil || orgSegments[org] != nil }
+    }
+
     /// Each org's (count after, last sequence number) in sealed segment `n`, from its index
     /// file's directory; nil when the segment has no index file.
     func orgStates(segment n: UInt64) throws -> [String: (UInt64, UInt64)]? {

@@ -43,6 +43,18 @@ public enum ExportFormat {
     /// CSV header row of a CSV export.
     public static let csvColumns = "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,proof,content"
 
+    /// An entry row of a CSV export: the columns a person reads, taken from the hashed content.
+    public static func csvRow(_ e: StoredEntry, proof: [Hash]) -> String {
+        let v = try? Entry.decodeStored(e.content)
+        let cols = [
+            "entry", String(e.seq), String(e.link.orgSeq), v?["received_at"]?.stringValue ?? "", v?["category"]?.stringValue ?? "",
+            v?["action"]?.stringValue ?? "", (v?["actor"]?["type"]?.stringValue ?? "") + ":" + (v?["actor"]?["id"]?.stringValue ?? ""),
+            v?["outcome"]?.stringValue ?? "", e.hash.hex, e.link.bytes.hex, proof.map(\.hex).joined(separator: " "),
+            String(decoding: e.content, as: UTF8.self),
+        ]
+        return cols.map(csv).joined(separator: ",")
+    }
+
     /// Quotes a CSV field (RFC 4180).
     public static func csv(_ s: String) -> String {
         s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s

@@ -1,0 +1,31 @@
+import ChainIndex
+import Foundation
+import Hummingbird
+
+/// What the background verifier last found, for `/healthz`.
+final class HealthState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _failure: String?
+    private var _verified: UInt64 = 0
+    var failure: String? { lock.withLock { _failure } }
+    var verified: UInt64 { lock.withLock { _verified } }
+    func fail(_ m: String) { lock.withLock { _failure = m } }
+    func progress(_ n: UInt64) { lock.withLock { _verified = n } }
+}
+
+extension ReadPort {
+    /// `ok`; `degraded` (200) while writes are suspended, the entries already acknowledged
+    /// safe; `failing` (503) when verification failed or writes stopped until a restart.
+    func healthz() -> Response {
+        metrics.observe(ledger)
+        let writes = ledger.writeState
+        if let f = health.failure {
+            return Self.json(["status": "failing", "verification": f, "writes": writes.description], status: .serviceUnavailable)
+        }
+        switch writes {
+        case .accepting: return Self.json(["status": "ok", "verified_entries": health.verified])
+        case .suspended: return Self.json(["status": "degraded", "writes": writes.description, "verified_entries": health.verified])
+        case .failed: return Self.json(["status": "failing", "writes": writes.description], status: .serviceUnavailable)
+        }
+    }
+}

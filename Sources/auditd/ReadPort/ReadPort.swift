@@ -1,0 +1,103 @@
+import AuditAccess
+import ChainIndex
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import SegmentStore
+
+/// The read port (format-spec.md §9.2, openapi.yaml): HTTP/JSON, GET and HEAD only, bearer
+/// tokens bound to one org (or operator scope). Routes under `/v1/orgs/:org` take an
+/// `OrgContext`, which exists only once the token's org and the path's org agree, and the
+/// query engine reads only that org's index: no endpoint can read, count or reveal another
+/// org's entries.
+///
+/// Ledger reads and writes block, so they run on thread pools, never on the event loops:
+/// one pool for queries and proofs, one (smaller) for exports, so that many exports never hold
+/// up another reader.
+struct ReadPort {
+    let ledger: Ledger
+    let tokens: TokenStore
+    let registry: PrometheusCollectorRegistry
+    let metrics: DaemonMetrics
+    let health: HealthState
+    let logger: Logger
+    let queries: NIOThreadPool
+    let exports: NIOThreadPool
+
+    func router() -> Router<ReadContext> {
+        let router = Router(context: ReadContext.self, options: .autoGenerateHeadEndpoints)
+        router.add(middleware: AppendOnlyMiddleware())
+        router.get("/healthz") { _, _ in self.healthz() }
+        router.get("/metrics") { _, _ in
+            self.metrics.observe(self.ledger)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
+        }
+        let v1 = router.group("v1").add(middleware: TokenMiddleware(tokens: tokens))
+        v1.get("checkpoint") { _, _ in
+            guard let cp = self.ledger.latestCheckpoint else { throw HTTPError(.notFound, message: "no checkpoint yet") }
+            return Self.text(cp.note)
+        }
+        v1.get("checkpoints/:size") { _, ctx in
+            let size = try QueryParameters.uint(ctx.parameters.get("size"), "size")
+            let cp = try await self.query { try self.ledger.checkpoints.first(atLeast: size, verifier: self.ledger.verifier) }
+            guard let cp, cp.checkpoint.size == size else {
+                throw HTTPError(.notFound, message: "no checkpoint was signed at size \(size); use /v1/checkpoint for the latest")
+            }
+            return Self.text(cp.note)
+        }
+        v1.get("proofs/consistency") { req, _ in try await self.consistency(req) }
+        let orgs = v1.group("orgs/:org", context: OrgContext.self)
+        orgs.get("entries") { req, ctx in try await self.list(req, ctx) }
+        orgs.get("entries/:seq") { _, ctx in try await self.one(ctx) }
+        orgs.get("proofs/inclusion") { req, ctx in try await self.inclusion(req, ctx) }
+        orgs.get("export") { req, ctx in try await self.export(req, ctx) }
+        return router
+    }
+
+    /// Runs blocking ledger work on the query pool, turning storage damage into an answer
+    /// that says so (never "not found").
+    func query<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await Self.offload(queries, logger: logger, work)
+    }
+
+    static func offload<T: Sendable>(_ pool: NIOThreadPool, logger: Logger, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+        do {
+            return try await pool.runIfActive(work)
+        } catch let e as StoreError where e.code == .corrupt || e.code == .io {
+            logger.error("read failed on damaged storage", metadata: ["error": "\(e)"])
+            throw HTTPError(.internalServerError, message: "the log's storage is damaged where this request reads (\(e.message)); the entries are not missing, and the operator has been told: run `auditctl verify` on the data directory")
+        }
+    }
+
+    func consistency(_ req: Request) async throws -> Response {
+        let q = req.uri.queryParameters
+        let old = try QueryParameters.uint(q.get("old"), "old")
+        let latest = ledger.latestCheckpoint?.checkpoint.size ?? 0
+        let new = try q.get("new").map { try QueryParameters.uint($0, "new") } ?? latest
+        guard old <= new, new <= latest else { throw HTTPError(.badRequest, message: "need old ≤ new ≤ \(latest) (the latest checkpoint)") }
+        let ledger = self.ledger
+        let body: [String: any Sendable] = try await query {
+            ["old_size": old, "new_size": new, "old_root": try ledger.tree.root(at: old).hex,
+             "new_root": try ledger.tree.root(at: new).hex, "proof": try ledger.consistencyProof(old: old, new: new).map(\.hex)]
+        }
+        return Self.json(body)
+    }
+
+    // MARK: Helpers
+
+    static func quote(_ s: String) -> String { CanonicalJSON.quoted(s) }
+
+    static func text(_ s: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: s)))
+    }
+
+    static func json(_ obj: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: d)))
+    }
+}
