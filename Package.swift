@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "AuditWire", targets: ["AuditWire"]),
         .library(name: "AuditClient", targets: ["AuditClient"]),
         .library(name: "AuditAccess", targets: ["AuditAccess"]),
+        // The fuzz targets' bodies, for FuzzTesting/ (a package of its own) and the replay tests.
+        .library(name: "FuzzHarness", targets: ["FuzzHarness"]),
         .executable(name: "auditd", targets: ["auditd"]),
         .executable(name: "auditctl", targets: ["auditctl"]),
     ],
@@ -63,6 +65,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .target(name: "TestSupport", dependencies: ["SegmentStore"], path: "Tests/TestSupport"),
+        .target(name: "FuzzHarness", dependencies: ["SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire"], path: "Tests/FuzzHarness"),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["SegmentStore", "TestSupport"]),
         .testTarget(
             name: "ChainIndexTests", dependencies: ["ChainIndex", "SegmentStore", "TestSupport"],

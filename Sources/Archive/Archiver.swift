@@ -54,7 +54,7 @@ public final class Archiver: @unchecked Sendable {
 
     /// When segment `n` was last restored into the hot tier, from `segments/N.restored`.
     public static func restoredAt(segmentsDir: String, segment n: UInt64) -> Date? {
-        guard let d = FileManager.default.contents(atPath: segmentsDir + "/" + restoredMarker(n)),
+        guard let d = (try? FileOps.readFile(segmentsDir + "/" + restoredMarker(n), limit: 4096)).map({ Data($0) }),
               let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let t = (o["restored_at"] as? String).flatMap(Timestamp.parse)
         else { return nil }
         return Date(timeIntervalSince1970: Double(t) / 1000)
@@ -120,7 +120,7 @@ public final class Archiver: @unchecked Sendable {
 
     func previousCheckpoint(before segment: UInt64) throws -> (UInt64, UInt64)? {
         guard segment > 0, let dir = try? backend.path(of: BundleFiles.name(segment - 1)),
-              let d = FileManager.default.contents(atPath: dir + "/" + BundleFiles.manifest),
+              let d = (try? FileOps.readFile(dir + "/" + BundleFiles.manifest)).map({ Data($0) }),
               let m = try? JSONDecoder().decode(BundleManifest.self, from: d) else { return nil }
         return (segment - 1, m.checkpoint_size)
     }

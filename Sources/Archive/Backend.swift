@@ -75,7 +75,11 @@ public struct LocalDirectoryBackend: ArchiveBackend {
 /// Whole-file reads of bundle files, failing with the file named.
 enum ArchiveFiles {
     static func read(_ path: String) throws -> [UInt8] {
-        guard let d = FileManager.default.contents(atPath: path) else { throw BundleError(file: path, reason: "missing or unreadable") }
-        return [UInt8](d)
+        do {
+            guard let d = try FileOps.readFile(path, limit: 1 << 30) else { throw BundleError(file: path, reason: "missing") }
+            return d
+        } catch let e as StoreError {
+            throw BundleError(file: path, reason: e.message)
+        }
     }
 }

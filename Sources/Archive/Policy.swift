@@ -20,7 +20,8 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
 
     /// The policy of a data directory.
     public static func load(dir: String) throws -> RetentionPolicy {
-        guard let d = FileManager.default.contents(atPath: path(dir)) else { return RetentionPolicy() }
+        guard let b = try FileOps.readFile(path(dir)) else { return RetentionPolicy() }
+        let d = Data(b)
         do { return try JSONDecoder().decode(RetentionPolicy.self, from: d) } catch {
             throw LedgerError("\(path(dir)) is malformed: \(error)")
         }
@@ -82,7 +83,8 @@ public enum LegalHolds {
 
     /// Every hold, released ones included.
     public static func load(dir: String) throws -> [LegalHold] {
-        guard let d = FileManager.default.contents(atPath: path(dir)) else { return [] }
+        guard let b = try FileOps.readFile(path(dir)) else { return [] }
+        let d = Data(b)
         do { return try JSONDecoder().decode([LegalHold].self, from: d) } catch {
             throw LedgerError("\(path(dir)) is malformed: \(error)")
         }

@@ -50,7 +50,8 @@ public final class TokenStore: @unchecked Sendable {
 
     /// Loads every record.
     public static func load(path: String) throws -> [TokenRecord] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        guard let b = try FileOps.readFile(path) else { return [] }
+        let data = Data(b)
         do { return try JSONDecoder().decode([TokenRecord].self, from: data) } catch {
             throw LedgerError("token file \(path) is malformed: \(error)")
         }

@@ -95,6 +95,23 @@ public enum FileOps {
         return out
     }
 
+    /// The whole of a small file (a stub, a manifest, a JSON settings file): nil when it does
+    /// not exist; an error when it cannot be read or is larger than `limit` bytes (a reader
+    /// never allocates from a size it has not checked).
+    public static func readFile(_ path: String, limit: Int = 16 << 20) throws(StoreError) -> [UInt8]? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw errnoError("cannot open", path: path)
+        }
+        defer { close(fd) }
+        let n = try size(fd, path: path)
+        guard n <= Int64(limit) else {
+            throw StoreError(.corrupt, "file is \(n) bytes, more than the \(limit) this kind of file may hold", path: path, offset: 0)
+        }
+        return try preadExact(fd, count: Int(n), at: 0, path: path)
+    }
+
     /// The file's size.
     public static func size(_ fd: Int32, path: String) throws(StoreError) -> Int64 {
         var st = stat()

@@ -260,7 +260,7 @@ public enum SegmentNames {
     /// The segment number and suffix of a segment file name, or nil.
     public static func parse(_ name: String) -> (UInt64, String)? {
         guard let dot = name.firstIndex(of: "."), name.distance(from: name.startIndex, to: dot) == 20,
-              let n = UInt64(name[..<dot]) else { return nil }
+              let n = UInt64(name[..<dot]), n < SegmentFormat.maxSeq else { return nil }
         return (n, String(name[name.index(after: dot)...]))
     }
 }

@@ -161,8 +161,8 @@ public final class SegmentStore: @unchecked Sendable {
     /// Reads an archived-segment stub: a JSON object whose `segment`, `first_seq`, `end_seq` and
     /// `bundle` members the store uses (the archive tier owns the rest; format-spec.md §12).
     static func readStub(_ path: String, segment: UInt64) throws(StoreError) -> SegmentInfo {
-        guard let d = FileManager.default.contents(atPath: path),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+        guard let d = try FileOps.readFile(path, limit: 1 << 20),
+              let o = try? JSONSerialization.jsonObject(with: Data(d)) as? [String: Any],
               let seg = (o["segment"] as? NSNumber)?.uint64Value, let first = (o["first_seq"] as? NSNumber)?.uint64Value,
               let end = (o["end_seq"] as? NSNumber)?.uint64Value, let bundle = o["bundle"] as? String, seg == segment, end > first
         else { throw StoreError(.corrupt, "archived-segment stub is unreadable", path: path, offset: 0) }

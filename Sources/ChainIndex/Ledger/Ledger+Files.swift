@@ -31,7 +31,7 @@ extension Ledger {
 
     static func readInfo(directory: String) throws -> Info {
         let path = directory + "/" + infoFile
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try FileOps.readFile(path, limit: 1 << 16).map({ Data($0) }) else {
             throw LedgerError("\(directory) is not an audit log directory (no \(infoFile))")
         }
         do { return try JSONDecoder().decode(Info.self, from: data) } catch {
@@ -59,8 +59,8 @@ extension Ledger {
     }
 
     static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
-        guard let data = FileManager.default.contents(atPath: path) else { return (0, [:]) }
-        let b = [UInt8](data)
+        // Missing, unreadable or damaged: the caller derives the state instead (§7.2).
+        guard let b = try? FileOps.readFile(path, limit: 1 << 30) else { return (0, [:]) }
         guard b.count >= 24, CRC32C.matches(CRC32C.checksum(b[..<(b.count - 4)]), UInt32(b[b.count - 4]) | UInt32(b[b.count - 3]) << 8 | UInt32(b[b.count - 2]) << 16 | UInt32(b[b.count - 1]) << 24)
         else { return (0, [:]) } // damaged snapshot: fall back to a full replay
         var r = ByteReader(b, range: 0..<(b.count - 4))

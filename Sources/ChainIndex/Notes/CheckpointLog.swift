@@ -158,7 +158,9 @@ public final class CheckpointLog: @unchecked Sendable {
 
     private func indexEntry(_ i: UInt64) throws -> (UInt64, Int64) {
         var r = ByteReader(try FileOps.preadExact(idx.fd, count: ChainFormat.checkpointIndexEntrySize, at: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize), path: idxPath))
-        return (try r.readU64(), Int64(try r.readU64()))
+        let size = try r.readU64(), offset = try r.readU64()
+        guard let o = Int64(exactly: offset) else { throw StoreError(.corrupt, "checkpoint index entry \(i) points outside the log", path: idxPath, offset: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize)) }
+        return (size, o)
     }
 
     /// The first checkpoint whose tree size is at least `size` (binary search of the index).

@@ -57,7 +57,8 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
 
     /// Reads a stub.
     public static func load(_ path: String) throws -> ArchivedStub {
-        guard let d = FileManager.default.contents(atPath: path) else { throw StoreError(.notFound, "no stub", path: path) }
+        guard let b = try FileOps.readFile(path, limit: 16 << 20) else { throw StoreError(.notFound, "no stub", path: path) }
+        let d = Data(b)
         do { return try JSONDecoder().decode(ArchivedStub.self, from: d) } catch {
             throw StoreError(.corrupt, "archived-segment stub is malformed: \(error)", path: path, offset: 0)
         }

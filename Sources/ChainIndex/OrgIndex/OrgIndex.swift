@@ -152,29 +152,48 @@ struct SealedIndex: Sendable {
         try FileOps.replaceFile(path, contents: f.bytes, mode: 0o444)
     }
 
+    /// Opens an index file and checks its header and directory: every section must lie in
+    /// the file, every org's rows within the segment's range (format-spec.md §7.1).
     init(path: String) throws {
         self.path = path
         let fd = try FileOps.open(path, O_RDONLY)
         defer { close(fd) }
+        let size = UInt64(max(0, try FileOps.size(fd, path: path)))
         var h = ByteReader(try FileOps.preadExact(fd, count: Self.headerSize, at: 0, path: path))
         guard Array(try h.read(count: 8)) == ChainFormat.indexMagic else { throw StoreError(.corrupt, "not an index file (bad magic)", path: path, offset: 0) }
         segment = try h.readU64(); firstSeq = try h.readU64(); endSeq = try h.readU64()
+        guard segment < SegmentFormat.maxSeq, firstSeq <= endSeq, endSeq < SegmentFormat.maxSeq else {
+            throw StoreError(.corrupt, "index header names segment \(segment) with sequence range \(firstSeq)..<\(endSeq), out of range", path: path, offset: 8)
+        }
         let n = Int(try h.readU32()), dirLen = Int(try h.readU32()), dirCrc = try h.readU32()
-        guard dirLen <= 64 << 20 else { throw StoreError(.corrupt, "index directory size \(dirLen) is out of range", path: path, offset: 32) }
+        guard dirLen <= 64 << 20, UInt64(Self.headerSize + dirLen) <= size else {
+            throw StoreError(.corrupt, "index directory size \(dirLen) is out of range", path: path, offset: 32)
+        }
         let dbytes = try FileOps.preadExact(fd, count: dirLen, at: Int64(Self.headerSize), path: path)
         guard CRC32C.matches(CRC32C.checksum(dbytes), dirCrc) else { throw StoreError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize)) }
         var r = ByteReader(dbytes)
         var dir: [String: IndexDirEntry] = [:]
         let base = UInt64(Self.headerSize + dirLen)
+        let sections = size - base
         do {
-            for _ in 0..<n {
+            for i in 0..<n {
                 let ol = Int(try r.readU8())
                 let org = String(decoding: try r.read(count: ol), as: UTF8.self)
-                dir[org] = IndexDirEntry(
+                let e = IndexDirEntry(
                     org: org, count: try r.readU32(), firstOrgSeq: try r.readU64(), firstSeq: try r.readU64(), lastSeq: try r.readU64(),
                     minTime: Int64(bitPattern: try r.readU64()), maxTime: Int64(bitPattern: try r.readU64()),
-                    offset: base + (try r.readU64()), length: try r.readU32(), rawLength: try r.readU32(), crc: try r.readU32())
+                    offset: try r.readU64(), length: try r.readU32(), rawLength: try r.readU32(), crc: try r.readU32())
+                // Compare without adding, so that no field value can wrap around.
+                guard e.count > 0, e.firstSeq >= firstSeq, e.firstSeq <= e.lastSeq, e.lastSeq < endSeq,
+                      e.firstOrgSeq < SegmentFormat.maxSeq, Int(e.rawLength) <= SegmentFormat.maxBlockRawSize,
+                      e.offset <= sections, UInt64(e.length) <= sections - e.offset, dir[org] == nil
+                else { throw StoreError(.corrupt, "index directory entry \(i) (org \(org.prefix(64))) is out of range", path: path, offset: Int64(Self.headerSize)) }
+                dir[org] = IndexDirEntry(org: e.org, count: e.count, firstOrgSeq: e.firstOrgSeq, firstSeq: e.firstSeq, lastSeq: e.lastSeq,
+                                         minTime: e.minTime, maxTime: e.maxTime, offset: base + e.offset, length: e.length,
+                                         rawLength: e.rawLength, crc: e.crc)
             }
+        } catch let e as StoreError {
+            throw e
         } catch { throw StoreError(.corrupt, "index directory cut short", path: path, offset: Int64(Self.headerSize)) }
         self.dir = dir
     }
@@ -192,12 +211,19 @@ struct SealedIndex: Sendable {
         defer { close(fd) }
         let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
         guard CRC32C.matches(CRC32C.checksum(z), e.crc) else { throw StoreError(.corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset)) }
-        let raw = try Zstd.decompress(z[...], rawSize: Int(e.rawLength))
+        let raw: [UInt8]
+        do { raw = try Zstd.decompress(z[...], rawSize: Int(e.rawLength)) } catch {
+            throw StoreError(.corrupt, "index section of org \(org) does not decompress (\(error.message))", path: path, offset: Int64(e.offset))
+        }
         var r = ByteReader(raw)
         func strings() throws -> [String] {
             let n = try r.readVarint()
             guard n <= UInt64(e.count) else { throw StoreError(.corrupt, "index dictionary too large", path: path, offset: Int64(e.offset)) }
-            return try (0..<n).map { _ in String(decoding: try r.read(count: Int(try r.readVarint())), as: UTF8.self) }
+            return try (0..<n).map { _ in
+                let len = try r.readVarint()
+                guard len <= UInt64(r.remaining) else { throw StoreError(.corrupt, "index dictionary string runs past its section", path: path, offset: Int64(e.offset)) }
+                return String(decoding: try r.read(count: Int(len)), as: UTF8.self)
+            }
         }
         let actions = try strings(), actors = try strings()
         var seq = e.firstSeq, time: Int64 = 0
@@ -206,11 +232,13 @@ struct SealedIndex: Sendable {
             seq = i == 0 ? e.firstSeq : seq &+ ds
             time = time &+ dt
             let c = try r.readU8(), o = try r.readU8()
-            let a = Int(try r.readVarint()), p = Int(try r.readVarint())
-            guard let cat = Category(code: c), let out2 = Outcome(code: o), a < actions.count, p < actors.count else {
+            let a = try r.readVarint(), p = try r.readVarint()
+            guard let cat = Category(code: c), let out2 = Outcome(code: o), a < UInt64(actions.count), p < UInt64(actors.count),
+                  seq >= e.firstSeq, seq <= e.lastSeq
+            else {
                 throw StoreError(.corrupt, "index row \(i) of org \(org) is malformed", path: path, offset: Int64(e.offset))
             }
-            if !body(IndexHit(seq: seq, orgSeq: e.firstOrgSeq + i, fields: IndexFields(time: time, category: cat, outcome: out2, action: actions[a], actor: actors[p]))) { return }
+            if !body(IndexHit(seq: seq, orgSeq: e.firstOrgSeq + i, fields: IndexFields(time: time, category: cat, outcome: out2, action: actions[Int(a)], actor: actors[Int(p)]))) { return }
         }
     }
 }

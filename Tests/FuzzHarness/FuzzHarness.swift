@@ -1,0 +1,172 @@
+import Archive
+import AuditAccess
+import AuditWire
+@testable import ChainIndex
+import Foundation
+import SegmentStore
+
+/// The body of every fuzz target (FuzzTesting/, one libFuzzer executable each), kept here so
+/// that `swift test` replays each target's fail cases and seeds through the very same code
+/// (Tests/FuzzRegressionTests). Each takes any bytes and must never trap.
+public enum FuzzHarness {
+    /// Target name → body.
+    public static let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
+        "FuzzBlock": block, "FuzzSealedSegment": sealedSegment, "FuzzOpenSegment": openSegment,
+        "FuzzIndexFile": indexFile, "FuzzCheckpointLog": checkpointLog, "FuzzEntry": entry,
+        "FuzzFrame": frame, "FuzzArchiveFiles": archiveFiles, "FuzzExport": export,
+    ]
+
+    /// The verifier key of the log the seeds in FuzzTesting/Corpus were made from.
+    public static let seedVerifierKey = "auditd.local/log+3bc080b1+AVMBT5LBGgaDBVoeMCc4nE2ddg43nNcVhxIEejh0Wp6N"
+    static let seedKey = try? NoteVerifier(seedVerifierKey)
+
+    /// Block headers, whole blocks (checksum, zstd, records) and varints.
+    public static func block(_ input: UnsafeRawBufferPointer) {
+        let b = Array(input)
+        _ = try? BlockHeader.parse(b[...])
+        _ = try? Block.decode(b[...])
+        var r = ByteReader(b)
+        while (try? r.readVarint()) != nil {}
+        var s = ByteReader(b)
+        while (try? s.readSignedVarint()) != nil {}
+    }
+
+    /// A sealed segment file: header, trailer, footer, sequence map, blocks; as the store
+    /// lists it and as a reader reads it.
+    public static func sealedSegment(_ input: UnsafeRawBufferPointer) {
+        let dir = Scratch.directory(with: SegmentNames.sealed(0), input)
+        if let seg = try? SealedSegment(path: dir + "/" + SegmentNames.sealed(0)) {
+            _ = try? seg.readAll()
+            _ = try? seg.read(seq: seg.footer.firstSeq)
+        }
+        if let store = try? SegmentStore(directory: dir, readOnly: true) {
+            try? store.scan { _ in true }
+            _ = try? store.read(seqs: [0, 1, 2])
+        }
+    }
+
+    /// An open segment: header and blocks, through torn-tail recovery (read-only: nothing is cut).
+    public static func openSegment(_ input: UnsafeRawBufferPointer) {
+        let dir = Scratch.directory(with: SegmentNames.open(0), input)
+        if let store = try? SegmentStore(directory: dir, readOnly: true) {
+            try? store.scan { _ in true }
+            _ = try? store.read(seq: 0)
+        }
+    }
+
+    /// A sealed segment's org index file (§7.1) or, with an odd first byte, the org-state
+    /// snapshot (§7.2).
+    public static func indexFile(_ input: UnsafeRawBufferPointer) {
+        guard let first = input.first else { return }
+        let rest = UnsafeRawBufferPointer(rebasing: input.dropFirst())
+        if first & 1 == 0 {
+            let dir = Scratch.directory(with: OrgIndex.fileName(0), rest)
+            if let idx = try? SealedIndex(path: dir + "/" + OrgIndex.fileName(0)) {
+                for org in idx.dir.keys { _ = try? idx.hits(org: org) }
+            }
+            _ = try? SealedIndexCheck.check(path: dir + "/" + OrgIndex.fileName(0), segment: 0)
+            if let oi = try? OrgIndex(directory: dir, readOnly: true) {
+                _ = try? oi.query(org: "org_a", filter: .init(), newestFirst: true, limit: 10, cursor: nil)
+            }
+        } else {
+            let dir = Scratch.directory(with: "orgstate", rest)
+            _ = try? Ledger.loadOrgState(dir + "/orgstate")
+        }
+    }
+
+    /// The checkpoint log (§8.2) and signed checkpoint notes (§8.1).
+    public static func checkpointLog(_ input: UnsafeRawBufferPointer) {
+        guard let verifier = seedKey else { return }
+        let dir = Scratch.directory(with: "checkpoints.log", input)
+        FileManager.default.createFile(atPath: dir + "/checkpoints.idx", contents: nil)
+        if let log = try? CheckpointLog(directory: dir, verifier: verifier, readOnly: true) {
+            _ = try? log.forEach { _, _, _ in }
+            _ = try? log.first(atLeast: 1, verifier: verifier)
+        }
+        let text = String(decoding: input, as: UTF8.self)
+        _ = try? SignedCheckpoint(note: text, verifier: verifier)
+        _ = try? NoteVerifier(text)
+        _ = try? verifier.open(text)
+    }
+
+    /// Writers' entries (§4), through both preparation paths, and stored entries.
+    public static func entry(_ input: UnsafeRawBufferPointer) {
+        let b = Array(input)
+        if let p = try? Entry.prepare(json: b, receivedAt: 1_700_000_000_000, writer: Writer(uid: 1000, gid: 1000, via: "fuzz")) {
+            _ = Entry.indexFields(ofStored: p.content)
+            _ = try? Entry.decodeStored(p.content)
+        }
+        _ = try? JSONParser.parse(b)
+        _ = Entry.indexFields(ofStored: b)
+        _ = try? RecordPayload(bytes: b)
+        _ = try? Link(bytes: b)
+    }
+
+    /// The ingest socket's frames (§9.1), fed whole and in two pieces.
+    public static func frame(_ input: UnsafeRawBufferPointer) {
+        let b = Array(input)
+        var p = FrameParser(maxBody: 4096)
+        var buf = b
+        for item in p.parse(&buf) {
+            if case .frame(let f) = item {
+                _ = Ack(body: f.body)
+                _ = WireError(body: f.body)
+            }
+        }
+        var q = FrameParser(maxBody: 4096)
+        var first = Array(b.prefix(b.count / 2))
+        _ = q.parse(&first)
+        first.append(contentsOf: b.dropFirst(b.count / 2))
+        _ = q.parse(&first)
+    }
+
+    /// The small JSON files of the data and archive directories, chosen by the first byte:
+    /// stubs, bundle manifests, tokens, holds, retention.
+    public static func archiveFiles(_ input: UnsafeRawBufferPointer) {
+        guard let first = input.first else { return }
+        let rest = UnsafeRawBufferPointer(rebasing: input.dropFirst())
+        switch first % 5 {
+        case 0:
+            let dir = Scratch.directory(with: SegmentNames.archived(0), rest)
+            _ = try? ArchivedStub.load(dir + "/" + SegmentNames.archived(0))
+        case 1:
+            _ = try? JSONDecoder().decode(BundleManifest.self, from: Data(rest))
+        case 2:
+            let dir = Scratch.directory(with: "tokens.json", rest)
+            _ = try? TokenStore.load(path: dir + "/tokens.json")
+        case 3:
+            let dir = Scratch.directory(with: "holds.json", rest)
+            _ = try? LegalHolds.load(dir: dir)
+        default:
+            let dir = Scratch.directory(with: "retention.json", rest)
+            _ = try? RetentionPolicy.load(dir: dir)
+        }
+    }
+
+    /// Exports as `auditctl verify-export` reads them (§9.3): NDJSON, and CSV.
+    public static func export(_ input: UnsafeRawBufferPointer) {
+        let text = String(decoding: input, as: UTF8.self)
+        let lines = text.split(separator: "\n").map(String.init)
+        _ = ExportVerifier(key: seedKey).verify(lines: lines)
+        _ = ExportVerifier(key: nil).verify(lines: lines)
+        if let csv = try? ExportCSV.lines(text) { _ = ExportVerifier(key: seedKey).verify(lines: csv) }
+    }
+}
+
+/// Scratch files for the targets that read files: in memory (`/dev/shm`) when it exists, one
+/// directory per process and thread.
+enum Scratch {
+    static let base: String = {
+        let root = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        return root + "/auditlog-fuzz-\(getpid())"
+    }()
+
+    /// A fresh directory holding `bytes` as the file `name`.
+    static func directory(with name: String, _ bytes: UnsafeRawBufferPointer) -> String {
+        let dir = base + "/" + String(UInt(bitPattern: Thread.current.hash))
+        try? FileManager.default.removeItem(atPath: dir)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes))
+        return dir
+    }
+}
