@@ -67,6 +67,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SegmentStore"], path: "Tests/TestSupport"),
         .target(name: "FuzzHarness", dependencies: ["SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire"], path: "Tests/FuzzHarness"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["SegmentStore", "TestSupport"]),
         .testTarget(
             name: "ChainIndexTests", dependencies: ["ChainIndex", "SegmentStore", "TestSupport"],

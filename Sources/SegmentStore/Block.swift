@@ -70,7 +70,7 @@ public struct BlockHeader: Sendable, Equatable {
                 crc: try r.readU32(), payloadLength: try r.readU32(), rawLength: try r.readU32(),
                 count: try r.readU32(), firstSeq: try r.readU64(), lastSeq: try r.readU64(), key: try r.readU64())
             guard Int(h.rawLength) <= SegmentFormat.maxBlockRawSize, Int(h.payloadLength) <= SegmentFormat.maxBlockRawSize + 4096,
-                  h.count > 0, h.lastSeq >= h.firstSeq, h.lastSeq < SegmentFormat.maxSeq, h.lastSeq - h.firstSeq < (1 << 40)
+                  h.count > 0, Int(h.count) <= Int(h.rawLength) / SegmentFormat.minRecordSize, h.lastSeq >= h.firstSeq, h.lastSeq < SegmentFormat.maxSeq, h.lastSeq - h.firstSeq < (1 << 40)
             else { throw BlockError.badHeader }
             return h
         } catch let e as BlockError {

@@ -27,6 +27,12 @@ public enum SegmentFormat {
 
     /// Largest raw (decompressed) size a block may declare; larger is corruption.
     public static let maxBlockRawSize = 64 << 20
+    /// Smallest a record can be in a block's raw bytes: a one-byte sequence delta, the
+    /// eight-byte key and a one-byte length. A block whose count does not fit its raw length
+    /// is corrupt (and nothing is allocated from such a count).
+    public static let minRecordSize = 1 + 8 + 1
+    /// Most records in one segment: the store rotates before, a reader refuses more.
+    public static let maxSegmentRecords: UInt64 = 1 << 22
     /// Largest single record payload the store accepts.
     public static let maxRecordSize = 1 << 20
     /// Sequence and segment numbers stay below 2^62: a larger one read from a file is

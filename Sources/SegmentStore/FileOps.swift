@@ -16,16 +16,21 @@ public enum FileOps {
         }
     }
 
-    /// Creates a directory (and its parents) with `mode` if missing.
+    /// Creates a directory (and its parents) with `mode` if missing, and fsyncs the parent of
+    /// each one it creates: without that, a crash could lose the directory with every synced
+    /// file in it.
     public static func makeDirectory(_ path: String, mode: mode_t = 0o750) throws(StoreError) {
         var built = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
+            let parent = built.isEmpty ? "/" : built
             built += "/" + part
             if FileOps.exists(built) { continue }
             let path = built
-            if intercepted(.mkdir(path), { mkdir(path, mode) }) != 0 && errno != EEXIST {
+            if intercepted(.mkdir(path), { mkdir(path, mode) }) != 0 {
+                if errno == EEXIST { continue }
                 throw errnoError("cannot create directory", path: built)
             }
+            try fsyncDirectory(parent)
         }
     }
 
@@ -41,6 +46,18 @@ public enum FileOps {
             fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         }
         if fd < 0 { throw errnoError("cannot open", path: path) }
+        return fd
+    }
+
+    /// Opens `path` for reading and writing, creating it if missing; a new file's directory is
+    /// fsync'd, so that the file's name survives a crash along with the data later synced in it.
+    public static func openOrCreate(_ path: String, mode: mode_t = 0o640) throws(StoreError) -> Int32 {
+        if exists(path) { return try open(path, O_RDWR, mode: mode) }
+        let fd = try open(path, O_RDWR | O_CREAT, mode: mode)
+        do { try fsyncDirectory(directory(of: path)) } catch {
+            close(fd)
+            throw error
+        }
         return fd
     }
 

@@ -77,7 +77,7 @@ public struct SegmentFooter: Sendable, Equatable {
             guard Array(try r.read(count: 8)) == SegmentFormat.footerMagic else { throw bad("bad magic") }
             let segment = try r.readU64(), first = try r.readU64(), last = try r.readU64(), count = try r.readU64()
             let n = Int(try r.readU32())
-            guard last >= first, last < SegmentFormat.maxSeq, count == last - first + 1, count <= UInt64(SegmentFormat.maxFooterSize / 4),
+            guard last >= first, last < SegmentFormat.maxSeq, count == last - first + 1, count <= SegmentFormat.maxSegmentRecords,
                   n <= r.remaining / SegmentFormat.footerBlockEntrySize else {
                 throw bad("counts disagree (first \(first), last \(last), count \(count), \(n) blocks)")
             }

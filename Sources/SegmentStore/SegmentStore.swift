@@ -103,7 +103,9 @@ public final class SegmentStore: @unchecked Sendable {
         }
         sealedNums.sort()
         openNums.sort()
-        let sealedSet = Set(sealedNums)
+        // A sealed or archived segment's open file is stale: its seal committed (and maybe an
+        // archive move after it) before the unlink of the open file happened.
+        let sealedSet = Set(sealedNums).union(archivedNums)
         if !readOnly {
             for n in openNums where sealedSet.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.open(n)) }
             try FileOps.fsyncDirectory(directory)
@@ -262,7 +264,7 @@ public final class SegmentStore: @unchecked Sendable {
     /// Rotates if the open segment holds `options.rotateBytes` or more.
     @discardableResult
     public func rotateIfFull() throws(StoreError) -> Bool {
-        guard open.rawBytes >= options.rotateBytes else { return false }
+        guard open.rawBytes >= options.rotateBytes || open.recordCount >= SegmentFormat.maxSegmentRecords / 2 else { return false }
         try rotate()
         return true
     }

@@ -28,9 +28,8 @@ public final class CheckpointLog: @unchecked Sendable {
         if !readOnly { try FileOps.makeDirectory(directory) }
         logPath = directory + "/checkpoints.log"
         idxPath = directory + "/checkpoints.idx"
-        let flags = readOnly ? O_RDONLY : (O_RDWR | O_CREAT)
-        log = FileHandleRef(fd: try FileOps.open(logPath, flags), path: logPath)
-        idx = FileHandleRef(fd: try FileOps.open(idxPath, flags), path: idxPath)
+        log = FileHandleRef(fd: readOnly ? try FileOps.open(logPath, O_RDONLY) : try FileOps.openOrCreate(logPath), path: logPath)
+        idx = FileHandleRef(fd: readOnly ? try FileOps.open(idxPath, O_RDONLY) : try FileOps.openOrCreate(idxPath), path: idxPath)
         let size = try FileOps.size(log.fd, path: logPath)
         var off: Int64 = 0
         var n: UInt64 = 0

@@ -33,7 +33,7 @@ public final class TreeStore: @unchecked Sendable {
         self.directory = directory
         if !readOnly { try FileOps.makeDirectory(directory) }
         let p0 = directory + "/" + Self.fileName(0)
-        let fd0 = try FileOps.open(p0, readOnly ? O_RDONLY : O_RDWR | O_CREAT)
+        let fd0 = readOnly ? try FileOps.open(p0, O_RDONLY) : try FileOps.openOrCreate(p0)
         files.append(FileHandleRef(fd: fd0, path: p0))
         let n = min(UInt64(try FileOps.size(fd0, path: p0)) / 32, maxSize)
         if !readOnly { try FileOps.truncate(fd0, to: Int64(n * 32), path: p0) }
@@ -48,7 +48,7 @@ public final class TreeStore: @unchecked Sendable {
                 break
             }
             if readOnly && !FileOps.exists(path) { break }
-            let fd = try FileOps.open(path, readOnly ? O_RDONLY : O_RDWR | O_CREAT)
+            let fd = readOnly ? try FileOps.open(path, O_RDONLY) : try FileOps.openOrCreate(path)
             files.append(FileHandleRef(fd: fd, path: path))
             var have = min(UInt64(try FileOps.size(fd, path: path)) / 32, want)
             if !readOnly { try FileOps.truncate(fd, to: Int64(have * 32), path: path) }
@@ -113,7 +113,7 @@ public final class TreeStore: @unchecked Sendable {
                 f = lock.withLock { files[k] }
             } else {
                 let path = directory + "/" + Self.fileName(k)
-                f = FileHandleRef(fd: try FileOps.open(path, O_RDWR | O_CREAT), path: path)
+                f = FileHandleRef(fd: try FileOps.openOrCreate(path), path: path)
                 try FileOps.truncate(f.fd, to: 0, path: path)
                 newFiles.append(f)
                 fileCount += 1
