@@ -94,8 +94,8 @@ import Glibc
         Thread { inp.fileHandleForWriting.write(data); try? inp.fileHandleForWriting.close() }.start()
         var runs = 0
         while p.isRunning && runs < 20 {
-            let (s, out, _) = try d.ctl(["verify", d.data, "--quiet"])
-            #expect(s == 0, "verify beside a live daemon: \(out)")
+            let (s, out, err) = try d.ctl(["verify", d.data, "--quiet"])
+            #expect(s == 0, "verify beside a live daemon: \(out) \(err)")
             runs += 1
         }
         p.waitUntilExit()
