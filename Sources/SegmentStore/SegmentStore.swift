@@ -46,6 +46,16 @@ public struct SegmentInfo: Sendable, Equatable {
     public var endSeq: UInt64
     /// For an archived segment, the bundle that holds it.
     public var bundle: String? = nil
+
+    /// A segment's description.
+    public init(segment: UInt64, state: SegmentState, path: String, firstSeq: UInt64, endSeq: UInt64, bundle: String? = nil) {
+        self.segment = segment
+        self.state = state
+        self.path = path
+        self.firstSeq = firstSeq
+        self.endSeq = endSeq
+        self.bundle = bundle
+    }
 }
 
 /// Append-only storage of opaque records by sequence number, in segment files.

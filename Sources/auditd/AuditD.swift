@@ -43,6 +43,9 @@ struct AuditD: AsyncParsableCommand {
     @Option(help: "Seal segments at this many bytes.") var segmentBytes: Int?
     @Option(help: "Seal segments at this age, seconds.") var segmentAge: Int?
     @Option(help: "Seconds between verification passes.") var verifyInterval: Int?
+    @Option(help: "Seconds between full rechecks of everything already verified.") var recheckInterval: Int?
+    @Option(help: "Disk bandwidth a full recheck may use, MiB/s.") var recheckRate: Int?
+    @Option(help: "Seconds a writer connection may stay idle or stalled before it is closed.") var idleTimeout: Int?
     @Option(help: "Log level.") var logLevel: String?
     @Option(help: "Archive directory.") var archive: String?
     @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
@@ -67,6 +70,9 @@ struct AuditD: AsyncParsableCommand {
         if let segmentBytes { c.segmentBytes = segmentBytes }
         if let segmentAge { c.segmentAge = segmentAge }
         if let verifyInterval { c.verifyInterval = verifyInterval }
+        if let recheckInterval { c.recheckInterval = recheckInterval }
+        if let recheckRate { c.recheckRate = recheckRate }
+        if let idleTimeout { c.idleTimeout = idleTimeout }
         if let logLevel { c.logLevel = logLevel }
         if let archive { c.archive = archive }
         if let hotWindow { c.hotWindow = hotWindow }
@@ -147,8 +153,10 @@ struct AuditD: AsyncParsableCommand {
             archiver: archiverCore,
             hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), logger: logger)
         let verifier = VerificationService(ledger: ledger, interval: .seconds(max(1, c.verifyInterval)), metrics: metrics, health: health, logger: logger)
+        let recheck = RecheckService(ledger: ledger, interval: .seconds(max(1, c.recheckInterval)), bytesPerSecond: Double(max(1, c.recheckRate)) * 1_048_576,
+                                     metrics: metrics, health: health, logger: logger)
         // Shut down in reverse order: verifier, read port, ingest (drains acks), then the ledger.
-        let services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier]
+        let services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier, recheck]
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -17,22 +17,17 @@ struct VerificationService: Service {
     let logger: Logger
 
     func run() async throws {
-        let cpPath = ledger.directory + "/checkpoints/checkpoints.log"
+        let cpPath = ledger.checkpoints.logPath
         var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: [], checkpointPath: cpPath)
         var cpOffset: Int64 = 0
+        var lastSize: UInt64?
         var failed = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if !failed {
                 do {
-                    var more: [(size: UInt64, root: Hash, offset: Int64)] = []
-                    cpOffset = try ledger.checkpoints.forEach(from: cpOffset) { off, size, note in
-                        do {
-                            let s = try SignedCheckpoint(note: note, verifier: ledger.verifier)
-                            more.append((s.checkpoint.size, s.checkpoint.root, off))
-                        } catch {
-                            throw LedgerError("checkpoint at offset \(off) of \(cpPath) (size \(size)): \(error)")
-                        }
-                    }
+                    let (more, next) = try ledger.checkpoints.verified(from: cpOffset, after: lastSize, verifier: ledger.verifier)
+                    cpOffset = next
+                    lastSize = more.last?.size ?? lastSize
                     checker.addCheckpoints(more)
                     try ledger.store.refreshArchived()
                     ledger.index.refreshRestored(ledger.store.segments())

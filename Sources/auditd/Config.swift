@@ -35,8 +35,19 @@ struct DaemonConfig: Codable, Sendable {
     var segmentAge = 600
     /// Unacknowledged entries a connection may have before the daemon stops reading from it.
     var maxInflightPerConnection = 4096
-    /// Seconds between continuous verification passes.
+    /// Seconds between continuous verification passes (newly sealed segments and checkpoints).
     var verifyInterval = 30
+    /// Seconds between the starts of full rechecks of everything already verified.
+    var recheckInterval = 86400
+    /// Disk bandwidth a full recheck may use, MiB/s (it paces itself to stay under it).
+    var recheckRate = 32
+    /// Seconds a writer connection may stay idle (or stalled mid-frame) before it is closed.
+    var idleTimeout = 300
+    /// Bytes a connection may have buffered (a partial frame, unread replies) before the daemon
+    /// stops reading from it.
+    var maxBufferedPerConnection = 256 << 10
+    /// Bytes all connections together may have buffered; beyond it, new reads wait.
+    var maxBufferedTotal = 64 << 20
     /// Log level: trace, debug, info, notice, warning, error, critical.
     var logLevel = "info"
     /// Archive directory (default: `<parent of data>/auditd-archive`).
@@ -65,7 +76,9 @@ extension DaemonConfig {
         case data, key, origin, socket, socketMode = "socket_mode", allowUids = "allow_uids", allowGids = "allow_gids"
         case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window"
         case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"
-        case verifyInterval = "verify_interval", logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval", restorePin = "restore_pin"
+        case verifyInterval = "verify_interval", recheckInterval = "recheck_interval", recheckRate = "recheck_rate"
+        case idleTimeout = "idle_timeout", maxBufferedPerConnection = "max_buffered_per_connection", maxBufferedTotal = "max_buffered_total"
+        case logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval", restorePin = "restore_pin"
     }
 
     init(from decoder: Decoder) throws {
@@ -85,6 +98,11 @@ extension DaemonConfig {
         segmentAge = try c.decodeIfPresent(Int.self, forKey: .segmentAge) ?? segmentAge
         maxInflightPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxInflightPerConnection) ?? maxInflightPerConnection
         verifyInterval = try c.decodeIfPresent(Int.self, forKey: .verifyInterval) ?? verifyInterval
+        recheckInterval = try c.decodeIfPresent(Int.self, forKey: .recheckInterval) ?? recheckInterval
+        recheckRate = try c.decodeIfPresent(Int.self, forKey: .recheckRate) ?? recheckRate
+        idleTimeout = try c.decodeIfPresent(Int.self, forKey: .idleTimeout) ?? idleTimeout
+        maxBufferedPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxBufferedPerConnection) ?? maxBufferedPerConnection
+        maxBufferedTotal = try c.decodeIfPresent(Int.self, forKey: .maxBufferedTotal) ?? maxBufferedTotal
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
         archive = try c.decodeIfPresent(String.self, forKey: .archive)
         hotWindow = try c.decodeIfPresent(Int.self, forKey: .hotWindow) ?? hotWindow

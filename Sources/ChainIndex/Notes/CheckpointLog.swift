@@ -12,7 +12,8 @@ import Glibc
 /// `crc32c` covers `size` and the note. A torn last record (a crash mid-append) is cut at open;
 /// damage before the last record is reported, never cut.
 public final class CheckpointLog: @unchecked Sendable {
-    let logPath: String
+    /// The log file.
+    public let logPath: String
     let idxPath: String
     private let log: FileHandleRef
     private let idx: FileHandleRef
@@ -171,6 +172,27 @@ public final class CheckpointLog: @unchecked Sendable {
         }
         guard lo < total else { return nil }
         return try record(at: indexEntry(lo).1, verifier: verifier)
+    }
+
+    /// A checkpoint as the verifiers use it: its size, root, and where its record is.
+    public typealias Verified = (size: UInt64, root: Hash, offset: Int64)
+
+    /// Every checkpoint from byte `from` on, each signature checked with `verifier`, its
+    /// note's size equal to its record's, and sizes never shrinking (from `after`). Throws
+    /// the first bad record as corruption of this file at its offset. Returns where it stopped.
+    public func verified(from: Int64 = 0, after: UInt64? = nil, verifier: NoteVerifier) throws -> ([Verified], Int64) {
+        var out: [Verified] = []
+        var last = after
+        let end = try forEach(from: from) { off, size, note in
+            let fail = { (m: String) in StoreError(.corrupt, "checkpoint (size \(size)): \(m)", path: self.logPath, offset: off) }
+            let s: SignedCheckpoint
+            do { s = try SignedCheckpoint(note: note, verifier: verifier) } catch { throw fail("\(error)") }
+            guard s.checkpoint.size == size else { throw fail("its record says size \(size) but its note says \(s.checkpoint.size)") }
+            if let l = last, l > size { throw fail("smaller than the previous checkpoint (\(l))") }
+            out.append((size, s.checkpoint.root, off))
+            last = size
+        }
+        return (out, end)
     }
 
     /// Calls `body` with every record's offset and bytes-as-stored, oldest first, without

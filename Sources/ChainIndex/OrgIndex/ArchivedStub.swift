@@ -147,16 +147,29 @@ extension ChainChecker {
                 progress?(position)
                 continue
             }
+            let before = self
             var batch: [StoredRecord] = []
             var failure: VerificationFailure?
-            try store.scan(from: max(position, info.firstSeq), to: min(end, info.endSeq)) { rec in
-                batch.append(rec)
-                if batch.count >= batchSize {
-                    failure = try check(batch)
-                    batch.removeAll(keepingCapacity: true)
-                    progress?(position)
+            do {
+                try store.scan(from: max(position, info.firstSeq), to: min(end, info.endSeq)) { rec in
+                    batch.append(rec)
+                    if batch.count >= batchSize {
+                        failure = try check(batch)
+                        batch.removeAll(keepingCapacity: true)
+                        progress?(position)
+                    }
+                    return failure == nil
                 }
-                return failure == nil
+            } catch let e as StoreError {
+                // The archiver may have moved the segment while it was being read: then it is
+                // stepped over as archived, from where it started. Anything else is a failure.
+                let stub = store.directory + "/" + SegmentNames.archived(info.segment)
+                guard info.state == .sealed, info.firstSeq >= before.position, !FileOps.exists(info.path), FileOps.exists(stub) else { throw e }
+                self = before
+                let moved = SegmentInfo(segment: info.segment, state: .archived, path: stub, firstSeq: info.firstSeq, endSeq: info.endSeq)
+                if let f = try skipArchived(moved, verifier: verifier) { return f }
+                progress?(position)
+                continue
             }
             if failure == nil, !batch.isEmpty { failure = try check(batch) }
             if let failure { return failure }

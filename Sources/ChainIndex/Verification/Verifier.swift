@@ -66,21 +66,7 @@ public struct Verifier {
         let cpPath = directory + "/checkpoints/checkpoints.log"
         do {
             let log = try CheckpointLog(directory: directory + "/checkpoints", verifier: verifier, readOnly: true)
-            var failed: VerificationReport?
-            try log.forEach { off, size, note in
-                guard failed == nil else { return }
-                do {
-                    let s = try SignedCheckpoint(note: note, verifier: verifier)
-                    guard s.checkpoint.size == size else { throw Note.Failure(description: "record size \(size) differs from the note's \(s.checkpoint.size)") }
-                    if let last = cps.last, last.size > size {
-                        throw Note.Failure(description: "checkpoint size \(size) is smaller than the previous one (\(last.size))")
-                    }
-                    cps.append((size, s.checkpoint.root, off))
-                } catch {
-                    failed = fail(nil, cpPath, off, "checkpoint #\(cps.count + 1) (size \(size)): \(error)")
-                }
-            }
-            if let failed { return failed }
+            cps = try log.verified(verifier: verifier).0
         } catch { return fromError(error) }
         report.checkpoints = cps.count
         report.latestCheckpoint = cps.last?.size

@@ -1,0 +1,106 @@
+import ChainIndex
+import Foundation
+import Logging
+import Metrics
+import SegmentStore
+import ServiceLifecycle
+
+/// Rechecks everything already verified, from the first entry, on a schedule: every entry's
+/// content hash and both chains, every leaf and stored tree hash, every checkpoint's signature
+/// and root, archived segments through their signed stubs. A byte that rots or is edited after
+/// its first check is found within one `interval`, not only at the next restart. It paces
+/// itself to `bytesPerSecond` of segment data, and a segment that the archiver moves while it
+/// is being read is stepped over as archived, never reported as a failure.
+final class RecheckService: Service, @unchecked Sendable {
+    let ledger: Ledger
+    let interval: Duration
+    let bytesPerSecond: Double
+    let metrics: DaemonMetrics
+    let health: HealthState
+    let logger: Logger
+    let passes = Counter(label: "auditd_recheck_passes_total")
+    let position = Gauge(label: "auditd_recheck_position")
+    let lastPass = Gauge(label: "auditd_recheck_last_pass_seconds")
+    let lastCompleted = Gauge(label: "auditd_recheck_last_completed_timestamp_seconds")
+
+    init(ledger: Ledger, interval: Duration, bytesPerSecond: Double, metrics: DaemonMetrics, health: HealthState, logger: Logger) {
+        self.ledger = ledger
+        self.interval = interval
+        self.bytesPerSecond = bytesPerSecond
+        self.metrics = metrics
+        self.health = health
+        self.logger = logger
+    }
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+            // After a failure the log needs an operator, not more passes (the service keeps
+            // running: a service that returns stops the daemon).
+            guard !Task.isCancelled && !Task.isShuttingDownGracefully else { return }
+            if health.failure != nil { continue }
+            // The pass blocks (reads and hashes); it runs on a thread of its own and checks
+            // between batches whether the daemon is stopping.
+            let stopping = StopFlag()
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    Thread {
+                        self.pass(stopping)
+                        done.resume()
+                    }.start()
+                }
+            } onCancel: { stopping.set() }
+        }
+    }
+
+    /// One full pass. Failures go to the log (critical), the failure counter and `/healthz`.
+    func pass(_ stopping: StopFlag) {
+        let started = ContinuousClock.now
+        let cpPath = ledger.checkpoints.logPath
+        do {
+            let cps = try ledger.checkpoints.verified(verifier: ledger.verifier).0
+            var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: cps, checkpointPath: cpPath)
+            let end = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
+            let bytesPerEntry = max(1.0, Double(ledger.store.segments().filter { $0.state == .sealed }.reduce(0) { $0 + max(0, fileSize($1.path)) })
+                / Double(max(1, end)))
+            var paced = ContinuousClock.now
+            var lastPosition: UInt64 = 0
+            let failure = try checker.checkSegments(upTo: end, verifier: ledger.verifier) { p in
+                self.position.record(Int64(p))
+                // Sleep off whatever the batch read beyond the allowed rate.
+                let due = Double(p - lastPosition) * bytesPerEntry / self.bytesPerSecond
+                lastPosition = p
+                let spent = ContinuousClock.now - paced
+                let spentSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
+                if due > spentSeconds && !stopping.isSet { Thread.sleep(forTimeInterval: due - spentSeconds) }
+                paced = .now
+            }
+            if let failure { return fail(failure.description) }
+            passes.increment()
+            let took = ContinuousClock.now - started
+            lastPass.record(took.components.seconds)
+            lastCompleted.record(Int64(Date().timeIntervalSince1970))
+            logger.info("recheck pass complete", metadata: ["entries": "\(checker.position)", "took": "\(took)"])
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    private func fail(_ m: String) {
+        metrics.verifyFailures.increment()
+        health.fail(m)
+        logger.critical("RECHECK FAILED: data verified earlier no longer verifies", metadata: ["failure": "\(m)"])
+    }
+
+    private func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+}
+
+/// A flag set from another thread.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import SegmentStore
+import Testing
+import TestSupport
+
+/// Issue 7 E16: the running daemon rechecks what it already verified, on a schedule.
+@Suite(.serialized) struct RecheckTests {
+    func append(_ d: Daemon, _ n: Int, from: Int = 0) throws {
+        let input = (from..<from + n).map { event(org: "org_\($0 % 3)", i: $0, extra: #","pad":"\#(String(repeating: "p", count: 200))""#) }.joined(separator: "\n") + "\n"
+        let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: input)
+        guard s == 0 else { throw DaemonFailed(message: err) }
+    }
+
+    func health(_ d: Daemon) async throws -> (Int, [String: Any]) {
+        let (s, body) = try await d.http("/healthz", token: nil)
+        return (s, (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:])
+    }
+
+    func metric(_ d: Daemon, _ name: String) async throws -> Double? {
+        let (_, body) = try await d.http("/metrics", token: nil)
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.split(separator: " ").last ?? "")
+        }
+        return nil
+    }
+
+    @Test func aByteFlippedInAnOldSealedSegmentIsFoundWhileRunning() async throws {
+        let d = Daemon("recheck", args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1"])
+        defer { d.cleanup() }
+        try d.start()
+        try append(d, 120)
+        // Wait until the first verification has seen the sealed segments.
+        var deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 { try await Task.sleep(for: .milliseconds(200)) }
+        let segDir = d.data + "/segments"
+        let first = try #require(try FileManager.default.contentsOfDirectory(atPath: segDir).filter { $0.hasSuffix(".seg") }.sorted().first)
+        let seg = try SealedSegment(path: segDir + "/" + first)
+        let block = try #require(seg.footer.blocks.first)
+        #expect(try await health(d).0 == 200)
+        try flipByte(segDir + "/" + first, at: Int(block.offset) + SegmentFormat.blockHeaderSize + 7)
+        deadline = Date().addingTimeInterval(30)
+        var status = 200
+        while Date() < deadline, status == 200 {
+            try await Task.sleep(for: .milliseconds(250))
+            status = try await health(d).0
+        }
+        #expect(status == 503, "the flipped byte was not found by the running daemon")
+        let (_, h) = try await health(d)
+        #expect((h["verification"] as? String)?.contains(first) == true, "\(h)")
+        #expect(try await metric(d, "auditd_verification_failures_total") ?? 0 >= 1)
+        d.kill9()
+    }
+
+    /// Rechecks run while the archiver moves segments away: never a false failure.
+    @Test func rechecksBesideTheArchiverReportNoFalseFailures() async throws {
+        let d = Daemon("recheck-archive", args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1",
+                                                 "--hot-window", "0", "--archive-interval", "1"])
+        defer { d.cleanup() }
+        try d.start()
+        for round in 0..<8 {
+            try append(d, 40, from: round * 40)
+            try await Task.sleep(for: .milliseconds(400))
+            let (s, h) = try await health(d)
+            #expect(s == 200, "round \(round): \(h)")
+        }
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await health(d).0 == 200)
+        #expect(try await metric(d, "auditd_recheck_passes_total") ?? 0 >= 1)
+        #expect(try await metric(d, "auditd_verification_failures_total") ?? 0 == 0)
+        let archived = try FileManager.default.contentsOfDirectory(atPath: d.data + "/segments").filter { $0.hasSuffix(".archived") }
+        #expect(!archived.isEmpty, "the archiver moved segments during the rechecks")
+        #expect(d.stop() == 0)
+    }
+}
