@@ -113,11 +113,11 @@ public struct ExportVerifier {
                 filtered = obj["filtered"] as? Bool ?? true
             case "entry":
                 guard sawHeader else { return fail("entry before the header") }
-                guard let seqN = obj["seq"] as? Int, let orgSeqN = obj["org_seq"] as? Int, let content = obj["content"] as? String,
+                guard let seqN = obj["seq"] as? Int, let seq = UInt64(exactly: seqN), let orgSeqN = obj["org_seq"] as? Int,
+                      let orgSeq = UInt64(exactly: orgSeqN), let content = obj["content"] as? String,
                       let linkHex = obj["link"] as? String, let link = [UInt8](hex: linkHex), let hashHex = obj["hash"] as? String,
                       let proofHex = obj["proof"] as? [String]
                 else { return fail("entry is missing seq, org_seq, content, link, hash or proof") }
-                let seq = UInt64(seqN), orgSeq = UInt64(orgSeqN)
                 let l: Link
                 do { l = try Link(bytes: link) } catch { return fail("link: \(error)") }
                 let bytes = Array(content.utf8)
