@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -227,11 +228,18 @@ public enum FileOps {
 
     /// Takes an exclusive advisory lock on `path` (created if missing), or throws `.locked`.
     /// The lock lives as long as the returned descriptor and dies with the process, so a
-    /// crashed daemon never leaves the directory locked.
-    public static func lockExclusive(_ path: String) throws(StoreError) -> Int32 {
+    /// crashed daemon never leaves the directory locked. A lock held for a moment longer than
+    /// its holder (a child forked by a thread of the holder keeps a copy of the descriptor
+    /// until it execs) is waited for, up to `patience` seconds.
+    public static func lockExclusive(_ path: String, patience: Double = 2) throws(StoreError) -> Int32 {
         let fd = try open(path, O_RDWR | O_CREAT, mode: 0o640)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        let deadline = Date().addingTimeInterval(patience)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
+            if e == EWOULDBLOCK && Date() < deadline {
+                usleep(10_000)
+                continue
+            }
             close(fd)
             if e == EWOULDBLOCK { throw StoreError(.locked, "another process holds the lock", path: path) }
             throw errnoError("cannot lock", path: path, err: e)

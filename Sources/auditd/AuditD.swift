@@ -46,6 +46,7 @@ struct AuditD: AsyncParsableCommand {
     @Option(help: "Seconds between full rechecks of everything already verified.") var recheckInterval: Int?
     @Option(help: "Disk bandwidth a full recheck may use, MiB/s.") var recheckRate: Int?
     @Option(help: "Seconds a writer connection may stay idle or stalled before it is closed.") var idleTimeout: Int?
+    @Option(help: "Writer connections served at once.") var maxConnections: Int?
     @Option(help: "Log level.") var logLevel: String?
     @Option(help: "Archive directory.") var archive: String?
     @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
@@ -73,6 +74,7 @@ struct AuditD: AsyncParsableCommand {
         if let recheckInterval { c.recheckInterval = recheckInterval }
         if let recheckRate { c.recheckRate = recheckRate }
         if let idleTimeout { c.idleTimeout = idleTimeout }
+        if let maxConnections { c.maxConnections = maxConnections }
         if let logLevel { c.logLevel = logLevel }
         if let archive { c.archive = archive }
         if let hotWindow { c.hotWindow = hotWindow }
@@ -127,7 +129,7 @@ struct AuditD: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let health = HealthState()
         let shared = IngestContext(ledger: ledger, idempotency: idem, metrics: metrics, maxInflight: c.maxInflightPerConnection,
-                                   logger: logger, drain: InflightCounter())
+                                   logger: logger, drain: InflightCounter(limit: c.maxInflightTotal))
         let ingest = IngestServer(config: c, shared: shared, group: group) { path in
             announce("auditd: ingest socket \(path)")
         }

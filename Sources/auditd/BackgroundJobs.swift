@@ -4,6 +4,9 @@ import Foundation
 import Logging
 import SegmentStore
 import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Continuous verification, run as a service: every pass rechecks the entries of newly sealed
 /// segments (content hashes, both chains, leaves against the stored tree, the root at every
@@ -71,6 +74,9 @@ struct LedgerService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
             idempotency.sweep()
+            // Give freed memory back to the system: after a burst of connections or a large
+            // export, glibc keeps it in its arenas and RSS would stay high for good.
+            _ = MallocTrim.function?(0)
         }
         for problem in try ledger.close() {
             logger.warning("shutdown step failed; it is retried at the next start", metadata: ["error": "\(problem)"])
@@ -97,4 +103,17 @@ struct ArchiverService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
+}
+
+/// glibc's `malloc_trim`, found at run time (Swift's Glibc module does not export
+/// `<malloc.h>`); nil where the C library has none.
+enum MallocTrim {
+    static let function: (@convention(c) (Int) -> Int32)? = {
+        #if canImport(Glibc)
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) (Int) -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
 }

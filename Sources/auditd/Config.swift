@@ -43,11 +43,12 @@ struct DaemonConfig: Codable, Sendable {
     var recheckRate = 32
     /// Seconds a writer connection may stay idle (or stalled mid-frame) before it is closed.
     var idleTimeout = 300
-    /// Bytes a connection may have buffered (a partial frame, unread replies) before the daemon
-    /// stops reading from it.
-    var maxBufferedPerConnection = 256 << 10
-    /// Bytes all connections together may have buffered; beyond it, new reads wait.
-    var maxBufferedTotal = 64 << 20
+    /// Writer connections served at once; one more is told so and closed. With a partial
+    /// frame of at most 64 KiB each, this bounds what connections can make the daemon buffer.
+    var maxConnections = 512
+    /// Entries accepted but not yet acknowledged, across all connections; beyond it, reading
+    /// pauses until half are acknowledged (each holds its canonical bytes meanwhile).
+    var maxInflightTotal = 65536
     /// Log level: trace, debug, info, notice, warning, error, critical.
     var logLevel = "info"
     /// Archive directory (default: `<parent of data>/auditd-archive`).
@@ -77,7 +78,7 @@ extension DaemonConfig {
         case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window"
         case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"
         case verifyInterval = "verify_interval", recheckInterval = "recheck_interval", recheckRate = "recheck_rate"
-        case idleTimeout = "idle_timeout", maxBufferedPerConnection = "max_buffered_per_connection", maxBufferedTotal = "max_buffered_total"
+        case idleTimeout = "idle_timeout", maxConnections = "max_connections", maxInflightTotal = "max_inflight_total"
         case logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval", restorePin = "restore_pin"
     }
 
@@ -101,8 +102,8 @@ extension DaemonConfig {
         recheckInterval = try c.decodeIfPresent(Int.self, forKey: .recheckInterval) ?? recheckInterval
         recheckRate = try c.decodeIfPresent(Int.self, forKey: .recheckRate) ?? recheckRate
         idleTimeout = try c.decodeIfPresent(Int.self, forKey: .idleTimeout) ?? idleTimeout
-        maxBufferedPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxBufferedPerConnection) ?? maxBufferedPerConnection
-        maxBufferedTotal = try c.decodeIfPresent(Int.self, forKey: .maxBufferedTotal) ?? maxBufferedTotal
+        maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? maxConnections
+        maxInflightTotal = try c.decodeIfPresent(Int.self, forKey: .maxInflightTotal) ?? maxInflightTotal
         logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
         archive = try c.decodeIfPresent(String.self, forKey: .archive)
         hotWindow = try c.decodeIfPresent(Int.self, forKey: .hotWindow) ?? hotWindow

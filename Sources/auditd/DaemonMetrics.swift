@@ -68,4 +68,6 @@ enum RejectReason: String {
     case unknownFrameType = "unknown_frame_type"
     case invalidJSON = "invalid_json"
     case forbiddenPeer = "forbidden_peer"
+    case idle = "idle_connection"
+    case tooManyConnections = "too_many_connections"
 }

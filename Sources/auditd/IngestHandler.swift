@@ -17,7 +17,13 @@ struct IngestContext: Sendable {
 /// One writer connection (format-spec.md §9.1). The handler is an event-loop-confined state
 /// machine: it decodes frames, validates entries, batches what one read burst brought into one
 /// append, and writes each ack once the ledger reports the entry durable. Bad frames get an
-/// ERROR frame and the connection stays usable; only an unparseable stream closes it.
+/// ERROR frame and the connection stays usable; only an unparseable stream, a burst of more
+/// than `maxErrorsPerBurst` bad frames, or an idle or stalled peer closes it.
+///
+/// What a peer can make the daemon hold is bounded: at most one partial frame (64 KiB) is
+/// buffered; reading pauses (`ReadGate`) while the peer does not read its replies, while it
+/// has `maxInflight` entries awaiting acks, and while all connections together have
+/// `InflightCounter.limit`.
 final class IngestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -35,8 +41,13 @@ final class IngestHandler: ChannelInboundHandler {
     private var buffer: [UInt8] = []
     private var batch: [Pending] = []
     private var inflight = 0
-    private var paused = false
+    private var gate = ReadGate()
+    private var errorsThisBurst = 0
+    private var closing = false
     private var out: ByteBuffer?
+    /// Bad frames one read burst may bring before the connection is closed: a writer that
+    /// sends thousands of bad frames is broken, and its replies would pile up.
+    static let maxErrorsPerBurst = 64
 
     init(shared: IngestContext, writer: Writer) {
         self.shared = shared
@@ -44,6 +55,7 @@ final class IngestHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         var bytes = unwrapInboundIn(data)
         if let chunk = bytes.readBytes(length: bytes.readableBytes) { buffer.append(contentsOf: chunk) }
         for item in parser.parse(&buffer) {
@@ -51,15 +63,66 @@ final class IngestHandler: ChannelInboundHandler {
             case .frame(let f): handle(f, context: context)
             case .tooLarge(let id, let len):
                 shared.metrics.rejected(.frameTooLarge)
-                send(.error(id: id, code: .frameTooLarge, message: "frame of \(len) bytes exceeds the \(WireFormat.maxBody + WireFormat.minLength)-byte limit; the entry was not stored"), context: context)
+                refuse(.error(id: id, code: .frameTooLarge, message: "frame of \(len) bytes exceeds the \(WireFormat.maxBody + WireFormat.minLength)-byte limit; the entry was not stored"), context: context)
             case .fatal(let why):
                 shared.metrics.rejected(.malformedFrame)
-                send(.error(id: 0, code: .malformedFrame, message: "\(why); closing the connection"), context: context)
-                flush(context: context)
-                context.close(promise: nil)
+                close(context, .error(id: 0, code: .malformedFrame, message: "\(why); closing the connection"))
                 return
             }
+            if closing { return }
         }
+        if buffer.capacity > 4 * WireFormat.maxBody && buffer.count < WireFormat.maxBody {
+            // Give back what a large frame grew the buffer to.
+            buffer = Array(buffer)
+        }
+    }
+
+    /// Sends an error for a bad frame, and closes the connection after too many in one burst.
+    private func refuse(_ f: Frame, context: ChannelHandlerContext) {
+        errorsThisBurst += 1
+        if errorsThisBurst > Self.maxErrorsPerBurst {
+            close(context, .error(id: 0, code: .malformedFrame, message: "more than \(Self.maxErrorsPerBurst) bad frames in one burst; closing the connection"))
+        } else {
+            send(f, context: context)
+        }
+    }
+
+    /// Sends a last error frame and closes.
+    private func close(_ context: ChannelHandlerContext, _ last: Frame) {
+        guard !closing else { return }
+        closing = true
+        buffer = []
+        send(last, context: context)
+        flush(context: context)
+        context.close(promise: nil)
+    }
+
+    private func apply(_ action: ReadGate.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .pause:
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        case .resume:
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        case .none:
+            break
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        apply(context.channel.isWritable ? gate.release(.unwritable) : gate.hold(.unwritable), context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// An idle peer is closed; so is one stalled in the middle of a frame. A peer waiting for
+    /// acks of entries in flight is neither.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read, inflight == 0 || !buffer.isEmpty {
+            shared.metrics.rejected(.idle)
+            close(context, .error(id: 0, code: .unavailable, message: buffer.isEmpty ? "idle too long; closing the connection (reconnect when there is something to send)" : "no complete frame for too long; closing the connection"))
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func handle(_ f: Frame, context: ChannelHandlerContext) {
@@ -69,7 +132,7 @@ final class IngestHandler: ChannelInboundHandler {
             let e: PreparedEntry
             do throws(EntryError) { e = try Entry.prepare(json: f.body, receivedAt: now, writer: writer) } catch {
                 shared.metrics.rejectedEntry(field: error.field)
-                send(.error(id: f.id, code: .invalidEntry, message: error.description), context: context)
+                refuse(.error(id: f.id, code: .invalidEntry, message: error.description), context: context)
                 return
             }
             guard let key = e.idempotencyKey else {
@@ -110,11 +173,12 @@ final class IngestHandler: ChannelInboundHandler {
             send(Frame(type: .pong, id: f.id), context: context)
         default:
             shared.metrics.rejected(.unknownFrameType)
-            send(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01 or PING 0x02)", f.type)), context: context)
+            refuse(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01 or PING 0x02)", f.type)), context: context)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        errorsThisBurst = 0
         submit(context: context)
         flush(context: context)
     }
@@ -125,12 +189,18 @@ final class IngestHandler: ChannelInboundHandler {
         batch.removeAll(keepingCapacity: true)
         inflight += items.count
         shared.drain.add(items.count)
-        if inflight >= shared.maxInflight && !paused {
-            paused = true
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-        }
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
+        if inflight >= shared.maxInflight { apply(gate.hold(.inflight), context: context) }
+        if shared.drain.isOverLimit {
+            apply(gate.hold(.inflightTotal), context: context)
+            shared.drain.whenBelowHalf {
+                loop.execute {
+                    let (h, ctx) = bound.value
+                    h.apply(h.gate.release(.inflightTotal), context: ctx)
+                }
+            }
+        }
         let metrics = shared.metrics
         let bytes = items.reduce(0) { $0 + $1.entry.content.count }
         // The callback runs on the serial commit thread: it only hops to this connection's loop.
@@ -164,11 +234,7 @@ final class IngestHandler: ChannelInboundHandler {
         inflight -= items.count
         shared.drain.remove(items.count)
         flush(context: context)
-        if paused && inflight < shared.maxInflight / 2 {
-            paused = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
-            context.read()
-        }
+        if inflight < shared.maxInflight / 2 { apply(gate.release(.inflight), context: context) }
     }
 
     private func send(_ f: Frame, context: ChannelHandlerContext) {
@@ -189,26 +255,22 @@ final class IngestHandler: ChannelInboundHandler {
     }
 }
 
-/// Answers every request of a peer that is not an allowed writer with FORBIDDEN, then closes.
+/// Answers a peer that may not be served (not an allowed writer, or one connection too many)
+/// with one ERROR frame, then closes.
 final class ForbiddenHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    let code: WireErrorCode
     let message: String
 
-    init(message: String) { self.message = message }
+    init(code: WireErrorCode = .forbidden, message: String) {
+        self.code = code
+        self.message = message
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         var b = context.channel.allocator.buffer(capacity: 128)
-        b.writeBytes(Frame.error(id: 0, code: .forbidden, message: message).encoded)
+        b.writeBytes(Frame.error(id: 0, code: code, message: message).encoded)
         context.writeAndFlush(wrapOutboundOut(b)).whenComplete { _ in context.close(promise: nil) }
     }
-}
-
-/// Entries accepted but not yet acknowledged, across connections: shutdown waits for zero.
-final class InflightCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func add(_ k: Int) { lock.withLock { n += k } }
-    func remove(_ k: Int) { lock.withLock { n -= k } }
-    var value: Int { lock.withLock { n } }
 }

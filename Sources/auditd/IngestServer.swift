@@ -24,6 +24,8 @@ struct IngestServer: Service {
         let allowU = Set(config.allowUids), allowG = Set(config.allowGids)
         let shared = self.shared
         let logger = shared.logger
+        let connections = ConnectionCounter(limit: max(1, config.maxConnections))
+        let idle = TimeAmount.seconds(Int64(max(1, config.idleTimeout)))
         if FileOps.socketInUse(path) {
             throw DaemonError("socket \(path) is in use by a running process; stop it or choose another --socket")
         }
@@ -39,7 +41,13 @@ struct IngestServer: Service {
                 }
                 return creds.flatMapThrowing { c in
                     let allowed = (allowU.isEmpty && allowG.isEmpty) || allowU.contains(c.uid) || allowG.contains(c.gid)
-                    if allowed {
+                    if allowed && !connections.enter() {
+                        shared.metrics.rejected(.tooManyConnections)
+                        try channel.pipeline.syncOperations.addHandler(
+                            ForbiddenHandler(code: .unavailable, message: "the daemon serves \(connections.limit) writer connections at once (max_connections); retry later"))
+                    } else if allowed {
+                        channel.closeFuture.whenComplete { _ in connections.leave() }
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(
                             IngestHandler(shared: shared, writer: Writer(uid: c.uid, gid: c.gid, via: "socket")))
                     } else {

@@ -27,7 +27,8 @@ final class RawSocket {
     func send(_ bytes: [UInt8]) {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            // MSG_NOSIGNAL: a daemon that closed the connection must not kill the test with SIGPIPE.
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
             if n <= 0 { return }
             done += n
         }
