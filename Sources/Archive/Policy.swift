@@ -27,8 +27,10 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         }
     }
 
-    /// Sets `org`'s retention to `years`, refusing to go below the default or below its current value.
-    public static func extend(dir: String, org: String, years: Int) throws -> RetentionPolicy {
+    /// Setting `org`'s retention to `years`, refusing to go below the default or below its
+    /// current value; nothing is written until the change is committed.
+    public static func prepareExtend(dir: String, org: String, years: Int) throws -> Change<RetentionPolicy> {
+        guard Entry.isValidOrgName(org) else { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
         var p = try load(dir: dir)
         guard years >= p.default_years else {
             throw LedgerError("retention is never shorter than the default of \(p.default_years) years")
@@ -37,8 +39,19 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
             throw LedgerError("org \(org) is kept \(p.years(for: org)) years; retention can only be extended")
         }
         p.orgs[org] = years
-        try save(p, path: path(dir))
-        return p
+        let path = path(dir)
+        return Change(p) {
+            var now = try load(dir: dir)
+            now.orgs[org] = max(years, now.orgs[org] ?? 0)
+            try save(now, path: path)
+        }
+    }
+
+    /// Sets `org`'s retention at once; see `prepareExtend`.
+    public static func extend(dir: String, org: String, years: Int) throws -> RetentionPolicy {
+        let c = try prepareExtend(dir: dir, org: org, years: years)
+        try c.commit()
+        return try load(dir: dir)
     }
 
     static func save<T: Encodable>(_ v: T, path: String) throws {
@@ -90,28 +103,53 @@ public enum LegalHolds {
         }
     }
 
-    /// Places a hold.
-    public static func create(dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date) throws -> LegalHold {
+    /// A new hold, checked; nothing is written until the change is committed.
+    public static func prepareCreate(dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date) throws -> Change<LegalHold> {
+        guard Entry.isValidOrgName(org) else { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
         guard !reason.isEmpty, !authority.isEmpty else { throw LedgerError("a legal hold needs a reason and the authority that ordered it") }
         for t in [from, to].compactMap({ $0 }) where Timestamp.parse(t) == nil {
             throw LedgerError("'\(t)' is not an RFC 3339 UTC time")
         }
-        var all = try load(dir: dir)
+        _ = try load(dir: dir)
         let id = "hold-" + Array(try Ed25519.randomSeed().prefix(4)).hex
         let h = LegalHold(id: id, org: org, from: from, to: to, reason: reason, authority: authority,
                           created_at: Timestamp.format(Int64(now.timeIntervalSince1970 * 1000)), released_at: nil)
-        all.append(h)
-        try RetentionPolicy.save(all, path: path(dir))
-        return h
+        let path = path(dir)
+        return Change(h) {
+            var all = try load(dir: dir)
+            all.append(h)
+            try RetentionPolicy.save(all, path: path)
+        }
     }
 
-    /// Releases a hold.
-    public static func release(dir: String, id: String, now: Date) throws -> LegalHold {
-        var all = try load(dir: dir)
+    /// Places a hold at once; see `prepareCreate`.
+    public static func create(dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date) throws -> LegalHold {
+        let c = try prepareCreate(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: now)
+        try c.commit()
+        return c.value
+    }
+
+    /// The release of hold `id`, checked; nothing is written until the change is committed.
+    public static func prepareRelease(dir: String, id: String, now: Date) throws -> Change<LegalHold> {
+        let all = try load(dir: dir)
         guard let i = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("no legal hold with id \(id) (see `auditctl hold list`)") }
         guard all[i].released_at == nil else { throw LedgerError("legal hold \(id) is already released") }
-        all[i].released_at = Timestamp.format(Int64(now.timeIntervalSince1970 * 1000))
-        try RetentionPolicy.save(all, path: path(dir))
-        return all[i]
+        var h = all[i]
+        h.released_at = Timestamp.format(Int64(now.timeIntervalSince1970 * 1000))
+        let released = h
+        let path = path(dir)
+        return Change(released) {
+            var all = try load(dir: dir)
+            guard let k = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("legal hold \(id) vanished while it was being released") }
+            all[k].released_at = all[k].released_at ?? released.released_at
+            try RetentionPolicy.save(all, path: path)
+        }
+    }
+
+    /// Releases a hold at once; see `prepareRelease`.
+    public static func release(dir: String, id: String, now: Date) throws -> LegalHold {
+        let c = try prepareRelease(dir: dir, id: id, now: now)
+        try c.commit()
+        return c.value
     }
 }

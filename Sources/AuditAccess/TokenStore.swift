@@ -19,6 +19,12 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var created_at: String
     /// RFC 3339 revocation time, once revoked.
     public var revoked_at: String?
+    /// The token text of a token just created (never stored, never encoded).
+    public var secret: String? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case id, org, hash, label, created_at, revoked_at
+    }
 }
 
 /// Who a request is, once its token is checked.
@@ -63,29 +69,52 @@ public final class TokenStore: @unchecked Sendable {
         try FileOps.replaceFile(path, contents: Array(try enc.encode(records)), mode: 0o600)
     }
 
-    /// Creates a token for `org` (nil: operator scope) and returns it with its secret text,
-    /// which is shown once and never stored.
-    public static func create(path: String, org: String?, label: String) throws -> (TokenRecord, String) {
-        var all = try load(path: path)
-        let idBytes = try Ed25519.randomSeed().prefix(5)
-        let id = Array(idBytes).hex
+    /// A new token for `org` (nil: operator scope) with its secret text, which is shown once
+    /// and never stored; nothing is written until the change is committed.
+    public static func prepareCreate(path: String, org: String?, label: String) throws -> Change<TokenRecord> {
+        if let org, !Entry.isValidOrgName(org) { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
+        let id = Array(try Ed25519.randomSeed().prefix(5)).hex
         let secret = Data(try Ed25519.randomSeed()).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        let rec = TokenRecord(id: id, org: org, hash: SHA256.hash(Array(secret.utf8)).hex, label: label,
+        var rec = TokenRecord(id: id, org: org, hash: SHA256.hash(Array(secret.utf8)).hex, label: label,
                               created_at: Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)), revoked_at: nil)
-        all.append(rec)
-        try save(all, path: path)
-        return (rec, "aud_\(id)_\(secret)")
+        let stored = rec
+        rec.secret = "aud_\(id)_\(secret)"
+        return Change(rec) {
+            var all = try load(path: path)
+            all.append(stored)
+            try save(all, path: path)
+        }
     }
 
-    /// Revokes token `id`.
-    public static func revoke(path: String, id: String) throws -> TokenRecord {
-        var all = try load(path: path)
+    /// Creates a token at once (tests and tools that audit separately); see `prepareCreate`.
+    public static func create(path: String, org: String?, label: String) throws -> (TokenRecord, String) {
+        let c = try prepareCreate(path: path, org: org, label: label)
+        try c.commit()
+        return (c.value, c.value.secret ?? "")
+    }
+
+    /// Revocation of token `id`, checked; nothing is written until the change is committed.
+    public static func prepareRevoke(path: String, id: String) throws -> Change<TokenRecord> {
+        let all = try load(path: path)
         guard let i = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("no token with id \(id) (see `auditctl token list`)") }
         guard all[i].revoked_at == nil else { throw LedgerError("token \(id) is already revoked") }
-        all[i].revoked_at = Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000))
-        try save(all, path: path)
-        return all[i]
+        var rec = all[i]
+        rec.revoked_at = Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000))
+        let revoked = rec
+        return Change(revoked) {
+            var now = try load(path: path)
+            guard let k = now.firstIndex(where: { $0.id == id }) else { throw LedgerError("token \(id) vanished while it was being revoked") }
+            now[k].revoked_at = now[k].revoked_at ?? revoked.revoked_at
+            try save(now, path: path)
+        }
+    }
+
+    /// Revokes token `id` at once; see `prepareRevoke`.
+    public static func revoke(path: String, id: String) throws -> TokenRecord {
+        let c = try prepareRevoke(path: path, id: id)
+        try c.commit()
+        return c.value
     }
 
     private func reloadIfChanged() {

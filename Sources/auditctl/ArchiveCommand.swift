@@ -189,11 +189,14 @@ struct Hold: AsyncParsableCommand {
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
-            let h = try LegalHolds.create(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: Date())
+            let change = try LegalHolds.prepareCreate(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: Date())
+            let h = change.value
             var meta = ["reason": reason, "authority": authority]
             if let from { meta["from"] = from }
             if let to { meta["to"] = to }
+            // The audit entry first: a hold that cannot be audited is not placed.
             try await trail.write(dir: dir, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
+            try change.commit()
             print(h.id)
         }
     }
@@ -206,8 +209,11 @@ struct Hold: AsyncParsableCommand {
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
-            let h = try LegalHolds.release(dir: dir, id: id, now: Date())
+            let change = try LegalHolds.prepareRelease(dir: dir, id: id, now: Date())
+            let h = change.value
+            // The audit entry first: a release that cannot be audited does not happen.
             try await trail.write(dir: dir, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
+            try change.commit()
             print("released \(h.id)")
         }
     }
@@ -239,8 +245,10 @@ struct Retention: AsyncParsableCommand {
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
-            _ = try RetentionPolicy.extend(dir: dir, org: org, years: years)
+            let change = try RetentionPolicy.prepareExtend(dir: dir, org: org, years: years)
+            // The audit entry first: a change that cannot be audited does not happen.
             try await trail.write(dir: dir, events: [auditEvent(org: org, category: "monitoring", action: "retention.policy.changed", targetType: "retention_policy", targetId: org, metadata: ["years": String(years)])])
+            try change.commit()
             print("org \(org) is kept \(years) years")
         }
     }

@@ -3,6 +3,7 @@ import AuditAccess
 import AuditClient
 import ChainIndex
 import Foundation
+import SegmentStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,11 +25,14 @@ struct Token: AsyncParsableCommand {
 
         func run() async throws {
             guard (org != nil) != `operator` else { throw ValidationError("give exactly one of --org ORG or --operator") }
-            if let org, org.isEmpty || !org.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { throw ValidationError("--org '\(org)' is not a valid org id") }
+            if let org, !Entry.isValidOrgName(org) { throw ValidationError("--org '\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
             guard FileManager.default.fileExists(atPath: dir + "/log.json") else { throw CLIError("\(dir) is not an audit log directory") }
-            let (rec, secret) = try TokenStore.create(path: TokenStore.path(forData: dir), org: org, label: label)
+            let change = try TokenStore.prepareCreate(path: TokenStore.path(forData: dir), org: org, label: label)
+            let rec = change.value
+            // The audit entry first: a token whose creation cannot be audited is never stored.
             try await auditTokenChange(dir: dir, trail: trail, record: rec, action: "audit.token.created")
-            print(secret)
+            try change.commit()
+            print(rec.secret ?? "")
             printError("token \(rec.id) for \(org.map { "org \($0)" } ?? "operator scope") created; it is shown only now")
         }
     }
@@ -51,9 +55,11 @@ struct Token: AsyncParsableCommand {
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
-            let rec = try TokenStore.revoke(path: TokenStore.path(forData: dir), id: id)
-            try await auditTokenChange(dir: dir, trail: trail, record: rec, action: "audit.token.revoked")
-            print("revoked \(rec.id)")
+            let change = try TokenStore.prepareRevoke(path: TokenStore.path(forData: dir), id: id)
+            // The audit entry first: a revocation that cannot be audited does not happen.
+            try await auditTokenChange(dir: dir, trail: trail, record: change.value, action: "audit.token.revoked")
+            try change.commit()
+            print("revoked \(change.value.id)")
         }
     }
 }
@@ -73,24 +79,33 @@ func auditEvent(org: String, category: String, action: String, targetType: Strin
     return "{\"org\":\(CanonicalJSON.quoted(org)),\"category\":\"\(category)\",\"action\":\"\(action)\",\"actor\":{\"type\":\"human\",\"id\":\"uid:\(getuid())\"},\"target\":{\"type\":\"\(targetType)\",\"id\":\(CanonicalJSON.quoted(targetId))},\"outcome\":\"success\",\"source\":{\"service\":\"auditctl\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\(meta)}}"
 }
 
-/// Where an operator action's own audit entry goes: through the daemon's socket if one serves
-/// it, else straight into the log (with its signing key).
+/// Where an operator action's own audit entry goes: through the socket of the daemon that
+/// serves the directory (given, or found in `DIR/auditd.socket`, which auditd writes at start),
+/// else straight into the log with its signing key. Either way it is written before the change
+/// it records; when it cannot be written, the change is not made.
 struct AuditTrailOptions: ParsableArguments {
-    @Option(help: "The daemon's ingest socket, for the audit entry.") var socket = "./auditd.sock"
+    @Option(help: "The daemon's ingest socket, for the audit entry. Default: the one the running auditd recorded in DIR/auditd.socket.") var socket: String?
     @Option(help: "Signing key, when no daemon runs.") var key: String?
 
     /// Writes audit entries into the log of `dir`.
     func write(dir: String, events: [String]) async throws {
-        if FileManager.default.fileExists(atPath: socket), let client = try? await AuditClient.connect(socketPath: socket) {
+        let recorded = (try? FileOps.readFile(dir + "/" + DaemonSocketFile.name, limit: 4096))
+            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        if let path = socket ?? recorded, FileManager.default.fileExists(atPath: path),
+           let client = try? await AuditClient.connect(socketPath: path) {
             let results = try await client.append(batch: events.map { Array($0.utf8) })
             await client.close()
             for r in results { _ = try r.get() }
             return
         }
-        let (signer, _) = try KeyFile.loadOrCreate(path: key ?? KeyFile.defaultPath(forData: dir), name: "auditd.local/log")
+        if let socket { throw CLIError("cannot reach auditd at \(socket); nothing was changed") }
+        let signer = try KeyFile.load(path: key ?? KeyFile.defaultPath(forData: dir))
         var o = LedgerOptions()
         o.background = false
-        let ledger = try Ledger(directory: dir, signer: signer, options: o)
+        let ledger: Ledger
+        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
+            throw CLIError("auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was changed")
+        }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         _ = try ledger.appendAndWait(try events.map { try Entry.prepare(json: Array($0.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")) })
         try ledger.close()

@@ -61,6 +61,12 @@ struct IngestServer: Service {
             .childChannelOption(ChannelOptions.autoRead, value: true)
         let server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
         _ = chmod(path, mode)
+        // Tell auditctl, run from anywhere, where this directory's daemon listens.
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let record = config.data + "/" + DaemonSocketFile.name
+        do { try FileOps.replaceFile(record, contents: Array((absolute + "\n").utf8)) } catch {
+            logger.warning("could not record the socket path for auditctl", metadata: ["file": "\(record)", "error": "\(error)"])
+        }
         logger.info("ingest socket ready", metadata: ["path": "\(path)", "mode": "\(config.socketMode)"])
         ready(path)
         try? await gracefulShutdown()
@@ -69,6 +75,7 @@ struct IngestServer: Service {
         let deadline = ContinuousClock.now + .seconds(30)
         while shared.drain.value > 0 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         _ = unlink(path)
+        try? FileOps.unlink(record)
     }
 }
 

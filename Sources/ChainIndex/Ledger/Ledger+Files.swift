@@ -77,3 +77,11 @@ extension Ledger {
         } catch { return (0, [:]) }
     }
 }
+
+/// `DATA/auditd.socket`: the absolute path of the ingest socket of the daemon serving the
+/// directory, written at its start and removed at its clean stop, so that `auditctl` writes
+/// its audit entries through it from any working directory.
+public enum DaemonSocketFile {
+    /// The file name in the data directory.
+    public static let name = "auditd.socket"
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+/// Issue 7 C11: an operator's change (token, hold, retention) takes effect only once its audit
+/// entry is in the log; when that cannot be written, nothing changes. auditctl finds the
+/// running daemon's socket from the data directory, from any working directory.
+@Suite(.serialized) struct OperatorChangeTests {
+    func count(_ d: Daemon, _ action: String) async throws -> Int {
+        let op = try d.token(org: nil)
+        var n = 0
+        for org in ["org_a", "_operator"] {
+            let o = try await d.json("/v1/orgs/\(org)/entries?limit=1000&action=\(action)", token: op)
+            n += (o["entries"] as? [Any])?.count ?? 0
+        }
+        return n
+    }
+
+    @Test func changesThatCannotBeAuditedDoNotHappen() async throws {
+        let d = Daemon("opchange")
+        defer { d.cleanup() }
+        try d.start()
+        _ = try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 1) + "\n")
+        let token = try d.token(org: "org_a")
+        let id = String(token.split(separator: "_")[1])
+        let elsewhere = NSTemporaryDirectory()
+
+        // No daemon reachable at the given socket: refused, and the token still works.
+        let (s1, _, e1) = try d.ctl(["token", "revoke", d.data, id, "--socket", "/nonexistent.sock"])
+        #expect(s1 != 0 && e1.contains("nothing was changed"), "\(e1)")
+        #expect(try await d.http("/v1/orgs/org_a/entries", token: token).0 == 200)
+        let (s2, _, e2) = try d.ctl(["hold", "create", d.data, "--org", "org_a", "--reason", "r", "--authority", "a", "--socket", "/nonexistent.sock"])
+        #expect(s2 != 0 && e2.contains("nothing was changed"))
+        let (_, holds, _) = try d.ctl(["hold", "list", d.data])
+        #expect(holds.isEmpty)
+        let (s3, _, _) = try d.ctl(["retention", "set", d.data, "--org", "org_a", "--years", "9", "--socket", "/nonexistent.sock"])
+        #expect(s3 != 0)
+        let (_, ret, _) = try d.ctl(["retention", "show", d.data])
+        #expect(!ret.contains("org_a"))
+        // An invalid org: no token is left behind.
+        let (s4, _, _) = try d.ctl(["token", "create", d.data, "--org", "bad org!"])
+        #expect(s4 != 0)
+        let (_, list, _) = try d.ctl(["token", "list", d.data])
+        #expect(!list.contains("bad org"))
+
+        // From another directory, with no --socket: the daemon is found, the change is audited.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
+        p.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
+        p.arguments = ["token", "revoke", d.data, id]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(try await d.http("/v1/orgs/org_a/entries", token: token).0 == 401)
+        #expect(try await count(d, "audit.token.revoked") == 1)
+        #expect(d.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: d.data + "/auditd.socket"), "a clean stop removes the socket record")
+    }
+}
