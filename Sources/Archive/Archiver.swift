@@ -127,20 +127,46 @@ public final class Archiver: @unchecked Sendable {
 
     /// What a purge would do now, under `policy` and `holds`.
     public func plan(policy: RetentionPolicy, holds: [LegalHold]) throws -> [PurgeDecision] {
-        Self.plan(dataDir: ledger.directory, policy: policy, holds: holds, now: clock())
+        Self.plan(dataDir: ledger.directory, backend: backend, verifier: ledger.verifier, policy: policy, holds: holds, now: clock())
     }
 
-    /// What a purge would do at `now` (read-only; works beside a running daemon).
-    public static func plan(dataDir: String, policy: RetentionPolicy, holds: [LegalHold], now: Date) -> [PurgeDecision] {
+    /// The orgs of archived segment `stub` as its bundle's signed manifest lists them, after
+    /// checking the stub's signed note, that the manifest in the archive is the one it signs,
+    /// and that the stub's copy of the org list agrees: a purge decides from signed data only,
+    /// so editing a stub cannot lift a legal hold or shorten a retention.
+    static func signedOrgs(_ stub: ArchivedStub, backend: ArchiveBackend, verifier: NoteVerifier) throws -> [ArchivedStub.OrgSummary] {
+        try stub.checkNote(verifier: verifier)
+        let dir = try backend.path(of: stub.bundle)
+        let bytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
+        guard SHA256.hash(bytes).hex == stub.manifest_sha256 else {
+            throw LedgerError("the manifest of \(stub.bundle) is not the one its stub's signed note names")
+        }
+        let manifest = try JSONDecoder().decode(BundleManifest.self, from: Data(bytes))
+        guard manifest.segment == stub.segment, manifest.orgs == stub.orgs else {
+            throw LedgerError("the stub of segment \(stub.segment) does not match its bundle's signed manifest (orgs or segment edited)")
+        }
+        return manifest.orgs
+    }
+
+    /// What a purge would do at `now` (read-only; works beside a running daemon). Every
+    /// decision is taken from the bundle's signed manifest; a stub that cannot be checked
+    /// against it keeps its bundle, with the reason.
+    public static func plan(dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, policy: RetentionPolicy, holds: [LegalHold], now: Date) -> [PurgeDecision] {
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC") ?? cal.timeZone
         var out: [PurgeDecision] = []
         let segDir = dataDir + "/segments"
         for name in ((try? FileOps.list(segDir)) ?? []).sorted() where name.hasSuffix(".archived") {
             guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
+            let orgs: [ArchivedStub.OrgSummary]
+            do { orgs = try signedOrgs(stub, backend: backend, verifier: verifier) } catch {
+                out.append(PurgeDecision(bundle: stub.bundle, segment: stub.segment, eligible: false,
+                                         reasons: ["cannot be checked against its signed manifest, so it is kept: \(error)"], orgs: stub.orgs))
+                continue
+            }
             var eligible = true
             var reasons: [String] = []
-            for o in stub.orgs {
+            for o in orgs {
                 let years = policy.years(for: o.org)
                 let newest = Date(timeIntervalSince1970: Double(o.max_time) / 1000)
                 let until = cal.date(byAdding: .year, value: years, to: newest) ?? .distantFuture
@@ -155,17 +181,20 @@ public final class Archiver: @unchecked Sendable {
                     reasons.append("org \(o.org): retention of \(years) years ended \(untilText)")
                 }
             }
-            out.append(PurgeDecision(bundle: stub.bundle, segment: stub.segment, eligible: eligible, reasons: reasons, orgs: stub.orgs))
+            out.append(PurgeDecision(bundle: stub.bundle, segment: stub.segment, eligible: eligible, reasons: reasons, orgs: orgs))
         }
         return out
     }
 
-    /// Purges every eligible bundle: 1. sign a tombstone (the bundle's range, manifest hash,
-    /// time); 2. record it in the hot stub (temp, fsync, rename); 3. remove the bundle from the
-    /// archive; 4. `audit` one entry per affected org. The tree's leaf hashes stay, so both
-    /// chains and every checkpoint still verify across the gap. Returns what was purged.
+    /// Purges every eligible bundle: 1. `audit` one entry per affected org (before anything
+    /// goes: a purge that cannot be audited does not happen); then, per bundle, 2. sign a
+    /// tombstone (the bundle's range, manifest hash, time); 3. record it in the hot stub
+    /// (temp, fsync, rename); 4. remove the bundle from the archive. The tree's leaf hashes
+    /// stay, so both chains and every checkpoint still verify across the gap. Returns what
+    /// was purged.
     public func purge(policy: RetentionPolicy, holds: [LegalHold], audit: ([PurgeDecision]) throws -> Void) throws -> [PurgeDecision] {
         let eligible = try plan(policy: policy, holds: holds).filter(\.eligible)
+        if !eligible.isEmpty { try audit(eligible) }
         let segDir = ledger.store.directory
         for d in eligible {
             let path = segDir + "/" + SegmentNames.archived(d.segment)
@@ -178,7 +207,6 @@ public final class Archiver: @unchecked Sendable {
             ledger.index.addArchived(stub)
             if (try? backend.path(of: stub.bundle)) != nil { try backend.remove(bundle: stub.bundle) }
         }
-        if !eligible.isEmpty { try audit(eligible) }
         return eligible
     }
 

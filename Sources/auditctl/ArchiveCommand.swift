@@ -113,7 +113,8 @@ struct ArchiveCommand: AsyncParsableCommand {
             let policy = try RetentionPolicy.load(dir: common.dir)
             let holds = try LegalHolds.load(dir: common.dir)
             if dryRun {
-                let plan = Archiver.plan(dataDir: common.dir, policy: policy, holds: holds, now: clock)
+                let plan = Archiver.plan(dataDir: common.dir, backend: try LocalDirectoryBackend(root: common.archivePath),
+                                         verifier: try Ledger.verifierKey(directory: common.dir), policy: policy, holds: holds, now: clock)
                 if plan.isEmpty { print("no archived bundles") }
                 for d in plan {
                     print("\(d.eligible ? "WOULD PURGE" : "keep")\t\(d.bundle)")

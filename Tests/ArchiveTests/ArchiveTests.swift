@@ -88,7 +88,8 @@ import SegmentStore
         // Ten years on, org_c's bundle goes too; org_b's 2022 bundle waits until 2029.
         clock.now = Self.date("2030-06-02T00:00:00Z")
         policy = try RetentionPolicy.load(dir: dir)
-        #expect(Archiver.plan(dataDir: dir, policy: policy, holds: [], now: clock.now).map(\.eligible) == [true, true])
+        #expect(Archiver.plan(dataDir: dir, backend: try LocalDirectoryBackend(root: archiveDir), verifier: signer.verifier,
+                              policy: policy, holds: [], now: clock.now).map(\.eligible) == [true, true])
     }
 
     @Test func anArchivedSegmentIsRestoredAndQueriedAgain() throws {
@@ -172,5 +173,50 @@ import SegmentStore
         #expect(try RetentionPolicy.extend(dir: dir, org: "org_a", years: 10).years(for: "org_a") == 10)
         #expect(throws: LedgerError.self) { try RetentionPolicy.extend(dir: dir, org: "org_a", years: 8) }
         #expect(try RetentionPolicy.load(dir: dir).years(for: "org_b") == 7)
+    }
+}
+
+/// Issue 7 C12: a purge decides from signed data, and writes its audit entries first.
+@Suite(.serialized) struct PurgeFromSignedDataTests {
+    func archived() throws -> (String, String, Ledger, NoteSigner, Archiver) {
+        let (root, archiveDir, l, signer) = try ArchiveTests().makeLog()
+        let clock = ArchiveTests.Clock("2023-01-01T00:00:00Z")
+        let c = clock
+        let archiver = Archiver(ledger: l, backend: try LocalDirectoryBackend(root: archiveDir), clock: { c.now })
+        #expect(try archiver.run(hotWindow: 30 * 86400).count == 3)
+        clock.now = ArchiveTests.date("2040-01-01T00:00:00Z")
+        return (root, archiveDir, l, signer, archiver)
+    }
+
+    @Test func editingAStubCannotLiftALegalHold() throws {
+        let (root, archiveDir, l, _, archiver) = try archived()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try LegalHolds.create(dir: l.directory, org: "org_b", from: nil, to: nil, reason: "litigation", authority: "GC", now: Date())
+        // The attacker drops org_b from segment 0's stub (org_a + org_b).
+        let path = l.directory + "/segments/" + SegmentNames.archived(0)
+        var stub = try ArchivedStub.load(path)
+        stub.orgs.removeAll { $0.org == "org_b" }
+        try stub.save(path)
+        let plan = try archiver.plan(policy: RetentionPolicy(), holds: try LegalHolds.load(dir: l.directory))
+        let d0 = try #require(plan.first { $0.segment == 0 })
+        #expect(!d0.eligible)
+        #expect(d0.reasons.joined().contains("signed manifest"), "\(d0.reasons)")
+        _ = try archiver.purge(policy: RetentionPolicy(), holds: try LegalHolds.load(dir: l.directory)) { _ in }
+        #expect(FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(0)), "the held bundle is still there")
+        try l.close()
+    }
+
+    @Test func aPurgeThatCannotBeAuditedRemovesNothing() throws {
+        let (root, archiveDir, l, _, archiver) = try archived()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        struct AuditFailed: Error {}
+        #expect(throws: AuditFailed.self) {
+            _ = try archiver.purge(policy: RetentionPolicy(), holds: []) { _ in throw AuditFailed() }
+        }
+        for n in 0..<3 as Range<UInt64> {
+            #expect(FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(n)))
+            #expect(try ArchivedStub.load(l.directory + "/segments/" + SegmentNames.archived(n)).purged_at == nil)
+        }
+        try l.close()
     }
 }
