@@ -22,6 +22,7 @@ struct VerificationService: Service {
     func run() async throws {
         let cpPath = ledger.checkpoints.logPath
         var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: [], checkpointPath: cpPath)
+        checker.indexDirectory = ledger.directory + "/index"
         var cpOffset: Int64 = 0
         var lastSize: UInt64?
         var failed = false

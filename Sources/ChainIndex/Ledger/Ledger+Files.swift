@@ -58,14 +58,17 @@ extension Ledger {
         try FileOps.replaceFile(path, contents: w.bytes)
     }
 
-    static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
-        // Missing, unreadable or damaged: the caller derives the state instead (§7.2).
-        guard let b = try? FileOps.readFile(path, limit: 1 << 30) else { return (0, [:]) }
-        guard b.count >= 24, CRC32C.matches(CRC32C.checksum(b[..<(b.count - 4)]), UInt32(b[b.count - 4]) | UInt32(b[b.count - 3]) << 8 | UInt32(b[b.count - 2]) << 16 | UInt32(b[b.count - 1]) << 24)
-        else { return (0, [:]) } // damaged snapshot: fall back to a full replay
+    /// The snapshot at `path`, nil when there is none; damage is corruption of the file at
+    /// the offset where it shows (the verifier's view: recovery derives the state instead).
+    public static func checkedOrgState(_ path: String) throws -> (end: UInt64, orgs: [String: (UInt64, UInt64)])? {
+        guard let b = try FileOps.readFile(path, limit: 1 << 30) else { return nil }
+        func bad(_ m: String, _ at: Int) -> StoreError { StoreError(.corrupt, "org-state snapshot: \(m)", path: path, offset: Int64(at)) }
+        guard b.count >= 8 + 8 + 4 + 4 else { throw bad("\(b.count) bytes is too short", 0) }
+        let stored = UInt32(b[b.count - 4]) | UInt32(b[b.count - 3]) << 8 | UInt32(b[b.count - 2]) << 16 | UInt32(b[b.count - 1]) << 24
+        guard CRC32C.matches(CRC32C.checksum(b[..<(b.count - 4)]), stored) else { throw bad("checksum mismatch", b.count - 4) }
         var r = ByteReader(b, range: 0..<(b.count - 4))
         do {
-            guard Array(try r.read(count: 8)) == ChainFormat.orgStateMagic else { return (0, [:]) }
+            guard Array(try r.read(count: 8)) == ChainFormat.orgStateMagic else { throw bad("bad magic", 0) }
             let end = try r.readU64()
             let n = try r.readU32()
             var out: [String: (UInt64, UInt64)] = [:]
@@ -73,8 +76,20 @@ extension Ledger {
                 let o = String(decoding: try r.read(count: Int(try r.readU8())), as: UTF8.self)
                 out[o] = (try r.readU64(), try r.readU64())
             }
+            guard r.isAtEnd else { throw bad("\(r.remaining) bytes after the last org", r.offset) }
             return (end, out)
-        } catch { return (0, [:]) }
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw bad("cut short", r.offset)
+        }
+    }
+
+    /// The snapshot at `path`; missing, unreadable or damaged gives end 0 and no orgs, and the
+    /// caller derives the state instead (format-spec.md §7.2).
+    static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
+        guard let s = try? checkedOrgState(path) else { return (0, [:]) }
+        return (s.end, s.orgs)
     }
 }
 

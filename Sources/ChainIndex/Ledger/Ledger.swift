@@ -119,12 +119,14 @@ public final class Ledger: @unchecked Sendable {
             }
             try t.append(leaves)
             if start >= sealedEnd { atSealed = snapOrgs } else if sealedEnd >= segs.endSeq { atSealed = orgs.mapValues { ($0.count, $0.lastSeq) } }
-            let snapshotMissing = !FileOps.exists(directory + "/index/" + Self.orgStateFile)
+            // Missing or damaged: rewrite it from the state just derived.
+            let snapshotMissing = (try? Self.checkedOrgState(directory + "/index/" + Self.orgStateFile)) ?? nil == nil
             idx.add(hits)
             var rebuilt = 0
             for info in sealedInfos where info.endSeq > start {
                 if !idx.hasSealedIndex(info.segment) { rebuilt += 1 }
                 try idx.seal(info)
+                idx.sealCompleted(info.segment)
             }
             guard t.size == segs.endSeq else {
                 throw LedgerError("tree holds \(t.size) leaves but the segments hold \(segs.endSeq) entries; run `auditctl verify \(directory)`")
@@ -340,6 +342,7 @@ public final class Ledger: @unchecked Sendable {
             return sealedOrgs
         }
         try Self.saveOrgState(directory + "/index/" + Self.orgStateFile, end: info.endSeq, orgs: snapshot)
+        index.sealCompleted(info.segment)
         queue?.submit([.checkpoint]) { _ in }
     }
 

@@ -148,6 +148,7 @@ extension ChainChecker {
                 continue
             }
             let before = self
+            segmentHits.removeAll(keepingCapacity: true)
             var batch: [StoredRecord] = []
             var failure: VerificationFailure?
             do {
@@ -173,6 +174,7 @@ extension ChainChecker {
             }
             if failure == nil, !batch.isEmpty { failure = try check(batch) }
             if let failure { return failure }
+            if info.state == .sealed, before.position <= info.firstSeq, position == info.endSeq, let f = checkIndexFile(info) { return f }
             progress?(position)
         }
         return nil

@@ -275,6 +275,13 @@ public final class OrgIndex: @unchecked Sendable {
     }
     private var cache: [(UInt64, SealedIndex)] = []
     private static let cacheSize = 256
+    /// Entries of segments whose index file is written but whose seal has not completed.
+    private var sealing: [UInt64: [(String, [IndexHit])]] = [:]
+
+    /// The seal of `segment` completed: its entries need not be kept aside any longer.
+    func sealCompleted(_ segment: UInt64) {
+        lock.withLock { sealing[segment] = nil }
+    }
     /// Archived segments: their stubs' per-org summaries stand in for their index files.
     private var archived: [UInt64: ArchivedStub] = [:]
 
@@ -304,19 +311,25 @@ public final class OrgIndex: @unchecked Sendable {
     }
 
     /// Writes the index file of sealed segment `info` from the in-memory entries in its range,
-    /// then drops them from memory. Returns each org's last entry in the segment.
+    /// then moves them out of the unsealed set. They are kept aside until `sealCompleted`, so
+    /// that a seal which fails after this step (and is tried again) writes the same file, never
+    /// one that lacks the orgs already moved. Returns each org's last entry in the segment.
     @discardableResult
     func seal(_ info: SegmentInfo) throws -> [String: IndexHit] {
         var part: [(String, [IndexHit])] = []
         lock.withLock {
+            var byOrg = Dictionary(sealing[info.segment] ?? [], uniquingKeysWith: { $0 + $1 })
             for (org, hits) in unsealed {
                 let inside = hits.filter { $0.seq >= info.firstSeq && $0.seq < info.endSeq }
-                if !inside.isEmpty { part.append((org, inside)) }
+                if !inside.isEmpty { byOrg[org, default: []] += inside }
             }
+            part = byOrg.map { ($0.key, $0.value.sorted { $0.seq < $1.seq }) }
         }
         let path = directory + "/" + Self.fileName(info.segment)
         try SealedIndex.write(path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)
         lock.withLock {
+            sealing[info.segment] = part
+            cache.removeAll { $0.0 == info.segment }
             sealedFiles[info.segment] = path
             for (org, hits) in part {
                 guard let f = hits.first, let l = hits.last else { continue }

@@ -86,12 +86,26 @@ public struct Verifier {
         }
         let total = store.endSeq
         var checker = ChainChecker(store: store, tree: tree, checkpoints: cps, checkpointPath: cpPath)
+        checker.indexDirectory = directory + "/index"
         if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
         let storedLeaves = tree.size
         do {
+            // The org-state snapshot is checked against the entries up to its end.
+            let statePath = directory + "/index/" + Ledger.orgStateFile
+            let snapshot = try Ledger.checkedOrgState(statePath)
+            if let snapshot, snapshot.end > 0, snapshot.end <= total {
+                if let f = try checker.checkSegments(upTo: snapshot.end, verifier: verifier, progress: { p in progress?(p, total) }) {
+                    report.failure = f
+                    return report
+                }
+                if let f = checker.checkOrgState(statePath, orgs: snapshot.orgs) { report.failure = f; return report }
+            }
             if let f = try checker.checkSegments(upTo: total, verifier: verifier, progress: { p in progress?(p, total) }) {
                 report.failure = f
                 return report
+            }
+            if let snapshot, snapshot.end > total {
+                return fail(total, statePath, 8, "org-state snapshot ends at \(snapshot.end), beyond the \(total) entries of the log: entries were removed")
             }
         } catch { return fromError(error, seq: checker.position) }
         report.entries = checker.position
@@ -129,6 +143,11 @@ public struct ChainChecker {
     var nextCp = 0
     /// One past the last entry checked.
     public internal(set) var position: UInt64 = 0
+    /// Where sealed segments' index files are; when set, each one is compared, row by row,
+    /// with the entries it describes (format-spec.md §10).
+    public var indexDirectory: String?
+    /// The index rows the entries of the current segment call for, per org.
+    var segmentHits: [String: [IndexHit]] = [:]
 
     /// A checker starting at entry 0.
     public init(store: SegmentStore, tree: TreeStore, checkpoints: [(size: UInt64, root: Hash, offset: Int64)], checkpointPath: String) {
@@ -168,17 +187,22 @@ public struct ChainChecker {
         var hashes = [Hash](repeating: .zero, count: n)
         var payloads = [RecordPayload?](repeating: nil, count: n)
         var orgNames = [String?](repeating: nil, count: n)
+        var fields = [IndexFields?](repeating: nil, count: n)
+        let wantFields = indexDirectory != nil
         let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
         hashes.withUnsafeMutableBufferPointer { hb in
             payloads.withUnsafeMutableBufferPointer { pb in
                 orgNames.withUnsafeMutableBufferPointer { ob in
-                    nonisolated(unsafe) let (h, p, o) = (hb, pb, ob)
-                    DispatchQueue.concurrentPerform(iterations: workers) { w in
-                        for i in (w * n / workers)..<((w + 1) * n / workers) {
-                            if let pl = try? RecordPayload(bytes: batch[i].payload) {
-                                h[i] = SHA256.hash(pl.content)
-                                o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
-                                p[i] = pl
+                    fields.withUnsafeMutableBufferPointer { fb in
+                        nonisolated(unsafe) let (h, p, o, f) = (hb, pb, ob, fb)
+                        DispatchQueue.concurrentPerform(iterations: workers) { w in
+                            for i in (w * n / workers)..<((w + 1) * n / workers) {
+                                if let pl = try? RecordPayload(bytes: batch[i].payload) {
+                                    h[i] = SHA256.hash(pl.content)
+                                    o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                    if wantFields { f[i] = Entry.indexFields(ofStored: pl.content)?.fields }
+                                    p[i] = pl
+                                }
                             }
                         }
                     }
@@ -207,6 +231,10 @@ public struct ChainChecker {
                 return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
             }
             orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
+            if wantFields {
+                guard let f = fields[i] else { return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)") }
+                segmentHits[org, default: []].append(IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))
+            }
             prev = leaf
             range.append(leaf)
             if let m = try tiles.append(leaf) { return bad(m) }
