@@ -89,10 +89,11 @@ public struct Verifier {
         checker.indexDirectory = directory + "/index"
         if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
         let storedLeaves = tree.size
+        var snapshot: (end: UInt64, orgs: [String: (UInt64, UInt64)])?
         do {
             // The org-state snapshot is checked against the entries up to its end.
             let statePath = directory + "/index/" + Ledger.orgStateFile
-            let snapshot = try Ledger.checkedOrgState(statePath)
+            snapshot = try Ledger.checkedOrgState(statePath)
             if let snapshot, snapshot.end > 0, snapshot.end <= total {
                 if let f = try checker.checkSegments(upTo: snapshot.end, verifier: verifier, progress: { p in progress?(p, total) }) {
                     report.failure = f
@@ -116,6 +117,12 @@ public struct Verifier {
         if storedLeaves > total {
             return fail(total, directory + "/tree/level-00.hashes", Int64(total * 32),
                         "the tree holds \(storedLeaves) leaves but the segments only \(total) entries: entries were removed")
+        }
+        if let snapshot, storedLeaves < snapshot.end {
+            // Tree files are synced at every seal, before the snapshot is written: leaves below
+            // its end cannot be missing after a crash, only after damage.
+            return fail(storedLeaves, directory + "/tree/level-00.hashes", Int64(storedLeaves * 32),
+                        "the tree holds \(storedLeaves) leaves but \(snapshot.end) were synced at the last seal: the tree file was truncated")
         }
         if storedLeaves < total {
             report.notes.append("\(total - storedLeaves) newest entries have no stored tree hashes yet (recomputed at the next start)")
