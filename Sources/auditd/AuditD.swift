@@ -112,7 +112,8 @@ struct AuditD: AsyncParsableCommand {
         }
         logger.info("log opened", metadata: ["data": "\(c.data)", "size": "\(ledger.size)", "recovery": "\(ledger.recovery)", "verifier_key": "\(ledger.verifier.text)"])
 
-        let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow))
+        let tree = ledger.tree
+        let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow), maxKeys: c.maxIdempotencyKeys) { seq in try? tree.leaf(seq) }
         // Re-read the window's keys in the background: entries without a key are served at once,
         // keyed ones wait until it is done.
         Thread {

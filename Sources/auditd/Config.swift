@@ -29,6 +29,10 @@ struct DaemonConfig: Codable, Sendable {
     var httpPort = 8650
     /// How long an idempotency key is remembered, seconds (across restarts too).
     var idempotencyWindow = 900
+    /// Most idempotency keys remembered (about 100 bytes each: 48 MiB by default); past it the
+    /// oldest go first, so at more than maxIdempotencyKeys / idempotencyWindow keyed entries a
+    /// second the window is that much shorter.
+    var maxIdempotencyKeys = 500_000
     /// Rotate and seal the open segment at this many bytes.
     var segmentBytes = 32 << 20
     /// Rotate and seal the open segment at this age, seconds.
@@ -75,7 +79,7 @@ struct DaemonConfig: Codable, Sendable {
 extension DaemonConfig {
     enum CodingKeys: String, CodingKey {
         case data, key, origin, socket, socketMode = "socket_mode", allowUids = "allow_uids", allowGids = "allow_gids"
-        case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window"
+        case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window", maxIdempotencyKeys = "max_idempotency_keys"
         case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"
         case verifyInterval = "verify_interval", recheckInterval = "recheck_interval", recheckRate = "recheck_rate"
         case idleTimeout = "idle_timeout", maxConnections = "max_connections", maxInflightTotal = "max_inflight_total"
@@ -95,6 +99,7 @@ extension DaemonConfig {
         httpHost = try c.decodeIfPresent(String.self, forKey: .httpHost) ?? httpHost
         httpPort = try c.decodeIfPresent(Int.self, forKey: .httpPort) ?? httpPort
         idempotencyWindow = try c.decodeIfPresent(Int.self, forKey: .idempotencyWindow) ?? idempotencyWindow
+        maxIdempotencyKeys = try c.decodeIfPresent(Int.self, forKey: .maxIdempotencyKeys) ?? maxIdempotencyKeys
         segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? segmentBytes
         segmentAge = try c.decodeIfPresent(Int.self, forKey: .segmentAge) ?? segmentAge
         maxInflightPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxInflightPerConnection) ?? maxInflightPerConnection

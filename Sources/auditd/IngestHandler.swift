@@ -31,7 +31,7 @@ final class IngestHandler: ChannelInboundHandler {
     private struct Pending {
         var id: UInt64
         var entry: PreparedEntry
-        var idemKey: String?
+        var idemKey: IdempotencyCache.Key?
         var started: ContinuousClock.Instant
     }
 
