@@ -48,7 +48,7 @@ struct Append: AsyncParsableCommand {
                         printError("line \(line): \(e)")
                     }
                 }
-                FileHandle.standardOutput.write(Data(out.utf8))
+                try FileHandle.standardOutput.write(contentsOf: Data(out.utf8))
                 i += chunk.count
             }
         } catch {

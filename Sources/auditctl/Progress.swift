@@ -22,23 +22,23 @@ final class ProgressBar {
             let width = 30
             let filled = Int(frac * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
-            FileHandle.standardError.write("\r\(label) [\(bar)] \(Int(frac * 100))% \(done)/\(total) (\(Int(rate))/s)".data(using: .utf8) ?? Data())
+            try? FileHandle.standardError.write(contentsOf: "\r\(label) [\(bar)] \(Int(frac * 100))% \(done)/\(total) (\(Int(rate))/s)".data(using: .utf8) ?? Data())
         } else {
             let d = Int(frac * 10)
             guard d > lastDecile else { return }
             lastDecile = d
-            FileHandle.standardError.write("\(label): \(d * 10)% (\(done)/\(total), \(Int(rate))/s)\n".data(using: .utf8) ?? Data())
+            try? FileHandle.standardError.write(contentsOf: "\(label): \(d * 10)% (\(done)/\(total), \(Int(rate))/s)\n".data(using: .utf8) ?? Data())
         }
     }
 
     func finish() {
-        if tty { FileHandle.standardError.write("\n".data(using: .utf8) ?? Data()) }
+        if tty { try? FileHandle.standardError.write(contentsOf: Data("\n".utf8)) }
     }
 }
 
 /// Writes a line to standard error.
 func printError(_ s: String) {
-    FileHandle.standardError.write((s + "\n").data(using: .utf8) ?? Data())
+    try? FileHandle.standardError.write(contentsOf: (s + "\n").data(using: .utf8) ?? Data())
 }
 
 /// A failure while running a command (not a mistyped command line): ArgumentParser prints it

@@ -13,9 +13,3 @@ func fixture(_ name: String) throws -> [String: Any] {
 
 struct FixtureMissing: Error { var name: String }
 
-/// A fresh temporary directory, removed by the caller.
-func temporaryDirectory(_ tag: String = "t") -> String {
-    let p = NSTemporaryDirectory() + "auditlog-\(tag)-\(UUID().uuidString.prefix(8))"
-    try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-    return p
-}

@@ -32,3 +32,10 @@ public func shrink(_ path: String, to length: Int) throws {
 public func fileSize(_ path: String) -> Int {
     ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? -1
 }
+
+/// A fresh temporary directory, removed by the caller.
+public func temporaryDirectory(_ tag: String = "t") -> String {
+    let p = NSTemporaryDirectory() + "auditlog-\(tag)-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
