@@ -1,6 +1,11 @@
 // swift-tools-version: 6.1
 // Benchmarks live in their own package so that `swift test` at the root never builds them.
+import Foundation
 import PackageDescription
+
+// A path dependency's identity is its directory's name, which is whatever the clone is called:
+// read it from this file's location instead of assuming one.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 let package = Package(
     name: "auditlog-benchmarks",
@@ -14,10 +19,10 @@ let package = Package(
         .executableTarget(
             name: "auditbench",
             dependencies: [
-                .product(name: "ChainIndex", package: "main"),
-                .product(name: "SegmentStore", package: "main"),
-                .product(name: "AuditClient", package: "main"),
-                .product(name: "AuditWire", package: "main"),
+                .product(name: "ChainIndex", package: root),
+                .product(name: "SegmentStore", package: root),
+                .product(name: "AuditClient", package: root),
+                .product(name: "AuditWire", package: root),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/auditbench"),
@@ -25,8 +30,8 @@ let package = Package(
             name: "AuditBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "ChainIndex", package: "main"),
-                .product(name: "SegmentStore", package: "main"),
+                .product(name: "ChainIndex", package: root),
+                .product(name: "SegmentStore", package: root),
             ],
             path: "Benchmarks/AuditBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]),
