@@ -165,9 +165,11 @@ func parseNow(_ s: String?) throws -> Date {
 }
 
 func openLedger(_ dir: String, key: String?) throws -> Ledger {
-    let signer = try KeyFile.load(path: key ?? KeyFile.defaultPath(forData: dir))
+    let keyPath = key ?? KeyFile.defaultPath(forData: dir)
+    let signer = try KeyFile.load(path: keyPath)
     var o = LedgerOptions()
     o.background = false
+    o.signerState = SignerState.path(forKey: keyPath)
     do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
         throw CLIError("\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand")
     }

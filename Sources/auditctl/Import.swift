@@ -43,6 +43,7 @@ struct Import: ParsableCommand {
         if created && !quiet { printError("created signing key \(keyPath) (verifier key \(signer.verifier.text))") }
         let ledger: Ledger
         var options = LedgerOptions()
+        options.signerState = SignerState.path(forKey: keyPath)
         options.store.rotateBytes = max(4096, segmentBytes)
         do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as StoreError where e.code == .locked {
             throw CLIError("\(dir) is in use by another process (is auditd running on it?); stop it or append through its socket")

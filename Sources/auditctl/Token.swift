@@ -99,9 +99,11 @@ struct AuditTrailOptions: ParsableArguments {
             return
         }
         if let socket { throw CLIError("cannot reach auditd at \(socket); nothing was changed") }
-        let signer = try KeyFile.load(path: key ?? KeyFile.defaultPath(forData: dir))
+        let keyPath = key ?? KeyFile.defaultPath(forData: dir)
+        let signer = try KeyFile.load(path: keyPath)
         var o = LedgerOptions()
         o.background = false
+        o.signerState = SignerState.path(forKey: keyPath)
         let ledger: Ledger
         do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
             throw CLIError("auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was changed")

@@ -103,6 +103,7 @@ struct AuditD: AsyncParsableCommand {
         let (signer, created) = try KeyFile.loadOrCreate(path: c.keyPath, name: c.origin)
         if created { logger.notice("generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"]) }
         var options = LedgerOptions()
+        options.signerState = SignerState.path(forKey: c.keyPath)
         options.onCommit = { n, d in metrics.committed(count: n, took: d) }
         options.store.rotateBytes = c.segmentBytes
         options.store.rotateAge = .seconds(c.segmentAge)

@@ -29,8 +29,9 @@ struct Workload {
         var failures: [String] = []
     }
 
-    static func options() -> LedgerOptions {
+    func options() -> LedgerOptions {
         var o = LedgerOptions()
+        o.signerState = root + "/signer.state"
         o.background = false
         o.store.rotateBytes = 2500
         o.store.blockTarget = 1024
@@ -53,7 +54,7 @@ struct Workload {
             do { try body() } catch { out.failures.append("\(name): \(error)") }
         }
         let l: Ledger
-        do { l = try Ledger(directory: data, signer: signer, options: Self.options()) } catch {
+        do { l = try Ledger(directory: data, signer: signer, options: options()) } catch {
             out.failures.append("open: \(error)")
             return out
         }
@@ -120,7 +121,7 @@ struct Workload {
     func check(_ outcome: Outcome, ackedBy limit: Int = .max) -> [String] {
         var bad = outcome.violations
         let l: Ledger
-        do { l = try Ledger(directory: data, signer: signer, options: Self.options()) } catch {
+        do { l = try Ledger(directory: data, signer: signer, options: options()) } catch {
             return bad + ["reopen failed: \(error)"]
         }
         for (r, at) in zip(outcome.acked, outcome.ackedAfter) where at <= limit {

@@ -34,6 +34,8 @@ public final class Ledger: @unchecked Sendable {
     private var orgs: [String: OrgState] = [:]
     private var lastLeaf: Hash
     private var lastCheckpointAt = ContinuousClock.now
+    /// The newest checkpoint the signer signed, from its state file.
+    private var signed: SignerState?
     private var state = WriteState.accepting
     /// Leaf hashes of durable entries that the tree has not taken yet (it failed to).
     private var unappliedLeaves: [Hash] = []
@@ -140,6 +142,13 @@ public final class Ledger: @unchecked Sendable {
             lastLeaf = t.size > 0 ? try t.leaf(t.size - 1) : .zero
             recovery = LedgerRecovery(store: store.recovery, replayed: replayed, indexesRebuilt: rebuilt)
 
+            if let path = options.signerState, let state = try SignerState.load(path) {
+                guard state.origin == origin else {
+                    throw LedgerError("the signer state \(path) is for origin \(state.origin), not this log's \(origin)")
+                }
+                try state.check(treeSize: t.size, rootAt: { try t.root(at: $0) }, what: "the log in \(directory)")
+                signed = state
+            }
             if let cp = checkpoints.latest?.checkpoint {
                 guard cp.size <= t.size else {
                     throw LedgerError("the log holds \(t.size) entries but a checkpoint was signed at size \(cp.size): signed entries are missing (truncated or deleted segment); run `auditctl verify \(directory)` and restore from the archive")
@@ -324,10 +333,19 @@ public final class Ledger: @unchecked Sendable {
         unappliedLeaves.removeAll(keepingCapacity: true)
     }
 
+    /// Signs a checkpoint of the whole tree: 1. check it extends the newest one the signer
+    /// signed (never smaller, never inconsistent); 2. record it as the signer's newest,
+    /// durably; 3. sign it and append it to the checkpoint log.
     private func signCheckpoint() throws {
         let size = tree.size
         guard size > (checkpoints.latest?.checkpoint.size ?? 0) || (size == 0 && checkpoints.latest == nil) else { return }
         let cp = Checkpoint(origin: origin, size: size, root: try tree.root(at: size))
+        if let path = options.signerState {
+            try signed?.check(treeSize: size, rootAt: { try tree.root(at: $0) }, what: "the tree to be signed")
+            let state = SignerState(origin: origin, size: size, root: cp.root)
+            try state.save(path)
+            signed = state
+        }
         try checkpoints.append(SignedCheckpoint(checkpoint: cp, note: try signer.sign(cp.text)))
         lastCheckpointAt = .now
     }

@@ -10,6 +10,9 @@ public struct LedgerOptions: Sendable {
     public var background = true
     /// Most entries in one group commit.
     public var maxGroup = 8192
+    /// Where the signer records the newest checkpoint it signed (`SignerState`, beside the
+    /// signing key); nil keeps no record (tests, in-memory keys).
+    public var signerState: String?
     /// Called on the commit thread after each group commit with its entry count and the time
     /// its write and fdatasync took (for metrics; keep it cheap).
     public var onCommit: (@Sendable (Int, Duration) -> Void)?
