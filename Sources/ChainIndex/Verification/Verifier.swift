@@ -71,13 +71,17 @@ public struct Verifier {
         report.checkpoints = cps.count
         report.latestCheckpoint = cps.last?.size
 
-        // 2. Segments and tree, read-only.
+        // 2. The org-state snapshot, then the tree, then the segments, read-only.
+        let statePath = directory + "/index/" + Ledger.orgStateFile
+        var snapshot: (end: UInt64, orgs: [String: (UInt64, UInt64)])?
+        do { snapshot = try Ledger.checkedOrgState(statePath) } catch { return fromError(error) }
         let store: SegmentStore, tree: TreeStore
         do {
-            // Checkpoints, then the tree, then the segments: a running daemon appends leaves only
-            // after their entries are durable and signs only what its tree holds, so in this
-            // order each view holds at least as much as the one before, and verifying beside a
-            // live daemon sees no false "removed" entries.
+            // Checkpoints, the snapshot, the tree, then the segments: a running daemon appends
+            // leaves only after their entries are durable, signs only what its tree holds, and
+            // writes the snapshot only after the seal and the tree's sync, so in this order each
+            // view holds at least as much as the one before, and verifying beside a live daemon
+            // sees no false "removed" entries.
             tree = try TreeStore(directory: directory + "/tree", readOnly: true)
             store = try SegmentStore(directory: directory + "/segments", readOnly: true)
         } catch { return fromError(error) }
@@ -89,11 +93,8 @@ public struct Verifier {
         checker.indexDirectory = directory + "/index"
         if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
         let storedLeaves = tree.size
-        var snapshot: (end: UInt64, orgs: [String: (UInt64, UInt64)])?
         do {
             // The org-state snapshot is checked against the entries up to its end.
-            let statePath = directory + "/index/" + Ledger.orgStateFile
-            snapshot = try Ledger.checkedOrgState(statePath)
             if let snapshot, snapshot.end > 0, snapshot.end <= total {
                 if let f = try checker.checkSegments(upTo: snapshot.end, verifier: verifier, progress: { p in progress?(p, total) }) {
                     report.failure = f
