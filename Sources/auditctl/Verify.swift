@@ -14,13 +14,24 @@ struct Verify: ParsableCommand {
     @Option(help: "The verifier key to trust (name+hash+key). Default: the key recorded in DIR; pass the operator's published key to rule out a swapped one.")
     var key: String?
 
+    @Option(help: "A signed checkpoint kept from earlier (a file holding the note): fail unless the log extends it (repeatable).")
+    var checkpoint: [String] = []
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
     func run() throws {
         let k: NoteVerifier?
         do { k = try key.map { try NoteVerifier($0) } } catch { throw ValidationError("--key: \(error)") }
-        let v = try Verifier(directory: dir, key: k)
+        var v = try Verifier(directory: dir, key: k)
+        for path in checkpoint {
+            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw CLIError("cannot read checkpoint file \(path)")
+            }
+            do { v.pinned.append((try SignedCheckpoint(note: text, verifier: v.trusted), path)) } catch {
+                throw CLIError("\(path) is not a checkpoint signed by the trusted key: \(error)")
+            }
+        }
         let bar = quiet ? nil : ProgressBar(label: "verifying")
         let started = Date()
         let report = v.run { done, total in bar?.update(done, total) }

@@ -41,6 +41,8 @@ public struct VerificationReport: Sendable {
 public struct Verifier {
     let directory: String
     let verifier: NoteVerifier
+    /// The key this verifier trusts.
+    public var trusted: NoteVerifier { verifier }
 
     /// A verifier for `directory`, trusting `key` (default: the key recorded in the directory,
     /// which an auditor should compare with the one published by the operator).
@@ -48,6 +50,11 @@ public struct Verifier {
         self.directory = directory
         self.verifier = try key ?? Ledger.verifierKey(directory: directory)
     }
+
+    /// Checkpoints an auditor kept from earlier (signed by the trusted key): the log must
+    /// extend each (hold at least its size, and its root at that size), or it was rolled back
+    /// or forked. Checked once the entries and the tree have verified.
+    public var pinned: [(checkpoint: SignedCheckpoint, source: String)] = []
 
     /// Runs the verification; `progress(done, total)` is called now and then.
     public func run(progress: ((UInt64, UInt64) -> Void)? = nil) -> VerificationReport {
@@ -112,6 +119,17 @@ public struct Verifier {
         } catch { return fromError(error, seq: checker.position) }
         report.entries = checker.position
         report.orgs = checker.orgCount
+        for (p, source) in pinned {
+            let cp = p.checkpoint
+            guard cp.size <= total else {
+                return fail(total, source, nil, "the log holds \(total) entries but the checkpoint kept in \(source) was signed at size \(cp.size): the log was rolled back")
+            }
+            do {
+                guard try tree.root(at: cp.size) == cp.root else {
+                    return fail(nil, source, nil, "the log's tree at size \(cp.size) has another root than the checkpoint kept in \(source): the log forked (two histories signed with one key)")
+                }
+            } catch { return fromError(error) }
+        }
         if let last = cps.last, last.size > total {
             return fail(total, directory + "/segments", nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated")
         }
