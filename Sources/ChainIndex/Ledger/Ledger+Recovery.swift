@@ -48,4 +48,15 @@ extension Ledger {
         }
         return (end, orgs)
     }
+
+    /// The newest entry's `received_at`, which no later entry may precede (format-spec.md
+    /// §5.1): read from the entry, or from its stub's signed summary when it is archived.
+    static func lastReceivedAt(_ segs: SegmentStore) throws -> Int64 {
+        guard segs.endSeq > 0 else { return 0 }
+        if let last = segs.segments().last(where: { $0.firstSeq < $0.endSeq }), last.state == .archived {
+            return try ArchivedStub.load(last.path).orgs.map(\.max_time).max() ?? 0
+        }
+        let p = try RecordPayload(bytes: try segs.read(seq: segs.endSeq - 1).payload)
+        return Entry.indexFields(ofStored: p.content)?.fields.time ?? 0
+    }
 }

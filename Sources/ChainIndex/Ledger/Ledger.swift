@@ -33,6 +33,8 @@ public final class Ledger: @unchecked Sendable {
     // Commit-thread state.
     private var orgs: [String: OrgState] = [:]
     private var lastLeaf: Hash
+    /// The newest entry's `received_at` (commit thread): no later entry is stamped earlier.
+    private var lastReceivedAt: Int64 = 0
     private var lastCheckpointAt = ContinuousClock.now
     /// The newest checkpoint the signer signed, from its state file.
     private var signed: SignerState?
@@ -50,6 +52,9 @@ public final class Ledger: @unchecked Sendable {
 
     enum Op: Sendable {
         case entry(PreparedEntry)
+        /// An entry after which a checkpoint is signed at exactly its size (an export's own
+        /// audit entry: format-spec.md §9.3).
+        case anchor(PreparedEntry)
         case checkpoint
         case maintenance
         case rotate
@@ -140,6 +145,7 @@ public final class Ledger: @unchecked Sendable {
             sealedOrgs = atSealed
             self.orgs = orgs
             lastLeaf = t.size > 0 ? try t.leaf(t.size - 1) : .zero
+            lastReceivedAt = try Self.lastReceivedAt(segs)
             recovery = LedgerRecovery(store: store.recovery, replayed: replayed, indexesRebuilt: rebuilt)
 
             if let path = options.signerState, let state = try SignerState.load(path) {
@@ -200,6 +206,17 @@ public final class Ledger: @unchecked Sendable {
         queue.submit(entries.map { .entry($0) }) { r in done(r.map { $0.compactMap { $0 } }) }
     }
 
+    /// Appends `entry` and signs a checkpoint at exactly its size (it is the last leaf), before
+    /// any larger one: an export's own audit entry, which the export's proofs end at.
+    public func appendAnchored(_ entry: PreparedEntry) throws -> (Receipt, SignedCheckpoint) {
+        guard let queue else { throw GroupCommitStopped() }
+        guard let r = try queue.submitAndWait([.anchor(entry)]).first ?? nil else { throw LedgerError("the entry was not stored") }
+        guard let cp = try checkpoints.first(atLeast: r.seq + 1, verifier: verifier), cp.checkpoint.size == r.seq + 1 else {
+            throw LedgerError("entry \(r.seq) is stored, but no checkpoint could be signed at its size: \(writeState)")
+        }
+        return (r, cp)
+    }
+
     /// Signs a checkpoint of the current tree now (if it grew since the last one).
     public func checkpointNow() throws {
         guard let queue else { throw GroupCommitStopped() }
@@ -232,7 +249,10 @@ public final class Ledger: @unchecked Sendable {
     ///    whatever follows: append the leaves to the tree, rotate, checkpoint; a failure of
     ///    any of these suspends writes until a retry succeeds.
     private func commit(_ ops: [Op]) throws -> [Receipt?] {
-        let entries = ops.reduce(0) { if case .entry = $1 { return $0 + 1 } else { return $0 } }
+        let entries = ops.reduce(0) {
+            switch $1 { case .entry, .anchor: return $0 + 1
+            default: return $0 }
+        }
         if case .suspended = state { retryDeferredWork() }
         guard state.isAccepting else {
             publish(refused: entries)
@@ -246,10 +266,15 @@ public final class Ledger: @unchecked Sendable {
         var overlay: [String: OrgState] = [:]
         var seq = store.nextSeq
         var prev = lastLeaf
+        var time = lastReceivedAt
+        var anchors: [UInt64] = []
         var wantCheckpoint = false, maintenance = false, rotate = false
         for op in ops {
             switch op {
-            case .entry(let e):
+            case .entry(var e), .anchor(var e):
+                if e.fields.time < time, let later = e.restamped(time) { e = later }
+                time = max(time, e.fields.time)
+                if case .anchor = op { anchors.append(seq + 1) }
                 let st = overlay[e.org] ?? orgs[e.org]
                 let orgSeq = st?.count ?? 0
                 let leaf = Link(seq: seq, orgSeq: orgSeq, contentHash: e.contentHash, prevHash: prev, prevOrgHash: st?.lastLeaf ?? .zero).leafHash
@@ -288,6 +313,7 @@ public final class Ledger: @unchecked Sendable {
             options.onCommit?(records.count, ContinuousClock.now - started)
             for (k, v) in overlay { orgs[k] = v }
             lastLeaf = prev
+            lastReceivedAt = time
             index.add(hits)
             unappliedLeaves.append(contentsOf: leaves)
         }
@@ -296,6 +322,7 @@ public final class Ledger: @unchecked Sendable {
             if !records.isEmpty { try store.rotateIfFull() }
             if maintenance { try store.rotateIfOld() }
             if rotate { try store.rotate() }
+            for size in anchors { try signCheckpoint(size: size) }
             let latest = checkpoints.latest?.checkpoint.size ?? 0
             if tree.size > latest && (wantCheckpoint || ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval) {
                 try signCheckpoint()
@@ -336,8 +363,8 @@ public final class Ledger: @unchecked Sendable {
     /// Signs a checkpoint of the whole tree: 1. check it extends the newest one the signer
     /// signed (never smaller, never inconsistent); 2. record it as the signer's newest,
     /// durably; 3. sign it and append it to the checkpoint log.
-    private func signCheckpoint() throws {
-        let size = tree.size
+    private func signCheckpoint(size: UInt64? = nil) throws {
+        let size = size ?? tree.size
         guard size > (checkpoints.latest?.checkpoint.size ?? 0) || (size == 0 && checkpoints.latest == nil) else { return }
         let cp = Checkpoint(origin: origin, size: size, root: try tree.root(at: size))
         if let path = options.signerState {

@@ -164,6 +164,8 @@ public struct ChainChecker {
     let checkpointPath: String
     var orgs: [String: OrgState] = [:]
     var prev = Hash.zero
+    /// The previous entry's received_at (it never decreases in sequence order).
+    var lastTime: Int64 = 0
     var range = CompactRange()
     var tiles: TileChecker
     var nextCp = 0
@@ -214,23 +216,27 @@ public struct ChainChecker {
         var payloads = [RecordPayload?](repeating: nil, count: n)
         var orgNames = [String?](repeating: nil, count: n)
         var fields = [IndexFields?](repeating: nil, count: n)
+        var times = [Int64](repeating: -1, count: n)
         let wantFields = indexDirectory != nil
         let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
         hashes.withUnsafeMutableBufferPointer { hb in
             payloads.withUnsafeMutableBufferPointer { pb in
                 orgNames.withUnsafeMutableBufferPointer { ob in
                     fields.withUnsafeMutableBufferPointer { fb in
-                        nonisolated(unsafe) let (h, p, o, f) = (hb, pb, ob, fb)
+                      times.withUnsafeMutableBufferPointer { tb in
+                        nonisolated(unsafe) let (h, p, o, f, t) = (hb, pb, ob, fb, tb)
                         DispatchQueue.concurrentPerform(iterations: workers) { w in
                             for i in (w * n / workers)..<((w + 1) * n / workers) {
                                 if let pl = try? RecordPayload(bytes: batch[i].payload) {
                                     h[i] = SHA256.hash(pl.content)
                                     o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
                                     if wantFields { f[i] = Entry.indexFields(ofStored: pl.content)?.fields }
+                                    t[i] = CanonicalScan.topLevelString(pl.content, key: "received_at").flatMap(Timestamp.parse) ?? -1
                                     p[i] = pl
                                 }
                             }
                         }
+                      }
                     }
                 }
             }
@@ -256,6 +262,11 @@ public struct ChainChecker {
             if i < have, stored[i] != leaf {
                 return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
             }
+            guard times[i] >= 0 else { return bad("the entry has no valid received_at") }
+            guard times[i] >= lastTime else {
+                return bad("received_at \(Timestamp.format(times[i])) is earlier than the previous entry's (\(Timestamp.format(lastTime))): received_at never decreases in sequence order")
+            }
+            lastTime = times[i]
             orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
             if wantFields {
                 guard let f = fields[i] else { return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)") }
