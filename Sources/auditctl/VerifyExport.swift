@@ -6,32 +6,50 @@ import Foundation
 struct VerifyExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-export",
-        abstract: "Verify an NDJSON or CSV export offline: content hashes, links, the org chain, inclusion proofs, the signed checkpoint.",
-        discussion: "Exit status 0 when it verifies, 1 when it does not (the first bad line is named).")
+        abstract: "Verify an NDJSON or CSV export offline: every entry signed, the filter bound to the signed export record, and whether no selected entry is missing.",
+        discussion: """
+        Prints OK when the export proves it holds every entry of the org that it selects (an
+        export of everything, or of a time range). For any other filter it prints AUTHENTIC
+        SELECTION: each entry is signed and selected, but the export cannot show that none is
+        missing. Exit status 0 for either, 1 when anything fails to verify (the first bad line
+        is named), 3 for a selection with --require-complete.
+        """)
 
     @Argument(help: "The export file (- for standard input).") var file: String
     @Option(help: "The verifier key to trust. Default: the key in the export's header (compare it with the operator's published key).") var key: String?
+    @Option(help: "A signed checkpoint kept from earlier (a file holding the note): fail unless the export's checkpoint extends it (repeatable; needs --key, and an export requested with ?consistency_from=<its size>).")
+    var checkpoint: [String] = []
+    @Flag(help: "Exit 3 unless the export proves it is complete.") var requireComplete = false
 
     func run() throws {
         let k: NoteVerifier?
         do { k = try key.map { try NoteVerifier($0) } } catch { throw ValidationError("--key: \(error)") }
-        let data: Data
-        if file == "-" { data = FileHandle.standardInput.readDataToEndOfFile() } else {
-            guard let d = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
-            data = d
+        var kept: [SignedCheckpoint] = []
+        for path in checkpoint {
+            guard let k else { throw ValidationError("--checkpoint needs --key: a kept checkpoint is checked with the key you trust, not the export's") }
+            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw CLIError("cannot read checkpoint file \(path)")
+            }
+            do { kept.append(try SignedCheckpoint(note: text, verifier: k)) } catch {
+                throw CLIError("\(path) is not a checkpoint signed by the trusted key: \(error)")
+            }
         }
-        let text = String(decoding: data, as: UTF8.self)
-        let lines: [String]
-        if text.hasPrefix(ExportFormat.csvColumns) {
-            lines = try ExportCSV.lines(text)
-        } else {
-            lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
-        }
-        let r = ExportVerifier(key: k).verify(lines: lines)
-        if let f = r.failure {
+        let reader: ExportReader
+        do { reader = try ExportReader(path: file) } catch { throw CLIError("\(error)") }
+        let r = ExportVerifier(key: k, kept: kept).verify(lines: reader, format: reader.format)
+        if let f = reader.failure ?? r.failure {
             print("FAILED: \(f)")
             throw ExitCode(1)
         }
-        print("OK: \(r.entries) entries of org \(r.org), each proven in the signed tree of size \(r.treeSize)\(k == nil ? " (key taken from the export: compare it with the published one, or pass --key)" : "")")
+        let keyNote = k == nil ? " (key taken from the export: compare it with the published one, or pass --key)" : ""
+        let filter = r.filter.isEmpty ? "" : " selected by " + r.filter.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        switch r.completeness {
+        case .complete:
+            print("OK: complete: all \(r.entries) entries of org \(r.org)\(filter) in the signed tree of size \(r.treeSize), none missing; \(r.context) more shown as context\(keyNote)")
+        case .selection(let why):
+            print("AUTHENTIC SELECTION: \(r.entries) entries of org \(r.org)\(filter), each signed in the tree of size \(r.treeSize) and matching the filter\(keyNote)")
+            print("NOT PROVEN COMPLETE: \(why)")
+            if requireComplete { throw ExitCode(3) }
+        }
     }
 }

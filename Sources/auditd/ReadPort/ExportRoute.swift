@@ -19,6 +19,13 @@ extension ReadPort {
         if scope.org == nil, !ledger.index.holds(org: org) {
             throw HTTPError(.notFound, message: "org \(org) has no entries in this log")
         }
+        var consistencyFrom: UInt64?
+        if let v = req.uri.queryParameters.get("consistency_from") {
+            guard let n = UInt64(v), n <= ledger.size else {
+                throw HTTPError(.badRequest, message: "consistency_from: '\(v.prefix(40))' is not a tree size of this log (0 to \(ledger.size))")
+            }
+            consistencyFrom = n
+        }
         // Exports are audited, in the exported org's own log, before a byte leaves. The
         // search text is never stored (design §2): only that there was one.
         let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -30,49 +37,42 @@ extension ReadPort {
         do { prepared = try Entry.prepare(json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditd")) } catch {
             throw HTTPError(.badRequest, message: "cannot record this export: \(error)")
         }
-        let cp: SignedCheckpoint = try await Self.offload(pool, logger: logger) {
-            _ = try ledger.appendAndWait([prepared])
-            try ledger.checkpointNow()
-            guard let cp = ledger.latestCheckpoint else { throw HTTPError(.serviceUnavailable, message: "no checkpoint yet") }
-            return cp
+        // The entry the export ends at: a checkpoint is signed at exactly its size, so the
+        // export's last leaf is its own audit entry and nothing of the org can follow it.
+        let (anchor, cp): (Receipt, SignedCheckpoint) = try await Self.offload(pool, logger: logger) {
+            try ledger.appendAnchored(prepared)
         }
         metrics.exports.increment()
         let size = cp.checkpoint.size
-        let archived = ledger.archivedRanges(org: org, filter: p.filter, newestFirst: false, cursor: nil)
-        let filtered = !p.echo.isEmpty || p.text != nil || !archived.isEmpty
-        var echo = p.echo
-        if p.text != nil { echo["q"] = p.text }
-        if !archived.isEmpty { echo["archived_bundles"] = archived.map(\.bundle).joined(separator: " ") }
-        let headerLine = ExportFormat.header(org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filtered: filtered, filter: echo)
+        var consistency: (from: UInt64, proof: [Hash])?
+        if let from = consistencyFrom {
+            consistency = (from, try await Self.offload(pool, logger: logger) { try ledger.consistencyProof(old: from, new: size) })
+        }
+        var archived = ledger.archivedRanges(org: org, filter: p.filter, newestFirst: false, cursor: nil).map(\.bundle)
+        if let from = p.filter.from, let before = ledger.archivedRanges(org: org, filter: QueryFilter(to: from), newestFirst: true, cursor: nil).first,
+           !archived.contains(before.bundle) {
+            archived.insert(before.bundle, at: 0)
+        }
+        var stated = p.echo
+        if p.text != nil { stated["q"] = p.text }
+        let headerLine = ExportFormat.header(org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filter: stated,
+                                             archivedBundles: archived, consistency: consistency)
+        let plan = ExportPlan(org: org, filter: p.filter, text: p.text, anchor: anchor.seq, csv: format == "csv")
         let body = ResponseBody { writer in
-            var count = 0
-            if format == "ndjson" {
-                try await writer.write(ByteBuffer(string: headerLine + "\n"))
-            } else {
-                try await writer.write(ByteBuffer(string: ExportFormat.csvColumns + "\n" + "header,,,,,,,,,,," + ExportFormat.csv(headerLine) + "\n"))
-            }
-            var cursor: UInt64? = nil
-            var done = false
-            repeat {
-                let from = cursor
-                let (chunk, n, next, end): (String, Int, UInt64?, Bool) = try await Self.offload(pool, logger: logger) {
-                    let (page, next) = try ledger.search(org: org, filter: p.filter, text: p.text, newestFirst: false, limit: Self.exportPage, cursor: from)
-                    var chunk = ""
-                    var n = 0
-                    for e in page where e.seq < size {
-                        let proof = try ledger.inclusionProof(seq: e.seq, size: size)
-                        chunk += (format == "ndjson" ? ExportFormat.entry(e, proof: proof) : ExportFormat.csvRow(e, proof: proof)) + "\n"
-                        n += 1
-                    }
-                    return (chunk, n, next, page.last.map { $0.seq >= size } ?? false)
+            try await writer.write(ByteBuffer(string: format == "ndjson" ? headerLine + "\n" : ExportFormat.csvColumns + "\n" + ExportFormat.csvMeta("header", headerLine) + "\n"))
+            var state = ExportPlan.State()
+            while !state.done {
+                let before = state
+                let (chunk, after): (String, ExportPlan.State) = try await Self.offload(pool, logger: logger) {
+                    var s = before
+                    let chunk = try plan.next(&s, ledger: ledger, page: Self.exportPage)
+                    return (chunk, s)
                 }
-                count += n
+                state = after
                 if !chunk.isEmpty { try await writer.write(ByteBuffer(string: chunk)) }
-                cursor = next
-                done = end || next == nil
-            } while !done
-            let trailer = ExportFormat.trailer(count: count)
-            try await writer.write(ByteBuffer(string: format == "ndjson" ? trailer + "\n" : "trailer,,,,,,,,,,," + ExportFormat.csv(trailer) + "\n"))
+            }
+            let trailer = ExportFormat.trailer(count: state.entries, context: state.context)
+            try await writer.write(ByteBuffer(string: format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n"))
             try await writer.finish(nil)
         }
         let type = format == "ndjson" ? "application/x-ndjson" : "text/csv"

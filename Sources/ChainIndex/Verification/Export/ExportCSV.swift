@@ -1,7 +1,8 @@
 import Foundation
 
 /// RFC 4180 parsing of CSV exports (format-spec.md §9.3), turned back into the NDJSON lines
-/// `ExportVerifier` reads. Never traps: any input gives lines or a `Failure`.
+/// `ExportVerifier` reads, after checking every readable column against the entry's content.
+/// Never traps: any input gives lines or a `Failure`.
 public enum ExportCSV {
     /// A CSV export that cannot be read as one.
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -30,21 +31,28 @@ public enum ExportCSV {
 
     /// The export's rows after the column line, as NDJSON lines.
     public static func lines(_ text: String) throws(Failure) -> [String] {
-        var out: [String] = []
-        for (i, r) in rows(text).dropFirst().enumerated() {
-            guard r.count == 12 else { throw Failure(description: "CSV row \(i + 2) has \(r.count) columns (expected 12)") }
-            switch r[0] {
-            case "header", "trailer": out.append(r[11])
-            case "entry":
-                let obj: [String: Any] = ["type": "entry", "seq": Int(r[1]) ?? -1, "org_seq": Int(r[2]) ?? -1, "hash": r[8], "link": r[9],
-                                          "proof": r[10].split(separator: " ").map(String.init), "content": r[11]]
-                guard let d = try? JSONSerialization.data(withJSONObject: obj) else {
-                    throw Failure(description: "CSV row \(i + 2) cannot be read as an entry")
-                }
-                out.append(String(decoding: d, as: UTF8.self))
-            default: throw Failure(description: "CSV row \(i + 2) has unknown type \(r[0])")
+        try rows(text).dropFirst().enumerated().map { (i, r) throws(Failure) in try line(r, row: i + 2) }
+    }
+
+    /// One row as an NDJSON line, its readable columns checked against its content.
+    public static func line(_ r: [String], row: Int) throws(Failure) -> String {
+        guard r.count == 12 else { throw Failure(description: "CSV row \(row) has \(r.count) columns (expected 12)") }
+        switch r[0] {
+        case "header", "trailer": return r[11]
+        case "entry", "context":
+            let signed = CSVColumns(content: Array(r[11].utf8)), shown = CSVColumns(row: r)
+            for (name, a, b) in [("received_at", shown.receivedAt, signed.receivedAt), ("category", shown.category, signed.category),
+                                 ("action", shown.action, signed.action), ("actor", shown.actor, signed.actor), ("outcome", shown.outcome, signed.outcome)]
+            where a != b {
+                throw Failure(description: "CSV row \(row) (seq \(r[1].prefix(20))): column \(name) says '\(a.prefix(80))' but the entry's signed content says '\(b.prefix(80))'")
             }
+            let obj: [String: Any] = ["type": r[0], "seq": Int(r[1]) ?? -1, "org_seq": Int(r[2]) ?? -1, "hash": r[8], "link": r[9],
+                                      "proof": r[10].split(separator: " ").map(String.init), "content": r[11]]
+            guard let d = try? JSONSerialization.data(withJSONObject: obj) else {
+                throw Failure(description: "CSV row \(row) cannot be read as an entry")
+            }
+            return String(decoding: d, as: UTF8.self)
+        default: throw Failure(description: "CSV row \(row) has unknown type \(r[0].prefix(40))")
         }
-        return out
     }
 }

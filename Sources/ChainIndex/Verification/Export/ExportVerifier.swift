@@ -1,76 +1,33 @@
 import Foundation
 import SegmentStore
 
-/// The export format (format-spec.md §9.3): NDJSON, one object per line.
-///
-///     {"type":"header","format":"auditlog-export/1","org":…,"origin":…,"verifier_key":…,
-///      "checkpoint":<signed note>,"tree_size":N,"filtered":bool,"filter":{…}}
-///     {"type":"entry","seq":…,"org_seq":…,"content":<canonical entry, as a JSON string>,
-///      "link":<hex>,"hash":<hex>,"proof":[<hex>…]}          (proof: inclusion at tree_size)
-///     {"type":"trailer","count":n}
-///
-/// `content` decodes to exactly the bytes that were hashed. With `filtered` false, the
-/// entries are every entry of the org up to `tree_size`, so the org chain must be unbroken.
-public enum ExportFormat {
-    /// The format tag.
-    public static let tag = "auditlog-export/1"
-
-    /// The header line.
-    public static func header(org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filtered: Bool, filter: [String: String]) -> String {
-        let obj: [String: Any] = [
-            "type": "header", "format": tag, "org": org, "origin": origin, "verifier_key": verifier.text,
-            "checkpoint": checkpoint.note, "tree_size": checkpoint.checkpoint.size, "filtered": filtered, "filter": filter,
-        ]
-        return json(obj)
-    }
-
-    /// An entry line.
-    public static func entry(_ e: StoredEntry, proof: [Hash]) -> String {
-        json([
-            "type": "entry", "seq": e.seq, "org_seq": e.link.orgSeq, "content": String(decoding: e.content, as: UTF8.self),
-            "link": e.link.bytes.hex, "hash": e.hash.hex, "proof": proof.map(\.hex),
-        ])
-    }
-
-    /// The trailer line.
-    public static func trailer(count: Int) -> String { json(["type": "trailer", "count": count]) }
-
-    static func json(_ obj: [String: Any]) -> String {
-        let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: d, as: UTF8.self)
-    }
-
-    /// CSV header row of a CSV export.
-    public static let csvColumns = "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,proof,content"
-
-    /// An entry row of a CSV export: the columns a person reads, taken from the hashed content.
-    public static func csvRow(_ e: StoredEntry, proof: [Hash]) -> String {
-        let v = try? Entry.decodeStored(e.content)
-        let cols = [
-            "entry", String(e.seq), String(e.link.orgSeq), v?["received_at"]?.stringValue ?? "", v?["category"]?.stringValue ?? "",
-            v?["action"]?.stringValue ?? "", (v?["actor"]?["type"]?.stringValue ?? "") + ":" + (v?["actor"]?["id"]?.stringValue ?? ""),
-            v?["outcome"]?.stringValue ?? "", e.hash.hex, e.link.bytes.hex, proof.map(\.hex).joined(separator: " "),
-            String(decoding: e.content, as: UTF8.self),
-        ]
-        return cols.map(csv).joined(separator: ",")
-    }
-
-    /// Quotes a CSV field (RFC 4180).
-    public static func csv(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-    }
-}
-
-/// Offline verification of an export (NDJSON), with nothing but the verifier key.
+/// Offline verification of an export (format-spec.md §9.3), with nothing but the verifier key:
+/// every line authentic, the header's claims bound to the export's own signed audit entry,
+/// and the selection's completeness proven where it can be (a time range or everything).
 public struct ExportVerifier {
+    /// How much of its claim the export proves.
+    public enum Completeness: Sendable, Equatable {
+        /// Every entry of the org the filter selects, in the signed tree, is in the export.
+        case complete
+        /// Each entry is authentic and selected, but the export cannot show that none is
+        /// missing: why.
+        case selection(String)
+    }
+
     /// What the verification found.
     public struct Report: Sendable {
-        /// Entries checked.
+        /// Selected entries checked (`entry` lines).
         public var entries = 0
+        /// Neighbouring entries checked (`context` lines, the export's own audit entry among them).
+        public var context = 0
         /// The org.
         public var org = ""
         /// The checkpoint size the proofs are against.
         public var treeSize: UInt64 = 0
+        /// The filter as the header (and the signed audit entry) state it.
+        public var filter: [String: String] = [:]
+        /// Proven complete, or a selection and why not.
+        public var completeness = Completeness.selection("not verified")
         /// The first failure, with its line number.
         public var failure: String?
         /// True when nothing failed.
@@ -78,19 +35,36 @@ public struct ExportVerifier {
     }
 
     let key: NoteVerifier?
+    let kept: [SignedCheckpoint]
 
     /// A verifier trusting `key` (default: the key named in the export's header, which an
-    /// auditor should compare with the operator's published key).
-    public init(key: NoteVerifier?) { self.key = key }
+    /// auditor should compare with the operator's published key), and requiring the export's
+    /// checkpoint to extend each of `kept` (checkpoints the auditor saw earlier).
+    public init(key: NoteVerifier?, kept: [SignedCheckpoint] = []) {
+        self.key = key
+        self.kept = kept
+    }
 
-    /// Verifies export `lines`.
-    public func verify<S: Sequence>(lines: S) -> Report where S.Element == String {
+    struct Line {
+        var type: String, seq: UInt64, orgSeq: UInt64, time: Int64, hash: Hash, content: [UInt8]
+    }
+
+    /// Verifies export `lines`; `format` is the file's (`ndjson` or `csv`), which the signed
+    /// audit entry names.
+    public func verify<S: Sequence>(lines: S, format: String = "ndjson") -> Report where S.Element == String {
         var r = Report()
         var root = Hash.zero
         var size: UInt64 = 0
-        var filtered = true
-        var prev: (orgSeq: UInt64, hash: Hash)?
+        var selection = ExportSelection()
+        var archived: [String] = []
+        var prev: Line?
+        var gaps: [Range<UInt64>] = []
         var sawHeader = false, sawTrailer = false
+        // A gap in a selection that claims completeness: only archived bundles may explain it.
+        func gap(_ g: Range<UInt64>) -> String? {
+            guard archived.isEmpty else { gaps.append(g); return nil }
+            return "org entries at positions \(g.lowerBound)..<\(g.upperBound) are missing from an export that selects them (it names no archived bundle that could hold them): entries were removed"
+        }
         for (n, line) in lines.enumerated() where !line.isEmpty {
             let lineNo = n + 1
             func fail(_ m: String) -> Report { r.failure = "line \(lineNo): \(m)"; return r }
@@ -102,16 +76,24 @@ public struct ExportVerifier {
             case "header":
                 guard !sawHeader, obj["format"] as? String == ExportFormat.tag else { return fail("not an \(ExportFormat.tag) header") }
                 sawHeader = true
+                let cp: SignedCheckpoint
                 do {
                     let k = try key ?? NoteVerifier(obj["verifier_key"] as? String ?? "")
-                    let cp = try SignedCheckpoint(note: obj["checkpoint"] as? String ?? "", verifier: k)
-                    root = cp.checkpoint.root
-                    size = cp.checkpoint.size
+                    cp = try SignedCheckpoint(note: obj["checkpoint"] as? String ?? "", verifier: k)
                 } catch { return fail("checkpoint: \(error)") }
-                r.org = obj["org"] as? String ?? ""
+                root = cp.checkpoint.root
+                size = cp.checkpoint.size
+                guard obj["tree_size"] as? Int == Int(exactly: size) else { return fail("tree_size differs from the signed checkpoint's size \(size)") }
+                guard let org = obj["org"] as? String, Entry.isValidOrgName(org) else { return fail("the header names no valid org") }
+                r.org = org
                 r.treeSize = size
-                filtered = obj["filtered"] as? Bool ?? true
-            case "entry":
+                guard let f = obj["filter"] as? [String: String] else { return fail("the header's filter is not an object of strings") }
+                do { selection = try ExportSelection(header: f) } catch { return fail("\(error)") }
+                r.filter = f
+                guard obj["filtered"] as? Bool == !f.isEmpty else { return fail("'filtered' contradicts the filter (\(f.isEmpty ? "none" : "given"))") }
+                archived = obj["archived_bundles"] as? [String] ?? []
+                if let m = checkKept(cp, consistency: obj["consistency"]) { return fail(m) }
+            case "entry", "context":
                 guard sawHeader else { return fail("entry before the header") }
                 guard let seqN = obj["seq"] as? Int, let seq = UInt64(exactly: seqN), let orgSeqN = obj["org_seq"] as? Int,
                       let orgSeq = UInt64(exactly: orgSeqN), let content = obj["content"] as? String,
@@ -130,25 +112,100 @@ public struct ExportVerifier {
                 guard proof.count == proofHex.count, Merkle.verifyInclusion(index: seq, size: size, leaf: h, proof: proof, root: root) else {
                     return fail("entry \(seq): inclusion proof does not lead to the checkpoint's root")
                 }
+                guard let time = CanonicalScan.topLevelString(bytes, key: "received_at").flatMap(Timestamp.parse), let selected = selection.matches(bytes) else {
+                    return fail("entry \(seq): content lacks received_at, category, outcome, action or actor")
+                }
+                if type == "entry", !selected { return fail("entry \(seq) does not match the export's filter") }
+                if type == "context", selected { return fail("entry \(seq) matches the export's filter but is marked context: it belongs to the selection") }
                 if let p = prev {
                     guard orgSeq > p.orgSeq else { return fail("entry \(seq): entries are not in order") }
-                    if orgSeq == p.orgSeq + 1, l.prevOrgHash != p.hash { return fail("entry \(seq): does not chain to the org's previous entry") }
-                    if !filtered, orgSeq != p.orgSeq + 1 { return fail("org chain gap: entries \(p.orgSeq + 1)..<\(orgSeq) of the org are missing from an unfiltered export") }
-                } else if !filtered, orgSeq != 0 {
-                    return fail("unfiltered export starts at org position \(orgSeq), not 0: earlier entries are missing")
-                } else if orgSeq == 0, l.prevOrgHash != .zero {
-                    return fail("entry \(seq): first entry of the org has a previous org hash")
+                    guard time >= p.time else { return fail("entry \(seq): received_at is earlier than the previous entry's") }
+                    if orgSeq == p.orgSeq + 1 {
+                        if l.prevOrgHash != p.hash { return fail("entry \(seq): does not chain to the org's previous entry") }
+                    } else if selection.provable, !(selection.filter.to.map { p.time >= $0 } ?? false) {
+                        // After an entry at or past `to`, every later one is too: no gap matters.
+                        if let m = gap(p.orgSeq + 1..<orgSeq) { return fail(m) }
+                    }
+                } else if orgSeq == 0 {
+                    if l.prevOrgHash != .zero { return fail("entry \(seq): first entry of the org has a previous org hash") }
+                } else if selection.provable, !(type == "context" && selection.filter.from.map { time < $0 } ?? false) {
+                    if let m = gap(0..<orgSeq) { return fail(m) }
                 }
-                prev = (orgSeq, h)
-                r.entries += 1
+                prev = Line(type: type, seq: seq, orgSeq: orgSeq, time: time, hash: h, content: bytes)
+                if type == "entry" { r.entries += 1 } else { r.context += 1 }
             case "trailer":
                 sawTrailer = true
                 guard obj["count"] as? Int == r.entries else { return fail("trailer counts \(obj["count"] ?? "?") entries, found \(r.entries): entries were removed or added") }
+                guard obj["context"] as? Int == r.context else { return fail("trailer counts \(obj["context"] ?? "?") context entries, found \(r.context)") }
+                if let m = checkAnchor(prev, size: size, org: r.org, filter: r.filter, format: format) { return fail(m) }
             default:
-                return fail("unknown line type \(type)")
+                return fail("unknown line type \(type.prefix(40))")
             }
         }
-        if !sawHeader { r.failure = "no header line" } else if !sawTrailer { r.failure = "no trailer line: the export is truncated" }
+        if !sawHeader { r.failure = "no header line"; return r }
+        if !sawTrailer { r.failure = "no trailer line: the export is truncated"; return r }
+        let missing = gaps.map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", ")
+        if !selection.provable {
+            r.completeness = .selection("only an export of everything or of a time range can prove that no selected entry is missing; this filter (\(r.filter.keys.sorted().joined(separator: ", "))) leaves out entries whose content the export does not hold")
+        } else if !gaps.isEmpty {
+            r.completeness = .selection("org entries at positions \(missing) are not in the export; its header says they are in archived bundles \(archived.joined(separator: ", ")) (restore them with `auditctl archive restore` and export again)")
+        } else {
+            r.completeness = .complete
+        }
         return r
+    }
+
+    /// The last line must be the export's own audit entry, at exactly `size − 1`, whose signed
+    /// metadata states this file's format and the header's filter.
+    func checkAnchor(_ last: Line?, size: UInt64, org: String, filter: [String: String], format: String) -> String? {
+        guard let a = last, a.seq + 1 == size else {
+            return "the export does not end with its own audit entry at seq \(size == 0 ? 0 : size - 1), the last leaf of its checkpoint: entries were removed from its end"
+        }
+        guard let v = try? Entry.decodeStored(a.content), v["category"]?.stringValue == "privacy", v["action"]?.stringValue == "audit_log.exported",
+              v["org"]?.stringValue == org, case .object(let meta)? = v["metadata"]
+        else { return "entry \(a.seq), the last, is not the export's own audit entry (privacy, audit_log.exported, of org \(org))" }
+        var signed: [String: String] = [:]
+        var textSearch = false
+        for m in meta {
+            if m.key == "filter.text_search" { textSearch = m.value == .bool(true); continue }
+            if m.key.hasPrefix("filter."), let s = m.value.stringValue { signed[String(m.key.dropFirst(7))] = s }
+        }
+        if meta.first(where: { $0.key == "format" })?.value.stringValue != format {
+            return "the export's signed audit entry \(a.seq) was for another format than this \(format) file"
+        }
+        var stated = filter
+        let q = stated.removeValue(forKey: "q")
+        guard stated == signed, textSearch == (q != nil) else {
+            func show(_ d: [String: String], _ t: Bool) -> String {
+                let s = d.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + (t ? ["q=…"] : [])
+                return s.isEmpty ? "none" : s.joined(separator: " ")
+            }
+            return "the header's filter (\(show(stated, q != nil))) is not the one the export's signed audit entry \(a.seq) recorded (\(show(signed, textSearch)))"
+        }
+        return nil
+    }
+
+    /// Each kept checkpoint must be the export's or be extended by it (the header's
+    /// `consistency` proof from its size).
+    func checkKept(_ cp: SignedCheckpoint, consistency: Any?) -> String? {
+        for k in kept {
+            guard k.checkpoint.origin == cp.checkpoint.origin else { return "the kept checkpoint is for log \(k.checkpoint.origin), not \(cp.checkpoint.origin)" }
+            let old = k.checkpoint.size, new = cp.checkpoint.size
+            if old == new {
+                if k.checkpoint.root != cp.checkpoint.root { return "the export's checkpoint and the kept one both have size \(new) but different roots: the log forked" }
+                continue
+            }
+            guard old < new else {
+                return "the export's tree (size \(new)) is older than the kept checkpoint (size \(old)): it cannot show the log still holds what that checkpoint covered; export again"
+            }
+            guard let c = consistency as? [String: Any], c["from"] as? Int == Int(exactly: old), let hex = c["proof"] as? [String] else {
+                return "the export carries no consistency proof from the kept checkpoint's size \(old): request it with ?consistency_from=\(old)"
+            }
+            let proof = hex.compactMap { Hash(hex: $0) }
+            guard proof.count == hex.count,
+                  Merkle.verifyConsistency(old: old, new: new, oldRoot: k.checkpoint.root, newRoot: cp.checkpoint.root, proof: proof)
+            else { return "the export's checkpoint (size \(new)) does not extend the kept one (size \(old)): the log was rolled back or forked" }
+        }
+        return nil
     }
 }

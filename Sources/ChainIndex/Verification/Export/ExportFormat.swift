@@ -1,0 +1,140 @@
+import Foundation
+import SegmentStore
+
+/// The export format (format-spec.md §9.3): NDJSON, one object per line.
+///
+///     {"type":"header","format":"auditlog-export/2","org":…,"origin":…,"verifier_key":…,
+///      "checkpoint":<signed note>,"tree_size":N,"filtered":bool,"filter":{…},
+///      "archived_bundles":[…], "consistency":{"from":M,"proof":[…]}?}
+///     {"type":"entry"|"context","seq":…,"org_seq":…,"content":<canonical entry>,
+///      "link":<hex>,"hash":<hex>,"proof":[<hex>…]}          (proof: inclusion at tree_size)
+///     {"type":"trailer","count":<entry lines>,"context":<context lines>}
+///
+/// `entry` lines are the selection; `context` lines are entries of the org that prove the
+/// selection's edges: the last one is always the export's own audit entry (the anchor), at
+/// exactly `tree_size − 1`, whose signed metadata states the filter.
+public enum ExportFormat {
+    /// The format tag.
+    public static let tag = "auditlog-export/2"
+
+    /// The header line.
+    public static func header(org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filter: [String: String],
+                              archivedBundles: [String], consistency: (from: UInt64, proof: [Hash])? = nil) -> String {
+        var obj: [String: Any] = [
+            "type": "header", "format": tag, "org": org, "origin": origin, "verifier_key": verifier.text,
+            "checkpoint": checkpoint.note, "tree_size": checkpoint.checkpoint.size, "filtered": !filter.isEmpty, "filter": filter,
+            "archived_bundles": archivedBundles,
+        ]
+        if let c = consistency { obj["consistency"] = ["from": c.from, "proof": c.proof.map(\.hex)] as [String: Any] }
+        return json(obj)
+    }
+
+    /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges.
+    public static func entry(_ e: StoredEntry, proof: [Hash], context: Bool = false) -> String {
+        json([
+            "type": context ? "context" : "entry", "seq": e.seq, "org_seq": e.link.orgSeq, "content": String(decoding: e.content, as: UTF8.self),
+            "link": e.link.bytes.hex, "hash": e.hash.hex, "proof": proof.map(\.hex),
+        ])
+    }
+
+    /// The trailer line.
+    public static func trailer(count: Int, context: Int) -> String { json(["type": "trailer", "count": count, "context": context]) }
+
+    static func json(_ obj: [String: Any]) -> String {
+        let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: d, as: UTF8.self)
+    }
+
+    // MARK: CSV
+
+    /// The column names, the first line of a CSV export.
+    public static let csvColumns = "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,proof,content"
+
+    /// The CSV row carrying the header (or trailer) object in `content`.
+    public static func csvMeta(_ type: String, _ jsonLine: String) -> String { type + ",,,,,,,,,,," + csv(jsonLine) }
+
+    /// An entry row: the columns a person reads, taken from the hashed content (the verifier
+    /// checks each against it).
+    public static func csvRow(_ e: StoredEntry, proof: [Hash], context: Bool = false) -> String {
+        let c = CSVColumns(content: e.content)
+        let cols = [
+            context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action, c.actor, c.outcome,
+            e.hash.hex, e.link.bytes.hex, proof.map(\.hex).joined(separator: " "), String(decoding: e.content, as: UTF8.self),
+        ]
+        return cols.map(csv).joined(separator: ",")
+    }
+
+    /// Quotes a CSV field (RFC 4180).
+    public static func csv(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+}
+
+/// The readable columns of a CSV entry row, as the content gives them: `received_at`,
+/// `category`, `action`, `actor` (`actor.type:actor.id`), `outcome`.
+struct CSVColumns: Equatable {
+    var receivedAt = "", category = "", action = "", actor = "", outcome = ""
+
+    init(content: [UInt8]) {
+        guard let v = try? Entry.decodeStored(content) else { return }
+        receivedAt = v["received_at"]?.stringValue ?? ""
+        category = v["category"]?.stringValue ?? ""
+        action = v["action"]?.stringValue ?? ""
+        actor = (v["actor"]?["type"]?.stringValue ?? "") + ":" + (v["actor"]?["id"]?.stringValue ?? "")
+        outcome = v["outcome"]?.stringValue ?? ""
+    }
+
+    init(row: [String]) {
+        (receivedAt, category, action, actor, outcome) = (row[3], row[4], row[5], row[6], row[7])
+    }
+}
+
+/// What an export selects, as its header's `filter` states it (format-spec.md §9.3): the same
+/// rules as the read port's queries, so the verifier can check every line against them.
+public struct ExportSelection: Sendable, Equatable {
+    /// The index filter.
+    public var filter = QueryFilter()
+    /// Free text (ASCII case-insensitive, anywhere in the canonical entry).
+    public var text: String?
+
+    /// A filter the header states wrongly.
+    public struct Invalid: Error, CustomStringConvertible { public var description: String }
+
+    /// Everything.
+    public init() {}
+
+    /// The selection a header's `filter` object states.
+    public init(header: [String: String]) throws(Invalid) {
+        for (k, v) in header {
+            switch k {
+            case "from", "to":
+                guard let t = Timestamp.parse(v) else { throw Invalid(description: "filter \(k) '\(v.prefix(40))' is not an RFC 3339 time") }
+                if k == "from" { filter.from = t } else { filter.to = t }
+            case "category":
+                guard let c = Category(rawValue: v) else { throw Invalid(description: "filter category '\(v.prefix(40))' is not a category") }
+                filter.category = c
+            case "outcome":
+                guard let o = Outcome(rawValue: v) else { throw Invalid(description: "filter outcome '\(v.prefix(40))' is not an outcome") }
+                filter.outcome = o
+            case "action": filter.action = v
+            case "actor": filter.actor = v
+            case "q": text = v
+            default: throw Invalid(description: "unknown filter '\(k.prefix(40))'")
+            }
+        }
+    }
+
+    /// Whether the export can prove it holds every entry it selects: only for a time range
+    /// (received_at never decreases, so the org's entries of a range are consecutive).
+    public var provable: Bool {
+        filter.category == nil && filter.outcome == nil && filter.action == nil && filter.actor == nil && text == nil
+    }
+
+    /// Whether stored entry `content` is selected; nil when it lacks a field the filter reads.
+    public func matches(_ content: [UInt8]) -> Bool? {
+        guard let (_, f) = Entry.indexFields(ofStored: content) else { return nil }
+        guard filter.matches(f) else { return false }
+        if let text { return Ledger.contains(content, Array(text.lowercased().utf8)) }
+        return true
+    }
+}
