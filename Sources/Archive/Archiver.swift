@@ -105,7 +105,7 @@ public final class Archiver: @unchecked Sendable {
         let stub = ArchivedStub(
             segment: info.segment, first_seq: info.firstSeq, end_seq: info.endSeq, bundle: name, manifest_sha256: SHA256.hash(mbytes).hex,
             manifest_note: String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.signature), as: UTF8.self),
-            orgs: manifest.orgs, purged_at: nil, tombstone: nil)
+            orgs: manifest.orgs, purged_at: nil, tombstone: nil, manifest: String(decoding: mbytes, as: UTF8.self))
         let segDir = ledger.store.directory
         try stub.save(segDir + "/" + SegmentNames.archived(info.segment))
         try ledger.store.markArchived(info.segment, bundle: name)
@@ -217,6 +217,7 @@ public final class Archiver: @unchecked Sendable {
     public static func restore(dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, bundle name: String) throws -> BundleManifest {
         let dir = try backend.path(of: name)
         let manifest = try ArchiveBundle.verify(directory: dir, verifier: verifier)
+        try BundlePlacement.check(name: name, dir: dir, manifest: manifest, dataDir: dataDir, verifier: verifier)
         let segDir = dataDir + "/segments"
         let stubPath = segDir + "/" + SegmentNames.archived(manifest.segment)
         let hotPath = segDir + "/" + SegmentNames.sealed(manifest.segment)

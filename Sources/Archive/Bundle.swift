@@ -199,6 +199,8 @@ public enum ArchiveBundle {
             guard let h = Hash(hex: s.last_hash) else { throw BundleError(file: mpath, reason: "bad org_start hash of \(o)") }
             orgs[o] = (s.count, nil, h)
         }
+        var hits: [String: [IndexHit]] = [:]
+        var summary: [String: ArchivedStub.OrgSummary] = [:]
         var range = CompactRange(nodes: try manifest.left.map { n -> (height: Int, hash: Hash) in
             guard let h = Hash(hex: n.hash) else { throw BundleError(file: mpath, reason: "bad left node") }
             return (n.height, h)
@@ -221,6 +223,24 @@ public enum ArchiveBundle {
             orgs[org] = (p.orgSeq + 1, r.seq, leaf)
             prev = leaf
             range.append(leaf)
+            guard let (_, f) = Entry.indexFields(ofStored: p.content) else {
+                throw BundleError(file: segPath, reason: "entry \(r.seq) lacks a field the index needs")
+            }
+            hits[org, default: []].append(IndexHit(seq: r.seq, orgSeq: p.orgSeq, fields: f))
+            var sum = summary[org] ?? ArchivedStub.OrgSummary(org: org, entries: 0, count_after: 0, last_seq: r.seq, min_time: .max, max_time: .min)
+            sum.entries += 1
+            sum.count_after = p.orgSeq + 1
+            sum.last_seq = r.seq
+            sum.min_time = min(sum.min_time, f.time)
+            sum.max_time = max(sum.max_time, f.time)
+            summary[org] = sum
+        }
+        // The summary that retention and the stub rely on is the entries', not just signed.
+        for o in manifest.orgs where summary[o.org] != o {
+            throw BundleError(file: mpath, reason: "its summary of org \(o.org) (entries \(o.entries), count_after \(o.count_after), last_seq \(o.last_seq), times \(o.min_time)…\(o.max_time)) is not what the segment's entries say")
+        }
+        guard Set(manifest.orgs.map(\.org)) == Set(summary.keys), manifest.orgs.count == summary.count else {
+            throw BundleError(file: mpath, reason: "lists orgs \(manifest.orgs.map(\.org).sorted()), the segment's entries belong to \(summary.keys.sorted())")
         }
         for n in manifest.right {
             guard let h = Hash(hex: n.hash), range.size % (UInt64(1) << UInt64(n.height)) == 0 else { throw BundleError(file: mpath, reason: "bad right subtree") }
@@ -229,8 +249,9 @@ public enum ArchiveBundle {
         guard range.size == cp.checkpoint.size, range.root() == cp.checkpoint.root else {
             throw BundleError(file: dir + "/" + BundleFiles.checkpoint, reason: "the segment's leaves do not lead to the checkpoint's root")
         }
-        do { _ = try SealedIndexCheck.check(path: dir + "/" + BundleFiles.index, segment: manifest.segment) } catch {
-            throw BundleError(file: dir + "/" + BundleFiles.index, reason: "\(error)")
+        if let f = ChainChecker.compareIndexFile(dir + "/" + BundleFiles.index, segment: manifest.segment, firstSeq: manifest.first_seq,
+                                                  endSeq: manifest.end_seq, hits: hits) {
+            throw BundleError(file: dir + "/" + BundleFiles.index, reason: f.message)
         }
         return manifest
     }

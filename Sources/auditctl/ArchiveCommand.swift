@@ -37,7 +37,7 @@ struct ArchiveCommand: AsyncParsableCommand {
     }
 
     struct VerifyBundles: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Verify bundles on their own: manifest signature, file hashes, every entry, the checkpoint root.")
+        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Verify bundles: manifest signature, file hashes, every entry, the index and org summary, the checkpoint root; and that each is in its slot, matches its stub and holds the log's leaves.")
         @OptionGroup var common: Common
         @Option(help: "The verifier key (default: DIR's).") var key: String?
         @Argument(help: "Bundles (default: all).") var bundles: [String] = []
@@ -45,11 +45,22 @@ struct ArchiveCommand: AsyncParsableCommand {
         func run() throws {
             let k = try key.map { try NoteVerifier($0) } ?? Ledger.verifierKey(directory: common.dir)
             let backend = try LocalDirectoryBackend(root: common.archivePath)
-            let names = bundles.isEmpty ? try backend.list() : bundles
+            let all = try backend.list()
+            let names = bundles.isEmpty ? all : bundles
+            var lost = 0
+            if bundles.isEmpty {
+                for s in try BundlePlacement.missing(dataDir: common.dir, present: Set(all)) {
+                    print("FAILED: \(s.bundle): segment \(s.segment)'s stub records it, but \(common.archivePath) does not hold it")
+                    lost += 1
+                }
+            }
             try eachBundle(names, label: "verifying bundles", failure: "FAILED") { name in
-                let m = try ArchiveBundle.verify(directory: try backend.path(of: name), verifier: k)
+                let dir = try backend.path(of: name)
+                let m = try ArchiveBundle.verify(directory: dir, verifier: k)
+                try BundlePlacement.check(name: name, dir: dir, manifest: m, dataDir: common.dir, verifier: k)
                 return "OK: \(name) (segment \(m.segment), entries \(m.first_seq)..<\(m.end_seq), \(m.orgs.count) orgs)"
             }
+            if lost > 0 { throw ExitCode(1) }
         }
     }
 

@@ -46,13 +46,17 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     public var purged_at: String?
     /// The signed tombstone left by the purge.
     public var tombstone: String?
+    /// The bundle's `manifest.json`, byte for byte (as text): hashing it gives
+    /// `manifest_sha256`, which `manifest_note` signs, so the summary above is checked against
+    /// signed data without the archive. Absent in stubs written before it was kept.
+    public var manifest: String?
 
     /// A stub.
     public init(segment: UInt64, first_seq: UInt64, end_seq: UInt64, bundle: String, manifest_sha256: String, manifest_note: String,
-                orgs: [OrgSummary], purged_at: String?, tombstone: String?) {
+                orgs: [OrgSummary], purged_at: String?, tombstone: String?, manifest: String? = nil) {
         self.segment = segment; self.first_seq = first_seq; self.end_seq = end_seq; self.bundle = bundle
         self.manifest_sha256 = manifest_sha256; self.manifest_note = manifest_note; self.orgs = orgs
-        self.purged_at = purged_at; self.tombstone = tombstone
+        self.purged_at = purged_at; self.tombstone = tombstone; self.manifest = manifest
     }
 
     /// Reads a stub.
@@ -81,11 +85,36 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
         "auditlog tombstone\n\(origin)\n\(segment)\n\(firstSeq)\n\(endSeq)\n\(sha256)\n\(purgedAt)\n"
     }
 
-    /// Checks the stub's signed notes (manifest, and tombstone if purged) against `verifier`.
+    /// What a stub repeats of its manifest.
+    struct ManifestSummary: Decodable {
+        var segment: UInt64, first_seq: UInt64, end_seq: UInt64, orgs: [OrgSummary]
+    }
+
+    /// Checks the stub's signed notes (manifest, and tombstone if purged) against `verifier`,
+    /// and, when the stub keeps its manifest, that the manifest is the signed one and says
+    /// what the stub says (segment, range, every org's summary).
     public func checkNote(verifier: NoteVerifier) throws {
         let text = try verifier.open(manifest_note)
         guard text == Self.manifestNoteText(origin: verifier.name, segment: segment, sha256: manifest_sha256) else {
             throw LedgerError("archived segment \(segment): the stub's signed manifest note does not name this segment and manifest")
+        }
+        if let manifest {
+            guard SHA256.hash(Array(manifest.utf8)).hex == manifest_sha256 else {
+                throw LedgerError("archived segment \(segment): the stub's copy of its manifest is not the signed one (edited)")
+            }
+            guard let m = try? JSONDecoder().decode(ManifestSummary.self, from: Data(manifest.utf8)) else {
+                throw LedgerError("archived segment \(segment): the stub's manifest cannot be read")
+            }
+            guard m.segment == segment, m.first_seq == first_seq, m.end_seq == end_seq else {
+                throw LedgerError("archived segment \(segment): the stub names segment \(segment) [\(first_seq), \(end_seq)) but its signed manifest names segment \(m.segment) [\(m.first_seq), \(m.end_seq))")
+            }
+            let signed = Dictionary(m.orgs.map { ($0.org, $0) }, uniquingKeysWith: { a, _ in a })
+            for o in orgs where signed[o.org] != o {
+                throw LedgerError("archived segment \(segment): the stub's summary of org \(o.org) (entries \(o.entries), count_after \(o.count_after), last_seq \(o.last_seq)) differs from its signed manifest's\(signed[o.org].map { " (entries \($0.entries), count_after \($0.count_after), last_seq \($0.last_seq))" } ?? " (which does not list it)")")
+            }
+            guard orgs.count == m.orgs.count else {
+                throw LedgerError("archived segment \(segment): the stub lists \(orgs.count) orgs, its signed manifest \(m.orgs.count)")
+            }
         }
         if let purged_at {
             guard let tombstone, try verifier.open(tombstone) == Self.tombstoneText(origin: verifier.name, segment: segment, firstSeq: first_seq, endSeq: end_seq, sha256: manifest_sha256, purgedAt: purged_at) else {
@@ -129,8 +158,13 @@ extension ChainChecker {
             }
         }
         for o in stub.orgs {
-            guard o.last_seq >= info.firstSeq, o.last_seq < info.endSeq else {
+            guard o.last_seq >= info.firstSeq, o.last_seq < info.endSeq, o.entries > 0, o.entries <= info.endSeq - info.firstSeq else {
                 return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0, message: "stub summary of org \(o.org) points outside the segment")
+            }
+            // The org chain continues through the segment: its count before plus its entries.
+            if o.count_after != (orgs[o.org]?.count ?? 0) + o.entries {
+                return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0,
+                    message: "stub summary of org \(o.org): count_after \(o.count_after) is not its \(orgs[o.org]?.count ?? 0) entries before the segment plus the \(o.entries) in it")
             }
             orgs[o.org] = OrgState(count: o.count_after, lastSeq: o.last_seq, lastLeaf: try tree.leaf(o.last_seq))
         }

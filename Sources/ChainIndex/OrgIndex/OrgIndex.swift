@@ -12,6 +12,11 @@ public struct IndexHit: Sendable, Equatable {
     public var orgSeq: UInt64
     /// Filterable fields.
     public var fields: IndexFields
+
+    /// A row.
+    public init(seq: UInt64, orgSeq: UInt64, fields: IndexFields) {
+        self.seq = seq; self.orgSeq = orgSeq; self.fields = fields
+    }
 }
 
 /// A query's filters; nil means "any".

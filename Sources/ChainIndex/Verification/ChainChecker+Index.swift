@@ -12,6 +12,12 @@ extension ChainChecker {
         guard let dir = indexDirectory else { return nil }
         let path = dir + "/" + OrgIndex.fileName(info.segment)
         guard FileOps.exists(path) else { return nil }
+        return Self.compareIndexFile(path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
+    }
+
+    /// Compares index file `path` with the rows a segment's entries call for (`hits`, per org
+    /// in sequence order): the one check for the hot tier's index files and for bundles' copies.
+    public static func compareIndexFile(_ path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, hits segmentHits: [String: [IndexHit]]) -> VerificationFailure? {
         func fail(_ seq: UInt64?, _ offset: Int64?, _ m: String) -> VerificationFailure {
             VerificationFailure(seq: seq, path: path, offset: offset, message: m)
         }
@@ -20,8 +26,8 @@ extension ChainChecker {
             let e = error as? StoreError
             return fail(nil, e?.offset ?? 0, e?.message ?? "\(error)")
         }
-        guard idx.segment == info.segment, idx.firstSeq == info.firstSeq, idx.endSeq == info.endSeq else {
-            return fail(nil, 8, "index file describes segment \(idx.segment) (\(idx.firstSeq)..<\(idx.endSeq)), not segment \(info.segment) (\(info.firstSeq)..<\(info.endSeq))")
+        guard idx.segment == segment, idx.firstSeq == firstSeq, idx.endSeq == endSeq else {
+            return fail(nil, 8, "index file describes segment \(idx.segment) (\(idx.firstSeq)..<\(idx.endSeq)), not segment \(segment) (\(firstSeq)..<\(endSeq))")
         }
         for org in segmentHits.keys where idx.dir[org] == nil {
             return fail(segmentHits[org]?.first?.seq, Int64(SealedIndex.headerSize), "index file lists no entries of org \(org), which has \(segmentHits[org]?.count ?? 0) in the segment")
@@ -39,7 +45,7 @@ extension ChainChecker {
                 return fail(entry.firstSeq, Int64(entry.offset), "index file has \(got.count) rows for org \(org), the segment \(want.count) entries")
             }
             for (g, w) in zip(got, want) where g != w {
-                return fail(w.seq, Int64(entry.offset), "index row of entry \(w.seq) (org \(org)) says \(Self.describe(g)) but the entry says \(Self.describe(w))")
+                return fail(w.seq, Int64(entry.offset), "index row of entry \(w.seq) (org \(org)) says \(describe(g)) but the entry says \(describe(w))")
             }
         }
         return nil
