@@ -63,6 +63,12 @@ extension Ledger {
             for (h, e) in zip(hits, batch) {
                 examined += 1
                 cur = h.seq
+                // An index is derived data: a row that points at another org's entry is
+                // damage, never a reason to show that entry.
+                guard e.org == org, e.link.orgSeq == h.orgSeq else {
+                    let pos = store.position(of: h.seq)
+                    throw StoreError(.corrupt, "the index lists entry \(h.seq) under org \(org) at position \(h.orgSeq), but it is org \(e.org)'s entry at position \(e.link.orgSeq): the index is damaged; run `auditctl verify`", path: pos.path, offset: pos.offset)
+                }
                 if let needle, !Self.contains(e.content, needle) { continue }
                 out.append(e)
                 if out.count == limit { return (out, h.seq) }

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+@testable import SegmentStore
+@testable import ChainIndex
+
+/// Index files and the org-state snapshot are derived data, checked as such (format-spec.md
+/// §10 items 6 and 8): rewritten with valid checksums, flipped, or pointed at another org's
+/// entry, they are caught by `verify`, and a query never shows another org's entry for them.
+@Suite struct IndexTamperTests {
+    let tamper = TamperTests()
+
+    func indexPath(_ dir: String, _ n: UInt64) -> String { dir + "/index/" + OrgIndex.fileName(n) }
+
+    /// Rewrites index file `n` (valid checksums) after `edit` of its rows.
+    func forgeIndex(_ dir: String, _ n: UInt64, _ edit: (inout [(String, [IndexHit])]) -> Void) throws {
+        let path = indexPath(dir, n)
+        let idx = try SealedIndex(path: path)
+        var byOrg = try idx.dir.keys.sorted().map { ($0, try idx.hits(org: $0)) }
+        edit(&byOrg)
+        _ = chmod(path, 0o644)
+        try FileManager.default.removeItem(atPath: path)
+        try SealedIndex.write(path: path, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq, byOrg: byOrg)
+    }
+
+    @Test func aRowRewrittenToHideAnEntryFromAFilterIsCaught() throws {
+        let (dir, s) = try tamper.makeLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try forgeIndex(dir, 1) { byOrg in byOrg[0].1[3].fields.outcome = byOrg[0].1[3].fields.outcome == .denied ? .success : .denied }
+        let f = try #require(try tamper.verify(dir, s))
+        #expect(f.path == indexPath(dir, 1) && f.message.contains("index row of entry"), "\(f)")
+    }
+
+    @Test func aRowPointingAtAnotherOrgsEntryIsDamageNotAnAnswer() throws {
+        let (dir, s) = try tamper.makeLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // org_0's section lists one of org_1's entries in place of its own.
+        var stolen: UInt64 = 0
+        try forgeIndex(dir, 1) { byOrg in
+            stolen = byOrg[1].1[0].seq
+            byOrg[0].1[0].seq = stolen
+            byOrg[0].1.sort { $0.seq < $1.seq }
+        }
+        #expect(try tamper.verify(dir, s) != nil)
+        let l = try Ledger(directory: dir, signer: s, options: Sample.options())
+        defer { try? l.close() }
+        #expect(throws: StoreError.self) { _ = try l.search(org: "org_0", limit: 1000) }
+        // The other org's entry is never handed out, under any filter.
+        let seen = (try? l.search(org: "org_0", filter: QueryFilter(category: .init(rawValue: "access")), limit: 1000).entries) ?? []
+        #expect(!seen.contains { $0.seq == stolen || $0.org != "org_0" })
+    }
+
+    @Test func aFlippedByteInAnIndexFileOrTheOrgStateIsCaught() throws {
+        for target in ["index", "orgstate"] {
+            let (dir, s) = try tamper.makeLog()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let path = target == "index" ? indexPath(dir, 0) : dir + "/index/orgstate"
+            _ = chmod(path, 0o644)
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+            try flipByte(path, at: size / 2, mask: 0x01)
+            let f = try #require(try tamper.verify(dir, s), "\(target)")
+            #expect(f.path == path, "\(target): \(f)")
+        }
+    }
+}
