@@ -34,12 +34,39 @@ import Testing
         return String(decoding: body, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
-    /// Runs verify-export on `lines`: exit status and output.
-    func verify(_ d: Daemon, _ key: String, _ lines: [String], _ name: String, _ extra: [String] = []) throws -> (Int32, String) {
+    /// Runs verify-export on `lines`: exit status and output. The independent verifier
+    /// written from format-spec.md alone (scripts/verify_export.py) must reach the same verdict.
+    func verify(_ d: Daemon, _ key: String, _ lines: [String], _ name: String, _ extra: [String] = [],
+                sourceLocation: SourceLocation = #_sourceLocation) throws -> (Int32, String) {
         let path = d.root + "/" + name
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let (s, out, err) = try d.ctl(["verify-export", path, "--key", key] + extra)
+        if extra.allSatisfy({ !$0.contains("/nothing") }) {
+            let (ps, pout) = try Self.python([Self.script, path, "--key", key] + extra)
+            let verdict = { (t: String) in t.split(separator: ":").first.map(String.init) ?? "" }
+            #expect(ps == s && verdict(pout) == verdict(out), "spec-only verifier: \(pout)\nauditctl: \(out)", sourceLocation: sourceLocation)
+        }
         return (s, out + err)
+    }
+
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/verify_export.py").path
+
+    /// Runs python3 (which .ci/run installs): a missing interpreter fails the test, never skips it.
+    static func python(_ args: [String]) throws -> (Int32, String) {
+        guard let py = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: FileManager.default.isExecutableFile) else {
+            throw DaemonFailed(message: "python3 is needed for the spec-only export verifier: apt-get install -y python3 (.ci/run does)")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: py)
+        p.arguments = args
+        let o = Pipe()
+        p.standardOutput = o
+        p.standardError = o
+        try p.run()
+        let out = o.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
     }
 
     func object(_ line: String) -> [String: Any] {
@@ -70,6 +97,10 @@ import Testing
         let full = try await export(d, token, "")
         var (s, out) = try verify(d, key, full, "full.ndjson")
         #expect(s == 0 && out.hasPrefix("OK: complete"), "\(out)")
+        // Another key: both verifiers refuse the checkpoint's signature.
+        let other = try NoteSigner.generate(name: "auditd.local/log").verifier.text
+        (s, out) = try verify(d, other, full, "full.ndjson")
+        #expect(s == 1 && out.contains("checkpoint"), "\(out)")
         let entries = indexes(full, "entry")
         #expect(entries.count == 29, "org_a's 27 appended entries, its token's creation, the export's own")
 

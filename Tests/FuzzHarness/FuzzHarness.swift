@@ -17,7 +17,7 @@ public enum FuzzHarness {
     ]
 
     /// The verifier key of the log the seeds in FuzzTesting/Corpus were made from.
-    public static let seedVerifierKey = "auditd.local/log+3bc080b1+AVMBT5LBGgaDBVoeMCc4nE2ddg43nNcVhxIEejh0Wp6N"
+    public static let seedVerifierKey = "auditd.local/log+79551c91+AX9rllQrfqP0uF7CXeK8RYMfwJ/sUSA1bFYiMJkT21vm"
     static let seedKey = try? NoteVerifier(seedVerifierKey)
 
     /// Block headers, whole blocks (checksum, zstd, records) and varints.
@@ -149,7 +149,10 @@ public enum FuzzHarness {
         let lines = text.split(separator: "\n").map(String.init)
         _ = ExportVerifier(key: seedKey).verify(lines: lines)
         _ = ExportVerifier(key: nil).verify(lines: lines)
-        if let csv = try? ExportCSV.lines(text) { _ = ExportVerifier(key: seedKey).verify(lines: csv) }
+        if let csv = try? ExportCSV.lines(text) { _ = ExportVerifier(key: seedKey).verify(lines: csv, format: "csv") }
+        // The streaming reader verify-export uses, on the same bytes from a file.
+        let dir = Scratch.directory(with: "export", input)
+        if let r = try? ExportReader(path: dir + "/export") { _ = ExportVerifier(key: seedKey).verify(lines: r, format: r.format) }
     }
 }
 

@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Verify an auditlog export (NDJSON or CSV) offline, written from format-spec.md alone.
+
+    python3 scripts/verify_export.py FILE --key VERIFIER_KEY [--checkpoint NOTE_FILE]... [--require-complete]
+
+Standard library only (Ed25519 verification is RFC 8032's reference algorithm), so an
+auditor can read every line of it. It follows format-spec.md §8 (signed notes, checkpoints),
+§5.3 (links), RFC 9162 (inclusion and consistency proofs) and §9.3 (exports, steps 1-8), and
+prints the same verdicts as `auditctl verify-export`: OK (complete), AUTHENTIC SELECTION /
+NOT PROVEN COMPLETE, or FAILED. Exit status 0, 0, 1 (3 for a selection with --require-complete).
+"""
+import argparse
+import base64
+import csv
+import datetime
+import hashlib
+import io
+import json
+import sys
+
+# ---------------------------------------------------------------- Ed25519 (RFC 8032 §6)
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def _recover_x(y, sign):
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P)
+    if x2 % P == 0:
+        return None if sign else 0
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P != 0:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P != 0:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return x
+
+
+def _add(a, b):
+    A = (a[1] - a[0]) * (b[1] - b[0]) % P
+    B = (a[1] + a[0]) * (b[1] + b[0]) % P
+    C = 2 * a[3] * b[3] * D % P
+    Dd = 2 * a[2] * b[2] % P
+    E, F, G, H = B - A, Dd - C, Dd + C, B + A
+    return (E * F, G * H, F * G, E * H)
+
+
+def _mul(s, pt):
+    q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            q = _add(q, pt)
+        pt = _add(pt, pt)
+        s >>= 1
+    return q
+
+
+def _equal(a, b):
+    return (a[0] * b[2] - b[0] * a[2]) % P == 0 and (a[1] * b[2] - b[1] * a[2]) % P == 0
+
+
+def _decompress(s):
+    if len(s) != 32:
+        return None
+    y = int.from_bytes(s, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    x = _recover_x(y, sign)
+    return None if x is None else (x, y, 1, x * y % P)
+
+
+_GY = 4 * pow(5, P - 2, P) % P
+_GX = _recover_x(_GY, 0)
+_G = (_GX, _GY, 1, _GX * _GY % P)
+
+
+def ed25519_verify(public, msg, sig):
+    if len(public) != 32 or len(sig) != 64:
+        return False
+    a, r = _decompress(public), _decompress(sig[:32])
+    s = int.from_bytes(sig[32:], "little")
+    if a is None or r is None or s >= L:
+        return False
+    h = int.from_bytes(hashlib.sha512(sig[:32] + public + msg).digest(), "little") % L
+    return _equal(_mul(s, _G), _add(r, _mul(h, a)))
+
+
+# ---------------------------------------------------------------- signed notes (§8)
+class Failure(Exception):
+    pass
+
+
+def parse_key(text):
+    """A verifier key: name+hex(keyhash)+base64(0x01 || public key); the base64 may hold '+'."""
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3:
+        raise Failure("the verifier key is not name+hash+key")
+    name, raw = parts[0], base64.b64decode(parts[2])
+    if len(raw) != 33 or raw[0] != 1:
+        raise Failure("the verifier key is not an Ed25519 key")
+    key_hash = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
+    if key_hash.hex() != parts[1]:
+        raise Failure("the verifier key's hash does not match its name and key")
+    return name, key_hash, raw[1:]
+
+
+def open_note(note, key):
+    """The text of a signed note whose signature by `key` verifies."""
+    name, key_hash, public = key
+    text, sep, sigs = note.partition("\n\n")
+    if not sep:
+        raise Failure("the note has no signature block")
+    text += "\n"
+    for line in sigs.split("\n"):
+        if not line.startswith("\u2014 "):
+            continue
+        who, _, b64 = line[2:].rpartition(" ")
+        blob = base64.b64decode(b64)
+        if who == name and blob[:4] == key_hash and ed25519_verify(public, text.encode(), blob[4:]):
+            return text
+    raise Failure("no valid signature by the trusted key")
+
+
+def checkpoint(note, key):
+    lines = open_note(note, key).split("\n")
+    if len(lines) < 4:
+        raise Failure("the checkpoint is not origin, size, root")
+    return lines[0], int(lines[1]), base64.b64decode(lines[2])
+
+
+# ---------------------------------------------------------------- RFC 9162 proofs
+def node(a, b):
+    return hashlib.sha256(b"\x01" + a + b).digest()
+
+
+def verify_inclusion(index, size, leaf, proof, root):
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(first, second, first_root, second_root, proof):
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0 or first > second:
+        return False
+    if first & (first - 1) == 0:
+        proof = [first_root] + proof
+    if not proof:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node(c, fr), node(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+# ---------------------------------------------------------------- the export (§9.3)
+def ms(text):
+    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(t.timestamp() * 1000 + (0.5 if t.timestamp() >= 0 else -0.5))
+
+
+def matches(entry, flt):
+    """Step 4: the read port's matching."""
+    t = ms(entry["received_at"])
+    if "from" in flt and t < ms(flt["from"]):
+        return False
+    if "to" in flt and t >= ms(flt["to"]):
+        return False
+    for k in ("category", "outcome"):
+        if k in flt and entry[k] != flt[k]:
+            return False
+    if "action" in flt:
+        a = flt["action"]
+        if not (entry["action"].startswith(a[:-1]) if a.endswith("*") else entry["action"] == a):
+            return False
+    if "actor" in flt:
+        actor = entry["actor"]["type"] + ":" + entry["actor"]["id"]
+        if actor != flt["actor"] and not actor.endswith(":" + flt["actor"]):
+            return False
+    if "q" in flt and flt["q"].lower().encode() not in entry["_bytes"].lower():
+        return False
+    return True
+
+
+def csv_lines(text):
+    """CSV rows as the NDJSON objects they stand for, each readable column checked."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    out = []
+    for n, r in enumerate(rows[1:], start=2):
+        if not r:
+            continue
+        if len(r) != 12:
+            raise Failure(f"CSV row {n} has {len(r)} columns")
+        if r[0] in ("header", "trailer"):
+            out.append(json.loads(r[11]))
+            continue
+        c = json.loads(r[11])
+        want = [c["received_at"], c["category"], c["action"], c["actor"]["type"] + ":" + c["actor"]["id"], c["outcome"]]
+        for name, shown, signed in zip(["received_at", "category", "action", "actor", "outcome"], r[3:8], want):
+            if shown != signed:
+                raise Failure(f"CSV row {n}: column {name} says {shown!r} but the signed content says {signed!r}")
+        out.append({"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
+                    "proof": r[10].split(), "content": r[11]})
+    return out
+
+
+def verify(objs, fmt, key, kept):
+    header, lines, trailer = objs[0], objs[1:-1], objs[-1]
+    if header.get("type") != "header" or header.get("format") != "auditlog-export/2":
+        raise Failure("line 1: not an auditlog-export/2 header")
+    if trailer.get("type") != "trailer":
+        raise Failure("no trailer: the export is truncated")
+    origin, size, root = checkpoint(header["checkpoint"], key)  # step 1
+    if header["tree_size"] != size:
+        raise Failure("tree_size is not the checkpoint's size")
+    org, flt, archived = header["org"], header["filter"], header.get("archived_bundles", [])
+    if header["filtered"] != bool(flt):
+        raise Failure("'filtered' contradicts the filter")
+    for k in kept:  # step 8
+        k_origin, k_size, k_root = checkpoint(k, key)
+        if k_origin != origin:
+            raise Failure("the kept checkpoint is for another log")
+        if k_size > size:
+            raise Failure("the export's tree is older than the kept checkpoint")
+        if k_size == size and k_root != root:
+            raise Failure("same size, different root: the log forked")
+        if k_size < size:
+            c = header.get("consistency") or {}
+            if c.get("from") != k_size:
+                raise Failure(f"no consistency proof from {k_size}")
+            if not verify_consistency(k_size, size, k_root, root, [bytes.fromhex(h) for h in c["proof"]]):
+                raise Failure("the export does not extend the kept checkpoint: rolled back or forked")
+    provable = set(flt) <= {"from", "to"}
+    prev, gaps, counts = None, [], {"entry": 0, "context": 0}
+    for n, e in enumerate(lines, start=2):
+        where = f"line {n} (seq {e.get('seq')})"
+        link, content = bytes.fromhex(e["link"]), e["content"].encode()
+        if len(link) != 113 or link[0] != 1:  # step 2
+            raise Failure(f"{where}: not a link")
+        if hashlib.sha256(content).digest() != link[17:49]:
+            raise Failure(f"{where}: content does not match its content hash (edited)")
+        if int.from_bytes(link[1:9], "big") != e["seq"] or int.from_bytes(link[9:17], "big") != e["org_seq"]:
+            raise Failure(f"{where}: link names another seq or org_seq")
+        h = hashlib.sha256(b"\x00" + link).digest()
+        if h.hex() != e["hash"]:
+            raise Failure(f"{where}: hash is not SHA-256(0x00 || link)")
+        if not verify_inclusion(e["seq"], size, h, [bytes.fromhex(p) for p in e["proof"]], root):
+            raise Failure(f"{where}: inclusion proof does not lead to the root")
+        entry = json.loads(content)
+        entry["_bytes"] = content
+        if entry["org"] != org:
+            raise Failure(f"{where}: another org's entry")
+        t = ms(entry["received_at"])
+        if prev is not None:  # step 3
+            if e["org_seq"] <= prev["org_seq"] or t < prev["t"]:
+                raise Failure(f"{where}: out of order")
+            if e["org_seq"] == prev["org_seq"] + 1:
+                if link[81:113] != prev["hash"]:
+                    raise Failure(f"{where}: does not chain to the org's previous entry")
+            elif provable and not ("to" in flt and prev["t"] >= ms(flt["to"])):
+                gaps.append((prev["org_seq"] + 1, e["org_seq"]))
+        elif e["org_seq"] == 0:
+            if link[81:113] != bytes(32):
+                raise Failure(f"{where}: the org's first entry has a previous org hash")
+        elif provable and not (e["type"] == "context" and "from" in flt and t < ms(flt["from"])):
+            gaps.append((0, e["org_seq"]))
+        selected = matches(entry, flt)  # step 4
+        if e["type"] == "entry" and not selected:
+            raise Failure(f"{where}: does not match the filter")
+        if e["type"] == "context" and selected:
+            raise Failure(f"{where}: matches the filter but is marked context")
+        counts[e["type"]] += 1
+        prev = {"org_seq": e["org_seq"], "hash": h, "t": t, "seq": e["seq"], "entry": entry}
+    if trailer.get("count") != counts["entry"] or trailer.get("context") != counts["context"]:  # step 5
+        raise Failure("the trailer's counts are not the lines': entries were removed or added")
+    a = prev  # step 6
+    if a is None or a["seq"] != size - 1:
+        raise Failure("the export does not end with its own audit entry at tree_size - 1")
+    ae = a["entry"]
+    if ae["category"] != "privacy" or ae["action"] != "audit_log.exported":
+        raise Failure("the last entry is not the export's own audit entry")
+    meta = ae.get("metadata", {})
+    signed = {k[7:]: v for k, v in meta.items() if k.startswith("filter.") and k != "filter.text_search"}
+    stated = {k: v for k, v in flt.items() if k != "q"}
+    if meta.get("format") != fmt or signed != stated or (meta.get("filter.text_search") is True) != ("q" in flt):
+        raise Failure("the header's filter or format is not the one the signed audit entry recorded")
+    if gaps and not archived:  # step 7
+        raise Failure(f"org entries {gaps} are missing from an export that selects them")
+    if not provable:
+        return counts, "only everything or a time range can be proven complete"
+    if gaps:
+        return counts, f"org entries {gaps} are in archived bundles {archived}"
+    return counts, None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("file")
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--checkpoint", action="append", default=[])
+    ap.add_argument("--require-complete", action="store_true")
+    args = ap.parse_args()
+    try:
+        text = open(args.file, encoding="utf-8", newline="").read()
+        if text.startswith("type,seq,org_seq,"):
+            fmt, objs = "csv", csv_lines(text)
+        else:
+            fmt, objs = "ndjson", [json.loads(x) for x in text.split("\n") if x]
+        kept = [open(p, encoding="utf-8").read() for p in args.checkpoint]
+        counts, why = verify(objs, fmt, parse_key(args.key), kept)
+    except (Failure, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as e:
+        print(f"FAILED: {e}")
+        return 1
+    if why is None:
+        print(f"OK: complete: {counts['entry']} entries, {counts['context']} context")
+        return 0
+    print(f"AUTHENTIC SELECTION: {counts['entry']} entries\nNOT PROVEN COMPLETE: {why}")
+    return 3 if args.require_complete else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
