@@ -134,6 +134,28 @@ struct ArchiveCommand: AsyncParsableCommand {
                 return
             }
             let ledger = try openLedger(common.dir, key: key)
+            // The holds and retention the purge obeys must be the ones the log recorded.
+            let candidates = Archiver.plan(dataDir: common.dir, backend: try LocalDirectoryBackend(root: common.archivePath),
+                                           verifier: ledger.verifier, policy: policy, holds: holds, now: clock).filter(\.eligible)
+            let orgs = Set(candidates.flatMap { $0.orgs.map(\.org) })
+            if !orgs.isEmpty {
+                var entries: [[UInt8]] = []
+                for org in orgs.sorted() {
+                    for prefix in ["legal_hold.*", "retention.policy.*"] {
+                        var cursor: UInt64?
+                        repeat {
+                            let (page, next) = try ledger.search(org: org, filter: QueryFilter(action: prefix), newestFirst: false, limit: 1000, cursor: cursor)
+                            entries += page.map(\.content)
+                            cursor = next
+                        } while cursor != nil
+                    }
+                }
+                let records = OperatorRecords(dir: common.dir, entries: entries, since: try archivedUntil(ledger.store), orgs: orgs)
+                if !records.failures.isEmpty {
+                    try? ledger.close()
+                    throw CLIError("nothing was purged: \(records.failures.joined(separator: "; "))")
+                }
+            }
             let archiver = Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: common.archivePath), clock: { clock })
             let purged = try archiver.purge(policy: policy, holds: holds) { decisions in
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -277,4 +299,9 @@ struct Retention: AsyncParsableCommand {
             for (o, y) in p.orgs.sorted(by: { $0.key < $1.key }) { print("\(o): \(y) years") }
         }
     }
+}
+
+/// The latest `received_at` of the archived segments, from their stubs' signed summaries.
+func archivedUntil(_ store: SegmentStore) throws -> Int64? {
+    try store.segments().filter { $0.state == .archived }.compactMap { try ArchivedStub.load($0.path).orgs.map(\.max_time).max() }.max()
 }

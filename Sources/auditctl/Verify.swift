@@ -24,6 +24,7 @@ struct Verify: ParsableCommand {
         let k: NoteVerifier?
         do { k = try key.map { try NoteVerifier($0) } } catch { throw ValidationError("--key: \(error)") }
         var v = try Verifier(directory: dir, key: k)
+        v.collect = OperatorRecords.actions
         for path in checkpoint {
             guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
                 throw CLIError("cannot read checkpoint file \(path)")
@@ -39,6 +40,12 @@ struct Verify: ParsableCommand {
         let secs = Date().timeIntervalSince(started)
         for n in report.notes { print("note: \(n)") }
         if let f = report.failure {
+            print("FAILED: \(f)")
+            throw ExitCode(1)
+        }
+        let records = OperatorRecords(dir: dir, entries: report.collected, since: report.archivedUntil)
+        for n in records.notes { print("note: \(n)") }
+        if let f = records.failures.first {
             print("FAILED: \(f)")
             throw ExitCode(1)
         }

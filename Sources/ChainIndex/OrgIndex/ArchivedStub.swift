@@ -169,6 +169,7 @@ extension ChainChecker {
             orgs[o.org] = OrgState(count: o.count_after, lastSeq: o.last_seq, lastLeaf: try tree.leaf(o.last_seq))
         }
         position = info.endSeq
+        if let t = stub.orgs.map(\.max_time).max() { archivedUntil = max(archivedUntil ?? t, t) }
         return nil
     }
 

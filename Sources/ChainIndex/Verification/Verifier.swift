@@ -32,6 +32,11 @@ public struct VerificationReport: Sendable {
     public var failure: VerificationFailure?
     /// Things worth knowing that are not failures (a torn tail awaiting its cut, say).
     public var notes: [String] = []
+    /// The content of every hot entry whose action starts with one of `Verifier.collect`.
+    public var collected: [[UInt8]] = []
+    /// The latest `received_at` in any archived segment (from its signed summary): every
+    /// entry received after it is in the hot tier, there to be read.
+    public var archivedUntil: Int64?
     /// True when nothing failed.
     public var ok: Bool { failure == nil }
 }
@@ -55,6 +60,10 @@ public struct Verifier {
     /// extend each (hold at least its size, and its root at that size), or it was rolled back
     /// or forked. Checked once the entries and the tree have verified.
     public var pinned: [(checkpoint: SignedCheckpoint, source: String)] = []
+
+    /// Action prefixes whose entries the report hands back (operator records, checked against
+    /// the files they govern by whoever knows those files).
+    public var collect: [String] = []
 
     /// Runs the verification; `progress(done, total)` is called now and then.
     public func run(progress: ((UInt64, UInt64) -> Void)? = nil) -> VerificationReport {
@@ -98,6 +107,7 @@ public struct Verifier {
         let total = store.endSeq
         var checker = ChainChecker(store: store, tree: tree, checkpoints: cps, checkpointPath: cpPath)
         checker.indexDirectory = directory + "/index"
+        checker.collect = collect.map { Array($0.utf8) }
         if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
         let storedLeaves = tree.size
         do {
@@ -119,6 +129,8 @@ public struct Verifier {
         } catch { return fromError(error, seq: checker.position) }
         report.entries = checker.position
         report.orgs = checker.orgCount
+        report.collected = checker.collected
+        report.archivedUntil = checker.archivedUntil
         for (p, source) in pinned {
             let cp = p.checkpoint
             guard cp.size <= total else {
@@ -166,6 +178,12 @@ public struct ChainChecker {
     var prev = Hash.zero
     /// The previous entry's received_at (it never decreases in sequence order).
     var lastTime: Int64 = 0
+    /// Action prefixes (bytes) whose entries' content is kept in `collected`.
+    public var collect: [[UInt8]] = []
+    /// Contents of the entries `collect` asked for, in sequence order.
+    public internal(set) var collected: [[UInt8]] = []
+    /// The latest `received_at` of the archived segments stepped over.
+    public internal(set) var archivedUntil: Int64?
     var range = CompactRange()
     var tiles: TileChecker
     var nextCp = 0
@@ -267,6 +285,10 @@ public struct ChainChecker {
                 return bad("received_at \(Timestamp.format(times[i])) is earlier than the previous entry's (\(Timestamp.format(lastTime))): received_at never decreases in sequence order")
             }
             lastTime = times[i]
+            if !collect.isEmpty, let action = CanonicalScan.topLevelString(p.content, key: "action"),
+               collect.contains(where: { action.utf8.starts(with: $0) }) {
+                collected.append(p.content)
+            }
             orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
             if wantFields {
                 guard let f = fields[i] else { return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)") }

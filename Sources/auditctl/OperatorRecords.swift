@@ -1,0 +1,102 @@
+import Archive
+import AuditAccess
+import ChainIndex
+import Foundation
+
+/// `tokens.json`, `holds.json` and `retention.json` are written only after their audit entry
+/// is in the log (format-spec.md §1, §12.4), so the log is their witness: each file is checked
+/// against the entries that record its changes. What could widen access or allow an early
+/// purge is a failure (a token or a release nobody audited, a hold that disappeared, a
+/// retention shorter than recorded); what could only keep more (a hold or a longer retention
+/// without its entry) is a note.
+struct OperatorRecords {
+    /// The actions whose entries record changes to these files.
+    static let actions = ["audit.token.", "legal_hold.", "retention.policy."]
+
+    var failures: [String] = []
+    var notes: [String] = []
+
+    /// Checks the files of data directory `dir` against `entries` (the contents of the hot
+    /// entries with those actions, in order); `since` is the latest `received_at` of the
+    /// archived segments: a record made after it must have its entry among them (an entry is
+    /// received after its record is made, and received_at never decreases).
+    /// With `orgs`, only holds and retention of those orgs are checked (and not tokens): the
+    /// entries are then those orgs' only.
+    init(dir: String, entries: [[UInt8]], since: Int64?, orgs: Set<String>? = nil) {
+        var created: [String: JSONValue] = [:], revoked: Set<String> = []
+        var initiated: [String: JSONValue] = [:], released: Set<String> = []
+        var years: [String: Int] = [:]
+        for c in entries {
+            guard let v = try? Entry.decodeStored(c), let action = v["action"]?.stringValue,
+                  let target = v["target"]?["id"]?.stringValue else { continue }
+            switch action {
+            case "audit.token.created": created[target] = v
+            case "audit.token.revoked": revoked.insert(target)
+            case "legal_hold.initiated": initiated[target] = v
+            case "legal_hold.released": released.insert(target)
+            case "retention.policy.changed":
+                if let y = v["metadata"]?["years"]?.stringValue.flatMap(Int.init) { years[target] = max(years[target] ?? 0, y) }
+            default: break
+            }
+        }
+        func recent(_ time: String?) -> Bool {
+            guard let since, let t = time.flatMap(Timestamp.parse) else { return since == nil }
+            return t > since
+        }
+        // Tokens: one that reads must have been created on the record, for the scope it has.
+        if orgs == nil { do {
+            for t in try TokenStore.load(path: TokenStore.path(forData: dir)) {
+                if t.revoked_at == nil, revoked.contains(t.id) {
+                    failures.append("tokens.json: token \(t.id) was revoked in the log but is active in the file")
+                }
+                guard t.revoked_at == nil else { continue }
+                if let e = created[t.id] {
+                    let scope = e["metadata"]?["scope"]?.stringValue
+                    if scope != (t.org ?? "operator") {
+                        failures.append("tokens.json: token \(t.id) reads \(t.org ?? "any org (operator)"), but the log created it for \(scope ?? "?")")
+                    }
+                } else if recent(t.created_at) {
+                    failures.append("tokens.json: token \(t.id) (created \(t.created_at)) has no audit.token.created entry in the log: it was added by hand")
+                }
+            }
+        } catch { failures.append("tokens.json: \(error)") } }
+        // Holds: none recorded may vanish, change or be released without its entry.
+        do {
+            let holds = try LegalHolds.load(dir: dir).filter { orgs?.contains($0.org) ?? true }
+            let byId = Dictionary(holds.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for (id, e) in initiated.sorted(by: { $0.key < $1.key }) {
+                guard let h = byId[id] else {
+                    failures.append("holds.json: legal hold \(id) of org \(e["org"]?.stringValue ?? "?") was placed in the log but is missing from the file")
+                    continue
+                }
+                let m = e["metadata"]
+                if h.org != e["org"]?.stringValue || h.reason != m?["reason"]?.stringValue || h.authority != m?["authority"]?.stringValue
+                    || h.from != m?["from"]?.stringValue || h.to != m?["to"]?.stringValue {
+                    failures.append("holds.json: legal hold \(id) differs from the one placed in the log (org, range, reason or authority)")
+                }
+                if h.released_at != nil, !released.contains(id) {
+                    failures.append("holds.json: legal hold \(id) is marked released, but no legal_hold.released entry is in the log")
+                }
+            }
+            for h in holds where initiated[h.id] == nil {
+                if h.released_at != nil, recent(h.released_at), !released.contains(h.id) {
+                    failures.append("holds.json: legal hold \(h.id) is marked released at \(h.released_at ?? ""), but no legal_hold.released entry is in the log")
+                }
+                if recent(h.created_at) { notes.append("holds.json: legal hold \(h.id) has no legal_hold.initiated entry in the log (it only keeps more)") }
+            }
+            for id in released where byId[id]?.released_at == nil && byId[id] != nil {
+                notes.append("holds.json: legal hold \(id) was released in the log but is still active in the file (it only keeps more)")
+            }
+        } catch { failures.append("holds.json: \(error)") }
+        // Retention: never below the built-in default, never below a recorded change.
+        do {
+            let p = try RetentionPolicy.load(dir: dir)
+            if p.default_years < RetentionPolicy().default_years {
+                failures.append("retention.json: default_years \(p.default_years) is below the built-in \(RetentionPolicy().default_years): retention is never shortened")
+            }
+            for (org, y) in years.sorted(by: { $0.key < $1.key }) where p.years(for: org) < y {
+                failures.append("retention.json: org \(org) is kept \(p.years(for: org)) years, but the log extended it to \(y)")
+            }
+        } catch { failures.append("retention.json: \(error)") }
+    }
+}
