@@ -77,6 +77,13 @@ final class RecheckService: Service, @unchecked Sendable {
                 paced = .now
             }
             if let failure { return fail(failure.description) }
+            // The org-state snapshot, when it describes exactly what was just checked (a seal
+            // during the pass moves it on: the next pass checks it then).
+            let statePath = ledger.directory + "/index/" + Ledger.orgStateFile
+            if let snap = try Ledger.checkedOrgState(statePath), snap.end == checker.position,
+               let f = checker.checkOrgState(statePath, orgs: snap.orgs) {
+                return fail(f.description)
+            }
             passes.increment()
             let took = ContinuousClock.now - started
             lastPass.record(took.components.seconds)

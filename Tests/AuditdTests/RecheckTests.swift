@@ -1,4 +1,5 @@
 import Foundation
+@testable import ChainIndex
 import SegmentStore
 import Testing
 import TestSupport
@@ -49,6 +50,46 @@ import TestSupport
         #expect((h["verification"] as? String)?.contains(first) == true, "\(h)")
         #expect(try await metric(d, "auditd_verification_failures_total") ?? 0 >= 1)
         d.kill9()
+    }
+
+    /// Derived files rewritten with valid checksums while the daemon runs: an org-state
+    /// snapshot that miscounts an org, an index row that hides an entry from a filter.
+    @Test func aRewrittenOrgStateOrIndexRowIsFoundWhileRunning() async throws {
+        for target in ["orgstate", "index"] {
+            let d = Daemon("recheck-\(target)", args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1"])
+            defer { d.cleanup() }
+            try d.start()
+            try append(d, 120)
+            var deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 { try await Task.sleep(for: .milliseconds(200)) }
+            #expect(try await health(d).0 == 200)
+            let index = d.data + "/index/"
+            if target == "orgstate" {
+                let snap = try #require(try Ledger.checkedOrgState(index + Ledger.orgStateFile))
+                var orgs = snap.orgs
+                let org = try #require(orgs.keys.sorted().first)
+                orgs[org] = ((orgs[org]?.0 ?? 0) + 1, orgs[org]?.1 ?? 0)
+                try Ledger.saveOrgState(index + Ledger.orgStateFile, end: snap.end, orgs: orgs)
+            } else {
+                let name = try #require(try FileManager.default.contentsOfDirectory(atPath: index).filter { $0.hasSuffix(".idx") }.sorted().first)
+                let idx = try SealedIndex(path: index + name)
+                var byOrg = try idx.dir.keys.sorted().map { ($0, try idx.hits(org: $0)) }
+                byOrg[0].1[0].fields.outcome = byOrg[0].1[0].fields.outcome == .denied ? .success : .denied
+                _ = chmod(index + name, 0o644)
+                try FileManager.default.removeItem(atPath: index + name)
+                try SealedIndex.write(path: index + name, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq, byOrg: byOrg)
+            }
+            deadline = Date().addingTimeInterval(30)
+            var status = 200
+            while Date() < deadline, status == 200 {
+                try await Task.sleep(for: .milliseconds(250))
+                status = try await health(d).0
+            }
+            let (_, h) = try await health(d)
+            #expect(status == 503, "\(target): the rewrite was not found by the running daemon: \(h)")
+            #expect((h["verification"] as? String)?.contains(target == "orgstate" ? "org-state" : "index row") == true, "\(target): \(h)")
+            d.kill9()
+        }
     }
 
     /// Rechecks run while the archiver moves segments away: never a false failure.

@@ -61,7 +61,7 @@ public final class Ledger: @unchecked Sendable {
     }
 
     static let infoFile = "log.json"
-    static let orgStateFile = "orgstate"
+    public static let orgStateFile = "orgstate"
 
     /// Opens (creating if needed) the log in `directory`, signing with `signer`, and recovers it.
     ///

@@ -57,7 +57,7 @@ extension ChainChecker {
 
     /// Compares the org-state snapshot with the orgs' state after the entries checked so far
     /// (the checker must stand at the snapshot's `end`).
-    func checkOrgState(_ path: String, orgs snapshot: [String: (UInt64, UInt64)]) -> VerificationFailure? {
+    public func checkOrgState(_ path: String, orgs snapshot: [String: (UInt64, UInt64)]) -> VerificationFailure? {
         for (org, st) in orgs {
             guard let (count, last) = snapshot[org], count == st.count, last == st.lastSeq else {
                 return VerificationFailure(seq: st.lastSeq, path: path, offset: nil,
