@@ -317,6 +317,12 @@ public enum Entry {
 
     /// The index fields of stored canonical bytes (used to rebuild the index on recovery).
     public static func indexFields(ofStored content: [UInt8]) -> (org: String, fields: IndexFields)? {
+        if let fast = scanIndexFields(content) { return fast }
+        return parsedIndexFields(ofStored: content)
+    }
+
+    /// `indexFields(ofStored:)` by the full parser: the reference the scanner must agree with.
+    static func parsedIndexFields(ofStored content: [UInt8]) -> (org: String, fields: IndexFields)? {
         guard let v = try? decodeStored(content), let org = v["org"]?.stringValue,
               let cat = v["category"]?.stringValue.flatMap(Category.init(rawValue:)),
               let out = v["outcome"]?.stringValue.flatMap(Outcome.init(rawValue:)),

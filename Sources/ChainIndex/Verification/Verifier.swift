@@ -247,9 +247,14 @@ public struct ChainChecker {
                             for i in (w * n / workers)..<((w + 1) * n / workers) {
                                 if let pl = try? RecordPayload(bytes: batch[i].payload) {
                                     h[i] = SHA256.hash(pl.content)
-                                    o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
-                                    if wantFields { f[i] = Entry.indexFields(ofStored: pl.content)?.fields }
-                                    t[i] = CanonicalScan.topLevelString(pl.content, key: "received_at").flatMap(Timestamp.parse) ?? -1
+                                    // One pass gives the org, the time and the index row.
+                                    if let (org, fields) = Entry.indexFields(ofStored: pl.content) {
+                                        o[i] = org
+                                        t[i] = fields.time
+                                        f[i] = fields
+                                    } else {
+                                        o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                    }
                                     p[i] = pl
                                 }
                             }
@@ -280,13 +285,12 @@ public struct ChainChecker {
             if i < have, stored[i] != leaf {
                 return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
             }
-            guard times[i] >= 0 else { return bad("the entry has no valid received_at") }
+            guard times[i] >= 0 else { return bad("the entry lacks received_at, category, outcome, action or actor (or one is malformed)") }
             guard times[i] >= lastTime else {
                 return bad("received_at \(Timestamp.format(times[i])) is earlier than the previous entry's (\(Timestamp.format(lastTime))): received_at never decreases in sequence order")
             }
             lastTime = times[i]
-            if !collect.isEmpty, let action = CanonicalScan.topLevelString(p.content, key: "action"),
-               collect.contains(where: { action.utf8.starts(with: $0) }) {
+            if !collect.isEmpty, let action = fields[i]?.action, collect.contains(where: { action.utf8.starts(with: $0) }) {
                 collected.append(p.content)
             }
             orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)

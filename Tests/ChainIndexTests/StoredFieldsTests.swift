@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+@testable import ChainIndex
+
+/// The one-pass scanner of stored index fields answers exactly what the full parser answers
+/// (or defers to it), on realistic entries and on the shapes that could trip a scanner.
+@Suite struct StoredFieldsTests {
+    func prepared(_ json: String) throws -> [UInt8] {
+        try Entry.prepare(json: Array(json.utf8), receivedAt: 1_740_787_200_123, writer: Writer(uid: 1, gid: 2, via: "socket")).content
+    }
+
+    @Test func theScannerAgreesWithTheParser() throws {
+        var contents: [[UInt8]] = (0..<500).map { i in
+            (try? prepared(String(decoding: Sample.json(org: "org_\(i % 11)", i: i), as: UTF8.self))) ?? []
+        }
+        // Shapes a scanner could get wrong: look-alike keys in metadata and nested objects,
+        // escapes in the fields it returns and in the ones it skips, arrays, numbers, nulls.
+        let tricky = [
+            #"{"org":"o","category":"access","action":"a","actor":{"type":"human","id":"u"},"target":{"type":"t","id":"1","name":"q\"\\ x"},"outcome":"success","source":{"service":"s","user_agent":"ua \"x\""},"occurred_at":"2025-03-01T00:00:00.000Z"}"#,
+            #"{"org":"o","category":"access","action":"a.b","actor":{"type":"human","id":"u\"v","name":"\\"},"target":{"type":"t","id":"1"},"outcome":"success","source":{"service":"s"},"occurred_at":"2025-03-01T00:00:00.000Z"}"#,
+            #"{"org":"o","category":"files","action":"x.y","actor":{"id":"u","name":"N \"q\" {}","type":"agent"},"on_behalf_of":{"type":"human","id":"h"},"target":{"type":"t","id":"1","name":"},{\"org\":\"evil\""},"outcome":"denied","source":{"service":"s","ip":"10.0.0.1"},"occurred_at":"2025-03-01T00:00:00.000Z","metadata":{"actor":"m","org":"fake","category":"billing","list":[1,2,"x\"]"],"n":null,"b":true,"received_at":"2020-01-01T00:00:00.000Z"}}"#,
+        ]
+        for t in tricky { contents.append(try prepared(t)) }
+        for c in contents {
+            let parsed = Entry.parsedIndexFields(ofStored: c)
+            #expect(parsed != nil)
+            if let scanned = Entry.scanIndexFields(c) {
+                #expect(scanned.org == parsed?.org && scanned.fields == parsed?.fields, "\(String(decoding: c, as: UTF8.self))")
+            }
+            #expect(Entry.indexFields(ofStored: c).map { "\($0.org) \($0.fields)" } == parsed.map { "\($0.org) \($0.fields)" })
+        }
+        // Realistic entries take the fast path.
+        #expect(contents.prefix(500).allSatisfy { Entry.scanIndexFields($0) != nil })
+        // Bytes that are not a whole object: no answer, never a wrong one.
+        for c in contents.suffix(3) {
+            for cut in [1, c.count / 2, c.count - 1] { #expect(Entry.scanIndexFields(Array(c.prefix(cut))) == nil) }
+        }
+    }
+}
