@@ -52,13 +52,18 @@ public struct Hash: Sendable, Hashable, CustomStringConvertible {
     public func hash(into h: inout Hasher) { h.combine(w0); h.combine(w1) }
 }
 
-/// SHA-256 through OpenSSL.
+/// SHA-256 through OpenSSL's block functions (SHA extensions where the CPU has them). Not the
+/// one-shot `SHA256()`: in OpenSSL 3 it fetches the digest from the library context on every
+/// call, behind a read-write lock, which cost more than hashing a 114-byte link.
 public enum SHA256 {
     /// The digest of `count` bytes at `ptr`.
     @inlinable public static func hash(_ ptr: UnsafeRawPointer?, _ count: Int) -> Hash {
         var t: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var c = SHA256_CTX()
         withUnsafeMutableBytes(of: &t) { out in
-            _ = CCrypto.SHA256(ptr?.assumingMemoryBound(to: UInt8.self), count, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            _ = SHA256_Init(&c)
+            _ = SHA256_Update(&c, ptr, count)
+            _ = SHA256_Final(out.baseAddress!.assumingMemoryBound(to: UInt8.self), &c)
         }
         return Hash(w0: UInt64(littleEndian: t.0), w1: UInt64(littleEndian: t.1), w2: UInt64(littleEndian: t.2), w3: UInt64(littleEndian: t.3))
     }
