@@ -16,9 +16,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
+        // The peer the benchmark compares with: the system's SQLite (libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .executableTarget(
             name: "auditbench",
             dependencies: [
+                "CSQLite",
                 .product(name: "ChainIndex", package: root),
                 .product(name: "SegmentStore", package: root),
                 .product(name: "AuditClient", package: root),

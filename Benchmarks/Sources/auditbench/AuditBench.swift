@@ -9,7 +9,7 @@ struct AuditBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "auditbench",
         abstract: "Measure the audit log: durable append, proofs, org queries, bytes on disk.",
-        subcommands: [Append.self, Socket.self, HTTPQuery.self, Proofs.self, Query.self, Size.self, SynthTree.self])
+        subcommands: [Compare.self, Append.self, Socket.self, HTTPQuery.self, Proofs.self, Query.self, Size.self, SynthTree.self])
 }
 
 func percentile(_ xs: [Double], _ p: Double) -> Double {
