@@ -78,13 +78,14 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
                 cond.unlock()
                 return
             }
-            var group: [Request] = []
-            var n = 0
-            while let first = pending.first, group.isEmpty || n + first.items.count <= maxGroup {
-                group.append(first)
-                n += first.items.count
-                pending.removeFirst()
+            // Take a prefix at once: removing requests one by one from the front is O(n) each.
+            var n = 0, k = 0
+            while k < pending.count, k == 0 || n + pending[k].items.count <= maxGroup {
+                n += pending[k].items.count
+                k += 1
             }
+            let group = Array(pending[..<k])
+            pending.removeFirst(k)
             cond.unlock()
 
             var all: [Item] = []

@@ -15,6 +15,9 @@ public struct SegmentStoreOptions: Sendable {
     public var openLevel: Int32 = 1
     /// zstd level of sealed blocks (written once, read for years).
     public var sealLevel: Int32 = 6
+    /// Rotated segments allowed to wait for the sealer; beyond that the writer seals one
+    /// itself (back-pressure: memory stays bounded when writes outrun sealing).
+    public var maxRotatedBacklog: Int = 2
 
     /// The defaults.
     public init() {}
@@ -304,6 +307,8 @@ public final class SegmentStore: @unchecked Sendable {
 
     /// True when rotated segments are waiting to be sealed.
     public var hasRotated: Bool { lock.withLock { !rotated.isEmpty } }
+    /// True when more rotated segments wait than `maxRotatedBacklog` allows.
+    public var rotatedBacklogFull: Bool { lock.withLock { rotated.count > options.maxRotatedBacklog } }
 
     /// Seals every rotated segment, oldest first: writes the sealed file, calls `onSealed`,
     /// then removes the open file (step 7: unlink; step 8: fsync the directory).

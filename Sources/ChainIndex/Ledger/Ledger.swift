@@ -320,6 +320,10 @@ public final class Ledger: @unchecked Sendable {
         deferred {
             try applyLeaves()
             if !records.isEmpty { try store.rotateIfFull() }
+            // Writes outrunning the sealer: seal here, so unsealed segments (and their
+            // in-memory index) stay bounded. These entries are durable already; their acks
+            // wait for the seal, which slows writers to the sealer's pace (back-pressure).
+            if store.rotatedBacklogFull { try store.sealRotated() }
             if maintenance { try store.rotateIfOld() }
             if rotate { try store.rotate() }
             for size in anchors { try signCheckpoint(size: size) }
