@@ -222,20 +222,25 @@ public struct ChainChecker {
         return nil
     }
 
-    /// Checks the next records (which must continue from `position`); returns the first failure.
-    public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
-        guard let first = batch.first else { return nil }
-        guard first.seq == position else {
-            return VerificationFailure(seq: position, path: store.directory, offset: nil, message: "entries are not contiguous (expected \(position), found \(first.seq))")
-        }
-        // Content hashes and orgs in parallel: the expensive, independent part.
+    /// A batch of records with the per-entry work done that needs nothing but the record:
+    /// payload, content hash, org, time and index row (`ChainChecker.prepare`).
+    public struct PreparedBatch: @unchecked Sendable {
+        var seqs: [UInt64]
+        var hashes: [Hash]
+        var payloads: [RecordPayload?]
+        var orgNames: [String?]
+        var fields: [IndexFields?]
+        var times: [Int64]
+    }
+
+    /// The independent, expensive part of checking `batch`, on all cores; safe on any thread.
+    public static func prepare(_ batch: [StoredRecord]) -> PreparedBatch {
         let n = batch.count
         var hashes = [Hash](repeating: .zero, count: n)
         var payloads = [RecordPayload?](repeating: nil, count: n)
         var orgNames = [String?](repeating: nil, count: n)
         var fields = [IndexFields?](repeating: nil, count: n)
         var times = [Int64](repeating: -1, count: n)
-        let wantFields = indexDirectory != nil
         let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
         hashes.withUnsafeMutableBufferPointer { hb in
             payloads.withUnsafeMutableBufferPointer { pb in
@@ -264,11 +269,28 @@ public struct ChainChecker {
                 }
             }
         }
+        return PreparedBatch(seqs: batch.map(\.seq), hashes: hashes, payloads: payloads, orgNames: orgNames, fields: fields, times: times)
+    }
+
+    /// Checks the next records (which must continue from `position`); returns the first failure.
+    public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
+        try check(prepared: Self.prepare(batch))
+    }
+
+    /// Checks a prepared batch: the serial part (chains, links, tree, checkpoints).
+    public mutating func check(prepared b: PreparedBatch) throws -> VerificationFailure? {
+        guard let firstSeq = b.seqs.first else { return nil }
+        guard firstSeq == position else {
+            return VerificationFailure(seq: position, path: store.directory, offset: nil, message: "entries are not contiguous (expected \(position), found \(firstSeq))")
+        }
+        let n = b.seqs.count
+        let wantFields = indexDirectory != nil
+        let (hashes, payloads, orgNames, fields, times) = (b.hashes, b.payloads, b.orgNames, b.fields, b.times)
         let storedLeaves = tree.size
-        let have = storedLeaves > first.seq ? Int(min(UInt64(n), storedLeaves - first.seq)) : 0
-        let stored = try tree.leaves(from: first.seq, count: have)
+        let have = storedLeaves > firstSeq ? Int(min(UInt64(n), storedLeaves - firstSeq)) : 0
+        let stored = try tree.leaves(from: firstSeq, count: have)
         for i in 0..<n {
-            let seq = batch[i].seq
+            let seq = b.seqs[i]
             func bad(_ m: String) -> VerificationFailure {
                 let pos = store.position(of: seq)
                 return VerificationFailure(seq: seq, path: pos.path, offset: pos.offset, message: m)
