@@ -19,38 +19,32 @@ struct VerificationService: Service {
     let health: HealthState
     let logger: Logger
 
+    /// What one pass carries to the next.
+    final class State: @unchecked Sendable {
+        var checker: ChainChecker
+        var cpOffset: Int64 = 0
+        var lastSize: UInt64?
+        var failed = false
+        init(_ c: ChainChecker) { checker = c }
+    }
+
     func run() async throws {
         let cpPath = ledger.checkpoints.logPath
         var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: [], checkpointPath: cpPath)
         checker.indexDirectory = ledger.directory + "/index"
-        var cpOffset: Int64 = 0
-        var lastSize: UInt64?
-        var failed = false
+        let state = State(checker)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if !failed {
-                do {
-                    let (more, next) = try ledger.checkpoints.verified(from: cpOffset, after: lastSize, verifier: ledger.verifier)
-                    cpOffset = next
-                    lastSize = more.last?.size ?? lastSize
-                    checker.addCheckpoints(more)
-                    try ledger.store.refreshArchived()
-                    ledger.index.refreshRestored(ledger.store.segments())
-                    let sealedEnd = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
-                    let failure = try checker.checkSegments(upTo: sealedEnd, verifier: ledger.verifier)
-                    metrics.verifyRuns.increment()
-                    metrics.verifiedEntries.record(Int64(checker.position))
-                    health.progress(checker.position)
-                    if let failure {
-                        failed = true
-                        metrics.verifyFailures.increment()
-                        health.fail(failure.description)
-                        logger.critical("VERIFICATION FAILED", metadata: ["failure": "\(failure)"])
+            if !state.failed {
+                // A pass reads and hashes for a while: on a thread of its own, at a lower
+                // priority than the writers, never on the shared concurrency pool.
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    let t = Thread {
+                        ThreadPriority.setCurrent(nice: 10)
+                        self.pass(state)
+                        done.resume()
                     }
-                } catch {
-                    failed = true
-                    metrics.verifyFailures.increment()
-                    health.fail("\(error)")
-                    logger.critical("VERIFICATION FAILED", metadata: ["error": "\(error)"])
+                    t.name = "auditd-verify"
+                    t.start()
                 }
             }
             metrics.treeSize.record(Int64(ledger.size))
@@ -60,6 +54,36 @@ struct VerificationService: Service {
             metrics.sealedSegments.record(segs.filter { $0.state == .sealed }.count)
             if let e = ledger.backgroundError { logger.error("background sealing failed", metadata: ["error": "\(e)"]) }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    /// One pass: new checkpoints, then the segments sealed since the last pass.
+    func pass(_ s: State) {
+        var cpOffset = s.cpOffset, lastSize = s.lastSize, checker = s.checker, failed = s.failed
+        defer { (s.cpOffset, s.lastSize, s.checker, s.failed) = (cpOffset, lastSize, checker, failed) }
+        do {
+            let (more, next) = try ledger.checkpoints.verified(from: cpOffset, after: lastSize, verifier: ledger.verifier)
+            cpOffset = next
+            lastSize = more.last?.size ?? lastSize
+            checker.addCheckpoints(more)
+            try ledger.store.refreshArchived()
+            ledger.index.refreshRestored(ledger.store.segments())
+            let sealedEnd = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
+            let failure = try checker.checkSegments(upTo: sealedEnd, verifier: ledger.verifier)
+            metrics.verifyRuns.increment()
+            metrics.verifiedEntries.record(Int64(checker.position))
+            health.progress(checker.position)
+            if let failure {
+                failed = true
+                metrics.verifyFailures.increment()
+                health.fail(failure.description)
+                logger.critical("VERIFICATION FAILED", metadata: ["failure": "\(failure)"])
+            }
+        } catch {
+            failed = true
+            metrics.verifyFailures.increment()
+            health.fail("\(error)")
+            logger.critical("VERIFICATION FAILED", metadata: ["error": "\(error)"])
         }
     }
 }

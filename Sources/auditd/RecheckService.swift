@@ -45,6 +45,7 @@ final class RecheckService: Service, @unchecked Sendable {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                     Thread {
+                        ThreadPriority.setCurrent(nice: 10)
                         self.pass(stopping)
                         done.resume()
                     }.start()

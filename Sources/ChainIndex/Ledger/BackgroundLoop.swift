@@ -1,13 +1,15 @@
 import Foundation
+import SegmentStore
 
-/// A thread that runs `body` every `interval` seconds until stopped.
+/// A thread that runs `body` every `interval` seconds until stopped, at nice value `nice`.
 final class BackgroundLoop: @unchecked Sendable {
     private let cond = NSCondition()
     private var stopping = false
     private var stopped = false
 
-    init(name: String, interval: TimeInterval, body: @escaping @Sendable () -> Void) {
+    init(name: String, interval: TimeInterval, nice: Int32 = 0, body: @escaping @Sendable () -> Void) {
         let t = Thread { [self] in
+            if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
             while true {
                 cond.lock()
                 if !stopping { cond.wait(until: Date().addingTimeInterval(interval)) }

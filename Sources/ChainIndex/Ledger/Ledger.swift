@@ -173,7 +173,8 @@ public final class Ledger: @unchecked Sendable {
             background.append(BackgroundLoop(name: "auditlog-ticker", interval: 0.2) { [weak self] in
                 self?.queue?.submit([.maintenance]) { _ in }
             })
-            background.append(BackgroundLoop(name: "auditlog-sealer", interval: 0.1) { [weak self] in
+            // The sealer yields to writers; when it falls behind, writers seal themselves.
+            background.append(BackgroundLoop(name: "auditlog-sealer", interval: 0.1, nice: 5) { [weak self] in
                 guard let self, self.store.hasRotated else { return }
                 do { try self.store.sealRotated() } catch { self.reportBackground(error) }
             })

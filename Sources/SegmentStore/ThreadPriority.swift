@@ -1,0 +1,25 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Background work (sealing, verification) yields the CPU to writers: its thread runs at a
+/// higher nice value. Linux applies nice per thread; elsewhere this does nothing.
+public enum ThreadPriority {
+    /// Sets the calling thread's nice value to `nice` (0 normal, 19 lowest).
+    public static func setCurrent(nice: Int32) {
+        #if canImport(Glibc)
+        guard let gettid = gettid else { return }
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()), nice)
+        #endif
+    }
+
+    /// glibc's gettid(2) wrapper, which Swift does not import.
+    static let gettid: (@convention(c) () -> Int32)? = {
+        #if canImport(Glibc)
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gettid") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) () -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
+}
