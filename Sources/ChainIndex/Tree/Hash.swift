@@ -15,9 +15,21 @@ public struct Hash: Sendable, Hashable, CustomStringConvertible {
     /// A hash from exactly 32 bytes, or nil.
     public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
         guard bytes.count == 32 else { return nil }
+        if let h = bytes.withContiguousStorageIfAvailable({ Hash(raw: UnsafeRawBufferPointer($0)) }) {
+            self = h
+            return
+        }
         var ws = [UInt64](repeating: 0, count: 4)
         for (i, b) in bytes.enumerated() { ws[i / 8] |= UInt64(b) << (UInt64(i % 8) * 8) }
         self.init(w0: ws[0], w1: ws[1], w2: ws[2], w3: ws[3])
+    }
+
+    /// A hash from the 32 bytes at the start of `raw` (which must hold at least 32).
+    @inlinable init(raw: UnsafeRawBufferPointer) {
+        self.init(w0: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                  w1: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                  w2: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                  w3: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
     }
 
     /// A hash from 64 hexadecimal digits, or nil.

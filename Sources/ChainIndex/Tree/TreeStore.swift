@@ -69,15 +69,8 @@ public final class TreeStore: @unchecked Sendable {
     private func readStored(_ k: Int, from: UInt64, count: Int) throws(StoreError) -> [Hash] {
         let f = files[k]
         let raw = try FileOps.preadExact(f.fd, count: count * 32, at: Int64(from * 32), path: f.path)
-        var out: [Hash] = []
-        out.reserveCapacity(count)
-        var i = 0
-        while i < raw.count {
-            guard let h = Hash(bytes: raw[i..<i + 32]) else { break }
-            out.append(h)
-            i += 32
-        }
-        return out
+        let n = raw.count / 32
+        return raw.withUnsafeBytes { b in (0..<n).map { Hash(raw: UnsafeRawBufferPointer(rebasing: b[($0 * 32)..<($0 * 32 + 32)])) } }
     }
 
     /// Appends leaf hashes, completing higher stored levels as tiles fill. Not durable until `sync`.

@@ -30,7 +30,9 @@ struct ExportPlan: Sendable {
     func next(_ s: inout State, ledger: Ledger, page: Int) throws -> String {
         var out = ""
         func emit(_ e: StoredEntry, context: Bool) throws {
-            let proof = try ledger.inclusionProof(seq: e.seq, size: anchor + 1)
+            emit(e, proof: try ledger.inclusionProof(seq: e.seq, size: anchor + 1), context: context)
+        }
+        func emit(_ e: StoredEntry, proof: [Hash], context: Bool) {
             out += (csv ? ExportFormat.csvRow(e, proof: proof, context: context) : ExportFormat.entry(e, proof: proof, context: context)) + "\n"
             if context { s.context += 1 } else { s.entries += 1 }
             s.lastSeq = e.seq
@@ -44,7 +46,9 @@ struct ExportPlan: Sendable {
             s.step = .selection
         case .selection:
             let (entries, next) = try ledger.search(org: org, filter: filter, text: text, newestFirst: false, limit: page, cursor: s.cursor)
-            for e in entries where e.seq <= anchor { try emit(e, context: false) }
+            let selected = entries.filter { $0.seq <= anchor }
+            let proofs = try ledger.inclusionProofs(seqs: selected.map(\.seq), size: anchor + 1)
+            for (e, proof) in zip(selected, proofs) { emit(e, proof: proof, context: false) }
             s.cursor = next
             if next == nil || entries.contains(where: { $0.seq >= anchor }) { s.step = .upperEdge }
         case .upperEdge:

@@ -30,11 +30,45 @@ public enum ExportFormat {
     }
 
     /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges.
+    /// Written directly (members in sorted order, as the header's): exports stream millions.
     public static func entry(_ e: StoredEntry, proof: [Hash], context: Bool = false) -> String {
-        json([
-            "type": context ? "context" : "entry", "seq": e.seq, "org_seq": e.link.orgSeq, "content": String(decoding: e.content, as: UTF8.self),
-            "link": e.link.bytes.hex, "hash": e.hash.hex, "proof": proof.map(\.hex),
-        ])
+        var o: [UInt8] = []
+        o.reserveCapacity(e.content.count + 400 + proof.count * 67)
+        func raw(_ s: StaticString) { s.withUTF8Buffer { o.append(contentsOf: $0) } }
+        raw("{\"content\":")
+        appendJSONString(e.content, to: &o)
+        raw(",\"hash\":\""); o.append(contentsOf: e.hash.hex.utf8)
+        raw("\",\"link\":\""); o.append(contentsOf: e.link.bytes.hex.utf8)
+        raw("\",\"org_seq\":"); o.append(contentsOf: String(e.link.orgSeq).utf8)
+        raw(",\"proof\":[")
+        for (i, h) in proof.enumerated() {
+            if i > 0 { o.append(0x2C) }
+            o.append(0x22); o.append(contentsOf: h.hex.utf8); o.append(0x22)
+        }
+        raw("],\"seq\":"); o.append(contentsOf: String(e.seq).utf8)
+        if context { raw(",\"type\":\"context\"}") } else { raw(",\"type\":\"entry\"}") }
+        return String(decoding: o, as: UTF8.self)
+    }
+
+    /// `bytes` (UTF-8) as a JSON string: `"` and `\` escaped, control characters as `\u00XX`
+    /// (or their short forms), everything else as it is.
+    static func appendJSONString(_ bytes: [UInt8], to o: inout [UInt8]) {
+        o.append(0x22)
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        for b in bytes {
+            switch b {
+            case 0x22: o.append(0x5C); o.append(0x22)
+            case 0x5C: o.append(0x5C); o.append(0x5C)
+            case 0x0A: o.append(0x5C); o.append(0x6E)
+            case 0x0D: o.append(0x5C); o.append(0x72)
+            case 0x09: o.append(0x5C); o.append(0x74)
+            case 0x08: o.append(0x5C); o.append(0x62)
+            case 0x0C: o.append(0x5C); o.append(0x66)
+            case 0..<0x20: o.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: o.append(b)
+            }
+        }
+        o.append(0x22)
     }
 
     /// The trailer line.
