@@ -108,13 +108,7 @@ public enum ArchiveBundle {
                 let last = p.prevOrgDelta > 0 ? try tree.leaf(r.seq - p.prevOrgDelta) : Hash.zero
                 starts[org] = BundleManifest.OrgStart(count: p.orgSeq, last_hash: last.hex)
             }
-            var s = summary[org] ?? ArchivedStub.OrgSummary(org: org, entries: 0, count_after: 0, last_seq: r.seq, min_time: .max, max_time: .min)
-            s.entries += 1
-            s.count_after = p.orgSeq + 1
-            s.last_seq = r.seq
-            s.min_time = min(s.min_time, fields.time)
-            s.max_time = max(s.max_time, fields.time)
-            summary[org] = s
+            ArchivedStub.OrgSummary.add(to: &summary, org: org, seq: r.seq, orgSeq: p.orgSeq, time: fields.time)
         }
         guard let cp = try ledger.checkpoints.first(atLeast: info.endSeq, verifier: ledger.verifier) else {
             throw LedgerError("no checkpoint covers segment \(info.segment) yet; sign one first")
@@ -227,13 +221,7 @@ public enum ArchiveBundle {
                 throw BundleError(file: segPath, reason: "entry \(r.seq) lacks a field the index needs")
             }
             hits[org, default: []].append(IndexHit(seq: r.seq, orgSeq: p.orgSeq, fields: f))
-            var sum = summary[org] ?? ArchivedStub.OrgSummary(org: org, entries: 0, count_after: 0, last_seq: r.seq, min_time: .max, max_time: .min)
-            sum.entries += 1
-            sum.count_after = p.orgSeq + 1
-            sum.last_seq = r.seq
-            sum.min_time = min(sum.min_time, f.time)
-            sum.max_time = max(sum.max_time, f.time)
-            summary[org] = sum
+            ArchivedStub.OrgSummary.add(to: &summary, org: org, seq: r.seq, orgSeq: p.orgSeq, time: f.time)
         }
         // The summary that retention and the stub rely on is the entries', not just signed.
         for o in manifest.orgs where summary[o.org] != o {

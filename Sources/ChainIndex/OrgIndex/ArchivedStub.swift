@@ -26,6 +26,18 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
             self.org = org; self.entries = entries; self.count_after = count_after; self.last_seq = last_seq
             self.min_time = min_time; self.max_time = max_time
         }
+
+        /// `summary` with entry `seq` (at org position `orgSeq`, received at `time`) counted
+        /// in its org's summary: how a bundle's manifest is made, and checked.
+        public static func add(to summary: inout [String: OrgSummary], org: String, seq: UInt64, orgSeq: UInt64, time: Int64) {
+            var s = summary[org] ?? OrgSummary(org: org, entries: 0, count_after: 0, last_seq: seq, min_time: .max, max_time: .min)
+            s.entries += 1
+            s.count_after = orgSeq + 1
+            s.last_seq = seq
+            s.min_time = min(s.min_time, time)
+            s.max_time = max(s.max_time, time)
+            summary[org] = s
+        }
     }
 
     /// Segment number.
