@@ -5,7 +5,7 @@
 
 Standard library only (Ed25519 verification is RFC 8032's reference algorithm), so an
 auditor can read every line of it. It follows format-spec.md §8 (signed notes, checkpoints),
-§5.3 (links), RFC 9162 (inclusion and consistency proofs) and §9.3 (exports, steps 1-8), and
+§5.3 (links), RFC 9162 (tree hashing, consistency proofs) and §9.3 (exports, steps 1-8), and
 prints the same verdicts as `auditctl verify-export`: OK (complete), AUTHENTIC SELECTION /
 NOT PROVEN COMPLETE, or FAILED. Exit status 0, 0, 1 (3 for a selection with --require-complete).
 """
@@ -138,24 +138,39 @@ def node(a, b):
     return hashlib.sha256(b"\x01" + a + b).digest()
 
 
-def verify_inclusion(index, size, leaf, proof, root):
-    if index >= size:
-        return False
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
+class CompactRange:
+    """The right edge of a tree built left to right: perfect subtrees of decreasing height."""
+
+    def __init__(self):
+        self.nodes, self.size = [], 0
+
+    def append(self, height, h):
+        if self.size % (1 << height):
+            raise Failure(f"a subtree of height {height} cannot start at leaf {self.size}")
+        self.nodes.append((height, h))
+        self.size += 1 << height
+        while len(self.nodes) > 1 and self.nodes[-1][0] == self.nodes[-2][0]:
+            (hr, r), (hl, l) = self.nodes.pop(), self.nodes.pop()
+            self.nodes.append((hl + 1, node(l, r)))
+
+    def cover(self, blocks, end, where):
+        """Step 2: the gap's subtrees, `<height>:<hex>`, must fill exactly up to leaf `end`."""
+        for b in blocks:
+            height, _, hx = b.partition(":")
+            height = int(height)
+            if not 0 <= height <= 62 or self.size + (1 << height) > end:
+                raise Failure(f"{where}: gap block {b[:80]!r} does not fit before leaf {end}")
+            self.append(height, bytes.fromhex(hx))
+        if self.size != end:
+            raise Failure(f"{where}: the gap covers leaves up to {self.size}, not up to {end}")
+
+    def root(self):
+        if not self.nodes:
+            return hashlib.sha256(b"").digest()
+        r = self.nodes[-1][1]
+        for _, h in reversed(self.nodes[:-1]):
+            r = node(h, r)
+        return r
 
 
 def verify_consistency(first, second, first_root, second_root, proof):
@@ -235,14 +250,14 @@ def csv_lines(text):
             if shown != signed:
                 raise Failure(f"CSV row {n}: column {name} says {shown!r} but the signed content says {signed!r}")
         out.append({"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
-                    "proof": r[10].split(), "content": r[11]})
+                    "gap": r[10].split(), "content": r[11]})
     return out
 
 
 def verify(objs, fmt, key, kept):
     header, lines, trailer = objs[0], objs[1:-1], objs[-1]
-    if header.get("type") != "header" or header.get("format") != "auditlog-export/2":
-        raise Failure("line 1: not an auditlog-export/2 header")
+    if header.get("type") != "header" or header.get("format") != "auditlog-export/3":
+        raise Failure("line 1: not an auditlog-export/3 header")
     if trailer.get("type") != "trailer":
         raise Failure("no trailer: the export is truncated")
     origin, size, root = checkpoint(header["checkpoint"], key)  # step 1
@@ -266,7 +281,7 @@ def verify(objs, fmt, key, kept):
             if not verify_consistency(k_size, size, k_root, root, [bytes.fromhex(h) for h in c["proof"]]):
                 raise Failure("the export does not extend the kept checkpoint: rolled back or forked")
     provable = set(flt) <= {"from", "to"}
-    prev, gaps, counts = None, [], {"entry": 0, "context": 0}
+    prev, gaps, counts, tree = None, [], {"entry": 0, "context": 0}, CompactRange()
     for n, e in enumerate(lines, start=2):
         where = f"line {n} (seq {e.get('seq')})"
         link, content = bytes.fromhex(e["link"]), e["content"].encode()
@@ -279,8 +294,10 @@ def verify(objs, fmt, key, kept):
         h = hashlib.sha256(b"\x00" + link).digest()
         if h.hex() != e["hash"]:
             raise Failure(f"{where}: hash is not SHA-256(0x00 || link)")
-        if not verify_inclusion(e["seq"], size, h, [bytes.fromhex(p) for p in e["proof"]], root):
-            raise Failure(f"{where}: inclusion proof does not lead to the root")
+        if e["seq"] >= size or e["seq"] < tree.size:
+            raise Failure(f"{where}: outside the tree or out of order")
+        tree.cover(e["gap"], e["seq"], where)
+        tree.append(0, h)
         entry = json.loads(content)
         entry["_bytes"] = content
         if entry["org"] != org:
@@ -319,6 +336,9 @@ def verify(objs, fmt, key, kept):
     stated = {k: v for k, v in flt.items() if k != "q"}
     if meta.get("format") != fmt or signed != stated or (meta.get("filter.text_search") is True) != ("q" in flt):
         raise Failure("the header's filter or format is not the one the signed audit entry recorded")
+    tree.cover(trailer.get("gap", []), size, "trailer")  # step 2: the one proof
+    if tree.root() != root:
+        raise Failure("the entries and their gap subtrees do not rebuild the checkpoint's root")
     if gaps and not archived:  # step 7
         raise Failure(f"org entries {gaps} are missing from an export that selects them")
     if not provable:

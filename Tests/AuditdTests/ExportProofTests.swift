@@ -80,9 +80,10 @@ import Testing
     /// `lines` without the entry lines at `drop` (indexes into `lines`), the trailer's counts fixed.
     func dropping(_ lines: [String], _ drop: Set<Int>) -> [String] {
         var kept = lines.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
-        let entries = kept.filter { object($0)["type"] as? String == "entry" }.count
-        let context = kept.filter { object($0)["type"] as? String == "context" }.count
-        kept[kept.count - 1] = line(["type": "trailer", "count": entries, "context": context])
+        var trailer = object(kept[kept.count - 1])
+        trailer["count"] = kept.filter { object($0)["type"] as? String == "entry" }.count
+        trailer["context"] = kept.filter { object($0)["type"] as? String == "context" }.count
+        kept[kept.count - 1] = line(trailer)
         return kept
     }
 
@@ -109,6 +110,19 @@ import Testing
         #expect(s == 1 && out.contains("does not end with its own audit entry"), "\(out)")
         (s, out) = try verify(d, key, dropping(full, Set(entries.suffix(2))), "cut2.ndjson")
         #expect(s == 1 && out.contains("does not end with its own audit entry"), "\(out)")
+        // The one proof: a gap subtree's hash or height changed.
+        let withGap = try #require(entries.first { !((object(full[$0])["gap"] as? [String]) ?? []).isEmpty })
+        for edit in ["hash", "height"] {
+            var o = object(full[withGap])
+            var gap = o["gap"] as? [String] ?? []
+            let parts = gap[0].split(separator: ":")
+            gap[0] = edit == "hash" ? "\(parts[0]):" + String(parts[1].reversed()) : "\((Int(parts[0]) ?? 0) + 1):\(parts[1])"
+            o["gap"] = gap
+            var forged = full
+            forged[withGap] = line(o)
+            (s, out) = try verify(d, key, forged, "gap-\(edit).ndjson")
+            #expect(s == 1 && out.contains("root"), "\(edit): \(out)")
+        }
         // One before the end, the first, one in the middle.
         for i in [entries[entries.count - 2], entries[0], entries[10]] {
             (s, out) = try verify(d, key, dropping(full, [i]), "gap.ndjson")

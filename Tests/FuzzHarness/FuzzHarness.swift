@@ -17,7 +17,7 @@ public enum FuzzHarness {
     ]
 
     /// The verifier key of the log the seeds in FuzzTesting/Corpus were made from.
-    public static let seedVerifierKey = "auditd.local/log+79551c91+AX9rllQrfqP0uF7CXeK8RYMfwJ/sUSA1bFYiMJkT21vm"
+    public static let seedVerifierKey = "auditd.local/log+2b267c63+AeVU7pSg6lE/1CAax8tnNp8ET1dspKtv68GWGjAA14q/"
     static let seedKey = try? NoteVerifier(seedVerifierKey)
 
     /// Block headers, whole blocks (checksum, zstd, records) and varints.

@@ -106,25 +106,6 @@ extension Ledger {
         try tree.inclusionProof(index: seq, size: size)
     }
 
-    /// Inclusion proofs of many entries in the tree of `size`, sharing the subtree hashes
-    /// their proofs have in common (an export's entries are near each other: most of their
-    /// proof nodes are the same, and each costs reads and hashes of a stored tile).
-    public func inclusionProofs(seqs: [UInt64], size: UInt64) throws -> [[Hash]] {
-        struct Span: Hashable { var lo, hi: UInt64 }
-        var memo: [Span: Hash] = [:]
-        let tree = self.tree
-        guard size <= tree.size else { throw StoreError(.notFound, "tree size \(size) is beyond the log (size \(tree.size))") }
-        return try seqs.map { seq in
-            guard seq < size else { throw StoreError(.notFound, "no inclusion proof for entry \(seq) in size \(size)") }
-            return try Merkle.inclusionProof(index: seq, size: size) { lo, hi in
-                if let h = memo[Span(lo: lo, hi: hi)] { return h }
-                let h = try tree.mth(lo, hi)
-                memo[Span(lo: lo, hi: hi)] = h
-                return h
-            }
-        }
-    }
-
     /// Consistency proof between tree sizes.
     public func consistencyProof(old: UInt64, new: UInt64) throws -> [Hash] {
         try tree.consistencyProof(old: old, new: new)

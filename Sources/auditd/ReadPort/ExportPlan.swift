@@ -17,6 +17,8 @@ struct ExportPlan: Sendable {
         var step = Step.lowerEdge
         var cursor: UInt64?
         var lastSeq: UInt64?
+        /// The first leaf not yet covered by a line (its entry or a gap before it).
+        var covered: UInt64 = 0
         var entries = 0, context = 0
         var done: Bool { step == .finished }
     }
@@ -26,16 +28,21 @@ struct ExportPlan: Sendable {
         text == nil && filter.category == nil && filter.outcome == nil && filter.action == nil && filter.actor == nil
     }
 
+    /// The subtrees covering the leaves after the last line, up to the checkpoint's size
+    /// (none when the export ends, as it does, with its anchor: the last leaf).
+    func finalGap(_ s: State, ledger: Ledger) throws -> [(height: Int, hash: Hash)] {
+        try CompactRange.subtrees(from: s.covered, to: anchor + 1, tree: ledger.tree)
+    }
+
     /// The next chunk of lines.
     func next(_ s: inout State, ledger: Ledger, page: Int) throws -> String {
         var out = ""
         func emit(_ e: StoredEntry, context: Bool) throws {
-            emit(e, proof: try ledger.inclusionProof(seq: e.seq, size: anchor + 1), context: context)
-        }
-        func emit(_ e: StoredEntry, proof: [Hash], context: Bool) {
-            out += (csv ? ExportFormat.csvRow(e, proof: proof, context: context) : ExportFormat.entry(e, proof: proof, context: context)) + "\n"
+            let gap = try CompactRange.subtrees(from: s.covered, to: e.seq, tree: ledger.tree)
+            out += (csv ? ExportFormat.csvRow(e, gap: gap, context: context) : ExportFormat.entry(e, gap: gap, context: context)) + "\n"
             if context { s.context += 1 } else { s.entries += 1 }
             s.lastSeq = e.seq
+            s.covered = e.seq + 1
         }
         switch s.step {
         case .lowerEdge:
@@ -46,9 +53,7 @@ struct ExportPlan: Sendable {
             s.step = .selection
         case .selection:
             let (entries, next) = try ledger.search(org: org, filter: filter, text: text, newestFirst: false, limit: page, cursor: s.cursor)
-            let selected = entries.filter { $0.seq <= anchor }
-            let proofs = try ledger.inclusionProofs(seqs: selected.map(\.seq), size: anchor + 1)
-            for (e, proof) in zip(selected, proofs) { emit(e, proof: proof, context: false) }
+            for e in entries where e.seq <= anchor { try emit(e, context: false) }
             s.cursor = next
             if next == nil || entries.contains(where: { $0.seq >= anchor }) { s.step = .upperEdge }
         case .upperEdge:

@@ -71,7 +71,9 @@ extension ReadPort {
                 state = after
                 if !chunk.isEmpty { try await writer.write(ByteBuffer(string: chunk)) }
             }
-            let trailer = ExportFormat.trailer(count: state.entries, context: state.context)
+            let last = state
+            let gap = try await Self.offload(pool, logger: logger) { try plan.finalGap(last, ledger: ledger) }
+            let trailer = ExportFormat.trailer(count: state.entries, context: state.context, gap: gap)
             try await writer.write(ByteBuffer(string: format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n"))
             try await writer.finish(nil)
         }

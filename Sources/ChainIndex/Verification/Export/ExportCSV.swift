@@ -47,7 +47,7 @@ public enum ExportCSV {
                 throw Failure(description: "CSV row \(row) (seq \(r[1].prefix(20))): column \(name) says '\(a.prefix(80))' but the entry's signed content says '\(b.prefix(80))'")
             }
             let obj: [String: Any] = ["type": r[0], "seq": Int(r[1]) ?? -1, "org_seq": Int(r[2]) ?? -1, "hash": r[8], "link": r[9],
-                                      "proof": r[10].split(separator: " ").map(String.init), "content": r[11]]
+                                      "gap": r[10].split(separator: " ").map(String.init), "content": r[11]]
             guard let d = try? JSONSerialization.data(withJSONObject: obj) else {
                 throw Failure(description: "CSV row \(row) cannot be read as an entry")
             }

@@ -3,19 +3,23 @@ import SegmentStore
 
 /// The export format (format-spec.md §9.3): NDJSON, one object per line.
 ///
-///     {"type":"header","format":"auditlog-export/2","org":…,"origin":…,"verifier_key":…,
+///     {"type":"header","format":"auditlog-export/3","org":…,"origin":…,"verifier_key":…,
 ///      "checkpoint":<signed note>,"tree_size":N,"filtered":bool,"filter":{…},
 ///      "archived_bundles":[…], "consistency":{"from":M,"proof":[…]}?}
 ///     {"type":"entry"|"context","seq":…,"org_seq":…,"content":<canonical entry>,
-///      "link":<hex>,"hash":<hex>,"proof":[<hex>…]}          (proof: inclusion at tree_size)
-///     {"type":"trailer","count":<entry lines>,"context":<context lines>}
+///      "link":<hex>,"hash":<hex>,"gap":["<height>:<hex>"…]}
+///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…]}
+///
+/// One proof for the whole export: `gap` holds the perfect subtrees (height, hash) covering
+/// the leaves between the previous line's entry and this one; with the leaves themselves they
+/// rebuild the checkpoint's root left to right.
 ///
 /// `entry` lines are the selection; `context` lines are entries of the org that prove the
 /// selection's edges: the last one is always the export's own audit entry (the anchor), at
 /// exactly `tree_size − 1`, whose signed metadata states the filter.
 public enum ExportFormat {
     /// The format tag.
-    public static let tag = "auditlog-export/2"
+    public static let tag = "auditlog-export/3"
 
     /// The header line.
     public static func header(org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filter: [String: String],
@@ -29,23 +33,27 @@ public enum ExportFormat {
         return json(obj)
     }
 
-    /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges.
+    /// A gap block as exported: `<height>:<hex>`.
+    public static func gapBlock(_ b: (height: Int, hash: Hash)) -> String { "\(b.height):\(b.hash.hex)" }
+
+    /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges,
+    /// after the subtrees covering the leaves since the previous line's entry.
     /// Written directly (members in sorted order, as the header's): exports stream millions.
-    public static func entry(_ e: StoredEntry, proof: [Hash], context: Bool = false) -> String {
+    public static func entry(_ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false) -> String {
         var o: [UInt8] = []
-        o.reserveCapacity(e.content.count + 400 + proof.count * 67)
+        o.reserveCapacity(e.content.count + 400 + gap.count * 70)
         func raw(_ s: StaticString) { s.withUTF8Buffer { o.append(contentsOf: $0) } }
         raw("{\"content\":")
         appendJSONString(e.content, to: &o)
-        raw(",\"hash\":\""); o.append(contentsOf: e.hash.hex.utf8)
+        raw(",\"gap\":[")
+        for (i, b) in gap.enumerated() {
+            if i > 0 { o.append(0x2C) }
+            o.append(0x22); o.append(contentsOf: gapBlock(b).utf8); o.append(0x22)
+        }
+        raw("],\"hash\":\""); o.append(contentsOf: e.hash.hex.utf8)
         raw("\",\"link\":\""); o.append(contentsOf: e.link.bytes.hex.utf8)
         raw("\",\"org_seq\":"); o.append(contentsOf: String(e.link.orgSeq).utf8)
-        raw(",\"proof\":[")
-        for (i, h) in proof.enumerated() {
-            if i > 0 { o.append(0x2C) }
-            o.append(0x22); o.append(contentsOf: h.hex.utf8); o.append(0x22)
-        }
-        raw("],\"seq\":"); o.append(contentsOf: String(e.seq).utf8)
+        raw(",\"seq\":"); o.append(contentsOf: String(e.seq).utf8)
         if context { raw(",\"type\":\"context\"}") } else { raw(",\"type\":\"entry\"}") }
         return String(decoding: o, as: UTF8.self)
     }
@@ -72,7 +80,9 @@ public enum ExportFormat {
     }
 
     /// The trailer line.
-    public static func trailer(count: Int, context: Int) -> String { json(["type": "trailer", "count": count, "context": context]) }
+    public static func trailer(count: Int, context: Int, gap: [(height: Int, hash: Hash)]) -> String {
+        json(["type": "trailer", "count": count, "context": context, "gap": gap.map(gapBlock)])
+    }
 
     static func json(_ obj: [String: Any]) -> String {
         let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
@@ -82,18 +92,18 @@ public enum ExportFormat {
     // MARK: CSV
 
     /// The column names, the first line of a CSV export.
-    public static let csvColumns = "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,proof,content"
+    public static let csvColumns = "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,gap,content"
 
     /// The CSV row carrying the header (or trailer) object in `content`.
     public static func csvMeta(_ type: String, _ jsonLine: String) -> String { type + ",,,,,,,,,,," + csv(jsonLine) }
 
     /// An entry row: the columns a person reads, taken from the hashed content (the verifier
     /// checks each against it).
-    public static func csvRow(_ e: StoredEntry, proof: [Hash], context: Bool = false) -> String {
+    public static func csvRow(_ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false) -> String {
         let c = CSVColumns(content: e.content)
         let cols = [
             context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action, c.actor, c.outcome,
-            e.hash.hex, e.link.bytes.hex, proof.map(\.hex).joined(separator: " "), String(decoding: e.content, as: UTF8.self),
+            e.hash.hex, e.link.bytes.hex, gap.map(gapBlock).joined(separator: " "), String(decoding: e.content, as: UTF8.self),
         ]
         return cols.map(csv).joined(separator: ",")
     }

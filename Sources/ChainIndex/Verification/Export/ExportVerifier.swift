@@ -59,6 +59,24 @@ public struct ExportVerifier {
         var archived: [String] = []
         var prev: Line?
         var gaps: [Range<UInt64>] = []
+        // The one proof: every line's gap subtrees and leaf, left to right, rebuild the root.
+        var range = CompactRange()
+        var proofFailure: String?
+        func cover(_ blocks: Any?, upTo end: UInt64) -> String? {
+            guard let list = blocks as? [String] else { return "gap is missing or not a list" }
+            for b in list {
+                let parts = b.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, let h = Int(parts[0]), (0...62).contains(h), let hash = Hash(hex: String(parts[1])) else {
+                    return "gap block '\(b.prefix(80))' is not <height>:<64 hex digits>"
+                }
+                let width = UInt64(1) << UInt64(h)
+                guard range.size % width == 0, range.size <= end, end - range.size >= width else {
+                    return "gap block of height \(h) at leaf \(range.size) is not an aligned subtree before leaf \(end)"
+                }
+                range.append(subtree: hash, height: h)
+            }
+            return range.size == end ? nil : "gap subtrees cover leaves up to \(range.size), not up to \(end)"
+        }
         var sawHeader = false, sawTrailer = false
         // A gap in a selection that claims completeness: only archived bundles may explain it.
         func gap(_ g: Range<UInt64>) -> String? {
@@ -97,9 +115,8 @@ public struct ExportVerifier {
                 guard sawHeader else { return fail("entry before the header") }
                 guard let seqN = obj["seq"] as? Int, let seq = UInt64(exactly: seqN), let orgSeqN = obj["org_seq"] as? Int,
                       let orgSeq = UInt64(exactly: orgSeqN), let content = obj["content"] as? String,
-                      let linkHex = obj["link"] as? String, let link = [UInt8](hex: linkHex), let hashHex = obj["hash"] as? String,
-                      let proofHex = obj["proof"] as? [String]
-                else { return fail("entry is missing seq, org_seq, content, link, hash or proof") }
+                      let linkHex = obj["link"] as? String, let link = [UInt8](hex: linkHex), let hashHex = obj["hash"] as? String
+                else { return fail("entry is missing seq, org_seq, content, link or hash") }
                 let l: Link
                 do { l = try Link(bytes: link) } catch { return fail("link: \(error)") }
                 let bytes = Array(content.utf8)
@@ -108,9 +125,17 @@ public struct ExportVerifier {
                 guard CanonicalScan.topLevelString(bytes, key: "org") == r.org else { return fail("entry \(seq) belongs to another org") }
                 let h = l.leafHash
                 guard h.hex == hashHex else { return fail("entry \(seq): hash is not SHA-256(0x00 || link)") }
-                let proof = proofHex.compactMap { Hash(hex: $0) }
-                guard proof.count == proofHex.count, Merkle.verifyInclusion(index: seq, size: size, leaf: h, proof: proof, root: root) else {
-                    return fail("entry \(seq): inclusion proof does not lead to the checkpoint's root")
+                guard seq < size else { return fail("entry \(seq) is beyond the checkpoint's tree (size \(size))") }
+                // A proof that breaks here is reported at the end, unless something more telling
+                // (a missing entry, a filter that is not the signed one) is found first.
+                if proofFailure == nil {
+                    if seq < range.size {
+                        proofFailure = "line \(lineNo): entry \(seq): entries are not in order"
+                    } else if let m = cover(obj["gap"], upTo: seq) {
+                        proofFailure = "line \(lineNo): entry \(seq): \(m): the export does not rebuild the checkpoint's root (entries removed, added or moved)"
+                    } else {
+                        range.append(h)
+                    }
                 }
                 guard let time = CanonicalScan.topLevelString(bytes, key: "received_at").flatMap(Timestamp.parse), let selected = selection.matches(bytes) else {
                     return fail("entry \(seq): content lacks received_at, category, outcome, action or actor")
@@ -138,6 +163,11 @@ public struct ExportVerifier {
                 guard obj["count"] as? Int == r.entries else { return fail("trailer counts \(obj["count"] ?? "?") entries, found \(r.entries): entries were removed or added") }
                 guard obj["context"] as? Int == r.context else { return fail("trailer counts \(obj["context"] ?? "?") context entries, found \(r.context)") }
                 if let m = checkAnchor(prev, size: size, org: r.org, filter: r.filter, format: format) { return fail(m) }
+                if let pf = proofFailure { r.failure = pf; return r }
+                if let m = cover(obj["gap"], upTo: size) { return fail("trailer: \(m)") }
+                guard range.root() == root else {
+                    return fail("the exported entries with their gap subtrees do not rebuild the checkpoint's root: an entry or a subtree hash was altered, added or removed")
+                }
             default:
                 return fail("unknown line type \(type.prefix(40))")
             }
