@@ -199,6 +199,10 @@ import Testing
         claimed[context[0]] = line(o)
         (s, out) = try verify(d, key, dropping(claimed, []), "r4.ndjson")
         #expect(s == 1 && out.contains("does not match the export's filter"), "\(out)")
+        // A range in the future holds nothing, provably.
+        let future = try await export(d, token, "?from=2099-01-01T00:00:00Z")
+        (s, out) = try verify(d, key, future, "future.ndjson")
+        #expect(s == 0 && out.hasPrefix("OK: complete: all 0 entries"), "\(out)")
         // Open-ended: from t2 to now ends at the export's own entry.
         let tail = try await export(d, token, "?from=\(t2)")
         (s, out) = try verify(d, key, tail, "tail.ndjson")

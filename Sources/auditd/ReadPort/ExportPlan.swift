@@ -47,7 +47,9 @@ struct ExportPlan: Sendable {
         switch s.step {
         case .lowerEdge:
             if timeRangeOnly, let from = filter.from,
-               let hit = try ledger.query(org: org, filter: QueryFilter(to: from), newestFirst: true, limit: 1).first {
+               let hit = try ledger.query(org: org, filter: QueryFilter(to: from), newestFirst: true, limit: 1).first,
+               hit.seq <= anchor {
+                // (An entry written after the anchor is beyond the export's tree: it cannot be an edge.)
                 try emit(try ledger.entry(seq: hit.seq), context: true)
             }
             s.step = .selection
