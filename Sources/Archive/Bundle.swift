@@ -191,6 +191,9 @@ public enum ArchiveBundle {
         var orgs: [String: (UInt64, UInt64?, Hash)] = [:]
         for (o, s) in manifest.org_start {
             guard let h = Hash(hex: s.last_hash) else { throw BundleError(file: mpath, reason: "bad org_start hash of \(o)") }
+            // An org cannot have had more entries before the segment than the log had (this
+            // also keeps every org position below, and its + 1, far from overflowing).
+            guard s.count <= manifest.first_seq else { throw BundleError(file: mpath, reason: "org_start of \(o) counts \(s.count) entries before entry \(manifest.first_seq)") }
             orgs[o] = (s.count, nil, h)
         }
         var hits: [String: [IndexHit]] = [:]

@@ -29,6 +29,10 @@ public enum BundlePlacement {
         let tree = try TreeStore(directory: treeDir, readOnly: true)
         guard tree.size >= m.end_seq else { return }
         let leaves = try ArchiveFiles.read(dir + "/" + BundleFiles.leaves)
+        // Read again here: it may have changed since the bundle was verified.
+        guard m.end_seq >= m.first_seq, leaves.count % 32 == 0, UInt64(leaves.count / 32) == m.end_seq - m.first_seq else {
+            throw BundleError(file: dir + "/" + BundleFiles.leaves, reason: "holds \(leaves.count) bytes, not 32 for each of entries \(m.first_seq)..<\(m.end_seq)")
+        }
         var seq = m.first_seq
         while seq < m.end_seq {
             let n = Int(min(8192, m.end_seq - seq))
