@@ -203,6 +203,9 @@ public final class Archiver: @unchecked Sendable {
             stub.tombstone = try ledger.sign(ArchivedStub.tombstoneText(origin: ledger.origin, segment: stub.segment, firstSeq: stub.first_seq,
                                                                         endSeq: stub.end_seq, sha256: stub.manifest_sha256, purgedAt: at))
             stub.purged_at = at
+            // The rows of purged entries go with them, unless a restore brought the segment
+            // back to the hot tier (and was cut short before removing the stub).
+            if !FileOps.exists(segDir + "/" + SegmentNames.sealed(d.segment)) { try ledger.index.purgeSections(stub) }
             try stub.save(path)
             ledger.index.addArchived(stub)
             if (try? backend.path(of: stub.bundle)) != nil { try backend.remove(bundle: stub.bundle) }

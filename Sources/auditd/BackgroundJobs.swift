@@ -67,7 +67,7 @@ struct VerificationService: Service {
             lastSize = more.last?.size ?? lastSize
             checker.addCheckpoints(more)
             try ledger.store.refreshArchived()
-            ledger.index.refreshRestored(ledger.store.segments())
+            try ledger.index.refreshRestored(ledger.store.segments())
             let sealedEnd = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
             let failure = try checker.checkSegments(upTo: sealedEnd, verifier: ledger.verifier)
             metrics.verifyRuns.increment()

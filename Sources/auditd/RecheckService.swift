@@ -85,6 +85,11 @@ final class RecheckService: Service, @unchecked Sendable {
                let f = checker.checkOrgState(statePath, orgs: snap.orgs) {
                 return fail(f.description)
             }
+            // The posting lists queries read (judged only below their watermark and the
+            // segments sealed when the pass looked).
+            if let f = PostingCheck.check(indexDirectory: ledger.directory + "/index", segments: ledger.store.segments()) {
+                return fail(f.description)
+            }
             passes.increment()
             let took = ContinuousClock.now - started
             lastPass.record(took.components.seconds)

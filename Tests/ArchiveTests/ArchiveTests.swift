@@ -108,7 +108,7 @@ import SegmentStore
         let m = try Archiver.restore(dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: name)
         #expect(m.segment == 1)
         try l.store.refreshArchived()
-        l.index.refreshRestored(l.store.segments())
+        try l.index.refreshRestored(l.store.segments())
         #expect(try l.entries(seqs: [seg1.firstSeq, seg1.firstSeq + 5]) == before)
         #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)
         try l.close()

@@ -17,7 +17,7 @@ public enum FuzzHarness {
     ]
 
     /// The verifier key of the log the seeds in FuzzTesting/Corpus were made from.
-    public static let seedVerifierKey = "auditd.local/log+2b267c63+AeVU7pSg6lE/1CAax8tnNp8ET1dspKtv68GWGjAA14q/"
+    public static let seedVerifierKey = "auditd.local/log+d6bb7723+AcJcfeQ8FS8Vkz9QnivQNfp53STEe9vm+Nwg5HRvzYe6"
     static let seedKey = try? NoteVerifier(seedVerifierKey)
 
     /// Block headers, whole blocks (checksum, zstd, records) and varints.
@@ -54,11 +54,32 @@ public enum FuzzHarness {
         }
     }
 
-    /// A sealed segment's org index file (§7.1) or, with an odd first byte, the org-state
-    /// snapshot (§7.2).
+    /// A sealed segment's org index file (§7.1); with a first byte of 1 mod 4, the org-state
+    /// snapshot (§7.2); with 2 or 3 mod 4, an org's posting list (§7.3): the second byte says
+    /// how many 80-byte records the directory takes from the rest, the section file the
+    /// remainder; with 3, the watermark.
     public static func indexFile(_ input: UnsafeRawBufferPointer) {
         guard let first = input.first else { return }
         let rest = UnsafeRawBufferPointer(rebasing: input.dropFirst())
+        if first & 2 == 2 {
+            guard let n = rest.first else { return }
+            let body = UnsafeRawBufferPointer(rebasing: rest.dropFirst())
+            let cut = min(body.count, Int(n) * PostingRecord.size)
+            let dir = Scratch.directory(with: "org_a.pld", UnsafeRawBufferPointer(rebasing: body.prefix(cut)))
+            FileManager.default.createFile(atPath: dir + "/org_a.pl", contents: Data(body.dropFirst(cut)))
+            if first & 1 == 1 {
+                FileManager.default.createFile(atPath: dir + "/watermark", contents: Data(body))
+                _ = try? PostingLists.loadWatermark(dir + "/watermark")
+            }
+            guard let reader = try? PostingReader(directory: dir, org: "org_a") else { return }
+            var p = reader
+            _ = try? p.partition { $0.segment >= 3 }
+            for i in 0..<p.count {
+                guard let r = try? p.record(i) else { continue }
+                if r.state == PostingRecord.live { try? p.visit(r) { _ in true } } else { _ = try? p.rawSection(r) }
+            }
+            return
+        }
         if first & 1 == 0 {
             let dir = Scratch.directory(with: OrgIndex.fileName(0), rest)
             if let idx = try? SealedIndex(path: dir + "/" + OrgIndex.fileName(0)) {

@@ -92,7 +92,7 @@ struct Workload {
         step("restore") {
             if let bundle {
                 _ = try Archiver.restore(dataDir: data, backend: backend, verifier: signer.verifier, bundle: bundle)
-                l.index.refreshRestored(try l.store.refreshArchived())
+                try l.index.refreshRestored(try l.store.refreshArchived())
             }
         }
         append(4)

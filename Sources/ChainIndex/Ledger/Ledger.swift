@@ -84,7 +84,12 @@ public final class Ledger: @unchecked Sendable {
             verifier = signer.verifier
             let segs = try SegmentStore(directory: directory + "/segments", options: options.store)
             store = segs
-            let idx = try OrgIndex(directory: directory + "/index", readOnly: false)
+            let restored = try FileOps.list(directory + "/segments").compactMap { name -> UInt64? in
+                guard let (n, suffix) = SegmentNames.parse(name), suffix == "restored" else { return nil }
+                return n
+            }
+            let archived = Set(segs.segments().filter { $0.state == .archived }.map(\.segment))
+            let idx = try OrgIndex(directory: directory + "/index", readOnly: false, restored: restored, archived: archived)
             index = idx
             checkpoints = try CheckpointLog(directory: directory + "/checkpoints", verifier: signer.verifier)
 
@@ -427,6 +432,7 @@ public final class Ledger: @unchecked Sendable {
         attempt { try store.sealRotated() }
         attempt { try applyLeaves() }
         attempt { try tree.sync() }
+        attempt { try index.close() }
         attempt { try signCheckpoint() }
         if !unappliedLeaves.isEmpty || (checkpoints.latest?.checkpoint.size ?? 0) < tree.size {
             throw LedgerError("closed without a final checkpoint over all \(store.nextSeq) entries (every acknowledged entry is durable and is covered at the next start): \(problems.map { "\($0)" }.joined(separator: "; "))")

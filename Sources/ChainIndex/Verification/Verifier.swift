@@ -127,6 +127,10 @@ public struct Verifier {
                 return fail(total, statePath, 8, "org-state snapshot ends at \(snapshot.end), beyond the \(total) entries of the log: entries were removed")
             }
         } catch { return fromError(error, seq: checker.position) }
+        if let f = PostingCheck.check(indexDirectory: directory + "/index", segments: store.segments()) {
+            report.failure = f
+            return report
+        }
         report.entries = checker.position
         report.orgs = checker.orgCount
         report.collected = checker.collected
