@@ -32,7 +32,9 @@ let package = Package(
         .systemLibrary(
             name: "CCrypto", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]),
-        .target(name: "SegmentStore", dependencies: ["CZstd"]),
+        // CRC-32C with the CPU's CRC32 instruction (SegmentStore falls back to tables).
+        .target(name: "CCRC32C"),
+        .target(name: "SegmentStore", dependencies: ["CZstd", "CCRC32C"]),
         .target(name: "ChainIndex", dependencies: ["SegmentStore", "CCrypto"]),
         .target(name: "Archive", dependencies: ["ChainIndex", "SegmentStore"]),
         .target(name: "AuditWire"),

@@ -152,7 +152,9 @@ public enum Block {
     }
 
     /// Checks the checksum of a whole block (`bytes` = header + payload) and decodes its records.
-    public static func decode(_ bytes: ArraySlice<UInt8>) throws(BlockError) -> (BlockHeader, [StoredRecord]) {
+    /// Decodes and checks a block; only the records whose sequence number `keep` accepts are
+    /// copied out (all of them by default), though every record is parsed and checked.
+    public static func decode(_ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)? = nil) throws(BlockError) -> (BlockHeader, [StoredRecord]) {
         let h = try BlockHeader.parse(bytes)
         guard bytes.count >= h.totalLength else { throw .short }
         let start = bytes.startIndex
@@ -163,7 +165,7 @@ public enum Block {
         do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength)) } catch { throw .decompression(error.message) }
         var r = ByteReader(raw)
         var out: [StoredRecord] = []
-        out.reserveCapacity(Int(h.count))
+        if keep == nil { out.reserveCapacity(Int(h.count)) }
         var prev = h.firstSeq
         do {
             for _ in 0..<h.count {
@@ -172,7 +174,8 @@ public enum Block {
                 let key = try r.readU64()
                 let len = try r.readVarint()
                 guard len <= UInt64(SegmentFormat.maxRecordSize) else { throw BlockError.badRecords("record length \(len) too large") }
-                out.append(StoredRecord(seq: seq, key: key, payload: Array(try r.read(count: Int(len)))))
+                let payload = try r.read(count: Int(len))
+                if keep?(seq) ?? true { out.append(StoredRecord(seq: seq, key: key, payload: Array(payload))) }
                 prev = seq
             }
         } catch let e as BlockError {

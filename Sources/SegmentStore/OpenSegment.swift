@@ -102,10 +102,10 @@ final class OpenSegment: @unchecked Sendable {
     }
 
     /// Reads and checks one block.
-    static func readBlock(_ ref: BlockRef, file: FileHandleRef) throws(StoreError) -> [StoredRecord] {
+    static func readBlock(_ ref: BlockRef, file: FileHandleRef, keep: ((UInt64) -> Bool)? = nil) throws(StoreError) -> [StoredRecord] {
         let bytes = try FileOps.preadExact(file.fd, count: ref.length, at: ref.offset, path: file.path)
         do {
-            return try Block.decode(bytes[...]).1
+            return try Block.decode(bytes[...], keep: keep).1
         } catch {
             throw StoreError(.corrupt, error.reason, path: file.path, offset: ref.offset)
         }

@@ -188,14 +188,14 @@ public final class SealedSegment: @unchecked Sendable {
     }
 
     /// Reads, checks and decodes block `index`.
-    public func readBlock(_ index: Int) throws(StoreError) -> [StoredRecord] {
+    public func readBlock(_ index: Int, keep: ((UInt64) -> Bool)? = nil) throws(StoreError) -> [StoredRecord] {
         guard index >= 0, index < footer.blocks.count else {
             throw StoreError(.invalidArgument, "block \(index) does not exist", path: path)
         }
         let b = footer.blocks[index]
         let bytes = try FileOps.preadExact(file.fd, count: b.totalLength, at: b.offset, path: path)
         let (h, records): (BlockHeader, [StoredRecord])
-        do { (h, records) = try Block.decode(bytes[...]) } catch {
+        do { (h, records) = try Block.decode(bytes[...], keep: keep) } catch {
             throw StoreError(.corrupt, error.reason, path: path, offset: b.offset)
         }
         guard h.count == b.count, h.firstSeq == b.firstSeq, h.lastSeq == b.lastSeq else {
@@ -210,7 +210,7 @@ public final class SealedSegment: @unchecked Sendable {
             throw StoreError(.notFound, "sequence number \(seq) is not in this segment", path: path)
         }
         let bi = Int(footer.seqMap[Int(seq - footer.firstSeq)])
-        for r in try readBlock(bi) where r.seq == seq { return r }
+        for r in try readBlock(bi, keep: { $0 == seq }) { return r }
         throw StoreError(.corrupt, "sequence map points sequence number \(seq) to block \(bi), which does not hold it", path: path, offset: footer.blocks[bi].offset)
     }
 

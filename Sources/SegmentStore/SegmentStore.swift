@@ -433,12 +433,12 @@ public final class SegmentStore: @unchecked Sendable {
             let seg = try sealedSegment(info)
             for (b, want) in byBlock {
                 let set = Set(want)
-                for r in try seg.readBlock(b) where set.contains(r.seq) { found[r.seq] = r }
+                for r in try seg.readBlock(b, keep: set.contains) { found[r.seq] = r }
             }
         }
         for (file, ref, want) in openGroups {
             let set = Set(want)
-            for r in try OpenSegment.readBlock(ref, file: file) where set.contains(r.seq) { found[r.seq] = r }
+            for r in try OpenSegment.readBlock(ref, file: file, keep: set.contains) { found[r.seq] = r }
         }
         var out: [StoredRecord] = []
         out.reserveCapacity(seqs.count)

@@ -128,6 +128,24 @@ final class Counter: @unchecked Sendable {
         #expect(CRC32C.checksum(data[500...], crc: CRC32C.checksum(data[..<500])) == CRC32C.checksum(data))
     }
 
+    @Test func theCRC32InstructionAgreesWithTheTables() {
+        // This machine class has it; a CPU without it takes the tables, checked above.
+        #if arch(x86_64)
+        #expect(CRC32C.hardware, "x86-64 CPUs since 2008 have SSE 4.2")
+        #endif
+        var rng = SystemRandomNumberGenerator()
+        for n in [0, 1, 7, 8, 9, 15, 16, 63, 64, 65, 4095, 65_537] {
+            let data = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            for start in [0, 1, 3] where start <= n {
+                let slice = data[start...]
+                let seed = UInt32.random(in: 0...UInt32.max, using: &rng)
+                let hw = slice.withUnsafeBytes { CRC32C.update(seed, $0) }
+                let sw = slice.withUnsafeBytes { CRC32C.software(seed, $0) }
+                #expect(hw == sw, "\(n) bytes from \(start)")
+            }
+        }
+    }
+
     @Test func varintsRoundTripAndRejectOverlongInput() throws {
         var w = ByteWriter()
         let values: [UInt64] = [0, 1, 127, 128, 300, 1 << 35, .max]

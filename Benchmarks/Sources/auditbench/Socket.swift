@@ -71,19 +71,29 @@ struct HTTPQuery: AsyncParsableCommand {
     @Option(help: "An operator token.") var token: String
     @Option(help: "Orgs to query, comma-separated.") var orgs: String
     @Option var count = 500
+    @Option(help: "Also time a free-text search (`q=`) for this text, one page per org (use text no entry holds).") var text: String?
 
     func run() async throws {
         let list = orgs.split(separator: ",").map(String.init)
-        var filtered: [Double] = [], plain: [Double] = []
+        var filtered: [Double] = [], plain: [Double] = [], searched: [Double] = []
         for k in 0..<count {
             let org = list[k % list.count]
-            for (path, into) in [("/v1/orgs/\(org)/entries?limit=100&outcome=success", 0), ("/v1/orgs/\(org)/entries?limit=100", 1)] {
+            var paths = [("/v1/orgs/\(org)/entries?limit=100&outcome=success", 0), ("/v1/orgs/\(org)/entries?limit=100", 1)]
+            if let text, k < list.count { paths.append(("/v1/orgs/\(org)/entries?limit=100&q=\(text)", 2)) }
+            for (path, into) in paths {
                 var req = URLRequest(url: URL(string: url + path)!)
                 req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
                 let t0 = Date()
                 let (_, r) = try await URLSession.shared.data(for: req)
                 guard (r as? HTTPURLResponse)?.statusCode == 200 else { throw ValidationError("HTTP \((r as? HTTPURLResponse)?.statusCode ?? 0) for \(path)") }
-                if into == 0 { filtered.append(Date().timeIntervalSince(t0)) } else { plain.append(Date().timeIntervalSince(t0)) }
+                let took = Date().timeIntervalSince(t0)
+                switch into {
+                case 0: filtered.append(took)
+                case 1: plain.append(took)
+                default:
+                    searched.append(took)
+                    print("q=\(text ?? "") for \(org): \(ms(took)) ms")
+                }
             }
         }
         print("read port, newest 100 with a filter: p50 \(ms(percentile(filtered, 0.5))) p99 \(ms(percentile(filtered, 0.99))); newest 100: p50 \(ms(percentile(plain, 0.5))) p99 \(ms(percentile(plain, 0.99)))")

@@ -59,17 +59,25 @@ extension Ledger {
         while out.count < limit && examined < budget {
             let hits = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
             if hits.isEmpty { return (out, nil) }
-            let batch = try entries(seqs: hits.map(\.seq))
-            for (h, e) in zip(hits, batch) {
+            let size = tree.size
+            for h in hits where h.seq >= size { throw StoreError(.notFound, "entry \(h.seq) does not exist (the log holds \(size))") }
+            let records = try store.read(seqs: hits.map(\.seq))
+            for (h, rec) in zip(hits, records) {
                 examined += 1
                 cur = h.seq
+                // Free text is matched on the stored bytes first: only what is returned needs
+                // its link rebuilt and checked against the tree.
+                if let needle {
+                    let p = try RecordPayload(bytes: rec.payload)
+                    if !Self.contains(p.content, needle) { continue }
+                }
+                let e = try checked(rec)
                 // An index is derived data: a row that points at another org's entry is
                 // damage, never a reason to show that entry.
                 guard e.org == org, e.link.orgSeq == h.orgSeq else {
                     let pos = store.position(of: h.seq)
                     throw StoreError(.corrupt, "the index lists entry \(h.seq) under org \(org) at position \(h.orgSeq), but it is org \(e.org)'s entry at position \(e.link.orgSeq): the index is damaged; run `auditctl verify`", path: pos.path, offset: pos.offset)
                 }
-                if let needle, !Self.contains(e.content, needle) { continue }
                 out.append(e)
                 if out.count == limit { return (out, h.seq) }
             }
