@@ -149,6 +149,16 @@ public enum FileOps {
         if intercepted(.sync(path), { Glibc.fsync(fd) }) != 0 { throw errnoError("fsync failed", path: path) }
     }
 
+    /// Flushes many files of one filesystem at once (syncfs(2) on `anchor`, a directory on
+    /// it): one call instead of one fsync per file, for the many small files a seal touches.
+    /// Each path is still reported as synced (or failed) one by one to interceptors.
+    public static func syncFiles(_ paths: [String], anchor: String) throws(StoreError) {
+        let fd = try open(anchor, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        if c_syncfs(fd) != 0 { throw errnoError("syncfs failed", path: anchor) }
+        for p in paths where intercepted(.sync(p), { 0 }) != 0 { throw errnoError("fsync failed", path: p) }
+    }
+
     /// Flushes a directory, making a file creation, rename or unlink in it durable. Without it,
     /// a new segment could vanish after power loss even though its data blocks were synced.
     public static func fsyncDirectory(_ path: String) throws(StoreError) {
@@ -264,3 +274,6 @@ public final class FileHandleRef: @unchecked Sendable {
 
     deinit { if fd >= 0 { close(fd) } }
 }
+
+/// syncfs(2), which Glibc's module map leaves out (it needs _GNU_SOURCE).
+@_silgen_name("syncfs") private func c_syncfs(_ fd: Int32) -> Int32

@@ -110,17 +110,24 @@ struct Size: ParsableCommand {
     @Option(help: "Data directory.") var dir: String
     @Option(help: "Raw input bytes (as printed by append).") var raw: Int
 
-    func run() throws {
-        var total = 0
+    /// Bytes of the regular files in each part of a log directory (the posting lists under
+    /// `index/orgs` counted apart from the index files).
+    static func parts(_ dir: String) -> [String: Int] {
         var parts: [String: Int] = [:]
-        for sub in ["segments", "index", "tree", "checkpoints"] {
+        for sub in ["segments", "index", "index/orgs", "tree", "checkpoints"] {
             let p = dir + "/" + sub
             for f in (try? FileManager.default.contentsOfDirectory(atPath: p)) ?? [] {
-                let n = ((try? FileManager.default.attributesOfItem(atPath: p + "/" + f))?[.size] as? Int) ?? 0
-                parts[sub, default: 0] += n
-                total += n
+                let a = try? FileManager.default.attributesOfItem(atPath: p + "/" + f)
+                guard a?[.type] as? FileAttributeType == .typeRegular else { continue }
+                parts[sub, default: 0] += (a?[.size] as? Int) ?? 0
             }
         }
+        return parts
+    }
+
+    func run() throws {
+        let parts = Self.parts(dir)
+        let total = parts.values.reduce(0, +)
         for (k, v) in parts.sorted(by: { $0.key < $1.key }) { print("\(k): \(v) bytes (\(String(format: "%.3f", Double(v) / Double(raw))) per raw byte)") }
         print("total: \(total) bytes = \(String(format: "%.3f", Double(total) / Double(raw))) bytes on disk per raw entry byte")
     }

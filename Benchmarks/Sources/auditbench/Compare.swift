@@ -100,13 +100,7 @@ struct Compare: ParsableCommand {
 
         // 5. Bytes on disk per raw byte.
         try log.close()
-        var logBytes = 0
-        for sub in ["segments", "index", "tree", "checkpoints"] {
-            let p = dir + "/log/" + sub
-            for f in (try? FileManager.default.contentsOfDirectory(atPath: p)) ?? [] {
-                logBytes += ((try? FileManager.default.attributesOfItem(atPath: p + "/" + f))?[.size] as? Int) ?? 0
-            }
-        }
+        let logBytes = Size.parts(dir + "/log").values.reduce(0, +)
         let lb = Double(logBytes) / Double(raw), pb = Double(peer100.bytesOnDisk) / Double(raw)
         rows.append(("bytes on disk per raw byte", String(format: "%.3f", lb), String(format: "%.3f", pb), pb / lb))
 

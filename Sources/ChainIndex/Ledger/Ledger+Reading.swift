@@ -47,22 +47,30 @@ extension Ledger {
     }
 
     /// A page of `org`'s entries matching `filter` and, if `text` is given, containing it
-    /// (ASCII case-insensitive, anywhere in the entry). Examines at most `budget` index hits;
-    /// `next` is the cursor to continue from (nil when the org's log is exhausted).
+    /// (ASCII case-insensitive, anywhere in the entry). Examines at most `budget` index hits,
+    /// and with `timeLimit`, stops examining once that much time has passed; `next` is the
+    /// cursor to continue from (nil when the org's log is exhausted). Stopping early never
+    /// skips anything: the next page starts where this one stopped.
     public func search(org: String, filter: QueryFilter = .init(), text: String? = nil, newestFirst: Bool = true,
-                       limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000) throws -> (entries: [StoredEntry], next: UInt64?) {
+                       limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000,
+                       timeLimit: Duration? = nil) throws -> (entries: [StoredEntry], next: UInt64?) {
         var out: [StoredEntry] = []
         var cur = cursor
         var examined = 0
         let needle = text.map { Array($0.lowercased().utf8) }
-        let page = needle == nil ? limit : 512
-        while out.count < limit && examined < budget {
+        let deadline = timeLimit.map { ContinuousClock.now + $0 }
+        func outOfTime() -> Bool { deadline.map { ContinuousClock.now >= $0 } ?? false }
+        while out.count < limit && examined < budget && !outOfTime() {
+            // A text search reads its candidates in large pages: each index page decodes the
+            // sections it starts in, so small ones would decode the same rows again and again.
+            let page = needle == nil ? limit : min(max(512, budget - examined), 8192)
             let hits = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
             if hits.isEmpty { return (out, nil) }
             let size = tree.size
             for h in hits where h.seq >= size { throw StoreError(.notFound, "entry \(h.seq) does not exist (the log holds \(size))") }
             let records = try store.read(seqs: hits.map(\.seq))
             for (h, rec) in zip(hits, records) {
+                if examined & 1023 == 1023, outOfTime() { return (out, cur) }
                 examined += 1
                 cur = h.seq
                 // Free text is matched on the stored bytes first: only what is returned needs

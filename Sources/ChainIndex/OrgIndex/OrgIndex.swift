@@ -198,14 +198,19 @@ public final class OrgIndex: @unchecked Sendable {
     /// directory for where the page starts, then only the sections the page needs.
     public func query(org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?) throws -> [IndexHit] {
         var out: [IndexHit] = []
+        func consider(_ h: IndexHit) -> Bool {
+            if let c = cursor, newestFirst ? h.seq >= c : h.seq <= c { return false }
+            if filter.matches(h.fields) {
+                out.append(h)
+                if out.count >= limit { return true }
+            }
+            return false
+        }
         func take(_ hits: [IndexHit]) -> Bool {
-            let seq: [IndexHit] = newestFirst ? hits.reversed() : hits
-            for h in seq {
-                if let c = cursor, newestFirst ? h.seq >= c : h.seq <= c { continue }
-                if filter.matches(h.fields) {
-                    out.append(h)
-                    if out.count >= limit { return true }
-                }
+            if newestFirst {
+                for h in hits.reversed() where consider(h) { return true }
+            } else {
+                for h in hits where consider(h) { return true }
             }
             return false
         }
@@ -245,7 +250,7 @@ public final class OrgIndex: @unchecked Sendable {
                         // Oldest first: rows come in order, so stop decoding once the page is full.
                         var full = false
                         try p.visit(r) { h in
-                            full = take([h])
+                            full = consider(h)
                             return !full
                         }
                         if full { return true }

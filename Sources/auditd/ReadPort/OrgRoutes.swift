@@ -6,11 +6,16 @@ import SegmentStore
 /// The routes under `/v1/orgs/:org` that read: a page of entries, one entry with its proof,
 /// an inclusion proof. Each takes an `OrgContext`, so the org is one the token may read.
 extension ReadPort {
+    /// How long one page may spend examining candidates (a free-text search or a rare filter
+    /// over a long history) before it returns what it found and the cursor to go on from.
+    static let pageTimeLimit = Duration.milliseconds(80)
+
     func list(_ req: Request, _ ctx: OrgContext) async throws -> Response {
         let p = try QueryParameters(req)
         let org = ctx.org, ledger = self.ledger
         let body: String = try await query {
-            let (entries, next) = try ledger.search(org: org, filter: p.filter, text: p.text, newestFirst: p.newestFirst, limit: p.limit, cursor: p.cursor)
+            let (entries, next) = try ledger.search(org: org, filter: p.filter, text: p.text, newestFirst: p.newestFirst, limit: p.limit,
+                                                    cursor: p.cursor, timeLimit: Self.pageTimeLimit)
             var body = "{\"org\":" + Self.quote(org) + ",\"entries\":["
             for (i, e) in entries.enumerated() {
                 if i > 0 { body += "," }
