@@ -143,6 +143,26 @@ import Testing
         #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
     }
 
+    @Test func aPageCutShortByItsTimeLimitSkipsNothing() throws {
+        let (dir, s, w) = try makeLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let l = try Ledger(directory: dir, signer: s, options: Sample.options())
+        defer { try? l.close() }
+        for (org, text) in [("org_busy", "\"outcome\":\"denied\""), ("org_quiet", "ORG_QUIET"), ("org_busy", "no such text")] {
+            let all = try l.search(org: org, text: text, limit: 1000, budget: .max).entries.map(\.seq)
+            // No time at all: every page stops after its first chunk of candidates.
+            var got: [UInt64] = [], cursor: UInt64?, pages = 0
+            repeat {
+                let (page, next) = try l.search(org: org, text: text, limit: 1000, cursor: cursor, timeLimit: .zero)
+                got += page.map(\.seq)
+                cursor = next
+                pages += 1
+            } while cursor != nil && pages < 10_000
+            #expect(got == all, "\(org) \(text): \(got.count) found in \(pages) pages, \(all.count) without a time limit")
+            #expect(pages > 1 || w.filter { $0.org == org }.count <= 128)
+        }
+    }
+
     @Test func orgNamesMakeSafeFileNames() {
         for org in ["acme", "team/a", "a:b@c.d-e_f", "%41", ".", "..", "x/../../etc"] {
             let stem = PostingLists.stem(org)

@@ -60,7 +60,9 @@ extension Ledger {
         let needle = text.map { Array($0.lowercased().utf8) }
         let deadline = timeLimit.map { ContinuousClock.now + $0 }
         func outOfTime() -> Bool { deadline.map { ContinuousClock.now >= $0 } ?? false }
-        while out.count < limit && examined < budget && !outOfTime() {
+        // At least one chunk of candidates per call, so that a page always moves its cursor on
+        // (a cursor that did not move would read as the end of the org's log).
+        while out.count < limit && examined < budget && (examined == 0 || !outOfTime()) {
             // A text search reads its candidates in large pages: each index page decodes the
             // sections it starts in, so small ones would decode the same rows again and again.
             let page = needle == nil ? limit : min(max(512, budget - examined), 8192)
@@ -68,9 +70,14 @@ extension Ledger {
             if hits.isEmpty { return (out, nil) }
             let size = tree.size
             for h in hits where h.seq >= size { throw StoreError(.notFound, "entry \(h.seq) does not exist (the log holds \(size))") }
-            let records = try store.read(seqs: hits.map(\.seq))
-            for (h, rec) in zip(hits, records) {
-                if examined & 1023 == 1023, outOfTime() { return (out, cur) }
+            // Read in chunks, so that the time limit can end the page between two of them.
+            var records: [StoredRecord] = []
+            for (i, h) in hits.enumerated() {
+                if i % 128 == 0 {
+                    if i > 0, outOfTime() { return (out, cur) }
+                    records = try store.read(seqs: hits[i..<min(i + 128, hits.count)].map(\.seq))
+                }
+                let rec = records[i % 128]
                 examined += 1
                 cur = h.seq
                 // Free text is matched on the stored bytes first: only what is returned needs
