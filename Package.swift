@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "ChainIndex", dependencies: ["SegmentStore", "CCrypto"]),
         .target(name: "Archive", dependencies: ["ChainIndex", "SegmentStore"]),
         .target(name: "AuditWire"),
+        // A C2SP tlog-witness: cosigns checkpoints that stay consistent (auditctl witness serve).
+        .target(name: "Witness", dependencies: ["ChainIndex", "SegmentStore"]),
         .target(name: "AuditAccess", dependencies: ["ChainIndex", "SegmentStore"]),
         .target(
             name: "AuditClient",
@@ -62,9 +64,11 @@ let package = Package(
         .executableTarget(
             name: "auditctl",
             dependencies: [
-                "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess",
+                "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "TestSupport", dependencies: ["SegmentStore"], path: "Tests/TestSupport"),
         .target(name: "FuzzHarness", dependencies: ["SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire"], path: "Tests/FuzzHarness"),
@@ -76,6 +80,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "AuditctlTests", dependencies: ["ChainIndex", "SegmentStore", "auditctl"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
+        .testTarget(name: "WitnessTests", dependencies: ["Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(name: "AuditdTests", dependencies: ["ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"]),
     ]
 )

@@ -1,0 +1,158 @@
+import ChainIndex
+import Foundation
+import SegmentStore
+
+/// A transparency-log witness (C2SP tlog-witness, format-spec.md §8.5): it cosigns a log's
+/// checkpoint only when the checkpoint is signed by the log's key and is consistent with the
+/// latest one it cosigned for that log, which it keeps durably. An org's security team can run
+/// one, so that the operator cannot show it one history and an auditor another.
+public final class Witness: @unchecked Sendable {
+    /// An HTTP answer to `add-checkpoint`.
+    public struct Response: Sendable, Equatable {
+        /// HTTP status.
+        public var status: Int
+        /// Body.
+        public var body: String
+        /// Content type.
+        public var contentType: String
+
+        static func text(_ status: Int, _ message: String) -> Response {
+            Response(status: status, body: message + "\n", contentType: "text/plain; charset=utf-8")
+        }
+    }
+
+    /// What the witness remembers of one log: the latest checkpoint it cosigned.
+    public struct LogState: Sendable, Equatable {
+        /// Its size.
+        public var size: UInt64
+        /// Its root.
+        public var root: Hash
+    }
+
+    /// The witness's key.
+    public let cosigner: Cosigner
+    let logs: [String: NoteVerifier]
+    let statePath: String
+    private let lock = NSLock()
+    private var state: [String: LogState]
+    /// Seconds since the epoch, for cosignature timestamps.
+    let clock: @Sendable () -> UInt64
+
+    /// A witness cosigning with `cosigner` for `logs` (each identified by its key's name, the
+    /// checkpoints' origin), keeping its state in `stateDirectory/witness-state`.
+    public init(cosigner: Cosigner, logs: [NoteVerifier], stateDirectory: String,
+                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }) throws {
+        self.cosigner = cosigner
+        var byOrigin: [String: NoteVerifier] = [:]
+        for l in logs {
+            guard byOrigin[l.name] == nil else { throw LedgerError("two keys configured for log \(l.name): a witness follows one key per origin") }
+            byOrigin[l.name] = l
+        }
+        self.logs = byOrigin
+        self.clock = clock
+        try FileOps.makeDirectory(stateDirectory, mode: 0o700)
+        statePath = stateDirectory + "/witness-state"
+        state = try Self.load(statePath)
+    }
+
+    /// The latest checkpoint cosigned for `origin`.
+    public func latest(_ origin: String) -> LogState? { lock.withLock { state[origin] } }
+
+    /// Handles one `add-checkpoint` request body (tlog-witness): the old size line, the
+    /// consistency proof lines, an empty line, then the signed checkpoint.
+    public func addCheckpoint(_ request: [UInt8]) -> Response {
+        guard request.count <= 1 << 20 else { return .text(400, "request body is larger than 1 MiB") }
+        guard let text = String(validating: request, as: UTF8.self) else { return .text(400, "request body is not UTF-8") }
+        var rest = Substring(text)
+        func line() -> Substring? {
+            guard let nl = rest.firstIndex(of: "\n") else { return nil }
+            defer { rest = rest[rest.index(after: nl)...] }
+            return rest[..<nl]
+        }
+        guard let first = line(), first.hasPrefix("old "), let old = UInt64(first.dropFirst(4)), String(old) == first.dropFirst(4) else {
+            return .text(400, "the first line must be \"old <size>\" (decimal, no leading zeroes)")
+        }
+        var proof: [Hash] = []
+        while true {
+            guard let l = line() else { return .text(400, "no empty line after the consistency proof") }
+            if l.isEmpty { break }
+            guard proof.count < 63 else { return .text(400, "more than 63 consistency proof lines") }
+            guard let raw = Data(base64Encoded: String(l)), let h = Hash(bytes: Array(raw)) else {
+                return .text(400, "consistency proof line is not base64 of 32 bytes: \(l.prefix(80))")
+            }
+            proof.append(h)
+        }
+        let note = String(rest)
+        let body: String
+        do { body = try Cosignature.split(note: note).body } catch { return .text(400, "checkpoint: \(error.description)") }
+        let cp: Checkpoint
+        do { cp = try Checkpoint(text: body) } catch { return .text(400, "checkpoint: \(error.description)") }
+        guard let key = logs[cp.origin] else { return .text(404, "unknown log \(cp.origin): this witness is not configured for it") }
+        do { _ = try key.open(note) } catch {
+            return .text(403, "checkpoint of \(cp.origin) carries no valid signature by its key \(key.text): \(error.description)")
+        }
+        guard old <= cp.size else { return .text(400, "old size \(old) is larger than the checkpoint's size \(cp.size)") }
+        return lock.withLock { () -> Response in
+            let known = state[cp.origin]
+            let size = known?.size ?? 0
+            guard old == size else {
+                return Response(status: 409, body: "\(size)\n", contentType: "text/x.tlog.size")
+            }
+            if old == 0 {
+                guard proof.isEmpty else { return .text(422, "a consistency proof from size 0 must be empty") }
+                if let known, cp.size == 0, known.root != cp.root { return .text(409, "the empty tree has another root") }
+            } else if old == cp.size {
+                guard proof.isEmpty, let known, known.root == cp.root else {
+                    return .text(409, "checkpoint of \(cp.origin) at size \(cp.size) has another root than the one this witness cosigned: the log forked")
+                }
+            } else {
+                guard let known, Merkle.verifyConsistency(old: old, new: cp.size, oldRoot: known.root, newRoot: cp.root, proof: proof) else {
+                    return .text(422, "the consistency proof from size \(old) to \(cp.size) does not verify against the checkpoint this witness cosigned")
+                }
+            }
+            var next = state
+            next[cp.origin] = LogState(size: cp.size, root: cp.root)
+            do { try Self.save(next, to: statePath) } catch {
+                return .text(500, "cannot record the new checkpoint (\(error)); nothing was cosigned")
+            }
+            state = next
+            do { return Response(status: 200, body: try cosigner.cosign(body: body, time: clock()), contentType: "text/plain; charset=utf-8") } catch {
+                return .text(500, "cannot cosign: \(error)")
+            }
+        }
+    }
+
+    /// The state file: one line per log, `origin size base64(root)`, sorted, then a line
+    /// `crc32c <hex>` over the lines before it; replaced whole (temp, fsync, rename).
+    static func save(_ state: [String: LogState], to path: String) throws {
+        var text = ""
+        for (origin, s) in state.sorted(by: { $0.key < $1.key }) {
+            text += "\(origin) \(s.size) \(Data(s.root.bytes).base64EncodedString())\n"
+        }
+        text += "crc32c " + String(CRC32C.checksum(Array(text.utf8)), radix: 16) + "\n"
+        try FileOps.replaceFile(path, contents: Array(text.utf8), mode: 0o600)
+    }
+
+    static func load(_ path: String) throws -> [String: LogState] {
+        guard let bytes = try FileOps.readFile(path, limit: 16 << 20) else { return [:] }
+        let text = String(decoding: bytes, as: UTF8.self)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.last == "", lines.count >= 2, let crcLine = lines.dropLast().last, crcLine.hasPrefix("crc32c ") else {
+            throw LedgerError("witness state \(path) is cut short: restore it from a backup (a witness that forgets what it cosigned can be rolled back)")
+        }
+        lines.removeLast(2)
+        let covered = lines.map { $0 + "\n" }.joined()
+        guard UInt32(crcLine.dropFirst(7), radix: 16) == CRC32C.checksum(Array(covered.utf8)) else {
+            throw LedgerError("witness state \(path) fails its checksum: restore it from a backup")
+        }
+        var out: [String: LogState] = [:]
+        for l in lines {
+            let f = l.split(separator: " ")
+            guard f.count == 3, let size = UInt64(f[1]), let raw = Data(base64Encoded: String(f[2])), let root = Hash(bytes: Array(raw)) else {
+                throw LedgerError("witness state \(path) has a malformed line: \(l.prefix(120))")
+            }
+            out[String(f[0])] = LogState(size: size, root: root)
+        }
+        return out
+    }
+}

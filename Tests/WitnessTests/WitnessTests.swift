@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+@testable import ChainIndex
+import SegmentStore
+import TestSupport
+@testable import Witness
+
+/// Issue 10: a witness (C2SP tlog-witness) cosigns a log's checkpoint only when it extends
+/// the one it cosigned before, keeps that state across restarts, and refuses forks and
+/// rollbacks with the status codes the spec names, its state unchanged. Cosignatures are
+/// exactly C2SP tlog-cosignature's cosignature/v1.
+@Suite struct WitnessTests {
+    /// A real log (in-process ledger) that can be grown, and a witness configured for it.
+    struct Setup {
+        let dir: String
+        let signer: NoteSigner
+        let ledger: Ledger
+        let witness: Witness
+        let cosigner: Cosigner
+        var next = 0
+
+        init() throws {
+            dir = temporaryDirectory("witness")
+            signer = try NoteSigner.generate(name: "audit.test/log")
+            var o = LedgerOptions()
+            o.background = false
+            ledger = try Ledger(directory: dir + "/log", signer: signer, options: o)
+            cosigner = Cosigner(key: try NoteSigner.generate(name: "witness.test/w1"))
+            witness = try Witness(cosigner: cosigner, logs: [signer.verifier], stateDirectory: dir + "/state", clock: { 1_700_000_000 })
+        }
+
+        /// Appends `n` entries and returns the new signed checkpoint.
+        mutating func grow(_ n: Int) throws -> SignedCheckpoint {
+            _ = try ledger.appendAndWait((0..<n).map { k in
+                let json = #"{"org":"org_a","category":"access","action":"access.granted","actor":{"type":"human","id":"u1"},"target":{"type":"doc","id":"d\#(next + k)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2026-01-01T00:00:00Z"}"#
+                return try Entry.prepare(json: Array(json.utf8), receivedAt: 1_767_225_600_000 + Int64(next + k), writer: Writer(uid: 0, gid: 0, via: "test"))
+            })
+            next += n
+            try ledger.checkpointNow()
+            return try #require(ledger.latestCheckpoint)
+        }
+
+        func request(old: UInt64, proof: [Hash] = [], note: String) -> [UInt8] {
+            Array(("old \(old)\n" + proof.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + note).utf8)
+        }
+
+        func proof(_ old: UInt64, _ new: UInt64) throws -> [Hash] { old == 0 ? [] : try ledger.consistencyProof(old: old, new: new) }
+    }
+
+    @Test func cosignsAGrowingLogAndTheCosignatureIsCosignatureV1() throws {
+        var s = try Setup()
+        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        let c1 = try s.grow(10)
+        let r1 = s.witness.addCheckpoint(s.request(old: 0, note: c1.note))
+        #expect(r1.status == 200, "\(r1)")
+        let body = c1.checkpoint.text
+        // The line, byte by byte: "— " name " " base64(keyID || timestamp BE || Ed25519 signature).
+        #expect(r1.body.hasPrefix("— witness.test/w1 ") && r1.body.hasSuffix("\n"))
+        let raw = try #require(Data(base64Encoded: String(r1.body.dropFirst("— witness.test/w1 ".count).dropLast())))
+        #expect(raw.count == 76)
+        let pub = s.cosigner.verifier.publicKey
+        let id = SHA256.hash(Array("witness.test/w1".utf8) + [0x0A, 0x04] + pub).bytes.prefix(4)
+        #expect(Array(raw.prefix(4)) == Array(id))
+        #expect(raw[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } == 1_700_000_000)
+        let message = "cosignature/v1\ntime 1700000000\n" + body
+        #expect(Ed25519.verify(Array(raw[12...]), message: Array(message.utf8), publicKey: pub))
+        // Appended to the checkpoint, it verifies with the witness's key, and another key's
+        // line is ignored.
+        #expect(try s.cosigner.verifier.cosignature(in: c1.note + r1.body) == 1_700_000_000)
+        #expect(try s.cosigner.verifier.cosignature(in: c1.note) == nil)
+        #expect(throws: Note.Failure.self) { _ = try s.cosigner.verifier.cosignature(in: c1.note.replacingOccurrences(of: "\n10\n", with: "\n11\n") + r1.body) }
+
+        // The log grows: the witness needs the consistency proof from what it cosigned.
+        let c2 = try s.grow(7)
+        let r2 = s.witness.addCheckpoint(s.request(old: 10, proof: try s.proof(10, 17), note: c2.note))
+        #expect(r2.status == 200, "\(r2)")
+        #expect(s.witness.latest(s.signer.name) == Witness.LogState(size: 17, root: c2.checkpoint.root))
+        // The same checkpoint again: old = size, same root.
+        #expect(s.witness.addCheckpoint(s.request(old: 17, note: c2.note)).status == 200)
+    }
+
+    @Test func aForkAndARollbackAreRefusedAndTheStateIsUnchanged() throws {
+        var s = try Setup()
+        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        let c1 = try s.grow(5)
+        let c2 = try s.grow(6)
+        #expect(s.witness.addCheckpoint(s.request(old: 0, note: c2.note)).status == 200)
+        let before = s.witness.latest(s.signer.name)
+        let stateBytes = try Data(contentsOf: URL(fileURLWithPath: s.dir + "/state/witness-state"))
+
+        // A fork: the log's key signs another tree of the same size.
+        let forked = try s.signer.sign(Checkpoint(origin: s.signer.name, size: 11, root: SHA256.hash(Array("other".utf8))).text)
+        let fork = s.witness.addCheckpoint(s.request(old: 11, note: forked))
+        #expect(fork.status == 409 && fork.body.contains("forked"), "\(fork)")
+        // A rollback: a smaller tree, claimed to extend what the witness holds…
+        let back = s.witness.addCheckpoint(s.request(old: 11, note: c1.note))
+        #expect(back.status == 400, "\(back)")
+        // …or presented from its own size: the witness answers with what it holds.
+        let stale = s.witness.addCheckpoint(s.request(old: 5, note: c1.note))
+        #expect(stale == Witness.Response(status: 409, body: "11\n", contentType: "text/x.tlog.size"))
+        // A larger fork: a bigger tree whose proof cannot reach the cosigned root.
+        let bigger = try s.signer.sign(Checkpoint(origin: s.signer.name, size: 20, root: SHA256.hash(Array("other".utf8))).text)
+        let bad = s.witness.addCheckpoint(s.request(old: 11, proof: try s.proof(5, 11), note: bigger))
+        #expect(bad.status == 422, "\(bad)")
+        #expect(s.witness.latest(s.signer.name) == before)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: s.dir + "/state/witness-state")) == stateBytes)
+    }
+
+    @Test func unknownLogsForeignKeysAndMalformedRequestsAreRefused() throws {
+        var s = try Setup()
+        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        let c = try s.grow(3)
+        let other = try NoteSigner.generate(name: "other.test/log")
+        let unknown = try other.sign(Checkpoint(origin: "other.test/log", size: 3, root: c.checkpoint.root).text)
+        #expect(s.witness.addCheckpoint(s.request(old: 0, note: unknown)).status == 404)
+        // The log's origin, signed by another key.
+        let impostor = try NoteSigner.generate(name: s.signer.name)
+        #expect(s.witness.addCheckpoint(s.request(old: 0, note: try impostor.sign(c.checkpoint.text))).status == 403)
+        #expect(s.witness.addCheckpoint(Array("old 01\n\n\(c.note)".utf8)).status == 400)
+        #expect(s.witness.addCheckpoint(Array("old 0\n".utf8)).status == 400)
+        #expect(s.witness.addCheckpoint(s.request(old: 4, note: c.note)).status == 400, "old size above the checkpoint's")
+        #expect(s.witness.addCheckpoint(s.request(old: 0, proof: [c.checkpoint.root], note: c.note)).status == 422)
+        #expect(s.witness.latest(s.signer.name) == nil)
+    }
+
+    @Test func theStateSurvivesARestartAndDamageIsRefused() throws {
+        var s = try Setup()
+        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        let c = try s.grow(4)
+        #expect(s.witness.addCheckpoint(s.request(old: 0, note: c.note)).status == 200)
+        let again = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
+        #expect(again.latest(s.signer.name)?.size == 4)
+        #expect(again.addCheckpoint(s.request(old: 0, note: c.note)).status == 409)
+        // A witness that silently forgot its state could be rolled back: it refuses to start.
+        let path = s.dir + "/state/witness-state"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.startIndex + 20] ^= 0x01
+        _ = chmod(path, 0o600)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: LedgerError.self) { _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state") }
+    }
+
+    /// C2SP tlog-cosignature's own example: its cosignature line carries key ID, then the
+    /// big-endian timestamp of its signed message ("time 1679315147"), then 64 bytes.
+    @Test func theSpecsExampleLineHasTheLayoutWeWrite() throws {
+        let line = "— witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA=="
+        let raw = try #require(Data(base64Encoded: String(line.split(separator: " ")[2])))
+        #expect(raw.count == 4 + 8 + 64)
+        #expect(raw[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } == 1_679_315_147)
+        let body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+        #expect(Cosignature.message(body: body, time: 1_679_315_147)
+                == "cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n")
+        // A verifier key round-trips, and a key ID that does not match is refused.
+        let v = Cosigner(key: try NoteSigner.generate(name: "witness.example.com/w1")).verifier
+        #expect(try CosignatureVerifier(v.text) == v)
+        #expect(throws: Note.Failure.self) { _ = try CosignatureVerifier(v.text.replacingOccurrences(of: "+", with: "+0", options: [], range: v.text.range(of: "+"))) }
+    }
+}
