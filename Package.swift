@@ -51,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "auditd",
             dependencies: [
-                "ChainIndex", "SegmentStore", "Archive", "AuditWire", "AuditAccess",
+                "ChainIndex", "SegmentStore", "Archive", "AuditWire", "AuditAccess", "Witness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -20,6 +20,8 @@ struct VerifyExport: ParsableCommand {
     @Option(help: "A signed checkpoint kept from earlier (a file holding the note): fail unless the export's checkpoint extends it (repeatable; needs --key, and an export requested with ?consistency_from=<its size>).")
     var checkpoint: [String] = []
     @Flag(help: "Exit 3 unless the export proves it is complete.") var requireComplete = false
+    @Option(help: "A witness's verifier key (repeatable): its cosignature on the export's checkpoint counts towards --quorum.") var witness: [String] = []
+    @Option(help: "Cosignatures required from the --witness keys (default: all of them).") var quorum: Int?
 
     func run() throws {
         let k: NoteVerifier?
@@ -34,12 +36,30 @@ struct VerifyExport: ParsableCommand {
                 throw CLIError("\(path) is not a checkpoint signed by the trusted key: \(error)")
             }
         }
+        let witnesses: [CosignatureVerifier]
+        do { witnesses = try witness.map { try CosignatureVerifier($0) } } catch { throw ValidationError("--witness: \(error)") }
+        let need = quorum ?? witnesses.count
+        guard need >= 0, need <= witnesses.count else { throw ValidationError("--quorum \(need) needs at least that many --witness keys") }
         let reader: ExportReader
         do { reader = try ExportReader(path: file) } catch { throw CLIError("\(error)") }
         let r = ExportVerifier(key: k, kept: kept).verify(lines: reader, format: reader.format)
         if let f = reader.failure ?? r.failure {
             print("FAILED: \(f)")
             throw ExitCode(1)
+        }
+        if !witnesses.isEmpty {
+            var by: [String] = []
+            for w in witnesses {
+                do { if try w.cosignature(in: r.checkpointNote) != nil { by.append(w.name) } } catch {
+                    print("FAILED: the export's checkpoint: \(error)")
+                    throw ExitCode(1)
+                }
+            }
+            guard by.count >= need else {
+                print("FAILED: the export's checkpoint carries \(by.count) valid cosignature\(by.count == 1 ? "" : "s") of the \(need) required from the given witnesses\(by.isEmpty ? "" : " (" + by.joined(separator: ", ") + ")"): its history is not witnessed")
+                throw ExitCode(1)
+            }
+            print("WITNESSED: the checkpoint is cosigned by \(by.joined(separator: ", ")) (\(by.count) of \(witnesses.count), quorum \(need))")
         }
         let keyNote = k == nil ? " (key taken from the export: compare it with the published one, or pass --key)" : ""
         let filter = r.filter.isEmpty ? "" : " selected by " + r.filter.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

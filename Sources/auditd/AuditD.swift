@@ -52,6 +52,8 @@ struct AuditD: AsyncParsableCommand {
     @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
     @Option(help: "Seconds between archiver passes.") var archiveInterval: Int?
     @Option(help: "Seconds a restored segment stays hot before it may be archived again.") var restorePin: Int?
+    @Option(help: "A witness that cosigns checkpoints, \"URL VKEY\" (repeatable; C2SP tlog-witness).") var witness: [String] = []
+    @Option(help: "Cosignatures a checkpoint needs to count as witnessed (default: every witness).") var witnessQuorum: Int?
 
     func resolved() throws -> DaemonConfig {
         var c = try config.map(DaemonConfig.load) ?? DaemonConfig()
@@ -80,6 +82,8 @@ struct AuditD: AsyncParsableCommand {
         if let hotWindow { c.hotWindow = hotWindow }
         if let archiveInterval { c.archiveInterval = archiveInterval }
         if let restorePin { c.restorePin = restorePin }
+        if !witness.isEmpty { c.witnesses = witness }
+        if let witnessQuorum { c.witnessQuorum = witnessQuorum }
         guard mode_t(c.socketMode, radix: 8) != nil else { throw ValidationError("socket mode '\(c.socketMode)' is not octal") }
         guard Logger.Level(rawValue: c.logLevel) != nil else { throw ValidationError("log level '\(c.logLevel)' is not one of trace, debug, info, notice, warning, error, critical") }
         return c
@@ -140,8 +144,9 @@ struct AuditD: AsyncParsableCommand {
         let exportPool = NIOThreadPool(numberOfThreads: 1)
         queryPool.start()
         exportPool.start()
+        let witnessing = c.witnesses.isEmpty ? nil : try Witnessing(ledger: ledger, witnesses: c.witnesses, quorum: c.witnessQuorum)
         let port = ReadPort(ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger,
-                            queries: queryPool, exports: exportPool)
+                            queries: queryPool, exports: exportPool, witnessing: witnessing)
         let app = Application(
             router: port.router(),
             configuration: .init(address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd"),
@@ -160,7 +165,8 @@ struct AuditD: AsyncParsableCommand {
         let recheck = RecheckService(ledger: ledger, interval: .seconds(max(1, c.recheckInterval)), bytesPerSecond: Double(max(1, c.recheckRate)) * 1_048_576,
                                      metrics: metrics, health: health, logger: logger)
         // Shut down in reverse order: verifier, read port, ingest (drains acks), then the ledger.
-        let services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier, recheck]
+        var services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier, recheck]
+        if let witnessing { services.append(WitnessService(witnessing: witnessing, ledger: ledger, interval: .seconds(1), logger: logger)) }
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -63,6 +63,10 @@ struct DaemonConfig: Codable, Sendable {
     var archiveInterval = 3600
     /// Seconds a restored segment stays hot before it may be archived again.
     var restorePin = 7 * 86400
+    /// Witnesses that cosign checkpoints (C2SP tlog-witness), each "URL VKEY".
+    var witnesses: [String] = []
+    /// Cosignatures a checkpoint needs to count as witnessed (default: every witness).
+    var witnessQuorum: Int?
 
     var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: data) }
 
@@ -84,6 +88,7 @@ extension DaemonConfig {
         case verifyInterval = "verify_interval", recheckInterval = "recheck_interval", recheckRate = "recheck_rate"
         case idleTimeout = "idle_timeout", maxConnections = "max_connections", maxInflightTotal = "max_inflight_total"
         case logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval", restorePin = "restore_pin"
+        case witnesses, witnessQuorum = "witness_quorum"
     }
 
     init(from decoder: Decoder) throws {
@@ -114,5 +119,7 @@ extension DaemonConfig {
         hotWindow = try c.decodeIfPresent(Int.self, forKey: .hotWindow) ?? hotWindow
         archiveInterval = try c.decodeIfPresent(Int.self, forKey: .archiveInterval) ?? archiveInterval
         restorePin = try c.decodeIfPresent(Int.self, forKey: .restorePin) ?? restorePin
+        witnesses = try c.decodeIfPresent([String].self, forKey: .witnesses) ?? witnesses
+        witnessQuorum = try c.decodeIfPresent(Int.self, forKey: .witnessQuorum)
     }
 }

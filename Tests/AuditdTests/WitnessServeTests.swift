@@ -82,4 +82,68 @@ import SegmentStore
         #expect(s3 == 200, "\(line3)")
         #expect(try verifier.cosignature(in: c2.note + line3) != nil)
     }
+
+    /// Issue 10, done when: auditd with two witnesses (quorum 2) gets its checkpoints
+    /// cosigned by both; exports carry both cosignatures and verify with --witness; a witness
+    /// that goes away leaves ingest untouched and /healthz degraded.
+    @Test func auditdWithTwoWitnessesServesAndExportsCosignedCheckpoints() async throws {
+        let d = Daemon("witnessed")
+        defer { d.cleanup() }
+        // The log's key exists from its first start; the witnesses are configured with it.
+        try d.start()
+        #expect(d.stop() == 0)
+        let logKey = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        var served: [Served] = []
+        var vkeys: [String] = []
+        defer { for w in served { w.kill9() } }
+        for n in 1...2 {
+            let key = d.root + "/w\(n).key"
+            vkeys.append(try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/w\(n)"]).1.trimmingCharacters(in: .whitespacesAndNewlines))
+            served.append(try Served(["witness", "serve", "--key", key, "--state", d.root + "/w\(n)-state", "--log", logKey, "--port", "0"]))
+        }
+        d.extraArgs += served.indices.flatMap { ["--witness", "\(served[$0].url) \(vkeys[$0])"] } + ["--witness-quorum", "2"]
+        try d.start()
+        let lines = (0..<40).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        let (as1, _, aerr) = try d.ctl(["append", "--socket", d.socket], stdin: lines)
+        #expect(as1 == 0, "\(aerr)")
+        let op = try d.token(org: nil)
+        // The background loop gets the newest checkpoint cosigned by both.
+        var cosigned = ""
+        for _ in 0..<100 {
+            let (s, body) = try await d.http("/v1/checkpoint/cosigned", token: op)
+            cosigned = String(decoding: body, as: UTF8.self)
+            if s == 200, cosigned.contains("\n40\n") || cosigned.contains("\n41\n") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for v in vkeys { #expect(try CosignatureVerifier(v).cosignature(in: cosigned) != nil, "\(cosigned)") }
+        #expect(try SignedCheckpoint(note: cosigned, verifier: NoteVerifier(logKey)).checkpoint.size >= 40)
+
+        // An export's checkpoint carries both cosignatures.
+        let tok = try d.token(org: "org_a")
+        let (es, nd) = try await d.http("/v1/orgs/org_a/export", token: tok)
+        #expect(es == 200)
+        let path = d.root + "/a.ndjson"
+        try nd.write(to: URL(fileURLWithPath: path))
+        let both = ["--witness", vkeys[0], "--witness", vkeys[1], "--quorum", "2"]
+        let (vs, vout, _) = try d.ctl(["verify-export", path, "--key", logKey] + both)
+        #expect(vs == 0 && vout.contains("WITNESSED") && vout.contains("OK: complete"), "\(vout)")
+        // A witness the export was never shown to cannot be counted.
+        let stranger = Cosigner(key: try NoteSigner.generate(name: "witness.test/w3")).verifier.text
+        let (ss, sout, _) = try d.ctl(["verify-export", path, "--key", logKey, "--witness", vkeys[0], "--witness", stranger, "--quorum", "2"])
+        #expect(ss == 1 && sout.contains("1 valid cosignature of the 2 required"), "\(sout)")
+
+        // One witness goes away: ingest goes on, /healthz says degraded, not failing.
+        served[1].kill9()
+        let (as2, _, _) = try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 99) + "\n")
+        #expect(as2 == 0)
+        var health = ""
+        for _ in 0..<50 {
+            let (_, body) = try await d.http("/healthz", token: nil)
+            health = String(decoding: body, as: UTF8.self)
+            if health.contains("degraded") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(health.contains("\"degraded\"") && health.contains("witnesses"), "\(health)")
+        #expect(d.stop() == 0)
+    }
 }

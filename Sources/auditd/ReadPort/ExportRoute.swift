@@ -39,9 +39,12 @@ extension ReadPort {
         }
         // The entry the export ends at: a checkpoint is signed at exactly its size, so the
         // export's last leaf is its own audit entry and nothing of the org can follow it.
-        let (anchor, cp): (Receipt, SignedCheckpoint) = try await Self.offload(pool, logger: logger) {
+        var (anchor, cp): (Receipt, SignedCheckpoint) = try await Self.offload(pool, logger: logger) {
             try ledger.appendAnchored(prepared)
         }
+        // With witnesses, the export's checkpoint carries their cosignatures (as many as
+        // answer: verify-export --witness --quorum decides whether that is enough).
+        if let w = witnessing { cp = await w.cosign(cp, logger: logger).0 }
         metrics.exports.increment()
         let size = cp.checkpoint.size
         var consistency: (from: UInt64, proof: [Hash])?

@@ -23,7 +23,10 @@ extension ReadPort {
             return Self.json(["status": "failing", "verification": f, "writes": writes.description], status: .serviceUnavailable)
         }
         switch writes {
-        case .accepting: return Self.json(["status": "ok", "verified_entries": health.verified])
+        case .accepting:
+            // Witnesses that cannot be reached never stop ingest: the log is degraded, not failing.
+            if let w = witnessing?.failing { return Self.json(["status": "degraded", "witnesses": w, "verified_entries": health.verified]) }
+            return Self.json(["status": "ok", "verified_entries": health.verified])
         case .suspended: return Self.json(["status": "degraded", "writes": writes.description, "verified_entries": health.verified])
         case .failed: return Self.json(["status": "failing", "writes": writes.description], status: .serviceUnavailable)
         }

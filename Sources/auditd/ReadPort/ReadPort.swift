@@ -27,6 +27,8 @@ struct ReadPort {
     let logger: Logger
     let queries: NIOThreadPool
     let exports: NIOThreadPool
+    /// The witnesses, when configured.
+    var witnessing: Witnessing?
 
     func router() -> Router<ReadContext> {
         let router = Router(context: ReadContext.self, options: .autoGenerateHeadEndpoints)
@@ -40,6 +42,13 @@ struct ReadPort {
         let v1 = router.group("v1").add(middleware: TokenMiddleware(tokens: tokens))
         v1.get("checkpoint") { _, _ in
             guard let cp = self.ledger.latestCheckpoint else { throw HTTPError(.notFound, message: "no checkpoint yet") }
+            return Self.text(cp.note)
+        }
+        v1.get("checkpoint/cosigned") { _, _ in
+            guard let w = self.witnessing else { throw HTTPError(.notFound, message: "this log has no witnesses configured (auditd --witness)") }
+            guard let cp = w.cosigned else {
+                throw HTTPError(.notFound, message: "no checkpoint has a quorum of \(w.client.quorum) cosignatures yet\(w.failing.map { ": " + $0 } ?? "")")
+            }
             return Self.text(cp.note)
         }
         v1.get("checkpoints/:size") { _, ctx in

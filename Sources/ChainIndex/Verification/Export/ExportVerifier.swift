@@ -28,6 +28,9 @@ public struct ExportVerifier {
         public var filter: [String: String] = [:]
         /// Proven complete, or a selection and why not.
         public var completeness = Completeness.selection("not verified")
+        /// The export's signed checkpoint, as its header holds it (with any witnesses'
+        /// cosignature lines after the log's signature).
+        public var checkpointNote = ""
         /// The first failure, with its line number.
         public var failure: String?
         /// True when nothing failed.
@@ -101,6 +104,7 @@ public struct ExportVerifier {
                 } catch { return fail("checkpoint: \(error)") }
                 root = cp.checkpoint.root
                 size = cp.checkpoint.size
+                r.checkpointNote = cp.note
                 guard obj["tree_size"] as? Int == Int(exactly: size) else { return fail("tree_size differs from the signed checkpoint's size \(size)") }
                 guard let org = obj["org"] as? String, Entry.isValidOrgName(org) else { return fail("the header names no valid org") }
                 r.org = org

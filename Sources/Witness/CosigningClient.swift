@@ -1,0 +1,122 @@
+import ChainIndex
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A witness as a log sees it: where it takes `add-checkpoint`, and the key its cosignatures
+/// verify with (format-spec.md §8.6).
+public struct WitnessEndpoint: Sendable, Equatable {
+    /// The submission prefix (`<url>/add-checkpoint` is posted to).
+    public let url: String
+    /// The witness's verifier key.
+    public let verifier: CosignatureVerifier
+
+    /// Parses `URL VKEY` (a space between them).
+    public init(_ spec: String) throws {
+        let parts = spec.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].hasPrefix("http://") || parts[0].hasPrefix("https://") else {
+            throw LedgerError("witness \"\(spec)\" must be \"URL VKEY\": its add-checkpoint prefix (http:// or https://) and its verifier key (`auditctl witness key` prints it)")
+        }
+        url = String(parts[0].hasSuffix("/") ? parts[0].dropLast() : parts[0])
+        do { verifier = try CosignatureVerifier(String(parts[1])) } catch { throw LedgerError("witness \(url): \(error.description)") }
+    }
+}
+
+/// Gets a log's checkpoints cosigned by its witnesses (the client side of tlog-witness): it
+/// learns the size each witness holds (from a 409), sends the consistency proof from there,
+/// and keeps only cosignatures that verify with the witness's key.
+public final class CosigningClient: @unchecked Sendable {
+    /// The witnesses.
+    public let witnesses: [WitnessEndpoint]
+    /// How many cosignatures a checkpoint needs to count as witnessed.
+    public let quorum: Int
+    let proof: @Sendable (UInt64, UInt64) throws -> [Hash]
+    let timeout: TimeInterval
+    private let lock = NSLock()
+    /// The size each witness holds for this log, as last learned.
+    private var held: [Int: UInt64] = [:]
+    /// The last error per witness (nil once it cosigns again).
+    private var lastError: [Int: String] = [:]
+
+    /// `proof(old, new)` gives the log's RFC 9162 consistency proof.
+    public init(witnesses: [WitnessEndpoint], quorum: Int, timeout: TimeInterval = 5,
+                proof: @escaping @Sendable (UInt64, UInt64) throws -> [Hash]) throws {
+        guard quorum >= 1, quorum <= witnesses.count else {
+            throw LedgerError("witness quorum \(quorum) must be between 1 and the \(witnesses.count) witnesses configured")
+        }
+        self.witnesses = witnesses
+        self.quorum = quorum
+        self.timeout = timeout
+        self.proof = proof
+    }
+
+    /// Witnesses whose last attempt failed, with why.
+    public var failing: [(WitnessEndpoint, String)] {
+        lock.withLock { lastError.sorted { $0.key < $1.key }.map { (witnesses[$0.key], $0.value) } }
+    }
+
+    /// Asks every witness to cosign `cp`, at once; returns the note with every cosignature
+    /// line obtained appended (the log's own signature first), and how many there are.
+    public func cosign(_ cp: SignedCheckpoint) async -> (note: String, cosignatures: Int) {
+        let lines = await withTaskGroup(of: String?.self) { group in
+            for i in witnesses.indices { group.addTask { await self.submit(i, cp) } }
+            var out: [String] = []
+            for await l in group { if let l { out.append(l) } }
+            return out
+        }
+        return (cp.note + lines.sorted().joined(), lines.count)
+    }
+
+    /// One witness: up to three tries (a 409 teaches it the size the witness holds).
+    func submit(_ i: Int, _ cp: SignedCheckpoint) async -> String? {
+        let w = witnesses[i]
+        var old = lock.withLock { held[i] } ?? 0
+        var why = ""
+        for _ in 0..<3 {
+            if old > cp.size {
+                why = "the witness holds a tree of \(old) entries, larger than this checkpoint's \(cp.checkpoint.size): it cosigns only newer ones"
+                break
+            }
+            let lines: [Hash]
+            do { lines = old == 0 || old == cp.checkpoint.size ? [] : try proof(old, cp.checkpoint.size) } catch {
+                why = "cannot prove consistency from \(old): \(error)"
+                break
+            }
+            let body = "old \(old)\n" + lines.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + cp.note
+            var req = URLRequest(url: URL(string: w.url + "/add-checkpoint") ?? URL(fileURLWithPath: "/"), timeoutInterval: timeout)
+            req.httpMethod = "POST"
+            req.httpBody = Data(body.utf8)
+            do {
+                let (data, response) = try await URLSession.shared.data(for: req)
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                let text = String(decoding: data, as: UTF8.self)
+                if status == 409, let size = UInt64(text.trimmingCharacters(in: .newlines)) {
+                    old = size
+                    lock.withLock { held[i] = size }
+                    continue
+                }
+                guard status == 200 else { why = "HTTP \(status): \(text.prefix(200))"; break }
+                // Keep only the line that verifies with the configured key.
+                for line in text.split(separator: "\n") {
+                    if let body = try? Cosignature.split(note: cp.note).body, (try? w.verifier.verify(line: line, body: body)) ?? nil != nil {
+                        lock.withLock { held[i] = cp.checkpoint.size; lastError[i] = nil }
+                        return String(line) + "\n"
+                    }
+                }
+                why = "its answer carries no cosignature that verifies with \(w.verifier.text)"
+                break
+            } catch {
+                why = "unreachable: \(error.localizedDescription)"
+                break
+            }
+        }
+        lock.withLock { lastError[i] = why }
+        return nil
+    }
+}
+
+extension SignedCheckpoint {
+    /// The checkpoint's size.
+    var size: UInt64 { checkpoint.size }
+}
