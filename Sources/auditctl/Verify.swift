@@ -17,6 +17,12 @@ struct Verify: ParsableCommand {
     @Option(help: "A signed checkpoint kept from earlier (a file holding the note): fail unless the log extends it (repeatable).")
     var checkpoint: [String] = []
 
+    @Option(help: "A witness's verifier key (repeatable): the log's witnessed checkpoint (checkpoints/cosigned) and every --checkpoint must carry --quorum valid cosignatures, and the log must extend them.")
+    var witness: [String] = []
+
+    @Option(help: "Cosignatures required from the --witness keys (default: all of them).")
+    var quorum: Int?
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -31,6 +37,31 @@ struct Verify: ParsableCommand {
             }
             do { v.pinned.append((try SignedCheckpoint(note: text, verifier: v.trusted), path)) } catch {
                 throw CLIError("\(path) is not a checkpoint signed by the trusted key: \(error)")
+            }
+        }
+        var witnessed = ""
+        if !witness.isEmpty {
+            let ws: [CosignatureVerifier]
+            do { ws = try witness.map { try CosignatureVerifier($0) } } catch { throw ValidationError("--witness: \(error)") }
+            let need = quorum ?? ws.count
+            guard need >= 1, need <= ws.count else { throw ValidationError("--quorum \(need) needs at least that many --witness keys") }
+            let cosignedPath = dir + "/checkpoints/cosigned"
+            if let text = FileManager.default.contents(atPath: cosignedPath).map({ String(decoding: $0, as: UTF8.self) }) {
+                do { v.pinned.append((try SignedCheckpoint(note: text, verifier: v.trusted), cosignedPath)) } catch {
+                    throw CLIError("\(cosignedPath) is not a checkpoint signed by the trusted key: \(error)")
+                }
+            }
+            guard !v.pinned.isEmpty else {
+                print("FAILED: no witnessed checkpoint: \(cosignedPath) does not exist and no --checkpoint was given (is auditd configured with --witness?)")
+                throw ExitCode(1)
+            }
+            for (cp, source) in v.pinned {
+                let by = ws.filter { ((try? $0.cosignature(in: cp.note)) ?? nil) != nil }.map(\.name)
+                guard by.count >= need else {
+                    print("FAILED: the checkpoint in \(source) (size \(cp.checkpoint.size)) carries \(by.count) valid cosignature\(by.count == 1 ? "" : "s") of the \(need) required from the given witnesses")
+                    throw ExitCode(1)
+                }
+                witnessed = "; the log extends the checkpoint at size \(cp.checkpoint.size) cosigned by \(by.joined(separator: ", "))"
             }
         }
         let bar = quiet ? nil : ProgressBar(label: "verifying")
@@ -49,6 +80,6 @@ struct Verify: ParsableCommand {
             print("FAILED: \(f)")
             throw ExitCode(1)
         }
-        print("OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s")
+        print("OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s\(witnessed)")
     }
 }

@@ -145,5 +145,11 @@ import SegmentStore
         }
         #expect(health.contains("\"degraded\"") && health.contains("witnesses"), "\(health)")
         #expect(d.stop() == 0)
+        // The data directory's witnessed checkpoint: verify counts its cosignatures and
+        // checks the log extends it.
+        let (ws, wout, _) = try d.ctl(["verify", d.data, "--quiet", "--key", logKey] + both)
+        #expect(ws == 0 && wout.contains("cosigned by witness.test/w1, witness.test/w2"), "\(wout)")
+        let (xs, xout, _) = try d.ctl(["verify", d.data, "--quiet", "--witness", vkeys[1], "--witness", stranger])
+        #expect(xs == 1 && xout.contains("1 valid cosignature of the 2 required"), "\(xout)")
     }
 }
