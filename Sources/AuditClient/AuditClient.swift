@@ -65,6 +65,19 @@ public final class AuditClient: Sendable {
         guard f.type == FrameType.pong.rawValue else { throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "unexpected reply") }
     }
 
+    /// The log's latest signed checkpoint and the consistency proof from tree size `old` (the
+    /// checkpoint the caller holds; 0 for none). The caller checks both (a writer that keeps
+    /// the checkpoints it verified detects a rollback or a fork of the log).
+    public func checkpoint(since old: UInt64) async throws -> CheckpointReply {
+        var body: [UInt8] = []
+        for k in 0..<8 { body.append(UInt8(truncatingIfNeeded: old >> (8 * UInt64(k)))) }
+        let f = try await send(Frame(type: .checkpoint, id: ids.next(), body: body), flush: true).get()
+        guard f.type == FrameType.checkpointReply.rawValue, let r = CheckpointReply(body: f.body) else {
+            throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed CHECKPOINT reply")
+        }
+        return r
+    }
+
     /// Writes a request; its response future fails if the write itself fails (a connection that
     /// is already closed never reaches the handler, so nothing else would complete it).
     private func send(_ frame: Frame, flush: Bool) -> EventLoopFuture<Frame> {

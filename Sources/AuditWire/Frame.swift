@@ -13,12 +13,17 @@ public enum FrameType: UInt8, Sendable {
     case append = 0x01
     /// Request: liveness check.
     case ping = 0x02
+    /// Request: the latest signed checkpoint, with a consistency proof from the tree size in
+    /// the body (old:u64; 0 when the writer holds none).
+    case checkpoint = 0x03
     /// Response: the entry is durable. Body: seq:u64 orgSeq:u64 hash[32] flags:u8.
     case ack = 0x81
     /// Response to PING.
     case pong = 0x82
     /// Response: the request was refused. Body: code:u16 message(UTF-8).
     case error = 0x83
+    /// Response to CHECKPOINT. Body: noteLen:u32 note(UTF-8) count:u8 hash[32]{count}.
+    case checkpointReply = 0x84
 }
 
 /// Error codes of an ERROR frame.
@@ -224,5 +229,42 @@ public struct FrameParser: Sendable {
         }
         if i > 0 { buffer.removeSubrange(0..<i) }
         return items
+    }
+}
+
+/// The body of a CHECKPOINT reply: the log's latest signed checkpoint (a signed note) and the
+/// RFC 9162 consistency proof from the size the writer asked from (empty when that size is 0,
+/// or not below the checkpoint's).
+public struct CheckpointReply: Sendable, Equatable {
+    /// The signed checkpoint note.
+    public var note: String
+    /// The consistency proof's hashes, 32 bytes each.
+    public var proof: [[UInt8]]
+
+    /// A reply.
+    public init(note: String, proof: [[UInt8]]) {
+        self.note = note
+        self.proof = proof
+    }
+
+    /// Parses a reply body; nil when it is malformed.
+    public init?(body: [UInt8]) {
+        guard body.count >= 5 else { return nil }
+        let n = Int(body[0]) | Int(body[1]) << 8 | Int(body[2]) << 16 | Int(body[3]) << 24
+        guard n <= body.count - 5 else { return nil }
+        note = String(decoding: body[4..<(4 + n)], as: UTF8.self)
+        let count = Int(body[4 + n])
+        guard body.count == 5 + n + 32 * count, count <= 64 else { return nil }
+        proof = (0..<count).map { Array(body[(5 + n + 32 * $0)..<(5 + n + 32 * ($0 + 1))]) }
+    }
+
+    /// The reply body.
+    public var body: [UInt8] {
+        let n = note.utf8.count
+        var b: [UInt8] = [UInt8(n & 0xff), UInt8((n >> 8) & 0xff), UInt8((n >> 16) & 0xff), UInt8((n >> 24) & 0xff)]
+        b += Array(note.utf8)
+        b.append(UInt8(proof.count))
+        for h in proof { b += h }
+        return b
     }
 }

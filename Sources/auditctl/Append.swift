@@ -19,6 +19,8 @@ struct Append: AsyncParsableCommand {
     @Option(help: "One entry as JSON (instead of standard input).") var entry: String?
     @Option(help: "Entries per pipelined batch.") var batch = 256
     @Option(help: "Reconnect and resend this many times after a lost connection.") var retry = 0
+    @Option(help: "A file keeping the newest checkpoint this writer verified: before and after appending, the log's latest must extend it (a rollback or fork fails, exit 4). Needs --key.") var state: String?
+    @Option(help: "The log's verifier key (as `auditctl key DIR` prints it), to check checkpoints with.") var key: String?
 
     func run() async throws {
         var lines: [(Int, [UInt8])] = []
@@ -31,8 +33,14 @@ struct Append: AsyncParsableCommand {
                 if !l.trimmingCharacters(in: .whitespaces).isEmpty { lines.append((n, Array(l.utf8))) }
             }
         }
+        let witness = try state.map { path -> (String, NoteVerifier) in
+            guard let key else { throw ValidationError("--state needs --key: checkpoints are checked with the key you trust") }
+            do { return (path, try NoteVerifier(key)) } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
+        }
+        if let (path, k) = witness { try await Self.witness(socket: socket, path: path, key: k) }
         let client = RetryingAuditClient(socketPath: socket, retries: retry)
         var rejected = 0
+        var lastSeq: UInt64?
         var i = 0
         do {
             while i < lines.count {
@@ -42,6 +50,7 @@ struct Append: AsyncParsableCommand {
                 for ((line, _), r) in zip(chunk, results) {
                     switch r {
                     case .success(let a):
+                        lastSeq = max(lastSeq ?? 0, a.seq)
                         out += "{\"line\":\(line),\"seq\":\(a.seq),\"org_seq\":\(a.orgSeq),\"hash\":\"\(a.hash.hex)\",\"duplicate\":\(a.duplicate)}\n"
                     case .failure(let e):
                         rejected += 1
@@ -58,7 +67,38 @@ struct Append: AsyncParsableCommand {
         let n = await client.reconnects
         if n > 0 { printError("reconnected \(n) times") }
         await client.close()
+        if let (path, k) = witness { try await Self.witness(socket: socket, path: path, key: k, atLeast: lastSeq.map { $0 + 1 } ?? 0) }
         if rejected > 0 { throw ExitCode(3) }
     }
 
+    /// Fetches the log's latest checkpoint with the proof that it extends the one kept at
+    /// `path`, checks both, and keeps the new one; exit 4 on a rollback or a fork.
+    /// After appending, `atLeast` is one past the last acknowledged entry: checkpoints are
+    /// signed within a second, so it waits (up to 5 s) for one that covers them.
+    static func witness(socket: String, path: String, key: NoteVerifier, atLeast: UInt64 = 0) async throws {
+        let held = try HeldCheckpoint.load(path, key: key)
+        let c = try await AuditClient.connect(socketPath: socket)
+        var reply: CheckpointReply?
+        for attempt in 0..<25 {
+            if attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
+            do { reply = try await c.checkpoint(since: held?.checkpoint.size ?? 0) } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue {
+                if atLeast == 0 && held == nil { break }
+                continue
+            } catch {
+                await c.close()
+                throw CLIError("cannot fetch the log's checkpoint: \(error)")
+            }
+            if let r = reply, let cp = try? Checkpoint(text: (try? Cosignature.split(note: r.note).body) ?? ""), cp.size < atLeast { continue }
+            break
+        }
+        await c.close()
+        guard let reply else { return }
+        do {
+            let cp = try HeldCheckpoint.advance(held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
+            try HeldCheckpoint.save(cp, to: path)
+        } catch let e as HeldCheckpoint.Inconsistent {
+            printError("\(e) (the checkpoint this writer kept is in \(path))")
+            throw ExitCode(4)
+        }
+    }
 }

@@ -171,9 +171,27 @@ final class IngestHandler: ChannelInboundHandler {
             }
         case .ping:
             send(Frame(type: .pong, id: f.id), context: context)
+        case .checkpoint:
+            // Every writer a witness: the latest checkpoint, and the proof that it extends
+            // the one the writer holds (format-spec.md §9.1).
+            guard f.body.count == 8 else {
+                refuse(.error(id: f.id, code: .malformedFrame, message: "a CHECKPOINT request's body is the tree size the writer holds (u64), 8 bytes"), context: context)
+                return
+            }
+            let old = f.body.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard let cp = shared.ledger.latestCheckpoint else {
+                send(.error(id: f.id, code: .unavailable, message: "no checkpoint signed yet; ask again after the first append"), context: context)
+                return
+            }
+            do {
+                let proof = old > 0 && old < cp.checkpoint.size ? try shared.ledger.consistencyProof(old: old, new: cp.checkpoint.size) : []
+                send(Frame(type: .checkpointReply, id: f.id, body: CheckpointReply(note: cp.note, proof: proof.map(\.bytes)).body), context: context)
+            } catch {
+                send(.error(id: f.id, code: .unavailable, message: "cannot prove consistency from size \(old): \(error)"), context: context)
+            }
         default:
             shared.metrics.rejected(.unknownFrameType)
-            refuse(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01 or PING 0x02)", f.type)), context: context)
+            refuse(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02 or CHECKPOINT 0x03)", f.type)), context: context)
         }
     }
 

@@ -153,3 +153,51 @@ import SegmentStore
         #expect(xs == 1 && xout.contains("1 valid cosignature of the 2 required"), "\(xout)")
     }
 }
+
+/// Every writer a witness: `auditctl append --state` keeps the newest checkpoint it verified
+/// and checks, over the ingest socket, that the log still extends it.
+@Suite(.serialized) struct WriterWitnessTests {
+    @Test func aWriterHoldingACheckpointDetectsARollbackAndAFork() throws {
+        let d = Daemon("writer-witness")
+        defer { d.cleanup() }
+        try d.start()
+        let key = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let state = d.root + "/writer.checkpoint"
+        func append(_ range: Range<Int>, org: String = "org_a") throws -> (Int32, String) {
+            let lines = range.map { event(org: org, i: $0) }.joined(separator: "\n") + "\n"
+            let (s, _, err) = try d.ctl(["append", "--socket", d.socket, "--state", state, "--key", key], stdin: lines)
+            return (s, err)
+        }
+        #expect(try append(0..<30).0 == 0)
+        #expect(try append(30..<40).0 == 0)
+        let held = try SignedCheckpoint(note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(key))
+        #expect(held.checkpoint.size >= 40)
+        let kept = try Data(contentsOf: URL(fileURLWithPath: state))
+
+        // The operator rolls the log back and re-signs it: same key, its signer state and the
+        // data removed, 20 entries written again.
+        #expect(d.stop() == 0)
+        try FileManager.default.removeItem(atPath: d.data)
+        let keyPath = KeyFile.defaultPath(forData: d.data)
+        try? FileManager.default.removeItem(atPath: SignerState.path(forKey: keyPath))
+        try d.start()
+        #expect(try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines) == key)
+        let (rs, rerr) = try append(0..<20, org: "org_b")
+        #expect(rs == 4 && rerr.contains("ROLLBACK"), "\(rerr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: state)) == kept, "the kept checkpoint is not replaced by the rolled-back one")
+        // The writer refused to write into it; others did, past the size the writer holds:
+        // the rewritten history is then a fork.
+        let more = (20..<60).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n"
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: more).0 == 0)
+        // (Checkpoints follow appends within a second.)
+        for _ in 0..<50 {
+            let note = try d.ctl(["checkpoint", d.data]).1
+            if let size = note.split(separator: "\n").dropFirst().first.flatMap({ UInt64($0) }), size >= 60 { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let (fs, ferr) = try append(60..<61, org: "org_b")
+        #expect(fs == 4 && ferr.contains("FORK"), "\(ferr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: state)) == kept)
+        #expect(d.stop() == 0)
+    }
+}
