@@ -78,6 +78,16 @@ public final class AuditClient: Sendable {
         return r
     }
 
+    /// One signed checkpoint covering entries `seqs` (at most `InclusionReply.maxEntries`) and
+    /// each one's inclusion proof in it: receipts for a whole batch in one round trip.
+    public func inclusion(_ seqs: [UInt64]) async throws -> InclusionReply {
+        let f = try await send(Frame(type: .inclusion, id: ids.next(), body: InclusionReply.request(seqs)), flush: true).get()
+        guard f.type == FrameType.inclusionReply.rawValue, let r = InclusionReply(body: f.body), r.proofs.count == seqs.count else {
+            throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed INCLUSION reply")
+        }
+        return r
+    }
+
     /// Writes a request; its response future fails if the write itself fails (a connection that
     /// is already closed never reaches the handler, so nothing else would complete it).
     private func send(_ frame: Frame, flush: Bool) -> EventLoopFuture<Frame> {

@@ -16,6 +16,8 @@ public enum FrameType: UInt8, Sendable {
     /// Request: the latest signed checkpoint, with a consistency proof from the tree size in
     /// the body (old:u64; 0 when the writer holds none).
     case checkpoint = 0x03
+    /// Request: inclusion proofs of entries (receipts). Body: count:u16 seq:u64{count}.
+    case inclusion = 0x04
     /// Response: the entry is durable. Body: seq:u64 orgSeq:u64 hash[32] flags:u8.
     case ack = 0x81
     /// Response to PING.
@@ -24,6 +26,8 @@ public enum FrameType: UInt8, Sendable {
     case error = 0x83
     /// Response to CHECKPOINT. Body: noteLen:u32 note(UTF-8) count:u8 hash[32]{count}.
     case checkpointReply = 0x84
+    /// Response to INCLUSION. Body: noteLen:u32 note count:u16 (n:u8 hash[32]{n}){count}.
+    case inclusionReply = 0x85
 }
 
 /// Error codes of an ERROR frame.
@@ -265,6 +269,80 @@ public struct CheckpointReply: Sendable, Equatable {
         b += Array(note.utf8)
         b.append(UInt8(proof.count))
         for h in proof { b += h }
+        return b
+    }
+}
+
+/// The body of an INCLUSION reply: one signed checkpoint covering every requested entry, and
+/// each entry's RFC 9162 inclusion proof in it, in request order.
+public struct InclusionReply: Sendable, Equatable {
+    /// Most entries one INCLUSION request may name.
+    public static let maxEntries = 1024
+    /// The signed checkpoint note.
+    public var note: String
+    /// Per requested entry, its proof's hashes (32 bytes each).
+    public var proofs: [[[UInt8]]]
+
+    /// A reply.
+    public init(note: String, proofs: [[[UInt8]]]) {
+        self.note = note
+        self.proofs = proofs
+    }
+
+    /// The request body naming `seqs`.
+    public static func request(_ seqs: [UInt64]) -> [UInt8] {
+        var b: [UInt8] = [UInt8(seqs.count & 0xff), UInt8(seqs.count >> 8)]
+        for s in seqs { for k in 0..<8 { b.append(UInt8(truncatingIfNeeded: s >> (8 * UInt64(k)))) } }
+        return b
+    }
+
+    /// The sequence numbers a request body names; nil when it is malformed.
+    public static func seqs(_ body: [UInt8]) -> [UInt64]? {
+        guard body.count >= 2 else { return nil }
+        let n = Int(body[0]) | Int(body[1]) << 8
+        guard n >= 1, n <= maxEntries, body.count == 2 + 8 * n else { return nil }
+        var out: [UInt64] = []
+        out.reserveCapacity(n)
+        for i in 0..<n {
+            var v: UInt64 = 0
+            for k in 0..<8 { v |= UInt64(body[2 + 8 * i + k]) << UInt64(8 * k) }
+            out.append(v)
+        }
+        return out
+    }
+
+    /// Parses a reply body; nil when it is malformed.
+    public init?(body: [UInt8]) {
+        guard body.count >= 6 else { return nil }
+        let n = Int(body[0]) | Int(body[1]) << 8 | Int(body[2]) << 16 | Int(body[3]) << 24
+        guard n <= body.count - 6 else { return nil }
+        note = String(decoding: body[4..<(4 + n)], as: UTF8.self)
+        var at = 4 + n
+        let count = Int(body[at]) | Int(body[at + 1]) << 8
+        at += 2
+        var out: [[[UInt8]]] = []
+        for _ in 0..<count {
+            guard at < body.count else { return nil }
+            let k = Int(body[at])
+            at += 1
+            guard k <= 64, body.count - at >= 32 * k else { return nil }
+            out.append((0..<k).map { Array(body[(at + 32 * $0)..<(at + 32 * ($0 + 1))]) })
+            at += 32 * k
+        }
+        guard at == body.count else { return nil }
+        proofs = out
+    }
+
+    /// The reply body.
+    public var body: [UInt8] {
+        let n = note.utf8.count
+        var b: [UInt8] = [UInt8(n & 0xff), UInt8((n >> 8) & 0xff), UInt8((n >> 16) & 0xff), UInt8((n >> 24) & 0xff)]
+        b += Array(note.utf8)
+        b += [UInt8(proofs.count & 0xff), UInt8(proofs.count >> 8)]
+        for p in proofs {
+            b.append(UInt8(p.count))
+            for h in p { b += h }
+        }
         return b
     }
 }

@@ -21,6 +21,7 @@ struct Append: AsyncParsableCommand {
     @Option(help: "Reconnect and resend this many times after a lost connection.") var retry = 0
     @Option(help: "A file keeping the newest checkpoint this writer verified: before and after appending, the log's latest must extend it (a rollback or fork fails, exit 4). Needs --key.") var state: String?
     @Option(help: "The log's verifier key (as `auditctl key DIR` prints it), to check checkpoints with.") var key: String?
+    @Option(help: "Write a receipt per acknowledged entry to this file (NDJSON: its signed checkpoint and inclusion proof; one request per 1,024 entries). Checked with --key when given; `auditctl verify-receipt` checks them offline.") var receipts: String?
 
     func run() async throws {
         var lines: [(Int, [UInt8])] = []
@@ -41,6 +42,7 @@ struct Append: AsyncParsableCommand {
         let client = RetryingAuditClient(socketPath: socket, retries: retry)
         var rejected = 0
         var lastSeq: UInt64?
+        var acked: [(line: Int, seq: UInt64, hash: Hash)] = []
         var i = 0
         do {
             while i < lines.count {
@@ -51,6 +53,7 @@ struct Append: AsyncParsableCommand {
                     switch r {
                     case .success(let a):
                         lastSeq = max(lastSeq ?? 0, a.seq)
+                        if receipts != nil, let h = Hash(bytes: a.hash) { acked.append((line, a.seq, h)) }
                         out += "{\"line\":\(line),\"seq\":\(a.seq),\"org_seq\":\(a.orgSeq),\"hash\":\"\(a.hash.hex)\",\"duplicate\":\(a.duplicate)}\n"
                     case .failure(let e):
                         rejected += 1
@@ -68,6 +71,11 @@ struct Append: AsyncParsableCommand {
         if n > 0 { printError("reconnected \(n) times") }
         await client.close()
         if let (path, k) = witness { try await Self.witness(socket: socket, path: path, key: k, atLeast: lastSeq.map { $0 + 1 } ?? 0) }
+        if let receipts {
+            let k: NoteVerifier?
+            do { k = try key.map { try NoteVerifier($0) } } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
+            try await Self.writeReceipts(acked, socket: socket, to: receipts, key: k)
+        }
         if rejected > 0 { throw ExitCode(3) }
     }
 
@@ -100,5 +108,35 @@ struct Append: AsyncParsableCommand {
             printError("\(e) (the checkpoint this writer kept is in \(path))")
             throw ExitCode(4)
         }
+    }
+
+    /// Fetches the receipts of `acked` (one INCLUSION request per 1,024 entries, waiting up to
+    /// 5 s for a checkpoint that covers them), checks them with `key`, and writes them.
+    static func writeReceipts(_ acked: [(line: Int, seq: UInt64, hash: Hash)], socket: String, to path: String, key: NoteVerifier?) async throws {
+        let c = try await AuditClient.connect(socketPath: socket)
+        var out = ""
+        do {
+            var i = 0
+            while i < acked.count {
+                let chunk = Array(acked[i..<min(acked.count, i + InclusionReply.maxEntries)])
+                var reply: InclusionReply?
+                for attempt in 0..<25 {
+                    if attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
+                    do { reply = try await c.inclusion(chunk.map(\.seq)); break } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue { continue }
+                }
+                guard let reply else { throw CLIError("no checkpoint covered entries \(chunk[0].seq)… within 5 s; receipts were not written") }
+                for (a, proof) in zip(chunk, reply.proofs) {
+                    let r = EntryReceipt(seq: a.seq, hash: a.hash, checkpoint: reply.note, inclusion: proof.compactMap { Hash(bytes: $0) })
+                    if let key { _ = try r.verify(key: key) }
+                    out += r.json(extra: "\"line\":\(a.line),") + "\n"
+                }
+                i += chunk.count
+            }
+        } catch {
+            await c.close()
+            throw error
+        }
+        await c.close()
+        do { try Data(out.utf8).write(to: URL(fileURLWithPath: path)) } catch { throw CLIError("cannot write receipts to \(path): \(error.localizedDescription)") }
     }
 }

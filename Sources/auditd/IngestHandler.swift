@@ -189,9 +189,25 @@ final class IngestHandler: ChannelInboundHandler {
             } catch {
                 send(.error(id: f.id, code: .unavailable, message: "cannot prove consistency from size \(old): \(error)"), context: context)
             }
+        case .inclusion:
+            // Receipts: one checkpoint for many entries, and each one's inclusion proof.
+            guard let seqs = InclusionReply.seqs(f.body) else {
+                refuse(.error(id: f.id, code: .malformedFrame, message: "an INCLUSION request's body is count:u16 (1 to \(InclusionReply.maxEntries)) and that many u64 sequence numbers"), context: context)
+                return
+            }
+            guard let cp = shared.ledger.latestCheckpoint, let last = seqs.max(), last < cp.checkpoint.size else {
+                send(.error(id: f.id, code: .unavailable, message: "no checkpoint covers these entries yet (one is signed within a second); ask again"), context: context)
+                return
+            }
+            do {
+                let proofs = try seqs.map { try shared.ledger.inclusionProof(seq: $0, size: cp.checkpoint.size).map(\.bytes) }
+                send(Frame(type: .inclusionReply, id: f.id, body: InclusionReply(note: cp.note, proofs: proofs).body), context: context)
+            } catch {
+                send(.error(id: f.id, code: .unavailable, message: "cannot prove inclusion: \(error)"), context: context)
+            }
         default:
             shared.metrics.rejected(.unknownFrameType)
-            refuse(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02 or CHECKPOINT 0x03)", f.type)), context: context)
+            refuse(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03 or INCLUSION 0x04)", f.type)), context: context)
         }
     }
 

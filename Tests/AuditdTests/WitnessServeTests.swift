@@ -200,4 +200,44 @@ import SegmentStore
         #expect(try Data(contentsOf: URL(fileURLWithPath: state)) == kept)
         #expect(d.stop() == 0)
     }
+
+    @Test func receiptsVerifyOfflineAndProveARemoval() throws {
+        let d = Daemon("receipts")
+        defer { d.cleanup() }
+        try d.start()
+        let key = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let receipts = d.root + "/receipts.ndjson"
+        let lines = (0..<1500).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        let (s, out, err) = try d.ctl(["append", "--socket", d.socket, "--receipts", receipts, "--key", key], stdin: lines)
+        #expect(s == 0, "\(err)")
+        let written = try String(contentsOfFile: receipts, encoding: .utf8).split(separator: "\n")
+        #expect(written.count == 1500)
+        // One checkpoint per INCLUSION request (1,024 entries), not one signature per entry.
+        let notes = Set(try written.map { try EntryReceipt(json: String($0)).checkpoint })
+        #expect(notes.count <= 2)
+        // Each receipt's hash is the one its ACK gave.
+        let acks = out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let first = try EntryReceipt(json: String(written[0]))
+        #expect(acks.first?["hash"] as? String == first.hash.hex)
+
+        let (vs, vout, _) = try d.ctl(["verify-receipt", receipts, "--key", key, "--data", d.data])
+        #expect(vs == 0 && vout.contains("OK: 1500 receipts"), "\(vout)")
+        // An altered receipt does not verify.
+        let forged = written[7].replacingOccurrences(of: first.hash.hex, with: String(repeating: "0", count: 64))
+        let bad = d.root + "/forged.ndjson"
+        try (written[0] + "\n" + String(written[7]).replacingOccurrences(of: "\"seq\":7", with: "\"seq\":8") + "\n" + forged + "\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        let (fs, fout, _) = try d.ctl(["verify-receipt", bad, "--key", key])
+        #expect(fs == 1 && fout.contains("line 2") && fout.contains("altered"), "\(fout)")
+
+        // The operator rolls the log back and re-signs 100 entries: the receipts prove it.
+        #expect(d.stop() == 0)
+        try FileManager.default.removeItem(atPath: d.data)
+        try? FileManager.default.removeItem(atPath: SignerState.path(forKey: KeyFile.defaultPath(forData: d.data)))
+        try d.start()
+        let again = (0..<100).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n"
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: again).0 == 0)
+        #expect(d.stop() == 0)
+        let (rs, rout, _) = try d.ctl(["verify-receipt", receipts, "--key", key, "--data", d.data])
+        #expect(rs == 5 && rout.contains("REMOVED: entry 0") && rout.contains("1500 of 1500 receipted entries"), "\(rout.prefix(600))")
+    }
 }

@@ -133,6 +133,12 @@ public enum FuzzHarness {
             if case .frame(let f) = item {
                 _ = Ack(body: f.body)
                 _ = WireError(body: f.body)
+                // The witness frames (§9.1): what a client parses from the daemon, and the
+                // daemon from a client; and a receipt line (§9.4).
+                if let r = CheckpointReply(body: f.body), CheckpointReply(body: r.body) != r { fatalError("CHECKPOINT reply does not round-trip") }
+                if let r = InclusionReply(body: f.body), InclusionReply(body: r.body) != r { fatalError("INCLUSION reply does not round-trip") }
+                if let seqs = InclusionReply.seqs(f.body), InclusionReply.request(seqs) != f.body { fatalError("INCLUSION request does not round-trip") }
+                _ = try? EntryReceipt(json: String(decoding: f.body, as: UTF8.self))
             }
         }
         var q = FrameParser(maxBody: 4096)
