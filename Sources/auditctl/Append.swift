@@ -21,6 +21,8 @@ struct Append: AsyncParsableCommand {
     @Option(help: "Reconnect and resend this many times after a lost connection.") var retry = 0
     @Option(help: "A file keeping the newest checkpoint this writer verified: before and after appending, the log's latest must extend it (a rollback or fork fails, exit 4). Needs --key.") var state: String?
     @Option(help: "The log's verifier key (as `auditctl key DIR` prints it), to check checkpoints with.") var key: String?
+    @Option(help: "A witness's verifier key (repeatable; with --state): the checkpoint kept must carry --quorum valid cosignatures from these witnesses.") var witness: [String] = []
+    @Option(help: "Cosignatures required from the --witness keys (default: all of them).") var quorum: Int?
     @Option(help: "Write a receipt per acknowledged entry to this file (NDJSON: its signed checkpoint and inclusion proof; one request per 1,024 entries). Checked with --key when given; `auditctl verify-receipt` checks them offline.") var receipts: String?
 
     func run() async throws {
@@ -34,11 +36,17 @@ struct Append: AsyncParsableCommand {
                 if !l.trimmingCharacters(in: .whitespaces).isEmpty { lines.append((n, Array(l.utf8))) }
             }
         }
-        let witness = try state.map { path -> (String, NoteVerifier) in
-            guard let key else { throw ValidationError("--state needs --key: checkpoints are checked with the key you trust") }
-            do { return (path, try NoteVerifier(key)) } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
+        let witnesses: [CosignatureVerifier]
+        do { witnesses = try self.witness.map { try CosignatureVerifier($0) } } catch let e as Note.Failure { throw ValidationError("--witness: \(e.description)") }
+        let need = quorum ?? witnesses.count
+        guard need >= 0, need <= witnesses.count, witnesses.isEmpty || state != nil else {
+            throw ValidationError("--witness needs --state, and --quorum at most the number of --witness keys")
         }
-        if let (path, k) = witness { try await Self.witness(socket: socket, path: path, key: k) }
+        let held = try state.map { path -> Held in
+            guard let key else { throw ValidationError("--state needs --key: checkpoints are checked with the key you trust") }
+            do { return Held(path: path, key: try NoteVerifier(key), witnesses: witnesses, quorum: need) } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
+        }
+        if let held { try await Self.witness(socket: socket, held) }
         let client = RetryingAuditClient(socketPath: socket, retries: retry)
         var rejected = 0
         var lastSeq: UInt64?
@@ -70,7 +78,7 @@ struct Append: AsyncParsableCommand {
         let n = await client.reconnects
         if n > 0 { printError("reconnected \(n) times") }
         await client.close()
-        if let (path, k) = witness { try await Self.witness(socket: socket, path: path, key: k, atLeast: lastSeq.map { $0 + 1 } ?? 0) }
+        if let held { try await Self.witness(socket: socket, held, atLeast: lastSeq.map { $0 + 1 } ?? 0) }
         if let receipts {
             let k: NoteVerifier?
             do { k = try key.map { try NoteVerifier($0) } } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
@@ -83,13 +91,21 @@ struct Append: AsyncParsableCommand {
     /// `path`, checks both, and keeps the new one; exit 4 on a rollback or a fork.
     /// After appending, `atLeast` is one past the last acknowledged entry: checkpoints are
     /// signed within a second, so it waits (up to 5 s) for one that covers them.
-    static func witness(socket: String, path: String, key: NoteVerifier, atLeast: UInt64 = 0) async throws {
+    struct Held {
+        let path: String
+        let key: NoteVerifier
+        let witnesses: [CosignatureVerifier]
+        let quorum: Int
+    }
+
+    static func witness(socket: String, _ h: Held, atLeast: UInt64 = 0) async throws {
+        let (path, key) = (h.path, h.key)
         let held = try HeldCheckpoint.load(path, key: key)
         let c = try await AuditClient.connect(socketPath: socket)
         var reply: CheckpointReply?
         for attempt in 0..<25 {
             if attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
-            do { reply = try await c.checkpoint(since: held?.checkpoint.size ?? 0) } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue {
+            do { reply = try await c.checkpoint(since: held?.checkpoint.size ?? 0, cosigned: !h.witnesses.isEmpty) } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue {
                 if atLeast == 0 && held == nil { break }
                 continue
             } catch {
@@ -102,6 +118,18 @@ struct Append: AsyncParsableCommand {
         await c.close()
         guard let reply else { return }
         do {
+            if !h.witnesses.isEmpty {
+                // Only a checkpoint the witnesses vouch for is kept.
+                let by = h.witnesses.filter { ((try? $0.cosignature(in: reply.note)) ?? nil) != nil }
+                guard by.count >= h.quorum else {
+                    printError("the log's cosigned checkpoint carries \(by.count) valid cosignature(s) of the \(h.quorum) required from the given witnesses: not kept")
+                    throw ExitCode(4)
+                }
+                if let held, let cp = try? Checkpoint(text: Cosignature.split(note: reply.note).body), cp.size < held.checkpoint.size {
+                    printError("note: the newest cosigned checkpoint (\(cp.size)) is older than the one kept (\(held.checkpoint.size)); the kept one stays")
+                    return
+                }
+            }
             let cp = try HeldCheckpoint.advance(held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
             try HeldCheckpoint.save(cp, to: path)
         } catch let e as HeldCheckpoint.Inconsistent {

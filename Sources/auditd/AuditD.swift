@@ -134,8 +134,9 @@ struct AuditD: AsyncParsableCommand {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let health = HealthState()
+        let witnessing = c.witnesses.isEmpty ? nil : try Witnessing(ledger: ledger, witnesses: c.witnesses, quorum: c.witnessQuorum)
         let shared = IngestContext(ledger: ledger, idempotency: idem, metrics: metrics, maxInflight: c.maxInflightPerConnection,
-                                   logger: logger, drain: InflightCounter(limit: c.maxInflightTotal))
+                                   logger: logger, drain: InflightCounter(limit: c.maxInflightTotal), witnessing: witnessing)
         let ingest = IngestServer(config: c, shared: shared, group: group) { path in
             announce("auditd: ingest socket \(path)")
         }
@@ -144,7 +145,6 @@ struct AuditD: AsyncParsableCommand {
         let exportPool = NIOThreadPool(numberOfThreads: 1)
         queryPool.start()
         exportPool.start()
-        let witnessing = c.witnesses.isEmpty ? nil : try Witnessing(ledger: ledger, witnesses: c.witnesses, quorum: c.witnessQuorum)
         let port = ReadPort(ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger,
                             queries: queryPool, exports: exportPool, witnessing: witnessing)
         let app = Application(

@@ -12,6 +12,8 @@ struct IngestContext: Sendable {
     let maxInflight: Int
     let logger: Logger
     let drain: InflightCounter
+    /// The witnesses, when configured: CHECKPOINT may ask for the newest cosigned checkpoint.
+    let witnessing: Witnessing?
 }
 
 /// One writer connection (format-spec.md §9.1). The handler is an event-loop-confined state
@@ -174,13 +176,18 @@ final class IngestHandler: ChannelInboundHandler {
         case .checkpoint:
             // Every writer a witness: the latest checkpoint, and the proof that it extends
             // the one the writer holds (format-spec.md §9.1).
-            guard f.body.count == 8 else {
-                refuse(.error(id: f.id, code: .malformedFrame, message: "a CHECKPOINT request's body is the tree size the writer holds (u64), 8 bytes"), context: context)
+            guard f.body.count == 8 || (f.body.count == 9 && f.body[8] <= 1) else {
+                refuse(.error(id: f.id, code: .malformedFrame, message: "a CHECKPOINT request's body is the tree size the writer holds (u64) and optionally a flags byte (1: the newest cosigned checkpoint)"), context: context)
                 return
             }
-            let old = f.body.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            guard let cp = shared.ledger.latestCheckpoint else {
-                send(.error(id: f.id, code: .unavailable, message: "no checkpoint signed yet; ask again after the first append"), context: context)
+            let old = f.body.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let cosigned = f.body.count == 9 && f.body[8] == 1
+            if cosigned && shared.witnessing == nil {
+                send(.error(id: f.id, code: .unavailable, message: "this log has no witnesses configured, so no checkpoint is cosigned"), context: context)
+                return
+            }
+            guard let cp = cosigned ? shared.witnessing?.cosigned : shared.ledger.latestCheckpoint else {
+                send(.error(id: f.id, code: .unavailable, message: cosigned ? "no checkpoint has its quorum of cosignatures yet; ask again" : "no checkpoint signed yet; ask again after the first append"), context: context)
                 return
             }
             do {

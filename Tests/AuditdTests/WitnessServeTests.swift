@@ -132,6 +132,17 @@ import SegmentStore
         let (ss, sout, _) = try d.ctl(["verify-export", path, "--key", logKey, "--witness", vkeys[0], "--witness", stranger, "--quorum", "2"])
         #expect(ss == 1 && sout.contains("1 valid cosignature of the 2 required"), "\(sout)")
 
+        // A writer that keeps only witnessed checkpoints (the client's --witness --quorum).
+        let writerState = d.root + "/writer.checkpoint"
+        let more = (40..<50).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        let (ws1, _, werr) = try d.ctl(["append", "--socket", d.socket, "--state", writerState, "--key", logKey] + both, stdin: more)
+        #expect(ws1 == 0, "\(werr)")
+        let kept = try String(contentsOfFile: writerState, encoding: .utf8)
+        for v in vkeys { #expect(try CosignatureVerifier(v).cosignature(in: kept) != nil, "\(kept)") }
+        let (ws2, _, werr2) = try d.ctl(["append", "--socket", d.socket, "--state", writerState, "--key", logKey,
+                                         "--witness", vkeys[0], "--witness", stranger, "--quorum", "2"], stdin: event(org: "org_a", i: 60) + "\n")
+        #expect(ws2 == 4 && werr2.contains("1 valid cosignature(s) of the 2 required"), "\(werr2)")
+
         // One witness goes away: ingest goes on, /healthz says degraded, not failing.
         served[1].kill9()
         let (as2, _, _) = try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 99) + "\n")
