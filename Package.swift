@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Archive", targets: ["Archive"]),
         .library(name: "AuditWire", targets: ["AuditWire"]),
         .library(name: "AuditClient", targets: ["AuditClient"]),
+        .library(name: "WriterWitness", targets: ["WriterWitness"]),
         .library(name: "AuditAccess", targets: ["AuditAccess"]),
         // The fuzz targets' bodies, for FuzzTesting/ (a package of its own) and the replay tests.
         .library(name: "FuzzHarness", targets: ["FuzzHarness"]),
@@ -38,6 +39,8 @@ let package = Package(
         .target(name: "ChainIndex", dependencies: ["SegmentStore", "CCrypto"]),
         .target(name: "Archive", dependencies: ["ChainIndex", "SegmentStore"]),
         .target(name: "AuditWire"),
+        // Writers keeping the newest checkpoint they verified (services embedding AuditClient).
+        .target(name: "WriterWitness", dependencies: ["AuditClient", "AuditWire", "ChainIndex"]),
         // A C2SP tlog-witness: cosigns checkpoints that stay consistent (auditctl witness serve).
         .target(name: "Witness", dependencies: ["ChainIndex", "SegmentStore"]),
         .target(name: "AuditAccess", dependencies: ["ChainIndex", "SegmentStore"]),
@@ -64,14 +67,14 @@ let package = Package(
         .executableTarget(
             name: "auditctl",
             dependencies: [
-                "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness",
+                "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness", "WriterWitness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "TestSupport", dependencies: ["SegmentStore"], path: "Tests/TestSupport"),
-        .target(name: "FuzzHarness", dependencies: ["SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire"], path: "Tests/FuzzHarness"),
+        .target(name: "FuzzHarness", dependencies: ["SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire", "Witness"], path: "Tests/FuzzHarness"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
         .testTarget(name: "ReliabilityTests", dependencies: ["Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["SegmentStore", "TestSupport"]),

@@ -3,6 +3,7 @@ import AuditClient
 import AuditWire
 import ChainIndex
 import Foundation
+import WriterWitness
 
 /// `auditctl append`: writes entries through a running daemon's socket (for scripts).
 struct Append: AsyncParsableCommand {
@@ -42,9 +43,9 @@ struct Append: AsyncParsableCommand {
         guard need >= 0, need <= witnesses.count, witnesses.isEmpty || state != nil else {
             throw ValidationError("--witness needs --state, and --quorum at most the number of --witness keys")
         }
-        let held = try state.map { path -> Held in
+        let held = try state.map { path -> WriterWitness in
             guard let key else { throw ValidationError("--state needs --key: checkpoints are checked with the key you trust") }
-            do { return Held(path: path, key: try NoteVerifier(key), witnesses: witnesses, quorum: need) } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
+            do { return try WriterWitness(path: path, key: try NoteVerifier(key), witnesses: witnesses, quorum: need) } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
         }
         if let held { try await Self.witness(socket: socket, held) }
         let client = RetryingAuditClient(socketPath: socket, retries: retry)
@@ -91,51 +92,17 @@ struct Append: AsyncParsableCommand {
     /// `path`, checks both, and keeps the new one; exit 4 on a rollback or a fork.
     /// After appending, `atLeast` is one past the last acknowledged entry: checkpoints are
     /// signed within a second, so it waits (up to 5 s) for one that covers them.
-    struct Held {
-        let path: String
-        let key: NoteVerifier
-        let witnesses: [CosignatureVerifier]
-        let quorum: Int
-    }
-
-    static func witness(socket: String, _ h: Held, atLeast: UInt64 = 0) async throws {
-        let (path, key) = (h.path, h.key)
-        let held = try HeldCheckpoint.load(path, key: key)
+    static func witness(socket: String, _ w: WriterWitness, atLeast: UInt64 = 0) async throws {
         let c = try await AuditClient.connect(socketPath: socket)
-        var reply: CheckpointReply?
-        for attempt in 0..<25 {
-            if attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
-            do { reply = try await c.checkpoint(since: held?.checkpoint.size ?? 0, cosigned: !h.witnesses.isEmpty) } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue {
-                if atLeast == 0 && held == nil { break }
-                continue
-            } catch {
-                await c.close()
-                throw CLIError("cannot fetch the log's checkpoint: \(error)")
-            }
-            if let r = reply, let cp = try? Checkpoint(text: (try? Cosignature.split(note: r.note).body) ?? ""), cp.size < atLeast { continue }
-            break
+        do { try await w.check(c, atLeast: atLeast) } catch let e as WriterWitness.Refused {
+            await c.close()
+            printError("\(e)")
+            throw ExitCode(4)
+        } catch {
+            await c.close()
+            throw CLIError("cannot check the log's checkpoint: \(error)")
         }
         await c.close()
-        guard let reply else { return }
-        do {
-            if !h.witnesses.isEmpty {
-                // Only a checkpoint the witnesses vouch for is kept.
-                let by = h.witnesses.filter { ((try? $0.cosignature(in: reply.note)) ?? nil) != nil }
-                guard by.count >= h.quorum else {
-                    printError("the log's cosigned checkpoint carries \(by.count) valid cosignature(s) of the \(h.quorum) required from the given witnesses: not kept")
-                    throw ExitCode(4)
-                }
-                if let held, let cp = try? Checkpoint(text: Cosignature.split(note: reply.note).body), cp.size < held.checkpoint.size {
-                    printError("note: the newest cosigned checkpoint (\(cp.size)) is older than the one kept (\(held.checkpoint.size)); the kept one stays")
-                    return
-                }
-            }
-            let cp = try HeldCheckpoint.advance(held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
-            try HeldCheckpoint.save(cp, to: path)
-        } catch let e as HeldCheckpoint.Inconsistent {
-            printError("\(e) (the checkpoint this writer kept is in \(path))")
-            throw ExitCode(4)
-        }
     }
 
     /// Fetches the receipts of `acked` (one INCLUSION request per 1,024 entries, waiting up to

@@ -3,6 +3,7 @@ import AuditAccess
 import AuditWire
 @testable import ChainIndex
 import Foundation
+import Witness
 import SegmentStore
 
 /// The body of every fuzz target (FuzzTesting/, one libFuzzer executable each), kept here so
@@ -141,6 +142,8 @@ public enum FuzzHarness {
                 _ = try? EntryReceipt(json: String(decoding: f.body, as: UTF8.self))
             }
         }
+        // A witness's add-checkpoint body comes from any peer (tlog-witness, §8.5).
+        _ = fuzzWitness?.addCheckpoint(b)
         var q = FrameParser(maxBody: 4096)
         var first = Array(b.prefix(b.count / 2))
         _ = q.parse(&first)
@@ -201,3 +204,9 @@ enum Scratch {
         return dir
     }
 }
+
+/// A witness for the log of the seed key, its state in a scratch directory.
+let fuzzWitness: Witness? = {
+    guard let log = try? NoteSigner.generate(name: "fuzz.test/log"), let w = try? NoteSigner.generate(name: "fuzz.test/w") else { return nil }
+    return try? Witness(cosigner: Cosigner(key: w), logs: [log.verifier], stateDirectory: Scratch.base + "-witness")
+}()
