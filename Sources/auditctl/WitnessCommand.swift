@@ -73,7 +73,7 @@ struct WitnessServe: AsyncParsableCommand {
             configuration: .init(address: .hostname(host, port: port), serverName: "auditctl-witness"),
             onServerRunning: { channel in
                 // Unbuffered: scripts and tests read the chosen port from it.
-                FileHandle.standardOutput.write(Data("witness \(name) on http://\(host):\(channel.localAddress?.port ?? port)\n".utf8))
+                try? FileHandle.standardOutput.write(contentsOf: Data("witness \(name) on http://\(host):\(channel.localAddress?.port ?? port)\n".utf8))
             },
             logger: logger)
         try await app.runService()

@@ -168,6 +168,15 @@ import SegmentStore
 /// Every writer a witness: `auditctl append --state` keeps the newest checkpoint it verified
 /// and checks, over the ingest socket, that the log still extends it.
 @Suite(.serialized) struct WriterWitnessTests {
+    /// What an operator who wants another history does: stop auditd, remove the data and the
+    /// signer state kept beside the key, and start again with the same key.
+    static func rollBack(_ d: Daemon) throws {
+        #expect(d.stop() == 0)
+        try FileManager.default.removeItem(atPath: d.data)
+        try? FileManager.default.removeItem(atPath: SignerState.path(forKey: KeyFile.defaultPath(forData: d.data)))
+        try d.start()
+    }
+
     @Test func aWriterHoldingACheckpointDetectsARollbackAndAFork() throws {
         let d = Daemon("writer-witness")
         defer { d.cleanup() }
@@ -185,13 +194,8 @@ import SegmentStore
         #expect(held.checkpoint.size >= 40)
         let kept = try Data(contentsOf: URL(fileURLWithPath: state))
 
-        // The operator rolls the log back and re-signs it: same key, its signer state and the
-        // data removed, 20 entries written again.
-        #expect(d.stop() == 0)
-        try FileManager.default.removeItem(atPath: d.data)
-        let keyPath = KeyFile.defaultPath(forData: d.data)
-        try? FileManager.default.removeItem(atPath: SignerState.path(forKey: keyPath))
-        try d.start()
+        // The operator rolls the log back and re-signs it: same key, 20 entries written again.
+        try Self.rollBack(d)
         #expect(try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines) == key)
         let (rs, rerr) = try append(0..<20, org: "org_b")
         #expect(rs == 4 && rerr.contains("ROLLBACK"), "\(rerr)")
@@ -241,10 +245,7 @@ import SegmentStore
         #expect(fs == 1 && fout.contains("line 2") && fout.contains("altered"), "\(fout)")
 
         // The operator rolls the log back and re-signs 100 entries: the receipts prove it.
-        #expect(d.stop() == 0)
-        try FileManager.default.removeItem(atPath: d.data)
-        try? FileManager.default.removeItem(atPath: SignerState.path(forKey: KeyFile.defaultPath(forData: d.data)))
-        try d.start()
+        try Self.rollBack(d)
         let again = (0..<100).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n"
         #expect(try d.ctl(["append", "--socket", d.socket], stdin: again).0 == 0)
         #expect(d.stop() == 0)
