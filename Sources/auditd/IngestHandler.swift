@@ -37,7 +37,7 @@ final class IngestHandler: ChannelInboundHandler {
         var started: ContinuousClock.Instant
     }
 
-    private let shared: IngestContext
+    let shared: IngestContext
     private let writer: Writer
     private var parser = FrameParser()
     private var buffer: [UInt8] = []
@@ -80,7 +80,7 @@ final class IngestHandler: ChannelInboundHandler {
     }
 
     /// Sends an error for a bad frame, and closes the connection after too many in one burst.
-    private func refuse(_ f: Frame, context: ChannelHandlerContext) {
+    func refuse(_ f: Frame, context: ChannelHandlerContext) {
         errorsThisBurst += 1
         if errorsThisBurst > Self.maxErrorsPerBurst {
             close(context, .error(id: 0, code: .malformedFrame, message: "more than \(Self.maxErrorsPerBurst) bad frames in one burst; closing the connection"))
@@ -174,44 +174,9 @@ final class IngestHandler: ChannelInboundHandler {
         case .ping:
             send(Frame(type: .pong, id: f.id), context: context)
         case .checkpoint:
-            // Every writer a witness: the latest checkpoint, and the proof that it extends
-            // the one the writer holds (format-spec.md §9.1).
-            guard f.body.count == 8 || (f.body.count == 9 && f.body[8] <= 1) else {
-                refuse(.error(id: f.id, code: .malformedFrame, message: "a CHECKPOINT request's body is the tree size the writer holds (u64) and optionally a flags byte (1: the newest cosigned checkpoint)"), context: context)
-                return
-            }
-            let old = f.body.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            let cosigned = f.body.count == 9 && f.body[8] == 1
-            if cosigned && shared.witnessing == nil {
-                send(.error(id: f.id, code: .unavailable, message: "this log has no witnesses configured, so no checkpoint is cosigned"), context: context)
-                return
-            }
-            guard let cp = cosigned ? shared.witnessing?.cosigned : shared.ledger.latestCheckpoint else {
-                send(.error(id: f.id, code: .unavailable, message: cosigned ? "no checkpoint has its quorum of cosignatures yet; ask again" : "no checkpoint signed yet; ask again after the first append"), context: context)
-                return
-            }
-            do {
-                let proof = old > 0 && old < cp.checkpoint.size ? try shared.ledger.consistencyProof(old: old, new: cp.checkpoint.size) : []
-                send(Frame(type: .checkpointReply, id: f.id, body: CheckpointReply(note: cp.note, proof: proof.map(\.bytes)).body), context: context)
-            } catch {
-                send(.error(id: f.id, code: .unavailable, message: "cannot prove consistency from size \(old): \(error)"), context: context)
-            }
+            answerCheckpoint(f, context: context)
         case .inclusion:
-            // Receipts: one checkpoint for many entries, and each one's inclusion proof.
-            guard let seqs = InclusionReply.seqs(f.body) else {
-                refuse(.error(id: f.id, code: .malformedFrame, message: "an INCLUSION request's body is count:u16 (1 to \(InclusionReply.maxEntries)) and that many u64 sequence numbers"), context: context)
-                return
-            }
-            guard let cp = shared.ledger.latestCheckpoint, let last = seqs.max(), last < cp.checkpoint.size else {
-                send(.error(id: f.id, code: .unavailable, message: "no checkpoint covers these entries yet (one is signed within a second); ask again"), context: context)
-                return
-            }
-            do {
-                let proofs = try seqs.map { try shared.ledger.inclusionProof(seq: $0, size: cp.checkpoint.size).map(\.bytes) }
-                send(Frame(type: .inclusionReply, id: f.id, body: InclusionReply(note: cp.note, proofs: proofs).body), context: context)
-            } catch {
-                send(.error(id: f.id, code: .unavailable, message: "cannot prove inclusion: \(error)"), context: context)
-            }
+            answerInclusion(f, context: context)
         default:
             shared.metrics.rejected(.unknownFrameType)
             refuse(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03 or INCLUSION 0x04)", f.type)), context: context)
@@ -278,7 +243,7 @@ final class IngestHandler: ChannelInboundHandler {
         if inflight < shared.maxInflight / 2 { apply(gate.release(.inflight), context: context) }
     }
 
-    private func send(_ f: Frame, context: ChannelHandlerContext) {
+    func send(_ f: Frame, context: ChannelHandlerContext) {
         let bytes = f.encoded
         if out == nil { out = context.channel.allocator.buffer(capacity: 4096) }
         out?.writeBytes(bytes)

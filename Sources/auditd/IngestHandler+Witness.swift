@@ -1,0 +1,49 @@
+import AuditWire
+import ChainIndex
+import NIOCore
+
+/// The frames that make every writer a witness (format-spec.md §9.1): CHECKPOINT and INCLUSION.
+extension IngestHandler {
+    func answerCheckpoint(_ f: Frame, context: ChannelHandlerContext) {
+        // Every writer a witness: the latest checkpoint, and the proof that it extends
+        // the one the writer holds (format-spec.md §9.1).
+        guard f.body.count == 8 || (f.body.count == 9 && f.body[8] <= 1) else {
+            refuse(.error(id: f.id, code: .malformedFrame, message: "a CHECKPOINT request's body is the tree size the writer holds (u64) and optionally a flags byte (1: the newest cosigned checkpoint)"), context: context)
+            return
+        }
+        let old = f.body.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let cosigned = f.body.count == 9 && f.body[8] == 1
+        if cosigned && shared.witnessing == nil {
+            send(.error(id: f.id, code: .unavailable, message: "this log has no witnesses configured, so no checkpoint is cosigned"), context: context)
+            return
+        }
+        guard let cp = cosigned ? shared.witnessing?.cosigned : shared.ledger.latestCheckpoint else {
+            send(.error(id: f.id, code: .unavailable, message: cosigned ? "no checkpoint has its quorum of cosignatures yet; ask again" : "no checkpoint signed yet; ask again after the first append"), context: context)
+            return
+        }
+        do {
+            let proof = old > 0 && old < cp.checkpoint.size ? try shared.ledger.consistencyProof(old: old, new: cp.checkpoint.size) : []
+            send(Frame(type: .checkpointReply, id: f.id, body: CheckpointReply(note: cp.note, proof: proof.map(\.bytes)).body), context: context)
+        } catch {
+            send(.error(id: f.id, code: .unavailable, message: "cannot prove consistency from size \(old): \(error)"), context: context)
+        }
+    }
+
+    func answerInclusion(_ f: Frame, context: ChannelHandlerContext) {
+        // Receipts: one checkpoint for many entries, and each one's inclusion proof.
+        guard let seqs = InclusionReply.seqs(f.body) else {
+            refuse(.error(id: f.id, code: .malformedFrame, message: "an INCLUSION request's body is count:u16 (1 to \(InclusionReply.maxEntries)) and that many u64 sequence numbers"), context: context)
+            return
+        }
+        guard let cp = shared.ledger.latestCheckpoint, let last = seqs.max(), last < cp.checkpoint.size else {
+            send(.error(id: f.id, code: .unavailable, message: "no checkpoint covers these entries yet (one is signed within a second); ask again"), context: context)
+            return
+        }
+        do {
+            let proofs = try seqs.map { try shared.ledger.inclusionProof(seq: $0, size: cp.checkpoint.size).map(\.bytes) }
+            send(Frame(type: .inclusionReply, id: f.id, body: InclusionReply(note: cp.note, proofs: proofs).body), context: context)
+        } catch {
+            send(.error(id: f.id, code: .unavailable, message: "cannot prove inclusion: \(error)"), context: context)
+        }
+    }
+}
