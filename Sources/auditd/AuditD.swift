@@ -30,6 +30,7 @@ struct AuditD: AsyncParsableCommand {
             """)
 
     @Option(help: "JSON config file.") var config: String?
+    @Flag(help: "Check the configuration (the file, then the flags over it) and exit: 0 when it is valid.") var checkConfig = false
     @Option(help: "Data directory.") var data: String?
     @Option(help: "Signing key path (created if missing).") var key: String?
     @Option(help: "Checkpoint origin / key name when the key is created.") var origin: String?
@@ -84,14 +85,18 @@ struct AuditD: AsyncParsableCommand {
         if let restorePin { c.restorePin = restorePin }
         if !witness.isEmpty { c.witnesses = witness }
         if let witnessQuorum { c.witnessQuorum = witnessQuorum }
-        guard mode_t(c.socketMode, radix: 8) != nil else { throw ValidationError("socket mode '\(c.socketMode)' is not octal") }
-        guard Logger.Level(rawValue: c.logLevel) != nil else { throw ValidationError("log level '\(c.logLevel)' is not one of trace, debug, info, notice, warning, error, critical") }
+        try c.validate()
         return c
     }
 
     func run() async throws {
         // A peer or a reader of our output that goes away must not kill the daemon.
         signal(SIGPIPE, SIG_IGN)
+        if checkConfig {
+            let c = try resolved()
+            announce("config OK: data \(c.data), key \(c.keyPath), socket \(c.socket) (mode \(c.socketMode)), read port \(c.httpHost):\(c.httpPort), archive \(c.archivePath), \(c.witnesses.count) witness(es)")
+            return
+        }
         let c = try resolved()
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
         LoggingSystem.bootstrap { label in

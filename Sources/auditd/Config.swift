@@ -2,6 +2,7 @@ import Archive
 import ArgumentParser
 import ChainIndex
 import Foundation
+import Witness
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,14 +75,44 @@ struct DaemonConfig: Codable, Sendable {
 
     static func load(_ path: String) throws -> DaemonConfig {
         guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read config file \(path)") }
+        // A misspelt setting would otherwise be ignored without a word.
+        guard let object = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
+            throw ValidationError("config file \(path) is not a JSON object")
+        }
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        for k in object.keys.sorted() where !known.contains(k) {
+            throw ValidationError("config file \(path): unknown setting \"\(k)\" (the settings are: \(known.sorted().joined(separator: ", ")))")
+        }
         do { return try JSONDecoder().decode(DaemonConfig.self, from: d) } catch {
             throw ValidationError("config file \(path) is not valid: \(error)")
         }
     }
+
+    /// Checks values no type can: ranges, the witnesses, the socket mode, the log level.
+    func validate() throws {
+        func need(_ ok: Bool, _ m: String) throws { if !ok { throw ValidationError(m) } }
+        try need(mode_t(socketMode, radix: 8) != nil, "socket_mode '\(socketMode)' is not octal")
+        try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
+                 "log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        try need((0...65535).contains(httpPort), "http_port \(httpPort) is not a port (0 to 65535)")
+        try need(segmentBytes >= 1 << 20, "segment_bytes \(segmentBytes) is below 1 MiB")
+        for (name, v) in [("segment_age", segmentAge), ("verify_interval", verifyInterval), ("recheck_interval", recheckInterval),
+                          ("recheck_rate", recheckRate), ("idle_timeout", idleTimeout), ("max_connections", maxConnections),
+                          ("max_inflight_per_connection", maxInflightPerConnection), ("max_inflight_total", maxInflightTotal),
+                          ("idempotency_window", idempotencyWindow), ("max_idempotency_keys", maxIdempotencyKeys),
+                          ("hot_window", hotWindow), ("archive_interval", archiveInterval), ("restore_pin", restorePin)] {
+            try need(v >= 1, "\(name) \(v) must be at least 1")
+        }
+        for w in witnesses {
+            do { _ = try WitnessEndpoint(w) } catch { throw ValidationError("witnesses: \(error)") }
+        }
+        if let q = witnessQuorum { try need(q >= 1 && q <= witnesses.count, "witness_quorum \(q) must be between 1 and the \(witnesses.count) witnesses") }
+        try need(!data.isEmpty, "data is empty")
+    }
 }
 
 extension DaemonConfig {
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case data, key, origin, socket, socketMode = "socket_mode", allowUids = "allow_uids", allowGids = "allow_gids"
         case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window", maxIdempotencyKeys = "max_idempotency_keys"
         case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"

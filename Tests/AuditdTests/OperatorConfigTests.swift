@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Issue 11, for operators: `auditd --check-config` validates a config file and exits, and
+/// the systemd unit in contrib/ passes `systemd-analyze verify`.
+@Suite struct OperatorConfigTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func auditd(_ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Daemon.product("auditd"))
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    @Test func checkConfigAcceptsTheExampleAndNamesWhatIsWrong() throws {
+        let example = Self.repo + "/contrib/auditd.json"
+        let (ok, okOut) = try auditd(["--check-config", "--config", example])
+        #expect(ok == 0 && okOut.contains("config OK: data /var/lib/auditd/data"), "\(okOut)")
+        let dir = temporaryDirectory("check-config")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (json, says) in [(#"{"data":"/tmp/x","segmnt_bytes":5}"#, #"unknown setting "segmnt_bytes""#),
+                             (#"{"http_port":70000}"#, "http_port 70000 is not a port"),
+                             (#"{"witness_quorum":2}"#, "witness_quorum 2 must be between 1 and the 0 witnesses"),
+                             (#"{"witnesses":["ftp://x k"]}"#, "must be \"URL VKEY\""),
+                             (#"{"socket_mode":"0999"}"#, "is not octal"),
+                             ("[1,2]", "is not a JSON object")] {
+            let path = dir + "/c.json"
+            try json.write(toFile: path, atomically: true, encoding: .utf8)
+            let (s, out) = try auditd(["--check-config", "--config", path])
+            #expect(s != 0 && out.contains(says), "\(json): \(out)")
+        }
+        // Flags are checked over the file.
+        let (fs, fout) = try auditd(["--check-config", "--config", example, "--http-port", "99999"])
+        #expect(fs != 0 && fout.contains("http_port 99999"), "\(fout)")
+    }
+
+    @Test func theSystemdUnitVerifies() throws {
+        let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let analyze else {
+            Issue.record("systemd-analyze is missing: install the systemd package (apt-get install -y systemd; .ci/run and scripts/setup do)")
+            return
+        }
+        let dir = temporaryDirectory("unit")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The unit as installed, with the built binary and the example config in place of
+        // /usr/local/bin and /etc (verify checks that the executables exist).
+        let unit = try String(contentsOfFile: Self.repo + "/contrib/auditlog.service", encoding: .utf8)
+            .replacingOccurrences(of: "/usr/local/bin/auditd", with: Daemon.product("auditd"))
+            .replacingOccurrences(of: "/etc/auditd/auditd.json", with: Self.repo + "/contrib/auditd.json")
+        try unit.write(toFile: dir + "/auditlog.service", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: analyze)
+        p.arguments = ["verify", dir + "/auditlog.service"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0 && !text.contains("auditlog.service"), "systemd-analyze verify: \(text)")
+        for setting in ["ProtectSystem=strict", "NoNewPrivileges=yes", "ReadWritePaths=/var/lib/auditd /run/auditd"] {
+            #expect(unit.contains(setting))
+        }
+    }
+}
