@@ -65,6 +65,7 @@ struct ReadPort {
         orgs.get("entries/:seq") { _, ctx in try await self.one(ctx) }
         orgs.get("proofs/inclusion") { req, ctx in try await self.inclusion(req, ctx) }
         orgs.get("export") { req, ctx in try await self.export(req, ctx) }
+        orgs.get("feed") { req, ctx in try await self.feed(req, ctx) }
         return router
     }
 

@@ -1,0 +1,67 @@
+import ChainIndex
+import Foundation
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+
+/// `GET /v1/orgs/:org/feed` (format-spec.md §9.2): an org's entries as NDJSON, oldest first
+/// from `cursor`, then each new one as it becomes durable, for SIEM forwarders that follow the
+/// log without polling. Same token rules as every org route (the route group checks them).
+extension ReadPort {
+    /// Pause between looks for new entries once the feed has caught up.
+    static let feedPoll = Duration.milliseconds(200)
+    /// An empty line this often while nothing arrives, so proxies keep the stream open.
+    static let feedHeartbeat = Duration.seconds(15)
+
+    func feed(_ req: Request, _ ctx: OrgContext) async throws -> Response {
+        let q = req.uri.queryParameters
+        var cursor: UInt64?
+        if let c = q.get("cursor") {
+            guard let v = UInt64(c) else { throw HTTPError(.badRequest, message: "cursor must be the seq of the last entry received (a whole number)") }
+            cursor = v
+        }
+        var limit: Int?
+        if let l = q.get("limit") {
+            guard let v = Int(l), v >= 1 else { throw HTTPError(.badRequest, message: "limit must be a whole number of at least 1 (the stream ends after that many entries)") }
+            limit = v
+        }
+        let org = ctx.org, ledger = self.ledger
+        let (start, most) = (cursor, limit)
+        let body = ResponseBody { writer in
+            var cur = start
+            var sent = 0
+            var quiet = ContinuousClock.now
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                let want = min(500, (most ?? Int.max) - sent)
+                let after = cur
+                let (entries, next) = try await self.query {
+                    try ledger.search(org: org, newestFirst: false, limit: want, cursor: after, timeLimit: .milliseconds(80))
+                }
+                // Only durable entries: the tree holds exactly those.
+                let durable = ledger.size
+                var chunk = ""
+                for e in entries {
+                    guard e.seq < durable else { break }
+                    chunk += Self.entryJSON(e) + "\n"
+                    cur = e.seq
+                    sent += 1
+                }
+                if entries.isEmpty, let next { cur = max(cur ?? 0, next) }
+                if !chunk.isEmpty {
+                    try await writer.write(ByteBuffer(string: chunk))
+                    quiet = .now
+                }
+                if let most, sent >= most { break }
+                if chunk.isEmpty {
+                    if ContinuousClock.now - quiet >= Self.feedHeartbeat {
+                        try await writer.write(ByteBuffer(string: "\n"))
+                        quiet = .now
+                    }
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.feedPoll) }
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: body)
+    }
+}
