@@ -1,0 +1,3 @@
+module example.com/auditlog/clients/go
+
+go 1.19
