@@ -95,13 +95,16 @@ struct DaemonConfig: Codable, Sendable {
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
                  "log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         try need((0...65535).contains(httpPort), "http_port \(httpPort) is not a port (0 to 65535)")
-        try need(segmentBytes >= 1 << 20, "segment_bytes \(segmentBytes) is below 1 MiB")
+        try need(segmentBytes >= 4096, "segment_bytes \(segmentBytes) is below 4096")
         for (name, v) in [("segment_age", segmentAge), ("verify_interval", verifyInterval), ("recheck_interval", recheckInterval),
                           ("recheck_rate", recheckRate), ("idle_timeout", idleTimeout), ("max_connections", maxConnections),
                           ("max_inflight_per_connection", maxInflightPerConnection), ("max_inflight_total", maxInflightTotal),
-                          ("idempotency_window", idempotencyWindow), ("max_idempotency_keys", maxIdempotencyKeys),
-                          ("hot_window", hotWindow), ("archive_interval", archiveInterval), ("restore_pin", restorePin)] {
+                          ("max_idempotency_keys", maxIdempotencyKeys), ("archive_interval", archiveInterval)] {
             try need(v >= 1, "\(name) \(v) must be at least 1")
+        }
+        // 0 is meaningful for these: archive at once, no pin after a restore, no idempotency window.
+        for (name, v) in [("hot_window", hotWindow), ("restore_pin", restorePin), ("idempotency_window", idempotencyWindow)] {
+            try need(v >= 0, "\(name) \(v) must not be negative")
         }
         for w in witnesses {
             do { _ = try WitnessEndpoint(w) } catch { throw ValidationError("witnesses: \(error)") }

@@ -91,10 +91,12 @@ final class PostingLists: @unchecked Sendable {
         try lock.withLock {
             let stem = directory + "/" + Self.stem(org)
             let dirPath = stem + ".pld", dataPath = stem + ".pl"
-            let dfd = try FileOps.openOrCreate(dirPath)
-            defer { Glibc.close(dfd) }
+            // The section file first: a reader takes the directory file's existence to mean
+            // the org has a list, and must find its section file there too.
             let pfd = try FileOps.openOrCreate(dataPath)
             defer { Glibc.close(pfd) }
+            let dfd = try FileOps.openOrCreate(dirPath)
+            defer { Glibc.close(dfd) }
             func record(_ i: Int) throws -> PostingRecord {
                 try PostingRecord(try FileOps.preadExact(dfd, count: PostingRecord.size, at: Int64(i * PostingRecord.size), path: dirPath)[...],
                                   org: org, index: i, path: dirPath)

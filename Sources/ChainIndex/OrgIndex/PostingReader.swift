@@ -84,7 +84,14 @@ struct PostingReader: ~Copyable {
         guard FileOps.exists(dirPath) else { return nil }
         let d = try FileOps.open(dirPath, O_RDONLY)
         let p: Int32
-        do { p = try FileOps.open(dataPath, O_RDONLY) } catch { Glibc.close(d); throw error }
+        do { p = try FileOps.open(dataPath, O_RDONLY) } catch {
+            // A crash between the two creations (sections first) leaves an empty directory
+            // file alone: no list yet.
+            let empty = ((try? FileOps.size(d, path: dirPath)) ?? 1) == 0
+            Glibc.close(d)
+            if empty { return nil }
+            throw error
+        }
         dirFD = d; dataFD = p
         count = Int(max(0, (try? FileOps.size(d, path: dirPath)) ?? 0)) / PostingRecord.size
     }
