@@ -11,19 +11,10 @@ import Testing
             Issue.record("python3 is missing: install it (apt-get install -y python3; .ci/run and scripts/setup do)")
             return
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-m", "unittest", "discover", "-s", Self.repo + "/clients/python/tests", "-v"]
         var env = ProcessInfo.processInfo.environment
         env["AUDITD_BIN"] = Daemon.product("auditd")
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0 && text.contains("OK"), "python client tests:\n\(text)")
+        let (status, text) = try runProgram(python, ["-m", "unittest", "discover", "-s", Self.repo + "/clients/python/tests", "-v"], environment: env)
+        #expect(status == 0 && text.contains("OK"), "python client tests:\n\(text)")
         #expect(text.contains("Ran 4 tests"), "\(text)")
     }
 
@@ -33,22 +24,12 @@ import Testing
             Issue.record("go is missing: install it (apt-get install -y golang-go; .ci/run and scripts/setup do)")
             return
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: go)
-        p.arguments = ["test", "./...", "-count=1", "-v"]
-        p.currentDirectoryURL = URL(fileURLWithPath: Self.repo + "/clients/go")
         var env = ProcessInfo.processInfo.environment
         env["AUDITD_BIN"] = Daemon.product("auditd")
         env["GOFLAGS"] = "-mod=mod"
         env["GOPROXY"] = "off"
         if env["HOME"] == nil { env["HOME"] = NSTemporaryDirectory() }
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0 && text.contains("--- PASS: TestRetryAcrossARestartStoresEachKeyedEntryOnce"), "go client tests:\n\(text)")
+        let (status, text) = try runProgram(go, ["test", "./...", "-count=1", "-v"], environment: env, in: Self.repo + "/clients/go")
+        #expect(status == 0 && text.contains("--- PASS: TestRetryAcrossARestartStoresEachKeyedEntryOnce"), "go client tests:\n\(text)")
     }
 }

@@ -124,6 +124,22 @@ final class Daemon: @unchecked Sendable {
     }
 }
 
+/// Runs `executable` to completion: its exit status and its standard output and error together.
+func runProgram(_ executable: String, _ args: [String], environment: [String: String]? = nil, in directory: String? = nil) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    if let environment { p.environment = environment }
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}
+
 struct DaemonFailed: Error, CustomStringConvertible {
     var message: String
     var description: String { message }

@@ -7,18 +7,7 @@ import TestSupport
 @Suite struct OperatorConfigTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    func auditd(_ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Daemon.product("auditd"))
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
-    }
+    func auditd(_ args: [String]) throws -> (Int32, String) { try runProgram(Daemon.product("auditd"), args) }
 
     @Test func checkConfigAcceptsTheExampleAndNamesWhatIsWrong() throws {
         let example = Self.repo + "/contrib/auditd.json"
@@ -56,16 +45,8 @@ import TestSupport
             .replacingOccurrences(of: "/usr/local/bin/auditd", with: Daemon.product("auditd"))
             .replacingOccurrences(of: "/etc/auditd/auditd.json", with: Self.repo + "/contrib/auditd.json")
         try unit.write(toFile: dir + "/auditlog.service", atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: analyze)
-        p.arguments = ["verify", dir + "/auditlog.service"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0 && !text.contains("auditlog.service"), "systemd-analyze verify: \(text)")
+        let (status, text) = try runProgram(analyze, ["verify", dir + "/auditlog.service"])
+        #expect(status == 0 && !text.contains("auditlog.service"), "systemd-analyze verify: \(text)")
         for setting in ["ProtectSystem=strict", "NoNewPrivileges=yes", "ReadWritePaths=/var/lib/auditd /run/auditd"] {
             #expect(unit.contains(setting))
         }
