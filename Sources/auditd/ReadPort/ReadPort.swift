@@ -32,7 +32,9 @@ struct ReadPort {
 
     func router() -> Router<ReadContext> {
         let router = Router(context: ReadContext.self, options: .autoGenerateHeadEndpoints)
+        router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: AppendOnlyMiddleware())
+        addConsole(to: router)
         router.get("/healthz") { _, _ in self.healthz() }
         router.get("/metrics") { _, _ in
             self.metrics.observe(self.ledger)
@@ -60,12 +62,16 @@ struct ReadPort {
             return Self.text(cp.note)
         }
         v1.get("proofs/consistency") { req, _ in try await self.consistency(req) }
+        v1.get("session") { _, ctx in try self.session(ctx) }
+        let operators = v1.group("operator", context: OperatorContext.self)
+        operators.get("status") { _, _ in try await self.operatorStatus() }
         let orgs = v1.group("orgs/:org", context: OrgContext.self)
         orgs.get("entries") { req, ctx in try await self.list(req, ctx) }
         orgs.get("entries/:seq") { _, ctx in try await self.one(ctx) }
         orgs.get("proofs/inclusion") { req, ctx in try await self.inclusion(req, ctx) }
         orgs.get("export") { req, ctx in try await self.export(req, ctx) }
         orgs.get("feed") { req, ctx in try await self.feed(req, ctx) }
+        orgs.get("activity") { req, ctx in try await self.activity(req, ctx) }
         return router
     }
 

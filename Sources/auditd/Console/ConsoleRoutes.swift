@@ -1,0 +1,61 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The admin console (README "Console"): static files compiled into the binary
+/// (`Console/static`, embedded by the package manifest), served by the read port at `/`.
+/// The pages only read: they call the same GET endpoints as any client, with the token the
+/// person typed (kept in the tab's session storage), and check every entry's proof in the
+/// browser against the log key pinned in it.
+enum ConsoleAssets {
+    struct Asset: Sendable {
+        let bytes: [UInt8]
+        let type: String
+    }
+
+    static let files: [(path: String, asset: Asset)] = [
+        ("/", Asset(bytes: PackageResources.index_html, type: "text/html; charset=utf-8")),
+        ("/console/app.js", Asset(bytes: PackageResources.app_js, type: "text/javascript; charset=utf-8")),
+        ("/console/views.js", Asset(bytes: PackageResources.views_js, type: "text/javascript; charset=utf-8")),
+        ("/console/proof.js", Asset(bytes: PackageResources.proof_js, type: "text/javascript; charset=utf-8")),
+        ("/console/console.css", Asset(bytes: PackageResources.console_css, type: "text/css; charset=utf-8")),
+    ]
+}
+
+extension ReadPort {
+    /// Adds the console's files to `router`.
+    func addConsole(to router: Router<ReadContext>) {
+        for (path, asset) in ConsoleAssets.files {
+            router.get(RouterPath(path)) { _, _ in
+                Response(status: .ok, headers: [.contentType: asset.type, .cacheControl: "no-cache"],
+                         body: .init(byteBuffer: ByteBuffer(bytes: asset.bytes)))
+            }
+        }
+    }
+}
+
+/// Headers on every answer of the read port, the console's pages and the API alike: scripts
+/// only from the port itself (no inline script, no CDN), no framing, no referrer, no sniffing.
+struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var policy: String {
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            + "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    }
+
+    static var frameOptions: HTTPField.Name? { HTTPField.Name("X-Frame-Options") }
+    static var referrerPolicy: HTTPField.Name? { HTTPField.Name("Referrer-Policy") }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let e as any HTTPResponseError {
+            response = try e.response(from: request, context: context)
+        }
+        response.headers[.contentSecurityPolicy] = Self.policy
+        if let n = Self.frameOptions { response.headers[n] = "DENY" }
+        if let n = Self.referrerPolicy { response.headers[n] = "no-referrer" }
+        response.headers[.xContentTypeOptions] = "nosniff"
+        return response
+    }
+}

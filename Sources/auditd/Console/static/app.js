@@ -1,0 +1,113 @@
+// The console's shell: sign in, the token (this tab's session storage only), the pinned key
+// (local storage: it is public, and pinning it is the point), and which view shows.
+import { parseVerifierKey, ProofError } from "./proof.js";
+import { showOrg, showOperator } from "./views.js";
+
+const TOKEN = "auditlog.token";
+const PIN = "auditlog.pinned-key";
+
+const $ = (id) => document.getElementById(id);
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// The session: the token, what it may read, and the key proofs are checked against.
+export const session = { token: null, scope: null, org: null, vkey: null, serverKey: null };
+
+// A GET on the read port with the token; the answer's text (proofs hash the bytes received)
+// or its parsed JSON. Errors carry the server's message, which says what to do.
+export async function api(path, { text = false } = {}) {
+  const r = await fetch(path, { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
+  const body = await r.text();
+  if (!r.ok) {
+    let message = body.slice(0, 300);
+    try {
+      message = JSON.parse(body).error.message;
+    } catch {}
+    if (r.status === 401) {
+      signOut(`Signed out: ${message}`);
+    }
+    throw new ApiError(r.status, message);
+  }
+  return text ? body : JSON.parse(body);
+}
+
+export function showError(e) {
+  const p = $("error");
+  if (!e) {
+    p.hidden = true;
+    p.textContent = "";
+    return;
+  }
+  p.textContent = e instanceof ApiError ? `${e.message} (HTTP ${e.status})` : e.message || String(e);
+  p.hidden = false;
+}
+
+function show(view) {
+  for (const id of ["signin", "org", "operator"]) $(id).hidden = id !== view;
+  $("signout").hidden = view === "signin";
+}
+
+export function signOut(message) {
+  sessionStorage.removeItem(TOKEN);
+  Object.assign(session, { token: null, scope: null, org: null, vkey: null });
+  $("who").textContent = "";
+  show("signin");
+  if (message) showError(new Error(message));
+}
+
+async function signIn(token, keyText) {
+  session.token = token;
+  const s = await api("/v1/session");
+  const pinned = keyText.trim() || localStorage.getItem(PIN) || s.verifier_key;
+  let vkey;
+  try {
+    vkey = await parseVerifierKey(pinned);
+  } catch (e) {
+    session.token = null;
+    throw new ProofError(`The log key: ${e.message}`);
+  }
+  localStorage.setItem(PIN, vkey.text);
+  sessionStorage.setItem(TOKEN, token);
+  Object.assign(session, { scope: s.scope, org: s.org || null, vkey, serverKey: s.verifier_key });
+  $("who").textContent = s.scope === "operator" ? `operator (token ${s.token_id}) · log ${s.origin}` : `org ${s.org} (token ${s.token_id}) · log ${s.origin}`;
+  showError(null);
+  if (s.scope === "operator") await openOperator();
+  else await openOrg(s.org);
+}
+
+export async function openOrg(org) {
+  session.org = org;
+  show("org");
+  const note = $("pinned");
+  note.textContent = `Proofs are checked in this browser against the pinned key ${session.vkey.text}.`;
+  if (session.serverKey !== session.vkey.text) {
+    note.textContent += ` The server names a different key (${session.serverKey}): entries will not verify until your operator confirms which is the log's.`;
+  }
+  await showOrg(org);
+}
+
+async function openOperator() {
+  show("operator");
+  await showOperator();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("pin").value = localStorage.getItem(PIN) || "";
+  $("signin-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    signIn($("token").value.trim(), $("pin").value).catch(showError);
+  });
+  $("signout").addEventListener("click", () => signOut());
+  $("open-org").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    openOrg($("open-org-name").value.trim()).catch(showError);
+  });
+  const saved = sessionStorage.getItem(TOKEN);
+  if (saved) signIn(saved, "").catch((e) => signOut(e.message));
+  else show("signin");
+});

@@ -1,0 +1,316 @@
+// The console's two views: an org's log (filters, pages, proofs, detail, export, chart) and
+// the operator's overview. Every string from the log is put in the page as text, never as HTML.
+import { api, session, showError, ApiError } from "./app.js";
+import { elementSpans, memberSpan, verifyEntry } from "./proof.js";
+
+const $ = (id) => document.getElementById(id);
+const PAGE = 50;
+const CATEGORY_COLORS = {
+  authentication: "#2563eb", access: "#0d9488", credentials: "#9333ea", agents: "#ea580c", billing: "#ca8a04",
+  infrastructure: "#475569", monitoring: "#0891b2", files: "#65a30d", org_settings: "#db2777", privacy: "#b91c1c",
+};
+const SVG = "http://www.w3.org/2000/svg";
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k === "data") Object.assign(e.dataset, v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function svg(tag, attrs = {}) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  return e;
+}
+
+// ---- An org's log ----
+
+const view = { org: null, cursors: [], cursor: null, next: null, checks: new Map(), checkpoints: new Map(), generation: 0, wired: false };
+
+// Datetime fields are read as UTC, like the table's times.
+function utc(value) {
+  if (!value) return null;
+  const d = new Date(`${value}Z`);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+function filterParams() {
+  const p = new URLSearchParams();
+  const from = utc($("f-from").value);
+  const to = utc($("f-to").value);
+  if (from) p.set("from", from);
+  if (to) p.set("to", to);
+  for (const [id, name] of [["f-category", "category"], ["f-action", "action"], ["f-actor", "actor"], ["f-outcome", "outcome"], ["f-q", "q"]]) {
+    const v = $(id).value.trim();
+    if (v) p.set(name, v);
+  }
+  return p;
+}
+
+function orgPath(suffix) {
+  return `/v1/orgs/${encodeURIComponent(view.org)}/${suffix}`;
+}
+
+function wire() {
+  if (view.wired) return;
+  view.wired = true;
+  $("filters").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    restart().catch(showError);
+  });
+  $("f-clear").addEventListener("click", () => {
+    for (const id of ["f-from", "f-to", "f-category", "f-action", "f-actor", "f-outcome", "f-q"]) $(id).value = "";
+    restart().catch(showError);
+  });
+  $("older").addEventListener("click", () => {
+    if (view.next === null) return;
+    view.cursors.push(view.cursor);
+    view.cursor = view.next;
+    loadPage().catch(showError);
+  });
+  $("newer").addEventListener("click", () => {
+    if (view.cursors.length === 0) return;
+    view.cursor = view.cursors.pop();
+    loadPage().catch(showError);
+  });
+  $("detail-close").addEventListener("click", () => ($("detail").hidden = true));
+  $("export-ndjson").addEventListener("click", () => exportAs("ndjson").catch(showError));
+  $("export-csv").addEventListener("click", () => exportAs("csv").catch(showError));
+}
+
+export async function showOrg(org) {
+  wire();
+  view.org = org;
+  view.checks = new Map();
+  await restart();
+}
+
+async function restart() {
+  view.cursors = [];
+  view.cursor = null;
+  showError(null);
+  await Promise.all([loadPage(), loadChart()]);
+}
+
+async function loadPage() {
+  const generation = ++view.generation;
+  const p = filterParams();
+  p.set("limit", String(PAGE));
+  if (view.cursor !== null) p.set("cursor", view.cursor);
+  const text = await api(`${orgPath("entries")}?${p}`, { text: true });
+  if (generation !== view.generation) return;
+  const page = JSON.parse(text);
+  const [es] = memberSpan(text, 0, "entries");
+  const spans = elementSpans(text, es);
+  view.next = page.next_cursor;
+  $("older").disabled = page.next_cursor === null;
+  $("newer").disabled = view.cursors.length === 0;
+  $("detail").hidden = true;
+  renderArchived(page.archived || []);
+  const body = $("entries").tBodies[0];
+  body.replaceChildren();
+  const rows = page.entries.map((item, i) => {
+    const [cs, ce] = memberSpan(text, spans[i][0], "entry");
+    const row = renderRow(item, text.slice(cs, ce));
+    body.append(row.tr);
+    return row;
+  });
+  $("summary").textContent = rows.length === 0
+    ? "No entries match."
+    : `${rows.length} entries${page.next_cursor === null ? "" : " on this page; older ones follow"}${view.cursors.length ? ` (page ${view.cursors.length + 1})` : ""}.`;
+  await checkAll(rows, generation);
+}
+
+function who(party) {
+  if (!party) return "";
+  return `${party.type}:${party.id}${party.name ? ` (${party.name})` : ""}`;
+}
+
+function renderRow(item, raw) {
+  const e = item.entry;
+  const proof = el("span", { class: "proof pending", textContent: "checking…" });
+  const tr = el("tr", { data: { seq: String(item.seq) } },
+    el("td", { class: "time", textContent: (e.received_at || "").replace("T", " ").replace("Z", "") }),
+    el("td", {}, el("div", { textContent: who(e.actor) }),
+      e.on_behalf_of ? el("div", { class: "sub", textContent: `on behalf of ${who(e.on_behalf_of)}` }) : null),
+    el("td", {}, el("div", { textContent: e.action }), el("div", { class: "sub", textContent: e.category })),
+    el("td", { textContent: who(e.target) }),
+    el("td", { class: `outcome-${e.outcome}`, textContent: e.outcome }),
+    el("td", {}, el("div", { textContent: e.source?.service || "" }), e.source?.ip ? el("div", { class: "sub", textContent: e.source.ip }) : null),
+    el("td", {}, proof));
+  const row = { item, raw, tr, proof, result: null };
+  tr.addEventListener("click", () => showDetail(row));
+  return row;
+}
+
+function mark(row, state, text, title) {
+  row.proof.className = `proof ${state}`;
+  row.proof.textContent = text;
+  row.proof.title = title || "";
+}
+
+// Each row's proof, a few at a time: the entry with its inclusion proof and checkpoint, checked
+// here; the row's own bytes must be the entry proven.
+async function checkAll(rows, generation) {
+  let next = 0;
+  const worker = async () => {
+    while (next < rows.length && generation === view.generation) {
+      const row = rows[next++];
+      await check(row);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+async function check(row) {
+  try {
+    const text = await api(orgPath(`entries/${row.item.seq}`), { text: true });
+    if (row.item.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.item.entry.org})`);
+    row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints });
+    if (row.result.pending) mark(row, "pending", "⧗ not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");
+    else mark(row, "verified", "✓ verified", row.result.steps.join("\n"));
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    row.result = { error: e.message };
+    mark(row, "failed", "✗ not verified", e.message);
+  }
+}
+
+function showDetail(row) {
+  const e = row.item.entry;
+  $("detail-title").textContent = `Entry ${row.item.seq} · ${e.action} · ${e.received_at}`;
+  const list = $("detail-proof");
+  list.replaceChildren();
+  const r = row.result;
+  if (!r) list.append(el("li", { textContent: "The proof is still being checked." }));
+  else if (r.error) list.append(el("li", { class: "failed", textContent: `Not verified: ${r.error}` }));
+  else if (r.pending) list.append(el("li", { textContent: "Linked into the chain; no signed checkpoint covers it yet. Reload in a few seconds." }));
+  else for (const s of r.steps) list.append(el("li", { class: "verified", textContent: `✓ ${s}` }));
+  list.append(el("li", { class: "sub", textContent: `seq ${row.item.seq}, position ${row.item.org_seq} in the org's chain, hash ${row.item.hash}` }));
+  $("detail-json").textContent = JSON.stringify(e, null, 2);
+  $("detail").hidden = false;
+  $("detail").scrollIntoView({ block: "nearest" });
+}
+
+function renderArchived(ranges) {
+  const box = $("archived");
+  box.replaceChildren();
+  if (ranges.length === 0) {
+    box.hidden = true;
+    return;
+  }
+  box.append(el("strong", { textContent: "Some of this org's entries are in the archive tier, not on this page." }));
+  const ul = el("ul");
+  for (const r of ranges) {
+    const what = `${r.entries} entries (seq ${r.first_seq}–${r.end_seq - 1}) in bundle ${r.bundle}`;
+    ul.append(el("li", {
+      textContent: r.purged
+        ? `${what}: purged at the end of their retention (a signed tombstone remains).`
+        : `${what}: ask an operator to run "auditctl archive restore DATA ${r.bundle}" to read them here.`,
+    }));
+  }
+  box.append(ul);
+  box.hidden = false;
+}
+
+// An export of the current filter, downloaded as a file (the export itself is recorded in the
+// org's log, as every export is).
+async function exportAs(format) {
+  const p = filterParams();
+  p.set("format", format);
+  const r = await fetch(`${orgPath("export")}?${p}`, { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
+  if (!r.ok) {
+    let m = `export failed (HTTP ${r.status})`;
+    try {
+      m = (await r.json()).error.message;
+    } catch {}
+    throw new ApiError(r.status, m);
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = el("a", { href: url, download: `${view.org.replace(/[^A-Za-z0-9_.-]/g, "_")}-audit.${format}` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 30000);
+}
+
+async function loadChart() {
+  const p = filterParams();
+  p.delete("q");
+  p.set("buckets", "30");
+  const a = await api(`${orgPath("activity")}?${p}`);
+  const W = 900, H = 120, pad = 2;
+  const totals = a.counts.map((c) => c.reduce((x, y) => x + y, 0));
+  const max = Math.max(1, ...totals);
+  const bw = W / a.counts.length;
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H + 16}`, width: W, height: H + 16, role: "img", "aria-label": "entries per period by category" });
+  a.counts.forEach((counts, i) => {
+    let y = H;
+    counts.forEach((n, c) => {
+      if (n === 0) return;
+      const h = (n / max) * (H - 4);
+      y -= h;
+      const r = svg("rect", { x: i * bw + pad, y, width: Math.max(1, bw - 2 * pad), height: h, fill: CATEGORY_COLORS[a.categories[c]] || "#888" });
+      const t = svg("title");
+      t.textContent = `${a.categories[c]}: ${n}`;
+      r.append(t);
+      chart.append(r);
+    });
+  });
+  const label = (x, text, anchor) => {
+    const t = svg("text", { x, y: H + 13, "font-size": 11, fill: "#5d6b78", "text-anchor": anchor });
+    t.textContent = text;
+    chart.append(t);
+  };
+  label(0, a.from.slice(0, 10), "start");
+  label(W, a.to.slice(0, 10), "end");
+  label(W / 2, `${totals.reduce((x, y) => x + y, 0)} entries${a.complete ? "" : " (counted in part: narrow the range)"}; tallest bar ${max}`, "middle");
+  const legend = el("div", { class: "legend" });
+  a.categories.forEach((c, i) => {
+    if (a.counts.some((row) => row[i] > 0)) {
+      const sw = el("span", { class: "swatch" });
+      sw.style.background = CATEGORY_COLORS[c] || "#888";
+      legend.append(el("span", {}, sw, c));
+    }
+  });
+  $("chart-body").replaceChildren(chart, legend);
+}
+
+// ---- The operator's overview ----
+
+function card(k, v, state) {
+  return el("div", { class: "card" }, el("div", { class: "k", textContent: k }), el("div", { class: `v ${state || ""}`, textContent: String(v) }));
+}
+
+export async function showOperator() {
+  const s = await api("/v1/operator/status");
+  let health = null;
+  try {
+    const r = await fetch("/healthz", { cache: "no-store" });
+    health = await r.json();
+  } catch {}
+  const seg = s.segments.by_state || {};
+  const cards = [
+    card("Log size", `${s.size} entries`),
+    card("Latest checkpoint", s.checkpoint.size === undefined ? "none yet" : `size ${s.checkpoint.size}`),
+    card("Verification", s.verification.status === "ok" ? `ok · ${s.verification.verified_entries} checked` : `FAILING: ${s.verification.failure}`, s.verification.status === "ok" ? "ok" : "bad"),
+    card("Health", health ? health.status : "unknown", health && health.status === "ok" ? "ok" : "bad"),
+    card("Writes", s.writes, s.writes.startsWith("accepting") ? "ok" : "bad"),
+    card("Segments", `${s.segments.total} (${Object.entries(seg).map(([k, v]) => `${v} ${k}`).join(", ") || "none"})`),
+    card("Hot / archived entries", `${s.segments.hot_entries} / ${s.segments.archived_entries}`),
+    card("Archive bundles", s.archive.bundles),
+    card("Active legal holds", s.holds.length),
+  ];
+  if (s.witnesses) cards.push(card("Witnesses", s.witnesses.failing ? `failing: ${s.witnesses.failing}` : `quorum ${s.witnesses.quorum}, cosigned size ${s.witnesses.cosigned_size}`, s.witnesses.failing ? "bad" : "ok"));
+  $("cards").replaceChildren(...cards);
+  const body = $("holds").tBodies[0];
+  body.replaceChildren(...(s.holds.length === 0
+    ? [el("tr", {}, el("td", { colSpan: 7, class: "sub", textContent: "No active holds." }))]
+    : s.holds.map((h) => el("tr", {}, ...[h.id, h.org, h.from || "—", h.to || "—", h.reason, h.authority, h.created_at].map((v) => el("td", { textContent: v }))))));
+  $("op-checkpoint").textContent = s.checkpoint.note || "No checkpoint has been signed yet.";
+}

@@ -1,0 +1,70 @@
+import Archive
+import Foundation
+import Hummingbird
+import NIOCore
+import SegmentStore
+
+/// What a token is (`/v1/session`), and the operator's overview (`/v1/operator/status`).
+extension ReadPort {
+    /// The token's scope and the log's identity: what the console needs to sign someone in.
+    /// The verifier key here is what the server claims; the console pins the key it trusts.
+    func session(_ ctx: ReadContext) throws -> Response {
+        guard let scope = ctx.scope else { throw HTTPError(.unauthorized, message: "send Authorization: Bearer <token>") }
+        var body: [String: Any] = ["scope": scope.org == nil ? "operator" : "org", "token_id": scope.id,
+                                   "origin": ledger.origin, "verifier_key": ledger.verifier.text]
+        if let org = scope.org { body["org"] = org }
+        return Self.json(body)
+    }
+
+    /// Log size, latest checkpoint, verification, segments, archive and holds at a glance.
+    func operatorStatus() async throws -> Response {
+        let ledger = self.ledger, health = self.health, witnessing = self.witnessing
+        let body: Data = try await query {
+            let segments = ledger.store.segments()
+            var byState: [String: Int] = [:]
+            for s in segments { byState[s.state.rawValue, default: 0] += 1 }
+            let archived = segments.filter { $0.state == .archived }
+            let bundles = Set(archived.compactMap(\.bundle))
+            let holds = (try? LegalHolds.load(dir: ledger.directory)) ?? []
+            var cp: [String: Any] = [:]
+            if let c = ledger.latestCheckpoint {
+                cp = ["size": c.checkpoint.size, "root": c.checkpoint.root.hex, "note": c.note]
+            }
+            var verification: [String: Any] = ["verified_entries": health.verified]
+            verification["status"] = health.failure == nil ? "ok" : "failing"
+            if let f = health.failure { verification["failure"] = f }
+            var out: [String: Any] = [
+                "origin": ledger.origin, "verifier_key": ledger.verifier.text, "size": ledger.size,
+                "writes": ledger.writeState.description, "checkpoint": cp, "verification": verification,
+                "segments": ["total": segments.count, "by_state": byState,
+                             "hot_entries": segments.filter { $0.state != .archived }.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) },
+                             "archived_entries": archived.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) }],
+                "archive": ["bundles": bundles.count, "newest_bundle": bundles.max().map { $0 as Any } ?? NSNull()],
+                "holds": holds.filter { $0.released_at == nil }.map {
+                    ["id": $0.id, "org": $0.org, "from": $0.from.map { $0 as Any } ?? NSNull(), "to": $0.to.map { $0 as Any } ?? NSNull(), "reason": $0.reason,
+                     "authority": $0.authority, "created_at": $0.created_at] as [String: Any]
+                },
+            ]
+            if let w = witnessing {
+                out["witnesses"] = ["quorum": w.client.quorum, "failing": w.failing.map { $0 as Any } ?? NSNull(),
+                                    "cosigned_size": w.cosigned.map { $0.checkpoint.size as Any } ?? NSNull()] as [String: Any]
+            }
+            return (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// The context of every route under `/v1/operator`: it exists only for an operator token, so
+/// no route of the group can answer an org token.
+struct OperatorContext: ChildRequestContext {
+    var coreContext: CoreRequestContextStorage
+
+    init(context: ReadContext) throws {
+        coreContext = context.coreContext
+        guard let scope = context.scope else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
+        }
+        guard scope.org == nil else { throw HTTPError(.forbidden, message: "this needs an operator token (`auditctl token create --operator`)") }
+    }
+}

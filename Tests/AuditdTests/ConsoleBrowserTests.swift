@@ -1,0 +1,223 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 11: the admin console in a real browser (headless Chromium from Debian's packages).
+/// An org admin signs in with a token, sees the org's entries and only them, narrows them with
+/// a filter, and every entry's proof is checked in the browser; through a proxy that edits one
+/// entry, that entry shows "not verified". An operator sees the overview. With
+/// CONSOLE_SCREENSHOTS=DIR the main screens are saved there (docs/console holds the README's).
+@Suite(.serialized) struct ConsoleBrowserTests {
+    static let rows = "return Array.from(document.querySelectorAll('#entries tbody tr'))"
+
+    /// 90 entries of acme, 45 of globex (entry i is seq i); globex's actors and targets carry its name, so any
+    /// leak would show on the page.
+    static func events() -> String {
+        let categories = ["authentication", "access", "credentials", "agents", "billing", "infrastructure", "monitoring", "files", "org_settings", "privacy"]
+        return (0..<135).map { i -> String in
+            let org = i % 3 == 2 ? "globex" : "acme"
+            let category = categories[i % 10]
+            let outcome = ["success", "failure", "denied"][i % 3 == 2 ? 0 : (i / 3) % 3]
+            let behalf = i % 4 == 0 ? #","on_behalf_of":{"type":"human","id":"usr_\#(org)_boss"}"# : ""
+            let actorType = i % 4 == 0 ? "agent" : "human"
+            return #"{"org":"\#(org)","category":"\#(category)","action":"\#(category).item.changed","actor":{"type":"\#(actorType)","id":"usr_\#(org)_\#(i % 7)"}\#(behalf),"target":{"type":"project","id":"\#(org)-project-\#(i)"},"outcome":"\#(outcome)","source":{"service":"web","ip":"10.0.0.\#(i % 250)"},"occurred_at":"2026-11-29T10:00:00.000Z","metadata":{"i":\#(i)}}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    @Test func anOrgAdminSeesVerifiedEntriesOfTheirOrgOnly() async throws {
+        let d = Daemon("console")
+        defer { d.cleanup() }
+        try d.start()
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events()).0 == 0)
+        let acme = try d.token(org: "acme")
+        let op = try d.token(org: nil)
+        let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
+        // A checkpoint covers everything appended so far.
+        try await waitForCheckpoint(d, atLeast: 136, token: acme)
+        let shots = ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"]
+
+        // The page itself: no inline script, no framing, no referrer.
+        let (status, html) = try await d.http("/", token: nil)
+        #expect(status == 200)
+        #expect(!String(decoding: html, as: UTF8.self).contains("<script>"))
+        let headers = try await pageHeaders(d.port)
+        #expect(headers["Content-Security-Policy"]?.contains("script-src 'self'") == true)
+        #expect(headers["Content-Security-Policy"]?.contains("frame-ancestors 'none'") == true)
+        #expect(headers["Referrer-Policy"] == "no-referrer")
+
+        let browser = try await WebDriver()
+        do {
+            try await browser.open("http://127.0.0.1:\(d.port)/")
+            try await browser.type("#token", acme)
+            try await browser.click("#signin-form button")
+            try await browser.wait("50 rows, every proof verified", Self.rows + ".length === 50 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
+            let text = try #require(try await browser.run("return document.body.innerText") as? String)
+            #expect(text.contains("org acme"))
+            #expect(text.contains("usr_acme_"))
+            #expect(!text.lowercased().contains("globex"), "another org's data appeared on the page")
+            // The token is in this tab's session storage, nowhere else.
+            #expect(try await browser.run("return sessionStorage.getItem('auditlog.token')") as? String == acme)
+            #expect(try await browser.run("return Object.keys(localStorage).join(',')") as? String == "auditlog.pinned-key")
+            // Asking for another org from the page is refused by the read port.
+            let other = try await browser.run("const r = await fetch('/v1/orgs/globex/entries', {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('auditlog.token')}}); return r.status".asyncBody)
+            #expect(other as? Int == 403)
+
+            // A filter narrows the page: acme's billing entries are 9 (and the list shows them only).
+            try await browser.run("document.getElementById('f-category').value = 'billing'")
+            try await browser.click("#filters button[type=submit]")
+            try await browser.wait("the billing entries, verified", Self.rows + ".length === 9 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
+            let cats = try #require(try await browser.run(Self.rows + ".map(r => r.cells[2].querySelector('.sub').textContent)") as? [String])
+            #expect(cats.count == 9 && cats.allSatisfy { $0 == "billing" })
+            // An entry's detail lists what was checked.
+            try await browser.click("#entries tbody tr")
+            try await browser.wait("the detail", "return !document.getElementById('detail').hidden && document.getElementById('detail-proof').textContent.includes('signed by the pinned key')")
+            if let shots { try await browser.screenshot(to: shots + "/org-detail.png") }
+            try await browser.click("#f-clear")
+            try await browser.wait("all rows again", Self.rows + ".length === 50 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
+            if let shots { try await browser.screenshot(to: shots + "/org-entries.png") }
+
+            // Paging: the older page holds the rest of acme's 91 entries (90 and its token's record).
+            try await browser.click("#older")
+            try await browser.wait("the second page", Self.rows + ".length === 41 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
+
+            // The operator's overview.
+            try await browser.click("#signout")
+            try await browser.type("#token", op)
+            try await browser.click("#signin-form button")
+            try await browser.wait("the operator's overview", "return document.getElementById('cards').textContent.includes('Log size') && document.getElementById('op-checkpoint').textContent.includes('auditd.local/log')")
+            let cards = try #require(try await browser.run("return document.getElementById('cards').innerText") as? String)
+            #expect(cards.contains("ok"))
+            if let shots { try await browser.screenshot(to: shots + "/operator.png") }
+        } catch {
+            await browser.quit()
+            throw error
+        }
+        await browser.quit()
+
+        // Through a proxy that turns one acme entry's "denied" into "success" everywhere it
+        // appears: that entry is marked not verified, the others still verify. (Another origin,
+        // so nothing is pinned there yet: the admin types the key they were given.)
+        let tampered = 6 // acme's, denied (see events()).
+        let proxy = try TamperProxy(upstream: d.port, seq: tampered)
+        defer { proxy.stop() }
+        let browser2 = try await WebDriver()
+        do {
+            try await browser2.open("http://127.0.0.1:\(proxy.port)/")
+            try await browser2.type("#token", acme)
+            try await browser2.type("#pin", key)
+            try await browser2.click("#signin-form button")
+            try await browser2.click("#older")
+            try await browser2.wait("every proof of the older page checked", Self.rows + ".length === 41 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent !== 'checking…')")
+            let marks = try #require(try await browser2.run(Self.rows + ".map(r => [r.dataset.seq, r.cells[4].textContent, r.querySelector('.proof').textContent])") as? [[String]])
+            let row = try #require(marks.first { $0[0] == "\(tampered)" })
+            #expect(row[1] == "success", "the proxy did not edit the entry: \(row)")
+            #expect(row[2] == "✗ not verified")
+            #expect(marks.filter { $0[0] != "\(tampered)" }.allSatisfy { $0[2] == "✓ verified" })
+            let reason = try await browser2.run("return document.querySelector('tr[data-seq=\"\(tampered)\"] .proof').title") as? String
+            #expect(reason?.contains("content does not hash") == true, "\(reason ?? "")")
+            if let shots {
+                try await browser2.run("document.querySelector('tr[data-seq=\"\(tampered)\"]').click()")
+                try await browser2.screenshot(to: shots + "/tampered.png")
+            }
+        } catch {
+            await browser2.quit()
+            throw error
+        }
+        await browser2.quit()
+    }
+
+    /// The endpoints the console adds keep to the token's scope, and the chart's counts are the
+    /// org's entries by category.
+    @Test func theConsoleEndpointsKeepToTheirScope() async throws {
+        let d = Daemon("console-api")
+        defer { d.cleanup() }
+        try d.start()
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events()).0 == 0)
+        let acme = try d.token(org: "acme")
+        let op = try d.token(org: nil)
+        let s = try await d.json("/v1/session", token: acme)
+        #expect(s["scope"] as? String == "org" && s["org"] as? String == "acme")
+        #expect(try await d.json("/v1/session", token: op)["scope"] as? String == "operator")
+        #expect(try await d.http("/v1/session", token: nil).0 == 401)
+        // The operator's overview: operator tokens only.
+        #expect(try await d.http("/v1/operator/status", token: acme).0 == 403)
+        let status = try await d.json("/v1/operator/status", token: op)
+        #expect(status["size"] as? Int == 137)
+        #expect((status["verification"] as? [String: Any])?["status"] as? String == "ok")
+        // Activity: acme's 90 entries and its token's record, 9 or 10 per category, all in the last bucket.
+        let a = try await d.json("/v1/orgs/acme/activity?buckets=4", token: acme)
+        let counts = try #require(a["counts"] as? [[Int]])
+        let cats = try #require(a["categories"] as? [String])
+        #expect(counts.count == 4 && counts.flatMap { $0 }.reduce(0, +) == 91)
+        #expect(counts[3][try #require(cats.firstIndex(of: "billing"))] == 9)
+        #expect(a["complete"] as? Bool == true)
+        #expect(try await d.json("/v1/orgs/acme/activity?category=billing", token: acme)["counts"].map { ($0 as? [[Int]])?.flatMap { $0 }.reduce(0, +) } == 9)
+        #expect(try await d.http("/v1/orgs/globex/activity", token: acme).0 == 403)
+        #expect(try await d.http("/v1/orgs/acme/activity?buckets=0", token: acme).0 == 400)
+        #expect(try await d.http("/v1/orgs/acme/activity?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", token: acme).0 == 400)
+        // Still read-only, with the security headers on errors too.
+        #expect(try await d.http("/", token: nil, method: "POST").0 == 405)
+    }
+
+    func waitForCheckpoint(_ d: Daemon, atLeast n: Int, token: String) async throws {
+        for _ in 0..<100 {
+            let (s, body) = try await d.http("/v1/checkpoint", token: token)
+            let lines = String(decoding: body, as: UTF8.self).split(separator: "\n")
+            if s == 200, lines.count > 1, let size = Int(lines[1]), size >= n { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw DaemonFailed(message: "no checkpoint of size \(n) within 10 s")
+    }
+
+    func pageHeaders(_ port: Int) async throws -> [String: String] {
+        let (_, r) = try await URLSession.shared.data(from: try #require(URL(string: "http://127.0.0.1:\(port)/")))
+        let h = try #require(r as? HTTPURLResponse)
+        return h.allHeaderFields.reduce(into: [:]) { $0["\($1.key)"] = "\($1.value)" }
+    }
+}
+
+extension String {
+    /// A WebDriver sync script that awaits: wrapped in an async function whose result it returns.
+    var asyncBody: String { "return (async () => { \(self) })()" }
+}
+
+/// `tamper_proxy.py` (beside this file) run with python3 on a loopback port.
+final class TamperProxy: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+
+    init(upstream: Int, seq: Int, file: String = #filePath) throws {
+        let script = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("tamper_proxy.py").path
+        guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw DaemonFailed(message: "python3 is missing: the console's tamper test runs tamper_proxy.py with it (apt-get install -y python3)")
+        }
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script, String(upstream), String(seq)]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        var line = ""
+        while !line.contains("\n") {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            line += String(decoding: d, as: UTF8.self)
+        }
+        guard let p = line.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            process.terminate()
+            throw DaemonFailed(message: "the tamper proxy did not start: \(line)")
+        }
+        port = p
+    }
+
+    /// SIGKILL: children of the test runner inherit its blocked SIGTERM.
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
