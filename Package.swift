@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "CCRC32C"),
         .target(name: "SegmentStore", dependencies: ["CZstd", "CCRC32C"]),
         .target(name: "ChainIndex", dependencies: ["SegmentStore", "CCrypto"]),
-        .target(name: "Archive", dependencies: ["ChainIndex", "SegmentStore"]),
+        .target(name: "Archive", dependencies: ["ChainIndex", "SegmentStore", "CCrypto"]),
         .target(name: "AuditWire"),
         // Writers keeping the newest checkpoint they verified (services embedding AuditClient).
         .target(name: "WriterWitness", dependencies: ["AuditClient", "AuditWire", "ChainIndex"]),
@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
         .testTarget(name: "WitnessTests", dependencies: ["Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(
-            name: "AuditdTests", dependencies: ["ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"],
+            name: "AuditdTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"],
             exclude: ["tamper_proxy.py"]),
     ]
 )

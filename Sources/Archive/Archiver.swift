@@ -87,9 +87,10 @@ public final class Archiver: @unchecked Sendable {
         if (try? backend.path(of: name)) == nil {
             let staging = try backend.stagingDirectory()
             do {
-                _ = try ArchiveBundle.build(ledger: ledger, signer: SignerProxy(ledger: ledger), info: info, previous: try previousCheckpoint(before: info.segment),
+                let (manifest, _) = try ArchiveBundle.build(ledger: ledger, signer: SignerProxy(ledger: ledger), info: info, previous: try previousCheckpoint(before: info.segment),
                                      staging: staging, now: clock())
-                try backend.put(bundle: name, from: staging)
+                let policy = try RetentionPolicy.load(dir: ledger.directory)
+                try backend.put(bundle: name, from: staging, retainUntil: Self.retainUntil(manifest.orgs, policy: policy))
             } catch {
                 try? removeDirectory(staging)
                 throw error
@@ -116,6 +117,15 @@ public final class Archiver: @unchecked Sendable {
         try FileOps.fsyncDirectory(segDir)
         try FileOps.fsyncDirectory(ledger.directory + "/index")
         return name
+    }
+
+    /// When the retention of the last of `orgs` ends (their newest entry plus their years).
+    static func retainUntil(_ orgs: [ArchivedStub.OrgSummary], policy: RetentionPolicy) -> Date {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = TimeZone(identifier: "UTC") ?? cal.timeZone
+        return orgs.map { o in
+            cal.date(byAdding: .year, value: policy.years(for: o.org), to: Date(timeIntervalSince1970: Double(o.max_time) / 1000)) ?? .distantFuture
+        }.max() ?? Date()
     }
 
     func previousCheckpoint(before segment: UInt64) throws -> (UInt64, UInt64)? {
@@ -181,6 +191,11 @@ public final class Archiver: @unchecked Sendable {
                     reasons.append("org \(o.org): retention of \(years) years ended \(untilText)")
                 }
             }
+            // The store's own lock is a second, independent line: what it still keeps is not purged.
+            if eligible, let until = try? backend.lockedUntil(bundle: stub.bundle), until > Date() {
+                eligible = false
+                reasons.append("the object store's Object Lock keeps it until \(Timestamp.format(Int64(until.timeIntervalSince1970 * 1000)))")
+            }
             out.append(PurgeDecision(bundle: stub.bundle, segment: stub.segment, eligible: eligible, reasons: reasons, orgs: orgs))
         }
         return out
@@ -196,7 +211,8 @@ public final class Archiver: @unchecked Sendable {
         let eligible = try plan(policy: policy, holds: holds).filter(\.eligible)
         if !eligible.isEmpty { try audit(eligible) }
         let segDir = ledger.store.directory
-        for d in eligible {
+        var purged: [PurgeDecision] = []
+        for var d in eligible {
             let path = segDir + "/" + SegmentNames.archived(d.segment)
             var stub = try ArchivedStub.load(path)
             let at = Timestamp.format(Int64(clock().timeIntervalSince1970 * 1000))
@@ -208,9 +224,15 @@ public final class Archiver: @unchecked Sendable {
             if !FileOps.exists(segDir + "/" + SegmentNames.sealed(d.segment)) { try ledger.index.purgeSections(stub) }
             try stub.save(path)
             ledger.index.addArchived(stub)
-            if (try? backend.path(of: stub.bundle)) != nil { try backend.remove(bundle: stub.bundle) }
+            if (try? backend.path(of: stub.bundle)) != nil {
+                // A store whose lock outlasts the log's rules refuses: expected, reported, not retried.
+                do { try backend.remove(bundle: stub.bundle) } catch let refusal as ArchiveLockRefusal {
+                    d.reasons.append("\(refusal)")
+                }
+            }
+            purged.append(d)
         }
-        return eligible
+        return purged
     }
 
     /// Brings bundle `name` back into the hot tier of `dataDir` after verifying it completely

@@ -9,7 +9,9 @@ import Glibc
 /// and atomic (a crash leaves the bundle whole or absent), `fetch` copies it out for checking.
 public protocol ArchiveBackend: Sendable {
     /// Stores the files of directory `staging` as bundle `name`, durably and atomically.
-    func put(bundle name: String, from staging: String) throws
+    /// `retainUntil` is the end of the bundle's retention (its latest org's): a store with
+    /// its own retention lock (S3 Object Lock) keeps the bundle at least that long.
+    func put(bundle name: String, from staging: String, retainUntil: Date) throws
     /// The bundles present.
     func list() throws -> [String]
     /// A local directory holding bundle `name`'s files (the bundle itself for a local backend).
@@ -18,6 +20,32 @@ public protocol ArchiveBackend: Sendable {
     func remove(bundle name: String) throws
     /// A scratch directory on the same volume, for staging a bundle.
     func stagingDirectory() throws -> String
+    /// Until when the store itself refuses to delete bundle `name` (nil: it does not lock).
+    func lockedUntil(bundle name: String) throws -> Date?
+    /// Places (or lifts) the store's own legal hold on bundle `name`, beside the log's.
+    func setLegalHold(bundle name: String, on: Bool) throws
+}
+
+extension ArchiveBackend {
+    public func lockedUntil(bundle name: String) throws -> Date? { nil }
+    public func setLegalHold(bundle name: String, on: Bool) throws {}
+}
+
+/// The backend an archive setting names: `s3://BUCKET[/PREFIX]` (credentials and endpoint from
+/// the environment, see `S3Settings`) or a directory.
+public enum ArchiveBackends {
+    /// Where an S3 archive's bundles are downloaded to be verified: `AUDITLOG_S3_CACHE`, or
+    /// `auditd-archive-cache` beside the data directory.
+    public static func cache(forData dir: String) -> String {
+        ProcessInfo.processInfo.environment["AUDITLOG_S3_CACHE"]
+            ?? URL(fileURLWithPath: dir).standardizedFileURL.deletingLastPathComponent().path + "/auditd-archive-cache"
+    }
+
+    /// Opens `spec`; an S3 bucket is checked (Object Lock, versioning) unless `check` is false.
+    public static func open(_ spec: String, dataDir: String, check: Bool = true) throws -> ArchiveBackend {
+        if spec.hasPrefix("s3://") { return try S3Backend(try S3Settings(url: spec), cache: cache(forData: dataDir), check: check) }
+        return try LocalDirectoryBackend(root: spec)
+    }
 }
 
 /// The default backend: a directory, on any mounted (cold) volume.
@@ -36,7 +64,7 @@ public struct LocalDirectoryBackend: ArchiveBackend {
         try FileOps.makeDirectory(root)
     }
 
-    public func put(bundle name: String, from staging: String) throws {
+    public func put(bundle name: String, from staging: String, retainUntil: Date) throws {
         // Every file was fsync'd when staged; the rename is the commit point.
         let dest = root + "/" + name
         guard !FileOps.exists(dest) else { throw LedgerError("bundle \(name) already exists in \(root)") }

@@ -13,7 +13,7 @@ struct ArchiveCommand: AsyncParsableCommand {
 
     struct Common: ParsableArguments {
         @Argument(help: "The data directory.") var dir: String
-        @Option(help: "The archive directory. Default: <parent of DIR>/auditd-archive") var archive: String?
+        @Option(help: "The archive: a directory, or s3://BUCKET[/PREFIX] (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1 or AUDITLOG_S3_CREDENTIALS=FILE). Default: <parent of DIR>/auditd-archive") var archive: String?
         var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: dir) }
     }
 
@@ -23,7 +23,7 @@ struct ArchiveCommand: AsyncParsableCommand {
 
         func run() throws {
             let seg = common.dir + "/segments"
-            let present = Set((try? LocalDirectoryBackend(root: common.archivePath).list()) ?? [])
+            let present = Set((try? ArchiveBackends.open(common.archivePath, dataDir: common.dir).list()) ?? [])
             var n = 0
             for name in try FileOps.list(seg).sorted() where name.hasSuffix(".archived") {
                 let s = try ArchivedStub.load(seg + "/" + name)
@@ -44,7 +44,7 @@ struct ArchiveCommand: AsyncParsableCommand {
 
         func run() throws {
             let k = try key.map { try NoteVerifier($0) } ?? Ledger.verifierKey(directory: common.dir)
-            let backend = try LocalDirectoryBackend(root: common.archivePath)
+            let backend = try ArchiveBackends.open(common.archivePath, dataDir: common.dir)
             let all = try backend.list()
             let names = bundles.isEmpty ? all : bundles
             var lost = 0
@@ -74,7 +74,7 @@ struct ArchiveCommand: AsyncParsableCommand {
 
         func run() throws {
             let k = try Ledger.verifierKey(directory: common.dir)
-            let backend = try LocalDirectoryBackend(root: common.archivePath)
+            let backend = try ArchiveBackends.open(common.archivePath, dataDir: common.dir)
             var names = bundles
             if all {
                 names = try FileOps.list(common.dir + "/segments").sorted().filter { $0.hasSuffix(".archived") }.compactMap {
@@ -101,7 +101,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         func run() throws {
             let clock = try parseNow(now)
             let ledger = try openLedger(common.dir, key: key)
-            let archiver = Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: common.archivePath), clock: { clock })
+            let archiver = Archiver(ledger: ledger, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir), clock: { clock })
             let bar = ProgressBar(label: "archiving")
             let made = try archiver.run(hotWindow: hotWindow) { bar.update(UInt64($0), UInt64($1)) }
             bar.finish()
@@ -124,7 +124,7 @@ struct ArchiveCommand: AsyncParsableCommand {
             let policy = try RetentionPolicy.load(dir: common.dir)
             let holds = try LegalHolds.load(dir: common.dir)
             if dryRun {
-                let plan = Archiver.plan(dataDir: common.dir, backend: try LocalDirectoryBackend(root: common.archivePath),
+                let plan = Archiver.plan(dataDir: common.dir, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
                                          verifier: try Ledger.verifierKey(directory: common.dir), policy: policy, holds: holds, now: clock)
                 if plan.isEmpty { print("no archived bundles") }
                 for d in plan {
@@ -135,7 +135,7 @@ struct ArchiveCommand: AsyncParsableCommand {
             }
             let ledger = try openLedger(common.dir, key: key)
             // The holds and retention the purge obeys must be the ones the log recorded.
-            let candidates = Archiver.plan(dataDir: common.dir, backend: try LocalDirectoryBackend(root: common.archivePath),
+            let candidates = Archiver.plan(dataDir: common.dir, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
                                            verifier: ledger.verifier, policy: policy, holds: holds, now: clock).filter(\.eligible)
             let orgs = Set(candidates.flatMap { $0.orgs.map(\.org) })
             if !orgs.isEmpty {
@@ -156,7 +156,7 @@ struct ArchiveCommand: AsyncParsableCommand {
                     throw CLIError("nothing was purged: \(records.failures.joined(separator: "; "))")
                 }
             }
-            let archiver = Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: common.archivePath), clock: { clock })
+            let archiver = Archiver(ledger: ledger, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir), clock: { clock })
             let purged = try archiver.purge(policy: policy, holds: holds) { decisions in
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 var entries: [PreparedEntry] = []

@@ -49,7 +49,7 @@ struct AuditD: AsyncParsableCommand {
     @Option(help: "Seconds a writer connection may stay idle or stalled before it is closed.") var idleTimeout: Int?
     @Option(help: "Writer connections served at once.") var maxConnections: Int?
     @Option(help: "Log level.") var logLevel: String?
-    @Option(help: "Archive directory.") var archive: String?
+    @Option(help: "The archive: a directory, or s3://BUCKET[/PREFIX] with Object Lock (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1, or AUDITLOG_S3_CREDENTIALS=FILE).") var archive: String?
     @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
     @Option(help: "Seconds between archiver passes.") var archiveInterval: Int?
     @Option(help: "Seconds a restored segment stays hot before it may be archived again.") var restorePin: Int?
@@ -161,11 +161,22 @@ struct AuditD: AsyncParsableCommand {
             },
             eventLoopGroupProvider: .shared(group),
             logger: logger)
-        let archiverCore = Archiver(ledger: ledger, backend: try LocalDirectoryBackend(root: c.archivePath))
+        // A bucket without Object Lock or versioning, or refused credentials, stop the start with
+        // the reason; an unreachable store does not (ingest goes on, /healthz says degraded, and
+        // each archiver pass checks again).
+        let backend: ArchiveBackend
+        do { backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data) } catch let e as S3Error where e.status == 0 {
+            logger.error("the archive store cannot be reached; archiving waits for it", metadata: ["error": "\(e)"])
+            health.failArchive(e.message)
+            backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data, check: false)
+        } catch {
+            throw ValidationError("archive \(c.archivePath): \(error)")
+        }
+        let archiverCore = Archiver(ledger: ledger, backend: backend)
         archiverCore.restorePin = TimeInterval(c.restorePin)
         let archiver = ArchiverService(
             archiver: archiverCore,
-            hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), logger: logger)
+            hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), health: health, logger: logger)
         let verifier = VerificationService(ledger: ledger, interval: .seconds(max(1, c.verifyInterval)), metrics: metrics, health: health, logger: logger)
         let recheck = RecheckService(ledger: ledger, interval: .seconds(max(1, c.recheckInterval)), bytesPerSecond: Double(max(1, c.recheckRate)) * 1_048_576,
                                      metrics: metrics, health: health, logger: logger)

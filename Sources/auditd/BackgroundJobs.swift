@@ -115,11 +115,20 @@ struct ArchiverService: Service {
     let archiver: Archiver
     let hotWindow: TimeInterval
     let interval: Duration
+    let health: HealthState
     let logger: Logger
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
+                // An object store is checked before each pass: while it cannot be reached,
+                // /healthz says degraded and the hot copies stay where they are.
+                if let s3 = archiver.backend as? S3Backend {
+                    do { try s3.checkBucket(); health.failArchive(nil) } catch {
+                        health.failArchive("\(error)")
+                        throw error
+                    }
+                }
                 let made = try archiver.run(hotWindow: hotWindow)
                 if !made.isEmpty { logger.info("archived sealed segments", metadata: ["bundles": "\(made.joined(separator: ","))"]) }
             } catch {

@@ -14,6 +14,8 @@ final class Daemon: @unchecked Sendable {
     var socket: String { root + "/auditd.sock" }
     var data: String { root + "/data" }
     var extraArgs: [String]
+    /// Added to the daemon's and auditctl's environment.
+    var environment: [String: String] = [:]
 
     init(_ tag: String, args: [String] = []) {
         root = NSTemporaryDirectory() + "auditd-\(tag)-\(UUID().uuidString.prefix(8))"
@@ -35,6 +37,7 @@ final class Daemon: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.product("auditd"))
         p.currentDirectoryURL = URL(fileURLWithPath: root)
         p.arguments = ["--data", data, "--socket", socket, "--http-port", "0", "--verify-interval", "1", "--log-level", "warning"] + extraArgs
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
@@ -86,6 +89,7 @@ final class Daemon: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.product("auditctl"))
         p.currentDirectoryURL = URL(fileURLWithPath: root)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let o = Pipe(), e = Pipe(), i = Pipe()
         p.standardOutput = o
         p.standardError = e

@@ -7,7 +7,11 @@ final class HealthState: @unchecked Sendable {
     private let lock = NSLock()
     private var _failure: String?
     private var _verified: UInt64 = 0
+    private var _archive: String?
     var failure: String? { lock.withLock { _failure } }
+    /// Why the archive store cannot be used now (nil when it can).
+    var archiveFailure: String? { lock.withLock { _archive } }
+    func failArchive(_ m: String?) { lock.withLock { _archive = m } }
     var verified: UInt64 { lock.withLock { _verified } }
     func fail(_ m: String) { lock.withLock { _failure = m } }
     func progress(_ n: UInt64) { lock.withLock { _verified = n } }
@@ -26,6 +30,7 @@ extension ReadPort {
         case .accepting:
             // Witnesses that cannot be reached never stop ingest: the log is degraded, not failing.
             if let w = witnessing?.failing { return Self.json(["status": "degraded", "witnesses": w, "verified_entries": health.verified]) }
+            if let a = health.archiveFailure { return Self.json(["status": "degraded", "archive": a, "verified_entries": health.verified]) }
             return Self.json(["status": "ok", "verified_entries": health.verified])
         case .suspended: return Self.json(["status": "degraded", "writes": writes.description, "verified_entries": health.verified])
         case .failed: return Self.json(["status": "failing", "writes": writes.description], status: .serviceUnavailable)
