@@ -91,6 +91,10 @@ public final class Archiver: @unchecked Sendable {
                                      staging: staging, now: clock())
                 let policy = try RetentionPolicy.load(dir: ledger.directory)
                 try backend.put(bundle: name, from: staging, retainUntil: Self.retainUntil(manifest.orgs, policy: policy))
+                let holds = try LegalHolds.load(dir: ledger.directory)
+                if manifest.orgs.contains(where: { o in holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) } }) {
+                    try backend.setLegalHold(bundle: name, on: true)
+                }
             } catch {
                 try? removeDirectory(staging)
                 throw error
@@ -117,6 +121,24 @@ public final class Archiver: @unchecked Sendable {
         try FileOps.fsyncDirectory(segDir)
         try FileOps.fsyncDirectory(ledger.directory + "/index")
         return name
+    }
+
+    /// Makes the store's own legal holds follow the log's: on for every archived bundle an
+    /// active hold covers, off for the others. Returns the bundles it set (a store without
+    /// holds of its own, a directory, sets none).
+    @discardableResult
+    public static func mirrorLegalHolds(dataDir: String, backend: ArchiveBackend) throws -> Int {
+        guard backend is S3Backend else { return 0 }
+        let holds = try LegalHolds.load(dir: dataDir)
+        let segDir = dataDir + "/segments"
+        var n = 0
+        for name in try FileOps.list(segDir).sorted() where name.hasSuffix(".archived") {
+            guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
+            let held = stub.orgs.contains { o in holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) } }
+            try backend.setLegalHold(bundle: stub.bundle, on: held)
+            n += 1
+        }
+        return n
     }
 
     /// When the retention of the last of `orgs` ends (their newest entry plus their years).

@@ -208,64 +208,6 @@ func openLedger(_ dir: String, key: String?) throws -> Ledger {
     }
 }
 
-/// `auditctl hold create|release|list`.
-struct Hold: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Legal holds: while one covers an org, none of its entries is purged.",
-        subcommands: [Create.self, Release.self, List.self])
-
-    struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Place a hold on an org (optionally only entries received in a time range).")
-        @Argument(help: "The data directory.") var dir: String
-        @Option(help: "The org.") var org: String
-        @Option(help: "Only entries received from (RFC 3339).") var from: String?
-        @Option(help: "Only entries received before (RFC 3339).") var to: String?
-        @Option(help: "Why.") var reason: String
-        @Option(help: "Who ordered it.") var authority: String
-        @OptionGroup var trail: AuditTrailOptions
-
-        func run() async throws {
-            let change = try LegalHolds.prepareCreate(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: Date())
-            let h = change.value
-            var meta = ["reason": reason, "authority": authority]
-            if let from { meta["from"] = from }
-            if let to { meta["to"] = to }
-            // The audit entry first: a hold that cannot be audited is not placed.
-            try await trail.write(dir: dir, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
-            try change.commit()
-            print(h.id)
-        }
-    }
-
-    struct Release: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Release a hold.")
-        @Argument(help: "The data directory.") var dir: String
-        @Argument(help: "The hold id.") var id: String
-        @Option(help: "Who released it.") var authority: String
-        @OptionGroup var trail: AuditTrailOptions
-
-        func run() async throws {
-            let change = try LegalHolds.prepareRelease(dir: dir, id: id, now: Date())
-            let h = change.value
-            // The audit entry first: a release that cannot be audited does not happen.
-            try await trail.write(dir: dir, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
-            try change.commit()
-            print("released \(h.id)")
-        }
-    }
-
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List holds.")
-        @Argument(help: "The data directory.") var dir: String
-
-        func run() throws {
-            for h in try LegalHolds.load(dir: dir) {
-                let range = (h.from ?? "…") + " – " + (h.to ?? "…")
-                print("\(h.id)\t\(h.org)\t\(range)\t\(h.released_at.map { "released \($0)" } ?? "ACTIVE")\t\(h.reason) (\(h.authority))")
-            }
-        }
-    }
-}
 
 /// `auditctl retention set|show`.
 struct Retention: AsyncParsableCommand {
