@@ -20,6 +20,9 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     /// Deletions the store refused (its lock outlasting the log's rules): counted, never retried in a loop.
     public private(set) var refusedDeletes = 0
     static let commitFile = "bundle.commit"
+    /// Test hook: seconds to pause after a bundle's files are uploaded, before its commit
+    /// (`AUDITLOG_TEST_PAUSE_BEFORE_COMMIT`), so a crash can be placed mid-upload.
+    public var pauseBeforeCommit: TimeInterval = ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_BEFORE_COMMIT"].flatMap(Double.init) ?? 0
 
     struct Commit: Codable {
         struct File: Codable {
@@ -75,6 +78,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
             let version = try upload(key: key(name + "/" + f), bytes: bytes, sha256: sha, retainUntil: until)
             files.append(.init(name: f, size: bytes.count, sha256: sha, version_id: version))
         }
+        if pauseBeforeCommit > 0 { Thread.sleep(forTimeInterval: pauseBeforeCommit) }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let body = Array(try enc.encode(Commit(bundle: name, retain_until: until, files: files))) + [0x0A]
