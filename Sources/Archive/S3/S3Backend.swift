@@ -101,7 +101,9 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     func upload(key: String, bytes: [UInt8], sha256: String, retainUntil: String) throws -> String? {
         let meta = [("x-amz-meta-sha256", sha256)]
         if bytes.count <= partSize {
-            let r = try client.expect("uploading \(key)", "PUT", key: key, headers: lockHeaders(retainUntil, bytes) + meta, body: bytes)
+            // The S3 checksum too: stores that support it (AWS) check it and keep it with the object.
+            let checksum = ("x-amz-checksum-sha256", Data(SHA256.hash(bytes).bytes).base64EncodedString())
+            let r = try client.expect("uploading \(key)", "PUT", key: key, headers: lockHeaders(retainUntil, bytes) + meta + [checksum], body: bytes)
             return r.headers["x-amz-version-id"]
         }
         let start = try client.expect("starting the multipart upload of \(key)", "POST", key: key, query: [("uploads", "")],
