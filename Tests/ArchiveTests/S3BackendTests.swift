@@ -10,12 +10,10 @@ import TestSupport
 @Suite(.serialized) struct S3BackendTests {
     /// The gateway's settings for `bucket`, or a failure that says how to start one.
     static func settings(bucket: String, secret: String? = nil, endpoint: String? = nil) throws -> S3Settings {
-        let env = try ObjectStore.environment()
-        let ep = env["AUDITLOG_S3_ENDPOINT"] ?? "", ak = env["AUDITLOG_S3_ACCESS_KEY_ID"] ?? "", sk = env["AUDITLOG_S3_SECRET_ACCESS_KEY"] ?? ""
-        return try S3Settings(url: "s3://\(bucket)/archive", environment: [
-            "AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": secret ?? sk, "AWS_REGION": env["AUDITLOG_S3_REGION"] ?? "default",
-            "AWS_ENDPOINT_URL_S3": endpoint ?? ep, "AUDITLOG_S3_PATH_STYLE": "1",
-        ])
+        var env = try ObjectStore.clientEnvironment()
+        if let secret { env["AWS_SECRET_ACCESS_KEY"] = secret }
+        if let endpoint { env["AWS_ENDPOINT_URL_S3"] = endpoint }
+        return try S3Settings(url: "s3://\(bucket)/archive", environment: env)
     }
 
     /// A new bucket, with Object Lock (which turns versioning on) unless `lock` is false.

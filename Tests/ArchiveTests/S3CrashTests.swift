@@ -13,10 +13,8 @@ extension ArchiveCLITests {
     @Test func s3CrashesMidUploadAndAfterTheCopyLoseNothing() throws {
         let (root, data) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let s3 = try ObjectStore.environment()
-        let env = ["AWS_ACCESS_KEY_ID": s3["AUDITLOG_S3_ACCESS_KEY_ID"] ?? "", "AWS_SECRET_ACCESS_KEY": s3["AUDITLOG_S3_SECRET_ACCESS_KEY"] ?? "",
-                   "AWS_REGION": s3["AUDITLOG_S3_REGION"] ?? "default", "AWS_ENDPOINT_URL_S3": s3["AUDITLOG_S3_ENDPOINT"] ?? "",
-                   "AUDITLOG_S3_PATH_STYLE": "1", "AUDITLOG_S3_CACHE": root + "/cache"]
+        var env = try ObjectStore.clientEnvironment()
+        env["AUDITLOG_S3_CACHE"] = root + "/cache"
         let bucket = "crash-\(UUID().uuidString.prefix(8).lowercased())"
         let client = S3Client(try S3Settings(url: "s3://\(bucket)", environment: env))
         try client.expect("creating bucket", "PUT", key: nil, headers: [("x-amz-bucket-object-lock-enabled", "true")])

@@ -85,6 +85,18 @@ import Glibc
             try await browser.click("#older")
             try await browser.wait("the second page", Self.rows + ".length === 41 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
 
+            // The export button fetches the export of the current filter (and the export,
+            // as every export, is written into the org's log first).
+            try await browser.click("#export-ndjson")
+            var exported = false
+            for _ in 0..<100 where !exported {
+                let page = try await d.json("/v1/orgs/acme/entries?action=audit_log.exported", token: acme)
+                exported = !((page["entries"] as? [[String: Any]]) ?? []).isEmpty
+                if !exported { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(exported, "the export button did not export")
+            #expect(try await browser.run("return document.getElementById('error').hidden") as? Bool == true)
+
             // The operator's overview.
             try await browser.click("#signout")
             try await browser.type("#token", op)
@@ -111,8 +123,10 @@ import Glibc
             try await browser2.type("#token", acme)
             try await browser2.type("#pin", key)
             try await browser2.click("#signin-form button")
+            try await browser2.wait("the first page", "return !document.getElementById('older').disabled")
             try await browser2.click("#older")
-            try await browser2.wait("every proof of the older page checked", Self.rows + ".length === 41 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent !== 'checking…')")
+            // 42: acme's 91 entries and the export's own audit entry, less the first page's 50.
+            try await browser2.wait("every proof of the older page checked", Self.rows + ".length === 42 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent !== 'checking…')")
             let marks = try #require(try await browser2.run(Self.rows + ".map(r => [r.dataset.seq, r.cells[4].textContent, r.querySelector('.proof').textContent])") as? [[String]])
             let row = try #require(marks.first { $0[0] == "\(tampered)" })
             #expect(row[1] == "success", "the proxy did not edit the entry: \(row)")

@@ -10,10 +10,7 @@ import TestSupport
 @Suite(.serialized) struct S3ArchiveDaemonTests {
     /// auditd's and auditctl's environment for the gateway, and a new bucket.
     static func store(lock: Bool = true) throws -> (env: [String: String], bucket: String) {
-        let e = try ObjectStore.environment()
-        let ep = e["AUDITLOG_S3_ENDPOINT"] ?? "", ak = e["AUDITLOG_S3_ACCESS_KEY_ID"] ?? "", sk = e["AUDITLOG_S3_SECRET_ACCESS_KEY"] ?? ""
-        let env = ["AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk, "AWS_REGION": e["AUDITLOG_S3_REGION"] ?? "default",
-                   "AWS_ENDPOINT_URL_S3": ep, "AUDITLOG_S3_PATH_STYLE": "1"]
+        let env = try ObjectStore.clientEnvironment()
         let bucket = "auditd-\(lock ? "locked" : "plain")-\(UUID().uuidString.prefix(8).lowercased())"
         let c = S3Client(try S3Settings(url: "s3://\(bucket)", environment: env))
         try c.expect("creating bucket \(bucket)", "PUT", key: nil, headers: lock ? [("x-amz-bucket-object-lock-enabled", "true")] : [])

@@ -30,6 +30,13 @@ public enum ObjectStore {
         }
     }
 
+    /// What auditd, auditctl and `S3Settings` read (`AWS_*`, path-style) for the store.
+    public static func clientEnvironment(file: String = #filePath) throws -> [String: String] {
+        let s = try environment(file: file)
+        return ["AWS_ACCESS_KEY_ID": s["AUDITLOG_S3_ACCESS_KEY_ID"] ?? "", "AWS_SECRET_ACCESS_KEY": s["AUDITLOG_S3_SECRET_ACCESS_KEY"] ?? "",
+                "AWS_REGION": s["AUDITLOG_S3_REGION"] ?? "default", "AWS_ENDPOINT_URL_S3": s["AUDITLOG_S3_ENDPOINT"] ?? "", "AUDITLOG_S3_PATH_STYLE": "1"]
+    }
+
     static func start(file: String) throws -> [String: String] {
         let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let script = root.appendingPathComponent("scripts/ceph-rgw").path
