@@ -110,12 +110,46 @@ import TestSupport
         #expect(try Verifier(directory: l.directory, key: signer.verifier).run().ok)
     }
 
+    /// History older than its retention: the bundle is locked only briefly (the store wants a
+    /// date ahead); once that lock ends, the log's purge deletes every version from the store,
+    /// leaves a signed tombstone, and the log still verifies.
+    @Test func aPurgeAfterRetentionDeletesFromTheStore() throws {
+        let root = NSTemporaryDirectory() + "s3purge-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let signer = try NoteSigner.generate(name: "audit.test/log")
+        var o = LedgerOptions()
+        o.background = false
+        let l = try Ledger(directory: root + "/data", signer: signer, options: o)
+        let t = Timestamp.parse("2018-01-01T00:00:00Z") ?? 0
+        _ = try l.appendAndWait((0..<30).map { i in
+            try Entry.prepare(json: Array(#"{"org":"org_old","category":"access","action":"access.granted","actor":{"type":"human","id":"u"},"target":{"type":"p","id":"p\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2018-01-01T00:00:00Z"}"#.utf8),
+                              receivedAt: t + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
+        })
+        try l.sealNow()
+        let (bucket, _) = try Self.bucket()
+        let backend = try S3Backend(try Self.settings(bucket: bucket), cache: Self.cache())
+        backend.minimumLock = 3
+        let archiver = Archiver(ledger: l, backend: backend)
+        let names = try archiver.run(hotWindow: 86400)
+        #expect(names.count == 1)
+        #expect(try archiver.plan(policy: RetentionPolicy(), holds: []).first?.eligible == false, "the store's lock still holds")
+        Thread.sleep(forTimeInterval: 4)
+        var audited = 0
+        let purged = try archiver.purge(policy: RetentionPolicy(), holds: []) { audited += $0.count }
+        #expect(purged.map(\.bundle) == names && audited == 1)
+        #expect(try backend.list().isEmpty)
+        #expect(try backend.versions(prefix: "archive/").isEmpty, "every version is gone from the store")
+        try l.close()
+        #expect(try Verifier(directory: l.directory, key: signer.verifier).run().ok)
+    }
+
     /// A bundle whose lock has ended is deleted, every version; one uploaded in parts (multipart)
     /// reads back byte for byte; an upload a crash left unfinished is aborted on the next put.
     @Test func afterTheLockEndsABundleGoesAndLargeFilesGoInParts() throws {
         let (bucket, client) = try Self.bucket()
         let backend = try S3Backend(try Self.settings(bucket: bucket), cache: Self.cache())
         backend.partSize = 5 << 20
+        backend.minimumLock = 0
         // A crash mid-upload: a multipart upload started and never completed.
         let started = try client.expect("starting an upload", "POST", key: "archive/bundle-00000000000000000009/segment.seg", query: [("uploads", "")])
         #expect(S3XML.values("UploadId", in: started.text).count == 1)

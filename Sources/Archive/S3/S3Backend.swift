@@ -17,6 +17,9 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     public let cache: String
     /// Files above this size go up by multipart upload, in parts of this size.
     public var partSize = 16 << 20
+    /// The shortest lock put on a bundle: a bundle whose retention has already ended (old
+    /// history imported late) is still locked this long, as the store wants a date ahead.
+    public var minimumLock: TimeInterval = 86400
     /// Deletions the store refused (its lock outlasting the log's rules): counted, never retried in a loop.
     public private(set) var refusedDeletes = 0
     static let commitFile = "bundle.commit"
@@ -68,7 +71,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     }
 
     public func put(bundle name: String, from staging: String, retainUntil: Date) throws {
-        let until = Self.isoDate(retainUntil)
+        let until = Self.isoDate(max(retainUntil, Date().addingTimeInterval(minimumLock)))
         if try commit(of: name) != nil { throw LedgerError("bundle \(name) already exists in \(client.place)") }
         try abortStaleUploads()
         var files: [Commit.File] = []
