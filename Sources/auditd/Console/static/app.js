@@ -1,7 +1,8 @@
 // The console's shell: sign in, the token (this tab's session storage only), the pinned key
 // (local storage: it is public, and pinning it is the point), and which view shows.
 import { parseVerifierKey, ProofError } from "./proof.js";
-import { showOrg, showOperator } from "./views.js";
+import { showOperator } from "./operator.js";
+import { showOrg } from "./views.js";
 
 const TOKEN = "auditlog.token";
 const PIN = "auditlog.pinned-key";
