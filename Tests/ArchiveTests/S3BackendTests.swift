@@ -164,6 +164,11 @@ import TestSupport
         #expect(S3XML.values("UploadId", in: open.text).isEmpty, "the unfinished upload was not aborted: \(open.text)")
         let dir = try backend.path(of: "bundle-00000000000000000007")
         #expect(try FileOps.readFile(dir + "/segment.seg", limit: 1 << 30) == big)
+        // The cached copy is reused only while it hashes to the commit: damaged, it is fetched again.
+        var damaged = big
+        damaged[12345] ^= 1
+        try FileOps.replaceFile(dir + "/segment.seg", contents: damaged)
+        #expect(try FileOps.readFile(try backend.path(of: "bundle-00000000000000000007") + "/segment.seg", limit: 1 << 30) == big)
         // Never overwritten: a second put of the same bundle is refused.
         let again = try backend.stagingDirectory()
         try FileOps.replaceFile(again + "/manifest.json", contents: Array("{\"x\":1}".utf8))

@@ -181,11 +181,17 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         return out.sorted()
     }
 
-    /// Downloads the bundle's committed versions into the cache, each checked against the
-    /// SHA-256 its commit names, and returns the directory (verified from scratch by the caller).
+    /// Downloads the bundle's committed versions into the cache (or reuses a copy there whose
+    /// files all hash to the commit), each checked against the SHA-256 its commit names, and
+    /// returns the directory (verified from scratch by the caller).
     public func path(of name: String) throws -> String {
         guard let c = try commit(of: name) else { throw LedgerError("bundle \(name) is not in the archive \(client.place)") }
         let dir = cache + "/" + name
+        // A copy downloaded before is reused when every file still hashes to the commit.
+        if c.files.allSatisfy({ f in (try? FileOps.readFile(dir + "/" + f.name, limit: 1 << 30)).map { SHA256.hash($0).hex == f.sha256 && $0.count == f.size } ?? false }),
+           Set((try? FileOps.list(dir)) ?? []) == Set(c.files.map(\.name)) {
+            return dir
+        }
         let tmp = cache + "/.download-" + name
         try? removeTree(tmp)
         try FileOps.makeDirectory(tmp)
