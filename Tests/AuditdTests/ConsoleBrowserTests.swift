@@ -216,12 +216,7 @@ final class TamperProxy: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
-        var line = ""
-        while !line.contains("\n") {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            line += String(decoding: d, as: UTF8.self)
-        }
+        let (line, _) = readOutput(out.fileHandleForReading, seconds: 10) { $0.contains("\n") }
         guard let p = line.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
             process.terminate()
             throw DaemonFailed(message: "the tamper proxy did not start: \(line)")

@@ -43,21 +43,11 @@ final class Daemon: @unchecked Sendable {
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
         process = p
-        var text = ""
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            text += String(decoding: d, as: UTF8.self)
-            if let r = text.range(of: "read port http://127.0.0.1:"), text.contains("ingest socket") {
-                let digits = text[r.upperBound...].prefix { $0.isNumber }
-                port = Int(digits) ?? 0
-                // Keep draining stdout so the daemon never blocks on a full pipe.
-                Thread { while !out.fileHandleForReading.availableData.isEmpty {} }.start()
-                return
-            }
-        }
-        throw DaemonFailed(message: "auditd did not come up: \(text)")
+        let (text, up) = readOutput(out.fileHandleForReading) { $0.contains("read port http://127.0.0.1:") && $0.contains("ingest socket") }
+        guard up, let r = text.range(of: "read port http://127.0.0.1:") else { throw DaemonFailed(message: "auditd did not come up: \(text)") }
+        port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        Thread { while !out.fileHandleForReading.availableData.isEmpty {} }.start()
     }
 
     func kill9() {
@@ -142,6 +132,20 @@ func runProgram(_ executable: String, _ args: [String], environment: [String: St
     let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
     return (p.terminationStatus, text)
+}
+
+/// A child's output read until `done` holds for what was read (true), or the child closes
+/// it or `seconds` pass (false). Tests wait this way for the lines servers print when ready.
+func readOutput(_ h: FileHandle, seconds: TimeInterval = 30, until done: (String) -> Bool) -> (String, Bool) {
+    var text = ""
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        let d = h.availableData
+        if d.isEmpty { break }
+        text += String(decoding: d, as: UTF8.self)
+        if done(text) { return (text, true) }
+    }
+    return (text, false)
 }
 
 struct DaemonFailed: Error, CustomStringConvertible {

@@ -19,18 +19,9 @@ import SegmentStore
             process.standardOutput = out
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try process.run()
-            var text = ""
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline {
-                let d = out.fileHandleForReading.availableData
-                if d.isEmpty { break }
-                text += String(decoding: d, as: UTF8.self)
-                if let r = text.range(of: " on http://") {
-                    url = "http://" + text[r.upperBound...].prefix { !$0.isNewline }
-                    return
-                }
-            }
-            throw DaemonFailed(message: "auditctl witness serve did not come up: \(text)")
+            let (text, up) = readOutput(out.fileHandleForReading) { t in t.range(of: " on http://").map { t[$0.upperBound...].contains("\n") } ?? false }
+            guard up, let r = text.range(of: " on http://") else { throw DaemonFailed(message: "auditctl witness serve did not come up: \(text)") }
+            url = "http://" + text[r.upperBound...].prefix { !$0.isNewline }
         }
         func kill9() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
