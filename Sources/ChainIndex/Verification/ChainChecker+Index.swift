@@ -7,12 +7,16 @@ import SegmentStore
 /// query (denied → success, say) is found even with its checksums recomputed.
 extension ChainChecker {
     /// Compares sealed segment `info`'s index file with the rows its entries (just checked)
-    /// call for. A missing index file is not a failure: it is rebuilt at the next start.
+    /// call for. A missing index file is not a failure: it is rebuilt at the next start. Nor is
+    /// one the archiver removed while it was being read (the segment's stub exists by then,
+    /// and the bundle carries its own copy, checked when the bundle is).
     func checkIndexFile(_ info: SegmentInfo) -> VerificationFailure? {
         guard let dir = indexDirectory else { return nil }
         let path = dir + "/" + OrgIndex.fileName(info.segment)
         guard FileOps.exists(path) else { return nil }
-        return Self.compareIndexFile(path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
+        let failure = Self.compareIndexFile(path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
+        if failure != nil, !FileOps.exists(path), FileOps.exists(store.directory + "/" + SegmentNames.archived(info.segment)) { return nil }
+        return failure
     }
 
     /// Compares index file `path` with the rows a segment's entries call for (`hits`, per org
