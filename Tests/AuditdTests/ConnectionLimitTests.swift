@@ -57,11 +57,18 @@ import Glibc
         print("RSS with 300 connections holding partial frames: \(rss) MiB")
         #expect(rss > 0 && rss < 256, "RSS \(rss) MiB with 300 connections holding partial frames")
         // The daemon still serves a writer once a place is free.
+        // The daemon sees the 400 closes in its own time (a loaded CI machine once took more
+        // than 300 ms): until then a new writer is refused with the same clear error.
         held.removeAll()
-        usleep(300_000)
-        let w = try RawSocket(path: d.socket)
-        w.append(event(org: "org_a", i: 1), id: 1)
-        #expect(w.next()?.type == FrameType.ack.rawValue)
+        var reply: UInt8?
+        for _ in 0..<50 {
+            let w = try RawSocket(path: d.socket)
+            w.append(event(org: "org_a", i: 1, key: "after-the-flood"), id: 1)
+            reply = w.next()?.type
+            if reply != FrameType.error.rawValue { break }
+            usleep(200_000)
+        }
+        #expect(reply == FrameType.ack.rawValue)
         #expect(d.stop() == 0)
     }
 
