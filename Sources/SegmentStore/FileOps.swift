@@ -228,12 +228,21 @@ public enum FileOps {
         defer { closedir(dir) }
         var names: [String] = []
         while let ent = readdir(dir) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+            let name = entryName(ent)
             if name != "." && name != ".." { names.append(name) }
         }
         return names
+    }
+
+    /// The name in a directory entry, read in place up to its terminating NUL.
+    ///
+    /// Never copy `ent.pointee.d_name`: the kernel packs entries by their real length, so the
+    /// last entry of readdir's buffer can end a few bytes after its name, and a copy of the
+    /// declared 256-byte array reads past the buffer (a SIGSEGV when that is the end of a
+    /// mapped heap: `auditctl verify` crashed so about one run in twenty).
+    static func entryName(_ ent: UnsafePointer<dirent>) -> String {
+        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name) ?? 19
+        return String(cString: UnsafeRawPointer(ent).advanced(by: offset).assumingMemoryBound(to: CChar.self))
     }
 
     /// Takes an exclusive advisory lock on `path` (created if missing), or throws `.locked`.
