@@ -45,6 +45,10 @@ public final class CosigningClient: @unchecked Sendable {
         guard quorum >= 1, quorum <= witnesses.count else {
             throw LedgerError("witness quorum \(quorum) must be between 1 and the \(witnesses.count) witnesses configured")
         }
+        do { try CosignatureVerifier.distinct(witnesses.map(\.verifier)) } catch { throw LedgerError(error.description) }
+        if let url = Dictionary(grouping: witnesses, by: \.url).first(where: { $0.value.count > 1 })?.key {
+            throw LedgerError("witness \(url) is listed twice; list each witness once")
+        }
         self.witnesses = witnesses
         self.quorum = quorum
         self.timeout = timeout

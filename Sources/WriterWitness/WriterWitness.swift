@@ -6,11 +6,25 @@ import Foundation
 /// Every writer a witness (format-spec.md §9.1): a writer keeps, in a small file, the newest
 /// checkpoint of the log it verified, and checks over the ingest socket that the log still
 /// extends it. For services embedding `AuditClient`; `auditctl append --state` uses it.
+///
+/// It fails closed: a log that shows no checkpoint, or a smaller one, while the writer holds
+/// one is a rollback; a witnessed checkpoint that cannot be had is never taken as a pass (the
+/// log's own checkpoint is checked instead, and the result says it was not witnessed).
 public struct WriterWitness: Sendable {
     /// A history that does not extend the one kept, or a checkpoint the witnesses did not vouch for.
     public struct Refused: Error, Sendable, CustomStringConvertible {
         /// In words.
         public var description: String
+    }
+
+    /// What a check established.
+    public struct Outcome: Sendable {
+        /// The checkpoint kept afterwards (nil while the log and the writer have none).
+        public var kept: SignedCheckpoint?
+        /// Set when witnesses were asked for and no checkpoint with their quorum covered what
+        /// was asked: the log's own checkpoint was checked instead (it extends the one kept),
+        /// but nothing was witnessed. Says why, in words.
+        public var unwitnessed: String?
     }
 
     /// The file holding the kept checkpoint (the signed note).
@@ -21,52 +35,105 @@ public struct WriterWitness: Sendable {
     public let witnesses: [CosignatureVerifier]
     /// How many of them.
     public let quorum: Int
+    /// How long to wait for a checkpoint that covers what is asked (checkpoints are signed
+    /// within a second, cosigned within a few).
+    public let patience: Duration
 
-    /// A writer witness keeping its checkpoint at `path`.
-    public init(path: String, key: NoteVerifier, witnesses: [CosignatureVerifier] = [], quorum: Int? = nil) throws {
+    /// A writer witness keeping its checkpoint at `path`. Each witness key counts once.
+    public init(path: String, key: NoteVerifier, witnesses: [CosignatureVerifier] = [], quorum: Int? = nil, patience: Duration = .seconds(5)) throws {
         let q = quorum ?? witnesses.count
         guard q >= 0, q <= witnesses.count else { throw Refused(description: "quorum \(q) needs at least that many witness keys") }
-        self.path = path; self.key = key; self.witnesses = witnesses; self.quorum = q
+        do { try CosignatureVerifier.distinct(witnesses) } catch { throw Refused(description: error.description) }
+        self.path = path; self.key = key; self.witnesses = witnesses; self.quorum = q; self.patience = patience
     }
 
     /// The checkpoint kept, if any.
     public func kept() throws -> SignedCheckpoint? { try HeldCheckpoint.load(path, key: key) }
 
-    /// Fetches the log's latest checkpoint (with witnesses: the newest cosigned one) through
-    /// `client`, waiting up to 5 s for one of at least `atLeast` entries (one past the last
-    /// acknowledged, after appending); checks that it extends the kept one and keeps it.
+    /// Checks that the log's checkpoint extends the kept one, and keeps the newest checkpoint
+    /// that is both consistent and (with witnesses) cosigned by a quorum.
+    ///
+    /// 1. With witnesses: wait up to `patience` for a cosigned checkpoint of at least
+    ///    `atLeast` entries and of the kept size; one with too few valid cosignatures is refused.
+    /// 2. Without one: the log's own latest checkpoint is checked against the kept one (a
+    ///    rollback or a fork is refused), nothing new is kept, and `unwitnessed` says so.
+    /// 3. A log with no checkpoint at all while the writer holds a non-empty one is a rollback.
+    ///
+    /// `atLeast` is one past the last acknowledged entry, after appending (0 before).
     /// Throws `Refused` on a rollback, a fork or missing cosignatures, the file unchanged.
-    /// Returns the checkpoint kept afterwards (nil while the log has none).
     @discardableResult
-    public func check(_ client: AuditClient, atLeast: UInt64 = 0) async throws -> SignedCheckpoint? {
+    public func check(_ client: AuditClient, atLeast: UInt64 = 0) async throws -> Outcome {
         let held = try kept()
-        var reply: CheckpointReply?
-        for attempt in 0..<25 {
-            if attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
-            do { reply = try await client.checkpoint(since: held?.checkpoint.size ?? 0, cosigned: !witnesses.isEmpty) } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue {
-                if atLeast == 0 && held == nil { break }
-                continue
-            }
-            if let r = reply, let cp = try? Checkpoint(text: (try? Cosignature.split(note: r.note).body) ?? ""), cp.size < atLeast { continue }
-            break
-        }
-        guard let reply else { return held }
+        let heldSize = held?.checkpoint.size ?? 0
+        var unwitnessed: String?
         if !witnesses.isEmpty {
-            // Only a checkpoint the witnesses vouch for is kept.
-            let by = witnesses.filter { ((try? $0.cosignature(in: reply.note)) ?? nil) != nil }
-            guard by.count >= quorum else {
-                throw Refused(description: "the log's cosigned checkpoint carries \(by.count) valid cosignature(s) of the \(quorum) required from the given witnesses: not kept")
-            }
-            if let held, let cp = try? Checkpoint(text: Cosignature.split(note: reply.note).body), cp.size < held.checkpoint.size {
-                return held  // The witnesses have not caught up with the one kept yet.
+            switch try await latest(client, since: heldSize, cosigned: true, atLeast: max(atLeast, heldSize)) {
+            case .reply(let reply, let cp) where cp.size >= max(atLeast, heldSize):
+                let by = witnesses.filter { ((try? $0.cosignature(in: reply.note)) ?? nil) != nil }
+                guard by.count >= quorum else {
+                    throw Refused(description: "the log's cosigned checkpoint carries \(by.count) valid cosignature(s) of the \(quorum) required from the given witnesses: not kept")
+                }
+                return Outcome(kept: try advance(held, reply), unwitnessed: nil)
+            case .reply(_, let cp):
+                unwitnessed = "the newest checkpoint cosigned by the witnesses has \(cp.size) entries, fewer than the \(max(atLeast, heldSize)) asked for"
+            case .none(let why):
+                unwitnessed = "no checkpoint cosigned by the witnesses: \(why)"
             }
         }
+        switch try await latest(client, since: heldSize, cosigned: false, atLeast: atLeast) {
+        case .none(let why):
+            if let held, heldSize > 0 {
+                throw Refused(description: "ROLLBACK: the log shows no signed checkpoint (\(why)), but it signed one of \(heldSize) entries earlier (root \(held.checkpoint.root.hex)): its history was removed (the checkpoint this writer kept is in \(path))")
+            }
+            if atLeast > 0 { throw Refused(description: "no signed checkpoint covers the \(atLeast) entries appended: \(why)") }
+            return Outcome(kept: held, unwitnessed: unwitnessed)
+        case .reply(let reply, let cp):
+            if atLeast > 0 && cp.size < atLeast && cp.size >= heldSize {
+                throw Refused(description: "the log's newest checkpoint has \(cp.size) entries, but entries up to \(atLeast) were acknowledged: not covered within \(patience)")
+            }
+            if unwitnessed == nil { return Outcome(kept: try advance(held, reply), unwitnessed: nil) }
+            // Checked, but not witnessed: only a checkpoint the witnesses vouch for is kept.
+            _ = try consistent(held, reply)
+            return Outcome(kept: held, unwitnessed: unwitnessed)
+        }
+    }
+
+    private enum Latest {
+        case reply(CheckpointReply, Checkpoint)
+        case none(String)
+    }
+
+    /// The log's latest (or newest cosigned) checkpoint, waiting up to `patience` for one of
+    /// at least `atLeast` entries. A smaller one is returned when nothing larger comes.
+    private func latest(_ client: AuditClient, since: UInt64, cosigned: Bool, atLeast: UInt64) async throws -> Latest {
+        let deadline = ContinuousClock.now + patience
+        var last: Latest = .none("the log did not answer")
+        while true {
+            do {
+                let r = try await client.checkpoint(since: since, cosigned: cosigned)
+                let body = (try? Cosignature.split(note: r.note).body) ?? ""
+                guard let cp = try? Checkpoint(text: body) else { throw Refused(description: "the log answered a checkpoint that does not parse: \(r.note.prefix(200))") }
+                last = .reply(r, cp)
+                if cp.size >= atLeast { return last }
+            } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue {
+                last = .none(e.message)
+            }
+            if ContinuousClock.now >= deadline { return last }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func consistent(_ held: SignedCheckpoint?, _ reply: CheckpointReply) throws -> SignedCheckpoint {
         do {
-            let cp = try HeldCheckpoint.advance(held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
-            try HeldCheckpoint.save(cp, to: path)
-            return cp
+            return try HeldCheckpoint.advance(held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
         } catch let e as HeldCheckpoint.Inconsistent {
             throw Refused(description: "\(e) (the checkpoint this writer kept is in \(path))")
         }
+    }
+
+    private func advance(_ held: SignedCheckpoint?, _ reply: CheckpointReply) throws -> SignedCheckpoint {
+        let cp = try consistent(held, reply)
+        try HeldCheckpoint.save(cp, to: path)
+        return cp
     }
 }

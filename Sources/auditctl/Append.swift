@@ -38,7 +38,10 @@ struct Append: AsyncParsableCommand {
             }
         }
         let witnesses: [CosignatureVerifier]
-        do { witnesses = try self.witness.map { try CosignatureVerifier($0) } } catch let e as Note.Failure { throw ValidationError("--witness: \(e.description)") }
+        do {
+            witnesses = try self.witness.map { try CosignatureVerifier($0) }
+            try CosignatureVerifier.distinct(witnesses)
+        } catch let e as Note.Failure { throw ValidationError("--witness: \(e.description)") }
         let need = quorum ?? witnesses.count
         guard need >= 0, need <= witnesses.count, witnesses.isEmpty || state != nil else {
             throw ValidationError("--witness needs --state, and --quorum at most the number of --witness keys")
@@ -89,12 +92,19 @@ struct Append: AsyncParsableCommand {
     }
 
     /// Fetches the log's latest checkpoint with the proof that it extends the one kept at
-    /// `path`, checks both, and keeps the new one; exit 4 on a rollback or a fork.
+    /// `path`, checks both, and keeps the new one; exit 4 on a rollback or a fork (before
+    /// appending: then nothing is written). A log with no checkpoint while one is kept is a
+    /// rollback; witnessed checkpoints that cannot be had are said on standard error.
     /// After appending, `atLeast` is one past the last acknowledged entry: checkpoints are
     /// signed within a second, so it waits (up to 5 s) for one that covers them.
     static func witness(socket: String, _ w: WriterWitness, atLeast: UInt64 = 0) async throws {
         let c = try await AuditClient.connect(socketPath: socket)
-        do { try await w.check(c, atLeast: atLeast) } catch let e as WriterWitness.Refused {
+        do {
+            let outcome = try await w.check(c, atLeast: atLeast)
+            if let why = outcome.unwitnessed {
+                printError("NOT WITNESSED: \(why); the log's own checkpoint extends the one kept, which stays as it was")
+            }
+        } catch let e as WriterWitness.Refused {
             await c.close()
             printError("\(e)")
             throw ExitCode(4)

@@ -42,7 +42,10 @@ struct Verify: ParsableCommand {
         var witnessed = ""
         if !witness.isEmpty {
             let ws: [CosignatureVerifier]
-            do { ws = try witness.map { try CosignatureVerifier($0) } } catch { throw ValidationError("--witness: \(error)") }
+            do {
+                ws = try witness.map { try CosignatureVerifier($0) }
+                try CosignatureVerifier.distinct(ws)
+            } catch { throw ValidationError("--witness: \(error)") }
             let need = quorum ?? ws.count
             guard need >= 1, need <= ws.count else { throw ValidationError("--quorum \(need) needs at least that many --witness keys") }
             let cosignedPath = dir + "/checkpoints/cosigned"

@@ -37,7 +37,10 @@ struct VerifyExport: ParsableCommand {
             }
         }
         let witnesses: [CosignatureVerifier]
-        do { witnesses = try witness.map { try CosignatureVerifier($0) } } catch { throw ValidationError("--witness: \(error)") }
+        do {
+            witnesses = try witness.map { try CosignatureVerifier($0) }
+            try CosignatureVerifier.distinct(witnesses)
+        } catch { throw ValidationError("--witness: \(error)") }
         let need = quorum ?? witnesses.count
         guard need >= 0, need <= witnesses.count else { throw ValidationError("--quorum \(need) needs at least that many --witness keys") }
         let reader: ExportReader

@@ -106,8 +106,13 @@ struct DaemonConfig: Codable, Sendable {
         for (name, v) in [("hot_window", hotWindow), ("restore_pin", restorePin), ("idempotency_window", idempotencyWindow)] {
             try need(v >= 0, "\(name) \(v) must not be negative")
         }
+        var endpoints: [WitnessEndpoint] = []
         for w in witnesses {
-            do { _ = try WitnessEndpoint(w) } catch { throw ValidationError("witnesses: \(error)") }
+            do { endpoints.append(try WitnessEndpoint(w)) } catch { throw ValidationError("witnesses: \(error)") }
+        }
+        do { try CosignatureVerifier.distinct(endpoints.map(\.verifier)) } catch { throw ValidationError("witnesses: \(error.description)") }
+        if let url = Dictionary(grouping: endpoints, by: \.url).first(where: { $0.value.count > 1 })?.key {
+            throw ValidationError("witnesses: \(url) is listed twice; list each witness once")
         }
         if let q = witnessQuorum { try need(q >= 1 && q <= witnesses.count, "witness_quorum \(q) must be between 1 and the \(witnesses.count) witnesses") }
         try need(!data.isEmpty, "data is empty")

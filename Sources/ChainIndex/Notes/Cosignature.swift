@@ -94,6 +94,17 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
         }
     }
 
+    /// Checks that no witness is listed twice (the same key, or the same name), so that a
+    /// quorum of K always means K distinct witnesses: one key listed twice would count twice.
+    public static func distinct(_ verifiers: [CosignatureVerifier]) throws(Note.Failure) {
+        var keys: Set<[UInt8]> = [], names: Set<String> = []
+        for v in verifiers {
+            guard keys.insert(v.publicKey).inserted, names.insert(v.name).inserted else {
+                throw Note.Failure(description: "witness \(v.name) is listed twice (each witness counts once toward a quorum); list each witness key once")
+            }
+        }
+    }
+
     /// `name+hex8(keyID)+base64(0x04 || pub32)`.
     public var text: String {
         name + "+" + Note.hex8(keyID) + "+" + Data([Cosignature.algorithm] + publicKey).base64EncodedString()
@@ -105,8 +116,7 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
     public func verify(line: Substring, body: String) throws(Note.Failure) -> UInt64? {
         guard line.hasPrefix("— ") else { return nil }
         let rest = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)
-        guard rest.count == 2, rest[0] == name, let data = Data(base64Encoded: String(rest[1])), data.count == 4 + 8 + 64 else { return nil }
-        let raw = Array(data)
+        guard rest.count == 2, rest[0] == name, let raw = Note.base64(rest[1]), raw.count == 4 + 8 + 64 else { return nil }
         let id = raw[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         guard id == keyID else { return nil }
         let time = raw[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

@@ -33,6 +33,9 @@ public enum HeldCheckpoint {
         guard new.size >= old.size else {
             throw Inconsistent(description: "ROLLBACK: the log now signs a tree of \(new.size) entries, but it signed one of \(old.size) earlier (root \(old.root.hex)): entries were removed")
         }
+        // Any tree extends the empty one: there is nothing to prove (RFC 9162 defines no proof
+        // from size 0), only that the empty checkpoint held is the empty tree's.
+        if old.size == 0 && old.root == Merkle.emptyRoot { return cp }
         guard Merkle.verifyConsistency(old: old.size, new: new.size, oldRoot: old.root, newRoot: new.root, proof: proof) else {
             throw Inconsistent(description: "FORK: the log's tree of \(new.size) entries (root \(new.root.hex)) does not extend the one of \(old.size) it signed earlier (root \(old.root.hex)): its history was rewritten")
         }
