@@ -33,6 +33,9 @@ public final class Witness: @unchecked Sendable {
     public let cosigner: Cosigner
     let logs: [String: NoteVerifier]
     let statePath: String
+    /// The exclusive lock on the state directory, held for the witness's life: two processes
+    /// sharing one state could each cosign a different history at the same size.
+    private let lockFD: Int32
     private let lock = NSLock()
     private var state: [String: LogState]
     /// Seconds since the epoch, for cosignature timestamps.
@@ -51,8 +54,21 @@ public final class Witness: @unchecked Sendable {
         self.logs = byOrigin
         self.clock = clock
         try FileOps.makeDirectory(stateDirectory, mode: 0o700)
+        lockFD = try Self.lockState(stateDirectory)
         statePath = stateDirectory + "/witness-state"
-        state = try Self.load(statePath)
+        do { state = try Self.load(statePath) } catch {
+            close(lockFD)
+            throw error
+        }
+    }
+
+    deinit { close(lockFD) }
+
+    private static func lockState(_ directory: String) throws -> Int32 {
+        do { return try FileOps.lockExclusive(directory + "/lock", patience: 0) } catch {
+            guard error.code == .locked else { throw error }
+            throw LedgerError("another witness process is using the state directory \(directory): stop it first (two witnesses sharing one state could cosign two histories)")
+        }
     }
 
     /// The latest checkpoint cosigned for `origin`.
@@ -77,14 +93,17 @@ public final class Witness: @unchecked Sendable {
             guard let l = line() else { return .text(400, "no empty line after the consistency proof") }
             if l.isEmpty { break }
             guard proof.count < 63 else { return .text(400, "more than 63 consistency proof lines") }
-            guard let raw = Data(base64Encoded: String(l)), let h = Hash(bytes: Array(raw)) else {
-                return .text(400, "consistency proof line is not base64 of 32 bytes: \(l.prefix(80))")
+            guard let raw = Note.base64(l), let h = Hash(bytes: raw) else {
+                return .text(400, "consistency proof line is not canonical base64 of 32 bytes: \(l.prefix(80))")
             }
             proof.append(h)
         }
         let note = String(rest)
         let body: String
-        do { body = try Cosignature.split(note: note).body } catch { return .text(400, "checkpoint: \(error.description)") }
+        do {
+            try Note.checkShape(note)
+            body = try Cosignature.split(note: note).body
+        } catch { return .text(400, "checkpoint: \(error.description)") }
         let cp: Checkpoint
         do { cp = try Checkpoint(text: body) } catch { return .text(400, "checkpoint: \(error.description)") }
         guard let key = logs[cp.origin] else { return .text(404, "unknown log \(cp.origin): this witness is not configured for it") }
@@ -102,9 +121,10 @@ public final class Witness: @unchecked Sendable {
                 guard proof.isEmpty else { return .text(422, "a consistency proof from size 0 must be empty") }
                 if let known, cp.size == 0, known.root != cp.root { return .text(409, "the empty tree has another root") }
             } else if old == cp.size {
-                guard proof.isEmpty, let known, known.root == cp.root else {
+                guard let known, known.root == cp.root else {
                     return .text(409, "checkpoint of \(cp.origin) at size \(cp.size) has another root than the one this witness cosigned: the log forked")
                 }
+                guard proof.isEmpty else { return .text(422, "a consistency proof between two trees of the same size must be empty") }
             } else {
                 guard let known, Merkle.verifyConsistency(old: old, new: cp.size, oldRoot: known.root, newRoot: cp.root, proof: proof) else {
                     return .text(422, "the consistency proof from size \(old) to \(cp.size) does not verify against the checkpoint this witness cosigned")

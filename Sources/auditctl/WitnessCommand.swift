@@ -65,6 +65,13 @@ struct WitnessServe: AsyncParsableCommand {
             return Response(status: .init(code: r.status), headers: [.contentType: r.contentType],
                             body: .init(byteBuffer: ByteBuffer(string: r.body)))
         }
+        // add-checkpoint is POST only (tlog-witness): any other method is 405, not 404.
+        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch] {
+            router.on("add-checkpoint", method: method) { _, _ -> Response in
+                Response(status: .methodNotAllowed, headers: [.allow: "POST", .contentType: "text/plain; charset=utf-8"],
+                         body: .init(byteBuffer: ByteBuffer(string: "add-checkpoint takes POST only\n")))
+            }
+        }
         let name = witness.cosigner.verifier.text
         var logger = Logger(label: "witness")
         logger.logLevel = .warning

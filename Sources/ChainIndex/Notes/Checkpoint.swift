@@ -21,14 +21,17 @@ public struct Checkpoint: Sendable, Equatable {
     /// The note text that gets signed.
     public var text: String { "\(origin)\n\(size)\n\(Data(root.bytes).base64EncodedString())\n" }
 
-    /// Parses a checkpoint body (extension lines after the root are ignored).
+    /// Parses a checkpoint body strictly (C2SP tlog-checkpoint): at least three lines, every
+    /// one non-empty and ending in a newline; the size in decimal without leading zeroes; the
+    /// root in canonical base64 of 32 bytes. Extension lines after the root are allowed (and
+    /// signed with the rest) but carry nothing this log reads.
     public init(text: String) throws(Note.Failure) {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.count >= 4, text.hasSuffix("\n") else { throw Note.Failure(description: "checkpoint needs origin, size and root lines") }
-        guard !lines[0].isEmpty else { throw Note.Failure(description: "checkpoint origin is empty") }
-        guard let size = UInt64(lines[1]), String(size) == lines[1] else { throw Note.Failure(description: "checkpoint size '\(lines[1])' is not a decimal number") }
-        guard let raw = Data(base64Encoded: String(lines[2])), let root = Hash(bytes: Array(raw)) else {
-            throw Note.Failure(description: "checkpoint root is not base64 of 32 bytes")
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        guard lines.count >= 3, text.hasSuffix("\n") else { throw Note.Failure(description: "checkpoint needs origin, size and root lines, each ending in a newline") }
+        guard !lines.contains(where: \.isEmpty) else { throw Note.Failure(description: "checkpoint has an empty line (its origin, size, root and extension lines must all be non-empty)") }
+        guard let size = UInt64(lines[1]), String(size) == lines[1] else { throw Note.Failure(description: "checkpoint size '\(lines[1].prefix(40))' is not a decimal number without leading zeroes") }
+        guard let raw = Note.base64(lines[2]), let root = Hash(bytes: raw) else {
+            throw Note.Failure(description: "checkpoint root is not canonical base64 of 32 bytes")
         }
         self.init(origin: String(lines[0]), size: size, root: root)
     }

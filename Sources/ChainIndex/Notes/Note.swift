@@ -26,6 +26,33 @@ public enum Note {
         return String(repeating: "0", count: 8 - s.count) + s
     }
 
+    /// Decodes standard base64 (RFC 4648 §4) only in its one canonical form: padded, no
+    /// whitespace, unused bits zero. C2SP specs use this encoding; accepting another spelling of
+    /// the same bytes would let two different texts carry one signature.
+    public static func base64(_ text: some StringProtocol) -> [UInt8]? {
+        guard let d = Data(base64Encoded: String(text)), d.base64EncodedString() == text else { return nil }
+        return Array(d)
+    }
+
+    /// Checks the shape of a signed note without any key: text, a blank line, then one or
+    /// more signature lines `— name base64` (canonical base64 of at least 4 bytes), ending
+    /// in a newline. A note failing this is malformed; one passing it may still carry no
+    /// signature by a given key.
+    public static func checkShape(_ note: String) throws(Note.Failure) {
+        guard note.hasSuffix("\n"), let sep = note.range(of: "\n\n", options: .backwards) else {
+            throw Note.Failure(description: "note has no blank line before its signatures, or does not end in a newline")
+        }
+        let lines = note[sep.upperBound...].dropLast().split(separator: "\n", omittingEmptySubsequences: false)
+        guard !lines.isEmpty else { throw Note.Failure(description: "note has no signature lines") }
+        for line in lines {
+            guard line.hasPrefix("— ") else { throw Note.Failure(description: "signature line does not start with an em dash and a space: \(line.prefix(80))") }
+            let rest = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)
+            guard rest.count == 2, validName(String(rest[0])), let raw = base64(rest[1]), raw.count >= 4 else {
+                throw Note.Failure(description: "malformed signature line (want \"— name base64\"): \(line.prefix(80))")
+            }
+        }
+    }
+
     static func validName(_ name: String) -> Bool {
         !name.isEmpty && !name.contains("+") && !name.unicodeScalars.contains { $0.value <= 0x20 || $0 == "\u{7f}" }
     }
@@ -86,8 +113,8 @@ public struct NoteVerifier: Sendable, Equatable {
             let rest = line.dropFirst(2).split(separator: " ")
             guard rest.count == 2 else { throw Note.Failure(description: "malformed signature line: \(line)") }
             guard String(rest[0]) == name else { continue }
-            guard let raw = Data(base64Encoded: String(rest[1])), raw.count == 4 + 64 else {
-                throw Note.Failure(description: "signature by \(name) is not base64 of 68 bytes")
+            guard let raw = Note.base64(rest[1]), raw.count == 4 + 64 else {
+                throw Note.Failure(description: "signature by \(name) is not canonical base64 of 68 bytes")
             }
             let r = Array(raw)
             let h = UInt32(r[0]) << 24 | UInt32(r[1]) << 16 | UInt32(r[2]) << 8 | UInt32(r[3])
