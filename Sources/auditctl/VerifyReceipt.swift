@@ -46,6 +46,11 @@ struct VerifyReceipt: ParsableCommand {
                 removed += 1
             }
         }
+        // Nothing to verify is not a pass: a receipts file cut to nothing must not say OK.
+        guard n > 0 else {
+            print("FAILED: \(file == "-" ? "standard input" : file) holds no receipts")
+            throw ExitCode(1)
+        }
         guard removed == 0 else {
             print("\(removed) of \(n) receipted entries are not in the log as signed: the receipts are the proof (signed by \(k.text))")
             throw ExitCode(5)

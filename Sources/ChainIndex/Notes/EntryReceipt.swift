@@ -38,7 +38,12 @@ public struct EntryReceipt: Sendable, Equatable {
         guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["format"] as? String == Self.tag else {
             throw LedgerError("not an \(Self.tag) receipt")
         }
-        guard let seq = (o["seq"] as? NSNumber)?.uint64Value, let h = Hash(hex: o["hash"] as? String ?? ""), let cp = o["checkpoint"] as? String,
+        // A sequence number is a whole number that fits 64 bits: 5.5 or 2^64 + 5 is not "entry 5".
+        guard let n = o["seq"] as? NSNumber, n.stringValue == String(n.uint64Value) else {
+            throw LedgerError("receipt's seq is not a whole number from 0 to \(UInt64.max)")
+        }
+        let seq = n.uint64Value
+        guard let h = Hash(hex: o["hash"] as? String ?? ""), let cp = o["checkpoint"] as? String,
               let proof = o["inclusion"] as? [String] else { throw LedgerError("receipt lacks seq, hash, checkpoint or inclusion") }
         let hashes = proof.compactMap { Hash(hex: $0) }
         guard hashes.count == proof.count, hashes.count <= 64 else { throw LedgerError("receipt's inclusion proof is not a list of hex hashes") }
