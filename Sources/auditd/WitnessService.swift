@@ -15,6 +15,7 @@ final class Witnessing: @unchecked Sendable {
     let logKey: NoteVerifier
     let path: String
     private let lock = NSLock()
+    private let keepLock = NSLock()
     private var _cosigned: SignedCheckpoint?
     let cosignedSize = Gauge(label: "auditd_witnessed_checkpoint_size")
     let failures = Counter(label: "auditd_witness_failures_total")
@@ -61,19 +62,24 @@ final class Witnessing: @unchecked Sendable {
             logger.warning("witnesses did not cosign", metadata: ["size": "\(cp.checkpoint.size)", "failing": "\(failing ?? "")"])
         }
         let signed = (try? SignedCheckpoint(note: note, verifier: logKey)) ?? cp
-        if n >= client.quorum {
-            let newer = lock.withLock { (_cosigned?.checkpoint.size ?? 0) <= cp.checkpoint.size }
-            if newer {
-                do {
-                    try FileOps.replaceFile(path, contents: Array(note.utf8))
-                    lock.withLock { _cosigned = signed }
-                    cosignedSize.record(Int64(cp.checkpoint.size))
-                } catch {
-                    logger.error("cannot keep the cosigned checkpoint", metadata: ["error": "\(error)"])
-                }
+        if n >= client.quorum { keep(signed, logger: logger) }
+        return (signed, n)
+    }
+
+    /// Keeps `cp` as the newest witnessed checkpoint unless a larger one is kept already. The
+    /// decision, the file and the published value change together under one lock, so that
+    /// `checkpoints/cosigned` never goes backwards when exports cosign beside the service.
+    private func keep(_ cp: SignedCheckpoint, logger: Logger) {
+        keepLock.withLock {
+            guard (cosigned?.checkpoint.size ?? 0) <= cp.checkpoint.size else { return }
+            do {
+                try FileOps.replaceFile(path, contents: Array(cp.note.utf8))
+                lock.withLock { _cosigned = cp }
+                cosignedSize.record(Int64(cp.checkpoint.size))
+            } catch {
+                logger.error("cannot keep the cosigned checkpoint", metadata: ["error": "\(error)"])
             }
         }
-        return (signed, n)
     }
 }
 
