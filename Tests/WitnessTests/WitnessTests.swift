@@ -15,7 +15,7 @@ import TestSupport
         let dir: String
         let signer: NoteSigner
         let ledger: Ledger
-        let witness: Witness
+        var witness: Witness
         let cosigner: Cosigner
         var next = 0
 
@@ -128,6 +128,10 @@ import TestSupport
         defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
         let c = try s.grow(4)
         #expect(s.witness.addCheckpoint(s.request(old: 0, note: c.note)).status == 200)
+        // While it runs, no second witness may use its state (issue 18 item 3).
+        #expect(throws: LedgerError.self) { _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state") }
+        // Stopped (its lock released with it), a new one takes over what it cosigned.
+        s.witness = try Witness(cosigner: s.cosigner, logs: [], stateDirectory: s.dir + "/other-state")
         let again = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
         #expect(again.latest(s.signer.name)?.size == 4)
         #expect(again.addCheckpoint(s.request(old: 0, note: c.note)).status == 409)
