@@ -1,7 +1,7 @@
 import Archive
 import AuditAccess
 import AuditWire
-@testable import ChainIndex
+import ChainIndex
 import Foundation
 import Witness
 import SegmentStore

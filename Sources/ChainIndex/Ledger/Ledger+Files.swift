@@ -87,7 +87,7 @@ extension Ledger {
 
     /// The snapshot at `path`; missing, unreadable or damaged gives end 0 and no orgs, and the
     /// caller derives the state instead (format-spec.md §7.2).
-    static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
+    package static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
         guard let s = try? checkedOrgState(path) else { return (0, [:]) }
         return (s.end, s.orgs)
     }

@@ -33,7 +33,7 @@ public final class OrgIndex: @unchecked Sendable {
     /// archive, whose sections their orgs' posting lists may lack.
     /// `archived` lists the segments in the archive tier: an index file of one of them left
     /// behind by an archive move cut short is not theirs to read.
-    init(directory: String, readOnly: Bool, restored: [UInt64] = [], archived: Set<UInt64> = []) throws {
+    package init(directory: String, readOnly: Bool, restored: [UInt64] = [], archived: Set<UInt64> = []) throws {
         self.directory = directory
         self.readOnly = readOnly
         if !readOnly { try FileOps.makeDirectory(directory) }

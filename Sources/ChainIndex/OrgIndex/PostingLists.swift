@@ -13,7 +13,7 @@ import Glibc
 /// Posting lists are derived data. Appends are not synced one by one: the `watermark` file
 /// records, after a sync, that every sealed segment below it has its sections in place, and
 /// opening re-derives the sections of the segments above it from their index files.
-final class PostingLists: @unchecked Sendable {
+package final class PostingLists: @unchecked Sendable {
     static let directoryName = "orgs"
     static let watermarkMagic: [UInt8] = Array("AUDPLW01".utf8)
     /// Sync (and move the watermark) after this many sealed segments: a sync writes back two
@@ -63,7 +63,7 @@ final class PostingLists: @unchecked Sendable {
         return stem(org) == s ? org : nil
     }
 
-    static func loadWatermark(_ path: String) throws -> UInt64 {
+    package static func loadWatermark(_ path: String) throws -> UInt64 {
         guard let b = try FileOps.readFile(path, limit: 64) else { return 0 }
         guard b.count == 20, Array(b.prefix(8)) == watermarkMagic, CRC32C.matches(CRC32C.checksum(b.prefix(16)), UInt32(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self) })) else {
             throw StoreError(.corrupt, "posting-list watermark is damaged", path: path, offset: 0)

@@ -9,17 +9,17 @@ import Glibc
 ///
 ///     record := segment:u64 offset:u64 count:u32 firstOrgSeq:u64 firstSeq:u64 lastSeq:u64
 ///               minTime:i64 maxTime:i64 length:u32 raw:u32 crc:u32 state:u32 recordCrc:u32
-struct PostingRecord: Sendable, Equatable {
-    static let size = 80
+package struct PostingRecord: Sendable, Equatable {
+    package static let size = 80
     /// The section's rows are readable.
-    static let live: UInt32 = 0
+    package static let live: UInt32 = 0
     /// The segment was purged: its section's bytes are zero and only the summary remains.
     static let purged: UInt32 = 1
 
-    var segment: UInt64
+    package var segment: UInt64
     /// The section's row in the segment's index file, `offset` being its place in the posting file.
     var row: IndexDirEntry
-    var state: UInt32
+    package var state: UInt32
 
     func encode() -> [UInt8] {
         var w = ByteWriter(capacity: Self.size)
@@ -65,19 +65,19 @@ struct PostingRecord: Sendable, Equatable {
 
 /// Reads one org's posting list: its directory of fixed-size records (binary-searchable) and
 /// the sections they point to. Opened per query; reads only what it is asked for.
-struct PostingReader: ~Copyable {
+package struct PostingReader: ~Copyable {
     let org: String
     let dirPath: String
     let dataPath: String
     private let dirFD: Int32
     private let dataFD: Int32
     /// Whole records in the directory.
-    let count: Int
+    package let count: Int
     /// A window of records read at once: a page usually needs a few neighbours.
     private var window: (start: Int, records: [PostingRecord]) = (0, [])
 
     /// Nil when the org has no posting list.
-    init?(directory: String, org: String) throws {
+    package init?(directory: String, org: String) throws {
         self.org = org
         let stem = directory + "/" + PostingLists.stem(org)
         dirPath = stem + ".pld"; dataPath = stem + ".pl"
@@ -99,7 +99,7 @@ struct PostingReader: ~Copyable {
     deinit { Glibc.close(dirFD); Glibc.close(dataFD) }
 
     /// Record `i` (0-based, in segment order).
-    mutating func record(_ i: Int) throws -> PostingRecord {
+    package mutating func record(_ i: Int) throws -> PostingRecord {
         if i >= window.start && i < window.start + window.records.count { return window.records[i - window.start] }
         // Read a window of up to 64 records around `i`, biased towards where paging goes next.
         let start = max(0, min(i - 48, count - 64))
@@ -116,7 +116,7 @@ struct PostingReader: ~Copyable {
 
     /// The first record index in `0..<count` for which `pred` holds, `pred` being false then
     /// true along the records (binary search: a bounded number of reads whatever the size).
-    mutating func partition(_ pred: (PostingRecord) -> Bool) throws -> Int {
+    package mutating func partition(_ pred: (PostingRecord) -> Bool) throws -> Int {
         var lo = 0, hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -126,7 +126,7 @@ struct PostingReader: ~Copyable {
     }
 
     /// The bytes record `r` points to, unchecked (a purged record's zeroes).
-    func rawSection(_ r: PostingRecord) throws -> [UInt8] {
+    package func rawSection(_ r: PostingRecord) throws -> [UInt8] {
         try FileOps.preadExact(dataFD, count: Int(r.row.length), at: Int64(r.row.offset), path: dataPath)
     }
 
@@ -140,7 +140,7 @@ struct PostingReader: ~Copyable {
     }
 
     /// Decodes live record `r`'s rows in sequence order, stopping when `body` returns false.
-    func visit(_ r: PostingRecord, _ body: (IndexHit) -> Bool) throws {
+    package func visit(_ r: PostingRecord, _ body: (IndexHit) -> Bool) throws {
         var row = r.row
         row.org = org
         try IndexSection.visit(try section(r), row, path: dataPath, body)

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// One org's row in a sealed index file's directory.
-struct IndexDirEntry: Sendable, Equatable {
+package struct IndexDirEntry: Sendable, Equatable {
     var org: String
     var count: UInt32
     var firstOrgSeq: UInt64
@@ -28,13 +28,13 @@ struct IndexDirEntry: Sendable, Equatable {
 ///     section := zstd(actions actors row*)   rows in sequence order
 ///     actions, actors := n:varint (len:varint bytes)*
 ///     row     := seqDelta:varint timeDelta:zigzag category:u8 outcome:u8 action:varint actor:varint
-struct SealedIndex: Sendable {
+package struct SealedIndex: Sendable {
     static let headerSize = 8 + 8 + 8 + 8 + 4 + 4 + 4
     let path: String
     let segment: UInt64
     let firstSeq: UInt64
     let endSeq: UInt64
-    let dir: [String: IndexDirEntry]
+    package let dir: [String: IndexDirEntry]
 
     /// Writes the file durably; returns each org's directory row (offset relative to the
     /// sections) and section bytes, which the org's posting list copies.
@@ -93,7 +93,7 @@ struct SealedIndex: Sendable {
 
     /// Opens an index file and checks its header and directory: every section must lie in
     /// the file, every org's rows within the segment's range (format-spec.md §7.1).
-    init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         let fd = try FileOps.open(path, O_RDONLY)
         defer { close(fd) }
@@ -137,7 +137,7 @@ struct SealedIndex: Sendable {
         self.dir = dir
     }
 
-    func hits(org: String) throws -> [IndexHit] {
+    package func hits(org: String) throws -> [IndexHit] {
         var out: [IndexHit] = []
         try visit(org: org) { out.append($0); return true }
         return out
