@@ -84,6 +84,18 @@ import TestSupport
         #expect(throws: ArchiveLockRefusal.self) { try backend.remove(bundle: names[0]) }
         #expect(try backend.path(of: names[0]).isEmpty == false, "the bundle is still whole")
 
+        // Issue 18 item 15: a plain DELETE (no version id) is allowed under the lock and deletes
+        // nothing; the delete marker it leaves hides no bundle from list, verify or restore.
+        let commitKey = "archive/\(names[0])/\(S3Backend.commitFile)"
+        let plain = try client.request("DELETE", key: commitKey)
+        #expect((200..<300).contains(plain.status), "\(plain.status) \(plain.text)")
+        #expect(try client.request("HEAD", key: commitKey).status != 200, "the marker hides the latest object")
+        #expect(try backend.versions(prefix: commitKey).contains { $0.deleteMarker })
+        #expect(try backend.list() == names, "a delete marker made a locked bundle look missing")
+        try? FileManager.default.removeItem(atPath: backend.cache + "/" + names[0])  // downloaded again, past the marker
+        _ = try ArchiveBundle.verify(directory: try backend.path(of: names[0]), verifier: signer.verifier)
+        #expect(try backend.lockedUntil(bundle: names[0]) != nil)
+
         // Years later by the log's clock, retention is over for segment 0; the store's lock
         // (by real time) still holds, so the purge keeps it and says why.
         clock.now = ArchiveTests.date("2027-06-02T00:00:00Z")

@@ -47,3 +47,11 @@ import ChainIndex
 enum SHA256Hex {
     static func of(_ s: String) -> String { SHA256.hash(Array(s.utf8)).hex }
 }
+
+/// Issue 18 item 16: an Object Lock date never ends before the retention it stands for.
+@Suite struct LockDateTests {
+    @Test(arguments: [(10.0, "1970-01-01T00:00:10Z"), (10.001, "1970-01-01T00:00:11Z"), (10.999, "1970-01-01T00:00:11Z")])
+    func retainUntilIsRoundedUpToTheSecond(_ t: Double, _ want: String) {
+        #expect(S3Backend.isoDate(Date(timeIntervalSince1970: t)) == want)
+    }
+}

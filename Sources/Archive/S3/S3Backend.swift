@@ -64,10 +64,12 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         }
     }
 
+    /// `d` in whole seconds, rounded up: a lock written as a date must never end before the
+    /// retention it stands for (truncating ended it up to a second early).
     static func isoDate(_ d: Date) -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime]
-        return f.string(from: d)
+        return f.string(from: Date(timeIntervalSince1970: d.timeIntervalSince1970.rounded(.up)))
     }
 
     public func put(bundle name: String, from staging: String, retainUntil: Date) throws {
@@ -149,12 +151,19 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         return n
     }
 
-    /// The bundle's commit: its first version. Some stores (Ceph 16) ignore `If-None-Match`
-    /// and version a second PUT; the first version, locked, is the one that counts.
+    /// The first version of object `k` (nil when the store holds none). Some stores (Ceph 16)
+    /// ignore `If-None-Match` and version a second PUT; the first version, locked, is the one
+    /// that counts. Delete markers are never versions of content: a plain DELETE under a
+    /// COMPLIANCE lock adds one, hides the latest object, and deletes nothing.
+    func firstVersion(of k: String) throws -> String? {
+        try versions(prefix: k).last { $0.key == k && !$0.deleteMarker }?.version
+    }
+
+    /// The bundle's commit: the first version of its commit object.
     func commit(of name: String) throws -> Commit? {
         let k = key(name + "/" + Self.commitFile)
-        let first = try versions(prefix: k).last { $0.key == k }
-        let r = try client.request("GET", key: k, query: first.map { [("versionId", $0.version)] } ?? [])
+        guard let first = try firstVersion(of: k) else { return nil }
+        let r = try client.request("GET", key: k, query: [("versionId", first)])
         if r.status == 404 { return nil }
         guard r.status == 200 else { throw client.failure("reading the commit of bundle \(name)", r) }
         if let want = r.headers["x-amz-meta-sha256"], want != SHA256.hash(r.body).hex {
@@ -165,19 +174,14 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         }
     }
 
+    /// The bundles whose commit object has a version (a delete marker over it changes nothing).
     public func list() throws -> [String] {
-        var out: [String] = []
-        var token: String?
-        repeat {
-            var q = [("list-type", "2"), ("prefix", key("bundle-")), ("delimiter", "/")]
-            if let token { q.append(("continuation-token", token)) }
-            let r = try client.expect("listing bundles", "GET", key: nil, query: q)
-            for p in S3XML.values("Prefix", in: r.text) {
-                let name = String(p.dropFirst(key("").count).dropLast())
-                if name.hasPrefix("bundle-"), try client.request("HEAD", key: key(name + "/" + Self.commitFile)).status == 200 { out.append(name) }
-            }
-            token = S3XML.values("IsTruncated", in: r.text).first == "true" ? S3XML.values("NextContinuationToken", in: r.text).first : nil
-        } while token != nil
+        let suffix = "/" + Self.commitFile
+        var out: Set<String> = []
+        for v in try versions(prefix: key("bundle-")) where !v.deleteMarker && v.key.hasSuffix(suffix) {
+            let name = String(v.key.dropFirst(key("").count).dropLast(suffix.count))
+            if name.hasPrefix("bundle-"), !name.contains("/") { out.insert(name) }
+        }
         return out.sorted()
     }
 
@@ -227,15 +231,18 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         }
     }
 
-    func versions(prefix: String) throws -> [(key: String, version: String)] {
-        var out: [(key: String, version: String)] = []
+    /// Every version and delete marker under `prefix`; each key's versions newest first.
+    func versions(prefix: String) throws -> [(key: String, version: String, deleteMarker: Bool)] {
+        var out: [(key: String, version: String, deleteMarker: Bool)] = []
         var marker: (String, String)?
         repeat {
             var q = [("versions", ""), ("prefix", prefix)]
             if let (k, v) = marker { q += [("key-marker", k), ("version-id-marker", v)] }
             let r = try client.expect("listing object versions", "GET", key: nil, query: q)
-            for b in S3XML.blocks("Version", in: r.text) + S3XML.blocks("DeleteMarker", in: r.text) {
-                if let k = S3XML.values("Key", in: b).first, let v = S3XML.values("VersionId", in: b).first { out.append((k, v)) }
+            for (tag, isMarker) in [("Version", false), ("DeleteMarker", true)] {
+                for b in S3XML.blocks(tag, in: r.text) {
+                    if let k = S3XML.values("Key", in: b).first, let v = S3XML.values("VersionId", in: b).first { out.append((k, v, isMarker)) }
+                }
             }
             marker = S3XML.values("IsTruncated", in: r.text).first == "true"
                 ? S3XML.values("NextKeyMarker", in: r.text).first.flatMap { k in S3XML.values("NextVersionIdMarker", in: r.text).first.map { (k, $0) } } : nil
@@ -244,7 +251,9 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     }
 
     public func lockedUntil(bundle name: String) throws -> Date? {
-        let r = try client.request("HEAD", key: key(name + "/" + Self.commitFile))
+        let k = key(name + "/" + Self.commitFile)
+        guard let first = try firstVersion(of: k) else { return nil }
+        let r = try client.request("HEAD", key: k, query: [("versionId", first)])
         guard r.status == 200, let t = r.headers["x-amz-object-lock-retain-until-date"] else { return nil }
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
