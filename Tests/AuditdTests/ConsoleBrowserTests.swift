@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import ChainIndex
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,16 +54,37 @@ import Glibc
         let browser = try await WebDriver()
         do {
             try await browser.open("http://127.0.0.1:\(d.port)/")
+            // Issue 18 item 13: with the key left empty, the server's key is pinned, marked as
+            // unconfirmed everywhere it vouches for something.
             try await browser.type("#token", acme)
             try await browser.click("#signin-form button")
+            try await browser.wait("50 rows verified against an unconfirmed key", Self.rows + ".length === 50 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified (key unconfirmed)')")
+            #expect((try await browser.run("return document.getElementById('pinned').textContent") as? String)?.contains("UNCONFIRMED KEY") == true)
+            // Another key typed over a pinned one is refused unless "Replace" is ticked.
+            let stranger = try NoteSigner.generate(name: "auditd.local/log").verifier.text
+            try await browser.click("#signout")
+            try await browser.type("#token", acme)
+            try await browser.type("#pin", stranger)
+            try await browser.click("#signin-form button")
+            try await browser.wait("the refusal to re-pin", "return !document.getElementById('error').hidden && document.getElementById('error').textContent.includes('has pinned the log key')")
+            // Item 10: re-pinned in the same tab, nothing verified under the old key stays verified.
+            try await browser.click("#repin")
+            try await browser.click("#signin-form button")
+            try await browser.wait("50 rows, none verified under the other key", Self.rows + ".length === 50 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✗ not verified')")
+            // The admin pastes the published key: confirmed, and the proofs hold again.
+            try await browser.click("#signout")
+            try await browser.type("#token", acme)
+            try await browser.type("#pin", key)
+            try await browser.click("#signin-form button")
             try await browser.wait("50 rows, every proof verified", Self.rows + ".length === 50 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
+            #expect((try await browser.run("return document.getElementById('pinned').textContent") as? String)?.contains("UNCONFIRMED") == false)
             let text = try #require(try await browser.run("return document.body.innerText") as? String)
             #expect(text.contains("org acme"))
             #expect(text.contains("usr_acme_"))
             #expect(!text.lowercased().contains("globex"), "another org's data appeared on the page")
             // The token is in this tab's session storage, nowhere else.
             #expect(try await browser.run("return sessionStorage.getItem('auditlog.token')") as? String == acme)
-            #expect(try await browser.run("return Object.keys(localStorage).join(',')") as? String == "auditlog.pinned-key")
+            #expect(try await browser.run("return Object.keys(localStorage).sort().join(',')") as? String == "auditlog.pinned-key,auditlog.pinned-key.confirmed")
             // Asking for another org from the page is refused by the read port.
             let other = try await browser.run("const r = await fetch('/v1/orgs/globex/entries', {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('auditlog.token')}}); return r.status".asyncBody)
             #expect(other as? Int == 403)
@@ -73,9 +95,10 @@ import Glibc
             try await browser.wait("the billing entries, verified", Self.rows + ".length === 9 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
             let cats = try #require(try await browser.run(Self.rows + ".map(r => r.cells[2].querySelector('.sub').textContent)") as? [String])
             #expect(cats.count == 9 && cats.allSatisfy { $0 == "billing" })
-            // An entry's detail lists what was checked.
+            // An entry's detail lists what was checked, and the position and hash it proved.
             try await browser.click("#entries tbody tr")
             try await browser.wait("the detail", "return !document.getElementById('detail').hidden && document.getElementById('detail-proof').textContent.includes('signed by the pinned key')")
+            #expect((try await browser.run("return document.getElementById('detail-proof').textContent") as? String)?.contains("in the org's chain, hash ") == true)
             if let shots { try await browser.screenshot(to: shots + "/org-detail.png") }
             try await browser.click("#f-clear")
             try await browser.wait("all rows again", Self.rows + ".length === 50 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')")
@@ -143,6 +166,32 @@ import Glibc
             throw error
         }
         await browser2.quit()
+
+        // Issue 18 items 9 and 11: the entry's genuine bytes followed by an edited second
+        // "entry" member; and an edit whose link and hash are recomputed, called "pending".
+        for (mode, reason) in [("dup", "twice"), ("pending", "no checkpoint covers entry")] {
+            let proxy = try TamperProxy(upstream: d.port, seq: tampered, mode: mode)
+            defer { proxy.stop() }
+            let b = try await WebDriver()
+            do {
+                try await b.open("http://127.0.0.1:\(proxy.port)/")
+                try await b.type("#token", acme)
+                try await b.type("#pin", key)
+                try await b.click("#signin-form button")
+                try await b.wait("the first page", "return !document.getElementById('older').disabled")
+                try await b.click("#older")
+                try await b.wait("every proof of the older page checked (\(mode))", Self.rows + ".length === 42 && Array.from(document.querySelectorAll('.proof')).every(p => p.textContent !== 'checking…')")
+                let marks = try #require(try await b.run(Self.rows + ".map(r => [r.dataset.seq, r.cells[4].textContent, r.querySelector('.proof').textContent, r.querySelector('.proof').title])") as? [[String]])
+                let row = try #require(marks.first { $0[0] == "\(tampered)" })
+                #expect(row[2] == "✗ not verified" && row[3].contains(reason), "\(mode): \(row)")
+                #expect(row[1] != "success" || mode == "pending", "\(mode): the row shows the edited bytes: \(row)")
+                #expect(marks.filter { $0[0] != "\(tampered)" }.allSatisfy { $0[2] == "✓ verified" }, "\(mode)")
+            } catch {
+                await b.quit()
+                throw error
+            }
+            await b.quit()
+        }
     }
 
     /// The endpoints the console adds keep to the token's scope, and the chart's counts are the
@@ -205,13 +254,13 @@ final class TamperProxy: @unchecked Sendable {
     let process = Process()
     let port: Int
 
-    init(upstream: Int, seq: Int, file: String = #filePath) throws {
+    init(upstream: Int, seq: Int, mode: String = "edit", file: String = #filePath) throws {
         let script = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("tamper_proxy.py").path
         guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw DaemonFailed(message: "python3 is missing: the console's tamper test runs tamper_proxy.py with it (apt-get install -y python3)")
         }
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, String(upstream), String(seq)]
+        process.arguments = [script, String(upstream), String(seq), mode]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")

@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
-"""A man in the middle for the console's browser test: forwards every GET to auditd and, in
-the answers about entry SEQ (its line in a page, and the entry itself with its proof), turns
-"outcome":"denied" into "outcome":"success", the edit an attacker would want. The proofs the
-console checks must then fail for that entry, and only for it.
+"""A man in the middle for the console's browser test: forwards every GET to auditd and edits
+the answers about entry SEQ (its item in a page, and the entry itself with its proof), the
+edits an attacker would want. The proofs the console checks must then fail for that entry, and
+only for it.
 
-usage: tamper_proxy.py UPSTREAM_PORT SEQ   (prints "listening PORT" once it is up)
+usage: tamper_proxy.py UPSTREAM_PORT SEQ [MODE]   (prints "listening PORT" once it is up)
+
+MODE:
+  edit     turn "outcome":"denied" into "outcome":"success" wherever the entry appears
+  dup      leave the genuine "entry" member and add an edited second one after it
+           (JSON.parse keeps the last; a check that reads the first would pass)
+  pending  edit the entry, recompute its link and hash so they agree with the edit, and
+           answer "checkpoint_pending": true instead of the proof
 """
+import hashlib
 import http.server
+import json
 import re
 import sys
 import urllib.error
@@ -14,7 +23,60 @@ import urllib.request
 
 UPSTREAM = int(sys.argv[1])
 SEQ = int(sys.argv[2])
-ENTRY = re.compile(rb'(\{"seq":%d,[^{]*?"entry":\{[^\n]*?"outcome":")denied(")' % SEQ)
+MODE = sys.argv[3] if len(sys.argv) > 3 else "edit"
+ITEM = re.compile(rb'\{"seq":%d,' % SEQ)
+
+
+def value_end(b, i):
+    """The end of the JSON object or array starting at b[i]."""
+    depth, n = 0, len(b)
+    while i < n:
+        c = b[i:i + 1]
+        if c == b'"':
+            i += 1
+            while b[i:i + 1] != b'"':
+                i += 2 if b[i:i + 1] == b"\\" else 1
+        elif c in (b"{", b"["):
+            depth += 1
+        elif c in (b"}", b"]"):
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise ValueError("unterminated")
+
+
+def entry_span(b, start):
+    """(start, end) of the "entry" object of the item starting at b[start]."""
+    k = b.index(b'"entry":', start) + len(b'"entry":')
+    return k, value_end(b, k)
+
+
+def edit(raw):
+    return raw.replace(b'"outcome":"denied"', b'"outcome":"success"')
+
+
+def tamper(body, single):
+    m = ITEM.search(body)
+    if not m:
+        return body
+    s, e = entry_span(body, m.start())
+    raw = body[s:e]
+    if MODE == "edit":
+        return body[:s] + edit(raw) + body[e:]
+    if MODE == "dup":
+        return body[:e] + b',"entry":' + edit(raw) + body[e:]
+    # pending: the edited entry, with a link and hash that agree with it, and no proof.
+    new = edit(raw)
+    out = body[:s] + new + body[e:]
+    if not single:
+        return out
+    obj = json.loads(out)
+    link = bytearray(bytes.fromhex(obj["link"]))
+    link[17:49] = hashlib.sha256(new).digest()
+    rest = {k: v for k, v in obj.items() if k not in ("entry", "checkpoint", "proof", "tree_size")}
+    rest.update(link=bytes(link).hex(), hash=hashlib.sha256(b"\x00" + bytes(link)).hexdigest(), checkpoint_pending=True)
+    return json.dumps(rest, separators=(",", ":")).encode()[:-1] + b',"entry":' + new + b"}"
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -27,7 +89,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             status, headers, body = r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
             status, headers, body = e.code, e.headers, e.read()
-        body = ENTRY.sub(rb"\1success\2", body)
+        if self.path.split("?")[0].rstrip("/").endswith("/entries/%d" % SEQ) or "/entries?" in self.path or self.path.endswith("/entries"):
+            body = tamper(body, single=self.path.split("?")[0].endswith("/entries/%d" % SEQ))
         self.send_response(status)
         for k, v in headers.items():
             if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):

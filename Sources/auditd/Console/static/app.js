@@ -6,6 +6,8 @@ import { showOrg } from "./views.js";
 
 const TOKEN = "auditlog.token";
 const PIN = "auditlog.pinned-key";
+// "yes" once the admin gave the pinned key themselves (pasted at sign-in), not the server.
+const CONFIRMED = "auditlog.pinned-key.confirmed";
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,7 +19,7 @@ export class ApiError extends Error {
 }
 
 // The session: the token, what it may read, and the key proofs are checked against.
-export const session = { token: null, scope: null, org: null, vkey: null, serverKey: null };
+export const session = { token: null, scope: null, org: null, vkey: null, vkeyConfirmed: false, serverKey: null };
 
 // A GET on the read port with the token; the answer's text (proofs hash the bytes received)
 // or its parsed JSON. Errors carry the server's message, which says what to do.
@@ -61,18 +63,28 @@ export function signOut(message) {
   if (message) showError(new Error(message));
 }
 
-async function signIn(token, keyText) {
+// The key proofs are checked against: the one typed (it replaces a different pinned one only
+// when `replace` is ticked), else the one pinned, else the server's, pinned as unconfirmed.
+async function signIn(token, keyText, replace = false) {
   session.token = token;
   const s = await api("/v1/session");
-  const pinned = keyText.trim() || localStorage.getItem(PIN) || s.verifier_key;
+  const typed = keyText.trim();
+  const stored = localStorage.getItem(PIN);
   let vkey;
   try {
-    vkey = await parseVerifierKey(pinned);
+    vkey = await parseVerifierKey(typed || stored || s.verifier_key);
   } catch (e) {
     session.token = null;
     throw new ProofError(`The log key: ${e.message}`);
   }
+  if (typed && stored && vkey.text !== stored && !replace) {
+    session.token = null;
+    throw new ProofError(`This browser has pinned the log key ${stored}; the key given is another. Compare it with the one your operator publishes (auditctl key DATA), then tick "Replace" to pin it.`);
+  }
+  const confirmed = typed ? true : stored ? localStorage.getItem(CONFIRMED) === "yes" : false;
   localStorage.setItem(PIN, vkey.text);
+  localStorage.setItem(CONFIRMED, confirmed ? "yes" : "no");
+  session.vkeyConfirmed = confirmed;
   sessionStorage.setItem(TOKEN, token);
   Object.assign(session, { scope: s.scope, org: s.org || null, vkey, serverKey: s.verifier_key });
   $("who").textContent = s.scope === "operator" ? `operator (token ${s.token_id}) · log ${s.origin}` : `org ${s.org} (token ${s.token_id}) · log ${s.origin}`;
@@ -86,6 +98,10 @@ export async function openOrg(org) {
   show("org");
   const note = $("pinned");
   note.textContent = `Proofs are checked in this browser against the pinned key ${session.vkey.text}.`;
+  note.classList.toggle("unconfirmed", !session.vkeyConfirmed);
+  if (!session.vkeyConfirmed) {
+    note.textContent = `UNCONFIRMED KEY: ${session.vkey.text} was taken from the server at the first sign-in, so a dishonest server could have named its own. Compare it with the key your operator publishes (auditctl key DATA) and paste that at sign-in to confirm it; until then "verified" means verified against this unconfirmed key.`;
+  }
   if (session.serverKey !== session.vkey.text) {
     note.textContent += ` The server names a different key (${session.serverKey}): entries will not verify until your operator confirms which is the log's.`;
   }
@@ -101,7 +117,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("pin").value = localStorage.getItem(PIN) || "";
   $("signin-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    signIn($("token").value.trim(), $("pin").value).catch(showError);
+    signIn($("token").value.trim(), $("pin").value, $("repin").checked).catch(showError);
   });
   $("signout").addEventListener("click", () => signOut());
   $("open-org").addEventListener("submit", (ev) => {

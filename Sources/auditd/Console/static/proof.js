@@ -129,22 +129,43 @@ export async function rootFromInclusion(index, size, leaf, proof) {
 
 // The raw text of member `name` of the JSON object starting at `text[at]`, as [start, end].
 // Entries are hashed as the bytes the server sent, so they are cut out, never re-serialised.
+// An object naming a member twice is refused: JSON.parse keeps the last, this would find the
+// first, and what is shown must be what was checked.
 export function memberSpan(text, at, name) {
+  let found = null;
+  for (const [key, start, end] of members(text, at)) if (key === name) found = [start, end];
+  if (!found) throw new ProofError(`the response has no "${name}"`);
+  return found;
+}
+
+// Each member of the JSON object at `text[at]` as [name, start, end]; a name seen twice throws.
+function members(text, at) {
+  const out = [];
+  const seen = new Set();
   let i = skip(text, at);
   if (text[i] !== "{") throw new ProofError("the response is not a JSON object");
   i = skip(text, i + 1);
   while (text[i] !== "}") {
     const keyEnd = valueEnd(text, i);
     const key = JSON.parse(text.slice(i, keyEnd));
+    if (seen.has(key)) throw new ProofError(`the JSON names "${key}" twice: what is shown could differ from what is checked`);
+    seen.add(key);
     i = skip(text, keyEnd);
     if (text[i] !== ":") throw new ProofError("malformed JSON");
     const start = skip(text, i + 1);
     const end = valueEnd(text, start);
-    if (key === name) return [start, end];
+    out.push([key, start, end]);
     i = skip(text, end);
     if (text[i] === ",") i = skip(text, i + 1);
   }
-  throw new ProofError(`the response has no "${name}"`);
+  return out;
+}
+
+// Throws if any object inside the JSON value at `text[at]` names a member twice.
+export function noDuplicateMembers(text, at) {
+  const i = skip(text, at);
+  if (text[i] === "{") for (const [, start] of members(text, i)) noDuplicateMembers(text, start);
+  else if (text[i] === "[") for (const [start] of elementSpans(text, i)) noDuplicateMembers(text, start);
 }
 
 // The [start, end] of each element of the JSON array starting at `text[at]`.
@@ -199,7 +220,8 @@ function valueEnd(text, i) {
 // H(0x00 || link), the inclusion proof leads to the checkpoint's root, the pinned key signed
 // the checkpoint, and the entry belongs to `org`. `listed`, the entry's raw text in the page
 // the person sees, must be the same bytes. Returns the steps checked; throws a ProofError.
-export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints }) {
+export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints, verifiedSize = 0n }) {
+  noDuplicateMembers(text, 0);
   const body = JSON.parse(text);
   const [cs, ce] = memberSpan(text, 0, "entry");
   const raw = text.slice(cs, ce);
@@ -216,12 +238,20 @@ export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints })
   if (!equal(contentHash, link.slice(17, 49))) throw new ProofError("the content does not hash to the link's content hash: it was changed");
   const leaf = await sha256(new Uint8Array([0x00]), link);
   if (hex(leaf) !== body.hash) throw new ProofError("the entry hash is not H(0x00 || link)");
-  if (body.checkpoint_pending) return { pending: true, steps: ["content hash", "link", "leaf hash"] };
+  const orgSeq = u64be(link, 9);
+  if (body.checkpoint_pending) {
+    // A tree of this size was verified already: it holds this entry, so "not yet" is a lie.
+    if (BigInt(seq) < verifiedSize) throw new ProofError(`the server says no checkpoint covers entry ${seq} yet, but a signed tree of ${verifiedSize} entries was verified`);
+    return { pending: true, entry, orgSeq, hash: hex(leaf), steps: ["content hash", "link", "leaf hash"] };
+  }
   if (typeof body.checkpoint !== "string" || !Array.isArray(body.proof)) throw new ProofError("the answer carries no proof");
-  let opened = checkpoints.get(body.checkpoint);
+  // Opened checkpoints are remembered per key: a note checked with one key proves nothing
+  // under another.
+  const cacheKey = `${vkey.text}\n${body.checkpoint}`;
+  let opened = checkpoints.get(cacheKey);
   if (!opened) {
     opened = openCheckpoint(body.checkpoint, vkey);
-    checkpoints.set(body.checkpoint, opened);
+    checkpoints.set(cacheKey, opened);
   }
   const cp = await opened;
   if (BigInt(body.tree_size) !== cp.size) throw new ProofError("the proof is for another tree size than the checkpoint's");
@@ -231,6 +261,9 @@ export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints })
   if (!equal(root, cp.root)) throw new ProofError("the inclusion proof does not lead to the signed root");
   return {
     pending: false,
+    entry,
+    orgSeq,
+    hash: hex(leaf),
     treeSize: cp.size,
     steps: [
       `SHA-256 of the content = link's content hash ${hex(contentHash).slice(0, 16)}…`,

@@ -1,7 +1,7 @@
 // The console's view of an org's log: filters, pages, proofs, detail, export, chart. Every
 // string from the log is put in the page as text, never as HTML.
 import { api, session, showError, ApiError } from "./app.js";
-import { elementSpans, memberSpan, verifyEntry } from "./proof.js";
+import { elementSpans, memberSpan, noDuplicateMembers, verifyEntry } from "./proof.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
@@ -30,7 +30,9 @@ function svg(tag, attrs = {}) {
 
 // ---- An org's log ----
 
-const view = { org: null, cursors: [], cursor: null, next: null, checks: new Map(), checkpoints: new Map(), generation: 0, wired: false };
+// `checkpoints`: notes opened, per (key, note); `verifiedSize`: the largest signed tree verified
+// under the pinned key, which every smaller seq is inside. Both start again at each sign-in.
+const view = { org: null, cursors: [], cursor: null, next: null, checks: new Map(), checkpoints: new Map(), verifiedSize: 0n, generation: 0, wired: false };
 
 // Datetime fields are read as UTC, like the table's times.
 function utc(value) {
@@ -87,6 +89,8 @@ export async function showOrg(org) {
   wire();
   view.org = org;
   view.checks = new Map();
+  view.checkpoints = new Map();
+  view.verifiedSize = 0n;
   await restart();
 }
 
@@ -115,8 +119,16 @@ async function loadPage() {
   const body = $("entries").tBodies[0];
   body.replaceChildren();
   const rows = page.entries.map((item, i) => {
-    const [cs, ce] = memberSpan(text, spans[i][0], "entry");
-    const row = renderRow(item, text.slice(cs, ce));
+    let row;
+    try {
+      noDuplicateMembers(text, spans[i][0]);
+      const [cs, ce] = memberSpan(text, spans[i][0], "entry");
+      row = renderRow(item, text.slice(cs, ce));
+    } catch (e) {
+      row = renderRow(item, null);
+      row.result = { error: e.message };
+      mark(row, "failed", "✗ not verified", e.message);
+    }
     body.append(row.tr);
     return row;
   });
@@ -131,8 +143,15 @@ function who(party) {
   return `${party.type}:${party.id}${party.name ? ` (${party.name})` : ""}`;
 }
 
+// A row shows the entry's own bytes (`raw`, the ones its proof is checked against), never a
+// re-parse of the page that could say something else.
 function renderRow(item, raw) {
-  const e = item.entry;
+  let e = {};
+  if (raw !== null) {
+    try {
+      e = JSON.parse(raw);
+    } catch {}
+  }
   const proof = el("span", { class: "proof pending", textContent: "checking…" });
   const tr = el("tr", { data: { seq: String(item.seq) } },
     el("td", { class: "time", textContent: (e.received_at || "").replace("T", " ").replace("Z", "") }),
@@ -143,7 +162,7 @@ function renderRow(item, raw) {
     el("td", { class: `outcome-${e.outcome}`, textContent: e.outcome }),
     el("td", {}, el("div", { textContent: e.source?.service || "" }), e.source?.ip ? el("div", { class: "sub", textContent: e.source.ip }) : null),
     el("td", {}, proof));
-  const row = { item, raw, tr, proof, result: null };
+  const row = { item, raw, entry: e, tr, proof, result: null };
   tr.addEventListener("click", () => showDetail(row));
   return row;
 }
@@ -161,19 +180,30 @@ async function checkAll(rows, generation) {
   const worker = async () => {
     while (next < rows.length && generation === view.generation) {
       const row = rows[next++];
-      await check(row);
+      if (!row.result) await check(row);
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
+  // A row called pending before a larger tree was verified: that tree holds it.
+  for (const row of rows) {
+    if (row.result?.pending && BigInt(row.item.seq) < view.verifiedSize) {
+      row.result = { error: `the server says no checkpoint covers entry ${row.item.seq} yet, but a signed tree of ${view.verifiedSize} entries was verified` };
+      mark(row, "failed", "✗ not verified", row.result.error);
+    }
+  }
 }
 
 async function check(row) {
   try {
     const text = await api(orgPath(`entries/${row.item.seq}`), { text: true });
-    if (row.item.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.item.entry.org})`);
-    row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints });
+    if (row.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.entry.org})`);
+    row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize });
     if (row.result.pending) mark(row, "pending", "⧗ not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");
-    else mark(row, "verified", "✓ verified", row.result.steps.join("\n"));
+    else {
+      if (row.result.treeSize > view.verifiedSize) view.verifiedSize = row.result.treeSize;
+      const unconfirmed = session.vkeyConfirmed ? "" : " (key unconfirmed)";
+      mark(row, "verified", `✓ verified${unconfirmed}`, row.result.steps.join("\n"));
+    }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
     row.result = { error: e.message };
@@ -182,17 +212,21 @@ async function check(row) {
 }
 
 function showDetail(row) {
-  const e = row.item.entry;
+  const r = row.result;
+  const verified = r && !r.error;
+  const e = verified ? r.entry : row.entry;
   $("detail-title").textContent = `Entry ${row.item.seq} · ${e.action} · ${e.received_at}`;
   const list = $("detail-proof");
   list.replaceChildren();
-  const r = row.result;
   if (!r) list.append(el("li", { textContent: "The proof is still being checked." }));
   else if (r.error) list.append(el("li", { class: "failed", textContent: `Not verified: ${r.error}` }));
   else if (r.pending) list.append(el("li", { textContent: "Linked into the chain; no signed checkpoint covers it yet. Reload in a few seconds." }));
   else for (const s of r.steps) list.append(el("li", { class: "verified", textContent: `✓ ${s}` }));
-  list.append(el("li", { class: "sub", textContent: `seq ${row.item.seq}, position ${row.item.org_seq} in the org's chain, hash ${row.item.hash}` }));
-  $("detail-json").textContent = JSON.stringify(e, null, 2);
+  // Position and hash as the proof established them; the listing's own claims are not shown.
+  list.append(el("li", { class: "sub", textContent: verified
+    ? `seq ${row.item.seq}, position ${r.orgSeq} in the org's chain, hash ${r.hash}`
+    : `seq ${row.item.seq} (position and hash not shown: not verified)` }));
+  $("detail-json").textContent = (verified ? "" : "NOT VERIFIED:\n") + JSON.stringify(e, null, 2);
   $("detail").hidden = false;
   $("detail").scrollIntoView({ block: "nearest" });
 }
