@@ -4,6 +4,7 @@ import ArgumentParser
 import ChainIndex
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
@@ -48,6 +49,8 @@ struct AuditD: AsyncParsableCommand {
     @Option(help: "Disk bandwidth a full recheck may use, MiB/s.") var recheckRate: Int?
     @Option(help: "Seconds a writer connection may stay idle or stalled before it is closed.") var idleTimeout: Int?
     @Option(help: "Writer connections served at once.") var maxConnections: Int?
+    @Option(help: "Read-port connections served at once (more wait until one closes).") var httpMaxConnections: Int?
+    @Option(help: "Seconds a read-port connection may stay idle, or sit on an unfinished request, before it is closed.") var httpIdleTimeout: Int?
     @Option(help: "Log level.") var logLevel: String?
     @Option(help: "The archive: a directory, or s3://BUCKET[/PREFIX] with Object Lock (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1, or AUDITLOG_S3_CREDENTIALS=FILE).") var archive: String?
     @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
@@ -78,6 +81,8 @@ struct AuditD: AsyncParsableCommand {
         if let recheckRate { c.recheckRate = recheckRate }
         if let idleTimeout { c.idleTimeout = idleTimeout }
         if let maxConnections { c.maxConnections = maxConnections }
+        if let httpMaxConnections { c.httpMaxConnections = httpMaxConnections }
+        if let httpIdleTimeout { c.httpIdleTimeout = httpIdleTimeout }
         if let logLevel { c.logLevel = logLevel }
         if let archive { c.archive = archive }
         if let hotWindow { c.hotWindow = hotWindow }
@@ -94,10 +99,12 @@ struct AuditD: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         if checkConfig {
             let c = try resolved()
+            try DescriptorBudget.check(ingest: c.maxConnections, read: c.httpMaxConnections)
             announce("config OK: data \(c.data), key \(c.keyPath), socket \(c.socket) (mode \(c.socketMode)), read port \(c.httpHost):\(c.httpPort), archive \(c.archivePath), \(c.witnesses.count) witness(es)")
             return
         }
         let c = try resolved()
+        try DescriptorBudget.check(ingest: c.maxConnections, read: c.httpMaxConnections)
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -154,7 +161,11 @@ struct AuditD: AsyncParsableCommand {
                             queries: queryPool, exports: exportPool, witnessing: witnessing)
         let app = Application(
             router: port.router(),
-            configuration: .init(address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd"),
+            // Bounded: idle and half-sent requests are closed, and connections past the cap
+            // wait in the backlog, so readers can never take the descriptors storage needs.
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(c.httpIdleTimeout)))),
+            configuration: .init(address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(c.httpMaxConnections)),
             onServerRunning: { channel in
                 let p = channel.localAddress?.port ?? c.httpPort
                 announce("auditd: read port http://\(c.httpHost):\(p)")

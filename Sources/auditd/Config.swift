@@ -51,6 +51,12 @@ struct DaemonConfig: Codable, Sendable {
     /// Writer connections served at once; one more is told so and closed. With a partial
     /// frame of at most 64 KiB each, this bounds what connections can make the daemon buffer.
     var maxConnections = 512
+    /// Read-port connections served at once; past it new ones wait in the kernel's backlog
+    /// until one closes. Readers can then never take the descriptors storage needs.
+    var httpMaxConnections = 1024
+    /// Seconds a read-port connection may stay idle, or sit on a request it has not finished
+    /// sending, before it is closed.
+    var httpIdleTimeout = 30
     /// Entries accepted but not yet acknowledged, across all connections; beyond it, reading
     /// pauses until half are acknowledged (each holds its canonical bytes meanwhile).
     var maxInflightTotal = 65536
@@ -99,7 +105,8 @@ struct DaemonConfig: Codable, Sendable {
         for (name, v) in [("segment_age", segmentAge), ("verify_interval", verifyInterval), ("recheck_interval", recheckInterval),
                           ("recheck_rate", recheckRate), ("idle_timeout", idleTimeout), ("max_connections", maxConnections),
                           ("max_inflight_per_connection", maxInflightPerConnection), ("max_inflight_total", maxInflightTotal),
-                          ("max_idempotency_keys", maxIdempotencyKeys), ("archive_interval", archiveInterval)] {
+                          ("max_idempotency_keys", maxIdempotencyKeys), ("archive_interval", archiveInterval),
+                          ("http_max_connections", httpMaxConnections), ("http_idle_timeout", httpIdleTimeout)] {
             try need(v >= 1, "\(name) \(v) must be at least 1")
         }
         // 0 is meaningful for these: archive at once, no pin after a restore, no idempotency window.
@@ -128,6 +135,7 @@ extension DaemonConfig {
         case idleTimeout = "idle_timeout", maxConnections = "max_connections", maxInflightTotal = "max_inflight_total"
         case logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval", restorePin = "restore_pin"
         case witnesses, witnessQuorum = "witness_quorum"
+        case httpMaxConnections = "http_max_connections", httpIdleTimeout = "http_idle_timeout"
     }
 
     init(from decoder: Decoder) throws {
@@ -160,5 +168,7 @@ extension DaemonConfig {
         restorePin = try c.decodeIfPresent(Int.self, forKey: .restorePin) ?? restorePin
         witnesses = try c.decodeIfPresent([String].self, forKey: .witnesses) ?? witnesses
         witnessQuorum = try c.decodeIfPresent(Int.self, forKey: .witnessQuorum)
+        httpMaxConnections = try c.decodeIfPresent(Int.self, forKey: .httpMaxConnections) ?? httpMaxConnections
+        httpIdleTimeout = try c.decodeIfPresent(Int.self, forKey: .httpIdleTimeout) ?? httpIdleTimeout
     }
 }
