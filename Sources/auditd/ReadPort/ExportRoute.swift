@@ -19,6 +19,12 @@ extension ReadPort {
         if scope.org == nil, !ledger.index.holds(org: org) {
             throw HTTPError(.notFound, message: "org \(org) has no entries in this log")
         }
+        // HEAD describes the export without running it: an export writes its own audit entry
+        // and signs a checkpoint, which a HEAD must never do.
+        if req.method == .head {
+            return Response(status: .ok, headers: [.contentType: format == "ndjson" ? "application/x-ndjson" : "text/csv"])
+        }
+        try exportLimit.admit(token: scope.id)
         var consistencyFrom: UInt64?
         if let v = req.uri.queryParameters.get("consistency_from") {
             guard let n = UInt64(v), n <= ledger.size else {

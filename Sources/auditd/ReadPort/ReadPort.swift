@@ -29,6 +29,8 @@ struct ReadPort {
     let exports: NIOThreadPool
     /// The witnesses, when configured.
     var witnessing: Witnessing?
+    /// Exports each token may start.
+    var exportLimit = ExportLimit()
 
     func router() -> Router<ReadContext> {
         let router = Router(context: ReadContext.self, options: .autoGenerateHeadEndpoints)
@@ -87,6 +89,14 @@ struct ReadPort {
         } catch let e as StoreError where e.code == .corrupt || e.code == .io {
             logger.error("read failed on damaged storage", metadata: ["error": "\(e)"])
             throw HTTPError(.internalServerError, message: "the log's storage is damaged where this request reads (\(e.message)); the entries are not missing, and the operator has been told: run `auditctl verify` on the data directory")
+        } catch let e as StoreError where e.code == .notFound {
+            throw HTTPError(.notFound, message: e.message)
+        } catch let e as HTTPError {
+            throw e
+        } catch {
+            // Never a bare 500: say what failed.
+            logger.error("read failed", metadata: ["error": "\(error)"])
+            throw HTTPError(.internalServerError, message: "the read failed: \(error)")
         }
     }
 
