@@ -1,15 +1,19 @@
 import AuditAccess
 import ChainIndex
 import Hummingbird
+import NIOCore
 
 /// The read port's request context: the token's scope, once `TokenMiddleware` checked it.
 struct ReadContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// Who is asking; set for every route under `/v1`.
     var scope: TokenScope?
+    /// The connection, so that a long answer (a feed) can be ended when the daemon stops.
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
 }
 
@@ -22,6 +26,8 @@ struct OrgContext: ChildRequestContext {
     let org: String
     /// The token's scope.
     let scope: TokenScope
+    /// The connection.
+    let channel: any Channel
 
     init(context: ReadContext) throws {
         coreContext = context.coreContext
@@ -36,6 +42,7 @@ struct OrgContext: ChildRequestContext {
         }
         self.org = org
         self.scope = scope
+        channel = context.channel
     }
 }
 
