@@ -66,16 +66,34 @@ extension Ledger {
             // A text search reads its candidates in large pages: each index page decodes the
             // sections it starts in, so small ones would decode the same rows again and again.
             let page = needle == nil ? limit : min(max(512, budget - examined), 8192)
-            let hits = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
-            if hits.isEmpty { return (out, nil) }
+            let found = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
+            if found.isEmpty { return (out, nil) }
+            // The index learns of a group's entries a moment before the tree counts them (the
+            // tree is appended after the group's sync). Such entries are not visible yet:
+            // newest first, they are skipped (the next page or poll shows them); oldest
+            // first, the page stops before them, its cursor at the last entry shown.
             let size = tree.size
-            for h in hits where h.seq >= size { throw StoreError(.notFound, "entry \(h.seq) does not exist (the log holds \(size))") }
+            var hits = found[...]
+            if let cut = found.firstIndex(where: { $0.seq >= size }) {
+                if !newestFirst {
+                    hits = found[..<cut]
+                    if hits.isEmpty { return (out, cur) }
+                } else {
+                    hits = found.drop { $0.seq >= size }
+                    if hits.isEmpty {
+                        cur = found.last?.seq
+                        if found.count < page { return (out, nil) }
+                        continue
+                    }
+                }
+            }
             // Read in chunks, so that the time limit can end the page between two of them.
             var records: [StoredRecord] = []
             for (i, h) in hits.enumerated() {
                 if i % 128 == 0 {
                     if i > 0, outOfTime() { return (out, cur) }
-                    records = try store.read(seqs: hits[i..<min(i + 128, hits.count)].map(\.seq))
+                    let from = hits.startIndex + i
+                    records = try store.read(seqs: hits[from..<min(from + 128, hits.endIndex)].map(\.seq))
                 }
                 let rec = records[i % 128]
                 examined += 1
@@ -96,7 +114,8 @@ extension Ledger {
                 out.append(e)
                 if out.count == limit { return (out, h.seq) }
             }
-            if hits.count < page { return (out, nil) }
+            if hits.count < found.count && !newestFirst { return (out, cur) }
+            if found.count < page { return (out, nil) }
         }
         return (out, cur)
     }
