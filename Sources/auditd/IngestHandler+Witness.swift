@@ -1,6 +1,7 @@
 import AuditWire
 import ChainIndex
 import NIOCore
+import NIOPosix
 
 /// The frames that make every writer a witness (format-spec.md §9.1): CHECKPOINT and INCLUSION.
 extension IngestHandler {
@@ -29,21 +30,51 @@ extension IngestHandler {
         }
     }
 
+    /// INCLUSION requests one connection may have in flight; more are refused until answered.
+    static let maxProofsInFlight = 4
+
     func answerInclusion(_ f: Frame, context: ChannelHandlerContext) {
         // Receipts: one checkpoint for many entries, and each one's inclusion proof.
         guard let seqs = InclusionReply.seqs(f.body) else {
             refuse(.error(id: f.id, code: .malformedFrame, message: "an INCLUSION request's body is count:u16 (1 to \(InclusionReply.maxEntries)) and that many u64 sequence numbers"), context: context)
             return
         }
-        guard let cp = shared.ledger.latestCheckpoint, let last = seqs.max(), last < cp.checkpoint.size else {
+        let ledger = shared.ledger
+        guard let last = seqs.max(), last < ledger.store.endSeq else {
+            send(.error(id: f.id, code: .invalidEntry, message: "entry \(seqs.max() ?? 0) is not in the log (it holds \(ledger.store.endSeq) entries): ask only for sequence numbers your appends were acknowledged with"), context: context)
+            return
+        }
+        guard let cp = ledger.latestCheckpoint, last < cp.checkpoint.size else {
             send(.error(id: f.id, code: .unavailable, message: "no checkpoint covers these entries yet (one is signed within a second); ask again"), context: context)
             return
         }
-        do {
-            let proofs = try seqs.map { try shared.ledger.inclusionProof(seq: $0, size: cp.checkpoint.size).map(\.bytes) }
-            send(Frame(type: .inclusionReply, id: f.id, body: InclusionReply(note: cp.note, proofs: proofs).body), context: context)
-        } catch {
-            send(.error(id: f.id, code: .unavailable, message: "cannot prove inclusion: \(error)"), context: context)
+        guard proofsInFlight < Self.maxProofsInFlight else {
+            send(.error(id: f.id, code: .unavailable, message: "\(Self.maxProofsInFlight) INCLUSION requests are already being answered on this connection; wait for their answers"), context: context)
+            return
+        }
+        // A thousand proofs take a while: computed off the event loop, so that other writers'
+        // acks never wait for them; dropped if the connection closed meanwhile.
+        proofsInFlight += 1
+        let loop = context.eventLoop, channel = context.channel, id = f.id
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        NIOThreadPool.singleton.runIfActive(eventLoop: loop) { () -> Frame? in
+            guard channel.isActive else { return nil }
+            do {
+                let proofs = try seqs.map { try ledger.inclusionProof(seq: $0, size: cp.checkpoint.size).map(\.bytes) }
+                return Frame(type: .inclusionReply, id: id, body: InclusionReply(note: cp.note, proofs: proofs).body)
+            } catch {
+                return .error(id: id, code: .unavailable, message: "cannot prove inclusion: \(error)")
+            }
+        }.whenComplete { result in
+            let (h, ctx) = bound.value
+            h.proofsInFlight -= 1
+            guard channel.isActive else { return }
+            switch result {
+            case .success(let frame?): h.send(frame, context: ctx)
+            case .success(nil): return
+            case .failure(let e): h.send(.error(id: id, code: .unavailable, message: "cannot prove inclusion: \(e)"), context: ctx)
+            }
+            h.flush(context: ctx)
         }
     }
 }

@@ -46,6 +46,8 @@ final class IngestHandler: ChannelInboundHandler {
     private var gate = ReadGate()
     private var errorsThisBurst = 0
     private var closing = false
+    /// INCLUSION requests whose proofs are being computed off the event loop.
+    var proofsInFlight = 0
     private var out: ByteBuffer?
     /// Bad frames one read burst may bring before the connection is closed: a writer that
     /// sends thousands of bad frames is broken, and its replies would pile up.
@@ -249,7 +251,7 @@ final class IngestHandler: ChannelInboundHandler {
         out?.writeBytes(bytes)
     }
 
-    private func flush(context: ChannelHandlerContext) {
+    func flush(context: ChannelHandlerContext) {
         guard let o = out, o.readableBytes > 0 else { return }
         out = nil
         context.writeAndFlush(wrapOutboundOut(o), promise: nil)
