@@ -1,0 +1,204 @@
+import AuditClient
+import AuditWire
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A plain TCP connection to the read port that sends what it is told and never reads.
+final class TCPPeer {
+    let fd: Int32
+
+    init(port: Int) {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Non-blocking connect: past the daemon's cap, connections wait in the backlog.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+
+    /// True once the daemon closed the connection (a read returns end of file or a reset).
+    func closedByPeer() -> Bool {
+        var b = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &b, b.count, Int32(MSG_DONTWAIT))
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET || errno == EPIPE }
+        }
+    }
+}
+
+/// Issue 19, items 4, 6, 7, 8, 9, 10 and 12, and issue 18 item 7: no reader, however slow,
+/// many or hostile, stops ingest or another reader, and nothing but the ingest socket writes.
+@Suite(.serialized) struct ReadPortDoorTests {
+    static func descriptors(_ d: Daemon) -> Int {
+        guard let pid = d.process?.processIdentifier else { return -1 }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
+    }
+
+    @Test func idleAndHalfSentConnectionsNeitherStopWritesNorStayOpen() async throws {
+        var lim = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        lim.rlim_cur = min(lim.rlim_max, 8192)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        let d = Daemon("read-doors", args: ["--http-max-connections", "64", "--http-idle-timeout", "2"])
+        defer { d.cleanup() }
+        try d.start()
+        let before = Self.descriptors(d)
+        var peers: [TCPPeer] = []
+        for i in 0..<1_500 {
+            let p = TCPPeer(port: d.port)
+            if i % 3 == 0 { p.send("GET /v1/orgs/org_a/entries HTTP/1.1\r\nHost: x\r\nAuthoriz") }  // never finished
+            peers.append(p)
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let during = Self.descriptors(d)
+        // A writer is served meanwhile, and every entry is acknowledged.
+        let lines = (0..<500).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        let started = Date()
+        let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: lines)
+        let writeSeconds = Date().timeIntervalSince(started)
+        #expect(s == 0, "\(err)")
+        // An honest reader gets its answer once the idle ones are closed (2 s here).
+        let tok = try d.token(org: "org_a")
+        let readStarted = Date()
+        let (rs, _) = try await d.http("/v1/orgs/org_a/entries?limit=10", token: tok)
+        let readSeconds = Date().timeIntervalSince(readStarted)
+        #expect(rs == 200)
+        try await Task.sleep(for: .seconds(3))
+        let closed = peers.prefix(64).filter { $0.closedByPeer() }.count
+        print("read port under 1,500 idle or half-sent connections (cap 64, idle timeout 2 s): descriptors \(before) → \(during); 500 appends took \(String(format: "%.2f", writeSeconds)) s; an honest page \(String(format: "%.2f", readSeconds)) s; \(closed) of the first 64 closed by the daemon")
+        #expect(during < before + 64 + 32, "the read port took \(during - before) descriptors for 1,500 idle connections")
+        #expect(closed >= 60, "idle and half-sent connections were not closed (\(closed) of 64)")
+        peers.removeAll()
+        #expect(d.stop() == 0)
+    }
+
+    @Test func headDoesNotExportAndExportsAreRateLimitedPerToken() async throws {
+        let d = Daemon("export-head")
+        defer { d.cleanup() }
+        try d.start()
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        let tok = try d.token(org: "org_a")
+        func exported() async throws -> Int {
+            let page = try await d.json("/v1/orgs/org_a/entries?action=audit_log.exported&limit=100", token: tok)
+            return ((page["entries"] as? [[String: Any]]) ?? []).count
+        }
+        for _ in 0..<20 {
+            let (s, body) = try await d.http("/v1/orgs/org_a/export", token: tok, method: "HEAD")
+            #expect(s == 200 && body.isEmpty)
+        }
+        #expect(try await exported() == 0, "a HEAD ran an export")
+        var statuses: [Int] = []
+        for _ in 0..<14 { statuses.append(try await d.http("/v1/orgs/org_a/export", token: tok).0) }
+        #expect(statuses.prefix(10).allSatisfy { $0 == 200 }, "\(statuses)")
+        #expect(statuses.contains(429), "a looping export client was never slowed: \(statuses)")
+        #expect(try await exported() == statuses.filter { $0 == 200 }.count)
+        // Another token is not slowed by the first one's exports.
+        let other = try d.token(org: "org_a")
+        #expect(try await d.http("/v1/orgs/org_a/export", token: other).0 == 200)
+        #expect(d.stop() == 0)
+    }
+
+    @Test func aRevokedTokensFeedEndsAndStalledFeedsDoNotHoldUpAStop() async throws {
+        let d = Daemon("feed-doors")
+        defer { d.cleanup() }
+        try d.start()
+        let tok = try d.token(org: "org_a")
+        let id = try #require(try await d.json("/v1/session", token: tok)["token_id"] as? String)
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        // 18.7: the feed of a token revoked meanwhile ends.
+        let feed = Task { try await d.http("/v1/orgs/org_a/feed", token: tok) }
+        try await Task.sleep(for: .milliseconds(500))
+        let (rv, _, rerr) = try d.ctl(["token", "revoke", d.data, id, "--socket", d.socket])
+        #expect(rv == 0, "\(rerr)")
+        let revokedAt = Date()
+        let ended = try await withThrowingTaskGroup(of: Bool.self) { g in
+            g.addTask { _ = try await feed.value; return true }
+            g.addTask { try await Task.sleep(for: .seconds(15)); return false }
+            let first = try await g.next() ?? false
+            g.cancelAll()
+            return first
+        }
+        #expect(ended, "the revoked token's feed kept streaming")
+        print("a revoked token's feed ended \(String(format: "%.1f", Date().timeIntervalSince(revokedAt))) s after the revocation")
+
+        // 19.9: feeds whose readers never read (their socket buffers full) end at SIGTERM.
+        let live = try d.token(org: "org_a")
+        let bulk = (0..<20_000).map { event(org: "org_a", i: $0, extra: #","pad":"\#(String(repeating: "x", count: 200))""#) }.joined(separator: "\n") + "\n"
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: bulk).0 == 0)
+        var stalled: [TCPPeer] = []
+        for _ in 0..<10 {
+            let p = TCPPeer(port: d.port)
+            var rcv: Int32 = 4096
+            setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &rcv, socklen_t(MemoryLayout<Int32>.size))
+            try await Task.sleep(for: .milliseconds(20))
+            p.send("GET /v1/orgs/org_a/feed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live)\r\n\r\n")
+            stalled.append(p)
+        }
+        try await Task.sleep(for: .seconds(2))
+        // Each of them was sent entries it never read.
+        let streaming = stalled.filter { p in
+            var b = [UInt8](repeating: 0, count: 16)
+            return recv(p.fd, &b, b.count, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
+        }.count
+        #expect(streaming == 10, "only \(streaming) of the 10 stalled feeds were streaming")
+        let stopStarted = Date()
+        #expect(d.stop() == 0)
+        let stopSeconds = Date().timeIntervalSince(stopStarted)
+        print("SIGTERM with 10 stalled feeds: stopped in \(String(format: "%.1f", stopSeconds)) s")
+        #expect(stopSeconds < 15, "stopping took \(stopSeconds) s with stalled feeds")
+        // It stopped cleanly: its final checkpoint covers every entry.
+        let note = try d.ctl(["checkpoint", d.data]).1
+        let size = note.split(separator: "\n").dropFirst().first.flatMap { UInt64($0) } ?? 0
+        #expect(size >= 20_002, "\(note)")
+        stalled.removeAll()
+    }
+
+    @Test func pagesNearTheTailDuringIngestNeverFailAndInclusionOfNothingIsNotRetryable() async throws {
+        let d = Daemon("tail-reads")
+        defer { d.cleanup() }
+        try d.start()
+        let tok = try d.token(org: "org_a")
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        let writer = Task.detached {
+            let lines = (0..<30_000).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+            return try d.ctl(["append", "--socket", d.socket, "--batch", "8"], stdin: lines).0
+        }
+        var statuses: [Int: Int] = [:]
+        var bad: [String] = []
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && statuses.values.reduce(0, +) < 900 {
+            for path in ["/v1/orgs/org_a/entries?limit=50", "/v1/orgs/org_a/entries?limit=50&category=access", "/v1/orgs/org_a/feed?limit=50"] {
+                let (s, body) = try await d.http(path, token: tok)
+                statuses[s, default: 0] += 1
+                if s != 200 { bad.append("\(s) \(String(decoding: body.prefix(200), as: UTF8.self))") }
+            }
+        }
+        #expect(try await writer.value == 0)
+        print("reads near the tail during ingest: \(statuses)")
+        #expect(bad.isEmpty, "\(bad.prefix(3))")
+
+        // An INCLUSION for an entry that does not exist is refused for good, at once.
+        let c = try await AuditClient.connect(socketPath: d.socket)
+        do {
+            _ = try await c.inclusion([1 << 40])
+            Issue.record("an INCLUSION for an entry that does not exist was answered")
+        } catch let e as WireError {
+            #expect(e.code != WireErrorCode.unavailable.rawValue, "a retryable answer for an entry that can never exist: \(e)")
+        }
+        await c.close()
+        #expect(d.stop() == 0)
+    }
+}
