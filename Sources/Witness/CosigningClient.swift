@@ -60,13 +60,38 @@ public final class CosigningClient: @unchecked Sendable {
         lock.withLock { lastError.sorted { $0.key < $1.key }.map { (witnesses[$0.key], $0.value) } }
     }
 
+    /// The most a witness's answer may hold: a cosignature line is about 130 bytes.
+    public static let maxAnswer = 16 << 10
+    /// How long the others get once the quorum is reached.
+    public static let afterQuorum = Duration.seconds(1)
+    private static let timerMark = "\u{0}after-quorum"
+
     /// Asks every witness to cosign `cp`, at once; returns the note with every cosignature
-    /// line obtained appended (the log's own signature first), and how many there are.
+    /// line obtained appended (the log's own signature first), and how many there are. Once
+    /// the quorum has answered, the others get `afterQuorum` more; one that has not answered
+    /// by then (or within `timeout` in all) counts as failing, and is asked again next time.
     public func cosign(_ cp: SignedCheckpoint) async -> (note: String, cosignatures: Int) {
         let lines = await withTaskGroup(of: String?.self) { group in
             for i in witnesses.indices { group.addTask { await self.submit(i, cp) } }
             var out: [String] = []
-            for await l in group { if let l { out.append(l) } }
+            var pending = witnesses.count
+            var timer = false
+            while let r = await group.next() {
+                if r == Self.timerMark {
+                    // Stragglers are cancelled a moment after the quorum: a slow witness must
+                    // not hold up the checkpoint the others vouched for.
+                    group.cancelAll()
+                    continue
+                }
+                pending -= 1
+                if let r { out.append(r) }
+                if pending == 0 { break }
+                if out.count >= quorum && !timer {
+                    timer = true
+                    group.addTask { try? await Task.sleep(for: Self.afterQuorum); return Self.timerMark }
+                }
+            }
+            group.cancelAll()
             return out
         }
         return (cp.note + lines.sorted().joined(), lines.count)
@@ -77,6 +102,8 @@ public final class CosigningClient: @unchecked Sendable {
         let w = witnesses[i]
         var old = lock.withLock { held[i] } ?? 0
         var why = ""
+        // One deadline for the whole exchange, tries included.
+        let end = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         for _ in 0..<3 {
             if old > cp.size {
                 why = "the witness holds a tree of \(old) entries, larger than this checkpoint's \(cp.checkpoint.size): it cosigns only newer ones"
@@ -88,12 +115,12 @@ public final class CosigningClient: @unchecked Sendable {
                 break
             }
             let body = "old \(old)\n" + lines.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + cp.note
-            var req = URLRequest(url: URL(string: w.url + "/add-checkpoint") ?? URL(fileURLWithPath: "/"), timeoutInterval: timeout)
-            req.httpMethod = "POST"
-            req.httpBody = Data(body.utf8)
+            guard let url = URL(string: w.url + "/add-checkpoint") else {
+                why = "\(w.url) is not a URL"
+                break
+            }
             do {
-                let (data, response) = try await URLSession.shared.data(for: req)
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                let (status, data) = try await BoundedPost.post(url, body: Data(body.utf8), limit: Self.maxAnswer, deadline: max(.milliseconds(1), end - .now))
                 let text = String(decoding: data, as: UTF8.self)
                 if status == 409, let size = UInt64(text.trimmingCharacters(in: .newlines)) {
                     old = size
@@ -111,7 +138,7 @@ public final class CosigningClient: @unchecked Sendable {
                 why = "its answer carries no cosignature that verifies with \(w.verifier.text)"
                 break
             } catch {
-                why = "unreachable: \(error.localizedDescription)"
+                why = Task.isCancelled ? "no answer before the quorum was reached (and \(Self.afterQuorum) more)" : "\(error)"
                 break
             }
         }

@@ -1,0 +1,119 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One HTTP POST whose answer is bounded in size and whose whole exchange is bounded in time:
+/// a peer that answers 3 GiB, or one byte a second, costs only its own request. (URLSession's
+/// own timeout is an idle timeout: a trickle never trips it, and `data(for:)` buffers any size.)
+final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    /// Why a bounded request did not complete.
+    struct Failed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private let limit: Int
+    private let lock = NSLock()
+    private var body = Data()
+    private var response: HTTPURLResponse?
+    private var failure: String?
+    private var continuation: CheckedContinuation<(Int, Data), Error>?
+    private var finished = false
+
+    private init(limit: Int) { self.limit = limit }
+
+    /// POSTs `body` to `url`; the status and at most `limit` bytes of answer, within `deadline`.
+    /// Plain `http://` goes over a socket read into a bounded buffer; `https://` through
+    /// URLSession, whose delegate stops the transfer past the limit.
+    static func post(_ url: URL, body: Data, limit: Int, deadline: Duration) async throws -> (Int, Data) {
+        if url.scheme == "http", let host = url.host {
+            let end = ContinuousClock.now + deadline
+            let flag = CancelFlag()
+            let path = url.path.isEmpty ? "/" : url.path
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { c in
+                    Thread.detachNewThread {
+                        c.resume(with: Result {
+                            let (s, b) = try PlainHTTP.post(host: host, port: url.port ?? 80, path: path, body: Array(body), limit: limit,
+                                                            deadline: end, cancelled: { flag.isSet })
+                            return (s, Data(b))
+                        })
+                    }
+                }
+            } onCancel: { flag.set() }
+        }
+        let b = BoundedPost(limit: limit)
+        let config = URLSessionConfiguration.ephemeral
+        let seconds = Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
+        config.timeoutIntervalForRequest = seconds
+        config.timeoutIntervalForResource = seconds
+        let session = URLSession(configuration: config, delegate: b, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        var req = URLRequest(url: url, timeoutInterval: seconds)
+        req.httpMethod = "POST"
+        req.httpBody = body
+        let task = session.dataTask(with: req)
+        let timer = Task {
+            try? await Task.sleep(for: deadline)
+            if !Task.isCancelled { b.fail("no complete answer within \(seconds) s", task) }
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { c in
+                b.lock.withLock { b.continuation = c }
+                task.resume()
+            }
+        } onCancel: {
+            b.fail("cancelled", task)
+        }
+    }
+
+    private func fail(_ why: String, _ task: URLSessionTask) {
+        lock.withLock { if failure == nil { failure = why } }
+        task.cancel()
+        finish()
+    }
+
+    private func finish() {
+        let c: CheckedContinuation<(Int, Data), Error>?
+        let result: Result<(Int, Data), Error>
+        lock.lock()
+        if finished || continuation == nil {
+            lock.unlock()
+            return
+        }
+        finished = true
+        c = continuation
+        continuation = nil
+        if let failure { result = .failure(Failed(description: failure)) } else { result = .success((response?.statusCode ?? 0, body)) }
+        lock.unlock()
+        c?.resume(with: result)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        lock.withLock { self.response = response as? HTTPURLResponse }
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        let over: Bool = lock.withLock {
+            body.append(data.prefix(max(0, limit + 1 - body.count)))
+            return body.count > limit
+        }
+        if over { fail("the answer is larger than \(limit) bytes", dataTask) }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        if let error { lock.withLock { if failure == nil { failure = "unreachable: \(error.localizedDescription)" } } }
+        finish()
+    }
+}
+
+/// Set once, read from any thread.
+final class CancelFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}

@@ -1,0 +1,84 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `hostile_witness.py` (beside this file) on a loopback port.
+final class HostileWitness: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+
+    init(mode: String, file: String = #filePath) throws {
+        let script = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("hostile_witness.py").path
+        guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw DaemonFailed(message: "python3 is missing: the hostile witness test runs hostile_witness.py with it (apt-get install -y python3)")
+        }
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script, mode]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let (line, _) = readOutput(out.fileHandleForReading, seconds: 10) { $0.contains("\n") }
+        guard let p = line.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw DaemonFailed(message: "the hostile witness did not start: \(line)")
+        }
+        port = p
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// Issue 19 item 5: a witness that answers 3 GiB, or one byte a second, costs only itself:
+/// the good witness's cosignature is kept at once (quorum 1), memory stays bounded, /healthz
+/// names the bad one, and SIGTERM is prompt.
+@Suite(.serialized) struct HostileWitnessTests {
+    @Test(arguments: ["huge", "slow"])
+    func aHostileWitnessCostsOnlyItself(mode: String) async throws {
+        let d = Daemon("hostile-\(mode)")
+        defer { d.cleanup() }
+        try d.start()
+        #expect(d.stop() == 0)
+        let logKey = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let key = d.root + "/w1.key"
+        let vkey = try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/good"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let good = try WitnessServeTests.Served(["witness", "serve", "--key", key, "--state", d.root + "/w1-state", "--log", logKey, "--port", "0"])
+        defer { good.kill9() }
+        let bad = try HostileWitness(mode: mode)
+        defer { bad.stop() }
+        let badKey = try d.ctl(["witness", "key", "--key", d.root + "/w2.key", "--name", "witness.test/bad"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        d.extraArgs = ["--witness", "\(good.url) \(vkey)", "--witness", "http://127.0.0.1:\(bad.port) \(badKey)", "--witness-quorum", "1"]
+        try d.start()
+        let started = Date()
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: (0..<20).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
+        let op = try d.token(org: nil)
+        var cosigned = false
+        while Date().timeIntervalSince(started) < 20 && !cosigned {
+            let (s, body) = try await d.http("/v1/checkpoint/cosigned", token: op)
+            let size = String(decoding: body, as: UTF8.self).split(separator: "\n").dropFirst().first.flatMap { UInt64($0) } ?? 0
+            cosigned = s == 200 && size >= 20
+            if !cosigned { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let toCosigned = Date().timeIntervalSince(started)
+        #expect(cosigned, "no cosigned checkpoint within 20 s beside a \(mode) witness")
+        try await Task.sleep(for: .seconds(6))
+        let (_, health) = try await d.http("/healthz", token: nil)
+        let text = String(decoding: health, as: UTF8.self)
+        #expect(text.contains("degraded") && text.contains("127.0.0.1:\(bad.port)"), "\(text)")
+        let rss = ConnectionLimitTests().rssMiB(d)
+        let stopStarted = Date()
+        #expect(d.stop() == 0)
+        let stopSeconds = Date().timeIntervalSince(stopStarted)
+        print("beside a \(mode) witness: cosigned by the good one after \(String(format: "%.1f", toCosigned)) s, RSS \(rss) MiB, SIGTERM took \(String(format: "%.1f", stopSeconds)) s")
+        #expect(rss > 0 && rss < 256, "RSS \(rss) MiB")
+        #expect(stopSeconds < 10)
+    }
+}

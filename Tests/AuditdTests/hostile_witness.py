@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""A hostile witness for the daemon's tests: answers every add-checkpoint with a body that never
+ends (huge) or one byte a second (slow). On loopback only; it serves until it is killed.
+
+usage: hostile_witness.py MODE   (prints "listening PORT" once it is up)
+"""
+import http.server
+import sys
+import time
+
+MODE = sys.argv[1]
+
+
+class Hostile(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(3 << 30))
+        self.end_headers()
+        try:
+            if MODE == "huge":
+                chunk = b"x" * (1 << 16)
+                for _ in range((3 << 30) // len(chunk)):
+                    self.wfile.write(chunk)
+            else:
+                for _ in range(3600):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+server.daemon_threads = True
+print("listening", server.server_address[1], flush=True)
+server.serve_forever()
