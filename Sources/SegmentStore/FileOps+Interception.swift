@@ -42,12 +42,21 @@ public enum FileFault: Sendable, Equatable {
 }
 
 /// Sees every durable file operation under one directory before it happens (and may fail
-/// it), and after it succeeded (with the bytes of a write).
+/// it), and after it: `after` once it succeeded (with the bytes of a write), `failed` once
+/// it did not. Exactly one of the two follows each `before`, on the same thread, so an
+/// interceptor may hold a lock from one to the other and see operations in their real order.
 public protocol FileInterceptor: AnyObject, Sendable {
     /// Decides the fate of `op`.
     func before(_ op: FileOperation) -> FileFault
     /// `op` happened; `bytes` holds what a write wrote.
     func after(_ op: FileOperation, bytes: UnsafeRawBufferPointer?)
+    /// `op` did not happen (failed by the system or by `before`), or happened in part.
+    func failed(_ op: FileOperation)
+}
+
+extension FileInterceptor {
+    /// Nothing to do by default.
+    public func failed(_ op: FileOperation) {}
 }
 
 extension FileOps {
@@ -85,11 +94,14 @@ extension FileOps {
         guard let i = interceptor(for: op.path) else { return body() }
         switch i.before(op) {
         case .fail(let e):
+            i.failed(op)
             errno = e
             return -1
         case .proceed, .shortWrite:
             let r = body()
-            if r == 0 { i.after(op, bytes: nil) }
+            let e = errno
+            if r == 0 { i.after(op, bytes: nil) } else { i.failed(op) }
+            errno = e
             return r
         }
     }

@@ -70,20 +70,27 @@ public enum FileOps {
         var limit = bytes.count
         switch interceptor?.before(op) ?? .proceed {
         case .proceed: break
-        case .fail(let e): throw errnoError("write failed", path: path, offset: offset, err: e)
+        case .fail(let e):
+            interceptor?.failed(op)
+            throw errnoError("write failed", path: path, offset: offset, err: e)
         case .shortWrite(let n): limit = min(max(n, 0), bytes.count)
         }
         let result: StoreError? = bytes.withUnsafeBytes { buf -> StoreError? in
             while done < limit {
-                guard let base = buf.baseAddress else { return nil }
+                guard let base = buf.baseAddress else { break }
                 let n = pwrite(fd, base + done, limit - done, off_t(offset) + off_t(done))
                 if n < 0 {
                     if errno == EINTR { continue }
-                    return errnoError("write failed", path: path, offset: offset + Int64(done))
+                    let e = errnoError("write failed", path: path, offset: offset + Int64(done))
+                    interceptor?.failed(op)
+                    return e
                 }
                 done += n
             }
-            if limit < buf.count { return errnoError("write failed", path: path, offset: offset + Int64(done), err: ENOSPC) }
+            if limit < buf.count {
+                interceptor?.failed(op)
+                return errnoError("write failed", path: path, offset: offset + Int64(done), err: ENOSPC)
+            }
             interceptor?.after(op, bytes: buf)
             return nil
         }

@@ -23,9 +23,13 @@ public final class CrashRecorder: FileInterceptor, @unchecked Sendable {
     private struct Op {
         var op: FileOperation
         var bytes: [UInt8]
+        var thread: String
     }
 
     private let lock = NSLock()
+    /// Held from `before` to `after` (or `failed`): operations of several threads are recorded
+    /// in the order they happened, never in the order their threads got round to saying so.
+    private let serial = NSLock()
     private var ops: [Op] = []
     private let root: String
 
@@ -35,11 +39,27 @@ public final class CrashRecorder: FileInterceptor, @unchecked Sendable {
     /// Operations recorded so far.
     public var count: Int { lock.withLock { ops.count } }
 
-    public func before(_ op: FileOperation) -> FileFault { .proceed }
+    public func before(_ op: FileOperation) -> FileFault {
+        serial.lock()
+        return .proceed
+    }
+
+    public func failed(_ op: FileOperation) { serial.unlock() }
 
     public func after(_ op: FileOperation, bytes: UnsafeRawBufferPointer?) {
+        defer { serial.unlock() }
         let copy = bytes.map { Array($0) } ?? []
-        lock.withLock { ops.append(Op(op: op, bytes: copy)) }
+        let thread = (Thread.current.name.map { $0.isEmpty ? "" : $0 + " " } ?? "") + "t\(UInt(pthread_self()) % 100_000)"
+        lock.withLock { ops.append(Op(op: op, bytes: copy, thread: thread)) }
+    }
+
+    /// Operations `range` in words (with the thread that made each), for failure messages.
+    public func describe(_ range: Range<Int>) -> [String] {
+        lock.withLock {
+            range.clamped(to: 0..<ops.count).map { i in
+                "\(i + 1): \(ops[i].op) [\(ops[i].thread)]".replacingOccurrences(of: root, with: "")
+            }
+        }
     }
 
     private final class Inode {
