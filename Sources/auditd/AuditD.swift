@@ -153,7 +153,9 @@ struct AuditD: AsyncParsableCommand {
             announce("auditd: ingest socket \(path)")
         }
         let tokens = TokenStore(path: TokenStore.path(forData: c.data))
-        let queryPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        // Twice the cores: each token may hold two of these at once (TokenGate), so one busy
+        // token never has them all.
+        let queryPool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
         let exportPool = NIOThreadPool(numberOfThreads: 1)
         queryPool.start()
         exportPool.start()

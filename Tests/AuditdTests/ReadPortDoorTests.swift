@@ -201,4 +201,51 @@ final class TCPPeer {
         await c.close()
         #expect(d.stop() == 0)
     }
+    @Test func oneTokensLoopingScansLeaveOtherOrgsPagesFast() async throws {
+        let d = Daemon("token-gate")
+        defer { d.cleanup() }
+        try d.start()
+        let busy = (0..<40_000).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: busy).0 == 0)
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: (0..<200).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
+        let noisy = try d.token(org: "org_a"), honest = try d.token(org: "org_b")
+        func p50(_ n: Int) async throws -> Double {
+            var t: [Double] = []
+            for _ in 0..<n {
+                let started = Date()
+                let (s, _) = try await d.http("/v1/orgs/org_b/entries?limit=100", token: honest)
+                #expect(s == 200)
+                t.append(Date().timeIntervalSince(started) * 1000)
+            }
+            return t.sorted()[t.count / 2]
+        }
+        let quiet = try await p50(40)
+        let stop = Flag()
+        let loops = (0..<6).map { k in
+            Task.detached {
+                var n = 0
+                while !stop.isSet {
+                    let path = k % 2 == 0 ? "/v1/orgs/org_a/activity" : "/v1/orgs/org_a/entries?q=no-such-text&limit=100"
+                    _ = try? await d.http(path, token: noisy)
+                    n += 1
+                }
+                return n
+            }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let loud = try await p50(40)
+        stop.set()
+        var scans = 0
+        for l in loops { scans += await l.value }
+        print("another org's page while one token loops 6 scans: p50 \(String(format: "%.1f", quiet)) ms quiet, \(String(format: "%.1f", loud)) ms during (\(scans) scans)")
+        #expect(loud < max(250, quiet * 20), "one token's scans slowed another org's page to \(loud) ms (\(quiet) ms quiet)")
+        #expect(d.stop() == 0)
+    }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

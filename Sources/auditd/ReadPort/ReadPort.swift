@@ -31,6 +31,8 @@ struct ReadPort {
     var witnessing: Witnessing?
     /// Exports each token may start.
     var exportLimit = ExportLimit()
+    /// Reads each token may have on the query pool at once.
+    var tokenGate = TokenGate()
 
     func router() -> Router<ReadContext> {
         let router = Router(context: ReadContext.self, options: .autoGenerateHeadEndpoints)
@@ -68,12 +70,15 @@ struct ReadPort {
         let operators = v1.group("operator", context: OperatorContext.self)
         operators.get("status") { _, _ in try await self.operatorStatus() }
         let orgs = v1.group("orgs/:org", context: OrgContext.self)
-        orgs.get("entries") { req, ctx in try await self.list(req, ctx) }
-        orgs.get("entries/:seq") { _, ctx in try await self.one(ctx) }
-        orgs.get("proofs/inclusion") { req, ctx in try await self.inclusion(req, ctx) }
+        // Pages, proofs and activity take the query pool: two at a time per token. Exports have
+        // their own pool and limit; a feed is long-lived and polls in short steps.
+        let gate = tokenGate
+        orgs.get("entries") { req, ctx in try await gate.run(ctx.scope.id) { try await self.list(req, ctx) } }
+        orgs.get("entries/:seq") { _, ctx in try await gate.run(ctx.scope.id) { try await self.one(ctx) } }
+        orgs.get("proofs/inclusion") { req, ctx in try await gate.run(ctx.scope.id) { try await self.inclusion(req, ctx) } }
         orgs.get("export") { req, ctx in try await self.export(req, ctx) }
         orgs.get("feed") { req, ctx in try await self.feed(req, ctx) }
-        orgs.get("activity") { req, ctx in try await self.activity(req, ctx) }
+        orgs.get("activity") { req, ctx in try await gate.run(ctx.scope.id) { try await self.activity(req, ctx) } }
         return router
     }
 
