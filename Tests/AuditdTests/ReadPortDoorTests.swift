@@ -201,6 +201,22 @@ final class TCPPeer {
         await c.close()
         #expect(d.stop() == 0)
     }
+    /// Issue 19 item 11: an org whose name holds "/" reads its own log (the name sent as %2F).
+    @Test func anOrgWithASlashInItsNameReadsItsLog() async throws {
+        let d = Daemon("slash-org")
+        defer { d.cleanup() }
+        try d.start()
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "team/a", i: 1) + "\n").0 == 0)
+        let tok = try d.token(org: "team/a")
+        let (s, body) = try await d.http("/v1/orgs/team%2Fa/entries", token: tok)
+        #expect(s == 200, "\(String(decoding: body, as: UTF8.self))")
+        let page = try JSONSerialization.jsonObject(with: body) as? [String: Any]
+        #expect(((page?["entries"] as? [[String: Any]]) ?? []).contains { ($0["entry"] as? [String: Any])?["org"] as? String == "team/a" })
+        let other = try d.token(org: "team")
+        #expect(try await d.http("/v1/orgs/team%2Fa/entries", token: other).0 == 403)
+        #expect(d.stop() == 0)
+    }
+
     @Test func oneTokensLoopingScansLeaveOtherOrgsPagesFast() async throws {
         let d = Daemon("token-gate")
         defer { d.cleanup() }

@@ -34,7 +34,10 @@ struct OrgContext: ChildRequestContext {
         guard let scope = context.scope else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
         }
-        let org = context.parameters.get("org") ?? ""
+        // An org name may hold "/" (format-spec §4): in a path it is sent as %2F, which the
+        // router leaves encoded.
+        let raw = context.parameters.get("org") ?? ""
+        let org = raw.removingPercentEncoding ?? raw
         // The same answer whether or not the org exists: nothing about other orgs leaks.
         guard scope.allows(org: org) else { throw HTTPError(.forbidden, message: "this token reads only its own org's log") }
         guard Entry.isValidOrgName(org) else {
