@@ -57,7 +57,7 @@ extension Ledger {
         var out: [StoredEntry] = []
         var cur = cursor
         var examined = 0
-        let needle = text.map { Array($0.lowercased().utf8) }
+        let needle = text.map(Self.foldASCII)
         let deadline = timeLimit.map { ContinuousClock.now + $0 }
         func outOfTime() -> Bool { deadline.map { ContinuousClock.now >= $0 } ?? false }
         // At least one chunk of candidates per call, so that a page always moves its cursor on
@@ -120,6 +120,13 @@ extension Ledger {
         return (out, cur)
     }
 
+    /// A search text as `contains` takes it: ASCII letters folded to lower case, every other
+    /// byte as it is (format-spec §9.3: "ZOË" does not find "Zoë"; "zoë" does).
+    static func foldASCII(_ text: String) -> [UInt8] {
+        text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 32 : $0 }
+    }
+
+    /// Whether `hay` holds `needle` (already folded), ASCII letters compared without case.
     static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty else { return true }
         guard hay.count >= needle.count else { return false }

@@ -178,7 +178,7 @@ public struct ExportSelection: Sendable, Equatable {
     public func matches(_ content: [UInt8]) -> Bool? {
         guard let (_, f) = Entry.indexFields(ofStored: content) else { return nil }
         guard filter.matches(f) else { return false }
-        if let text { return Ledger.contains(content, Array(text.lowercased().utf8)) }
+        if let text { return Ledger.contains(content, Ledger.foldASCII(text)) }
         return true
     }
 }
