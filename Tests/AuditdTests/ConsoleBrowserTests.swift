@@ -138,7 +138,7 @@ import Glibc
         // appears: that entry is marked not verified, the others still verify. (Another origin,
         // so nothing is pinned there yet: the admin types the key they were given.)
         let tampered = 6 // acme's, denied (see events()).
-        let proxy = try TamperProxy(upstream: d.port, seq: tampered)
+        let proxy = try tamperProxy(upstream: d.port, seq: tampered)
         defer { proxy.stop() }
         let browser2 = try await WebDriver()
         do {
@@ -170,7 +170,7 @@ import Glibc
         // Issue 18 items 9 and 11: the entry's genuine bytes followed by an edited second
         // "entry" member; and an edit whose link and hash are recomputed, called "pending".
         for (mode, reason) in [("dup", "twice"), ("pending", "no checkpoint covers entry")] {
-            let proxy = try TamperProxy(upstream: d.port, seq: tampered, mode: mode)
+            let proxy = try tamperProxy(upstream: d.port, seq: tampered, mode: mode)
             defer { proxy.stop() }
             let b = try await WebDriver()
             do {
@@ -249,33 +249,7 @@ extension String {
     var asyncBody: String { "return (async () => { \(self) })()" }
 }
 
-/// `tamper_proxy.py` (beside this file) run with python3 on a loopback port.
-final class TamperProxy: @unchecked Sendable {
-    let process = Process()
-    let port: Int
-
-    init(upstream: Int, seq: Int, mode: String = "edit", file: String = #filePath) throws {
-        let script = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("tamper_proxy.py").path
-        guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw DaemonFailed(message: "python3 is missing: the console's tamper test runs tamper_proxy.py with it (apt-get install -y python3)")
-        }
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, String(upstream), String(seq), mode]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let (line, _) = readOutput(out.fileHandleForReading, seconds: 10) { $0.contains("\n") }
-        guard let p = line.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
-            process.terminate()
-            throw DaemonFailed(message: "the tamper proxy did not start: \(line)")
-        }
-        port = p
-    }
-
-    /// SIGKILL: children of the test runner inherit its blocked SIGTERM.
-    func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+/// `tamper_proxy.py` (beside this file) between the browser and auditd.
+func tamperProxy(upstream: Int, seq: Int, mode: String = "edit") throws -> LoopbackScript {
+    try LoopbackScript("tamper_proxy.py", [String(upstream), String(seq), mode])
 }

@@ -105,9 +105,18 @@ final class Daemon: @unchecked Sendable {
         var req = URLRequest(url: url)
         req.httpMethod = method
         if let token { req.setValue("\(scheme) \(token)", forHTTPHeaderField: "Authorization") }
-        let (d, r) = try await URLSession.shared.data(for: req)
+        let (d, r) = try await session.data(for: req)
         return ((r as? HTTPURLResponse)?.statusCode ?? 0, d)
     }
+
+    /// This daemon's own HTTP client. URLSession.shared holds at most 6 connections per host
+    /// for the whole test process: a test's long-lived requests (feeds, a page waiting behind a
+    /// flood) would queue every other test's requests to 127.0.0.1 behind them.
+    let session: URLSession = {
+        let c = URLSessionConfiguration.ephemeral
+        c.httpMaximumConnectionsPerHost = 64
+        return URLSession(configuration: c)
+    }()
 
     func json(_ path: String, token: String?) async throws -> [String: Any] {
         let (s, d) = try await http(path, token: token)

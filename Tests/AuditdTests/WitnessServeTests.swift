@@ -26,6 +26,18 @@ import SegmentStore
         func kill9() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 
+    /// A log's key (its daemon started once and stopped) and a witness serving it: the
+    /// witness, its verifier key, and the log's.
+    static func witnessedLog(_ d: Daemon, name: String = "w1") throws -> (Served, vkey: String, logKey: String) {
+        try d.start()
+        #expect(d.stop() == 0)
+        let logKey = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let key = d.root + "/\(name).key"
+        let vkey = try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/\(name)"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let served = try Served(["witness", "serve", "--key", key, "--state", d.root + "/\(name)-state", "--log", logKey, "--port", "0"])
+        return (served, vkey, logKey)
+    }
+
     func post(_ url: String, _ body: String) async throws -> (Int, String, String) {
         var req = URLRequest(url: URL(string: url + "/add-checkpoint")!)
         req.httpMethod = "POST"

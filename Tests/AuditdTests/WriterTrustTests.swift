@@ -57,12 +57,7 @@ import ChainIndex
     @Test func aWitnessModeWriterRefusesARolledBackLogWhoseWitnessesAreGone() throws {
         let d = Daemon("writer-witnessed")
         defer { d.cleanup() }
-        try d.start()
-        #expect(d.stop() == 0)
-        let logKey = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        let wkey = d.root + "/w1.key"
-        let vkey = try d.ctl(["witness", "key", "--key", wkey, "--name", "witness.test/w1"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        let served = try WitnessServeTests.Served(["witness", "serve", "--key", wkey, "--state", d.root + "/w1-state", "--log", logKey, "--port", "0"])
+        let (served, vkey, logKey) = try WitnessServeTests.witnessedLog(d)
         defer { served.kill9() }
         d.extraArgs = ["--witness", "\(served.url) \(vkey)", "--witness-quorum", "1"]
         try d.start()
