@@ -13,6 +13,12 @@ final class Daemon: @unchecked Sendable {
     var port = 0
     var socket: String { root + "/auditd.sock" }
     var data: String { root + "/data" }
+    /// The daemon's standard error (its log at --log-level warning).
+    var logPath: String { root + "/auditd.log" }
+    /// The end of the daemon's log, for failure messages.
+    func logTail(_ n: Int = 2000) -> String {
+        String((try? String(contentsOfFile: logPath, encoding: .utf8))?.suffix(n) ?? "")
+    }
     var extraArgs: [String]
     /// Added to the daemon's and auditctl's environment.
     var environment: [String: String] = [:]
@@ -40,7 +46,9 @@ final class Daemon: @unchecked Sendable {
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        // Its log (warnings and errors) is kept beside its data, for a failing test to show.
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: logPath) ?? FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
         process = p
         let (text, up) = readOutput(out.fileHandleForReading) { $0.contains("read port http://127.0.0.1:") && $0.contains("ingest socket") }
@@ -70,6 +78,14 @@ final class Daemon: @unchecked Sendable {
     func cleanup() {
         if process != nil { kill9() }
         try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// `ctl` on a thread of its own, for async tests: waiting for a process on one of the few
+    /// threads of the cooperative pool (two on this machine) stalls every other async test.
+    func ctlOffPool(_ args: [String], stdin: String = "") async throws -> (Int32, String, String) {
+        try await withCheckedThrowingContinuation { c in
+            Thread.detachNewThread { c.resume(with: Result { try self.ctl(args, stdin: stdin) }) }
+        }
     }
 
     /// Runs auditctl to completion.

@@ -19,12 +19,14 @@ import Glibc
         defer { good.kill9() }
         let bad = try LoopbackScript("hostile_witness.py", [mode])
         defer { bad.stop() }
-        let badKey = try d.ctl(["witness", "key", "--key", d.root + "/w2.key", "--name", "witness.test/bad"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let badKey = try await d.ctlOffPool(["witness", "key", "--key", d.root + "/w2.key", "--name", "witness.test/bad"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         d.extraArgs = ["--witness", "\(good.url) \(vkey)", "--witness", "http://127.0.0.1:\(bad.port) \(badKey)", "--witness-quorum", "1"]
         try d.start()
         let started = Date()
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: (0..<20).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: (0..<20).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
+        let appended = Date().timeIntervalSince(started)
         let op = try d.token(org: nil)
+        let tokenMade = Date().timeIntervalSince(started)
         var cosigned = false
         while Date().timeIntervalSince(started) < 60 && !cosigned {
             let (s, body) = try await d.http("/v1/checkpoint/cosigned", token: op)
@@ -33,7 +35,7 @@ import Glibc
             if !cosigned { try await Task.sleep(for: .milliseconds(100)) }
         }
         let toCosigned = Date().timeIntervalSince(started)
-        #expect(cosigned, "no cosigned checkpoint within 60 s beside a \(mode) witness")
+        #expect(cosigned, "no cosigned checkpoint within 60 s beside a \(mode) witness (appended after \(appended) s, token after \(tokenMade) s); auditd's log: \(d.logTail())")
         try await Task.sleep(for: .seconds(6))
         let (_, health) = try await d.http("/healthz", token: nil)
         let text = String(decoding: health, as: UTF8.self)

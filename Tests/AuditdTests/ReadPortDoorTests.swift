@@ -67,7 +67,7 @@ final class TCPPeer {
         // A writer is served meanwhile, and every entry is acknowledged.
         let lines = (0..<500).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
         let started = Date()
-        let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: lines)
+        let (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: lines)
         let writeSeconds = Date().timeIntervalSince(started)
         #expect(s == 0, "\(err)")
         // An honest reader gets its answer once the idle ones are closed (2 s here).
@@ -89,7 +89,7 @@ final class TCPPeer {
         let d = Daemon("export-head")
         defer { d.cleanup() }
         try d.start()
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
         let tok = try d.token(org: "org_a")
         func exported() async throws -> Int {
             let page = try await d.json("/v1/orgs/org_a/entries?action=audit_log.exported&limit=100", token: tok)
@@ -117,11 +117,11 @@ final class TCPPeer {
         try d.start()
         let tok = try d.token(org: "org_a")
         let id = try #require(try await d.json("/v1/session", token: tok)["token_id"] as? String)
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
         // 18.7: the feed of a token revoked meanwhile ends.
         let feed = Task { try await d.http("/v1/orgs/org_a/feed", token: tok) }
         try await Task.sleep(for: .milliseconds(500))
-        let (rv, _, rerr) = try d.ctl(["token", "revoke", d.data, id, "--socket", d.socket])
+        let (rv, _, rerr) = try await d.ctlOffPool(["token", "revoke", d.data, id, "--socket", d.socket])
         #expect(rv == 0, "\(rerr)")
         let revokedAt = Date()
         let ended = try await withThrowingTaskGroup(of: Bool.self) { g in
@@ -137,7 +137,7 @@ final class TCPPeer {
         // 19.9: feeds whose readers never read (their socket buffers full) end at SIGTERM.
         let live = try d.token(org: "org_a")
         let bulk = (0..<20_000).map { event(org: "org_a", i: $0, extra: #","pad":"\#(String(repeating: "x", count: 200))""#) }.joined(separator: "\n") + "\n"
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: bulk).0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: bulk).0 == 0)
         var stalled: [TCPPeer] = []
         for _ in 0..<10 {
             let p = TCPPeer(port: d.port)
@@ -160,7 +160,7 @@ final class TCPPeer {
         print("SIGTERM with 10 stalled feeds: stopped in \(String(format: "%.1f", stopSeconds)) s")
         #expect(stopSeconds < 15, "stopping took \(stopSeconds) s with stalled feeds")
         // It stopped cleanly: its final checkpoint covers every entry.
-        let note = try d.ctl(["checkpoint", d.data]).1
+        let note = try await d.ctlOffPool(["checkpoint", d.data]).1
         let size = note.split(separator: "\n").dropFirst().first.flatMap { UInt64($0) } ?? 0
         #expect(size >= 20_002, "\(note)")
         stalled.removeAll()
@@ -171,10 +171,10 @@ final class TCPPeer {
         defer { d.cleanup() }
         try d.start()
         let tok = try d.token(org: "org_a")
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
         let writer = Task.detached {
             let lines = (0..<30_000).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
-            return try d.ctl(["append", "--socket", d.socket, "--batch", "8"], stdin: lines).0
+            return try await d.ctlOffPool(["append", "--socket", d.socket, "--batch", "8"], stdin: lines).0
         }
         var statuses: [Int: Int] = [:]
         var bad: [String] = []
@@ -206,7 +206,7 @@ final class TCPPeer {
         let d = Daemon("slash-org")
         defer { d.cleanup() }
         try d.start()
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: event(org: "team/a", i: 1) + "\n").0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "team/a", i: 1) + "\n").0 == 0)
         let tok = try d.token(org: "team/a")
         let (s, body) = try await d.http("/v1/orgs/team%2Fa/entries", token: tok)
         #expect(s == 200, "\(String(decoding: body, as: UTF8.self))")
@@ -222,8 +222,8 @@ final class TCPPeer {
         defer { d.cleanup() }
         try d.start()
         let busy = (0..<40_000).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: busy).0 == 0)
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: (0..<200).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: busy).0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: (0..<200).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
         let noisy = try d.token(org: "org_a"), honest = try d.token(org: "org_b")
         func p50(_ n: Int) async throws -> Double {
             var t: [Double] = []
