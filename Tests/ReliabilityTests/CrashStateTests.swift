@@ -19,6 +19,7 @@ import TestSupport
         FileOps.stopIntercepting(root)
         #expect(out.failures.isEmpty, "\(out.failures)")
         let total = recorder.count
+        // CRASH_OPS=1 prints every recorded operation with its thread (to read a failure's context).
         if ProcessInfo.processInfo.environment["CRASH_OPS"] != nil { print(recorder.describe(0..<total).joined(separator: "\n")) }
         var states = 0
         for k in 0...total {
