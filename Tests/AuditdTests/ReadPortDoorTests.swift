@@ -217,6 +217,20 @@ final class TCPPeer {
         #expect(d.stop() == 0)
     }
 
+    /// Issue 19 item 12: activity never answers buckets of 0 ms.
+    @Test func activityBucketsAreNeverEmptySpans() async throws {
+        let d = Daemon("activity-span")
+        defer { d.cleanup() }
+        try d.start()
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 1) + "\n").0 == 0)
+        let tok = try d.token(org: "org_a")
+        let (s, body) = try await d.http("/v1/orgs/org_a/activity?from=2026-01-01T00:00:00.000Z&to=2026-01-01T00:00:00.010Z&buckets=30", token: tok)
+        #expect(s == 400 && String(decoding: body, as: UTF8.self).contains("buckets need at least 30 ms"), "\(s) \(String(decoding: body, as: UTF8.self))")
+        let ok = try await d.json("/v1/orgs/org_a/activity?from=2026-01-01T00:00:00.000Z&to=2026-01-01T00:00:00.030Z&buckets=30", token: tok)
+        #expect(ok["bucket_ms"] as? Int == 1)
+        #expect(d.stop() == 0)
+    }
+
     @Test func oneTokensLoopingScansLeaveOtherOrgsPagesFast() async throws {
         let d = Daemon("token-gate")
         defer { d.cleanup() }

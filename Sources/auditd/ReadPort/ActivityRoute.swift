@@ -23,6 +23,10 @@ extension ReadPort {
         let to = filter.to ?? now
         let from = filter.from ?? (to - 30 * 86_400_000)
         guard from < to else { throw HTTPError(.badRequest, message: "from must be before to") }
+        // Each bucket spans a whole number of milliseconds, at least one (bucket_ms is never 0).
+        guard to - from >= Int64(buckets) else {
+            throw HTTPError(.badRequest, message: "from and to are \(to - from) ms apart: \(buckets) buckets need at least \(buckets) ms (ask for fewer buckets or a wider range)")
+        }
         filter.from = from
         filter.to = to
         let org = ctx.org, ledger = self.ledger, budget = Self.activityBudget, f = filter
