@@ -217,6 +217,61 @@ final class TCPPeer {
         #expect(d.stop() == 0)
     }
 
+    /// Issue 19 item 6: clients flooding INCLUSION requests (1,024 proofs each) do not starve
+    /// an honest writer's acks; proofs run off the event loop, 4 at most per connection.
+    @Test func anInclusionFloodLeavesWritersServed() async throws {
+        let d = Daemon("inclusion-flood")
+        defer { d.cleanup() }
+        try d.start()
+        let bulk = (0..<60_000).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: bulk).0 == 0)
+        try await Task.sleep(for: .milliseconds(1500))  // a checkpoint covers them
+        let seqs = (0..<1024).map { UInt64($0 * 50) }
+        let stop = Flag()
+        var flooders: [Task<(Int, Int), Never>] = []
+        for _ in 0..<30 {
+            let c = try await AuditClient.connect(socketPath: d.socket)
+            flooders.append(Task.detached {
+                var answered = 0, refused = 0
+                while !stop.isSet {
+                    // Eight pipelined at a time: more than the four a connection may have.
+                    await withTaskGroup(of: Bool.self) { g in
+                        for _ in 0..<8 { g.addTask { (try? await c.inclusion(seqs)) != nil } }
+                        for await ok in g { if ok { answered += 1 } else { refused += 1 } }
+                    }
+                }
+                await c.close()
+                return (answered, refused)
+            })
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let w = try await AuditClient.connect(socketPath: d.socket)
+        var lat: [Double] = []
+        let started = Date()
+        var i = 0
+        while Date().timeIntervalSince(started) < 8 {
+            let t = Date()
+            _ = try await w.append(Array(event(org: "org_b", i: i).utf8))
+            lat.append(Date().timeIntervalSince(t) * 1000)
+            i += 1
+        }
+        stop.set()
+        var answered = 0, refused = 0
+        for f in flooders { let (a, r) = await f.value; answered += a; refused += r }
+        let after = Date()
+        _ = try await w.append(Array(event(org: "org_b", i: 999).utf8))
+        let afterMs = Date().timeIntervalSince(after) * 1000
+        await w.close()
+        lat.sort()
+        let p50 = lat.isEmpty ? -1 : lat[lat.count / 2], p99 = lat.isEmpty ? -1 : lat[lat.count * 99 / 100]
+        print("INCLUSION flood (30 connections, 8 pipelined requests of 1,024 proofs each, 60,000-entry log): an honest writer's \(lat.count) acks in 8 s, p50 \(String(format: "%.1f", p50)) ms, p99 \(String(format: "%.1f", p99)) ms; \(answered) requests answered, \(refused) refused; the next append after the flood \(String(format: "%.1f", afterMs)) ms")
+        #expect(lat.count >= 100, "the honest writer got \(lat.count) acks in 8 s")
+        #expect(answered >= 100, "the flood was not sustained (\(answered) requests answered)")
+        #expect(refused > 0, "no request was refused past four in flight per connection")
+        #expect(afterMs < 5_000)
+        #expect(d.stop() == 0)
+    }
+
     /// Issue 19 item 12: activity never answers buckets of 0 ms.
     @Test func activityBucketsAreNeverEmptySpans() async throws {
         let d = Daemon("activity-span")
