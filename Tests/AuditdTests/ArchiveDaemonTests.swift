@@ -30,6 +30,13 @@ import Testing
             let (code, body) = try await d.http("/v1/orgs/\(tok == ta ? "org_a" : "org_b")/entries/\(firstSeq)", token: tok)
             #expect(code == 404 && String(decoding: body, as: UTF8.self).contains("archive tier"), "\(String(decoding: body, as: UTF8.self))")
         }
+        // Issue 18 item 20: an org with no entry in that segment gets, for its seq, exactly the
+        // answer a seq that does not exist gets: nothing says another org's entry is there.
+        let tc = try d.token(org: "org_c")
+        let (c1, b1) = try await d.http("/v1/orgs/org_c/entries/\(firstSeq)", token: tc)
+        let (c2, b2) = try await d.http("/v1/orgs/org_c/entries/9999999", token: tc)
+        let same = String(decoding: b1, as: UTF8.self).replacingOccurrences(of: "\(firstSeq)", with: "N")
+        #expect(c1 == 404 && c2 == 404 && same == String(decoding: b2, as: UTF8.self).replacingOccurrences(of: "9999999", with: "N"), "\(same)")
 
         // Restore every bundle while the daemon runs; it picks them up within its verify interval.
         let (rs, rout, _) = try d.ctl(["archive", "restore", d.data, "--all"])
