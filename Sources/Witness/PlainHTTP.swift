@@ -92,13 +92,15 @@ enum PlainHTTP {
         }
     }
 
-    /// The length of a whole answer at the start of `b` (with a Content-Length), else nil.
-    private static func complete(_ b: [UInt8]) -> Int? {
+    /// The length of a whole answer at the start of `b` (with a Content-Length), else nil. The
+    /// peer's length is compared with the bytes present, never added to an offset unchecked.
+    static func complete(_ b: [UInt8]) -> Int? {
         guard let end = headEnd(b) else { return nil }
         let head = String(decoding: b[..<end], as: UTF8.self).lowercased()
         guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
               let n = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) else { return nil }
-        return b.count >= end + 4 + n ? end + 4 + n : nil
+        let have = b.count - (end + 4)
+        return n >= 0 && n <= have ? end + 4 + n : nil
     }
 
     private static func headEnd(_ b: [UInt8]) -> Int? {
@@ -117,7 +119,7 @@ enum PlainHTTP {
         return (status, body)
     }
 
-    private static func dechunk(_ b: [UInt8]) throws -> [UInt8] {
+    static func dechunk(_ b: [UInt8]) throws -> [UInt8] {
         var out: [UInt8] = []
         var i = 0
         while i < b.count {
@@ -125,7 +127,7 @@ enum PlainHTTP {
                 throw Failed(description: "a malformed chunked answer")
             }
             if size == 0 { return out }
-            guard nl + 1 + size <= b.count else { throw Failed(description: "a chunked answer cut short") }
+            guard size >= 0, size <= b.count - (nl + 1) else { throw Failed(description: "a chunked answer cut short, or a chunk size that is not one") }
             out += b[(nl + 1)..<(nl + 1 + size)]
             i = nl + 1 + size + 2
         }
