@@ -73,19 +73,12 @@ extension Ledger {
             // newest first, they are skipped (the next page or poll shows them); oldest
             // first, the page stops before them, its cursor at the last entry shown.
             let size = tree.size
-            var hits = found[...]
-            if let cut = found.firstIndex(where: { $0.seq >= size }) {
-                if !newestFirst {
-                    hits = found[..<cut]
-                    if hits.isEmpty { return (out, cur) }
-                } else {
-                    hits = found.drop { $0.seq >= size }
-                    if hits.isEmpty {
-                        cur = found.last?.seq
-                        if found.count < page { return (out, nil) }
-                        continue
-                    }
-                }
+            let hits = newestFirst ? found.drop { $0.seq >= size } : found.prefix { $0.seq < size }
+            if hits.isEmpty {
+                guard newestFirst else { return (out, cur) }
+                cur = found.last?.seq
+                if found.count < page { return (out, nil) }
+                continue
             }
             // Read in chunks, so that the time limit can end the page between two of them.
             var records: [StoredRecord] = []
