@@ -40,6 +40,11 @@ import Glibc
                 }
             }
             reader.start()
+            // The feeder writes to the pipe's descriptor number until a write fails (the child
+            // is gone). That number must not be closed while the feeder may still use it: the
+            // next file this process opens (any test's, in parallel) takes the number, and the
+            // feeder's next write would land at offset 0 of that file. This is what once broke
+            // an open segment of CrashStateTests (issue 19 item 1).
             let fd = inp.fileHandleForWriting.fileDescriptor
             let start = sent
             let feeder = Thread {
@@ -64,6 +69,14 @@ import Glibc
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             #expect(p.terminationReason == .uncaughtSignal, "round \(round): the child should have been killed, not have exited")
+            // The child is dead, so the feeder's next write fails (EPIPE: nobody else holds the
+            // read end) and it returns; only then is the descriptor closed.
+            let joinBy = Date().addingTimeInterval(30)
+            while !feeder.isFinished && Date() < joinBy { usleep(1_000) }
+            guard feeder.isFinished else {
+                Issue.record("round \(round): the feeder thread is still writing 30 s after the child died; its pipe is left open rather than closed under it")
+                return
+            }
             try? inp.fileHandleForWriting.close()
             while !reader.isFinished { usleep(10_000) }
             // Only whole receipt lines count: a line cut by the kill was never fully acknowledged.
