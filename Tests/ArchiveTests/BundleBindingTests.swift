@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import Archive
-import ChainIndex
+@testable import ChainIndex
 import SegmentStore
 
 /// Bundles are bound to their slots, their stubs and their log (format-spec.md §12.1, §12.3),
@@ -98,5 +98,38 @@ import SegmentStore
         }
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")
+    }
+
+    /// Issue 18 item 18: a stub without its manifest (§12.3 still reads those) whose org's
+    /// `max_time` was moved a year later, in the stub and in its posting-list record (CRC
+    /// fixed), so that the two agree. The entries after it were then received before the
+    /// stub's claimed end, which §5.1 rules out: verify must say so.
+    @Test func aManifestLessStubWithAMovedTimeIsCaught() throws {
+        let (root, data, _) = try archived()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var (s, out) = try cli.ctl(["verify", data, "--quiet"])
+        #expect(s == 0, "\(out)")
+        let year: Int64 = 365 * 86_400_000
+        var org = "", moved: Int64 = 0
+        try editStub(data, 0) { o in
+            o["manifest"] = nil
+            var orgs = o["orgs"] as? [[String: Any]] ?? []
+            org = orgs[0]["org"] as? String ?? ""
+            moved = (orgs[0]["max_time"] as? NSNumber)?.int64Value ?? 0
+            moved += year
+            orgs[0]["max_time"] = NSNumber(value: moved)
+            o["orgs"] = orgs
+        }
+        // The org's posting-list record of segment 0: maxTime at bytes 52-59, recordCrc over 0-75.
+        let pld = data + "/index/orgs/" + PostingLists.stem(org) + ".pld"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: pld)))
+        #expect(bytes.count >= 80 && bytes[0..<8].allSatisfy { $0 == 0 }, "segment 0's record comes first")
+        var v = UInt64(bitPattern: moved)
+        for i in 0..<8 { bytes[52 + i] = UInt8(truncatingIfNeeded: v); v >>= 8 }
+        var crc = CRC32C.checksum(bytes[0..<76])
+        for i in 0..<4 { bytes[76 + i] = UInt8(truncatingIfNeeded: crc); crc >>= 8 }
+        try Data(bytes).write(to: URL(fileURLWithPath: pld))
+        (s, out) = try cli.ctl(["verify", data, "--quiet"])
+        #expect(s == 1 && out.contains("received_at never decreases"), "\(out)")
     }
 }

@@ -37,6 +37,21 @@ extension ChainChecker {
                 seq += 1
             }
         }
+        // §5.1 holds across archived segments too: their times lie between the entries around
+        // them. A stub's times are signed through its manifest; those of a stub without one
+        // (§12.3) are held to this order only, so a moved `max_time` shows here.
+        if let first = stub.orgs.map(\.min_time).min(), let last = stub.orgs.map(\.max_time).max() {
+            if let o = stub.orgs.first(where: { $0.min_time > $0.max_time }) {
+                return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0, message: "stub summary of org \(o.org): min_time is after max_time")
+            }
+            guard first >= lastTime else {
+                let previous = lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" } ?? "the previous entry's"
+                return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0,
+                    message: "archived segment \(info.segment)'s stub says its entries were received from \(Timestamp.format(first)), earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order (a stub's times were edited)")
+            }
+            lastTime = last
+            lastTimeStub = info.segment
+        }
         for o in stub.orgs {
             guard o.last_seq >= info.firstSeq, o.last_seq < info.endSeq, o.entries > 0, o.entries <= info.endSeq - info.firstSeq else {
                 return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0, message: "stub summary of org \(o.org) points outside the segment")

@@ -180,8 +180,11 @@ public struct ChainChecker {
     let checkpointPath: String
     var orgs: [String: OrgState] = [:]
     var prev = Hash.zero
-    /// The previous entry's received_at (it never decreases in sequence order).
+    /// The previous entry's received_at (it never decreases in sequence order), or the latest
+    /// one an archived segment's stub claims.
     var lastTime: Int64 = 0
+    /// The segment whose stub set `lastTime`, while no hot entry has followed it.
+    var lastTimeStub: UInt64?
     /// Action prefixes (bytes) whose entries' content is kept in `collected`.
     public var collect: [[UInt8]] = []
     /// Contents of the entries `collect` asked for, in sequence order.
@@ -313,9 +316,11 @@ public struct ChainChecker {
             }
             guard times[i] >= 0 else { return bad("the entry lacks received_at, category, outcome, action or actor (or one is malformed)") }
             guard times[i] >= lastTime else {
-                return bad("received_at \(Timestamp.format(times[i])) is earlier than the previous entry's (\(Timestamp.format(lastTime))): received_at never decreases in sequence order")
+                let previous = lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" } ?? "the previous entry's"
+                return bad("received_at \(Timestamp.format(times[i])) is earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order")
             }
             lastTime = times[i]
+            lastTimeStub = nil
             if !collect.isEmpty, let action = fields[i]?.action, collect.contains(where: { action.utf8.starts(with: $0) }) {
                 collected.append(p.content)
             }
