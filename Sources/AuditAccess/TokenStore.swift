@@ -19,11 +19,38 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var created_at: String
     /// RFC 3339 revocation time, once revoked.
     public var revoked_at: String?
+    /// The `audit.token.created` entry that recorded this token, bound by seq to the tree's
+    /// leaf (format-spec.md §1): a token without one, or whose entry says otherwise, is refused.
+    public var audit: EntryBinding?
     /// The token text of a token just created (never stored, never encoded).
     public var secret: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, org, hash, label, created_at, revoked_at
+        case id, org, hash, label, created_at, revoked_at, audit
+    }
+
+    /// The metadata of the token's `audit.token.created` entry: its scope, label and the
+    /// SHA-256 of its secret (so the entry names this credential, not just this id).
+    public var auditMetadata: [String: String] { ["scope": org ?? "operator", "label": label, "token_sha256": hash] }
+
+    /// Why this record does not stand on its audit entry, or nil when it does: the entry
+    /// (read from the record, checked against the leaf hashes `leaf` of a tree of `size`)
+    /// must be `audit.token.created` for this id, with this scope and this secret's hash.
+    public func auditProblem(leaf: (UInt64) throws -> Hash, size: UInt64) -> String? {
+        guard let audit else { return "token \(id) carries no audit entry: it was added by hand (or made before tokens were bound to their entries); revoke it and create a new one with `auditctl token create`" }
+        let e: JSONValue
+        do { e = try audit.open(leaf: leaf, size: size) } catch { return "token \(id): \(error)" }
+        let m = e["metadata"]
+        guard e["action"]?.stringValue == "audit.token.created", e["target"]?["id"]?.stringValue == id else {
+            return "token \(id): its audit entry (seq \(audit.seq)) records \(e["action"]?.stringValue ?? "?") of \(e["target"]?["id"]?.stringValue ?? "?"), not this token's creation: the record was made by hand"
+        }
+        guard m?["scope"]?.stringValue == org ?? "operator" else {
+            return "token \(id) reads \(org ?? "any org (operator)"), but the log created it for \(m?["scope"]?.stringValue ?? "?")"
+        }
+        guard m?["token_sha256"]?.stringValue == hash else {
+            return "token \(id)'s secret hash is not the one its audit entry (seq \(audit.seq)) recorded: another secret was put in by hand"
+        }
+        return nil
     }
 }
 
@@ -47,9 +74,17 @@ public final class TokenStore: @unchecked Sendable {
     private let lock = NSLock()
     private var records: [String: TokenRecord] = [:]
     private var loadedMtime: timespec = timespec()
+    private let admit: @Sendable (TokenRecord) -> String?
+    private let log: @Sendable (String) -> Void
 
-    /// The store at `path` (the file need not exist yet).
-    public init(path: String) { self.path = path }
+    /// The store at `path` (the file need not exist yet). Each record is read only if `admit`
+    /// gives no reason against it (auditd: `auditProblem` against its tree); a refused one is
+    /// named once to `log` each time the file is read, and never authenticates.
+    public init(path: String, admit: @escaping @Sendable (TokenRecord) -> String?, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.path = path
+        self.admit = admit
+        self.log = log
+    }
 
     /// The token file of a data directory.
     public static func path(forData dir: String) -> String { dir + "/tokens.json" }
@@ -70,28 +105,35 @@ public final class TokenStore: @unchecked Sendable {
     }
 
     /// A new token for `org` (nil: operator scope) with its secret text, which is shown once
-    /// and never stored; nothing is written until the change is committed.
-    public static func prepareCreate(path: String, org: String?, label: String) throws -> Change<TokenRecord> {
+    /// and never stored. Nothing is written: once its audit entry is in the log, set `audit`
+    /// and `add` it.
+    public static func make(org: String?, label: String) throws -> TokenRecord {
         if let org, !Entry.isValidOrgName(org) { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
         let id = Array(try Ed25519.randomSeed().prefix(5)).hex
         let secret = Data(try Ed25519.randomSeed()).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         var rec = TokenRecord(id: id, org: org, hash: SHA256.hash(Array(secret.utf8)).hex, label: label,
                               created_at: Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)), revoked_at: nil)
-        let stored = rec
         rec.secret = "aud_\(id)_\(secret)"
-        return Change(rec) {
-            var all = try load(path: path)
-            all.append(stored)
-            try save(all, path: path)
-        }
+        return rec
     }
 
-    /// Creates a token at once (tests and tools that audit separately); see `prepareCreate`.
+    /// Adds `record` (its secret not stored) to the file.
+    public static func add(_ record: TokenRecord, path: String) throws {
+        var stored = record
+        stored.secret = nil
+        var all = try load(path: path)
+        guard !all.contains(where: { $0.id == record.id }) else { throw LedgerError("a token with id \(record.id) is already in \(path)") }
+        all.append(stored)
+        try save(all, path: path)
+    }
+
+    /// Creates a token at once with no audit entry (tests of the files alone: auditd and
+    /// `auditctl verify` refuse such a token); see `make`.
     public static func create(path: String, org: String?, label: String) throws -> (TokenRecord, String) {
-        let c = try prepareCreate(path: path, org: org, label: label)
-        try c.commit()
-        return (c.value, c.value.secret ?? "")
+        let rec = try make(org: org, label: label)
+        try add(rec, path: path)
+        return (rec, rec.secret ?? "")
     }
 
     /// Revocation of token `id`, checked; nothing is written until the change is committed.
@@ -125,8 +167,12 @@ public final class TokenStore: @unchecked Sendable {
         }
         let changed = lock.withLock { st.st_mtim.tv_sec != loadedMtime.tv_sec || st.st_mtim.tv_nsec != loadedMtime.tv_nsec }
         guard changed, let all = try? Self.load(path: path) else { return }
+        var admitted: [TokenRecord] = []
+        for r in all where r.revoked_at == nil {
+            if let why = admit(r) { log("tokens.json: refusing \(why)") } else { admitted.append(r) }
+        }
         lock.withLock {
-            records = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+            records = Dictionary(admitted.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
             loadedMtime = st.st_mtim
         }
     }

@@ -23,14 +23,13 @@ struct OperatorRecords {
     /// With `orgs`, only holds and retention of those orgs are checked (and not tokens): the
     /// entries are then those orgs' only.
     init(dir: String, entries: [[UInt8]], since: Int64?, orgs: Set<String>? = nil) {
-        var created: [String: JSONValue] = [:], revoked: Set<String> = []
+        var revoked: Set<String> = []
         var initiated: [String: JSONValue] = [:], released: Set<String> = []
         var years: [String: Int] = [:]
         for c in entries {
             guard let v = try? Entry.decodeStored(c), let action = v["action"]?.stringValue,
                   let target = v["target"]?["id"]?.stringValue else { continue }
             switch action {
-            case "audit.token.created": created[target] = v
             case "audit.token.revoked": revoked.insert(target)
             case "legal_hold.initiated": initiated[target] = v
             case "legal_hold.released": released.insert(target)
@@ -43,21 +42,16 @@ struct OperatorRecords {
             guard let since, let t = time.flatMap(Timestamp.parse) else { return since == nil }
             return t > since
         }
-        // Tokens: one that reads must have been created on the record, for the scope it has.
+        // Tokens: one that reads must stand on its own audit.token.created entry, which it
+        // carries and which is checked against the tree's leaf at its seq (so the check needs
+        // neither the archive nor a date); and it must not have been revoked in the log.
         if orgs == nil { do {
-            for t in try TokenStore.load(path: TokenStore.path(forData: dir)) {
-                if t.revoked_at == nil, revoked.contains(t.id) {
+            let tree = try TreeStore(directory: dir + "/tree", readOnly: true)
+            for t in try TokenStore.load(path: TokenStore.path(forData: dir)) where t.revoked_at == nil {
+                if revoked.contains(t.id) {
                     failures.append("tokens.json: token \(t.id) was revoked in the log but is active in the file")
                 }
-                guard t.revoked_at == nil else { continue }
-                if let e = created[t.id] {
-                    let scope = e["metadata"]?["scope"]?.stringValue
-                    if scope != (t.org ?? "operator") {
-                        failures.append("tokens.json: token \(t.id) reads \(t.org ?? "any org (operator)"), but the log created it for \(scope ?? "?")")
-                    }
-                } else if recent(t.created_at) {
-                    failures.append("tokens.json: token \(t.id) (created \(t.created_at)) has no audit.token.created entry in the log: it was added by hand")
-                }
+                if let why = t.auditProblem(leaf: { try tree.leaf($0) }, size: tree.size) { failures.append("tokens.json: \(why)") }
             }
         } catch { failures.append("tokens.json: \(error)") } }
         // Holds: none recorded may vanish, change or be released without its entry.

@@ -27,11 +27,12 @@ struct Token: AsyncParsableCommand {
             guard (org != nil) != `operator` else { throw ValidationError("give exactly one of --org ORG or --operator") }
             if let org, !Entry.isValidOrgName(org) { throw ValidationError("--org '\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
             guard FileManager.default.fileExists(atPath: dir + "/log.json") else { throw CLIError("\(dir) is not an audit log directory") }
-            let change = try TokenStore.prepareCreate(path: TokenStore.path(forData: dir), org: org, label: label)
-            let rec = change.value
+            var rec = try TokenStore.make(org: org, label: label)
             // The audit entry first: a token whose creation cannot be audited is never stored.
-            try await auditTokenChange(dir: dir, trail: trail, record: rec, action: "audit.token.created")
-            try change.commit()
+            // The record carries that entry, bound to its leaf (format-spec.md §1).
+            let entry = try await auditTokenChange(dir: dir, trail: trail, record: rec, action: "audit.token.created")
+            rec.audit = EntryBinding(entry)
+            try TokenStore.add(rec, path: TokenStore.path(forData: dir))
             print(rec.secret ?? "")
             printError("token \(rec.id) for \(org.map { "org \($0)" } ?? "operator scope") created; it is shown only now")
         }
@@ -64,12 +65,15 @@ struct Token: AsyncParsableCommand {
     }
 }
 
-/// Writes a token change into the log: through the daemon if one serves `socket`, else directly.
-func auditTokenChange(dir: String, trail: AuditTrailOptions, record: TokenRecord, action: String) async throws {
+/// Writes a token change into the log (through the daemon if one serves `socket`, else
+/// directly) and returns the entry as stored.
+@discardableResult
+func auditTokenChange(dir: String, trail: AuditTrailOptions, record: TokenRecord, action: String) async throws -> StoredEntry {
     let org = record.org ?? "_operator"
     let event = auditEvent(org: org, category: "access", action: action, targetType: "api_token", targetId: record.id,
-                           metadata: ["scope": record.org ?? "operator", "label": record.label])
-    try await trail.write(dir: dir, events: [event])
+                           metadata: record.auditMetadata)
+    guard let e = try await trail.write(dir: dir, events: [event]).first else { throw CLIError("the log stored no entry for the token change; nothing was changed") }
+    return e
 }
 
 /// One audit entry about an operator action, as JSON.
@@ -87,16 +91,24 @@ struct AuditTrailOptions: ParsableArguments {
     @Option(help: "The daemon's ingest socket, for the audit entry. Default: the one the running auditd recorded in DIR/auditd.socket.") var socket: String?
     @Option(help: "Signing key, when no daemon runs.") var key: String?
 
-    /// Writes audit entries into the log of `dir`.
-    func write(dir: String, events: [String]) async throws {
+    /// Writes audit entries into the log of `dir` and returns them as stored (read back and
+    /// checked against the hashes the log acknowledged).
+    @discardableResult
+    func write(dir: String, events: [String]) async throws -> [StoredEntry] {
         let recorded = (try? FileOps.readFile(dir + "/" + DaemonSocketFile.name, limit: 4096))
             .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
         if let path = socket ?? recorded, FileManager.default.fileExists(atPath: path),
            let client = try? await AuditClient.connect(socketPath: path) {
             let results = try await client.append(batch: events.map { Array($0.utf8) })
             await client.close()
-            for r in results { _ = try r.get() }
-            return
+            return try results.map { r in
+                let ack = try r.get()
+                let e = try Ledger.entry(inDirectory: dir, seq: ack.seq)
+                guard e.hash.bytes == ack.hash else {
+                    throw CLIError("entry \(ack.seq) read back from \(dir) is not the one auditd acknowledged: is \(path) serving another data directory?")
+                }
+                return e
+            }
         }
         if let socket { throw CLIError("cannot reach auditd at \(socket); nothing was changed") }
         let keyPath = key ?? KeyFile.defaultPath(forData: dir)
@@ -109,8 +121,10 @@ struct AuditTrailOptions: ParsableArguments {
             throw CLIError("auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was changed")
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        _ = try ledger.appendAndWait(try events.map { try Entry.prepare(json: Array($0.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")) })
+        let receipts = try ledger.appendAndWait(try events.map { try Entry.prepare(json: Array($0.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")) })
+        let stored = try receipts.map { try ledger.entry(seq: $0.seq) }
         try ledger.close()
+        return stored
     }
 }
 

@@ -152,7 +152,11 @@ struct AuditD: AsyncParsableCommand {
         let ingest = IngestServer(config: c, shared: shared, group: group) { path in
             announce("auditd: ingest socket \(path)")
         }
-        let tokens = TokenStore(path: TokenStore.path(forData: c.data))
+        // A token opens the read port only if it stands on its audit entry in this log's tree
+        // (format-spec.md §1): one written into tokens.json by hand never does.
+        let tokens = TokenStore(path: TokenStore.path(forData: c.data),
+                                admit: { [ledger] r in r.auditProblem(leaf: { try ledger.tree.leaf($0) }, size: ledger.size) },
+                                log: { [logger] in logger.warning("\($0)") })
         // Twice the cores: each token may hold two of these at once (TokenGate), so one busy
         // token never has them all.
         let queryPool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))

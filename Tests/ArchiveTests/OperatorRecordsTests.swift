@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SegmentStore
+import ChainIndex
 
 /// `tokens.json`, `holds.json` and `retention.json` are checked against the audit entries that
 /// recorded their changes: an edit by hand that widens access or allows an early purge is
@@ -82,7 +83,7 @@ import SegmentStore
             return all
         }
         var (s, out) = try cli.ctl(["verify", data, "--quiet"])
-        #expect(s == 1 && out.contains("token forged01") && out.contains("added by hand"), "\(out)")
+        #expect(s == 1 && out.contains("token forged01") && out.contains("by hand"), "\(out)")
         // A token's scope widened to operator.
         try original.write(to: URL(fileURLWithPath: data + "/tokens.json"))
         try rewrite(data + "/tokens.json") { o in
@@ -90,5 +91,34 @@ import SegmentStore
         }
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 1 && out.contains("reads any org"), "\(out)")
+    }
+
+    /// Issue 18 item 17: a token written into `tokens.json` by hand, dated before the archived
+    /// entries (so no missing entry could be noticed), with the hash of a secret of one's
+    /// choosing; and a genuine token's hash replaced by such a one. Each record carries its
+    /// audit entry (bound by seq to the tree's leaf), so both are refused without the archive.
+    @Test func aHandMadeTokenDatedBeforeTheArchiveIsRefused() throws {
+        let (root, data, _, _) = try setUp()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let original = try Data(contentsOf: URL(fileURLWithPath: data + "/tokens.json"))
+        let chosen = SHA256.hash(Array("my-own-secret".utf8)).hex
+        try rewrite(data + "/tokens.json") { o in
+            var all = o as? [[String: Any]] ?? []
+            all.append(["id": "0badc0ffee", "org": "org_2", "hash": chosen, "label": "", "created_at": "2020-01-01T00:00:00.000Z"])
+            return all
+        }
+        var (s, out) = try cli.ctl(["verify", data, "--quiet"])
+        #expect(s == 1 && out.contains("token 0badc0ffee"), "\(out)")
+        // A genuine record (with its genuine audit entry) given another secret's hash.
+        try original.write(to: URL(fileURLWithPath: data + "/tokens.json"))
+        try rewrite(data + "/tokens.json") { o in
+            (o as? [[String: Any]] ?? []).map { var t = $0; t["hash"] = chosen; return t }
+        }
+        (s, out) = try cli.ctl(["verify", data, "--quiet"])
+        #expect(s == 1 && out.contains("tokens.json") && out.contains("another secret"), "\(out)")
+        // The genuine file passes.
+        try original.write(to: URL(fileURLWithPath: data + "/tokens.json"))
+        (s, out) = try cli.ctl(["verify", data, "--quiet"])
+        #expect(s == 0, "\(out)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ChainIndex
 
 /// Issue 7 C11: an operator's change (token, hold, retention) takes effect only once its audit
 /// entry is in the log; when that cannot be written, nothing changes. auditctl finds the
@@ -54,5 +55,27 @@ import Testing
         #expect(try await count(d, "audit.token.revoked") == 1)
         #expect(d.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: d.data + "/auditd.socket"), "a clean stop removes the socket record")
+    }
+
+    /// Issue 18 item 17, at the read port: a record added to `tokens.json` by hand (the hash of
+    /// a secret of one's choosing, an old `created_at`) does not open a session, while the
+    /// token created through auditctl beside it still does.
+    @Test func aHandMadeTokenDoesNotOpenASession() async throws {
+        let d = Daemon("handtoken")
+        defer { d.cleanup() }
+        try d.start()
+        let genuine = try d.token(org: "org_a")
+        #expect(try await d.http("/v1/session", token: genuine).0 == 200)
+        let path = d.data + "/tokens.json"
+        var all = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]] ?? []
+        let secret = "my-own-secret"
+        all.append(["id": "0badc0ffee", "org": "org_a", "hash": SHA256.hash(Array(secret.utf8)).hex, "label": "", "created_at": "2020-01-01T00:00:00.000Z"])
+        usleep(20_000)   // a new mtime: the daemon rereads the file
+        try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
+        let forged = "aud_0badc0ffee_" + secret
+        #expect(try await d.http("/v1/session", token: forged).0 == 401)
+        #expect(try await d.http("/v1/orgs/org_a/entries", token: forged).0 == 401)
+        #expect(try await d.http("/v1/session", token: genuine).0 == 200)
+        #expect(d.logTail().contains("0badc0ffee"), "the refusal is logged with the record's id: \(d.logTail())")
     }
 }

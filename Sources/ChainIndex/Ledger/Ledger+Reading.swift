@@ -26,7 +26,19 @@ extension Ledger {
     }
 
     /// Rebuilds a record's link from the tree and checks its hash against the stored leaf.
-    func checked(_ rec: StoredRecord) throws -> StoredEntry {
+    func checked(_ rec: StoredRecord) throws -> StoredEntry { try Self.rebuild(rec, tree: tree, store: store) }
+
+    /// Entry `seq` of the log in data directory `dir`, read without taking the directory (the
+    /// daemon may be running and appending): its segment and tree opened read-only, its link
+    /// rebuilt and checked against the stored leaf as `entry(seq:)` does.
+    public static func entry(inDirectory dir: String, seq: UInt64) throws -> StoredEntry {
+        let tree = try TreeStore(directory: dir + "/tree", readOnly: true)
+        guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
+        let store = try SegmentStore(directory: dir + "/segments", readOnly: true)
+        return try rebuild(try store.read(seq: seq), tree: tree, store: store)
+    }
+
+    private static func rebuild(_ rec: StoredRecord, tree: TreeStore, store: SegmentStore) throws -> StoredEntry {
         let seq = rec.seq
         let p = try RecordPayload(bytes: rec.payload)
         let prev = seq > 0 ? try tree.leaf(seq - 1) : Hash.zero
