@@ -252,6 +252,19 @@ public enum FileOps {
         return String(cString: UnsafeRawPointer(ent).advanced(by: offset).assumingMemoryBound(to: CChar.self))
     }
 
+    /// True when a process (this one included, through another descriptor) holds the
+    /// exclusive lock `lockExclusive` takes on `path`: a running daemon serves that directory.
+    public static func isLocked(_ path: String) -> Bool {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return false
+        }
+        return errno == EWOULDBLOCK
+    }
+
     /// Takes an exclusive advisory lock on `path` (created if missing), or throws `.locked`.
     /// The lock lives as long as the returned descriptor and dies with the process, so a
     /// crashed daemon never leaves the directory locked. A lock held for a moment longer than

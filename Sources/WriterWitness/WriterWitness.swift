@@ -69,7 +69,12 @@ public struct WriterWitness: Sendable {
         if !witnesses.isEmpty {
             switch try await latest(client, since: heldSize, cosigned: true, atLeast: max(atLeast, heldSize)) {
             case .reply(let reply, let cp) where cp.size >= max(atLeast, heldSize):
-                let by = witnesses.filter { ((try? $0.cosignature(in: reply.note)) ?? nil) != nil }
+                var by: [CosignatureVerifier] = []
+                for w in witnesses {
+                    do { if try w.cosignature(in: reply.note) != nil { by.append(w) } } catch {
+                        throw Refused(description: "the log's cosigned checkpoint: \(error): not kept")
+                    }
+                }
                 guard by.count >= quorum else {
                     throw Refused(description: "the log's cosigned checkpoint carries \(by.count) valid cosignature(s) of the \(quorum) required from the given witnesses: not kept")
                 }

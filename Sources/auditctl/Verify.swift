@@ -59,7 +59,13 @@ struct Verify: ParsableCommand {
                 throw ExitCode(1)
             }
             for (cp, source) in v.pinned {
-                let by = ws.filter { ((try? $0.cosignature(in: cp.note)) ?? nil) != nil }.map(\.name)
+                var by: [String] = []
+                for w in ws {
+                    do { if try w.cosignature(in: cp.note) != nil { by.append(w.name) } } catch {
+                        print("FAILED: the checkpoint in \(source) (size \(cp.checkpoint.size)): \(error)")
+                        throw ExitCode(1)
+                    }
+                }
                 guard by.count >= need else {
                     print("FAILED: the checkpoint in \(source) (size \(cp.checkpoint.size)) carries \(by.count) valid cosignature\(by.count == 1 ? "" : "s") of the \(need) required from the given witnesses")
                     throw ExitCode(1)

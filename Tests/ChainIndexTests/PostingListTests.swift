@@ -115,6 +115,28 @@ import Testing
         #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
     }
 
+    /// Issue 18 item 21: records at or above the watermark are served by the running daemon
+    /// (it derives them again only at its next start), so beside it `verify` checks them too:
+    /// a forged one (valid record checksum) above the watermark is caught while the log is
+    /// open, and only left to the next start's derivation once nobody serves it.
+    @Test func aForgedRecordAboveTheWatermarkIsCaughtWhileTheLogIsServed() throws {
+        let (dir, s, _) = try makeLog(closed: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let done = try PostingLists.loadWatermark(dir + "/index/orgs/watermark")
+        #expect(done < 29)
+        let pld = dir + "/index/orgs/org_quiet.pld"
+        let original = try Data(contentsOf: URL(fileURLWithPath: pld))
+        var r28 = try PostingRecord(Array(original)[(28 * PostingRecord.size)..<(29 * PostingRecord.size)], org: "org_quiet", index: 28, path: pld)
+        let r29 = try PostingRecord(Array(original)[(29 * PostingRecord.size)..<(30 * PostingRecord.size)], org: "org_quiet", index: 29, path: pld)
+        #expect(r28.segment == 28 && r28.segment >= done)
+        r28.row = r29.row
+        var forged = original
+        forged.replaceSubrange((28 * PostingRecord.size)..<(29 * PostingRecord.size), with: r28.encode())
+        try forged.write(to: URL(fileURLWithPath: pld))
+        let f = try #require(try Verifier(directory: dir, key: s.verifier).run().failure, "a served record above the watermark is checked")
+        #expect(f.path == pld && f.message.contains("record 28 does not match segment 28's index file"), "\(f)")
+    }
+
     @Test func aForgedPostingListIsCaughtAndRemovingThemRebuildsThem() throws {
         let (dir, s, w) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }

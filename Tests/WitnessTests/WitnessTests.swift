@@ -146,6 +146,29 @@ import TestSupport
 
     /// C2SP tlog-cosignature's own example: its cosignature line carries key ID, then the
     /// big-endian timestamp of its signed message ("time 1679315147"), then 64 bytes.
+    /// Issue 18 item 21: the verdict on a configured witness's lines, in one place for every
+    /// command that counts cosignatures. A line of its key that does not verify, two lines of
+    /// its key, or a time more than ten minutes ahead of the verifier's clock refuse the note.
+    @Test func aBadDuplicateOrFutureCosignatureRefusesTheNote() throws {
+        var s = try Setup()
+        defer { try? FileManager.default.removeItem(atPath: s.dir) }
+        let cp = try s.grow(3)
+        let body = cp.checkpoint.text
+        let now: UInt64 = 1_800_000_000
+        let good = try s.cosigner.cosign(body: body, time: now - 60)
+        let v = s.cosigner.verifier
+        #expect(try v.cosignature(in: cp.note + good, now: now) == now - 60)
+        // Signed over another body: the line claims this key but does not verify.
+        let other = try s.cosigner.cosign(body: body.replacingOccurrences(of: "\n3\n", with: "\n4\n"), time: now - 60)
+        #expect(throws: Note.Failure.self) { _ = try v.cosignature(in: cp.note + other, now: now) }
+        // The same witness twice (two valid lines at two times).
+        let again = try s.cosigner.cosign(body: body, time: now - 30)
+        #expect(throws: Note.Failure.self) { _ = try v.cosignature(in: cp.note + good + again, now: now) }
+        // Dated an hour ahead; within ten minutes is clock skew and passes.
+        #expect(throws: Note.Failure.self) { _ = try v.cosignature(in: cp.note + (try s.cosigner.cosign(body: body, time: now + 3600)), now: now) }
+        #expect(try v.cosignature(in: cp.note + (try s.cosigner.cosign(body: body, time: now + 300)), now: now) == now + 300)
+    }
+
     @Test func theSpecsExampleLineHasTheLayoutWeWrite() throws {
         let line = "— witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA=="
         let raw = try #require(Data(base64Encoded: String(line.split(separator: " ")[2])))

@@ -126,11 +126,28 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
         return time
     }
 
+    /// How far ahead of the verifier's clock a cosignature may be dated (clock skew).
+    public static let futureSkew: UInt64 = 600
+
     /// The time of this cosigner's valid cosignature in `note` (a checkpoint with its
-    /// signature lines), or nil when the note carries none.
-    public func cosignature(in note: String) throws(Note.Failure) -> UInt64? {
+    /// signature lines), or nil when the note carries none (format-spec.md §8.4). Throws, and
+    /// the note is refused, when a line claims this key but does not verify, when this key
+    /// signed more than one line, or when its time is more than `futureSkew` seconds after
+    /// `now` (seconds since the epoch): a witness never dates a cosignature ahead of the
+    /// checkpoint it saw. Every command that counts cosignatures asks here.
+    public func cosignature(in note: String, now: UInt64 = UInt64(max(0, Date().timeIntervalSince1970))) throws(Note.Failure) -> UInt64? {
         let (body, lines) = try Cosignature.split(note: note)
-        for line in lines { if let t = try verify(line: line, body: body) { return t } }
-        return nil
+        var found: UInt64?
+        for line in lines {
+            guard let t = try verify(line: line, body: body) else { continue }
+            guard found == nil else {
+                throw Note.Failure(description: "witness \(name)+\(Note.hex8(keyID)) signed this checkpoint twice (two signature lines): one witness gives one cosignature")
+            }
+            guard t <= now + Self.futureSkew else {
+                throw Note.Failure(description: "cosignature by witness \(name)+\(Note.hex8(keyID)) is dated \(t), more than \(Self.futureSkew) s after this machine's clock (\(now)): refused")
+            }
+            found = t
+        }
+        return found
     }
 }

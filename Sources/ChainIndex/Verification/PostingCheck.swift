@@ -6,11 +6,15 @@ import SegmentStore
 /// file row and section, byte for byte (the index file itself being checked against the
 /// entries); each of an archived segment must agree with its stub's signed summary; a purged
 /// segment's section must be zeroes; and every org's section of every sealed segment must be
-/// there. Above the watermark a running daemon may be writing, and the next start re-derives
-/// whatever is there, so nothing is asked of it.
+/// there. Nothing binds the watermark: it only says what was synced. Above it, the next start
+/// derives every record again before anything is served, so when nobody serves the directory
+/// nothing is asked of those records; while a daemon serves it (`served`), it answers
+/// queries from them, so each whole one is checked as those below are (a missing one is not:
+/// the daemon may be writing it).
 public enum PostingCheck {
-    /// Checks the posting lists under `indexDirectory` against `segments` (the store's).
-    public static func check(indexDirectory: String, segments: [SegmentInfo]) -> VerificationFailure? {
+    /// Checks the posting lists under `indexDirectory` against `segments` (the store's);
+    /// `served` when a running daemon answers queries from them.
+    public static func check(indexDirectory: String, segments: [SegmentInfo], served: Bool) -> VerificationFailure? {
         let dir = indexDirectory + "/" + PostingLists.directoryName
         guard FileOps.exists(dir) else { return nil }
         func fail(_ path: String, _ offset: Int64?, _ m: String) -> VerificationFailure {
@@ -56,7 +60,7 @@ public enum PostingCheck {
             }
             guard isDir else { continue }
             seen.insert(org)
-            if let f = checkOrg(org, dir: dir, done: done, hot: hot, sealed: sealed, stubs: stubs) { return f }
+            if let f = checkOrg(org, dir: dir, done: done, checkedBelow: served ? horizon : done, hot: hot, sealed: sealed, stubs: stubs) { return f }
         }
         // Completeness below the watermark.
         for (n, idx) in hot where n < done {
@@ -71,7 +75,8 @@ public enum PostingCheck {
         "\(e.count) rows from seq \(e.firstSeq) (org_seq \(e.firstOrgSeq)) to \(e.lastSeq), times \(e.minTime)...\(e.maxTime), \(e.length) bytes (\(e.rawLength) raw), crc \(e.crc)"
     }
 
-    static func checkOrg(_ org: String, dir: String, done: UInt64, hot: [UInt64: SealedIndex], sealed: Set<UInt64>, stubs: [UInt64: ArchivedStub]) -> VerificationFailure? {
+    /// Records of segments below `checkedBelow` are checked; sections below `done` must all be there.
+    static func checkOrg(_ org: String, dir: String, done: UInt64, checkedBelow: UInt64, hot: [UInt64: SealedIndex], sealed: Set<UInt64>, stubs: [UInt64: ArchivedStub]) -> VerificationFailure? {
         let stem = dir + "/" + PostingLists.stem(org)
         func fail(_ path: String, _ offset: Int64?, _ m: String) -> VerificationFailure {
             VerificationFailure(seq: nil, path: path, offset: offset, message: "posting list of org \(org): " + m)
@@ -91,7 +96,7 @@ public enum PostingCheck {
                 let at = Int64(i * PostingRecord.size)
                 if let last, r.segment <= last { return fail(p.dirPath, at, "record \(i) (segment \(r.segment)) does not follow segment \(last)") }
                 last = r.segment
-                guard r.segment < done else { continue }
+                guard r.segment < checkedBelow else { continue }
                 segs.insert(r.segment)
                 if let idx = hot[r.segment] {
                     guard let e = idx.dir[org] else { return fail(p.dirPath, at, "record \(i) lists segment \(r.segment), whose index file has no entries of the org") }

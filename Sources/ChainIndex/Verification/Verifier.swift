@@ -127,7 +127,7 @@ public struct Verifier {
                 return fail(total, statePath, 8, "org-state snapshot ends at \(snapshot.end), beyond the \(total) entries of the log: entries were removed")
             }
         } catch { return fromError(error, seq: checker.position) }
-        if let f = PostingCheck.check(indexDirectory: directory + "/index", segments: store.segments()) {
+        if let f = PostingCheck.check(indexDirectory: directory + "/index", segments: store.segments(), served: FileOps.isLocked(directory + "/LOCK")) {
             report.failure = f
             return report
         }
