@@ -205,7 +205,8 @@ def verify_consistency(first, second, first_root, second_root, proof):
 
 # ---------------------------------------------------------------- the export (§9.3)
 def ms(text):
-    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    # RFC 3339 UTC; "T" and "Z" may be lower case (§5.6).
+    t = datetime.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     return int(t.timestamp() * 1000 + (0.5 if t.timestamp() >= 0 else -0.5))
 
 
@@ -256,14 +257,15 @@ def csv_lines(text):
 
 def verify(objs, fmt, key, kept):
     header, lines, trailer = objs[0], objs[1:-1], objs[-1]
-    if header.get("type") != "header" or header.get("format") != "auditlog-export/3":
-        raise Failure("line 1: not an auditlog-export/3 header")
+    if header.get("type") != "header" or header.get("format") != "auditlog-export/4":
+        raise Failure("line 1: not an auditlog-export/4 header")
     if trailer.get("type") != "trailer":
         raise Failure("no trailer: the export is truncated")
     origin, size, root = checkpoint(header["checkpoint"], key)  # step 1
     if header["tree_size"] != size:
         raise Failure("tree_size is not the checkpoint's size")
-    org, flt, archived = header["org"], header["filter"], header.get("archived_bundles", [])
+    org, flt = header["org"], header["filter"]
+    archived = signed_bundles(header.get("archived_bundles", []), org, origin, key)
     if header["filtered"] != bool(flt):
         raise Failure("'filtered' contradicts the filter")
     for k in kept:  # step 8
@@ -310,12 +312,12 @@ def verify(objs, fmt, key, kept):
                 if link[81:113] != prev["hash"]:
                     raise Failure(f"{where}: does not chain to the org's previous entry")
             elif provable and not ("to" in flt and prev["t"] >= ms(flt["to"])):
-                gaps.append((prev["org_seq"] + 1, e["org_seq"]))
+                gaps.append((prev["org_seq"] + 1, e["org_seq"], prev["seq"] + 1, e["seq"]))
         elif e["org_seq"] == 0:
             if link[81:113] != bytes(32):
                 raise Failure(f"{where}: the org's first entry has a previous org hash")
         elif provable and not (e["type"] == "context" and "from" in flt and t < ms(flt["from"])):
-            gaps.append((0, e["org_seq"]))
+            gaps.append((0, e["org_seq"], 0, e["seq"]))
         selected = matches(entry, flt)  # step 4
         if e["type"] == "entry" and not selected:
             raise Failure(f"{where}: does not match the filter")
@@ -339,13 +341,34 @@ def verify(objs, fmt, key, kept):
     tree.cover(trailer.get("gap", []), size, "trailer")  # step 2: the one proof
     if tree.root() != root:
         raise Failure("the entries and their gap subtrees do not rebuild the checkpoint's root")
-    if gaps and not archived:  # step 7
-        raise Failure(f"org entries {gaps} are missing from an export that selects them")
+    for lo, hi, first, end in gaps:  # step 7: only signed bundles in the range may explain a gap
+        held = sum(n for b_first, b_end, n in archived if first <= b_first and b_end <= end)
+        if held != hi - lo:
+            raise Failure(f"org entries {lo}..<{hi} are missing from an export that selects them (the signed bundles hold {held} there)")
     if not provable:
         return counts, "only everything or a time range can be proven complete"
     if gaps:
-        return counts, f"org entries {gaps} are in archived bundles {archived}"
+        return counts, f"org entries {[(g[0], g[1]) for g in gaps]} are in archived bundles"
     return counts, None
+
+
+def signed_bundles(bundles, org, origin, key):
+    """Step 7's bundles: (first_seq, end_seq, the org's entries) from each manifest the log's
+    key signed (§12.3: the note text is "auditlog bundle", origin, segment, SHA-256 of the
+    manifest); a bundle named without a manifest explains nothing."""
+    out = []
+    for b in bundles:
+        if "manifest" not in b:
+            continue
+        m = b["manifest"]
+        text = open_note(b["manifest_note"], key)
+        summary = json.loads(m)
+        want = f"auditlog bundle\n{origin}\n{summary['segment']}\n{hashlib.sha256(m.encode()).hexdigest()}\n"
+        if text != want or summary["first_seq"] >= summary["end_seq"]:
+            raise Failure(f"archived bundle {b.get('bundle')}: its manifest is not one the log's key signed")
+        n = sum(o["entries"] for o in summary["orgs"] if o["org"] == org)
+        out.append((summary["first_seq"], summary["end_seq"], n))
+    return out
 
 
 def main():

@@ -31,6 +31,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     /// current value; nothing is written until the change is committed.
     public static func prepareExtend(dir: String, org: String, years: Int) throws -> Change<RetentionPolicy> {
         guard Entry.isValidOrgName(org) else { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
+        guard years <= 100 else { throw LedgerError("\(years) years is more than the 100 a retention may be set to") }
         var p = try load(dir: dir)
         guard years >= p.default_years else {
             throw LedgerError("retention is never shorter than the default of \(p.default_years) years")

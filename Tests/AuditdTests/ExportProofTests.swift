@@ -131,6 +131,65 @@ import Testing
         #expect(d.stop() == 0)
     }
 
+    /// Issue 18 item 21: `archived_bundles` used to be a list of names, unsigned and without
+    /// ranges, so naming any bundle excused any gap: an entry dropped from the hot part of an
+    /// export (its leaf folded into the next line's gap, which keeps the proof whole) passed as
+    /// an authentic selection. Each bundle now comes with its manifest, signed by the log's
+    /// key; a gap passes only where the named bundles hold exactly the missing entries.
+    @Test func onlySignedBundlesInTheRangeExcuseAGap() async throws {
+        let d = Daemon("export-archived", args: ["--hot-window", "0", "--archive-interval", "1", "--segment-bytes", "20000"])
+        defer { d.cleanup() }
+        try d.start()
+        var input = ""
+        for i in 0..<300 { input += event(org: i % 2 == 0 ? "org_a" : "org_b", i: i, extra: #","pad":"\#(String(repeating: "y", count: 200))""#) + "\n" }
+        var (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: input)
+        #expect(s == 0, "\(err)")
+        let token = try d.token(org: "org_a")
+        var archivedSoFar = 0
+        for _ in 0..<100 {
+            let page = try await d.json("/v1/orgs/org_a/entries?limit=1", token: token)
+            archivedSoFar = ((page["archived"] as? [[String: Any]]) ?? []).count
+            if archivedSoFar > 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(archivedSoFar > 0, "the daemon should have archived sealed segments")
+        input = (300..<310).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: input)
+        #expect(s == 0, "\(err)")
+        let key = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let full = try await export(d, token, "")
+        var out: String
+        (s, out) = try verify(d, key, full, "archived.ndjson")
+        #expect(s == 0 && out.hasPrefix("AUTHENTIC SELECTION") && out.contains("archived bundles"), "\(out)")
+
+        // A hot entry dropped, its leaf folded into the next line's gap: the proof holds.
+        let entries = indexes(full, "entry")
+        let victim = entries[entries.count - 4]
+        var next = object(full[victim + 1])
+        let dropped = object(full[victim])
+        next["gap"] = ((dropped["gap"] as? [String]) ?? []) + ["0:" + (dropped["hash"] as? String ?? "")] + ((next["gap"] as? [String]) ?? [])
+        var forged = full
+        forged[victim + 1] = line(next)
+        forged = dropping(forged, [victim])
+        (s, out) = try verify(d, key, forged, "dropped.ndjson")
+        #expect(s == 1 && out.contains("missing"), "\(out)")
+
+        // A bundle's manifest edited to claim one more of the org's entries.
+        var header = object(full[0])
+        var bundles = header["archived_bundles"] as? [[String: Any]] ?? []
+        #expect(!bundles.isEmpty && bundles.allSatisfy { $0["manifest"] is String && $0["manifest_note"] is String })
+        let m = bundles[0]["manifest"] as? String ?? ""
+        let raised = m.replacingOccurrences(of: "\"entries\" : ", with: "\"entries\" : 1").replacingOccurrences(of: "\"entries\":", with: "\"entries\":1")
+        #expect(raised != m)
+        bundles[0]["manifest"] = raised
+        header["archived_bundles"] = bundles
+        forged = full
+        forged[0] = line(header)
+        (s, out) = try verify(d, key, forged, "manifest.ndjson")
+        #expect(s == 1 && out.contains("signed"), "\(out)")
+        #expect(d.stop() == 0)
+    }
+
     @Test func theHeaderIsBoundToTheSignedExportRecord() async throws {
         let (d, token, key, _, _) = try setUp()
         defer { d.cleanup() }

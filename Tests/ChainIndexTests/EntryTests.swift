@@ -31,6 +31,18 @@ import Testing
         #expect(try prepare(shuffled).content == e.content)
     }
 
+    /// Issue 18 item 21: RFC 3339 (§5.6) lets `T` and `Z` be lower case; `from`, `to` and
+    /// `occurred_at` take either, as the spec now says (lower-case `t` was taken, `z` was not).
+    @Test func timestampsTakeTAndZInEitherCase() {
+        let want = Timestamp.parse("2026-01-02T03:04:05.678Z")
+        #expect(want != nil)
+        for t in ["2026-01-02t03:04:05.678Z", "2026-01-02T03:04:05.678z", "2026-01-02t03:04:05.678z"] {
+            #expect(Timestamp.parse(t) == want, "\(t)")
+        }
+        #expect(Timestamp.parse("2026-01-02 03:04:05Z") == nil)
+        #expect(Timestamp.parse("2026-01-02T03:04:05+00:00") == nil)
+    }
+
     @Test func unknownCategory() {
         #expect(refusal(replacing(#""category":"agents""#, #""category":"robots""#))?.field == "category")
     }

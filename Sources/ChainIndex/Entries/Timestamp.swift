@@ -1,13 +1,14 @@
 /// RFC 3339 UTC timestamps with millisecond precision, the only time format entries use.
 public enum Timestamp {
-    /// Milliseconds since the Unix epoch of an RFC 3339 UTC time ("…Z", optional fraction).
+    /// Milliseconds since the Unix epoch of an RFC 3339 UTC time ("…Z", optional fraction;
+    /// `T` and `Z` in either case, as RFC 3339 §5.6 allows).
     public static func parse(_ s: String) -> Int64? {
         Array(s.utf8).withUnsafeBufferPointer { parse(bytes: $0) }
     }
 
     /// `parse` over UTF-8 bytes, without making a String.
     public static func parse(bytes u: UnsafeBufferPointer<UInt8>) -> Int64? {
-        guard u.count >= 20, u.last == UInt8(ascii: "Z") else { return nil }
+        guard u.count >= 20, u.last == UInt8(ascii: "Z") || u.last == UInt8(ascii: "z") else { return nil }
         func num(_ a: Int, _ n: Int) -> Int? {
             var v = 0
             for k in a..<a + n {

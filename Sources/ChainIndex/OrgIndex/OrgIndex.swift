@@ -277,7 +277,7 @@ public final class OrgIndex: @unchecked Sendable {
                 if let from = filter.from, o.max_time < from { continue }
                 if let to = filter.to, o.min_time >= to { continue }
                 out.append(ArchivedRange(bundle: stub.bundle, segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq,
-                                         entries: o.entries, purged: stub.purged_at != nil))
+                                         entries: o.entries, purged: stub.purged_at != nil, manifest: stub.manifest, manifestNote: stub.manifest_note))
             }
             return out
         }

@@ -68,4 +68,10 @@ public struct ArchivedRange: Sendable, Equatable {
     public var entries: UInt64
     /// True if retention expired and the bundle was purged (only its tombstone remains).
     public var purged: Bool
+    /// The bundle's `manifest.json` as its stub keeps it (nil for a stub made before stubs
+    /// kept it), and the log's signed note over its hash (format-spec.md §12.3): what lets an
+    /// export name the bundle with its range, checked (§9.3).
+    public var manifest: String?
+    /// The signed manifest note.
+    public var manifestNote: String
 }

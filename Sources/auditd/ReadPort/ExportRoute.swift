@@ -57,10 +57,10 @@ extension ReadPort {
         if let from = consistencyFrom {
             consistency = (from, try await Self.offload(pool, logger: logger) { try ledger.consistencyProof(old: from, new: size) })
         }
-        var archived = ledger.archivedRanges(org: org, filter: p.filter, newestFirst: false, cursor: nil).map(\.bundle)
+        var archived = ledger.archivedRanges(org: org, filter: p.filter, newestFirst: false, cursor: nil)
         if let from = p.filter.from, let before = ledger.archivedRanges(org: org, filter: QueryFilter(to: from), newestFirst: true, cursor: nil).first,
-           !archived.contains(before.bundle) {
-            archived.insert(before.bundle, at: 0)
+           !archived.contains(where: { $0.bundle == before.bundle }) {
+            archived.insert(before, at: 0)
         }
         var stated = p.echo
         if p.text != nil { stated["q"] = p.text }

@@ -3,9 +3,10 @@ import SegmentStore
 
 /// The export format (format-spec.md §9.3): NDJSON, one object per line.
 ///
-///     {"type":"header","format":"auditlog-export/3","org":…,"origin":…,"verifier_key":…,
+///     {"type":"header","format":"auditlog-export/4","org":…,"origin":…,"verifier_key":…,
 ///      "checkpoint":<signed note>,"tree_size":N,"filtered":bool,"filter":{…},
-///      "archived_bundles":[…], "consistency":{"from":M,"proof":[…]}?}
+///      "archived_bundles":[{"bundle":…,"manifest":…,"manifest_note":…}…],
+///      "consistency":{"from":M,"proof":[…]}?}
 ///     {"type":"entry"|"context","seq":…,"org_seq":…,"content":<canonical entry>,
 ///      "link":<hex>,"hash":<hex>,"gap":["<height>:<hex>"…]}
 ///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…]}
@@ -19,15 +20,23 @@ import SegmentStore
 /// exactly `tree_size − 1`, whose signed metadata states the filter.
 public enum ExportFormat {
     /// The format tag.
-    public static let tag = "auditlog-export/3"
+    public static let tag = "auditlog-export/4"
 
     /// The header line.
     public static func header(org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filter: [String: String],
-                              archivedBundles: [String], consistency: (from: UInt64, proof: [Hash])? = nil) -> String {
+                              archivedBundles: [ArchivedRange], consistency: (from: UInt64, proof: [Hash])? = nil) -> String {
+        // Each bundle with its manifest and the log's signature over it: its seq range and
+        // the org's count in it are signed, so a verifier accepts a gap only where named
+        // bundles hold exactly the missing entries.
+        let bundles: [[String: Any]] = archivedBundles.map { b in
+            var o: [String: Any] = ["bundle": b.bundle, "manifest_note": b.manifestNote]
+            if let m = b.manifest { o["manifest"] = m }
+            return o
+        }
         var obj: [String: Any] = [
             "type": "header", "format": tag, "org": org, "origin": origin, "verifier_key": verifier.text,
             "checkpoint": checkpoint.note, "tree_size": checkpoint.checkpoint.size, "filtered": !filter.isEmpty, "filter": filter,
-            "archived_bundles": archivedBundles,
+            "archived_bundles": bundles,
         ]
         if let c = consistency { obj["consistency"] = ["from": c.from, "proof": c.proof.map(\.hex)] as [String: Any] }
         return json(obj)

@@ -59,7 +59,8 @@ public struct ExportVerifier {
         var root = Hash.zero
         var size: UInt64 = 0
         var selection = ExportSelection()
-        var archived: [String] = []
+        var archived: [SignedBundle] = []
+        var unsigned: [String] = []
         var prev: Line?
         var gaps: [Range<UInt64>] = []
         // The one proof: every line's gap subtrees and leaf, left to right, rebuild the root.
@@ -81,10 +82,16 @@ public struct ExportVerifier {
             return range.size == end ? nil : "gap subtrees cover leaves up to \(range.size), not up to \(end)"
         }
         var sawHeader = false, sawTrailer = false
-        // A gap in a selection that claims completeness: only archived bundles may explain it.
-        func gap(_ g: Range<UInt64>) -> String? {
-            guard archived.isEmpty else { gaps.append(g); return nil }
-            return "org entries at positions \(g.lowerBound)..<\(g.upperBound) are missing from an export that selects them (it names no archived bundle that could hold them): entries were removed"
+        // A gap in a selection that claims completeness (org positions `g`, between the
+        // entries at `seqs`' ends): only the named bundles may explain it, and only if their
+        // signed manifests put exactly that many of the org's entries in that seq range.
+        func gap(_ g: Range<UInt64>, seqs: Range<UInt64>) -> String? {
+            let within = archived.filter { seqs.lowerBound <= $0.firstSeq && $0.endSeq <= seqs.upperBound }
+            let held = within.reduce(UInt64(0)) { $0 + $1.entries }
+            if held == UInt64(g.count) { gaps.append(g); return nil }
+            let named = within.isEmpty ? "it names no archived bundle in that range" : "the archived bundles it names there (\(within.map(\.name).joined(separator: ", "))) hold \(held) of them by their signed manifests"
+            let note = unsigned.isEmpty ? "" : "; \(unsigned.joined(separator: ", ")) named without a signed manifest cannot account for any"
+            return "org entries at positions \(g.lowerBound)..<\(g.upperBound) (between seq \(seqs.lowerBound) and \(seqs.upperBound)) are missing from an export that selects them; \(named)\(note): entries were removed"
         }
         for (n, line) in lines.enumerated() where !line.isEmpty {
             let lineNo = n + 1
@@ -97,9 +104,9 @@ public struct ExportVerifier {
             case "header":
                 guard !sawHeader, obj["format"] as? String == ExportFormat.tag else { return fail("not an \(ExportFormat.tag) header") }
                 sawHeader = true
-                let cp: SignedCheckpoint
+                let cp: SignedCheckpoint, k: NoteVerifier
                 do {
-                    let k = try key ?? NoteVerifier(obj["verifier_key"] as? String ?? "")
+                    k = try key ?? NoteVerifier(obj["verifier_key"] as? String ?? "")
                     cp = try SignedCheckpoint(note: obj["checkpoint"] as? String ?? "", verifier: k)
                 } catch { return fail("checkpoint: \(error)") }
                 root = cp.checkpoint.root
@@ -113,7 +120,7 @@ public struct ExportVerifier {
                 do { selection = try ExportSelection(header: f) } catch { return fail("\(error)") }
                 r.filter = f
                 guard obj["filtered"] as? Bool == !f.isEmpty else { return fail("'filtered' contradicts the filter (\(f.isEmpty ? "none" : "given"))") }
-                archived = obj["archived_bundles"] as? [String] ?? []
+                do { (archived, unsigned) = try SignedBundle.read(obj["archived_bundles"], org: org, key: k) } catch { return fail("\(error)") }
                 if let m = checkKept(cp, consistency: obj["consistency"]) { return fail(m) }
             case "entry", "context":
                 guard sawHeader else { return fail("entry before the header") }
@@ -153,12 +160,12 @@ public struct ExportVerifier {
                         if l.prevOrgHash != p.hash { return fail("entry \(seq): does not chain to the org's previous entry") }
                     } else if selection.provable, !(selection.filter.to.map { p.time >= $0 } ?? false) {
                         // After an entry at or past `to`, every later one is too: no gap matters.
-                        if let m = gap(p.orgSeq + 1..<orgSeq) { return fail(m) }
+                        if let m = gap(p.orgSeq + 1..<orgSeq, seqs: p.seq + 1..<seq) { return fail(m) }
                     }
                 } else if orgSeq == 0 {
                     if l.prevOrgHash != .zero { return fail("entry \(seq): first entry of the org has a previous org hash") }
                 } else if selection.provable, !(type == "context" && selection.filter.from.map { time < $0 } ?? false) {
-                    if let m = gap(0..<orgSeq) { return fail(m) }
+                    if let m = gap(0..<orgSeq, seqs: 0..<seq) { return fail(m) }
                 }
                 prev = Line(type: type, seq: seq, orgSeq: orgSeq, time: time, hash: h, content: bytes)
                 if type == "entry" { r.entries += 1 } else { r.context += 1 }
@@ -182,7 +189,7 @@ public struct ExportVerifier {
         if !selection.provable {
             r.completeness = .selection("only an export of everything or of a time range can prove that no selected entry is missing; this filter (\(r.filter.keys.sorted().joined(separator: ", "))) leaves out entries whose content the export does not hold")
         } else if !gaps.isEmpty {
-            r.completeness = .selection("org entries at positions \(missing) are not in the export; its header says they are in archived bundles \(archived.joined(separator: ", ")) (restore them with `auditctl archive restore` and export again)")
+            r.completeness = .selection("org entries at positions \(missing) are not in the export; the log's signed bundle manifests put them in archived bundles \(archived.map(\.name).joined(separator: ", ")) (restore them with `auditctl archive restore` and export again)")
         } else {
             r.completeness = .complete
         }
@@ -241,5 +248,34 @@ public struct ExportVerifier {
             else { return "the export's checkpoint (size \(new)) does not extend the kept one (size \(old)): the log was rolled back or forked" }
         }
         return nil
+    }
+}
+
+/// An archived bundle an export names (format-spec.md §9.3), read from its manifest, which the
+/// log's key signs (§12.3): its seq range and how many of the export's org's entries it holds.
+struct SignedBundle {
+    var name: String
+    var firstSeq: UInt64
+    var endSeq: UInt64
+    var entries: UInt64
+
+    /// The header's `archived_bundles`: the bundles whose manifests verify, and the names of
+    /// those given without a manifest (which can explain no gap). A manifest that does not
+    /// verify, or a malformed list, is an error.
+    static func read(_ value: Any?, org: String, key: NoteVerifier) throws -> ([SignedBundle], [String]) {
+        guard let list = value as? [[String: Any]] else { throw LedgerError("archived_bundles is not a list of objects") }
+        var out: [SignedBundle] = [], unsigned: [String] = []
+        for o in list {
+            guard let name = o["bundle"] as? String, let note = o["manifest_note"] as? String else {
+                throw LedgerError("an archived bundle lacks its name or manifest_note")
+            }
+            guard let manifest = o["manifest"] as? String else { unsigned.append(name); continue }
+            let sha = SHA256.hash(Array(manifest.utf8)).hex
+            guard let m = try? JSONDecoder().decode(ArchivedStub.ManifestSummary.self, from: Data(manifest.utf8)), m.first_seq < m.end_seq,
+                  let text = try? key.open(note), text == ArchivedStub.manifestNoteText(origin: key.name, segment: m.segment, sha256: sha)
+            else { throw LedgerError("archived bundle \(name): its manifest is not one the log's key signed (edited, or another log's)") }
+            out.append(SignedBundle(name: name, firstSeq: m.first_seq, endSeq: m.end_seq, entries: m.orgs.first { $0.org == org }?.entries ?? 0))
+        }
+        return (out, unsigned)
     }
 }
