@@ -69,7 +69,7 @@ final class Witnessing: @unchecked Sendable {
     /// Keeps `cp` as the newest witnessed checkpoint unless a larger one is kept already. The
     /// decision, the file and the published value change together under one lock, so that
     /// `checkpoints/cosigned` never goes backwards when exports cosign beside the service.
-    private func keep(_ cp: SignedCheckpoint, logger: Logger) {
+    func keep(_ cp: SignedCheckpoint, logger: Logger) {
         keepLock.withLock {
             guard (cosigned?.checkpoint.size ?? 0) <= cp.checkpoint.size else { return }
             do {
