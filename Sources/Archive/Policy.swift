@@ -81,6 +81,36 @@ public struct LegalHold: Codable, Sendable, Equatable {
     public var created_at: String
     /// When it was released.
     public var released_at: String?
+    /// Its `legal_hold.initiated` entry, bound by seq to the tree's leaf (format-spec.md §1).
+    public var audit: EntryBinding?
+    /// Its `legal_hold.released` entry, likewise, once released: a release stands on it.
+    public var released_audit: EntryBinding?
+
+    /// Why the hold's bound `legal_hold.initiated` entry does not stand (checked against the
+    /// leaf hashes `leaf` of a tree of `size`), or nil when it does or none is bound.
+    public func placementProblem(leaf: (UInt64) throws -> Hash, size: UInt64) -> String? {
+        guard let audit else { return nil }
+        let e: JSONValue
+        do { e = try audit.open(leaf: leaf, size: size) } catch { return "legal hold \(id): \(error)" }
+        let m = e["metadata"]
+        guard e["action"]?.stringValue == "legal_hold.initiated", e["target"]?["id"]?.stringValue == id, e["org"]?.stringValue == org,
+              m?["reason"]?.stringValue == reason, m?["authority"]?.stringValue == authority,
+              m?["from"]?.stringValue == from, m?["to"]?.stringValue == to
+        else { return "legal hold \(id) differs from the legal_hold.initiated entry it carries (seq \(audit.seq)): org, range, reason or authority edited" }
+        return nil
+    }
+
+    /// Why the hold's release does not stand on the `legal_hold.released` entry it carries,
+    /// or nil when it does (or it is not released, or carries none: see `released_audit`).
+    public func releaseProblem(leaf: (UInt64) throws -> Hash, size: UInt64) -> String? {
+        guard released_at != nil, let released_audit else { return nil }
+        let e: JSONValue
+        do { e = try released_audit.open(leaf: leaf, size: size) } catch { return "legal hold \(id)'s release: \(error)" }
+        guard e["action"]?.stringValue == "legal_hold.released", e["target"]?["id"]?.stringValue == id, e["org"]?.stringValue == org else {
+            return "legal hold \(id) is marked released, but the entry it carries (seq \(released_audit.seq)) is not its release: made by hand"
+        }
+        return nil
+    }
 
     /// True if it is active and covers `org` entries received between `min` and `max` (ms).
     public func covers(org o: String, min: Int64, max: Int64) -> Bool {
@@ -116,11 +146,13 @@ public enum LegalHolds {
         let h = LegalHold(id: id, org: org, from: from, to: to, reason: reason, authority: authority,
                           created_at: Timestamp.format(Int64(now.timeIntervalSince1970 * 1000)), released_at: nil)
         let path = path(dir)
-        return Change(h) {
+        return Change(h, bound: { audit in
             var all = try load(dir: dir)
-            all.append(h)
+            var placed = h
+            placed.audit = audit
+            all.append(placed)
             try RetentionPolicy.save(all, path: path)
-        }
+        })
     }
 
     /// Places a hold at once; see `prepareCreate`.
@@ -139,12 +171,14 @@ public enum LegalHolds {
         h.released_at = Timestamp.format(Int64(now.timeIntervalSince1970 * 1000))
         let released = h
         let path = path(dir)
-        return Change(released) {
+        return Change(released, bound: { audit in
             var all = try load(dir: dir)
             guard let k = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("legal hold \(id) vanished while it was being released") }
-            all[k].released_at = all[k].released_at ?? released.released_at
+            guard all[k].released_at == nil else { return }
+            all[k].released_at = released.released_at
+            all[k].released_audit = audit
             try RetentionPolicy.save(all, path: path)
-        }
+        })
     }
 
     /// Releases a hold at once; see `prepareRelease`.

@@ -1,4 +1,5 @@
 import Archive
+import ChainIndex
 import ArgumentParser
 import Foundation
 
@@ -26,8 +27,9 @@ struct Hold: AsyncParsableCommand {
             if let from { meta["from"] = from }
             if let to { meta["to"] = to }
             // The audit entry first: a hold that cannot be audited is not placed.
-            try await trail.write(dir: dir, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
-            try change.commit()
+            let entries = try await trail.write(dir: dir, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
+            guard let e = entries.first else { throw CLIError("the log stored no entry for the hold; nothing was changed") }
+            try change.commit(audit: EntryBinding(e))
             print(h.id)
             try Hold.mirror(dir: dir, archive: archive)
         }
@@ -45,8 +47,9 @@ struct Hold: AsyncParsableCommand {
             let change = try LegalHolds.prepareRelease(dir: dir, id: id, now: Date())
             let h = change.value
             // The audit entry first: a release that cannot be audited does not happen.
-            try await trail.write(dir: dir, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
-            try change.commit()
+            let entries = try await trail.write(dir: dir, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
+            guard let e = entries.first else { throw CLIError("the log stored no entry for the release; nothing was changed") }
+            try change.commit(audit: EntryBinding(e))
             print("released \(h.id)")
             try Hold.mirror(dir: dir, archive: archive)
         }

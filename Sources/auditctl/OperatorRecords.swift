@@ -45,8 +45,12 @@ struct OperatorRecords {
         // Tokens: one that reads must stand on its own audit.token.created entry, which it
         // carries and which is checked against the tree's leaf at its seq (so the check needs
         // neither the archive nor a date); and it must not have been revoked in the log.
+        let tree: TreeStore
+        do { tree = try TreeStore(directory: dir + "/tree", readOnly: true) } catch {
+            failures.append("the tree of \(dir) cannot be read to check tokens.json and holds.json: \(error)")
+            return
+        }
         if orgs == nil { do {
-            let tree = try TreeStore(directory: dir + "/tree", readOnly: true)
             for t in try TokenStore.load(path: TokenStore.path(forData: dir)) where t.revoked_at == nil {
                 if revoked.contains(t.id) {
                     failures.append("tokens.json: token \(t.id) was revoked in the log but is active in the file")
@@ -68,15 +72,21 @@ struct OperatorRecords {
                     || h.from != m?["from"]?.stringValue || h.to != m?["to"]?.stringValue {
                     failures.append("holds.json: legal hold \(id) differs from the one placed in the log (org, range, reason or authority)")
                 }
-                if h.released_at != nil, !released.contains(id) {
-                    failures.append("holds.json: legal hold \(id) is marked released, but no legal_hold.released entry is in the log")
-                }
             }
-            for h in holds where initiated[h.id] == nil {
-                if h.released_at != nil, recent(h.released_at), !released.contains(h.id) {
-                    failures.append("holds.json: legal hold \(h.id) is marked released at \(h.released_at ?? ""), but no legal_hold.released entry is in the log")
+            // A release stands on the entry it carries (checked against the tree, so an old
+            // hold's release needs no archive), or on its entry in the hot tier: never on a date.
+            for h in holds {
+                if let why = h.placementProblem(leaf: { try tree.leaf($0) }, size: tree.size) { failures.append("holds.json: \(why)") }
+                if h.released_at != nil {
+                    if h.released_audit != nil {
+                        if let why = h.releaseProblem(leaf: { try tree.leaf($0) }, size: tree.size) { failures.append("holds.json: \(why)") }
+                    } else if !released.contains(h.id) {
+                        failures.append("holds.json: legal hold \(h.id) is marked released at \(h.released_at ?? ""), but no legal_hold.released entry is in the log or carried by the record")
+                    }
                 }
-                if recent(h.created_at) { notes.append("holds.json: legal hold \(h.id) has no legal_hold.initiated entry in the log (it only keeps more)") }
+                if initiated[h.id] == nil, h.audit == nil, recent(h.created_at) {
+                    notes.append("holds.json: legal hold \(h.id) has no legal_hold.initiated entry in the log (it only keeps more)")
+                }
             }
             for id in released where byId[id]?.released_at == nil && byId[id] != nil {
                 notes.append("holds.json: legal hold \(id) was released in the log but is still active in the file (it only keeps more)")

@@ -49,6 +49,44 @@ import ChainIndex
         }
     }
 
+    /// Issue 18 item 17, for holds: a release written by hand, dated before the archive (so
+    /// its missing entry was excused), of a hold whose own entries are archived. Each hold
+    /// carries its entries, checked against the tree's leaves, so the release is refused
+    /// without the archive, and the purge it would allow does not happen.
+    @Test func aHandMadeReleaseOfAnArchivedHoldIsRefused() throws {
+        let (root, data) = try cli.makeLog()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let archive = root + "/archive"
+        var (s, out) = try cli.ctl(["hold", "create", data, "--org", "org_2", "--reason", "subpoena 7", "--authority", "Legal"])
+        #expect(s == 0, "\(out)")
+        let hold = out.split(separator: "\n").last.map(String.init) ?? ""
+        // More entries, so the hold's entry is sealed, then everything sealed is archived.
+        var input = ""
+        for i in 0..<400 { input += #"{"org":"org_\#(i % 3)","category":"access","action":"access.granted","actor":{"type":"human","id":"u"},"target":{"type":"p","id":"q\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2025-03-01T00:00:00Z","metadata":{"pad":"\#(String(repeating: "x", count: 300))"}}"# + "\n" }
+        (s, out) = try cli.ctl(["import", data, "--segment-bytes", "40000", "--batch", "100"], stdin: input)
+        #expect(s == 0, "\(out)")
+        (s, out) = try cli.ctl(["archive", "run", data, "--archive", archive, "--hot-window", "0"])
+        #expect(s == 0, "\(out)")
+        (s, out) = try cli.ctl(["verify", data, "--quiet"])
+        #expect(s == 0 && !out.contains(hold), "\(out)")
+        let original = try Data(contentsOf: URL(fileURLWithPath: data + "/holds.json"))
+        let placed = (try JSONSerialization.jsonObject(with: original) as? [[String: Any]] ?? []).first ?? [:]
+        #expect(placed["audit"] != nil, "the hold carries its legal_hold.initiated entry")
+        for how in ["dated", "borrowed"] {
+            try original.write(to: URL(fileURLWithPath: data + "/holds.json"))
+            try rewrite(data + "/holds.json") { o in
+                (o as? [[String: Any]] ?? []).map { var h = $0
+                    h["released_at"] = "2024-01-01T00:00:00.000Z"
+                    if how == "borrowed" { h["released_audit"] = h["audit"] }
+                    return h }
+            }
+            (s, out) = try cli.ctl(["verify", data, "--quiet"])
+            #expect(s == 1 && out.contains("legal hold \(hold)"), "\(how): \(out)")
+            (s, out) = try cli.ctl(["archive", "purge", data, "--archive", archive, "--now", "2040-01-01T00:00:00Z"])
+            #expect(s != 0 && out.contains("nothing was purged"), "\(how): \(out)")
+        }
+    }
+
     @Test func aShortenedRetentionIsRefused() throws {
         for edit in ["org", "default"] {
             let (root, data, archive, hold) = try setUp()
