@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import Archive
 import ChainIndex
@@ -18,7 +19,7 @@ import Glibc
 
     @discardableResult
     func ctl(_ args: [String], stdin: String = "", env: [String: String] = [:]) throws -> (Int32, String) {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.product("auditctl"))
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
@@ -34,16 +35,22 @@ import Glibc
         return (p.terminationStatus, String(decoding: out, as: UTF8.self))
     }
 
-    /// A stopped log of ~4 sealed segments of entries received "now".
+    /// A stopped log of at least 4 sealed segments of entries received "now".
+    ///
+    /// Four imports of 100 entries, each more than a segment's bytes: a segment rotates only
+    /// between group commits, and under load one import's batches can be committed as one
+    /// group (one block), so a single import of 400 made 2 to 4 segments depending on timing.
     func makeLog() throws -> (String, String) {
         let root = NSTemporaryDirectory() + "archcli-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        var input = ""
-        for i in 0..<400 {
-            input += #"{"org":"org_\#(i % 3)","category":"access","action":"access.granted","actor":{"type":"human","id":"u"},"target":{"type":"p","id":"p\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2025-03-01T00:00:00Z","metadata":{"pad":"\#(String(repeating: "x", count: 300))"}}"# + "\n"
+        for part in 0..<4 {
+            var input = ""
+            for i in part * 100..<(part + 1) * 100 {
+                input += #"{"org":"org_\#(i % 3)","category":"access","action":"access.granted","actor":{"type":"human","id":"u"},"target":{"type":"p","id":"p\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2025-03-01T00:00:00Z","metadata":{"pad":"\#(String(repeating: "x", count: 300))"}}"# + "\n"
+            }
+            let (s, out) = try ctl(["import", root + "/data", "--segment-bytes", "40000", "--batch", "100"], stdin: input)
+            guard s == 0 else { throw CLIFailed(out) }
         }
-        let (s, out) = try ctl(["import", root + "/data", "--segment-bytes", "40000", "--batch", "100"], stdin: input)
-        guard s == 0 else { throw CLIFailed(out) }
         return (root, root + "/data")
     }
 
@@ -56,7 +63,7 @@ import Glibc
         let sealedBefore = try FileManager.default.contentsOfDirectory(atPath: data + "/segments").filter { $0.hasSuffix(".seg") }.count
         #expect(sealedBefore >= 3)
         // The child verifies its archived copy, then pauses before retiring the hot files: kill it there.
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.product("auditctl"))
         p.arguments = ["archive", "run", data, "--archive", archive, "--hot-window", "0"]
         p.environment = ProcessInfo.processInfo.environment.merging(["AUDITLOG_TEST_PAUSE_AFTER_COPY": "30"]) { $1 }

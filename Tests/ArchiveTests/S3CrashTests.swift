@@ -26,7 +26,7 @@ extension ArchiveCLITests {
 
         /// Runs `archive run` with `hook` set and kills it once `ready` holds.
         func crash(_ hook: String, when ready: () throws -> Bool) throws {
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: Self.product("auditctl"))
             p.arguments = ["archive", "run", data, "--archive", url, "--hot-window", "0"]
             p.environment = ProcessInfo.processInfo.environment.merging(env.merging([hook: "30"]) { $1 }) { $1 }

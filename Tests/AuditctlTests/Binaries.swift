@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// The path of a product built next to the test bundle (`auditctl`, `auditd`).
 func builtProduct(_ name: String, file: String = #filePath) -> String {
@@ -21,7 +22,7 @@ func temporaryDirectory(_ tag: String) -> String {
 /// Runs a product to completion, returning its exit status, standard output and error.
 @discardableResult
 func run(_ name: String, _ args: [String], stdin: Data? = nil, in cwd: String? = nil) throws -> (Int32, String, String) {
-    let p = Process()
+    let p = ChildProcess()
     p.executableURL = URL(fileURLWithPath: builtProduct(name))
     p.arguments = args
     if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +25,7 @@ import Glibc
     @Test func daemonSurvivesAClosedStandardOutput() throws {
         let dir = temporaryDirectory("pipe")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: builtProduct("auditd"))
         p.arguments = ["--data", dir + "/data", "--socket", dir + "/s.sock", "--http-port", "0", "--log-level", "error"]
         let out = Pipe()

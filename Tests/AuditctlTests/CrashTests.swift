@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import SegmentStore
 import ChainIndex
@@ -22,7 +23,7 @@ import Glibc
         var sent = 0
         var rng = SystemRandomNumberGenerator()
         for round in 0..<14 {
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: builtProduct("auditctl"))
             // Small segments: some kills land while a segment is being sealed.
             p.arguments = ["import", dir, "--key", key, "--receipts", "--quiet", "--batch", "50", "--segment-bytes", "60000"]

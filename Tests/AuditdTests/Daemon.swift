@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -9,7 +10,7 @@ import Glibc
 /// The real auditd binary in a scratch directory, on a real socket and a real loopback port.
 final class Daemon: @unchecked Sendable {
     let root: String
-    var process: Process?
+    var process: ChildProcess?
     var port = 0
     var socket: String { root + "/auditd.sock" }
     var data: String { root + "/data" }
@@ -39,7 +40,7 @@ final class Daemon: @unchecked Sendable {
 
     /// Starts the daemon and waits until both the socket and the read port are up.
     func start() throws {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.product("auditd"))
         p.currentDirectoryURL = URL(fileURLWithPath: root)
         p.arguments = ["--data", data, "--socket", socket, "--http-port", "0", "--verify-interval", "1", "--log-level", "warning"] + extraArgs
@@ -91,7 +92,7 @@ final class Daemon: @unchecked Sendable {
     /// Runs auditctl to completion.
     @discardableResult
     func ctl(_ args: [String], stdin: String = "") throws -> (Int32, String, String) {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.product("auditctl"))
         p.currentDirectoryURL = URL(fileURLWithPath: root)
         p.arguments = args
@@ -145,7 +146,7 @@ final class Daemon: @unchecked Sendable {
 
 /// Runs `executable` to completion: its exit status and its standard output and error together.
 func runProgram(_ executable: String, _ args: [String], environment: [String: String]? = nil, in directory: String? = nil) throws -> (Int32, String) {
-    let p = Process()
+    let p = ChildProcess()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
     if let environment { p.environment = environment }

@@ -1,5 +1,6 @@
 import ChainIndex
 import Foundation
+import TestSupport
 import SegmentStore
 import Testing
 #if canImport(Glibc)
@@ -20,9 +21,9 @@ import Glibc
         defer { d.cleanup() }
         try d.start()
         let writers = 3, perWriter = 3000
-        var procs: [(Process, Output)] = []
+        var procs: [(ChildProcess, Output)] = []
         for w in 0..<writers {
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
             p.arguments = ["append", "--socket", d.socket, "--retry", "60", "--batch", "50"]
             let inp = Pipe(), out = Pipe()
@@ -80,7 +81,7 @@ import Glibc
         let d = Daemon("liveverify", args: ["--segment-bytes", "100000"])
         defer { d.cleanup() }
         try d.start()
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
         p.arguments = ["append", "--socket", d.socket, "--batch", "20"]
         let inp = Pipe()

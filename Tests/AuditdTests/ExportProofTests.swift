@@ -1,5 +1,6 @@
 import ChainIndex
 import Foundation
+import TestSupport
 import Testing
 
 /// Exports prove what they claim (format-spec.md §9.3), against the tampers an insider with
@@ -57,7 +58,7 @@ import Testing
         guard let py = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: FileManager.default.isExecutableFile) else {
             throw DaemonFailed(message: "python3 is needed for the spec-only export verifier: apt-get install -y python3 (.ci/run does)")
         }
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: py)
         p.arguments = args
         let o = Pipe()

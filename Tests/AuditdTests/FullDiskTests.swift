@@ -1,6 +1,7 @@
 import AuditWire
 import ChainIndex
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +12,7 @@ import Glibc
 /// only said of what is not stored, and freeing space lets the daemon go on.
 @Suite(.serialized) struct FullDiskTests {
     func mountTmpfs(_ dir: String, size: String) throws {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/bin/mount")
         p.arguments = ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir]
         try p.run()
@@ -22,7 +23,7 @@ import Glibc
     }
 
     func unmount(_ dir: String) {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/bin/umount")
         p.arguments = ["-l", dir]
         try? p.run()

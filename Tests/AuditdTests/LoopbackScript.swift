@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +7,7 @@ import Glibc
 /// A Python script beside this file, run with python3, serving on a loopback port it prints
 /// as "listening PORT" (the console's tamper proxy, the hostile witness).
 final class LoopbackScript: @unchecked Sendable {
-    let process = Process()
+    let process = ChildProcess()
     let port: Int
 
     init(_ name: String, _ args: [String], file: String = #filePath) throws {

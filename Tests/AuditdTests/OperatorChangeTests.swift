@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import ChainIndex
 
@@ -44,7 +45,7 @@ import ChainIndex
         #expect(!list.contains("bad org"))
 
         // From another directory, with no --socket: the daemon is found, the change is audited.
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
         p.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
         p.arguments = ["token", "revoke", d.data, id]

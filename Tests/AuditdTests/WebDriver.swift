@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -11,7 +12,7 @@ import Glibc
 final class WebDriver: @unchecked Sendable {
     static let driver = "/usr/bin/chromedriver"
     static let browser = "/usr/bin/chromium"
-    let process: Process
+    let process: ChildProcess
     let base: String
     let session: String
 
@@ -22,7 +23,7 @@ final class WebDriver: @unchecked Sendable {
             throw Failed(description: "\(path) is missing: the console's browser test needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; .ci/run and scripts/setup install them)")
         }
         let port = 20_000 + Int.random(in: 0..<20_000)
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.driver)
         p.arguments = ["--port=\(port)"]
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
@@ -56,7 +57,7 @@ final class WebDriver: @unchecked Sendable {
     }
 
     /// SIGKILL: children of the test runner inherit its blocked SIGTERM.
-    static func stop(_ p: Process) {
+    static func stop(_ p: ChildProcess) {
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -10,7 +11,7 @@ import SegmentStore
 /// and what it cosigned survives a kill -9 (a witness that forgot could be rolled back).
 @Suite(.serialized) struct WitnessServeTests {
     final class Served {
-        let process = Process()
+        let process = ChildProcess()
         var url = ""
         init(_ args: [String]) throws {
             process.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -18,7 +19,7 @@ import ChainIndex
         let first = try WitnessServeTests.Served(args)
         defer { first.kill9() }
         // The second must exit by itself, saying why; on a shared state it would serve forever.
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
         p.arguments = args
         let err = Pipe()
