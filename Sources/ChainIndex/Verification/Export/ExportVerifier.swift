@@ -87,7 +87,8 @@ public struct ExportVerifier {
         // signed manifests put exactly that many of the org's entries in that seq range.
         func gap(_ g: Range<UInt64>, seqs: Range<UInt64>) -> String? {
             let within = archived.filter { seqs.lowerBound <= $0.firstSeq && $0.endSeq <= seqs.upperBound }
-            let held = within.reduce(UInt64(0)) { $0 + $1.entries }
+            // Counts from signed manifests, still summed without trapping (saturating).
+            let held = within.reduce(UInt64(0)) { s, b in let (v, o) = s.addingReportingOverflow(b.entries); return o ? .max : v }
             if held == UInt64(g.count) { gaps.append(g); return nil }
             let named = within.isEmpty ? "it names no archived bundle in that range" : "the archived bundles it names there (\(within.map(\.name).joined(separator: ", "))) hold \(held) of them by their signed manifests"
             let note = unsigned.isEmpty ? "" : "; \(unsigned.joined(separator: ", ")) named without a signed manifest cannot account for any"
