@@ -33,17 +33,20 @@ let package = Package(
         .systemLibrary(
             name: "CCrypto", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]),
-        // CRC-32C with the CPU's CRC32 instruction (SegmentStore falls back to tables).
+        // CRC-32C with the CPU's CRC32 instruction (AuditBase falls back to tables).
         .target(name: "CCRC32C"),
-        .target(name: "SegmentStore", dependencies: ["CZstd", "CCRC32C"]),
-        .target(name: "ChainIndex", dependencies: ["SegmentStore", "CCrypto"]),
-        .target(name: "Archive", dependencies: ["ChainIndex", "SegmentStore", "CCrypto"]),
+        // The foundation every layer stands on: bytes, CRC-32C, SHA-256, timestamps, durable
+        // files with their fault seam, and the error type. It knows nothing of segments or logs.
+        .target(name: "AuditBase", dependencies: ["CCRC32C", "CCrypto"]),
+        .target(name: "SegmentStore", dependencies: ["AuditBase", "CZstd"]),
+        .target(name: "ChainIndex", dependencies: ["AuditBase", "SegmentStore", "CCrypto"]),
+        .target(name: "Archive", dependencies: ["AuditBase", "ChainIndex", "SegmentStore", "CCrypto"]),
         .target(name: "AuditWire"),
         // Writers keeping the newest checkpoint they verified (services embedding AuditClient).
-        .target(name: "WriterWitness", dependencies: ["AuditClient", "AuditWire", "ChainIndex"]),
+        .target(name: "WriterWitness", dependencies: ["AuditBase", "AuditClient", "AuditWire", "ChainIndex"]),
         // A C2SP tlog-witness: cosigns checkpoints that stay consistent (auditctl witness serve).
-        .target(name: "Witness", dependencies: ["ChainIndex", "SegmentStore"]),
-        .target(name: "AuditAccess", dependencies: ["ChainIndex", "SegmentStore"]),
+        .target(name: "Witness", dependencies: ["AuditBase", "ChainIndex"]),
+        .target(name: "AuditAccess", dependencies: ["AuditBase", "ChainIndex"]),
         .target(
             name: "AuditClient",
             dependencies: [
@@ -54,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "auditd",
             dependencies: [
-                "ChainIndex", "SegmentStore", "Archive", "AuditWire", "AuditAccess", "Witness",
+                "AuditBase", "ChainIndex", "SegmentStore", "Archive", "AuditWire", "AuditAccess", "Witness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -73,25 +76,27 @@ let package = Package(
         .executableTarget(
             name: "auditctl",
             dependencies: [
-                "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness", "WriterWitness",
+                "AuditBase", "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness", "WriterWitness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .target(name: "TestSupport", dependencies: ["SegmentStore"], path: "Tests/TestSupport"),
-        .target(name: "FuzzHarness", dependencies: ["SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire", "Witness"], path: "Tests/FuzzHarness"),
+        .target(name: "TestSupport", dependencies: ["AuditBase"], path: "Tests/TestSupport"),
+        .target(name: "FuzzHarness", dependencies: ["AuditBase", "SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire", "Witness"], path: "Tests/FuzzHarness"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
-        .testTarget(name: "SegmentStoreTests", dependencies: ["SegmentStore", "TestSupport"]),
+        // Reads Package.swift and Sources/: every arrow between targets points down a layer.
+        .testTarget(name: "ArchitectureTests"),
+        .testTarget(name: "ReliabilityTests", dependencies: ["AuditBase", "Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
+        .testTarget(name: "SegmentStoreTests", dependencies: ["AuditBase", "SegmentStore", "TestSupport"]),
         .testTarget(
-            name: "ChainIndexTests", dependencies: ["ChainIndex", "SegmentStore", "TestSupport"],
+            name: "ChainIndexTests", dependencies: ["AuditBase", "ChainIndex", "SegmentStore", "TestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "AuditctlTests", dependencies: ["ChainIndex", "SegmentStore", "auditctl"]),
-        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
-        .testTarget(name: "WitnessTests", dependencies: ["Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
+        .testTarget(name: "AuditctlTests", dependencies: ["AuditBase", "ChainIndex", "SegmentStore", "auditctl"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["AuditBase", "Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
+        .testTarget(name: "WitnessTests", dependencies: ["AuditBase", "Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(
-            name: "AuditdTests", dependencies: ["Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"],
+            name: "AuditdTests", dependencies: ["AuditBase", "Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"],
             exclude: ["tamper_proxy.py", "hostile_witness.py"]),
     ]
 )

@@ -1,6 +1,6 @@
+import AuditBase
 import ChainIndex
 import Foundation
-import SegmentStore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,3 +1,5 @@
+import AuditBase
+
 /// A block: the unit of compression and checksumming in every segment (format-spec.md §2.2).
 ///
 ///     block  := header payload

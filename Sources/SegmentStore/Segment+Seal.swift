@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import AuditBase
 import Glibc
 #endif
 

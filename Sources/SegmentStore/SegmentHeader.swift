@@ -1,3 +1,5 @@
+import AuditBase
+
 /// The 32-byte header that opens every segment file (format-spec.md §2.1).
 ///
 ///     header := "AUDITSEG" version:u16 flags:u16 reserved:u32 segment:u64 firstSeq:u64

@@ -1,3 +1,4 @@
+import AuditBase
 import AuditClient
 import AuditWire
 import ChainIndex

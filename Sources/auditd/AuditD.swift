@@ -1,3 +1,4 @@
+import AuditBase
 import Archive
 import AuditAccess
 import ArgumentParser

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import TestSupport
 import Testing

@@ -1,3 +1,4 @@
+import AuditBase
 import AuditWire
 import ChainIndex
 import Foundation

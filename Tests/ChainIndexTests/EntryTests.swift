@@ -1,3 +1,4 @@
+import AuditBase
 import Testing
 @testable import ChainIndex
 

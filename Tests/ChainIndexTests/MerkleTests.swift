@@ -1,3 +1,4 @@
+import AuditBase
 import Testing
 import SegmentStore
 @testable import ChainIndex

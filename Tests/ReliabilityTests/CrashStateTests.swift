@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 @testable import ChainIndex
 import SegmentStore

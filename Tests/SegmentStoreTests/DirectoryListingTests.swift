@@ -1,3 +1,4 @@
+@testable import AuditBase
 import Foundation
 import Testing
 @testable import SegmentStore

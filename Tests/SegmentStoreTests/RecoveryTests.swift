@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import Testing
 @testable import SegmentStore

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 #if canImport(Glibc)
 import Glibc

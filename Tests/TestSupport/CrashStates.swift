@@ -1,5 +1,5 @@
+import AuditBase
 import Foundation
-import SegmentStore
 
 /// Records every durable file operation under one directory (with the bytes written) and
 /// rebuilds the directory as a crash after any prefix of them could have left it.

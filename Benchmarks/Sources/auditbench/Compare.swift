@@ -1,3 +1,4 @@
+import AuditBase
 import ArgumentParser
 import ChainIndex
 import Foundation

@@ -1,3 +1,4 @@
+import AuditBase
 import CCrypto
 import ChainIndex
 import Foundation

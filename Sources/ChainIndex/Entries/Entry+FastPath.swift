@@ -1,3 +1,5 @@
+import AuditBase
+
 /// The ingest hot path: recognises a *valid* entry in one pass over its bytes and writes its
 /// canonical form directly, copying strings whole. It never rejects: anything it does not
 /// positively accept (escapes, non-ASCII, arrays, a rule it would break) returns nil, and

@@ -1,3 +1,5 @@
+import AuditBase
+
 /// `received_at` never decreases in sequence order (format-spec.md §5.1): entries prepared on
 /// different connections can reach the commit path a little out of clock order, so the commit
 /// path raises an earlier time to the previous entry's before sequencing it.

@@ -1,3 +1,5 @@
+import AuditBase
+
 /// The index fields of stored canonical bytes in one pass, without building a JSON tree:
 /// recovery, verification and bundle checks read them for every entry. Canonical bytes are
 /// known-good (validated when written, §5.1); anything this scanner does not expect (an escape

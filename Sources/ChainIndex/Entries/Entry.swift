@@ -1,3 +1,5 @@
+import AuditBase
+
 /// The entry model of design §2 and its validation (format-spec.md §5.1).
 ///
 /// A writer sends a JSON object; `Entry.prepare` validates it field by field, adds the

@@ -1,3 +1,4 @@
+import AuditBase
 import SegmentStore
 
 /// An audit entry carried beside the record whose change it recorded (format-spec.md §1): a

@@ -1,3 +1,4 @@
+import AuditBase
 import SegmentStore
 
 /// The fixed-size bytes that make an entry's Merkle leaf (format-spec.md §5.3):

@@ -1,3 +1,4 @@
+import AuditBase
 import SegmentStore
 
 /// Settings of a ledger.

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 
 /// A C2SP tlog-checkpoint body (format-spec.md §8.1):

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import SegmentStore
 #if canImport(Glibc)

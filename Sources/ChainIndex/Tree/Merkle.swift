@@ -1,3 +1,5 @@
+import AuditBase
+
 /// RFC 9162 §2.1 Merkle tree hashing, proofs and proof verification (format-spec.md §6).
 /// Pure functions: where the hashes come from is the caller's business.
 public enum Merkle {

@@ -1,3 +1,4 @@
+import AuditBase
 import ChainIndex
 
 /// The lines of an export after its header (format-spec.md §9.3), page by page: for a time

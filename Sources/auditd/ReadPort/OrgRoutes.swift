@@ -1,3 +1,4 @@
+import AuditBase
 import ChainIndex
 import Hummingbird
 import NIOCore

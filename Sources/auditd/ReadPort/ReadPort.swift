@@ -1,3 +1,4 @@
+import AuditBase
 import AuditAccess
 import ChainIndex
 import Foundation

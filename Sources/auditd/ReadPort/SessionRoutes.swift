@@ -1,3 +1,4 @@
+import AuditBase
 import Archive
 import Foundation
 import Hummingbird

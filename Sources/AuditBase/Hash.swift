@@ -1,5 +1,4 @@
 import CCrypto
-import SegmentStore
 
 /// A SHA-256 digest: a fixed-size value (no heap), compared in constant time.
 public struct Hash: Sendable, Hashable, CustomStringConvertible {
@@ -25,7 +24,7 @@ public struct Hash: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A hash from the 32 bytes at the start of `raw` (which must hold at least 32).
-    @inlinable init(raw: UnsafeRawBufferPointer) {
+    @inlinable package init(raw: UnsafeRawBufferPointer) {
         self.init(w0: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
                   w1: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
                   w2: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
