@@ -106,8 +106,8 @@ public enum ArchiveBundle {
                 throw BundleError(file: segPath, reason: "entry \(r.seq) is not a valid stored entry")
             }
             if starts[org] == nil {
-                let last = p.prevOrgDelta > 0 ? try tree.leaf(r.seq - p.prevOrgDelta) : Hash.zero
-                starts[org] = BundleManifest.OrgStart(count: p.orgSeq, last_hash: last.hex)
+                let link = try Link.stored(seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content), leaf: tree.leaf)
+                starts[org] = BundleManifest.OrgStart(count: p.orgSeq, last_hash: link.prevOrgHash.hex)
             }
             ArchivedStub.OrgSummary.add(to: &summary, org: org, seq: r.seq, orgSeq: p.orgSeq, time: fields.time)
         }
@@ -189,13 +189,14 @@ public enum ArchiveBundle {
         let leafBytes = try ArchiveFiles.read(dir + "/" + BundleFiles.leaves)
         guard leafBytes.count == records.count * 32 else { throw BundleError(file: dir + "/" + BundleFiles.leaves, reason: "wrong length") }
         guard var prev = Hash(hex: manifest.prev_hash) else { throw BundleError(file: mpath, reason: "bad prev_hash") }
-        var orgs: [String: (UInt64, UInt64?, Hash)] = [:]
+        var orgs: [String: OrgPosition] = [:]
         for (o, s) in manifest.org_start {
             guard let h = Hash(hex: s.last_hash) else { throw BundleError(file: mpath, reason: "bad org_start hash of \(o)") }
             // An org cannot have had more entries before the segment than the log had (this
             // also keeps every org position below, and its + 1, far from overflowing).
             guard s.count <= manifest.first_seq else { throw BundleError(file: mpath, reason: "org_start of \(o) counts \(s.count) entries before entry \(manifest.first_seq)") }
-            orgs[o] = (s.count, nil, h)
+            guard (s.count == 0) == (h == .zero) else { throw BundleError(file: mpath, reason: "org_start of \(o): \(s.count) entries before the segment with last hash \(h)") }
+            orgs[o] = OrgPosition(count: s.count, lastSeq: nil, lastHash: h)
         }
         var hits: [String: [IndexHit]] = [:]
         var summary: [String: ArchivedStub.OrgSummary] = [:]
@@ -210,15 +211,16 @@ public enum ArchiveBundle {
             guard let org = CanonicalScan.topLevelString(p.content, key: "org"), let st = orgs[org] else {
                 throw BundleError(file: segPath, reason: "entry \(r.seq) has an org the manifest does not list")
             }
-            let expectedDelta: UInt64 = st.1.map { r.seq - $0 } ?? p.prevOrgDelta
-            guard p.orgSeq == st.0, p.prevOrgDelta == expectedDelta else {
-                throw BundleError(file: segPath, reason: "entry \(r.seq) breaks org \(org)'s chain")
+            let leaf: Hash
+            do {
+                leaf = try st.expect(seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: SHA256.hash(p.content)).leafHash
+            } catch {
+                throw BundleError(file: segPath, reason: "org \(org)'s chain is broken: \(error)")
             }
-            let leaf = Link(seq: r.seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev, prevOrgHash: st.2).leafHash
             guard leafBytes[(i * 32)..<(i * 32 + 32)].elementsEqual(leaf.bytes) else {
                 throw BundleError(file: segPath, reason: "entry \(r.seq) does not hash to its recorded leaf (altered)")
             }
-            orgs[org] = (p.orgSeq + 1, r.seq, leaf)
+            orgs[org] = st.advanced(seq: r.seq, leaf: leaf)
             prev = leaf
             range.append(leaf)
             guard let (_, f) = Entry.indexFields(ofStored: p.content) else {

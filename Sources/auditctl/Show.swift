@@ -20,9 +20,7 @@ struct Show: ParsableCommand {
         let tree = try TreeStore(directory: dir + "/tree", readOnly: true)
         guard seq < tree.size else { throw CLIError("entry \(seq) does not exist (the log's tree holds \(tree.size))") }
         let p = try RecordPayload(bytes: try store.read(seq: seq).payload)
-        let link = Link(seq: seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content),
-                        prevHash: seq > 0 ? try tree.leaf(seq - 1) : .zero,
-                        prevOrgHash: p.prevOrgDelta > 0 ? try tree.leaf(seq - p.prevOrgDelta) : .zero)
+        let link = try Link.stored(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content), leaf: tree.leaf)
         let stored = try tree.leaf(seq)
         try printJSON([
             "seq": seq, "org_seq": p.orgSeq, "entry": String(decoding: p.content, as: UTF8.self),

@@ -42,9 +42,13 @@ extension Ledger {
     private static func rebuild(_ rec: StoredRecord, tree: TreeStore, store: SegmentStore) throws -> StoredEntry {
         let seq = rec.seq
         let p = try RecordPayload(bytes: rec.payload)
-        let prev = seq > 0 ? try tree.leaf(seq - 1) : Hash.zero
-        let prevOrg = p.prevOrgDelta > 0 && p.prevOrgDelta <= seq ? try tree.leaf(seq - p.prevOrgDelta) : Hash.zero
-        let link = Link(seq: seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev, prevOrgHash: prevOrg)
+        let link: Link
+        do {
+            link = try Link.stored(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content), leaf: tree.leaf)
+        } catch let e as ChainError {
+            let pos = store.position(of: seq)
+            throw StoreError(.corrupt, "\(e): it was altered", path: pos.path, offset: pos.offset)
+        }
         let leaf = try tree.leaf(seq)
         guard link.leafHash == leaf else {
             let pos = store.position(of: seq)

@@ -32,7 +32,7 @@ public final class Ledger: @unchecked Sendable {
     private var queue: GroupCommitQueue<Op, Receipt?>?
 
     // Commit-thread state.
-    private var orgs: [String: OrgState] = [:]
+    private var orgs: [String: OrgPosition] = [:]
     private var lastLeaf: Hash
     /// The newest entry's `received_at` (commit thread): no later entry is stamped earlier.
     private var lastReceivedAt: Int64 = 0
@@ -98,8 +98,8 @@ public final class Ledger: @unchecked Sendable {
                 idx.addArchived(try ArchivedStub.load(info.path))
             }
             let (t, start, snapOrgs) = try Self.recoveryStart(directory: directory, store: segs, index: idx)
-            var orgs: [String: OrgState] = [:]
-            for (o, (count, last)) in snapOrgs { orgs[o] = OrgState(count: count, lastSeq: last, lastLeaf: try t.leaf(last)) }
+            var orgs: [String: OrgPosition] = [:]
+            for (o, (count, last)) in snapOrgs { orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last)) }
             tree = t
             let sealedInfos = store.segments().filter { $0.state == .sealed }
             let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
@@ -109,20 +109,22 @@ public final class Ledger: @unchecked Sendable {
             var prev = start > 0 ? try t.leaf(start - 1) : Hash.zero
             var hits: [(String, IndexHit)] = []
             try segs.scan(from: start) { rec in
-                if rec.seq == sealedEnd { atSealed = orgs.mapValues { ($0.count, $0.lastSeq) } }
+                if rec.seq == sealedEnd { atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) } }
                 let p = try RecordPayload(bytes: rec.payload)
                 guard let (org, fields) = Entry.indexFields(ofStored: p.content) else {
                     let pos = segs.position(of: rec.seq)
                     throw StoreError(.corrupt, "entry \(rec.seq) is not a valid stored entry", path: pos.path, offset: pos.offset)
                 }
-                let st = orgs[org]
-                guard p.orgSeq == (st?.count ?? 0), p.prevOrgDelta == (st.map { rec.seq - $0.lastSeq } ?? 0) else {
+                let st = orgs[org] ?? .start
+                let leaf: Hash
+                do {
+                    leaf = try st.expect(seq: rec.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev,
+                                         contentHash: SHA256.hash(p.content)).leafHash
+                } catch {
                     let pos = segs.position(of: rec.seq)
-                    throw StoreError(.corrupt, "entry \(rec.seq) breaks org \(org)'s chain (position \(p.orgSeq), expected \(st?.count ?? 0))", path: pos.path, offset: pos.offset)
+                    throw StoreError(.corrupt, "org \(org)'s chain is broken: \(error)", path: pos.path, offset: pos.offset)
                 }
-                let leaf = Link(seq: rec.seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev,
-                                prevOrgHash: st?.lastLeaf ?? .zero).leafHash
-                orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: rec.seq, lastLeaf: leaf)
+                orgs[org] = st.advanced(seq: rec.seq, leaf: leaf)
                 leaves.append(leaf)
                 prev = leaf
                 hits.append((org, IndexHit(seq: rec.seq, orgSeq: p.orgSeq, fields: fields)))
@@ -131,7 +133,7 @@ public final class Ledger: @unchecked Sendable {
                 return true
             }
             try t.append(leaves)
-            if start >= sealedEnd { atSealed = snapOrgs } else if sealedEnd >= segs.endSeq { atSealed = orgs.mapValues { ($0.count, $0.lastSeq) } }
+            if start >= sealedEnd { atSealed = snapOrgs } else if sealedEnd >= segs.endSeq { atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) } }
             // Missing or damaged: rewrite it from the state just derived.
             let snapshotMissing = (try? Self.checkedOrgState(directory + "/index/" + Self.orgStateFile)) ?? nil == nil
             idx.add(hits)
@@ -270,7 +272,7 @@ public final class Ledger: @unchecked Sendable {
         var records: [StoreRecord] = []
         var leaves: [Hash] = []
         var hits: [(String, IndexHit)] = []
-        var overlay: [String: OrgState] = [:]
+        var overlay: [String: OrgPosition] = [:]
         var seq = store.nextSeq
         var prev = lastLeaf
         var time = lastReceivedAt
@@ -282,14 +284,14 @@ public final class Ledger: @unchecked Sendable {
                 if e.fields.time < time, let later = e.restamped(time) { e = later }
                 time = max(time, e.fields.time)
                 if case .anchor = op { anchors.append(seq + 1) }
-                let st = overlay[e.org] ?? orgs[e.org]
-                let orgSeq = st?.count ?? 0
-                let leaf = Link(seq: seq, orgSeq: orgSeq, contentHash: e.contentHash, prevHash: prev, prevOrgHash: st?.lastLeaf ?? .zero).leafHash
+                let st = overlay[e.org] ?? orgs[e.org] ?? .start
+                let (orgSeq, prevOrgDelta) = st.header(at: seq)
+                let leaf = st.link(seq: seq, prev: prev, contentHash: e.contentHash).leafHash
                 records.append(StoreRecord(key: RecordPayload.groupKey(e.org),
-                                           payload: RecordPayload(orgSeq: orgSeq, prevOrgDelta: st.map { seq - $0.lastSeq } ?? 0, content: e.content).bytes))
+                                           payload: RecordPayload(orgSeq: orgSeq, prevOrgDelta: prevOrgDelta, content: e.content).bytes))
                 leaves.append(leaf)
                 hits.append((e.org, IndexHit(seq: seq, orgSeq: orgSeq, fields: e.fields)))
-                overlay[e.org] = OrgState(count: orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
+                overlay[e.org] = st.advanced(seq: seq, leaf: leaf)
                 out.append(Receipt(seq: seq, hash: leaf, orgSeq: orgSeq))
                 prev = leaf
                 seq += 1

@@ -67,8 +67,3 @@ public struct LedgerRecovery: Sendable, CustomStringConvertible {
     }
 }
 
-struct OrgState: Sendable {
-    var count: UInt64
-    var lastSeq: UInt64
-    var lastLeaf: Hash
-}

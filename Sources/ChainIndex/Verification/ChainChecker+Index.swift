@@ -66,7 +66,7 @@ extension ChainChecker {
         for (org, st) in orgs {
             guard let (count, last) = snapshot[org], count == st.count, last == st.lastSeq else {
                 return VerificationFailure(seq: st.lastSeq, path: path, offset: nil,
-                                           message: "org-state snapshot says org \(org) has \(snapshot[org].map { "\($0.0) entries, the last at \($0.1)" } ?? "nothing"), the entries say \(st.count), the last at \(st.lastSeq)")
+                                           message: "org-state snapshot says org \(org) has \(snapshot[org].map { "\($0.0) entries, the last at \($0.1)" } ?? "nothing"), the entries say \(st.count), the last at \(st.lastSeq.map(String.init) ?? "none")")
             }
         }
         for org in snapshot.keys where orgs[org] == nil {

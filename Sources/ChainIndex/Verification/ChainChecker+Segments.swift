@@ -62,7 +62,7 @@ extension ChainChecker {
                 return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0,
                     message: "stub summary of org \(o.org): count_after \(o.count_after) is not its \(orgs[o.org]?.count ?? 0) entries before the segment plus the \(o.entries) in it")
             }
-            orgs[o.org] = OrgState(count: o.count_after, lastSeq: o.last_seq, lastLeaf: try tree.leaf(o.last_seq))
+            orgs[o.org] = OrgPosition(count: o.count_after, lastSeq: o.last_seq, lastHash: try tree.leaf(o.last_seq))
         }
         position = info.endSeq
         if let t = stub.orgs.map(\.max_time).max() { archivedUntil = max(archivedUntil ?? t, t) }

@@ -179,7 +179,7 @@ public struct ChainChecker {
     let tree: TreeStore
     var checkpoints: [(size: UInt64, root: Hash, offset: Int64)]
     let checkpointPath: String
-    var orgs: [String: OrgState] = [:]
+    var orgs: [String: OrgPosition] = [:]
     var prev = Hash.zero
     /// The previous entry's received_at (it never decreases in sequence order), or the latest
     /// one an archived segment's stub claims.
@@ -304,14 +304,13 @@ public struct ChainChecker {
                 return VerificationFailure(seq: seq, path: pos.path, offset: pos.offset, message: m)
             }
             guard let p = payloads[i], let org = orgNames[i] else { return bad("the stored record is not a valid entry (payload header or org unreadable)") }
-            let st = orgs[org]
-            guard p.orgSeq == (st?.count ?? 0) else {
-                return bad("org \(org)'s chain is broken: entry is at position \(p.orgSeq), expected \(st?.count ?? 0) (an entry of this org was deleted, inserted or reordered)")
+            let st = orgs[org] ?? .start
+            let leaf: Hash
+            do {
+                leaf = try st.expect(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: hashes[i]).leafHash
+            } catch {
+                return bad("org \(org)'s chain is broken: \(error)")
             }
-            guard p.prevOrgDelta == (st.map { seq - $0.lastSeq } ?? 0) else {
-                return bad("org \(org)'s chain is broken: previous entry is \(p.prevOrgDelta) back, expected \(st.map { seq - $0.lastSeq } ?? 0)")
-            }
-            let leaf = Link(seq: seq, orgSeq: p.orgSeq, contentHash: hashes[i], prevHash: prev, prevOrgHash: st?.lastLeaf ?? .zero).leafHash
             if i < have, stored[i] != leaf {
                 return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
             }
@@ -325,7 +324,7 @@ public struct ChainChecker {
             if !collect.isEmpty, let action = fields[i]?.action, collect.contains(where: { action.utf8.starts(with: $0) }) {
                 collected.append(p.content)
             }
-            orgs[org] = OrgState(count: p.orgSeq + 1, lastSeq: seq, lastLeaf: leaf)
+            orgs[org] = st.advanced(seq: seq, leaf: leaf)
             if wantFields {
                 guard let f = fields[i] else { return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)") }
                 segmentHits[org, default: []].append(IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))

@@ -159,13 +159,13 @@ public struct ExportVerifier {
                     guard orgSeq > p.orgSeq else { return fail("entry \(seq): entries are not in order") }
                     guard time >= p.time else { return fail("entry \(seq): received_at is earlier than the previous entry's") }
                     if orgSeq == p.orgSeq + 1 {
-                        if l.prevOrgHash != p.hash { return fail("entry \(seq): does not chain to the org's previous entry") }
+                        do { try OrgPosition(count: orgSeq, lastSeq: p.seq, lastHash: p.hash).expect(l) } catch { return fail("\(error)") }
                     } else if selection.provable, !(selection.filter.to.map { p.time >= $0 } ?? false) {
                         // After an entry at or past `to`, every later one is too: no gap matters.
                         if let m = gap(p.orgSeq + 1..<orgSeq, seqs: p.seq + 1..<seq) { return fail(m) }
                     }
                 } else if orgSeq == 0 {
-                    if l.prevOrgHash != .zero { return fail("entry \(seq): first entry of the org has a previous org hash") }
+                    do { try OrgPosition.start.expect(l) } catch { return fail("\(error)") }
                 } else if selection.provable, !(type == "context" && selection.filter.from.map { time < $0 } ?? false) {
                     if let m = gap(0..<orgSeq, seqs: 0..<seq) { return fail(m) }
                 }
