@@ -87,6 +87,7 @@ let package = Package(
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
         // Reads Package.swift and Sources/: every arrow between targets points down a layer.
         .testTarget(name: "ArchitectureTests"),
+        .testTarget(name: "AuditBaseTests", dependencies: ["AuditBase"]),
         .testTarget(name: "ReliabilityTests", dependencies: ["AuditBase", "Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["AuditBase", "SegmentStore", "TestSupport"]),
         .testTarget(

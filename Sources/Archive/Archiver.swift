@@ -117,10 +117,10 @@ public final class Archiver: @unchecked Sendable {
         try ledger.store.markArchived(info.segment, bundle: name)
         ledger.index.addArchived(stub)
         try FileOps.unlink(segDir + "/" + SegmentNames.sealed(info.segment))
-        try FileOps.unlink(ledger.directory + "/index/" + OrgIndex.fileName(info.segment))
+        try FileOps.unlink(DataDirectory(ledger.directory).index + "/" + OrgIndex.fileName(info.segment))
         try FileOps.unlink(segDir + "/" + Self.restoredMarker(info.segment))
         try FileOps.fsyncDirectory(segDir)
-        try FileOps.fsyncDirectory(ledger.directory + "/index")
+        try FileOps.fsyncDirectory(DataDirectory(ledger.directory).index)
         return name
     }
 
@@ -131,7 +131,7 @@ public final class Archiver: @unchecked Sendable {
     public static func mirrorLegalHolds(dataDir: String, backend: ArchiveBackend) throws -> Int {
         guard backend is S3Backend else { return 0 }
         let holds = try LegalHolds.load(dir: dataDir)
-        let segDir = dataDir + "/segments"
+        let segDir = DataDirectory(dataDir).segments
         var n = 0
         for name in try FileOps.list(segDir).sorted() where name.hasSuffix(".archived") {
             guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
@@ -188,7 +188,7 @@ public final class Archiver: @unchecked Sendable {
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC") ?? cal.timeZone
         var out: [PurgeDecision] = []
-        let segDir = dataDir + "/segments"
+        let segDir = DataDirectory(dataDir).segments
         for name in ((try? FileOps.list(segDir)) ?? []).sorted() where name.hasSuffix(".archived") {
             guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
             let orgs: [ArchivedStub.OrgSummary]
@@ -266,7 +266,7 @@ public final class Archiver: @unchecked Sendable {
         let dir = try backend.path(of: name)
         let manifest = try ArchiveBundle.verify(directory: dir, verifier: verifier)
         try BundlePlacement.check(name: name, dir: dir, manifest: manifest, dataDir: dataDir, verifier: verifier)
-        let segDir = dataDir + "/segments"
+        let segDir = DataDirectory(dataDir).segments
         let stubPath = segDir + "/" + SegmentNames.archived(manifest.segment)
         let hotPath = segDir + "/" + SegmentNames.sealed(manifest.segment)
         if FileOps.exists(hotPath) { throw LedgerError("segment \(manifest.segment) is already in the hot tier") }
@@ -278,7 +278,7 @@ public final class Archiver: @unchecked Sendable {
             throw BundleError(file: dir + "/" + BundleFiles.manifest, reason: "is not the manifest the hot tier recorded for segment \(manifest.segment) (swapped bundle)")
         }
         // Index first, then the segment (its appearance is what makes the restore visible), then the stub goes.
-        try FileOps.replaceFile(dataDir + "/index/" + OrgIndex.fileName(manifest.segment), contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
+        try FileOps.replaceFile(DataDirectory(dataDir).index + "/" + OrgIndex.fileName(manifest.segment), contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
         let tmp = hotPath + ".restore"
         try FileOps.unlink(tmp)
         try FileOps.createFile(tmp, contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o444)

@@ -88,7 +88,7 @@ public enum ArchiveBundle {
     /// its manifest and signed manifest note.
     static func build(ledger: Ledger, signer: SignerProxy, info: SegmentInfo, previous: (UInt64, UInt64)?, staging: String, now: Date) throws -> (BundleManifest, String) {
         let segPath = info.path
-        let idxPath = ledger.directory + "/index/" + OrgIndex.fileName(info.segment)
+        let idxPath = DataDirectory(ledger.directory).index + "/" + OrgIndex.fileName(info.segment)
         let segBytes = try ArchiveFiles.read(segPath)
         let idxBytes = try ArchiveFiles.read(idxPath)
         let records = try SealedSegment(path: segPath).readAll()

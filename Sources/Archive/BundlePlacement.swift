@@ -13,7 +13,7 @@ public enum BundlePlacement {
         guard name == BundleFiles.name(m.segment) else {
             throw BundleError(file: dir, reason: "holds the bundle of segment \(m.segment) (\(BundleFiles.name(m.segment))), not of the segment its name says: it was moved or swapped")
         }
-        let stubPath = dataDir + "/segments/" + SegmentNames.archived(m.segment)
+        let stubPath = DataDirectory(dataDir).segments + "/" + SegmentNames.archived(m.segment)
         if FileOps.exists(stubPath) {
             let stub = try ArchivedStub.load(stubPath)
             try stub.checkNote(verifier: verifier)
@@ -25,7 +25,7 @@ public enum BundlePlacement {
                 throw BundleError(file: stubPath, reason: "the stub's range or org summary differs from the bundle's signed manifest")
             }
         }
-        let treeDir = dataDir + "/tree"
+        let treeDir = DataDirectory(dataDir).tree
         guard FileOps.exists(treeDir) else { return }
         let tree = try TreeStore(directory: treeDir, readOnly: true)
         guard tree.size >= m.end_seq else { return }
@@ -48,7 +48,7 @@ public enum BundlePlacement {
 
     /// Stubs of `dataDir` whose bundle (not purged) is not among `present`.
     public static func missing(dataDir: String, present: Set<String>) throws -> [ArchivedStub] {
-        let seg = dataDir + "/segments"
+        let seg = DataDirectory(dataDir).segments
         guard FileOps.exists(seg) else { return [] }
         return try FileOps.list(seg).sorted().filter { $0.hasSuffix(".archived") }.compactMap {
             let s = try ArchivedStub.load(seg + "/" + $0)

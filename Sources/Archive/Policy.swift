@@ -17,7 +17,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     /// Years `org`'s entries are kept.
     public func years(for org: String) -> Int { max(default_years, orgs[org] ?? default_years) }
 
-    static func path(_ dir: String) -> String { dir + "/retention.json" }
+    static func path(_ dir: String) -> String { DataDirectory(dir).retention }
 
     /// The policy of a data directory.
     public static func load(dir: String) throws -> RetentionPolicy {
@@ -124,7 +124,7 @@ public struct LegalHold: Codable, Sendable, Equatable {
 
 /// The legal holds of a data directory (`DATA/holds.json`).
 public enum LegalHolds {
-    static func path(_ dir: String) -> String { dir + "/holds.json" }
+    static func path(_ dir: String) -> String { DataDirectory(dir).holds }
 
     /// Every hold, released ones included.
     public static func load(dir: String) throws -> [LegalHold] {

@@ -87,7 +87,7 @@ public final class TokenStore: @unchecked Sendable {
     }
 
     /// The token file of a data directory.
-    public static func path(forData dir: String) -> String { dir + "/tokens.json" }
+    public static func path(forData dir: String) -> String { DataDirectory(dir).tokens }
 
     /// Loads every record.
     public static func load(path: String) throws -> [TokenRecord] {

@@ -23,7 +23,7 @@ struct ArchiveCommand: AsyncParsableCommand {
         @OptionGroup var common: Common
 
         func run() throws {
-            let seg = common.dir + "/segments"
+            let seg = DataDirectory(common.dir).segments
             let present = Set((try? ArchiveBackends.open(common.archivePath, dataDir: common.dir).list()) ?? [])
             var n = 0
             for name in try FileOps.list(seg).sorted() where name.hasSuffix(".archived") {
@@ -78,8 +78,8 @@ struct ArchiveCommand: AsyncParsableCommand {
             let backend = try ArchiveBackends.open(common.archivePath, dataDir: common.dir)
             var names = bundles
             if all {
-                names = try FileOps.list(common.dir + "/segments").sorted().filter { $0.hasSuffix(".archived") }.compactMap {
-                    let s = try? ArchivedStub.load(common.dir + "/segments/" + $0)
+                names = try FileOps.list(DataDirectory(common.dir).segments).sorted().filter { $0.hasSuffix(".archived") }.compactMap {
+                    let s = try? ArchivedStub.load(DataDirectory(common.dir).segments + "/" + $0)
                     return s?.purged_at == nil ? s?.bundle : nil
                 }
             }
@@ -199,7 +199,7 @@ func parseNow(_ s: String?) throws -> Date {
 }
 
 func openLedger(_ dir: String, key: String?) throws -> Ledger {
-    let keyPath = key ?? KeyFile.defaultPath(forData: dir)
+    let keyPath = key ?? DataDirectory(dir).defaultKey
     let signer = try KeyFile.load(path: keyPath)
     var o = LedgerOptions()
     o.background = false

@@ -39,7 +39,7 @@ struct Import: ParsableCommand {
     var receipts = false
 
     func run() throws {
-        let keyPath = key ?? KeyFile.defaultPath(forData: dir)
+        let keyPath = key ?? DataDirectory(dir).defaultKey
         let (signer, created) = try KeyFile.loadOrCreate(path: keyPath, name: origin)
         if created && !quiet { printError("created signing key \(keyPath) (verifier key \(signer.verifier.text))") }
         let ledger: Ledger

@@ -47,7 +47,7 @@ struct OperatorRecords {
         // carries and which is checked against the tree's leaf at its seq (so the check needs
         // neither the archive nor a date); and it must not have been revoked in the log.
         let tree: TreeStore
-        do { tree = try TreeStore(directory: dir + "/tree", readOnly: true) } catch {
+        do { tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true) } catch {
             failures.append("the tree of \(dir) cannot be read to check tokens.json and holds.json: \(error)")
             return
         }

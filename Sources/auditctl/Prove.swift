@@ -60,8 +60,8 @@ struct Prove: ParsableCommand {
 
 func openReadOnly(_ dir: String) throws -> (TreeStore, CheckpointLog, NoteVerifier) {
     let key = try Ledger.verifierKey(directory: dir)
-    return (try TreeStore(directory: dir + "/tree", readOnly: true),
-            try CheckpointLog(directory: dir + "/checkpoints", verifier: key, readOnly: true), key)
+    return (try TreeStore(directory: DataDirectory(dir).tree, readOnly: true),
+            try CheckpointLog(directory: DataDirectory(dir).checkpoints, verifier: key, readOnly: true), key)
 }
 
 func printJSON(_ obj: [String: Any]) throws {

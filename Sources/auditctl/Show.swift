@@ -16,8 +16,8 @@ struct Show: ParsableCommand {
     var seq: UInt64
 
     func run() throws {
-        let store = try SegmentStore(directory: dir + "/segments", readOnly: true)
-        let tree = try TreeStore(directory: dir + "/tree", readOnly: true)
+        let store = try SegmentStore(directory: DataDirectory(dir).segments, readOnly: true)
+        let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
         guard seq < tree.size else { throw CLIError("entry \(seq) does not exist (the log's tree holds \(tree.size))") }
         let p = try RecordPayload(bytes: try store.read(seq: seq).payload)
         let link = try Link.stored(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content), leaf: tree.leaf)

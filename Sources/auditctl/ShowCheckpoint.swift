@@ -1,3 +1,4 @@
+import AuditBase
 import ArgumentParser
 import ChainIndex
 import Foundation
@@ -13,7 +14,7 @@ struct ShowCheckpoint: ParsableCommand {
 
     func run() throws {
         let key = try Ledger.verifierKey(directory: dir)
-        let log = try CheckpointLog(directory: dir + "/checkpoints", verifier: key, readOnly: true)
+        let log = try CheckpointLog(directory: DataDirectory(dir).checkpoints, verifier: key, readOnly: true)
         guard let cp = log.latest else { throw CLIError("\(dir) has no checkpoint yet (append entries first)") }
         print(cp.note, terminator: "")
     }

@@ -27,7 +27,7 @@ struct Token: AsyncParsableCommand {
         func run() async throws {
             guard (org != nil) != `operator` else { throw ValidationError("give exactly one of --org ORG or --operator") }
             if let org, !Entry.isValidOrgName(org) { throw ValidationError("--org '\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
-            guard FileManager.default.fileExists(atPath: dir + "/log.json") else { throw CLIError("\(dir) is not an audit log directory") }
+            guard FileManager.default.fileExists(atPath: DataDirectory(dir).info) else { throw CLIError("\(dir) is not an audit log directory") }
             var rec = try TokenStore.make(org: org, label: label)
             // The audit entry first: a token whose creation cannot be audited is never stored.
             // The record carries that entry, bound to its leaf (format-spec.md §1).
@@ -96,7 +96,7 @@ struct AuditTrailOptions: ParsableArguments {
     /// checked against the hashes the log acknowledged).
     @discardableResult
     func write(dir: String, events: [String]) async throws -> [StoredEntry] {
-        let recorded = (try? FileOps.readFile(dir + "/" + DaemonSocketFile.name, limit: 4096))
+        let recorded = (try? FileOps.readFile(DataDirectory(dir).daemonSocket, limit: 4096))
             .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
         if let path = socket ?? recorded, FileManager.default.fileExists(atPath: path),
            let client = try? await AuditClient.connect(socketPath: path) {
@@ -112,7 +112,7 @@ struct AuditTrailOptions: ParsableArguments {
             }
         }
         if let socket { throw CLIError("cannot reach auditd at \(socket); nothing was changed") }
-        let keyPath = key ?? KeyFile.defaultPath(forData: dir)
+        let keyPath = key ?? DataDirectory(dir).defaultKey
         let signer = try KeyFile.load(path: keyPath)
         var o = LedgerOptions()
         o.background = false

@@ -1,3 +1,4 @@
+import AuditBase
 import ArgumentParser
 import ChainIndex
 import Foundation
@@ -48,7 +49,7 @@ struct Verify: ParsableCommand {
             } catch { throw ValidationError("--witness: \(error)") }
             let need = quorum ?? ws.count
             guard need >= 1, need <= ws.count else { throw ValidationError("--quorum \(need) needs at least that many --witness keys") }
-            let cosignedPath = dir + "/checkpoints/cosigned"
+            let cosignedPath = DataDirectory(dir).cosigned
             if let text = FileManager.default.contents(atPath: cosignedPath).map({ String(decoding: $0, as: UTF8.self) }) {
                 do { v.pinned.append((try SignedCheckpoint(note: text, verifier: v.trusted), cosignedPath)) } catch {
                     throw CLIError("\(cosignedPath) is not a checkpoint signed by the trusted key: \(error)")

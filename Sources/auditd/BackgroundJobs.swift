@@ -32,7 +32,7 @@ struct VerificationService: Service {
     func run() async throws {
         let cpPath = ledger.checkpoints.logPath
         var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: [], checkpointPath: cpPath)
-        checker.indexDirectory = ledger.directory + "/index"
+        checker.indexDirectory = DataDirectory(ledger.directory).index
         let state = State(checker)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if !state.failed {

@@ -1,3 +1,4 @@
+import AuditBase
 import Archive
 import ArgumentParser
 import ChainIndex
@@ -77,7 +78,7 @@ struct DaemonConfig: Codable, Sendable {
 
     var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: data) }
 
-    var keyPath: String { key ?? KeyFile.defaultPath(forData: data) }
+    var keyPath: String { key ?? DataDirectory(data).defaultKey }
 
     static func load(_ path: String) throws -> DaemonConfig {
         guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read config file \(path)") }

@@ -64,7 +64,7 @@ struct IngestServer: Service {
         _ = chmod(path, mode)
         // Tell auditctl, run from anywhere, where this directory's daemon listens.
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        let record = config.data + "/" + DaemonSocketFile.name
+        let record = DataDirectory(config.data).daemonSocket
         do { try FileOps.replaceFile(record, contents: Array((absolute + "\n").utf8)) } catch {
             logger.warning("could not record the socket path for auditctl", metadata: ["file": "\(record)", "error": "\(error)"])
         }

@@ -62,7 +62,7 @@ final class RecheckService: Service, @unchecked Sendable {
         do {
             let cps = try ledger.checkpoints.verified(verifier: ledger.verifier).0
             var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: cps, checkpointPath: cpPath)
-            checker.indexDirectory = ledger.directory + "/index"
+            checker.indexDirectory = DataDirectory(ledger.directory).index
             let end = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
             let bytesPerEntry = max(1.0, Double(ledger.store.segments().filter { $0.state == .sealed }.reduce(0) { $0 + max(0, fileSize($1.path)) })
                 / Double(max(1, end)))
@@ -81,14 +81,14 @@ final class RecheckService: Service, @unchecked Sendable {
             if let failure { return fail(failure.description) }
             // The org-state snapshot, when it describes exactly what was just checked (a seal
             // during the pass moves it on: the next pass checks it then).
-            let statePath = ledger.directory + "/index/" + Ledger.orgStateFile
+            let statePath = DataDirectory(ledger.directory).orgState
             if let snap = try Ledger.checkedOrgState(statePath), snap.end == checker.position,
                let f = checker.checkOrgState(statePath, orgs: snap.orgs) {
                 return fail(f.description)
             }
             // The posting lists queries read (judged only below their watermark and the
             // segments sealed when the pass looked).
-            if let f = PostingCheck.check(indexDirectory: ledger.directory + "/index", segments: ledger.store.segments(), served: true) {
+            if let f = PostingCheck.check(indexDirectory: DataDirectory(ledger.directory).index, segments: ledger.store.segments(), served: true) {
                 return fail(f.description)
             }
             passes.increment()

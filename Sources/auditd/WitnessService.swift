@@ -28,7 +28,7 @@ final class Witnessing: @unchecked Sendable {
             try ledger.consistencyProof(old: old, new: new)
         }
         logKey = ledger.verifier
-        path = ledger.directory + "/checkpoints/cosigned"
+        path = DataDirectory(ledger.directory).cosigned
         // Kept from the last run, if it is still the log's and holds its quorum.
         if let bytes = try FileOps.readFile(path, limit: 1 << 20),
            let cp = try? SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: ledger.verifier),

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import TestSupport
 import Testing
@@ -60,7 +61,7 @@ import Glibc
         let (root, data) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let archive = root + "/archive"
-        let sealedBefore = try FileManager.default.contentsOfDirectory(atPath: data + "/segments").filter { $0.hasSuffix(".seg") }.count
+        let sealedBefore = try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter { $0.hasSuffix(".seg") }.count
         #expect(sealedBefore >= 3)
         // The child verifies its archived copy, then pauses before retiring the hot files: kill it there.
         let p = ChildProcess()
@@ -81,13 +82,13 @@ import Glibc
         // Both copies exist: the hot one is in charge, the log verifies, nothing is lost.
         let bundles = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.hasPrefix("bundle-") }
         #expect(bundles.count == 1)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/segments").filter { $0.hasSuffix(".seg") }.count == sealedBefore)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter { $0.hasSuffix(".seg") }.count == sealedBefore)
         var (s, out) = try ctl(["verify", data, "--quiet"])
         #expect(s == 0 && out.contains("OK: 400 entries"), "\(out)")
         // Running again finishes the job, reusing the verified bundle.
         (s, out) = try ctl(["archive", "run", data, "--archive", archive, "--hot-window", "0"])
         #expect(s == 0, "\(out)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/segments").filter { $0.hasSuffix(".seg") }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter { $0.hasSuffix(".seg") }.isEmpty)
         (s, out) = try ctl(["archive", "verify", data, "--archive", archive])
         #expect(s == 0 && out.components(separatedBy: "OK: ").count - 1 == sealedBefore, "\(out)")
         (s, out) = try ctl(["verify", data, "--quiet"])
@@ -124,7 +125,7 @@ import Glibc
         (s, out) = try ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")
         // Each operator action is in the log, in the affected org's chain.
-        let store = try SegmentStore(directory: data + "/segments", readOnly: true)
+        let store = try SegmentStore(directory: DataDirectory(data).segments, readOnly: true)
         var actions: [String] = []
         try store.scan(from: 400) { r in
             let p = try RecordPayload(bytes: r.payload)

@@ -66,7 +66,7 @@ import SegmentStore
         #expect(purged.map(\.segment) == [0])
         #expect(audited.map(\.segment) == [0])
         #expect(!FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(0)))
-        let stub = try ArchivedStub.load(dir + "/segments/" + SegmentNames.archived(0))
+        let stub = try ArchivedStub.load(DataDirectory(dir).segments + "/" + SegmentNames.archived(0))
         #expect(stub.purged_at != nil && stub.tombstone != nil)
 
         // The chain still verifies across the purged gap and the archived segments.
@@ -141,7 +141,7 @@ import SegmentStore
         try Data(b).write(to: URL(fileURLWithPath: p))
         let why = try #require(refusal(l, backend, signer, names[1]))
         #expect(why.contains(BundleFiles.segment) && why.contains("SHA-256"), "\(why)")
-        #expect(!FileManager.default.fileExists(atPath: l.directory + "/segments/" + SegmentNames.sealed(1)))
+        #expect(!FileManager.default.fileExists(atPath: DataDirectory(l.directory).segments + "/" + SegmentNames.sealed(1)))
     }
 
     @Test func missingFileInABundleIsRefusedOnRestore() throws {
@@ -163,7 +163,7 @@ import SegmentStore
         }
         let why = try #require(refusal(l, backend, signer, names[2]))
         #expect(why.contains("SHA-256") || why.contains("manifest"), "\(why)")
-        #expect(!FileManager.default.fileExists(atPath: l.directory + "/segments/" + SegmentNames.sealed(2)))
+        #expect(!FileManager.default.fileExists(atPath: DataDirectory(l.directory).segments + "/" + SegmentNames.sealed(2)))
     }
 
     @Test func retentionIsNeverShortened() throws {
@@ -194,7 +194,7 @@ import SegmentStore
         defer { try? FileManager.default.removeItem(atPath: root) }
         _ = try LegalHolds.create(dir: l.directory, org: "org_b", from: nil, to: nil, reason: "litigation", authority: "GC", now: Date())
         // The attacker drops org_b from segment 0's stub (org_a + org_b).
-        let path = l.directory + "/segments/" + SegmentNames.archived(0)
+        let path = DataDirectory(l.directory).segments + "/" + SegmentNames.archived(0)
         var stub = try ArchivedStub.load(path)
         stub.orgs.removeAll { $0.org == "org_b" }
         try stub.save(path)
@@ -216,7 +216,7 @@ import SegmentStore
         }
         for n in 0..<3 as Range<UInt64> {
             #expect(FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(n)))
-            #expect(try ArchivedStub.load(l.directory + "/segments/" + SegmentNames.archived(n)).purged_at == nil)
+            #expect(try ArchivedStub.load(DataDirectory(l.directory).segments + "/" + SegmentNames.archived(n)).purged_at == nil)
         }
         try l.close()
     }

@@ -20,7 +20,7 @@ import SegmentStore
         return (root, data, archive)
     }
 
-    func stubPath(_ data: String, _ n: UInt64) -> String { data + "/segments/" + SegmentNames.archived(n) }
+    func stubPath(_ data: String, _ n: UInt64) -> String { DataDirectory(data).segments + "/" + SegmentNames.archived(n) }
 
     /// Rewrites stub `n` with `edit` applied to its JSON object.
     func editStub(_ data: String, _ n: UInt64, _ edit: (inout [String: Any]) -> Void) throws {
@@ -37,7 +37,7 @@ import SegmentStore
             var (s, out) = try cli.ctl(["verify", data, "--quiet"])
             #expect(s == 0, "\(out)")
             // The last archived segment: the org may have no entry after it to contradict it.
-            let last = try FileManager.default.contentsOfDirectory(atPath: data + "/segments").filter { $0.hasSuffix(".archived") }.count - 1
+            let last = try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter { $0.hasSuffix(".archived") }.count - 1
             try editStub(data, UInt64(last)) { o in
                 var orgs = o["orgs"] as? [[String: Any]] ?? []
                 orgs[0][field] = (orgs[0][field] as? Int ?? 0) + delta
@@ -89,7 +89,7 @@ import SegmentStore
         defer { try? FileManager.default.removeItem(atPath: root2) }
         var (s, out) = try cli.ctl(["archive", "verify", data, "--archive", archive])
         #expect(s == 0, "\(out)")
-        let key = try KeyFile.load(path: KeyFile.defaultPath(forData: data))
+        let key = try KeyFile.load(path: DataDirectory(data).defaultKey)
         let m = try ArchiveBundle.verify(directory: archive + "/" + BundleFiles.name(0), verifier: key.verifier)
         #expect(throws: Never.self) {
             try BundlePlacement.check(name: BundleFiles.name(0), dir: archive + "/" + BundleFiles.name(0), manifest: m, dataDir: data, verifier: key.verifier)

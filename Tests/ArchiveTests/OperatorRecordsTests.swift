@@ -36,7 +36,7 @@ import ChainIndex
             defer { try? FileManager.default.removeItem(atPath: root) }
             var (s, out) = try cli.ctl(["verify", data, "--quiet"])
             #expect(s == 0, "\(out)")
-            try rewrite(data + "/holds.json") { o in
+            try rewrite(DataDirectory(data).holds) { o in
                 let holds = o as? [[String: Any]] ?? []
                 if edit == "removed" { return [] as [Any] }
                 return holds.map { var h = $0; h["released_at"] = "2026-01-01T00:00:00.000Z"; return h }
@@ -70,12 +70,12 @@ import ChainIndex
         #expect(s == 0, "\(out)")
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 0 && !out.contains(hold), "\(out)")
-        let original = try Data(contentsOf: URL(fileURLWithPath: data + "/holds.json"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: DataDirectory(data).holds))
         let placed = (try JSONSerialization.jsonObject(with: original) as? [[String: Any]] ?? []).first ?? [:]
         #expect(placed["audit"] != nil, "the hold carries its legal_hold.initiated entry")
         for how in ["dated", "borrowed"] {
-            try original.write(to: URL(fileURLWithPath: data + "/holds.json"))
-            try rewrite(data + "/holds.json") { o in
+            try original.write(to: URL(fileURLWithPath: DataDirectory(data).holds))
+            try rewrite(DataDirectory(data).holds) { o in
                 (o as? [[String: Any]] ?? []).map { var h = $0
                     h["released_at"] = "2024-01-01T00:00:00.000Z"
                     if how == "borrowed" { h["released_audit"] = h["audit"] }
@@ -92,7 +92,7 @@ import ChainIndex
         for edit in ["org", "default"] {
             let (root, data, archive, hold) = try setUp()
             defer { try? FileManager.default.removeItem(atPath: root) }
-            try rewrite(data + "/retention.json") { o in
+            try rewrite(DataDirectory(data).retention) { o in
                 var p = o as? [String: Any] ?? [:]
                 if edit == "org" { p["orgs"] = ["org_1": 7] } else { p["default_years"] = 1 }
                 return p
@@ -112,8 +112,8 @@ import ChainIndex
     @Test func aTokenAddedOrReopenedByHandIsRefused() throws {
         let (root, data, _, _) = try setUp()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let original = try Data(contentsOf: URL(fileURLWithPath: data + "/tokens.json"))
-        try rewrite(data + "/tokens.json") { o in
+        let original = try Data(contentsOf: URL(fileURLWithPath: DataDirectory(data).tokens))
+        try rewrite(DataDirectory(data).tokens) { o in
             var all = o as? [[String: Any]] ?? []
             var t = all[0]
             t["id"] = "forged01"
@@ -124,8 +124,8 @@ import ChainIndex
         var (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 1 && out.contains("token forged01") && out.contains("by hand"), "\(out)")
         // A token's scope widened to operator.
-        try original.write(to: URL(fileURLWithPath: data + "/tokens.json"))
-        try rewrite(data + "/tokens.json") { o in
+        try original.write(to: URL(fileURLWithPath: DataDirectory(data).tokens))
+        try rewrite(DataDirectory(data).tokens) { o in
             (o as? [[String: Any]] ?? []).map { var t = $0; t.removeValue(forKey: "org"); return t }
         }
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
@@ -139,9 +139,9 @@ import ChainIndex
     @Test func aHandMadeTokenDatedBeforeTheArchiveIsRefused() throws {
         let (root, data, _, _) = try setUp()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let original = try Data(contentsOf: URL(fileURLWithPath: data + "/tokens.json"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: DataDirectory(data).tokens))
         let chosen = SHA256.hash(Array("my-own-secret".utf8)).hex
-        try rewrite(data + "/tokens.json") { o in
+        try rewrite(DataDirectory(data).tokens) { o in
             var all = o as? [[String: Any]] ?? []
             all.append(["id": "0badc0ffee", "org": "org_2", "hash": chosen, "label": "", "created_at": "2020-01-01T00:00:00.000Z"])
             return all
@@ -149,14 +149,14 @@ import ChainIndex
         var (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 1 && out.contains("token 0badc0ffee"), "\(out)")
         // A genuine record (with its genuine audit entry) given another secret's hash.
-        try original.write(to: URL(fileURLWithPath: data + "/tokens.json"))
-        try rewrite(data + "/tokens.json") { o in
+        try original.write(to: URL(fileURLWithPath: DataDirectory(data).tokens))
+        try rewrite(DataDirectory(data).tokens) { o in
             (o as? [[String: Any]] ?? []).map { var t = $0; t["hash"] = chosen; return t }
         }
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 1 && out.contains("tokens.json") && out.contains("another secret"), "\(out)")
         // The genuine file passes.
-        try original.write(to: URL(fileURLWithPath: data + "/tokens.json"))
+        try original.write(to: URL(fileURLWithPath: DataDirectory(data).tokens))
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")
     }

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import Testing
 @testable import Archive
@@ -26,7 +27,7 @@ import TestSupport
         return try Ledger(directory: data, signer: signer, options: o)
     }
 
-    func treeLeaves(_ data: String) -> Int { fileSize(data + "/tree/level-00.hashes") / 32 }
+    func treeLeaves(_ data: String) -> Int { fileSize(DataDirectory(data).treeLeaves) / 32 }
 
     @Test(arguments: ["missing", "damaged", "empty"])
     func orgStateIsRebuiltFromStubsAndIndexFiles(how: String) throws {
@@ -53,7 +54,7 @@ import TestSupport
         let (root, data, signer, _) = try logWithArchivedSegments()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.removeItem(atPath: data + "/index/orgstate")
-        try shrink(data + "/tree/level-00.hashes", to: 32 * 30)
+        try shrink(DataDirectory(data).treeLeaves, to: 32 * 30)
         let e = #expect(throws: LedgerError.self) { try reopen(data, signer) }
         #expect(e?.description.contains("archived segments need the first 80") == true, "\(e.map { "\($0)" } ?? "")")
         #expect(treeLeaves(data) == 30, "nothing more is cut")
@@ -62,7 +63,7 @@ import TestSupport
     @Test func aTreeCutInTheHotSegmentsIsRebuiltFromThem() throws {
         let (root, data, signer, size) = try logWithArchivedSegments()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try shrink(data + "/tree/level-00.hashes", to: 32 * 90)
+        try shrink(DataDirectory(data).treeLeaves, to: 32 * 90)
         let l = try reopen(data, signer)
         #expect(l.size == size)
         try l.close()

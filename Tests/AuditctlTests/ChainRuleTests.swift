@@ -10,13 +10,13 @@ import Testing
     /// log began): bytes no commit writes, but a reader meets them on a damaged or forged disk.
     static func forgedDirectory() throws -> String {
         let dir = temporaryDirectory("chain-rule")
-        let store = try SegmentStore(directory: dir + "/segments")
+        let store = try SegmentStore(directory: DataDirectory(dir).segments)
         let content = Array(#"{"org":"org_a"}"#.utf8)
         let payloads = [RecordPayload(orgSeq: 0, prevOrgDelta: 0, content: content),
                         RecordPayload(orgSeq: 1, prevOrgDelta: 1_000, content: content)]
         _ = try store.write(payloads.map { StoreRecord(key: 1, payload: $0.bytes) })
         try store.sync()
-        let tree = try TreeStore(directory: dir + "/tree")
+        let tree = try TreeStore(directory: DataDirectory(dir).tree)
         try tree.append([SHA256.hash([1]), SHA256.hash([2])])
         try tree.sync()
         return dir

@@ -113,7 +113,7 @@ import Glibc
         #expect(report.ok, "\(report.failure?.description ?? "")")
         #expect(report.entries >= UInt64(acked.count))
         // Sealing happened under the kills, and nothing half-sealed was left behind.
-        let segs = try FileManager.default.contentsOfDirectory(atPath: dir + "/segments")
+        let segs = try FileManager.default.contentsOfDirectory(atPath: DataDirectory(dir).segments)
         #expect(segs.contains { $0.hasSuffix(".seg") })
         #expect(!segs.contains { $0.hasSuffix(".tmp") })
     }

@@ -68,7 +68,7 @@ import ChainIndex
         try d.start()
         let genuine = try d.token(org: "org_a")
         #expect(try await d.http("/v1/session", token: genuine).0 == 200)
-        let path = d.data + "/tokens.json"
+        let path = DataDirectory(d.data).tokens
         var all = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]] ?? []
         let secret = "my-own-secret"
         all.append(["id": "0badc0ffee", "org": "org_a", "hash": SHA256.hash(Array(secret.utf8)).hex, "label": "", "created_at": "2020-01-01T00:00:00.000Z"])

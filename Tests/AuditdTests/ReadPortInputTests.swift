@@ -1,3 +1,4 @@
+import AuditBase
 import ChainIndex
 import Foundation
 import SegmentStore
@@ -76,7 +77,7 @@ import TestSupport
         let (d, t) = try started("damage", args: ["--segment-bytes", "4096"])
         defer { d.cleanup() }
         #expect(d.stop() == 0)
-        let segDir = d.data + "/segments"
+        let segDir = DataDirectory(d.data).segments
         let sealed = try FileManager.default.contentsOfDirectory(atPath: segDir).filter { $0.hasSuffix(".seg") }.sorted()
         let path = segDir + "/" + (try #require(sealed.first))
         let seg = try SealedSegment(path: path)

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 @testable import ChainIndex
 import SegmentStore
@@ -33,7 +34,7 @@ import TestSupport
         // Wait until the first verification has seen the sealed segments.
         var deadline = Date().addingTimeInterval(30)
         while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 { try await Task.sleep(for: .milliseconds(200)) }
-        let segDir = d.data + "/segments"
+        let segDir = DataDirectory(d.data).segments
         let first = try #require(try FileManager.default.contentsOfDirectory(atPath: segDir).filter { $0.hasSuffix(".seg") }.sorted().first)
         let seg = try SealedSegment(path: segDir + "/" + first)
         let block = try #require(seg.footer.blocks.first)
@@ -63,13 +64,13 @@ import TestSupport
             var deadline = Date().addingTimeInterval(30)
             while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 { try await Task.sleep(for: .milliseconds(200)) }
             #expect(try await health(d).0 == 200)
-            let index = d.data + "/index/"
+            let index = DataDirectory(d.data).index + "/"
             if target == "orgstate" {
-                let snap = try #require(try Ledger.checkedOrgState(index + Ledger.orgStateFile))
+                let snap = try #require(try Ledger.checkedOrgState(DataDirectory(d.data).orgState))
                 var orgs = snap.orgs
                 let org = try #require(orgs.keys.sorted().first)
                 orgs[org] = ((orgs[org]?.0 ?? 0) + 1, orgs[org]?.1 ?? 0)
-                try Ledger.saveOrgState(index + Ledger.orgStateFile, end: snap.end, orgs: orgs)
+                try Ledger.saveOrgState(DataDirectory(d.data).orgState, end: snap.end, orgs: orgs)
             } else {
                 let name = try #require(try FileManager.default.contentsOfDirectory(atPath: index).filter { $0.hasSuffix(".idx") }.sorted().first)
                 let idx = try SealedIndex(path: index + name)
@@ -108,7 +109,7 @@ import TestSupport
         #expect(try await health(d).0 == 200)
         #expect(try await metric(d, "auditd_recheck_passes_total") ?? 0 >= 1)
         #expect(try await metric(d, "auditd_verification_failures_total") ?? 0 == 0)
-        let archived = try FileManager.default.contentsOfDirectory(atPath: d.data + "/segments").filter { $0.hasSuffix(".archived") }
+        let archived = try FileManager.default.contentsOfDirectory(atPath: DataDirectory(d.data).segments).filter { $0.hasSuffix(".archived") }
         #expect(!archived.isEmpty, "the archiver moved segments during the rechecks")
         #expect(d.stop() == 0)
     }

@@ -178,7 +178,7 @@ import SegmentStore
     static func rollBack(_ d: Daemon) throws {
         #expect(d.stop() == 0)
         try FileManager.default.removeItem(atPath: d.data)
-        try? FileManager.default.removeItem(atPath: SignerState.path(forKey: KeyFile.defaultPath(forData: d.data)))
+        try? FileManager.default.removeItem(atPath: SignerState.path(forKey: DataDirectory(d.data).defaultKey))
         try d.start()
     }
 

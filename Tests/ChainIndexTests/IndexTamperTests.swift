@@ -10,7 +10,7 @@ import Testing
 @Suite struct IndexTamperTests {
     let tamper = TamperTests()
 
-    func indexPath(_ dir: String, _ n: UInt64) -> String { dir + "/index/" + OrgIndex.fileName(n) }
+    func indexPath(_ dir: String, _ n: UInt64) -> String { DataDirectory(dir).index + "/" + OrgIndex.fileName(n) }
 
     /// Rewrites index file `n` (valid checksums) after `edit` of its rows.
     func forgeIndex(_ dir: String, _ n: UInt64, _ edit: (inout [(String, [IndexHit])]) -> Void) throws {

@@ -135,7 +135,7 @@ import SegmentStore
             try l.sealNow()
             try l.close()
         }
-        try FileManager.default.removeItem(atPath: dir + "/index/" + OrgIndex.fileName(0))
+        try FileManager.default.removeItem(atPath: DataDirectory(dir).index + "/" + OrgIndex.fileName(0))
         try FileManager.default.removeItem(atPath: dir + "/index/orgstate")
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         #expect(l.recovery.indexesRebuilt == 1)

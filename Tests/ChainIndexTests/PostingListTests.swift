@@ -109,7 +109,7 @@ import Testing
             try FileOps.truncate(fd, to: Int64(keep * PostingRecord.size + (org == "org_busy" ? 37 : 0)), path: pld)
             close(fd)
         }
-        try FileManager.default.removeItem(atPath: dir + "/LOCK")
+        try FileManager.default.removeItem(atPath: DataDirectory(dir).lock)
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         try checkQueries(l, w)
         try l.close()

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import Testing
 import SegmentStore
@@ -28,17 +29,17 @@ import SegmentStore
             let l = try Ledger(directory: dir, signer: signer, options: options(state))
             for b in 0..<3 {
                 _ = try l.appendAndWait(try entries(b * 10, 10))
-                ends.append(fileSize(dir + "/segments/" + SegmentNames.open(0)))
+                ends.append(fileSize(DataDirectory(dir).segments + "/" + SegmentNames.open(0)))
             }
             try l.checkpointNow()
             try l.close()
         }
         #expect(try SignerState.load(state)?.size == 30)
         // The insider, with auditd stopped: cut the last block, empty the checkpoint log.
-        try shrink(dir + "/segments/" + SegmentNames.open(0), to: ends[1])
-        try shrink(dir + "/checkpoints/checkpoints.log", to: 0)
+        try shrink(DataDirectory(dir).segments + "/" + SegmentNames.open(0), to: ends[1])
+        try shrink(DataDirectory(dir).checkpoints + "/" + CheckpointLog.logName, to: 0)
         try shrink(dir + "/checkpoints/checkpoints.idx", to: 0)
-        try shrink(dir + "/tree/level-00.hashes", to: 0)
+        try shrink(DataDirectory(dir).treeLeaves, to: 0)
         let e = #expect(throws: LedgerError.self) { try Ledger(directory: dir, signer: signer, options: options(state)) }
         #expect(e?.description.contains("20 entries") == true && e?.description.contains("30 entries") == true, "\(e.map { "\($0)" } ?? "")")
         #expect(e?.description.contains("rolled back") == true)

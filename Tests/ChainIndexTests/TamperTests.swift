@@ -24,7 +24,7 @@ import Testing
         return (dir, s)
     }
 
-    func segPath(_ dir: String, _ n: UInt64) -> String { dir + "/segments/" + SegmentNames.sealed(n) }
+    func segPath(_ dir: String, _ n: UInt64) -> String { DataDirectory(dir).segments + "/" + SegmentNames.sealed(n) }
 
     /// Rewrites sealed segment `n` as a well-formed file (valid checksums) after `edit`.
     func forge(_ dir: String, _ n: UInt64, _ edit: (inout [StoredRecord]) throws -> Void) throws {
@@ -35,7 +35,7 @@ import Testing
         for i in recs.indices { recs[i].seq = first + UInt64(i) }
         _ = chmod(path, 0o644)
         try FileManager.default.removeItem(atPath: path)
-        _ = try Sealer.seal(records: recs, segment: n, firstSeq: first, directory: dir + "/segments", blockTarget: 4096, level: 3)
+        _ = try Sealer.seal(records: recs, segment: n, firstSeq: first, directory: DataDirectory(dir).segments, blockTarget: 4096, level: 3)
     }
 
     func verify(_ dir: String, _ s: NoteSigner) throws -> VerificationFailure? {
@@ -120,7 +120,7 @@ import Testing
         let (dir, s) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Rewrite the 3rd checkpoint's root, fixing the record checksum as an insider would.
-        let path = dir + "/checkpoints/checkpoints.log"
+        let path = DataDirectory(dir).checkpoints + "/" + CheckpointLog.logName
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         var off = 0
         for _ in 0..<2 { off += 16 + Int(UInt32(bytes[off]) | UInt32(bytes[off + 1]) << 8) }
@@ -155,13 +155,13 @@ import Testing
     func flip(_ path: String, at offset: Int) throws { try flipByte(path, at: offset, mask: 0x01) }
 
     func rewriteOpenHeader(_ dir: String, segment: UInt64, firstSeq: UInt64) throws {
-        let p = dir + "/segments/" + SegmentNames.open(segment)
+        let p = DataDirectory(dir).segments + "/" + SegmentNames.open(segment)
         try Data(SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq).encoded()).write(to: URL(fileURLWithPath: p))
     }
 
     /// Recomputes every leaf from the (forged) segments and rewrites the tree files.
     func recomputeTree(_ dir: String) throws {
-        let store = try SegmentStore(directory: dir + "/segments", readOnly: true)
+        let store = try SegmentStore(directory: DataDirectory(dir).segments, readOnly: true)
         var orgs: [String: (UInt64, Hash)] = [:]
         var prev = Hash.zero
         var leaves: [Hash] = []
@@ -174,8 +174,8 @@ import Testing
             leaves.append(leaf)
             return true
         }
-        for f in try FileManager.default.contentsOfDirectory(atPath: dir + "/tree") { try FileManager.default.removeItem(atPath: dir + "/tree/" + f) }
-        let t = try TreeStore(directory: dir + "/tree")
+        for f in try FileManager.default.contentsOfDirectory(atPath: DataDirectory(dir).tree) { try FileManager.default.removeItem(atPath: dir + "/tree/" + f) }
+        let t = try TreeStore(directory: DataDirectory(dir).tree)
         try t.append(leaves)
         try t.sync()
     }

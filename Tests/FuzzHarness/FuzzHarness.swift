@@ -165,7 +165,7 @@ public enum FuzzHarness {
             _ = try? JSONDecoder().decode(BundleManifest.self, from: Data(rest))
         case 2:
             let dir = Scratch.directory(with: "tokens.json", rest)
-            _ = try? TokenStore.load(path: dir + "/tokens.json")
+            _ = try? TokenStore.load(path: DataDirectory(dir).tokens)
         case 3:
             let dir = Scratch.directory(with: "holds.json", rest)
             _ = try? LegalHolds.load(dir: dir)

@@ -141,7 +141,7 @@ struct Proofs: ParsableCommand {
     @Option var count = 2000
 
     func run() throws {
-        let t = try TreeStore(directory: treeOnly ? dir : dir + "/tree", readOnly: true)
+        let t = try TreeStore(directory: treeOnly ? dir : DataDirectory(dir).tree, readOnly: true)
         let n = t.size
         var rng = SystemRandomNumberGenerator()
         var inc: [Double] = [], con: [Double] = []

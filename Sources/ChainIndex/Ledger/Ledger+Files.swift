@@ -15,7 +15,7 @@ extension Ledger {
     }
 
     static func loadOrCreateInfo(directory: String, signer: NoteSigner) throws -> Info {
-        let path = directory + "/" + infoFile
+        let path = DataDirectory(directory).info
         if FileOps.exists(path) {
             let info = try readInfo(directory: directory)
             guard info.verifier_key == signer.verifier.text else {
@@ -31,9 +31,9 @@ extension Ledger {
     }
 
     static func readInfo(directory: String) throws -> Info {
-        let path = directory + "/" + infoFile
+        let path = DataDirectory(directory).info
         guard let data = try FileOps.readFile(path, limit: 1 << 16).map({ Data($0) }) else {
-            throw LedgerError("\(directory) is not an audit log directory (no \(infoFile))")
+            throw LedgerError("\(directory) is not an audit log directory (no \(URL(fileURLWithPath: DataDirectory(directory).info).lastPathComponent))")
         }
         do { return try JSONDecoder().decode(Info.self, from: data) } catch {
             throw LedgerError("\(path) is malformed: \(error)")
@@ -92,12 +92,4 @@ extension Ledger {
         guard let s = try? checkedOrgState(path) else { return (0, [:]) }
         return (s.end, s.orgs)
     }
-}
-
-/// `DATA/auditd.socket`: the absolute path of the ingest socket of the daemon serving the
-/// directory, written at its start and removed at its clean stop, so that `auditctl` writes
-/// its audit entries through it from any working directory.
-public enum DaemonSocketFile {
-    /// The file name in the data directory.
-    public static let name = "auditd.socket"
 }

@@ -33,9 +33,9 @@ extension Ledger {
     /// daemon may be running and appending): its segment and tree opened read-only, its link
     /// rebuilt and checked against the stored leaf as `entry(seq:)` does.
     public static func entry(inDirectory dir: String, seq: UInt64) throws -> StoredEntry {
-        let tree = try TreeStore(directory: dir + "/tree", readOnly: true)
+        let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
         guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
-        let store = try SegmentStore(directory: dir + "/segments", readOnly: true)
+        let store = try SegmentStore(directory: DataDirectory(dir).segments, readOnly: true)
         return try rebuild(try store.read(seq: seq), tree: tree, store: store)
     }
 

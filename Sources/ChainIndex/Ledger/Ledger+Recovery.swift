@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import SegmentStore
 
@@ -8,7 +9,7 @@ extension Ledger {
     /// The tree (cut back to the start), the sequence number to replay from, and every org's
     /// (count, last sequence number) there.
     static func recoveryStart(directory: String, store: SegmentStore, index: OrgIndex) throws -> (TreeStore, UInt64, [String: (UInt64, UInt64)]) {
-        let path = directory + "/index/" + orgStateFile
+        let path = DataDirectory(directory).orgState
         let segments = store.segments()
         // The end of the archived prefix: below it, only the tree holds the leaves.
         let archivedEnd = segments.prefix { $0.state == .archived }.last?.endSeq ?? 0
@@ -17,7 +18,7 @@ extension Ledger {
             // Missing or damaged snapshot: derive it. It is derived data, so this loses nothing.
             (end, orgs) = try deriveOrgState(segments: segments, index: index)
         }
-        let tree = try TreeStore(directory: directory + "/tree", maxSize: end)
+        let tree = try TreeStore(directory: DataDirectory(directory).tree, maxSize: end)
         if tree.size >= end { return (tree, end, orgs) }
         // The tree lost hashes it had synced. Replay what the hot tier holds, from the end of
         // the archived prefix; the leaves below it are only in the tree and the bundles.
@@ -25,7 +26,7 @@ extension Ledger {
             throw LedgerError("the tree files hold \(tree.size) leaves, but archived segments need the first \(archivedEnd): the missing leaf hashes are in the bundles' leaves.hashes (restore the segments with `auditctl archive restore`, or the tree directory from a backup); nothing was cut")
         }
         let (_, atArchived) = try deriveOrgState(segments: Array(segments.prefix { $0.state == .archived }), index: index)
-        return (try TreeStore(directory: directory + "/tree", maxSize: archivedEnd), archivedEnd, atArchived)
+        return (try TreeStore(directory: DataDirectory(directory).tree, maxSize: archivedEnd), archivedEnd, atArchived)
     }
 
     /// Every org's (count, last sequence number) at the end of the sealed and archived

@@ -61,8 +61,6 @@ public final class Ledger: @unchecked Sendable {
         case rotate
     }
 
-    static let infoFile = "log.json"
-    public static let orgStateFile = "orgstate"
 
     /// Opens (creating if needed) the log in `directory`, signing with `signer`, and recovers it.
     ///
@@ -78,21 +76,21 @@ public final class Ledger: @unchecked Sendable {
         self.options = options
         self.signer = signer
         try FileOps.makeDirectory(directory)
-        lockFD = try FileOps.lockExclusive(directory + "/LOCK")
+        lockFD = try FileOps.lockExclusive(DataDirectory(directory).lock)
         do {
             let info = try Self.loadOrCreateInfo(directory: directory, signer: signer)
             origin = info.origin
             verifier = signer.verifier
-            let segs = try SegmentStore(directory: directory + "/segments", options: options.store)
+            let segs = try SegmentStore(directory: DataDirectory(directory).segments, options: options.store)
             store = segs
-            let restored = try FileOps.list(directory + "/segments").compactMap { name -> UInt64? in
+            let restored = try FileOps.list(DataDirectory(directory).segments).compactMap { name -> UInt64? in
                 guard let (n, suffix) = SegmentNames.parse(name), suffix == "restored" else { return nil }
                 return n
             }
             let archived = Set(segs.segments().filter { $0.state == .archived }.map(\.segment))
-            let idx = try OrgIndex(directory: directory + "/index", readOnly: false, restored: restored, archived: archived)
+            let idx = try OrgIndex(directory: DataDirectory(directory).index, readOnly: false, restored: restored, archived: archived)
             index = idx
-            checkpoints = try CheckpointLog(directory: directory + "/checkpoints", verifier: signer.verifier)
+            checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: signer.verifier)
 
             for info in store.segments() where info.state == .archived {
                 idx.addArchived(try ArchivedStub.load(info.path))
@@ -135,7 +133,7 @@ public final class Ledger: @unchecked Sendable {
             try t.append(leaves)
             if start >= sealedEnd { atSealed = snapOrgs } else if sealedEnd >= segs.endSeq { atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) } }
             // Missing or damaged: rewrite it from the state just derived.
-            let snapshotMissing = (try? Self.checkedOrgState(directory + "/index/" + Self.orgStateFile)) ?? nil == nil
+            let snapshotMissing = (try? Self.checkedOrgState(DataDirectory(directory).orgState)) ?? nil == nil
             idx.add(hits)
             var rebuilt = 0
             for info in sealedInfos where info.endSeq > start {
@@ -148,7 +146,7 @@ public final class Ledger: @unchecked Sendable {
             }
             if start < sealedEnd || snapshotMissing {
                 try t.sync()
-                try Self.saveOrgState(directory + "/index/" + Self.orgStateFile, end: sealedEnd, orgs: atSealed)
+                try Self.saveOrgState(DataDirectory(directory).orgState, end: sealedEnd, orgs: atSealed)
             }
             sealedOrgs = atSealed
             self.orgs = orgs
@@ -399,7 +397,7 @@ public final class Ledger: @unchecked Sendable {
             for (o, h) in last { sealedOrgs[o] = (h.orgSeq + 1, h.seq) }
             return sealedOrgs
         }
-        try Self.saveOrgState(directory + "/index/" + Self.orgStateFile, end: info.endSeq, orgs: snapshot)
+        try Self.saveOrgState(DataDirectory(directory).orgState, end: info.endSeq, orgs: snapshot)
         index.sealCompleted(info.segment)
         queue?.submit([.checkpoint]) { _ in }
     }

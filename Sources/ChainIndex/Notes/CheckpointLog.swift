@@ -24,12 +24,17 @@ public final class CheckpointLog: @unchecked Sendable {
     private var _latest: SignedCheckpoint?
     let readOnly: Bool
 
+    /// The log of signed notes in the directory.
+    public static let logName = "checkpoints.log"
+    /// The index of offsets into it.
+    public static let indexName = "checkpoints.idx"
+
     /// Opens (or creates) the checkpoint log in `directory`.
     public init(directory: String, verifier: NoteVerifier, readOnly: Bool = false) throws {
         self.readOnly = readOnly
         if !readOnly { try FileOps.makeDirectory(directory) }
-        logPath = directory + "/checkpoints.log"
-        idxPath = directory + "/checkpoints.idx"
+        logPath = directory + "/" + Self.logName
+        idxPath = directory + "/" + Self.indexName
         log = FileHandleRef(fd: readOnly ? try FileOps.open(logPath, O_RDONLY) : try FileOps.openOrCreate(logPath), path: logPath)
         idx = FileHandleRef(fd: readOnly ? try FileOps.open(idxPath, O_RDONLY) : try FileOps.openOrCreate(idxPath), path: idxPath)
         let size = try FileOps.size(log.fd, path: logPath)

@@ -70,7 +70,7 @@ public struct EntryReceipt: Sendable, Equatable {
     /// Returns nil when it does, else what was removed or changed, in words.
     public func check(against directory: String, key: NoteVerifier) throws -> String? {
         let cp = try verify(key: key).checkpoint
-        let tree = try TreeStore(directory: directory + "/tree", readOnly: true)
+        let tree = try TreeStore(directory: DataDirectory(directory).tree, readOnly: true)
         guard tree.size >= cp.size else {
             return "the log at \(directory) holds \(tree.size) entries, but its key signed a tree of \(cp.size) holding entry \(seq): entries were removed (rollback)"
         }

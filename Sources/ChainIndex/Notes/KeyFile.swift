@@ -8,13 +8,6 @@ import Glibc
 /// The checkpoint signing key on disk: one line, the signer key text, mode 0600, kept apart
 /// from the data directory (it is never exported, and verification never needs it).
 public enum KeyFile {
-    /// The signing key of data directory `dir` when none is given: `<parent>/auditd-keys/<name>.key`,
-    /// outside the data directory so that copying or exporting the data never copies the key.
-    public static func defaultPath(forData dir: String) -> String {
-        let url = URL(fileURLWithPath: dir).standardizedFileURL
-        return url.deletingLastPathComponent().path + "/auditd-keys/" + url.lastPathComponent + ".key"
-    }
-
     /// Loads the key at `path`, or generates one named `name` there if none exists.
     /// Refuses a key file that others can read.
     public static func loadOrCreate(path: String, name: String) throws -> (NoteSigner, created: Bool) {

@@ -80,16 +80,16 @@ public struct Verifier {
 
         // 1. Checkpoints: signatures, origin, sizes never shrinking.
         var cps: [(size: UInt64, root: Hash, offset: Int64)] = []
-        let cpPath = directory + "/checkpoints/checkpoints.log"
+        let cpPath = DataDirectory(directory).checkpoints + "/" + CheckpointLog.logName
         do {
-            let log = try CheckpointLog(directory: directory + "/checkpoints", verifier: verifier, readOnly: true)
+            let log = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: verifier, readOnly: true)
             cps = try log.verified(verifier: verifier).0
         } catch { return fromError(error) }
         report.checkpoints = cps.count
         report.latestCheckpoint = cps.last?.size
 
         // 2. The org-state snapshot, then the tree, then the segments, read-only.
-        let statePath = directory + "/index/" + Ledger.orgStateFile
+        let statePath = DataDirectory(directory).orgState
         var snapshot: (end: UInt64, orgs: [String: (UInt64, UInt64)])?
         do { snapshot = try Ledger.checkedOrgState(statePath) } catch { return fromError(error) }
         let store: SegmentStore, tree: TreeStore
@@ -99,15 +99,15 @@ public struct Verifier {
             // writes the snapshot only after the seal and the tree's sync, so in this order each
             // view holds at least as much as the one before, and verifying beside a live daemon
             // sees no false "removed" entries.
-            tree = try TreeStore(directory: directory + "/tree", readOnly: true)
-            store = try SegmentStore(directory: directory + "/segments", readOnly: true)
+            tree = try TreeStore(directory: DataDirectory(directory).tree, readOnly: true)
+            store = try SegmentStore(directory: DataDirectory(directory).segments, readOnly: true)
         } catch { return fromError(error) }
         if store.recovery.bytesCut > 0 {
             report.notes.append("open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start")
         }
         let total = store.endSeq
         var checker = ChainChecker(store: store, tree: tree, checkpoints: cps, checkpointPath: cpPath)
-        checker.indexDirectory = directory + "/index"
+        checker.indexDirectory = DataDirectory(directory).index
         checker.collect = collect.map { Array($0.utf8) }
         if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
         let storedLeaves = tree.size
@@ -128,7 +128,7 @@ public struct Verifier {
                 return fail(total, statePath, 8, "org-state snapshot ends at \(snapshot.end), beyond the \(total) entries of the log: entries were removed")
             }
         } catch { return fromError(error, seq: checker.position) }
-        if let f = PostingCheck.check(indexDirectory: directory + "/index", segments: store.segments(), served: FileOps.isLocked(directory + "/LOCK")) {
+        if let f = PostingCheck.check(indexDirectory: DataDirectory(directory).index, segments: store.segments(), served: FileOps.isLocked(DataDirectory(directory).lock)) {
             report.failure = f
             return report
         }
@@ -148,16 +148,16 @@ public struct Verifier {
             } catch { return fromError(error) }
         }
         if let last = cps.last, last.size > total {
-            return fail(total, directory + "/segments", nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated")
+            return fail(total, DataDirectory(directory).segments, nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated")
         }
         if storedLeaves > total {
-            return fail(total, directory + "/tree/level-00.hashes", Int64(total * 32),
+            return fail(total, DataDirectory(directory).treeLeaves, Int64(total * 32),
                         "the tree holds \(storedLeaves) leaves but the segments only \(total) entries: entries were removed")
         }
         if let snapshot, storedLeaves < snapshot.end {
             // Tree files are synced at every seal, before the snapshot is written: leaves below
             // its end cannot be missing after a crash, only after damage.
-            return fail(storedLeaves, directory + "/tree/level-00.hashes", Int64(storedLeaves * 32),
+            return fail(storedLeaves, DataDirectory(directory).treeLeaves, Int64(storedLeaves * 32),
                         "the tree holds \(storedLeaves) leaves but \(snapshot.end) were synced at the last seal: the tree file was truncated")
         }
         if storedLeaves < total {
