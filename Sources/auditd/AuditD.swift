@@ -25,72 +25,22 @@ struct AuditD: AsyncParsableCommand {
             With no arguments it runs on embedded defaults: data in ./auditd-data, a signing key
             generated on first start at ./auditd-keys/auditd-data.key (mode 0600), the ingest
             socket ./auditd.sock (mode 0660, this user and group may write), and the read port on
-            127.0.0.1:8650. A JSON --config file may set any option by its snake_case name
-            (e.g. "http_port"); flags override it. Sealed segments older than the hot window
-            (90 days) move to ./auditd-archive as verifiable bundles. SIGTERM or SIGINT: stop accepting, acknowledge
+            127.0.0.1:8650. A JSON --config file may set any setting by its key (e.g. "http_port");
+            flags override it. Sealed segments older than the hot window (90 days) move to
+            ./auditd-archive as verifiable bundles. SIGTERM or SIGINT: stop accepting, acknowledge
             what is in flight, sign a final checkpoint, exit 0.
-            """)
+
+            SETTINGS (flag, [config key; default]):
+            """ + "\n" + DaemonConfig.settings.map(\.helpLine).joined(separator: "\n"))
 
     @Option(help: "JSON config file.") var config: String?
     @Flag(help: "Check the configuration (the file, then the flags over it) and exit: 0 when it is valid.") var checkConfig = false
-    @Option(help: "Data directory.") var data: String?
-    @Option(help: "Signing key path (created if missing).") var key: String?
-    @Option(help: "Checkpoint origin / key name when the key is created.") var origin: String?
-    @Option(help: "Ingest socket path.") var socket: String?
-    @Option(help: "Ingest socket mode, octal.") var socketMode: String?
-    @Option(help: "Allowed writer uids, comma-separated (default: this process's uid).") var allowUids: String?
-    @Option(help: "Allowed writer gids, comma-separated (default: this process's gid).") var allowGids: String?
-    @Option(help: "Read port host.") var httpHost: String?
-    @Option(help: "Read port (0: any free port).") var httpPort: Int?
-    @Option(help: "Idempotency window, seconds.") var idempotencyWindow: Int?
-    @Option(help: "Seal segments at this many bytes.") var segmentBytes: Int?
-    @Option(help: "Seal segments at this age, seconds.") var segmentAge: Int?
-    @Option(help: "Seconds between verification passes.") var verifyInterval: Int?
-    @Option(help: "Seconds between full rechecks of everything already verified.") var recheckInterval: Int?
-    @Option(help: "Disk bandwidth a full recheck may use, MiB/s.") var recheckRate: Int?
-    @Option(help: "Seconds a writer connection may stay idle or stalled before it is closed.") var idleTimeout: Int?
-    @Option(help: "Writer connections served at once.") var maxConnections: Int?
-    @Option(help: "Read-port connections served at once (more wait until one closes).") var httpMaxConnections: Int?
-    @Option(help: "Seconds a read-port connection may stay idle, or sit on an unfinished request, before it is closed.") var httpIdleTimeout: Int?
-    @Option(help: "Log level.") var logLevel: String?
-    @Option(help: "The archive: a directory, or s3://BUCKET[/PREFIX] with Object Lock (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1, or AUDITLOG_S3_CREDENTIALS=FILE).") var archive: String?
-    @Option(help: "Hot window, seconds: older sealed segments move to the archive.") var hotWindow: Int?
-    @Option(help: "Seconds between archiver passes.") var archiveInterval: Int?
-    @Option(help: "Seconds a restored segment stays hot before it may be archived again.") var restorePin: Int?
-    @Option(help: "A witness that cosigns checkpoints, \"URL VKEY\" (repeatable; C2SP tlog-witness).") var witness: [String] = []
-    @Option(help: "Cosignatures a checkpoint needs to count as witnessed (default: every witness).") var witnessQuorum: Int?
+    /// Every other flag is a setting from `DaemonConfig.settings` (see the discussion above).
+    @Argument(parsing: .allUnrecognized, help: .hidden) var settings: [String] = []
 
     func resolved() throws -> DaemonConfig {
         var c = try config.map(DaemonConfig.load) ?? DaemonConfig()
-        if let data { c.data = data }
-        if let key { c.key = key }
-        if let origin { c.origin = origin }
-        if let socket { c.socket = socket }
-        if let socketMode { c.socketMode = socketMode }
-        func ids(_ s: String) throws -> [UInt32] {
-            try s.split(separator: ",").map { guard let v = UInt32($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("'\($0)' is not a numeric id") }; return v }
-        }
-        if let allowUids { c.allowUids = try ids(allowUids) }
-        if let allowGids { c.allowGids = try ids(allowGids) }
-        if let httpHost { c.httpHost = httpHost }
-        if let httpPort { c.httpPort = httpPort }
-        if let idempotencyWindow { c.idempotencyWindow = idempotencyWindow }
-        if let segmentBytes { c.segmentBytes = segmentBytes }
-        if let segmentAge { c.segmentAge = segmentAge }
-        if let verifyInterval { c.verifyInterval = verifyInterval }
-        if let recheckInterval { c.recheckInterval = recheckInterval }
-        if let recheckRate { c.recheckRate = recheckRate }
-        if let idleTimeout { c.idleTimeout = idleTimeout }
-        if let maxConnections { c.maxConnections = maxConnections }
-        if let httpMaxConnections { c.httpMaxConnections = httpMaxConnections }
-        if let httpIdleTimeout { c.httpIdleTimeout = httpIdleTimeout }
-        if let logLevel { c.logLevel = logLevel }
-        if let archive { c.archive = archive }
-        if let hotWindow { c.hotWindow = hotWindow }
-        if let archiveInterval { c.archiveInterval = archiveInterval }
-        if let restorePin { c.restorePin = restorePin }
-        if !witness.isEmpty { c.witnesses = witness }
-        if let witnessQuorum { c.witnessQuorum = witnessQuorum }
+        for (setting, values) in try SettingFlags.parse(settings) { try setting.apply(flag: values, to: &c) }
         try c.validate()
         return c
     }
@@ -102,6 +52,7 @@ struct AuditD: AsyncParsableCommand {
             let c = try resolved()
             try DescriptorBudget.check(ingest: c.maxConnections, read: c.httpMaxConnections)
             announce("config OK: data \(c.data), key \(c.keyPath), socket \(c.socket) (mode \(c.socketMode)), read port \(c.httpHost):\(c.httpPort), archive \(c.archivePath), \(c.witnesses.count) witness(es)")
+            for setting in DaemonConfig.settings { announce("  \(setting.key) = \(setting.shown(c))") }
             return
         }
         let c = try resolved()

@@ -8,72 +8,38 @@ import Witness
 import Glibc
 #endif
 
-/// Every setting of the daemon, with its embedded default. A JSON config file (`--config`) may
-/// set any of them by the same name; flags override the file.
-struct DaemonConfig: Codable, Sendable {
-    /// Data directory.
+/// Every setting of the daemon, with its embedded default. `settings` below names each one
+/// once: a JSON config file (`--config`) may set it by its key, a flag overrides the file.
+struct DaemonConfig: Sendable {
+    // What each one means, its key, flag and range: `settings` below.
     var data = "./auditd-data"
-    /// Signing key path; default `<parent of data>/auditd-keys/<data name>.key`.
     var key: String?
-    /// Checkpoint origin and key name, used when the key is created.
     var origin = "auditd.local/log"
-    /// Ingest socket path.
     var socket = "./auditd.sock"
-    /// Ingest socket mode (octal).
     var socketMode = "0660"
-    /// Peer uids allowed to write (empty with `allowGids` empty: anyone who can open the socket).
     var allowUids: [UInt32] = [getuid()]
-    /// Peer gids allowed to write.
     var allowGids: [UInt32] = [getgid()]
-    /// Read port address.
     var httpHost = "127.0.0.1"
-    /// Read port (0: any free port, printed at start).
     var httpPort = 8650
-    /// How long an idempotency key is remembered, seconds (across restarts too).
     var idempotencyWindow = 900
-    /// Most idempotency keys remembered (about 100 bytes each: 48 MiB by default); past it the
-    /// oldest go first, so at more than maxIdempotencyKeys / idempotencyWindow keyed entries a
-    /// second the window is that much shorter.
     var maxIdempotencyKeys = 500_000
-    /// Rotate and seal the open segment at this many bytes.
     var segmentBytes = 32 << 20
-    /// Rotate and seal the open segment at this age, seconds.
     var segmentAge = 600
-    /// Unacknowledged entries a connection may have before the daemon stops reading from it.
     var maxInflightPerConnection = 4096
-    /// Seconds between continuous verification passes (newly sealed segments and checkpoints).
     var verifyInterval = 30
-    /// Seconds between the starts of full rechecks of everything already verified.
     var recheckInterval = 86400
-    /// Disk bandwidth a full recheck may use, MiB/s (it paces itself to stay under it).
     var recheckRate = 32
-    /// Seconds a writer connection may stay idle (or stalled mid-frame) before it is closed.
     var idleTimeout = 300
-    /// Writer connections served at once; one more is told so and closed. With a partial
-    /// frame of at most 64 KiB each, this bounds what connections can make the daemon buffer.
     var maxConnections = 512
-    /// Read-port connections served at once; past it new ones wait in the kernel's backlog
-    /// until one closes. Readers can then never take the descriptors storage needs.
     var httpMaxConnections = 1024
-    /// Seconds a read-port connection may stay idle, or sit on a request it has not finished
-    /// sending, before it is closed.
     var httpIdleTimeout = 30
-    /// Entries accepted but not yet acknowledged, across all connections; beyond it, reading
-    /// pauses until half are acknowledged (each holds its canonical bytes meanwhile).
     var maxInflightTotal = 65536
-    /// Log level: trace, debug, info, notice, warning, error, critical.
     var logLevel = "info"
-    /// Archive directory (default: `<parent of data>/auditd-archive`).
     var archive: String?
-    /// Sealed segments whose newest entry is older than this many seconds move to the archive.
     var hotWindow = 90 * 86400
-    /// Seconds between archiver passes.
     var archiveInterval = 3600
-    /// Seconds a restored segment stays hot before it may be archived again.
     var restorePin = 7 * 86400
-    /// Witnesses that cosign checkpoints (C2SP tlog-witness), each "URL VKEY".
     var witnesses: [String] = []
-    /// Cosignatures a checkpoint needs to count as witnessed (default: every witness).
     var witnessQuorum: Int?
 
     var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: data) }
@@ -82,17 +48,19 @@ struct DaemonConfig: Codable, Sendable {
 
     static func load(_ path: String) throws -> DaemonConfig {
         guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read config file \(path)") }
-        // A misspelt setting would otherwise be ignored without a word.
-        guard let object = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
+        guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: d) else {
             throw ValidationError("config file \(path) is not a JSON object")
         }
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        for k in object.keys.sorted() where !known.contains(k) {
-            throw ValidationError("config file \(path): unknown setting \"\(k)\" (the settings are: \(known.sorted().joined(separator: ", ")))")
+        let byKey = Dictionary(uniqueKeysWithValues: settings.map { ($0.key, $0) })
+        var c = DaemonConfig()
+        // A misspelt setting would otherwise be ignored without a word.
+        for (k, v) in object.sorted(by: { $0.key < $1.key }) {
+            guard let setting = byKey[k] else {
+                throw ValidationError("config file \(path): unknown setting \"\(k)\" (the settings are: \(settings.map(\.key).sorted().joined(separator: ", ")))")
+            }
+            try setting.apply(json: v, to: &c, file: path)
         }
-        do { return try JSONDecoder().decode(DaemonConfig.self, from: d) } catch {
-            throw ValidationError("config file \(path) is not valid: \(error)")
-        }
+        return c
     }
 
     /// Checks values no type can: ranges, the witnesses, the socket mode, the log level.
@@ -101,19 +69,7 @@ struct DaemonConfig: Codable, Sendable {
         try need(mode_t(socketMode, radix: 8) != nil, "socket_mode '\(socketMode)' is not octal")
         try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
                  "log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
-        try need((0...65535).contains(httpPort), "http_port \(httpPort) is not a port (0 to 65535)")
-        try need(segmentBytes >= 4096, "segment_bytes \(segmentBytes) is below 4096")
-        for (name, v) in [("segment_age", segmentAge), ("verify_interval", verifyInterval), ("recheck_interval", recheckInterval),
-                          ("recheck_rate", recheckRate), ("idle_timeout", idleTimeout), ("max_connections", maxConnections),
-                          ("max_inflight_per_connection", maxInflightPerConnection), ("max_inflight_total", maxInflightTotal),
-                          ("max_idempotency_keys", maxIdempotencyKeys), ("archive_interval", archiveInterval),
-                          ("http_max_connections", httpMaxConnections), ("http_idle_timeout", httpIdleTimeout)] {
-            try need(v >= 1, "\(name) \(v) must be at least 1")
-        }
-        // 0 is meaningful for these: archive at once, no pin after a restore, no idempotency window.
-        for (name, v) in [("hot_window", hotWindow), ("restore_pin", restorePin), ("idempotency_window", idempotencyWindow)] {
-            try need(v >= 0, "\(name) \(v) must not be negative")
-        }
+        for setting in Self.settings { try setting.validate(self) }
         var endpoints: [WitnessEndpoint] = []
         for w in witnesses {
             do { endpoints.append(try WitnessEndpoint(w)) } catch { throw ValidationError("witnesses: \(error)") }
@@ -128,48 +84,37 @@ struct DaemonConfig: Codable, Sendable {
 }
 
 extension DaemonConfig {
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case data, key, origin, socket, socketMode = "socket_mode", allowUids = "allow_uids", allowGids = "allow_gids"
-        case httpHost = "http_host", httpPort = "http_port", idempotencyWindow = "idempotency_window", maxIdempotencyKeys = "max_idempotency_keys"
-        case segmentBytes = "segment_bytes", segmentAge = "segment_age", maxInflightPerConnection = "max_inflight_per_connection"
-        case verifyInterval = "verify_interval", recheckInterval = "recheck_interval", recheckRate = "recheck_rate"
-        case idleTimeout = "idle_timeout", maxConnections = "max_connections", maxInflightTotal = "max_inflight_total"
-        case logLevel = "log_level", archive, hotWindow = "hot_window", archiveInterval = "archive_interval", restorePin = "restore_pin"
-        case witnesses, witnessQuorum = "witness_quorum"
-        case httpMaxConnections = "http_max_connections", httpIdleTimeout = "http_idle_timeout"
-    }
-
-    init(from decoder: Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        data = try c.decodeIfPresent(String.self, forKey: .data) ?? data
-        key = try c.decodeIfPresent(String.self, forKey: .key)
-        origin = try c.decodeIfPresent(String.self, forKey: .origin) ?? origin
-        socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? socket
-        socketMode = try c.decodeIfPresent(String.self, forKey: .socketMode) ?? socketMode
-        allowUids = try c.decodeIfPresent([UInt32].self, forKey: .allowUids) ?? allowUids
-        allowGids = try c.decodeIfPresent([UInt32].self, forKey: .allowGids) ?? allowGids
-        httpHost = try c.decodeIfPresent(String.self, forKey: .httpHost) ?? httpHost
-        httpPort = try c.decodeIfPresent(Int.self, forKey: .httpPort) ?? httpPort
-        idempotencyWindow = try c.decodeIfPresent(Int.self, forKey: .idempotencyWindow) ?? idempotencyWindow
-        maxIdempotencyKeys = try c.decodeIfPresent(Int.self, forKey: .maxIdempotencyKeys) ?? maxIdempotencyKeys
-        segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? segmentBytes
-        segmentAge = try c.decodeIfPresent(Int.self, forKey: .segmentAge) ?? segmentAge
-        maxInflightPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxInflightPerConnection) ?? maxInflightPerConnection
-        verifyInterval = try c.decodeIfPresent(Int.self, forKey: .verifyInterval) ?? verifyInterval
-        recheckInterval = try c.decodeIfPresent(Int.self, forKey: .recheckInterval) ?? recheckInterval
-        recheckRate = try c.decodeIfPresent(Int.self, forKey: .recheckRate) ?? recheckRate
-        idleTimeout = try c.decodeIfPresent(Int.self, forKey: .idleTimeout) ?? idleTimeout
-        maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? maxConnections
-        maxInflightTotal = try c.decodeIfPresent(Int.self, forKey: .maxInflightTotal) ?? maxInflightTotal
-        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? logLevel
-        archive = try c.decodeIfPresent(String.self, forKey: .archive)
-        hotWindow = try c.decodeIfPresent(Int.self, forKey: .hotWindow) ?? hotWindow
-        archiveInterval = try c.decodeIfPresent(Int.self, forKey: .archiveInterval) ?? archiveInterval
-        restorePin = try c.decodeIfPresent(Int.self, forKey: .restorePin) ?? restorePin
-        witnesses = try c.decodeIfPresent([String].self, forKey: .witnesses) ?? witnesses
-        witnessQuorum = try c.decodeIfPresent(Int.self, forKey: .witnessQuorum)
-        httpMaxConnections = try c.decodeIfPresent(Int.self, forKey: .httpMaxConnections) ?? httpMaxConnections
-        httpIdleTimeout = try c.decodeIfPresent(Int.self, forKey: .httpIdleTimeout) ?? httpIdleTimeout
-    }
+    /// The settings, each named once. Ranges: 0 means something for the port (any free one),
+    /// the hot window (archive at once), the pin (none) and the idempotency window (none).
+    static let settings: [Setting] = [
+        Setting("data", .text(\.data), "Data directory."),
+        Setting("key", .optionalText(\.key), "Signing key path, created if missing (default <parent of data>/auditd-keys/<data name>.key)."),
+        Setting("origin", .text(\.origin), "Checkpoint origin and key name, used when the key is created."),
+        Setting("socket", .text(\.socket), "Ingest socket path."),
+        Setting("socket_mode", .text(\.socketMode), "Ingest socket mode, octal."),
+        Setting("allow_uids", .ids(\.allowUids), "Peer uids allowed to write (default: this process's uid; empty with allow_gids empty: anyone who can open the socket)."),
+        Setting("allow_gids", .ids(\.allowGids), "Peer gids allowed to write (default: this process's gid)."),
+        Setting("http_host", .text(\.httpHost), "Read port host."),
+        Setting("http_port", .number(\.httpPort, 0...65535), "Read port (0: any free port, printed at start)."),
+        Setting("http_max_connections", .number(\.httpMaxConnections, 1...Int.max), "Read-port connections served at once; more wait in the kernel's backlog until one closes."),
+        Setting("http_idle_timeout", .number(\.httpIdleTimeout, 1...Int.max), "Seconds a read-port connection may stay idle, or sit on an unfinished request, before it is closed."),
+        Setting("idempotency_window", .number(\.idempotencyWindow, 0...Int.max), "Seconds an idempotency key is remembered (across restarts too)."),
+        Setting("max_idempotency_keys", .number(\.maxIdempotencyKeys, 1...Int.max), "Most idempotency keys remembered (about 100 bytes each: 48 MiB by default); past it the oldest go first, so above max_idempotency_keys / idempotency_window keyed entries a second the window is that much shorter."),
+        Setting("segment_bytes", .number(\.segmentBytes, 4096...Int.max), "Rotate and seal the open segment at this many bytes."),
+        Setting("segment_age", .number(\.segmentAge, 1...Int.max), "Rotate and seal the open segment at this age, seconds."),
+        Setting("max_inflight_per_connection", .number(\.maxInflightPerConnection, 1...Int.max), "Unacknowledged entries a connection may have before the daemon stops reading from it."),
+        Setting("max_inflight_total", .number(\.maxInflightTotal, 1...Int.max), "Unacknowledged entries across all connections; beyond it reading pauses until half are acknowledged."),
+        Setting("max_connections", .number(\.maxConnections, 1...Int.max), "Writer connections served at once; one more is told so and closed."),
+        Setting("idle_timeout", .number(\.idleTimeout, 1...Int.max), "Seconds a writer connection may stay idle or stalled mid-frame before it is closed."),
+        Setting("verify_interval", .number(\.verifyInterval, 1...Int.max), "Seconds between verification passes (newly sealed segments and checkpoints)."),
+        Setting("recheck_interval", .number(\.recheckInterval, 1...Int.max), "Seconds between the starts of full rechecks of everything already verified."),
+        Setting("recheck_rate", .number(\.recheckRate, 1...Int.max), "Disk bandwidth a full recheck may use, MiB/s."),
+        Setting("log_level", .text(\.logLevel), "Log level: trace, debug, info, notice, warning, error, critical."),
+        Setting("archive", .optionalText(\.archive), "The archive: a directory (default <parent of data>/auditd-archive), or s3://BUCKET[/PREFIX] with Object Lock (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1, or AUDITLOG_S3_CREDENTIALS=FILE)."),
+        Setting("hot_window", .number(\.hotWindow, 0...Int.max), "Seconds: sealed segments whose newest entry is older move to the archive."),
+        Setting("archive_interval", .number(\.archiveInterval, 1...Int.max), "Seconds between archiver passes."),
+        Setting("restore_pin", .number(\.restorePin, 0...Int.max), "Seconds a restored segment stays hot before it may be archived again."),
+        Setting("witnesses", flag: "witness", .texts(\.witnesses), "A witness that cosigns checkpoints, \"URL VKEY\" (C2SP tlog-witness)."),
+        Setting("witness_quorum", .optionalNumber(\.witnessQuorum, 1...Int.max), "Cosignatures a checkpoint needs to count as witnessed (default: every witness)."),
+    ]
 }
