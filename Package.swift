@@ -70,6 +70,7 @@ let package = Package(
             // The admin console's pages, compiled into the binary (no files to install).
             resources: [
                 .embedInCode("Console/static/index.html"), .embedInCode("Console/static/app.js"),
+                .embedInCode("Console/static/api.js"), .embedInCode("Console/static/dom.js"),
                 .embedInCode("Console/static/views.js"), .embedInCode("Console/static/operator.js"), .embedInCode("Console/static/proof.js"),
                 .embedInCode("Console/static/console.css"),
             ]),

@@ -4,7 +4,9 @@ import NIOCore
 
 /// The admin console (README "Console"): static files compiled into the binary
 /// (`Console/static`: the shell `app.js`, an org's view `views.js`, the operator's
-/// `operator.js`, the proof checks `proof.js`; embedded by the package manifest), served by the read port at `/`.
+/// `operator.js`, the proof checks `proof.js`, and the leaves they share, `api.js` (session,
+/// read-port calls, errors) and `dom.js` (elements), which import nothing; embedded by the
+/// package manifest), served by the read port at `/`.
 /// The pages only read: they call the same GET endpoints as any client, with the token the
 /// person typed (kept in the tab's session storage), and check every entry's proof in the
 /// browser against the log key pinned in it.
@@ -17,6 +19,8 @@ enum ConsoleAssets {
     static let files: [(path: String, asset: Asset)] = [
         ("/", Asset(bytes: PackageResources.index_html, type: "text/html; charset=utf-8")),
         ("/console/app.js", Asset(bytes: PackageResources.app_js, type: "text/javascript; charset=utf-8")),
+        ("/console/api.js", Asset(bytes: PackageResources.api_js, type: "text/javascript; charset=utf-8")),
+        ("/console/dom.js", Asset(bytes: PackageResources.dom_js, type: "text/javascript; charset=utf-8")),
         ("/console/views.js", Asset(bytes: PackageResources.views_js, type: "text/javascript; charset=utf-8")),
         ("/console/operator.js", Asset(bytes: PackageResources.operator_js, type: "text/javascript; charset=utf-8")),
         ("/console/proof.js", Asset(bytes: PackageResources.proof_js, type: "text/javascript; charset=utf-8")),

@@ -1,67 +1,15 @@
 // The console's shell: sign in, the token (this tab's session storage only), the pinned key
 // (local storage: it is public, and pinning it is the point), and which view shows.
+import { api, session, show, showError, signOut, TOKEN } from "./api.js";
 import { parseVerifierKey, ProofError } from "./proof.js";
 import { showOperator } from "./operator.js";
 import { showOrg } from "./views.js";
 
-const TOKEN = "auditlog.token";
 const PIN = "auditlog.pinned-key";
 // "yes" once the admin gave the pinned key themselves (pasted at sign-in), not the server.
 const CONFIRMED = "auditlog.pinned-key.confirmed";
 
 const $ = (id) => document.getElementById(id);
-
-export class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-// The session: the token, what it may read, and the key proofs are checked against.
-export const session = { token: null, scope: null, org: null, vkey: null, vkeyConfirmed: false, serverKey: null };
-
-// A GET on the read port with the token; the answer's text (proofs hash the bytes received)
-// or its parsed JSON. Errors carry the server's message, which says what to do.
-export async function api(path, { text = false } = {}) {
-  const r = await fetch(path, { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
-  const body = await r.text();
-  if (!r.ok) {
-    let message = body.slice(0, 300);
-    try {
-      message = JSON.parse(body).error.message;
-    } catch {}
-    if (r.status === 401) {
-      signOut(`Signed out: ${message}`);
-    }
-    throw new ApiError(r.status, message);
-  }
-  return text ? body : JSON.parse(body);
-}
-
-export function showError(e) {
-  const p = $("error");
-  if (!e) {
-    p.hidden = true;
-    p.textContent = "";
-    return;
-  }
-  p.textContent = e instanceof ApiError ? `${e.message} (HTTP ${e.status})` : e.message || String(e);
-  p.hidden = false;
-}
-
-function show(view) {
-  for (const id of ["signin", "org", "operator"]) $(id).hidden = id !== view;
-  $("signout").hidden = view === "signin";
-}
-
-export function signOut(message) {
-  sessionStorage.removeItem(TOKEN);
-  Object.assign(session, { token: null, scope: null, org: null, vkey: null });
-  $("who").textContent = "";
-  show("signin");
-  if (message) showError(new Error(message));
-}
 
 // The key proofs are checked against: the one typed (it replaces a different pinned one only
 // when `replace` is ticked), else the one pinned, else the server's, pinned as unconfirmed.

@@ -1,6 +1,6 @@
 // The operator's overview: size, checkpoint, verification, segments, archive, holds.
-import { api } from "./app.js";
-import { el } from "./views.js";
+import { api } from "./api.js";
+import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 

@@ -1,6 +1,7 @@
 // The console's view of an org's log: filters, pages, proofs, detail, export, chart. Every
 // string from the log is put in the page as text, never as HTML.
-import { api, session, showError, ApiError } from "./app.js";
+import { api, session, showError, ApiError } from "./api.js";
+import { el, svg } from "./dom.js";
 import { elementSpans, memberSpan, noDuplicateMembers, verifyEntry } from "./proof.js";
 
 const $ = (id) => document.getElementById(id);
@@ -9,25 +10,6 @@ const CATEGORY_COLORS = {
   authentication: "#2563eb", access: "#0d9488", credentials: "#9333ea", agents: "#ea580c", billing: "#ca8a04",
   infrastructure: "#475569", monitoring: "#0891b2", files: "#65a30d", org_settings: "#db2777", privacy: "#b91c1c",
 };
-const SVG = "http://www.w3.org/2000/svg";
-
-export function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "class") e.className = v;
-    else if (k === "data") Object.assign(e.dataset, v);
-    else e[k] = v;
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-
-function svg(tag, attrs = {}) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  return e;
-}
-
 // ---- An org's log ----
 
 // `checkpoints`: notes opened, per (key, note); `verifiedSize`: the largest signed tree verified
