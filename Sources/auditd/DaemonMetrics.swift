@@ -56,7 +56,7 @@ final class DaemonMetrics: Sendable {
     func rejectedEntry(field: String) {
         let top = field.split(separator: ".").first.map(String.init) ?? ""
         if top.isEmpty { return rejected(.invalidJSON) }
-        let label = Entry.inputMembers.contains(top) ? top : "other_field"
+        let label = EntrySchema.inputMembers.contains(top) ? top : "other_field"
         Counter(label: "auditd_rejected_total", dimensions: [("reason", label)]).increment()
     }
 }

@@ -28,14 +28,15 @@ extension Entry {
         @inline(__always) mutating func raw(_ s: StaticString) { o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
         @inline(__always) mutating func quoted(_ s: Span) { o.append(0x22); o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end])); o.append(0x22) }
         mutating func value(_ m: Member) { if m.kind == .string { quoted(m.value) } else { o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end])) } }
-        mutating func obj(_ kids: [Member?], _ names: [StaticString]) {
+        /// An object of `schema`'s members, in its (canonical) order.
+        mutating func obj(_ kids: [Member?], _ schema: EntrySchema.Object) {
             o.append(0x7B)
             var first = true
             for (k, m) in kids.enumerated() {
                 guard let m else { continue }
                 if !first { o.append(0x2C) }
                 first = false
-                o.append(0x22); raw(names[k]); o.append(0x22); o.append(0x3A)
+                o.append(0x22); o.append(contentsOf: schema.members[k].name.utf8); o.append(0x22); o.append(0x3A)
                 value(m)
             }
             o.append(0x7D)
@@ -170,11 +171,11 @@ extension Entry {
             guard slot[idx] == nil else { return nil }
             slot[idx] = m
         }
-        guard let action = slot[0], action.kind == .string, ident(action.value, max: 128),
+        guard let action = slot[0], action.kind == .string, ident(action.value, max: EntrySchema.action.maxBytes),
               let actor = slot[1], actor.kind == .object,
               let category = slot[2], category.kind == .string,
-              let occurred = slot[5], occurred.kind == .string, occurred.value.count <= 40,
-              let org = slot[7], org.kind == .string, ident(org.value, max: 64),
+              let occurred = slot[5], occurred.kind == .string, occurred.value.count <= EntrySchema.occurredAt.maxBytes,
+              let org = slot[7], org.kind == .string, ident(org.value, max: EntrySchema.org.maxBytes),
               let outcome = slot[8], outcome.kind == .string,
               let source = slot[9], source.kind == .object,
               let target = slot[10], target.kind == .object
@@ -182,33 +183,37 @@ extension Entry {
         guard let cat = Category.allCases.first(where: { c in eqString(category.value, c.rawValue) }),
               let out = Outcome.allCases.first(where: { o in eqString(outcome.value, o.rawValue) }),
               Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[occurred.value.start..<occurred.value.end])) != nil else { return nil }
-        if let k = slot[3] { guard k.kind == .string, text(k.value, max: 128) else { return nil } }
+        if let k = slot[3] { guard k.kind == .string, text(k.value, max: EntrySchema.idempotencyKey.maxBytes) else { return nil } }
 
-        // Nested objects: allowed keys in canonical order, string values, limits.
-        func nested(_ m: Member, _ keys: [(StaticString, Int, Bool)]) -> [Member?]? {
-            var found = [Member?](repeating: nil, count: keys.count)
+        // Nested objects by the schema: its members only, each present unless optional, string
+        // values within its limits and alphabet, from its values when it has them.
+        func nested(_ m: Member, _ schema: EntrySchema.Object) -> [Member?]? {
+            let rows = schema.members
+            var found = [Member?](repeating: nil, count: rows.count)
             for c in m.children {
-                guard c.kind == .string, let j = keys.indices.first(where: { eq(c.key, keys[$0].0) }), found[j] == nil,
-                      keys[j].2 ? ident(c.value, max: keys[j].1) : text(c.value, max: keys[j].1) else { return nil }
+                guard c.kind == .string, let j = rows.indices.first(where: { eqString(c.key, rows[$0].name) }), found[j] == nil,
+                      rows[j].identifier ? ident(c.value, max: rows[j].maxBytes) : text(c.value, max: rows[j].maxBytes) else { return nil }
+                if let values = rows[j].values, !values.contains(where: { eqString(c.value, $0) }) { return nil }
                 found[j] = c
             }
+            for j in rows.indices where found[j] == nil && !rows[j].optional { return nil }
             return found
         }
-        guard let act = nested(actor, [("id", 128, false), ("name", 256, false), ("type", 16, false)]), let actorId = act[0], let actorType = act[2],
-              eq(actorType.value, "human") || eq(actorType.value, "agent") || eq(actorType.value, "service") else { return nil }
+        // Slots by the schema's canonical order: actor (id, name, type), on_behalf_of (approval,
+        // id, type), target (id, name, type), source (ip, service, session, user_agent).
+        guard let act = nested(actor, EntrySchema.actor), let actorId = act[0], let actorType = act[2] else { return nil }
         if let ob = slot[6] {
-            guard ob.kind == .object, let o = nested(ob, [("approval", 128, false), ("id", 128, false), ("type", 16, false)]), o[1] != nil, let t = o[2],
-                  eq(t.value, "human") || eq(t.value, "agent") || eq(t.value, "service") || eq(t.value, "policy") else { return nil }
+            guard ob.kind == .object, nested(ob, EntrySchema.onBehalfOf) != nil else { return nil }
         } else if eq(actorType.value, "agent") { return nil }
-        guard let tg = nested(target, [("id", 256, false), ("name", 256, false), ("type", 64, true)]), tg[0] != nil, tg[2] != nil else { return nil }
-        guard let src = nested(source, [("ip", 64, false), ("service", 128, true), ("session", 128, false), ("user_agent", 512, false)]), src[1] != nil else { return nil }
+        guard let tg = nested(target, EntrySchema.target) else { return nil }
+        guard let src = nested(source, EntrySchema.source) else { return nil }
         if let ip = src[0], !IPAddress.isValid(UnsafeBufferPointer(rebasing: b[ip.value.start..<ip.value.end])) { return nil }
         var meta: [Member] = []
         if let m = slot[4] {
-            guard m.kind == .object, m.children.count <= maxMetadataKeys else { return nil }
+            guard m.kind == .object, m.children.count <= EntrySchema.maxMetadataKeys else { return nil }
             for c in m.children {
-                guard ident(c.key, max: 64), c.kind != .object, forbiddenReason(str(c.key)) == nil else { return nil }
-                if c.kind == .string && c.value.count > maxMetadataString { return nil }
+                guard ident(c.key, max: EntrySchema.maxMetadataKey), c.kind != .object, forbiddenReason(str(c.key)) == nil else { return nil }
+                if c.kind == .string && c.value.count > EntrySchema.maxMetadataString { return nil }
                 meta.append(c)
             }
             // Duplicate metadata keys are refused by the general parser; sort, then compare neighbours.
@@ -225,7 +230,7 @@ extension Entry {
         // Canonical bytes.
         var w = Writer2(b: b, n: n)
         w.raw("{\"action\":"); w.quoted(action.value)
-        w.raw(",\"actor\":"); w.obj(act, ["id", "name", "type"])
+        w.raw(",\"actor\":"); w.obj(act, EntrySchema.actor)
         w.raw(",\"category\":"); w.quoted(category.value)
         if let k = slot[3] { w.raw(",\"idempotency_key\":"); w.quoted(k.value) }
         w.raw(",\"metadata\":{")
@@ -234,14 +239,14 @@ extension Entry {
             w.quoted(m.key); w.o.append(0x3A); w.value(m)
         }
         w.raw("},\"occurred_at\":"); w.quoted(occurred.value)
-        if let ob = slot[6], let kids = nested(ob, [("approval", 128, false), ("id", 128, false), ("type", 16, false)]) {
-            w.raw(",\"on_behalf_of\":"); w.obj(kids, ["approval", "id", "type"])
+        if let ob = slot[6], let kids = nested(ob, EntrySchema.onBehalfOf) {
+            w.raw(",\"on_behalf_of\":"); w.obj(kids, EntrySchema.onBehalfOf)
         }
         w.raw(",\"org\":"); w.quoted(org.value)
         w.raw(",\"outcome\":"); w.quoted(outcome.value)
         w.raw(",\"received_at\":\""); Timestamp.append(receivedAt, to: &w.o); w.o.append(0x22)
-        w.raw(",\"source\":"); w.obj(src, ["ip", "service", "session", "user_agent"])
-        w.raw(",\"target\":"); w.obj(tg, ["id", "name", "type"])
+        w.raw(",\"source\":"); w.obj(src, EntrySchema.source)
+        w.raw(",\"target\":"); w.obj(tg, EntrySchema.target)
         w.raw(",\"writer\":"); w.o.append(contentsOf: writer.canonical)
         w.raw("}")
         let o = w.o

@@ -107,11 +107,6 @@ public struct PreparedEntry: Sendable {
 
 /// Entry validation and canonicalisation.
 public enum Entry {
-    /// The members a writer may send (format-spec.md §4).
-    public static var inputMembers: [String] { topLevel }
-    static let topLevel: [String] = ["org", "category", "action", "actor", "on_behalf_of", "target", "outcome",
-                                     "source", "occurred_at", "idempotency_key", "metadata"]
-    static let serverFields: [String] = ["received_at", "writer", "seq", "hash"]
     /// Metadata keys whose values must never be stored (design §2).
     static let forbidden: [String: String] = [
         "query": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
@@ -138,11 +133,6 @@ public enum Entry {
         (1...64).contains(org.utf8.count) && org.utf8.allSatisfy(isIdentifierByte)
     }
 
-    /// Maximum metadata members.
-    public static let maxMetadataKeys = 32
-    /// Maximum length of a metadata string.
-    public static let maxMetadataString = 1024
-
     /// Validates `json` (one entry as a writer sent it) and returns it sequenced-ready.
     public static func prepare(json: [UInt8], receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
         guard json.count <= ChainFormat.maxInputSize else {
@@ -162,9 +152,9 @@ public enum Entry {
     /// Validates an already parsed entry.
     public static func prepare(value v: JSONValue, receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
         guard case .object(let members) = v else { throw EntryError("", "an entry must be a JSON object") }
-        for m in members where !topLevel.contains(m.key) {
-            if serverFields.contains(m.key) { throw EntryError(m.key, "is assigned by the server; do not send it") }
-            throw EntryError(m.key, "is not a field of an audit entry (allowed: \(topLevel.sorted().joined(separator: ", ")))")
+        for m in members where !EntrySchema.inputMembers.contains(m.key) {
+            if EntrySchema.serverMembers.contains(m.key) { throw EntryError(m.key, "is assigned by the server; do not send it") }
+            throw EntryError(m.key, "is not a field of an audit entry (allowed: \(EntrySchema.inputMembers.sorted().joined(separator: ", ")))")
         }
         func str(_ key: String, _ path: String, in obj: JSONValue, required: Bool = true, max: Int, pattern: ((UInt8) -> Bool)? = nil) throws(EntryError) -> String? {
             guard let x = obj[key] else {
@@ -179,94 +169,69 @@ public enum Entry {
             if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { throw EntryError(path, "must not contain control characters") }
             return s
         }
-        func req(_ key: String, _ path: String, in obj: JSONValue, max: Int, pattern: ((UInt8) -> Bool)? = nil) throws(EntryError) -> String {
-            guard let s = try str(key, path, in: obj, required: true, max: max, pattern: pattern) else { throw EntryError(path, "is required") }
+        let ident = Entry.isIdentifierByte
+        /// Member `t` of `obj` by the schema's row: length, alphabet, values.
+        func field(_ t: EntrySchema.Text, in obj: JSONValue, _ parent: String = "") throws(EntryError) -> String? {
+            let path = parent.isEmpty ? t.name : parent + "." + t.name
+            var pattern: ((UInt8) -> Bool)?
+            if t.identifier { pattern = { Entry.isIdentifierByte($0) } }
+            guard let s = try str(t.name, path, in: obj, required: !t.optional, max: t.maxBytes, pattern: pattern) else { return nil }
+            if let values = t.values, !values.contains(s) { throw EntryError(path, "'\(s)' must be one of \(values.joined(separator: ", "))") }
             return s
         }
-        func reqObject(_ key: String) throws(EntryError) -> JSONValue {
-            guard let o = try object(key, required: true) else { throw EntryError(key, "is required") }
-            return o
+        func required(_ t: EntrySchema.Text, in obj: JSONValue, _ parent: String = "") throws(EntryError) -> String {
+            guard let s = try field(t, in: obj, parent) else { throw EntryError(parent.isEmpty ? t.name : parent + "." + t.name, "is required") }
+            return s
         }
-        let ident = Entry.isIdentifierByte
-        func object(_ key: String, required: Bool) throws(EntryError) -> JSONValue? {
-            guard let x = v[key] else {
-                if required { throw EntryError(key, "is required") }
+        /// Object member `o` by the schema: only its members, each by its row.
+        func object(_ o: EntrySchema.Object, required: Bool) throws(EntryError) -> [String: String]? {
+            guard let x = v[o.name] else {
+                if required { throw EntryError(o.name, "is required") }
                 return nil
             }
-            guard case .object = x else { throw EntryError(key, "must be an object") }
-            return x
-        }
-        func only(_ obj: JSONValue, _ path: String, _ allowed: [String]) throws(EntryError) {
-            guard case .object(let m) = obj else { return }
-            for x in m where !allowed.contains(x.key) {
-                throw EntryError("\(path).\(x.key)", "is not allowed here (allowed: \(allowed.joined(separator: ", ")))")
+            guard case .object(let m) = x else { throw EntryError(o.name, "must be an object") }
+            for member in m where o.member(member.key) == nil {
+                throw EntryError("\(o.name).\(member.key)", "is not allowed here (allowed: \(o.names.joined(separator: ", ")))")
             }
+            var out: [String: String] = [:]
+            for t in o.members { out[t.name] = try field(t, in: x, o.name) }
+            return out
         }
 
-        let org = try req("org", "org", in: v, max: 64, pattern: ident)
-        let catText = try req("category", "category", in: v, max: 32)
-        guard let category = Category(rawValue: catText) else {
-            throw EntryError("category", "'\(catText)' is not a category (one of: \(Category.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        let action = try req("action", "action", in: v, max: 128, pattern: ident)
-        let outText = try req("outcome", "outcome", in: v, max: 16)
-        guard let outcome = Outcome(rawValue: outText) else {
-            throw EntryError("outcome", "'\(outText)' is not an outcome (one of: success, failure, denied)")
-        }
+        let org = try required(EntrySchema.org, in: v)
+        let categoryText = try required(EntrySchema.category, in: v)
+        guard let category = Category(rawValue: categoryText) else { throw EntryError("category", "'\(categoryText)' is not a category") }
+        let action = try required(EntrySchema.action, in: v)
+        let outcomeText = try required(EntrySchema.outcome, in: v)
+        guard let outcome = Outcome(rawValue: outcomeText) else { throw EntryError("outcome", "'\(outcomeText)' is not an outcome") }
 
-        let actor = try reqObject("actor")
-        try only(actor, "actor", ["type", "id", "name"])
-        let actorType = try req("type", "actor.type", in: actor, max: 16)
-        guard ["human", "agent", "service"].contains(actorType) else {
-            throw EntryError("actor.type", "'\(actorType)' must be one of human, agent, service")
-        }
-        let actorId = try req("id", "actor.id", in: actor, max: 128)
-        _ = try str("name", "actor.name", in: actor, required: false, max: 256)
-
-        let onBehalf = try object("on_behalf_of", required: false)
+        let actor = try object(EntrySchema.actor, required: true) ?? [:]
+        let actorType = actor["type"] ?? "", actorId = actor["id"] ?? ""
+        let onBehalf = try object(EntrySchema.onBehalfOf, required: false)
         if actorType == "agent" && onBehalf == nil {
             throw EntryError("on_behalf_of", "is required when the actor is an agent: name the human, service or policy whose authority it acted on")
         }
-        if let ob = onBehalf {
-            try only(ob, "on_behalf_of", ["type", "id", "approval"])
-            let t = try req("type", "on_behalf_of.type", in: ob, max: 16)
-            guard ["human", "agent", "service", "policy"].contains(t) else {
-                throw EntryError("on_behalf_of.type", "'\(t)' must be one of human, agent, service, policy")
-            }
-            _ = try str("id", "on_behalf_of.id", in: ob, max: 128)
-            _ = try str("approval", "on_behalf_of.approval", in: ob, required: false, max: 128)
-        }
-
-        let target = try reqObject("target")
-        try only(target, "target", ["type", "id", "name"])
-        _ = try str("type", "target.type", in: target, max: 64, pattern: ident)
-        _ = try str("id", "target.id", in: target, max: 256)
-        _ = try str("name", "target.name", in: target, required: false, max: 256)
-
-        let source = try reqObject("source")
-        try only(source, "source", ["service", "ip", "user_agent", "session"])
-        _ = try str("service", "source.service", in: source, max: 128, pattern: ident)
-        if let ip = try str("ip", "source.ip", in: source, required: false, max: 64), !IPAddress.isValid(ip.utf8) {
+        _ = try object(EntrySchema.target, required: true)
+        let source = try object(EntrySchema.source, required: true) ?? [:]
+        if let ip = source["ip"], !IPAddress.isValid(ip.utf8) {
             throw EntryError("source.ip", "'\(ip)' is not an IPv4 or IPv6 address")
         }
-        _ = try str("user_agent", "source.user_agent", in: source, required: false, max: 512)
-        _ = try str("session", "source.session", in: source, required: false, max: 128)
 
-        let occurred = try req("occurred_at", "occurred_at", in: v, max: 40)
+        let occurred = try required(EntrySchema.occurredAt, in: v)
         guard Timestamp.parse(occurred) != nil else {
             throw EntryError("occurred_at", "'\(occurred)' is not an RFC 3339 UTC time like 2025-03-01T12:00:00.000Z")
         }
-        let idem = try str("idempotency_key", "idempotency_key", in: v, required: false, max: 128)
+        let idem = try field(EntrySchema.idempotencyKey, in: v)
 
         var meta: [JSONMember] = []
         if let m = v["metadata"] {
             guard case .object(let mm) = m else { throw EntryError("metadata", "must be an object") }
-            guard mm.count <= maxMetadataKeys else { throw EntryError("metadata", "has \(mm.count) members; the limit is \(maxMetadataKeys)") }
+            guard mm.count <= EntrySchema.maxMetadataKeys else { throw EntryError("metadata", "has \(mm.count) members; the limit is \(EntrySchema.maxMetadataKeys)") }
             for member in mm {
                 let k = member.key, x = member.value
                 let path = "metadata.\(k)"
-                guard !k.isEmpty, k.utf8.count <= 64, k.utf8.allSatisfy(ident) else {
-                    throw EntryError(path, "metadata keys are 1–64 characters of [A-Za-z0-9_.:@/-]")
+                guard !k.isEmpty, k.utf8.count <= EntrySchema.maxMetadataKey, k.utf8.allSatisfy(ident) else {
+                    throw EntryError(path, "metadata keys are 1–\(EntrySchema.maxMetadataKey) characters of [A-Za-z0-9_.:@/-]")
                 }
                 if let why = forbiddenReason(k) { throw EntryError(path, why) }
                 try checkMetadata(x, path, depth: 0)
@@ -297,11 +262,11 @@ public enum Entry {
     static func checkMetadata(_ x: JSONValue, _ path: String, depth: Int) throws(EntryError) {
         switch x {
         case .string(let s):
-            guard s.utf8.count <= maxMetadataString else { throw EntryError(path, "is \(s.utf8.count) bytes; metadata strings are limited to \(maxMetadataString)") }
+            guard s.utf8.count <= EntrySchema.maxMetadataString else { throw EntryError(path, "is \(s.utf8.count) bytes; metadata strings are limited to \(EntrySchema.maxMetadataString)") }
             if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { throw EntryError(path, "must not contain control characters") }
         case .int, .bool, .null: break
         case .array(let a):
-            guard depth == 0, a.count <= 64 else { throw EntryError(path, "metadata arrays hold at most 64 scalars and do not nest") }
+            guard depth == 0, a.count <= EntrySchema.maxMetadataArray else { throw EntryError(path, "metadata arrays hold at most \(EntrySchema.maxMetadataArray) scalars and do not nest") }
             for (i, e) in a.enumerated() {
                 if case .array = e { throw EntryError("\(path)[\(i)]", "metadata arrays do not nest") }
                 if case .object = e { throw EntryError("\(path)[\(i)]", "metadata arrays hold scalars only") }
