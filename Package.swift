@@ -5,6 +5,7 @@ let package = Package(
     name: "auditlog",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "AuditBase", targets: ["AuditBase"]),
         .library(name: "SegmentStore", targets: ["SegmentStore"]),
         .library(name: "ChainIndex", targets: ["ChainIndex"]),
         .library(name: "Archive", targets: ["Archive"]),

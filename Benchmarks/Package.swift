@@ -22,6 +22,7 @@ let package = Package(
             name: "auditbench",
             dependencies: [
                 "CSQLite",
+                .product(name: "AuditBase", package: root),
                 .product(name: "ChainIndex", package: root),
                 .product(name: "SegmentStore", package: root),
                 .product(name: "AuditClient", package: root),
@@ -33,6 +34,7 @@ let package = Package(
             name: "AuditBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "AuditBase", package: root),
                 .product(name: "ChainIndex", package: root),
                 .product(name: "SegmentStore", package: root),
             ],

@@ -1,3 +1,4 @@
+import AuditBase
 import Benchmark
 import ChainIndex
 import Foundation
