@@ -113,8 +113,8 @@ public final class Archiver: @unchecked Sendable {
             manifest_note: String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.signature), as: UTF8.self),
             orgs: manifest.orgs, purged_at: nil, tombstone: nil, manifest: String(decoding: mbytes, as: UTF8.self))
         let segDir = ledger.store.directory
-        try stub.save(segDir + "/" + SegmentNames.archived(info.segment))
-        try ledger.store.markArchived(info.segment, bundle: name)
+        try stub.save(segDir + "/" + ArchivedStub.fileName(info.segment))
+        try ledger.store.retire(info.segment, path: segDir + "/" + ArchivedStub.fileName(info.segment), label: name, hint: ArchivedStub.hint(bundle: name))
         ledger.index.addArchived(stub)
         try FileOps.unlink(segDir + "/" + SegmentNames.sealed(info.segment))
         try FileOps.unlink(DataDirectory(ledger.directory).index + "/" + OrgIndex.fileName(info.segment))
@@ -236,7 +236,7 @@ public final class Archiver: @unchecked Sendable {
         let segDir = ledger.store.directory
         var purged: [PurgeDecision] = []
         for var d in eligible {
-            let path = segDir + "/" + SegmentNames.archived(d.segment)
+            let path = segDir + "/" + ArchivedStub.fileName(d.segment)
             var stub = try ArchivedStub.load(path)
             let at = Timestamp.format(Int64(clock().timeIntervalSince1970 * 1000))
             stub.tombstone = try ledger.sign(ArchivedStub.tombstoneText(origin: ledger.origin, segment: stub.segment, firstSeq: stub.first_seq,
@@ -267,7 +267,7 @@ public final class Archiver: @unchecked Sendable {
         let manifest = try ArchiveBundle.verify(directory: dir, verifier: verifier)
         try BundlePlacement.check(name: name, dir: dir, manifest: manifest, dataDir: dataDir, verifier: verifier)
         let segDir = DataDirectory(dataDir).segments
-        let stubPath = segDir + "/" + SegmentNames.archived(manifest.segment)
+        let stubPath = segDir + "/" + ArchivedStub.fileName(manifest.segment)
         let hotPath = segDir + "/" + SegmentNames.sealed(manifest.segment)
         if FileOps.exists(hotPath) { throw LedgerError("segment \(manifest.segment) is already in the hot tier") }
         let stub = try ArchivedStub.load(stubPath)

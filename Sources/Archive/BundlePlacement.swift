@@ -13,7 +13,7 @@ public enum BundlePlacement {
         guard name == BundleFiles.name(m.segment) else {
             throw BundleError(file: dir, reason: "holds the bundle of segment \(m.segment) (\(BundleFiles.name(m.segment))), not of the segment its name says: it was moved or swapped")
         }
-        let stubPath = DataDirectory(dataDir).segments + "/" + SegmentNames.archived(m.segment)
+        let stubPath = DataDirectory(dataDir).segments + "/" + ArchivedStub.fileName(m.segment)
         if FileOps.exists(stubPath) {
             let stub = try ArchivedStub.load(stubPath)
             try stub.checkNote(verifier: verifier)

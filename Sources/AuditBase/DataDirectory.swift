@@ -3,8 +3,8 @@ import Foundation
 /// The layout of a data directory (format-spec.md §1), named in one place as leveldb's
 /// `filename.cc` names its files: the daemon, the tools and every layer ask it for a path
 /// instead of joining names of their own. Inside a subdirectory, its owner names its files
-/// (`SegmentNames`, `OrgIndex.fileName`, the tree's levels, the checkpoint log's two files, the
-/// archive tier's stubs and restore markers).
+/// (`SegmentNames`, `OrgIndex.fileName`, the tree's levels, the checkpoint log's two files, and
+/// the markers other tiers leave beside segments).
 public struct DataDirectory: Sendable, Hashable, CustomStringConvertible {
     /// The directory itself.
     public let path: String
@@ -16,7 +16,7 @@ public struct DataDirectory: Sendable, Hashable, CustomStringConvertible {
     public var lock: String { path + "/LOCK" }
     /// `log.json`: the log's public identity (origin, verifier key).
     public var info: String { path + "/log.json" }
-    /// `segments/`: open and sealed segments (and the archive tier's stubs beside them).
+    /// `segments/`: open and sealed segments (and the markers of those that left).
     public var segments: String { path + "/segments" }
     /// `tree/`: the stored Merkle tree levels.
     public var tree: String { path + "/tree" }

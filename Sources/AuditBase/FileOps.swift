@@ -120,7 +120,7 @@ public enum FileOps {
         return out
     }
 
-    /// The whole of a small file (a stub, a manifest, a JSON settings file): nil when it does
+    /// The whole of a small file (a marker, a manifest, a JSON settings file): nil when it does
     /// not exist; an error when it cannot be read or is larger than `limit` bytes (a reader
     /// never allocates from a size it has not checked).
     public static func readFile(_ path: String, limit: Int = 16 << 20) throws(StoreError) -> [UInt8]? {
@@ -246,7 +246,7 @@ public enum FileOps {
     /// Never copy `ent.pointee.d_name`: the kernel packs entries by their real length, so the
     /// last entry of readdir's buffer can end a few bytes after its name, and a copy of the
     /// declared 256-byte array reads past the buffer (a SIGSEGV when that is the end of a
-    /// mapped heap: `auditctl verify` crashed so about one run in twenty).
+    /// mapped heap: the verifier crashed so about one run in twenty).
     static func entryName(_ ent: UnsafePointer<dirent>) -> String {
         let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name) ?? 19
         return String(cString: UnsafeRawPointer(ent).advanced(by: offset).assumingMemoryBound(to: CChar.self))

@@ -15,8 +15,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case notFound = "not found"
         /// A caller passed something the store refuses.
         case invalidArgument = "invalid argument"
-        /// The entries are in the archive tier, not the hot tier.
-        case archived = "archived"
+        /// The entries left this directory (the error says where, and how to get them back).
+        case retired = "not here"
         /// Any other operating-system error.
         case io = "I/O error"
     }
@@ -45,9 +45,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         switch code {
         case .diskFull: s += "; free space on the data volume, then retry (nothing acknowledged was lost)"
         case .permission: s += "; check the owner and mode of the data directory"
-        case .corrupt: s += "; run `auditctl verify` on the data directory and restore the file from the archive tier"
-        case .locked: s += "; stop the other process (auditd or auditctl) using this directory first"
-        case .archived: s += "; bring it back with `auditctl archive restore`"
+        case .corrupt: s += "; verify the whole directory and restore the damaged file from a copy"
+        case .locked: s += "; stop the other process using this directory first"
         default: break
         }
         return s

@@ -248,12 +248,11 @@ public enum SegmentNames {
     public static func open(_ n: UInt64) -> String { digits(n) + ".open" }
     /// `00000000000000000007.seg`
     public static func sealed(_ n: UInt64) -> String { digits(n) + ".seg" }
-    /// `00000000000000000007.archived`: the stub an archived segment leaves behind.
-    public static func archived(_ n: UInt64) -> String { digits(n) + ".archived" }
     /// `00000000000000000007.seg.tmp`
     public static func sealing(_ n: UInt64) -> String { digits(n) + ".seg.tmp" }
 
-    static func digits(_ n: UInt64) -> String {
+    /// `00000000000000000007`: the number part every file of segment 7 shares.
+    public static func digits(_ n: UInt64) -> String {
         let s = String(n)
         return String(repeating: "0", count: max(0, 20 - s.count)) + s
     }

@@ -32,8 +32,36 @@ public enum SegmentState: String, Sendable {
     case rotated
     /// Sealed: immutable, mode 0444.
     case sealed
-    /// Moved to the archive tier: only a stub (`N.archived`) remains in the hot tier.
-    case archived
+    /// Retired: its records left this directory, as the store's caller said (`RetiredSegment`).
+    case retired
+}
+
+/// A segment whose records left the store's directory, named by the store's caller (which
+/// keeps its own marker of where they went): the store keeps its place in the sequence, and
+/// reads of it say it was retired instead of finding a gap.
+public struct RetiredSegment: Sendable, Equatable {
+    /// The segment number.
+    public var segment: UInt64
+    /// First sequence number.
+    public var firstSeq: UInt64
+    /// One past the last.
+    public var endSeq: UInt64
+    /// The caller's marker file, named in errors.
+    public var path: String
+    /// Where the records went, opaque to the store (kept in `SegmentInfo.label`).
+    public var label: String
+    /// What a reader can do to get them back, appended to errors about them.
+    public var hint: String
+
+    /// A retired segment.
+    public init(segment: UInt64, firstSeq: UInt64, endSeq: UInt64, path: String, label: String, hint: String) {
+        self.segment = segment
+        self.firstSeq = firstSeq
+        self.endSeq = endSeq
+        self.path = path
+        self.label = label
+        self.hint = hint
+    }
 }
 
 /// A segment as listed by the store.
@@ -48,17 +76,25 @@ public struct SegmentInfo: Sendable, Equatable {
     public var firstSeq: UInt64
     /// One past the last sequence number it holds.
     public var endSeq: UInt64
-    /// For an archived segment, the bundle that holds it.
-    public var bundle: String? = nil
+    /// For a retired segment, where its records went (`RetiredSegment.label`).
+    public var label: String? = nil
+    /// For a retired segment, how to get its records back (`RetiredSegment.hint`).
+    public var hint: String? = nil
 
     /// A segment's description.
-    public init(segment: UInt64, state: SegmentState, path: String, firstSeq: UInt64, endSeq: UInt64, bundle: String? = nil) {
+    public init(segment: UInt64, state: SegmentState, path: String, firstSeq: UInt64, endSeq: UInt64, label: String? = nil, hint: String? = nil) {
         self.segment = segment
         self.state = state
         self.path = path
         self.firstSeq = firstSeq
         self.endSeq = endSeq
-        self.bundle = bundle
+        self.label = label
+        self.hint = hint
+    }
+
+    /// What a read of this retired segment is told.
+    var retiredMessage: String {
+        "entries \(firstSeq)..<\(endSeq) (segment \(segment)) were retired from this directory to \(label ?? "?")" + (hint.map { "; \($0)" } ?? "")
     }
 }
 
@@ -90,36 +126,40 @@ public final class SegmentStore: @unchecked Sendable {
     private var cache: [(UInt64, SealedSegment)] = []
     private static let cacheSize = 64
 
-    /// Opens (or creates) the store in `directory`, recovering the open segment.
+    /// Opens (or creates) the store in `directory`, recovering the open segment. `retired`
+    /// names the segments whose records left the directory (a sealed file present for one of
+    /// them wins: its move out did not finish, or it came back). The segments, retired or not,
+    /// must continue one another from segment 0 at sequence 0: a caller that forgets a retired
+    /// one is told a segment is missing, never served a log that starts later.
     ///
     /// Recovery (format-spec.md §2.5): 1. remove `*.seg.tmp` and `*.open.tmp` (a seal or a
     /// segment creation that never reached its rename); 2. remove an open file whose sealed file exists (the seal committed);
     /// 3. reopen older open files strictly (they were synced before rotation); 4. reopen the
     /// newest open file, cutting a torn tail; 5. check the segments continue one another.
     /// Sealed files are only read, never written.
-    public init(directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false) throws(StoreError) {
+    public init(directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false, retired: [RetiredSegment] = []) throws(StoreError) {
         self.directory = directory
         self.options = options
         self.readOnly = readOnly
         if !readOnly { try FileOps.makeDirectory(directory) }
         var sealedNums: [UInt64] = []
         var openNums: [UInt64] = []
-        var archivedNums: [UInt64] = []
         for name in try FileOps.list(directory) {
             guard let (n, suffix) = SegmentNames.parse(name) else { continue }
             switch suffix {
             case "seg.tmp", "open.tmp": if !readOnly { try FileOps.unlink(directory + "/" + name) }
             case "seg": sealedNums.append(n)
             case "open": openNums.append(n)
-            case "archived": archivedNums.append(n)
             default: continue
             }
         }
         sealedNums.sort()
         openNums.sort()
-        // A sealed or archived segment's open file is stale: its seal committed (and maybe an
-        // archive move after it) before the unlink of the open file happened.
-        let sealedSet = Set(sealedNums).union(archivedNums)
+        let hot = Set(sealedNums)
+        let away = retired.filter { !hot.contains($0.segment) }
+        // A sealed or retired segment's open file is stale: its seal committed (and maybe its
+        // retirement after it) before the unlink of the open file happened.
+        let sealedSet = hot.union(away.map(\.segment))
         if !readOnly {
             for n in openNums where sealedSet.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.open(n)) }
             try FileOps.fsyncDirectory(directory)
@@ -128,12 +168,12 @@ public final class SegmentStore: @unchecked Sendable {
 
         var infos: [SegmentInfo] = []
         for n in sealedNums { infos.append(try Self.peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
-        // A stub beside a hot copy means a move or a restore did not finish: the hot copy wins.
-        let hot = Set(sealedNums)
-        for n in archivedNums where !hot.contains(n) {
-            infos.append(try Self.readStub(directory + "/" + SegmentNames.archived(n), segment: n))
+        for r in away {
+            guard r.endSeq > r.firstSeq else {
+                throw StoreError(.corrupt, "retired segment \(r.segment) is named with no entries (\(r.firstSeq)..<\(r.endSeq))", path: r.path)
+            }
+            infos.append(SegmentInfo(segment: r.segment, state: .retired, path: r.path, firstSeq: r.firstSeq, endSeq: r.endSeq, label: r.label, hint: r.hint))
         }
-        if !readOnly { for n in archivedNums where hot.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.archived(n)) } }
         infos.sort { $0.segment < $1.segment }
         var rot: [(OpenSegment, [BlockRef])] = []
         var report: RecoveryReport?
@@ -143,16 +183,16 @@ public final class SegmentStore: @unchecked Sendable {
             let (seg, rep) = try OpenSegment.recover(path: directory + "/" + SegmentNames.open(n), expectedSegment: n, allowCut: isLast, readOnly: readOnly)
             if isLast { openSeg = seg; report = rep } else { rot.append((seg, seg.blocks)) }
         }
-        // Check that segment numbers and sequence ranges continue one another.
-        var expectedSeq: UInt64 = infos.first?.firstSeq ?? rot.first?.0.firstSeq ?? openSeg?.firstSeq ?? 0
-        var expectedNum: UInt64? = nil
+        // Check that segment numbers and sequence ranges continue one another, from 0.
+        var expectedSeq: UInt64 = 0
+        var expectedNum: UInt64? = 0
         let chain: [(UInt64, UInt64, UInt64, String)] =
             infos.map { ($0.segment, $0.firstSeq, $0.endSeq, $0.path) }
             + rot.map { ($0.0.segment, $0.0.firstSeq, $0.0.nextSeq, $0.0.path) }
             + (openSeg.map { [($0.segment, $0.firstSeq, $0.nextSeq, $0.path)] } ?? [])
         for (num, first, end, path) in chain {
             if let e = expectedNum, num != e {
-                throw StoreError(.corrupt, "segment \(e) is missing (found \(num) next)", path: path)
+                throw StoreError(.corrupt, "segment \(e) is missing (found \(num) next)" + (e == 0 ? "; segments that left the directory must be named as retired when it is opened" : ""), path: path)
             }
             guard first == expectedSeq else {
                 throw StoreError(.corrupt, "segment starts at sequence \(first) but the previous one ends before \(expectedSeq): a segment is missing, truncated or swapped", path: path, offset: 24)
@@ -174,35 +214,26 @@ public final class SegmentStore: @unchecked Sendable {
         durableEnd = open.nextSeq
     }
 
-    /// Reads an archived-segment stub: a JSON object whose `segment`, `first_seq`, `end_seq` and
-    /// `bundle` members the store uses (the archive tier owns the rest; format-spec.md §12).
-    static func readStub(_ path: String, segment: UInt64) throws(StoreError) -> SegmentInfo {
-        guard let d = try FileOps.readFile(path, limit: 1 << 20),
-              let o = try? JSONSerialization.jsonObject(with: Data(d)) as? [String: Any],
-              let seg = (o["segment"] as? NSNumber)?.uint64Value, let first = (o["first_seq"] as? NSNumber)?.uint64Value,
-              let end = (o["end_seq"] as? NSNumber)?.uint64Value, let bundle = o["bundle"] as? String, seg == segment, end > first
-        else { throw StoreError(.corrupt, "archived-segment stub is unreadable", path: path, offset: 0) }
-        return SegmentInfo(segment: segment, state: .archived, path: path, firstSeq: first, endSeq: end, bundle: bundle)
-    }
-
-    /// Marks sealed segment `n` as archived in `bundle` (once its stub is durable), so reads of
-    /// it name the bundle. The caller then removes its hot files.
-    public func markArchived(_ n: UInt64, bundle: String) throws(StoreError) {
+    /// Retires sealed segment `n` (once the caller's marker at `path` is durable), so reads of
+    /// it say where its records went. The caller then removes its hot files.
+    public func retire(_ n: UInt64, path: String, label: String, hint: String) throws(StoreError) {
         let ok: Bool = lock.withLock {
             guard let i = sealed.firstIndex(where: { $0.segment == n }), sealed[i].state == .sealed else { return false }
-            sealed[i].state = .archived
-            sealed[i].bundle = bundle
-            sealed[i].path = directory + "/" + SegmentNames.archived(n)
+            sealed[i].state = .retired
+            sealed[i].label = label
+            sealed[i].hint = hint
+            sealed[i].path = path
             cache.removeAll { $0.0 == n }
             return true
         }
         guard ok else { throw StoreError(.invalidArgument, "segment \(n) is not a sealed hot segment", path: directory) }
     }
 
-    /// Picks up segments restored into the hot tier (`N.seg` present again), by this or another process.
+    /// Picks up retired segments whose sealed file is back (`N.seg` present again, put there by
+    /// this or another process).
     @discardableResult
-    public func refreshArchived() throws(StoreError) -> [SegmentInfo] {
-        let candidates = lock.withLock { sealed.filter { $0.state == .archived } }
+    public func reinstateReturned() throws(StoreError) -> [SegmentInfo] {
+        let candidates = lock.withLock { sealed.filter { $0.state == .retired } }
         var restored: [SegmentInfo] = []
         for c in candidates where FileOps.exists(directory + "/" + SegmentNames.sealed(c.segment)) {
             let info = try Self.peekSealed(directory + "/" + SegmentNames.sealed(c.segment), segment: c.segment)
@@ -370,8 +401,8 @@ public final class SegmentStore: @unchecked Sendable {
             return nil
         }
         guard let loc else { throw StoreError(.notFound, "sequence number \(seq) is not stored (the log ends before \(endSeq))") }
-        if case .sealed(let info) = loc, info.state == .archived {
-            throw StoreError(.archived, "entry \(seq) is in segment \(info.segment), archived in bundle \(info.bundle ?? "?")", path: info.path)
+        if case .sealed(let info) = loc, info.state == .retired {
+            throw StoreError(.retired, "entry \(seq) is not here: " + info.retiredMessage, path: info.path)
         }
         return loc
     }
@@ -472,8 +503,8 @@ public final class SegmentStore: @unchecked Sendable {
         guard from < end else { return }
         for info in segments() where info.endSeq > from && info.firstSeq < end {
             switch info.state {
-            case .archived:
-                throw StoreError(.archived, "entries \(info.firstSeq)..<\(info.endSeq) are archived in bundle \(info.bundle ?? "?")", path: info.path)
+            case .retired:
+                throw StoreError(.retired, info.retiredMessage, path: info.path)
             case .sealed:
                 for r in try sealedSegment(info).readAll() where r.seq >= from && r.seq < end {
                     if try !body(r) { return }

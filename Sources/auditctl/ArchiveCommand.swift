@@ -246,5 +246,5 @@ struct Retention: AsyncParsableCommand {
 
 /// The latest `received_at` of the archived segments, from their stubs' signed summaries.
 func archivedUntil(_ store: SegmentStore) throws -> Int64? {
-    try store.segments().filter { $0.state == .archived }.compactMap { try ArchivedStub.load($0.path).orgs.map(\.max_time).max() }.max()
+    try store.segments().filter { $0.state == .retired }.compactMap { try ArchivedStub.load($0.path).orgs.map(\.max_time).max() }.max()
 }

@@ -67,9 +67,9 @@ struct VerificationService: Service {
             cpOffset = next
             lastSize = more.last?.size ?? lastSize
             checker.addCheckpoints(more)
-            try ledger.store.refreshArchived()
+            try ledger.store.reinstateReturned()
             try ledger.index.refreshRestored(ledger.store.segments())
-            let sealedEnd = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
+            let sealedEnd = ledger.store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
             let failure = try checker.checkSegments(upTo: sealedEnd, verifier: ledger.verifier)
             metrics.verifyRuns.increment()
             metrics.verifiedEntries.record(Int64(checker.position))

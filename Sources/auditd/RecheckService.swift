@@ -63,7 +63,7 @@ final class RecheckService: Service, @unchecked Sendable {
             let cps = try ledger.checkpoints.verified(verifier: ledger.verifier).0
             var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: cps, checkpointPath: cpPath)
             checker.indexDirectory = DataDirectory(ledger.directory).index
-            let end = ledger.store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
+            let end = ledger.store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
             let bytesPerEntry = max(1.0, Double(ledger.store.segments().filter { $0.state == .sealed }.reduce(0) { $0 + max(0, fileSize($1.path)) })
                 / Double(max(1, end)))
             var paced = ContinuousClock.now

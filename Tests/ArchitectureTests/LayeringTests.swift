@@ -131,3 +131,27 @@ import Testing
         return out
     }
 }
+
+/// The storage engine knows bytes, sequence numbers and files: not the archive tier, orgs or
+/// the command line, which live above it. (The foundation names no tier or command either.)
+@Suite struct StorageKnowsNothingAboveItTests {
+    static let words: [String: [String]] = [
+        "SegmentStore": ["archiv", "stub", "bundle", "auditctl", "auditd", " org", "org'", "orgs"],
+        "AuditBase": ["archiv", "stub", "bundle", "auditctl"],
+    ]
+
+    @Test func noStorageFileMentionsAHigherConcern() throws {
+        var found: [String] = []
+        for (target, words) in Self.words.sorted(by: { $0.key < $1.key }) {
+            let dir = LayeringTests.root.appendingPathComponent("Sources/\(target)")
+            for file in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where file.hasSuffix(".swift") {
+                let lines = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+                for (i, line) in lines.enumerated() {
+                    let lower = line.lowercased()
+                    for w in words where lower.contains(w) { found.append("\(target)/\(file):\(i + 1) mentions \"\(w.trimmingCharacters(in: .whitespaces))\": \(line.trimmingCharacters(in: .whitespaces))") }
+                }
+            }
+        }
+        #expect(found.isEmpty, "\(found.joined(separator: "\n"))")
+    }
+}

@@ -125,7 +125,7 @@ import Glibc
         (s, out) = try ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")
         // Each operator action is in the log, in the affected org's chain.
-        let store = try SegmentStore(directory: DataDirectory(data).segments, readOnly: true)
+        let store = try Ledger.segmentStore(data, readOnly: true)
         var actions: [String] = []
         try store.scan(from: 400) { r in
             let p = try RecordPayload(bytes: r.payload)

@@ -42,7 +42,7 @@ import SegmentStore
         let c = clock
         let archiver = Archiver(ledger: l, backend: try LocalDirectoryBackend(root: archiveDir), clock: { c.now })
         #expect(try archiver.run(hotWindow: 30 * 86400).count == 3)
-        #expect(l.store.segments().filter { $0.state == .archived }.count == 3)
+        #expect(l.store.segments().filter { $0.state == .retired }.count == 3)
         let dir = l.directory
         _ = try RetentionPolicy.extend(dir: dir, org: "org_c", years: 10)
         let hold = try LegalHolds.create(dir: dir, org: "org_b", from: nil, to: nil, reason: "litigation 2026-17", authority: "General Counsel", now: clock.now)
@@ -66,7 +66,7 @@ import SegmentStore
         #expect(purged.map(\.segment) == [0])
         #expect(audited.map(\.segment) == [0])
         #expect(!FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(0)))
-        let stub = try ArchivedStub.load(DataDirectory(dir).segments + "/" + SegmentNames.archived(0))
+        let stub = try ArchivedStub.load(DataDirectory(dir).segments + "/" + ArchivedStub.fileName(0))
         #expect(stub.purged_at != nil && stub.tombstone != nil)
 
         // The chain still verifies across the purged gap and the archived segments.
@@ -83,7 +83,7 @@ import SegmentStore
         #expect(ranges.map(\.purged) == [true, false])
         #expect(again.archivedRanges(org: "org_c").map(\.segment) == [1])
         let e = #expect(throws: StoreError.self) { try again.entry(seq: 45) }
-        #expect(e?.code == .archived && e?.message.contains(BundleFiles.name(1)) == true)
+        #expect(e?.code == .retired && e?.message.contains(BundleFiles.name(1)) == true)
         try again.close()
 
         // Ten years on, org_c's bundle goes too; org_b's 2022 bundle waits until 2029.
@@ -108,7 +108,7 @@ import SegmentStore
 
         let m = try Archiver.restore(dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: name)
         #expect(m.segment == 1)
-        try l.store.refreshArchived()
+        try l.store.reinstateReturned()
         try l.index.refreshRestored(l.store.segments())
         #expect(try l.entries(seqs: [seg1.firstSeq, seg1.firstSeq + 5]) == before)
         #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)
@@ -194,7 +194,7 @@ import SegmentStore
         defer { try? FileManager.default.removeItem(atPath: root) }
         _ = try LegalHolds.create(dir: l.directory, org: "org_b", from: nil, to: nil, reason: "litigation", authority: "GC", now: Date())
         // The attacker drops org_b from segment 0's stub (org_a + org_b).
-        let path = DataDirectory(l.directory).segments + "/" + SegmentNames.archived(0)
+        let path = DataDirectory(l.directory).segments + "/" + ArchivedStub.fileName(0)
         var stub = try ArchivedStub.load(path)
         stub.orgs.removeAll { $0.org == "org_b" }
         try stub.save(path)
@@ -216,7 +216,7 @@ import SegmentStore
         }
         for n in 0..<3 as Range<UInt64> {
             #expect(FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(n)))
-            #expect(try ArchivedStub.load(DataDirectory(l.directory).segments + "/" + SegmentNames.archived(n)).purged_at == nil)
+            #expect(try ArchivedStub.load(DataDirectory(l.directory).segments + "/" + ArchivedStub.fileName(n)).purged_at == nil)
         }
         try l.close()
     }

@@ -20,7 +20,7 @@ import SegmentStore
         return (root, data, archive)
     }
 
-    func stubPath(_ data: String, _ n: UInt64) -> String { DataDirectory(data).segments + "/" + SegmentNames.archived(n) }
+    func stubPath(_ data: String, _ n: UInt64) -> String { DataDirectory(data).segments + "/" + ArchivedStub.fileName(n) }
 
     /// Rewrites stub `n` with `edit` applied to its JSON object.
     func editStub(_ data: String, _ n: UInt64, _ edit: (inout [String: Any]) -> Void) throws {

@@ -115,7 +115,7 @@ import TestSupport
         #expect(throws: StoreError.self) { try l.entry(seq: seg1.firstSeq) }
         let m = try Archiver.restore(dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: names[1])
         #expect(m.segment == 1)
-        try l.store.refreshArchived()
+        try l.store.reinstateReturned()
         try l.index.refreshRestored(l.store.segments())
         #expect(try l.entry(seq: seg1.firstSeq).seq == seg1.firstSeq)
         #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)

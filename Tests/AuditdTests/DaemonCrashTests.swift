@@ -63,7 +63,7 @@ import Glibc
             }
         }
         #expect(ackedSeq.count == writers * perWriter, "every entry acknowledged (\(ackedSeq.count))")
-        let store = try SegmentStore(directory: DataDirectory(d.data).segments, readOnly: true)
+        let store = try Ledger.segmentStore(d.data, readOnly: true)
         var keyAt: [String: [UInt64]] = [:]
         try store.scan { r in
             let p = try RecordPayload(bytes: r.payload)

@@ -159,8 +159,9 @@ public enum FuzzHarness {
         let rest = UnsafeRawBufferPointer(rebasing: input.dropFirst())
         switch first % 5 {
         case 0:
-            let dir = Scratch.directory(with: SegmentNames.archived(0), rest)
-            _ = try? ArchivedStub.load(dir + "/" + SegmentNames.archived(0))
+            let dir = Scratch.directory(with: ArchivedStub.fileName(0), rest)
+            _ = try? ArchivedStub.load(dir + "/" + ArchivedStub.fileName(0))
+            _ = try? ArchivedStub.retired(inSegments: dir, readOnly: true)
         case 1:
             _ = try? JSONDecoder().decode(BundleManifest.self, from: Data(rest))
         case 2:

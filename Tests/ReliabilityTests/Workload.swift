@@ -93,7 +93,7 @@ struct Workload {
         step("restore") {
             if let bundle {
                 _ = try Archiver.restore(dataDir: data, backend: backend, verifier: signer.verifier, bundle: bundle)
-                try l.index.refreshRestored(try l.store.refreshArchived())
+                try l.index.refreshRestored(try l.store.reinstateReturned())
             }
         }
         append(4)
@@ -132,7 +132,7 @@ struct Workload {
                 if leaf != r.hash { bad.append("acknowledged entry \(r.seq) has another hash") }
                 let e = try l.entry(seq: r.seq)
                 if e.hash != r.hash { bad.append("acknowledged entry \(r.seq) reads back altered") }
-            } catch let e as StoreError where e.code == .archived {
+            } catch let e as StoreError where e.code == .retired {
                 // In the archive tier (or purged): its leaf, checked above, still proves it.
             } catch {
                 bad.append("acknowledged entry \(r.seq) cannot be read: \(error)")

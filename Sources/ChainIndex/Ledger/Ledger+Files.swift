@@ -93,3 +93,13 @@ extension Ledger {
         return (s.end, s.orgs)
     }
 }
+
+extension Ledger {
+    /// The segment store of data directory `dir`, opened with the segments the archive tier
+    /// retired (its stubs): the one way the layers above open segments.
+    public static func segmentStore(_ dir: String, options: SegmentStoreOptions = .init(), readOnly: Bool) throws -> SegmentStore {
+        let segments = DataDirectory(dir).segments
+        let retired = FileOps.exists(segments) ? try ArchivedStub.retired(inSegments: segments, readOnly: readOnly) : []
+        return try SegmentStore(directory: segments, options: options, readOnly: readOnly, retired: retired)
+    }
+}

@@ -35,7 +35,7 @@ extension Ledger {
     public static func entry(inDirectory dir: String, seq: UInt64) throws -> StoredEntry {
         let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
         guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
-        let store = try SegmentStore(directory: DataDirectory(dir).segments, readOnly: true)
+        let store = try segmentStore(dir, readOnly: true)
         return try rebuild(try store.read(seq: seq), tree: tree, store: store)
     }
 

@@ -12,7 +12,7 @@ extension Ledger {
         let path = DataDirectory(directory).orgState
         let segments = store.segments()
         // The end of the archived prefix: below it, only the tree holds the leaves.
-        let archivedEnd = segments.prefix { $0.state == .archived }.last?.endSeq ?? 0
+        let archivedEnd = segments.prefix { $0.state == .retired }.last?.endSeq ?? 0
         var (end, orgs) = try loadOrgState(path)
         if end == 0 || end < archivedEnd {
             // Missing or damaged snapshot: derive it. It is derived data, so this loses nothing.
@@ -25,7 +25,7 @@ extension Ledger {
         guard tree.size >= archivedEnd else {
             throw LedgerError("the tree files hold \(tree.size) leaves, but archived segments need the first \(archivedEnd): the missing leaf hashes are in the bundles' leaves.hashes (restore the segments with `auditctl archive restore`, or the tree directory from a backup); nothing was cut")
         }
-        let (_, atArchived) = try deriveOrgState(segments: Array(segments.prefix { $0.state == .archived }), index: index)
+        let (_, atArchived) = try deriveOrgState(segments: Array(segments.prefix { $0.state == .retired }), index: index)
         return (try TreeStore(directory: DataDirectory(directory).tree, maxSize: archivedEnd), archivedEnd, atArchived)
     }
 
@@ -37,7 +37,7 @@ extension Ledger {
         var orgs: [String: (UInt64, UInt64)] = [:]
         for info in segments {
             switch info.state {
-            case .archived:
+            case .retired:
                 for o in try ArchivedStub.load(info.path).orgs { orgs[o.org] = (o.count_after, o.last_seq) }
             case .sealed:
                 guard let summary = try? index.orgStates(segment: info.segment) else { return (end, orgs) }
@@ -54,7 +54,7 @@ extension Ledger {
     /// §5.1): read from the entry, or from its stub's signed summary when it is archived.
     static func lastReceivedAt(_ segs: SegmentStore) throws -> Int64 {
         guard segs.endSeq > 0 else { return 0 }
-        if let last = segs.segments().last(where: { $0.firstSeq < $0.endSeq }), last.state == .archived {
+        if let last = segs.segments().last(where: { $0.firstSeq < $0.endSeq }), last.state == .retired {
             return try ArchivedStub.load(last.path).orgs.map(\.max_time).max() ?? 0
         }
         let p = try RecordPayload(bytes: try segs.read(seq: segs.endSeq - 1).payload)

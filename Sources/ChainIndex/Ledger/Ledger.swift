@@ -81,18 +81,18 @@ public final class Ledger: @unchecked Sendable {
             let info = try Self.loadOrCreateInfo(directory: directory, signer: signer)
             origin = info.origin
             verifier = signer.verifier
-            let segs = try SegmentStore(directory: DataDirectory(directory).segments, options: options.store)
+            let segs = try Self.segmentStore(directory, options: options.store, readOnly: false)
             store = segs
             let restored = try FileOps.list(DataDirectory(directory).segments).compactMap { name -> UInt64? in
                 guard let (n, suffix) = SegmentNames.parse(name), suffix == "restored" else { return nil }
                 return n
             }
-            let archived = Set(segs.segments().filter { $0.state == .archived }.map(\.segment))
+            let archived = Set(segs.segments().filter { $0.state == .retired }.map(\.segment))
             let idx = try OrgIndex(directory: DataDirectory(directory).index, readOnly: false, restored: restored, archived: archived)
             index = idx
             checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: signer.verifier)
 
-            for info in store.segments() where info.state == .archived {
+            for info in store.segments() where info.state == .retired {
                 idx.addArchived(try ArchivedStub.load(info.path))
             }
             let (t, start, snapOrgs) = try Self.recoveryStart(directory: directory, store: segs, index: idx)
@@ -100,7 +100,7 @@ public final class Ledger: @unchecked Sendable {
             for (o, (count, last)) in snapOrgs { orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last)) }
             tree = t
             let sealedInfos = store.segments().filter { $0.state == .sealed }
-            let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .archived }.last?.endSeq ?? 0
+            let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
             var atSealed = start >= sealedEnd ? snapOrgs : [:]
             var replayed: UInt64 = 0
             var leaves: [Hash] = []

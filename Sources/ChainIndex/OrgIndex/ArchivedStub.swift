@@ -3,9 +3,11 @@ import Foundation
 import SegmentStore
 
 /// What stays in the hot tier when a sealed segment moves to the archive (format-spec.md §12.3):
-/// `segments/N.archived`, a JSON object. The segment store reads `segment`, `first_seq`,
-/// `end_seq` and `bundle`; the chain checker reads the per-org summary, which is also in the
-/// bundle's signed manifest (`manifest_note` signs `manifest_sha256`), so it is checked, not trusted.
+/// `segments/N.archived`, a JSON object, and the only reader of it. The segment store knows
+/// nothing of it: `retired(inSegments:readOnly:)` tells it which segments left (`segment`,
+/// `first_seq`, `end_seq`, `bundle`); the chain checker reads the per-org summary, which is also
+/// in the bundle's signed manifest (`manifest_note` signs `manifest_sha256`), so it is checked,
+/// not trusted.
 public struct ArchivedStub: Codable, Sendable, Equatable {
     /// One org's entries in the segment.
     public struct OrgSummary: Codable, Sendable, Equatable {
@@ -79,6 +81,39 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
         do { return try JSONDecoder().decode(ArchivedStub.self, from: d) } catch {
             throw StoreError(.corrupt, "archived-segment stub is malformed: \(error)", path: path, offset: 0)
         }
+    }
+
+    /// `00000000000000000007.archived`: the stub's name in the segments directory.
+    public static func fileName(_ segment: UInt64) -> String { SegmentNames.digits(segment) + ".archived" }
+
+    /// What a reader of an entry archived in `bundle` is told.
+    public static func hint(bundle: String) -> String { "it is archived in bundle \(bundle); bring it back with `auditctl archive restore`" }
+
+    /// The segments the stubs in `segments` (a data directory's `segments/`) retire, for the
+    /// segment store to open with. A stub beside its segment's sealed file means a move or a
+    /// restore did not finish: the hot copy wins, and the stub is removed unless `readOnly`.
+    public static func retired(inSegments segments: String, readOnly: Bool) throws -> [RetiredSegment] {
+        var out: [RetiredSegment] = []
+        var removed = false
+        for name in try FileOps.list(segments).sorted() {
+            guard let (n, suffix) = SegmentNames.parse(name), suffix == "archived" else { continue }
+            let path = segments + "/" + name
+            if FileOps.exists(segments + "/" + SegmentNames.sealed(n)) {
+                if !readOnly {
+                    try FileOps.unlink(path)
+                    removed = true
+                }
+                continue
+            }
+            let stub = try load(path)
+            guard stub.segment == n, stub.end_seq > stub.first_seq else {
+                throw StoreError(.corrupt, "archived-segment stub names segment \(stub.segment) [\(stub.first_seq), \(stub.end_seq))", path: path, offset: 0)
+            }
+            out.append(RetiredSegment(segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq, path: path,
+                                      label: stub.bundle, hint: hint(bundle: stub.bundle)))
+        }
+        if removed { try FileOps.fsyncDirectory(segments) }
+        return out
     }
 
     /// Writes a stub durably (temp file, fsync, rename, directory fsync).

@@ -16,7 +16,7 @@ extension ChainChecker {
         let path = dir + "/" + OrgIndex.fileName(info.segment)
         guard FileOps.exists(path) else { return nil }
         let failure = Self.compareIndexFile(path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
-        if failure != nil, !FileOps.exists(path), FileOps.exists(store.directory + "/" + SegmentNames.archived(info.segment)) { return nil }
+        if failure != nil, !FileOps.exists(path), FileOps.exists(store.directory + "/" + ArchivedStub.fileName(info.segment)) { return nil }
         return failure
     }
 

@@ -73,7 +73,7 @@ extension ChainChecker {
     public mutating func checkSegments(upTo end: UInt64, verifier: NoteVerifier, batchSize: Int = 8192,
                                        progress: ((UInt64) -> Void)? = nil) throws -> VerificationFailure? {
         for info in store.segments() where info.endSeq > position && info.firstSeq < end {
-            if info.state == .archived {
+            if info.state == .retired {
                 if let f = try skipArchived(info, verifier: verifier) { return f }
                 progress?(position)
                 continue
@@ -120,10 +120,10 @@ extension ChainChecker {
             if let e = scanError {
                 // The archiver may have moved the segment while it was being read: then it is
                 // stepped over as archived, from where it started. Anything else is a failure.
-                let stub = store.directory + "/" + SegmentNames.archived(info.segment)
+                let stub = store.directory + "/" + ArchivedStub.fileName(info.segment)
                 guard e is StoreError, info.state == .sealed, info.firstSeq >= before.position, !FileOps.exists(info.path), FileOps.exists(stub) else { throw e }
                 self = before
-                let moved = SegmentInfo(segment: info.segment, state: .archived, path: stub, firstSeq: info.firstSeq, endSeq: info.endSeq)
+                let moved = SegmentInfo(segment: info.segment, state: .retired, path: stub, firstSeq: info.firstSeq, endSeq: info.endSeq)
                 if let f = try skipArchived(moved, verifier: verifier) { return f }
                 progress?(position)
                 continue

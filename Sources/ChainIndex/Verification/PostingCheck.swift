@@ -41,7 +41,7 @@ public enum PostingCheck {
                         // Gone: archived since `segments` was read, or rebuilt at the next start.
                         if FileOps.exists(path) { throw e }
                     }
-                case .archived: stubs[info.segment] = try ArchivedStub.load(info.path)
+                case .retired: stubs[info.segment] = try ArchivedStub.load(info.path)
                 case .open, .rotated: break
                 }
             }

@@ -100,7 +100,7 @@ public struct Verifier {
             // view holds at least as much as the one before, and verifying beside a live daemon
             // sees no false "removed" entries.
             tree = try TreeStore(directory: DataDirectory(directory).tree, readOnly: true)
-            store = try SegmentStore(directory: DataDirectory(directory).segments, readOnly: true)
+            store = try Ledger.segmentStore(directory, readOnly: true)
         } catch { return fromError(error) }
         if store.recovery.bytesCut > 0 {
             report.notes.append("open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start")

@@ -24,8 +24,8 @@ extension ReadPort {
             let segments = ledger.store.segments()
             var byState: [String: Int] = [:]
             for s in segments { byState[s.state.rawValue, default: 0] += 1 }
-            let archived = segments.filter { $0.state == .archived }
-            let bundles = Set(archived.compactMap(\.bundle))
+            let archived = segments.filter { $0.state == .retired }
+            let bundles = Set(archived.compactMap(\.label))
             let holds = (try? LegalHolds.load(dir: ledger.directory)) ?? []
             var cp: [String: Any] = [:]
             if let c = ledger.latestCheckpoint {
@@ -38,7 +38,7 @@ extension ReadPort {
                 "origin": ledger.origin, "verifier_key": ledger.verifier.text, "size": ledger.size,
                 "writes": ledger.writeState.description, "checkpoint": cp, "verification": verification,
                 "segments": ["total": segments.count, "by_state": byState,
-                             "hot_entries": segments.filter { $0.state != .archived }.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) },
+                             "hot_entries": segments.filter { $0.state != .retired }.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) },
                              "archived_entries": archived.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) }],
                 "archive": ["bundles": bundles.count, "newest_bundle": bundles.max().map { $0 as Any } ?? NSNull()],
                 "holds": holds.filter { $0.released_at == nil }.map {
