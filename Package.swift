@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "AuditBase", targets: ["AuditBase"]),
         .library(name: "SegmentStore", targets: ["SegmentStore"]),
+        .library(name: "LogProofs", targets: ["LogProofs"]),
         .library(name: "ChainIndex", targets: ["ChainIndex"]),
         .library(name: "Archive", targets: ["Archive"]),
         .library(name: "AuditWire", targets: ["AuditWire"]),
@@ -40,14 +41,17 @@ let package = Package(
         // files with their fault seam, and the error type. It knows nothing of segments or logs.
         .target(name: "AuditBase", dependencies: ["CCRC32C", "CCrypto"]),
         .target(name: "SegmentStore", dependencies: ["AuditBase", "CZstd"]),
-        .target(name: "ChainIndex", dependencies: ["AuditBase", "SegmentStore", "CCrypto"]),
-        .target(name: "Archive", dependencies: ["AuditBase", "ChainIndex", "SegmentStore", "CCrypto"]),
+        // What a log proves and signs, with no storage: Merkle proofs, signed notes, checkpoints,
+        // cosignatures, keys. Witnesses and writers need only this.
+        .target(name: "LogProofs", dependencies: ["AuditBase", "CCrypto"]),
+        .target(name: "ChainIndex", dependencies: ["AuditBase", "LogProofs", "SegmentStore", "CCrypto"]),
+        .target(name: "Archive", dependencies: ["AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "CCrypto"]),
         .target(name: "AuditWire"),
         // Writers keeping the newest checkpoint they verified (services embedding AuditClient).
-        .target(name: "WriterWitness", dependencies: ["AuditBase", "AuditClient", "AuditWire", "ChainIndex"]),
+        .target(name: "WriterWitness", dependencies: ["AuditBase", "AuditClient", "AuditWire", "LogProofs"]),
         // A C2SP tlog-witness: cosigns checkpoints that stay consistent (auditctl witness serve).
-        .target(name: "Witness", dependencies: ["AuditBase", "ChainIndex"]),
-        .target(name: "AuditAccess", dependencies: ["AuditBase", "ChainIndex"]),
+        .target(name: "Witness", dependencies: ["AuditBase", "LogProofs"]),
+        .target(name: "AuditAccess", dependencies: ["AuditBase", "ChainIndex", "LogProofs"]),
         .target(
             name: "AuditClient",
             dependencies: [
@@ -58,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "auditd",
             dependencies: [
-                "AuditBase", "ChainIndex", "SegmentStore", "Archive", "AuditWire", "AuditAccess", "Witness",
+                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditWire", "AuditAccess", "Witness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -78,28 +82,28 @@ let package = Package(
         .executableTarget(
             name: "auditctl",
             dependencies: [
-                "AuditBase", "ChainIndex", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness", "WriterWitness",
+                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness", "WriterWitness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "TestSupport", dependencies: ["AuditBase"], path: "Tests/TestSupport"),
-        .target(name: "FuzzHarness", dependencies: ["AuditBase", "SegmentStore", "ChainIndex", "Archive", "AuditAccess", "AuditWire", "Witness"], path: "Tests/FuzzHarness"),
+        .target(name: "FuzzHarness", dependencies: ["AuditBase", "SegmentStore", "ChainIndex", "LogProofs", "Archive", "AuditAccess", "AuditWire", "Witness"], path: "Tests/FuzzHarness"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
         // Reads Package.swift and Sources/: every arrow between targets points down a layer.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "AuditBaseTests", dependencies: ["AuditBase"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["AuditBase", "Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["AuditBase", "LogProofs", "Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["AuditBase", "SegmentStore", "TestSupport"]),
         .testTarget(
-            name: "ChainIndexTests", dependencies: ["AuditBase", "ChainIndex", "SegmentStore", "TestSupport"],
+            name: "ChainIndexTests", dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "TestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "AuditctlTests", dependencies: ["AuditBase", "ChainIndex", "SegmentStore", "auditctl"]),
-        .testTarget(name: "ArchiveTests", dependencies: ["AuditBase", "Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
-        .testTarget(name: "WitnessTests", dependencies: ["AuditBase", "Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
+        .testTarget(name: "AuditctlTests", dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "auditctl"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
+        .testTarget(name: "WitnessTests", dependencies: ["AuditBase", "LogProofs", "Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(
-            name: "AuditdTests", dependencies: ["AuditBase", "Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"],
+            name: "AuditdTests", dependencies: ["AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"],
             exclude: ["tamper_proxy.py", "hostile_witness.py"]),
     ]
 )

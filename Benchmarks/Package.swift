@@ -23,6 +23,7 @@ let package = Package(
             dependencies: [
                 "CSQLite",
                 .product(name: "AuditBase", package: root),
+                .product(name: "LogProofs", package: root),
                 .product(name: "ChainIndex", package: root),
                 .product(name: "SegmentStore", package: root),
                 .product(name: "AuditClient", package: root),
@@ -35,6 +36,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "AuditBase", package: root),
+                .product(name: "LogProofs", package: root),
                 .product(name: "ChainIndex", package: root),
                 .product(name: "SegmentStore", package: root),
             ],

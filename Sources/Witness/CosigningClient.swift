@@ -1,6 +1,6 @@
 import AuditBase
-import ChainIndex
 import Foundation
+import LogProofs
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

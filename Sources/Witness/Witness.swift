@@ -1,6 +1,6 @@
 import AuditBase
-import ChainIndex
 import Foundation
+import LogProofs
 
 /// A transparency-log witness (C2SP tlog-witness, format-spec.md §8.5): it cosigns a log's
 /// checkpoint only when the checkpoint is signed by the log's key and is consistent with the

@@ -1,8 +1,8 @@
 import AuditBase
 import AuditClient
 import AuditWire
-import ChainIndex
 import Foundation
+import LogProofs
 
 /// Every writer a witness (format-spec.md §9.1): a writer keeps, in a small file, the newest
 /// checkpoint of the log it verified, and checks over the ingest socket that the log still

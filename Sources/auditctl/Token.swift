@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import ArgumentParser
 import AuditAccess
 import AuditClient

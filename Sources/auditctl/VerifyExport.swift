@@ -1,3 +1,4 @@
+import LogProofs
 import ArgumentParser
 import ChainIndex
 import Foundation

@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import ArgumentParser
 import ChainIndex
 import Foundation

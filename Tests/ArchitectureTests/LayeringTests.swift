@@ -11,8 +11,8 @@ import Testing
         "CCRC32C": 0, "CCrypto": 0, "CZstd": 0,
         // Foundations with no knowledge of logs: bytes, files, hashes; the wire codec.
         "AuditBase": 1, "AuditWire": 1,
-        // Segment files; the writers' client.
-        "SegmentStore": 2, "AuditClient": 2,
+        // Segment files; what a log proves and signs; the writers' client.
+        "SegmentStore": 2, "LogProofs": 2, "AuditClient": 2,
         // Entries, chain, tree, notes, org index, the ledger and its verification.
         "ChainIndex": 3,
         // What stands on the log: the archive tier, read access, witnesses.

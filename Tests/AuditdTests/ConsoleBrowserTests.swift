@@ -1,3 +1,4 @@
+import LogProofs
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking

@@ -1,3 +1,4 @@
+import LogProofs
 import Foundation
 import Testing
 @testable import SegmentStore

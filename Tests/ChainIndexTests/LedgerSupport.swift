@@ -1,3 +1,4 @@
+import LogProofs
 import Foundation
 @testable import ChainIndex
 

@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import Testing
 import SegmentStore
 @testable import ChainIndex

@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import Foundation
 import Testing
 import SegmentStore

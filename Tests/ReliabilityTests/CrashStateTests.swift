@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import Foundation
 @testable import ChainIndex
 import SegmentStore

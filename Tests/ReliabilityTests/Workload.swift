@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import Archive
 import AuditAccess
 @testable import ChainIndex

@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import CCrypto
 import ChainIndex
 import Foundation

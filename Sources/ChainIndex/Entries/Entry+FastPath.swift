@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 
 /// The ingest hot path: recognises a *valid* entry in one pass over its bytes and writes its
 /// canonical form directly, copying strings whole. It never rejects: anything it does not

@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 
 /// The entry model of design §2 and its validation (format-spec.md §5.1).
 ///

@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import SegmentStore
 
 /// An audit entry carried beside the record whose change it recorded (format-spec.md §1): a

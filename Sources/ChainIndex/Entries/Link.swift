@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import SegmentStore
 
 /// The fixed-size bytes that make an entry's Merkle leaf (format-spec.md §5.3):

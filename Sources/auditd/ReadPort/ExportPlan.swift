@@ -1,4 +1,5 @@
 import AuditBase
+import LogProofs
 import ChainIndex
 
 /// The lines of an export after its header (format-spec.md §9.3), page by page: for a time

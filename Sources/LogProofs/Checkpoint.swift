@@ -55,7 +55,7 @@ public struct SignedCheckpoint: Sendable, Equatable {
         self.note = note
     }
 
-    init(checkpoint: Checkpoint, note: String) {
+    package init(checkpoint: Checkpoint, note: String) {
         self.checkpoint = checkpoint
         self.note = note
     }

@@ -1,6 +1,5 @@
 import AuditBase
 import Foundation
-import SegmentStore
 
 /// A checkpoint a writer (or any client) verified and keeps, so that the log can never show it
 /// a shorter or different history later (format-spec.md §9.1, "every writer a witness"):

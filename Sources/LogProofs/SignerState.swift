@@ -1,6 +1,5 @@
 import AuditBase
 import Foundation
-import SegmentStore
 
 /// The signer's own memory of the newest checkpoint it signed (format-spec.md §8.3), kept
 /// beside the signing key, outside the data directory:
@@ -22,6 +21,13 @@ public struct SignerState: Sendable, Equatable {
 
     static let tag = "auditlog-signer-state/1"
 
+    /// The state after signing a checkpoint of `size` entries with root `root` for `origin`.
+    package init(origin: String, size: UInt64, root: Hash) {
+        self.origin = origin
+        self.size = size
+        self.root = root
+    }
+
     /// The state file of the signing key at `keyPath`.
     public static func path(forKey keyPath: String) -> String { keyPath + ".state" }
 
@@ -42,7 +48,7 @@ public struct SignerState: Sendable, Equatable {
 
     /// Checks that a tree which has `treeSize` leaves and gives `rootAt` at any size extends
     /// this state; throws a `LedgerError` naming both sizes when it does not.
-    func check(treeSize: UInt64, rootAt: (UInt64) throws -> Hash, what: String) throws {
+    package func check(treeSize: UInt64, rootAt: (UInt64) throws -> Hash, what: String) throws {
         guard treeSize >= size else {
             throw LedgerError("\(what) holds \(treeSize) entries, but this signing key already signed a checkpoint of \(size) entries (root \(root.hex)): the log was rolled back; restore the missing entries from the archive or a backup (the signer refuses to sign a smaller log)")
         }

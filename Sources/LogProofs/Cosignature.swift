@@ -1,6 +1,5 @@
 import AuditBase
 import Foundation
-import SegmentStore
 
 /// C2SP tlog-cosignature, `cosignature/v1` with Ed25519 (format-spec.md §8.4): a witness's
 /// timestamped statement that a checkpoint is the largest consistent tree it has seen of the

@@ -1,6 +1,5 @@
 import AuditBase
 import Foundation
-import SegmentStore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,5 @@
 import AuditBase
 import Foundation
-import SegmentStore
 
 /// Signed notes (C2SP signed-note; Go's golang.org/x/mod/sumdb/note) with Ed25519 keys
 /// (format-spec.md §8).
