@@ -62,7 +62,8 @@ let package = Package(
         .executableTarget(
             name: "auditd",
             dependencies: [
-                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditWire", "AuditAccess", "Witness",
+                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditWire", "AuditAccess",
+                "Witness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -76,34 +77,57 @@ let package = Package(
             resources: [
                 .embedInCode("Console/static/index.html"), .embedInCode("Console/static/app.js"),
                 .embedInCode("Console/static/api.js"), .embedInCode("Console/static/dom.js"),
-                .embedInCode("Console/static/views.js"), .embedInCode("Console/static/operator.js"), .embedInCode("Console/static/proof.js"),
+                .embedInCode("Console/static/views.js"), .embedInCode("Console/static/operator.js"),
+                .embedInCode("Console/static/proof.js"),
                 .embedInCode("Console/static/console.css"),
             ]),
         .executableTarget(
             name: "auditctl",
             dependencies: [
-                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness", "WriterWitness",
+                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditClient", "AuditWire",
+                "AuditAccess", "Witness", "WriterWitness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "TestSupport", dependencies: ["AuditBase"], path: "Tests/TestSupport"),
-        .target(name: "FuzzHarness", dependencies: ["AuditBase", "SegmentStore", "ChainIndex", "LogProofs", "Archive", "AuditAccess", "AuditWire", "Witness"], path: "Tests/FuzzHarness"),
+        .target(
+            name: "FuzzHarness",
+            dependencies: [
+                "AuditBase", "SegmentStore", "ChainIndex", "LogProofs", "Archive", "AuditAccess", "AuditWire",
+                "Witness",
+            ], path: "Tests/FuzzHarness"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
         // Reads Package.swift and Sources/: every arrow between targets points down a layer.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "AuditBaseTests", dependencies: ["AuditBase"]),
-        .testTarget(name: "ReliabilityTests", dependencies: ["AuditBase", "LogProofs", "Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport"]),
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "AuditBase", "LogProofs", "Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport",
+            ]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["AuditBase", "SegmentStore", "TestSupport"]),
         .testTarget(
-            name: "ChainIndexTests", dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "TestSupport"],
+            name: "ChainIndexTests",
+            dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "TestSupport"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "AuditctlTests", dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "auditctl"]),
-        .testTarget(name: "ArchiveTests", dependencies: ["AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl"]),
-        .testTarget(name: "WitnessTests", dependencies: ["AuditBase", "LogProofs", "Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
         .testTarget(
-            name: "AuditdTests", dependencies: ["AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl"],
+            name: "AuditctlTests", dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "auditctl"]),
+        .testTarget(
+            name: "ArchiveTests",
+            dependencies: [
+                "AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl",
+            ]),
+        .testTarget(
+            name: "WitnessTests",
+            dependencies: ["AuditBase", "LogProofs", "Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
+        .testTarget(
+            name: "AuditdTests",
+            dependencies: [
+                "AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient",
+                "TestSupport", "auditd", "auditctl",
+            ],
             exclude: ["tamper_proxy.py", "hostile_witness.py"]),
     ]
 )

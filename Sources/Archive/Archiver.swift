@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,7 +32,8 @@ public final class Archiver: @unchecked Sendable {
     let clock: @Sendable () -> Date
     /// Test hook: seconds to pause between verifying the archived copy and retiring the hot
     /// files (set from `AUDITLOG_TEST_PAUSE_AFTER_COPY`), so a crash can be placed there.
-    public var pauseAfterCopy: TimeInterval = ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_AFTER_COPY"].flatMap(Double.init) ?? 0
+    public var pauseAfterCopy: TimeInterval =
+        ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_AFTER_COPY"].flatMap(Double.init) ?? 0
     /// How long a restored segment stays in the hot tier before it may be archived again.
     public var restorePin: TimeInterval = 7 * 86400
 
@@ -48,8 +50,14 @@ public final class Archiver: @unchecked Sendable {
         let now = clock()
         let cutoff = Int64((now.timeIntervalSince1970 - hotWindow) * 1000)
         return try ledger.store.segments().filter { info in
-            guard info.state == .sealed, let (_, maxTime) = try ledger.index.timeRange(segment: info.segment), maxTime < cutoff else { return false }
-            if let at = Self.restoredAt(segmentsDir: ledger.store.directory, segment: info.segment), now.timeIntervalSince(at) < restorePin { return false }
+            guard info.state == .sealed, let (_, maxTime) = try ledger.index.timeRange(segment: info.segment),
+                maxTime < cutoff
+            else { return false }
+            if let at = Self.restoredAt(segmentsDir: ledger.store.directory, segment: info.segment),
+                now.timeIntervalSince(at) < restorePin
+            {
+                return false
+            }
             return true
         }
     }
@@ -57,7 +65,8 @@ public final class Archiver: @unchecked Sendable {
     /// When segment `n` was last restored into the hot tier, from `segments/N.restored`.
     public static func restoredAt(segmentsDir: String, segment n: UInt64) -> Date? {
         guard let d = (try? FileOps.readFile(segmentsDir + "/" + restoredMarker(n), limit: 4096)).map({ Data($0) }),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let t = (o["restored_at"] as? String).flatMap(Timestamp.parse)
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+            let t = (o["restored_at"] as? String).flatMap(Timestamp.parse)
         else { return nil }
         return Date(timeIntervalSince1970: Double(t) / 1000)
     }
@@ -89,12 +98,17 @@ public final class Archiver: @unchecked Sendable {
         if (try? backend.path(of: name)) == nil {
             let staging = try backend.stagingDirectory()
             do {
-                let (manifest, _) = try ArchiveBundle.build(ledger: ledger, signer: SignerProxy(ledger: ledger), info: info, previous: try previousCheckpoint(before: info.segment),
-                                     staging: staging, now: clock())
+                let (manifest, _) = try ArchiveBundle.build(
+                    ledger: ledger, signer: SignerProxy(ledger: ledger), info: info,
+                    previous: try previousCheckpoint(before: info.segment),
+                    staging: staging, now: clock())
                 let policy = try RetentionPolicy.load(dir: ledger.directory)
-                try backend.put(bundle: name, from: staging, retainUntil: Self.retainUntil(manifest.orgs, policy: policy))
+                try backend.put(
+                    bundle: name, from: staging, retainUntil: Self.retainUntil(manifest.orgs, policy: policy))
                 let holds = try LegalHolds.load(dir: ledger.directory)
-                if manifest.orgs.contains(where: { o in holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) } }) {
+                if manifest.orgs.contains(where: { o in
+                    holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) }
+                }) {
                     try backend.setLegalHold(bundle: name, on: true)
                 }
             } catch {
@@ -104,18 +118,22 @@ public final class Archiver: @unchecked Sendable {
         }
         let dir = try backend.path(of: name)
         let manifest = try ArchiveBundle.verify(directory: dir, verifier: ledger.verifier)
-        guard manifest.segment == info.segment, manifest.first_seq == info.firstSeq, manifest.end_seq == info.endSeq else {
+        guard manifest.segment == info.segment, manifest.first_seq == info.firstSeq, manifest.end_seq == info.endSeq
+        else {
             throw BundleError(file: dir, reason: "the archived bundle does not hold segment \(info.segment)")
         }
         if pauseAfterCopy > 0 { Thread.sleep(forTimeInterval: pauseAfterCopy) }
         let mbytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
         let stub = ArchivedStub(
-            segment: info.segment, first_seq: info.firstSeq, end_seq: info.endSeq, bundle: name, manifest_sha256: SHA256.hash(mbytes).hex,
+            segment: info.segment, first_seq: info.firstSeq, end_seq: info.endSeq, bundle: name,
+            manifest_sha256: SHA256.hash(mbytes).hex,
             manifest_note: String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.signature), as: UTF8.self),
             orgs: manifest.orgs, purged_at: nil, tombstone: nil, manifest: String(decoding: mbytes, as: UTF8.self))
         let segDir = ledger.store.directory
         try stub.save(segDir + "/" + ArchivedStub.fileName(info.segment))
-        try ledger.store.retire(info.segment, path: segDir + "/" + ArchivedStub.fileName(info.segment), label: name, hint: ArchivedStub.hint(bundle: name))
+        try ledger.store.retire(
+            info.segment, path: segDir + "/" + ArchivedStub.fileName(info.segment), label: name,
+            hint: ArchivedStub.hint(bundle: name))
         ledger.index.addArchived(stub)
         try FileOps.unlink(segDir + "/" + SegmentNames.sealed(info.segment))
         try FileOps.unlink(DataDirectory(ledger.directory).index + "/" + OrgIndex.fileName(info.segment))
@@ -136,7 +154,9 @@ public final class Archiver: @unchecked Sendable {
         var n = 0
         for name in try FileOps.list(segDir).sorted() where name.hasSuffix(".archived") {
             guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
-            let held = stub.orgs.contains { o in holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) } }
+            let held = stub.orgs.contains { o in
+                holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) }
+            }
             try backend.setLegalHold(bundle: stub.bundle, on: held)
             n += 1
         }
@@ -148,27 +168,34 @@ public final class Archiver: @unchecked Sendable {
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC") ?? cal.timeZone
         return orgs.map { o in
-            cal.date(byAdding: .year, value: policy.years(for: o.org), to: Date(timeIntervalSince1970: Double(o.max_time) / 1000)) ?? .distantFuture
+            cal.date(
+                byAdding: .year, value: policy.years(for: o.org),
+                to: Date(timeIntervalSince1970: Double(o.max_time) / 1000)) ?? .distantFuture
         }.max() ?? Date()
     }
 
     func previousCheckpoint(before segment: UInt64) throws -> (UInt64, UInt64)? {
         guard segment > 0, let dir = try? backend.path(of: BundleFiles.name(segment - 1)),
-              let d = (try? FileOps.readFile(dir + "/" + BundleFiles.manifest)).map({ Data($0) }),
-              let m = try? JSONDecoder().decode(BundleManifest.self, from: d) else { return nil }
+            let d = (try? FileOps.readFile(dir + "/" + BundleFiles.manifest)).map({ Data($0) }),
+            let m = try? JSONDecoder().decode(BundleManifest.self, from: d)
+        else { return nil }
         return (segment - 1, m.checkpoint_size)
     }
 
     /// What a purge would do now, under `policy` and `holds`.
     public func plan(policy: RetentionPolicy, holds: [LegalHold]) throws -> [PurgeDecision] {
-        Self.plan(dataDir: ledger.directory, backend: backend, verifier: ledger.verifier, policy: policy, holds: holds, now: clock())
+        Self.plan(
+            dataDir: ledger.directory, backend: backend, verifier: ledger.verifier, policy: policy, holds: holds,
+            now: clock())
     }
 
     /// The orgs of archived segment `stub` as its bundle's signed manifest lists them, after
     /// checking the stub's signed note, that the manifest in the archive is the one it signs,
     /// and that the stub's copy of the org list agrees: a purge decides from signed data only,
     /// so editing a stub cannot lift a legal hold or shorten a retention.
-    static func signedOrgs(_ stub: ArchivedStub, backend: ArchiveBackend, verifier: NoteVerifier) throws -> [ArchivedStub.OrgSummary] {
+    static func signedOrgs(
+        _ stub: ArchivedStub, backend: ArchiveBackend, verifier: NoteVerifier
+    ) throws -> [ArchivedStub.OrgSummary] {
         try stub.checkNote(verifier: verifier)
         let dir = try backend.path(of: stub.bundle)
         let bytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
@@ -177,7 +204,9 @@ public final class Archiver: @unchecked Sendable {
         }
         let manifest = try JSONDecoder().decode(BundleManifest.self, from: Data(bytes))
         guard manifest.segment == stub.segment, manifest.orgs == stub.orgs else {
-            throw LedgerError("the stub of segment \(stub.segment) does not match its bundle's signed manifest (orgs or segment edited)")
+            throw LedgerError(
+                "the stub of segment \(stub.segment) does not match its bundle's signed manifest (orgs or segment edited)"
+            )
         }
         return manifest.orgs
     }
@@ -185,7 +214,10 @@ public final class Archiver: @unchecked Sendable {
     /// What a purge would do at `now` (read-only; works beside a running daemon). Every
     /// decision is taken from the bundle's signed manifest; a stub that cannot be checked
     /// against it keeps its bundle, with the reason.
-    public static func plan(dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, policy: RetentionPolicy, holds: [LegalHold], now: Date) -> [PurgeDecision] {
+    public static func plan(
+        dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, policy: RetentionPolicy, holds: [LegalHold],
+        now: Date
+    ) -> [PurgeDecision] {
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC") ?? cal.timeZone
         var out: [PurgeDecision] = []
@@ -194,8 +226,11 @@ public final class Archiver: @unchecked Sendable {
             guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
             let orgs: [ArchivedStub.OrgSummary]
             do { orgs = try signedOrgs(stub, backend: backend, verifier: verifier) } catch {
-                out.append(PurgeDecision(bundle: stub.bundle, segment: stub.segment, eligible: false,
-                                         reasons: ["cannot be checked against its signed manifest, so it is kept: \(error)"], orgs: stub.orgs))
+                out.append(
+                    PurgeDecision(
+                        bundle: stub.bundle, segment: stub.segment, eligible: false,
+                        reasons: ["cannot be checked against its signed manifest, so it is kept: \(error)"],
+                        orgs: stub.orgs))
                 continue
             }
             var eligible = true
@@ -218,9 +253,13 @@ public final class Archiver: @unchecked Sendable {
             // The store's own lock is a second, independent line: what it still keeps is not purged.
             if eligible, let until = try? backend.lockedUntil(bundle: stub.bundle), until > Date() {
                 eligible = false
-                reasons.append("the object store's Object Lock keeps it until \(Timestamp.format(Int64(until.timeIntervalSince1970 * 1000)))")
+                reasons.append(
+                    "the object store's Object Lock keeps it until \(Timestamp.format(Int64(until.timeIntervalSince1970 * 1000)))"
+                )
             }
-            out.append(PurgeDecision(bundle: stub.bundle, segment: stub.segment, eligible: eligible, reasons: reasons, orgs: orgs))
+            out.append(
+                PurgeDecision(
+                    bundle: stub.bundle, segment: stub.segment, eligible: eligible, reasons: reasons, orgs: orgs))
         }
         return out
     }
@@ -231,7 +270,9 @@ public final class Archiver: @unchecked Sendable {
     /// (temp, fsync, rename); 4. remove the bundle from the archive. The tree's leaf hashes
     /// stay, so both chains and every checkpoint still verify across the gap. Returns what
     /// was purged.
-    public func purge(policy: RetentionPolicy, holds: [LegalHold], audit: ([PurgeDecision]) throws -> Void) throws -> [PurgeDecision] {
+    public func purge(
+        policy: RetentionPolicy, holds: [LegalHold], audit: ([PurgeDecision]) throws -> Void
+    ) throws -> [PurgeDecision] {
         let eligible = try plan(policy: policy, holds: holds).filter(\.eligible)
         if !eligible.isEmpty { try audit(eligible) }
         let segDir = ledger.store.directory
@@ -240,8 +281,10 @@ public final class Archiver: @unchecked Sendable {
             let path = segDir + "/" + ArchivedStub.fileName(d.segment)
             var stub = try ArchivedStub.load(path)
             let at = Timestamp.format(Int64(clock().timeIntervalSince1970 * 1000))
-            stub.tombstone = try ledger.sign(ArchivedStub.tombstoneText(origin: ledger.origin, segment: stub.segment, firstSeq: stub.first_seq,
-                                                                        endSeq: stub.end_seq, sha256: stub.manifest_sha256, purgedAt: at))
+            stub.tombstone = try ledger.sign(
+                ArchivedStub.tombstoneText(
+                    origin: ledger.origin, segment: stub.segment, firstSeq: stub.first_seq,
+                    endSeq: stub.end_seq, sha256: stub.manifest_sha256, purgedAt: at))
             stub.purged_at = at
             // The rows of purged entries go with them, unless a restore brought the segment
             // back to the hot tier (and was cut short before removing the stub).
@@ -263,7 +306,9 @@ public final class Archiver: @unchecked Sendable {
     /// (manifest signature, every file hash, every entry and both chains, the checkpoint root)
     /// and checking it is the very bundle the hot stub names. Works while auditd runs: it only
     /// writes files, which the daemon picks up.
-    public static func restore(dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, bundle name: String) throws -> BundleManifest {
+    public static func restore(
+        dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, bundle name: String
+    ) throws -> BundleManifest {
         let dir = try backend.path(of: name)
         let manifest = try ArchiveBundle.verify(directory: dir, verifier: verifier)
         try BundlePlacement.check(name: name, dir: dir, manifest: manifest, dataDir: dataDir, verifier: verifier)
@@ -273,13 +318,19 @@ public final class Archiver: @unchecked Sendable {
         if FileOps.exists(hotPath) { throw LedgerError("segment \(manifest.segment) is already in the hot tier") }
         let stub = try ArchivedStub.load(stubPath)
         try stub.checkNote(verifier: verifier)
-        guard stub.purged_at == nil else { throw LedgerError("bundle \(name) was purged at \(stub.purged_at ?? "?"); only its tombstone remains") }
+        guard stub.purged_at == nil else {
+            throw LedgerError("bundle \(name) was purged at \(stub.purged_at ?? "?"); only its tombstone remains")
+        }
         let mbytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
         guard SHA256.hash(mbytes).hex == stub.manifest_sha256 else {
-            throw BundleError(file: dir + "/" + BundleFiles.manifest, reason: "is not the manifest the hot tier recorded for segment \(manifest.segment) (swapped bundle)")
+            throw BundleError(
+                file: dir + "/" + BundleFiles.manifest,
+                reason: "is not the manifest the hot tier recorded for segment \(manifest.segment) (swapped bundle)")
         }
         // Index first, then the segment (its appearance is what makes the restore visible), then the stub goes.
-        try FileOps.replaceFile(DataDirectory(dataDir).index + "/" + OrgIndex.fileName(manifest.segment), contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
+        try FileOps.replaceFile(
+            DataDirectory(dataDir).index + "/" + OrgIndex.fileName(manifest.segment),
+            contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
         let tmp = hotPath + ".restore"
         try FileOps.unlink(tmp)
         try FileOps.createFile(tmp, contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o444)

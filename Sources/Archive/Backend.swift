@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,7 +46,9 @@ public enum ArchiveBackends {
 
     /// Opens `spec`; an S3 bucket is checked (Object Lock, versioning) unless `check` is false.
     public static func open(_ spec: String, dataDir: String, check: Bool = true) throws -> ArchiveBackend {
-        if spec.hasPrefix("s3://") { return try S3Backend(try S3Settings(url: spec), cache: cache(forData: dataDir), check: check) }
+        if spec.hasPrefix("s3://") {
+            return try S3Backend(try S3Settings(url: spec), cache: cache(forData: dataDir), check: check)
+        }
         return try LocalDirectoryBackend(root: spec)
     }
 }
@@ -106,7 +109,9 @@ public struct LocalDirectoryBackend: ArchiveBackend {
 enum ArchiveFiles {
     static func read(_ path: String) throws -> [UInt8] {
         do {
-            guard let d = try FileOps.readFile(path, limit: 1 << 30) else { throw BundleError(file: path, reason: "missing") }
+            guard let d = try FileOps.readFile(path, limit: 1 << 30) else {
+                throw BundleError(file: path, reason: "missing")
+            }
             return d
         } catch let e as StoreError {
             throw BundleError(file: path, reason: e.message)

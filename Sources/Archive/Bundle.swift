@@ -1,7 +1,7 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// A refused bundle: which file, and why.
@@ -87,7 +87,9 @@ public enum BundleFiles {
 public enum ArchiveBundle {
     /// Writes the bundle of sealed segment `info` into `staging` (every file fsync'd) and returns
     /// its manifest and signed manifest note.
-    static func build(ledger: Ledger, signer: SignerProxy, info: SegmentInfo, previous: (UInt64, UInt64)?, staging: String, now: Date) throws -> (BundleManifest, String) {
+    static func build(
+        ledger: Ledger, signer: SignerProxy, info: SegmentInfo, previous: (UInt64, UInt64)?, staging: String, now: Date
+    ) throws -> (BundleManifest, String) {
         let segPath = info.path
         let idxPath = DataDirectory(ledger.directory).index + "/" + OrgIndex.fileName(info.segment)
         let segBytes = try ArchiveFiles.read(segPath)
@@ -107,7 +109,9 @@ public enum ArchiveBundle {
                 throw BundleError(file: segPath, reason: "entry \(r.seq) is not a valid stored entry")
             }
             if starts[org] == nil {
-                let link = try Link.stored(seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content), leaf: tree.leaf)
+                let link = try Link.stored(
+                    seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content),
+                    leaf: tree.leaf)
                 starts[org] = BundleManifest.OrgStart(count: p.orgSeq, last_hash: link.prevOrgHash.hex)
             }
             ArchivedStub.OrgSummary.add(to: &summary, org: org, seq: r.seq, orgSeq: p.orgSeq, time: fields.time)
@@ -116,8 +120,12 @@ public enum ArchiveBundle {
             throw LedgerError("no checkpoint covers segment \(info.segment) yet; sign one first")
         }
         let size = cp.checkpoint.size
-        let left = try CompactRange.nodes(of: info.firstSeq, tree: tree).map { BundleManifest.Node(height: $0.height, hash: $0.hash.hex) }
-        let right = try CompactRange.subtrees(from: info.endSeq, to: size, tree: tree).map { BundleManifest.Node(height: $0.height, hash: $0.hash.hex) }
+        let left = try CompactRange.nodes(of: info.firstSeq, tree: tree).map {
+            BundleManifest.Node(height: $0.height, hash: $0.hash.hex)
+        }
+        let right = try CompactRange.subtrees(from: info.endSeq, to: size, tree: tree).map {
+            BundleManifest.Node(height: $0.height, hash: $0.hash.hex)
+        }
         var consistency: [String]?
         if let (_, prevSize) = previous, prevSize <= size, prevSize > 0 {
             consistency = try tree.consistencyProof(old: prevSize, new: size).map(\.hex)
@@ -132,15 +140,19 @@ public enum ArchiveBundle {
             hashes[name] = SHA256.hash(bytes).hex
         }
         let manifest = BundleManifest(
-            format: "auditlog-bundle/1", origin: ledger.origin, segment: info.segment, first_seq: info.firstSeq, end_seq: info.endSeq,
-            files: hashes, prev_hash: (info.firstSeq > 0 ? try tree.leaf(info.firstSeq - 1) : .zero).hex, org_start: starts,
+            format: "auditlog-bundle/1", origin: ledger.origin, segment: info.segment, first_seq: info.firstSeq,
+            end_seq: info.endSeq,
+            files: hashes, prev_hash: (info.firstSeq > 0 ? try tree.leaf(info.firstSeq - 1) : .zero).hex,
+            org_start: starts,
             orgs: summary.values.sorted { $0.org < $1.org }, checkpoint_size: size, left: left, right: right,
             previous_checkpoint_size: consistency == nil ? nil : previous?.1, consistency: consistency,
             created_at: Timestamp.format(Int64(now.timeIntervalSince1970 * 1000)))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let mbytes = Array(try enc.encode(manifest)) + [0x0A]
-        let note = try signer.sign(ArchivedStub.manifestNoteText(origin: ledger.origin, segment: info.segment, sha256: SHA256.hash(mbytes).hex))
+        let note = try signer.sign(
+            ArchivedStub.manifestNoteText(origin: ledger.origin, segment: info.segment, sha256: SHA256.hash(mbytes).hex)
+        )
         try FileOps.createFile(staging + "/" + BundleFiles.manifest, contents: mbytes, mode: 0o440)
         try FileOps.createFile(staging + "/" + BundleFiles.signature, contents: Array(note.utf8), mode: 0o440)
         return (manifest, note)
@@ -162,20 +174,33 @@ public enum ArchiveBundle {
         do { manifest = try JSONDecoder().decode(BundleManifest.self, from: Data(mbytes)) } catch {
             throw BundleError(file: mpath, reason: "malformed: \(error)")
         }
-        guard text == ArchivedStub.manifestNoteText(origin: verifier.name, segment: manifest.segment, sha256: SHA256.hash(mbytes).hex) else {
-            throw BundleError(file: mpath, reason: "does not match its signed note (edited, or swapped with another bundle's)")
+        guard
+            text
+                == ArchivedStub.manifestNoteText(
+                    origin: verifier.name, segment: manifest.segment, sha256: SHA256.hash(mbytes).hex)
+        else {
+            throw BundleError(
+                file: mpath, reason: "does not match its signed note (edited, or swapped with another bundle's)")
         }
         for name in [BundleFiles.segment, BundleFiles.index, BundleFiles.leaves, BundleFiles.checkpoint] {
             guard let want = manifest.files[name] else { throw BundleError(file: mpath, reason: "lists no \(name)") }
             let got = SHA256.hash(try ArchiveFiles.read(dir + "/" + name)).hex
-            guard got == want else { throw BundleError(file: dir + "/" + name, reason: "SHA-256 \(got) is not the manifest's \(want)") }
+            guard got == want else {
+                throw BundleError(file: dir + "/" + name, reason: "SHA-256 \(got) is not the manifest's \(want)")
+            }
         }
         let cp: SignedCheckpoint
-        do { cp = try SignedCheckpoint(note: String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.checkpoint), as: UTF8.self), verifier: verifier) } catch {
+        do {
+            cp = try SignedCheckpoint(
+                note: String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.checkpoint), as: UTF8.self),
+                verifier: verifier)
+        } catch {
             throw BundleError(file: dir + "/" + BundleFiles.checkpoint, reason: "\(error)")
         }
         guard cp.checkpoint.size == manifest.checkpoint_size, cp.checkpoint.size >= manifest.end_seq else {
-            throw BundleError(file: dir + "/" + BundleFiles.checkpoint, reason: "checkpoint size \(cp.checkpoint.size) does not cover the segment")
+            throw BundleError(
+                file: dir + "/" + BundleFiles.checkpoint,
+                reason: "checkpoint size \(cp.checkpoint.size) does not cover the segment")
         }
         let segPath = dir + "/" + BundleFiles.segment
         let seg: SealedSegment
@@ -184,37 +209,62 @@ public enum ArchiveBundle {
             seg = try SealedSegment(path: segPath)
             records = try seg.readAll()
         } catch { throw BundleError(file: segPath, reason: "\(error)") }
-        guard seg.header.segment == manifest.segment, seg.footer.firstSeq == manifest.first_seq, seg.footer.lastSeq + 1 == manifest.end_seq else {
-            throw BundleError(file: segPath, reason: "holds segment \(seg.header.segment) \(seg.footer.firstSeq)...\(seg.footer.lastSeq), not what the manifest says")
+        guard seg.header.segment == manifest.segment, seg.footer.firstSeq == manifest.first_seq,
+            seg.footer.lastSeq + 1 == manifest.end_seq
+        else {
+            throw BundleError(
+                file: segPath,
+                reason:
+                    "holds segment \(seg.header.segment) \(seg.footer.firstSeq)...\(seg.footer.lastSeq), not what the manifest says"
+            )
         }
         let leafBytes = try ArchiveFiles.read(dir + "/" + BundleFiles.leaves)
-        guard leafBytes.count == records.count * 32 else { throw BundleError(file: dir + "/" + BundleFiles.leaves, reason: "wrong length") }
+        guard leafBytes.count == records.count * 32 else {
+            throw BundleError(file: dir + "/" + BundleFiles.leaves, reason: "wrong length")
+        }
         guard var prev = Hash(hex: manifest.prev_hash) else { throw BundleError(file: mpath, reason: "bad prev_hash") }
         var orgs: [String: OrgPosition] = [:]
         for (o, s) in manifest.org_start {
-            guard let h = Hash(hex: s.last_hash) else { throw BundleError(file: mpath, reason: "bad org_start hash of \(o)") }
+            guard let h = Hash(hex: s.last_hash) else {
+                throw BundleError(file: mpath, reason: "bad org_start hash of \(o)")
+            }
             // An org cannot have had more entries before the segment than the log had (this
             // also keeps every org position below, and its + 1, far from overflowing).
-            guard s.count <= manifest.first_seq else { throw BundleError(file: mpath, reason: "org_start of \(o) counts \(s.count) entries before entry \(manifest.first_seq)") }
-            guard (s.count == 0) == (h == .zero) else { throw BundleError(file: mpath, reason: "org_start of \(o): \(s.count) entries before the segment with last hash \(h)") }
+            guard s.count <= manifest.first_seq else {
+                throw BundleError(
+                    file: mpath,
+                    reason: "org_start of \(o) counts \(s.count) entries before entry \(manifest.first_seq)")
+            }
+            guard (s.count == 0) == (h == .zero) else {
+                throw BundleError(
+                    file: mpath, reason: "org_start of \(o): \(s.count) entries before the segment with last hash \(h)")
+            }
             orgs[o] = OrgPosition(count: s.count, lastSeq: nil, lastHash: h)
         }
         var hits: [String: [IndexHit]] = [:]
         var summary: [String: ArchivedStub.OrgSummary] = [:]
-        var range = CompactRange(nodes: try manifest.left.map { n -> (height: Int, hash: Hash) in
-            guard let h = Hash(hex: n.hash) else { throw BundleError(file: mpath, reason: "bad left node") }
-            return (n.height, h)
-        })
-        guard range.size == manifest.first_seq else { throw BundleError(file: mpath, reason: "left subtrees do not cover 0..<\(manifest.first_seq)") }
+        var range = CompactRange(
+            nodes: try manifest.left.map { n -> (height: Int, hash: Hash) in
+                guard let h = Hash(hex: n.hash) else { throw BundleError(file: mpath, reason: "bad left node") }
+                return (n.height, h)
+            })
+        guard range.size == manifest.first_seq else {
+            throw BundleError(file: mpath, reason: "left subtrees do not cover 0..<\(manifest.first_seq)")
+        }
         for (i, r) in records.enumerated() {
             let p: RecordPayload
-            do { p = try RecordPayload(bytes: r.payload) } catch { throw BundleError(file: segPath, reason: "entry \(r.seq): \(error)") }
+            do { p = try RecordPayload(bytes: r.payload) } catch {
+                throw BundleError(file: segPath, reason: "entry \(r.seq): \(error)")
+            }
             guard let org = CanonicalScan.topLevelString(p.content, key: "org"), let st = orgs[org] else {
                 throw BundleError(file: segPath, reason: "entry \(r.seq) has an org the manifest does not list")
             }
             let leaf: Hash
             do {
-                leaf = try st.expect(seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: SHA256.hash(p.content)).leafHash
+                leaf = try st.expect(
+                    seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev,
+                    contentHash: SHA256.hash(p.content)
+                ).leafHash
             } catch {
                 throw BundleError(file: segPath, reason: "org \(org)'s chain is broken: \(error)")
             }
@@ -232,20 +282,34 @@ public enum ArchiveBundle {
         }
         // The summary that retention and the stub rely on is the entries', not just signed.
         for o in manifest.orgs where summary[o.org] != o {
-            throw BundleError(file: mpath, reason: "its summary of org \(o.org) (entries \(o.entries), count_after \(o.count_after), last_seq \(o.last_seq), times \(o.min_time)…\(o.max_time)) is not what the segment's entries say")
+            throw BundleError(
+                file: mpath,
+                reason:
+                    "its summary of org \(o.org) (entries \(o.entries), count_after \(o.count_after), last_seq \(o.last_seq), times \(o.min_time)…\(o.max_time)) is not what the segment's entries say"
+            )
         }
         guard Set(manifest.orgs.map(\.org)) == Set(summary.keys), manifest.orgs.count == summary.count else {
-            throw BundleError(file: mpath, reason: "lists orgs \(manifest.orgs.map(\.org).sorted()), the segment's entries belong to \(summary.keys.sorted())")
+            throw BundleError(
+                file: mpath,
+                reason:
+                    "lists orgs \(manifest.orgs.map(\.org).sorted()), the segment's entries belong to \(summary.keys.sorted())"
+            )
         }
         for n in manifest.right {
-            guard let h = Hash(hex: n.hash), range.size % (UInt64(1) << UInt64(n.height)) == 0 else { throw BundleError(file: mpath, reason: "bad right subtree") }
+            guard let h = Hash(hex: n.hash), range.size % (UInt64(1) << UInt64(n.height)) == 0 else {
+                throw BundleError(file: mpath, reason: "bad right subtree")
+            }
             range.append(subtree: h, height: n.height)
         }
         guard range.size == cp.checkpoint.size, range.root() == cp.checkpoint.root else {
-            throw BundleError(file: dir + "/" + BundleFiles.checkpoint, reason: "the segment's leaves do not lead to the checkpoint's root")
+            throw BundleError(
+                file: dir + "/" + BundleFiles.checkpoint,
+                reason: "the segment's leaves do not lead to the checkpoint's root")
         }
-        if let f = ChainChecker.compareIndexFile(dir + "/" + BundleFiles.index, segment: manifest.segment, firstSeq: manifest.first_seq,
-                                                  endSeq: manifest.end_seq, hits: hits) {
+        if let f = ChainChecker.compareIndexFile(
+            dir + "/" + BundleFiles.index, segment: manifest.segment, firstSeq: manifest.first_seq,
+            endSeq: manifest.end_seq, hits: hits)
+        {
             throw BundleError(file: dir + "/" + BundleFiles.index, reason: f.message)
         }
         return manifest

@@ -1,7 +1,7 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// A bundle that verifies on its own must also be the one its slot and its log expect
@@ -10,9 +10,15 @@ import SegmentStore
 public enum BundlePlacement {
     /// Checks verified bundle `name` (its manifest `manifest`, in `dir`) against data
     /// directory `dataDir`: the stub of its segment, if there is one, and the tree.
-    public static func check(name: String, dir: String, manifest m: BundleManifest, dataDir: String, verifier: NoteVerifier) throws {
+    public static func check(
+        name: String, dir: String, manifest m: BundleManifest, dataDir: String, verifier: NoteVerifier
+    ) throws {
         guard name == BundleFiles.name(m.segment) else {
-            throw BundleError(file: dir, reason: "holds the bundle of segment \(m.segment) (\(BundleFiles.name(m.segment))), not of the segment its name says: it was moved or swapped")
+            throw BundleError(
+                file: dir,
+                reason:
+                    "holds the bundle of segment \(m.segment) (\(BundleFiles.name(m.segment))), not of the segment its name says: it was moved or swapped"
+            )
         }
         let stubPath = DataDirectory(dataDir).segments + "/" + ArchivedStub.fileName(m.segment)
         if FileOps.exists(stubPath) {
@@ -20,10 +26,15 @@ public enum BundlePlacement {
             try stub.checkNote(verifier: verifier)
             let sha = SHA256.hash(try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)).hex
             guard stub.bundle == name, stub.manifest_sha256 == sha else {
-                throw BundleError(file: stubPath, reason: "the stub records bundle \(stub.bundle) with manifest \(stub.manifest_sha256.prefix(16))…, the archive holds \(name) with manifest \(sha.prefix(16))…")
+                throw BundleError(
+                    file: stubPath,
+                    reason:
+                        "the stub records bundle \(stub.bundle) with manifest \(stub.manifest_sha256.prefix(16))…, the archive holds \(name) with manifest \(sha.prefix(16))…"
+                )
             }
             guard stub.first_seq == m.first_seq, stub.end_seq == m.end_seq, stub.orgs == m.orgs else {
-                throw BundleError(file: stubPath, reason: "the stub's range or org summary differs from the bundle's signed manifest")
+                throw BundleError(
+                    file: stubPath, reason: "the stub's range or org summary differs from the bundle's signed manifest")
             }
         }
         let treeDir = DataDirectory(dataDir).tree
@@ -32,8 +43,11 @@ public enum BundlePlacement {
         guard tree.size >= m.end_seq else { return }
         let leaves = try ArchiveFiles.read(dir + "/" + BundleFiles.leaves)
         // Read again here: it may have changed since the bundle was verified.
-        guard m.end_seq >= m.first_seq, leaves.count % 32 == 0, UInt64(leaves.count / 32) == m.end_seq - m.first_seq else {
-            throw BundleError(file: dir + "/" + BundleFiles.leaves, reason: "holds \(leaves.count) bytes, not 32 for each of entries \(m.first_seq)..<\(m.end_seq)")
+        guard m.end_seq >= m.first_seq, leaves.count % 32 == 0, UInt64(leaves.count / 32) == m.end_seq - m.first_seq
+        else {
+            throw BundleError(
+                file: dir + "/" + BundleFiles.leaves,
+                reason: "holds \(leaves.count) bytes, not 32 for each of entries \(m.first_seq)..<\(m.end_seq)")
         }
         var seq = m.first_seq
         while seq < m.end_seq {
@@ -41,7 +55,11 @@ public enum BundlePlacement {
             let hot = try tree.leaves(from: seq, count: n)
             let at = Int(seq - m.first_seq) * 32
             for (i, h) in hot.enumerated() where !leaves[(at + i * 32)..<(at + i * 32 + 32)].elementsEqual(h.bytes) {
-                throw BundleError(file: dir + "/" + BundleFiles.leaves, reason: "entry \(seq + UInt64(i)) is not the entry the log's tree holds at that position: the bundle is not this log's")
+                throw BundleError(
+                    file: dir + "/" + BundleFiles.leaves,
+                    reason:
+                        "entry \(seq + UInt64(i)) is not the entry the log's tree holds at that position: the bundle is not this log's"
+                )
             }
             seq += UInt64(n)
         }

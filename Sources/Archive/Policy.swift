@@ -1,7 +1,7 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// Retention per org (`DATA/retention.json`, format-spec.md §12.5): seven years by default,
@@ -32,7 +32,9 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     /// Setting `org`'s retention to `years`, refusing to go below the default or below its
     /// current value; nothing is written until the change is committed.
     public static func prepareExtend(dir: String, org: String, years: Int) throws -> Change<RetentionPolicy> {
-        guard Entry.isValidOrgName(org) else { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
+        guard Entry.isValidOrgName(org) else {
+            throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+        }
         guard years <= 100 else { throw LedgerError("\(years) years is more than the 100 a retention may be set to") }
         var p = try load(dir: dir)
         guard years >= p.default_years else {
@@ -95,10 +97,14 @@ public struct LegalHold: Codable, Sendable, Equatable {
         let e: JSONValue
         do { e = try audit.open(leaf: leaf, size: size) } catch { return "legal hold \(id): \(error)" }
         let m = e["metadata"]
-        guard e["action"]?.stringValue == "legal_hold.initiated", e["target"]?["id"]?.stringValue == id, e["org"]?.stringValue == org,
-              m?["reason"]?.stringValue == reason, m?["authority"]?.stringValue == authority,
-              m?["from"]?.stringValue == from, m?["to"]?.stringValue == to
-        else { return "legal hold \(id) differs from the legal_hold.initiated entry it carries (seq \(audit.seq)): org, range, reason or authority edited" }
+        guard e["action"]?.stringValue == "legal_hold.initiated", e["target"]?["id"]?.stringValue == id,
+            e["org"]?.stringValue == org,
+            m?["reason"]?.stringValue == reason, m?["authority"]?.stringValue == authority,
+            m?["from"]?.stringValue == from, m?["to"]?.stringValue == to
+        else {
+            return
+                "legal hold \(id) differs from the legal_hold.initiated entry it carries (seq \(audit.seq)): org, range, reason or authority edited"
+        }
         return nil
     }
 
@@ -107,9 +113,14 @@ public struct LegalHold: Codable, Sendable, Equatable {
     public func releaseProblem(leaf: (UInt64) throws -> Hash, size: UInt64) -> String? {
         guard released_at != nil, let released_audit else { return nil }
         let e: JSONValue
-        do { e = try released_audit.open(leaf: leaf, size: size) } catch { return "legal hold \(id)'s release: \(error)" }
-        guard e["action"]?.stringValue == "legal_hold.released", e["target"]?["id"]?.stringValue == id, e["org"]?.stringValue == org else {
-            return "legal hold \(id) is marked released, but the entry it carries (seq \(released_audit.seq)) is not its release: made by hand"
+        do { e = try released_audit.open(leaf: leaf, size: size) } catch {
+            return "legal hold \(id)'s release: \(error)"
+        }
+        guard e["action"]?.stringValue == "legal_hold.released", e["target"]?["id"]?.stringValue == id,
+            e["org"]?.stringValue == org
+        else {
+            return
+                "legal hold \(id) is marked released, but the entry it carries (seq \(released_audit.seq)) is not its release: made by hand"
         }
         return nil
     }
@@ -137,29 +148,41 @@ public enum LegalHolds {
     }
 
     /// A new hold, checked; nothing is written until the change is committed.
-    public static func prepareCreate(dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date) throws -> Change<LegalHold> {
-        guard Entry.isValidOrgName(org) else { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
-        guard !reason.isEmpty, !authority.isEmpty else { throw LedgerError("a legal hold needs a reason and the authority that ordered it") }
+    public static func prepareCreate(
+        dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date
+    ) throws -> Change<LegalHold> {
+        guard Entry.isValidOrgName(org) else {
+            throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+        }
+        guard !reason.isEmpty, !authority.isEmpty else {
+            throw LedgerError("a legal hold needs a reason and the authority that ordered it")
+        }
         for t in [from, to].compactMap({ $0 }) where Timestamp.parse(t) == nil {
             throw LedgerError("'\(t)' is not an RFC 3339 UTC time")
         }
         _ = try load(dir: dir)
         let id = "hold-" + Array(try Ed25519.randomSeed().prefix(4)).hex
-        let h = LegalHold(id: id, org: org, from: from, to: to, reason: reason, authority: authority,
-                          created_at: Timestamp.format(Int64(now.timeIntervalSince1970 * 1000)), released_at: nil)
+        let h = LegalHold(
+            id: id, org: org, from: from, to: to, reason: reason, authority: authority,
+            created_at: Timestamp.format(Int64(now.timeIntervalSince1970 * 1000)), released_at: nil)
         let path = path(dir)
-        return Change(h, bound: { audit in
-            var all = try load(dir: dir)
-            var placed = h
-            placed.audit = audit
-            all.append(placed)
-            try RetentionPolicy.save(all, path: path)
-        })
+        return Change(
+            h,
+            bound: { audit in
+                var all = try load(dir: dir)
+                var placed = h
+                placed.audit = audit
+                all.append(placed)
+                try RetentionPolicy.save(all, path: path)
+            })
     }
 
     /// Places a hold at once; see `prepareCreate`.
-    public static func create(dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date) throws -> LegalHold {
-        let c = try prepareCreate(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: now)
+    public static func create(
+        dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date
+    ) throws -> LegalHold {
+        let c = try prepareCreate(
+            dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: now)
         try c.commit()
         return c.value
     }
@@ -167,20 +190,26 @@ public enum LegalHolds {
     /// The release of hold `id`, checked; nothing is written until the change is committed.
     public static func prepareRelease(dir: String, id: String, now: Date) throws -> Change<LegalHold> {
         let all = try load(dir: dir)
-        guard let i = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("no legal hold with id \(id) (see `auditctl hold list`)") }
+        guard let i = all.firstIndex(where: { $0.id == id }) else {
+            throw LedgerError("no legal hold with id \(id) (see `auditctl hold list`)")
+        }
         guard all[i].released_at == nil else { throw LedgerError("legal hold \(id) is already released") }
         var h = all[i]
         h.released_at = Timestamp.format(Int64(now.timeIntervalSince1970 * 1000))
         let released = h
         let path = path(dir)
-        return Change(released, bound: { audit in
-            var all = try load(dir: dir)
-            guard let k = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("legal hold \(id) vanished while it was being released") }
-            guard all[k].released_at == nil else { return }
-            all[k].released_at = released.released_at
-            all[k].released_audit = audit
-            try RetentionPolicy.save(all, path: path)
-        })
+        return Change(
+            released,
+            bound: { audit in
+                var all = try load(dir: dir)
+                guard let k = all.firstIndex(where: { $0.id == id }) else {
+                    throw LedgerError("legal hold \(id) vanished while it was being released")
+                }
+                guard all[k].released_at == nil else { return }
+                all[k].released_at = released.released_at
+                all[k].released_audit = audit
+                try RetentionPolicy.save(all, path: path)
+            })
     }
 
     /// Releases a hold at once; see `prepareRelease`.

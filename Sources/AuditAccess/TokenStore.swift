@@ -1,7 +1,8 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,18 +39,24 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     /// (read from the record, checked against the leaf hashes `leaf` of a tree of `size`)
     /// must be `audit.token.created` for this id, with this scope and this secret's hash.
     public func auditProblem(leaf: (UInt64) throws -> Hash, size: UInt64) -> String? {
-        guard let audit else { return "token \(id) carries no audit entry: it was added by hand (or made before tokens were bound to their entries); revoke it and create a new one with `auditctl token create`" }
+        guard let audit else {
+            return
+                "token \(id) carries no audit entry: it was added by hand (or made before tokens were bound to their entries); revoke it and create a new one with `auditctl token create`"
+        }
         let e: JSONValue
         do { e = try audit.open(leaf: leaf, size: size) } catch { return "token \(id): \(error)" }
         let m = e["metadata"]
         guard e["action"]?.stringValue == "audit.token.created", e["target"]?["id"]?.stringValue == id else {
-            return "token \(id): its audit entry (seq \(audit.seq)) records \(e["action"]?.stringValue ?? "?") of \(e["target"]?["id"]?.stringValue ?? "?"), not this token's creation: the record was made by hand"
+            return
+                "token \(id): its audit entry (seq \(audit.seq)) records \(e["action"]?.stringValue ?? "?") of \(e["target"]?["id"]?.stringValue ?? "?"), not this token's creation: the record was made by hand"
         }
         guard m?["scope"]?.stringValue == org ?? "operator" else {
-            return "token \(id) reads \(org ?? "any org (operator)"), but the log created it for \(m?["scope"]?.stringValue ?? "?")"
+            return
+                "token \(id) reads \(org ?? "any org (operator)"), but the log created it for \(m?["scope"]?.stringValue ?? "?")"
         }
         guard m?["token_sha256"]?.stringValue == hash else {
-            return "token \(id)'s secret hash is not the one its audit entry (seq \(audit.seq)) recorded: another secret was put in by hand"
+            return
+                "token \(id)'s secret hash is not the one its audit entry (seq \(audit.seq)) recorded: another secret was put in by hand"
         }
         return nil
     }
@@ -81,7 +88,10 @@ public final class TokenStore: @unchecked Sendable {
     /// The store at `path` (the file need not exist yet). Each record is read only if `admit`
     /// gives no reason against it (auditd: `auditProblem` against its tree); a refused one is
     /// named once to `log` each time the file is read, and never authenticates.
-    public init(path: String, admit: @escaping @Sendable (TokenRecord) -> String?, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        path: String, admit: @escaping @Sendable (TokenRecord) -> String?,
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.path = path
         self.admit = admit
         self.log = log
@@ -109,12 +119,16 @@ public final class TokenStore: @unchecked Sendable {
     /// and never stored. Nothing is written: once its audit entry is in the log, set `audit`
     /// and `add` it.
     public static func make(org: String?, label: String) throws -> TokenRecord {
-        if let org, !Entry.isValidOrgName(org) { throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
+        if let org, !Entry.isValidOrgName(org) {
+            throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+        }
         let id = Array(try Ed25519.randomSeed().prefix(5)).hex
         let secret = Data(try Ed25519.randomSeed()).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        var rec = TokenRecord(id: id, org: org, hash: SHA256.hash(Array(secret.utf8)).hex, label: label,
-                              created_at: Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)), revoked_at: nil)
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
+                of: "=", with: "")
+        var rec = TokenRecord(
+            id: id, org: org, hash: SHA256.hash(Array(secret.utf8)).hex, label: label,
+            created_at: Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)), revoked_at: nil)
         rec.secret = "aud_\(id)_\(secret)"
         return rec
     }
@@ -124,7 +138,9 @@ public final class TokenStore: @unchecked Sendable {
         var stored = record
         stored.secret = nil
         var all = try load(path: path)
-        guard !all.contains(where: { $0.id == record.id }) else { throw LedgerError("a token with id \(record.id) is already in \(path)") }
+        guard !all.contains(where: { $0.id == record.id }) else {
+            throw LedgerError("a token with id \(record.id) is already in \(path)")
+        }
         all.append(stored)
         try save(all, path: path)
     }
@@ -140,14 +156,18 @@ public final class TokenStore: @unchecked Sendable {
     /// Revocation of token `id`, checked; nothing is written until the change is committed.
     public static func prepareRevoke(path: String, id: String) throws -> Change<TokenRecord> {
         let all = try load(path: path)
-        guard let i = all.firstIndex(where: { $0.id == id }) else { throw LedgerError("no token with id \(id) (see `auditctl token list`)") }
+        guard let i = all.firstIndex(where: { $0.id == id }) else {
+            throw LedgerError("no token with id \(id) (see `auditctl token list`)")
+        }
         guard all[i].revoked_at == nil else { throw LedgerError("token \(id) is already revoked") }
         var rec = all[i]
         rec.revoked_at = Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000))
         let revoked = rec
         return Change(revoked) {
             var now = try load(path: path)
-            guard let k = now.firstIndex(where: { $0.id == id }) else { throw LedgerError("token \(id) vanished while it was being revoked") }
+            guard let k = now.firstIndex(where: { $0.id == id }) else {
+                throw LedgerError("token \(id) vanished while it was being revoked")
+            }
             now[k].revoked_at = now[k].revoked_at ?? revoked.revoked_at
             try save(now, path: path)
         }
@@ -166,7 +186,9 @@ public final class TokenStore: @unchecked Sendable {
             lock.withLock { records = [:] }
             return
         }
-        let changed = lock.withLock { st.st_mtim.tv_sec != loadedMtime.tv_sec || st.st_mtim.tv_nsec != loadedMtime.tv_nsec }
+        let changed = lock.withLock {
+            st.st_mtim.tv_sec != loadedMtime.tv_sec || st.st_mtim.tv_nsec != loadedMtime.tv_nsec
+        }
         guard changed, let all = try? Self.load(path: path) else { return }
         var admitted: [TokenRecord] = []
         for r in all where r.revoked_at == nil {
@@ -182,8 +204,9 @@ public final class TokenStore: @unchecked Sendable {
     public func authenticate(_ token: String) -> TokenScope? {
         reloadIfChanged()
         let parts = token.split(separator: "_", maxSplits: 2)
-        guard parts.count == 3, parts[0] == "aud", let rec = lock.withLock({ records[String(parts[1])] }), rec.revoked_at == nil,
-              let want = Hash(hex: rec.hash)
+        guard parts.count == 3, parts[0] == "aud", let rec = lock.withLock({ records[String(parts[1])] }),
+            rec.revoked_at == nil,
+            let want = Hash(hex: rec.hash)
         else { return nil }
         // Hash comparison is constant-time (Hash ==).
         guard SHA256.hash(Array(parts[2].utf8)) == want else { return nil }

@@ -13,7 +13,9 @@ public struct ByteWriter: Sendable {
     }
 
     /// Appends raw bytes.
-    @inlinable public mutating func write<C: Collection>(_ b: C) where C.Element == UInt8 { bytes.append(contentsOf: b) }
+    @inlinable public mutating func write<C: Collection>(_ b: C) where C.Element == UInt8 {
+        bytes.append(contentsOf: b)
+    }
     /// Appends one byte.
     @inlinable public mutating func write(_ v: UInt8) { bytes.append(v) }
     /// Appends a 16-bit little-endian integer.
@@ -146,7 +148,7 @@ extension Array where Element == UInt8 {
 
     /// Parses lower- or upper-case hexadecimal; nil for anything else.
     public init?(hex: String) {
-        let u = Array<UInt8>(hex.utf8)
+        let u = [UInt8](hex.utf8)
         guard u.count % 2 == 0 else { return nil }
         func nib(_ c: UInt8) -> UInt8? {
             switch c {

@@ -50,27 +50,41 @@ public enum CRC32C {
         let t = tables
         return t[0].withUnsafeBufferPointer { t0 in
             t[1].withUnsafeBufferPointer { t1 in
-            t[2].withUnsafeBufferPointer { t2 in
-            t[3].withUnsafeBufferPointer { t3 in
-            t[4].withUnsafeBufferPointer { t4 in
-            t[5].withUnsafeBufferPointer { t5 in
-            t[6].withUnsafeBufferPointer { t6 in
-            t[7].withUnsafeBufferPointer { t7 in
-                var i = 0
-                let n = buf.count
-                while n - i >= 8 {
-                    let lo = c ^ (UInt32(buf[i]) | UInt32(buf[i + 1]) << 8 | UInt32(buf[i + 2]) << 16 | UInt32(buf[i + 3]) << 24)
-                    let hi = UInt32(buf[i + 4]) | UInt32(buf[i + 5]) << 8 | UInt32(buf[i + 6]) << 16 | UInt32(buf[i + 7]) << 24
-                    c = t7[Int(lo & 0xff)] ^ t6[Int((lo >> 8) & 0xff)] ^ t5[Int((lo >> 16) & 0xff)] ^ t4[Int(lo >> 24)]
-                        ^ t3[Int(hi & 0xff)] ^ t2[Int((hi >> 8) & 0xff)] ^ t1[Int((hi >> 16) & 0xff)] ^ t0[Int(hi >> 24)]
-                    i += 8
+                t[2].withUnsafeBufferPointer { t2 in
+                    t[3].withUnsafeBufferPointer { t3 in
+                        t[4].withUnsafeBufferPointer { t4 in
+                            t[5].withUnsafeBufferPointer { t5 in
+                                t[6].withUnsafeBufferPointer { t6 in
+                                    t[7].withUnsafeBufferPointer { t7 in
+                                        var i = 0
+                                        let n = buf.count
+                                        while n - i >= 8 {
+                                            let lo =
+                                                c
+                                                ^ (UInt32(buf[i]) | UInt32(buf[i + 1]) << 8 | UInt32(buf[i + 2]) << 16
+                                                    | UInt32(buf[i + 3]) << 24)
+                                            let hi =
+                                                UInt32(buf[i + 4]) | UInt32(buf[i + 5]) << 8 | UInt32(buf[i + 6]) << 16
+                                                | UInt32(buf[i + 7]) << 24
+                                            c =
+                                                t7[Int(lo & 0xff)] ^ t6[Int((lo >> 8) & 0xff)]
+                                                ^ t5[Int((lo >> 16) & 0xff)] ^ t4[Int(lo >> 24)]
+                                                ^ t3[Int(hi & 0xff)] ^ t2[Int((hi >> 8) & 0xff)]
+                                                ^ t1[Int((hi >> 16) & 0xff)] ^ t0[Int(hi >> 24)]
+                                            i += 8
+                                        }
+                                        while i < n {
+                                            c = t0[Int((c ^ UInt32(buf[i])) & 0xff)] ^ (c >> 8)
+                                            i += 1
+                                        }
+                                        return ~c
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
-                while i < n {
-                    c = t0[Int((c ^ UInt32(buf[i])) & 0xff)] ^ (c >> 8)
-                    i += 1
-                }
-                return ~c
-            }}}}}}}
+            }
         }
     }
 }

@@ -25,7 +25,9 @@ public enum FileOperation: Sendable, Equatable {
     /// The path the operation acts on (the source of a rename).
     public var path: String {
         switch self {
-        case .create(let p), .write(let p, _, _), .sync(let p), .syncDirectory(let p), .unlink(let p), .truncate(let p, _), .chmod(let p, _), .mkdir(let p): return p
+        case .create(let p), .write(let p, _, _), .sync(let p), .syncDirectory(let p), .unlink(let p),
+            .truncate(let p, _), .chmod(let p, _), .mkdir(let p):
+            return p
         case .rename(let p, _): return p
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -63,7 +64,9 @@ public enum FileOps {
     }
 
     /// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
-    public static func pwriteAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>, at offset: Int64, path: String) throws(StoreError) {
+    public static func pwriteAll(
+        _ fd: Int32, _ bytes: ArraySlice<UInt8>, at offset: Int64, path: String
+    ) throws(StoreError) {
         var done = 0
         let op = FileOperation.write(path, offset: offset, count: bytes.count)
         let interceptor = interceptor(for: path)
@@ -98,7 +101,8 @@ public enum FileOps {
     }
 
     /// Reads exactly `count` bytes at `offset`; a short file is reported as corruption.
-    public static func preadExact(_ fd: Int32, count: Int, at offset: Int64, path: String) throws(StoreError) -> [UInt8] {
+    public static func preadExact(_ fd: Int32, count: Int, at offset: Int64, path: String) throws(StoreError) -> [UInt8]
+    {
         guard count >= 0 else { throw StoreError(.corrupt, "negative length", path: path, offset: offset) }
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
@@ -110,7 +114,8 @@ public enum FileOps {
                     return errnoError("read failed", path: path, offset: offset + Int64(done))
                 }
                 if n == 0 {
-                    return StoreError(.corrupt, "file ends \(count - done) bytes early", path: path, offset: offset + Int64(done))
+                    return StoreError(
+                        .corrupt, "file ends \(count - done) bytes early", path: path, offset: offset + Int64(done))
                 }
                 done += n
             }
@@ -132,7 +137,9 @@ public enum FileOps {
         defer { close(fd) }
         let n = try size(fd, path: path)
         guard n <= Int64(limit) else {
-            throw StoreError(.corrupt, "file is \(n) bytes, more than the \(limit) this kind of file may hold", path: path, offset: 0)
+            throw StoreError(
+                .corrupt, "file is \(n) bytes, more than the \(limit) this kind of file may hold", path: path, offset: 0
+            )
         }
         return try preadExact(fd, count: Int(n), at: 0, path: path)
     }
@@ -171,28 +178,38 @@ public enum FileOps {
     public static func fsyncDirectory(_ path: String) throws(StoreError) {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
-        if intercepted(.syncDirectory(path), { Glibc.fsync(fd) }) != 0 { throw errnoError("fsync of directory failed", path: path) }
+        if intercepted(.syncDirectory(path), { Glibc.fsync(fd) }) != 0 {
+            throw errnoError("fsync of directory failed", path: path)
+        }
     }
 
     /// Atomically replaces `to` with `from` (same directory). Callers fsync the directory after.
     public static func rename(_ from: String, _ to: String) throws(StoreError) {
-        if intercepted(.rename(from, to), { Glibc.rename(from, to) }) != 0 { throw errnoError("rename to \(to) failed", path: from) }
+        if intercepted(.rename(from, to), { Glibc.rename(from, to) }) != 0 {
+            throw errnoError("rename to \(to) failed", path: from)
+        }
     }
 
     /// Cuts a file back to `length`: used only on the open segment's torn tail at recovery.
     public static func truncate(_ fd: Int32, to length: Int64, path: String) throws(StoreError) {
-        if intercepted(.truncate(path, length), { ftruncate(fd, off_t(length)) }) != 0 { throw errnoError("truncate failed", path: path, offset: length) }
+        if intercepted(.truncate(path, length), { ftruncate(fd, off_t(length)) }) != 0 {
+            throw errnoError("truncate failed", path: path, offset: length)
+        }
     }
 
     /// Makes a file read-only for everyone (0444): sealed files are never written again.
     public static func makeReadOnly(_ fd: Int32, path: String) throws(StoreError) {
-        if intercepted(.chmod(path, 0o444), { fchmod(fd, 0o444) }) != 0 { throw errnoError("chmod 0444 failed", path: path) }
+        if intercepted(.chmod(path, 0o444), { fchmod(fd, 0o444) }) != 0 {
+            throw errnoError("chmod 0444 failed", path: path)
+        }
     }
 
     /// Removes a file; a missing file is not an error.
     public static func unlink(_ path: String) throws(StoreError) {
         if !exists(path) { return }
-        if intercepted(.unlink(path), { Glibc.unlink(path) }) != 0 && errno != ENOENT { throw errnoError("unlink failed", path: path) }
+        if intercepted(.unlink(path), { Glibc.unlink(path) }) != 0 && errno != ENOENT {
+            throw errnoError("unlink failed", path: path)
+        }
     }
 
     /// Replaces `path` with `contents`, all or nothing: 1. write `path.tmp` (created

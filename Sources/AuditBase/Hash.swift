@@ -8,7 +8,10 @@ public struct Hash: Sendable, Hashable, CustomStringConvertible {
     public static let zero = Hash(w0: 0, w1: 0, w2: 0, w3: 0)
 
     @usableFromInline init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
-        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+        self.w0 = w0
+        self.w1 = w1
+        self.w2 = w2
+        self.w3 = w3
     }
 
     /// A hash from exactly 32 bytes, or nil.
@@ -25,10 +28,11 @@ public struct Hash: Sendable, Hashable, CustomStringConvertible {
 
     /// A hash from the 32 bytes at the start of `raw` (which must hold at least 32).
     @inlinable package init(raw: UnsafeRawBufferPointer) {
-        self.init(w0: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
-                  w1: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
-                  w2: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
-                  w3: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+        self.init(
+            w0: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+            w1: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+            w2: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+            w3: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
     }
 
     /// A hash from 64 hexadecimal digits, or nil.
@@ -60,7 +64,10 @@ public struct Hash: Sendable, Hashable, CustomStringConvertible {
         ((a.w0 ^ b.w0) | (a.w1 ^ b.w1) | (a.w2 ^ b.w2) | (a.w3 ^ b.w3)) == 0
     }
 
-    public func hash(into h: inout Hasher) { h.combine(w0); h.combine(w1) }
+    public func hash(into h: inout Hasher) {
+        h.combine(w0)
+        h.combine(w1)
+    }
 }
 
 /// SHA-256 through OpenSSL's block functions (SHA extensions where the CPU has them). Not the
@@ -76,7 +83,9 @@ public enum SHA256 {
             _ = SHA256_Update(&c, ptr, count)
             _ = SHA256_Final(out.baseAddress!.assumingMemoryBound(to: UInt8.self), &c)
         }
-        return Hash(w0: UInt64(littleEndian: t.0), w1: UInt64(littleEndian: t.1), w2: UInt64(littleEndian: t.2), w3: UInt64(littleEndian: t.3))
+        return Hash(
+            w0: UInt64(littleEndian: t.0), w1: UInt64(littleEndian: t.1), w2: UInt64(littleEndian: t.2),
+            w3: UInt64(littleEndian: t.3))
     }
 
     /// The digest of `bytes`.

@@ -18,9 +18,9 @@ public enum Timestamp {
             return v
         }
         guard let y = num(0, 4), u[4] == 0x2D, let mo = num(5, 2), u[7] == 0x2D, let d = num(8, 2),
-              u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: "t"), let h = num(11, 2), u[13] == 0x3A,
-              let mi = num(14, 2), u[16] == 0x3A, let sec = num(17, 2),
-              (1...12).contains(mo), d >= 1, d <= daysIn(y, mo), h < 24, mi < 60, sec < 60
+            u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: "t"), let h = num(11, 2), u[13] == 0x3A,
+            let mi = num(14, 2), u[16] == 0x3A, let sec = num(17, 2),
+            (1...12).contains(mo), d >= 1, d <= daysIn(y, mo), h < 24, mi < 60, sec < 60
         else { return nil }
         var ms = 0
         var k = 19
@@ -58,9 +58,20 @@ public enum Timestamp {
                 div /= 10
             }
         }
-        digits(y, 4); out.append(0x2D); digits(m, 2); out.append(0x2D); digits(d, 2); out.append(0x54)
-        digits(rem / 3600, 2); out.append(0x3A); digits(rem / 60 % 60, 2); out.append(0x3A); digits(rem % 60, 2)
-        out.append(0x2E); digits(milli, 3); out.append(0x5A)
+        digits(y, 4)
+        out.append(0x2D)
+        digits(m, 2)
+        out.append(0x2D)
+        digits(d, 2)
+        out.append(0x54)
+        digits(rem / 3600, 2)
+        out.append(0x3A)
+        digits(rem / 60 % 60, 2)
+        out.append(0x3A)
+        digits(rem % 60, 2)
+        out.append(0x2E)
+        digits(milli, 3)
+        out.append(0x5A)
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -80,7 +91,8 @@ public enum Timestamp {
             let s = String(v)
             return String(repeating: "0", count: max(0, n - s.count)) + s
         }
-        return "\(p(y, 4))-\(p(m, 2))-\(p(d, 2))T\(p(rem / 3600, 2)):\(p(rem / 60 % 60, 2)):\(p(rem % 60, 2)).\(p(milli, 3))Z"
+        return
+            "\(p(y, 4))-\(p(m, 2))-\(p(d, 2))T\(p(rem / 3600, 2)):\(p(rem / 60 % 60, 2)):\(p(rem % 60, 2)).\(p(milli, 3))Z"
     }
 
     static func daysIn(_ y: Int, _ m: Int) -> Int {

@@ -62,7 +62,9 @@ public final class AuditClient: Sendable {
     /// Round trip without appending anything.
     public func ping() async throws {
         let f = try await send(Frame(type: .ping, id: ids.next()), flush: true).get()
-        guard f.type == FrameType.pong.rawValue else { throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "unexpected reply") }
+        guard f.type == FrameType.pong.rawValue else {
+            throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "unexpected reply")
+        }
     }
 
     /// The log's latest signed checkpoint and the consistency proof from tree size `old` (the
@@ -84,8 +86,11 @@ public final class AuditClient: Sendable {
     /// One signed checkpoint covering entries `seqs` (at most `InclusionReply.maxEntries`) and
     /// each one's inclusion proof in it: receipts for a whole batch in one round trip.
     public func inclusion(_ seqs: [UInt64]) async throws -> InclusionReply {
-        let f = try await send(Frame(type: .inclusion, id: ids.next(), body: InclusionReply.request(seqs)), flush: true).get()
-        guard f.type == FrameType.inclusionReply.rawValue, let r = InclusionReply(body: f.body), r.proofs.count == seqs.count else {
+        let f = try await send(Frame(type: .inclusion, id: ids.next(), body: InclusionReply.request(seqs)), flush: true)
+            .get()
+        guard f.type == FrameType.inclusionReply.rawValue, let r = InclusionReply(body: f.body),
+            r.proofs.count == seqs.count
+        else {
             throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed INCLUSION reply")
         }
         return r
@@ -114,7 +119,9 @@ public final class AuditClient: Sendable {
     static func decode(_ f: Frame) -> Result<Ack, WireError> {
         switch FrameType(rawValue: f.type) {
         case .ack:
-            guard let a = Ack(body: f.body) else { return .failure(WireError(code: .malformedFrame, message: "short ACK")) }
+            guard let a = Ack(body: f.body) else {
+                return .failure(WireError(code: .malformedFrame, message: "short ACK"))
+            }
             return .success(a)
         case .error:
             return .failure(WireError(body: f.body))
@@ -142,8 +149,11 @@ public enum AuditClientError: Error, CustomStringConvertible, Sendable {
     /// In words.
     public var description: String {
         switch self {
-        case .cannotConnect(let p, let r): return "cannot connect to the audit socket \(p) (\(r)); is auditd running, and may this user open the socket?"
-        case .connectionClosed: return "the connection closed before the daemon answered; retry with the same idempotency key"
+        case .cannotConnect(let p, let r):
+            return
+                "cannot connect to the audit socket \(p) (\(r)); is auditd running, and may this user open the socket?"
+        case .connectionClosed:
+            return "the connection closed before the daemon answered; retry with the same idempotency key"
         }
     }
 }
@@ -156,7 +166,12 @@ struct Outgoing: Sendable {
 final class IDCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var n: UInt64 = 0
-    func next() -> UInt64 { lock.withLock { n += 1; return n } }
+    func next() -> UInt64 {
+        lock.withLock {
+            n += 1
+            return n
+        }
+    }
 }
 
 /// Matches responses to requests by id; fails what is outstanding if the connection drops.
@@ -181,8 +196,11 @@ final class ClientHandler: ChannelDuplexHandler {
         for item in parser.parse(&buffer) {
             switch item {
             case .frame(let f):
-                if let p = waiting.removeValue(forKey: f.id) { p.succeed(f) }
-                else if f.id == 0 { failAll(WireError(body: f.body)) }
+                if let p = waiting.removeValue(forKey: f.id) {
+                    p.succeed(f)
+                } else if f.id == 0 {
+                    failAll(WireError(body: f.body))
+                }
             case .tooLarge, .fatal:
                 failAll(AuditClientError.connectionClosed)
                 context.close(promise: nil)

@@ -138,7 +138,8 @@ public struct Ack: Sendable, Equatable {
     /// Parses an ACK body.
     public init?(body: [UInt8]) {
         guard body.count == WireFormat.ackBodySize else { return nil }
-        var s: UInt64 = 0, o: UInt64 = 0
+        var s: UInt64 = 0
+        var o: UInt64 = 0
         for i in 0..<8 { s |= UInt64(body[i]) << (UInt64(i) * 8) }
         for i in 0..<8 { o |= UInt64(body[8 + i]) << (UInt64(i) * 8) }
         seq = s
@@ -228,7 +229,11 @@ public struct FrameParser: Sendable {
                 continue
             }
             guard n - i >= WireFormat.headerSize + bodyLen else { break }
-            items.append(.frame(Frame(rawType: type, id: id, body: Array(buffer[(i + WireFormat.headerSize)..<(i + WireFormat.headerSize + bodyLen)]))))
+            items.append(
+                .frame(
+                    Frame(
+                        rawType: type, id: id,
+                        body: Array(buffer[(i + WireFormat.headerSize)..<(i + WireFormat.headerSize + bodyLen)]))))
             i += WireFormat.headerSize + bodyLen
         }
         if i > 0 { buffer.removeSubrange(0..<i) }

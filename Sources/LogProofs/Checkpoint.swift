@@ -28,9 +28,18 @@ public struct Checkpoint: Sendable, Equatable {
     /// signed with the rest) but carry nothing this log reads.
     public init(text: String) throws(Note.Failure) {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        guard lines.count >= 3, text.hasSuffix("\n") else { throw Note.Failure(description: "checkpoint needs origin, size and root lines, each ending in a newline") }
-        guard !lines.contains(where: \.isEmpty) else { throw Note.Failure(description: "checkpoint has an empty line (its origin, size, root and extension lines must all be non-empty)") }
-        guard let size = UInt64(lines[1]), String(size) == lines[1] else { throw Note.Failure(description: "checkpoint size '\(lines[1].prefix(40))' is not a decimal number without leading zeroes") }
+        guard lines.count >= 3, text.hasSuffix("\n") else {
+            throw Note.Failure(description: "checkpoint needs origin, size and root lines, each ending in a newline")
+        }
+        guard !lines.contains(where: \.isEmpty) else {
+            throw Note.Failure(
+                description:
+                    "checkpoint has an empty line (its origin, size, root and extension lines must all be non-empty)")
+        }
+        guard let size = UInt64(lines[1]), String(size) == lines[1] else {
+            throw Note.Failure(
+                description: "checkpoint size '\(lines[1].prefix(40))' is not a decimal number without leading zeroes")
+        }
         guard let raw = Note.base64(lines[2]), let root = Hash(bytes: raw) else {
             throw Note.Failure(description: "checkpoint root is not canonical base64 of 32 bytes")
         }
@@ -50,7 +59,8 @@ public struct SignedCheckpoint: Sendable, Equatable {
         let text = try verifier.open(note)
         checkpoint = try Checkpoint(text: text)
         guard checkpoint.origin == verifier.name else {
-            throw Note.Failure(description: "checkpoint origin '\(checkpoint.origin)' is not the key name '\(verifier.name)'")
+            throw Note.Failure(
+                description: "checkpoint origin '\(checkpoint.origin)' is not the key name '\(verifier.name)'")
         }
         self.note = note
     }

@@ -28,7 +28,8 @@ public enum Cosignature {
     /// A note's text and its signature lines (each without its newline).
     public static func split(note: String) throws(Note.Failure) -> (body: String, lines: [Substring]) {
         guard note.hasSuffix("\n"), let sep = note.range(of: "\n\n", options: .backwards) else {
-            throw Note.Failure(description: "note has no blank line before its signatures, or does not end in a newline")
+            throw Note.Failure(
+                description: "note has no blank line before its signatures, or does not end in a newline")
         }
         let body = String(note[..<note.index(after: sep.lowerBound)])
         return (body, note[sep.upperBound...].split(separator: "\n"))
@@ -86,7 +87,8 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
         let name = String(p[0])
         guard Note.validName(name) else { throw Note.Failure(description: "witness key has an invalid name") }
         guard let raw = Data(base64Encoded: String(p[2])), raw.count == 33, raw.first == Cosignature.algorithm else {
-            throw Note.Failure(description: "witness key is not an Ed25519 cosignature key (base64 of 0x04 and 32 bytes)")
+            throw Note.Failure(
+                description: "witness key is not an Ed25519 cosignature key (base64 of 0x04 and 32 bytes)")
         }
         self.init(name: name, publicKey: Array(raw.dropFirst()))
         guard p[1].count == 8, UInt32(p[1], radix: 16) == keyID else {
@@ -97,10 +99,14 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
     /// Checks that no witness is listed twice (the same key, or the same name), so that a
     /// quorum of K always means K distinct witnesses: one key listed twice would count twice.
     public static func distinct(_ verifiers: [CosignatureVerifier]) throws(Note.Failure) {
-        var keys: Set<[UInt8]> = [], names: Set<String> = []
+        var keys: Set<[UInt8]> = []
+        var names: Set<String> = []
         for v in verifiers {
             guard keys.insert(v.publicKey).inserted, names.insert(v.name).inserted else {
-                throw Note.Failure(description: "witness \(v.name) is listed twice (each witness counts once toward a quorum); list each witness key once")
+                throw Note.Failure(
+                    description:
+                        "witness \(v.name) is listed twice (each witness counts once toward a quorum); list each witness key once"
+                )
             }
         }
     }
@@ -116,12 +122,21 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
     public func verify(line: Substring, body: String) throws(Note.Failure) -> UInt64? {
         guard line.hasPrefix("— ") else { return nil }
         let rest = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)
-        guard rest.count == 2, rest[0] == name, let raw = Note.base64(rest[1]), raw.count == 4 + 8 + 64 else { return nil }
+        guard rest.count == 2, rest[0] == name, let raw = Note.base64(rest[1]), raw.count == 4 + 8 + 64 else {
+            return nil
+        }
         let id = raw[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
         guard id == keyID else { return nil }
         let time = raw[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard time < 1 << 63, Ed25519.verify(Array(raw[12...]), message: Array(Cosignature.message(body: body, time: time).utf8), publicKey: publicKey) else {
-            throw Note.Failure(description: "cosignature by witness \(name)+\(Note.hex8(keyID)) does not verify: the checkpoint was altered or signed by another key")
+        guard time < 1 << 63,
+            Ed25519.verify(
+                Array(raw[12...]), message: Array(Cosignature.message(body: body, time: time).utf8),
+                publicKey: publicKey)
+        else {
+            throw Note.Failure(
+                description:
+                    "cosignature by witness \(name)+\(Note.hex8(keyID)) does not verify: the checkpoint was altered or signed by another key"
+            )
         }
         return time
     }
@@ -135,16 +150,24 @@ public struct CosignatureVerifier: Sendable, Equatable, Hashable {
     /// signed more than one line, or when its time is more than `futureSkew` seconds after
     /// `now` (seconds since the epoch): a witness never dates a cosignature ahead of the
     /// checkpoint it saw. Every command that counts cosignatures asks here.
-    public func cosignature(in note: String, now: UInt64 = UInt64(max(0, Date().timeIntervalSince1970))) throws(Note.Failure) -> UInt64? {
+    public func cosignature(
+        in note: String, now: UInt64 = UInt64(max(0, Date().timeIntervalSince1970))
+    ) throws(Note.Failure) -> UInt64? {
         let (body, lines) = try Cosignature.split(note: note)
         var found: UInt64?
         for line in lines {
             guard let t = try verify(line: line, body: body) else { continue }
             guard found == nil else {
-                throw Note.Failure(description: "witness \(name)+\(Note.hex8(keyID)) signed this checkpoint twice (two signature lines): one witness gives one cosignature")
+                throw Note.Failure(
+                    description:
+                        "witness \(name)+\(Note.hex8(keyID)) signed this checkpoint twice (two signature lines): one witness gives one cosignature"
+                )
             }
             guard t <= now + Self.futureSkew else {
-                throw Note.Failure(description: "cosignature by witness \(name)+\(Note.hex8(keyID)) is dated \(t), more than \(Self.futureSkew) s after this machine's clock (\(now)): refused")
+                throw Note.Failure(
+                    description:
+                        "cosignature by witness \(name)+\(Note.hex8(keyID)) is dated \(t), more than \(Self.futureSkew) s after this machine's clock (\(now)): refused"
+                )
             }
             found = t
         }

@@ -31,7 +31,9 @@ public enum Ed25519 {
         defer { EVP_PKEY_free(pkey) }
         var pub = [UInt8](repeating: 0, count: 32)
         var len = 32
-        guard EVP_PKEY_get_raw_public_key(pkey, &pub, &len) == 1, len == 32 else { throw opensslError("cannot derive public key") }
+        guard EVP_PKEY_get_raw_public_key(pkey, &pub, &len) == 1, len == 32 else {
+            throw opensslError("cannot derive public key")
+        }
         return pub
     }
 
@@ -46,14 +48,17 @@ public enum Ed25519 {
         guard EVP_DigestSignInit(ctx, nil, nil, nil, pkey) == 1 else { throw opensslError("EVP_DigestSignInit") }
         var sig = [UInt8](repeating: 0, count: 64)
         var len = 64
-        guard EVP_DigestSign(ctx, &sig, &len, message, message.count) == 1, len == 64 else { throw opensslError("EVP_DigestSign") }
+        guard EVP_DigestSign(ctx, &sig, &len, message, message.count) == 1, len == 64 else {
+            throw opensslError("EVP_DigestSign")
+        }
         return sig
     }
 
     /// True if `signature` is a valid signature of `message` by `publicKey`.
     public static func verify(_ signature: [UInt8], message: [UInt8], publicKey: [UInt8]) -> Bool {
         guard signature.count == 64, publicKey.count == 32,
-              let pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, publicKey, 32) else { return false }
+            let pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, publicKey, 32)
+        else { return false }
         defer { EVP_PKEY_free(pkey) }
         guard let ctx = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(ctx) }

@@ -16,14 +16,18 @@ public enum HeldCheckpoint {
     public static func load(_ path: String, key: NoteVerifier) throws -> SignedCheckpoint? {
         guard let bytes = try FileOps.readFile(path, limit: 1 << 20) else { return nil }
         do { return try SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: key) } catch {
-            throw LedgerError("the checkpoint kept in \(path) is not signed by \(key.text): \(error.description); remove the file only if you trust the log's current history")
+            throw LedgerError(
+                "the checkpoint kept in \(path) is not signed by \(key.text): \(error.description); remove the file only if you trust the log's current history"
+            )
         }
     }
 
     /// Checks that `note` (signed by `key`) extends `held` with the consistency `proof`, and
     /// returns it to keep. A smaller tree is a rollback; the same size with another root, or
     /// a proof that does not verify, a fork: both are thrown as `Inconsistent`.
-    public static func advance(held: SignedCheckpoint?, note: String, proof: [Hash], key: NoteVerifier) throws -> SignedCheckpoint {
+    public static func advance(
+        held: SignedCheckpoint?, note: String, proof: [Hash], key: NoteVerifier
+    ) throws -> SignedCheckpoint {
         let cp: SignedCheckpoint
         do { cp = try SignedCheckpoint(note: note, verifier: key) } catch {
             throw Inconsistent(description: "the log's checkpoint is not signed by \(key.text): \(error.description)")
@@ -31,13 +35,20 @@ public enum HeldCheckpoint {
         guard let held else { return cp }
         let (old, new) = (held.checkpoint, cp.checkpoint)
         guard new.size >= old.size else {
-            throw Inconsistent(description: "ROLLBACK: the log now signs a tree of \(new.size) entries, but it signed one of \(old.size) earlier (root \(old.root.hex)): entries were removed")
+            throw Inconsistent(
+                description:
+                    "ROLLBACK: the log now signs a tree of \(new.size) entries, but it signed one of \(old.size) earlier (root \(old.root.hex)): entries were removed"
+            )
         }
         // Any tree extends the empty one: there is nothing to prove (RFC 9162 defines no proof
         // from size 0), only that the empty checkpoint held is the empty tree's.
         if old.size == 0 && old.root == Merkle.emptyRoot { return cp }
-        guard Merkle.verifyConsistency(old: old.size, new: new.size, oldRoot: old.root, newRoot: new.root, proof: proof) else {
-            throw Inconsistent(description: "FORK: the log's tree of \(new.size) entries (root \(new.root.hex)) does not extend the one of \(old.size) it signed earlier (root \(old.root.hex)): its history was rewritten")
+        guard Merkle.verifyConsistency(old: old.size, new: new.size, oldRoot: old.root, newRoot: new.root, proof: proof)
+        else {
+            throw Inconsistent(
+                description:
+                    "FORK: the log's tree of \(new.size) entries (root \(new.root.hex)) does not extend the one of \(old.size) it signed earlier (root \(old.root.hex)): its history was rewritten"
+            )
         }
         return cp
     }

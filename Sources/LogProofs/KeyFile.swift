@@ -1,5 +1,6 @@
 import AuditBase
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,15 +23,21 @@ public enum KeyFile {
     /// Loads the key at `path`.
     public static func load(path: String) throws -> NoteSigner {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw LedgerError("cannot read signing key \(path): \(String(cString: strerror(errno)))") }
+        guard stat(path, &st) == 0 else {
+            throw LedgerError("cannot read signing key \(path): \(String(cString: strerror(errno)))")
+        }
         guard st.st_mode & 0o077 == 0 else {
-            throw LedgerError("signing key \(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`")
+            throw LedgerError(
+                "signing key \(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`"
+            )
         }
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw LedgerError("cannot read signing key \(path): \(error.localizedDescription)")
         }
-        do { return try NoteSigner(text) } catch { throw LedgerError("signing key \(path) is malformed: \(error.description)") }
+        do { return try NoteSigner(text) } catch {
+            throw LedgerError("signing key \(path) is malformed: \(error.description)")
+        }
     }
 }
 

@@ -43,7 +43,9 @@ public enum Merkle {
 
     /// RFC 9162 §2.1.3.1 inclusion proof of leaf `index` in the tree of `size` leaves, with
     /// `mth(lo, hi)` giving the hash of leaves `[lo, hi)`.
-    public static func inclusionProof(index: UInt64, size: UInt64, mth: (UInt64, UInt64) throws -> Hash) rethrows -> [Hash] {
+    public static func inclusionProof(
+        index: UInt64, size: UInt64, mth: (UInt64, UInt64) throws -> Hash
+    ) rethrows -> [Hash] {
         var proof: [Hash] = []
         func path(_ m: UInt64, _ lo: UInt64, _ hi: UInt64) throws {
             let n = hi - lo
@@ -62,7 +64,9 @@ public enum Merkle {
     }
 
     /// RFC 9162 §2.1.4.1 consistency proof between sizes `old` and `new` (0 < old ≤ new).
-    public static func consistencyProof(old: UInt64, new: UInt64, mth: (UInt64, UInt64) throws -> Hash) rethrows -> [Hash] {
+    public static func consistencyProof(
+        old: UInt64, new: UInt64, mth: (UInt64, UInt64) throws -> Hash
+    ) rethrows -> [Hash] {
         var proof: [Hash] = []
         func sub(_ m: UInt64, _ lo: UInt64, _ hi: UInt64, _ b: Bool) throws {
             let n = hi - lo
@@ -86,45 +90,60 @@ public enum Merkle {
     /// RFC 9162 §2.1.3.2: does `proof` show `leaf` at `index` in the tree of `size` with `root`?
     public static func verifyInclusion(index: UInt64, size: UInt64, leaf: Hash, proof: [Hash], root: Hash) -> Bool {
         guard index < size else { return false }
-        var fn = index, sn = size - 1
+        var fn = index
+        var sn = size - 1
         var r = leaf
         for p in proof {
             if sn == 0 { return false }
             if fn & 1 == 1 || fn == sn {
                 r = nodeHash(p, r)
                 if fn & 1 == 0 {
-                    while fn & 1 == 0 && fn != 0 { fn >>= 1; sn >>= 1 }
+                    while fn & 1 == 0 && fn != 0 {
+                        fn >>= 1
+                        sn >>= 1
+                    }
                 }
             } else {
                 r = nodeHash(r, p)
             }
-            fn >>= 1; sn >>= 1
+            fn >>= 1
+            sn >>= 1
         }
         return sn == 0 && r == root
     }
 
     /// RFC 9162 §2.1.4.2: does `proof` show the tree of `new` (root `newRoot`) extends the tree
     /// of `old` (root `oldRoot`)?
-    public static func verifyConsistency(old: UInt64, new: UInt64, oldRoot: Hash, newRoot: Hash, proof: [Hash]) -> Bool {
+    public static func verifyConsistency(old: UInt64, new: UInt64, oldRoot: Hash, newRoot: Hash, proof: [Hash]) -> Bool
+    {
         if old == new { return proof.isEmpty && oldRoot == newRoot }
         guard old > 0, old < new, !proof.isEmpty else { return false }
         var path = proof
         if old & (old - 1) == 0 { path.insert(oldRoot, at: 0) }
-        var fn = old - 1, sn = new - 1
-        while fn & 1 == 1 { fn >>= 1; sn >>= 1 }
-        var fr = path[0], sr = path[0]
+        var fn = old - 1
+        var sn = new - 1
+        while fn & 1 == 1 {
+            fn >>= 1
+            sn >>= 1
+        }
+        var fr = path[0]
+        var sr = path[0]
         for c in path.dropFirst() {
             if sn == 0 { return false }
             if fn & 1 == 1 || fn == sn {
                 fr = nodeHash(c, fr)
                 sr = nodeHash(c, sr)
                 if fn & 1 == 0 {
-                    while fn & 1 == 0 && fn != 0 { fn >>= 1; sn >>= 1 }
+                    while fn & 1 == 0 && fn != 0 {
+                        fn >>= 1
+                        sn >>= 1
+                    }
                 }
             } else {
                 sr = nodeHash(sr, c)
             }
-            fn >>= 1; sn >>= 1
+            fn >>= 1
+            sn >>= 1
         }
         return sn == 0 && fr == oldRoot && sr == newRoot
     }

@@ -40,12 +40,16 @@ public enum Note {
     /// signature by a given key.
     public static func checkShape(_ note: String) throws(Note.Failure) {
         guard note.hasSuffix("\n"), let sep = note.range(of: "\n\n", options: .backwards) else {
-            throw Note.Failure(description: "note has no blank line before its signatures, or does not end in a newline")
+            throw Note.Failure(
+                description: "note has no blank line before its signatures, or does not end in a newline")
         }
         let lines = note[sep.upperBound...].dropLast().split(separator: "\n", omittingEmptySubsequences: false)
         guard !lines.isEmpty else { throw Note.Failure(description: "note has no signature lines") }
         for line in lines {
-            guard line.hasPrefix("— ") else { throw Note.Failure(description: "signature line does not start with an em dash and a space: \(line.prefix(80))") }
+            guard line.hasPrefix("— ") else {
+                throw Note.Failure(
+                    description: "signature line does not start with an em dash and a space: \(line.prefix(80))")
+            }
             let rest = line.dropFirst(2).split(separator: " ", omittingEmptySubsequences: false)
             guard rest.count == 2, validName(String(rest[0])), let raw = base64(rest[1]), raw.count >= 4 else {
                 throw Note.Failure(description: "malformed signature line (want \"— name base64\"): \(line.prefix(80))")
@@ -59,7 +63,9 @@ public enum Note {
 
     static func splitKey(_ key: String, fields: Int) throws(Failure) -> [Substring] {
         let parts = key.split(separator: "+", maxSplits: fields - 1, omittingEmptySubsequences: false)
-        guard parts.count == fields else { throw Failure(description: "key must have \(fields) '+'-separated fields, found \(parts.count)") }
+        guard parts.count == fields else {
+            throw Failure(description: "key must have \(fields) '+'-separated fields, found \(parts.count)")
+        }
         return parts
     }
 }
@@ -78,8 +84,11 @@ public struct NoteVerifier: Sendable, Equatable {
         let p = try Note.splitKey(text.trimmingCharacters(in: .whitespacesAndNewlines), fields: 3)
         name = String(p[0])
         guard Note.validName(name) else { throw Note.Failure(description: "verifier key has an invalid name") }
-        guard let h = UInt32(p[1], radix: 16), p[1].count == 8 else { throw Note.Failure(description: "verifier key hash '\(p[1])' is not 8 hex digits") }
-        guard let raw = Data(base64Encoded: String(p[2])), raw.count == 33, raw.first == ChainFormat.noteAlgEd25519 else {
+        guard let h = UInt32(p[1], radix: 16), p[1].count == 8 else {
+            throw Note.Failure(description: "verifier key hash '\(p[1])' is not 8 hex digits")
+        }
+        guard let raw = Data(base64Encoded: String(p[2])), raw.count == 33, raw.first == ChainFormat.noteAlgEd25519
+        else {
             throw Note.Failure(description: "verifier key is not an Ed25519 key (base64 of 0x01 and 32 bytes)")
         }
         publicKey = Array(raw.dropFirst())
@@ -103,13 +112,17 @@ public struct NoteVerifier: Sendable, Equatable {
     /// Checks `note` and returns its text if it carries a valid signature by this key.
     public func open(_ note: String) throws(Note.Failure) -> String {
         let bytes = Array(note.utf8)
-        guard let sep = note.range(of: "\n\n", options: .backwards) else { throw Note.Failure(description: "note has no blank line before its signatures") }
+        guard let sep = note.range(of: "\n\n", options: .backwards) else {
+            throw Note.Failure(description: "note has no blank line before its signatures")
+        }
         let text = String(note[..<note.index(after: sep.lowerBound)])
         let sigBlock = note[sep.upperBound...]
         guard bytes.last == 0x0A else { throw Note.Failure(description: "note does not end in a newline") }
         var found = false
         for line in sigBlock.split(separator: "\n") {
-            guard line.hasPrefix("— ") else { throw Note.Failure(description: "signature line does not start with an em dash: \(line)") }
+            guard line.hasPrefix("— ") else {
+                throw Note.Failure(description: "signature line does not start with an em dash: \(line)")
+            }
             let rest = line.dropFirst(2).split(separator: " ")
             guard rest.count == 2 else { throw Note.Failure(description: "malformed signature line: \(line)") }
             guard String(rest[0]) == name else { continue }
@@ -120,7 +133,10 @@ public struct NoteVerifier: Sendable, Equatable {
             let h = UInt32(r[0]) << 24 | UInt32(r[1]) << 16 | UInt32(r[2]) << 8 | UInt32(r[3])
             guard h == hash else { continue }
             guard Ed25519.verify(Array(r[4...]), message: Array(text.utf8), publicKey: publicKey) else {
-                throw Note.Failure(description: "signature by \(name)+\(Note.hex8(hash)) does not verify: the note was altered or signed by another key")
+                throw Note.Failure(
+                    description:
+                        "signature by \(name)+\(Note.hex8(hash)) does not verify: the note was altered or signed by another key"
+                )
             }
             found = true
         }
@@ -141,15 +157,20 @@ public struct NoteSigner: Sendable {
     /// Parses `PRIVATE+KEY+name+hash+base64(0x01 || seed)`.
     public init(_ text: String) throws(Note.Failure) {
         let p = try Note.splitKey(text.trimmingCharacters(in: .whitespacesAndNewlines), fields: 5)
-        guard p[0] == "PRIVATE", p[1] == "KEY" else { throw Note.Failure(description: "signer key does not start with PRIVATE+KEY+") }
-        guard let raw = Data(base64Encoded: String(p[4])), raw.count == 33, raw.first == ChainFormat.noteAlgEd25519 else {
+        guard p[0] == "PRIVATE", p[1] == "KEY" else {
+            throw Note.Failure(description: "signer key does not start with PRIVATE+KEY+")
+        }
+        guard let raw = Data(base64Encoded: String(p[4])), raw.count == 33, raw.first == ChainFormat.noteAlgEd25519
+        else {
             throw Note.Failure(description: "signer key is not an Ed25519 key")
         }
         let seed = Array(raw.dropFirst())
         let pub: [UInt8]
         do { pub = try Ed25519.publicKey(seed: seed) } catch { throw Note.Failure(description: error.description) }
         let v = NoteVerifier(name: String(p[2]), publicKey: pub)
-        guard Note.validName(v.name), Note.hex8(v.hash) == p[3] else { throw Note.Failure(description: "signer key hash does not match its name and key") }
+        guard Note.validName(v.name), Note.hex8(v.hash) == p[3] else {
+            throw Note.Failure(description: "signer key hash does not match its name and key")
+        }
         self.name = v.name
         self.seed = seed
         self.verifier = v
@@ -158,15 +179,21 @@ public struct NoteSigner: Sendable {
     /// The key named `name` with Ed25519 seed `seed` (32 bytes): for test vectors.
     public init(name: String, seed: [UInt8]) throws(Note.Failure) {
         guard seed.count == 32 else { throw Note.Failure(description: "an Ed25519 seed is 32 bytes") }
-        try self.init("PRIVATE+KEY+\(name)+00000000+" + Data([ChainFormat.noteAlgEd25519] + seed).base64EncodedString(), fixHash: true)
+        try self.init(
+            "PRIVATE+KEY+\(name)+00000000+" + Data([ChainFormat.noteAlgEd25519] + seed).base64EncodedString(),
+            fixHash: true)
     }
 
     /// A new random key named `name`.
     public static func generate(name: String) throws(Note.Failure) -> NoteSigner {
-        guard Note.validName(name) else { throw Note.Failure(description: "key name '\(name)' must be non-empty with no spaces or '+'") }
+        guard Note.validName(name) else {
+            throw Note.Failure(description: "key name '\(name)' must be non-empty with no spaces or '+'")
+        }
         let seed: [UInt8]
         do { seed = try Ed25519.randomSeed() } catch { throw Note.Failure(description: error.description) }
-        return try NoteSigner("PRIVATE+KEY+\(name)+00000000+" + Data([ChainFormat.noteAlgEd25519] + seed).base64EncodedString(), fixHash: true)
+        return try NoteSigner(
+            "PRIVATE+KEY+\(name)+00000000+" + Data([ChainFormat.noteAlgEd25519] + seed).base64EncodedString(),
+            fixHash: true)
     }
 
     private init(_ text: String, fixHash: Bool) throws(Note.Failure) {
@@ -182,14 +209,17 @@ public struct NoteSigner: Sendable {
 
     /// `PRIVATE+KEY+name+hash+base64(0x01 || seed)`.
     public var text: String {
-        "PRIVATE+KEY+" + name + "+" + Note.hex8(verifier.hash) + "+" + Data([ChainFormat.noteAlgEd25519] + seed).base64EncodedString()
+        "PRIVATE+KEY+" + name + "+" + Note.hex8(verifier.hash) + "+"
+            + Data([ChainFormat.noteAlgEd25519] + seed).base64EncodedString()
     }
 
     /// Signs `text` (which must end in a newline) and returns the note.
     public func sign(_ text: String) throws(Note.Failure) -> String {
         guard text.hasSuffix("\n") else { throw Note.Failure(description: "note text must end in a newline") }
         let sig: [UInt8]
-        do { sig = try Ed25519.sign(Array(text.utf8), seed: seed) } catch { throw Note.Failure(description: error.description) }
+        do { sig = try Ed25519.sign(Array(text.utf8), seed: seed) } catch {
+            throw Note.Failure(description: error.description)
+        }
         let h = verifier.hash
         let prefix: [UInt8] = [UInt8(h >> 24), UInt8((h >> 16) & 0xff), UInt8((h >> 8) & 0xff), UInt8(h & 0xff)]
         return text + "\n— " + name + " " + Data(prefix + sig).base64EncodedString() + "\n"

@@ -35,25 +35,32 @@ public struct SignerState: Sendable, Equatable {
     public static func load(_ path: String) throws -> SignerState? {
         guard let b = try FileOps.readFile(path, limit: 4096) else { return nil }
         let lines = String(decoding: b, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.count >= 4, lines[0] == tag, let size = UInt64(lines[2]), let root = Hash(hex: String(lines[3])) else {
-            throw StoreError(.corrupt, "signer state is malformed (expected \(tag), origin, size, root)", path: path, offset: 0)
+        guard lines.count >= 4, lines[0] == tag, let size = UInt64(lines[2]), let root = Hash(hex: String(lines[3]))
+        else {
+            throw StoreError(
+                .corrupt, "signer state is malformed (expected \(tag), origin, size, root)", path: path, offset: 0)
         }
         return SignerState(origin: String(lines[1]), size: size, root: root)
     }
 
     /// Writes the state durably (temp file, fsync, rename, directory fsync).
     public func save(_ path: String) throws {
-        try FileOps.replaceFile(path, contents: Array("\(Self.tag)\n\(origin)\n\(size)\n\(root.hex)\n".utf8), mode: 0o600)
+        try FileOps.replaceFile(
+            path, contents: Array("\(Self.tag)\n\(origin)\n\(size)\n\(root.hex)\n".utf8), mode: 0o600)
     }
 
     /// Checks that a tree which has `treeSize` leaves and gives `rootAt` at any size extends
     /// this state; throws a `LedgerError` naming both sizes when it does not.
     package func check(treeSize: UInt64, rootAt: (UInt64) throws -> Hash, what: String) throws {
         guard treeSize >= size else {
-            throw LedgerError("\(what) holds \(treeSize) entries, but this signing key already signed a checkpoint of \(size) entries (root \(root.hex)): the log was rolled back; restore the missing entries from the archive or a backup (the signer refuses to sign a smaller log)")
+            throw LedgerError(
+                "\(what) holds \(treeSize) entries, but this signing key already signed a checkpoint of \(size) entries (root \(root.hex)): the log was rolled back; restore the missing entries from the archive or a backup (the signer refuses to sign a smaller log)"
+            )
         }
         guard try rootAt(size) == root else {
-            throw LedgerError("\(what) does not hold the tree this signing key signed at size \(size) (root \(root.hex)): its history was rewritten; the signer refuses to sign a checkpoint inconsistent with one it signed before")
+            throw LedgerError(
+                "\(what) does not hold the tree this signing key signed at size \(size) (root \(root.hex)): its history was rewritten; the signer refuses to sign a checkpoint inconsistent with one it signed before"
+            )
         }
     }
 }

@@ -71,8 +71,10 @@ public struct BlockHeader: Sendable, Equatable {
             let h = BlockHeader(
                 crc: try r.readU32(), payloadLength: try r.readU32(), rawLength: try r.readU32(),
                 count: try r.readU32(), firstSeq: try r.readU64(), lastSeq: try r.readU64(), key: try r.readU64())
-            guard Int(h.rawLength) <= SegmentFormat.maxBlockRawSize, Int(h.payloadLength) <= SegmentFormat.maxBlockRawSize + 4096,
-                  h.count > 0, Int(h.count) <= Int(h.rawLength) / SegmentFormat.minRecordSize, h.lastSeq >= h.firstSeq, h.lastSeq < SegmentFormat.maxSeq, h.lastSeq - h.firstSeq < (1 << 40)
+            guard Int(h.rawLength) <= SegmentFormat.maxBlockRawSize,
+                Int(h.payloadLength) <= SegmentFormat.maxBlockRawSize + 4096,
+                h.count > 0, Int(h.count) <= Int(h.rawLength) / SegmentFormat.minRecordSize, h.lastSeq >= h.firstSeq,
+                h.lastSeq < SegmentFormat.maxSeq, h.lastSeq - h.firstSeq < (1 << 40)
             else { throw BlockError.badHeader }
             return h
         } catch let e as BlockError {
@@ -156,7 +158,9 @@ public enum Block {
     /// Checks the checksum of a whole block (`bytes` = header + payload) and decodes its records.
     /// Decodes and checks a block; only the records whose sequence number `keep` accepts are
     /// copied out (all of them by default), though every record is parsed and checked.
-    public static func decode(_ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)? = nil) throws(BlockError) -> (BlockHeader, [StoredRecord]) {
+    public static func decode(
+        _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)? = nil
+    ) throws(BlockError) -> (BlockHeader, [StoredRecord]) {
         let h = try BlockHeader.parse(bytes)
         guard bytes.count >= h.totalLength else { throw .short }
         let start = bytes.startIndex
@@ -164,7 +168,9 @@ public enum Block {
         guard CRC32C.matches(CRC32C.checksum(body), h.crc) else { throw .checksumMismatch }
         let payload = bytes[(start + SegmentFormat.blockHeaderSize)..<(start + h.totalLength)]
         let raw: [UInt8]
-        do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength)) } catch { throw .decompression(error.message) }
+        do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength)) } catch {
+            throw .decompression(error.message)
+        }
         var r = ByteReader(raw)
         var out: [StoredRecord] = []
         if keep == nil { out.reserveCapacity(Int(h.count)) }
@@ -172,10 +178,14 @@ public enum Block {
         do {
             for _ in 0..<h.count {
                 let seq = prev &+ UInt64(bitPattern: try r.readSignedVarint())
-                guard seq >= h.firstSeq, seq <= h.lastSeq else { throw BlockError.badRecords("sequence \(seq) outside \(h.firstSeq)...\(h.lastSeq)") }
+                guard seq >= h.firstSeq, seq <= h.lastSeq else {
+                    throw BlockError.badRecords("sequence \(seq) outside \(h.firstSeq)...\(h.lastSeq)")
+                }
                 let key = try r.readU64()
                 let len = try r.readVarint()
-                guard len <= UInt64(SegmentFormat.maxRecordSize) else { throw BlockError.badRecords("record length \(len) too large") }
+                guard len <= UInt64(SegmentFormat.maxRecordSize) else {
+                    throw BlockError.badRecords("record length \(len) too large")
+                }
                 let payload = try r.read(count: Int(len))
                 if keep?(seq) ?? true { out.append(StoredRecord(seq: seq, key: key, payload: Array(payload))) }
                 prev = seq

@@ -79,7 +79,8 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
                 return
             }
             // Take a prefix at once: removing requests one by one from the front is O(n) each.
-            var n = 0, k = 0
+            var n = 0
+            var k = 0
             while k < pending.count, k == 0 || n + pending[k].items.count <= maxGroup {
                 n += pending[k].items.count
                 k += 1

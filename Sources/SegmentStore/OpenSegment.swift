@@ -32,7 +32,9 @@ final class OpenSegment: @unchecked Sendable {
     var firstSeq: UInt64 { header.firstSeq }
     var recordCount: UInt64 { nextSeq - header.firstSeq }
 
-    private init(path: String, file: FileHandleRef, header: SegmentHeader, endOffset: Int64, blocks: [BlockRef], rawBytes: Int) {
+    private init(
+        path: String, file: FileHandleRef, header: SegmentHeader, endOffset: Int64, blocks: [BlockRef], rawBytes: Int
+    ) {
         self.path = path
         self.file = file
         self.header = header
@@ -60,14 +62,17 @@ final class OpenSegment: @unchecked Sendable {
         try FileOps.fsync(fd, path: tmp)
         try FileOps.rename(tmp, path)
         try FileOps.fsyncDirectory(directory)
-        return OpenSegment(path: path, file: file, header: header, endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
+        return OpenSegment(
+            path: path, file: file, header: header, endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
     }
 
     /// An empty stand-in for a missing open segment in a read-only store; never written.
     static func placeholder(directory: String, segment: UInt64, firstSeq: UInt64) -> OpenSegment {
-        OpenSegment(path: directory + "/" + SegmentNames.open(segment), file: FileHandleRef(fd: -1, path: directory + "/" + SegmentNames.open(segment)),
-                    header: SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq),
-                    endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
+        OpenSegment(
+            path: directory + "/" + SegmentNames.open(segment),
+            file: FileHandleRef(fd: -1, path: directory + "/" + SegmentNames.open(segment)),
+            header: SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq),
+            endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
     }
 
     /// Appends one block holding `payloads` at the next sequence numbers. Not durable until `sync`.
@@ -103,7 +108,9 @@ final class OpenSegment: @unchecked Sendable {
     }
 
     /// Reads and checks one block.
-    static func readBlock(_ ref: BlockRef, file: FileHandleRef, keep: ((UInt64) -> Bool)? = nil) throws(StoreError) -> [StoredRecord] {
+    static func readBlock(
+        _ ref: BlockRef, file: FileHandleRef, keep: ((UInt64) -> Bool)? = nil
+    ) throws(StoreError) -> [StoredRecord] {
         let bytes = try FileOps.preadExact(file.fd, count: ref.length, at: ref.offset, path: file.path)
         do {
             return try Block.decode(bytes[...], keep: keep).1
@@ -131,7 +138,8 @@ public struct RecoveryReport: Sendable, Equatable, CustomStringConvertible {
     /// One line for the log.
     public var description: String {
         if bytesCut == 0 { return "recovered \(path): \(recordsKept) records in \(blocksKept) blocks, clean tail" }
-        return "recovered \(path): \(recordsKept) records in \(blocksKept) blocks; cut \(bytesCut) torn bytes at offset \(cutOffset) (\(reason ?? "?"))"
+        return
+            "recovered \(path): \(recordsKept) records in \(blocksKept) blocks; cut \(bytesCut) torn bytes at offset \(cutOffset) (\(reason ?? "?"))"
     }
 }
 
@@ -144,16 +152,21 @@ extension OpenSegment {
     /// (ftruncate + fdatasync) and reported. If a valid block follows the bad one, the damage is
     /// not a torn tail but corruption of acknowledged data: nothing is cut and opening fails.
     /// When `allowCut` is false (a rotated segment awaiting its seal) any damage fails.
-    static func recover(path: String, expectedSegment: UInt64, allowCut: Bool, readOnly: Bool = false) throws(StoreError) -> (OpenSegment, RecoveryReport) {
+    static func recover(
+        path: String, expectedSegment: UInt64, allowCut: Bool, readOnly: Bool = false
+    ) throws(StoreError) -> (OpenSegment, RecoveryReport) {
         let fd = try FileOps.open(path, readOnly ? O_RDONLY : O_RDWR)
         let file = FileHandleRef(fd: fd, path: path)
         let size = try FileOps.size(fd, path: path)
         guard size >= Int64(SegmentFormat.headerSize) else {
             throw StoreError(.corrupt, "open segment is shorter than its header (\(size) bytes)", path: path, offset: 0)
         }
-        let header = try SegmentHeader.parse(try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
+        let header = try SegmentHeader.parse(
+            try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
         guard header.segment == expectedSegment else {
-            throw StoreError(.corrupt, "header says segment \(header.segment), file name says \(expectedSegment)", path: path, offset: 0)
+            throw StoreError(
+                .corrupt, "header says segment \(header.segment), file name says \(expectedSegment)", path: path,
+                offset: 0)
         }
         var blocks: [BlockRef] = []
         var offset = Int64(SegmentFormat.headerSize)
@@ -171,15 +184,23 @@ extension OpenSegment {
             case .invalid(let why):
                 failure = why
                 if let later = try validBlock(in: file, after: offset, fileSize: size) {
-                    throw StoreError(.corrupt, "\(why), and a valid block follows it at offset \(later): this is not a torn tail, refusing to cut acknowledged data", path: path, offset: offset)
+                    throw StoreError(
+                        .corrupt,
+                        "\(why), and a valid block follows it at offset \(later): this is not a torn tail, refusing to cut acknowledged data",
+                        path: path, offset: offset)
                 }
             }
             break
         }
-        var report = RecoveryReport(path: path, blocksKept: blocks.count, recordsKept: nextSeq - header.firstSeq, bytesCut: 0, cutOffset: offset, reason: nil)
+        var report = RecoveryReport(
+            path: path, blocksKept: blocks.count, recordsKept: nextSeq - header.firstSeq, bytesCut: 0,
+            cutOffset: offset, reason: nil)
         if offset < size {
             guard allowCut else {
-                throw StoreError(.corrupt, "rotated segment is damaged (\(failure ?? "trailing bytes")); it was synced before rotation, so this is corruption", path: path, offset: offset)
+                throw StoreError(
+                    .corrupt,
+                    "rotated segment is damaged (\(failure ?? "trailing bytes")); it was synced before rotation, so this is corruption",
+                    path: path, offset: offset)
             }
             if !readOnly {
                 try FileOps.truncate(fd, to: offset, path: path)
@@ -188,7 +209,10 @@ extension OpenSegment {
             report.bytesCut = size - offset
             report.reason = failure ?? "trailing bytes"
         }
-        return (OpenSegment(path: path, file: file, header: header, endOffset: offset, blocks: blocks, rawBytes: raw), report)
+        return (
+            OpenSegment(path: path, file: file, header: header, endOffset: offset, blocks: blocks, rawBytes: raw),
+            report
+        )
     }
 
     private enum Probe {
@@ -211,7 +235,8 @@ extension OpenSegment {
             var i = 0
             while i + magic.count <= bytes.count {
                 if bytes[i] == magic[0], bytes[i + 1] == magic[1], bytes[i + 2] == magic[2], bytes[i + 3] == magic[3],
-                   case .valid = probeBlock(file: file, at: base + Int64(i), fileSize: fileSize, expectedFirst: nil) {
+                    case .valid = probeBlock(file: file, at: base + Int64(i), fileSize: fileSize, expectedFirst: nil)
+                {
                     return base + Int64(i)
                 }
                 i += 1
@@ -221,24 +246,32 @@ extension OpenSegment {
         return nil
     }
 
-    private static func probeBlock(file: FileHandleRef, at offset: Int64, fileSize: Int64, expectedFirst: UInt64?) -> Probe {
+    private static func probeBlock(
+        file: FileHandleRef, at offset: Int64, fileSize: Int64, expectedFirst: UInt64?
+    ) -> Probe {
         let avail = fileSize - offset
         guard avail >= Int64(SegmentFormat.blockHeaderSize),
-              let hb = try? FileOps.preadExact(file.fd, count: SegmentFormat.blockHeaderSize, at: offset, path: file.path)
+            let hb = try? FileOps.preadExact(file.fd, count: SegmentFormat.blockHeaderSize, at: offset, path: file.path)
         else { return .invalid("partial block header") }
         let h: BlockHeader
         do { h = try BlockHeader.parse(hb[...]) } catch { return .invalid(error.reason) }
-        guard Int64(h.totalLength) <= avail, let bytes = try? FileOps.preadExact(file.fd, count: h.totalLength, at: offset, path: file.path) else {
+        guard Int64(h.totalLength) <= avail,
+            let bytes = try? FileOps.preadExact(file.fd, count: h.totalLength, at: offset, path: file.path)
+        else {
             return .invalid("partial block (header declares \(h.totalLength) bytes, \(avail) remain)")
         }
         let records: [StoredRecord]
         do { records = try Block.decode(bytes[...]).1 } catch { return .invalid(error.reason) }
         if let expectedFirst {
             guard h.firstSeq == expectedFirst, h.lastSeq - h.firstSeq == UInt64(h.count) - 1,
-                  records.enumerated().allSatisfy({ $0.element.seq == expectedFirst + UInt64($0.offset) })
-            else { return .invalid("block does not continue the sequence (expected \(expectedFirst), found \(h.firstSeq))") }
+                records.enumerated().allSatisfy({ $0.element.seq == expectedFirst + UInt64($0.offset) })
+            else {
+                return .invalid("block does not continue the sequence (expected \(expectedFirst), found \(h.firstSeq))")
+            }
         }
-        return .valid(BlockRef(offset: offset, length: h.totalLength, firstSeq: h.firstSeq, count: Int(h.count)), Int(h.rawLength))
+        return .valid(
+            BlockRef(offset: offset, length: h.totalLength, firstSeq: h.firstSeq, count: Int(h.count)), Int(h.rawLength)
+        )
     }
 }
 
@@ -260,7 +293,8 @@ public enum SegmentNames {
     /// The segment number and suffix of a segment file name, or nil.
     public static func parse(_ name: String) -> (UInt64, String)? {
         guard let dot = name.firstIndex(of: "."), name.distance(from: name.startIndex, to: dot) == 20,
-              let n = UInt64(name[..<dot]), n < SegmentFormat.maxSeq else { return nil }
+            let n = UInt64(name[..<dot]), n < SegmentFormat.maxSeq
+        else { return nil }
         return (n, String(name[name.index(after: dot)...]))
     }
 }

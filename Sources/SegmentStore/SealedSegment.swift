@@ -73,13 +73,20 @@ public struct SegmentFooter: Sendable, Equatable {
 
     static func parse(_ bytes: [UInt8], path: String, offset: Int64) throws(StoreError) -> SegmentFooter {
         var r = ByteReader(bytes)
-        func bad(_ m: String) -> StoreError { StoreError(.corrupt, "sealed segment footer: \(m)", path: path, offset: offset) }
+        func bad(_ m: String) -> StoreError {
+            StoreError(.corrupt, "sealed segment footer: \(m)", path: path, offset: offset)
+        }
         do {
             guard Array(try r.read(count: 8)) == SegmentFormat.footerMagic else { throw bad("bad magic") }
-            let segment = try r.readU64(), first = try r.readU64(), last = try r.readU64(), count = try r.readU64()
+            let segment = try r.readU64()
+            let first = try r.readU64()
+            let last = try r.readU64()
+            let count = try r.readU64()
             let n = Int(try r.readU32())
-            guard last >= first, last < SegmentFormat.maxSeq, count == last - first + 1, count <= SegmentFormat.maxSegmentRecords,
-                  n <= r.remaining / SegmentFormat.footerBlockEntrySize else {
+            guard last >= first, last < SegmentFormat.maxSeq, count == last - first + 1,
+                count <= SegmentFormat.maxSegmentRecords,
+                n <= r.remaining / SegmentFormat.footerBlockEntrySize
+            else {
                 throw bad("counts disagree (first \(first), last \(last), count \(count), \(n) blocks)")
             }
             var blocks: [FooterBlock] = []
@@ -87,15 +94,22 @@ public struct SegmentFooter: Sendable, Equatable {
             for i in 0..<n {
                 let offset = try r.readU64()
                 let b = FooterBlock(
-                    offset: Int64(truncatingIfNeeded: offset), payloadLength: try r.readU32(), rawLength: try r.readU32(),
+                    offset: Int64(truncatingIfNeeded: offset), payloadLength: try r.readU32(),
+                    rawLength: try r.readU32(),
                     count: try r.readU32(), firstSeq: try r.readU64(), lastSeq: try r.readU64(), key: try r.readU64())
-                guard offset <= UInt64(Int64.max), b.firstSeq >= first, b.lastSeq <= last, b.firstSeq <= b.lastSeq, b.count > 0 else {
-                    throw bad("block entry \(i) is out of range (offset \(offset), sequence \(b.firstSeq)...\(b.lastSeq))")
+                guard offset <= UInt64(Int64.max), b.firstSeq >= first, b.lastSeq <= last, b.firstSeq <= b.lastSeq,
+                    b.count > 0
+                else {
+                    throw bad(
+                        "block entry \(i) is out of range (offset \(offset), sequence \(b.firstSeq)...\(b.lastSeq))")
                 }
                 blocks.append(b)
             }
-            let rawLen = Int(try r.readU32()), zLen = Int(try r.readU32())
-            guard UInt64(rawLen) == count * 4 else { throw bad("sequence map size \(rawLen) does not match \(count) records") }
+            let rawLen = Int(try r.readU32())
+            let zLen = Int(try r.readU32())
+            guard UInt64(rawLen) == count * 4 else {
+                throw bad("sequence map size \(rawLen) does not match \(count) records")
+            }
             let z = try r.read(count: zLen)
             let raw: [UInt8]
             do { raw = try Zstd.decompress(z, rawSize: rawLen) } catch { throw bad("sequence map: \(error.message)") }
@@ -107,7 +121,8 @@ public struct SegmentFooter: Sendable, Equatable {
                 guard Int(b) < blocks.count else { throw bad("sequence map names block \(b) of \(blocks.count)") }
                 map.append(b)
             }
-            return SegmentFooter(segment: segment, firstSeq: first, lastSeq: last, count: count, blocks: blocks, seqMap: map)
+            return SegmentFooter(
+                segment: segment, firstSeq: first, lastSeq: last, count: count, blocks: blocks, seqMap: map)
         } catch let e as StoreError {
             throw e
         } catch {
@@ -126,18 +141,28 @@ enum SegmentTrailer {
     static func read(fd: Int32, fileSize: Int64, path: String) throws(StoreError) -> (Int64, Int, UInt32) {
         let trailerAt = fileSize - Int64(SegmentFormat.trailerSize)
         guard trailerAt >= Int64(SegmentFormat.headerSize) else {
-            throw StoreError(.corrupt, "sealed segment is too short (\(fileSize) bytes) to hold a header and trailer", path: path, offset: 0)
+            throw StoreError(
+                .corrupt, "sealed segment is too short (\(fileSize) bytes) to hold a header and trailer", path: path,
+                offset: 0)
         }
         var t = ByteReader(try FileOps.preadExact(fd, count: SegmentFormat.trailerSize, at: trailerAt, path: path))
         do {
-            let fOff = try t.readU64(), fLen = try t.readU32(), fCrc = try t.readU32()
+            let fOff = try t.readU64()
+            let fLen = try t.readU32()
+            let fCrc = try t.readU32()
             guard Array(try t.read(count: 8)) == SegmentFormat.trailerMagic else {
-                throw StoreError(.corrupt, "trailer magic is not AUDEND01 (truncated or not sealed)", path: path, offset: trailerAt)
+                throw StoreError(
+                    .corrupt, "trailer magic is not AUDEND01 (truncated or not sealed)", path: path, offset: trailerAt)
             }
             // Compare without adding, so that no value of the two fields can overflow.
-            guard fOff >= UInt64(SegmentFormat.headerSize), fOff <= UInt64(trailerAt), Int(fLen) <= SegmentFormat.maxFooterSize,
-                  UInt64(trailerAt) - fOff == UInt64(fLen)
-            else { throw StoreError(.corrupt, "trailer points outside the file (footer at \(fOff), \(fLen) bytes)", path: path, offset: trailerAt) }
+            guard fOff >= UInt64(SegmentFormat.headerSize), fOff <= UInt64(trailerAt),
+                Int(fLen) <= SegmentFormat.maxFooterSize,
+                UInt64(trailerAt) - fOff == UInt64(fLen)
+            else {
+                throw StoreError(
+                    .corrupt, "trailer points outside the file (footer at \(fOff), \(fLen) bytes)", path: path,
+                    offset: trailerAt)
+            }
             return (Int64(fOff), Int(fLen), fCrc)
         } catch let e as StoreError {
             throw e
@@ -167,9 +192,12 @@ public final class SealedSegment: @unchecked Sendable {
         self.path = path
         let size = try FileOps.size(fd, path: path)
         guard size >= Int64(SegmentFormat.headerSize + SegmentFormat.trailerSize) else {
-            throw StoreError(.corrupt, "sealed segment is too short (\(size) bytes) to hold a header and trailer", path: path, offset: 0)
+            throw StoreError(
+                .corrupt, "sealed segment is too short (\(size) bytes) to hold a header and trailer", path: path,
+                offset: 0)
         }
-        header = try SegmentHeader.parse(try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
+        header = try SegmentHeader.parse(
+            try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
         guard header.flags == SegmentFormat.flagSealed else {
             throw StoreError(.corrupt, "header is not marked sealed", path: path, offset: 10)
         }
@@ -181,10 +209,15 @@ public final class SealedSegment: @unchecked Sendable {
         footer = try SegmentFooter.parse(fb, path: path, offset: fOff)
         footerOffset = fOff
         guard footer.segment == header.segment, footer.firstSeq == header.firstSeq else {
-            throw StoreError(.corrupt, "footer (segment \(footer.segment), first \(footer.firstSeq)) disagrees with header (segment \(header.segment), first \(header.firstSeq))", path: path, offset: fOff)
+            throw StoreError(
+                .corrupt,
+                "footer (segment \(footer.segment), first \(footer.firstSeq)) disagrees with header (segment \(header.segment), first \(header.firstSeq))",
+                path: path, offset: fOff)
         }
-        for b in footer.blocks where b.offset < Int64(SegmentFormat.headerSize) || b.offset > fOff || Int64(b.totalLength) > fOff - b.offset {
-            throw StoreError(.corrupt, "footer lists a block outside the data area (offset \(b.offset))", path: path, offset: fOff)
+        for b in footer.blocks
+        where b.offset < Int64(SegmentFormat.headerSize) || b.offset > fOff || Int64(b.totalLength) > fOff - b.offset {
+            throw StoreError(
+                .corrupt, "footer lists a block outside the data area (offset \(b.offset))", path: path, offset: fOff)
         }
     }
 
@@ -212,7 +245,9 @@ public final class SealedSegment: @unchecked Sendable {
         }
         let bi = Int(footer.seqMap[Int(seq - footer.firstSeq)])
         for r in try readBlock(bi, keep: { $0 == seq }) { return r }
-        throw StoreError(.corrupt, "sequence map points sequence number \(seq) to block \(bi), which does not hold it", path: path, offset: footer.blocks[bi].offset)
+        throw StoreError(
+            .corrupt, "sequence map points sequence number \(seq) to block \(bi), which does not hold it", path: path,
+            offset: footer.blocks[bi].offset)
     }
 
     /// Every record, in sequence order, checking that each sequence number appears exactly once.
@@ -223,7 +258,9 @@ public final class SealedSegment: @unchecked Sendable {
             for r in try readBlock(i) {
                 let k = Int(r.seq - footer.firstSeq)
                 guard k < n, slots[k] == nil, footer.seqMap[k] == UInt32(i) else {
-                    throw StoreError(.corrupt, "sequence number \(r.seq) is duplicated or misplaced", path: path, offset: footer.blocks[i].offset)
+                    throw StoreError(
+                        .corrupt, "sequence number \(r.seq) is duplicated or misplaced", path: path,
+                        offset: footer.blocks[i].offset)
                 }
                 slots[k] = r
             }

@@ -14,12 +14,14 @@ enum Sealer {
     ///    the current one is half full; 2. write header, blocks, footer and trailer to
     ///    `N.seg.tmp`; 3. fsync it, so no rename can expose a partial file; 4. chmod 0444;
     ///    5. rename to `N.seg` (the commit point); 6. fsync the directory, making the rename durable.
-    static func seal(records: [StoredRecord], segment: UInt64, firstSeq: UInt64, directory: String,
-                     blockTarget: Int, level: Int32) throws(StoreError) -> String {
+    static func seal(
+        records: [StoredRecord], segment: UInt64, firstSeq: UInt64, directory: String,
+        blockTarget: Int, level: Int32
+    ) throws(StoreError) -> String {
         let tmp = directory + "/" + SegmentNames.sealing(segment)
         let final = directory + "/" + SegmentNames.sealed(segment)
         guard let last = records.last?.seq, records.first?.seq == firstSeq,
-              last - firstSeq + 1 == UInt64(records.count)
+            last - firstSeq + 1 == UInt64(records.count)
         else { throw StoreError(.invalidArgument, "cannot seal an empty or non-contiguous segment", path: final) }
 
         var order = Array(records.indices)
@@ -46,10 +48,14 @@ enum Sealer {
                 throw StoreError(.io, "compression failed: \(error.message)", path: tmp, offset: offset)
             }
             let h: BlockHeader
-            do { h = try BlockHeader.parse(bytes[...]) } catch { throw StoreError(.io, "encoded an unreadable block", path: tmp, offset: offset) }
+            do { h = try BlockHeader.parse(bytes[...]) } catch {
+                throw StoreError(.io, "encoded an unreadable block", path: tmp, offset: offset)
+            }
             for r in pending { seqMap[Int(r.seq - firstSeq)] = UInt32(blocks.count) }
-            blocks.append(FooterBlock(offset: offset, payloadLength: h.payloadLength, rawLength: h.rawLength,
-                                      count: h.count, firstSeq: h.firstSeq, lastSeq: h.lastSeq, key: h.key))
+            blocks.append(
+                FooterBlock(
+                    offset: offset, payloadLength: h.payloadLength, rawLength: h.rawLength,
+                    count: h.count, firstSeq: h.firstSeq, lastSeq: h.lastSeq, key: h.key))
             try put(bytes)
             pending.removeAll(keepingCapacity: true)
             pendingBytes = 0
@@ -64,8 +70,9 @@ enum Sealer {
         }
         try flush()
 
-        let footer = SegmentFooter(segment: segment, firstSeq: firstSeq, lastSeq: last, count: UInt64(records.count),
-                                   blocks: blocks, seqMap: seqMap)
+        let footer = SegmentFooter(
+            segment: segment, firstSeq: firstSeq, lastSeq: last, count: UInt64(records.count),
+            blocks: blocks, seqMap: seqMap)
         let fb: [UInt8]
         do { fb = try footer.encoded(level: level) } catch {
             throw StoreError(.io, "compression failed: \(error.message)", path: tmp, offset: offset)

@@ -41,11 +41,16 @@ public struct SegmentHeader: Sendable, Equatable {
             }
             let version = try r.readU16()
             guard version == SegmentFormat.version else {
-                throw StoreError(.corrupt, "segment format version \(version) is not supported (this build reads \(SegmentFormat.version))", path: path, offset: 8)
+                throw StoreError(
+                    .corrupt,
+                    "segment format version \(version) is not supported (this build reads \(SegmentFormat.version))",
+                    path: path, offset: 8)
             }
             let flags = try r.readU16()
             guard flags == SegmentFormat.flagOpen || flags == SegmentFormat.flagSealed else {
-                throw StoreError(.corrupt, "segment header flags \(flags) are neither open (0) nor sealed (1)", path: path, offset: 10)
+                throw StoreError(
+                    .corrupt, "segment header flags \(flags) are neither open (0) nor sealed (1)", path: path,
+                    offset: 10)
             }
             guard try r.readU32() == 0 else {
                 throw StoreError(.corrupt, "segment header's reserved field is not zero", path: path, offset: 12)
@@ -53,7 +58,9 @@ public struct SegmentHeader: Sendable, Equatable {
             var h = SegmentHeader(flags: flags, segment: try r.readU64(), firstSeq: try r.readU64())
             h.version = version
             guard h.segment < SegmentFormat.maxSeq, h.firstSeq < SegmentFormat.maxSeq else {
-                throw StoreError(.corrupt, "segment header names segment \(h.segment) at sequence \(h.firstSeq), beyond 2^62", path: path, offset: 16)
+                throw StoreError(
+                    .corrupt, "segment header names segment \(h.segment) at sequence \(h.firstSeq), beyond 2^62",
+                    path: path, offset: 16)
             }
             return h
         } catch let e as StoreError {

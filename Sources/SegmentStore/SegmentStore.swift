@@ -1,5 +1,6 @@
 import AuditBase
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,7 +83,10 @@ public struct SegmentInfo: Sendable, Equatable {
     public var hint: String? = nil
 
     /// A segment's description.
-    public init(segment: UInt64, state: SegmentState, path: String, firstSeq: UInt64, endSeq: UInt64, label: String? = nil, hint: String? = nil) {
+    public init(
+        segment: UInt64, state: SegmentState, path: String, firstSeq: UInt64, endSeq: UInt64, label: String? = nil,
+        hint: String? = nil
+    ) {
         self.segment = segment
         self.state = state
         self.path = path
@@ -94,7 +98,8 @@ public struct SegmentInfo: Sendable, Equatable {
 
     /// What a read of this retired segment is told.
     var retiredMessage: String {
-        "entries \(firstSeq)..<\(endSeq) (segment \(segment)) were retired from this directory to \(label ?? "?")" + (hint.map { "; \($0)" } ?? "")
+        "entries \(firstSeq)..<\(endSeq) (segment \(segment)) were retired from this directory to \(label ?? "?")"
+            + (hint.map { "; \($0)" } ?? "")
     }
 }
 
@@ -137,7 +142,10 @@ public final class SegmentStore: @unchecked Sendable {
     /// 3. reopen older open files strictly (they were synced before rotation); 4. reopen the
     /// newest open file, cutting a torn tail; 5. check the segments continue one another.
     /// Sealed files are only read, never written.
-    public init(directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false, retired: [RetiredSegment] = []) throws(StoreError) {
+    public init(
+        directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false,
+        retired: [RetiredSegment] = []
+    ) throws(StoreError) {
         self.directory = directory
         self.options = options
         self.readOnly = readOnly
@@ -170,9 +178,14 @@ public final class SegmentStore: @unchecked Sendable {
         for n in sealedNums { infos.append(try Self.peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
         for r in away {
             guard r.endSeq > r.firstSeq else {
-                throw StoreError(.corrupt, "retired segment \(r.segment) is named with no entries (\(r.firstSeq)..<\(r.endSeq))", path: r.path)
+                throw StoreError(
+                    .corrupt, "retired segment \(r.segment) is named with no entries (\(r.firstSeq)..<\(r.endSeq))",
+                    path: r.path)
             }
-            infos.append(SegmentInfo(segment: r.segment, state: .retired, path: r.path, firstSeq: r.firstSeq, endSeq: r.endSeq, label: r.label, hint: r.hint))
+            infos.append(
+                SegmentInfo(
+                    segment: r.segment, state: .retired, path: r.path, firstSeq: r.firstSeq, endSeq: r.endSeq,
+                    label: r.label, hint: r.hint))
         }
         infos.sort { $0.segment < $1.segment }
         var rot: [(OpenSegment, [BlockRef])] = []
@@ -180,8 +193,14 @@ public final class SegmentStore: @unchecked Sendable {
         var openSeg: OpenSegment?
         for (i, n) in openNums.enumerated() {
             let isLast = i == openNums.count - 1
-            let (seg, rep) = try OpenSegment.recover(path: directory + "/" + SegmentNames.open(n), expectedSegment: n, allowCut: isLast, readOnly: readOnly)
-            if isLast { openSeg = seg; report = rep } else { rot.append((seg, seg.blocks)) }
+            let (seg, rep) = try OpenSegment.recover(
+                path: directory + "/" + SegmentNames.open(n), expectedSegment: n, allowCut: isLast, readOnly: readOnly)
+            if isLast {
+                openSeg = seg
+                report = rep
+            } else {
+                rot.append((seg, seg.blocks))
+            }
         }
         // Check that segment numbers and sequence ranges continue one another, from 0.
         var expectedSeq: UInt64 = 0
@@ -192,10 +211,18 @@ public final class SegmentStore: @unchecked Sendable {
             + (openSeg.map { [($0.segment, $0.firstSeq, $0.nextSeq, $0.path)] } ?? [])
         for (num, first, end, path) in chain {
             if let e = expectedNum, num != e {
-                throw StoreError(.corrupt, "segment \(e) is missing (found \(num) next)" + (e == 0 ? "; segments that left the directory must be named as retired when it is opened" : ""), path: path)
+                throw StoreError(
+                    .corrupt,
+                    "segment \(e) is missing (found \(num) next)"
+                        + (e == 0
+                            ? "; segments that left the directory must be named as retired when it is opened" : ""),
+                    path: path)
             }
             guard first == expectedSeq else {
-                throw StoreError(.corrupt, "segment starts at sequence \(first) but the previous one ends before \(expectedSeq): a segment is missing, truncated or swapped", path: path, offset: 24)
+                throw StoreError(
+                    .corrupt,
+                    "segment starts at sequence \(first) but the previous one ends before \(expectedSeq): a segment is missing, truncated or swapped",
+                    path: path, offset: 24)
             }
             expectedSeq = end
             expectedNum = num + 1
@@ -207,7 +234,11 @@ public final class SegmentStore: @unchecked Sendable {
         } else {
             open = try OpenSegment.create(directory: directory, segment: expectedNum ?? 0, firstSeq: expectedSeq)
         }
-        recovery = report ?? RecoveryReport(path: open.path, blocksKept: 0, recordsKept: 0, bytesCut: 0, cutOffset: Int64(SegmentFormat.headerSize), reason: nil)
+        recovery =
+            report
+            ?? RecoveryReport(
+                path: open.path, blocksKept: 0, recordsKept: 0, bytesCut: 0, cutOffset: Int64(SegmentFormat.headerSize),
+                reason: nil)
         sealed = infos
         rotated = rot
         openReadable = open.blocks
@@ -218,7 +249,9 @@ public final class SegmentStore: @unchecked Sendable {
     /// it say where its records went. The caller then removes its hot files.
     public func retire(_ n: UInt64, path: String, label: String, hint: String) throws(StoreError) {
         let ok: Bool = lock.withLock {
-            guard let i = sealed.firstIndex(where: { $0.segment == n }), sealed[i].state == .sealed else { return false }
+            guard let i = sealed.firstIndex(where: { $0.segment == n }), sealed[i].state == .sealed else {
+                return false
+            }
             sealed[i].state = .retired
             sealed[i].label = label
             sealed[i].hint = hint
@@ -226,7 +259,9 @@ public final class SegmentStore: @unchecked Sendable {
             cache.removeAll { $0.0 == n }
             return true
         }
-        guard ok else { throw StoreError(.invalidArgument, "segment \(n) is not a sealed hot segment", path: directory) }
+        guard ok else {
+            throw StoreError(.invalidArgument, "segment \(n) is not a sealed hot segment", path: directory)
+        }
     }
 
     /// Picks up retired segments whose sealed file is back (`N.seg` present again, put there by
@@ -252,7 +287,8 @@ public final class SegmentStore: @unchecked Sendable {
         guard size >= Int64(SegmentFormat.headerSize + SegmentFormat.trailerSize) else {
             throw StoreError(.corrupt, "sealed segment is truncated (\(size) bytes)", path: path, offset: 0)
         }
-        let header = try SegmentHeader.parse(try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
+        let header = try SegmentHeader.parse(
+            try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
         let (fOff, fLen, _) = try SegmentTrailer.read(fd: fd, fileSize: size, path: path)
         guard fLen >= 32 else {
             throw StoreError(.corrupt, "sealed segment footer is too short (\(fLen) bytes)", path: path, offset: fOff)
@@ -262,9 +298,14 @@ public final class SegmentStore: @unchecked Sendable {
             guard Array(try f.read(count: 8)) == SegmentFormat.footerMagic else {
                 throw StoreError(.corrupt, "sealed segment footer: bad magic", path: path, offset: fOff)
             }
-            let seg = try f.readU64(), first = try f.readU64(), last = try f.readU64()
-            guard seg == segment, header.segment == segment, first == header.firstSeq, last >= first, last < SegmentFormat.maxSeq else {
-                throw StoreError(.corrupt, "header, footer and file name disagree on segment \(segment)", path: path, offset: fOff)
+            let seg = try f.readU64()
+            let first = try f.readU64()
+            let last = try f.readU64()
+            guard seg == segment, header.segment == segment, first == header.firstSeq, last >= first,
+                last < SegmentFormat.maxSeq
+            else {
+                throw StoreError(
+                    .corrupt, "header, footer and file name disagree on segment \(segment)", path: path, offset: fOff)
             }
             return SegmentInfo(segment: segment, state: .sealed, path: path, firstSeq: first, endSeq: last + 1)
         } catch let e as StoreError {
@@ -286,7 +327,10 @@ public final class SegmentStore: @unchecked Sendable {
         guard !readOnly else { throw StoreError(.invalidArgument, "the store was opened read-only", path: directory) }
         guard !records.isEmpty else { return open.nextSeq }
         for r in records where r.payload.count > SegmentFormat.maxRecordSize {
-            throw StoreError(.invalidArgument, "record of \(r.payload.count) bytes exceeds the \(SegmentFormat.maxRecordSize)-byte limit", path: open.path)
+            throw StoreError(
+                .invalidArgument,
+                "record of \(r.payload.count) bytes exceeds the \(SegmentFormat.maxRecordSize)-byte limit",
+                path: open.path)
         }
         let before = open.blocks.count
         let first = try open.append(records, level: options.openLevel)
@@ -309,7 +353,9 @@ public final class SegmentStore: @unchecked Sendable {
     /// Rotates if the open segment holds `options.rotateBytes` or more.
     @discardableResult
     public func rotateIfFull() throws(StoreError) -> Bool {
-        guard open.rawBytes >= options.rotateBytes || open.recordCount >= SegmentFormat.maxSegmentRecords / 2 else { return false }
+        guard open.rawBytes >= options.rotateBytes || open.recordCount >= SegmentFormat.maxSegmentRecords / 2 else {
+            return false
+        }
         try rotate()
         return true
     }
@@ -353,9 +399,11 @@ public final class SegmentStore: @unchecked Sendable {
             var records: [StoredRecord] = []
             records.reserveCapacity(Int(seg.recordCount))
             for b in blocks { records.append(contentsOf: try OpenSegment.readBlock(b, file: seg.file)) }
-            let path = try Sealer.seal(records: records, segment: seg.segment, firstSeq: seg.firstSeq, directory: directory,
-                                       blockTarget: options.blockTarget, level: options.sealLevel)
-            let info = SegmentInfo(segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
+            let path = try Sealer.seal(
+                records: records, segment: seg.segment, firstSeq: seg.firstSeq, directory: directory,
+                blockTarget: options.blockTarget, level: options.sealLevel)
+            let info = SegmentInfo(
+                segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
             try onSealed?(info)
             lock.withLock {
                 rotated.removeFirst()
@@ -377,8 +425,16 @@ public final class SegmentStore: @unchecked Sendable {
     public func segments() -> [SegmentInfo] {
         lock.withLock {
             sealed
-                + rotated.map { SegmentInfo(segment: $0.0.segment, state: .rotated, path: $0.0.path, firstSeq: $0.0.firstSeq, endSeq: $0.0.nextSeq) }
-                + [SegmentInfo(segment: open.segment, state: .open, path: open.path, firstSeq: open.firstSeq, endSeq: durableEnd)]
+                + rotated.map {
+                    SegmentInfo(
+                        segment: $0.0.segment, state: .rotated, path: $0.0.path, firstSeq: $0.0.firstSeq,
+                        endSeq: $0.0.nextSeq)
+                }
+                + [
+                    SegmentInfo(
+                        segment: open.segment, state: .open, path: open.path, firstSeq: open.firstSeq,
+                        endSeq: durableEnd)
+                ]
         }
     }
 
@@ -391,8 +447,11 @@ public final class SegmentStore: @unchecked Sendable {
         let loc: Location? = lock.withLock {
             guard seq < durableEnd else { return nil }
             if seq >= open.firstSeq { return .blocks(open.file, openReadable) }
-            for (seg, blocks) in rotated where seq >= seg.firstSeq && seq < seg.nextSeq { return .blocks(seg.file, blocks) }
-            var lo = 0, hi = sealed.count
+            for (seg, blocks) in rotated where seq >= seg.firstSeq && seq < seg.nextSeq {
+                return .blocks(seg.file, blocks)
+            }
+            var lo = 0
+            var hi = sealed.count
             while lo < hi {
                 let mid = (lo + hi) / 2
                 if sealed[mid].endSeq <= seq { lo = mid + 1 } else { hi = mid }
@@ -400,7 +459,9 @@ public final class SegmentStore: @unchecked Sendable {
             if lo < sealed.count, sealed[lo].firstSeq <= seq { return .sealed(sealed[lo]) }
             return nil
         }
-        guard let loc else { throw StoreError(.notFound, "sequence number \(seq) is not stored (the log ends before \(endSeq))") }
+        guard let loc else {
+            throw StoreError(.notFound, "sequence number \(seq) is not stored (the log ends before \(endSeq))")
+        }
         if case .sealed(let info) = loc, info.state == .retired {
             throw StoreError(.retired, "entry \(seq) is not here: " + info.retiredMessage, path: info.path)
         }
@@ -420,7 +481,8 @@ public final class SegmentStore: @unchecked Sendable {
     }
 
     private static func blockIndex(_ blocks: [BlockRef], _ seq: UInt64) -> Int? {
-        var lo = 0, hi = blocks.count
+        var lo = 0
+        var hi = blocks.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if blocks[mid].firstSeq + UInt64(blocks[mid].count) <= seq { lo = mid + 1 } else { hi = mid }
@@ -434,11 +496,15 @@ public final class SegmentStore: @unchecked Sendable {
         case .sealed(let info):
             return try sealedSegment(info).read(seq: seq)
         case .blocks(let file, let blocks):
-            guard let i = Self.blockIndex(blocks, seq) else { throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path) }
+            guard let i = Self.blockIndex(blocks, seq) else {
+                throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path)
+            }
             let records = try OpenSegment.readBlock(blocks[i], file: file)
             let k = Int(seq - blocks[i].firstSeq)
             guard k < records.count, records[k].seq == seq else {
-                throw StoreError(.corrupt, "block does not hold sequence number \(seq) where expected", path: file.path, offset: blocks[i].offset)
+                throw StoreError(
+                    .corrupt, "block does not hold sequence number \(seq) where expected", path: file.path,
+                    offset: blocks[i].offset)
             }
             return records[k]
         }
@@ -456,9 +522,14 @@ public final class SegmentStore: @unchecked Sendable {
                 let b = Int(seg.footer.seqMap[Int(seq - seg.footer.firstSeq)])
                 sealedGroups[info.segment, default: (info, [:])].1[b, default: []].append(seq)
             case .blocks(let file, let blocks):
-                guard let i = Self.blockIndex(blocks, seq) else { throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path) }
-                if let k = openGroups.firstIndex(where: { $0.1 == blocks[i] }) { openGroups[k].2.append(seq) }
-                else { openGroups.append((file, blocks[i], [seq])) }
+                guard let i = Self.blockIndex(blocks, seq) else {
+                    throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path)
+                }
+                if let k = openGroups.firstIndex(where: { $0.1 == blocks[i] }) {
+                    openGroups[k].2.append(seq)
+                } else {
+                    openGroups.append((file, blocks[i], [seq]))
+                }
             }
         }
         for (_, (info, byBlock)) in sealedGroups {
@@ -475,7 +546,10 @@ public final class SegmentStore: @unchecked Sendable {
         var out: [StoredRecord] = []
         out.reserveCapacity(seqs.count)
         for seq in seqs {
-            guard let r = found[seq] else { throw StoreError(.corrupt, "sequence number \(seq) is not where the segment's map says", path: directory) }
+            guard let r = found[seq] else {
+                throw StoreError(
+                    .corrupt, "sequence number \(seq) is not where the segment's map says", path: directory)
+            }
             out.append(r)
         }
         return out

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -33,14 +34,18 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { c in
                     Thread.detachNewThread {
-                        c.resume(with: Result {
-                            let (s, b) = try PlainHTTP.post(host: host, port: url.port ?? 80, path: path, body: Array(body), limit: limit,
-                                                            deadline: end, cancelled: { flag.isSet })
-                            return (s, Data(b))
-                        })
+                        c.resume(
+                            with: Result {
+                                let (s, b) = try PlainHTTP.post(
+                                    host: host, port: url.port ?? 80, path: path, body: Array(body), limit: limit,
+                                    deadline: end, cancelled: { flag.isSet })
+                                return (s, Data(b))
+                            })
                     }
                 }
-            } onCancel: { flag.set() }
+            } onCancel: {
+                flag.set()
+            }
         }
         let b = BoundedPost(limit: limit)
         let config = URLSessionConfiguration.ephemeral
@@ -85,13 +90,19 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         finished = true
         c = continuation
         continuation = nil
-        if let failure { result = .failure(Failed(description: failure)) } else { result = .success((response?.statusCode ?? 0, body)) }
+        if let failure {
+            result = .failure(Failed(description: failure))
+        } else {
+            result = .success((response?.statusCode ?? 0, body))
+        }
         lock.unlock()
         c?.resume(with: result)
     }
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
+    ) {
         lock.withLock { self.response = response as? HTTPURLResponse }
         completionHandler(.allow)
     }

@@ -1,6 +1,7 @@
 import AuditBase
 import Foundation
 import LogProofs
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -17,10 +18,14 @@ public struct WitnessEndpoint: Sendable, Equatable {
     public init(_ spec: String) throws {
         let parts = spec.split(separator: " ", omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].hasPrefix("http://") || parts[0].hasPrefix("https://") else {
-            throw LedgerError("witness \"\(spec)\" must be \"URL VKEY\": its add-checkpoint prefix (http:// or https://) and its verifier key (`auditctl witness key` prints it)")
+            throw LedgerError(
+                "witness \"\(spec)\" must be \"URL VKEY\": its add-checkpoint prefix (http:// or https://) and its verifier key (`auditctl witness key` prints it)"
+            )
         }
         url = String(parts[0].hasSuffix("/") ? parts[0].dropLast() : parts[0])
-        do { verifier = try CosignatureVerifier(String(parts[1])) } catch { throw LedgerError("witness \(url): \(error.description)") }
+        do { verifier = try CosignatureVerifier(String(parts[1])) } catch {
+            throw LedgerError("witness \(url): \(error.description)")
+        }
     }
 }
 
@@ -41,12 +46,17 @@ public final class CosigningClient: @unchecked Sendable {
     private var lastError: [Int: String] = [:]
 
     /// `proof(old, new)` gives the log's RFC 9162 consistency proof.
-    public init(witnesses: [WitnessEndpoint], quorum: Int, timeout: TimeInterval = 5,
-                proof: @escaping @Sendable (UInt64, UInt64) throws -> [Hash]) throws {
+    public init(
+        witnesses: [WitnessEndpoint], quorum: Int, timeout: TimeInterval = 5,
+        proof: @escaping @Sendable (UInt64, UInt64) throws -> [Hash]
+    ) throws {
         guard quorum >= 1, quorum <= witnesses.count else {
-            throw LedgerError("witness quorum \(quorum) must be between 1 and the \(witnesses.count) witnesses configured")
+            throw LedgerError(
+                "witness quorum \(quorum) must be between 1 and the \(witnesses.count) witnesses configured")
         }
-        do { try CosignatureVerifier.distinct(witnesses.map(\.verifier)) } catch { throw LedgerError(error.description) }
+        do { try CosignatureVerifier.distinct(witnesses.map(\.verifier)) } catch {
+            throw LedgerError(error.description)
+        }
         if let url = Dictionary(grouping: witnesses, by: \.url).first(where: { $0.value.count > 1 })?.key {
             throw LedgerError("witness \(url) is listed twice; list each witness once")
         }
@@ -89,7 +99,10 @@ public final class CosigningClient: @unchecked Sendable {
                 if pending == 0 { break }
                 if out.count >= quorum && !timer {
                     timer = true
-                    group.addTask { try? await Task.sleep(for: Self.afterQuorum); return Self.timerMark }
+                    group.addTask {
+                        try? await Task.sleep(for: Self.afterQuorum)
+                        return Self.timerMark
+                    }
                 }
             }
             group.cancelAll()
@@ -107,7 +120,8 @@ public final class CosigningClient: @unchecked Sendable {
         let end = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         for _ in 0..<3 {
             if old > cp.size {
-                why = "the witness holds a tree of \(old) entries, larger than this checkpoint's \(cp.checkpoint.size): it cosigns only newer ones"
+                why =
+                    "the witness holds a tree of \(old) entries, larger than this checkpoint's \(cp.checkpoint.size): it cosigns only newer ones"
                 break
             }
             let lines: [Hash]
@@ -115,31 +129,43 @@ public final class CosigningClient: @unchecked Sendable {
                 why = "cannot prove consistency from \(old): \(error)"
                 break
             }
-            let body = "old \(old)\n" + lines.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + cp.note
+            let body =
+                "old \(old)\n" + lines.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + cp.note
             guard let url = URL(string: w.url + "/add-checkpoint") else {
                 why = "\(w.url) is not a URL"
                 break
             }
             do {
-                let (status, data) = try await BoundedPost.post(url, body: Data(body.utf8), limit: Self.maxAnswer, deadline: max(.milliseconds(1), end - .now))
+                let (status, data) = try await BoundedPost.post(
+                    url, body: Data(body.utf8), limit: Self.maxAnswer, deadline: max(.milliseconds(1), end - .now))
                 let text = String(decoding: data, as: UTF8.self)
                 if status == 409, let size = UInt64(text.trimmingCharacters(in: .newlines)) {
                     old = size
                     lock.withLock { held[i] = size }
                     continue
                 }
-                guard status == 200 else { why = "HTTP \(status): \(text.prefix(200))"; break }
+                guard status == 200 else {
+                    why = "HTTP \(status): \(text.prefix(200))"
+                    break
+                }
                 // Keep only the line that verifies with the configured key.
                 for line in text.split(separator: "\n") {
-                    if let body = try? Cosignature.split(note: cp.note).body, (try? w.verifier.verify(line: line, body: body)) ?? nil != nil {
-                        lock.withLock { held[i] = cp.checkpoint.size; lastError[i] = nil }
+                    if let body = try? Cosignature.split(note: cp.note).body,
+                        (try? w.verifier.verify(line: line, body: body)) ?? nil != nil
+                    {
+                        lock.withLock {
+                            held[i] = cp.checkpoint.size
+                            lastError[i] = nil
+                        }
                         return String(line) + "\n"
                     }
                 }
                 why = "its answer carries no cosignature that verifies with \(w.verifier.text)"
                 break
             } catch {
-                why = Task.isCancelled ? "no answer before the quorum was reached (and \(Self.afterQuorum) more)" : "\(error)"
+                why =
+                    Task.isCancelled
+                    ? "no answer before the quorum was reached (and \(Self.afterQuorum) more)" : "\(error)"
                 break
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,11 +13,14 @@ enum PlainHTTP {
         var description: String
     }
 
-    static func post(host: String, port: Int, path: String, body: [UInt8], limit: Int,
-                     deadline: ContinuousClock.Instant, cancelled: () -> Bool) throws -> (Int, [UInt8]) {
+    static func post(
+        host: String, port: Int, path: String, body: [UInt8], limit: Int,
+        deadline: ContinuousClock.Instant, cancelled: () -> Bool
+    ) throws -> (Int, [UInt8]) {
         let fd = try connect(host: host, port: port, deadline: deadline, cancelled: cancelled)
         defer { close(fd) }
-        let head = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let head =
+            "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         try send(fd, Array(head.utf8) + body, deadline: deadline, cancelled: cancelled)
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16 << 10)
@@ -30,18 +34,24 @@ enum PlainHTTP {
             }
             answer += chunk[..<n]
             // The limit covers the head too: a line of headers is as hostile as a body.
-            guard answer.count <= limit + 4096 else { throw Failed(description: "the answer is larger than \(limit) bytes") }
+            guard answer.count <= limit + 4096 else {
+                throw Failed(description: "the answer is larger than \(limit) bytes")
+            }
             if let done = complete(answer) { return try parse(Array(answer[..<done])) }
         }
         return try parse(answer)
     }
 
-    private static func connect(host: String, port: Int, deadline: ContinuousClock.Instant, cancelled: () -> Bool) throws -> Int32 {
+    private static func connect(
+        host: String, port: Int, deadline: ContinuousClock.Instant, cancelled: () -> Bool
+    ) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else { throw Failed(description: "cannot resolve \(host)") }
+        guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else {
+            throw Failed(description: "cannot resolve \(host)")
+        }
         defer { freeaddrinfo(res) }
         let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failed(description: "no socket: \(String(cString: strerror(errno)))") }
@@ -65,7 +75,9 @@ enum PlainHTTP {
         return fd
     }
 
-    private static func send(_ fd: Int32, _ bytes: [UInt8], deadline: ContinuousClock.Instant, cancelled: () -> Bool) throws {
+    private static func send(
+        _ fd: Int32, _ bytes: [UInt8], deadline: ContinuousClock.Instant, cancelled: () -> Bool
+    ) throws {
         var done = 0
         while done < bytes.count {
             try wait(fd, for: Int16(POLLOUT), deadline: deadline, cancelled: cancelled)
@@ -79,13 +91,16 @@ enum PlainHTTP {
     }
 
     /// Waits until `fd` is ready for `events`, in slices of 100 ms so a cancellation is seen.
-    private static func wait(_ fd: Int32, for events: Int16, deadline: ContinuousClock.Instant, cancelled: () -> Bool) throws {
+    private static func wait(
+        _ fd: Int32, for events: Int16, deadline: ContinuousClock.Instant, cancelled: () -> Bool
+    ) throws {
         while true {
             if cancelled() { throw Failed(description: "cancelled") }
             let left = deadline - .now
             guard left > .zero else { throw Failed(description: "no complete answer in time") }
             var p = pollfd(fd: fd, events: events, revents: 0)
-            let ms = Int32(min(100, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+            let ms = Int32(
+                min(100, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
             let r = poll(&p, 1, ms)
             if r > 0 { return }
             if r < 0 && errno != EINTR { throw Failed(description: "poll: \(String(cString: strerror(errno)))") }
@@ -98,7 +113,8 @@ enum PlainHTTP {
         guard let end = headEnd(b) else { return nil }
         let head = String(decoding: b[..<end], as: UTF8.self).lowercased()
         guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
-              let n = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) else { return nil }
+            let n = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        else { return nil }
         let have = b.count - (end + 4)
         return n >= 0 && n <= have ? end + 4 + n : nil
     }
@@ -123,11 +139,18 @@ enum PlainHTTP {
         var out: [UInt8] = []
         var i = 0
         while i < b.count {
-            guard let nl = b[i...].firstIndex(of: 10), let size = Int(String(decoding: b[i..<nl], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first ?? "", radix: 16) else {
+            guard let nl = b[i...].firstIndex(of: 10),
+                let size = Int(
+                    String(decoding: b[i..<nl], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).split(
+                        separator: ";"
+                    ).first ?? "", radix: 16)
+            else {
                 throw Failed(description: "a malformed chunked answer")
             }
             if size == 0 { return out }
-            guard size >= 0, size <= b.count - (nl + 1) else { throw Failed(description: "a chunked answer cut short, or a chunk size that is not one") }
+            guard size >= 0, size <= b.count - (nl + 1) else {
+                throw Failed(description: "a chunked answer cut short, or a chunk size that is not one")
+            }
             out += b[(nl + 1)..<(nl + 1 + size)]
             i = nl + 1 + size + 2
         }

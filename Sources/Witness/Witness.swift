@@ -43,12 +43,16 @@ public final class Witness: @unchecked Sendable {
 
     /// A witness cosigning with `cosigner` for `logs` (each identified by its key's name, the
     /// checkpoints' origin), keeping its state in `stateDirectory/witness-state`.
-    public init(cosigner: Cosigner, logs: [NoteVerifier], stateDirectory: String,
-                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }) throws {
+    public init(
+        cosigner: Cosigner, logs: [NoteVerifier], stateDirectory: String,
+        clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }
+    ) throws {
         self.cosigner = cosigner
         var byOrigin: [String: NoteVerifier] = [:]
         for l in logs {
-            guard byOrigin[l.name] == nil else { throw LedgerError("two keys configured for log \(l.name): a witness follows one key per origin") }
+            guard byOrigin[l.name] == nil else {
+                throw LedgerError("two keys configured for log \(l.name): a witness follows one key per origin")
+            }
             byOrigin[l.name] = l
         }
         self.logs = byOrigin
@@ -67,7 +71,9 @@ public final class Witness: @unchecked Sendable {
     private static func lockState(_ directory: String) throws -> Int32 {
         do { return try FileOps.lockExclusive(directory + "/lock", patience: 0) } catch {
             guard error.code == .locked else { throw error }
-            throw LedgerError("another witness process is using the state directory \(directory): stop it first (two witnesses sharing one state could cosign two histories)")
+            throw LedgerError(
+                "another witness process is using the state directory \(directory): stop it first (two witnesses sharing one state could cosign two histories)"
+            )
         }
     }
 
@@ -78,14 +84,18 @@ public final class Witness: @unchecked Sendable {
     /// consistency proof lines, an empty line, then the signed checkpoint.
     public func addCheckpoint(_ request: [UInt8]) -> Response {
         guard request.count <= 1 << 20 else { return .text(400, "request body is larger than 1 MiB") }
-        guard let text = String(validating: request, as: UTF8.self) else { return .text(400, "request body is not UTF-8") }
+        guard let text = String(validating: request, as: UTF8.self) else {
+            return .text(400, "request body is not UTF-8")
+        }
         var rest = Substring(text)
         func line() -> Substring? {
             guard let nl = rest.firstIndex(of: "\n") else { return nil }
             defer { rest = rest[rest.index(after: nl)...] }
             return rest[..<nl]
         }
-        guard let first = line(), first.hasPrefix("old "), let old = UInt64(first.dropFirst(4)), String(old) == first.dropFirst(4) else {
+        guard let first = line(), first.hasPrefix("old "), let old = UInt64(first.dropFirst(4)),
+            String(old) == first.dropFirst(4)
+        else {
             return .text(400, "the first line must be \"old <size>\" (decimal, no leading zeroes)")
         }
         var proof: [Hash] = []
@@ -106,11 +116,17 @@ public final class Witness: @unchecked Sendable {
         } catch { return .text(400, "checkpoint: \(error.description)") }
         let cp: Checkpoint
         do { cp = try Checkpoint(text: body) } catch { return .text(400, "checkpoint: \(error.description)") }
-        guard let key = logs[cp.origin] else { return .text(404, "unknown log \(cp.origin): this witness is not configured for it") }
-        do { _ = try key.open(note) } catch {
-            return .text(403, "checkpoint of \(cp.origin) carries no valid signature by its key \(key.text): \(error.description)")
+        guard let key = logs[cp.origin] else {
+            return .text(404, "unknown log \(cp.origin): this witness is not configured for it")
         }
-        guard old <= cp.size else { return .text(400, "old size \(old) is larger than the checkpoint's size \(cp.size)") }
+        do { _ = try key.open(note) } catch {
+            return .text(
+                403,
+                "checkpoint of \(cp.origin) carries no valid signature by its key \(key.text): \(error.description)")
+        }
+        guard old <= cp.size else {
+            return .text(400, "old size \(old) is larger than the checkpoint's size \(cp.size)")
+        }
         return lock.withLock { () -> Response in
             let known = state[cp.origin]
             let size = known?.size ?? 0
@@ -119,15 +135,28 @@ public final class Witness: @unchecked Sendable {
             }
             if old == 0 {
                 guard proof.isEmpty else { return .text(422, "a consistency proof from size 0 must be empty") }
-                if let known, cp.size == 0, known.root != cp.root { return .text(409, "the empty tree has another root") }
+                if let known, cp.size == 0, known.root != cp.root {
+                    return .text(409, "the empty tree has another root")
+                }
             } else if old == cp.size {
                 guard let known, known.root == cp.root else {
-                    return .text(409, "checkpoint of \(cp.origin) at size \(cp.size) has another root than the one this witness cosigned: the log forked")
+                    return .text(
+                        409,
+                        "checkpoint of \(cp.origin) at size \(cp.size) has another root than the one this witness cosigned: the log forked"
+                    )
                 }
-                guard proof.isEmpty else { return .text(422, "a consistency proof between two trees of the same size must be empty") }
+                guard proof.isEmpty else {
+                    return .text(422, "a consistency proof between two trees of the same size must be empty")
+                }
             } else {
-                guard let known, Merkle.verifyConsistency(old: old, new: cp.size, oldRoot: known.root, newRoot: cp.root, proof: proof) else {
-                    return .text(422, "the consistency proof from size \(old) to \(cp.size) does not verify against the checkpoint this witness cosigned")
+                guard let known,
+                    Merkle.verifyConsistency(
+                        old: old, new: cp.size, oldRoot: known.root, newRoot: cp.root, proof: proof)
+                else {
+                    return .text(
+                        422,
+                        "the consistency proof from size \(old) to \(cp.size) does not verify against the checkpoint this witness cosigned"
+                    )
                 }
             }
             var next = state
@@ -136,7 +165,11 @@ public final class Witness: @unchecked Sendable {
                 return .text(500, "cannot record the new checkpoint (\(error)); nothing was cosigned")
             }
             state = next
-            do { return Response(status: 200, body: try cosigner.cosign(body: body, time: clock()), contentType: "text/plain; charset=utf-8") } catch {
+            do {
+                return Response(
+                    status: 200, body: try cosigner.cosign(body: body, time: clock()),
+                    contentType: "text/plain; charset=utf-8")
+            } catch {
                 return .text(500, "cannot cosign: \(error)")
             }
         }
@@ -157,8 +190,11 @@ public final class Witness: @unchecked Sendable {
         guard let bytes = try FileOps.readFile(path, limit: 16 << 20) else { return [:] }
         let text = String(decoding: bytes, as: UTF8.self)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.last == "", lines.count >= 2, let crcLine = lines.dropLast().last, crcLine.hasPrefix("crc32c ") else {
-            throw LedgerError("witness state \(path) is cut short: restore it from a backup (a witness that forgets what it cosigned can be rolled back)")
+        guard lines.last == "", lines.count >= 2, let crcLine = lines.dropLast().last, crcLine.hasPrefix("crc32c ")
+        else {
+            throw LedgerError(
+                "witness state \(path) is cut short: restore it from a backup (a witness that forgets what it cosigned can be rolled back)"
+            )
         }
         lines.removeLast(2)
         let covered = lines.map { $0 + "\n" }.joined()
@@ -168,7 +204,9 @@ public final class Witness: @unchecked Sendable {
         var out: [String: LogState] = [:]
         for l in lines {
             let f = l.split(separator: " ")
-            guard f.count == 3, let size = UInt64(f[1]), let raw = Data(base64Encoded: String(f[2])), let root = Hash(bytes: Array(raw)) else {
+            guard f.count == 3, let size = UInt64(f[1]), let raw = Data(base64Encoded: String(f[2])),
+                let root = Hash(bytes: Array(raw))
+            else {
                 throw LedgerError("witness state \(path) has a malformed line: \(l.prefix(120))")
             }
             out[String(f[0])] = LogState(size: size, root: root)

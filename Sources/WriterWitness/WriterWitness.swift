@@ -41,11 +41,20 @@ public struct WriterWitness: Sendable {
     public let patience: Duration
 
     /// A writer witness keeping its checkpoint at `path`. Each witness key counts once.
-    public init(path: String, key: NoteVerifier, witnesses: [CosignatureVerifier] = [], quorum: Int? = nil, patience: Duration = .seconds(5)) throws {
+    public init(
+        path: String, key: NoteVerifier, witnesses: [CosignatureVerifier] = [], quorum: Int? = nil,
+        patience: Duration = .seconds(5)
+    ) throws {
         let q = quorum ?? witnesses.count
-        guard q >= 0, q <= witnesses.count else { throw Refused(description: "quorum \(q) needs at least that many witness keys") }
+        guard q >= 0, q <= witnesses.count else {
+            throw Refused(description: "quorum \(q) needs at least that many witness keys")
+        }
         do { try CosignatureVerifier.distinct(witnesses) } catch { throw Refused(description: error.description) }
-        self.path = path; self.key = key; self.witnesses = witnesses; self.quorum = q; self.patience = patience
+        self.path = path
+        self.key = key
+        self.witnesses = witnesses
+        self.quorum = q
+        self.patience = patience
     }
 
     /// The checkpoint kept, if any.
@@ -77,11 +86,15 @@ public struct WriterWitness: Sendable {
                     }
                 }
                 guard by.count >= quorum else {
-                    throw Refused(description: "the log's cosigned checkpoint carries \(by.count) valid cosignature(s) of the \(quorum) required from the given witnesses: not kept")
+                    throw Refused(
+                        description:
+                            "the log's cosigned checkpoint carries \(by.count) valid cosignature(s) of the \(quorum) required from the given witnesses: not kept"
+                    )
                 }
                 return Outcome(kept: try advance(held, reply), unwitnessed: nil)
             case .reply(_, let cp):
-                unwitnessed = "the newest checkpoint cosigned by the witnesses has \(cp.size) entries, fewer than the \(max(atLeast, heldSize)) asked for"
+                unwitnessed =
+                    "the newest checkpoint cosigned by the witnesses has \(cp.size) entries, fewer than the \(max(atLeast, heldSize)) asked for"
             case .none(let why):
                 unwitnessed = "no checkpoint cosigned by the witnesses: \(why)"
             }
@@ -89,13 +102,21 @@ public struct WriterWitness: Sendable {
         switch try await latest(client, since: heldSize, cosigned: false, atLeast: atLeast) {
         case .none(let why):
             if let held, heldSize > 0 {
-                throw Refused(description: "ROLLBACK: the log shows no signed checkpoint (\(why)), but it signed one of \(heldSize) entries earlier (root \(held.checkpoint.root.hex)): its history was removed (the checkpoint this writer kept is in \(path))")
+                throw Refused(
+                    description:
+                        "ROLLBACK: the log shows no signed checkpoint (\(why)), but it signed one of \(heldSize) entries earlier (root \(held.checkpoint.root.hex)): its history was removed (the checkpoint this writer kept is in \(path))"
+                )
             }
-            if atLeast > 0 { throw Refused(description: "no signed checkpoint covers the \(atLeast) entries appended: \(why)") }
+            if atLeast > 0 {
+                throw Refused(description: "no signed checkpoint covers the \(atLeast) entries appended: \(why)")
+            }
             return Outcome(kept: held, unwitnessed: unwitnessed)
         case .reply(let reply, let cp):
             if atLeast > 0 && cp.size < atLeast && cp.size >= heldSize {
-                throw Refused(description: "the log's newest checkpoint has \(cp.size) entries, but entries up to \(atLeast) were acknowledged: not covered within \(patience)")
+                throw Refused(
+                    description:
+                        "the log's newest checkpoint has \(cp.size) entries, but entries up to \(atLeast) were acknowledged: not covered within \(patience)"
+                )
             }
             if unwitnessed == nil { return Outcome(kept: try advance(held, reply), unwitnessed: nil) }
             // Checked, but not witnessed: only a checkpoint the witnesses vouch for is kept.
@@ -118,7 +139,10 @@ public struct WriterWitness: Sendable {
             do {
                 let r = try await client.checkpoint(since: since, cosigned: cosigned)
                 let body = (try? Cosignature.split(note: r.note).body) ?? ""
-                guard let cp = try? Checkpoint(text: body) else { throw Refused(description: "the log answered a checkpoint that does not parse: \(r.note.prefix(200))") }
+                guard let cp = try? Checkpoint(text: body) else {
+                    throw Refused(
+                        description: "the log answered a checkpoint that does not parse: \(r.note.prefix(200))")
+                }
                 last = .reply(r, cp)
                 if cp.size >= atLeast { return last }
             } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue {
@@ -131,7 +155,8 @@ public struct WriterWitness: Sendable {
 
     private func consistent(_ held: SignedCheckpoint?, _ reply: CheckpointReply) throws -> SignedCheckpoint {
         do {
-            return try HeldCheckpoint.advance(held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
+            return try HeldCheckpoint.advance(
+                held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
         } catch let e as HeldCheckpoint.Inconsistent {
             throw Refused(description: "\(e) (the checkpoint this writer kept is in \(path))")
         }

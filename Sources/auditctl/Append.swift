@@ -1,10 +1,10 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
+import AuditBase
 import AuditClient
 import AuditWire
 import ChainIndex
 import Foundation
+import LogProofs
 import WriterWitness
 
 /// `auditctl append`: writes entries through a running daemon's socket (for scripts).
@@ -22,11 +22,21 @@ struct Append: AsyncParsableCommand {
     @Option(help: "One entry as JSON (instead of standard input).") var entry: String?
     @Option(help: "Entries per pipelined batch.") var batch = 256
     @Option(help: "Reconnect and resend this many times after a lost connection.") var retry = 0
-    @Option(help: "A file keeping the newest checkpoint this writer verified: before and after appending, the log's latest must extend it (a rollback or fork fails, exit 4). Needs --key.") var state: String?
-    @Option(help: "The log's verifier key (as `auditctl key DIR` prints it), to check checkpoints with.") var key: String?
-    @Option(help: "A witness's verifier key (repeatable; with --state): the checkpoint kept must carry --quorum valid cosignatures from these witnesses.") var witness: [String] = []
+    @Option(
+        help:
+            "A file keeping the newest checkpoint this writer verified: before and after appending, the log's latest must extend it (a rollback or fork fails, exit 4). Needs --key."
+    ) var state: String?
+    @Option(help: "The log's verifier key (as `auditctl key DIR` prints it), to check checkpoints with.") var key:
+        String?
+    @Option(
+        help:
+            "A witness's verifier key (repeatable; with --state): the checkpoint kept must carry --quorum valid cosignatures from these witnesses."
+    ) var witness: [String] = []
     @Option(help: "Cosignatures required from the --witness keys (default: all of them).") var quorum: Int?
-    @Option(help: "Write a receipt per acknowledged entry to this file (NDJSON: its signed checkpoint and inclusion proof; one request per 1,024 entries). Checked with --key when given; `auditctl verify-receipt` checks them offline.") var receipts: String?
+    @Option(
+        help:
+            "Write a receipt per acknowledged entry to this file (NDJSON: its signed checkpoint and inclusion proof; one request per 1,024 entries). Checked with --key when given; `auditctl verify-receipt` checks them offline."
+    ) var receipts: String?
 
     func run() async throws {
         var lines: [(Int, [UInt8])] = []
@@ -49,8 +59,12 @@ struct Append: AsyncParsableCommand {
             throw ValidationError("--witness needs --state, and --quorum at most the number of --witness keys")
         }
         let held = try state.map { path -> WriterWitness in
-            guard let key else { throw ValidationError("--state needs --key: checkpoints are checked with the key you trust") }
-            do { return try WriterWitness(path: path, key: try NoteVerifier(key), witnesses: witnesses, quorum: need) } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
+            guard let key else {
+                throw ValidationError("--state needs --key: checkpoints are checked with the key you trust")
+            }
+            do {
+                return try WriterWitness(path: path, key: try NoteVerifier(key), witnesses: witnesses, quorum: need)
+            } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
         }
         if let held { try await Self.witness(socket: socket, held) }
         let client = RetryingAuditClient(socketPath: socket, retries: retry)
@@ -68,7 +82,8 @@ struct Append: AsyncParsableCommand {
                     case .success(let a):
                         lastSeq = max(lastSeq ?? 0, a.seq)
                         if receipts != nil, let h = Hash(bytes: a.hash) { acked.append((line, a.seq, h)) }
-                        out += "{\"line\":\(line),\"seq\":\(a.seq),\"org_seq\":\(a.orgSeq),\"hash\":\"\(a.hash.hex)\",\"duplicate\":\(a.duplicate)}\n"
+                        out +=
+                            "{\"line\":\(line),\"seq\":\(a.seq),\"org_seq\":\(a.orgSeq),\"hash\":\"\(a.hash.hex)\",\"duplicate\":\(a.duplicate)}\n"
                     case .failure(let e):
                         rejected += 1
                         printError("line \(line): \(e)")
@@ -87,7 +102,9 @@ struct Append: AsyncParsableCommand {
         if let held { try await Self.witness(socket: socket, held, atLeast: lastSeq.map { $0 + 1 } ?? 0) }
         if let receipts {
             let k: NoteVerifier?
-            do { k = try key.map { try NoteVerifier($0) } } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
+            do { k = try key.map { try NoteVerifier($0) } } catch let e as Note.Failure {
+                throw ValidationError("--key: \(e.description)")
+            }
             try await Self.writeReceipts(acked, socket: socket, to: receipts, key: k)
         }
         if rejected > 0 { throw ExitCode(3) }
@@ -104,7 +121,8 @@ struct Append: AsyncParsableCommand {
         do {
             let outcome = try await w.check(c, atLeast: atLeast)
             if let why = outcome.unwitnessed {
-                printError("NOT WITNESSED: \(why); the log's own checkpoint extends the one kept, which stays as it was")
+                printError(
+                    "NOT WITNESSED: \(why); the log's own checkpoint extends the one kept, which stays as it was")
             }
         } catch let e as WriterWitness.Refused {
             await c.close()
@@ -119,7 +137,9 @@ struct Append: AsyncParsableCommand {
 
     /// Fetches the receipts of `acked` (one INCLUSION request per 1,024 entries, waiting up to
     /// 5 s for a checkpoint that covers them), checks them with `key`, and writes them.
-    static func writeReceipts(_ acked: [(line: Int, seq: UInt64, hash: Hash)], socket: String, to path: String, key: NoteVerifier?) async throws {
+    static func writeReceipts(
+        _ acked: [(line: Int, seq: UInt64, hash: Hash)], socket: String, to path: String, key: NoteVerifier?
+    ) async throws {
         let c = try await AuditClient.connect(socketPath: socket)
         var out = ""
         do {
@@ -129,11 +149,19 @@ struct Append: AsyncParsableCommand {
                 var reply: InclusionReply?
                 for attempt in 0..<25 {
                     if attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
-                    do { reply = try await c.inclusion(chunk.map(\.seq)); break } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue { continue }
+                    do {
+                        reply = try await c.inclusion(chunk.map(\.seq))
+                        break
+                    } catch let e as WireError where e.code == WireErrorCode.unavailable.rawValue { continue }
                 }
-                guard let reply else { throw CLIError("no checkpoint covered entries \(chunk[0].seq)… within 5 s; receipts were not written") }
+                guard let reply else {
+                    throw CLIError(
+                        "no checkpoint covered entries \(chunk[0].seq)… within 5 s; receipts were not written")
+                }
                 for (a, proof) in zip(chunk, reply.proofs) {
-                    let r = EntryReceipt(seq: a.seq, hash: a.hash, checkpoint: reply.note, inclusion: proof.compactMap { Hash(bytes: $0) })
+                    let r = EntryReceipt(
+                        seq: a.seq, hash: a.hash, checkpoint: reply.note,
+                        inclusion: proof.compactMap { Hash(bytes: $0) })
                     if let key { _ = try r.verify(key: key) }
                     out += r.json(extra: "\"line\":\(a.line),") + "\n"
                 }
@@ -144,6 +172,8 @@ struct Append: AsyncParsableCommand {
             throw error
         }
         await c.close()
-        do { try Data(out.utf8).write(to: URL(fileURLWithPath: path)) } catch { throw CLIError("cannot write receipts to \(path): \(error.localizedDescription)") }
+        do { try Data(out.utf8).write(to: URL(fileURLWithPath: path)) } catch {
+            throw CLIError("cannot write receipts to \(path): \(error.localizedDescription)")
+        }
     }
 }

@@ -1,9 +1,9 @@
-import AuditBase
-import LogProofs
 import Archive
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// `auditctl archive list|verify|restore|run|purge`.
@@ -15,12 +15,16 @@ struct ArchiveCommand: AsyncParsableCommand {
 
     struct Common: ParsableArguments {
         @Argument(help: "The data directory.") var dir: String
-        @Option(help: "The archive: a directory, or s3://BUCKET[/PREFIX] (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1 or AUDITLOG_S3_CREDENTIALS=FILE). Default: <parent of DIR>/auditd-archive") var archive: String?
+        @Option(
+            help:
+                "The archive: a directory, or s3://BUCKET[/PREFIX] (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1 or AUDITLOG_S3_CREDENTIALS=FILE). Default: <parent of DIR>/auditd-archive"
+        ) var archive: String?
         var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: dir) }
     }
 
     struct ListBundles: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List archived and purged segments.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List archived and purged segments.")
         @OptionGroup var common: Common
 
         func run() throws {
@@ -29,7 +33,9 @@ struct ArchiveCommand: AsyncParsableCommand {
             var n = 0
             for name in try FileOps.list(seg).sorted() where name.hasSuffix(".archived") {
                 let s = try ArchivedStub.load(seg + "/" + name)
-                let state = s.purged_at.map { "purged \($0)" } ?? (present.contains(s.bundle) ? "archived" : "MISSING from \(common.archivePath)")
+                let state =
+                    s.purged_at.map { "purged \($0)" }
+                    ?? (present.contains(s.bundle) ? "archived" : "MISSING from \(common.archivePath)")
                 let times = s.orgs.map(\.min_time).min().map(Timestamp.format) ?? "-"
                 print("\(s.bundle)\tseq \(s.first_seq)..<\(s.end_seq)\t\(s.orgs.count) orgs\tfrom \(times)\t\(state)")
                 n += 1
@@ -39,7 +45,11 @@ struct ArchiveCommand: AsyncParsableCommand {
     }
 
     struct VerifyBundles: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Verify bundles: manifest signature, file hashes, every entry, the index and org summary, the checkpoint root; and that each is in its slot, matches its stub and holds the log's leaves.")
+        static let configuration = CommandConfiguration(
+            commandName: "verify",
+            abstract:
+                "Verify bundles: manifest signature, file hashes, every entry, the index and org summary, the checkpoint root; and that each is in its slot, matches its stub and holds the log's leaves."
+        )
         @OptionGroup var common: Common
         @Option(help: "The verifier key (default: DIR's).") var key: String?
         @Argument(help: "Bundles (default: all).") var bundles: [String] = []
@@ -52,7 +62,9 @@ struct ArchiveCommand: AsyncParsableCommand {
             var lost = 0
             if bundles.isEmpty {
                 for s in try BundlePlacement.missing(dataDir: common.dir, present: Set(all)) {
-                    print("FAILED: \(s.bundle): segment \(s.segment)'s stub records it, but \(common.archivePath) does not hold it")
+                    print(
+                        "FAILED: \(s.bundle): segment \(s.segment)'s stub records it, but \(common.archivePath) does not hold it"
+                    )
                     lost += 1
                 }
             }
@@ -69,7 +81,9 @@ struct ArchiveCommand: AsyncParsableCommand {
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Bring bundles back into the hot tier, after verifying each completely.",
-            discussion: "Works while auditd runs: it picks restored segments up within its verify interval. A tampered or incomplete bundle is refused, naming the file and the reason.")
+            discussion:
+                "Works while auditd runs: it picks restored segments up within its verify interval. A tampered or incomplete bundle is refused, naming the file and the reason."
+        )
         @OptionGroup var common: Common
         @Flag(help: "Restore every archived (not purged) bundle.") var all = false
         @Argument(help: "Bundles to restore.") var bundles: [String] = []
@@ -79,12 +93,16 @@ struct ArchiveCommand: AsyncParsableCommand {
             let backend = try ArchiveBackends.open(common.archivePath, dataDir: common.dir)
             var names = bundles
             if all {
-                names = try FileOps.list(DataDirectory(common.dir).segments).sorted().filter { $0.hasSuffix(".archived") }.compactMap {
+                names = try FileOps.list(DataDirectory(common.dir).segments).sorted().filter {
+                    $0.hasSuffix(".archived")
+                }.compactMap {
                     let s = try? ArchivedStub.load(DataDirectory(common.dir).segments + "/" + $0)
                     return s?.purged_at == nil ? s?.bundle : nil
                 }
             }
-            guard !names.isEmpty else { throw ValidationError("name the bundles to restore (see `auditctl archive list`), or pass --all") }
+            guard !names.isEmpty else {
+                throw ValidationError("name the bundles to restore (see `auditctl archive list`), or pass --all")
+            }
             try eachBundle(names, label: "restoring", failure: "REFUSED") { name in
                 let m = try Archiver.restore(dataDir: common.dir, backend: backend, verifier: k, bundle: name)
                 return "restored \(name): entries \(m.first_seq)..<\(m.end_seq)"
@@ -94,7 +112,8 @@ struct ArchiveCommand: AsyncParsableCommand {
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Archive sealed segments older than the hot window now (auditd does this on its own while it runs).")
+            abstract:
+                "Archive sealed segments older than the hot window now (auditd does this on its own while it runs).")
         @OptionGroup var common: Common
         @Option(help: "Hot window, seconds.") var hotWindow: Double = 90 * 86400
         @Option(help: "Signing key. Default: <parent of DIR>/auditd-keys/<DIR name>.key") var key: String?
@@ -103,19 +122,26 @@ struct ArchiveCommand: AsyncParsableCommand {
         func run() throws {
             let clock = try parseNow(now)
             let ledger = try openLedger(common.dir, key: key)
-            let archiver = Archiver(ledger: ledger, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir), clock: { clock })
+            let archiver = Archiver(
+                ledger: ledger, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
+                clock: { clock })
             let bar = ProgressBar(label: "archiving")
             let made = try archiver.run(hotWindow: hotWindow) { bar.update(UInt64($0), UInt64($1)) }
             bar.finish()
             try ledger.close()
-            print(made.isEmpty ? "nothing is older than the hot window" : "archived \(made.count) segments: \(made.joined(separator: ", "))")
+            print(
+                made.isEmpty
+                    ? "nothing is older than the hot window"
+                    : "archived \(made.count) segments: \(made.joined(separator: ", "))")
         }
     }
 
     struct Purge: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove bundles whose every org is past retention and under no legal hold, leaving signed tombstones.",
-            discussion: "With --dry-run, shows what would go and why, without changing anything (works while auditd runs).")
+            abstract:
+                "Remove bundles whose every org is past retention and under no legal hold, leaving signed tombstones.",
+            discussion:
+                "With --dry-run, shows what would go and why, without changing anything (works while auditd runs).")
         @OptionGroup var common: Common
         @Flag(help: "Only show the decisions.") var dryRun = false
         @Option(help: "Signing key.") var key: String?
@@ -126,8 +152,9 @@ struct ArchiveCommand: AsyncParsableCommand {
             let policy = try RetentionPolicy.load(dir: common.dir)
             let holds = try LegalHolds.load(dir: common.dir)
             if dryRun {
-                let plan = Archiver.plan(dataDir: common.dir, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
-                                         verifier: try Ledger.verifierKey(directory: common.dir), policy: policy, holds: holds, now: clock)
+                let plan = Archiver.plan(
+                    dataDir: common.dir, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
+                    verifier: try Ledger.verifierKey(directory: common.dir), policy: policy, holds: holds, now: clock)
                 if plan.isEmpty { print("no archived bundles") }
                 for d in plan {
                     print("\(d.eligible ? "WOULD PURGE" : "keep")\t\(d.bundle)")
@@ -137,8 +164,10 @@ struct ArchiveCommand: AsyncParsableCommand {
             }
             let ledger = try openLedger(common.dir, key: key)
             // The holds and retention the purge obeys must be the ones the log recorded.
-            let candidates = Archiver.plan(dataDir: common.dir, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
-                                           verifier: ledger.verifier, policy: policy, holds: holds, now: clock).filter(\.eligible)
+            let candidates = Archiver.plan(
+                dataDir: common.dir, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
+                verifier: ledger.verifier, policy: policy, holds: holds, now: clock
+            ).filter(\.eligible)
             let orgs = Set(candidates.flatMap { $0.orgs.map(\.org) })
             if !orgs.isEmpty {
                 var entries: [[UInt8]] = []
@@ -146,33 +175,49 @@ struct ArchiveCommand: AsyncParsableCommand {
                     for prefix in ["legal_hold.*", "retention.policy.*"] {
                         var cursor: UInt64?
                         repeat {
-                            let (page, next) = try ledger.search(org: org, filter: QueryFilter(action: prefix), newestFirst: false, limit: 1000, cursor: cursor)
+                            let (page, next) = try ledger.search(
+                                org: org, filter: QueryFilter(action: prefix), newestFirst: false, limit: 1000,
+                                cursor: cursor)
                             entries += page.map(\.content)
                             cursor = next
                         } while cursor != nil
                     }
                 }
-                let records = OperatorRecords(dir: common.dir, entries: entries, since: try archivedUntil(ledger.store), orgs: orgs)
+                let records = OperatorRecords(
+                    dir: common.dir, entries: entries, since: try archivedUntil(ledger.store), orgs: orgs)
                 if !records.failures.isEmpty {
                     try? ledger.close()
                     throw CLIError("nothing was purged: \(records.failures.joined(separator: "; "))")
                 }
             }
-            let archiver = Archiver(ledger: ledger, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir), clock: { clock })
+            let archiver = Archiver(
+                ledger: ledger, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
+                clock: { clock })
             let purged = try archiver.purge(policy: policy, holds: holds) { decisions in
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 var entries: [PreparedEntry] = []
                 for d in decisions {
                     for o in d.orgs {
-                        let e = auditEvent(org: o.org, category: "privacy", action: "audit_log.purged", targetType: "archive_bundle", targetId: d.bundle,
-                                           metadata: ["entries": String(o.entries), "retention_years": String(policy.years(for: o.org)), "segment": String(d.segment)])
-                        entries.append(try Entry.prepare(json: Array(e.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")))
+                        let e = auditEvent(
+                            org: o.org, category: "privacy", action: "audit_log.purged", targetType: "archive_bundle",
+                            targetId: d.bundle,
+                            metadata: [
+                                "entries": String(o.entries), "retention_years": String(policy.years(for: o.org)),
+                                "segment": String(d.segment),
+                            ])
+                        entries.append(
+                            try Entry.prepare(
+                                json: Array(e.utf8), receivedAt: now,
+                                writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")))
                     }
                 }
                 _ = try ledger.appendAndWait(entries)
             }
             try ledger.close()
-            print(purged.isEmpty ? "nothing is eligible for purge (see --dry-run)" : "purged \(purged.count) bundles: \(purged.map(\.bundle).joined(separator: ", "))")
+            print(
+                purged.isEmpty
+                    ? "nothing is eligible for purge (see --dry-run)"
+                    : "purged \(purged.count) bundles: \(purged.map(\.bundle).joined(separator: ", "))")
         }
     }
 }
@@ -205,11 +250,13 @@ func openLedger(_ dir: String, key: String?) throws -> Ledger {
     var o = LedgerOptions()
     o.background = false
     o.signerState = SignerState.path(forKey: keyPath)
-    do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
-        throw CLIError("\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand")
+    do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError
+        where e.code == .locked
+    {
+        throw CLIError(
+            "\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand")
     }
 }
-
 
 /// `auditctl retention set|show`.
 struct Retention: AsyncParsableCommand {
@@ -227,7 +274,13 @@ struct Retention: AsyncParsableCommand {
         func run() async throws {
             let change = try RetentionPolicy.prepareExtend(dir: dir, org: org, years: years)
             // The audit entry first: a change that cannot be audited does not happen.
-            try await trail.write(dir: dir, events: [auditEvent(org: org, category: "monitoring", action: "retention.policy.changed", targetType: "retention_policy", targetId: org, metadata: ["years": String(years)])])
+            try await trail.write(
+                dir: dir,
+                events: [
+                    auditEvent(
+                        org: org, category: "monitoring", action: "retention.policy.changed",
+                        targetType: "retention_policy", targetId: org, metadata: ["years": String(years)])
+                ])
             try change.commit()
             print("org \(org) is kept \(years) years")
         }
@@ -247,5 +300,7 @@ struct Retention: AsyncParsableCommand {
 
 /// The latest `received_at` of the archived segments, from their stubs' signed summaries.
 func archivedUntil(_ store: SegmentStore) throws -> Int64? {
-    try store.segments().filter { $0.state == .retired }.compactMap { try ArchivedStub.load($0.path).orgs.map(\.max_time).max() }.max()
+    try store.segments().filter { $0.state == .retired }.compactMap {
+        try ArchivedStub.load($0.path).orgs.map(\.max_time).max()
+    }.max()
 }

@@ -10,5 +10,9 @@ struct AuditCtl: AsyncParsableCommand {
             Offline commands work on a data directory (DIR) without the daemon. Verification
             never needs the signing key: only the public verifier key (`auditctl key DIR`).
             """,
-        subcommands: [Import.self, Append.self, Verify.self, VerifyExport.self, ShowCheckpoint.self, ShowKey.self, Prove.self, Show.self, Token.self, ArchiveCommand.self, Hold.self, Retention.self, WitnessCommand.self, VerifyReceipt.self])
+        subcommands: [
+            Import.self, Append.self, Verify.self, VerifyExport.self, ShowCheckpoint.self, ShowKey.self, Prove.self,
+            Show.self, Token.self, ArchiveCommand.self, Hold.self, Retention.self, WitnessCommand.self,
+            VerifyReceipt.self,
+        ])
 }

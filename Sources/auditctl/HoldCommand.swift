@@ -1,6 +1,6 @@
 import Archive
-import ChainIndex
 import ArgumentParser
+import ChainIndex
 import Foundation
 
 /// `auditctl hold create|release|list`.
@@ -10,25 +10,38 @@ struct Hold: AsyncParsableCommand {
         subcommands: [Create.self, Release.self, List.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Place a hold on an org (optionally only entries received in a time range).")
+        static let configuration = CommandConfiguration(
+            abstract: "Place a hold on an org (optionally only entries received in a time range).")
         @Argument(help: "The data directory.") var dir: String
         @Option(help: "The org.") var org: String
         @Option(help: "Only entries received from (RFC 3339).") var from: String?
         @Option(help: "Only entries received before (RFC 3339).") var to: String?
         @Option(help: "Why.") var reason: String
         @Option(help: "Who ordered it.") var authority: String
-        @Option(help: "The archive (a directory or s3://BUCKET[/PREFIX]): an object store also gets its own legal hold on every bundle the hold covers.") var archive: String?
+        @Option(
+            help:
+                "The archive (a directory or s3://BUCKET[/PREFIX]): an object store also gets its own legal hold on every bundle the hold covers."
+        ) var archive: String?
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
-            let change = try LegalHolds.prepareCreate(dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: Date())
+            let change = try LegalHolds.prepareCreate(
+                dir: dir, org: org, from: from, to: to, reason: reason, authority: authority, now: Date())
             let h = change.value
             var meta = ["reason": reason, "authority": authority]
             if let from { meta["from"] = from }
             if let to { meta["to"] = to }
             // The audit entry first: a hold that cannot be audited is not placed.
-            let entries = try await trail.write(dir: dir, events: [auditEvent(org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold", targetId: h.id, metadata: meta)])
-            guard let e = entries.first else { throw CLIError("the log stored no entry for the hold; nothing was changed") }
+            let entries = try await trail.write(
+                dir: dir,
+                events: [
+                    auditEvent(
+                        org: org, category: "privacy", action: "legal_hold.initiated", targetType: "legal_hold",
+                        targetId: h.id, metadata: meta)
+                ])
+            guard let e = entries.first else {
+                throw CLIError("the log stored no entry for the hold; nothing was changed")
+            }
             try change.commit(audit: EntryBinding(e))
             print(h.id)
             try Hold.mirror(dir: dir, archive: archive)
@@ -40,15 +53,25 @@ struct Hold: AsyncParsableCommand {
         @Argument(help: "The data directory.") var dir: String
         @Argument(help: "The hold id.") var id: String
         @Option(help: "Who released it.") var authority: String
-        @Option(help: "The archive (a directory or s3://BUCKET[/PREFIX]): the object store's legal holds follow the log's.") var archive: String?
+        @Option(
+            help: "The archive (a directory or s3://BUCKET[/PREFIX]): the object store's legal holds follow the log's.")
+        var archive: String?
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
             let change = try LegalHolds.prepareRelease(dir: dir, id: id, now: Date())
             let h = change.value
             // The audit entry first: a release that cannot be audited does not happen.
-            let entries = try await trail.write(dir: dir, events: [auditEvent(org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold", targetId: h.id, metadata: ["authority": authority])])
-            guard let e = entries.first else { throw CLIError("the log stored no entry for the release; nothing was changed") }
+            let entries = try await trail.write(
+                dir: dir,
+                events: [
+                    auditEvent(
+                        org: h.org, category: "privacy", action: "legal_hold.released", targetType: "legal_hold",
+                        targetId: h.id, metadata: ["authority": authority])
+                ])
+            guard let e = entries.first else {
+                throw CLIError("the log stored no entry for the release; nothing was changed")
+            }
             try change.commit(audit: EntryBinding(e))
             print("released \(h.id)")
             try Hold.mirror(dir: dir, archive: archive)
@@ -70,7 +93,9 @@ struct Hold: AsyncParsableCommand {
         func run() throws {
             for h in try LegalHolds.load(dir: dir) {
                 let range = (h.from ?? "…") + " – " + (h.to ?? "…")
-                print("\(h.id)\t\(h.org)\t\(range)\t\(h.released_at.map { "released \($0)" } ?? "ACTIVE")\t\(h.reason) (\(h.authority))")
+                print(
+                    "\(h.id)\t\(h.org)\t\(range)\t\(h.released_at.map { "released \($0)" } ?? "ACTIVE")\t\(h.reason) (\(h.authority))"
+                )
             }
         }
     }

@@ -1,9 +1,10 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,8 @@ struct Import: ParsableCommand {
     @Argument(help: "The data directory (created if missing).")
     var dir: String
 
-    @Option(help: "The signing key (created, mode 0600, if missing). Default: <parent of DIR>/auditd-keys/<DIR name>.key")
+    @Option(
+        help: "The signing key (created, mode 0600, if missing). Default: <parent of DIR>/auditd-keys/<DIR name>.key")
     var key: String?
 
     @Option(help: "The log's origin (checkpoint origin line and key name) when creating a key.")
@@ -47,10 +49,15 @@ struct Import: ParsableCommand {
         var options = LedgerOptions()
         options.signerState = SignerState.path(forKey: keyPath)
         options.store.rotateBytes = max(4096, segmentBytes)
-        do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as StoreError where e.code == .locked {
-            throw CLIError("\(dir) is in use by another process (is auditd running on it?); stop it or append through its socket")
+        do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as StoreError
+            where e.code == .locked
+        {
+            throw CLIError(
+                "\(dir) is in use by another process (is auditd running on it?); stop it or append through its socket")
         }
-        if ledger.recovery.store.bytesCut > 0 || ledger.recovery.replayed > 0, !quiet { printError(ledger.recovery.description) }
+        if ledger.recovery.store.bytesCut > 0 || ledger.recovery.replayed > 0, !quiet {
+            printError(ledger.recovery.description)
+        }
         let startSize = ledger.size
         let started = Date()
         let writer = Writer(uid: getuid(), gid: getgid(), via: "import")
@@ -72,8 +79,9 @@ struct Import: ParsableCommand {
                 let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     for i in (w * n / workers)..<((w + 1) * n / workers) {
-                        do throws(EntryError) { out[i] = .success(try Entry.prepare(json: input[i], receivedAt: now, writer: writer)) }
-                        catch { out[i] = .failure(error) }
+                        do throws(EntryError) {
+                            out[i] = .success(try Entry.prepare(json: input[i], receivedAt: now, writer: writer))
+                        } catch { out[i] = .failure(error) }
                     }
                 }
             }
@@ -108,7 +116,10 @@ struct Import: ParsableCommand {
         var readBuf = [UInt8](repeating: 0, count: chunk)
         while true {
             let n = read(0, &readBuf, chunk)
-            if n < 0 { if errno == EINTR { continue }; throw CLIError("cannot read standard input: \(String(cString: strerror(errno)))") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CLIError("cannot read standard input: \(String(cString: strerror(errno)))")
+            }
             if n == 0 { break }
             buffer.append(contentsOf: readBuf[0..<n])
             var start = 0
@@ -133,13 +144,17 @@ struct Import: ParsableCommand {
         }
         submit()
         for _ in 0..<4 { inflight.wait() }
-        for _ in 0..<4 { inflight.signal() } // libdispatch traps if a semaphore dies below its start value
+        for _ in 0..<4 { inflight.signal() }  // libdispatch traps if a semaphore dies below its start value
         try ledger.close()
         let secs = Date().timeIntervalSince(started)
-        if let e = state.error { throw CLIError("import stopped: \(e); \(state.accepted) entries were made durable before it") }
+        if let e = state.error {
+            throw CLIError("import stopped: \(e); \(state.accepted) entries were made durable before it")
+        }
         if !quiet && !receipts {
             let cp = ledger.latestCheckpoint?.checkpoint.size ?? 0
-            print("imported \(state.accepted) entries (seq \(startSize)..<\(startSize + state.accepted)) in \(String(format: "%.2f", secs)) s, \(Int(Double(state.accepted) / max(secs, 0.001))) entries/s; \(state.rejected) rejected; checkpoint at size \(cp)")
+            print(
+                "imported \(state.accepted) entries (seq \(startSize)..<\(startSize + state.accepted)) in \(String(format: "%.2f", secs)) s, \(Int(Double(state.accepted) / max(secs, 0.001))) entries/s; \(state.rejected) rejected; checkpoint at size \(cp)"
+            )
         }
         if state.rejected > 0 { throw ExitCode(3) }
     }
@@ -152,8 +167,15 @@ final class ImportState: @unchecked Sendable {
     private(set) var error: Error?
 
     func reject(_ message: String) {
-        let n = lock.withLock { rejected += 1; return rejected }
-        if n <= 100 { printError("rejected \(message)") } else if n == 101 { printError("(further rejections not shown)") }
+        let n = lock.withLock {
+            rejected += 1
+            return rejected
+        }
+        if n <= 100 {
+            printError("rejected \(message)")
+        } else if n == 101 {
+            printError("(further rejections not shown)")
+        }
     }
 
     func finish(_ r: Result<[Receipt], Error>) {

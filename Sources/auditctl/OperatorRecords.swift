@@ -1,6 +1,6 @@
-import AuditBase
 import Archive
 import AuditAccess
+import AuditBase
 import ChainIndex
 import Foundation
 
@@ -25,17 +25,21 @@ struct OperatorRecords {
     /// entries are then those orgs' only.
     init(dir: String, entries: [[UInt8]], since: Int64?, orgs: Set<String>? = nil) {
         var revoked: Set<String> = []
-        var initiated: [String: JSONValue] = [:], released: Set<String> = []
+        var initiated: [String: JSONValue] = [:]
+        var released: Set<String> = []
         var years: [String: Int] = [:]
         for c in entries {
             guard let v = try? Entry.decodeStored(c), let action = v["action"]?.stringValue,
-                  let target = v["target"]?["id"]?.stringValue else { continue }
+                let target = v["target"]?["id"]?.stringValue
+            else { continue }
             switch action {
             case "audit.token.revoked": revoked.insert(target)
             case "legal_hold.initiated": initiated[target] = v
             case "legal_hold.released": released.insert(target)
             case "retention.policy.changed":
-                if let y = v["metadata"]?["years"]?.stringValue.flatMap(Int.init) { years[target] = max(years[target] ?? 0, y) }
+                if let y = v["metadata"]?["years"]?.stringValue.flatMap(Int.init) {
+                    years[target] = max(years[target] ?? 0, y)
+                }
             default: break
             }
         }
@@ -51,56 +55,79 @@ struct OperatorRecords {
             failures.append("the tree of \(dir) cannot be read to check tokens.json and holds.json: \(error)")
             return
         }
-        if orgs == nil { do {
-            for t in try TokenStore.load(path: TokenStore.path(forData: dir)) where t.revoked_at == nil {
-                if revoked.contains(t.id) {
-                    failures.append("tokens.json: token \(t.id) was revoked in the log but is active in the file")
+        if orgs == nil {
+            do {
+                for t in try TokenStore.load(path: TokenStore.path(forData: dir)) where t.revoked_at == nil {
+                    if revoked.contains(t.id) {
+                        failures.append("tokens.json: token \(t.id) was revoked in the log but is active in the file")
+                    }
+                    if let why = t.auditProblem(leaf: { try tree.leaf($0) }, size: tree.size) {
+                        failures.append("tokens.json: \(why)")
+                    }
                 }
-                if let why = t.auditProblem(leaf: { try tree.leaf($0) }, size: tree.size) { failures.append("tokens.json: \(why)") }
-            }
-        } catch { failures.append("tokens.json: \(error)") } }
+            } catch { failures.append("tokens.json: \(error)") }
+        }
         // Holds: none recorded may vanish, change or be released without its entry.
         do {
             let holds = try LegalHolds.load(dir: dir).filter { orgs?.contains($0.org) ?? true }
             let byId = Dictionary(holds.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for (id, e) in initiated.sorted(by: { $0.key < $1.key }) {
                 guard let h = byId[id] else {
-                    failures.append("holds.json: legal hold \(id) of org \(e["org"]?.stringValue ?? "?") was placed in the log but is missing from the file")
+                    failures.append(
+                        "holds.json: legal hold \(id) of org \(e["org"]?.stringValue ?? "?") was placed in the log but is missing from the file"
+                    )
                     continue
                 }
                 let m = e["metadata"]
-                if h.org != e["org"]?.stringValue || h.reason != m?["reason"]?.stringValue || h.authority != m?["authority"]?.stringValue
-                    || h.from != m?["from"]?.stringValue || h.to != m?["to"]?.stringValue {
-                    failures.append("holds.json: legal hold \(id) differs from the one placed in the log (org, range, reason or authority)")
+                if h.org != e["org"]?.stringValue || h.reason != m?["reason"]?.stringValue
+                    || h.authority != m?["authority"]?.stringValue
+                    || h.from != m?["from"]?.stringValue || h.to != m?["to"]?.stringValue
+                {
+                    failures.append(
+                        "holds.json: legal hold \(id) differs from the one placed in the log (org, range, reason or authority)"
+                    )
                 }
             }
             // A release stands on the entry it carries (checked against the tree, so an old
             // hold's release needs no archive), or on its entry in the hot tier: never on a date.
             for h in holds {
-                if let why = h.placementProblem(leaf: { try tree.leaf($0) }, size: tree.size) { failures.append("holds.json: \(why)") }
+                if let why = h.placementProblem(leaf: { try tree.leaf($0) }, size: tree.size) {
+                    failures.append("holds.json: \(why)")
+                }
                 if h.released_at != nil {
                     if h.released_audit != nil {
-                        if let why = h.releaseProblem(leaf: { try tree.leaf($0) }, size: tree.size) { failures.append("holds.json: \(why)") }
+                        if let why = h.releaseProblem(leaf: { try tree.leaf($0) }, size: tree.size) {
+                            failures.append("holds.json: \(why)")
+                        }
                     } else if !released.contains(h.id) {
-                        failures.append("holds.json: legal hold \(h.id) is marked released at \(h.released_at ?? ""), but no legal_hold.released entry is in the log or carried by the record")
+                        failures.append(
+                            "holds.json: legal hold \(h.id) is marked released at \(h.released_at ?? ""), but no legal_hold.released entry is in the log or carried by the record"
+                        )
                     }
                 }
                 if initiated[h.id] == nil, h.audit == nil, recent(h.created_at) {
-                    notes.append("holds.json: legal hold \(h.id) has no legal_hold.initiated entry in the log (it only keeps more)")
+                    notes.append(
+                        "holds.json: legal hold \(h.id) has no legal_hold.initiated entry in the log (it only keeps more)"
+                    )
                 }
             }
             for id in released where byId[id]?.released_at == nil && byId[id] != nil {
-                notes.append("holds.json: legal hold \(id) was released in the log but is still active in the file (it only keeps more)")
+                notes.append(
+                    "holds.json: legal hold \(id) was released in the log but is still active in the file (it only keeps more)"
+                )
             }
         } catch { failures.append("holds.json: \(error)") }
         // Retention: never below the built-in default, never below a recorded change.
         do {
             let p = try RetentionPolicy.load(dir: dir)
             if p.default_years < RetentionPolicy().default_years {
-                failures.append("retention.json: default_years \(p.default_years) is below the built-in \(RetentionPolicy().default_years): retention is never shortened")
+                failures.append(
+                    "retention.json: default_years \(p.default_years) is below the built-in \(RetentionPolicy().default_years): retention is never shortened"
+                )
             }
             for (org, y) in years.sorted(by: { $0.key < $1.key }) where p.years(for: org) < y {
-                failures.append("retention.json: org \(org) is kept \(p.years(for: org)) years, but the log extended it to \(y)")
+                failures.append(
+                    "retention.json: org \(org) is kept \(p.years(for: org)) years, but the log extended it to \(y)")
             }
         } catch { failures.append("retention.json: \(error)") }
     }

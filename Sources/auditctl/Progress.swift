@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,12 +23,15 @@ final class ProgressBar {
             let width = 30
             let filled = Int(frac * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
-            try? FileHandle.standardError.write(contentsOf: "\r\(label) [\(bar)] \(Int(frac * 100))% \(done)/\(total) (\(Int(rate))/s)".data(using: .utf8) ?? Data())
+            try? FileHandle.standardError.write(
+                contentsOf: "\r\(label) [\(bar)] \(Int(frac * 100))% \(done)/\(total) (\(Int(rate))/s)".data(
+                    using: .utf8) ?? Data())
         } else {
             let d = Int(frac * 10)
             guard d > lastDecile else { return }
             lastDecile = d
-            try? FileHandle.standardError.write(contentsOf: "\(label): \(d * 10)% (\(done)/\(total), \(Int(rate))/s)\n".data(using: .utf8) ?? Data())
+            try? FileHandle.standardError.write(
+                contentsOf: "\(label): \(d * 10)% (\(done)/\(total), \(Int(rate))/s)\n".data(using: .utf8) ?? Data())
         }
     }
 

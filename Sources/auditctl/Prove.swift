@@ -1,8 +1,8 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// `auditctl prove inclusion|consistency`.
@@ -24,14 +24,17 @@ struct Prove: ParsableCommand {
         func run() throws {
             let (tree, log, key) = try openReadOnly(dir)
             let latest = log.latest
-            guard let n = size ?? latest?.checkpoint.size else { throw CLIError("\(dir) has no checkpoint; pass --size") }
+            guard let n = size ?? latest?.checkpoint.size else {
+                throw CLIError("\(dir) has no checkpoint; pass --size")
+            }
             guard seq < n else { throw ValidationError("--seq \(seq) is not below the tree size \(n)") }
             guard n <= tree.size else { throw ValidationError("--size \(n) is beyond the log's \(tree.size) entries") }
             let proof = try tree.inclusionProof(index: seq, size: n)
             let cp = try log.first(atLeast: n, verifier: key).flatMap { $0.checkpoint.size == n ? $0.note : nil }
             try printJSON([
                 "leaf_index": seq, "tree_size": n, "leaf_hash": try tree.leaf(seq).hex,
-                "root": try tree.root(at: n).hex, "proof": proof.map(\.hex), "checkpoint": cp.map { $0 as Any } ?? NSNull(),
+                "root": try tree.root(at: n).hex, "proof": proof.map(\.hex),
+                "checkpoint": cp.map { $0 as Any } ?? NSNull(),
             ])
         }
     }
@@ -48,11 +51,14 @@ struct Prove: ParsableCommand {
 
         func run() throws {
             let (tree, log, _) = try openReadOnly(dir)
-            guard let n = new ?? log.latest?.checkpoint.size else { throw CLIError("\(dir) has no checkpoint; pass --new") }
+            guard let n = new ?? log.latest?.checkpoint.size else {
+                throw CLIError("\(dir) has no checkpoint; pass --new")
+            }
             guard old <= n else { throw ValidationError("--old \(old) is larger than --new \(n)") }
             guard n <= tree.size else { throw ValidationError("--new \(n) is beyond the log's \(tree.size) entries") }
             try printJSON([
-                "old_size": old, "new_size": n, "old_root": try tree.root(at: old).hex, "new_root": try tree.root(at: n).hex,
+                "old_size": old, "new_size": n, "old_root": try tree.root(at: old).hex,
+                "new_root": try tree.root(at: n).hex,
                 "proof": try tree.consistencyProof(old: old, new: n).map(\.hex),
             ])
         }
@@ -61,11 +67,14 @@ struct Prove: ParsableCommand {
 
 func openReadOnly(_ dir: String) throws -> (TreeStore, CheckpointLog, NoteVerifier) {
     let key = try Ledger.verifierKey(directory: dir)
-    return (try TreeStore(directory: DataDirectory(dir).tree, readOnly: true),
-            try CheckpointLog(directory: DataDirectory(dir).checkpoints, verifier: key, readOnly: true), key)
+    return (
+        try TreeStore(directory: DataDirectory(dir).tree, readOnly: true),
+        try CheckpointLog(directory: DataDirectory(dir).checkpoints, verifier: key, readOnly: true), key
+    )
 }
 
 func printJSON(_ obj: [String: Any]) throws {
-    let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    let data = try JSONSerialization.data(
+        withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
 }

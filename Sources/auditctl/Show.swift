@@ -1,5 +1,5 @@
-import AuditBase
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
 import SegmentStore
@@ -20,7 +20,9 @@ struct Show: ParsableCommand {
         let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
         guard seq < tree.size else { throw CLIError("entry \(seq) does not exist (the log's tree holds \(tree.size))") }
         let p = try RecordPayload(bytes: try store.read(seq: seq).payload)
-        let link = try Link.stored(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content), leaf: tree.leaf)
+        let link = try Link.stored(
+            seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content),
+            leaf: tree.leaf)
         let stored = try tree.leaf(seq)
         try printJSON([
             "seq": seq, "org_seq": p.orgSeq, "entry": String(decoding: p.content, as: UTF8.self),

@@ -1,8 +1,8 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
+import LogProofs
 
 /// `auditctl checkpoint DIR`: the latest signed checkpoint.
 struct ShowCheckpoint: ParsableCommand {

@@ -1,11 +1,12 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
 import AuditAccess
+import AuditBase
 import AuditClient
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,11 +15,13 @@ import Glibc
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, list and revoke read-port tokens (stored hashed in DIR/tokens.json).",
-        discussion: "Every change is itself written into the log (category access) through the daemon's socket, or directly when no daemon runs.",
+        discussion:
+            "Every change is itself written into the log (category access) through the daemon's socket, or directly when no daemon runs.",
         subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a token for one org (or --operator) and print it once.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a token for one org (or --operator) and print it once.")
         @Argument(help: "The data directory.") var dir: String
         @Option(help: "The org this token may read.") var org: String?
         @Flag(help: "Operator scope: may read every org.") var `operator` = false
@@ -26,9 +29,15 @@ struct Token: AsyncParsableCommand {
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
-            guard (org != nil) != `operator` else { throw ValidationError("give exactly one of --org ORG or --operator") }
-            if let org, !Entry.isValidOrgName(org) { throw ValidationError("--org '\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])") }
-            guard FileManager.default.fileExists(atPath: DataDirectory(dir).info) else { throw CLIError("\(dir) is not an audit log directory") }
+            guard (org != nil) != `operator` else {
+                throw ValidationError("give exactly one of --org ORG or --operator")
+            }
+            if let org, !Entry.isValidOrgName(org) {
+                throw ValidationError("--org '\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+            }
+            guard FileManager.default.fileExists(atPath: DataDirectory(dir).info) else {
+                throw CLIError("\(dir) is not an audit log directory")
+            }
             var rec = try TokenStore.make(org: org, label: label)
             // The audit entry first: a token whose creation cannot be audited is never stored.
             // The record carries that entry, bound to its leaf (format-spec.md §1).
@@ -36,7 +45,8 @@ struct Token: AsyncParsableCommand {
             rec.audit = EntryBinding(entry)
             try TokenStore.add(rec, path: TokenStore.path(forData: dir))
             print(rec.secret ?? "")
-            printError("token \(rec.id) for \(org.map { "org \($0)" } ?? "operator scope") created; it is shown only now")
+            printError(
+                "token \(rec.id) for \(org.map { "org \($0)" } ?? "operator scope") created; it is shown only now")
         }
     }
 
@@ -46,13 +56,16 @@ struct Token: AsyncParsableCommand {
 
         func run() throws {
             for r in try TokenStore.load(path: TokenStore.path(forData: dir)) {
-                print("\(r.id)\t\(r.org ?? "(operator)")\t\(r.revoked_at.map { "revoked \($0)" } ?? "active")\tcreated \(r.created_at)\t\(r.label)")
+                print(
+                    "\(r.id)\t\(r.org ?? "(operator)")\t\(r.revoked_at.map { "revoked \($0)" } ?? "active")\tcreated \(r.created_at)\t\(r.label)"
+                )
             }
         }
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a token by id (takes effect on the next request).")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a token by id (takes effect on the next request).")
         @Argument(help: "The data directory.") var dir: String
         @Argument(help: "The token id.") var id: String
         @OptionGroup var trail: AuditTrailOptions
@@ -70,19 +83,29 @@ struct Token: AsyncParsableCommand {
 /// Writes a token change into the log (through the daemon if one serves `socket`, else
 /// directly) and returns the entry as stored.
 @discardableResult
-func auditTokenChange(dir: String, trail: AuditTrailOptions, record: TokenRecord, action: String) async throws -> StoredEntry {
+func auditTokenChange(
+    dir: String, trail: AuditTrailOptions, record: TokenRecord, action: String
+) async throws -> StoredEntry {
     let org = record.org ?? "_operator"
-    let event = auditEvent(org: org, category: "access", action: action, targetType: "api_token", targetId: record.id,
-                           metadata: record.auditMetadata)
-    guard let e = try await trail.write(dir: dir, events: [event]).first else { throw CLIError("the log stored no entry for the token change; nothing was changed") }
+    let event = auditEvent(
+        org: org, category: "access", action: action, targetType: "api_token", targetId: record.id,
+        metadata: record.auditMetadata)
+    guard let e = try await trail.write(dir: dir, events: [event]).first else {
+        throw CLIError("the log stored no entry for the token change; nothing was changed")
+    }
     return e
 }
 
 /// One audit entry about an operator action, as JSON.
-func auditEvent(org: String, category: String, action: String, targetType: String, targetId: String, metadata: [String: String]) -> String {
+func auditEvent(
+    org: String, category: String, action: String, targetType: String, targetId: String, metadata: [String: String]
+) -> String {
     let now = Int64(Date().timeIntervalSince1970 * 1000)
-    let meta = metadata.sorted { $0.key < $1.key }.map { CanonicalJSON.quoted($0.key) + ":" + CanonicalJSON.quoted($0.value) }.joined(separator: ",")
-    return "{\"org\":\(CanonicalJSON.quoted(org)),\"category\":\"\(category)\",\"action\":\"\(action)\",\"actor\":{\"type\":\"human\",\"id\":\"uid:\(getuid())\"},\"target\":{\"type\":\"\(targetType)\",\"id\":\(CanonicalJSON.quoted(targetId))},\"outcome\":\"success\",\"source\":{\"service\":\"auditctl\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\(meta)}}"
+    let meta = metadata.sorted { $0.key < $1.key }.map {
+        CanonicalJSON.quoted($0.key) + ":" + CanonicalJSON.quoted($0.value)
+    }.joined(separator: ",")
+    return
+        "{\"org\":\(CanonicalJSON.quoted(org)),\"category\":\"\(category)\",\"action\":\"\(action)\",\"actor\":{\"type\":\"human\",\"id\":\"uid:\(getuid())\"},\"target\":{\"type\":\"\(targetType)\",\"id\":\(CanonicalJSON.quoted(targetId))},\"outcome\":\"success\",\"source\":{\"service\":\"auditctl\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\(meta)}}"
 }
 
 /// Where an operator action's own audit entry goes: through the socket of the daemon that
@@ -90,7 +113,10 @@ func auditEvent(org: String, category: String, action: String, targetType: Strin
 /// else straight into the log with its signing key. Either way it is written before the change
 /// it records; when it cannot be written, the change is not made.
 struct AuditTrailOptions: ParsableArguments {
-    @Option(help: "The daemon's ingest socket, for the audit entry. Default: the one the running auditd recorded in DIR/auditd.socket.") var socket: String?
+    @Option(
+        help:
+            "The daemon's ingest socket, for the audit entry. Default: the one the running auditd recorded in DIR/auditd.socket."
+    ) var socket: String?
     @Option(help: "Signing key, when no daemon runs.") var key: String?
 
     /// Writes audit entries into the log of `dir` and returns them as stored (read back and
@@ -100,14 +126,17 @@ struct AuditTrailOptions: ParsableArguments {
         let recorded = (try? FileOps.readFile(DataDirectory(dir).daemonSocket, limit: 4096))
             .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
         if let path = socket ?? recorded, FileManager.default.fileExists(atPath: path),
-           let client = try? await AuditClient.connect(socketPath: path) {
+            let client = try? await AuditClient.connect(socketPath: path)
+        {
             let results = try await client.append(batch: events.map { Array($0.utf8) })
             await client.close()
             return try results.map { r in
                 let ack = try r.get()
                 let e = try Ledger.entry(inDirectory: dir, seq: ack.seq)
                 guard e.hash.bytes == ack.hash else {
-                    throw CLIError("entry \(ack.seq) read back from \(dir) is not the one auditd acknowledged: is \(path) serving another data directory?")
+                    throw CLIError(
+                        "entry \(ack.seq) read back from \(dir) is not the one auditd acknowledged: is \(path) serving another data directory?"
+                    )
                 }
                 return e
             }
@@ -119,14 +148,22 @@ struct AuditTrailOptions: ParsableArguments {
         o.background = false
         o.signerState = SignerState.path(forKey: keyPath)
         let ledger: Ledger
-        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError where e.code == .locked {
-            throw CLIError("auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was changed")
+        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError
+            where e.code == .locked
+        {
+            throw CLIError(
+                "auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was changed"
+            )
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let receipts = try ledger.appendAndWait(try events.map { try Entry.prepare(json: Array($0.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")) })
+        let receipts = try ledger.appendAndWait(
+            try events.map {
+                try Entry.prepare(
+                    json: Array($0.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")
+                )
+            })
         let stored = try receipts.map { try ledger.entry(seq: $0.seq) }
         try ledger.close()
         return stored
     }
 }
-

@@ -1,25 +1,36 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
+import LogProofs
 
 /// `auditctl verify DIR`: rechecks everything.
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recheck a data directory: block checksums, content hashes, both chains, the tree, every checkpoint.",
-        discussion: "Read-only. Exit status 0 when the log verifies, 1 when it does not (the first failure is named with its sequence number, file and offset).")
+        discussion:
+            "Read-only. Exit status 0 when the log verifies, 1 when it does not (the first failure is named with its sequence number, file and offset)."
+    )
 
     @Argument(help: "The data directory.")
     var dir: String
 
-    @Option(help: "The verifier key to trust (name+hash+key). Default: the key recorded in DIR; pass the operator's published key to rule out a swapped one.")
+    @Option(
+        help:
+            "The verifier key to trust (name+hash+key). Default: the key recorded in DIR; pass the operator's published key to rule out a swapped one."
+    )
     var key: String?
 
-    @Option(help: "A signed checkpoint kept from earlier (a file holding the note): fail unless the log extends it (repeatable).")
+    @Option(
+        help:
+            "A signed checkpoint kept from earlier (a file holding the note): fail unless the log extends it (repeatable)."
+    )
     var checkpoint: [String] = []
 
-    @Option(help: "A witness's verifier key (repeatable): the log's witnessed checkpoint (checkpoints/cosigned) and every --checkpoint must carry --quorum valid cosignatures, and the log must extend them.")
+    @Option(
+        help:
+            "A witness's verifier key (repeatable): the log's witnessed checkpoint (checkpoints/cosigned) and every --checkpoint must carry --quorum valid cosignatures, and the log must extend them."
+    )
     var witness: [String] = []
 
     @Option(help: "Cosignatures required from the --witness keys (default: all of them).")
@@ -34,7 +45,8 @@ struct Verify: ParsableCommand {
         var v = try Verifier(directory: dir, key: k)
         v.collect = OperatorRecords.actions
         for path in checkpoint {
-            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) })
+            else {
                 throw CLIError("cannot read checkpoint file \(path)")
             }
             do { v.pinned.append((try SignedCheckpoint(note: text, verifier: v.trusted), path)) } catch {
@@ -49,15 +61,20 @@ struct Verify: ParsableCommand {
                 try CosignatureVerifier.distinct(ws)
             } catch { throw ValidationError("--witness: \(error)") }
             let need = quorum ?? ws.count
-            guard need >= 1, need <= ws.count else { throw ValidationError("--quorum \(need) needs at least that many --witness keys") }
+            guard need >= 1, need <= ws.count else {
+                throw ValidationError("--quorum \(need) needs at least that many --witness keys")
+            }
             let cosignedPath = DataDirectory(dir).cosigned
-            if let text = FileManager.default.contents(atPath: cosignedPath).map({ String(decoding: $0, as: UTF8.self) }) {
+            if let text = FileManager.default.contents(atPath: cosignedPath).map({ String(decoding: $0, as: UTF8.self) }
+            ) {
                 do { v.pinned.append((try SignedCheckpoint(note: text, verifier: v.trusted), cosignedPath)) } catch {
                     throw CLIError("\(cosignedPath) is not a checkpoint signed by the trusted key: \(error)")
                 }
             }
             guard !v.pinned.isEmpty else {
-                print("FAILED: no witnessed checkpoint: \(cosignedPath) does not exist and no --checkpoint was given (is auditd configured with --witness?)")
+                print(
+                    "FAILED: no witnessed checkpoint: \(cosignedPath) does not exist and no --checkpoint was given (is auditd configured with --witness?)"
+                )
                 throw ExitCode(1)
             }
             for (cp, source) in v.pinned {
@@ -69,10 +86,13 @@ struct Verify: ParsableCommand {
                     }
                 }
                 guard by.count >= need else {
-                    print("FAILED: the checkpoint in \(source) (size \(cp.checkpoint.size)) carries \(by.count) valid cosignature\(by.count == 1 ? "" : "s") of the \(need) required from the given witnesses")
+                    print(
+                        "FAILED: the checkpoint in \(source) (size \(cp.checkpoint.size)) carries \(by.count) valid cosignature\(by.count == 1 ? "" : "s") of the \(need) required from the given witnesses"
+                    )
                     throw ExitCode(1)
                 }
-                witnessed = "; the log extends the checkpoint at size \(cp.checkpoint.size) cosigned by \(by.joined(separator: ", "))"
+                witnessed =
+                    "; the log extends the checkpoint at size \(cp.checkpoint.size) cosigned by \(by.joined(separator: ", "))"
             }
         }
         let bar = quiet ? nil : ProgressBar(label: "verifying")
@@ -91,6 +111,8 @@ struct Verify: ParsableCommand {
             print("FAILED: \(f)")
             throw ExitCode(1)
         }
-        print("OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s\(witnessed)")
+        print(
+            "OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s\(witnessed)"
+        )
     }
 }

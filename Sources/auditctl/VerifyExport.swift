@@ -1,27 +1,37 @@
-import LogProofs
 import ArgumentParser
 import ChainIndex
 import Foundation
+import LogProofs
 
 /// `auditctl verify-export FILE`: checks an export offline, without the daemon or the data.
 struct VerifyExport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-export",
-        abstract: "Verify an NDJSON or CSV export offline: every entry signed, the filter bound to the signed export record, and whether no selected entry is missing.",
+        abstract:
+            "Verify an NDJSON or CSV export offline: every entry signed, the filter bound to the signed export record, and whether no selected entry is missing.",
         discussion: """
-        Prints OK when the export proves it holds every entry of the org that it selects (an
-        export of everything, or of a time range). For any other filter it prints AUTHENTIC
-        SELECTION: each entry is signed and selected, but the export cannot show that none is
-        missing. Exit status 0 for either, 1 when anything fails to verify (the first bad line
-        is named), 3 for a selection with --require-complete.
-        """)
+            Prints OK when the export proves it holds every entry of the org that it selects (an
+            export of everything, or of a time range). For any other filter it prints AUTHENTIC
+            SELECTION: each entry is signed and selected, but the export cannot show that none is
+            missing. Exit status 0 for either, 1 when anything fails to verify (the first bad line
+            is named), 3 for a selection with --require-complete.
+            """)
 
     @Argument(help: "The export file (- for standard input).") var file: String
-    @Option(help: "The verifier key to trust. Default: the key in the export's header (compare it with the operator's published key).") var key: String?
-    @Option(help: "A signed checkpoint kept from earlier (a file holding the note): fail unless the export's checkpoint extends it (repeatable; needs --key, and an export requested with ?consistency_from=<its size>).")
+    @Option(
+        help:
+            "The verifier key to trust. Default: the key in the export's header (compare it with the operator's published key)."
+    ) var key: String?
+    @Option(
+        help:
+            "A signed checkpoint kept from earlier (a file holding the note): fail unless the export's checkpoint extends it (repeatable; needs --key, and an export requested with ?consistency_from=<its size>)."
+    )
     var checkpoint: [String] = []
     @Flag(help: "Exit 3 unless the export proves it is complete.") var requireComplete = false
-    @Option(help: "A witness's verifier key (repeatable): its cosignature on the export's checkpoint counts towards --quorum.") var witness: [String] = []
+    @Option(
+        help:
+            "A witness's verifier key (repeatable): its cosignature on the export's checkpoint counts towards --quorum."
+    ) var witness: [String] = []
     @Option(help: "Cosignatures required from the --witness keys (default: all of them).") var quorum: Int?
 
     func run() throws {
@@ -29,8 +39,12 @@ struct VerifyExport: ParsableCommand {
         do { k = try key.map { try NoteVerifier($0) } } catch { throw ValidationError("--key: \(error)") }
         var kept: [SignedCheckpoint] = []
         for path in checkpoint {
-            guard let k else { throw ValidationError("--checkpoint needs --key: a kept checkpoint is checked with the key you trust, not the export's") }
-            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+            guard let k else {
+                throw ValidationError(
+                    "--checkpoint needs --key: a kept checkpoint is checked with the key you trust, not the export's")
+            }
+            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) })
+            else {
                 throw CLIError("cannot read checkpoint file \(path)")
             }
             do { kept.append(try SignedCheckpoint(note: text, verifier: k)) } catch {
@@ -43,7 +57,9 @@ struct VerifyExport: ParsableCommand {
             try CosignatureVerifier.distinct(witnesses)
         } catch { throw ValidationError("--witness: \(error)") }
         let need = quorum ?? witnesses.count
-        guard need >= 0, need <= witnesses.count else { throw ValidationError("--quorum \(need) needs at least that many --witness keys") }
+        guard need >= 0, need <= witnesses.count else {
+            throw ValidationError("--quorum \(need) needs at least that many --witness keys")
+        }
         let reader: ExportReader
         do { reader = try ExportReader(path: file) } catch { throw CLIError("\(error)") }
         let r = ExportVerifier(key: k, kept: kept).verify(lines: reader, format: reader.format)
@@ -60,18 +76,30 @@ struct VerifyExport: ParsableCommand {
                 }
             }
             guard by.count >= need else {
-                print("FAILED: the export's checkpoint carries \(by.count) valid cosignature\(by.count == 1 ? "" : "s") of the \(need) required from the given witnesses\(by.isEmpty ? "" : " (" + by.joined(separator: ", ") + ")"): its history is not witnessed")
+                print(
+                    "FAILED: the export's checkpoint carries \(by.count) valid cosignature\(by.count == 1 ? "" : "s") of the \(need) required from the given witnesses\(by.isEmpty ? "" : " (" + by.joined(separator: ", ") + ")"): its history is not witnessed"
+                )
                 throw ExitCode(1)
             }
-            print("WITNESSED: the checkpoint is cosigned by \(by.joined(separator: ", ")) (\(by.count) of \(witnesses.count), quorum \(need))")
+            print(
+                "WITNESSED: the checkpoint is cosigned by \(by.joined(separator: ", ")) (\(by.count) of \(witnesses.count), quorum \(need))"
+            )
         }
         let keyNote = k == nil ? " (key taken from the export: compare it with the published one, or pass --key)" : ""
-        let filter = r.filter.isEmpty ? "" : " selected by " + r.filter.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let filter =
+            r.filter.isEmpty
+            ? ""
+            : " selected by "
+                + r.filter.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         switch r.completeness {
         case .complete:
-            print("OK: complete: all \(r.entries) entries of org \(r.org)\(filter) in the signed tree of size \(r.treeSize), none missing; \(r.context) more shown as context\(keyNote)")
+            print(
+                "OK: complete: all \(r.entries) entries of org \(r.org)\(filter) in the signed tree of size \(r.treeSize), none missing; \(r.context) more shown as context\(keyNote)"
+            )
         case .selection(let why):
-            print("AUTHENTIC SELECTION: \(r.entries) entries of org \(r.org)\(filter), each signed in the tree of size \(r.treeSize) and matching the filter\(keyNote)")
+            print(
+                "AUTHENTIC SELECTION: \(r.entries) entries of org \(r.org)\(filter), each signed in the tree of size \(r.treeSize) and matching the filter\(keyNote)"
+            )
             print("NOT PROVEN COMPLETE: \(why)")
             if requireComplete { throw ExitCode(3) }
         }

@@ -1,14 +1,15 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
+import LogProofs
 
 /// `auditctl verify-receipt FILE --key VKEY [--data DIR]`: checks writers' receipts offline.
 struct VerifyReceipt: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-receipt",
-        abstract: "Verify entry receipts (from `auditctl append --receipts`) with the log's key, and optionally that a log still holds them.",
+        abstract:
+            "Verify entry receipts (from `auditctl append --receipts`) with the log's key, and optionally that a log still holds them.",
         discussion: """
             Each receipt is the log's signed checkpoint and the entry's inclusion proof in it:
             it verifies with the log's public key alone. With --data, the log at DIR must
@@ -19,8 +20,10 @@ struct VerifyReceipt: ParsableCommand {
             """)
 
     @Argument(help: "A receipts file (NDJSON, one receipt per line; - for standard input).") var file: String
-    @Option(help: "The log's verifier key (as `auditctl key DIR` prints it, or the operator publishes it).") var key: String
-    @Option(help: "A log's data directory to check the receipts against (read-only; works beside a running daemon).") var data: String?
+    @Option(help: "The log's verifier key (as `auditctl key DIR` prints it, or the operator publishes it).") var key:
+        String
+    @Option(help: "A log's data directory to check the receipts against (read-only; works beside a running daemon).")
+    var data: String?
 
     func run() throws {
         let k: NoteVerifier
@@ -32,8 +35,10 @@ struct VerifyReceipt: ParsableCommand {
             guard let d = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
             text = String(decoding: d, as: UTF8.self)
         }
-        var n = 0, removed = 0
-        for (i, line) in text.split(separator: "\n").enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+        var n = 0
+        var removed = 0
+        for (i, line) in text.split(separator: "\n").enumerated()
+        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let r: EntryReceipt
             do {
                 r = try EntryReceipt(json: String(line))
@@ -54,9 +59,13 @@ struct VerifyReceipt: ParsableCommand {
             throw ExitCode(1)
         }
         guard removed == 0 else {
-            print("\(removed) of \(n) receipted entries are not in the log as signed: the receipts are the proof (signed by \(k.text))")
+            print(
+                "\(removed) of \(n) receipted entries are not in the log as signed: the receipts are the proof (signed by \(k.text))"
+            )
             throw ExitCode(5)
         }
-        print("OK: \(n) receipt\(n == 1 ? "" : "s") verify with \(k.text)\(data.map { "; the log at \($0) holds every entry at its place" } ?? "")")
+        print(
+            "OK: \(n) receipt\(n == 1 ? "" : "s") verify with \(k.text)\(data.map { "; the log at \($0) holds every entry at its place" } ?? "")"
+        )
     }
 }

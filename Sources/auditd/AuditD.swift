@@ -1,12 +1,12 @@
-import AuditBase
-import LogProofs
 import Archive
-import AuditAccess
 import ArgumentParser
+import AuditAccess
+import AuditBase
 import ChainIndex
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import LogProofs
 import Logging
 import Metrics
 import NIOCore
@@ -35,7 +35,8 @@ struct AuditD: AsyncParsableCommand {
             """ + "\n" + DaemonConfig.settings.map(\.helpLine).joined(separator: "\n"))
 
     @Option(help: "JSON config file.") var config: String?
-    @Flag(help: "Check the configuration (the file, then the flags over it) and exit: 0 when it is valid.") var checkConfig = false
+    @Flag(help: "Check the configuration (the file, then the flags over it) and exit: 0 when it is valid.")
+    var checkConfig = false
     /// Every other flag is a setting from `DaemonConfig.settings` (see the discussion above).
     @Argument(parsing: .allUnrecognized, help: .hidden) var settings: [String] = []
 
@@ -52,7 +53,9 @@ struct AuditD: AsyncParsableCommand {
         if checkConfig {
             let c = try resolved()
             try DescriptorBudget.check(ingest: c.maxConnections, read: c.httpMaxConnections)
-            announce("config OK: data \(c.data), key \(c.keyPath), socket \(c.socket) (mode \(c.socketMode)), read port \(c.httpHost):\(c.httpPort), archive \(c.archivePath), \(c.witnesses.count) witness(es)")
+            announce(
+                "config OK: data \(c.data), key \(c.keyPath), socket \(c.socket) (mode \(c.socketMode)), read port \(c.httpHost):\(c.httpPort), archive \(c.archivePath), \(c.witnesses.count) witness(es)"
+            )
             for setting in DaemonConfig.settings { announce("  \(setting.key) = \(setting.shown(c))") }
             return
         }
@@ -70,61 +73,82 @@ struct AuditD: AsyncParsableCommand {
         let metrics = DaemonMetrics()
 
         let (signer, created) = try KeyFile.loadOrCreate(path: c.keyPath, name: c.origin)
-        if created { logger.notice("generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"]) }
+        if created {
+            logger.notice(
+                "generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"])
+        }
         var options = LedgerOptions()
         options.signerState = SignerState.path(forKey: c.keyPath)
         options.onCommit = { n, d in metrics.committed(count: n, took: d) }
         options.store.rotateBytes = c.segmentBytes
         options.store.rotateAge = .seconds(c.segmentAge)
         let ledger: Ledger
-        do { ledger = try Ledger(directory: c.data, signer: signer, options: options) } catch let e as StoreError where e.code == .locked {
+        do { ledger = try Ledger(directory: c.data, signer: signer, options: options) } catch let e as StoreError
+            where e.code == .locked
+        {
             throw ValidationError("\(c.data) is in use by another process (another auditd, or auditctl import)")
         }
-        logger.info("log opened", metadata: ["data": "\(c.data)", "size": "\(ledger.size)", "recovery": "\(ledger.recovery)", "verifier_key": "\(ledger.verifier.text)"])
+        logger.info(
+            "log opened",
+            metadata: [
+                "data": "\(c.data)", "size": "\(ledger.size)", "recovery": "\(ledger.recovery)",
+                "verifier_key": "\(ledger.verifier.text)",
+            ])
 
         let tree = ledger.tree
-        let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow), maxKeys: c.maxIdempotencyKeys) { seq in try? tree.leaf(seq) }
+        let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow), maxKeys: c.maxIdempotencyKeys) { seq in
+            try? tree.leaf(seq)
+        }
         // Re-read the window's keys in the background: entries without a key are served at once,
         // keyed ones wait until it is done.
         Thread {
             let started = ContinuousClock.now
             do {
                 let seeded = try idem.rebuild(from: ledger)
-                logger.info("idempotency keys restored", metadata: ["keys": "\(seeded)", "took": "\(ContinuousClock.now - started)"])
+                logger.info(
+                    "idempotency keys restored",
+                    metadata: ["keys": "\(seeded)", "took": "\(ContinuousClock.now - started)"])
             } catch {
-                logger.error("could not re-read idempotency keys; duplicates of entries sent before the restart are possible", metadata: ["error": "\(error)"])
+                logger.error(
+                    "could not re-read idempotency keys; duplicates of entries sent before the restart are possible",
+                    metadata: ["error": "\(error)"])
             }
             idem.markReady()
         }.start()
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let health = HealthState()
-        let witnessing = c.witnesses.isEmpty ? nil : try Witnessing(ledger: ledger, witnesses: c.witnesses, quorum: c.witnessQuorum)
-        let shared = IngestContext(ledger: ledger, idempotency: idem, metrics: metrics, maxInflight: c.maxInflightPerConnection,
-                                   logger: logger, drain: InflightCounter(limit: c.maxInflightTotal), witnessing: witnessing)
+        let witnessing =
+            c.witnesses.isEmpty ? nil : try Witnessing(ledger: ledger, witnesses: c.witnesses, quorum: c.witnessQuorum)
+        let shared = IngestContext(
+            ledger: ledger, idempotency: idem, metrics: metrics, maxInflight: c.maxInflightPerConnection,
+            logger: logger, drain: InflightCounter(limit: c.maxInflightTotal), witnessing: witnessing)
         let ingest = IngestServer(config: c, shared: shared, group: group) { path in
             announce("auditd: ingest socket \(path)")
         }
         // A token opens the read port only if it stands on its audit entry in this log's tree
         // (format-spec.md §1): one written into tokens.json by hand never does.
-        let tokens = TokenStore(path: TokenStore.path(forData: c.data),
-                                admit: { [ledger] r in r.auditProblem(leaf: { try ledger.tree.leaf($0) }, size: ledger.size) },
-                                log: { [logger] in logger.warning("\($0)") })
+        let tokens = TokenStore(
+            path: TokenStore.path(forData: c.data),
+            admit: { [ledger] r in r.auditProblem(leaf: { try ledger.tree.leaf($0) }, size: ledger.size) },
+            log: { [logger] in logger.warning("\($0)") })
         // Twice the cores: each token may hold two of these at once (TokenGate), so one busy
         // token never has them all.
         let queryPool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
         let exportPool = NIOThreadPool(numberOfThreads: 1)
         queryPool.start()
         exportPool.start()
-        let port = ReadPort(ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger,
-                            queries: queryPool, exports: exportPool, witnessing: witnessing)
+        let port = ReadPort(
+            ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger,
+            queries: queryPool, exports: exportPool, witnessing: witnessing)
         let app = Application(
             router: port.router(),
             // Bounded: idle and half-sent requests are closed, and connections past the cap
             // wait in the backlog, so readers can never take the descriptors storage needs.
             server: .http1(configuration: .init(idleTimeout: .seconds(Int64(c.httpIdleTimeout)))),
-            configuration: .init(address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(c.httpMaxConnections)),
+            configuration: .init(
+                address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd",
+                availableConnectionsDelegate: MaximumAvailableConnections(c.httpMaxConnections)),
             onServerRunning: { channel in
                 let p = channel.localAddress?.port ?? c.httpPort
                 announce("auditd: read port http://\(c.httpHost):\(p)")
@@ -135,7 +159,9 @@ struct AuditD: AsyncParsableCommand {
         // the reason; an unreachable store does not (ingest goes on, /healthz says degraded, and
         // each archiver pass checks again).
         let backend: ArchiveBackend
-        do { backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data) } catch let e as S3Error where e.status == 0 {
+        do { backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data) } catch let e as S3Error
+            where e.status == 0
+        {
             logger.error("the archive store cannot be reached; archiving waits for it", metadata: ["error": "\(e)"])
             health.failArchive(e.message)
             backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data, check: false)
@@ -146,24 +172,37 @@ struct AuditD: AsyncParsableCommand {
         archiverCore.restorePin = TimeInterval(c.restorePin)
         let archiver = ArchiverService(
             archiver: archiverCore,
-            hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), health: health, logger: logger)
-        let verifier = VerificationService(ledger: ledger, interval: .seconds(max(1, c.verifyInterval)), metrics: metrics, health: health, logger: logger)
-        let recheck = RecheckService(ledger: ledger, interval: .seconds(max(1, c.recheckInterval)), bytesPerSecond: Double(max(1, c.recheckRate)) * 1_048_576,
-                                     metrics: metrics, health: health, logger: logger)
+            hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), health: health,
+            logger: logger)
+        let verifier = VerificationService(
+            ledger: ledger, interval: .seconds(max(1, c.verifyInterval)), metrics: metrics, health: health,
+            logger: logger)
+        let recheck = RecheckService(
+            ledger: ledger, interval: .seconds(max(1, c.recheckInterval)),
+            bytesPerSecond: Double(max(1, c.recheckRate)) * 1_048_576,
+            metrics: metrics, health: health, logger: logger)
         // Shut down in reverse order: verifier, read port, ingest (drains acks), then the ledger.
-        var services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier, recheck]
-        if let witnessing { services.append(WitnessService(witnessing: witnessing, ledger: ledger, interval: .seconds(1), logger: logger)) }
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        var services: [any Service] = [
+            LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier, recheck,
+        ]
+        if let witnessing {
+            services.append(
+                WitnessService(witnessing: witnessing, ledger: ledger, interval: .seconds(1), logger: logger))
+        }
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         announce("auditd: data \(c.data), verifier key \(ledger.verifier.text)")
         do {
             try await serviceGroup.run()
         } catch {
             try? await group.shutdownGracefully()
             if "\(error)".contains("Address already in use") {
-                throw ValidationError("the read port \(c.httpHost):\(c.httpPort) is in use by another process; stop it or choose another with --http-port")
+                throw ValidationError(
+                    "the read port \(c.httpHost):\(c.httpPort) is in use by another process; stop it or choose another with --http-port"
+                )
             }
             throw error
         }

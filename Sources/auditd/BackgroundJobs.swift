@@ -1,10 +1,11 @@
-import AuditBase
 import Archive
+import AuditBase
 import ChainIndex
 import Foundation
 import Logging
 import SegmentStore
 import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -60,16 +61,21 @@ struct VerificationService: Service {
 
     /// One pass: new checkpoints, then the segments sealed since the last pass.
     func pass(_ s: State) {
-        var cpOffset = s.cpOffset, lastSize = s.lastSize, checker = s.checker, failed = s.failed
+        var cpOffset = s.cpOffset
+        var lastSize = s.lastSize
+        var checker = s.checker
+        var failed = s.failed
         defer { (s.cpOffset, s.lastSize, s.checker, s.failed) = (cpOffset, lastSize, checker, failed) }
         do {
-            let (more, next) = try ledger.checkpoints.verified(from: cpOffset, after: lastSize, verifier: ledger.verifier)
+            let (more, next) = try ledger.checkpoints.verified(
+                from: cpOffset, after: lastSize, verifier: ledger.verifier)
             cpOffset = next
             lastSize = more.last?.size ?? lastSize
             checker.addCheckpoints(more)
             try ledger.store.reinstateReturned()
             try ledger.index.refreshRestored(ledger.store.segments())
-            let sealedEnd = ledger.store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
+            let sealedEnd =
+                ledger.store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
             let failure = try checker.checkSegments(upTo: sealedEnd, verifier: ledger.verifier)
             metrics.verifyRuns.increment()
             metrics.verifiedEntries.record(Int64(checker.position))
@@ -107,7 +113,9 @@ struct LedgerService: Service {
         for problem in try ledger.close() {
             logger.warning("shutdown step failed; it is retried at the next start", metadata: ["error": "\(problem)"])
         }
-        logger.info("log closed cleanly", metadata: ["size": "\(ledger.size)", "checkpoint": "\(ledger.latestCheckpoint?.checkpoint.size ?? 0)"])
+        logger.info(
+            "log closed cleanly",
+            metadata: ["size": "\(ledger.size)", "checkpoint": "\(ledger.latestCheckpoint?.checkpoint.size ?? 0)"])
     }
 }
 
@@ -125,13 +133,18 @@ struct ArchiverService: Service {
                 // An object store is checked before each pass: while it cannot be reached,
                 // /healthz says degraded and the hot copies stay where they are.
                 if let s3 = archiver.backend as? S3Backend {
-                    do { try s3.checkBucket(); health.failArchive(nil) } catch {
+                    do {
+                        try s3.checkBucket()
+                        health.failArchive(nil)
+                    } catch {
                         health.failArchive("\(error)")
                         throw error
                     }
                 }
                 let made = try archiver.run(hotWindow: hotWindow)
-                if !made.isEmpty { logger.info("archived sealed segments", metadata: ["bundles": "\(made.joined(separator: ","))"]) }
+                if !made.isEmpty {
+                    logger.info("archived sealed segments", metadata: ["bundles": "\(made.joined(separator: ","))"])
+                }
             } catch {
                 logger.error("archiving failed; the hot copies stay in place", metadata: ["error": "\(error)"])
             }

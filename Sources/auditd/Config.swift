@@ -1,10 +1,11 @@
-import AuditBase
-import LogProofs
 import Archive
 import ArgumentParser
+import AuditBase
 import ChainIndex
 import Foundation
+import LogProofs
 import Witness
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,7 +49,9 @@ struct DaemonConfig: Sendable {
     var keyPath: String { key ?? DataDirectory(data).defaultKey }
 
     static func load(_ path: String) throws -> DaemonConfig {
-        guard let d = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read config file \(path)") }
+        guard let d = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read config file \(path)")
+        }
         guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: d) else {
             throw ValidationError("config file \(path) is not a JSON object")
         }
@@ -57,7 +60,9 @@ struct DaemonConfig: Sendable {
         // A misspelt setting would otherwise be ignored without a word.
         for (k, v) in object.sorted(by: { $0.key < $1.key }) {
             guard let setting = byKey[k] else {
-                throw ValidationError("config file \(path): unknown setting \"\(k)\" (the settings are: \(settings.map(\.key).sorted().joined(separator: ", ")))")
+                throw ValidationError(
+                    "config file \(path): unknown setting \"\(k)\" (the settings are: \(settings.map(\.key).sorted().joined(separator: ", ")))"
+                )
             }
             try setting.apply(json: v, to: &c, file: path)
         }
@@ -68,18 +73,25 @@ struct DaemonConfig: Sendable {
     func validate() throws {
         func need(_ ok: Bool, _ m: String) throws { if !ok { throw ValidationError(m) } }
         try need(mode_t(socketMode, radix: 8) != nil, "socket_mode '\(socketMode)' is not octal")
-        try need(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
-                 "log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        try need(
+            ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel),
+            "log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         for setting in Self.settings { try setting.validate(self) }
         var endpoints: [WitnessEndpoint] = []
         for w in witnesses {
             do { endpoints.append(try WitnessEndpoint(w)) } catch { throw ValidationError("witnesses: \(error)") }
         }
-        do { try CosignatureVerifier.distinct(endpoints.map(\.verifier)) } catch { throw ValidationError("witnesses: \(error.description)") }
+        do { try CosignatureVerifier.distinct(endpoints.map(\.verifier)) } catch {
+            throw ValidationError("witnesses: \(error.description)")
+        }
         if let url = Dictionary(grouping: endpoints, by: \.url).first(where: { $0.value.count > 1 })?.key {
             throw ValidationError("witnesses: \(url) is listed twice; list each witness once")
         }
-        if let q = witnessQuorum { try need(q >= 1 && q <= witnesses.count, "witness_quorum \(q) must be between 1 and the \(witnesses.count) witnesses") }
+        if let q = witnessQuorum {
+            try need(
+                q >= 1 && q <= witnesses.count,
+                "witness_quorum \(q) must be between 1 and the \(witnesses.count) witnesses")
+        }
         try need(!data.isEmpty, "data is empty")
     }
 }
@@ -89,33 +101,73 @@ extension DaemonConfig {
     /// the hot window (archive at once), the pin (none) and the idempotency window (none).
     static let settings: [Setting] = [
         Setting("data", .text(\.data), "Data directory."),
-        Setting("key", .optionalText(\.key), "Signing key path, created if missing (default <parent of data>/auditd-keys/<data name>.key)."),
+        Setting(
+            "key", .optionalText(\.key),
+            "Signing key path, created if missing (default <parent of data>/auditd-keys/<data name>.key)."),
         Setting("origin", .text(\.origin), "Checkpoint origin and key name, used when the key is created."),
         Setting("socket", .text(\.socket), "Ingest socket path."),
         Setting("socket_mode", .text(\.socketMode), "Ingest socket mode, octal."),
-        Setting("allow_uids", .ids(\.allowUids), "Peer uids allowed to write (default: this process's uid; empty with allow_gids empty: anyone who can open the socket)."),
+        Setting(
+            "allow_uids", .ids(\.allowUids),
+            "Peer uids allowed to write (default: this process's uid; empty with allow_gids empty: anyone who can open the socket)."
+        ),
         Setting("allow_gids", .ids(\.allowGids), "Peer gids allowed to write (default: this process's gid)."),
         Setting("http_host", .text(\.httpHost), "Read port host."),
         Setting("http_port", .number(\.httpPort, 0...65535), "Read port (0: any free port, printed at start)."),
-        Setting("http_max_connections", .number(\.httpMaxConnections, 1...Int.max), "Read-port connections served at once; more wait in the kernel's backlog until one closes."),
-        Setting("http_idle_timeout", .number(\.httpIdleTimeout, 1...Int.max), "Seconds a read-port connection may stay idle, or sit on an unfinished request, before it is closed."),
-        Setting("idempotency_window", .number(\.idempotencyWindow, 0...Int.max), "Seconds an idempotency key is remembered (across restarts too)."),
-        Setting("max_idempotency_keys", .number(\.maxIdempotencyKeys, 1...Int.max), "Most idempotency keys remembered (about 100 bytes each: 48 MiB by default); past it the oldest go first, so above max_idempotency_keys / idempotency_window keyed entries a second the window is that much shorter."),
-        Setting("segment_bytes", .number(\.segmentBytes, 4096...Int.max), "Rotate and seal the open segment at this many bytes."),
-        Setting("segment_age", .number(\.segmentAge, 1...Int.max), "Rotate and seal the open segment at this age, seconds."),
-        Setting("max_inflight_per_connection", .number(\.maxInflightPerConnection, 1...Int.max), "Unacknowledged entries a connection may have before the daemon stops reading from it."),
-        Setting("max_inflight_total", .number(\.maxInflightTotal, 1...Int.max), "Unacknowledged entries across all connections; beyond it reading pauses until half are acknowledged."),
-        Setting("max_connections", .number(\.maxConnections, 1...Int.max), "Writer connections served at once; one more is told so and closed."),
-        Setting("idle_timeout", .number(\.idleTimeout, 1...Int.max), "Seconds a writer connection may stay idle or stalled mid-frame before it is closed."),
-        Setting("verify_interval", .number(\.verifyInterval, 1...Int.max), "Seconds between verification passes (newly sealed segments and checkpoints)."),
-        Setting("recheck_interval", .number(\.recheckInterval, 1...Int.max), "Seconds between the starts of full rechecks of everything already verified."),
+        Setting(
+            "http_max_connections", .number(\.httpMaxConnections, 1...Int.max),
+            "Read-port connections served at once; more wait in the kernel's backlog until one closes."),
+        Setting(
+            "http_idle_timeout", .number(\.httpIdleTimeout, 1...Int.max),
+            "Seconds a read-port connection may stay idle, or sit on an unfinished request, before it is closed."),
+        Setting(
+            "idempotency_window", .number(\.idempotencyWindow, 0...Int.max),
+            "Seconds an idempotency key is remembered (across restarts too)."),
+        Setting(
+            "max_idempotency_keys", .number(\.maxIdempotencyKeys, 1...Int.max),
+            "Most idempotency keys remembered (about 100 bytes each: 48 MiB by default); past it the oldest go first, so above max_idempotency_keys / idempotency_window keyed entries a second the window is that much shorter."
+        ),
+        Setting(
+            "segment_bytes", .number(\.segmentBytes, 4096...Int.max),
+            "Rotate and seal the open segment at this many bytes."),
+        Setting(
+            "segment_age", .number(\.segmentAge, 1...Int.max), "Rotate and seal the open segment at this age, seconds."),
+        Setting(
+            "max_inflight_per_connection", .number(\.maxInflightPerConnection, 1...Int.max),
+            "Unacknowledged entries a connection may have before the daemon stops reading from it."),
+        Setting(
+            "max_inflight_total", .number(\.maxInflightTotal, 1...Int.max),
+            "Unacknowledged entries across all connections; beyond it reading pauses until half are acknowledged."),
+        Setting(
+            "max_connections", .number(\.maxConnections, 1...Int.max),
+            "Writer connections served at once; one more is told so and closed."),
+        Setting(
+            "idle_timeout", .number(\.idleTimeout, 1...Int.max),
+            "Seconds a writer connection may stay idle or stalled mid-frame before it is closed."),
+        Setting(
+            "verify_interval", .number(\.verifyInterval, 1...Int.max),
+            "Seconds between verification passes (newly sealed segments and checkpoints)."),
+        Setting(
+            "recheck_interval", .number(\.recheckInterval, 1...Int.max),
+            "Seconds between the starts of full rechecks of everything already verified."),
         Setting("recheck_rate", .number(\.recheckRate, 1...Int.max), "Disk bandwidth a full recheck may use, MiB/s."),
         Setting("log_level", .text(\.logLevel), "Log level: trace, debug, info, notice, warning, error, critical."),
-        Setting("archive", .optionalText(\.archive), "The archive: a directory (default <parent of data>/auditd-archive), or s3://BUCKET[/PREFIX] with Object Lock (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1, or AUDITLOG_S3_CREDENTIALS=FILE)."),
-        Setting("hot_window", .number(\.hotWindow, 0...Int.max), "Seconds: sealed segments whose newest entry is older move to the archive."),
+        Setting(
+            "archive", .optionalText(\.archive),
+            "The archive: a directory (default <parent of data>/auditd-archive), or s3://BUCKET[/PREFIX] with Object Lock (credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3, AUDITLOG_S3_PATH_STYLE=1, or AUDITLOG_S3_CREDENTIALS=FILE)."
+        ),
+        Setting(
+            "hot_window", .number(\.hotWindow, 0...Int.max),
+            "Seconds: sealed segments whose newest entry is older move to the archive."),
         Setting("archive_interval", .number(\.archiveInterval, 1...Int.max), "Seconds between archiver passes."),
-        Setting("restore_pin", .number(\.restorePin, 0...Int.max), "Seconds a restored segment stays hot before it may be archived again."),
-        Setting("witnesses", flag: "witness", .texts(\.witnesses), "A witness that cosigns checkpoints, \"URL VKEY\" (C2SP tlog-witness)."),
-        Setting("witness_quorum", .optionalNumber(\.witnessQuorum, 1...Int.max), "Cosignatures a checkpoint needs to count as witnessed (default: every witness)."),
+        Setting(
+            "restore_pin", .number(\.restorePin, 0...Int.max),
+            "Seconds a restored segment stays hot before it may be archived again."),
+        Setting(
+            "witnesses", flag: "witness", .texts(\.witnesses),
+            "A witness that cosigns checkpoints, \"URL VKEY\" (C2SP tlog-witness)."),
+        Setting(
+            "witness_quorum", .optionalNumber(\.witnessQuorum, 1...Int.max),
+            "Cosignatures a checkpoint needs to count as witnessed (default: every witness)."),
     ]
 }

@@ -1,7 +1,8 @@
+import ArgumentParser
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
 
 /// Descriptors are shared by everything in the process: writers, readers, and the files the
 /// log itself must open (segments, the tree, checkpoint and signer state). A flood of one kind
@@ -25,7 +26,9 @@ enum DescriptorBudget {
         let limit = Int(clamping: l.rlim_cur)  // RLIM_INFINITY is the largest value: no limit
         let need = ingest + read + storageReserve
         guard need <= limit else {
-            throw ValidationError("max_connections \(ingest) + http_max_connections \(read) + \(storageReserve) descriptors kept for storage = \(need), more than this process may open (\(limit)); lower the caps or raise the limit (LimitNOFILE= in the unit, ulimit -n)")
+            throw ValidationError(
+                "max_connections \(ingest) + http_max_connections \(read) + \(storageReserve) descriptors kept for storage = \(need), more than this process may open (\(limit)); lower the caps or raise the limit (LimitNOFILE= in the unit, ulimit -n)"
+            )
         }
         return limit
     }

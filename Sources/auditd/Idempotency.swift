@@ -88,7 +88,8 @@ final class IdempotencyCache: @unchecked Sendable {
         bytes.append(0)
         bytes += key.utf8
         let h = SHA256.hash(bytes).bytes
-        var a: UInt64 = 0, b: UInt64 = 0
+        var a: UInt64 = 0
+        var b: UInt64 = 0
         for i in 0..<8 {
             a = a << 8 | UInt64(h[i])
             b = b << 8 | UInt64(h[8 + i])
@@ -184,13 +185,19 @@ final class IdempotencyCache: @unchecked Sendable {
             var newest: Int64 = .min
             try ledger.store.scan(from: info.firstSeq, to: min(info.endSeq, ledger.size)) { rec in
                 guard let p = try? RecordPayload(bytes: rec.payload) else { return true }
-                if let t = CanonicalScan.topLevelString(p.content, key: "received_at").flatMap(Timestamp.parse) { newest = max(newest, t) }
+                if let t = CanonicalScan.topLevelString(p.content, key: "received_at").flatMap(Timestamp.parse) {
+                    newest = max(newest, t)
+                }
                 guard CanonicalScan.topLevelString(p.content, key: "idempotency_key") != nil,
-                      let v = try? Entry.decodeStored(p.content), let key = v["idempotency_key"]?.stringValue,
-                      let org = v["org"]?.stringValue, case .int(let uid)? = v["writer"]?["uid"],
-                      let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse), t >= cutoff
+                    let v = try? Entry.decodeStored(p.content), let key = v["idempotency_key"]?.stringValue,
+                    let org = v["org"]?.stringValue, case .int(let uid)? = v["writer"]?["uid"],
+                    let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse), t >= cutoff
                 else { return true }
-                found.append((Self.key(uid: UInt32(truncatingIfNeeded: uid), org: org, key: key), rec.seq, p.orgSeq, UInt32(clamping: t / 1000)))
+                found.append(
+                    (
+                        Self.key(uid: UInt32(truncatingIfNeeded: uid), org: org, key: key), rec.seq, p.orgSeq,
+                        UInt32(clamping: t / 1000)
+                    ))
                 return true
             }
             if newest < cutoff || found.count >= maxKeys { break }

@@ -67,7 +67,12 @@ final class IngestHandler: ChannelInboundHandler {
             case .frame(let f): handle(f, context: context)
             case .tooLarge(let id, let len):
                 shared.metrics.rejected(.frameTooLarge)
-                refuse(.error(id: id, code: .frameTooLarge, message: "frame of \(len) bytes exceeds the \(WireFormat.maxBody + WireFormat.minLength)-byte limit; the entry was not stored"), context: context)
+                refuse(
+                    .error(
+                        id: id, code: .frameTooLarge,
+                        message:
+                            "frame of \(len) bytes exceeds the \(WireFormat.maxBody + WireFormat.minLength)-byte limit; the entry was not stored"
+                    ), context: context)
             case .fatal(let why):
                 shared.metrics.rejected(.malformedFrame)
                 close(context, .error(id: 0, code: .malformedFrame, message: "\(why); closing the connection"))
@@ -85,7 +90,11 @@ final class IngestHandler: ChannelInboundHandler {
     func refuse(_ f: Frame, context: ChannelHandlerContext) {
         errorsThisBurst += 1
         if errorsThisBurst > Self.maxErrorsPerBurst {
-            close(context, .error(id: 0, code: .malformedFrame, message: "more than \(Self.maxErrorsPerBurst) bad frames in one burst; closing the connection"))
+            close(
+                context,
+                .error(
+                    id: 0, code: .malformedFrame,
+                    message: "more than \(Self.maxErrorsPerBurst) bad frames in one burst; closing the connection"))
         } else {
             send(f, context: context)
         }
@@ -123,7 +132,13 @@ final class IngestHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let e = event as? IdleStateHandler.IdleStateEvent, e == .read, inflight == 0 || !buffer.isEmpty {
             shared.metrics.rejected(.idle)
-            close(context, .error(id: 0, code: .unavailable, message: buffer.isEmpty ? "idle too long; closing the connection (reconnect when there is something to send)" : "no complete frame for too long; closing the connection"))
+            close(
+                context,
+                .error(
+                    id: 0, code: .unavailable,
+                    message: buffer.isEmpty
+                        ? "idle too long; closing the connection (reconnect when there is something to send)"
+                        : "no complete frame for too long; closing the connection"))
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -159,18 +174,31 @@ final class IngestHandler: ChannelInboundHandler {
             }
             let k = IdempotencyCache.key(uid: writer.uid, org: e.org, key: key)
             let id = f.id
-            switch shared.idempotency.lookup(k, waiter: { r in
-                loop.execute {
-                    let (h, ctx) = bound.value
-                    switch r {
-                    case .success(let rc): h.send(.ack(id: id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true), context: ctx)
-                    case .failure(let err): h.send(.error(id: id, code: .unavailable, message: "the original append failed (\(err)); retry"), context: ctx)
+            switch shared.idempotency.lookup(
+                k,
+                waiter: { r in
+                    loop.execute {
+                        let (h, ctx) = bound.value
+                        switch r {
+                        case .success(let rc):
+                            h.send(
+                                .ack(id: id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true),
+                                context: ctx)
+                        case .failure(let err):
+                            h.send(
+                                .error(
+                                    id: id, code: .unavailable, message: "the original append failed (\(err)); retry"),
+                                context: ctx)
+                        }
+                        h.flush(context: ctx)
                     }
-                    h.flush(context: ctx)
-                }
-            }) {
+                })
+            {
             case .reserved: batch.append(Pending(id: f.id, entry: e, idemKey: k, started: .now))
-            case .done(let rc): send(.ack(id: f.id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true), context: context)
+            case .done(let rc):
+                send(
+                    .ack(id: f.id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true),
+                    context: context)
             case .waiting: break
             }
         case .ping:
@@ -181,7 +209,13 @@ final class IngestHandler: ChannelInboundHandler {
             answerInclusion(f, context: context)
         default:
             shared.metrics.rejected(.unknownFrameType)
-            refuse(.error(id: f.id, code: .malformedFrame, message: String(format: "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03 or INCLUSION 0x04)", f.type)), context: context)
+            refuse(
+                .error(
+                    id: f.id, code: .malformedFrame,
+                    message: String(
+                        format:
+                            "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03 or INCLUSION 0x04)",
+                        f.type)), context: context)
         }
     }
 
@@ -230,7 +264,9 @@ final class IngestHandler: ChannelInboundHandler {
         case .success(let receipts):
             for (it, r) in zip(items, receipts) {
                 if let k = it.idemKey { shared.idempotency.complete(k, r) }
-                send(.ack(id: it.id, seq: r.seq, orgSeq: r.orgSeq, hash: r.hash.bytes, duplicate: false), context: context)
+                send(
+                    .ack(id: it.id, seq: r.seq, orgSeq: r.orgSeq, hash: r.hash.bytes, duplicate: false),
+                    context: context)
             }
         case .failure(let err):
             shared.logger.error("append failed", metadata: ["error": "\(err)"])

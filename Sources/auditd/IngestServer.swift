@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import SegmentStore
 import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,8 @@ struct IngestServer: Service {
     func run() async throws {
         let path = config.socket
         let mode = mode_t(config.socketMode, radix: 8) ?? 0o660
-        let allowU = Set(config.allowUids), allowG = Set(config.allowGids)
+        let allowU = Set(config.allowUids)
+        let allowG = Set(config.allowGids)
         let shared = self.shared
         let logger = shared.logger
         let connections = ConnectionCounter(limit: max(1, config.maxConnections))
@@ -36,7 +38,8 @@ struct IngestServer: Service {
                 // Who is connecting (SO_PEERCRED), before any byte is read.
                 let creds: EventLoopFuture<PeerCredentials>
                 if let p = channel as? SocketOptionProvider {
-                    creds = p.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+                    creds = p.unsafeGetSocketOption(
+                        level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
                 } else {
                     creds = channel.eventLoop.makeFailedFuture(DaemonError("no peer credentials"))
                 }
@@ -45,7 +48,11 @@ struct IngestServer: Service {
                     if allowed && !connections.enter() {
                         shared.metrics.rejected(.tooManyConnections)
                         try channel.pipeline.syncOperations.addHandler(
-                            ForbiddenHandler(code: .unavailable, message: "the daemon serves \(connections.limit) writer connections at once (max_connections); retry later"))
+                            ForbiddenHandler(
+                                code: .unavailable,
+                                message:
+                                    "the daemon serves \(connections.limit) writer connections at once (max_connections); retry later"
+                            ))
                     } else if allowed {
                         channel.closeFuture.whenComplete { _ in connections.leave() }
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
@@ -53,9 +60,12 @@ struct IngestServer: Service {
                             IngestHandler(shared: shared, writer: Writer(uid: c.uid, gid: c.gid, via: "socket")))
                     } else {
                         shared.metrics.rejected(.forbiddenPeer)
-                        logger.warning("refused writer", metadata: ["uid": "\(c.uid)", "gid": "\(c.gid)", "pid": "\(c.pid)"])
+                        logger.warning(
+                            "refused writer", metadata: ["uid": "\(c.uid)", "gid": "\(c.gid)", "pid": "\(c.pid)"])
                         try channel.pipeline.syncOperations.addHandler(
-                            ForbiddenHandler(message: "uid \(c.uid) gid \(c.gid) is not an allowed writer (see allow_uids/allow_gids)"))
+                            ForbiddenHandler(
+                                message:
+                                    "uid \(c.uid) gid \(c.gid) is not an allowed writer (see allow_uids/allow_gids)"))
                     }
                 }
             }
@@ -66,12 +76,14 @@ struct IngestServer: Service {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let record = DataDirectory(config.data).daemonSocket
         do { try FileOps.replaceFile(record, contents: Array((absolute + "\n").utf8)) } catch {
-            logger.warning("could not record the socket path for auditctl", metadata: ["file": "\(record)", "error": "\(error)"])
+            logger.warning(
+                "could not record the socket path for auditctl", metadata: ["file": "\(record)", "error": "\(error)"])
         }
         logger.info("ingest socket ready", metadata: ["path": "\(path)", "mode": "\(config.socketMode)"])
         ready(path)
         try? await gracefulShutdown()
-        logger.info("ingest: no longer accepting; finishing entries in flight", metadata: ["inflight": "\(shared.drain.value)"])
+        logger.info(
+            "ingest: no longer accepting; finishing entries in flight", metadata: ["inflight": "\(shared.drain.value)"])
         try? await server.close()
         let deadline = ContinuousClock.now + .seconds(30)
         while shared.drain.value > 0 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
@@ -104,7 +116,11 @@ extension FileOps {
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
         withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
         return r == 0
     }
 }

@@ -24,7 +24,10 @@ final class RecheckService: Service, @unchecked Sendable {
     let lastPass = Gauge(label: "auditd_recheck_last_pass_seconds")
     let lastCompleted = Gauge(label: "auditd_recheck_last_completed_timestamp_seconds")
 
-    init(ledger: Ledger, interval: Duration, bytesPerSecond: Double, metrics: DaemonMetrics, health: HealthState, logger: Logger) {
+    init(
+        ledger: Ledger, interval: Duration, bytesPerSecond: Double, metrics: DaemonMetrics, health: HealthState,
+        logger: Logger
+    ) {
         self.ledger = ledger
         self.interval = interval
         self.bytesPerSecond = bytesPerSecond
@@ -51,7 +54,9 @@ final class RecheckService: Service, @unchecked Sendable {
                         done.resume()
                     }.start()
                 }
-            } onCancel: { stopping.set() }
+            } onCancel: {
+                stopping.set()
+            }
         }
     }
 
@@ -64,8 +69,11 @@ final class RecheckService: Service, @unchecked Sendable {
             var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: cps, checkpointPath: cpPath)
             checker.indexDirectory = DataDirectory(ledger.directory).index
             let end = ledger.store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
-            let bytesPerEntry = max(1.0, Double(ledger.store.segments().filter { $0.state == .sealed }.reduce(0) { $0 + max(0, fileSize($1.path)) })
-                / Double(max(1, end)))
+            let bytesPerEntry = max(
+                1.0,
+                Double(
+                    ledger.store.segments().filter { $0.state == .sealed }.reduce(0) { $0 + max(0, fileSize($1.path)) })
+                    / Double(max(1, end)))
             var paced = ContinuousClock.now
             var lastPosition: UInt64 = 0
             let failure = try checker.checkSegments(upTo: end, verifier: ledger.verifier) { p in
@@ -83,12 +91,15 @@ final class RecheckService: Service, @unchecked Sendable {
             // during the pass moves it on: the next pass checks it then).
             let statePath = DataDirectory(ledger.directory).orgState
             if let snap = try Ledger.checkedOrgState(statePath), snap.end == checker.position,
-               let f = checker.checkOrgState(statePath, orgs: snap.orgs) {
+                let f = checker.checkOrgState(statePath, orgs: snap.orgs)
+            {
                 return fail(f.description)
             }
             // The posting lists queries read (judged only below their watermark and the
             // segments sealed when the pass looked).
-            if let f = PostingCheck.check(indexDirectory: DataDirectory(ledger.directory).index, segments: ledger.store.segments(), served: true) {
+            if let f = PostingCheck.check(
+                indexDirectory: DataDirectory(ledger.directory).index, segments: ledger.store.segments(), served: true)
+            {
                 return fail(f.description)
             }
             passes.increment()

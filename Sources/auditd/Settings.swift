@@ -34,7 +34,9 @@ struct Setting: Sendable {
     func apply(flag values: [String], to c: inout DaemonConfig) throws {
         guard let last = values.last else { return }
         func number(_ s: String, _ range: ClosedRange<Int>) throws -> Int {
-            guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--\(flag) '\(s)' is not a whole number") }
+            guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--\(flag) '\(s)' is not a whole number")
+            }
             try check(v, range)
             return v
         }
@@ -45,7 +47,9 @@ struct Setting: Sendable {
         case .optionalNumber(let k, let r): c[keyPath: k] = try number(last, r)
         case .ids(let k):
             c[keyPath: k] = try last.split(separator: ",").map {
-                guard let v = UInt32($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--\(flag): '\($0)' is not a numeric id") }
+                guard let v = UInt32($0.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--\(flag): '\($0)' is not a numeric id")
+                }
                 return v
             }
         case .texts(let k): c[keyPath: k] = values
@@ -86,7 +90,9 @@ struct Setting: Sendable {
     /// The range check, for values from either source (and for a config built in code).
     func check(_ v: Int, _ range: ClosedRange<Int>) throws {
         guard range.contains(v) else {
-            let bound = range.upperBound == Int.max ? "at least \(range.lowerBound)" : "between \(range.lowerBound) and \(range.upperBound)"
+            let bound =
+                range.upperBound == Int.max
+                ? "at least \(range.lowerBound)" : "between \(range.lowerBound) and \(range.upperBound)"
             throw ValidationError("\(key) \(v) must be \(bound)")
         }
     }
@@ -128,17 +134,32 @@ struct Setting: Sendable {
 
 /// A value of the config file: what a setting can hold, or what it refuses.
 enum JSONValue: Decodable, Sendable {
-    case null, flag(Bool), number(Int), fraction(Double), text(String), list([JSONValue]), object
+    case null
+    case flag(Bool)
+    case number(Int)
+    case fraction(Double)
+    case text(String)
+    case list([JSONValue])
+    case object
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .flag(b) }
-        else if let i = try? c.decode(Int.self) { self = .number(i) }
-        else if let d = try? c.decode(Double.self) { self = .fraction(d) }
-        else if let s = try? c.decode(String.self) { self = .text(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .list(a) }
-        else { _ = try c.decode([String: JSONValue].self); self = .object }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .flag(b)
+        } else if let i = try? c.decode(Int.self) {
+            self = .number(i)
+        } else if let d = try? c.decode(Double.self) {
+            self = .fraction(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .text(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .list(a)
+        } else {
+            _ = try c.decode([String: JSONValue].self)
+            self = .object
+        }
     }
 }
 
@@ -154,13 +175,16 @@ enum SettingFlags {
         while i < args.count {
             let a = args[i]
             guard a.hasPrefix("--") else { throw ValidationError("unexpected argument '\(a)'; see auditd --help") }
-            var name = String(a.dropFirst(2)), value: String?
+            var name = String(a.dropFirst(2))
+            var value: String?
             if let eq = name.firstIndex(of: "=") {
                 value = String(name[name.index(after: eq)...])
                 name = String(name[..<eq])
             }
             guard byFlag[name] != nil else {
-                throw ValidationError("unknown option '--\(name)' (the settings are: \(DaemonConfig.settings.map { "--" + $0.flag }.joined(separator: ", ")))")
+                throw ValidationError(
+                    "unknown option '--\(name)' (the settings are: \(DaemonConfig.settings.map { "--" + $0.flag }.joined(separator: ", ")))"
+                )
             }
             if value == nil {
                 guard i + 1 < args.count else { throw ValidationError("--\(name) needs a value") }

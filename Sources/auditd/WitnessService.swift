@@ -1,7 +1,7 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import Logging
 import Metrics
 import SegmentStore
@@ -32,8 +32,9 @@ final class Witnessing: @unchecked Sendable {
         path = DataDirectory(ledger.directory).cosigned
         // Kept from the last run, if it is still the log's and holds its quorum.
         if let bytes = try FileOps.readFile(path, limit: 1 << 20),
-           let cp = try? SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: ledger.verifier),
-           Self.count(cp.note, endpoints) >= client.quorum {
+            let cp = try? SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: ledger.verifier),
+            Self.count(cp.note, endpoints) >= client.quorum
+        {
             _cosigned = cp
             cosignedSize.record(Int64(cp.checkpoint.size))
         }
@@ -61,7 +62,8 @@ final class Witnessing: @unchecked Sendable {
         failingNow.record(f.count)
         if !f.isEmpty {
             failures.increment(by: f.count)
-            logger.warning("witnesses did not cosign", metadata: ["size": "\(cp.checkpoint.size)", "failing": "\(failing ?? "")"])
+            logger.warning(
+                "witnesses did not cosign", metadata: ["size": "\(cp.checkpoint.size)", "failing": "\(failing ?? "")"])
         }
         let signed = (try? SignedCheckpoint(note: note, verifier: logKey)) ?? cp
         if n >= client.quorum { keep(signed, logger: logger) }

@@ -27,7 +27,10 @@ import Testing
         var state: [String: Int] = [:]
         var circle: [String] = []
         func visit(_ m: String, _ path: [String]) {
-            if state[m] == 1 { circle = path + [m]; return }
+            if state[m] == 1 {
+                circle = path + [m]
+                return
+            }
             if state[m] == 2 || !circle.isEmpty { return }
             state[m] = 1
             for n in g[m] ?? [] { visit(n, path + [m]) }
@@ -36,7 +39,8 @@ import Testing
         for m in g.keys.sorted() { visit(m, []) }
         #expect(circle.isEmpty, "import circle: \(circle.joined(separator: " → "))")
         // Every module imported is one the package embeds and the read port serves.
-        let manifest = try String(contentsOf: LayeringTests.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let manifest = try String(
+            contentsOf: LayeringTests.root.appendingPathComponent("Package.swift"), encoding: .utf8)
         for m in g.keys { #expect(manifest.contains("Console/static/\(m)"), "\(m) is not embedded by Package.swift") }
     }
 }

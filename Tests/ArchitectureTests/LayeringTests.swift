@@ -32,7 +32,9 @@ import Testing
 
     @Test func declaredDependenciesPointDown() throws {
         let declared = try Self.declaredDependencies()
-        #expect(declared.count >= Self.layers.count - 3, "Package.swift's targets were not found: \(declared.keys.sorted())")
+        #expect(
+            declared.count >= Self.layers.count - 3, "Package.swift's targets were not found: \(declared.keys.sorted())"
+        )
         var wrong: [String] = []
         for (target, deps) in declared.sorted(by: { $0.key < $1.key }) {
             guard let mine = Self.layers[target] else { continue }
@@ -67,8 +69,9 @@ import Testing
 
     @Test func theCheckSeesAWrongArrow() {
         // The checker itself: an import of a higher layer is found.
-        #expect(Self.imports("import Foundation\n@testable import ChainIndex\nimport struct AuditBase.Hash\n")
-            == ["Foundation", "ChainIndex", "AuditBase"])
+        #expect(
+            Self.imports("import Foundation\n@testable import ChainIndex\nimport struct AuditBase.Hash\n")
+                == ["Foundation", "ChainIndex", "AuditBase"])
         #expect(Self.layers["SegmentStore"]! < Self.layers["ChainIndex"]!)
     }
 
@@ -76,7 +79,9 @@ import Testing
     static func imports(_ text: String) -> [String] {
         text.split(separator: "\n").compactMap { line -> String? in
             var words = line.split(separator: " ").map(String.init)
-            while let w = words.first, w.hasPrefix("@") || w == "public" || w == "package" || w == "internal" { words.removeFirst() }
+            while let w = words.first, w.hasPrefix("@") || w == "public" || w == "package" || w == "internal" {
+                words.removeFirst()
+            }
             guard words.first == "import", words.count >= 2 else { return nil }
             let name = words.count >= 3 ? words[2] : words[1]
             return String(name.split(separator: ".").first ?? "")
@@ -90,8 +95,11 @@ import Testing
         let chars = Array(text)
         var out: [String: [String]] = [:]
         var i = 0
-        let nameKey = Array("name: \""), depsKey = Array("dependencies: [")
-        func starts(_ key: [Character], at j: Int) -> Bool { j + key.count <= chars.count && Array(chars[j..<j + key.count]) == key }
+        let nameKey = Array("name: \"")
+        let depsKey = Array("dependencies: [")
+        func starts(_ key: [Character], at j: Int) -> Bool {
+            j + key.count <= chars.count && Array(chars[j..<j + key.count]) == key
+        }
         func quoted(at j: Int) -> (String, Int) {
             var k = j
             while k < chars.count, chars[k] != "\"" { k += 1 }
@@ -105,7 +113,9 @@ import Testing
                 i = end
             } else if starts(depsKey, at: i), let target = current {
                 // The bracketed list, minus `.product(...)` entries.
-                var depth = 1, k = i + depsKey.count, parens = 0
+                var depth = 1
+                var k = i + depsKey.count
+                var parens = 0
                 var deps: [String] = []
                 while k < chars.count, depth > 0 {
                     switch chars[k] {
@@ -144,11 +154,17 @@ import Testing
         var found: [String] = []
         for (target, words) in Self.words.sorted(by: { $0.key < $1.key }) {
             let dir = LayeringTests.root.appendingPathComponent("Sources/\(target)")
-            for file in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where file.hasSuffix(".swift") {
-                let lines = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            for file in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+            where file.hasSuffix(".swift") {
+                let lines = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8).split(
+                    separator: "\n", omittingEmptySubsequences: false)
                 for (i, line) in lines.enumerated() {
                     let lower = line.lowercased()
-                    for w in words where lower.contains(w) { found.append("\(target)/\(file):\(i + 1) mentions \"\(w.trimmingCharacters(in: .whitespaces))\": \(line.trimmingCharacters(in: .whitespaces))") }
+                    for w in words where lower.contains(w) {
+                        found.append(
+                            "\(target)/\(file):\(i + 1) mentions \"\(w.trimmingCharacters(in: .whitespaces))\": \(line.trimmingCharacters(in: .whitespaces))"
+                        )
+                    }
                 }
             }
         }

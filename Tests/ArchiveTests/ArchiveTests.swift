@@ -1,10 +1,11 @@
 import AuditBase
-import LogProofs
-import Foundation
-import Testing
-@testable import Archive
 import ChainIndex
+import Foundation
+import LogProofs
 import SegmentStore
+import Testing
+
+@testable import Archive
 
 /// The archive tier with an injected clock: years pass in a test.
 @Suite(.serialized) struct ArchiveTests {
@@ -22,13 +23,18 @@ import SegmentStore
         var o = LedgerOptions()
         o.background = false
         let l = try Ledger(directory: root + "/data", signer: signer, options: o)
-        let plan: [(String, [String])] = [("2020-01-01T00:00:00Z", ["org_a", "org_b"]), ("2020-06-01T00:00:00Z", ["org_a", "org_c"]), ("2022-01-01T00:00:00Z", ["org_b"])]
+        let plan: [(String, [String])] = [
+            ("2020-01-01T00:00:00Z", ["org_a", "org_b"]), ("2020-06-01T00:00:00Z", ["org_a", "org_c"]),
+            ("2022-01-01T00:00:00Z", ["org_b"]),
+        ]
         for (k, (time, orgs)) in plan.enumerated() {
             let t = Timestamp.parse(time) ?? 0
             let batch = try (0..<40).map { i -> PreparedEntry in
                 let org = orgs[i % orgs.count]
-                let json = #"{"org":"\#(org)","category":"access","action":"access.granted","actor":{"type":"human","id":"u\#(i)"},"target":{"type":"p","id":"p\#(k)-\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"\#(time)","metadata":{"seg":\#(k)}}"#
-                return try Entry.prepare(json: Array(json.utf8), receivedAt: t + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
+                let json =
+                    #"{"org":"\#(org)","category":"access","action":"access.granted","actor":{"type":"human","id":"u\#(i)"},"target":{"type":"p","id":"p\#(k)-\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"\#(time)","metadata":{"seg":\#(k)}}"#
+                return try Entry.prepare(
+                    json: Array(json.utf8), receivedAt: t + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
             }
             _ = try l.appendAndWait(batch)
             try l.sealNow()
@@ -46,7 +52,9 @@ import SegmentStore
         #expect(l.store.segments().filter { $0.state == .retired }.count == 3)
         let dir = l.directory
         _ = try RetentionPolicy.extend(dir: dir, org: "org_c", years: 10)
-        let hold = try LegalHolds.create(dir: dir, org: "org_b", from: nil, to: nil, reason: "litigation 2026-17", authority: "General Counsel", now: clock.now)
+        let hold = try LegalHolds.create(
+            dir: dir, org: "org_b", from: nil, to: nil, reason: "litigation 2026-17", authority: "General Counsel",
+            now: clock.now)
         var policy = try RetentionPolicy.load(dir: dir)
 
         clock.now = Self.date("2026-06-01T00:00:00Z")
@@ -90,8 +98,11 @@ import SegmentStore
         // Ten years on, org_c's bundle goes too; org_b's 2022 bundle waits until 2029.
         clock.now = Self.date("2030-06-02T00:00:00Z")
         policy = try RetentionPolicy.load(dir: dir)
-        #expect(Archiver.plan(dataDir: dir, backend: try LocalDirectoryBackend(root: archiveDir), verifier: signer.verifier,
-                              policy: policy, holds: [], now: clock.now).map(\.eligible) == [true, true])
+        #expect(
+            Archiver.plan(
+                dataDir: dir, backend: try LocalDirectoryBackend(root: archiveDir), verifier: signer.verifier,
+                policy: policy, holds: [], now: clock.now
+            ).map(\.eligible) == [true, true])
     }
 
     @Test func anArchivedSegmentIsRestoredAndQueriedAgain() throws {
@@ -120,7 +131,8 @@ import SegmentStore
     func archivedBundles() throws -> (String, Ledger, NoteSigner, LocalDirectoryBackend, [String]) {
         let (root, archiveDir, l, signer) = try makeLog()
         let backend = try LocalDirectoryBackend(root: archiveDir)
-        let names = try Archiver(ledger: l, backend: backend, clock: { ArchiveTests.date("2023-01-01T00:00:00Z") }).run(hotWindow: 0)
+        let names = try Archiver(ledger: l, backend: backend, clock: { ArchiveTests.date("2023-01-01T00:00:00Z") }).run(
+            hotWindow: 0)
         try l.close()
         return (root, l, signer, backend, names)
     }
@@ -142,7 +154,8 @@ import SegmentStore
         try Data(b).write(to: URL(fileURLWithPath: p))
         let why = try #require(refusal(l, backend, signer, names[1]))
         #expect(why.contains(BundleFiles.segment) && why.contains("SHA-256"), "\(why)")
-        #expect(!FileManager.default.fileExists(atPath: DataDirectory(l.directory).segments + "/" + SegmentNames.sealed(1)))
+        #expect(
+            !FileManager.default.fileExists(atPath: DataDirectory(l.directory).segments + "/" + SegmentNames.sealed(1)))
     }
 
     @Test func missingFileInABundleIsRefusedOnRestore() throws {
@@ -156,7 +169,8 @@ import SegmentStore
     @Test func swappedManifestIsRefusedOnRestore() throws {
         let (root, l, signer, backend, names) = try archivedBundles()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let a = try backend.path(of: names[0]), b = try backend.path(of: names[2])
+        let a = try backend.path(of: names[0])
+        let b = try backend.path(of: names[2])
         for f in [BundleFiles.manifest, BundleFiles.signature] {
             _ = chmod(b + "/" + f, 0o644)
             try FileManager.default.removeItem(atPath: b + "/" + f)
@@ -164,7 +178,8 @@ import SegmentStore
         }
         let why = try #require(refusal(l, backend, signer, names[2]))
         #expect(why.contains("SHA-256") || why.contains("manifest"), "\(why)")
-        #expect(!FileManager.default.fileExists(atPath: DataDirectory(l.directory).segments + "/" + SegmentNames.sealed(2)))
+        #expect(
+            !FileManager.default.fileExists(atPath: DataDirectory(l.directory).segments + "/" + SegmentNames.sealed(2)))
     }
 
     @Test func retentionIsNeverShortened() throws {
@@ -193,7 +208,8 @@ import SegmentStore
     @Test func editingAStubCannotLiftALegalHold() throws {
         let (root, archiveDir, l, _, archiver) = try archived()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        _ = try LegalHolds.create(dir: l.directory, org: "org_b", from: nil, to: nil, reason: "litigation", authority: "GC", now: Date())
+        _ = try LegalHolds.create(
+            dir: l.directory, org: "org_b", from: nil, to: nil, reason: "litigation", authority: "GC", now: Date())
         // The attacker drops org_b from segment 0's stub (org_a + org_b).
         let path = DataDirectory(l.directory).segments + "/" + ArchivedStub.fileName(0)
         var stub = try ArchivedStub.load(path)
@@ -204,7 +220,9 @@ import SegmentStore
         #expect(!d0.eligible)
         #expect(d0.reasons.joined().contains("signed manifest"), "\(d0.reasons)")
         _ = try archiver.purge(policy: RetentionPolicy(), holds: try LegalHolds.load(dir: l.directory)) { _ in }
-        #expect(FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(0)), "the held bundle is still there")
+        #expect(
+            FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(0)),
+            "the held bundle is still there")
         try l.close()
     }
 
@@ -217,7 +235,9 @@ import SegmentStore
         }
         for n in 0..<3 as Range<UInt64> {
             #expect(FileManager.default.fileExists(atPath: archiveDir + "/" + BundleFiles.name(n)))
-            #expect(try ArchivedStub.load(DataDirectory(l.directory).segments + "/" + ArchivedStub.fileName(n)).purged_at == nil)
+            #expect(
+                try ArchivedStub.load(DataDirectory(l.directory).segments + "/" + ArchivedStub.fileName(n)).purged_at
+                    == nil)
         }
         try l.close()
     }

@@ -1,10 +1,11 @@
-import AuditBase
-import LogProofs
-import Foundation
-import Testing
 import Archive
-@testable import ChainIndex
+import AuditBase
+import Foundation
+import LogProofs
 import SegmentStore
+import Testing
+
+@testable import ChainIndex
 
 /// Bundles are bound to their slots, their stubs and their log (format-spec.md §12.1, §12.3),
 /// and a stub's org summary is checked against the signed manifest: each tamper below is
@@ -21,12 +22,16 @@ import SegmentStore
         return (root, data, archive)
     }
 
-    func stubPath(_ data: String, _ n: UInt64) -> String { DataDirectory(data).segments + "/" + ArchivedStub.fileName(n) }
+    func stubPath(_ data: String, _ n: UInt64) -> String {
+        DataDirectory(data).segments + "/" + ArchivedStub.fileName(n)
+    }
 
     /// Rewrites stub `n` with `edit` applied to its JSON object.
     func editStub(_ data: String, _ n: UInt64, _ edit: (inout [String: Any]) -> Void) throws {
         let path = stubPath(data, n)
-        var o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
+        var o =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+            ?? [:]
         edit(&o)
         try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
     }
@@ -38,7 +43,10 @@ import SegmentStore
             var (s, out) = try cli.ctl(["verify", data, "--quiet"])
             #expect(s == 0, "\(out)")
             // The last archived segment: the org may have no entry after it to contradict it.
-            let last = try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter { $0.hasSuffix(".archived") }.count - 1
+            let last =
+                try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter {
+                    $0.hasSuffix(".archived")
+                }.count - 1
             try editStub(data, UInt64(last)) { o in
                 var orgs = o["orgs"] as? [[String: Any]] ?? []
                 orgs[0][field] = (orgs[0][field] as? Int ?? 0) + delta
@@ -68,7 +76,8 @@ import SegmentStore
         #expect(s == 0 && !out.contains("FAILED"), "\(out)")
         // Segment 1's slot holds segment 0's bundle (each verifies on its own).
         let fm = FileManager.default
-        let one = archive + "/" + BundleFiles.name(1), zero = archive + "/" + BundleFiles.name(0)
+        let one = archive + "/" + BundleFiles.name(1)
+        let zero = archive + "/" + BundleFiles.name(0)
         try fm.removeItem(atPath: one)
         try fm.copyItem(atPath: zero, toPath: one)
         (s, out) = try cli.ctl(["archive", "verify", data, "--archive", archive])
@@ -93,10 +102,14 @@ import SegmentStore
         let key = try KeyFile.load(path: DataDirectory(data).defaultKey)
         let m = try ArchiveBundle.verify(directory: archive + "/" + BundleFiles.name(0), verifier: key.verifier)
         #expect(throws: Never.self) {
-            try BundlePlacement.check(name: BundleFiles.name(0), dir: archive + "/" + BundleFiles.name(0), manifest: m, dataDir: data, verifier: key.verifier)
+            try BundlePlacement.check(
+                name: BundleFiles.name(0), dir: archive + "/" + BundleFiles.name(0), manifest: m, dataDir: data,
+                verifier: key.verifier)
         }
         #expect(throws: BundleError.self) {
-            try BundlePlacement.check(name: BundleFiles.name(0), dir: archive + "/" + BundleFiles.name(0), manifest: m, dataDir: data2, verifier: key.verifier)
+            try BundlePlacement.check(
+                name: BundleFiles.name(0), dir: archive + "/" + BundleFiles.name(0), manifest: m, dataDir: data2,
+                verifier: key.verifier)
         }
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")
@@ -112,7 +125,8 @@ import SegmentStore
         var (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")
         let year: Int64 = 365 * 86_400_000
-        var org = "", moved: Int64 = 0
+        var org = ""
+        var moved: Int64 = 0
         try editStub(data, 0) { o in
             o["manifest"] = nil
             var orgs = o["orgs"] as? [[String: Any]] ?? []
@@ -127,9 +141,15 @@ import SegmentStore
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: pld)))
         #expect(bytes.count >= 80 && bytes[0..<8].allSatisfy { $0 == 0 }, "segment 0's record comes first")
         var v = UInt64(bitPattern: moved)
-        for i in 0..<8 { bytes[52 + i] = UInt8(truncatingIfNeeded: v); v >>= 8 }
+        for i in 0..<8 {
+            bytes[52 + i] = UInt8(truncatingIfNeeded: v)
+            v >>= 8
+        }
         var crc = CRC32C.checksum(bytes[0..<76])
-        for i in 0..<4 { bytes[76 + i] = UInt8(truncatingIfNeeded: crc); crc >>= 8 }
+        for i in 0..<4 {
+            bytes[76 + i] = UInt8(truncatingIfNeeded: crc)
+            crc >>= 8
+        }
         try Data(bytes).write(to: URL(fileURLWithPath: pld))
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 1 && out.contains("received_at never decreases"), "\(out)")

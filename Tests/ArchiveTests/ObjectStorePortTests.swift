@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,8 @@ import Glibc
 /// which a concurrent test's connection could take it between the check and the gateway's bind.
 @Suite struct ObjectStorePortTests {
     @Test func aTakenPortIsSkippedAndNoneIsEphemeral() throws {
-        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        let range =
+            (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
             .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) } ?? [32768, 60999]
         // Hold a listener on a port, and ask for a pair starting there.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -22,8 +24,15 @@ import Glibc
         var held = 0
         for p in stride(from: 12_000, to: 13_000, by: 2) {
             addr.sin_port = in_port_t(UInt16(p)).bigEndian
-            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-            if ok, listen(fd, 1) == 0 { held = p; break }
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+            if ok, listen(fd, 1) == 0 {
+                held = p
+                break
+            }
         }
         #expect(held > 0, "no port to hold for the test")
         #expect(!ObjectStore.isFree(held))
@@ -48,10 +57,13 @@ import Glibc
         try "ls /proc/$$/fd\n".write(toFile: dir + "/fds.sh", atomically: true, encoding: .utf8)
         let status = try ObjectStore.runScript(dir + "/fds.sh", [], stdout: dir + "/out", stderr: dir + "/err")
         #expect(status == 0)
-        let fds = Set(try String(contentsOfFile: dir + "/out", encoding: .utf8).split(separator: "\n").compactMap { Int32($0) })
+        let fds = Set(
+            try String(contentsOfFile: dir + "/out", encoding: .utf8).split(separator: "\n").compactMap { Int32($0) })
         #expect(fds.isSuperset(of: [0, 1, 2]), "\(fds)")
         // bash keeps the script itself open on a high descriptor (255); nothing else may pass.
-        #expect(fds.subtracting([0, 1, 2, 255]).isEmpty, "the script inherited descriptors \(fds.subtracting([0, 1, 2, 255]).sorted())")
+        #expect(
+            fds.subtracting([0, 1, 2, 255]).isEmpty,
+            "the script inherited descriptors \(fds.subtracting([0, 1, 2, 255]).sorted())")
         #expect(!fds.contains(held.fileHandleForWriting.fileDescriptor))
     }
 }

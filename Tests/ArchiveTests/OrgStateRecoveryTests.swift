@@ -1,11 +1,12 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
-@testable import Archive
-@testable import ChainIndex
+import LogProofs
 import SegmentStore
 import TestSupport
+import Testing
+
+@testable import Archive
+@testable import ChainIndex
 
 /// Issue 7 A3: a missing or damaged org-state snapshot after segments were archived is
 /// rebuilt from the stubs and index files; the tree is never cut below what archived
@@ -15,7 +16,9 @@ import TestSupport
     func logWithArchivedSegments() throws -> (root: String, data: String, signer: NoteSigner, size: UInt64) {
         let t = ArchiveTests()
         let (root, archiveDir, l, signer) = try t.makeLog()
-        let archiver = Archiver(ledger: l, backend: try LocalDirectoryBackend(root: archiveDir), clock: { ArchiveTests.date("2023-01-01T00:00:00Z") })
+        let archiver = Archiver(
+            ledger: l, backend: try LocalDirectoryBackend(root: archiveDir),
+            clock: { ArchiveTests.date("2023-01-01T00:00:00Z") })
         for seg in l.store.segments().filter({ $0.segment < 2 }) { _ = try archiver.archive(seg) }
         _ = try l.appendAndWait(try (0..<7).map { try Sample.entry(org: "org_d", i: $0) })
         try l.close()
@@ -74,7 +77,10 @@ import TestSupport
 
 enum Sample {
     static func entry(org: String, i: Int) throws -> PreparedEntry {
-        let json = #"{"org":"\#(org)","category":"access","action":"access.granted","actor":{"type":"human","id":"u\#(i)"},"target":{"type":"p","id":"x\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2023-01-01T00:00:00Z","metadata":{}}"#
-        return try Entry.prepare(json: Array(json.utf8), receivedAt: 1_672_531_200_000 + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
+        let json =
+            #"{"org":"\#(org)","category":"access","action":"access.granted","actor":{"type":"human","id":"u\#(i)"},"target":{"type":"p","id":"x\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2023-01-01T00:00:00Z","metadata":{}}"#
+        return try Entry.prepare(
+            json: Array(json.utf8), receivedAt: 1_672_531_200_000 + Int64(i),
+            writer: Writer(uid: 0, gid: 0, via: "test"))
     }
 }

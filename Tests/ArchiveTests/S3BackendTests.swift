@@ -1,11 +1,12 @@
 import AuditBase
-import LogProofs
-import Foundation
-import Testing
-@testable import Archive
 import ChainIndex
+import Foundation
+import LogProofs
 import SegmentStore
 import TestSupport
+import Testing
+
+@testable import Archive
 
 /// Issue 12: the S3 archive backend against a real object store, a single-node Ceph RADOS
 /// Gateway on loopback (TestSupport's ObjectStore starts it with `scripts/ceph-rgw`).
@@ -22,7 +23,9 @@ import TestSupport
     static func bucket(lock: Bool = true) throws -> (String, S3Client) {
         let name = "auditlog-\(lock ? "locked" : "plain")-\(UUID().uuidString.prefix(8).lowercased())"
         let c = S3Client(try settings(bucket: name))
-        try c.expect("creating bucket \(name)", "PUT", key: nil, headers: lock ? [("x-amz-bucket-object-lock-enabled", "true")] : [])
+        try c.expect(
+            "creating bucket \(name)", "PUT", key: nil,
+            headers: lock ? [("x-amz-bucket-object-lock-enabled", "true")] : [])
         return (name, c)
     }
 
@@ -30,19 +33,28 @@ import TestSupport
 
     @Test func aBucketWithoutObjectLockIsRefusedByName() throws {
         let (name, _) = try Self.bucket(lock: false)
-        let e = #expect(throws: LedgerError.self) { try S3Backend(try Self.settings(bucket: name), cache: Self.cache()) }
+        let e = #expect(throws: LedgerError.self) {
+            try S3Backend(try Self.settings(bucket: name), cache: Self.cache())
+        }
         #expect("\(e.map { "\($0)" } ?? "")".contains("versioning"))
         // Versioning alone is not enough: Object Lock is named.
         let c = S3Client(try Self.settings(bucket: name))
-        try c.expect("enabling versioning", "PUT", key: nil, query: [("versioning", "")],
-                     body: Array("<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>".utf8))
-        let e2 = #expect(throws: LedgerError.self) { try S3Backend(try Self.settings(bucket: name), cache: Self.cache()) }
+        try c.expect(
+            "enabling versioning", "PUT", key: nil, query: [("versioning", "")],
+            body: Array(
+                "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>"
+                    .utf8))
+        let e2 = #expect(throws: LedgerError.self) {
+            try S3Backend(try Self.settings(bucket: name), cache: Self.cache())
+        }
         #expect("\(e2.map { "\($0)" } ?? "")".contains("Object Lock"))
     }
 
     @Test func wrongCredentialsAndAnUnreachableStoreSaySo() throws {
         let (name, _) = try Self.bucket()
-        let e = #expect(throws: S3Error.self) { try S3Backend(try Self.settings(bucket: name, secret: "not-the-secret"), cache: Self.cache()) }
+        let e = #expect(throws: S3Error.self) {
+            try S3Backend(try Self.settings(bucket: name, secret: "not-the-secret"), cache: Self.cache())
+        }
         #expect(e?.message.contains("refused the credentials") == true, "\(e.map { "\($0)" } ?? "")")
         var s = try Self.settings(bucket: name, endpoint: "http://127.0.0.1:9")
         s.pathStyle = true
@@ -94,7 +106,8 @@ import TestSupport
         #expect(try client.request("HEAD", key: commitKey).status != 200, "the marker hides the latest object")
         #expect(try backend.versions(prefix: commitKey).contains { $0.deleteMarker })
         #expect(try backend.list() == names, "a delete marker made a locked bundle look missing")
-        try? FileManager.default.removeItem(atPath: backend.cache + "/" + names[0])  // downloaded again, past the marker
+        // Downloaded again, past the marker.
+        try? FileManager.default.removeItem(atPath: backend.cache + "/" + names[0])
         _ = try ArchiveBundle.verify(directory: try backend.path(of: names[0]), verifier: signer.verifier)
         #expect(try backend.lockedUntil(bundle: names[0]) != nil)
 
@@ -114,7 +127,8 @@ import TestSupport
         // the whole log verifies.
         let seg1 = try #require(l.store.segments().first { $0.segment == 1 })
         #expect(throws: StoreError.self) { try l.entry(seq: seg1.firstSeq) }
-        let m = try Archiver.restore(dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: names[1])
+        let m = try Archiver.restore(
+            dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: names[1])
         #expect(m.segment == 1)
         try l.store.reinstateReturned()
         try l.index.refreshRestored(l.store.segments())
@@ -135,10 +149,14 @@ import TestSupport
         o.background = false
         let l = try Ledger(directory: root + "/data", signer: signer, options: o)
         let t = Timestamp.parse("2018-01-01T00:00:00Z") ?? 0
-        _ = try l.appendAndWait((0..<30).map { i in
-            try Entry.prepare(json: Array(#"{"org":"org_old","category":"access","action":"access.granted","actor":{"type":"human","id":"u"},"target":{"type":"p","id":"p\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2018-01-01T00:00:00Z"}"#.utf8),
-                              receivedAt: t + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
-        })
+        _ = try l.appendAndWait(
+            (0..<30).map { i in
+                try Entry.prepare(
+                    json: Array(
+                        #"{"org":"org_old","category":"access","action":"access.granted","actor":{"type":"human","id":"u"},"target":{"type":"p","id":"p\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2018-01-01T00:00:00Z"}"#
+                            .utf8),
+                    receivedAt: t + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
+            })
         try l.sealNow()
         let (bucket, _) = try Self.bucket()
         let backend = try S3Backend(try Self.settings(bucket: bucket), cache: Self.cache())
@@ -146,7 +164,9 @@ import TestSupport
         let archiver = Archiver(ledger: l, backend: backend)
         let names = try archiver.run(hotWindow: 86400)
         #expect(names.count == 1)
-        #expect(try archiver.plan(policy: RetentionPolicy(), holds: []).first?.eligible == false, "the store's lock still holds")
+        #expect(
+            try archiver.plan(policy: RetentionPolicy(), holds: []).first?.eligible == false,
+            "the store's lock still holds")
         Thread.sleep(forTimeInterval: 4)
         var audited = 0
         let purged = try archiver.purge(policy: RetentionPolicy(), holds: []) { audited += $0.count }
@@ -165,7 +185,9 @@ import TestSupport
         backend.partSize = 5 << 20
         backend.minimumLock = 0
         // A crash mid-upload: a multipart upload started and never completed.
-        let started = try client.expect("starting an upload", "POST", key: "archive/bundle-00000000000000000009/segment.seg", query: [("uploads", "")])
+        let started = try client.expect(
+            "starting an upload", "POST", key: "archive/bundle-00000000000000000009/segment.seg",
+            query: [("uploads", "")])
         #expect(S3XML.values("UploadId", in: started.text).count == 1)
 
         let staging = try backend.stagingDirectory()
@@ -182,19 +204,26 @@ import TestSupport
         var damaged = big
         damaged[12345] ^= 1
         try FileOps.replaceFile(dir + "/segment.seg", contents: damaged)
-        #expect(try FileOps.readFile(try backend.path(of: "bundle-00000000000000000007") + "/segment.seg", limit: 1 << 30) == big)
+        #expect(
+            try FileOps.readFile(try backend.path(of: "bundle-00000000000000000007") + "/segment.seg", limit: 1 << 30)
+                == big)
         // Never overwritten: a second put of the same bundle is refused.
         let again = try backend.stagingDirectory()
         try FileOps.replaceFile(again + "/manifest.json", contents: Array("{\"x\":1}".utf8))
-        #expect(throws: LedgerError.self) { try backend.put(bundle: "bundle-00000000000000000007", from: again, retainUntil: Date()) }
+        #expect(throws: LedgerError.self) {
+            try backend.put(bundle: "bundle-00000000000000000007", from: again, retainUntil: Date())
+        }
         // Behind auditd's back: the commit object is written with If-None-Match: *, which
         // AWS answers 412; Ceph 16 ignores it and keeps a second version. Either way the
         // first, locked version is the one read.
         let body = Array("{}".utf8)
-        let overwrite = try client.request("PUT", key: "archive/bundle-00000000000000000007/bundle.commit",
-                                           headers: [("If-None-Match", "*"), ("Content-MD5", S3Client.contentMD5(body))], body: body)
+        let overwrite = try client.request(
+            "PUT", key: "archive/bundle-00000000000000000007/bundle.commit",
+            headers: [("If-None-Match", "*"), ("Content-MD5", S3Client.contentMD5(body))], body: body)
         #expect(overwrite.status == 412 || overwrite.status == 200, "\(overwrite.status) \(overwrite.text)")
-        #expect(try FileOps.readFile(try backend.path(of: "bundle-00000000000000000007") + "/segment.seg", limit: 1 << 30) == big)
+        #expect(
+            try FileOps.readFile(try backend.path(of: "bundle-00000000000000000007") + "/segment.seg", limit: 1 << 30)
+                == big)
 
         #expect(throws: ArchiveLockRefusal.self) { try backend.remove(bundle: "bundle-00000000000000000007") }
         Thread.sleep(forTimeInterval: 5)

@@ -1,8 +1,10 @@
 import AuditBase
 import Foundation
-import Testing
-@testable import Archive
 import TestSupport
+import Testing
+
+@testable import Archive
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +23,11 @@ extension ArchiveCLITests {
         try client.expect("creating bucket", "PUT", key: nil, headers: [("x-amz-bucket-object-lock-enabled", "true")])
         let url = "s3://\(bucket)/log"
         let backend = try S3Backend(try S3Settings(url: url, environment: env), cache: root + "/check")
-        let sealed = { try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter { $0.hasSuffix(".seg") }.count }
+        let sealed = {
+            try FileManager.default.contentsOfDirectory(atPath: DataDirectory(data).segments).filter {
+                $0.hasSuffix(".seg")
+            }.count
+        }
         let before = try sealed()
         #expect(before >= 3)
 

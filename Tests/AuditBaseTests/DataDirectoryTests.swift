@@ -11,8 +11,8 @@ import Testing
     static func specPaths() throws -> [String] {
         let spec = try String(contentsOf: root.appendingPathComponent("format-spec.md"), encoding: .utf8)
         guard let section = spec.range(of: "## 1. The data directory"),
-              let start = spec.range(of: "DATA/\n", range: section.upperBound..<spec.endIndex),
-              let end = spec.range(of: "```", range: start.upperBound..<spec.endIndex)
+            let start = spec.range(of: "DATA/\n", range: section.upperBound..<spec.endIndex),
+            let end = spec.range(of: "```", range: start.upperBound..<spec.endIndex)
         else { throw CocoaError(.fileReadCorruptFile) }
         return spec[start.upperBound..<end.lowerBound].split(separator: "\n").compactMap { line in
             guard line.hasPrefix("  "), !line.hasPrefix("   ") else { return nil }
@@ -33,7 +33,9 @@ import Testing
             #expect(path.hasPrefix("/data/log1/"), "\(name)")
             let rel = String(path.dropFirst("/data/log1/".count))
             // A directory is named by the spec's files in it; a file by itself (levels by pattern).
-            let listed = spec.contains { $0 == rel || $0.hasPrefix(rel + "/") || $0 == rel.replacingOccurrences(of: "level-00", with: "level-NN") }
+            let listed = spec.contains {
+                $0 == rel || $0.hasPrefix(rel + "/") || $0 == rel.replacingOccurrences(of: "level-00", with: "level-NN")
+            }
             #expect(listed, "DataDirectory.\(name) = \(rel) is not in format-spec §1")
         }
         // Every top-level name of the spec is one DataDirectory gives.

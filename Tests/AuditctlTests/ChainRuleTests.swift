@@ -12,8 +12,10 @@ import Testing
         let dir = temporaryDirectory("chain-rule")
         let store = try SegmentStore(directory: DataDirectory(dir).segments)
         let content = Array(#"{"org":"org_a"}"#.utf8)
-        let payloads = [RecordPayload(orgSeq: 0, prevOrgDelta: 0, content: content),
-                        RecordPayload(orgSeq: 1, prevOrgDelta: 1_000, content: content)]
+        let payloads = [
+            RecordPayload(orgSeq: 0, prevOrgDelta: 0, content: content),
+            RecordPayload(orgSeq: 1, prevOrgDelta: 1_000, content: content),
+        ]
         _ = try store.write(payloads.map { StoreRecord(key: 1, payload: $0.bytes) })
         try store.sync()
         let tree = try TreeStore(directory: DataDirectory(dir).tree)
@@ -43,15 +45,23 @@ import Testing
         let first = org.link(seq: 5, prev: .zero, contentHash: c)
         #expect(first.orgSeq == 0 && first.prevOrgHash == .zero)
         #expect(try org.expect(seq: 5, orgSeq: 0, prevOrgDelta: 0, prev: .zero, contentHash: c) == first)
-        #expect(throws: ChainError.self) { try org.expect(seq: 5, orgSeq: 0, prevOrgDelta: 3, prev: .zero, contentHash: c) }
-        #expect(throws: ChainError.self) { try org.expect(seq: 5, orgSeq: 1, prevOrgDelta: 0, prev: .zero, contentHash: c) }
+        #expect(throws: ChainError.self) {
+            try org.expect(seq: 5, orgSeq: 0, prevOrgDelta: 3, prev: .zero, contentHash: c)
+        }
+        #expect(throws: ChainError.self) {
+            try org.expect(seq: 5, orgSeq: 1, prevOrgDelta: 0, prev: .zero, contentHash: c)
+        }
         org.advance(seq: 5, leaf: first.leafHash)
         #expect(org.header(at: 9) == (1, 4))
         let second = org.link(seq: 9, prev: SHA256.hash([8]), contentHash: c)
         #expect(second.prevOrgHash == first.leafHash)
         #expect(try org.expect(seq: 9, orgSeq: 1, prevOrgDelta: 4, prev: SHA256.hash([8]), contentHash: c) == second)
-        #expect(throws: ChainError.self) { try org.expect(seq: 9, orgSeq: 1, prevOrgDelta: 3, prev: .zero, contentHash: c) }
-        #expect(throws: ChainError.self) { try org.expect(seq: 9, orgSeq: 2, prevOrgDelta: 4, prev: .zero, contentHash: c) }
+        #expect(throws: ChainError.self) {
+            try org.expect(seq: 9, orgSeq: 1, prevOrgDelta: 3, prev: .zero, contentHash: c)
+        }
+        #expect(throws: ChainError.self) {
+            try org.expect(seq: 9, orgSeq: 2, prevOrgDelta: 4, prev: .zero, contentHash: c)
+        }
         // An exported link is checked by position and previous-org hash.
         try org.expect(second)
         var forged = second
@@ -60,9 +70,15 @@ import Testing
         #expect(throws: ChainError.self) { try OrgPosition.start.expect(second) }
         // Known only by its hash (a bundle's org_start): the distance back is checked for range.
         let known = OrgPosition(count: 3, lastSeq: nil, lastHash: first.leafHash)
-        #expect(throws: ChainError.self) { try known.expect(seq: 9, orgSeq: 3, prevOrgDelta: 0, prev: .zero, contentHash: c) }
-        #expect(throws: ChainError.self) { try known.expect(seq: 9, orgSeq: 3, prevOrgDelta: 10, prev: .zero, contentHash: c) }
-        #expect(try known.expect(seq: 9, orgSeq: 3, prevOrgDelta: 9, prev: .zero, contentHash: c).prevOrgHash == first.leafHash)
+        #expect(throws: ChainError.self) {
+            try known.expect(seq: 9, orgSeq: 3, prevOrgDelta: 0, prev: .zero, contentHash: c)
+        }
+        #expect(throws: ChainError.self) {
+            try known.expect(seq: 9, orgSeq: 3, prevOrgDelta: 10, prev: .zero, contentHash: c)
+        }
+        #expect(
+            try known.expect(seq: 9, orgSeq: 3, prevOrgDelta: 9, prev: .zero, contentHash: c).prevOrgHash
+                == first.leafHash)
     }
 
     @Test func aStoredLinkIsRebuiltFromTheTreeOrRefused() throws {

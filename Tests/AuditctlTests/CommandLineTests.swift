@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,8 @@ import Glibc
     @Test func importWithABareKeyFileName() throws {
         let dir = temporaryDirectory("barekey")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (status, _, err) = try run("auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(20).utf8), in: dir)
+        let (status, _, err) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(20).utf8), in: dir)
         #expect(status == 0, "\(err)")
         #expect(FileManager.default.fileExists(atPath: dir + "/k"))
         let mode = (try FileManager.default.attributesOfItem(atPath: dir + "/k")[.posixPermissions] as? Int) ?? 0
@@ -27,7 +29,9 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: builtProduct("auditd"))
-        p.arguments = ["--data", dir + "/data", "--socket", dir + "/s.sock", "--http-port", "0", "--log-level", "error"]
+        p.arguments = [
+            "--data", dir + "/data", "--socket", dir + "/s.sock", "--http-port", "0", "--log-level", "error",
+        ]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
@@ -35,7 +39,9 @@ import Glibc
         try p.run()
         // Wait for the socket: by then the daemon has tried to announce it on the closed pipe.
         let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: dir + "/s.sock") && Date() < deadline && p.isRunning { usleep(50_000) }
+        while !FileManager.default.fileExists(atPath: dir + "/s.sock") && Date() < deadline && p.isRunning {
+            usleep(50_000)
+        }
         usleep(300_000)
         #expect(p.isRunning, "auditd died writing to a closed pipe (status \(p.terminationStatus))")
         p.terminate()

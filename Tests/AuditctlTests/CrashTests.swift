@@ -1,10 +1,11 @@
 import AuditBase
-import LogProofs
+import ChainIndex
 import Foundation
+import LogProofs
+import SegmentStore
 import TestSupport
 import Testing
-import SegmentStore
-import ChainIndex
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,8 +29,11 @@ import Glibc
             let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: builtProduct("auditctl"))
             // Small segments: some kills land while a segment is being sealed.
-            p.arguments = ["import", dir, "--key", key, "--receipts", "--quiet", "--batch", "50", "--segment-bytes", "60000"]
-            let inp = Pipe(), out = Pipe()
+            p.arguments = [
+                "import", dir, "--key", key, "--receipts", "--quiet", "--batch", "50", "--segment-bytes", "60000",
+            ]
+            let inp = Pipe()
+            let out = Pipe()
             p.standardInput = inp
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice
@@ -71,21 +75,27 @@ import Glibc
             usleep(UInt32.random(in: 150_000...700_000, using: &rng))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
-            #expect(p.terminationReason == .uncaughtSignal, "round \(round): the child should have been killed, not have exited")
+            #expect(
+                p.terminationReason == .uncaughtSignal,
+                "round \(round): the child should have been killed, not have exited")
             // The child is dead, so the feeder's next write fails (EPIPE: nobody else holds the
             // read end) and it returns; only then is the descriptor closed.
             let joinBy = Date().addingTimeInterval(30)
             while !feeder.isFinished && Date() < joinBy { usleep(1_000) }
             guard feeder.isFinished else {
-                Issue.record("round \(round): the feeder thread is still writing 30 s after the child died; its pipe is left open rather than closed under it")
+                Issue.record(
+                    "round \(round): the feeder thread is still writing 30 s after the child died; its pipe is left open rather than closed under it"
+                )
                 return
             }
             try? inp.fileHandleForWriting.close()
             while !reader.isFinished { usleep(10_000) }
             // Only whole receipt lines count: a line cut by the kill was never fully acknowledged.
             for line in collector.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
-                guard let d = line.data(using: .utf8), let o = try JSONSerialization.jsonObject(with: d) as? [String: Any],
-                      let seq = o["seq"] as? Int, let hash = o["hash"] as? String else {
+                guard let d = line.data(using: .utf8),
+                    let o = try JSONSerialization.jsonObject(with: d) as? [String: Any],
+                    let seq = o["seq"] as? Int, let hash = o["hash"] as? String
+                else {
                     Issue.record("round \(round): unreadable receipt line \(line)")
                     continue
                 }

@@ -1,7 +1,7 @@
-import LogProofs
-import Foundation
-import Testing
 import ChainIndex
+import Foundation
+import LogProofs
+import Testing
 
 /// Issue 18, item 6: `verify-receipt` passes nothing it did not check.
 @Suite struct VerifyReceiptTests {
@@ -17,7 +17,8 @@ import ChainIndex
         let dir = temporaryDirectory("receipts")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (line, key) = try Self.receipt()
-        let good = dir + "/good.ndjson", empty = dir + "/empty.ndjson"
+        let good = dir + "/good.ndjson"
+        let empty = dir + "/empty.ndjson"
         try (line + "\n").write(toFile: good, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: empty, contents: Data())
         let (gs, gout, _) = try run("auditctl", ["verify-receipt", good, "--key", key.text])
@@ -31,6 +32,8 @@ import ChainIndex
         let (line, key) = try Self.receipt()
         let edited = line.replacingOccurrences(of: "\"seq\":0", with: "\"seq\":\(seq)")
         #expect(edited != line)
-        #expect(throws: (any Error).self, "seq \(seq) was read as a sequence number") { _ = try EntryReceipt(json: edited).verify(key: key) }
+        #expect(throws: (any Error).self, "seq \(seq) was read as a sequence number") {
+            _ = try EntryReceipt(json: edited).verify(key: key)
+        }
     }
 }

@@ -3,23 +3,29 @@ import Testing
 
 /// Issue 11: the clients in other languages, each tested against the real daemon.
 @Suite struct ClientLanguageTests {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
 
     @Test func thePythonClientAppendsPipelinesAndRetriesAcrossARestart() throws {
-        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         guard let python else {
             Issue.record("python3 is missing: install it (apt-get install -y python3; .ci/run and scripts/setup do)")
             return
         }
         var env = ProcessInfo.processInfo.environment
         env["AUDITD_BIN"] = Daemon.product("auditd")
-        let (status, text) = try runProgram(python, ["-m", "unittest", "discover", "-s", Self.repo + "/clients/python/tests", "-v"], environment: env)
+        let (status, text) = try runProgram(
+            python, ["-m", "unittest", "discover", "-s", Self.repo + "/clients/python/tests", "-v"], environment: env)
         #expect(status == 0 && text.contains("OK"), "python client tests:\n\(text)")
         #expect(text.contains("Ran 4 tests"), "\(text)")
     }
 
     @Test func theGoClientAppendsPipelinesAndRetriesAcrossARestart() throws {
-        let go = ["/usr/bin/go", "/usr/local/go/bin/go", "/usr/lib/go/bin/go"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let go = ["/usr/bin/go", "/usr/local/go/bin/go", "/usr/lib/go/bin/go"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         guard let go else {
             Issue.record("go is missing: install it (apt-get install -y golang-go; .ci/run and scripts/setup do)")
             return
@@ -29,7 +35,10 @@ import Testing
         env["GOFLAGS"] = "-mod=mod"
         env["GOPROXY"] = "off"
         if env["HOME"] == nil { env["HOME"] = NSTemporaryDirectory() }
-        let (status, text) = try runProgram(go, ["test", "./...", "-count=1", "-v"], environment: env, in: Self.repo + "/clients/go")
-        #expect(status == 0 && text.contains("--- PASS: TestRetryAcrossARestartStoresEachKeyedEntryOnce"), "go client tests:\n\(text)")
+        let (status, text) = try runProgram(
+            go, ["test", "./...", "-count=1", "-v"], environment: env, in: Self.repo + "/clients/go")
+        #expect(
+            status == 0 && text.contains("--- PASS: TestRetryAcrossARestartStoresEachKeyedEntryOnce"),
+            "go client tests:\n\(text)")
     }
 }

@@ -1,6 +1,7 @@
 import AuditWire
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,8 +12,8 @@ import Glibc
 @Suite(.serialized) struct ConnectionLimitTests {
     func rssMiB(_ d: Daemon) -> Int {
         guard let pid = d.process?.processIdentifier,
-              let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return -1 }
         return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
     }
@@ -49,8 +50,12 @@ import Glibc
         for s in held.suffix(100) {
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            if let f = s.next(), f.type == FrameType.error.rawValue, case let e = WireError(body: f.body), e.code == WireErrorCode.unavailable.rawValue,
-               e.message.contains("max_connections") { refused += 1 }
+            if let f = s.next(), f.type == FrameType.error.rawValue, case let e = WireError(body: f.body),
+                e.code == WireErrorCode.unavailable.rawValue,
+                e.message.contains("max_connections")
+            {
+                refused += 1
+            }
         }
         #expect(refused >= 90, "connections beyond max_connections get a clear refusal (\(refused) of the last 100)")
         let rss = rssMiB(d)

@@ -1,11 +1,12 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import Logging
 import SegmentStore
-import Testing
 import TestSupport
+import Testing
+
 @testable import auditd
 
 /// Issue 18 item 8: `checkpoints/cosigned` never goes backwards, when the background service
@@ -22,8 +23,13 @@ import TestSupport
         // Forty checkpoints of growing size (their witnesses never asked: keep is what is tested).
         var cps: [SignedCheckpoint] = []
         for i in 0..<40 {
-            let json = #"{"org":"org_a","category":"access","action":"a.b","actor":{"type":"human","id":"u"},"target":{"type":"t","id":"\#(i)"},"outcome":"success","source":{"service":"s"},"occurred_at":"2026-01-01T00:00:00Z"}"#
-            _ = try ledger.appendAndWait([try Entry.prepare(json: Array(json.utf8), receivedAt: 1_767_225_600_000 + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))])
+            let json =
+                #"{"org":"org_a","category":"access","action":"a.b","actor":{"type":"human","id":"u"},"target":{"type":"t","id":"\#(i)"},"outcome":"success","source":{"service":"s"},"occurred_at":"2026-01-01T00:00:00Z"}"#
+            _ = try ledger.appendAndWait([
+                try Entry.prepare(
+                    json: Array(json.utf8), receivedAt: 1_767_225_600_000 + Int64(i),
+                    writer: Writer(uid: 0, gid: 0, via: "test"))
+            ])
             try ledger.checkpointNow()
             cps.append(try #require(ledger.latestCheckpoint))
         }
@@ -40,7 +46,10 @@ import TestSupport
             let watcher = Thread {
                 var last: UInt64 = 0
                 while !stop.load() {
-                    if let b = try? FileOps.readFile(path), let cp = try? SignedCheckpoint(note: String(decoding: b, as: UTF8.self), verifier: signer.verifier) {
+                    if let b = try? FileOps.readFile(path),
+                        let cp = try? SignedCheckpoint(
+                            note: String(decoding: b, as: UTF8.self), verifier: signer.verifier)
+                    {
                         if cp.checkpoint.size < last { seen.update { $0.append(cp.checkpoint.size) } }
                         last = max(last, cp.checkpoint.size)
                     }
@@ -62,7 +71,9 @@ import TestSupport
             #expect(seen.load().isEmpty, "the file went back to sizes \(seen.load())")
             #expect(w.cosigned?.checkpoint.size == cps.last?.checkpoint.size)
             let final = try #require(try FileOps.readFile(path))
-            #expect(try SignedCheckpoint(note: String(decoding: final, as: UTF8.self), verifier: signer.verifier).checkpoint.size == 40)
+            #expect(
+                try SignedCheckpoint(note: String(decoding: final, as: UTF8.self), verifier: signer.verifier).checkpoint
+                    .size == 40)
         }
     }
 }

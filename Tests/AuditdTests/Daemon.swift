@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -32,9 +33,12 @@ final class Daemon: @unchecked Sendable {
 
     static func product(_ name: String, file: String = #filePath) -> String {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let rootDir = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let candidates = [here.appendingPathComponent(name).path, here.deletingLastPathComponent().appendingPathComponent(name).path,
-                          rootDir.appendingPathComponent(".build/debug/\(name)").path]
+        let rootDir = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let candidates = [
+            here.appendingPathComponent(name).path, here.deletingLastPathComponent().appendingPathComponent(name).path,
+            rootDir.appendingPathComponent(".build/debug/\(name)").path,
+        ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[2]
     }
 
@@ -43,7 +47,11 @@ final class Daemon: @unchecked Sendable {
         let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.product("auditd"))
         p.currentDirectoryURL = URL(fileURLWithPath: root)
-        p.arguments = ["--data", data, "--socket", socket, "--http-port", "0", "--verify-interval", "1", "--log-level", "warning"] + extraArgs
+        p.arguments =
+            [
+                "--data", data, "--socket", socket, "--http-port", "0", "--verify-interval", "1", "--log-level",
+                "warning",
+            ] + extraArgs
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe()
         p.standardOutput = out
@@ -52,8 +60,12 @@ final class Daemon: @unchecked Sendable {
         p.standardError = FileHandle(forWritingAtPath: logPath) ?? FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
         process = p
-        let (text, up) = readOutput(out.fileHandleForReading) { $0.contains("read port http://127.0.0.1:") && $0.contains("ingest socket") }
-        guard up, let r = text.range(of: "read port http://127.0.0.1:") else { throw DaemonFailed(message: "auditd did not come up: \(text)") }
+        let (text, up) = readOutput(out.fileHandleForReading) {
+            $0.contains("read port http://127.0.0.1:") && $0.contains("ingest socket")
+        }
+        guard up, let r = text.range(of: "read port http://127.0.0.1:") else {
+            throw DaemonFailed(message: "auditd did not come up: \(text)")
+        }
         port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
         // Keep draining stdout so the daemon never blocks on a full pipe.
         Thread { while !out.fileHandleForReading.availableData.isEmpty {} }.start()
@@ -97,13 +109,18 @@ final class Daemon: @unchecked Sendable {
         p.currentDirectoryURL = URL(fileURLWithPath: root)
         p.arguments = args
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let o = Pipe(), e = Pipe(), i = Pipe()
+        let o = Pipe()
+        let e = Pipe()
+        let i = Pipe()
         p.standardOutput = o
         p.standardError = e
         p.standardInput = i
         try p.run()
         let input = Data(stdin.utf8)
-        Thread { i.fileHandleForWriting.write(input); try? i.fileHandleForWriting.close() }.start()
+        Thread {
+            i.fileHandleForWriting.write(input)
+            try? i.fileHandleForWriting.close()
+        }.start()
         let od = o.fileHandleForReading.readDataToEndOfFile()
         let ed = e.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
@@ -111,14 +128,19 @@ final class Daemon: @unchecked Sendable {
     }
 
     func token(org: String?) throws -> String {
-        let (s, out, err) = try ctl(["token", "create", data, "--socket", socket] + (org.map { ["--org", $0] } ?? ["--operator"]))
+        let (s, out, err) = try ctl(
+            ["token", "create", data, "--socket", socket] + (org.map { ["--org", $0] } ?? ["--operator"]))
         guard s == 0 else { throw DaemonFailed(message: "token create failed: \(err)") }
         return out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// A GET (or other method) on the read port: status and body.
-    func http(_ path: String, token: String?, method: String = "GET", scheme: String = "Bearer") async throws -> (Int, Data) {
-        guard let url = URL(string: "http://127.0.0.1:\(port)\(path)") else { throw DaemonFailed(message: "bad path \(path)") }
+    func http(
+        _ path: String, token: String?, method: String = "GET", scheme: String = "Bearer"
+    ) async throws -> (Int, Data) {
+        guard let url = URL(string: "http://127.0.0.1:\(port)\(path)") else {
+            throw DaemonFailed(message: "bad path \(path)")
+        }
         var req = URLRequest(url: url)
         req.httpMethod = method
         if let token { req.setValue("\(scheme) \(token)", forHTTPHeaderField: "Authorization") }
@@ -145,7 +167,9 @@ final class Daemon: @unchecked Sendable {
 }
 
 /// Runs `executable` to completion: its exit status and its standard output and error together.
-func runProgram(_ executable: String, _ args: [String], environment: [String: String]? = nil, in directory: String? = nil) throws -> (Int32, String) {
+func runProgram(
+    _ executable: String, _ args: [String], environment: [String: String]? = nil, in directory: String? = nil
+) throws -> (Int32, String) {
     let p = ChildProcess()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
@@ -180,6 +204,10 @@ struct DaemonFailed: Error, CustomStringConvertible {
 }
 
 /// A valid event for `org`.
-func event(org: String, i: Int, key: String? = nil, category: String = "access", outcome: String = "success", extra: String = "") -> String {
-    #"{"org":"\#(org)","category":"\#(category)","action":"access.granted","actor":{"type":"human","id":"usr_\#(i % 9)"},"target":{"type":"project","id":"p\#(i)"},"outcome":"\#(outcome)","source":{"service":"svc"},"occurred_at":"2025-03-01T00:00:00.000Z""# + (key.map { #","idempotency_key":"\#($0)""# } ?? "") + #","metadata":{"i":\#(i)\#(extra)}}"#
+func event(
+    org: String, i: Int, key: String? = nil, category: String = "access", outcome: String = "success",
+    extra: String = ""
+) -> String {
+    #"{"org":"\#(org)","category":"\#(category)","action":"access.granted","actor":{"type":"human","id":"usr_\#(i % 9)"},"target":{"type":"project","id":"p\#(i)"},"outcome":"\#(outcome)","source":{"service":"svc"},"occurred_at":"2025-03-01T00:00:00.000Z""#
+        + (key.map { #","idempotency_key":"\#($0)""# } ?? "") + #","metadata":{"i":\#(i)\#(extra)}}"#
 }

@@ -1,9 +1,10 @@
 import AuditBase
 import ChainIndex
 import Foundation
-import TestSupport
 import SegmentStore
+import TestSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,23 +22,34 @@ import Glibc
         let d = Daemon("crash", args: ["--segment-bytes", "200000"])
         defer { d.cleanup() }
         try d.start()
-        let writers = 3, perWriter = 3000
+        let writers = 3
+        let perWriter = 3000
         var procs: [(ChildProcess, Output)] = []
         for w in 0..<writers {
             let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
             p.arguments = ["append", "--socket", d.socket, "--retry", "60", "--batch", "50"]
-            let inp = Pipe(), out = Pipe()
+            let inp = Pipe()
+            let out = Pipe()
             p.standardInput = inp
             p.standardOutput = out
             p.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try p.run()
             let o = Output()
-            Thread { while true { let x = out.fileHandleForReading.availableData; if x.isEmpty { break }; o.add(x) } }.start()
+            Thread {
+                while true {
+                    let x = out.fileHandleForReading.availableData
+                    if x.isEmpty { break }
+                    o.add(x)
+                }
+            }.start()
             var lines = ""
             for i in 0..<perWriter { lines += event(org: "org_\(i % 4)", i: i, key: "w\(w)-\(i)") + "\n" }
             let data = Data(lines.utf8)
-            Thread { inp.fileHandleForWriting.write(data); try? inp.fileHandleForWriting.close() }.start()
+            Thread {
+                inp.fileHandleForWriting.write(data)
+                try? inp.fileHandleForWriting.close()
+            }.start()
             procs.append((p, o))
         }
         // Three crashes while they write.
@@ -56,7 +68,8 @@ import Glibc
         for (w, (_, o)) in procs.enumerated() {
             for line in o.text.split(separator: "\n") {
                 guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let ln = obj["line"] as? Int, let seq = obj["seq"] as? Int else { continue }
+                    let ln = obj["line"] as? Int, let seq = obj["seq"] as? Int
+                else { continue }
                 let key = "w\(w)-\(ln - 1)"
                 if let prev = ackedSeq[key] { #expect(prev == UInt64(seq), "key \(key) acknowledged with two seqs") }
                 ackedSeq[key] = UInt64(seq)
@@ -67,10 +80,14 @@ import Glibc
         var keyAt: [String: [UInt64]] = [:]
         try store.scan { r in
             let p = try RecordPayload(bytes: r.payload)
-            if let k = CanonicalScan.topLevelString(p.content, key: "idempotency_key") { keyAt[k, default: []].append(r.seq) }
+            if let k = CanonicalScan.topLevelString(p.content, key: "idempotency_key") {
+                keyAt[k, default: []].append(r.seq)
+            }
             return true
         }
-        for (k, seq) in ackedSeq { #expect(keyAt[k] == [seq], "key \(k): acked at \(seq), stored at \(keyAt[k] ?? [])") }
+        for (k, seq) in ackedSeq {
+            #expect(keyAt[k] == [seq], "key \(k): acked at \(seq), stored at \(keyAt[k] ?? [])")
+        }
         #expect(keyAt.values.allSatisfy { $0.count == 1 })
         let (vs, vout, _) = try d.ctl(["verify", d.data, "--quiet"])
         #expect(vs == 0, "\(vout)")
@@ -91,9 +108,14 @@ import Glibc
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
         var lines = ""
-        for i in 0..<6000 { lines += event(org: "org_\(i % 5)", i: i, extra: #","pad":"\#(String(repeating: "z", count: 100))""#) + "\n" }
+        for i in 0..<6000 {
+            lines += event(org: "org_\(i % 5)", i: i, extra: #","pad":"\#(String(repeating: "z", count: 100))""#) + "\n"
+        }
         let data = Data(lines.utf8)
-        Thread { inp.fileHandleForWriting.write(data); try? inp.fileHandleForWriting.close() }.start()
+        Thread {
+            inp.fileHandleForWriting.write(data)
+            try? inp.fileHandleForWriting.close()
+        }.start()
         var runs = 0
         while p.isRunning && runs < 20 {
             let (s, out, err) = try d.ctl(["verify", d.data, "--quiet"])

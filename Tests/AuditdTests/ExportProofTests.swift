@@ -1,7 +1,7 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import TestSupport
 import Testing
 
@@ -19,7 +19,10 @@ import Testing
             var input = ""
             for i in 0..<12 {
                 let n = batch * 12 + i
-                input += event(org: n % 4 == 3 ? "org_b" : "org_a", i: n, category: n % 3 == 0 ? "files" : "access", outcome: n % 5 == 0 ? "denied" : "success") + "\n"
+                input +=
+                    event(
+                        org: n % 4 == 3 ? "org_b" : "org_a", i: n, category: n % 3 == 0 ? "files" : "access",
+                        outcome: n % 5 == 0 ? "denied" : "success") + "\n"
             }
             let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: input)
             guard s == 0 else { throw DaemonFailed(message: err) }
@@ -33,32 +36,43 @@ import Testing
 
     func export(_ d: Daemon, _ token: String, _ query: String) async throws -> [String] {
         let (s, body) = try await d.http("/v1/orgs/org_a/export\(query)", token: token)
-        guard s == 200 else { throw DaemonFailed(message: "export \(query): \(s) \(String(decoding: body, as: UTF8.self))") }
+        guard s == 200 else {
+            throw DaemonFailed(message: "export \(query): \(s) \(String(decoding: body, as: UTF8.self))")
+        }
         return String(decoding: body, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
     /// Runs verify-export on `lines`: exit status and output. The independent verifier
     /// written from format-spec.md alone (scripts/verify_export.py) must reach the same verdict.
-    func verify(_ d: Daemon, _ key: String, _ lines: [String], _ name: String, _ extra: [String] = [],
-                sourceLocation: SourceLocation = #_sourceLocation) throws -> (Int32, String) {
+    func verify(
+        _ d: Daemon, _ key: String, _ lines: [String], _ name: String, _ extra: [String] = [],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> (Int32, String) {
         let path = d.root + "/" + name
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         let (s, out, err) = try d.ctl(["verify-export", path, "--key", key] + extra)
         if extra.allSatisfy({ !$0.contains("/nothing") }) {
             let (ps, pout) = try Self.python([Self.script, path, "--key", key] + extra)
             let verdict = { (t: String) in t.split(separator: ":").first.map(String.init) ?? "" }
-            #expect(ps == s && verdict(pout) == verdict(out), "spec-only verifier: \(pout)\nauditctl: \(out)", sourceLocation: sourceLocation)
+            #expect(
+                ps == s && verdict(pout) == verdict(out), "spec-only verifier: \(pout)\nauditctl: \(out)",
+                sourceLocation: sourceLocation)
         }
         return (s, out + err)
     }
 
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("scripts/verify_export.py").path
 
     /// Runs python3 (which .ci/run installs): a missing interpreter fails the test, never skips it.
     static func python(_ args: [String]) throws -> (Int32, String) {
-        guard let py = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: FileManager.default.isExecutableFile) else {
-            throw DaemonFailed(message: "python3 is needed for the spec-only export verifier: apt-get install -y python3 (.ci/run does)")
+        guard
+            let py = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: FileManager.default.isExecutableFile)
+        else {
+            throw DaemonFailed(
+                message:
+                    "python3 is needed for the spec-only export verifier: apt-get install -y python3 (.ci/run does)")
         }
         let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: py)
@@ -77,7 +91,9 @@ import Testing
     }
 
     func line(_ o: [String: Any]) -> String {
-        String(decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
+        String(
+            decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]))
+                ?? Data(), as: UTF8.self)
     }
 
     /// `lines` without the entry lines at `drop` (indexes into `lines`), the trailer's counts fixed.
@@ -119,7 +135,9 @@ import Testing
             var o = object(full[withGap])
             var gap = o["gap"] as? [String] ?? []
             let parts = gap[0].split(separator: ":")
-            gap[0] = edit == "hash" ? "\(parts[0]):" + String(parts[1].reversed()) : "\((Int(parts[0]) ?? 0) + 1):\(parts[1])"
+            gap[0] =
+                edit == "hash"
+                ? "\(parts[0]):" + String(parts[1].reversed()) : "\((Int(parts[0]) ?? 0) + 1):\(parts[1])"
             o["gap"] = gap
             var forged = full
             forged[withGap] = line(o)
@@ -140,11 +158,17 @@ import Testing
     /// an authentic selection. Each bundle now comes with its manifest, signed by the log's
     /// key; a gap passes only where the named bundles hold exactly the missing entries.
     @Test func onlySignedBundlesInTheRangeExcuseAGap() async throws {
-        let d = Daemon("export-archived", args: ["--hot-window", "0", "--archive-interval", "1", "--segment-bytes", "20000"])
+        let d = Daemon(
+            "export-archived", args: ["--hot-window", "0", "--archive-interval", "1", "--segment-bytes", "20000"])
         defer { d.cleanup() }
         try d.start()
         var input = ""
-        for i in 0..<300 { input += event(org: i % 2 == 0 ? "org_a" : "org_b", i: i, extra: #","pad":"\#(String(repeating: "y", count: 200))""#) + "\n" }
+        for i in 0..<300 {
+            input +=
+                event(
+                    org: i % 2 == 0 ? "org_a" : "org_b", i: i,
+                    extra: #","pad":"\#(String(repeating: "y", count: 200))""#) + "\n"
+        }
         var (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: input)
         #expect(s == 0, "\(err)")
         let token = try d.token(org: "org_a")
@@ -170,7 +194,9 @@ import Testing
         let victim = entries[entries.count - 4]
         var next = object(full[victim + 1])
         let dropped = object(full[victim])
-        next["gap"] = ((dropped["gap"] as? [String]) ?? []) + ["0:" + (dropped["hash"] as? String ?? "")] + ((next["gap"] as? [String]) ?? [])
+        next["gap"] =
+            ((dropped["gap"] as? [String]) ?? []) + ["0:" + (dropped["hash"] as? String ?? "")]
+            + ((next["gap"] as? [String]) ?? [])
         var forged = full
         forged[victim + 1] = line(next)
         forged = dropping(forged, [victim])
@@ -182,7 +208,8 @@ import Testing
         var bundles = header["archived_bundles"] as? [[String: Any]] ?? []
         #expect(!bundles.isEmpty && bundles.allSatisfy { $0["manifest"] is String && $0["manifest_note"] is String })
         let m = bundles[0]["manifest"] as? String ?? ""
-        let raised = m.replacingOccurrences(of: "\"entries\" : ", with: "\"entries\" : 1").replacingOccurrences(of: "\"entries\":", with: "\"entries\":1")
+        let raised = m.replacingOccurrences(of: "\"entries\" : ", with: "\"entries\" : 1").replacingOccurrences(
+            of: "\"entries\":", with: "\"entries\":1")
         #expect(raised != m)
         bundles[0]["manifest"] = raised
         header["archived_bundles"] = bundles
@@ -244,7 +271,8 @@ import Testing
         let range = try await export(d, token, "?from=\(t1)&to=\(t2)")
         var (s, out) = try verify(d, key, range, "range.ndjson")
         #expect(s == 0 && out.hasPrefix("OK: complete"), "\(out)")
-        let entries = indexes(range, "entry"), context = indexes(range, "context")
+        let entries = indexes(range, "entry")
+        let context = indexes(range, "context")
         #expect(entries.count == 9, "org_a's entries of the middle batch")
         #expect(context.count == 3, "the entry before from, the first at or after to, the export's own")
         // The first or the last entry of the range cut; the lower edge cut.
@@ -282,9 +310,13 @@ import Testing
         #expect(s == 0 && out.hasPrefix("OK: complete"), "\(out)")
         let rows = csv.split(separator: "\n").map(String.init)
         let row = rows.firstIndex { $0.hasPrefix("entry,") && $0.contains(",success,") }!
-        for (from, to, column) in [(",access,", ",admin,", "category"), (",success,", ",failure,", "outcome"), (",human:usr_", ",human:usr_x", "actor")] {
+        for (from, to, column) in [
+            (",access,", ",admin,", "category"), (",success,", ",failure,", "outcome"),
+            (",human:usr_", ",human:usr_x", "actor"),
+        ] {
             var edited = rows
-            edited[row] = rows[row].replacingOccurrences(of: from, with: to, options: [], range: rows[row].range(of: from))
+            edited[row] = rows[row].replacingOccurrences(
+                of: from, with: to, options: [], range: rows[row].range(of: from))
             (s, out) = try verify(d, key, edited, "col.csv")
             #expect(s == 1 && out.contains("column \(column) says"), "\(column): \(out)")
         }
@@ -297,7 +329,8 @@ import Testing
         var cut = rows
         cut.remove(at: rows.count - 2)
         let trailer = object(ExportCSV.rows(rows.last!)[0][11])
-        cut[cut.count - 1] = ExportFormat.csvMeta("trailer", line(["type": "trailer", "count": (trailer["count"] as? Int ?? 0) - 1, "context": 0]))
+        cut[cut.count - 1] = ExportFormat.csvMeta(
+            "trailer", line(["type": "trailer", "count": (trailer["count"] as? Int ?? 0) - 1, "context": 0]))
         (s, out) = try verify(d, key, cut, "cut.csv")
         #expect(s == 1 && out.contains("does not end with its own audit entry"), "\(out)")
         #expect(d.stop() == 0)

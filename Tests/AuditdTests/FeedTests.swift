@@ -1,8 +1,9 @@
 import Foundation
+import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
 
 /// Issue 11: the live feed delivers every entry of the org exactly once across a reconnect
 /// with a cursor, waits for new ones, and keeps to the token's org.
@@ -55,7 +56,9 @@ import Testing
         try await Task.sleep(for: .milliseconds(300))
         let started = Date()
         #expect(d.stop() == 0)
-        #expect(Date().timeIntervalSince(started) < 20, "stopping took \(Date().timeIntervalSince(started)) s with a feed open")
+        #expect(
+            Date().timeIntervalSince(started) < 20,
+            "stopping took \(Date().timeIntervalSince(started)) s with a feed open")
         _ = await open.value
     }
 }

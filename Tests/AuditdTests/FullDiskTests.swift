@@ -4,6 +4,7 @@ import ChainIndex
 import Foundation
 import TestSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,7 +20,9 @@ import Glibc
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw DaemonFailed(message: "this test needs to mount a tmpfs (run as root, as CI does): mount exited \(p.terminationStatus)")
+            throw DaemonFailed(
+                message:
+                    "this test needs to mount a tmpfs (run as root, as CI does): mount exited \(p.terminationStatus)")
         }
     }
 
@@ -49,8 +52,14 @@ import Glibc
         for i in 0..<6000 {
             // Every tenth entry is the same keyed entry, retried.
             let keyed = i % 10 == 0
-            s.append(event(org: keyed ? "org_0" : "org_\(i % 3)", i: keyed ? 7 : i, key: keyed ? "retry-me" : nil, extra: #","pad":"\#(String(repeating: "f", count: 300))""#), id: UInt64(i))
-            guard let f = s.next() else { Issue.record("connection closed at \(i)"); break }
+            s.append(
+                event(
+                    org: keyed ? "org_0" : "org_\(i % 3)", i: keyed ? 7 : i, key: keyed ? "retry-me" : nil,
+                    extra: #","pad":"\#(String(repeating: "f", count: 300))""#), id: UInt64(i))
+            guard let f = s.next() else {
+                Issue.record("connection closed at \(i)")
+                break
+            }
             if f.type == FrameType.ack.rawValue, let a = Ack(body: f.body) {
                 acked[a.seq] = a
                 if keyed && !a.duplicate { keyedStored += 1 }

@@ -1,8 +1,9 @@
 import Foundation
+import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,23 +20,37 @@ import Glibc
         defer { good.kill9() }
         let bad = try LoopbackScript("hostile_witness.py", [mode])
         defer { bad.stop() }
-        let badKey = try await d.ctlOffPool(["witness", "key", "--key", d.root + "/w2.key", "--name", "witness.test/bad"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        d.extraArgs = ["--witness", "\(good.url) \(vkey)", "--witness", "http://127.0.0.1:\(bad.port) \(badKey)", "--witness-quorum", "1"]
+        let badKey = try await d.ctlOffPool([
+            "witness", "key", "--key", d.root + "/w2.key", "--name", "witness.test/bad",
+        ]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        d.extraArgs = [
+            "--witness", "\(good.url) \(vkey)", "--witness", "http://127.0.0.1:\(bad.port) \(badKey)",
+            "--witness-quorum", "1",
+        ]
         try d.start()
         let started = Date()
-        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: (0..<20).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
+        #expect(
+            try await d.ctlOffPool(
+                ["append", "--socket", d.socket],
+                stdin: (0..<20).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+            ).0 == 0)
         let appended = Date().timeIntervalSince(started)
         let op = try d.token(org: nil)
         let tokenMade = Date().timeIntervalSince(started)
         var cosigned = false
         while Date().timeIntervalSince(started) < 60 && !cosigned {
             let (s, body) = try await d.http("/v1/checkpoint/cosigned", token: op)
-            let size = String(decoding: body, as: UTF8.self).split(separator: "\n").dropFirst().first.flatMap { UInt64($0) } ?? 0
+            let size =
+                String(decoding: body, as: UTF8.self).split(separator: "\n").dropFirst().first.flatMap { UInt64($0) }
+                ?? 0
             cosigned = s == 200 && size >= 20
             if !cosigned { try await Task.sleep(for: .milliseconds(100)) }
         }
         let toCosigned = Date().timeIntervalSince(started)
-        #expect(cosigned, "no cosigned checkpoint within 60 s beside a \(mode) witness (appended after \(appended) s, token after \(tokenMade) s); auditd's log: \(d.logTail())")
+        #expect(
+            cosigned,
+            "no cosigned checkpoint within 60 s beside a \(mode) witness (appended after \(appended) s, token after \(tokenMade) s); auditd's log: \(d.logTail())"
+        )
         try await Task.sleep(for: .seconds(6))
         let (_, health) = try await d.http("/healthz", token: nil)
         let text = String(decoding: health, as: UTF8.self)
@@ -44,7 +59,9 @@ import Glibc
         let stopStarted = Date()
         #expect(d.stop() == 0)
         let stopSeconds = Date().timeIntervalSince(stopStarted)
-        print("beside a \(mode) witness: cosigned by the good one after \(String(format: "%.1f", toCosigned)) s, RSS \(rss) MiB, SIGTERM took \(String(format: "%.1f", stopSeconds)) s")
+        print(
+            "beside a \(mode) witness: cosigned by the good one after \(String(format: "%.1f", toCosigned)) s, RSS \(rss) MiB, SIGTERM took \(String(format: "%.1f", stopSeconds)) s"
+        )
         #expect(rss > 0 && rss < 256, "RSS \(rss) MiB")
         #expect(stopSeconds < 10)
     }

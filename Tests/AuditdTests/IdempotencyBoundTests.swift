@@ -2,6 +2,7 @@ import AuditBase
 import ChainIndex
 import Foundation
 import Testing
+
 @testable import auditd
 
 /// Issue 7 B9: idempotency memory does not grow with rate × window.
@@ -17,19 +18,29 @@ import Testing
         cache.markReady()
         for i in 0..<5000 {
             let k = IdempotencyCache.key(uid: 1, org: "org_a", key: "k\(i)")
-            guard case .reserved = cache.lookup(k, waiter: { _ in }) else { Issue.record("key \(i) should be new"); return }
+            guard case .reserved = cache.lookup(k, waiter: { _ in }) else {
+                Issue.record("key \(i) should be new")
+                return
+            }
             cache.complete(k, Receipt(seq: UInt64(i), hash: .zero, orgSeq: UInt64(i)))
         }
         #expect(cache.count == 1000)
-        if case .done(let r) = cache.lookup(IdempotencyCache.key(uid: 1, org: "org_a", key: "k4999"), waiter: { _ in }) {
+        if case .done(let r) = cache.lookup(IdempotencyCache.key(uid: 1, org: "org_a", key: "k4999"), waiter: { _ in })
+        {
             #expect(r.seq == 4999 && r.orgSeq == 4999)
-        } else { Issue.record("the newest key is remembered") }
-        guard case .reserved = cache.lookup(IdempotencyCache.key(uid: 1, org: "org_a", key: "k0"), waiter: { _ in }) else {
-            Issue.record("the oldest key was evicted"); return
+        } else {
+            Issue.record("the newest key is remembered")
+        }
+        guard case .reserved = cache.lookup(IdempotencyCache.key(uid: 1, org: "org_a", key: "k0"), waiter: { _ in })
+        else {
+            Issue.record("the oldest key was evicted")
+            return
         }
         // The same key for another org, or another writer, is another entry.
-        guard case .reserved = cache.lookup(IdempotencyCache.key(uid: 1, org: "org_b", key: "k4999"), waiter: { _ in }) else {
-            Issue.record("org is part of the key"); return
+        guard case .reserved = cache.lookup(IdempotencyCache.key(uid: 1, org: "org_b", key: "k4999"), waiter: { _ in })
+        else {
+            Issue.record("org is part of the key")
+            return
         }
     }
 

@@ -1,8 +1,9 @@
 import AuditBase
 import AuditWire
-import SegmentStore
 import Foundation
+import SegmentStore
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,13 +33,35 @@ import Glibc
 
         let cases: [(String, [UInt8], WireErrorCode, String)] = [
             ("malformed JSON", Array(#"{"org":"org_a","#.utf8), .invalidEntry, "invalid JSON"),
-            ("bad UTF-8", Array(event(org: "org_a", i: 2).utf8).map { $0 == UInt8(ascii: "p") ? 0xC3 : $0 }, .invalidEntry, "UTF-8"),
-            ("unknown category", Array(event(org: "org_a", i: 3, category: "weather").utf8), .invalidEntry, "field 'category'"),
-            ("missing field", Array(event(org: "org_a", i: 4).replacingOccurrences(of: #""outcome":"success","#, with: "").utf8), .invalidEntry, "field 'outcome': is required"),
-            ("forbidden field", Array(event(org: "org_a", i: 5, extra: #","search_query":"salaries""#).utf8), .invalidEntry, "never be stored"),
+            (
+                "bad UTF-8", Array(event(org: "org_a", i: 2).utf8).map { $0 == UInt8(ascii: "p") ? 0xC3 : $0 },
+                .invalidEntry, "UTF-8"
+            ),
+            (
+                "unknown category", Array(event(org: "org_a", i: 3, category: "weather").utf8), .invalidEntry,
+                "field 'category'"
+            ),
+            (
+                "missing field",
+                Array(event(org: "org_a", i: 4).replacingOccurrences(of: #""outcome":"success","#, with: "").utf8),
+                .invalidEntry, "field 'outcome': is required"
+            ),
+            (
+                "forbidden field", Array(event(org: "org_a", i: 5, extra: #","search_query":"salaries""#).utf8),
+                .invalidEntry, "never be stored"
+            ),
             ("float", Array(event(org: "org_a", i: 6, extra: #","ratio":0.5"#).utf8), .invalidEntry, "floating-point"),
-            ("unknown member", Array(event(org: "org_a", i: 8).replacingOccurrences(of: #""outcome":"#, with: #""zz_label_bomb_1":1,"outcome":"#).utf8), .invalidEntry, "zz_label_bomb_1"),
-            ("oversized", Array(repeating: UInt8(ascii: " "), count: 70_000) + Array(event(org: "org_a", i: 7).utf8), .frameTooLarge, "exceeds"),
+            (
+                "unknown member",
+                Array(
+                    event(org: "org_a", i: 8).replacingOccurrences(
+                        of: #""outcome":"#, with: #""zz_label_bomb_1":1,"outcome":"#
+                    ).utf8), .invalidEntry, "zz_label_bomb_1"
+            ),
+            (
+                "oversized", Array(repeating: UInt8(ascii: " "), count: 70_000) + Array(event(org: "org_a", i: 7).utf8),
+                .frameTooLarge, "exceeds"
+            ),
         ]
         for (k, (name, body, code, text)) in cases.enumerated() {
             s.send(Frame(type: .append, id: UInt64(100 + k), body: body))
@@ -103,7 +126,9 @@ import Glibc
         let s = try RawSocket(path: d.socket)
         s.send([UInt8](hex: "0b00000001" + "0100000000000000" + "7b7d") ?? [])
         let f = try #require(s.next())
-        #expect(f.encoded == ([UInt8](hex: "23000000" + "83" + "0100000000000000" + "0100") ?? []) + Array("field 'org': is required".utf8))
+        #expect(
+            f.encoded == ([UInt8](hex: "23000000" + "83" + "0100000000000000" + "0100") ?? [])
+                + Array("field 'org': is required".utf8))
         #expect(d.stop() == 0)
     }
 
@@ -118,10 +143,17 @@ import Glibc
             bytes += Frame(type: .append, id: UInt64(i + 1), body: Array(body.utf8)).encoded
         }
         s.send(bytes)
-        var acks = Set<UInt64>(), errors = 0, seqs = Set<UInt64>()
+        var acks = Set<UInt64>()
+        var errors = 0
+        var seqs = Set<UInt64>()
         for _ in 0..<500 {
             guard let f = s.next() else { break }
-            if let q = ackSeq(f) { acks.insert(f.id); seqs.insert(q) } else { errors += 1 }
+            if let q = ackSeq(f) {
+                acks.insert(f.id)
+                seqs.insert(q)
+            } else {
+                errors += 1
+            }
         }
         #expect(acks.count == 490)
         #expect(errors == 10)

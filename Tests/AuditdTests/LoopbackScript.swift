@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,8 +13,13 @@ final class LoopbackScript: @unchecked Sendable {
 
     init(_ name: String, _ args: [String], file: String = #filePath) throws {
         let script = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(name).path
-        guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw DaemonFailed(message: "python3 is missing: this test runs \(name) with it (apt-get install -y python3)")
+        guard
+            let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
+            throw DaemonFailed(
+                message: "python3 is missing: this test runs \(name) with it (apt-get install -y python3)")
         }
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script] + args
@@ -22,7 +28,9 @@ final class LoopbackScript: @unchecked Sendable {
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         let (line, _) = readOutput(out.fileHandleForReading, seconds: 10) { $0.contains("\n") }
-        guard let p = line.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+        guard
+            let p = line.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        else {
             kill(process.processIdentifier, SIGKILL)
             throw DaemonFailed(message: "\(name) did not start: \(line)")
         }

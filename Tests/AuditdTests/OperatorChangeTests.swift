@@ -1,8 +1,8 @@
 import AuditBase
+import ChainIndex
 import Foundation
 import TestSupport
 import Testing
-import ChainIndex
 
 /// Issue 7 C11: an operator's change (token, hold, retention) takes effect only once its audit
 /// entry is in the log; when that cannot be written, nothing changes. auditctl finds the
@@ -31,11 +31,16 @@ import ChainIndex
         let (s1, _, e1) = try d.ctl(["token", "revoke", d.data, id, "--socket", "/nonexistent.sock"])
         #expect(s1 != 0 && e1.contains("nothing was changed"), "\(e1)")
         #expect(try await d.http("/v1/orgs/org_a/entries", token: token).0 == 200)
-        let (s2, _, e2) = try d.ctl(["hold", "create", d.data, "--org", "org_a", "--reason", "r", "--authority", "a", "--socket", "/nonexistent.sock"])
+        let (s2, _, e2) = try d.ctl([
+            "hold", "create", d.data, "--org", "org_a", "--reason", "r", "--authority", "a", "--socket",
+            "/nonexistent.sock",
+        ])
         #expect(s2 != 0 && e2.contains("nothing was changed"))
         let (_, holds, _) = try d.ctl(["hold", "list", d.data])
         #expect(holds.isEmpty)
-        let (s3, _, _) = try d.ctl(["retention", "set", d.data, "--org", "org_a", "--years", "9", "--socket", "/nonexistent.sock"])
+        let (s3, _, _) = try d.ctl([
+            "retention", "set", d.data, "--org", "org_a", "--years", "9", "--socket", "/nonexistent.sock",
+        ])
         #expect(s3 != 0)
         let (_, ret, _) = try d.ctl(["retention", "show", d.data])
         #expect(!ret.contains("org_a"))
@@ -56,7 +61,9 @@ import ChainIndex
         #expect(try await d.http("/v1/orgs/org_a/entries", token: token).0 == 401)
         #expect(try await count(d, "audit.token.revoked") == 1)
         #expect(d.stop() == 0)
-        #expect(!FileManager.default.fileExists(atPath: d.data + "/auditd.socket"), "a clean stop removes the socket record")
+        #expect(
+            !FileManager.default.fileExists(atPath: d.data + "/auditd.socket"), "a clean stop removes the socket record"
+        )
     }
 
     /// Issue 18 item 17, at the read port: a record added to `tokens.json` by hand (the hash of
@@ -69,10 +76,15 @@ import ChainIndex
         let genuine = try d.token(org: "org_a")
         #expect(try await d.http("/v1/session", token: genuine).0 == 200)
         let path = DataDirectory(d.data).tokens
-        var all = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]] ?? []
+        var all =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]]
+            ?? []
         let secret = "my-own-secret"
-        all.append(["id": "0badc0ffee", "org": "org_a", "hash": SHA256.hash(Array(secret.utf8)).hex, "label": "", "created_at": "2020-01-01T00:00:00.000Z"])
-        usleep(20_000)   // a new mtime: the daemon rereads the file
+        all.append([
+            "id": "0badc0ffee", "org": "org_a", "hash": SHA256.hash(Array(secret.utf8)).hex, "label": "",
+            "created_at": "2020-01-01T00:00:00.000Z",
+        ])
+        usleep(20_000)  // a new mtime: the daemon rereads the file
         try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
         let forged = "aud_0badc0ffee_" + secret
         #expect(try await d.http("/v1/session", token: forged).0 == 401)

@@ -1,10 +1,11 @@
 import AuditClient
 import AuditWire
 import Foundation
+import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,12 +22,18 @@ final class TCPPeer {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
     }
 
     deinit { close(fd) }
 
-    func send(_ text: String) { _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+    func send(_ text: String) {
+        _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
 
     /// True once the daemon closed the connection (a read returns end of file or a reset).
     func closedByPeer() -> Bool {
@@ -78,8 +85,11 @@ final class TCPPeer {
         #expect(rs == 200)
         try await Task.sleep(for: .seconds(3))
         let closed = peers.prefix(64).filter { $0.closedByPeer() }.count
-        print("read port under 1,500 idle or half-sent connections (cap 64, idle timeout 2 s): descriptors \(before) → \(during); 500 appends took \(String(format: "%.2f", writeSeconds)) s; an honest page \(String(format: "%.2f", readSeconds)) s; \(closed) of the first 64 closed by the daemon")
-        #expect(during < before + 64 + 32, "the read port took \(during - before) descriptors for 1,500 idle connections")
+        print(
+            "read port under 1,500 idle or half-sent connections (cap 64, idle timeout 2 s): descriptors \(before) → \(during); 500 appends took \(String(format: "%.2f", writeSeconds)) s; an honest page \(String(format: "%.2f", readSeconds)) s; \(closed) of the first 64 closed by the daemon"
+        )
+        #expect(
+            during < before + 64 + 32, "the read port took \(during - before) descriptors for 1,500 idle connections")
         #expect(closed >= 60, "idle and half-sent connections were not closed (\(closed) of 64)")
         peers.removeAll()
         #expect(d.stop() == 0)
@@ -89,7 +99,8 @@ final class TCPPeer {
         let d = Daemon("export-head")
         defer { d.cleanup() }
         try d.start()
-        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        #expect(
+            try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
         let tok = try d.token(org: "org_a")
         func exported() async throws -> Int {
             let page = try await d.json("/v1/orgs/org_a/entries?action=audit_log.exported&limit=100", token: tok)
@@ -117,7 +128,8 @@ final class TCPPeer {
         try d.start()
         let tok = try d.token(org: "org_a")
         let id = try #require(try await d.json("/v1/session", token: tok)["token_id"] as? String)
-        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        #expect(
+            try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
         // 18.7: the feed of a token revoked meanwhile ends.
         let feed = Task { try await d.http("/v1/orgs/org_a/feed", token: tok) }
         try await Task.sleep(for: .milliseconds(500))
@@ -125,18 +137,28 @@ final class TCPPeer {
         #expect(rv == 0, "\(rerr)")
         let revokedAt = Date()
         let ended = try await withThrowingTaskGroup(of: Bool.self) { g in
-            g.addTask { _ = try await feed.value; return true }
-            g.addTask { try await Task.sleep(for: .seconds(15)); return false }
+            g.addTask {
+                _ = try await feed.value
+                return true
+            }
+            g.addTask {
+                try await Task.sleep(for: .seconds(15))
+                return false
+            }
             let first = try await g.next() ?? false
             g.cancelAll()
             return first
         }
         #expect(ended, "the revoked token's feed kept streaming")
-        print("a revoked token's feed ended \(String(format: "%.1f", Date().timeIntervalSince(revokedAt))) s after the revocation")
+        print(
+            "a revoked token's feed ended \(String(format: "%.1f", Date().timeIntervalSince(revokedAt))) s after the revocation"
+        )
 
         // 19.9: feeds whose readers never read (their socket buffers full) end at SIGTERM.
         let live = try d.token(org: "org_a")
-        let bulk = (0..<20_000).map { event(org: "org_a", i: $0, extra: #","pad":"\#(String(repeating: "x", count: 200))""#) }.joined(separator: "\n") + "\n"
+        let bulk =
+            (0..<20_000).map { event(org: "org_a", i: $0, extra: #","pad":"\#(String(repeating: "x", count: 200))""#) }
+            .joined(separator: "\n") + "\n"
         #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: bulk).0 == 0)
         var stalled: [TCPPeer] = []
         for _ in 0..<10 {
@@ -171,7 +193,8 @@ final class TCPPeer {
         defer { d.cleanup() }
         try d.start()
         let tok = try d.token(org: "org_a")
-        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
+        #expect(
+            try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 0) + "\n").0 == 0)
         let writer = Task.detached {
             let lines = (0..<30_000).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
             return try await d.ctlOffPool(["append", "--socket", d.socket, "--batch", "8"], stdin: lines).0
@@ -180,7 +203,10 @@ final class TCPPeer {
         var bad: [String] = []
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline && statuses.values.reduce(0, +) < 900 {
-            for path in ["/v1/orgs/org_a/entries?limit=50", "/v1/orgs/org_a/entries?limit=50&category=access", "/v1/orgs/org_a/feed?limit=50"] {
+            for path in [
+                "/v1/orgs/org_a/entries?limit=50", "/v1/orgs/org_a/entries?limit=50&category=access",
+                "/v1/orgs/org_a/feed?limit=50",
+            ] {
                 let (s, body) = try await d.http(path, token: tok)
                 statuses[s, default: 0] += 1
                 if s != 200 { bad.append("\(s) \(String(decoding: body.prefix(200), as: UTF8.self))") }
@@ -196,7 +222,9 @@ final class TCPPeer {
             _ = try await c.inclusion([1 << 40])
             Issue.record("an INCLUSION for an entry that does not exist was answered")
         } catch let e as WireError {
-            #expect(e.code != WireErrorCode.unavailable.rawValue, "a retryable answer for an entry that can never exist: \(e)")
+            #expect(
+                e.code != WireErrorCode.unavailable.rawValue,
+                "a retryable answer for an entry that can never exist: \(e)")
         }
         await c.close()
         #expect(d.stop() == 0)
@@ -206,12 +234,16 @@ final class TCPPeer {
         let d = Daemon("slash-org")
         defer { d.cleanup() }
         try d.start()
-        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "team/a", i: 1) + "\n").0 == 0)
+        #expect(
+            try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "team/a", i: 1) + "\n").0 == 0)
         let tok = try d.token(org: "team/a")
         let (s, body) = try await d.http("/v1/orgs/team%2Fa/entries", token: tok)
         #expect(s == 200, "\(String(decoding: body, as: UTF8.self))")
         let page = try JSONSerialization.jsonObject(with: body) as? [String: Any]
-        #expect(((page?["entries"] as? [[String: Any]]) ?? []).contains { ($0["entry"] as? [String: Any])?["org"] as? String == "team/a" })
+        #expect(
+            ((page?["entries"] as? [[String: Any]]) ?? []).contains {
+                ($0["entry"] as? [String: Any])?["org"] as? String == "team/a"
+            })
         let other = try d.token(org: "team")
         #expect(try await d.http("/v1/orgs/team%2Fa/entries", token: other).0 == 403)
         #expect(d.stop() == 0)
@@ -231,18 +263,20 @@ final class TCPPeer {
         var flooders: [Task<(Int, Int), Never>] = []
         for _ in 0..<30 {
             let c = try await AuditClient.connect(socketPath: d.socket)
-            flooders.append(Task.detached {
-                var answered = 0, refused = 0
-                while !stop.isSet {
-                    // Eight pipelined at a time: more than the four a connection may have.
-                    await withTaskGroup(of: Bool.self) { g in
-                        for _ in 0..<8 { g.addTask { (try? await c.inclusion(seqs)) != nil } }
-                        for await ok in g { if ok { answered += 1 } else { refused += 1 } }
+            flooders.append(
+                Task.detached {
+                    var answered = 0
+                    var refused = 0
+                    while !stop.isSet {
+                        // Eight pipelined at a time: more than the four a connection may have.
+                        await withTaskGroup(of: Bool.self) { g in
+                            for _ in 0..<8 { g.addTask { (try? await c.inclusion(seqs)) != nil } }
+                            for await ok in g { if ok { answered += 1 } else { refused += 1 } }
+                        }
                     }
-                }
-                await c.close()
-                return (answered, refused)
-            })
+                    await c.close()
+                    return (answered, refused)
+                })
         }
         try await Task.sleep(for: .milliseconds(500))
         let w = try await AuditClient.connect(socketPath: d.socket)
@@ -256,15 +290,23 @@ final class TCPPeer {
             i += 1
         }
         stop.set()
-        var answered = 0, refused = 0
-        for f in flooders { let (a, r) = await f.value; answered += a; refused += r }
+        var answered = 0
+        var refused = 0
+        for f in flooders {
+            let (a, r) = await f.value
+            answered += a
+            refused += r
+        }
         let after = Date()
         _ = try await w.append(Array(event(org: "org_b", i: 999).utf8))
         let afterMs = Date().timeIntervalSince(after) * 1000
         await w.close()
         lat.sort()
-        let p50 = lat.isEmpty ? -1 : lat[lat.count / 2], p99 = lat.isEmpty ? -1 : lat[lat.count * 99 / 100]
-        print("INCLUSION flood (30 connections, 8 pipelined requests of 1,024 proofs each, 60,000-entry log): an honest writer's \(lat.count) acks in 8 s, p50 \(String(format: "%.1f", p50)) ms, p99 \(String(format: "%.1f", p99)) ms; \(answered) requests answered, \(refused) refused; the next append after the flood \(String(format: "%.1f", afterMs)) ms")
+        let p50 = lat.isEmpty ? -1 : lat[lat.count / 2]
+        let p99 = lat.isEmpty ? -1 : lat[lat.count * 99 / 100]
+        print(
+            "INCLUSION flood (30 connections, 8 pipelined requests of 1,024 proofs each, 60,000-entry log): an honest writer's \(lat.count) acks in 8 s, p50 \(String(format: "%.1f", p50)) ms, p99 \(String(format: "%.1f", p99)) ms; \(answered) requests answered, \(refused) refused; the next append after the flood \(String(format: "%.1f", afterMs)) ms"
+        )
         #expect(lat.count >= 100, "the honest writer got \(lat.count) acks in 8 s")
         #expect(answered >= 100, "the flood was not sustained (\(answered) requests answered)")
         #expect(refused > 0, "no request was refused past four in flight per connection")
@@ -277,11 +319,16 @@ final class TCPPeer {
         let d = Daemon("activity-span")
         defer { d.cleanup() }
         try d.start()
-        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 1) + "\n").0 == 0)
+        #expect(
+            try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: 1) + "\n").0 == 0)
         let tok = try d.token(org: "org_a")
-        let (s, body) = try await d.http("/v1/orgs/org_a/activity?from=2026-01-01T00:00:00.000Z&to=2026-01-01T00:00:00.010Z&buckets=30", token: tok)
-        #expect(s == 400 && String(decoding: body, as: UTF8.self).contains("buckets need at least 30 ms"), "\(s) \(String(decoding: body, as: UTF8.self))")
-        let ok = try await d.json("/v1/orgs/org_a/activity?from=2026-01-01T00:00:00.000Z&to=2026-01-01T00:00:00.030Z&buckets=30", token: tok)
+        let (s, body) = try await d.http(
+            "/v1/orgs/org_a/activity?from=2026-01-01T00:00:00.000Z&to=2026-01-01T00:00:00.010Z&buckets=30", token: tok)
+        #expect(
+            s == 400 && String(decoding: body, as: UTF8.self).contains("buckets need at least 30 ms"),
+            "\(s) \(String(decoding: body, as: UTF8.self))")
+        let ok = try await d.json(
+            "/v1/orgs/org_a/activity?from=2026-01-01T00:00:00.000Z&to=2026-01-01T00:00:00.030Z&buckets=30", token: tok)
         #expect(ok["bucket_ms"] as? Int == 1)
         #expect(d.stop() == 0)
     }
@@ -292,8 +339,13 @@ final class TCPPeer {
         try d.start()
         let busy = (0..<40_000).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
         #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: busy).0 == 0)
-        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: (0..<200).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n").0 == 0)
-        let noisy = try d.token(org: "org_a"), honest = try d.token(org: "org_b")
+        #expect(
+            try await d.ctlOffPool(
+                ["append", "--socket", d.socket],
+                stdin: (0..<200).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n"
+            ).0 == 0)
+        let noisy = try d.token(org: "org_a")
+        let honest = try d.token(org: "org_b")
         func p50(_ n: Int) async throws -> Double {
             var t: [Double] = []
             for _ in 0..<n {
@@ -310,7 +362,8 @@ final class TCPPeer {
             Task.detached {
                 var n = 0
                 while !stop.isSet {
-                    let path = k % 2 == 0 ? "/v1/orgs/org_a/activity" : "/v1/orgs/org_a/entries?q=no-such-text&limit=100"
+                    let path =
+                        k % 2 == 0 ? "/v1/orgs/org_a/activity" : "/v1/orgs/org_a/entries?q=no-such-text&limit=100"
                     _ = try? await d.http(path, token: noisy)
                     n += 1
                 }
@@ -322,8 +375,12 @@ final class TCPPeer {
         stop.set()
         var scans = 0
         for l in loops { scans += await l.value }
-        print("another org's page while one token loops 6 scans: p50 \(String(format: "%.1f", quiet)) ms quiet, \(String(format: "%.1f", loud)) ms during (\(scans) scans)")
-        #expect(loud < max(250, quiet * 20), "one token's scans slowed another org's page to \(loud) ms (\(quiet) ms quiet)")
+        print(
+            "another org's page while one token loops 6 scans: p50 \(String(format: "%.1f", quiet)) ms quiet, \(String(format: "%.1f", loud)) ms during (\(scans) scans)"
+        )
+        #expect(
+            loud < max(250, quiet * 20), "one token's scans slowed another org's page to \(loud) ms (\(quiet) ms quiet)"
+        )
         #expect(d.stop() == 0)
     }
 }

@@ -2,8 +2,8 @@ import AuditBase
 import ChainIndex
 import Foundation
 import SegmentStore
-import Testing
 import TestSupport
+import Testing
 
 /// Issue 7 D15, A6, C13: the read port's input rules, damage named as damage, and what an
 /// export writes to the log.
@@ -18,7 +18,9 @@ import TestSupport
     }
 
     func errorMessage(_ body: Data) -> String? {
-        ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]).flatMap { ($0["error"] as? [String: Any])?["message"] as? String }
+        ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]).flatMap {
+            ($0["error"] as? [String: Any])?["message"] as? String
+        }
     }
 
     @Test func badParametersAreRefusedWithTheirNames() async throws {
@@ -41,7 +43,9 @@ import TestSupport
         for (who, path, name) in cases {
             let (s, body) = try await d.http(path, token: t[who])
             #expect(s == 400, "\(path.prefix(60))")
-            #expect(errorMessage(body)?.hasPrefix(name) == true, "\(path.prefix(60)): \(String(decoding: body, as: UTF8.self).prefix(200))")
+            #expect(
+                errorMessage(body)?.hasPrefix(name) == true,
+                "\(path.prefix(60)): \(String(decoding: body, as: UTF8.self).prefix(200))")
         }
         // The scheme is case-insensitive; HEAD answers where GET does; 405 has the error shape.
         #expect(try await d.http("/v1/orgs/org_a/entries?limit=1", token: t["a"], scheme: "bearer").0 == 200)
@@ -78,7 +82,8 @@ import TestSupport
         defer { d.cleanup() }
         #expect(d.stop() == 0)
         let segDir = DataDirectory(d.data).segments
-        let sealed = try FileManager.default.contentsOfDirectory(atPath: segDir).filter { $0.hasSuffix(".seg") }.sorted()
+        let sealed = try FileManager.default.contentsOfDirectory(atPath: segDir).filter { $0.hasSuffix(".seg") }
+            .sorted()
         let path = segDir + "/" + (try #require(sealed.first))
         let seg = try SealedSegment(path: path)
         let block = try #require(seg.footer.blocks.first)

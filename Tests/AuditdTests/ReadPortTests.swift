@@ -1,7 +1,7 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import Testing
 
 /// The read port end to end: isolation between orgs, queries, search, exports verified offline.
@@ -14,11 +14,15 @@ import Testing
         for i in 0..<50 {
             let org = i % 5 < 3 ? "org_a" : "org_b"
             let extra = org == "org_b" ? #","note":"SECRET-MARKER-B""# : #","note":"alpha note""#
-            input += event(org: org, i: i, category: i % 2 == 0 ? "access" : "files", outcome: i % 7 == 0 ? "denied" : "success", extra: extra) + "\n"
+            input +=
+                event(
+                    org: org, i: i, category: i % 2 == 0 ? "access" : "files",
+                    outcome: i % 7 == 0 ? "denied" : "success", extra: extra) + "\n"
         }
         let (s, out, err) = try d.ctl(["append", "--socket", d.socket], stdin: input)
         guard s == 0 else { throw DaemonFailed(message: err) }
-        var seqA: [UInt64] = [], seqB: [UInt64] = []
+        var seqA: [UInt64] = []
+        var seqB: [UInt64] = []
         for (i, line) in out.split(separator: "\n").enumerated() {
             let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             let seq = UInt64(o?["seq"] as? Int ?? -1)
@@ -47,8 +51,11 @@ import Testing
         let (d, t, seqA, seqB) = try setUp()
         defer { d.cleanup() }
         let orgPaths = { (org: String, seq: UInt64) -> [String] in
-            ["/v1/orgs/\(org)/entries", "/v1/orgs/\(org)/entries?q=SECRET-MARKER-B", "/v1/orgs/\(org)/entries/\(seq)",
-             "/v1/orgs/\(org)/proofs/inclusion?seq=\(seq)", "/v1/orgs/\(org)/export"]
+            [
+                "/v1/orgs/\(org)/entries", "/v1/orgs/\(org)/entries?q=SECRET-MARKER-B",
+                "/v1/orgs/\(org)/entries/\(seq)",
+                "/v1/orgs/\(org)/proofs/inclusion?seq=\(seq)", "/v1/orgs/\(org)/export",
+            ]
         }
         // A token for org_a against org_b and a nonexistent org: the same 403, so nothing tells them apart.
         for path in orgPaths("org_b", seqB[0]) + orgPaths("org_nonexistent", seqB[0]) {
@@ -62,7 +69,9 @@ import Testing
             let (s1, b1) = try await d.http("/v1/orgs/org_a/entries/\(seq)", token: t["a"])
             let (s2, b2) = try await d.http("/v1/orgs/org_a/proofs/inclusion?seq=\(seq)", token: t["a"])
             #expect(s1 == 404 && s2 == 404, "seq \(seq)")
-            #expect(String(decoding: b1, as: UTF8.self) == "{\"error\":{\"message\":\"no entry \(seq) in this org's log\"}}")
+            #expect(
+                String(decoding: b1, as: UTF8.self) == "{\"error\":{\"message\":\"no entry \(seq) in this org's log\"}}"
+            )
             #expect(String(decoding: b2, as: UTF8.self) == String(decoding: b1, as: UTF8.self))
         }
         // Free-text search for org_b's marker within org_a finds nothing; tampered cursors stay in org_a.
@@ -70,7 +79,9 @@ import Testing
         for c in [seqB[3] + 1, seqB[0], 0, UInt64.max] {
             let o = try await d.json("/v1/orgs/org_a/entries?limit=1000&cursor=\(c)", token: t["a"])
             #expect(orgs(o).isSubset(of: ["org_a"]))
-            #expect(Set(seqs(o)).isSubset(of: Set(seqA).union(seqs(try await d.json("/v1/orgs/org_a/entries?limit=1000", token: t["a"])))))
+            #expect(
+                Set(seqs(o)).isSubset(
+                    of: Set(seqA).union(seqs(try await d.json("/v1/orgs/org_a/entries?limit=1000", token: t["a"])))))
         }
         let (sc, _) = try await d.http("/v1/orgs/org_a/entries?cursor=abc", token: t["a"])
         #expect(sc == 400)
@@ -87,7 +98,10 @@ import Testing
         }
         // Nothing can be changed or deleted.
         for method in ["POST", "PUT", "PATCH", "DELETE"] {
-            for path in ["/v1/orgs/org_a/entries", "/v1/orgs/org_a/entries/\(seqA[0])", "/v1/checkpoint", "/v1/orgs/org_a/export"] {
+            for path in [
+                "/v1/orgs/org_a/entries", "/v1/orgs/org_a/entries/\(seqA[0])", "/v1/checkpoint",
+                "/v1/orgs/org_a/export",
+            ] {
                 let (s, _) = try await d.http(path, token: t["op"], method: method)
                 #expect(s == 405, "\(method) \(path)")
             }
@@ -105,7 +119,8 @@ import Testing
         var got: [UInt64] = []
         var cursor: String? = nil
         repeat {
-            let o = try await d.json("/v1/orgs/org_a/entries?limit=7" + (cursor.map { "&cursor=\($0)" } ?? ""), token: t["a"])
+            let o = try await d.json(
+                "/v1/orgs/org_a/entries?limit=7" + (cursor.map { "&cursor=\($0)" } ?? ""), token: t["a"])
             got += seqs(o)
             cursor = o["next_cursor"] as? String
         } while cursor != nil
@@ -115,10 +130,16 @@ import Testing
         // Filters.
         let denied = try await d.json("/v1/orgs/org_a/entries?outcome=denied&limit=1000", token: t["a"])
         #expect(!seqs(denied).isEmpty)
-        #expect((denied["entries"] as? [[String: Any]] ?? []).allSatisfy { ($0["entry"] as? [String: Any])?["outcome"] as? String == "denied" })
+        #expect(
+            (denied["entries"] as? [[String: Any]] ?? []).allSatisfy {
+                ($0["entry"] as? [String: Any])?["outcome"] as? String == "denied"
+            })
         let files = try await d.json("/v1/orgs/org_a/entries?category=files&order=asc&limit=1000", token: t["a"])
         #expect(seqs(files) == seqs(files).sorted())
-        #expect((files["entries"] as? [[String: Any]] ?? []).allSatisfy { ($0["entry"] as? [String: Any])?["category"] as? String == "files" })
+        #expect(
+            (files["entries"] as? [[String: Any]] ?? []).allSatisfy {
+                ($0["entry"] as? [String: Any])?["category"] as? String == "files"
+            })
         let search = try await d.json("/v1/orgs/org_a/entries?q=ALPHA%20NOTE&limit=1000", token: t["a"])
         #expect(seqs(search).count == 30)
         let future = try await d.json("/v1/orgs/org_a/entries?from=2099-01-01T00:00:00Z", token: t["a"])
@@ -144,8 +165,10 @@ import Testing
         // Consistency between two checkpoints.
         let cons = try await d.json("/v1/proofs/consistency?old=10&new=\(cp.checkpoint.size)", token: t["a"])
         let cproof = (cons["proof"] as? [String] ?? []).compactMap { Hash(hex: $0) }
-        #expect(Merkle.verifyConsistency(old: 10, new: cp.checkpoint.size, oldRoot: try #require(Hash(hex: cons["old_root"] as? String ?? "")),
-                                         newRoot: cp.checkpoint.root, proof: cproof))
+        #expect(
+            Merkle.verifyConsistency(
+                old: 10, new: cp.checkpoint.size, oldRoot: try #require(Hash(hex: cons["old_root"] as? String ?? "")),
+                newRoot: cp.checkpoint.root, proof: cproof))
         #expect(d.stop() == 0)
     }
 
@@ -177,7 +200,9 @@ import Testing
 
         // Tampering: an edited entry, an entry left out, a truncated file, another key.
         var lines = String(decoding: nd, as: UTF8.self).split(separator: "\n").map(String.init)
-        let edited = lines.enumerated().map { $0.offset == 3 ? $0.element.replacingOccurrences(of: "access.granted", with: "access.revoked") : $0.element }
+        let edited = lines.enumerated().map {
+            $0.offset == 3 ? $0.element.replacingOccurrences(of: "access.granted", with: "access.revoked") : $0.element
+        }
         try edited.joined(separator: "\n").write(toFile: d.root + "/e.ndjson", atomically: true, encoding: .utf8)
         (vs, vout, _) = try d.ctl(["verify-export", d.root + "/e.ndjson", "--key", key])
         #expect(vs == 1 && vout.contains("line 4"), "\(vout)")
@@ -185,7 +210,8 @@ import Testing
         try lines.joined(separator: "\n").write(toFile: d.root + "/m.ndjson", atomically: true, encoding: .utf8)
         (vs, vout, _) = try d.ctl(["verify-export", d.root + "/m.ndjson", "--key", key])
         #expect(vs == 1 && vout.contains("missing"), "\(vout)")
-        try lines.dropLast().joined(separator: "\n").write(toFile: d.root + "/t.ndjson", atomically: true, encoding: .utf8)
+        try lines.dropLast().joined(separator: "\n").write(
+            toFile: d.root + "/t.ndjson", atomically: true, encoding: .utf8)
         (vs, vout, _) = try d.ctl(["verify-export", d.root + "/t.ndjson", "--key", key])
         #expect(vs == 1, "\(vout)")
         let other = try NoteSigner.generate(name: "auditd.local/log").verifier.text

@@ -1,14 +1,18 @@
 import AuditBase
 import Foundation
-@testable import ChainIndex
 import SegmentStore
-import Testing
 import TestSupport
+import Testing
+
+@testable import ChainIndex
 
 /// Issue 7 E16: the running daemon rechecks what it already verified, on a schedule.
 @Suite(.serialized) struct RecheckTests {
     func append(_ d: Daemon, _ n: Int, from: Int = 0) throws {
-        let input = (from..<from + n).map { event(org: "org_\($0 % 3)", i: $0, extra: #","pad":"\#(String(repeating: "p", count: 200))""#) }.joined(separator: "\n") + "\n"
+        let input =
+            (from..<from + n).map {
+                event(org: "org_\($0 % 3)", i: $0, extra: #","pad":"\#(String(repeating: "p", count: 200))""#)
+            }.joined(separator: "\n") + "\n"
         let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: input)
         guard s == 0 else { throw DaemonFailed(message: err) }
     }
@@ -27,15 +31,19 @@ import TestSupport
     }
 
     @Test func aByteFlippedInAnOldSealedSegmentIsFoundWhileRunning() async throws {
-        let d = Daemon("recheck", args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1"])
+        let d = Daemon(
+            "recheck", args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1"])
         defer { d.cleanup() }
         try d.start()
         try append(d, 120)
         // Wait until the first verification has seen the sealed segments.
         var deadline = Date().addingTimeInterval(30)
-        while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 { try await Task.sleep(for: .milliseconds(200)) }
+        while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 {
+            try await Task.sleep(for: .milliseconds(200))
+        }
         let segDir = DataDirectory(d.data).segments
-        let first = try #require(try FileManager.default.contentsOfDirectory(atPath: segDir).filter { $0.hasSuffix(".seg") }.sorted().first)
+        let first = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: segDir).filter { $0.hasSuffix(".seg") }.sorted().first)
         let seg = try SealedSegment(path: segDir + "/" + first)
         let block = try #require(seg.footer.blocks.first)
         #expect(try await health(d).0 == 200)
@@ -57,12 +65,16 @@ import TestSupport
     /// snapshot that miscounts an org, an index row that hides an entry from a filter.
     @Test func aRewrittenOrgStateOrIndexRowIsFoundWhileRunning() async throws {
         for target in ["orgstate", "index"] {
-            let d = Daemon("recheck-\(target)", args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1"])
+            let d = Daemon(
+                "recheck-\(target)",
+                args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1"])
             defer { d.cleanup() }
             try d.start()
             try append(d, 120)
             var deadline = Date().addingTimeInterval(30)
-            while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 { try await Task.sleep(for: .milliseconds(200)) }
+            while Date() < deadline, (try await health(d).1["verified_entries"] as? Int ?? 0) < 60 {
+                try await Task.sleep(for: .milliseconds(200))
+            }
             #expect(try await health(d).0 == 200)
             let index = DataDirectory(d.data).index + "/"
             if target == "orgstate" {
@@ -72,13 +84,16 @@ import TestSupport
                 orgs[org] = ((orgs[org]?.0 ?? 0) + 1, orgs[org]?.1 ?? 0)
                 try Ledger.saveOrgState(DataDirectory(d.data).orgState, end: snap.end, orgs: orgs)
             } else {
-                let name = try #require(try FileManager.default.contentsOfDirectory(atPath: index).filter { $0.hasSuffix(".idx") }.sorted().first)
+                let name = try #require(
+                    try FileManager.default.contentsOfDirectory(atPath: index).filter { $0.hasSuffix(".idx") }.sorted()
+                        .first)
                 let idx = try SealedIndex(path: index + name)
                 var byOrg = try idx.dir.keys.sorted().map { ($0, try idx.hits(org: $0)) }
                 byOrg[0].1[0].fields.outcome = byOrg[0].1[0].fields.outcome == .denied ? .success : .denied
                 _ = chmod(index + name, 0o644)
                 try FileManager.default.removeItem(atPath: index + name)
-                try SealedIndex.write(path: index + name, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq, byOrg: byOrg)
+                try SealedIndex.write(
+                    path: index + name, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq, byOrg: byOrg)
             }
             deadline = Date().addingTimeInterval(30)
             var status = 200
@@ -88,15 +103,21 @@ import TestSupport
             }
             let (_, h) = try await health(d)
             #expect(status == 503, "\(target): the rewrite was not found by the running daemon: \(h)")
-            #expect((h["verification"] as? String)?.contains(target == "orgstate" ? "org-state" : "index row") == true, "\(target): \(h)")
+            #expect(
+                (h["verification"] as? String)?.contains(target == "orgstate" ? "org-state" : "index row") == true,
+                "\(target): \(h)")
             d.kill9()
         }
     }
 
     /// Rechecks run while the archiver moves segments away: never a false failure.
     @Test func rechecksBesideTheArchiverReportNoFalseFailures() async throws {
-        let d = Daemon("recheck-archive", args: ["--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1",
-                                                 "--hot-window", "0", "--archive-interval", "1"])
+        let d = Daemon(
+            "recheck-archive",
+            args: [
+                "--segment-bytes", "4096", "--recheck-interval", "1", "--verify-interval", "1",
+                "--hot-window", "0", "--archive-interval", "1",
+            ])
         defer { d.cleanup() }
         try d.start()
         for round in 0..<8 {
@@ -109,7 +130,9 @@ import TestSupport
         #expect(try await health(d).0 == 200)
         #expect(try await metric(d, "auditd_recheck_passes_total") ?? 0 >= 1)
         #expect(try await metric(d, "auditd_verification_failures_total") ?? 0 == 0)
-        let archived = try FileManager.default.contentsOfDirectory(atPath: DataDirectory(d.data).segments).filter { $0.hasSuffix(".archived") }
+        let archived = try FileManager.default.contentsOfDirectory(atPath: DataDirectory(d.data).segments).filter {
+            $0.hasSuffix(".archived")
+        }
         #expect(!archived.isEmpty, "the archiver moved segments during the rechecks")
         #expect(d.stop() == 0)
     }

@@ -1,7 +1,7 @@
 import Archive
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Issue 12 through the binaries: auditd archives into a Ceph bucket with Object Lock, an
 /// archivist lists, verifies and restores with auditctl alone; a bucket without the lock stops
@@ -13,24 +13,33 @@ import TestSupport
         let env = try ObjectStore.clientEnvironment()
         let bucket = "auditd-\(lock ? "locked" : "plain")-\(UUID().uuidString.prefix(8).lowercased())"
         let c = S3Client(try S3Settings(url: "s3://\(bucket)", environment: env))
-        try c.expect("creating bucket \(bucket)", "PUT", key: nil, headers: lock ? [("x-amz-bucket-object-lock-enabled", "true")] : [])
+        try c.expect(
+            "creating bucket \(bucket)", "PUT", key: nil,
+            headers: lock ? [("x-amz-bucket-object-lock-enabled", "true")] : [])
         return (env, bucket)
     }
 
     @Test func anArchivistRestoresFromTheBucketWithAuditctlAlone() async throws {
         let (env, bucket) = try Self.store()
         let url = "s3://\(bucket)/log1"
-        let d = Daemon("s3", args: ["--hot-window", "0", "--archive-interval", "1", "--segment-bytes", "20000", "--archive", url])
+        let d = Daemon(
+            "s3", args: ["--hot-window", "0", "--archive-interval", "1", "--segment-bytes", "20000", "--archive", url])
         d.environment = env
         defer { d.cleanup() }
         try d.start()
         var input = ""
-        for i in 0..<300 { input += event(org: i % 2 == 0 ? "org_a" : "org_b", i: i, extra: #","pad":"\#(String(repeating: "y", count: 200))""#) + "\n" }
+        for i in 0..<300 {
+            input +=
+                event(
+                    org: i % 2 == 0 ? "org_a" : "org_b", i: i,
+                    extra: #","pad":"\#(String(repeating: "y", count: 200))""#) + "\n"
+        }
         #expect(try d.ctl(["append", "--socket", d.socket], stdin: input).0 == 0)
         let ta = try d.token(org: "org_a")
         var archived: [[String: Any]] = []
         for _ in 0..<150 {
-            archived = (try await d.json("/v1/orgs/org_a/entries?limit=1000", token: ta)["archived"] as? [[String: Any]]) ?? []
+            archived =
+                (try await d.json("/v1/orgs/org_a/entries?limit=1000", token: ta)["archived"] as? [[String: Any]]) ?? []
             if !archived.isEmpty { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -45,7 +54,9 @@ import TestSupport
         let (vs, vout, verr) = try d.ctl(["archive", "verify", d.data, "--archive", url])
         #expect(vs == 0, "\(vout)\(verr)")
         // A legal hold in the log is placed on the bucket's objects too.
-        let (hs, hout, herr) = try d.ctl(["hold", "create", d.data, "--org", "org_a", "--reason", "subpoena 7", "--authority", "GC", "--archive", url])
+        let (hs, hout, herr) = try d.ctl([
+            "hold", "create", d.data, "--org", "org_a", "--reason", "subpoena 7", "--authority", "GC", "--archive", url,
+        ])
         #expect(hs == 0, "\(hout)\(herr)")
         #expect(hout.contains("legal holds now follow"), "\(hout)")
         let backend = try S3Backend(try S3Settings(url: url, environment: env), cache: d.root + "/s3cache")
@@ -64,8 +75,10 @@ import TestSupport
         d.environment = env
         defer { d.cleanup() }
         #expect(throws: DaemonFailed.self) { try d.start() }
-        let (_, out) = try runProgram(Daemon.product("auditd"), ["--data", d.data, "--socket", d.socket, "--http-port", "0", "--archive", "s3://\(bucket)"],
-                                      environment: ProcessInfo.processInfo.environment.merging(env) { $1 })
+        let (_, out) = try runProgram(
+            Daemon.product("auditd"),
+            ["--data", d.data, "--socket", d.socket, "--http-port", "0", "--archive", "s3://\(bucket)"],
+            environment: ProcessInfo.processInfo.environment.merging(env) { $1 })
         #expect(out.contains("Object Lock") || out.contains("versioning"), "\(out)")
 
         // Unreachable: ingest goes on, health says degraded and why.

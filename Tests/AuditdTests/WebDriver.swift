@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -20,7 +21,10 @@ final class WebDriver: @unchecked Sendable {
 
     init() async throws {
         for path in [Self.driver, Self.browser] where !FileManager.default.isExecutableFile(atPath: path) {
-            throw Failed(description: "\(path) is missing: the console's browser test needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; .ci/run and scripts/setup install them)")
+            throw Failed(
+                description:
+                    "\(path) is missing: the console's browser test needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; .ci/run and scripts/setup install them)"
+            )
         }
         let port = 20_000 + Int.random(in: 0..<20_000)
         let p = ChildProcess()
@@ -35,15 +39,29 @@ final class WebDriver: @unchecked Sendable {
         var last = ""
         for _ in 0..<100 where !ready {
             try await Task.sleep(for: .milliseconds(100))
-            do { ready = try await Self.call(base, "GET", "/status")["ready"] as? Bool == true } catch { last = "\(error)" }
+            do { ready = try await Self.call(base, "GET", "/status")["ready"] as? Bool == true } catch {
+                last = "\(error)"
+            }
         }
-        guard ready else { Self.stop(p); throw Failed(description: "chromedriver did not start on port \(port): \(last)") }
+        guard ready else {
+            Self.stop(p)
+            throw Failed(description: "chromedriver did not start on port \(port): \(last)")
+        }
         // As root (CI), Chromium runs only without its sandbox.
-        let options: [String: Any] = ["binary": Self.browser, "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]]
-        let caps: [String: Any] = ["capabilities": ["alwaysMatch": ["browserName": "chrome", "goog:chromeOptions": options]]]
+        let options: [String: Any] = [
+            "binary": Self.browser,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
+            ],
+        ]
+        let caps: [String: Any] = [
+            "capabilities": ["alwaysMatch": ["browserName": "chrome", "goog:chromeOptions": options]]
+        ]
         do {
             let v = try await Self.call(base, "POST", "/session", caps)
-            guard let id = v["sessionId"] as? String else { throw Failed(description: "chromedriver gave no session: \(v)") }
+            guard let id = v["sessionId"] as? String else {
+                throw Failed(description: "chromedriver gave no session: \(v)")
+            }
             session = id
         } catch {
             Self.stop(p)
@@ -65,15 +83,22 @@ final class WebDriver: @unchecked Sendable {
     /// chromedriver writes header lines without a space after the colon, which
     /// FoundationNetworking refuses; so its requests go over a plain loopback socket.
     @discardableResult
-    static func call(_ base: String, _ method: String, _ path: String, _ body: [String: Any]? = nil) async throws -> [String: Any] {
-        guard let port = Int(base.split(separator: ":").last ?? "") else { throw Failed(description: "bad base \(base)") }
+    static func call(
+        _ base: String, _ method: String, _ path: String, _ body: [String: Any]? = nil
+    ) async throws -> [String: Any] {
+        guard let port = Int(base.split(separator: ":").last ?? "") else {
+            throw Failed(description: "bad base \(base)")
+        }
         let payload = try body.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
         let (status, d) = try await withCheckedThrowingContinuation { (c: CheckedContinuation<(Int, Data), Error>) in
-            Thread { c.resume(with: Result { try loopbackHTTP(port: port, method: method, path: path, body: payload) }) }.start()
+            Thread {
+                c.resume(with: Result { try loopbackHTTP(port: port, method: method, path: path, body: payload) })
+            }.start()
         }
         let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] ?? [:]
         guard status == 200 else {
-            throw Failed(description: "WebDriver \(method) \(path): \(status) \(String(decoding: d, as: UTF8.self).prefix(500))")
+            throw Failed(
+                description: "WebDriver \(method) \(path): \(status) \(String(decoding: d, as: UTF8.self).prefix(500))")
         }
         if let v = o["value"] as? [String: Any] { return v }
         return ["value": o["value"] ?? NSNull()]
@@ -121,7 +146,9 @@ final class WebDriver: @unchecked Sendable {
 
     func screenshot(to path: String) async throws {
         let v = try await call("GET", "/screenshot")
-        guard let b = v["value"] as? String, let d = Data(base64Encoded: b) else { throw Failed(description: "no screenshot") }
+        guard let b = v["value"] as? String, let d = Data(base64Encoded: b) else {
+            throw Failed(description: "no screenshot")
+        }
         try d.write(to: URL(fileURLWithPath: path))
     }
 }
@@ -135,15 +162,25 @@ func loopbackHTTP(port: Int, method: String, path: String, body: Data) throws ->
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard r == 0 else { throw WebDriver.Failed(description: "connect 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
+    let r = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard r == 0 else {
+        throw WebDriver.Failed(description: "connect 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+    }
     var tv = timeval(tv_sec: 120, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+    var request = Array(
+        "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+            .utf8)
     request += body
     var sent = 0
     while sent < request.count {
-        let n = request.withUnsafeBytes { send(fd, $0.baseAddress.map { $0 + sent }, request.count - sent, Int32(MSG_NOSIGNAL)) }
+        let n = request.withUnsafeBytes {
+            send(fd, $0.baseAddress.map { $0 + sent }, request.count - sent, Int32(MSG_NOSIGNAL))
+        }
         guard n > 0 else { throw WebDriver.Failed(description: "send to 127.0.0.1:\(port) failed") }
         sent += n
     }
@@ -154,7 +191,8 @@ func loopbackHTTP(port: Int, method: String, path: String, body: Data) throws ->
     var headEnd: Int?
     var length: Int?
     while true {
-        if headEnd == nil, let end = (0..<max(0, answer.count - 3)).first(where: { Array(answer[$0..<$0 + 4]) == sep }) {
+        if headEnd == nil, let end = (0..<max(0, answer.count - 3)).first(where: { Array(answer[$0..<$0 + 4]) == sep })
+        {
             headEnd = end
             let head = String(decoding: answer[..<end], as: UTF8.self).lowercased()
             length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
@@ -162,7 +200,9 @@ func loopbackHTTP(port: Int, method: String, path: String, body: Data) throws ->
         }
         if let headEnd, let length, answer.count >= headEnd + 4 + length { break }
         let n = read(fd, &chunk, chunk.count)
-        if n < 0 { throw WebDriver.Failed(description: "read from 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
+        if n < 0 {
+            throw WebDriver.Failed(description: "read from 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+        }
         if n == 0 { break }
         answer += chunk[0..<n]
     }

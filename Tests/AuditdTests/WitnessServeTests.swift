@@ -1,13 +1,14 @@
 import AuditBase
-import LogProofs
+import ChainIndex
 import Foundation
+import LogProofs
+import SegmentStore
 import TestSupport
+import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
-import ChainIndex
-import SegmentStore
 
 /// `auditctl witness serve` over real HTTP on loopback: it cosigns a real log's checkpoints,
 /// and what it cosigned survives a kill -9 (a witness that forgot could be rolled back).
@@ -22,11 +23,18 @@ import SegmentStore
             process.standardOutput = out
             process.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try process.run()
-            let (text, up) = readOutput(out.fileHandleForReading) { t in t.range(of: " on http://").map { t[$0.upperBound...].contains("\n") } ?? false }
-            guard up, let r = text.range(of: " on http://") else { throw DaemonFailed(message: "auditctl witness serve did not come up: \(text)") }
+            let (text, up) = readOutput(out.fileHandleForReading) { t in
+                t.range(of: " on http://").map { t[$0.upperBound...].contains("\n") } ?? false
+            }
+            guard up, let r = text.range(of: " on http://") else {
+                throw DaemonFailed(message: "auditctl witness serve did not come up: \(text)")
+            }
             url = "http://" + text[r.upperBound...].prefix { !$0.isNewline }
         }
-        func kill9() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        func kill9() {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
     }
 
     /// A log's key (its daemon started once and stopped) and a witness serving it: the
@@ -36,8 +44,11 @@ import SegmentStore
         #expect(d.stop() == 0)
         let logKey = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let key = d.root + "/\(name).key"
-        let vkey = try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/\(name)"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        let served = try Served(["witness", "serve", "--key", key, "--state", d.root + "/\(name)-state", "--log", logKey, "--port", "0"])
+        let vkey = try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/\(name)"]).1.trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let served = try Served([
+            "witness", "serve", "--key", key, "--state", d.root + "/\(name)-state", "--log", logKey, "--port", "0",
+        ])
         return (served, vkey, logKey)
     }
 
@@ -47,7 +58,10 @@ import SegmentStore
         req.httpBody = Data(body.utf8)
         let (data, r) = try await URLSession.shared.data(for: req)
         let h = r as? HTTPURLResponse
-        return (h?.statusCode ?? 0, String(decoding: data, as: UTF8.self), h?.value(forHTTPHeaderField: "Content-Type") ?? "")
+        return (
+            h?.statusCode ?? 0, String(decoding: data, as: UTF8.self),
+            h?.value(forHTTPHeaderField: "Content-Type") ?? ""
+        )
     }
 
     @Test func aServedWitnessCosignsAndRemembersAcrossKill9() async throws {
@@ -59,13 +73,17 @@ import SegmentStore
         let ledger = try Ledger(directory: d.root + "/log", signer: signer, options: o)
         defer { try? ledger.close() }
         func grow(_ n: Int, from: Int) throws -> SignedCheckpoint {
-            _ = try ledger.appendAndWait((from..<from + n).map { i in
-                try Entry.prepare(json: Array(event(org: "org_a", i: i).utf8), receivedAt: 1_767_225_600_000 + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
-            })
+            _ = try ledger.appendAndWait(
+                (from..<from + n).map { i in
+                    try Entry.prepare(
+                        json: Array(event(org: "org_a", i: i).utf8), receivedAt: 1_767_225_600_000 + Int64(i),
+                        writer: Writer(uid: 0, gid: 0, via: "test"))
+                })
             try ledger.checkpointNow()
             return try #require(ledger.latestCheckpoint)
         }
-        let key = d.root + "/witness.key", state = d.root + "/witness-state"
+        let key = d.root + "/witness.key"
+        let state = d.root + "/witness-state"
         let (ks, vkey, kerr) = try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/w1"])
         #expect(ks == 0, "\(kerr)")
         let verifier = try CosignatureVerifier(vkey)
@@ -83,7 +101,8 @@ import SegmentStore
         let (s2, body2, type2) = try await post(w.url, "old 0\n\n" + c1.note)
         #expect(s2 == 409 && body2 == "12\n" && type2.hasPrefix("text/x.tlog.size"), "\(s2) \(body2) \(type2)")
         let c2 = try grow(9, from: 12)
-        let proof = try ledger.consistencyProof(old: 12, new: 21).map { Data($0.bytes).base64EncodedString() + "\n" }.joined()
+        let proof = try ledger.consistencyProof(old: 12, new: 21).map { Data($0.bytes).base64EncodedString() + "\n" }
+            .joined()
         let (s3, line3, _) = try await post(w.url, "old 12\n" + proof + "\n" + c2.note)
         #expect(s3 == 200, "\(line3)")
         #expect(try verifier.cosignature(in: c2.note + line3) != nil)
@@ -104,10 +123,17 @@ import SegmentStore
         defer { for w in served { w.kill9() } }
         for n in 1...2 {
             let key = d.root + "/w\(n).key"
-            vkeys.append(try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/w\(n)"]).1.trimmingCharacters(in: .whitespacesAndNewlines))
-            served.append(try Served(["witness", "serve", "--key", key, "--state", d.root + "/w\(n)-state", "--log", logKey, "--port", "0"]))
+            vkeys.append(
+                try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/w\(n)"]).1.trimmingCharacters(
+                    in: .whitespacesAndNewlines))
+            served.append(
+                try Served([
+                    "witness", "serve", "--key", key, "--state", d.root + "/w\(n)-state", "--log", logKey, "--port",
+                    "0",
+                ]))
         }
-        d.extraArgs += served.indices.flatMap { ["--witness", "\(served[$0].url) \(vkeys[$0])"] } + ["--witness-quorum", "2"]
+        d.extraArgs +=
+            served.indices.flatMap { ["--witness", "\(served[$0].url) \(vkeys[$0])"] } + ["--witness-quorum", "2"]
         try d.start()
         let lines = (0..<40).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
         let (as1, _, aerr) = try d.ctl(["append", "--socket", d.socket], stdin: lines)
@@ -135,18 +161,24 @@ import SegmentStore
         #expect(vs == 0 && vout.contains("WITNESSED") && vout.contains("OK: complete"), "\(vout)")
         // A witness the export was never shown to cannot be counted.
         let stranger = Cosigner(key: try NoteSigner.generate(name: "witness.test/w3")).verifier.text
-        let (ss, sout, _) = try d.ctl(["verify-export", path, "--key", logKey, "--witness", vkeys[0], "--witness", stranger, "--quorum", "2"])
+        let (ss, sout, _) = try d.ctl([
+            "verify-export", path, "--key", logKey, "--witness", vkeys[0], "--witness", stranger, "--quorum", "2",
+        ])
         #expect(ss == 1 && sout.contains("1 valid cosignature of the 2 required"), "\(sout)")
 
         // A writer that keeps only witnessed checkpoints (the client's --witness --quorum).
         let writerState = d.root + "/writer.checkpoint"
         let more = (40..<50).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
-        let (ws1, _, werr) = try d.ctl(["append", "--socket", d.socket, "--state", writerState, "--key", logKey] + both, stdin: more)
+        let (ws1, _, werr) = try d.ctl(
+            ["append", "--socket", d.socket, "--state", writerState, "--key", logKey] + both, stdin: more)
         #expect(ws1 == 0, "\(werr)")
         let kept = try String(contentsOfFile: writerState, encoding: .utf8)
         for v in vkeys { #expect(try CosignatureVerifier(v).cosignature(in: kept) != nil, "\(kept)") }
-        let (ws2, _, werr2) = try d.ctl(["append", "--socket", d.socket, "--state", writerState, "--key", logKey,
-                                         "--witness", vkeys[0], "--witness", stranger, "--quorum", "2"], stdin: event(org: "org_a", i: 60) + "\n")
+        let (ws2, _, werr2) = try d.ctl(
+            [
+                "append", "--socket", d.socket, "--state", writerState, "--key", logKey,
+                "--witness", vkeys[0], "--witness", stranger, "--quorum", "2",
+            ], stdin: event(org: "org_a", i: 60) + "\n")
         #expect(ws2 == 4 && werr2.contains("1 valid cosignature(s) of the 2 required"), "\(werr2)")
 
         // One witness goes away: ingest goes on, /healthz says degraded, not failing.
@@ -196,7 +228,8 @@ import SegmentStore
         }
         #expect(try append(0..<30).0 == 0)
         #expect(try append(30..<40).0 == 0)
-        let held = try SignedCheckpoint(note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(key))
+        let held = try SignedCheckpoint(
+            note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(key))
         #expect(held.checkpoint.size >= 40)
         let kept = try Data(contentsOf: URL(fileURLWithPath: state))
 
@@ -205,7 +238,9 @@ import SegmentStore
         #expect(try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines) == key)
         let (rs, rerr) = try append(0..<20, org: "org_b")
         #expect(rs == 4 && rerr.contains("ROLLBACK"), "\(rerr)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: state)) == kept, "the kept checkpoint is not replaced by the rolled-back one")
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: state)) == kept,
+            "the kept checkpoint is not replaced by the rolled-back one")
         // The writer refused to write into it; others did, past the size the writer holds:
         // the rewritten history is then a fork.
         let more = (20..<60).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n"
@@ -229,7 +264,8 @@ import SegmentStore
         let key = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let receipts = d.root + "/receipts.ndjson"
         let lines = (0..<1500).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
-        let (s, out, err) = try d.ctl(["append", "--socket", d.socket, "--receipts", receipts, "--key", key], stdin: lines)
+        let (s, out, err) = try d.ctl(
+            ["append", "--socket", d.socket, "--receipts", receipts, "--key", key], stdin: lines)
         #expect(s == 0, "\(err)")
         let written = try String(contentsOfFile: receipts, encoding: .utf8).split(separator: "\n")
         #expect(written.count == 1500)
@@ -237,7 +273,9 @@ import SegmentStore
         let notes = Set(try written.map { try EntryReceipt(json: String($0)).checkpoint })
         #expect(notes.count <= 2)
         // Each receipt's hash is the one its ACK gave.
-        let acks = out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let acks = out.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
         let first = try EntryReceipt(json: String(written[0]))
         #expect(acks.first?["hash"] as? String == first.hash.hex)
 
@@ -246,7 +284,9 @@ import SegmentStore
         // An altered receipt does not verify.
         let forged = written[7].replacingOccurrences(of: first.hash.hex, with: String(repeating: "0", count: 64))
         let bad = d.root + "/forged.ndjson"
-        try (written[0] + "\n" + String(written[7]).replacingOccurrences(of: "\"seq\":7", with: "\"seq\":8") + "\n" + forged + "\n").write(toFile: bad, atomically: true, encoding: .utf8)
+        try
+            (written[0] + "\n" + String(written[7]).replacingOccurrences(of: "\"seq\":7", with: "\"seq\":8") + "\n"
+            + forged + "\n").write(toFile: bad, atomically: true, encoding: .utf8)
         let (fs, fout, _) = try d.ctl(["verify-receipt", bad, "--key", key])
         #expect(fs == 1 && fout.contains("line 2") && fout.contains("altered"), "\(fout)")
 
@@ -256,6 +296,8 @@ import SegmentStore
         #expect(try d.ctl(["append", "--socket", d.socket], stdin: again).0 == 0)
         #expect(d.stop() == 0)
         let (rs, rout, _) = try d.ctl(["verify-receipt", receipts, "--key", key, "--data", d.data])
-        #expect(rs == 5 && rout.contains("REMOVED: entry 0") && rout.contains("1500 of 1500 receipted entries"), "\(rout.prefix(600))")
+        #expect(
+            rs == 5 && rout.contains("REMOVED: entry 0") && rout.contains("1500 of 1500 receipted entries"),
+            "\(rout.prefix(600))")
     }
 }

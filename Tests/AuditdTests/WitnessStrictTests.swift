@@ -1,11 +1,12 @@
-import LogProofs
+import ChainIndex
 import Foundation
+import LogProofs
 import TestSupport
+import Testing
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
-import ChainIndex
 
 /// Issue 18, items 3 and 5: the served witness parses as strictly as C2SP tlog-witness and
 /// tlog-checkpoint say, and no two witness processes ever share one state.
@@ -16,7 +17,10 @@ import ChainIndex
         let signer = try NoteSigner.generate(name: "audit.test/locked")
         let key = d.root + "/w.key"
         _ = try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/w"])
-        let args = ["witness", "serve", "--key", key, "--state", d.root + "/state", "--log", signer.verifier.text, "--port", "0"]
+        let args = [
+            "witness", "serve", "--key", key, "--state", d.root + "/state", "--log", signer.verifier.text, "--port",
+            "0",
+        ]
         let first = try WitnessServeTests.Served(args)
         defer { first.kill9() }
         // The second must exit by itself, saying why; on a shared state it would serve forever.
@@ -45,14 +49,20 @@ import ChainIndex
         o.background = false
         let ledger = try Ledger(directory: d.root + "/log", signer: signer, options: o)
         defer { try? ledger.close() }
-        _ = try ledger.appendAndWait((0..<8).map { i in
-            try Entry.prepare(json: Array(event(org: "org_a", i: i).utf8), receivedAt: 1_767_225_600_000 + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
-        })
+        _ = try ledger.appendAndWait(
+            (0..<8).map { i in
+                try Entry.prepare(
+                    json: Array(event(org: "org_a", i: i).utf8), receivedAt: 1_767_225_600_000 + Int64(i),
+                    writer: Writer(uid: 0, gid: 0, via: "test"))
+            })
         try ledger.checkpointNow()
         let cp = try #require(ledger.latestCheckpoint)
         let key = d.root + "/w.key"
         _ = try d.ctl(["witness", "key", "--key", key, "--name", "witness.test/w"])
-        let w = try WitnessServeTests.Served(["witness", "serve", "--key", key, "--state", d.root + "/state", "--log", signer.verifier.text, "--port", "0"])
+        let w = try WitnessServeTests.Served([
+            "witness", "serve", "--key", key, "--state", d.root + "/state", "--log", signer.verifier.text, "--port",
+            "0",
+        ])
         defer { w.kill9() }
         let post = WitnessServeTests().post
         let body = cp.checkpoint.text
@@ -66,8 +76,10 @@ import ChainIndex
         var chars = Array(Data(cp.checkpoint.root.bytes).base64EncodedString())
         chars[42] = alphabet[(alphabet.firstIndex(of: chars[42]) ?? 0) ^ 1]
         let root = String(chars)
-        #expect(Data(base64Encoded: root).map(Array.init) == cp.checkpoint.root.bytes, "the same bytes, spelled otherwise")
-        let (s2, m2, _) = try await post(w.url, "old 0\n\n" + (try signer.sign("\(cp.checkpoint.origin)\n\(cp.checkpoint.size)\n\(root)\n")))
+        #expect(
+            Data(base64Encoded: root).map(Array.init) == cp.checkpoint.root.bytes, "the same bytes, spelled otherwise")
+        let (s2, m2, _) = try await post(
+            w.url, "old 0\n\n" + (try signer.sign("\(cp.checkpoint.origin)\n\(cp.checkpoint.size)\n\(root)\n")))
         #expect(s2 == 400, "\(s2) \(m2)")
         // A malformed note (a signature line without its em dash) is 400, not 403.
         let (s3, m3, _) = try await post(w.url, "old 0\n\n" + cp.note + "- not a signature line\n")
@@ -89,12 +101,19 @@ import ChainIndex
         let (s6, m6, _) = try await post(w.url, "old \(cp.checkpoint.size)\n\(junk)\n\n" + cp.note)
         #expect(s6 == 422, "\(s6) \(m6)")
         // A non-canonical proof line is 400.
-        _ = try ledger.appendAndWait([try Entry.prepare(json: Array(event(org: "org_a", i: 99).utf8), receivedAt: 1_767_225_700_000, writer: Writer(uid: 0, gid: 0, via: "test"))])
+        _ = try ledger.appendAndWait([
+            try Entry.prepare(
+                json: Array(event(org: "org_a", i: 99).utf8), receivedAt: 1_767_225_700_000,
+                writer: Writer(uid: 0, gid: 0, via: "test"))
+        ])
         try ledger.checkpointNow()
         let cp2 = try #require(ledger.latestCheckpoint)
-        var proof = try ledger.consistencyProof(old: cp.checkpoint.size, new: cp2.checkpoint.size).map { Data($0.bytes).base64EncodedString() }
+        var proof = try ledger.consistencyProof(old: cp.checkpoint.size, new: cp2.checkpoint.size).map {
+            Data($0.bytes).base64EncodedString()
+        }
         proof[0] = String(proof[0].dropLast()) + " ="
-        let (s7, m7, _) = try await post(w.url, "old \(cp.checkpoint.size)\n" + proof.map { $0 + "\n" }.joined() + "\n" + cp2.note)
+        let (s7, m7, _) = try await post(
+            w.url, "old \(cp.checkpoint.size)\n" + proof.map { $0 + "\n" }.joined() + "\n" + cp2.note)
         #expect(s7 == 400, "\(s7) \(m7)")
     }
 }

@@ -1,7 +1,7 @@
-import LogProofs
-import Foundation
-import Testing
 import ChainIndex
+import Foundation
+import LogProofs
+import Testing
 
 /// Issue 18, items 1, 2 and 4: a writer that keeps a checkpoint fails closed. A log that
 /// shows no checkpoint, or a smaller one, while the writer holds one is refused before a
@@ -11,7 +11,9 @@ import ChainIndex
     /// since the log was emptied.
     static func nextSeq(_ d: Daemon, org: String = "org_probe") throws -> UInt64? {
         let (s, out, _) = try d.ctl(["append", "--socket", d.socket], stdin: event(org: org, i: 0) + "\n")
-        guard s == 0, let o = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] else { return nil }
+        guard s == 0, let o = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any] else {
+            return nil
+        }
         return (o["seq"] as? NSNumber)?.uint64Value
     }
 
@@ -43,14 +45,16 @@ import ChainIndex
         let state = d.root + "/writer.checkpoint"
         let (s0, _, e0) = try d.ctl(["append", "--socket", d.socket, "--state", state, "--key", key], stdin: "")
         #expect(s0 == 0, "\(e0)")
-        let held = try SignedCheckpoint(note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(key))
+        let held = try SignedCheckpoint(
+            note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(key))
         #expect(held.checkpoint.size == 0)
         for round in 0..<2 {
             let lines = (0..<5).map { event(org: "org_a", i: 10 * round + $0) }.joined(separator: "\n") + "\n"
             let (s, _, err) = try d.ctl(["append", "--socket", d.socket, "--state", state, "--key", key], stdin: lines)
             #expect(s == 0 && !err.contains("FORK"), "round \(round): \(err)")
         }
-        let now = try SignedCheckpoint(note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(key))
+        let now = try SignedCheckpoint(
+            note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(key))
         #expect(now.checkpoint.size >= 10)
         #expect(d.stop() == 0)
     }
@@ -67,7 +71,8 @@ import ChainIndex
         let lines = (0..<30).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
         let (s1, _, e1) = try d.ctl(["append", "--socket", d.socket] + witness, stdin: lines)
         #expect(s1 == 0, "\(e1)")
-        let held = try SignedCheckpoint(note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(logKey))
+        let held = try SignedCheckpoint(
+            note: String(contentsOfFile: state, encoding: .utf8), verifier: NoteVerifier(logKey))
         let cosigned = try CosignatureVerifier(vkey).cosignature(in: held.note)
         #expect(held.checkpoint.size >= 30 && cosigned != nil)
 
@@ -79,7 +84,9 @@ import ChainIndex
         #expect(s2 == 4 && e2.contains("ROLLBACK"), "\(s2) \(e2)")
         #expect(try Self.nextSeq(d) == 0, "the refused writer wrote entries into the rolled-back log")
         // Once the new log has checkpoints, smaller than the one held, still a rollback.
-        _ = try d.ctl(["append", "--socket", d.socket], stdin: (0..<5).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n")
+        _ = try d.ctl(
+            ["append", "--socket", d.socket],
+            stdin: (0..<5).map { event(org: "org_b", i: $0) }.joined(separator: "\n") + "\n")
         Thread.sleep(forTimeInterval: 1.5)
         let (s3, _, e3) = try d.ctl(["append", "--socket", d.socket] + witness, stdin: lines)
         #expect(s3 == 4 && e3.contains("ROLLBACK"), "\(s3) \(e3)")
@@ -93,18 +100,29 @@ import ChainIndex
         try d.start()
         #expect(d.stop() == 0)
         let logKey = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        let vkey = try d.ctl(["witness", "key", "--key", d.root + "/w.key", "--name", "witness.test/w"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let vkey = try d.ctl(["witness", "key", "--key", d.root + "/w.key", "--name", "witness.test/w"]).1
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         let path = d.root + "/empty.ndjson"
         FileManager.default.createFile(atPath: path, contents: Data())
-        let (vs, vout, verr) = try d.ctl(["verify-export", path, "--key", logKey, "--witness", vkey, "--witness", vkey, "--quorum", "2"])
+        let (vs, vout, verr) = try d.ctl([
+            "verify-export", path, "--key", logKey, "--witness", vkey, "--witness", vkey, "--quorum", "2",
+        ])
         #expect(vs != 0 && !vout.contains("WITNESSED") && (vout + verr).contains("listed twice"), "\(vout) \(verr)")
         let (ds, dout, derr) = try d.ctl(["verify", d.data, "--witness", vkey, "--witness", vkey])
         #expect(ds != 0 && (dout + derr).contains("listed twice"), "\(dout) \(derr)")
-        let (as_, _, aerr) = try d.ctl(["append", "--socket", d.socket, "--state", d.root + "/s", "--key", logKey, "--witness", vkey, "--witness", vkey], stdin: "")
+        let (as_, _, aerr) = try d.ctl(
+            [
+                "append", "--socket", d.socket, "--state", d.root + "/s", "--key", logKey, "--witness", vkey,
+                "--witness", vkey,
+            ], stdin: "")
         #expect(as_ != 0 && aerr.contains("listed twice"), "\(aerr)")
         // The daemon's config: the same witness twice, even with a trailing slash on its URL.
-        let (cs, cout) = try runProgram(Daemon.product("auditd"), ["--check-config", "--data", d.data,
-                                                                  "--witness", "http://127.0.0.1:9/ \(vkey)", "--witness", "http://127.0.0.1:9 \(vkey)"])
+        let (cs, cout) = try runProgram(
+            Daemon.product("auditd"),
+            [
+                "--check-config", "--data", d.data,
+                "--witness", "http://127.0.0.1:9/ \(vkey)", "--witness", "http://127.0.0.1:9 \(vkey)",
+            ])
         #expect(cs != 0 && cout.contains("listed twice"), "\(cout)")
     }
 }

@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
+import LogProofs
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
 
 /// The checkpoint log's recovery rule (format-spec.md §8.2): only a torn last record is cut.

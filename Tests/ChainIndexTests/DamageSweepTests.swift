@@ -1,8 +1,9 @@
-import LogProofs
 import Foundation
+import LogProofs
 import Testing
-@testable import SegmentStore
+
 @testable import ChainIndex
+@testable import SegmentStore
 
 /// Issue 7, done when: `verify` on a directory with any single damaged byte, or a truncation,
 /// of a file it checks fails and names the file; it never crashes and never passes. Every byte
@@ -14,7 +15,11 @@ import Testing
         let s = try Sample.signer()
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         for seg in 0..<3 {
-            _ = try l.appendAndWait((0..<24).map { try Sample.prepared(org: "org_\($0 % 3)", i: seg * 24 + $0, outcome: $0 % 5 == 0 ? "denied" : "success") })
+            _ = try l.appendAndWait(
+                (0..<24).map {
+                    try Sample.prepared(
+                        org: "org_\($0 % 3)", i: seg * 24 + $0, outcome: $0 % 5 == 0 ? "denied" : "success")
+                })
             try l.checkpointNow()
             try l.sealNow()
         }
@@ -59,7 +64,8 @@ import Testing
             }
             // A truncation of each file, by a quarter.
             try original.prefix(original.count * 3 / 4).write(to: URL(fileURLWithPath: path))
-            #expect(try !Verifier(directory: dir, key: s.verifier).run().ok, "\(path) cut by a quarter passed verification")
+            #expect(
+                try !Verifier(directory: dir, key: s.verifier).run().ok, "\(path) cut by a quarter passed verification")
             try original.write(to: URL(fileURLWithPath: path))
             _ = chmod(path, mode_t(mode))
         }

@@ -7,9 +7,12 @@ import Testing
 @Suite struct EntrySchemaTests {
     /// §4's table: member → its rule text.
     static func specRows() throws -> [String: String] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let spec = try String(contentsOf: root.appendingPathComponent("format-spec.md"), encoding: .utf8)
-        guard let start = spec.range(of: "## 4. Entry input"), let end = spec.range(of: "## 5. Entries", range: start.upperBound..<spec.endIndex) else {
+        guard let start = spec.range(of: "## 4. Entry input"),
+            let end = spec.range(of: "## 5. Entries", range: start.upperBound..<spec.endIndex)
+        else {
             throw CocoaError(.fileReadCorruptFile)
         }
         var rows: [String: String] = [:]
@@ -30,10 +33,16 @@ import Testing
         }
         var missing: [String] = []
         // Enumerations are bounded by their values; everything else states its length.
-        if t.values == nil && !words.contains("1–\(t.maxBytes)") && !words.contains("≤ \(t.maxBytes)") { missing.append("\(t.name): at most \(t.maxBytes) bytes") }
-        if t.identifier && !words.contains("identifier set") && !words.contains("[A-Za-z0-9_.:@/-]") { missing.append("\(t.name): identifier set") }
+        if t.values == nil && !words.contains("1–\(t.maxBytes)") && !words.contains("≤ \(t.maxBytes)") {
+            missing.append("\(t.name): at most \(t.maxBytes) bytes")
+        }
+        if t.identifier && !words.contains("identifier set") && !words.contains("[A-Za-z0-9_.:@/-]") {
+            missing.append("\(t.name): identifier set")
+        }
         for v in t.values ?? [] where !rule.contains(v) { missing.append("\(t.name): value \(v)") }
-        if t.optional && nested && !(rule.range(of: "optional").map { rule[$0.lowerBound...].contains("`\(t.name)`") } ?? false) {
+        if t.optional && nested
+            && !(rule.range(of: "optional").map { rule[$0.lowerBound...].contains("`\(t.name)`") } ?? false)
+        {
             missing.append("\(t.name): optional")
         }
         return missing
@@ -41,8 +50,13 @@ import Testing
 
     @Test func everyRowIsTheSpecs() throws {
         let rows = try Self.specRows()
-        #expect(Set(rows.keys) == Set(EntrySchema.inputMembers), "§4 lists \(rows.keys.sorted()), the schema \(EntrySchema.inputMembers.sorted())")
-        for t in [EntrySchema.org, EntrySchema.category, EntrySchema.action, EntrySchema.outcome, EntrySchema.occurredAt, EntrySchema.idempotencyKey] {
+        #expect(
+            Set(rows.keys) == Set(EntrySchema.inputMembers),
+            "§4 lists \(rows.keys.sorted()), the schema \(EntrySchema.inputMembers.sorted())")
+        for t in [
+            EntrySchema.org, EntrySchema.category, EntrySchema.action, EntrySchema.outcome, EntrySchema.occurredAt,
+            EntrySchema.idempotencyKey,
+        ] {
             let missing = Self.check(t, in: rows[t.name] ?? "", nested: false)
             #expect(missing.isEmpty, "§4's row for \(t.name) does not say \(missing): \(rows[t.name] ?? "no row")")
         }
@@ -54,7 +68,10 @@ import Testing
             }
         }
         let meta = rows["metadata"] ?? ""
-        for phrase in ["≤ \(EntrySchema.maxMetadataKeys) members", "keys 1–\(EntrySchema.maxMetadataKey)", "≤ \(EntrySchema.maxMetadataString) bytes", "arrays (≤ \(EntrySchema.maxMetadataArray))"] {
+        for phrase in [
+            "≤ \(EntrySchema.maxMetadataKeys) members", "keys 1–\(EntrySchema.maxMetadataKey)",
+            "≤ \(EntrySchema.maxMetadataString) bytes", "arrays (≤ \(EntrySchema.maxMetadataArray))",
+        ] {
             #expect(meta.contains(phrase), "§4's metadata row does not say \(phrase)")
         }
     }
@@ -65,7 +82,8 @@ import Testing
         func entry(_ edit: (inout [String: Any]) -> Void) throws -> [UInt8] {
             var e: [String: Any] = [
                 "org": "org_a", "category": "access", "action": "access.granted", "outcome": "success",
-                "actor": ["type": "human", "id": "u1"], "target": ["type": "doc", "id": "d1"], "source": ["service": "svc"],
+                "actor": ["type": "human", "id": "u1"], "target": ["type": "doc", "id": "d1"],
+                "source": ["service": "svc"],
                 "occurred_at": "2025-03-01T00:00:00.000Z",
             ]
             edit(&e)
@@ -78,15 +96,21 @@ import Testing
         }
         for o in [EntrySchema.actor, EntrySchema.target, EntrySchema.source] {
             for t in o.members where t.values == nil && t.name != "ip" {
-                cases.append(("\(o.name).\(t.name)", try entry {
-                    var obj = $0[o.name] as? [String: String] ?? [:]
-                    obj[t.name] = String(repeating: "a", count: t.maxBytes + 1)
-                    $0[o.name] = obj
-                }))
+                cases.append(
+                    (
+                        "\(o.name).\(t.name)",
+                        try entry {
+                            var obj = $0[o.name] as? [String: String] ?? [:]
+                            obj[t.name] = String(repeating: "a", count: t.maxBytes + 1)
+                            $0[o.name] = obj
+                        }
+                    ))
             }
         }
         for (field, json) in cases {
-            #expect(throws: EntryError.self, "\(field) one byte over its limit") { try Entry.prepare(json: json, receivedAt: 0, writer: writer) }
+            #expect(throws: EntryError.self, "\(field) one byte over its limit") {
+                try Entry.prepare(json: json, receivedAt: 0, writer: writer)
+            }
         }
         #expect(cases.count >= 11)
     }

@@ -1,10 +1,12 @@
 import AuditBase
 import Testing
+
 @testable import ChainIndex
 
 /// Validation failure modes: each bad entry is refused with the field and the reason.
 @Suite struct EntryTests {
-    static let good = #"{"org":"org_a","category":"agents","action":"agent.vm.provisioned","actor":{"type":"agent","id":"agt_1"},"on_behalf_of":{"type":"human","id":"usr_9","approval":"apr_3"},"target":{"type":"vm","id":"vm_7"},"outcome":"success","source":{"service":"orchestrator","ip":"10.0.0.1"},"occurred_at":"2025-03-01T00:00:00.158Z","idempotency_key":"k-1","metadata":{"region":"eu-west","cpus":4,"gpu":false}}"#
+    static let good =
+        #"{"org":"org_a","category":"agents","action":"agent.vm.provisioned","actor":{"type":"agent","id":"agt_1"},"on_behalf_of":{"type":"human","id":"usr_9","approval":"apr_3"},"target":{"type":"vm","id":"vm_7"},"outcome":"success","source":{"service":"orchestrator","ip":"10.0.0.1"},"occurred_at":"2025-03-01T00:00:00.158Z","idempotency_key":"k-1","metadata":{"region":"eu-west","cpus":4,"gpu":false}}"#
     let writer = Writer(uid: 1000, gid: 1000, via: "socket")
 
     func prepare(_ s: String) throws(EntryError) -> PreparedEntry {
@@ -12,7 +14,10 @@ import Testing
     }
 
     func refusal(_ s: String) -> EntryError? {
-        do { _ = try prepare(s); return nil } catch { return error }
+        do {
+            _ = try prepare(s)
+            return nil
+        } catch { return error }
     }
 
     func replacing(_ a: String, _ b: String) -> String { Self.good.replacingOccurrences(of: a, with: b) }
@@ -20,7 +25,10 @@ import Testing
     @Test func goodEntryIsCanonicalisedWithServerFields() throws {
         let e = try prepare(Self.good)
         let text = String(decoding: e.content, as: UTF8.self)
-        #expect(text.hasPrefix(#"{"action":"agent.vm.provisioned","actor":{"id":"agt_1","type":"agent"},"category":"agents","idempotency_key":"k-1","metadata":{"cpus":4,"gpu":false,"region":"eu-west"}"#))
+        #expect(
+            text.hasPrefix(
+                #"{"action":"agent.vm.provisioned","actor":{"id":"agt_1","type":"agent"},"category":"agents","idempotency_key":"k-1","metadata":{"cpus":4,"gpu":false,"region":"eu-west"}"#
+            ))
         #expect(text.contains(#""received_at":"2025-03-01T00:00:00.500Z""#))
         #expect(text.hasSuffix(#""writer":{"gid":1000,"uid":1000,"via":"socket"}}"#))
         #expect(e.contentHash == SHA256.hash(e.content))
@@ -28,7 +36,8 @@ import Testing
         #expect(e.fields.category == .agents)
         #expect(e.fields.actor == "agent:agt_1")
         // Whitespace and member order do not change the canonical bytes.
-        let shuffled = #"{ "outcome" : "success", "org":"org_a","category":"agents","action":"agent.vm.provisioned","actor":{"id":"agt_1","type":"agent"},"on_behalf_of":{"approval":"apr_3","type":"human","id":"usr_9"},"target":{"type":"vm","id":"vm_7"},"source":{"ip":"10.0.0.1","service":"orchestrator"},"occurred_at":"2025-03-01T00:00:00.158Z","idempotency_key":"k-1","metadata":{"gpu":false,"cpus":4,"region":"eu-west"}}"#
+        let shuffled =
+            #"{ "outcome" : "success", "org":"org_a","category":"agents","action":"agent.vm.provisioned","actor":{"id":"agt_1","type":"agent"},"on_behalf_of":{"approval":"apr_3","type":"human","id":"usr_9"},"target":{"type":"vm","id":"vm_7"},"source":{"ip":"10.0.0.1","service":"orchestrator"},"occurred_at":"2025-03-01T00:00:00.158Z","idempotency_key":"k-1","metadata":{"gpu":false,"cpus":4,"region":"eu-west"}}"#
         #expect(try prepare(shuffled).content == e.content)
     }
 
@@ -63,10 +72,13 @@ import Testing
         #expect(e?.message.contains("never be stored") == true)
     }
     @Test func secretValueIsForbidden() {
-        #expect(refusal(replacing(#""metadata":{"#, #""metadata":{"Password":"hunter2","#))?.field == "metadata.Password")
+        #expect(
+            refusal(replacing(#""metadata":{"#, #""metadata":{"Password":"hunter2","#))?.field == "metadata.Password")
     }
     @Test func serverFieldsCannotBeSent() {
-        #expect(refusal(replacing(#""outcome":"success""#, #""outcome":"success","received_at":"2025-01-01T00:00:00Z""#))?.field == "received_at")
+        #expect(
+            refusal(replacing(#""outcome":"success""#, #""outcome":"success","received_at":"2025-01-01T00:00:00Z""#))?
+                .field == "received_at")
     }
     @Test func unknownTopLevelField() {
         #expect(refusal(replacing(#""outcome":"success""#, #""outcome":"success","extra":1"#))?.field == "extra")
@@ -80,13 +92,15 @@ import Testing
     }
     @Test func invalidUTF8IsRefused() {
         var bytes = Array(Self.good.utf8)
-        let i = bytes.firstIndex(of: UInt8(ascii: "e"))! // inside "region"'s value region
+        let i = bytes.firstIndex(of: UInt8(ascii: "e"))!  // inside "region"'s value region
         bytes[i] = 0xC3
         bytes.insert(0x28, at: i + 1)
         #expect(throws: EntryError.self) { try Entry.prepare(json: bytes, receivedAt: 0, writer: writer) }
     }
     @Test func malformedJSON() {
-        for bad in ["", "{", "[]", "{\"org\":}", #"{"org":"a","org":"b"}"#, "{\"a\":\"\u{01}\"}", #"{"a":"\ud800"}"#, "nul"] {
+        for bad in [
+            "", "{", "[]", "{\"org\":}", #"{"org":"a","org":"b"}"#, "{\"a\":\"\u{01}\"}", #"{"a":"\ud800"}"#, "nul",
+        ] {
             #expect(throws: EntryError.self, "\(bad)") { try prepare(bad) }
         }
     }
@@ -102,16 +116,24 @@ import Testing
     /// whether escaped (general path) or raw (fast path).
     @Test(arguments: [#"\u0000"#, #"\u001b[31m"#, #"a\nb"#, "\u{7f}", #"\u007f"#, #"\t"#])
     func controlCharactersInMetadataAreRefused(text: String) {
-        #expect(refusal(replacing(#""region":"eu-west""#, #""region":"eu\#(text)west""#))?.field == "metadata.region", "\(text)")
+        #expect(
+            refusal(replacing(#""region":"eu-west""#, #""region":"eu\#(text)west""#))?.field == "metadata.region",
+            "\(text)")
         #expect(refusal(replacing(#""cpus":4"#, #""cpus":["ok","x\#(text)"]"#))?.field == "metadata.cpus[1]", "\(text)")
     }
 
-    @Test(arguments: ["cafe", "999.999.999.999", ":::::", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1::2::3", "12345::1", "::1::", "1.2.3.4:80", "fe80::1%eth0", "g::1", ":1", "1:"])
+    @Test(arguments: [
+        "cafe", "999.999.999.999", ":::::", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1::2::3", "12345::1", "::1::",
+        "1.2.3.4:80", "fe80::1%eth0", "g::1", ":1", "1:",
+    ])
     func malformedSourceIPIsRefused(ip: String) {
         #expect(refusal(replacing(#""ip":"10.0.0.1""#, #""ip":"\#(ip)""#))?.field == "source.ip", "\(ip)")
     }
 
-    @Test(arguments: ["0.0.0.0", "255.255.255.255", "192.0.2.1", "::", "::1", "1::", "2001:db8::8a2e:370:7334", "2001:DB8:0:0:0:0:0:1", "::ffff:192.0.2.1", "64:ff9b::192.0.2.33", "1:2:3:4:5:6:7:8"])
+    @Test(arguments: [
+        "0.0.0.0", "255.255.255.255", "192.0.2.1", "::", "::1", "1::", "2001:db8::8a2e:370:7334",
+        "2001:DB8:0:0:0:0:0:1", "::ffff:192.0.2.1", "64:ff9b::192.0.2.33", "1:2:3:4:5:6:7:8",
+    ])
     func wellFormedSourceIPIsAccepted(ip: String) throws {
         _ = try prepare(replacing(#""ip":"10.0.0.1""#, #""ip":"\#(ip)""#))
     }

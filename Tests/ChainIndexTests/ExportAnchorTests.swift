@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
+import LogProofs
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
 
 /// What export proofs stand on (format-spec.md §5.1, §9.3): `received_at` never decreases in
@@ -11,9 +12,13 @@ import SegmentStore
     func time(_ e: StoredEntry) -> String? { CanonicalScan.topLevelString(e.content, key: "received_at") }
 
     @Test func restampingChangesOnlyTheTopLevelTime() throws {
-        let json = Array(#"{"org":"o","category":"access","action":"a","actor":{"type":"human","id":"u"},"target":{"type":"t","id":"1"},"outcome":"success","source":{"service":"s"},"occurred_at":"2025-03-01T00:00:00.000Z","metadata":{"received_at":"2020-01-01T00:00:00.000Z"}}"#.utf8)
-        for e in [try Entry.prepare(json: json, receivedAt: 1_000, writer: Writer(uid: 1, gid: 1, via: "socket")),
-                  try Entry.generalPrepare(json: json, receivedAt: 1_000, writer: Writer(uid: 1, gid: 1, via: "socket"))] {
+        let json = Array(
+            #"{"org":"o","category":"access","action":"a","actor":{"type":"human","id":"u"},"target":{"type":"t","id":"1"},"outcome":"success","source":{"service":"s"},"occurred_at":"2025-03-01T00:00:00.000Z","metadata":{"received_at":"2020-01-01T00:00:00.000Z"}}"#
+                .utf8)
+        for e in [
+            try Entry.prepare(json: json, receivedAt: 1_000, writer: Writer(uid: 1, gid: 1, via: "socket")),
+            try Entry.generalPrepare(json: json, receivedAt: 1_000, writer: Writer(uid: 1, gid: 1, via: "socket")),
+        ] {
             let r = try #require(e.restamped(1_740_787_200_123))
             #expect(r.fields.time == 1_740_787_200_123)
             #expect(r.contentHash == SHA256.hash(r.content))
@@ -21,7 +26,8 @@ import SegmentStore
             #expect(v["received_at"]?.stringValue == "2025-03-01T00:00:00.123Z")
             #expect(v["metadata"]?["received_at"]?.stringValue == "2020-01-01T00:00:00.000Z")
             // The same bytes the writer path makes for that time.
-            let direct = try Entry.prepare(json: json, receivedAt: 1_740_787_200_123, writer: Writer(uid: 1, gid: 1, via: "socket"))
+            let direct = try Entry.prepare(
+                json: json, receivedAt: 1_740_787_200_123, writer: Writer(uid: 1, gid: 1, via: "socket"))
             #expect(r.content == direct.content)
         }
     }
@@ -32,9 +38,19 @@ import SegmentStore
         let signer = try Sample.signer()
         var l = try Ledger(directory: dir, signer: signer, options: Sample.options())
         let base: Int64 = 1_740_787_200_000
-        _ = try l.appendAndWait([try Sample.prepared(org: "a", i: 0, at: base + 5_000), try Sample.prepared(org: "b", i: 0, at: base + 3_000)])
-        _ = try l.appendAndWait([try Sample.prepared(org: "a", i: 0, at: base + 4_000), try Sample.prepared(org: "a", i: 0, at: base + 9_000)])
-        #expect(try (0..<4).map { time(try l.entry(seq: $0)) } == ["2025-03-01T00:00:05.000Z", "2025-03-01T00:00:05.000Z", "2025-03-01T00:00:05.000Z", "2025-03-01T00:00:09.000Z"])
+        _ = try l.appendAndWait([
+            try Sample.prepared(org: "a", i: 0, at: base + 5_000),
+            try Sample.prepared(org: "b", i: 0, at: base + 3_000),
+        ])
+        _ = try l.appendAndWait([
+            try Sample.prepared(org: "a", i: 0, at: base + 4_000),
+            try Sample.prepared(org: "a", i: 0, at: base + 9_000),
+        ])
+        #expect(
+            try (0..<4).map { time(try l.entry(seq: $0)) } == [
+                "2025-03-01T00:00:05.000Z", "2025-03-01T00:00:05.000Z", "2025-03-01T00:00:05.000Z",
+                "2025-03-01T00:00:09.000Z",
+            ])
         // The index holds the stamped time: a query from 5 s finds all four.
         #expect(try l.query(org: "a", filter: QueryFilter(from: base + 5_000)).count == 3)
         try l.close()
@@ -55,7 +71,11 @@ import SegmentStore
         let l = try Ledger(directory: dir, signer: signer, options: o)
         let writers = (0..<4).map { w in
             Task.detached {
-                for i in 0..<200 { _ = try l.appendAndWait([try Sample.prepared(org: "org_\(w)", i: i, at: 1_740_787_200_000 + Int64(i))]) }
+                for i in 0..<200 {
+                    _ = try l.appendAndWait([
+                        try Sample.prepared(org: "org_\(w)", i: i, at: 1_740_787_200_000 + Int64(i))
+                    ])
+                }
             }
         }
         var anchors: [(Receipt, SignedCheckpoint)] = []
@@ -66,7 +86,10 @@ import SegmentStore
         for (r, cp) in anchors {
             #expect(cp.checkpoint.size == r.seq + 1)
             #expect(try SignedCheckpoint(note: cp.note, verifier: signer.verifier).checkpoint == cp.checkpoint)
-            #expect(Merkle.verifyInclusion(index: r.seq, size: r.seq + 1, leaf: r.hash, proof: try l.inclusionProof(seq: r.seq, size: r.seq + 1), root: cp.checkpoint.root))
+            #expect(
+                Merkle.verifyInclusion(
+                    index: r.seq, size: r.seq + 1, leaf: r.hash,
+                    proof: try l.inclusionProof(seq: r.seq, size: r.seq + 1), root: cp.checkpoint.root))
         }
         try l.close()
         let report = try Verifier(directory: dir, key: signer.verifier).run()

@@ -1,8 +1,9 @@
 import AuditBase
 import Foundation
 import Testing
-@testable import SegmentStore
+
 @testable import ChainIndex
+@testable import SegmentStore
 
 /// Index files and the org-state snapshot are derived data, checked as such (format-spec.md
 /// §10 items 6 and 8): rewritten with valid checksums, flipped, or pointed at another org's
@@ -20,13 +21,16 @@ import Testing
         edit(&byOrg)
         _ = chmod(path, 0o644)
         try FileManager.default.removeItem(atPath: path)
-        try SealedIndex.write(path: path, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq, byOrg: byOrg)
+        try SealedIndex.write(
+            path: path, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq, byOrg: byOrg)
     }
 
     @Test func aRowRewrittenToHideAnEntryFromAFilterIsCaught() throws {
         let (dir, s) = try tamper.makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try forgeIndex(dir, 1) { byOrg in byOrg[0].1[3].fields.outcome = byOrg[0].1[3].fields.outcome == .denied ? .success : .denied }
+        try forgeIndex(dir, 1) { byOrg in
+            byOrg[0].1[3].fields.outcome = byOrg[0].1[3].fields.outcome == .denied ? .success : .denied
+        }
         let f = try #require(try tamper.verify(dir, s))
         #expect(f.path == indexPath(dir, 1) && f.message.contains("index row of entry"), "\(f)")
     }
@@ -49,7 +53,9 @@ import Testing
         defer { try? l.close() }
         #expect(throws: StoreError.self) { _ = try l.search(org: "org_0", limit: 1000) }
         // The other org's entry is never handed out, under any filter.
-        let seen = (try? l.search(org: "org_0", filter: QueryFilter(category: .init(rawValue: "access")), limit: 1000).entries) ?? []
+        let seen =
+            (try? l.search(org: "org_0", filter: QueryFilter(category: .init(rawValue: "access")), limit: 1000).entries)
+            ?? []
         #expect(!seen.contains { $0.seq == stolen || $0.org != "org_0" })
     }
 

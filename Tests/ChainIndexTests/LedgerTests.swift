@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
+import LogProofs
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
 
 @Suite struct LedgerTests {
@@ -26,11 +27,19 @@ import SegmentStore
             let e = try l.entry(seq: seq)
             #expect(e.hash == a[Int(seq)].hash)
             #expect(e.link.contentHash == SHA256.hash(e.content))
-            #expect(Merkle.verifyInclusion(index: seq, size: 30, leaf: e.hash, proof: try l.inclusionProof(seq: seq, size: 30), root: cp1.checkpoint.root))
-            #expect(Merkle.verifyInclusion(index: seq, size: 45, leaf: e.hash, proof: try l.inclusionProof(seq: seq, size: 45), root: cp2.checkpoint.root))
+            #expect(
+                Merkle.verifyInclusion(
+                    index: seq, size: 30, leaf: e.hash, proof: try l.inclusionProof(seq: seq, size: 30),
+                    root: cp1.checkpoint.root))
+            #expect(
+                Merkle.verifyInclusion(
+                    index: seq, size: 45, leaf: e.hash, proof: try l.inclusionProof(seq: seq, size: 45),
+                    root: cp2.checkpoint.root))
         }
-        #expect(Merkle.verifyConsistency(old: 30, new: 45, oldRoot: cp1.checkpoint.root, newRoot: cp2.checkpoint.root,
-                                         proof: try l.consistencyProof(old: 30, new: 45)))
+        #expect(
+            Merkle.verifyConsistency(
+                old: 30, new: 45, oldRoot: cp1.checkpoint.root, newRoot: cp2.checkpoint.root,
+                proof: try l.consistencyProof(old: 30, new: 45)))
         // Both chains: every entry links to the previous one, and to its org's previous one.
         var lastOfOrg: [String: StoredEntry] = [:]
         for seq in 0..<UInt64(45) {
@@ -53,7 +62,8 @@ import SegmentStore
             for round in 0..<12 {
                 let batch = try (0..<40).map { i -> PreparedEntry in
                     let n = round * 40 + i
-                    return try Sample.prepared(org: n % 5 == 0 ? "org_a" : "org_busy", i: n, outcome: n % 10 == 0 ? "denied" : "success")
+                    return try Sample.prepared(
+                        org: n % 5 == 0 ? "org_a" : "org_busy", i: n, outcome: n % 10 == 0 ? "denied" : "success")
                 }
                 for r in try l.appendAndWait(batch) where r.seq % 5 == 0 { expectedA.append(r.seq) }
                 try l.store.sealRotated()
@@ -85,7 +95,8 @@ import SegmentStore
         let denied = try l.query(org: "org_a", filter: QueryFilter(outcome: .denied), limit: 1000)
         #expect(denied.map(\.seq) == expectedA.filter { $0 % 10 == 0 }.reversed())
         let t0 = Int64(1_740_787_200_000)
-        let window = try l.query(org: "org_a", filter: QueryFilter(from: t0 + 100, to: t0 + 200), newestFirst: false, limit: 1000)
+        let window = try l.query(
+            org: "org_a", filter: QueryFilter(from: t0 + 100, to: t0 + 200), newestFirst: false, limit: 1000)
         #expect(window.map(\.seq) == expectedA.filter { $0 >= 100 && $0 < 200 })
         let cat = try l.query(org: "org_a", filter: QueryFilter(category: .authentication), limit: 1000)
         #expect(!cat.isEmpty && cat.allSatisfy { $0.fields.category == .authentication })
@@ -97,7 +108,9 @@ import SegmentStore
         let dir = temporaryDirectory("ledger")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Ledger(directory: dir, signer: try Sample.signer(), options: Sample.options()).close()
-        #expect(throws: LedgerError.self) { try Ledger(directory: dir, signer: try Sample.signer(), options: Sample.options()) }
+        #expect(throws: LedgerError.self) {
+            try Ledger(directory: dir, signer: try Sample.signer(), options: Sample.options())
+        }
     }
 
     @Test func secondOpenOfALiveDirectoryIsRefused() throws {
@@ -140,7 +153,7 @@ import SegmentStore
         try FileManager.default.removeItem(atPath: dir + "/index/orgstate")
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         #expect(l.recovery.indexesRebuilt == 1)
-        #expect(try l.query(org: "org_1", limit: 100).count == 13) // 1, 5, …, 49
+        #expect(try l.query(org: "org_1", limit: 100).count == 13)  // 1, 5, …, 49
         try l.close()
     }
 }

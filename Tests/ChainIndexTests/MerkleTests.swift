@@ -1,7 +1,8 @@
 import AuditBase
 import LogProofs
-import Testing
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
 
 @Suite struct MerkleTests {
@@ -25,11 +26,14 @@ import SegmentStore
         let f = try fixture("rfc6962")
         let l = try leaves()
         for case let p as [String: Any] in try #require(f["inclusion"] as? [Any]) {
-            let index = UInt64(try #require(p["index"] as? Int)), size = UInt64(try #require(p["size"] as? Int))
+            let index = UInt64(try #require(p["index"] as? Int))
+            let size = UInt64(try #require(p["size"] as? Int))
             let expected = try #require(p["proof"] as? [String])
             let proof = Merkle.inclusionProof(index: index, size: size) { Merkle.root(l[Int($0)..<Int($1)]) }
             #expect(proof.map(\.hex) == expected)
-            #expect(Merkle.verifyInclusion(index: index, size: size, leaf: l[Int(index)], proof: proof, root: Merkle.root(l[0..<Int(size)])))
+            #expect(
+                Merkle.verifyInclusion(
+                    index: index, size: size, leaf: l[Int(index)], proof: proof, root: Merkle.root(l[0..<Int(size)])))
         }
     }
 
@@ -37,12 +41,15 @@ import SegmentStore
         let f = try fixture("rfc6962")
         let l = try leaves()
         for case let p as [String: Any] in try #require(f["consistency"] as? [Any]) {
-            let old = UInt64(try #require(p["old"] as? Int)), new = UInt64(try #require(p["new"] as? Int))
+            let old = UInt64(try #require(p["old"] as? Int))
+            let new = UInt64(try #require(p["new"] as? Int))
             let expected = try #require(p["proof"] as? [String])
             let proof = Merkle.consistencyProof(old: old, new: new) { Merkle.root(l[Int($0)..<Int($1)]) }
             #expect(proof.map(\.hex) == expected)
-            #expect(Merkle.verifyConsistency(old: old, new: new, oldRoot: Merkle.root(l[0..<Int(old)]),
-                                             newRoot: Merkle.root(l[0..<Int(new)]), proof: proof))
+            #expect(
+                Merkle.verifyConsistency(
+                    old: old, new: new, oldRoot: Merkle.root(l[0..<Int(old)]),
+                    newRoot: Merkle.root(l[0..<Int(new)]), proof: proof))
         }
     }
 
@@ -53,13 +60,19 @@ import SegmentStore
             for i in stride(from: 0, to: n, by: max(1, n / 9)) {
                 let p = Merkle.inclusionProof(index: UInt64(i), size: UInt64(n)) { Merkle.root(l[Int($0)..<Int($1)]) }
                 #expect(Merkle.verifyInclusion(index: UInt64(i), size: UInt64(n), leaf: l[i], proof: p, root: root))
-                #expect(!Merkle.verifyInclusion(index: UInt64(i), size: UInt64(n), leaf: l[(i + 1) % 130], proof: p, root: root))
+                #expect(
+                    !Merkle.verifyInclusion(
+                        index: UInt64(i), size: UInt64(n), leaf: l[(i + 1) % 130], proof: p, root: root))
             }
             for m in stride(from: 1, through: n, by: max(1, n / 7)) {
                 let p = Merkle.consistencyProof(old: UInt64(m), new: UInt64(n)) { Merkle.root(l[Int($0)..<Int($1)]) }
-                #expect(Merkle.verifyConsistency(old: UInt64(m), new: UInt64(n), oldRoot: Merkle.root(l[0..<m]), newRoot: root, proof: p))
+                #expect(
+                    Merkle.verifyConsistency(
+                        old: UInt64(m), new: UInt64(n), oldRoot: Merkle.root(l[0..<m]), newRoot: root, proof: p))
                 if m < n {
-                    #expect(!Merkle.verifyConsistency(old: UInt64(m), new: UInt64(n), oldRoot: l[0], newRoot: root, proof: p) || m == 1)
+                    #expect(
+                        !Merkle.verifyConsistency(
+                            old: UInt64(m), new: UInt64(n), oldRoot: l[0], newRoot: root, proof: p) || m == 1)
                 }
             }
         }
@@ -81,7 +94,8 @@ import SegmentStore
     @Test func alteredNoteIsRefused() throws {
         let f = try fixture("signed-note")
         let verifier = try NoteVerifier(try #require(f["verifier_key"] as? String))
-        let note = try #require(f["signed_note"] as? String).replacingOccurrences(of: "cryptography", with: "cryptograpHy")
+        let note = try #require(f["signed_note"] as? String).replacingOccurrences(
+            of: "cryptography", with: "cryptograpHy")
         #expect(throws: Note.Failure.self) { try verifier.open(note) }
     }
 

@@ -1,16 +1,22 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import Testing
-@testable import SegmentStore
+
 @testable import ChainIndex
+@testable import SegmentStore
 
 /// Per-org posting lists (format-spec.md §7.3): what queries read. They must answer exactly
 /// what a scan of every entry answers, across many segments, busy and quiet orgs, cursors and
 /// time ranges; survive a crash that cuts what was not synced; and be checked by `verify`
 /// like the rest of the derived data.
 @Suite struct PostingListTests {
-    struct Written { var seq: UInt64; var org: String; var time: Int64; var outcome: Outcome }
+    struct Written {
+        var seq: UInt64
+        var org: String
+        var time: Int64
+        var outcome: Outcome
+    }
 
     /// 30 sealed segments and an open one: org_busy in every entry but a few, org_quiet once
     /// per segment, org_rare in three segments only.
@@ -63,14 +69,18 @@ import Testing
 
     func checkQueries(_ l: Ledger, _ w: [Written]) throws {
         let t0 = w[0].time
-        let filters = [QueryFilter(), QueryFilter(outcome: .denied), QueryFilter(from: t0 + 100, to: t0 + 250),
-                       QueryFilter(from: t0 + 300), QueryFilter(to: t0 + 40)]
+        let filters = [
+            QueryFilter(), QueryFilter(outcome: .denied), QueryFilter(from: t0 + 100, to: t0 + 250),
+            QueryFilter(from: t0 + 300), QueryFilter(to: t0 + 40),
+        ]
         for org in ["org_busy", "org_quiet", "org_rare", "org_none"] {
             for f in filters {
                 for newest in [true, false] {
                     for limit in [1, 7, 100] {
                         let got = try pages(l, org, f, newestFirst: newest, limit: limit)
-                        #expect(got == expected(w, org, f, newestFirst: newest), "\(org) \(f) newestFirst \(newest) limit \(limit)")
+                        #expect(
+                            got == expected(w, org, f, newestFirst: newest),
+                            "\(org) \(f) newestFirst \(newest) limit \(limit)")
                     }
                 }
             }
@@ -81,14 +91,20 @@ import Testing
         let (dir, s, w) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
-        #expect(try PostingLists.loadWatermark(dir + "/index/orgs/watermark") == 30, "closing syncs every sealed segment's sections")
+        #expect(
+            try PostingLists.loadWatermark(dir + "/index/orgs/watermark") == 30,
+            "closing syncs every sealed segment's sections")
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         defer { try? l.close() }
         try checkQueries(l, w)
         // One posting list per org, one record per sealed segment holding it.
         let orgs = dir + "/index/orgs/"
-        #expect(try FileManager.default.attributesOfItem(atPath: orgs + "org_quiet.pld")[.size] as? Int == 30 * PostingRecord.size)
-        #expect(try FileManager.default.attributesOfItem(atPath: orgs + "org_rare.pld")[.size] as? Int == 3 * PostingRecord.size)
+        #expect(
+            try FileManager.default.attributesOfItem(atPath: orgs + "org_quiet.pld")[.size] as? Int == 30
+                * PostingRecord.size)
+        #expect(
+            try FileManager.default.attributesOfItem(atPath: orgs + "org_rare.pld")[.size] as? Int == 3
+                * PostingRecord.size)
     }
 
     @Test func whatACrashCutAboveTheWatermarkIsDerivedAgain() throws {
@@ -103,7 +119,10 @@ import Testing
             let fd = try FileOps.open(pld, O_RDWR)
             var keep = 0
             while keep * PostingRecord.size < Int(try FileOps.size(fd, path: pld)) {
-                let r = try PostingRecord(try FileOps.preadExact(fd, count: PostingRecord.size, at: Int64(keep * PostingRecord.size), path: pld)[...], org: org, index: keep, path: pld)
+                let r = try PostingRecord(
+                    try FileOps.preadExact(
+                        fd, count: PostingRecord.size, at: Int64(keep * PostingRecord.size), path: pld)[...], org: org,
+                    index: keep, path: pld)
                 if r.segment >= done { break }
                 keep += 1
             }
@@ -128,14 +147,20 @@ import Testing
         #expect(done < 29)
         let pld = dir + "/index/orgs/org_quiet.pld"
         let original = try Data(contentsOf: URL(fileURLWithPath: pld))
-        var r28 = try PostingRecord(Array(original)[(28 * PostingRecord.size)..<(29 * PostingRecord.size)], org: "org_quiet", index: 28, path: pld)
-        let r29 = try PostingRecord(Array(original)[(29 * PostingRecord.size)..<(30 * PostingRecord.size)], org: "org_quiet", index: 29, path: pld)
+        var r28 = try PostingRecord(
+            Array(original)[(28 * PostingRecord.size)..<(29 * PostingRecord.size)], org: "org_quiet", index: 28,
+            path: pld)
+        let r29 = try PostingRecord(
+            Array(original)[(29 * PostingRecord.size)..<(30 * PostingRecord.size)], org: "org_quiet", index: 29,
+            path: pld)
         #expect(r28.segment == 28 && r28.segment >= done)
         r28.row = r29.row
         var forged = original
         forged.replaceSubrange((28 * PostingRecord.size)..<(29 * PostingRecord.size), with: r28.encode())
         try forged.write(to: URL(fileURLWithPath: pld))
-        let f = try #require(try Verifier(directory: dir, key: s.verifier).run().failure, "a served record above the watermark is checked")
+        let f = try #require(
+            try Verifier(directory: dir, key: s.verifier).run().failure,
+            "a served record above the watermark is checked")
         #expect(f.path == pld && f.message.contains("record 28 does not match segment 28's index file"), "\(f)")
     }
 
@@ -147,8 +172,10 @@ import Testing
         // record checksum: a query would show segment 6's row twice and never segment 5's.
         let pld = orgs + "org_quiet.pld"
         let original = try Data(contentsOf: URL(fileURLWithPath: pld))
-        var r5 = try PostingRecord(Array(original)[(5 * PostingRecord.size)..<(6 * PostingRecord.size)], org: "org_quiet", index: 5, path: pld)
-        let r6 = try PostingRecord(Array(original)[(6 * PostingRecord.size)..<(7 * PostingRecord.size)], org: "org_quiet", index: 6, path: pld)
+        var r5 = try PostingRecord(
+            Array(original)[(5 * PostingRecord.size)..<(6 * PostingRecord.size)], org: "org_quiet", index: 5, path: pld)
+        let r6 = try PostingRecord(
+            Array(original)[(6 * PostingRecord.size)..<(7 * PostingRecord.size)], org: "org_quiet", index: 6, path: pld)
         r5.row = r6.row
         var forged = original
         forged.replaceSubrange((5 * PostingRecord.size)..<(6 * PostingRecord.size), with: r5.encode())
@@ -172,17 +199,22 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         defer { try? l.close() }
-        for (org, text) in [("org_busy", "\"outcome\":\"denied\""), ("org_quiet", "ORG_QUIET"), ("org_busy", "no such text")] {
+        for (org, text) in [
+            ("org_busy", "\"outcome\":\"denied\""), ("org_quiet", "ORG_QUIET"), ("org_busy", "no such text"),
+        ] {
             let all = try l.search(org: org, text: text, limit: 1000, budget: .max).entries.map(\.seq)
             // No time at all: every page stops after its first chunk of candidates.
-            var got: [UInt64] = [], cursor: UInt64?, pages = 0
+            var got: [UInt64] = []
+            var cursor: UInt64?
+            var pages = 0
             repeat {
                 let (page, next) = try l.search(org: org, text: text, limit: 1000, cursor: cursor, timeLimit: .zero)
                 got += page.map(\.seq)
                 cursor = next
                 pages += 1
             } while cursor != nil && pages < 10_000
-            #expect(got == all, "\(org) \(text): \(got.count) found in \(pages) pages, \(all.count) without a time limit")
+            #expect(
+                got == all, "\(org) \(text): \(got.count) found in \(pages) pages, \(all.count) without a time limit")
             #expect(pages > 1 || w.filter { $0.org == org }.count <= 128)
         }
     }

@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
+import LogProofs
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
 
 /// Issue 8: the signer never signs a rollback. Its record of the newest checkpoint it signed
@@ -22,7 +23,10 @@ import SegmentStore
     @Test func aLogCutBackAndItsCheckpointsEmptiedIsNotSignedAgain() throws {
         let dir = temporaryDirectory("signer")
         let keys = temporaryDirectory("signer-keys")
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: keys) }
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: keys)
+        }
         let signer = try Sample.signer()
         let state = keys + "/log.key.state"
         var ends: [Int] = []
@@ -41,13 +45,18 @@ import SegmentStore
         try shrink(DataDirectory(dir).checkpoints + "/" + CheckpointLog.logName, to: 0)
         try shrink(dir + "/checkpoints/checkpoints.idx", to: 0)
         try shrink(DataDirectory(dir).treeLeaves, to: 0)
-        let e = #expect(throws: LedgerError.self) { try Ledger(directory: dir, signer: signer, options: options(state)) }
-        #expect(e?.description.contains("20 entries") == true && e?.description.contains("30 entries") == true, "\(e.map { "\($0)" } ?? "")")
+        let e = #expect(throws: LedgerError.self) {
+            try Ledger(directory: dir, signer: signer, options: options(state))
+        }
+        #expect(
+            e?.description.contains("20 entries") == true && e?.description.contains("30 entries") == true,
+            "\(e.map { "\($0)" } ?? "")")
         #expect(e?.description.contains("rolled back") == true)
     }
 
     @Test func aRewrittenHistoryOfTheSameSizeIsNotSigned() throws {
-        let a = temporaryDirectory("signer-a"), b = temporaryDirectory("signer-b")
+        let a = temporaryDirectory("signer-a")
+        let b = temporaryDirectory("signer-b")
         let keys = temporaryDirectory("signer-keys")
         defer { for d in [a, b, keys] { try? FileManager.default.removeItem(atPath: d) } }
         let signer = try Sample.signer()

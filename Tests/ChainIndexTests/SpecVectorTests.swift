@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
+import LogProofs
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
 
 /// The test vectors of format-spec.md §11 are regenerated from the code and compared with the
@@ -16,7 +17,7 @@ import SegmentStore
         #"{"org":"org_beta","category":"access","action":"access.denied","actor":{"type":"service","id":"svc_ci"},"target":{"type":"repository","id":"repo_2"},"outcome":"denied","source":{"service":"gateway"},"occurred_at":"2025-03-01T00:00:03.000Z"}"#,
         #"{"org":"org_alpha","category":"files","action":"files.search","actor":{"type":"human","id":"usr_1"},"target":{"type":"index","id":"brain"},"outcome":"success","source":{"service":"brain"},"occurred_at":"2025-03-01T00:00:04.000Z","metadata":{"result_count":12}}"#,
     ]
-    static let receivedAt: Int64 = 1_740_787_205_000 // 2025-03-01T00:00:05.000Z, +1 ms per entry
+    static let receivedAt: Int64 = 1_740_787_205_000  // 2025-03-01T00:00:05.000Z, +1 ms per entry
     static let writer = Writer(uid: 1001, gid: 1001, via: "socket")
 
     static func signer() throws -> NoteSigner {
@@ -31,7 +32,9 @@ import SegmentStore
         var o = LedgerOptions()
         o.background = false
         let l = try Ledger(directory: dir, signer: s, options: o)
-        let prepared = try inputs.enumerated().map { try Entry.prepare(json: Array($1.utf8), receivedAt: receivedAt + Int64($0), writer: writer) }
+        let prepared = try inputs.enumerated().map {
+            try Entry.prepare(json: Array($1.utf8), receivedAt: receivedAt + Int64($0), writer: writer)
+        }
         _ = try l.appendAndWait(prepared)
         try l.checkpointNow()
         var entries: [[String: Any]] = []
@@ -40,7 +43,8 @@ import SegmentStore
             let p = try RecordPayload(bytes: try l.store.read(seq: seq).payload)
             entries.append([
                 "seq": Int(seq), "org": e.org, "content": String(decoding: e.content, as: UTF8.self),
-                "content_hash": e.link.contentHash.hex, "payload_header_hex": p.bytes.prefix(2).map { String(format: "%02x", $0) }.joined(),
+                "content_hash": e.link.contentHash.hex,
+                "payload_header_hex": p.bytes.prefix(2).map { String(format: "%02x", $0) }.joined(),
                 "link_hex": e.link.bytes.hex, "hash": e.hash.hex,
             ])
         }
@@ -61,9 +65,11 @@ import SegmentStore
     }
 
     static func specVectors(file: String = #filePath) throws -> [String: Any] {
-        let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let spec = try String(contentsOf: root.appendingPathComponent("format-spec.md"), encoding: .utf8)
-        guard let start = spec.range(of: "<!-- vectors:begin -->"), let end = spec.range(of: "<!-- vectors:end -->") else {
+        guard let start = spec.range(of: "<!-- vectors:begin -->"), let end = spec.range(of: "<!-- vectors:end -->")
+        else {
             throw FixtureMissing(name: "format-spec.md vectors block")
         }
         var block = String(spec[start.upperBound..<end.lowerBound])
@@ -73,14 +79,17 @@ import SegmentStore
 
     @Test func formatSpecVectorsMatchTheCode() throws {
         let fresh = try Self.generate()
-        let data = try JSONSerialization.data(withJSONObject: fresh, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONSerialization.data(
+            withJSONObject: fresh, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         if ProcessInfo.processInfo.environment["AUDITLOG_PRINT_VECTORS"] == "1" {
             print("VECTORS\n" + String(decoding: data, as: UTF8.self))
         }
         let spec = try Self.specVectors()
         let a = try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys])
         let b = try JSONSerialization.data(withJSONObject: fresh, options: [.sortedKeys])
-        #expect(String(decoding: a, as: UTF8.self) == String(decoding: b, as: UTF8.self), "format-spec.md §11 vectors differ from what the code produces")
+        #expect(
+            String(decoding: a, as: UTF8.self) == String(decoding: b, as: UTF8.self),
+            "format-spec.md §11 vectors differ from what the code produces")
     }
 
     @Test func vectorsVerifyWithNothingButTheSpec() throws {
@@ -113,6 +122,8 @@ import SegmentStore
         let con = try #require(v["consistency"] as? [String: Any])
         let cproofHex = try #require(con["proof"] as? [String])
         let cproof = cproofHex.compactMap { Hash(hex: $0) }
-        #expect(Merkle.verifyConsistency(old: 2, new: 5, oldRoot: Merkle.root(leaves[0..<2]), newRoot: cp.checkpoint.root, proof: cproof))
+        #expect(
+            Merkle.verifyConsistency(
+                old: 2, new: 5, oldRoot: Merkle.root(leaves[0..<2]), newRoot: cp.checkpoint.root, proof: cproof))
     }
 }

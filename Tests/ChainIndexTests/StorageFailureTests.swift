@@ -1,9 +1,11 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
+import LogProofs
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +23,9 @@ import Glibc
     }
 
     /// Runs `fault` on the operations matched by `match`, once the ledger holds 10 entries.
-    func afterSyncFailure(_ label: String, _ fault: FileFault = .fail(ENOSPC), match: @escaping (FileOperation) -> Bool) throws {
+    func afterSyncFailure(
+        _ label: String, _ fault: FileFault = .fail(ENOSPC), match: @escaping (FileOperation) -> Bool
+    ) throws {
         let dir = temporaryDirectory("fail")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let signer = try Sample.signer()
@@ -83,7 +87,9 @@ import Glibc
         let plan = FaultPlan()
         FileOps.intercept(dir, with: plan)
         defer { FileOps.stopIntercepting(dir) }
-        plan.add(.fail(ENOSPC)) { if case .create(let p) = $0 { return p.hasSuffix(".open.tmp") } else { return false } }
+        plan.add(.fail(ENOSPC)) {
+            if case .create(let p) = $0 { return p.hasSuffix(".open.tmp") } else { return false }
+        }
         let r = try l.appendAndWait(try batch(0, 20))
         #expect(r.count == 20)
         #expect(l.writeState != .accepting)
@@ -127,7 +133,10 @@ import Glibc
         FileOps.intercept(dir, with: plan)
         plan.add(.fail(EIO), times: 1) { $0.isSync(of: ".open") }
         #expect(throws: StoreError.self) { try l.appendAndWait(try batch(4, 3)) }
-        guard case .failed = l.writeState else { Issue.record("expected failed, got \(l.writeState)"); return }
+        guard case .failed = l.writeState else {
+            Issue.record("expected failed, got \(l.writeState)")
+            return
+        }
         let e = #expect(throws: LedgerError.self) { try l.appendAndWait(try batch(7, 1)) }
         #expect(e?.description.contains("restart") == true)
         FileOps.stopIntercepting(dir)

@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import ChainIndex
 
 /// The one-pass scanner of stored index fields answers exactly what the full parser answers
 /// (or defers to it), on realistic entries and on the shapes that could trip a scanner.
 @Suite struct StoredFieldsTests {
     func prepared(_ json: String) throws -> [UInt8] {
-        try Entry.prepare(json: Array(json.utf8), receivedAt: 1_740_787_200_123, writer: Writer(uid: 1, gid: 2, via: "socket")).content
+        try Entry.prepare(
+            json: Array(json.utf8), receivedAt: 1_740_787_200_123, writer: Writer(uid: 1, gid: 2, via: "socket")
+        ).content
     }
 
     @Test func theScannerAgreesWithTheParser() throws {
@@ -25,9 +28,13 @@ import Testing
             let parsed = Entry.parsedIndexFields(ofStored: c)
             #expect(parsed != nil)
             if let scanned = Entry.scanIndexFields(c) {
-                #expect(scanned.org == parsed?.org && scanned.fields == parsed?.fields, "\(String(decoding: c, as: UTF8.self))")
+                #expect(
+                    scanned.org == parsed?.org && scanned.fields == parsed?.fields,
+                    "\(String(decoding: c, as: UTF8.self))")
             }
-            #expect(Entry.indexFields(ofStored: c).map { "\($0.org) \($0.fields)" } == parsed.map { "\($0.org) \($0.fields)" })
+            #expect(
+                Entry.indexFields(ofStored: c).map { "\($0.org) \($0.fields)" }
+                    == parsed.map { "\($0.org) \($0.fields)" })
         }
         // Realistic entries take the fast path.
         #expect(contents.prefix(500).allSatisfy { Entry.scanIndexFields($0) != nil })

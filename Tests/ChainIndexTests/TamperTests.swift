@@ -1,9 +1,10 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import Testing
-@testable import SegmentStore
+
 @testable import ChainIndex
+@testable import SegmentStore
 
 /// Tampering on disk, by someone who can write the files but does not hold the signing key.
 /// Each is named after the attack; each must be detected and located.
@@ -15,7 +16,8 @@ import Testing
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         for seg in 0..<3 {
             for b in 0..<4 {
-                _ = try l.appendAndWait((0..<30).map { try Sample.prepared(org: "org_\($0 % 3)", i: seg * 120 + b * 30 + $0) })
+                _ = try l.appendAndWait(
+                    (0..<30).map { try Sample.prepared(org: "org_\($0 % 3)", i: seg * 120 + b * 30 + $0) })
                 try l.checkpointNow()
             }
             try l.sealNow()
@@ -36,7 +38,9 @@ import Testing
         for i in recs.indices { recs[i].seq = first + UInt64(i) }
         _ = chmod(path, 0o644)
         try FileManager.default.removeItem(atPath: path)
-        _ = try Sealer.seal(records: recs, segment: n, firstSeq: first, directory: DataDirectory(dir).segments, blockTarget: 4096, level: 3)
+        _ = try Sealer.seal(
+            records: recs, segment: n, firstSeq: first, directory: DataDirectory(dir).segments, blockTarget: 4096,
+            level: 3)
     }
 
     func verify(_ dir: String, _ s: NoteSigner) throws -> VerificationFailure? {
@@ -135,7 +139,9 @@ import Testing
         w.write(Array(bytes[(off + 8)..<(off + 16)]))
         let crc = CRC32C.checksum(nb, crc: CRC32C.checksum(w.bytes))
         bytes.replaceSubrange((off + 16)..<(off + 16 + len), with: nb)
-        bytes.replaceSubrange((off + 4)..<(off + 8), with: [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24)])
+        bytes.replaceSubrange(
+            (off + 4)..<(off + 8),
+            with: [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24)])
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let f = try #require(try verify(dir, s))
         #expect(f.path == path)
@@ -157,7 +163,8 @@ import Testing
 
     func rewriteOpenHeader(_ dir: String, segment: UInt64, firstSeq: UInt64) throws {
         let p = DataDirectory(dir).segments + "/" + SegmentNames.open(segment)
-        try Data(SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq).encoded()).write(to: URL(fileURLWithPath: p))
+        try Data(SegmentHeader(flags: SegmentFormat.flagOpen, segment: segment, firstSeq: firstSeq).encoded()).write(
+            to: URL(fileURLWithPath: p))
     }
 
     /// Recomputes every leaf from the (forged) segments and rewrites the tree files.
@@ -169,13 +176,18 @@ import Testing
         try store.scan { r in
             let p = try RecordPayload(bytes: r.payload)
             let org = CanonicalScan.topLevelString(p.content, key: "org") ?? ""
-            let leaf = Link(seq: r.seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev, prevOrgHash: orgs[org]?.1 ?? .zero).leafHash
+            let leaf = Link(
+                seq: r.seq, orgSeq: p.orgSeq, contentHash: SHA256.hash(p.content), prevHash: prev,
+                prevOrgHash: orgs[org]?.1 ?? .zero
+            ).leafHash
             orgs[org] = (r.seq, leaf)
             prev = leaf
             leaves.append(leaf)
             return true
         }
-        for f in try FileManager.default.contentsOfDirectory(atPath: DataDirectory(dir).tree) { try FileManager.default.removeItem(atPath: dir + "/tree/" + f) }
+        for f in try FileManager.default.contentsOfDirectory(atPath: DataDirectory(dir).tree) {
+            try FileManager.default.removeItem(atPath: dir + "/tree/" + f)
+        }
         let t = try TreeStore(directory: DataDirectory(dir).tree)
         try t.append(leaves)
         try t.sync()

@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
+import LogProofs
 import SegmentStore
+import Testing
+
 @testable import ChainIndex
 
 @Suite struct TreeStoreTests {
@@ -23,14 +24,16 @@ import SegmentStore
             #expect(Merkle.verifyInclusion(index: i, size: UInt64(n), leaf: l[Int(i)], proof: p, root: root))
             let m = UInt64(max(1, (n * 31) % n))
             let c = try t.consistencyProof(old: m, new: UInt64(n))
-            #expect(Merkle.verifyConsistency(old: m, new: UInt64(n), oldRoot: Merkle.root(l[0..<Int(m)]), newRoot: root, proof: c))
+            #expect(
+                Merkle.verifyConsistency(
+                    old: m, new: UInt64(n), oldRoot: Merkle.root(l[0..<Int(m)]), newRoot: root, proof: c))
         }
     }
 
     @Test func largeTreeAcrossTwoStoredLevelsSurvivesReopen() throws {
         let dir = temporaryDirectory("tree")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let l = leaves(70_000) // past 256^2 = 65,536: levels 0, 8 and 16 are stored
+        let l = leaves(70_000)  // past 256^2 = 65,536: levels 0, 8 and 16 are stored
         do {
             let t = try TreeStore(directory: dir)
             for c in stride(from: 0, to: l.count, by: 999) { try t.append(Array(l[c..<min(l.count, c + 999)])) }
@@ -45,10 +48,14 @@ import SegmentStore
             let root = Merkle.root(l[0..<Int(n)])
             #expect(try t.root(at: n) == root)
             let i = UInt64.random(in: 0..<n, using: &rng)
-            #expect(Merkle.verifyInclusion(index: i, size: n, leaf: l[Int(i)], proof: try t.inclusionProof(index: i, size: n), root: root))
+            #expect(
+                Merkle.verifyInclusion(
+                    index: i, size: n, leaf: l[Int(i)], proof: try t.inclusionProof(index: i, size: n), root: root))
             let m = UInt64.random(in: 1...n, using: &rng)
-            #expect(Merkle.verifyConsistency(old: m, new: n, oldRoot: Merkle.root(l[0..<Int(m)]), newRoot: root,
-                                             proof: try t.consistencyProof(old: m, new: n)))
+            #expect(
+                Merkle.verifyConsistency(
+                    old: m, new: n, oldRoot: Merkle.root(l[0..<Int(m)]), newRoot: root,
+                    proof: try t.consistencyProof(old: m, new: n)))
         }
     }
 

@@ -1,12 +1,12 @@
-import AuditBase
-import LogProofs
 import Archive
 import AuditAccess
+import AuditBase
 import AuditWire
 import ChainIndex
 import Foundation
-import Witness
+import LogProofs
 import SegmentStore
+import Witness
 
 /// The body of every fuzz target (FuzzTesting/, one libFuzzer executable each), kept here so
 /// that `swift test` replays each target's fail cases and seeds through the very same code
@@ -104,6 +104,8 @@ public enum FuzzHarness {
         let dir = Scratch.directory(with: "checkpoints.log", input)
         FileManager.default.createFile(atPath: dir + "/checkpoints.idx", contents: nil)
         if let log = try? CheckpointLog(directory: dir, verifier: verifier, readOnly: true) {
+            // CheckpointLog.forEach reads the log (it is not Sequence.forEach).
+            // swift-format-ignore: ReplaceForEachWithForLoop
             _ = try? log.forEach { _, _, _ in }
             _ = try? log.first(atLeast: 1, verifier: verifier)
         }
@@ -116,9 +118,13 @@ public enum FuzzHarness {
     /// Writers' entries (§4), through both preparation paths, and stored entries.
     public static func entry(_ input: UnsafeRawBufferPointer) {
         let b = Array(input)
-        if let p = try? Entry.prepare(json: b, receivedAt: 1_700_000_000_000, writer: Writer(uid: 1000, gid: 1000, via: "fuzz")) {
+        if let p = try? Entry.prepare(
+            json: b, receivedAt: 1_700_000_000_000, writer: Writer(uid: 1000, gid: 1000, via: "fuzz"))
+        {
             // The one-pass scanner must answer as the parser does on every canonical entry.
-            if !Entry.storedFieldScannerAgrees(p.content) { fatalError("stored-field scanner disagrees with the parser") }
+            if !Entry.storedFieldScannerAgrees(p.content) {
+                fatalError("stored-field scanner disagrees with the parser")
+            }
             _ = try? Entry.decodeStored(p.content)
         }
         _ = try? JSONParser.parse(b)
@@ -138,9 +144,15 @@ public enum FuzzHarness {
                 _ = WireError(body: f.body)
                 // The witness frames (§9.1): what a client parses from the daemon, and the
                 // daemon from a client; and a receipt line (§9.4).
-                if let r = CheckpointReply(body: f.body), CheckpointReply(body: r.body) != r { fatalError("CHECKPOINT reply does not round-trip") }
-                if let r = InclusionReply(body: f.body), InclusionReply(body: r.body) != r { fatalError("INCLUSION reply does not round-trip") }
-                if let seqs = InclusionReply.seqs(f.body), InclusionReply.request(seqs) != f.body { fatalError("INCLUSION request does not round-trip") }
+                if let r = CheckpointReply(body: f.body), CheckpointReply(body: r.body) != r {
+                    fatalError("CHECKPOINT reply does not round-trip")
+                }
+                if let r = InclusionReply(body: f.body), InclusionReply(body: r.body) != r {
+                    fatalError("INCLUSION reply does not round-trip")
+                }
+                if let seqs = InclusionReply.seqs(f.body), InclusionReply.request(seqs) != f.body {
+                    fatalError("INCLUSION request does not round-trip")
+                }
                 _ = try? EntryReceipt(json: String(decoding: f.body, as: UTF8.self))
             }
         }
@@ -186,7 +198,9 @@ public enum FuzzHarness {
         if let csv = try? ExportCSV.lines(text) { _ = ExportVerifier(key: seedKey).verify(lines: csv, format: "csv") }
         // The streaming reader verify-export uses, on the same bytes from a file.
         let dir = Scratch.directory(with: "export", input)
-        if let r = try? ExportReader(path: dir + "/export") { _ = ExportVerifier(key: seedKey).verify(lines: r, format: r.format) }
+        if let r = try? ExportReader(path: dir + "/export") {
+            _ = ExportVerifier(key: seedKey).verify(lines: r, format: r.format)
+        }
     }
 }
 
@@ -210,6 +224,8 @@ enum Scratch {
 
 /// A witness for the log of the seed key, its state in a scratch directory.
 let fuzzWitness: Witness? = {
-    guard let log = try? NoteSigner.generate(name: "fuzz.test/log"), let w = try? NoteSigner.generate(name: "fuzz.test/w") else { return nil }
+    guard let log = try? NoteSigner.generate(name: "fuzz.test/log"),
+        let w = try? NoteSigner.generate(name: "fuzz.test/w")
+    else { return nil }
     return try? Witness(cosigner: Cosigner(key: w), logs: [log.verifier], stateDirectory: Scratch.base + "-witness")
 }()

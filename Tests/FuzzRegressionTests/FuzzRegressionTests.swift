@@ -6,7 +6,8 @@ import Testing
 /// (FuzzTesting/Corpus/TARGET/) goes through its target's body again: a trap here is a
 /// regression, and it fails the test run.
 @Suite struct FuzzRegressionTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("FuzzTesting").path
 
     static func inputs(_ folder: String, _ target: String) -> [String] {

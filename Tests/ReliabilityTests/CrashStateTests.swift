@@ -1,10 +1,11 @@
 import AuditBase
-import LogProofs
 import Foundation
-@testable import ChainIndex
+import LogProofs
 import SegmentStore
-import Testing
 import TestSupport
+import Testing
+
+@testable import ChainIndex
 
 /// Issue 7: the workload's durable operations recorded once; then, for every prefix of them
 /// and each way unsynced work can be lost, the directory a crash there could leave is rebuilt,
@@ -22,7 +23,9 @@ import TestSupport
         #expect(out.failures.isEmpty, "\(out.failures)")
         let total = recorder.count
         // CRASH_OPS=1 prints every recorded operation with its thread (to read a failure's context).
-        if ProcessInfo.processInfo.environment["CRASH_OPS"] != nil { print(recorder.describe(0..<total).joined(separator: "\n")) }
+        if ProcessInfo.processInfo.environment["CRASH_OPS"] != nil {
+            print(recorder.describe(0..<total).joined(separator: "\n"))
+        }
         var states = 0
         for k in 0...total {
             for survival in CrashRecorder.Survival.allCases {
@@ -38,11 +41,15 @@ import TestSupport
                     defer { try? FileManager.default.removeItem(atPath: again) }
                     try recorder.materialize(prefix: k, survival: survival, into: again)
                     let second = Workload(root: again, signer: w.signer).check(out, ackedBy: k)
-                    Issue.record("crash after operation \(k) of \(total), \(survival): \(bad); checked again: \(second.isEmpty ? "passes (the first check was disturbed)" : "fails the same way"); the operations before: \(recorder.describe(max(0, k - 12)..<k).joined(separator: "; "))")
+                    Issue.record(
+                        "crash after operation \(k) of \(total), \(survival): \(bad); checked again: \(second.isEmpty ? "passes (the first check was disturbed)" : "fails the same way"); the operations before: \(recorder.describe(max(0, k - 12)..<k).joined(separator: "; "))"
+                    )
                     return
                 }
             }
         }
-        print("crash states: \(states) explored (\(total) operations × \(CrashRecorder.Survival.allCases.count) outcomes + the empty start)")
+        print(
+            "crash states: \(states) explored (\(total) operations × \(CrashRecorder.Survival.allCases.count) outcomes + the empty start)"
+        )
     }
 }

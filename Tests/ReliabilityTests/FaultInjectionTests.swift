@@ -1,10 +1,12 @@
 import AuditBase
-import LogProofs
 import Foundation
-@testable import ChainIndex
+import LogProofs
 import SegmentStore
-import Testing
 import TestSupport
+import Testing
+
+@testable import ChainIndex
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +43,10 @@ import Glibc
             FileOps.stopIntercepting(root)
             if !out.failures.isEmpty { failedRuns += 1 }
             let bad = w.check(out)
-            #expect(bad.isEmpty, "operation \(n) (\(plan.operations.dropFirst(n).first.map { "\($0)" } ?? "?")) failed with \(fault): \(bad)")
+            #expect(
+                bad.isEmpty,
+                "operation \(n) (\(plan.operations.dropFirst(n).first.map { "\($0)" } ?? "?")) failed with \(fault): \(bad)"
+            )
             if !bad.isEmpty { break }
         }
         #expect(failedRuns > 0)

@@ -1,11 +1,12 @@
-import AuditBase
-import LogProofs
 import Archive
 import AuditAccess
-@testable import ChainIndex
+import AuditBase
 import Foundation
+import LogProofs
 import SegmentStore
 import TestSupport
+
+@testable import ChainIndex
 
 /// One run of everything that writes to a data directory and its archive: appends, rotation,
 /// sealing, checkpoints, token, hold and retention changes, an archive move, a restore, a
@@ -45,8 +46,11 @@ struct Workload {
     static func batch(_ from: Int, _ n: Int) -> [PreparedEntry] {
         (from..<from + n).compactMap { i in
             let org = ["org_a", "org_b", "org_c"][i % 3]
-            let json = #"{"org":"\#(org)","category":"access","action":"access.granted","actor":{"type":"human","id":"u\#(i % 5)"},"target":{"type":"p","id":"p\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2020-01-01T00:00:00Z","metadata":{"i":\#(i),"pad":"\#(String(repeating: "x", count: 100))"}}"#
-            return try? Entry.prepare(json: Array(json.utf8), receivedAt: 1_577_836_800_000 + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
+            let json =
+                #"{"org":"\#(org)","category":"access","action":"access.granted","actor":{"type":"human","id":"u\#(i % 5)"},"target":{"type":"p","id":"p\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2020-01-01T00:00:00Z","metadata":{"i":\#(i),"pad":"\#(String(repeating: "x", count: 100))"}}"#
+            return try? Entry.prepare(
+                json: Array(json.utf8), receivedAt: 1_577_836_800_000 + Int64(i),
+                writer: Writer(uid: 0, gid: 0, via: "test"))
         }
     }
 
@@ -65,7 +69,9 @@ struct Workload {
             let stopped: Bool = { if case .failed = l.writeState { return true } else { return false } }()
             step("append") {
                 let r = try l.appendAndWait(Self.batch(next, n))
-                if stopped { out.violations.append("an append was acknowledged after a failed sync (seqs \(r.map(\.seq)))") }
+                if stopped {
+                    out.violations.append("an append was acknowledged after a failed sync (seqs \(r.map(\.seq)))")
+                }
                 out.acked += r
                 out.ackedAfter += r.map { _ in operations() }
             }
@@ -77,7 +83,12 @@ struct Workload {
         let tokens = TokenStore.path(forData: data)
         step("token") { _ = try TokenStore.create(path: tokens, org: "org_a", label: "t") }
         var holdID: String?
-        step("hold") { holdID = try LegalHolds.create(dir: data, org: "org_x", from: nil, to: nil, reason: "r", authority: "a", now: Self.date("2023-01-01T00:00:00Z")).id }
+        step("hold") {
+            holdID = try LegalHolds.create(
+                dir: data, org: "org_x", from: nil, to: nil, reason: "r", authority: "a",
+                now: Self.date("2023-01-01T00:00:00Z")
+            ).id
+        }
         step("retention") { _ = try RetentionPolicy.extend(dir: data, org: "org_c", years: 8) }
         append(5)
         let backend: LocalDirectoryBackend
@@ -89,7 +100,9 @@ struct Workload {
         let archiver = Archiver(ledger: l, backend: backend, clock: { Self.date("2023-01-01T00:00:00Z") })
         var bundle: String?
         step("archive") {
-            if let first = l.store.segments().first(where: { $0.state == .sealed }) { bundle = try archiver.archive(first) }
+            if let first = l.store.segments().first(where: { $0.state == .sealed }) {
+                bundle = try archiver.archive(first)
+            }
         }
         step("restore") {
             if let bundle {
@@ -103,16 +116,23 @@ struct Workload {
         }
         let later = Archiver(ledger: l, backend: backend, clock: { Self.date("2040-01-01T00:00:00Z") })
         step("purge") {
-            _ = try later.purge(policy: try RetentionPolicy.load(dir: data), holds: try LegalHolds.load(dir: data)) { decisions in
+            _ = try later.purge(policy: try RetentionPolicy.load(dir: data), holds: try LegalHolds.load(dir: data)) {
+                decisions in
                 let before = out.acked.count
                 defer { out.ackedAfter += Array(repeating: operations(), count: out.acked.count - before) }
-                out.acked += try l.appendAndWait(decisions.compactMap { d in
-                    let json = #"{"org":"org_ops","category":"privacy","action":"archive.purged","actor":{"type":"service","id":"test"},"target":{"type":"bundle","id":"\#(d.bundle)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2040-01-01T00:00:00Z","metadata":{}}"#
-                    return try? Entry.prepare(json: Array(json.utf8), receivedAt: 2_208_988_800_000, writer: Writer(uid: 0, gid: 0, via: "test"))
-                })
+                out.acked += try l.appendAndWait(
+                    decisions.compactMap { d in
+                        let json =
+                            #"{"org":"org_ops","category":"privacy","action":"archive.purged","actor":{"type":"service","id":"test"},"target":{"type":"bundle","id":"\#(d.bundle)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2040-01-01T00:00:00Z","metadata":{}}"#
+                        return try? Entry.prepare(
+                            json: Array(json.utf8), receivedAt: 2_208_988_800_000,
+                            writer: Writer(uid: 0, gid: 0, via: "test"))
+                    })
             }
         }
-        step("hold release") { if let holdID { _ = try LegalHolds.release(dir: data, id: holdID, now: Self.date("2040-01-02T00:00:00Z")) } }
+        step("hold release") {
+            if let holdID { _ = try LegalHolds.release(dir: data, id: holdID, now: Self.date("2040-01-02T00:00:00Z")) }
+        }
         append(3)
         step("close") { try l.close() }
         return out
@@ -127,7 +147,10 @@ struct Workload {
             return bad + ["reopen failed: \(error)"]
         }
         for (r, at) in zip(outcome.acked, outcome.ackedAfter) where at <= limit {
-            guard r.seq < l.size else { bad.append("acknowledged entry \(r.seq) is gone (log size \(l.size))"); continue }
+            guard r.seq < l.size else {
+                bad.append("acknowledged entry \(r.seq) is gone (log size \(l.size))")
+                continue
+            }
             do {
                 let leaf = try l.tree.leaf(r.seq)
                 if leaf != r.hash { bad.append("acknowledged entry \(r.seq) has another hash") }

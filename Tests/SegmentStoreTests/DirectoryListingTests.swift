@@ -1,6 +1,7 @@
-@testable import AuditBase
 import Foundation
 import Testing
+
+@testable import AuditBase
 @testable import SegmentStore
 
 /// Issue 19 item 2: `auditctl verify` crashed about one run in twenty in `FileOps.list`.
@@ -9,7 +10,9 @@ import Testing
     /// entry of readdir's buffer can: its name is read without touching the page after it.
     @Test func anEntryEndingAtTheEdgeOfMappedMemoryIsReadInPlace() throws {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard let base = mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), base != MAP_FAILED else {
+        guard let base = mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            base != MAP_FAILED
+        else {
             Issue.record("mmap failed: errno \(errno)")
             return
         }

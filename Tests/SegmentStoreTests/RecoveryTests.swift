@@ -1,6 +1,7 @@
 import AuditBase
 import Foundation
 import Testing
+
 @testable import SegmentStore
 
 /// Failure modes of the open segment and of sealing, named after what goes wrong.
@@ -100,7 +101,10 @@ import Testing
             try s.rotate()
             // Seal by hand but "crash" before the open file is removed.
             var recs: [StoredRecord] = []
-            try s.scan { recs.append($0); return true }
+            try s.scan {
+                recs.append($0)
+                return true
+            }
             _ = try Sealer.seal(records: recs, segment: 0, firstSeq: 0, directory: dir, blockTarget: 1 << 16, level: 3)
         }
         #expect(FileManager.default.fileExists(atPath: dir + "/" + SegmentNames.open(0)))
@@ -246,7 +250,10 @@ import Testing
         return try #require(try s.sealRotated().first).path
     }
 
-    @Test(arguments: [[UInt8](repeating: 0xFF, count: 8), [0xE8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], [0, 0, 0, 0, 0, 0, 0, 0x80]])
+    @Test(arguments: [
+        [UInt8](repeating: 0xFF, count: 8), [0xE8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],
+        [0, 0, 0, 0, 0, 0, 0, 0x80],
+    ])
     func trailerFooterOffsetEditIsCorruptionNotATrap(bytes: [UInt8]) throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,7 +1,7 @@
 import AuditBase
 import Foundation
-import Testing
 import SegmentStore
+import Testing
 
 /// The store learns one neutral fact from its caller: these segments left the directory.
 /// It keeps their place, says so on reads, and refuses to open without being told.
@@ -21,7 +21,8 @@ import SegmentStore
     }
 
     static func retired(_ dir: String) -> RetiredSegment {
-        RetiredSegment(segment: 0, firstSeq: 0, endSeq: 100, path: dir + "/marker", label: "place-7", hint: "ask for it back")
+        RetiredSegment(
+            segment: 0, firstSeq: 0, endSeq: 100, path: dir + "/marker", label: "place-7", hint: "ask for it back")
     }
 
     @Test func aRetiredSegmentKeepsItsPlaceAndReadsSayWhereItWent() throws {
@@ -32,11 +33,17 @@ import SegmentStore
         #expect(s.segments().first?.label == "place-7")
         let e = #expect(throws: StoreError.self) { try s.read(seq: 42) }
         #expect(e?.code == .retired)
-        #expect(e?.description.contains("entries 0..<100 (segment 0) were retired from this directory to place-7; ask for it back") == true, "\(e.map(String.init(describing:)) ?? "")")
+        #expect(
+            e?.description.contains(
+                "entries 0..<100 (segment 0) were retired from this directory to place-7; ask for it back") == true,
+            "\(e.map(String.init(describing:)) ?? "")")
         #expect(throws: StoreError.self) { try s.scan(from: 0) { _ in true } }
         #expect(try s.read(seq: 120).seq == 120)
         var n = 0
-        try s.scan(from: 100) { _ in n += 1; return true }
+        try s.scan(from: 100) { _ in
+            n += 1
+            return true
+        }
         #expect(n == 50)
     }
 
@@ -45,7 +52,9 @@ import SegmentStore
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for readOnly in [true, false] {
             let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir, readOnly: readOnly) }
-            #expect(e?.code == .corrupt && e?.message.contains("segment 0 is missing") == true, "\(e.map(String.init(describing:)) ?? "")")
+            #expect(
+                e?.code == .corrupt && e?.message.contains("segment 0 is missing") == true,
+                "\(e.map(String.init(describing:)) ?? "")")
         }
     }
 

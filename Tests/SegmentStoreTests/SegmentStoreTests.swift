@@ -1,6 +1,7 @@
-@testable import AuditBase
 import Foundation
 import Testing
+
+@testable import AuditBase
 @testable import SegmentStore
 
 @Suite struct SegmentStoreTests {
@@ -11,7 +12,7 @@ import Testing
         do {
             let s = try SegmentStore(directory: dir)
             #expect(try s.write(Array(input[0..<200])) == 0)
-            #expect(throws: StoreError.self) { try s.read(seq: 0) } // not durable yet, not readable
+            #expect(throws: StoreError.self) { try s.read(seq: 0) }  // not durable yet, not readable
             try s.sync()
             #expect(try s.write(Array(input[200...])) == 200)
             try s.sync()
@@ -22,7 +23,10 @@ import Testing
         #expect(s.recovery.bytesCut == 0)
         #expect(s.recovery.recordsKept == 500)
         var seen: [StoredRecord] = []
-        try s.scan { seen.append($0); return true }
+        try s.scan {
+            seen.append($0)
+            return true
+        }
         #expect(seen.map(\.payload) == input.map(\.payload))
         #expect(seen.map(\.seq) == (0..<500).map { UInt64($0) })
         #expect(try s.write(records(1)) == 500)
@@ -63,7 +67,11 @@ import Testing
         #expect(seg.footer.blocks.filter { $0.key != 0 }.count >= seg.footer.blocks.count / 2)
         for i in [0, 1, 150, 299] { #expect(try s.read(seq: UInt64(i)).payload == input[i].payload) }
         var n = 0
-        try s.scan { r in #expect(r.payload == input[Int(r.seq)].payload); n += 1; return true }
+        try s.scan { r in
+            #expect(r.payload == input[Int(r.seq)].payload)
+            n += 1
+            return true
+        }
         #expect(n == 300)
         // Reopen: the sealed segment is listed, the new open segment continues the sequence.
         let again = try SegmentStore(directory: dir, options: opts)

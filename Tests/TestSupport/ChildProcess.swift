@@ -1,5 +1,6 @@
 import AuditBase
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,7 +90,8 @@ public final class ChildProcess: @unchecked Sendable {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
-        var all = sigset_t(), none = sigset_t()
+        var all = sigset_t()
+        var none = sigset_t()
         sigfillset(&all)
         sigemptyset(&none)
         posix_spawnattr_setsigdefault(&attr, &all)
@@ -133,6 +135,8 @@ public final class ChildProcess: @unchecked Sendable {
 
 // glibc ≥ 2.29 / 2.34 (Debian 12 has 2.36); the Glibc module map leaves them out (_GNU_SOURCE).
 @_silgen_name("posix_spawn_file_actions_addchdir_np")
-private func c_addchdir(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ path: UnsafePointer<CChar>) -> Int32
+private func c_addchdir(
+    _ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ path: UnsafePointer<CChar>
+) -> Int32
 @_silgen_name("posix_spawn_file_actions_addclosefrom_np")
 private func c_addclosefrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32

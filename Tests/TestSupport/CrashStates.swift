@@ -49,7 +49,8 @@ public final class CrashRecorder: FileInterceptor, @unchecked Sendable {
     public func after(_ op: FileOperation, bytes: UnsafeRawBufferPointer?) {
         defer { serial.unlock() }
         let copy = bytes.map { Array($0) } ?? []
-        let thread = (Thread.current.name.map { $0.isEmpty ? "" : $0 + " " } ?? "") + "t\(UInt(pthread_self()) % 100_000)"
+        let thread =
+            (Thread.current.name.map { $0.isEmpty ? "" : $0 + " " } ?? "") + "t\(UInt(pthread_self()) % 100_000)"
         lock.withLock { ops.append(Op(op: op, bytes: copy, thread: thread)) }
     }
 
@@ -75,8 +76,10 @@ public final class CrashRecorder: FileInterceptor, @unchecked Sendable {
     /// left behind.
     public func materialize(prefix: Int, survival: Survival, into target: String) throws {
         let all = lock.withLock { Array(ops.prefix(prefix)) }
-        var names: [String: Inode] = [:], durableNames: [String: Inode] = [:]
-        var dirs: Set<String> = [root], durableDirs: Set<String> = [root]
+        var names: [String: Inode] = [:]
+        var durableNames: [String: Inode] = [:]
+        var dirs: Set<String> = [root]
+        var durableDirs: Set<String> = [root]
         for o in all {
             switch o.op {
             case .mkdir(let p):
@@ -91,7 +94,11 @@ public final class CrashRecorder: FileInterceptor, @unchecked Sendable {
             case .truncate(let p, let length):
                 guard let n = names[p] else { continue }
                 let len = Int(length)
-                if n.current.count > len { n.current.removeSubrange(len...) } else { n.current += [UInt8](repeating: 0, count: len - n.current.count) }
+                if n.current.count > len {
+                    n.current.removeSubrange(len...)
+                } else {
+                    n.current += [UInt8](repeating: 0, count: len - n.current.count)
+                }
             case .sync(let p):
                 if let n = names[p] { n.durable = n.current }
             case .syncDirectory(let d):
@@ -107,7 +114,8 @@ public final class CrashRecorder: FileInterceptor, @unchecked Sendable {
                 names[p]?.mode = mode
             }
         }
-        let (finalNames, finalDirs): ([String: Inode], Set<String>) = survival == .syncedOnly ? (durableNames, durableDirs) : (names, dirs)
+        let (finalNames, finalDirs): ([String: Inode], Set<String>) =
+            survival == .syncedOnly ? (durableNames, durableDirs) : (names, dirs)
         func relocate(_ p: String) -> String { target + p.dropFirst(root.count) }
         for d in finalDirs.sorted() {
             try FileManager.default.createDirectory(atPath: relocate(d), withIntermediateDirectories: true)
@@ -116,7 +124,8 @@ public final class CrashRecorder: FileInterceptor, @unchecked Sendable {
             // A name whose directory did not survive goes with it.
             guard finalDirs.contains(Self.parent(p)) else { continue }
             let bytes = survival == .everything ? n.current : n.durable
-            FileManager.default.createFile(atPath: relocate(p), contents: Data(bytes), attributes: [.posixPermissions: Int(n.mode)])
+            FileManager.default.createFile(
+                atPath: relocate(p), contents: Data(bytes), attributes: [.posixPermissions: Int(n.mode)])
         }
     }
 }

@@ -1,5 +1,6 @@
 import AuditBase
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +16,9 @@ public final class FaultPlan: FileInterceptor, @unchecked Sendable {
 
     /// Fails operations matching `match` with `fault`, after letting `skip` of them through,
     /// `times` times (`Int.max`: until cleared).
-    public func add(_ fault: FileFault, skip: Int = 0, times: Int = Int.max, where match: @escaping (FileOperation) -> Bool) {
+    public func add(
+        _ fault: FileFault, skip: Int = 0, times: Int = Int.max, where match: @escaping (FileOperation) -> Bool
+    ) {
         lock.withLock { rules.append((match, fault, skip, times)) }
     }
 
@@ -35,7 +38,10 @@ public final class FaultPlan: FileInterceptor, @unchecked Sendable {
             log.append(op)
             seen += 1
             for i in rules.indices where rules[i].match(op) {
-                if rules[i].skip > 0 { rules[i].skip -= 1; continue }
+                if rules[i].skip > 0 {
+                    rules[i].skip -= 1
+                    continue
+                }
                 guard rules[i].times > 0 else { continue }
                 rules[i].times -= 1
                 if case .shortWrite = rules[i].fault, case .write = op { return rules[i].fault }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,8 +20,13 @@ public enum ObjectStore {
     /// `AUDITLOG_S3_*` for the store.
     public static func environment(file: String = #filePath) throws -> [String: String] {
         let e = ProcessInfo.processInfo.environment
-        if let ep = e["AUDITLOG_S3_ENDPOINT"], let ak = e["AUDITLOG_S3_ACCESS_KEY_ID"], let sk = e["AUDITLOG_S3_SECRET_ACCESS_KEY"] {
-            return ["AUDITLOG_S3_ENDPOINT": ep, "AUDITLOG_S3_ACCESS_KEY_ID": ak, "AUDITLOG_S3_SECRET_ACCESS_KEY": sk, "AUDITLOG_S3_REGION": e["AUDITLOG_S3_REGION"] ?? "default"]
+        if let ep = e["AUDITLOG_S3_ENDPOINT"], let ak = e["AUDITLOG_S3_ACCESS_KEY_ID"],
+            let sk = e["AUDITLOG_S3_SECRET_ACCESS_KEY"]
+        {
+            return [
+                "AUDITLOG_S3_ENDPOINT": ep, "AUDITLOG_S3_ACCESS_KEY_ID": ak, "AUDITLOG_S3_SECRET_ACCESS_KEY": sk,
+                "AUDITLOG_S3_REGION": e["AUDITLOG_S3_REGION"] ?? "default",
+            ]
         }
         return try lock.withLock {
             if let started { return try started.get() }
@@ -33,30 +39,44 @@ public enum ObjectStore {
     /// What auditd, auditctl and `S3Settings` read (`AWS_*`, path-style) for the store.
     public static func clientEnvironment(file: String = #filePath) throws -> [String: String] {
         let s = try environment(file: file)
-        return ["AWS_ACCESS_KEY_ID": s["AUDITLOG_S3_ACCESS_KEY_ID"] ?? "", "AWS_SECRET_ACCESS_KEY": s["AUDITLOG_S3_SECRET_ACCESS_KEY"] ?? "",
-                "AWS_REGION": s["AUDITLOG_S3_REGION"] ?? "default", "AWS_ENDPOINT_URL_S3": s["AUDITLOG_S3_ENDPOINT"] ?? "", "AUDITLOG_S3_PATH_STYLE": "1"]
+        return [
+            "AWS_ACCESS_KEY_ID": s["AUDITLOG_S3_ACCESS_KEY_ID"] ?? "",
+            "AWS_SECRET_ACCESS_KEY": s["AUDITLOG_S3_SECRET_ACCESS_KEY"] ?? "",
+            "AWS_REGION": s["AUDITLOG_S3_REGION"] ?? "default", "AWS_ENDPOINT_URL_S3": s["AUDITLOG_S3_ENDPOINT"] ?? "",
+            "AUDITLOG_S3_PATH_STYLE": "1",
+        ]
     }
 
     static func start(file: String) throws -> [String: String] {
-        let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let script = root.appendingPathComponent("scripts/ceph-rgw").path
-        for b in ["/usr/bin/ceph-mon", "/usr/bin/ceph-osd", "/usr/bin/radosgw"] where !FileManager.default.isExecutableFile(atPath: b) {
-            throw Missing(description: "\(b) is missing: the S3 archive tests run against a Ceph RADOS Gateway on loopback; install Debian's ceph-mon ceph-osd radosgw ceph-common (scripts/setup and .ci/run do), or point AUDITLOG_S3_ENDPOINT and its keys at another store")
+        for b in ["/usr/bin/ceph-mon", "/usr/bin/ceph-osd", "/usr/bin/radosgw"]
+        where !FileManager.default.isExecutableFile(atPath: b) {
+            throw Missing(
+                description:
+                    "\(b) is missing: the S3 archive tests run against a Ceph RADOS Gateway on loopback; install Debian's ceph-mon ceph-osd radosgw ceph-common (scripts/setup and .ci/run do), or point AUDITLOG_S3_ENDPOINT and its keys at another store"
+            )
         }
         let dir = NSTemporaryDirectory() + "auditlog-rgw-\(getpid())"
         guard let port = freePortPair(preferring: 10_000 + Int(getpid() % 11_000) * 2) else {
-            throw Missing(description: "no two free loopback ports below the ephemeral range for the Ceph gateway and monitor")
+            throw Missing(
+                description: "no two free loopback ports below the ephemeral range for the Ceph gateway and monitor")
         }
         // Through ChildProcess, which closes every descriptor above 2 in the child: the
         // script's daemons outlive the test run, and with system(3) they inherited every pipe
         // the test process had open at that moment (a concurrent test's child's stdout among
         // them), so that test's read to end of file never ended.
-        let envPath = dir + ".env", errPath = dir + ".stderr"
+        let envPath = dir + ".env"
+        let errPath = dir + ".stderr"
         let status = try runScript(script, ["start", dir, String(port)], stdout: envPath, stderr: errPath)
         let text = (try? String(contentsOfFile: envPath, encoding: .utf8)) ?? ""
         guard status == 0 else {
             let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-            throw Missing(description: "scripts/ceph-rgw could not start the gateway (status \(status)): \(text.suffix(800)) \(err.suffix(1200))")
+            throw Missing(
+                description:
+                    "scripts/ceph-rgw could not start the gateway (status \(status)): \(text.suffix(800)) \(err.suffix(1200))"
+            )
         }
         stopDir = dir
         stopScript = script
@@ -69,7 +89,9 @@ public enum ObjectStore {
             let kv = line.split(separator: "=", maxSplits: 1)
             if kv.count == 2 { env[String(kv[0])] = String(kv[1]) }
         }
-        guard env["AUDITLOG_S3_ENDPOINT"] != nil else { throw Missing(description: "scripts/ceph-rgw printed no endpoint: \(text.suffix(800))") }
+        guard env["AUDITLOG_S3_ENDPOINT"] != nil else {
+            throw Missing(description: "scripts/ceph-rgw printed no endpoint: \(text.suffix(800))")
+        }
         return env
     }
 
@@ -103,7 +125,8 @@ public enum ObjectStore {
     /// range (32768 up), where an outgoing connection of a concurrent test could take a port
     /// between this check and the gateway's bind.
     public static func freePortPair(preferring: Int) -> Int? {
-        let low = 10_000, span = 22_000
+        let low = 10_000
+        let span = 22_000
         for attempt in 0..<200 {
             let p = low + ((preferring - low + attempt * 2) % span + span) % span
             if isFree(p), isFree(p + 1) { return p }
@@ -121,7 +144,9 @@ public enum ObjectStore {
         addr.sin_port = in_port_t(UInt16(truncatingIfNeeded: port)).bigEndian
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
     }
 

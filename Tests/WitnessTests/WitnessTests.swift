@@ -1,10 +1,11 @@
 import AuditBase
-import LogProofs
 import Foundation
-import Testing
-@testable import ChainIndex
+import LogProofs
 import SegmentStore
 import TestSupport
+import Testing
+
+@testable import ChainIndex
 @testable import Witness
 
 /// Issue 10: a witness (C2SP tlog-witness) cosigns a log's checkpoint only when it extends
@@ -28,30 +29,42 @@ import TestSupport
             o.background = false
             ledger = try Ledger(directory: dir + "/log", signer: signer, options: o)
             cosigner = Cosigner(key: try NoteSigner.generate(name: "witness.test/w1"))
-            witness = try Witness(cosigner: cosigner, logs: [signer.verifier], stateDirectory: dir + "/state", clock: { 1_700_000_000 })
+            witness = try Witness(
+                cosigner: cosigner, logs: [signer.verifier], stateDirectory: dir + "/state", clock: { 1_700_000_000 })
         }
 
         /// Appends `n` entries and returns the new signed checkpoint.
         mutating func grow(_ n: Int) throws -> SignedCheckpoint {
-            _ = try ledger.appendAndWait((0..<n).map { k in
-                let json = #"{"org":"org_a","category":"access","action":"access.granted","actor":{"type":"human","id":"u1"},"target":{"type":"doc","id":"d\#(next + k)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2026-01-01T00:00:00Z"}"#
-                return try Entry.prepare(json: Array(json.utf8), receivedAt: 1_767_225_600_000 + Int64(next + k), writer: Writer(uid: 0, gid: 0, via: "test"))
-            })
+            _ = try ledger.appendAndWait(
+                (0..<n).map { k in
+                    let json =
+                        #"{"org":"org_a","category":"access","action":"access.granted","actor":{"type":"human","id":"u1"},"target":{"type":"doc","id":"d\#(next + k)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"2026-01-01T00:00:00Z"}"#
+                    return try Entry.prepare(
+                        json: Array(json.utf8), receivedAt: 1_767_225_600_000 + Int64(next + k),
+                        writer: Writer(uid: 0, gid: 0, via: "test"))
+                })
             next += n
             try ledger.checkpointNow()
             return try #require(ledger.latestCheckpoint)
         }
 
         func request(old: UInt64, proof: [Hash] = [], note: String) -> [UInt8] {
-            Array(("old \(old)\n" + proof.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + note).utf8)
+            Array(
+                ("old \(old)\n" + proof.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + note).utf8
+            )
         }
 
-        func proof(_ old: UInt64, _ new: UInt64) throws -> [Hash] { old == 0 ? [] : try ledger.consistencyProof(old: old, new: new) }
+        func proof(_ old: UInt64, _ new: UInt64) throws -> [Hash] {
+            old == 0 ? [] : try ledger.consistencyProof(old: old, new: new)
+        }
     }
 
     @Test func cosignsAGrowingLogAndTheCosignatureIsCosignatureV1() throws {
         var s = try Setup()
-        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        defer {
+            try? s.ledger.close()
+            try? FileManager.default.removeItem(atPath: s.dir)
+        }
         let c1 = try s.grow(10)
         let r1 = s.witness.addCheckpoint(s.request(old: 0, note: c1.note))
         #expect(r1.status == 200, "\(r1)")
@@ -70,7 +83,10 @@ import TestSupport
         // line is ignored.
         #expect(try s.cosigner.verifier.cosignature(in: c1.note + r1.body) == 1_700_000_000)
         #expect(try s.cosigner.verifier.cosignature(in: c1.note) == nil)
-        #expect(throws: Note.Failure.self) { _ = try s.cosigner.verifier.cosignature(in: c1.note.replacingOccurrences(of: "\n10\n", with: "\n11\n") + r1.body) }
+        #expect(throws: Note.Failure.self) {
+            _ = try s.cosigner.verifier.cosignature(
+                in: c1.note.replacingOccurrences(of: "\n10\n", with: "\n11\n") + r1.body)
+        }
 
         // The log grows: the witness needs the consistency proof from what it cosigned.
         let c2 = try s.grow(7)
@@ -83,7 +99,10 @@ import TestSupport
 
     @Test func aForkAndARollbackAreRefusedAndTheStateIsUnchanged() throws {
         var s = try Setup()
-        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        defer {
+            try? s.ledger.close()
+            try? FileManager.default.removeItem(atPath: s.dir)
+        }
         let c1 = try s.grow(5)
         let c2 = try s.grow(6)
         #expect(s.witness.addCheckpoint(s.request(old: 0, note: c2.note)).status == 200)
@@ -91,7 +110,8 @@ import TestSupport
         let stateBytes = try Data(contentsOf: URL(fileURLWithPath: s.dir + "/state/witness-state"))
 
         // A fork: the log's key signs another tree of the same size.
-        let forked = try s.signer.sign(Checkpoint(origin: s.signer.name, size: 11, root: SHA256.hash(Array("other".utf8))).text)
+        let forked = try s.signer.sign(
+            Checkpoint(origin: s.signer.name, size: 11, root: SHA256.hash(Array("other".utf8))).text)
         let fork = s.witness.addCheckpoint(s.request(old: 11, note: forked))
         #expect(fork.status == 409 && fork.body.contains("forked"), "\(fork)")
         // A rollback: a smaller tree, claimed to extend what the witness holds…
@@ -101,7 +121,8 @@ import TestSupport
         let stale = s.witness.addCheckpoint(s.request(old: 5, note: c1.note))
         #expect(stale == Witness.Response(status: 409, body: "11\n", contentType: "text/x.tlog.size"))
         // A larger fork: a bigger tree whose proof cannot reach the cosigned root.
-        let bigger = try s.signer.sign(Checkpoint(origin: s.signer.name, size: 20, root: SHA256.hash(Array("other".utf8))).text)
+        let bigger = try s.signer.sign(
+            Checkpoint(origin: s.signer.name, size: 20, root: SHA256.hash(Array("other".utf8))).text)
         let bad = s.witness.addCheckpoint(s.request(old: 11, proof: try s.proof(5, 11), note: bigger))
         #expect(bad.status == 422, "\(bad)")
         #expect(s.witness.latest(s.signer.name) == before)
@@ -110,7 +131,10 @@ import TestSupport
 
     @Test func unknownLogsForeignKeysAndMalformedRequestsAreRefused() throws {
         var s = try Setup()
-        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        defer {
+            try? s.ledger.close()
+            try? FileManager.default.removeItem(atPath: s.dir)
+        }
         let c = try s.grow(3)
         let other = try NoteSigner.generate(name: "other.test/log")
         let unknown = try other.sign(Checkpoint(origin: "other.test/log", size: 3, root: c.checkpoint.root).text)
@@ -120,18 +144,24 @@ import TestSupport
         #expect(s.witness.addCheckpoint(s.request(old: 0, note: try impostor.sign(c.checkpoint.text))).status == 403)
         #expect(s.witness.addCheckpoint(Array("old 01\n\n\(c.note)".utf8)).status == 400)
         #expect(s.witness.addCheckpoint(Array("old 0\n".utf8)).status == 400)
-        #expect(s.witness.addCheckpoint(s.request(old: 4, note: c.note)).status == 400, "old size above the checkpoint's")
+        #expect(
+            s.witness.addCheckpoint(s.request(old: 4, note: c.note)).status == 400, "old size above the checkpoint's")
         #expect(s.witness.addCheckpoint(s.request(old: 0, proof: [c.checkpoint.root], note: c.note)).status == 422)
         #expect(s.witness.latest(s.signer.name) == nil)
     }
 
     @Test func theStateSurvivesARestartAndDamageIsRefused() throws {
         var s = try Setup()
-        defer { try? s.ledger.close(); try? FileManager.default.removeItem(atPath: s.dir) }
+        defer {
+            try? s.ledger.close()
+            try? FileManager.default.removeItem(atPath: s.dir)
+        }
         let c = try s.grow(4)
         #expect(s.witness.addCheckpoint(s.request(old: 0, note: c.note)).status == 200)
         // While it runs, no second witness may use its state (issue 18 item 3).
-        #expect(throws: LedgerError.self) { _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state") }
+        #expect(throws: LedgerError.self) {
+            _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
+        }
         // Stopped (its lock released with it), a new one takes over what it cosigned.
         s.witness = try Witness(cosigner: s.cosigner, logs: [], stateDirectory: s.dir + "/other-state")
         let again = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
@@ -143,7 +173,9 @@ import TestSupport
         bytes[bytes.startIndex + 20] ^= 0x01
         _ = chmod(path, 0o600)
         try bytes.write(to: URL(fileURLWithPath: path))
-        #expect(throws: LedgerError.self) { _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state") }
+        #expect(throws: LedgerError.self) {
+            _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
+        }
     }
 
     /// C2SP tlog-cosignature's own example: its cosignature line carries key ID, then the
@@ -167,22 +199,32 @@ import TestSupport
         let again = try s.cosigner.cosign(body: body, time: now - 30)
         #expect(throws: Note.Failure.self) { _ = try v.cosignature(in: cp.note + good + again, now: now) }
         // Dated an hour ahead; within ten minutes is clock skew and passes.
-        #expect(throws: Note.Failure.self) { _ = try v.cosignature(in: cp.note + (try s.cosigner.cosign(body: body, time: now + 3600)), now: now) }
-        #expect(try v.cosignature(in: cp.note + (try s.cosigner.cosign(body: body, time: now + 300)), now: now) == now + 300)
+        #expect(throws: Note.Failure.self) {
+            _ = try v.cosignature(in: cp.note + (try s.cosigner.cosign(body: body, time: now + 3600)), now: now)
+        }
+        #expect(
+            try v.cosignature(in: cp.note + (try s.cosigner.cosign(body: body, time: now + 300)), now: now) == now + 300
+        )
     }
 
     @Test func theSpecsExampleLineHasTheLayoutWeWrite() throws {
-        let line = "— witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA=="
+        let line =
+            "— witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA=="
         let raw = try #require(Data(base64Encoded: String(line.split(separator: " ")[2])))
         #expect(raw.count == 4 + 8 + 64)
         #expect(raw[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } == 1_679_315_147)
         let body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-        #expect(Cosignature.message(body: body, time: 1_679_315_147)
-                == "cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n")
+        #expect(
+            Cosignature.message(body: body, time: 1_679_315_147)
+                == "cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+        )
         // A verifier key round-trips, and a key ID that does not match is refused.
         let v = Cosigner(key: try NoteSigner.generate(name: "witness.example.com/w1")).verifier
         #expect(try CosignatureVerifier(v.text) == v)
-        #expect(throws: Note.Failure.self) { _ = try CosignatureVerifier(v.text.replacingOccurrences(of: "+", with: "+0", options: [], range: v.text.range(of: "+"))) }
+        #expect(throws: Note.Failure.self) {
+            _ = try CosignatureVerifier(
+                v.text.replacingOccurrences(of: "+", with: "+0", options: [], range: v.text.range(of: "+")))
+        }
     }
 }
 

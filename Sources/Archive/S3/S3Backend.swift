@@ -1,8 +1,9 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,7 +28,8 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     static let commitFile = "bundle.commit"
     /// Test hook: seconds to pause after a bundle's files are uploaded, before its commit
     /// (`AUDITLOG_TEST_PAUSE_BEFORE_COMMIT`), so a crash can be placed mid-upload.
-    public var pauseBeforeCommit: TimeInterval = ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_BEFORE_COMMIT"].flatMap(Double.init) ?? 0
+    public var pauseBeforeCommit: TimeInterval =
+        ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_BEFORE_COMMIT"].flatMap(Double.init) ?? 0
 
     struct Commit: Codable {
         struct File: Codable {
@@ -58,11 +60,15 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         let b = client.settings.bucket
         let v = try client.expect("reading the versioning of bucket \(b)", "GET", key: nil, query: [("versioning", "")])
         guard S3XML.values("Status", in: v.text).first == "Enabled" else {
-            throw LedgerError("bucket \(b) does not have versioning enabled; an audit archive needs it (and Object Lock): create the bucket with Object Lock enabled, which turns versioning on")
+            throw LedgerError(
+                "bucket \(b) does not have versioning enabled; an audit archive needs it (and Object Lock): create the bucket with Object Lock enabled, which turns versioning on"
+            )
         }
         let r = try client.request("GET", key: nil, query: [("object-lock", "")])
         guard r.status == 200, S3XML.values("ObjectLockEnabled", in: r.text).first == "Enabled" else {
-            throw LedgerError("bucket \(b) does not have Object Lock enabled (ObjectLockEnabled); auditd archives only into a bucket created with Object Lock, so the store itself refuses early deletes")
+            throw LedgerError(
+                "bucket \(b) does not have Object Lock enabled (ObjectLockEnabled); auditd archives only into a bucket created with Object Lock, so the store itself refuses early deletes"
+            )
         }
     }
 
@@ -93,7 +99,10 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         headers.append(("If-None-Match", "*"))
         headers.append(("x-amz-meta-sha256", SHA256.hash(body).hex))
         let r = try client.request("PUT", key: key(name + "/" + Self.commitFile), headers: headers, body: body)
-        if r.status == 412 { throw LedgerError("bundle \(name) was committed by someone else meanwhile in \(client.place); it is never overwritten") }
+        if r.status == 412 {
+            throw LedgerError(
+                "bundle \(name) was committed by someone else meanwhile in \(client.place); it is never overwritten")
+        }
         guard (200..<300).contains(r.status) else { throw client.failure("committing bundle \(name)", r) }
         // Staging is not needed once the store holds the bundle.
         for f in try FileOps.list(staging) { try FileOps.unlink(staging + "/" + f) }
@@ -101,7 +110,10 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     }
 
     func lockHeaders(_ until: String, _ body: [UInt8]) -> [(String, String)] {
-        [("x-amz-object-lock-mode", "COMPLIANCE"), ("x-amz-object-lock-retain-until-date", until), ("Content-MD5", S3Client.contentMD5(body))]
+        [
+            ("x-amz-object-lock-mode", "COMPLIANCE"), ("x-amz-object-lock-retain-until-date", until),
+            ("Content-MD5", S3Client.contentMD5(body)),
+        ]
     }
 
     /// Puts one object (multipart above `partSize`), locked until `retainUntil`; its version id.
@@ -110,28 +122,44 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         if bytes.count <= partSize {
             // The S3 checksum too: stores that support it (AWS) check it and keep it with the object.
             let checksum = ("x-amz-checksum-sha256", Data(SHA256.hash(bytes).bytes).base64EncodedString())
-            let r = try client.expect("uploading \(key)", "PUT", key: key, headers: lockHeaders(retainUntil, bytes) + meta + [checksum], body: bytes)
+            let r = try client.expect(
+                "uploading \(key)", "PUT", key: key, headers: lockHeaders(retainUntil, bytes) + meta + [checksum],
+                body: bytes)
             return r.headers["x-amz-version-id"]
         }
-        let start = try client.expect("starting the multipart upload of \(key)", "POST", key: key, query: [("uploads", "")],
-                                      headers: [("x-amz-object-lock-mode", "COMPLIANCE"), ("x-amz-object-lock-retain-until-date", retainUntil)] + meta)
-        guard let id = S3XML.values("UploadId", in: start.text).first else { throw LedgerError("the store gave no UploadId for \(key)") }
+        let start = try client.expect(
+            "starting the multipart upload of \(key)", "POST", key: key, query: [("uploads", "")],
+            headers: [("x-amz-object-lock-mode", "COMPLIANCE"), ("x-amz-object-lock-retain-until-date", retainUntil)]
+                + meta)
+        guard let id = S3XML.values("UploadId", in: start.text).first else {
+            throw LedgerError("the store gave no UploadId for \(key)")
+        }
         do {
             var etags: [String] = []
             var part = 1
             var at = 0
             while at < bytes.count {
                 let chunk = Array(bytes[at..<min(bytes.count, at + partSize)])
-                let r = try client.expect("uploading part \(part) of \(key)", "PUT", key: key, query: [("partNumber", String(part)), ("uploadId", id)],
-                                          headers: [("Content-MD5", S3Client.contentMD5(chunk))], body: chunk)
+                let r = try client.expect(
+                    "uploading part \(part) of \(key)", "PUT", key: key,
+                    query: [("partNumber", String(part)), ("uploadId", id)],
+                    headers: [("Content-MD5", S3Client.contentMD5(chunk))], body: chunk)
                 etags.append(r.headers["etag"] ?? "")
                 at += chunk.count
                 part += 1
             }
-            let xml = "<CompleteMultipartUpload>" + etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element)</ETag></Part>" }.joined() + "</CompleteMultipartUpload>"
-            let done = try client.expect("completing the multipart upload of \(key)", "POST", key: key, query: [("uploadId", id)], body: Array(xml.utf8))
+            let xml =
+                "<CompleteMultipartUpload>"
+                + etags.enumerated().map {
+                    "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element)</ETag></Part>"
+                }.joined() + "</CompleteMultipartUpload>"
+            let done = try client.expect(
+                "completing the multipart upload of \(key)", "POST", key: key, query: [("uploadId", id)],
+                body: Array(xml.utf8))
             // A 200 may still carry an error (S3 reports late failures in the body).
-            if S3XML.values("Code", in: done.text).first != nil { throw client.failure("completing the multipart upload of \(key)", done) }
+            if S3XML.values("Code", in: done.text).first != nil {
+                throw client.failure("completing the multipart upload of \(key)", done)
+            }
             return done.headers["x-amz-version-id"]
         } catch {
             _ = try? client.request("DELETE", key: key, query: [("uploadId", id)])
@@ -143,10 +171,13 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     /// mid-upload) are aborted, so their parts do not linger.
     @discardableResult
     public func abortStaleUploads() throws -> Int {
-        let r = try client.expect("listing unfinished uploads", "GET", key: nil, query: [("uploads", ""), ("prefix", key(""))])
+        let r = try client.expect(
+            "listing unfinished uploads", "GET", key: nil, query: [("uploads", ""), ("prefix", key(""))])
         var n = 0
         for u in S3XML.blocks("Upload", in: r.text) {
-            guard let k = S3XML.values("Key", in: u).first, let id = S3XML.values("UploadId", in: u).first else { continue }
+            guard let k = S3XML.values("Key", in: u).first, let id = S3XML.values("UploadId", in: u).first else {
+                continue
+            }
             try client.expect("aborting the unfinished upload of \(k)", "DELETE", key: k, query: [("uploadId", id)])
             n += 1
         }
@@ -169,7 +200,9 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         if r.status == 404 { return nil }
         guard r.status == 200 else { throw client.failure("reading the commit of bundle \(name)", r) }
         if let want = r.headers["x-amz-meta-sha256"], want != SHA256.hash(r.body).hex {
-            throw BundleError(file: key(name + "/" + Self.commitFile), reason: "its bytes do not match the SHA-256 it was stored with")
+            throw BundleError(
+                file: key(name + "/" + Self.commitFile), reason: "its bytes do not match the SHA-256 it was stored with"
+            )
         }
         do { return try JSONDecoder().decode(Commit.self, from: Data(r.body)) } catch {
             throw BundleError(file: key(name + "/" + Self.commitFile), reason: "malformed: \(error)")
@@ -191,21 +224,34 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     /// files all hash to the commit), each checked against the SHA-256 its commit names, and
     /// returns the directory (verified from scratch by the caller).
     public func path(of name: String) throws -> String {
-        guard let c = try commit(of: name) else { throw LedgerError("bundle \(name) is not in the archive \(client.place)") }
+        guard let c = try commit(of: name) else {
+            throw LedgerError("bundle \(name) is not in the archive \(client.place)")
+        }
         let dir = cache + "/" + name
         // A copy downloaded before is reused when every file still hashes to the commit.
-        if c.files.allSatisfy({ f in (try? FileOps.readFile(dir + "/" + f.name, limit: 1 << 30)).map { SHA256.hash($0).hex == f.sha256 && $0.count == f.size } ?? false }),
-           Set((try? FileOps.list(dir)) ?? []) == Set(c.files.map(\.name)) {
+        if c.files.allSatisfy({ f in
+            (try? FileOps.readFile(dir + "/" + f.name, limit: 1 << 30)).map {
+                SHA256.hash($0).hex == f.sha256 && $0.count == f.size
+            } ?? false
+        }),
+            Set((try? FileOps.list(dir)) ?? []) == Set(c.files.map(\.name))
+        {
             return dir
         }
         let tmp = cache + "/.download-" + name
         try? removeTree(tmp)
         try FileOps.makeDirectory(tmp)
         for f in c.files {
-            guard !f.name.contains("/"), !f.name.hasPrefix(".") else { throw BundleError(file: name, reason: "its commit names a file '\(f.name)'") }
-            let r = try client.expect("downloading \(name)/\(f.name)", "GET", key: key(name + "/" + f.name), query: f.version_id.map { [("versionId", $0)] } ?? [])
+            guard !f.name.contains("/"), !f.name.hasPrefix(".") else {
+                throw BundleError(file: name, reason: "its commit names a file '\(f.name)'")
+            }
+            let r = try client.expect(
+                "downloading \(name)/\(f.name)", "GET", key: key(name + "/" + f.name),
+                query: f.version_id.map { [("versionId", $0)] } ?? [])
             guard SHA256.hash(r.body).hex == f.sha256, r.body.count == f.size else {
-                throw BundleError(file: key(name + "/" + f.name), reason: "the bytes downloaded do not match the SHA-256 the bundle was committed with")
+                throw BundleError(
+                    file: key(name + "/" + f.name),
+                    reason: "the bytes downloaded do not match the SHA-256 the bundle was committed with")
             }
             try FileOps.replaceFile(tmp + "/" + f.name, contents: r.body)
         }
@@ -243,11 +289,16 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
             let r = try client.expect("listing object versions", "GET", key: nil, query: q)
             for (tag, isMarker) in [("Version", false), ("DeleteMarker", true)] {
                 for b in S3XML.blocks(tag, in: r.text) {
-                    if let k = S3XML.values("Key", in: b).first, let v = S3XML.values("VersionId", in: b).first { out.append((k, v, isMarker)) }
+                    if let k = S3XML.values("Key", in: b).first, let v = S3XML.values("VersionId", in: b).first {
+                        out.append((k, v, isMarker))
+                    }
                 }
             }
-            marker = S3XML.values("IsTruncated", in: r.text).first == "true"
-                ? S3XML.values("NextKeyMarker", in: r.text).first.flatMap { k in S3XML.values("NextVersionIdMarker", in: r.text).first.map { (k, $0) } } : nil
+            marker =
+                S3XML.values("IsTruncated", in: r.text).first == "true"
+                ? S3XML.values("NextKeyMarker", in: r.text).first.flatMap { k in
+                    S3XML.values("NextVersionIdMarker", in: r.text).first.map { (k, $0) }
+                } : nil
         } while marker != nil
         return out
     }
@@ -265,14 +316,19 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     }
 
     public func setLegalHold(bundle name: String, on: Bool) throws {
-        guard let c = try commit(of: name) else { throw LedgerError("bundle \(name) is not in the archive \(client.place)") }
-        let body = Array("<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>\(on ? "ON" : "OFF")</Status></LegalHold>".utf8)
+        guard let c = try commit(of: name) else {
+            throw LedgerError("bundle \(name) is not in the archive \(client.place)")
+        }
+        let body = Array(
+            "<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>\(on ? "ON" : "OFF")</Status></LegalHold>"
+                .utf8)
         var targets = c.files.map { (key(name + "/" + $0.name), $0.version_id) }
         targets.append((key(name + "/" + Self.commitFile), nil))
         for (k, v) in targets {
-            try client.expect("\(on ? "placing" : "lifting") the legal hold on \(k)", "PUT", key: k,
-                              query: [("legal-hold", "")] + (v.map { [("versionId", $0)] } ?? []),
-                              headers: [("Content-MD5", S3Client.contentMD5(body))], body: body)
+            try client.expect(
+                "\(on ? "placing" : "lifting") the legal hold on \(k)", "PUT", key: k,
+                query: [("legal-hold", "")] + (v.map { [("versionId", $0)] } ?? []),
+                headers: [("Content-MD5", S3Client.contentMD5(body))], body: body)
         }
     }
 

@@ -1,9 +1,10 @@
 import AuditBase
-import LogProofs
 import CCrypto
 import ChainIndex
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -28,7 +29,9 @@ public struct S3Settings: Sendable, Equatable {
     /// `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`), `AUDITLOG_S3_PATH_STYLE=1`; or
     /// `AUDITLOG_S3_CREDENTIALS=FILE`, a file of `KEY=VALUE` lines with those names.
     public init(url: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
-        guard url.hasPrefix("s3://") else { throw LedgerError("an S3 archive is named s3://BUCKET[/PREFIX], not \(url)") }
+        guard url.hasPrefix("s3://") else {
+            throw LedgerError("an S3 archive is named s3://BUCKET[/PREFIX], not \(url)")
+        }
         let rest = url.dropFirst(5)
         let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         bucket = String(parts[0])
@@ -43,11 +46,14 @@ public struct S3Settings: Sendable, Equatable {
             }
             for line in text.split(separator: "\n") where line.contains("=") && !line.hasPrefix("#") {
                 let kv = line.split(separator: "=", maxSplits: 1)
-                e[String(kv[0]).trimmingCharacters(in: .whitespaces)] = String(kv[1]).trimmingCharacters(in: .whitespaces)
+                e[String(kv[0]).trimmingCharacters(in: .whitespaces)] = String(kv[1]).trimmingCharacters(
+                    in: .whitespaces)
             }
         }
         guard let ak = e["AWS_ACCESS_KEY_ID"], let sk = e["AWS_SECRET_ACCESS_KEY"], !ak.isEmpty, !sk.isEmpty else {
-            throw LedgerError("the S3 archive needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AUDITLOG_S3_CREDENTIALS=FILE")
+            throw LedgerError(
+                "the S3 archive needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AUDITLOG_S3_CREDENTIALS=FILE"
+            )
         }
         accessKey = ak
         secretKey = sk
@@ -55,7 +61,9 @@ public struct S3Settings: Sendable, Equatable {
         region = e["AWS_REGION"] ?? e["AWS_DEFAULT_REGION"] ?? "us-east-1"
         endpoint = (e["AWS_ENDPOINT_URL_S3"] ?? e["AWS_ENDPOINT_URL"] ?? "https://s3.\(region).amazonaws.com")
             .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        pathStyle = e["AUDITLOG_S3_PATH_STYLE"].map { $0 == "1" || $0 == "true" } ?? (e["AWS_ENDPOINT_URL_S3"] ?? e["AWS_ENDPOINT_URL"] != nil)
+        pathStyle =
+            e["AUDITLOG_S3_PATH_STYLE"].map { $0 == "1" || $0 == "true" }
+            ?? (e["AWS_ENDPOINT_URL_S3"] ?? e["AWS_ENDPOINT_URL"] != nil)
     }
 }
 
@@ -95,28 +103,41 @@ public final class S3Client: @unchecked Sendable {
     }
 
     /// The store's name for messages.
-    public var place: String { "s3://\(settings.bucket)\(settings.prefix.isEmpty ? "" : "/" + settings.prefix) at \(settings.endpoint)" }
+    public var place: String {
+        "s3://\(settings.bucket)\(settings.prefix.isEmpty ? "" : "/" + settings.prefix) at \(settings.endpoint)"
+    }
 
     /// One request; `key` nil addresses the bucket. Throws only when the store cannot be
     /// reached after the retries; any HTTP status is returned.
-    public func request(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [], body: [UInt8] = []) throws -> S3Response {
+    public func request(
+        _ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
+        body: [UInt8] = []
+    ) throws -> S3Response {
         var last: Error = S3Error(status: 0, message: "no attempt")
         for attempt in 0..<max(1, attempts) {
             if attempt > 0 { Thread.sleep(forTimeInterval: 0.2 * Double(1 << attempt)) }
             do {
                 let r = try once(method, key: key, query: query, headers: headers, body: body)
-                if r.status >= 500, attempt + 1 < attempts { last = S3Error(status: r.status, code: r.code, message: "HTTP \(r.status)"); continue }
+                if r.status >= 500, attempt + 1 < attempts {
+                    last = S3Error(status: r.status, code: r.code, message: "HTTP \(r.status)")
+                    continue
+                }
                 return r
             } catch {
                 last = error
             }
         }
-        throw S3Error(status: 0, message: "the object store \(place) cannot be reached (\(last)); check the endpoint and the network")
+        throw S3Error(
+            status: 0,
+            message: "the object store \(place) cannot be reached (\(last)); check the endpoint and the network")
     }
 
     /// A request that must answer 2xx, or an error naming what was asked and what the store said.
     @discardableResult
-    public func expect(_ what: String, _ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [], body: [UInt8] = []) throws -> S3Response {
+    public func expect(
+        _ what: String, _ method: String, key: String?, query: [(String, String)] = [],
+        headers: [(String, String)] = [], body: [UInt8] = []
+    ) throws -> S3Response {
         let r = try request(method, key: key, query: query, headers: headers, body: body)
         guard (200..<300).contains(r.status) else { throw failure(what, r) }
         return r
@@ -128,15 +149,20 @@ public final class S3Client: @unchecked Sendable {
         let advice: String
         switch code {
         case "InvalidAccessKeyId", "SignatureDoesNotMatch":
-            advice = "the store refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AUDITLOG_S3_CREDENTIALS)"
+            advice =
+                "the store refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AUDITLOG_S3_CREDENTIALS)"
         case "NoSuchBucket": advice = "bucket \(settings.bucket) does not exist: create it with Object Lock enabled"
         case "AccessDenied": advice = "the store denied it"
         default: advice = S3XML.values("Message", in: r.text).first ?? String(r.text.prefix(200))
         }
-        return S3Error(status: r.status, code: code, message: "\(what) in \(place): HTTP \(r.status)\(code.map { " \($0)" } ?? ""): \(advice)")
+        return S3Error(
+            status: r.status, code: code,
+            message: "\(what) in \(place): HTTP \(r.status)\(code.map { " \($0)" } ?? ""): \(advice)")
     }
 
-    func once(_ method: String, key: String?, query: [(String, String)], headers: [(String, String)], body: [UInt8]) throws -> S3Response {
+    func once(
+        _ method: String, key: String?, query: [(String, String)], headers: [(String, String)], body: [UInt8]
+    ) throws -> S3Response {
         guard let base = URL(string: settings.endpoint), let scheme = base.scheme, let host0 = base.host else {
             throw S3Error(status: 0, message: "the S3 endpoint \(settings.endpoint) is not a URL")
         }
@@ -156,13 +182,18 @@ public final class S3Client: @unchecked Sendable {
         hs.append(("host", host))
         hs.append(("x-amz-date", date))
         hs.append(("x-amz-content-sha256", payloadHash))
-        let signed = try SigV4.sign(method: method, path: path, query: query, headers: hs, payloadHash: payloadHash,
-                                    credentials: .init(accessKey: settings.accessKey, secretKey: settings.secretKey, sessionToken: settings.sessionToken),
-                                    region: settings.region, service: "s3")
+        let signed = try SigV4.sign(
+            method: method, path: path, query: query, headers: hs, payloadHash: payloadHash,
+            credentials: .init(
+                accessKey: settings.accessKey, secretKey: settings.secretKey, sessionToken: settings.sessionToken),
+            region: settings.region, service: "s3")
         var pairs = query.map { (SigV4.encode($0.0), SigV4.encode($0.1)) }
         pairs.sort { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }
         let q = pairs.map { $0.1.isEmpty && !$0.0.isEmpty ? $0.0 + "=" : $0.0 + "=" + $0.1 }.joined(separator: "&")
-        guard let url = URL(string: "\(scheme)://\(host)\(SigV4.encode(path, keepSlash: true))\(q.isEmpty ? "" : "?" + q)") else {
+        guard
+            let url = URL(
+                string: "\(scheme)://\(host)\(SigV4.encode(path, keepSlash: true))\(q.isEmpty ? "" : "?" + q)")
+        else {
             throw S3Error(status: 0, message: "cannot build a URL for key \(key ?? "")")
         }
         var req = URLRequest(url: url)
@@ -201,7 +232,8 @@ public enum S3XML {
     public static func values(_ tag: String, in text: String, raw: Bool = false) -> [String] {
         var out: [String] = []
         var rest = text[...]
-        let open = "<\(tag)>", close = "</\(tag)>"
+        let open = "<\(tag)>"
+        let close = "</\(tag)>"
         while let a = rest.range(of: open), let b = rest.range(of: close, range: a.upperBound..<rest.endIndex) {
             let inner = String(rest[a.upperBound..<b.lowerBound])
             out.append(raw ? inner : unescape(inner))

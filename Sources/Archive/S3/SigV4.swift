@@ -1,7 +1,7 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
+import LogProofs
 
 /// AWS Signature Version 4 (for the S3 archive backend, issue 12), with the crypto the project
 /// already links: HMAC-SHA256 built on its SHA-256. Checked against the published SigV4 test
@@ -18,7 +18,9 @@ public enum SigV4 {
 
         /// Credentials.
         public init(accessKey: String, secretKey: String, sessionToken: String? = nil) {
-            self.accessKey = accessKey; self.secretKey = secretKey; self.sessionToken = sessionToken
+            self.accessKey = accessKey
+            self.secretKey = secretKey
+            self.sessionToken = sessionToken
         }
     }
 
@@ -49,7 +51,9 @@ public enum SigV4 {
         var out = ""
         for b in s.utf8 {
             let c = Character(Unicode.Scalar(b))
-            if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "-._~".contains(c) || (keepSlash && c == "/") {
+            if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "-._~".contains(c)
+                || (keepSlash && c == "/")
+            {
                 out.append(c)
             } else {
                 out += String(format: "%%%02X", b)
@@ -62,14 +66,20 @@ public enum SigV4 {
     /// as S3 wants: no double encoding, no path normalization); `headers` must include `host`
     /// and `x-amz-date` (yyyyMMdd'T'HHmmss'Z'); `payloadHash` is the hex SHA-256 of the body
     /// (or `UNSIGNED-PAYLOAD`).
-    public static func sign(method: String, path: String, query: [(String, String)], headers: [(String, String)], payloadHash: String,
-                            credentials: Credentials, region: String, service: String) throws -> Signed {
+    public static func sign(
+        method: String, path: String, query: [(String, String)], headers: [(String, String)], payloadHash: String,
+        credentials: Credentials, region: String, service: String
+    ) throws -> Signed {
         var hs: [(String, String)] = headers.map { ($0.0.lowercased(), Self.trim($0.1)) }
-        if let t = credentials.sessionToken, !hs.contains(where: { $0.0 == "x-amz-security-token" }) { hs.append(("x-amz-security-token", t)) }
+        if let t = credentials.sessionToken, !hs.contains(where: { $0.0 == "x-amz-security-token" }) {
+            hs.append(("x-amz-security-token", t))
+        }
         guard let amzDate = hs.first(where: { $0.0 == "x-amz-date" })?.1, amzDate.count == 16 else {
             throw LedgerError("SigV4: the request needs an x-amz-date header (yyyyMMddTHHmmssZ)")
         }
-        guard hs.contains(where: { $0.0 == "host" }) else { throw LedgerError("SigV4: the request needs a host header") }
+        guard hs.contains(where: { $0.0 == "host" }) else {
+            throw LedgerError("SigV4: the request needs a host header")
+        }
         // Headers of the same name are joined with commas, in the order given.
         var merged: [String: [String]] = [:]
         for (k, v) in hs { merged[k, default: []].append(v) }
@@ -80,15 +90,19 @@ public enum SigV4 {
         pairs.sort { a, b in a.key == b.key ? a.value < b.value : a.key < b.key }
         let canonicalQuery = pairs.map { $0.key + "=" + $0.value }.joined(separator: "&")
         let canonicalURI = path.isEmpty ? "/" : encode(path, keepSlash: true)
-        let creq = [method, canonicalURI, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].joined(separator: "\n")
+        let creq = [method, canonicalURI, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].joined(
+            separator: "\n")
         let day = String(amzDate.prefix(8))
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let sts = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n" + SHA256.hash(Array(creq.utf8)).hex
         var key = hmac(key: Array(("AWS4" + credentials.secretKey).utf8), Array(day.utf8))
         for part in [region, service, "aws4_request"] { key = hmac(key: key, Array(part.utf8)) }
         let signature = hmac(key: key, Array(sts.utf8)).map { String(format: "%02x", $0) }.joined()
-        return Signed(canonicalRequest: creq, stringToSign: sts,
-                      authorization: "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)")
+        return Signed(
+            canonicalRequest: creq, stringToSign: sts,
+            authorization:
+                "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+        )
     }
 
     /// A header value trimmed, with runs of spaces inside collapsed to one.

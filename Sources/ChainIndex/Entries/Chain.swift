@@ -38,16 +38,24 @@ public struct OrgPosition: Sendable, Equatable {
     /// Checks that a stored entry at `seq` with payload header (`orgSeq`, `prevOrgDelta`) is the
     /// org's next, and returns its link. When only the hash of the org's newest entry is known,
     /// the distance back is checked for range only (the link's hash covers the rest).
-    public func expect(seq: UInt64, orgSeq: UInt64, prevOrgDelta: UInt64, prev: Hash, contentHash: Hash) throws(ChainError) -> Link {
+    public func expect(
+        seq: UInt64, orgSeq: UInt64, prevOrgDelta: UInt64, prev: Hash, contentHash: Hash
+    ) throws(ChainError) -> Link {
         guard orgSeq == count else {
-            throw ChainError(seq: seq, "is at position \(orgSeq) of its org's chain, expected \(count) (an entry of this org was deleted, inserted or reordered)")
+            throw ChainError(
+                seq: seq,
+                "is at position \(orgSeq) of its org's chain, expected \(count) (an entry of this org was deleted, inserted or reordered)"
+            )
         }
         if let lastSeq {
             guard prevOrgDelta == seq &- lastSeq else {
-                throw ChainError(seq: seq, "says the org's previous entry is \(prevOrgDelta) back, expected \(seq &- lastSeq)")
+                throw ChainError(
+                    seq: seq, "says the org's previous entry is \(prevOrgDelta) back, expected \(seq &- lastSeq)")
             }
         } else if count == 0 {
-            guard prevOrgDelta == 0 else { throw ChainError(seq: seq, "is its org's first entry but points \(prevOrgDelta) back") }
+            guard prevOrgDelta == 0 else {
+                throw ChainError(seq: seq, "is its org's first entry but points \(prevOrgDelta) back")
+            }
         } else {
             guard prevOrgDelta > 0, prevOrgDelta <= seq else {
                 throw ChainError(seq: seq, "points \(prevOrgDelta) back, outside the log before it")
@@ -63,7 +71,11 @@ public struct OrgPosition: Sendable, Equatable {
             throw ChainError(seq: link.seq, "is at position \(link.orgSeq) of its org's chain, expected \(count)")
         }
         guard link.prevOrgHash == lastHash else {
-            throw ChainError(seq: link.seq, count == 0 ? "is its org's first entry but has a previous org hash" : "does not chain to the org's previous entry")
+            throw ChainError(
+                seq: link.seq,
+                count == 0
+                    ? "is its org's first entry but has a previous org hash"
+                    : "does not chain to the org's previous entry")
         }
     }
 
@@ -79,13 +91,18 @@ public struct OrgPosition: Sendable, Equatable {
 extension Link {
     /// The link of stored entry `seq`, rebuilt from its payload header and content hash and
     /// the tree's leaves (`leaf(n)` is leaf `n`), refusing a header no committed entry can have.
-    public static func stored(seq: UInt64, orgSeq: UInt64, prevOrgDelta: UInt64, contentHash: Hash,
-                              leaf: (UInt64) throws -> Hash) throws -> Link {
+    public static func stored(
+        seq: UInt64, orgSeq: UInt64, prevOrgDelta: UInt64, contentHash: Hash,
+        leaf: (UInt64) throws -> Hash
+    ) throws -> Link {
         guard (prevOrgDelta == 0) == (orgSeq == 0), prevOrgDelta <= seq, orgSeq <= seq else {
-            throw ChainError(seq: seq, "has an impossible org chain header (position \(orgSeq), previous entry \(prevOrgDelta) back)")
+            throw ChainError(
+                seq: seq, "has an impossible org chain header (position \(orgSeq), previous entry \(prevOrgDelta) back)"
+            )
         }
-        return Link(seq: seq, orgSeq: orgSeq, contentHash: contentHash, prevHash: seq > 0 ? try leaf(seq - 1) : .zero,
-                    prevOrgHash: prevOrgDelta > 0 ? try leaf(seq - prevOrgDelta) : .zero)
+        return Link(
+            seq: seq, orgSeq: orgSeq, contentHash: contentHash, prevHash: seq > 0 ? try leaf(seq - 1) : .zero,
+            prevOrgHash: prevOrgDelta > 0 ? try leaf(seq - prevOrgDelta) : .zero)
     }
 }
 

@@ -26,9 +26,21 @@ extension Entry {
             o.reserveCapacity(n + 128)
         }
 
-        @inline(__always) mutating func raw(_ s: StaticString) { o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
-        @inline(__always) mutating func quoted(_ s: Span) { o.append(0x22); o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end])); o.append(0x22) }
-        mutating func value(_ m: Member) { if m.kind == .string { quoted(m.value) } else { o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end])) } }
+        @inline(__always) mutating func raw(_ s: StaticString) {
+            o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        }
+        @inline(__always) mutating func quoted(_ s: Span) {
+            o.append(0x22)
+            o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end]))
+            o.append(0x22)
+        }
+        mutating func value(_ m: Member) {
+            if m.kind == .string {
+                quoted(m.value)
+            } else {
+                o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end]))
+            }
+        }
         /// An object of `schema`'s members, in its (canonical) order.
         mutating func obj(_ kids: [Member?], _ schema: EntrySchema.Object) {
             o.append(0x7B)
@@ -37,7 +49,10 @@ extension Entry {
                 guard let m else { continue }
                 if !first { o.append(0x2C) }
                 first = false
-                o.append(0x22); o.append(contentsOf: schema.members[k].name.utf8); o.append(0x22); o.append(0x3A)
+                o.append(0x22)
+                o.append(contentsOf: schema.members[k].name.utf8)
+                o.append(0x22)
+                o.append(0x3A)
                 value(m)
             }
             o.append(0x7D)
@@ -67,7 +82,10 @@ extension Entry {
             let s = i
             while i < b.count {
                 let c = b[i]
-                if c == 0x22 { defer { i += 1 }; return Span(start: s, end: i) }
+                if c == 0x22 {
+                    defer { i += 1 }
+                    return Span(start: s, end: i)
+                }
                 if c == 0x5C || c < 0x20 || c >= 0x7F { return nil }
                 i += 1
             }
@@ -80,15 +98,25 @@ extension Entry {
             let s = i
             switch b[i] {
             case 0x22: return string().map { (.string, $0) }
-            case 0x74: guard i + 4 <= n, b[i + 1] == 0x72, b[i + 2] == 0x75, b[i + 3] == 0x65 else { return nil }; i += 4
-            case 0x66: guard i + 5 <= n, b[i + 1] == 0x61, b[i + 2] == 0x6C, b[i + 3] == 0x73, b[i + 4] == 0x65 else { return nil }; i += 5
-            case 0x6E: guard i + 4 <= n, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C else { return nil }; i += 4
+            case 0x74:
+                guard i + 4 <= n, b[i + 1] == 0x72, b[i + 2] == 0x75, b[i + 3] == 0x65 else { return nil }
+                i += 4
+            case 0x66:
+                guard i + 5 <= n, b[i + 1] == 0x61, b[i + 2] == 0x6C, b[i + 3] == 0x73, b[i + 4] == 0x65 else {
+                    return nil
+                }
+                i += 5
+            case 0x6E:
+                guard i + 4 <= n, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C else { return nil }
+                i += 4
             case 0x2D, 0x30...0x39:
                 if b[i] == 0x2D { i += 1 }
                 let d = i
                 while i < n, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
                 let digits = i - d
-                guard digits >= 1, digits <= 15, !(digits > 1 && b[d] == 0x30), !(b[s] == 0x2D && digits == 1 && b[d] == 0x30) else { return nil }
+                guard digits >= 1, digits <= 15, !(digits > 1 && b[d] == 0x30),
+                    !(b[s] == 0x2D && digits == 1 && b[d] == 0x30)
+                else { return nil }
                 if i < n, b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45 { return nil }
                 return (.int, Span(start: s, end: i))
             default: return nil
@@ -102,7 +130,10 @@ extension Entry {
             var out: [Member] = []
             out.reserveCapacity(depth == 0 ? 12 : 4)
             ws()
-            if i < b.count, b[i] == 0x7D { i += 1; return out }
+            if i < b.count, b[i] == 0x7D {
+                i += 1
+                return out
+            }
             while true {
                 ws()
                 guard let k = string() else { return nil }
@@ -119,8 +150,14 @@ extension Entry {
                 }
                 ws()
                 guard i < b.count else { return nil }
-                if b[i] == 0x2C { i += 1; continue }
-                if b[i] == 0x7D { i += 1; return out }
+                if b[i] == 0x2C {
+                    i += 1
+                    continue
+                }
+                if b[i] == 0x7D {
+                    i += 1
+                    return out
+                }
                 return nil
             }
         }
@@ -130,7 +167,9 @@ extension Entry {
         let n = b.count
         func eqString(_ s: Span, _ lit: String) -> Bool {
             var lit = lit
-            return lit.withUTF8 { u in u.count == s.count && UnsafeBufferPointer(rebasing: b[s.start..<s.end]).elementsEqual(u) }
+            return lit.withUTF8 { u in
+                u.count == s.count && UnsafeBufferPointer(rebasing: b[s.start..<s.end]).elementsEqual(u)
+            }
         }
         func eq(_ s: Span, _ lit: StaticString) -> Bool {
             guard s.count == lit.utf8CodeUnitCount else { return false }
@@ -142,7 +181,10 @@ extension Entry {
             guard s.count >= 1, s.count <= max else { return false }
             for k in s.start..<s.end {
                 let c = b[k]
-                guard (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F else { return false }
+                guard
+                    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F
+                        || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
+                else { return false }
             }
             return true
         }
@@ -151,7 +193,9 @@ extension Entry {
             for k in s.start..<s.end where b[k] == 0x7F { return false }
             return true
         }
-        func str(_ s: Span) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[s.start..<s.end]), as: UTF8.self) }
+        func str(_ s: Span) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: b[s.start..<s.end]), as: UTF8.self)
+        }
 
         var sc = Scanner(b)
         sc.ws()
@@ -165,26 +209,50 @@ extension Entry {
         for m in top {
             let k = m.key
             let idx: Int
-            if eq(k, "action") { idx = 0 } else if eq(k, "actor") { idx = 1 } else if eq(k, "category") { idx = 2 }
-            else if eq(k, "idempotency_key") { idx = 3 } else if eq(k, "metadata") { idx = 4 } else if eq(k, "occurred_at") { idx = 5 }
-            else if eq(k, "on_behalf_of") { idx = 6 } else if eq(k, "org") { idx = 7 } else if eq(k, "outcome") { idx = 8 }
-            else if eq(k, "source") { idx = 9 } else if eq(k, "target") { idx = 10 } else { return nil }
+            if eq(k, "action") {
+                idx = 0
+            } else if eq(k, "actor") {
+                idx = 1
+            } else if eq(k, "category") {
+                idx = 2
+            } else if eq(k, "idempotency_key") {
+                idx = 3
+            } else if eq(k, "metadata") {
+                idx = 4
+            } else if eq(k, "occurred_at") {
+                idx = 5
+            } else if eq(k, "on_behalf_of") {
+                idx = 6
+            } else if eq(k, "org") {
+                idx = 7
+            } else if eq(k, "outcome") {
+                idx = 8
+            } else if eq(k, "source") {
+                idx = 9
+            } else if eq(k, "target") {
+                idx = 10
+            } else {
+                return nil
+            }
             guard slot[idx] == nil else { return nil }
             slot[idx] = m
         }
         guard let action = slot[0], action.kind == .string, ident(action.value, max: EntrySchema.action.maxBytes),
-              let actor = slot[1], actor.kind == .object,
-              let category = slot[2], category.kind == .string,
-              let occurred = slot[5], occurred.kind == .string, occurred.value.count <= EntrySchema.occurredAt.maxBytes,
-              let org = slot[7], org.kind == .string, ident(org.value, max: EntrySchema.org.maxBytes),
-              let outcome = slot[8], outcome.kind == .string,
-              let source = slot[9], source.kind == .object,
-              let target = slot[10], target.kind == .object
+            let actor = slot[1], actor.kind == .object,
+            let category = slot[2], category.kind == .string,
+            let occurred = slot[5], occurred.kind == .string, occurred.value.count <= EntrySchema.occurredAt.maxBytes,
+            let org = slot[7], org.kind == .string, ident(org.value, max: EntrySchema.org.maxBytes),
+            let outcome = slot[8], outcome.kind == .string,
+            let source = slot[9], source.kind == .object,
+            let target = slot[10], target.kind == .object
         else { return nil }
         guard let cat = Category.allCases.first(where: { c in eqString(category.value, c.rawValue) }),
-              let out = Outcome.allCases.first(where: { o in eqString(outcome.value, o.rawValue) }),
-              Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[occurred.value.start..<occurred.value.end])) != nil else { return nil }
-        if let k = slot[3] { guard k.kind == .string, text(k.value, max: EntrySchema.idempotencyKey.maxBytes) else { return nil } }
+            let out = Outcome.allCases.first(where: { o in eqString(outcome.value, o.rawValue) }),
+            Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[occurred.value.start..<occurred.value.end])) != nil
+        else { return nil }
+        if let k = slot[3] {
+            guard k.kind == .string, text(k.value, max: EntrySchema.idempotencyKey.maxBytes) else { return nil }
+        }
 
         // Nested objects by the schema: its members only, each present unless optional, string
         // values within its limits and alphabet, from its values when it has them.
@@ -192,8 +260,10 @@ extension Entry {
             let rows = schema.members
             var found = [Member?](repeating: nil, count: rows.count)
             for c in m.children {
-                guard c.kind == .string, let j = rows.indices.first(where: { eqString(c.key, rows[$0].name) }), found[j] == nil,
-                      rows[j].identifier ? ident(c.value, max: rows[j].maxBytes) : text(c.value, max: rows[j].maxBytes) else { return nil }
+                guard c.kind == .string, let j = rows.indices.first(where: { eqString(c.key, rows[$0].name) }),
+                    found[j] == nil,
+                    rows[j].identifier ? ident(c.value, max: rows[j].maxBytes) : text(c.value, max: rows[j].maxBytes)
+                else { return nil }
                 if let values = rows[j].values, !values.contains(where: { eqString(c.value, $0) }) { return nil }
                 found[j] = c
             }
@@ -202,58 +272,89 @@ extension Entry {
         }
         // Slots by the schema's canonical order: actor (id, name, type), on_behalf_of (approval,
         // id, type), target (id, name, type), source (ip, service, session, user_agent).
-        guard let act = nested(actor, EntrySchema.actor), let actorId = act[0], let actorType = act[2] else { return nil }
+        guard let act = nested(actor, EntrySchema.actor), let actorId = act[0], let actorType = act[2] else {
+            return nil
+        }
         if let ob = slot[6] {
             guard ob.kind == .object, nested(ob, EntrySchema.onBehalfOf) != nil else { return nil }
-        } else if eq(actorType.value, "agent") { return nil }
+        } else if eq(actorType.value, "agent") {
+            return nil
+        }
         guard let tg = nested(target, EntrySchema.target) else { return nil }
         guard let src = nested(source, EntrySchema.source) else { return nil }
-        if let ip = src[0], !IPAddress.isValid(UnsafeBufferPointer(rebasing: b[ip.value.start..<ip.value.end])) { return nil }
+        if let ip = src[0], !IPAddress.isValid(UnsafeBufferPointer(rebasing: b[ip.value.start..<ip.value.end])) {
+            return nil
+        }
         var meta: [Member] = []
         if let m = slot[4] {
             guard m.kind == .object, m.children.count <= EntrySchema.maxMetadataKeys else { return nil }
             for c in m.children {
-                guard ident(c.key, max: EntrySchema.maxMetadataKey), c.kind != .object, forbiddenReason(str(c.key)) == nil else { return nil }
+                guard ident(c.key, max: EntrySchema.maxMetadataKey), c.kind != .object,
+                    forbiddenReason(str(c.key)) == nil
+                else { return nil }
                 if c.kind == .string && c.value.count > EntrySchema.maxMetadataString { return nil }
                 meta.append(c)
             }
             // Duplicate metadata keys are refused by the general parser; sort, then compare neighbours.
             meta.sort { x, y in
-                let a = UnsafeBufferPointer(rebasing: b[x.key.start..<x.key.end]), c = UnsafeBufferPointer(rebasing: b[y.key.start..<y.key.end])
+                let a = UnsafeBufferPointer(rebasing: b[x.key.start..<x.key.end])
+                let c = UnsafeBufferPointer(rebasing: b[y.key.start..<y.key.end])
                 return a.lexicographicallyPrecedes(c)
             }
-            for k in meta.indices.dropFirst() where meta[k].key.count == meta[k - 1].key.count
-                && UnsafeBufferPointer(rebasing: b[meta[k].key.start..<meta[k].key.end]).elementsEqual(UnsafeBufferPointer(rebasing: b[meta[k - 1].key.start..<meta[k - 1].key.end])) {
+            for k in meta.indices.dropFirst()
+            where meta[k].key.count == meta[k - 1].key.count
+                && UnsafeBufferPointer(rebasing: b[meta[k].key.start..<meta[k].key.end]).elementsEqual(
+                    UnsafeBufferPointer(rebasing: b[meta[k - 1].key.start..<meta[k - 1].key.end]))
+            {
                 return nil
             }
         }
 
         // Canonical bytes.
         var w = Writer2(b: b, n: n)
-        w.raw("{\"action\":"); w.quoted(action.value)
-        w.raw(",\"actor\":"); w.obj(act, EntrySchema.actor)
-        w.raw(",\"category\":"); w.quoted(category.value)
-        if let k = slot[3] { w.raw(",\"idempotency_key\":"); w.quoted(k.value) }
+        w.raw("{\"action\":")
+        w.quoted(action.value)
+        w.raw(",\"actor\":")
+        w.obj(act, EntrySchema.actor)
+        w.raw(",\"category\":")
+        w.quoted(category.value)
+        if let k = slot[3] {
+            w.raw(",\"idempotency_key\":")
+            w.quoted(k.value)
+        }
         w.raw(",\"metadata\":{")
         for (k, m) in meta.enumerated() {
             if k > 0 { w.o.append(0x2C) }
-            w.quoted(m.key); w.o.append(0x3A); w.value(m)
+            w.quoted(m.key)
+            w.o.append(0x3A)
+            w.value(m)
         }
-        w.raw("},\"occurred_at\":"); w.quoted(occurred.value)
+        w.raw("},\"occurred_at\":")
+        w.quoted(occurred.value)
         if let ob = slot[6], let kids = nested(ob, EntrySchema.onBehalfOf) {
-            w.raw(",\"on_behalf_of\":"); w.obj(kids, EntrySchema.onBehalfOf)
+            w.raw(",\"on_behalf_of\":")
+            w.obj(kids, EntrySchema.onBehalfOf)
         }
-        w.raw(",\"org\":"); w.quoted(org.value)
-        w.raw(",\"outcome\":"); w.quoted(outcome.value)
-        w.raw(",\"received_at\":\""); Timestamp.append(receivedAt, to: &w.o); w.o.append(0x22)
-        w.raw(",\"source\":"); w.obj(src, EntrySchema.source)
-        w.raw(",\"target\":"); w.obj(tg, EntrySchema.target)
-        w.raw(",\"writer\":"); w.o.append(contentsOf: writer.canonical)
+        w.raw(",\"org\":")
+        w.quoted(org.value)
+        w.raw(",\"outcome\":")
+        w.quoted(outcome.value)
+        w.raw(",\"received_at\":\"")
+        Timestamp.append(receivedAt, to: &w.o)
+        w.o.append(0x22)
+        w.raw(",\"source\":")
+        w.obj(src, EntrySchema.source)
+        w.raw(",\"target\":")
+        w.obj(tg, EntrySchema.target)
+        w.raw(",\"writer\":")
+        w.o.append(contentsOf: writer.canonical)
         w.raw("}")
         let o = w.o
         guard o.count <= ChainFormat.maxEntrySize else { return nil }
         return PreparedEntry(
             org: str(org.value), content: o, contentHash: SHA256.hash(o), idempotencyKey: slot[3].map { str($0.value) },
-            fields: IndexFields(time: receivedAt, category: cat, outcome: out, action: str(action.value), actor: str(actorType.value) + ":" + str(actorId.value)))
+            fields: IndexFields(
+                time: receivedAt, category: cat, outcome: out, action: str(action.value),
+                actor: str(actorType.value) + ":" + str(actorId.value)))
     }
 }

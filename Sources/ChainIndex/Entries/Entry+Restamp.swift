@@ -16,7 +16,8 @@ extension PreparedEntry {
         bytes.replaceSubrange(at..<at + 24, with: stamp)
         var f = fields
         f.time = ms
-        return PreparedEntry(org: org, content: bytes, contentHash: SHA256.hash(bytes), idempotencyKey: idempotencyKey, fields: f)
+        return PreparedEntry(
+            org: org, content: bytes, contentHash: SHA256.hash(bytes), idempotencyKey: idempotencyKey, fields: f)
     }
 
     /// Where the value of the top-level `received_at` starts. Canonical bytes sort their

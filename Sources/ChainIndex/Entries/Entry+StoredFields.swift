@@ -9,16 +9,27 @@ extension Entry {
     static func scanIndexFields(_ c: [UInt8]) -> (org: String, fields: IndexFields)? {
         c.withUnsafeBufferPointer { b -> (org: String, fields: IndexFields)? in
             let n = b.count
-            var org: Range<Int>?, cat: Range<Int>?, out: Range<Int>?, action: Range<Int>?, recv: Range<Int>?
-            var actorType: Range<Int>?, actorId: Range<Int>?
+            var org: Range<Int>?
+            var cat: Range<Int>?
+            var out: Range<Int>?
+            var action: Range<Int>?
+            var recv: Range<Int>?
+            var actorType: Range<Int>?
+            var actorId: Range<Int>?
 
             /// The range of a string's contents starting at the quote at `i`, and the index
             /// after its closing quote; `plain` is false when it holds an escape.
             func string(_ i: Int) -> (Range<Int>, Int, plain: Bool)? {
                 guard i < n, b[i] == 0x22 else { return nil }
-                var j = i + 1, plain = true
+                var j = i + 1
+                var plain = true
                 while j < n, b[j] != 0x22 {
-                    if b[j] == 0x5C { plain = false; j += 2 } else { j += 1 }
+                    if b[j] == 0x5C {
+                        plain = false
+                        j += 2
+                    } else {
+                        j += 1
+                    }
                 }
                 guard j < n else { return nil }
                 return ((i + 1)..<j, j + 1, plain)
@@ -29,10 +40,14 @@ extension Entry {
                 switch b[i] {
                 case 0x22: return string(i)?.1
                 case 0x7B, 0x5B:
-                    var depth = 0, j = i
+                    var depth = 0
+                    var j = i
                     while j < n {
                         switch b[j] {
-                        case 0x22: guard let s = string(j) else { return nil }; j = s.1; continue
+                        case 0x22:
+                            guard let s = string(j) else { return nil }
+                            j = s.1
+                            continue
                         case 0x7B, 0x5B: depth += 1
                         case 0x7D, 0x5D:
                             depth -= 1
@@ -60,7 +75,8 @@ extension Entry {
                 if j < n, b[j] == 0x7D { return j + 1 }
                 while j < n {
                     guard let (key, after, plain) = string(j), plain, after < n, b[after] == 0x3A,
-                          let end = member(key, after + 1), end < n else { return nil }
+                        let end = member(key, after + 1), end < n
+                    else { return nil }
                     if b[end] == 0x7D { return end + 1 }
                     guard b[end] == 0x2C else { return nil }
                     j = end + 1
@@ -88,12 +104,19 @@ extension Entry {
                 }
                 return skip(v)
             }
-            guard end == n, let org, let cat, let out, let action, let recv, let actorType, let actorId else { return nil }
+            guard end == n, let org, let cat, let out, let action, let recv, let actorType, let actorId else {
+                return nil
+            }
             func str(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
             guard let category = Category(rawValue: str(cat)), let outcome = Outcome(rawValue: str(out)),
-                  let time = Timestamp.parse(str(recv)) else { return nil }
-            return (str(org), IndexFields(time: time, category: category, outcome: outcome, action: str(action),
-                                          actor: str(actorType) + ":" + str(actorId)))
+                let time = Timestamp.parse(str(recv))
+            else { return nil }
+            return (
+                str(org),
+                IndexFields(
+                    time: time, category: category, outcome: outcome, action: str(action),
+                    actor: str(actorType) + ":" + str(actorId))
+            )
         }
     }
 

@@ -70,12 +70,20 @@ public struct Writer: Sendable, Equatable {
         self.uid = uid
         self.gid = gid
         self.via = via
-        canonical = CanonicalJSON.encode(.object([JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))), JSONMember("via", .string(via))]))
+        canonical = CanonicalJSON.encode(
+            .object([
+                JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))),
+                JSONMember("via", .string(via)),
+            ]))
     }
 
     public static func == (a: Writer, b: Writer) -> Bool { a.uid == b.uid && a.gid == b.gid && a.via == b.via }
 
-    var json: JSONValue { .object([JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))), JSONMember("via", .string(via))]) }
+    var json: JSONValue {
+        .object([
+            JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))), JSONMember("via", .string(via)),
+        ])
+    }
 }
 
 /// The fields the org index keeps of each entry, so queries filter before decompressing.
@@ -110,10 +118,14 @@ public struct PreparedEntry: Sendable {
 public enum Entry {
     /// Metadata keys whose values must never be stored (design §2).
     static let forbidden: [String: String] = [
-        "query": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
-        "query_text": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
-        "search_query": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
-        "search_text": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "query":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "query_text":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "search_query":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "search_text":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
         "q": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
         "secret": "a secret's value must never be stored; record its id instead",
         "secret_value": "a secret's value must never be stored; record its id instead",
@@ -126,7 +138,8 @@ public enum Entry {
     ]
     /// True for the bytes of identifiers (`org`, `action`, metadata keys): `[A-Za-z0-9_.:@/-]`.
     @inline(__always) public static func isIdentifierByte(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E
+            || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
     }
 
     /// True when `org` is an org name an entry may carry (format-spec.md §4).
@@ -139,7 +152,9 @@ public enum Entry {
         guard json.count <= ChainFormat.maxInputSize else {
             throw EntryError("", "entry is \(json.count) bytes; the limit is \(ChainFormat.maxInputSize)")
         }
-        if let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) }) { return fast }
+        if let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) }) {
+            return fast
+        }
         return try generalPrepare(json: json, receivedAt: receivedAt, writer: writer)
     }
 
@@ -151,13 +166,23 @@ public enum Entry {
     }
 
     /// Validates an already parsed entry.
-    public static func prepare(value v: JSONValue, receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
+    public static func prepare(
+        value v: JSONValue, receivedAt: Int64, writer: Writer
+    ) throws(EntryError) -> PreparedEntry {
         guard case .object(let members) = v else { throw EntryError("", "an entry must be a JSON object") }
         for m in members where !EntrySchema.inputMembers.contains(m.key) {
-            if EntrySchema.serverMembers.contains(m.key) { throw EntryError(m.key, "is assigned by the server; do not send it") }
-            throw EntryError(m.key, "is not a field of an audit entry (allowed: \(EntrySchema.inputMembers.sorted().joined(separator: ", ")))")
+            if EntrySchema.serverMembers.contains(m.key) {
+                throw EntryError(m.key, "is assigned by the server; do not send it")
+            }
+            throw EntryError(
+                m.key,
+                "is not a field of an audit entry (allowed: \(EntrySchema.inputMembers.sorted().joined(separator: ", ")))"
+            )
         }
-        func str(_ key: String, _ path: String, in obj: JSONValue, required: Bool = true, max: Int, pattern: ((UInt8) -> Bool)? = nil) throws(EntryError) -> String? {
+        func str(
+            _ key: String, _ path: String, in obj: JSONValue, required: Bool = true, max: Int,
+            pattern: ((UInt8) -> Bool)? = nil
+        ) throws(EntryError) -> String? {
             guard let x = obj[key] else {
                 if required { throw EntryError(path, "is required") }
                 return nil
@@ -165,9 +190,13 @@ public enum Entry {
             guard case .string(let s) = x else { throw EntryError(path, "must be a string") }
             guard !s.isEmpty else { throw EntryError(path, "must not be empty") }
             guard s.utf8.count <= max else { throw EntryError(path, "is \(s.utf8.count) bytes; the limit is \(max)") }
-            if let pattern, !s.utf8.allSatisfy(pattern) { throw EntryError(path, "has a character outside [A-Za-z0-9_.:@/-]") }
+            if let pattern, !s.utf8.allSatisfy(pattern) {
+                throw EntryError(path, "has a character outside [A-Za-z0-9_.:@/-]")
+            }
             // Byte-level check is exact: UTF-8 continuation and lead bytes are all >= 0x80.
-            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { throw EntryError(path, "must not contain control characters") }
+            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+                throw EntryError(path, "must not contain control characters")
+            }
             return s
         }
         let ident = Entry.isIdentifierByte
@@ -176,12 +205,17 @@ public enum Entry {
             let path = parent.isEmpty ? t.name : parent + "." + t.name
             var pattern: ((UInt8) -> Bool)?
             if t.identifier { pattern = { Entry.isIdentifierByte($0) } }
-            guard let s = try str(t.name, path, in: obj, required: !t.optional, max: t.maxBytes, pattern: pattern) else { return nil }
-            if let values = t.values, !values.contains(s) { throw EntryError(path, "'\(s)' must be one of \(values.joined(separator: ", "))") }
+            guard let s = try str(t.name, path, in: obj, required: !t.optional, max: t.maxBytes, pattern: pattern)
+            else { return nil }
+            if let values = t.values, !values.contains(s) {
+                throw EntryError(path, "'\(s)' must be one of \(values.joined(separator: ", "))")
+            }
             return s
         }
         func required(_ t: EntrySchema.Text, in obj: JSONValue, _ parent: String = "") throws(EntryError) -> String {
-            guard let s = try field(t, in: obj, parent) else { throw EntryError(parent.isEmpty ? t.name : parent + "." + t.name, "is required") }
+            guard let s = try field(t, in: obj, parent) else {
+                throw EntryError(parent.isEmpty ? t.name : parent + "." + t.name, "is required")
+            }
             return s
         }
         /// Object member `o` by the schema: only its members, each by its row.
@@ -192,7 +226,8 @@ public enum Entry {
             }
             guard case .object(let m) = x else { throw EntryError(o.name, "must be an object") }
             for member in m where o.member(member.key) == nil {
-                throw EntryError("\(o.name).\(member.key)", "is not allowed here (allowed: \(o.names.joined(separator: ", ")))")
+                throw EntryError(
+                    "\(o.name).\(member.key)", "is not allowed here (allowed: \(o.names.joined(separator: ", ")))")
             }
             var out: [String: String] = [:]
             for t in o.members { out[t.name] = try field(t, in: x, o.name) }
@@ -201,16 +236,23 @@ public enum Entry {
 
         let org = try required(EntrySchema.org, in: v)
         let categoryText = try required(EntrySchema.category, in: v)
-        guard let category = Category(rawValue: categoryText) else { throw EntryError("category", "'\(categoryText)' is not a category") }
+        guard let category = Category(rawValue: categoryText) else {
+            throw EntryError("category", "'\(categoryText)' is not a category")
+        }
         let action = try required(EntrySchema.action, in: v)
         let outcomeText = try required(EntrySchema.outcome, in: v)
-        guard let outcome = Outcome(rawValue: outcomeText) else { throw EntryError("outcome", "'\(outcomeText)' is not an outcome") }
+        guard let outcome = Outcome(rawValue: outcomeText) else {
+            throw EntryError("outcome", "'\(outcomeText)' is not an outcome")
+        }
 
         let actor = try object(EntrySchema.actor, required: true) ?? [:]
-        let actorType = actor["type"] ?? "", actorId = actor["id"] ?? ""
+        let actorType = actor["type"] ?? ""
+        let actorId = actor["id"] ?? ""
         let onBehalf = try object(EntrySchema.onBehalfOf, required: false)
         if actorType == "agent" && onBehalf == nil {
-            throw EntryError("on_behalf_of", "is required when the actor is an agent: name the human, service or policy whose authority it acted on")
+            throw EntryError(
+                "on_behalf_of",
+                "is required when the actor is an agent: name the human, service or policy whose authority it acted on")
         }
         _ = try object(EntrySchema.target, required: true)
         let source = try object(EntrySchema.source, required: true) ?? [:]
@@ -227,12 +269,16 @@ public enum Entry {
         var meta: [JSONMember] = []
         if let m = v["metadata"] {
             guard case .object(let mm) = m else { throw EntryError("metadata", "must be an object") }
-            guard mm.count <= EntrySchema.maxMetadataKeys else { throw EntryError("metadata", "has \(mm.count) members; the limit is \(EntrySchema.maxMetadataKeys)") }
+            guard mm.count <= EntrySchema.maxMetadataKeys else {
+                throw EntryError("metadata", "has \(mm.count) members; the limit is \(EntrySchema.maxMetadataKeys)")
+            }
             for member in mm {
-                let k = member.key, x = member.value
+                let k = member.key
+                let x = member.value
                 let path = "metadata.\(k)"
                 guard !k.isEmpty, k.utf8.count <= EntrySchema.maxMetadataKey, k.utf8.allSatisfy(ident) else {
-                    throw EntryError(path, "metadata keys are 1–\(EntrySchema.maxMetadataKey) characters of [A-Za-z0-9_.:@/-]")
+                    throw EntryError(
+                        path, "metadata keys are 1–\(EntrySchema.maxMetadataKey) characters of [A-Za-z0-9_.:@/-]")
                 }
                 if let why = forbiddenReason(k) { throw EntryError(path, why) }
                 try checkMetadata(x, path, depth: 0)
@@ -246,11 +292,15 @@ public enum Entry {
         out.append(JSONMember("writer", writer.json))
         let content = CanonicalJSON.encode(.object(out))
         guard content.count <= ChainFormat.maxEntrySize else {
-            throw EntryError("", "canonical entry is \(content.count) bytes; the limit is \(ChainFormat.maxEntrySize) (shrink metadata)")
+            throw EntryError(
+                "",
+                "canonical entry is \(content.count) bytes; the limit is \(ChainFormat.maxEntrySize) (shrink metadata)")
         }
         return PreparedEntry(
             org: org, content: content, contentHash: SHA256.hash(content), idempotencyKey: idem,
-            fields: IndexFields(time: receivedAt, category: category, outcome: outcome, action: action, actor: actorType + ":" + actorId))
+            fields: IndexFields(
+                time: receivedAt, category: category, outcome: outcome, action: action, actor: actorType + ":" + actorId
+            ))
     }
 
     /// Why metadata key `k` may not be stored, or nil. Keys are ASCII: lower-casing bytes is exact.
@@ -263,18 +313,29 @@ public enum Entry {
     static func checkMetadata(_ x: JSONValue, _ path: String, depth: Int) throws(EntryError) {
         switch x {
         case .string(let s):
-            guard s.utf8.count <= EntrySchema.maxMetadataString else { throw EntryError(path, "is \(s.utf8.count) bytes; metadata strings are limited to \(EntrySchema.maxMetadataString)") }
-            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { throw EntryError(path, "must not contain control characters") }
+            guard s.utf8.count <= EntrySchema.maxMetadataString else {
+                throw EntryError(
+                    path, "is \(s.utf8.count) bytes; metadata strings are limited to \(EntrySchema.maxMetadataString)")
+            }
+            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+                throw EntryError(path, "must not contain control characters")
+            }
         case .int, .bool, .null: break
         case .array(let a):
-            guard depth == 0, a.count <= EntrySchema.maxMetadataArray else { throw EntryError(path, "metadata arrays hold at most \(EntrySchema.maxMetadataArray) scalars and do not nest") }
+            guard depth == 0, a.count <= EntrySchema.maxMetadataArray else {
+                throw EntryError(
+                    path, "metadata arrays hold at most \(EntrySchema.maxMetadataArray) scalars and do not nest")
+            }
             for (i, e) in a.enumerated() {
                 if case .array = e { throw EntryError("\(path)[\(i)]", "metadata arrays do not nest") }
                 if case .object = e { throw EntryError("\(path)[\(i)]", "metadata arrays hold scalars only") }
                 try checkMetadata(e, "\(path)[\(i)]", depth: 1)
             }
         case .object:
-            throw EntryError(path, "metadata values are strings, integers, booleans, null or arrays of those; flatten nested objects into dotted keys")
+            throw EntryError(
+                path,
+                "metadata values are strings, integers, booleans, null or arrays of those; flatten nested objects into dotted keys"
+            )
         }
     }
 
@@ -292,11 +353,11 @@ public enum Entry {
     /// `indexFields(ofStored:)` by the full parser: the reference the scanner must agree with.
     static func parsedIndexFields(ofStored content: [UInt8]) -> (org: String, fields: IndexFields)? {
         guard let v = try? decodeStored(content), let org = v["org"]?.stringValue,
-              let cat = v["category"]?.stringValue.flatMap(Category.init(rawValue:)),
-              let out = v["outcome"]?.stringValue.flatMap(Outcome.init(rawValue:)),
-              let action = v["action"]?.stringValue,
-              let at = v["actor"]?["type"]?.stringValue, let aid = v["actor"]?["id"]?.stringValue,
-              let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse)
+            let cat = v["category"]?.stringValue.flatMap(Category.init(rawValue:)),
+            let out = v["outcome"]?.stringValue.flatMap(Outcome.init(rawValue:)),
+            let action = v["action"]?.stringValue,
+            let at = v["actor"]?["type"]?.stringValue, let aid = v["actor"]?["id"]?.stringValue,
+            let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse)
         else { return nil }
         return (org, IndexFields(time: t, category: cat, outcome: out, action: action, actor: at + ":" + aid))
     }

@@ -16,7 +16,8 @@ public enum EntrySchema {
         /// The values it may take, when it is an enumeration.
         public let values: [String]?
 
-        init(_ name: String, _ maxBytes: Int, optional: Bool = false, identifier: Bool = false, values: [String]? = nil) {
+        init(_ name: String, _ maxBytes: Int, optional: Bool = false, identifier: Bool = false, values: [String]? = nil)
+        {
             self.name = name
             self.maxBytes = maxBytes
             self.optional = optional
@@ -45,20 +46,31 @@ public enum EntrySchema {
     public static let occurredAt = Text("occurred_at", 40)
     public static let idempotencyKey = Text("idempotency_key", 128, optional: true)
 
-    public static let actor = Object(name: "actor", members: [
-        Text("id", 128), Text("name", 256, optional: true), Text("type", 16, values: ["human", "agent", "service"]),
-    ])
+    public static let actor = Object(
+        name: "actor",
+        members: [
+            Text("id", 128), Text("name", 256, optional: true),
+            Text("type", 16, values: ["human", "agent", "service"]),
+        ])
     /// Required when the actor is an agent.
-    public static let onBehalfOf = Object(name: "on_behalf_of", members: [
-        Text("approval", 128, optional: true), Text("id", 128), Text("type", 16, values: ["human", "agent", "service", "policy"]),
-    ])
-    public static let target = Object(name: "target", members: [
-        Text("id", 256), Text("name", 256, optional: true), Text("type", 64, identifier: true),
-    ])
-    public static let source = Object(name: "source", members: [
-        Text("ip", 64, optional: true), Text("service", 128, identifier: true), Text("session", 128, optional: true),
-        Text("user_agent", 512, optional: true),
-    ])
+    public static let onBehalfOf = Object(
+        name: "on_behalf_of",
+        members: [
+            Text("approval", 128, optional: true), Text("id", 128),
+            Text("type", 16, values: ["human", "agent", "service", "policy"]),
+        ])
+    public static let target = Object(
+        name: "target",
+        members: [
+            Text("id", 256), Text("name", 256, optional: true), Text("type", 64, identifier: true),
+        ])
+    public static let source = Object(
+        name: "source",
+        members: [
+            Text("ip", 64, optional: true), Text("service", 128, identifier: true),
+            Text("session", 128, optional: true),
+            Text("user_agent", 512, optional: true),
+        ])
 
     /// Metadata: at most this many members…
     public static let maxMetadataKeys = 32
@@ -71,7 +83,8 @@ public enum EntrySchema {
 
     /// The members a writer may send.
     public static let inputMembers: [String] = [
-        "org", "category", "action", "actor", "on_behalf_of", "target", "outcome", "source", "occurred_at", "idempotency_key", "metadata",
+        "org", "category", "action", "actor", "on_behalf_of", "target", "outcome", "source", "occurred_at",
+        "idempotency_key", "metadata",
     ]
     /// The members the server assigns, refused from a writer.
     public static let serverMembers: [String] = ["received_at", "writer", "seq", "hash"]

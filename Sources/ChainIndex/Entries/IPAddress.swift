@@ -44,7 +44,9 @@ enum IPAddress {
                 units += 2
                 continue
             }
-            guard g.count <= 4, g.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) }) else { return false }
+            guard g.count <= 4,
+                g.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) })
+            else { return false }
             units += 1
         }
         return elided ? units < 8 : units == 8

@@ -20,7 +20,8 @@ public indirect enum JSONValue: Sendable, Equatable {
         case (.bool(let x), .bool(let y)): return x == y
         case (.null, .null): return true
         case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        case (.object(let x), .object(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
         default: return false
         }
     }
@@ -107,7 +108,10 @@ public struct JSONParser {
             var members: [JSONMember] = []
             members.reserveCapacity(12)
             skipWS()
-            if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+            if i < b.count, b[i] == UInt8(ascii: "}") {
+                i += 1
+                return .object(members)
+            }
             while true {
                 skipWS()
                 guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -120,8 +124,14 @@ public struct JSONParser {
                 members.append(JSONMember(k, try value(depth: depth + 1)))
                 skipWS()
                 guard i < b.count else { throw fail("unterminated object") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                if b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+                if b[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if b[i] == UInt8(ascii: "}") {
+                    i += 1
+                    return .object(members)
+                }
                 throw fail("expected ',' or '}' in object")
             }
         case UInt8(ascii: "["):
@@ -129,21 +139,36 @@ public struct JSONParser {
             i += 1
             var items: [JSONValue] = []
             skipWS()
-            if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+            if i < b.count, b[i] == UInt8(ascii: "]") {
+                i += 1
+                return .array(items)
+            }
             while true {
                 skipWS()
                 items.append(try value(depth: depth + 1))
                 skipWS()
                 guard i < b.count else { throw fail("unterminated array") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                if b[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                if b[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if b[i] == UInt8(ascii: "]") {
+                    i += 1
+                    return .array(items)
+                }
                 throw fail("expected ',' or ']' in array")
             }
         case UInt8(ascii: "\""):
             return .string(try string())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return .int(try number())
         default:
@@ -161,13 +186,21 @@ public struct JSONParser {
     private mutating func number() throws(JSONError) -> Int64 {
         let start = i
         var neg = false
-        if b[i] == UInt8(ascii: "-") { neg = true; i += 1 }
+        if b[i] == UInt8(ascii: "-") {
+            neg = true
+            i += 1
+        }
         guard i < b.count, b[i] >= 0x30, b[i] <= 0x39 else { throw fail("invalid number") }
-        if b[i] == 0x30, i + 1 < b.count, b[i + 1] >= 0x30, b[i + 1] <= 0x39 { throw fail("numbers may not have leading zeros") }
+        if b[i] == 0x30, i + 1 < b.count, b[i + 1] >= 0x30, b[i + 1] <= 0x39 {
+            throw fail("numbers may not have leading zeros")
+        }
         var v: Int64 = 0
         while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
             v = v * 10 + Int64(b[i] - 0x30)
-            if v > 1 << 53 { i = start; throw fail("integer out of range (must be within ±2^53)") }
+            if v > 1 << 53 {
+                i = start
+                throw fail("integer out of range (must be within ±2^53)")
+            }
             i += 1
         }
         if i < b.count, b[i] == UInt8(ascii: ".") || b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
@@ -203,7 +236,10 @@ public struct JSONParser {
             let c = b[i]
             if c == UInt8(ascii: "\"") {
                 let s = UnsafeBufferPointer(rebasing: b[start..<i])
-                guard let str = String(validating: s, as: UTF8.self) else { i = start; throw fail("string is not valid UTF-8") }
+                guard let str = String(validating: s, as: UTF8.self) else {
+                    i = start
+                    throw fail("string is not valid UTF-8")
+                }
                 i += 1
                 return str
             }
@@ -220,7 +256,11 @@ public struct JSONParser {
                 return str
             }
             if c < 0x20 { throw fail("control character in string (escape it)") }
-            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+            if c != UInt8(ascii: "\\") {
+                out.append(c)
+                i += 1
+                continue
+            }
             i += 1
             guard i < b.count else { break }
             let e = b[i]
@@ -237,7 +277,9 @@ public struct JSONParser {
             case UInt8(ascii: "u"):
                 var cp = try hex4()
                 if cp >= 0xD800 && cp < 0xDC00 {
-                    guard i + 2 <= b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else { throw fail("lone surrogate in \\u escape") }
+                    guard i + 2 <= b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
+                        throw fail("lone surrogate in \\u escape")
+                    }
                     i += 2
                     let lo = try hex4()
                     guard lo >= 0xDC00 && lo < 0xE000 else { throw fail("invalid surrogate pair") }
@@ -283,7 +325,8 @@ public enum CanonicalJSON {
         case .object(let m):
             out.append(UInt8(ascii: "{"))
             // Keys are sorted by their bytes (RFC 8785 order for the ASCII keys entries allow).
-            let sorted = m.count < 2 || zip(m, m.dropFirst()).allSatisfy({ $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) })
+            let sorted =
+                m.count < 2 || zip(m, m.dropFirst()).allSatisfy({ $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) })
                 ? m : m.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             for (k, kv) in sorted.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }
@@ -317,13 +360,27 @@ public enum CanonicalJSON {
         out.append(0x22)
         for c in s.utf8 {
             switch c {
-            case 0x22: out.append(0x5C); out.append(0x22)
-            case 0x5C: out.append(0x5C); out.append(0x5C)
-            case 0x08: out.append(0x5C); out.append(UInt8(ascii: "b"))
-            case 0x0C: out.append(0x5C); out.append(UInt8(ascii: "f"))
-            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
+            case 0x22:
+                out.append(0x5C)
+                out.append(0x22)
+            case 0x5C:
+                out.append(0x5C)
+                out.append(0x5C)
+            case 0x08:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "b"))
+            case 0x0C:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "f"))
+            case 0x0A:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "n"))
+            case 0x0D:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "r"))
+            case 0x09:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "t"))
             case 0..<0x20:
                 out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
             default: out.append(c)

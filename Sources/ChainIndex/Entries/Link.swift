@@ -45,7 +45,8 @@ public struct Link: Sendable, Equatable {
     /// Parses 113 link bytes.
     public init(bytes: [UInt8]) throws(EntryError) {
         guard bytes.count == ChainFormat.linkSize, bytes[0] == ChainFormat.linkVersion else {
-            throw EntryError("link", "must be \(ChainFormat.linkSize) bytes starting with version \(ChainFormat.linkVersion)")
+            throw EntryError(
+                "link", "must be \(ChainFormat.linkSize) bytes starting with version \(ChainFormat.linkVersion)")
         }
         var r = ByteReader(bytes, range: 1..<bytes.count)
         do {
@@ -62,7 +63,8 @@ public struct Link: Sendable, Equatable {
         withUnsafeTemporaryAllocation(byteCount: 1 + ChainFormat.linkSize, alignment: 8) { b in
             b[0] = ChainFormat.leafPrefix
             b[1] = ChainFormat.linkVersion
-            var s = seq.bigEndian, o = orgSeq.bigEndian
+            var s = seq.bigEndian
+            var o = orgSeq.bigEndian
             withUnsafeBytes(of: &s) { (b.baseAddress! + 2).copyMemory(from: $0.baseAddress!, byteCount: 8) }
             withUnsafeBytes(of: &o) { (b.baseAddress! + 10).copyMemory(from: $0.baseAddress!, byteCount: 8) }
             contentHash.withBytes { (b.baseAddress! + 18).copyMemory(from: $0.baseAddress!, byteCount: 32) }
@@ -135,7 +137,10 @@ public enum CanonicalScan {
         while i < n {
             let ch = c[i]
             if inString {
-                if ch == 0x5C { i += 2; continue }
+                if ch == 0x5C {
+                    i += 2
+                    continue
+                }
                 if ch == 0x22 { inString = false }
                 i += 1
                 continue
@@ -144,7 +149,9 @@ public enum CanonicalScan {
             case 0x7B, 0x5B: depth += 1
             case 0x7D, 0x5D: depth -= 1
             case 0x22:
-                if depth == 1, i + k.count <= n, c[i..<i + k.count].elementsEqual(k), i > 0, c[i - 1] == 0x7B || c[i - 1] == 0x2C {
+                if depth == 1, i + k.count <= n, c[i..<i + k.count].elementsEqual(k), i > 0,
+                    c[i - 1] == 0x7B || c[i - 1] == 0x2C
+                {
                     var j = i + k.count
                     let start = j
                     while j < n, c[j] != 0x22 {

@@ -1,7 +1,8 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,7 +21,9 @@ extension Ledger {
         if FileOps.exists(path) {
             let info = try readInfo(directory: directory)
             guard info.verifier_key == signer.verifier.text else {
-                throw LedgerError("the signing key (\(signer.verifier.text)) is not this log's key (\(info.verifier_key)); start with the key the log was created with")
+                throw LedgerError(
+                    "the signing key (\(signer.verifier.text)) is not this log's key (\(info.verifier_key)); start with the key the log was created with"
+                )
             }
             return info
         }
@@ -34,7 +37,9 @@ extension Ledger {
     static func readInfo(directory: String) throws -> Info {
         let path = DataDirectory(directory).info
         guard let data = try FileOps.readFile(path, limit: 1 << 16).map({ Data($0) }) else {
-            throw LedgerError("\(directory) is not an audit log directory (no \(URL(fileURLWithPath: DataDirectory(directory).info).lastPathComponent))")
+            throw LedgerError(
+                "\(directory) is not an audit log directory (no \(URL(fileURLWithPath: DataDirectory(directory).info).lastPathComponent))"
+            )
         }
         do { return try JSONDecoder().decode(Info.self, from: data) } catch {
             throw LedgerError("\(path) is malformed: \(error)")
@@ -54,7 +59,10 @@ extension Ledger {
         w.write(end)
         w.write(UInt32(orgs.count))
         for (o, (c, l)) in orgs.sorted(by: { $0.key < $1.key }) {
-            w.write(UInt8(o.utf8.count)); w.write(Array(o.utf8)); w.write(c); w.write(l)
+            w.write(UInt8(o.utf8.count))
+            w.write(Array(o.utf8))
+            w.write(c)
+            w.write(l)
         }
         w.write(CRC32C.checksum(w.bytes))
         try FileOps.replaceFile(path, contents: w.bytes)
@@ -64,10 +72,16 @@ extension Ledger {
     /// the offset where it shows (the verifier's view: recovery derives the state instead).
     public static func checkedOrgState(_ path: String) throws -> (end: UInt64, orgs: [String: (UInt64, UInt64)])? {
         guard let b = try FileOps.readFile(path, limit: 1 << 30) else { return nil }
-        func bad(_ m: String, _ at: Int) -> StoreError { StoreError(.corrupt, "org-state snapshot: \(m)", path: path, offset: Int64(at)) }
+        func bad(_ m: String, _ at: Int) -> StoreError {
+            StoreError(.corrupt, "org-state snapshot: \(m)", path: path, offset: Int64(at))
+        }
         guard b.count >= 8 + 8 + 4 + 4 else { throw bad("\(b.count) bytes is too short", 0) }
-        let stored = UInt32(b[b.count - 4]) | UInt32(b[b.count - 3]) << 8 | UInt32(b[b.count - 2]) << 16 | UInt32(b[b.count - 1]) << 24
-        guard CRC32C.matches(CRC32C.checksum(b[..<(b.count - 4)]), stored) else { throw bad("checksum mismatch", b.count - 4) }
+        let stored =
+            UInt32(b[b.count - 4]) | UInt32(b[b.count - 3]) << 8 | UInt32(b[b.count - 2]) << 16 | UInt32(b[b.count - 1])
+            << 24
+        guard CRC32C.matches(CRC32C.checksum(b[..<(b.count - 4)]), stored) else {
+            throw bad("checksum mismatch", b.count - 4)
+        }
         var r = ByteReader(b, range: 0..<(b.count - 4))
         do {
             guard Array(try r.read(count: 8)) == ChainFormat.orgStateMagic else { throw bad("bad magic", 0) }
@@ -98,7 +112,9 @@ extension Ledger {
 extension Ledger {
     /// The segment store of data directory `dir`, opened with the segments the archive tier
     /// retired (its stubs): the one way the layers above open segments.
-    public static func segmentStore(_ dir: String, options: SegmentStoreOptions = .init(), readOnly: Bool) throws -> SegmentStore {
+    public static func segmentStore(
+        _ dir: String, options: SegmentStoreOptions = .init(), readOnly: Bool
+    ) throws -> SegmentStore {
         let segments = DataDirectory(dir).segments
         let retired = FileOps.exists(segments) ? try ArchivedStub.retired(inSegments: segments, readOnly: readOnly) : []
         return try SegmentStore(directory: segments, options: options, readOnly: readOnly, retired: retired)

@@ -1,7 +1,8 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,14 +17,18 @@ extension Ledger {
 
     /// Reads entry `seq` and checks it against the stored leaf hash.
     public func entry(seq: UInt64) throws -> StoredEntry {
-        guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
+        guard seq < tree.size else {
+            throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
+        }
         return try checked(try store.read(seq: seq))
     }
 
     /// Reads many entries at once (each block decompressed once), checking each against its leaf.
     public func entries(seqs: [UInt64]) throws -> [StoredEntry] {
         let size = tree.size
-        for s in seqs where s >= size { throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))") }
+        for s in seqs where s >= size {
+            throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))")
+        }
         return try store.read(seqs: seqs).map(checked)
     }
 
@@ -35,7 +40,9 @@ extension Ledger {
     /// rebuilt and checked against the stored leaf as `entry(seq:)` does.
     public static func entry(inDirectory dir: String, seq: UInt64) throws -> StoredEntry {
         let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
-        guard seq < tree.size else { throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))") }
+        guard seq < tree.size else {
+            throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
+        }
         let store = try segmentStore(dir, readOnly: true)
         return try rebuild(try store.read(seq: seq), tree: tree, store: store)
     }
@@ -45,7 +52,9 @@ extension Ledger {
         let p = try RecordPayload(bytes: rec.payload)
         let link: Link
         do {
-            link = try Link.stored(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content), leaf: tree.leaf)
+            link = try Link.stored(
+                seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content),
+                leaf: tree.leaf)
         } catch let e as ChainError {
             let pos = store.position(of: seq)
             throw StoreError(.corrupt, "\(e): it was altered", path: pos.path, offset: pos.offset)
@@ -53,14 +62,19 @@ extension Ledger {
         let leaf = try tree.leaf(seq)
         guard link.leafHash == leaf else {
             let pos = store.position(of: seq)
-            throw StoreError(.corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path, offset: pos.offset)
+            throw StoreError(
+                .corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path,
+                offset: pos.offset)
         }
-        return StoredEntry(org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
+        return StoredEntry(
+            org: CanonicalScan.topLevelString(p.content, key: "org") ?? "", content: p.content, link: link, hash: leaf)
     }
 
     /// The archived (or purged) bundles holding `org`'s entries that a query with `filter` and
     /// `cursor` would reach: what a client must restore to see them.
-    public func archivedRanges(org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, cursor: UInt64? = nil) -> [ArchivedRange] {
+    public func archivedRanges(
+        org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, cursor: UInt64? = nil
+    ) -> [ArchivedRange] {
         index.archivedRanges(org: org, filter: filter, newestFirst: newestFirst, cursor: cursor)
     }
 
@@ -69,9 +83,11 @@ extension Ledger {
     /// and with `timeLimit`, stops examining once that much time has passed; `next` is the
     /// cursor to continue from (nil when the org's log is exhausted). Stopping early never
     /// skips anything: the next page starts where this one stopped.
-    public func search(org: String, filter: QueryFilter = .init(), text: String? = nil, newestFirst: Bool = true,
-                       limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000,
-                       timeLimit: Duration? = nil) throws -> (entries: [StoredEntry], next: UInt64?) {
+    public func search(
+        org: String, filter: QueryFilter = .init(), text: String? = nil, newestFirst: Bool = true,
+        limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000,
+        timeLimit: Duration? = nil
+    ) throws -> (entries: [StoredEntry], next: UInt64?) {
         var out: [StoredEntry] = []
         var cur = cursor
         var examined = 0
@@ -120,7 +136,10 @@ extension Ledger {
                 // damage, never a reason to show that entry.
                 guard e.org == org, e.link.orgSeq == h.orgSeq else {
                     let pos = store.position(of: h.seq)
-                    throw StoreError(.corrupt, "the index lists entry \(h.seq) under org \(org) at position \(h.orgSeq), but it is org \(e.org)'s entry at position \(e.link.orgSeq): the index is damaged; run `auditctl verify`", path: pos.path, offset: pos.offset)
+                    throw StoreError(
+                        .corrupt,
+                        "the index lists entry \(h.seq) under org \(org) at position \(h.orgSeq), but it is org \(e.org)'s entry at position \(e.link.orgSeq): the index is damaged; run `auditctl verify`",
+                        path: pos.path, offset: pos.offset)
                 }
                 out.append(e)
                 if out.count == limit { return (out, h.seq) }
@@ -172,7 +191,9 @@ extension Ledger {
     }
 
     /// Queries `org`'s entries through the index.
-    public func query(org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, limit: Int = 100, cursor: UInt64? = nil) throws -> [IndexHit] {
+    public func query(
+        org: String, filter: QueryFilter = .init(), newestFirst: Bool = true, limit: Int = 100, cursor: UInt64? = nil
+    ) throws -> [IndexHit] {
         try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: limit, cursor: cursor)
     }
 }

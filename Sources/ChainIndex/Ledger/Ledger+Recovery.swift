@@ -1,6 +1,6 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// Where recovery starts replaying (format-spec.md §7.2): the org-state snapshot if it is
@@ -9,7 +9,9 @@ import SegmentStore
 extension Ledger {
     /// The tree (cut back to the start), the sequence number to replay from, and every org's
     /// (count, last sequence number) there.
-    static func recoveryStart(directory: String, store: SegmentStore, index: OrgIndex) throws -> (TreeStore, UInt64, [String: (UInt64, UInt64)]) {
+    static func recoveryStart(
+        directory: String, store: SegmentStore, index: OrgIndex
+    ) throws -> (TreeStore, UInt64, [String: (UInt64, UInt64)]) {
         let path = DataDirectory(directory).orgState
         let segments = store.segments()
         // The end of the archived prefix: below it, only the tree holds the leaves.
@@ -24,16 +26,20 @@ extension Ledger {
         // The tree lost hashes it had synced. Replay what the hot tier holds, from the end of
         // the archived prefix; the leaves below it are only in the tree and the bundles.
         guard tree.size >= archivedEnd else {
-            throw LedgerError("the tree files hold \(tree.size) leaves, but archived segments need the first \(archivedEnd): the missing leaf hashes are in the bundles' leaves.hashes (restore the segments with `auditctl archive restore`, or the tree directory from a backup); nothing was cut")
+            throw LedgerError(
+                "the tree files hold \(tree.size) leaves, but archived segments need the first \(archivedEnd): the missing leaf hashes are in the bundles' leaves.hashes (restore the segments with `auditctl archive restore`, or the tree directory from a backup); nothing was cut"
+            )
         }
-        let (_, atArchived) = try deriveOrgState(segments: Array(segments.prefix { $0.state == .retired }), index: index)
+        let (_, atArchived) = try deriveOrgState(
+            segments: Array(segments.prefix { $0.state == .retired }), index: index)
         return (try TreeStore(directory: DataDirectory(directory).tree, maxSize: archivedEnd), archivedEnd, atArchived)
     }
 
     /// Every org's (count, last sequence number) at the end of the sealed and archived
     /// segments, oldest first, from the archived stubs and the sealed segments' index files.
     /// Stops before the first sealed segment without a readable index file (replay covers it).
-    static func deriveOrgState(segments: [SegmentInfo], index: OrgIndex) throws -> (UInt64, [String: (UInt64, UInt64)]) {
+    static func deriveOrgState(segments: [SegmentInfo], index: OrgIndex) throws -> (UInt64, [String: (UInt64, UInt64)])
+    {
         var end: UInt64 = 0
         var orgs: [String: (UInt64, UInt64)] = [:]
         for info in segments {

@@ -1,7 +1,8 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,7 +63,6 @@ public final class Ledger: @unchecked Sendable {
         case rotate
     }
 
-
     /// Opens (creating if needed) the log in `directory`, signing with `signer`, and recovers it.
     ///
     /// Recovery: 1. lock the directory; 2. the segment store cuts the open segment's torn tail;
@@ -89,7 +89,8 @@ public final class Ledger: @unchecked Sendable {
                 return n
             }
             let archived = Set(segs.segments().filter { $0.state == .retired }.map(\.segment))
-            let idx = try OrgIndex(directory: DataDirectory(directory).index, readOnly: false, restored: restored, archived: archived)
+            let idx = try OrgIndex(
+                directory: DataDirectory(directory).index, readOnly: false, restored: restored, archived: archived)
             index = idx
             checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: signer.verifier)
 
@@ -98,7 +99,9 @@ public final class Ledger: @unchecked Sendable {
             }
             let (t, start, snapOrgs) = try Self.recoveryStart(directory: directory, store: segs, index: idx)
             var orgs: [String: OrgPosition] = [:]
-            for (o, (count, last)) in snapOrgs { orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last)) }
+            for (o, (count, last)) in snapOrgs {
+                orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last))
+            }
             tree = t
             let sealedInfos = store.segments().filter { $0.state == .sealed }
             let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
@@ -112,27 +115,38 @@ public final class Ledger: @unchecked Sendable {
                 let p = try RecordPayload(bytes: rec.payload)
                 guard let (org, fields) = Entry.indexFields(ofStored: p.content) else {
                     let pos = segs.position(of: rec.seq)
-                    throw StoreError(.corrupt, "entry \(rec.seq) is not a valid stored entry", path: pos.path, offset: pos.offset)
+                    throw StoreError(
+                        .corrupt, "entry \(rec.seq) is not a valid stored entry", path: pos.path, offset: pos.offset)
                 }
                 let st = orgs[org] ?? .start
                 let leaf: Hash
                 do {
-                    leaf = try st.expect(seq: rec.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev,
-                                         contentHash: SHA256.hash(p.content)).leafHash
+                    leaf = try st.expect(
+                        seq: rec.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev,
+                        contentHash: SHA256.hash(p.content)
+                    ).leafHash
                 } catch {
                     let pos = segs.position(of: rec.seq)
-                    throw StoreError(.corrupt, "org \(org)'s chain is broken: \(error)", path: pos.path, offset: pos.offset)
+                    throw StoreError(
+                        .corrupt, "org \(org)'s chain is broken: \(error)", path: pos.path, offset: pos.offset)
                 }
                 orgs[org] = st.advanced(seq: rec.seq, leaf: leaf)
                 leaves.append(leaf)
                 prev = leaf
                 hits.append((org, IndexHit(seq: rec.seq, orgSeq: p.orgSeq, fields: fields)))
-                if leaves.count >= 4096 { try t.append(leaves); leaves.removeAll(keepingCapacity: true) }
+                if leaves.count >= 4096 {
+                    try t.append(leaves)
+                    leaves.removeAll(keepingCapacity: true)
+                }
                 replayed += 1
                 return true
             }
             try t.append(leaves)
-            if start >= sealedEnd { atSealed = snapOrgs } else if sealedEnd >= segs.endSeq { atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) } }
+            if start >= sealedEnd {
+                atSealed = snapOrgs
+            } else if sealedEnd >= segs.endSeq {
+                atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) }
+            }
             // Missing or damaged: rewrite it from the state just derived.
             let snapshotMissing = (try? Self.checkedOrgState(DataDirectory(directory).orgState)) ?? nil == nil
             idx.add(hits)
@@ -143,7 +157,9 @@ public final class Ledger: @unchecked Sendable {
                 idx.sealCompleted(info.segment)
             }
             guard t.size == segs.endSeq else {
-                throw LedgerError("tree holds \(t.size) leaves but the segments hold \(segs.endSeq) entries; run `auditctl verify \(directory)`")
+                throw LedgerError(
+                    "tree holds \(t.size) leaves but the segments hold \(segs.endSeq) entries; run `auditctl verify \(directory)`"
+                )
             }
             if start < sealedEnd || snapshotMissing {
                 try t.sync()
@@ -157,17 +173,22 @@ public final class Ledger: @unchecked Sendable {
 
             if let path = options.signerState, let state = try SignerState.load(path) {
                 guard state.origin == origin else {
-                    throw LedgerError("the signer state \(path) is for origin \(state.origin), not this log's \(origin)")
+                    throw LedgerError(
+                        "the signer state \(path) is for origin \(state.origin), not this log's \(origin)")
                 }
                 try state.check(treeSize: t.size, rootAt: { try t.root(at: $0) }, what: "the log in \(directory)")
                 signed = state
             }
             if let cp = checkpoints.latest?.checkpoint {
                 guard cp.size <= t.size else {
-                    throw LedgerError("the log holds \(t.size) entries but a checkpoint was signed at size \(cp.size): signed entries are missing (truncated or deleted segment); run `auditctl verify \(directory)` and restore from the archive")
+                    throw LedgerError(
+                        "the log holds \(t.size) entries but a checkpoint was signed at size \(cp.size): signed entries are missing (truncated or deleted segment); run `auditctl verify \(directory)` and restore from the archive"
+                    )
                 }
                 guard try t.root(at: cp.size) == cp.root else {
-                    throw LedgerError("the tree root at size \(cp.size) does not match the signed checkpoint: entries were altered; run `auditctl verify \(directory)`")
+                    throw LedgerError(
+                        "the tree root at size \(cp.size) does not match the signed checkpoint: entries were altered; run `auditctl verify \(directory)`"
+                    )
                 }
             }
         } catch {
@@ -175,16 +196,20 @@ public final class Ledger: @unchecked Sendable {
             throw error
         }
         store.onSealed = { [unowned self] info in try self.sealed(info) }
-        queue = GroupCommitQueue(name: "auditlog-commit", maxGroup: options.maxGroup) { [unowned self] ops in try self.commit(ops) }
+        queue = GroupCommitQueue(name: "auditlog-commit", maxGroup: options.maxGroup) { [unowned self] ops in
+            try self.commit(ops)
+        }
         if options.background {
-            background.append(BackgroundLoop(name: "auditlog-ticker", interval: 0.2) { [weak self] in
-                self?.queue?.submit([.maintenance]) { _ in }
-            })
+            background.append(
+                BackgroundLoop(name: "auditlog-ticker", interval: 0.2) { [weak self] in
+                    self?.queue?.submit([.maintenance]) { _ in }
+                })
             // The sealer yields to writers; when it falls behind, writers seal themselves.
-            background.append(BackgroundLoop(name: "auditlog-sealer", interval: 0.1, nice: 5) { [weak self] in
-                guard let self, self.store.hasRotated else { return }
-                do { try self.store.sealRotated() } catch { self.reportBackground(error) }
-            })
+            background.append(
+                BackgroundLoop(name: "auditlog-sealer", interval: 0.1, nice: 5) { [weak self] in
+                    guard let self, self.store.hasRotated else { return }
+                    do { try self.store.sealRotated() } catch { self.reportBackground(error) }
+                })
         }
     }
 
@@ -218,8 +243,11 @@ public final class Ledger: @unchecked Sendable {
     /// any larger one: an export's own audit entry, which the export's proofs end at.
     public func appendAnchored(_ entry: PreparedEntry) throws -> (Receipt, SignedCheckpoint) {
         guard let queue else { throw GroupCommitStopped() }
-        guard let r = try queue.submitAndWait([.anchor(entry)]).first ?? nil else { throw LedgerError("the entry was not stored") }
-        guard let cp = try checkpoints.first(atLeast: r.seq + 1, verifier: verifier), cp.checkpoint.size == r.seq + 1 else {
+        guard let r = try queue.submitAndWait([.anchor(entry)]).first ?? nil else {
+            throw LedgerError("the entry was not stored")
+        }
+        guard let cp = try checkpoints.first(atLeast: r.seq + 1, verifier: verifier), cp.checkpoint.size == r.seq + 1
+        else {
             throw LedgerError("entry \(r.seq) is stored, but no checkpoint could be signed at its size: \(writeState)")
         }
         return (r, cp)
@@ -258,8 +286,10 @@ public final class Ledger: @unchecked Sendable {
     ///    any of these suspends writes until a retry succeeds.
     private func commit(_ ops: [Op]) throws -> [Receipt?] {
         let entries = ops.reduce(0) {
-            switch $1 { case .entry, .anchor: return $0 + 1
-            default: return $0 }
+            switch $1 {
+            case .entry, .anchor: return $0 + 1
+            default: return $0
+            }
         }
         if case .suspended = state { retryDeferredWork() }
         guard state.isAccepting else {
@@ -276,7 +306,9 @@ public final class Ledger: @unchecked Sendable {
         var prev = lastLeaf
         var time = lastReceivedAt
         var anchors: [UInt64] = []
-        var wantCheckpoint = false, maintenance = false, rotate = false
+        var wantCheckpoint = false
+        var maintenance = false
+        var rotate = false
         for op in ops {
             switch op {
             case .entry(var e), .anchor(var e):
@@ -286,8 +318,10 @@ public final class Ledger: @unchecked Sendable {
                 let st = overlay[e.org] ?? orgs[e.org] ?? .start
                 let (orgSeq, prevOrgDelta) = st.header(at: seq)
                 let leaf = st.link(seq: seq, prev: prev, contentHash: e.contentHash).leafHash
-                records.append(StoreRecord(key: RecordPayload.groupKey(e.org),
-                                           payload: RecordPayload(orgSeq: orgSeq, prevOrgDelta: prevOrgDelta, content: e.content).bytes))
+                records.append(
+                    StoreRecord(
+                        key: RecordPayload.groupKey(e.org),
+                        payload: RecordPayload(orgSeq: orgSeq, prevOrgDelta: prevOrgDelta, content: e.content).bytes))
                 leaves.append(leaf)
                 hits.append((e.org, IndexHit(seq: seq, orgSeq: orgSeq, fields: e.fields)))
                 overlay[e.org] = st.advanced(seq: seq, leaf: leaf)
@@ -336,7 +370,9 @@ public final class Ledger: @unchecked Sendable {
             if rotate { try store.rotate() }
             for size in anchors { try signCheckpoint(size: size) }
             let latest = checkpoints.latest?.checkpoint.size ?? 0
-            if tree.size > latest && (wantCheckpoint || ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval) {
+            if tree.size > latest
+                && (wantCheckpoint || ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval)
+            {
                 try signCheckpoint()
             }
         }
@@ -377,7 +413,9 @@ public final class Ledger: @unchecked Sendable {
     /// durably; 3. sign it and append it to the checkpoint log.
     private func signCheckpoint(size: UInt64? = nil) throws {
         let size = size ?? tree.size
-        guard size > (checkpoints.latest?.checkpoint.size ?? 0) || (size == 0 && checkpoints.latest == nil) else { return }
+        guard size > (checkpoints.latest?.checkpoint.size ?? 0) || (size == 0 && checkpoints.latest == nil) else {
+            return
+        }
         let cp = Checkpoint(origin: origin, size: size, root: try tree.root(at: size))
         if let path = options.signerState {
             try signed?.check(treeSize: size, rootAt: { try tree.root(at: $0) }, what: "the tree to be signed")
@@ -437,7 +475,9 @@ public final class Ledger: @unchecked Sendable {
         attempt { try index.close() }
         attempt { try signCheckpoint() }
         if !unappliedLeaves.isEmpty || (checkpoints.latest?.checkpoint.size ?? 0) < tree.size {
-            throw LedgerError("closed without a final checkpoint over all \(store.nextSeq) entries (every acknowledged entry is durable and is covered at the next start): \(problems.map { "\($0)" }.joined(separator: "; "))")
+            throw LedgerError(
+                "closed without a final checkpoint over all \(store.nextSeq) entries (every acknowledged entry is durable and is covered at the next start): \(problems.map { "\($0)" }.joined(separator: "; "))"
+            )
         }
         return problems
     }

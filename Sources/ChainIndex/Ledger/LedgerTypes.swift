@@ -66,4 +66,3 @@ public struct LedgerRecovery: Sendable, CustomStringConvertible {
         "\(store); replayed \(replayed) entries" + (indexesRebuilt > 0 ? "; rebuilt \(indexesRebuilt) index files" : "")
     }
 }
-

@@ -16,7 +16,9 @@ public enum WriteState: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .accepting: return "accepting writes"
-        case .suspended(let why): return "writes suspended until storage recovers (\(why)); free space or fix the disk, and writes resume on their own"
+        case .suspended(let why):
+            return
+                "writes suspended until storage recovers (\(why)); free space or fix the disk, and writes resume on their own"
         case .failed(let why): return "writes stopped after a failed sync (\(why)); restart auditd to recover"
         }
     }

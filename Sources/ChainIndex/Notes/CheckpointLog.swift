@@ -1,7 +1,8 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,8 +37,10 @@ public final class CheckpointLog: @unchecked Sendable {
         if !readOnly { try FileOps.makeDirectory(directory) }
         logPath = directory + "/" + Self.logName
         idxPath = directory + "/" + Self.indexName
-        log = FileHandleRef(fd: readOnly ? try FileOps.open(logPath, O_RDONLY) : try FileOps.openOrCreate(logPath), path: logPath)
-        idx = FileHandleRef(fd: readOnly ? try FileOps.open(idxPath, O_RDONLY) : try FileOps.openOrCreate(idxPath), path: idxPath)
+        log = FileHandleRef(
+            fd: readOnly ? try FileOps.open(logPath, O_RDONLY) : try FileOps.openOrCreate(logPath), path: logPath)
+        idx = FileHandleRef(
+            fd: readOnly ? try FileOps.open(idxPath, O_RDONLY) : try FileOps.openOrCreate(idxPath), path: idxPath)
         let size = try FileOps.size(log.fd, path: logPath)
         var off: Int64 = 0
         var n: UInt64 = 0
@@ -52,9 +55,17 @@ public final class CheckpointLog: @unchecked Sendable {
             // Only a torn last record may be cut: a whole, valid record after the damage
             // proves the damaged one had been written (and synced) before it.
             if let later = try Self.validRecord(in: log, after: off, fileSize: size, origin: verifier.name) {
-                throw StoreError(.corrupt, "checkpoint record is damaged, and a valid record follows it at offset \(later): this is not a torn last record; nothing was cut. Restore checkpoints.log from a backup, or move it aside to start a new one (every checkpoint in it stays verifiable from an export)", path: logPath, offset: off)
+                throw StoreError(
+                    .corrupt,
+                    "checkpoint record is damaged, and a valid record follows it at offset \(later): this is not a torn last record; nothing was cut. Restore checkpoints.log from a backup, or move it aside to start a new one (every checkpoint in it stays verifiable from an export)",
+                    path: logPath, offset: off)
             }
-            guard !readOnly else { throw StoreError(.corrupt, "checkpoint log ends in a torn record (\(size - off) bytes); auditd cuts it at its next start", path: logPath, offset: off) }
+            guard !readOnly else {
+                throw StoreError(
+                    .corrupt,
+                    "checkpoint log ends in a torn record (\(size - off) bytes); auditd cuts it at its next start",
+                    path: logPath, offset: off)
+            }
             try FileOps.truncate(log.fd, to: off, path: logPath)
             try FileOps.fdatasync(log.fd, path: logPath)
         }
@@ -82,7 +93,8 @@ public final class CheckpointLog: @unchecked Sendable {
 
     /// The offset of the first whole record with a matching checksum that starts after
     /// `offset` and whose note begins with the origin line, looked for at every later byte.
-    static func validRecord(in f: FileHandleRef, after offset: Int64, fileSize: Int64, origin: String) throws -> Int64? {
+    static func validRecord(in f: FileHandleRef, after offset: Int64, fileSize: Int64, origin: String) throws -> Int64?
+    {
         let prefix = Array((origin + "\n").utf8)
         let header = ChainFormat.checkpointRecordHeaderSize
         let chunk = 1 << 20
@@ -93,7 +105,8 @@ public final class CheckpointLog: @unchecked Sendable {
             var i = 0
             while i + header + prefix.count <= bytes.count && i < chunk {
                 if bytes[(i + header)..<(i + header + prefix.count)].elementsEqual(prefix),
-                   (try? readRecord(f, at: base + Int64(i), fileSize: fileSize)) != nil {
+                    (try? readRecord(f, at: base + Int64(i), fileSize: fileSize)) != nil
+                {
                     return base + Int64(i)
                 }
                 i += 1
@@ -104,11 +117,19 @@ public final class CheckpointLog: @unchecked Sendable {
     }
 
     static func readRecord(_ f: FileHandleRef, at off: Int64, fileSize: Int64) throws -> (Int, UInt64) {
-        guard fileSize - off >= Int64(ChainFormat.checkpointRecordHeaderSize) else { throw StoreError(.corrupt, "checkpoint record header cut short", path: f.path, offset: off) }
-        var r = ByteReader(try FileOps.preadExact(f.fd, count: ChainFormat.checkpointRecordHeaderSize, at: off, path: f.path))
-        let len = Int(try r.readU32()), crc = try r.readU32(), size = try r.readU64()
-        guard len <= 1 << 16, Int64(len) <= fileSize - off - Int64(ChainFormat.checkpointRecordHeaderSize) else { throw StoreError(.corrupt, "checkpoint record cut short", path: f.path, offset: off) }
-        let note = try FileOps.preadExact(f.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: f.path)
+        guard fileSize - off >= Int64(ChainFormat.checkpointRecordHeaderSize) else {
+            throw StoreError(.corrupt, "checkpoint record header cut short", path: f.path, offset: off)
+        }
+        var r = ByteReader(
+            try FileOps.preadExact(f.fd, count: ChainFormat.checkpointRecordHeaderSize, at: off, path: f.path))
+        let len = Int(try r.readU32())
+        let crc = try r.readU32()
+        let size = try r.readU64()
+        guard len <= 1 << 16, Int64(len) <= fileSize - off - Int64(ChainFormat.checkpointRecordHeaderSize) else {
+            throw StoreError(.corrupt, "checkpoint record cut short", path: f.path, offset: off)
+        }
+        let note = try FileOps.preadExact(
+            f.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: f.path)
         var w = ByteWriter(capacity: 8)
         w.write(size)
         guard CRC32C.matches(CRC32C.checksum(note, crc: CRC32C.checksum(w.bytes)), crc) else {
@@ -121,13 +142,19 @@ public final class CheckpointLog: @unchecked Sendable {
     func record(at off: Int64, verifier: NoteVerifier) throws -> SignedCheckpoint {
         let size = try FileOps.size(log.fd, path: logPath)
         let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: size)
-        let note = String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: logPath), as: UTF8.self)
+        let note = String(
+            decoding: try FileOps.preadExact(
+                log.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: logPath),
+            as: UTF8.self)
         let signed: SignedCheckpoint
         do { signed = try SignedCheckpoint(note: note, verifier: verifier) } catch {
-            throw StoreError(.corrupt, "checkpoint for size \(cpSize): \(error.description)", path: logPath, offset: off)
+            throw StoreError(
+                .corrupt, "checkpoint for size \(cpSize): \(error.description)", path: logPath, offset: off)
         }
         guard signed.checkpoint.size == cpSize else {
-            throw StoreError(.corrupt, "checkpoint record says size \(cpSize) but its note says \(signed.checkpoint.size)", path: logPath, offset: off)
+            throw StoreError(
+                .corrupt, "checkpoint record says size \(cpSize) but its note says \(signed.checkpoint.size)",
+                path: logPath, offset: off)
         }
         return signed
     }
@@ -149,14 +176,18 @@ public final class CheckpointLog: @unchecked Sendable {
         w.write(note)
         try lock.withLock {
             if let l = _latest, l.checkpoint.size > cp.checkpoint.size {
-                throw StoreError(.invalidArgument, "checkpoint size \(cp.checkpoint.size) is smaller than the latest (\(l.checkpoint.size))", path: logPath)
+                throw StoreError(
+                    .invalidArgument,
+                    "checkpoint size \(cp.checkpoint.size) is smaller than the latest (\(l.checkpoint.size))",
+                    path: logPath)
             }
             try FileOps.pwriteAll(log.fd, w.bytes[...], at: logEnd, path: logPath)
             try FileOps.fdatasync(log.fd, path: logPath)
             var iw = ByteWriter(capacity: ChainFormat.checkpointIndexEntrySize)
             iw.write(cp.checkpoint.size)
             iw.write(UInt64(logEnd))
-            try FileOps.pwriteAll(idx.fd, iw.bytes[...], at: Int64(count) * Int64(ChainFormat.checkpointIndexEntrySize), path: idxPath)
+            try FileOps.pwriteAll(
+                idx.fd, iw.bytes[...], at: Int64(count) * Int64(ChainFormat.checkpointIndexEntrySize), path: idxPath)
             logEnd += Int64(w.bytes.count)
             count += 1
             _latest = cp
@@ -164,15 +195,24 @@ public final class CheckpointLog: @unchecked Sendable {
     }
 
     private func indexEntry(_ i: UInt64) throws -> (UInt64, Int64) {
-        var r = ByteReader(try FileOps.preadExact(idx.fd, count: ChainFormat.checkpointIndexEntrySize, at: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize), path: idxPath))
-        let size = try r.readU64(), offset = try r.readU64()
-        guard let o = Int64(exactly: offset) else { throw StoreError(.corrupt, "checkpoint index entry \(i) points outside the log", path: idxPath, offset: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize)) }
+        var r = ByteReader(
+            try FileOps.preadExact(
+                idx.fd, count: ChainFormat.checkpointIndexEntrySize,
+                at: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize), path: idxPath))
+        let size = try r.readU64()
+        let offset = try r.readU64()
+        guard let o = Int64(exactly: offset) else {
+            throw StoreError(
+                .corrupt, "checkpoint index entry \(i) points outside the log", path: idxPath,
+                offset: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize))
+        }
         return (size, o)
     }
 
     /// The first checkpoint whose tree size is at least `size` (binary search of the index).
     public func first(atLeast size: UInt64, verifier: NoteVerifier) throws -> SignedCheckpoint? {
-        var lo: UInt64 = 0, hi = total
+        var lo: UInt64 = 0
+        var hi = total
         while lo < hi {
             let mid = (lo + hi) / 2
             if try indexEntry(mid).0 < size { lo = mid + 1 } else { hi = mid }
@@ -191,10 +231,14 @@ public final class CheckpointLog: @unchecked Sendable {
         var out: [Verified] = []
         var last = after
         let end = try forEach(from: from) { off, size, note in
-            let fail = { (m: String) in StoreError(.corrupt, "checkpoint (size \(size)): \(m)", path: self.logPath, offset: off) }
+            let fail = { (m: String) in
+                StoreError(.corrupt, "checkpoint (size \(size)): \(m)", path: self.logPath, offset: off)
+            }
             let s: SignedCheckpoint
             do { s = try SignedCheckpoint(note: note, verifier: verifier) } catch { throw fail("\(error)") }
-            guard s.checkpoint.size == size else { throw fail("its record says size \(size) but its note says \(s.checkpoint.size)") }
+            guard s.checkpoint.size == size else {
+                throw fail("its record says size \(size) but its note says \(s.checkpoint.size)")
+            }
             if let l = last, l > size { throw fail("smaller than the previous checkpoint (\(l))") }
             out.append((size, s.checkpoint.root, off))
             last = size
@@ -212,7 +256,12 @@ public final class CheckpointLog: @unchecked Sendable {
         var off = from
         while off < end {
             let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: end)
-            try body(off, cpSize, String(decoding: try FileOps.preadExact(log.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: logPath), as: UTF8.self))
+            try body(
+                off, cpSize,
+                String(
+                    decoding: try FileOps.preadExact(
+                        log.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: logPath),
+                    as: UTF8.self))
             off += Int64(ChainFormat.checkpointRecordHeaderSize + len)
         }
         return off

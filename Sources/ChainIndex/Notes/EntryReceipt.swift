@@ -1,6 +1,6 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// A writer's receipt for an acknowledged entry (format-spec.md §9.4): the log's signed
@@ -25,19 +25,25 @@ public struct EntryReceipt: Sendable, Equatable {
 
     /// A receipt.
     public init(seq: UInt64, hash: Hash, checkpoint: String, inclusion: [Hash]) {
-        self.seq = seq; self.hash = hash; self.checkpoint = checkpoint; self.inclusion = inclusion
+        self.seq = seq
+        self.hash = hash
+        self.checkpoint = checkpoint
+        self.inclusion = inclusion
     }
 
     /// One JSON line (with `extra` fields first, e.g. the writer's input line number).
     public func json(extra: String = "") -> String {
         let note = CanonicalJSON.quoted(checkpoint)
-        return "{\(extra)\"format\":\"\(Self.tag)\",\"seq\":\(seq),\"hash\":\"\(hash.hex)\",\"checkpoint\":\(note),\"inclusion\":[" +
-            inclusion.map { "\"\($0.hex)\"" }.joined(separator: ",") + "]}"
+        return
+            "{\(extra)\"format\":\"\(Self.tag)\",\"seq\":\(seq),\"hash\":\"\(hash.hex)\",\"checkpoint\":\(note),\"inclusion\":["
+            + inclusion.map { "\"\($0.hex)\"" }.joined(separator: ",") + "]}"
     }
 
     /// Parses one JSON line.
     public init(json line: String) throws {
-        guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["format"] as? String == Self.tag else {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            o["format"] as? String == Self.tag
+        else {
             throw LedgerError("not an \(Self.tag) receipt")
         }
         // A sequence number is a whole number that fits 64 bits: 5.5 or 2^64 + 5 is not "entry 5".
@@ -46,9 +52,12 @@ public struct EntryReceipt: Sendable, Equatable {
         }
         let seq = n.uint64Value
         guard let h = Hash(hex: o["hash"] as? String ?? ""), let cp = o["checkpoint"] as? String,
-              let proof = o["inclusion"] as? [String] else { throw LedgerError("receipt lacks seq, hash, checkpoint or inclusion") }
+            let proof = o["inclusion"] as? [String]
+        else { throw LedgerError("receipt lacks seq, hash, checkpoint or inclusion") }
         let hashes = proof.compactMap { Hash(hex: $0) }
-        guard hashes.count == proof.count, hashes.count <= 64 else { throw LedgerError("receipt's inclusion proof is not a list of hex hashes") }
+        guard hashes.count == proof.count, hashes.count <= 64 else {
+            throw LedgerError("receipt's inclusion proof is not a list of hex hashes")
+        }
         self.init(seq: seq, hash: h, checkpoint: cp, inclusion: hashes)
     }
 
@@ -60,8 +69,12 @@ public struct EntryReceipt: Sendable, Equatable {
             throw LedgerError("the receipt's checkpoint is not signed by \(key.text): \(error.description)")
         }
         guard seq < cp.checkpoint.size,
-              Merkle.verifyInclusion(index: seq, size: cp.checkpoint.size, leaf: hash, proof: inclusion, root: cp.checkpoint.root) else {
-            throw LedgerError("the receipt's inclusion proof does not place entry \(seq) (hash \(hash.hex)) in the signed tree of size \(cp.checkpoint.size): the receipt was altered")
+            Merkle.verifyInclusion(
+                index: seq, size: cp.checkpoint.size, leaf: hash, proof: inclusion, root: cp.checkpoint.root)
+        else {
+            throw LedgerError(
+                "the receipt's inclusion proof does not place entry \(seq) (hash \(hash.hex)) in the signed tree of size \(cp.checkpoint.size): the receipt was altered"
+            )
         }
         return cp
     }
@@ -73,11 +86,13 @@ public struct EntryReceipt: Sendable, Equatable {
         let cp = try verify(key: key).checkpoint
         let tree = try TreeStore(directory: DataDirectory(directory).tree, readOnly: true)
         guard tree.size >= cp.size else {
-            return "the log at \(directory) holds \(tree.size) entries, but its key signed a tree of \(cp.size) holding entry \(seq): entries were removed (rollback)"
+            return
+                "the log at \(directory) holds \(tree.size) entries, but its key signed a tree of \(cp.size) holding entry \(seq): entries were removed (rollback)"
         }
         let root = try tree.root(at: cp.size)
         guard root == cp.root else {
-            return "the log's tree at size \(cp.size) has root \(root.hex), but its key signed root \(cp.root.hex) with entry \(seq) in it: its history was rewritten"
+            return
+                "the log's tree at size \(cp.size) has root \(root.hex), but its key signed root \(cp.root.hex) with entry \(seq) in it: its history was rewritten"
         }
         let leaf = try tree.leaf(seq)
         guard leaf == hash else { return "entry \(seq) is now \(leaf.hex), not \(hash.hex): it was replaced" }

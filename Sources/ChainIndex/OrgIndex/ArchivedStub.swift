@@ -1,6 +1,6 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// What stays in the hot tier when a sealed segment moves to the archive (format-spec.md §12.3):
@@ -26,15 +26,25 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
         public var max_time: Int64
 
         /// A summary.
-        public init(org: String, entries: UInt64, count_after: UInt64, last_seq: UInt64, min_time: Int64, max_time: Int64) {
-            self.org = org; self.entries = entries; self.count_after = count_after; self.last_seq = last_seq
-            self.min_time = min_time; self.max_time = max_time
+        public init(
+            org: String, entries: UInt64, count_after: UInt64, last_seq: UInt64, min_time: Int64, max_time: Int64
+        ) {
+            self.org = org
+            self.entries = entries
+            self.count_after = count_after
+            self.last_seq = last_seq
+            self.min_time = min_time
+            self.max_time = max_time
         }
 
         /// `summary` with entry `seq` (at org position `orgSeq`, received at `time`) counted
         /// in its org's summary: how a bundle's manifest is made, and checked.
-        public static func add(to summary: inout [String: OrgSummary], org: String, seq: UInt64, orgSeq: UInt64, time: Int64) {
-            var s = summary[org] ?? OrgSummary(org: org, entries: 0, count_after: 0, last_seq: seq, min_time: .max, max_time: .min)
+        public static func add(
+            to summary: inout [String: OrgSummary], org: String, seq: UInt64, orgSeq: UInt64, time: Int64
+        ) {
+            var s =
+                summary[org]
+                ?? OrgSummary(org: org, entries: 0, count_after: 0, last_seq: seq, min_time: .max, max_time: .min)
             s.entries += 1
             s.count_after = orgSeq + 1
             s.last_seq = seq
@@ -68,16 +78,28 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     public var manifest: String?
 
     /// A stub.
-    public init(segment: UInt64, first_seq: UInt64, end_seq: UInt64, bundle: String, manifest_sha256: String, manifest_note: String,
-                orgs: [OrgSummary], purged_at: String?, tombstone: String?, manifest: String? = nil) {
-        self.segment = segment; self.first_seq = first_seq; self.end_seq = end_seq; self.bundle = bundle
-        self.manifest_sha256 = manifest_sha256; self.manifest_note = manifest_note; self.orgs = orgs
-        self.purged_at = purged_at; self.tombstone = tombstone; self.manifest = manifest
+    public init(
+        segment: UInt64, first_seq: UInt64, end_seq: UInt64, bundle: String, manifest_sha256: String,
+        manifest_note: String,
+        orgs: [OrgSummary], purged_at: String?, tombstone: String?, manifest: String? = nil
+    ) {
+        self.segment = segment
+        self.first_seq = first_seq
+        self.end_seq = end_seq
+        self.bundle = bundle
+        self.manifest_sha256 = manifest_sha256
+        self.manifest_note = manifest_note
+        self.orgs = orgs
+        self.purged_at = purged_at
+        self.tombstone = tombstone
+        self.manifest = manifest
     }
 
     /// Reads a stub.
     public static func load(_ path: String) throws -> ArchivedStub {
-        guard let b = try FileOps.readFile(path, limit: 16 << 20) else { throw StoreError(.notFound, "no stub", path: path) }
+        guard let b = try FileOps.readFile(path, limit: 16 << 20) else {
+            throw StoreError(.notFound, "no stub", path: path)
+        }
         let d = Data(b)
         do { return try JSONDecoder().decode(ArchivedStub.self, from: d) } catch {
             throw StoreError(.corrupt, "archived-segment stub is malformed: \(error)", path: path, offset: 0)
@@ -88,7 +110,9 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     public static func fileName(_ segment: UInt64) -> String { SegmentNames.digits(segment) + ".archived" }
 
     /// What a reader of an entry archived in `bundle` is told.
-    public static func hint(bundle: String) -> String { "it is archived in bundle \(bundle); bring it back with `auditctl archive restore`" }
+    public static func hint(bundle: String) -> String {
+        "it is archived in bundle \(bundle); bring it back with `auditctl archive restore`"
+    }
 
     /// The segments the stubs in `segments` (a data directory's `segments/`) retire, for the
     /// segment store to open with. A stub beside its segment's sealed file means a move or a
@@ -108,10 +132,15 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
             }
             let stub = try load(path)
             guard stub.segment == n, stub.end_seq > stub.first_seq else {
-                throw StoreError(.corrupt, "archived-segment stub names segment \(stub.segment) [\(stub.first_seq), \(stub.end_seq))", path: path, offset: 0)
+                throw StoreError(
+                    .corrupt,
+                    "archived-segment stub names segment \(stub.segment) [\(stub.first_seq), \(stub.end_seq))",
+                    path: path, offset: 0)
             }
-            out.append(RetiredSegment(segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq, path: path,
-                                      label: stub.bundle, hint: hint(bundle: stub.bundle)))
+            out.append(
+                RetiredSegment(
+                    segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq, path: path,
+                    label: stub.bundle, hint: hint(bundle: stub.bundle)))
         }
         if removed { try FileOps.fsyncDirectory(segments) }
         return out
@@ -130,7 +159,9 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     }
 
     /// The text of a purge tombstone (format-spec.md §12.4).
-    public static func tombstoneText(origin: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, sha256: String, purgedAt: String) -> String {
+    public static func tombstoneText(
+        origin: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, sha256: String, purgedAt: String
+    ) -> String {
         "auditlog tombstone\n\(origin)\n\(segment)\n\(firstSeq)\n\(endSeq)\n\(sha256)\n\(purgedAt)\n"
     }
 
@@ -145,28 +176,41 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     public func checkNote(verifier: NoteVerifier) throws {
         let text = try verifier.open(manifest_note)
         guard text == Self.manifestNoteText(origin: verifier.name, segment: segment, sha256: manifest_sha256) else {
-            throw LedgerError("archived segment \(segment): the stub's signed manifest note does not name this segment and manifest")
+            throw LedgerError(
+                "archived segment \(segment): the stub's signed manifest note does not name this segment and manifest")
         }
         if let manifest {
             guard SHA256.hash(Array(manifest.utf8)).hex == manifest_sha256 else {
-                throw LedgerError("archived segment \(segment): the stub's copy of its manifest is not the signed one (edited)")
+                throw LedgerError(
+                    "archived segment \(segment): the stub's copy of its manifest is not the signed one (edited)")
             }
             guard let m = try? JSONDecoder().decode(ManifestSummary.self, from: Data(manifest.utf8)) else {
                 throw LedgerError("archived segment \(segment): the stub's manifest cannot be read")
             }
             guard m.segment == segment, m.first_seq == first_seq, m.end_seq == end_seq else {
-                throw LedgerError("archived segment \(segment): the stub names segment \(segment) [\(first_seq), \(end_seq)) but its signed manifest names segment \(m.segment) [\(m.first_seq), \(m.end_seq))")
+                throw LedgerError(
+                    "archived segment \(segment): the stub names segment \(segment) [\(first_seq), \(end_seq)) but its signed manifest names segment \(m.segment) [\(m.first_seq), \(m.end_seq))"
+                )
             }
             let signed = Dictionary(m.orgs.map { ($0.org, $0) }, uniquingKeysWith: { a, _ in a })
             for o in orgs where signed[o.org] != o {
-                throw LedgerError("archived segment \(segment): the stub's summary of org \(o.org) (entries \(o.entries), count_after \(o.count_after), last_seq \(o.last_seq)) differs from its signed manifest's\(signed[o.org].map { " (entries \($0.entries), count_after \($0.count_after), last_seq \($0.last_seq))" } ?? " (which does not list it)")")
+                throw LedgerError(
+                    "archived segment \(segment): the stub's summary of org \(o.org) (entries \(o.entries), count_after \(o.count_after), last_seq \(o.last_seq)) differs from its signed manifest's\(signed[o.org].map { " (entries \($0.entries), count_after \($0.count_after), last_seq \($0.last_seq))" } ?? " (which does not list it)")"
+                )
             }
             guard orgs.count == m.orgs.count else {
-                throw LedgerError("archived segment \(segment): the stub lists \(orgs.count) orgs, its signed manifest \(m.orgs.count)")
+                throw LedgerError(
+                    "archived segment \(segment): the stub lists \(orgs.count) orgs, its signed manifest \(m.orgs.count)"
+                )
             }
         }
         if let purged_at {
-            guard let tombstone, try verifier.open(tombstone) == Self.tombstoneText(origin: verifier.name, segment: segment, firstSeq: first_seq, endSeq: end_seq, sha256: manifest_sha256, purgedAt: purged_at) else {
+            guard let tombstone,
+                try verifier.open(tombstone)
+                    == Self.tombstoneText(
+                        origin: verifier.name, segment: segment, firstSeq: first_seq, endSeq: end_seq,
+                        sha256: manifest_sha256, purgedAt: purged_at)
+            else {
                 throw LedgerError("purged segment \(segment): its tombstone is missing or does not match the stub")
             }
         }

@@ -1,6 +1,7 @@
 import AuditBase
 import Foundation
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,10 @@ public final class OrgIndex: @unchecked Sendable {
         postings = try PostingLists(directory: directory + "/" + PostingLists.directoryName, readOnly: readOnly)
         for name in try FileOps.list(directory) {
             guard let (n, suffix) = SegmentNames.parse(name) else { continue }
-            if suffix == "idx.tmp", !readOnly { try FileOps.unlink(directory + "/" + name); continue }
+            if suffix == "idx.tmp", !readOnly {
+                try FileOps.unlink(directory + "/" + name)
+                continue
+            }
             guard suffix == "idx", !archived.contains(n) else { continue }
             sealedFiles[n] = directory + "/" + name
         }
@@ -94,7 +98,8 @@ public final class OrgIndex: @unchecked Sendable {
             part = byOrg.map { ($0.key, $0.value.sorted { $0.seq < $1.seq }) }
         }
         let path = directory + "/" + Self.fileName(info.segment)
-        let sections = try SealedIndex.write(path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)
+        let sections = try SealedIndex.write(
+            path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)
         for (row, z) in sections { try postings.put(org: row.org, segment: info.segment, section: z, row: row) }
         postings.completed(segment: info.segment)
         let sealedNow: [UInt64] = lock.withLock {
@@ -127,7 +132,9 @@ public final class OrgIndex: @unchecked Sendable {
     /// Up to `limit` of `org`'s entries matching `filter`, newest first (seq < `before`) or
     /// oldest first (seq > `after`). Reads the org's posting list: a binary search of its
     /// directory for where the page starts, then only the sections the page needs.
-    public func query(org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?) throws -> [IndexHit] {
+    public func query(
+        org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?
+    ) throws -> [IndexHit] {
         var out: [IndexHit] = []
         func consider(_ h: IndexHit) -> Bool {
             if let c = cursor, newestFirst ? h.seq >= c : h.seq <= c { return false }
@@ -156,16 +163,21 @@ public final class OrgIndex: @unchecked Sendable {
             // `received_at` never decreases in sequence order (format-spec.md §5.1), so the
             // records are ordered by time as well as by sequence number.
             if newestFirst {
-                var i = try p.partition { r in
-                    (cursor.map { r.row.firstSeq >= $0 } ?? false) || (filter.to.map { r.row.minTime >= $0 } ?? false)
-                } - 1
+                var i =
+                    try p.partition { r in
+                        (cursor.map { r.row.firstSeq >= $0 } ?? false)
+                            || (filter.to.map { r.row.minTime >= $0 } ?? false)
+                    } - 1
                 while i >= 0 {
                     let r = try p.record(i)
                     if let from = filter.from, r.row.maxTime < from { break }
                     if readable(r) {
                         var hits: [IndexHit] = []
                         hits.reserveCapacity(Int(r.row.count))
-                        try p.visit(r) { hits.append($0); return true }
+                        try p.visit(r) {
+                            hits.append($0)
+                            return true
+                        }
                         if take(hits) { return true }
                     }
                     i -= 1
@@ -277,8 +289,11 @@ public final class OrgIndex: @unchecked Sendable {
                 if let c = cursor, newestFirst ? stub.first_seq >= c : o.last_seq <= c { continue }
                 if let from = filter.from, o.max_time < from { continue }
                 if let to = filter.to, o.min_time >= to { continue }
-                out.append(ArchivedRange(bundle: stub.bundle, segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq,
-                                         entries: o.entries, purged: stub.purged_at != nil, manifest: stub.manifest, manifestNote: stub.manifest_note))
+                out.append(
+                    ArchivedRange(
+                        bundle: stub.bundle, segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq,
+                        entries: o.entries, purged: stub.purged_at != nil, manifest: stub.manifest,
+                        manifestNote: stub.manifest_note))
             }
             return out
         }

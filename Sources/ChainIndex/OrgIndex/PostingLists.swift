@@ -1,6 +1,7 @@
 import AuditBase
 import Foundation
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,8 +45,11 @@ package final class PostingLists: @unchecked Sendable {
         var s = ""
         for b in org.utf8 {
             let c = Character(Unicode.Scalar(b))
-            if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "_.@:-".contains(c) { s.append(c) }
-            else { s += String(format: "%%%02X", b) }
+            if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "_.@:-".contains(c) {
+                s.append(c)
+            } else {
+                s += String(format: "%%%02X", b)
+            }
         }
         return s
     }
@@ -56,9 +60,14 @@ package final class PostingLists: @unchecked Sendable {
         var u = Array(s.utf8)[...]
         while let b = u.first {
             if b == UInt8(ascii: "%") {
-                guard u.count >= 3, let v = UInt8(String(decoding: u.dropFirst().prefix(2), as: UTF8.self), radix: 16) else { return nil }
-                bytes.append(v); u = u.dropFirst(3)
-            } else { bytes.append(b); u = u.dropFirst() }
+                guard u.count >= 3, let v = UInt8(String(decoding: u.dropFirst().prefix(2), as: UTF8.self), radix: 16)
+                else { return nil }
+                bytes.append(v)
+                u = u.dropFirst(3)
+            } else {
+                bytes.append(b)
+                u = u.dropFirst()
+            }
         }
         let org = String(decoding: bytes, as: UTF8.self)
         return stem(org) == s ? org : nil
@@ -66,7 +75,11 @@ package final class PostingLists: @unchecked Sendable {
 
     package static func loadWatermark(_ path: String) throws -> UInt64 {
         guard let b = try FileOps.readFile(path, limit: 64) else { return 0 }
-        guard b.count == 20, Array(b.prefix(8)) == watermarkMagic, CRC32C.matches(CRC32C.checksum(b.prefix(16)), UInt32(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self) })) else {
+        guard b.count == 20, Array(b.prefix(8)) == watermarkMagic,
+            CRC32C.matches(
+                CRC32C.checksum(b.prefix(16)),
+                UInt32(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self) }))
+        else {
             throw StoreError(.corrupt, "posting-list watermark is damaged", path: path, offset: 0)
         }
         var r = ByteReader(Array(b[8..<16]))
@@ -75,7 +88,9 @@ package final class PostingLists: @unchecked Sendable {
 
     private func saveWatermark(_ n: UInt64) throws {
         var w = ByteWriter(capacity: 20)
-        w.write(Self.watermarkMagic); w.write(n); w.write(CRC32C.checksum(w.bytes))
+        w.write(Self.watermarkMagic)
+        w.write(n)
+        w.write(CRC32C.checksum(w.bytes))
         try FileOps.replaceFile(directory + "/watermark", contents: w.bytes)
         done = n
     }
@@ -91,7 +106,8 @@ package final class PostingLists: @unchecked Sendable {
     func put(org: String, segment n: UInt64, section z: [UInt8], row: IndexDirEntry) throws {
         try lock.withLock {
             let stem = directory + "/" + Self.stem(org)
-            let dirPath = stem + ".pld", dataPath = stem + ".pl"
+            let dirPath = stem + ".pld"
+            let dataPath = stem + ".pl"
             // The section file first: a reader takes the directory file's existence to mean
             // the org has a list, and must find its section file there too.
             let pfd = try FileOps.openOrCreate(dataPath)
@@ -99,8 +115,10 @@ package final class PostingLists: @unchecked Sendable {
             let dfd = try FileOps.openOrCreate(dirPath)
             defer { Glibc.close(dfd) }
             func record(_ i: Int) throws -> PostingRecord {
-                try PostingRecord(try FileOps.preadExact(dfd, count: PostingRecord.size, at: Int64(i * PostingRecord.size), path: dirPath)[...],
-                                  org: org, index: i, path: dirPath)
+                try PostingRecord(
+                    try FileOps.preadExact(
+                        dfd, count: PostingRecord.size, at: Int64(i * PostingRecord.size), path: dirPath)[...],
+                    org: org, index: i, path: dirPath)
             }
             let count = Int(try FileOps.size(dfd, path: dirPath)) / PostingRecord.size
             let dataEnd = UInt64(try FileOps.size(pfd, path: dataPath))
@@ -122,10 +140,16 @@ package final class PostingLists: @unchecked Sendable {
             } else {
                 // Below the watermark, an identical record already means its section is synced
                 // in place (a restored segment whose sections were kept).
-                if n < done, keep < count, let old = try? record(keep), old.segment == n, old.state == PostingRecord.live,
-                   old.row.crc == row.crc, old.row.length == row.length, old.row.count == row.count, old.row.rawLength == row.rawLength,
-                   let bytes = try? FileOps.preadExact(pfd, count: Int(old.row.length), at: Int64(old.row.offset), path: dataPath),
-                   bytes == z { return }
+                if n < done, keep < count, let old = try? record(keep), old.segment == n,
+                    old.state == PostingRecord.live,
+                    old.row.crc == row.crc, old.row.length == row.length, old.row.count == row.count,
+                    old.row.rawLength == row.rawLength,
+                    let bytes = try? FileOps.preadExact(
+                        pfd, count: Int(old.row.length), at: Int64(old.row.offset), path: dataPath),
+                    bytes == z
+                {
+                    return
+                }
                 try FileOps.pwriteAll(pfd, z[...], at: Int64(dataEnd), path: dataPath)
                 try FileOps.fsync(pfd, path: dataPath)
                 var out = ByteWriter(capacity: (count + 1) * PostingRecord.size)
@@ -164,7 +188,9 @@ package final class PostingLists: @unchecked Sendable {
             guard try !reader.rawSection(r).allSatisfy({ $0 == 0 }) else { return }
             let fd = try FileOps.open(reader.dataPath, O_WRONLY)
             defer { Glibc.close(fd) }
-            try FileOps.pwriteAll(fd, [UInt8](repeating: 0, count: Int(r.row.length))[...], at: Int64(r.row.offset), path: reader.dataPath)
+            try FileOps.pwriteAll(
+                fd, [UInt8](repeating: 0, count: Int(r.row.length))[...], at: Int64(r.row.offset), path: reader.dataPath
+            )
             try FileOps.fsync(fd, path: reader.dataPath)
         }
     }
@@ -181,7 +207,9 @@ package final class PostingLists: @unchecked Sendable {
         try lock.withLock {
             guard !pending.isEmpty, force || putsSinceSync >= Self.syncEvery else { return }
             // One syncfs rather than an fsync per file: a seal touches two files per org.
-            try FileOps.syncFiles(touched.sorted().flatMap { org in [".pl", ".pld"].map { directory + "/" + Self.stem(org) + $0 } }, anchor: directory)
+            try FileOps.syncFiles(
+                touched.sorted().flatMap { org in [".pl", ".pld"].map { directory + "/" + Self.stem(org) + $0 } },
+                anchor: directory)
             try FileOps.fsyncDirectory(directory)
             touched.removeAll()
             // The watermark moves to the first sealed segment still without its sections.

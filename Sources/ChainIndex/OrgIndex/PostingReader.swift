@@ -1,6 +1,7 @@
 import AuditBase
 import Foundation
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,10 +25,18 @@ package struct PostingRecord: Sendable, Equatable {
 
     func encode() -> [UInt8] {
         var w = ByteWriter(capacity: Self.size)
-        w.write(segment); w.write(row.offset); w.write(row.count); w.write(row.firstOrgSeq)
-        w.write(row.firstSeq); w.write(row.lastSeq)
-        w.write(UInt64(bitPattern: row.minTime)); w.write(UInt64(bitPattern: row.maxTime))
-        w.write(row.length); w.write(row.rawLength); w.write(row.crc); w.write(state)
+        w.write(segment)
+        w.write(row.offset)
+        w.write(row.count)
+        w.write(row.firstOrgSeq)
+        w.write(row.firstSeq)
+        w.write(row.lastSeq)
+        w.write(UInt64(bitPattern: row.minTime))
+        w.write(UInt64(bitPattern: row.maxTime))
+        w.write(row.length)
+        w.write(row.rawLength)
+        w.write(row.crc)
+        w.write(state)
         w.write(CRC32C.checksum(w.bytes))
         return w.bytes
     }
@@ -35,32 +44,47 @@ package struct PostingRecord: Sendable, Equatable {
     /// Decodes and checks record `index` of `org`'s directory file `path`.
     init(_ b: ArraySlice<UInt8>, org: String, index: Int, path: String) throws(StoreError) {
         let offset = Int64(index * Self.size)
-        guard b.count == Self.size else { throw StoreError(.corrupt, "posting record \(index) of org \(org) is cut short", path: path, offset: offset) }
+        guard b.count == Self.size else {
+            throw StoreError(.corrupt, "posting record \(index) of org \(org) is cut short", path: path, offset: offset)
+        }
         var r = ByteReader(Array(b))
         do {
             segment = try r.readU64()
-            let off = try r.readU64(), count = try r.readU32(), firstOrgSeq = try r.readU64()
-            let firstSeq = try r.readU64(), lastSeq = try r.readU64()
-            let minTime = Int64(bitPattern: try r.readU64()), maxTime = Int64(bitPattern: try r.readU64())
-            let length = try r.readU32(), raw = try r.readU32(), crc = try r.readU32()
+            let off = try r.readU64()
+            let count = try r.readU32()
+            let firstOrgSeq = try r.readU64()
+            let firstSeq = try r.readU64()
+            let lastSeq = try r.readU64()
+            let minTime = Int64(bitPattern: try r.readU64())
+            let maxTime = Int64(bitPattern: try r.readU64())
+            let length = try r.readU32()
+            let raw = try r.readU32()
+            let crc = try r.readU32()
             state = try r.readU32()
             let recordCrc = try r.readU32()
             guard CRC32C.matches(CRC32C.checksum(b.prefix(Self.size - 4)), recordCrc) else {
-                throw StoreError(.corrupt, "posting record \(index) of org \(org) fails its checksum", path: path, offset: offset)
+                throw StoreError(
+                    .corrupt, "posting record \(index) of org \(org) fails its checksum", path: path, offset: offset)
             }
             guard segment < SegmentFormat.maxSeq, count > 0, firstSeq <= lastSeq, lastSeq < SegmentFormat.maxSeq,
-                  firstOrgSeq < SegmentFormat.maxSeq, Int(raw) <= SegmentFormat.maxBlockRawSize, length <= 64 << 20,
-                  off < 1 << 48, state == Self.live || state == Self.purged
-            else { throw StoreError(.corrupt, "posting record \(index) of org \(org) is out of range", path: path, offset: offset) }
-            row = IndexDirEntry(org: org, count: count, firstOrgSeq: firstOrgSeq, firstSeq: firstSeq, lastSeq: lastSeq,
-                                minTime: minTime, maxTime: maxTime, offset: off, length: length, rawLength: raw, crc: crc)
+                firstOrgSeq < SegmentFormat.maxSeq, Int(raw) <= SegmentFormat.maxBlockRawSize, length <= 64 << 20,
+                off < 1 << 48, state == Self.live || state == Self.purged
+            else {
+                throw StoreError(
+                    .corrupt, "posting record \(index) of org \(org) is out of range", path: path, offset: offset)
+            }
+            row = IndexDirEntry(
+                org: org, count: count, firstOrgSeq: firstOrgSeq, firstSeq: firstSeq, lastSeq: lastSeq,
+                minTime: minTime, maxTime: maxTime, offset: off, length: length, rawLength: raw, crc: crc)
         } catch let e as StoreError { throw e } catch {
             throw StoreError(.corrupt, "posting record \(index) of org \(org) is cut short", path: path, offset: offset)
         }
     }
 
     init(segment: UInt64, row: IndexDirEntry, state: UInt32 = Self.live) {
-        self.segment = segment; self.row = row; self.state = state
+        self.segment = segment
+        self.row = row
+        self.state = state
     }
 }
 
@@ -81,7 +105,8 @@ package struct PostingReader: ~Copyable {
     package init?(directory: String, org: String) throws {
         self.org = org
         let stem = directory + "/" + PostingLists.stem(org)
-        dirPath = stem + ".pld"; dataPath = stem + ".pl"
+        dirPath = stem + ".pld"
+        dataPath = stem + ".pl"
         guard FileOps.exists(dirPath) else { return nil }
         let d = try FileOps.open(dirPath, O_RDONLY)
         let p: Int32
@@ -93,11 +118,15 @@ package struct PostingReader: ~Copyable {
             if empty { return nil }
             throw error
         }
-        dirFD = d; dataFD = p
+        dirFD = d
+        dataFD = p
         count = Int(max(0, (try? FileOps.size(d, path: dirPath)) ?? 0)) / PostingRecord.size
     }
 
-    deinit { Glibc.close(dirFD); Glibc.close(dataFD) }
+    deinit {
+        Glibc.close(dirFD)
+        Glibc.close(dataFD)
+    }
 
     /// Record `i` (0-based, in segment order).
     package mutating func record(_ i: Int) throws -> PostingRecord {
@@ -105,11 +134,15 @@ package struct PostingReader: ~Copyable {
         // Read a window of up to 64 records around `i`, biased towards where paging goes next.
         let start = max(0, min(i - 48, count - 64))
         let n = min(64, count - start)
-        let bytes = try FileOps.preadExact(dirFD, count: n * PostingRecord.size, at: Int64(start * PostingRecord.size), path: dirPath)
+        let bytes = try FileOps.preadExact(
+            dirFD, count: n * PostingRecord.size, at: Int64(start * PostingRecord.size), path: dirPath)
         var recs: [PostingRecord] = []
         recs.reserveCapacity(n)
         for k in 0..<n {
-            recs.append(try PostingRecord(bytes[(k * PostingRecord.size)..<((k + 1) * PostingRecord.size)], org: org, index: start + k, path: dirPath))
+            recs.append(
+                try PostingRecord(
+                    bytes[(k * PostingRecord.size)..<((k + 1) * PostingRecord.size)], org: org, index: start + k,
+                    path: dirPath))
         }
         window = (start, recs)
         return recs[i - start]
@@ -118,7 +151,8 @@ package struct PostingReader: ~Copyable {
     /// The first record index in `0..<count` for which `pred` holds, `pred` being false then
     /// true along the records (binary search: a bounded number of reads whatever the size).
     package mutating func partition(_ pred: (PostingRecord) -> Bool) throws -> Int {
-        var lo = 0, hi = count
+        var lo = 0
+        var hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
             if pred(try record(mid)) { hi = mid } else { lo = mid + 1 }
@@ -135,7 +169,10 @@ package struct PostingReader: ~Copyable {
     func section(_ r: PostingRecord) throws -> [UInt8] {
         let z = try rawSection(r)
         guard CRC32C.matches(CRC32C.checksum(z), r.row.crc) else {
-            throw StoreError(.corrupt, "posting list of org \(org): the section of segment \(r.segment) fails its checksum; remove \(PostingLists.directoryName)/ under the index directory and restart auditd to rebuild it from the index files", path: dataPath, offset: Int64(r.row.offset))
+            throw StoreError(
+                .corrupt,
+                "posting list of org \(org): the section of segment \(r.segment) fails its checksum; remove \(PostingLists.directoryName)/ under the index directory and restart auditd to rebuild it from the index files",
+                path: dataPath, offset: Int64(r.row.offset))
         }
         return z
     }

@@ -11,7 +11,9 @@ public struct IndexHit: Sendable, Equatable {
 
     /// A row.
     public init(seq: UInt64, orgSeq: UInt64, fields: IndexFields) {
-        self.seq = seq; self.orgSeq = orgSeq; self.fields = fields
+        self.seq = seq
+        self.orgSeq = orgSeq
+        self.fields = fields
     }
 }
 
@@ -31,7 +33,10 @@ public struct QueryFilter: Sendable, Equatable {
     public var outcome: Outcome?
 
     /// No filter.
-    public init(from: Int64? = nil, to: Int64? = nil, category: Category? = nil, action: String? = nil, actor: String? = nil, outcome: Outcome? = nil) {
+    public init(
+        from: Int64? = nil, to: Int64? = nil, category: Category? = nil, action: String? = nil, actor: String? = nil,
+        outcome: Outcome? = nil
+    ) {
         self.from = from
         self.to = to
         self.category = category
@@ -46,8 +51,11 @@ public struct QueryFilter: Sendable, Equatable {
         if let category, f.category != category { return false }
         if let outcome, f.outcome != outcome { return false }
         if let action {
-            if action.hasSuffix("*") { if !f.action.hasPrefix(action.dropLast()) { return false } }
-            else if f.action != action { return false }
+            if action.hasSuffix("*") {
+                if !f.action.hasPrefix(action.dropLast()) { return false }
+            } else if f.action != action {
+                return false
+            }
         }
         if let actor, f.actor != actor, !f.actor.hasSuffix(":" + actor) { return false }
         return true

@@ -1,7 +1,8 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,23 +42,37 @@ package struct SealedIndex: Sendable {
     /// Writes the file durably; returns each org's directory row (offset relative to the
     /// sections) and section bytes, which the org's posting list copies.
     @discardableResult
-    static func write(path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, [IndexHit])]) throws -> [(IndexDirEntry, [UInt8])] {
+    static func write(
+        path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, [IndexHit])]
+    ) throws -> [(IndexDirEntry, [UInt8])] {
         var dirEntries: [IndexDirEntry] = []
         var sections: [[UInt8]] = []
         var offset = UInt64(0)
         for (org, hits) in byOrg.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) where !hits.isEmpty {
-            var actions: [String: Int] = [:], actors: [String: Int] = [:]
-            var aList: [String] = [], pList: [String] = []
+            var actions: [String: Int] = [:]
+            var actors: [String: Int] = [:]
+            var aList: [String] = []
+            var pList: [String] = []
             for h in hits {
-                if actions[h.fields.action] == nil { actions[h.fields.action] = aList.count; aList.append(h.fields.action) }
-                if actors[h.fields.actor] == nil { actors[h.fields.actor] = pList.count; pList.append(h.fields.actor) }
+                if actions[h.fields.action] == nil {
+                    actions[h.fields.action] = aList.count
+                    aList.append(h.fields.action)
+                }
+                if actors[h.fields.actor] == nil {
+                    actors[h.fields.actor] = pList.count
+                    pList.append(h.fields.actor)
+                }
             }
             var w = ByteWriter(capacity: hits.count * 8)
             for list in [aList, pList] {
                 w.writeVarint(UInt64(list.count))
-                for s in list { w.writeVarint(UInt64(s.utf8.count)); w.write(Array(s.utf8)) }
+                for s in list {
+                    w.writeVarint(UInt64(s.utf8.count))
+                    w.write(Array(s.utf8))
+                }
             }
-            var prevSeq = hits[0].seq, prevTime: Int64 = 0
+            var prevSeq = hits[0].seq
+            var prevTime: Int64 = 0
             for h in hits {
                 w.writeVarint(h.seq - prevSeq)
                 w.writeSignedVarint(h.fields.time &- prevTime)
@@ -69,24 +84,38 @@ package struct SealedIndex: Sendable {
                 prevTime = h.fields.time
             }
             let z = try Zstd.compress(w.bytes[...], level: 3)
-            dirEntries.append(IndexDirEntry(
-                org: org, count: UInt32(hits.count), firstOrgSeq: hits[0].orgSeq, firstSeq: hits[0].seq, lastSeq: hits[hits.count - 1].seq,
-                minTime: hits.map(\.fields.time).min() ?? 0, maxTime: hits.map(\.fields.time).max() ?? 0,
-                offset: offset, length: UInt32(z.count), rawLength: UInt32(w.bytes.count), crc: CRC32C.checksum(z)))
+            dirEntries.append(
+                IndexDirEntry(
+                    org: org, count: UInt32(hits.count), firstOrgSeq: hits[0].orgSeq, firstSeq: hits[0].seq,
+                    lastSeq: hits[hits.count - 1].seq,
+                    minTime: hits.map(\.fields.time).min() ?? 0, maxTime: hits.map(\.fields.time).max() ?? 0,
+                    offset: offset, length: UInt32(z.count), rawLength: UInt32(w.bytes.count), crc: CRC32C.checksum(z)))
             sections.append(z)
             offset += UInt64(z.count)
         }
         var d = ByteWriter()
         for e in dirEntries {
-            d.write(UInt8(e.org.utf8.count)); d.write(Array(e.org.utf8))
-            d.write(e.count); d.write(e.firstOrgSeq); d.write(e.firstSeq); d.write(e.lastSeq)
-            d.write(UInt64(bitPattern: e.minTime)); d.write(UInt64(bitPattern: e.maxTime))
-            d.write(e.offset); d.write(e.length); d.write(e.rawLength); d.write(e.crc)
+            d.write(UInt8(e.org.utf8.count))
+            d.write(Array(e.org.utf8))
+            d.write(e.count)
+            d.write(e.firstOrgSeq)
+            d.write(e.firstSeq)
+            d.write(e.lastSeq)
+            d.write(UInt64(bitPattern: e.minTime))
+            d.write(UInt64(bitPattern: e.maxTime))
+            d.write(e.offset)
+            d.write(e.length)
+            d.write(e.rawLength)
+            d.write(e.crc)
         }
         var f = ByteWriter(capacity: headerSize + d.bytes.count + Int(offset))
         f.write(ChainFormat.indexMagic)
-        f.write(segment); f.write(firstSeq); f.write(endSeq)
-        f.write(UInt32(dirEntries.count)); f.write(UInt32(d.bytes.count)); f.write(CRC32C.checksum(d.bytes))
+        f.write(segment)
+        f.write(firstSeq)
+        f.write(endSeq)
+        f.write(UInt32(dirEntries.count))
+        f.write(UInt32(d.bytes.count))
+        f.write(CRC32C.checksum(d.bytes))
         f.write(d.bytes)
         for s in sections { f.write(s) }
         try FileOps.replaceFile(path, contents: f.bytes, mode: 0o444)
@@ -101,17 +130,28 @@ package struct SealedIndex: Sendable {
         defer { close(fd) }
         let size = UInt64(max(0, try FileOps.size(fd, path: path)))
         var h = ByteReader(try FileOps.preadExact(fd, count: Self.headerSize, at: 0, path: path))
-        guard Array(try h.read(count: 8)) == ChainFormat.indexMagic else { throw StoreError(.corrupt, "not an index file (bad magic)", path: path, offset: 0) }
-        segment = try h.readU64(); firstSeq = try h.readU64(); endSeq = try h.readU64()
-        guard segment < SegmentFormat.maxSeq, firstSeq <= endSeq, endSeq < SegmentFormat.maxSeq else {
-            throw StoreError(.corrupt, "index header names segment \(segment) with sequence range \(firstSeq)..<\(endSeq), out of range", path: path, offset: 8)
+        guard Array(try h.read(count: 8)) == ChainFormat.indexMagic else {
+            throw StoreError(.corrupt, "not an index file (bad magic)", path: path, offset: 0)
         }
-        let n = Int(try h.readU32()), dirLen = Int(try h.readU32()), dirCrc = try h.readU32()
+        segment = try h.readU64()
+        firstSeq = try h.readU64()
+        endSeq = try h.readU64()
+        guard segment < SegmentFormat.maxSeq, firstSeq <= endSeq, endSeq < SegmentFormat.maxSeq else {
+            throw StoreError(
+                .corrupt,
+                "index header names segment \(segment) with sequence range \(firstSeq)..<\(endSeq), out of range",
+                path: path, offset: 8)
+        }
+        let n = Int(try h.readU32())
+        let dirLen = Int(try h.readU32())
+        let dirCrc = try h.readU32()
         guard dirLen <= 64 << 20, UInt64(Self.headerSize + dirLen) <= size else {
             throw StoreError(.corrupt, "index directory size \(dirLen) is out of range", path: path, offset: 32)
         }
         let dbytes = try FileOps.preadExact(fd, count: dirLen, at: Int64(Self.headerSize), path: path)
-        guard CRC32C.matches(CRC32C.checksum(dbytes), dirCrc) else { throw StoreError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize)) }
+        guard CRC32C.matches(CRC32C.checksum(dbytes), dirCrc) else {
+            throw StoreError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize))
+        }
         var r = ByteReader(dbytes)
         var dir: [String: IndexDirEntry] = [:]
         let base = UInt64(Self.headerSize + dirLen)
@@ -121,17 +161,23 @@ package struct SealedIndex: Sendable {
                 let ol = Int(try r.readU8())
                 let org = String(decoding: try r.read(count: ol), as: UTF8.self)
                 let e = IndexDirEntry(
-                    org: org, count: try r.readU32(), firstOrgSeq: try r.readU64(), firstSeq: try r.readU64(), lastSeq: try r.readU64(),
+                    org: org, count: try r.readU32(), firstOrgSeq: try r.readU64(), firstSeq: try r.readU64(),
+                    lastSeq: try r.readU64(),
                     minTime: Int64(bitPattern: try r.readU64()), maxTime: Int64(bitPattern: try r.readU64()),
                     offset: try r.readU64(), length: try r.readU32(), rawLength: try r.readU32(), crc: try r.readU32())
                 // Compare without adding, so that no field value can wrap around.
                 guard e.count > 0, e.firstSeq >= firstSeq, e.firstSeq <= e.lastSeq, e.lastSeq < endSeq,
-                      e.firstOrgSeq < SegmentFormat.maxSeq, Int(e.rawLength) <= SegmentFormat.maxBlockRawSize,
-                      e.offset <= sections, UInt64(e.length) <= sections - e.offset, dir[org] == nil
-                else { throw StoreError(.corrupt, "index directory entry \(i) (org \(org.prefix(64))) is out of range", path: path, offset: Int64(Self.headerSize)) }
-                dir[org] = IndexDirEntry(org: e.org, count: e.count, firstOrgSeq: e.firstOrgSeq, firstSeq: e.firstSeq, lastSeq: e.lastSeq,
-                                         minTime: e.minTime, maxTime: e.maxTime, offset: base + e.offset, length: e.length,
-                                         rawLength: e.rawLength, crc: e.crc)
+                    e.firstOrgSeq < SegmentFormat.maxSeq, Int(e.rawLength) <= SegmentFormat.maxBlockRawSize,
+                    e.offset <= sections, UInt64(e.length) <= sections - e.offset, dir[org] == nil
+                else {
+                    throw StoreError(
+                        .corrupt, "index directory entry \(i) (org \(org.prefix(64))) is out of range", path: path,
+                        offset: Int64(Self.headerSize))
+                }
+                dir[org] = IndexDirEntry(
+                    org: e.org, count: e.count, firstOrgSeq: e.firstOrgSeq, firstSeq: e.firstSeq, lastSeq: e.lastSeq,
+                    minTime: e.minTime, maxTime: e.maxTime, offset: base + e.offset, length: e.length,
+                    rawLength: e.rawLength, crc: e.crc)
             }
         } catch let e as StoreError {
             throw e
@@ -141,7 +187,10 @@ package struct SealedIndex: Sendable {
 
     package func hits(org: String) throws -> [IndexHit] {
         var out: [IndexHit] = []
-        try visit(org: org) { out.append($0); return true }
+        try visit(org: org) {
+            out.append($0)
+            return true
+        }
         return out
     }
 
@@ -160,7 +209,10 @@ package struct SealedIndex: Sendable {
         let fd = try FileOps.open(path, O_RDONLY)
         defer { close(fd) }
         let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
-        guard CRC32C.matches(CRC32C.checksum(z), e.crc) else { throw StoreError(.corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset)) }
+        guard CRC32C.matches(CRC32C.checksum(z), e.crc) else {
+            throw StoreError(
+                .corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset))
+        }
         return z
     }
 }
@@ -172,35 +224,59 @@ enum IndexSection {
     /// order, stopping when `body` returns false. `path` names the file in errors.
     static func visit(_ z: [UInt8], _ e: IndexDirEntry, path: String, _ body: (IndexHit) -> Bool) throws {
         let org = e.org
-        guard CRC32C.matches(CRC32C.checksum(z), e.crc) else { throw StoreError(.corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset)) }
+        guard CRC32C.matches(CRC32C.checksum(z), e.crc) else {
+            throw StoreError(
+                .corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset))
+        }
         let raw: [UInt8]
         do { raw = try Zstd.decompress(z[...], rawSize: Int(e.rawLength)) } catch {
-            throw StoreError(.corrupt, "index section of org \(org) does not decompress (\(error.message))", path: path, offset: Int64(e.offset))
+            throw StoreError(
+                .corrupt, "index section of org \(org) does not decompress (\(error.message))", path: path,
+                offset: Int64(e.offset))
         }
         var r = ByteReader(raw)
         func strings() throws -> [String] {
             let n = try r.readVarint()
-            guard n <= UInt64(e.count) else { throw StoreError(.corrupt, "index dictionary too large", path: path, offset: Int64(e.offset)) }
+            guard n <= UInt64(e.count) else {
+                throw StoreError(.corrupt, "index dictionary too large", path: path, offset: Int64(e.offset))
+            }
             return try (0..<n).map { _ in
                 let len = try r.readVarint()
-                guard len <= UInt64(r.remaining) else { throw StoreError(.corrupt, "index dictionary string runs past its section", path: path, offset: Int64(e.offset)) }
+                guard len <= UInt64(r.remaining) else {
+                    throw StoreError(
+                        .corrupt, "index dictionary string runs past its section", path: path, offset: Int64(e.offset))
+                }
                 return String(decoding: try r.read(count: Int(len)), as: UTF8.self)
             }
         }
-        let actions = try strings(), actors = try strings()
-        var seq = e.firstSeq, time: Int64 = 0
+        let actions = try strings()
+        let actors = try strings()
+        var seq = e.firstSeq
+        var time: Int64 = 0
         for i in 0..<UInt64(e.count) {
-            let ds = try r.readVarint(), dt = try r.readSignedVarint()
+            let ds = try r.readVarint()
+            let dt = try r.readSignedVarint()
             seq = i == 0 ? e.firstSeq : seq &+ ds
             time = time &+ dt
-            let c = try r.readU8(), o = try r.readU8()
-            let a = try r.readVarint(), p = try r.readVarint()
-            guard let cat = Category(code: c), let out2 = Outcome(code: o), a < UInt64(actions.count), p < UInt64(actors.count),
-                  seq >= e.firstSeq, seq <= e.lastSeq
+            let c = try r.readU8()
+            let o = try r.readU8()
+            let a = try r.readVarint()
+            let p = try r.readVarint()
+            guard let cat = Category(code: c), let out2 = Outcome(code: o), a < UInt64(actions.count),
+                p < UInt64(actors.count),
+                seq >= e.firstSeq, seq <= e.lastSeq
             else {
-                throw StoreError(.corrupt, "index row \(i) of org \(org) is malformed", path: path, offset: Int64(e.offset))
+                throw StoreError(
+                    .corrupt, "index row \(i) of org \(org) is malformed", path: path, offset: Int64(e.offset))
             }
-            if !body(IndexHit(seq: seq, orgSeq: e.firstOrgSeq + i, fields: IndexFields(time: time, category: cat, outcome: out2, action: actions[Int(a)], actor: actors[Int(p)]))) { return }
+            if !body(
+                IndexHit(
+                    seq: seq, orgSeq: e.firstOrgSeq + i,
+                    fields: IndexFields(
+                        time: time, category: cat, outcome: out2, action: actions[Int(a)], actor: actors[Int(p)])))
+            {
+                return
+            }
         }
     }
 }
@@ -211,9 +287,10 @@ public enum SealedIndexCheck {
     /// checksum, and that it belongs to `segment`. Returns the orgs it lists.
     public static func check(path: String, segment: UInt64) throws -> [String] {
         let idx = try SealedIndex(path: path)
-        guard idx.segment == segment else { throw StoreError(.corrupt, "index of segment \(idx.segment), expected \(segment)", path: path) }
+        guard idx.segment == segment else {
+            throw StoreError(.corrupt, "index of segment \(idx.segment), expected \(segment)", path: path)
+        }
         for org in idx.dir.keys { _ = try idx.hits(org: org) }
         return idx.dir.keys.sorted()
     }
 }
-

@@ -1,7 +1,8 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,7 +73,9 @@ public final class TreeStore: @unchecked Sendable {
         let f = files[k]
         let raw = try FileOps.preadExact(f.fd, count: count * 32, at: Int64(from * 32), path: f.path)
         let n = raw.count / 32
-        return raw.withUnsafeBytes { b in (0..<n).map { Hash(raw: UnsafeRawBufferPointer(rebasing: b[($0 * 32)..<($0 * 32 + 32)])) } }
+        return raw.withUnsafeBytes { b in
+            (0..<n).map { Hash(raw: UnsafeRawBufferPointer(rebasing: b[($0 * 32)..<($0 * 32 + 32)])) }
+        }
     }
 
     /// Appends leaf hashes, completing higher stored levels as tiles fill. Not durable until `sync`.
@@ -141,19 +144,26 @@ public final class TreeStore: @unchecked Sendable {
             return (counts[k] - UInt64(pending[k].count), pending[k])
         }
         guard let (pendingStart, tail) = snapshot else {
-            throw StoreError(.notFound, "subtree at level \(level) index \(index) is beyond the tree (size \(size))", path: directory)
+            throw StoreError(
+                .notFound, "subtree at level \(level) index \(index) is beyond the tree (size \(size))", path: directory
+            )
         }
         if from >= pendingStart {
             hashes = Array(tail[Int(from - pendingStart)..<Int(from - pendingStart) + n])
         } else {
             hashes = try readStored(k, from: from, count: n)
-            guard hashes.count == n else { throw StoreError(.corrupt, "tree file is short", path: files[k].path, offset: Int64(from * 32)) }
+            guard hashes.count == n else {
+                throw StoreError(.corrupt, "tree file is short", path: files[k].path, offset: Int64(from * 32))
+            }
         }
         while hashes.count > 1 {
             var next: [Hash] = []
             next.reserveCapacity(hashes.count / 2)
             var i = 0
-            while i < hashes.count { next.append(Merkle.nodeHash(hashes[i], hashes[i + 1])); i += 2 }
+            while i < hashes.count {
+                next.append(Merkle.nodeHash(hashes[i], hashes[i + 1]))
+                i += 2
+            }
             hashes = next
         }
         return hashes[0]
@@ -164,7 +174,9 @@ public final class TreeStore: @unchecked Sendable {
 
     /// Leaf hashes `[from, from + count)` straight from level 0.
     public func leaves(from: UInt64, count: Int) throws(StoreError) -> [Hash] {
-        guard from + UInt64(count) <= size else { throw StoreError(.notFound, "leaves beyond the tree", path: directory) }
+        guard from + UInt64(count) <= size else {
+            throw StoreError(.notFound, "leaves beyond the tree", path: directory)
+        }
         return try readStored(0, from: from, count: count)
     }
 
@@ -182,16 +194,21 @@ public final class TreeStore: @unchecked Sendable {
 
     /// The root at `size` (at most the current size).
     public func root(at size: UInt64) throws(StoreError) -> Hash {
-        guard size <= self.size else { throw StoreError(.notFound, "tree size \(size) is beyond the log (size \(self.size))", path: directory) }
+        guard size <= self.size else {
+            throw StoreError(.notFound, "tree size \(size) is beyond the log (size \(self.size))", path: directory)
+        }
         return try mth(0, size)
     }
 
     /// RFC 9162 inclusion proof of `index` in the tree of `size`.
     public func inclusionProof(index: UInt64, size: UInt64) throws(StoreError) -> [Hash] {
         guard index < size, size <= self.size else {
-            throw StoreError(.notFound, "no inclusion proof for index \(index) in size \(size) (log size \(self.size))", path: directory)
+            throw StoreError(
+                .notFound, "no inclusion proof for index \(index) in size \(size) (log size \(self.size))",
+                path: directory)
         }
-        do { return try Merkle.inclusionProof(index: index, size: size) { try mth($0, $1) } } catch let e as StoreError { throw e } catch {
+        do { return try Merkle.inclusionProof(index: index, size: size) { try mth($0, $1) } } catch let e as StoreError
+        { throw e } catch {
             throw StoreError(.io, "\(error)", path: directory)
         }
     }
@@ -199,9 +216,12 @@ public final class TreeStore: @unchecked Sendable {
     /// RFC 9162 consistency proof from `old` to `new`.
     public func consistencyProof(old: UInt64, new: UInt64) throws(StoreError) -> [Hash] {
         guard old <= new, new <= self.size else {
-            throw StoreError(.notFound, "no consistency proof from \(old) to \(new) (log size \(self.size))", path: directory)
+            throw StoreError(
+                .notFound, "no consistency proof from \(old) to \(new) (log size \(self.size))", path: directory)
         }
-        do { return try Merkle.consistencyProof(old: old, new: new) { try mth($0, $1) } } catch let e as StoreError { throw e } catch {
+        do { return try Merkle.consistencyProof(old: old, new: new) { try mth($0, $1) } } catch let e as StoreError {
+            throw e
+        } catch {
             throw StoreError(.io, "\(error)", path: directory)
         }
     }

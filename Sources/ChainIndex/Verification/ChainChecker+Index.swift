@@ -15,14 +15,21 @@ extension ChainChecker {
         guard let dir = indexDirectory else { return nil }
         let path = dir + "/" + OrgIndex.fileName(info.segment)
         guard FileOps.exists(path) else { return nil }
-        let failure = Self.compareIndexFile(path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
-        if failure != nil, !FileOps.exists(path), FileOps.exists(store.directory + "/" + ArchivedStub.fileName(info.segment)) { return nil }
+        let failure = Self.compareIndexFile(
+            path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
+        if failure != nil, !FileOps.exists(path),
+            FileOps.exists(store.directory + "/" + ArchivedStub.fileName(info.segment))
+        {
+            return nil
+        }
         return failure
     }
 
     /// Compares index file `path` with the rows a segment's entries call for (`hits`, per org
     /// in sequence order): the one check for the hot tier's index files and for bundles' copies.
-    public static func compareIndexFile(_ path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, hits segmentHits: [String: [IndexHit]]) -> VerificationFailure? {
+    public static func compareIndexFile(
+        _ path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, hits segmentHits: [String: [IndexHit]]
+    ) -> VerificationFailure? {
         func fail(_ seq: UInt64?, _ offset: Int64?, _ m: String) -> VerificationFailure {
             VerificationFailure(seq: seq, path: path, offset: offset, message: m)
         }
@@ -32,14 +39,21 @@ extension ChainChecker {
             return fail(nil, e?.offset ?? 0, e?.message ?? "\(error)")
         }
         guard idx.segment == segment, idx.firstSeq == firstSeq, idx.endSeq == endSeq else {
-            return fail(nil, 8, "index file describes segment \(idx.segment) (\(idx.firstSeq)..<\(idx.endSeq)), not segment \(segment) (\(firstSeq)..<\(endSeq))")
+            return fail(
+                nil, 8,
+                "index file describes segment \(idx.segment) (\(idx.firstSeq)..<\(idx.endSeq)), not segment \(segment) (\(firstSeq)..<\(endSeq))"
+            )
         }
         for org in segmentHits.keys where idx.dir[org] == nil {
-            return fail(segmentHits[org]?.first?.seq, Int64(SealedIndex.headerSize), "index file lists no entries of org \(org), which has \(segmentHits[org]?.count ?? 0) in the segment")
+            return fail(
+                segmentHits[org]?.first?.seq, Int64(SealedIndex.headerSize),
+                "index file lists no entries of org \(org), which has \(segmentHits[org]?.count ?? 0) in the segment")
         }
         for (org, entry) in idx.dir {
             guard let want = segmentHits[org] else {
-                return fail(entry.firstSeq, Int64(SealedIndex.headerSize), "index file lists org \(org), which has no entry in the segment")
+                return fail(
+                    entry.firstSeq, Int64(SealedIndex.headerSize),
+                    "index file lists org \(org), which has no entry in the segment")
             }
             let got: [IndexHit]
             do { got = try idx.hits(org: org) } catch {
@@ -47,10 +61,14 @@ extension ChainChecker {
                 return fail(entry.firstSeq, e?.offset ?? Int64(entry.offset), e?.message ?? "\(error)")
             }
             guard got.count == want.count else {
-                return fail(entry.firstSeq, Int64(entry.offset), "index file has \(got.count) rows for org \(org), the segment \(want.count) entries")
+                return fail(
+                    entry.firstSeq, Int64(entry.offset),
+                    "index file has \(got.count) rows for org \(org), the segment \(want.count) entries")
             }
             for (g, w) in zip(got, want) where g != w {
-                return fail(w.seq, Int64(entry.offset), "index row of entry \(w.seq) (org \(org)) says \(describe(g)) but the entry says \(describe(w))")
+                return fail(
+                    w.seq, Int64(entry.offset),
+                    "index row of entry \(w.seq) (org \(org)) says \(describe(g)) but the entry says \(describe(w))")
             }
         }
         return nil
@@ -65,12 +83,17 @@ extension ChainChecker {
     public func checkOrgState(_ path: String, orgs snapshot: [String: (UInt64, UInt64)]) -> VerificationFailure? {
         for (org, st) in orgs {
             guard let (count, last) = snapshot[org], count == st.count, last == st.lastSeq else {
-                return VerificationFailure(seq: st.lastSeq, path: path, offset: nil,
-                                           message: "org-state snapshot says org \(org) has \(snapshot[org].map { "\($0.0) entries, the last at \($0.1)" } ?? "nothing"), the entries say \(st.count), the last at \(st.lastSeq.map(String.init) ?? "none")")
+                return VerificationFailure(
+                    seq: st.lastSeq, path: path, offset: nil,
+                    message:
+                        "org-state snapshot says org \(org) has \(snapshot[org].map { "\($0.0) entries, the last at \($0.1)" } ?? "nothing"), the entries say \(st.count), the last at \(st.lastSeq.map(String.init) ?? "none")"
+                )
             }
         }
         for org in snapshot.keys where orgs[org] == nil {
-            return VerificationFailure(seq: nil, path: path, offset: nil, message: "org-state snapshot lists org \(org), which has no entry before its end")
+            return VerificationFailure(
+                seq: nil, path: path, offset: nil,
+                message: "org-state snapshot lists org \(org), which has no entry before its end")
         }
         return nil
     }

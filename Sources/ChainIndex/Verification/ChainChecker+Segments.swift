@@ -1,6 +1,6 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// Walking the segments in order (format-spec.md §10): hot segments entry by entry, read and
@@ -12,7 +12,9 @@ extension ChainChecker {
     /// continue from the stub's summary, whose signature is checked.
     public mutating func skipArchived(_ info: SegmentInfo, verifier: NoteVerifier) throws -> VerificationFailure? {
         guard info.firstSeq == position else {
-            return VerificationFailure(seq: position, path: info.path, offset: nil, message: "archived segment starts at \(info.firstSeq), expected \(position)")
+            return VerificationFailure(
+                seq: position, path: info.path, offset: nil,
+                message: "archived segment starts at \(info.firstSeq), expected \(position)")
         }
         let stub: ArchivedStub
         do {
@@ -28,11 +30,16 @@ extension ChainChecker {
             for leaf in leaves {
                 prev = leaf
                 range.append(leaf)
-                if let m = try tiles.append(leaf) { return VerificationFailure(seq: seq, path: info.path, offset: nil, message: m) }
+                if let m = try tiles.append(leaf) {
+                    return VerificationFailure(seq: seq, path: info.path, offset: nil, message: m)
+                }
                 while nextCp < checkpoints.count && checkpoints[nextCp].size == seq + 1 {
                     if range.root() != checkpoints[nextCp].root {
-                        return VerificationFailure(seq: seq, path: checkpointPath, offset: checkpoints[nextCp].offset,
-                                                   message: "recomputed root at size \(seq + 1) (across archived segment \(info.segment)) does not match the signed checkpoint")
+                        return VerificationFailure(
+                            seq: seq, path: checkpointPath, offset: checkpoints[nextCp].offset,
+                            message:
+                                "recomputed root at size \(seq + 1) (across archived segment \(info.segment)) does not match the signed checkpoint"
+                        )
                     }
                     nextCp += 1
                 }
@@ -44,24 +51,38 @@ extension ChainChecker {
         // (§12.3) are held to this order only, so a moved `max_time` shows here.
         if let first = stub.orgs.map(\.min_time).min(), let last = stub.orgs.map(\.max_time).max() {
             if let o = stub.orgs.first(where: { $0.min_time > $0.max_time }) {
-                return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0, message: "stub summary of org \(o.org): min_time is after max_time")
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message: "stub summary of org \(o.org): min_time is after max_time")
             }
             guard first >= lastTime else {
-                let previous = lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" } ?? "the previous entry's"
-                return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0,
-                    message: "archived segment \(info.segment)'s stub says its entries were received from \(Timestamp.format(first)), earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order (a stub's times were edited)")
+                let previous =
+                    lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" }
+                    ?? "the previous entry's"
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message:
+                        "archived segment \(info.segment)'s stub says its entries were received from \(Timestamp.format(first)), earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order (a stub's times were edited)"
+                )
             }
             lastTime = last
             lastTimeStub = info.segment
         }
         for o in stub.orgs {
-            guard o.last_seq >= info.firstSeq, o.last_seq < info.endSeq, o.entries > 0, o.entries <= info.endSeq - info.firstSeq else {
-                return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0, message: "stub summary of org \(o.org) points outside the segment")
+            guard o.last_seq >= info.firstSeq, o.last_seq < info.endSeq, o.entries > 0,
+                o.entries <= info.endSeq - info.firstSeq
+            else {
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message: "stub summary of org \(o.org) points outside the segment")
             }
             // The org chain continues through the segment: its count before plus its entries.
             if o.count_after != (orgs[o.org]?.count ?? 0) + o.entries {
-                return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0,
-                    message: "stub summary of org \(o.org): count_after \(o.count_after) is not its \(orgs[o.org]?.count ?? 0) entries before the segment plus the \(o.entries) in it")
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message:
+                        "stub summary of org \(o.org): count_after \(o.count_after) is not its \(orgs[o.org]?.count ?? 0) entries before the segment plus the \(o.entries) in it"
+                )
             }
             orgs[o.org] = OrgPosition(count: o.count_after, lastSeq: o.last_seq, lastHash: try tree.leaf(o.last_seq))
         }
@@ -71,8 +92,10 @@ extension ChainChecker {
     }
 
     /// Checks segments from `position` up to (not including) `end`, hot or archived.
-    public mutating func checkSegments(upTo end: UInt64, verifier: NoteVerifier, batchSize: Int = 8192,
-                                       progress: ((UInt64) -> Void)? = nil) throws -> VerificationFailure? {
+    public mutating func checkSegments(
+        upTo end: UInt64, verifier: NoteVerifier, batchSize: Int = 8192,
+        progress: ((UInt64) -> Void)? = nil
+    ) throws -> VerificationFailure? {
         for info in store.segments() where info.endSeq > position && info.firstSeq < end {
             if info.state == .retired {
                 if let f = try skipArchived(info, verifier: verifier) { return f }
@@ -83,7 +106,9 @@ extension ChainChecker {
             segmentHits.removeAll(keepingCapacity: true)
             // One thread reads and prepares the next batch while this one checks the last.
             let pipe = BatchPipe()
-            let store = self.store, from = max(position, info.firstSeq), to = min(end, info.endSeq)
+            let store = self.store
+            let from = max(position, info.firstSeq)
+            let to = min(end, info.endSeq)
             let producer = Thread {
                 var batch: [StoredRecord] = []
                 do {
@@ -112,9 +137,14 @@ extension ChainChecker {
                         throw error
                     }
                     progress?(position)
-                    if failure != nil { pipe.cancelAndJoin(); break consume }
+                    if failure != nil {
+                        pipe.cancelAndJoin()
+                        break consume
+                    }
                 case .end: break consume
-                case .failed(let e): scanError = e; break consume
+                case .failed(let e):
+                    scanError = e
+                    break consume
                 }
             }
             pipe.cancelAndJoin()
@@ -122,15 +152,22 @@ extension ChainChecker {
                 // The archiver may have moved the segment while it was being read: then it is
                 // stepped over as archived, from where it started. Anything else is a failure.
                 let stub = store.directory + "/" + ArchivedStub.fileName(info.segment)
-                guard e is StoreError, info.state == .sealed, info.firstSeq >= before.position, !FileOps.exists(info.path), FileOps.exists(stub) else { throw e }
+                guard e is StoreError, info.state == .sealed, info.firstSeq >= before.position,
+                    !FileOps.exists(info.path), FileOps.exists(stub)
+                else { throw e }
                 self = before
-                let moved = SegmentInfo(segment: info.segment, state: .retired, path: stub, firstSeq: info.firstSeq, endSeq: info.endSeq)
+                let moved = SegmentInfo(
+                    segment: info.segment, state: .retired, path: stub, firstSeq: info.firstSeq, endSeq: info.endSeq)
                 if let f = try skipArchived(moved, verifier: verifier) { return f }
                 progress?(position)
                 continue
             }
             if let failure { return failure }
-            if info.state == .sealed, before.position <= info.firstSeq, position == info.endSeq, let f = checkIndexFile(info) { return f }
+            if info.state == .sealed, before.position <= info.firstSeq, position == info.endSeq,
+                let f = checkIndexFile(info)
+            {
+                return f
+            }
             progress?(position)
         }
         return nil
@@ -140,7 +177,11 @@ extension ChainChecker {
 /// Prepared batches of one segment, from the thread that reads them to the one that checks
 /// them: at most two wait, so memory stays bounded.
 final class BatchPipe: @unchecked Sendable {
-    enum Item { case batch(ChainChecker.PreparedBatch), end, failed(Error) }
+    enum Item {
+        case batch(ChainChecker.PreparedBatch)
+        case end
+        case failed(Error)
+    }
     private let cond = NSCondition()
     private var items: [Item] = []
     private var cancelled = false

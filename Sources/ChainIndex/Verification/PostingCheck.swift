@@ -56,17 +56,25 @@ public enum PostingCheck {
         for name in names.sorted() {
             if name == "watermark" || name.hasSuffix(".tmp") { continue }
             let isDir = name.hasSuffix(".pld")
-            guard isDir || name.hasSuffix(".pl"), let org = PostingLists.org(ofStem: String(name.dropLast(isDir ? 4 : 3))) else {
+            guard isDir || name.hasSuffix(".pl"),
+                let org = PostingLists.org(ofStem: String(name.dropLast(isDir ? 4 : 3)))
+            else {
                 return fail(dir + "/" + name, nil, "unexpected file among the posting lists")
             }
             guard isDir else { continue }
             seen.insert(org)
-            if let f = checkOrg(org, dir: dir, done: done, checkedBelow: served ? horizon : done, hot: hot, sealed: sealed, stubs: stubs) { return f }
+            if let f = checkOrg(
+                org, dir: dir, done: done, checkedBelow: served ? horizon : done, hot: hot, sealed: sealed, stubs: stubs
+            ) {
+                return f
+            }
         }
         // Completeness below the watermark.
         for (n, idx) in hot where n < done {
             for org in idx.dir.keys where !seen.contains(org) {
-                return fail(dir + "/" + PostingLists.stem(org) + ".pld", nil, "posting list of org \(org) is missing, but sealed segment \(n) holds its entries")
+                return fail(
+                    dir + "/" + PostingLists.stem(org) + ".pld", nil,
+                    "posting list of org \(org) is missing, but sealed segment \(n) holds its entries")
             }
         }
         return nil
@@ -77,7 +85,10 @@ public enum PostingCheck {
     }
 
     /// Records of segments below `checkedBelow` are checked; sections below `done` must all be there.
-    static func checkOrg(_ org: String, dir: String, done: UInt64, checkedBelow: UInt64, hot: [UInt64: SealedIndex], sealed: Set<UInt64>, stubs: [UInt64: ArchivedStub]) -> VerificationFailure? {
+    static func checkOrg(
+        _ org: String, dir: String, done: UInt64, checkedBelow: UInt64, hot: [UInt64: SealedIndex], sealed: Set<UInt64>,
+        stubs: [UInt64: ArchivedStub]
+    ) -> VerificationFailure? {
         let stem = dir + "/" + PostingLists.stem(org)
         func fail(_ path: String, _ offset: Int64?, _ m: String) -> VerificationFailure {
             VerificationFailure(seq: nil, path: path, offset: offset, message: "posting list of org \(org): " + m)
@@ -95,17 +106,26 @@ public enum PostingCheck {
                     throw error
                 }
                 let at = Int64(i * PostingRecord.size)
-                if let last, r.segment <= last { return fail(p.dirPath, at, "record \(i) (segment \(r.segment)) does not follow segment \(last)") }
+                if let last, r.segment <= last {
+                    return fail(p.dirPath, at, "record \(i) (segment \(r.segment)) does not follow segment \(last)")
+                }
                 last = r.segment
                 guard r.segment < checkedBelow else { continue }
                 segs.insert(r.segment)
                 if let idx = hot[r.segment] {
-                    guard let e = idx.dir[org] else { return fail(p.dirPath, at, "record \(i) lists segment \(r.segment), whose index file has no entries of the org") }
+                    guard let e = idx.dir[org] else {
+                        return fail(
+                            p.dirPath, at,
+                            "record \(i) lists segment \(r.segment), whose index file has no entries of the org")
+                    }
                     var got = r.row
                     got.offset = e.offset
                     got.org = e.org
                     guard r.state == PostingRecord.live, got == e else {
-                        return fail(p.dirPath, at, "record \(i) does not match segment \(r.segment)'s index file (record: \(describe(got)); index file: \(describe(e)))")
+                        return fail(
+                            p.dirPath, at,
+                            "record \(i) does not match segment \(r.segment)'s index file (record: \(describe(got)); index file: \(describe(e)))"
+                        )
                     }
                     let section: [UInt8]?
                     do { section = try idx.section(org: org) } catch let e as StoreError {
@@ -115,21 +135,33 @@ public enum PostingCheck {
                         throw e
                     }
                     guard let want = section, try p.section(r) == want else {
-                        return fail(p.dataPath, Int64(r.row.offset), "the section of segment \(r.segment) differs from its index file")
+                        return fail(
+                            p.dataPath, Int64(r.row.offset),
+                            "the section of segment \(r.segment) differs from its index file")
                     }
                 } else if let stub = stubs[r.segment] {
                     guard let o = stub.orgs.first(where: { $0.org == org }) else {
-                        return fail(p.dirPath, at, "record \(i) lists archived segment \(r.segment), whose signed summary has no entries of the org")
+                        return fail(
+                            p.dirPath, at,
+                            "record \(i) lists archived segment \(r.segment), whose signed summary has no entries of the org"
+                        )
                     }
-                    guard UInt64(r.row.count) == o.entries, r.row.lastSeq == o.last_seq, r.row.minTime == o.min_time, r.row.maxTime == o.max_time else {
-                        return fail(p.dirPath, at, "record \(i) does not match archived segment \(r.segment)'s signed summary")
+                    guard UInt64(r.row.count) == o.entries, r.row.lastSeq == o.last_seq, r.row.minTime == o.min_time,
+                        r.row.maxTime == o.max_time
+                    else {
+                        return fail(
+                            p.dirPath, at, "record \(i) does not match archived segment \(r.segment)'s signed summary")
                     }
                     if stub.purged_at != nil {
                         guard r.state == PostingRecord.purged else {
-                            return fail(p.dirPath, at, "record \(i) still holds the rows of purged segment \(r.segment)")
+                            return fail(
+                                p.dirPath, at, "record \(i) still holds the rows of purged segment \(r.segment)")
                         }
                         let z = try p.rawSection(r)
-                        guard z.allSatisfy({ $0 == 0 }) else { return fail(p.dataPath, Int64(r.row.offset), "purged segment \(r.segment)'s rows are still there") }
+                        guard z.allSatisfy({ $0 == 0 }) else {
+                            return fail(
+                                p.dataPath, Int64(r.row.offset), "purged segment \(r.segment)'s rows are still there")
+                        }
                     }
                     // An archived segment's section is never read by a query (a restore puts
                     // it back from the bundle's index file unless it is intact), and a purge

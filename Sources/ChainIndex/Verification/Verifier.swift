@@ -1,6 +1,6 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// One integrity failure, located.
@@ -16,7 +16,8 @@ public struct VerificationFailure: Sendable, Equatable, CustomStringConvertible 
 
     /// One line.
     public var description: String {
-        (seq.map { "entry \($0): " } ?? "") + message + " [file \(path)" + (offset.map { " at offset \($0)" } ?? "") + "]"
+        (seq.map { "entry \($0): " } ?? "") + message + " [file \(path)" + (offset.map { " at offset \($0)" } ?? "")
+            + "]"
     }
 }
 
@@ -83,7 +84,8 @@ public struct Verifier {
         var cps: [(size: UInt64, root: Hash, offset: Int64)] = []
         let cpPath = DataDirectory(directory).checkpoints + "/" + CheckpointLog.logName
         do {
-            let log = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: verifier, readOnly: true)
+            let log = try CheckpointLog(
+                directory: DataDirectory(directory).checkpoints, verifier: verifier, readOnly: true)
             cps = try log.verified(verifier: verifier).0
         } catch { return fromError(error) }
         report.checkpoints = cps.count
@@ -93,7 +95,8 @@ public struct Verifier {
         let statePath = DataDirectory(directory).orgState
         var snapshot: (end: UInt64, orgs: [String: (UInt64, UInt64)])?
         do { snapshot = try Ledger.checkedOrgState(statePath) } catch { return fromError(error) }
-        let store: SegmentStore, tree: TreeStore
+        let store: SegmentStore
+        let tree: TreeStore
         do {
             // Checkpoints, the snapshot, the tree, then the segments: a running daemon appends
             // leaves only after their entries are durable, signs only what its tree holds, and
@@ -104,32 +107,50 @@ public struct Verifier {
             store = try Ledger.segmentStore(directory, readOnly: true)
         } catch { return fromError(error) }
         if store.recovery.bytesCut > 0 {
-            report.notes.append("open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start")
+            report.notes.append(
+                "open segment has a torn tail of \(store.recovery.bytesCut) bytes at offset \(store.recovery.cutOffset) (\(store.recovery.reason ?? "")); it is unacknowledged and will be cut at the next start"
+            )
         }
         let total = store.endSeq
         var checker = ChainChecker(store: store, tree: tree, checkpoints: cps, checkpointPath: cpPath)
         checker.indexDirectory = DataDirectory(directory).index
         checker.collect = collect.map { Array($0.utf8) }
-        if let f = checker.checkEmptyCheckpoints() { report.failure = f; return report }
+        if let f = checker.checkEmptyCheckpoints() {
+            report.failure = f
+            return report
+        }
         let storedLeaves = tree.size
         do {
             // The org-state snapshot is checked against the entries up to its end.
             if let snapshot, snapshot.end > 0, snapshot.end <= total {
-                if let f = try checker.checkSegments(upTo: snapshot.end, verifier: verifier, progress: { p in progress?(p, total) }) {
+                if let f = try checker.checkSegments(
+                    upTo: snapshot.end, verifier: verifier, progress: { p in progress?(p, total) })
+                {
                     report.failure = f
                     return report
                 }
-                if let f = checker.checkOrgState(statePath, orgs: snapshot.orgs) { report.failure = f; return report }
+                if let f = checker.checkOrgState(statePath, orgs: snapshot.orgs) {
+                    report.failure = f
+                    return report
+                }
             }
-            if let f = try checker.checkSegments(upTo: total, verifier: verifier, progress: { p in progress?(p, total) }) {
+            if let f = try checker.checkSegments(
+                upTo: total, verifier: verifier, progress: { p in progress?(p, total) })
+            {
                 report.failure = f
                 return report
             }
             if let snapshot, snapshot.end > total {
-                return fail(total, statePath, 8, "org-state snapshot ends at \(snapshot.end), beyond the \(total) entries of the log: entries were removed")
+                return fail(
+                    total, statePath, 8,
+                    "org-state snapshot ends at \(snapshot.end), beyond the \(total) entries of the log: entries were removed"
+                )
             }
         } catch { return fromError(error, seq: checker.position) }
-        if let f = PostingCheck.check(indexDirectory: DataDirectory(directory).index, segments: store.segments(), served: FileOps.isLocked(DataDirectory(directory).lock)) {
+        if let f = PostingCheck.check(
+            indexDirectory: DataDirectory(directory).index, segments: store.segments(),
+            served: FileOps.isLocked(DataDirectory(directory).lock))
+        {
             report.failure = f
             return report
         }
@@ -140,29 +161,42 @@ public struct Verifier {
         for (p, source) in pinned {
             let cp = p.checkpoint
             guard cp.size <= total else {
-                return fail(total, source, nil, "the log holds \(total) entries but the checkpoint kept in \(source) was signed at size \(cp.size): the log was rolled back")
+                return fail(
+                    total, source, nil,
+                    "the log holds \(total) entries but the checkpoint kept in \(source) was signed at size \(cp.size): the log was rolled back"
+                )
             }
             do {
                 guard try tree.root(at: cp.size) == cp.root else {
-                    return fail(nil, source, nil, "the log's tree at size \(cp.size) has another root than the checkpoint kept in \(source): the log forked (two histories signed with one key)")
+                    return fail(
+                        nil, source, nil,
+                        "the log's tree at size \(cp.size) has another root than the checkpoint kept in \(source): the log forked (two histories signed with one key)"
+                    )
                 }
             } catch { return fromError(error) }
         }
         if let last = cps.last, last.size > total {
-            return fail(total, DataDirectory(directory).segments, nil, "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated")
+            return fail(
+                total, DataDirectory(directory).segments, nil,
+                "a checkpoint was signed at size \(last.size) but the segments hold only \(total) entries: the newest entries were deleted or a segment truncated"
+            )
         }
         if storedLeaves > total {
-            return fail(total, DataDirectory(directory).treeLeaves, Int64(total * 32),
-                        "the tree holds \(storedLeaves) leaves but the segments only \(total) entries: entries were removed")
+            return fail(
+                total, DataDirectory(directory).treeLeaves, Int64(total * 32),
+                "the tree holds \(storedLeaves) leaves but the segments only \(total) entries: entries were removed")
         }
         if let snapshot, storedLeaves < snapshot.end {
             // Tree files are synced at every seal, before the snapshot is written: leaves below
             // its end cannot be missing after a crash, only after damage.
-            return fail(storedLeaves, DataDirectory(directory).treeLeaves, Int64(storedLeaves * 32),
-                        "the tree holds \(storedLeaves) leaves but \(snapshot.end) were synced at the last seal: the tree file was truncated")
+            return fail(
+                storedLeaves, DataDirectory(directory).treeLeaves, Int64(storedLeaves * 32),
+                "the tree holds \(storedLeaves) leaves but \(snapshot.end) were synced at the last seal: the tree file was truncated"
+            )
         }
         if storedLeaves < total {
-            report.notes.append("\(total - storedLeaves) newest entries have no stored tree hashes yet (recomputed at the next start)")
+            report.notes.append(
+                "\(total - storedLeaves) newest entries have no stored tree hashes yet (recomputed at the next start)")
         }
         if let last = cps.last?.size, last < total {
             report.notes.append("\(total - last) newest entries are not yet covered by a signed checkpoint")
@@ -205,7 +239,10 @@ public struct ChainChecker {
     var segmentHits: [String: [IndexHit]] = [:]
 
     /// A checker starting at entry 0.
-    public init(store: SegmentStore, tree: TreeStore, checkpoints: [(size: UInt64, root: Hash, offset: Int64)], checkpointPath: String) {
+    public init(
+        store: SegmentStore, tree: TreeStore, checkpoints: [(size: UInt64, root: Hash, offset: Int64)],
+        checkpointPath: String
+    ) {
         self.store = store
         self.tree = tree
         self.checkpoints = checkpoints
@@ -224,7 +261,9 @@ public struct ChainChecker {
     mutating func checkEmptyCheckpoints() -> VerificationFailure? {
         while nextCp < checkpoints.count && checkpoints[nextCp].size == 0 {
             if checkpoints[nextCp].root != Merkle.emptyRoot {
-                return VerificationFailure(seq: nil, path: checkpointPath, offset: checkpoints[nextCp].offset, message: "checkpoint at size 0 has a wrong root")
+                return VerificationFailure(
+                    seq: nil, path: checkpointPath, offset: checkpoints[nextCp].offset,
+                    message: "checkpoint at size 0 has a wrong root")
             }
             nextCp += 1
         }
@@ -255,30 +294,32 @@ public struct ChainChecker {
             payloads.withUnsafeMutableBufferPointer { pb in
                 orgNames.withUnsafeMutableBufferPointer { ob in
                     fields.withUnsafeMutableBufferPointer { fb in
-                      times.withUnsafeMutableBufferPointer { tb in
-                        nonisolated(unsafe) let (h, p, o, f, t) = (hb, pb, ob, fb, tb)
-                        DispatchQueue.concurrentPerform(iterations: workers) { w in
-                            for i in (w * n / workers)..<((w + 1) * n / workers) {
-                                if let pl = try? RecordPayload(bytes: batch[i].payload) {
-                                    h[i] = SHA256.hash(pl.content)
-                                    // One pass gives the org, the time and the index row.
-                                    if let (org, fields) = Entry.indexFields(ofStored: pl.content) {
-                                        o[i] = org
-                                        t[i] = fields.time
-                                        f[i] = fields
-                                    } else {
-                                        o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                        times.withUnsafeMutableBufferPointer { tb in
+                            nonisolated(unsafe) let (h, p, o, f, t) = (hb, pb, ob, fb, tb)
+                            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                                for i in (w * n / workers)..<((w + 1) * n / workers) {
+                                    if let pl = try? RecordPayload(bytes: batch[i].payload) {
+                                        h[i] = SHA256.hash(pl.content)
+                                        // One pass gives the org, the time and the index row.
+                                        if let (org, fields) = Entry.indexFields(ofStored: pl.content) {
+                                            o[i] = org
+                                            t[i] = fields.time
+                                            f[i] = fields
+                                        } else {
+                                            o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                        }
+                                        p[i] = pl
                                     }
-                                    p[i] = pl
                                 }
                             }
                         }
-                      }
                     }
                 }
             }
         }
-        return PreparedBatch(seqs: batch.map(\.seq), hashes: hashes, payloads: payloads, orgNames: orgNames, fields: fields, times: times)
+        return PreparedBatch(
+            seqs: batch.map(\.seq), hashes: hashes, payloads: payloads, orgNames: orgNames, fields: fields, times: times
+        )
     }
 
     /// Checks the next records (which must continue from `position`); returns the first failure.
@@ -290,7 +331,9 @@ public struct ChainChecker {
     public mutating func check(prepared b: PreparedBatch) throws -> VerificationFailure? {
         guard let firstSeq = b.seqs.first else { return nil }
         guard firstSeq == position else {
-            return VerificationFailure(seq: position, path: store.directory, offset: nil, message: "entries are not contiguous (expected \(position), found \(firstSeq))")
+            return VerificationFailure(
+                seq: position, path: store.directory, offset: nil,
+                message: "entries are not contiguous (expected \(position), found \(firstSeq))")
         }
         let n = b.seqs.count
         let wantFields = indexDirectory != nil
@@ -304,30 +347,46 @@ public struct ChainChecker {
                 let pos = store.position(of: seq)
                 return VerificationFailure(seq: seq, path: pos.path, offset: pos.offset, message: m)
             }
-            guard let p = payloads[i], let org = orgNames[i] else { return bad("the stored record is not a valid entry (payload header or org unreadable)") }
+            guard let p = payloads[i], let org = orgNames[i] else {
+                return bad("the stored record is not a valid entry (payload header or org unreadable)")
+            }
             let st = orgs[org] ?? .start
             let leaf: Hash
             do {
-                leaf = try st.expect(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: hashes[i]).leafHash
+                leaf = try st.expect(
+                    seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: hashes[i]
+                ).leafHash
             } catch {
                 return bad("org \(org)'s chain is broken: \(error)")
             }
             if i < have, stored[i] != leaf {
-                return bad("entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered")
+                return bad(
+                    "entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered"
+                )
             }
-            guard times[i] >= 0 else { return bad("the entry lacks received_at, category, outcome, action or actor (or one is malformed)") }
+            guard times[i] >= 0 else {
+                return bad("the entry lacks received_at, category, outcome, action or actor (or one is malformed)")
+            }
             guard times[i] >= lastTime else {
-                let previous = lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" } ?? "the previous entry's"
-                return bad("received_at \(Timestamp.format(times[i])) is earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order")
+                let previous =
+                    lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" }
+                    ?? "the previous entry's"
+                return bad(
+                    "received_at \(Timestamp.format(times[i])) is earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order"
+                )
             }
             lastTime = times[i]
             lastTimeStub = nil
-            if !collect.isEmpty, let action = fields[i]?.action, collect.contains(where: { action.utf8.starts(with: $0) }) {
+            if !collect.isEmpty, let action = fields[i]?.action,
+                collect.contains(where: { action.utf8.starts(with: $0) })
+            {
                 collected.append(p.content)
             }
             orgs[org] = st.advanced(seq: seq, leaf: leaf)
             if wantFields {
-                guard let f = fields[i] else { return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)") }
+                guard let f = fields[i] else {
+                    return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)")
+                }
                 segmentHits[org, default: []].append(IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))
             }
             prev = leaf
@@ -336,8 +395,11 @@ public struct ChainChecker {
             while nextCp < checkpoints.count && checkpoints[nextCp].size == seq + 1 {
                 if range.root() != checkpoints[nextCp].root {
                     let from = nextCp > 0 ? checkpoints[nextCp - 1].size : 0
-                    return VerificationFailure(seq: from, path: checkpointPath, offset: checkpoints[nextCp].offset,
-                        message: "recomputed root at size \(seq + 1) does not match the signed checkpoint: entries \(from)..<\(seq + 1) were altered, inserted or removed (hashes recomputed by someone without the signing key)")
+                    return VerificationFailure(
+                        seq: from, path: checkpointPath, offset: checkpoints[nextCp].offset,
+                        message:
+                            "recomputed root at size \(seq + 1) does not match the signed checkpoint: entries \(from)..<\(seq + 1) were altered, inserted or removed (hashes recomputed by someone without the signing key)"
+                    )
                 }
                 nextCp += 1
             }
@@ -368,7 +430,8 @@ public struct CompactRange: Sendable {
         nodes.append((height, hash))
         size += UInt64(1) << UInt64(height)
         while nodes.count >= 2, nodes[nodes.count - 1].height == nodes[nodes.count - 2].height {
-            let r = nodes.removeLast(), l = nodes.removeLast()
+            let r = nodes.removeLast()
+            let l = nodes.removeLast()
             nodes.append((l.height + 1, Merkle.nodeHash(l.hash, r.hash)))
         }
     }
@@ -402,7 +465,8 @@ public struct CompactRange: Sendable {
         nodes.append((0, leaf))
         size += 1
         while nodes.count >= 2, nodes[nodes.count - 1].height == nodes[nodes.count - 2].height {
-            let r = nodes.removeLast(), l = nodes.removeLast()
+            let r = nodes.removeLast()
+            let l = nodes.removeLast()
             nodes.append((l.height + 1, Merkle.nodeHash(l.hash, r.hash)))
         }
     }
@@ -426,9 +490,13 @@ struct TileChecker {
     mutating func append(_ leaf: Hash) throws -> String? { try push(0, leaf) }
 
     private mutating func push(_ k: Int, _ h: Hash) throws -> String? {
-        if k >= pending.count { pending.append([]); counts.append(0) }
+        if k >= pending.count {
+            pending.append([])
+            counts.append(0)
+        }
         if k > 0, let s = try tree.stored(k, counts[k]), s != h {
-            return "stored tree hash \(counts[k]) of level \(k * ChainFormat.tileHeight) does not match the entries beneath it (tree file altered)"
+            return
+                "stored tree hash \(counts[k]) of level \(k * ChainFormat.tileHeight) does not match the entries beneath it (tree file altered)"
         }
         counts[k] += 1
         pending[k].append(h)

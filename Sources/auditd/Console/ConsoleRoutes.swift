@@ -33,8 +33,9 @@ extension ReadPort {
     func addConsole(to router: Router<ReadContext>) {
         for (path, asset) in ConsoleAssets.files {
             router.get(RouterPath(path)) { _, _ in
-                Response(status: .ok, headers: [.contentType: asset.type, .cacheControl: "no-cache"],
-                         body: .init(byteBuffer: ByteBuffer(bytes: asset.bytes)))
+                Response(
+                    status: .ok, headers: [.contentType: asset.type, .cacheControl: "no-cache"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: asset.bytes)))
             }
         }
     }
@@ -51,7 +52,9 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     static var frameOptions: HTTPField.Name? { HTTPField.Name("X-Frame-Options") }
     static var referrerPolicy: HTTPField.Name? { HTTPField.Name("Referrer-Policy") }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         var response: Response
         do {
             response = try await next(request, context)

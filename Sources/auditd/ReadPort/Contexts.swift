@@ -32,16 +32,21 @@ struct OrgContext: ChildRequestContext {
     init(context: ReadContext) throws {
         coreContext = context.coreContext
         guard let scope = context.scope else {
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
+            throw HTTPError(
+                .unauthorized, headers: [.wwwAuthenticate: "Bearer"],
+                message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
         }
         // An org name may hold "/" (format-spec §4): in a path it is sent as %2F, which the
         // router leaves encoded.
         let raw = context.parameters.get("org") ?? ""
         let org = raw.removingPercentEncoding ?? raw
         // The same answer whether or not the org exists: nothing about other orgs leaks.
-        guard scope.allows(org: org) else { throw HTTPError(.forbidden, message: "this token reads only its own org's log") }
+        guard scope.allows(org: org) else {
+            throw HTTPError(.forbidden, message: "this token reads only its own org's log")
+        }
         guard Entry.isValidOrgName(org) else {
-            throw HTTPError(.badRequest, message: "org: '\(org.prefix(80))' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+            throw HTTPError(
+                .badRequest, message: "org: '\(org.prefix(80))' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
         }
         self.org = org
         self.scope = scope
@@ -54,11 +59,15 @@ struct OrgContext: ChildRequestContext {
 struct TokenMiddleware: RouterMiddleware {
     let tokens: TokenStore
 
-    func handle(_ request: Request, context: ReadContext, next: (Request, ReadContext) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: ReadContext, next: (Request, ReadContext) async throws -> Response
+    ) async throws -> Response {
         guard let h = request.headers[.authorization], let space = h.firstIndex(of: " "),
-              h[..<space].lowercased() == "bearer"
+            h[..<space].lowercased() == "bearer"
         else {
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
+            throw HTTPError(
+                .unauthorized, headers: [.wwwAuthenticate: "Bearer"],
+                message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
         }
         guard let s = tokens.authenticate(String(h[h.index(after: space)...].drop { $0 == " " })) else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "unknown or revoked token")
@@ -72,10 +81,13 @@ struct TokenMiddleware: RouterMiddleware {
 /// Every request that would change or remove something is refused: the log is append-only,
 /// and entries arrive only through the ingest socket.
 struct AppendOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         guard request.method == .get || request.method == .head else {
-            throw HTTPError(.methodNotAllowed, headers: [.allow: "GET, HEAD"],
-                            message: "the audit log is append-only: nothing can be changed or deleted through the read port")
+            throw HTTPError(
+                .methodNotAllowed, headers: [.allow: "GET, HEAD"],
+                message: "the audit log is append-only: nothing can be changed or deleted through the read port")
         }
         return try await next(request, context)
     }

@@ -30,8 +30,11 @@ final class ExportLimit: @unchecked Sendable {
         }
         if let wait {
             let s = Int(wait.rounded(.up))
-            throw HTTPError(.tooManyRequests, headers: [.retryAfter: String(s)],
-                            message: "this token started \(Int(burst)) exports recently (each is written to the log); try again in \(s) s")
+            throw HTTPError(
+                .tooManyRequests, headers: [.retryAfter: String(s)],
+                message:
+                    "this token started \(Int(burst)) exports recently (each is written to the log); try again in \(s) s"
+            )
         }
     }
 }

@@ -1,6 +1,6 @@
 import AuditBase
-import LogProofs
 import ChainIndex
+import LogProofs
 
 /// The lines of an export after its header (format-spec.md §9.3), page by page: for a time
 /// range, the org's entry just before `from` (context); the selected entries (entry); for a
@@ -41,7 +41,10 @@ struct ExportPlan: Sendable {
         var out = ""
         func emit(_ e: StoredEntry, context: Bool) throws {
             let gap = try CompactRange.subtrees(from: s.covered, to: e.seq, tree: ledger.tree)
-            out += (csv ? ExportFormat.csvRow(e, gap: gap, context: context) : ExportFormat.entry(e, gap: gap, context: context)) + "\n"
+            out +=
+                (csv
+                    ? ExportFormat.csvRow(e, gap: gap, context: context)
+                    : ExportFormat.entry(e, gap: gap, context: context)) + "\n"
             if context { s.context += 1 } else { s.entries += 1 }
             s.lastSeq = e.seq
             s.covered = e.seq + 1
@@ -49,21 +52,24 @@ struct ExportPlan: Sendable {
         switch s.step {
         case .lowerEdge:
             if timeRangeOnly, let from = filter.from,
-               let hit = try ledger.query(org: org, filter: QueryFilter(to: from), newestFirst: true, limit: 1).first,
-               hit.seq <= anchor {
+                let hit = try ledger.query(org: org, filter: QueryFilter(to: from), newestFirst: true, limit: 1).first,
+                hit.seq <= anchor
+            {
                 // (An entry written after the anchor is beyond the export's tree: it cannot be an edge.)
                 try emit(try ledger.entry(seq: hit.seq), context: true)
             }
             s.step = .selection
         case .selection:
-            let (entries, next) = try ledger.search(org: org, filter: filter, text: text, newestFirst: false, limit: page, cursor: s.cursor)
+            let (entries, next) = try ledger.search(
+                org: org, filter: filter, text: text, newestFirst: false, limit: page, cursor: s.cursor)
             for e in entries where e.seq <= anchor { try emit(e, context: false) }
             s.cursor = next
             if next == nil || entries.contains(where: { $0.seq >= anchor }) { s.step = .upperEdge }
         case .upperEdge:
             if timeRangeOnly, let to = filter.to,
-               let hit = try ledger.query(org: org, filter: QueryFilter(from: to), newestFirst: false, limit: 1).first,
-               anchor > hit.seq, s.lastSeq.map({ hit.seq > $0 }) ?? true {
+                let hit = try ledger.query(org: org, filter: QueryFilter(from: to), newestFirst: false, limit: 1).first,
+                anchor > hit.seq, s.lastSeq.map({ hit.seq > $0 }) ?? true
+            {
                 try emit(try ledger.entry(seq: hit.seq), context: true)
             }
             s.step = .anchor

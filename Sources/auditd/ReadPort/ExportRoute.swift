@@ -1,8 +1,8 @@
 import AuditBase
-import LogProofs
 import ChainIndex
 import Foundation
 import Hummingbird
+import LogProofs
 import NIOCore
 
 /// `GET /v1/orgs/:org/export` (format-spec.md §9.3): the org's entries as NDJSON or CSV with
@@ -13,9 +13,15 @@ extension ReadPort {
 
     func export(_ req: Request, _ ctx: OrgContext) async throws -> Response {
         let p = try QueryParameters(req)
-        let org = ctx.org, scope = ctx.scope, ledger = self.ledger, logger = self.logger, pool = exports
+        let org = ctx.org
+        let scope = ctx.scope
+        let ledger = self.ledger
+        let logger = self.logger
+        let pool = exports
         let format = req.uri.queryParameters.get("format") ?? "ndjson"
-        guard format == "ndjson" || format == "csv" else { throw HTTPError(.badRequest, message: "format must be ndjson or csv") }
+        guard format == "ndjson" || format == "csv" else {
+            throw HTTPError(.badRequest, message: "format must be ndjson or csv")
+        }
         // An operator may name any org: one that has no entries is not there to export, and
         // must not gain an entry by being asked for.
         if scope.org == nil, !ledger.index.holds(org: org) {
@@ -24,13 +30,16 @@ extension ReadPort {
         // HEAD describes the export without running it: an export writes its own audit entry
         // and signs a checkpoint, which a HEAD must never do.
         if req.method == .head {
-            return Response(status: .ok, headers: [.contentType: format == "ndjson" ? "application/x-ndjson" : "text/csv"])
+            return Response(
+                status: .ok, headers: [.contentType: format == "ndjson" ? "application/x-ndjson" : "text/csv"])
         }
         try exportLimit.admit(token: scope.id)
         var consistencyFrom: UInt64?
         if let v = req.uri.queryParameters.get("consistency_from") {
             guard let n = UInt64(v), n <= ledger.size else {
-                throw HTTPError(.badRequest, message: "consistency_from: '\(v.prefix(40))' is not a tree size of this log (0 to \(ledger.size))")
+                throw HTTPError(
+                    .badRequest,
+                    message: "consistency_from: '\(v.prefix(40))' is not a tree size of this log (0 to \(ledger.size))")
             }
             consistencyFrom = n
         }
@@ -40,9 +49,13 @@ extension ReadPort {
         var meta = p.echo.map { (key: "filter.\($0.key)", value: Self.quote($0.value)) }
         if p.text != nil { meta.append((key: "filter.text_search", value: "true")) }
         let metaJSON = meta.sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\($0.value)" }.joined()
-        let event = "{\"org\":\(Self.quote(org)),\"category\":\"privacy\",\"action\":\"audit_log.exported\",\"actor\":{\"type\":\"\(scope.org == nil ? "service" : "human")\",\"id\":\"token:\(scope.id)\"},\"target\":{\"type\":\"audit_log\",\"id\":\(Self.quote(org))},\"outcome\":\"success\",\"source\":{\"service\":\"auditd-read-port\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\"format\":\"\(format)\"\(metaJSON)}}"
+        let event =
+            "{\"org\":\(Self.quote(org)),\"category\":\"privacy\",\"action\":\"audit_log.exported\",\"actor\":{\"type\":\"\(scope.org == nil ? "service" : "human")\",\"id\":\"token:\(scope.id)\"},\"target\":{\"type\":\"audit_log\",\"id\":\(Self.quote(org))},\"outcome\":\"success\",\"source\":{\"service\":\"auditd-read-port\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\"format\":\"\(format)\"\(metaJSON)}}"
         let prepared: PreparedEntry
-        do { prepared = try Entry.prepare(json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditd")) } catch {
+        do {
+            prepared = try Entry.prepare(
+                json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"))
+        } catch {
             throw HTTPError(.badRequest, message: "cannot record this export: \(error)")
         }
         // The entry the export ends at: a checkpoint is signed at exactly its size, so the
@@ -57,20 +70,30 @@ extension ReadPort {
         let size = cp.checkpoint.size
         var consistency: (from: UInt64, proof: [Hash])?
         if let from = consistencyFrom {
-            consistency = (from, try await Self.offload(pool, logger: logger) { try ledger.consistencyProof(old: from, new: size) })
+            consistency = (
+                from, try await Self.offload(pool, logger: logger) { try ledger.consistencyProof(old: from, new: size) }
+            )
         }
         var archived = ledger.archivedRanges(org: org, filter: p.filter, newestFirst: false, cursor: nil)
-        if let from = p.filter.from, let before = ledger.archivedRanges(org: org, filter: QueryFilter(to: from), newestFirst: true, cursor: nil).first,
-           !archived.contains(where: { $0.bundle == before.bundle }) {
+        if let from = p.filter.from,
+            let before = ledger.archivedRanges(org: org, filter: QueryFilter(to: from), newestFirst: true, cursor: nil)
+                .first,
+            !archived.contains(where: { $0.bundle == before.bundle })
+        {
             archived.insert(before, at: 0)
         }
         var stated = p.echo
         if p.text != nil { stated["q"] = p.text }
-        let headerLine = ExportFormat.header(org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filter: stated,
-                                             archivedBundles: archived, consistency: consistency)
+        let headerLine = ExportFormat.header(
+            org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filter: stated,
+            archivedBundles: archived, consistency: consistency)
         let plan = ExportPlan(org: org, filter: p.filter, text: p.text, anchor: anchor.seq, csv: format == "csv")
         let body = ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: format == "ndjson" ? headerLine + "\n" : ExportFormat.csvColumns + "\n" + ExportFormat.csvMeta("header", headerLine) + "\n"))
+            try await writer.write(
+                ByteBuffer(
+                    string: format == "ndjson"
+                        ? headerLine + "\n"
+                        : ExportFormat.csvColumns + "\n" + ExportFormat.csvMeta("header", headerLine) + "\n"))
             var state = ExportPlan.State()
             while !state.done {
                 let before = state
@@ -85,10 +108,16 @@ extension ReadPort {
             let last = state
             let gap = try await Self.offload(pool, logger: logger) { try plan.finalGap(last, ledger: ledger) }
             let trailer = ExportFormat.trailer(count: state.entries, context: state.context, gap: gap)
-            try await writer.write(ByteBuffer(string: format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n"))
+            try await writer.write(
+                ByteBuffer(
+                    string: format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n"))
             try await writer.finish(nil)
         }
         let type = format == "ndjson" ? "application/x-ndjson" : "text/csv"
-        return Response(status: .ok, headers: [.contentType: type, .contentDisposition: "attachment; filename=\"\(org)-audit-\(size).\(format)\""], body: body)
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: type, .contentDisposition: "attachment; filename=\"\(org)-audit-\(size).\(format)\"",
+            ], body: body)
     }
 }

@@ -19,18 +19,32 @@ extension ReadPort {
         let q = req.uri.queryParameters
         var cursor: UInt64?
         if let c = q.get("cursor") {
-            guard let v = UInt64(c) else { throw HTTPError(.badRequest, message: "cursor must be the seq of the last entry received (a whole number)") }
+            guard let v = UInt64(c) else {
+                throw HTTPError(
+                    .badRequest, message: "cursor must be the seq of the last entry received (a whole number)")
+            }
             guard v < ledger.store.endSeq else {
-                throw HTTPError(.badRequest, message: "cursor \(v) is past the end of the log (it holds \(ledger.store.endSeq) entries): give the seq of the last entry received")
+                throw HTTPError(
+                    .badRequest,
+                    message:
+                        "cursor \(v) is past the end of the log (it holds \(ledger.store.endSeq) entries): give the seq of the last entry received"
+                )
             }
             cursor = v
         }
         var limit: Int?
         if let l = q.get("limit") {
-            guard let v = Int(l), v >= 1 else { throw HTTPError(.badRequest, message: "limit must be a whole number of at least 1 (the stream ends after that many entries)") }
+            guard let v = Int(l), v >= 1 else {
+                throw HTTPError(
+                    .badRequest,
+                    message: "limit must be a whole number of at least 1 (the stream ends after that many entries)")
+            }
             limit = v
         }
-        let org = ctx.org, ledger = self.ledger, tokens = self.tokens, channel = ctx.channel
+        let org = ctx.org
+        let ledger = self.ledger
+        let tokens = self.tokens
+        let channel = ctx.channel
         let (start, most) = (cursor, limit)
         // The token is checked again while the feed runs: a revoked token's feed ends.
         let bearer = req.headers[.authorization].map { String($0.drop { $0 != " " }.drop { $0 == " " }) } ?? ""
@@ -52,7 +66,8 @@ extension ReadPort {
                     let want = min(500, (most ?? Int.max) - sent)
                     let after = cur
                     let (entries, next) = try await self.query {
-                        try ledger.search(org: org, newestFirst: false, limit: want, cursor: after, timeLimit: .milliseconds(80))
+                        try ledger.search(
+                            org: org, newestFirst: false, limit: want, cursor: after, timeLimit: .milliseconds(80))
                     }
                     // Only durable entries: the tree holds exactly those.
                     let durable = ledger.size
@@ -77,9 +92,12 @@ extension ReadPort {
                         try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.feedPoll) }
                     }
                 }
-            } onGracefulShutdown: { channel.close(promise: nil) }
+            } onGracefulShutdown: {
+                channel.close(promise: nil)
+            }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: body)
+        return Response(
+            status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: body)
     }
 }

@@ -24,16 +24,23 @@ extension ReadPort {
         metrics.observe(ledger)
         let writes = ledger.writeState
         if let f = health.failure {
-            return Self.json(["status": "failing", "verification": f, "writes": writes.description], status: .serviceUnavailable)
+            return Self.json(
+                ["status": "failing", "verification": f, "writes": writes.description], status: .serviceUnavailable)
         }
         switch writes {
         case .accepting:
             // Witnesses that cannot be reached never stop ingest: the log is degraded, not failing.
-            if let w = witnessing?.failing { return Self.json(["status": "degraded", "witnesses": w, "verified_entries": health.verified]) }
-            if let a = health.archiveFailure { return Self.json(["status": "degraded", "archive": a, "verified_entries": health.verified]) }
+            if let w = witnessing?.failing {
+                return Self.json(["status": "degraded", "witnesses": w, "verified_entries": health.verified])
+            }
+            if let a = health.archiveFailure {
+                return Self.json(["status": "degraded", "archive": a, "verified_entries": health.verified])
+            }
             return Self.json(["status": "ok", "verified_entries": health.verified])
-        case .suspended: return Self.json(["status": "degraded", "writes": writes.description, "verified_entries": health.verified])
-        case .failed: return Self.json(["status": "failing", "writes": writes.description], status: .serviceUnavailable)
+        case .suspended:
+            return Self.json(["status": "degraded", "writes": writes.description, "verified_entries": health.verified])
+        case .failed:
+            return Self.json(["status": "failing", "writes": writes.description], status: .serviceUnavailable)
         }
     }
 }

@@ -13,20 +13,27 @@ extension ReadPort {
 
     func list(_ req: Request, _ ctx: OrgContext) async throws -> Response {
         let p = try QueryParameters(req)
-        let org = ctx.org, ledger = self.ledger
+        let org = ctx.org
+        let ledger = self.ledger
         let body: String = try await query {
-            let (entries, next) = try ledger.search(org: org, filter: p.filter, text: p.text, newestFirst: p.newestFirst, limit: p.limit,
-                                                    cursor: p.cursor, timeLimit: Self.pageTimeLimit)
+            let (entries, next) = try ledger.search(
+                org: org, filter: p.filter, text: p.text, newestFirst: p.newestFirst, limit: p.limit,
+                cursor: p.cursor, timeLimit: Self.pageTimeLimit)
             var body = "{\"org\":" + Self.quote(org) + ",\"entries\":["
             for (i, e) in entries.enumerated() {
                 if i > 0 { body += "," }
                 body += Self.entryJSON(e)
             }
             body += "],\"next_cursor\":" + (next.map { "\"\($0)\"" } ?? "null")
-            body += ",\"archived\":" + Self.archivedJSON(ledger.archivedRanges(org: org, filter: p.filter, newestFirst: p.newestFirst, cursor: p.cursor)) + "}"
+            body +=
+                ",\"archived\":"
+                + Self.archivedJSON(
+                    ledger.archivedRanges(org: org, filter: p.filter, newestFirst: p.newestFirst, cursor: p.cursor))
+                + "}"
             return body
         }
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     /// Entry `seq` if it is `org`'s. An entry of another org and one that does not exist get
@@ -39,11 +46,17 @@ extension ReadPort {
             let e = try ledger.entry(seq: seq)
             guard e.org == org else { throw notFound }
             return e
-        } catch where (error as? StoreError)?.code == .retired {
+        } catch  where (error as? StoreError)?.code == .retired {
             // Said only when this org has entries in that archived segment: another org's
             // archived seq gets the same answer as one that does not exist.
-            guard let r = ledger.archivedRanges(org: org).first(where: { seq >= $0.firstSeq && seq < $0.endSeq }) else { throw notFound }
-            throw HTTPError(.notFound, message: "entry \(seq), if it is this org's, is in the archive tier (bundle \(r.bundle)\(r.purged ? ", purged at the end of its retention" : "")); an operator can restore it with `auditctl archive restore`")
+            guard let r = ledger.archivedRanges(org: org).first(where: { seq >= $0.firstSeq && seq < $0.endSeq }) else {
+                throw notFound
+            }
+            throw HTTPError(
+                .notFound,
+                message:
+                    "entry \(seq), if it is this org's, is in the archive tier (bundle \(r.bundle)\(r.purged ? ", purged at the end of its retention" : "")); an operator can restore it with `auditctl archive restore`"
+            )
         } catch let e as StoreError where e.code == .notFound {
             throw notFound
         }
@@ -51,19 +64,24 @@ extension ReadPort {
 
     func one(_ ctx: OrgContext) async throws -> Response {
         let seq = try QueryParameters.uint(ctx.parameters.get("seq"), "seq")
-        let org = ctx.org, ledger = self.ledger
+        let org = ctx.org
+        let ledger = self.ledger
         let body: String = try await query {
             let e = try Self.entryOfOrg(ledger, org, seq)
             var body = String(Self.entryJSON(e).dropLast())
             if let cp = ledger.latestCheckpoint, e.seq < cp.checkpoint.size {
                 let proof = try ledger.inclusionProof(seq: e.seq, size: cp.checkpoint.size)
-                body += ",\"link\":\"\(e.link.bytes.hex)\",\"tree_size\":\(cp.checkpoint.size),\"proof\":[" + proof.map { "\"\($0.hex)\"" }.joined(separator: ",") + "],\"checkpoint\":" + Self.quote(cp.note) + "}"
+                body +=
+                    ",\"link\":\"\(e.link.bytes.hex)\",\"tree_size\":\(cp.checkpoint.size),\"proof\":["
+                    + proof.map { "\"\($0.hex)\"" }.joined(separator: ",") + "],\"checkpoint\":" + Self.quote(cp.note)
+                    + "}"
             } else {
                 body += ",\"link\":\"\(e.link.bytes.hex)\",\"proof\":null,\"checkpoint_pending\":true}"
             }
             return body
         }
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     func inclusion(_ req: Request, _ ctx: OrgContext) async throws -> Response {
@@ -71,24 +89,34 @@ extension ReadPort {
         let seq = try QueryParameters.uint(q.get("seq"), "seq")
         let latest = ledger.latestCheckpoint?.checkpoint.size ?? 0
         let size = try q.get("size").map { try QueryParameters.uint($0, "size") } ?? latest
-        let org = ctx.org, ledger = self.ledger
+        let org = ctx.org
+        let ledger = self.ledger
         let body: [String: any Sendable] = try await query {
             let e = try Self.entryOfOrg(ledger, org, seq)
-            guard e.seq < size, size <= latest else { throw HTTPError(.badRequest, message: "size must be above the entry's seq and at most \(latest) (the latest checkpoint)") }
-            return ["leaf_index": e.seq, "tree_size": size, "leaf_hash": e.hash.hex, "root": try ledger.tree.root(at: size).hex,
-                    "proof": try ledger.inclusionProof(seq: e.seq, size: size).map(\.hex)]
+            guard e.seq < size, size <= latest else {
+                throw HTTPError(
+                    .badRequest,
+                    message: "size must be above the entry's seq and at most \(latest) (the latest checkpoint)")
+            }
+            return [
+                "leaf_index": e.seq, "tree_size": size, "leaf_hash": e.hash.hex,
+                "root": try ledger.tree.root(at: size).hex,
+                "proof": try ledger.inclusionProof(seq: e.seq, size: size).map(\.hex),
+            ]
         }
         return Self.json(body)
     }
 
     static func entryJSON(_ e: StoredEntry) -> String {
-        "{\"seq\":\(e.seq),\"org_seq\":\(e.link.orgSeq),\"hash\":\"\(e.hash.hex)\",\"entry\":" + String(decoding: e.content, as: UTF8.self) + "}"
+        "{\"seq\":\(e.seq),\"org_seq\":\(e.link.orgSeq),\"hash\":\"\(e.hash.hex)\",\"entry\":"
+            + String(decoding: e.content, as: UTF8.self) + "}"
     }
 
     /// Where the rest of an org's entries are: bundles to restore (or purged, with tombstones).
     static func archivedJSON(_ ranges: [ArchivedRange]) -> String {
-        "[" + ranges.map {
-            "{\"bundle\":\(quote($0.bundle)),\"first_seq\":\($0.firstSeq),\"end_seq\":\($0.endSeq),\"entries\":\($0.entries),\"purged\":\($0.purged)}"
-        }.joined(separator: ",") + "]"
+        "["
+            + ranges.map {
+                "{\"bundle\":\(quote($0.bundle)),\"first_seq\":\($0.firstSeq),\"end_seq\":\($0.endSeq),\"entries\":\($0.entries),\"purged\":\($0.purged)}"
+            }.joined(separator: ",") + "]"
     }
 }

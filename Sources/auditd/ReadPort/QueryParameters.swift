@@ -31,29 +31,52 @@ struct QueryParameters {
             return v
         }
         if let v = q.get("from") {
-            guard let t = Timestamp.parse(v) else { throw HTTPError(.badRequest, message: "from: '\(v.prefix(80))' is not an RFC 3339 UTC time") }
-            f.from = t; echo["from"] = v
+            guard let t = Timestamp.parse(v) else {
+                throw HTTPError(.badRequest, message: "from: '\(v.prefix(80))' is not an RFC 3339 UTC time")
+            }
+            f.from = t
+            echo["from"] = v
         }
         if let v = q.get("to") {
-            guard let t = Timestamp.parse(v) else { throw HTTPError(.badRequest, message: "to: '\(v.prefix(80))' is not an RFC 3339 UTC time") }
-            f.to = t; echo["to"] = v
+            guard let t = Timestamp.parse(v) else {
+                throw HTTPError(.badRequest, message: "to: '\(v.prefix(80))' is not an RFC 3339 UTC time")
+            }
+            f.to = t
+            echo["to"] = v
         }
         if let v = q.get("category") {
-            guard let c = Category(rawValue: v) else { throw HTTPError(.badRequest, message: "category: '\(v.prefix(80))' is not one of \(Category.allCases.map(\.rawValue).joined(separator: ", "))") }
-            f.category = c; echo["category"] = v
+            guard let c = Category(rawValue: v) else {
+                throw HTTPError(
+                    .badRequest,
+                    message:
+                        "category: '\(v.prefix(80))' is not one of \(Category.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
+            f.category = c
+            echo["category"] = v
         }
         if let v = q.get("outcome") {
-            guard let o = Outcome(rawValue: v) else { throw HTTPError(.badRequest, message: "outcome: '\(v.prefix(80))' is not success, failure or denied") }
-            f.outcome = o; echo["outcome"] = v
+            guard let o = Outcome(rawValue: v) else {
+                throw HTTPError(.badRequest, message: "outcome: '\(v.prefix(80))' is not success, failure or denied")
+            }
+            f.outcome = o
+            echo["outcome"] = v
         }
-        if let v = try bounded("action") { f.action = v; echo["action"] = v }
-        if let v = try bounded("actor") { f.actor = v; echo["actor"] = v }
+        if let v = try bounded("action") {
+            f.action = v
+            echo["action"] = v
+        }
+        if let v = try bounded("actor") {
+            f.actor = v
+            echo["actor"] = v
+        }
         filter = f
         text = try bounded("q").flatMap { $0.isEmpty ? nil : $0 }
         self.echo = echo
         if let v = q.get("limit") {
             guard let n = Int(v), (1...Self.maxLimit).contains(n) else {
-                throw HTTPError(.badRequest, message: "limit: '\(v.prefix(40))' is not a whole number from 1 to \(Self.maxLimit)")
+                throw HTTPError(
+                    .badRequest, message: "limit: '\(v.prefix(40))' is not a whole number from 1 to \(Self.maxLimit)")
             }
             limit = n
         } else {
@@ -65,7 +88,9 @@ struct QueryParameters {
         case let v?: throw HTTPError(.badRequest, message: "order: '\(v.prefix(40))' is not asc or desc")
         }
         if let c = q.get("cursor") {
-            guard let v = UInt64(c) else { throw HTTPError(.badRequest, message: "cursor: not a cursor returned by this endpoint") }
+            guard let v = UInt64(c) else {
+                throw HTTPError(.badRequest, message: "cursor: not a cursor returned by this endpoint")
+            }
             cursor = v
         } else {
             cursor = nil
@@ -74,7 +99,9 @@ struct QueryParameters {
 
     /// A non-negative integer parameter, or a 400 naming it.
     static func uint(_ s: String?, _ name: String) throws -> UInt64 {
-        guard let s, let v = UInt64(s) else { throw HTTPError(.badRequest, message: "\(name) must be a non-negative integer") }
+        guard let s, let v = UInt64(s) else {
+            throw HTTPError(.badRequest, message: "\(name) must be a non-negative integer")
+        }
         return v
     }
 }

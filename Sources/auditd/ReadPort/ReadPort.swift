@@ -1,5 +1,5 @@
-import AuditBase
 import AuditAccess
+import AuditBase
 import ChainIndex
 import Foundation
 import HTTPTypes
@@ -43,26 +43,38 @@ struct ReadPort {
         router.get("/healthz") { _, _ in self.healthz() }
         router.get("/metrics") { _, _ in
             self.metrics.observe(self.ledger)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
         }
         let v1 = router.group("v1").add(middleware: TokenMiddleware(tokens: tokens))
         v1.get("checkpoint") { _, _ in
-            guard let cp = self.ledger.latestCheckpoint else { throw HTTPError(.notFound, message: "no checkpoint yet") }
+            guard let cp = self.ledger.latestCheckpoint else {
+                throw HTTPError(.notFound, message: "no checkpoint yet")
+            }
             return Self.text(cp.note)
         }
         v1.get("checkpoint/cosigned") { _, _ in
-            guard let w = self.witnessing else { throw HTTPError(.notFound, message: "this log has no witnesses configured (auditd --witness)") }
+            guard let w = self.witnessing else {
+                throw HTTPError(.notFound, message: "this log has no witnesses configured (auditd --witness)")
+            }
             guard let cp = w.cosigned else {
-                throw HTTPError(.notFound, message: "no checkpoint has a quorum of \(w.client.quorum) cosignatures yet\(w.failing.map { ": " + $0 } ?? "")")
+                throw HTTPError(
+                    .notFound,
+                    message:
+                        "no checkpoint has a quorum of \(w.client.quorum) cosignatures yet\(w.failing.map { ": " + $0 } ?? "")"
+                )
             }
             return Self.text(cp.note)
         }
         v1.get("checkpoints/:size") { _, ctx in
             let size = try QueryParameters.uint(ctx.parameters.get("size"), "size")
-            let cp = try await self.query { try self.ledger.checkpoints.first(atLeast: size, verifier: self.ledger.verifier) }
+            let cp = try await self.query {
+                try self.ledger.checkpoints.first(atLeast: size, verifier: self.ledger.verifier)
+            }
             guard let cp, cp.checkpoint.size == size else {
-                throw HTTPError(.notFound, message: "no checkpoint was signed at size \(size); use /v1/checkpoint for the latest")
+                throw HTTPError(
+                    .notFound, message: "no checkpoint was signed at size \(size); use /v1/checkpoint for the latest")
             }
             return Self.text(cp.note)
         }
@@ -76,7 +88,9 @@ struct ReadPort {
         let gate = tokenGate
         orgs.get("entries") { req, ctx in try await gate.run(ctx.scope.id) { try await self.list(req, ctx) } }
         orgs.get("entries/:seq") { _, ctx in try await gate.run(ctx.scope.id) { try await self.one(ctx) } }
-        orgs.get("proofs/inclusion") { req, ctx in try await gate.run(ctx.scope.id) { try await self.inclusion(req, ctx) } }
+        orgs.get("proofs/inclusion") { req, ctx in
+            try await gate.run(ctx.scope.id) { try await self.inclusion(req, ctx) }
+        }
         orgs.get("export") { req, ctx in try await self.export(req, ctx) }
         orgs.get("feed") { req, ctx in try await self.feed(req, ctx) }
         orgs.get("activity") { req, ctx in try await gate.run(ctx.scope.id) { try await self.activity(req, ctx) } }
@@ -89,12 +103,18 @@ struct ReadPort {
         try await Self.offload(queries, logger: logger, work)
     }
 
-    static func offload<T: Sendable>(_ pool: NIOThreadPool, logger: Logger, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+    static func offload<T: Sendable>(
+        _ pool: NIOThreadPool, logger: Logger, _ work: @escaping @Sendable () throws -> T
+    ) async throws -> T {
         do {
             return try await pool.runIfActive(work)
         } catch let e as StoreError where e.code == .corrupt || e.code == .io {
             logger.error("read failed on damaged storage", metadata: ["error": "\(e)"])
-            throw HTTPError(.internalServerError, message: "the log's storage is damaged where this request reads (\(e.message)); the entries are not missing, and the operator has been told: run `auditctl verify` on the data directory")
+            throw HTTPError(
+                .internalServerError,
+                message:
+                    "the log's storage is damaged where this request reads (\(e.message)); the entries are not missing, and the operator has been told: run `auditctl verify` on the data directory"
+            )
         } catch let e as StoreError where e.code == .notFound {
             throw HTTPError(.notFound, message: e.message)
         } catch let e as HTTPError {
@@ -111,11 +131,16 @@ struct ReadPort {
         let old = try QueryParameters.uint(q.get("old"), "old")
         let latest = ledger.latestCheckpoint?.checkpoint.size ?? 0
         let new = try q.get("new").map { try QueryParameters.uint($0, "new") } ?? latest
-        guard old <= new, new <= latest else { throw HTTPError(.badRequest, message: "need old ≤ new ≤ \(latest) (the latest checkpoint)") }
+        guard old <= new, new <= latest else {
+            throw HTTPError(.badRequest, message: "need old ≤ new ≤ \(latest) (the latest checkpoint)")
+        }
         let ledger = self.ledger
         let body: [String: any Sendable] = try await query {
-            ["old_size": old, "new_size": new, "old_root": try ledger.tree.root(at: old).hex,
-             "new_root": try ledger.tree.root(at: new).hex, "proof": try ledger.consistencyProof(old: old, new: new).map(\.hex)]
+            [
+                "old_size": old, "new_size": new, "old_root": try ledger.tree.root(at: old).hex,
+                "new_root": try ledger.tree.root(at: new).hex,
+                "proof": try ledger.consistencyProof(old: old, new: new).map(\.hex),
+            ]
         }
         return Self.json(body)
     }
@@ -125,11 +150,16 @@ struct ReadPort {
     static func quote(_ s: String) -> String { CanonicalJSON.quoted(s) }
 
     static func text(_ s: String) -> Response {
-        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: s)))
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: s)))
     }
 
     static func json(_ obj: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-        let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: d)))
+        let d =
+            (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data()
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: d)))
     }
 }

@@ -1,5 +1,5 @@
-import AuditBase
 import Archive
+import AuditBase
 import Foundation
 import Hummingbird
 import NIOCore
@@ -10,16 +10,22 @@ extension ReadPort {
     /// The token's scope and the log's identity: what the console needs to sign someone in.
     /// The verifier key here is what the server claims; the console pins the key it trusts.
     func session(_ ctx: ReadContext) throws -> Response {
-        guard let scope = ctx.scope else { throw HTTPError(.unauthorized, message: "send Authorization: Bearer <token>") }
-        var body: [String: Any] = ["scope": scope.org == nil ? "operator" : "org", "token_id": scope.id,
-                                   "origin": ledger.origin, "verifier_key": ledger.verifier.text]
+        guard let scope = ctx.scope else {
+            throw HTTPError(.unauthorized, message: "send Authorization: Bearer <token>")
+        }
+        var body: [String: Any] = [
+            "scope": scope.org == nil ? "operator" : "org", "token_id": scope.id,
+            "origin": ledger.origin, "verifier_key": ledger.verifier.text,
+        ]
         if let org = scope.org { body["org"] = org }
         return Self.json(body)
     }
 
     /// Log size, latest checkpoint, verification, segments, archive and holds at a glance.
     func operatorStatus() async throws -> Response {
-        let ledger = self.ledger, health = self.health, witnessing = self.witnessing
+        let ledger = self.ledger
+        let health = self.health
+        let witnessing = self.witnessing
         let body: Data = try await query {
             let segments = ledger.store.segments()
             var byState: [String: Int] = [:]
@@ -37,22 +43,34 @@ extension ReadPort {
             var out: [String: Any] = [
                 "origin": ledger.origin, "verifier_key": ledger.verifier.text, "size": ledger.size,
                 "writes": ledger.writeState.description, "checkpoint": cp, "verification": verification,
-                "segments": ["total": segments.count, "by_state": byState,
-                             "hot_entries": segments.filter { $0.state != .retired }.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) },
-                             "archived_entries": archived.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) }],
+                "segments": [
+                    "total": segments.count, "by_state": byState,
+                    "hot_entries": segments.filter { $0.state != .retired }.reduce(UInt64(0)) {
+                        $0 + ($1.endSeq - $1.firstSeq)
+                    },
+                    "archived_entries": archived.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) },
+                ],
                 "archive": ["bundles": bundles.count, "newest_bundle": bundles.max().map { $0 as Any } ?? NSNull()],
                 "holds": holds.filter { $0.released_at == nil }.map {
-                    ["id": $0.id, "org": $0.org, "from": $0.from.map { $0 as Any } ?? NSNull(), "to": $0.to.map { $0 as Any } ?? NSNull(), "reason": $0.reason,
-                     "authority": $0.authority, "created_at": $0.created_at] as [String: Any]
+                    [
+                        "id": $0.id, "org": $0.org, "from": $0.from.map { $0 as Any } ?? NSNull(),
+                        "to": $0.to.map { $0 as Any } ?? NSNull(), "reason": $0.reason,
+                        "authority": $0.authority, "created_at": $0.created_at,
+                    ] as [String: Any]
                 },
             ]
             if let w = witnessing {
-                out["witnesses"] = ["quorum": w.client.quorum, "failing": w.failing.map { $0 as Any } ?? NSNull(),
-                                    "cosigned_size": w.cosigned.map { $0.checkpoint.size as Any } ?? NSNull()] as [String: Any]
+                out["witnesses"] =
+                    [
+                        "quorum": w.client.quorum, "failing": w.failing.map { $0 as Any } ?? NSNull(),
+                        "cosigned_size": w.cosigned.map { $0.checkpoint.size as Any } ?? NSNull(),
+                    ] as [String: Any]
             }
-            return (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            return (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes]))
+                ?? Data()
         }
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
 
@@ -64,8 +82,12 @@ struct OperatorContext: ChildRequestContext {
     init(context: ReadContext) throws {
         coreContext = context.coreContext
         guard let scope = context.scope else {
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
+            throw HTTPError(
+                .unauthorized, headers: [.wwwAuthenticate: "Bearer"],
+                message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
         }
-        guard scope.org == nil else { throw HTTPError(.forbidden, message: "this needs an operator token (`auditctl token create --operator`)") }
+        guard scope.org == nil else {
+            throw HTTPError(.forbidden, message: "this needs an operator token (`auditctl token create --operator`)")
+        }
     }
 }

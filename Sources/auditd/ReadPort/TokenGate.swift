@@ -35,7 +35,10 @@ final class TokenGate: @unchecked Sendable {
         }
         switch first {
         case .now: return
-        case .full: throw HTTPError(.tooManyRequests, headers: [.retryAfter: "1"], message: "this token has \(queue) requests waiting already; wait for their answers")
+        case .full:
+            throw HTTPError(
+                .tooManyRequests, headers: [.retryAfter: "1"],
+                message: "this token has \(queue) requests waiting already; wait for their answers")
         case .wait:
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let now: Bool = lock.withLock {

@@ -1,6 +1,6 @@
 import AuditBase
-import LogProofs
 import Foundation
+import LogProofs
 import SegmentStore
 
 /// The export format (format-spec.md §9.3): NDJSON, one object per line.
@@ -25,8 +25,10 @@ public enum ExportFormat {
     public static let tag = "auditlog-export/4"
 
     /// The header line.
-    public static func header(org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filter: [String: String],
-                              archivedBundles: [ArchivedRange], consistency: (from: UInt64, proof: [Hash])? = nil) -> String {
+    public static func header(
+        org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filter: [String: String],
+        archivedBundles: [ArchivedRange], consistency: (from: UInt64, proof: [Hash])? = nil
+    ) -> String {
         // Each bundle with its manifest and the log's signature over it: its seq range and
         // the org's count in it are signed, so a verifier accepts a gap only where named
         // bundles hold exactly the missing entries.
@@ -37,7 +39,8 @@ public enum ExportFormat {
         }
         var obj: [String: Any] = [
             "type": "header", "format": tag, "org": org, "origin": origin, "verifier_key": verifier.text,
-            "checkpoint": checkpoint.note, "tree_size": checkpoint.checkpoint.size, "filtered": !filter.isEmpty, "filter": filter,
+            "checkpoint": checkpoint.note, "tree_size": checkpoint.checkpoint.size, "filtered": !filter.isEmpty,
+            "filter": filter,
             "archived_bundles": bundles,
         ]
         if let c = consistency { obj["consistency"] = ["from": c.from, "proof": c.proof.map(\.hex)] as [String: Any] }
@@ -59,12 +62,18 @@ public enum ExportFormat {
         raw(",\"gap\":[")
         for (i, b) in gap.enumerated() {
             if i > 0 { o.append(0x2C) }
-            o.append(0x22); o.append(contentsOf: gapBlock(b).utf8); o.append(0x22)
+            o.append(0x22)
+            o.append(contentsOf: gapBlock(b).utf8)
+            o.append(0x22)
         }
-        raw("],\"hash\":\""); o.append(contentsOf: e.hash.hex.utf8)
-        raw("\",\"link\":\""); o.append(contentsOf: e.link.bytes.hex.utf8)
-        raw("\",\"org_seq\":"); o.append(contentsOf: String(e.link.orgSeq).utf8)
-        raw(",\"seq\":"); o.append(contentsOf: String(e.seq).utf8)
+        raw("],\"hash\":\"")
+        o.append(contentsOf: e.hash.hex.utf8)
+        raw("\",\"link\":\"")
+        o.append(contentsOf: e.link.bytes.hex.utf8)
+        raw("\",\"org_seq\":")
+        o.append(contentsOf: String(e.link.orgSeq).utf8)
+        raw(",\"seq\":")
+        o.append(contentsOf: String(e.seq).utf8)
         if context { raw(",\"type\":\"context\"}") } else { raw(",\"type\":\"entry\"}") }
         return String(decoding: o, as: UTF8.self)
     }
@@ -76,13 +85,27 @@ public enum ExportFormat {
         let hex: [UInt8] = Array("0123456789abcdef".utf8)
         for b in bytes {
             switch b {
-            case 0x22: o.append(0x5C); o.append(0x22)
-            case 0x5C: o.append(0x5C); o.append(0x5C)
-            case 0x0A: o.append(0x5C); o.append(0x6E)
-            case 0x0D: o.append(0x5C); o.append(0x72)
-            case 0x09: o.append(0x5C); o.append(0x74)
-            case 0x08: o.append(0x5C); o.append(0x62)
-            case 0x0C: o.append(0x5C); o.append(0x66)
+            case 0x22:
+                o.append(0x5C)
+                o.append(0x22)
+            case 0x5C:
+                o.append(0x5C)
+                o.append(0x5C)
+            case 0x0A:
+                o.append(0x5C)
+                o.append(0x6E)
+            case 0x0D:
+                o.append(0x5C)
+                o.append(0x72)
+            case 0x09:
+                o.append(0x5C)
+                o.append(0x74)
+            case 0x08:
+                o.append(0x5C)
+                o.append(0x62)
+            case 0x0C:
+                o.append(0x5C)
+                o.append(0x66)
             case 0..<0x20: o.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
             default: o.append(b)
             }
@@ -96,7 +119,9 @@ public enum ExportFormat {
     }
 
     static func json(_ obj: [String: Any]) -> String {
-        let d = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let d =
+            (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         return String(decoding: d, as: UTF8.self)
     }
 
@@ -113,15 +138,18 @@ public enum ExportFormat {
     public static func csvRow(_ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false) -> String {
         let c = CSVColumns(content: e.content)
         let cols = [
-            context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action, c.actor, c.outcome,
-            e.hash.hex, e.link.bytes.hex, gap.map(gapBlock).joined(separator: " "), String(decoding: e.content, as: UTF8.self),
+            context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action,
+            c.actor, c.outcome,
+            e.hash.hex, e.link.bytes.hex, gap.map(gapBlock).joined(separator: " "),
+            String(decoding: e.content, as: UTF8.self),
         ]
         return cols.map(csv).joined(separator: ",")
     }
 
     /// Quotes a CSV field (RFC 4180).
     public static func csv(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
 }
 
@@ -163,13 +191,19 @@ public struct ExportSelection: Sendable, Equatable {
         for (k, v) in header {
             switch k {
             case "from", "to":
-                guard let t = Timestamp.parse(v) else { throw Invalid(description: "filter \(k) '\(v.prefix(40))' is not an RFC 3339 time") }
+                guard let t = Timestamp.parse(v) else {
+                    throw Invalid(description: "filter \(k) '\(v.prefix(40))' is not an RFC 3339 time")
+                }
                 if k == "from" { filter.from = t } else { filter.to = t }
             case "category":
-                guard let c = Category(rawValue: v) else { throw Invalid(description: "filter category '\(v.prefix(40))' is not a category") }
+                guard let c = Category(rawValue: v) else {
+                    throw Invalid(description: "filter category '\(v.prefix(40))' is not a category")
+                }
                 filter.category = c
             case "outcome":
-                guard let o = Outcome(rawValue: v) else { throw Invalid(description: "filter outcome '\(v.prefix(40))' is not an outcome") }
+                guard let o = Outcome(rawValue: v) else {
+                    throw Invalid(description: "filter outcome '\(v.prefix(40))' is not an outcome")
+                }
                 filter.outcome = o
             case "action": filter.action = v
             case "actor": filter.actor = v

@@ -16,7 +16,9 @@ public final class ExportReader: Sequence, IteratorProtocol {
 
     /// Opens `path` (`-` for standard input).
     public init(path: String) throws {
-        if path == "-" { handle = .standardInput } else {
+        if path == "-" {
+            handle = .standardInput
+        } else {
             guard let h = FileHandle(forReadingAtPath: path) else {
                 throw ExportCSV.Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))")
             }
@@ -33,8 +35,14 @@ public final class ExportReader: Sequence, IteratorProtocol {
     private func fill(until n: Int) -> Bool {
         while buffer.count - start < n && !eof {
             do {
-                guard let d = try handle.read(upToCount: 1 << 20), !d.isEmpty else { eof = true; break }
-                if start > 0 { buffer.removeFirst(start); start = 0 }
+                guard let d = try handle.read(upToCount: 1 << 20), !d.isEmpty else {
+                    eof = true
+                    break
+                }
+                if start > 0 {
+                    buffer.removeFirst(start)
+                    start = 0
+                }
                 buffer.append(contentsOf: d)
             } catch {
                 failure = "read error: \(error)"
