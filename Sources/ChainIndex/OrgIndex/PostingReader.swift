@@ -66,7 +66,8 @@ package struct PostingRecord: Sendable, Equatable {
                 throw StoreError(
                     .corrupt, "posting record \(index) of org \(org) fails its checksum", path: path, offset: offset)
             }
-            guard segment < SegmentFormat.maxSeq, count > 0, firstSeq <= lastSeq, lastSeq < SegmentFormat.maxSeq,
+            guard segment < SegmentFormat.maxSeq, count > 0, IndexSection.fits(count: count, rawLength: raw),
+                firstSeq <= lastSeq, lastSeq < SegmentFormat.maxSeq,
                 firstOrgSeq < SegmentFormat.maxSeq, Int(raw) <= SegmentFormat.maxBlockRawSize, length <= 64 << 20,
                 off < 1 << 48, state == Self.live || state == Self.purged
             else {

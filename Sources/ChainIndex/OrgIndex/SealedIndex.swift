@@ -166,7 +166,8 @@ package struct SealedIndex: Sendable {
                     minTime: Int64(bitPattern: try r.readU64()), maxTime: Int64(bitPattern: try r.readU64()),
                     offset: try r.readU64(), length: try r.readU32(), rawLength: try r.readU32(), crc: try r.readU32())
                 // Compare without adding, so that no field value can wrap around.
-                guard e.count > 0, e.firstSeq >= firstSeq, e.firstSeq <= e.lastSeq, e.lastSeq < endSeq,
+                guard e.count > 0, IndexSection.fits(count: e.count, rawLength: e.rawLength), e.firstSeq >= firstSeq,
+                    e.firstSeq <= e.lastSeq, e.lastSeq < endSeq,
                     e.firstOrgSeq < SegmentFormat.maxSeq, Int(e.rawLength) <= SegmentFormat.maxBlockRawSize,
                     e.offset <= sections, UInt64(e.length) <= sections - e.offset, dir[org] == nil
                 else {
@@ -220,6 +221,16 @@ package struct SealedIndex: Sendable {
 /// One org's section of an index file (format-spec.md §7): the same bytes in the segment's
 /// index file and in the org's posting list.
 enum IndexSection {
+    /// The fewest bytes a row takes (two varints, category, outcome, two varints): a
+    /// directory row may not claim more rows than its section's raw bytes can hold, so a
+    /// count is never trusted for memory.
+    static let minRowSize = 6
+
+    /// Whether `count` rows fit in `rawLength` decompressed bytes.
+    static func fits(count: UInt32, rawLength: UInt32) -> Bool {
+        UInt64(count) * UInt64(minRowSize) <= UInt64(rawLength)
+    }
+
     /// Checks section `z` against its directory row `e` and decodes its rows in sequence
     /// order, stopping when `body` returns false. `path` names the file in errors.
     static func visit(_ z: [UInt8], _ e: IndexDirEntry, path: String, _ body: (IndexHit) -> Bool) throws {
@@ -237,17 +248,22 @@ enum IndexSection {
         var r = ByteReader(raw)
         func strings() throws -> [String] {
             let n = try r.readVarint()
-            guard n <= UInt64(e.count) else {
+            // Each string takes at least its length byte: a count beyond the bytes left is
+            // refused before anything is reserved for it.
+            guard n <= UInt64(e.count), n <= UInt64(r.remaining) else {
                 throw StoreError(.corrupt, "index dictionary too large", path: path, offset: Int64(e.offset))
             }
-            return try (0..<n).map { _ in
+            var out: [String] = []
+            out.reserveCapacity(Int(n))
+            for _ in 0..<n {
                 let len = try r.readVarint()
                 guard len <= UInt64(r.remaining) else {
                     throw StoreError(
                         .corrupt, "index dictionary string runs past its section", path: path, offset: Int64(e.offset))
                 }
-                return String(decoding: try r.read(count: Int(len)), as: UTF8.self)
+                out.append(String(decoding: try r.read(count: Int(len)), as: UTF8.self))
             }
+            return out
         }
         let actions = try strings()
         let actors = try strings()
