@@ -15,7 +15,8 @@ final class ProgressBar {
     init(label: String) { self.label = label }
 
     func update(_ done: UInt64, _ total: UInt64) {
-        let frac = total == 0 ? 1 : Double(done) / Double(total)
+        // Clamped: a caller that counts past its total must not draw a bar longer than the bar.
+        let frac = total == 0 ? 1 : min(1, Double(done) / Double(total))
         let rate = Double(done) / max(Date().timeIntervalSince(start), 0.001)
         if tty {
             guard Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
