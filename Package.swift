@@ -8,7 +8,12 @@ let package = Package(
         .library(name: "AuditBase", targets: ["AuditBase"]),
         .library(name: "SegmentStore", targets: ["SegmentStore"]),
         .library(name: "LogProofs", targets: ["LogProofs"]),
+        .library(name: "AuditEntries", targets: ["AuditEntries"]),
+        .library(name: "LogTree", targets: ["LogTree"]),
+        .library(name: "AuditIndex", targets: ["AuditIndex"]),
         .library(name: "ChainIndex", targets: ["ChainIndex"]),
+        .library(name: "AuditExport", targets: ["AuditExport"]),
+        .library(name: "Verification", targets: ["Verification"]),
         .library(name: "Archive", targets: ["Archive"]),
         .library(name: "AuditWire", targets: ["AuditWire"]),
         .library(name: "AuditClient", targets: ["AuditClient"]),
@@ -44,14 +49,36 @@ let package = Package(
         // What a log proves and signs, with no storage: Merkle proofs, signed notes, checkpoints,
         // cosignatures, keys. Witnesses and writers need only this.
         .target(name: "LogProofs", dependencies: ["AuditBase", "CCrypto"]),
-        .target(name: "ChainIndex", dependencies: ["AuditBase", "LogProofs", "SegmentStore", "CCrypto"]),
-        .target(name: "Archive", dependencies: ["AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "CCrypto"]),
+        // The entry: its schema, canonical bytes, the link and the chain rule, text search.
+        .target(name: "AuditEntries", dependencies: ["AuditBase", "LogProofs"]),
+        // The Merkle tree's hashes on disk and the signed checkpoints beside them.
+        .target(name: "LogTree", dependencies: ["AuditBase", "LogProofs", "AuditEntries"]),
+        // The per-org index: live postings, sealed index files, queries.
+        .target(name: "AuditIndex", dependencies: ["AuditBase", "LogProofs", "SegmentStore", "AuditEntries"]),
+        // The ledger: sequencing, the durable write, recovery and reading over the layers below.
+        .target(
+            name: "ChainIndex",
+            dependencies: ["AuditBase", "LogProofs", "SegmentStore", "AuditEntries", "LogTree", "AuditIndex"]),
+        // The export format: what the read port writes and an auditor's verifier reads.
+        .target(name: "AuditExport", dependencies: ["AuditBase", "LogProofs", "AuditEntries", "AuditIndex"]),
+        // The whole-directory check behind `auditctl verify` and the daemon's recheck.
+        .target(
+            name: "Verification",
+            dependencies: [
+                "AuditBase", "LogProofs", "SegmentStore", "AuditEntries", "LogTree", "AuditIndex", "ChainIndex",
+            ]),
+        .target(
+            name: "Archive",
+            dependencies: [
+                "AuditBase", "AuditEntries", "AuditIndex", "ChainIndex", "LogProofs", "LogTree", "SegmentStore",
+                "CCrypto",
+            ]),
         .target(name: "AuditWire"),
         // Writers keeping the newest checkpoint they verified (services embedding AuditClient).
         .target(name: "WriterWitness", dependencies: ["AuditBase", "AuditClient", "AuditWire", "LogProofs"]),
         // A C2SP tlog-witness: cosigns checkpoints that stay consistent (auditctl witness serve).
         .target(name: "Witness", dependencies: ["AuditBase", "LogProofs"]),
-        .target(name: "AuditAccess", dependencies: ["AuditBase", "ChainIndex", "LogProofs"]),
+        .target(name: "AuditAccess", dependencies: ["AuditBase", "AuditEntries", "LogProofs"]),
         .target(
             name: "AuditClient",
             dependencies: [
@@ -62,8 +89,8 @@ let package = Package(
         .executableTarget(
             name: "auditd",
             dependencies: [
-                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditWire", "AuditAccess",
-                "Witness",
+                "AuditBase", "AuditEntries", "AuditIndex", "ChainIndex", "AuditExport", "Verification", "LogProofs",
+                "SegmentStore", "Archive", "AuditWire", "AuditAccess", "Witness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -84,8 +111,9 @@ let package = Package(
         .executableTarget(
             name: "auditctl",
             dependencies: [
-                "AuditBase", "ChainIndex", "LogProofs", "SegmentStore", "Archive", "AuditClient", "AuditWire",
-                "AuditAccess", "Witness", "WriterWitness",
+                "AuditBase", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "AuditExport", "Verification",
+                "LogProofs", "SegmentStore", "Archive", "AuditClient", "AuditWire", "AuditAccess", "Witness",
+                "WriterWitness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -95,8 +123,8 @@ let package = Package(
         .target(
             name: "FuzzHarness",
             dependencies: [
-                "AuditBase", "SegmentStore", "ChainIndex", "LogProofs", "Archive", "AuditAccess", "AuditWire",
-                "Witness",
+                "AuditBase", "SegmentStore", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "AuditExport",
+                "LogProofs", "Archive", "AuditAccess", "AuditWire", "Witness",
             ], path: "Tests/FuzzHarness"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
         // Reads Package.swift and Sources/: every arrow between targets points down a layer.
@@ -105,28 +133,39 @@ let package = Package(
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
-                "AuditBase", "LogProofs", "Archive", "AuditAccess", "ChainIndex", "SegmentStore", "TestSupport",
+                "AuditBase", "LogProofs", "Archive", "AuditAccess", "AuditEntries", "ChainIndex", "Verification",
+                "SegmentStore", "TestSupport",
             ]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["AuditBase", "SegmentStore", "TestSupport"]),
         .testTarget(
             name: "ChainIndexTests",
-            dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "TestSupport"],
+            dependencies: [
+                "AuditBase", "LogProofs", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "Verification",
+                "SegmentStore", "TestSupport",
+            ],
             resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "AuditctlTests", dependencies: ["AuditBase", "LogProofs", "ChainIndex", "SegmentStore", "auditctl"]),
+            name: "AuditctlTests",
+            dependencies: [
+                "AuditBase", "LogProofs", "AuditEntries", "LogTree", "ChainIndex", "Verification", "SegmentStore",
+                "TestSupport", "auditctl",
+            ]),
         .testTarget(
             name: "ArchiveTests",
             dependencies: [
-                "AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "TestSupport", "auditctl",
+                "AuditBase", "LogProofs", "Archive", "AuditEntries", "AuditIndex", "ChainIndex", "Verification",
+                "SegmentStore", "TestSupport", "auditctl",
             ]),
         .testTarget(
             name: "WitnessTests",
-            dependencies: ["AuditBase", "LogProofs", "Witness", "ChainIndex", "SegmentStore", "TestSupport"]),
+            dependencies: [
+                "AuditBase", "LogProofs", "Witness", "AuditEntries", "ChainIndex", "SegmentStore", "TestSupport",
+            ]),
         .testTarget(
             name: "AuditdTests",
             dependencies: [
-                "AuditBase", "LogProofs", "Archive", "ChainIndex", "SegmentStore", "AuditWire", "AuditClient",
-                "TestSupport", "auditd", "auditctl",
+                "AuditBase", "LogProofs", "Archive", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex",
+                "AuditExport", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl",
             ],
             exclude: ["tamper_proxy.py", "hostile_witness.py"]),
     ]

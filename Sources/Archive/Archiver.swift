@@ -6,6 +6,7 @@ import SegmentStore
 
 #if canImport(Glibc)
 import Glibc
+import AuditIndex
 #endif
 
 /// Whether a bundle may be purged, and why (not).

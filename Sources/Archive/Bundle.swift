@@ -1,4 +1,6 @@
 import AuditBase
+import AuditEntries
+import AuditIndex
 import ChainIndex
 import Foundation
 import LogProofs
@@ -306,7 +308,7 @@ public enum ArchiveBundle {
                 file: dir + "/" + BundleFiles.checkpoint,
                 reason: "the segment's leaves do not lead to the checkpoint's root")
         }
-        if let f = ChainChecker.compareIndexFile(
+        if let f = SealedIndexCheck.compare(
             dir + "/" + BundleFiles.index, segment: manifest.segment, firstSeq: manifest.first_seq,
             endSeq: manifest.end_seq, hits: hits)
         {

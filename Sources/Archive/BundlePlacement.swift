@@ -1,7 +1,8 @@
 import AuditBase
-import ChainIndex
+import AuditIndex
 import Foundation
 import LogProofs
+import LogTree
 import SegmentStore
 
 /// A bundle that verifies on its own must also be the one its slot and its log expect

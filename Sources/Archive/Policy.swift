@@ -1,5 +1,5 @@
 import AuditBase
-import ChainIndex
+import AuditEntries
 import Foundation
 import LogProofs
 import SegmentStore

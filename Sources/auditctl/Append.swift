@@ -2,9 +2,9 @@ import ArgumentParser
 import AuditBase
 import AuditClient
 import AuditWire
-import ChainIndex
 import Foundation
 import LogProofs
+import LogTree
 import WriterWitness
 
 /// `auditctl append`: writes entries through a running daemon's socket (for scripts).

@@ -1,6 +1,8 @@
 import Archive
 import ArgumentParser
 import AuditBase
+import AuditEntries
+import AuditIndex
 import ChainIndex
 import Foundation
 import LogProofs

@@ -1,6 +1,6 @@
 import Archive
 import ArgumentParser
-import ChainIndex
+import AuditEntries
 import Foundation
 
 /// `auditctl hold create|release|list`.

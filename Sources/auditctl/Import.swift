@@ -7,6 +7,7 @@ import SegmentStore
 
 #if canImport(Glibc)
 import Glibc
+import AuditEntries
 #endif
 
 /// `auditctl import DIR`: bulk-appends NDJSON events from standard input.

@@ -1,8 +1,9 @@
 import Archive
 import AuditAccess
 import AuditBase
-import ChainIndex
+import AuditEntries
 import Foundation
+import LogTree
 
 /// `tokens.json`, `holds.json` and `retention.json` are written only after their audit entry
 /// is in the log (format-spec.md §1, §12.4), so the log is their witness: each file is checked

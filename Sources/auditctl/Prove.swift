@@ -3,6 +3,7 @@ import AuditBase
 import ChainIndex
 import Foundation
 import LogProofs
+import LogTree
 import SegmentStore
 
 /// `auditctl prove inclusion|consistency`.

@@ -1,7 +1,9 @@
 import ArgumentParser
 import AuditBase
+import AuditEntries
 import ChainIndex
 import Foundation
+import LogTree
 import SegmentStore
 
 /// `auditctl show DIR --seq N`: one entry with its link, as an auditor checks it.

@@ -3,6 +3,7 @@ import AuditBase
 import ChainIndex
 import Foundation
 import LogProofs
+import LogTree
 
 /// `auditctl checkpoint DIR`: the latest signed checkpoint.
 struct ShowCheckpoint: ParsableCommand {

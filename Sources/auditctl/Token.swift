@@ -9,6 +9,7 @@ import SegmentStore
 
 #if canImport(Glibc)
 import Glibc
+import AuditEntries
 #endif
 
 /// `auditctl token create|list|revoke`: read-port bearer tokens.

@@ -1,8 +1,8 @@
 import ArgumentParser
 import AuditBase
-import ChainIndex
 import Foundation
 import LogProofs
+import Verification
 
 /// `auditctl verify DIR`: rechecks everything.
 struct Verify: ParsableCommand {

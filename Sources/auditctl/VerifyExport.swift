@@ -1,5 +1,5 @@
 import ArgumentParser
-import ChainIndex
+import AuditExport
 import Foundation
 import LogProofs
 

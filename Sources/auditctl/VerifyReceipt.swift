@@ -1,8 +1,8 @@
 import ArgumentParser
 import AuditBase
-import ChainIndex
 import Foundation
 import LogProofs
+import LogTree
 
 /// `auditctl verify-receipt FILE --key VKEY [--data DIR]`: checks writers' receipts offline.
 struct VerifyReceipt: ParsableCommand {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import ChainIndex
 import Foundation
 import Hummingbird
 import LogProofs

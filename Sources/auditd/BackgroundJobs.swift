@@ -8,6 +8,7 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
+import Verification
 #endif
 
 /// Continuous verification, run as a service: every pass rechecks the entries of newly sealed

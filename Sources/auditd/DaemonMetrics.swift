@@ -1,3 +1,4 @@
+import AuditEntries
 import ChainIndex
 import Metrics
 

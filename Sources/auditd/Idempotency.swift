@@ -1,4 +1,5 @@
 import AuditBase
+import AuditEntries
 import ChainIndex
 import Foundation
 import SegmentStore

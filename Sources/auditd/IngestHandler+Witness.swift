@@ -1,5 +1,4 @@
 import AuditWire
-import ChainIndex
 import NIOCore
 import NIOPosix
 

@@ -1,3 +1,4 @@
+import AuditEntries
 import AuditWire
 import ChainIndex
 import Foundation

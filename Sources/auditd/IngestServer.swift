@@ -1,6 +1,5 @@
 import AuditBase
 import AuditWire
-import ChainIndex
 import Foundation
 import Logging
 import NIOCore
@@ -10,6 +9,7 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
+import AuditEntries
 #endif
 
 /// The Unix-socket ingest server, run as a service: binds, serves until graceful shutdown,

@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import SegmentStore
 import ServiceLifecycle
+import Verification
 
 /// Rechecks everything already verified, from the first entry, on a schedule: every entry's
 /// content hash and both chains, every leaf and stored tree hash, every checkpoint's signature

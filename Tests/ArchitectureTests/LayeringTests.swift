@@ -13,12 +13,16 @@ import Testing
         "AuditBase": 1, "AuditWire": 1,
         // Segment files; what a log proves and signs; the writers' client.
         "SegmentStore": 2, "LogProofs": 2, "AuditClient": 2,
-        // Entries, chain, tree, notes, org index, the ledger and its verification.
-        "ChainIndex": 3,
-        // What stands on the log: the archive tier, read access, witnesses.
-        "Archive": 4, "AuditAccess": 4, "Witness": 4, "WriterWitness": 4,
+        // The entry and its chain rule; what stands on proofs alone: witnesses.
+        "AuditEntries": 3, "Witness": 3, "WriterWitness": 3,
+        // The tree and its checkpoints; the org index; read access.
+        "LogTree": 4, "AuditIndex": 4, "AuditAccess": 4,
+        // The ledger over them; the export format.
+        "ChainIndex": 5, "AuditExport": 5,
+        // What stands on the ledger: the archive tier, whole-directory verification.
+        "Archive": 6, "Verification": 6,
         // Programs.
-        "auditd": 5, "auditctl": 5,
+        "auditd": 7, "auditctl": 7,
     ]
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -8,6 +8,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import AuditEntries
 #endif
 
 /// The archive through `auditctl`, with real processes and a real crash.

@@ -1,9 +1,12 @@
 import AuditBase
+import AuditEntries
+import AuditIndex
 import ChainIndex
 import Foundation
 import LogProofs
 import SegmentStore
 import Testing
+import Verification
 
 @testable import Archive
 

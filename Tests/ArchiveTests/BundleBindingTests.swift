@@ -5,7 +5,7 @@ import LogProofs
 import SegmentStore
 import Testing
 
-@testable import ChainIndex
+@testable import AuditIndex
 
 /// Bundles are bound to their slots, their stubs and their log (format-spec.md §12.1, §12.3),
 /// and a stub's org summary is checked against the signed manifest: each tamper below is

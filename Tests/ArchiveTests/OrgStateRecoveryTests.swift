@@ -6,7 +6,9 @@ import TestSupport
 import Testing
 
 @testable import Archive
+@testable import AuditEntries
 @testable import ChainIndex
+@testable import Verification
 
 /// Issue 7 A3: a missing or damaged org-state snapshot after segments were archived is
 /// rebuilt from the stubs and index files; the tree is never cut below what archived

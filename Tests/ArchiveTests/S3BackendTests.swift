@@ -1,10 +1,12 @@
 import AuditBase
+import AuditEntries
 import ChainIndex
 import Foundation
 import LogProofs
 import SegmentStore
 import TestSupport
 import Testing
+import Verification
 
 @testable import Archive
 

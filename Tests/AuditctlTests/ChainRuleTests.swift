@@ -1,6 +1,7 @@
 import AuditBase
-import ChainIndex
+import AuditEntries
 import Foundation
+import LogTree
 import SegmentStore
 import Testing
 

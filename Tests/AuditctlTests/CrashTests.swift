@@ -8,6 +8,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import Verification
 #endif
 
 /// Real crashes: a child process appending is killed with SIGKILL at random moments.

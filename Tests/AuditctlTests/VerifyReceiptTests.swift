@@ -1,6 +1,6 @@
-import ChainIndex
 import Foundation
 import LogProofs
+import LogTree
 import Testing
 
 /// Issue 18, item 6: `verify-receipt` passes nothing it did not check.

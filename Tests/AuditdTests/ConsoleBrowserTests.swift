@@ -1,4 +1,3 @@
-import ChainIndex
 import Foundation
 import LogProofs
 import Testing

@@ -7,6 +7,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import AuditEntries
 #endif
 
 /// Real crashes of the real daemon while several writer processes stream.

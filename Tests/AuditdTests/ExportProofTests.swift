@@ -1,5 +1,5 @@
 import AuditBase
-import ChainIndex
+import AuditExport
 import Foundation
 import LogProofs
 import TestSupport

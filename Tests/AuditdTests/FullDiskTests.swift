@@ -1,6 +1,5 @@
 import AuditBase
 import AuditWire
-import ChainIndex
 import Foundation
 import TestSupport
 import Testing

@@ -1,5 +1,4 @@
 import AuditBase
-import ChainIndex
 import Foundation
 import TestSupport
 import Testing

@@ -4,6 +4,7 @@ import SegmentStore
 import TestSupport
 import Testing
 
+@testable import AuditIndex
 @testable import ChainIndex
 
 /// Issue 7 E16: the running daemon rechecks what it already verified, on a schedule.

@@ -8,6 +8,8 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import AuditEntries
+import LogTree
 #endif
 
 /// `auditctl witness serve` over real HTTP on loopback: it cosigns a real log's checkpoints,

@@ -6,6 +6,7 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import AuditEntries
 #endif
 
 /// Issue 18, items 3 and 5: the served witness parses as strictly as C2SP tlog-witness and

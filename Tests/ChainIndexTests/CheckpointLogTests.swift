@@ -4,7 +4,7 @@ import LogProofs
 import SegmentStore
 import Testing
 
-@testable import ChainIndex
+@testable import LogTree
 
 /// The checkpoint log's recovery rule (format-spec.md §8.2): only a torn last record is cut.
 @Suite struct CheckpointLogTests {

@@ -4,6 +4,7 @@ import Testing
 
 @testable import ChainIndex
 @testable import SegmentStore
+@testable import Verification
 
 /// Issue 7, done when: `verify` on a directory with any single damaged byte, or a truncation,
 /// of a file it checks fails and names the file; it never crashes and never passes. Every byte

@@ -1,4 +1,4 @@
-import ChainIndex
+import AuditEntries
 import Foundation
 import Testing
 

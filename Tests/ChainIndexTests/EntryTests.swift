@@ -1,7 +1,7 @@
 import AuditBase
 import Testing
 
-@testable import ChainIndex
+@testable import AuditEntries
 
 /// Validation failure modes: each bad entry is refused with the field and the reason.
 @Suite struct EntryTests {

@@ -4,7 +4,10 @@ import LogProofs
 import SegmentStore
 import Testing
 
+@testable import AuditEntries
+@testable import AuditIndex
 @testable import ChainIndex
+@testable import Verification
 
 /// What export proofs stand on (format-spec.md §5.1, §9.3): `received_at` never decreases in
 /// sequence order, and an export's own audit entry gets a checkpoint at exactly its size.

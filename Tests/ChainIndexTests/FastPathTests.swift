@@ -1,6 +1,6 @@
 import Testing
 
-@testable import ChainIndex
+@testable import AuditEntries
 
 /// The fast path must never accept what the general path refuses, and must produce the same
 /// canonical bytes when it accepts.

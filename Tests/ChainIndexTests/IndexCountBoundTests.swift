@@ -3,7 +3,8 @@ import Foundation
 import LogProofs
 import Testing
 
-@testable import ChainIndex
+@testable import AuditEntries
+@testable import AuditIndex
 @testable import SegmentStore
 
 /// A row count in an index file or a posting record is a claim about the bytes behind it: it

@@ -2,6 +2,7 @@ import AuditBase
 import Foundation
 import Testing
 
+@testable import AuditIndex
 @testable import ChainIndex
 @testable import SegmentStore
 

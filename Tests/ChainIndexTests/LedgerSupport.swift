@@ -1,6 +1,7 @@
 import Foundation
 import LogProofs
 
+@testable import AuditEntries
 @testable import ChainIndex
 
 enum Sample {

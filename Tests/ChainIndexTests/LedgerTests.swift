@@ -4,6 +4,8 @@ import LogProofs
 import SegmentStore
 import Testing
 
+@testable import AuditEntries
+@testable import AuditIndex
 @testable import ChainIndex
 
 @Suite struct LedgerTests {

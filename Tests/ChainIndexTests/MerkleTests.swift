@@ -3,8 +3,6 @@ import LogProofs
 import SegmentStore
 import Testing
 
-@testable import ChainIndex
-
 @Suite struct MerkleTests {
     func leaves() throws -> [Hash] {
         let f = try fixture("rfc6962")

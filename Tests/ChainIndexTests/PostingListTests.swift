@@ -3,8 +3,11 @@ import Foundation
 import LogProofs
 import Testing
 
+@testable import AuditEntries
+@testable import AuditIndex
 @testable import ChainIndex
 @testable import SegmentStore
+@testable import Verification
 
 /// Per-org posting lists (format-spec.md §7.3): what queries read. They must answer exactly
 /// what a scan of every entry answers, across many segments, busy and quiet orgs, cursors and

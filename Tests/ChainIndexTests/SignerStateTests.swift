@@ -4,7 +4,9 @@ import LogProofs
 import SegmentStore
 import Testing
 
+@testable import AuditEntries
 @testable import ChainIndex
+@testable import LogTree
 
 /// Issue 8: the signer never signs a rollback. Its record of the newest checkpoint it signed
 /// lives beside the key, so editing the data directory while the log is closed (cutting the

@@ -4,6 +4,7 @@ import LogProofs
 import SegmentStore
 import Testing
 
+@testable import AuditEntries
 @testable import ChainIndex
 
 /// The test vectors of format-spec.md §11 are regenerated from the code and compared with the

@@ -8,6 +8,8 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+@testable import AuditEntries
+@testable import Verification
 #endif
 
 /// Issue 7 A2: whatever fails after the fdatasync that covers a group leaves its entries

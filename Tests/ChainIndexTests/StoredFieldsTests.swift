@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import ChainIndex
+@testable import AuditEntries
 
 /// The one-pass scanner of stored index fields answers exactly what the full parser answers
 /// (or defers to it), on realistic entries and on the shapes that could trip a scanner.

@@ -3,8 +3,11 @@ import Foundation
 import LogProofs
 import Testing
 
+@testable import AuditEntries
 @testable import ChainIndex
+@testable import LogTree
 @testable import SegmentStore
+@testable import Verification
 
 /// Tampering on disk, by someone who can write the files but does not hold the signing key.
 /// Each is named after the attack; each must be detected and located.

@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
+@testable import AuditEntries
 @testable import ChainIndex
 
 /// Issue 18 item 19: free text folds ASCII letters only, as format-spec §9.3 says, in the read
@@ -20,6 +21,6 @@ import Testing
                 json: Array(json.utf8), receivedAt: 1_740_787_200_000, writer: Writer(uid: 0, gid: 0, via: "test"))
         ])
         #expect(try l.search(org: "org_a", text: q).entries.count == (found ? 1 : 0), "q=\(q)")
-        #expect(Ledger.contains(Array(json.utf8), Ledger.foldASCII(q)) == found)
+        #expect(TextMatch.contains(Array(json.utf8), TextMatch.fold(q)) == found)
     }
 }

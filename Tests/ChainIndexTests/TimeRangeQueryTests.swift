@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import AuditIndex
 @testable import ChainIndex
 
 /// Time-range queries answer the same from sealed index files as from the in-memory index.

@@ -4,7 +4,7 @@ import LogProofs
 import SegmentStore
 import Testing
 
-@testable import ChainIndex
+@testable import LogTree
 
 @Suite struct TreeStoreTests {
     func leaves(_ n: Int) -> [Hash] { (0..<n).map { Merkle.leafHash(Array("leaf \($0)".utf8)) } }

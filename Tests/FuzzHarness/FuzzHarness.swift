@@ -1,10 +1,14 @@
 import Archive
 import AuditAccess
 import AuditBase
+import AuditEntries
+import AuditExport
+import AuditIndex
 import AuditWire
 import ChainIndex
 import Foundation
 import LogProofs
+import LogTree
 import SegmentStore
 import Witness
 

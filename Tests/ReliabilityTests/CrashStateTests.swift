@@ -5,8 +5,6 @@ import SegmentStore
 import TestSupport
 import Testing
 
-@testable import ChainIndex
-
 /// Issue 7: the workload's durable operations recorded once; then, for every prefix of them
 /// and each way unsynced work can be lost, the directory a crash there could leave is rebuilt,
 /// opened and checked: it opens, keeps every entry acknowledged before the crash, verifies.

@@ -5,8 +5,6 @@ import SegmentStore
 import TestSupport
 import Testing
 
-@testable import ChainIndex
-
 #if canImport(Glibc)
 import Glibc
 #endif

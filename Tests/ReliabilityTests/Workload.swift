@@ -6,7 +6,9 @@ import LogProofs
 import SegmentStore
 import TestSupport
 
+@testable import AuditEntries
 @testable import ChainIndex
+@testable import Verification
 
 /// One run of everything that writes to a data directory and its archive: appends, rotation,
 /// sealing, checkpoints, token, hold and retention changes, an archive move, a restore, a

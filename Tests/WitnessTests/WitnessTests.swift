@@ -5,6 +5,7 @@ import SegmentStore
 import TestSupport
 import Testing
 
+@testable import AuditEntries
 @testable import ChainIndex
 @testable import Witness
 

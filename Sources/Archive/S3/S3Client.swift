@@ -1,6 +1,5 @@
 import AuditBase
 import CCrypto
-import ChainIndex
 import Foundation
 import LogProofs
 import SegmentStore

@@ -1,5 +1,5 @@
 import AuditAccess
-import ChainIndex
+import AuditEntries
 import Hummingbird
 import NIOCore
 

@@ -1,4 +1,7 @@
 import AuditBase
+import AuditEntries
+import AuditExport
+import AuditIndex
 import ChainIndex
 import Foundation
 import Hummingbird

@@ -1,4 +1,3 @@
-import ChainIndex
 import Foundation
 import Hummingbird
 import NIOCore

@@ -1,4 +1,6 @@
 import AuditBase
+import AuditEntries
+import AuditIndex
 import ChainIndex
 import Hummingbird
 import NIOCore

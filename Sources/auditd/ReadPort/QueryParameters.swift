@@ -1,5 +1,6 @@
 import AuditBase
-import ChainIndex
+import AuditEntries
+import AuditIndex
 import Hummingbird
 
 /// The query parameters of the read port (format-spec.md §9.2), each checked: a value out of

@@ -1,5 +1,6 @@
 import AuditAccess
 import AuditBase
+import AuditEntries
 import ChainIndex
 import Foundation
 import HTTPTypes

@@ -1,0 +1,373 @@
+import AuditBase
+import LogProofs
+
+/// The entry model of design §2 and its validation (format-spec.md §5.1).
+///
+/// A writer sends a JSON object; `Entry.prepare` validates it field by field, adds the
+/// server's fields (`received_at`, `writer`), and produces the canonical bytes that are stored
+/// and hashed. It runs on any thread, before sequencing: the content hash is computed here,
+/// off the serial path.
+
+/// The ten categories.
+public enum Category: String, Sendable, CaseIterable {
+    case authentication, access, credentials, agents, billing, infrastructure, monitoring, files
+    case orgSettings = "org_settings"
+    case privacy
+
+    /// Index code (format-spec.md §7).
+    public var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
+    /// The category with index code `c`.
+    public init?(code: UInt8) {
+        guard Int(code) < Self.allCases.count else { return nil }
+        self = Self.allCases[Int(code)]
+    }
+}
+
+/// Success, failure or denied.
+public enum Outcome: String, Sendable, CaseIterable {
+    case success, failure, denied
+
+    /// Index code.
+    public var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
+    /// The outcome with index code `c`.
+    public init?(code: UInt8) {
+        guard Int(code) < Self.allCases.count else { return nil }
+        self = Self.allCases[Int(code)]
+    }
+}
+
+/// A refused entry: which field, and why.
+public struct EntryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The field's path, e.g. `actor.type` (empty for the whole entry).
+    public var field: String
+    /// What is wrong with it and what to send instead.
+    public var message: String
+
+    /// A refusal of `field`.
+    public init(_ field: String, _ message: String) {
+        self.field = field
+        self.message = message
+    }
+
+    /// `field 'actor.type': …`.
+    public var description: String { field.isEmpty ? message : "field '\(field)': \(message)" }
+}
+
+/// Who handed the entry to the log (assigned by the server from the socket's peer credentials).
+public struct Writer: Sendable, Equatable {
+    /// Peer user id.
+    public var uid: UInt32
+    /// Peer group id.
+    public var gid: UInt32
+    /// How it arrived: `socket`, `import`, `auditd` (entries the daemon writes itself)…
+    public var via: String
+
+    /// Its canonical JSON object, computed once.
+    let canonical: [UInt8]
+
+    /// A writer identity.
+    public init(uid: UInt32, gid: UInt32, via: String) {
+        self.uid = uid
+        self.gid = gid
+        self.via = via
+        canonical = CanonicalJSON.encode(
+            .object([
+                JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))),
+                JSONMember("via", .string(via)),
+            ]))
+    }
+
+    public static func == (a: Writer, b: Writer) -> Bool { a.uid == b.uid && a.gid == b.gid && a.via == b.via }
+
+    var json: JSONValue {
+        .object([
+            JSONMember("gid", .int(Int64(gid))), JSONMember("uid", .int(Int64(uid))), JSONMember("via", .string(via)),
+        ])
+    }
+}
+
+/// The fields the org index keeps of each entry, so queries filter before decompressing.
+public struct IndexFields: Sendable, Equatable {
+    /// Server receive time, ms since the epoch.
+    public var time: Int64
+    /// Category.
+    public var category: Category
+    /// Outcome.
+    public var outcome: Outcome
+    /// Action.
+    public var action: String
+    /// Actor as `type:id`.
+    public var actor: String
+
+    /// The fields of one entry.
+    public init(time: Int64, category: Category, outcome: Outcome, action: String, actor: String) {
+        self.time = time
+        self.category = category
+        self.outcome = outcome
+        self.action = action
+        self.actor = actor
+    }
+}
+
+/// A validated entry ready to be sequenced: canonical bytes and their hash.
+public struct PreparedEntry: Sendable {
+    /// The org.
+    public let org: String
+    /// Canonical bytes (what is stored and hashed).
+    public let content: [UInt8]
+    /// SHA-256 of `content`.
+    public let contentHash: Hash
+    /// The writer's idempotency key, if it sent one.
+    public let idempotencyKey: String?
+    /// What the index keeps.
+    public let fields: IndexFields
+}
+
+/// Entry validation and canonicalisation.
+public enum Entry {
+    /// Metadata keys whose values must never be stored (design §2).
+    static let forbidden: [String: String] = [
+        "query":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "query_text":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "search_query":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "search_text":
+            "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "q": "the text of a search query must never be stored; record metadata about it instead (e.g. result_count)",
+        "secret": "a secret's value must never be stored; record its id instead",
+        "secret_value": "a secret's value must never be stored; record its id instead",
+        "password": "a password must never be stored",
+        "passphrase": "a passphrase must never be stored",
+        "private_key": "a private key must never be stored; record its fingerprint instead",
+        "credential_value": "a credential's value must never be stored; record its id instead",
+        "token_value": "a token's value must never be stored; record its id instead",
+        "api_key_value": "an API key's value must never be stored; record its id instead",
+    ]
+    /// True for the bytes of identifiers (`org`, `action`, metadata keys): `[A-Za-z0-9_.:@/-]`.
+    @inline(__always) public static func isIdentifierByte(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E
+            || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
+    }
+
+    /// True when `org` is an org name an entry may carry (format-spec.md §4).
+    public static func isValidOrgName(_ org: String) -> Bool {
+        (1...64).contains(org.utf8.count) && org.utf8.allSatisfy(isIdentifierByte)
+    }
+
+    /// Validates `json` (one entry as a writer sent it) and returns it sequenced-ready.
+    public static func prepare(json: [UInt8], receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
+        guard json.count <= ChainFormat.maxInputSize else {
+            throw EntryError("", "entry is \(json.count) bytes; the limit is \(ChainFormat.maxInputSize)")
+        }
+        if let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) }) {
+            return fast
+        }
+        return try generalPrepare(json: json, receivedAt: receivedAt, writer: writer)
+    }
+
+    /// The general path: parse to a value tree, validate with precise errors, canonicalise.
+    static func generalPrepare(json: [UInt8], receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
+        let v: JSONValue
+        do { v = try JSONParser.parse(json, maxDepth: 4) } catch { throw EntryError("", error.description) }
+        return try prepare(value: v, receivedAt: receivedAt, writer: writer)
+    }
+
+    /// Validates an already parsed entry.
+    public static func prepare(
+        value v: JSONValue, receivedAt: Int64, writer: Writer
+    ) throws(EntryError) -> PreparedEntry {
+        guard case .object(let members) = v else { throw EntryError("", "an entry must be a JSON object") }
+        for m in members where !EntrySchema.inputMembers.contains(m.key) {
+            if EntrySchema.serverMembers.contains(m.key) {
+                throw EntryError(m.key, "is assigned by the server; do not send it")
+            }
+            throw EntryError(
+                m.key,
+                "is not a field of an audit entry (allowed: \(EntrySchema.inputMembers.sorted().joined(separator: ", ")))"
+            )
+        }
+        func str(
+            _ key: String, _ path: String, in obj: JSONValue, required: Bool = true, max: Int,
+            pattern: ((UInt8) -> Bool)? = nil
+        ) throws(EntryError) -> String? {
+            guard let x = obj[key] else {
+                if required { throw EntryError(path, "is required") }
+                return nil
+            }
+            guard case .string(let s) = x else { throw EntryError(path, "must be a string") }
+            guard !s.isEmpty else { throw EntryError(path, "must not be empty") }
+            guard s.utf8.count <= max else { throw EntryError(path, "is \(s.utf8.count) bytes; the limit is \(max)") }
+            if let pattern, !s.utf8.allSatisfy(pattern) {
+                throw EntryError(path, "has a character outside [A-Za-z0-9_.:@/-]")
+            }
+            // Byte-level check is exact: UTF-8 continuation and lead bytes are all >= 0x80.
+            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+                throw EntryError(path, "must not contain control characters")
+            }
+            return s
+        }
+        let ident = Entry.isIdentifierByte
+        /// Member `t` of `obj` by the schema's row: length, alphabet, values.
+        func field(_ t: EntrySchema.Text, in obj: JSONValue, _ parent: String = "") throws(EntryError) -> String? {
+            let path = parent.isEmpty ? t.name : parent + "." + t.name
+            var pattern: ((UInt8) -> Bool)?
+            if t.identifier { pattern = { Entry.isIdentifierByte($0) } }
+            guard let s = try str(t.name, path, in: obj, required: !t.optional, max: t.maxBytes, pattern: pattern)
+            else { return nil }
+            if let values = t.values, !values.contains(s) {
+                throw EntryError(path, "'\(s)' must be one of \(values.joined(separator: ", "))")
+            }
+            return s
+        }
+        func required(_ t: EntrySchema.Text, in obj: JSONValue, _ parent: String = "") throws(EntryError) -> String {
+            guard let s = try field(t, in: obj, parent) else {
+                throw EntryError(parent.isEmpty ? t.name : parent + "." + t.name, "is required")
+            }
+            return s
+        }
+        /// Object member `o` by the schema: only its members, each by its row.
+        func object(_ o: EntrySchema.Object, required: Bool) throws(EntryError) -> [String: String]? {
+            guard let x = v[o.name] else {
+                if required { throw EntryError(o.name, "is required") }
+                return nil
+            }
+            guard case .object(let m) = x else { throw EntryError(o.name, "must be an object") }
+            for member in m where o.member(member.key) == nil {
+                throw EntryError(
+                    "\(o.name).\(member.key)", "is not allowed here (allowed: \(o.names.joined(separator: ", ")))")
+            }
+            var out: [String: String] = [:]
+            for t in o.members { out[t.name] = try field(t, in: x, o.name) }
+            return out
+        }
+
+        let org = try required(EntrySchema.org, in: v)
+        let categoryText = try required(EntrySchema.category, in: v)
+        guard let category = Category(rawValue: categoryText) else {
+            throw EntryError("category", "'\(categoryText)' is not a category")
+        }
+        let action = try required(EntrySchema.action, in: v)
+        let outcomeText = try required(EntrySchema.outcome, in: v)
+        guard let outcome = Outcome(rawValue: outcomeText) else {
+            throw EntryError("outcome", "'\(outcomeText)' is not an outcome")
+        }
+
+        let actor = try object(EntrySchema.actor, required: true) ?? [:]
+        let actorType = actor["type"] ?? ""
+        let actorId = actor["id"] ?? ""
+        let onBehalf = try object(EntrySchema.onBehalfOf, required: false)
+        if actorType == "agent" && onBehalf == nil {
+            throw EntryError(
+                "on_behalf_of",
+                "is required when the actor is an agent: name the human, service or policy whose authority it acted on")
+        }
+        _ = try object(EntrySchema.target, required: true)
+        let source = try object(EntrySchema.source, required: true) ?? [:]
+        if let ip = source["ip"], !IPAddress.isValid(ip.utf8) {
+            throw EntryError("source.ip", "'\(ip)' is not an IPv4 or IPv6 address")
+        }
+
+        let occurred = try required(EntrySchema.occurredAt, in: v)
+        guard Timestamp.parse(occurred) != nil else {
+            throw EntryError("occurred_at", "'\(occurred)' is not an RFC 3339 UTC time like 2025-03-01T12:00:00.000Z")
+        }
+        let idem = try field(EntrySchema.idempotencyKey, in: v)
+
+        var meta: [JSONMember] = []
+        if let m = v["metadata"] {
+            guard case .object(let mm) = m else { throw EntryError("metadata", "must be an object") }
+            guard mm.count <= EntrySchema.maxMetadataKeys else {
+                throw EntryError("metadata", "has \(mm.count) members; the limit is \(EntrySchema.maxMetadataKeys)")
+            }
+            for member in mm {
+                let k = member.key
+                let x = member.value
+                let path = "metadata.\(k)"
+                guard !k.isEmpty, k.utf8.count <= EntrySchema.maxMetadataKey, k.utf8.allSatisfy(ident) else {
+                    throw EntryError(
+                        path, "metadata keys are 1–\(EntrySchema.maxMetadataKey) characters of [A-Za-z0-9_.:@/-]")
+                }
+                if let why = forbiddenReason(k) { throw EntryError(path, why) }
+                try checkMetadata(x, path, depth: 0)
+            }
+            meta = mm
+        }
+
+        var out = members.filter { $0.key != "metadata" }
+        out.append(JSONMember("metadata", .object(meta)))
+        out.append(JSONMember("received_at", .string(Timestamp.format(receivedAt))))
+        out.append(JSONMember("writer", writer.json))
+        let content = CanonicalJSON.encode(.object(out))
+        guard content.count <= ChainFormat.maxEntrySize else {
+            throw EntryError(
+                "",
+                "canonical entry is \(content.count) bytes; the limit is \(ChainFormat.maxEntrySize) (shrink metadata)")
+        }
+        return PreparedEntry(
+            org: org, content: content, contentHash: SHA256.hash(content), idempotencyKey: idem,
+            fields: IndexFields(
+                time: receivedAt, category: category, outcome: outcome, action: action, actor: actorType + ":" + actorId
+            ))
+    }
+
+    /// Why metadata key `k` may not be stored, or nil. Keys are ASCII: lower-casing bytes is exact.
+    static func forbiddenReason(_ k: String) -> String? {
+        guard k.utf8.count <= 16 else { return nil }
+        let lower = String(decoding: k.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 32 : $0 }, as: UTF8.self)
+        return forbidden[lower]
+    }
+
+    static func checkMetadata(_ x: JSONValue, _ path: String, depth: Int) throws(EntryError) {
+        switch x {
+        case .string(let s):
+            guard s.utf8.count <= EntrySchema.maxMetadataString else {
+                throw EntryError(
+                    path, "is \(s.utf8.count) bytes; metadata strings are limited to \(EntrySchema.maxMetadataString)")
+            }
+            if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+                throw EntryError(path, "must not contain control characters")
+            }
+        case .int, .bool, .null: break
+        case .array(let a):
+            guard depth == 0, a.count <= EntrySchema.maxMetadataArray else {
+                throw EntryError(
+                    path, "metadata arrays hold at most \(EntrySchema.maxMetadataArray) scalars and do not nest")
+            }
+            for (i, e) in a.enumerated() {
+                if case .array = e { throw EntryError("\(path)[\(i)]", "metadata arrays do not nest") }
+                if case .object = e { throw EntryError("\(path)[\(i)]", "metadata arrays hold scalars only") }
+                try checkMetadata(e, "\(path)[\(i)]", depth: 1)
+            }
+        case .object:
+            throw EntryError(
+                path,
+                "metadata values are strings, integers, booleans, null or arrays of those; flatten nested objects into dotted keys"
+            )
+        }
+    }
+
+    /// Re-reads stored canonical bytes (already validated when written).
+    public static func decodeStored(_ content: [UInt8]) throws(JSONError) -> JSONValue {
+        try JSONParser.parse(content, maxDepth: 4)
+    }
+
+    /// The index fields of stored canonical bytes (used to rebuild the index on recovery).
+    public static func indexFields(ofStored content: [UInt8]) -> (org: String, fields: IndexFields)? {
+        if let fast = scanIndexFields(content) { return fast }
+        return parsedIndexFields(ofStored: content)
+    }
+
+    /// `indexFields(ofStored:)` by the full parser: the reference the scanner must agree with.
+    static func parsedIndexFields(ofStored content: [UInt8]) -> (org: String, fields: IndexFields)? {
+        guard let v = try? decodeStored(content), let org = v["org"]?.stringValue,
+            let cat = v["category"]?.stringValue.flatMap(Category.init(rawValue:)),
+            let out = v["outcome"]?.stringValue.flatMap(Outcome.init(rawValue:)),
+            let action = v["action"]?.stringValue,
+            let at = v["actor"]?["type"]?.stringValue, let aid = v["actor"]?["id"]?.stringValue,
+            let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse)
+        else { return nil }
+        return (org, IndexFields(time: t, category: cat, outcome: out, action: action, actor: at + ":" + aid))
+    }
+}

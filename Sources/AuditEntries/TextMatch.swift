@@ -1,0 +1,33 @@
+/// The text search's one rule (format-spec §9.3), shared by the read port's search and the
+/// export filter: ASCII letters compared without case, every other byte exactly.
+public enum TextMatch {
+    /// A search text as `contains` takes it: ASCII letters folded to lower case, every other
+    /// byte as it is (format-spec §9.3: "ZOË" does not find "Zoë"; "zoë" does).
+    public static func fold(_ text: String) -> [UInt8] {
+        text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 32 : $0 }
+    }
+
+    /// Whether `hay` holds `needle` (already folded), ASCII letters compared without case.
+    public static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard hay.count >= needle.count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= hay.count - needle.count {
+            var c = hay[i]
+            if c >= 0x41 && c <= 0x5A { c += 32 }
+            if c == first {
+                var k = 1
+                while k < needle.count {
+                    var d = hay[i + k]
+                    if d >= 0x41 && d <= 0x5A { d += 32 }
+                    if d != needle[k] { break }
+                    k += 1
+                }
+                if k == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+}

@@ -1,0 +1,230 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import Foundation
+import LogProofs
+
+/// The export format (format-spec.md §9.3): NDJSON, one object per line.
+///
+///     {"type":"header","format":"auditlog-export/4","org":…,"origin":…,"verifier_key":…,
+///      "checkpoint":<signed note>,"tree_size":N,"filtered":bool,"filter":{…},
+///      "archived_bundles":[{"bundle":…,"manifest":…,"manifest_note":…}…],
+///      "consistency":{"from":M,"proof":[…]}?}
+///     {"type":"entry"|"context","seq":…,"org_seq":…,"content":<canonical entry>,
+///      "link":<hex>,"hash":<hex>,"gap":["<height>:<hex>"…]}
+///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…]}
+///
+/// One proof for the whole export: `gap` holds the perfect subtrees (height, hash) covering
+/// the leaves between the previous line's entry and this one; with the leaves themselves they
+/// rebuild the checkpoint's root left to right.
+///
+/// `entry` lines are the selection; `context` lines are entries of the org that prove the
+/// selection's edges: the last one is always the export's own audit entry (the anchor), at
+/// exactly `tree_size − 1`, whose signed metadata states the filter.
+public enum ExportFormat {
+    /// The format tag.
+    public static let tag = "auditlog-export/4"
+
+    /// The header line.
+    public static func header(
+        org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filter: [String: String],
+        archivedBundles: [ArchivedRange], consistency: (from: UInt64, proof: [Hash])? = nil
+    ) -> String {
+        // Each bundle with its manifest and the log's signature over it: its seq range and
+        // the org's count in it are signed, so a verifier accepts a gap only where named
+        // bundles hold exactly the missing entries.
+        let bundles: [[String: Any]] = archivedBundles.map { b in
+            var o: [String: Any] = ["bundle": b.bundle, "manifest_note": b.manifestNote]
+            if let m = b.manifest { o["manifest"] = m }
+            return o
+        }
+        var obj: [String: Any] = [
+            "type": "header", "format": tag, "org": org, "origin": origin, "verifier_key": verifier.text,
+            "checkpoint": checkpoint.note, "tree_size": checkpoint.checkpoint.size, "filtered": !filter.isEmpty,
+            "filter": filter,
+            "archived_bundles": bundles,
+        ]
+        if let c = consistency { obj["consistency"] = ["from": c.from, "proof": c.proof.map(\.hex)] as [String: Any] }
+        return json(obj)
+    }
+
+    /// A gap block as exported: `<height>:<hex>`.
+    public static func gapBlock(_ b: (height: Int, hash: Hash)) -> String { "\(b.height):\(b.hash.hex)" }
+
+    /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges,
+    /// after the subtrees covering the leaves since the previous line's entry.
+    /// Written directly (members in sorted order, as the header's): exports stream millions.
+    public static func entry(_ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false) -> String {
+        var o: [UInt8] = []
+        o.reserveCapacity(e.content.count + 400 + gap.count * 70)
+        func raw(_ s: StaticString) { s.withUTF8Buffer { o.append(contentsOf: $0) } }
+        raw("{\"content\":")
+        appendJSONString(e.content, to: &o)
+        raw(",\"gap\":[")
+        for (i, b) in gap.enumerated() {
+            if i > 0 { o.append(0x2C) }
+            o.append(0x22)
+            o.append(contentsOf: gapBlock(b).utf8)
+            o.append(0x22)
+        }
+        raw("],\"hash\":\"")
+        o.append(contentsOf: e.hash.hex.utf8)
+        raw("\",\"link\":\"")
+        o.append(contentsOf: e.link.bytes.hex.utf8)
+        raw("\",\"org_seq\":")
+        o.append(contentsOf: String(e.link.orgSeq).utf8)
+        raw(",\"seq\":")
+        o.append(contentsOf: String(e.seq).utf8)
+        if context { raw(",\"type\":\"context\"}") } else { raw(",\"type\":\"entry\"}") }
+        return String(decoding: o, as: UTF8.self)
+    }
+
+    /// `bytes` (UTF-8) as a JSON string: `"` and `\` escaped, control characters as `\u00XX`
+    /// (or their short forms), everything else as it is.
+    static func appendJSONString(_ bytes: [UInt8], to o: inout [UInt8]) {
+        o.append(0x22)
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        for b in bytes {
+            switch b {
+            case 0x22:
+                o.append(0x5C)
+                o.append(0x22)
+            case 0x5C:
+                o.append(0x5C)
+                o.append(0x5C)
+            case 0x0A:
+                o.append(0x5C)
+                o.append(0x6E)
+            case 0x0D:
+                o.append(0x5C)
+                o.append(0x72)
+            case 0x09:
+                o.append(0x5C)
+                o.append(0x74)
+            case 0x08:
+                o.append(0x5C)
+                o.append(0x62)
+            case 0x0C:
+                o.append(0x5C)
+                o.append(0x66)
+            case 0..<0x20: o.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: o.append(b)
+            }
+        }
+        o.append(0x22)
+    }
+
+    /// The trailer line.
+    public static func trailer(count: Int, context: Int, gap: [(height: Int, hash: Hash)]) -> String {
+        json(["type": "trailer", "count": count, "context": context, "gap": gap.map(gapBlock)])
+    }
+
+    static func json(_ obj: [String: Any]) -> String {
+        let d =
+            (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
+        return String(decoding: d, as: UTF8.self)
+    }
+
+    // MARK: CSV
+
+    /// The column names, the first line of a CSV export.
+    public static let csvColumns = "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,gap,content"
+
+    /// The CSV row carrying the header (or trailer) object in `content`.
+    public static func csvMeta(_ type: String, _ jsonLine: String) -> String { type + ",,,,,,,,,,," + csv(jsonLine) }
+
+    /// An entry row: the columns a person reads, taken from the hashed content (the verifier
+    /// checks each against it).
+    public static func csvRow(_ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false) -> String {
+        let c = CSVColumns(content: e.content)
+        let cols = [
+            context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action,
+            c.actor, c.outcome,
+            e.hash.hex, e.link.bytes.hex, gap.map(gapBlock).joined(separator: " "),
+            String(decoding: e.content, as: UTF8.self),
+        ]
+        return cols.map(csv).joined(separator: ",")
+    }
+
+    /// Quotes a CSV field (RFC 4180).
+    public static func csv(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+}
+
+/// The readable columns of a CSV entry row, as the content gives them: `received_at`,
+/// `category`, `action`, `actor` (`actor.type:actor.id`), `outcome`.
+struct CSVColumns: Equatable {
+    var receivedAt = "", category = "", action = "", actor = "", outcome = ""
+
+    init(content: [UInt8]) {
+        guard let v = try? Entry.decodeStored(content) else { return }
+        receivedAt = v["received_at"]?.stringValue ?? ""
+        category = v["category"]?.stringValue ?? ""
+        action = v["action"]?.stringValue ?? ""
+        actor = (v["actor"]?["type"]?.stringValue ?? "") + ":" + (v["actor"]?["id"]?.stringValue ?? "")
+        outcome = v["outcome"]?.stringValue ?? ""
+    }
+
+    init(row: [String]) {
+        (receivedAt, category, action, actor, outcome) = (row[3], row[4], row[5], row[6], row[7])
+    }
+}
+
+/// What an export selects, as its header's `filter` states it (format-spec.md §9.3): the same
+/// rules as the read port's queries, so the verifier can check every line against them.
+public struct ExportSelection: Sendable, Equatable {
+    /// The index filter.
+    public var filter = QueryFilter()
+    /// Free text (ASCII case-insensitive, anywhere in the canonical entry).
+    public var text: String?
+
+    /// A filter the header states wrongly.
+    public struct Invalid: Error, CustomStringConvertible { public var description: String }
+
+    /// Everything.
+    public init() {}
+
+    /// The selection a header's `filter` object states.
+    public init(header: [String: String]) throws(Invalid) {
+        for (k, v) in header {
+            switch k {
+            case "from", "to":
+                guard let t = Timestamp.parse(v) else {
+                    throw Invalid(description: "filter \(k) '\(v.prefix(40))' is not an RFC 3339 time")
+                }
+                if k == "from" { filter.from = t } else { filter.to = t }
+            case "category":
+                guard let c = Category(rawValue: v) else {
+                    throw Invalid(description: "filter category '\(v.prefix(40))' is not a category")
+                }
+                filter.category = c
+            case "outcome":
+                guard let o = Outcome(rawValue: v) else {
+                    throw Invalid(description: "filter outcome '\(v.prefix(40))' is not an outcome")
+                }
+                filter.outcome = o
+            case "action": filter.action = v
+            case "actor": filter.actor = v
+            case "q": text = v
+            default: throw Invalid(description: "unknown filter '\(k.prefix(40))'")
+            }
+        }
+    }
+
+    /// Whether the export can prove it holds every entry it selects: only for a time range
+    /// (received_at never decreases, so the org's entries of a range are consecutive).
+    public var provable: Bool {
+        filter.category == nil && filter.outcome == nil && filter.action == nil && filter.actor == nil && text == nil
+    }
+
+    /// Whether stored entry `content` is selected; nil when it lacks a field the filter reads.
+    public func matches(_ content: [UInt8]) -> Bool? {
+        guard let (_, f) = Entry.indexFields(ofStored: content) else { return nil }
+        guard filter.matches(f) else { return false }
+        if let text { return TextMatch.contains(content, TextMatch.fold(text)) }
+        return true
+    }
+}

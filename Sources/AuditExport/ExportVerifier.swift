@@ -1,0 +1,396 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import Foundation
+import LogProofs
+
+/// Offline verification of an export (format-spec.md §9.3), with nothing but the verifier key:
+/// every line authentic, the header's claims bound to the export's own signed audit entry,
+/// and the selection's completeness proven where it can be (a time range or everything).
+public struct ExportVerifier {
+    /// How much of its claim the export proves.
+    public enum Completeness: Sendable, Equatable {
+        /// Every entry of the org the filter selects, in the signed tree, is in the export.
+        case complete
+        /// Each entry is authentic and selected, but the export cannot show that none is
+        /// missing: why.
+        case selection(String)
+    }
+
+    /// What the verification found.
+    public struct Report: Sendable {
+        /// Selected entries checked (`entry` lines).
+        public var entries = 0
+        /// Neighbouring entries checked (`context` lines, the export's own audit entry among them).
+        public var context = 0
+        /// The org.
+        public var org = ""
+        /// The checkpoint size the proofs are against.
+        public var treeSize: UInt64 = 0
+        /// The filter as the header (and the signed audit entry) state it.
+        public var filter: [String: String] = [:]
+        /// Proven complete, or a selection and why not.
+        public var completeness = Completeness.selection("not verified")
+        /// The export's signed checkpoint, as its header holds it (with any witnesses'
+        /// cosignature lines after the log's signature).
+        public var checkpointNote = ""
+        /// The first failure, with its line number.
+        public var failure: String?
+        /// True when nothing failed.
+        public var ok: Bool { failure == nil }
+    }
+
+    let key: NoteVerifier?
+    let kept: [SignedCheckpoint]
+
+    /// A verifier trusting `key` (default: the key named in the export's header, which an
+    /// auditor should compare with the operator's published key), and requiring the export's
+    /// checkpoint to extend each of `kept` (checkpoints the auditor saw earlier).
+    public init(key: NoteVerifier?, kept: [SignedCheckpoint] = []) {
+        self.key = key
+        self.kept = kept
+    }
+
+    struct Line {
+        var type: String, seq: UInt64, orgSeq: UInt64, time: Int64, hash: Hash, content: [UInt8]
+    }
+
+    /// Verifies export `lines`; `format` is the file's (`ndjson` or `csv`), which the signed
+    /// audit entry names.
+    public func verify<S: Sequence>(lines: S, format: String = "ndjson") -> Report where S.Element == String {
+        var r = Report()
+        var root = Hash.zero
+        var size: UInt64 = 0
+        var selection = ExportSelection()
+        var archived: [SignedBundle] = []
+        var unsigned: [String] = []
+        var prev: Line?
+        var gaps: [Range<UInt64>] = []
+        // The one proof: every line's gap subtrees and leaf, left to right, rebuild the root.
+        var range = CompactRange()
+        var proofFailure: String?
+        func cover(_ blocks: Any?, upTo end: UInt64) -> String? {
+            guard let list = blocks as? [String] else { return "gap is missing or not a list" }
+            for b in list {
+                let parts = b.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, let h = Int(parts[0]), (0...62).contains(h),
+                    let hash = Hash(hex: String(parts[1]))
+                else {
+                    return "gap block '\(b.prefix(80))' is not <height>:<64 hex digits>"
+                }
+                let width = UInt64(1) << UInt64(h)
+                guard range.size % width == 0, range.size <= end, end - range.size >= width else {
+                    return "gap block of height \(h) at leaf \(range.size) is not an aligned subtree before leaf \(end)"
+                }
+                range.append(subtree: hash, height: h)
+            }
+            return range.size == end ? nil : "gap subtrees cover leaves up to \(range.size), not up to \(end)"
+        }
+        var sawHeader = false
+        var sawTrailer = false
+        // A gap in a selection that claims completeness (org positions `g`, between the
+        // entries at `seqs`' ends): only the named bundles may explain it, and only if their
+        // signed manifests put exactly that many of the org's entries in that seq range.
+        func gap(_ g: Range<UInt64>, seqs: Range<UInt64>) -> String? {
+            let within = archived.filter { seqs.lowerBound <= $0.firstSeq && $0.endSeq <= seqs.upperBound }
+            // Counts from signed manifests, still summed without trapping (saturating).
+            let held = within.reduce(UInt64(0)) { s, b in
+                let (v, o) = s.addingReportingOverflow(b.entries)
+                return o ? .max : v
+            }
+            if held == UInt64(g.count) {
+                gaps.append(g)
+                return nil
+            }
+            let named =
+                within.isEmpty
+                ? "it names no archived bundle in that range"
+                : "the archived bundles it names there (\(within.map(\.name).joined(separator: ", "))) hold \(held) of them by their signed manifests"
+            let note =
+                unsigned.isEmpty
+                ? "" : "; \(unsigned.joined(separator: ", ")) named without a signed manifest cannot account for any"
+            return
+                "org entries at positions \(g.lowerBound)..<\(g.upperBound) (between seq \(seqs.lowerBound) and \(seqs.upperBound)) are missing from an export that selects them; \(named)\(note): entries were removed"
+        }
+        for (n, line) in lines.enumerated() where !line.isEmpty {
+            let lineNo = n + 1
+            func fail(_ m: String) -> Report {
+                r.failure = "line \(lineNo): \(m)"
+                return r
+            }
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let type = obj["type"] as? String
+            else {
+                return fail("not a JSON object with a type")
+            }
+            if sawTrailer { return fail("data after the trailer") }
+            switch type {
+            case "header":
+                guard !sawHeader, obj["format"] as? String == ExportFormat.tag else {
+                    return fail("not an \(ExportFormat.tag) header")
+                }
+                sawHeader = true
+                let cp: SignedCheckpoint
+                let k: NoteVerifier
+                do {
+                    k = try key ?? NoteVerifier(obj["verifier_key"] as? String ?? "")
+                    cp = try SignedCheckpoint(note: obj["checkpoint"] as? String ?? "", verifier: k)
+                } catch { return fail("checkpoint: \(error)") }
+                root = cp.checkpoint.root
+                size = cp.checkpoint.size
+                r.checkpointNote = cp.note
+                guard obj["tree_size"] as? Int == Int(exactly: size) else {
+                    return fail("tree_size differs from the signed checkpoint's size \(size)")
+                }
+                guard let org = obj["org"] as? String, Entry.isValidOrgName(org) else {
+                    return fail("the header names no valid org")
+                }
+                r.org = org
+                r.treeSize = size
+                guard let f = obj["filter"] as? [String: String] else {
+                    return fail("the header's filter is not an object of strings")
+                }
+                do { selection = try ExportSelection(header: f) } catch { return fail("\(error)") }
+                r.filter = f
+                guard obj["filtered"] as? Bool == !f.isEmpty else {
+                    return fail("'filtered' contradicts the filter (\(f.isEmpty ? "none" : "given"))")
+                }
+                do { (archived, unsigned) = try SignedBundle.read(obj["archived_bundles"], org: org, key: k) } catch {
+                    return fail("\(error)")
+                }
+                if let m = checkKept(cp, consistency: obj["consistency"]) { return fail(m) }
+            case "entry", "context":
+                guard sawHeader else { return fail("entry before the header") }
+                guard let seqN = obj["seq"] as? Int, let seq = UInt64(exactly: seqN),
+                    let orgSeqN = obj["org_seq"] as? Int,
+                    let orgSeq = UInt64(exactly: orgSeqN), let content = obj["content"] as? String,
+                    let linkHex = obj["link"] as? String, let link = [UInt8](hex: linkHex),
+                    let hashHex = obj["hash"] as? String
+                else { return fail("entry is missing seq, org_seq, content, link or hash") }
+                let l: Link
+                do { l = try Link(bytes: link) } catch { return fail("link: \(error)") }
+                let bytes = Array(content.utf8)
+                guard SHA256.hash(bytes) == l.contentHash else {
+                    return fail("entry \(seq): content does not match its content hash (edited)")
+                }
+                guard l.seq == seq, l.orgSeq == orgSeq else {
+                    return fail("entry \(seq): link names seq \(l.seq) / org_seq \(l.orgSeq)")
+                }
+                guard CanonicalScan.topLevelString(bytes, key: "org") == r.org else {
+                    return fail("entry \(seq) belongs to another org")
+                }
+                let h = l.leafHash
+                guard h.hex == hashHex else { return fail("entry \(seq): hash is not SHA-256(0x00 || link)") }
+                guard seq < size else { return fail("entry \(seq) is beyond the checkpoint's tree (size \(size))") }
+                // A proof that breaks here is reported at the end, unless something more telling
+                // (a missing entry, a filter that is not the signed one) is found first.
+                if proofFailure == nil {
+                    if seq < range.size {
+                        proofFailure = "line \(lineNo): entry \(seq): entries are not in order"
+                    } else if let m = cover(obj["gap"], upTo: seq) {
+                        proofFailure =
+                            "line \(lineNo): entry \(seq): \(m): the export does not rebuild the checkpoint's root (entries removed, added or moved)"
+                    } else {
+                        range.append(h)
+                    }
+                }
+                guard let time = CanonicalScan.topLevelString(bytes, key: "received_at").flatMap(Timestamp.parse),
+                    let selected = selection.matches(bytes)
+                else {
+                    return fail("entry \(seq): content lacks received_at, category, outcome, action or actor")
+                }
+                if type == "entry", !selected { return fail("entry \(seq) does not match the export's filter") }
+                if type == "context", selected {
+                    return fail(
+                        "entry \(seq) matches the export's filter but is marked context: it belongs to the selection")
+                }
+                if let p = prev {
+                    guard orgSeq > p.orgSeq else { return fail("entry \(seq): entries are not in order") }
+                    guard time >= p.time else {
+                        return fail("entry \(seq): received_at is earlier than the previous entry's")
+                    }
+                    if orgSeq == p.orgSeq + 1 {
+                        do { try OrgPosition(count: orgSeq, lastSeq: p.seq, lastHash: p.hash).expect(l) } catch {
+                            return fail("\(error)")
+                        }
+                    } else if selection.provable, !(selection.filter.to.map { p.time >= $0 } ?? false) {
+                        // After an entry at or past `to`, every later one is too: no gap matters.
+                        if let m = gap(p.orgSeq + 1..<orgSeq, seqs: p.seq + 1..<seq) { return fail(m) }
+                    }
+                } else if orgSeq == 0 {
+                    do { try OrgPosition.start.expect(l) } catch { return fail("\(error)") }
+                } else if selection.provable, !(type == "context" && selection.filter.from.map { time < $0 } ?? false) {
+                    if let m = gap(0..<orgSeq, seqs: 0..<seq) { return fail(m) }
+                }
+                prev = Line(type: type, seq: seq, orgSeq: orgSeq, time: time, hash: h, content: bytes)
+                if type == "entry" { r.entries += 1 } else { r.context += 1 }
+            case "trailer":
+                sawTrailer = true
+                guard obj["count"] as? Int == r.entries else {
+                    return fail(
+                        "trailer counts \(obj["count"] ?? "?") entries, found \(r.entries): entries were removed or added"
+                    )
+                }
+                guard obj["context"] as? Int == r.context else {
+                    return fail("trailer counts \(obj["context"] ?? "?") context entries, found \(r.context)")
+                }
+                if let m = checkAnchor(prev, size: size, org: r.org, filter: r.filter, format: format) {
+                    return fail(m)
+                }
+                if let pf = proofFailure {
+                    r.failure = pf
+                    return r
+                }
+                if let m = cover(obj["gap"], upTo: size) { return fail("trailer: \(m)") }
+                guard range.root() == root else {
+                    return fail(
+                        "the exported entries with their gap subtrees do not rebuild the checkpoint's root: an entry or a subtree hash was altered, added or removed"
+                    )
+                }
+            default:
+                return fail("unknown line type \(type.prefix(40))")
+            }
+        }
+        if !sawHeader {
+            r.failure = "no header line"
+            return r
+        }
+        if !sawTrailer {
+            r.failure = "no trailer line: the export is truncated"
+            return r
+        }
+        let missing = gaps.map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", ")
+        if !selection.provable {
+            r.completeness = .selection(
+                "only an export of everything or of a time range can prove that no selected entry is missing; this filter (\(r.filter.keys.sorted().joined(separator: ", "))) leaves out entries whose content the export does not hold"
+            )
+        } else if !gaps.isEmpty {
+            r.completeness = .selection(
+                "org entries at positions \(missing) are not in the export; the log's signed bundle manifests put them in archived bundles \(archived.map(\.name).joined(separator: ", ")) (restore them with `auditctl archive restore` and export again)"
+            )
+        } else {
+            r.completeness = .complete
+        }
+        return r
+    }
+
+    /// The last line must be the export's own audit entry, at exactly `size − 1`, whose signed
+    /// metadata states this file's format and the header's filter.
+    func checkAnchor(_ last: Line?, size: UInt64, org: String, filter: [String: String], format: String) -> String? {
+        guard let a = last, a.seq + 1 == size else {
+            return
+                "the export does not end with its own audit entry at seq \(size == 0 ? 0 : size - 1), the last leaf of its checkpoint: entries were removed from its end"
+        }
+        guard let v = try? Entry.decodeStored(a.content), v["category"]?.stringValue == "privacy",
+            v["action"]?.stringValue == "audit_log.exported",
+            v["org"]?.stringValue == org, case .object(let meta)? = v["metadata"]
+        else {
+            return
+                "entry \(a.seq), the last, is not the export's own audit entry (privacy, audit_log.exported, of org \(org))"
+        }
+        var signed: [String: String] = [:]
+        var textSearch = false
+        for m in meta {
+            if m.key == "filter.text_search" {
+                textSearch = m.value == .bool(true)
+                continue
+            }
+            if m.key.hasPrefix("filter."), let s = m.value.stringValue { signed[String(m.key.dropFirst(7))] = s }
+        }
+        if meta.first(where: { $0.key == "format" })?.value.stringValue != format {
+            return "the export's signed audit entry \(a.seq) was for another format than this \(format) file"
+        }
+        var stated = filter
+        let q = stated.removeValue(forKey: "q")
+        guard stated == signed, textSearch == (q != nil) else {
+            func show(_ d: [String: String], _ t: Bool) -> String {
+                let s = d.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + (t ? ["q=…"] : [])
+                return s.isEmpty ? "none" : s.joined(separator: " ")
+            }
+            return
+                "the header's filter (\(show(stated, q != nil))) is not the one the export's signed audit entry \(a.seq) recorded (\(show(signed, textSearch)))"
+        }
+        return nil
+    }
+
+    /// Each kept checkpoint must be the export's or be extended by it (the header's
+    /// `consistency` proof from its size).
+    func checkKept(_ cp: SignedCheckpoint, consistency: Any?) -> String? {
+        for k in kept {
+            guard k.checkpoint.origin == cp.checkpoint.origin else {
+                return "the kept checkpoint is for log \(k.checkpoint.origin), not \(cp.checkpoint.origin)"
+            }
+            let old = k.checkpoint.size
+            let new = cp.checkpoint.size
+            if old == new {
+                if k.checkpoint.root != cp.checkpoint.root {
+                    return
+                        "the export's checkpoint and the kept one both have size \(new) but different roots: the log forked"
+                }
+                continue
+            }
+            guard old < new else {
+                return
+                    "the export's tree (size \(new)) is older than the kept checkpoint (size \(old)): it cannot show the log still holds what that checkpoint covered; export again"
+            }
+            guard let c = consistency as? [String: Any], c["from"] as? Int == Int(exactly: old),
+                let hex = c["proof"] as? [String]
+            else {
+                return
+                    "the export carries no consistency proof from the kept checkpoint's size \(old): request it with ?consistency_from=\(old)"
+            }
+            let proof = hex.compactMap { Hash(hex: $0) }
+            guard proof.count == hex.count,
+                Merkle.verifyConsistency(
+                    old: old, new: new, oldRoot: k.checkpoint.root, newRoot: cp.checkpoint.root, proof: proof)
+            else {
+                return
+                    "the export's checkpoint (size \(new)) does not extend the kept one (size \(old)): the log was rolled back or forked"
+            }
+        }
+        return nil
+    }
+}
+
+/// An archived bundle an export names (format-spec.md §9.3), read from its manifest, which the
+/// log's key signs (§12.3): its seq range and how many of the export's org's entries it holds.
+struct SignedBundle {
+    var name: String
+    var firstSeq: UInt64
+    var endSeq: UInt64
+    var entries: UInt64
+
+    /// The header's `archived_bundles`: the bundles whose manifests verify, and the names of
+    /// those given without a manifest (which can explain no gap). A manifest that does not
+    /// verify, or a malformed list, is an error.
+    static func read(_ value: Any?, org: String, key: NoteVerifier) throws -> ([SignedBundle], [String]) {
+        guard let list = value as? [[String: Any]] else {
+            throw LedgerError("archived_bundles is not a list of objects")
+        }
+        var out: [SignedBundle] = []
+        var unsigned: [String] = []
+        for o in list {
+            guard let name = o["bundle"] as? String, let note = o["manifest_note"] as? String else {
+                throw LedgerError("an archived bundle lacks its name or manifest_note")
+            }
+            guard let manifest = o["manifest"] as? String else {
+                unsigned.append(name)
+                continue
+            }
+            let sha = SHA256.hash(Array(manifest.utf8)).hex
+            guard let m = try? JSONDecoder().decode(ArchivedStub.ManifestSummary.self, from: Data(manifest.utf8)),
+                m.first_seq < m.end_seq,
+                let text = try? key.open(note),
+                text == ArchivedStub.manifestNoteText(origin: key.name, segment: m.segment, sha256: sha)
+            else {
+                throw LedgerError(
+                    "archived bundle \(name): its manifest is not one the log's key signed (edited, or another log's)")
+            }
+            out.append(
+                SignedBundle(
+                    name: name, firstSeq: m.first_seq, endSeq: m.end_seq,
+                    entries: m.orgs.first { $0.org == org }?.entries ?? 0))
+        }
+        return (out, unsigned)
+    }
+}

@@ -1,0 +1,304 @@
+import AuditBase
+import AuditEntries
+import Foundation
+import SegmentStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The per-org secondary index: sealed segments' index files, each org's posting list of its
+/// sections of them (what queries read), and, for the segments not yet sealed, an in-memory
+/// index rebuilt from them at recovery.
+public final class OrgIndex: @unchecked Sendable {
+    let directory: String
+    let readOnly: Bool
+    let postings: PostingLists
+    private let lock = NSLock()
+    private var unsealed: [String: [IndexHit]] = [:]
+    private var sealedFiles: [UInt64: String] = [:]
+    /// Read-only: sealed segments at or above the posting lists' watermark, whose rows are
+    /// read from their index files into `unsealed` instead (the daemon may be writing them).
+    private var postingLimit: UInt64 = .max
+    private var cache: [(UInt64, SealedIndex)] = []
+    private static let cacheSize = 16
+    /// Entries of segments whose index file is written but whose seal has not completed.
+    private var sealing: [UInt64: [(String, [IndexHit])]] = [:]
+
+    /// The seal of `segment` completed: its entries need not be kept aside any longer.
+    package func sealCompleted(_ segment: UInt64) {
+        lock.withLock { sealing[segment] = nil }
+    }
+    /// Archived segments: their stubs' per-org summaries stand in for their index files.
+    private var archived: [UInt64: (stub: ArchivedStub, orgs: [String: Int])] = [:]
+
+    /// Opens the index in `directory`. `restored` lists sealed segments brought back from the
+    /// archive, whose sections their orgs' posting lists may lack.
+    /// `archived` lists the segments in the archive tier: an index file of one of them left
+    /// behind by an archive move cut short is not theirs to read.
+    package init(directory: String, readOnly: Bool, restored: [UInt64] = [], archived: Set<UInt64> = []) throws {
+        self.directory = directory
+        self.readOnly = readOnly
+        if !readOnly { try FileOps.makeDirectory(directory) }
+        postings = try PostingLists(directory: directory + "/" + PostingLists.directoryName, readOnly: readOnly)
+        for name in try FileOps.list(directory) {
+            guard let (n, suffix) = SegmentNames.parse(name) else { continue }
+            if suffix == "idx.tmp", !readOnly {
+                try FileOps.unlink(directory + "/" + name)
+                continue
+            }
+            guard suffix == "idx", !archived.contains(n) else { continue }
+            sealedFiles[n] = directory + "/" + name
+        }
+        // The sealed segments at or above the watermark: re-derive their sections (a crash
+        // may have cut them), or, read-only, read their rows from their index files.
+        let above = sealedFiles.keys.sorted().filter { $0 >= postings.done || (!readOnly && restored.contains($0)) }
+        if readOnly {
+            postingLimit = postings.done
+            for n in above where n >= postings.done {
+                let idx = try SealedIndex(path: sealedFiles[n] ?? "")
+                for org in idx.dir.keys { unsealed[org, default: []] += try idx.hits(org: org) }
+            }
+            for org in unsealed.keys { unsealed[org]?.sort { $0.seq < $1.seq } }
+        } else {
+            for n in above {
+                let idx = try SealedIndex(path: sealedFiles[n] ?? "")
+                for org in idx.dir.keys.sorted() {
+                    guard let e = idx.dir[org], let z = try idx.section(org: org) else { continue }
+                    try postings.put(org: org, segment: n, section: z, row: e)
+                }
+                postings.completed(segment: n)
+            }
+            try postings.sync(sealed: Array(sealedFiles.keys), force: true)
+        }
+    }
+
+    /// The index file name of segment `n`.
+    public static func fileName(_ n: UInt64) -> String { String(SegmentNames.sealed(n).dropLast(4)) + ".idx" }
+
+    package func hasSealedIndex(_ n: UInt64) -> Bool { lock.withLock { sealedFiles[n] != nil } }
+
+    /// Records freshly committed entries (commit thread).
+    package func add(_ batch: [(String, IndexHit)]) {
+        lock.withLock { for (o, h) in batch { unsealed[o, default: []].append(h) } }
+    }
+
+    /// Writes the index file of sealed segment `info` from the in-memory entries in its range,
+    /// then moves them out of the unsealed set. They are kept aside until `sealCompleted`, so
+    /// that a seal which fails after this step (and is tried again) writes the same file, never
+    /// one that lacks the orgs already moved. Returns each org's last entry in the segment.
+    @discardableResult
+    package func seal(_ info: SegmentInfo) throws -> [String: IndexHit] {
+        var part: [(String, [IndexHit])] = []
+        lock.withLock {
+            var byOrg = Dictionary(sealing[info.segment] ?? [], uniquingKeysWith: { $0 + $1 })
+            for (org, hits) in unsealed {
+                let inside = hits.filter { $0.seq >= info.firstSeq && $0.seq < info.endSeq }
+                if !inside.isEmpty { byOrg[org, default: []] += inside }
+            }
+            part = byOrg.map { ($0.key, $0.value.sorted { $0.seq < $1.seq }) }
+        }
+        let path = directory + "/" + Self.fileName(info.segment)
+        let sections = try SealedIndex.write(
+            path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)
+        for (row, z) in sections { try postings.put(org: row.org, segment: info.segment, section: z, row: row) }
+        postings.completed(segment: info.segment)
+        let sealedNow: [UInt64] = lock.withLock {
+            sealing[info.segment] = part
+            cache.removeAll { $0.0 == info.segment }
+            sealedFiles[info.segment] = path
+            for (org, _) in part {
+                unsealed[org]?.removeAll { $0.seq < info.endSeq }
+                if unsealed[org]?.isEmpty == true { unsealed[org] = nil }
+            }
+            return Array(sealedFiles.keys)
+        }
+        try postings.sync(sealed: sealedNow, force: false)
+        var last: [String: IndexHit] = [:]
+        for (o, hits) in part { if let h = hits.last { last[o] = h } }
+        return last
+    }
+
+    private func sealedIndex(_ n: UInt64) throws -> SealedIndex? {
+        if let s = lock.withLock({ cache.first { $0.0 == n }?.1 }) { return s }
+        guard let path = lock.withLock({ sealedFiles[n] }) else { return nil }
+        let s = try SealedIndex(path: path)
+        lock.withLock {
+            cache.append((n, s))
+            if cache.count > Self.cacheSize { cache.removeFirst() }
+        }
+        return s
+    }
+
+    /// Up to `limit` of `org`'s entries matching `filter`, newest first (seq < `before`) or
+    /// oldest first (seq > `after`). Reads the org's posting list: a binary search of its
+    /// directory for where the page starts, then only the sections the page needs.
+    public func query(
+        org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?
+    ) throws -> [IndexHit] {
+        var out: [IndexHit] = []
+        func consider(_ h: IndexHit) -> Bool {
+            if let c = cursor, newestFirst ? h.seq >= c : h.seq <= c { return false }
+            if filter.matches(h.fields) {
+                out.append(h)
+                if out.count >= limit { return true }
+            }
+            return false
+        }
+        func take(_ hits: [IndexHit]) -> Bool {
+            if newestFirst {
+                for h in hits.reversed() where consider(h) { return true }
+            } else {
+                for h in hits where consider(h) { return true }
+            }
+            return false
+        }
+        let mem = lock.withLock { unsealed[org] ?? [] }
+        // A record is read only when its segment is sealed in the hot tier (not archived, not
+        // being sealed) and, read-only, below the watermark (above it, `unsealed` holds it).
+        func readable(_ r: PostingRecord) -> Bool {
+            r.state == PostingRecord.live && r.segment < postingLimit && lock.withLock { sealedFiles[r.segment] != nil }
+        }
+        func sealedPass() throws -> Bool {
+            guard var p = try PostingReader(directory: postings.directory, org: org) else { return false }
+            // `received_at` never decreases in sequence order (format-spec.md §5.1), so the
+            // records are ordered by time as well as by sequence number.
+            if newestFirst {
+                var i =
+                    try p.partition { r in
+                        (cursor.map { r.row.firstSeq >= $0 } ?? false)
+                            || (filter.to.map { r.row.minTime >= $0 } ?? false)
+                    } - 1
+                while i >= 0 {
+                    let r = try p.record(i)
+                    if let from = filter.from, r.row.maxTime < from { break }
+                    if readable(r) {
+                        var hits: [IndexHit] = []
+                        hits.reserveCapacity(Int(r.row.count))
+                        try p.visit(r) {
+                            hits.append($0)
+                            return true
+                        }
+                        if take(hits) { return true }
+                    }
+                    i -= 1
+                }
+            } else {
+                var i = try p.partition { r in
+                    (cursor.map { r.row.lastSeq > $0 } ?? true) && (filter.from.map { r.row.maxTime >= $0 } ?? true)
+                }
+                while i < p.count {
+                    let r = try p.record(i)
+                    if let to = filter.to, r.row.minTime >= to { break }
+                    if readable(r) {
+                        // Oldest first: rows come in order, so stop decoding once the page is full.
+                        var full = false
+                        try p.visit(r) { h in
+                            full = consider(h)
+                            return !full
+                        }
+                        if full { return true }
+                    }
+                    i += 1
+                }
+            }
+            return false
+        }
+        if newestFirst {
+            if take(mem) { return out }
+            _ = try sealedPass()
+        } else {
+            if try sealedPass() { return out }
+            _ = take(mem)
+        }
+        return out
+    }
+
+    /// True when `org` has any entry in the log (hot, sealed or archived).
+    public func holds(org: String) -> Bool {
+        if lock.withLock({ unsealed[org] != nil || archived.values.contains { $0.orgs[org] != nil } }) { return true }
+        return FileOps.exists(postings.directory + "/" + PostingLists.stem(org) + ".pld")
+    }
+
+    /// Each org's (count after, last sequence number) in sealed segment `n`, from its index
+    /// file's directory; nil when the segment has no index file.
+    package func orgStates(segment n: UInt64) throws -> [String: (UInt64, UInt64)]? {
+        guard let idx = try sealedIndex(n) else { return nil }
+        return idx.dir.mapValues { ($0.firstOrgSeq + UInt64($0.count), $0.lastSeq) }
+    }
+
+    /// The earliest and latest receive time (ms) in sealed segment `n`, from its index file.
+    public func timeRange(segment n: UInt64) throws -> (Int64, Int64)? {
+        guard let idx = try sealedIndex(n), !idx.dir.isEmpty else { return nil }
+        return (idx.dir.values.map(\.minTime).min() ?? 0, idx.dir.values.map(\.maxTime).max() ?? 0)
+    }
+
+    /// Records an archived segment (its index file has moved to the bundle).
+    public func addArchived(_ stub: ArchivedStub) {
+        var orgs: [String: Int] = [:]
+        for (i, o) in stub.orgs.enumerated() { orgs[o.org] = i }
+        lock.withLock {
+            archived[stub.segment] = (stub, orgs)
+            sealedFiles[stub.segment] = nil
+            cache.removeAll { $0.0 == stub.segment }
+        }
+    }
+
+    /// Before a purge marks `stub` purged: zeroes its orgs' sections in their posting lists,
+    /// so the rows of purged entries go with them (a crash after this leaves an archived
+    /// segment without sections, which queries never read anyway).
+    public func purgeSections(_ stub: ArchivedStub) throws {
+        for o in stub.orgs { try postings.purge(org: o.org, segment: stub.segment) }
+    }
+
+    /// Syncs the posting lists and moves their watermark (when the log closes).
+    package func close() throws {
+        try postings.sync(sealed: lock.withLock { Array(sealedFiles.keys) }, force: true)
+    }
+
+    /// Picks up index files of segments restored into the hot tier, their sections going
+    /// back into their orgs' posting lists first. Throws (and leaves the segment to the next
+    /// call) when a posting list cannot be written.
+    public func refreshRestored(_ segments: [SegmentInfo]) throws {
+        for info in segments where info.state == .sealed {
+            let wasArchived = lock.withLock { archived[info.segment] != nil }
+            let path = directory + "/" + Self.fileName(info.segment)
+            guard wasArchived, FileOps.exists(path) else { continue }
+            // Its sections are back in its orgs' posting lists before queries may read them.
+            if !readOnly {
+                let idx = try SealedIndex(path: path)
+                for org in idx.dir.keys.sorted() {
+                    guard let e = idx.dir[org], let z = try idx.section(org: org) else { continue }
+                    try postings.put(org: org, segment: info.segment, section: z, row: e)
+                }
+                postings.completed(segment: info.segment)
+            }
+            lock.withLock {
+                archived[info.segment] = nil
+                sealedFiles[info.segment] = path
+            }
+        }
+    }
+
+    /// The archived segments holding `org`'s entries that a query would reach.
+    package func archivedRanges(org: String, filter: QueryFilter, newestFirst: Bool, cursor: UInt64?) -> [ArchivedRange]
+    {
+        lock.withLock {
+            var out: [ArchivedRange] = []
+            for n in archived.keys.sorted() {
+                guard let (stub, orgs) = archived[n], let k = orgs[org] else { continue }
+                let o = stub.orgs[k]
+                if let c = cursor, newestFirst ? stub.first_seq >= c : o.last_seq <= c { continue }
+                if let from = filter.from, o.max_time < from { continue }
+                if let to = filter.to, o.min_time >= to { continue }
+                out.append(
+                    ArchivedRange(
+                        bundle: stub.bundle, segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq,
+                        entries: o.entries, purged: stub.purged_at != nil, manifest: stub.manifest,
+                        manifestNote: stub.manifest_note))
+            }
+            return out
+        }
+    }
+
+}

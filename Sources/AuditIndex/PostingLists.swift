@@ -1,0 +1,227 @@
+import AuditBase
+import AuditEntries
+import Foundation
+import SegmentStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every org's posting list (format-spec.md §7.3): its sections of the sealed segments' index
+/// files, copied in segment order into one file per org, with a directory of fixed-size
+/// records. An org's newest page, or the first page from a time, reads one binary search of
+/// its directory and the sections it needs, whatever the number of segments and orgs; nothing
+/// per segment and org stays in memory.
+///
+/// Posting lists are derived data. Appends are not synced one by one: the `watermark` file
+/// records, after a sync, that every sealed segment below it has its sections in place, and
+/// opening re-derives the sections of the segments above it from their index files.
+package final class PostingLists: @unchecked Sendable {
+    package static let directoryName = "orgs"
+    static let watermarkMagic: [UInt8] = Array("AUDPLW01".utf8)
+    /// Sync (and move the watermark) after this many sealed segments: a sync writes back two
+    /// small files per org, so it is spread out; a crash costs re-deriving at most this many
+    /// segments' sections at the next start (milliseconds each).
+    static let syncEvery = 32
+
+    let directory: String
+    private let lock = NSLock()
+    /// Every sealed segment below it has its sections here, synced.
+    private(set) var done: UInt64
+    private var touched: Set<String> = []
+    /// Segments put since the watermark last moved, and how many puts since the last sync.
+    private var pending: Set<UInt64> = []
+    private var putsSinceSync = 0
+
+    init(directory: String, readOnly: Bool) throws {
+        self.directory = directory
+        if !readOnly { try FileOps.makeDirectory(directory) }
+        // A damaged watermark only costs a rebuild; verify reports it.
+        done = (try? Self.loadWatermark(directory + "/watermark")) ?? 0
+    }
+
+    /// The file name stem of `org`'s posting files: bytes other than `[A-Za-z0-9_.@:-]`
+    /// percent-encoded (so `/` never makes a path).
+    package static func stem(_ org: String) -> String {
+        var s = ""
+        for b in org.utf8 {
+            let c = Character(Unicode.Scalar(b))
+            if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "_.@:-".contains(c) {
+                s.append(c)
+            } else {
+                s += String(format: "%%%02X", b)
+            }
+        }
+        return s
+    }
+
+    /// The org whose posting files have stem `s`, or nil when `s` is not one `stem` makes.
+    package static func org(ofStem s: String) -> String? {
+        var bytes: [UInt8] = []
+        var u = Array(s.utf8)[...]
+        while let b = u.first {
+            if b == UInt8(ascii: "%") {
+                guard u.count >= 3, let v = UInt8(String(decoding: u.dropFirst().prefix(2), as: UTF8.self), radix: 16)
+                else { return nil }
+                bytes.append(v)
+                u = u.dropFirst(3)
+            } else {
+                bytes.append(b)
+                u = u.dropFirst()
+            }
+        }
+        let org = String(decoding: bytes, as: UTF8.self)
+        return stem(org) == s ? org : nil
+    }
+
+    package static func loadWatermark(_ path: String) throws -> UInt64 {
+        guard let b = try FileOps.readFile(path, limit: 64) else { return 0 }
+        guard b.count == 20, Array(b.prefix(8)) == watermarkMagic,
+            CRC32C.matches(
+                CRC32C.checksum(b.prefix(16)),
+                UInt32(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self) }))
+        else {
+            throw StoreError(.corrupt, "posting-list watermark is damaged", path: path, offset: 0)
+        }
+        var r = ByteReader(Array(b[8..<16]))
+        return try r.readU64()
+    }
+
+    private func saveWatermark(_ n: UInt64) throws {
+        var w = ByteWriter(capacity: 20)
+        w.write(Self.watermarkMagic)
+        w.write(n)
+        w.write(CRC32C.checksum(w.bytes))
+        try FileOps.replaceFile(directory + "/watermark", contents: w.bytes)
+        done = n
+    }
+
+    /// Puts `org`'s section `z` of sealed segment `n` (its row `row` in the segment's index
+    /// file) into the org's posting list, replacing any earlier copy; records of other
+    /// segments are kept.
+    ///
+    /// The usual case, a segment after every other above the watermark, appends the section
+    /// and the record without syncing (a crash re-derives them). Anything else (a restored
+    /// segment, a segment below the watermark) must never leave a synced record without its
+    /// section: the section is appended and synced, then the directory is replaced whole.
+    func put(org: String, segment n: UInt64, section z: [UInt8], row: IndexDirEntry) throws {
+        try lock.withLock {
+            let stem = directory + "/" + Self.stem(org)
+            let dirPath = stem + ".pld"
+            let dataPath = stem + ".pl"
+            // The section file first: a reader takes the directory file's existence to mean
+            // the org has a list, and must find its section file there too.
+            let pfd = try FileOps.openOrCreate(dataPath)
+            defer { Glibc.close(pfd) }
+            let dfd = try FileOps.openOrCreate(dirPath)
+            defer { Glibc.close(dfd) }
+            func record(_ i: Int) throws -> PostingRecord {
+                try PostingRecord(
+                    try FileOps.preadExact(
+                        dfd, count: PostingRecord.size, at: Int64(i * PostingRecord.size), path: dirPath)[...],
+                    org: org, index: i, path: dirPath)
+            }
+            let count = Int(try FileOps.size(dfd, path: dirPath)) / PostingRecord.size
+            let dataEnd = UInt64(try FileOps.size(pfd, path: dataPath))
+            var keep = count
+            var later = false
+            while keep > 0 {
+                let r = try record(keep - 1)
+                if r.segment < n { break }
+                if r.segment > n { later = true }
+                keep -= 1
+            }
+            var placed = row
+            placed.offset = dataEnd
+            let rec = PostingRecord(segment: n, row: placed)
+            if n >= done && !later {
+                try FileOps.truncate(dfd, to: Int64(keep * PostingRecord.size), path: dirPath)
+                try FileOps.pwriteAll(pfd, z[...], at: Int64(dataEnd), path: dataPath)
+                try FileOps.pwriteAll(dfd, rec.encode()[...], at: Int64(keep * PostingRecord.size), path: dirPath)
+            } else {
+                // Below the watermark, an identical record already means its section is synced
+                // in place (a restored segment whose sections were kept).
+                if n < done, keep < count, let old = try? record(keep), old.segment == n,
+                    old.state == PostingRecord.live,
+                    old.row.crc == row.crc, old.row.length == row.length, old.row.count == row.count,
+                    old.row.rawLength == row.rawLength,
+                    let bytes = try? FileOps.preadExact(
+                        pfd, count: Int(old.row.length), at: Int64(old.row.offset), path: dataPath),
+                    bytes == z
+                {
+                    return
+                }
+                try FileOps.pwriteAll(pfd, z[...], at: Int64(dataEnd), path: dataPath)
+                try FileOps.fsync(pfd, path: dataPath)
+                var out = ByteWriter(capacity: (count + 1) * PostingRecord.size)
+                for i in 0..<count {
+                    let r = try record(i)
+                    if i == keep { out.write(rec.encode()) }
+                    if r.segment != n { out.write(r.encode()) }
+                }
+                if keep == count { out.write(rec.encode()) }
+                try FileOps.replaceFile(dirPath, contents: out.bytes)
+            }
+            touched.insert(org)
+        }
+    }
+
+    /// Marks `org`'s record of segment `n` (being purged) purged, then zeroes its section,
+    /// each synced: the rows of purged entries do not outlive them. In that order, a crash in
+    /// between leaves a record that queries skip (they skip archived segments anyway), and
+    /// the purge, tried again, zeroes what is left. Nothing to do without such a record.
+    func purge(org: String, segment n: UInt64) throws {
+        guard var reader = try PostingReader(directory: directory, org: org) else { return }
+        let i = try reader.partition { $0.segment >= n }
+        guard i < reader.count, var r = try? reader.record(i), r.segment == n else { return }
+        try lock.withLock {
+            if r.state == PostingRecord.live {
+                // Whatever the directory holds must not become durable ahead of its sections.
+                let pfd = try FileOps.open(reader.dataPath, O_RDONLY)
+                defer { Glibc.close(pfd) }
+                try FileOps.fsync(pfd, path: reader.dataPath)
+                r.state = PostingRecord.purged
+                let dfd = try FileOps.open(reader.dirPath, O_WRONLY)
+                defer { Glibc.close(dfd) }
+                try FileOps.pwriteAll(dfd, r.encode()[...], at: Int64(i * PostingRecord.size), path: reader.dirPath)
+                try FileOps.fsync(dfd, path: reader.dirPath)
+            }
+            guard try !reader.rawSection(r).allSatisfy({ $0 == 0 }) else { return }
+            let fd = try FileOps.open(reader.dataPath, O_WRONLY)
+            defer { Glibc.close(fd) }
+            try FileOps.pwriteAll(
+                fd, [UInt8](repeating: 0, count: Int(r.row.length))[...], at: Int64(r.row.offset), path: reader.dataPath
+            )
+            try FileOps.fsync(fd, path: reader.dataPath)
+        }
+    }
+
+    /// Every section of sealed segment `n` is in place: the watermark may pass it.
+    func completed(segment n: UInt64) {
+        lock.withLock { if pending.insert(n).inserted { putsSinceSync += 1 } }
+    }
+
+    /// After a seal: every `syncEvery` segments (or when `force`), syncs the posting files
+    /// written since the last sync and moves the watermark past the segments they complete.
+    /// `sealed` lists every sealed segment with an index file in the hot tier.
+    func sync(sealed: [UInt64], force: Bool) throws {
+        try lock.withLock {
+            guard !pending.isEmpty, force || putsSinceSync >= Self.syncEvery else { return }
+            // One syncfs rather than an fsync per file: a seal touches two files per org.
+            try FileOps.syncFiles(
+                touched.sorted().flatMap { org in [".pl", ".pld"].map { directory + "/" + Self.stem(org) + $0 } },
+                anchor: directory)
+            try FileOps.fsyncDirectory(directory)
+            touched.removeAll()
+            // The watermark moves to the first sealed segment still without its sections.
+            var mark = done
+            for n in sealed.sorted() where n >= mark {
+                guard pending.contains(n) || n < done else { break }
+                mark = n + 1
+            }
+            pending = pending.filter { $0 >= mark }
+            putsSinceSync = 0
+            if mark > done { try saveWatermark(mark) }
+        }
+    }
+}

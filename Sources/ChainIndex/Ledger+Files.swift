@@ -1,0 +1,125 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import Foundation
+import LogProofs
+import LogTree
+import SegmentStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The small files of a data directory: the log's identity (`log.json`) and the org-state
+/// snapshot (format-spec.md §7.2).
+extension Ledger {
+    struct Info: Codable {
+        var format: Int
+        var origin: String
+        var verifier_key: String
+    }
+
+    static func loadOrCreateInfo(directory: String, signer: NoteSigner) throws -> Info {
+        let path = DataDirectory(directory).info
+        if FileOps.exists(path) {
+            let info = try readInfo(directory: directory)
+            guard info.verifier_key == signer.verifier.text else {
+                throw LedgerError(
+                    "the signing key (\(signer.verifier.text)) is not this log's key (\(info.verifier_key)); start with the key the log was created with"
+                )
+            }
+            return info
+        }
+        let info = Info(format: 1, origin: signer.name, verifier_key: signer.verifier.text)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try FileOps.replaceFile(path, contents: Array(try enc.encode(info)) + [0x0A])
+        return info
+    }
+
+    static func readInfo(directory: String) throws -> Info {
+        let path = DataDirectory(directory).info
+        guard let data = try FileOps.readFile(path, limit: 1 << 16).map({ Data($0) }) else {
+            throw LedgerError(
+                "\(directory) is not an audit log directory (no \(URL(fileURLWithPath: DataDirectory(directory).info).lastPathComponent))"
+            )
+        }
+        do { return try JSONDecoder().decode(Info.self, from: data) } catch {
+            throw LedgerError("\(path) is malformed: \(error)")
+        }
+    }
+
+    /// The verifier key recorded in a log directory.
+    public static func verifierKey(directory: String) throws -> NoteVerifier {
+        try NoteVerifier(try readInfo(directory: directory).verifier_key)
+    }
+
+    /// The org-state snapshot (format-spec.md §7.2):
+    ///     "AUDORGS1" end:u64 n:u32 (len:u8 org count:u64 lastSeq:u64)* crc32c:u32
+    static func saveOrgState(_ path: String, end: UInt64, orgs: [String: (UInt64, UInt64)]) throws {
+        var w = ByteWriter(capacity: 20 + orgs.count * 40)
+        w.write(ChainFormat.orgStateMagic)
+        w.write(end)
+        w.write(UInt32(orgs.count))
+        for (o, (c, l)) in orgs.sorted(by: { $0.key < $1.key }) {
+            w.write(UInt8(o.utf8.count))
+            w.write(Array(o.utf8))
+            w.write(c)
+            w.write(l)
+        }
+        w.write(CRC32C.checksum(w.bytes))
+        try FileOps.replaceFile(path, contents: w.bytes)
+    }
+
+    /// The snapshot at `path`, nil when there is none; damage is corruption of the file at
+    /// the offset where it shows (the verifier's view: recovery derives the state instead).
+    public static func checkedOrgState(_ path: String) throws -> (end: UInt64, orgs: [String: (UInt64, UInt64)])? {
+        guard let b = try FileOps.readFile(path, limit: 1 << 30) else { return nil }
+        func bad(_ m: String, _ at: Int) -> StoreError {
+            StoreError(.corrupt, "org-state snapshot: \(m)", path: path, offset: Int64(at))
+        }
+        guard b.count >= 8 + 8 + 4 + 4 else { throw bad("\(b.count) bytes is too short", 0) }
+        let stored =
+            UInt32(b[b.count - 4]) | UInt32(b[b.count - 3]) << 8 | UInt32(b[b.count - 2]) << 16 | UInt32(b[b.count - 1])
+            << 24
+        guard CRC32C.matches(CRC32C.checksum(b[..<(b.count - 4)]), stored) else {
+            throw bad("checksum mismatch", b.count - 4)
+        }
+        var r = ByteReader(b, range: 0..<(b.count - 4))
+        do {
+            guard Array(try r.read(count: 8)) == ChainFormat.orgStateMagic else { throw bad("bad magic", 0) }
+            let end = try r.readU64()
+            let n = try r.readU32()
+            var out: [String: (UInt64, UInt64)] = [:]
+            for _ in 0..<n {
+                let o = String(decoding: try r.read(count: Int(try r.readU8())), as: UTF8.self)
+                out[o] = (try r.readU64(), try r.readU64())
+            }
+            guard r.isAtEnd else { throw bad("\(r.remaining) bytes after the last org", r.offset) }
+            return (end, out)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw bad("cut short", r.offset)
+        }
+    }
+
+    /// The snapshot at `path`; missing, unreadable or damaged gives end 0 and no orgs, and the
+    /// caller derives the state instead (format-spec.md §7.2).
+    package static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
+        guard let s = try? checkedOrgState(path) else { return (0, [:]) }
+        return (s.end, s.orgs)
+    }
+}
+
+extension Ledger {
+    /// The segment store of data directory `dir`, opened with the segments the archive tier
+    /// retired (its stubs): the one way the layers above open segments.
+    public static func segmentStore(
+        _ dir: String, options: SegmentStoreOptions = .init(), readOnly: Bool
+    ) throws -> SegmentStore {
+        let segments = DataDirectory(dir).segments
+        let retired = FileOps.exists(segments) ? try ArchivedStub.retired(inSegments: segments, readOnly: readOnly) : []
+        return try SegmentStore(directory: segments, options: options, readOnly: readOnly, retired: retired)
+    }
+}

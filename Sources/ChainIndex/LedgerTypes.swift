@@ -1,0 +1,57 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import LogTree
+import SegmentStore
+
+/// Settings of a ledger.
+public struct LedgerOptions: Sendable {
+    /// Segment store tuning.
+    public var store = SegmentStoreOptions()
+    /// Sign a checkpoint at least this often while entries arrive.
+    public var checkpointInterval: Duration = .seconds(1)
+    /// Run the checkpoint ticker and the sealer on background threads.
+    public var background = true
+    /// Most entries in one group commit.
+    public var maxGroup = 8192
+    /// Where the signer records the newest checkpoint it signed (`SignerState`, beside the
+    /// signing key); nil keeps no record (tests, in-memory keys).
+    public var signerState: String?
+    /// Called on the commit thread after each group commit with its entry count and the time
+    /// its write and fdatasync took (for metrics; keep it cheap).
+    public var onCommit: (@Sendable (Int, Duration) -> Void)?
+
+    /// The defaults.
+    public init() {}
+}
+
+/// The durable acknowledgement of one entry.
+public struct Receipt: Sendable, Equatable {
+    /// Its sequence number.
+    public var seq: UInt64
+    /// Its leaf hash (the entry's hash).
+    public var hash: Hash
+    /// Its position in its org's chain.
+    public var orgSeq: UInt64
+
+    /// A receipt.
+    public init(seq: UInt64, hash: Hash, orgSeq: UInt64) {
+        self.seq = seq
+        self.hash = hash
+        self.orgSeq = orgSeq
+    }
+}
+
+/// What `Ledger.open` found and repaired.
+public struct LedgerRecovery: Sendable, CustomStringConvertible {
+    /// The segment store's report on the open segment.
+    public var store: RecoveryReport
+    /// Entries re-read to rebuild tree hashes and the in-memory index.
+    public var replayed: UInt64
+    /// Index files written for sealed segments that lacked one.
+    public var indexesRebuilt: Int
+    /// One line per finding.
+    public var description: String {
+        "\(store); replayed \(replayed) entries" + (indexesRebuilt > 0 ? "; rebuilt \(indexesRebuilt) index files" : "")
+    }
+}

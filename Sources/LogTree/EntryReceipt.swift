@@ -1,0 +1,101 @@
+import AuditBase
+import AuditEntries
+import Foundation
+import LogProofs
+
+/// A writer's receipt for an acknowledged entry (format-spec.md §9.4): the log's signed
+/// checkpoint and the entry's RFC 9162 inclusion proof in it. It needs no signature per entry
+/// (one checkpoint covers every entry before its size) and verifies offline with the log's
+/// key. Held by a third party, a receipt whose entry the log no longer holds at the same
+/// place is proof of tampering: the log's own key signed a tree containing it.
+///
+///     {"format":"auditlog-receipt/1","seq":N,"hash":"<leaf hex>","checkpoint":"<signed note>",
+///      "inclusion":["<hex>",…]}
+public struct EntryReceipt: Sendable, Equatable {
+    /// The receipts' format tag.
+    public static let tag = "auditlog-receipt/1"
+    /// The entry's sequence number (its leaf index).
+    public var seq: UInt64
+    /// Its leaf hash (the ACK's hash).
+    public var hash: Hash
+    /// The signed checkpoint it is proven in.
+    public var checkpoint: String
+    /// The inclusion proof.
+    public var inclusion: [Hash]
+
+    /// A receipt.
+    public init(seq: UInt64, hash: Hash, checkpoint: String, inclusion: [Hash]) {
+        self.seq = seq
+        self.hash = hash
+        self.checkpoint = checkpoint
+        self.inclusion = inclusion
+    }
+
+    /// One JSON line (with `extra` fields first, e.g. the writer's input line number).
+    public func json(extra: String = "") -> String {
+        let note = CanonicalJSON.quoted(checkpoint)
+        return
+            "{\(extra)\"format\":\"\(Self.tag)\",\"seq\":\(seq),\"hash\":\"\(hash.hex)\",\"checkpoint\":\(note),\"inclusion\":["
+            + inclusion.map { "\"\($0.hex)\"" }.joined(separator: ",") + "]}"
+    }
+
+    /// Parses one JSON line.
+    public init(json line: String) throws {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            o["format"] as? String == Self.tag
+        else {
+            throw LedgerError("not an \(Self.tag) receipt")
+        }
+        // A sequence number is a whole number that fits 64 bits: 5.5 or 2^64 + 5 is not "entry 5".
+        guard let n = o["seq"] as? NSNumber, n.stringValue == String(n.uint64Value) else {
+            throw LedgerError("receipt's seq is not a whole number from 0 to \(UInt64.max)")
+        }
+        let seq = n.uint64Value
+        guard let h = Hash(hex: o["hash"] as? String ?? ""), let cp = o["checkpoint"] as? String,
+            let proof = o["inclusion"] as? [String]
+        else { throw LedgerError("receipt lacks seq, hash, checkpoint or inclusion") }
+        let hashes = proof.compactMap { Hash(hex: $0) }
+        guard hashes.count == proof.count, hashes.count <= 64 else {
+            throw LedgerError("receipt's inclusion proof is not a list of hex hashes")
+        }
+        self.init(seq: seq, hash: h, checkpoint: cp, inclusion: hashes)
+    }
+
+    /// Checks the receipt with the log's key: the checkpoint's signature, and the inclusion of
+    /// leaf `hash` at `seq` in its tree. Returns the checkpoint.
+    public func verify(key: NoteVerifier) throws -> SignedCheckpoint {
+        let cp: SignedCheckpoint
+        do { cp = try SignedCheckpoint(note: checkpoint, verifier: key) } catch {
+            throw LedgerError("the receipt's checkpoint is not signed by \(key.text): \(error.description)")
+        }
+        guard seq < cp.checkpoint.size,
+            Merkle.verifyInclusion(
+                index: seq, size: cp.checkpoint.size, leaf: hash, proof: inclusion, root: cp.checkpoint.root)
+        else {
+            throw LedgerError(
+                "the receipt's inclusion proof does not place entry \(seq) (hash \(hash.hex)) in the signed tree of size \(cp.checkpoint.size): the receipt was altered"
+            )
+        }
+        return cp
+    }
+
+    /// Checks a valid receipt against the log in `directory` (read-only): the log must still
+    /// hold the entry's leaf at `seq`, and its tree must extend the receipt's checkpoint.
+    /// Returns nil when it does, else what was removed or changed, in words.
+    public func check(against directory: String, key: NoteVerifier) throws -> String? {
+        let cp = try verify(key: key).checkpoint
+        let tree = try TreeStore(directory: DataDirectory(directory).tree, readOnly: true)
+        guard tree.size >= cp.size else {
+            return
+                "the log at \(directory) holds \(tree.size) entries, but its key signed a tree of \(cp.size) holding entry \(seq): entries were removed (rollback)"
+        }
+        let root = try tree.root(at: cp.size)
+        guard root == cp.root else {
+            return
+                "the log's tree at size \(cp.size) has root \(root.hex), but its key signed root \(cp.root.hex) with entry \(seq) in it: its history was rewritten"
+        }
+        let leaf = try tree.leaf(seq)
+        guard leaf == hash else { return "entry \(seq) is now \(leaf.hex), not \(hash.hex): it was replaced" }
+        return nil
+    }
+}

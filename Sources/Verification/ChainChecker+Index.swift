@@ -1,0 +1,50 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import Foundation
+import LogTree
+import SegmentStore
+
+/// Index files are derived data, and checked as such (format-spec.md §10): every row of a
+/// sealed segment's index file must say exactly what the entry it points to says, and every
+/// entry of the segment must have its row. A row edited to hide an entry from a filtered
+/// query (denied → success, say) is found even with its checksums recomputed.
+extension ChainChecker {
+    /// Compares sealed segment `info`'s index file with the rows its entries (just checked)
+    /// call for. A missing index file is not a failure: it is rebuilt at the next start. Nor is
+    /// one the archiver removed while it was being read (the segment's stub exists by then,
+    /// and the bundle carries its own copy, checked when the bundle is).
+    func checkIndexFile(_ info: SegmentInfo) -> VerificationFailure? {
+        guard let dir = indexDirectory else { return nil }
+        let path = dir + "/" + OrgIndex.fileName(info.segment)
+        guard FileOps.exists(path) else { return nil }
+        let failure = SealedIndexCheck.compare(
+            path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
+        if failure != nil, !FileOps.exists(path),
+            FileOps.exists(store.directory + "/" + ArchivedStub.fileName(info.segment))
+        {
+            return nil
+        }
+        return failure
+    }
+
+    /// Compares the org-state snapshot with the orgs' state after the entries checked so far
+    /// (the checker must stand at the snapshot's `end`).
+    public func checkOrgState(_ path: String, orgs snapshot: [String: (UInt64, UInt64)]) -> VerificationFailure? {
+        for (org, st) in orgs {
+            guard let (count, last) = snapshot[org], count == st.count, last == st.lastSeq else {
+                return VerificationFailure(
+                    seq: st.lastSeq, path: path, offset: nil,
+                    message:
+                        "org-state snapshot says org \(org) has \(snapshot[org].map { "\($0.0) entries, the last at \($0.1)" } ?? "nothing"), the entries say \(st.count), the last at \(st.lastSeq.map(String.init) ?? "none")"
+                )
+            }
+        }
+        for org in snapshot.keys where orgs[org] == nil {
+            return VerificationFailure(
+                seq: nil, path: path, offset: nil,
+                message: "org-state snapshot lists org \(org), which has no entry before its end")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,229 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import Foundation
+import LogProofs
+import LogTree
+import SegmentStore
+
+/// Walking the segments in order (format-spec.md §10): hot segments entry by entry, read and
+/// prepared on one thread while the previous batch is checked on this one; archived ones
+/// stepped over through their stubs.
+extension ChainChecker {
+    /// Steps over an archived (or purged) segment without its entries: the leaf hashes come from
+    /// the stored tree (so every checkpoint root is still recomputed over them) and the org chains
+    /// continue from the stub's summary, whose signature is checked.
+    public mutating func skipArchived(_ info: SegmentInfo, verifier: NoteVerifier) throws -> VerificationFailure? {
+        guard info.firstSeq == position else {
+            return VerificationFailure(
+                seq: position, path: info.path, offset: nil,
+                message: "archived segment starts at \(info.firstSeq), expected \(position)")
+        }
+        let stub: ArchivedStub
+        do {
+            stub = try ArchivedStub.load(info.path)
+            try stub.checkNote(verifier: verifier)
+        } catch {
+            return VerificationFailure(seq: info.firstSeq, path: info.path, offset: 0, message: "\(error)")
+        }
+        var seq = info.firstSeq
+        while seq < info.endSeq {
+            let k = Int(min(UInt64(8192), info.endSeq - seq))
+            let leaves = try tree.leaves(from: seq, count: k)
+            for leaf in leaves {
+                prev = leaf
+                range.append(leaf)
+                if let m = try tiles.append(leaf) {
+                    return VerificationFailure(seq: seq, path: info.path, offset: nil, message: m)
+                }
+                while nextCp < checkpoints.count && checkpoints[nextCp].size == seq + 1 {
+                    if range.root() != checkpoints[nextCp].root {
+                        return VerificationFailure(
+                            seq: seq, path: checkpointPath, offset: checkpoints[nextCp].offset,
+                            message:
+                                "recomputed root at size \(seq + 1) (across archived segment \(info.segment)) does not match the signed checkpoint"
+                        )
+                    }
+                    nextCp += 1
+                }
+                seq += 1
+            }
+        }
+        // §5.1 holds across archived segments too: their times lie between the entries around
+        // them. A stub's times are signed through its manifest; those of a stub without one
+        // (§12.3) are held to this order only, so a moved `max_time` shows here.
+        if let first = stub.orgs.map(\.min_time).min(), let last = stub.orgs.map(\.max_time).max() {
+            if let o = stub.orgs.first(where: { $0.min_time > $0.max_time }) {
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message: "stub summary of org \(o.org): min_time is after max_time")
+            }
+            guard first >= lastTime else {
+                let previous =
+                    lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" }
+                    ?? "the previous entry's"
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message:
+                        "archived segment \(info.segment)'s stub says its entries were received from \(Timestamp.format(first)), earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order (a stub's times were edited)"
+                )
+            }
+            lastTime = last
+            lastTimeStub = info.segment
+        }
+        for o in stub.orgs {
+            guard o.last_seq >= info.firstSeq, o.last_seq < info.endSeq, o.entries > 0,
+                o.entries <= info.endSeq - info.firstSeq
+            else {
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message: "stub summary of org \(o.org) points outside the segment")
+            }
+            // The org chain continues through the segment: its count before plus its entries.
+            if o.count_after != (orgs[o.org]?.count ?? 0) + o.entries {
+                return VerificationFailure(
+                    seq: info.firstSeq, path: info.path, offset: 0,
+                    message:
+                        "stub summary of org \(o.org): count_after \(o.count_after) is not its \(orgs[o.org]?.count ?? 0) entries before the segment plus the \(o.entries) in it"
+                )
+            }
+            orgs[o.org] = OrgPosition(count: o.count_after, lastSeq: o.last_seq, lastHash: try tree.leaf(o.last_seq))
+        }
+        position = info.endSeq
+        if let t = stub.orgs.map(\.max_time).max() { archivedUntil = max(archivedUntil ?? t, t) }
+        return nil
+    }
+
+    /// Checks segments from `position` up to (not including) `end`, hot or archived.
+    public mutating func checkSegments(
+        upTo end: UInt64, verifier: NoteVerifier, batchSize: Int = 8192,
+        progress: ((UInt64) -> Void)? = nil
+    ) throws -> VerificationFailure? {
+        for info in store.segments() where info.endSeq > position && info.firstSeq < end {
+            if info.state == .retired {
+                if let f = try skipArchived(info, verifier: verifier) { return f }
+                progress?(position)
+                continue
+            }
+            let before = self
+            segmentHits.removeAll(keepingCapacity: true)
+            // One thread reads and prepares the next batch while this one checks the last.
+            let pipe = BatchPipe()
+            let store = self.store
+            let from = max(position, info.firstSeq)
+            let to = min(end, info.endSeq)
+            let producer = Thread {
+                var batch: [StoredRecord] = []
+                do {
+                    try store.scan(from: from, to: to) { rec in
+                        batch.append(rec)
+                        guard batch.count >= batchSize else { return true }
+                        defer { batch.removeAll(keepingCapacity: true) }
+                        return pipe.put(.batch(ChainChecker.prepare(batch)))
+                    }
+                    if !batch.isEmpty { _ = pipe.put(.batch(ChainChecker.prepare(batch))) }
+                    _ = pipe.put(.end)
+                } catch {
+                    _ = pipe.put(.failed(error))
+                }
+                pipe.producerDone()
+            }
+            producer.stackSize = 1 << 20
+            producer.start()
+            var failure: VerificationFailure?
+            var scanError: Error?
+            consume: while true {
+                switch pipe.take() {
+                case .batch(let prepared):
+                    do { failure = try check(prepared: prepared) } catch {
+                        pipe.cancelAndJoin()
+                        throw error
+                    }
+                    progress?(position)
+                    if failure != nil {
+                        pipe.cancelAndJoin()
+                        break consume
+                    }
+                case .end: break consume
+                case .failed(let e):
+                    scanError = e
+                    break consume
+                }
+            }
+            pipe.cancelAndJoin()
+            if let e = scanError {
+                // The archiver may have moved the segment while it was being read: then it is
+                // stepped over as archived, from where it started. Anything else is a failure.
+                let stub = store.directory + "/" + ArchivedStub.fileName(info.segment)
+                guard e is StoreError, info.state == .sealed, info.firstSeq >= before.position,
+                    !FileOps.exists(info.path), FileOps.exists(stub)
+                else { throw e }
+                self = before
+                let moved = SegmentInfo(
+                    segment: info.segment, state: .retired, path: stub, firstSeq: info.firstSeq, endSeq: info.endSeq)
+                if let f = try skipArchived(moved, verifier: verifier) { return f }
+                progress?(position)
+                continue
+            }
+            if let failure { return failure }
+            if info.state == .sealed, before.position <= info.firstSeq, position == info.endSeq,
+                let f = checkIndexFile(info)
+            {
+                return f
+            }
+            progress?(position)
+        }
+        return nil
+    }
+}
+
+/// Prepared batches of one segment, from the thread that reads them to the one that checks
+/// them: at most two wait, so memory stays bounded.
+final class BatchPipe: @unchecked Sendable {
+    enum Item {
+        case batch(ChainChecker.PreparedBatch)
+        case end
+        case failed(Error)
+    }
+    private let cond = NSCondition()
+    private var items: [Item] = []
+    private var cancelled = false
+    private var done = false
+
+    /// Queues `item`; false once the checker stopped listening.
+    func put(_ item: Item) -> Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        while items.count >= 2 && !cancelled { cond.wait() }
+        guard !cancelled else { return false }
+        items.append(item)
+        cond.broadcast()
+        return true
+    }
+
+    /// The next item, waiting for it.
+    func take() -> Item {
+        cond.lock()
+        defer { cond.unlock() }
+        while items.isEmpty { cond.wait() }
+        cond.broadcast()
+        return items.removeFirst()
+    }
+
+    func producerDone() {
+        cond.lock()
+        done = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Stops the producer and waits until it has returned.
+    func cancelAndJoin() {
+        cond.lock()
+        cancelled = true
+        cond.broadcast()
+        while !done { cond.wait() }
+        items.removeAll()
+        cond.unlock()
+    }
+}
