@@ -60,12 +60,14 @@ let package = Package(
             name: "ChainIndex",
             dependencies: ["AuditBase", "LogProofs", "SegmentStore", "AuditEntries", "LogTree", "AuditIndex"]),
         // The export format: what the read port writes and an auditor's verifier reads.
-        .target(name: "AuditExport", dependencies: ["AuditBase", "LogProofs", "AuditEntries", "AuditIndex"]),
+        .target(
+            name: "AuditExport", dependencies: ["AuditBase", "LogProofs", "AuditEntries", "AuditIndex", "Archive"]),
         // The whole-directory check behind `auditctl verify` and the daemon's recheck.
         .target(
             name: "Verification",
             dependencies: [
                 "AuditBase", "LogProofs", "SegmentStore", "AuditEntries", "LogTree", "AuditIndex", "ChainIndex",
+                "Archive",
             ]),
         .target(
             name: "Archive",

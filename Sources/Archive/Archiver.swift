@@ -72,7 +72,12 @@ public final class Archiver: @unchecked Sendable {
         return Date(timeIntervalSince1970: Double(t) / 1000)
     }
 
-    static func restoredMarker(_ n: UInt64) -> String { String(SegmentNames.sealed(n).dropLast(4)) + ".restored" }
+    /// `segments/N.restored`'s suffix.
+    static let restoredSuffix = "restored"
+
+    static func restoredMarker(_ n: UInt64) -> String {
+        SegmentNames.digits(n) + "." + restoredSuffix
+    }
 
     /// Archives every candidate, oldest first; returns the bundles made.
     @discardableResult
@@ -135,7 +140,7 @@ public final class Archiver: @unchecked Sendable {
         try ledger.store.retire(
             info.segment, path: segDir + "/" + ArchivedStub.fileName(info.segment), label: name,
             hint: ArchivedStub.hint(bundle: name))
-        ledger.index.addArchived(stub)
+        ledger.index.addArchived(stub.summary)
         try FileOps.unlink(segDir + "/" + SegmentNames.sealed(info.segment))
         try FileOps.unlink(DataDirectory(ledger.directory).index + "/" + OrgIndex.fileName(info.segment))
         try FileOps.unlink(segDir + "/" + Self.restoredMarker(info.segment))
@@ -289,9 +294,11 @@ public final class Archiver: @unchecked Sendable {
             stub.purged_at = at
             // The rows of purged entries go with them, unless a restore brought the segment
             // back to the hot tier (and was cut short before removing the stub).
-            if !FileOps.exists(segDir + "/" + SegmentNames.sealed(d.segment)) { try ledger.index.purgeSections(stub) }
+            if !FileOps.exists(segDir + "/" + SegmentNames.sealed(d.segment)) {
+                try ledger.index.purgeSections(stub.summary)
+            }
             try stub.save(path)
-            ledger.index.addArchived(stub)
+            ledger.index.addArchived(stub.summary)
             if (try? backend.path(of: stub.bundle)) != nil {
                 // A store whose lock outlasts the log's rules refuses: expected, reported, not retried.
                 do { try backend.remove(bundle: stub.bundle) } catch let refusal as ArchiveLockRefusal {

@@ -29,8 +29,8 @@ public final class OrgIndex: @unchecked Sendable {
     package func sealCompleted(_ segment: UInt64) {
         lock.withLock { sealing[segment] = nil }
     }
-    /// Archived segments: their stubs' per-org summaries stand in for their index files.
-    private var archived: [UInt64: (stub: ArchivedStub, orgs: [String: Int])] = [:]
+    /// Retired segments: the retiring tier's per-org summaries stand in for their index files.
+    private var archived: [UInt64: (summary: RetiredSummary, orgs: [String: Int])] = [:]
 
     /// Opens the index in `directory`. `restored` lists sealed segments brought back from the
     /// archive, whose sections their orgs' posting lists may lack.
@@ -233,22 +233,22 @@ public final class OrgIndex: @unchecked Sendable {
         return (idx.dir.values.map(\.minTime).min() ?? 0, idx.dir.values.map(\.maxTime).max() ?? 0)
     }
 
-    /// Records an archived segment (its index file has moved to the bundle).
-    public func addArchived(_ stub: ArchivedStub) {
+    /// Records a retired segment (its index file left with it).
+    public func addArchived(_ summary: RetiredSummary) {
         var orgs: [String: Int] = [:]
-        for (i, o) in stub.orgs.enumerated() { orgs[o.org] = i }
+        for (i, o) in summary.orgs.enumerated() { orgs[o.org] = i }
         lock.withLock {
-            archived[stub.segment] = (stub, orgs)
-            sealedFiles[stub.segment] = nil
-            cache.removeAll { $0.0 == stub.segment }
+            archived[summary.segment] = (summary, orgs)
+            sealedFiles[summary.segment] = nil
+            cache.removeAll { $0.0 == summary.segment }
         }
     }
 
-    /// Before a purge marks `stub` purged: zeroes its orgs' sections in their posting lists,
-    /// so the rows of purged entries go with them (a crash after this leaves an archived
-    /// segment without sections, which queries never read anyway).
-    public func purgeSections(_ stub: ArchivedStub) throws {
-        for o in stub.orgs { try postings.purge(org: o.org, segment: stub.segment) }
+    /// Before a purge marks retired segment `summary` purged: zeroes its orgs' sections in
+    /// their posting lists, so the rows of purged entries go with them (a crash after this
+    /// leaves a retired segment without sections, which queries never read anyway).
+    public func purgeSections(_ summary: RetiredSummary) throws {
+        for o in summary.orgs { try postings.purge(org: o.org, segment: summary.segment) }
     }
 
     /// Syncs the posting lists and moves their watermark (when the log closes).
@@ -286,16 +286,15 @@ public final class OrgIndex: @unchecked Sendable {
         lock.withLock {
             var out: [ArchivedRange] = []
             for n in archived.keys.sorted() {
-                guard let (stub, orgs) = archived[n], let k = orgs[org] else { continue }
-                let o = stub.orgs[k]
-                if let c = cursor, newestFirst ? stub.first_seq >= c : o.last_seq <= c { continue }
+                guard let (s, orgs) = archived[n], let k = orgs[org] else { continue }
+                let o = s.orgs[k]
+                if let c = cursor, newestFirst ? s.firstSeq >= c : o.last_seq <= c { continue }
                 if let from = filter.from, o.max_time < from { continue }
                 if let to = filter.to, o.min_time >= to { continue }
                 out.append(
                     ArchivedRange(
-                        bundle: stub.bundle, segment: n, firstSeq: stub.first_seq, endSeq: stub.end_seq,
-                        entries: o.entries, purged: stub.purged_at != nil, manifest: stub.manifest,
-                        manifestNote: stub.manifest_note))
+                        bundle: s.label, segment: n, firstSeq: s.firstSeq, endSeq: s.endSeq, entries: o.entries,
+                        purged: s.purged, manifest: s.manifest, manifestNote: s.manifestNote))
             }
             return out
         }

@@ -113,13 +113,13 @@ extension Ledger {
 }
 
 extension Ledger {
-    /// The segment store of data directory `dir`, opened with the segments the archive tier
-    /// retired (its stubs): the one way the layers above open segments.
+    /// The segment store of data directory `dir`, opened with the segments that tier `retired`
+    /// took out of it: the one way the layers above open segments.
     public static func segmentStore(
-        _ dir: String, options: SegmentStoreOptions = .init(), readOnly: Bool
+        _ dir: String, retired tier: any RetiredTier, options: SegmentStoreOptions = .init(), readOnly: Bool
     ) throws -> SegmentStore {
         let segments = DataDirectory(dir).segments
-        let retired = FileOps.exists(segments) ? try ArchivedStub.retired(inSegments: segments, readOnly: readOnly) : []
+        let retired = FileOps.exists(segments) ? try tier.retired(inSegments: segments, readOnly: readOnly) : []
         return try SegmentStore(directory: segments, options: options, readOnly: readOnly, retired: retired)
     }
 }

@@ -41,12 +41,12 @@ extension Ledger {
     /// Entry `seq` of the log in data directory `dir`, read without taking the directory (the
     /// daemon may be running and appending): its segment and tree opened read-only, its link
     /// rebuilt and checked against the stored leaf as `entry(seq:)` does.
-    public static func entry(inDirectory dir: String, seq: UInt64) throws -> StoredEntry {
+    public static func entry(inDirectory dir: String, seq: UInt64, retired: any RetiredTier) throws -> StoredEntry {
         let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
         guard seq < tree.size else {
             throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
         }
-        let store = try segmentStore(dir, readOnly: true)
+        let store = try segmentStore(dir, retired: retired, readOnly: true)
         return try rebuild(try store.read(seq: seq), tree: tree, store: store)
     }
 

@@ -13,7 +13,7 @@ extension Ledger {
     /// The tree (cut back to the start), the sequence number to replay from, and every org's
     /// (count, last sequence number) there.
     static func recoveryStart(
-        directory: String, store: SegmentStore, index: OrgIndex
+        directory: String, store: SegmentStore, index: OrgIndex, retired: any RetiredTier
     ) throws -> (TreeStore, UInt64, [String: (UInt64, UInt64)]) {
         let path = DataDirectory(directory).orgState
         let segments = store.segments()
@@ -22,7 +22,7 @@ extension Ledger {
         var (end, orgs) = try loadOrgState(path)
         if end == 0 || end < archivedEnd {
             // Missing or damaged snapshot: derive it. It is derived data, so this loses nothing.
-            (end, orgs) = try deriveOrgState(segments: segments, index: index)
+            (end, orgs) = try deriveOrgState(segments: segments, index: index, retired: retired)
         }
         let tree = try TreeStore(directory: DataDirectory(directory).tree, maxSize: end)
         if tree.size >= end { return (tree, end, orgs) }
@@ -34,21 +34,22 @@ extension Ledger {
             )
         }
         let (_, atArchived) = try deriveOrgState(
-            segments: Array(segments.prefix { $0.state == .retired }), index: index)
+            segments: Array(segments.prefix { $0.state == .retired }), index: index, retired: retired)
         return (try TreeStore(directory: DataDirectory(directory).tree, maxSize: archivedEnd), archivedEnd, atArchived)
     }
 
     /// Every org's (count, last sequence number) at the end of the sealed and archived
-    /// segments, oldest first, from the archived stubs and the sealed segments' index files.
+    /// segments, oldest first, from the retired tier's summaries and the sealed segments' index files.
     /// Stops before the first sealed segment without a readable index file (replay covers it).
-    static func deriveOrgState(segments: [SegmentInfo], index: OrgIndex) throws -> (UInt64, [String: (UInt64, UInt64)])
-    {
+    static func deriveOrgState(
+        segments: [SegmentInfo], index: OrgIndex, retired: any RetiredTier
+    ) throws -> (UInt64, [String: (UInt64, UInt64)]) {
         var end: UInt64 = 0
         var orgs: [String: (UInt64, UInt64)] = [:]
         for info in segments {
             switch info.state {
             case .retired:
-                for o in try ArchivedStub.load(info.path).orgs { orgs[o.org] = (o.count_after, o.last_seq) }
+                for o in try retired.summary(of: info).orgs { orgs[o.org] = (o.count_after, o.last_seq) }
             case .sealed:
                 guard let summary = try? index.orgStates(segment: info.segment) else { return (end, orgs) }
                 for (o, s) in summary { orgs[o] = s }
@@ -61,11 +62,11 @@ extension Ledger {
     }
 
     /// The newest entry's `received_at`, which no later entry may precede (format-spec.md
-    /// §5.1): read from the entry, or from its stub's signed summary when it is archived.
-    static func lastReceivedAt(_ segs: SegmentStore) throws -> Int64 {
+    /// §5.1): read from the entry, or from the retired tier's summary when it left.
+    static func lastReceivedAt(_ segs: SegmentStore, retired: any RetiredTier) throws -> Int64 {
         guard segs.endSeq > 0 else { return 0 }
         if let last = segs.segments().last(where: { $0.firstSeq < $0.endSeq }), last.state == .retired {
-            return try ArchivedStub.load(last.path).orgs.map(\.max_time).max() ?? 0
+            return try retired.summary(of: last).orgs.map(\.max_time).max() ?? 0
         }
         let p = try RecordPayload(bytes: try segs.read(seq: segs.endSeq - 1).payload)
         return Entry.indexFields(ofStored: p.content)?.fields.time ?? 0

@@ -70,8 +70,9 @@ public final class Ledger: @unchecked Sendable {
     ///
     /// Recovery: 1. lock the directory; 2. the segment store cuts the open segment's torn tail;
     /// 3. the tree is cut back to the org-state snapshot taken at the last seal (or, when the
-    /// snapshot is missing or damaged, to the state derived from the stubs and index files;
-    /// never below what archived segments need: Ledger+Recovery.swift); 4. entries after it
+    /// snapshot is missing or damaged, to the state derived from the retired tier's summaries
+    /// and the index files; never below what retired segments need: Ledger+Recovery.swift);
+    /// 4. entries after it
     /// (normally just the unsealed segments) are replayed: org chains re-derived, leaf hashes
     /// recomputed, the in-memory index rebuilt, missing index files written; 5. the latest
     /// signed checkpoint must match the recovered tree, or opening fails.
@@ -85,12 +86,10 @@ public final class Ledger: @unchecked Sendable {
             let info = try Self.loadOrCreateInfo(directory: directory, signer: signer)
             origin = info.origin
             verifier = signer.verifier
-            let segs = try Self.segmentStore(directory, options: options.store, readOnly: false)
+            let segs = try Self.segmentStore(
+                directory, retired: options.retired, options: options.store, readOnly: false)
             store = segs
-            let restored = try FileOps.list(DataDirectory(directory).segments).compactMap { name -> UInt64? in
-                guard let (n, suffix) = SegmentNames.parse(name), suffix == "restored" else { return nil }
-                return n
-            }
+            let restored = try options.retired.restored(inSegments: DataDirectory(directory).segments)
             let archived = Set(segs.segments().filter { $0.state == .retired }.map(\.segment))
             let idx = try OrgIndex(
                 directory: DataDirectory(directory).index, readOnly: false, restored: restored, archived: archived)
@@ -98,9 +97,10 @@ public final class Ledger: @unchecked Sendable {
             checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: signer.verifier)
 
             for info in store.segments() where info.state == .retired {
-                idx.addArchived(try ArchivedStub.load(info.path))
+                idx.addArchived(try options.retired.summary(of: info))
             }
-            let (t, start, snapOrgs) = try Self.recoveryStart(directory: directory, store: segs, index: idx)
+            let (t, start, snapOrgs) = try Self.recoveryStart(
+                directory: directory, store: segs, index: idx, retired: options.retired)
             var orgs: [String: OrgPosition] = [:]
             for (o, (count, last)) in snapOrgs {
                 orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last))
@@ -171,7 +171,7 @@ public final class Ledger: @unchecked Sendable {
             sealedOrgs = atSealed
             self.orgs = orgs
             lastLeaf = t.size > 0 ? try t.leaf(t.size - 1) : .zero
-            lastReceivedAt = try Self.lastReceivedAt(segs)
+            lastReceivedAt = try Self.lastReceivedAt(segs, retired: options.retired)
             recovery = LedgerRecovery(store: store.recovery, replayed: replayed, indexesRebuilt: rebuilt)
 
             if let path = options.signerState, let state = try SignerState.load(path) {

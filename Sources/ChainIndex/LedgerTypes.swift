@@ -8,6 +8,9 @@ import SegmentStore
 public struct LedgerOptions: Sendable {
     /// Segment store tuning.
     public var store = SegmentStoreOptions()
+    /// The tier that retires sealed segments from the directory (the archive); without it, a
+    /// directory whose segments left cannot be opened (the store finds them missing).
+    public var retired: any RetiredTier = HotTierOnly()
     /// Sign a checkpoint at least this often while entries arrive.
     public var checkpointInterval: Duration = .seconds(1)
     /// Run the checkpoint ticker and the sealer on background threads.
@@ -54,4 +57,22 @@ public struct LedgerRecovery: Sendable, CustomStringConvertible {
     public var description: String {
         "\(store); replayed \(replayed) entries" + (indexesRebuilt > 0 ? "; rebuilt \(indexesRebuilt) index files" : "")
     }
+}
+
+/// No tier beyond the hot directory: nothing was retired, nothing restored.
+public struct HotTierOnly: RetiredTier {
+    /// The hot tier alone.
+    public init() {}
+
+    /// None.
+    public func retired(inSegments segments: String, readOnly: Bool) throws -> [RetiredSegment] { [] }
+
+    /// Never asked: no segment is retired.
+    public func summary(of info: SegmentInfo) throws -> RetiredSummary {
+        throw StoreError(
+            .invalidArgument, "segment \(info.segment) is retired, but no archive tier was given", path: info.path)
+    }
+
+    /// None.
+    public func restored(inSegments segments: String) throws -> [UInt64] { [] }
 }

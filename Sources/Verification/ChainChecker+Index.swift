@@ -1,3 +1,4 @@
+import Archive
 import AuditBase
 import AuditEntries
 import AuditIndex

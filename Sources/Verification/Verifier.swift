@@ -1,3 +1,4 @@
+import Archive
 import AuditBase
 import AuditEntries
 import AuditIndex
@@ -90,7 +91,7 @@ public struct Verifier {
             // view holds at least as much as the one before, and verifying beside a live daemon
             // sees no false "removed" entries.
             tree = try TreeStore(directory: DataDirectory(directory).tree, readOnly: true)
-            store = try Ledger.segmentStore(directory, readOnly: true)
+            store = try Ledger.segmentStore(directory, retired: ArchiveTier(), readOnly: true)
         } catch { return fromError(error) }
         if store.recovery.bytesCut > 0 {
             report.notes.append(

@@ -250,6 +250,7 @@ func openLedger(_ dir: String, key: String?) throws -> Ledger {
     let keyPath = key ?? DataDirectory(dir).defaultKey
     let signer = try KeyFile.load(path: keyPath)
     var o = LedgerOptions()
+    o.retired = ArchiveTier()
     o.background = false
     o.signerState = SignerState.path(forKey: keyPath)
     do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError

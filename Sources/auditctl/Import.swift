@@ -1,3 +1,4 @@
+import Archive
 import ArgumentParser
 import AuditBase
 import ChainIndex
@@ -48,6 +49,7 @@ struct Import: ParsableCommand {
         if created && !quiet { printError("created signing key \(keyPath) (verifier key \(signer.verifier.text))") }
         let ledger: Ledger
         var options = LedgerOptions()
+        options.retired = ArchiveTier()
         options.signerState = SignerState.path(forKey: keyPath)
         options.store.rotateBytes = max(4096, segmentBytes)
         do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as StoreError

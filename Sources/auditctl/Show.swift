@@ -1,3 +1,4 @@
+import Archive
 import ArgumentParser
 import AuditBase
 import AuditEntries
@@ -18,7 +19,7 @@ struct Show: ParsableCommand {
     var seq: UInt64
 
     func run() throws {
-        let store = try Ledger.segmentStore(dir, readOnly: true)
+        let store = try Ledger.segmentStore(dir, retired: ArchiveTier(), readOnly: true)
         let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
         guard seq < tree.size else { throw CLIError("entry \(seq) does not exist (the log's tree holds \(tree.size))") }
         let p = try RecordPayload(bytes: try store.read(seq: seq).payload)

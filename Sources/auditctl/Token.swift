@@ -1,3 +1,4 @@
+import Archive
 import ArgumentParser
 import AuditAccess
 import AuditBase
@@ -133,7 +134,7 @@ struct AuditTrailOptions: ParsableArguments {
             await client.close()
             return try results.map { r in
                 let ack = try r.get()
-                let e = try Ledger.entry(inDirectory: dir, seq: ack.seq)
+                let e = try Ledger.entry(inDirectory: dir, seq: ack.seq, retired: ArchiveTier())
                 guard e.hash.bytes == ack.hash else {
                     throw CLIError(
                         "entry \(ack.seq) read back from \(dir) is not the one auditd acknowledged: is \(path) serving another data directory?"
@@ -146,6 +147,7 @@ struct AuditTrailOptions: ParsableArguments {
         let keyPath = key ?? DataDirectory(dir).defaultKey
         let signer = try KeyFile.load(path: keyPath)
         var o = LedgerOptions()
+        o.retired = ArchiveTier()
         o.background = false
         o.signerState = SignerState.path(forKey: keyPath)
         let ledger: Ledger

@@ -78,6 +78,7 @@ struct AuditD: AsyncParsableCommand {
                 "generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"])
         }
         var options = LedgerOptions()
+        options.retired = ArchiveTier()
         options.signerState = SignerState.path(forKey: c.keyPath)
         options.onCommit = { n, d in metrics.committed(count: n, took: d) }
         options.store.rotateBytes = c.segmentBytes

@@ -17,12 +17,14 @@ import Testing
         "AuditEntries": 3, "Witness": 3, "WriterWitness": 3,
         // The tree and its checkpoints; the org index; read access.
         "LogTree": 4, "AuditIndex": 4, "AuditAccess": 4,
-        // The ledger over them; the export format.
-        "ChainIndex": 5, "AuditExport": 5,
-        // What stands on the ledger: the archive tier, whole-directory verification.
-        "Archive": 6, "Verification": 6,
+        // The ledger over them.
+        "ChainIndex": 5,
+        // The archive tier, which retires segments from the ledger's directory.
+        "Archive": 6,
+        // What reads every tier: the export format, whole-directory verification.
+        "AuditExport": 7, "Verification": 7,
         // Programs.
-        "auditd": 7, "auditctl": 7,
+        "auditd": 8, "auditctl": 8,
     ]
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

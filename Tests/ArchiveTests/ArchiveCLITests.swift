@@ -155,7 +155,7 @@ import AuditEntries
         (s, out) = try ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")
         // Each operator action is in the log, in the affected org's chain.
-        let store = try Ledger.segmentStore(data, readOnly: true)
+        let store = try Ledger.segmentStore(data, retired: ArchiveTier(), readOnly: true)
         var actions: [String] = []
         try store.scan(from: 400) { r in
             let p = try RecordPayload(bytes: r.payload)

@@ -24,6 +24,7 @@ import Verification
         let root = NSTemporaryDirectory() + "archive-\(UUID().uuidString.prefix(8))"
         let signer = try NoteSigner.generate(name: "audit.test/log")
         var o = LedgerOptions()
+        o.retired = ArchiveTier()
         o.background = false
         let l = try Ledger(directory: root + "/data", signer: signer, options: o)
         let plan: [(String, [String])] = [
@@ -88,6 +89,7 @@ import Verification
         #expect(report.entries == 120)
         // A query says where the rest is.
         var o = LedgerOptions()
+        o.retired = ArchiveTier()
         o.background = false
         let again = try Ledger(directory: dir, signer: signer, options: o)
         let ranges = again.archivedRanges(org: "org_a")

@@ -29,6 +29,7 @@ import Testing
 
     func reopen(_ data: String, _ signer: NoteSigner) throws -> Ledger {
         var o = LedgerOptions()
+        o.retired = ArchiveTier()
         o.background = false
         return try Ledger(directory: data, signer: signer, options: o)
     }

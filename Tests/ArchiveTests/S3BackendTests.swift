@@ -148,6 +148,7 @@ import Verification
         defer { try? FileManager.default.removeItem(atPath: root) }
         let signer = try NoteSigner.generate(name: "audit.test/log")
         var o = LedgerOptions()
+        o.retired = ArchiveTier()
         o.background = false
         let l = try Ledger(directory: root + "/data", signer: signer, options: o)
         let t = Timestamp.parse("2018-01-01T00:00:00Z") ?? 0

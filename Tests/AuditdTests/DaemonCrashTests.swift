@@ -1,3 +1,4 @@
+import Archive
 import AuditBase
 import ChainIndex
 import Foundation
@@ -77,7 +78,7 @@ import AuditEntries
             }
         }
         #expect(ackedSeq.count == writers * perWriter, "every entry acknowledged (\(ackedSeq.count))")
-        let store = try Ledger.segmentStore(d.data, readOnly: true)
+        let store = try Ledger.segmentStore(d.data, retired: ArchiveTier(), readOnly: true)
         var keyAt: [String: [UInt64]] = [:]
         try store.scan { r in
             let p = try RecordPayload(bytes: r.payload)

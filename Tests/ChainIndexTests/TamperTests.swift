@@ -172,7 +172,7 @@ import Testing
 
     /// Recomputes every leaf from the (forged) segments and rewrites the tree files.
     func recomputeTree(_ dir: String) throws {
-        let store = try Ledger.segmentStore(dir, readOnly: true)
+        let store = try Ledger.segmentStore(dir, retired: HotTierOnly(), readOnly: true)
         var orgs: [String: (UInt64, Hash)] = [:]
         var prev = Hash.zero
         var leaves: [Hash] = []

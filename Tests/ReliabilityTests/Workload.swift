@@ -36,6 +36,7 @@ struct Workload {
 
     func options() -> LedgerOptions {
         var o = LedgerOptions()
+        o.retired = ArchiveTier()
         o.signerState = root + "/signer.state"
         o.background = false
         o.store.rotateBytes = 2500

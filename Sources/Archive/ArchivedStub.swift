@@ -1,5 +1,6 @@
 import AuditBase
 import AuditEntries
+import AuditIndex
 import Foundation
 import LogProofs
 import SegmentStore
@@ -7,53 +8,13 @@ import SegmentStore
 /// What stays in the hot tier when a sealed segment moves to the archive (format-spec.md §12.3):
 /// `segments/N.archived`, a JSON object, and the only reader of it. The segment store knows
 /// nothing of it: `retired(inSegments:readOnly:)` tells it which segments left (`segment`,
-/// `first_seq`, `end_seq`, `bundle`); the chain checker reads the per-org summary, which is also
+/// `first_seq`, `end_seq`, `bundle`), and the ledger and index learn the rest through
+/// `ArchiveTier` (a `RetiredTier`); the chain checker reads the per-org summary, which is also
 /// in the bundle's signed manifest (`manifest_note` signs `manifest_sha256`), so it is checked,
 /// not trusted.
 public struct ArchivedStub: Codable, Sendable, Equatable {
     /// One org's entries in the segment.
-    public struct OrgSummary: Codable, Sendable, Equatable {
-        /// The org.
-        public var org: String
-        /// Its entries in the segment.
-        public var entries: UInt64
-        /// Its entry count after the segment (its next `orgSeq`).
-        public var count_after: UInt64
-        /// Its last entry's sequence number in the segment.
-        public var last_seq: UInt64
-        /// Earliest `received_at` (ms) among them.
-        public var min_time: Int64
-        /// Latest `received_at` (ms) among them.
-        public var max_time: Int64
-
-        /// A summary.
-        public init(
-            org: String, entries: UInt64, count_after: UInt64, last_seq: UInt64, min_time: Int64, max_time: Int64
-        ) {
-            self.org = org
-            self.entries = entries
-            self.count_after = count_after
-            self.last_seq = last_seq
-            self.min_time = min_time
-            self.max_time = max_time
-        }
-
-        /// `summary` with entry `seq` (at org position `orgSeq`, received at `time`) counted
-        /// in its org's summary: how a bundle's manifest is made, and checked.
-        public static func add(
-            to summary: inout [String: OrgSummary], org: String, seq: UInt64, orgSeq: UInt64, time: Int64
-        ) {
-            var s =
-                summary[org]
-                ?? OrgSummary(org: org, entries: 0, count_after: 0, last_seq: seq, min_time: .max, max_time: .min)
-            s.entries += 1
-            s.count_after = orgSeq + 1
-            s.last_seq = seq
-            s.min_time = min(s.min_time, time)
-            s.max_time = max(s.max_time, time)
-            summary[org] = s
-        }
-    }
+    public typealias OrgSummary = AuditIndex.OrgSummary
 
     /// Segment number.
     public var segment: UInt64
