@@ -50,11 +50,11 @@ public final class Archiver: @unchecked Sendable {
     public func candidates(hotWindow: TimeInterval) throws -> [SegmentInfo] {
         let now = clock()
         let cutoff = Int64((now.timeIntervalSince1970 - hotWindow) * 1000)
-        return try ledger.store.segments().filter { info in
-            guard info.state == .sealed, let (_, maxTime) = try ledger.index.timeRange(segment: info.segment),
+        return try ledger.segments().filter { info in
+            guard info.state == .sealed, let (_, maxTime) = try ledger.timeRange(segment: info.segment),
                 maxTime < cutoff
             else { return false }
-            if let at = Self.restoredAt(segmentsDir: ledger.store.directory, segment: info.segment),
+            if let at = Self.restoredAt(segmentsDir: ledger.segmentsDirectory, segment: info.segment),
                 now.timeIntervalSince(at) < restorePin
             {
                 return false
@@ -135,17 +135,13 @@ public final class Archiver: @unchecked Sendable {
             manifest_sha256: SHA256.hash(mbytes).hex,
             manifest_note: String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.signature), as: UTF8.self),
             orgs: manifest.orgs, purged_at: nil, tombstone: nil, manifest: String(decoding: mbytes, as: UTF8.self))
-        let segDir = ledger.store.directory
+        let segDir = ledger.segmentsDirectory
         try stub.save(segDir + "/" + ArchivedStub.fileName(info.segment))
-        try ledger.store.retire(
-            info.segment, path: segDir + "/" + ArchivedStub.fileName(info.segment), label: name,
-            hint: ArchivedStub.hint(bundle: name))
-        ledger.index.addArchived(stub.summary)
-        try FileOps.unlink(segDir + "/" + SegmentNames.sealed(info.segment))
-        try FileOps.unlink(DataDirectory(ledger.directory).index + "/" + OrgIndex.fileName(info.segment))
+        // The segment is being archived: whether it was restored before no longer matters.
         try FileOps.unlink(segDir + "/" + Self.restoredMarker(info.segment))
-        try FileOps.fsyncDirectory(segDir)
-        try FileOps.fsyncDirectory(DataDirectory(ledger.directory).index)
+        try ledger.retire(
+            stub.summary, marker: segDir + "/" + ArchivedStub.fileName(info.segment),
+            hint: ArchivedStub.hint(bundle: name))
         return name
     }
 
@@ -281,7 +277,7 @@ public final class Archiver: @unchecked Sendable {
     ) throws -> [PurgeDecision] {
         let eligible = try plan(policy: policy, holds: holds).filter(\.eligible)
         if !eligible.isEmpty { try audit(eligible) }
-        let segDir = ledger.store.directory
+        let segDir = ledger.segmentsDirectory
         var purged: [PurgeDecision] = []
         for var d in eligible {
             let path = segDir + "/" + ArchivedStub.fileName(d.segment)
@@ -294,11 +290,9 @@ public final class Archiver: @unchecked Sendable {
             stub.purged_at = at
             // The rows of purged entries go with them, unless a restore brought the segment
             // back to the hot tier (and was cut short before removing the stub).
-            if !FileOps.exists(segDir + "/" + SegmentNames.sealed(d.segment)) {
-                try ledger.index.purgeSections(stub.summary)
-            }
+            try ledger.purgeRows(stub.summary)
             try stub.save(path)
-            ledger.index.addArchived(stub.summary)
+            ledger.retiredChanged(stub.summary)
             if (try? backend.path(of: stub.bundle)) != nil {
                 // A store whose lock outlasts the log's rules refuses: expected, reported, not retried.
                 do { try backend.remove(bundle: stub.bundle) } catch let refusal as ArchiveLockRefusal {

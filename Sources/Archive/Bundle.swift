@@ -97,8 +97,7 @@ public enum ArchiveBundle {
         let segBytes = try ArchiveFiles.read(segPath)
         let idxBytes = try ArchiveFiles.read(idxPath)
         let records = try SealedSegment(path: segPath).readAll()
-        let tree = ledger.tree
-        let leaves = try tree.leaves(from: info.firstSeq, count: Int(info.endSeq - info.firstSeq))
+        let leaves = try ledger.leaves(from: info.firstSeq, count: Int(info.endSeq - info.firstSeq))
         var leafBytes = [UInt8]()
         leafBytes.reserveCapacity(leaves.count * 32)
         for l in leaves { leafBytes += l.bytes }
@@ -113,24 +112,24 @@ public enum ArchiveBundle {
             if starts[org] == nil {
                 let link = try Link.stored(
                     seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content),
-                    leaf: tree.leaf)
+                    leaf: ledger.leaf)
                 starts[org] = BundleManifest.OrgStart(count: p.orgSeq, last_hash: link.prevOrgHash.hex)
             }
             ArchivedStub.OrgSummary.add(to: &summary, org: org, seq: r.seq, orgSeq: p.orgSeq, time: fields.time)
         }
-        guard let cp = try ledger.checkpoints.first(atLeast: info.endSeq, verifier: ledger.verifier) else {
+        guard let cp = try ledger.checkpoint(atLeast: info.endSeq) else {
             throw LedgerError("no checkpoint covers segment \(info.segment) yet; sign one first")
         }
         let size = cp.checkpoint.size
-        let left = try CompactRange.nodes(of: info.firstSeq, tree: tree).map {
+        let left = try ledger.prefixNodes(size: info.firstSeq).map {
             BundleManifest.Node(height: $0.height, hash: $0.hash.hex)
         }
-        let right = try CompactRange.subtrees(from: info.endSeq, to: size, tree: tree).map {
+        let right = try ledger.subtrees(from: info.endSeq, to: size).map {
             BundleManifest.Node(height: $0.height, hash: $0.hash.hex)
         }
         var consistency: [String]?
         if let (_, prevSize) = previous, prevSize <= size, prevSize > 0 {
-            consistency = try tree.consistencyProof(old: prevSize, new: size).map(\.hex)
+            consistency = try ledger.consistencyProof(old: prevSize, new: size).map(\.hex)
         }
         let files: [(String, [UInt8])] = [
             (BundleFiles.segment, segBytes), (BundleFiles.index, idxBytes), (BundleFiles.leaves, leafBytes),
@@ -144,7 +143,7 @@ public enum ArchiveBundle {
         let manifest = BundleManifest(
             format: "auditlog-bundle/1", origin: ledger.origin, segment: info.segment, first_seq: info.firstSeq,
             end_seq: info.endSeq,
-            files: hashes, prev_hash: (info.firstSeq > 0 ? try tree.leaf(info.firstSeq - 1) : .zero).hex,
+            files: hashes, prev_hash: (info.firstSeq > 0 ? try ledger.leaf(info.firstSeq - 1) : .zero).hex,
             org_start: starts,
             orgs: summary.values.sorted { $0.org < $1.org }, checkpoint_size: size, left: left, right: right,
             previous_checkpoint_size: consistency == nil ? nil : previous?.1, consistency: consistency,

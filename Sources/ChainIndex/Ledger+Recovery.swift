@@ -71,4 +71,125 @@ extension Ledger {
         let p = try RecordPayload(bytes: try segs.read(seq: segs.endSeq - 1).payload)
         return Entry.indexFields(ofStored: p.content)?.fields.time ?? 0
     }
+
+    /// What replay recovered: the tree, every org's position, the state at the last seal, the
+    /// last leaf and `received_at`.
+    struct Replayed {
+        var tree: TreeStore
+        var orgs: [String: OrgPosition]
+        var sealedOrgs: [String: (UInt64, UInt64)]
+        var lastLeaf: Hash
+        var lastReceivedAt: Int64
+        var recovery: LedgerRecovery
+    }
+
+    /// Recovery's steps 3 and 4 (`init`): the tree cut back to where replay starts, then every
+    /// entry after it re-read, its org chain re-derived by the chain rule, its leaf recomputed,
+    /// its index row rebuilt; index files the sealed segments lack are written, and the
+    /// org-state snapshot rewritten when it was missing, damaged or behind.
+    static func replay(
+        directory: String, store segs: SegmentStore, index idx: OrgIndex, retired: any RetiredTier
+    ) throws -> Replayed {
+        let (t, start, snapOrgs) = try Self.recoveryStart(
+            directory: directory, store: segs, index: idx, retired: retired)
+        var orgs: [String: OrgPosition] = [:]
+        for (o, (count, last)) in snapOrgs {
+            orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last))
+        }
+        let sealedInfos = segs.segments().filter { $0.state == .sealed }
+        let sealedEnd = segs.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
+        var atSealed = start >= sealedEnd ? snapOrgs : [:]
+        var replayed: UInt64 = 0
+        var leaves: [Hash] = []
+        var prev = start > 0 ? try t.leaf(start - 1) : Hash.zero
+        var hits: [(String, IndexHit)] = []
+        try segs.scan(from: start) { rec in
+            if rec.seq == sealedEnd { atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) } }
+            let p = try RecordPayload(bytes: rec.payload)
+            guard let (org, fields) = Entry.indexFields(ofStored: p.content) else {
+                let pos = segs.position(of: rec.seq)
+                throw StoreError(
+                    .corrupt, "entry \(rec.seq) is not a valid stored entry", path: pos.path, offset: pos.offset)
+            }
+            let st = orgs[org] ?? .start
+            let leaf: Hash
+            do {
+                leaf = try st.expect(
+                    seq: rec.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev,
+                    contentHash: SHA256.hash(p.content)
+                ).leafHash
+            } catch {
+                let pos = segs.position(of: rec.seq)
+                throw StoreError(
+                    .corrupt, "org \(org)'s chain is broken: \(error)", path: pos.path, offset: pos.offset)
+            }
+            orgs[org] = st.advanced(seq: rec.seq, leaf: leaf)
+            leaves.append(leaf)
+            prev = leaf
+            hits.append((org, IndexHit(seq: rec.seq, orgSeq: p.orgSeq, fields: fields)))
+            if leaves.count >= 4096 {
+                try t.append(leaves)
+                leaves.removeAll(keepingCapacity: true)
+            }
+            replayed += 1
+            return true
+        }
+        try t.append(leaves)
+        if start >= sealedEnd {
+            atSealed = snapOrgs
+        } else if sealedEnd >= segs.endSeq {
+            atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) }
+        }
+        // Missing or damaged: rewrite it from the state just derived.
+        let snapshotMissing = (try? Self.checkedOrgState(DataDirectory(directory).orgState)) ?? nil == nil
+        idx.add(hits)
+        var rebuilt = 0
+        for info in sealedInfos where info.endSeq > start {
+            if !idx.hasSealedIndex(info.segment) { rebuilt += 1 }
+            try idx.seal(info)
+            idx.sealCompleted(info.segment)
+        }
+        guard t.size == segs.endSeq else {
+            throw LedgerError(
+                "tree holds \(t.size) leaves but the segments hold \(segs.endSeq) entries; run `auditctl verify \(directory)`"
+            )
+        }
+        if start < sealedEnd || snapshotMissing {
+            try t.sync()
+            try Self.saveOrgState(DataDirectory(directory).orgState, end: sealedEnd, orgs: atSealed)
+        }
+        return Replayed(
+            tree: t, orgs: orgs, sealedOrgs: atSealed, lastLeaf: t.size > 0 ? try t.leaf(t.size - 1) : .zero,
+            lastReceivedAt: try Self.lastReceivedAt(segs, retired: retired),
+            recovery: LedgerRecovery(store: segs.recovery, replayed: replayed, indexesRebuilt: rebuilt))
+    }
+
+    /// Recovery's step 5 (`init`): the signer's record of the newest checkpoint it signed, and
+    /// the newest checkpoint in the log, must both match the recovered tree.
+    static func checkSigned(
+        tree t: TreeStore, checkpoints: CheckpointLog, signerState: String?, origin: String, directory: String
+    ) throws -> SignerState? {
+        var signed: SignerState?
+        if let path = signerState, let state = try SignerState.load(path) {
+            guard state.origin == origin else {
+                throw LedgerError(
+                    "the signer state \(path) is for origin \(state.origin), not this log's \(origin)")
+            }
+            try state.check(treeSize: t.size, rootAt: { try t.root(at: $0) }, what: "the log in \(directory)")
+            signed = state
+        }
+        if let cp = checkpoints.latest?.checkpoint {
+            guard cp.size <= t.size else {
+                throw LedgerError(
+                    "the log holds \(t.size) entries but a checkpoint was signed at size \(cp.size): signed entries are missing (truncated or deleted segment); run `auditctl verify \(directory)` and restore from the archive"
+                )
+            }
+            guard try t.root(at: cp.size) == cp.root else {
+                throw LedgerError(
+                    "the tree root at size \(cp.size) does not match the signed checkpoint: entries were altered; run `auditctl verify \(directory)`"
+                )
+            }
+        }
+        return signed
+    }
 }

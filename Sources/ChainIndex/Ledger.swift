@@ -22,40 +22,41 @@ public final class Ledger: @unchecked Sendable {
     /// The public key that checks this log's checkpoints.
     public let verifier: NoteVerifier
     /// Segments.
-    public let store: SegmentStore
+    package let store: SegmentStore
     /// The Merkle tree.
-    public let tree: TreeStore
+    package let tree: TreeStore
     /// Signed checkpoints.
-    public let checkpoints: CheckpointLog
+    package let checkpoints: CheckpointLog
     /// The org index.
-    public let index: OrgIndex
+    package let index: OrgIndex
     /// What opening found.
     public let recovery: LedgerRecovery
     let options: LedgerOptions
-    private let signer: NoteSigner
+    let signer: NoteSigner
     private let lockFD: Int32
-    private var queue: GroupCommitQueue<Op, Receipt?>?
+    var queue: GroupCommitQueue<Op, Receipt?>?
 
     // Commit-thread state.
-    private var orgs: [String: OrgPosition] = [:]
-    private var lastLeaf: Hash
-    /// The newest entry's `received_at` (commit thread): no later entry is stamped earlier.
-    private var lastReceivedAt: Int64 = 0
-    private var lastCheckpointAt = ContinuousClock.now
+    /// Positions, the last leaf and the last `received_at` of the durable entries.
+    private var sequencer: Sequencer
+    var lastCheckpointAt = ContinuousClock.now
     /// The newest checkpoint the signer signed, from its state file.
-    private var signed: SignerState?
-    private var state = WriteState.accepting
+    var signed: SignerState?
+    var state = WriteState.accepting
     /// Leaf hashes of durable entries that the tree has not taken yet (it failed to).
-    private var unappliedLeaves: [Hash] = []
+    var unappliedLeaves: [Hash] = []
     private let stateLock = NSLock()
     private var _published = WriteState.accepting
     private var _refused: UInt64 = 0
 
     // Sealer state.
-    private let sealLock = NSLock()
-    private var sealedOrgs: [String: (UInt64, UInt64)] = [:]
-    private var background: [BackgroundLoop] = []
+    let sealLock = NSLock()
+    var sealedOrgs: [String: (UInt64, UInt64)] = [:]
+    var background: [BackgroundLoop] = []
+    /// Periodic work the last groups made due (commit thread).
+    var due = MaintenanceDue()
 
+    /// What the commit thread is asked to do: entries, and work asked for by name.
     enum Op: Sendable {
         case entry(PreparedEntry)
         /// An entry after which a checkpoint is signed at exactly its size (an export's own
@@ -99,120 +100,29 @@ public final class Ledger: @unchecked Sendable {
             for info in store.segments() where info.state == .retired {
                 idx.addArchived(try options.retired.summary(of: info))
             }
-            let (t, start, snapOrgs) = try Self.recoveryStart(
-                directory: directory, store: segs, index: idx, retired: options.retired)
-            var orgs: [String: OrgPosition] = [:]
-            for (o, (count, last)) in snapOrgs {
-                orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last))
-            }
-            tree = t
-            let sealedInfos = store.segments().filter { $0.state == .sealed }
-            let sealedEnd = store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
-            var atSealed = start >= sealedEnd ? snapOrgs : [:]
-            var replayed: UInt64 = 0
-            var leaves: [Hash] = []
-            var prev = start > 0 ? try t.leaf(start - 1) : Hash.zero
-            var hits: [(String, IndexHit)] = []
-            try segs.scan(from: start) { rec in
-                if rec.seq == sealedEnd { atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) } }
-                let p = try RecordPayload(bytes: rec.payload)
-                guard let (org, fields) = Entry.indexFields(ofStored: p.content) else {
-                    let pos = segs.position(of: rec.seq)
-                    throw StoreError(
-                        .corrupt, "entry \(rec.seq) is not a valid stored entry", path: pos.path, offset: pos.offset)
-                }
-                let st = orgs[org] ?? .start
-                let leaf: Hash
-                do {
-                    leaf = try st.expect(
-                        seq: rec.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev,
-                        contentHash: SHA256.hash(p.content)
-                    ).leafHash
-                } catch {
-                    let pos = segs.position(of: rec.seq)
-                    throw StoreError(
-                        .corrupt, "org \(org)'s chain is broken: \(error)", path: pos.path, offset: pos.offset)
-                }
-                orgs[org] = st.advanced(seq: rec.seq, leaf: leaf)
-                leaves.append(leaf)
-                prev = leaf
-                hits.append((org, IndexHit(seq: rec.seq, orgSeq: p.orgSeq, fields: fields)))
-                if leaves.count >= 4096 {
-                    try t.append(leaves)
-                    leaves.removeAll(keepingCapacity: true)
-                }
-                replayed += 1
-                return true
-            }
-            try t.append(leaves)
-            if start >= sealedEnd {
-                atSealed = snapOrgs
-            } else if sealedEnd >= segs.endSeq {
-                atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) }
-            }
-            // Missing or damaged: rewrite it from the state just derived.
-            let snapshotMissing = (try? Self.checkedOrgState(DataDirectory(directory).orgState)) ?? nil == nil
-            idx.add(hits)
-            var rebuilt = 0
-            for info in sealedInfos where info.endSeq > start {
-                if !idx.hasSealedIndex(info.segment) { rebuilt += 1 }
-                try idx.seal(info)
-                idx.sealCompleted(info.segment)
-            }
-            guard t.size == segs.endSeq else {
-                throw LedgerError(
-                    "tree holds \(t.size) leaves but the segments hold \(segs.endSeq) entries; run `auditctl verify \(directory)`"
-                )
-            }
-            if start < sealedEnd || snapshotMissing {
-                try t.sync()
-                try Self.saveOrgState(DataDirectory(directory).orgState, end: sealedEnd, orgs: atSealed)
-            }
-            sealedOrgs = atSealed
-            self.orgs = orgs
-            lastLeaf = t.size > 0 ? try t.leaf(t.size - 1) : .zero
-            lastReceivedAt = try Self.lastReceivedAt(segs, retired: options.retired)
-            recovery = LedgerRecovery(store: store.recovery, replayed: replayed, indexesRebuilt: rebuilt)
-
-            if let path = options.signerState, let state = try SignerState.load(path) {
-                guard state.origin == origin else {
-                    throw LedgerError(
-                        "the signer state \(path) is for origin \(state.origin), not this log's \(origin)")
-                }
-                try state.check(treeSize: t.size, rootAt: { try t.root(at: $0) }, what: "the log in \(directory)")
-                signed = state
-            }
-            if let cp = checkpoints.latest?.checkpoint {
-                guard cp.size <= t.size else {
-                    throw LedgerError(
-                        "the log holds \(t.size) entries but a checkpoint was signed at size \(cp.size): signed entries are missing (truncated or deleted segment); run `auditctl verify \(directory)` and restore from the archive"
-                    )
-                }
-                guard try t.root(at: cp.size) == cp.root else {
-                    throw LedgerError(
-                        "the tree root at size \(cp.size) does not match the signed checkpoint: entries were altered; run `auditctl verify \(directory)`"
-                    )
-                }
-            }
+            let r = try Self.replay(directory: directory, store: segs, index: idx, retired: options.retired)
+            tree = r.tree
+            sequencer = Sequencer(orgs: r.orgs, lastLeaf: r.lastLeaf, lastReceivedAt: r.lastReceivedAt)
+            sealedOrgs = r.sealedOrgs
+            recovery = r.recovery
+            signed = try Self.checkSigned(
+                tree: r.tree, checkpoints: checkpoints, signerState: options.signerState, origin: origin,
+                directory: directory)
         } catch {
             Glibc.close(lockFD)
             throw error
         }
         store.onSealed = { [unowned self] info in try self.sealed(info) }
-        queue = GroupCommitQueue(name: "auditlog-commit", maxGroup: options.maxGroup) { [unowned self] ops in
-            try self.commit(ops)
-        }
+        queue = GroupCommitQueue(
+            name: "auditlog-commit", maxGroup: options.maxGroup,
+            body: { [unowned self] ops in try self.commit(ops) },
+            afterAcks: { [unowned self] in self.maintain() })
         if options.background {
             background.append(
-                BackgroundLoop(name: "auditlog-ticker", interval: 0.2) { [weak self] in
-                    self?.queue?.submit([.maintenance]) { _ in }
-                })
+                BackgroundLoop(name: "auditlog-ticker", interval: 0.2) { [weak self] in self?.tick() })
             // The sealer yields to writers; when it falls behind, writers seal themselves.
             background.append(
-                BackgroundLoop(name: "auditlog-sealer", interval: 0.1, nice: 5) { [weak self] in
-                    guard let self, self.store.hasRotated else { return }
-                    do { try self.store.sealRotated() } catch { self.reportBackground(error) }
-                })
+                BackgroundLoop(name: "auditlog-sealer", interval: 0.1, nice: 5) { [weak self] in self?.sealRotated() })
         }
     }
 
@@ -220,7 +130,7 @@ public final class Ledger: @unchecked Sendable {
     private var _backgroundError: Error?
     /// The last error a background job met (sealing), if any.
     public var backgroundError: Error? { bgErrorLock.withLock { _backgroundError } }
-    private func reportBackground(_ e: Error) { bgErrorLock.withLock { _backgroundError = e } }
+    func reportBackground(_ e: Error) { bgErrorLock.withLock { _backgroundError = e } }
 
     // MARK: Writing
 
@@ -271,7 +181,7 @@ public final class Ledger: @unchecked Sendable {
     /// Entries refused because writes were suspended or stopped.
     public var refusedEntries: UInt64 { stateLock.withLock { _refused } }
 
-    private func publish(refused: Int = 0) {
+    func publish(refused: Int = 0) {
         let s = state
         stateLock.withLock {
             _published = s
@@ -279,14 +189,17 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    /// One group commit (commit thread only).
+    /// One group commit (commit thread only): the numbered script of the durable write.
     ///
     /// 1. retry deferred work if writes are suspended, refusing the group's entries if it
-    ///    still fails; 2. build each entry's link and leaf hash; 3. write one block;
-    ///    4. fdatasync (a failure stops writes until a restart, and fails the group: nothing
-    ///    was acknowledged); 5. from here the entries are durable and get their receipts
-    ///    whatever follows: append the leaves to the tree, rotate, checkpoint; a failure of
-    ///    any of these suspends writes until a retry succeeds.
+    ///    still fails; 2. sequence each entry (`Sequencer`: `received_at`, sequence number,
+    ///    org position, link, leaf hash); 3. write one block; 4. fdatasync (a failure stops
+    ///    writes until a restart, and fails the group: nothing was acknowledged); 5. from here
+    ///    the entries are durable: the positions advance, the index takes their rows and the
+    ///    tree their leaves; 6. the work the group asked for by name: a rotation, each
+    ///    anchor's checkpoint, a checkpoint now. The acks go out when this returns
+    ///    (format-spec.md §3); the periodic work (`maintain`) follows them. A failure after
+    ///    step 4 suspends writes until a retry succeeds, and never fails the group.
     private func commit(_ ops: [Op]) throws -> [Receipt?] {
         let entries = ops.reduce(0) {
             switch $1 {
@@ -301,52 +214,34 @@ public final class Ledger: @unchecked Sendable {
         }
         var out: [Receipt?] = []
         out.reserveCapacity(ops.count)
-        var records: [StoreRecord] = []
-        var leaves: [Hash] = []
-        var hits: [(String, IndexHit)] = []
-        var overlay: [String: OrgPosition] = [:]
-        var seq = store.nextSeq
-        var prev = lastLeaf
-        var time = lastReceivedAt
+        var group = sequencer.group(at: store.nextSeq)
         var anchors: [UInt64] = []
-        var wantCheckpoint = false
-        var maintenance = false
+        var checkpoint = false
         var rotate = false
         for op in ops {
             switch op {
-            case .entry(var e), .anchor(var e):
-                if e.fields.time < time, let later = e.restamped(time) { e = later }
-                time = max(time, e.fields.time)
-                if case .anchor = op { anchors.append(seq + 1) }
-                let st = overlay[e.org] ?? orgs[e.org] ?? .start
-                let (orgSeq, prevOrgDelta) = st.header(at: seq)
-                let leaf = st.link(seq: seq, prev: prev, contentHash: e.contentHash).leafHash
-                records.append(
-                    StoreRecord(
-                        key: RecordPayload.groupKey(e.org),
-                        payload: RecordPayload(orgSeq: orgSeq, prevOrgDelta: prevOrgDelta, content: e.content).bytes))
-                leaves.append(leaf)
-                hits.append((e.org, IndexHit(seq: seq, orgSeq: orgSeq, fields: e.fields)))
-                overlay[e.org] = st.advanced(seq: seq, leaf: leaf)
-                out.append(Receipt(seq: seq, hash: leaf, orgSeq: orgSeq))
-                prev = leaf
-                seq += 1
+            case .entry(let e):
+                out.append(sequencer.sequence(e, in: &group))
+            case .anchor(let e):
+                let r = sequencer.sequence(e, in: &group)
+                anchors.append(r.seq + 1)
+                out.append(r)
             case .checkpoint:
-                wantCheckpoint = true
+                checkpoint = true
                 out.append(nil)
             case .maintenance:
-                maintenance = true
+                due.tick = true
                 out.append(nil)
             case .rotate:
                 rotate = true
                 out.append(nil)
             }
         }
-        if !records.isEmpty {
+        if !group.records.isEmpty {
             let started = ContinuousClock.now
             // A failed write leaves nothing behind (the store cuts its partial block): the
             // entries are not stored, and the next group may try again.
-            try store.write(records)
+            try store.write(group.records)
             do {
                 try store.sync()
             } catch {
@@ -355,93 +250,19 @@ public final class Ledger: @unchecked Sendable {
                 throw error
             }
             // Durable: everything below may fail without un-acknowledging these entries.
-            options.onCommit?(records.count, ContinuousClock.now - started)
-            for (k, v) in overlay { orgs[k] = v }
-            lastLeaf = prev
-            lastReceivedAt = time
-            index.add(hits)
-            unappliedLeaves.append(contentsOf: leaves)
+            options.onCommit?(group.records.count, ContinuousClock.now - started)
+            sequencer.adopt(group)
+            index.add(group.hits)
+            unappliedLeaves.append(contentsOf: group.leaves)
+            due.wrote = true
         }
         deferred {
             try applyLeaves()
-            if !records.isEmpty { try store.rotateIfFull() }
-            // Writes outrunning the sealer: seal here, so unsealed segments (and their
-            // in-memory index) stay bounded. These entries are durable already; their acks
-            // wait for the seal, which slows writers to the sealer's pace (back-pressure).
-            if store.rotatedBacklogFull { try store.sealRotated() }
-            if maintenance { try store.rotateIfOld() }
             if rotate { try store.rotate() }
             for size in anchors { try signCheckpoint(size: size) }
-            let latest = checkpoints.latest?.checkpoint.size ?? 0
-            if tree.size > latest
-                && (wantCheckpoint || ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval)
-            {
-                try signCheckpoint()
-            }
+            if checkpoint { try signCheckpoint() }
         }
         return out
-    }
-
-    /// Runs work that follows a durable sync; a failure suspends writes instead of failing
-    /// the group.
-    private func deferred(_ work: () throws -> Void) {
-        do { try work() } catch {
-            state.deferredWorkFailed(error)
-            publish()
-        }
-    }
-
-    /// Retries what a suspension left undone: the tree's missing leaves, a due rotation, a
-    /// checkpoint. Writes resume once all of it succeeds.
-    private func retryDeferredWork() {
-        do {
-            try applyLeaves()
-            try store.rotateIfFull()
-            if tree.size > (checkpoints.latest?.checkpoint.size ?? 0) { try signCheckpoint() }
-            state.resumed()
-        } catch {
-            state.deferredWorkFailed(error)
-        }
-        publish()
-    }
-
-    private func applyLeaves() throws {
-        guard !unappliedLeaves.isEmpty else { return }
-        try tree.append(unappliedLeaves)
-        unappliedLeaves.removeAll(keepingCapacity: true)
-    }
-
-    /// Signs a checkpoint of the whole tree: 1. check it extends the newest one the signer
-    /// signed (never smaller, never inconsistent); 2. record it as the signer's newest,
-    /// durably; 3. sign it and append it to the checkpoint log.
-    private func signCheckpoint(size: UInt64? = nil) throws {
-        let size = size ?? tree.size
-        guard size > (checkpoints.latest?.checkpoint.size ?? 0) || (size == 0 && checkpoints.latest == nil) else {
-            return
-        }
-        let cp = Checkpoint(origin: origin, size: size, root: try tree.root(at: size))
-        if let path = options.signerState {
-            try signed?.check(treeSize: size, rootAt: { try tree.root(at: $0) }, what: "the tree to be signed")
-            let state = SignerState(origin: origin, size: size, root: cp.root)
-            try state.save(path)
-            signed = state
-        }
-        try checkpoints.append(SignedCheckpoint(checkpoint: cp, note: try signer.sign(cp.text)))
-        lastCheckpointAt = .now
-    }
-
-    // MARK: Sealing
-
-    private func sealed(_ info: SegmentInfo) throws {
-        try tree.sync()
-        let last = try index.seal(info)
-        let snapshot: [String: (UInt64, UInt64)] = sealLock.withLock {
-            for (o, h) in last { sealedOrgs[o] = (h.orgSeq + 1, h.seq) }
-            return sealedOrgs
-        }
-        try Self.saveOrgState(DataDirectory(directory).orgState, end: info.endSeq, orgs: snapshot)
-        index.sealCompleted(info.segment)
-        queue?.submit([.checkpoint]) { _ in }
     }
 
     /// Rotates the open segment (if it holds anything) and seals every rotated segment now.

@@ -6,6 +6,8 @@ import Foundation
 ///
 /// `body` gets the items of every pending request concatenated, and must return exactly one
 /// result per item in the same order. If it throws, every request in that group fails.
+/// `afterAcks`, if given, runs on the same thread once every caller of the group has its
+/// results, before the next group: work that follows a commit without delaying its callers.
 public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecked Sendable {
     private struct Request {
         var items: [Item]
@@ -18,13 +20,18 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
     private var finished = false
     private let maxGroup: Int
     private let body: ([Item]) throws -> [Output]
+    private let afterAcks: (() -> Void)?
     private var thread: Thread?
 
     /// A queue whose groups hold at most `maxGroup` items (a single larger request still
     /// goes through whole). The thread starts at once.
-    public init(name: String, maxGroup: Int = 8192, body: @escaping ([Item]) throws -> [Output]) {
+    public init(
+        name: String, maxGroup: Int = 8192, body: @escaping ([Item]) throws -> [Output],
+        afterAcks: (() -> Void)? = nil
+    ) {
         self.maxGroup = maxGroup
         self.body = body
+        self.afterAcks = afterAcks
         let t = Thread { [unowned self] in self.run() }
         t.name = name
         t.stackSize = 1 << 20
@@ -102,6 +109,7 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
             } catch {
                 for r in group { r.done(.failure(error)) }
             }
+            afterAcks?()
         }
     }
 }

@@ -237,6 +237,12 @@ public struct ChainChecker {
         tiles = TileChecker(tree: tree)
     }
 
+    /// A checker of the open ledger's own files (the daemon's rechecks), starting at entry 0.
+    public init(ledger: Ledger, checkpoints: [(size: UInt64, root: Hash, offset: Int64)]) {
+        self.init(
+            store: ledger.store, tree: ledger.tree, checkpoints: checkpoints, checkpointPath: ledger.checkpointLogPath)
+    }
+
     /// Orgs seen so far.
     public var orgCount: Int { orgs.count }
 

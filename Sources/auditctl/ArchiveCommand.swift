@@ -186,7 +186,7 @@ struct ArchiveCommand: AsyncParsableCommand {
                     }
                 }
                 let records = OperatorRecords(
-                    dir: common.dir, entries: entries, since: try archivedUntil(ledger.store), orgs: orgs)
+                    dir: common.dir, entries: entries, since: try archivedUntil(ledger), orgs: orgs)
                 if !records.failures.isEmpty {
                     try? ledger.close()
                     throw CLIError("nothing was purged: \(records.failures.joined(separator: "; "))")
@@ -196,7 +196,7 @@ struct ArchiveCommand: AsyncParsableCommand {
                 ledger: ledger, backend: try ArchiveBackends.open(common.archivePath, dataDir: common.dir),
                 clock: { clock })
             let purged = try archiver.purge(policy: policy, holds: holds) { decisions in
-                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let now = ReceivedAt.now()
                 var entries: [PreparedEntry] = []
                 for d in decisions {
                     for o in d.orgs {
@@ -302,8 +302,8 @@ struct Retention: AsyncParsableCommand {
 }
 
 /// The latest `received_at` of the archived segments, from their stubs' signed summaries.
-func archivedUntil(_ store: SegmentStore) throws -> Int64? {
-    try store.segments().filter { $0.state == .retired }.compactMap {
+func archivedUntil(_ ledger: Ledger) throws -> Int64? {
+    try ledger.segments().filter { $0.state == .retired }.compactMap {
         try ArchivedStub.load($0.path).orgs.map(\.max_time).max()
     }.max()
 }

@@ -74,7 +74,7 @@ struct Import: ParsableCommand {
         func submit() {
             guard !lines.isEmpty else { return }
             let n = lines.count
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = ReceivedAt.now()
             var results = [Result<PreparedEntry, EntryError>?](repeating: nil, count: n)
             let input = lines
             results.withUnsafeMutableBufferPointer { rb in

@@ -158,7 +158,7 @@ struct AuditTrailOptions: ParsableArguments {
                 "auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was changed"
             )
         }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = ReceivedAt.now()
         let receipts = try ledger.appendAndWait(
             try events.map {
                 try Entry.prepare(

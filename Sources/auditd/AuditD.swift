@@ -79,6 +79,8 @@ struct AuditD: AsyncParsableCommand {
         }
         var options = LedgerOptions()
         options.retired = ArchiveTier()
+        // The ticker and the sealer run in LedgerService, inside the daemon's service group.
+        options.background = false
         options.signerState = SignerState.path(forKey: c.keyPath)
         options.onCommit = { n, d in metrics.committed(count: n, took: d) }
         options.store.rotateBytes = c.segmentBytes
@@ -96,9 +98,8 @@ struct AuditD: AsyncParsableCommand {
                 "verifier_key": "\(ledger.verifier.text)",
             ])
 
-        let tree = ledger.tree
-        let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow), maxKeys: c.maxIdempotencyKeys) { seq in
-            try? tree.leaf(seq)
+        let idem = IdempotencyCache(window: TimeInterval(c.idempotencyWindow), maxKeys: c.maxIdempotencyKeys) {
+            [ledger] seq in try? ledger.leaf(seq)
         }
         // Re-read the window's keys in the background: entries without a key are served at once,
         // keyed ones wait until it is done.
@@ -131,7 +132,7 @@ struct AuditD: AsyncParsableCommand {
         // (format-spec.md §1): one written into tokens.json by hand never does.
         let tokens = TokenStore(
             path: TokenStore.path(forData: c.data),
-            admit: { [ledger] r in r.auditProblem(leaf: { try ledger.tree.leaf($0) }, size: ledger.size) },
+            admit: { [ledger] r in r.auditProblem(leaf: { try ledger.leaf($0) }, size: ledger.size) },
             log: { [logger] in logger.warning("\($0)") })
         // Twice the cores: each token may hold two of these at once (TokenGate), so one busy
         // token never has them all.

@@ -32,8 +32,7 @@ struct VerificationService: Service {
     }
 
     func run() async throws {
-        let cpPath = ledger.checkpoints.logPath
-        var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: [], checkpointPath: cpPath)
+        var checker = ChainChecker(ledger: ledger, checkpoints: [])
         checker.indexDirectory = DataDirectory(ledger.directory).index
         let state = State(checker)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -51,8 +50,8 @@ struct VerificationService: Service {
                 }
             }
             metrics.treeSize.record(Int64(ledger.size))
-            metrics.checkpoints.record(Int64(ledger.checkpoints.total))
-            let segs = ledger.store.segments()
+            metrics.checkpoints.record(Int64(ledger.checkpointCount))
+            let segs = ledger.segments()
             metrics.segments.record(segs.count)
             metrics.sealedSegments.record(segs.filter { $0.state == .sealed }.count)
             if let e = ledger.backgroundError { logger.error("background sealing failed", metadata: ["error": "\(e)"]) }
@@ -68,16 +67,12 @@ struct VerificationService: Service {
         var failed = s.failed
         defer { (s.cpOffset, s.lastSize, s.checker, s.failed) = (cpOffset, lastSize, checker, failed) }
         do {
-            let (more, next) = try ledger.checkpoints.verified(
-                from: cpOffset, after: lastSize, verifier: ledger.verifier)
+            let (more, next) = try ledger.verifiedCheckpoints(from: cpOffset, after: lastSize)
             cpOffset = next
             lastSize = more.last?.size ?? lastSize
             checker.addCheckpoints(more)
-            try ledger.store.reinstateReturned()
-            try ledger.index.refreshRestored(ledger.store.segments())
-            let sealedEnd =
-                ledger.store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
-            let failure = try checker.checkSegments(upTo: sealedEnd, verifier: ledger.verifier)
+            try ledger.reinstateRestored()
+            let failure = try checker.checkSegments(upTo: ledger.sealedEnd, verifier: ledger.verifier)
             metrics.verifyRuns.increment()
             metrics.verifiedEntries.record(Int64(checker.position))
             health.progress(checker.position)
@@ -96,21 +91,33 @@ struct VerificationService: Service {
     }
 }
 
-/// Keeps the ledger open for the other services and closes it last on shutdown: final
-/// checkpoint, rotated segments sealed, tree synced, directory unlocked.
+/// The ledger's life in the daemon's group: its maintenance (every 0.2 s the commit thread is
+/// asked for its periodic work, rotation of an old segment and the checkpoint; the sealer
+/// seals rotated segments on a thread of its own at a lower priority), the idempotency sweep,
+/// and, first to start and last to stop, the close at shutdown: final checkpoint, rotated
+/// segments sealed, tree synced, directory unlocked.
 struct LedgerService: Service {
     let ledger: Ledger
     let idempotency: IdempotencyCache
     let logger: Logger
 
     func run() async throws {
+        // The sealer yields to writers (when it falls behind, the commit thread seals itself).
+        let sealer = BackgroundLoop(name: "auditd-sealer", interval: 0.1, nice: 5) { [ledger] in ledger.sealRotated() }
+        var swept = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
-            idempotency.sweep()
-            // Give freed memory back to the system: after a burst of connections or a large
-            // export, glibc keeps it in its arenas and RSS would stay high for good.
-            _ = MallocTrim.function?(0)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+            // Rotation of an old open segment and the periodic checkpoint, on the commit thread.
+            ledger.tick()
+            if ContinuousClock.now - swept >= .seconds(30) {
+                swept = .now
+                idempotency.sweep()
+                // Give freed memory back to the system: after a burst of connections or a large
+                // export, glibc keeps it in its arenas and RSS would stay high for good.
+                _ = MallocTrim.function?(0)
+            }
         }
+        sealer.stop()
         for problem in try ledger.close() {
             logger.warning("shutdown step failed; it is retried at the next start", metadata: ["error": "\(problem)"])
         }

@@ -182,9 +182,9 @@ final class IdempotencyCache: @unchecked Sendable {
     func rebuild(from ledger: Ledger) throws -> Int {
         let cutoff = Int64((Date().timeIntervalSince1970 - window) * 1000)
         var found: [(Key, UInt64, UInt64, UInt32)] = []
-        for info in ledger.store.segments().reversed() where info.endSeq > info.firstSeq && info.state != .retired {
+        for info in ledger.segments().reversed() where info.endSeq > info.firstSeq && info.state != .retired {
             var newest: Int64 = .min
-            try ledger.store.scan(from: info.firstSeq, to: min(info.endSeq, ledger.size)) { rec in
+            try ledger.scanRecords(from: info.firstSeq, to: min(info.endSeq, ledger.size)) { rec in
                 guard let p = try? RecordPayload(bytes: rec.payload) else { return true }
                 if let t = CanonicalScan.topLevelString(p.content, key: "received_at").flatMap(Timestamp.parse) {
                     newest = max(newest, t)

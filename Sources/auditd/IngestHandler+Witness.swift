@@ -64,12 +64,12 @@ extension IngestHandler {
             return
         }
         let ledger = shared.ledger
-        guard let last = seqs.max(), last < ledger.store.endSeq else {
+        guard let last = seqs.max(), last < ledger.storedCount else {
             send(
                 .error(
                     id: f.id, code: .invalidEntry,
                     message:
-                        "entry \(seqs.max() ?? 0) is not in the log (it holds \(ledger.store.endSeq) entries): ask only for sequence numbers your appends were acknowledged with"
+                        "entry \(seqs.max() ?? 0) is not in the log (it holds \(ledger.storedCount) entries): ask only for sequence numbers your appends were acknowledged with"
                 ), context: context)
             return
         }

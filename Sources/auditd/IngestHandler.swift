@@ -148,7 +148,7 @@ final class IngestHandler: ChannelInboundHandler {
     private func handle(_ f: Frame, context: ChannelHandlerContext) {
         switch FrameType(rawValue: f.type) {
         case .append:
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = ReceivedAt.now()
             let e: PreparedEntry
             do throws(EntryError) { e = try Entry.prepare(json: f.body, receivedAt: now, writer: writer) } catch {
                 shared.metrics.rejectedEntry(field: error.field)

@@ -64,16 +64,14 @@ final class RecheckService: Service, @unchecked Sendable {
     /// One full pass. Failures go to the log (critical), the failure counter and `/healthz`.
     func pass(_ stopping: StopFlag) {
         let started = ContinuousClock.now
-        let cpPath = ledger.checkpoints.logPath
         do {
-            let cps = try ledger.checkpoints.verified(verifier: ledger.verifier).0
-            var checker = ChainChecker(store: ledger.store, tree: ledger.tree, checkpoints: cps, checkpointPath: cpPath)
+            var checker = ChainChecker(ledger: ledger, checkpoints: try ledger.verifiedCheckpoints().0)
             checker.indexDirectory = DataDirectory(ledger.directory).index
-            let end = ledger.store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
+            let end = ledger.sealedEnd
             let bytesPerEntry = max(
                 1.0,
                 Double(
-                    ledger.store.segments().filter { $0.state == .sealed }.reduce(0) { $0 + max(0, fileSize($1.path)) })
+                    ledger.segments().filter { $0.state == .sealed }.reduce(0) { $0 + max(0, fileSize($1.path)) })
                     / Double(max(1, end)))
             var paced = ContinuousClock.now
             var lastPosition: UInt64 = 0
@@ -99,7 +97,7 @@ final class RecheckService: Service, @unchecked Sendable {
             // The posting lists queries read (judged only below their watermark and the
             // segments sealed when the pass looked).
             if let f = PostingCheck.check(
-                indexDirectory: DataDirectory(ledger.directory).index, segments: ledger.store.segments(), served: true)
+                indexDirectory: DataDirectory(ledger.directory).index, segments: ledger.segments(), served: true)
             {
                 return fail(f.description)
             }

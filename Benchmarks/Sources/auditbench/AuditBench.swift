@@ -1,8 +1,11 @@
-import AuditBase
-import LogProofs
 import ArgumentParser
+import AuditBase
+import AuditEntries
+import AuditIndex
 import ChainIndex
 import Foundation
+import LogProofs
+import LogTree
 import SegmentStore
 
 /// Load generator and figure producer for design §7 (see Benchmarks/README.md).
@@ -11,7 +14,9 @@ struct AuditBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "auditbench",
         abstract: "Measure the audit log: durable append, proofs, org queries, bytes on disk.",
-        subcommands: [Compare.self, Append.self, Socket.self, HTTPQuery.self, Proofs.self, Query.self, Size.self, SynthTree.self])
+        subcommands: [
+            Compare.self, Append.self, Socket.self, HTTPQuery.self, Proofs.self, Query.self, Size.self, SynthTree.self,
+        ])
 }
 
 func percentile(_ xs: [Double], _ p: Double) -> Double {
@@ -94,8 +99,12 @@ struct Append: ParsableCommand {
         let secs = Date().timeIntervalSince(start)
         try ledger.close()
         let l = lat.values
-        print("append: \(lines.count) entries (\(raw / max(1, lines.count)) B avg) by \(writers) writers, batch \(batch): \(String(format: "%.2f", secs)) s, \(Int(Double(lines.count) / secs)) durable entries/s")
-        print("ack latency per batch: p50 \(ms(percentile(l, 0.5))), p99 \(ms(percentile(l, 0.99))), max \(ms(l.max() ?? 0))")
+        print(
+            "append: \(lines.count) entries (\(raw / max(1, lines.count)) B avg) by \(writers) writers, batch \(batch): \(String(format: "%.2f", secs)) s, \(Int(Double(lines.count) / secs)) durable entries/s"
+        )
+        print(
+            "ack latency per batch: p50 \(ms(percentile(l, 0.5))), p99 \(ms(percentile(l, 0.99))), max \(ms(l.max() ?? 0))"
+        )
         print("raw input bytes: \(raw)")
     }
 }
@@ -130,8 +139,12 @@ struct Size: ParsableCommand {
     func run() throws {
         let parts = Self.parts(dir)
         let total = parts.values.reduce(0, +)
-        for (k, v) in parts.sorted(by: { $0.key < $1.key }) { print("\(k): \(v) bytes (\(String(format: "%.3f", Double(v) / Double(raw))) per raw byte)") }
-        print("total: \(total) bytes = \(String(format: "%.3f", Double(total) / Double(raw))) bytes on disk per raw entry byte")
+        for (k, v) in parts.sorted(by: { $0.key < $1.key }) {
+            print("\(k): \(v) bytes (\(String(format: "%.3f", Double(v) / Double(raw))) per raw byte)")
+        }
+        print(
+            "total: \(total) bytes = \(String(format: "%.3f", Double(total) / Double(raw))) bytes on disk per raw entry byte"
+        )
     }
 }
 
@@ -145,7 +158,8 @@ struct Proofs: ParsableCommand {
         let t = try TreeStore(directory: treeOnly ? dir : DataDirectory(dir).tree, readOnly: true)
         let n = t.size
         var rng = SystemRandomNumberGenerator()
-        var inc: [Double] = [], con: [Double] = []
+        var inc: [Double] = []
+        var con: [Double] = []
         for _ in 0..<count {
             let size = UInt64.random(in: (n / 2)...n, using: &rng)
             let i = UInt64.random(in: 0..<size, using: &rng)
@@ -157,7 +171,9 @@ struct Proofs: ParsableCommand {
             _ = try t.consistencyProof(old: old, new: size)
             con.append(Date().timeIntervalSince(t0))
         }
-        print("tree size \(n): inclusion p50 \(ms(percentile(inc, 0.5))) p99 \(ms(percentile(inc, 0.99))); consistency p50 \(ms(percentile(con, 0.5))) p99 \(ms(percentile(con, 0.99)))")
+        print(
+            "tree size \(n): inclusion p50 \(ms(percentile(inc, 0.5))) p99 \(ms(percentile(inc, 0.99))); consistency p50 \(ms(percentile(con, 0.5))) p99 \(ms(percentile(con, 0.99)))"
+        )
     }
 }
 
@@ -179,7 +195,10 @@ struct SynthTree: ParsableCommand {
             if buf.count == 1 << 16 || i == leaves {
                 try t.append(buf)
                 buf.removeAll(keepingCapacity: true)
-                if i % (1 << 22) == 0 { FileHandle.standardError.write("\(i) leaves, \(Int(Double(i) / Date().timeIntervalSince(start)))/s\n".data(using: .utf8)!) }
+                if i % (1 << 22) == 0 {
+                    FileHandle.standardError.write(
+                        "\(i) leaves, \(Int(Double(i) / Date().timeIntervalSince(start)))/s\n".data(using: .utf8)!)
+                }
             }
         }
         try t.sync()
@@ -199,11 +218,14 @@ struct Query: ParsableCommand {
         var orgs = Set<String>()
         let n = ledger.size
         var rng = SystemRandomNumberGenerator()
-        for _ in 0..<3000 { if let e = try? ledger.entry(seq: UInt64.random(in: 0..<n, using: &rng)) { orgs.insert(e.org) } }
+        for _ in 0..<3000 {
+            if let e = try? ledger.entry(seq: UInt64.random(in: 0..<n, using: &rng)) { orgs.insert(e.org) }
+        }
         let orgList = Array(orgs)
         let first = try ledger.query(org: orgList[0], newestFirst: false, limit: 1).first?.fields.time ?? 0
         let last = try ledger.query(org: orgList[0], limit: 1).first?.fields.time ?? 0
-        var filtered: [Double] = [], ranged: [Double] = []
+        var filtered: [Double] = []
+        var ranged: [Double] = []
         for k in 0..<count {
             let org = orgList[k % orgList.count]
             var t0 = Date()
@@ -212,10 +234,13 @@ struct Query: ParsableCommand {
             filtered.append(Date().timeIntervalSince(t0))
             let from = Int64.random(in: first...max(first, last), using: &rng)
             t0 = Date()
-            let p2 = try ledger.query(org: org, filter: QueryFilter(from: from, to: from + 3_600_000), newestFirst: false, limit: 100)
+            let p2 = try ledger.query(
+                org: org, filter: QueryFilter(from: from, to: from + 3_600_000), newestFirst: false, limit: 100)
             _ = p2.count
             ranged.append(Date().timeIntervalSince(t0))
         }
-        print("\(n) entries, \(orgList.count) orgs sampled: newest 100 with a filter (index + entries read) p50 \(ms(percentile(filtered, 0.5))) p99 \(ms(percentile(filtered, 0.99))); time range first 100 (index) p50 \(ms(percentile(ranged, 0.5))) p99 \(ms(percentile(ranged, 0.99)))")
+        print(
+            "\(n) entries, \(orgList.count) orgs sampled: newest 100 with a filter (index + entries read) p50 \(ms(percentile(filtered, 0.5))) p99 \(ms(percentile(filtered, 0.99))); time range first 100 (index) p50 \(ms(percentile(ranged, 0.5))) p99 \(ms(percentile(ranged, 0.99)))"
+        )
     }
 }

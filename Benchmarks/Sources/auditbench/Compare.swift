@@ -1,5 +1,7 @@
-import AuditBase
 import ArgumentParser
+import AuditBase
+import AuditEntries
+import AuditIndex
 import ChainIndex
 import Foundation
 
@@ -8,7 +10,9 @@ import Foundation
 /// for both and the ratio.
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The log against a hash-chained SQLite table (WAL, synchronous=FULL): ingest, latency, queries, bytes on disk.")
+        abstract:
+            "The log against a hash-chained SQLite table (WAL, synchronous=FULL): ingest, latency, queries, bytes on disk."
+    )
 
     @Option(help: "NDJSON events (from genevents.py).") var events: String
     @Option(help: "Scratch directory (created; both systems write under it).") var dir: String
@@ -21,28 +25,41 @@ struct Compare: ParsableCommand {
         let raw = lines.reduce(0) { $0 + $1.count }
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        var rows: [(String, String, String, Double?)] = []   // figure, log, peer, log/peer (higher is better for the log)
+        var rows: [(String, String, String, Double?)] = []  // figure, log, peer, log/peer (higher is better for the log)
         func fmt(_ x: Double) -> String { x >= 100 ? String(Int(x.rounded())) : String(format: "%.2f", x) }
 
         // 1. Durable entries/s, best configuration of each.
         let log = try Ledger(directory: dir + "/log", signer: try signer(for: dir + "/log"))
-        let ours = try Bench.throughput(lines: lines, writers: 8, batch: 128, depth: 4) { chunk, done in log.append(chunk) { _ in done() } }
+        let ours = try Bench.throughput(lines: lines, writers: 8, batch: 128, depth: 4) { chunk, done in
+            log.append(chunk) { _ in done() }
+        }
         let peer100 = try SQLitePeer(path: dir + "/peer.db", connections: 8)
         let p8 = try Bench.throughput(lines: lines, writers: 8, batch: 100, depth: 1) { chunk, done in
             try? peer100.append(chunk, writer: Bench.thread)
             done()
         }
-        rows.append(("durable entries/s, best configuration (log: 8 writers × batch 128 × depth 4; SQLite: 8 writers × 100 per transaction)",
-                     fmt(ours.rate), fmt(p8.rate), ours.rate / p8.rate))
+        rows.append(
+            (
+                "durable entries/s, best configuration (log: 8 writers × batch 128 × depth 4; SQLite: 8 writers × 100 per transaction)",
+                fmt(ours.rate), fmt(p8.rate), ours.rate / p8.rate
+            ))
 
         // 2. A lone writer with one entry in flight.
         let latLog = try Ledger(directory: dir + "/lat", signer: try signer(for: dir + "/lat"))
-        let lone = try Bench.loneWriter(lines: Array(lines.prefix(latencyCount))) { e in _ = try latLog.appendAndWait([e]) }
+        let lone = try Bench.loneWriter(lines: Array(lines.prefix(latencyCount))) { e in
+            _ = try latLog.appendAndWait([e])
+        }
         try latLog.close()
         let latPeer = try SQLitePeer(path: dir + "/lat.db", connections: 1)
-        let loneP = try Bench.loneWriter(lines: Array(lines.prefix(latencyCount))) { e in try latPeer.append([e], writer: 0) }
-        rows.append(("lone writer, one entry in flight: p50 ack (ms; entries/s)", "\(fmt(lone.p50 * 1000)) (\(fmt(lone.rate))/s)",
-                     "\(fmt(loneP.p50 * 1000)) (\(fmt(loneP.rate))/s)", loneP.p50 / lone.p50))
+        let loneP = try Bench.loneWriter(lines: Array(lines.prefix(latencyCount))) { e in
+            try latPeer.append([e], writer: 0)
+        }
+        rows.append(
+            (
+                "lone writer, one entry in flight: p50 ack (ms; entries/s)",
+                "\(fmt(lone.p50 * 1000)) (\(fmt(lone.rate))/s)",
+                "\(fmt(loneP.p50 * 1000)) (\(fmt(loneP.rate))/s)", loneP.p50 / lone.p50
+            ))
 
         // 3. 64 writers, one entry in flight each.
         let manyLines = Array(lines.prefix(min(lines.count, 50_000)))
@@ -57,8 +74,12 @@ struct Compare: ParsableCommand {
             try? manyPeer.append(chunk, writer: Bench.thread)
             done()
         }
-        rows.append(("64 writers, one entry in flight each: entries/s (p99 ms)", "\(fmt(many.rate)) (\(fmt(many.p99 * 1000)))",
-                     "\(fmt(manyP.rate)) (\(fmt(manyP.p99 * 1000)))", many.rate / manyP.rate))
+        rows.append(
+            (
+                "64 writers, one entry in flight each: entries/s (p99 ms)",
+                "\(fmt(many.rate)) (\(fmt(many.p99 * 1000)))",
+                "\(fmt(manyP.rate)) (\(fmt(manyP.p99 * 1000)))", many.rate / manyP.rate
+            ))
 
         // 4. Org queries on the throughput data sets, busy to quiet orgs.
         try log.sealNow()
@@ -66,11 +87,18 @@ struct Compare: ParsableCommand {
         let orgs = try peer100.orgNames(limit: 200)
         // Each system stamped the events when it took them: a range is the same fraction of each one's span.
         let (first, last) = try peer100.timeSpan()
-        func stamp(_ seq: UInt64) throws -> Int64 { CanonicalScan.topLevelString(try log.entry(seq: seq).content, key: "received_at").flatMap(Timestamp.parse) ?? 0 }
+        func stamp(_ seq: UInt64) throws -> Int64 {
+            CanonicalScan.topLevelString(try log.entry(seq: seq).content, key: "received_at").flatMap(Timestamp.parse)
+                ?? 0
+        }
         let (lfirst, llast) = (try stamp(0), try stamp(log.size - 1))
         var rng = SystemRandomNumberGenerator()
-        var qa: [Double] = [], qb: [Double] = [], ra: [Double] = [], rb: [Double] = []
-        var rows1 = (0, 0), rows2 = (0, 0)
+        var qa: [Double] = []
+        var qb: [Double] = []
+        var ra: [Double] = []
+        var rb: [Double] = []
+        var rows1 = (0, 0)
+        var rows2 = (0, 0)
         for k in 0..<queries {
             let org = orgs[(k * 7) % orgs.count]
             var t0 = Date()
@@ -81,31 +109,45 @@ struct Compare: ParsableCommand {
             rows1.1 += try peer100.newest(org: org, outcome: "success")
             qb.append(Date().timeIntervalSince(t0))
             let f = Double.random(in: 0...1, using: &rng)
-            let from = first + Int64(Double(last - first) * f), to = last + 1
+            let from = first + Int64(Double(last - first) * f)
+            let to = last + 1
             let lfrom = lfirst + Int64(Double(llast - lfirst) * f)
             t0 = Date()
-            let r = try log.query(org: org, filter: QueryFilter(from: lfrom, to: llast + 1), newestFirst: false, limit: 100)
+            let r = try log.query(
+                org: org, filter: QueryFilter(from: lfrom, to: llast + 1), newestFirst: false, limit: 100)
             rows2.0 += try log.entries(seqs: r.map(\.seq)).count
             ra.append(Date().timeIntervalSince(t0))
             t0 = Date()
             rows2.1 += try peer100.range(org: org, from: from, to: to)
             rb.append(Date().timeIntervalSince(t0))
         }
-        func q(_ xs: [Double]) -> String { "p50 \(fmt(percentile(xs, 0.5) * 1000)), p99 \(fmt(percentile(xs, 0.99) * 1000))" }
+        func q(_ xs: [Double]) -> String {
+            "p50 \(fmt(percentile(xs, 0.5) * 1000)), p99 \(fmt(percentile(xs, 0.99) * 1000))"
+        }
         // Both must answer the same: the same number of rows over all queries.
         guard rows1.0 == rows1.1, rows2.0 > 0, rows2.1 > 0 else {
-            throw ValidationError("the systems answered differently: newest pages \(rows1.0) vs \(rows1.1) rows, ranges \(rows2.0) vs \(rows2.1) rows")
+            throw ValidationError(
+                "the systems answered differently: newest pages \(rows1.0) vs \(rows1.1) rows, ranges \(rows2.0) vs \(rows2.1) rows"
+            )
         }
-        rows.append(("org page: newest 100 with outcome=success, entries read (ms)", q(qa), q(qb), percentile(qb, 0.99) / percentile(qa, 0.99)))
-        rows.append(("org time range: first 100, entries read (ms)", q(ra), q(rb), percentile(rb, 0.99) / percentile(ra, 0.99)))
+        rows.append(
+            (
+                "org page: newest 100 with outcome=success, entries read (ms)", q(qa), q(qb),
+                percentile(qb, 0.99) / percentile(qa, 0.99)
+            ))
+        rows.append(
+            ("org time range: first 100, entries read (ms)", q(ra), q(rb), percentile(rb, 0.99) / percentile(ra, 0.99)))
 
         // 5. Bytes on disk per raw byte.
         try log.close()
         let logBytes = Size.parts(dir + "/log").values.reduce(0, +)
-        let lb = Double(logBytes) / Double(raw), pb = Double(peer100.bytesOnDisk) / Double(raw)
+        let lb = Double(logBytes) / Double(raw)
+        let pb = Double(peer100.bytesOnDisk) / Double(raw)
         rows.append(("bytes on disk per raw byte", String(format: "%.3f", lb), String(format: "%.3f", pb), pb / lb))
 
-        print("\(lines.count) events, \(raw / max(1, lines.count)) B each on average, \(ProcessInfo.processInfo.activeProcessorCount) cores; ratio: how many times better the log is (> 1: the log wins)")
+        print(
+            "\(lines.count) events, \(raw / max(1, lines.count)) B each on average, \(ProcessInfo.processInfo.activeProcessorCount) cores; ratio: how many times better the log is (> 1: the log wins)"
+        )
         print("| figure | auditlog | SQLite peer | ratio |")
         print("|---|---|---|---|")
         for (f, a, b, r) in rows { print("| \(f) | \(a) | \(b) | \(r.map { String(format: "%.2f×", $0) } ?? "—") |") }
@@ -117,12 +159,18 @@ enum Bench {
     /// The writer index of the calling thread (set by `throughput`).
     static var thread: Int { (Thread.current.threadDictionary["auditbench.writer"] as? Int) ?? 0 }
 
-    struct Result { var rate: Double; var p50: Double; var p99: Double }
+    struct Result {
+        var rate: Double
+        var p50: Double
+        var p99: Double
+    }
 
     /// `writers` threads, each preparing its share of `lines` in batches and keeping up to
     /// `depth` batches in flight through `append(batch, done)`.
-    static func throughput(lines: [[UInt8]], writers: Int, batch: Int, depth: Int,
-                           _ append: @escaping @Sendable ([PreparedEntry], @escaping @Sendable () -> Void) throws -> Void) throws -> Result {
+    static func throughput(
+        lines: [[UInt8]], writers: Int, batch: Int, depth: Int,
+        _ append: @escaping @Sendable ([PreparedEntry], @escaping @Sendable () -> Void) throws -> Void
+    ) throws -> Result {
         let lat = LatencyLog()
         let per = (lines.count + writers - 1) / writers
         let group = DispatchGroup()
@@ -148,7 +196,7 @@ enum Bench {
                     }
                 }
                 for _ in 0..<depth { inflight.wait() }
-                for _ in 0..<depth { inflight.signal() }   // libdispatch traps on freeing a semaphore below its start
+                for _ in 0..<depth { inflight.signal() }  // libdispatch traps on freeing a semaphore below its start
                 group.leave()
             }
             t.stackSize = 1 << 20
@@ -165,11 +213,15 @@ enum Bench {
         var l: [Double] = []
         let start = Date()
         for line in lines {
-            let e = try Entry.prepare(json: line, receivedAt: Int64(Date().timeIntervalSince1970 * 1000), writer: Writer(uid: 0, gid: 0, via: "bench"))
+            let e = try Entry.prepare(
+                json: line, receivedAt: Int64(Date().timeIntervalSince1970 * 1000),
+                writer: Writer(uid: 0, gid: 0, via: "bench"))
             let t0 = Date()
             try append(e)
             l.append(Date().timeIntervalSince(t0))
         }
-        return Result(rate: Double(lines.count) / Date().timeIntervalSince(start), p50: percentile(l, 0.5), p99: percentile(l, 0.99))
+        return Result(
+            rate: Double(lines.count) / Date().timeIntervalSince(start), p50: percentile(l, 0.5),
+            p99: percentile(l, 0.99))
     }
 }

@@ -1,6 +1,7 @@
 import AuditBase
-import ChainIndex
+import AuditEntries
 import CSQLite
+import ChainIndex
 import Foundation
 
 /// The obvious alternative, implemented honestly (issue: "why not a hash-chained table?"):
@@ -22,7 +23,9 @@ final class SQLitePeer: @unchecked Sendable {
     init(path: String, connections: Int) throws {
         self.path = path
         for _ in 0..<max(1, connections) { writers.append(try Self.open(path)) }
-        try exec(writers[0], """
+        try exec(
+            writers[0],
+            """
             PRAGMA journal_mode=WAL;
             CREATE TABLE IF NOT EXISTS entries(
               seq INTEGER PRIMARY KEY, org TEXT NOT NULL, org_seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
@@ -36,7 +39,10 @@ final class SQLitePeer: @unchecked Sendable {
 
     static func open(_ path: String) throws -> OpaquePointer {
         var db: OpaquePointer?
-        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK, let db else {
+        guard
+            sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
+                == SQLITE_OK, let db
+        else {
             throw Failure(description: "cannot open \(path)")
         }
         sqlite3_busy_timeout(db, 30_000)
@@ -59,7 +65,9 @@ final class SQLitePeer: @unchecked Sendable {
     func append(_ entries: [PreparedEntry], writer w: Int) throws {
         let db = writers[w % writers.count]
         var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, "INSERT INTO entries VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &stmt, nil) == SQLITE_OK, let stmt else {
+        guard sqlite3_prepare_v2(db, "INSERT INTO entries VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &stmt, nil) == SQLITE_OK,
+            let stmt
+        else {
             throw Failure(description: "prepare: \(String(cString: sqlite3_errmsg(db)))")
         }
         defer { sqlite3_finalize(stmt) }
@@ -67,11 +75,14 @@ final class SQLitePeer: @unchecked Sendable {
         // inside the write transaction.
         try lock.withLock {
             try exec(db, "BEGIN IMMEDIATE")
-            var h = head, o = orgs
+            var h = head
+            var o = orgs
             do {
                 for e in entries {
                     let st = o[e.org]
-                    let link = Link(seq: h.seq, orgSeq: st?.count ?? 0, contentHash: SHA256.hash(e.content), prevHash: h.hash, prevOrgHash: st?.hash ?? .zero)
+                    let link = Link(
+                        seq: h.seq, orgSeq: st?.count ?? 0, contentHash: SHA256.hash(e.content), prevHash: h.hash,
+                        prevOrgHash: st?.hash ?? .zero)
                     let hash = link.leafHash
                     sqlite3_bind_int64(stmt, 1, Int64(h.seq))
                     sqlite3_bind_text(stmt, 2, e.org, -1, SQLITE_TRANSIENT)
@@ -81,9 +92,13 @@ final class SQLitePeer: @unchecked Sendable {
                     sqlite3_bind_text(stmt, 6, e.fields.outcome.rawValue, -1, SQLITE_TRANSIENT)
                     sqlite3_bind_text(stmt, 7, e.fields.action, -1, SQLITE_TRANSIENT)
                     sqlite3_bind_text(stmt, 8, e.fields.actor, -1, SQLITE_TRANSIENT)
-                    e.content.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, 9, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
+                    e.content.withUnsafeBytes {
+                        _ = sqlite3_bind_blob(stmt, 9, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT)
+                    }
                     hash.bytes.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, 10, $0.baseAddress, 32, SQLITE_TRANSIENT) }
-                    guard sqlite3_step(stmt) == SQLITE_DONE else { throw Failure(description: "insert: \(String(cString: sqlite3_errmsg(db)))") }
+                    guard sqlite3_step(stmt) == SQLITE_DONE else {
+                        throw Failure(description: "insert: \(String(cString: sqlite3_errmsg(db)))")
+                    }
                     sqlite3_reset(stmt)
                     o[e.org] = ((st?.count ?? 0) + 1, hash)
                     h = (h.seq + 1, hash)
@@ -100,26 +115,36 @@ final class SQLitePeer: @unchecked Sendable {
 
     /// Orgs in the table, busiest first.
     func orgNames(limit: Int) throws -> [String] {
-        try rows("SELECT org FROM entries GROUP BY org ORDER BY count(*) DESC LIMIT \(limit)") { String(cString: sqlite3_column_text($0, 0)) }
+        try rows("SELECT org FROM entries GROUP BY org ORDER BY count(*) DESC LIMIT \(limit)") {
+            String(cString: sqlite3_column_text($0, 0))
+        }
     }
 
     /// The org's newest `limit` entries with `outcome`, content read.
     func newest(org: String, outcome: String, limit: Int = 100) throws -> Int {
-        try rows("SELECT seq, content FROM entries WHERE org=? AND outcome=? ORDER BY received_at DESC, seq DESC LIMIT \(limit)", [org, outcome]) {
+        try rows(
+            "SELECT seq, content FROM entries WHERE org=? AND outcome=? ORDER BY received_at DESC, seq DESC LIMIT \(limit)",
+            [org, outcome]
+        ) {
             sqlite3_column_bytes($0, 1)
         }.count
     }
 
     /// The org's first `limit` entries received in [from, to).
     func range(org: String, from: Int64, to: Int64, limit: Int = 100) throws -> Int {
-        try rows("SELECT seq, content FROM entries WHERE org=? AND received_at>=\(from) AND received_at<\(to) ORDER BY received_at, seq LIMIT \(limit)", [org]) {
+        try rows(
+            "SELECT seq, content FROM entries WHERE org=? AND received_at>=\(from) AND received_at<\(to) ORDER BY received_at, seq LIMIT \(limit)",
+            [org]
+        ) {
             sqlite3_column_bytes($0, 1)
         }.count
     }
 
     /// The span of `received_at`.
     func timeSpan() throws -> (Int64, Int64) {
-        try rows("SELECT min(received_at), max(received_at) FROM entries") { (sqlite3_column_int64($0, 0), sqlite3_column_int64($0, 1)) }.first ?? (0, 0)
+        try rows("SELECT min(received_at), max(received_at) FROM entries") {
+            (sqlite3_column_int64($0, 0), sqlite3_column_int64($0, 1))
+        }.first ?? (0, 0)
     }
 
     func rows<T>(_ sql: String, _ args: [String] = [], _ body: (OpaquePointer) -> T) throws -> [T] {
@@ -140,7 +165,9 @@ final class SQLitePeer: @unchecked Sendable {
 
     /// Bytes on disk: the database, its WAL and shared-memory index.
     var bytesOnDisk: Int {
-        [path, path + "-wal", path + "-shm"].reduce(0) { $0 + (((try? FileManager.default.attributesOfItem(atPath: $1))?[.size] as? Int) ?? 0) }
+        [path, path + "-wal", path + "-shm"].reduce(0) {
+            $0 + (((try? FileManager.default.attributesOfItem(atPath: $1))?[.size] as? Int) ?? 0)
+        }
     }
 }
 

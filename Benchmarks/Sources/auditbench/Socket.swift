@@ -2,6 +2,7 @@ import ArgumentParser
 import AuditClient
 import AuditWire
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -30,10 +31,14 @@ struct Socket: AsyncParsableCommand {
                     let client = try await AuditClient.connect(socketPath: socket)
                     let interval = rate.map { Double(batch) / ($0 / Double(writers)) }
                     try await withThrowingTaskGroup(of: Void.self) { inner in
-                        var i = 0, inFlight = 0
+                        var i = 0
+                        var inFlight = 0
                         var next = Date()
                         while i < slice.count {
-                            if inFlight >= depth { try await inner.next(); inFlight -= 1 }
+                            if inFlight >= depth {
+                                try await inner.next()
+                                inFlight -= 1
+                            }
                             if let interval {
                                 let wait = next.timeIntervalSinceNow
                                 if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
@@ -60,8 +65,12 @@ struct Socket: AsyncParsableCommand {
         }
         let secs = Date().timeIntervalSince(start)
         let l = lat.values
-        print("socket: \(l.count) durable entries by \(writers) connections (batch \(batch), depth \(depth)\(rate.map { ", target \(Int($0))/s" } ?? "")): \(String(format: "%.2f", secs)) s, \(Int(Double(l.count) / secs)) entries/s; \(errors.values.count) refused")
-        print("ack latency per entry: p50 \(ms(percentile(l, 0.5))), p99 \(ms(percentile(l, 0.99))), max \(ms(l.max() ?? 0))")
+        print(
+            "socket: \(l.count) durable entries by \(writers) connections (batch \(batch), depth \(depth)\(rate.map { ", target \(Int($0))/s" } ?? "")): \(String(format: "%.2f", secs)) s, \(Int(Double(l.count) / secs)) entries/s; \(errors.values.count) refused"
+        )
+        print(
+            "ack latency per entry: p50 \(ms(percentile(l, 0.5))), p99 \(ms(percentile(l, 0.99))), max \(ms(l.max() ?? 0))"
+        )
     }
 }
 
@@ -71,21 +80,28 @@ struct HTTPQuery: AsyncParsableCommand {
     @Option(help: "An operator token.") var token: String
     @Option(help: "Orgs to query, comma-separated.") var orgs: String
     @Option var count = 500
-    @Option(help: "Also time a free-text search (`q=`) for this text, one page per org (use text no entry holds).") var text: String?
+    @Option(help: "Also time a free-text search (`q=`) for this text, one page per org (use text no entry holds).")
+    var text: String?
 
     func run() async throws {
         let list = orgs.split(separator: ",").map(String.init)
-        var filtered: [Double] = [], plain: [Double] = [], searched: [Double] = []
+        var filtered: [Double] = []
+        var plain: [Double] = []
+        var searched: [Double] = []
         for k in 0..<count {
             let org = list[k % list.count]
-            var paths = [("/v1/orgs/\(org)/entries?limit=100&outcome=success", 0), ("/v1/orgs/\(org)/entries?limit=100", 1)]
+            var paths = [
+                ("/v1/orgs/\(org)/entries?limit=100&outcome=success", 0), ("/v1/orgs/\(org)/entries?limit=100", 1),
+            ]
             if let text, k < list.count { paths.append(("/v1/orgs/\(org)/entries?limit=100&q=\(text)", 2)) }
             for (path, into) in paths {
                 var req = URLRequest(url: URL(string: url + path)!)
                 req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
                 let t0 = Date()
                 let (_, r) = try await URLSession.shared.data(for: req)
-                guard (r as? HTTPURLResponse)?.statusCode == 200 else { throw ValidationError("HTTP \((r as? HTTPURLResponse)?.statusCode ?? 0) for \(path)") }
+                guard (r as? HTTPURLResponse)?.statusCode == 200 else {
+                    throw ValidationError("HTTP \((r as? HTTPURLResponse)?.statusCode ?? 0) for \(path)")
+                }
                 let took = Date().timeIntervalSince(t0)
                 switch into {
                 case 0: filtered.append(took)
@@ -96,6 +112,8 @@ struct HTTPQuery: AsyncParsableCommand {
                 }
             }
         }
-        print("read port, newest 100 with a filter: p50 \(ms(percentile(filtered, 0.5))) p99 \(ms(percentile(filtered, 0.99))); newest 100: p50 \(ms(percentile(plain, 0.5))) p99 \(ms(percentile(plain, 0.99)))")
+        print(
+            "read port, newest 100 with a filter: p50 \(ms(percentile(filtered, 0.5))) p99 \(ms(percentile(filtered, 0.99))); newest 100: p50 \(ms(percentile(plain, 0.5))) p99 \(ms(percentile(plain, 0.99)))"
+        )
     }
 }

@@ -36,14 +36,14 @@ struct ExportPlan: Sendable {
     /// The subtrees covering the leaves after the last line, up to the checkpoint's size
     /// (none when the export ends, as it does, with its anchor: the last leaf).
     func finalGap(_ s: State, ledger: Ledger) throws -> [(height: Int, hash: Hash)] {
-        try CompactRange.subtrees(from: s.covered, to: anchor + 1, tree: ledger.tree)
+        try ledger.subtrees(from: s.covered, to: anchor + 1)
     }
 
     /// The next chunk of lines.
     func next(_ s: inout State, ledger: Ledger, page: Int) throws -> String {
         var out = ""
         func emit(_ e: StoredEntry, context: Bool) throws {
-            let gap = try CompactRange.subtrees(from: s.covered, to: e.seq, tree: ledger.tree)
+            let gap = try ledger.subtrees(from: s.covered, to: e.seq)
             out +=
                 (csv
                     ? ExportFormat.csvRow(e, gap: gap, context: context)

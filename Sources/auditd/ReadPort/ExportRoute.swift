@@ -27,7 +27,7 @@ extension ReadPort {
         }
         // An operator may name any org: one that has no entries is not there to export, and
         // must not gain an entry by being asked for.
-        if scope.org == nil, !ledger.index.holds(org: org) {
+        if scope.org == nil, !ledger.holds(org: org) {
             throw HTTPError(.notFound, message: "org \(org) has no entries in this log")
         }
         // HEAD describes the export without running it: an export writes its own audit entry
@@ -48,7 +48,7 @@ extension ReadPort {
         }
         // Exports are audited, in the exported org's own log, before a byte leaves. The
         // search text is never stored (design §2): only that there was one.
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = ReceivedAt.now()
         var meta = p.echo.map { (key: "filter.\($0.key)", value: Self.quote($0.value)) }
         if p.text != nil { meta.append((key: "filter.text_search", value: "true")) }
         let metaJSON = meta.sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\($0.value)" }.joined()

@@ -22,11 +22,11 @@ extension ReadPort {
                 throw HTTPError(
                     .badRequest, message: "cursor must be the seq of the last entry received (a whole number)")
             }
-            guard v < ledger.store.endSeq else {
+            guard v < ledger.storedCount else {
                 throw HTTPError(
                     .badRequest,
                     message:
-                        "cursor \(v) is past the end of the log (it holds \(ledger.store.endSeq) entries): give the seq of the last entry received"
+                        "cursor \(v) is past the end of the log (it holds \(ledger.storedCount) entries): give the seq of the last entry received"
                 )
             }
             cursor = v

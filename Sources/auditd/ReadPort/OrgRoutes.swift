@@ -102,7 +102,7 @@ extension ReadPort {
             }
             return [
                 "leaf_index": e.seq, "tree_size": size, "leaf_hash": e.hash.hex,
-                "root": try ledger.tree.root(at: size).hex,
+                "root": try ledger.root(at: size).hex,
                 "proof": try ledger.inclusionProof(seq: e.seq, size: size).map(\.hex),
             ]
         }

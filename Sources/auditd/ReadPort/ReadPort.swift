@@ -71,7 +71,7 @@ struct ReadPort {
         v1.get("checkpoints/:size") { _, ctx in
             let size = try QueryParameters.uint(ctx.parameters.get("size"), "size")
             let cp = try await self.query {
-                try self.ledger.checkpoints.first(atLeast: size, verifier: self.ledger.verifier)
+                try self.ledger.checkpoint(atLeast: size)
             }
             guard let cp, cp.checkpoint.size == size else {
                 throw HTTPError(
@@ -138,8 +138,8 @@ struct ReadPort {
         let ledger = self.ledger
         let body: [String: any Sendable] = try await query {
             [
-                "old_size": old, "new_size": new, "old_root": try ledger.tree.root(at: old).hex,
-                "new_root": try ledger.tree.root(at: new).hex,
+                "old_size": old, "new_size": new, "old_root": try ledger.root(at: old).hex,
+                "new_root": try ledger.root(at: new).hex,
                 "proof": try ledger.consistencyProof(old: old, new: new).map(\.hex),
             ]
         }

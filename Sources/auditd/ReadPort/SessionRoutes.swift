@@ -27,7 +27,7 @@ extension ReadPort {
         let health = self.health
         let witnessing = self.witnessing
         let body: Data = try await query {
-            let segments = ledger.store.segments()
+            let segments = ledger.segments()
             var byState: [String: Int] = [:]
             for s in segments { byState[s.state.rawValue, default: 0] += 1 }
             let archived = segments.filter { $0.state == .retired }

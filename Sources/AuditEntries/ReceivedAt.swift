@@ -1,12 +1,28 @@
 import AuditBase
+import Foundation
 
-/// `received_at` never decreases in sequence order (format-spec.md §5.1): entries prepared on
-/// different connections can reach the commit path a little out of clock order, so the commit
-/// path raises an earlier time to the previous entry's before sequencing it.
+/// `received_at` (format-spec.md §5.1), its one rule in two steps. An entry is stamped with the
+/// server's clock when it is prepared (`ReceivedAt.now()`), off the serial path, so that its
+/// content hash is computed there too. In sequence order it never decreases: entries prepared
+/// on different connections can reach the commit path a little out of clock order, so the
+/// ledger's sequencer raises an earlier time to the previous entry's (`ordered(after:)`),
+/// redoing the canonical bytes and hash of that rare entry.
+public enum ReceivedAt {
+    /// The server clock now, in ms since the epoch: the stamp of an entry being prepared.
+    public static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
 extension PreparedEntry {
+    /// This entry, stamped no earlier than `previous` (the `received_at` of the entry before
+    /// it in sequence order); itself when it already is, or when it cannot be restamped.
+    public func ordered(after previous: Int64) -> PreparedEntry {
+        guard fields.time < previous, let later = restamped(previous) else { return self }
+        return later
+    }
+
     /// This entry with `received_at` set to `ms` (its canonical bytes and hash redone), or nil
     /// when its bytes hold no top-level `received_at` of the fixed 24-byte form.
-    public func restamped(_ ms: Int64) -> PreparedEntry? {
+    package func restamped(_ ms: Int64) -> PreparedEntry? {
         guard ms >= 0, ms < 253_402_300_800_000, let at = Self.receivedAtOffset(content) else { return nil }
         var bytes = content
         var stamp: [UInt8] = []

@@ -1,17 +1,13 @@
-import AuditBase
-import AuditEntries
-import AuditIndex
 import Foundation
-import LogTree
-import SegmentStore
 
 /// A thread that runs `body` every `interval` seconds until stopped, at nice value `nice`.
-final class BackgroundLoop: @unchecked Sendable {
+public final class BackgroundLoop: @unchecked Sendable {
     private let cond = NSCondition()
     private var stopping = false
     private var stopped = false
 
-    init(name: String, interval: TimeInterval, nice: Int32 = 0, body: @escaping @Sendable () -> Void) {
+    /// Starts the thread; the first run is `interval` after now.
+    public init(name: String, interval: TimeInterval, nice: Int32 = 0, body: @escaping @Sendable () -> Void) {
         let t = Thread { [self] in
             if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
             while true {
@@ -31,7 +27,8 @@ final class BackgroundLoop: @unchecked Sendable {
         t.start()
     }
 
-    func stop() {
+    /// Stops the loop, waiting for a run in progress to end.
+    public func stop() {
         cond.lock()
         stopping = true
         cond.broadcast()

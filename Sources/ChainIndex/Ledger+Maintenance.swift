@@ -1,0 +1,114 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import Foundation
+import LogProofs
+import LogTree
+import SegmentStore
+
+/// Periodic work made due by the groups since the last `maintain`.
+struct MaintenanceDue {
+    /// A group wrote entries: the open segment may be full, the sealer behind.
+    var wrote = false
+    /// The ticker asked: the open segment may be old.
+    var tick = false
+}
+
+/// The ledger's maintenance, on the commit thread after each group's acks are out (format-spec.md
+/// §3): the tree's leaves, rotation, sealing when writers outrun the sealer, and the periodic
+/// checkpoint. The ticker and the sealer (`BackgroundLoop`s, or the daemon's maintenance
+/// service through `tick()` and `sealRotated()`) only ask for it.
+extension Ledger {
+    /// Runs the periodic work the last groups made due; a failure suspends writes.
+    func maintain() {
+        let d = due
+        due = MaintenanceDue()
+        guard state.isAccepting else { return }
+        deferred {
+            try applyLeaves()
+            if d.wrote { try store.rotateIfFull() }
+            // Writes outrunning the sealer: seal here, so unsealed segments (and their
+            // in-memory index) stay bounded. The acks are out already; the next group waits
+            // for the seal, which slows writers to the sealer's pace (back-pressure).
+            if store.rotatedBacklogFull { try store.sealRotated() }
+            if d.tick { try store.rotateIfOld() }
+            let latest = checkpoints.latest?.checkpoint.size ?? 0
+            if tree.size > latest && ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval {
+                try signCheckpoint()
+            }
+        }
+    }
+
+    /// Asks the commit thread for its periodic work (the ticker: every 0.2 s).
+    public func tick() { queue?.submit([.maintenance]) { _ in } }
+
+    /// Seals every rotated segment (the sealer: off the commit thread, at a lower priority).
+    /// Failures are kept in `backgroundError` and retried on the next call.
+    public func sealRotated() {
+        guard store.hasRotated else { return }
+        do { try store.sealRotated() } catch { reportBackground(error) }
+    }
+
+    /// Runs work that follows a durable sync; a failure suspends writes instead of failing
+    /// the group.
+    func deferred(_ work: () throws -> Void) {
+        do { try work() } catch {
+            state.deferredWorkFailed(error)
+            publish()
+        }
+    }
+
+    /// Retries what a suspension left undone: the tree's missing leaves, a due rotation, a
+    /// checkpoint. Writes resume once all of it succeeds.
+    func retryDeferredWork() {
+        do {
+            try applyLeaves()
+            try store.rotateIfFull()
+            if tree.size > (checkpoints.latest?.checkpoint.size ?? 0) { try signCheckpoint() }
+            state.resumed()
+        } catch {
+            state.deferredWorkFailed(error)
+        }
+        publish()
+    }
+
+    func applyLeaves() throws {
+        guard !unappliedLeaves.isEmpty else { return }
+        try tree.append(unappliedLeaves)
+        unappliedLeaves.removeAll(keepingCapacity: true)
+    }
+
+    /// Signs a checkpoint of the whole tree: 1. check it extends the newest one the signer
+    /// signed (never smaller, never inconsistent); 2. record it as the signer's newest,
+    /// durably; 3. sign it and append it to the checkpoint log.
+    func signCheckpoint(size: UInt64? = nil) throws {
+        let size = size ?? tree.size
+        guard size > (checkpoints.latest?.checkpoint.size ?? 0) || (size == 0 && checkpoints.latest == nil) else {
+            return
+        }
+        let cp = Checkpoint(origin: origin, size: size, root: try tree.root(at: size))
+        if let path = options.signerState {
+            try signed?.check(treeSize: size, rootAt: { try tree.root(at: $0) }, what: "the tree to be signed")
+            let state = SignerState(origin: origin, size: size, root: cp.root)
+            try state.save(path)
+            signed = state
+        }
+        try checkpoints.append(SignedCheckpoint(checkpoint: cp, note: try signer.sign(cp.text)))
+        lastCheckpointAt = .now
+    }
+
+    /// A segment was sealed (on the sealer's thread, or the commit thread's back-pressure):
+    /// the tree is synced, its index file written, the org-state snapshot moved to its end,
+    /// and a checkpoint asked for.
+    func sealed(_ info: SegmentInfo) throws {
+        try tree.sync()
+        let last = try index.seal(info)
+        let snapshot: [String: (UInt64, UInt64)] = sealLock.withLock {
+            for (o, h) in last { sealedOrgs[o] = (h.orgSeq + 1, h.seq) }
+            return sealedOrgs
+        }
+        try Self.saveOrgState(DataDirectory(directory).orgState, end: info.endSeq, orgs: snapshot)
+        index.sealCompleted(info.segment)
+        queue?.submit([.checkpoint]) { _ in }
+    }
+}

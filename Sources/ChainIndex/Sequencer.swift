@@ -1,0 +1,68 @@
+import AuditBase
+import AuditEntries
+import AuditIndex
+import LogProofs
+import SegmentStore
+
+/// The first half of the durable write (format-spec.md §3, §5), on the commit thread: each
+/// entry of a group gets, in order, 1. its `received_at`, never earlier than the entry before
+/// it; 2. its sequence number; 3. its org's position (`org_seq`, the delta to the org's
+/// previous entry); 4. its 113-byte link and leaf hash, chaining it globally and within its
+/// org; 5. the record the segment store writes and the row the org index keeps. Nothing here
+/// changes until `adopt`, which the ledger calls only after the fdatasync covering the group:
+/// a group that fails to become durable leaves the positions as they were.
+struct Sequencer {
+    /// Every org's position after the last durable entry.
+    private(set) var orgs: [String: OrgPosition]
+    /// The last durable entry's leaf hash (`Hash.zero` before the first).
+    private(set) var lastLeaf: Hash
+    /// The last durable entry's `received_at`.
+    private(set) var lastReceivedAt: Int64
+
+    /// One group being sequenced.
+    struct Group {
+        fileprivate(set) var records: [StoreRecord] = []
+        fileprivate(set) var leaves: [Hash] = []
+        fileprivate(set) var hits: [(String, IndexHit)] = []
+        fileprivate var overlay: [String: OrgPosition] = [:]
+        fileprivate var next: UInt64
+        fileprivate var prev: Hash
+        fileprivate var time: Int64
+    }
+
+    init(orgs: [String: OrgPosition], lastLeaf: Hash, lastReceivedAt: Int64) {
+        self.orgs = orgs
+        self.lastLeaf = lastLeaf
+        self.lastReceivedAt = lastReceivedAt
+    }
+
+    /// A group whose first entry will be entry `seq`.
+    func group(at seq: UInt64) -> Group { Group(next: seq, prev: lastLeaf, time: lastReceivedAt) }
+
+    /// Sequences `entry` as the next entry of `g` (steps 1-5), and returns its receipt.
+    func sequence(_ entry: PreparedEntry, in g: inout Group) -> Receipt {
+        let e = entry.ordered(after: g.time)
+        g.time = max(g.time, e.fields.time)
+        let seq = g.next
+        let position = g.overlay[e.org] ?? orgs[e.org] ?? .start
+        let (orgSeq, prevOrgDelta) = position.header(at: seq)
+        let leaf = position.link(seq: seq, prev: g.prev, contentHash: e.contentHash).leafHash
+        g.records.append(
+            StoreRecord(
+                key: RecordPayload.groupKey(e.org),
+                payload: RecordPayload(orgSeq: orgSeq, prevOrgDelta: prevOrgDelta, content: e.content).bytes))
+        g.leaves.append(leaf)
+        g.hits.append((e.org, IndexHit(seq: seq, orgSeq: orgSeq, fields: e.fields)))
+        g.overlay[e.org] = position.advanced(seq: seq, leaf: leaf)
+        g.prev = leaf
+        g.next = seq + 1
+        return Receipt(seq: seq, hash: leaf, orgSeq: orgSeq)
+    }
+
+    /// The group is durable: its positions become the log's.
+    mutating func adopt(_ g: Group) {
+        for (k, v) in g.overlay { orgs[k] = v }
+        lastLeaf = g.prev
+        lastReceivedAt = g.time
+    }
+}
