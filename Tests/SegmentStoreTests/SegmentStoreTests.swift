@@ -167,3 +167,51 @@ final class Counter: @unchecked Sendable {
         #expect(throws: ByteReader.Short.self) { try bad.readVarint() }
     }
 }
+
+@Suite struct GroupCommitAfterAcksTests {
+    final class Record: @unchecked Sendable {
+        let lock = NSLock()
+        var acked = 0
+        var ackedWhenAfterRan: [Int] = []
+    }
+
+    final class Waiter: @unchecked Sendable {
+        let cond = NSCondition()
+        var value: [Int]?
+        var done = false
+
+        func set(_ v: [Int]?) {
+            cond.lock()
+            value = v
+            done = true
+            cond.broadcast()
+            cond.unlock()
+        }
+
+        func wait() -> [Int]? {
+            cond.lock()
+            defer { cond.unlock() }
+            while !done { _ = cond.wait(until: Date().addingTimeInterval(30)) }
+            return value
+        }
+    }
+
+    /// `afterAcks` runs once every caller of the group has its results, before the next group.
+    @Test func afterAcksRunsOnceTheCallersHaveTheirResults() throws {
+        let r = Record()
+        let q = GroupCommitQueue<Int, Int>(
+            name: "after-acks", body: { items in items.map { $0 * 2 } },
+            afterAcks: { r.lock.withLock { r.ackedWhenAfterRan.append(r.acked) } })
+        for i in 0..<3 {
+            let box = Waiter()
+            q.submit([i, i + 10]) { result in
+                r.lock.withLock { r.acked += 1 }
+                box.set(try? result.get())
+            }
+            #expect(box.wait() == [i * 2, (i + 10) * 2])
+        }
+        q.shutdown()
+        // Group k's afterAcks saw its own ack and every earlier one.
+        #expect(r.ackedWhenAfterRan == [1, 2, 3])
+    }
+}
