@@ -60,11 +60,11 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     /// Reads a stub.
     public static func load(_ path: String) throws -> ArchivedStub {
         guard let b = try FileOps.readFile(path, limit: 16 << 20) else {
-            throw StoreError(.notFound, "no stub", path: path)
+            throw AuditError(.notFound, "no stub", path: path)
         }
         let d = Data(b)
         do { return try JSONDecoder().decode(ArchivedStub.self, from: d) } catch {
-            throw StoreError(.corrupt, "archived-segment stub is malformed: \(error)", path: path, offset: 0)
+            throw AuditError(.corrupt, "archived-segment stub is malformed: \(error)", path: path, offset: 0)
         }
     }
 
@@ -94,7 +94,7 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
             }
             let stub = try load(path)
             guard stub.segment == n, stub.end_seq > stub.first_seq else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt,
                     "archived-segment stub names segment \(stub.segment) [\(stub.first_seq), \(stub.end_seq))",
                     path: path, offset: 0)
@@ -138,30 +138,30 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     public func checkNote(verifier: NoteVerifier) throws {
         let text = try verifier.open(manifest_note)
         guard text == Self.manifestNoteText(origin: verifier.name, segment: segment, sha256: manifest_sha256) else {
-            throw LedgerError(
+            throw AuditError(
                 "archived segment \(segment): the stub's signed manifest note does not name this segment and manifest")
         }
         if let manifest {
             guard SHA256.hash(Array(manifest.utf8)).hex == manifest_sha256 else {
-                throw LedgerError(
+                throw AuditError(
                     "archived segment \(segment): the stub's copy of its manifest is not the signed one (edited)")
             }
             guard let m = try? JSONDecoder().decode(ManifestSummary.self, from: Data(manifest.utf8)) else {
-                throw LedgerError("archived segment \(segment): the stub's manifest cannot be read")
+                throw AuditError("archived segment \(segment): the stub's manifest cannot be read")
             }
             guard m.segment == segment, m.first_seq == first_seq, m.end_seq == end_seq else {
-                throw LedgerError(
+                throw AuditError(
                     "archived segment \(segment): the stub names segment \(segment) [\(first_seq), \(end_seq)) but its signed manifest names segment \(m.segment) [\(m.first_seq), \(m.end_seq))"
                 )
             }
             let signed = Dictionary(m.orgs.map { ($0.org, $0) }, uniquingKeysWith: { a, _ in a })
             for o in orgs where signed[o.org] != o {
-                throw LedgerError(
+                throw AuditError(
                     "archived segment \(segment): the stub's summary of org \(o.org) (entries \(o.entries), count_after \(o.count_after), last_seq \(o.last_seq)) differs from its signed manifest's\(signed[o.org].map { " (entries \($0.entries), count_after \($0.count_after), last_seq \($0.last_seq))" } ?? " (which does not list it)")"
                 )
             }
             guard orgs.count == m.orgs.count else {
-                throw LedgerError(
+                throw AuditError(
                     "archived segment \(segment): the stub lists \(orgs.count) orgs, its signed manifest \(m.orgs.count)"
                 )
             }
@@ -173,7 +173,7 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
                         origin: verifier.name, segment: segment, firstSeq: first_seq, endSeq: end_seq,
                         sha256: manifest_sha256, purgedAt: purged_at)
             else {
-                throw LedgerError("purged segment \(segment): its tombstone is missing or does not match the stub")
+                throw AuditError("purged segment \(segment): its tombstone is missing or does not match the stub")
             }
         }
     }

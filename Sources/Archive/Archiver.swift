@@ -99,7 +99,7 @@ public final class Archiver: @unchecked Sendable {
     /// fsync their directories. A crash before 4 leaves the hot copy in charge (a later run
     /// reuses the verified bundle); after 4 the verified archived copy is.
     public func archive(_ info: SegmentInfo) throws -> String {
-        guard info.state == .sealed else { throw LedgerError("segment \(info.segment) is not a sealed hot segment") }
+        guard info.state == .sealed else { throw AuditError("segment \(info.segment) is not a sealed hot segment") }
         let name = BundleFiles.name(info.segment)
         if (try? backend.path(of: name)) == nil {
             let staging = try backend.stagingDirectory()
@@ -202,11 +202,11 @@ public final class Archiver: @unchecked Sendable {
         let dir = try backend.path(of: stub.bundle)
         let bytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
         guard SHA256.hash(bytes).hex == stub.manifest_sha256 else {
-            throw LedgerError("the manifest of \(stub.bundle) is not the one its stub's signed note names")
+            throw AuditError("the manifest of \(stub.bundle) is not the one its stub's signed note names")
         }
         let manifest = try JSONDecoder().decode(BundleManifest.self, from: Data(bytes))
         guard manifest.segment == stub.segment, manifest.orgs == stub.orgs else {
-            throw LedgerError(
+            throw AuditError(
                 "the stub of segment \(stub.segment) does not match its bundle's signed manifest (orgs or segment edited)"
             )
         }
@@ -317,11 +317,11 @@ public final class Archiver: @unchecked Sendable {
         let segDir = DataDirectory(dataDir).segments
         let stubPath = segDir + "/" + ArchivedStub.fileName(manifest.segment)
         let hotPath = segDir + "/" + SegmentNames.sealed(manifest.segment)
-        if FileOps.exists(hotPath) { throw LedgerError("segment \(manifest.segment) is already in the hot tier") }
+        if FileOps.exists(hotPath) { throw AuditError("segment \(manifest.segment) is already in the hot tier") }
         let stub = try ArchivedStub.load(stubPath)
         try stub.checkNote(verifier: verifier)
         guard stub.purged_at == nil else {
-            throw LedgerError("bundle \(name) was purged at \(stub.purged_at ?? "?"); only its tombstone remains")
+            throw AuditError("bundle \(name) was purged at \(stub.purged_at ?? "?"); only its tombstone remains")
         }
         let mbytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
         guard SHA256.hash(mbytes).hex == stub.manifest_sha256 else {

@@ -71,7 +71,7 @@ public struct LocalDirectoryBackend: ArchiveBackend {
     public func put(bundle name: String, from staging: String, retainUntil: Date) throws {
         // Every file was fsync'd when staged; the rename is the commit point.
         let dest = root + "/" + name
-        guard !FileOps.exists(dest) else { throw LedgerError("bundle \(name) already exists in \(root)") }
+        guard !FileOps.exists(dest) else { throw AuditError("bundle \(name) already exists in \(root)") }
         try FileOps.fsyncDirectory(staging)
         try FileOps.rename(staging, dest)
         try FileOps.fsyncDirectory(root)
@@ -83,7 +83,7 @@ public struct LocalDirectoryBackend: ArchiveBackend {
 
     public func path(of name: String) throws -> String {
         let p = root + "/" + name
-        guard FileOps.exists(p) else { throw LedgerError("bundle \(name) is not in the archive \(root)") }
+        guard FileOps.exists(p) else { throw AuditError("bundle \(name) is not in the archive \(root)") }
         return p
     }
 
@@ -93,7 +93,7 @@ public struct LocalDirectoryBackend: ArchiveBackend {
             _ = chmod(p + "/" + f, 0o644)
             try FileOps.unlink(p + "/" + f)
         }
-        guard rmdir(p) == 0 else { throw LedgerError("cannot remove \(p): \(String(cString: strerror(errno)))") }
+        guard rmdir(p) == 0 else { throw AuditError("cannot remove \(p): \(String(cString: strerror(errno)))") }
         try FileOps.fsyncDirectory(root)
     }
 
@@ -112,7 +112,7 @@ enum ArchiveFiles {
                 throw BundleError(file: path, reason: "missing")
             }
             return d
-        } catch let e as StoreError {
+        } catch let e as AuditError {
             throw BundleError(file: path, reason: e.message)
         }
     }

@@ -118,7 +118,7 @@ public enum ArchiveBundle {
             ArchivedStub.OrgSummary.add(to: &summary, org: org, seq: r.seq, orgSeq: p.orgSeq, time: fields.time)
         }
         guard let cp = try ledger.checkpoint(atLeast: info.endSeq) else {
-            throw LedgerError("no checkpoint covers segment \(info.segment) yet; sign one first")
+            throw AuditError("no checkpoint covers segment \(info.segment) yet; sign one first")
         }
         let size = cp.checkpoint.size
         let left = try ledger.prefixNodes(size: info.firstSeq).map {

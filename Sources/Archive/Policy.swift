@@ -4,7 +4,7 @@ import Foundation
 import LogProofs
 import SegmentStore
 
-/// Retention per org (`DATA/retention.json`, format-spec.md §12.5): seven years by default,
+/// Retention per org (`DATA/retention.json`, format-spec.md §12.4): seven years by default,
 /// extendable per org, never shorter than the default and never shortened.
 public struct RetentionPolicy: Codable, Sendable, Equatable {
     /// Years every org's entries are kept at least.
@@ -25,7 +25,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         guard let b = try FileOps.readFile(path(dir)) else { return RetentionPolicy() }
         let d = Data(b)
         do { return try JSONDecoder().decode(RetentionPolicy.self, from: d) } catch {
-            throw LedgerError("\(path(dir)) is malformed: \(error)")
+            throw AuditError("\(path(dir)) is malformed: \(error)")
         }
     }
 
@@ -33,15 +33,15 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     /// current value; nothing is written until the change is committed.
     public static func prepareExtend(dir: String, org: String, years: Int) throws -> Change<RetentionPolicy> {
         guard Entry.isValidOrgName(org) else {
-            throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+            throw AuditError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
         }
-        guard years <= 100 else { throw LedgerError("\(years) years is more than the 100 a retention may be set to") }
+        guard years <= 100 else { throw AuditError("\(years) years is more than the 100 a retention may be set to") }
         var p = try load(dir: dir)
         guard years >= p.default_years else {
-            throw LedgerError("retention is never shorter than the default of \(p.default_years) years")
+            throw AuditError("retention is never shorter than the default of \(p.default_years) years")
         }
         guard years >= p.years(for: org) else {
-            throw LedgerError("org \(org) is kept \(p.years(for: org)) years; retention can only be extended")
+            throw AuditError("org \(org) is kept \(p.years(for: org)) years; retention can only be extended")
         }
         p.orgs[org] = years
         let path = path(dir)
@@ -143,7 +143,7 @@ public enum LegalHolds {
         guard let b = try FileOps.readFile(path(dir)) else { return [] }
         let d = Data(b)
         do { return try JSONDecoder().decode([LegalHold].self, from: d) } catch {
-            throw LedgerError("\(path(dir)) is malformed: \(error)")
+            throw AuditError("\(path(dir)) is malformed: \(error)")
         }
     }
 
@@ -152,13 +152,13 @@ public enum LegalHolds {
         dir: String, org: String, from: String?, to: String?, reason: String, authority: String, now: Date
     ) throws -> Change<LegalHold> {
         guard Entry.isValidOrgName(org) else {
-            throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+            throw AuditError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
         }
         guard !reason.isEmpty, !authority.isEmpty else {
-            throw LedgerError("a legal hold needs a reason and the authority that ordered it")
+            throw AuditError("a legal hold needs a reason and the authority that ordered it")
         }
         for t in [from, to].compactMap({ $0 }) where Timestamp.parse(t) == nil {
-            throw LedgerError("'\(t)' is not an RFC 3339 UTC time")
+            throw AuditError("'\(t)' is not an RFC 3339 UTC time")
         }
         _ = try load(dir: dir)
         let id = "hold-" + Array(try Ed25519.randomSeed().prefix(4)).hex
@@ -191,9 +191,9 @@ public enum LegalHolds {
     public static func prepareRelease(dir: String, id: String, now: Date) throws -> Change<LegalHold> {
         let all = try load(dir: dir)
         guard let i = all.firstIndex(where: { $0.id == id }) else {
-            throw LedgerError("no legal hold with id \(id) (see `auditctl hold list`)")
+            throw AuditError("no legal hold with id \(id) (see `auditctl hold list`)")
         }
-        guard all[i].released_at == nil else { throw LedgerError("legal hold \(id) is already released") }
+        guard all[i].released_at == nil else { throw AuditError("legal hold \(id) is already released") }
         var h = all[i]
         h.released_at = Timestamp.format(Int64(now.timeIntervalSince1970 * 1000))
         let released = h
@@ -203,7 +203,7 @@ public enum LegalHolds {
             bound: { audit in
                 var all = try load(dir: dir)
                 guard let k = all.firstIndex(where: { $0.id == id }) else {
-                    throw LedgerError("legal hold \(id) vanished while it was being released")
+                    throw AuditError("legal hold \(id) vanished while it was being released")
                 }
                 guard all[k].released_at == nil else { return }
                 all[k].released_at = released.released_at

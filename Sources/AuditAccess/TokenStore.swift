@@ -105,7 +105,7 @@ public final class TokenStore: @unchecked Sendable {
         guard let b = try FileOps.readFile(path) else { return [] }
         let data = Data(b)
         do { return try JSONDecoder().decode([TokenRecord].self, from: data) } catch {
-            throw LedgerError("token file \(path) is malformed: \(error)")
+            throw AuditError("token file \(path) is malformed: \(error)")
         }
     }
 
@@ -120,7 +120,7 @@ public final class TokenStore: @unchecked Sendable {
     /// and `add` it.
     public static func make(org: String?, label: String) throws -> TokenRecord {
         if let org, !Entry.isValidOrgName(org) {
-            throw LedgerError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
+            throw AuditError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
         }
         let id = Array(try Ed25519.randomSeed().prefix(5)).hex
         let secret = Data(try Ed25519.randomSeed()).base64EncodedString()
@@ -139,7 +139,7 @@ public final class TokenStore: @unchecked Sendable {
         stored.secret = nil
         var all = try load(path: path)
         guard !all.contains(where: { $0.id == record.id }) else {
-            throw LedgerError("a token with id \(record.id) is already in \(path)")
+            throw AuditError("a token with id \(record.id) is already in \(path)")
         }
         all.append(stored)
         try save(all, path: path)
@@ -157,16 +157,16 @@ public final class TokenStore: @unchecked Sendable {
     public static func prepareRevoke(path: String, id: String) throws -> Change<TokenRecord> {
         let all = try load(path: path)
         guard let i = all.firstIndex(where: { $0.id == id }) else {
-            throw LedgerError("no token with id \(id) (see `auditctl token list`)")
+            throw AuditError("no token with id \(id) (see `auditctl token list`)")
         }
-        guard all[i].revoked_at == nil else { throw LedgerError("token \(id) is already revoked") }
+        guard all[i].revoked_at == nil else { throw AuditError("token \(id) is already revoked") }
         var rec = all[i]
         rec.revoked_at = Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000))
         let revoked = rec
         return Change(revoked) {
             var now = try load(path: path)
             guard let k = now.firstIndex(where: { $0.id == id }) else {
-                throw LedgerError("token \(id) vanished while it was being revoked")
+                throw AuditError("token \(id) vanished while it was being revoked")
             }
             now[k].revoked_at = now[k].revoked_at ?? revoked.revoked_at
             try save(now, path: path)

@@ -9,19 +9,19 @@ import Darwin
 /// The durability primitives, and nothing else. Every fsync here has a reason written beside it;
 /// segment rotation and sealing (Segment+Seal.swift) are ordered sequences of these calls.
 public enum FileOps {
-    static func errnoError(_ what: String, path: String, offset: Int64? = nil, err: Int32 = errno) -> StoreError {
+    static func errnoError(_ what: String, path: String, offset: Int64? = nil, err: Int32 = errno) -> AuditError {
         let text = String(cString: strerror(err))
         switch err {
-        case ENOSPC, EDQUOT: return StoreError(.diskFull, "\(what): \(text)", path: path, offset: offset)
-        case EACCES, EPERM, EROFS: return StoreError(.permission, "\(what): \(text)", path: path, offset: offset)
-        default: return StoreError(.io, "\(what): \(text)", path: path, offset: offset)
+        case ENOSPC, EDQUOT: return AuditError(.diskFull, "\(what): \(text)", path: path, offset: offset)
+        case EACCES, EPERM, EROFS: return AuditError(.permission, "\(what): \(text)", path: path, offset: offset)
+        default: return AuditError(.io, "\(what): \(text)", path: path, offset: offset)
         }
     }
 
     /// Creates a directory (and its parents) with `mode` if missing, and fsyncs the parent of
     /// each one it creates: without that, a crash could lose the directory with every synced
     /// file in it.
-    public static func makeDirectory(_ path: String, mode: mode_t = 0o750) throws(StoreError) {
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o750) throws(AuditError) {
         var built = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             let parent = built.isEmpty ? "/" : built
@@ -37,7 +37,7 @@ public enum FileOps {
     }
 
     /// Opens `path` with `flags`, close-on-exec.
-    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o640) throws(StoreError) -> Int32 {
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o640) throws(AuditError) -> Int32 {
         var fd: Int32 = -1
         if flags & O_CREAT != 0 {
             _ = intercepted(.create(path)) {
@@ -53,7 +53,7 @@ public enum FileOps {
 
     /// Opens `path` for reading and writing, creating it if missing; a new file's directory is
     /// fsync'd, so that the file's name survives a crash along with the data later synced in it.
-    public static func openOrCreate(_ path: String, mode: mode_t = 0o640) throws(StoreError) -> Int32 {
+    public static func openOrCreate(_ path: String, mode: mode_t = 0o640) throws(AuditError) -> Int32 {
         if exists(path) { return try open(path, O_RDWR, mode: mode) }
         let fd = try open(path, O_RDWR | O_CREAT, mode: mode)
         do { try fsyncDirectory(directory(of: path)) } catch {
@@ -66,7 +66,7 @@ public enum FileOps {
     /// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
     public static func pwriteAll(
         _ fd: Int32, _ bytes: ArraySlice<UInt8>, at offset: Int64, path: String
-    ) throws(StoreError) {
+    ) throws(AuditError) {
         var done = 0
         let op = FileOperation.write(path, offset: offset, count: bytes.count)
         let interceptor = interceptor(for: path)
@@ -78,7 +78,7 @@ public enum FileOps {
             throw errnoError("write failed", path: path, offset: offset, err: e)
         case .shortWrite(let n): limit = min(max(n, 0), bytes.count)
         }
-        let result: StoreError? = bytes.withUnsafeBytes { buf -> StoreError? in
+        let result: AuditError? = bytes.withUnsafeBytes { buf -> AuditError? in
             while done < limit {
                 guard let base = buf.baseAddress else { break }
                 let n = pwrite(fd, base + done, limit - done, off_t(offset) + off_t(done))
@@ -101,12 +101,12 @@ public enum FileOps {
     }
 
     /// Reads exactly `count` bytes at `offset`; a short file is reported as corruption.
-    public static func preadExact(_ fd: Int32, count: Int, at offset: Int64, path: String) throws(StoreError) -> [UInt8]
+    public static func preadExact(_ fd: Int32, count: Int, at offset: Int64, path: String) throws(AuditError) -> [UInt8]
     {
-        guard count >= 0 else { throw StoreError(.corrupt, "negative length", path: path, offset: offset) }
+        guard count >= 0 else { throw AuditError(.corrupt, "negative length", path: path, offset: offset) }
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
-        let failure: StoreError? = out.withUnsafeMutableBytes { buf -> StoreError? in
+        let failure: AuditError? = out.withUnsafeMutableBytes { buf -> AuditError? in
             while done < count {
                 let n = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
                 if n < 0 {
@@ -114,7 +114,7 @@ public enum FileOps {
                     return errnoError("read failed", path: path, offset: offset + Int64(done))
                 }
                 if n == 0 {
-                    return StoreError(
+                    return AuditError(
                         .corrupt, "file ends \(count - done) bytes early", path: path, offset: offset + Int64(done))
                 }
                 done += n
@@ -128,7 +128,7 @@ public enum FileOps {
     /// The whole of a small file (a marker, a manifest, a JSON settings file): nil when it does
     /// not exist; an error when it cannot be read or is larger than `limit` bytes (a reader
     /// never allocates from a size it has not checked).
-    public static func readFile(_ path: String, limit: Int = 16 << 20) throws(StoreError) -> [UInt8]? {
+    public static func readFile(_ path: String, limit: Int = 16 << 20) throws(AuditError) -> [UInt8]? {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -137,7 +137,7 @@ public enum FileOps {
         defer { close(fd) }
         let n = try size(fd, path: path)
         guard n <= Int64(limit) else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "file is \(n) bytes, more than the \(limit) this kind of file may hold", path: path, offset: 0
             )
         }
@@ -145,7 +145,7 @@ public enum FileOps {
     }
 
     /// The file's size.
-    public static func size(_ fd: Int32, path: String) throws(StoreError) -> Int64 {
+    public static func size(_ fd: Int32, path: String) throws(AuditError) -> Int64 {
         var st = stat()
         if fstat(fd, &st) != 0 { throw errnoError("cannot stat", path: path) }
         return Int64(st.st_size)
@@ -153,20 +153,20 @@ public enum FileOps {
 
     /// Flushes file data (not metadata that reading it back does not need). This is the
     /// point after which appended records survive power loss; acks wait for it.
-    public static func fdatasync(_ fd: Int32, path: String) throws(StoreError) {
+    public static func fdatasync(_ fd: Int32, path: String) throws(AuditError) {
         if intercepted(.sync(path), { Glibc.fdatasync(fd) }) != 0 { throw errnoError("fdatasync failed", path: path) }
     }
 
     /// Flushes data and metadata: used on files about to be renamed into place, so the rename
     /// can never expose a file whose contents are not yet on disk.
-    public static func fsync(_ fd: Int32, path: String) throws(StoreError) {
+    public static func fsync(_ fd: Int32, path: String) throws(AuditError) {
         if intercepted(.sync(path), { Glibc.fsync(fd) }) != 0 { throw errnoError("fsync failed", path: path) }
     }
 
     /// Flushes many files of one filesystem at once (syncfs(2) on `anchor`, a directory on
     /// it): one call instead of one fsync per file, for the many small files a seal touches.
     /// Each path is still reported as synced (or failed) one by one to interceptors.
-    public static func syncFiles(_ paths: [String], anchor: String) throws(StoreError) {
+    public static func syncFiles(_ paths: [String], anchor: String) throws(AuditError) {
         let fd = try open(anchor, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
         if c_syncfs(fd) != 0 { throw errnoError("syncfs failed", path: anchor) }
@@ -175,7 +175,7 @@ public enum FileOps {
 
     /// Flushes a directory, making a file creation, rename or unlink in it durable. Without it,
     /// a new segment could vanish after power loss even though its data blocks were synced.
-    public static func fsyncDirectory(_ path: String) throws(StoreError) {
+    public static func fsyncDirectory(_ path: String) throws(AuditError) {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
         if intercepted(.syncDirectory(path), { Glibc.fsync(fd) }) != 0 {
@@ -184,28 +184,28 @@ public enum FileOps {
     }
 
     /// Atomically replaces `to` with `from` (same directory). Callers fsync the directory after.
-    public static func rename(_ from: String, _ to: String) throws(StoreError) {
+    public static func rename(_ from: String, _ to: String) throws(AuditError) {
         if intercepted(.rename(from, to), { Glibc.rename(from, to) }) != 0 {
             throw errnoError("rename to \(to) failed", path: from)
         }
     }
 
     /// Cuts a file back to `length`: used only on the open segment's torn tail at recovery.
-    public static func truncate(_ fd: Int32, to length: Int64, path: String) throws(StoreError) {
+    public static func truncate(_ fd: Int32, to length: Int64, path: String) throws(AuditError) {
         if intercepted(.truncate(path, length), { ftruncate(fd, off_t(length)) }) != 0 {
             throw errnoError("truncate failed", path: path, offset: length)
         }
     }
 
     /// Makes a file read-only for everyone (0444): sealed files are never written again.
-    public static func makeReadOnly(_ fd: Int32, path: String) throws(StoreError) {
+    public static func makeReadOnly(_ fd: Int32, path: String) throws(AuditError) {
         if intercepted(.chmod(path, 0o444), { fchmod(fd, 0o444) }) != 0 {
             throw errnoError("chmod 0444 failed", path: path)
         }
     }
 
     /// Removes a file; a missing file is not an error.
-    public static func unlink(_ path: String) throws(StoreError) {
+    public static func unlink(_ path: String) throws(AuditError) {
         if !exists(path) { return }
         if intercepted(.unlink(path), { Glibc.unlink(path) }) != 0 && errno != ENOENT {
             throw errnoError("unlink failed", path: path)
@@ -216,7 +216,7 @@ public enum FileOps {
     /// exclusively, with `mode`); 2. fsync it, so the rename can never expose a partial file;
     /// 3. rename it over `path` (the commit point); 4. fsync the directory, so the rename
     /// survives power loss. The one home of whole-file durable writes.
-    public static func replaceFile(_ path: String, contents: [UInt8], mode: mode_t = 0o640) throws(StoreError) {
+    public static func replaceFile(_ path: String, contents: [UInt8], mode: mode_t = 0o640) throws(AuditError) {
         let tmp = path + ".tmp"
         try unlink(tmp)
         try createFile(tmp, contents: contents, mode: mode)
@@ -226,7 +226,7 @@ public enum FileOps {
 
     /// Creates the new file `path` (exclusively, with `mode`) holding `contents`, and fsyncs
     /// it. The caller renames it into place or fsyncs its directory.
-    public static func createFile(_ path: String, contents: [UInt8], mode: mode_t) throws(StoreError) {
+    public static func createFile(_ path: String, contents: [UInt8], mode: mode_t) throws(AuditError) {
         let fd = try open(path, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         let f = FileHandleRef(fd: fd, path: path)
         // The mode given to open(2) is masked by the umask; a key or a sealed file needs exactly `mode`.
@@ -247,7 +247,7 @@ public enum FileOps {
     }
 
     /// The names in a directory (not `.` or `..`).
-    public static func list(_ path: String) throws(StoreError) -> [String] {
+    public static func list(_ path: String) throws(AuditError) -> [String] {
         guard let dir = opendir(path) else { throw errnoError("cannot list directory", path: path) }
         defer { closedir(dir) }
         var names: [String] = []
@@ -287,7 +287,7 @@ public enum FileOps {
     /// crashed daemon never leaves the directory locked. A lock held for a moment longer than
     /// its holder (a child forked by a thread of the holder keeps a copy of the descriptor
     /// until it execs) is waited for, up to `patience` seconds.
-    public static func lockExclusive(_ path: String, patience: Double = 2) throws(StoreError) -> Int32 {
+    public static func lockExclusive(_ path: String, patience: Double = 2) throws(AuditError) -> Int32 {
         let fd = try open(path, O_RDWR | O_CREAT, mode: 0o640)
         let deadline = Date().addingTimeInterval(patience)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -297,7 +297,7 @@ public enum FileOps {
                 continue
             }
             close(fd)
-            if e == EWOULDBLOCK { throw StoreError(.locked, "another process holds the lock", path: path) }
+            if e == EWOULDBLOCK { throw AuditError(.locked, "another process holds the lock", path: path) }
             throw errnoError("cannot lock", path: path, err: e)
         }
         return fd

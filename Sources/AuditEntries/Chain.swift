@@ -86,6 +86,31 @@ public struct OrgPosition: Sendable, Equatable {
 
     /// Moves past the org's next entry, at `seq` with leaf hash `leaf`.
     public mutating func advance(seq: UInt64, leaf: Hash) { self = advanced(seq: seq, leaf: leaf) }
+
+    /// The position after `mark`, whose newest entry's leaf is `lastHash`.
+    public init(_ mark: OrgMark, lastHash: Hash) {
+        self.init(count: mark.count, lastSeq: mark.lastSeq, lastHash: lastHash)
+    }
+
+    /// Where the org stands, without the hash (nil before its first entry, or when only the
+    /// hash is known).
+    public var mark: OrgMark? { lastSeq.map { OrgMark(count: count, lastSeq: $0) } }
+}
+
+/// An org's position as the org-state snapshot, an index file and a seal record it (format-spec.md
+/// §7.2): its entry count and its newest entry's sequence number; the leaf hash, which the
+/// tree holds, makes it an `OrgPosition`.
+public struct OrgMark: Sendable, Equatable {
+    /// Entries of the org so far.
+    public var count: UInt64
+    /// Sequence number of the org's newest entry.
+    public var lastSeq: UInt64
+
+    /// A mark.
+    public init(count: UInt64, lastSeq: UInt64) {
+        self.count = count
+        self.lastSeq = lastSeq
+    }
 }
 
 extension Link {

@@ -26,18 +26,18 @@ public struct EntryBinding: Codable, Sendable, Equatable {
     /// `seq`, and `SHA-256(0x00 || link)` is the tree's leaf at `seq`.
     public func open(leaf: (UInt64) throws -> Hash, size: UInt64) throws -> JSONValue {
         guard let bytes = [UInt8](hex: link), let l = try? Link(bytes: bytes) else {
-            throw LedgerError("its audit entry's link is not \(ChainFormat.linkSize) bytes of hex")
+            throw AuditError("its audit entry's link is not \(ChainFormat.linkSize) bytes of hex")
         }
         let c = Array(content.utf8)
         guard l.seq == seq, SHA256.hash(c) == l.contentHash else {
-            throw LedgerError("its audit entry (seq \(seq)) does not match its link: the content or seq was edited")
+            throw AuditError("its audit entry (seq \(seq)) does not match its link: the content or seq was edited")
         }
-        guard seq < size else { throw LedgerError("its audit entry (seq \(seq)) is beyond the log (\(size) entries)") }
+        guard seq < size else { throw AuditError("its audit entry (seq \(seq)) is beyond the log (\(size) entries)") }
         guard try leaf(seq) == l.leafHash else {
-            throw LedgerError("its audit entry is not entry \(seq) of this log (the tree's leaf differs): made by hand")
+            throw AuditError("its audit entry is not entry \(seq) of this log (the tree's leaf differs): made by hand")
         }
         do { return try Entry.decodeStored(c) } catch {
-            throw LedgerError("its audit entry (seq \(seq)) cannot be read: \(error)")
+            throw AuditError("its audit entry (seq \(seq)) cannot be read: \(error)")
         }
     }
 }

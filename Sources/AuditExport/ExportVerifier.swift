@@ -366,13 +366,13 @@ struct SignedBundle {
     /// verify, or a malformed list, is an error.
     static func read(_ value: Any?, org: String, key: NoteVerifier) throws -> ([SignedBundle], [String]) {
         guard let list = value as? [[String: Any]] else {
-            throw LedgerError("archived_bundles is not a list of objects")
+            throw AuditError("archived_bundles is not a list of objects")
         }
         var out: [SignedBundle] = []
         var unsigned: [String] = []
         for o in list {
             guard let name = o["bundle"] as? String, let note = o["manifest_note"] as? String else {
-                throw LedgerError("an archived bundle lacks its name or manifest_note")
+                throw AuditError("an archived bundle lacks its name or manifest_note")
             }
             guard let manifest = o["manifest"] as? String else {
                 unsigned.append(name)
@@ -384,7 +384,7 @@ struct SignedBundle {
                 let text = try? key.open(note),
                 text == ArchivedStub.manifestNoteText(origin: key.name, segment: m.segment, sha256: sha)
             else {
-                throw LedgerError(
+                throw AuditError(
                     "archived bundle \(name): its manifest is not one the log's key signed (edited, or another log's)")
             }
             out.append(

@@ -222,9 +222,9 @@ public final class OrgIndex: @unchecked Sendable {
 
     /// Each org's (count after, last sequence number) in sealed segment `n`, from its index
     /// file's directory; nil when the segment has no index file.
-    package func orgStates(segment n: UInt64) throws -> [String: (UInt64, UInt64)]? {
+    package func orgStates(segment n: UInt64) throws -> [String: OrgMark]? {
         guard let idx = try sealedIndex(n) else { return nil }
-        return idx.dir.mapValues { ($0.firstOrgSeq + UInt64($0.count), $0.lastSeq) }
+        return idx.dir.mapValues { OrgMark(count: $0.firstOrgSeq + UInt64($0.count), lastSeq: $0.lastSeq) }
     }
 
     /// The earliest and latest receive time (ms) in sealed segment `n`, from its index file.

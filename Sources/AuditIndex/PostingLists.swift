@@ -81,7 +81,7 @@ package final class PostingLists: @unchecked Sendable {
                 CRC32C.checksum(b.prefix(16)),
                 UInt32(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self) }))
         else {
-            throw StoreError(.corrupt, "posting-list watermark is damaged", path: path, offset: 0)
+            throw AuditError(.corrupt, "posting-list watermark is damaged", path: path, offset: 0)
         }
         var r = ByteReader(Array(b[8..<16]))
         return try r.readU64()

@@ -43,10 +43,10 @@ package struct PostingRecord: Sendable, Equatable {
     }
 
     /// Decodes and checks record `index` of `org`'s directory file `path`.
-    init(_ b: ArraySlice<UInt8>, org: String, index: Int, path: String) throws(StoreError) {
+    init(_ b: ArraySlice<UInt8>, org: String, index: Int, path: String) throws(AuditError) {
         let offset = Int64(index * Self.size)
         guard b.count == Self.size else {
-            throw StoreError(.corrupt, "posting record \(index) of org \(org) is cut short", path: path, offset: offset)
+            throw AuditError(.corrupt, "posting record \(index) of org \(org) is cut short", path: path, offset: offset)
         }
         var r = ByteReader(Array(b))
         do {
@@ -64,7 +64,7 @@ package struct PostingRecord: Sendable, Equatable {
             state = try r.readU32()
             let recordCrc = try r.readU32()
             guard CRC32C.matches(CRC32C.checksum(b.prefix(Self.size - 4)), recordCrc) else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "posting record \(index) of org \(org) fails its checksum", path: path, offset: offset)
             }
             guard segment < SegmentFormat.maxSeq, count > 0, IndexSection.fits(count: count, rawLength: raw),
@@ -72,14 +72,14 @@ package struct PostingRecord: Sendable, Equatable {
                 firstOrgSeq < SegmentFormat.maxSeq, Int(raw) <= SegmentFormat.maxBlockRawSize, length <= 64 << 20,
                 off < 1 << 48, state == Self.live || state == Self.purged
             else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "posting record \(index) of org \(org) is out of range", path: path, offset: offset)
             }
             row = IndexDirEntry(
                 org: org, count: count, firstOrgSeq: firstOrgSeq, firstSeq: firstSeq, lastSeq: lastSeq,
                 minTime: minTime, maxTime: maxTime, offset: off, length: length, rawLength: raw, crc: crc)
-        } catch let e as StoreError { throw e } catch {
-            throw StoreError(.corrupt, "posting record \(index) of org \(org) is cut short", path: path, offset: offset)
+        } catch let e as AuditError { throw e } catch {
+            throw AuditError(.corrupt, "posting record \(index) of org \(org) is cut short", path: path, offset: offset)
         }
     }
 
@@ -171,7 +171,7 @@ package struct PostingReader: ~Copyable {
     package func section(_ r: PostingRecord) throws -> [UInt8] {
         let z = try rawSection(r)
         guard CRC32C.matches(CRC32C.checksum(z), r.row.crc) else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt,
                 "posting list of org \(org): the section of segment \(r.segment) fails its checksum; remove \(PostingLists.directoryName)/ under the index directory and restart auditd to rebuild it from the index files",
                 path: dataPath, offset: Int64(r.row.offset))

@@ -132,13 +132,13 @@ package struct SealedIndex: Sendable {
         let size = UInt64(max(0, try FileOps.size(fd, path: path)))
         var h = ByteReader(try FileOps.preadExact(fd, count: Self.headerSize, at: 0, path: path))
         guard Array(try h.read(count: 8)) == ChainFormat.indexMagic else {
-            throw StoreError(.corrupt, "not an index file (bad magic)", path: path, offset: 0)
+            throw AuditError(.corrupt, "not an index file (bad magic)", path: path, offset: 0)
         }
         segment = try h.readU64()
         firstSeq = try h.readU64()
         endSeq = try h.readU64()
         guard segment < SegmentFormat.maxSeq, firstSeq <= endSeq, endSeq < SegmentFormat.maxSeq else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt,
                 "index header names segment \(segment) with sequence range \(firstSeq)..<\(endSeq), out of range",
                 path: path, offset: 8)
@@ -147,11 +147,11 @@ package struct SealedIndex: Sendable {
         let dirLen = Int(try h.readU32())
         let dirCrc = try h.readU32()
         guard dirLen <= 64 << 20, UInt64(Self.headerSize + dirLen) <= size else {
-            throw StoreError(.corrupt, "index directory size \(dirLen) is out of range", path: path, offset: 32)
+            throw AuditError(.corrupt, "index directory size \(dirLen) is out of range", path: path, offset: 32)
         }
         let dbytes = try FileOps.preadExact(fd, count: dirLen, at: Int64(Self.headerSize), path: path)
         guard CRC32C.matches(CRC32C.checksum(dbytes), dirCrc) else {
-            throw StoreError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize))
+            throw AuditError(.corrupt, "index directory checksum mismatch", path: path, offset: Int64(Self.headerSize))
         }
         var r = ByteReader(dbytes)
         var dir: [String: IndexDirEntry] = [:]
@@ -172,7 +172,7 @@ package struct SealedIndex: Sendable {
                     e.firstOrgSeq < SegmentFormat.maxSeq, Int(e.rawLength) <= SegmentFormat.maxBlockRawSize,
                     e.offset <= sections, UInt64(e.length) <= sections - e.offset, dir[org] == nil
                 else {
-                    throw StoreError(
+                    throw AuditError(
                         .corrupt, "index directory entry \(i) (org \(org.prefix(64))) is out of range", path: path,
                         offset: Int64(Self.headerSize))
                 }
@@ -181,9 +181,9 @@ package struct SealedIndex: Sendable {
                     minTime: e.minTime, maxTime: e.maxTime, offset: base + e.offset, length: e.length,
                     rawLength: e.rawLength, crc: e.crc)
             }
-        } catch let e as StoreError {
+        } catch let e as AuditError {
             throw e
-        } catch { throw StoreError(.corrupt, "index directory cut short", path: path, offset: Int64(Self.headerSize)) }
+        } catch { throw AuditError(.corrupt, "index directory cut short", path: path, offset: Int64(Self.headerSize)) }
         self.dir = dir
     }
 
@@ -212,7 +212,7 @@ package struct SealedIndex: Sendable {
         defer { close(fd) }
         let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
         guard CRC32C.matches(CRC32C.checksum(z), e.crc) else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset))
         }
         return z
@@ -237,12 +237,12 @@ enum IndexSection {
     static func visit(_ z: [UInt8], _ e: IndexDirEntry, path: String, _ body: (IndexHit) -> Bool) throws {
         let org = e.org
         guard CRC32C.matches(CRC32C.checksum(z), e.crc) else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "index section of org \(org) fails its checksum", path: path, offset: Int64(e.offset))
         }
         let raw: [UInt8]
         do { raw = try Zstd.decompress(z[...], rawSize: Int(e.rawLength)) } catch {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "index section of org \(org) does not decompress (\(error.message))", path: path,
                 offset: Int64(e.offset))
         }
@@ -252,14 +252,14 @@ enum IndexSection {
             // Each string takes at least its length byte: a count beyond the bytes left is
             // refused before anything is reserved for it.
             guard n <= UInt64(e.count), n <= UInt64(r.remaining) else {
-                throw StoreError(.corrupt, "index dictionary too large", path: path, offset: Int64(e.offset))
+                throw AuditError(.corrupt, "index dictionary too large", path: path, offset: Int64(e.offset))
             }
             var out: [String] = []
             out.reserveCapacity(Int(n))
             for _ in 0..<n {
                 let len = try r.readVarint()
                 guard len <= UInt64(r.remaining) else {
-                    throw StoreError(
+                    throw AuditError(
                         .corrupt, "index dictionary string runs past its section", path: path, offset: Int64(e.offset))
                 }
                 out.append(String(decoding: try r.read(count: Int(len)), as: UTF8.self))
@@ -283,7 +283,7 @@ enum IndexSection {
                 p < UInt64(actors.count),
                 seq >= e.firstSeq, seq <= e.lastSeq
             else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "index row \(i) of org \(org) is malformed", path: path, offset: Int64(e.offset))
             }
             if !body(
@@ -305,7 +305,7 @@ public enum SealedIndexCheck {
     public static func check(path: String, segment: UInt64) throws -> [String] {
         let idx = try SealedIndex(path: path)
         guard idx.segment == segment else {
-            throw StoreError(.corrupt, "index of segment \(idx.segment), expected \(segment)", path: path)
+            throw AuditError(.corrupt, "index of segment \(idx.segment), expected \(segment)", path: path)
         }
         for org in idx.dir.keys { _ = try idx.hits(org: org) }
         return idx.dir.keys.sorted()
@@ -321,7 +321,7 @@ public enum SealedIndexCheck {
         }
         let idx: SealedIndex
         do { idx = try SealedIndex(path: path) } catch {
-            let e = error as? StoreError
+            let e = error as? AuditError
             return fail(nil, e?.offset ?? 0, e?.message ?? "\(error)")
         }
         guard idx.segment == segment, idx.firstSeq == firstSeq, idx.endSeq == endSeq else {
@@ -343,7 +343,7 @@ public enum SealedIndexCheck {
             }
             let got: [IndexHit]
             do { got = try idx.hits(org: org) } catch {
-                let e = error as? StoreError
+                let e = error as? AuditError
                 return fail(entry.firstSeq, e?.offset ?? Int64(entry.offset), e?.message ?? "\(error)")
             }
             guard got.count == want.count else {

@@ -24,7 +24,7 @@ extension Ledger {
         if FileOps.exists(path) {
             let info = try readInfo(directory: directory)
             guard info.verifier_key == signer.verifier.text else {
-                throw LedgerError(
+                throw AuditError(
                     "the signing key (\(signer.verifier.text)) is not this log's key (\(info.verifier_key)); start with the key the log was created with"
                 )
             }
@@ -40,12 +40,12 @@ extension Ledger {
     static func readInfo(directory: String) throws -> Info {
         let path = DataDirectory(directory).info
         guard let data = try FileOps.readFile(path, limit: 1 << 16).map({ Data($0) }) else {
-            throw LedgerError(
+            throw AuditError(
                 "\(directory) is not an audit log directory (no \(URL(fileURLWithPath: DataDirectory(directory).info).lastPathComponent))"
             )
         }
         do { return try JSONDecoder().decode(Info.self, from: data) } catch {
-            throw LedgerError("\(path) is malformed: \(error)")
+            throw AuditError("\(path) is malformed: \(error)")
         }
     }
 
@@ -56,16 +56,16 @@ extension Ledger {
 
     /// The org-state snapshot (format-spec.md §7.2):
     ///     "AUDORGS1" end:u64 n:u32 (len:u8 org count:u64 lastSeq:u64)* crc32c:u32
-    static func saveOrgState(_ path: String, end: UInt64, orgs: [String: (UInt64, UInt64)]) throws {
+    static func saveOrgState(_ path: String, end: UInt64, orgs: [String: OrgMark]) throws {
         var w = ByteWriter(capacity: 20 + orgs.count * 40)
         w.write(ChainFormat.orgStateMagic)
         w.write(end)
         w.write(UInt32(orgs.count))
-        for (o, (c, l)) in orgs.sorted(by: { $0.key < $1.key }) {
+        for (o, m) in orgs.sorted(by: { $0.key < $1.key }) {
             w.write(UInt8(o.utf8.count))
             w.write(Array(o.utf8))
-            w.write(c)
-            w.write(l)
+            w.write(m.count)
+            w.write(m.lastSeq)
         }
         w.write(CRC32C.checksum(w.bytes))
         try FileOps.replaceFile(path, contents: w.bytes)
@@ -73,10 +73,10 @@ extension Ledger {
 
     /// The snapshot at `path`, nil when there is none; damage is corruption of the file at
     /// the offset where it shows (the verifier's view: recovery derives the state instead).
-    public static func checkedOrgState(_ path: String) throws -> (end: UInt64, orgs: [String: (UInt64, UInt64)])? {
+    public static func checkedOrgState(_ path: String) throws -> (end: UInt64, orgs: [String: OrgMark])? {
         guard let b = try FileOps.readFile(path, limit: 1 << 30) else { return nil }
-        func bad(_ m: String, _ at: Int) -> StoreError {
-            StoreError(.corrupt, "org-state snapshot: \(m)", path: path, offset: Int64(at))
+        func bad(_ m: String, _ at: Int) -> AuditError {
+            AuditError(.corrupt, "org-state snapshot: \(m)", path: path, offset: Int64(at))
         }
         guard b.count >= 8 + 8 + 4 + 4 else { throw bad("\(b.count) bytes is too short", 0) }
         let stored =
@@ -90,14 +90,14 @@ extension Ledger {
             guard Array(try r.read(count: 8)) == ChainFormat.orgStateMagic else { throw bad("bad magic", 0) }
             let end = try r.readU64()
             let n = try r.readU32()
-            var out: [String: (UInt64, UInt64)] = [:]
+            var out: [String: OrgMark] = [:]
             for _ in 0..<n {
                 let o = String(decoding: try r.read(count: Int(try r.readU8())), as: UTF8.self)
-                out[o] = (try r.readU64(), try r.readU64())
+                out[o] = OrgMark(count: try r.readU64(), lastSeq: try r.readU64())
             }
             guard r.isAtEnd else { throw bad("\(r.remaining) bytes after the last org", r.offset) }
             return (end, out)
-        } catch let e as StoreError {
+        } catch let e as AuditError {
             throw e
         } catch {
             throw bad("cut short", r.offset)
@@ -106,7 +106,7 @@ extension Ledger {
 
     /// The snapshot at `path`; missing, unreadable or damaged gives end 0 and no orgs, and the
     /// caller derives the state instead (format-spec.md §7.2).
-    package static func loadOrgState(_ path: String) throws -> (UInt64, [String: (UInt64, UInt64)]) {
+    package static func loadOrgState(_ path: String) throws -> (UInt64, [String: OrgMark]) {
         guard let s = try? checkedOrgState(path) else { return (0, [:]) }
         return (s.end, s.orgs)
     }

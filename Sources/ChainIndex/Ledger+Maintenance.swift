@@ -39,6 +39,14 @@ extension Ledger {
         }
     }
 
+    /// Returns once the commit thread has finished the work that follows the acks already
+    /// given (rotation, sealing under back-pressure, the periodic checkpoint): for tools and
+    /// tests that look at the directory right after appending.
+    public func settle() throws {
+        guard let queue else { throw GroupCommitStopped() }
+        _ = try queue.submitAndWait([])
+    }
+
     /// Asks the commit thread for its periodic work (the ticker: every 0.2 s).
     public func tick() { queue?.submit([.maintenance]) { _ in } }
 
@@ -103,8 +111,8 @@ extension Ledger {
     func sealed(_ info: SegmentInfo) throws {
         try tree.sync()
         let last = try index.seal(info)
-        let snapshot: [String: (UInt64, UInt64)] = sealLock.withLock {
-            for (o, h) in last { sealedOrgs[o] = (h.orgSeq + 1, h.seq) }
+        let snapshot: [String: OrgMark] = sealLock.withLock {
+            for (o, h) in last { sealedOrgs[o] = OrgMark(count: h.orgSeq + 1, lastSeq: h.seq) }
             return sealedOrgs
         }
         try Self.saveOrgState(DataDirectory(directory).orgState, end: info.endSeq, orgs: snapshot)

@@ -21,7 +21,7 @@ extension Ledger {
     /// Reads entry `seq` and checks it against the stored leaf hash.
     public func entry(seq: UInt64) throws -> StoredEntry {
         guard seq < tree.size else {
-            throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
+            throw AuditError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
         }
         return try checked(try store.read(seq: seq))
     }
@@ -30,7 +30,7 @@ extension Ledger {
     public func entries(seqs: [UInt64]) throws -> [StoredEntry] {
         let size = tree.size
         for s in seqs where s >= size {
-            throw StoreError(.notFound, "entry \(s) does not exist (the log holds \(size))")
+            throw AuditError(.notFound, "entry \(s) does not exist (the log holds \(size))")
         }
         return try store.read(seqs: seqs).map(checked)
     }
@@ -44,7 +44,7 @@ extension Ledger {
     public static func entry(inDirectory dir: String, seq: UInt64, retired: any RetiredTier) throws -> StoredEntry {
         let tree = try TreeStore(directory: DataDirectory(dir).tree, readOnly: true)
         guard seq < tree.size else {
-            throw StoreError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
+            throw AuditError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
         }
         let store = try segmentStore(dir, retired: retired, readOnly: true)
         return try rebuild(try store.read(seq: seq), tree: tree, store: store)
@@ -60,12 +60,12 @@ extension Ledger {
                 leaf: tree.leaf)
         } catch let e as ChainError {
             let pos = store.position(of: seq)
-            throw StoreError(.corrupt, "\(e): it was altered", path: pos.path, offset: pos.offset)
+            throw AuditError(.corrupt, "\(e): it was altered", path: pos.path, offset: pos.offset)
         }
         let leaf = try tree.leaf(seq)
         guard link.leafHash == leaf else {
             let pos = store.position(of: seq)
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "entry \(seq) does not match its leaf hash: it was altered", path: pos.path,
                 offset: pos.offset)
         }
@@ -139,7 +139,7 @@ extension Ledger {
                 // damage, never a reason to show that entry.
                 guard e.org == org, e.link.orgSeq == h.orgSeq else {
                     let pos = store.position(of: h.seq)
-                    throw StoreError(
+                    throw AuditError(
                         .corrupt,
                         "the index lists entry \(h.seq) under org \(org) at position \(h.orgSeq), but it is org \(e.org)'s entry at position \(e.link.orgSeq): the index is damaged; run `auditctl verify`",
                         path: pos.path, offset: pos.offset)

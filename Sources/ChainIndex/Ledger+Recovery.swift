@@ -14,7 +14,7 @@ extension Ledger {
     /// (count, last sequence number) there.
     static func recoveryStart(
         directory: String, store: SegmentStore, index: OrgIndex, retired: any RetiredTier
-    ) throws -> (TreeStore, UInt64, [String: (UInt64, UInt64)]) {
+    ) throws -> (TreeStore, UInt64, [String: OrgMark]) {
         let path = DataDirectory(directory).orgState
         let segments = store.segments()
         // The end of the archived prefix: below it, only the tree holds the leaves.
@@ -29,7 +29,7 @@ extension Ledger {
         // The tree lost hashes it had synced. Replay what the hot tier holds, from the end of
         // the archived prefix; the leaves below it are only in the tree and the bundles.
         guard tree.size >= archivedEnd else {
-            throw LedgerError(
+            throw AuditError(
                 "the tree files hold \(tree.size) leaves, but archived segments need the first \(archivedEnd): the missing leaf hashes are in the bundles' leaves.hashes (restore the segments with `auditctl archive restore`, or the tree directory from a backup); nothing was cut"
             )
         }
@@ -43,13 +43,15 @@ extension Ledger {
     /// Stops before the first sealed segment without a readable index file (replay covers it).
     static func deriveOrgState(
         segments: [SegmentInfo], index: OrgIndex, retired: any RetiredTier
-    ) throws -> (UInt64, [String: (UInt64, UInt64)]) {
+    ) throws -> (UInt64, [String: OrgMark]) {
         var end: UInt64 = 0
-        var orgs: [String: (UInt64, UInt64)] = [:]
+        var orgs: [String: OrgMark] = [:]
         for info in segments {
             switch info.state {
             case .retired:
-                for o in try retired.summary(of: info).orgs { orgs[o.org] = (o.count_after, o.last_seq) }
+                for o in try retired.summary(of: info).orgs {
+                    orgs[o.org] = OrgMark(count: o.count_after, lastSeq: o.last_seq)
+                }
             case .sealed:
                 guard let summary = try? index.orgStates(segment: info.segment) else { return (end, orgs) }
                 for (o, s) in summary { orgs[o] = s }
@@ -77,7 +79,7 @@ extension Ledger {
     struct Replayed {
         var tree: TreeStore
         var orgs: [String: OrgPosition]
-        var sealedOrgs: [String: (UInt64, UInt64)]
+        var sealedOrgs: [String: OrgMark]
         var lastLeaf: Hash
         var lastReceivedAt: Int64
         var recovery: LedgerRecovery
@@ -93,9 +95,7 @@ extension Ledger {
         let (t, start, snapOrgs) = try Self.recoveryStart(
             directory: directory, store: segs, index: idx, retired: retired)
         var orgs: [String: OrgPosition] = [:]
-        for (o, (count, last)) in snapOrgs {
-            orgs[o] = OrgPosition(count: count, lastSeq: last, lastHash: try t.leaf(last))
-        }
+        for (o, m) in snapOrgs { orgs[o] = OrgPosition(m, lastHash: try t.leaf(m.lastSeq)) }
         let sealedInfos = segs.segments().filter { $0.state == .sealed }
         let sealedEnd = segs.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
         var atSealed = start >= sealedEnd ? snapOrgs : [:]
@@ -104,11 +104,11 @@ extension Ledger {
         var prev = start > 0 ? try t.leaf(start - 1) : Hash.zero
         var hits: [(String, IndexHit)] = []
         try segs.scan(from: start) { rec in
-            if rec.seq == sealedEnd { atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) } }
+            if rec.seq == sealedEnd { atSealed = orgs.compactMapValues(\.mark) }
             let p = try RecordPayload(bytes: rec.payload)
             guard let (org, fields) = Entry.indexFields(ofStored: p.content) else {
                 let pos = segs.position(of: rec.seq)
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "entry \(rec.seq) is not a valid stored entry", path: pos.path, offset: pos.offset)
             }
             let st = orgs[org] ?? .start
@@ -120,7 +120,7 @@ extension Ledger {
                 ).leafHash
             } catch {
                 let pos = segs.position(of: rec.seq)
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "org \(org)'s chain is broken: \(error)", path: pos.path, offset: pos.offset)
             }
             orgs[org] = st.advanced(seq: rec.seq, leaf: leaf)
@@ -138,7 +138,7 @@ extension Ledger {
         if start >= sealedEnd {
             atSealed = snapOrgs
         } else if sealedEnd >= segs.endSeq {
-            atSealed = orgs.mapValues { ($0.count, $0.lastSeq ?? 0) }
+            atSealed = orgs.compactMapValues(\.mark)
         }
         // Missing or damaged: rewrite it from the state just derived.
         let snapshotMissing = (try? Self.checkedOrgState(DataDirectory(directory).orgState)) ?? nil == nil
@@ -150,7 +150,7 @@ extension Ledger {
             idx.sealCompleted(info.segment)
         }
         guard t.size == segs.endSeq else {
-            throw LedgerError(
+            throw AuditError(
                 "tree holds \(t.size) leaves but the segments hold \(segs.endSeq) entries; run `auditctl verify \(directory)`"
             )
         }
@@ -172,7 +172,7 @@ extension Ledger {
         var signed: SignerState?
         if let path = signerState, let state = try SignerState.load(path) {
             guard state.origin == origin else {
-                throw LedgerError(
+                throw AuditError(
                     "the signer state \(path) is for origin \(state.origin), not this log's \(origin)")
             }
             try state.check(treeSize: t.size, rootAt: { try t.root(at: $0) }, what: "the log in \(directory)")
@@ -180,12 +180,12 @@ extension Ledger {
         }
         if let cp = checkpoints.latest?.checkpoint {
             guard cp.size <= t.size else {
-                throw LedgerError(
+                throw AuditError(
                     "the log holds \(t.size) entries but a checkpoint was signed at size \(cp.size): signed entries are missing (truncated or deleted segment); run `auditctl verify \(directory)` and restore from the archive"
                 )
             }
             guard try t.root(at: cp.size) == cp.root else {
-                throw LedgerError(
+                throw AuditError(
                     "the tree root at size \(cp.size) does not match the signed checkpoint: entries were altered; run `auditctl verify \(directory)`"
                 )
             }

@@ -51,7 +51,7 @@ public final class Ledger: @unchecked Sendable {
 
     // Sealer state.
     let sealLock = NSLock()
-    var sealedOrgs: [String: (UInt64, UInt64)] = [:]
+    var sealedOrgs: [String: OrgMark] = [:]
     var background: [BackgroundLoop] = []
     /// Periodic work the last groups made due (commit thread).
     var due = MaintenanceDue()
@@ -157,11 +157,11 @@ public final class Ledger: @unchecked Sendable {
     public func appendAnchored(_ entry: PreparedEntry) throws -> (Receipt, SignedCheckpoint) {
         guard let queue else { throw GroupCommitStopped() }
         guard let r = try queue.submitAndWait([.anchor(entry)]).first ?? nil else {
-            throw LedgerError("the entry was not stored")
+            throw AuditError("the entry was not stored")
         }
         guard let cp = try checkpoints.first(atLeast: r.seq + 1, verifier: verifier), cp.checkpoint.size == r.seq + 1
         else {
-            throw LedgerError("entry \(r.seq) is stored, but no checkpoint could be signed at its size: \(writeState)")
+            throw AuditError("entry \(r.seq) is stored, but no checkpoint could be signed at its size: \(writeState)")
         }
         return (r, cp)
     }
@@ -172,7 +172,7 @@ public final class Ledger: @unchecked Sendable {
         _ = try queue.submitAndWait([.checkpoint])
         let state = writeState
         if !state.isAccepting, (latestCheckpoint?.checkpoint.size ?? 0) < size {
-            throw LedgerError("no checkpoint was signed: \(state)")
+            throw AuditError("no checkpoint was signed: \(state)")
         }
     }
 
@@ -201,6 +201,8 @@ public final class Ledger: @unchecked Sendable {
     ///    (format-spec.md §3); the periodic work (`maintain`) follows them. A failure after
     ///    step 4 suspends writes until a retry succeeds, and never fails the group.
     private func commit(_ ops: [Op]) throws -> [Receipt?] {
+        // `settle()`: the work after the previous group's acks is done; nothing to commit.
+        guard !ops.isEmpty else { return [] }
         let entries = ops.reduce(0) {
             switch $1 {
             case .entry, .anchor: return $0 + 1
@@ -210,7 +212,7 @@ public final class Ledger: @unchecked Sendable {
         if case .suspended = state { retryDeferredWork() }
         guard state.isAccepting else {
             publish(refused: entries)
-            throw LedgerError(entries > 0 ? "not stored: \(state)" : "\(state)")
+            throw AuditError(entries > 0 ? "not stored: \(state)" : "\(state)")
         }
         var out: [Receipt?] = []
         out.reserveCapacity(ops.count)
@@ -299,7 +301,7 @@ public final class Ledger: @unchecked Sendable {
         attempt { try index.close() }
         attempt { try signCheckpoint() }
         if !unappliedLeaves.isEmpty || (checkpoints.latest?.checkpoint.size ?? 0) < tree.size {
-            throw LedgerError(
+            throw AuditError(
                 "closed without a final checkpoint over all \(store.nextSeq) entries (every acknowledged entry is durable and is covered at the next start): \(problems.map { "\($0)" }.joined(separator: "; "))"
             )
         }

@@ -69,7 +69,7 @@ public struct HotTierOnly: RetiredTier {
 
     /// Never asked: no segment is retired.
     public func summary(of info: SegmentInfo) throws -> RetiredSummary {
-        throw StoreError(
+        throw AuditError(
             .invalidArgument, "segment \(info.segment) is retired, but no archive tier was given", path: info.path)
     }
 

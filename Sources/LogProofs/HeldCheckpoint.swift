@@ -16,7 +16,7 @@ public enum HeldCheckpoint {
     public static func load(_ path: String, key: NoteVerifier) throws -> SignedCheckpoint? {
         guard let bytes = try FileOps.readFile(path, limit: 1 << 20) else { return nil }
         do { return try SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: key) } catch {
-            throw LedgerError(
+            throw AuditError(
                 "the checkpoint kept in \(path) is not signed by \(key.text): \(error.description); remove the file only if you trust the log's current history"
             )
         }

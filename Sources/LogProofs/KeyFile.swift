@@ -24,27 +24,19 @@ public enum KeyFile {
     public static func load(path: String) throws -> NoteSigner {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            throw LedgerError("cannot read signing key \(path): \(String(cString: strerror(errno)))")
+            throw AuditError("cannot read signing key \(path): \(String(cString: strerror(errno)))")
         }
         guard st.st_mode & 0o077 == 0 else {
-            throw LedgerError(
+            throw AuditError(
                 "signing key \(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`"
             )
         }
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw LedgerError("cannot read signing key \(path): \(error.localizedDescription)")
+            throw AuditError("cannot read signing key \(path): \(error.localizedDescription)")
         }
         do { return try NoteSigner(text) } catch {
-            throw LedgerError("signing key \(path) is malformed: \(error.description)")
+            throw AuditError("signing key \(path) is malformed: \(error.description)")
         }
     }
-}
-
-/// A configuration or integrity problem at the level of the whole log.
-public struct LedgerError: Error, Sendable, CustomStringConvertible {
-    /// What happened and what to do.
-    public var description: String
-    /// A ledger error.
-    public init(_ d: String) { description = d }
 }

@@ -37,7 +37,7 @@ public struct SignerState: Sendable, Equatable {
         let lines = String(decoding: b, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.count >= 4, lines[0] == tag, let size = UInt64(lines[2]), let root = Hash(hex: String(lines[3]))
         else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "signer state is malformed (expected \(tag), origin, size, root)", path: path, offset: 0)
         }
         return SignerState(origin: String(lines[1]), size: size, root: root)
@@ -50,15 +50,15 @@ public struct SignerState: Sendable, Equatable {
     }
 
     /// Checks that a tree which has `treeSize` leaves and gives `rootAt` at any size extends
-    /// this state; throws a `LedgerError` naming both sizes when it does not.
+    /// this state; throws an `AuditError` naming both sizes when it does not.
     package func check(treeSize: UInt64, rootAt: (UInt64) throws -> Hash, what: String) throws {
         guard treeSize >= size else {
-            throw LedgerError(
+            throw AuditError(
                 "\(what) holds \(treeSize) entries, but this signing key already signed a checkpoint of \(size) entries (root \(root.hex)): the log was rolled back; restore the missing entries from the archive or a backup (the signer refuses to sign a smaller log)"
             )
         }
         guard try rootAt(size) == root else {
-            throw LedgerError(
+            throw AuditError(
                 "\(what) does not hold the tree this signing key signed at size \(size) (root \(root.hex)): its history was rewritten; the signer refuses to sign a checkpoint inconsistent with one it signed before"
             )
         }

@@ -55,13 +55,13 @@ public final class CheckpointLog: @unchecked Sendable {
             // Only a torn last record may be cut: a whole, valid record after the damage
             // proves the damaged one had been written (and synced) before it.
             if let later = try Self.validRecord(in: log, after: off, fileSize: size, origin: verifier.name) {
-                throw StoreError(
+                throw AuditError(
                     .corrupt,
                     "checkpoint record is damaged, and a valid record follows it at offset \(later): this is not a torn last record; nothing was cut. Restore checkpoints.log from a backup, or move it aside to start a new one (every checkpoint in it stays verifiable from an export)",
                     path: logPath, offset: off)
             }
             guard !readOnly else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt,
                     "checkpoint log ends in a torn record (\(size - off) bytes); auditd cuts it at its next start",
                     path: logPath, offset: off)
@@ -118,7 +118,7 @@ public final class CheckpointLog: @unchecked Sendable {
 
     static func readRecord(_ f: FileHandleRef, at off: Int64, fileSize: Int64) throws -> (Int, UInt64) {
         guard fileSize - off >= Int64(ChainFormat.checkpointRecordHeaderSize) else {
-            throw StoreError(.corrupt, "checkpoint record header cut short", path: f.path, offset: off)
+            throw AuditError(.corrupt, "checkpoint record header cut short", path: f.path, offset: off)
         }
         var r = ByteReader(
             try FileOps.preadExact(f.fd, count: ChainFormat.checkpointRecordHeaderSize, at: off, path: f.path))
@@ -126,14 +126,14 @@ public final class CheckpointLog: @unchecked Sendable {
         let crc = try r.readU32()
         let size = try r.readU64()
         guard len <= 1 << 16, Int64(len) <= fileSize - off - Int64(ChainFormat.checkpointRecordHeaderSize) else {
-            throw StoreError(.corrupt, "checkpoint record cut short", path: f.path, offset: off)
+            throw AuditError(.corrupt, "checkpoint record cut short", path: f.path, offset: off)
         }
         let note = try FileOps.preadExact(
             f.fd, count: len, at: off + Int64(ChainFormat.checkpointRecordHeaderSize), path: f.path)
         var w = ByteWriter(capacity: 8)
         w.write(size)
         guard CRC32C.matches(CRC32C.checksum(note, crc: CRC32C.checksum(w.bytes)), crc) else {
-            throw StoreError(.corrupt, "checkpoint record checksum mismatch", path: f.path, offset: off)
+            throw AuditError(.corrupt, "checkpoint record checksum mismatch", path: f.path, offset: off)
         }
         return (len, size)
     }
@@ -148,11 +148,11 @@ public final class CheckpointLog: @unchecked Sendable {
             as: UTF8.self)
         let signed: SignedCheckpoint
         do { signed = try SignedCheckpoint(note: note, verifier: verifier) } catch {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "checkpoint for size \(cpSize): \(error.description)", path: logPath, offset: off)
         }
         guard signed.checkpoint.size == cpSize else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "checkpoint record says size \(cpSize) but its note says \(signed.checkpoint.size)",
                 path: logPath, offset: off)
         }
@@ -176,7 +176,7 @@ public final class CheckpointLog: @unchecked Sendable {
         w.write(note)
         try lock.withLock {
             if let l = _latest, l.checkpoint.size > cp.checkpoint.size {
-                throw StoreError(
+                throw AuditError(
                     .invalidArgument,
                     "checkpoint size \(cp.checkpoint.size) is smaller than the latest (\(l.checkpoint.size))",
                     path: logPath)
@@ -202,7 +202,7 @@ public final class CheckpointLog: @unchecked Sendable {
         let size = try r.readU64()
         let offset = try r.readU64()
         guard let o = Int64(exactly: offset) else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "checkpoint index entry \(i) points outside the log", path: idxPath,
                 offset: Int64(i) * Int64(ChainFormat.checkpointIndexEntrySize))
         }
@@ -232,7 +232,7 @@ public final class CheckpointLog: @unchecked Sendable {
         var last = after
         let end = try forEach(from: from) { off, size, note in
             let fail = { (m: String) in
-                StoreError(.corrupt, "checkpoint (size \(size)): \(m)", path: self.logPath, offset: off)
+                AuditError(.corrupt, "checkpoint (size \(size)): \(m)", path: self.logPath, offset: off)
             }
             let s: SignedCheckpoint
             do { s = try SignedCheckpoint(note: note, verifier: verifier) } catch { throw fail("\(error)") }

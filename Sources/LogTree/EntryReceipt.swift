@@ -44,19 +44,19 @@ public struct EntryReceipt: Sendable, Equatable {
         guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             o["format"] as? String == Self.tag
         else {
-            throw LedgerError("not an \(Self.tag) receipt")
+            throw AuditError("not an \(Self.tag) receipt")
         }
         // A sequence number is a whole number that fits 64 bits: 5.5 or 2^64 + 5 is not "entry 5".
         guard let n = o["seq"] as? NSNumber, n.stringValue == String(n.uint64Value) else {
-            throw LedgerError("receipt's seq is not a whole number from 0 to \(UInt64.max)")
+            throw AuditError("receipt's seq is not a whole number from 0 to \(UInt64.max)")
         }
         let seq = n.uint64Value
         guard let h = Hash(hex: o["hash"] as? String ?? ""), let cp = o["checkpoint"] as? String,
             let proof = o["inclusion"] as? [String]
-        else { throw LedgerError("receipt lacks seq, hash, checkpoint or inclusion") }
+        else { throw AuditError("receipt lacks seq, hash, checkpoint or inclusion") }
         let hashes = proof.compactMap { Hash(hex: $0) }
         guard hashes.count == proof.count, hashes.count <= 64 else {
-            throw LedgerError("receipt's inclusion proof is not a list of hex hashes")
+            throw AuditError("receipt's inclusion proof is not a list of hex hashes")
         }
         self.init(seq: seq, hash: h, checkpoint: cp, inclusion: hashes)
     }
@@ -66,13 +66,13 @@ public struct EntryReceipt: Sendable, Equatable {
     public func verify(key: NoteVerifier) throws -> SignedCheckpoint {
         let cp: SignedCheckpoint
         do { cp = try SignedCheckpoint(note: checkpoint, verifier: key) } catch {
-            throw LedgerError("the receipt's checkpoint is not signed by \(key.text): \(error.description)")
+            throw AuditError("the receipt's checkpoint is not signed by \(key.text): \(error.description)")
         }
         guard seq < cp.checkpoint.size,
             Merkle.verifyInclusion(
                 index: seq, size: cp.checkpoint.size, leaf: hash, proof: inclusion, root: cp.checkpoint.root)
         else {
-            throw LedgerError(
+            throw AuditError(
                 "the receipt's inclusion proof does not place entry \(seq) (hash \(hash.hex)) in the signed tree of size \(cp.checkpoint.size): the receipt was altered"
             )
         }

@@ -32,7 +32,7 @@ public final class TreeStore: @unchecked Sendable {
 
     /// Opens the tree in `directory`, cut back to at most `maxSize` leaves; missing hashes of
     /// higher levels are recomputed from the level below.
-    public init(directory: String, maxSize: UInt64 = .max, readOnly: Bool = false) throws(StoreError) {
+    public init(directory: String, maxSize: UInt64 = .max, readOnly: Bool = false) throws(AuditError) {
         self.directory = directory
         if !readOnly { try FileOps.makeDirectory(directory) }
         let p0 = directory + "/" + Self.fileName(0)
@@ -69,7 +69,7 @@ public final class TreeStore: @unchecked Sendable {
         }
     }
 
-    private func readStored(_ k: Int, from: UInt64, count: Int) throws(StoreError) -> [Hash] {
+    private func readStored(_ k: Int, from: UInt64, count: Int) throws(AuditError) -> [Hash] {
         let f = files[k]
         let raw = try FileOps.preadExact(f.fd, count: count * 32, at: Int64(from * 32), path: f.path)
         let n = raw.count / 32
@@ -83,7 +83,7 @@ public final class TreeStore: @unchecked Sendable {
     /// All or nothing: every hash the append stores is worked out first, then written, and
     /// only when every write succeeded does the tree grow. A failed append (a full disk, say)
     /// leaves the tree as it was, so the same leaves can be appended again later.
-    public func append(_ leaves: [Hash]) throws(StoreError) {
+    public func append(_ leaves: [Hash]) throws(AuditError) {
         guard !leaves.isEmpty else { return }
         var (counts, pending, fileCount) = lock.withLock { (self.counts, self.pending, self.files.count) }
         let start = counts
@@ -128,12 +128,12 @@ public final class TreeStore: @unchecked Sendable {
     }
 
     /// Makes every appended hash durable.
-    public func sync() throws(StoreError) {
+    public func sync() throws(AuditError) {
         for f in lock.withLock({ files }) { try FileOps.fdatasync(f.fd, path: f.path) }
     }
 
     /// The hash of the perfect subtree of height `level` whose leftmost leaf is `index << level`.
-    public func perfect(level: Int, index: UInt64) throws(StoreError) -> Hash {
+    public func perfect(level: Int, index: UInt64) throws(AuditError) -> Hash {
         let k = level / ChainFormat.tileHeight
         let r = level % ChainFormat.tileHeight
         let from = index << UInt64(r)
@@ -144,7 +144,7 @@ public final class TreeStore: @unchecked Sendable {
             return (counts[k] - UInt64(pending[k].count), pending[k])
         }
         guard let (pendingStart, tail) = snapshot else {
-            throw StoreError(
+            throw AuditError(
                 .notFound, "subtree at level \(level) index \(index) is beyond the tree (size \(size))", path: directory
             )
         }
@@ -153,7 +153,7 @@ public final class TreeStore: @unchecked Sendable {
         } else {
             hashes = try readStored(k, from: from, count: n)
             guard hashes.count == n else {
-                throw StoreError(.corrupt, "tree file is short", path: files[k].path, offset: Int64(from * 32))
+                throw AuditError(.corrupt, "tree file is short", path: files[k].path, offset: Int64(from * 32))
             }
         }
         while hashes.count > 1 {
@@ -170,18 +170,18 @@ public final class TreeStore: @unchecked Sendable {
     }
 
     /// The leaf hash at `index`.
-    public func leaf(_ index: UInt64) throws(StoreError) -> Hash { try perfect(level: 0, index: index) }
+    public func leaf(_ index: UInt64) throws(AuditError) -> Hash { try perfect(level: 0, index: index) }
 
     /// Leaf hashes `[from, from + count)` straight from level 0.
-    public func leaves(from: UInt64, count: Int) throws(StoreError) -> [Hash] {
+    public func leaves(from: UInt64, count: Int) throws(AuditError) -> [Hash] {
         guard from + UInt64(count) <= size else {
-            throw StoreError(.notFound, "leaves beyond the tree", path: directory)
+            throw AuditError(.notFound, "leaves beyond the tree", path: directory)
         }
         return try readStored(0, from: from, count: count)
     }
 
     /// MTH of leaves `[lo, hi)`.
-    public func mth(_ lo: UInt64, _ hi: UInt64) throws(StoreError) -> Hash {
+    public func mth(_ lo: UInt64, _ hi: UInt64) throws(AuditError) -> Hash {
         let n = hi - lo
         if n == 0 { return Merkle.emptyRoot }
         if n & (n - 1) == 0 && lo % n == 0 {
@@ -193,41 +193,41 @@ public final class TreeStore: @unchecked Sendable {
     }
 
     /// The root at `size` (at most the current size).
-    public func root(at size: UInt64) throws(StoreError) -> Hash {
+    public func root(at size: UInt64) throws(AuditError) -> Hash {
         guard size <= self.size else {
-            throw StoreError(.notFound, "tree size \(size) is beyond the log (size \(self.size))", path: directory)
+            throw AuditError(.notFound, "tree size \(size) is beyond the log (size \(self.size))", path: directory)
         }
         return try mth(0, size)
     }
 
     /// RFC 9162 inclusion proof of `index` in the tree of `size`.
-    public func inclusionProof(index: UInt64, size: UInt64) throws(StoreError) -> [Hash] {
+    public func inclusionProof(index: UInt64, size: UInt64) throws(AuditError) -> [Hash] {
         guard index < size, size <= self.size else {
-            throw StoreError(
+            throw AuditError(
                 .notFound, "no inclusion proof for index \(index) in size \(size) (log size \(self.size))",
                 path: directory)
         }
-        do { return try Merkle.inclusionProof(index: index, size: size) { try mth($0, $1) } } catch let e as StoreError
+        do { return try Merkle.inclusionProof(index: index, size: size) { try mth($0, $1) } } catch let e as AuditError
         { throw e } catch {
-            throw StoreError(.io, "\(error)", path: directory)
+            throw AuditError(.io, "\(error)", path: directory)
         }
     }
 
     /// RFC 9162 consistency proof from `old` to `new`.
-    public func consistencyProof(old: UInt64, new: UInt64) throws(StoreError) -> [Hash] {
+    public func consistencyProof(old: UInt64, new: UInt64) throws(AuditError) -> [Hash] {
         guard old <= new, new <= self.size else {
-            throw StoreError(
+            throw AuditError(
                 .notFound, "no consistency proof from \(old) to \(new) (log size \(self.size))", path: directory)
         }
-        do { return try Merkle.consistencyProof(old: old, new: new) { try mth($0, $1) } } catch let e as StoreError {
+        do { return try Merkle.consistencyProof(old: old, new: new) { try mth($0, $1) } } catch let e as AuditError {
             throw e
         } catch {
-            throw StoreError(.io, "\(error)", path: directory)
+            throw AuditError(.io, "\(error)", path: directory)
         }
     }
 
     /// Stored hash `i` of stored level `k` (level 8k), for the verifier.
-    package func stored(_ k: Int, _ i: UInt64) throws(StoreError) -> Hash? {
+    package func stored(_ k: Int, _ i: UInt64) throws(AuditError) -> Hash? {
         guard k < lock.withLock({ counts.count }), i < lock.withLock({ counts[k] }) else { return nil }
         return try readStored(k, from: i, count: 1).first
     }

@@ -1,4 +1,4 @@
-/// Every magic number, version and size of the segment formats (format-spec.md §2–§4).
+/// Every magic number, version and size of the segment formats (format-spec.md §2).
 public enum SegmentFormat {
     /// The first eight bytes of every segment file: `AUDITSEG`.
     public static let segmentMagic: [UInt8] = Array("AUDITSEG".utf8)

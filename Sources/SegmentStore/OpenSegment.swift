@@ -51,7 +51,7 @@ final class OpenSegment: @unchecked Sendable {
     /// `N.open`; 5. fsync the directory. A crash at any step leaves either no `N.open` or one
     /// with a whole header: recovery never meets a segment without one (a stray `.open.tmp` is
     /// removed). The descriptor stays valid across the rename.
-    static func create(directory: String, segment: UInt64, firstSeq: UInt64) throws(StoreError) -> OpenSegment {
+    static func create(directory: String, segment: UInt64, firstSeq: UInt64) throws(AuditError) -> OpenSegment {
         let path = directory + "/" + SegmentNames.open(segment)
         let tmp = path + ".tmp"
         try FileOps.unlink(tmp)
@@ -76,7 +76,7 @@ final class OpenSegment: @unchecked Sendable {
     }
 
     /// Appends one block holding `payloads` at the next sequence numbers. Not durable until `sync`.
-    func append(_ records: [StoreRecord], level: Int32) throws(StoreError) -> UInt64 {
+    func append(_ records: [StoreRecord], level: Int32) throws(AuditError) -> UInt64 {
         let first = nextSeq
         var seq = first
         let stored = records.map { r -> StoredRecord in
@@ -85,7 +85,7 @@ final class OpenSegment: @unchecked Sendable {
         }
         let bytes: [UInt8]
         do { bytes = try Block.encode(stored, level: level) } catch {
-            throw StoreError(.io, "compression failed: \(error.message)", path: path, offset: endOffset)
+            throw AuditError(.io, "compression failed: \(error.message)", path: path, offset: endOffset)
         }
         do {
             try FileOps.pwriteAll(file.fd, bytes[...], at: endOffset, path: path)
@@ -103,19 +103,19 @@ final class OpenSegment: @unchecked Sendable {
     }
 
     /// Makes every appended block durable.
-    func sync() throws(StoreError) {
+    func sync() throws(AuditError) {
         try FileOps.fdatasync(file.fd, path: path)
     }
 
     /// Reads and checks one block.
     static func readBlock(
         _ ref: BlockRef, file: FileHandleRef, keep: ((UInt64) -> Bool)? = nil
-    ) throws(StoreError) -> [StoredRecord] {
+    ) throws(AuditError) -> [StoredRecord] {
         let bytes = try FileOps.preadExact(file.fd, count: ref.length, at: ref.offset, path: file.path)
         do {
             return try Block.decode(bytes[...], keep: keep).1
         } catch {
-            throw StoreError(.corrupt, error.reason, path: file.path, offset: ref.offset)
+            throw AuditError(.corrupt, error.reason, path: file.path, offset: ref.offset)
         }
     }
 }
@@ -154,17 +154,17 @@ extension OpenSegment {
     /// When `allowCut` is false (a rotated segment awaiting its seal) any damage fails.
     static func recover(
         path: String, expectedSegment: UInt64, allowCut: Bool, readOnly: Bool = false
-    ) throws(StoreError) -> (OpenSegment, RecoveryReport) {
+    ) throws(AuditError) -> (OpenSegment, RecoveryReport) {
         let fd = try FileOps.open(path, readOnly ? O_RDONLY : O_RDWR)
         let file = FileHandleRef(fd: fd, path: path)
         let size = try FileOps.size(fd, path: path)
         guard size >= Int64(SegmentFormat.headerSize) else {
-            throw StoreError(.corrupt, "open segment is shorter than its header (\(size) bytes)", path: path, offset: 0)
+            throw AuditError(.corrupt, "open segment is shorter than its header (\(size) bytes)", path: path, offset: 0)
         }
         let header = try SegmentHeader.parse(
             try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
         guard header.segment == expectedSegment else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "header says segment \(header.segment), file name says \(expectedSegment)", path: path,
                 offset: 0)
         }
@@ -184,7 +184,7 @@ extension OpenSegment {
             case .invalid(let why):
                 failure = why
                 if let later = try validBlock(in: file, after: offset, fileSize: size) {
-                    throw StoreError(
+                    throw AuditError(
                         .corrupt,
                         "\(why), and a valid block follows it at offset \(later): this is not a torn tail, refusing to cut acknowledged data",
                         path: path, offset: offset)
@@ -197,7 +197,7 @@ extension OpenSegment {
             cutOffset: offset, reason: nil)
         if offset < size {
             guard allowCut else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt,
                     "rotated segment is damaged (\(failure ?? "trailing bytes")); it was synced before rotation, so this is corruption",
                     path: path, offset: offset)
@@ -225,7 +225,7 @@ extension OpenSegment {
     /// magic, its length, its checksum), a valid block behind it proves that the damaged one
     /// was synced before it, so it is corruption, not a torn tail: blocks are written one
     /// group commit at a time, each only after the previous one's fdatasync.
-    static func validBlock(in file: FileHandleRef, after offset: Int64, fileSize: Int64) throws(StoreError) -> Int64? {
+    static func validBlock(in file: FileHandleRef, after offset: Int64, fileSize: Int64) throws(AuditError) -> Int64? {
         let chunk = 1 << 20
         let magic = SegmentFormat.blockMagic
         var base = offset + 1

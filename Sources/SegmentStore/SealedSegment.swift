@@ -71,10 +71,10 @@ public struct SegmentFooter: Sendable, Equatable {
         return w.bytes
     }
 
-    static func parse(_ bytes: [UInt8], path: String, offset: Int64) throws(StoreError) -> SegmentFooter {
+    static func parse(_ bytes: [UInt8], path: String, offset: Int64) throws(AuditError) -> SegmentFooter {
         var r = ByteReader(bytes)
-        func bad(_ m: String) -> StoreError {
-            StoreError(.corrupt, "sealed segment footer: \(m)", path: path, offset: offset)
+        func bad(_ m: String) -> AuditError {
+            AuditError(.corrupt, "sealed segment footer: \(m)", path: path, offset: offset)
         }
         do {
             guard Array(try r.read(count: 8)) == SegmentFormat.footerMagic else { throw bad("bad magic") }
@@ -123,7 +123,7 @@ public struct SegmentFooter: Sendable, Equatable {
             }
             return SegmentFooter(
                 segment: segment, firstSeq: first, lastSeq: last, count: count, blocks: blocks, seqMap: map)
-        } catch let e as StoreError {
+        } catch let e as AuditError {
             throw e
         } catch {
             throw bad("cut short")
@@ -138,10 +138,10 @@ enum SegmentTrailer {
     /// Reads and checks the trailer of the file `fd` (`fileSize` bytes long): the footer must
     /// lie between the header and the trailer, and be at most `maxFooterSize` bytes.
     /// Returns the footer's offset, length and checksum.
-    static func read(fd: Int32, fileSize: Int64, path: String) throws(StoreError) -> (Int64, Int, UInt32) {
+    static func read(fd: Int32, fileSize: Int64, path: String) throws(AuditError) -> (Int64, Int, UInt32) {
         let trailerAt = fileSize - Int64(SegmentFormat.trailerSize)
         guard trailerAt >= Int64(SegmentFormat.headerSize) else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "sealed segment is too short (\(fileSize) bytes) to hold a header and trailer", path: path,
                 offset: 0)
         }
@@ -151,7 +151,7 @@ enum SegmentTrailer {
             let fLen = try t.readU32()
             let fCrc = try t.readU32()
             guard Array(try t.read(count: 8)) == SegmentFormat.trailerMagic else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "trailer magic is not AUDEND01 (truncated or not sealed)", path: path, offset: trailerAt)
             }
             // Compare without adding, so that no value of the two fields can overflow.
@@ -159,15 +159,15 @@ enum SegmentTrailer {
                 Int(fLen) <= SegmentFormat.maxFooterSize,
                 UInt64(trailerAt) - fOff == UInt64(fLen)
             else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "trailer points outside the file (footer at \(fOff), \(fLen) bytes)", path: path,
                     offset: trailerAt)
             }
             return (Int64(fOff), Int(fLen), fCrc)
-        } catch let e as StoreError {
+        } catch let e as AuditError {
             throw e
         } catch {
-            throw StoreError(.corrupt, "trailer cut short", path: path, offset: trailerAt)
+            throw AuditError(.corrupt, "trailer cut short", path: path, offset: trailerAt)
         }
     }
 }
@@ -186,79 +186,79 @@ public final class SealedSegment: @unchecked Sendable {
     let file: FileHandleRef
 
     /// Opens a sealed segment and checks its header, trailer and footer checksum.
-    public init(path: String) throws(StoreError) {
+    public init(path: String) throws(AuditError) {
         let fd = try FileOps.open(path, O_RDONLY)
         file = FileHandleRef(fd: fd, path: path)
         self.path = path
         let size = try FileOps.size(fd, path: path)
         guard size >= Int64(SegmentFormat.headerSize + SegmentFormat.trailerSize) else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "sealed segment is too short (\(size) bytes) to hold a header and trailer", path: path,
                 offset: 0)
         }
         header = try SegmentHeader.parse(
             try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
         guard header.flags == SegmentFormat.flagSealed else {
-            throw StoreError(.corrupt, "header is not marked sealed", path: path, offset: 10)
+            throw AuditError(.corrupt, "header is not marked sealed", path: path, offset: 10)
         }
         let (fOff, fLen, fCrc) = try SegmentTrailer.read(fd: fd, fileSize: size, path: path)
         let fb = try FileOps.preadExact(fd, count: fLen, at: fOff, path: path)
         guard CRC32C.matches(CRC32C.checksum(fb), fCrc) else {
-            throw StoreError(.corrupt, "footer checksum mismatch", path: path, offset: fOff)
+            throw AuditError(.corrupt, "footer checksum mismatch", path: path, offset: fOff)
         }
         footer = try SegmentFooter.parse(fb, path: path, offset: fOff)
         footerOffset = fOff
         guard footer.segment == header.segment, footer.firstSeq == header.firstSeq else {
-            throw StoreError(
+            throw AuditError(
                 .corrupt,
                 "footer (segment \(footer.segment), first \(footer.firstSeq)) disagrees with header (segment \(header.segment), first \(header.firstSeq))",
                 path: path, offset: fOff)
         }
         for b in footer.blocks
         where b.offset < Int64(SegmentFormat.headerSize) || b.offset > fOff || Int64(b.totalLength) > fOff - b.offset {
-            throw StoreError(
+            throw AuditError(
                 .corrupt, "footer lists a block outside the data area (offset \(b.offset))", path: path, offset: fOff)
         }
     }
 
     /// Reads, checks and decodes block `index`.
-    public func readBlock(_ index: Int, keep: ((UInt64) -> Bool)? = nil) throws(StoreError) -> [StoredRecord] {
+    public func readBlock(_ index: Int, keep: ((UInt64) -> Bool)? = nil) throws(AuditError) -> [StoredRecord] {
         guard index >= 0, index < footer.blocks.count else {
-            throw StoreError(.invalidArgument, "block \(index) does not exist", path: path)
+            throw AuditError(.invalidArgument, "block \(index) does not exist", path: path)
         }
         let b = footer.blocks[index]
         let bytes = try FileOps.preadExact(file.fd, count: b.totalLength, at: b.offset, path: path)
         let (h, records): (BlockHeader, [StoredRecord])
         do { (h, records) = try Block.decode(bytes[...], keep: keep) } catch {
-            throw StoreError(.corrupt, error.reason, path: path, offset: b.offset)
+            throw AuditError(.corrupt, error.reason, path: path, offset: b.offset)
         }
         guard h.count == b.count, h.firstSeq == b.firstSeq, h.lastSeq == b.lastSeq else {
-            throw StoreError(.corrupt, "block header disagrees with the footer", path: path, offset: b.offset)
+            throw AuditError(.corrupt, "block header disagrees with the footer", path: path, offset: b.offset)
         }
         return records
     }
 
     /// Reads the record with sequence number `seq`.
-    public func read(seq: UInt64) throws(StoreError) -> StoredRecord {
+    public func read(seq: UInt64) throws(AuditError) -> StoredRecord {
         guard seq >= footer.firstSeq, seq <= footer.lastSeq else {
-            throw StoreError(.notFound, "sequence number \(seq) is not in this segment", path: path)
+            throw AuditError(.notFound, "sequence number \(seq) is not in this segment", path: path)
         }
         let bi = Int(footer.seqMap[Int(seq - footer.firstSeq)])
         for r in try readBlock(bi, keep: { $0 == seq }) { return r }
-        throw StoreError(
+        throw AuditError(
             .corrupt, "sequence map points sequence number \(seq) to block \(bi), which does not hold it", path: path,
             offset: footer.blocks[bi].offset)
     }
 
     /// Every record, in sequence order, checking that each sequence number appears exactly once.
-    public func readAll() throws(StoreError) -> [StoredRecord] {
+    public func readAll() throws(AuditError) -> [StoredRecord] {
         let n = Int(footer.count)
         var slots = [StoredRecord?](repeating: nil, count: n)
         for i in footer.blocks.indices {
             for r in try readBlock(i) {
                 let k = Int(r.seq - footer.firstSeq)
                 guard k < n, slots[k] == nil, footer.seqMap[k] == UInt32(i) else {
-                    throw StoreError(
+                    throw AuditError(
                         .corrupt, "sequence number \(r.seq) is duplicated or misplaced", path: path,
                         offset: footer.blocks[i].offset)
                 }
@@ -269,7 +269,7 @@ public final class SealedSegment: @unchecked Sendable {
         out.reserveCapacity(n)
         for (k, s) in slots.enumerated() {
             guard let s else {
-                throw StoreError(.corrupt, "sequence number \(footer.firstSeq + UInt64(k)) is missing", path: path)
+                throw AuditError(.corrupt, "sequence number \(footer.firstSeq + UInt64(k)) is missing", path: path)
             }
             out.append(s)
         }

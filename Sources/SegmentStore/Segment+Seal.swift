@@ -17,12 +17,12 @@ enum Sealer {
     static func seal(
         records: [StoredRecord], segment: UInt64, firstSeq: UInt64, directory: String,
         blockTarget: Int, level: Int32
-    ) throws(StoreError) -> String {
+    ) throws(AuditError) -> String {
         let tmp = directory + "/" + SegmentNames.sealing(segment)
         let final = directory + "/" + SegmentNames.sealed(segment)
         guard let last = records.last?.seq, records.first?.seq == firstSeq,
             last - firstSeq + 1 == UInt64(records.count)
-        else { throw StoreError(.invalidArgument, "cannot seal an empty or non-contiguous segment", path: final) }
+        else { throw AuditError(.invalidArgument, "cannot seal an empty or non-contiguous segment", path: final) }
 
         var order = Array(records.indices)
         order.sort { (records[$0].key, records[$0].seq) < (records[$1].key, records[$1].seq) }
@@ -31,7 +31,7 @@ enum Sealer {
         let fd = try FileOps.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o640)
         let file = FileHandleRef(fd: fd, path: tmp)
         var offset = Int64(0)
-        func put(_ bytes: [UInt8]) throws(StoreError) {
+        func put(_ bytes: [UInt8]) throws(AuditError) {
             try FileOps.pwriteAll(file.fd, bytes[...], at: offset, path: tmp)
             offset += Int64(bytes.count)
         }
@@ -41,15 +41,15 @@ enum Sealer {
         var seqMap = [UInt32](repeating: 0, count: records.count)
         var pending: [StoredRecord] = []
         var pendingBytes = 0
-        func flush() throws(StoreError) {
+        func flush() throws(AuditError) {
             guard !pending.isEmpty else { return }
             let bytes: [UInt8]
             do { bytes = try Block.encode(pending, level: level) } catch {
-                throw StoreError(.io, "compression failed: \(error.message)", path: tmp, offset: offset)
+                throw AuditError(.io, "compression failed: \(error.message)", path: tmp, offset: offset)
             }
             let h: BlockHeader
             do { h = try BlockHeader.parse(bytes[...]) } catch {
-                throw StoreError(.io, "encoded an unreadable block", path: tmp, offset: offset)
+                throw AuditError(.io, "encoded an unreadable block", path: tmp, offset: offset)
             }
             for r in pending { seqMap[Int(r.seq - firstSeq)] = UInt32(blocks.count) }
             blocks.append(
@@ -75,7 +75,7 @@ enum Sealer {
             blocks: blocks, seqMap: seqMap)
         let fb: [UInt8]
         do { fb = try footer.encoded(level: level) } catch {
-            throw StoreError(.io, "compression failed: \(error.message)", path: tmp, offset: offset)
+            throw AuditError(.io, "compression failed: \(error.message)", path: tmp, offset: offset)
         }
         let footerOffset = offset
         try put(fb)

@@ -33,40 +33,40 @@ public struct SegmentHeader: Sendable, Equatable {
     }
 
     /// Parses and checks a header read from `path`.
-    public static func parse(_ bytes: [UInt8], path: String) throws(StoreError) -> SegmentHeader {
+    public static func parse(_ bytes: [UInt8], path: String) throws(AuditError) -> SegmentHeader {
         var r = ByteReader(bytes)
         do {
             guard Array(try r.read(count: 8)) == SegmentFormat.segmentMagic else {
-                throw StoreError(.corrupt, "not a segment file (bad magic)", path: path, offset: 0)
+                throw AuditError(.corrupt, "not a segment file (bad magic)", path: path, offset: 0)
             }
             let version = try r.readU16()
             guard version == SegmentFormat.version else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt,
                     "segment format version \(version) is not supported (this build reads \(SegmentFormat.version))",
                     path: path, offset: 8)
             }
             let flags = try r.readU16()
             guard flags == SegmentFormat.flagOpen || flags == SegmentFormat.flagSealed else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "segment header flags \(flags) are neither open (0) nor sealed (1)", path: path,
                     offset: 10)
             }
             guard try r.readU32() == 0 else {
-                throw StoreError(.corrupt, "segment header's reserved field is not zero", path: path, offset: 12)
+                throw AuditError(.corrupt, "segment header's reserved field is not zero", path: path, offset: 12)
             }
             var h = SegmentHeader(flags: flags, segment: try r.readU64(), firstSeq: try r.readU64())
             h.version = version
             guard h.segment < SegmentFormat.maxSeq, h.firstSeq < SegmentFormat.maxSeq else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "segment header names segment \(h.segment) at sequence \(h.firstSeq), beyond 2^62",
                     path: path, offset: 16)
             }
             return h
-        } catch let e as StoreError {
+        } catch let e as AuditError {
             throw e
         } catch {
-            throw StoreError(.corrupt, "segment header is cut short", path: path, offset: 0)
+            throw AuditError(.corrupt, "segment header is cut short", path: path, offset: 0)
         }
     }
 }

@@ -145,7 +145,7 @@ public final class SegmentStore: @unchecked Sendable {
     public init(
         directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false,
         retired: [RetiredSegment] = []
-    ) throws(StoreError) {
+    ) throws(AuditError) {
         self.directory = directory
         self.options = options
         self.readOnly = readOnly
@@ -178,7 +178,7 @@ public final class SegmentStore: @unchecked Sendable {
         for n in sealedNums { infos.append(try Self.peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
         for r in away {
             guard r.endSeq > r.firstSeq else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "retired segment \(r.segment) is named with no entries (\(r.firstSeq)..<\(r.endSeq))",
                     path: r.path)
             }
@@ -211,7 +211,7 @@ public final class SegmentStore: @unchecked Sendable {
             + (openSeg.map { [($0.segment, $0.firstSeq, $0.nextSeq, $0.path)] } ?? [])
         for (num, first, end, path) in chain {
             if let e = expectedNum, num != e {
-                throw StoreError(
+                throw AuditError(
                     .corrupt,
                     "segment \(e) is missing (found \(num) next)"
                         + (e == 0
@@ -219,7 +219,7 @@ public final class SegmentStore: @unchecked Sendable {
                     path: path)
             }
             guard first == expectedSeq else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt,
                     "segment starts at sequence \(first) but the previous one ends before \(expectedSeq): a segment is missing, truncated or swapped",
                     path: path, offset: 24)
@@ -247,7 +247,7 @@ public final class SegmentStore: @unchecked Sendable {
 
     /// Retires sealed segment `n` (once the caller's marker at `path` is durable), so reads of
     /// it say where its records went. The caller then removes its hot files.
-    public func retire(_ n: UInt64, path: String, label: String, hint: String) throws(StoreError) {
+    public func retire(_ n: UInt64, path: String, label: String, hint: String) throws(AuditError) {
         let ok: Bool = lock.withLock {
             guard let i = sealed.firstIndex(where: { $0.segment == n }), sealed[i].state == .sealed else {
                 return false
@@ -260,14 +260,14 @@ public final class SegmentStore: @unchecked Sendable {
             return true
         }
         guard ok else {
-            throw StoreError(.invalidArgument, "segment \(n) is not a sealed hot segment", path: directory)
+            throw AuditError(.invalidArgument, "segment \(n) is not a sealed hot segment", path: directory)
         }
     }
 
     /// Picks up retired segments whose sealed file is back (`N.seg` present again, put there by
     /// this or another process).
     @discardableResult
-    public func reinstateReturned() throws(StoreError) -> [SegmentInfo] {
+    public func reinstateReturned() throws(AuditError) -> [SegmentInfo] {
         let candidates = lock.withLock { sealed.filter { $0.state == .retired } }
         var restored: [SegmentInfo] = []
         for c in candidates where FileOps.exists(directory + "/" + SegmentNames.sealed(c.segment)) {
@@ -280,23 +280,23 @@ public final class SegmentStore: @unchecked Sendable {
     }
 
     /// Reads just enough of a sealed file (header, trailer, footer prefix) to list it.
-    static func peekSealed(_ path: String, segment: UInt64) throws(StoreError) -> SegmentInfo {
+    static func peekSealed(_ path: String, segment: UInt64) throws(AuditError) -> SegmentInfo {
         let fd = try FileOps.open(path, O_RDONLY)
         defer { close(fd) }
         let size = try FileOps.size(fd, path: path)
         guard size >= Int64(SegmentFormat.headerSize + SegmentFormat.trailerSize) else {
-            throw StoreError(.corrupt, "sealed segment is truncated (\(size) bytes)", path: path, offset: 0)
+            throw AuditError(.corrupt, "sealed segment is truncated (\(size) bytes)", path: path, offset: 0)
         }
         let header = try SegmentHeader.parse(
             try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
         let (fOff, fLen, _) = try SegmentTrailer.read(fd: fd, fileSize: size, path: path)
         guard fLen >= 32 else {
-            throw StoreError(.corrupt, "sealed segment footer is too short (\(fLen) bytes)", path: path, offset: fOff)
+            throw AuditError(.corrupt, "sealed segment footer is too short (\(fLen) bytes)", path: path, offset: fOff)
         }
         var f = ByteReader(try FileOps.preadExact(fd, count: 32, at: fOff, path: path))
         do {
             guard Array(try f.read(count: 8)) == SegmentFormat.footerMagic else {
-                throw StoreError(.corrupt, "sealed segment footer: bad magic", path: path, offset: fOff)
+                throw AuditError(.corrupt, "sealed segment footer: bad magic", path: path, offset: fOff)
             }
             let seg = try f.readU64()
             let first = try f.readU64()
@@ -304,14 +304,14 @@ public final class SegmentStore: @unchecked Sendable {
             guard seg == segment, header.segment == segment, first == header.firstSeq, last >= first,
                 last < SegmentFormat.maxSeq
             else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "header, footer and file name disagree on segment \(segment)", path: path, offset: fOff)
             }
             return SegmentInfo(segment: segment, state: .sealed, path: path, firstSeq: first, endSeq: last + 1)
-        } catch let e as StoreError {
+        } catch let e as AuditError {
             throw e
         } catch {
-            throw StoreError(.corrupt, "sealed segment footer is cut short", path: path, offset: fOff)
+            throw AuditError(.corrupt, "sealed segment footer is cut short", path: path, offset: fOff)
         }
     }
 
@@ -323,11 +323,11 @@ public final class SegmentStore: @unchecked Sendable {
     /// Appends `records` as one block at the next sequence numbers and returns the first.
     /// Nothing is durable, or readable, until `sync()` returns.
     @discardableResult
-    public func write(_ records: [StoreRecord]) throws(StoreError) -> UInt64 {
-        guard !readOnly else { throw StoreError(.invalidArgument, "the store was opened read-only", path: directory) }
+    public func write(_ records: [StoreRecord]) throws(AuditError) -> UInt64 {
+        guard !readOnly else { throw AuditError(.invalidArgument, "the store was opened read-only", path: directory) }
         guard !records.isEmpty else { return open.nextSeq }
         for r in records where r.payload.count > SegmentFormat.maxRecordSize {
-            throw StoreError(
+            throw AuditError(
                 .invalidArgument,
                 "record of \(r.payload.count) bytes exceeds the \(SegmentFormat.maxRecordSize)-byte limit",
                 path: open.path)
@@ -339,7 +339,7 @@ public final class SegmentStore: @unchecked Sendable {
     }
 
     /// Makes everything written durable (one fdatasync), then publishes it to readers.
-    public func sync() throws(StoreError) {
+    public func sync() throws(AuditError) {
         guard !unsynced.isEmpty else { return }
         try open.sync()
         let refs = unsynced
@@ -352,7 +352,7 @@ public final class SegmentStore: @unchecked Sendable {
 
     /// Rotates if the open segment holds `options.rotateBytes` or more.
     @discardableResult
-    public func rotateIfFull() throws(StoreError) -> Bool {
+    public func rotateIfFull() throws(AuditError) -> Bool {
         guard open.rawBytes >= options.rotateBytes || open.recordCount >= SegmentFormat.maxSegmentRecords / 2 else {
             return false
         }
@@ -362,7 +362,7 @@ public final class SegmentStore: @unchecked Sendable {
 
     /// Rotates if the open segment is non-empty and older than `options.rotateAge`.
     @discardableResult
-    public func rotateIfOld() throws(StoreError) -> Bool {
+    public func rotateIfOld() throws(AuditError) -> Bool {
         guard open.recordCount > 0, ContinuousClock.now - open.createdAt >= options.rotateAge else { return false }
         try rotate()
         return true
@@ -370,7 +370,7 @@ public final class SegmentStore: @unchecked Sendable {
 
     /// Closes the open segment (already synced) and starts the next one. The old one waits
     /// for `sealRotated()`. Does nothing on an empty open segment.
-    public func rotate() throws(StoreError) {
+    public func rotate() throws(AuditError) {
         try sync()
         guard open.recordCount > 0 else { return }
         let next = try OpenSegment.create(directory: directory, segment: open.segment + 1, firstSeq: open.nextSeq)
@@ -443,7 +443,7 @@ public final class SegmentStore: @unchecked Sendable {
         case blocks(FileHandleRef, [BlockRef])
     }
 
-    private func locate(_ seq: UInt64) throws(StoreError) -> Location {
+    private func locate(_ seq: UInt64) throws(AuditError) -> Location {
         let loc: Location? = lock.withLock {
             guard seq < durableEnd else { return nil }
             if seq >= open.firstSeq { return .blocks(open.file, openReadable) }
@@ -460,16 +460,16 @@ public final class SegmentStore: @unchecked Sendable {
             return nil
         }
         guard let loc else {
-            throw StoreError(.notFound, "sequence number \(seq) is not stored (the log ends before \(endSeq))")
+            throw AuditError(.notFound, "sequence number \(seq) is not stored (the log ends before \(endSeq))")
         }
         if case .sealed(let info) = loc, info.state == .retired {
-            throw StoreError(.retired, "entry \(seq) is not here: " + info.retiredMessage, path: info.path)
+            throw AuditError(.retired, "entry \(seq) is not here: " + info.retiredMessage, path: info.path)
         }
         return loc
     }
 
     /// An open reader for sealed segment `info`, from a small cache.
-    public func sealedSegment(_ info: SegmentInfo) throws(StoreError) -> SealedSegment {
+    public func sealedSegment(_ info: SegmentInfo) throws(AuditError) -> SealedSegment {
         if let s = lock.withLock({ cache.first { $0.0 == info.segment }?.1 }) { return s }
         let s = try SealedSegment(path: info.path)
         lock.withLock {
@@ -491,18 +491,18 @@ public final class SegmentStore: @unchecked Sendable {
     }
 
     /// Reads the record with sequence number `seq`.
-    public func read(seq: UInt64) throws(StoreError) -> StoredRecord {
+    public func read(seq: UInt64) throws(AuditError) -> StoredRecord {
         switch try locate(seq) {
         case .sealed(let info):
             return try sealedSegment(info).read(seq: seq)
         case .blocks(let file, let blocks):
             guard let i = Self.blockIndex(blocks, seq) else {
-                throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path)
+                throw AuditError(.notFound, "sequence number \(seq) is not stored", path: file.path)
             }
             let records = try OpenSegment.readBlock(blocks[i], file: file)
             let k = Int(seq - blocks[i].firstSeq)
             guard k < records.count, records[k].seq == seq else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "block does not hold sequence number \(seq) where expected", path: file.path,
                     offset: blocks[i].offset)
             }
@@ -511,7 +511,7 @@ public final class SegmentStore: @unchecked Sendable {
     }
 
     /// Reads many records, decompressing each block they share only once. Order follows `seqs`.
-    public func read(seqs: [UInt64]) throws(StoreError) -> [StoredRecord] {
+    public func read(seqs: [UInt64]) throws(AuditError) -> [StoredRecord] {
         var found: [UInt64: StoredRecord] = [:]
         var sealedGroups: [UInt64: (SegmentInfo, [Int: [UInt64]])] = [:]
         var openGroups: [(FileHandleRef, BlockRef, [UInt64])] = []
@@ -523,7 +523,7 @@ public final class SegmentStore: @unchecked Sendable {
                 sealedGroups[info.segment, default: (info, [:])].1[b, default: []].append(seq)
             case .blocks(let file, let blocks):
                 guard let i = Self.blockIndex(blocks, seq) else {
-                    throw StoreError(.notFound, "sequence number \(seq) is not stored", path: file.path)
+                    throw AuditError(.notFound, "sequence number \(seq) is not stored", path: file.path)
                 }
                 if let k = openGroups.firstIndex(where: { $0.1 == blocks[i] }) {
                     openGroups[k].2.append(seq)
@@ -547,7 +547,7 @@ public final class SegmentStore: @unchecked Sendable {
         out.reserveCapacity(seqs.count)
         for seq in seqs {
             guard let r = found[seq] else {
-                throw StoreError(
+                throw AuditError(
                     .corrupt, "sequence number \(seq) is not where the segment's map says", path: directory)
             }
             out.append(r)
@@ -578,7 +578,7 @@ public final class SegmentStore: @unchecked Sendable {
         for info in segments() where info.endSeq > from && info.firstSeq < end {
             switch info.state {
             case .retired:
-                throw StoreError(.retired, info.retiredMessage, path: info.path)
+                throw AuditError(.retired, info.retiredMessage, path: info.path)
             case .sealed:
                 for r in try sealedSegment(info).readAll() where r.seq >= from && r.seq < end {
                     if try !body(r) { return }

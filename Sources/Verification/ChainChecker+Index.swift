@@ -31,13 +31,13 @@ extension ChainChecker {
 
     /// Compares the org-state snapshot with the orgs' state after the entries checked so far
     /// (the checker must stand at the snapshot's `end`).
-    public func checkOrgState(_ path: String, orgs snapshot: [String: (UInt64, UInt64)]) -> VerificationFailure? {
+    public func checkOrgState(_ path: String, orgs snapshot: [String: OrgMark]) -> VerificationFailure? {
         for (org, st) in orgs {
-            guard let (count, last) = snapshot[org], count == st.count, last == st.lastSeq else {
+            guard let m = snapshot[org], m == st.mark else {
                 return VerificationFailure(
                     seq: st.lastSeq, path: path, offset: nil,
                     message:
-                        "org-state snapshot says org \(org) has \(snapshot[org].map { "\($0.0) entries, the last at \($0.1)" } ?? "nothing"), the entries say \(st.count), the last at \(st.lastSeq.map(String.init) ?? "none")"
+                        "org-state snapshot says org \(org) has \(snapshot[org].map { "\($0.count) entries, the last at \($0.lastSeq)" } ?? "nothing"), the entries say \(st.count), the last at \(st.lastSeq.map(String.init) ?? "none")"
                 )
             }
         }

@@ -156,7 +156,7 @@ extension ChainChecker {
                 // The archiver may have moved the segment while it was being read: then it is
                 // stepped over as archived, from where it started. Anything else is a failure.
                 let stub = store.directory + "/" + ArchivedStub.fileName(info.segment)
-                guard e is StoreError, info.state == .sealed, info.firstSeq >= before.position,
+                guard e is AuditError, info.state == .sealed, info.firstSeq >= before.position,
                     !FileOps.exists(info.path), FileOps.exists(stub)
                 else { throw e }
                 self = before

@@ -27,7 +27,7 @@ public enum PostingCheck {
         }
         var done: UInt64
         do { done = try PostingLists.loadWatermark(dir + "/watermark") } catch {
-            return fail(dir + "/watermark", 0, (error as? StoreError)?.message ?? "\(error)")
+            return fail(dir + "/watermark", 0, (error as? AuditError)?.message ?? "\(error)")
         }
         var hot: [UInt64: SealedIndex] = [:]
         var sealed: Set<UInt64> = []
@@ -41,7 +41,7 @@ public enum PostingCheck {
                 case .sealed:
                     sealed.insert(info.segment)
                     let path = indexDirectory + "/" + OrgIndex.fileName(info.segment)
-                    do { hot[info.segment] = try SealedIndex(path: path) } catch let e as StoreError {
+                    do { hot[info.segment] = try SealedIndex(path: path) } catch let e as AuditError {
                         // Gone: archived since `segments` was read, or rebuilt at the next start.
                         if FileOps.exists(path) { throw e }
                     }
@@ -50,7 +50,7 @@ public enum PostingCheck {
                 }
             }
         } catch {
-            let e = error as? StoreError
+            let e = error as? AuditError
             return fail(e?.path ?? indexDirectory, e?.offset, e?.message ?? "\(error)")
         }
         done = min(done, horizon)
@@ -132,7 +132,7 @@ public enum PostingCheck {
                         )
                     }
                     let section: [UInt8]?
-                    do { section = try idx.section(org: org) } catch let e as StoreError {
+                    do { section = try idx.section(org: org) } catch let e as AuditError {
                         // Archived since the segment list was read (the archiver runs beside a
                         // daemon's recheck): its record is judged against its stub next time.
                         if !FileOps.exists(idx.path) { continue }
@@ -179,7 +179,7 @@ public enum PostingCheck {
                 return fail(p.dirPath, nil, "the section of sealed segment \(n) is missing")
             }
         } catch {
-            let e = error as? StoreError
+            let e = error as? AuditError
             return fail(e?.path ?? stem + ".pld", e?.offset, e?.message ?? "\(error)")
         }
         return nil

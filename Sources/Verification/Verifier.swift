@@ -63,7 +63,7 @@ public struct Verifier {
             return report
         }
         func fromError(_ e: Error, seq: UInt64? = nil) -> VerificationReport {
-            if let s = e as? StoreError { return fail(seq, s.path ?? directory, s.offset, s.message) }
+            if let s = e as? AuditError { return fail(seq, s.path ?? directory, s.offset, s.message) }
             return fail(seq, directory, nil, "\(e)")
         }
 
@@ -80,7 +80,7 @@ public struct Verifier {
 
         // 2. The org-state snapshot, then the tree, then the segments, read-only.
         let statePath = DataDirectory(directory).orgState
-        var snapshot: (end: UInt64, orgs: [String: (UInt64, UInt64)])?
+        var snapshot: (end: UInt64, orgs: [String: OrgMark])?
         do { snapshot = try Ledger.checkedOrgState(statePath) } catch { return fromError(error) }
         let store: SegmentStore
         let tree: TreeStore

@@ -18,13 +18,13 @@ public struct WitnessEndpoint: Sendable, Equatable {
     public init(_ spec: String) throws {
         let parts = spec.split(separator: " ", omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].hasPrefix("http://") || parts[0].hasPrefix("https://") else {
-            throw LedgerError(
+            throw AuditError(
                 "witness \"\(spec)\" must be \"URL VKEY\": its add-checkpoint prefix (http:// or https://) and its verifier key (`auditctl witness key` prints it)"
             )
         }
         url = String(parts[0].hasSuffix("/") ? parts[0].dropLast() : parts[0])
         do { verifier = try CosignatureVerifier(String(parts[1])) } catch {
-            throw LedgerError("witness \(url): \(error.description)")
+            throw AuditError("witness \(url): \(error.description)")
         }
     }
 }
@@ -51,14 +51,14 @@ public final class CosigningClient: @unchecked Sendable {
         proof: @escaping @Sendable (UInt64, UInt64) throws -> [Hash]
     ) throws {
         guard quorum >= 1, quorum <= witnesses.count else {
-            throw LedgerError(
+            throw AuditError(
                 "witness quorum \(quorum) must be between 1 and the \(witnesses.count) witnesses configured")
         }
         do { try CosignatureVerifier.distinct(witnesses.map(\.verifier)) } catch {
-            throw LedgerError(error.description)
+            throw AuditError(error.description)
         }
         if let url = Dictionary(grouping: witnesses, by: \.url).first(where: { $0.value.count > 1 })?.key {
-            throw LedgerError("witness \(url) is listed twice; list each witness once")
+            throw AuditError("witness \(url) is listed twice; list each witness once")
         }
         self.witnesses = witnesses
         self.quorum = quorum

@@ -51,7 +51,7 @@ public final class Witness: @unchecked Sendable {
         var byOrigin: [String: NoteVerifier] = [:]
         for l in logs {
             guard byOrigin[l.name] == nil else {
-                throw LedgerError("two keys configured for log \(l.name): a witness follows one key per origin")
+                throw AuditError("two keys configured for log \(l.name): a witness follows one key per origin")
             }
             byOrigin[l.name] = l
         }
@@ -71,7 +71,7 @@ public final class Witness: @unchecked Sendable {
     private static func lockState(_ directory: String) throws -> Int32 {
         do { return try FileOps.lockExclusive(directory + "/lock", patience: 0) } catch {
             guard error.code == .locked else { throw error }
-            throw LedgerError(
+            throw AuditError(
                 "another witness process is using the state directory \(directory): stop it first (two witnesses sharing one state could cosign two histories)"
             )
         }
@@ -192,14 +192,14 @@ public final class Witness: @unchecked Sendable {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.last == "", lines.count >= 2, let crcLine = lines.dropLast().last, crcLine.hasPrefix("crc32c ")
         else {
-            throw LedgerError(
+            throw AuditError(
                 "witness state \(path) is cut short: restore it from a backup (a witness that forgets what it cosigned can be rolled back)"
             )
         }
         lines.removeLast(2)
         let covered = lines.map { $0 + "\n" }.joined()
         guard UInt32(crcLine.dropFirst(7), radix: 16) == CRC32C.checksum(Array(covered.utf8)) else {
-            throw LedgerError("witness state \(path) fails its checksum: restore it from a backup")
+            throw AuditError("witness state \(path) fails its checksum: restore it from a backup")
         }
         var out: [String: LogState] = [:]
         for l in lines {
@@ -207,7 +207,7 @@ public final class Witness: @unchecked Sendable {
             guard f.count == 3, let size = UInt64(f[1]), let raw = Data(base64Encoded: String(f[2])),
                 let root = Hash(bytes: Array(raw))
             else {
-                throw LedgerError("witness state \(path) has a malformed line: \(l.prefix(120))")
+                throw AuditError("witness state \(path) has a malformed line: \(l.prefix(120))")
             }
             out[String(f[0])] = LogState(size: size, root: root)
         }

@@ -253,7 +253,7 @@ func openLedger(_ dir: String, key: String?) throws -> Ledger {
     o.retired = ArchiveTier()
     o.background = false
     o.signerState = SignerState.path(forKey: keyPath)
-    do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError
+    do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as AuditError
         where e.code == .locked
     {
         throw CLIError(

@@ -52,7 +52,7 @@ struct Import: ParsableCommand {
         options.retired = ArchiveTier()
         options.signerState = SignerState.path(forKey: keyPath)
         options.store.rotateBytes = max(4096, segmentBytes)
-        do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as StoreError
+        do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as AuditError
             where e.code == .locked
         {
             throw CLIError(

@@ -151,7 +151,7 @@ struct AuditTrailOptions: ParsableArguments {
         o.background = false
         o.signerState = SignerState.path(forKey: keyPath)
         let ledger: Ledger
-        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as StoreError
+        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as AuditError
             where e.code == .locked
         {
             throw CLIError(

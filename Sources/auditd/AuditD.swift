@@ -86,7 +86,7 @@ struct AuditD: AsyncParsableCommand {
         options.store.rotateBytes = c.segmentBytes
         options.store.rotateAge = .seconds(c.segmentAge)
         let ledger: Ledger
-        do { ledger = try Ledger(directory: c.data, signer: signer, options: options) } catch let e as StoreError
+        do { ledger = try Ledger(directory: c.data, signer: signer, options: options) } catch let e as AuditError
             where e.code == .locked
         {
             throw ValidationError("\(c.data) is in use by another process (another auditd, or auditctl import)")

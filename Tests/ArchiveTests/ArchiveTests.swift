@@ -53,7 +53,7 @@ import Verification
         let c = clock
         let archiver = Archiver(ledger: l, backend: try LocalDirectoryBackend(root: archiveDir), clock: { c.now })
         #expect(try archiver.run(hotWindow: 30 * 86400).count == 3)
-        #expect(l.store.segments().filter { $0.state == .retired }.count == 3)
+        #expect(l.segments().filter { $0.state == .retired }.count == 3)
         let dir = l.directory
         _ = try RetentionPolicy.extend(dir: dir, org: "org_c", years: 10)
         let hold = try LegalHolds.create(
@@ -96,7 +96,7 @@ import Verification
         #expect(ranges.map(\.segment) == [0, 1])
         #expect(ranges.map(\.purged) == [true, false])
         #expect(again.archivedRanges(org: "org_c").map(\.segment) == [1])
-        let e = #expect(throws: StoreError.self) { try again.entry(seq: 45) }
+        let e = #expect(throws: AuditError.self) { try again.entry(seq: 45) }
         #expect(e?.code == .retired && e?.message.contains(BundleFiles.name(1)) == true)
         try again.close()
 
@@ -115,18 +115,18 @@ import Verification
         defer { try? FileManager.default.removeItem(atPath: root) }
         let backend = try LocalDirectoryBackend(root: archiveDir)
         let archiver = Archiver(ledger: l, backend: backend, clock: { ArchiveTests.date("2023-01-01T00:00:00Z") })
-        let seg1 = try #require(l.store.segments().first { $0.segment == 1 })
+        let seg1 = try #require(l.segments().first { $0.segment == 1 })
         let before = try l.entries(seqs: [seg1.firstSeq, seg1.firstSeq + 5])
         let name = try archiver.archive(seg1)
         #expect(!FileManager.default.fileExists(atPath: seg1.path))
-        #expect(throws: StoreError.self) { try l.entry(seq: seg1.firstSeq) }
+        #expect(throws: AuditError.self) { try l.entry(seq: seg1.firstSeq) }
         #expect(try l.search(org: "org_c", limit: 100).entries.isEmpty)
         #expect(l.archivedRanges(org: "org_c").map(\.bundle) == [name])
 
         let m = try Archiver.restore(dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: name)
         #expect(m.segment == 1)
         try l.store.reinstateReturned()
-        try l.index.refreshRestored(l.store.segments())
+        try l.index.refreshRestored(l.segments())
         #expect(try l.entries(seqs: [seg1.firstSeq, seg1.firstSeq + 5]) == before)
         #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)
         try l.close()
@@ -191,9 +191,9 @@ import Verification
         let dir = NSTemporaryDirectory() + "ret-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(throws: LedgerError.self) { try RetentionPolicy.extend(dir: dir, org: "org_a", years: 5) }
+        #expect(throws: AuditError.self) { try RetentionPolicy.extend(dir: dir, org: "org_a", years: 5) }
         #expect(try RetentionPolicy.extend(dir: dir, org: "org_a", years: 10).years(for: "org_a") == 10)
-        #expect(throws: LedgerError.self) { try RetentionPolicy.extend(dir: dir, org: "org_a", years: 8) }
+        #expect(throws: AuditError.self) { try RetentionPolicy.extend(dir: dir, org: "org_a", years: 8) }
         #expect(try RetentionPolicy.load(dir: dir).years(for: "org_b") == 7)
     }
 }

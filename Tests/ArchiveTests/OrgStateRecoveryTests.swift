@@ -21,7 +21,7 @@ import Testing
         let archiver = Archiver(
             ledger: l, backend: try LocalDirectoryBackend(root: archiveDir),
             clock: { ArchiveTests.date("2023-01-01T00:00:00Z") })
-        for seg in l.store.segments().filter({ $0.segment < 2 }) { _ = try archiver.archive(seg) }
+        for seg in l.segments().filter({ $0.segment < 2 }) { _ = try archiver.archive(seg) }
         _ = try l.appendAndWait(try (0..<7).map { try Sample.entry(org: "org_d", i: $0) })
         try l.close()
         return (root, l.directory, signer, l.size)
@@ -62,7 +62,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.removeItem(atPath: data + "/index/orgstate")
         try shrink(DataDirectory(data).treeLeaves, to: 32 * 30)
-        let e = #expect(throws: LedgerError.self) { try reopen(data, signer) }
+        let e = #expect(throws: AuditError.self) { try reopen(data, signer) }
         #expect(e?.description.contains("archived segments need the first 80") == true, "\(e.map { "\($0)" } ?? "")")
         #expect(treeLeaves(data) == 30, "nothing more is cut")
     }

@@ -35,7 +35,7 @@ import Verification
 
     @Test func aBucketWithoutObjectLockIsRefusedByName() throws {
         let (name, _) = try Self.bucket(lock: false)
-        let e = #expect(throws: LedgerError.self) {
+        let e = #expect(throws: AuditError.self) {
             try S3Backend(try Self.settings(bucket: name), cache: Self.cache())
         }
         #expect("\(e.map { "\($0)" } ?? "")".contains("versioning"))
@@ -46,7 +46,7 @@ import Verification
             body: Array(
                 "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>"
                     .utf8))
-        let e2 = #expect(throws: LedgerError.self) {
+        let e2 = #expect(throws: AuditError.self) {
             try S3Backend(try Self.settings(bucket: name), cache: Self.cache())
         }
         #expect("\(e2.map { "\($0)" } ?? "")".contains("Object Lock"))
@@ -127,13 +127,13 @@ import Verification
 
         // Restore: downloaded, verified from scratch, installed; the entries read again and
         // the whole log verifies.
-        let seg1 = try #require(l.store.segments().first { $0.segment == 1 })
-        #expect(throws: StoreError.self) { try l.entry(seq: seg1.firstSeq) }
+        let seg1 = try #require(l.segments().first { $0.segment == 1 })
+        #expect(throws: AuditError.self) { try l.entry(seq: seg1.firstSeq) }
         let m = try Archiver.restore(
             dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: names[1])
         #expect(m.segment == 1)
         try l.store.reinstateReturned()
-        try l.index.refreshRestored(l.store.segments())
+        try l.index.refreshRestored(l.segments())
         #expect(try l.entry(seq: seg1.firstSeq).seq == seg1.firstSeq)
         #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)
         try l.close()
@@ -213,7 +213,7 @@ import Verification
         // Never overwritten: a second put of the same bundle is refused.
         let again = try backend.stagingDirectory()
         try FileOps.replaceFile(again + "/manifest.json", contents: Array("{\"x\":1}".utf8))
-        #expect(throws: LedgerError.self) {
+        #expect(throws: AuditError.self) {
             try backend.put(bundle: "bundle-00000000000000000007", from: again, retainUntil: Date())
         }
         // Behind auditd's back: the commit object is written with If-None-Match: *, which

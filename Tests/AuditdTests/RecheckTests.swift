@@ -4,6 +4,7 @@ import SegmentStore
 import TestSupport
 import Testing
 
+@testable import AuditEntries
 @testable import AuditIndex
 @testable import ChainIndex
 
@@ -82,7 +83,7 @@ import Testing
                 let snap = try #require(try Ledger.checkedOrgState(DataDirectory(d.data).orgState))
                 var orgs = snap.orgs
                 let org = try #require(orgs.keys.sorted().first)
-                orgs[org] = ((orgs[org]?.0 ?? 0) + 1, orgs[org]?.1 ?? 0)
+                orgs[org] = OrgMark(count: (orgs[org]?.count ?? 0) + 1, lastSeq: orgs[org]?.lastSeq ?? 0)
                 try Ledger.saveOrgState(DataDirectory(d.data).orgState, end: snap.end, orgs: orgs)
             } else {
                 let name = try #require(

@@ -44,7 +44,7 @@ import Testing
             try log.append(SignedCheckpoint(checkpoint: cp, note: try signer.sign(cp.text)))
         }
         let before = fileSize(dir + "/checkpoints.log")
-        let e = #expect(throws: StoreError.self) { try CheckpointLog(directory: dir, verifier: signer.verifier) }
+        let e = #expect(throws: AuditError.self) { try CheckpointLog(directory: dir, verifier: signer.verifier) }
         #expect(e?.code == .corrupt)
         #expect(e?.path == dir + "/checkpoints.log")
         #expect(fileSize(dir + "/checkpoints.log") == before, "signed checkpoints after the damage are kept")
@@ -56,7 +56,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (signer, ends) = try logWithCheckpoints(dir, 5)
         try flipByte(dir + "/checkpoints.log", at: Int(ends[1]) + byte)
-        let e = #expect(throws: StoreError.self) { try CheckpointLog(directory: dir, verifier: signer.verifier) }
+        let e = #expect(throws: AuditError.self) { try CheckpointLog(directory: dir, verifier: signer.verifier) }
         #expect(e?.offset == ends[1])
         #expect(Int64(fileSize(dir + "/checkpoints.log")) == ends[4])
     }

@@ -52,7 +52,7 @@ import Testing
         raw.writeVarint(0xFFFF_FFF0)
         raw.write([UInt8](repeating: 1, count: 58))
         try Data(try Self.indexFile(count: 0xFFFF_FFFF, raw: raw.bytes)).write(to: URL(fileURLWithPath: path))
-        let e = #expect(throws: StoreError.self) { _ = try SealedIndex(path: path).hits(org: "org_a") }
+        let e = #expect(throws: AuditError.self) { _ = try SealedIndex(path: path).hits(org: "org_a") }
         #expect(
             e?.code == .corrupt && e?.message.contains("out of range") == true,
             "\(e.map(String.init(describing:)) ?? "")")
@@ -60,7 +60,7 @@ import Testing
         // A row count that fits, with the dictionary still claiming more strings than bytes.
         try FileManager.default.removeItem(atPath: path)
         try Data(try Self.indexFile(count: 10, raw: raw.bytes)).write(to: URL(fileURLWithPath: path))
-        let d = #expect(throws: StoreError.self) { _ = try SealedIndex(path: path).hits(org: "org_a") }
+        let d = #expect(throws: AuditError.self) { _ = try SealedIndex(path: path).hits(org: "org_a") }
         #expect(d?.message.contains("index dictionary too large") == true, "\(d.map(String.init(describing:)) ?? "")")
     }
 

@@ -52,7 +52,7 @@ import Testing
         try FileManager.default.removeItem(atPath: dir + "/index/orgs")
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         defer { try? l.close() }
-        #expect(throws: StoreError.self) { _ = try l.search(org: "org_0", limit: 1000) }
+        #expect(throws: AuditError.self) { _ = try l.search(org: "org_0", limit: 1000) }
         // The other org's entry is never handed out, under any filter.
         let seen =
             (try? l.search(org: "org_0", filter: QueryFilter(category: .init(rawValue: "access")), limit: 1000).entries)

@@ -68,9 +68,10 @@ import Testing
                         org: n % 5 == 0 ? "org_a" : "org_busy", i: n, outcome: n % 10 == 0 ? "denied" : "success")
                 }
                 for r in try l.appendAndWait(batch) where r.seq % 5 == 0 { expectedA.append(r.seq) }
+                try l.settle()
                 try l.store.sealRotated()
             }
-            #expect(l.store.segments().filter { $0.state == .sealed }.count >= 3)
+            #expect(l.segments().filter { $0.state == .sealed }.count >= 3)
             try checkQueries(l, expectedA)
             try l.close()
         }
@@ -110,7 +111,7 @@ import Testing
         let dir = temporaryDirectory("ledger")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Ledger(directory: dir, signer: try Sample.signer(), options: Sample.options()).close()
-        #expect(throws: LedgerError.self) {
+        #expect(throws: AuditError.self) {
             try Ledger(directory: dir, signer: try Sample.signer(), options: Sample.options())
         }
     }
@@ -120,7 +121,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let s = try Sample.signer()
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
-        let e = #expect(throws: StoreError.self) { try Ledger(directory: dir, signer: s, options: Sample.options()) }
+        let e = #expect(throws: AuditError.self) { try Ledger(directory: dir, signer: s, options: Sample.options()) }
         #expect(e?.code == .locked)
         try l.close()
     }

@@ -47,7 +47,7 @@ import Testing
         try shrink(DataDirectory(dir).checkpoints + "/" + CheckpointLog.logName, to: 0)
         try shrink(dir + "/checkpoints/checkpoints.idx", to: 0)
         try shrink(DataDirectory(dir).treeLeaves, to: 0)
-        let e = #expect(throws: LedgerError.self) {
+        let e = #expect(throws: AuditError.self) {
             try Ledger(directory: dir, signer: signer, options: options(state))
         }
         #expect(
@@ -74,7 +74,7 @@ import Testing
             _ = try l.appendAndWait(try entries(100, 12, org: "org_z"))
             try l.close()
         }
-        let e = #expect(throws: LedgerError.self) { try Ledger(directory: b, signer: signer, options: options(state)) }
+        let e = #expect(throws: AuditError.self) { try Ledger(directory: b, signer: signer, options: options(state)) }
         #expect(e?.description.contains("rewritten") == true, "\(e.map { "\($0)" } ?? "")")
         // The genuine log opens, grows and is signed as before.
         let l = try Ledger(directory: a, signer: signer, options: options(state))

@@ -121,7 +121,7 @@ import Testing
         #expect(try #require(f.seq) <= 200)
         #expect(f.message.contains("..<210"))
         // And the daemon refuses to start on it.
-        #expect(throws: LedgerError.self) { try Ledger(directory: dir, signer: s, options: Sample.options()) }
+        #expect(throws: AuditError.self) { try Ledger(directory: dir, signer: s, options: Sample.options()) }
     }
 
     @Test func editedCheckpoint() throws {

@@ -60,7 +60,7 @@ import Testing
         let path = dir + "/" + SegmentNames.open(0)
         let before = fileSize(path)
         try flipByte(path, at: Int(ends[1]) - 3)
-        let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir) }
+        let e = #expect(throws: AuditError.self) { try SegmentStore(directory: dir) }
         #expect(e?.code == .corrupt)
         #expect(e?.offset == ends[0])
         #expect(fileSize(path) == before, "nothing acknowledged may be cut")
@@ -126,7 +126,7 @@ import Testing
         let block = seg.footer.blocks[0]
         try flipByte(info.path, at: Int(block.offset) + SegmentFormat.blockHeaderSize + 5)
         let fresh = try SegmentStore(directory: dir)
-        let e = #expect(throws: StoreError.self) { try fresh.scan { _ in true } }
+        let e = #expect(throws: AuditError.self) { try fresh.scan { _ in true } }
         #expect(e?.code == .corrupt)
         #expect(e?.path == info.path)
         #expect(e?.offset == block.offset)
@@ -145,7 +145,7 @@ import Testing
         }
         let path = dir + "/" + SegmentNames.sealed(0)
         try shrink(path, to: fileSize(path) - 30)
-        let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir) }
+        let e = #expect(throws: AuditError.self) { try SegmentStore(directory: dir) }
         #expect(e?.path == path)
     }
 
@@ -162,7 +162,7 @@ import Testing
             _ = try s.sealRotated()
         }
         try FileManager.default.removeItem(atPath: dir + "/" + SegmentNames.sealed(1))
-        let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir) }
+        let e = #expect(throws: AuditError.self) { try SegmentStore(directory: dir) }
         #expect(e?.message.contains("segment 1 is missing") == true)
     }
 
@@ -176,7 +176,7 @@ import Testing
         #expect(s.recovery.bytesCut > 0)
         #expect(s.endSeq == 10)
         #expect(Int64(fileSize(path)) == ends[1] - 5)
-        #expect(throws: StoreError.self) { try s.write(records(1)) }
+        #expect(throws: AuditError.self) { try s.write(records(1)) }
     }
 }
 
@@ -217,7 +217,7 @@ import Testing
         let path = dir + "/" + SegmentNames.open(0)
         let before = fileSize(path)
         try flipByte(path, at: Int(ends[0]) + byte)
-        let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir) }
+        let e = #expect(throws: AuditError.self) { try SegmentStore(directory: dir) }
         #expect(e?.code == .corrupt)
         #expect(e?.offset == ends[0])
         #expect(fileSize(path) == before, "nothing acknowledged may be cut")
@@ -259,10 +259,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try sealedSegment(dir)
         try overwrite(path, at: fileSize(path) - SegmentFormat.trailerSize, with: bytes)
-        let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir) }
+        let e = #expect(throws: AuditError.self) { try SegmentStore(directory: dir) }
         #expect(e?.code == .corrupt)
         #expect(e?.path == path)
-        #expect(throws: StoreError.self) { try SealedSegment(path: path) }
+        #expect(throws: AuditError.self) { try SealedSegment(path: path) }
     }
 
     /// Every byte of the footer and trailer, flipped in turn: opening and reading either
@@ -283,7 +283,7 @@ import Testing
                 do {
                     let s = try SegmentStore(directory: dir, readOnly: true)
                     try s.scan { _ in true }
-                } catch let e as StoreError {
+                } catch let e as AuditError {
                     // The damaged file, or the next segment when the damage changed where this one ends.
                     #expect(e.path == path || e.path == dir + "/" + SegmentNames.open(1), "\(e)")
                     failures += 1

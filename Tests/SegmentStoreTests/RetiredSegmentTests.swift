@@ -31,13 +31,13 @@ import Testing
         let s = try SegmentStore(directory: dir, readOnly: true, retired: [Self.retired(dir)])
         #expect(s.segments().map(\.state) == [.retired, .open])
         #expect(s.segments().first?.label == "place-7")
-        let e = #expect(throws: StoreError.self) { try s.read(seq: 42) }
+        let e = #expect(throws: AuditError.self) { try s.read(seq: 42) }
         #expect(e?.code == .retired)
         #expect(
             e?.description.contains(
                 "entries 0..<100 (segment 0) were retired from this directory to place-7; ask for it back") == true,
             "\(e.map(String.init(describing:)) ?? "")")
-        #expect(throws: StoreError.self) { try s.scan(from: 0) { _ in true } }
+        #expect(throws: AuditError.self) { try s.scan(from: 0) { _ in true } }
         #expect(try s.read(seq: 120).seq == 120)
         var n = 0
         try s.scan(from: 100) { _ in
@@ -51,7 +51,7 @@ import Testing
         let dir = try Self.directoryWithSegment0Gone()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for readOnly in [true, false] {
-            let e = #expect(throws: StoreError.self) { try SegmentStore(directory: dir, readOnly: readOnly) }
+            let e = #expect(throws: AuditError.self) { try SegmentStore(directory: dir, readOnly: readOnly) }
             #expect(
                 e?.code == .corrupt && e?.message.contains("segment 0 is missing") == true,
                 "\(e.map(String.init(describing:)) ?? "")")

@@ -12,7 +12,7 @@ import Testing
         do {
             let s = try SegmentStore(directory: dir)
             #expect(try s.write(Array(input[0..<200])) == 0)
-            #expect(throws: StoreError.self) { try s.read(seq: 0) }  // not durable yet, not readable
+            #expect(throws: AuditError.self) { try s.read(seq: 0) }  // not durable yet, not readable
             try s.sync()
             #expect(try s.write(Array(input[200...])) == 200)
             try s.sync()

@@ -160,7 +160,7 @@ import Testing
         let c = try s.grow(4)
         #expect(s.witness.addCheckpoint(s.request(old: 0, note: c.note)).status == 200)
         // While it runs, no second witness may use its state (issue 18 item 3).
-        #expect(throws: LedgerError.self) {
+        #expect(throws: AuditError.self) {
             _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
         }
         // Stopped (its lock released with it), a new one takes over what it cosigned.
@@ -174,7 +174,7 @@ import Testing
         bytes[bytes.startIndex + 20] ^= 0x01
         _ = chmod(path, 0o600)
         try bytes.write(to: URL(fileURLWithPath: path))
-        #expect(throws: LedgerError.self) {
+        #expect(throws: AuditError.self) {
             _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
         }
     }

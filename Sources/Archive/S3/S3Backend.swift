@@ -7,7 +7,7 @@ import SegmentStore
 import Glibc
 #endif
 
-/// Bundles in an S3-compatible bucket with Object Lock (format-spec.md §12.6). A bundle is
+/// Bundles in an S3-compatible bucket with Object Lock (format-spec.md §12.5). A bundle is
 /// its files under `PREFIX/bundle-N/`, each sent with its SHA-256 (signed into the request, so
 /// the store checks what arrives; kept as metadata and checked again on every read), locked in
 /// COMPLIANCE mode until the bundle's retention ends; and `PREFIX/bundle-N/bundle.commit`, put
@@ -59,13 +59,13 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         let b = client.settings.bucket
         let v = try client.expect("reading the versioning of bucket \(b)", "GET", key: nil, query: [("versioning", "")])
         guard S3XML.values("Status", in: v.text).first == "Enabled" else {
-            throw LedgerError(
+            throw AuditError(
                 "bucket \(b) does not have versioning enabled; an audit archive needs it (and Object Lock): create the bucket with Object Lock enabled, which turns versioning on"
             )
         }
         let r = try client.request("GET", key: nil, query: [("object-lock", "")])
         guard r.status == 200, S3XML.values("ObjectLockEnabled", in: r.text).first == "Enabled" else {
-            throw LedgerError(
+            throw AuditError(
                 "bucket \(b) does not have Object Lock enabled (ObjectLockEnabled); auditd archives only into a bucket created with Object Lock, so the store itself refuses early deletes"
             )
         }
@@ -81,7 +81,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
 
     public func put(bundle name: String, from staging: String, retainUntil: Date) throws {
         let until = Self.isoDate(max(retainUntil, Date().addingTimeInterval(minimumLock)))
-        if try commit(of: name) != nil { throw LedgerError("bundle \(name) already exists in \(client.place)") }
+        if try commit(of: name) != nil { throw AuditError("bundle \(name) already exists in \(client.place)") }
         try abortStaleUploads()
         var files: [Commit.File] = []
         for f in try FileOps.list(staging).sorted() {
@@ -99,7 +99,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         headers.append(("x-amz-meta-sha256", SHA256.hash(body).hex))
         let r = try client.request("PUT", key: key(name + "/" + Self.commitFile), headers: headers, body: body)
         if r.status == 412 {
-            throw LedgerError(
+            throw AuditError(
                 "bundle \(name) was committed by someone else meanwhile in \(client.place); it is never overwritten")
         }
         guard (200..<300).contains(r.status) else { throw client.failure("committing bundle \(name)", r) }
@@ -131,7 +131,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
             headers: [("x-amz-object-lock-mode", "COMPLIANCE"), ("x-amz-object-lock-retain-until-date", retainUntil)]
                 + meta)
         guard let id = S3XML.values("UploadId", in: start.text).first else {
-            throw LedgerError("the store gave no UploadId for \(key)")
+            throw AuditError("the store gave no UploadId for \(key)")
         }
         do {
             var etags: [String] = []
@@ -224,7 +224,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     /// returns the directory (verified from scratch by the caller).
     public func path(of name: String) throws -> String {
         guard let c = try commit(of: name) else {
-            throw LedgerError("bundle \(name) is not in the archive \(client.place)")
+            throw AuditError("bundle \(name) is not in the archive \(client.place)")
         }
         let dir = cache + "/" + name
         // A copy downloaded before is reused when every file still hashes to the commit.
@@ -316,7 +316,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
 
     public func setLegalHold(bundle name: String, on: Bool) throws {
         guard let c = try commit(of: name) else {
-            throw LedgerError("bundle \(name) is not in the archive \(client.place)")
+            throw AuditError("bundle \(name) is not in the archive \(client.place)")
         }
         let body = Array(
             "<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>\(on ? "ON" : "OFF")</Status></LegalHold>"

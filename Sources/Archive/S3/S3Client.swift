@@ -29,19 +29,19 @@ public struct S3Settings: Sendable, Equatable {
     /// `AUDITLOG_S3_CREDENTIALS=FILE`, a file of `KEY=VALUE` lines with those names.
     public init(url: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard url.hasPrefix("s3://") else {
-            throw LedgerError("an S3 archive is named s3://BUCKET[/PREFIX], not \(url)")
+            throw AuditError("an S3 archive is named s3://BUCKET[/PREFIX], not \(url)")
         }
         let rest = url.dropFirst(5)
         let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         bucket = String(parts[0])
         prefix = parts.count > 1 ? String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
         guard !bucket.isEmpty, bucket.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }) else {
-            throw LedgerError("'\(bucket)' is not an S3 bucket name (s3://BUCKET[/PREFIX])")
+            throw AuditError("'\(bucket)' is not an S3 bucket name (s3://BUCKET[/PREFIX])")
         }
         var e = env
         if let file = env["AUDITLOG_S3_CREDENTIALS"] {
             guard let text = try FileOps.readFile(file).map({ String(decoding: $0, as: UTF8.self) }) else {
-                throw LedgerError("AUDITLOG_S3_CREDENTIALS names \(file), which does not exist")
+                throw AuditError("AUDITLOG_S3_CREDENTIALS names \(file), which does not exist")
             }
             for line in text.split(separator: "\n") where line.contains("=") && !line.hasPrefix("#") {
                 let kv = line.split(separator: "=", maxSplits: 1)
@@ -50,7 +50,7 @@ public struct S3Settings: Sendable, Equatable {
             }
         }
         guard let ak = e["AWS_ACCESS_KEY_ID"], let sk = e["AWS_SECRET_ACCESS_KEY"], !ak.isEmpty, !sk.isEmpty else {
-            throw LedgerError(
+            throw AuditError(
                 "the S3 archive needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AUDITLOG_S3_CREDENTIALS=FILE"
             )
         }

@@ -74,10 +74,10 @@ public enum SigV4 {
             hs.append(("x-amz-security-token", t))
         }
         guard let amzDate = hs.first(where: { $0.0 == "x-amz-date" })?.1, amzDate.count == 16 else {
-            throw LedgerError("SigV4: the request needs an x-amz-date header (yyyyMMddTHHmmssZ)")
+            throw AuditError("SigV4: the request needs an x-amz-date header (yyyyMMddTHHmmssZ)")
         }
         guard hs.contains(where: { $0.0 == "host" }) else {
-            throw LedgerError("SigV4: the request needs a host header")
+            throw AuditError("SigV4: the request needs a host header")
         }
         // Headers of the same name are joined with commas, in the order given.
         var merged: [String: [String]] = [:]

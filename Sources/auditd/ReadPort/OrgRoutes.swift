@@ -48,7 +48,7 @@ extension ReadPort {
             let e = try ledger.entry(seq: seq)
             guard e.org == org else { throw notFound }
             return e
-        } catch  where (error as? StoreError)?.code == .retired {
+        } catch  where (error as? AuditError)?.code == .retired {
             // Said only when this org has entries in that archived segment: another org's
             // archived seq gets the same answer as one that does not exist.
             guard let r = ledger.archivedRanges(org: org).first(where: { seq >= $0.firstSeq && seq < $0.endSeq }) else {
@@ -59,7 +59,7 @@ extension ReadPort {
                 message:
                     "entry \(seq), if it is this org's, is in the archive tier (bundle \(r.bundle)\(r.purged ? ", purged at the end of its retention" : "")); an operator can restore it with `auditctl archive restore`"
             )
-        } catch let e as StoreError where e.code == .notFound {
+        } catch let e as AuditError where e.code == .notFound {
             throw notFound
         }
     }

@@ -109,14 +109,14 @@ struct ReadPort {
     ) async throws -> T {
         do {
             return try await pool.runIfActive(work)
-        } catch let e as StoreError where e.code == .corrupt || e.code == .io {
+        } catch let e as AuditError where e.code == .corrupt || e.code == .io {
             logger.error("read failed on damaged storage", metadata: ["error": "\(e)"])
             throw HTTPError(
                 .internalServerError,
                 message:
                     "the log's storage is damaged where this request reads (\(e.message)); the entries are not missing, and the operator has been told: run `auditctl verify` on the data directory"
             )
-        } catch let e as StoreError where e.code == .notFound {
+        } catch let e as AuditError where e.code == .notFound {
             throw HTTPError(.notFound, message: e.message)
         } catch let e as HTTPError {
             throw e

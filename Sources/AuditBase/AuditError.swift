@@ -1,6 +1,7 @@
-/// Everything the segment store can fail with. Each error names the file and, where it
-/// applies, the byte offset or sequence number, and says what the operator can do.
-public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
+/// The one error type of every layer: what happened, where (the file and, where it applies,
+/// the byte offset), what the operator can do, and the error beneath it, if any. Its `code`
+/// says what kind of failure it is, so callers branch on the code and never on the words.
+public struct AuditError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The kind of failure.
     public enum Code: String, Sendable {
         /// The disk (or quota) is full.
@@ -19,6 +20,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case retired = "not here"
         /// Any other operating-system error.
         case io = "I/O error"
+        /// An operation that could not be done, said in full by its message (which names what
+        /// to do): a key that does not match, a checkpoint that is not consistent, a policy
+        /// that forbids it, a peer that answered wrongly.
+        case failed = "failed"
     }
 
     /// The kind of failure.
@@ -29,18 +34,26 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
     public var path: String?
     /// The byte offset in `path`, if known.
     public var offset: Int64?
+    /// The error beneath this one, if any.
+    public var cause: (any Error & Sendable)?
 
-    /// An error of `code` about `path` at `offset`.
-    public init(_ code: Code, _ message: String, path: String? = nil, offset: Int64? = nil) {
+    /// An error of `code` about `path` at `offset`, caused by `cause`.
+    public init(
+        _ code: Code, _ message: String, path: String? = nil, offset: Int64? = nil, cause: (any Error & Sendable)? = nil
+    ) {
         self.code = code
         self.message = message
         self.path = path
         self.offset = offset
+        self.cause = cause
     }
 
-    /// One line: what, where, and what to do.
+    /// An operation that failed, said in full by `message` (code `failed`).
+    public init(_ message: String) { self.init(.failed, message) }
+
+    /// One line: what, where, what to do, and what lay beneath.
     public var description: String {
-        var s = "\(code.rawValue): \(message)"
+        var s = code == .failed ? message : "\(code.rawValue): \(message)"
         if let path { s += " [file \(path)" + (offset.map { " at offset \($0)" } ?? "") + "]" }
         switch code {
         case .diskFull: s += "; free space on the data volume, then retry (nothing acknowledged was lost)"
@@ -49,6 +62,13 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case .locked: s += "; stop the other process using this directory first"
         default: break
         }
+        if let cause { s += " (cause: \(cause))" }
         return s
+    }
+
+    /// Equal when they say the same thing about the same place (causes compared as text).
+    public static func == (a: AuditError, b: AuditError) -> Bool {
+        a.code == b.code && a.message == b.message && a.path == b.path && a.offset == b.offset
+            && a.cause.map { "\($0)" } == b.cause.map { "\($0)" }
     }
 }
