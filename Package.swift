@@ -132,6 +132,9 @@ let package = Package(
         // Reads Package.swift and Sources/: every arrow between targets points down a layer.
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "AuditBaseTests", dependencies: ["AuditBase"]),
+        // Reads the wire vectors from format-spec.md.
+        .testTarget(name: "AuditWireTests", dependencies: ["AuditWire"]),
+        .testTarget(name: "AuditAccessTests", dependencies: ["AuditAccess", "AuditBase"]),
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [

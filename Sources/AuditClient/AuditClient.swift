@@ -73,9 +73,7 @@ public final class AuditClient: Sendable {
     /// With `cosigned`, the newest checkpoint with its quorum of witness cosignatures (their
     /// lines appended to the note) instead of the latest.
     public func checkpoint(since old: UInt64, cosigned: Bool = false) async throws -> CheckpointReply {
-        var body: [UInt8] = []
-        for k in 0..<8 { body.append(UInt8(truncatingIfNeeded: old >> (8 * UInt64(k)))) }
-        if cosigned { body.append(1) }
+        let body = CheckpointRequest(old: old, cosigned: cosigned).body
         let f = try await send(Frame(type: .checkpoint, id: ids.next(), body: body), flush: true).get()
         guard f.type == FrameType.checkpointReply.rawValue, let r = CheckpointReply(body: f.body) else {
             throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed CHECKPOINT reply")

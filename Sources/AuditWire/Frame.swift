@@ -241,6 +241,35 @@ public struct FrameParser: Sendable {
     }
 }
 
+/// The body of a CHECKPOINT request: the tree size the writer holds (u64; 0 for none) and,
+/// optionally, a flags byte (1: the newest cosigned checkpoint instead of the latest).
+public struct CheckpointRequest: Sendable, Equatable {
+    /// The tree size the writer holds.
+    public var old: UInt64
+    /// Whether the newest cosigned checkpoint is asked for.
+    public var cosigned: Bool
+
+    /// A request.
+    public init(old: UInt64, cosigned: Bool = false) {
+        self.old = old
+        self.cosigned = cosigned
+    }
+
+    /// Parses a request body; nil when it is malformed.
+    public init?(body: [UInt8]) {
+        guard body.count == 8 || (body.count == 9 && body[8] <= 1) else { return nil }
+        old = body.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        cosigned = body.count == 9 && body[8] == 1
+    }
+
+    /// The request body.
+    public var body: [UInt8] {
+        var b = (0..<8).map { UInt8(truncatingIfNeeded: old >> (8 * UInt64($0))) }
+        if cosigned { b.append(1) }
+        return b
+    }
+}
+
 /// The body of a CHECKPOINT reply: the log's latest signed checkpoint (a signed note) and the
 /// RFC 9162 consistency proof from the size the writer asked from (empty when that size is 0,
 /// or not below the checkpoint's).

@@ -7,7 +7,7 @@ extension IngestHandler {
     func answerCheckpoint(_ f: Frame, context: ChannelHandlerContext) {
         // Every writer a witness: the latest checkpoint, and the proof that it extends
         // the one the writer holds (format-spec.md §9.1).
-        guard f.body.count == 8 || (f.body.count == 9 && f.body[8] <= 1) else {
+        guard let request = CheckpointRequest(body: f.body) else {
             refuse(
                 .error(
                     id: f.id, code: .malformedFrame,
@@ -16,8 +16,7 @@ extension IngestHandler {
                 ), context: context)
             return
         }
-        let old = f.body.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let cosigned = f.body.count == 9 && f.body[8] == 1
+        let (old, cosigned) = (request.old, request.cosigned)
         if cosigned && shared.witnessing == nil {
             send(
                 .error(

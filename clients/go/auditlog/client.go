@@ -197,26 +197,7 @@ func (c *Client) readLoop() {
 			break
 		}
 		id := binary.LittleEndian.Uint64(head[5:])
-		var res Result
-		switch head[4] {
-		case typeAck:
-			if len(body) != 49 {
-				res = Result{Err: &Error{Code: 2, Message: "short ACK"}}
-			} else {
-				res = Result{Ack: &Ack{Seq: binary.LittleEndian.Uint64(body), OrgSeq: binary.LittleEndian.Uint64(body[8:]),
-					Hash: hex.EncodeToString(body[16:48]), Duplicate: body[48]&1 == 1}}
-			}
-		case typeError:
-			if len(body) < 2 {
-				res = Result{Err: &Error{Code: 2, Message: "short ERROR"}}
-			} else {
-				res = Result{Err: &Error{Code: binary.LittleEndian.Uint16(body), Message: string(body[2:])}}
-			}
-		case typePong:
-			res = Result{}
-		default:
-			res = Result{Err: &Error{Code: 2, Message: fmt.Sprintf("unexpected frame type 0x%02x", head[4])}}
-		}
+		res := decodeReply(head[4], body)
 		c.mu.Lock()
 		ch := c.pending[id]
 		delete(c.pending, id)
@@ -233,6 +214,27 @@ func (c *Client) readLoop() {
 	}
 	c.mu.Unlock()
 	close(c.closed)
+}
+
+// decodeReply turns a reply frame's type and body into the caller's result.
+func decodeReply(t byte, body []byte) Result {
+	switch t {
+	case typeAck:
+		if len(body) != 49 {
+			return Result{Err: &Error{Code: 2, Message: "short ACK"}}
+		}
+		return Result{Ack: &Ack{Seq: binary.LittleEndian.Uint64(body), OrgSeq: binary.LittleEndian.Uint64(body[8:]),
+			Hash: hex.EncodeToString(body[16:48]), Duplicate: body[48]&1 == 1}}
+	case typeError:
+		if len(body) < 2 {
+			return Result{Err: &Error{Code: 2, Message: "short ERROR"}}
+		}
+		return Result{Err: &Error{Code: binary.LittleEndian.Uint16(body), Message: string(body[2:])}}
+	case typePong:
+		return Result{}
+	default:
+		return Result{Err: &Error{Code: 2, Message: fmt.Sprintf("unexpected frame type 0x%02x", t)}}
+	}
 }
 
 // RetryingClient reconnects after a lost connection or a daemon restart and sends again the

@@ -1,0 +1,80 @@
+import AuditWire
+import Foundation
+import Testing
+
+/// The spec's wire vectors (format-spec.md §9.1), read from the spec itself: every frame the
+/// codec speaks encodes and decodes to exactly those bytes. The Go and Python clients' tests
+/// read the same lines.
+@Suite struct WireVectorTests {
+    static let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("format-spec.md")
+
+    /// Name (`APPEND`, `ACK`, ...) to bytes, for every `wire-vector` line of the spec.
+    static func vectors() throws -> [String: [UInt8]] {
+        var out: [String: [UInt8]] = [:]
+        for line in try String(contentsOf: spec, encoding: .utf8).split(separator: "\n")
+        where line.hasPrefix("wire-vector ") {
+            guard let colon = line.range(of: ": ", options: .backwards) else { continue }
+            let name = String(line.split(separator: " ")[1])
+            let hex = line[colon.upperBound...].filter { $0 != " " }
+            var bytes: [UInt8] = []
+            var i = hex.startIndex
+            while i < hex.endIndex, let j = hex.index(i, offsetBy: 2, limitedBy: hex.endIndex),
+                let b = UInt8(hex[i..<j], radix: 16)
+            {
+                bytes.append(b)
+                i = j
+            }
+            #expect(bytes.count * 2 == hex.count, "wire-vector \(name): not hex")
+            out[name] = bytes
+        }
+        return out
+    }
+
+    /// The one frame in `bytes`.
+    func frame(_ bytes: [UInt8]) throws -> Frame {
+        var buffer = bytes
+        var p = FrameParser()
+        let items = p.parse(&buffer)
+        #expect(buffer.isEmpty)
+        guard items.count == 1, case .frame(let f) = items[0] else {
+            throw WireError(code: .malformedFrame, message: "not one frame: \(items)")
+        }
+        return f
+    }
+
+    @Test func everyVectorIsInTheSpec() throws {
+        #expect(try Self.vectors().keys.sorted() == ["ACK", "APPEND", "CHECKPOINT", "ERROR", "PING"])
+    }
+
+    @Test func requestsEncodeToTheSpecsBytes() throws {
+        let v = try Self.vectors()
+        #expect(Frame(type: .append, id: 1, body: Array("{}".utf8)).encoded == v["APPEND"])
+        #expect(Frame(type: .ping, id: 4).encoded == v["PING"])
+        #expect(
+            Frame(type: .checkpoint, id: 3, body: CheckpointRequest(old: 7, cosigned: true).body).encoded
+                == v["CHECKPOINT"])
+        let c = try frame(try #require(v["CHECKPOINT"]))
+        #expect(CheckpointRequest(body: c.body) == CheckpointRequest(old: 7, cosigned: true))
+    }
+
+    @Test func repliesDecodeFromTheSpecsBytes() throws {
+        let v = try Self.vectors()
+        let a = try frame(try #require(v["ACK"]))
+        #expect(a.type == FrameType.ack.rawValue && a.id == 2)
+        let ack = try #require(Ack(body: a.body))
+        #expect(ack.seq == 5 && ack.orgSeq == 3 && ack.hash == Array(0..<32) && !ack.duplicate)
+        #expect(Frame.ack(id: 2, seq: 5, orgSeq: 3, hash: Array(0..<32), duplicate: false).encoded == v["ACK"])
+        let e = try frame(try #require(v["ERROR"]))
+        #expect(e.type == FrameType.error.rawValue && e.id == 1)
+        #expect(WireError(body: e.body) == WireError(code: .invalidEntry, message: "field 'org': is required"))
+        #expect(Frame.error(id: 1, code: .invalidEntry, message: "field 'org': is required").encoded == v["ERROR"])
+    }
+
+    @Test func malformedCheckpointRequestsAreRefused() {
+        #expect(CheckpointRequest(body: []) == nil)
+        #expect(CheckpointRequest(body: Array(repeating: 0, count: 9) + [0]) == nil)
+        #expect(CheckpointRequest(body: Array(repeating: 0, count: 8) + [2]) == nil)
+        #expect(CheckpointRequest(body: Array(repeating: 0, count: 8)) == CheckpointRequest(old: 0))
+    }
+}
