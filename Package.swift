@@ -121,7 +121,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .target(name: "TestSupport", dependencies: ["AuditBase"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["AuditBase", "AuditWire"], path: "Tests/TestSupport"),
         .target(
             name: "FuzzHarness",
             dependencies: [
@@ -135,6 +135,11 @@ let package = Package(
         // Reads the wire vectors from format-spec.md.
         .testTarget(name: "AuditWireTests", dependencies: ["AuditWire"]),
         .testTarget(name: "AuditAccessTests", dependencies: ["AuditAccess", "AuditBase"]),
+        // The client library and the writer's witness against a fake ingest socket.
+        .testTarget(name: "AuditClientTests", dependencies: ["AuditClient", "AuditWire", "TestSupport"]),
+        .testTarget(
+            name: "WriterWitnessTests",
+            dependencies: ["WriterWitness", "AuditClient", "AuditWire", "AuditBase", "LogProofs", "TestSupport"]),
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
