@@ -195,9 +195,36 @@ public struct FrameParser: Sendable {
     /// Takes what it can from the front of `buffer` and returns the items found; incomplete
     /// frames stay in the buffer.
     public mutating func parse(_ buffer: inout [UInt8]) -> [Item] {
+        let (items, used) = buffer.withUnsafeBytes { scan($0) }
+        if used == buffer.count {
+            buffer.removeAll(keepingCapacity: buffer.capacity <= 4 * WireFormat.maxBody)
+        } else if used > 0 {
+            buffer.removeSubrange(0..<used)
+        }
+        return items
+    }
+
+    /// Parses `bytes` as they follow `leftover` (the incomplete frame an earlier call kept),
+    /// and keeps what is incomplete now in `leftover`. When nothing was left over, the frames
+    /// are read from `bytes` where they lie (a transport's read buffer), without copying them
+    /// into `leftover` first.
+    public mutating func parse(_ bytes: UnsafeRawBufferPointer, after leftover: inout [UInt8]) -> [Item] {
+        guard leftover.isEmpty else {
+            leftover.append(contentsOf: bytes)
+            return parse(&leftover)
+        }
+        let (items, used) = scan(bytes)
+        if case .fatal = items.last { return items }
+        if used < bytes.count { leftover.append(contentsOf: bytes[used...]) }
+        return items
+    }
+
+    /// The items at the front of `b`, and how many of its bytes they took (all of them after a
+    /// fatal item: nothing more can be read).
+    private mutating func scan(_ b: UnsafeRawBufferPointer) -> ([Item], Int) {
         var items: [Item] = []
         var i = 0
-        let n = buffer.count
+        let n = b.count
         while true {
             if skipping > 0 {
                 let k = min(skipping, n - i)
@@ -207,21 +234,19 @@ public struct FrameParser: Sendable {
             }
             guard n - i >= WireFormat.headerSize else { break }
             var len: UInt32 = 0
-            for k in 0..<4 { len |= UInt32(buffer[i + k]) << (UInt32(k) * 8) }
+            for k in 0..<4 { len |= UInt32(b[i + k]) << (UInt32(k) * 8) }
             guard len >= UInt32(WireFormat.minLength) else {
                 items.append(.fatal("frame length \(len) is below the minimum of \(WireFormat.minLength)"))
-                buffer.removeAll()
-                return items
+                return (items, n)
             }
-            let type = buffer[i + 4]
+            let type = b[i + 4]
             var id: UInt64 = 0
-            for k in 0..<8 { id |= UInt64(buffer[i + 5 + k]) << (UInt64(k) * 8) }
+            for k in 0..<8 { id |= UInt64(b[i + 5 + k]) << (UInt64(k) * 8) }
             let bodyLen = Int(len) - WireFormat.minLength
             if bodyLen > maxBody {
                 guard Int(len) <= WireFormat.maxSkippable else {
                     items.append(.fatal("frame of \(len) bytes is far above the \(maxBody)-byte limit"))
-                    buffer.removeAll()
-                    return items
+                    return (items, n)
                 }
                 items.append(.tooLarge(id: id, length: len))
                 i += WireFormat.headerSize
@@ -229,15 +254,11 @@ public struct FrameParser: Sendable {
                 continue
             }
             guard n - i >= WireFormat.headerSize + bodyLen else { break }
-            items.append(
-                .frame(
-                    Frame(
-                        rawType: type, id: id,
-                        body: Array(buffer[(i + WireFormat.headerSize)..<(i + WireFormat.headerSize + bodyLen)]))))
-            i += WireFormat.headerSize + bodyLen
+            let start = i + WireFormat.headerSize
+            items.append(.frame(Frame(rawType: type, id: id, body: Array(b[start..<(start + bodyLen)]))))
+            i = start + bodyLen
         }
-        if i > 0 { buffer.removeSubrange(0..<i) }
-        return items
+        return (items, i)
     }
 }
 

@@ -61,9 +61,10 @@ final class IngestHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        var bytes = unwrapInboundIn(data)
-        if let chunk = bytes.readBytes(length: bytes.readableBytes) { buffer.append(contentsOf: chunk) }
-        for item in parser.parse(&buffer) {
+        let bytes = unwrapInboundIn(data)
+        // Frames are read where NIO put them; only an incomplete one is kept in `buffer`.
+        let items = bytes.withUnsafeReadableBytes { parser.parse($0, after: &buffer) }
+        for item in items {
             switch item {
             case .frame(let f): handle(f, context: context)
             case .tooLarge(let id, let len):

@@ -78,3 +78,57 @@ import Testing
         #expect(CheckpointRequest(body: Array(repeating: 0, count: 8)) == CheckpointRequest(old: 0))
     }
 }
+
+/// Frames read where the transport put them (`parse(_:after:)`) are the frames read from one
+/// buffer, wherever the stream is cut, oversize frames and their skipping included.
+@Suite struct FrameParserSplitTests {
+    static func stream() -> [UInt8] {
+        var s: [UInt8] = []
+        for i in 0..<20 {
+            s += Frame(type: .append, id: UInt64(i + 1), body: Array(repeating: UInt8(i), count: i * 7)).encoded
+            if i == 9 {
+                // A frame just above the body limit (its bytes are skipped), then more frames.
+                s += Frame(type: .append, id: 99, body: Array(repeating: 1, count: 300)).encoded
+            }
+        }
+        return s
+    }
+
+    func whole(_ s: [UInt8]) -> [FrameParser.Item] {
+        var p = FrameParser(maxBody: 256)
+        var b = s
+        let items = p.parse(&b)
+        #expect(b.isEmpty)
+        return items
+    }
+
+    @Test func everyCutGivesTheSameItems() {
+        let s = Self.stream()
+        let want = whole(s)
+        #expect(want.count == 21)
+        for cut in stride(from: 0, through: s.count, by: 3) {
+            for second in [cut, min(s.count, cut + 1), min(s.count, cut + 40), min(s.count, cut + 500)] {
+                var p = FrameParser(maxBody: 256)
+                var leftover: [UInt8] = []
+                var got: [FrameParser.Item] = []
+                for (a, b) in [(0, cut), (cut, second), (second, s.count)] where b > a {
+                    got += s[a..<b].withUnsafeBytes { p.parse($0, after: &leftover) }
+                }
+                #expect(got == want, "cut at \(cut) and \(second)")
+                #expect(leftover.isEmpty)
+            }
+        }
+    }
+
+    @Test func aFatalLengthStopsTheStream() {
+        var p = FrameParser()
+        var leftover: [UInt8] = []
+        let bad: [UInt8] = [3, 0, 0, 0] + Array(repeating: 0, count: 20)
+        let items = bad.withUnsafeBytes { p.parse($0, after: &leftover) }
+        guard case .fatal = items.last else {
+            Issue.record("a length below 9 must end the stream: \(items)")
+            return
+        }
+        #expect(leftover.isEmpty)
+    }
+}
