@@ -17,8 +17,8 @@ struct IngestContext: Sendable {
     let witnessing: Witnessing?
 }
 
-/// One writer connection (format-spec.md §9.1). The handler is an event-loop-confined state
-/// machine: it decodes frames, validates entries, batches what one read burst brought into one
+/// One writer connection (format-spec.md §9.1), event-loop-confined; its rules are in
+/// `IngestConnectionState`, whose answers it carries out. It decodes frames, validates entries, batches what one read burst brought into one
 /// append, and writes each ack once the ledger reports the entry durable. Bad frames get an
 /// ERROR frame and the connection stays usable; only an unparseable stream, a burst of more
 /// than `maxErrorsPerBurst` bad frames, or an idle or stalled peer closes it.
@@ -43,24 +43,18 @@ final class IngestHandler: ChannelInboundHandler {
     private var parser = FrameParser()
     private var buffer: [UInt8] = []
     private var batch: [Pending] = []
-    private var inflight = 0
-    private var gate = ReadGate()
-    private var errorsThisBurst = 0
-    private var closing = false
+    private var state: IngestConnectionState
     /// INCLUSION requests whose proofs are being computed off the event loop.
     var proofsInFlight = 0
     private var out: ByteBuffer?
-    /// Bad frames one read burst may bring before the connection is closed: a writer that
-    /// sends thousands of bad frames is broken, and its replies would pile up.
-    static let maxErrorsPerBurst = 64
-
     init(shared: IngestContext, writer: Writer) {
         self.shared = shared
         self.writer = writer
+        state = IngestConnectionState(maxInflight: shared.maxInflight)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
+        guard state.isOpen else { return }
         let bytes = unwrapInboundIn(data)
         // Frames are read where NIO put them; only an incomplete one is kept in `buffer`.
         let items = bytes.withUnsafeReadableBytes { parser.parse($0, after: &buffer) }
@@ -80,7 +74,7 @@ final class IngestHandler: ChannelInboundHandler {
                 close(context, .error(id: 0, code: .malformedFrame, message: "\(why); closing the connection"))
                 return
             }
-            if closing { return }
+            if !state.isOpen { return }
         }
         if buffer.capacity > 4 * WireFormat.maxBody && buffer.count < WireFormat.maxBody {
             // Give back what a large frame grew the buffer to.
@@ -90,22 +84,20 @@ final class IngestHandler: ChannelInboundHandler {
 
     /// Sends an error for a bad frame, and closes the connection after too many in one burst.
     func refuse(_ f: Frame, context: ChannelHandlerContext) {
-        errorsThisBurst += 1
-        if errorsThisBurst > Self.maxErrorsPerBurst {
+        switch state.refused() {
+        case .answer: send(f, context: context)
+        case .close:
             close(
                 context,
                 .error(
                     id: 0, code: .malformedFrame,
-                    message: "more than \(Self.maxErrorsPerBurst) bad frames in one burst; closing the connection"))
-        } else {
-            send(f, context: context)
+                    message: "more than \(state.maxErrorsPerBurst) bad frames in one burst; closing the connection"))
         }
     }
 
     /// Sends a last error frame and closes.
     private func close(_ context: ChannelHandlerContext, _ last: Frame) {
-        guard !closing else { return }
-        closing = true
+        guard state.close() else { return }
         buffer = []
         send(last, context: context)
         flush(context: context)
@@ -125,14 +117,16 @@ final class IngestHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        apply(context.channel.isWritable ? gate.release(.unwritable) : gate.hold(.unwritable), context: context)
+        apply(state.writability(context.channel.isWritable), context: context)
         context.fireChannelWritabilityChanged()
     }
 
     /// An idle peer is closed; so is one stalled in the middle of a frame. A peer waiting for
     /// acks of entries in flight is neither.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read, inflight == 0 || !buffer.isEmpty {
+        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read,
+            state.shouldCloseIdle(partialFrame: !buffer.isEmpty)
+        {
             shared.metrics.rejected(.idle)
             close(
                 context,
@@ -222,7 +216,7 @@ final class IngestHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        errorsThisBurst = 0
+        state.readComplete()
         submit(context: context)
         flush(context: context)
     }
@@ -231,17 +225,16 @@ final class IngestHandler: ChannelInboundHandler {
         guard !batch.isEmpty else { return }
         let items = batch
         batch.removeAll(keepingCapacity: true)
-        inflight += items.count
         shared.drain.add(items.count)
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        if inflight >= shared.maxInflight { apply(gate.hold(.inflight), context: context) }
-        if shared.drain.isOverLimit {
-            apply(gate.hold(.inflightTotal), context: context)
+        let overTotal = shared.drain.isOverLimit
+        for a in state.submitted(items.count, overTotal: overTotal) { apply(a, context: context) }
+        if overTotal {
             shared.drain.whenBelowHalf {
                 loop.execute {
                     let (h, ctx) = bound.value
-                    h.apply(h.gate.release(.inflightTotal), context: ctx)
+                    h.apply(h.state.totalBelowHalf(), context: ctx)
                 }
             }
         }
@@ -277,10 +270,9 @@ final class IngestHandler: ChannelInboundHandler {
                 send(.error(id: it.id, code: .unavailable, message: "not stored: \(err)"), context: context)
             }
         }
-        inflight -= items.count
         shared.drain.remove(items.count)
         flush(context: context)
-        if inflight < shared.maxInflight / 2 { apply(gate.release(.inflight), context: context) }
+        apply(state.answered(items.count), context: context)
     }
 
     func send(_ f: Frame, context: ChannelHandlerContext) {

@@ -13,7 +13,7 @@ struct ReadGate {
         case unwritable
     }
 
-    enum Action {
+    enum Action: Equatable {
         case pause, resume, none
     }
 
