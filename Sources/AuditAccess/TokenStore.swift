@@ -81,7 +81,8 @@ public final class TokenStore: @unchecked Sendable {
     public let path: String
     private let lock = NSLock()
     private var records: [String: TokenRecord] = [:]
-    private var loadedMtime: timespec = timespec()
+    /// The file as it was when last read: its identity, and the digest of its bytes.
+    private var loaded: FileStamp?
     private let admit: @Sendable (TokenRecord) -> String?
     private let log: @Sendable (String) -> Void
 
@@ -103,10 +104,11 @@ public final class TokenStore: @unchecked Sendable {
     /// Loads every record.
     public static func load(path: String) throws -> [TokenRecord] {
         guard let b = try FileOps.readFile(path) else { return [] }
-        let data = Data(b)
-        do { return try JSONDecoder().decode([TokenRecord].self, from: data) } catch {
-            throw AuditError("token file \(path) is malformed: \(error)")
-        }
+        do { return try decode(b) } catch { throw AuditError("token file \(path) is malformed: \(error)") }
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> [TokenRecord] {
+        try JSONDecoder().decode([TokenRecord].self, from: Data(bytes))
     }
 
     static func save(_ records: [TokenRecord], path: String) throws {
@@ -180,23 +182,34 @@ public final class TokenStore: @unchecked Sendable {
         return c.value
     }
 
+    /// Re-reads the file when it changed since it was last read. A file's stamp (inode, size,
+    /// modification time) tells most changes, but the clock behind modification times ticks
+    /// every few milliseconds: a file written within the same tick as the read before it
+    /// shows the same time. While the stamp is that recent, the bytes are compared too (as git
+    /// treats a "racily clean" index), so a revocation is seen at once.
     private func reloadIfChanged() {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            lock.withLock { records = [:] }
+            lock.withLock {
+                records = [:]
+                loaded = nil
+            }
             return
         }
-        let changed = lock.withLock {
-            st.st_mtim.tv_sec != loadedMtime.tv_sec || st.st_mtim.tv_nsec != loadedMtime.tv_nsec
-        }
-        guard changed, let all = try? Self.load(path: path) else { return }
+        let stamp = FileStamp(st)
+        let known = lock.withLock { loaded }
+        if let known, known.same(as: stamp), !stamp.isRecent { return }
+        guard let bytes = try? FileOps.readFile(path, limit: 64 << 20) else { return }
+        let digest = SHA256.hash(bytes)
+        if let known, known.same(as: stamp), known.digest == digest { return }
+        guard let all = try? Self.decode(bytes) else { return }
         var admitted: [TokenRecord] = []
         for r in all where r.revoked_at == nil {
             if let why = admit(r) { log("tokens.json: refusing \(why)") } else { admitted.append(r) }
         }
         lock.withLock {
             records = Dictionary(admitted.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-            loadedMtime = st.st_mtim
+            loaded = FileStamp(st, digest: digest)
         }
     }
 
@@ -211,5 +224,33 @@ public final class TokenStore: @unchecked Sendable {
         // Hash comparison is constant-time (Hash ==).
         guard SHA256.hash(Array(parts[2].utf8)) == want else { return nil }
         return TokenScope(id: rec.id, org: rec.org)
+    }
+}
+
+/// What identifies one version of a file without reading it, and the digest of its bytes.
+struct FileStamp: Sendable {
+    var inode: UInt64
+    var size: Int64
+    var mtime: timespec
+    var digest: Hash = .zero
+
+    init(_ st: stat, digest: Hash = .zero) {
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        mtime = st.st_mtim
+        self.digest = digest
+    }
+
+    /// The same inode, size and modification time.
+    func same(as o: FileStamp) -> Bool {
+        inode == o.inode && size == o.size && mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec
+    }
+
+    /// Modified within the last two seconds: another write in the same clock tick would not
+    /// change the time.
+    var isRecent: Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) - Int64(mtime.tv_sec) < 2
     }
 }

@@ -4,6 +4,10 @@ import Testing
 
 @testable import AuditAccess
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Read-port tokens on their own (format-spec.md §1 `tokens.json`): stored as hashes, one org
 /// or operator scope, revocation seen at once, refused records never authenticate.
 @Suite struct TokenStoreTests {
@@ -42,6 +46,44 @@ import Testing
         _ = try TokenStore.revoke(path: path, id: rec.id)
         #expect(store.authenticate(secret) == nil)
         #expect(throws: AuditError.self) { _ = try TokenStore.revoke(path: path, id: "ffffffffff") }
+    }
+
+    /// The clock behind file times ticks every few milliseconds: a revocation written in the
+    /// same tick as the read before it leaves the time unchanged (seen once in CI, under load).
+    @Test func aRevocationInTheSameClockTickIsSeen() throws {
+        let path = file()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let (rec, secret) = try TokenStore.create(path: path, org: "org_a", label: "t")
+        let store = TokenStore(path: path, admit: { _ in nil })
+        #expect(store.authenticate(secret) != nil)
+        let before = try mtime(path)
+        _ = try TokenStore.revoke(path: path, id: rec.id)
+        try setMtime(path, before)
+        #expect(store.authenticate(secret) == nil, "a revocation with the old file time was missed")
+
+        // The same inode, size and time, other bytes: only the bytes tell.
+        let (_, second) = try TokenStore.create(path: path, org: "org_b", label: "u")
+        #expect(store.authenticate(second) != nil)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let t2 = try mtime(path)
+        let edited = text.replacingOccurrences(of: "\"org_b\"", with: "\"org_c\"")
+        let fd = open(path, O_WRONLY)
+        #expect(fd >= 0)
+        _ = Array(edited.utf8).withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        close(fd)
+        try setMtime(path, t2)
+        #expect(store.authenticate(second)?.org == "org_c", "an edit in place with the old time was missed")
+    }
+
+    func mtime(_ path: String) throws -> timespec {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw AuditError("stat \(path)") }
+        return st.st_mtim
+    }
+
+    func setMtime(_ path: String, _ t: timespec) throws {
+        let times = [t, t]
+        guard utimensat(AT_FDCWD, path, times, 0) == 0 else { throw AuditError("utimensat \(path)") }
     }
 
     @Test func aRefusedRecordNeverAuthenticatesAndIsNamed() throws {
