@@ -1,5 +1,6 @@
 import AuditWire
 import Foundation
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -13,15 +14,7 @@ final class RawSocket {
 
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let r = withUnixAddress(path) { connect(fd, $0, $1) }
         guard r == 0 else {
             close(fd)
             throw DaemonFailed(message: "connect \(path): \(String(cString: strerror(errno)))")

@@ -24,15 +24,7 @@ public final class FakeIngestSocket: @unchecked Sendable {
             .path
         self.answer = answer
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let r = withUnixAddress(path) { bind(listener, $0, $1) }
         guard r == 0, listen(listener, 16) == 0 else {
             let why = String(cString: strerror(errno))
             close(listener)
@@ -104,4 +96,15 @@ public final class FakeIngestSocket: @unchecked Sendable {
 public struct FakeSocketError: Error, CustomStringConvertible {
     /// In words.
     public var description: String
+}
+
+/// Calls `body` with the `sockaddr_un` of Unix socket `path` (at most 107 bytes) and its length.
+public func withUnixAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8.prefix(MemoryLayout.size(ofValue: addr.sun_path) - 1))
+    withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
 }
