@@ -1,4 +1,5 @@
 import AuditBase
+import AuditIndex
 import ChainIndex
 import Foundation
 import LogProofs
@@ -6,7 +7,6 @@ import SegmentStore
 
 #if canImport(Glibc)
 import Glibc
-import AuditIndex
 #endif
 
 /// Whether a bundle may be purged, and why (not).

@@ -1,10 +1,10 @@
 import AuditBase
+import AuditEntries
 import Foundation
 import LogProofs
 
 #if canImport(Glibc)
 import Glibc
-import AuditEntries
 #endif
 
 /// A read-port bearer token as stored: only the SHA-256 of its secret is kept.

@@ -1,5 +1,6 @@
-#if canImport(Glibc)
 import AuditBase
+
+#if canImport(Glibc)
 import Glibc
 #endif
 

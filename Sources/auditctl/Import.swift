@@ -1,6 +1,7 @@
 import Archive
 import ArgumentParser
 import AuditBase
+import AuditEntries
 import ChainIndex
 import Foundation
 import LogProofs
@@ -8,7 +9,6 @@ import SegmentStore
 
 #if canImport(Glibc)
 import Glibc
-import AuditEntries
 #endif
 
 /// `auditctl import DIR`: bulk-appends NDJSON events from standard input.

@@ -3,6 +3,7 @@ import ArgumentParser
 import AuditAccess
 import AuditBase
 import AuditClient
+import AuditEntries
 import ChainIndex
 import Foundation
 import LogProofs
@@ -10,7 +11,6 @@ import SegmentStore
 
 #if canImport(Glibc)
 import Glibc
-import AuditEntries
 #endif
 
 /// `auditctl token create|list|revoke`: read-port bearer tokens.

@@ -5,10 +5,10 @@ import Foundation
 import Logging
 import SegmentStore
 import ServiceLifecycle
+import Verification
 
 #if canImport(Glibc)
 import Glibc
-import Verification
 #endif
 
 /// Continuous verification, run as a service: every pass rechecks the entries of newly sealed

@@ -1,13 +1,13 @@
 import Archive
 import ArgumentParser
 import AuditBase
+import AuditEntries
 import Foundation
 import LogProofs
 import Witness
 
 #if canImport(Glibc)
 import Glibc
-import AuditEntries
 #endif
 
 /// Every setting of the daemon, with its embedded default. `settings` below names each one

@@ -1,4 +1,5 @@
 import AuditBase
+import AuditEntries
 import AuditWire
 import Foundation
 import Logging
@@ -9,7 +10,6 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
-import AuditEntries
 #endif
 
 /// The Unix-socket ingest server, run as a service: binds, serves until graceful shutdown,

@@ -5,10 +5,10 @@ import LogProofs
 import SegmentStore
 import TestSupport
 import Testing
+import Verification
 
 #if canImport(Glibc)
 import Glibc
-import Verification
 #endif
 
 /// Real crashes: a child process appending is killed with SIGKILL at random moments.

@@ -1,5 +1,6 @@
 import Archive
 import AuditBase
+import AuditEntries
 import ChainIndex
 import Foundation
 import SegmentStore
@@ -8,7 +9,6 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
-import AuditEntries
 #endif
 
 /// Real crashes of the real daemon while several writer processes stream.

@@ -4,12 +4,12 @@ import LogProofs
 import SegmentStore
 import Testing
 
+@testable import AuditEntries
 @testable import ChainIndex
+@testable import Verification
 
 #if canImport(Glibc)
 import Glibc
-@testable import AuditEntries
-@testable import Verification
 #endif
 
 /// Issue 7 A2: whatever fails after the fdatasync that covers a group leaves its entries
