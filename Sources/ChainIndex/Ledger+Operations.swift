@@ -19,9 +19,7 @@ extension Ledger {
 
     /// The end of the sealed and retired segments: what a seal's org-state snapshot and the
     /// daemon's recheck cover.
-    public var sealedEnd: UInt64 {
-        store.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
-    }
+    public var sealedEnd: UInt64 { store.sealedEnd }
 
     /// The data directory's `segments/`, where the archive tier keeps its markers.
     public var segmentsDirectory: String { store.directory }

@@ -97,7 +97,7 @@ extension Ledger {
         var orgs: [String: OrgPosition] = [:]
         for (o, m) in snapOrgs { orgs[o] = OrgPosition(m, lastHash: try t.leaf(m.lastSeq)) }
         let sealedInfos = segs.segments().filter { $0.state == .sealed }
-        let sealedEnd = segs.segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0
+        let sealedEnd = segs.sealedEnd
         var atSealed = start >= sealedEnd ? snapOrgs : [:]
         var replayed: UInt64 = 0
         var leaves: [Hash] = []

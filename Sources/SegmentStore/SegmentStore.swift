@@ -421,6 +421,9 @@ public final class SegmentStore: @unchecked Sendable {
     /// One past the last durable sequence number.
     public var endSeq: UInt64 { lock.withLock { durableEnd } }
 
+    /// One past the last entry of the sealed and retired segments (0 when there are none).
+    public var sealedEnd: UInt64 { segments().filter { $0.state == .sealed || $0.state == .retired }.last?.endSeq ?? 0 }
+
     /// Every segment, oldest first.
     public func segments() -> [SegmentInfo] {
         lock.withLock {
