@@ -91,14 +91,14 @@ public final class Archiver: @unchecked Sendable {
         return done
     }
 
-    /// Moves sealed segment `info` into the archive.
+    /// Puts sealed segment `info`'s bundle into the archive unless it is there already, and
+    /// verifies the archived copy from scratch; the hot copy stays in charge. Replication calls
+    /// this at seal; `archive` calls it again when the hot window ends (then it finds the bundle).
     ///
-    /// 1. build the bundle in a staging directory (every file fsync'd); 2. `put` it (atomic
-    /// rename); 3. verify the archived copy from scratch; 4. write the hot stub (temp, fsync,
-    /// rename); 5. mark the segment archived; 6. remove the hot segment and index files and
-    /// fsync their directories. A crash before 4 leaves the hot copy in charge (a later run
-    /// reuses the verified bundle); after 4 the verified archived copy is.
-    public func archive(_ info: SegmentInfo) throws -> String {
+    /// 1. build the bundle in a staging directory (every file fsync'd); 2. `put` it (atomic,
+    /// committed last); 3. verify the archived copy. Returns its name, directory and manifest.
+    @discardableResult
+    public func replicate(_ info: SegmentInfo) throws -> (name: String, directory: String, manifest: BundleManifest) {
         guard info.state == .sealed else { throw AuditError("segment \(info.segment) is not a sealed hot segment") }
         let name = BundleFiles.name(info.segment)
         if (try? backend.path(of: name)) == nil {
@@ -128,6 +128,15 @@ public final class Archiver: @unchecked Sendable {
         else {
             throw BundleError(file: dir, reason: "the archived bundle does not hold segment \(info.segment)")
         }
+        return (name, dir, manifest)
+    }
+
+    /// Moves sealed segment `info` into the archive: `replicate` (a bundle already there is
+    /// reused once it verifies), then 4. write the hot stub (temp, fsync, rename); 5. mark the
+    /// segment archived; 6. remove the hot segment and index files and fsync their directories.
+    /// A crash before 4 leaves the hot copy in charge; after 4 the verified archived copy is.
+    public func archive(_ info: SegmentInfo) throws -> String {
+        let (name, dir, manifest) = try replicate(info)
         if pauseAfterCopy > 0 { Thread.sleep(forTimeInterval: pauseAfterCopy) }
         let mbytes = try ArchiveFiles.read(dir + "/" + BundleFiles.manifest)
         let stub = ArchivedStub(
@@ -177,9 +186,8 @@ public final class Archiver: @unchecked Sendable {
     }
 
     func previousCheckpoint(before segment: UInt64) throws -> (UInt64, UInt64)? {
-        guard segment > 0, let dir = try? backend.path(of: BundleFiles.name(segment - 1)),
-            let d = (try? FileOps.readFile(dir + "/" + BundleFiles.manifest)).map({ Data($0) }),
-            let m = try? JSONDecoder().decode(BundleManifest.self, from: d)
+        guard segment > 0, let bytes = try? backend.manifest(of: BundleFiles.name(segment - 1)),
+            let m = try? JSONDecoder().decode(BundleManifest.self, from: Data(bytes))
         else { return nil }
         return (segment - 1, m.checkpoint_size)
     }

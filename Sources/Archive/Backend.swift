@@ -26,9 +26,16 @@ public protocol ArchiveBackend: Sendable {
     func lockedUntil(bundle name: String) throws -> Date?
     /// Places (or lifts) the store's own legal hold on bundle `name`, beside the log's.
     func setLegalHold(bundle name: String, on: Bool) throws
+    /// The bytes of bundle `name`'s manifest, without fetching the rest of the bundle.
+    func manifest(of name: String) throws -> [UInt8]
 }
 
 extension ArchiveBackend {
+    /// The bytes of bundle `name`'s manifest (unchecked: the caller verifies what it relies on).
+    public func manifest(of name: String) throws -> [UInt8] {
+        try ArchiveFiles.read(try path(of: name) + "/" + BundleFiles.manifest)
+    }
+
     public func lockedUntil(bundle name: String) throws -> Date? { nil }
     public func setLegalHold(bundle name: String, on: Bool) throws {}
 }
@@ -105,8 +112,8 @@ public struct LocalDirectoryBackend: ArchiveBackend {
 }
 
 /// Whole-file reads of bundle files, failing with the file named.
-enum ArchiveFiles {
-    static func read(_ path: String) throws -> [UInt8] {
+package enum ArchiveFiles {
+    package static func read(_ path: String) throws -> [UInt8] {
         do {
             guard let d = try FileOps.readFile(path, limit: 1 << 30) else {
                 throw BundleError(file: path, reason: "missing")

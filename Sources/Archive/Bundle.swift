@@ -14,6 +14,12 @@ public struct BundleError: Error, Sendable, CustomStringConvertible {
     public var reason: String
     /// In words.
     public var description: String { "\(file): \(reason)" }
+
+    /// `file` refused for `reason`.
+    public init(file: String, reason: String) {
+        self.file = file
+        self.reason = reason
+    }
 }
 
 /// `manifest.json` of a bundle (format-spec.md §12.1).
@@ -159,11 +165,15 @@ public enum ArchiveBundle {
         return (manifest, note)
     }
 
-    /// Checks a bundle on its own, with nothing but `verifier`: the manifest's signature, every
-    /// file's hash, the checkpoint's signature, every block, every entry's content hash and both
-    /// chains from the recorded start state, the leaf hashes, and that those leaves with the
-    /// recorded subtrees give the checkpoint's root. Throws the first problem, naming the file.
-    public static func verify(directory dir: String, verifier: NoteVerifier) throws -> BundleManifest {
+    /// The cheap half of `verify`: the manifest's signature, every file's SHA-256 against it,
+    /// and the checkpoint's signature and size. What the files hold is not read: a caller
+    /// that re-derives the entries itself (recovery replays them into a tree and checks the
+    /// signed roots) needs no more.
+    public static func checkSigned(
+        directory dir: String, verifier: NoteVerifier
+    ) throws -> (
+        BundleManifest, SignedCheckpoint
+    ) {
         let mpath = dir + "/" + BundleFiles.manifest
         let mbytes = try ArchiveFiles.read(mpath)
         let note = String(decoding: try ArchiveFiles.read(dir + "/" + BundleFiles.signature), as: UTF8.self)
@@ -203,6 +213,16 @@ public enum ArchiveBundle {
                 file: dir + "/" + BundleFiles.checkpoint,
                 reason: "checkpoint size \(cp.checkpoint.size) does not cover the segment")
         }
+        return (manifest, cp)
+    }
+
+    /// Checks a bundle on its own, with nothing but `verifier`: the manifest's signature, every
+    /// file's hash, the checkpoint's signature, every block, every entry's content hash and both
+    /// chains from the recorded start state, the leaf hashes, and that those leaves with the
+    /// recorded subtrees give the checkpoint's root. Throws the first problem, naming the file.
+    public static func verify(directory dir: String, verifier: NoteVerifier) throws -> BundleManifest {
+        let (manifest, cp) = try checkSigned(directory: dir, verifier: verifier)
+        let mpath = dir + "/" + BundleFiles.manifest
         let segPath = dir + "/" + BundleFiles.segment
         let seg: SealedSegment
         let records: [StoredRecord]

@@ -21,6 +21,9 @@ extension Ledger {
     /// daemon's recheck cover.
     public var sealedEnd: UInt64 { store.sealedEnd }
 
+    /// The durable part of each segment not sealed yet, oldest first (for a copier that follows the log).
+    public func unsealedSegments() -> [UnsealedSegment] { store.unsealed() }
+
     /// The data directory's `segments/`, where the archive tier keeps its markers.
     public var segmentsDirectory: String { store.directory }
 
@@ -53,6 +56,27 @@ extension Ledger {
     /// The first signed checkpoint of at least `size` entries, checked against this log's key.
     public func checkpoint(atLeast size: UInt64) throws -> SignedCheckpoint? {
         try checkpoints.first(atLeast: size, verifier: verifier)
+    }
+
+    /// Takes in a checkpoint signed with this log's key elsewhere (recovery brings the bucket's
+    /// into a rebuilt directory): it must cover no more than the tree holds and its root must
+    /// be the tree's at its size. One no newer than the latest is already covered and skipped.
+    public func adopt(_ cp: SignedCheckpoint) throws {
+        let size = cp.checkpoint.size
+        guard cp.checkpoint.origin == origin else {
+            throw AuditError(.invalidArgument, "the checkpoint is for log \(cp.checkpoint.origin), not \(origin)")
+        }
+        guard size <= tree.size else {
+            throw AuditError(
+                .corrupt, "the checkpoint at size \(size) covers entries this log does not hold (it holds \(tree.size))"
+            )
+        }
+        guard try tree.root(at: size) == cp.checkpoint.root else {
+            throw AuditError(
+                .corrupt, "the checkpoint at size \(size) signs another root than this log's entries give: they differ")
+        }
+        if let l = checkpoints.latest, l.checkpoint.size >= size { return }
+        try checkpoints.append(cp)
     }
 
     /// Signed checkpoints written so far.

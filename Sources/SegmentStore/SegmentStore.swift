@@ -124,6 +124,9 @@ public final class SegmentStore: @unchecked Sendable {
     private let sealMutex = NSLock()
     private var sealed: [SegmentInfo]
     private var rotated: [(OpenSegment, [BlockRef])]
+    /// The last few rotated segments sealed, their open files still readable (`unsealed()`).
+    private var recentlySealed: [(OpenSegment, [BlockRef])] = []
+    private static let recentlySealedKept = 4
     private var open: OpenSegment
     private var openReadable: [BlockRef] = []
     private var unsynced: [BlockRef] = []
@@ -406,14 +409,33 @@ public final class SegmentStore: @unchecked Sendable {
                 segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
             try onSealed?(info)
             lock.withLock {
-                rotated.removeFirst()
+                let done = rotated.removeFirst()
                 sealed.append(info)
+                recentlySealed.append(done)
+                if recentlySealed.count > Self.recentlySealedKept { recentlySealed.removeFirst() }
             }
             try FileOps.unlink(seg.path)
             try FileOps.fsyncDirectory(directory)
             done.append(info)
         }
         return done
+    }
+
+    /// The durable part of each segment not sealed yet, oldest first (rotated ones, then the
+    /// open one), after the open files of the last few segments sealed (still readable through
+    /// their descriptors): a copier that was behind at a seal can still finish its copy.
+    public func unsealed() -> [UnsealedSegment] {
+        lock.withLock {
+            (recentlySealed + rotated).map {
+                UnsealedSegment(
+                    segment: $0.0.segment, firstSeq: $0.0.firstSeq, isOpen: false, blocks: $0.1, file: $0.0.file)
+            }
+                + [
+                    UnsealedSegment(
+                        segment: open.segment, firstSeq: open.firstSeq, isOpen: true, blocks: openReadable,
+                        file: open.file)
+                ]
+        }
     }
 
     // MARK: Reading (any thread)

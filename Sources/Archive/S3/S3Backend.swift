@@ -279,8 +279,8 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     }
 
     /// Every version and delete marker under `prefix`; each key's versions newest first.
-    func versions(prefix: String) throws -> [(key: String, version: String, deleteMarker: Bool)] {
-        var out: [(key: String, version: String, deleteMarker: Bool)] = []
+    func versions(prefix: String) throws -> [(key: String, version: String, deleteMarker: Bool, modified: Date?)] {
+        var out: [(key: String, version: String, deleteMarker: Bool, modified: Date?)] = []
         var marker: (String, String)?
         repeat {
             var q = [("versions", ""), ("prefix", prefix)]
@@ -289,7 +289,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
             for (tag, isMarker) in [("Version", false), ("DeleteMarker", true)] {
                 for b in S3XML.blocks(tag, in: r.text) {
                     if let k = S3XML.values("Key", in: b).first, let v = S3XML.values("VersionId", in: b).first {
-                        out.append((k, v, isMarker))
+                        out.append((k, v, isMarker, S3XML.values("LastModified", in: b).first.flatMap(Self.parseDate)))
                     }
                 }
             }
@@ -302,16 +302,21 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
         return out
     }
 
-    public func lockedUntil(bundle name: String) throws -> Date? {
-        let k = key(name + "/" + Self.commitFile)
-        guard let first = try firstVersion(of: k) else { return nil }
-        let r = try client.request("HEAD", key: k, query: [("versionId", first)])
-        guard r.status == 200, let t = r.headers["x-amz-object-lock-retain-until-date"] else { return nil }
+    /// An S3 date (ISO 8601, with or without fractional seconds).
+    static func parseDate(_ t: String) -> Date? {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let d = f.date(from: t) { return d }
         f.formatOptions = [.withInternetDateTime]
         return f.date(from: t)
+    }
+
+    public func lockedUntil(bundle name: String) throws -> Date? {
+        let k = key(name + "/" + Self.commitFile)
+        guard let first = try firstVersion(of: k) else { return nil }
+        let r = try client.request("HEAD", key: k, query: [("versionId", first)])
+        guard r.status == 200, let t = r.headers["x-amz-object-lock-retain-until-date"] else { return nil }
+        return Self.parseDate(t)
     }
 
     public func setLegalHold(bundle name: String, on: Bool) throws {

@@ -93,10 +93,11 @@ public final class S3Client: @unchecked Sendable {
     /// Attempts per request when the store cannot be reached or answers 5xx.
     public var attempts = 4
 
-    public init(_ settings: S3Settings) {
+    /// A client for `settings`; a request that gets no answer within `timeout` seconds fails.
+    public init(_ settings: S3Settings, timeout: TimeInterval = 60) {
         self.settings = settings
         let c = URLSessionConfiguration.ephemeral
-        c.timeoutIntervalForRequest = 60
+        c.timeoutIntervalForRequest = timeout
         c.httpShouldSetCookies = false
         session = URLSession(configuration: c)
     }
