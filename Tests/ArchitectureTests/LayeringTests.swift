@@ -21,8 +21,9 @@ import Testing
         "ChainIndex": 5,
         // The archive tier, which retires segments from the ledger's directory.
         "Archive": 6,
-        // What reads every tier: the export format, whole-directory verification.
-        "AuditExport": 7, "Verification": 7,
+        // What reads every tier: the export format, whole-directory verification; replication
+        // of the ledger and its bundles into the bucket.
+        "AuditExport": 7, "Verification": 7, "Replication": 7,
         // Programs.
         "auditd": 8, "auditctl": 8,
     ]

@@ -1,0 +1,266 @@
+import Archive
+import AuditBase
+import AuditEntries
+import ChainIndex
+import Foundation
+import LogProofs
+import SegmentStore
+
+/// What a recovery from the bucket found and built.
+public struct BucketRecoveryReport: Sendable, CustomStringConvertible {
+    /// Segments taken from bundles.
+    public var bundles = 0
+    /// Segments rebuilt from tail objects, and how many objects that took.
+    public var tailSegments = 0
+    public var tailObjects = 0
+    /// Entries recovered.
+    public var entries: UInt64 = 0
+    /// The newest checkpoint the bucket held (every entry it covers was recovered).
+    public var checkpointSize: UInt64?
+    /// Entries recovered beyond that checkpoint (acknowledged, carried by signed tail objects).
+    public var beyondCheckpoint: UInt64 { checkpointSize.map { entries > $0 ? entries - $0 : 0 } ?? entries }
+    /// When the newest recovered entry was received (ms since the epoch), if any.
+    public var newestReceivedAt: Int64?
+    /// A note when the signer state beside the key was ahead of the bucket and was rewound
+    /// to the newest checkpoint the bucket held (those checkpoints were never published).
+    public var signerNote: String?
+    /// Seconds the recovery took.
+    public var seconds: Double = 0
+
+    public var description: String {
+        var s =
+            "recovered \(entries) entries: \(bundles) segment(s) from bundles, \(tailSegments) from \(tailObjects) tail object(s)"
+        s += "; newest checkpoint in the bucket: " + (checkpointSize.map { "size \($0)" } ?? "none")
+        s += ", \(beyondCheckpoint) acknowledged entries after it (signed tail objects)"
+        if let t = newestReceivedAt {
+            let age = Date().timeIntervalSince1970 - Double(t) / 1000
+            s +=
+                "; the newest entry was received at \(Timestamp.format(t)) (\(String(format: "%.1f", max(0, age))) s ago)"
+        }
+        s += "; \(String(format: "%.1f", seconds)) s, \(Int(Double(entries) / max(seconds, 0.001))) entries/s"
+        if let n = signerNote { s += "\n" + n }
+        return s
+    }
+}
+
+/// Builds a working data directory from the bucket alone (format-spec.md §12.6): the sealed
+/// segments from their bundles, the unsealed ones from their tail objects, then the ledger's
+/// own replay re-derives every chain, the tree and the index from the entries, and every
+/// checkpoint the bucket holds (in bundles and beside them) must be the rebuilt tree's.
+/// Anything that does not verify stops it, named; nothing is half-built: on failure the
+/// directory it made is removed.
+public enum BucketRecovery {
+    /// Recovers into `dataDir` (which must not exist or be empty) from `bucket`, opening the
+    /// log with `signer` (the log's key, at `keyPath`, whose signer state it keeps right).
+    public static func recover(
+        bucket: S3Backend, into dataDir: String, signer: NoteSigner, keyPath: String?,
+        progress: ((String) -> Void)? = nil
+    ) throws -> BucketRecoveryReport {
+        let started = Date()
+        if FileOps.exists(dataDir), !(try FileOps.list(dataDir)).isEmpty {
+            throw AuditError(
+                .invalidArgument,
+                "\(dataDir) is not empty: recovery builds a new data directory; give a path that does not exist yet")
+        }
+        let verifier = signer.verifier
+        let dirs = DataDirectory(dataDir)
+        try FileOps.makeDirectory(dataDir)
+        try FileOps.makeDirectory(dirs.segments)
+        do {
+            var report = BucketRecoveryReport()
+            var checkpoints: [SignedCheckpoint] = []
+            let bundles = Set(try bucket.list())
+            // One listing for every tail object: name → its first version.
+            let tails = try bucket.firstVersions(under: "tail/")
+            var tailsOf: [UInt64: [String]] = [:]
+            for name in tails.keys {
+                if let t = BucketLayout.parseTail(name) { tailsOf[t.segment, default: []].append(name) }
+            }
+            var segment: UInt64 = 0
+            var expected: UInt64 = 0
+            var fromTail: [UInt64] = []
+            while true {
+                let name = BundleFiles.name(segment)
+                if bundles.contains(name) {
+                    let dir = try bucket.path(of: name)
+                    let (m, cp) = try ArchiveBundle.checkSigned(directory: dir, verifier: verifier)
+                    guard m.segment == segment, m.first_seq == expected, m.end_seq > m.first_seq else {
+                        throw BundleError(
+                            file: bucket.objectKey(name),
+                            reason:
+                                "holds segment \(m.segment), entries \(m.first_seq)..<\(m.end_seq); the log needs segment \(segment) from entry \(expected)"
+                        )
+                    }
+                    try FileOps.createFile(
+                        dirs.segments + "/" + SegmentNames.sealed(segment),
+                        contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o440)
+                    bucket.evictCache(bundle: name)
+                    checkpoints.append(cp)
+                    report.bundles += 1
+                    expected = m.end_seq
+                } else {
+                    let (bytes, end, objects) = try tail(
+                        bucket: bucket, names: tailsOf[segment] ?? [], versions: tails, segment: segment,
+                        from: expected, verifier: verifier)
+                    guard let bytes else { break }
+                    try FileOps.createFile(
+                        dirs.segments + "/" + SegmentNames.open(segment), contents: bytes, mode: 0o640)
+                    fromTail.append(segment)
+                    report.tailSegments += 1
+                    report.tailObjects += objects
+                    // An unsealed segment is the last one unless the next one starts where it ends.
+                    let continues =
+                        bundles.contains(BundleFiles.name(segment + 1))
+                        || (tailsOf[segment + 1] ?? []).contains { BucketLayout.parseTail($0)?.first == end }
+                    expected = end
+                    if !continues { break }
+                }
+                progress?("segment \(segment): entries up to \(expected)")
+                segment += 1
+            }
+            guard report.bundles + report.tailSegments > 0 else {
+                throw AuditError(
+                    .notFound,
+                    "\(bucket.client.place) holds no bundle and no tail object of segment 0: there is nothing of this log to recover (check the bucket and prefix)"
+                )
+            }
+            // A segment rebuilt from its tail that others follow was sealed on the lost machine
+            // (only the last one was open): sealed here as it was there.
+            let last = UInt64(report.bundles + report.tailSegments) - 1
+            for n in fromTail where n < last {
+                _ = try SegmentStore.sealCopy(directory: dirs.segments, segment: n)
+            }
+            try FileOps.fsyncDirectory(dirs.segments)
+            for name in try bucket.objects(under: BucketLayout.checkpointFolder)
+            where BucketLayout.parseCheckpoint(name) != nil {
+                guard let bytes = try bucket.firstVersionBytes(name) else { continue }
+                do {
+                    checkpoints.append(
+                        try SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: verifier))
+                } catch {
+                    throw TailObjectError(
+                        object: bucket.objectKey(name), reason: "not a checkpoint of this log: \(error)")
+                }
+            }
+            checkpoints.sort { $0.checkpoint.size < $1.checkpoint.size }
+            progress?("replaying \(expected) entries")
+
+            // The ledger's replay re-derives both chains, the tree and the index from the entries.
+            var options = LedgerOptions()
+            options.background = false
+            options.retired = ArchiveTier()
+            let ledger = try Ledger(directory: dataDir, signer: signer, options: options)
+            for cp in checkpoints {
+                do { try ledger.adopt(cp) } catch {
+                    _ = try? ledger.close()
+                    throw AuditError(
+                        .failed,
+                        "the bucket holds a checkpoint at size \(cp.checkpoint.size) that the \(ledger.size) recovered entries do not match (\((error as? AuditError)?.message ?? "\(error)")): objects are missing from the bucket or were altered there; nothing was recovered"
+                    )
+                }
+            }
+            report.entries = ledger.size
+            report.checkpointSize = checkpoints.last?.checkpoint.size
+            if ledger.size > 0 {
+                report.newestReceivedAt = (try? ledger.entry(seq: ledger.size - 1)).flatMap {
+                    Entry.indexFields(ofStored: $0.content)?.fields.time
+                }
+            }
+            _ = try ledger.close()
+            if let keyPath {
+                report.signerNote = try keepSignerState(
+                    SignerState.path(forKey: keyPath), ledger: ledger, bucketNewest: checkpoints.last)
+            }
+            report.seconds = Date().timeIntervalSince(started)
+            return report
+        } catch {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            throw error
+        }
+    }
+
+    /// The bytes of segment `n`'s file rebuilt from its tail objects `names`, from entry
+    /// `from` on: a chain of objects, each starting where the one before ended (the first at
+    /// byte 0), each checked. Nil when no object starts at `from`.
+    static func tail(
+        bucket: S3Backend, names: [String], versions: [String: String], segment n: UInt64, from: UInt64,
+        verifier: NoteVerifier
+    ) throws -> ([UInt8]?, UInt64, Int) {
+        var starts: [UInt64: [(String, UInt64)]] = [:]
+        for name in names {
+            guard let t = BucketLayout.parseTail(name), t.segment == n else { continue }
+            starts[t.first, default: []].append((name, t.end))
+        }
+        // The chain, from the names alone: at each entry the longest object that starts there
+        // (a retry may have put a shorter one too).
+        var chain: [(name: String, first: UInt64, end: UInt64)] = []
+        var at = from
+        while let best = starts[at]?.max(by: { $0.1 < $1.1 }), versions[best.0] != nil {
+            chain.append((best.0, at, best.1))
+            at = best.1
+        }
+        // Fetched eight at a time (each a round trip to the store), then checked in order.
+        let jobs = chain.map { ($0.name, versions[$0.name] ?? "") }
+        let fetched = Locked([Result<[UInt8], Error>?](repeating: nil, count: jobs.count))
+        DispatchQueue.concurrentPerform(iterations: min(8, jobs.count)) { worker in
+            var i = worker
+            while i < jobs.count {
+                let r = Result { try bucket.bytes(jobs[i].0, version: jobs[i].1) }
+                fetched.mutate { $0[i] = r }
+                i += 8
+            }
+        }
+        var offset: Int64 = 0
+        var bytes: [UInt8] = []
+        for (i, link) in chain.enumerated() {
+            guard let data = try fetched.value[i]?.get() else { break }
+            let obj = try TailObject.decode(data, name: bucket.objectKey(link.name), verifier: verifier)
+            guard obj.segment == n, obj.first == link.first, obj.end == link.end, obj.offset == offset else {
+                throw TailObjectError(
+                    object: bucket.objectKey(link.name),
+                    reason:
+                        "its note names segment \(obj.segment), entries \(obj.first)..<\(obj.end) at byte \(obj.offset); its place in the chain is segment \(n), entries \(link.first)..<\(link.end) at byte \(offset)"
+                )
+            }
+            bytes += obj.bytes
+            offset = obj.endOffset
+        }
+        let count = chain.count
+        return (count == 0 ? nil : bytes, at, count)
+    }
+
+    /// Keeps the signer's record of the newest checkpoint it signed consistent with the
+    /// recovered log. A record ahead of the recovered log is of checkpoints the bucket never
+    /// held, which were therefore never published: it is rewound, and said so. A record that
+    /// disagrees with the recovered entries at its size is a fork: recovery refuses.
+    static func keepSignerState(_ path: String, ledger: Ledger, bucketNewest: SignedCheckpoint?) throws -> String? {
+        guard let latest = ledger.latestCheckpoint else { return nil }
+        let mine = SignerState(origin: ledger.origin, size: latest.checkpoint.size, root: latest.checkpoint.root)
+        guard let state = try SignerState.load(path) else {
+            try mine.save(path)
+            return nil
+        }
+        if state.size <= ledger.size {
+            guard try ledger.root(at: state.size) == state.root else {
+                throw AuditError(
+                    .corrupt,
+                    "the signer state \(path) records a checkpoint at size \(state.size) whose root the recovered entries do not give: the bucket holds another history than the one this key signed; nothing was changed"
+                )
+            }
+            if state.size < mine.size { try mine.save(path) }
+            return nil
+        }
+        try mine.save(path)
+        return
+            "the signer state \(path) recorded a checkpoint at size \(state.size), beyond what the bucket held (\(bucketNewest.map { String($0.checkpoint.size) } ?? "nothing")): it was never published (only checkpoints the bucket backs are), so it was rewound to size \(mine.size); entries \(ledger.size)..<\(state.size) were acknowledged in local mode and lost with the machine"
+    }
+}
+
+/// A value shared between threads.
+final class Locked<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v: T
+    init(_ v: T) { self.v = v }
+    var value: T { lock.withLock { v } }
+    func mutate(_ f: (inout T) -> Void) { lock.withLock { f(&v) } }
+}

@@ -1,0 +1,493 @@
+import Archive
+import AuditBase
+import ChainIndex
+import Foundation
+import LogProofs
+import SegmentStore
+
+/// When a writer is told its entry is stored (format-spec.md §3, §12.6).
+public enum AckMode: String, Sendable, CaseIterable {
+    /// After the covering `fdatasync`; the bucket follows within the tail interval.
+    case local
+    /// After the covering `fdatasync` and once the bucket holds the entry too.
+    case replicated
+}
+
+/// How the log follows itself into the bucket.
+public struct ReplicationOptions: Sendable {
+    /// The longest a durable entry waits before its tail object is put (`local` mode).
+    public var interval: Duration = .seconds(1)
+    /// A tail object is put as soon as this many entries wait, interval or not.
+    public var maxEntries: UInt64 = 8192
+    /// The most one tail object holds (whole blocks; at least one).
+    public var maxObjectBytes = 8 << 20
+    /// How long the store locks a tail or checkpoint object (COMPLIANCE); they are removed
+    /// after that, once a bundle holds their entries.
+    public var tailLock: TimeInterval = 86400
+    /// How long one request to the store may take before it counts as failed.
+    public var requestTimeout: TimeInterval = 10
+    /// How often objects a bundle made redundant are looked for and removed.
+    public var cleanupInterval: TimeInterval = 300
+
+    public init() {}
+}
+
+/// What the bucket holds of the log, as `/healthz`, `/metrics` and the console show it.
+public struct ReplicationStatus: Sendable, Equatable {
+    /// Entries `[0, replicatedEnd)` are in the bucket (as bundles or tail objects).
+    public var replicatedEnd: UInt64
+    /// Entries durable on this machine.
+    public var storedEnd: UInt64
+    /// Durable entries the bucket does not hold yet.
+    public var lagEntries: UInt64 { storedEnd > replicatedEnd ? storedEnd - replicatedEnd : 0 }
+    /// Their bytes in the segment files, about.
+    public var lagBytes: Int64
+    /// How long the bucket has been behind (0 when it holds everything).
+    public var lagSeconds: Double
+    /// The size of the newest checkpoint the bucket backs (the one the daemon publishes).
+    public var published: UInt64?
+    /// Bundles in the bucket.
+    public var bundles: Int
+    /// Tail objects put since start.
+    public var tailObjects: UInt64
+    /// Why the last attempt to reach the store failed, while it fails.
+    public var failing: String?
+    /// Since when it fails.
+    public var failingSince: Date?
+}
+
+/// Follows the log into the bucket (format-spec.md §12.6): every sealed segment's bundle
+/// within seconds of its seal (`bundles` thread), the durable bytes of unsealed segments as
+/// signed tail objects at most `interval` after they became durable (`tail` thread), and each
+/// checkpoint once every entry it covers is there. Only a checkpoint the bucket backs is
+/// published (`published`): a lost machine then never leaves a witness or a reader holding a
+/// checkpoint that no recovered log can extend.
+public final class Replicator: @unchecked Sendable {
+    /// The log.
+    public let ledger: Ledger
+    /// Builds and puts bundles.
+    public let archiver: Archiver
+    /// The bucket.
+    public let bucket: S3Backend
+    /// The options in force.
+    public let options: ReplicationOptions
+    /// Called on the tail thread each time a newer checkpoint is published.
+    public var onPublished: (@Sendable (SignedCheckpoint) -> Void)?
+    let tailClient: S3Client
+
+    struct Waiter {
+        let end: UInt64
+        let deadline: ContinuousClock.Instant
+        let done: @Sendable (Bool) -> Void
+    }
+
+    private let cond = NSCondition()
+    private var uploadedEnd: [UInt64: UInt64] = [:]
+    private var bundled: Set<UInt64> = []
+    private var end: UInt64 = 0
+    private var _published: SignedCheckpoint?
+    private var pending: [SignedCheckpoint] = []
+    private var waiters: [Waiter] = []
+    private var wake = false
+    private var stopping = false
+    private var caughtUpAt = ContinuousClock.now
+    private var tailFailure: (String, Date)?
+    private var bundleFailure: (String, Date)?
+    private var tailCount: UInt64 = 0
+    private var threads: [Thread] = []
+    private var running = 0
+    private var lastCleanup = Date.distantPast
+    /// The tail thread's own: unsealed segments whose tail is not all up yet.
+    private var held: [UInt64: UnsealedSegment] = [:]
+    private let resumeLock = NSLock()
+    private var resumed = false
+
+    /// A replicator of `ledger` into `bucket`, putting bundles through `archiver`.
+    public init(ledger: Ledger, archiver: Archiver, bucket: S3Backend, options: ReplicationOptions = .init()) {
+        self.ledger = ledger
+        self.archiver = archiver
+        self.bucket = bucket
+        self.options = options
+        let c = S3Client(bucket.client.settings, timeout: options.requestTimeout)
+        // The tail thread retries itself, on its own schedule: a failed request fails at once.
+        c.attempts = 1
+        tailClient = c
+    }
+
+    // MARK: What the bucket holds
+
+    /// The newest checkpoint the bucket backs: every entry it covers is in the bucket.
+    public var published: SignedCheckpoint? { cond.withLock { _published } }
+
+    /// Entries `[0, replicatedEnd)` are in the bucket.
+    public var replicatedEnd: UInt64 { cond.withLock { end } }
+
+    /// The state, for health and metrics.
+    public var status: ReplicationStatus {
+        let stored = ledger.storedCount
+        let unsealed = ledger.unsealedSegments()
+        return cond.withLock {
+            var lagBytes: Int64 = 0
+            for u in unsealed {
+                let up = uploadedEnd[u.segment] ?? u.firstSeq
+                if up < u.endSeq, let off = u.offset(ofSeq: up) { lagBytes += u.endOffset - off }
+            }
+            let failure = tailFailure ?? bundleFailure
+            return ReplicationStatus(
+                replicatedEnd: end, storedEnd: stored, lagBytes: lagBytes,
+                lagSeconds: end >= stored ? 0 : Self.seconds(ContinuousClock.now - caughtUpAt),
+                published: _published?.checkpoint.size, bundles: bundled.count, tailObjects: tailCount,
+                failing: failure?.0, failingSince: failure?.1)
+        }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// `resume` once, before either thread's first round (retried while the store fails).
+    private func ensureResumed() throws {
+        try resumeLock.withLock {
+            guard !resumed else { return }
+            try resume()
+            resumed = true
+        }
+    }
+
+    /// Reads what the bucket already holds (its bundles, the tail objects of every segment
+    /// without one, its newest checkpoint), so that nothing is put twice and the published
+    /// checkpoint survives a restart. The threads call it before their first round.
+    public func resume() throws {
+        let names = try bucket.list()
+        let have = Set(names.compactMap { UInt64($0.dropFirst("bundle-".count)) })
+        var ends: [UInt64: UInt64] = [:]
+        for s in ledger.segments() where s.state != .retired && !have.contains(s.segment) {
+            ends[s.segment] = try Self.chainEnd(
+                try bucket.objects(under: BucketLayout.tailFolder(s.segment)), segment: s.segment, from: s.firstSeq)
+        }
+        var newest: SignedCheckpoint?
+        for name in try bucket.objects(under: BucketLayout.checkpointFolder).reversed()
+        where BucketLayout.parseCheckpoint(name) != nil {
+            guard let bytes = try bucket.firstVersionBytes(name),
+                let cp = try? SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: ledger.verifier)
+            else { continue }
+            newest = cp
+            break
+        }
+        cond.withLock {
+            bundled = have
+            uploadedEnd = ends
+            _published = newest
+            end = computeEnd(ledger.segments())
+        }
+    }
+
+    /// Where the chain of tail objects named `names` (of segment `n`) that starts at `from`
+    /// ends: the longest run of objects each starting where the one before ended.
+    static func chainEnd(_ names: [String], segment n: UInt64, from: UInt64) throws -> UInt64 {
+        var next: [UInt64: UInt64] = [:]
+        for name in names {
+            guard let t = BucketLayout.parseTail(name), t.segment == n else { continue }
+            next[t.first] = max(next[t.first] ?? 0, t.end)
+        }
+        var at = from
+        while let e = next[at], e > at { at = e }
+        return at
+    }
+
+    /// Entries `[0, end)` covered: segment by segment, a bundle, or tail objects up to its end
+    /// (`also`: a segment whose bundle is about to be put, counted as if it were there).
+    private func computeEnd(_ segs: [SegmentInfo], also: UInt64? = nil) -> UInt64 {
+        var w: UInt64 = 0
+        for s in segs {
+            if s.state == .retired || bundled.contains(s.segment) || s.segment == also {
+                w = s.endSeq
+                continue
+            }
+            let up = max(uploadedEnd[s.segment] ?? s.firstSeq, s.firstSeq)
+            if up >= s.endSeq {
+                w = s.endSeq
+                if s.state == .open { break }
+                continue
+            }
+            return up
+        }
+        return w
+    }
+
+    // MARK: Writers waiting in `replicated` mode
+
+    /// Calls `done(true)` once the bucket holds every entry below `end`, or `done(false)` at
+    /// `deadline` if it does not by then (or when the replicator stops). Never blocks.
+    public func whenReplicated(
+        end e: UInt64, deadline: ContinuousClock.Instant, _ done: @escaping @Sendable (Bool) -> Void
+    ) {
+        let now: Bool? = cond.withLock {
+            if e <= end { return true }
+            if stopping { return false }
+            waiters.append(Waiter(end: e, deadline: deadline, done: done))
+            wake = true
+            cond.broadcast()
+            return nil
+        }
+        if let now { done(now) }
+    }
+
+    /// A hint from the commit path: entries up to `end` are durable. Wakes the tail thread
+    /// early once `maxEntries` wait.
+    public func committed(end e: UInt64) {
+        cond.withLock {
+            if e >= end + options.maxEntries {
+                wake = true
+                cond.broadcast()
+            }
+        }
+    }
+
+    /// Why writes in `replicated` mode should be refused now (the store has failed for longer
+    /// than `bound`), or nil.
+    public func refusal(after bound: Duration) -> String? {
+        cond.withLock {
+            guard let (why, since) = tailFailure, Date().timeIntervalSince(since) >= Self.seconds(bound) else {
+                return nil
+            }
+            return
+                "the object store has not accepted an upload for \(Int(Date().timeIntervalSince(since))) s (\(why)); in replicated mode writes are refused until it does"
+        }
+    }
+
+    private func release(force: Bool = false) {
+        let now = ContinuousClock.now
+        let (ok, late): ([Waiter], [Waiter]) = cond.withLock {
+            let ok = waiters.filter { $0.end <= end }
+            let late = waiters.filter { $0.end > end && (force || $0.deadline <= now) }
+            if !ok.isEmpty || !late.isEmpty {
+                waiters.removeAll { w in w.end <= end || force || w.deadline <= now }
+            }
+            return (ok, late)
+        }
+        for w in ok { w.done(true) }
+        for w in late { w.done(false) }
+    }
+
+    // MARK: The tail
+
+    /// One round of the tail thread, run synchronously: every durable byte not in the bucket is
+    /// put, then the newest checkpoint it now backs. Throws the store's failure.
+    public func replicateTail() throws {
+        do {
+            try ensureResumed()
+            try putTail()
+            try publish()
+            cond.withLock { tailFailure = nil }
+        } catch {
+            cond.withLock {
+                if tailFailure == nil { tailFailure = ("\(error)", Date()) } else { tailFailure?.0 = "\(error)" }
+            }
+            throw error
+        }
+        release()
+    }
+
+    private func putTail() throws {
+        // Segments the store stopped listing (sealed) stay held until their tail is up: the
+        // descriptor outlives the file, so a seal that came first does not cost a bundle wait.
+        let now = ledger.unsealedSegments()
+        for u in now { held[u.segment] = u }
+        let listed = Set(now.map(\.segment))
+        for n in held.keys.sorted() {
+            guard let u = held[n] else { continue }
+            try putTail(of: u)
+            if !listed.contains(n) { held[n] = nil }
+        }
+        // Bounded: past 16 sealed segments held, the oldest wait for their bundles instead.
+        while held.count > 16 + now.count, let oldest = held.keys.filter({ !listed.contains($0) }).min() {
+            held[oldest] = nil
+        }
+        let segs = ledger.segments()
+        let stored = ledger.storedCount
+        cond.withLock {
+            end = computeEnd(segs)
+            if end >= stored { caughtUpAt = .now }
+        }
+    }
+
+    /// Puts the durable bytes of `u` the bucket does not hold yet, in objects of at most
+    /// `maxObjectBytes` (whole blocks).
+    private func putTail(of u: UnsealedSegment) throws {
+        var from = cond.withLock {
+            bundled.contains(u.segment) ? u.endSeq : max(uploadedEnd[u.segment] ?? u.firstSeq, u.firstSeq)
+        }
+        while from < u.endSeq {
+            guard let off = u.offset(ofSeq: from) else {
+                throw AuditError(
+                    "entry \(from) of segment \(u.segment) does not start a block; its tail cannot be cut there")
+            }
+            let to = u.boundary(after: off, maxBytes: options.maxObjectBytes)
+            guard let toSeq = u.seq(atOffset: to), toSeq > from else { break }
+            let obj = TailObject(
+                segment: u.segment, offset: off, first: from, end: toSeq, bytes: try u.read(from: off, to: to))
+            let data = try obj.encoded(origin: ledger.origin) { try ledger.sign($0) }
+            try bucket.putOnce(
+                BucketLayout.tail(segment: u.segment, first: from, end: toSeq), bytes: data,
+                lockedUntil: Date().addingTimeInterval(options.tailLock), fresh: true, client: tailClient)
+            let segs = ledger.segments()
+            cond.withLock {
+                uploadedEnd[u.segment] = toSeq
+                tailCount += 1
+                end = computeEnd(segs)
+            }
+            release()
+            from = toSeq
+        }
+    }
+
+    /// Puts the newest signed checkpoint the bucket now backs, and publishes it.
+    private func publish() throws {
+        let backed = cond.withLock { end }
+        if let cp = ledger.latestCheckpoint {
+            cond.withLock {
+                if cp.checkpoint.size > (pending.last?.checkpoint.size ?? _published?.checkpoint.size ?? 0) {
+                    pending.append(cp)
+                    if pending.count > 64 { pending.removeFirst(pending.count - 64) }
+                }
+            }
+        }
+        guard let best = cond.withLock({ pending.last { $0.checkpoint.size <= backed } }) else { return }
+        try bucket.putOnce(
+            BucketLayout.checkpoint(size: best.checkpoint.size), bytes: Array(best.note.utf8),
+            lockedUntil: Date().addingTimeInterval(options.tailLock), client: tailClient)
+        cond.withLock {
+            _published = best
+            pending.removeAll { $0.checkpoint.size <= best.checkpoint.size }
+        }
+        onPublished?(best)
+    }
+
+    // MARK: Bundles
+
+    /// One round of the bundles thread, run synchronously: every sealed segment without a
+    /// bundle in the bucket gets one (verified there, its download then dropped); then, at
+    /// most every `cleanupInterval`, the objects bundles made redundant are removed.
+    public func replicateBundles() throws {
+        do {
+            try ensureResumed()
+            // The segment replication waits for (its tail not all up) first, then the others.
+            let sealed = ledger.segments().filter { $0.state == .sealed }
+            let todo = cond.withLock {
+                sealed.filter { !bundled.contains($0.segment) }.sorted { a, b in
+                    let ca = (uploadedEnd[a.segment] ?? a.firstSeq) >= a.endSeq
+                    let cb = (uploadedEnd[b.segment] ?? b.firstSeq) >= b.endSeq
+                    return ca == cb ? a.segment < b.segment : !ca
+                }
+            }
+            for s in todo where !cond.withLock({ stopping }) {
+                // A bundle embeds the first checkpoint covering its segment: it goes only once
+                // the bucket, with this bundle, holds every entry that checkpoint covers, so
+                // that no object in the bucket signs entries the bucket does not hold.
+                guard let cp = try ledger.checkpoint(atLeast: s.endSeq) else { continue }
+                let segs = ledger.segments()
+                guard cond.withLock({ computeEnd(segs, also: s.segment) }) >= cp.checkpoint.size else { continue }
+                let (name, _, _) = try archiver.replicate(s)
+                bucket.evictCache(bundle: name)
+                let after = ledger.segments()
+                cond.withLock {
+                    bundled.insert(s.segment)
+                    end = computeEnd(after)
+                }
+                release()
+            }
+            cond.withLock { bundleFailure = nil }
+        } catch {
+            cond.withLock { bundleFailure = ("\(error)", bundleFailure?.1 ?? Date()) }
+            throw error
+        }
+        if Date().timeIntervalSince(lastCleanup) >= options.cleanupInterval {
+            lastCleanup = Date()
+            try cleanUp()
+        }
+    }
+
+    /// Removes tail objects of segments a bundle holds and checkpoints older than the
+    /// published one, once the store's lock on them has ended (the store refuses before).
+    /// Returns how many objects went.
+    @discardableResult
+    public func cleanUp(now: Date = Date()) throws -> Int {
+        let (have, newest) = cond.withLock { (bundled, _published?.checkpoint.size) }
+        var removed = 0
+        for (name, putAt) in try bucket.objectDates(under: "tail/") {
+            guard let t = BucketLayout.parseTail(name), have.contains(t.segment),
+                let putAt, now.timeIntervalSince(putAt) > options.tailLock
+            else { continue }
+            if try bucket.deleteAllVersions(name) { removed += 1 }
+        }
+        for (name, putAt) in try bucket.objectDates(under: BucketLayout.checkpointFolder) {
+            guard let size = BucketLayout.parseCheckpoint(name), let newest, size < newest,
+                let putAt, now.timeIntervalSince(putAt) > options.tailLock
+            else { continue }
+            if try bucket.deleteAllVersions(name) { removed += 1 }
+        }
+        return removed
+    }
+
+    // MARK: Threads
+
+    /// Starts the tail and bundles threads.
+    public func start() {
+        let tail = Thread { [self] in
+            loop(name: "tail") { try self.replicateTail() }
+        }
+        tail.name = "auditd-replicate-tail"
+        let bundles = Thread { [self] in
+            ThreadPriority.setCurrent(nice: 5)
+            loop(name: "bundles") { try self.replicateBundles() }
+        }
+        bundles.name = "auditd-replicate-bundles"
+        cond.withLock { running = 2 }
+        tail.start()
+        bundles.start()
+    }
+
+    private func loop(name: String, _ round: () throws -> Void) {
+        var delay = options.interval
+        while !cond.withLock({ stopping }) {
+            do {
+                try round()
+                delay = options.interval
+            } catch {
+                // Back off while the store fails, up to ten intervals; writers in replicated
+                // mode see the failure through `refusal` and their deadlines.
+                delay = min(delay * 2, options.interval * 10)
+            }
+            release()
+            // The tail thread also wakes for writers waiting in replicated mode (and their
+            // deadlines) and when `maxEntries` wait; the bundles thread only on its interval.
+            let isTail = name == "tail"
+            cond.withLock {
+                let until = Date().addingTimeInterval(Self.seconds(delay))
+                while !(isTail && wake) && !stopping {
+                    let next = isTail ? waiters.map(\.deadline).min() : nil
+                    let limit = next.map { d in Date().addingTimeInterval(max(0, Self.seconds(d - .now))) }
+                    if !cond.wait(until: min(until, limit ?? until)) { break }
+                }
+                if isTail { wake = false }
+            }
+        }
+        cond.withLock {
+            running -= 1
+            cond.broadcast()
+        }
+    }
+
+    /// Stops both threads after their current round (a last tail round first, so that what is
+    /// durable reaches the bucket when it can); waiting writers are told `false`.
+    public func stop() {
+        cond.withLock {
+            stopping = true
+            cond.broadcast()
+            while running > 0 { cond.wait() }
+        }
+        try? replicateTail()
+        release(force: true)
+    }
+}
