@@ -12,6 +12,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import Prometheus
+import Replication
 import SegmentStore
 import ServiceLifecycle
 
@@ -118,13 +119,40 @@ struct AuditD: AsyncParsableCommand {
             idem.markReady()
         }.start()
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let health = HealthState()
+        // A bucket without Object Lock or versioning, or refused credentials, stop the start with
+        // the reason; an unreachable store does not (ingest goes on, /healthz says degraded, and
+        // each archiver pass checks again).
+        let backend: ArchiveBackend
+        do { backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data) } catch let e as S3Error
+            where e.status == 0
+        {
+            logger.error("the archive store cannot be reached; archiving waits for it", metadata: ["error": "\(e)"])
+            health.failArchive(e.message)
+            backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data, check: false)
+        } catch {
+            throw ValidationError("archive \(c.archivePath): \(error)")
+        }
+        let archiverCore = Archiver(ledger: ledger, backend: backend)
+        archiverCore.restorePin = TimeInterval(c.restorePin)
+        // With a bucket, the log follows itself into it continuously (format-spec.md §12.6).
+        var replicator: Replicator?
+        if let s3 = backend as? S3Backend {
+            var ro = ReplicationOptions()
+            ro.interval = .milliseconds(c.tailIntervalMs)
+            ro.maxEntries = UInt64(c.tailEntries)
+            ro.tailLock = TimeInterval(c.tailLock)
+            replicator = Replicator(ledger: ledger, archiver: archiverCore, bucket: s3, options: ro)
+        }
+        let publication = Publication(ledger: ledger, replicator: replicator, wait: .seconds(c.replicationWait))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let witnessing =
             c.witnesses.isEmpty ? nil : try Witnessing(ledger: ledger, witnesses: c.witnesses, quorum: c.witnessQuorum)
         let shared = IngestContext(
             ledger: ledger, idempotency: idem, metrics: metrics, maxInflight: c.maxInflightPerConnection,
-            logger: logger, drain: InflightCounter(limit: c.maxInflightTotal), witnessing: witnessing)
+            logger: logger, drain: InflightCounter(limit: c.maxInflightTotal), witnessing: witnessing,
+            publication: publication, ackMode: AckMode(rawValue: c.ack) ?? .local,
+            replicationWait: .seconds(c.replicationWait))
         let ingest = IngestServer(config: c, shared: shared, group: group) { path in
             announce("auditd: ingest socket \(path)")
         }
@@ -141,7 +169,8 @@ struct AuditD: AsyncParsableCommand {
         queryPool.start()
         exportPool.start()
         let port = ReadPort(
-            ledger: ledger, tokens: tokens, registry: registry, metrics: metrics, health: health, logger: logger,
+            ledger: ledger, publication: publication, tokens: tokens, registry: registry, metrics: metrics,
+            health: health, logger: logger,
             queries: queryPool, exports: exportPool, witnessing: witnessing)
         let app = Application(
             router: port.router(),
@@ -157,21 +186,6 @@ struct AuditD: AsyncParsableCommand {
             },
             eventLoopGroupProvider: .shared(group),
             logger: logger)
-        // A bucket without Object Lock or versioning, or refused credentials, stop the start with
-        // the reason; an unreachable store does not (ingest goes on, /healthz says degraded, and
-        // each archiver pass checks again).
-        let backend: ArchiveBackend
-        do { backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data) } catch let e as S3Error
-            where e.status == 0
-        {
-            logger.error("the archive store cannot be reached; archiving waits for it", metadata: ["error": "\(e)"])
-            health.failArchive(e.message)
-            backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data, check: false)
-        } catch {
-            throw ValidationError("archive \(c.archivePath): \(error)")
-        }
-        let archiverCore = Archiver(ledger: ledger, backend: backend)
-        archiverCore.restorePin = TimeInterval(c.restorePin)
         let archiver = ArchiverService(
             archiver: archiverCore,
             hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), health: health,
@@ -184,12 +198,13 @@ struct AuditD: AsyncParsableCommand {
             bytesPerSecond: Double(max(1, c.recheckRate)) * 1_048_576,
             metrics: metrics, health: health, logger: logger)
         // Shut down in reverse order: verifier, read port, ingest (drains acks), then the ledger.
-        var services: [any Service] = [
-            LedgerService(ledger: ledger, idempotency: idem, logger: logger), ingest, app, archiver, verifier, recheck,
-        ]
+        // Replication stops after ingest (writers waiting for the bucket are answered first).
+        var services: [any Service] = [LedgerService(ledger: ledger, idempotency: idem, logger: logger)]
+        if let replicator { services.append(ReplicationService(replicator: replicator, logger: logger)) }
+        services += [ingest, app, archiver, verifier, recheck]
         if let witnessing {
             services.append(
-                WitnessService(witnessing: witnessing, ledger: ledger, interval: .seconds(1), logger: logger))
+                WitnessService(witnessing: witnessing, publication: publication, interval: .seconds(1), logger: logger))
         }
         let serviceGroup = ServiceGroup(
             configuration: .init(

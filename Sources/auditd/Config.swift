@@ -4,6 +4,7 @@ import AuditBase
 import AuditEntries
 import Foundation
 import LogProofs
+import Replication
 import Witness
 
 #if canImport(Glibc)
@@ -43,6 +44,14 @@ struct DaemonConfig: Sendable {
     var restorePin = 7 * 86400
     var witnesses: [String] = []
     var witnessQuorum: Int?
+    var ack = "local"
+    var tailIntervalMs = 1000
+    var tailEntries = 8192
+    var tailLock = 86400
+    var replicationWait = 10
+
+    /// True when the archive is a bucket: then the log replicates into it continuously.
+    var replicates: Bool { archivePath.hasPrefix("s3://") }
 
     var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: data) }
 
@@ -93,6 +102,12 @@ struct DaemonConfig: Sendable {
                 "witness_quorum \(q) must be between 1 and the \(witnesses.count) witnesses")
         }
         try need(!data.isEmpty, "data is empty")
+        try need(
+            AckMode(rawValue: ack) != nil,
+            "ack '\(ack)' is not one of \(AckMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        try need(
+            ack == "local" || replicates,
+            "ack replicated needs an object store to replicate into: set archive to s3://BUCKET[/PREFIX]")
     }
 }
 
@@ -169,5 +184,23 @@ extension DaemonConfig {
         Setting(
             "witness_quorum", .optionalNumber(\.witnessQuorum, 1...Int.max),
             "Cosignatures a checkpoint needs to count as witnessed (default: every witness)."),
+        Setting(
+            "ack", .text(\.ack),
+            "When a writer gets its ack: local (after the fdatasync; with an s3:// archive the bucket follows within tail_interval_ms) or replicated (once the bucket holds the entry too; needs an s3:// archive)."
+        ),
+        Setting(
+            "tail_interval_ms", .number(\.tailIntervalMs, 10...3_600_000),
+            "With an s3:// archive: the longest a durable entry waits before it is put into the bucket, milliseconds."),
+        Setting(
+            "tail_entries", .number(\.tailEntries, 1...Int.max),
+            "With an s3:// archive: put the tail into the bucket as soon as this many entries wait."),
+        Setting(
+            "tail_lock", .number(\.tailLock, 1...Int.max),
+            "Seconds the bucket locks tail and checkpoint objects (COMPLIANCE); removed after that once a bundle holds their entries."
+        ),
+        Setting(
+            "replication_wait", .number(\.replicationWait, 1...Int.max),
+            "Seconds a writer waits for the bucket in replicated mode before it is told its entry is not acknowledged; after that long without the store, writes are refused."
+        ),
     ]
 }

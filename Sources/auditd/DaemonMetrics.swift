@@ -1,6 +1,7 @@
 import AuditEntries
 import ChainIndex
 import Metrics
+import Replication
 
 /// The daemon's metrics (swift-metrics, exported by swift-prometheus on `/metrics`). No metric
 /// carries an org label: metrics are readable without an org token.
@@ -22,11 +23,26 @@ final class DaemonMetrics: Sendable {
     let writesAccepting = Gauge(label: "auditd_writes_accepting")
     /// Entries refused because writes were suspended or stopped (a counter kept by the ledger).
     let writesRefused = Gauge(label: "auditd_writes_refused_total")
+    /// Replication into the bucket: what it does not hold yet, and the checkpoint it backs.
+    let replicationLagEntries = Gauge(label: "auditd_replication_lag_entries")
+    let replicationLagBytes = Gauge(label: "auditd_replication_lag_bytes")
+    let replicationLagSeconds = Gauge(label: "auditd_replication_lag_seconds")
+    let replicatedEnd = Gauge(label: "auditd_replicated_entries")
+    let publishedSize = Gauge(label: "auditd_published_checkpoint_size")
+    let replicationFailing = Gauge(label: "auditd_replication_failing")
 
     /// Copies the ledger's write state into the gauges (before every scrape and health check).
-    func observe(_ ledger: Ledger) {
+    func observe(_ ledger: Ledger, replication: ReplicationStatus? = nil) {
         writesAccepting.record(ledger.writeState.isAccepting ? 1 : 0)
         writesRefused.record(Int64(ledger.refusedEntries))
+        if let r = replication {
+            replicationLagEntries.record(Int64(r.lagEntries))
+            replicationLagBytes.record(r.lagBytes)
+            replicationLagSeconds.record(r.lagSeconds)
+            replicatedEnd.record(Int64(r.replicatedEnd))
+            publishedSize.record(Int64(r.published ?? 0))
+            replicationFailing.record(r.failing == nil ? 0 : 1)
+        }
     }
 
     func ingested(count: Int, bytes n: Int) {

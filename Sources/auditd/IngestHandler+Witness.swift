@@ -24,7 +24,7 @@ extension IngestHandler {
                     message: "this log has no witnesses configured, so no checkpoint is cosigned"), context: context)
             return
         }
-        guard let cp = cosigned ? shared.witnessing?.cosigned : shared.ledger.latestCheckpoint else {
+        guard let cp = cosigned ? shared.witnessing?.cosigned : shared.publication.latest else {
             send(
                 .error(
                     id: f.id, code: .unavailable,
@@ -72,7 +72,7 @@ extension IngestHandler {
                 ), context: context)
             return
         }
-        guard let cp = ledger.latestCheckpoint, last < cp.checkpoint.size else {
+        guard let cp = shared.publication.latest, last < cp.checkpoint.size else {
             send(
                 .error(
                     id: f.id, code: .unavailable,

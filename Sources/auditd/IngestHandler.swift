@@ -4,6 +4,7 @@ import ChainIndex
 import Foundation
 import Logging
 import NIOCore
+import Replication
 
 /// Shared by every connection.
 struct IngestContext: Sendable {
@@ -15,6 +16,18 @@ struct IngestContext: Sendable {
     let drain: InflightCounter
     /// The witnesses, when configured: CHECKPOINT may ask for the newest cosigned checkpoint.
     let witnessing: Witnessing?
+    /// Which checkpoints writers may be handed, and the bucket in replicated mode.
+    let publication: Publication
+    /// When an ack is sent.
+    let ackMode: AckMode
+    /// How long a writer waits for the bucket in replicated mode.
+    let replicationWait: Duration
+}
+
+/// Writes refused in replicated mode while the store cannot be reached.
+struct ReplicationRefusal: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// One writer connection (format-spec.md §9.1), event-loop-confined; its rules are in
@@ -177,9 +190,7 @@ final class IngestHandler: ChannelInboundHandler {
                         let (h, ctx) = bound.value
                         switch r {
                         case .success(let rc):
-                            h.send(
-                                .ack(id: id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true),
-                                context: ctx)
+                            h.ackDuplicate(id: id, rc, context: ctx)
                         case .failure(let err):
                             h.send(
                                 .error(
@@ -192,9 +203,7 @@ final class IngestHandler: ChannelInboundHandler {
             {
             case .reserved: batch.append(Pending(id: f.id, entry: e, idemKey: k, started: .now))
             case .done(let rc):
-                send(
-                    .ack(id: f.id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true),
-                    context: context)
+                ackDuplicate(id: f.id, rc, context: context)
             case .waiting: break
             }
         case .ping:
@@ -225,6 +234,17 @@ final class IngestHandler: ChannelInboundHandler {
         guard !batch.isEmpty else { return }
         let items = batch
         batch.removeAll(keepingCapacity: true)
+        // Replicated mode with the store gone for longer than a writer would wait: nothing is
+        // stored, and every writer is told why at once.
+        if shared.ackMode == .replicated,
+            let why = shared.publication.replicator?.refusal(after: shared.replicationWait)
+        {
+            for it in items {
+                if let k = it.idemKey { shared.idempotency.fail(k, ReplicationRefusal(message: why)) }
+                send(.error(id: it.id, code: .unavailable, message: "not stored: " + why), context: context)
+            }
+            return
+        }
         shared.drain.add(items.count)
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
@@ -241,26 +261,76 @@ final class IngestHandler: ChannelInboundHandler {
         let metrics = shared.metrics
         let bytes = items.reduce(0) { $0 + $1.entry.content.count }
         // The callback runs on the serial commit thread: it only hops to this connection's loop.
+        let replicated = shared.ackMode == .replicated ? shared.publication.replicator : nil
+        let wait = shared.replicationWait
+        let idempotency = shared.idempotency
+        let follower = shared.publication.replicator
         shared.ledger.append(items.map(\.entry)) { result in
-            let done = ContinuousClock.now
-            loop.execute {
-                if case .success = result {
-                    metrics.ingested(count: items.count, bytes: bytes)
-                    for it in items { metrics.ackLatency(done - it.started) }
+            // The entries are stored: a retry with the same key finds them, whatever the bucket does.
+            if case .success(let receipts) = result {
+                for (it, r) in zip(items, receipts) { if let k = it.idemKey { idempotency.complete(k, r) } }
+                // Local mode: the tail thread is woken early once enough entries wait.
+                if replicated == nil, let last = receipts.last { follower?.committed(end: last.seq + 1) }
+            }
+            let finish: @Sendable (Bool) -> Void = { inBucket in
+                let done = ContinuousClock.now
+                loop.execute {
+                    if case .success = result {
+                        metrics.ingested(count: items.count, bytes: bytes)
+                        for it in items { metrics.ackLatency(done - it.started) }
+                    }
+                    let (h, ctx) = bound.value
+                    h.completed(items, result, inBucket: inBucket, context: ctx)
                 }
-                let (h, ctx) = bound.value
-                h.completed(items, result, context: ctx)
+            }
+            // Replicated mode: the ack waits for the bucket (group commits share its uploads).
+            if let replicated, case .success(let receipts) = result, let last = receipts.last {
+                replicated.whenReplicated(end: last.seq + 1, deadline: .now + wait, finish)
+            } else {
+                finish(true)
             }
         }
     }
 
-    private func completed(_ items: [Pending], _ result: Result<[Receipt], Error>, context: ChannelHandlerContext) {
+    /// The ack of an entry stored before (an idempotency key seen again): in replicated mode
+    /// only once the bucket holds it too.
+    func ackDuplicate(id: UInt64, _ rc: Receipt, context: ChannelHandlerContext) {
+        let ack = Frame.ack(id: id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true)
+        guard shared.ackMode == .replicated, let r = shared.publication.replicator else {
+            send(ack, context: context)
+            return
+        }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let wait = shared.replicationWait
+        r.whenReplicated(end: rc.seq + 1, deadline: .now + wait) { ok in
+            loop.execute {
+                let (h, ctx) = bound.value
+                h.send(ok ? ack : Self.notInBucket(id: id, seq: rc.seq, wait: wait), context: ctx)
+                h.flush(context: ctx)
+            }
+        }
+    }
+
+    /// The answer to an entry stored here that the bucket did not confirm in time.
+    static func notInBucket(id: UInt64, seq: UInt64, wait: Duration) -> Frame {
+        .error(
+            id: id, code: .unavailable,
+            message:
+                "entry \(seq) is stored on this machine, but the object store did not confirm it within \(wait.components.seconds) s (ack replicated), so it is not acknowledged; send it again with the same idempotency key to get its ack once the store holds it (without a key, a resend stores it twice)"
+        )
+    }
+
+    private func completed(
+        _ items: [Pending], _ result: Result<[Receipt], Error>, inBucket: Bool, context: ChannelHandlerContext
+    ) {
         switch result {
         case .success(let receipts):
             for (it, r) in zip(items, receipts) {
-                if let k = it.idemKey { shared.idempotency.complete(k, r) }
                 send(
-                    .ack(id: it.id, seq: r.seq, orgSeq: r.orgSeq, hash: r.hash.bytes, duplicate: false),
+                    inBucket
+                        ? .ack(id: it.id, seq: r.seq, orgSeq: r.orgSeq, hash: r.hash.bytes, duplicate: false)
+                        : Self.notInBucket(id: it.id, seq: r.seq, wait: shared.replicationWait),
                     context: context)
             }
         case .failure(let err):

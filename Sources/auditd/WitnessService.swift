@@ -90,14 +90,14 @@ final class Witnessing: @unchecked Sendable {
 /// Sends each new checkpoint to the witnesses, and retries those that failed, every `interval`.
 struct WitnessService: Service {
     let witnessing: Witnessing
-    let ledger: Ledger
+    let publication: Publication
     let interval: Duration
     let logger: Logger
 
     func run() async throws {
         var done: UInt64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if let cp = ledger.latestCheckpoint, cp.checkpoint.size > done || witnessing.failing != nil {
+            if let cp = publication.latest, cp.checkpoint.size > done || witnessing.failing != nil {
                 let (_, n) = await witnessing.cosign(cp, logger: logger)
                 if n >= witnessing.client.quorum { done = cp.checkpoint.size }
             }

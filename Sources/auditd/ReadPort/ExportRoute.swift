@@ -66,6 +66,10 @@ extension ReadPort {
         var (anchor, cp): (Receipt, SignedCheckpoint) = try await Self.offload(pool, logger: logger) {
             try ledger.appendAnchored(prepared)
         }
+        // Published only once the bucket holds every entry it covers (with replication on).
+        do { try await publication.backed(cp.checkpoint.size) } catch {
+            throw HTTPError(.serviceUnavailable, message: "the export's checkpoint cannot be handed out yet: \(error)")
+        }
         // With witnesses, the export's checkpoint carries their cosignatures (as many as
         // answer: verify-export --witness --quorum decides whether that is enough).
         if let w = witnessing { cp = await w.cosign(cp, logger: logger).0 }

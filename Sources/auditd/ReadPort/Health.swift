@@ -20,7 +20,7 @@ extension ReadPort {
     /// `ok`; `degraded` (200) while writes are suspended, the entries already acknowledged
     /// safe; `failing` (503) when verification failed or writes stopped until a restart.
     func healthz() -> Response {
-        metrics.observe(ledger)
+        metrics.observe(ledger, replication: publication.replicator?.status)
         let writes = ledger.writeState
         if let f = health.failure {
             return Self.json(
@@ -28,14 +28,23 @@ extension ReadPort {
         }
         switch writes {
         case .accepting:
-            // Witnesses that cannot be reached never stop ingest: the log is degraded, not failing.
+            var body: [String: Any] = ["status": "ok", "verified_entries": health.verified]
+            // Replication's lag is always shown; a store that fails makes the log degraded.
+            let replication = publication.replicator?.status
+            if let r = replication { body["replication"] = r.json }
+            // Witnesses or a store that cannot be reached never stop ingest (in local mode):
+            // the log is degraded, not failing.
             if let w = witnessing?.failing {
-                return Self.json(["status": "degraded", "witnesses": w, "verified_entries": health.verified])
+                body["status"] = "degraded"
+                body["witnesses"] = w
+            } else if let f = replication?.failing {
+                body["status"] = "degraded"
+                body["replication_failing"] = f
+            } else if let a = health.archiveFailure {
+                body["status"] = "degraded"
+                body["archive"] = a
             }
-            if let a = health.archiveFailure {
-                return Self.json(["status": "degraded", "archive": a, "verified_entries": health.verified])
-            }
-            return Self.json(["status": "ok", "verified_entries": health.verified])
+            return Self.json(body)
         case .suspended:
             return Self.json(["status": "degraded", "writes": writes.description, "verified_entries": health.verified])
         case .failed:

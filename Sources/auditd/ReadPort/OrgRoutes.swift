@@ -68,10 +68,11 @@ extension ReadPort {
         let seq = try QueryParameters.uint(ctx.parameters.get("seq"), "seq")
         let org = ctx.org
         let ledger = self.ledger
+        let published = publication.latest
         let body: String = try await query {
             let e = try Self.entryOfOrg(ledger, org, seq)
             var body = String(Self.entryJSON(e).dropLast())
-            if let cp = ledger.latestCheckpoint, e.seq < cp.checkpoint.size {
+            if let cp = published, e.seq < cp.checkpoint.size {
                 let proof = try ledger.inclusionProof(seq: e.seq, size: cp.checkpoint.size)
                 body +=
                     ",\"link\":\"\(e.link.bytes.hex)\",\"tree_size\":\(cp.checkpoint.size),\"proof\":["
@@ -89,7 +90,7 @@ extension ReadPort {
     func inclusion(_ req: Request, _ ctx: OrgContext) async throws -> Response {
         let q = req.uri.queryParameters
         let seq = try QueryParameters.uint(q.get("seq"), "seq")
-        let latest = ledger.latestCheckpoint?.checkpoint.size ?? 0
+        let latest = publication.latest?.checkpoint.size ?? 0
         let size = try q.get("size").map { try QueryParameters.uint($0, "size") } ?? latest
         let org = ctx.org
         let ledger = self.ledger

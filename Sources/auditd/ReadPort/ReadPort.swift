@@ -22,6 +22,8 @@ import SegmentStore
 /// up another reader.
 struct ReadPort {
     let ledger: Ledger
+    /// Which checkpoints may be shown.
+    let publication: Publication
     let tokens: TokenStore
     let registry: PrometheusCollectorRegistry
     let metrics: DaemonMetrics
@@ -43,15 +45,15 @@ struct ReadPort {
         addConsole(to: router)
         router.get("/healthz") { _, _ in self.healthz() }
         router.get("/metrics") { _, _ in
-            self.metrics.observe(self.ledger)
+            self.metrics.observe(self.ledger, replication: self.publication.replicator?.status)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
         }
         let v1 = router.group("v1").add(middleware: TokenMiddleware(tokens: tokens))
         v1.get("checkpoint") { _, _ in
-            guard let cp = self.ledger.latestCheckpoint else {
-                throw HTTPError(.notFound, message: "no checkpoint yet")
+            guard let cp = self.publication.latest else {
+                throw HTTPError(.notFound, message: "no checkpoint published yet")
             }
             return Self.text(cp.note)
         }
@@ -71,7 +73,7 @@ struct ReadPort {
         v1.get("checkpoints/:size") { _, ctx in
             let size = try QueryParameters.uint(ctx.parameters.get("size"), "size")
             let cp = try await self.query {
-                try self.ledger.checkpoint(atLeast: size)
+                try self.publication.checkpoint(atLeast: size)
             }
             guard let cp, cp.checkpoint.size == size else {
                 throw HTTPError(
@@ -130,7 +132,7 @@ struct ReadPort {
     func consistency(_ req: Request) async throws -> Response {
         let q = req.uri.queryParameters
         let old = try QueryParameters.uint(q.get("old"), "old")
-        let latest = ledger.latestCheckpoint?.checkpoint.size ?? 0
+        let latest = publication.latest?.checkpoint.size ?? 0
         let new = try q.get("new").map { try QueryParameters.uint($0, "new") } ?? latest
         guard old <= new, new <= latest else {
             throw HTTPError(.badRequest, message: "need old ≤ new ≤ \(latest) (the latest checkpoint)")

@@ -26,6 +26,8 @@ extension ReadPort {
         let ledger = self.ledger
         let health = self.health
         let witnessing = self.witnessing
+        let published = publication.latest
+        let replication = publication.replicator?.status
         let body: Data = try await query {
             let segments = ledger.segments()
             var byState: [String: Int] = [:]
@@ -34,7 +36,7 @@ extension ReadPort {
             let bundles = Set(archived.compactMap(\.label))
             let holds = (try? LegalHolds.load(dir: ledger.directory)) ?? []
             var cp: [String: Any] = [:]
-            if let c = ledger.latestCheckpoint {
+            if let c = published {
                 cp = ["size": c.checkpoint.size, "root": c.checkpoint.root.hex, "note": c.note]
             }
             var verification: [String: Any] = ["verified_entries": health.verified]
@@ -59,6 +61,7 @@ extension ReadPort {
                     ] as [String: Any]
                 },
             ]
+            if let r = replication { out["replication"] = r.json }
             if let w = witnessing {
                 out["witnesses"] =
                     [

@@ -1,0 +1,165 @@
+import Archive
+import AuditBase
+import AuditEntries
+import ChainIndex
+import Foundation
+import LogProofs
+import SegmentStore
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 21 through the binaries, against the Ceph gateway: the machine is lost (kill -9 and
+/// its data directory deleted) while writers stream; `auditctl recover` rebuilds it from the
+/// bucket alone; the restarted daemon continues the same log, and a witness that cosigned
+/// before the loss cosigns after it (consistency, not a fork).
+@Suite(.serialized) struct MachineLossTests {
+    /// Writers streaming keyed entries through `auditctl append`, their acks collected.
+    final class Writers: @unchecked Sendable {
+        var procs: [(ChildProcess, DaemonCrashTests.Output)] = []
+
+        init(_ d: Daemon, count: Int, perWriter: Int, round: Int) throws {
+            for w in 0..<count {
+                let p = ChildProcess()
+                p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
+                p.arguments = ["append", "--socket", d.socket, "--batch", "20"]
+                let inp = Pipe()
+                let out = Pipe()
+                p.standardInput = inp
+                p.standardOutput = out
+                p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+                try p.run()
+                let o = DaemonCrashTests.Output()
+                Thread {
+                    while true {
+                        let x = out.fileHandleForReading.availableData
+                        if x.isEmpty { break }
+                        o.add(x)
+                    }
+                }.start()
+                var lines = ""
+                for i in 0..<perWriter { lines += event(org: "org_\(i % 4)", i: i, key: "r\(round)-w\(w)-\(i)") + "\n" }
+                let data = Data(lines.utf8)
+                Thread {
+                    inp.fileHandleForWriting.write(data)
+                    try? inp.fileHandleForWriting.close()
+                }.start()
+                procs.append((p, o))
+            }
+        }
+
+        /// Stops them and returns every acknowledged key with its sequence number.
+        func acked(round: Int) throws -> [String: UInt64] {
+            for (p, _) in procs {
+                if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+                p.waitUntilExit()
+            }
+            usleep(50_000)
+            var out: [String: UInt64] = [:]
+            for (w, (_, o)) in procs.enumerated() {
+                for line in o.lock.withLock({ o.text }).split(separator: "\n") {
+                    guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                        let ln = obj["line"] as? Int, let seq = obj["seq"] as? Int
+                    else { continue }
+                    out["r\(round)-w\(w)-\(ln - 1)"] = UInt64(seq)
+                }
+            }
+            return out
+        }
+    }
+
+    /// Every key of the log in `data`, with the sequence numbers that hold it.
+    static func keys(_ data: String) throws -> [String: [UInt64]] {
+        let store = try Ledger.segmentStore(data, retired: ArchiveTier(), readOnly: true)
+        var at: [String: [UInt64]] = [:]
+        try store.scan { r in
+            let p = try RecordPayload(bytes: r.payload)
+            if let k = CanonicalScan.topLevelString(p.content, key: "idempotency_key") {
+                at[k, default: []].append(r.seq)
+            }
+            return true
+        }
+        return at
+    }
+
+    /// The tree size of a checkpoint note (its second line).
+    static func size(_ note: Data) -> Int {
+        Int(String(decoding: note, as: UTF8.self).split(separator: "\n").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test func machineLossInReplicatedModeLosesNoAcknowledgedEntryAndTheWitnessSeesNoFork() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let (env, bucket) = try S3ArchiveDaemonTests.store()
+        let rounds = Int(ProcessInfo.processInfo.environment["AUDITLOG_LOSS_ROUNDS"] ?? "") ?? 20
+        var lossPoints: [String] = []
+        for round in 0..<rounds {
+            let url = "s3://\(bucket)/loss\(round)"
+            let t0 = ContinuousClock.now
+            var phases: [String] = []
+            func mark(_ what: String) { phases.append("\(what) \(ContinuousClock.now - t0)") }
+            let d = Daemon("loss\(round)", args: [])
+            d.environment = env
+            defer { d.cleanup() }
+            let (witness, vkey, _) = try WitnessServeTests.witnessedLog(d, name: "w\(round)")
+            defer { witness.kill9() }
+            d.extraArgs = [
+                "--archive", url, "--ack", "replicated", "--segment-bytes", "120000", "--tail-interval-ms", "200",
+                "--witness", "\(witness.url) \(vkey)",
+            ]
+            try d.start()
+            mark("started")
+            let writers = try Writers(d, count: 2, perWriter: 4000, round: round)
+            // A random moment: a seal, a tail upload or a checkpoint is in progress at most of them.
+            let wait = UInt32.random(in: 300_000...2_500_000)
+            usleep(wait)
+            let token = try d.token(org: nil)
+            let (bs, beforeNote) = try await d.http("/v1/checkpoint", token: token)
+            d.kill9()
+            let acked = try writers.acked(round: round)
+            #expect(!acked.isEmpty, "round \(round): writers got acks before the loss")
+            // The machine is gone: its data directory with it (the key is kept elsewhere).
+            try FileManager.default.removeItem(atPath: d.data)
+            mark("killed")
+            let (rs, rout, rerr) = try d.ctl(["recover", d.data, "--archive", url])
+            mark("recovered")
+            #expect(rs == 0, "round \(round): recover failed: \(rout)\(rerr)")
+            guard rs == 0 else { break }
+            let keys = try Self.keys(d.data)
+            for (k, seq) in acked {
+                #expect(keys[k] == [seq], "round \(round): key \(k) acked at \(seq), recovered at \(keys[k] ?? [])")
+            }
+            #expect(keys.values.allSatisfy { $0.count == 1 }, "round \(round): an entry stored twice")
+            let recovered = keys.count
+            lossPoints.append(
+                "round \(round) (killed after \(wait / 1000) ms): \(acked.count) acked, \(recovered) recovered")
+            // The same log continues: the witness, which cosigned before the loss, cosigns after it.
+            try d.start()
+            let more = event(org: "org_x", i: 0, key: "after-\(round)")
+            #expect(try d.ctl(["append", "--socket", d.socket], stdin: more + "\n").0 == 0)
+            // The witness cosigned before the loss (a published checkpoint); it must cosign one of
+            // the continued log, which it does only with a consistency proof from its own.
+            var size = 0
+            for _ in 0..<150 {
+                let (cs, cnote) = try await d.http("/v1/checkpoint/cosigned", token: try d.token(org: nil))
+                if cs == 200 { size = Self.size(cnote) }
+                if size > recovered { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(size > recovered, "round \(round): the witness cosigned the continued log (size \(size))")
+            mark("cosigned")
+            if bs == 200 {
+                let oldSize = Self.size(beforeNote)
+                #expect(oldSize <= recovered, "round \(round): a published checkpoint (\(oldSize)) exceeds the bucket")
+            }
+            #expect(d.stop() == 0)
+            let (vs, vout, _) = try d.ctl(["verify", d.data, "--quiet"])
+            #expect(vs == 0, "round \(round): \(vout)")
+            mark("verified")
+            lossPoints[lossPoints.count - 1] += "; " + phases.joined(separator: ", ")
+        }
+        print("machine loss, replicated mode:\n" + lossPoints.joined(separator: "\n"))
+    }
+}
