@@ -80,7 +80,10 @@ let package = Package(
         // the publication rule, and recovery from the bucket alone.
         .target(
             name: "Replication",
-            dependencies: ["AuditBase", "AuditEntries", "ChainIndex", "LogProofs", "SegmentStore", "Archive"]),
+            dependencies: [
+                "AuditBase", "AuditEntries", "AuditIndex", "ChainIndex", "LogProofs", "LogTree", "SegmentStore",
+                "Archive",
+            ]),
         .target(name: "AuditWire"),
         // Writers keeping the newest checkpoint they verified (services embedding AuditClient).
         .target(name: "WriterWitness", dependencies: ["AuditBase", "AuditClient", "AuditWire", "LogProofs"]),

@@ -92,36 +92,43 @@ public final class Archiver: @unchecked Sendable {
     }
 
     /// Puts sealed segment `info`'s bundle into the archive unless it is there already, and
-    /// verifies the archived copy from scratch; the hot copy stays in charge. Replication calls
-    /// this at seal; `archive` calls it again when the hot window ends (then it finds the bundle).
+    /// returns its name; the hot copy stays in charge. Replication calls this at seal: the
+    /// store checked every byte as it arrived (each request signs its payload's SHA-256), and
+    /// `replicate` verifies the archived copy from scratch before anything relies on it alone.
     ///
     /// 1. build the bundle in a staging directory (every file fsync'd); 2. `put` it (atomic,
-    /// committed last); 3. verify the archived copy. Returns its name, directory and manifest.
+    /// committed last).
     @discardableResult
-    public func replicate(_ info: SegmentInfo) throws -> (name: String, directory: String, manifest: BundleManifest) {
+    public func putBundle(_ info: SegmentInfo) throws -> String {
         guard info.state == .sealed else { throw AuditError("segment \(info.segment) is not a sealed hot segment") }
         let name = BundleFiles.name(info.segment)
-        if (try? backend.path(of: name)) == nil {
-            let staging = try backend.stagingDirectory()
-            do {
-                let (manifest, _) = try ArchiveBundle.build(
-                    ledger: ledger, signer: SignerProxy(ledger: ledger), info: info,
-                    previous: try previousCheckpoint(before: info.segment),
-                    staging: staging, now: clock())
-                let policy = try RetentionPolicy.load(dir: ledger.directory)
-                try backend.put(
-                    bundle: name, from: staging, retainUntil: Self.retainUntil(manifest.orgs, policy: policy))
-                let holds = try LegalHolds.load(dir: ledger.directory)
-                if manifest.orgs.contains(where: { o in
-                    holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) }
-                }) {
-                    try backend.setLegalHold(bundle: name, on: true)
-                }
-            } catch {
-                try? removeDirectory(staging)
-                throw error
+        guard !(try backend.contains(bundle: name)) else { return name }
+        let staging = try backend.stagingDirectory()
+        do {
+            let (manifest, _) = try ArchiveBundle.build(
+                ledger: ledger, signer: SignerProxy(ledger: ledger), info: info,
+                previous: try previousCheckpoint(before: info.segment),
+                staging: staging, now: clock())
+            let policy = try RetentionPolicy.load(dir: ledger.directory)
+            try backend.put(bundle: name, from: staging, retainUntil: Self.retainUntil(manifest.orgs, policy: policy))
+            let holds = try LegalHolds.load(dir: ledger.directory)
+            if manifest.orgs.contains(where: { o in
+                holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) }
+            }) {
+                try backend.setLegalHold(bundle: name, on: true)
             }
+        } catch {
+            try? removeDirectory(staging)
+            throw error
         }
+        return name
+    }
+
+    /// `putBundle`, then 3. verify the archived copy from scratch. Returns its name, directory
+    /// and manifest.
+    @discardableResult
+    public func replicate(_ info: SegmentInfo) throws -> (name: String, directory: String, manifest: BundleManifest) {
+        let name = try putBundle(info)
         let dir = try backend.path(of: name)
         let manifest = try ArchiveBundle.verify(directory: dir, verifier: ledger.verifier)
         guard manifest.segment == info.segment, manifest.first_seq == info.firstSeq, manifest.end_seq == info.endSeq

@@ -28,6 +28,8 @@ public protocol ArchiveBackend: Sendable {
     func setLegalHold(bundle name: String, on: Bool) throws
     /// The bytes of bundle `name`'s manifest, without fetching the rest of the bundle.
     func manifest(of name: String) throws -> [UInt8]
+    /// Whether bundle `name` is in the archive (committed), without fetching it.
+    func contains(bundle name: String) throws -> Bool
 }
 
 extension ArchiveBackend {
@@ -35,6 +37,8 @@ extension ArchiveBackend {
     public func manifest(of name: String) throws -> [UInt8] {
         try ArchiveFiles.read(try path(of: name) + "/" + BundleFiles.manifest)
     }
+
+    public func contains(bundle name: String) throws -> Bool { (try? path(of: name)) != nil }
 
     public func lockedUntil(bundle name: String) throws -> Date? { nil }
     public func setLegalHold(bundle name: String, on: Bool) throws {}

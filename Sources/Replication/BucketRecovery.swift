@@ -1,9 +1,11 @@
 import Archive
 import AuditBase
 import AuditEntries
+import AuditIndex
 import ChainIndex
 import Foundation
 import LogProofs
+import LogTree
 import SegmentStore
 
 /// What a recovery from the bucket found and built.
@@ -79,23 +81,48 @@ public enum BucketRecovery {
             var segment: UInt64 = 0
             var expected: UInt64 = 0
             var fromTail: [UInt64] = []
+            // What the bundles so far hold: their leaves (the tree below the tail) and each org's position.
+            try FileOps.makeDirectory(dirs.index)
+            let tree = try TreeStore(directory: dirs.tree)
+            var orgs: [String: OrgMark] = [:]
             while true {
                 let name = BundleFiles.name(segment)
                 if bundles.contains(name) {
+                    // Verified whole (signature, hashes, every entry, both chains from the
+                    // recorded start, leaves to the checkpoint's root, the index file), and
+                    // continuing the log so far; then its files are the segment's, as written.
                     let dir = try bucket.path(of: name)
-                    let (m, cp) = try ArchiveBundle.checkSigned(directory: dir, verifier: verifier)
-                    guard m.segment == segment, m.first_seq == expected, m.end_seq > m.first_seq else {
-                        throw BundleError(
-                            file: bucket.objectKey(name),
-                            reason:
-                                "holds segment \(m.segment), entries \(m.first_seq)..<\(m.end_seq); the log needs segment \(segment) from entry \(expected)"
-                        )
-                    }
+                    let m = try ArchiveBundle.verify(directory: dir, verifier: verifier)
                     try FileOps.createFile(
                         dirs.segments + "/" + SegmentNames.sealed(segment),
                         contents: try ArchiveFiles.read(dir + "/" + BundleFiles.segment), mode: 0o440)
+                    if fromTail.isEmpty {
+                        try continues(
+                            m, bundle: bucket.objectKey(name), segment: segment, expected: expected, tree: tree,
+                            orgs: orgs)
+                        try FileOps.createFile(
+                            dirs.index + "/" + OrgIndex.fileName(segment),
+                            contents: try ArchiveFiles.read(dir + "/" + BundleFiles.index), mode: 0o440)
+                        let leaves = try ArchiveFiles.read(dir + "/" + BundleFiles.leaves)
+                        try tree.append(
+                            stride(from: 0, to: leaves.count, by: 32).compactMap { Hash(bytes: leaves[$0..<($0 + 32)]) }
+                        )
+                        for o in m.orgs { orgs[o.org] = OrgMark(count: o.count_after, lastSeq: o.last_seq) }
+                    } else {
+                        // After a segment rebuilt from its tail, the ledger's replay continues the
+                        // chains (and writes the index files) from there on.
+                        guard m.segment == segment, m.first_seq == expected else {
+                            throw BundleError(
+                                file: bucket.objectKey(name),
+                                reason:
+                                    "holds segment \(m.segment) from entry \(m.first_seq); the log needs segment \(segment) from entry \(expected)"
+                            )
+                        }
+                    }
+                    if let (_, cp) = try? ArchiveBundle.checkSigned(directory: dir, verifier: verifier) {
+                        checkpoints.append(cp)
+                    }
                     bucket.evictCache(bundle: name)
-                    checkpoints.append(cp)
                     report.bundles += 1
                     expected = m.end_seq
                 } else {
@@ -124,6 +151,7 @@ public enum BucketRecovery {
                     "\(bucket.client.place) holds no bundle and no tail object of segment 0: there is nothing of this log to recover (check the bucket and prefix)"
                 )
             }
+            try tree.sync()
             // A segment rebuilt from its tail that others follow was sealed on the lost machine
             // (only the last one was open): sealed here as it was there.
             let last = UInt64(report.bundles + report.tailSegments) - 1
@@ -176,6 +204,34 @@ public enum BucketRecovery {
         } catch {
             try? FileManager.default.removeItem(atPath: dataDir)
             throw error
+        }
+    }
+
+    /// Checks that verified bundle `m` continues the log rebuilt so far: its segment and first
+    /// entry, the hash of the entry before it, and every org's position at its start.
+    static func continues(
+        _ m: BundleManifest, bundle: String, segment: UInt64, expected: UInt64, tree: TreeStore,
+        orgs: [String: OrgMark]
+    ) throws {
+        func refuse(_ why: String) -> BundleError { BundleError(file: bundle, reason: why) }
+        guard m.segment == segment, m.first_seq == expected, m.end_seq > m.first_seq else {
+            throw refuse(
+                "holds segment \(m.segment), entries \(m.first_seq)..<\(m.end_seq); the log needs segment \(segment) from entry \(expected)"
+            )
+        }
+        let prev = expected > 0 ? try tree.leaf(expected - 1) : .zero
+        guard m.prev_hash == prev.hex else {
+            throw refuse("does not continue the entry before it (prev_hash \(m.prev_hash.prefix(16))…)")
+        }
+        for (org, start) in m.org_start {
+            let want = orgs[org]
+            let count = want?.count ?? 0
+            let last = try want.map { try tree.leaf($0.lastSeq).hex } ?? Hash.zero.hex
+            guard start.count == count, start.last_hash == last else {
+                throw refuse(
+                    "org \(org) starts at \(start.count) entries, but the log before it holds \(count) of that org: the chain does not continue"
+                )
+            }
         }
     }
 

@@ -91,6 +91,8 @@ public final class Replicator: @unchecked Sendable {
     private var wake = false
     private var stopping = false
     private var caughtUpAt = ContinuousClock.now
+    /// When entries became durable: `(end, at)`, entries below `end` were durable at `at`.
+    private var durableAt: [(end: UInt64, at: ContinuousClock.Instant)] = []
     private var tailFailure: (String, Date)?
     private var bundleFailure: (String, Date)?
     private var tailCount: UInt64 = 0
@@ -135,7 +137,8 @@ public final class Replicator: @unchecked Sendable {
             let failure = tailFailure ?? bundleFailure
             return ReplicationStatus(
                 replicatedEnd: end, storedEnd: stored, lagBytes: lagBytes,
-                lagSeconds: end >= stored ? 0 : Self.seconds(ContinuousClock.now - caughtUpAt),
+                lagSeconds: end >= stored
+                    ? 0 : Self.seconds(ContinuousClock.now - (durableAt.first { $0.end > end }?.at ?? caughtUpAt)),
                 published: _published?.checkpoint.size, bundles: bundled.count, tailObjects: tailCount,
                 failing: failure?.0, failingSince: failure?.1)
         }
@@ -233,15 +236,32 @@ public final class Replicator: @unchecked Sendable {
         if let now { done(now) }
     }
 
-    /// A hint from the commit path: entries up to `end` are durable. Wakes the tail thread
-    /// early once `maxEntries` wait.
+    /// From the commit path: entries below `end` are durable now. It dates them (the lag in
+    /// seconds is the age of the oldest entry the bucket lacks) and wakes the tail thread early
+    /// once `maxEntries` wait.
     public func committed(end e: UInt64) {
+        let now = ContinuousClock.now
         cond.withLock {
+            if let last = durableAt.last, last.end >= e { return }
+            // Samples 10 ms apart at most (a second apart past 10,000 waiting, and past 100,000
+            // the last one only grows): an entry is dated no later than it became durable.
+            let spacing: Duration = durableAt.count < 10_000 ? .milliseconds(10) : .seconds(1)
+            if let last = durableAt.last, now - last.at < spacing || durableAt.count >= 100_000 {
+                durableAt[durableAt.count - 1].end = e
+            } else {
+                durableAt.append((e, now))
+            }
             if e >= end + options.maxEntries {
                 wake = true
                 cond.broadcast()
             }
         }
+    }
+
+    /// Forgets the dates of entries the bucket now holds (called with `cond` held).
+    private func pruneDates() {
+        let covered = durableAt.prefix { $0.end <= end }.count
+        if covered > 0 { durableAt.removeFirst(covered) }
     }
 
     /// Why writes in `replicated` mode should be refused now (the store has failed for longer
@@ -308,6 +328,7 @@ public final class Replicator: @unchecked Sendable {
         let stored = ledger.storedCount
         cond.withLock {
             end = computeEnd(segs)
+            pruneDates()
             if end >= stored { caughtUpAt = .now }
         }
     }
@@ -336,6 +357,7 @@ public final class Replicator: @unchecked Sendable {
                 uploadedEnd[u.segment] = toSeq
                 tailCount += 1
                 end = computeEnd(segs)
+                pruneDates()
             }
             release()
             from = toSeq
@@ -388,12 +410,12 @@ public final class Replicator: @unchecked Sendable {
                 guard let cp = try ledger.checkpoint(atLeast: s.endSeq) else { continue }
                 let segs = ledger.segments()
                 guard cond.withLock({ computeEnd(segs, also: s.segment) }) >= cp.checkpoint.size else { continue }
-                let (name, _, _) = try archiver.replicate(s)
-                bucket.evictCache(bundle: name)
+                try archiver.putBundle(s)
                 let after = ledger.segments()
                 cond.withLock {
                     bundled.insert(s.segment)
                     end = computeEnd(after)
+                    pruneDates()
                 }
                 release()
             }

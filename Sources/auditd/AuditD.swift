@@ -29,7 +29,9 @@ struct AuditD: AsyncParsableCommand {
             socket ./auditd.sock (mode 0660, this user and group may write), and the read port on
             127.0.0.1:8650. A JSON --config file may set any setting by its key (e.g. "http_port");
             flags override it. Sealed segments older than the hot window (90 days) move to
-            ./auditd-archive as verifiable bundles. SIGTERM or SIGINT: stop accepting, acknowledge
+            ./auditd-archive as verifiable bundles; with an s3:// archive the log also follows
+            itself into the bucket continuously (bundles at seal, the tail every second; see --ack).
+            SIGTERM or SIGINT: stop accepting, acknowledge
             what is in flight, sign a final checkpoint, exit 0.
 
             SETTINGS (flag, [config key; default]):
@@ -212,6 +214,11 @@ struct AuditD: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         announce("auditd: data \(c.data), verifier key \(ledger.verifier.text)")
+        if replicator != nil {
+            announce(
+                "auditd: replicating into \(c.archivePath) (ack \(c.ack); tail every \(c.tailIntervalMs) ms; checkpoints published once the bucket holds their entries)"
+            )
+        }
         do {
             try await serviceGroup.run()
         } catch {

@@ -269,8 +269,8 @@ final class IngestHandler: ChannelInboundHandler {
             // The entries are stored: a retry with the same key finds them, whatever the bucket does.
             if case .success(let receipts) = result {
                 for (it, r) in zip(items, receipts) { if let k = it.idemKey { idempotency.complete(k, r) } }
-                // Local mode: the tail thread is woken early once enough entries wait.
-                if replicated == nil, let last = receipts.last { follower?.committed(end: last.seq + 1) }
+                // Dated for the lag; in local mode the tail thread is woken early once enough wait.
+                if let last = receipts.last { follower?.committed(end: last.seq + 1) }
             }
             let finish: @Sendable (Bool) -> Void = { inBucket in
                 let done = ContinuousClock.now

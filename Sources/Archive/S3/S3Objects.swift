@@ -106,6 +106,11 @@ extension S3Backend {
         return !refused
     }
 
+    /// Whether bundle `name`'s commit object has a version (nothing is downloaded).
+    public func contains(bundle name: String) throws -> Bool {
+        try firstVersion(of: key(name + "/" + Self.commitFile)) != nil
+    }
+
     /// Bundle `name`'s manifest alone: the committed version, checked against its commit.
     public func manifest(of name: String) throws -> [UInt8] {
         guard let c = try commit(of: name), let f = c.files.first(where: { $0.name == BundleFiles.manifest }) else {
