@@ -21,6 +21,9 @@ extension Ledger {
     /// daemon's recheck cover.
     public var sealedEnd: UInt64 { store.sealedEnd }
 
+    /// The number of the segment being appended to: it changes at each rotation.
+    public var openSegment: UInt64 { store.openSegment }
+
     /// The durable part of each segment not sealed yet, oldest first (for a copier that follows the log).
     public func unsealedSegments() -> [UnsealedSegment] { store.unsealed() }
 

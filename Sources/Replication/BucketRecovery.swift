@@ -21,6 +21,9 @@ public struct BucketRecoveryReport: Sendable, CustomStringConvertible {
     public var checkpointSize: UInt64?
     /// Entries recovered beyond that checkpoint (acknowledged, carried by signed tail objects).
     public var beyondCheckpoint: UInt64 { checkpointSize.map { entries > $0 ? entries - $0 : 0 } ?? entries }
+    /// The largest size of a checkpoint a bundle embeds beyond the recovered entries (put while
+    /// the bucket caught up after an outage; never published): entries up to it were lost.
+    public var unpublishedBeyond: UInt64?
     /// When the newest recovered entry was received (ms since the epoch), if any.
     public var newestReceivedAt: Int64?
     /// A note when the signer state beside the key was ahead of the bucket and was rewound
@@ -40,6 +43,10 @@ public struct BucketRecoveryReport: Sendable, CustomStringConvertible {
                 "; the newest entry was received at \(Timestamp.format(t)) (\(String(format: "%.1f", max(0, age))) s ago)"
         }
         s += "; \(String(format: "%.1f", seconds)) s, \(Int(Double(entries) / max(seconds, 0.001))) entries/s"
+        if let u = unpublishedBeyond {
+            s +=
+                "\na bundle embeds an unpublished checkpoint at size \(u): entries \(entries)..<\(u) were acknowledged in local mode and reached no object before the loss"
+        }
         if let n = signerNote { s += "\n" + n }
         return s
     }
@@ -71,6 +78,7 @@ public enum BucketRecovery {
         do {
             var report = BucketRecoveryReport()
             var checkpoints: [SignedCheckpoint] = []
+            var fromBucket: Set<UInt64> = []
             let bundles = Set(try bucket.list())
             // One listing for every tail object: name → its first version.
             let tails = try bucket.firstVersions(under: "tail/")
@@ -163,8 +171,9 @@ public enum BucketRecovery {
             where BucketLayout.parseCheckpoint(name) != nil {
                 guard let bytes = try bucket.firstVersionBytes(name) else { continue }
                 do {
-                    checkpoints.append(
-                        try SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: verifier))
+                    let cp = try SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: verifier)
+                    checkpoints.append(cp)
+                    fromBucket.insert(cp.checkpoint.size)
                 } catch {
                     throw TailObjectError(
                         object: bucket.objectKey(name), reason: "not a checkpoint of this log: \(error)")
@@ -178,7 +187,16 @@ public enum BucketRecovery {
             options.background = false
             options.retired = ArchiveTier()
             let ledger = try Ledger(directory: dataDir, signer: signer, options: options)
+            // A bundle put while the bucket caught up after an outage may embed a checkpoint
+            // covering entries the bucket never got (format-spec.md §12.6): it was never
+            // published, and the entries past the recovered log are the ones lost. Every other
+            // checkpoint must be the rebuilt tree's.
+            let published = fromBucket
             for cp in checkpoints {
+                if cp.checkpoint.size > ledger.size, !published.contains(cp.checkpoint.size) {
+                    report.unpublishedBeyond = max(report.unpublishedBeyond ?? 0, cp.checkpoint.size)
+                    continue
+                }
                 do { try ledger.adopt(cp) } catch {
                     _ = try? ledger.close()
                     throw AuditError(
@@ -188,7 +206,7 @@ public enum BucketRecovery {
                 }
             }
             report.entries = ledger.size
-            report.checkpointSize = checkpoints.last?.checkpoint.size
+            report.checkpointSize = checkpoints.last { $0.checkpoint.size <= ledger.size }?.checkpoint.size
             if ledger.size > 0 {
                 report.newestReceivedAt = (try? ledger.entry(seq: ledger.size - 1)).flatMap {
                     Entry.indexFields(ofStored: $0.content)?.fields.time

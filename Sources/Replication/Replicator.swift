@@ -74,6 +74,7 @@ public final class Replicator: @unchecked Sendable {
     /// Called on the tail thread each time a newer checkpoint is published.
     public var onPublished: (@Sendable (SignedCheckpoint) -> Void)?
     let tailClient: S3Client
+    let publishClient: S3Client
 
     struct Waiter {
         let end: UInt64
@@ -89,6 +90,18 @@ public final class Replicator: @unchecked Sendable {
     private var pending: [SignedCheckpoint] = []
     private var waiters: [Waiter] = []
     private var wake = false
+    private var wakePublish = false
+    private var lastOpen: UInt64 = 0
+    private var endMovedAt = ContinuousClock.now
+    /// Tail uploads: in flight (all, and per segment), dispatched up to, landed out of order,
+    /// and segments to put again from their first gap.
+    private var inflight = 0
+    private var inflightOf: [UInt64: Int] = [:]
+    private var dispatched: [UInt64: UInt64] = [:]
+    private var done: [UInt64: [UInt64: UInt64]] = [:]
+    private var redo: Set<UInt64> = []
+    private let uploads = DispatchQueue(label: "auditd-replicate-uploads", attributes: .concurrent)
+    static let maxInflight = 4
     private var stopping = false
     private var caughtUpAt = ContinuousClock.now
     /// When entries became durable: `(end, at)`, entries below `end` were durable at `at`.
@@ -114,6 +127,9 @@ public final class Replicator: @unchecked Sendable {
         // The tail thread retries itself, on its own schedule: a failed request fails at once.
         c.attempts = 1
         tailClient = c
+        let p = S3Client(bucket.client.settings, timeout: options.requestTimeout)
+        p.attempts = 1
+        publishClient = p
     }
 
     // MARK: What the bucket holds
@@ -256,6 +272,22 @@ public final class Replicator: @unchecked Sendable {
                 cond.broadcast()
             }
         }
+        // A rotation wakes the tail thread too: the rotated segment's last blocks go up
+        // before its seal takes it off the list (a few sealed ones stay readable for that).
+        let open = ledger.openSegment
+        cond.withLock {
+            if open != lastOpen {
+                lastOpen = open
+                wake = true
+                cond.broadcast()
+            }
+        }
+    }
+
+    /// Moves the bucket's end (called with `cond` held).
+    private func setEnd(_ e: UInt64) {
+        if e != end { endMovedAt = .now }
+        end = e
     }
 
     /// Forgets the dates of entries the bucket now holds (called with `cond` held).
@@ -292,21 +324,48 @@ public final class Replicator: @unchecked Sendable {
 
     // MARK: The tail
 
-    /// One round of the tail thread, run synchronously: every durable byte not in the bucket is
-    /// put, then the newest checkpoint it now backs. Throws the store's failure.
+    /// One round of the tail and publish threads, run synchronously: every durable byte not in
+    /// the bucket is put, then the newest checkpoint it now backs. Throws the store's failure.
     public func replicateTail() throws {
-        do {
+        do { try tailRound() } catch {
+            drainUploads()
+            throw error
+        }
+        drainUploads()
+        if let (why, _) = cond.withLock({ tailFailure }) { throw AuditError("tail upload failed: \(why)") }
+        try publishRound()
+    }
+
+    /// The tail thread's round: every durable byte not in the bucket is sent on its way (the
+    /// round does not wait for the uploads); a failure recorded since throws, to back off.
+    func tailRound() throws {
+        try recordingFailure {
             try ensureResumed()
             try putTail()
+        }
+        release()
+        if let (why, _) = cond.withLock({ tailFailure }) { throw AuditError("tail upload failed: \(why)") }
+    }
+
+    /// The publish thread's round: the newest checkpoint the bucket now backs is put and
+    /// published. Its own thread, so that writers waiting for the tail never wait for it.
+    func publishRound() throws {
+        try recordingFailure {
+            try ensureResumed()
             try publish()
-            cond.withLock { tailFailure = nil }
+        }
+    }
+
+    /// Records a failure to reach the store (a tail object that lands clears it).
+    private func recordingFailure(_ body: () throws -> Void) throws {
+        do {
+            try body()
         } catch {
             cond.withLock {
                 if tailFailure == nil { tailFailure = ("\(error)", Date()) } else { tailFailure?.0 = "\(error)" }
             }
             throw error
         }
-        release()
     }
 
     private func putTail() throws {
@@ -327,41 +386,89 @@ public final class Replicator: @unchecked Sendable {
         let segs = ledger.segments()
         let stored = ledger.storedCount
         cond.withLock {
-            end = computeEnd(segs)
+            setEnd(computeEnd(segs))
             pruneDates()
             if end >= stored { caughtUpAt = .now }
         }
     }
 
     /// Puts the durable bytes of `u` the bucket does not hold yet, in objects of at most
-    /// `maxObjectBytes` (whole blocks).
+    /// `maxObjectBytes` (whole blocks). Up to `maxInflight` objects are in flight at once: a
+    /// writer waiting in replicated mode waits for its own upload, not for the one before it.
+    /// They may land out of order; the segment counts as held up to the first gap, and after a
+    /// failed one the segment is put again from there.
     private func putTail(of u: UnsealedSegment) throws {
-        var from = cond.withLock {
-            bundled.contains(u.segment) ? u.endSeq : max(uploadedEnd[u.segment] ?? u.firstSeq, u.firstSeq)
+        let seg = u.segment
+        var from: UInt64? = cond.withLock {
+            if bundled.contains(seg) { return nil }
+            let up = max(uploadedEnd[seg] ?? u.firstSeq, u.firstSeq)
+            if redo.contains(seg) {
+                guard (inflightOf[seg] ?? 0) == 0 else { return nil }
+                redo.remove(seg)
+                dispatched[seg] = up
+            }
+            return max(dispatched[seg] ?? up, up)
         }
-        while from < u.endSeq {
-            guard let off = u.offset(ofSeq: from) else {
+        while let first = from, first < u.endSeq {
+            guard let off = u.offset(ofSeq: first) else {
                 throw AuditError(
-                    "entry \(from) of segment \(u.segment) does not start a block; its tail cannot be cut there")
+                    "entry \(first) of segment \(seg) does not start a block; its tail cannot be cut there")
             }
             let to = u.boundary(after: off, maxBytes: options.maxObjectBytes)
-            guard let toSeq = u.seq(atOffset: to), toSeq > from else { break }
+            guard let end = u.seq(atOffset: to), end > first else { break }
             let obj = TailObject(
-                segment: u.segment, offset: off, first: from, end: toSeq, bytes: try u.read(from: off, to: to))
+                segment: seg, offset: off, first: first, end: end, bytes: try u.read(from: off, to: to))
             let data = try obj.encoded(origin: ledger.origin) { try ledger.sign($0) }
-            try bucket.putOnce(
-                BucketLayout.tail(segment: u.segment, first: from, end: toSeq), bytes: data,
-                lockedUntil: Date().addingTimeInterval(options.tailLock), fresh: true, client: tailClient)
-            let segs = ledger.segments()
             cond.withLock {
-                uploadedEnd[u.segment] = toSeq
-                tailCount += 1
-                end = computeEnd(segs)
-                pruneDates()
+                while inflight >= Self.maxInflight { cond.wait() }
+                inflight += 1
+                inflightOf[seg, default: 0] += 1
+                dispatched[seg] = end
             }
-            release()
-            from = toSeq
+            let name = BucketLayout.tail(segment: seg, first: first, end: end)
+            let until = Date().addingTimeInterval(options.tailLock)
+            let segFirst = u.firstSeq
+            uploads.async { [self] in
+                let result = Result {
+                    try bucket.putOnce(name, bytes: data, lockedUntil: until, fresh: true, client: tailClient)
+                }
+                let segs = ledger.segments()
+                cond.withLock {
+                    inflight -= 1
+                    inflightOf[seg, default: 1] -= 1
+                    switch result {
+                    case .success:
+                        done[seg, default: [:]][first] = end
+                        var up = max(uploadedEnd[seg] ?? segFirst, segFirst)
+                        while let e = done[seg]?[up] {
+                            done[seg]?[up] = nil
+                            up = e
+                        }
+                        uploadedEnd[seg] = up
+                        tailCount += 1
+                        setEnd(computeEnd(segs))
+                        pruneDates()
+                        wakePublish = true
+                        tailFailure = nil
+                    case .failure(let error):
+                        redo.insert(seg)
+                        if tailFailure == nil {
+                            tailFailure = ("\(error)", Date())
+                        } else {
+                            tailFailure?.0 = "\(error)"
+                        }
+                    }
+                    cond.broadcast()
+                }
+                release()
+            }
+            from = end
         }
+    }
+
+    /// Waits until no tail object is in flight.
+    private func drainUploads() {
+        cond.withLock { while inflight > 0 { cond.wait() } }
     }
 
     /// Puts the newest signed checkpoint the bucket now backs, and publishes it.
@@ -376,9 +483,10 @@ public final class Replicator: @unchecked Sendable {
             }
         }
         guard let best = cond.withLock({ pending.last { $0.checkpoint.size <= backed } }) else { return }
+        // A new name each time (sizes only grow past what `resume` found): no read-back.
         try bucket.putOnce(
             BucketLayout.checkpoint(size: best.checkpoint.size), bytes: Array(best.note.utf8),
-            lockedUntil: Date().addingTimeInterval(options.tailLock), client: tailClient)
+            lockedUntil: Date().addingTimeInterval(options.tailLock), fresh: true, client: publishClient)
         cond.withLock {
             _published = best
             pending.removeAll { $0.checkpoint.size <= best.checkpoint.size }
@@ -394,30 +502,33 @@ public final class Replicator: @unchecked Sendable {
     public func replicateBundles() throws {
         do {
             try ensureResumed()
-            // The segment replication waits for (its tail not all up) first, then the others.
-            let sealed = ledger.segments().filter { $0.state == .sealed }
-            let todo = cond.withLock {
-                sealed.filter { !bundled.contains($0.segment) }.sorted { a, b in
-                    let ca = (uploadedEnd[a.segment] ?? a.firstSeq) >= a.endSeq
-                    let cb = (uploadedEnd[b.segment] ?? b.firstSeq) >= b.endSeq
-                    return ca == cb ? a.segment < b.segment : !ca
-                }
-            }
+            // A bundle embeds the first checkpoint covering its segment: it goes once the
+            // bucket, with it, holds every entry that checkpoint covers, so that no object in the
+            // bucket signs an entry the bucket lacks. After an outage that rule can wait on
+            // itself (each sealed segment's checkpoint reaches into the next one, whose tail
+            // is not all up either): then the oldest segment replication waits for goes once
+            // everything before it is there (format-spec.md §12.6).
+            let have = cond.withLock { bundled }
+            let todo = ledger.segments().filter { $0.state == .sealed && !have.contains($0.segment) }
+            var put = false
             for s in todo where !cond.withLock({ stopping }) {
-                // A bundle embeds the first checkpoint covering its segment: it goes only once
-                // the bucket, with this bundle, holds every entry that checkpoint covers, so
-                // that no object in the bucket signs entries the bucket does not hold.
                 guard let cp = try ledger.checkpoint(atLeast: s.endSeq) else { continue }
                 let segs = ledger.segments()
                 guard cond.withLock({ computeEnd(segs, also: s.segment) }) >= cp.checkpoint.size else { continue }
-                try archiver.putBundle(s)
-                let after = ledger.segments()
-                cond.withLock {
-                    bundled.insert(s.segment)
-                    end = computeEnd(after)
-                    pruneDates()
+                try bundle(s)
+                put = true
+            }
+            // Stuck: the bucket's end has not moved for three intervals while a segment waits.
+            let stored = ledger.storedCount
+            let stuck = cond.withLock { end < stored && ContinuousClock.now - endMovedAt > options.interval * 3 }
+            if !put && stuck {
+                for s in todo where !cond.withLock({ stopping }) {
+                    let segs = ledger.segments()
+                    guard try ledger.checkpoint(atLeast: s.endSeq) != nil,
+                        cond.withLock({ computeEnd(segs, also: s.segment) }) >= s.endSeq
+                    else { break }
+                    try bundle(s)
                 }
-                release()
             }
             cond.withLock { bundleFailure = nil }
         } catch {
@@ -428,6 +539,20 @@ public final class Replicator: @unchecked Sendable {
             lastCleanup = Date()
             try cleanUp()
         }
+    }
+
+    /// Puts sealed segment `s`'s bundle and counts it as held.
+    private func bundle(_ s: SegmentInfo) throws {
+        try archiver.putBundle(s)
+        let after = ledger.segments()
+        cond.withLock {
+            bundled.insert(s.segment)
+            setEnd(computeEnd(after))
+            pruneDates()
+            wakePublish = true
+            cond.broadcast()
+        }
+        release()
     }
 
     /// Removes tail objects of segments a bundle holds and checkpoints older than the
@@ -454,19 +579,24 @@ public final class Replicator: @unchecked Sendable {
 
     // MARK: Threads
 
-    /// Starts the tail and bundles threads.
+    /// Starts the tail, publish and bundles threads.
     public func start() {
         let tail = Thread { [self] in
-            loop(name: "tail") { try self.replicateTail() }
+            loop(name: "tail") { try self.tailRound() }
         }
         tail.name = "auditd-replicate-tail"
+        let publish = Thread { [self] in
+            loop(name: "publish") { try self.publishRound() }
+        }
+        publish.name = "auditd-replicate-publish"
         let bundles = Thread { [self] in
             ThreadPriority.setCurrent(nice: 5)
             loop(name: "bundles") { try self.replicateBundles() }
         }
         bundles.name = "auditd-replicate-bundles"
-        cond.withLock { running = 2 }
+        cond.withLock { running = 3 }
         tail.start()
+        publish.start()
         bundles.start()
     }
 
@@ -483,16 +613,19 @@ public final class Replicator: @unchecked Sendable {
             }
             release()
             // The tail thread also wakes for writers waiting in replicated mode (and their
-            // deadlines) and when `maxEntries` wait; the bundles thread only on its interval.
+            // deadlines) and when `maxEntries` wait; the publish thread when the bucket holds
+            // more; the bundles thread only on its interval.
             let isTail = name == "tail"
+            let isPublish = name == "publish"
             cond.withLock {
                 let until = Date().addingTimeInterval(Self.seconds(delay))
-                while !(isTail && wake) && !stopping {
+                while !(isTail && wake) && !(isPublish && wakePublish) && !stopping {
                     let next = isTail ? waiters.map(\.deadline).min() : nil
                     let limit = next.map { d in Date().addingTimeInterval(max(0, Self.seconds(d - .now))) }
                     if !cond.wait(until: min(until, limit ?? until)) { break }
                 }
                 if isTail { wake = false }
+                if isPublish { wakePublish = false }
             }
         }
         cond.withLock {
@@ -501,7 +634,7 @@ public final class Replicator: @unchecked Sendable {
         }
     }
 
-    /// Stops both threads after their current round (a last tail round first, so that what is
+    /// Stops the threads after their current round (a last tail round first, so that what is
     /// durable reaches the bucket when it can); waiting writers are told `false`.
     public func stop() {
         cond.withLock {

@@ -323,6 +323,9 @@ public final class SegmentStore: @unchecked Sendable {
     /// The sequence number the next record will get.
     public var nextSeq: UInt64 { open.nextSeq }
 
+    /// The number of the segment being appended to (any thread).
+    public var openSegment: UInt64 { lock.withLock { open.segment } }
+
     /// Appends `records` as one block at the next sequence numbers and returns the first.
     /// Nothing is durable, or readable, until `sync()` returns.
     @discardableResult

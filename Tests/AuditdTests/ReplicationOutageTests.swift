@@ -110,6 +110,7 @@ import Glibc
         let (s1, o1, e1) = try await d.ctlOffPool(
             ["append", "--socket", d.socket], stdin: event(org: "org_a", i: 1, key: "k1") + "\n")
         #expect(s1 != 0 && (e1 + o1).contains("not acknowledged"), "\(o1)\(e1)")
+        try await Task.sleep(for: .milliseconds(500))
         // After that long without the store, appends are refused before anything is stored.
         let (s2, o2, e2) = try await d.ctlOffPool(
             ["append", "--socket", d.socket], stdin: event(org: "org_a", i: 2, key: "k2") + "\n")
