@@ -154,7 +154,9 @@ public final class Replicator: @unchecked Sendable {
             return ReplicationStatus(
                 replicatedEnd: end, storedEnd: stored, lagBytes: lagBytes,
                 lagSeconds: end >= stored
-                    ? 0 : Self.seconds(ContinuousClock.now - (durableAt.first { $0.end > end }?.at ?? caughtUpAt)),
+                    ? 0
+                    : Self.seconds(
+                        ContinuousClock.now - (durableAt.first { $0.end > end }?.at ?? max(caughtUpAt, endMovedAt))),
                 published: _published?.checkpoint.size, bundles: bundled.count, tailObjects: tailCount,
                 failing: failure?.0, failingSince: failure?.1)
         }
@@ -636,13 +638,18 @@ public final class Replicator: @unchecked Sendable {
 
     /// Stops the threads after their current round (a last tail round first, so that what is
     /// durable reaches the bucket when it can); waiting writers are told `false`.
-    public func stop() {
-        cond.withLock {
+    ///
+    /// Bounded: a store that hangs holds the stop at most `stopWait` (a request may take up to
+    /// its timeout); what did not go up then goes at the next start.
+    public func stop(stopWait: TimeInterval = 15) {
+        let deadline = Date().addingTimeInterval(stopWait)
+        let stopped = cond.withLock {
             stopping = true
             cond.broadcast()
-            while running > 0 { cond.wait() }
+            while running > 0 { if !cond.wait(until: deadline) { break } }
+            return running == 0
         }
-        try? replicateTail()
+        if stopped { try? replicateTail() }
         release(force: true)
     }
 }
