@@ -329,12 +329,3 @@ public enum BucketRecovery {
             "the signer state \(path) recorded a checkpoint at size \(state.size), beyond what the bucket held (\(bucketNewest.map { String($0.checkpoint.size) } ?? "nothing")): it was never published (only checkpoints the bucket backs are), so it was rewound to size \(mine.size); entries \(ledger.size)..<\(state.size) were acknowledged in local mode and lost with the machine"
     }
 }
-
-/// A value shared between threads.
-final class Locked<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v: T
-    init(_ v: T) { self.v = v }
-    var value: T { lock.withLock { v } }
-    func mutate(_ f: (inout T) -> Void) { lock.withLock { f(&v) } }
-}

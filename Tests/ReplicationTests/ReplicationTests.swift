@@ -40,6 +40,29 @@ import Testing
         }
     }
 
+    /// A fresh directory (removed by `cleanup`), key, bucket, ledger and replicator.
+    struct Setup {
+        let root: String
+        let signer: NoteSigner
+        let backend: S3Backend
+        let l: Ledger
+        let r: Replicator
+        func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+    }
+
+    static func setUp(options: ReplicationOptions? = nil) throws -> Setup {
+        let root = NSTemporaryDirectory() + "repl-\(UUID().uuidString.prefix(8))"
+        let signer = try NoteSigner.generate(name: "audit.test/log")
+        let (_, backend) = try Self.bucket()
+        let l = try Self.ledger(root, signer: signer)
+        let r =
+            options.map {
+                Replicator(ledger: l, archiver: Archiver(ledger: l, backend: backend), bucket: backend, options: $0)
+            }
+            ?? Self.replicator(l, backend)
+        return Setup(root: root, signer: signer, backend: backend, l: l, r: r)
+    }
+
     static func replicator(_ l: Ledger, _ backend: S3Backend) -> Replicator {
         var o = ReplicationOptions()
         o.interval = .milliseconds(50)
@@ -58,12 +81,9 @@ import Testing
     }
 
     @Test func sealedBundlesTailObjectsAndCheckpointsRebuildTheLogFromTheBucketAlone() throws {
-        let root = NSTemporaryDirectory() + "repl-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let signer = try NoteSigner.generate(name: "audit.test/log")
-        let (_, backend) = try Self.bucket()
-        let l = try Self.ledger(root, signer: signer)
-        let r = Self.replicator(l, backend)
+        let t = try Self.setUp()
+        defer { t.cleanup() }
+        let (root, signer, backend, l, r) = (t.root, t.signer, t.backend, t.l, t.r)
         // Two sealed segments, then entries in the open one, each step replicated.
         _ = try l.appendAndWait(try Self.entries(300, from: 0))
         try r.replicateTail()
@@ -115,12 +135,9 @@ import Testing
     @Test func aSegmentWhoseTailIsUpButWhoseBundleIsNotComesBackSealed() throws {
         // Segment 0's tail went up, then it was sealed; the bundles thread put segment 1's
         // bundle first (it was the one replication waited for), and the machine was lost.
-        let root = NSTemporaryDirectory() + "repl-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let signer = try NoteSigner.generate(name: "audit.test/log")
-        let (_, backend) = try Self.bucket()
-        let l = try Self.ledger(root, signer: signer)
-        let r = Self.replicator(l, backend)
+        let t = try Self.setUp()
+        defer { t.cleanup() }
+        let (root, signer, backend, l, r) = (t.root, t.signer, t.backend, t.l, t.r)
         _ = try l.appendAndWait(try Self.entries(100, from: 0))
         try r.replicateTail()
         try l.sealNow()
@@ -146,12 +163,9 @@ import Testing
     }
 
     @Test func aCheckpointIsNeverPublishedBeforeTheBucketHoldsItsEntries() throws {
-        let root = NSTemporaryDirectory() + "repl-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let signer = try NoteSigner.generate(name: "audit.test/log")
-        let (_, backend) = try Self.bucket()
-        let l = try Self.ledger(root, signer: signer)
-        let r = Self.replicator(l, backend)
+        let t = try Self.setUp()
+        defer { t.cleanup() }
+        let (backend, l, r) = (t.backend, t.l, t.r)
         for round in 0..<5 {
             _ = try l.appendAndWait(try Self.entries(50, from: round * 50))
             try l.checkpointNow()
@@ -171,12 +185,9 @@ import Testing
     }
 
     @Test func writersInReplicatedModeAreReleasedOnlyOnceTheBucketHoldsTheirEntries() throws {
-        let root = NSTemporaryDirectory() + "repl-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let signer = try NoteSigner.generate(name: "audit.test/log")
-        let (_, backend) = try Self.bucket()
-        let l = try Self.ledger(root, signer: signer)
-        let r = Self.replicator(l, backend)
+        let t = try Self.setUp()
+        defer { t.cleanup() }
+        let (l, r) = (t.l, t.r)
         let got = Locked<[Bool]>([])
         let receipts = try l.appendAndWait(try Self.entries(10, from: 0))
         r.whenReplicated(end: receipts[9].seq + 1, deadline: .now + .seconds(30)) { ok in got.mutate { $0.append(ok) } }
@@ -197,12 +208,9 @@ import Testing
     }
 
     @Test func aForgedOrAlteredTailObjectIsRefusedByName() throws {
-        let root = NSTemporaryDirectory() + "repl-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let signer = try NoteSigner.generate(name: "audit.test/log")
-        let (_, backend) = try Self.bucket()
-        let l = try Self.ledger(root, signer: signer)
-        let r = Self.replicator(l, backend)
+        let t = try Self.setUp()
+        defer { t.cleanup() }
+        let (root, signer, backend, l, r) = (t.root, t.signer, t.backend, t.l, t.r)
         _ = try l.appendAndWait(try Self.entries(40, from: 0))
         try r.replicateTail()
         let open = try #require(l.unsealedSegments().last)
@@ -236,14 +244,11 @@ import Testing
     @Test func aGapInTheBucketBelowItsCheckpointIsRefused() throws {
         // A lock of one second: the tail objects can be deleted soon after, as a store without
         // (or past) its lock would allow. The bucket's checkpoint then covers missing entries.
-        let root = NSTemporaryDirectory() + "repl-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let signer = try NoteSigner.generate(name: "audit.test/log")
-        let (_, backend) = try Self.bucket()
-        let l = try Self.ledger(root, signer: signer)
         var o = ReplicationOptions()
         o.tailLock = 1
-        let r = Replicator(ledger: l, archiver: Archiver(ledger: l, backend: backend), bucket: backend, options: o)
+        let t = try Self.setUp(options: o)
+        defer { t.cleanup() }
+        let (root, signer, backend, l, r) = (t.root, t.signer, t.backend, t.l, t.r)
         for k in 0..<3 {
             _ = try l.appendAndWait(try Self.entries(20, from: k * 20))
             try l.checkpointNow()
@@ -260,13 +265,4 @@ import Testing
         #expect(text.contains("checkpoint at size 40") && text.contains("missing from the bucket"), "\(text)")
         _ = try l.close()
     }
-}
-
-/// A value shared with callbacks on other threads.
-final class Locked<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v: T
-    init(_ v: T) { self.v = v }
-    var value: T { lock.withLock { v } }
-    func mutate(_ f: (inout T) -> Void) { lock.withLock { f(&v) } }
 }
