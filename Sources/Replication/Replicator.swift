@@ -58,8 +58,9 @@ public struct ReplicationStatus: Sendable, Equatable {
 
 /// Follows the log into the bucket (format-spec.md §12.6): every sealed segment's bundle
 /// within seconds of its seal (`bundles` thread), the durable bytes of unsealed segments as
-/// signed tail objects at most `interval` after they became durable (`tail` thread), and each
-/// checkpoint once every entry it covers is there. Only a checkpoint the bucket backs is
+/// signed tail objects at most `interval` after they became durable (`tail` thread, up to four
+/// objects in flight), and each checkpoint once every entry it covers is there (`publish`
+/// thread). Only a checkpoint the bucket backs is
 /// published (`published`): a lost machine then never leaves a witness or a reader holding a
 /// checkpoint that no recovered log can extend.
 public final class Replicator: @unchecked Sendable {
@@ -71,8 +72,6 @@ public final class Replicator: @unchecked Sendable {
     public let bucket: S3Backend
     /// The options in force.
     public let options: ReplicationOptions
-    /// Called on the tail thread each time a newer checkpoint is published.
-    public var onPublished: (@Sendable (SignedCheckpoint) -> Void)?
     let tailClient: S3Client
     let publishClient: S3Client
 
@@ -109,7 +108,6 @@ public final class Replicator: @unchecked Sendable {
     private var tailFailure: (String, Date)?
     private var bundleFailure: (String, Date)?
     private var tailCount: UInt64 = 0
-    private var threads: [Thread] = []
     private var running = 0
     private var lastCleanup = Date.distantPast
     /// The tail thread's own: unsealed segments whose tail is not all up yet.
@@ -493,7 +491,6 @@ public final class Replicator: @unchecked Sendable {
             _published = best
             pending.removeAll { $0.checkpoint.size <= best.checkpoint.size }
         }
-        onPublished?(best)
     }
 
     // MARK: Bundles
