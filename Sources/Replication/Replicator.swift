@@ -344,8 +344,18 @@ public final class Replicator: @unchecked Sendable {
             try putTail()
         }
         release()
+        // Failing with nothing to put (writes refused, or none came): ask the store itself,
+        // so that a store that is back ends the refusal without waiting for an upload.
+        if cond.withLock({ tailFailure != nil && inflight == 0 && end >= dispatchedEnd() }),
+            let r = try? tailClient.request("GET", key: nil, query: [("versioning", "")]), r.status == 200
+        {
+            cond.withLock { tailFailure = nil }
+        }
         if let (why, _) = cond.withLock({ tailFailure }) { throw AuditError("tail upload failed: \(why)") }
     }
+
+    /// Where the tail objects sent so far end, over the segments the bucket lacks (with `cond` held).
+    private func dispatchedEnd() -> UInt64 { dispatched.values.max() ?? 0 }
 
     /// The publish thread's round: the newest checkpoint the bucket now backs is put and
     /// published. Its own thread, so that writers waiting for the tail never wait for it.
