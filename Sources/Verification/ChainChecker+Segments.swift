@@ -154,10 +154,13 @@ extension ChainChecker {
             pipe.cancelAndJoin()
             if let e = scanError {
                 // The archiver may have moved the segment while it was being read: then it is
-                // stepped over as archived, from where it started. Anything else is a failure.
+                // stepped over as archived, from where it started. The store says so itself
+                // (`.retired`) from the moment the segment is retired, before its file goes.
+                // Anything else is a failure.
                 let stub = store.directory + "/" + ArchivedStub.fileName(info.segment)
-                guard e is AuditError, info.state == .sealed, info.firstSeq >= before.position,
-                    !FileOps.exists(info.path), FileOps.exists(stub)
+                let retired = (e as? AuditError)?.code == .retired || !FileOps.exists(info.path)
+                guard e is AuditError, info.state == .sealed, info.firstSeq >= before.position, retired,
+                    FileOps.exists(stub)
                 else { throw e }
                 self = before
                 let moved = SegmentInfo(
