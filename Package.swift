@@ -20,8 +20,6 @@ let package = Package(
         .library(name: "AuditClient", targets: ["AuditClient"]),
         .library(name: "WriterWitness", targets: ["WriterWitness"]),
         .library(name: "AuditAccess", targets: ["AuditAccess"]),
-        // The fuzz targets' bodies, for FuzzTesting/ (a package of its own) and the replay tests.
-        .library(name: "FuzzHarness", targets: ["FuzzHarness"]),
         .executable(name: "auditd", targets: ["auditd"]),
         .executable(name: "auditctl", targets: ["auditctl"]),
     ],
@@ -137,6 +135,9 @@ let package = Package(
                 "AuditBase", "SegmentStore", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "AuditExport",
                 "LogProofs", "Archive", "AuditAccess", "AuditWire", "Witness",
             ], path: "Tests/FuzzHarness"),
+        // The fuzz targets' bodies are FuzzHarness's; `scripts/fuzz` builds this with libFuzzer,
+        // a normal build makes it a replayer of saved inputs (FuzzTesting/README.md).
+        .executableTarget(name: "auditfuzz", dependencies: ["FuzzHarness"], path: "FuzzTesting/auditfuzz"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzHarness"]),
         // Reads Package.swift and Sources/: every arrow between targets points down a layer.
         .testTarget(name: "ArchitectureTests"),

@@ -74,6 +74,21 @@ import Testing
         #expect(wrong.isEmpty, "imports against the drawing: \(wrong)")
     }
 
+    @Test func onlySourceTargetsArePublished() throws {
+        // Test helpers (FuzzHarness, TestSupport) compile against `package` symbols and test-only
+        // code: a product over them would make them part of the package's public surface.
+        let text = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let products = text.split(separator: "\n").filter {
+            $0.contains(".library(name:") || $0.contains(".executable(name:")
+        }
+        #expect(products.count >= 10, "Package.swift's products were not found")
+        let published = products.flatMap { line in
+            line.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+        }
+        let outside = Set(published).filter { Self.layers[$0] == nil }
+        #expect(outside.isEmpty, "products over targets outside Sources/: \(outside.sorted())")
+    }
+
     @Test func theCheckSeesAWrongArrow() {
         // The checker itself: an import of a higher layer is found.
         #expect(

@@ -12,7 +12,7 @@ import LogTree
 import SegmentStore
 import Witness
 
-/// The body of every fuzz target (FuzzTesting/, one libFuzzer executable each), kept here so
+/// The body of every fuzz target (`auditfuzz`, FuzzTesting/auditfuzz, built with libFuzzer), kept here so
 /// that `swift test` replays each target's fail cases and seeds through the very same code
 /// (Tests/FuzzRegressionTests). Each takes any bytes and must never trap.
 public enum FuzzHarness {

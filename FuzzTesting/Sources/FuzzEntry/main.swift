@@ -1,9 +1,0 @@
-import FuzzHarness
-
-/// libFuzzer's entry point: the body is FuzzHarness.entry (Tests/FuzzHarness), which
-/// Tests/FuzzRegressionTests also replays on every fail case and seed.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    FuzzHarness.entry(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
