@@ -134,28 +134,23 @@ public final class SegmentStore: @unchecked Sendable {
     private var cache: [(UInt64, SealedSegment)] = []
     private static let cacheSize = 64
 
-    /// Opens (or creates) the store in `directory`, recovering the open segment. `retired`
-    /// names the segments whose records left the directory (a sealed file present for one of
-    /// them wins: its move out did not finish, or it came back). The segments, retired or not,
-    /// must continue one another from segment 0 at sequence 0: a caller that forgets a retired
-    /// one is told a segment is missing, never served a log that starts later.
-    ///
-    /// Recovery (format-spec.md §2.5): 1. remove `*.seg.tmp` and `*.open.tmp` (a seal or a
-    /// segment creation that never reached its rename); 2. remove an open file whose sealed file exists (the seal committed);
-    /// 3. reopen older open files strictly (they were synced before rotation); 4. reopen the
-    /// newest open file, cutting a torn tail; 5. check the segments continue one another.
-    /// Sealed files are only read, never written.
-    public init(
-        directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false,
-        retired: [RetiredSegment] = []
-    ) throws(AuditError) {
-        self.directory = directory
-        self.options = options
-        self.readOnly = readOnly
-        if !readOnly { try FileOps.makeDirectory(directory) }
+    /// What the directory holds, listed and opened (init's steps 1-4).
+    private struct Loaded {
+        var infos: [SegmentInfo]
+        var rotated: [(OpenSegment, [BlockRef])]
+        var report: RecoveryReport?
+        var open: OpenSegment?
+        /// Where the segments end: the next sequence number and segment number.
+        var endSeq: UInt64
+        var nextSegment: UInt64?
+    }
+
+    private static func load(
+        directory: String, names: [String], readOnly: Bool, retired: [RetiredSegment]
+    ) throws(AuditError) -> Loaded {
         var sealedNums: [UInt64] = []
         var openNums: [UInt64] = []
-        for name in try FileOps.list(directory) {
+        for name in names {
             guard let (n, suffix) = SegmentNames.parse(name) else { continue }
             switch suffix {
             case "seg.tmp", "open.tmp": if !readOnly { try FileOps.unlink(directory + "/" + name) }
@@ -178,7 +173,7 @@ public final class SegmentStore: @unchecked Sendable {
         openNums.removeAll { sealedSet.contains($0) }
 
         var infos: [SegmentInfo] = []
-        for n in sealedNums { infos.append(try Self.peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
+        for n in sealedNums { infos.append(try peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
         for r in away {
             guard r.endSeq > r.firstSeq else {
                 throw AuditError(
@@ -196,8 +191,20 @@ public final class SegmentStore: @unchecked Sendable {
         var openSeg: OpenSegment?
         for (i, n) in openNums.enumerated() {
             let isLast = i == openNums.count - 1
-            let (seg, rep) = try OpenSegment.recover(
-                path: directory + "/" + SegmentNames.open(n), expectedSegment: n, allowCut: isLast, readOnly: readOnly)
+            let path = directory + "/" + SegmentNames.open(n)
+            let seg: OpenSegment
+            let rep: RecoveryReport
+            do {
+                (seg, rep) = try OpenSegment.recover(
+                    path: path, expectedSegment: n, allowCut: isLast, readOnly: readOnly)
+            } catch {
+                // A reader beside the writer: the segment was sealed since it was listed (its
+                // open file goes once its sealed file is in place; segments seal oldest first).
+                let sealedPath = directory + "/" + SegmentNames.sealed(n)
+                guard readOnly, rot.isEmpty, !FileOps.exists(path), FileOps.exists(sealedPath) else { throw error }
+                infos.append(try peekSealed(sealedPath, segment: n))
+                continue
+            }
             if isLast {
                 openSeg = seg
                 report = rep
@@ -230,6 +237,52 @@ public final class SegmentStore: @unchecked Sendable {
             expectedSeq = end
             expectedNum = num + 1
         }
+        return Loaded(
+            infos: infos, rotated: rot, report: report, open: openSeg, endSeq: expectedSeq, nextSegment: expectedNum)
+    }
+
+    /// Opens (or creates) the store in `directory`, recovering the open segment. `retired`
+    /// names the segments whose records left the directory (a sealed file present for one of
+    /// them wins: its move out did not finish, or it came back). The segments, retired or not,
+    /// must continue one another from segment 0 at sequence 0: a caller that forgets a retired
+    /// one is told a segment is missing, never served a log that starts later.
+    ///
+    /// Recovery (format-spec.md §2.5): 1. remove `*.seg.tmp` and `*.open.tmp` (a seal or a
+    /// segment creation that never reached its rename); 2. remove an open file whose sealed file exists (the seal committed);
+    /// 3. reopen older open files strictly (they were synced before rotation); 4. reopen the
+    /// newest open file, cutting a torn tail; 5. check the segments continue one another.
+    /// Sealed files are only read, never written.
+    public init(
+        directory: String, options: SegmentStoreOptions = .init(), readOnly: Bool = false,
+        retired: [RetiredSegment] = []
+    ) throws(AuditError) {
+        self.directory = directory
+        self.options = options
+        self.readOnly = readOnly
+        if !readOnly { try FileOps.makeDirectory(directory) }
+        // A reader lists the directory while the writer seals and retires segments: a file
+        // it listed may be gone (renamed or unlinked) by the time it opens it, and a listing is
+        // not a snapshot (a segment sealed while it ran may show neither of its two names).
+        // Then it lists again; what is still wrong after a few tries is reported.
+        var attempts = 0
+        var names = try FileOps.list(directory)
+        var loaded: Loaded
+        while true {
+            do {
+                loaded = try Self.load(directory: directory, names: names, readOnly: readOnly, retired: retired)
+                break
+            } catch {
+                // Only a listing the directory changed since is tried again: when it did not,
+                // the error is the directory's.
+                attempts += 1
+                guard readOnly, attempts < 8 else { throw error }
+                let again = try FileOps.list(directory)
+                guard Set(again) != Set(names) else { throw error }
+                names = again
+            }
+        }
+        let (infos, rot, report, openSeg) = (loaded.infos, loaded.rotated, loaded.report, loaded.open)
+        let (expectedSeq, expectedNum) = (loaded.endSeq, loaded.nextSegment)
         if let openSeg {
             open = openSeg
         } else if readOnly {

@@ -292,4 +292,44 @@ import Testing
         }
         #expect(failures == (original.count - Int(seg.footerOffset)) * 3, "every footer and trailer byte is checked")
     }
+
+    /// A reader opening the directory while the writer seals: a segment listed as open may be
+    /// sealed (its open file unlinked) before the reader opens it. The reader lists again and
+    /// sees the sealed file; it never reports the vanished file (clean-clone CI run 87:
+    /// `auditctl verify` beside a busy daemon, "cannot open … .open").
+    @Test func aReaderOpeningBesideSealsNeverMeetsAVanishedFile() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = try SegmentStore(directory: dir)
+        let stop = Locked(false)
+        let writer = Thread {
+            var i = 0
+            while !stop.value {
+                do {
+                    _ = try w.write(records(20, from: i))
+                    try w.sync()
+                    try w.rotate()
+                    _ = try w.sealRotated()
+                } catch { return }
+                i += 20
+            }
+        }
+        writer.start()
+        defer {
+            stop.mutate { $0 = true }
+            while writer.isExecuting { usleep(1000) }
+        }
+        var opened = 0
+        var failures: [String] = []
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline && failures.isEmpty {
+            do {
+                let r = try SegmentStore(directory: dir, readOnly: true)
+                opened += 1
+                _ = r.segments()
+            } catch { failures.append("\(error)") }
+        }
+        #expect(failures.isEmpty, "opened \(opened) times, then: \(failures)")
+        #expect(opened > 10)
+    }
 }
