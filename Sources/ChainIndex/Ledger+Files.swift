@@ -19,18 +19,18 @@ extension Ledger {
         var verifier_key: String
     }
 
-    static func loadOrCreateInfo(directory: String, signer: NoteSigner) throws -> Info {
+    static func loadOrCreateInfo(directory: String, verifier: NoteVerifier) throws -> Info {
         let path = DataDirectory(directory).info
         if FileOps.exists(path) {
             let info = try readInfo(directory: directory)
-            guard info.verifier_key == signer.verifier.text else {
+            guard info.verifier_key == verifier.text else {
                 throw AuditError(
-                    "the signing key (\(signer.verifier.text)) is not this log's key (\(info.verifier_key)); start with the key the log was created with"
+                    "the log's key is \(info.verifier_key), not \(verifier.text); start with the key the log was created with"
                 )
             }
             return info
         }
-        let info = Info(format: 1, origin: signer.name, verifier_key: signer.verifier.text)
+        let info = Info(format: 1, origin: verifier.name, verifier_key: verifier.text)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try FileOps.replaceFile(path, contents: Array(try enc.encode(info)) + [0x0A])

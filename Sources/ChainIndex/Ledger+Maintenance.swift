@@ -90,6 +90,8 @@ extension Ledger {
     /// signed (never smaller, never inconsistent); 2. record it as the signer's newest,
     /// durably; 3. sign it and append it to the checkpoint log.
     func signCheckpoint(size: UInt64? = nil) throws {
+        // A follower signs nothing: its checkpoints are the followed log's (`adopt`).
+        guard let signer else { return }
         let size = size ?? tree.size
         guard size > (checkpoints.latest?.checkpoint.size ?? 0) || (size == 0 && checkpoints.latest == nil) else {
             return

@@ -32,7 +32,9 @@ public final class Ledger: @unchecked Sendable {
     /// What opening found.
     public let recovery: LedgerRecovery
     let options: LedgerOptions
-    let signer: NoteSigner
+    /// The log's key; nil for a follower (a read replica), which signs nothing and takes
+    /// entries only verbatim from the log it follows (`appendVerbatim`).
+    let signer: NoteSigner?
     private let lockFD: Int32
     var queue: GroupCommitQueue<Op, Receipt?>?
 
@@ -65,6 +67,8 @@ public final class Ledger: @unchecked Sendable {
         case checkpoint
         case maintenance
         case rotate
+        /// An entry of the log a follower follows, exactly as that log stored it.
+        case verbatim(StoredRecord)
     }
 
     /// Opens (creating if needed) the log in `directory`, signing with `signer`, and recovers it.
@@ -77,16 +81,34 @@ public final class Ledger: @unchecked Sendable {
     /// (normally just the unsealed segments) are replayed: org chains re-derived, leaf hashes
     /// recomputed, the in-memory index rebuilt, missing index files written; 5. the latest
     /// signed checkpoint must match the recovered tree, or opening fails.
-    public init(directory: String, signer: NoteSigner, options: LedgerOptions = .init()) throws {
+    public convenience init(directory: String, signer: NoteSigner, options: LedgerOptions = .init()) throws {
+        try self.init(directory: directory, signer: signer, verifier: signer.verifier, options: options)
+    }
+
+    /// Opens (creating if needed) a follower of the log whose checkpoints `verifier` checks:
+    /// a read replica's copy. It holds the other log's entries byte for byte, each checked by
+    /// the chain rule as it arrives (`appendVerbatim`), and only that log's checkpoints, each
+    /// checked against its own tree (`adopt`); it signs nothing and takes no other writes.
+    public convenience init(
+        following directory: String, verifier: NoteVerifier, options: LedgerOptions = .init()
+    )
+        throws
+    {
+        var o = options
+        o.signerState = nil
+        try self.init(directory: directory, signer: nil, verifier: verifier, options: o)
+    }
+
+    private init(directory: String, signer: NoteSigner?, verifier: NoteVerifier, options: LedgerOptions) throws {
         self.directory = directory
         self.options = options
         self.signer = signer
         try FileOps.makeDirectory(directory)
         lockFD = try FileOps.lockExclusive(DataDirectory(directory).lock)
         do {
-            let info = try Self.loadOrCreateInfo(directory: directory, signer: signer)
+            let info = try Self.loadOrCreateInfo(directory: directory, verifier: verifier)
             origin = info.origin
-            verifier = signer.verifier
+            self.verifier = verifier
             let segs = try Self.segmentStore(
                 directory, retired: options.retired, options: options.store, readOnly: false)
             store = segs
@@ -95,7 +117,7 @@ public final class Ledger: @unchecked Sendable {
             let idx = try OrgIndex(
                 directory: DataDirectory(directory).index, readOnly: false, restored: restored, archived: archived)
             index = idx
-            checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: signer.verifier)
+            checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: verifier)
 
             for info in store.segments() where info.state == .retired {
                 idx.addArchived(try options.retired.summary(of: info))
@@ -136,20 +158,30 @@ public final class Ledger: @unchecked Sendable {
 
     // MARK: Writing
 
+    /// Whether this is a follower (a read replica's copy of another log): it takes no writes.
+    public var isFollower: Bool { signer == nil }
+
+    /// The error every write to a follower meets.
+    static let followerRefusal = AuditError(
+        .invalidArgument, "this log is a read replica: it takes no writes (send them to the primary auditd)")
+
     /// Appends entries and returns once they are durable, with their receipts.
     public func append(_ entries: [PreparedEntry]) async throws -> [Receipt] {
+        guard !isFollower else { throw Self.followerRefusal }
         guard let queue else { throw GroupCommitStopped() }
         return try await queue.submit(entries.map { .entry($0) }).compactMap { $0 }
     }
 
     /// Appends entries, blocking this thread until they are durable.
     public func appendAndWait(_ entries: [PreparedEntry]) throws -> [Receipt] {
+        guard !isFollower else { throw Self.followerRefusal }
         guard let queue else { throw GroupCommitStopped() }
         return try queue.submitAndWait(entries.map { .entry($0) }).compactMap { $0 }
     }
 
     /// Appends entries and calls `done` on the commit thread once they are durable.
     public func append(_ entries: [PreparedEntry], done: @escaping @Sendable (Result<[Receipt], Error>) -> Void) {
+        guard !isFollower else { return done(.failure(Self.followerRefusal)) }
         guard let queue else { return done(.failure(GroupCommitStopped())) }
         queue.submit(entries.map { .entry($0) }) { r in done(r.map { $0.compactMap { $0 } }) }
     }
@@ -157,6 +189,7 @@ public final class Ledger: @unchecked Sendable {
     /// Appends `entry` and signs a checkpoint at exactly its size (it is the last leaf), before
     /// any larger one: an export's own audit entry, which the export's proofs end at.
     public func appendAnchored(_ entry: PreparedEntry) throws -> (Receipt, SignedCheckpoint) {
+        guard !isFollower else { throw Self.followerRefusal }
         guard let queue else { throw GroupCommitStopped() }
         guard let r = try queue.submitAndWait([.anchor(entry)]).first ?? nil else {
             throw AuditError("the entry was not stored")
@@ -166,6 +199,18 @@ public final class Ledger: @unchecked Sendable {
             throw AuditError("entry \(r.seq) is stored, but no checkpoint could be signed at its size: \(writeState)")
         }
         return (r, cp)
+    }
+
+    /// A follower's entries: records of the log it follows, the next ones in order, stored
+    /// byte for byte once each passes the chain rule (its org position, its link to the entry
+    /// before it); returns when they are durable. One that does not continue the log refuses
+    /// the whole call, and nothing of it is stored.
+    public func appendVerbatim(_ records: [StoredRecord]) throws {
+        guard isFollower else {
+            throw AuditError(.invalidArgument, "only a follower takes entries verbatim; a primary sequences its own")
+        }
+        guard let queue else { throw GroupCommitStopped() }
+        _ = try queue.submitAndWait(records.map { .verbatim($0) })
     }
 
     /// Signs a checkpoint of the current tree now (if it grew since the last one).
@@ -224,6 +269,10 @@ public final class Ledger: @unchecked Sendable {
         var rotate = false
         for op in ops {
             switch op {
+            case .verbatim(let r):
+                // Checked before anything is written: a record that does not continue the log
+                // fails the group whole.
+                out.append(try sequencer.verbatim(r, in: &group))
             case .entry(let e):
                 out.append(sequencer.sequence(e, in: &group))
             case .anchor(let e):
@@ -289,7 +338,7 @@ public final class Ledger: @unchecked Sendable {
         for b in background { b.stop() }
         background.removeAll()
         guard let q = queue else { return [] }
-        _ = try? q.submitAndWait([.checkpoint])
+        if !isFollower { _ = try? q.submitAndWait([.checkpoint]) }
         q.shutdown()
         queue = nil
         defer { Glibc.close(lockFD) }
@@ -302,7 +351,8 @@ public final class Ledger: @unchecked Sendable {
         attempt { try tree.sync() }
         attempt { try index.close() }
         attempt { try signCheckpoint() }
-        if !unappliedLeaves.isEmpty || (checkpoints.latest?.checkpoint.size ?? 0) < tree.size {
+        // A follower signs nothing: its newest checkpoint is the newest one it adopted.
+        if !unappliedLeaves.isEmpty || (!isFollower && (checkpoints.latest?.checkpoint.size ?? 0) < tree.size) {
             throw AuditError(
                 "closed without a final checkpoint over all \(store.nextSeq) entries (every acknowledged entry is durable and is covered at the next start): \(problems.map { "\($0)" }.joined(separator: "; "))"
             )
@@ -311,5 +361,8 @@ public final class Ledger: @unchecked Sendable {
     }
 
     /// Signs `text` (ending in a newline) with the log's key: bundle manifests and tombstones.
-    public func sign(_ text: String) throws -> String { try signer.sign(text) }
+    public func sign(_ text: String) throws -> String {
+        guard let signer else { throw Self.followerRefusal }
+        return try signer.sign(text)
+    }
 }

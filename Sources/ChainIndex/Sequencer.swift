@@ -59,6 +59,37 @@ struct Sequencer {
         return Receipt(seq: seq, hash: leaf, orgSeq: orgSeq)
     }
 
+    /// Sequences a record of another log (a follower's) as the next entry of `g`: the same
+    /// steps, except that everything is read from the record and checked instead of made: its
+    /// sequence number is the next one, its entry is a valid stored entry, its group key is
+    /// its org's, and its org position and link continue the chains (the chain rule).
+    func verbatim(_ r: StoredRecord, in g: inout Group) throws -> Receipt {
+        func refuse(_ why: String) -> AuditError { AuditError(.corrupt, "entry \(r.seq) \(why)") }
+        guard r.seq == g.next else { throw refuse("arrived where entry \(g.next) belongs") }
+        let p: RecordPayload
+        do { p = try RecordPayload(bytes: r.payload) } catch { throw refuse("is not a record: \(error)") }
+        guard let (org, fields) = Entry.indexFields(ofStored: p.content) else {
+            throw refuse("is not a valid stored entry")
+        }
+        guard r.key == RecordPayload.groupKey(org) else { throw refuse("carries another org's group key") }
+        let position = g.overlay[org] ?? orgs[org] ?? .start
+        let leaf: Hash
+        do {
+            leaf = try position.expect(
+                seq: r.seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: g.prev,
+                contentHash: SHA256.hash(p.content)
+            ).leafHash
+        } catch { throw refuse("breaks org \(org)'s chain: \(error)") }
+        g.time = max(g.time, fields.time)
+        g.records.append(StoreRecord(key: r.key, payload: r.payload))
+        g.leaves.append(leaf)
+        g.hits.append((org, IndexHit(seq: r.seq, orgSeq: p.orgSeq, fields: fields)))
+        g.overlay[org] = position.advanced(seq: r.seq, leaf: leaf)
+        g.prev = leaf
+        g.next = r.seq + 1
+        return Receipt(seq: r.seq, hash: leaf, orgSeq: p.orgSeq)
+    }
+
     /// The group is durable: its positions become the log's.
     mutating func adopt(_ g: Group) {
         for (k, v) in g.overlay { orgs[k] = v }
