@@ -155,6 +155,42 @@ public final class TokenStore: @unchecked Sendable {
         return (rec, rec.secret ?? "")
     }
 
+    /// Applies logged token changes to the file at `path`: each `audit.token.created` entry
+    /// among `entries` adds its token (scope, label and secret hash as the entry recorded them,
+    /// bound to the entry), each `audit.token.revoked` entry revokes one. A read replica's
+    /// tokens are made this way, from the log alone: the log is their witness (format-spec.md
+    /// §1). Returns how many records changed.
+    @discardableResult
+    public static func apply(logged entries: [StoredEntry], path: String) throws -> Int {
+        var all = try load(path: path)
+        var changed = 0
+        for e in entries {
+            guard let v = try? Entry.decodeStored(e.content), let action = v["action"]?.stringValue,
+                let id = v["target"]?["id"]?.stringValue
+            else { continue }
+            let time = v["received_at"]?.stringValue ?? v["occurred_at"]?.stringValue ?? ""
+            switch action {
+            case "audit.token.created":
+                guard !all.contains(where: { $0.id == id }), let m = v["metadata"],
+                    let scope = m["scope"]?.stringValue, let hash = m["token_sha256"]?.stringValue
+                else { continue }
+                all.append(
+                    TokenRecord(
+                        id: id, org: scope == "operator" ? nil : scope, hash: hash,
+                        label: m["label"]?.stringValue ?? "", created_at: time, revoked_at: nil,
+                        audit: EntryBinding(e)))
+                changed += 1
+            case "audit.token.revoked":
+                guard let i = all.firstIndex(where: { $0.id == id }), all[i].revoked_at == nil else { continue }
+                all[i].revoked_at = time
+                changed += 1
+            default: continue
+            }
+        }
+        if changed > 0 { try save(all, path: path) }
+        return changed
+    }
+
     /// Revocation of token `id`, checked; nothing is written until the change is committed.
     public static func prepareRevoke(path: String, id: String) throws -> Change<TokenRecord> {
         let all = try load(path: path)

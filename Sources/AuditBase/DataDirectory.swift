@@ -36,6 +36,8 @@ public struct DataDirectory: Sendable, Hashable, CustomStringConvertible {
     public var holds: String { path + "/holds.json" }
     /// `retention.json`: per-org retention.
     public var retention: String { path + "/retention.json" }
+    /// `following.json`: a read replica's place in the log it follows (the segment it reads next).
+    public var following: String { path + "/following.json" }
     /// `auditd.socket`: the absolute path of the running daemon's ingest socket.
     public var daemonSocket: String { path + "/auditd.socket" }
 

@@ -74,6 +74,10 @@ struct AuditD: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let metrics = DaemonMetrics()
+        if c.replicaOf != nil {
+            try await runReplica(c, logger: logger, registry: registry, metrics: metrics)
+            return
+        }
 
         let (signer, created) = try KeyFile.loadOrCreate(path: c.keyPath, name: c.origin)
         if created {
@@ -174,20 +178,7 @@ struct AuditD: AsyncParsableCommand {
             ledger: ledger, publication: publication, tokens: tokens, registry: registry, metrics: metrics,
             health: health, logger: logger,
             queries: queryPool, exports: exportPool, witnessing: witnessing)
-        let app = Application(
-            router: port.router(),
-            // Bounded: idle and half-sent requests are closed, and connections past the cap
-            // wait in the backlog, so readers can never take the descriptors storage needs.
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(c.httpIdleTimeout)))),
-            configuration: .init(
-                address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd",
-                availableConnectionsDelegate: MaximumAvailableConnections(c.httpMaxConnections)),
-            onServerRunning: { channel in
-                let p = channel.localAddress?.port ?? c.httpPort
-                announce("auditd: read port http://\(c.httpHost):\(p)")
-            },
-            eventLoopGroupProvider: .shared(group),
-            logger: logger)
+        let app = Self.readPortApplication(c, port: port, group: group, logger: logger)
         let archiver = ArchiverService(
             archiver: archiverCore,
             hotWindow: TimeInterval(c.hotWindow), interval: .seconds(max(1, c.archiveInterval)), health: health,
@@ -234,6 +225,28 @@ struct AuditD: AsyncParsableCommand {
         try? await queryPool.shutdownGracefully()
         try? await exportPool.shutdownGracefully()
         announce("auditd: stopped cleanly")
+    }
+}
+
+extension AuditD {
+    /// The read port's HTTP server. Bounded: idle and half-sent requests are closed, and
+    /// connections past the cap wait in the backlog, so readers can never take the descriptors
+    /// storage needs.
+    static func readPortApplication(
+        _ c: DaemonConfig, port: ReadPort, group: MultiThreadedEventLoopGroup, logger: Logger
+    ) -> some Service {
+        Application(
+            router: port.router(),
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(c.httpIdleTimeout)))),
+            configuration: .init(
+                address: .hostname(c.httpHost, port: c.httpPort), serverName: "auditd",
+                availableConnectionsDelegate: MaximumAvailableConnections(c.httpMaxConnections)),
+            onServerRunning: { channel in
+                let p = channel.localAddress?.port ?? c.httpPort
+                announce("auditd: read port http://\(c.httpHost):\(p)")
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: logger)
     }
 }
 

@@ -49,6 +49,9 @@ struct DaemonConfig: Sendable {
     var tailEntries = 8192
     var tailLock = 86400
     var replicationWait = 10
+    var replicaOf: String?
+    var replicaKey: String?
+    var replicaPrimary: String?
 
     /// True when the archive is a bucket: then the log replicates into it continuously.
     var replicates: Bool { archivePath.hasPrefix("s3://") }
@@ -108,6 +111,20 @@ struct DaemonConfig: Sendable {
         try need(
             ack == "local" || replicates,
             "ack replicated needs an object store to replicate into: set archive to s3://BUCKET[/PREFIX]")
+        if let p = replicaPrimary {
+            try need(replicaOf != nil, "replica_primary is only for a read replica: set replica_of too")
+            try need(
+                p.hasPrefix("http://") || p.hasPrefix("https://"),
+                "replica_primary '\(p)' is not http://HOST:PORT (the primary's read port)")
+        }
+        if let of = replicaOf {
+            try need(
+                of.hasPrefix("s3://"), "replica_of '\(of)' is not s3://BUCKET[/PREFIX]: a replica follows a bucket")
+            try need(
+                replicaKey != nil,
+                "replica_of needs replica_key: the verifier key of the log it follows (the primary prints it at start; `auditctl key DATA` prints it), or a file holding it"
+            )
+        }
     }
 }
 
@@ -201,6 +218,18 @@ extension DaemonConfig {
         Setting(
             "replication_wait", .number(\.replicationWait, 1...Int.max),
             "Seconds a writer waits for the bucket in replicated mode before it is told its entry is not acknowledged; after that long without the store, writes are refused."
+        ),
+        Setting(
+            "replica_of", .optionalText(\.replicaOf),
+            "Run as a read replica of the log that replicates into s3://BUCKET[/PREFIX]: no ingest socket, no key; the read port serves what the bucket holds, verified, at most tail_interval_ms behind (see replica_key)."
+        ),
+        Setting(
+            "replica_key", .optionalText(\.replicaKey),
+            "With replica_of: the verifier key of the log it follows (text such as origin+hash+key, or a file holding it); every object is checked against it."
+        ),
+        Setting(
+            "replica_primary", .optionalText(\.replicaPrimary),
+            "With replica_of: the primary's read port (http://HOST:PORT), which records each export in the org's log; the replica then serves the export itself. Without it, a replica refuses exports."
         ),
     ]
 }

@@ -24,6 +24,8 @@ final class Daemon: @unchecked Sendable {
     var extraArgs: [String]
     /// Added to the daemon's and auditctl's environment.
     var environment: [String: String] = [:]
+    /// A read replica (`--replica-of`): it has no ingest socket to wait for.
+    var replica = false
 
     init(_ tag: String, args: [String] = []) {
         root = NSTemporaryDirectory() + "auditd-\(tag)-\(UUID().uuidString.prefix(8))"
@@ -61,7 +63,7 @@ final class Daemon: @unchecked Sendable {
         try p.run()
         process = p
         let (text, up) = readOutput(out.fileHandleForReading) {
-            $0.contains("read port http://127.0.0.1:") && $0.contains("ingest socket")
+            $0.contains("read port http://127.0.0.1:") && (self.replica || $0.contains("ingest socket"))
         }
         guard up, let r = text.range(of: "read port http://127.0.0.1:") else {
             throw DaemonFailed(message: "auditd did not come up: \(text)")

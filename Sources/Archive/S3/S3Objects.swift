@@ -81,6 +81,29 @@ extension S3Backend {
         return out.sorted()
     }
 
+    /// The names (keys under the prefix) of the latest objects below `folder` that sort after
+    /// `after`, in order, at most `limit` of them: a cheap look at what is new in a folder whose
+    /// names sort as numbers. A name hidden by a delete marker is not listed here.
+    public func names(under folder: String, after: String?, limit: Int = 1000) throws -> [String] {
+        let p = key("")
+        var out: [String] = []
+        var token: String?
+        repeat {
+            var q = [("list-type", "2"), ("prefix", key(folder)), ("max-keys", String(min(1000, limit)))]
+            if let token {
+                q.append(("continuation-token", token))
+            } else if let after {
+                q.append(("start-after", key(after)))
+            }
+            let r = try client.expect("listing \(key(folder))", "GET", key: nil, query: q)
+            for k in S3XML.values("Key", in: r.text) where k.hasPrefix(p) { out.append(String(k.dropFirst(p.count))) }
+            token =
+                S3XML.values("IsTruncated", in: r.text).first == "true"
+                ? S3XML.values("NextContinuationToken", in: r.text).first : nil
+        } while token != nil && out.count < limit
+        return out
+    }
+
     /// The names below `folder` with a version of content, and when their first version was put.
     public func objectDates(under folder: String) throws -> [(name: String, putAt: Date?)] {
         let p = key("")

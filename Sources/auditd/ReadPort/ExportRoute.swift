@@ -1,3 +1,4 @@
+import AuditAccess
 import AuditBase
 import AuditEntries
 import AuditExport
@@ -36,7 +37,8 @@ extension ReadPort {
             return Response(
                 status: .ok, headers: [.contentType: format == "ndjson" ? "application/x-ndjson" : "text/csv"])
         }
-        try exportLimit.admit(token: scope.id)
+        // An export is recorded in the org's log before a byte leaves: here, or by the primary
+        // when this is a read replica (which then serves it from its own copy).
         var consistencyFrom: UInt64?
         if let v = req.uri.queryParameters.get("consistency_from") {
             guard let n = UInt64(v), n <= ledger.size else {
@@ -46,33 +48,10 @@ extension ReadPort {
             }
             consistencyFrom = n
         }
-        // Exports are audited, in the exported org's own log, before a byte leaves. The
-        // search text is never stored (design §2): only that there was one.
-        let now = ReceivedAt.now()
-        var meta = p.echo.map { (key: "filter.\($0.key)", value: Self.quote($0.value)) }
-        if p.text != nil { meta.append((key: "filter.text_search", value: "true")) }
-        let metaJSON = meta.sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\($0.value)" }.joined()
-        let event =
-            "{\"org\":\(Self.quote(org)),\"category\":\"privacy\",\"action\":\"audit_log.exported\",\"actor\":{\"type\":\"\(scope.org == nil ? "service" : "human")\",\"id\":\"token:\(scope.id)\"},\"target\":{\"type\":\"audit_log\",\"id\":\(Self.quote(org))},\"outcome\":\"success\",\"source\":{\"service\":\"auditd-read-port\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\"format\":\"\(format)\"\(metaJSON)}}"
-        let prepared: PreparedEntry
-        do {
-            prepared = try Entry.prepare(
-                json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"))
-        } catch {
-            throw HTTPError(.badRequest, message: "cannot record this export: \(error)")
-        }
-        // The entry the export ends at: a checkpoint is signed at exactly its size, so the
-        // export's last leaf is its own audit entry and nothing of the org can follow it.
-        var (anchor, cp): (Receipt, SignedCheckpoint) = try await Self.offload(pool, logger: logger) {
-            try ledger.appendAnchored(prepared)
-        }
-        // Published only once the bucket holds every entry it covers (with replication on).
-        do { try await publication.backed(cp.checkpoint.size) } catch {
-            throw HTTPError(.serviceUnavailable, message: "the export's checkpoint cannot be handed out yet: \(error)")
-        }
-        // With witnesses, the export's checkpoint carries their cosignatures (as many as
-        // answer: verify-export --witness --quorum decides whether that is enough).
-        if let w = witnessing { cp = await w.cosign(cp, logger: logger).0 }
+        let (anchor, cp) =
+            ledger.isFollower
+            ? try await recordedByPrimary(req, org: org)
+            : try await recordExport(p, org: org, scope: scope, format: format)
         metrics.exports.increment()
         let size = cp.checkpoint.size
         var consistency: (from: UInt64, proof: [Hash])?
@@ -94,7 +73,7 @@ extension ReadPort {
         let headerLine = ExportFormat.header(
             org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filter: stated,
             archivedBundles: archived, consistency: consistency)
-        let plan = ExportPlan(org: org, filter: p.filter, text: p.text, anchor: anchor.seq, csv: format == "csv")
+        let plan = ExportPlan(org: org, filter: p.filter, text: p.text, anchor: anchor, csv: format == "csv")
         let body = ResponseBody { writer in
             try await writer.write(
                 ByteBuffer(
@@ -126,5 +105,66 @@ extension ReadPort {
             headers: [
                 .contentType: type, .contentDisposition: "attachment; filename=\"\(org)-audit-\(size).\(format)\"",
             ], body: body)
+    }
+
+    /// Records an export in the org's log (its own audit entry, with a checkpoint signed at
+    /// exactly its size, published and cosigned as far as witnesses answer): the entry and
+    /// checkpoint the export ends at.
+    func recordExport(
+        _ p: QueryParameters, org: String, scope: TokenScope, format: String
+    ) async throws -> (
+        UInt64, SignedCheckpoint
+    ) {
+        let ledger = self.ledger
+        let logger = self.logger
+        try exportLimit.admit(token: scope.id)
+        // Exports are audited, in the exported org's own log, before a byte leaves. The
+        // search text is never stored (design §2): only that there was one.
+        let now = ReceivedAt.now()
+        var meta = p.echo.map { (key: "filter.\($0.key)", value: Self.quote($0.value)) }
+        if p.text != nil { meta.append((key: "filter.text_search", value: "true")) }
+        let metaJSON = meta.sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\($0.value)" }.joined()
+        let event =
+            "{\"org\":\(Self.quote(org)),\"category\":\"privacy\",\"action\":\"audit_log.exported\",\"actor\":{\"type\":\"\(scope.org == nil ? "service" : "human")\",\"id\":\"token:\(scope.id)\"},\"target\":{\"type\":\"audit_log\",\"id\":\(Self.quote(org))},\"outcome\":\"success\",\"source\":{\"service\":\"auditd-read-port\"},\"occurred_at\":\"\(Timestamp.format(now))\",\"metadata\":{\"format\":\"\(format)\"\(metaJSON)}}"
+        let prepared: PreparedEntry
+        do {
+            prepared = try Entry.prepare(
+                json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"))
+        } catch {
+            throw HTTPError(.badRequest, message: "cannot record this export: \(error)")
+        }
+        // The entry the export ends at: a checkpoint is signed at exactly its size, so the
+        // export's last leaf is its own audit entry and nothing of the org can follow it.
+        let (anchor, signed): (Receipt, SignedCheckpoint) = try await Self.offload(exports, logger: logger) {
+            try ledger.appendAnchored(prepared)
+        }
+        var cp = signed
+        // Published only once the bucket holds every entry it covers (with replication on).
+        do { try await publication.backed(cp.checkpoint.size) } catch {
+            throw HTTPError(.serviceUnavailable, message: "the export's checkpoint cannot be handed out yet: \(error)")
+        }
+        // With witnesses, the export's checkpoint carries their cosignatures (as many as
+        // answer: verify-export --witness --quorum decides whether that is enough).
+        if let w = witnessing { cp = await w.cosign(cp, logger: logger).0 }
+        return (anchor.seq, cp)
+    }
+
+    /// `GET /v1/orgs/:org/export/anchor` (format-spec.md §9.3): records an export as `export`
+    /// does and answers with the entry and checkpoint it ends at, for a read replica that
+    /// serves the export itself (the same parameters and token as the export).
+    func exportAnchor(_ req: Request, _ ctx: OrgContext) async throws -> Response {
+        let p = try QueryParameters(req)
+        let format = req.uri.queryParameters.get("format") ?? "ndjson"
+        guard format == "ndjson" || format == "csv" else {
+            throw HTTPError(.badRequest, message: "format must be ndjson or csv")
+        }
+        guard !ledger.isFollower else {
+            throw HTTPError(.serviceUnavailable, message: "this is a read replica: exports are recorded by the primary")
+        }
+        if ctx.scope.org == nil, !ledger.holds(org: ctx.org) {
+            throw HTTPError(.notFound, message: "org \(ctx.org) has no entries in this log")
+        }
+        let (anchor, cp) = try await recordExport(p, org: ctx.org, scope: ctx.scope, format: format)
+        return Self.json(["anchor": anchor, "checkpoint": cp.note])
     }
 }

@@ -32,6 +32,13 @@ extension ReadPort {
             // Replication's lag is always shown; a store that fails makes the log degraded.
             let replication = publication.replicator?.status
             if let r = replication { body["replication"] = r.json }
+            if let r = replica {
+                var j = r.json
+                j["entries"] = ledger.size
+                j["checkpoint_size"] = ledger.latestCheckpoint?.checkpoint.size ?? 0
+                body["replica"] = j
+                if r.failing != nil { body["status"] = "degraded" }
+            }
             // Witnesses or a store that cannot be reached never stop ingest (in local mode):
             // the log is degraded, not failing.
             if let w = witnessing?.failing {

@@ -33,6 +33,10 @@ struct ReadPort {
     let exports: NIOThreadPool
     /// The witnesses, when configured.
     var witnessing: Witnessing?
+    /// A read replica's progress (`auditd --replica-of`), nil for the primary.
+    var replica: ReplicaState?
+    /// A read replica's primary read port (`replica_primary`), which records its exports.
+    var replicaPrimary: String?
     /// Exports each token may start.
     var exportLimit = ExportLimit()
     /// Reads each token may have on the query pool at once.
@@ -95,6 +99,7 @@ struct ReadPort {
             try await gate.run(ctx.scope.id) { try await self.inclusion(req, ctx) }
         }
         orgs.get("export") { req, ctx in try await self.export(req, ctx) }
+        orgs.get("export/anchor") { req, ctx in try await self.exportAnchor(req, ctx) }
         orgs.get("feed") { req, ctx in try await self.feed(req, ctx) }
         orgs.get("activity") { req, ctx in try await gate.run(ctx.scope.id) { try await self.activity(req, ctx) } }
         return router
