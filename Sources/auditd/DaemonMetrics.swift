@@ -30,9 +30,13 @@ final class DaemonMetrics: Sendable {
     let replicatedEnd = Gauge(label: "auditd_replicated_entries")
     let publishedSize = Gauge(label: "auditd_published_checkpoint_size")
     let replicationFailing = Gauge(label: "auditd_replication_failing")
+    /// A read replica: seconds since the start of its last round that took everything the
+    /// bucket held, and whether its last round stopped on an object that does not verify.
+    let replicaLagSeconds = Gauge(label: "auditd_replica_lag_seconds")
+    let replicaFailing = Gauge(label: "auditd_replica_failing")
 
     /// Copies the ledger's write state into the gauges (before every scrape and health check).
-    func observe(_ ledger: Ledger, replication: ReplicationStatus? = nil) {
+    func observe(_ ledger: Ledger, replication: ReplicationStatus? = nil, replica: ReplicaState? = nil) {
         writesAccepting.record(ledger.writeState.isAccepting ? 1 : 0)
         writesRefused.record(Int64(ledger.refusedEntries))
         if let r = replication {
@@ -42,6 +46,10 @@ final class DaemonMetrics: Sendable {
             replicatedEnd.record(Int64(r.replicatedEnd))
             publishedSize.record(Int64(r.published ?? 0))
             replicationFailing.record(r.failing == nil ? 0 : 1)
+        }
+        if let r = replica {
+            if let lag = r.lagSeconds { replicaLagSeconds.record(lag) }
+            replicaFailing.record(r.failing == nil ? 0 : 1)
         }
     }
 

@@ -132,6 +132,9 @@ final class ReplicaState: @unchecked Sendable {
 
     func failed(_ why: String) { lock.withLock { _failing = why } }
 
+    /// Seconds since the start of the last round that took everything the bucket held.
+    var lagSeconds: Double? { lock.withLock { _caughtUp.map { max(0, Date().timeIntervalSince($0)) } } }
+
     /// The replica's part of `/healthz`: whether it keeps up, and how far behind the bucket it
     /// may be (seconds since the start of the last round that took everything there).
     var json: [String: Any] {

@@ -102,6 +102,8 @@ import Testing
         #expect(try await r.http("/v1/orgs/org_b/entries", token: ta).0 == 403)
         let health = try await r.json("/healthz", token: nil)
         #expect(health["status"] as? String == "ok" && health["replica"] != nil, "\(health)")
+        let metrics = String(decoding: try await r.http("/metrics", token: nil).1, as: UTF8.self)
+        #expect(metrics.contains("auditd_replica_lag_seconds") && metrics.contains("auditd_replica_failing 0"))
 
         // New entries reach the replica within the tail interval and a round.
         #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events(1200..<1400)).0 == 0)

@@ -20,7 +20,7 @@ extension ReadPort {
     /// `ok`; `degraded` (200) while writes are suspended, the entries already acknowledged
     /// safe; `failing` (503) when verification failed or writes stopped until a restart.
     func healthz() -> Response {
-        metrics.observe(ledger, replication: publication.replicator?.status)
+        metrics.observe(ledger, replication: publication.replicator?.status, replica: replica)
         let writes = ledger.writeState
         if let f = health.failure {
             return Self.json(

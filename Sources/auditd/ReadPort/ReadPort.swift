@@ -49,7 +49,8 @@ struct ReadPort {
         addConsole(to: router)
         router.get("/healthz") { _, _ in self.healthz() }
         router.get("/metrics") { _, _ in
-            self.metrics.observe(self.ledger, replication: self.publication.replicator?.status)
+            self.metrics.observe(
+                self.ledger, replication: self.publication.replicator?.status, replica: self.replica)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
