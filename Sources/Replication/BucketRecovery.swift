@@ -276,7 +276,8 @@ public enum BucketRecovery {
         // Fetched eight at a time (each a round trip to the store), then checked in order.
         let jobs = chain.map { ($0.name, versions[$0.name] ?? "") }
         let fetched = Locked([Result<[UInt8], Error>?](repeating: nil, count: jobs.count))
-        DispatchQueue.concurrentPerform(iterations: min(8, jobs.count)) { worker in
+        // Each fetch blocks its thread until the store answers: threads of their own.
+        BlockingWorkers.perform(min(8, jobs.count), name: "recover-get") { worker in
             var i = worker
             while i < jobs.count {
                 let r = Result { try bucket.bytes(jobs[i].0, version: jobs[i].1) }

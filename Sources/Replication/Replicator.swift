@@ -99,8 +99,10 @@ public final class Replicator: @unchecked Sendable {
     private var dispatched: [UInt64: UInt64] = [:]
     private var done: [UInt64: [UInt64: UInt64]] = [:]
     private var redo: Set<UInt64> = []
-    private let uploads = DispatchQueue(label: "auditd-replicate-uploads", attributes: .concurrent)
     static let maxInflight = 4
+    /// Each upload blocks a thread until the store answers: threads of their own, never
+    /// Dispatch's shared pool (see `BlockingWorkers`).
+    private let uploads = BlockingWorkers(name: "auditd-put", count: maxInflight)
     private var stopping = false
     private var caughtUpAt = ContinuousClock.now
     /// When entries became durable: `(end, at)`, entries below `end` were durable at `at`.
@@ -658,5 +660,6 @@ public final class Replicator: @unchecked Sendable {
         }
         if stopped { try? replicateTail() }
         release(force: true)
+        uploads.shutdown()
     }
 }
