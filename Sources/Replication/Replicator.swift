@@ -28,6 +28,8 @@ public struct ReplicationOptions: Sendable {
     public var requestTimeout: TimeInterval = 10
     /// How often objects a bundle made redundant are looked for and removed.
     public var cleanupInterval: TimeInterval = 300
+    /// Told how long each tail object's PUT took, and whether it landed (the daemon's metrics).
+    public var onTailPut: (@Sendable (Duration, Bool) -> Void)?
 
     public init() {}
 }
@@ -441,8 +443,14 @@ public final class Replicator: @unchecked Sendable {
             let until = Date().addingTimeInterval(options.tailLock)
             let segFirst = u.firstSeq
             uploads.async { [self] in
+                let started = ContinuousClock.now
                 let result = Result {
                     try bucket.putOnce(name, bytes: data, lockedUntil: until, fresh: true, client: tailClient)
+                }
+                if case .success = result {
+                    options.onTailPut?(ContinuousClock.now - started, true)
+                } else {
+                    options.onTailPut?(ContinuousClock.now - started, false)
                 }
                 let segs = ledger.segments()
                 cond.withLock {

@@ -148,6 +148,7 @@ struct AuditD: AsyncParsableCommand {
             ro.interval = .milliseconds(c.tailIntervalMs)
             ro.maxEntries = UInt64(c.tailEntries)
             ro.tailLock = TimeInterval(c.tailLock)
+            ro.onTailPut = { d, _ in metrics.replicationPut.recordNanoseconds(DaemonMetrics.nanoseconds(d)) }
             replicator = Replicator(ledger: ledger, archiver: archiverCore, bucket: s3, options: ro)
         }
         let publication = Publication(ledger: ledger, replicator: replicator, wait: .seconds(c.replicationWait))

@@ -30,6 +30,8 @@ final class DaemonMetrics: Sendable {
     let replicatedEnd = Gauge(label: "auditd_replicated_entries")
     let publishedSize = Gauge(label: "auditd_published_checkpoint_size")
     let replicationFailing = Gauge(label: "auditd_replication_failing")
+    /// How long each tail object's PUT took, from the replicator's thread to the store's answer.
+    let replicationPut = Timer(label: "auditd_replication_put_seconds", preferredDisplayUnit: .seconds)
     /// A read replica: seconds since the start of its last round that took everything the
     /// bucket held, and whether its last round stopped on an object that does not verify.
     let replicaLagSeconds = Gauge(label: "auditd_replica_lag_seconds")
