@@ -104,6 +104,9 @@ import Testing
         #expect(health["status"] as? String == "ok" && health["replica"] != nil, "\(health)")
         let metrics = String(decoding: try await r.http("/metrics", token: nil).1, as: UTF8.self)
         #expect(metrics.contains("auditd_replica_lag_seconds") && metrics.contains("auditd_replica_failing 0"))
+        // The primary times each tail PUT.
+        let primaryMetrics = String(decoding: try await d.http("/metrics", token: nil).1, as: UTF8.self)
+        #expect(primaryMetrics.contains("auditd_replication_put_seconds_count"))
 
         // New entries reach the replica within the tail interval and a round.
         #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events(1200..<1400)).0 == 0)
