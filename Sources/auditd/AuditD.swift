@@ -84,20 +84,10 @@ struct AuditD: AsyncParsableCommand {
             logger.notice(
                 "generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"])
         }
-        var options = LedgerOptions()
-        options.retired = ArchiveTier()
-        // The ticker and the sealer run in LedgerService, inside the daemon's service group.
-        options.background = false
+        var options = c.ledgerOptions
         options.signerState = SignerState.path(forKey: c.keyPath)
         options.onCommit = { n, d in metrics.committed(count: n, took: d) }
-        options.store.rotateBytes = c.segmentBytes
-        options.store.rotateAge = .seconds(c.segmentAge)
-        let ledger: Ledger
-        do { ledger = try Ledger(directory: c.data, signer: signer, options: options) } catch let e as AuditError
-            where e.code == .locked
-        {
-            throw ValidationError("\(c.data) is in use by another process (another auditd, or auditctl import)")
-        }
+        let ledger = try c.openLedger { try Ledger(directory: c.data, signer: signer, options: options) }
         logger.info(
             "log opened",
             metadata: [
@@ -163,18 +153,8 @@ struct AuditD: AsyncParsableCommand {
         let ingest = IngestServer(config: c, shared: shared, group: group) { path in
             announce("auditd: ingest socket \(path)")
         }
-        // A token opens the read port only if it stands on its audit entry in this log's tree
-        // (format-spec.md §1): one written into tokens.json by hand never does.
-        let tokens = TokenStore(
-            path: TokenStore.path(forData: c.data),
-            admit: { [ledger] r in r.auditProblem(leaf: { try ledger.leaf($0) }, size: ledger.size) },
-            log: { [logger] in logger.warning("\($0)") })
-        // Twice the cores: each token may hold two of these at once (TokenGate), so one busy
-        // token never has them all.
-        let queryPool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
-        let exportPool = NIOThreadPool(numberOfThreads: 1)
-        queryPool.start()
-        exportPool.start()
+        let tokens = Self.tokenStore(data: c.data, ledger: ledger, logger: logger)
+        let (queryPool, exportPool) = Self.readPools()
         let port = ReadPort(
             ledger: ledger, publication: publication, tokens: tokens, registry: registry, metrics: metrics,
             health: health, logger: logger,
@@ -230,6 +210,26 @@ struct AuditD: AsyncParsableCommand {
 }
 
 extension AuditD {
+    /// A token opens the read port only if it stands on its audit entry in this log's tree
+    /// (format-spec.md §1): one written into tokens.json by hand never does.
+    static func tokenStore(data: String, ledger: Ledger, logger: Logger) -> TokenStore {
+        TokenStore(
+            path: TokenStore.path(forData: data),
+            admit: { [ledger] r in r.auditProblem(leaf: { try ledger.leaf($0) }, size: ledger.size) },
+            log: { [logger] in logger.warning("\($0)") })
+    }
+
+    /// The read port's pools, started: queries and proofs on twice the cores (each token may
+    /// hold two of these at once, TokenGate, so one busy token never has them all); exports on
+    /// one, so that exports never hold up other readers.
+    static func readPools() -> (queries: NIOThreadPool, exports: NIOThreadPool) {
+        let queries = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
+        let exports = NIOThreadPool(numberOfThreads: 1)
+        queries.start()
+        exports.start()
+        return (queries, exports)
+    }
+
     /// The read port's HTTP server. Bounded: idle and half-sent requests are closed, and
     /// connections past the cap wait in the backlog, so readers can never take the descriptors
     /// storage needs.

@@ -2,6 +2,7 @@ import Archive
 import ArgumentParser
 import AuditBase
 import AuditEntries
+import ChainIndex
 import Foundation
 import LogProofs
 import Replication
@@ -59,6 +60,24 @@ struct DaemonConfig: Sendable {
     var archivePath: String { archive ?? LocalDirectoryBackend.defaultRoot(forData: data) }
 
     var keyPath: String { key ?? DataDirectory(data).defaultKey }
+
+    /// The ledger's options these settings give (the primary adds its signer state and metrics).
+    var ledgerOptions: LedgerOptions {
+        var o = LedgerOptions()
+        o.retired = ArchiveTier()
+        // The ticker and the sealer run in LedgerService, inside the daemon's service group.
+        o.background = false
+        o.store.rotateBytes = segmentBytes
+        o.store.rotateAge = .seconds(segmentAge)
+        return o
+    }
+
+    /// Opens the ledger with `open`, saying so when another process holds the data directory.
+    func openLedger(_ open: () throws -> Ledger) throws -> Ledger {
+        do { return try open() } catch let e as AuditError where e.code == .locked {
+            throw ValidationError("\(data) is in use by another process (another auditd, or auditctl)")
+        }
+    }
 
     static func load(_ path: String) throws -> DaemonConfig {
         guard let d = FileManager.default.contents(atPath: path) else {

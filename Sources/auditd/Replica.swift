@@ -26,17 +26,7 @@ extension AuditD {
     ) async throws {
         guard let of = c.replicaOf, let keySpec = c.replicaKey else { return }
         let verifier = try Self.replicaVerifier(keySpec)
-        var options = LedgerOptions()
-        options.retired = ArchiveTier()
-        options.background = false
-        options.store.rotateBytes = c.segmentBytes
-        options.store.rotateAge = .seconds(c.segmentAge)
-        let ledger: Ledger
-        do { ledger = try Ledger(following: c.data, verifier: verifier, options: options) } catch let e as AuditError
-            where e.code == .locked
-        {
-            throw ValidationError("\(c.data) is in use by another process (another auditd, or auditctl)")
-        }
+        let ledger = try c.openLedger { try Ledger(following: c.data, verifier: verifier, options: c.ledgerOptions) }
         let bucket: S3Backend
         do {
             bucket = try S3Backend(try S3Settings(url: of), cache: ArchiveBackends.cache(forData: c.data), check: false)
@@ -47,18 +37,12 @@ extension AuditD {
             let logged = try records.filter(Self.mayChangeTokens).map { try ledger.entry(seq: $0.seq) }
             if !logged.isEmpty { try TokenStore.apply(logged: logged, path: tokensPath) }
         }
-        let tokens = TokenStore(
-            path: tokensPath,
-            admit: { [ledger] r in r.auditProblem(leaf: { try ledger.leaf($0) }, size: ledger.size) },
-            log: { [logger] in logger.warning("\($0)") })
+        let tokens = Self.tokenStore(data: c.data, ledger: ledger, logger: logger)
         let health = HealthState()
         let replica = ReplicaState()
         let publication = Publication(ledger: ledger, replicator: nil, wait: .seconds(c.replicationWait))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let queryPool = NIOThreadPool(numberOfThreads: max(4, 2 * System.coreCount))
-        let exportPool = NIOThreadPool(numberOfThreads: 1)
-        queryPool.start()
-        exportPool.start()
+        let (queryPool, exportPool) = Self.readPools()
         var port = ReadPort(
             ledger: ledger, publication: publication, tokens: tokens, registry: registry, metrics: metrics,
             health: health, logger: logger, queries: queryPool, exports: exportPool, witnessing: nil)
