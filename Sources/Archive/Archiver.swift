@@ -161,21 +161,33 @@ public final class Archiver: @unchecked Sendable {
         return name
     }
 
-    /// Makes the store's own legal holds follow the log's: on for every archived bundle an
-    /// active hold covers, off for the others. Returns the bundles it set (a store without
-    /// holds of its own, a directory, sets none).
+    /// Makes the store's own legal holds follow the log's: on for every bundle in the store an
+    /// active hold covers, off for the others: the archived ones (from their stubs) and those
+    /// replication put there while their segments are still hot (from their manifests; one
+    /// whose manifest cannot be read is held, to be safe). Returns the bundles it set (a store
+    /// without holds of its own, a directory, sets none).
     @discardableResult
     public static func mirrorLegalHolds(dataDir: String, backend: ArchiveBackend) throws -> Int {
-        guard backend is S3Backend else { return 0 }
+        guard let store = backend as? S3Backend else { return 0 }
         let holds = try LegalHolds.load(dir: dataDir)
+        func held(_ orgs: [ArchivedStub.OrgSummary]) -> Bool {
+            orgs.contains { o in holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) } }
+        }
         let segDir = DataDirectory(dataDir).segments
         var n = 0
+        var archived: Set<String> = []
         for name in try FileOps.list(segDir).sorted() where name.hasSuffix(".archived") {
-            guard let stub = try? ArchivedStub.load(segDir + "/" + name), stub.purged_at == nil else { continue }
-            let held = stub.orgs.contains { o in
-                holds.contains { $0.covers(org: o.org, min: o.min_time, max: o.max_time) }
+            guard let stub = try? ArchivedStub.load(segDir + "/" + name) else { continue }
+            archived.insert(stub.bundle)
+            guard stub.purged_at == nil else { continue }
+            try backend.setLegalHold(bundle: stub.bundle, on: held(stub.orgs))
+            n += 1
+        }
+        for name in try store.list() where !archived.contains(name) {
+            let manifest = (try? store.manifest(of: name)).flatMap {
+                try? JSONDecoder().decode(BundleManifest.self, from: Data($0))
             }
-            try backend.setLegalHold(bundle: stub.bundle, on: held)
+            try backend.setLegalHold(bundle: name, on: manifest.map { held($0.orgs) } ?? true)
             n += 1
         }
         return n

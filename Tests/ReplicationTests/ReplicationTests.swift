@@ -132,6 +132,23 @@ import Testing
         _ = try l.close()
     }
 
+    /// A bundle replication put while its segment is still hot (no stub yet) follows the log's
+    /// legal holds too (clean-clone runs: `hold create --archive` left such a bundle unheld).
+    @Test func aLegalHoldReachesBundlesOfSegmentsStillHot() throws {
+        let s = try Self.setUp()
+        defer { s.cleanup() }
+        _ = try s.l.appendAndWait(try Self.entries(50, from: 0))
+        try s.l.sealNow()
+        let sealed = try #require(s.l.segments().first { $0.state == .sealed })
+        let name = try Archiver(ledger: s.l, backend: s.backend).putBundle(sealed)
+        #expect(try s.backend.legalHold(bundle: name) == false)
+        _ = try LegalHolds.create(
+            dir: s.l.directory, org: "org_1", from: nil, to: nil, reason: "subpoena", authority: "GC", now: Date())
+        #expect(try Archiver.mirrorLegalHolds(dataDir: s.l.directory, backend: s.backend) == 1)
+        #expect(try s.backend.legalHold(bundle: name), "the hot segment's bundle is held")
+        try s.l.close()
+    }
+
     @Test func aSegmentWhoseTailIsUpButWhoseBundleIsNotComesBackSealed() throws {
         // Segment 0's tail went up, then it was sealed; the bundles thread put segment 1's
         // bundle first (it was the one replication waited for), and the machine was lost.
