@@ -3,6 +3,10 @@ import Foundation
 import LogProofs
 import Testing
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 /// The read port end to end: isolation between orgs, queries, search, exports verified offline.
 @Suite(.serialized) struct ReadPortTests {
     /// A daemon holding entries of org_a (30), org_b (20, with a marker string), and tokens.
@@ -168,6 +172,24 @@ import Testing
             Merkle.verifyConsistency(
                 old: 10, new: cp.checkpoint.size, oldRoot: try #require(Hash(hex: cons["old_root"] as? String ?? "")),
                 newRoot: cp.checkpoint.root, proof: cproof))
+        #expect(d.stop() == 0)
+    }
+
+    /// No answer of the API may be kept by a cache: it holds an org's entries or the newest
+    /// checkpoint (CI run 92: a client's cache served a stale checkpoint for two minutes).
+    @Test func apiAnswersAreNeverCached() async throws {
+        let (d, t, _, _) = try setUp()
+        defer { d.cleanup() }
+        for (path, token) in [
+            ("/v1/checkpoint", t["a"]), ("/v1/orgs/org_a/entries?limit=2", t["a"]), ("/v1/orgs/org_b/entries", t["a"]),
+            ("/healthz", nil),
+        ] {
+            var req = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(d.port)\(path)")))
+            if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            let (_, r) = try await d.session.data(for: req)
+            let h = try #require(r as? HTTPURLResponse)
+            #expect(h.value(forHTTPHeaderField: "Cache-Control") == "no-store", "\(path): \(h.allHeaderFields)")
+        }
         #expect(d.stop() == 0)
     }
 

@@ -2,7 +2,10 @@ import HTTPTypes
 import Hummingbird
 
 /// Headers on every answer of the read port, the console's pages and the API alike: scripts
-/// only from the port itself (no inline script, no CDN), no framing, no referrer, no sniffing.
+/// only from the port itself (no inline script, no CDN), no framing, no referrer, no sniffing,
+/// and nothing kept by a cache unless the route says otherwise: an answer holds an org's
+/// entries or the log's newest checkpoint, which a shared cache must never keep and a client
+/// must never be shown stale.
 struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     static var policy: String {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -25,6 +28,7 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
         if let n = Self.frameOptions { response.headers[n] = "DENY" }
         if let n = Self.referrerPolicy { response.headers[n] = "no-referrer" }
         response.headers[.xContentTypeOptions] = "nosniff"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
     }
 }
