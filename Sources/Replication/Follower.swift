@@ -45,7 +45,7 @@ public final class Follower: @unchecked Sendable {
         cursorPath = DataDirectory(ledger.directory).following
         segment = 0
         if let bytes = try FileOps.readFile(cursorPath, limit: 4096) {
-            guard let c = try? JSONDecoder().decode(Cursor.self, from: Data(bytes)) else {
+            guard let c = try? JSONDecoder().decode(Cursor.self, from: Data(bytes)), c.segment < UInt64.max else {
                 throw AuditError(.corrupt, "\(cursorPath) is malformed; remove it and the replica reads the log again")
             }
             segment = c.segment

@@ -50,7 +50,8 @@ extension ReadPort {
             throw HTTPError(.badGateway, message: "the primary's checkpoint for the export does not verify: \(error)")
         }
         let size = cp.checkpoint.size
-        guard size == anchor + 1 else {
+        // (Not `anchor + 1`: the primary's number must not be able to overflow it.)
+        guard size > 0, size - 1 == anchor else {
             throw HTTPError(
                 .badGateway, message: "the primary's checkpoint (size \(size)) does not end at entry \(anchor)")
         }
