@@ -31,13 +31,24 @@ import Testing
 
     @Test func performRunsEveryIndexOnItsOwnThreadAndWaitsForAll() {
         let seen = Locked(Set<Int>())
-        let threads = Locked(Set<ObjectIdentifier>())
+        // Each body waits until all eight have started: only eight threads at once can pass.
+        // (Counting distinct `Thread` objects would not do: a finished one's address is reused.)
+        let barrier = NSCondition()
+        nonisolated(unsafe) var arrived = 0
+        let together = Locked(0)
         BlockingWorkers.perform(8, name: "test-perform") { i in
             Self.blockOnDispatch(Locked(0))
             seen.mutate { _ = $0.insert(i) }
-            threads.mutate { _ = $0.insert(ObjectIdentifier(Thread.current)) }
+            let all = barrier.withLock {
+                arrived += 1
+                barrier.broadcast()
+                let deadline = Date().addingTimeInterval(60)
+                while arrived < 8 && barrier.wait(until: deadline) {}
+                return arrived == 8
+            }
+            if all { together.mutate { $0 += 1 } }
         }
         #expect(seen.value == Set(0..<8))
-        #expect(threads.value.count == 8)
+        #expect(together.value == 8, "bodies that saw all eight running at once")
     }
 }
