@@ -31,6 +31,7 @@ let package = Package(
                 .product(name: "SegmentStore", package: root),
                 .product(name: "AuditClient", package: root),
                 .product(name: "AuditWire", package: root),
+                .product(name: "Archive", package: root),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/auditbench"),

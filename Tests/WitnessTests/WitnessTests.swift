@@ -228,27 +228,3 @@ import Testing
         }
     }
 }
-
-/// The witness client's HTTP answer parser takes a hostile peer's lengths without trapping.
-@Suite struct PlainHTTPParserTests {
-    static func answer(_ head: String, _ body: String = "") -> [UInt8] { Array((head + "\r\n\r\n" + body).utf8) }
-
-    @Test(arguments: ["9223372036854775807", "9223372036854775800", "-5", "18446744073709551616", "12"])
-    func aContentLengthBeyondTheBytesIsNotAWholeAnswer(_ length: String) {
-        #expect(PlainHTTP.complete(Self.answer("HTTP/1.1 200 OK\r\nContent-Length: \(length)", "short")) == nil)
-    }
-
-    @Test func aContentLengthThatFitsEndsTheAnswer() {
-        let b = Self.answer("HTTP/1.1 200 OK\r\nContent-Length: 5", "hello and more")
-        #expect(PlainHTTP.complete(b) == b.count - " and more".count)
-    }
-
-    @Test(arguments: ["7fffffffffffffff\r\nabc\r\n0\r\n\r\n", "-3\r\nabc\r\n0\r\n\r\n", "ffffffffffffffffff\r\nx\r\n"])
-    func aHostileChunkSizeIsRefused(_ body: String) {
-        #expect(throws: (any Error).self) { _ = try PlainHTTP.dechunk(Array(body.utf8)) }
-    }
-
-    @Test func chunksAreJoined() throws {
-        #expect(try PlainHTTP.dechunk(Array("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".utf8)) == Array("abcde".utf8))
-    }
-}

@@ -16,6 +16,7 @@ struct AuditBench: AsyncParsableCommand {
         abstract: "Measure the audit log: durable append, proofs, org queries, bytes on disk.",
         subcommands: [
             Compare.self, Append.self, Socket.self, HTTPQuery.self, Proofs.self, Query.self, Size.self, SynthTree.self,
+            S3Put.self,
         ])
 }
 

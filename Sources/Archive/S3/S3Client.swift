@@ -90,16 +90,28 @@ public struct S3Error: Error, CustomStringConvertible, Sendable {
 public final class S3Client: @unchecked Sendable {
     public let settings: S3Settings
     let session: URLSession
+    /// For an `http://` endpoint: requests on kept connections, on the calling thread.
+    let plain: HTTP1Client?
+    let timeout: TimeInterval
     /// Attempts per request when the store cannot be reached or answers 5xx.
     public var attempts = 4
 
     /// A client for `settings`; a request that gets no answer within `timeout` seconds fails.
-    public init(_ settings: S3Settings, timeout: TimeInterval = 60) {
+    /// An `http://` endpoint is reached with `HTTP1Client` (unless `foundation`, kept for
+    /// comparison in `auditbench s3-put`), an `https://` one with URLSession.
+    public init(_ settings: S3Settings, timeout: TimeInterval = 60, foundation: Bool = false) {
         self.settings = settings
+        self.timeout = timeout
         let c = URLSessionConfiguration.ephemeral
         c.timeoutIntervalForRequest = timeout
         c.httpShouldSetCookies = false
         session = URLSession(configuration: c)
+        if !foundation, let base = URL(string: settings.endpoint), base.scheme == "http", let host = base.host {
+            // As large as any object auditd reads whole: a bundle's file.
+            plain = HTTP1Client(host: host, port: base.port ?? 80, maxBody: 1 << 32)
+        } else {
+            plain = nil
+        }
     }
 
     /// The store's name for messages.
@@ -190,10 +202,15 @@ public final class S3Client: @unchecked Sendable {
         var pairs = query.map { (SigV4.encode($0.0), SigV4.encode($0.1)) }
         pairs.sort { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }
         let q = pairs.map { $0.1.isEmpty && !$0.0.isEmpty ? $0.0 + "=" : $0.0 + "=" + $0.1 }.joined(separator: "&")
-        guard
-            let url = URL(
-                string: "\(scheme)://\(host)\(SigV4.encode(path, keepSlash: true))\(q.isEmpty ? "" : "?" + q)")
-        else {
+        let target = SigV4.encode(path, keepSlash: true) + (q.isEmpty ? "" : "?" + q)
+        if let plain {
+            if let t = settings.sessionToken { hs.append(("x-amz-security-token", t)) }
+            hs.append(("Authorization", signed.authorization))
+            let a = try plain.perform(
+                method, target, headers: hs, body: body, deadline: .now + .milliseconds(Int64(timeout * 1000)))
+            return S3Response(status: a.status, headers: a.headers, body: a.body)
+        }
+        guard let url = URL(string: "\(scheme)://\(host)\(target)") else {
             throw S3Error(status: 0, message: "cannot build a URL for key \(key ?? "")")
         }
         var req = URLRequest(url: url)
