@@ -81,4 +81,12 @@ enum SHA256Hex {
     func retainUntilIsRoundedUpToTheSecond(_ t: Double, _ want: String) {
         #expect(S3Backend.isoDate(Date(timeIntervalSince1970: t)) == want)
     }
+
+    @Test(arguments: [
+        (0.0, "19700101T000000Z"), (1_440_938_160.9, "20150830T123600Z"), (1_796_392_988.5, "20261204T140308Z"),
+        (951_782_400.0, "20000229T000000Z"),
+    ])
+    func amzDateIsTheUTCSecond(_ t: Double, _ want: String) {
+        #expect(SigV4.amzDate(Date(timeIntervalSince1970: t)) == want)
+    }
 }

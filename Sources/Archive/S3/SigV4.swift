@@ -111,10 +111,14 @@ public enum SigV4 {
 
     /// `x-amz-date` for `date`.
     public static func amzDate(_ date: Date) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return f.string(from: date)
+        utcSeconds(Int64(date.timeIntervalSince1970.rounded(.down)), compact: true)
+    }
+
+    /// UTC second `seconds` as `YYYY-MM-DDTHH:MM:SSZ`, or `YYYYMMDDTHHMMSSZ` when `compact`.
+    static func utcSeconds(_ seconds: Int64, compact: Bool) -> String {
+        // Within 0000-9999 as the formats allow; beyond, the nearest end (a lock never shorter).
+        let ms = min(max(seconds, -62_167_219_200), 253_402_300_799) * 1000
+        let full = Timestamp.format(ms).prefix(19)
+        return (compact ? String(full.filter { $0 != "-" && $0 != ":" }) : String(full)) + "Z"
     }
 }
