@@ -114,7 +114,8 @@ let package = Package(
                 .embedInCode("Console/static/index.html"), .embedInCode("Console/static/app.js"),
                 .embedInCode("Console/static/api.js"), .embedInCode("Console/static/dom.js"),
                 .embedInCode("Console/static/views.js"), .embedInCode("Console/static/operator.js"),
-                .embedInCode("Console/static/proof.js"),
+                .embedInCode("Console/static/proof.js"), .embedInCode("Console/static/consistency.js"),
+                .embedInCode("Console/static/chart.js"),
                 .embedInCode("Console/static/console.css"),
             ]),
         .executableTarget(

@@ -110,7 +110,7 @@ import Glibc
             #expect(try await browser.run("return sessionStorage.getItem('auditlog.token')") as? String == acme)
             #expect(
                 try await browser.run("return Object.keys(localStorage).sort().join(',')") as? String
-                    == "auditlog.pinned-key,auditlog.pinned-key.confirmed")
+                    == "auditlog.kept-checkpoint:\(key),auditlog.pinned-key,auditlog.pinned-key.confirmed")
             // Asking for another org from the page is refused by the read port.
             let other = try await browser.run(
                 "const r = await fetch('/v1/orgs/globex/entries', {headers: {Authorization: 'Bearer ' + sessionStorage.getItem('auditlog.token')}}); return r.status"

@@ -4,7 +4,10 @@ the answers about entry SEQ (its item in a page, and the entry itself with its p
 edits an attacker would want. The proofs the console checks must then fail for that entry, and
 only for it.
 
-usage: tamper_proxy.py UPSTREAM_PORT SEQ [MODE]   (prints "listening PORT" once it is up)
+usage: tamper_proxy.py UPSTREAM SEQ [MODE]   (prints "listening PORT" once it is up)
+
+UPSTREAM is auditd's port, or @FILE: the port written in FILE, read at each request (one origin
+for the browser while the daemon behind it changes).
 
 MODE:
   edit     turn "outcome":"denied" into "outcome":"success" wherever the entry appears
@@ -12,6 +15,7 @@ MODE:
            (JSON.parse keeps the last; a check that reads the first would pass)
   pending  edit the entry, recompute its link and hash so they agree with the edit, and
            answer "checkpoint_pending": true instead of the proof
+  none     forward only
 """
 import hashlib
 import http.server
@@ -21,7 +25,7 @@ import sys
 import urllib.error
 import urllib.request
 
-UPSTREAM = int(sys.argv[1])
+UPSTREAM = sys.argv[1]
 SEQ = int(sys.argv[2])
 MODE = sys.argv[3] if len(sys.argv) > 3 else "edit"
 ITEM = re.compile(rb'\{"seq":%d,' % SEQ)
@@ -58,7 +62,7 @@ def edit(raw):
 
 def tamper(body, single):
     m = ITEM.search(body)
-    if not m:
+    if not m or MODE == "none":
         return body
     s, e = entry_span(body, m.start())
     raw = body[s:e]
@@ -81,7 +85,8 @@ def tamper(body, single):
 
 class Proxy(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        req = urllib.request.Request(f"http://127.0.0.1:{UPSTREAM}{self.path}")
+        port = int(open(UPSTREAM[1:]).read()) if UPSTREAM.startswith("@") else int(UPSTREAM)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{self.path}")
         if self.headers.get("Authorization"):
             req.add_header("Authorization", self.headers["Authorization"])
         try:

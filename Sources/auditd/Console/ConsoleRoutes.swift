@@ -4,7 +4,8 @@ import NIOCore
 
 /// The admin console (README "Console"): static files compiled into the binary
 /// (`Console/static`: the shell `app.js`, an org's view `views.js`, the operator's
-/// `operator.js`, the proof checks `proof.js`, and the leaves they share, `api.js` (session,
+/// `operator.js`, its activity chart `chart.js`, the proof checks `proof.js`, rollback and
+/// fork detection against the checkpoint the browser kept `consistency.js`, and the leaves they share, `api.js` (session,
 /// read-port calls, errors) and `dom.js` (elements), which import nothing; embedded by the
 /// package manifest), served by the read port at `/`.
 /// The pages only read: they call the same GET endpoints as any client, with the token the
@@ -24,6 +25,11 @@ enum ConsoleAssets {
         ("/console/views.js", Asset(bytes: PackageResources.views_js, type: "text/javascript; charset=utf-8")),
         ("/console/operator.js", Asset(bytes: PackageResources.operator_js, type: "text/javascript; charset=utf-8")),
         ("/console/proof.js", Asset(bytes: PackageResources.proof_js, type: "text/javascript; charset=utf-8")),
+        (
+            "/console/consistency.js",
+            Asset(bytes: PackageResources.consistency_js, type: "text/javascript; charset=utf-8")
+        ),
+        ("/console/chart.js", Asset(bytes: PackageResources.chart_js, type: "text/javascript; charset=utf-8")),
         ("/console/console.css", Asset(bytes: PackageResources.console_css, type: "text/css; charset=utf-8")),
     ]
 }

@@ -1,15 +1,13 @@
 // The console's view of an org's log: filters, pages, proofs, detail, export, chart. Every
 // string from the log is put in the page as text, never as HTML.
 import { api, session, showError, ApiError } from "./api.js";
-import { el, svg } from "./dom.js";
+import { el } from "./dom.js";
+import { loadChart } from "./chart.js";
+import { checkHead, resetConsistency, trust } from "./consistency.js";
 import { elementSpans, memberSpan, noDuplicateMembers, verifyEntry } from "./proof.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
-const CATEGORY_COLORS = {
-  authentication: "#2563eb", access: "#0d9488", credentials: "#9333ea", agents: "#ea580c", billing: "#ca8a04",
-  infrastructure: "#475569", monitoring: "#0891b2", files: "#65a30d", org_settings: "#db2777", privacy: "#b91c1c",
-};
 // ---- An org's log ----
 
 // `checkpoints`: notes opened, per (key, note); `verifiedSize`: the largest signed tree verified
@@ -73,6 +71,7 @@ export async function showOrg(org) {
   view.checks = new Map();
   view.checkpoints = new Map();
   view.verifiedSize = 0n;
+  resetConsistency();
   await restart();
 }
 
@@ -80,7 +79,7 @@ async function restart() {
   view.cursors = [];
   view.cursor = null;
   showError(null);
-  await Promise.all([loadPage(), loadChart()]);
+  await Promise.all([loadPage(), loadChart(orgPath("activity"), filterParams())]);
 }
 
 async function loadPage() {
@@ -117,7 +116,16 @@ async function loadPage() {
   $("summary").textContent = rows.length === 0
     ? "No entries match."
     : `${rows.length} entries${page.next_cursor === null ? "" : " on this page; older ones follow"}${view.cursors.length ? ` (page ${view.cursors.length + 1})` : ""}.`;
-  await checkAll(rows, generation);
+  // The server's newest checkpoint must extend the one this browser kept; when it cannot be
+  // checked, or does not, every row says so instead of "verified".
+  let head = null;
+  try {
+    await checkHead(session.vkey);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    head = e.message;
+  }
+  await checkAll(rows, generation, head);
 }
 
 function who(party) {
@@ -157,12 +165,15 @@ function mark(row, state, text, title) {
 
 // Each row's proof, a few at a time: the entry with its inclusion proof and checkpoint, checked
 // here; the row's own bytes must be the entry proven.
-async function checkAll(rows, generation) {
+async function checkAll(rows, generation, head) {
   let next = 0;
   const worker = async () => {
     while (next < rows.length && generation === view.generation) {
       const row = rows[next++];
-      if (!row.result) await check(row);
+      if (head !== null) {
+        row.result = { error: head };
+        mark(row, "failed", "✗ not verified", head);
+      } else if (!row.result) await check(row);
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
@@ -180,6 +191,8 @@ async function check(row) {
     const text = await api(orgPath(`entries/${row.item.seq}`), { text: true });
     if (row.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.entry.org})`);
     row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize });
+    // The checkpoint it was proven against must extend the one this browser kept, too.
+    if (!row.result.pending) await trust(JSON.parse(text).checkpoint, session.vkey);
     if (row.result.pending) mark(row, "pending", "⧗ not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");
     else {
       if (row.result.treeSize > view.verifiedSize) view.verifiedSize = row.result.treeSize;
@@ -253,46 +266,4 @@ async function exportAs(format) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 30000);
-}
-
-async function loadChart() {
-  const p = filterParams();
-  p.delete("q");
-  p.set("buckets", "30");
-  const a = await api(`${orgPath("activity")}?${p}`);
-  const W = 900, H = 120, pad = 2;
-  const totals = a.counts.map((c) => c.reduce((x, y) => x + y, 0));
-  const max = Math.max(1, ...totals);
-  const bw = W / a.counts.length;
-  const chart = svg("svg", { viewBox: `0 0 ${W} ${H + 16}`, width: W, height: H + 16, role: "img", "aria-label": "entries per period by category" });
-  a.counts.forEach((counts, i) => {
-    let y = H;
-    counts.forEach((n, c) => {
-      if (n === 0) return;
-      const h = (n / max) * (H - 4);
-      y -= h;
-      const r = svg("rect", { x: i * bw + pad, y, width: Math.max(1, bw - 2 * pad), height: h, fill: CATEGORY_COLORS[a.categories[c]] || "#888" });
-      const t = svg("title");
-      t.textContent = `${a.categories[c]}: ${n}`;
-      r.append(t);
-      chart.append(r);
-    });
-  });
-  const label = (x, text, anchor) => {
-    const t = svg("text", { x, y: H + 13, "font-size": 11, fill: "#5d6b78", "text-anchor": anchor });
-    t.textContent = text;
-    chart.append(t);
-  };
-  label(0, a.from.slice(0, 10), "start");
-  label(W, a.to.slice(0, 10), "end");
-  label(W / 2, `${totals.reduce((x, y) => x + y, 0)} entries${a.complete ? "" : " (counted in part: narrow the range)"}; tallest bar ${max}`, "middle");
-  const legend = el("div", { class: "legend" });
-  a.categories.forEach((c, i) => {
-    if (a.counts.some((row) => row[i] > 0)) {
-      const sw = el("span", { class: "swatch" });
-      sw.style.background = CATEGORY_COLORS[c] || "#888";
-      legend.append(el("span", {}, sw, c));
-    }
-  });
-  $("chart-body").replaceChildren(chart, legend);
 }
