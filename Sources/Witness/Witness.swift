@@ -33,6 +33,12 @@ public final class Witness: @unchecked Sendable {
     public let cosigner: Cosigner
     let logs: [String: NoteVerifier]
     let statePath: String
+    /// `DIR/notes/`: the last signed note cosigned for each log, kept for evidence.
+    let notesDirectory: String
+    /// `DIR/evidence/`: each signed checkpoint that contradicted what this witness cosigned.
+    let evidenceDirectory: String
+    /// Evidence files kept at most: a hostile log cannot fill the disk with them.
+    static let maxEvidence = 100
     /// The exclusive lock on the state directory, held for the witness's life: two processes
     /// sharing one state could each cosign a different history at the same size.
     private let lockFD: Int32
@@ -60,7 +66,13 @@ public final class Witness: @unchecked Sendable {
         try FileOps.makeDirectory(stateDirectory, mode: 0o700)
         lockFD = try Self.lockState(stateDirectory)
         statePath = stateDirectory + "/witness-state"
-        do { state = try Self.load(statePath) } catch {
+        notesDirectory = stateDirectory + "/notes"
+        evidenceDirectory = stateDirectory + "/evidence"
+        do {
+            try FileOps.makeDirectory(notesDirectory, mode: 0o700)
+            try FileOps.makeDirectory(evidenceDirectory, mode: 0o700)
+            state = try Self.load(statePath)
+        } catch {
             close(lockFD)
             throw error
         }
@@ -140,9 +152,11 @@ public final class Witness: @unchecked Sendable {
                 }
             } else if old == cp.size {
                 guard let known, known.root == cp.root else {
+                    let kept =
+                        known.map { keepEvidence("fork", cp, old: old, proof: proof, note: note, known: $0) } ?? ""
                     return .text(
                         409,
-                        "checkpoint of \(cp.origin) at size \(cp.size) has another root than the one this witness cosigned: the log forked"
+                        "checkpoint of \(cp.origin) at size \(cp.size) has another root than the one this witness cosigned: the log forked\(kept)"
                     )
                 }
                 guard proof.isEmpty else {
@@ -153,9 +167,11 @@ public final class Witness: @unchecked Sendable {
                     Merkle.verifyConsistency(
                         old: old, new: cp.size, oldRoot: known.root, newRoot: cp.root, proof: proof)
                 else {
+                    let kept =
+                        known.map { keepEvidence("proof", cp, old: old, proof: proof, note: note, known: $0) } ?? ""
                     return .text(
                         422,
-                        "the consistency proof from size \(old) to \(cp.size) does not verify against the checkpoint this witness cosigned"
+                        "the consistency proof from size \(old) to \(cp.size) does not verify against the checkpoint this witness cosigned\(kept)"
                     )
                 }
             }
@@ -165,6 +181,12 @@ public final class Witness: @unchecked Sendable {
                 return .text(500, "cannot record the new checkpoint (\(error)); nothing was cosigned")
             }
             state = next
+            // The note itself, for evidence should the log later contradict it.
+            do {
+                try FileOps.replaceFile(notePath(cp.origin), contents: Array(note.utf8), mode: 0o600)
+            } catch {
+                return .text(500, "cannot keep the cosigned note (\(error)); nothing was cosigned")
+            }
             do {
                 return Response(
                     status: 200, body: try cosigner.cosign(body: body, time: clock()),
@@ -172,6 +194,42 @@ public final class Witness: @unchecked Sendable {
             } catch {
                 return .text(500, "cannot cosign: \(error)")
             }
+        }
+    }
+
+    /// `DIR/notes/` + the first 16 hex digits of SHA-256 of the origin.
+    func notePath(_ origin: String) -> String {
+        notesDirectory + "/" + String(SHA256.hash(Array(origin.utf8)).hex.prefix(16))
+    }
+
+    /// Writes `DIR/evidence/TIME-KIND-SIZE-ID`: the checkpoint received (signed by the log's
+    /// key, checked before), the request's old size and proof, what this witness had cosigned
+    /// and the note it cosigned then. Two notes signed by one key that cannot both hold prove
+    /// the fork to anyone. Returns the words to add to the answer (called with `lock` held).
+    func keepEvidence(
+        _ kind: String, _ cp: Checkpoint, old: UInt64, proof: [Hash], note: String, known: LogState
+    ) -> String {
+        let name = "\(clock())-\(kind)-\(cp.size)-\(SHA256.hash(Array(note.utf8)).hex.prefix(12))"
+        do {
+            guard try FileOps.list(evidenceDirectory).count < Self.maxEvidence else {
+                return " (not kept as evidence: \(evidenceDirectory) already holds \(Self.maxEvidence) files)"
+            }
+            let cosigned = (try FileOps.readFile(notePath(cp.origin), limit: 1 << 20)).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+            let text =
+                "witness evidence: \(kind == "fork" ? "another root at the size this witness cosigned" : "a consistency proof that does not reach the root this witness cosigned")\n"
+                + "log: \(cp.origin)\n"
+                + "this witness had cosigned: size \(known.size), root \(Data(known.root.bytes).base64EncodedString())\n"
+                + "received: old \(old), \(proof.count) proof line(s)\n"
+                + proof.map { Data($0.bytes).base64EncodedString() + "\n" }.joined()
+                + "\n--- the note this witness cosigned last for the log ---\n"
+                + (cosigned ?? "(not kept: cosigned before this witness kept notes)\n")
+                + "\n--- the checkpoint received, signed by the log's key ---\n" + note
+            try FileOps.replaceFile(evidenceDirectory + "/" + name, contents: Array(text.utf8), mode: 0o600)
+            return " (kept as evidence in \(evidenceDirectory)/\(name))"
+        } catch {
+            return " (could not be kept as evidence: \(error))"
         }
     }
 

@@ -178,7 +178,9 @@ struct AuditD: AsyncParsableCommand {
         services += [ingest, app, archiver, verifier, recheck]
         if let witnessing {
             services.append(
-                WitnessService(witnessing: witnessing, publication: publication, interval: .seconds(1), logger: logger))
+                WitnessService(
+                    witnessing: witnessing, publication: publication, interval: .seconds(c.witnessInterval),
+                    logger: logger))
         }
         let serviceGroup = ServiceGroup(
             configuration: .init(

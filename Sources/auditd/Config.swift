@@ -45,6 +45,7 @@ struct DaemonConfig: Sendable {
     var restorePin = 7 * 86400
     var witnesses: [String] = []
     var witnessQuorum: Int?
+    var witnessInterval = 180
     var ack = "local"
     var tailIntervalMs = 1000
     var tailEntries = 8192
@@ -220,6 +221,10 @@ extension DaemonConfig {
         Setting(
             "witness_quorum", .optionalNumber(\.witnessQuorum, 1...Int.max),
             "Cosignatures a checkpoint needs to count as witnessed (default: every witness)."),
+        Setting(
+            "witness_interval", .number(\.witnessInterval, 1...86_400),
+            "Seconds between posts of the newest checkpoint to the witnesses (and retries of those that failed); public witnesses ask a log for about one every few minutes. An export still has its own checkpoint cosigned at once."
+        ),
         Setting(
             "ack", .text(\.ack),
             "When a writer gets its ack: local (after the fdatasync; with an s3:// archive the bucket follows within tail_interval_ms) or replicated (once the bucket holds the entry too; needs an s3:// archive)."

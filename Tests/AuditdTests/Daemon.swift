@@ -66,7 +66,7 @@ final class Daemon: @unchecked Sendable {
             $0.contains("read port http://127.0.0.1:") && (self.replica || $0.contains("ingest socket"))
         }
         guard up, let r = text.range(of: "read port http://127.0.0.1:") else {
-            throw DaemonFailed(message: "auditd did not come up: \(text)")
+            throw DaemonFailed(message: "auditd did not come up: \(text) \(logTail())")
         }
         port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
         // Keep draining stdout so the daemon never blocks on a full pipe.

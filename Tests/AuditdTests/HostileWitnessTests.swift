@@ -1,4 +1,5 @@
 import Foundation
+import LogProofs
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -25,7 +26,7 @@ import Glibc
         ]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         d.extraArgs = [
             "--witness", "\(good.url) \(vkey)", "--witness", "http://127.0.0.1:\(bad.port) \(badKey)",
-            "--witness-quorum", "1",
+            "--witness-quorum", "1", "--witness-interval", "1",
         ]
         try d.start()
         let started = Date()
@@ -64,5 +65,34 @@ import Glibc
         )
         #expect(rss > 0 && rss < 256, "RSS \(rss) MiB")
         #expect(stopSeconds < 10)
+    }
+
+    /// Issue 23 §2: the witnesses are asked every `witness_interval`, not every second, while
+    /// checkpoints are signed every second; one that keeps failing is retried at that pace too.
+    @Test func witnessesAreAskedOnceAWitnessInterval() async throws {
+        let d = Daemon("witness-interval")
+        defer { d.cleanup() }
+        let counter = try LoopbackScript("hostile_witness.py", ["count"])
+        defer { counter.stop() }
+        let key = Cosigner(key: try NoteSigner.generate(name: "witness.test/count")).verifier.text
+        d.extraArgs = ["--witness", "http://127.0.0.1:\(counter.port) \(key)", "--witness-interval", "4"]
+        try d.start()
+        let started = Date()
+        // New entries, and so new checkpoints, every half second for ten seconds.
+        var i = 0
+        while Date().timeIntervalSince(started) < 10 {
+            #expect(
+                try await d.ctlOffPool(["append", "--socket", d.socket], stdin: event(org: "org_a", i: i) + "\n").0 == 0
+            )
+            i += 1
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let (_, body) = try loopbackHTTP(port: counter.port, method: "GET", path: "/", body: Data())
+        let posts = Int(String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        print(
+            "witness interval 4 s: \(posts) posts in \(String(format: "%.1f", elapsed)) s while \(i) appends were made")
+        // One at the start and one each 4 s: at most elapsed / 4 + 1 (every second, it was ten).
+        #expect(posts >= 1 && posts <= Int(elapsed / 4) + 1, "\(posts) posts in \(elapsed) s")
     }
 }

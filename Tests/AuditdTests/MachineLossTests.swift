@@ -138,7 +138,7 @@ import Glibc
             defer { witness.kill9() }
             d.extraArgs = [
                 "--archive", url, "--ack", "replicated", "--segment-bytes", "120000", "--tail-interval-ms", "200",
-                "--witness", "\(witness.url) \(vkey)",
+                "--witness", "\(witness.url) \(vkey)", "--witness-interval", "1",
             ]
             try d.start()
             mark("started")

@@ -135,7 +135,9 @@ import LogTree
                 ]))
         }
         d.extraArgs +=
-            served.indices.flatMap { ["--witness", "\(served[$0].url) \(vkeys[$0])"] } + ["--witness-quorum", "2"]
+            served.indices.flatMap { ["--witness", "\(served[$0].url) \(vkeys[$0])"] } + [
+                "--witness-quorum", "2", "--witness-interval", "1",
+            ]
         try d.start()
         let lines = (0..<40).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
         let (as1, _, aerr) = try d.ctl(["append", "--socket", d.socket], stdin: lines)

@@ -63,7 +63,7 @@ import Testing
         defer { d.cleanup() }
         let (served, vkey, logKey) = try WitnessServeTests.witnessedLog(d)
         defer { served.kill9() }
-        d.extraArgs = ["--witness", "\(served.url) \(vkey)", "--witness-quorum", "1"]
+        d.extraArgs = ["--witness", "\(served.url) \(vkey)", "--witness-quorum", "1", "--witness-interval", "1"]
         try d.start()
         let state = d.root + "/writer.checkpoint"
         let witness = ["--state", state, "--key", logKey, "--witness", vkey]

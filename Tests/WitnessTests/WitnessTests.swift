@@ -128,6 +128,29 @@ import Testing
         #expect(bad.status == 422, "\(bad)")
         #expect(s.witness.latest(s.signer.name) == before)
         #expect(try Data(contentsOf: URL(fileURLWithPath: s.dir + "/state/witness-state")) == stateBytes)
+
+        // Issue 23 §2: the note it cosigned is kept, and each contradiction is kept beside it
+        // as evidence: the offending checkpoint (signed by the log's key) and the cosigned note.
+        let kept = try String(contentsOfFile: s.witness.notePath(s.signer.name), encoding: .utf8)
+        #expect(kept == c2.note)
+        let files = try FileManager.default.contentsOfDirectory(atPath: s.dir + "/state/evidence").sorted()
+        #expect(files.count == 2 && files[0].contains("-fork-11-") && files[1].contains("-proof-20-"), "\(files)")
+        #expect(fork.body.contains("kept as evidence in") && bad.body.contains("kept as evidence in"))
+        let forkEvidence = try String(contentsOfFile: s.dir + "/state/evidence/" + files[0], encoding: .utf8)
+        #expect(forkEvidence.contains(c2.note) && forkEvidence.hasSuffix(forked), "\(forkEvidence)")
+        // Both notes in it verify with the log's key: transferable proof of the fork.
+        #expect(try s.signer.verifier.open(c2.note) != s.signer.verifier.open(forked))
+        // Bounded: past `maxEvidence` files, the answer says so and nothing more is written.
+        for k in 0..<Witness.maxEvidence {
+            let other = try s.signer.sign(
+                Checkpoint(origin: s.signer.name, size: 11, root: SHA256.hash(Array("other \(k)".utf8))).text)
+            _ = s.witness.addCheckpoint(s.request(old: 11, note: other))
+        }
+        let last = try s.signer.sign(
+            Checkpoint(origin: s.signer.name, size: 11, root: SHA256.hash(Array("last".utf8))).text)
+        #expect(s.witness.addCheckpoint(s.request(old: 11, note: last)).body.contains("not kept as evidence"))
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: s.dir + "/state/evidence").count == Witness.maxEvidence)
     }
 
     @Test func unknownLogsForeignKeysAndMalformedRequestsAreRefused() throws {
