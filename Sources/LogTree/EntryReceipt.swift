@@ -61,6 +61,48 @@ public struct EntryReceipt: Sendable, Equatable {
         self.init(seq: seq, hash: h, checkpoint: cp, inclusion: hashes)
     }
 
+    /// The first line of a C2SP tlog-proof.
+    public static let tlogProofTag = "c2sp.org/tlog-proof@v1"
+
+    /// The receipt as a C2SP tlog-proof (`.tlog-proof`, format-spec.md §9.4): the leaf hash
+    /// as its `extra` (what a verifier needs besides the index to rebuild the record hash),
+    /// the index, the inclusion proof in base64 lines, an empty line, the signed checkpoint.
+    public var tlogProof: String {
+        "\(Self.tlogProofTag)\nextra \(Data(hash.bytes).base64EncodedString())\nindex \(seq)\n"
+            + inclusion.map { Data($0.bytes).base64EncodedString() + "\n" }.joined() + "\n" + checkpoint
+    }
+
+    /// Parses a C2SP tlog-proof whose `extra` is the entry's leaf hash (as `tlogProof` writes),
+    /// strictly: canonical base64, a decimal index without leading zeroes, at most 64 hashes.
+    public init(tlogProof text: String) throws {
+        var lines = text.split(separator: "\n", maxSplits: 72, omittingEmptySubsequences: false)[...]
+        func next() -> Substring? { lines.isEmpty ? nil : lines.removeFirst() }
+        guard next() == Self.tlogProofTag[...] else {
+            throw AuditError("not a tlog-proof: the first line must be \(Self.tlogProofTag)")
+        }
+        guard let extra = next(), extra.hasPrefix("extra "), let raw = Note.base64(extra.dropFirst(6)),
+            let hash = Hash(bytes: raw)
+        else {
+            throw AuditError(
+                "this tlog-proof carries no entry hash: its second line must be \"extra \" and the base64 of the 32-byte leaf hash"
+            )
+        }
+        guard let indexLine = next(), indexLine.hasPrefix("index "), let seq = UInt64(indexLine.dropFirst(6)),
+            String(seq) == indexLine.dropFirst(6)
+        else { throw AuditError("the tlog-proof's index line must be \"index N\" (decimal, no leading zeroes)") }
+        var proof: [Hash] = []
+        while let l = next(), !l.isEmpty {
+            guard proof.count < 64, let raw = Note.base64(l), let h = Hash(bytes: raw) else {
+                throw AuditError(
+                    "a tlog-proof inclusion line is not canonical base64 of 32 bytes (or there are more than 64)")
+            }
+            proof.append(h)
+        }
+        let note = lines.joined(separator: "\n")
+        guard !note.isEmpty else { throw AuditError("the tlog-proof holds no checkpoint after its proof") }
+        self.init(seq: seq, hash: hash, checkpoint: note, inclusion: proof)
+    }
+
     /// Checks the receipt with the log's key: the checkpoint's signature, and the inclusion of
     /// leaf `hash` at `seq` in its tree. Returns the checkpoint.
     public func verify(key: NoteVerifier) throws -> SignedCheckpoint {

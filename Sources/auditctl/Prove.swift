@@ -21,17 +21,48 @@ struct Prove: ParsableCommand {
         var seq: UInt64
         @Option(help: "Tree size to prove against. Default: the latest checkpoint's.")
         var size: UInt64?
+        @Option(
+            help:
+                "json, or tlog-proof: a C2SP tlog-proof (`.tlog-proof`) other ecosystems' tools verify, its extra the entry's leaf hash; `auditctl verify-receipt` checks it."
+        ) var format = "json"
+        @Flag(help: "Prove against the newest checkpoint with its witnesses' cosignatures (checkpoints/cosigned).")
+        var cosigned = false
 
         func run() throws {
+            guard format == "json" || format == "tlog-proof" else {
+                throw ValidationError("--format is json or tlog-proof, not \(format)")
+            }
             let (tree, log, key) = try openReadOnly(dir)
-            let latest = log.latest
-            guard let n = size ?? latest?.checkpoint.size else {
+            var witnessed: SignedCheckpoint?
+            if cosigned {
+                guard let bytes = try FileOps.readFile(DataDirectory(dir).cosigned, limit: 1 << 20) else {
+                    throw CLIError("\(dir) has no cosigned checkpoint (auditd keeps one when witnesses are configured)")
+                }
+                witnessed = try SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: key)
+                if let size, size != witnessed?.checkpoint.size {
+                    throw ValidationError(
+                        "--size \(size) is not the cosigned checkpoint's \(witnessed?.checkpoint.size ?? 0)")
+                }
+            }
+            guard let n = witnessed?.checkpoint.size ?? size ?? log.latest?.checkpoint.size else {
                 throw CLIError("\(dir) has no checkpoint; pass --size")
             }
             guard seq < n else { throw ValidationError("--seq \(seq) is not below the tree size \(n)") }
             guard n <= tree.size else { throw ValidationError("--size \(n) is beyond the log's \(tree.size) entries") }
             let proof = try tree.inclusionProof(index: seq, size: n)
-            let cp = try log.first(atLeast: n, verifier: key).flatMap { $0.checkpoint.size == n ? $0.note : nil }
+            let cp =
+                try witnessed?.note
+                ?? log.first(atLeast: n, verifier: key).flatMap { $0.checkpoint.size == n ? $0.note : nil }
+            if format == "tlog-proof" {
+                guard let cp else {
+                    throw CLIError("no checkpoint was signed at size \(n): omit --size to prove against the latest")
+                }
+                let r = EntryReceipt(seq: seq, hash: try tree.leaf(seq), checkpoint: cp, inclusion: proof)
+                // Checked before it is printed: a proof that does not verify is never handed out.
+                _ = try r.verify(key: key)
+                print(r.tlogProof, terminator: "")
+                return
+            }
             try printJSON([
                 "leaf_index": seq, "tree_size": n, "leaf_hash": try tree.leaf(seq).hex,
                 "root": try tree.root(at: n).hex, "proof": proof.map(\.hex),

@@ -19,7 +19,10 @@ struct VerifyReceipt: ParsableCommand {
             held), 1 when a receipt is invalid, 5 when the log lost a receipted entry.
             """)
 
-    @Argument(help: "A receipts file (NDJSON, one receipt per line; - for standard input).") var file: String
+    @Argument(
+        help:
+            "A receipts file (NDJSON, one receipt per line), or one C2SP tlog-proof (`auditctl prove inclusion --format tlog-proof`); - for standard input."
+    ) var file: String
     @Option(help: "The log's verifier key (as `auditctl key DIR` prints it, or the operator publishes it).") var key:
         String
     @Option(help: "A log's data directory to check the receipts against (read-only; works beside a running daemon).")
@@ -37,14 +40,16 @@ struct VerifyReceipt: ParsableCommand {
         }
         var n = 0
         var removed = 0
-        for (i, line) in text.split(separator: "\n").enumerated()
-        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+        // A tlog-proof is one receipt over many lines; a receipts file is one per line.
+        let tlogProof = text.hasPrefix(EntryReceipt.tlogProofTag + "\n")
+        let items = tlogProof ? [text[...]] : text.split(separator: "\n")
+        for (i, line) in items.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let r: EntryReceipt
             do {
-                r = try EntryReceipt(json: String(line))
+                r = tlogProof ? try EntryReceipt(tlogProof: String(line)) : try EntryReceipt(json: String(line))
                 _ = try r.verify(key: k)
             } catch {
-                print("FAILED: receipt on line \(i + 1): \(error)")
+                print("FAILED: \(tlogProof ? "the tlog-proof" : "receipt on line \(i + 1)"): \(error)")
                 throw ExitCode(1)
             }
             n += 1

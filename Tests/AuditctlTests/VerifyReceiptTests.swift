@@ -36,4 +36,44 @@ import Testing
             _ = try EntryReceipt(json: edited).verify(key: key)
         }
     }
+
+    /// Issue 23 §2: `prove inclusion --format tlog-proof` writes a C2SP tlog-proof of a real
+    /// log's entry, `verify-receipt` checks it, and an edited one is refused.
+    @Test func aTlogProofOfARealEntryVerifiesAndAnEditedOneDoesNot() throws {
+        let root = temporaryDirectory("tlog-proof")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(
+            try run(
+                "auditctl", ["import", root + "/d", "--key", root + "/k.key", "--quiet"], stdin: Data(events(40).utf8)
+            )
+            .0 == 0)
+        let pub = try run("auditctl", ["key", root + "/d"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (ps, proof, perr) = try run(
+            "auditctl", ["prove", "inclusion", root + "/d", "--seq", "17", "--format", "tlog-proof"])
+        #expect(ps == 0, "\(perr)")
+        let lines = proof.split(separator: "\n", omittingEmptySubsequences: false)
+        // The spec's layout: tag, extra, index, the proof lines, an empty line, the checkpoint.
+        #expect(lines.count > 8 && lines[0] == "c2sp.org/tlog-proof@v1" && lines[1].hasPrefix("extra "))
+        #expect(lines[2] == "index 17" && lines.contains("") && proof.hasSuffix("\n"), "\(proof)")
+        let receipt = try EntryReceipt(tlogProof: proof)
+        #expect(receipt.seq == 17 && receipt.tlogProof == proof)
+        let file = root + "/e17.tlog-proof"
+        try proof.write(toFile: file, atomically: true, encoding: .utf8)
+        let (vs, vout, _) = try run("auditctl", ["verify-receipt", file, "--key", pub, "--data", root + "/d"])
+        #expect(vs == 0 && vout.contains("OK: 1 receipt"), "\(vout)")
+
+        // Another index, a proof line changed, a non-canonical index: each refused.
+        let firstProofLine = String(lines[3])
+        var bent = Array(try #require(Data(base64Encoded: firstProofLine)))
+        bent[0] ^= 1
+        for (what, edited) in [
+            ("index", proof.replacingOccurrences(of: "\nindex 17\n", with: "\nindex 18\n")),
+            ("proof", proof.replacingOccurrences(of: firstProofLine, with: Data(bent).base64EncodedString())),
+            ("leading zero", proof.replacingOccurrences(of: "\nindex 17\n", with: "\nindex 017\n")),
+        ] {
+            try edited.write(toFile: file, atomically: true, encoding: .utf8)
+            let (es, eout, _) = try run("auditctl", ["verify-receipt", file, "--key", pub])
+            #expect(es == 1 && eout.hasPrefix("FAILED: the tlog-proof"), "\(what): \(eout)")
+        }
+    }
 }
