@@ -39,7 +39,9 @@ import Testing
             go, ["test", "./...", "-count=1", "-v"], environment: env, in: Self.repo + "/clients/go")
         #expect(
             status == 0 && text.contains("--- PASS: TestRetryAcrossARestartStoresEachKeyedEntryOnce")
-                && text.contains("--- PASS: TestTheSpecsWireVectors"),
+                && text.contains("--- PASS: TestTheSpecsWireVectors")
+                && text.contains("--- PASS: TestAKeptCheckpointCatchesARollbackAndAFork")
+                && text.contains("--- PASS: TestConsistencyProofsOfTheRealLog"),
             "go client tests:\n\(text)")
     }
 }

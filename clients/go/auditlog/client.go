@@ -66,8 +66,9 @@ var ErrConnectionLost = errors.New("auditlog: connection lost before an acknowle
 
 // Result is one entry's outcome in AppendMany: an Ack, or an error.
 type Result struct {
-	Ack *Ack
-	Err error
+	Ack        *Ack
+	Err        error
+	Checkpoint *CheckpointReply
 }
 
 // Client is one connection. Safe for use by several goroutines: requests are pipelined.
@@ -232,8 +233,37 @@ func decodeReply(t byte, body []byte) Result {
 		return Result{Err: &Error{Code: binary.LittleEndian.Uint16(body), Message: string(body[2:])}}
 	case typePong:
 		return Result{}
+	case typeCheckpointReply:
+		return decodeCheckpointReply(body)
 	default:
 		return Result{Err: &Error{Code: 2, Message: fmt.Sprintf("unexpected frame type 0x%02x", t)}}
+	}
+}
+
+// request sends one frame of type t and waits for its answer.
+func (c *Client) request(t byte, body []byte) Result {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return Result{Err: ErrConnectionLost}
+	}
+	c.next++
+	ch := make(chan Result, 1)
+	c.pending[c.next] = ch
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, werr := c.conn.Write(frame(t, c.next, body))
+	c.mu.Unlock()
+	if werr != nil {
+		c.conn.Close()
+	}
+	deadline := time.NewTimer(c.timeout)
+	defer deadline.Stop()
+	select {
+	case r := <-ch:
+		return r
+	case <-deadline.C:
+		c.conn.Close()
+		return Result{Err: fmt.Errorf("%w: no answer within %s", ErrConnectionLost, c.timeout)}
 	}
 }
 

@@ -1,6 +1,9 @@
 package auditlog
 
 import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -187,5 +190,216 @@ func TestClearErrorWhenTheDaemonIsNotThere(t *testing.T) {
 	_, err := Dial(filepath.Join(t.TempDir(), "none.sock"), time.Second)
 	if err == nil || !strings.Contains(err.Error(), "is auditd running?") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// copyTree copies the directory from into to (files and folders; the socket is skipped).
+func copyTree(t *testing.T, from, to string) {
+	err := filepath.Walk(from, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		switch {
+		case info.IsDir():
+			return os.MkdirAll(dst, 0o700)
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(dst, data, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newestSize waits until the daemon's newest checkpoint holds at least n entries.
+func newestSize(t *testing.T, c *Client, key *VerifierKey, n uint64) uint64 {
+	for i := 0; i < 200; i++ {
+		if r, err := c.Checkpoint(0); err == nil {
+			if cp, err := key.open(r.Note); err == nil && cp.size >= n {
+				return cp.size
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no checkpoint of %d entries within 20 s", n)
+	return 0
+}
+
+// Issue 23 §1: a writer keeping the newest checkpoint it verified accepts a log that grew and
+// refuses one rolled back (its earlier data and key restored) or forked (that copy grown to
+// the same size with other entries), leaving its file as it was.
+func TestAKeptCheckpointCatchesARollbackAndAFork(t *testing.T) {
+	d := newDaemon(t)
+	c, err := Dial(d.socket, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := func(n int, tag string) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = event("acme", i, tag+fmt.Sprint(i))
+		}
+		return out
+	}
+	for _, r := range c.AppendMany(entries(20, "first")) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	out, err := exec.Command(filepath.Join(filepath.Dir(d.bin), "auditctl"), "key", filepath.Join(d.root, "data")).Output()
+	if err != nil {
+		t.Fatal("auditctl key (beside AUDITD_BIN): ", err)
+	}
+	key, err := ParseVerifierKey(string(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := newestSize(t, c, key, 20)
+	state := &CheckpointState{Path: filepath.Join(d.root, "writer.checkpoint"), Key: key}
+	if n, err := state.Check(c); err != nil || n != first {
+		t.Fatalf("first check: %d, %v", n, err)
+	}
+	// The log as it was: its data and key, copied while it is stopped.
+	c.Close()
+	d.stop(t)
+	early := &daemon{bin: d.bin, root: t.TempDir()}
+	early.socket = filepath.Join(early.root, "auditd.sock")
+	copyTree(t, filepath.Join(d.root, "data"), filepath.Join(early.root, "data"))
+	copyTree(t, filepath.Join(d.root, "auditd-keys"), filepath.Join(early.root, "auditd-keys"))
+	d.start(t)
+	c, _ = Dial(d.socket, 10*time.Second)
+	for _, r := range c.AppendMany(entries(15, "second")) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	grown := newestSize(t, c, key, first+15)
+	if n, err := state.Check(c); err != nil || n != grown {
+		t.Fatalf("a log that grew: %d, %v", n, err)
+	}
+	kept, _ := os.ReadFile(state.Path)
+	c.Close()
+	d.stop(t)
+
+	// Rolled back: the earlier copy answers on another socket.
+	early.start(t)
+	t.Cleanup(func() {
+		if early.cmd != nil {
+			_ = early.cmd.Process.Kill()
+			_, _ = early.cmd.Process.Wait()
+		}
+	})
+	e, err := Dial(early.socket, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := state.Check(e); !errors.Is(err, ErrRollback) {
+		t.Fatalf("a rolled-back log was not refused as a rollback: %v", err)
+	}
+	// Forked: that copy grown to the same size with other entries.
+	now := newestSize(t, e, key, 0)
+	for _, r := range e.AppendMany(entries(int(grown-now), "forked")) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if n := newestSize(t, e, key, grown); n != grown {
+		t.Fatalf("the fork has %d entries, not %d", n, grown)
+	}
+	if _, err := state.Check(e); !errors.Is(err, ErrFork) {
+		t.Fatalf("a forked log was not refused as a fork: %v", err)
+	}
+	if after, _ := os.ReadFile(state.Path); string(after) != string(kept) {
+		t.Fatal("the kept checkpoint changed after a refusal")
+	}
+	e.Close()
+}
+
+// Consistent over proofs the real log gives, and with one bit changed.
+func TestConsistencyProofsOfTheRealLog(t *testing.T) {
+	d := newDaemon(t)
+	c, err := Dial(d.socket, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out, err := exec.Command(filepath.Join(filepath.Dir(d.bin), "auditctl"), "key", filepath.Join(d.root, "data")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ParseVerifierKey(string(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []uint64
+	for round := 0; round < 6; round++ {
+		var batch []any
+		for i := 0; i < 1+round*7; i++ {
+			batch = append(batch, event("acme", i, ""))
+		}
+		for _, r := range c.AppendMany(batch) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		want := uint64(0)
+		if len(sizes) > 0 {
+			want = sizes[len(sizes)-1]
+		}
+		sizes = append(sizes, newestSize(t, c, key, want+uint64(len(batch))))
+	}
+	newest := sizes[len(sizes)-1]
+	r, err := c.Checkpoint(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := key.open(r.Note)
+	checked := 0
+	for _, old := range sizes[:len(sizes)-1] {
+		rp, err := c.Checkpoint(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, _ := key.open(rp.Note)
+		if to.size != newest {
+			continue // a newer checkpoint came meanwhile: its proof is for that one
+		}
+		// The old root, from the log's own checkpoint at that size (auditctl prove consistency).
+		cmd := exec.Command(filepath.Join(filepath.Dir(d.bin), "auditctl"), "prove", "consistency", filepath.Join(d.root, "data"), "--old", fmt.Sprint(old), "--new", fmt.Sprint(newest))
+		text, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			OldRoot string `json:"old_root"`
+		}
+		if err := json.Unmarshal(text, &p); err != nil {
+			t.Fatal(err)
+		}
+		oldRoot, _ := hex.DecodeString(p.OldRoot)
+		if !Consistent(old, newest, oldRoot, head.root, rp.Proof) {
+			t.Fatalf("a genuine proof from %d to %d does not verify", old, newest)
+		}
+		checked++
+		if len(rp.Proof) > 0 {
+			bent := make([][]byte, len(rp.Proof))
+			for i := range bent {
+				bent[i] = append([]byte(nil), rp.Proof[i]...)
+			}
+			bent[0][3] ^= 1
+			if Consistent(old, newest, oldRoot, head.root, bent) {
+				t.Fatalf("a proof with a bit changed verifies from %d", old)
+			}
+		}
+	}
+	if checked < 3 {
+		t.Fatalf("only %d of %d sizes were checked", checked, len(sizes)-1)
 	}
 }
