@@ -22,7 +22,7 @@ from typing import Iterable, List, Optional, Union
 
 __all__ = ["Ack", "AuditError", "ConnectionLost", "Client", "RetryingClient", "AsyncClient"]
 
-APPEND, PING, ACK, PONG, ERROR = 0x01, 0x02, 0x81, 0x82, 0x83
+APPEND, PING, CHECKPOINT, ACK, PONG, ERROR, CHECKPOINT_REPLY = 0x01, 0x02, 0x03, 0x81, 0x82, 0x83, 0x84
 HEADER = struct.Struct("<IBQ")  # length (type + id + body), type, id
 MAX_BODY = 64 << 10
 CODES = {1: "invalid entry", 2: "malformed frame", 3: "frame too large", 4: "unavailable", 5: "forbidden"}
@@ -130,6 +130,26 @@ class Client:
             fid, ftype, body = self._read_frame()
             got[fid] = _decode(ftype, body)
         return [got[i] for i in ids]
+
+    def checkpoint(self, old: int = 0):
+        """The log's newest signed checkpoint (a C2SP signed note) and the RFC 9162 consistency
+        proof to it from tree size `old` (0: none held), as (note, [hash, ...]). Check them with
+        `auditlog_client.witness.CheckpointState`, which keeps the newest one verified."""
+        fid = next(self._ids)
+        self._send(_frame(CHECKPOINT, fid, struct.pack("<Q", old)))
+        _, ftype, body = self._read_frame()
+        if ftype == ERROR:
+            raise _decode(ftype, body)
+        if ftype != CHECKPOINT_REPLY or len(body) < 5:
+            raise AuditError(2, f"unexpected answer 0x{ftype:02x} to a CHECKPOINT request")
+        (n,) = struct.unpack_from("<I", body)
+        # The peer's length is compared with what arrived before it is used.
+        if n > len(body) - 5:
+            raise AuditError(2, "CHECKPOINT_REPLY note length beyond the frame")
+        rest = body[4 + n:]
+        if len(rest) - 1 != rest[0] * 32:
+            raise AuditError(2, "CHECKPOINT_REPLY proof length does not match its count")
+        return body[4:4 + n].decode("utf-8"), [rest[1 + 32 * i:33 + 32 * i] for i in range(rest[0])]
 
     def ping(self) -> None:
         fid = next(self._ids)
