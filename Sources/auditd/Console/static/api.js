@@ -52,6 +52,12 @@ export function signOut(message) {
   sessionStorage.removeItem(TOKEN);
   Object.assign(session, { token: null, scope: null, org: null, vkey: null });
   $("who").textContent = "";
+  // Nothing of the session stays on the page: the token typed, the org's entries, the overview.
+  $("token").value = "";
+  for (const table of ["entries", "holds"]) $(table).tBodies[0]?.replaceChildren();
+  for (const id of ["chart-body", "archived", "page-failed", "detail-proof", "cards"]) $(id).replaceChildren();
+  for (const id of ["summary", "detail-title", "detail-json", "op-checkpoint"]) $(id).textContent = "";
+  $("detail").hidden = true;
   show("signin");
   if (message) showError(new Error(message));
 }

@@ -1,7 +1,7 @@
 // The console's view of an org's log: filters, pages, proofs, detail, export, chart. Every
 // string from the log is put in the page as text, never as HTML.
 import { api, session, showError, ApiError } from "./api.js";
-import { el } from "./dom.js";
+import { el, shown } from "./dom.js";
 import { loadChart } from "./chart.js";
 import { checkHead, resetConsistency, trust } from "./consistency.js";
 import { elementSpans, memberSpan, noDuplicateMembers, verifyEntry } from "./proof.js";
@@ -126,11 +126,27 @@ async function loadPage() {
     head = e.message;
   }
   await checkAll(rows, generation, head);
+  if (generation === view.generation) reportFailures(rows);
+}
+
+// A page-wide notice when any row failed, with the reasons on the page (not only in tooltips).
+function reportFailures(rows) {
+  const box = $("page-failed");
+  const failed = rows.filter((r) => r.result?.error);
+  box.hidden = failed.length === 0;
+  if (failed.length === 0) return box.replaceChildren();
+  const reasons = new Map();
+  for (const r of failed) reasons.set(r.result.error, [...(reasons.get(r.result.error) || []), r.item.seq]);
+  const ul = el("ul");
+  for (const [why, seqs] of [...reasons].slice(0, 5)) {
+    ul.append(el("li", { textContent: `${shown(why)} (entr${seqs.length === 1 ? "y" : "ies"} ${seqs.slice(0, 8).join(", ")}${seqs.length > 8 ? ", …" : ""})` }));
+  }
+  box.replaceChildren(el("strong", { textContent: `${failed.length} of ${rows.length} entries on this page did not verify.` }), ul);
 }
 
 function who(party) {
   if (!party) return "";
-  return `${party.type}:${party.id}${party.name ? ` (${party.name})` : ""}`;
+  return shown(`${party.type}:${party.id}${party.name ? ` (${party.name})` : ""}`);
 }
 
 // A row shows the entry's own bytes (`raw`, the ones its proof is checked against), never a
@@ -147,10 +163,10 @@ function renderRow(item, raw) {
     el("td", { class: "time", textContent: (e.received_at || "").replace("T", " ").replace("Z", "") }),
     el("td", {}, el("div", { textContent: who(e.actor) }),
       e.on_behalf_of ? el("div", { class: "sub", textContent: `on behalf of ${who(e.on_behalf_of)}` }) : null),
-    el("td", {}, el("div", { textContent: e.action }), el("div", { class: "sub", textContent: e.category })),
+    el("td", {}, el("div", { textContent: shown(e.action) }), el("div", { class: "sub", textContent: shown(e.category) })),
     el("td", { textContent: who(e.target) }),
-    el("td", { class: `outcome-${e.outcome}`, textContent: e.outcome }),
-    el("td", {}, el("div", { textContent: e.source?.service || "" }), e.source?.ip ? el("div", { class: "sub", textContent: e.source.ip }) : null),
+    el("td", { class: `outcome-${e.outcome}`, textContent: shown(e.outcome) }),
+    el("td", {}, el("div", { textContent: shown(e.source?.service) }), e.source?.ip ? el("div", { class: "sub", textContent: shown(e.source.ip) }) : null),
     el("td", {}, proof));
   const row = { item, raw, entry: e, tr, proof, result: null };
   tr.addEventListener("click", () => showDetail(row));
@@ -193,7 +209,7 @@ async function check(row) {
     row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize });
     // The checkpoint it was proven against must extend the one this browser kept, too.
     if (!row.result.pending) await trust(JSON.parse(text).checkpoint, session.vkey);
-    if (row.result.pending) mark(row, "pending", "⧗ not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");
+    if (row.result.pending) mark(row, "pending", "… not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");
     else {
       if (row.result.treeSize > view.verifiedSize) view.verifiedSize = row.result.treeSize;
       const unconfirmed = session.vkeyConfirmed ? "" : " (key unconfirmed)";
@@ -210,7 +226,7 @@ function showDetail(row) {
   const r = row.result;
   const verified = r && !r.error;
   const e = verified ? r.entry : row.entry;
-  $("detail-title").textContent = `Entry ${row.item.seq} · ${e.action} · ${e.received_at}`;
+  $("detail-title").textContent = `Entry ${row.item.seq} · ${shown(e.action)} · ${shown(e.received_at)}`;
   const list = $("detail-proof");
   list.replaceChildren();
   if (!r) list.append(el("li", { textContent: "The proof is still being checked." }));
@@ -221,7 +237,7 @@ function showDetail(row) {
   list.append(el("li", { class: "sub", textContent: verified
     ? `seq ${row.item.seq}, position ${r.orgSeq} in the org's chain, hash ${r.hash}`
     : `seq ${row.item.seq} (position and hash not shown: not verified)` }));
-  $("detail-json").textContent = (verified ? "" : "NOT VERIFIED:\n") + JSON.stringify(e, null, 2);
+  $("detail-json").textContent = (verified ? "" : "NOT VERIFIED:\n") + JSON.stringify(e, null, 2).split("\n").map(shown).join("\n");
   $("detail").hidden = false;
   $("detail").scrollIntoView({ block: "nearest" });
 }

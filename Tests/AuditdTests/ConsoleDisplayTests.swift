@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+/// Issue 23 §3, the console's table as an admin reads it (headless Chromium): a bidirectional
+/// control in an actor id is shown as a visible escape, not obeyed; a 256-character unbroken
+/// target wraps inside its cell; a row that fails is named above the table with its reason; the
+/// proof marks have a legend; and signing out leaves neither the token typed nor the entries.
+@Suite(.serialized) struct ConsoleDisplayTests {
+    static let tampered = 3
+
+    static func events() -> String {
+        (0..<12).map { i -> String in
+            let actor = i == 5 ? #"usr_\u202Enimda"# : "usr_\(i)"
+            let target = i == 6 ? String(repeating: "x", count: 256) : "doc-\(i)"
+            let outcome = i == tampered ? "denied" : "success"
+            return
+                #"{"org":"acme","category":"access","action":"access.granted","actor":{"type":"human","id":"\#(actor)"},"target":{"type":"doc","id":"\#(target)"},"outcome":"\#(outcome)","source":{"service":"web"},"occurred_at":"2026-11-29T10:00:00.000Z"}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    @Test func hiddenCharactersLongValuesAndFailuresAreShownPlainly() async throws {
+        let d = Daemon("console-display")
+        defer { d.cleanup() }
+        try d.start()
+        let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: Self.events())
+        #expect(s == 0, "\(err)")
+        let acme = try d.token(org: "acme")
+        let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
+        _ = try await ConsoleRollbackTests.settled(d, atLeast: 13, token: acme)
+        // Through the tamper proxy: entry 3's "denied" becomes "success" wherever it appears.
+        let proxy = try tamperProxy(upstream: d.port, seq: Self.tampered)
+        defer { proxy.stop() }
+        let browser = try await WebDriver()
+        do {
+            try await browser.open("http://127.0.0.1:\(proxy.port)/")
+            try await browser.type("#token", acme)
+            try await browser.type("#pin", key)
+            try await browser.click("#signin-form button")
+            try await browser.wait(
+                "the page checked, one row failed",
+                "return Array.from(document.querySelectorAll('.proof')).filter(p => p.textContent === '✓ verified').length === 12 && !document.getElementById('page-failed').hidden"
+            )
+            // The failure is named on the page, with its reason and its entry.
+            let failed = try #require(
+                try await browser.run("return document.getElementById('page-failed').innerText") as? String)
+            #expect(
+                failed.contains("1 of 13 entries on this page did not verify")
+                    && failed.contains("entry \(Self.tampered))") && failed.contains("changed"), "\(failed)")
+            #expect(
+                (try await browser.run("return document.getElementById('legend').innerText") as? String)?.contains(
+                    "✗ not verified") == true)
+            // The bidirectional control is shown, not obeyed.
+            let actors = try #require(
+                try await browser.run(
+                    "return Array.from(document.querySelectorAll('#entries tbody tr')).map(r => r.cells[1].textContent)"
+                )
+                    as? [String])
+            #expect(actors.contains("human:usr_\\u202Enimda"), "\(actors)")
+            #expect(!actors.joined().unicodeScalars.contains { $0.value == 0x202E })
+            // The long target wraps: the table fits the window.
+            let widths = try #require(
+                try await browser.run(
+                    "return [document.getElementById('entries').scrollWidth, document.documentElement.clientWidth]")
+                    as? [Int])
+            #expect(widths.count == 2 && widths[0] <= widths[1], "table \(widths[0]) px in a \(widths[1]) px window")
+
+            // Signing out leaves nothing of the session on the page.
+            try await browser.click("#signout")
+            #expect(try await browser.run("return document.getElementById('token').value") as? String == "")
+            #expect(
+                try await browser.run("return document.querySelectorAll('#entries tbody tr').length") as? Int == 0)
+            #expect(try await browser.run("return sessionStorage.getItem('auditlog.token')") is NSNull)
+        } catch {
+            await browser.quit()
+            throw error
+        }
+        await browser.quit()
+    }
+}
