@@ -76,4 +76,53 @@ import Testing
         }
         await browser.quit()
     }
+
+    /// A text search whose one match is the oldest of 20,000 entries: the console follows the
+    /// cursor by itself and never says "No entries match." while older pages remain.
+    @Test func aSearchFollowsTheCursorUntilItFindsTheOldMatch() async throws {
+        let d = Daemon("console-search")
+        defer { d.cleanup() }
+        try d.start()
+        let lines = (0..<20_000).map { i -> String in
+            let word = i == 0 ? "needle" : "hay\(i)"
+            return
+                #"{"org":"acme","category":"files","action":"files.file.read","actor":{"type":"human","id":"usr_\#(i % 50)"},"target":{"type":"file","id":"\#(word)"},"outcome":"success","source":{"service":"web"},"occurred_at":"2026-11-29T10:00:00.000Z"}"#
+        }
+        let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: lines.joined(separator: "\n") + "\n")
+        #expect(s == 0, "\(err)")
+        let acme = try d.token(org: "acme")
+        let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
+        _ = try await ConsoleRollbackTests.settled(d, atLeast: 20_001, token: acme)
+        let browser = try await WebDriver()
+        do {
+            try await browser.open("http://127.0.0.1:\(d.port)/")
+            try await browser.type("#token", acme)
+            try await browser.type("#pin", key)
+            try await browser.click("#signin-form button")
+            try await browser.wait(
+                "the first page", "return document.querySelectorAll('#entries tbody tr').length === 50")
+            // Every text the summary shows from here on is recorded.
+            try await browser.run(
+                "window.said = []; new MutationObserver(() => window.said.push(document.getElementById('summary').textContent)).observe(document.getElementById('summary'), { childList: true, characterData: true, subtree: true })"
+            )
+            try await browser.type("#f-q", "needle")
+            try await browser.click("#filters button[type=submit]")
+            try await browser.wait(
+                "the old match, verified", seconds: 60,
+                "const rows = Array.from(document.querySelectorAll('#entries tbody tr')); return rows.length === 1 && rows[0].cells[3].textContent === 'file:needle' && rows[0].querySelector('.proof').textContent === '✓ verified'"
+            )
+            let said = try #require(try await browser.run("return window.said") as? [String])
+            print("search for the oldest entry of 20,000: the console said \(said)")
+            #expect(!said.contains("No entries match."), "\(said)")
+            #expect(try await browser.run("return document.getElementById('search-stop').hidden") as? Bool == true)
+            #expect(
+                (try await browser.run("return document.getElementById('chart-body').textContent") as? String)?
+                    .contains(
+                        "not the text search") == true)
+        } catch {
+            await browser.quit()
+            throw error
+        }
+        await browser.quit()
+    }
 }

@@ -11,6 +11,7 @@ const CATEGORY_COLORS = {
 // The chart of `path` (the org's activity route) for the filters `p` (text search aside: the
 // activity counts ignore it).
 export async function loadChart(path, p) {
+  const text = p.has("q");
   p.delete("q");
   p.set("buckets", "30");
   const a = await api(`${path}?${p}`);
@@ -39,7 +40,7 @@ export async function loadChart(path, p) {
   };
   label(0, a.from.slice(0, 10), "start");
   label(W, a.to.slice(0, 10), "end");
-  label(W / 2, `${totals.reduce((x, y) => x + y, 0)} entries${a.complete ? "" : " (counted in part: narrow the range)"}; tallest bar ${max}`, "middle");
+  label(W / 2, `${totals.reduce((x, y) => x + y, 0)} entries${a.complete ? "" : " (counted in part: narrow the range)"}${text ? " matching the filters but not the text search (not counted here)" : ""}; tallest bar ${max}`, "middle");
   const legend = el("div", { class: "legend" });
   a.categories.forEach((c, i) => {
     if (a.counts.some((row) => row[i] > 0)) {

@@ -61,6 +61,7 @@ function wire() {
     loadPage().catch(showError);
   });
   $("detail-close").addEventListener("click", () => ($("detail").hidden = true));
+  $("search-stop").addEventListener("click", () => (view.stopped = true));
   $("export-ndjson").addEventListener("click", () => exportAs("ndjson").catch(showError));
   $("export-csv").addEventListener("click", () => exportAs("csv").catch(showError));
 }
@@ -86,10 +87,26 @@ async function loadPage() {
   const generation = ++view.generation;
   const p = filterParams();
   p.set("limit", String(PAGE));
-  if (view.cursor !== null) p.set("cursor", view.cursor);
-  const text = await api(`${orgPath("entries")}?${p}`, { text: true });
-  if (generation !== view.generation) return;
-  const page = JSON.parse(text);
+  // A search over a long history may end a page early with nothing found and a cursor: it
+  // goes on by itself until it finds entries or reaches the start, or the admin stops it.
+  let cursor = view.cursor;
+  let text;
+  let page;
+  let searched = 0;
+  view.stopped = false;
+  for (;;) {
+    if (cursor !== null) p.set("cursor", cursor);
+    text = await api(`${orgPath("entries")}?${p}`, { text: true });
+    if (generation !== view.generation) return;
+    page = JSON.parse(text);
+    if (page.entries.length > 0 || page.next_cursor === null || view.stopped) break;
+    searched += 1;
+    cursor = page.next_cursor;
+    $("summary").textContent = `Searching older entries… ${searched} page${searched === 1 ? "" : "s"} searched so far.`;
+    $("search-stop").hidden = false;
+  }
+  $("search-stop").hidden = true;
+  view.cursor = cursor;
   const [es] = memberSpan(text, 0, "entries");
   const spans = elementSpans(text, es);
   view.next = page.next_cursor;
@@ -114,8 +131,8 @@ async function loadPage() {
     return row;
   });
   $("summary").textContent = rows.length === 0
-    ? "No entries match."
-    : `${rows.length} entries${page.next_cursor === null ? "" : " on this page; older ones follow"}${view.cursors.length ? ` (page ${view.cursors.length + 1})` : ""}.`;
+    ? (page.next_cursor === null ? "No entries match." : `Nothing found in the ${searched + 1} pages searched; older entries remain: "Older" searches on.`)
+    : `${rows.length} entr${rows.length === 1 ? "y" : "ies"}${page.next_cursor === null ? "" : " on this page; older ones follow"}${view.cursors.length ? ` (page ${view.cursors.length + 1})` : ""}.`;
   // The server's newest checkpoint must extend the one this browser kept; when it cannot be
   // checked, or does not, every row says so instead of "verified".
   let head = null;
