@@ -115,7 +115,8 @@ let package = Package(
                 .embedInCode("Console/static/api.js"), .embedInCode("Console/static/dom.js"),
                 .embedInCode("Console/static/views.js"), .embedInCode("Console/static/operator.js"),
                 .embedInCode("Console/static/proof.js"), .embedInCode("Console/static/consistency.js"),
-                .embedInCode("Console/static/chart.js"),
+                .embedInCode("Console/static/chart.js"), .embedInCode("Console/static/urlstate.js"),
+                .embedInCode("Console/static/archived.js"), .embedInCode("Console/static/exports.js"),
                 .embedInCode("Console/static/console.css"),
             ]),
         .executableTarget(

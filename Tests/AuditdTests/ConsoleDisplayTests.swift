@@ -125,4 +125,73 @@ import Testing
         }
         await browser.quit()
     }
+
+    /// The view lives in the URL: a filter, a page and an open entry survive a reload, Back
+    /// returns to the view before, and the URL is a link to the same view. The token is never
+    /// in it.
+    @Test func filtersPagesAndAnOpenEntryLiveInTheURL() async throws {
+        let d = Daemon("console-url")
+        defer { d.cleanup() }
+        try d.start()
+        // 135 entries of two orgs, and 100 more successes of acme: two pages of them.
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: ConsoleBrowserTests.events()).0 == 0)
+        #expect(
+            try d.ctl(["append", "--socket", d.socket], stdin: ConsoleRollbackTests.events(100, tag: "more")).0 == 0)
+        let acme = try d.token(org: "acme")
+        let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
+        _ = try await ConsoleRollbackTests.settled(d, atLeast: 236, token: acme)
+        let rows = "document.querySelectorAll('#entries tbody tr')"
+        let allVerified = "Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')"
+        let browser = try await WebDriver()
+        do {
+            try await browser.open("http://127.0.0.1:\(d.port)/")
+            try await browser.type("#token", acme)
+            try await browser.type("#pin", key)
+            try await browser.click("#signin-form button")
+            try await browser.wait("the newest page", "return \(rows).length === 50 && \(allVerified)")
+            // A filter, then the older page, then one entry opened.
+            try await browser.run("document.getElementById('f-outcome').value = 'success'")
+            try await browser.click("#filters button[type=submit]")
+            try await browser.wait(
+                "the filtered page", "return location.search.includes('outcome=success') && \(allVerified)")
+            let firstPage = try #require(try await browser.run("return \(rows)[0].dataset.seq") as? String)
+            try await browser.click("#older")
+            try await browser.wait("the older page", "return location.search.includes('cursor=') && \(allVerified)")
+            let olderFirst = try #require(try await browser.run("return \(rows)[0].dataset.seq") as? String)
+            #expect(olderFirst != firstPage)
+            try await browser.click("#entries tbody tr:nth-child(2)")
+            try await browser.wait(
+                "the entry in the URL",
+                "return location.search.includes('entry=') && !document.getElementById('detail').hidden")
+            let url = try #require(try await browser.run("return location.href") as? String)
+            let opened = try #require(
+                try await browser.run("return document.getElementById('detail-title').textContent") as? String)
+            #expect(!url.contains(acme) && !url.contains("token"), "\(url)")
+
+            // A reload shows the same view: the filter, the page and the entry.
+            try await browser.open(url)
+            try await browser.wait(
+                "the same view after a reload",
+                "return document.getElementById('f-outcome').value === 'success' && \(rows).length > 0 && \(rows)[0].dataset.seq === '\(olderFirst)' && !document.getElementById('detail').hidden && \(allVerified)"
+            )
+            #expect(
+                try await browser.run("return document.getElementById('detail-title').textContent") as? String == opened
+            )
+            // Back, twice: the filtered newest page, then the unfiltered one.
+            try await browser.run("history.back()")
+            try await browser.wait(
+                "Back: the filtered newest page",
+                "return !location.search.includes('cursor=') && location.search.includes('outcome=success') && \(rows)[0].dataset.seq === '\(firstPage)'"
+            )
+            try await browser.run("history.back()")
+            try await browser.wait(
+                "Back: unfiltered",
+                "return !location.search.includes('outcome=') && document.getElementById('f-outcome').value === '' && \(rows).length === 50"
+            )
+        } catch {
+            await browser.quit()
+            throw error
+        }
+        await browser.quit()
+    }
 }

@@ -2,9 +2,12 @@
 // string from the log is put in the page as text, never as HTML.
 import { api, session, showError, ApiError } from "./api.js";
 import { el, shown } from "./dom.js";
+import { renderArchived } from "./archived.js";
 import { loadChart } from "./chart.js";
+import { exportAs } from "./exports.js";
 import { checkHead, resetConsistency, trust } from "./consistency.js";
 import { elementSpans, memberSpan, noDuplicateMembers, verifyEntry } from "./proof.js";
+import { readURL, writeURL } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
@@ -53,17 +56,25 @@ function wire() {
     if (view.next === null) return;
     view.cursors.push(view.cursor);
     view.cursor = view.next;
-    loadPage().catch(showError);
+    loadPage({ push: true }).catch(showError);
   });
   $("newer").addEventListener("click", () => {
     if (view.cursors.length === 0) return;
     view.cursor = view.cursors.pop();
-    loadPage().catch(showError);
+    loadPage({ push: true }).catch(showError);
   });
-  $("detail-close").addEventListener("click", () => ($("detail").hidden = true));
+  $("detail-close").addEventListener("click", () => {
+    $("detail").hidden = true;
+    writeURL(view.org, view);
+  });
+  // Back and Forward: the view the URL names.
+  window.addEventListener("popstate", () => {
+    if (view.org === null || $("org").hidden) return;
+    fromURL().catch(showError);
+  });
   $("search-stop").addEventListener("click", () => (view.stopped = true));
-  $("export-ndjson").addEventListener("click", () => exportAs("ndjson").catch(showError));
-  $("export-csv").addEventListener("click", () => exportAs("csv").catch(showError));
+  $("export-ndjson").addEventListener("click", () => exportAs(orgPath("export"), filterParams(), view.org, "ndjson").catch(showError));
+  $("export-csv").addEventListener("click", () => exportAs(orgPath("export"), filterParams(), view.org, "csv").catch(showError));
 }
 
 export async function showOrg(org) {
@@ -73,17 +84,26 @@ export async function showOrg(org) {
   view.checkpoints = new Map();
   view.verifiedSize = 0n;
   resetConsistency();
-  await restart();
+  await fromURL();
+}
+
+// The view the URL names (a reload, Back, a shared link), or the newest page of the org.
+async function fromURL() {
+  const u = readURL(view.org);
+  view.cursor = u?.cursor ?? null;
+  view.cursors = u?.cursors ?? [];
+  showError(null);
+  await Promise.all([loadPage({ entry: u?.entry ?? null }), loadChart(orgPath("activity"), filterParams())]);
 }
 
 async function restart() {
   view.cursors = [];
   view.cursor = null;
   showError(null);
-  await Promise.all([loadPage(), loadChart(orgPath("activity"), filterParams())]);
+  await Promise.all([loadPage({ push: true }), loadChart(orgPath("activity"), filterParams())]);
 }
 
-async function loadPage() {
+async function loadPage({ push = false, entry = null } = {}) {
   const generation = ++view.generation;
   const p = filterParams();
   p.set("limit", String(PAGE));
@@ -107,6 +127,7 @@ async function loadPage() {
   }
   $("search-stop").hidden = true;
   view.cursor = cursor;
+  writeURL(view.org, view, { push, entry });
   const [es] = memberSpan(text, 0, "entries");
   const spans = elementSpans(text, es);
   view.next = page.next_cursor;
@@ -143,7 +164,11 @@ async function loadPage() {
     head = e.message;
   }
   await checkAll(rows, generation, head);
-  if (generation === view.generation) reportFailures(rows);
+  if (generation !== view.generation) return;
+  reportFailures(rows);
+  // A link to one entry opens it once its proof is checked (when it is on this page).
+  const open = entry === null ? null : rows.find((r) => r.item.seq === entry);
+  if (open) showDetail(open);
 }
 
 // A page-wide notice when any row failed, with the reasons on the page (not only in tooltips).
@@ -240,6 +265,7 @@ async function check(row) {
 }
 
 function showDetail(row) {
+  writeURL(view.org, view, { entry: row.item.seq });
   const r = row.result;
   const verified = r && !r.error;
   const e = verified ? r.entry : row.entry;
@@ -259,44 +285,3 @@ function showDetail(row) {
   $("detail").scrollIntoView({ block: "nearest" });
 }
 
-function renderArchived(ranges) {
-  const box = $("archived");
-  box.replaceChildren();
-  if (ranges.length === 0) {
-    box.hidden = true;
-    return;
-  }
-  box.append(el("strong", { textContent: "Some of this org's entries are in the archive tier, not on this page." }));
-  const ul = el("ul");
-  for (const r of ranges) {
-    const what = `${r.entries} entries (seq ${r.first_seq}–${r.end_seq - 1}) in bundle ${r.bundle}`;
-    ul.append(el("li", {
-      textContent: r.purged
-        ? `${what}: purged at the end of their retention (a signed tombstone remains).`
-        : `${what}: ask an operator to run "auditctl archive restore DATA ${r.bundle}" to read them here.`,
-    }));
-  }
-  box.append(ul);
-  box.hidden = false;
-}
-
-// An export of the current filter, downloaded as a file (the export itself is recorded in the
-// org's log, as every export is).
-async function exportAs(format) {
-  const p = filterParams();
-  p.set("format", format);
-  const r = await fetch(`${orgPath("export")}?${p}`, { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
-  if (!r.ok) {
-    let m = `export failed (HTTP ${r.status})`;
-    try {
-      m = (await r.json()).error.message;
-    } catch {}
-    throw new ApiError(r.status, m);
-  }
-  const url = URL.createObjectURL(await r.blob());
-  const a = el("a", { href: url, download: `${view.org.replace(/[^A-Za-z0-9_.-]/g, "_")}-audit.${format}` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 30000);
-}

@@ -1,0 +1,36 @@
+// The org view's state in the URL (its filters, the page's cursor, the open entry), so that a
+// reload, Back and a shared link show the same view; the way back to newer pages rides in the
+// history entry. The token never goes in the URL.
+const $ = (id) => document.getElementById(id);
+const FIELDS = [["f-category", "category"], ["f-action", "action"], ["f-actor", "actor"], ["f-outcome", "outcome"], ["f-q", "q"]];
+const TIMES = [["f-from", "from"], ["f-to", "to"]];
+
+// Records the view: a new history entry (`push`) or the current one replaced.
+export function writeURL(org, view, { push = false, entry = null } = {}) {
+  const p = new URLSearchParams();
+  p.set("org", org);
+  for (const [id, name] of [...TIMES, ...FIELDS]) {
+    const v = $(id).value.trim();
+    if (v) p.set(name, v);
+  }
+  if (view.cursor !== null) p.set("cursor", view.cursor);
+  if (entry !== null) p.set("entry", String(entry));
+  const url = `${location.pathname}?${p}`;
+  const state = { cursors: view.cursors };
+  if (push && url !== location.pathname + location.search) history.pushState(state, "", url);
+  else history.replaceState(state, "", url);
+}
+
+// Puts the URL's filters in the form and returns its cursor, the cursors of the newer pages
+// (when this history entry kept them) and the entry to open; nothing when it names another org.
+export function readURL(org) {
+  const p = new URLSearchParams(location.search);
+  if (p.get("org") !== org) return null;
+  for (const [id, name] of [...TIMES, ...FIELDS]) $(id).value = p.get(name) || "";
+  const entry = p.get("entry");
+  return {
+    cursor: p.get("cursor"),
+    cursors: Array.isArray(history.state?.cursors) ? history.state.cursors : [],
+    entry: entry !== null && /^[0-9]{1,20}$/.test(entry) ? Number(entry) : null,
+  };
+}
