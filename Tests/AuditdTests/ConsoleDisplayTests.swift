@@ -194,4 +194,65 @@ import Testing
         }
         await browser.quit()
     }
+
+    /// When it happened beside when it was received, in UTC or this browser's zone (always
+    /// named); the date fields are read in that zone; a preset sets the window; a link names
+    /// the window as UTC instants.
+    @Test func timesAreNamedAndDateFieldsAreReadInTheirZone() async throws {
+        let d = Daemon("console-time")
+        defer { d.cleanup() }
+        try d.start()
+        #expect(try d.ctl(["append", "--socket", d.socket], stdin: ConsoleRollbackTests.events(60, tag: "t")).0 == 0)
+        let acme = try d.token(org: "acme")
+        let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
+        _ = try await ConsoleRollbackTests.settled(d, atLeast: 61, token: acme)
+        // A browser half an hour off a whole hour from UTC, so that no slip can hide.
+        let browser = try await WebDriver(timeZone: "Asia/Kolkata")
+        do {
+            try await browser.open("http://127.0.0.1:\(d.port)/")
+            try await browser.type("#token", acme)
+            try await browser.type("#pin", key)
+            try await browser.click("#signin-form button")
+            try await browser.wait("the page", "return document.querySelectorAll('#entries tbody tr').length === 50")
+            // UTC: named, and each row says when it happened.
+            #expect(
+                try await browser.run("return document.getElementById('th-time').textContent") as? String
+                    == "Received (UTC)")
+            let cell = try #require(
+                try await browser.run(
+                    "return document.querySelector('#entries tbody tr:nth-child(2)').cells[0].innerText")
+                    as? String)
+            #expect(cell.contains("happened 2026-11-29 10:00:00.000"), "\(cell)")
+            // A preset: the last hour holds every entry, and the link names its start in UTC.
+            try await browser.click("[data-preset='3600']")
+            try await browser.wait(
+                "the last hour",
+                "return document.getElementById('f-from').value !== '' && new URLSearchParams(location.search).get('from')?.endsWith('Z') && document.querySelectorAll('#entries tbody tr').length === 50"
+            )
+            // This browser's zone: named from Intl, the field read as local time.
+            try await browser.run(
+                "const z = document.getElementById('f-zone'); z.value = 'local'; z.dispatchEvent(new Event('change'))")
+            // ICU may name it by its older name.
+            let zone = try #require(
+                try await browser.run("return Intl.DateTimeFormat().resolvedOptions().timeZone") as? String)
+            #expect(zone == "Asia/Kolkata" || zone == "Asia/Calcutta", "\(zone)")
+            try await browser.wait(
+                "the zone named", "return document.getElementById('th-time').textContent === 'Received (\(zone))'")
+            #expect(
+                try await browser.run("return document.getElementById('l-from').textContent") as? String
+                    == "From (\(zone))")
+            try await browser.run("document.getElementById('f-from').value = '2026-11-29T09:30:00'")
+            try await browser.click("#filters button[type=submit]")
+            try await browser.wait(
+                "the field read in the zone",
+                "return new URLSearchParams(location.search).get('from') === new Date('2026-11-29T09:30:00').toISOString()"
+            )
+            try await browser.run(
+                "const z = document.getElementById('f-zone'); z.value = 'utc'; z.dispatchEvent(new Event('change'))")
+        } catch {
+            await browser.quit()
+            throw error
+        }
+        await browser.quit()
+    }
 }

@@ -19,17 +19,19 @@ final class WebDriver: @unchecked Sendable {
 
     struct Failed: Error, CustomStringConvertible { var description: String }
 
-    init() async throws {
+    /// A browser; with `timeZone` (an IANA name), Chromium runs in that zone.
+    init(timeZone: String? = nil) async throws {
         for path in [Self.driver, Self.browser] where !FileManager.default.isExecutableFile(atPath: path) {
             throw Failed(
                 description:
                     "\(path) is missing: the console's browser test needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver; .ci/run and scripts/setup install them)"
             )
         }
-        let port = 20_000 + Int.random(in: 0..<20_000)
+        let port = Self.freePort()
         let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.driver)
         p.arguments = ["--port=\(port)"]
+        if let timeZone { p.environment = ProcessInfo.processInfo.environment.merging(["TZ": timeZone]) { $1 } }
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
@@ -37,7 +39,8 @@ final class WebDriver: @unchecked Sendable {
         base = "http://127.0.0.1:\(port)"
         var ready = false
         var last = ""
-        for _ in 0..<100 where !ready {
+        // Up to 30 s: chromedriver starts slowly on a loaded 2-core machine.
+        for _ in 0..<300 where !ready {
             try await Task.sleep(for: .milliseconds(100))
             do { ready = try await Self.call(base, "GET", "/status")["ready"] as? Bool == true } catch {
                 last = "\(error)"
@@ -67,6 +70,23 @@ final class WebDriver: @unchecked Sendable {
             Self.stop(p)
             throw error
         }
+    }
+
+    /// A loopback port nothing listens on now (the kernel's pick), for chromedriver; a random
+    /// one could be taken, and chromedriver would then never answer.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        return ok ? Int(UInt16(bigEndian: a.sin_port)) : 20_000 + Int.random(in: 0..<20_000)
     }
 
     func quit() async {

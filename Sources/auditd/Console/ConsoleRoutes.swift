@@ -5,7 +5,8 @@ import NIOCore
 /// The admin console (README "Console"): static files compiled into the binary
 /// (`Console/static`: the shell `app.js`, an org's view `views.js`, the operator's
 /// `operator.js`, its activity chart `chart.js`, its state in the URL `urlstate.js`, the archived
-/// ranges `archived.js`, its export button `exports.js`, the proof checks `proof.js`, rollback and
+/// ranges `archived.js`, its export button `exports.js`, times in a named zone
+/// `time.js`, the proof checks `proof.js`, rollback and
 /// fork detection against the checkpoint the browser kept `consistency.js`, and the leaves they share, `api.js` (session,
 /// read-port calls, errors) and `dom.js` (elements), which import nothing; embedded by the
 /// package manifest), served by the read port at `/`.
@@ -34,6 +35,7 @@ enum ConsoleAssets {
         ("/console/urlstate.js", Asset(bytes: PackageResources.urlstate_js, type: "text/javascript; charset=utf-8")),
         ("/console/archived.js", Asset(bytes: PackageResources.archived_js, type: "text/javascript; charset=utf-8")),
         ("/console/exports.js", Asset(bytes: PackageResources.exports_js, type: "text/javascript; charset=utf-8")),
+        ("/console/time.js", Asset(bytes: PackageResources.time_js, type: "text/javascript; charset=utf-8")),
         ("/console/console.css", Asset(bytes: PackageResources.console_css, type: "text/css; charset=utf-8")),
     ]
 }

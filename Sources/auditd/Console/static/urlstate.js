@@ -1,6 +1,8 @@
 // The org view's state in the URL (its filters, the page's cursor, the open entry), so that a
 // reload, Back and a shared link show the same view; the way back to newer pages rides in the
 // history entry. The token never goes in the URL.
+import { fieldTime, fieldValue } from "./time.js";
+
 const $ = (id) => document.getElementById(id);
 const FIELDS = [["f-category", "category"], ["f-action", "action"], ["f-actor", "actor"], ["f-outcome", "outcome"], ["f-q", "q"]];
 const TIMES = [["f-from", "from"], ["f-to", "to"]];
@@ -9,7 +11,12 @@ const TIMES = [["f-from", "from"], ["f-to", "to"]];
 export function writeURL(org, view, { push = false, entry = null } = {}) {
   const p = new URLSearchParams();
   p.set("org", org);
-  for (const [id, name] of [...TIMES, ...FIELDS]) {
+  // Times as instants (UTC), so that a link means the same window in every zone.
+  for (const [id, name] of TIMES) {
+    const t = fieldTime($(id).value);
+    if (t) p.set(name, t);
+  }
+  for (const [id, name] of FIELDS) {
     const v = $(id).value.trim();
     if (v) p.set(name, v);
   }
@@ -26,7 +33,8 @@ export function writeURL(org, view, { push = false, entry = null } = {}) {
 export function readURL(org) {
   const p = new URLSearchParams(location.search);
   if (p.get("org") !== org) return null;
-  for (const [id, name] of [...TIMES, ...FIELDS]) $(id).value = p.get(name) || "";
+  for (const [id, name] of TIMES) $(id).value = fieldValue(p.get(name));
+  for (const [id, name] of FIELDS) $(id).value = p.get(name) || "";
   const entry = p.get("entry");
   return {
     cursor: p.get("cursor"),

@@ -7,6 +7,7 @@ import { loadChart } from "./chart.js";
 import { exportAs } from "./exports.js";
 import { checkHead, resetConsistency, trust } from "./consistency.js";
 import { elementSpans, memberSpan, noDuplicateMembers, verifyEntry } from "./proof.js";
+import { fieldTime, labelTimes, preset, setZone, showTime, zoneName } from "./time.js";
 import { readURL, writeURL } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,17 +18,10 @@ const PAGE = 50;
 // under the pinned key, which every smaller seq is inside. Both start again at each sign-in.
 const view = { org: null, cursors: [], cursor: null, next: null, checks: new Map(), checkpoints: new Map(), verifiedSize: 0n, generation: 0, wired: false };
 
-// Datetime fields are read as UTC, like the table's times.
-function utc(value) {
-  if (!value) return null;
-  const d = new Date(`${value}Z`);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
-}
-
 function filterParams() {
   const p = new URLSearchParams();
-  const from = utc($("f-from").value);
-  const to = utc($("f-to").value);
+  const from = fieldTime($("f-from").value);
+  const to = fieldTime($("f-to").value);
   if (from) p.set("from", from);
   if (to) p.set("to", to);
   for (const [id, name] of [["f-category", "category"], ["f-action", "action"], ["f-actor", "actor"], ["f-outcome", "outcome"], ["f-q", "q"]]) {
@@ -73,6 +67,17 @@ function wire() {
     fromURL().catch(showError);
   });
   $("search-stop").addEventListener("click", () => (view.stopped = true));
+  $("f-zone").addEventListener("change", () => {
+    setZone($("f-zone").value);
+    restart().catch(showError);
+  });
+  for (const b of document.querySelectorAll("[data-preset]")) {
+    b.addEventListener("click", () => {
+      preset(Number(b.dataset.preset));
+      restart().catch(showError);
+    });
+  }
+  labelTimes();
   $("export-ndjson").addEventListener("click", () => exportAs(orgPath("export"), filterParams(), view.org, "ndjson").catch(showError));
   $("export-csv").addEventListener("click", () => exportAs(orgPath("export"), filterParams(), view.org, "csv").catch(showError));
 }
@@ -202,7 +207,8 @@ function renderRow(item, raw) {
   }
   const proof = el("span", { class: "proof pending", textContent: "checking…" });
   const tr = el("tr", { data: { seq: String(item.seq) } },
-    el("td", { class: "time", textContent: (e.received_at || "").replace("T", " ").replace("Z", "") }),
+    el("td", { class: "time" }, el("div", { textContent: showTime(e.received_at) }),
+      el("div", { class: "sub", textContent: `happened ${showTime(e.occurred_at)}` })),
     el("td", {}, el("div", { textContent: who(e.actor) }),
       e.on_behalf_of ? el("div", { class: "sub", textContent: `on behalf of ${who(e.on_behalf_of)}` }) : null),
     el("td", {}, el("div", { textContent: shown(e.action) }), el("div", { class: "sub", textContent: shown(e.category) })),
@@ -269,7 +275,7 @@ function showDetail(row) {
   const r = row.result;
   const verified = r && !r.error;
   const e = verified ? r.entry : row.entry;
-  $("detail-title").textContent = `Entry ${row.item.seq} · ${shown(e.action)} · ${shown(e.received_at)}`;
+  $("detail-title").textContent = `Entry ${row.item.seq} · ${shown(e.action)} · received ${showTime(e.received_at)} ${zoneName()}`;
   const list = $("detail-proof");
   list.replaceChildren();
   if (!r) list.append(el("li", { textContent: "The proof is still being checked." }));
