@@ -212,7 +212,7 @@ public final class Witness: @unchecked Sendable {
         let name = "\(clock())-\(kind)-\(cp.size)-\(SHA256.hash(Array(note.utf8)).hex.prefix(12))"
         do {
             guard try FileOps.list(evidenceDirectory).count < Self.maxEvidence else {
-                return " (not kept as evidence: \(evidenceDirectory) already holds \(Self.maxEvidence) files)"
+                return " (not kept as evidence: this witness's evidence folder already holds \(Self.maxEvidence) files)"
             }
             let cosigned = (try FileOps.readFile(notePath(cp.origin), limit: 1 << 20)).map {
                 String(decoding: $0, as: UTF8.self)
@@ -227,9 +227,10 @@ public final class Witness: @unchecked Sendable {
                 + (cosigned ?? "(not kept: cosigned before this witness kept notes)\n")
                 + "\n--- the checkpoint received, signed by the log's key ---\n" + note
             try FileOps.replaceFile(evidenceDirectory + "/" + name, contents: Array(text.utf8), mode: 0o600)
-            return " (kept as evidence in \(evidenceDirectory)/\(name))"
+            // The answer goes to the log: it names the file, not where the witness keeps it.
+            return " (kept as evidence: evidence/\(name) in this witness's state)"
         } catch {
-            return " (could not be kept as evidence: \(error))"
+            return " (could not be kept as evidence: \(error.code.rawValue))"
         }
     }
 

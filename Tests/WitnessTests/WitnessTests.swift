@@ -135,7 +135,8 @@ import Testing
         #expect(kept == c2.note)
         let files = try FileManager.default.contentsOfDirectory(atPath: s.dir + "/state/evidence").sorted()
         #expect(files.count == 2 && files[0].contains("-fork-11-") && files[1].contains("-proof-20-"), "\(files)")
-        #expect(fork.body.contains("kept as evidence in") && bad.body.contains("kept as evidence in"))
+        #expect(fork.body.contains("kept as evidence: evidence/\(files[0])") && bad.body.contains("kept as evidence"))
+        #expect(!fork.body.contains(s.dir), "the answer names where the witness keeps its state")
         let forkEvidence = try String(contentsOfFile: s.dir + "/state/evidence/" + files[0], encoding: .utf8)
         #expect(forkEvidence.contains(c2.note) && forkEvidence.hasSuffix(forked), "\(forkEvidence)")
         // Both notes in it verify with the log's key: transferable proof of the fork.
