@@ -6,7 +6,7 @@ import Testing
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
-    @Test func thePythonClientAppendsPipelinesAndRetriesAcrossARestart() throws {
+    @Test func thePythonClientAppendsPipelinesAndRetriesAcrossARestart() async throws {
         let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first {
             FileManager.default.isExecutableFile(atPath: $0)
         }
@@ -16,7 +16,7 @@ import Testing
         }
         var env = ProcessInfo.processInfo.environment
         env["AUDITD_BIN"] = Daemon.product("auditd")
-        let (status, text) = try runProgram(
+        let (status, text) = try await runProgramOffPool(
             python, ["-m", "unittest", "discover", "-s", Self.repo + "/clients/python/tests", "-v"], environment: env)
         #expect(status == 0 && text.contains("OK"), "python client tests:\n\(text)")
         #expect(
@@ -24,7 +24,7 @@ import Testing
                 && text.contains("test_a_kept_checkpoint_catches_a_rollback_and_a_fork"), "\(text)")
     }
 
-    @Test func theGoClientAppendsPipelinesAndRetriesAcrossARestart() throws {
+    @Test func theGoClientAppendsPipelinesAndRetriesAcrossARestart() async throws {
         let go = ["/usr/bin/go", "/usr/local/go/bin/go", "/usr/lib/go/bin/go"].first {
             FileManager.default.isExecutableFile(atPath: $0)
         }
@@ -37,7 +37,7 @@ import Testing
         env["GOFLAGS"] = "-mod=mod"
         env["GOPROXY"] = "off"
         if env["HOME"] == nil { env["HOME"] = NSTemporaryDirectory() }
-        let (status, text) = try runProgram(
+        let (status, text) = try await runProgramOffPool(
             go, ["test", "./...", "-count=1", "-v"], environment: env, in: Self.repo + "/clients/go")
         #expect(
             status == 0 && text.contains("--- PASS: TestRetryAcrossARestartStoresEachKeyedEntryOnce")

@@ -22,7 +22,7 @@ import Testing
         let d = Daemon("console-display")
         defer { d.cleanup() }
         try d.start()
-        let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: Self.events())
+        let (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: Self.events())
         #expect(s == 0, "\(err)")
         let acme = try d.token(org: "acme")
         let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
@@ -88,7 +88,8 @@ import Testing
             return
                 #"{"org":"acme","category":"files","action":"files.file.read","actor":{"type":"human","id":"usr_\#(i % 50)"},"target":{"type":"file","id":"\#(word)"},"outcome":"success","source":{"service":"web"},"occurred_at":"2026-11-29T10:00:00.000Z"}"#
         }
-        let (s, _, err) = try d.ctl(["append", "--socket", d.socket], stdin: lines.joined(separator: "\n") + "\n")
+        let (s, _, err) = try await d.ctlOffPool(
+            ["append", "--socket", d.socket], stdin: lines.joined(separator: "\n") + "\n")
         #expect(s == 0, "\(err)")
         let acme = try d.token(org: "acme")
         let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
@@ -134,9 +135,11 @@ import Testing
         defer { d.cleanup() }
         try d.start()
         // 135 entries of two orgs, and 100 more successes of acme: two pages of them.
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: ConsoleBrowserTests.events()).0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: ConsoleBrowserTests.events()).0 == 0)
         #expect(
-            try d.ctl(["append", "--socket", d.socket], stdin: ConsoleRollbackTests.events(100, tag: "more")).0 == 0)
+            try await d.ctlOffPool(
+                ["append", "--socket", d.socket], stdin: ConsoleRollbackTests.events(100, tag: "more")
+            ).0 == 0)
         let acme = try d.token(org: "acme")
         let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
         _ = try await ConsoleRollbackTests.settled(d, atLeast: 236, token: acme)
@@ -202,7 +205,9 @@ import Testing
         let d = Daemon("console-time")
         defer { d.cleanup() }
         try d.start()
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: ConsoleRollbackTests.events(60, tag: "t")).0 == 0)
+        #expect(
+            try await d.ctlOffPool(["append", "--socket", d.socket], stdin: ConsoleRollbackTests.events(60, tag: "t")).0
+                == 0)
         let acme = try d.token(org: "acme")
         let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
         _ = try await ConsoleRollbackTests.settled(d, atLeast: 61, token: acme)

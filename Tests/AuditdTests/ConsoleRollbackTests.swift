@@ -55,7 +55,7 @@ import Testing
         let d = Daemon("console-kept")
         defer { d.cleanup() }
         try d.start()
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events(80, tag: "first")).0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: Self.events(80, tag: "first")).0 == 0)
         let acme = try d.token(org: "acme")
         let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
         let first = try await Self.settled(d, atLeast: 81, token: acme)
@@ -86,7 +86,8 @@ import Testing
             #expect(try await browser.run(Self.keptSize, [key]) as? String == String(first))
 
             // The log grows: the next visit checks a consistency proof and keeps the larger note.
-            #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events(30, tag: "second")).0 == 0)
+            #expect(
+                try await d.ctlOffPool(["append", "--socket", d.socket], stdin: Self.events(30, tag: "second")).0 == 0)
             let grown = try await Self.settled(d, atLeast: first + 30, token: acme)
             try await browser.open(url)
             try await browser.wait("a visit after growth, verified", Self.allVerified)
@@ -138,7 +139,7 @@ import Testing
             // Forked: the earlier copy grown to the same size with other entries.
             let earlySize = try await Self.size(early, token: acme)
             #expect(
-                try early.ctl(
+                try await early.ctlOffPool(
                     ["append", "--socket", early.socket], stdin: Self.events(grown - earlySize, tag: "forked")
                 ).0 == 0)
             #expect(try await Self.settled(early, atLeast: grown, token: acme) == grown)

@@ -186,6 +186,18 @@ func runProgram(
     return (p.terminationStatus, text)
 }
 
+/// `runProgram` on a thread of its own, for async tests: a minute of another language's test
+/// suite on one of the cooperative pool's two threads stalls every other async test with it.
+func runProgramOffPool(
+    _ executable: String, _ args: [String], environment: [String: String]? = nil, in directory: String? = nil
+) async throws -> (Int32, String) {
+    try await withCheckedThrowingContinuation { c in
+        Thread.detachNewThread {
+            c.resume(with: Result { try runProgram(executable, args, environment: environment, in: directory) })
+        }
+    }
+}
+
 /// A child's output read until `done` holds for what was read (true), or the child closes
 /// it or `seconds` pass (false). Tests wait this way for the lines servers print when ready.
 func readOutput(_ h: FileHandle, seconds: TimeInterval = 30, until done: (String) -> Bool) -> (String, Bool) {

@@ -97,10 +97,10 @@ import Testing
         let d = try Self.primary("rep-primary", url: url, env: env, segmentBytes: 60000)
         defer { d.cleanup() }
         // Several segments, sealed and bundled, and an open one whose tail is in tail objects.
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events(0..<1200)).0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: Self.events(0..<1200)).0 == 0)
         let ta = try d.token(org: "org_a")
         let op = try d.token(org: nil)
-        let key = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let key = try await d.ctlOffPool(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let r = try Self.replica("rep-replica", url: url, key: key, env: env, primary: d)
         defer { r.cleanup() }
         // 1,200 entries and the two tokens' own.
@@ -131,7 +131,7 @@ import Testing
         #expect(primaryMetrics.contains("auditd_replication_put_seconds_count"))
 
         // New entries reach the replica within the tail interval and a round.
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events(1200..<1400)).0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: Self.events(1200..<1400)).0 == 0)
         let lag = try await Self.caughtUp(r, d, token: ta, size: 1402)
         print(
             "replica: the primary's newest checkpoint reached the replica after \(String(format: "%.2f", lag)) s (tail interval 0.2 s)"
@@ -148,14 +148,14 @@ import Testing
         )
         let path = r.root + "/a.ndjson"
         try export.write(to: URL(fileURLWithPath: path))
-        let (vs, vout, verr) = try d.ctl(["verify-export", path, "--key", key])
+        let (vs, vout, verr) = try await d.ctlOffPool(["verify-export", path, "--key", key])
         #expect(vs == 0 && vout.hasPrefix("OK: complete"), "\(vout)\(verr)")
         let recorded = try await d.json("/v1/orgs/org_a/entries?action=audit_log.exported", token: ta)
         #expect((recorded["entries"] as? [Any])?.count == 1, "the export is recorded in org_a's log on the primary")
 
         // A token revoked on the primary stops working on the replica: its tokens are the log's.
         let id = String(ta.split(separator: "_")[1])
-        let (vrs, _, vre) = try d.ctl(["token", "revoke", d.data, id, "--socket", d.socket])
+        let (vrs, _, vre) = try await d.ctlOffPool(["token", "revoke", d.data, id, "--socket", d.socket])
         #expect(vrs == 0, "\(vre)")
         var refused = false
         for _ in 0..<100 where !refused {
@@ -166,7 +166,7 @@ import Testing
 
         // Stopped and started again, the replica goes on from where it was.
         #expect(r.stop() == 0)
-        #expect(try d.ctl(["append", "--socket", d.socket], stdin: Self.events(1400..<1450)).0 == 0)
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: Self.events(1400..<1450)).0 == 0)
         try r.start()
         // And the export's entry and the revocation's.
         _ = try await Self.caughtUp(r, d, token: op, size: 1454)
@@ -190,10 +190,12 @@ import Testing
         defer { d.cleanup() }
         for k in 0..<3 {
             #expect(
-                try d.ctl(["append", "--socket", d.socket], stdin: Self.events((k * 100)..<(k * 100 + 100))).0 == 0)
+                try await d.ctlOffPool(
+                    ["append", "--socket", d.socket], stdin: Self.events((k * 100)..<(k * 100 + 100))
+                ).0 == 0)
             try await Task.sleep(for: .milliseconds(600))
         }
-        let key = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let key = try await d.ctlOffPool(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let store = try S3Backend(
             try S3Settings(url: url, environment: env), cache: d.root + "/cache", check: false)
         var tails: [String] = []
