@@ -89,4 +89,12 @@ enum SHA256Hex {
     func amzDateIsTheUTCSecond(_ t: Double, _ want: String) {
         #expect(SigV4.amzDate(Date(timeIntervalSince1970: t)) == want)
     }
+
+    /// A lock date past year 9999 (tail_lock accepts up to Int.max seconds) is the last second
+    /// the format can write, not a trap converting it to Int64.
+    @Test func datesBeyondTheFormatAreClampedNotTrapped() {
+        #expect(S3Backend.isoDate(Date().addingTimeInterval(Double(Int.max))) == "9999-12-31T23:59:59Z")
+        #expect(S3Backend.isoDate(Date(timeIntervalSince1970: -1e19)) == "0000-01-01T00:00:00Z")
+        #expect(SigV4.amzDate(Date(timeIntervalSince1970: 1e300)) == "99991231T235959Z")
+    }
 }

@@ -76,7 +76,7 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
     /// Formatted by hand: an `ISO8601DateFormatter` is built through ICU on each use, which
     /// cost more CPU than the rest of a tail object's PUT.
     static func isoDate(_ d: Date) -> String {
-        SigV4.utcSeconds(Int64(d.timeIntervalSince1970.rounded(.up)), compact: false)
+        SigV4.utcSeconds(d.timeIntervalSince1970.rounded(.up), compact: false)
     }
 
     public func put(bundle name: String, from staging: String, retainUntil: Date) throws {

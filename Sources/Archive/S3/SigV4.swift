@@ -111,13 +111,15 @@ public enum SigV4 {
 
     /// `x-amz-date` for `date`.
     public static func amzDate(_ date: Date) -> String {
-        utcSeconds(Int64(date.timeIntervalSince1970.rounded(.down)), compact: true)
+        utcSeconds(date.timeIntervalSince1970.rounded(.down), compact: true)
     }
 
     /// UTC second `seconds` as `YYYY-MM-DDTHH:MM:SSZ`, or `YYYYMMDDTHHMMSSZ` when `compact`.
-    static func utcSeconds(_ seconds: Int64, compact: Bool) -> String {
+    static func utcSeconds(_ seconds: Double, compact: Bool) -> String {
         // Within 0000-9999 as the formats allow; beyond, the nearest end (a lock never shorter).
-        let ms = min(max(seconds, -62_167_219_200), 253_402_300_799) * 1000
+        // Clamped as a Double: a lock of `tail_lock` = Int.max seconds must not trap Int64(_:).
+        let s = seconds.isNaN ? 0 : min(max(seconds, -62_167_219_200), 253_402_300_799)
+        let ms = Int64(s) * 1000
         let full = Timestamp.format(ms).prefix(19)
         return (compact ? String(full.filter { $0 != "-" && $0 != ":" }) : String(full)) + "Z"
     }
