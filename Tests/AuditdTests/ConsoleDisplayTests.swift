@@ -30,12 +30,8 @@ import Testing
         // Through the tamper proxy: entry 3's "denied" becomes "success" wherever it appears.
         let proxy = try tamperProxy(upstream: d.port, seq: Self.tampered)
         defer { proxy.stop() }
-        let browser = try await WebDriver()
-        do {
-            try await browser.open("http://127.0.0.1:\(proxy.port)/")
-            try await browser.type("#token", acme)
-            try await browser.type("#pin", key)
-            try await browser.click("#signin-form button")
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(proxy.port)/", token: acme, key: key)
             try await browser.wait(
                 "the page checked, one row failed",
                 "return Array.from(document.querySelectorAll('.proof')).filter(p => p.textContent === '✓ verified').length === 12 && !document.getElementById('page-failed').hidden"
@@ -70,11 +66,7 @@ import Testing
             #expect(
                 try await browser.run("return document.querySelectorAll('#entries tbody tr').length") as? Int == 0)
             #expect(try await browser.run("return sessionStorage.getItem('auditlog.token')") is NSNull)
-        } catch {
-            await browser.quit()
-            throw error
         }
-        await browser.quit()
     }
 
     /// A text search whose one match is the oldest of 20,000 entries: the console follows the
@@ -94,12 +86,8 @@ import Testing
         let acme = try d.token(org: "acme")
         let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
         _ = try await ConsoleRollbackTests.settled(d, atLeast: 20_001, token: acme)
-        let browser = try await WebDriver()
-        do {
-            try await browser.open("http://127.0.0.1:\(d.port)/")
-            try await browser.type("#token", acme)
-            try await browser.type("#pin", key)
-            try await browser.click("#signin-form button")
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(d.port)/", token: acme, key: key)
             try await browser.wait(
                 "the first page", "return document.querySelectorAll('#entries tbody tr').length === 50")
             // Every text the summary shows from here on is recorded.
@@ -120,11 +108,7 @@ import Testing
                 (try await browser.run("return document.getElementById('chart-body').textContent") as? String)?
                     .contains(
                         "not the text search") == true)
-        } catch {
-            await browser.quit()
-            throw error
         }
-        await browser.quit()
     }
 
     /// The view lives in the URL: a filter, a page and an open entry survive a reload, Back
@@ -145,12 +129,8 @@ import Testing
         _ = try await ConsoleRollbackTests.settled(d, atLeast: 236, token: acme)
         let rows = "document.querySelectorAll('#entries tbody tr')"
         let allVerified = "Array.from(document.querySelectorAll('.proof')).every(p => p.textContent === '✓ verified')"
-        let browser = try await WebDriver()
-        do {
-            try await browser.open("http://127.0.0.1:\(d.port)/")
-            try await browser.type("#token", acme)
-            try await browser.type("#pin", key)
-            try await browser.click("#signin-form button")
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(d.port)/", token: acme, key: key)
             try await browser.wait("the newest page", "return \(rows).length === 50 && \(allVerified)")
             // A filter, then the older page, then one entry opened.
             try await browser.run("document.getElementById('f-outcome').value = 'success'")
@@ -191,11 +171,7 @@ import Testing
                 "Back: unfiltered",
                 "return !location.search.includes('outcome=') && document.getElementById('f-outcome').value === '' && \(rows).length === 50"
             )
-        } catch {
-            await browser.quit()
-            throw error
         }
-        await browser.quit()
     }
 
     /// When it happened beside when it was received, in UTC or this browser's zone (always
@@ -212,12 +188,8 @@ import Testing
         let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
         _ = try await ConsoleRollbackTests.settled(d, atLeast: 61, token: acme)
         // A browser half an hour off a whole hour from UTC, so that no slip can hide.
-        let browser = try await WebDriver(timeZone: "Asia/Kolkata")
-        do {
-            try await browser.open("http://127.0.0.1:\(d.port)/")
-            try await browser.type("#token", acme)
-            try await browser.type("#pin", key)
-            try await browser.click("#signin-form button")
+        try await WebDriver.with(timeZone: "Asia/Kolkata") { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(d.port)/", token: acme, key: key)
             try await browser.wait("the page", "return document.querySelectorAll('#entries tbody tr').length === 50")
             // UTC: named, and each row says when it happened.
             #expect(
@@ -254,10 +226,6 @@ import Testing
             )
             try await browser.run(
                 "const z = document.getElementById('f-zone'); z.value = 'utc'; z.dispatchEvent(new Event('change'))")
-        } catch {
-            await browser.quit()
-            throw error
         }
-        await browser.quit()
     }
 }

@@ -76,12 +76,8 @@ import Testing
         defer { proxy.stop() }
         let url = "http://127.0.0.1:\(proxy.port)/"
 
-        let browser = try await WebDriver()
-        do {
-            try await browser.open(url)
-            try await browser.type("#token", acme)
-            try await browser.type("#pin", key)
-            try await browser.click("#signin-form button")
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: url, token: acme, key: key)
             try await browser.wait("the first visit, verified", Self.allVerified)
             #expect(try await browser.run(Self.keptSize, [key]) as? String == String(first))
 
@@ -162,10 +158,6 @@ import Testing
             try behind(d)
             try await browser.open(url)
             try await browser.wait("the honest log, verified again", Self.allVerified)
-        } catch {
-            await browser.quit()
-            throw error
         }
-        await browser.quit()
     }
 }

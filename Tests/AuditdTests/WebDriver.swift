@@ -89,6 +89,24 @@ final class WebDriver: @unchecked Sendable {
         return ok ? Int(UInt16(bigEndian: a.sin_port)) : 20_000 + Int.random(in: 0..<20_000)
     }
 
+    /// Runs `body` with a browser (in `timeZone`, if given), and quits it whatever happens.
+    static func with(timeZone: String? = nil, _ body: (WebDriver) async throws -> Void) async throws {
+        let browser = try await WebDriver(timeZone: timeZone)
+        do { try await body(browser) } catch {
+            await browser.quit()
+            throw error
+        }
+        await browser.quit()
+    }
+
+    /// Opens the console at `url` and signs in with `token`, pasting `key` as the log's key.
+    func signIn(at url: String, token: String, key: String) async throws {
+        try await open(url)
+        try await type("#token", token)
+        try await type("#pin", key)
+        try await click("#signin-form button")
+    }
+
     func quit() async {
         _ = try? await Self.call(base, "DELETE", "/session/\(session)")
         Self.stop(process)
