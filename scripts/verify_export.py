@@ -225,8 +225,12 @@ def matches(entry, flt):
         if not (entry["action"].startswith(a[:-1]) if a.endswith("*") else entry["action"] == a):
             return False
     if "actor" in flt:
-        actor = entry["actor"]["type"] + ":" + entry["actor"]["id"]
-        if actor != flt["actor"] and not actor.endswith(":" + flt["actor"]):
+        a, ident = flt["actor"], entry["actor"]["id"]
+        actor = entry["actor"]["type"] + ":" + ident
+        if a.endswith("*"):
+            if not (actor.startswith(a[:-1]) or ident.startswith(a[:-1])):
+                return False
+        elif actor != a and not actor.endswith(":" + a):
             return False
     if "q" in flt and flt["q"].lower().encode() not in entry["_bytes"].lower():
         return False

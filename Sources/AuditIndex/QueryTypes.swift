@@ -28,7 +28,8 @@ public struct QueryFilter: Sendable, Equatable {
     public var category: Category?
     /// Exact action, or a prefix ending in `*` (`auth.login.*`).
     public var action: String?
-    /// Actor `type:id`, or just the id.
+    /// Actor `type:id`, or just the id; either may end in `*` for a prefix (`usr_*`,
+    /// `agent:*`).
     public var actor: String?
     /// Outcome.
     public var outcome: Outcome?
@@ -58,8 +59,20 @@ public struct QueryFilter: Sendable, Equatable {
                 return false
             }
         }
-        if let actor, f.actor != actor, !f.actor.hasSuffix(":" + actor) { return false }
+        if let actor, !Self.actorMatches(f.actor, actor) { return false }
         return true
+    }
+
+    /// `actor` (`type:id`) against a filter: equal to it or to its id alone, or, when the filter
+    /// ends in `*`, beginning with the rest of it (either form).
+    package static func actorMatches(_ actor: String, _ filter: String) -> Bool {
+        if filter.hasSuffix("*") {
+            let prefix = filter.dropLast()
+            if actor.hasPrefix(prefix) { return true }
+            guard let colon = actor.firstIndex(of: ":") else { return false }
+            return actor[actor.index(after: colon)...].hasPrefix(prefix)
+        }
+        return actor == filter || actor.hasSuffix(":" + filter)
     }
 }
 

@@ -300,6 +300,41 @@ import Testing
         #expect(d.stop() == 0)
     }
 
+    /// An actor filter ending in `*` is a prefix of the id or of `type:id`, the same for the
+    /// page, the export and both export verifiers; an entry of another actor claimed under it
+    /// is refused.
+    @Test func anActorPrefixSelectsTheSameEntriesEverywhere() async throws {
+        let (d, token, key, _, _) = try setUp()
+        defer { d.cleanup() }
+        // org_a holds the entries n with n % 4 != 3 (27 of 36); their actors are usr_(n % 9).
+        let org = (0..<36).filter { $0 % 4 != 3 }
+        for (filter, want) in [
+            ("usr_*", org.count), ("human:usr_1*", org.filter { $0 % 9 == 1 }.count), ("usr_", 0), ("usr_9*", 0),
+            ("human:usr_1", org.filter { $0 % 9 == 1 }.count),
+        ] {
+            let q = "?actor=" + (filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+            let page = try await d.json("/v1/orgs/org_a/entries\(q)&limit=1000", token: token)
+            let ids = ((page["entries"] as? [[String: Any]]) ?? []).compactMap {
+                (($0["entry"] as? [String: Any])?["actor"] as? [String: Any])?["id"] as? String
+            }
+            #expect(ids.count == want, "\(filter): the page holds \(ids.count), not \(want)")
+            let lines = try await export(d, token, q)
+            #expect(indexes(lines, "entry").count == want, "\(filter): the export")
+            let (s, out) = try verify(d, key, lines, "actor.ndjson")
+            #expect(s == 0 && out.contains("AUTHENTIC SELECTION: \(want) entries"), "\(filter): \(out)")
+        }
+        // The token's creation (another actor) claimed as an entry of the usr_* selection.
+        let lines = try await export(d, token, "?actor=usr_*")
+        let context = indexes(lines, "context")
+        var claimed = lines
+        var o = object(lines[context[0]])
+        o["type"] = "entry"
+        claimed[context[0]] = line(o)
+        let (s, out) = try verify(d, key, dropping(claimed, []), "claimed.ndjson")
+        #expect(s == 1 && out.contains("does not match the export's filter"), "\(out)")
+        #expect(d.stop() == 0)
+    }
+
     @Test func csvColumnsAreCheckedAgainstTheSignedContent() async throws {
         let (d, token, key, _, _) = try setUp()
         defer { d.cleanup() }
