@@ -117,7 +117,8 @@ let package = Package(
                 .embedInCode("Console/static/proof.js"), .embedInCode("Console/static/consistency.js"),
                 .embedInCode("Console/static/chart.js"), .embedInCode("Console/static/urlstate.js"),
                 .embedInCode("Console/static/archived.js"), .embedInCode("Console/static/exports.js"),
-                .embedInCode("Console/static/time.js"),
+                .embedInCode("Console/static/time.js"), .embedInCode("Console/static/rows.js"),
+                .embedInCode("Console/static/detail.js"),
                 .embedInCode("Console/static/console.css"),
             ]),
         .executableTarget(

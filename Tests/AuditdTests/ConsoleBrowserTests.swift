@@ -58,6 +58,8 @@ import Glibc
 
         let browser = try await WebDriver()
         do {
+            // The export's file lands in the test's folder, not the machine's Downloads.
+            try await browser.devtools("Browser.setDownloadBehavior", ["behavior": "allow", "downloadPath": d.root])
             try await browser.open("http://127.0.0.1:\(d.port)/")
             // Issue 18 item 13: with the key left empty, the server's key is pinned, marked as
             // unconfirmed everywhere it vouches for something.
@@ -148,7 +150,7 @@ import Glibc
             if let shots { try await browser.screenshot(to: shots + "/org-entries.png") }
 
             // Paging: the older page holds the rest of acme's 91 entries (90 and its token's record).
-            try await browser.click("#older")
+            try await browser.click("#next-page")
             try await browser.wait(
                 "the second page",
                 Self.rows
@@ -197,8 +199,8 @@ import Glibc
             try await browser2.type("#token", acme)
             try await browser2.type("#pin", key)
             try await browser2.click("#signin-form button")
-            try await browser2.wait("the first page", "return !document.getElementById('older').disabled")
-            try await browser2.click("#older")
+            try await browser2.wait("the first page", "return !document.getElementById('next-page').disabled")
+            try await browser2.click("#next-page")
             // 42: acme's 91 entries and the export's own audit entry, less the first page's 50.
             try await browser2.wait(
                 "every proof of the older page checked",
@@ -239,8 +241,8 @@ import Glibc
                 try await b.type("#token", acme)
                 try await b.type("#pin", key)
                 try await b.click("#signin-form button")
-                try await b.wait("the first page", "return !document.getElementById('older').disabled")
-                try await b.click("#older")
+                try await b.wait("the first page", "return !document.getElementById('next-page').disabled")
+                try await b.click("#next-page")
                 try await b.wait(
                     "every proof of the older page checked (\(mode))",
                     Self.rows

@@ -138,7 +138,7 @@ import Testing
             try await browser.wait(
                 "the filtered page", "return location.search.includes('outcome=success') && \(allVerified)")
             let firstPage = try #require(try await browser.run("return \(rows)[0].dataset.seq") as? String)
-            try await browser.click("#older")
+            try await browser.click("#next-page")
             try await browser.wait("the older page", "return location.search.includes('cursor=') && \(allVerified)")
             let olderFirst = try #require(try await browser.run("return \(rows)[0].dataset.seq") as? String)
             #expect(olderFirst != firstPage)

@@ -171,6 +171,26 @@ final class WebDriver: @unchecked Sendable {
         try await call("POST", "/element/\(try await element(css))/click", [:])
     }
 
+    /// Presses `keys` (WebDriver key codes: "\u{E007}" Enter, "\u{E00C}" Escape, "\u{E015}" down)
+    /// on whatever has the focus, as a person at the keyboard would.
+    func press(_ keys: String...) async throws {
+        let strokes = keys.flatMap { [["type": "keyDown", "value": $0], ["type": "keyUp", "value": $0]] }
+        try await call("POST", "/actions", ["actions": [["type": "key", "id": "keyboard", "actions": strokes]]])
+        try await call("DELETE", "/actions")
+    }
+
+    /// The window's size in CSS pixels (a phone's width, for instance).
+    func resize(width: Int, height: Int) async throws {
+        try await call("POST", "/window/rect", ["width": width, "height": height])
+    }
+
+    /// A Chrome DevTools Protocol command, through chromedriver (emulated media, permissions,
+    /// downloads).
+    @discardableResult
+    func devtools(_ command: String, _ params: [String: Any] = [:]) async throws -> [String: Any] {
+        try await call("POST", "/goog/cdp/execute", ["cmd": command, "params": params])
+    }
+
     /// Polls `script` until it returns true, or fails after `seconds` with what the page shows.
     func wait(_ what: String, seconds: Double = 20, _ script: String) async throws {
         let deadline = Date().addingTimeInterval(seconds)

@@ -15,6 +15,8 @@ MODE:
            (JSON.parse keeps the last; a check that reads the first would pass)
   pending  edit the entry, recompute its link and hash so they agree with the edit, and
            answer "checkpoint_pending": true instead of the proof
+  drop     leave the entry's item out of every page (the entry itself still answers)
+  twice    show the entry's item twice in every page
   none     forward only
 """
 import hashlib
@@ -64,6 +66,16 @@ def tamper(body, single):
     m = ITEM.search(body)
     if not m or MODE == "none":
         return body
+    if MODE in ("drop", "twice"):
+        if single:
+            return body
+        end = value_end(body, m.start())
+        if MODE == "twice":
+            return body[:end] + b"," + body[m.start():end] + body[end:]
+        # The item and the comma that joins it to a neighbour.
+        if body[end:end + 1] == b",":
+            return body[:m.start()] + body[end + 1:]
+        return body[:m.start() - 1] + body[end:] if body[m.start() - 1:m.start()] == b"," else body[:m.start()] + body[end:]
     s, e = entry_span(body, m.start())
     raw = body[s:e]
     if MODE == "edit":

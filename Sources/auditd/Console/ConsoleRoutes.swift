@@ -3,7 +3,8 @@ import Hummingbird
 import NIOCore
 
 /// The admin console (README "Console"): static files compiled into the binary
-/// (`Console/static`: the shell `app.js`, an org's view `views.js`, the operator's
+/// (`Console/static`: the shell `app.js`, an org's view `views.js` with its rows and their
+/// checks `rows.js` and an opened entry `detail.js`, the operator's
 /// `operator.js`, its activity chart `chart.js`, its state in the URL `urlstate.js`, the archived
 /// ranges `archived.js`, its export button `exports.js`, times in a named zone
 /// `time.js`, the proof checks `proof.js`, rollback and
@@ -36,6 +37,8 @@ enum ConsoleAssets {
         ("/console/archived.js", Asset(bytes: PackageResources.archived_js, type: "text/javascript; charset=utf-8")),
         ("/console/exports.js", Asset(bytes: PackageResources.exports_js, type: "text/javascript; charset=utf-8")),
         ("/console/time.js", Asset(bytes: PackageResources.time_js, type: "text/javascript; charset=utf-8")),
+        ("/console/rows.js", Asset(bytes: PackageResources.rows_js, type: "text/javascript; charset=utf-8")),
+        ("/console/detail.js", Asset(bytes: PackageResources.detail_js, type: "text/javascript; charset=utf-8")),
         ("/console/console.css", Asset(bytes: PackageResources.console_css, type: "text/css; charset=utf-8")),
     ]
 }

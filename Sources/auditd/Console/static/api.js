@@ -55,8 +55,8 @@ export function signOut(message) {
   // Nothing of the session stays on the page: the token typed, the org's entries, the overview.
   $("token").value = "";
   for (const table of ["entries", "holds"]) $(table).tBodies[0]?.replaceChildren();
-  for (const id of ["chart-body", "archived", "page-failed", "detail-proof", "cards"]) $(id).replaceChildren();
-  for (const id of ["summary", "detail-title", "detail-json", "op-checkpoint"]) $(id).textContent = "";
+  for (const id of ["chart-body", "archived", "page-failed", "detail-proof", "detail-copy", "cards"]) $(id).replaceChildren();
+  for (const id of ["summary", "proof-status", "entries-caption", "export-note", "export-progress", "copied", "detail-title", "detail-json", "op-checkpoint"]) $(id).textContent = "";
   $("detail").hidden = true;
   show("signin");
   if (message) showError(new Error(message));

@@ -1,6 +1,7 @@
 // An org's activity chart: entries per period by category, as SVG built from text nodes.
 import { api } from "./api.js";
 import { el, svg } from "./dom.js";
+import { showTime, zoneName } from "./time.js";
 
 const $ = (id) => document.getElementById(id);
 const CATEGORY_COLORS = {
@@ -49,5 +50,19 @@ export async function loadChart(path, p) {
       legend.append(el("span", {}, sw, c));
     }
   });
-  $("chart-body").replaceChildren(chart, legend);
+  $("chart-body").replaceChildren(chart, legend, dataTable(a));
+}
+
+// The same counts as a table (for screen readers, and for reading exact numbers), collapsed.
+function dataTable(a) {
+  const used = a.categories.map((c, i) => [c, i]).filter(([, i]) => a.counts.some((row) => row[i] > 0));
+  const start = Date.parse(a.from);
+  const head = el("tr", {}, el("th", { scope: "col", textContent: `Period from (${zoneName()})` }),
+    ...used.map(([c]) => el("th", { scope: "col", textContent: c })), el("th", { scope: "col", textContent: "total" }));
+  const rows = a.counts.map((counts, i) => el("tr", {},
+    el("th", { scope: "row", textContent: showTime(new Date(start + i * a.bucket_ms).toISOString()) }),
+    ...used.map(([, c]) => el("td", { textContent: String(counts[c]) })),
+    el("td", { textContent: String(counts.reduce((x, y) => x + y, 0)) })));
+  return el("details", { class: "chart-data" }, el("summary", { textContent: "The chart's numbers as a table" }),
+    el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows))));
 }

@@ -242,7 +242,7 @@ export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints, v
   if (body.checkpoint_pending) {
     // A tree of this size was verified already: it holds this entry, so "not yet" is a lie.
     if (BigInt(seq) < verifiedSize) throw new ProofError(`the server says no checkpoint covers entry ${seq} yet, but a signed tree of ${verifiedSize} entries was verified`);
-    return { pending: true, entry, orgSeq, hash: hex(leaf), steps: ["content hash", "link", "leaf hash"] };
+    return { pending: true, entry, orgSeq, hash: hex(leaf), prevOrgHash: hex(link.slice(81, 113)), steps: ["content hash", "link", "leaf hash"] };
   }
   if (typeof body.checkpoint !== "string" || !Array.isArray(body.proof)) throw new ProofError("the answer carries no proof");
   // Opened checkpoints are remembered per key: a note checked with one key proves nothing
@@ -264,6 +264,7 @@ export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints, v
     entry,
     orgSeq,
     hash: hex(leaf),
+    prevOrgHash: hex(link.slice(81, 113)),
     treeSize: cp.size,
     steps: [
       `SHA-256 of the content = link's content hash ${hex(contentHash).slice(0, 16)}…`,

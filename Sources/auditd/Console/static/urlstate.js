@@ -6,6 +6,8 @@ import { fieldTime, fieldValue } from "./time.js";
 const $ = (id) => document.getElementById(id);
 const FIELDS = [["f-category", "category"], ["f-action", "action"], ["f-actor", "actor"], ["f-outcome", "outcome"], ["f-q", "q"]];
 const TIMES = [["f-from", "from"], ["f-to", "to"]];
+// The page's shape, in the URL only when it is not the default.
+const CHOICES = [["f-order", "order", "desc"], ["f-limit", "limit", "50"]];
 
 // Records the view: a new history entry (`push`) or the current one replaced.
 export function writeURL(org, view, { push = false, entry = null } = {}) {
@@ -20,6 +22,7 @@ export function writeURL(org, view, { push = false, entry = null } = {}) {
     const v = $(id).value.trim();
     if (v) p.set(name, v);
   }
+  for (const [id, name, otherwise] of CHOICES) if ($(id).value !== otherwise) p.set(name, $(id).value);
   if (view.cursor !== null) p.set("cursor", view.cursor);
   if (entry !== null) p.set("entry", String(entry));
   const url = `${location.pathname}?${p}`;
@@ -35,6 +38,11 @@ export function readURL(org) {
   if (p.get("org") !== org) return null;
   for (const [id, name] of TIMES) $(id).value = fieldValue(p.get(name));
   for (const [id, name] of FIELDS) $(id).value = p.get(name) || "";
+  for (const [id, name, otherwise] of CHOICES) {
+    $(id).value = p.get(name) || otherwise;
+    // A value the list does not offer leaves a select empty: the default then.
+    if ($(id).value === "") $(id).value = otherwise;
+  }
   const entry = p.get("entry");
   return {
     cursor: p.get("cursor"),

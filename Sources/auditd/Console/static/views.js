@@ -1,22 +1,24 @@
 // The console's view of an org's log: filters, pages, proofs, detail, export, chart. Every
 // string from the log is put in the page as text, never as HTML.
 import { api, session, showError, ApiError } from "./api.js";
-import { el, shown } from "./dom.js";
 import { renderArchived } from "./archived.js";
 import { loadChart } from "./chart.js";
-import { exportAs } from "./exports.js";
-import { checkHead, resetConsistency, trust } from "./consistency.js";
-import { elementSpans, memberSpan, noDuplicateMembers, verifyEntry } from "./proof.js";
-import { fieldTime, labelTimes, preset, setZone, showTime, zoneName } from "./time.js";
+import { closeDetail, showDetail } from "./detail.js";
+import { describeExport, exportAs } from "./exports.js";
+import { checkHead, resetConsistency } from "./consistency.js";
+import { elementSpans, memberSpan, noDuplicateMembers } from "./proof.js";
+import { checkAll, checkOrgChain, mark, renderRow, reportFailures } from "./rows.js";
+import { fieldTime, labelTimes, preset, setZone } from "./time.js";
 import { readURL, writeURL } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
-const PAGE = 50;
-// ---- An org's log ----
+// Filters that select some of the org's entries rather than a run of its chain.
+const SELECTIVE = ["category", "action", "actor", "outcome", "q"];
 
 // `checkpoints`: notes opened, per (key, note); `verifiedSize`: the largest signed tree verified
 // under the pinned key, which every smaller seq is inside. Both start again at each sign-in.
-const view = { org: null, cursors: [], cursor: null, next: null, checks: new Map(), checkpoints: new Map(), verifiedSize: 0n, generation: 0, wired: false };
+// `applied`: the filters of the page shown (the form may hold edits not applied yet).
+const view = { org: null, cursors: [], cursor: null, next: null, applied: new URLSearchParams(), checkpoints: new Map(), verifiedSize: 0n, generation: 0, wired: false };
 
 function filterParams() {
   const p = new URLSearchParams();
@@ -35,6 +37,20 @@ function orgPath(suffix) {
   return `/v1/orgs/${encodeURIComponent(view.org)}/${suffix}`;
 }
 
+const newestFirst = () => $("f-order").value !== "asc";
+
+// An entry opened: in the URL, then shown.
+function open(row) {
+  writeURL(view.org, view, { entry: row.item.seq });
+  showDetail(row);
+}
+
+// The paging buttons say which way they go.
+function labelPaging() {
+  $("prev-page").textContent = newestFirst() ? "← Newer" : "← Older";
+  $("next-page").textContent = newestFirst() ? "Older →" : "Newer →";
+}
+
 function wire() {
   if (view.wired) return;
   view.wired = true;
@@ -46,21 +62,26 @@ function wire() {
     for (const id of ["f-from", "f-to", "f-category", "f-action", "f-actor", "f-outcome", "f-q"]) $(id).value = "";
     restart().catch(showError);
   });
-  $("older").addEventListener("click", () => {
+  $("next-page").addEventListener("click", () => {
     if (view.next === null) return;
     view.cursors.push(view.cursor);
     view.cursor = view.next;
     loadPage({ push: true }).catch(showError);
   });
-  $("newer").addEventListener("click", () => {
+  $("prev-page").addEventListener("click", () => {
     if (view.cursors.length === 0) return;
     view.cursor = view.cursors.pop();
     loadPage({ push: true }).catch(showError);
   });
-  $("detail-close").addEventListener("click", () => {
-    $("detail").hidden = true;
+  const close = () => {
+    closeDetail();
     writeURL(view.org, view);
+  };
+  $("detail-close").addEventListener("click", close);
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && !$("detail").hidden && !$("org").hidden) close();
   });
+  for (const id of ["f-order", "f-limit"]) $(id).addEventListener("change", () => restart().catch(showError));
   // Back and Forward: the view the URL names.
   window.addEventListener("popstate", () => {
     if (view.org === null || $("org").hidden) return;
@@ -78,14 +99,14 @@ function wire() {
     });
   }
   labelTimes();
-  $("export-ndjson").addEventListener("click", () => exportAs(orgPath("export"), filterParams(), view.org, "ndjson").catch(showError));
-  $("export-csv").addEventListener("click", () => exportAs(orgPath("export"), filterParams(), view.org, "csv").catch(showError));
+  for (const format of ["ndjson", "csv"]) {
+    $(`export-${format}`).addEventListener("click", () => exportAs(orgPath("export"), view.applied, view.org, format).catch(showError));
+  }
 }
 
 export async function showOrg(org) {
   wire();
   view.org = org;
-  view.checks = new Map();
   view.checkpoints = new Map();
   view.verifiedSize = 0n;
   resetConsistency();
@@ -111,7 +132,12 @@ async function restart() {
 async function loadPage({ push = false, entry = null } = {}) {
   const generation = ++view.generation;
   const p = filterParams();
-  p.set("limit", String(PAGE));
+  view.applied = new URLSearchParams(p);
+  describeExport(p);
+  labelPaging();
+  const desc = newestFirst();
+  p.set("limit", $("f-limit").value || "50");
+  if (!desc) p.set("order", "asc");
   // A search over a long history may end a page early with nothing found and a cursor: it
   // goes on by itself until it finds entries or reaches the start, or the admin stops it.
   let cursor = view.cursor;
@@ -127,7 +153,7 @@ async function loadPage({ push = false, entry = null } = {}) {
     if (page.entries.length > 0 || page.next_cursor === null || view.stopped) break;
     searched += 1;
     cursor = page.next_cursor;
-    $("summary").textContent = `Searching older entries… ${searched} page${searched === 1 ? "" : "s"} searched so far.`;
+    $("summary").textContent = `Searching ${desc ? "older" : "newer"} entries… ${searched} page${searched === 1 ? "" : "s"} searched so far.`;
     $("search-stop").hidden = false;
   }
   $("search-stop").hidden = true;
@@ -136,10 +162,12 @@ async function loadPage({ push = false, entry = null } = {}) {
   const [es] = memberSpan(text, 0, "entries");
   const spans = elementSpans(text, es);
   view.next = page.next_cursor;
-  $("older").disabled = page.next_cursor === null;
-  $("newer").disabled = view.cursors.length === 0;
+  $("next-page").disabled = page.next_cursor === null;
+  $("prev-page").disabled = view.cursors.length === 0;
   $("detail").hidden = true;
-  renderArchived(page.archived || []);
+  // The archived entries are older than every hot one: past the last page newest first, before
+  // the first oldest first.
+  renderArchived(page.archived || [], desc ? page.next_cursor === null : view.cursors.length === 0);
   const body = $("entries").tBodies[0];
   body.replaceChildren();
   const rows = page.entries.map((item, i) => {
@@ -147,9 +175,9 @@ async function loadPage({ push = false, entry = null } = {}) {
     try {
       noDuplicateMembers(text, spans[i][0]);
       const [cs, ce] = memberSpan(text, spans[i][0], "entry");
-      row = renderRow(item, text.slice(cs, ce));
+      row = renderRow(item, text.slice(cs, ce), open);
     } catch (e) {
-      row = renderRow(item, null);
+      row = renderRow(item, null, open);
       row.result = { error: e.message };
       mark(row, "failed", "✗ not verified", e.message);
     }
@@ -157,8 +185,10 @@ async function loadPage({ push = false, entry = null } = {}) {
     return row;
   });
   $("summary").textContent = rows.length === 0
-    ? (page.next_cursor === null ? "No entries match." : `Nothing found in the ${searched + 1} pages searched; older entries remain: "Older" searches on.`)
-    : `${rows.length} entr${rows.length === 1 ? "y" : "ies"}${page.next_cursor === null ? "" : " on this page; older ones follow"}${view.cursors.length ? ` (page ${view.cursors.length + 1})` : ""}.`;
+    ? (page.next_cursor === null ? "No entries match." : `Nothing found in the ${searched + 1} pages searched; ${desc ? "older" : "newer"} entries remain: "${$("next-page").textContent}" searches on.`)
+    : `${rows.length} entr${rows.length === 1 ? "y" : "ies"}${page.next_cursor === null ? "" : ` on this page; ${desc ? "older" : "newer"} ones follow`}${view.cursors.length ? ` (page ${view.cursors.length + 1})` : ""}.`;
+  $("entries-caption").textContent = `Audit log of org ${view.org}, ${desc ? "newest" : "oldest"} first. Select a row, or focus it and press Enter, to see what was checked.`;
+  $("proof-status").textContent = "";
   // The server's newest checkpoint must extend the one this browser kept; when it cannot be
   // checked, or does not, every row says so instead of "verified".
   let head = null;
@@ -168,126 +198,19 @@ async function loadPage({ push = false, entry = null } = {}) {
     if (e instanceof ApiError && e.status === 401) return;
     head = e.message;
   }
-  await checkAll(rows, generation, head);
+  await checkAll(rows, view, generation, head);
   if (generation !== view.generation) return;
+  const run = !SELECTIVE.some((k) => view.applied.has(k));
+  if (run) checkOrgChain(rows, desc);
   reportFailures(rows);
+  // The org's total where it is cheap: the newest entry of the whole org, checked, is its last.
+  const newest = rows[0]?.result;
+  if (run && desc && view.cursors.length === 0 && !view.applied.has("to") && newest && !newest.error) {
+    $("summary").textContent += ` The org's log holds ${newest.orgSeq + 1n} entries.`;
+  }
   // A link to one entry opens it once its proof is checked (when it is on this page).
-  const open = entry === null ? null : rows.find((r) => r.item.seq === entry);
-  if (open) showDetail(open);
+  const linked = entry === null ? null : rows.find((r) => r.item.seq === entry);
+  if (linked) showDetail(linked);
 }
 
-// A page-wide notice when any row failed, with the reasons on the page (not only in tooltips).
-function reportFailures(rows) {
-  const box = $("page-failed");
-  const failed = rows.filter((r) => r.result?.error);
-  box.hidden = failed.length === 0;
-  if (failed.length === 0) return box.replaceChildren();
-  const reasons = new Map();
-  for (const r of failed) reasons.set(r.result.error, [...(reasons.get(r.result.error) || []), r.item.seq]);
-  const ul = el("ul");
-  for (const [why, seqs] of [...reasons].slice(0, 5)) {
-    ul.append(el("li", { textContent: `${shown(why)} (entr${seqs.length === 1 ? "y" : "ies"} ${seqs.slice(0, 8).join(", ")}${seqs.length > 8 ? ", …" : ""})` }));
-  }
-  box.replaceChildren(el("strong", { textContent: `${failed.length} of ${rows.length} entries on this page did not verify.` }), ul);
-}
-
-function who(party) {
-  if (!party) return "";
-  return shown(`${party.type}:${party.id}${party.name ? ` (${party.name})` : ""}`);
-}
-
-// A row shows the entry's own bytes (`raw`, the ones its proof is checked against), never a
-// re-parse of the page that could say something else.
-function renderRow(item, raw) {
-  let e = {};
-  if (raw !== null) {
-    try {
-      e = JSON.parse(raw);
-    } catch {}
-  }
-  const proof = el("span", { class: "proof pending", textContent: "checking…" });
-  const tr = el("tr", { data: { seq: String(item.seq) } },
-    el("td", { class: "time" }, el("div", { textContent: showTime(e.received_at) }),
-      el("div", { class: "sub", textContent: `happened ${showTime(e.occurred_at)}` })),
-    el("td", {}, el("div", { textContent: who(e.actor) }),
-      e.on_behalf_of ? el("div", { class: "sub", textContent: `on behalf of ${who(e.on_behalf_of)}` }) : null),
-    el("td", {}, el("div", { textContent: shown(e.action) }), el("div", { class: "sub", textContent: shown(e.category) })),
-    el("td", { textContent: who(e.target) }),
-    el("td", { class: `outcome-${e.outcome}`, textContent: shown(e.outcome) }),
-    el("td", {}, el("div", { textContent: shown(e.source?.service) }), e.source?.ip ? el("div", { class: "sub", textContent: shown(e.source.ip) }) : null),
-    el("td", {}, proof));
-  const row = { item, raw, entry: e, tr, proof, result: null };
-  tr.addEventListener("click", () => showDetail(row));
-  return row;
-}
-
-function mark(row, state, text, title) {
-  row.proof.className = `proof ${state}`;
-  row.proof.textContent = text;
-  row.proof.title = title || "";
-}
-
-// Each row's proof, a few at a time: the entry with its inclusion proof and checkpoint, checked
-// here; the row's own bytes must be the entry proven.
-async function checkAll(rows, generation, head) {
-  let next = 0;
-  const worker = async () => {
-    while (next < rows.length && generation === view.generation) {
-      const row = rows[next++];
-      if (head !== null) {
-        row.result = { error: head };
-        mark(row, "failed", "✗ not verified", head);
-      } else if (!row.result) await check(row);
-    }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
-  // A row called pending before a larger tree was verified: that tree holds it.
-  for (const row of rows) {
-    if (row.result?.pending && BigInt(row.item.seq) < view.verifiedSize) {
-      row.result = { error: `the server says no checkpoint covers entry ${row.item.seq} yet, but a signed tree of ${view.verifiedSize} entries was verified` };
-      mark(row, "failed", "✗ not verified", row.result.error);
-    }
-  }
-}
-
-async function check(row) {
-  try {
-    const text = await api(orgPath(`entries/${row.item.seq}`), { text: true });
-    if (row.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.entry.org})`);
-    row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize });
-    // The checkpoint it was proven against must extend the one this browser kept, too.
-    if (!row.result.pending) await trust(JSON.parse(text).checkpoint, session.vkey);
-    if (row.result.pending) mark(row, "pending", "… not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");
-    else {
-      if (row.result.treeSize > view.verifiedSize) view.verifiedSize = row.result.treeSize;
-      const unconfirmed = session.vkeyConfirmed ? "" : " (key unconfirmed)";
-      mark(row, "verified", `✓ verified${unconfirmed}`, row.result.steps.join("\n"));
-    }
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 401) return;
-    row.result = { error: e.message };
-    mark(row, "failed", "✗ not verified", e.message);
-  }
-}
-
-function showDetail(row) {
-  writeURL(view.org, view, { entry: row.item.seq });
-  const r = row.result;
-  const verified = r && !r.error;
-  const e = verified ? r.entry : row.entry;
-  $("detail-title").textContent = `Entry ${row.item.seq} · ${shown(e.action)} · received ${showTime(e.received_at)} ${zoneName()}`;
-  const list = $("detail-proof");
-  list.replaceChildren();
-  if (!r) list.append(el("li", { textContent: "The proof is still being checked." }));
-  else if (r.error) list.append(el("li", { class: "failed", textContent: `Not verified: ${r.error}` }));
-  else if (r.pending) list.append(el("li", { textContent: "Linked into the chain; no signed checkpoint covers it yet. Reload in a few seconds." }));
-  else for (const s of r.steps) list.append(el("li", { class: "verified", textContent: `✓ ${s}` }));
-  // Position and hash as the proof established them; the listing's own claims are not shown.
-  list.append(el("li", { class: "sub", textContent: verified
-    ? `seq ${row.item.seq}, position ${r.orgSeq} in the org's chain, hash ${r.hash}`
-    : `seq ${row.item.seq} (position and hash not shown: not verified)` }));
-  $("detail-json").textContent = (verified ? "" : "NOT VERIFIED:\n") + JSON.stringify(e, null, 2).split("\n").map(shown).join("\n");
-  $("detail").hidden = false;
-  $("detail").scrollIntoView({ block: "nearest" });
-}
 
