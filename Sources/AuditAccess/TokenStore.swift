@@ -21,6 +21,9 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var created_at: String
     /// RFC 3339 revocation time, once revoked.
     public var revoked_at: String?
+    /// RFC 3339 time from which the token is refused (nil: it does not expire). Recorded in its
+    /// audit entry, so a hand edit that moves it is refused like any other.
+    public var expires_at: String? = nil
     /// The `audit.token.created` entry that recorded this token, bound by seq to the tree's
     /// leaf (format-spec.md §1): a token without one, or whose entry says otherwise, is refused.
     public var audit: EntryBinding?
@@ -28,12 +31,16 @@ public struct TokenRecord: Codable, Sendable, Equatable {
     public var secret: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, org, hash, label, created_at, revoked_at, audit
+        case id, org, hash, label, created_at, revoked_at, expires_at, audit
     }
 
     /// The metadata of the token's `audit.token.created` entry: its scope, label and the
     /// SHA-256 of its secret (so the entry names this credential, not just this id).
-    public var auditMetadata: [String: String] { ["scope": org ?? "operator", "label": label, "token_sha256": hash] }
+    public var auditMetadata: [String: String] {
+        var m = ["scope": org ?? "operator", "label": label, "token_sha256": hash]
+        if let expires_at { m["expires_at"] = expires_at }
+        return m
+    }
 
     /// Why this record does not stand on its audit entry, or nil when it does: the entry
     /// (read from the record, checked against the leaf hashes `leaf` of a tree of `size`)
@@ -58,6 +65,10 @@ public struct TokenRecord: Codable, Sendable, Equatable {
             return
                 "token \(id)'s secret hash is not the one its audit entry (seq \(audit.seq)) recorded: another secret was put in by hand"
         }
+        guard m?["expires_at"]?.stringValue == expires_at else {
+            return
+                "token \(id) expires \(expires_at ?? "never"), but its audit entry (seq \(audit.seq)) says \(m?["expires_at"]?.stringValue ?? "never"): the expiry was changed by hand"
+        }
         return nil
     }
 }
@@ -68,6 +79,8 @@ public struct TokenScope: Sendable, Equatable {
     public var id: String
     /// The org it may read; nil for an operator token.
     public var org: String?
+    /// When it stops working (RFC 3339), if it expires.
+    public var expiresAt: String? = nil
 
     /// True if this scope may read `org`: the token's org and the requested org must agree,
     /// unless the token has operator scope.
@@ -120,7 +133,7 @@ public final class TokenStore: @unchecked Sendable {
     /// A new token for `org` (nil: operator scope) with its secret text, which is shown once
     /// and never stored. Nothing is written: once its audit entry is in the log, set `audit`
     /// and `add` it.
-    public static func make(org: String?, label: String) throws -> TokenRecord {
+    public static func make(org: String?, label: String, ttl: Int64? = nil) throws -> TokenRecord {
         if let org, !Entry.isValidOrgName(org) {
             throw AuditError("'\(org)' is not an org name (1–64 of [A-Za-z0-9_.:@/-])")
         }
@@ -128,9 +141,16 @@ public final class TokenStore: @unchecked Sendable {
         let secret = Data(try Ed25519.randomSeed()).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
                 of: "=", with: "")
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
         var rec = TokenRecord(
             id: id, org: org, hash: SHA256.hash(Array(secret.utf8)).hex, label: label,
-            created_at: Timestamp.format(Int64(Date().timeIntervalSince1970 * 1000)), revoked_at: nil)
+            created_at: Timestamp.format(now), revoked_at: nil)
+        if let ttl {
+            guard ttl > 0, ttl <= maxTTL else {
+                throw AuditError("a token's lifetime must be from 1 ms to \(maxTTL / 86_400_000) days")
+            }
+            rec.expires_at = Timestamp.format(now + ttl)
+        }
         rec.secret = "aud_\(id)_\(secret)"
         return rec
     }
@@ -178,7 +198,7 @@ public final class TokenStore: @unchecked Sendable {
                     TokenRecord(
                         id: id, org: scope == "operator" ? nil : scope, hash: hash,
                         label: m["label"]?.stringValue ?? "", created_at: time, revoked_at: nil,
-                        audit: EntryBinding(e)))
+                        expires_at: m["expires_at"]?.stringValue, audit: EntryBinding(e)))
                 changed += 1
             case "audit.token.revoked":
                 guard let i = all.firstIndex(where: { $0.id == id }), all[i].revoked_at == nil else { continue }
@@ -249,17 +269,40 @@ public final class TokenStore: @unchecked Sendable {
         }
     }
 
-    /// The scope of an `Authorization: Bearer` token, or nil if it is unknown, malformed or revoked.
-    public func authenticate(_ token: String) -> TokenScope? {
+    /// What a bearer token is: a scope, expired (its id and when), or nothing known.
+    public enum Authentication: Sendable, Equatable {
+        case scope(TokenScope)
+        case expired(id: String, at: String)
+        case refused
+    }
+
+    /// Longest lifetime a token may be given: ten years, in ms.
+    public static let maxTTL: Int64 = 3650 * 86_400_000
+
+    /// Checks an `Authorization: Bearer` token at `now` (ms since 1970): unknown, malformed and
+    /// revoked tokens are refused; one past its expiry is named as expired (only once its
+    /// secret matched, so the answer tells nothing to someone who guessed an id).
+    public func check(_ token: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> Authentication {
         reloadIfChanged()
         let parts = token.split(separator: "_", maxSplits: 2)
         guard parts.count == 3, parts[0] == "aud", let rec = lock.withLock({ records[String(parts[1])] }),
             rec.revoked_at == nil,
             let want = Hash(hex: rec.hash)
-        else { return nil }
+        else { return .refused }
         // Hash comparison is constant-time (Hash ==).
-        guard SHA256.hash(Array(parts[2].utf8)) == want else { return nil }
-        return TokenScope(id: rec.id, org: rec.org)
+        guard SHA256.hash(Array(parts[2].utf8)) == want else { return .refused }
+        if let e = rec.expires_at {
+            // An expiry that does not parse is refused, never read as "no expiry".
+            guard let t = Timestamp.parse(e), now < t else { return .expired(id: rec.id, at: e) }
+        }
+        return .scope(TokenScope(id: rec.id, org: rec.org, expiresAt: rec.expires_at))
+    }
+
+    /// The scope of an `Authorization: Bearer` token, or nil if it is unknown, malformed,
+    /// revoked or expired.
+    public func authenticate(_ token: String) -> TokenScope? {
+        if case .scope(let s) = check(token) { return s }
+        return nil
     }
 }
 

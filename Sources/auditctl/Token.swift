@@ -28,6 +28,10 @@ struct Token: AsyncParsableCommand {
         @Option(help: "The org this token may read.") var org: String?
         @Flag(help: "Operator scope: may read every org.") var `operator` = false
         @Option(help: "A label for the token.") var label = ""
+        @Option(
+            help:
+                "How long the token works: a number with s, m, h or d (90d, 12h); recorded in its audit entry. Default: until revoked."
+        ) var ttl: String?
         @OptionGroup var trail: AuditTrailOptions
 
         func run() async throws {
@@ -40,7 +44,14 @@ struct Token: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: DataDirectory(dir).info) else {
                 throw CLIError("\(dir) is not an audit log directory")
             }
-            var rec = try TokenStore.make(org: org, label: label)
+            let lifetime = try ttl.map { t -> Int64 in
+                guard let ms = Self.milliseconds(t), ms > 0, ms <= TokenStore.maxTTL else {
+                    throw ValidationError(
+                        "--ttl '\(t)' is not a lifetime from 1s to 3650d (a number with s, m, h or d: 90d, 12h, 30m)")
+                }
+                return ms
+            }
+            var rec = try TokenStore.make(org: org, label: label, ttl: lifetime)
             // The audit entry first: a token whose creation cannot be audited is never stored.
             // The record carries that entry, bound to its leaf (format-spec.md §1).
             let entry = try await auditTokenChange(dir: dir, trail: trail, record: rec, action: "audit.token.created")
@@ -48,7 +59,18 @@ struct Token: AsyncParsableCommand {
             try TokenStore.add(rec, path: TokenStore.path(forData: dir))
             print(rec.secret ?? "")
             printError(
-                "token \(rec.id) for \(org.map { "org \($0)" } ?? "operator scope") created; it is shown only now")
+                "token \(rec.id) for \(org.map { "org \($0)" } ?? "operator scope") created\(rec.expires_at.map { ", valid until \($0)" } ?? ""); it is shown only now"
+            )
+        }
+
+        /// `90d`, `12h`, `30m`, `45s` (or a bare number of seconds) in milliseconds; nil if it
+        /// is none of these or would overflow.
+        static func milliseconds(_ text: String) -> Int64? {
+            let units: [Character: Int64] = ["s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
+            let unit = text.last.flatMap { units[$0] }
+            guard let n = Int64(unit == nil ? Substring(text) : text.dropLast()), n > 0 else { return nil }
+            let (ms, overflow) = n.multipliedReportingOverflow(by: unit ?? 1000)
+            return overflow ? nil : ms
         }
     }
 
@@ -59,7 +81,7 @@ struct Token: AsyncParsableCommand {
         func run() throws {
             for r in try TokenStore.load(path: TokenStore.path(forData: dir)) {
                 print(
-                    "\(r.id)\t\(r.org ?? "(operator)")\t\(r.revoked_at.map { "revoked \($0)" } ?? "active")\tcreated \(r.created_at)\t\(r.label)"
+                    "\(r.id)\t\(r.org ?? "(operator)")\t\(r.revoked_at.map { "revoked \($0)" } ?? "active")\tcreated \(r.created_at)\t\(r.expires_at.map { "expires \($0)" } ?? "no expiry")\t\(r.label)"
                 )
             }
         }

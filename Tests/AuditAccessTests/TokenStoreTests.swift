@@ -37,6 +37,31 @@ import Glibc
         #expect(store.authenticate("") == nil)
     }
 
+    @Test func aTokenStopsAtItsExpiry() throws {
+        let path = file()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        var rec = try TokenStore.make(org: "org_a", label: "t", ttl: 60_000)
+        let secret = try #require(rec.secret)
+        try TokenStore.add(rec, path: path)
+        let store = TokenStore(path: path, admit: { _ in nil })
+        let end = try #require(rec.expires_at.flatMap(Timestamp.parse))
+        #expect(
+            store.check(secret, now: end - 1) == .scope(TokenScope(id: rec.id, org: "org_a", expiresAt: rec.expires_at))
+        )
+        #expect(store.check(secret, now: end) == .expired(id: rec.id, at: rec.expires_at ?? ""))
+        // Only the holder of the secret learns that it expired.
+        #expect(store.check(String(secret.dropLast()) + "x", now: end) == .refused)
+        // An expiry that does not parse is refused, not read as none.
+        rec.expires_at = "soon"
+        let other = TokenStore(path: path, admit: { _ in nil })
+        try TokenStore.save([rec], path: path)
+        #expect(other.check(secret, now: 0) == .expired(id: rec.id, at: "soon"))
+        #expect(throws: AuditError.self) { _ = try TokenStore.make(org: "org_a", label: "t", ttl: 0) }
+        #expect(throws: AuditError.self) {
+            _ = try TokenStore.make(org: "org_a", label: "t", ttl: TokenStore.maxTTL + 1)
+        }
+    }
+
     @Test func aRevokedTokenStopsAtOnce() throws {
         let path = file()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }

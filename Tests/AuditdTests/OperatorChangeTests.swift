@@ -91,4 +91,52 @@ import Testing
         #expect(try await d.http("/v1/session", token: genuine).0 == 200)
         #expect(d.logTail().contains("0badc0ffee"), "the refusal is logged with the record's id: \(d.logTail())")
     }
+
+    /// `token create --ttl`: the token works until its expiry, is then refused with a message
+    /// that says so, and an expiry moved by hand in tokens.json is refused like any hand edit
+    /// (the expiry is in the token's audit entry).
+    @Test func aTokenWithALifetimeStopsAtItsEnd() async throws {
+        let d = Daemon("tokenttl")
+        defer { d.cleanup() }
+        try d.start()
+        for bad in ["0", "5x", "-3d", "3651d", "99999999999999999d"] {
+            let (s, _, err) = try d.ctl(["token", "create", d.data, "--org", "org_a", "--ttl=\(bad)"])
+            #expect(s != 0 && err.contains("is not a lifetime"), "\(bad): \(err)")
+        }
+        let (s, out, err) = try d.ctl([
+            "token", "create", d.data, "--org", "org_a", "--ttl", "3s", "--socket", d.socket,
+        ])
+        #expect(s == 0 && err.contains("valid until"), "\(err)")
+        let short = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let long = try d.ctl(["token", "create", d.data, "--org", "org_a", "--ttl", "30d", "--socket", d.socket]).1
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let session = try await d.json("/v1/session", token: short)
+        let expires = try #require(session["expires_at"] as? String)
+        #expect(try await d.http("/v1/orgs/org_a/entries", token: short).0 == 200)
+        let (_, list, _) = try d.ctl(["token", "list", d.data])
+        #expect(list.contains("expires \(expires)"), "\(list)")
+
+        // Moved by hand to 2099: refused, the genuine 30-day token beside it still works.
+        let path = DataDirectory(d.data).tokens
+        let id = String(long.split(separator: "_")[1])
+        var all =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]]
+            ?? []
+        let longBefore = try await d.http("/v1/orgs/org_a/entries", token: long).0
+        #expect(longBefore == 200)
+        for i in all.indices where all[i]["id"] as? String == id { all[i]["expires_at"] = "2099-01-01T00:00:00.000Z" }
+        usleep(20_000)
+        try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
+        #expect(try await d.http("/v1/session", token: long).0 == 401)
+        #expect(d.logTail().contains("the expiry was changed by hand"), "\(d.logTail())")
+
+        // Past its end the short token is refused, and the answer says why.
+        guard let end = Timestamp.parse(expires) else { throw DaemonFailed(message: "expires_at \(expires)") }
+        let wait = Double(end) / 1000 - Date().timeIntervalSince1970 + 0.2
+        if wait > 0 { try await Task.sleep(for: .seconds(wait)) }
+        let (code, body) = try await d.http("/v1/orgs/org_a/entries", token: short)
+        #expect(
+            code == 401 && String(decoding: body, as: UTF8.self).contains("expired at \(expires)"),
+            "\(code) \(String(decoding: body, as: UTF8.self))")
+    }
 }

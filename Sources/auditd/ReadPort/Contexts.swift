@@ -69,7 +69,15 @@ struct TokenMiddleware: RouterMiddleware {
                 .unauthorized, headers: [.wwwAuthenticate: "Bearer"],
                 message: "send Authorization: Bearer <token> (create one with `auditctl token create`)")
         }
-        guard let s = tokens.authenticate(String(h[h.index(after: space)...].drop { $0 == " " })) else {
+        let s: TokenScope
+        switch tokens.check(String(h[h.index(after: space)...].drop { $0 == " " })) {
+        case .scope(let scope): s = scope
+        case .expired(let id, let at):
+            throw HTTPError(
+                .unauthorized, headers: [.wwwAuthenticate: "Bearer"],
+                message: "token \(id) expired at \(at); ask your operator for a new one (`auditctl token create --ttl`)"
+            )
+        case .refused:
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "unknown or revoked token")
         }
         var ctx = context

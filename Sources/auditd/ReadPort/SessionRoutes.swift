@@ -18,6 +18,7 @@ extension ReadPort {
             "origin": ledger.origin, "verifier_key": ledger.verifier.text,
         ]
         if let org = scope.org { body["org"] = org }
+        if let e = scope.expiresAt { body["expires_at"] = e }
         return Self.json(body)
     }
 
