@@ -153,7 +153,10 @@ struct ArchiverService: Service {
                 if !made.isEmpty {
                     logger.info("archived sealed segments", metadata: ["bundles": "\(made.joined(separator: ","))"])
                 }
+                health.archived(
+                    made.isEmpty ? "nothing was due" : "\(made.count) bundle\(made.count == 1 ? "" : "s") made")
             } catch {
+                health.archived("failed: \(error)")
                 logger.error("archiving failed; the hot copies stay in place", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

@@ -280,6 +280,9 @@ import Glibc
         #expect(try await d.http("/v1/session", token: nil).0 == 401)
         // The operator's overview: operator tokens only.
         #expect(try await d.http("/v1/operator/status", token: acme).0 == 403)
+        #expect(try await d.http("/v1/operator/tokens", token: acme).0 == 403)
+        let listed = try #require(try await d.json("/v1/operator/tokens", token: op)["tokens"] as? [[String: Any]])
+        #expect(listed.count == 2 && listed.allSatisfy { $0["hash"] == nil }, "\(listed)")
         let status = try await d.json("/v1/operator/status", token: op)
         #expect(status["size"] as? Int == 137)
         #expect((status["verification"] as? [String: Any])?["status"] as? String == "ok")

@@ -1,19 +1,40 @@
 import Foundation
 import Hummingbird
 
-/// What the background verifier last found, for `/healthz`.
+/// What the background verifier and the archiver last found, and when, for `/healthz` and the
+/// operator's overview.
 final class HealthState: @unchecked Sendable {
+    /// One background pass: when it ended (ms since 1970) and what it said.
+    struct Pass: Sendable {
+        var at: Int64
+        var result: String
+    }
+
     private let lock = NSLock()
     private var _failure: String?
     private var _verified: UInt64 = 0
+    private var _verifiedAt: Int64?
     private var _archive: String?
+    private var _archiveRun: Pass?
     var failure: String? { lock.withLock { _failure } }
     /// Why the archive store cannot be used now (nil when it can).
     var archiveFailure: String? { lock.withLock { _archive } }
     func failArchive(_ m: String?) { lock.withLock { _archive = m } }
     var verified: UInt64 { lock.withLock { _verified } }
+    /// When the verifier last finished a pass.
+    var verifiedAt: Int64? { lock.withLock { _verifiedAt } }
+    /// The archiver's last pass.
+    var archiveRun: Pass? { lock.withLock { _archiveRun } }
     func fail(_ m: String) { lock.withLock { _failure = m } }
-    func progress(_ n: UInt64) { lock.withLock { _verified = n } }
+    func progress(_ n: UInt64) {
+        lock.withLock {
+            _verified = n
+            _verifiedAt = Self.now()
+        }
+    }
+    func archived(_ result: String) { lock.withLock { _archiveRun = Pass(at: Self.now(), result: result) } }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
 
 extension ReadPort {

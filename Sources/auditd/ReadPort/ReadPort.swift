@@ -90,6 +90,7 @@ struct ReadPort {
         v1.get("session") { _, ctx in try self.session(ctx) }
         let operators = v1.group("operator", context: OperatorContext.self)
         operators.get("status") { _, _ in try await self.operatorStatus() }
+        operators.get("tokens") { _, _ in try await self.operatorTokens() }
         let orgs = v1.group("orgs/:org", context: OrgContext.self)
         // Pages, proofs and activity take the query pool: two at a time per token. Exports have
         // their own pool and limit; a feed is long-lived and polls in short steps.

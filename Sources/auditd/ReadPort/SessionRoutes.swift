@@ -1,4 +1,5 @@
 import Archive
+import AuditAccess
 import AuditBase
 import Foundation
 import Hummingbird
@@ -38,11 +39,22 @@ extension ReadPort {
             let holds = (try? LegalHolds.load(dir: ledger.directory)) ?? []
             var cp: [String: Any] = [:]
             if let c = published {
-                cp = ["size": c.checkpoint.size, "root": c.checkpoint.root.hex, "note": c.note]
+                cp = [
+                    "size": c.checkpoint.size, "root": c.checkpoint.root.hex, "note": c.note,
+                    "entries_behind": ledger.size > c.checkpoint.size ? ledger.size - c.checkpoint.size : 0,
+                ]
             }
             var verification: [String: Any] = ["verified_entries": health.verified]
             verification["status"] = health.failure == nil ? "ok" : "failing"
             if let f = health.failure { verification["failure"] = f }
+            if let t = health.verifiedAt { verification["last_pass"] = Timestamp.format(t) }
+            var archive: [String: Any] = [
+                "bundles": bundles.count, "newest_bundle": bundles.max().map { $0 as Any } ?? NSNull(),
+            ]
+            if let run = health.archiveRun {
+                archive["last_run"] = Timestamp.format(run.at)
+                archive["last_result"] = run.result
+            }
             var out: [String: Any] = [
                 "origin": ledger.origin, "verifier_key": ledger.verifier.text, "size": ledger.size,
                 "writes": ledger.writeState.description, "checkpoint": cp, "verification": verification,
@@ -53,7 +65,7 @@ extension ReadPort {
                     },
                     "archived_entries": archived.reduce(UInt64(0)) { $0 + ($1.endSeq - $1.firstSeq) },
                 ],
-                "archive": ["bundles": bundles.count, "newest_bundle": bundles.max().map { $0 as Any } ?? NSNull()],
+                "archive": archive,
                 "holds": holds.filter { $0.released_at == nil }.map {
                     [
                         "id": $0.id, "org": $0.org, "from": $0.from.map { $0 as Any } ?? NSNull(),
@@ -72,6 +84,30 @@ extension ReadPort {
             }
             return (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes]))
                 ?? Data()
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+extension ReadPort {
+    /// Every token of the log, never a secret nor its hash: id, scope, label, created, expiry,
+    /// revocation. Read from the file the daemon authenticates against.
+    func operatorTokens() async throws -> Response {
+        let path = tokens.path
+        let body: Data = try await query {
+            let all = try TokenStore.load(path: path)
+            let list: [[String: Any]] = all.map { r in
+                var o: [String: Any] = [
+                    "id": r.id, "scope": r.org ?? "operator", "label": r.label, "created_at": r.created_at,
+                ]
+                if let e = r.expires_at { o["expires_at"] = e }
+                if let v = r.revoked_at { o["revoked_at"] = v }
+                return o
+            }
+            return
+                (try? JSONSerialization.data(
+                    withJSONObject: ["tokens": list], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         }
         return Response(
             status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))

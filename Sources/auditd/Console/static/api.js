@@ -54,9 +54,9 @@ export function signOut(message) {
   $("who").textContent = "";
   // Nothing of the session stays on the page: the token typed, the org's entries, the overview.
   $("token").value = "";
-  for (const table of ["entries", "holds"]) $(table).tBodies[0]?.replaceChildren();
+  for (const table of ["entries", "holds", "tokens"]) $(table).tBodies[0]?.replaceChildren();
   for (const id of ["chart-body", "archived", "page-failed", "detail-proof", "detail-copy", "cards"]) $(id).replaceChildren();
-  for (const id of ["summary", "proof-status", "entries-caption", "export-note", "export-progress", "copied", "detail-title", "detail-json", "op-checkpoint"]) $(id).textContent = "";
+  for (const id of ["summary", "proof-status", "entries-caption", "export-note", "export-progress", "copied", "detail-title", "detail-json", "op-checkpoint", "op-refreshed"]) $(id).textContent = "";
   $("detail").hidden = true;
   show("signin");
   if (message) showError(new Error(message));

@@ -35,7 +35,8 @@ async function signIn(token, keyText, replace = false) {
   session.vkeyConfirmed = confirmed;
   sessionStorage.setItem(TOKEN, token);
   Object.assign(session, { scope: s.scope, org: s.org || null, vkey, serverKey: s.verifier_key });
-  $("who").textContent = s.scope === "operator" ? `operator (token ${s.token_id}) · log ${s.origin}` : `org ${s.org} (token ${s.token_id}) · log ${s.origin}`;
+  const ends = s.expires_at ? ` · token valid until ${s.expires_at}` : "";
+  $("who").textContent = (s.scope === "operator" ? `operator (token ${s.token_id}) · log ${s.origin}` : `org ${s.org} (token ${s.token_id}) · log ${s.origin}`) + ends;
   showError(null);
   if (s.scope === "operator") await openOperator();
   else await openOrg(s.org);
@@ -44,6 +45,8 @@ async function signIn(token, keyText, replace = false) {
 export async function openOrg(org) {
   session.org = org;
   show("org");
+  // An operator who opened an org has the way back to the overview.
+  $("to-operator").hidden = session.scope !== "operator";
   const note = $("pinned");
   note.textContent = `Proofs are checked in this browser against the pinned key ${session.vkey.text}.`;
   note.classList.toggle("unconfirmed", !session.vkeyConfirmed);
@@ -68,6 +71,11 @@ document.addEventListener("DOMContentLoaded", () => {
     signIn($("token").value.trim(), $("pin").value, $("repin").checked).catch(showError);
   });
   $("signout").addEventListener("click", () => signOut());
+  $("op-refresh").addEventListener("click", () => showOperator().catch(showError));
+  $("to-operator").addEventListener("click", () => {
+    history.pushState({}, "", location.pathname);
+    openOperator().catch(showError);
+  });
   $("open-org").addEventListener("submit", (ev) => {
     ev.preventDefault();
     openOrg($("open-org-name").value.trim()).catch(showError);
