@@ -37,8 +37,15 @@ struct Append: AsyncParsableCommand {
         help:
             "Write a receipt per acknowledged entry to this file (NDJSON: its signed checkpoint and inclusion proof; one request per 1,024 entries). Checked with --key when given; `auditctl verify-receipt` checks them offline."
     ) var receipts: String?
+    @Option(
+        help:
+            "ndjson (the default: one file, one receipt per line) or tlog-proof: --receipts is then a directory, one C2SP tlog-proof per entry (entry-SEQ.tlog-proof) that other ecosystems' tools verify."
+    ) var receiptFormat = "ndjson"
 
     func run() async throws {
+        guard receiptFormat == "ndjson" || receiptFormat == "tlog-proof" else {
+            throw ValidationError("--receipt-format is ndjson or tlog-proof, not \(receiptFormat)")
+        }
         var lines: [(Int, [UInt8])] = []
         if let entry {
             lines = [(1, Array(entry.utf8))]
@@ -105,7 +112,8 @@ struct Append: AsyncParsableCommand {
             do { k = try key.map { try NoteVerifier($0) } } catch let e as Note.Failure {
                 throw ValidationError("--key: \(e.description)")
             }
-            try await Self.writeReceipts(acked, socket: socket, to: receipts, key: k)
+            try await Self.writeReceipts(
+                acked, socket: socket, to: receipts, tlogProof: receiptFormat == "tlog-proof", key: k)
         }
         if rejected > 0 { throw ExitCode(3) }
     }
@@ -136,10 +144,18 @@ struct Append: AsyncParsableCommand {
     }
 
     /// Fetches the receipts of `acked` (one INCLUSION request per 1,024 entries, waiting up to
-    /// 5 s for a checkpoint that covers them), checks them with `key`, and writes them.
+    /// 5 s for a checkpoint that covers them), checks them with `key`, and writes them: to one
+    /// NDJSON file at `path`, or (`tlogProof`) as one C2SP tlog-proof per entry in the directory
+    /// `path`.
     static func writeReceipts(
-        _ acked: [(line: Int, seq: UInt64, hash: Hash)], socket: String, to path: String, key: NoteVerifier?
+        _ acked: [(line: Int, seq: UInt64, hash: Hash)], socket: String, to path: String, tlogProof: Bool,
+        key: NoteVerifier?
     ) async throws {
+        if tlogProof {
+            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+                throw CLIError("cannot make the receipts directory \(path): \(error.localizedDescription)")
+            }
+        }
         let c = try await AuditClient.connect(socketPath: socket)
         var out = ""
         do {
@@ -163,7 +179,14 @@ struct Append: AsyncParsableCommand {
                         seq: a.seq, hash: a.hash, checkpoint: reply.note,
                         inclusion: proof.compactMap { Hash(bytes: $0) })
                     if let key { _ = try r.verify(key: key) }
-                    out += r.json(extra: "\"line\":\(a.line),") + "\n"
+                    if tlogProof {
+                        let file = path + "/entry-\(a.seq).tlog-proof"
+                        do { try Data(r.tlogProof.utf8).write(to: URL(fileURLWithPath: file)) } catch {
+                            throw CLIError("cannot write the receipt \(file): \(error.localizedDescription)")
+                        }
+                    } else {
+                        out += r.json(extra: "\"line\":\(a.line),") + "\n"
+                    }
                 }
                 i += chunk.count
             }
@@ -172,6 +195,7 @@ struct Append: AsyncParsableCommand {
             throw error
         }
         await c.close()
+        if tlogProof { return }
         do { try Data(out.utf8).write(to: URL(fileURLWithPath: path)) } catch {
             throw CLIError("cannot write receipts to \(path): \(error.localizedDescription)")
         }

@@ -261,6 +261,42 @@ import LogTree
         #expect(d.stop() == 0)
     }
 
+    /// Issue 23 §2: `append --receipt-format tlog-proof` writes one C2SP tlog-proof per entry,
+    /// each of which `verify-receipt` checks against the log, and refuses once edited.
+    @Test func receiptsAsTlogProofFilesVerifyOneByOne() throws {
+        let d = Daemon("receipts-tlog")
+        defer { d.cleanup() }
+        try d.start()
+        let key = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let dir = d.root + "/proofs"
+        let lines = (0..<30).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        let (s, out, err) = try d.ctl(
+            ["append", "--socket", d.socket, "--receipts", dir, "--receipt-format", "tlog-proof", "--key", key],
+            stdin: lines)
+        #expect(s == 0, "\(err)")
+        let seqs = out.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["seq"] as? Int
+        }
+        #expect(seqs.count == 30)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(Set(files) == Set(seqs.map { "entry-\($0).tlog-proof" }), "\(files)")
+        for seq in seqs {
+            let file = dir + "/entry-\(seq).tlog-proof"
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(text.hasPrefix("c2sp.org/tlog-proof@v1\nextra ") && text.contains("\nindex \(seq)\n"))
+            let (vs, vout, _) = try d.ctl(["verify-receipt", file, "--key", key, "--data", d.data])
+            #expect(vs == 0 && vout.contains("OK: 1 receipt"), "\(seq): \(vout)")
+        }
+        let one = dir + "/entry-\(seqs[3]).tlog-proof"
+        let text = try String(contentsOfFile: one, encoding: .utf8)
+        try text.replacingOccurrences(of: "\nindex \(seqs[3])\n", with: "\nindex \(seqs[4])\n").write(
+            toFile: one, atomically: true, encoding: .utf8)
+        let (fs, fout, _) = try d.ctl(["verify-receipt", one, "--key", key])
+        #expect(fs == 1 && fout.hasPrefix("FAILED: the tlog-proof"), "\(fout)")
+        let (bs, _, berr) = try d.ctl(["append", "--socket", d.socket, "--receipt-format", "pem"], stdin: lines)
+        #expect(bs != 0 && berr.contains("is ndjson or tlog-proof"), "\(berr)")
+    }
+
     @Test func receiptsVerifyOfflineAndProveARemoval() throws {
         let d = Daemon("receipts")
         defer { d.cleanup() }
