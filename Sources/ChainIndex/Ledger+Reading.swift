@@ -17,6 +17,9 @@ extension Ledger {
 
     /// The newest signed checkpoint.
     public var latestCheckpoint: SignedCheckpoint? { checkpoints.latest }
+    /// When the newest checkpoint was signed and stored by this process (ms since 1970); nil if
+    /// before it opened the log.
+    public var latestCheckpointAt: Int64? { checkpoints.latestStoredAt }
 
     /// Reads entry `seq` and checks it against the stored leaf hash.
     public func entry(seq: UInt64) throws -> StoredEntry {

@@ -24,6 +24,7 @@ public final class CheckpointLog: @unchecked Sendable {
     private var logEnd: Int64
     private var count: UInt64
     private var _latest: SignedCheckpoint?
+    private var _latestAt: Int64?
     let readOnly: Bool
 
     /// The log of signed notes in the directory.
@@ -161,6 +162,9 @@ public final class CheckpointLog: @unchecked Sendable {
 
     /// The newest checkpoint.
     public var latest: SignedCheckpoint? { lock.withLock { _latest } }
+    /// When this process stored the newest checkpoint (ms since 1970); nil when it was stored
+    /// before the log was opened.
+    public var latestStoredAt: Int64? { lock.withLock { _latestAt } }
     /// How many checkpoints are stored.
     public var total: UInt64 { lock.withLock { count } }
 
@@ -191,6 +195,7 @@ public final class CheckpointLog: @unchecked Sendable {
             logEnd += Int64(w.bytes.count)
             count += 1
             _latest = cp
+            _latestAt = Int64(Date().timeIntervalSince1970 * 1000)
         }
     }
 

@@ -41,6 +41,9 @@ import Testing
             #expect(
                 text.contains("Ingest since the daemon started: ") || text.contains("Ingest over the last"), "\(text)")
             #expect(text.contains("nothing was due"), "\(text)")
+            #expect(
+                text.range(of: #"Latest checkpoint: size [0-9]+, signed [0-9]+ s ago"#, options: .regularExpression)
+                    != nil, "\(text)")
             // The tokens: ids, scopes, expiry and state; no secret.
             let rows = try #require(
                 try await browser.run(

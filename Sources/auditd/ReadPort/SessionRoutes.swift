@@ -43,6 +43,10 @@ extension ReadPort {
                     "size": c.checkpoint.size, "root": c.checkpoint.root.hex, "note": c.note,
                     "entries_behind": ledger.size > c.checkpoint.size ? ledger.size - c.checkpoint.size : 0,
                 ]
+                // Its age: known when it is the newest this daemon signed (published at once).
+                if c.checkpoint.size == ledger.latestCheckpoint?.checkpoint.size, let t = ledger.latestCheckpointAt {
+                    cp["signed_at"] = Timestamp.format(t)
+                }
             }
             var verification: [String: Any] = ["verified_entries": health.verified]
             verification["status"] = health.failure == nil ? "ok" : "failing"

@@ -87,7 +87,7 @@ export async function showOperator() {
   const reason = health ? ["verification", "writes", "witnesses", "replication_failing", "archive"].map((k) => health[k] && typeof health[k] === "string" ? `${k}: ${health[k]}` : null).filter(Boolean).join("; ") : "";
   const cards = [
     card("Log size", `${s.size} entries`),
-    card("Latest checkpoint", cp.size === undefined ? "none yet" : cp.entries_behind > 0 ? `size ${cp.size}, ${cp.entries_behind} entries not yet covered` : `size ${cp.size}, covers every entry`, cp.entries_behind > 1000 ? "bad" : ""),
+    card("Latest checkpoint", cp.size === undefined ? "none yet" : `size ${cp.size}${cp.signed_at ? `, signed ${ago(cp.signed_at)}` : ""}, ${cp.entries_behind > 0 ? `${cp.entries_behind} entries not yet covered` : "covers every entry"}`, cp.entries_behind > 1000 ? "bad" : ""),
     card("Verification", s.verification.status === "ok" ? `ok · ${s.verification.verified_entries} checked · last pass ${ago(s.verification.last_pass)}` : `FAILING: ${s.verification.failure}`, s.verification.status === "ok" ? "ok" : "bad"),
     card("Health", health ? `${health.status}${reason ? ` (${reason})` : ""}` : "unknown", health && health.status === "ok" ? "ok" : "bad"),
     card("Writes", s.writes, s.writes.startsWith("accepting") ? "ok" : "bad"),
