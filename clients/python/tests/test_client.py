@@ -25,8 +25,18 @@ def event(org, i, key=None):
     return e
 
 
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class Daemon:
-    def __init__(self):
+    def __init__(self, http: bool = False):
+        # With `http`, the read port listens on a free loopback port (self.port).
+        self.port = free_port() if http else 0
         binary = os.environ.get("AUDITD_BIN")
         if not binary or not os.access(binary, os.X_OK):
             raise RuntimeError("set AUDITD_BIN to the auditd binary (swift build --product auditd)")
@@ -37,7 +47,7 @@ class Daemon:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [self.binary, "--data", os.path.join(self.root, "data"), "--socket", self.socket, "--http-port", "0",
+            [self.binary, "--data", os.path.join(self.root, "data"), "--socket", self.socket, "--http-port", str(self.port),
              "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
         while time.time() < deadline:
