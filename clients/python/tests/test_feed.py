@@ -5,7 +5,6 @@ anything, and stops on a feed that leaves an entry out."""
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,21 +17,14 @@ from auditlog_client import Client  # noqa: E402
 from auditlog_client.feed import Gap, ReadPort, follow  # noqa: E402
 from auditlog_client.witness import CheckpointState, Fork, Rollback, VerifierKey  # noqa: E402
 from test_client import Daemon, event  # noqa: E402
+from test_witness import newest  # noqa: E402
 
 
-def ready(d, token, at_least):
-    """Waits until the read port answers and its checkpoint holds `at_least` entries."""
+def ready(d, token, key, at_least):
+    """The read port of `d`, once it answers with a checkpoint of `at_least` entries."""
     port = ReadPort(f"http://127.0.0.1:{d.port}", token)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            note, _ = port.checkpoint()
-            if int(note.split("\n")[1]) >= at_least:
-                return port
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"no checkpoint of {at_least} entries on the read port within 30 s")
+    newest(port, key, at_least)
+    return port
 
 
 class FeedTests(unittest.TestCase):
@@ -49,7 +41,7 @@ class FeedTests(unittest.TestCase):
                 [auditctl, "token", "create", data, "--org", "acme", "--socket", d.socket],
                 stderr=subprocess.DEVNULL).decode().strip()
             key = VerifierKey(subprocess.check_output([auditctl, "key", data]).decode())
-            port = ready(d, token, 21)
+            port = ready(d, token, key, 21)
             state = CheckpointState(os.path.join(d.root, "forwarder.checkpoint"), key)
             got = list(follow(port, "acme", state=state, limit=21))
             self.assertEqual([g["org_seq"] for g in got], list(range(21)))
@@ -59,13 +51,11 @@ class FeedTests(unittest.TestCase):
 
             # The log as it was, copied while stopped; the real one grows.
             d.stop()
-            for name in ("data", "auditd-keys"):
-                shutil.copytree(os.path.join(d.root, name), os.path.join(early.root, name),
-                                ignore=shutil.ignore_patterns("*.sock"))
+            d.copy_to(early)
             d.start()
             with Client(d.socket) as c:
                 c.append_many([event("acme", 100 + i) for i in range(15)])
-            port = ready(d, token, 36)
+            port = ready(d, token, key, 36)
             more = list(follow(port, "acme", cursor=last["seq"], org_seq=last["org_seq"], state=state, limit=15))
             self.assertEqual([g["org_seq"] for g in more], list(range(21, 36)))
             with open(state.path) as f:
@@ -75,13 +65,13 @@ class FeedTests(unittest.TestCase):
 
             # Rolled back: nothing is forwarded.
             early.start()
-            old = ready(early, token, 21)
+            old = ready(early, token, key, 21)
             with self.assertRaises(Rollback):
                 next(follow(old, "acme", cursor=last["seq"], state=state))
             # Forked: that copy grown to the same size with other entries.
             with Client(early.socket) as e:
                 e.append_many([event("forked", i) for i in range(15)])
-            old = ready(early, token, 36)
+            old = ready(early, token, key, 36)
             with self.assertRaises(Fork):
                 next(follow(old, "acme", cursor=last["seq"], state=state))
             with open(state.path) as f:
