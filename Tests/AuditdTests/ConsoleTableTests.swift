@@ -75,6 +75,47 @@ import Testing
         }
     }
 
+    /// The last row of a page and the first of the next are linked too: an entry left out just
+    /// at the boundary leaves both pages whole in themselves, and the next page says so.
+    @Test func aRowLeftOutAtAPageBoundaryIsCaughtOnTheNextPage() async throws {
+        let (d, acme, key) = try await started("console-boundary")
+        defer { d.cleanup() }
+        // acme newest first: its token (135), then its events i with i % 3 != 2, newest first.
+        let newest = [135] + (0..<135).filter { $0 % 3 != 2 }.reversed()
+        let proxy = try tamperProxy(upstream: d.port, seq: newest[49], mode: "drop")
+        defer { proxy.stop() }
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(proxy.port)/", token: acme, key: key)
+            try await browser.wait(
+                "the first page, whole in itself",
+                "return \(Self.rows).length === 49 && \(Self.allVerified) && document.getElementById('page-failed').hidden"
+            )
+            try await browser.click("#next-page")
+            try await browser.wait(
+                "the next page checked",
+                "return \(Self.rows)[0]?.dataset.seq === '\(newest[50])' && \(Self.allChecked)")
+            let marks = try #require(
+                try await browser.run(
+                    "return \(Self.rows).map(r => [r.dataset.seq, r.querySelector('.proof').textContent, r.querySelector('.proof').title])"
+                ) as? [[String]])
+            let failed = marks.filter { $0[1] == "✗ not verified" }
+            #expect(
+                failed.count == 1 && failed[0][0] == "\(newest[50])"
+                    && failed[0][2].contains(
+                        "the paging leaves out 1 of the org's entries between this page and the one before"),
+                "\(failed)")
+        }
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(d.port)/", token: acme, key: key)
+            try await browser.wait("the genuine first page", "return \(Self.rows).length === 50 && \(Self.allVerified)")
+            try await browser.click("#next-page")
+            try await browser.wait(
+                "the genuine next page, linked to the first",
+                "return \(Self.rows).length === 41 && \(Self.allVerified) && document.getElementById('page-failed').hidden"
+            )
+        }
+    }
+
     /// Page size, oldest first and an actor prefix, each in the URL; copy buttons put the
     /// values themselves on the clipboard.
     @Test func pageSizeOrderActorPrefixAndCopy() async throws {

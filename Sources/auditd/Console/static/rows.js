@@ -105,20 +105,27 @@ async function check(row, view) {
 // On a page that holds a run of the org's chain (no filter but a time range, which selects a
 // run), each row's `prevOrgHash` must be the hash of the row below it in the chain, one
 // position earlier: a row left out of the page or shown twice breaks that, though every row's
-// own proof holds. Rows that failed their own check are named already and are skipped.
-export function checkOrgChain(rows, newestFirst) {
-  const chain = newestFirst ? [...rows].reverse() : rows;
+// own proof holds. `edge`, the last row of the page the admin paged on from, is linked to this
+// page's first row the same way, so a row left out at the page boundary is caught too. Rows
+// that failed their own check are named already and are skipped.
+export function checkOrgChain(rows, newestFirst, edge = null) {
+  // In paging order the edge comes first either way (newer than the page newest first, older
+  // oldest first).
+  const shown = edge ? [edge, ...rows] : rows;
+  const chain = newestFirst ? [...shown].reverse() : shown;
   for (let i = 1; i < chain.length; i++) {
     const [older, newer] = [chain[i - 1], chain[i]];
     const a = older.result;
     const b = newer.result;
     if (!a || !b || a.error || b.error) continue;
+    // The row blamed is one on this page: the newer, unless that is the edge.
+    const blamed = newer === edge ? older : newer;
     if (b.orgSeq !== a.orgSeq + 1n) {
-      fail(newer, b.orgSeq === a.orgSeq
+      fail(blamed, b.orgSeq === a.orgSeq
         ? `the org chain shows its position ${b.orgSeq} twice (entries ${older.item.seq} and ${newer.item.seq}): the page repeats an entry`
-        : `the org chain jumps from position ${a.orgSeq} (entry ${older.item.seq}) to ${b.orgSeq} (entry ${newer.item.seq}): the page leaves out ${b.orgSeq - a.orgSeq - 1n} of the org's entries`);
+        : `the org chain jumps from position ${a.orgSeq} (entry ${older.item.seq}) to ${b.orgSeq} (entry ${newer.item.seq}): ${older === edge || newer === edge ? "the paging leaves out" : "the page leaves out"} ${b.orgSeq - a.orgSeq - 1n} of the org's entries${older === edge || newer === edge ? " between this page and the one before" : ""}`);
     } else if (b.prevOrgHash !== a.hash) {
-      fail(newer, `entry ${newer.item.seq} does not link to entry ${older.item.seq}, the one before it in the org's chain`);
+      fail(blamed, `entry ${newer.item.seq} does not link to entry ${older.item.seq}, the one before it in the org's chain`);
     }
   }
 }

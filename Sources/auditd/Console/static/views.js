@@ -18,7 +18,7 @@ const SELECTIVE = ["category", "action", "actor", "outcome", "q"];
 // `checkpoints`: notes opened, per (key, note); `verifiedSize`: the largest signed tree verified
 // under the pinned key, which every smaller seq is inside. Both start again at each sign-in.
 // `applied`: the filters of the page shown (the form may hold edits not applied yet).
-const view = { org: null, cursors: [], cursor: null, next: null, applied: new URLSearchParams(), checkpoints: new Map(), verifiedSize: 0n, generation: 0, wired: false };
+const view = { org: null, cursors: [], cursor: null, next: null, rows: [], applied: new URLSearchParams(), checkpoints: new Map(), verifiedSize: 0n, generation: 0, wired: false };
 
 function filterParams() {
   const p = new URLSearchParams();
@@ -66,7 +66,9 @@ function wire() {
     if (view.next === null) return;
     view.cursors.push(view.cursor);
     view.cursor = view.next;
-    loadPage({ push: true }).catch(showError);
+    // The last row shown, checked, is linked to the next page's first (same filter only).
+    const last = view.rows.at(-1);
+    loadPage({ push: true, edge: last ? { row: last, filter: view.applied.toString() } : null }).catch(showError);
   });
   $("prev-page").addEventListener("click", () => {
     if (view.cursors.length === 0) return;
@@ -129,7 +131,7 @@ async function restart() {
   await Promise.all([loadPage({ push: true }), loadChart(orgPath("activity"), filterParams())]);
 }
 
-async function loadPage({ push = false, entry = null } = {}) {
+async function loadPage({ push = false, entry = null, edge = null } = {}) {
   const generation = ++view.generation;
   const p = filterParams();
   view.applied = new URLSearchParams(p);
@@ -184,6 +186,7 @@ async function loadPage({ push = false, entry = null } = {}) {
     body.append(row.tr);
     return row;
   });
+  view.rows = rows;
   $("summary").textContent = rows.length === 0
     ? (page.next_cursor === null ? "No entries match." : `Nothing found in the ${searched + 1} pages searched; ${desc ? "older" : "newer"} entries remain: "${$("next-page").textContent}" searches on.`)
     : `${rows.length} entr${rows.length === 1 ? "y" : "ies"}${page.next_cursor === null ? "" : ` on this page; ${desc ? "older" : "newer"} ones follow`}${view.cursors.length ? ` (page ${view.cursors.length + 1})` : ""}.`;
@@ -201,7 +204,7 @@ async function loadPage({ push = false, entry = null } = {}) {
   await checkAll(rows, view, generation, head);
   if (generation !== view.generation) return;
   const run = !SELECTIVE.some((k) => view.applied.has(k));
-  if (run) checkOrgChain(rows, desc);
+  if (run) checkOrgChain(rows, desc, edge?.filter === view.applied.toString() ? edge.row : null);
   reportFailures(rows);
   // The org's total where it is cheap: the newest entry of the whole org, checked, is its last.
   const newest = rows[0]?.result;
