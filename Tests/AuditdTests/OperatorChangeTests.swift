@@ -100,20 +100,22 @@ import Testing
         defer { d.cleanup() }
         try d.start()
         for bad in ["0", "5x", "-3d", "3651d", "99999999999999999d"] {
-            let (s, _, err) = try d.ctl(["token", "create", d.data, "--org", "org_a", "--ttl=\(bad)"])
+            let (s, _, err) = try await d.ctlOffPool(["token", "create", d.data, "--org", "org_a", "--ttl=\(bad)"])
             #expect(s != 0 && err.contains("is not a lifetime"), "\(bad): \(err)")
         }
-        let (s, out, err) = try d.ctl([
-            "token", "create", d.data, "--org", "org_a", "--ttl", "3s", "--socket", d.socket,
+        let long = try await d.ctlOffPool([
+            "token", "create", d.data, "--org", "org_a", "--ttl", "30d", "--socket", d.socket,
+        ]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Eight seconds: long enough to be used at once on a loaded machine, short to wait out.
+        let (s, out, err) = try await d.ctlOffPool([
+            "token", "create", d.data, "--org", "org_a", "--ttl", "8s", "--socket", d.socket,
         ])
         #expect(s == 0 && err.contains("valid until"), "\(err)")
         let short = out.trimmingCharacters(in: .whitespacesAndNewlines)
-        let long = try d.ctl(["token", "create", d.data, "--org", "org_a", "--ttl", "30d", "--socket", d.socket]).1
-            .trimmingCharacters(in: .whitespacesAndNewlines)
         let session = try await d.json("/v1/session", token: short)
         let expires = try #require(session["expires_at"] as? String)
         #expect(try await d.http("/v1/orgs/org_a/entries", token: short).0 == 200)
-        let (_, list, _) = try d.ctl(["token", "list", d.data])
+        let (_, list, _) = try await d.ctlOffPool(["token", "list", d.data])
         #expect(list.contains("expires \(expires)"), "\(list)")
 
         // Moved by hand to 2099: refused, the genuine 30-day token beside it still works.
