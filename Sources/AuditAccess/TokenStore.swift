@@ -298,6 +298,13 @@ public final class TokenStore: @unchecked Sendable {
         return .scope(TokenScope(id: rec.id, org: rec.org, expiresAt: rec.expires_at))
     }
 
+    /// The ids of the records the store stands on now: in the file, not revoked, and admitted
+    /// (backed by their audit entry).
+    public var admittedIDs: Set<String> {
+        reloadIfChanged()
+        return lock.withLock { Set(records.keys) }
+    }
+
     /// The scope of an `Authorization: Bearer` token, or nil if it is unknown, malformed,
     /// revoked or expired.
     public func authenticate(_ token: String) -> TokenScope? {

@@ -90,6 +90,15 @@ import Testing
         #expect(try await d.http("/v1/orgs/org_a/entries", token: forged).0 == 401)
         #expect(try await d.http("/v1/session", token: genuine).0 == 200)
         #expect(d.logTail().contains("0badc0ffee"), "the refusal is logged with the record's id: \(d.logTail())")
+        // The operator's list says which records the read port stands on.
+        let op = try d.token(org: nil)
+        let listed = try #require(try await d.json("/v1/operator/tokens", token: op)["tokens"] as? [[String: Any]])
+        let state = Dictionary(
+            uniqueKeysWithValues: listed.compactMap { t in
+                (t["id"] as? String).map { ($0, t["state"] as? String ?? "") }
+            })
+        #expect(state["0badc0ffee"] == "refused", "\(listed)")
+        #expect(state[String(genuine.split(separator: "_")[1])] == "active", "\(listed)")
     }
 
     /// `token create --ttl`: the token works until its expiry, is then refused with a message

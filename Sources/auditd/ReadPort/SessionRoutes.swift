@@ -96,17 +96,27 @@ extension ReadPort {
 
 extension ReadPort {
     /// Every token of the log, never a secret nor its hash: id, scope, label, created, expiry,
-    /// revocation. Read from the file the daemon authenticates against.
+    /// revocation, and its state as the read port treats it (`active`, `expired`, `revoked`, or
+    /// `refused` when no audit entry backs the record). Read from the file the daemon
+    /// authenticates against.
     func operatorTokens() async throws -> Response {
-        let path = tokens.path
+        let tokens = self.tokens
         let body: Data = try await query {
-            let all = try TokenStore.load(path: path)
+            let all = try TokenStore.load(path: tokens.path)
+            let admitted = tokens.admittedIDs
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
             let list: [[String: Any]] = all.map { r in
                 var o: [String: Any] = [
                     "id": r.id, "scope": r.org ?? "operator", "label": r.label, "created_at": r.created_at,
                 ]
                 if let e = r.expires_at { o["expires_at"] = e }
                 if let v = r.revoked_at { o["revoked_at"] = v }
+                o["state"] =
+                    r.revoked_at != nil
+                    ? "revoked"
+                    : !admitted.contains(r.id)
+                        ? "refused"
+                        : r.expires_at.map { (Timestamp.parse($0) ?? 0) <= now } == true ? "expired" : "active"
                 return o
             }
             return

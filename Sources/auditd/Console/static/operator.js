@@ -113,7 +113,7 @@ export async function showOperator() {
     ? [el("tr", {}, el("td", { colSpan: 7, class: "sub", textContent: "No active holds." }))]
     : s.holds.map((h) => el("tr", {}, ...[h.id, h.org, h.from || "—", h.to || "—", h.reason, h.authority, h.created_at].map((v) => el("td", { textContent: v }))))));
   $("tokens").tBodies[0].replaceChildren(...tokens.tokens.map((t) => {
-    const state = t.revoked_at ? `revoked ${t.revoked_at}` : t.expires_at && Date.parse(t.expires_at) <= Date.now() ? `expired ${t.expires_at}` : "active";
+    const state = t.state === "revoked" ? `revoked ${t.revoked_at}` : t.state === "refused" ? "REFUSED: no audit entry backs it (see the daemon's log)" : t.state;
     return el("tr", {}, ...[t.id, t.scope, t.label || "—", t.created_at, t.expires_at || "never", state].map((v) => el("td", { textContent: v })));
   }));
   $("op-checkpoint").textContent = cp.note || "No checkpoint has been signed yet.";
