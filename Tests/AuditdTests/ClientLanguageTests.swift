@@ -44,7 +44,8 @@ import Testing
             status == 0 && text.contains("--- PASS: TestRetryAcrossARestartStoresEachKeyedEntryOnce")
                 && text.contains("--- PASS: TestTheSpecsWireVectors")
                 && text.contains("--- PASS: TestAKeptCheckpointCatchesARollbackAndAFork")
-                && text.contains("--- PASS: TestConsistencyProofsOfTheRealLog"),
+                && text.contains("--- PASS: TestConsistencyProofsOfTheRealLog")
+                && text.contains("--- PASS: TestAFeedConsumerCatchesARollbackAForkAndAGap"),
             "go client tests:\n\(text)")
     }
 }

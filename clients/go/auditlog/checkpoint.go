@@ -205,11 +205,12 @@ type CheckpointState struct {
 	Key  *VerifierKey
 }
 
-// Check asks c for the newest checkpoint and accepts it only if it extends the kept one;
+// Check asks c (the ingest socket's Client, or a ReadPort) for the newest checkpoint and
+// accepts it only if it extends the kept one;
 // then keeps it (written whole: temp, fsync, rename). Returns the size it now holds. On a
 // rollback or fork it returns ErrRollback or ErrFork (wrapped, naming both sizes) and keeps
 // the file as it was: the two signed notes are the evidence.
-func (s *CheckpointState) Check(c *Client) (uint64, error) {
+func (s *CheckpointState) Check(c CheckpointSource) (uint64, error) {
 	var kept *openedCheckpoint
 	if data, err := os.ReadFile(s.Path); err == nil {
 		if kept, err = s.Key.open(string(data)); err != nil {

@@ -18,6 +18,7 @@ import (
 // daemon runs the real auditd (AUDITD_BIN) in a temporary directory.
 type daemon struct {
 	bin, root, socket string
+	port              int // the read port; 0: any free port, not used
 	cmd               *exec.Cmd
 }
 
@@ -46,7 +47,7 @@ func (d *daemon) start(t *testing.T) {
 
 // startErr starts auditd and waits for its socket (callable from any goroutine).
 func (d *daemon) startErr() error {
-	d.cmd = exec.Command(d.bin, "--data", filepath.Join(d.root, "data"), "--socket", d.socket, "--http-port", "0", "--log-level", "warning")
+	d.cmd = exec.Command(d.bin, "--data", filepath.Join(d.root, "data"), "--socket", d.socket, "--http-port", fmt.Sprint(d.port), "--log-level", "warning")
 	if err := d.cmd.Start(); err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func copyTree(t *testing.T, from, to string) {
 }
 
 // newestSize waits until the daemon's newest checkpoint holds at least n entries.
-func newestSize(t *testing.T, c *Client, key *VerifierKey, n uint64) uint64 {
+func newestSize(t *testing.T, c CheckpointSource, key *VerifierKey, n uint64) uint64 {
 	for i := 0; i < 200; i++ {
 		if r, err := c.Checkpoint(0); err == nil {
 			if cp, err := key.open(r.Note); err == nil && cp.size >= n {
