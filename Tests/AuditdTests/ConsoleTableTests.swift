@@ -116,6 +116,34 @@ import Testing
         }
     }
 
+    /// Paging goes on with the filter applied: a category typed but not applied is undone when
+    /// the admin pages on, so the form, the URL and the rows say the same.
+    @Test func pagingGoesOnWithTheAppliedFilter() async throws {
+        let (d, acme, key) = try await started("console-applied")
+        defer { d.cleanup() }
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(d.port)/?org=acme&limit=25", token: acme, key: key)
+            try await browser.wait("the first page", "return \(Self.rows).length === 25 && \(Self.allVerified)")
+            try await browser.run("document.getElementById('f-outcome').value = 'success'")
+            try await browser.click("#filters button[type=submit]")
+            try await browser.wait(
+                "the successes", "return location.search.includes('outcome=success') && \(Self.allVerified)")
+            // Typed, not applied; then Older.
+            try await browser.run("document.getElementById('f-category').value = 'billing'")
+            try await browser.click("#next-page")
+            try await browser.wait(
+                "the next page of the successes",
+                "return location.search.includes('cursor=') && \(Self.rows).length > 0 && \(Self.allVerified)")
+            let shown = try #require(
+                try await browser.run(
+                    "return [location.search, document.getElementById('f-category').value, \(Self.rows).map(r => r.cells[4].textContent + '/' + r.cells[2].querySelector('.sub').textContent).join(' ')]"
+                ) as? [String])
+            #expect(!shown[0].contains("category") && shown[1] == "", "\(shown)")
+            #expect(!shown[2].contains("failure") && !shown[2].contains("denied"), "\(shown)")
+            #expect(shown[2].split(separator: " ").contains { !$0.hasSuffix("/billing") }, "\(shown)")
+        }
+    }
+
     /// Page size, oldest first and an actor prefix, each in the URL; copy buttons put the
     /// values themselves on the clipboard.
     @Test func pageSizeOrderActorPrefixAndCopy() async throws {

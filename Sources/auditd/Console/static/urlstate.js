@@ -31,13 +31,18 @@ export function writeURL(org, view, { push = false, entry = null } = {}) {
   else history.replaceState(state, "", url);
 }
 
+// Puts the filters `p` (URL parameters: times as UTC instants) in the form.
+export function fillForm(p) {
+  for (const [id, name] of TIMES) $(id).value = fieldValue(p.get(name));
+  for (const [id, name] of FIELDS) $(id).value = p.get(name) || "";
+}
+
 // Puts the URL's filters in the form and returns its cursor, the cursors of the newer pages
 // (when this history entry kept them) and the entry to open; nothing when it names another org.
 export function readURL(org) {
   const p = new URLSearchParams(location.search);
   if (p.get("org") !== org) return null;
-  for (const [id, name] of TIMES) $(id).value = fieldValue(p.get(name));
-  for (const [id, name] of FIELDS) $(id).value = p.get(name) || "";
+  fillForm(p);
   for (const [id, name, otherwise] of CHOICES) {
     $(id).value = p.get(name) || otherwise;
     // A value the list does not offer leaves a select empty: the default then.

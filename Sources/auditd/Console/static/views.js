@@ -9,7 +9,7 @@ import { checkHead, resetConsistency } from "./consistency.js";
 import { elementSpans, memberSpan, noDuplicateMembers } from "./proof.js";
 import { checkAll, checkOrgChain, mark, renderRow, reportFailures } from "./rows.js";
 import { fieldTime, labelTimes, preset, setZone } from "./time.js";
-import { readURL, writeURL } from "./urlstate.js";
+import { fillForm, readURL, writeURL } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 // Filters that select some of the org's entries rather than a run of its chain.
@@ -62,8 +62,11 @@ function wire() {
     for (const id of ["f-from", "f-to", "f-category", "f-action", "f-actor", "f-outcome", "f-q"]) $(id).value = "";
     restart().catch(showError);
   });
+  // Paging goes on with the filter applied; edits typed in the form but not applied are
+  // undone, so that the form, the URL and the page say the same.
   $("next-page").addEventListener("click", () => {
     if (view.next === null) return;
+    fillForm(view.applied);
     view.cursors.push(view.cursor);
     view.cursor = view.next;
     // The last row shown, checked, is linked to the next page's first (same filter only).
@@ -72,6 +75,7 @@ function wire() {
   });
   $("prev-page").addEventListener("click", () => {
     if (view.cursors.length === 0) return;
+    fillForm(view.applied);
     view.cursor = view.cursors.pop();
     loadPage({ push: true }).catch(showError);
   });
