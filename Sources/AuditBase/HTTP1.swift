@@ -235,6 +235,10 @@ public struct HTTP1Parser {
         self.headOnly = headOnly
     }
 
+    /// Bytes in the read buffer, parsed or not: the body's bytes are held in the body, and
+    /// parsed ones leave the buffer, so this stays near one read's worth.
+    public var buffered: Int { buffer.count }
+
     static func failed(_ why: String) -> AuditError { AuditError(.io, "an HTTP answer \(why)") }
 
     /// Adds `bytes` (`ended`: the stream ended after them); the answer once it is whole, with
@@ -293,6 +297,7 @@ public struct HTTP1Parser {
                 guard let nl = buffer[at...].firstIndex(of: 0x0A) else {
                     guard buffer.count - at <= 1024 else { throw Self.failed("has an over-long chunk size line") }
                     if ended { throw Self.failed("ended inside its chunks") }
+                    compact()
                     return nil
                 }
                 let line = String(decoding: buffer[at..<nl], as: UTF8.self)
@@ -314,6 +319,7 @@ public struct HTTP1Parser {
                 // The chunk, then its CRLF.
                 guard buffer.count - (nl + 1) >= n + 2 else {
                     if ended { throw Self.failed("ended inside a chunk") }
+                    compact()
                     return nil
                 }
                 body += buffer[(nl + 1)..<(nl + 1 + n)]
@@ -328,22 +334,43 @@ public struct HTTP1Parser {
                 if ended { throw Self.failed("ended \(n - (buffer.count - at)) bytes short of its Content-Length") }
                 return nil
             }
-            body = Array(buffer[at..<(at + n)])
-            at += n
+            takeBody(n)
             return finish()
         }
         // To the end of the stream.
         guard buffer.count - at <= maxBody else { throw Self.failed("is larger than \(maxBody) bytes") }
         guard ended else { return nil }
-        body = Array(buffer[at...])
-        at = buffer.count
+        takeBody(buffer.count - at)
         keepAlive = false
         return finish()
+    }
+
+    /// The `n` bytes at `at` become the body: moved out of the buffer when they end it (the
+    /// usual case, no copy), copied when more follows them.
+    private mutating func takeBody(_ n: Int) {
+        if at + n == buffer.count {
+            buffer.removeSubrange(0..<at)
+            body = buffer
+            buffer = []
+            at = 0
+            // Nothing beyond the body: `finish` compares `at` with the buffer's end.
+        } else {
+            body = Array(buffer[at..<(at + n)])
+            at += n
+        }
+    }
+
+    /// Drops the bytes already parsed, so that a chunked body is not held twice while it grows.
+    private mutating func compact() {
+        guard at > 0 else { return }
+        buffer.removeSubrange(0..<at)
+        at = 0
     }
 
     private mutating func finish() -> (HTTP1Answer, Bool) {
         // Bytes beyond the answer: not a connection to send another request on.
         let keep = keepAlive && at == buffer.count
+        compact()
         return (HTTP1Answer(status: status, headers: headers, body: body), keep)
     }
 

@@ -67,6 +67,34 @@ import Glibc
         #expect(try Self.parse(bytes)?.0.body == Array("abcde".utf8))
     }
 
+    /// A body is held once: a chunked one of 1 MiB fed in 4 KiB pieces never leaves more than a
+    /// chunk and a piece in the read buffer beside it; both forms arrive whole.
+    @Test func aBodyIsHeldOnceWhileItArrives() throws {
+        let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var chunked = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        for start in stride(from: 0, to: payload.count, by: 10_000) {
+            let piece = payload[start..<min(payload.count, start + 10_000)]
+            chunked += Array(String(piece.count, radix: 16).utf8) + [13, 10] + piece + [13, 10]
+        }
+        chunked += Array("0\r\n\r\n".utf8)
+        let lengthed = Array("HTTP/1.1 200 OK\r\nContent-Length: \(payload.count)\r\n\r\n".utf8) + payload
+        for bytes in [chunked, lengthed] {
+            var p = HTTP1Parser(maxHead: 4096, maxBody: 2 << 20)
+            var most = 0
+            var got: (HTTP1Answer, Bool)?
+            for start in stride(from: 0, to: bytes.count, by: 4096) {
+                got = try p.feed(bytes[start..<min(bytes.count, start + 4096)], ended: false)
+                if got == nil { most = max(most, p.buffered) }
+            }
+            let a = try #require(got)
+            #expect(a.0.body == payload && a.1)
+            #expect(p.buffered == 0)
+            // Chunked: at most a chunk and a piece wait beside the body. (By length the body is
+            // the read buffer itself, moved out of it at the end.)
+            if bytes == chunked { #expect(most <= 10_000 + 4096 + 16, "\(most) bytes waited beside the body") }
+        }
+    }
+
     @Test func anOverLongHeadOrANonHTTPAnswerIsRefused() {
         #expect(throws: AuditError.self) {
             _ = try Self.parse(Self.answer("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 5000)))
