@@ -10,6 +10,14 @@ import Testing
     static let allChecked = "\(rows).every(r => r.querySelector('.proof').textContent !== 'checking…')"
     static let allVerified = "\(rows).every(r => r.querySelector('.proof').textContent === '✓ verified')"
 
+    /// Each row's seq, proof mark and the reason behind it.
+    static func marks(_ browser: WebDriver) async throws -> [[String]] {
+        try #require(
+            try await browser.run(
+                "return \(rows).map(r => [r.dataset.seq, r.querySelector('.proof').textContent, r.querySelector('.proof').title])"
+            ) as? [[String]])
+    }
+
     /// acme's 91 entries (ConsoleBrowserTests.events and its token's record), checkpointed.
     func started(_ name: String, args: [String] = []) async throws -> (Daemon, String, String) {
         let d = Daemon(name, args: args)
@@ -43,10 +51,7 @@ import Testing
                     "the page checked (\(mode))",
                     "return \(Self.rows).length >= 49 && \(Self.allChecked) && !document.getElementById('page-failed').hidden"
                 )
-                let marks = try #require(
-                    try await browser.run(
-                        "return \(Self.rows).map(r => [r.dataset.seq, r.querySelector('.proof').textContent, r.querySelector('.proof').title])"
-                    ) as? [[String]])
+                let marks = try await Self.marks(browser)
                 let failed = marks.filter { $0[1] == "✗ not verified" }
                 #expect(
                     failed.count == 1 && failed[0][0] == blamed && failed[0][2].contains(reason), "\(mode): \(failed)")
@@ -94,10 +99,7 @@ import Testing
             try await browser.wait(
                 "the next page checked",
                 "return \(Self.rows)[0]?.dataset.seq === '\(newest[50])' && \(Self.allChecked)")
-            let marks = try #require(
-                try await browser.run(
-                    "return \(Self.rows).map(r => [r.dataset.seq, r.querySelector('.proof').textContent, r.querySelector('.proof').title])"
-                ) as? [[String]])
+            let marks = try await Self.marks(browser)
             let failed = marks.filter { $0[1] == "✗ not verified" }
             #expect(
                 failed.count == 1 && failed[0][0] == "\(newest[50])"
