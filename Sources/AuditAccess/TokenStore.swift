@@ -34,6 +34,14 @@ public struct TokenRecord: Codable, Sendable, Equatable {
         case id, org, hash, label, created_at, revoked_at, expires_at, audit
     }
 
+    /// True once `now` (ms since 1970) is at or past the expiry; an expiry that does not parse
+    /// counts as passed, never as "no expiry".
+    public func expired(at now: Int64) -> Bool {
+        guard let expires_at else { return false }
+        guard let t = Timestamp.parse(expires_at) else { return true }
+        return now >= t
+    }
+
     /// The metadata of the token's `audit.token.created` entry: its scope, label and the
     /// SHA-256 of its secret (so the entry names this credential, not just this id).
     public var auditMetadata: [String: String] {
@@ -291,10 +299,7 @@ public final class TokenStore: @unchecked Sendable {
         else { return .refused }
         // Hash comparison is constant-time (Hash ==).
         guard SHA256.hash(Array(parts[2].utf8)) == want else { return .refused }
-        if let e = rec.expires_at {
-            // An expiry that does not parse is refused, never read as "no expiry".
-            guard let t = Timestamp.parse(e), now < t else { return .expired(id: rec.id, at: e) }
-        }
+        if rec.expired(at: now) { return .expired(id: rec.id, at: rec.expires_at ?? "") }
         return .scope(TokenScope(id: rec.id, org: rec.org, expiresAt: rec.expires_at))
     }
 

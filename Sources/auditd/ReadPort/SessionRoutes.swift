@@ -113,10 +113,7 @@ extension ReadPort {
                 if let v = r.revoked_at { o["revoked_at"] = v }
                 o["state"] =
                     r.revoked_at != nil
-                    ? "revoked"
-                    : !admitted.contains(r.id)
-                        ? "refused"
-                        : r.expires_at.map { (Timestamp.parse($0) ?? 0) <= now } == true ? "expired" : "active"
+                    ? "revoked" : !admitted.contains(r.id) ? "refused" : r.expired(at: now) ? "expired" : "active"
                 return o
             }
             return

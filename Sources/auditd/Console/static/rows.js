@@ -120,12 +120,13 @@ export function checkOrgChain(rows, newestFirst, edge = null) {
     if (!a || !b || a.error || b.error) continue;
     // The row blamed is one on this page: the newer, unless that is the edge.
     const blamed = newer === edge ? older : newer;
+    const across = older === edge || newer === edge;
     if (b.orgSeq < a.orgSeq) {
       fail(blamed, `the org chain runs backwards from position ${a.orgSeq} (entry ${older.item.seq}) to ${b.orgSeq} (entry ${newer.item.seq}): the rows are out of order`);
     } else if (b.orgSeq !== a.orgSeq + 1n) {
       fail(blamed, b.orgSeq === a.orgSeq
         ? `the org chain shows its position ${b.orgSeq} twice (entries ${older.item.seq} and ${newer.item.seq}): the page repeats an entry`
-        : `the org chain jumps from position ${a.orgSeq} (entry ${older.item.seq}) to ${b.orgSeq} (entry ${newer.item.seq}): ${older === edge || newer === edge ? "the paging leaves out" : "the page leaves out"} ${b.orgSeq - a.orgSeq - 1n} of the org's entries${older === edge || newer === edge ? " between this page and the one before" : ""}`);
+        : `the org chain jumps from position ${a.orgSeq} (entry ${older.item.seq}) to ${b.orgSeq} (entry ${newer.item.seq}): ${across ? "the paging" : "the page"} leaves out ${b.orgSeq - a.orgSeq - 1n} of the org's entries${across ? " between this page and the one before" : ""}`);
     } else if (b.prevOrgHash !== a.hash) {
       fail(blamed, `entry ${newer.item.seq} does not link to entry ${older.item.seq}, the one before it in the org's chain`);
     }
