@@ -50,6 +50,9 @@ let package = Package(
         .target(name: "LogProofs", dependencies: ["AuditBase", "CCrypto"]),
         // The entry: its schema, canonical bytes, the link and the chain rule, text search.
         .target(name: "AuditEntries", dependencies: ["AuditBase", "LogProofs"]),
+        // The personal store: the values that entries' commitments stand for, encrypted per
+        // subject, outside every immutable file; the one part of a log that can forget.
+        .target(name: "PersonalStore", dependencies: ["AuditBase", "AuditEntries"]),
         // The Merkle tree's hashes on disk and the signed checkpoints beside them.
         .target(name: "LogTree", dependencies: ["AuditBase", "LogProofs", "AuditEntries"]),
         // The per-org index: live postings, sealed index files, queries.
@@ -57,7 +60,9 @@ let package = Package(
         // The ledger: sequencing, the durable write, recovery and reading over the layers below.
         .target(
             name: "ChainIndex",
-            dependencies: ["AuditBase", "LogProofs", "SegmentStore", "AuditEntries", "LogTree", "AuditIndex"]),
+            dependencies: [
+                "AuditBase", "LogProofs", "SegmentStore", "AuditEntries", "LogTree", "AuditIndex", "PersonalStore",
+            ]),
         // The export format: what the read port writes and an auditor's verifier reads.
         .target(
             name: "AuditExport", dependencies: ["AuditBase", "LogProofs", "AuditEntries", "AuditIndex", "Archive"]),
@@ -66,7 +71,7 @@ let package = Package(
             name: "Verification",
             dependencies: [
                 "AuditBase", "LogProofs", "SegmentStore", "AuditEntries", "LogTree", "AuditIndex", "ChainIndex",
-                "Archive",
+                "Archive", "PersonalStore",
             ]),
         .target(
             name: "Archive",
@@ -99,7 +104,7 @@ let package = Package(
             name: "auditd",
             dependencies: [
                 "AuditBase", "AuditEntries", "AuditIndex", "ChainIndex", "AuditExport", "Verification", "LogProofs",
-                "SegmentStore", "Archive", "Replication", "AuditWire", "AuditAccess", "Witness",
+                "SegmentStore", "Archive", "Replication", "AuditWire", "AuditAccess", "Witness", "PersonalStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -118,7 +123,7 @@ let package = Package(
                 .embedInCode("Console/static/chart.js"), .embedInCode("Console/static/urlstate.js"),
                 .embedInCode("Console/static/archived.js"), .embedInCode("Console/static/exports.js"),
                 .embedInCode("Console/static/time.js"), .embedInCode("Console/static/rows.js"),
-                .embedInCode("Console/static/detail.js"),
+                .embedInCode("Console/static/detail.js"), .embedInCode("Console/static/personal.js"),
                 .embedInCode("Console/static/console.css"),
             ]),
         .executableTarget(
@@ -165,7 +170,7 @@ let package = Package(
             name: "ChainIndexTests",
             dependencies: [
                 "AuditBase", "LogProofs", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "Verification",
-                "SegmentStore", "TestSupport",
+                "SegmentStore", "TestSupport", "PersonalStore",
             ],
             resources: [.copy("Fixtures")]),
         .testTarget(

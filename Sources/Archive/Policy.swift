@@ -138,6 +138,17 @@ public struct LegalHold: Codable, Sendable, Equatable {
 public enum LegalHolds {
     static func path(_ dir: String) -> String { DataDirectory(dir).holds }
 
+    /// Refuses an erasure in `org` while a hold covers it (format-spec.md §5.4.3): the hold
+    /// wins, as the law orders it.
+    public static func refuseErasure(dir: String, org: String) throws {
+        if let h = try load(dir: dir).first(where: { $0.org == org && $0.released_at == nil }) {
+            throw AuditError(
+                .invalidArgument,
+                "org \(org) is under legal hold \(h.id) (\(h.reason); ordered by \(h.authority)): nothing of it may be erased while the hold stands; erase after `auditctl hold release`"
+            )
+        }
+    }
+
     /// Every hold, released ones included.
     public static func load(dir: String) throws -> [LegalHold] {
         guard let b = try FileOps.readFile(path(dir)) else { return [] }

@@ -30,6 +30,9 @@ public struct DataDirectory: Sendable, Hashable, CustomStringConvertible {
     public var checkpoints: String { path + "/checkpoints" }
     /// `checkpoints/cosigned`: the newest checkpoint with a quorum of witness cosignatures.
     public var cosigned: String { checkpoints + "/cosigned" }
+    /// `personal/`: the values personal fields' commitments stand for, encrypted per subject;
+    /// the one part of a log that forgets (format-spec.md §5.4.2).
+    public var personal: String { path + "/personal" }
     /// `tokens.json`: read-port tokens, secrets stored as SHA-256 only.
     public var tokens: String { path + "/tokens.json" }
     /// `holds.json`: legal holds.

@@ -94,6 +94,24 @@ public final class AuditClient: Sendable {
         return r
     }
 
+    /// Asks the daemon to erase `subject`'s personal values in `org` (format-spec.md §5.4.3);
+    /// returns the reply's JSON: the record's `seq`, `org_seq`, `hash` and the subject `tag`.
+    public func erase(
+        org: String, subject: String, reason: String, authority: String, actor: String
+    ) async throws
+        -> [String: Any]
+    {
+        let body = try JSONSerialization.data(
+            withJSONObject: ["org": org, "subject": subject, "reason": reason, "authority": authority, "actor": actor])
+        let f = try await send(Frame(type: .erase, id: ids.next(), body: Array(body)), flush: true).get()
+        guard f.type == FrameType.erased.rawValue,
+            let r = try? JSONSerialization.jsonObject(with: Data(f.body)) as? [String: Any]
+        else {
+            throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed ERASE reply")
+        }
+        return r
+    }
+
     /// Writes a request; its response future fails if the write itself fails (a connection that
     /// is already closed never reaches the handler, so nothing else would complete it).
     private func send(_ frame: Frame, flush: Bool) -> EventLoopFuture<Frame> {

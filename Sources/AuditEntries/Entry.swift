@@ -121,6 +121,21 @@ public struct PreparedEntry: Sendable {
     public let idempotencyKey: String?
     /// What the index keeps.
     public let fields: IndexFields
+    /// The personal values its commitments stand for (empty when nothing is protected).
+    public let openings: [Opening]
+
+    /// A prepared entry.
+    public init(
+        org: String, content: [UInt8], contentHash: Hash, idempotencyKey: String?, fields: IndexFields,
+        openings: [Opening] = []
+    ) {
+        self.org = org
+        self.content = content
+        self.contentHash = contentHash
+        self.idempotencyKey = idempotencyKey
+        self.fields = fields
+        self.openings = openings
+    }
 }
 
 /// Entry validation and canonicalisation.
@@ -156,27 +171,34 @@ public enum Entry {
         (1...64).contains(org.utf8.count) && org.utf8.allSatisfy(isIdentifierByte)
     }
 
-    /// Validates `json` (one entry as a writer sent it) and returns it sequenced-ready.
-    public static func prepare(json: [UInt8], receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
+    /// Validates `json` (one entry as a writer sent it) and returns it sequenced-ready. With
+    /// `keys`, personal fields are committed (§5.4) under the subjects' keys it gives.
+    public static func prepare(
+        json: [UInt8], receivedAt: Int64, writer: Writer, keys: SubjectKeys? = nil
+    ) throws(EntryError) -> PreparedEntry {
         guard json.count <= ChainFormat.maxInputSize else {
             throw EntryError("", "entry is \(json.count) bytes; the limit is \(ChainFormat.maxInputSize)")
         }
-        if let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) }) {
+        if keys == nil,
+            let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) })
+        {
             return fast
         }
-        return try generalPrepare(json: json, receivedAt: receivedAt, writer: writer)
+        return try generalPrepare(json: json, receivedAt: receivedAt, writer: writer, keys: keys)
     }
 
     /// The general path: parse to a value tree, validate with precise errors, canonicalise.
-    static func generalPrepare(json: [UInt8], receivedAt: Int64, writer: Writer) throws(EntryError) -> PreparedEntry {
+    static func generalPrepare(
+        json: [UInt8], receivedAt: Int64, writer: Writer, keys: SubjectKeys? = nil
+    ) throws(EntryError) -> PreparedEntry {
         let v: JSONValue
         do { v = try JSONParser.parse(json, maxDepth: 4) } catch { throw EntryError("", error.description) }
-        return try prepare(value: v, receivedAt: receivedAt, writer: writer)
+        return try prepare(value: v, receivedAt: receivedAt, writer: writer, keys: keys)
     }
 
     /// Validates an already parsed entry.
     public static func prepare(
-        value v: JSONValue, receivedAt: Int64, writer: Writer
+        value v: JSONValue, receivedAt: Int64, writer: Writer, keys: SubjectKeys? = nil
     ) throws(EntryError) -> PreparedEntry {
         guard case .object(let members) = v else { throw EntryError("", "an entry must be a JSON object") }
         for m in members where !EntrySchema.inputMembers.contains(m.key) {
@@ -295,8 +317,17 @@ public enum Entry {
             meta = mm
         }
 
-        var out = members.filter { $0.key != "metadata" }
+        let (declared, subjects) = try personalDeclarations(v, metadata: meta)
+        var out = members.filter { !["metadata", "personal", "subjects"].contains($0.key) }
         out.append(JSONMember("metadata", .object(meta)))
+        var openings: [Opening] = []
+        var indexedActor = actorType + ":" + actorId
+        if let keys {
+            openings = try Personal.protect(&out, org: org, declared: declared, subjects: subjects, keys: keys)
+            if let a = openings.first(where: { $0.path == "actor.id" }) {
+                indexedActor = actorType + ":" + Personal.indexID(tag: a.key.tag)
+            }
+        }
         out.append(JSONMember("received_at", .string(Timestamp.format(receivedAt))))
         out.append(JSONMember("writer", writer.json))
         let content = CanonicalJSON.encode(.object(out))
@@ -308,8 +339,48 @@ public enum Entry {
         return PreparedEntry(
             org: org, content: content, contentHash: SHA256.hash(content), idempotencyKey: idem,
             fields: IndexFields(
-                time: receivedAt, category: category, outcome: outcome, action: action, actor: actorType + ":" + actorId
-            ))
+                time: receivedAt, category: category, outcome: outcome, action: action, actor: indexedActor),
+            openings: openings)
+    }
+
+    /// The writer's `personal` (metadata keys to protect) and `subjects` (whose they are).
+    static func personalDeclarations(
+        _ v: JSONValue, metadata: [JSONMember]
+    ) throws(EntryError) -> ([String], [String: String]) {
+        var declared: [String] = []
+        if let p = v["personal"] {
+            guard case .array(let a) = p, a.count <= Personal.maxDeclared else {
+                throw EntryError(
+                    "personal", "must be an array of at most \(Personal.maxDeclared) metadata keys, e.g. [\"email\"]")
+            }
+            for (i, x) in a.enumerated() {
+                guard let k = x.stringValue, let m = metadata.first(where: { $0.key == k }) else {
+                    throw EntryError("personal[\(i)]", "must name a metadata key of this entry")
+                }
+                guard case .string = m.value else {
+                    throw EntryError("metadata.\(k)", "is declared personal, so it must be a string")
+                }
+                if !declared.contains(k) { declared.append(k) }
+            }
+        }
+        var subjects: [String: String] = [:]
+        if let s = v["subjects"] {
+            guard case .object(let m) = s else {
+                throw EntryError("subjects", "must be an object: {\"<metadata key>\": \"<person id>\"}")
+            }
+            for x in m {
+                guard declared.contains(x.key) else {
+                    throw EntryError("subjects.\(x.key)", "names a subject for a key not listed in personal")
+                }
+                guard let id = x.value.stringValue, (1...128).contains(id.utf8.count),
+                    !id.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F })
+                else {
+                    throw EntryError("subjects.\(x.key)", "must be a person's id: 1-128 bytes, no control characters")
+                }
+                subjects[x.key] = id
+            }
+        }
+        return (declared, subjects)
     }
 
     /// Why metadata key `k` may not be stored, or nil. Keys are ASCII: lower-casing bytes is exact.
@@ -365,7 +436,10 @@ public enum Entry {
             let cat = v["category"]?.stringValue.flatMap(Category.init(rawValue:)),
             let out = v["outcome"]?.stringValue.flatMap(Outcome.init(rawValue:)),
             let action = v["action"]?.stringValue,
-            let at = v["actor"]?["type"]?.stringValue, let aid = v["actor"]?["id"]?.stringValue,
+            let at = v["actor"]?["type"]?.stringValue,
+            let aid = v["actor"]?["id"].flatMap({
+                $0.stringValue ?? Personal.commitment(of: $0).map { Personal.indexID(tag: $0.s) }
+            }),
             let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse)
         else { return nil }
         return (org, IndexFields(time: t, category: cat, outcome: out, action: action, actor: at + ":" + aid))

@@ -84,7 +84,7 @@ public enum EntrySchema {
     /// The members a writer may send.
     public static let inputMembers: [String] = [
         "org", "category", "action", "actor", "on_behalf_of", "target", "outcome", "source", "occurred_at",
-        "idempotency_key", "metadata",
+        "idempotency_key", "metadata", "personal", "subjects",
     ]
     /// The members the server assigns, refused from a writer.
     public static let serverMembers: [String] = ["received_at", "writer", "seq", "hash"]

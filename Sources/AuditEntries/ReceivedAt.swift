@@ -33,12 +33,14 @@ extension PreparedEntry {
         var f = fields
         f.time = ms
         return PreparedEntry(
-            org: org, content: bytes, contentHash: SHA256.hash(bytes), idempotencyKey: idempotencyKey, fields: f)
+            org: org, content: bytes, contentHash: SHA256.hash(bytes), idempotencyKey: idempotencyKey, fields: f,
+            openings: openings)
     }
 
     /// Where the value of the top-level `received_at` starts. Canonical bytes sort their
     /// members, and after `received_at` come only `source`, `target` and `writer`, whose keys
-    /// are fixed and whose values are strings (a quote inside is escaped): so the last
+    /// are fixed and whose values are strings (a quote inside is escaped) or commitments of
+    /// hex strings (§5.4): so the last
     /// `"received_at":"` is the top-level one.
     static func receivedAtOffset(_ c: [UInt8]) -> Int? {
         let key = Array("\"received_at\":\"".utf8)

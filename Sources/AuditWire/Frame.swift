@@ -18,6 +18,10 @@ public enum FrameType: UInt8, Sendable {
     case checkpoint = 0x03
     /// Request: inclusion proofs of entries (receipts). Body: count:u16 seq:u64{count}.
     case inclusion = 0x04
+    /// Request: erase a data subject's personal values (format-spec.md §5.4.3). Body: JSON
+    /// `{"org","subject","reason","authority","actor"}`. Only the daemon's own user (or root)
+    /// may send it.
+    case erase = 0x05
     /// Response: the entry is durable. Body: seq:u64 orgSeq:u64 hash[32] flags:u8.
     case ack = 0x81
     /// Response to PING.
@@ -28,6 +32,8 @@ public enum FrameType: UInt8, Sendable {
     case checkpointReply = 0x84
     /// Response to INCLUSION. Body: noteLen:u32 note count:u16 (n:u8 hash[32]{n}){count}.
     case inclusionReply = 0x85
+    /// Response to ERASE. Body: JSON `{"seq","org_seq","hash","tag"}` (the erasure's record).
+    case erased = 0x86
 }
 
 /// Error codes of an ERROR frame.

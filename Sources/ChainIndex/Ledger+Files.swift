@@ -17,20 +17,28 @@ extension Ledger {
         var format: Int
         var origin: String
         var verifier_key: String
+        /// `commit` when new entries' personal fields are committed (format-spec.md §5.4);
+        /// absent (logs before it) or `clear`, stored as sent.
+        var personal_fields: String?
     }
 
-    static func loadOrCreateInfo(directory: String, verifier: NoteVerifier) throws -> Info {
+    /// The log's identity, created if new; `personalFields` (when given) is recorded as the
+    /// log's setting, so every process that writes to it (auditd, auditctl) follows it.
+    static func loadOrCreateInfo(directory: String, verifier: NoteVerifier, personalFields: Bool?) throws -> Info {
         let path = DataDirectory(directory).info
+        var info: Info
         if FileOps.exists(path) {
-            let info = try readInfo(directory: directory)
+            info = try readInfo(directory: directory)
             guard info.verifier_key == verifier.text else {
                 throw AuditError(
                     "the log's key is \(info.verifier_key), not \(verifier.text); start with the key the log was created with"
                 )
             }
-            return info
+            guard let p = personalFields, (info.personal_fields == "commit") != p else { return info }
+        } else {
+            info = Info(format: 1, origin: verifier.name, verifier_key: verifier.text)
         }
-        let info = Info(format: 1, origin: verifier.name, verifier_key: verifier.text)
+        if let p = personalFields { info.personal_fields = p ? "commit" : "clear" }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try FileOps.replaceFile(path, contents: Array(try enc.encode(info)) + [0x0A])

@@ -4,6 +4,7 @@ import AuditIndex
 import Foundation
 import LogProofs
 import LogTree
+import PersonalStore
 import SegmentStore
 
 #if canImport(Glibc)
@@ -29,8 +30,14 @@ public final class Ledger: @unchecked Sendable {
     package let checkpoints: CheckpointLog
     /// The org index.
     package let index: OrgIndex
+    /// The values that personal fields' commitments stand for (format-spec.md §5.4).
+    public let personal: PersonalStore
+    /// Whether new entries' personal fields are committed (the log's recorded setting).
+    public let protectsPersonalFields: Bool
     /// What opening found.
     public let recovery: LedgerRecovery
+    /// What opening did about an erasure a crash interrupted, if one was.
+    public private(set) var erasureNote: String?
     let options: LedgerOptions
     /// The log's key; nil for a follower (a read replica), which signs nothing and takes
     /// entries only verbatim from the log it follows (`appendVerbatim`).
@@ -50,6 +57,9 @@ public final class Ledger: @unchecked Sendable {
     private let stateLock = NSLock()
     private var _published = WriteState.accepting
     private var _refused: UInt64 = 0
+
+    /// One erasure at a time.
+    let erasureLock = NSLock()
 
     // Sealer state.
     let sealLock = NSLock()
@@ -106,7 +116,10 @@ public final class Ledger: @unchecked Sendable {
         try FileOps.makeDirectory(directory)
         lockFD = try FileOps.lockExclusive(DataDirectory(directory).lock)
         do {
-            let info = try Self.loadOrCreateInfo(directory: directory, verifier: verifier)
+            let info = try Self.loadOrCreateInfo(
+                directory: directory, verifier: verifier,
+                personalFields: signer == nil ? nil : options.protectPersonalFields)
+            protectsPersonalFields = info.personal_fields == "commit"
             origin = info.origin
             self.verifier = verifier
             let segs = try Self.segmentStore(
@@ -123,6 +136,10 @@ public final class Ledger: @unchecked Sendable {
                 idx.addArchived(try options.retired.summary(of: info))
             }
             let r = try Self.replay(directory: directory, store: segs, index: idx, retired: options.retired)
+            // Rows of entries the log does not hold (a crash after the values' sync and before
+            // the segment's) are cut: their seqs will be other entries'.
+            personal = try PersonalStore(directory: DataDirectory(directory).personal)
+            try personal.cut(from: segs.nextSeq)
             tree = r.tree
             sequencer = Sequencer(orgs: r.orgs, lastLeaf: r.lastLeaf, lastReceivedAt: r.lastReceivedAt)
             sealedOrgs = r.sealedOrgs
@@ -131,6 +148,10 @@ public final class Ledger: @unchecked Sendable {
                 tree: r.tree, checkpoints: checkpoints, signerState: options.signerState, origin: origin,
                 directory: directory)
         } catch {
+            Glibc.close(lockFD)
+            throw error
+        }
+        do { erasureNote = try completeErasure() } catch {
             Glibc.close(lockFD)
             throw error
         }
@@ -160,6 +181,9 @@ public final class Ledger: @unchecked Sendable {
 
     /// Whether this is a follower (a read replica's copy of another log): it takes no writes.
     public var isFollower: Bool { signer == nil }
+
+    /// What `Entry.prepare` commits personal fields with, when this log protects them.
+    public var subjectKeys: SubjectKeys? { protectsPersonalFields && !isFollower ? personal : nil }
 
     /// The error every write to a follower meets.
     static let followerRefusal = AuditError(
@@ -267,6 +291,7 @@ public final class Ledger: @unchecked Sendable {
         var anchors: [UInt64] = []
         var checkpoint = false
         var rotate = false
+        var values: [(seq: UInt64, openings: [Opening])] = []
         for op in ops {
             switch op {
             case .verbatim(let r):
@@ -274,9 +299,12 @@ public final class Ledger: @unchecked Sendable {
                 // fails the group whole.
                 out.append(try sequencer.verbatim(r, in: &group))
             case .entry(let e):
-                out.append(sequencer.sequence(e, in: &group))
+                let r = sequencer.sequence(e, in: &group)
+                if !e.openings.isEmpty { values.append((r.seq, e.openings)) }
+                out.append(r)
             case .anchor(let e):
                 let r = sequencer.sequence(e, in: &group)
+                if !e.openings.isEmpty { values.append((r.seq, e.openings)) }
                 anchors.append(r.seq + 1)
                 out.append(r)
             case .checkpoint:
@@ -292,9 +320,23 @@ public final class Ledger: @unchecked Sendable {
         }
         if !group.records.isEmpty {
             let started = ContinuousClock.now
+            // The values first, durable before the entries that commit to them: a crash between
+            // leaves rows beyond the log's end, which the next start cuts (format-spec.md §5.4.2).
+            if let first = values.first?.seq {
+                do {
+                    try personal.write(values)
+                    try personal.sync()
+                } catch {
+                    try? personal.cut(from: first)
+                    throw error
+                }
+            }
             // A failed write leaves nothing behind (the store cuts its partial block): the
             // entries are not stored, and the next group may try again.
-            try store.write(group.records)
+            do { try store.write(group.records) } catch {
+                if let first = values.first?.seq { try? personal.cut(from: first) }
+                throw error
+            }
             do {
                 try store.sync()
             } catch {

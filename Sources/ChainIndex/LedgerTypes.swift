@@ -20,6 +20,11 @@ public struct LedgerOptions: Sendable {
     /// Where the signer records the newest checkpoint it signed (`SignerState`, beside the
     /// signing key); nil keeps no record (tests, in-memory keys).
     public var signerState: String?
+    /// Commit personal fields (format-spec.md §5.4): entries prepared with `Ledger.subjectKeys`
+    /// store commitments, their values go to the personal store. False: stored as sent. Given,
+    /// it is recorded in `log.json` as the log's setting; nil follows what the log records
+    /// (clear for a log that records nothing).
+    public var protectPersonalFields: Bool?
     /// Called on the commit thread after each group commit with its entry count and the time
     /// its write and fdatasync took (for metrics; keep it cheap).
     public var onCommit: (@Sendable (Int, Duration) -> Void)?

@@ -210,7 +210,8 @@ struct ArchiveCommand: AsyncParsableCommand {
                         entries.append(
                             try Entry.prepare(
                                 json: Array(e.utf8), receivedAt: now,
-                                writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")))
+                                writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl"), keys: ledger.subjectKeys)
+                        )
                     }
                 }
                 _ = try ledger.appendAndWait(entries)

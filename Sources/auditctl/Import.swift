@@ -64,6 +64,7 @@ struct Import: ParsableCommand {
         let startSize = ledger.size
         let started = Date()
         let writer = Writer(uid: getuid(), gid: getgid(), via: "import")
+        let keys = ledger.subjectKeys
         let inflight = DispatchSemaphore(value: 4)
         let state = ImportState()
         var lineNo = 0
@@ -83,7 +84,8 @@ struct Import: ParsableCommand {
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     for i in (w * n / workers)..<((w + 1) * n / workers) {
                         do throws(EntryError) {
-                            out[i] = .success(try Entry.prepare(json: input[i], receivedAt: now, writer: writer))
+                            out[i] = .success(
+                                try Entry.prepare(json: input[i], receivedAt: now, writer: writer, keys: keys))
                         } catch { out[i] = .failure(error) }
                     }
                 }

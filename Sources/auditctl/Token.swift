@@ -184,8 +184,9 @@ struct AuditTrailOptions: ParsableArguments {
         let receipts = try ledger.appendAndWait(
             try events.map {
                 try Entry.prepare(
-                    json: Array($0.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl")
-                )
+                    json: Array($0.utf8), receivedAt: now,
+                    writer: Writer(uid: getuid(), gid: getgid(), via: "auditctl"),
+                    keys: ledger.subjectKeys)
             })
         let stored = try receipts.map { try ledger.entry(seq: $0.seq) }
         try ledger.close()

@@ -111,6 +111,11 @@ struct Verify: ParsableCommand {
             print("FAILED: \(f)")
             throw ExitCode(1)
         }
+        if report.personalOpened + report.personalErased > 0 {
+            print(
+                "personal fields: \(report.personalOpened) value\(report.personalOpened == 1 ? "" : "s") checked against their commitments, \(report.personalErased) ERASED under a recorded erasure"
+            )
+        }
         print(
             "OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s\(witnessed)"
         )

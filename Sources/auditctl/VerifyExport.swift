@@ -91,6 +91,13 @@ struct VerifyExport: ParsableCommand {
             ? ""
             : " selected by "
                 + r.filter.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        if r.opened > 0 || !r.erased.isEmpty {
+            print(
+                "PERSONAL: \(r.opened) personal value\(r.opened == 1 ? "" : "s") checked against \(r.opened == 1 ? "its commitment" : "their commitments"); \(r.erased.count) field\(r.erased.count == 1 ? "" : "s") erased under a signed record"
+            )
+            for e in r.erased.prefix(50) { print("  \(e)") }
+            if r.erased.count > 50 { print("  … and \(r.erased.count - 50) more erased fields") }
+        }
         switch r.completeness {
         case .complete:
             print(

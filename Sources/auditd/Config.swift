@@ -54,6 +54,7 @@ struct DaemonConfig: Sendable {
     var replicaOf: String?
     var replicaKey: String?
     var replicaPrimary: String?
+    var personalFields: String?
 
     /// True when the archive is a bucket: then the log replicates into it continuously.
     var replicates: Bool { archivePath.hasPrefix("s3://") }
@@ -70,6 +71,7 @@ struct DaemonConfig: Sendable {
         o.background = false
         o.store.rotateBytes = segmentBytes
         o.store.rotateAge = .seconds(segmentAge)
+        o.protectPersonalFields = personalFields.map { $0 == "commit" }
         return o
     }
 
@@ -128,6 +130,9 @@ struct DaemonConfig: Sendable {
         try need(
             AckMode(rawValue: ack) != nil,
             "ack '\(ack)' is not one of \(AckMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        try need(
+            personalFields.map { ["commit", "clear"].contains($0) } ?? true,
+            "personal_fields '\(personalFields ?? "")' is not one of commit, clear")
         try need(
             ack == "local" || replicates,
             "ack replicated needs an object store to replicate into: set archive to s3://BUCKET[/PREFIX]")
@@ -224,6 +229,10 @@ extension DaemonConfig {
         Setting(
             "witness_interval", .number(\.witnessInterval, 1...86_400),
             "Seconds between posts of the newest checkpoint to the witnesses (and retries of those that failed); public witnesses ask a log for about one every few minutes. An export still has its own checkpoint cosigned at once."
+        ),
+        Setting(
+            "personal_fields", .optionalText(\.personalFields),
+            "commit: personal fields (human actors and targets, source.ip, user_agent, metadata a writer lists in `personal`) are stored from now on as blinded commitments, their values in DATA/personal, erasable with `auditctl erase`; clear: stored as sent, never erasable. Recorded in DATA/log.json; unset, the log keeps what it records (clear for a new log)."
         ),
         Setting(
             "ack", .text(\.ack),

@@ -53,6 +53,10 @@ final class IngestHandler: ChannelInboundHandler {
 
     let shared: IngestContext
     private let writer: Writer
+    /// The peer's uid (ERASE is for the daemon's own user).
+    var writerUID: UInt32 { writer.uid }
+    /// Subjects' keys when the log protects personal fields.
+    private let keys: SubjectKeys?
     private var parser = FrameParser()
     private var buffer: [UInt8] = []
     private var batch: [Pending] = []
@@ -63,6 +67,7 @@ final class IngestHandler: ChannelInboundHandler {
     init(shared: IngestContext, writer: Writer) {
         self.shared = shared
         self.writer = writer
+        keys = shared.ledger.subjectKeys
         state = IngestConnectionState(maxInflight: shared.maxInflight)
     }
 
@@ -158,7 +163,9 @@ final class IngestHandler: ChannelInboundHandler {
         case .append:
             let now = ReceivedAt.now()
             let e: PreparedEntry
-            do throws(EntryError) { e = try Entry.prepare(json: f.body, receivedAt: now, writer: writer) } catch {
+            do throws(EntryError) {
+                e = try Entry.prepare(json: f.body, receivedAt: now, writer: writer, keys: keys)
+            } catch {
                 shared.metrics.rejectedEntry(field: error.field)
                 refuse(.error(id: f.id, code: .invalidEntry, message: error.description), context: context)
                 return
@@ -212,6 +219,8 @@ final class IngestHandler: ChannelInboundHandler {
             answerCheckpoint(f, context: context)
         case .inclusion:
             answerInclusion(f, context: context)
+        case .erase:
+            answerErase(f, context: context)
         default:
             shared.metrics.rejected(.unknownFrameType)
             refuse(
@@ -219,7 +228,7 @@ final class IngestHandler: ChannelInboundHandler {
                     id: f.id, code: .malformedFrame,
                     message: String(
                         format:
-                            "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03 or INCLUSION 0x04)",
+                            "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03, INCLUSION 0x04 or ERASE 0x05)",
                         f.type)), context: context)
         }
     }

@@ -15,8 +15,8 @@ import Testing
         "SegmentStore": 2, "LogProofs": 2, "AuditClient": 2,
         // The entry and its chain rule; what stands on proofs alone: witnesses.
         "AuditEntries": 3, "Witness": 3, "WriterWitness": 3,
-        // The tree and its checkpoints; the org index; read access.
-        "LogTree": 4, "AuditIndex": 4, "AuditAccess": 4,
+        // The tree and its checkpoints; the org index; read access; the personal store.
+        "LogTree": 4, "AuditIndex": 4, "AuditAccess": 4, "PersonalStore": 4,
         // The ledger over them.
         "ChainIndex": 5,
         // The archive tier, which retires segments from the ledger's directory.

@@ -26,7 +26,7 @@ import Testing
             "lock": d.lock, "info": d.info, "segments": d.segments, "tree": d.tree, "treeLeaves": d.treeLeaves,
             "index": d.index, "orgState": d.orgState, "checkpoints": d.checkpoints, "cosigned": d.cosigned,
             "tokens": d.tokens, "holds": d.holds, "retention": d.retention, "daemonSocket": d.daemonSocket,
-            "following": d.following,
+            "following": d.following, "personal": d.personal,
         ]
         let spec = try Self.specPaths()
         #expect(spec.count >= 15, "format-spec §1's listing was not found: \(spec)")

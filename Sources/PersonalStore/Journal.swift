@@ -1,0 +1,140 @@
+import AuditBase
+
+/// The record framing of the personal store's files (format-spec.md §5.4.2): each record is
+/// `length:u32 crc32c:u32 body[length]`, little-endian, the CRC over the body. A torn tail
+/// (a record cut by a crash) ends the readable part; the writer cuts it before appending.
+enum Journal {
+    /// The largest body a record may declare (a value row is under 2 KiB).
+    static let maxBody = 64 << 10
+
+    /// `body` framed as one record.
+    static func frame(_ body: [UInt8], into w: inout ByteWriter) {
+        w.write(UInt32(body.count))
+        w.write(CRC32C.checksum(body))
+        w.write(body)
+    }
+
+    /// The records of `bytes` from `start`, each with its offset, and where the valid part
+    /// ends (the end of the last whole record whose CRC matches).
+    static func records(
+        _ bytes: [UInt8], from start: Int = 0
+    ) -> (records: [(offset: Int, body: ArraySlice<UInt8>)], end: Int) {
+        var out: [(Int, ArraySlice<UInt8>)] = []
+        var at = start
+        while bytes.count - at >= 8 {
+            var r = ByteReader(bytes, range: at..<(at + 8))
+            guard let len = try? Int(r.readU32()), let crc = try? r.readU32(), len <= maxBody,
+                bytes.count - at - 8 >= len
+            else { break }
+            let body = bytes[(at + 8)..<(at + 8 + len)]
+            guard CRC32C.matches(CRC32C.checksum(body), crc) else { break }
+            out.append((at, body))
+            at += 8 + len
+        }
+        return (out, at)
+    }
+}
+
+/// A key row of `subjects`: `orgLen:u8 org subjectLen:u16 subject secret[32]`.
+enum KeyRecord {
+    static func encode(_ k: SubjectKeyParts) -> [UInt8] {
+        var w = ByteWriter(capacity: 40 + k.org.utf8.count + k.subject.utf8.count)
+        w.write(UInt8(k.org.utf8.count))
+        w.write(Array(k.org.utf8))
+        w.write(UInt16(k.subject.utf8.count))
+        w.write(Array(k.subject.utf8))
+        w.write(k.secret)
+        return w.bytes
+    }
+
+    static func decode(_ body: ArraySlice<UInt8>) -> SubjectKeyParts? {
+        var r = ByteReader(Array(body))
+        guard let ol = try? Int(r.readU8()), let org = try? r.read(count: ol), let sl = try? Int(r.readU16()),
+            let subject = try? r.read(count: sl), let secret = try? r.read(count: 32), r.isAtEnd
+        else { return nil }
+        return SubjectKeyParts(
+            org: String(decoding: org, as: UTF8.self), subject: String(decoding: subject, as: UTF8.self),
+            secret: Array(secret))
+    }
+}
+
+/// A subject key's parts as stored.
+struct SubjectKeyParts {
+    var org: String
+    var subject: String
+    var secret: [UInt8]
+}
+
+/// A completed erasure (`erasures`): `tag[32] recordSeq:u64 authorityLen:u16 authority`.
+/// It holds nothing personal: the tag names no one once the key is gone.
+public struct ErasureRecord: Sendable, Equatable {
+    /// The subject's tag.
+    public var tag: Hash
+    /// The seq of the `data_subject.erased` entry that recorded it.
+    public var recordSeq: UInt64
+    /// Who ordered it.
+    public var authority: String
+
+    /// A record.
+    public init(tag: Hash, recordSeq: UInt64, authority: String) {
+        self.tag = tag
+        self.recordSeq = recordSeq
+        self.authority = authority
+    }
+
+    func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 48 + authority.utf8.count)
+        w.write(tag.bytes)
+        w.write(recordSeq)
+        w.write(UInt16(min(authority.utf8.count, 4096)))
+        w.write(Array(authority.utf8.prefix(4096)))
+        return w.bytes
+    }
+
+    static func decode(_ body: ArraySlice<UInt8>) -> ErasureRecord? {
+        var r = ByteReader(Array(body))
+        guard let t = try? r.read(count: 32), let tag = Hash(bytes: t), let seq = try? r.readU64(),
+            let al = try? Int(r.readU16()), let a = try? r.read(count: al), r.isAtEnd
+        else { return nil }
+        return ErasureRecord(tag: tag, recordSeq: seq, authority: String(decoding: a, as: UTF8.self))
+    }
+}
+
+/// A value row (`values/*.values`): `seq:u64 tag[32] iv[16] pathLen:u8 path ctLen:u16
+/// ct`, where `ct` is `nonce[16] || value` encrypted under the subject's key with `iv`.
+struct ValueRow {
+    var seq: UInt64
+    var tag: Hash
+    var iv: [UInt8]
+    var path: String
+    var ciphertext: [UInt8]
+
+    func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + path.utf8.count + ciphertext.count)
+        w.write(seq)
+        w.write(tag.bytes)
+        w.write(iv)
+        w.write(UInt8(path.utf8.count))
+        w.write(Array(path.utf8))
+        w.write(UInt16(ciphertext.count))
+        w.write(ciphertext)
+        return w.bytes
+    }
+
+    static func decode(_ body: ArraySlice<UInt8>) -> ValueRow? {
+        var r = ByteReader(Array(body))
+        guard let seq = try? r.readU64(), let t = try? r.read(count: 32), let tag = Hash(bytes: t),
+            let iv = try? r.read(count: 16), let pl = try? Int(r.readU8()), let p = try? r.read(count: pl),
+            let cl = try? Int(r.readU16()), let ct = try? r.read(count: cl), r.isAtEnd
+        else { return nil }
+        return ValueRow(
+            seq: seq, tag: tag, iv: Array(iv), path: String(decoding: p, as: UTF8.self), ciphertext: Array(ct))
+    }
+
+    /// The seq of a row's body without decoding the rest.
+    static func seq(_ body: ArraySlice<UInt8>) -> UInt64? {
+        guard body.count >= 8 else { return nil }
+        var r = ByteReader(Array(body.prefix(8)))
+        return try? r.readU64()
+    }
+}

@@ -1,0 +1,383 @@
+import AuditBase
+import AuditEntries
+import Foundation
+
+/// The personal store (format-spec.md §5.4.2): the clear values that entries' commitments stand
+/// for, encrypted under their subjects' keys, outside the segments, the tree, the archive and
+/// the bucket. It is the one part of a data directory that forgets: erasing a subject destroys
+/// its key (`destroyKey`), and its rows can never be read again.
+///
+/// `DATA/personal/`:
+/// - `subjects`: one record per subject key (org, subject id, 32 random bytes); rewritten whole
+///   without a key when its subject is erased.
+/// - `values/<first seq>.values`: rows `(seq, tag, iv, path, ciphertext)` in seq order,
+///   appended with each group commit and synced before the segment (an entry is never durable
+///   without its values); a file is closed at 16 MiB.
+/// - `erasures`: completed erasures (tag, the record's seq, authority): nothing personal.
+/// - `erasing`: the erasure in progress, if any (`ErasureIntent`).
+public final class PersonalStore: SubjectKeys, @unchecked Sendable {
+    /// The directory (`DATA/personal`).
+    public let directory: String
+    /// Subjects a store holds at most; beyond it new subjects are refused (memory is bounded).
+    public static let maxSubjects = 4_000_000
+    /// A values file is closed once it holds this many bytes.
+    public static let maxFile: Int64 = 16 << 20
+    /// Rows between two entries of a file's in-memory sample index.
+    static let sampleEvery = 64
+
+    private let lock = NSLock()
+    private var keys: [String: SubjectKey] = [:]
+    private var byTag: [Hash: SubjectKey] = [:]
+    private var pending: [SubjectKey] = []
+    private var erasures: [Hash: ErasureRecord] = [:]
+    private var subjectsFile: FileHandleRef
+    private var subjectsEnd: Int64
+    private let erasuresFile: FileHandleRef
+    private var erasuresEnd: Int64
+    private var files: [ValuesFile] = []
+    private var toSync: [FileHandleRef] = []
+
+    /// Whether this is a reader's view (`auditctl verify` beside a running daemon): nothing
+    /// is created, cut or written.
+    public let readOnly: Bool
+
+    /// Opens (creating if needed) the store in `directory`, cutting torn tails; read-only, it
+    /// reads what is there (an absent store is an empty one) and changes nothing.
+    public init(directory: String, readOnly: Bool = false) throws {
+        self.directory = directory
+        self.readOnly = readOnly
+        if !readOnly {
+            try FileOps.makeDirectory(directory, mode: 0o700)
+            try FileOps.makeDirectory(directory + "/values", mode: 0o700)
+        }
+        (subjectsFile, subjectsEnd) = try Self.openJournal(directory + "/subjects", readOnly: readOnly)
+        (erasuresFile, erasuresEnd) = try Self.openJournal(directory + "/erasures", readOnly: readOnly)
+        for (_, body) in try Self.read(subjectsFile, end: subjectsEnd) {
+            guard let p = KeyRecord.decode(body) else { continue }
+            let k = SubjectKey(org: p.org, subject: p.subject, secret: p.secret)
+            keys[Self.name(p.org, p.subject)] = k
+            byTag[k.tag] = k
+        }
+        for (_, body) in try Self.read(erasuresFile, end: erasuresEnd) {
+            if let r = ErasureRecord.decode(body) { erasures[r.tag] = r }
+        }
+        let names =
+            FileOps.exists(directory + "/values")
+            ? try FileOps.list(directory + "/values").filter { $0.hasSuffix(".values") }.sorted() : []
+        for n in names {
+            guard let first = UInt64(n.dropLast(".values".count)) else { continue }
+            files.append(ValuesFile(path: directory + "/values/" + n, firstSeq: first))
+        }
+        if !readOnly, let last = files.last { try last.openForAppend() }
+    }
+
+    private static func name(_ org: String, _ subject: String) -> String { org + "\u{0}" + subject }
+
+    /// Opens a journal for appending, its torn tail cut; returns it and its valid end.
+    /// Read-only, an absent journal reads as empty (`/dev/null`).
+    private static func openJournal(_ path: String, readOnly: Bool) throws -> (FileHandleRef, Int64) {
+        let f: FileHandleRef
+        if readOnly {
+            let p = FileOps.exists(path) ? path : "/dev/null"
+            f = FileHandleRef(fd: try FileOps.open(p, O_RDONLY | O_CLOEXEC), path: p)
+        } else {
+            f = FileHandleRef(fd: try FileOps.openOrCreate(path, mode: 0o600), path: path)
+        }
+        let size = try FileOps.size(f.fd, path: f.path)
+        let bytes = try FileOps.preadExact(f.fd, count: Int(size), at: 0, path: f.path)
+        let end = Int64(Journal.records(bytes).end)
+        if end < size, !readOnly {
+            try FileOps.truncate(f.fd, to: end, path: path)
+            try FileOps.fsync(f.fd, path: path)
+        }
+        return (f, end)
+    }
+
+    private static func read(_ f: FileHandleRef, end: Int64) throws -> [(offset: Int, body: ArraySlice<UInt8>)] {
+        Journal.records(try FileOps.preadExact(f.fd, count: Int(end), at: 0, path: f.path)).records
+    }
+
+    // MARK: Keys
+
+    /// The key of `subject` in `org`, made (and written with the next group) if it has none.
+    public func key(org: String, subject: String) -> SubjectKey? {
+        let n = Self.name(org, subject)
+        return lock.withLock {
+            if let k = keys[n] { return k }
+            guard !readOnly, keys.count < Self.maxSubjects, let secret = try? SecureRandom.bytes(32) else { return nil }
+            let k = SubjectKey(org: org, subject: subject, secret: secret)
+            keys[n] = k
+            byTag[k.tag] = k
+            pending.append(k)
+            return k
+        }
+    }
+
+    /// The key of `subject` in `org` if it has one (nothing is made).
+    public func existingKey(org: String, subject: String) -> SubjectKey? {
+        lock.withLock { keys[Self.name(org, subject)] }
+    }
+
+    /// An actor filter (`human:usr_1`, or `usr_1`) naming a subject of `org` with a key, as
+    /// the index holds it (`human:$s:<tag>`); nil when it names none (a prefix, a service).
+    public func resolve(org: String, actorFilter f: String) -> String? {
+        guard !f.hasSuffix("*") else { return nil }
+        let id = f.hasPrefix("human:") ? String(f.dropFirst(6)) : f
+        guard let k = existingKey(org: org, subject: id) else { return nil }
+        return "human:" + Personal.indexID(tag: k.tag)
+    }
+
+    /// The key whose tag is `tag`, if it still exists.
+    public func key(tag: Hash) -> SubjectKey? { lock.withLock { byTag[tag] } }
+
+    /// The completed erasure of the subject tagged `tag`, if any.
+    public func erasure(tag: Hash) -> ErasureRecord? { lock.withLock { erasures[tag] } }
+
+    /// Every completed erasure.
+    public var erasureRecords: [ErasureRecord] {
+        lock.withLock { erasures.values.sorted { $0.recordSeq < $1.recordSeq } }
+    }
+
+    /// Subjects with a key.
+    public var subjectCount: Int { lock.withLock { keys.count } }
+
+    // MARK: Writing (the ledger's commit thread)
+
+    /// Appends the rows of a group's entries (and the keys first made for them); `sync` makes
+    /// them durable. A row whose key was destroyed since its entry was prepared (an erasure
+    /// raced it) is not written: the erasure record covers its tag.
+    public func write(_ entries: [(seq: UInt64, openings: [Opening])]) throws {
+        guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
+        guard entries.contains(where: { !$0.openings.isEmpty }) else { return }
+        var rows = ByteWriter(capacity: entries.count * 256)
+        let (newKeys, live): ([SubjectKey], Set<ObjectIdentifier>) = lock.withLock {
+            let p = pending
+            pending.removeAll()
+            return (p, Set(byTag.values.map(ObjectIdentifier.init)))
+        }
+        var firstSeq: UInt64?
+        for e in entries {
+            for o in e.openings where live.contains(ObjectIdentifier(o.key)) {
+                let iv = try SecureRandom.bytes(16)
+                let row = ValueRow(
+                    seq: e.seq, tag: o.key.tag, iv: iv, path: o.path,
+                    ciphertext: o.key.crypt(o.nonce + Array(o.value.utf8), iv: iv))
+                if firstSeq == nil { firstSeq = e.seq }
+                Journal.frame(row.encode(), into: &rows)
+            }
+        }
+        try lock.withLock {
+            if !newKeys.isEmpty {
+                var w = ByteWriter()
+                for k in newKeys where byTag[k.tag] === k {
+                    Journal.frame(
+                        KeyRecord.encode(SubjectKeyParts(org: k.org, subject: k.subject, secret: k.secret)), into: &w)
+                }
+                do {
+                    try FileOps.pwriteAll(subjectsFile.fd, w.bytes[...], at: subjectsEnd, path: subjectsFile.path)
+                } catch {
+                    pending.insert(contentsOf: newKeys, at: 0)
+                    throw error
+                }
+                subjectsEnd += Int64(w.bytes.count)
+                toSync.append(subjectsFile)
+            }
+            guard let firstSeq, !rows.bytes.isEmpty else { return }
+            let f = try currentFile(startingAt: firstSeq)
+            try f.append(rows.bytes)
+            toSync.append(f.handle!)
+        }
+    }
+
+    /// The file the next rows go to: the last one, or a new one when it is full.
+    private func currentFile(startingAt seq: UInt64) throws -> ValuesFile {
+        if let last = files.last, last.end < Self.maxFile { return last }
+        let name = String(repeating: "0", count: max(0, 20 - String(seq).count)) + String(seq) + ".values"
+        let f = ValuesFile(path: directory + "/values/" + name, firstSeq: seq)
+        try f.openForAppend()
+        try FileOps.fsyncDirectory(directory + "/values")
+        files.last?.closeForAppend()
+        files.append(f)
+        return f
+    }
+
+    /// Makes the written rows and keys durable (fdatasync of each file written).
+    public func sync() throws {
+        let fs: [FileHandleRef] = lock.withLock {
+            defer { toSync.removeAll() }
+            return toSync
+        }
+        var seen = Set<Int32>()
+        for f in fs where seen.insert(f.fd).inserted { try FileOps.fdatasync(f.fd, path: f.path) }
+    }
+
+    /// Cuts every row at or above `seq` (recovery: rows of entries the log does not hold).
+    public func cut(from seq: UInt64) throws {
+        try lock.withLock {
+            while let last = files.last, last.firstSeq >= seq {
+                last.closeForAppend()
+                try FileOps.unlink(last.path)
+                files.removeLast()
+            }
+            try files.last?.cut(from: seq)
+            try files.last?.openForAppend()
+        }
+    }
+
+    // MARK: Reading
+
+    /// An opened value: what a commitment stands for.
+    public struct Opened: Sendable, Equatable {
+        /// The field's path.
+        public var path: String
+        /// The subject's tag.
+        public var tag: Hash
+        /// The commitment's nonce.
+        public var nonce: [UInt8]
+        /// The clear value.
+        public var value: String
+    }
+
+    /// The values of entry `seq` whose keys still exist.
+    public func openings(seq: UInt64) throws -> [Opened] {
+        let file: ValuesFile? = lock.withLock {
+            var lo = 0
+            var hi = files.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if files[mid].firstSeq <= seq { lo = mid + 1 } else { hi = mid }
+            }
+            return lo == 0 ? nil : files[lo - 1]
+        }
+        guard let file else { return [] }
+        return try file.rows(seq: seq).compactMap(open)
+    }
+
+    private func open(_ r: ValueRow) -> Opened? {
+        guard let k = key(tag: r.tag), r.ciphertext.count >= Personal.nonceSize else { return nil }
+        let clear = k.crypt(r.ciphertext, iv: r.iv)
+        return Opened(
+            path: r.path, tag: r.tag, nonce: Array(clear.prefix(Personal.nonceSize)),
+            value: String(decoding: clear.dropFirst(Personal.nonceSize), as: UTF8.self))
+    }
+
+    /// The rows of the `i`th values file in seq order (seq, path, tag, and the opening when
+    /// the key exists); nil past the last file.
+    public func rows(file i: Int) throws -> [(UInt64, String, Hash, Opened?)]? {
+        guard let f = lock.withLock({ i < files.count ? files[i] : nil }) else { return nil }
+        return try f.allRows().map { ($0.seq, $0.path, $0.tag, open($0)) }
+    }
+
+    // MARK: Erasure
+
+    /// Records a completed erasure (before the key is destroyed: it names no one).
+    public func recordErasure(_ r: ErasureRecord) throws {
+        guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
+        try lock.withLock {
+            guard erasures[r.tag] == nil else { return }
+            var w = ByteWriter()
+            Journal.frame(r.encode(), into: &w)
+            try FileOps.pwriteAll(erasuresFile.fd, w.bytes[...], at: erasuresEnd, path: erasuresFile.path)
+            try FileOps.fdatasync(erasuresFile.fd, path: erasuresFile.path)
+            erasuresEnd += Int64(w.bytes.count)
+            erasures[r.tag] = r
+        }
+    }
+
+    /// Destroys the key tagged `tag`, durably: `subjects` is rewritten without it (write,
+    /// fsync, rename, fsync the directory), so its rows can never be read again.
+    public func destroyKey(tag: Hash) throws {
+        guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
+        try lock.withLock {
+            guard let k = byTag[tag] else { return }
+            var w = ByteWriter(capacity: keys.count * 80)
+            for x in keys.values where x !== k && !pending.contains(where: { $0 === x }) {
+                Journal.frame(
+                    KeyRecord.encode(SubjectKeyParts(org: x.org, subject: x.subject, secret: x.secret)), into: &w)
+            }
+            let path = directory + "/subjects"
+            try FileOps.replaceFile(path, contents: w.bytes, mode: 0o600)
+            subjectsFile = FileHandleRef(fd: try FileOps.open(path, O_WRONLY | O_CLOEXEC), path: path)
+            subjectsEnd = Int64(w.bytes.count)
+            keys[Self.name(k.org, k.subject)] = nil
+            byTag[tag] = nil
+            pending.removeAll { $0 === k }
+        }
+    }
+}
+
+/// What a reader may see of one committed field.
+public struct Disclosed: Sendable, Equatable {
+    /// What became of the value.
+    public enum State: Sendable, Equatable {
+        /// The value, whose opening matches the commitment.
+        case open(nonce: [UInt8], value: String)
+        /// Erased under a recorded authority.
+        case erased(ErasureRecord)
+        /// Not here (a replica, a log recovered from the bucket), or its row does not open
+        /// the commitment (a damaged store: `auditctl verify` says which).
+        case withheld(String)
+    }
+
+    /// The field's path.
+    public var path: String
+    /// The subject's tag.
+    public var tag: Hash
+    /// Its state.
+    public var state: State
+
+    /// A field's disclosure.
+    public init(path: String, tag: Hash, state: State) {
+        self.path = path
+        self.tag = tag
+        self.state = state
+    }
+}
+
+extension PersonalStore {
+    /// The committed fields of entry `seq` (canonical bytes `content`) as a reader may see
+    /// them. Empty for an entry without commitments.
+    public func disclose(seq: UInt64, content: [UInt8]) throws -> [Disclosed] {
+        guard Personal.mayHoldCommitments(content), let v = try? Entry.decodeStored(content) else { return [] }
+        let committed = Personal.commitments(in: v)
+        guard !committed.isEmpty else { return [] }
+        let opened = try openings(seq: seq)
+        return committed.map { c in
+            if let e = erasure(tag: c.tag) {
+                return Disclosed(path: c.path, tag: c.tag, state: .erased(e))
+            }
+            guard let o = opened.first(where: { $0.path == c.path && $0.tag == c.tag }) else {
+                return Disclosed(path: c.path, tag: c.tag, state: .withheld("its value is not in this copy of the log"))
+            }
+            guard Personal.commitment(nonce: o.nonce, value: o.value) == c.commitment else {
+                return Disclosed(
+                    path: c.path, tag: c.tag,
+                    state: .withheld("the stored value does not open its commitment (run auditctl verify)"))
+            }
+            return Disclosed(path: c.path, tag: c.tag, state: .open(nonce: o.nonce, value: o.value))
+        }
+    }
+}
+
+extension Disclosed {
+    /// The `personal` member of an entry as the read port, the feed and exports show it
+    /// (format-spec.md §5.4.4), members in path order:
+    /// `{"actor.id":{"nonce":"<hex>","value":"usr_1"},"source.ip":{"erased":{"entry":N,"authority":"…"}},
+    ///   "target.name":{"withheld":"<why>"}}`; nil when the entry commits to nothing.
+    public static func json(_ list: [Disclosed]) -> String? {
+        guard !list.isEmpty else { return nil }
+        let members = list.sorted { $0.path < $1.path }.map { d -> String in
+            let v: String
+            switch d.state {
+            case .open(let nonce, let value):
+                v = "{\"nonce\":\"\(nonce.hex)\",\"value\":\(CanonicalJSON.quoted(value))}"
+            case .erased(let r):
+                v = "{\"erased\":{\"authority\":\(CanonicalJSON.quoted(r.authority)),\"entry\":\(r.recordSeq)}}"
+            case .withheld(let why):
+                v = "{\"withheld\":\(CanonicalJSON.quoted(why))}"
+            }
+            return CanonicalJSON.quoted(d.path) + ":" + v
+        }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+}

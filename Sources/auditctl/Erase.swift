@@ -1,0 +1,82 @@
+import Archive
+import ArgumentParser
+import AuditBase
+import AuditClient
+import ChainIndex
+import Foundation
+import LogProofs
+
+/// `auditctl erase`: a data subject's personal values forgotten under a recorded authority
+/// (format-spec.md §5.4.3). Through the running daemon (ERASE on its socket), else straight
+/// into the log with its signing key.
+struct Erase: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Erase a data subject's personal values (GDPR Art. 17), keeping every proof valid.",
+        discussion: """
+            A signed privacy entry `data_subject.erased` (naming the subject by its tag, the
+            authority and the reason) is appended first; then the subject's key is destroyed,
+            so its values in DATA/personal can never be read again. Entries keep their
+            commitments: every hash, link and proof still verifies, and verifiers show the
+            fields as ERASED with this entry and authority. Refused while a legal hold covers
+            the org. Only fields committed under `personal_fields = commit` can be erased;
+            values written in the clear before it cannot.
+            """)
+    @Argument(help: "The data directory.") var dir: String
+    @Option(help: "The org.") var org: String
+    @Option(help: "The data subject's id, as writers sent it (for example usr_123).") var subject: String
+    @Option(help: "Why (for example the request's reference).") var reason: String
+    @Option(help: "Who ordered it (for example: DPO, ticket PRIV-123).") var authority: String
+    @OptionGroup var trail: AuditTrailOptions
+
+    func run() async throws {
+        try LegalHolds.refuseErasure(dir: dir, org: org)
+        let actor = "uid:\(getuid())"
+        let recorded = (try? FileOps.readFile(DataDirectory(dir).daemonSocket, limit: 4096))
+            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        if let path = trail.socket ?? recorded, FileManager.default.fileExists(atPath: path),
+            let client = try? await AuditClient.connect(socketPath: path)
+        {
+            defer { Task { await client.close() } }
+            let r: [String: Any]
+            do {
+                r = try await client.erase(
+                    org: org, subject: subject, reason: reason, authority: authority, actor: actor)
+            } catch { throw CLIError("not erased: \(error)") }
+            report(seq: (r["seq"] as? NSNumber)?.uint64Value ?? 0, tag: r["tag"] as? String ?? "?")
+            return
+        }
+        if let s = trail.socket { throw CLIError("cannot reach auditd at \(s); nothing was erased") }
+        let keyPath = trail.key ?? DataDirectory(dir).defaultKey
+        let signer = try KeyFile.load(path: keyPath)
+        var o = LedgerOptions()
+        o.retired = ArchiveTier()
+        o.background = false
+        o.signerState = SignerState.path(forKey: keyPath)
+        let ledger: Ledger
+        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as AuditError
+            where e.code == .locked
+        {
+            throw CLIError(
+                "auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was erased"
+            )
+        }
+        if let note = ledger.erasureNote { printError("auditctl: \(note)") }
+        let done: Ledger.Erasure
+        do {
+            done = try ledger.erase(
+                org: org, subject: subject, reason: reason, authority: authority, actor: actor, via: "auditctl"
+            ) { try LegalHolds.refuseErasure(dir: dir, org: org) }
+        } catch {
+            try? ledger.close()
+            throw CLIError("not erased: \(error)")
+        }
+        try ledger.close()
+        report(seq: done.record.seq, tag: done.tag.hex)
+    }
+
+    func report(seq: UInt64, tag: String) {
+        print(
+            "erased subject \(subject) of org \(org): recorded as entry \(seq) (subject tag \(tag), authority \(authority)); its values can no longer be read"
+        )
+    }
+}
