@@ -203,6 +203,91 @@ def verify_consistency(first, second, first_root, second_root, proof):
     return sn == 0 and fr == first_root and sr == second_root
 
 
+def verify_inclusion(index, size, leaf, proof, root):
+    """RFC 9162 §2.1.3.2."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+# ---------------------------------------------------------------- personal fields (§5.4)
+def commitments(entry):
+    """The committed fields of an entry: path -> (C, S), the objects {"$c","$s"} (§5.4.1)."""
+    out = {}
+    for top in ("actor", "metadata", "on_behalf_of", "source", "target"):
+        for k, v in (entry.get(top) or {}).items():
+            if isinstance(v, dict) and set(v) == {"$c", "$s"}:
+                out[f"{top}.{k}"] = (v["$c"], v["$s"])
+    return out
+
+
+def actor_id(entry):
+    """The actor's id as filters and the index see it: a committed one by its subject tag."""
+    ident = entry["actor"]["id"]
+    return "$s:" + ident["$s"] if isinstance(ident, dict) else ident
+
+
+def check_personal(e, entry, where):
+    """§5.4.4: every commitment opened (nonce, value) or erased (a record the trailer proves)."""
+    committed, shown, claims, opened = commitments(entry), e.get("personal") or {}, [], 0
+    for path in shown:
+        if path not in committed:
+            raise Failure(f"{where}: personal claims {path}, which the signed entry does not commit to")
+    for path, (c, s) in committed.items():
+        f = shown.get(path)
+        if not isinstance(f, dict):
+            raise Failure(f"{where}: {path} is committed but neither opened nor erased (withheld)")
+        if "nonce" in f and "value" in f:
+            nonce = bytes.fromhex(f["nonce"])
+            if len(nonce) != 16 or hashlib.sha256(b"\x00" + nonce + f["value"].encode()).hexdigest() != c:
+                raise Failure(f"{where}: the value shown for {path} does not open its commitment (edited)")
+            opened += 1
+        elif isinstance(f.get("erased"), dict) and f["erased"].get("entry", -1) > e["seq"]:
+            claims.append((e["seq"], path, s, f["erased"]["entry"]))
+        else:
+            raise Failure(f"{where}: {path} is neither opened nor erased by a later entry: {f.get('withheld', 'withheld')}")
+    return opened, claims
+
+
+def check_erasures(records, claims, org, size, root):
+    """The trailer's erasure records: each in the checkpoint, the org's data_subject.erased of
+    the claimed subject tag. Returns the erased fields: (seq, path, record, authority)."""
+    seen = {}
+    for r in records or []:
+        link, content = bytes.fromhex(r["link"]), r["content"].encode()
+        leaf = hashlib.sha256(b"\x00" + link).digest()
+        ok = len(link) == 113 and hashlib.sha256(content).digest() == link[17:49]
+        ok = ok and int.from_bytes(link[1:9], "big") == r["seq"]
+        if not ok or not verify_inclusion(r["seq"], size, leaf, [bytes.fromhex(p) for p in r["proof"]], root):
+            raise Failure(f"trailer: erasure record {r.get('seq')} is not in the export's checkpoint")
+        v = json.loads(content)
+        tag = v.get("target", {}).get("id")
+        if (v.get("org"), v.get("category"), v.get("action")) != (org, "privacy", "data_subject.erased") or \
+                v.get("metadata", {}).get("subject_tag") != tag:
+            raise Failure(f"trailer: entry {r['seq']} is not a data_subject.erased record of org {org}")
+        seen[r["seq"]] = (tag, v["metadata"].get("authority", ""))
+    out = []
+    for seq, path, s, record in claims:
+        if record not in seen or seen[record][0] != s:
+            raise Failure(f"entry {seq} {path}: no erasure record {record} of its subject in the trailer")
+        out.append((seq, path, record, seen[record][1]))
+    return out
+
+
 # ---------------------------------------------------------------- the export (§9.3)
 def ms(text):
     # RFC 3339 UTC; "T" and "Z" may be lower case (§5.6).
@@ -225,7 +310,7 @@ def matches(entry, flt):
         if not (entry["action"].startswith(a[:-1]) if a.endswith("*") else entry["action"] == a):
             return False
     if "actor" in flt:
-        a, ident = flt["actor"], entry["actor"]["id"]
+        a, ident = flt["actor"], actor_id(entry)
         actor = entry["actor"]["type"] + ":" + ident
         if a.endswith("*"):
             if not (actor.startswith(a[:-1]) or ident.startswith(a[:-1])):
@@ -244,18 +329,20 @@ def csv_lines(text):
     for n, r in enumerate(rows[1:], start=2):
         if not r:
             continue
-        if len(r) != 12:
+        if len(r) not in (12, 13):  # 13 since personal fields (§5.4.4)
             raise Failure(f"CSV row {n} has {len(r)} columns")
         if r[0] in ("header", "trailer"):
             out.append(json.loads(r[11]))
             continue
         c = json.loads(r[11])
-        want = [c["received_at"], c["category"], c["action"], c["actor"]["type"] + ":" + c["actor"]["id"], c["outcome"]]
+        want = [c["received_at"], c["category"], c["action"], c["actor"]["type"] + ":" + actor_id(c), c["outcome"]]
         for name, shown, signed in zip(["received_at", "category", "action", "actor", "outcome"], r[3:8], want):
             if shown != signed:
                 raise Failure(f"CSV row {n}: column {name} says {shown!r} but the signed content says {signed!r}")
         out.append({"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
                     "gap": r[10].split(), "content": r[11]})
+        if len(r) == 13 and r[12]:
+            out[-1]["personal"] = json.loads(r[12])
     return out
 
 
@@ -287,7 +374,8 @@ def verify(objs, fmt, key, kept):
             if not verify_consistency(k_size, size, k_root, root, [bytes.fromhex(h) for h in c["proof"]]):
                 raise Failure("the export does not extend the kept checkpoint: rolled back or forked")
     provable = set(flt) <= {"from", "to"}
-    prev, gaps, counts, tree = None, [], {"entry": 0, "context": 0}, CompactRange()
+    prev, gaps, counts, tree = None, [], {"entry": 0, "context": 0, "opened": 0}, CompactRange()
+    claims = []
     for n, e in enumerate(lines, start=2):
         where = f"line {n} (seq {e.get('seq')})"
         link, content = bytes.fromhex(e["link"]), e["content"].encode()
@@ -308,6 +396,9 @@ def verify(objs, fmt, key, kept):
         entry["_bytes"] = content
         if entry["org"] != org:
             raise Failure(f"{where}: another org's entry")
+        opened, more = check_personal(e, entry, where)
+        counts["opened"] += opened
+        claims += more
         t = ms(entry["received_at"])
         if prev is not None:  # step 3
             if e["org_seq"] <= prev["org_seq"] or t < prev["t"]:
@@ -345,6 +436,7 @@ def verify(objs, fmt, key, kept):
     tree.cover(trailer.get("gap", []), size, "trailer")  # step 2: the one proof
     if tree.root() != root:
         raise Failure("the entries and their gap subtrees do not rebuild the checkpoint's root")
+    counts["erased"] = check_erasures(trailer.get("erasures"), claims, org, size, root)
     for lo, hi, first, end in gaps:  # step 7: only signed bundles in the range may explain a gap
         held = sum(n for b_first, b_end, n in archived if first <= b_first and b_end <= end)
         if held != hi - lo:
@@ -393,6 +485,11 @@ def main():
     except (Failure, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as e:
         print(f"FAILED: {e}")
         return 1
+    if counts["opened"] or counts["erased"]:
+        print(f"PERSONAL: {counts['opened']} personal values checked against their commitments; "
+              f"{len(counts['erased'])} fields erased under a signed record")
+        for seq, path, record, authority in counts["erased"][:50]:
+            print(f"  entry {seq} {path}: ERASED (entry {record}, authority {authority})")
     if why is None:
         print(f"OK: complete: {counts['entry']} entries, {counts['context']} context")
         return 0

@@ -59,7 +59,10 @@ public enum ExportCSV {
 
     /// One row as an NDJSON line, its readable columns checked against its content.
     public static func line(_ r: [String], row: Int) throws(Failure) -> String {
-        guard r.count == 12 else { throw Failure(description: "CSV row \(row) has \(r.count) columns (expected 12)") }
+        // 13 columns since personal fields (§5.4.4); 12 before.
+        guard r.count == 12 || r.count == 13 else {
+            throw Failure(description: "CSV row \(row) has \(r.count) columns (expected 13)")
+        }
         switch r[0] {
         case "header", "trailer": return r[11]
         case "entry", "context":
@@ -76,10 +79,16 @@ public enum ExportCSV {
                         "CSV row \(row) (seq \(r[1].prefix(20))): column \(name) says '\(a.prefix(80))' but the entry's signed content says '\(b.prefix(80))'"
                 )
             }
-            let obj: [String: Any] = [
+            var obj: [String: Any] = [
                 "type": r[0], "seq": Int(r[1]) ?? -1, "org_seq": Int(r[2]) ?? -1, "hash": r[8], "link": r[9],
                 "gap": r[10].split(separator: " ").map(String.init), "content": r[11],
             ]
+            if r.count == 13, !r[12].isEmpty {
+                guard let p = try? JSONSerialization.jsonObject(with: Data(r[12].utf8)) else {
+                    throw Failure(description: "CSV row \(row): column personal is not a JSON object")
+                }
+                obj["personal"] = p
+            }
             guard let d = try? JSONSerialization.data(withJSONObject: obj) else {
                 throw Failure(description: "CSV row \(row) cannot be read as an entry")
             }

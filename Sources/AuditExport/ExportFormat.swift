@@ -11,8 +11,13 @@ import LogProofs
 ///      "archived_bundles":[{"bundle":…,"manifest":…,"manifest_note":…}…],
 ///      "consistency":{"from":M,"proof":[…]}?}
 ///     {"type":"entry"|"context","seq":…,"org_seq":…,"content":<canonical entry>,
-///      "link":<hex>,"hash":<hex>,"gap":["<height>:<hex>"…]}
-///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…]}
+///      "link":<hex>,"hash":<hex>,"gap":["<height>:<hex>"…],"personal":{…}?}
+///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…],
+///      "erasures":[{"seq":…,"content":…,"link":…,"proof":[…]}…]?}
+///
+/// `personal` (§5.4.4) opens the entry's commitments or names the erasure record of each
+/// one it cannot; the trailer's `erasures` carries each record named, with its inclusion
+/// proof in the export's checkpoint.
 ///
 /// One proof for the whole export: `gap` holds the perfect subtrees (height, hash) covering
 /// the leaves between the previous line's entry and this one; with the leaves themselves they
@@ -54,7 +59,9 @@ public enum ExportFormat {
     /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges,
     /// after the subtrees covering the leaves since the previous line's entry.
     /// Written directly (members in sorted order, as the header's): exports stream millions.
-    public static func entry(_ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false) -> String {
+    public static func entry(
+        _ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false, personal: String? = nil
+    ) -> String {
         var o: [UInt8] = []
         o.reserveCapacity(e.content.count + 400 + gap.count * 70)
         func raw(_ s: StaticString) { s.withUTF8Buffer { o.append(contentsOf: $0) } }
@@ -73,6 +80,10 @@ public enum ExportFormat {
         o.append(contentsOf: e.link.bytes.hex.utf8)
         raw("\",\"org_seq\":")
         o.append(contentsOf: String(e.link.orgSeq).utf8)
+        if let personal {
+            raw(",\"personal\":")
+            o.append(contentsOf: personal.utf8)
+        }
         raw(",\"seq\":")
         o.append(contentsOf: String(e.seq).utf8)
         if context { raw(",\"type\":\"context\"}") } else { raw(",\"type\":\"entry\"}") }
@@ -115,8 +126,19 @@ public enum ExportFormat {
     }
 
     /// The trailer line.
-    public static func trailer(count: Int, context: Int, gap: [(height: Int, hash: Hash)]) -> String {
-        json(["type": "trailer", "count": count, "context": context, "gap": gap.map(gapBlock)])
+    public static func trailer(
+        count: Int, context: Int, gap: [(height: Int, hash: Hash)], erasures: [(StoredEntry, [Hash])] = []
+    ) -> String {
+        var o: [String: Any] = ["type": "trailer", "count": count, "context": context, "gap": gap.map(gapBlock)]
+        if !erasures.isEmpty {
+            o["erasures"] = erasures.map { (e, proof) -> [String: Any] in
+                [
+                    "seq": e.seq, "content": String(decoding: e.content, as: UTF8.self), "link": e.link.bytes.hex,
+                    "proof": proof.map(\.hex),
+                ]
+            }
+        }
+        return json(o)
     }
 
     static func json(_ obj: [String: Any]) -> String {
@@ -129,20 +151,25 @@ public enum ExportFormat {
     // MARK: CSV
 
     /// The column names, the first line of a CSV export.
-    public static let csvColumns = "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,gap,content"
+    public static let csvColumns =
+        "type,seq,org_seq,received_at,category,action,actor,outcome,hash,link,gap,content,personal"
 
     /// The CSV row carrying the header (or trailer) object in `content`.
-    public static func csvMeta(_ type: String, _ jsonLine: String) -> String { type + ",,,,,,,,,,," + csv(jsonLine) }
+    public static func csvMeta(_ type: String, _ jsonLine: String) -> String {
+        type + ",,,,,,,,,,," + csv(jsonLine) + ","
+    }
 
     /// An entry row: the columns a person reads, taken from the hashed content (the verifier
     /// checks each against it).
-    public static func csvRow(_ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false) -> String {
+    public static func csvRow(
+        _ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false, personal: String? = nil
+    ) -> String {
         let c = CSVColumns(content: e.content)
         let cols = [
             context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action,
             c.actor, c.outcome,
             e.hash.hex, e.link.bytes.hex, gap.map(gapBlock).joined(separator: " "),
-            String(decoding: e.content, as: UTF8.self),
+            String(decoding: e.content, as: UTF8.self), personal ?? "",
         ]
         return cols.map(csv).joined(separator: ",")
     }
@@ -164,7 +191,11 @@ struct CSVColumns: Equatable {
         receivedAt = v["received_at"]?.stringValue ?? ""
         category = v["category"]?.stringValue ?? ""
         action = v["action"]?.stringValue ?? ""
-        actor = (v["actor"]?["type"]?.stringValue ?? "") + ":" + (v["actor"]?["id"]?.stringValue ?? "")
+        // A committed actor by its subject tag, as the index keeps it (§5.4.1).
+        let id = v["actor"]?["id"]
+        actor =
+            (v["actor"]?["type"]?.stringValue ?? "") + ":"
+            + (id?.stringValue ?? id.flatMap(Personal.commitment(of:)).map { Personal.indexID(tag: $0.s) } ?? "")
         outcome = v["outcome"]?.stringValue ?? ""
     }
 

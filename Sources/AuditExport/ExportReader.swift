@@ -26,8 +26,11 @@ public final class ExportReader: Sequence, IteratorProtocol {
             }
             handle = h
         }
+        // Files before personal fields end their column line at `content`: the prefix names both.
+        let columns = Array(ExportFormat.csvColumns.utf8.prefix { $0 != 0x0A }).split(separator: 0x2C).dropLast()
+            .joined(separator: [0x2C])
         _ = fill(until: ExportFormat.csvColumns.utf8.count + 1)
-        if buffer.starts(with: Array(ExportFormat.csvColumns.utf8)) {
+        if buffer.starts(with: Array(columns)) {
             format = "csv"
             _ = physicalLine()
         }

@@ -35,6 +35,10 @@ public struct ExportVerifier {
         /// The export's signed checkpoint, as its header holds it (with any witnesses'
         /// cosignature lines after the log's signature).
         public var checkpointNote = ""
+        /// Personal values checked against their commitments (§5.4.4).
+        public var opened = 0
+        /// Fields erased under a record the export proves.
+        public var erased: [ErasedField] = []
         /// The first failure, with its line number.
         public var failure: String?
         /// True when nothing failed.
@@ -89,6 +93,7 @@ public struct ExportVerifier {
         }
         var sawHeader = false
         var sawTrailer = false
+        var claims: [ErasureClaim] = []
         // A gap in a selection that claims completeness (org positions `g`, between the
         // entries at `seqs`' ends): only the named bundles may explain it, and only if their
         // signed manifests put exactly that many of the org's entries in that seq range.
@@ -177,6 +182,12 @@ public struct ExportVerifier {
                 guard l.seq == seq, l.orgSeq == orgSeq else {
                     return fail("entry \(seq): link names seq \(l.seq) / org_seq \(l.orgSeq)")
                 }
+                switch Self.checkPersonal(seq: seq, content: bytes, personal: obj["personal"]) {
+                case .success(let p):
+                    r.opened += p.opened
+                    claims += p.claims
+                case .failure(let f): return fail(f.message)
+                }
                 guard CanonicalScan.topLevelString(bytes, key: "org") == r.org else {
                     return fail("entry \(seq) belongs to another org")
                 }
@@ -247,6 +258,10 @@ public struct ExportVerifier {
                     return fail(
                         "the exported entries with their gap subtrees do not rebuild the checkpoint's root: an entry or a subtree hash was altered, added or removed"
                     )
+                }
+                switch Self.checkErasures(obj["erasures"], claims: claims, org: r.org, size: size, root: root) {
+                case .success(let e): r.erased = e
+                case .failure(let f): return fail(f.message)
                 }
             default:
                 return fail("unknown line type \(type.prefix(40))")

@@ -6,6 +6,7 @@ import ChainIndex
 import Foundation
 import LogProofs
 import LogTree
+import PersonalStore
 import SegmentStore
 
 /// What a verification found.
@@ -18,6 +19,10 @@ public struct VerificationReport: Sendable {
     public var latestCheckpoint: UInt64?
     /// Distinct orgs seen.
     public var orgs: Int = 0
+    /// Personal values checked against their entries' commitments (§5.4).
+    public var personalOpened = 0
+    /// Committed fields whose subject was erased under a record.
+    public var personalErased = 0
     /// The first failure, if any (verification stops there).
     public var failure: VerificationFailure?
     /// Things worth knowing that are not failures (a torn tail awaiting its cut, say).
@@ -102,6 +107,12 @@ public struct Verifier {
         var checker = ChainChecker(store: store, tree: tree, checkpoints: cps, checkpointPath: cpPath)
         checker.indexDirectory = DataDirectory(directory).index
         checker.collect = collect.map { Array($0.utf8) }
+        let personal: PersonalCheck
+        do {
+            personal = PersonalCheck(
+                store: try PersonalStore(directory: DataDirectory(directory).personal, readOnly: true))
+        } catch { return fromError(error) }
+        checker.personal = personal
         if let f = checker.checkEmptyCheckpoints() {
             report.failure = f
             return report
@@ -141,6 +152,15 @@ public struct Verifier {
             report.failure = f
             return report
         }
+        let (personalFailure, unchecked) = personal.finish(checkedBelow: total)
+        if let m = personalFailure { return fail(nil, DataDirectory(directory).personal, nil, m) }
+        if !unchecked.isEmpty {
+            report.notes.append(
+                "erasure records \(unchecked.map(String.init).joined(separator: ", ")) are in archived segments: not checked against personal/erasures"
+            )
+        }
+        report.personalOpened = personal.opened
+        report.personalErased = personal.erased
         report.entries = checker.position
         report.orgs = checker.orgCount
         report.collected = checker.collected
@@ -224,6 +244,8 @@ public struct ChainChecker {
     public var indexDirectory: String?
     /// The index rows the entries of the current segment call for, per org.
     var segmentHits: [String: [IndexHit]] = [:]
+    /// When set, each entry's committed fields are checked against the personal store.
+    public var personal: PersonalCheck?
 
     /// A checker starting at entry 0.
     public init(
@@ -370,6 +392,7 @@ public struct ChainChecker {
             }
             lastTime = times[i]
             lastTimeStub = nil
+            if let pc = personal, let m = try pc.check(seq: seq, content: p.content) { return bad(m) }
             if !collect.isEmpty, let action = fields[i]?.action,
                 collect.contains(where: { action.utf8.starts(with: $0) })
             {

@@ -16,7 +16,7 @@ struct AuditBench: AsyncParsableCommand {
         abstract: "Measure the audit log: durable append, proofs, org queries, bytes on disk.",
         subcommands: [
             Compare.self, Append.self, Socket.self, HTTPQuery.self, Proofs.self, Query.self, Size.self, SynthTree.self,
-            S3Put.self,
+            S3Put.self, Erase.self,
         ])
 }
 
@@ -55,12 +55,17 @@ struct Append: ParsableCommand {
     @Option(help: "Entries per append call (a writer's pipelined batch).") var batch = 64
     @Option(help: "Stop after this many entries (default: all).") var count: Int?
     @Option(help: "Total target rate, entries/s (default: as fast as possible).") var rate: Double?
+    @Flag(help: "Commit personal fields (format-spec.md §5.4): the log's personal_fields = commit.")
+    var personal = false
 
     func run() throws {
         let lines = try loadLines(events, limit: count)
         let raw = lines.reduce(0) { $0 + $1.count }
         let s = try signer(for: dir)
-        let ledger = try Ledger(directory: dir, signer: s)
+        var o = LedgerOptions()
+        o.protectPersonalFields = personal
+        let ledger = try Ledger(directory: dir, signer: s, options: o)
+        let keys = ledger.subjectKeys
         let lat = LatencyLog()
         let start = Date()
         let perWriter = (lines.count + writers - 1) / writers
@@ -81,7 +86,8 @@ struct Append: ParsableCommand {
                     }
                     let now = Int64(Date().timeIntervalSince1970 * 1000)
                     let chunk = slice[i..<min(slice.count, i + batch)].compactMap {
-                        try? Entry.prepare(json: $0, receivedAt: now, writer: Writer(uid: 0, gid: 0, via: "bench"))
+                        try? Entry.prepare(
+                            json: $0, receivedAt: now, writer: Writer(uid: 0, gid: 0, via: "bench"), keys: keys)
                     }
                     i += batch
                     let t0 = Date()
@@ -101,7 +107,7 @@ struct Append: ParsableCommand {
         try ledger.close()
         let l = lat.values
         print(
-            "append: \(lines.count) entries (\(raw / max(1, lines.count)) B avg) by \(writers) writers, batch \(batch): \(String(format: "%.2f", secs)) s, \(Int(Double(lines.count) / secs)) durable entries/s"
+            "append\(personal ? " (personal fields committed)" : ""): \(lines.count) entries (\(raw / max(1, lines.count)) B avg) by \(writers) writers, batch \(batch): \(String(format: "%.2f", secs)) s, \(Int(Double(lines.count) / secs)) durable entries/s"
         )
         print(
             "ack latency per batch: p50 \(ms(percentile(l, 0.5))), p99 \(ms(percentile(l, 0.99))), max \(ms(l.max() ?? 0))"

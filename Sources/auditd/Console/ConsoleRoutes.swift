@@ -7,7 +7,7 @@ import NIOCore
 /// checks `rows.js` and an opened entry `detail.js`, the operator's
 /// `operator.js`, its activity chart `chart.js`, its state in the URL `urlstate.js`, the archived
 /// ranges `archived.js`, its export button `exports.js`, times in a named zone
-/// `time.js`, the proof checks `proof.js`, rollback and
+/// `time.js`, the proof checks `proof.js`, personal values and erasures `personal.js`, rollback and
 /// fork detection against the checkpoint the browser kept `consistency.js`, and the leaves they share, `api.js` (session,
 /// read-port calls, errors) and `dom.js` (elements), which import nothing; embedded by the
 /// package manifest), served by the read port at `/`.
@@ -36,6 +36,7 @@ enum ConsoleAssets {
         ("/console/urlstate.js", Asset(bytes: PackageResources.urlstate_js, type: "text/javascript; charset=utf-8")),
         ("/console/archived.js", Asset(bytes: PackageResources.archived_js, type: "text/javascript; charset=utf-8")),
         ("/console/exports.js", Asset(bytes: PackageResources.exports_js, type: "text/javascript; charset=utf-8")),
+        ("/console/personal.js", Asset(bytes: PackageResources.personal_js, type: "text/javascript; charset=utf-8")),
         ("/console/time.js", Asset(bytes: PackageResources.time_js, type: "text/javascript; charset=utf-8")),
         ("/console/rows.js", Asset(bytes: PackageResources.rows_js, type: "text/javascript; charset=utf-8")),
         ("/console/detail.js", Asset(bytes: PackageResources.detail_js, type: "text/javascript; charset=utf-8")),

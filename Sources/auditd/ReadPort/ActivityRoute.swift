@@ -12,7 +12,7 @@ extension ReadPort {
     static let maxBuckets = 366
 
     func activity(_ req: Request, _ ctx: OrgContext) async throws -> Response {
-        let p = try QueryParameters(req)
+        let p = try QueryParameters(req, org: ctx.org, personal: ledger.personal)
         let buckets =
             try req.uri.queryParameters.get("buckets").map { v in
                 guard let n = Int(v), (1...Self.maxBuckets).contains(n) else {

@@ -4,6 +4,7 @@ import AuditExport
 import AuditIndex
 import ChainIndex
 import LogProofs
+import PersonalStore
 
 /// The lines of an export after its header (format-spec.md §9.3), page by page: for a time
 /// range, the org's entry just before `from` (context); the selected entries (entry); for a
@@ -25,6 +26,8 @@ struct ExportPlan: Sendable {
         /// The first leaf not yet covered by a line (its entry or a gap before it).
         var covered: UInt64 = 0
         var entries = 0, context = 0
+        /// The erasure records the lines named (their seqs): the trailer carries each.
+        var erasures: Set<UInt64> = []
         var done: Bool { step == .finished }
     }
 
@@ -39,15 +42,26 @@ struct ExportPlan: Sendable {
         try ledger.subtrees(from: s.covered, to: anchor + 1)
     }
 
+    /// The erasure records the lines named, each with its inclusion proof in the export's
+    /// checkpoint (its size is `anchor + 1`).
+    func erasureRecords(_ s: State, ledger: Ledger) throws -> [(StoredEntry, [Hash])] {
+        try s.erasures.sorted().filter { $0 <= anchor }.map {
+            (try ledger.entry(seq: $0), try ledger.inclusionProof(seq: $0, size: anchor + 1))
+        }
+    }
+
     /// The next chunk of lines.
     func next(_ s: inout State, ledger: Ledger, page: Int) throws -> String {
         var out = ""
         func emit(_ e: StoredEntry, context: Bool) throws {
             let gap = try ledger.subtrees(from: s.covered, to: e.seq)
+            let disclosed = ledger.disclose(e)
+            for d in disclosed { if case .erased(let r) = d.state { s.erasures.insert(r.recordSeq) } }
+            let personal = Disclosed.json(disclosed)
             out +=
                 (csv
-                    ? ExportFormat.csvRow(e, gap: gap, context: context)
-                    : ExportFormat.entry(e, gap: gap, context: context)) + "\n"
+                    ? ExportFormat.csvRow(e, gap: gap, context: context, personal: personal)
+                    : ExportFormat.entry(e, gap: gap, context: context, personal: personal)) + "\n"
             if context { s.context += 1 } else { s.entries += 1 }
             s.lastSeq = e.seq
             s.covered = e.seq + 1

@@ -16,10 +16,10 @@ extension ReadPort {
     static let exportPage = 500
 
     func export(_ req: Request, _ ctx: OrgContext) async throws -> Response {
-        let p = try QueryParameters(req)
         let org = ctx.org
         let scope = ctx.scope
         let ledger = self.ledger
+        let p = try QueryParameters(req, org: org, personal: ledger.personal)
         let logger = self.logger
         let pool = exports
         let format = req.uri.queryParameters.get("format") ?? "ndjson"
@@ -92,8 +92,11 @@ extension ReadPort {
                 if !chunk.isEmpty { try await writer.write(ByteBuffer(string: chunk)) }
             }
             let last = state
-            let gap = try await Self.offload(pool, logger: logger) { try plan.finalGap(last, ledger: ledger) }
-            let trailer = ExportFormat.trailer(count: state.entries, context: state.context, gap: gap)
+            let (gap, erasures) = try await Self.offload(pool, logger: logger) {
+                (try plan.finalGap(last, ledger: ledger), try plan.erasureRecords(last, ledger: ledger))
+            }
+            let trailer = ExportFormat.trailer(
+                count: state.entries, context: state.context, gap: gap, erasures: erasures)
             try await writer.write(
                 ByteBuffer(
                     string: format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n"))
@@ -129,7 +132,8 @@ extension ReadPort {
         let prepared: PreparedEntry
         do {
             prepared = try Entry.prepare(
-                json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"))
+                json: Array(event.utf8), receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"),
+                keys: ledger.subjectKeys)
         } catch {
             throw HTTPError(.badRequest, message: "cannot record this export: \(error)")
         }
@@ -153,7 +157,7 @@ extension ReadPort {
     /// does and answers with the entry and checkpoint it ends at, for a read replica that
     /// serves the export itself (the same parameters and token as the export).
     func exportAnchor(_ req: Request, _ ctx: OrgContext) async throws -> Response {
-        let p = try QueryParameters(req)
+        let p = try QueryParameters(req, org: ctx.org, personal: ledger.personal)
         let format = req.uri.queryParameters.get("format") ?? "ndjson"
         guard format == "ndjson" || format == "csv" else {
             throw HTTPError(.badRequest, message: "format must be ndjson or csv")

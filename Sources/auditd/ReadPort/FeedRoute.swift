@@ -73,7 +73,7 @@ extension ReadPort {
                     var chunk = ""
                     for e in entries {
                         guard e.seq < durable else { break }
-                        chunk += Self.entryJSON(e) + "\n"
+                        chunk += Self.entryJSON(e, ledger) + "\n"
                         cur = e.seq
                         sent += 1
                     }

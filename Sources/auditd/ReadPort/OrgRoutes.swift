@@ -4,6 +4,7 @@ import AuditIndex
 import ChainIndex
 import Hummingbird
 import NIOCore
+import PersonalStore
 import SegmentStore
 
 /// The routes under `/v1/orgs/:org` that read: a page of entries, one entry with its proof,
@@ -14,9 +15,9 @@ extension ReadPort {
     static let pageTimeLimit = Duration.milliseconds(80)
 
     func list(_ req: Request, _ ctx: OrgContext) async throws -> Response {
-        let p = try QueryParameters(req)
         let org = ctx.org
         let ledger = self.ledger
+        let p = try QueryParameters(req, org: org, personal: ledger.personal)
         let body: String = try await query {
             let (entries, next) = try ledger.search(
                 org: org, filter: p.filter, text: p.text, newestFirst: p.newestFirst, limit: p.limit,
@@ -24,7 +25,7 @@ extension ReadPort {
             var body = "{\"org\":" + Self.quote(org) + ",\"entries\":["
             for (i, e) in entries.enumerated() {
                 if i > 0 { body += "," }
-                body += Self.entryJSON(e)
+                body += Self.entryJSON(e, ledger)
             }
             body += "],\"next_cursor\":" + (next.map { "\"\($0)\"" } ?? "null")
             body +=
@@ -71,7 +72,7 @@ extension ReadPort {
         let published = publication.latest
         let body: String = try await query {
             let e = try Self.entryOfOrg(ledger, org, seq)
-            var body = String(Self.entryJSON(e).dropLast())
+            var body = String(Self.entryJSON(e, ledger).dropLast())
             if let cp = published, e.seq < cp.checkpoint.size {
                 let proof = try ledger.inclusionProof(seq: e.seq, size: cp.checkpoint.size)
                 body +=
@@ -110,9 +111,12 @@ extension ReadPort {
         return Self.json(body)
     }
 
-    static func entryJSON(_ e: StoredEntry) -> String {
+    /// An entry as the read port and the feed show it: its signed bytes, and beside them
+    /// (`personal`) what its commitments stand for, erased or withheld (format-spec.md §5.4.4).
+    static func entryJSON(_ e: StoredEntry, _ ledger: Ledger) -> String {
         "{\"seq\":\(e.seq),\"org_seq\":\(e.link.orgSeq),\"hash\":\"\(e.hash.hex)\",\"entry\":"
-            + String(decoding: e.content, as: UTF8.self) + "}"
+            + String(decoding: e.content, as: UTF8.self)
+            + (Disclosed.json(ledger.disclose(e)).map { ",\"personal\":" + $0 } ?? "") + "}"
     }
 
     /// Where the rest of an org's entries are: bundles to restore (or purged, with tombstones).

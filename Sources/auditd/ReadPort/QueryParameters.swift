@@ -2,6 +2,7 @@ import AuditBase
 import AuditEntries
 import AuditIndex
 import Hummingbird
+import PersonalStore
 
 /// The query parameters of the read port (format-spec.md §9.2), each checked: a value out of
 /// range is a 400 that names the parameter, never a silent default.
@@ -20,7 +21,10 @@ struct QueryParameters {
     let newestFirst: Bool
     let cursor: UInt64?
 
-    init(_ req: Request) throws {
+    /// The parameters of `req`; with `personal`, a filter or search naming a data subject of
+    /// `org` by id is turned into its subject tag, which is what committed entries hold
+    /// (format-spec.md §5.4.1).
+    init(_ req: Request, org: String? = nil, personal: PersonalStore? = nil) throws {
         let q = req.uri.queryParameters
         var f = QueryFilter()
         var echo: [String: String] = [:]
@@ -68,11 +72,14 @@ struct QueryParameters {
             echo["action"] = v
         }
         if let v = try bounded("actor") {
-            f.actor = v
-            echo["actor"] = v
+            let resolved = org.flatMap { personal?.resolve(org: $0, actorFilter: v) } ?? v
+            f.actor = resolved
+            echo["actor"] = resolved
         }
         filter = f
-        text = try bounded("q").flatMap { $0.isEmpty ? nil : $0 }
+        text = try bounded("q").flatMap { $0.isEmpty ? nil : $0 }.map { q in
+            org.flatMap { personal?.existingKey(org: $0, subject: q)?.tag.hex } ?? q
+        }
         self.echo = echo
         if let v = q.get("limit") {
             guard let n = Int(v), (1...Self.maxLimit).contains(n) else {

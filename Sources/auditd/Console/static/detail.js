@@ -10,7 +10,8 @@ export function showDetail(row) {
   openRow = row;
   const r = row.result;
   const verified = r && !r.error;
-  const e = verified ? r.entry : row.entry;
+  // Personal fields as the proof opened them (values, or ERASED with the record checked).
+  const e = verified ? r.shownEntry : row.entry;
   $("detail-title").textContent = `Entry ${row.item.seq} · ${shown(e.action)} · received ${showTime(e.received_at)} ${zoneName()}`;
   const list = $("detail-proof");
   list.replaceChildren();

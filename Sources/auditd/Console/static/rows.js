@@ -4,6 +4,7 @@ import { api, session, ApiError } from "./api.js";
 import { el, shown } from "./dom.js";
 import { trust } from "./consistency.js";
 import { verifyEntry } from "./proof.js";
+import { checkErasureRecord, checkOpenings, commitments, readable } from "./personal.js";
 import { showTime } from "./time.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,7 +21,7 @@ export function renderRow(item, raw, open) {
   let e = {};
   if (raw !== null) {
     try {
-      e = JSON.parse(raw);
+      e = readable(JSON.parse(raw), item.personal);
     } catch {}
   }
   const proof = el("span", { class: "proof pending", textContent: "checking…" });
@@ -88,6 +89,26 @@ async function check(row, view) {
     const text = await api(`/v1/orgs/${encodeURIComponent(view.org)}/entries/${row.item.seq}`, { text: true });
     if (row.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.entry.org})`);
     row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize });
+    // Personal values (§5.4.4): each opens its commitment, the page shows the ones proven, and
+    // each erasure shown is checked against its record, itself proven in the log.
+    const personal = JSON.parse(text).personal;
+    const erasures = await checkOpenings(row.result.entry, personal);
+    if (JSON.stringify(row.item.personal ?? null) !== JSON.stringify(personal ?? null)) {
+      throw new Error("the personal values on the page differ from the ones proven");
+    }
+    row.result.shownEntry = readable(row.result.entry, personal);
+    const committed = commitments(row.result.entry).length;
+    if (committed) row.result.steps.push(`personal fields: ${committed - erasures.length} open their commitments, ${erasures.length} erased (each record checked)`);
+    for (const claim of erasures) {
+      if (!view.records) view.records = new Map();
+      let proven = view.records.get(claim.entry);
+      if (!proven) {
+        proven = api(`/v1/orgs/${encodeURIComponent(view.org)}/entries/${claim.entry}`, { text: true })
+          .then((t) => verifyEntry(t, { vkey: session.vkey, org: view.org, seq: claim.entry, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize }));
+        view.records.set(claim.entry, proven);
+      }
+      checkErasureRecord((await proven).entry, claim, row.item.seq);
+    }
     // The checkpoint it was proven against must extend the one this browser kept, too.
     if (!row.result.pending) await trust(JSON.parse(text).checkpoint, session.vkey);
     if (row.result.pending) mark(row, "pending", "… not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");

@@ -1,0 +1,125 @@
+import AuditBase
+import AuditEntries
+import Foundation
+import LogProofs
+
+/// A field an export shows as erased (format-spec.md §5.4.4).
+public struct ErasedField: Sendable, Equatable, CustomStringConvertible {
+    /// The entry.
+    public var seq: UInt64
+    /// The field's path.
+    public var path: String
+    /// The `data_subject.erased` entry that recorded the erasure.
+    public var record: UInt64
+    /// Who ordered it, as that signed entry says.
+    public var authority: String
+
+    /// `entry 12 actor.id: ERASED (entry 57, authority DPO)`.
+    public var description: String { "entry \(seq) \(path): ERASED (entry \(record), authority \(authority))" }
+}
+
+/// Personal fields in exports: every commitment opened, or erased under a record the export
+/// proves; anything else (a value that does not open, a field withheld without a record, a
+/// record that is not the log's) fails the export.
+extension ExportVerifier {
+    /// An erasure a line claims, checked against the trailer's records.
+    struct ErasureClaim {
+        var seq: UInt64
+        var path: String
+        var tag: Hash
+        var record: UInt64
+    }
+
+    /// Checks line `seq`'s `personal` member against its content's commitments.
+    static func checkPersonal(
+        seq: UInt64, content: [UInt8], personal: Any?
+    ) -> Result<(opened: Int, claims: [ErasureClaim]), ExportPersonalFailure> {
+        func fail(_ m: String) -> Result<(opened: Int, claims: [ErasureClaim]), ExportPersonalFailure> {
+            .failure(ExportPersonalFailure(message: "entry \(seq): \(m)"))
+        }
+        let committed =
+            Personal.mayHoldCommitments(content)
+            ? ((try? Entry.decodeStored(content)).map(Personal.commitments(in:)) ?? []) : []
+        let shown = personal as? [String: Any] ?? [:]
+        if personal != nil, !(personal is [String: Any]) { return fail("personal is not an object") }
+        for path in shown.keys where !committed.contains(where: { $0.path == path }) {
+            return fail("personal claims a value for \(path), which the signed entry does not commit to")
+        }
+        var opened = 0
+        var claims: [ErasureClaim] = []
+        for c in committed {
+            guard let f = shown[c.path] as? [String: Any] else {
+                return fail(
+                    "\(c.path) is committed, but the export neither opens it nor names its erasure record (withheld)")
+            }
+            if let nonceHex = f["nonce"] as? String, let value = f["value"] as? String {
+                guard let nonce = [UInt8](hex: nonceHex), nonce.count == Personal.nonceSize,
+                    Personal.commitment(nonce: nonce, value: value) == c.commitment
+                else { return fail("the value shown for \(c.path) does not open its commitment (edited)") }
+                opened += 1
+            } else if let e = f["erased"] as? [String: Any], let n = e["entry"] as? Int, let record = UInt64(exactly: n)
+            {
+                guard record > seq else {
+                    return fail("\(c.path) claims erasure by entry \(record), which is not after it")
+                }
+                claims.append(ErasureClaim(seq: seq, path: c.path, tag: c.tag, record: record))
+            } else {
+                return fail(
+                    "\(c.path) is neither opened (nonce, value) nor erased (entry): \(f["withheld"] ?? "withheld")")
+            }
+        }
+        return .success((opened, claims))
+    }
+
+    /// Checks the trailer's `erasures` against the claims: each record named is authentic (its
+    /// inclusion proof in the export's checkpoint), the org's own `data_subject.erased`, of the
+    /// claimed subject tag. Returns the erased fields, or why not.
+    static func checkErasures(
+        _ value: Any?, claims: [ErasureClaim], org: String, size: UInt64, root: Hash
+    ) -> Result<[ErasedField], ExportPersonalFailure> {
+        func fail(_ m: String) -> Result<[ErasedField], ExportPersonalFailure> {
+            .failure(ExportPersonalFailure(message: "trailer: \(m)"))
+        }
+        guard !claims.isEmpty || value != nil else { return .success([]) }
+        guard let list = value as? [[String: Any]] else {
+            return fail("entries show erased fields, but the trailer carries no erasure records")
+        }
+        var records: [UInt64: (tag: String, authority: String)] = [:]
+        for o in list {
+            guard let n = o["seq"] as? Int, let seq = UInt64(exactly: n), let content = o["content"] as? String,
+                let linkHex = o["link"] as? String, let link = [UInt8](hex: linkHex), let l = try? Link(bytes: link),
+                let proofHex = o["proof"] as? [String]
+            else { return fail("an erasure record lacks seq, content, link or proof") }
+            let bytes = Array(content.utf8)
+            let proof = proofHex.compactMap { Hash(hex: $0) }
+            guard SHA256.hash(bytes) == l.contentHash, l.seq == seq, proof.count == proofHex.count, seq < size,
+                Merkle.verifyInclusion(index: seq, size: size, leaf: l.leafHash, proof: proof, root: root)
+            else { return fail("erasure record \(seq) is not in the export's checkpoint (edited or invented)") }
+            guard let v = try? Entry.decodeStored(bytes), v["org"]?.stringValue == org,
+                v["category"]?.stringValue == "privacy", v["action"]?.stringValue == "data_subject.erased",
+                let tag = v["target"]?["id"]?.stringValue, v["metadata"]?["subject_tag"]?.stringValue == tag,
+                let authority = v["metadata"]?["authority"]?.stringValue
+            else { return fail("entry \(seq) is not a data_subject.erased record of org \(org)") }
+            records[seq] = (tag, authority)
+        }
+        var out: [ErasedField] = []
+        for c in claims {
+            guard let r = records[c.record] else {
+                return fail(
+                    "entry \(c.seq) \(c.path) claims erasure by entry \(c.record), which the trailer does not carry")
+            }
+            guard r.tag == c.tag.hex else {
+                return fail(
+                    "entry \(c.seq) \(c.path) claims erasure by entry \(c.record), which erased another subject: withheld, not erased"
+                )
+            }
+            out.append(ErasedField(seq: c.seq, path: c.path, record: c.record, authority: r.authority))
+        }
+        return .success(out)
+    }
+}
+
+/// Why an export's personal fields fail.
+struct ExportPersonalFailure: Error {
+    var message: String
+}

@@ -1,0 +1,96 @@
+import AuditBase
+import AuditEntries
+import PersonalStore
+
+/// The personal store against the entries (format-spec.md §10 item 13): every committed field
+/// of every hot entry is opened by its row (the value and nonce give the commitment), or its
+/// subject's erasure is recorded, by a `data_subject.erased` entry of the log that names its tag.
+/// A value that does not open, or one missing without an erasure, fails; so does an erasure
+/// whose record is not that entry.
+public final class PersonalCheck {
+    let store: PersonalStore
+    private var files: [[(UInt64, String, Hash, PersonalStore.Opened?)]] = []
+    private var rows: [(UInt64, String, Hash, PersonalStore.Opened?)] = []
+    private var next = 0
+    private var fileIndex = 0
+    /// Erasure records seen among the entries: seq → tag.
+    private var records: [UInt64: Hash] = [:]
+    /// Values checked against their commitments.
+    public private(set) var opened = 0
+    /// Fields whose subject was erased.
+    public private(set) var erased = 0
+
+    /// A check of `store` (opened read-only).
+    public init(store: PersonalStore) { self.store = store }
+
+    /// The rows of `seq` (rows come in seq order; those of entries not checked are passed over).
+    private func rows(of seq: UInt64) throws -> [(UInt64, String, Hash, PersonalStore.Opened?)] {
+        var out: [(UInt64, String, Hash, PersonalStore.Opened?)] = []
+        while true {
+            if next >= rows.count {
+                guard let more = try store.rows(file: fileIndex) else { return out }
+                fileIndex += 1
+                rows = more
+                next = 0
+                continue
+            }
+            let r = rows[next]
+            if r.0 > seq { return out }
+            if r.0 == seq { out.append(r) }
+            next += 1
+        }
+    }
+
+    /// Checks entry `seq`'s committed fields; returns what is wrong, or nil.
+    public func check(seq: UInt64, content: [UInt8]) throws -> String? {
+        guard Personal.mayHoldCommitments(content), let v = try? Entry.decodeStored(content) else { return nil }
+        if v["action"]?.stringValue == "data_subject.erased", v["category"]?.stringValue == "privacy",
+            let t = v["target"]?["id"]?.stringValue.flatMap(Hash.init(hex:))
+        {
+            records[seq] = t
+        }
+        let committed = Personal.commitments(in: v)
+        guard !committed.isEmpty else { return nil }
+        let found = try rows(of: seq)
+        for c in committed {
+            let row = found.first { $0.1 == c.path }
+            if let row, row.2 == c.tag, let o = row.3 {
+                guard Personal.commitment(nonce: o.nonce, value: o.value) == c.commitment else {
+                    return
+                        "the personal store's value of \(c.path) does not open the entry's commitment (the store was altered)"
+                }
+                opened += 1
+            } else if store.erasure(tag: c.tag) != nil {
+                erased += 1
+            } else if row != nil {
+                return
+                    "the key of \(c.path)'s subject is gone but no erasure of it is recorded (personal/subjects lost a key)"
+            } else {
+                return "the value of \(c.path) is missing from the personal store and no erasure covers it"
+            }
+        }
+        return nil
+    }
+
+    /// After the entries: each completed erasure must be the record it names. Records in
+    /// segments that were not checked (archived) are listed in `unchecked`.
+    public func finish(checkedBelow end: UInt64) -> (failure: String?, unchecked: [UInt64]) {
+        var unchecked: [UInt64] = []
+        for e in store.erasureRecords {
+            guard e.recordSeq < end else {
+                return ("personal/erasures names entry \(e.recordSeq) as an erasure record, beyond the log's end", [])
+            }
+            guard let t = records[e.recordSeq] else {
+                unchecked.append(e.recordSeq)
+                continue
+            }
+            guard t == e.tag else {
+                return (
+                    "personal/erasures names entry \(e.recordSeq) as the erasure of subject \(e.tag.hex.prefix(16))…, but that entry erased another subject",
+                    []
+                )
+            }
+        }
+        return (nil, unchecked)
+    }
+}
