@@ -41,8 +41,9 @@ extension Entry {
                 o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end]))
             }
         }
-        /// An object of `schema`'s members, in its (canonical) order.
-        mutating func obj(_ kids: [Member?], _ schema: EntrySchema.Object) {
+        /// An object of `schema`'s members, in its (canonical) order; a member with an opening
+        /// in `committed` (by the schema's index) is written in its committed form (§5.4.1).
+        mutating func obj(_ kids: [Member?], _ schema: EntrySchema.Object, _ committed: [Opening?] = []) {
             o.append(0x7B)
             var first = true
             for (k, m) in kids.enumerated() {
@@ -53,7 +54,11 @@ extension Entry {
                 o.append(contentsOf: schema.members[k].name.utf8)
                 o.append(0x22)
                 o.append(0x3A)
-                value(m)
+                if k < committed.count, let c = committed[k] {
+                    Personal.appendCommitted(c, to: &o)
+                } else {
+                    value(m)
+                }
             }
             o.append(0x7D)
         }
@@ -163,7 +168,9 @@ extension Entry {
         }
     }
 
-    static func fastPrepare(_ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer) -> PreparedEntry? {
+    static func fastPrepare(
+        _ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer, keys: SubjectKeys? = nil
+    ) -> PreparedEntry? {
         let n = b.count
         func eqString(_ s: Span, _ lit: String) -> Bool {
             var lit = lit
@@ -310,12 +317,48 @@ extension Entry {
             }
         }
 
+        // Personal fields (§5.4.1) by the one rule, committed; the strings here are plain ASCII,
+        // so a span's bytes are its value.
+        let obKids = slot[6].flatMap { nested($0, EntrySchema.onBehalfOf) }
+        // Per object (actor, on_behalf_of, source, target), its members' openings by schema index.
+        var committed: [[Opening?]] = [[], [], [], []]
+        var openings: [Opening] = []
+        var rows: [SealedRow] = []
+        if let keys {
+            func object(_ o: String) -> (Int, [Member?], EntrySchema.Object)? {
+                switch o {
+                case "actor": return (0, act, EntrySchema.actor)
+                case "on_behalf_of": return obKids.map { (1, $0, EntrySchema.onBehalfOf) }
+                case "source": return (2, src, EntrySchema.source)
+                case "target": return (3, tg, EntrySchema.target)
+                default: return nil
+                }
+            }
+            func member(_ o: String, _ k: String) -> String? {
+                guard let (_, kids, schema) = object(o), let j = schema.members.firstIndex(where: { $0.name == k }),
+                    let m = kids[j]
+                else { return nil }
+                return str(m.value)
+            }
+            guard let fields = try? Personal.plan(member),
+                let made = try? Personal.commit(fields, org: str(org.value), keys: keys)
+            else { return nil }
+            (openings, rows) = made
+            for (f, o) in zip(fields, made.openings) {
+                guard let (i, _, schema) = object(f.object),
+                    let j = schema.members.firstIndex(where: { $0.name == f.member })
+                else { return nil }
+                if committed[i].isEmpty { committed[i] = [Opening?](repeating: nil, count: schema.members.count) }
+                committed[i][j] = o
+            }
+        }
+
         // Canonical bytes.
-        var w = Writer2(b: b, n: n)
+        var w = Writer2(b: b, n: n + 160 * openings.count)
         w.raw("{\"action\":")
         w.quoted(action.value)
         w.raw(",\"actor\":")
-        w.obj(act, EntrySchema.actor)
+        w.obj(act, EntrySchema.actor, committed[0])
         w.raw(",\"category\":")
         w.quoted(category.value)
         if let k = slot[3] {
@@ -331,9 +374,9 @@ extension Entry {
         }
         w.raw("},\"occurred_at\":")
         w.quoted(occurred.value)
-        if let ob = slot[6], let kids = nested(ob, EntrySchema.onBehalfOf) {
+        if let kids = obKids {
             w.raw(",\"on_behalf_of\":")
-            w.obj(kids, EntrySchema.onBehalfOf)
+            w.obj(kids, EntrySchema.onBehalfOf, committed[1])
         }
         w.raw(",\"org\":")
         w.quoted(org.value)
@@ -343,9 +386,9 @@ extension Entry {
         Timestamp.append(receivedAt, to: &w.o)
         w.o.append(0x22)
         w.raw(",\"source\":")
-        w.obj(src, EntrySchema.source)
+        w.obj(src, EntrySchema.source, committed[2])
         w.raw(",\"target\":")
-        w.obj(tg, EntrySchema.target)
+        w.obj(tg, EntrySchema.target, committed[3])
         w.raw(",\"writer\":")
         w.o.append(contentsOf: writer.canonical)
         w.raw("}")
@@ -355,6 +398,9 @@ extension Entry {
             org: str(org.value), content: o, contentHash: SHA256.hash(o), idempotencyKey: slot[3].map { str($0.value) },
             fields: IndexFields(
                 time: receivedAt, category: cat, outcome: out, action: str(action.value),
-                actor: str(actorType.value) + ":" + str(actorId.value)))
+                actor: str(actorType.value) + ":"
+                    + (openings.first { $0.path == "actor.id" }.map { Personal.indexID(tag: $0.key.tag) }
+                        ?? str(actorId.value))),
+            openings: openings, sealedRows: rows)
     }
 }

@@ -121,13 +121,15 @@ public struct PreparedEntry: Sendable {
     public let idempotencyKey: String?
     /// What the index keeps.
     public let fields: IndexFields
-    /// The personal values its commitments stand for (empty when nothing is protected).
+    /// Its committed fields (empty when nothing is protected).
     public let openings: [Opening]
+    /// What the personal store keeps of them: a row per subject.
+    public let sealedRows: [SealedRow]
 
     /// A prepared entry.
     public init(
         org: String, content: [UInt8], contentHash: Hash, idempotencyKey: String?, fields: IndexFields,
-        openings: [Opening] = []
+        openings: [Opening] = [], sealedRows: [SealedRow] = []
     ) {
         self.org = org
         self.content = content
@@ -135,6 +137,7 @@ public struct PreparedEntry: Sendable {
         self.idempotencyKey = idempotencyKey
         self.fields = fields
         self.openings = openings
+        self.sealedRows = sealedRows
     }
 }
 
@@ -179,9 +182,9 @@ public enum Entry {
         guard json.count <= ChainFormat.maxInputSize else {
             throw EntryError("", "entry is \(json.count) bytes; the limit is \(ChainFormat.maxInputSize)")
         }
-        if keys == nil,
-            let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) })
-        {
+        if let fast = json.withUnsafeBufferPointer({
+            fastPrepare($0, receivedAt: receivedAt, writer: writer, keys: keys)
+        }) {
             return fast
         }
         return try generalPrepare(json: json, receivedAt: receivedAt, writer: writer, keys: keys)
@@ -321,9 +324,11 @@ public enum Entry {
         var out = members.filter { !["metadata", "personal", "subjects"].contains($0.key) }
         out.append(JSONMember("metadata", .object(meta)))
         var openings: [Opening] = []
+        var rows: [SealedRow] = []
         var indexedActor = actorType + ":" + actorId
         if let keys {
-            openings = try Personal.protect(&out, org: org, declared: declared, subjects: subjects, keys: keys)
+            (openings, rows) = try Personal.protect(
+                &out, org: org, declared: declared, subjects: subjects, keys: keys)
             if let a = openings.first(where: { $0.path == "actor.id" }) {
                 indexedActor = actorType + ":" + Personal.indexID(tag: a.key.tag)
             }
@@ -340,7 +345,7 @@ public enum Entry {
             org: org, content: content, contentHash: SHA256.hash(content), idempotencyKey: idem,
             fields: IndexFields(
                 time: receivedAt, category: category, outcome: outcome, action: action, actor: indexedActor),
-            openings: openings)
+            openings: openings, sealedRows: rows)
     }
 
     /// The writer's `personal` (metadata keys to protect) and `subjects` (whose they are).

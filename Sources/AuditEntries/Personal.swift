@@ -20,11 +20,7 @@ public enum Personal {
 
     /// `SHA-256(0x00 || nonce || UTF-8 value)`.
     public static func commitment(nonce: [UInt8], value: String) -> Hash {
-        var b: [UInt8] = [0x00]
-        b.reserveCapacity(1 + nonce.count + value.utf8.count)
-        b.append(contentsOf: nonce)
-        b.append(contentsOf: value.utf8)
-        return SHA256.hash(b)
+        SHA256.hash(prefix: 0x00, nonce[...], value)
     }
 
     /// The committed form.
@@ -80,24 +76,38 @@ public enum Personal {
         }
     }
 
-    /// Replaces the personal values among the top-level `members` of a validated entry by
-    /// their commitments, and returns what the personal store keeps of each.
-    static func protect(
-        _ members: inout [JSONMember], org: String, declared: [String], subjects: [String: String], keys: SubjectKeys
-    ) throws(EntryError) -> [Opening] {
-        func object(_ name: String) -> JSONValue? { members.first { $0.key == name }?.value }
-        func member(_ o: String, _ k: String) -> String? { object(o)?[k]?.stringValue }
+    /// A field to commit: its path, whose it is, and its value.
+    struct Field {
+        var object: String
+        var member: String
+        var path: String
+        var subject: String
+        var value: String
+    }
+
+    /// Which fields of an entry are personal, and whose (format-spec.md §5.4.1): the one rule
+    /// both prepare paths follow. `member(object, key)` is a string member of a top-level
+    /// object of the entry, `declared` its `personal` keys and `subjects` their named subjects.
+    static func plan(
+        declared: [String] = [], subjects: [String: String] = [:], _ member: (String, String) -> String?
+    ) throws(EntryError) -> [Field] {
         let humanActor = member("actor", "type") == "human" ? member("actor", "id") : nil
         let humanPrincipal = member("on_behalf_of", "type") == "human" ? member("on_behalf_of", "id") : nil
         let personTarget =
             member("target", "type").map { personTargets.contains($0) } == true ? member("target", "id") : nil
-
-        // (object, member, subject) in a fixed order.
-        var plan: [(String, String, String)] = []
-        if let s = humanActor { plan += [("actor", "id", s), ("actor", "name", s)] }
-        if let s = humanPrincipal { plan.append(("on_behalf_of", "id", s)) }
-        if let s = personTarget { plan += [("target", "id", s), ("target", "name", s)] }
-        if let s = humanActor { plan += [("source", "ip", s), ("source", "user_agent", s)] }
+        var out: [Field] = []
+        func add(_ o: String, _ k: String, _ path: String, _ subject: String?) {
+            if let subject, let v = member(o, k) {
+                out.append(Field(object: o, member: k, path: path, subject: subject, value: v))
+            }
+        }
+        add("actor", "id", "actor.id", humanActor)
+        add("actor", "name", "actor.name", humanActor)
+        add("on_behalf_of", "id", "on_behalf_of.id", humanPrincipal)
+        add("target", "id", "target.id", personTarget)
+        add("target", "name", "target.name", personTarget)
+        add("source", "ip", "source.ip", humanActor)
+        add("source", "user_agent", "source.user_agent", humanActor)
         for k in declared {
             guard let s = subjects[k] ?? humanActor ?? humanPrincipal ?? personTarget else {
                 throw EntryError(
@@ -105,32 +115,88 @@ public enum Personal {
                     "metadata '\(k)' is declared personal but names no subject: the entry has no human party, so name one with subjects: {\"\(k)\": \"<person id>\"}"
                 )
             }
-            plan.append(("metadata", k, s))
+            add("metadata", k, "metadata." + k, s)
         }
-        plan = plan.filter { member($0.0, $0.1) != nil }
-        guard !plan.isEmpty else { return [] }
+        return out
+    }
+
+    /// Commits `fields` of an entry of `org`: a nonce each and its commitment, and per subject
+    /// its key and one row for the personal store, sealed here (off the serial path).
+    static func commit(
+        _ fields: [Field], org: String, keys: SubjectKeys
+    ) throws(EntryError) -> (openings: [Opening], rows: [SealedRow]) {
+        guard !fields.isEmpty else { return ([], []) }
+        var subjects: [String] = []
+        for f in fields where !subjects.contains(f.subject) { subjects.append(f.subject) }
+        // Every nonce and every row's iv from one call.
         let random: [UInt8]
-        do { random = try SecureRandom.bytes(nonceSize * plan.count) } catch {
+        do { random = try SecureRandom.bytes(nonceSize * (fields.count + subjects.count)) } catch {
             throw EntryError("", "\(error)")
         }
+        var subjectKeys: [(subject: String, key: SubjectKey)] = []
         var openings: [Opening] = []
-        openings.reserveCapacity(plan.count)
-        for (i, (o, k, subject)) in plan.enumerated() {
-            guard let key = keys.key(org: org, subject: subject) else {
-                throw EntryError(
-                    "", "the personal store takes no new subjects now (it is full or cannot be written); retry later")
+        openings.reserveCapacity(fields.count)
+        for (i, f) in fields.enumerated() {
+            let key: SubjectKey
+            if let k = subjectKeys.first(where: { $0.subject == f.subject })?.key {
+                key = k
+            } else {
+                guard let k = keys.key(org: org, subject: f.subject) else {
+                    throw EntryError(
+                        "",
+                        "the personal store takes no new subjects now (it is full or cannot be written); retry later"
+                    )
+                }
+                subjectKeys.append((f.subject, k))
+                key = k
             }
-            let value = member(o, k) ?? ""
-            let nonce = Array(random[(i * nonceSize)..<((i + 1) * nonceSize)])
-            let c = commitment(nonce: nonce, value: value)
-            guard let oi = members.firstIndex(where: { $0.key == o }), case .object(var m) = members[oi].value,
-                let mi = m.firstIndex(where: { $0.key == k })
-            else { continue }
-            m[mi].value = committed(c, key.tag)
-            members[oi].value = .object(m)
-            openings.append(Opening(path: o + "." + k, key: key, nonce: nonce, value: value))
+            let nonce = random[(i * nonceSize)..<((i + 1) * nonceSize)]
+            openings.append(Opening(path: f.path, key: key, commitment: SHA256.hash(prefix: 0x00, nonce, f.value)))
         }
-        return openings
+        var rows: [SealedRow] = []
+        rows.reserveCapacity(subjectKeys.count)
+        for (n, (subject, key)) in subjectKeys.enumerated() {
+            let sealed = fields.indices.filter { fields[$0].subject == subject }.map {
+                SealedField(
+                    path: fields[$0].path, nonce: random[($0 * nonceSize)..<(($0 + 1) * nonceSize)],
+                    value: fields[$0].value)
+            }
+            let iv = random[((fields.count + n) * nonceSize)..<((fields.count + n + 1) * nonceSize)]
+            guard let body = keys.sealedRow(key: key, fields: sealed, iv: iv) else {
+                throw EntryError("", "the personal store cannot encrypt a value now; retry later")
+            }
+            rows.append(SealedRow(key: key, body: body))
+        }
+        return (openings, rows)
+    }
+
+    /// The committed form's canonical bytes: `{"$c":"<hex>","$s":"<hex>"}`.
+    static func appendCommitted(_ o: Opening, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"$c":""#.utf8)
+        o.commitment.appendHex(to: &out)
+        out.append(contentsOf: #"","$s":""#.utf8)
+        o.key.tag.appendHex(to: &out)
+        out.append(contentsOf: #""}"#.utf8)
+    }
+
+    /// Replaces the personal values among the top-level `members` of a validated entry by
+    /// their commitments, and returns what the personal store keeps of each.
+    static func protect(
+        _ members: inout [JSONMember], org: String, declared: [String], subjects: [String: String], keys: SubjectKeys
+    ) throws(EntryError) -> (openings: [Opening], rows: [SealedRow]) {
+        let snapshot = members
+        let fields = try plan(declared: declared, subjects: subjects) { o, k in
+            snapshot.first { $0.key == o }?.value[k]?.stringValue
+        }
+        let made = try commit(fields, org: org, keys: keys)
+        for (f, o) in zip(fields, made.openings) {
+            guard let oi = members.firstIndex(where: { $0.key == f.object }), case .object(var m) = members[oi].value,
+                let mi = m.firstIndex(where: { $0.key == f.member })
+            else { continue }
+            m[mi].value = committed(o.commitment, o.key.tag)
+            members[oi].value = .object(m)
+        }
+        return made
     }
 }
 
@@ -145,7 +211,6 @@ public final class SubjectKey: Sendable {
     public let secret: [UInt8]
     /// `SHA-256(0x01 || secret || org || 0x00 || subject)`.
     public let tag: Hash
-    private let mac: HMACSHA256
 
     /// A subject's key.
     public init(org: String, subject: String, secret: [UInt8]) {
@@ -153,49 +218,69 @@ public final class SubjectKey: Sendable {
         self.subject = subject
         self.secret = secret
         tag = SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8))
-        mac = HMACSHA256(key: secret)
     }
 
-    /// `data` XOR the key stream of `iv`: blocks HMAC-SHA256(key, iv || counter32be). The
-    /// same call encrypts and decrypts; an iv is used once.
-    public func crypt(_ data: [UInt8], iv: [UInt8]) -> [UInt8] {
-        var out = data
-        var block = 0
-        var at = 0
-        while at < out.count {
-            let b = UInt32(block)
-            let ks = mac.mac(iv, [UInt8(b >> 24), UInt8((b >> 16) & 0xFF), UInt8((b >> 8) & 0xFF), UInt8(b & 0xFF)])
-            for j in 0..<min(32, out.count - at) { out[at + j] ^= ks[j] }
-            at += 32
-            block += 1
-        }
-        return out
-    }
+    /// `data` under AES-256-CTR with this key from counter block `iv` (16 random bytes, used
+    /// once). The same call encrypts and decrypts; nil only if the cipher fails.
+    public func crypt(_ data: [UInt8], iv: ArraySlice<UInt8>) -> [UInt8]? { AESCTR.crypt(data, key: secret, iv: iv) }
 }
 
-/// Where entry preparation gets subjects' keys: the personal store.
+/// Where entry preparation gets subjects' keys, and has its values sealed: the personal store.
 public protocol SubjectKeys: AnyObject, Sendable {
     /// The key of `subject` in `org`, made if it has none; nil when no key can be made.
     func key(org: String, subject: String) -> SubjectKey?
+    /// The row the store will keep for one subject's fields of an entry, but its seq (which
+    /// the sequencer assigns), encrypted under `key` with `iv`: made while the entry is
+    /// prepared, on any thread; nil when it cannot be encrypted.
+    func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]?
 }
 
-/// One protected value as the personal store keeps it: the field, the subject's key, the
-/// nonce and the value. Written with the entry's group commit, before the entry's fdatasync.
-public struct Opening: Sendable {
+/// One field as a sealed row holds it: its path, the commitment's nonce and the value.
+public struct SealedField: Sendable {
     /// `actor.id`, `metadata.email`…
     public let path: String
-    /// The subject's key.
-    public let key: SubjectKey
-    /// The commitment's nonce.
-    public let nonce: [UInt8]
+    /// The commitment's nonce (16 bytes).
+    public let nonce: ArraySlice<UInt8>
     /// The clear value.
     public let value: String
 
-    /// An opening.
-    public init(path: String, key: SubjectKey, nonce: [UInt8], value: String) {
+    /// A field.
+    public init(path: String, nonce: ArraySlice<UInt8>, value: String) {
         self.path = path
-        self.key = key
         self.nonce = nonce
         self.value = value
+    }
+}
+
+/// A committed field of a prepared entry: its path, its subject's key and its commitment.
+public struct Opening: Sendable {
+    /// `actor.id`, `metadata.email`…
+    public let path: String
+    /// The subject's key (its tag is the field's `$s`).
+    public let key: SubjectKey
+    /// `SHA-256(0x00 || nonce || value)`.
+    public let commitment: Hash
+
+    /// A committed field.
+    public init(path: String, key: SubjectKey, commitment: Hash) {
+        self.path = path
+        self.key = key
+        self.commitment = commitment
+    }
+}
+
+/// What the personal store keeps of one subject's fields of an entry: the row but its seq,
+/// encrypted under the subject's key (`SubjectKeys.sealedRow`). Written with the entry's group
+/// commit, before the entry's fdatasync.
+public struct SealedRow: Sendable {
+    /// The subject's key.
+    public let key: SubjectKey
+    /// The row after its seq.
+    public let body: [UInt8]
+
+    /// A sealed row.
+    public init(key: SubjectKey, body: [UInt8]) {
+        self.key = key
+        self.body = body
     }
 }

@@ -34,7 +34,7 @@ extension PreparedEntry {
         f.time = ms
         return PreparedEntry(
             org: org, content: bytes, contentHash: SHA256.hash(bytes), idempotencyKey: idempotencyKey, fields: f,
-            openings: openings)
+            openings: openings, sealedRows: sealedRows)
     }
 
     /// Where the value of the top-level `received_at` starts. Canonical bytes sort their

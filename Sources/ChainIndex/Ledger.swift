@@ -291,7 +291,7 @@ public final class Ledger: @unchecked Sendable {
         var anchors: [UInt64] = []
         var checkpoint = false
         var rotate = false
-        var values: [(seq: UInt64, openings: [Opening])] = []
+        var values: [(seq: UInt64, rows: [SealedRow])] = []
         for op in ops {
             switch op {
             case .verbatim(let r):
@@ -300,11 +300,11 @@ public final class Ledger: @unchecked Sendable {
                 out.append(try sequencer.verbatim(r, in: &group))
             case .entry(let e):
                 let r = sequencer.sequence(e, in: &group)
-                if !e.openings.isEmpty { values.append((r.seq, e.openings)) }
+                if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
                 out.append(r)
             case .anchor(let e):
                 let r = sequencer.sequence(e, in: &group)
-                if !e.openings.isEmpty { values.append((r.seq, e.openings)) }
+                if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
                 anchors.append(r.seq + 1)
                 out.append(r)
             case .checkpoint:

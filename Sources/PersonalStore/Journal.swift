@@ -1,4 +1,5 @@
 import AuditBase
+import AuditEntries
 
 /// The record framing of the personal store's files (format-spec.md §5.4.2): each record is
 /// `length:u32 crc32c:u32 body[length]`, little-endian, the CRC over the body. A torn tail
@@ -100,35 +101,75 @@ public struct ErasureRecord: Sendable, Equatable {
     }
 }
 
-/// A value row (`values/*.values`): `seq:u64 tag[32] iv[16] pathLen:u8 path ctLen:u16
-/// ct`, where `ct` is `nonce[16] || value` encrypted under the subject's key with `iv`.
+/// A value row (`values/*.values`): one subject's fields of one entry,
+/// `seq:u64 S[32] iv[16] ctLen:u16 ct`, where `ct` is AES-256-CTR under the subject's key from
+/// `iv` of `(pathLen:u8 path nonce[16] valueLen:u16 value)*`.
 struct ValueRow {
     var seq: UInt64
     var tag: Hash
     var iv: [UInt8]
-    var path: String
     var ciphertext: [UInt8]
 
-    func encode() -> [UInt8] {
-        var w = ByteWriter(capacity: 64 + path.utf8.count + ciphertext.count)
-        w.write(seq)
+    /// A row's body after its seq.
+    static func sealed(tag: Hash, iv: ArraySlice<UInt8>, ciphertext: [UInt8]) -> [UInt8] {
+        var w = ByteWriter(capacity: 50 + ciphertext.count)
         w.write(tag.bytes)
         w.write(iv)
-        w.write(UInt8(path.utf8.count))
-        w.write(Array(path.utf8))
         w.write(UInt16(ciphertext.count))
         w.write(ciphertext)
         return w.bytes
     }
 
+    /// The fields of a row before encryption.
+    static func plain(_ fields: [SealedField]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
+        for f in fields {
+            var path = f.path
+            var value = f.value
+            path.withUTF8 {
+                out.append(UInt8($0.count))
+                out.append(contentsOf: $0)
+            }
+            out.append(contentsOf: f.nonce)
+            value.withUTF8 {
+                out.append(UInt8($0.count & 0xFF))
+                out.append(UInt8($0.count >> 8))
+                out.append(contentsOf: $0)
+            }
+        }
+        return out
+    }
+
+    /// The fields of a decrypted row; nil when it does not parse.
+    static func fields(_ plain: [UInt8]) -> [(path: String, nonce: [UInt8], value: String)]? {
+        var r = ByteReader(plain)
+        var out: [(path: String, nonce: [UInt8], value: String)] = []
+        while !r.isAtEnd {
+            guard let pl = try? Int(r.readU8()), let p = try? r.read(count: pl), let n = try? r.read(count: 16),
+                let vl = try? Int(r.readU16()), let v = try? r.read(count: vl)
+            else { return nil }
+            out.append((String(decoding: p, as: UTF8.self), Array(n), String(decoding: v, as: UTF8.self)))
+        }
+        return out
+    }
+
+    /// A row framed as a record: its seq before the sealed body, the CRC over both.
+    static func frame(seq: UInt64, sealed: [UInt8], into w: inout ByteWriter) {
+        var s = ByteWriter(capacity: 8)
+        s.write(seq)
+        w.write(UInt32(8 + sealed.count))
+        w.write(CRC32C.checksum(sealed, crc: CRC32C.checksum(s.bytes)))
+        w.write(s.bytes)
+        w.write(sealed)
+    }
+
     static func decode(_ body: ArraySlice<UInt8>) -> ValueRow? {
         var r = ByteReader(Array(body))
         guard let seq = try? r.readU64(), let t = try? r.read(count: 32), let tag = Hash(bytes: t),
-            let iv = try? r.read(count: 16), let pl = try? Int(r.readU8()), let p = try? r.read(count: pl),
-            let cl = try? Int(r.readU16()), let ct = try? r.read(count: cl), r.isAtEnd
+            let iv = try? r.read(count: 16), let cl = try? Int(r.readU16()), let ct = try? r.read(count: cl), r.isAtEnd
         else { return nil }
-        return ValueRow(
-            seq: seq, tag: tag, iv: Array(iv), path: String(decoding: p, as: UTF8.self), ciphertext: Array(ct))
+        return ValueRow(seq: seq, tag: tag, iv: Array(iv), ciphertext: Array(ct))
     }
 
     /// The seq of a row's body without decoding the rest.

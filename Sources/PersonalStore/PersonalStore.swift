@@ -26,7 +26,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     static let sampleEvery = 64
 
     private let lock = NSLock()
-    private var keys: [String: SubjectKey] = [:]
+    private var keys: [Name: SubjectKey] = [:]
     private var byTag: [Hash: SubjectKey] = [:]
     private var pending: [SubjectKey] = []
     private var erasures: [Hash: ErasureRecord] = [:]
@@ -55,7 +55,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         for (_, body) in try Self.read(subjectsFile, end: subjectsEnd) {
             guard let p = KeyRecord.decode(body) else { continue }
             let k = SubjectKey(org: p.org, subject: p.subject, secret: p.secret)
-            keys[Self.name(p.org, p.subject)] = k
+            keys[Name(org: p.org, subject: p.subject)] = k
             byTag[k.tag] = k
         }
         for (_, body) in try Self.read(erasuresFile, end: erasuresEnd) {
@@ -71,7 +71,11 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         if !readOnly, let last = files.last { try last.openForAppend() }
     }
 
-    private static func name(_ org: String, _ subject: String) -> String { org + "\u{0}" + subject }
+    /// A subject of an org, as keys are found.
+    private struct Name: Hashable {
+        var org: String
+        var subject: String
+    }
 
     /// Opens a journal for appending, its torn tail cut; returns it and its valid end.
     /// Read-only, an absent journal reads as empty (`/dev/null`).
@@ -101,7 +105,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The key of `subject` in `org`, made (and written with the next group) if it has none.
     public func key(org: String, subject: String) -> SubjectKey? {
-        let n = Self.name(org, subject)
+        let n = Name(org: org, subject: subject)
         return lock.withLock {
             if let k = keys[n] { return k }
             guard !readOnly, keys.count < Self.maxSubjects, let secret = try? SecureRandom.bytes(32) else { return nil }
@@ -115,7 +119,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The key of `subject` in `org` if it has one (nothing is made).
     public func existingKey(org: String, subject: String) -> SubjectKey? {
-        lock.withLock { keys[Self.name(org, subject)] }
+        lock.withLock { keys[Name(org: org, subject: subject)] }
     }
 
     /// An actor filter (`human:usr_1`, or `usr_1`) naming a subject of `org` with a key, as
@@ -146,27 +150,20 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     /// Appends the rows of a group's entries (and the keys first made for them); `sync` makes
     /// them durable. A row whose key was destroyed since its entry was prepared (an erasure
     /// raced it) is not written: the erasure record covers its tag.
-    public func write(_ entries: [(seq: UInt64, openings: [Opening])]) throws {
+    public func write(_ entries: [(seq: UInt64, rows: [SealedRow])]) throws {
         guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
-        guard entries.contains(where: { !$0.openings.isEmpty }) else { return }
+        guard entries.contains(where: { !$0.rows.isEmpty }) else { return }
         var rows = ByteWriter(capacity: entries.count * 256)
-        let (newKeys, live): ([SubjectKey], Set<ObjectIdentifier>) = lock.withLock {
-            let p = pending
-            pending.removeAll()
-            return (p, Set(byTag.values.map(ObjectIdentifier.init)))
-        }
         var firstSeq: UInt64?
-        for e in entries {
-            for o in e.openings where live.contains(ObjectIdentifier(o.key)) {
-                let iv = try SecureRandom.bytes(16)
-                let row = ValueRow(
-                    seq: e.seq, tag: o.key.tag, iv: iv, path: o.path,
-                    ciphertext: o.key.crypt(o.nonce + Array(o.value.utf8), iv: iv))
-                if firstSeq == nil { firstSeq = e.seq }
-                Journal.frame(row.encode(), into: &rows)
-            }
-        }
         try lock.withLock {
+            let newKeys = pending
+            pending.removeAll()
+            for e in entries {
+                for row in e.rows where byTag[row.key.tag] === row.key {
+                    if firstSeq == nil { firstSeq = e.seq }
+                    ValueRow.frame(seq: e.seq, sealed: row.body, into: &rows)
+                }
+            }
             if !newKeys.isEmpty {
                 var w = ByteWriter()
                 for k in newKeys where byTag[k.tag] === k {
@@ -185,8 +182,14 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
             guard let firstSeq, !rows.bytes.isEmpty else { return }
             let f = try currentFile(startingAt: firstSeq)
             try f.append(rows.bytes)
-            toSync.append(f.handle!)
+            if let h = f.handle { toSync.append(h) }
         }
+    }
+
+    /// The row of a value but its seq, encrypted under `key` with `iv` (`ValueRow`): made while
+    /// its entry is prepared, off the serial path.
+    public func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]? {
+        key.crypt(ValueRow.plain(fields), iv: iv).map { ValueRow.sealed(tag: key.tag, iv: iv, ciphertext: $0) }
     }
 
     /// The file the next rows go to: the last one, or a new one when it is full.
@@ -250,22 +253,22 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
             return lo == 0 ? nil : files[lo - 1]
         }
         guard let file else { return [] }
-        return try file.rows(seq: seq).compactMap(open)
+        return try file.rows(seq: seq).flatMap(open)
     }
 
-    private func open(_ r: ValueRow) -> Opened? {
-        guard let k = key(tag: r.tag), r.ciphertext.count >= Personal.nonceSize else { return nil }
-        let clear = k.crypt(r.ciphertext, iv: r.iv)
-        return Opened(
-            path: r.path, tag: r.tag, nonce: Array(clear.prefix(Personal.nonceSize)),
-            value: String(decoding: clear.dropFirst(Personal.nonceSize), as: UTF8.self))
+    /// A row's fields, decrypted; none when its key is gone (or it does not decrypt).
+    private func open(_ r: ValueRow) -> [Opened] {
+        guard let k = key(tag: r.tag), let plain = k.crypt(r.ciphertext, iv: r.iv[...]),
+            let fields = ValueRow.fields(plain)
+        else { return [] }
+        return fields.map { Opened(path: $0.path, tag: r.tag, nonce: $0.nonce, value: $0.value) }
     }
 
-    /// The rows of the `i`th values file in seq order (seq, path, tag, and the opening when
-    /// the key exists); nil past the last file.
-    public func rows(file i: Int) throws -> [(UInt64, String, Hash, Opened?)]? {
+    /// The rows of the `i`th values file in seq order: each one's seq, subject tag, and its
+    /// fields opened (none when the key is gone); nil past the last file.
+    public func rows(file i: Int) throws -> [(seq: UInt64, tag: Hash, opened: [Opened])]? {
         guard let f = lock.withLock({ i < files.count ? files[i] : nil }) else { return nil }
-        return try f.allRows().map { ($0.seq, $0.path, $0.tag, open($0)) }
+        return try f.allRows().map { ($0.seq, $0.tag, open($0)) }
     }
 
     // MARK: Erasure
@@ -299,7 +302,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
             try FileOps.replaceFile(path, contents: w.bytes, mode: 0o600)
             subjectsFile = FileHandleRef(fd: try FileOps.open(path, O_WRONLY | O_CLOEXEC), path: path)
             subjectsEnd = Int64(w.bytes.count)
-            keys[Self.name(k.org, k.subject)] = nil
+            keys[Name(org: k.org, subject: k.subject)] = nil
             byTag[tag] = nil
             pending.removeAll { $0 === k }
         }

@@ -9,8 +9,7 @@ import PersonalStore
 /// whose record is not that entry.
 public final class PersonalCheck {
     let store: PersonalStore
-    private var files: [[(UInt64, String, Hash, PersonalStore.Opened?)]] = []
-    private var rows: [(UInt64, String, Hash, PersonalStore.Opened?)] = []
+    private var rows: [(seq: UInt64, tag: Hash, opened: [PersonalStore.Opened])] = []
     private var next = 0
     private var fileIndex = 0
     /// Erasure records seen among the entries: seq → tag.
@@ -24,8 +23,8 @@ public final class PersonalCheck {
     public init(store: PersonalStore) { self.store = store }
 
     /// The rows of `seq` (rows come in seq order; those of entries not checked are passed over).
-    private func rows(of seq: UInt64) throws -> [(UInt64, String, Hash, PersonalStore.Opened?)] {
-        var out: [(UInt64, String, Hash, PersonalStore.Opened?)] = []
+    private func rows(of seq: UInt64) throws -> [(seq: UInt64, tag: Hash, opened: [PersonalStore.Opened])] {
+        var out: [(seq: UInt64, tag: Hash, opened: [PersonalStore.Opened])] = []
         while true {
             if next >= rows.count {
                 guard let more = try store.rows(file: fileIndex) else { return out }
@@ -35,8 +34,8 @@ public final class PersonalCheck {
                 continue
             }
             let r = rows[next]
-            if r.0 > seq { return out }
-            if r.0 == seq { out.append(r) }
+            if r.seq > seq { return out }
+            if r.seq == seq { out.append(r) }
             next += 1
         }
     }
@@ -53,8 +52,8 @@ public final class PersonalCheck {
         guard !committed.isEmpty else { return nil }
         let found = try rows(of: seq)
         for c in committed {
-            let row = found.first { $0.1 == c.path }
-            if let row, row.2 == c.tag, let o = row.3 {
+            let row = found.first { $0.tag == c.tag }
+            if let o = row?.opened.first(where: { $0.path == c.path }) {
                 guard Personal.commitment(nonce: o.nonce, value: o.value) == c.commitment else {
                     return
                         "the personal store's value of \(c.path) does not open the entry's commitment (the store was altered)"
@@ -62,7 +61,7 @@ public final class PersonalCheck {
                 opened += 1
             } else if store.erasure(tag: c.tag) != nil {
                 erased += 1
-            } else if row != nil {
+            } else if let row, row.opened.isEmpty {
                 return
                     "the key of \(c.path)'s subject is gone but no erasure of it is recorded (personal/subjects lost a key)"
             } else {

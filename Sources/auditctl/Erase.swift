@@ -67,7 +67,7 @@ struct Erase: AsyncParsableCommand {
                 org: org, subject: subject, reason: reason, authority: authority, actor: actor, via: "auditctl"
             ) { try LegalHolds.refuseErasure(dir: dir, org: org) }
         } catch {
-            try? ledger.close()
+            _ = try? ledger.close()
             throw CLIError("not erased: \(error)")
         }
         try ledger.close()

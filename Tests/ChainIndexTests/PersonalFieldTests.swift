@@ -107,6 +107,38 @@ import Verification
         #expect(Self.occurs("usr_ann", in: files) == ["personal/subjects"])
     }
 
+    /// The hot path and the general one commit the same fields the same way: only the nonces
+    /// (so the commitments) differ, and the index sees the same actor.
+    @Test func bothPreparePathsCommitTheSameFields() throws {
+        let dir = temporaryDirectory("personal-paths") + "/data"
+        let ledger = try Ledger(directory: dir, signer: try Sample.signer(), options: Self.options(protect: true))
+        defer { _ = try? ledger.close() }
+        let keys = try #require(ledger.subjectKeys)
+        let inputs: [String] = [
+            String(decoding: Self.entry(actor: "usr_ann"), as: UTF8.self),
+            #"{"org":"acme","category":"agents","action":"vm.up","actor":{"type":"agent","id":"agt_1"},"on_behalf_of":{"type":"human","id":"usr_ann","approval":"apr_1"},"target":{"type":"person","id":"usr_bob","name":"Bob"},"outcome":"success","source":{"service":"orch","ip":"10.0.0.1","user_agent":"curl"},"occurred_at":"2026-12-01T00:00:00.000Z"}"#,
+            #"{"org":"acme","category":"access","action":"x","actor":{"type":"service","id":"svc"},"target":{"type":"repo","id":"r"},"outcome":"denied","source":{"service":"gw"},"occurred_at":"2026-12-01T00:00:00.000Z"}"#,
+        ]
+        func masked(_ c: [UInt8]) -> String {
+            String(decoding: c, as: UTF8.self).replacingOccurrences(
+                of: #""\$c":"[0-9a-f]{64}""#, with: #""$c":"-""#, options: .regularExpression)
+        }
+        for input in inputs {
+            let json = Array(input.utf8)
+            let fast = try #require(
+                json.withUnsafeBufferPointer {
+                    Entry.fastPrepare(
+                        $0, receivedAt: 1_790_000_000_000, writer: Writer(uid: 0, gid: 0, via: "t"), keys: keys)
+                })
+            let general = try Entry.generalPrepare(
+                json: json, receivedAt: 1_790_000_000_000, writer: Writer(uid: 0, gid: 0, via: "t"), keys: keys)
+            #expect(masked(fast.content) == masked(general.content), "\(input)")
+            #expect(fast.openings.map(\.path) == general.openings.map(\.path))
+            #expect(fast.fields == general.fields)
+            #expect(fast.sealedRows.count == general.sealedRows.count)
+        }
+    }
+
     @Test func declarationsAreCheckedWithClearErrors() throws {
         let dir = temporaryDirectory("personal-decl") + "/data"
         let ledger = try Ledger(directory: dir, signer: try Sample.signer(), options: Self.options(protect: true))
@@ -130,6 +162,7 @@ import Verification
             Array(#"{\#(base),"metadata":{"email":"a@b.c"},"personal":["email"],"subjects":{"email":"usr_9"}}"#.utf8),
             ledger)
         #expect(e.openings.map(\.path) == ["metadata.email"] && e.openings[0].key.subject == "usr_9")
+        #expect(e.sealedRows.count == 1)
     }
 
     @Test func erasureForgetsTheValuesAndKeepsEveryProof() throws {
@@ -250,9 +283,12 @@ import Verification
         // A crash after the values' sync and before the segment's: rows past the log's end.
         let store = try PersonalStore(directory: DataDirectory(dir).personal)
         let key = try #require(store.key(org: "acme", subject: "usr_ghost"))
-        try store.write([
-            (2, [Opening(path: "actor.id", key: key, nonce: [UInt8](repeating: 7, count: 16), value: "usr_ghost")])
-        ])
+        let nonce = [UInt8](repeating: 7, count: 16)
+        let ghost = try #require(
+            store.sealedRow(
+                key: key, fields: [SealedField(path: "actor.id", nonce: nonce[...], value: "usr_ghost")],
+                iv: [UInt8](repeating: 9, count: 16)[...]))
+        try store.write([(2, [SealedRow(key: key, body: ghost)])])
         try store.sync()
         #expect(try store.openings(seq: 2).count == 1)
         ledger = try Ledger(directory: dir, signer: signer, options: Self.options(protect: nil))
@@ -305,9 +341,17 @@ import Verification
             default:
                 let key = SubjectKey(org: "o", subject: "s", secret: try #require([UInt8](hex: a["key"] ?? "")))
                 let plain = try #require([UInt8](hex: a["plaintext"] ?? ""))
-                let iv = try #require([UInt8](hex: a["iv"] ?? ""))
-                #expect(key.crypt(plain, iv: iv).hex == result)
-                #expect(key.crypt(key.crypt(plain, iv: iv), iv: iv) == plain)
+                let iv = try #require([UInt8](hex: a["iv"] ?? ""))[...]
+                #expect(key.crypt(plain, iv: iv)?.hex == result)
+                #expect(key.crypt(key.crypt(plain, iv: iv) ?? [], iv: iv) == plain)
+                // The plaintext is the row's one field as §5.4.2 lays it out.
+                let nonce = [UInt8](0..<16)
+                #expect(
+                    try #require(
+                        PersonalStore(directory: temporaryDirectory("vec")).sealedRow(
+                            key: key, fields: [SealedField(path: "actor.id", nonce: nonce[...], value: "usr_1")], iv: iv
+                        )
+                    ).suffix(plain.count).elementsEqual(key.crypt(plain, iv: iv) ?? []))
             }
         }
     }

@@ -57,6 +57,8 @@ struct Append: ParsableCommand {
     @Option(help: "Total target rate, entries/s (default: as fast as possible).") var rate: Double?
     @Flag(help: "Commit personal fields (format-spec.md §5.4): the log's personal_fields = commit.")
     var personal = false
+    @Flag(help: "Only prepare the entries, on one thread (validation, canonical bytes, commitments): µs each.")
+    var prepareOnly = false
 
     func run() throws {
         let lines = try loadLines(events, limit: count)
@@ -66,6 +68,20 @@ struct Append: ParsableCommand {
         o.protectPersonalFields = personal
         let ledger = try Ledger(directory: dir, signer: s, options: o)
         let keys = ledger.subjectKeys
+        if prepareOnly {
+            let t0 = Date()
+            var bytes = 0
+            let writer = Writer(uid: 0, gid: 0, via: "bench")
+            for l in lines {
+                bytes += (try? Entry.prepare(json: l, receivedAt: 1, writer: writer, keys: keys))?.content.count ?? 0
+            }
+            let secs = Date().timeIntervalSince(t0)
+            try ledger.close()
+            print(
+                "prepare\(personal ? " (personal fields committed)" : ""): \(lines.count) entries on one thread, \(String(format: "%.2f", secs * 1e6 / Double(lines.count))) µs each, \(bytes / max(1, lines.count)) canonical bytes each"
+            )
+            return
+        }
         let lat = LatencyLog()
         let start = Date()
         let perWriter = (lines.count + writers - 1) / writers
