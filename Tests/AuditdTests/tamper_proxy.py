@@ -17,6 +17,8 @@ MODE:
            answer "checkpoint_pending": true instead of the proof
   drop     leave the entry's item out of every page (the entry itself still answers)
   twice    show the entry's item twice in every page
+  personal change the personal value "usr_bob" to "usr_eve" beside the entry (format-spec
+           §5.4.4), in its item and in its answer alike: the signed bytes are untouched
   none     forward only
 """
 import hashlib
@@ -66,6 +68,12 @@ def tamper(body, single):
     m = ITEM.search(body)
     if not m or MODE == "none":
         return body
+    if MODE == "personal":
+        if single:
+            return body.replace(b'"value":"usr_bob"', b'"value":"usr_eve"')
+        end = value_end(body, m.start())
+        item = body[m.start():end].replace(b'"value":"usr_bob"', b'"value":"usr_eve"')
+        return body[:m.start()] + item + body[end:]
     if MODE in ("drop", "twice"):
         if single:
             return body
