@@ -18,6 +18,13 @@ public final class PersonalCheck {
     public private(set) var opened = 0
     /// Fields whose subject was erased.
     public private(set) var erased = 0
+    /// Erased fields by subject tag.
+    private var erasedByTag: [Hash: Int] = [:]
+
+    /// Each completed erasure (its record and authority) with the fields found erased under it.
+    public var erasures: [(record: UInt64, authority: String, fields: Int)] {
+        store.erasureRecords.map { ($0.recordSeq, $0.authority, erasedByTag[$0.tag] ?? 0) }
+    }
 
     /// A check of `store` (opened read-only).
     public init(store: PersonalStore) { self.store = store }
@@ -61,6 +68,7 @@ public final class PersonalCheck {
                 opened += 1
             } else if store.erasure(tag: c.tag) != nil {
                 erased += 1
+                erasedByTag[c.tag, default: 0] += 1
             } else if let row, row.opened.isEmpty {
                 return
                     "the key of \(c.path)'s subject is gone but no erasure of it is recorded (personal/subjects lost a key)"

@@ -23,6 +23,8 @@ public struct VerificationReport: Sendable {
     public var personalOpened = 0
     /// Committed fields whose subject was erased under a record.
     public var personalErased = 0
+    /// Each completed erasure: its record, authority, and the fields found erased under it.
+    public var erasures: [(record: UInt64, authority: String, fields: Int)] = []
     /// The first failure, if any (verification stops there).
     public var failure: VerificationFailure?
     /// Things worth knowing that are not failures (a torn tail awaiting its cut, say).
@@ -161,6 +163,7 @@ public struct Verifier {
         }
         report.personalOpened = personal.opened
         report.personalErased = personal.erased
+        report.erasures = personal.erasures
         report.entries = checker.position
         report.orgs = checker.orgCount
         report.collected = checker.collected

@@ -116,6 +116,10 @@ struct Verify: ParsableCommand {
                 "personal fields: \(report.personalOpened) value\(report.personalOpened == 1 ? "" : "s") checked against their commitments, \(report.personalErased) ERASED under a recorded erasure"
             )
         }
+        for e in report.erasures {
+            print(
+                "  ERASED (entry \(e.record), authority \(e.authority)): \(e.fields) field\(e.fields == 1 ? "" : "s")")
+        }
         print(
             "OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s\(witnessed)"
         )
