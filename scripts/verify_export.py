@@ -253,7 +253,8 @@ def check_personal(e, entry, where):
             raise Failure(f"{where}: {path} is committed but neither opened nor erased (withheld)")
         if "nonce" in f and "value" in f:
             nonce = bytes.fromhex(f["nonce"])
-            if len(nonce) != 16 or hashlib.sha256(b"\x00" + nonce + f["value"].encode()).hexdigest() != c:
+            digest = hashlib.sha256(b"\x00" + nonce + f["value"].encode()).digest()
+            if len(nonce) != 16 or base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != c:
                 raise Failure(f"{where}: the value shown for {path} does not open its commitment (edited)")
             opened += 1
         elif isinstance(f.get("erased"), dict) and f["erased"].get("entry", -1) > e["seq"]:

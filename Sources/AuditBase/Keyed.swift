@@ -72,19 +72,85 @@ extension SHA256 {
     }
 }
 
-extension Hash {
-    /// Appends the lower-case hex of the hash to `out`.
-    public func appendHex(to out: inout [UInt8]) {
-        withBytes { b in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { t in
-                for (i, x) in b.enumerated() {
-                    let hi = x >> 4
-                    let lo = x & 15
-                    t[2 * i] = hi < 10 ? 0x30 + hi : 0x57 + hi
-                    t[2 * i + 1] = lo < 10 ? 0x30 + lo : 0x57 + lo
+/// Base64url without padding (RFC 4648 §5): how commitments and subject tags are written in
+/// entries (format-spec.md §5.4.1), 43 characters for 32 bytes, 22 for 16.
+public enum Base64URL {
+    static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Appends the encoding of `bytes` to `out`.
+    public static func append<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        if let done: Void = bytes.withContiguousStorageIfAvailable({ append(raw: UnsafeRawBufferPointer($0), to: &out) }
+        ) {
+            return done
+        }
+        Array(bytes).withUnsafeBytes { append(raw: $0, to: &out) }
+    }
+
+    /// Three bytes at a time into a buffer on the stack, appended once.
+    static func append(raw b: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let n = b.count
+        let chars = (n * 4 + 2) / 3
+        guard chars > 0 else { return }
+        alphabet.withUnsafeBufferPointer { a in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chars + 3) { t in
+                var i = 0
+                var o = 0
+                while i + 3 <= n {
+                    let v = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2])
+                    t[o] = a[Int(v >> 18)]
+                    t[o + 1] = a[Int((v >> 12) & 63)]
+                    t[o + 2] = a[Int((v >> 6) & 63)]
+                    t[o + 3] = a[Int(v & 63)]
+                    i += 3
+                    o += 4
                 }
-                out.append(contentsOf: UnsafeBufferPointer(t))
+                if n - i == 1 {
+                    let v = UInt32(b[i]) << 16
+                    t[o] = a[Int(v >> 18)]
+                    t[o + 1] = a[Int((v >> 12) & 63)]
+                } else if n - i == 2 {
+                    let v = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8
+                    t[o] = a[Int(v >> 18)]
+                    t[o + 1] = a[Int((v >> 12) & 63)]
+                    t[o + 2] = a[Int((v >> 6) & 63)]
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: t[0..<chars]))
             }
         }
+    }
+
+    /// The encoding of `bytes`.
+    public static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        append(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The bytes `text` encodes; nil for anything but canonical unpadded base64url.
+    public static func decode(_ text: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in text.utf8 {
+            let v: UInt8
+            switch c {
+            case 0x41...0x5A: v = c - 0x41
+            case 0x61...0x7A: v = c - 0x61 + 26
+            case 0x30...0x39: v = c - 0x30 + 52
+            case 0x2D: v = 62
+            case 0x5F: v = 63
+            default: return nil
+            }
+            acc = (acc << 6) | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8((acc >> UInt32(bits)) & 0xFF))
+            }
+        }
+        // Leftover bits must be zero and fewer than 6 (a canonical encoding).
+        guard bits < 6, acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
     }
 }

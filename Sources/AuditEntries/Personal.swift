@@ -3,9 +3,9 @@ import AuditBase
 /// Personal fields (format-spec.md §5.4): which fields of an entry name a person, and the
 /// committed form that stands for them in the signed bytes.
 ///
-/// A protected value is stored in the canonical bytes as `{"$c": C, "$s": S}`, where
-/// `C = SHA-256(0x00 || nonce || value)` (a 16-byte random nonce: the commitment hides the
-/// value) and `S` is the subject tag, the same in every entry of one subject of one org. The
+/// A protected value is stored in the canonical bytes as `{"$c": C, "$s": S}` (base64url),
+/// where `C = SHA-256(0x00 || nonce || value)` (a 16-byte random nonce: the commitment hides
+/// the value) and `S` is the subject tag, the same in every entry of one subject of one org. The
 /// value and its nonce live in the personal store, encrypted under the subject's key; erasure
 /// destroys the key, and every hash, link and proof still holds. A writer can never send an
 /// object where a committed field stands (the schema refuses it), so an object there is
@@ -24,20 +24,21 @@ public enum Personal {
     }
 
     /// The committed form.
-    static func committed(_ c: Hash, _ tag: Hash) -> JSONValue {
-        .object([JSONMember("$c", .string(c.hex)), JSONMember("$s", .string(tag.hex))])
+    static func committed(_ c: Hash, _ tag: SubjectTag) -> JSONValue {
+        .object([JSONMember("$c", .string(Base64URL.encode(c.bytes))), JSONMember("$s", .string(tag.text))])
     }
 
     /// The commitment and subject tag of a committed value; nil for a clear one.
-    public static func commitment(of v: JSONValue) -> (c: Hash, s: Hash)? {
-        guard case .object(let m) = v, m.count == 2, let c = v["$c"]?.stringValue.flatMap(Hash.init(hex:)),
-            let s = v["$s"]?.stringValue.flatMap(Hash.init(hex:))
+    public static func commitment(of v: JSONValue) -> (c: Hash, s: SubjectTag)? {
+        guard case .object(let m) = v, m.count == 2,
+            let c = v["$c"]?.stringValue.flatMap(Base64URL.decode).flatMap(Hash.init(bytes:)),
+            let s = v["$s"]?.stringValue.flatMap(SubjectTag.init(text:))
         else { return nil }
         return (c, s)
     }
 
     /// What the index keeps as the id of a committed party: the subject tag, never the value.
-    public static func indexID(tag: Hash) -> String { "$s:" + tag.hex }
+    public static func indexID(tag: SubjectTag) -> String { "$s:" + tag.text }
 
     /// A committed field of a stored entry.
     public struct Committed: Sendable, Equatable {
@@ -46,7 +47,7 @@ public enum Personal {
         /// The commitment.
         public var commitment: Hash
         /// The subject tag.
-        public var tag: Hash
+        public var tag: SubjectTag
     }
 
     /// The committed fields of a stored entry, in path order.
@@ -173,9 +174,9 @@ public enum Personal {
     /// The committed form's canonical bytes: `{"$c":"<hex>","$s":"<hex>"}`.
     static func appendCommitted(_ o: Opening, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"$c":""#.utf8)
-        o.commitment.appendHex(to: &out)
+        o.commitment.withBytes { Base64URL.append($0, to: &out) }
         out.append(contentsOf: #"","$s":""#.utf8)
-        o.key.tag.appendHex(to: &out)
+        out.append(contentsOf: o.key.tag.text.utf8)
         out.append(contentsOf: #""}"#.utf8)
     }
 
@@ -209,15 +210,15 @@ public final class SubjectKey: Sendable {
     public let subject: String
     /// The key.
     public let secret: [UInt8]
-    /// `SHA-256(0x01 || secret || org || 0x00 || subject)`.
-    public let tag: Hash
+    /// The first 16 bytes of `SHA-256(0x01 || secret || org || 0x00 || subject)`.
+    public let tag: SubjectTag
 
     /// A subject's key.
     public init(org: String, subject: String, secret: [UInt8]) {
         self.org = org
         self.subject = subject
         self.secret = secret
-        tag = SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8))
+        tag = SubjectTag(digest: SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8)))
     }
 
     /// `data` under AES-256-CTR with this key from counter block `iv` (16 random bytes, used
@@ -283,4 +284,38 @@ public struct SealedRow: Sendable {
         self.key = key
         self.body = body
     }
+}
+
+/// A subject's tag (format-spec.md §5.4.1): 16 bytes, written as 22 base64url characters. It
+/// is the same in every entry of one subject of one org, and names no one once the subject's
+/// key is destroyed.
+public struct SubjectTag: Sendable, Hashable, CustomStringConvertible {
+    /// The 16 bytes.
+    public let bytes: [UInt8]
+    /// As written in entries.
+    public let text: String
+
+    /// The tag made of the first 16 bytes of `digest`.
+    public init(digest: Hash) { self.init(unchecked: Array(digest.bytes.prefix(16))) }
+
+    private init(unchecked b: [UInt8]) {
+        bytes = b
+        text = Base64URL.encode(b)
+    }
+
+    /// A tag of exactly 16 bytes.
+    public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
+        guard bytes.count == 16 else { return nil }
+        self.init(unchecked: Array(bytes))
+    }
+
+    /// A tag as written (22 base64url characters).
+    public init?(text: String) {
+        guard text.utf8.count == 22, let b = Base64URL.decode(text) else { return nil }
+        self.init(bytes: b)
+    }
+
+    public static func == (a: SubjectTag, b: SubjectTag) -> Bool { a.bytes == b.bytes }
+    public func hash(into h: inout Hasher) { h.combine(bytes) }
+    public var description: String { text }
 }

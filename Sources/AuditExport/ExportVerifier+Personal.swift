@@ -26,7 +26,7 @@ extension ExportVerifier {
     struct ErasureClaim {
         var seq: UInt64
         var path: String
-        var tag: Hash
+        var tag: SubjectTag
         var record: UInt64
     }
 
@@ -108,7 +108,7 @@ extension ExportVerifier {
                 return fail(
                     "entry \(c.seq) \(c.path) claims erasure by entry \(c.record), which the trailer does not carry")
             }
-            guard r.tag == c.tag.hex else {
+            guard r.tag == c.tag.text else {
                 return fail(
                     "entry \(c.seq) \(c.path) claims erasure by entry \(c.record), which erased another subject: withheld, not erased"
                 )

@@ -17,7 +17,7 @@ extension Ledger {
     /// What an erasure did.
     public struct Erasure: Sendable {
         /// The subject's tag: the `$s` of every commitment that is now erased.
-        public var tag: Hash
+        public var tag: SubjectTag
         /// The `data_subject.erased` entry.
         public var record: Receipt
     }
@@ -62,7 +62,7 @@ extension Ledger {
                 throw AuditError(.invalidArgument, "\(name) must be 1-\(EntrySchema.maxMetadataString) bytes")
             }
             let intent = ErasureIntent(
-                org: org, tag: key.tag.hex, from: size, authority: authority)
+                org: org, tag: key.tag.text, from: size, authority: authority)
             try FileOps.replaceFile(intentPath, contents: Array(try JSONEncoder().encode(intent)), mode: 0o600)
             let now = ReceivedAt.now()
             let record: JSONValue = .object([
@@ -71,14 +71,14 @@ extension Ledger {
                 JSONMember("actor", .object([JSONMember("type", .string("human")), JSONMember("id", .string(actor))])),
                 JSONMember(
                     "target",
-                    .object([JSONMember("type", .string("data_subject")), JSONMember("id", .string(key.tag.hex))])),
+                    .object([JSONMember("type", .string("data_subject")), JSONMember("id", .string(key.tag.text))])),
                 JSONMember("outcome", .string("success")),
                 JSONMember("source", .object([JSONMember("service", .string(via))])),
                 JSONMember("occurred_at", .string(Timestamp.format(now))),
                 JSONMember(
                     "metadata",
                     .object([
-                        JSONMember("subject_tag", .string(key.tag.hex)), JSONMember("authority", .string(authority)),
+                        JSONMember("subject_tag", .string(key.tag.text)), JSONMember("authority", .string(authority)),
                         JSONMember("reason", .string(reason)),
                         JSONMember(
                             "erased",
@@ -122,7 +122,7 @@ extension Ledger {
     }
 
     /// Steps 3-5.
-    private func finish(tag: Hash, recordSeq: UInt64, authority: String) throws {
+    private func finish(tag: SubjectTag, recordSeq: UInt64, authority: String) throws {
         try personal.recordErasure(ErasureRecord(tag: tag, recordSeq: recordSeq, authority: authority))
         try personal.destroyKey(tag: tag)
         if Self.pauseAfterKey > 0 { Thread.sleep(forTimeInterval: Self.pauseAfterKey) }
@@ -135,7 +135,7 @@ extension Ledger {
     func completeErasure() throws -> String? {
         guard let bytes = try FileOps.readFile(intentPath, limit: 1 << 16) else { return nil }
         guard let intent = try? JSONDecoder().decode(ErasureIntent.self, from: Data(bytes)),
-            let tag = Hash(hex: intent.tag)
+            let tag = SubjectTag(text: intent.tag)
         else {
             throw AuditError(
                 .corrupt,

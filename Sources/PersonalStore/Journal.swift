@@ -66,18 +66,18 @@ struct SubjectKeyParts {
     var secret: [UInt8]
 }
 
-/// A completed erasure (`erasures`): `tag[32] recordSeq:u64 authorityLen:u16 authority`.
+/// A completed erasure (`erasures`): `tag[16] recordSeq:u64 authorityLen:u16 authority`.
 /// It holds nothing personal: the tag names no one once the key is gone.
 public struct ErasureRecord: Sendable, Equatable {
     /// The subject's tag.
-    public var tag: Hash
+    public var tag: SubjectTag
     /// The seq of the `data_subject.erased` entry that recorded it.
     public var recordSeq: UInt64
     /// Who ordered it.
     public var authority: String
 
     /// A record.
-    public init(tag: Hash, recordSeq: UInt64, authority: String) {
+    public init(tag: SubjectTag, recordSeq: UInt64, authority: String) {
         self.tag = tag
         self.recordSeq = recordSeq
         self.authority = authority
@@ -94,7 +94,7 @@ public struct ErasureRecord: Sendable, Equatable {
 
     static func decode(_ body: ArraySlice<UInt8>) -> ErasureRecord? {
         var r = ByteReader(Array(body))
-        guard let t = try? r.read(count: 32), let tag = Hash(bytes: t), let seq = try? r.readU64(),
+        guard let t = try? r.read(count: 16), let tag = SubjectTag(bytes: t), let seq = try? r.readU64(),
             let al = try? Int(r.readU16()), let a = try? r.read(count: al), r.isAtEnd
         else { return nil }
         return ErasureRecord(tag: tag, recordSeq: seq, authority: String(decoding: a, as: UTF8.self))
@@ -102,16 +102,16 @@ public struct ErasureRecord: Sendable, Equatable {
 }
 
 /// A value row (`values/*.values`): one subject's fields of one entry,
-/// `seq:u64 S[32] iv[16] ctLen:u16 ct`, where `ct` is AES-256-CTR under the subject's key from
+/// `seq:u64 S[16] iv[16] ctLen:u16 ct`, where `ct` is AES-256-CTR under the subject's key from
 /// `iv` of `(pathLen:u8 path nonce[16] valueLen:u16 value)*`.
 struct ValueRow {
     var seq: UInt64
-    var tag: Hash
+    var tag: SubjectTag
     var iv: [UInt8]
     var ciphertext: [UInt8]
 
     /// A row's body after its seq.
-    static func sealed(tag: Hash, iv: ArraySlice<UInt8>, ciphertext: [UInt8]) -> [UInt8] {
+    static func sealed(tag: SubjectTag, iv: ArraySlice<UInt8>, ciphertext: [UInt8]) -> [UInt8] {
         var w = ByteWriter(capacity: 50 + ciphertext.count)
         w.write(tag.bytes)
         w.write(iv)
@@ -166,7 +166,7 @@ struct ValueRow {
 
     static func decode(_ body: ArraySlice<UInt8>) -> ValueRow? {
         var r = ByteReader(Array(body))
-        guard let seq = try? r.readU64(), let t = try? r.read(count: 32), let tag = Hash(bytes: t),
+        guard let seq = try? r.readU64(), let t = try? r.read(count: 16), let tag = SubjectTag(bytes: t),
             let iv = try? r.read(count: 16), let cl = try? Int(r.readU16()), let ct = try? r.read(count: cl), r.isAtEnd
         else { return nil }
         return ValueRow(seq: seq, tag: tag, iv: Array(iv), ciphertext: Array(ct))

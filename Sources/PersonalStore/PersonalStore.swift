@@ -27,9 +27,9 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     private let lock = NSLock()
     private var keys: [Name: SubjectKey] = [:]
-    private var byTag: [Hash: SubjectKey] = [:]
+    private var byTag: [SubjectTag: SubjectKey] = [:]
     private var pending: [SubjectKey] = []
-    private var erasures: [Hash: ErasureRecord] = [:]
+    private var erasures: [SubjectTag: ErasureRecord] = [:]
     private var subjectsFile: FileHandleRef
     private var subjectsEnd: Int64
     private let erasuresFile: FileHandleRef
@@ -132,10 +132,10 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     }
 
     /// The key whose tag is `tag`, if it still exists.
-    public func key(tag: Hash) -> SubjectKey? { lock.withLock { byTag[tag] } }
+    public func key(tag: SubjectTag) -> SubjectKey? { lock.withLock { byTag[tag] } }
 
     /// The completed erasure of the subject tagged `tag`, if any.
-    public func erasure(tag: Hash) -> ErasureRecord? { lock.withLock { erasures[tag] } }
+    public func erasure(tag: SubjectTag) -> ErasureRecord? { lock.withLock { erasures[tag] } }
 
     /// Every completed erasure.
     public var erasureRecords: [ErasureRecord] {
@@ -234,7 +234,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         /// The field's path.
         public var path: String
         /// The subject's tag.
-        public var tag: Hash
+        public var tag: SubjectTag
         /// The commitment's nonce.
         public var nonce: [UInt8]
         /// The clear value.
@@ -266,7 +266,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The rows of the `i`th values file in seq order: each one's seq, subject tag, and its
     /// fields opened (none when the key is gone); nil past the last file.
-    public func rows(file i: Int) throws -> [(seq: UInt64, tag: Hash, opened: [Opened])]? {
+    public func rows(file i: Int) throws -> [(seq: UInt64, tag: SubjectTag, opened: [Opened])]? {
         guard let f = lock.withLock({ i < files.count ? files[i] : nil }) else { return nil }
         return try f.allRows().map { ($0.seq, $0.tag, open($0)) }
     }
@@ -289,7 +289,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// Destroys the key tagged `tag`, durably: `subjects` is rewritten without it (write,
     /// fsync, rename, fsync the directory), so its rows can never be read again.
-    public func destroyKey(tag: Hash) throws {
+    public func destroyKey(tag: SubjectTag) throws {
         guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
         try lock.withLock {
             guard let k = byTag[tag] else { return }
@@ -325,12 +325,12 @@ public struct Disclosed: Sendable, Equatable {
     /// The field's path.
     public var path: String
     /// The subject's tag.
-    public var tag: Hash
+    public var tag: SubjectTag
     /// Its state.
     public var state: State
 
     /// A field's disclosure.
-    public init(path: String, tag: Hash, state: State) {
+    public init(path: String, tag: SubjectTag, state: State) {
         self.path = path
         self.tag = tag
         self.state = state

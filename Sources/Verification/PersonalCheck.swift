@@ -9,17 +9,17 @@ import PersonalStore
 /// whose record is not that entry.
 public final class PersonalCheck {
     let store: PersonalStore
-    private var rows: [(seq: UInt64, tag: Hash, opened: [PersonalStore.Opened])] = []
+    private var rows: [(seq: UInt64, tag: SubjectTag, opened: [PersonalStore.Opened])] = []
     private var next = 0
     private var fileIndex = 0
     /// Erasure records seen among the entries: seq → tag.
-    private var records: [UInt64: Hash] = [:]
+    private var records: [UInt64: SubjectTag] = [:]
     /// Values checked against their commitments.
     public private(set) var opened = 0
     /// Fields whose subject was erased.
     public private(set) var erased = 0
     /// Erased fields by subject tag.
-    private var erasedByTag: [Hash: Int] = [:]
+    private var erasedByTag: [SubjectTag: Int] = [:]
 
     /// Each completed erasure (its record and authority) with the fields found erased under it.
     public var erasures: [(record: UInt64, authority: String, fields: Int)] {
@@ -30,8 +30,8 @@ public final class PersonalCheck {
     public init(store: PersonalStore) { self.store = store }
 
     /// The rows of `seq` (rows come in seq order; those of entries not checked are passed over).
-    private func rows(of seq: UInt64) throws -> [(seq: UInt64, tag: Hash, opened: [PersonalStore.Opened])] {
-        var out: [(seq: UInt64, tag: Hash, opened: [PersonalStore.Opened])] = []
+    private func rows(of seq: UInt64) throws -> [(seq: UInt64, tag: SubjectTag, opened: [PersonalStore.Opened])] {
+        var out: [(seq: UInt64, tag: SubjectTag, opened: [PersonalStore.Opened])] = []
         while true {
             if next >= rows.count {
                 guard let more = try store.rows(file: fileIndex) else { return out }
@@ -51,7 +51,7 @@ public final class PersonalCheck {
     public func check(seq: UInt64, content: [UInt8]) throws -> String? {
         guard Personal.mayHoldCommitments(content), let v = try? Entry.decodeStored(content) else { return nil }
         if v["action"]?.stringValue == "data_subject.erased", v["category"]?.stringValue == "privacy",
-            let t = v["target"]?["id"]?.stringValue.flatMap(Hash.init(hex:))
+            let t = v["target"]?["id"]?.stringValue.flatMap(SubjectTag.init(text:))
         {
             records[seq] = t
         }
@@ -93,7 +93,7 @@ public final class PersonalCheck {
             }
             guard t == e.tag else {
                 return (
-                    "personal/erasures names entry \(e.recordSeq) as the erasure of subject \(e.tag.hex.prefix(16))…, but that entry erased another subject",
+                    "personal/erasures names entry \(e.recordSeq) as the erasure of subject \(e.tag.text)…, but that entry erased another subject",
                     []
                 )
             }

@@ -71,7 +71,7 @@ struct Erase: AsyncParsableCommand {
             throw CLIError("not erased: \(error)")
         }
         try ledger.close()
-        report(seq: done.record.seq, tag: done.tag.hex)
+        report(seq: done.record.seq, tag: done.tag.text)
     }
 
     func report(seq: UInt64, tag: String) {

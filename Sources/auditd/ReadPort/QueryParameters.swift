@@ -78,7 +78,7 @@ struct QueryParameters {
         }
         filter = f
         text = try bounded("q").flatMap { $0.isEmpty ? nil : $0 }.map { q in
-            org.flatMap { personal?.existingKey(org: $0, subject: q)?.tag.hex } ?? q
+            org.flatMap { personal?.existingKey(org: $0, subject: q)?.tag.text } ?? q
         }
         self.echo = echo
         if let v = q.get("limit") {

@@ -3,10 +3,15 @@
 // value with the nonce that opens its commitment, or the erasure record that forgot it. The
 // browser checks each opening itself, and each erasure record against the log; only then does
 // it show the value, or "ERASED (entry N, authority …)".
-import { ProofError, hex, sha256, unhex } from "./proof.js";
+import { ProofError, sha256, unhex } from "./proof.js";
 
 const utf8 = new TextEncoder();
 const PARTIES = ["actor", "metadata", "on_behalf_of", "source", "target"];
+
+// RFC 4648 §5 without padding: how entries write commitments (§5.4.1).
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 function isCommitment(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).sort().join() === "$c,$s";
@@ -35,7 +40,7 @@ export async function checkOpenings(entry, personal) {
     const f = shownFor[path];
     if (f && typeof f.value === "string" && typeof f.nonce === "string") {
       const nonce = unhex(f.nonce, `the nonce of ${path}`);
-      if (nonce.length !== 16 || hex(await sha256(new Uint8Array([0]), nonce, utf8.encode(f.value))) !== c) {
+      if (nonce.length !== 16 || base64url(await sha256(new Uint8Array([0]), nonce, utf8.encode(f.value))) !== c) {
         throw new ProofError(`the value shown for ${path} does not open its commitment: it was changed`);
       }
     } else if (f?.erased && Number.isSafeInteger(f.erased.entry)) {
