@@ -134,12 +134,12 @@ public enum Personal {
         do { random = try SecureRandom.bytes(nonceSize * (fields.count + subjects.count)) } catch {
             throw EntryError("", "\(error)")
         }
-        var subjectKeys: [(subject: String, key: SubjectKey)] = []
+        var subjectKeys: [SubjectKey] = []
         var openings: [Opening] = []
         openings.reserveCapacity(fields.count)
         for (i, f) in fields.enumerated() {
             let key: SubjectKey
-            if let k = subjectKeys.first(where: { $0.subject == f.subject })?.key {
+            if let k = subjectKeys.first(where: { $0.subject == f.subject }) {
                 key = k
             } else {
                 guard let k = keys.key(org: org, subject: f.subject) else {
@@ -148,7 +148,7 @@ public enum Personal {
                         "the personal store takes no new subjects now (it is full or cannot be written); retry later"
                     )
                 }
-                subjectKeys.append((f.subject, k))
+                subjectKeys.append(k)
                 key = k
             }
             let nonce = random[(i * nonceSize)..<((i + 1) * nonceSize)]
@@ -156,8 +156,8 @@ public enum Personal {
         }
         var rows: [SealedRow] = []
         rows.reserveCapacity(subjectKeys.count)
-        for (n, (subject, key)) in subjectKeys.enumerated() {
-            let sealed = fields.indices.filter { fields[$0].subject == subject }.map {
+        for (n, key) in subjectKeys.enumerated() {
+            let sealed = fields.indices.filter { fields[$0].subject == key.subject }.map {
                 SealedField(
                     path: fields[$0].path, nonce: random[($0 * nonceSize)..<(($0 + 1) * nonceSize)],
                     value: fields[$0].value)
