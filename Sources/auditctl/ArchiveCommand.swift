@@ -248,6 +248,16 @@ func parseNow(_ s: String?) throws -> Date {
 }
 
 func openLedger(_ dir: String, key: String?) throws -> Ledger {
+    try openLogWithKey(
+        dir, key: key,
+        whenLocked: "\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand"
+    )
+}
+
+/// The log of `dir` opened with its signing key (`key`, or the default beside the data), no
+/// background threads: how auditctl writes when no daemon does. `whenLocked` is the error
+/// when a daemon holds the directory.
+func openLogWithKey(_ dir: String, key: String?, whenLocked: String) throws -> Ledger {
     let keyPath = key ?? DataDirectory(dir).defaultKey
     let signer = try KeyFile.load(path: keyPath)
     var o = LedgerOptions()
@@ -257,8 +267,7 @@ func openLedger(_ dir: String, key: String?) throws -> Ledger {
     do { return try Ledger(directory: dir, signer: signer, options: o) } catch let e as AuditError
         where e.code == .locked
     {
-        throw CLIError(
-            "\(dir) is held by a running auditd, which archives on its own; stop it to archive or purge by hand")
+        throw CLIError(whenLocked)
     }
 }
 

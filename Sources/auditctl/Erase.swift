@@ -31,11 +31,7 @@ struct Erase: AsyncParsableCommand {
     func run() async throws {
         try LegalHolds.refuseErasure(dir: dir, org: org)
         let actor = "uid:\(getuid())"
-        let recorded = (try? FileOps.readFile(DataDirectory(dir).daemonSocket, limit: 4096))
-            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
-        if let path = trail.socket ?? recorded, FileManager.default.fileExists(atPath: path),
-            let client = try? await AuditClient.connect(socketPath: path)
-        {
+        if let (client, _) = await trail.daemon(dir: dir) {
             defer { Task { await client.close() } }
             let r: [String: Any]
             do {
@@ -45,21 +41,7 @@ struct Erase: AsyncParsableCommand {
             report(seq: (r["seq"] as? NSNumber)?.uint64Value ?? 0, tag: r["tag"] as? String ?? "?")
             return
         }
-        if let s = trail.socket { throw CLIError("cannot reach auditd at \(s); nothing was erased") }
-        let keyPath = trail.key ?? DataDirectory(dir).defaultKey
-        let signer = try KeyFile.load(path: keyPath)
-        var o = LedgerOptions()
-        o.retired = ArchiveTier()
-        o.background = false
-        o.signerState = SignerState.path(forKey: keyPath)
-        let ledger: Ledger
-        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as AuditError
-            where e.code == .locked
-        {
-            throw CLIError(
-                "auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was erased"
-            )
-        }
+        let ledger = try trail.openLog(dir: dir, unchanged: "nothing was erased")
         if let note = ledger.erasureNote { printError("auditctl: \(note)") }
         let done: Ledger.Erasure
         do {

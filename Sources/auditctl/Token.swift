@@ -143,15 +143,38 @@ struct AuditTrailOptions: ParsableArguments {
     ) var socket: String?
     @Option(help: "Signing key, when no daemon runs.") var key: String?
 
+    /// The socket this command was given, or the one the running auditd recorded.
+    func socketPath(dir: String) -> String? {
+        socket
+            ?? (try? FileOps.readFile(DataDirectory(dir).daemonSocket, limit: 4096)).map {
+                String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+    }
+
+    /// A connection to the daemon serving `dir`, and its socket; nil when none answers.
+    func daemon(dir: String) async -> (AuditClient, String)? {
+        guard let path = socketPath(dir: dir), FileManager.default.fileExists(atPath: path),
+            let client = try? await AuditClient.connect(socketPath: path)
+        else { return nil }
+        return (client, path)
+    }
+
+    /// The log of `dir` opened with its signing key, when no daemon answered: refused (saying
+    /// `unchanged`) when a socket was given, or when a daemon holds the directory.
+    func openLog(dir: String, unchanged: String) throws -> Ledger {
+        if let socket { throw CLIError("cannot reach auditd at \(socket); \(unchanged)") }
+        return try openLogWithKey(
+            dir, key: key,
+            whenLocked:
+                "auditd holds \(dir), but its socket \(socketPath(dir: dir).map { "(\($0)) " } ?? "")cannot be reached: pass --socket; \(unchanged)"
+        )
+    }
+
     /// Writes audit entries into the log of `dir` and returns them as stored (read back and
     /// checked against the hashes the log acknowledged).
     @discardableResult
     func write(dir: String, events: [String]) async throws -> [StoredEntry] {
-        let recorded = (try? FileOps.readFile(DataDirectory(dir).daemonSocket, limit: 4096))
-            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
-        if let path = socket ?? recorded, FileManager.default.fileExists(atPath: path),
-            let client = try? await AuditClient.connect(socketPath: path)
-        {
+        if let (client, path) = await daemon(dir: dir) {
             let results = try await client.append(batch: events.map { Array($0.utf8) })
             await client.close()
             return try results.map { r in
@@ -165,21 +188,7 @@ struct AuditTrailOptions: ParsableArguments {
                 return e
             }
         }
-        if let socket { throw CLIError("cannot reach auditd at \(socket); nothing was changed") }
-        let keyPath = key ?? DataDirectory(dir).defaultKey
-        let signer = try KeyFile.load(path: keyPath)
-        var o = LedgerOptions()
-        o.retired = ArchiveTier()
-        o.background = false
-        o.signerState = SignerState.path(forKey: keyPath)
-        let ledger: Ledger
-        do { ledger = try Ledger(directory: dir, signer: signer, options: o) } catch let e as AuditError
-            where e.code == .locked
-        {
-            throw CLIError(
-                "auditd holds \(dir), but its socket \(recorded.map { "(\($0)) " } ?? "")cannot be reached: pass --socket; nothing was changed"
-            )
-        }
+        let ledger = try openLog(dir: dir, unchanged: "nothing was changed")
         let now = ReceivedAt.now()
         let receipts = try ledger.appendAndWait(
             try events.map {
