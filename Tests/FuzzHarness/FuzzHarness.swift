@@ -9,6 +9,7 @@ import ChainIndex
 import Foundation
 import LogProofs
 import LogTree
+import PersonalStore
 import SegmentStore
 import Witness
 
@@ -21,6 +22,7 @@ public enum FuzzHarness {
         "FuzzBlock": block, "FuzzSealedSegment": sealedSegment, "FuzzOpenSegment": openSegment,
         "FuzzIndexFile": indexFile, "FuzzCheckpointLog": checkpointLog, "FuzzEntry": entry,
         "FuzzFrame": frame, "FuzzArchiveFiles": archiveFiles, "FuzzExport": export,
+        "FuzzPersonalStore": personalStore,
     ]
 
     /// The verifier key of the log the seeds in FuzzTesting/Corpus were made from.
@@ -190,6 +192,45 @@ public enum FuzzHarness {
         default:
             let dir = Scratch.directory(with: "retention.json", rest)
             _ = try? RetentionPolicy.load(dir: dir)
+        }
+    }
+
+    /// The personal store's files (§5.4.2) as a reader opens them, and the committed form's
+    /// text (§5.4.1). First byte: 0 `subjects`, 1 `erasures`, 2 a values file with the
+    /// `subjects` it is read with (a u16 length of that part first, so rows can decrypt and
+    /// their fields be parsed), 3 base64url and subject tags, 4 a committed value.
+    public static func personalStore(_ input: UnsafeRawBufferPointer) {
+        guard let first = input.first else { return }
+        let rest = Array(input.dropFirst())
+        func store(_ files: [(String, [UInt8])]) -> PersonalStore? {
+            let dir = Scratch.directory(with: "unused", UnsafeRawBufferPointer(start: nil, count: 0))
+            try? FileManager.default.createDirectory(atPath: dir + "/values", withIntermediateDirectories: true)
+            for (name, bytes) in files {
+                FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(bytes))
+            }
+            return try? PersonalStore(directory: dir, readOnly: true)
+        }
+        switch first % 5 {
+        case 0: _ = store([("subjects", rest)])?.subjectCount
+        case 1: _ = store([("erasures", rest)])?.erasureRecords
+        case 2:
+            guard rest.count >= 2 else { return }
+            let n = min(rest.count - 2, Int(rest[0]) | Int(rest[1]) << 8)
+            let s = store([
+                ("subjects", Array(rest[2..<(2 + n)])), ("values/00000000000000000000.values", Array(rest[(2 + n)...])),
+            ])
+            _ = try? s?.rows(file: 0)
+            for seq in UInt64(0)..<4 { _ = try? s?.openings(seq: seq) }
+        case 3:
+            let text = String(decoding: rest, as: UTF8.self)
+            if let b = Base64URL.decode(text) { precondition(Base64URL.encode(b) == text, "base64url round trip") }
+            _ = SubjectTag(text: text)
+        default:
+            if let v = try? JSONParser.parse(rest, maxDepth: 4) {
+                _ = Personal.commitment(of: v)
+                _ = Personal.commitments(in: v)
+            }
+            _ = Personal.mayHoldCommitments(rest)
         }
     }
 
