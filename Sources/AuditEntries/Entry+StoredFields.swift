@@ -16,6 +16,7 @@ extension Entry {
             var recv: Range<Int>?
             var actorType: Range<Int>?
             var actorId: Range<Int>?
+            var committedActor = false
 
             /// The range of a string's contents starting at the quote at `i`, and the index
             /// after its closing quote; `plain` is false when it holds an escape.
@@ -83,6 +84,24 @@ extension Entry {
                 }
                 return nil
             }
+            /// `{"$c":"<43>","$s":"<22>"}` at `i`: the tag's range and the index after the object.
+            func committedTag(_ i: Int) -> (range: Range<Int>, after: Int)? {
+                let head: StaticString = #"{"$c":""#
+                let middle: StaticString = #"","$s":""#
+                let h = head.utf8CodeUnitCount
+                let m = middle.utf8CodeUnitCount
+                let total = h + 43 + m + 22 + 2
+                guard n - i >= total, equals(i..<(i + h), head), equals((i + h + 43)..<(i + h + 43 + m), middle),
+                    b[i + total - 2] == 0x22, b[i + total - 1] == 0x7D
+                else { return nil }
+                let tag = (i + h + 43 + m)..<(i + h + 43 + m + 22)
+                // Exactly what the parser accepts: a 32-byte commitment and a 16-byte tag.
+                func decoded(_ r: Range<Int>) -> Int? {
+                    Base64URL.decode(String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self))?.count
+                }
+                guard decoded((i + h)..<(i + h + 43)) == 32, decoded(tag) == 16 else { return nil }
+                return (tag, i + total)
+            }
             func plainString(_ at: Int, into r: inout Range<Int>?) -> Int? {
                 // A repeated member is not canonical: the parser decides.
                 guard r == nil, let (range, after, plain) = string(at), plain else { return nil }
@@ -98,7 +117,14 @@ extension Entry {
                 if equals(key, "actor") {
                     return members(v) { k, w in
                         if equals(k, "type") { return plainString(w, into: &actorType) }
-                        if equals(k, "id") { return plainString(w, into: &actorId) }
+                        if equals(k, "id") {
+                            guard w < n, b[w] == 0x7B else { return plainString(w, into: &actorId) }
+                            // A committed id (§5.4.1), in its one canonical shape: its tag.
+                            guard actorId == nil, let tag = committedTag(w) else { return nil }
+                            actorId = tag.range
+                            committedActor = true
+                            return tag.after
+                        }
                         return skip(w)
                     }
                 }
@@ -115,7 +141,7 @@ extension Entry {
                 str(org),
                 IndexFields(
                     time: time, category: category, outcome: outcome, action: str(action),
-                    actor: str(actorType) + ":" + str(actorId))
+                    actor: str(actorType) + ":" + (committedActor ? "$s:" : "") + str(actorId))
             )
         }
     }

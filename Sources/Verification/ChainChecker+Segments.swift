@@ -113,6 +113,7 @@ extension ChainChecker {
             let store = self.store
             let from = max(position, info.firstSeq)
             let to = min(end, info.endSeq)
+            let withPersonal = personal != nil
             let producer = Thread {
                 var batch: [StoredRecord] = []
                 do {
@@ -120,9 +121,9 @@ extension ChainChecker {
                         batch.append(rec)
                         guard batch.count >= batchSize else { return true }
                         defer { batch.removeAll(keepingCapacity: true) }
-                        return pipe.put(.batch(ChainChecker.prepare(batch)))
+                        return pipe.put(.batch(ChainChecker.prepare(batch, personal: withPersonal)))
                     }
-                    if !batch.isEmpty { _ = pipe.put(.batch(ChainChecker.prepare(batch))) }
+                    if !batch.isEmpty { _ = pipe.put(.batch(ChainChecker.prepare(batch, personal: withPersonal))) }
                     _ = pipe.put(.end)
                 } catch {
                     _ = pipe.put(.failed(error))

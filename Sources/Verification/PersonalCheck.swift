@@ -47,15 +47,31 @@ public final class PersonalCheck {
         }
     }
 
-    /// Checks entry `seq`'s committed fields; returns what is wrong, or nil.
-    public func check(seq: UInt64, content: [UInt8]) throws -> String? {
-        guard Personal.mayHoldCommitments(content), let v = try? Entry.decodeStored(content) else { return nil }
-        if v["action"]?.stringValue == "data_subject.erased", v["category"]?.stringValue == "privacy",
-            let t = v["target"]?["id"]?.stringValue.flatMap(SubjectTag.init(text:))
-        {
-            records[seq] = t
+    /// What the check needs of one entry, found off the serial path: its committed fields,
+    /// and the subject it erases when it is an erasure record.
+    public struct Prepared: Sendable {
+        var committed: [Personal.Committed]
+        var erases: SubjectTag?
+    }
+
+    /// `content`'s part in the check; nil when it commits to nothing and erases nothing.
+    public static func prepare(_ content: [UInt8], action: String?) -> Prepared? {
+        let erasure = action == "data_subject.erased"
+        guard erasure || Personal.mayHoldCommitments(content), let v = try? Entry.decodeStored(content) else {
+            return nil
+        }
+        var erases: SubjectTag?
+        if erasure, v["category"]?.stringValue == "privacy" {
+            erases = v["target"]?["id"]?.stringValue.flatMap(SubjectTag.init(text:))
         }
         let committed = Personal.commitments(in: v)
+        return committed.isEmpty && erases == nil ? nil : Prepared(committed: committed, erases: erases)
+    }
+
+    /// Checks entry `seq`'s committed fields; returns what is wrong, or nil.
+    public func check(seq: UInt64, _ p: Prepared) throws -> String? {
+        if let t = p.erases { records[seq] = t }
+        let committed = p.committed
         guard !committed.isEmpty else { return nil }
         let found = try rows(of: seq)
         for c in committed {

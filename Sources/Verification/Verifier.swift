@@ -297,36 +297,45 @@ public struct ChainChecker {
         var orgNames: [String?]
         var fields: [IndexFields?]
         var times: [Int64]
+        /// Each entry's committed fields (§5.4.1), and the subject an erasure record names.
+        var personal: [PersonalCheck.Prepared?]
     }
 
     /// The independent, expensive part of checking `batch`, on all cores; safe on any thread.
-    public static func prepare(_ batch: [StoredRecord]) -> PreparedBatch {
+    /// With `personal`, each entry's committed fields are found too (`PersonalCheck.prepare`).
+    public static func prepare(_ batch: [StoredRecord], personal withPersonal: Bool = false) -> PreparedBatch {
         let n = batch.count
         var hashes = [Hash](repeating: .zero, count: n)
         var payloads = [RecordPayload?](repeating: nil, count: n)
         var orgNames = [String?](repeating: nil, count: n)
         var fields = [IndexFields?](repeating: nil, count: n)
         var times = [Int64](repeating: -1, count: n)
+        var personal = [PersonalCheck.Prepared?](repeating: nil, count: n)
         let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
         hashes.withUnsafeMutableBufferPointer { hb in
             payloads.withUnsafeMutableBufferPointer { pb in
                 orgNames.withUnsafeMutableBufferPointer { ob in
                     fields.withUnsafeMutableBufferPointer { fb in
                         times.withUnsafeMutableBufferPointer { tb in
-                            nonisolated(unsafe) let (h, p, o, f, t) = (hb, pb, ob, fb, tb)
-                            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                                for i in (w * n / workers)..<((w + 1) * n / workers) {
-                                    if let pl = try? RecordPayload(bytes: batch[i].payload) {
-                                        h[i] = SHA256.hash(pl.content)
-                                        // One pass gives the org, the time and the index row.
-                                        if let (org, fields) = Entry.indexFields(ofStored: pl.content) {
-                                            o[i] = org
-                                            t[i] = fields.time
-                                            f[i] = fields
-                                        } else {
-                                            o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                            personal.withUnsafeMutableBufferPointer { cb in
+                                nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
+                                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                                    for i in (w * n / workers)..<((w + 1) * n / workers) {
+                                        if let pl = try? RecordPayload(bytes: batch[i].payload) {
+                                            h[i] = SHA256.hash(pl.content)
+                                            // One pass gives the org, the time and the index row.
+                                            if let (org, fields) = Entry.indexFields(ofStored: pl.content) {
+                                                o[i] = org
+                                                t[i] = fields.time
+                                                f[i] = fields
+                                            } else {
+                                                o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                            }
+                                            if withPersonal {
+                                                c[i] = PersonalCheck.prepare(pl.content, action: f[i]?.action)
+                                            }
+                                            p[i] = pl
                                         }
-                                        p[i] = pl
                                     }
                                 }
                             }
@@ -336,13 +345,14 @@ public struct ChainChecker {
             }
         }
         return PreparedBatch(
-            seqs: batch.map(\.seq), hashes: hashes, payloads: payloads, orgNames: orgNames, fields: fields, times: times
-        )
+            seqs: batch.map(\.seq), hashes: hashes, payloads: payloads, orgNames: orgNames, fields: fields,
+            times: times,
+            personal: personal)
     }
 
     /// Checks the next records (which must continue from `position`); returns the first failure.
     public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
-        try check(prepared: Self.prepare(batch))
+        try check(prepared: Self.prepare(batch, personal: personal != nil))
     }
 
     /// Checks a prepared batch: the serial part (chains, links, tree, checkpoints).
@@ -395,7 +405,9 @@ public struct ChainChecker {
             }
             lastTime = times[i]
             lastTimeStub = nil
-            if let pc = personal, let m = try pc.check(seq: seq, content: p.content) { return bad(m) }
+            if let pc = personal, let prepared = b.personal[i], let m = try pc.check(seq: seq, prepared) {
+                return bad(m)
+            }
             if !collect.isEmpty, let action = fields[i]?.action,
                 collect.contains(where: { action.utf8.starts(with: $0) })
             {

@@ -88,8 +88,18 @@ import Verification
         }
         #expect(values["actor.id"] == "usr_ann" && values["metadata.email"] == "ann@example.com")
         #expect(values["source.user_agent"] == "Mozilla/5.0 (usr_ann)" && values["target.name"] == "Ann Example")
-        // The index and recovery read a committed actor by its tag, as the prepared entry did.
+        // The index and recovery read a committed actor by its tag, as the prepared entry did,
+        // the one-pass scanner (no JSON tree) as the parser does; a commitment that is not
+        // base64url of 32 bytes is the parser's to judge.
         #expect(Entry.indexFields(ofStored: stored.content)?.fields.actor == e.fields.actor)
+        #expect(Entry.scanIndexFields(stored.content)?.fields.actor == e.fields.actor)
+        #expect(Entry.storedFieldScannerAgrees(stored.content))
+        let text2 = String(decoding: stored.content, as: UTF8.self)
+        let id = try #require(text2.range(of: #""id":{"$c":""#))
+        var mangled = text2
+        mangled.replaceSubrange(id.upperBound..<mangled.index(id.upperBound, offsetBy: 1), with: "!")
+        #expect(Entry.scanIndexFields(Array(mangled.utf8)) == nil)
+        #expect(Entry.storedFieldScannerAgrees(Array(mangled.utf8)))
         // An agent's entry has no human party: nothing of it is personal.
         let agent = try Entry.prepare(
             json: Array(
