@@ -266,9 +266,20 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The rows of the `i`th values file in seq order: each one's seq, subject tag, and its
     /// fields opened (none when the key is gone); nil past the last file.
+    /// Rows are decrypted on all cores (a verifier reads them all).
     public func rows(file i: Int) throws -> [(seq: UInt64, tag: SubjectTag, opened: [Opened])]? {
         guard let f = lock.withLock({ i < files.count ? files[i] : nil }) else { return nil }
-        return try f.allRows().map { ($0.seq, $0.tag, open($0)) }
+        let rows = try f.allRows()
+        let n = rows.count
+        var opened = [[Opened]](repeating: [], count: n)
+        let workers = min(max(1, n / 256), max(1, ProcessInfo.processInfo.activeProcessorCount))
+        opened.withUnsafeMutableBufferPointer { ob in
+            nonisolated(unsafe) let out = ob
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for k in (w * n / workers)..<((w + 1) * n / workers) { out[k] = open(rows[k]) }
+            }
+        }
+        return rows.indices.map { (rows[$0].seq, rows[$0].tag, opened[$0]) }
     }
 
     // MARK: Erasure
