@@ -349,8 +349,9 @@ def csv_lines(text):
 
 def verify(objs, fmt, key, kept):
     header, lines, trailer = objs[0], objs[1:-1], objs[-1]
-    if header.get("type") != "header" or header.get("format") != "auditlog-export/4":
-        raise Failure("line 1: not an auditlog-export/4 header")
+    # /5 added "personal" beside entries and the trailer's "erasures" (§5.4.4); /4 has neither.
+    if header.get("type") != "header" or header.get("format") not in ("auditlog-export/4", "auditlog-export/5"):
+        raise Failure("line 1: not an auditlog-export/4 or /5 header")
     if trailer.get("type") != "trailer":
         raise Failure("no trailer: the export is truncated")
     origin, size, root = checkpoint(header["checkpoint"], key)  # step 1

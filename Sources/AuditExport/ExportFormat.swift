@@ -6,7 +6,7 @@ import LogProofs
 
 /// The export format (format-spec.md §9.3): NDJSON, one object per line.
 ///
-///     {"type":"header","format":"auditlog-export/4","org":…,"origin":…,"verifier_key":…,
+///     {"type":"header","format":"auditlog-export/5","org":…,"origin":…,"verifier_key":…,
 ///      "checkpoint":<signed note>,"tree_size":N,"filtered":bool,"filter":{…},
 ///      "archived_bundles":[{"bundle":…,"manifest":…,"manifest_note":…}…],
 ///      "consistency":{"from":M,"proof":[…]}?}
@@ -27,8 +27,11 @@ import LogProofs
 /// selection's edges: the last one is always the export's own audit entry (the anchor), at
 /// exactly `tree_size − 1`, whose signed metadata states the filter.
 public enum ExportFormat {
-    /// The format tag.
-    public static let tag = "auditlog-export/4"
+    /// The format tag. /5 added `personal` beside entries and the trailer's `erasures`
+    /// (§5.4.4).
+    public static let tag = "auditlog-export/5"
+    /// The tags a verifier reads: /4 exports (before personal fields) have neither member.
+    public static let readable = ["auditlog-export/4", tag]
 
     /// The header line.
     public static func header(

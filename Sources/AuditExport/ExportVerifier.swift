@@ -132,8 +132,8 @@ public struct ExportVerifier {
             if sawTrailer { return fail("data after the trailer") }
             switch type {
             case "header":
-                guard !sawHeader, obj["format"] as? String == ExportFormat.tag else {
-                    return fail("not an \(ExportFormat.tag) header")
+                guard !sawHeader, let f = obj["format"] as? String, ExportFormat.readable.contains(f) else {
+                    return fail("not an \(ExportFormat.readable.joined(separator: " or ")) header")
                 }
                 sawHeader = true
                 let cp: SignedCheckpoint

@@ -39,6 +39,9 @@ extension Ledger {
             info = Info(format: 1, origin: verifier.name, verifier_key: verifier.text)
         }
         if let p = personalFields { info.personal_fields = p ? "commit" : "clear" }
+        // Format 2: entries may hold committed personal fields (§5.4), which readers of
+        // format 1 do not know; once 2, a log stays 2 (it may hold such entries).
+        if info.personal_fields == "commit" { info.format = max(info.format, 2) }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try FileOps.replaceFile(path, contents: Array(try enc.encode(info)) + [0x0A])
@@ -52,9 +55,16 @@ extension Ledger {
                 "\(directory) is not an audit log directory (no \(URL(fileURLWithPath: DataDirectory(directory).info).lastPathComponent))"
             )
         }
-        do { return try JSONDecoder().decode(Info.self, from: data) } catch {
+        let info: Info
+        do { info = try JSONDecoder().decode(Info.self, from: data) } catch {
             throw AuditError("\(path) is malformed: \(error)")
         }
+        guard (1...2).contains(info.format) else {
+            throw AuditError(
+                "\(path) says format \(info.format); this build reads formats 1 and 2: open it with the auditd that wrote it, or a newer one"
+            )
+        }
+        return info
     }
 
     /// The verifier key recorded in a log directory.

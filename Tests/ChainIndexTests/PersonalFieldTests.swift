@@ -285,7 +285,15 @@ import Verification
         #expect(ledger.subjectKeys == nil)
         _ = try ledger.appendAndWait([try Self.prepare(Self.entry(actor: "usr_old"), ledger)])
         try ledger.close()
+        func info() throws -> [String: Any] {
+            try #require(
+                JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: DataDirectory(dir).info)))
+                    as? [String: Any])
+        }
+        #expect(try info()["format"] as? Int == 1)
         ledger = try Ledger(directory: dir, signer: signer, options: Self.options(protect: true))
+        // From now on entries may hold committed fields, which format-1 readers do not know.
+        #expect(try info()["format"] as? Int == 2 && info()["personal_fields"] as? String == "commit")
         _ = try ledger.appendAndWait([try Self.prepare(Self.entry(actor: "usr_new"), ledger)])
         #expect(ledger.disclose(try ledger.entry(seq: 0)).isEmpty)
         #expect(ledger.disclose(try ledger.entry(seq: 1)).count == 6)
@@ -311,6 +319,13 @@ import Verification
             })
         try ledger.close()
         #expect(try Verifier(directory: dir, key: signer.verifier).run().ok)
+        // A format this build does not know is refused, saying so.
+        var future = try info()
+        future["format"] = 3
+        try JSONSerialization.data(withJSONObject: future).write(to: URL(fileURLWithPath: DataDirectory(dir).info))
+        #expect(throws: AuditError.self) {
+            try Ledger(directory: dir, signer: signer, options: Self.options(protect: nil))
+        }
     }
 }
 
