@@ -321,10 +321,12 @@ extension Entry {
         // so a span's bytes are its value.
         let obKids = slot[6].flatMap { nested($0, EntrySchema.onBehalfOf) }
         // Per object (actor, on_behalf_of, source, target), its members' openings by schema index.
-        var committed: [[Opening?]] = [[], [], [], []]
+        // Left empty (no allocation) for a log that does not commit personal fields.
+        var committed: [[Opening?]] = []
         var openings: [Opening] = []
         var rows: [SealedRow] = []
         if let keys {
+            committed = [[], [], [], []]
             func object(_ o: String) -> (Int, [Member?], EntrySchema.Object)? {
                 switch o {
                 case "actor": return (0, act, EntrySchema.actor)
@@ -353,12 +355,14 @@ extension Entry {
             }
         }
 
+        func committedOf(_ i: Int) -> [Opening?] { committed.isEmpty ? [] : committed[i] }
+
         // Canonical bytes.
         var w = Writer2(b: b, n: n + 160 * openings.count)
         w.raw("{\"action\":")
         w.quoted(action.value)
         w.raw(",\"actor\":")
-        w.obj(act, EntrySchema.actor, committed[0])
+        w.obj(act, EntrySchema.actor, committedOf(0))
         w.raw(",\"category\":")
         w.quoted(category.value)
         if let k = slot[3] {
@@ -376,7 +380,7 @@ extension Entry {
         w.quoted(occurred.value)
         if let kids = obKids {
             w.raw(",\"on_behalf_of\":")
-            w.obj(kids, EntrySchema.onBehalfOf, committed[1])
+            w.obj(kids, EntrySchema.onBehalfOf, committedOf(1))
         }
         w.raw(",\"org\":")
         w.quoted(org.value)
@@ -386,9 +390,9 @@ extension Entry {
         Timestamp.append(receivedAt, to: &w.o)
         w.o.append(0x22)
         w.raw(",\"source\":")
-        w.obj(src, EntrySchema.source, committed[2])
+        w.obj(src, EntrySchema.source, committedOf(2))
         w.raw(",\"target\":")
-        w.obj(tg, EntrySchema.target, committed[3])
+        w.obj(tg, EntrySchema.target, committedOf(3))
         w.raw(",\"writer\":")
         w.o.append(contentsOf: writer.canonical)
         w.raw("}")

@@ -357,19 +357,39 @@ extension PersonalStore {
         guard !committed.isEmpty else { return [] }
         let opened = try openings(seq: seq)
         return committed.map { c in
-            if let e = erasure(tag: c.tag) {
-                return Disclosed(path: c.path, tag: c.tag, state: .erased(e))
+            let state: Disclosed.State
+            switch fate(of: c, opened: opened) {
+            case .open(let o): state = .open(nonce: o.nonce, value: o.value)
+            case .erased(let e): state = .erased(e)
+            case .mismatch: state = .withheld("the stored value does not open its commitment (run auditctl verify)")
+            case .keyGone, .missing: state = .withheld("its value is not in this copy of the log")
             }
-            guard let o = opened.first(where: { $0.path == c.path && $0.tag == c.tag }) else {
-                return Disclosed(path: c.path, tag: c.tag, state: .withheld("its value is not in this copy of the log"))
-            }
-            guard Personal.commitment(nonce: o.nonce, value: o.value) == c.commitment else {
-                return Disclosed(
-                    path: c.path, tag: c.tag,
-                    state: .withheld("the stored value does not open its commitment (run auditctl verify)"))
-            }
-            return Disclosed(path: c.path, tag: c.tag, state: .open(nonce: o.nonce, value: o.value))
+            return Disclosed(path: c.path, tag: c.tag, state: state)
         }
+    }
+
+    /// What became of a committed field, given the opened fields of its entry's rows: the one
+    /// rule readers (`disclose`) and `auditctl verify` share.
+    public enum Fate {
+        /// Its value, which opens the commitment.
+        case open(Opened)
+        /// A stored value that does not open it.
+        case mismatch
+        /// Erased under a recorded erasure.
+        case erased(ErasureRecord)
+        /// Its row is there but its subject's key is gone, with no erasure recorded.
+        case keyGone
+        /// No value and no erasure.
+        case missing
+    }
+
+    /// The fate of `c`; `rowWithoutKey` when a row of its subject is there but cannot be opened.
+    public func fate(of c: Personal.Committed, opened: [Opened], rowWithoutKey: Bool = false) -> Fate {
+        if let o = opened.first(where: { $0.path == c.path && $0.tag == c.tag }) {
+            return Personal.commitment(nonce: o.nonce, value: o.value) == c.commitment ? .open(o) : .mismatch
+        }
+        if let e = erasure(tag: c.tag) { return .erased(e) }
+        return rowWithoutKey ? .keyGone : .missing
     }
 }
 

@@ -74,21 +74,21 @@ public final class PersonalCheck {
         let committed = p.committed
         guard !committed.isEmpty else { return nil }
         let found = try rows(of: seq)
+        let values = found.flatMap(\.opened)
         for c in committed {
-            let row = found.first { $0.tag == c.tag }
-            if let o = row?.opened.first(where: { $0.path == c.path }) {
-                guard Personal.commitment(nonce: o.nonce, value: o.value) == c.commitment else {
-                    return
-                        "the personal store's value of \(c.path) does not open the entry's commitment (the store was altered)"
-                }
-                opened += 1
-            } else if store.erasure(tag: c.tag) != nil {
+            let keyless = found.contains { $0.tag == c.tag && $0.opened.isEmpty }
+            switch store.fate(of: c, opened: values, rowWithoutKey: keyless) {
+            case .open: opened += 1
+            case .erased:
                 erased += 1
                 erasedByTag[c.tag, default: 0] += 1
-            } else if let row, row.opened.isEmpty {
+            case .mismatch:
+                return
+                    "the personal store's value of \(c.path) does not open the entry's commitment (the store was altered)"
+            case .keyGone:
                 return
                     "the key of \(c.path)'s subject is gone but no erasure of it is recorded (personal/subjects lost a key)"
-            } else {
+            case .missing:
                 return "the value of \(c.path) is missing from the personal store and no erasure covers it"
             }
         }
