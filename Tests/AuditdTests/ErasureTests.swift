@@ -20,16 +20,8 @@ import Glibc
 
     static let clearValues = ["usr_ann", "Ann Example", "203.0.113.9", "ann@example.com"]
 
-    /// Files under `dir` that hold `needle`, byte for byte.
-    static func holding(_ needle: String, under dir: String) -> [String] {
-        let n = Data(needle.utf8)
-        var out: [String] = []
-        let e = FileManager.default.enumerator(atPath: dir)
-        while let p = e?.nextObject() as? String {
-            if let d = FileManager.default.contents(atPath: dir + "/" + p), d.range(of: n) != nil { out.append(p) }
-        }
-        return out
-    }
+    /// Files under `dir` that hold `needle`, in their bytes or in any zstd frame inside them.
+    static func holding(_ needle: String, under dir: String) -> [String] { ByteSearch.holding(needle, under: dir) }
 
     func write(_ path: String, _ lines: [String]) throws {
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
