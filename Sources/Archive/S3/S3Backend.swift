@@ -280,7 +280,8 @@ public final class S3Backend: ArchiveBackend, @unchecked Sendable {
 
     /// Every version and delete marker under `prefix` (a key prefix, the archive's own
     /// included); each key's versions newest first.
-    public func versions(prefix: String) throws -> [(key: String, version: String, deleteMarker: Bool, modified: Date?)] {
+    public func versions(prefix: String) throws -> [(key: String, version: String, deleteMarker: Bool, modified: Date?)]
+    {
         var out: [(key: String, version: String, deleteMarker: Bool, modified: Date?)] = []
         var marker: (String, String)?
         repeat {
