@@ -180,6 +180,25 @@ public enum Personal {
         out.append(contentsOf: #""}"#.utf8)
     }
 
+    /// Whether a stored entry names `subject` in the clear (format-spec.md §5.4.3): a field the
+    /// rule above makes personal holds it as a clear string (an entry written before
+    /// `personal_fields = commit`), or a metadata string is exactly it (a clear entry does not
+    /// keep its writer's `personal` list, so any metadata may be the person's). Such an entry
+    /// cannot be erased, only withheld.
+    public static func namesInClear(_ v: JSONValue, subject: String) -> Bool {
+        let fields = try? plan { o, k in v[o]?[k]?.stringValue }
+        if fields?.contains(where: { $0.subject == subject }) == true { return true }
+        guard case .object(let m)? = v["metadata"] else { return false }
+        return m.contains { $0.value.stringValue == subject }
+    }
+
+    /// The digest an erasure record signs of the entries it withholds (metadata
+    /// `withheld_sha256`): hex SHA-256 of their seqs in increasing order, in decimal, joined
+    /// by commas (`3,17,42`).
+    public static func withheldDigest(_ seqs: [UInt64]) -> String {
+        SHA256.hash(Array(seqs.sorted().map(String.init).joined(separator: ",").utf8)).hex
+    }
+
     /// Replaces the personal values among the top-level `members` of a validated entry by
     /// their commitments, and returns what the personal store keeps of each.
     static func protect(

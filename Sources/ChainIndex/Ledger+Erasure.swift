@@ -20,6 +20,10 @@ extension Ledger {
         public var tag: SubjectTag
         /// The `data_subject.erased` entry.
         public var record: Receipt
+        /// Whether committed values were erased (the subject had a key).
+        public var erased: Bool
+        /// Entries that name the subject in the clear, withheld from readers from now on.
+        public var withheld: Int
     }
 
     /// The erasure in progress, kept in `personal/erasing` until its key is destroyed.
@@ -41,9 +45,12 @@ extension Ledger {
         ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_AFTER_ERASURE_KEY"].flatMap(Double.init) ?? 0
 
     /// Erases `subject`'s personal values in `org`: records the erasure as a signed `privacy`
-    /// entry, then destroys the subject's key. `actor` is who asked (recorded as a human
-    /// actor `id`), `via` how. `check` runs first, under the erasure lock (the legal-hold rule
-    /// of the layer above); a throw refuses the erasure with nothing changed.
+    /// entry, then destroys the subject's key. Entries that name the subject in the clear
+    /// (written before the log committed personal fields) cannot be erased: the record lists
+    /// them (its `withheld_sha256`) and readers withhold them from then on. `actor` is who
+    /// asked (recorded as a human actor `id`), `via` how. `check` runs first, under the
+    /// erasure lock (the legal-hold rule of the layer above); a throw refuses the erasure
+    /// with nothing changed.
     public func erase(
         org: String, subject: String, reason: String, authority: String, actor: String, via: String,
         check: () throws -> Void
@@ -51,20 +58,47 @@ extension Ledger {
         guard !isFollower else { throw Self.followerRefusal }
         return try erasureLock.withLock {
             try check()
-            guard let key = personal.existingKey(org: org, subject: subject) else {
-                throw AuditError(
-                    .notFound,
-                    "org \(org) holds no personal values of subject \(subject): it never appeared in a protected field (personal_fields = commit), or it was erased already"
-                )
-            }
             for (name, v) in [("reason", reason), ("authority", authority)]
             where v.isEmpty || v.utf8.count > EntrySchema.maxMetadataString {
                 throw AuditError(.invalidArgument, "\(name) must be 1-\(EntrySchema.maxMetadataString) bytes")
             }
-            let intent = ErasureIntent(
-                org: org, tag: key.tag.text, from: size, authority: authority)
+            let existing = personal.existingKey(org: org, subject: subject)
+            let withheld = try entriesInClear(org: org, subject: subject)
+            guard existing != nil || !withheld.isEmpty else {
+                throw AuditError(
+                    .notFound,
+                    "org \(org) holds no personal values of subject \(subject): no entry names it, in a protected field or in the clear, or it was erased already"
+                )
+            }
+            // A subject named only in the clear gets a key for its tag alone: the record names
+            // it by the tag, which names no one once the key is gone.
+            guard let key = existing ?? personal.key(org: org, subject: subject) else {
+                throw AuditError("the personal store takes no new subjects now (it is full or cannot be written)")
+            }
+            if withheld.isEmpty {
+                try personal.withheld.removePending()
+            } else {
+                try personal.withheld.writePending(withheld)
+            }
+            let intent = ErasureIntent(org: org, tag: key.tag.text, from: size, authority: authority)
             try FileOps.replaceFile(intentPath, contents: Array(try JSONEncoder().encode(intent)), mode: 0o600)
             let now = ReceivedAt.now()
+            var metadata = [
+                JSONMember("subject_tag", .string(key.tag.text)), JSONMember("authority", .string(authority)),
+                JSONMember("reason", .string(reason)),
+                JSONMember(
+                    "erased",
+                    .string(
+                        existing == nil
+                            ? "nothing: no value of this subject was committed"
+                            : "every personal value of this subject in the org's entries before this one")),
+            ]
+            if !withheld.isEmpty {
+                metadata += [
+                    JSONMember("withheld", .string(String(withheld.count))),
+                    JSONMember("withheld_sha256", .string(Personal.withheldDigest(withheld))),
+                ]
+            }
             let record: JSONValue = .object([
                 JSONMember("org", .string(org)), JSONMember("category", .string("privacy")),
                 JSONMember("action", .string("data_subject.erased")),
@@ -75,15 +109,7 @@ extension Ledger {
                 JSONMember("outcome", .string("success")),
                 JSONMember("source", .object([JSONMember("service", .string(via))])),
                 JSONMember("occurred_at", .string(Timestamp.format(now))),
-                JSONMember(
-                    "metadata",
-                    .object([
-                        JSONMember("subject_tag", .string(key.tag.text)), JSONMember("authority", .string(authority)),
-                        JSONMember("reason", .string(reason)),
-                        JSONMember(
-                            "erased",
-                            .string("every personal value of this subject in the org's entries before this one")),
-                    ])),
+                JSONMember("metadata", .object(metadata)),
             ])
             let prepared: PreparedEntry
             do {
@@ -92,6 +118,7 @@ extension Ledger {
                     keys: subjectKeys)
             } catch {
                 try? FileOps.unlink(intentPath)
+                try? personal.withheld.removePending()
                 throw AuditError(.invalidArgument, "cannot record the erasure: \(error)")
             }
             let receipt: Receipt
@@ -102,12 +129,35 @@ extension Ledger {
                 // No record: nothing may be destroyed. The intent goes (the next open would
                 // find no record after its size and drop it too).
                 try? FileOps.unlink(intentPath)
+                try? personal.withheld.removePending()
                 throw error
             }
             if Self.pauseAfterRecord > 0 { Thread.sleep(forTimeInterval: Self.pauseAfterRecord) }
-            try finish(tag: key.tag, recordSeq: receipt.seq, authority: authority)
-            return Erasure(tag: key.tag, record: receipt)
+            try finish(tag: key.tag, recordSeq: receipt.seq, authority: authority, withheld: withheld)
+            return Erasure(tag: key.tag, record: receipt, erased: existing != nil, withheld: withheld.count)
         }
+    }
+
+    /// The entries of `org` not yet withheld that name `subject` in the clear
+    /// (`Personal.namesInClear`), in increasing order: only entries below `clearBelow` may.
+    /// Read through the org's text search (the subject's id is in their bytes).
+    func entriesInClear(org: String, subject: String) throws -> [UInt64] {
+        let below = min(size, clearBelow)
+        guard below > 0 else { return [] }
+        var out: [UInt64] = []
+        var cursor: UInt64?
+        repeat {
+            let (page, next) = try search(
+                org: org, text: subject, newestFirst: false, limit: 4096, cursor: cursor, budget: 1 << 20)
+            for e in page where e.seq < below && personal.withheld.record(withholding: e.seq) == nil {
+                if let v = try? Entry.decodeStored(e.content), Personal.namesInClear(v, subject: subject) {
+                    out.append(e.seq)
+                }
+            }
+            if page.contains(where: { $0.seq >= below }) { break }
+            cursor = next
+        } while cursor != nil
+        return out
     }
 
     /// The committed fields of `e` as a reader may see them (empty when it commits to
@@ -121,11 +171,26 @@ extension Ledger {
         }
     }
 
-    /// Steps 3-5.
-    private func finish(tag: SubjectTag, recordSeq: UInt64, authority: String) throws {
+    /// The erasure that withholds entry `seq` (it names an erased subject in the clear), if
+    /// one does. Read from its record when the erasures journal does not have it yet (an
+    /// erasure between its steps): a withheld entry is never shown for want of a record.
+    public func withholding(_ seq: UInt64) -> ErasureRecord? {
+        guard !personal.withheld.isEmpty, let r = personal.withheld.record(withholding: seq) else { return nil }
+        if let e = personal.erasure(recordSeq: r) { return e }
+        let v = (try? entry(seq: r)).flatMap { try? Entry.decodeStored($0.content) }
+        return ErasureRecord(
+            tag: v?["metadata"]?["subject_tag"]?.stringValue.flatMap(SubjectTag.init(text:))
+                ?? SubjectTag(digest: .zero),
+            recordSeq: r, authority: v?["metadata"]?["authority"]?.stringValue ?? "(unknown)")
+    }
+
+    /// Steps 3-5 (the withheld entries journaled with step 3).
+    private func finish(tag: SubjectTag, recordSeq: UInt64, authority: String, withheld: [UInt64]) throws {
+        if !withheld.isEmpty { try personal.withheld.record(recordSeq, withholds: withheld) }
         try personal.recordErasure(ErasureRecord(tag: tag, recordSeq: recordSeq, authority: authority))
         try personal.destroyKey(tag: tag)
         if Self.pauseAfterKey > 0 { Thread.sleep(forTimeInterval: Self.pauseAfterKey) }
+        try personal.withheld.removePending()
         try FileOps.unlink(intentPath)
         try FileOps.fsyncDirectory(personal.directory)
     }
@@ -148,11 +213,21 @@ extension Ledger {
             if e.org == intent.org, let v = try? Entry.decodeStored(e.content),
                 v["action"]?.stringValue == "data_subject.erased", v["target"]?["id"]?.stringValue == intent.tag
             {
-                try finish(tag: tag, recordSeq: seq, authority: intent.authority)
+                // The list written before the record must be the one it signs.
+                let withheld = try personal.withheld.readPending()
+                let signed = v["metadata"]?["withheld_sha256"]?.stringValue
+                guard signed == (withheld.isEmpty ? nil : Personal.withheldDigest(withheld)) else {
+                    throw AuditError(
+                        .corrupt,
+                        "\(personal.withheld.pendingPath) does not hold the entries erasure record \(seq) withholds (its SHA-256 differs); the erasure cannot be completed: report this"
+                    )
+                }
+                try finish(tag: tag, recordSeq: seq, authority: intent.authority, withheld: withheld)
                 return "completed the erasure recorded by entry \(seq)"
             }
             seq += 1
         }
+        try personal.withheld.removePending()
         try FileOps.unlink(intentPath)
         try FileOps.fsyncDirectory(personal.directory)
         return "dropped an erasure that was never recorded (run `auditctl erase` again)"

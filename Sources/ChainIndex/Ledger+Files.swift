@@ -20,6 +20,9 @@ extension Ledger {
         /// `commit` when new entries' personal fields are committed (format-spec.md §5.4);
         /// absent (logs before it) or `clear`, stored as sent.
         var personal_fields: String?
+        /// Under `commit`, the log's size when it last began committing: every entry from it
+        /// on is committed; entries before it may name people in the clear (§5.4.3).
+        var committing_from: UInt64?
     }
 
     /// The log's identity, created if new; `personalFields` (when given) is recorded as the
@@ -27,7 +30,8 @@ extension Ledger {
     static func loadOrCreateInfo(directory: String, verifier: NoteVerifier, personalFields: Bool?) throws -> Info {
         let path = DataDirectory(directory).info
         var info: Info
-        if FileOps.exists(path) {
+        let isNew = !FileOps.exists(path)
+        if !isNew {
             info = try readInfo(directory: directory)
             guard info.verifier_key == verifier.text else {
                 throw AuditError(
@@ -38,14 +42,23 @@ extension Ledger {
         } else {
             info = Info(format: 1, origin: verifier.name, verifier_key: verifier.text)
         }
-        if let p = personalFields { info.personal_fields = p ? "commit" : "clear" }
+        if let p = personalFields {
+            info.personal_fields = p ? "commit" : "clear"
+            // A new log commits from its first entry; one that switches to commit learns the
+            // size it begins at once it is open (`Ledger.init`).
+            info.committing_from = p && isNew ? 0 : nil
+        }
         // Format 2: entries may hold committed personal fields (§5.4), which readers of
         // format 1 do not know; once 2, a log stays 2 (it may hold such entries).
         if info.personal_fields == "commit" { info.format = max(info.format, 2) }
+        try writeInfo(info, directory: directory)
+        return info
+    }
+
+    static func writeInfo(_ info: Info, directory: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try FileOps.replaceFile(path, contents: Array(try enc.encode(info)) + [0x0A])
-        return info
+        try FileOps.replaceFile(DataDirectory(directory).info, contents: Array(try enc.encode(info)) + [0x0A])
     }
 
     static func readInfo(directory: String) throws -> Info {

@@ -32,6 +32,9 @@ public final class Ledger: @unchecked Sendable {
     package let index: OrgIndex
     /// The values that personal fields' commitments stand for (format-spec.md §5.4).
     public let personal: PersonalStore
+    /// Entries at or above this seq commit every personal field; below it they may name
+    /// people in the clear (log.json's `committing_from`; every entry under `clear`).
+    let clearBelow: UInt64
     /// Whether new entries' personal fields are committed (the log's recorded setting).
     public let protectsPersonalFields: Bool
     /// What opening found.
@@ -116,7 +119,7 @@ public final class Ledger: @unchecked Sendable {
         try FileOps.makeDirectory(directory)
         lockFD = try FileOps.lockExclusive(DataDirectory(directory).lock)
         do {
-            let info = try Self.loadOrCreateInfo(
+            var info = try Self.loadOrCreateInfo(
                 directory: directory, verifier: verifier,
                 personalFields: signer == nil ? nil : options.protectPersonalFields)
             protectsPersonalFields = info.personal_fields == "commit"
@@ -125,6 +128,12 @@ public final class Ledger: @unchecked Sendable {
             let segs = try Self.segmentStore(
                 directory, retired: options.retired, options: options.store, readOnly: false)
             store = segs
+            if protectsPersonalFields, info.committing_from == nil, signer != nil {
+                info.committing_from = segs.nextSeq
+                try Self.writeInfo(info, directory: directory)
+            }
+            // Entries below it may name people in the clear (all of them under `clear`).
+            clearBelow = protectsPersonalFields ? info.committing_from ?? segs.nextSeq : .max
             let restored = try options.retired.restored(inSegments: DataDirectory(directory).segments)
             let archived = Set(segs.segments().filter { $0.state == .retired }.map(\.segment))
             let idx = try OrgIndex(

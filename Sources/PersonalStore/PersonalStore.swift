@@ -36,6 +36,8 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     private var erasuresEnd: Int64
     private var files: [ValuesFile] = []
     private var toSync: [FileHandleRef] = []
+    /// The entries erasures withheld (written in the clear, so not erasable).
+    public let withheld: WithheldEntries
 
     /// Whether this is a reader's view (`auditctl verify` beside a running daemon): nothing
     /// is created, cut or written.
@@ -52,6 +54,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         }
         (subjectsFile, subjectsEnd) = try Self.openJournal(directory + "/subjects", readOnly: readOnly)
         (erasuresFile, erasuresEnd) = try Self.openJournal(directory + "/erasures", readOnly: readOnly)
+        withheld = try WithheldEntries(directory: directory, readOnly: readOnly)
         for (_, body) in try Self.read(subjectsFile, end: subjectsEnd) {
             guard let p = KeyRecord.decode(body) else { continue }
             let k = SubjectKey(org: p.org, subject: p.subject, secret: p.secret)
@@ -79,7 +82,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// Opens a journal for appending, its torn tail cut; returns it and its valid end.
     /// Read-only, an absent journal reads as empty (`/dev/null`).
-    private static func openJournal(_ path: String, readOnly: Bool) throws -> (FileHandleRef, Int64) {
+    static func openJournal(_ path: String, readOnly: Bool) throws -> (FileHandleRef, Int64) {
         let f: FileHandleRef
         if readOnly {
             let p = FileOps.exists(path) ? path : "/dev/null"
@@ -97,7 +100,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         return (f, end)
     }
 
-    private static func read(_ f: FileHandleRef, end: Int64) throws -> [(offset: Int, body: ArraySlice<UInt8>)] {
+    static func read(_ f: FileHandleRef, end: Int64) throws -> [(offset: Int, body: ArraySlice<UInt8>)] {
         Journal.records(try FileOps.preadExact(f.fd, count: Int(end), at: 0, path: f.path)).records
     }
 
@@ -136,6 +139,11 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The completed erasure of the subject tagged `tag`, if any.
     public func erasure(tag: SubjectTag) -> ErasureRecord? { lock.withLock { erasures[tag] } }
+
+    /// The completed erasure recorded by entry `seq`, if any.
+    public func erasure(recordSeq seq: UInt64) -> ErasureRecord? {
+        lock.withLock { erasures.values.first { $0.recordSeq == seq } }
+    }
 
     /// Every completed erasure.
     public var erasureRecords: [ErasureRecord] {
@@ -406,12 +414,18 @@ extension Disclosed {
             case .open(let nonce, let value):
                 v = "{\"nonce\":\"\(nonce.hex)\",\"value\":\(CanonicalJSON.quoted(value))}"
             case .erased(let r):
-                v = "{\"erased\":{\"authority\":\(CanonicalJSON.quoted(r.authority)),\"entry\":\(r.recordSeq)}}"
+                v = "{\"erased\":" + recordJSON(r) + "}"
             case .withheld(let why):
                 v = "{\"withheld\":\(CanonicalJSON.quoted(why))}"
             }
             return CanonicalJSON.quoted(d.path) + ":" + v
         }
         return "{" + members.joined(separator: ",") + "}"
+    }
+
+    /// An erasure record as readers name it: `{"authority":"…","entry":N}` (a field's
+    /// `erased`, a withheld entry's `withheld`).
+    public static func recordJSON(_ r: ErasureRecord) -> String {
+        "{\"authority\":\(CanonicalJSON.quoted(r.authority)),\"entry\":\(r.recordSeq)}"
     }
 }

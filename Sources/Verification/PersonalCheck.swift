@@ -12,8 +12,9 @@ public final class PersonalCheck {
     private var rows: [(seq: UInt64, tag: SubjectTag, opened: [PersonalStore.Opened])] = []
     private var next = 0
     private var fileIndex = 0
-    /// Erasure records seen among the entries: seq → tag.
-    private var records: [UInt64: SubjectTag] = [:]
+    /// Erasure records seen among the entries: seq → tag, and the digest of the entries it
+    /// withholds (its signed `withheld_sha256`).
+    private var records: [UInt64: (tag: SubjectTag, withholds: String?)] = [:]
     /// Values checked against their commitments.
     public private(set) var opened = 0
     /// Fields whose subject was erased.
@@ -21,9 +22,12 @@ public final class PersonalCheck {
     /// Erased fields by subject tag.
     private var erasedByTag: [SubjectTag: Int] = [:]
 
-    /// Each completed erasure (its record and authority) with the fields found erased under it.
-    public var erasures: [(record: UInt64, authority: String, fields: Int)] {
-        store.erasureRecords.map { ($0.recordSeq, $0.authority, erasedByTag[$0.tag] ?? 0) }
+    /// Each completed erasure (its record and authority) with the fields found erased under it
+    /// and the entries it withholds.
+    public var erasures: [(record: UInt64, authority: String, fields: Int, withheld: Int)] {
+        store.erasureRecords.map {
+            ($0.recordSeq, $0.authority, erasedByTag[$0.tag] ?? 0, store.withheld.entries(of: $0.recordSeq).count)
+        }
     }
 
     /// A check of `store` (opened read-only).
@@ -52,6 +56,7 @@ public final class PersonalCheck {
     public struct Prepared: Sendable {
         var committed: [Personal.Committed]
         var erases: SubjectTag?
+        var withholds: String?
     }
 
     /// `content`'s part in the check; nil when it commits to nothing and erases nothing.
@@ -65,12 +70,16 @@ public final class PersonalCheck {
             erases = v["target"]?["id"]?.stringValue.flatMap(SubjectTag.init(text:))
         }
         let committed = Personal.commitments(in: v)
-        return committed.isEmpty && erases == nil ? nil : Prepared(committed: committed, erases: erases)
+        return committed.isEmpty && erases == nil
+            ? nil
+            : Prepared(
+                committed: committed, erases: erases,
+                withholds: erases == nil ? nil : v["metadata"]?["withheld_sha256"]?.stringValue)
     }
 
     /// Checks entry `seq`'s committed fields; returns what is wrong, or nil.
     public func check(seq: UInt64, _ p: Prepared) throws -> String? {
-        if let t = p.erases { records[seq] = t }
+        if let t = p.erases { records[seq] = (t, p.withholds) }
         let committed = p.committed
         guard !committed.isEmpty else { return nil }
         let found = try rows(of: seq)
@@ -103,9 +112,18 @@ public final class PersonalCheck {
             guard e.recordSeq < end else {
                 return ("personal/erasures names entry \(e.recordSeq) as an erasure record, beyond the log's end", [])
             }
-            guard let t = records[e.recordSeq] else {
+            guard let (t, withholds) = records[e.recordSeq] else {
                 unchecked.append(e.recordSeq)
                 continue
+            }
+            // The entries it withholds must be the ones it signed: a list cut short shows
+            // entries it withheld again.
+            let held = store.withheld.entries(of: e.recordSeq)
+            guard withholds == (held.isEmpty ? nil : Personal.withheldDigest(held)) else {
+                return (
+                    "erasure record \(e.recordSeq) withholds other entries than personal/withheld lists (\(held.count)): the list was altered or lost, so withheld entries may be shown",
+                    []
+                )
             }
             guard t == e.tag else {
                 return (
@@ -113,6 +131,9 @@ public final class PersonalCheck {
                     []
                 )
             }
+        }
+        for r in store.withheld.records where records[r] == nil && !unchecked.contains(r) {
+            return ("personal/withheld names entry \(r) as an erasure record, but it is not one", [])
         }
         return (nil, unchecked)
     }

@@ -24,7 +24,7 @@ public struct VerificationReport: Sendable {
     /// Committed fields whose subject was erased under a record.
     public var personalErased = 0
     /// Each completed erasure: its record, authority, and the fields found erased under it.
-    public var erasures: [(record: UInt64, authority: String, fields: Int)] = []
+    public var erasures: [(record: UInt64, authority: String, fields: Int, withheld: Int)] = []
     /// The first failure, if any (verification stops there).
     public var failure: VerificationFailure?
     /// Things worth knowing that are not failures (a torn tail awaiting its cut, say).

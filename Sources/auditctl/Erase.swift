@@ -18,8 +18,11 @@ struct Erase: AsyncParsableCommand {
             so its values in DATA/personal can never be read again. Entries keep their
             commitments: every hash, link and proof still verifies, and verifiers show the
             fields as ERASED with this entry and authority. Refused while a legal hold covers
-            the org. Only fields committed under `personal_fields = commit` can be erased;
-            values written in the clear before it cannot.
+            the org. Only fields committed under `personal_fields = commit` can be erased.
+            Entries that name the subject in the clear (written before the log committed
+            personal fields) cannot be erased, only withheld: the record lists them (by the
+            SHA-256 of their seqs), and the read port, the feed and exports stop showing them,
+            showing their hashes and links instead, so every proof still holds.
             """)
     @Argument(help: "The data directory.") var dir: String
     @Option(help: "The org.") var org: String
@@ -38,7 +41,9 @@ struct Erase: AsyncParsableCommand {
                 r = try await client.erase(
                     org: org, subject: subject, reason: reason, authority: authority, actor: actor)
             } catch { throw CLIError("not erased: \(error)") }
-            report(seq: (r["seq"] as? NSNumber)?.uint64Value ?? 0, tag: r["tag"] as? String ?? "?")
+            report(
+                seq: (r["seq"] as? NSNumber)?.uint64Value ?? 0, tag: r["tag"] as? String ?? "?",
+                erased: r["erased"] as? Bool ?? true, withheld: (r["withheld"] as? NSNumber)?.intValue ?? 0)
             return
         }
         let ledger = try trail.openLog(dir: dir, unchanged: "nothing was erased")
@@ -53,12 +58,16 @@ struct Erase: AsyncParsableCommand {
             throw CLIError("not erased: \(error)")
         }
         try ledger.close()
-        report(seq: done.record.seq, tag: done.tag.text)
+        report(seq: done.record.seq, tag: done.tag.text, erased: done.erased, withheld: done.withheld)
     }
 
-    func report(seq: UInt64, tag: String) {
+    func report(seq: UInt64, tag: String, erased: Bool, withheld: Int) {
         print(
-            "erased subject \(subject) of org \(org): recorded as entry \(seq) (subject tag \(tag), authority \(authority)); its values can no longer be read"
+            "erased subject \(subject) of org \(org): recorded as entry \(seq) (subject tag \(tag), authority \(authority))"
+                + (erased ? "; its values can no longer be read" : "; it had no committed values")
+                + (withheld > 0
+                    ? "; \(withheld) entries written in the clear name it and cannot be erased: they are withheld from readers from now on (their bytes stay in the segments)"
+                    : "")
         )
     }
 }

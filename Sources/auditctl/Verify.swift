@@ -118,7 +118,10 @@ struct Verify: ParsableCommand {
         }
         for e in report.erasures {
             print(
-                "  ERASED (entry \(e.record), authority \(e.authority)): \(e.fields) field\(e.fields == 1 ? "" : "s")")
+                "  ERASED (entry \(e.record), authority \(e.authority)): \(e.fields) field\(e.fields == 1 ? "" : "s")"
+                    + (e.withheld > 0
+                        ? "; \(e.withheld) entr\(e.withheld == 1 ? "y" : "ies") written in the clear WITHHELD from readers"
+                        : ""))
         }
         print(
             "OK: \(report.entries) entries, \(report.orgs) orgs, \(report.checkpoints) checkpoints (latest at size \(report.latestCheckpoint.map(String.init) ?? "none")); \(String(format: "%.2f", secs)) s, \(Int(Double(report.entries) / max(secs, 0.001))) entries/s\(witnessed)"

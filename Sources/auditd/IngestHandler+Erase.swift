@@ -60,7 +60,7 @@ extension IngestHandler {
                 ) { try LegalHolds.refuseErasure(dir: ledger.directory, org: r.org) }
                 let body: [String: Any] = [
                     "seq": done.record.seq, "org_seq": done.record.orgSeq, "hash": done.record.hash.hex,
-                    "tag": done.tag.text,
+                    "tag": done.tag.text, "erased": done.erased, "withheld": done.withheld,
                 ]
                 reply = Frame(
                     type: .erased, id: id, body: Array((try? JSONSerialization.data(withJSONObject: body)) ?? Data()))
