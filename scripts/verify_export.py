@@ -264,9 +264,11 @@ def check_personal(e, entry, where):
     return opened, claims
 
 
-def check_erasures(records, claims, org, size, root):
+def check_erasures(records, claims, withheld, org, size, root):
     """The trailer's erasure records: each in the checkpoint, the org's data_subject.erased of
-    the claimed subject tag. Returns the erased fields: (seq, path, record, authority)."""
+    the claimed subject tag, the entries it withholds the ones it signed (§5.4.3: SHA-256 of
+    their seqs in decimal, joined by commas). Returns the erased fields (seq, path, record,
+    authority) and the withheld entries (seq, record, authority)."""
     seen = {}
     for r in records or []:
         link, content = bytes.fromhex(r["link"]), r["content"].encode()
@@ -280,13 +282,21 @@ def check_erasures(records, claims, org, size, root):
         if (v.get("org"), v.get("category"), v.get("action")) != (org, "privacy", "data_subject.erased") or \
                 v.get("metadata", {}).get("subject_tag") != tag:
             raise Failure(f"trailer: entry {r['seq']} is not a data_subject.erased record of org {org}")
-        seen[r["seq"]] = (tag, v["metadata"].get("authority", ""))
-    out = []
+        holds = r.get("withheld", [])
+        listed = ",".join(str(x) for x in sorted(holds)).encode()
+        if v["metadata"].get("withheld_sha256") != (hashlib.sha256(listed).hexdigest() if holds else None):
+            raise Failure(f"trailer: erasure record {r['seq']} withholds other entries than the trailer lists")
+        seen[r["seq"]] = (tag, v["metadata"].get("authority", ""), set(holds))
+    out, held = [], []
     for seq, path, s, record in claims:
         if record not in seen or seen[record][0] != s:
             raise Failure(f"entry {seq} {path}: no erasure record {record} of its subject in the trailer")
         out.append((seq, path, record, seen[record][1]))
-    return out
+    for seq, record in withheld:
+        if record not in seen or seq not in seen[record][2]:
+            raise Failure(f"entry {seq} is withheld without a record that withholds it (entry {record}): content removed")
+        held.append((seq, record, seen[record][1]))
+    return out, held
 
 
 # ---------------------------------------------------------------- the export (§9.3)
@@ -335,6 +345,13 @@ def csv_lines(text):
         if r[0] in ("header", "trailer"):
             out.append(json.loads(r[11]))
             continue
+        p = json.loads(r[12]) if len(r) == 13 and r[12] else None
+        if not r[11] and isinstance(p, dict) and list(p) == ["withheld"]:  # §5.4.3: a withheld entry
+            if any(r[3:8]):
+                raise Failure(f"CSV row {n}: a withheld entry shows readable columns")
+            out.append({"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
+                        "gap": r[10].split(), "withheld": p["withheld"]})
+            continue
         c = json.loads(r[11])
         want = [c["received_at"], c["category"], c["action"], c["actor"]["type"] + ":" + actor_id(c), c["outcome"]]
         for name, shown, signed in zip(["received_at", "category", "action", "actor", "outcome"], r[3:8], want):
@@ -377,13 +394,17 @@ def verify(objs, fmt, key, kept):
                 raise Failure("the export does not extend the kept checkpoint: rolled back or forked")
     provable = set(flt) <= {"from", "to"}
     prev, gaps, counts, tree = None, [], {"entry": 0, "context": 0, "opened": 0}, CompactRange()
-    claims = []
+    claims, withheld = [], []
     for n, e in enumerate(lines, start=2):
         where = f"line {n} (seq {e.get('seq')})"
-        link, content = bytes.fromhex(e["link"]), e["content"].encode()
+        link = bytes.fromhex(e["link"])
         if len(link) != 113 or link[0] != 1:  # step 2
             raise Failure(f"{where}: not a link")
-        if hashlib.sha256(content).digest() != link[17:49]:
+        hidden = "withheld" in e  # §5.4.3: no content; the link stands for it
+        if hidden == ("content" in e):
+            raise Failure(f"{where}: an entry has content or is withheld, not both or neither")
+        content = b"" if hidden else e["content"].encode()
+        if not hidden and hashlib.sha256(content).digest() != link[17:49]:
             raise Failure(f"{where}: content does not match its content hash (edited)")
         if int.from_bytes(link[1:9], "big") != e["seq"] or int.from_bytes(link[9:17], "big") != e["org_seq"]:
             raise Failure(f"{where}: link names another seq or org_seq")
@@ -394,38 +415,47 @@ def verify(objs, fmt, key, kept):
             raise Failure(f"{where}: outside the tree or out of order")
         tree.cover(e["gap"], e["seq"], where)
         tree.append(0, h)
-        entry = json.loads(content)
-        entry["_bytes"] = content
-        if entry["org"] != org:
-            raise Failure(f"{where}: another org's entry")
-        opened, more = check_personal(e, entry, where)
-        counts["opened"] += opened
-        claims += more
-        t = ms(entry["received_at"])
+        if hidden:
+            w = e["withheld"]
+            if not provable or "personal" in e or not isinstance(w.get("authority"), str) or \
+                    not isinstance(w.get("entry"), int) or w["entry"] <= e["seq"]:
+                raise Failure(f"{where}: a withheld entry must name a later erasure record, in a time-range export")
+            withheld.append((e["seq"], w["entry"]))
+            entry, t = None, prev["t"] if prev else None  # its time is the last one shown (never decreasing)
+        else:
+            entry = json.loads(content)
+            entry["_bytes"] = content
+            if entry["org"] != org:
+                raise Failure(f"{where}: another org's entry")
+            opened, more = check_personal(e, entry, where)
+            counts["opened"] += opened
+            claims += more
+            t = ms(entry["received_at"])
         if prev is not None:  # step 3
-            if e["org_seq"] <= prev["org_seq"] or t < prev["t"]:
+            if e["org_seq"] <= prev["org_seq"] or (t is not None and prev["t"] is not None and t < prev["t"]):
                 raise Failure(f"{where}: out of order")
             if e["org_seq"] == prev["org_seq"] + 1:
                 if link[81:113] != prev["hash"]:
                     raise Failure(f"{where}: does not chain to the org's previous entry")
-            elif provable and not ("to" in flt and prev["t"] >= ms(flt["to"])):
+            elif provable and not ("to" in flt and prev["t"] is not None and prev["t"] >= ms(flt["to"])):
                 gaps.append((prev["org_seq"] + 1, e["org_seq"], prev["seq"] + 1, e["seq"]))
         elif e["org_seq"] == 0:
             if link[81:113] != bytes(32):
                 raise Failure(f"{where}: the org's first entry has a previous org hash")
-        elif provable and not (e["type"] == "context" and "from" in flt and t < ms(flt["from"])):
+        elif provable and not (not hidden and e["type"] == "context" and "from" in flt and t < ms(flt["from"])):
             gaps.append((0, e["org_seq"], 0, e["seq"]))
-        selected = matches(entry, flt)  # step 4
-        if e["type"] == "entry" and not selected:
-            raise Failure(f"{where}: does not match the filter")
-        if e["type"] == "context" and selected:
-            raise Failure(f"{where}: matches the filter but is marked context")
+        if not hidden:
+            selected = matches(entry, flt)  # step 4
+            if e["type"] == "entry" and not selected:
+                raise Failure(f"{where}: does not match the filter")
+            if e["type"] == "context" and selected:
+                raise Failure(f"{where}: matches the filter but is marked context")
         counts[e["type"]] += 1
         prev = {"org_seq": e["org_seq"], "hash": h, "t": t, "seq": e["seq"], "entry": entry}
     if trailer.get("count") != counts["entry"] or trailer.get("context") != counts["context"]:  # step 5
         raise Failure("the trailer's counts are not the lines': entries were removed or added")
     a = prev  # step 6
-    if a is None or a["seq"] != size - 1:
+    if a is None or a["seq"] != size - 1 or a["entry"] is None:
         raise Failure("the export does not end with its own audit entry at tree_size - 1")
     ae = a["entry"]
     if ae["category"] != "privacy" or ae["action"] != "audit_log.exported":
@@ -438,7 +468,7 @@ def verify(objs, fmt, key, kept):
     tree.cover(trailer.get("gap", []), size, "trailer")  # step 2: the one proof
     if tree.root() != root:
         raise Failure("the entries and their gap subtrees do not rebuild the checkpoint's root")
-    counts["erased"] = check_erasures(trailer.get("erasures"), claims, org, size, root)
+    counts["erased"], counts["withheld"] = check_erasures(trailer.get("erasures"), claims, withheld, org, size, root)
     for lo, hi, first, end in gaps:  # step 7: only signed bundles in the range may explain a gap
         held = sum(n for b_first, b_end, n in archived if first <= b_first and b_end <= end)
         if held != hi - lo:
@@ -492,6 +522,11 @@ def main():
               f"{len(counts['erased'])} fields erased under a signed record")
         for seq, path, record, authority in counts["erased"][:50]:
             print(f"  entry {seq} {path}: ERASED (entry {record}, authority {authority})")
+    if counts["withheld"]:
+        print(f"WITHHELD: {len(counts['withheld'])} entries name an erased subject in the clear: "
+              "each one's link, hash and place in the org's chain are checked, its content is not shown")
+        for seq, record, authority in counts["withheld"][:50]:
+            print(f"  entry {seq}: WITHHELD (entry {record}, authority {authority})")
     if why is None:
         print(f"OK: complete: {counts['entry']} entries, {counts['context']} context")
         return 0

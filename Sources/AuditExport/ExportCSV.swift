@@ -81,13 +81,21 @@ public enum ExportCSV {
             }
             var obj: [String: Any] = [
                 "type": r[0], "seq": Int(r[1]) ?? -1, "org_seq": Int(r[2]) ?? -1, "hash": r[8], "link": r[9],
-                "gap": r[10].split(separator: " ").map(String.init), "content": r[11],
+                "gap": r[10].split(separator: " ").map(String.init),
             ]
+            var personal: Any?
             if r.count == 13, !r[12].isEmpty {
                 guard let p = try? JSONSerialization.jsonObject(with: Data(r[12].utf8)) else {
                     throw Failure(description: "CSV row \(row): column personal is not a JSON object")
                 }
-                obj["personal"] = p
+                personal = p
+            }
+            // A withheld entry (§5.4.3): no content, `{"withheld":{…}}` in the 13th column.
+            if r[11].isEmpty, let p = personal as? [String: Any], p.count == 1, let w = p["withheld"] {
+                obj["withheld"] = w
+            } else {
+                obj["content"] = r[11]
+                obj["personal"] = personal
             }
             guard let d = try? JSONSerialization.data(withJSONObject: obj) else {
                 throw Failure(description: "CSV row \(row) cannot be read as an entry")

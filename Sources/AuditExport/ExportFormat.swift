@@ -12,12 +12,15 @@ import LogProofs
 ///      "consistency":{"from":M,"proof":[…]}?}
 ///     {"type":"entry"|"context","seq":…,"org_seq":…,"content":<canonical entry>,
 ///      "link":<hex>,"hash":<hex>,"gap":["<height>:<hex>"…],"personal":{…}?}
+///     {"type":"entry"|"context","seq":…,"org_seq":…,"link":…,"hash":…,"gap":[…],
+///      "withheld":{"authority":…,"entry":N}}
 ///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…],
-///      "erasures":[{"seq":…,"content":…,"link":…,"proof":[…]}…]?}
+///      "erasures":[{"seq":…,"content":…,"link":…,"proof":[…],"withheld":[…]?}…]?}
 ///
 /// `personal` (§5.4.4) opens the entry's commitments or names the erasure record of each
-/// one it cannot; the trailer's `erasures` carries each record named, with its inclusion
-/// proof in the export's checkpoint.
+/// one it cannot; an entry an erasure withholds (it names the subject in the clear) has no
+/// `content`, only its link and the record; the trailer's `erasures` carries each record
+/// named, with its inclusion proof in the export's checkpoint and the entries it withholds.
 ///
 /// One proof for the whole export: `gap` holds the perfect subtrees (height, hash) covering
 /// the leaves between the previous line's entry and this one; with the leaves themselves they
@@ -62,15 +65,21 @@ public enum ExportFormat {
     /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges,
     /// after the subtrees covering the leaves since the previous line's entry.
     /// Written directly (members in sorted order, as the header's): exports stream millions.
+    /// `withheld` (an erasure record, `{"authority":…,"entry":N}`) replaces the content.
     public static func entry(
-        _ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false, personal: String? = nil
+        _ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false, personal: String? = nil,
+        withheld: String? = nil
     ) -> String {
         var o: [UInt8] = []
         o.reserveCapacity(e.content.count + 400 + gap.count * 70)
         func raw(_ s: StaticString) { s.withUTF8Buffer { o.append(contentsOf: $0) } }
-        raw("{\"content\":")
-        appendJSONString(e.content, to: &o)
-        raw(",\"gap\":[")
+        if withheld == nil {
+            raw("{\"content\":")
+            appendJSONString(e.content, to: &o)
+            raw(",\"gap\":[")
+        } else {
+            raw("{\"gap\":[")
+        }
         for (i, b) in gap.enumerated() {
             if i > 0 { o.append(0x2C) }
             o.append(0x22)
@@ -83,13 +92,18 @@ public enum ExportFormat {
         o.append(contentsOf: e.link.bytes.hex.utf8)
         raw("\",\"org_seq\":")
         o.append(contentsOf: String(e.link.orgSeq).utf8)
-        if let personal {
+        if let personal, withheld == nil {
             raw(",\"personal\":")
             o.append(contentsOf: personal.utf8)
         }
         raw(",\"seq\":")
         o.append(contentsOf: String(e.seq).utf8)
-        if context { raw(",\"type\":\"context\"}") } else { raw(",\"type\":\"entry\"}") }
+        if context { raw(",\"type\":\"context\"") } else { raw(",\"type\":\"entry\"") }
+        if let withheld {
+            raw(",\"withheld\":")
+            o.append(contentsOf: withheld.utf8)
+        }
+        raw("}")
         return String(decoding: o, as: UTF8.self)
     }
 
@@ -128,17 +142,20 @@ public enum ExportFormat {
         o.append(0x22)
     }
 
-    /// The trailer line.
+    /// The trailer line; each erasure record with its proof and the entries it withholds.
     public static func trailer(
-        count: Int, context: Int, gap: [(height: Int, hash: Hash)], erasures: [(StoredEntry, [Hash])] = []
+        count: Int, context: Int, gap: [(height: Int, hash: Hash)],
+        erasures: [(record: StoredEntry, proof: [Hash], withheld: [UInt64])] = []
     ) -> String {
         var o: [String: Any] = ["type": "trailer", "count": count, "context": context, "gap": gap.map(gapBlock)]
         if !erasures.isEmpty {
-            o["erasures"] = erasures.map { (e, proof) -> [String: Any] in
-                [
+            o["erasures"] = erasures.map { (e, proof, withheld) -> [String: Any] in
+                var r: [String: Any] = [
                     "seq": e.seq, "content": String(decoding: e.content, as: UTF8.self), "link": e.link.bytes.hex,
                     "proof": proof.map(\.hex),
                 ]
+                if !withheld.isEmpty { r["withheld"] = withheld }
+                return r
             }
         }
         return json(o)
@@ -164,15 +181,19 @@ public enum ExportFormat {
 
     /// An entry row: the columns a person reads, taken from the hashed content (the verifier
     /// checks each against it).
+    /// A withheld entry's row has empty readable columns and content, and its 13th column is
+    /// `{"withheld":{"authority":…,"entry":N}}`.
     public static func csvRow(
-        _ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false, personal: String? = nil
+        _ e: StoredEntry, gap: [(height: Int, hash: Hash)], context: Bool = false, personal: String? = nil,
+        withheld: String? = nil
     ) -> String {
-        let c = CSVColumns(content: e.content)
+        let c = withheld == nil ? CSVColumns(content: e.content) : CSVColumns()
         let cols = [
             context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action,
             c.actor, c.outcome,
             e.hash.hex, e.link.bytes.hex, gap.map(gapBlock).joined(separator: " "),
-            String(decoding: e.content, as: UTF8.self), personal ?? "",
+            withheld == nil ? String(decoding: e.content, as: UTF8.self) : "",
+            withheld.map { "{\"withheld\":" + $0 + "}" } ?? personal ?? "",
         ]
         return cols.map(csv).joined(separator: ",")
     }
@@ -188,6 +209,8 @@ public enum ExportFormat {
 /// `category`, `action`, `actor` (`actor.type:actor.id`), `outcome`.
 struct CSVColumns: Equatable {
     var receivedAt = "", category = "", action = "", actor = "", outcome = ""
+
+    init() {}
 
     init(content: [UInt8]) {
         guard let v = try? Entry.decodeStored(content) else { return }

@@ -18,6 +18,20 @@ public struct ErasedField: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "entry \(seq) \(path): ERASED (entry \(record), authority \(authority))" }
 }
 
+/// An entry an export withholds (it names an erased subject in the clear, §5.4.3): its link,
+/// hash and place in the org's chain are checked, its content is not shown.
+public struct WithheldEntry: Sendable, Equatable, CustomStringConvertible {
+    /// The entry.
+    public var seq: UInt64
+    /// The `data_subject.erased` entry that withholds it.
+    public var record: UInt64
+    /// Who ordered it, as that signed entry says.
+    public var authority: String
+
+    /// `entry 12: WITHHELD (entry 57, authority DPO)`.
+    public var description: String { "entry \(seq): WITHHELD (entry \(record), authority \(authority))" }
+}
+
 /// Personal fields in exports: every commitment opened, or erased under a record the export
 /// proves; anything else (a value that does not open, a field withheld without a record, a
 /// record that is not the log's) fails the export.
@@ -28,6 +42,31 @@ extension ExportVerifier {
         var path: String
         var tag: SubjectTag
         var record: UInt64
+    }
+
+    /// A withheld line's claim, checked against the trailer's records.
+    struct WithheldClaim {
+        var seq: UInt64
+        var record: UInt64
+    }
+
+    /// Reads a withheld line's `withheld` member: `{"authority":…,"entry":N}`, N after it.
+    static func withheldClaim(
+        seq: UInt64, _ value: Any?, personal: Any?
+    ) -> Result<WithheldClaim, ExportPersonalFailure> {
+        guard personal == nil, let w = value as? [String: Any], let n = w["entry"] as? Int,
+            let record = UInt64(exactly: n), w["authority"] is String
+        else {
+            return .failure(
+                ExportPersonalFailure(
+                    message: "entry \(seq): withheld must be {\"authority\",\"entry\"} and stand alone (no personal)"))
+        }
+        guard record > seq else {
+            return .failure(
+                ExportPersonalFailure(
+                    message: "entry \(seq) claims to be withheld by entry \(record), which is not after it"))
+        }
+        return .success(WithheldClaim(seq: seq, record: record))
     }
 
     /// Checks line `seq`'s `personal` member against its content's commitments.
@@ -75,16 +114,16 @@ extension ExportVerifier {
     /// inclusion proof in the export's checkpoint), the org's own `data_subject.erased`, of the
     /// claimed subject tag. Returns the erased fields, or why not.
     static func checkErasures(
-        _ value: Any?, claims: [ErasureClaim], org: String, size: UInt64, root: Hash
-    ) -> Result<[ErasedField], ExportPersonalFailure> {
-        func fail(_ m: String) -> Result<[ErasedField], ExportPersonalFailure> {
+        _ value: Any?, claims: [ErasureClaim], withheld: [WithheldClaim], org: String, size: UInt64, root: Hash
+    ) -> Result<([ErasedField], [WithheldEntry]), ExportPersonalFailure> {
+        func fail(_ m: String) -> Result<([ErasedField], [WithheldEntry]), ExportPersonalFailure> {
             .failure(ExportPersonalFailure(message: "trailer: \(m)"))
         }
-        guard !claims.isEmpty || value != nil else { return .success([]) }
+        guard !claims.isEmpty || !withheld.isEmpty || value != nil else { return .success(([], [])) }
         guard let list = value as? [[String: Any]] else {
             return fail("entries show erased fields, but the trailer carries no erasure records")
         }
-        var records: [UInt64: (tag: String, authority: String)] = [:]
+        var records: [UInt64: (tag: String, authority: String, withholds: Set<UInt64>)] = [:]
         for o in list {
             guard let n = o["seq"] as? Int, let seq = UInt64(exactly: n), let content = o["content"] as? String,
                 let linkHex = o["link"] as? String, let link = [UInt8](hex: linkHex), let l = try? Link(bytes: link),
@@ -100,7 +139,22 @@ extension ExportVerifier {
                 let tag = v["target"]?["id"]?.stringValue, v["metadata"]?["subject_tag"]?.stringValue == tag,
                 let authority = v["metadata"]?["authority"]?.stringValue
             else { return fail("entry \(seq) is not a data_subject.erased record of org \(org)") }
-            records[seq] = (tag, authority)
+            // The entries it withholds: the list the trailer gives must be the one it signed.
+            var withholds: [UInt64] = []
+            if let w = o["withheld"] {
+                let list = (w as? [Int]) ?? []
+                withholds = list.compactMap { UInt64(exactly: $0) }
+                guard !list.isEmpty, withholds.count == list.count else {
+                    return fail("erasure record \(seq)'s withheld is not a list of entry numbers")
+                }
+            }
+            let signed = v["metadata"]?["withheld_sha256"]?.stringValue
+            guard signed == (withholds.isEmpty ? nil : Personal.withheldDigest(withholds)) else {
+                return fail(
+                    "erasure record \(seq) withholds other entries than the trailer lists (its signed withheld_sha256 differs)"
+                )
+            }
+            records[seq] = (tag, authority, Set(withholds))
         }
         var out: [ErasedField] = []
         for c in claims {
@@ -115,7 +169,20 @@ extension ExportVerifier {
             }
             out.append(ErasedField(seq: c.seq, path: c.path, record: c.record, authority: r.authority))
         }
-        return .success(out)
+        var held: [WithheldEntry] = []
+        for c in withheld {
+            guard let r = records[c.record] else {
+                return fail(
+                    "entry \(c.seq) claims to be withheld by entry \(c.record), which the trailer does not carry")
+            }
+            guard r.withholds.contains(c.seq) else {
+                return fail(
+                    "entry \(c.seq) claims to be withheld by entry \(c.record), which does not withhold it: content removed without a record"
+                )
+            }
+            held.append(WithheldEntry(seq: c.seq, record: c.record, authority: r.authority))
+        }
+        return .success((out, held))
     }
 }
 

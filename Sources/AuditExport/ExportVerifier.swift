@@ -39,6 +39,8 @@ public struct ExportVerifier {
         public var opened = 0
         /// Fields erased under a record the export proves.
         public var erased: [ErasedField] = []
+        /// Entries withheld under a record the export proves (§5.4.3).
+        public var withheld: [WithheldEntry] = []
         /// The first failure, with its line number.
         public var failure: String?
         /// True when nothing failed.
@@ -94,6 +96,7 @@ public struct ExportVerifier {
         var sawHeader = false
         var sawTrailer = false
         var claims: [ErasureClaim] = []
+        var withheldClaims: [WithheldClaim] = []
         // A gap in a selection that claims completeness (org positions `g`, between the
         // entries at `seqs`' ends): only the named bundles may explain it, and only if their
         // signed manifests put exactly that many of the org's entries in that seq range.
@@ -168,28 +171,46 @@ public struct ExportVerifier {
             case "entry", "context":
                 guard sawHeader else { return fail("entry before the header") }
                 guard let seqN = obj["seq"] as? Int, let seq = UInt64(exactly: seqN),
-                    let orgSeqN = obj["org_seq"] as? Int,
-                    let orgSeq = UInt64(exactly: orgSeqN), let content = obj["content"] as? String,
+                    let orgSeqN = obj["org_seq"] as? Int, let orgSeq = UInt64(exactly: orgSeqN),
                     let linkHex = obj["link"] as? String, let link = [UInt8](hex: linkHex),
                     let hashHex = obj["hash"] as? String
-                else { return fail("entry is missing seq, org_seq, content, link or hash") }
+                else { return fail("entry is missing seq, org_seq, link or hash") }
+                // A withheld entry (§5.4.3) has no content: its link stands for it.
+                let content = obj["content"] as? String
+                guard (content == nil) != (obj["withheld"] == nil) else {
+                    return fail(
+                        content == nil
+                            ? "entry \(seq) is missing its content" : "entry \(seq) is withheld but carries content")
+                }
                 let l: Link
                 do { l = try Link(bytes: link) } catch { return fail("link: \(error)") }
-                let bytes = Array(content.utf8)
-                guard SHA256.hash(bytes) == l.contentHash else {
-                    return fail("entry \(seq): content does not match its content hash (edited)")
-                }
                 guard l.seq == seq, l.orgSeq == orgSeq else {
                     return fail("entry \(seq): link names seq \(l.seq) / org_seq \(l.orgSeq)")
                 }
-                switch Self.checkPersonal(seq: seq, content: bytes, personal: obj["personal"]) {
-                case .success(let p):
-                    r.opened += p.opened
-                    claims += p.claims
-                case .failure(let f): return fail(f.message)
-                }
-                guard CanonicalScan.topLevelString(bytes, key: "org") == r.org else {
-                    return fail("entry \(seq) belongs to another org")
+                let bytes = Array((content ?? "").utf8)
+                if content != nil {
+                    guard SHA256.hash(bytes) == l.contentHash else {
+                        return fail("entry \(seq): content does not match its content hash (edited)")
+                    }
+                    switch Self.checkPersonal(seq: seq, content: bytes, personal: obj["personal"]) {
+                    case .success(let p):
+                        r.opened += p.opened
+                        claims += p.claims
+                    case .failure(let f): return fail(f.message)
+                    }
+                    guard CanonicalScan.topLevelString(bytes, key: "org") == r.org else {
+                        return fail("entry \(seq) belongs to another org")
+                    }
+                } else {
+                    switch Self.withheldClaim(seq: seq, obj["withheld"], personal: obj["personal"]) {
+                    case .success(let c): withheldClaims.append(c)
+                    case .failure(let f): return fail(f.message)
+                    }
+                    guard selection.provable else {
+                        return fail(
+                            "entry \(seq) is withheld in a filtered export: a withheld entry matches no filter but time"
+                        )
+                    }
                 }
                 let h = l.leafHash
                 guard h.hex == hashHex else { return fail("entry \(seq): hash is not SHA-256(0x00 || link)") }
@@ -206,15 +227,23 @@ public struct ExportVerifier {
                         range.append(h)
                     }
                 }
-                guard let time = CanonicalScan.topLevelString(bytes, key: "received_at").flatMap(Timestamp.parse),
-                    let selected = selection.matches(bytes)
-                else {
-                    return fail("entry \(seq): content lacks received_at, category, outcome, action or actor")
-                }
-                if type == "entry", !selected { return fail("entry \(seq) does not match the export's filter") }
-                if type == "context", selected {
-                    return fail(
-                        "entry \(seq) matches the export's filter but is marked context: it belongs to the selection")
+                let time: Int64
+                if content != nil {
+                    guard let t = CanonicalScan.topLevelString(bytes, key: "received_at").flatMap(Timestamp.parse),
+                        let selected = selection.matches(bytes)
+                    else {
+                        return fail("entry \(seq): content lacks received_at, category, outcome, action or actor")
+                    }
+                    if type == "entry", !selected { return fail("entry \(seq) does not match the export's filter") }
+                    if type == "context", selected {
+                        return fail(
+                            "entry \(seq) matches the export's filter but is marked context: it belongs to the selection"
+                        )
+                    }
+                    time = t
+                } else {
+                    // Its time is not shown: the last one shown stands for it (times never decrease).
+                    time = prev?.time ?? .min
                 }
                 if let p = prev {
                     guard orgSeq > p.orgSeq else { return fail("entry \(seq): entries are not in order") }
@@ -231,7 +260,10 @@ public struct ExportVerifier {
                     }
                 } else if orgSeq == 0 {
                     do { try OrgPosition.start.expect(l) } catch { return fail("\(error)") }
-                } else if selection.provable, !(type == "context" && selection.filter.from.map { time < $0 } ?? false) {
+                } else if selection.provable,
+                    !(content != nil && type == "context" && selection.filter.from.map { time < $0 } ?? false)
+                {
+                    // Only a shown entry before `from` may start the lines: a withheld one's time is unknown.
                     if let m = gap(0..<orgSeq, seqs: 0..<seq) { return fail(m) }
                 }
                 prev = Line(type: type, seq: seq, orgSeq: orgSeq, time: time, hash: h, content: bytes)
@@ -259,8 +291,10 @@ public struct ExportVerifier {
                         "the exported entries with their gap subtrees do not rebuild the checkpoint's root: an entry or a subtree hash was altered, added or removed"
                     )
                 }
-                switch Self.checkErasures(obj["erasures"], claims: claims, org: r.org, size: size, root: root) {
-                case .success(let e): r.erased = e
+                switch Self.checkErasures(
+                    obj["erasures"], claims: claims, withheld: withheldClaims, org: r.org, size: size, root: root)
+                {
+                case .success(let e): (r.erased, r.withheld) = e
                 case .failure(let f): return fail(f.message)
                 }
             default:

@@ -47,6 +47,11 @@ public struct QueryFilter: Sendable, Equatable {
         self.outcome = outcome
     }
 
+    /// Whether it selects by time alone (or not at all): the only filter whose answer says
+    /// nothing of an entry's content, so the only one an export proves complete and the only
+    /// one a withheld entry is shown under (as its stub).
+    public var isTimeRangeOnly: Bool { category == nil && outcome == nil && action == nil && actor == nil }
+
     package func matches(_ f: IndexFields) -> Bool {
         if let from, f.time < from { return false }
         if let to, f.time >= to { return false }

@@ -98,6 +98,13 @@ struct VerifyExport: ParsableCommand {
             for e in r.erased.prefix(50) { print("  \(e)") }
             if r.erased.count > 50 { print("  … and \(r.erased.count - 50) more erased fields") }
         }
+        if !r.withheld.isEmpty {
+            print(
+                "WITHHELD: \(r.withheld.count) entr\(r.withheld.count == 1 ? "y names" : "ies name") an erased subject in the clear: each one's link, hash and place in the org's chain are checked, its content is not shown"
+            )
+            for e in r.withheld.prefix(50) { print("  \(e)") }
+            if r.withheld.count > 50 { print("  … and \(r.withheld.count - 50) more withheld entries") }
+        }
         switch r.completeness {
         case .complete:
             print(

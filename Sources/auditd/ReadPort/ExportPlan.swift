@@ -32,9 +32,7 @@ struct ExportPlan: Sendable {
     }
 
     /// Only a time range (or everything) is proven complete: only then are edges shown.
-    var timeRangeOnly: Bool {
-        text == nil && filter.category == nil && filter.outcome == nil && filter.action == nil && filter.actor == nil
-    }
+    var timeRangeOnly: Bool { text == nil && filter.isTimeRangeOnly }
 
     /// The subtrees covering the leaves after the last line, up to the checkpoint's size
     /// (none when the export ends, as it does, with its anchor: the last leaf).
@@ -43,25 +41,67 @@ struct ExportPlan: Sendable {
     }
 
     /// The erasure records the lines named, each with its inclusion proof in the export's
-    /// checkpoint (its size is `anchor + 1`).
-    func erasureRecords(_ s: State, ledger: Ledger) throws -> [(StoredEntry, [Hash])] {
+    /// checkpoint (its size is `anchor + 1`) and the entries it withholds.
+    func erasureRecords(
+        _ s: State, ledger: Ledger
+    ) throws -> [(record: StoredEntry, proof: [Hash], withheld: [UInt64])] {
         try s.erasures.sorted().filter { $0 <= anchor }.map {
-            (try ledger.entry(seq: $0), try ledger.inclusionProof(seq: $0, size: anchor + 1))
+            (
+                try ledger.entry(seq: $0), try ledger.inclusionProof(seq: $0, size: anchor + 1),
+                ledger.personal.withheld.entries(of: $0)
+            )
         }
+    }
+
+    /// The org's entries from the last one before `seq` that is not withheld (or its first
+    /// entry) up to `seq`: a time range's lower edge is an entry whose time a verifier can
+    /// read, and the withheld ones after it are shown as what they are.
+    func edgeBefore(_ seq: UInt64, ledger: Ledger) throws -> [UInt64] {
+        var out = [seq]
+        var cursor = seq
+        while ledger.withholding(cursor) != nil {
+            guard let h = try ledger.query(org: org, newestFirst: true, limit: 1, cursor: cursor).first else { break }
+            out.append(h.seq)
+            cursor = h.seq
+        }
+        return out.reversed()
+    }
+
+    /// The org's entries from `seq` up to the first one that is not withheld, before the anchor.
+    func edgeAfter(_ seq: UInt64, ledger: Ledger) throws -> [UInt64] {
+        var out = [seq]
+        var cursor = seq
+        while ledger.withholding(cursor) != nil {
+            guard let h = try ledger.query(org: org, newestFirst: false, limit: 1, cursor: cursor).first,
+                h.seq < anchor
+            else { break }
+            out.append(h.seq)
+            cursor = h.seq
+        }
+        return out
     }
 
     /// The next chunk of lines.
     func next(_ s: inout State, ledger: Ledger, page: Int) throws -> String {
         var out = ""
         func emit(_ e: StoredEntry, context: Bool) throws {
+            let withheld = ledger.withholding(e.seq)
+            // A filtered selection leaves a withheld entry out: a match would say what it holds.
+            if withheld != nil, !timeRangeOnly { return }
             let gap = try ledger.subtrees(from: s.covered, to: e.seq)
-            let disclosed = ledger.disclose(e)
-            for d in disclosed { if case .erased(let r) = d.state { s.erasures.insert(r.recordSeq) } }
-            let personal = Disclosed.json(disclosed)
+            var personal: String?
+            if let withheld {
+                s.erasures.insert(withheld.recordSeq)
+            } else {
+                let disclosed = ledger.disclose(e)
+                for d in disclosed { if case .erased(let r) = d.state { s.erasures.insert(r.recordSeq) } }
+                personal = Disclosed.json(disclosed)
+            }
+            let named = withheld.map(Disclosed.recordJSON)
             out +=
                 (csv
-                    ? ExportFormat.csvRow(e, gap: gap, context: context, personal: personal)
-                    : ExportFormat.entry(e, gap: gap, context: context, personal: personal)) + "\n"
+                    ? ExportFormat.csvRow(e, gap: gap, context: context, personal: personal, withheld: named)
+                    : ExportFormat.entry(e, gap: gap, context: context, personal: personal, withheld: named)) + "\n"
             if context { s.context += 1 } else { s.entries += 1 }
             s.lastSeq = e.seq
             s.covered = e.seq + 1
@@ -73,7 +113,9 @@ struct ExportPlan: Sendable {
                 hit.seq <= anchor
             {
                 // (An entry written after the anchor is beyond the export's tree: it cannot be an edge.)
-                try emit(try ledger.entry(seq: hit.seq), context: true)
+                for seq in try edgeBefore(hit.seq, ledger: ledger) {
+                    try emit(try ledger.entry(seq: seq), context: true)
+                }
             }
             s.step = .selection
         case .selection:
@@ -87,7 +129,9 @@ struct ExportPlan: Sendable {
                 let hit = try ledger.query(org: org, filter: QueryFilter(from: to), newestFirst: false, limit: 1).first,
                 anchor > hit.seq, s.lastSeq.map({ hit.seq > $0 }) ?? true
             {
-                try emit(try ledger.entry(seq: hit.seq), context: true)
+                for seq in try edgeAfter(hit.seq, ledger: ledger) {
+                    try emit(try ledger.entry(seq: seq), context: true)
+                }
             }
             s.step = .anchor
         case .anchor:

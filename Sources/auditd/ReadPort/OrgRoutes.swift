@@ -23,8 +23,12 @@ extension ReadPort {
                 org: org, filter: p.filter, text: p.text, newestFirst: p.newestFirst, limit: p.limit,
                 cursor: p.cursor, timeLimit: Self.pageTimeLimit)
             var body = "{\"org\":" + Self.quote(org) + ",\"entries\":["
-            for (i, e) in entries.enumerated() {
-                if i > 0 { body += "," }
+            // A withheld entry matches no filter but time: a match would say what it holds.
+            let stubs = p.text == nil && p.filter.isTimeRangeOnly
+            var first = true
+            for e in entries where stubs || ledger.withholding(e.seq) == nil {
+                if !first { body += "," }
+                first = false
                 body += Self.entryJSON(e, ledger)
             }
             body += "],\"next_cursor\":" + (next.map { "\"\($0)\"" } ?? "null")
@@ -73,6 +77,11 @@ extension ReadPort {
         let body: String = try await query {
             let e = try Self.entryOfOrg(ledger, org, seq)
             var body = String(Self.entryJSON(e, ledger).dropLast())
+            // An erasure record that withholds entries lists them (its metadata signs their digest).
+            let withholds = ledger.personal.withheld.entries(of: e.seq)
+            if !withholds.isEmpty {
+                body += ",\"withholds\":[" + withholds.map(String.init).joined(separator: ",") + "]"
+            }
             if let cp = published, e.seq < cp.checkpoint.size {
                 let proof = try ledger.inclusionProof(seq: e.seq, size: cp.checkpoint.size)
                 body +=
@@ -112,9 +121,14 @@ extension ReadPort {
     }
 
     /// An entry as the read port and the feed show it: its signed bytes, and beside them
-    /// (`personal`) what its commitments stand for, erased or withheld (format-spec.md §5.4.4).
+    /// (`personal`) what its commitments stand for, erased or withheld (format-spec.md §5.4.4);
+    /// or, for an entry an erasure withholds, no content but the record that withholds it.
     static func entryJSON(_ e: StoredEntry, _ ledger: Ledger) -> String {
-        "{\"seq\":\(e.seq),\"org_seq\":\(e.link.orgSeq),\"hash\":\"\(e.hash.hex)\",\"entry\":"
+        if let w = ledger.withholding(e.seq) {
+            return "{\"seq\":\(e.seq),\"org_seq\":\(e.link.orgSeq),\"hash\":\"\(e.hash.hex)\",\"withheld\":"
+                + Disclosed.recordJSON(w) + "}"
+        }
+        return "{\"seq\":\(e.seq),\"org_seq\":\(e.link.orgSeq),\"hash\":\"\(e.hash.hex)\",\"entry\":"
             + String(decoding: e.content, as: UTF8.self)
             + (Disclosed.json(ledger.disclose(e)).map { ",\"personal\":" + $0 } ?? "") + "}"
     }
