@@ -60,4 +60,51 @@ import Testing
             #expect(failed.first?[2].contains("does not open its commitment") == true, "\(failed)")
         }
     }
+
+    @Test func withheldEntriesReadAsWithheldUnderTheirRecordAndAHiddenOneFails() async throws {
+        let d = Daemon("console-withheld")
+        defer { d.cleanup() }
+        try d.start()
+        // The token's own entry is 0; under `clear` 1-5 (Ann's 1, 3, 5); under `commit` 6-8;
+        // Ann erased by entry 9, which withholds 1, 3 and 5.
+        let acme = try d.token(org: "acme")
+        var (s, _, err) = try await d.ctlOffPool(
+            ["append", "--socket", d.socket], stdin: (0..<5).map(ErasureTests.event).joined(separator: "\n") + "\n")
+        #expect(s == 0, "\(err)")
+        #expect(d.stop() == 0)
+        d.extraArgs = ["--personal-fields", "commit"]
+        try d.start()
+        (s, _, err) = try await d.ctlOffPool(
+            ["append", "--socket", d.socket], stdin: (5..<8).map(ErasureTests.event).joined(separator: "\n") + "\n")
+        #expect(s == 0, "\(err)")
+        let (es, _, eerr) = try await d.ctlOffPool([
+            "erase", d.data, "--org", "acme", "--subject", "usr_ann", "--reason", "PRIV-4", "--authority", "DPO",
+        ])
+        #expect(es == 0, "\(eerr)")
+        let key = try #require(try await d.json("/v1/session", token: acme)["verifier_key"] as? String)
+        _ = try await ConsoleRollbackTests.settled(d, atLeast: 10, token: acme)
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(d.port)/", token: acme, key: key)
+            try await browser.wait("the page", "return \(Self.rows).length === 10 && \(ConsoleTableTests.allChecked)")
+            let marks = try await ConsoleTableTests.marks(browser)
+            for m in marks {
+                let want = ["1", "3", "5"].contains(m[0]) ? "WITHHELD (entry 9, authority DPO)" : "✓ verified"
+                #expect(m[1] == want, "\(marks)")
+            }
+            let text = try #require(try await browser.run("return document.body.innerText") as? String)
+            #expect(!text.contains("203.0.113.9") && !text.contains("Ann Example"), "\(text)")
+        }
+        // A shown entry passed off as withheld under that record: the record does not list it.
+        let proxy = try tamperProxy(upstream: d.port, seq: 2, mode: "hide9")
+        defer { proxy.stop() }
+        try await WebDriver.with { browser in
+            try await browser.signIn(at: "http://127.0.0.1:\(proxy.port)/", token: acme, key: key)
+            try await browser.wait(
+                "the tampered page", "return \(Self.rows).length === 10 && \(ConsoleTableTests.allChecked)")
+            let marks = try await ConsoleTableTests.marks(browser)
+            let failed = marks.filter { $0[1] == "✗ not verified" }
+            #expect(failed.count == 1 && failed.first?[0] == "2", "\(marks)")
+            #expect(failed.first?[2].contains("does not withhold it") == true, "\(failed)")
+        }
+    }
 }

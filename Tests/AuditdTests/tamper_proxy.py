@@ -19,6 +19,8 @@ MODE:
   twice    show the entry's item twice in every page
   personal change the personal value "usr_bob" to "usr_eve" beside the entry (format-spec
            §5.4.4), in its item and in its answer alike: the signed bytes are untouched
+  hideN    hide the entry's content as if erasure record N withheld it (format-spec §5.4.3):
+           no "entry" or "personal", "withheld" naming N, in its item and in its answer
   none     forward only
 """
 import hashlib
@@ -68,6 +70,17 @@ def tamper(body, single):
     m = ITEM.search(body)
     if not m or MODE == "none":
         return body
+    if MODE.startswith("hide"):
+        claim = b',"withheld":{"authority":"DPO","entry":%d}}' % int(MODE[4:])
+        end = len(body) if single else value_end(body, m.start())
+        item = body[m.start():end] if not single else body
+        s, e = entry_span(item, 0)
+        item = item[:s - len(b',"entry":')] + item[e:]
+        item = re.sub(rb',"personal":\{.*?\}\}(?=[,}])', b"", item)
+        if not single:
+            item = item[:-1] + claim
+            return body[:m.start()] + item + body[end:]
+        return item[:-1] + claim
     if MODE == "personal":
         if single:
             return body.replace(b'"value":"usr_bob"', b'"value":"usr_eve"')

@@ -3,7 +3,7 @@
 // value with the nonce that opens its commitment, or the erasure record that forgot it. The
 // browser checks each opening itself, and each erasure record against the log; only then does
 // it show the value, or "ERASED (entry N, authority …)".
-import { ProofError, sha256, unhex } from "./proof.js";
+import { ProofError, hex, sha256, unhex } from "./proof.js";
 
 const utf8 = new TextEncoder();
 const PARTIES = ["actor", "metadata", "on_behalf_of", "source", "target"];
@@ -57,6 +57,18 @@ export function checkErasureRecord(record, claim, seq) {
     record?.target?.id === claim.tag && record?.metadata?.subject_tag === claim.tag &&
     record?.metadata?.authority === claim.authority && claim.entry > seq;
   if (!ok) throw new ProofError(`${claim.path} is shown as erased by entry ${claim.entry}, which is not the erasure of its subject`);
+}
+
+// An entry withheld (§5.4.3: it names an erased subject in the clear) must be listed by its
+// record: a proven data_subject.erased of this org, after it, by the authority claimed, whose
+// signed withheld_sha256 is the SHA-256 of the list the server gives (seqs in decimal, joined
+// by commas), and the list holds it.
+export async function checkWithheldRecord(record, withholds, claim, seq, org) {
+  const list = Array.isArray(withholds) ? withholds.filter(Number.isSafeInteger) : [];
+  const ok = record?.org === org && record?.category === "privacy" && record?.action === "data_subject.erased" &&
+    record?.metadata?.authority === claim.authority && claim.entry > seq && list.length === (withholds?.length ?? -1) &&
+    list.includes(seq) && hex(await sha256(utf8.encode([...list].sort((a, b) => a - b).join(",")))) === record?.metadata?.withheld_sha256;
+  if (!ok) throw new ProofError(`entry ${seq} is shown as withheld by entry ${claim.entry}, which does not withhold it: content removed without a record`);
 }
 
 // The entry as a person reads it: each committed field replaced by its value, or by what

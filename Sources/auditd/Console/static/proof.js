@@ -219,22 +219,30 @@ function valueEnd(text, i) {
 // the content hashes to the link's content hash, the link names this seq, the leaf hash is
 // H(0x00 || link), the inclusion proof leads to the checkpoint's root, the pinned key signed
 // the checkpoint, and the entry belongs to `org`. `listed`, the entry's raw text in the page
-// the person sees, must be the same bytes. Returns the steps checked; throws a ProofError.
+// the person sees, must be the same bytes. An entry an erasure withholds (§5.4.3) has no
+// content: its link and proof are checked, and `withheld` names the record the caller must
+// check. Returns the steps checked; throws a ProofError.
 export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints, verifiedSize = 0n }) {
   noDuplicateMembers(text, 0);
   const body = JSON.parse(text);
-  const [cs, ce] = memberSpan(text, 0, "entry");
-  const raw = text.slice(cs, ce);
-  if (listed !== undefined && listed !== raw) throw new ProofError("the entry on the page differs from the entry proven");
-  const entry = JSON.parse(raw);
-  if (entry.org !== org) throw new ProofError(`the entry belongs to another org (${entry.org})`);
+  const hidden = body.entry === undefined && body.withheld !== undefined;
+  let entry = null;
+  let raw = null;
+  if (hidden) {
+    if (listed !== undefined && listed !== null) throw new ProofError("the page shows content for an entry the server withholds");
+  } else {
+    const [cs, ce] = memberSpan(text, 0, "entry");
+    raw = text.slice(cs, ce);
+    if (listed !== undefined && listed !== raw) throw new ProofError("the entry on the page differs from the entry proven");
+    entry = JSON.parse(raw);
+    if (entry.org !== org) throw new ProofError(`the entry belongs to another org (${entry.org})`);
+  }
   if (body.seq !== seq) throw new ProofError(`asked for entry ${seq}, got ${body.seq}`);
-  const content = utf8.encode(raw);
   const link = unhex(body.link, "the link");
   if (link.length !== 113 || link[0] !== 1) throw new ProofError("the link is not a version-1 link of 113 bytes");
   if (u64be(link, 1) !== BigInt(seq)) throw new ProofError("the link names another sequence number");
   if (u64be(link, 9) !== BigInt(body.org_seq)) throw new ProofError("the link names another position in the org's chain");
-  const contentHash = await sha256(content);
+  const contentHash = hidden ? link.slice(17, 49) : await sha256(utf8.encode(raw));
   if (!equal(contentHash, link.slice(17, 49))) throw new ProofError("the content does not hash to the link's content hash: it was changed");
   const leaf = await sha256(new Uint8Array([0x00]), link);
   if (hex(leaf) !== body.hash) throw new ProofError("the entry hash is not H(0x00 || link)");
@@ -242,7 +250,7 @@ export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints, v
   if (body.checkpoint_pending) {
     // A tree of this size was verified already: it holds this entry, so "not yet" is a lie.
     if (BigInt(seq) < verifiedSize) throw new ProofError(`the server says no checkpoint covers entry ${seq} yet, but a signed tree of ${verifiedSize} entries was verified`);
-    return { pending: true, entry, orgSeq, hash: hex(leaf), prevOrgHash: hex(link.slice(81, 113)), steps: ["content hash", "link", "leaf hash"] };
+    return { pending: true, entry, withheld: hidden ? body.withheld : undefined, orgSeq, hash: hex(leaf), prevOrgHash: hex(link.slice(81, 113)), steps: ["content hash", "link", "leaf hash"] };
   }
   if (typeof body.checkpoint !== "string" || !Array.isArray(body.proof)) throw new ProofError("the answer carries no proof");
   // Opened checkpoints are remembered per key: a note checked with one key proves nothing
@@ -262,12 +270,15 @@ export async function verifyEntry(text, { vkey, org, seq, listed, checkpoints, v
   return {
     pending: false,
     entry,
+    withheld: hidden ? body.withheld : undefined,
     orgSeq,
     hash: hex(leaf),
     prevOrgHash: hex(link.slice(81, 113)),
     treeSize: cp.size,
     steps: [
-      `SHA-256 of the content = link's content hash ${hex(contentHash).slice(0, 16)}…`,
+      hidden
+        ? `content withheld (not shown, not checked); the link commits to it: content hash ${hex(contentHash).slice(0, 16)}…`
+        : `SHA-256 of the content = link's content hash ${hex(contentHash).slice(0, 16)}…`,
       `leaf hash H(0x00 || link) = ${body.hash.slice(0, 16)}…`,
       `inclusion proof (${proof.length} hashes) leads to the root of tree size ${cp.size}`,
       `checkpoint signed by the pinned key ${vkey.name}+${hex(vkey.keyHash)}`,

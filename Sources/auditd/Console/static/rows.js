@@ -4,7 +4,7 @@ import { api, session, ApiError } from "./api.js";
 import { el, shown } from "./dom.js";
 import { trust } from "./consistency.js";
 import { verifyEntry } from "./proof.js";
-import { checkErasureRecord, checkOpenings, commitments, readable } from "./personal.js";
+import { checkErasureRecord, checkOpenings, checkWithheldRecord, commitments, readable } from "./personal.js";
 import { showTime } from "./time.js";
 
 const $ = (id) => document.getElementById(id);
@@ -23,6 +23,9 @@ export function renderRow(item, raw, open) {
     try {
       e = readable(JSON.parse(raw), item.personal);
     } catch {}
+  } else if (item.withheld) {
+    // Withheld (§5.4.3): nothing of it is shown but the record that withholds it.
+    e = { action: `WITHHELD (entry ${item.withheld.entry}, authority ${item.withheld.authority})`, category: "content not shown" };
   }
   const proof = el("span", { class: "proof pending", textContent: "checking…" });
   const cells = [
@@ -87,8 +90,9 @@ export async function checkAll(rows, view, generation, head) {
 async function check(row, view) {
   try {
     const text = await api(`/v1/orgs/${encodeURIComponent(view.org)}/entries/${row.item.seq}`, { text: true });
-    if (row.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.entry.org})`);
+    if (!row.item.withheld && row.entry.org !== view.org) throw new Error(`the page holds an entry of another org (${row.entry.org})`);
     row.result = await verifyEntry(text, { vkey: session.vkey, org: view.org, seq: row.item.seq, listed: row.raw, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize });
+    if (row.result.withheld) return await checkWithheld(row, view, text);
     // Personal values (§5.4.4): each opens its commitment, the page shows the ones proven, and
     // each erasure shown is checked against its record, itself proven in the log.
     const personal = JSON.parse(text).personal;
@@ -121,6 +125,22 @@ async function check(row, view) {
     if (e instanceof ApiError && e.status === 401) return;
     fail(row, e.message);
   }
+}
+
+// A withheld row: its link and proof are checked (verifyEntry); its record is proven in the
+// log and must list it. Then it reads "WITHHELD (entry N, authority …)", never "verified".
+async function checkWithheld(row, view, text) {
+  const claim = row.result.withheld;
+  if (JSON.stringify(claim) !== JSON.stringify(row.item.withheld)) throw new Error("the page names another record than the one proven");
+  if (!Number.isSafeInteger(claim?.entry) || typeof claim?.authority !== "string") throw new Error("the withheld entry names no record");
+  const recordText = await api(`/v1/orgs/${encodeURIComponent(view.org)}/entries/${claim.entry}`, { text: true });
+  const record = await verifyEntry(recordText, { vkey: session.vkey, org: view.org, seq: claim.entry, checkpoints: view.checkpoints, verifiedSize: view.verifiedSize });
+  await checkWithheldRecord(record.entry, JSON.parse(recordText).withholds, claim, row.item.seq, view.org);
+  row.result.shownEntry = { action: `WITHHELD (entry ${claim.entry}, authority ${claim.authority})`, category: "content not shown" };
+  row.result.steps.push(`withheld by entry ${claim.entry} (authority ${claim.authority}): that record is proven in the log and lists this entry`);
+  if (!row.result.pending) await trust(JSON.parse(text).checkpoint, session.vkey);
+  if (row.result.pending) mark(row, "pending", "… not yet checkpointed", "the entry is linked, but no signed checkpoint covers it yet");
+  else mark(row, "verified", `WITHHELD (entry ${claim.entry}, authority ${claim.authority})`, row.result.steps.join("\n"));
 }
 
 // On a page that holds a run of the org's chain (no filter but a time range, which selects a

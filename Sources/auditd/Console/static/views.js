@@ -180,8 +180,11 @@ async function loadPage({ push = false, entry = null, edge = null } = {}) {
     let row;
     try {
       noDuplicateMembers(text, spans[i][0]);
-      const [cs, ce] = memberSpan(text, spans[i][0], "entry");
-      row = renderRow(item, text.slice(cs, ce), open);
+      if (item.withheld && item.entry === undefined) row = renderRow(item, null, open);
+      else {
+        const [cs, ce] = memberSpan(text, spans[i][0], "entry");
+        row = renderRow(item, text.slice(cs, ce), open);
+      }
     } catch (e) {
       row = renderRow(item, null, open);
       row.result = { error: e.message };
