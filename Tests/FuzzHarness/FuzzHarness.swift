@@ -196,7 +196,7 @@ public enum FuzzHarness {
     }
 
     /// The personal store's files (§5.4.2) as a reader opens them, and the committed form's
-    /// text (§5.4.1). First byte: 0 `subjects`, 1 `erasures`, 2 a values file with the
+    /// text (§5.4.1). First byte: 0 `subjects`, 1 `erasures` and `withheld`, 2 a values file with the
     /// `subjects` it is read with (a u16 length of that part first, so rows can decrypt and
     /// their fields be parsed), 3 base64url and subject tags, 4 a committed value.
     public static func personalStore(_ input: UnsafeRawBufferPointer) {
@@ -212,7 +212,11 @@ public enum FuzzHarness {
         }
         switch first % 5 {
         case 0: _ = store([("subjects", rest)])?.subjectCount
-        case 1: _ = store([("erasures", rest)])?.erasureRecords
+        case 1:
+            // `erasures` and `withheld` (§5.4.3) read from the same bytes.
+            let s = store([("erasures", rest), ("withheld", rest)])
+            _ = s?.erasureRecords
+            for r in s?.withheld.records ?? [] { _ = s?.withheld.entries(of: r) }
         case 2:
             guard rest.count >= 2 else { return }
             let n = min(rest.count - 2, Int(rest[0]) | Int(rest[1]) << 8)
@@ -229,6 +233,7 @@ public enum FuzzHarness {
             if let v = try? JSONParser.parse(rest, maxDepth: 4) {
                 _ = Personal.commitment(of: v)
                 _ = Personal.commitments(in: v)
+                _ = Personal.namesInClear(v, subject: "usr_1")
             }
             _ = Personal.mayHoldCommitments(rest)
         }
