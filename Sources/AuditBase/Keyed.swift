@@ -11,7 +11,7 @@ public enum AESCTR {
     nonisolated(unsafe) private static var pool: [OpaquePointer] = []
     private static let poolLock = NSLock()
 
-    private static func context() -> OpaquePointer? {
+    fileprivate static func context() -> OpaquePointer? {
         if let c = poolLock.withLock({ pool.popLast() }) { return c }
         guard let cipher, let c = EVP_CIPHER_CTX_new() else { return nil }
         guard EVP_EncryptInit_ex(c, cipher, nil, nil, nil) == 1 else {
@@ -21,7 +21,7 @@ public enum AESCTR {
         return c
     }
 
-    private static func done(_ c: OpaquePointer) {
+    fileprivate static func done(_ c: OpaquePointer) {
         poolLock.withLock {
             if pool.count < 64 { pool.append(c) } else { EVP_CIPHER_CTX_free(c) }
         }
@@ -39,6 +39,24 @@ public enum AESCTR {
         guard data.isEmpty || EVP_EncryptUpdate(ctx, &out, &n, data, Int32(data.count)) == 1 else { return nil }
         out.removeLast(out.count - Int(n))
         return out
+    }
+}
+
+extension AESCTR {
+    /// `buffer[from...]` XOR the key stream, in place (CTR's output may be its input): a
+    /// value row is sealed in the buffer that holds it. False only if OpenSSL fails.
+    public static func crypt(inPlace buffer: inout [UInt8], from: Int, key: [UInt8], iv: ArraySlice<UInt8>) -> Bool {
+        guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count, let ctx = context() else { return false }
+        defer { done(ctx) }
+        let ok = iv.withUnsafeBufferPointer { EVP_EncryptInit_ex(ctx, nil, nil, key, $0.baseAddress) }
+        guard ok == 1 else { return false }
+        let n = buffer.count - from
+        guard n > 0 else { return true }
+        var written: Int32 = 0
+        return buffer.withUnsafeMutableBufferPointer { b in
+            guard let base = b.baseAddress else { return false }
+            return EVP_EncryptUpdate(ctx, base + from, &written, base + from, Int32(n)) == 1 && Int(written) == n
+        }
     }
 }
 

@@ -110,20 +110,25 @@ struct ValueRow {
     var iv: [UInt8]
     var ciphertext: [UInt8]
 
-    /// A row's body after its seq.
-    static func sealed(tag: SubjectTag, iv: ArraySlice<UInt8>, ciphertext: [UInt8]) -> [UInt8] {
-        var w = ByteWriter(capacity: 50 + ciphertext.count)
-        w.write(tag.bytes)
-        w.write(iv)
-        w.write(UInt16(ciphertext.count))
-        w.write(ciphertext)
-        return w.bytes
+    /// A row's body after its seq, sealed under `key` from `iv` in one buffer: `tag iv ctLen`,
+    /// then the fields, encrypted where they lie. Nil if they do not fit or the cipher fails.
+    static func seal(_ fields: [SealedField], key: SubjectKey, iv: ArraySlice<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(34 + fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
+        out.append(contentsOf: key.tag.bytes)
+        out.append(contentsOf: iv)
+        out.append(contentsOf: [0, 0])
+        let start = out.count
+        appendPlain(fields, to: &out)
+        let n = out.count - start
+        guard n <= Int(UInt16.max), iv.count == 16 else { return nil }
+        out[start - 2] = UInt8(n & 0xFF)
+        out[start - 1] = UInt8(n >> 8)
+        return AESCTR.crypt(inPlace: &out, from: start, key: key.secret, iv: iv) ? out : nil
     }
 
-    /// The fields of a row before encryption.
-    static func plain(_ fields: [SealedField]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
+    static func appendPlain(_ fields: [SealedField], to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
         for f in fields {
             var path = f.path
             var value = f.value
@@ -138,7 +143,6 @@ struct ValueRow {
                 out.append(contentsOf: $0)
             }
         }
-        return out
     }
 
     /// The fields of a decrypted row; nil when it does not parse.

@@ -197,7 +197,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     /// The row of a value but its seq, encrypted under `key` with `iv` (`ValueRow`): made while
     /// its entry is prepared, off the serial path.
     public func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]? {
-        key.crypt(ValueRow.plain(fields), iv: iv).map { ValueRow.sealed(tag: key.tag, iv: iv, ciphertext: $0) }
+        ValueRow.seal(fields, key: key, iv: iv)
     }
 
     /// The file the next rows go to: the last one, or a new one when it is full.

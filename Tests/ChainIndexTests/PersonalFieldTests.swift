@@ -385,12 +385,13 @@ import Verification
                 #expect(key.crypt(key.crypt(plain, iv: iv) ?? [], iv: iv) == plain)
                 // The plaintext is the row's one field as §5.4.2 lays it out.
                 let nonce = [UInt8](0..<16)
-                #expect(
-                    try #require(
-                        PersonalStore(directory: temporaryDirectory("vec")).sealedRow(
-                            key: key, fields: [SealedField(path: "actor.id", nonce: nonce[...], value: "usr_1")], iv: iv
-                        )
-                    ).suffix(plain.count).elementsEqual(key.crypt(plain, iv: iv) ?? []))
+                let sealed = try #require(
+                    PersonalStore(directory: temporaryDirectory("vec")).sealedRow(
+                        key: key, fields: [SealedField(path: "actor.id", nonce: nonce[...], value: "usr_1")], iv: iv))
+                // `S iv ctLen ct`, sealed in place.
+                #expect(sealed.suffix(plain.count).elementsEqual(key.crypt(plain, iv: iv) ?? []))
+                #expect(sealed.prefix(34).elementsEqual(key.tag.bytes + Array(iv) + [UInt8(plain.count), 0]))
+                #expect(sealed.count == 34 + plain.count)
             }
         }
     }
