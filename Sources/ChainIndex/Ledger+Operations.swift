@@ -117,10 +117,12 @@ extension Ledger {
     }
 
     /// A retired segment's entries are about to be purged: their rows leave the orgs' posting
-    /// lists first (unless a restore brought the segment back to the hot directory).
+    /// lists first, and their personal values the personal store (their retention is over),
+    /// unless a restore brought the segment back to the hot directory.
     public func purgeRows(_ summary: RetiredSummary) throws {
         guard !FileOps.exists(store.directory + "/" + SegmentNames.sealed(summary.segment)) else { return }
         try index.purgeSections(summary)
+        try personal.drop(summary.firstSeq..<summary.endSeq)
     }
 
     /// The tier's summary of a retired segment changed (it was purged).

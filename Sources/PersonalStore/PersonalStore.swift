@@ -222,6 +222,31 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         for f in fs where seen.insert(f.fd).inserted { try FileOps.fdatasync(f.fd, path: f.path) }
     }
 
+    /// Removes the rows of the entries in `range`: a purged segment's, whose retention is over
+    /// (format-spec.md §12.4). A file wholly inside goes; one partly inside is rewritten
+    /// without them. The keys stay: other entries of the same subjects may still need them.
+    public func drop(_ range: Range<UInt64>) throws {
+        guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
+        guard !range.isEmpty else { return }
+        try lock.withLock {
+            var gone: Set<Int> = []
+            for (i, f) in files.enumerated() {
+                let last = i + 1 == files.count
+                let end = last ? UInt64.max : files[i + 1].firstSeq
+                guard f.firstSeq < range.upperBound, end > range.lowerBound else { continue }
+                if !last, range.lowerBound <= f.firstSeq, end <= range.upperBound {
+                    f.closeForAppend()
+                    try FileOps.unlink(f.path)
+                    gone.insert(i)
+                } else {
+                    _ = try f.rewrite(without: range)
+                }
+            }
+            files = files.enumerated().filter { !gone.contains($0.offset) }.map(\.element)
+            try FileOps.fsyncDirectory(directory + "/values")
+        }
+    }
+
     /// Cuts every row at or above `seq` (recovery: rows of entries the log does not hold).
     public func cut(from seq: UInt64) throws {
         try lock.withLock {

@@ -77,6 +77,31 @@ final class ValuesFile: @unchecked Sendable {
         lock.withLock { samples = nil }
     }
 
+    /// Rewrites the file without the rows of entries in `range` (written aside, synced,
+    /// renamed over it, the directory synced); reopened for appending if it was. Returns
+    /// whether any row is left.
+    func rewrite(without range: Range<UInt64>) throws -> Bool {
+        let bytes = try FileOps.readFile(path, limit: Int(PersonalStore.maxFile) * 2) ?? []
+        var kept: [UInt8] = []
+        kept.reserveCapacity(bytes.count)
+        var left = false
+        for r in Journal.records(bytes).records {
+            guard let seq = ValueRow.seq(r.body), !range.contains(seq) else { continue }
+            kept.append(contentsOf: bytes[r.offset..<(r.body.endIndex)])
+            left = true
+        }
+        let appending = lock.withLock { handle != nil }
+        try FileOps.replaceFile(path, contents: kept, mode: 0o600)
+        lock.withLock {
+            samples = nil
+            reader = nil
+            handle = nil
+            end = Int64(kept.count)
+        }
+        if appending { try openForAppend() }
+        return left
+    }
+
     private func readHandle() throws -> FileHandleRef {
         if let r = lock.withLock({ reader }) { return r }
         let r = FileHandleRef(fd: try FileOps.open(path, O_RDONLY | O_CLOEXEC), path: path)

@@ -20,12 +20,14 @@ import Verification
     }
 
     /// Three sealed segments: 0 (2020-01, org_a + org_b), 1 (2020-06, org_a + org_c), 2 (2022-01, org_b).
-    func makeLog() throws -> (String, String, Ledger, NoteSigner) {
+    /// With `personal`, the log commits personal fields (its actors are human).
+    func makeLog(personal: Bool = false) throws -> (String, String, Ledger, NoteSigner) {
         let root = NSTemporaryDirectory() + "archive-\(UUID().uuidString.prefix(8))"
         let signer = try NoteSigner.generate(name: "audit.test/log")
         var o = LedgerOptions()
         o.retired = ArchiveTier()
         o.background = false
+        if personal { o.protectPersonalFields = true }
         let l = try Ledger(directory: root + "/data", signer: signer, options: o)
         let plan: [(String, [String])] = [
             ("2020-01-01T00:00:00Z", ["org_a", "org_b"]), ("2020-06-01T00:00:00Z", ["org_a", "org_c"]),
@@ -38,7 +40,8 @@ import Verification
                 let json =
                     #"{"org":"\#(org)","category":"access","action":"access.granted","actor":{"type":"human","id":"u\#(i)"},"target":{"type":"p","id":"p\#(k)-\#(i)"},"outcome":"success","source":{"service":"svc"},"occurred_at":"\#(time)","metadata":{"seg":\#(k)}}"#
                 return try Entry.prepare(
-                    json: Array(json.utf8), receivedAt: t + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"))
+                    json: Array(json.utf8), receivedAt: t + Int64(i), writer: Writer(uid: 0, gid: 0, via: "test"),
+                    keys: l.subjectKeys)
             }
             _ = try l.appendAndWait(batch)
             try l.sealNow()
@@ -108,6 +111,39 @@ import Verification
                 dataDir: dir, backend: try LocalDirectoryBackend(root: archiveDir), verifier: signer.verifier,
                 policy: policy, holds: [], now: clock.now
             ).map(\.eligible) == [true, true])
+    }
+
+    /// Personal values (format-spec.md §5.4.2) live as long as their entries: a purge at the
+    /// end of retention takes the purged entries' rows out of the personal store; archived
+    /// entries that are not purged keep theirs (a restore shows them again).
+    @Test func aPurgeTakesThePurgedEntriesPersonalValuesWithThem() throws {
+        let (root, archiveDir, l, signer) = try makeLog(personal: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let clock = Clock("2023-01-01T00:00:00Z")
+        let c = clock
+        let archiver = Archiver(ledger: l, backend: try LocalDirectoryBackend(root: archiveDir), clock: { c.now })
+        #expect(try archiver.run(hotWindow: 30 * 86400).count == 3)
+        func rows() throws -> [UInt64] {
+            var out: [UInt64] = []
+            var i = 0
+            while let f = try l.personal.rows(file: i) {
+                out += f.map(\.seq)
+                i += 1
+            }
+            return out
+        }
+        #expect(Set(try rows()) == Set(0..<120))
+        #expect(try l.personal.openings(seq: 5).map(\.value) == ["u5"])
+        clock.now = Self.date("2027-06-02T00:00:00Z")
+        let purged = try archiver.purge(policy: try RetentionPolicy.load(dir: l.directory), holds: []) { _ in }
+        #expect(purged.map(\.segment) == [0, 1])
+        #expect(Set(try rows()) == Set(80..<120))
+        #expect(try l.personal.openings(seq: 5).isEmpty)
+        #expect(try l.personal.openings(seq: 85).map(\.value) == ["u5"])
+        // The log still verifies, its store with it.
+        try l.close()
+        let report = try Verifier(directory: l.directory, key: signer.verifier).run()
+        #expect(report.ok, "\(report.failure?.description ?? "")")
     }
 
     @Test func anArchivedSegmentIsRestoredAndQueriedAgain() throws {
