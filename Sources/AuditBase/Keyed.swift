@@ -46,7 +46,9 @@ extension AESCTR {
     /// `buffer[from...]` XOR the key stream, in place (CTR's output may be its input): a
     /// value row is sealed in the buffer that holds it. False only if OpenSSL fails.
     public static func crypt(inPlace buffer: inout [UInt8], from: Int, key: [UInt8], iv: ArraySlice<UInt8>) -> Bool {
-        guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count, let ctx = context() else { return false }
+        guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count, let ctx = context() else {
+            return false
+        }
         defer { done(ctx) }
         let ok = iv.withUnsafeBufferPointer { EVP_EncryptInit_ex(ctx, nil, nil, key, $0.baseAddress) }
         guard ok == 1 else { return false }
