@@ -127,20 +127,19 @@ public enum Personal {
         _ fields: [Field], org: String, keys: SubjectKeys
     ) throws(EntryError) -> (openings: [Opening], rows: [SealedRow]) {
         guard !fields.isEmpty else { return ([], []) }
-        var subjects: [String] = []
-        for f in fields where !subjects.contains(f.subject) { subjects.append(f.subject) }
-        // Every nonce and every row's iv from one call.
+        // Every nonce and every row's iv from one call (a row per subject: at most one per field).
         let random: [UInt8]
-        do { random = try SecureRandom.bytes(nonceSize * (fields.count + subjects.count)) } catch {
+        do { random = try SecureRandom.bytes(nonceSize * 2 * fields.count) } catch {
             throw EntryError("", "\(error)")
         }
         var subjectKeys: [SubjectKey] = []
+        var sealed: [[SealedField]] = []
         var openings: [Opening] = []
         openings.reserveCapacity(fields.count)
         for (i, f) in fields.enumerated() {
-            let key: SubjectKey
-            if let k = subjectKeys.first(where: { $0.subject == f.subject }) {
-                key = k
+            let s: Int
+            if let k = subjectKeys.firstIndex(where: { $0.subject == f.subject }) {
+                s = k
             } else {
                 guard let k = keys.key(org: org, subject: f.subject) else {
                     throw EntryError(
@@ -149,21 +148,19 @@ public enum Personal {
                     )
                 }
                 subjectKeys.append(k)
-                key = k
+                sealed.append([])
+                s = subjectKeys.count - 1
             }
             let nonce = random[(i * nonceSize)..<((i + 1) * nonceSize)]
-            openings.append(Opening(path: f.path, key: key, commitment: SHA256.hash(prefix: 0x00, nonce, f.value)))
+            openings.append(
+                Opening(path: f.path, key: subjectKeys[s], commitment: SHA256.hash(prefix: 0x00, nonce, f.value)))
+            sealed[s].append(SealedField(path: f.path, nonce: nonce, value: f.value))
         }
         var rows: [SealedRow] = []
         rows.reserveCapacity(subjectKeys.count)
         for (n, key) in subjectKeys.enumerated() {
-            let sealed = fields.indices.filter { fields[$0].subject == key.subject }.map {
-                SealedField(
-                    path: fields[$0].path, nonce: random[($0 * nonceSize)..<(($0 + 1) * nonceSize)],
-                    value: fields[$0].value)
-            }
-            let iv = random[((fields.count + n) * nonceSize)..<((fields.count + n + 1) * nonceSize)]
-            guard let body = keys.sealedRow(key: key, fields: sealed, iv: iv) else {
+            let at = (fields.count + n) * nonceSize
+            guard let body = keys.sealedRow(key: key, fields: sealed[n], iv: random[at..<(at + nonceSize)]) else {
                 throw EntryError("", "the personal store cannot encrypt a value now; retry later")
             }
             rows.append(SealedRow(key: key, body: body))
