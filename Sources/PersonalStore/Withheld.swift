@@ -35,11 +35,14 @@ public final class WithheldEntries: @unchecked Sendable {
 
     private func add(_ record: UInt64, _ seqs: [UInt64]) {
         var list = lists[record] ?? []
+        var ordered = true
         for s in seqs where byEntry[s] == nil {
             byEntry[s] = record
+            if let last = list.last, s <= last { ordered = false }
             list.append(s)
         }
-        lists[record] = list.sorted()
+        // A record's chunks are written in increasing order: sorting is for a journal that is not.
+        lists[record] = ordered ? list : list.sorted()
     }
 
     static func decode(_ body: ArraySlice<UInt8>) -> (UInt64, [UInt64])? {

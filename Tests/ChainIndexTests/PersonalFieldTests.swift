@@ -240,6 +240,25 @@ import Verification
         #expect(Self.occurs("usr_bob", in: files) == ["personal/subjects"])
     }
 
+    /// `personal/withheld` (format-spec.md §5.4.2): a record's list in chunks of 8,000, read
+    /// back whole and in order after a reopen; a torn tail loses only the chunk it cuts.
+    @Test func aLongWithheldListSurvivesAReopen() throws {
+        let dir = temporaryDirectory("personal-withheld")
+        let seqs = (0..<20_000).map { UInt64($0) * 3 }
+        try PersonalStore(directory: dir).withheld.record(70_000, withholds: seqs)
+        let again = try PersonalStore(directory: dir)
+        #expect(again.withheld.entries(of: 70_000) == seqs)
+        #expect(again.withheld.record(withholding: 59_997) == 70_000)
+        #expect(again.withheld.record(withholding: 59_998) == nil)
+        #expect(again.withheld.records == [70_000])
+        let path = dir + "/withheld"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let h = try #require(FileHandle(forWritingAtPath: path))
+        try h.truncate(atOffset: UInt64(size - 5))
+        try h.close()
+        #expect(try PersonalStore(directory: dir).withheld.entries(of: 70_000) == Array(seqs.prefix(16_000)))
+    }
+
     @Test func verifyFailsWhenTheStoreLosesOrAltersAValue() throws {
         let dir = temporaryDirectory("personal-tamper") + "/data"
         let signer = try Sample.signer()
