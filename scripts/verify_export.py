@@ -523,7 +523,8 @@ def main():
         for seq, path, record, authority in counts["erased"][:50]:
             print(f"  entry {seq} {path}: ERASED (entry {record}, authority {authority})")
     if counts["withheld"]:
-        print(f"WITHHELD: {len(counts['withheld'])} entries name an erased subject in the clear: "
+        n = len(counts["withheld"])
+        print(f"WITHHELD: {n} entr{'y names' if n == 1 else 'ies name'} an erased subject in the clear: "
               "each one's link, hash and place in the org's chain are checked, its content is not shown")
         for seq, record, authority in counts["withheld"][:50]:
             print(f"  entry {seq}: WITHHELD (entry {record}, authority {authority})")

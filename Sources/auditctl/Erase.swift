@@ -66,7 +66,9 @@ struct Erase: AsyncParsableCommand {
             "erased subject \(subject) of org \(org): recorded as entry \(seq) (subject tag \(tag), authority \(authority))"
                 + (erased ? "; its values can no longer be read" : "; it had no committed values")
                 + (withheld > 0
-                    ? "; \(withheld) entries written in the clear name it and cannot be erased: they are withheld from readers from now on (their bytes stay in the segments)"
+                    ? (withheld == 1
+                        ? "; 1 entry written in the clear names it and cannot be erased: it is withheld from readers from now on (its bytes stay in the segments)"
+                        : "; \(withheld) entries written in the clear name it and cannot be erased: they are withheld from readers from now on (their bytes stay in the segments)")
                     : "")
         )
     }
