@@ -30,15 +30,8 @@ public enum AESCTR {
     /// `data` XOR the AES-256-CTR key stream of `key` (32 bytes) from counter block `iv` (16
     /// bytes). The same call encrypts and decrypts; nil only if OpenSSL fails.
     public static func crypt(_ data: [UInt8], key: [UInt8], iv: ArraySlice<UInt8>) -> [UInt8]? {
-        guard key.count == 32, iv.count == 16, let ctx = context() else { return nil }
-        defer { done(ctx) }
-        let ok = iv.withUnsafeBufferPointer { EVP_EncryptInit_ex(ctx, nil, nil, key, $0.baseAddress) }
-        guard ok == 1 else { return nil }
-        var out = [UInt8](repeating: 0, count: data.count + 16)
-        var n: Int32 = 0
-        guard data.isEmpty || EVP_EncryptUpdate(ctx, &out, &n, data, Int32(data.count)) == 1 else { return nil }
-        out.removeLast(out.count - Int(n))
-        return out
+        var out = data
+        return crypt(inPlace: &out, from: 0, key: key, iv: iv) ? out : nil
     }
 }
 
@@ -54,6 +47,7 @@ extension AESCTR {
         guard ok == 1 else { return false }
         let n = buffer.count - from
         guard n > 0 else { return true }
+        guard n <= Int(Int32.max) else { return false }
         var written: Int32 = 0
         return buffer.withUnsafeMutableBufferPointer { b in
             guard let base = b.baseAddress else { return false }

@@ -172,22 +172,17 @@ extension Ledger {
     }
 
     /// The erasure that withholds entry `seq` (it names an erased subject in the clear), if
-    /// one does. Read from its record when the erasures journal does not have it yet (an
-    /// erasure between its steps): a withheld entry is never shown for want of a record.
+    /// one does. `finish` journals the erasure before the entries it withholds, so a withheld
+    /// entry always has its record here.
     public func withholding(_ seq: UInt64) -> ErasureRecord? {
         guard !personal.withheld.isEmpty, let r = personal.withheld.record(withholding: seq) else { return nil }
-        if let e = personal.erasure(recordSeq: r) { return e }
-        let v = (try? entry(seq: r)).flatMap { try? Entry.decodeStored($0.content) }
-        return ErasureRecord(
-            tag: v?["metadata"]?["subject_tag"]?.stringValue.flatMap(SubjectTag.init(text:))
-                ?? SubjectTag(digest: .zero),
-            recordSeq: r, authority: v?["metadata"]?["authority"]?.stringValue ?? "(unknown)")
+        return personal.erasure(recordSeq: r)
     }
 
-    /// Steps 3-5 (the withheld entries journaled with step 3).
+    /// Steps 3-5 (the withheld entries journaled after the erasure, before the key goes).
     private func finish(tag: SubjectTag, recordSeq: UInt64, authority: String, withheld: [UInt64]) throws {
-        if !withheld.isEmpty { try personal.withheld.record(recordSeq, withholds: withheld) }
         try personal.recordErasure(ErasureRecord(tag: tag, recordSeq: recordSeq, authority: authority))
+        if !withheld.isEmpty { try personal.withheld.record(recordSeq, withholds: withheld) }
         try personal.destroyKey(tag: tag)
         if Self.pauseAfterKey > 0 { Thread.sleep(forTimeInterval: Self.pauseAfterKey) }
         try personal.withheld.removePending()

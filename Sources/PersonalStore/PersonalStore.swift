@@ -30,6 +30,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     private var byTag: [SubjectTag: SubjectKey] = [:]
     private var pending: [SubjectKey] = []
     private var erasures: [SubjectTag: ErasureRecord] = [:]
+    private var erasuresByRecord: [UInt64: ErasureRecord] = [:]
     private var subjectsFile: FileHandleRef
     private var subjectsEnd: Int64
     private let erasuresFile: FileHandleRef
@@ -62,7 +63,10 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
             byTag[k.tag] = k
         }
         for (_, body) in try Self.read(erasuresFile, end: erasuresEnd) {
-            if let r = ErasureRecord.decode(body) { erasures[r.tag] = r }
+            if let r = ErasureRecord.decode(body) {
+                erasures[r.tag] = r
+                erasuresByRecord[r.recordSeq] = r
+            }
         }
         let names =
             FileOps.exists(directory + "/values")
@@ -142,7 +146,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The completed erasure recorded by entry `seq`, if any.
     public func erasure(recordSeq seq: UInt64) -> ErasureRecord? {
-        lock.withLock { erasures.values.first { $0.recordSeq == seq } }
+        lock.withLock { erasuresByRecord[seq] }
     }
 
     /// Every completed erasure.
@@ -328,6 +332,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
             try FileOps.fdatasync(erasuresFile.fd, path: erasuresFile.path)
             erasuresEnd += Int64(w.bytes.count)
             erasures[r.tag] = r
+            erasuresByRecord[r.recordSeq] = r
         }
     }
 

@@ -81,7 +81,7 @@ final class ValuesFile: @unchecked Sendable {
     /// renamed over it, the directory synced); reopened for appending if it was. Returns
     /// whether any row is left.
     func rewrite(without range: Range<UInt64>) throws -> Bool {
-        let bytes = try FileOps.readFile(path, limit: Int(PersonalStore.maxFile) * 2) ?? []
+        guard let bytes = try FileOps.readFile(path, limit: Int(PersonalStore.maxFile) * 2) else { return false }
         var kept: [UInt8] = []
         kept.reserveCapacity(bytes.count)
         var left = false
