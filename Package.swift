@@ -92,6 +92,8 @@ let package = Package(
         .target(name: "WriterWitness", dependencies: ["AuditBase", "AuditClient", "AuditWire", "LogProofs"]),
         // A C2SP tlog-witness: cosigns checkpoints that stay consistent (auditctl witness serve).
         .target(name: "Witness", dependencies: ["AuditBase", "LogProofs"]),
+        // RFC 3161: what a time-stamping authority is asked to sign, and its tokens checked.
+        .target(name: "TimeStamping", dependencies: ["AuditBase", "LogProofs", "CCrypto"]),
         .target(name: "AuditAccess", dependencies: ["AuditBase", "AuditEntries", "LogProofs"]),
         .target(
             name: "AuditClient",
@@ -165,6 +167,9 @@ let package = Package(
                 "AuditBase", "LogProofs", "Archive", "AuditAccess", "AuditEntries", "ChainIndex", "Verification",
                 "SegmentStore", "TestSupport",
             ]),
+        // Against a real RFC 3161 authority on loopback (scripts/tsa-server: openssl ts -reply).
+        .testTarget(
+            name: "TimeStampingTests", dependencies: ["TimeStamping", "AuditBase", "LogProofs", "TestSupport"]),
         .testTarget(name: "SegmentStoreTests", dependencies: ["AuditBase", "SegmentStore", "TestSupport"]),
         .testTarget(
             name: "ChainIndexTests",

@@ -13,8 +13,8 @@ import Testing
         "AuditBase": 1, "AuditWire": 1,
         // Segment files; what a log proves and signs; the writers' client.
         "SegmentStore": 2, "LogProofs": 2, "AuditClient": 2,
-        // The entry and its chain rule; what stands on proofs alone: witnesses.
-        "AuditEntries": 3, "Witness": 3, "WriterWitness": 3,
+        // The entry and its chain rule; what stands on proofs alone: witnesses, time-stamps.
+        "AuditEntries": 3, "Witness": 3, "WriterWitness": 3, "TimeStamping": 3,
         // The tree and its checkpoints; the org index; read access; the personal store.
         "LogTree": 4, "AuditIndex": 4, "AuditAccess": 4, "PersonalStore": 4,
         // The ledger over them.

@@ -1,4 +1,3 @@
-import AuditBase
 import Foundation
 
 #if canImport(FoundationNetworking)
@@ -8,10 +7,10 @@ import FoundationNetworking
 /// One HTTP POST whose answer is bounded in size and whose whole exchange is bounded in time:
 /// a peer that answers 3 GiB, or one byte a second, costs only its own request. (URLSession's
 /// own timeout is an idle timeout: a trickle never trips it, and `data(for:)` buffers any size.)
-final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+public final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     /// Why a bounded request did not complete.
-    struct Failed: Error, CustomStringConvertible {
-        var description: String
+    public struct Failed: Error, CustomStringConvertible {
+        public var description: String
     }
 
     private let limit: Int
@@ -24,10 +23,12 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
 
     private init(limit: Int) { self.limit = limit }
 
-    /// POSTs `body` to `url`; the status and at most `limit` bytes of answer, within `deadline`.
-    /// Plain `http://` goes over a socket read into a bounded buffer; `https://` through
-    /// URLSession, whose delegate stops the transfer past the limit.
-    static func post(_ url: URL, body: Data, limit: Int, deadline: Duration) async throws -> (Int, Data) {
+    /// POSTs `body` (of `contentType`) to `url`; the status and at most `limit` bytes of
+    /// answer, within `deadline`. Plain `http://` goes over a socket read into a bounded
+    /// buffer; `https://` through URLSession, whose delegate stops the transfer past the limit.
+    public static func post(
+        _ url: URL, body: Data, contentType: String = "text/plain", limit: Int, deadline: Duration
+    ) async throws -> (Int, Data) {
         if url.scheme == "http", let host = url.host {
             let end = ContinuousClock.now + deadline
             let flag = CancelFlag()
@@ -37,11 +38,12 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                     Thread.detachNewThread {
                         c.resume(
                             with: Result {
-                                // One request a connection: a witness is asked every few seconds at most.
+                                // One request a connection: a peer (a witness, a time-stamping authority) is asked
+                                // every few seconds at most.
                                 let a = try HTTP1Client(
                                     host: host, port: url.port ?? 80, maxBody: limit, maxHead: 4096, maxIdle: 0
                                 ).perform(
-                                    "POST", path, headers: [("Content-Type", "text/plain"), ("Connection", "close")],
+                                    "POST", path, headers: [("Content-Type", contentType), ("Connection", "close")],
                                     body: Array(body), deadline: end, cancelled: { flag.isSet })
                                 return (a.status, Data(a.body))
                             })
@@ -61,6 +63,7 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         var req = URLRequest(url: url, timeoutInterval: seconds)
         req.httpMethod = "POST"
         req.httpBody = body
+        req.setValue(contentType, forHTTPHeaderField: "Content-Type")
         let task = session.dataTask(with: req)
         let timer = Task {
             try? await Task.sleep(for: deadline)
@@ -103,7 +106,7 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         c?.resume(with: result)
     }
 
-    func urlSession(
+    public func urlSession(
         _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
         completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
     ) {
@@ -111,7 +114,7 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         completionHandler(.allow)
     }
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+    public func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         let over: Bool = lock.withLock {
             body.append(data.prefix(max(0, limit + 1 - body.count)))
             return body.count > limit
@@ -119,16 +122,17 @@ final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         if over { fail("the answer is larger than \(limit) bytes", dataTask) }
     }
 
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+    public func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         if let error { lock.withLock { if failure == nil { failure = "unreachable: \(error.localizedDescription)" } } }
         finish()
     }
 }
 
 /// Set once, read from any thread.
-final class CancelFlag: @unchecked Sendable {
+public final class CancelFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+    public init() {}
+    public var isSet: Bool { lock.withLock { value } }
+    public func set() { lock.withLock { value = true } }
 }
