@@ -65,7 +65,8 @@ let package = Package(
             ]),
         // The export format: what the read port writes and an auditor's verifier reads.
         .target(
-            name: "AuditExport", dependencies: ["AuditBase", "LogProofs", "AuditEntries", "AuditIndex", "Archive"]),
+            name: "AuditExport",
+            dependencies: ["AuditBase", "LogProofs", "AuditEntries", "AuditIndex", "Archive", "TimeStamping"]),
         // The whole-directory check behind `auditctl verify` and the daemon's recheck.
         .target(
             name: "Verification",
@@ -107,6 +108,7 @@ let package = Package(
             dependencies: [
                 "AuditBase", "AuditEntries", "AuditIndex", "ChainIndex", "AuditExport", "Verification", "LogProofs",
                 "SegmentStore", "Archive", "Replication", "AuditWire", "AuditAccess", "Witness", "PersonalStore",
+                "TimeStamping",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -133,7 +135,7 @@ let package = Package(
             dependencies: [
                 "AuditBase", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "AuditExport", "Verification",
                 "LogProofs", "SegmentStore", "Archive", "Replication", "AuditClient", "AuditWire", "AuditAccess",
-                "Witness", "WriterWitness",
+                "Witness", "WriterWitness", "TimeStamping",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

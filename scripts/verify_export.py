@@ -2,12 +2,15 @@
 """Verify an auditlog export (NDJSON or CSV) offline, written from format-spec.md alone.
 
     python3 scripts/verify_export.py FILE --key VERIFIER_KEY [--checkpoint NOTE_FILE]... [--require-complete]
+                                     [--tsa-trust PEM_FILE]
 
 Standard library only (Ed25519 verification is RFC 8032's reference algorithm), so an
 auditor can read every line of it. It follows format-spec.md §8 (signed notes, checkpoints),
 §5.3 (links), RFC 9162 (tree hashing, consistency proofs) and §9.3 (exports, steps 1-8), and
 prints the same verdicts as `auditctl verify-export`: OK (complete), AUTHENTIC SELECTION /
 NOT PROVEN COMPLETE, or FAILED. Exit status 0, 0, 1 (3 for a selection with --require-complete).
+With --tsa-trust, the trailer's RFC 3161 tokens (§8.7) are checked by the openssl command
+(`openssl ts -verify`), which then must be installed; exit 4 if none covers the export.
 """
 import argparse
 import base64
@@ -16,7 +19,11 @@ import datetime
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 
 # ---------------------------------------------------------------- Ed25519 (RFC 8032 §6)
 P = 2**255 - 19
@@ -364,11 +371,65 @@ def csv_lines(text):
     return out
 
 
-def verify(objs, fmt, key, kept):
+def token_time(der):
+    """The genTime of a time-stamp token, in ms, as `openssl ts -reply -text` prints it."""
+    with tempfile.NamedTemporaryFile(suffix=".tst") as f:
+        f.write(der)
+        f.flush()
+        p = subprocess.run(["openssl", "ts", "-reply", "-in", f.name, "-token_in", "-text"],
+                           capture_output=True, text=True)
+    for line in p.stdout.split("\n"):
+        if line.startswith("Time stamp: "):
+            t = " ".join(line[len("Time stamp: "):].split())  # "Dec 5 01:09:17.275 2026 GMT"
+            fmt = "%b %d %H:%M:%S.%f %Y GMT" if "." in t else "%b %d %H:%M:%S %Y GMT"
+            d = datetime.datetime.strptime(t, fmt).replace(tzinfo=datetime.timezone.utc)
+            return int(d.timestamp() * 1000 + 0.5)
+    raise Failure("a time-stamp token's time cannot be read")
+
+
+def check_timestamps(stamps, origin, size, root, trust):
+    """§8.7: each token's checkpoint (origin, tree_size, root_hash) is consistent with the
+    export's; with a trust file, `openssl ts -verify` checks its signature and its imprint,
+    SHA-256 of that checkpoint's body, and its time is the one stated. Returns (size, time ms,
+    authority, checked) per token."""
+    out = []
+    for i, t in enumerate(stamps or []):
+        ts, r = t["tree_size"], base64.b64decode(t["root_hash"])
+        if not (isinstance(ts, int) and 1 <= ts <= size) or len(r) != 32:
+            raise Failure(f"trailer: timestamps: token {i + 1} names no tree of this log")
+        if not verify_consistency(ts, size, r, root, [bytes.fromhex(h) for h in t["consistency"]]):
+            raise Failure(f"trailer: timestamps: token {i + 1} stamps a tree of {ts} entries that is not "
+                          "consistent with the export's checkpoint")
+        stated = ms(t["time"])
+        if trust is None:
+            out.append((ts, stated, t["authority"], False))
+            continue
+        if shutil.which("openssl") is None:
+            raise Failure("--tsa-trust needs the openssl command to check time-stamp tokens; install it")
+        body = f"{origin}\n{ts}\n{base64.b64encode(r).decode()}\n".encode()
+        der = base64.b64decode(t["token"])
+        with tempfile.NamedTemporaryFile(suffix=".tst") as f:
+            f.write(der)
+            f.flush()
+            p = subprocess.run(["openssl", "ts", "-verify", "-digest", hashlib.sha256(body).hexdigest(),
+                                "-in", f.name, "-token_in", "-CAfile", trust, "-partial_chain"],
+                               capture_output=True, text=True)
+        if p.returncode != 0 or "Verification: OK" not in p.stdout:
+            raise Failure(f"trailer: timestamps: token {i + 1} (tree of {ts} entries, by {t['authority']}) does "
+                          f"not verify against {trust}")
+        if token_time(der) != stated:
+            raise Failure(f"trailer: timestamps: token {i + 1}'s time is not the trailer's: the trailer was edited")
+        out.append((ts, stated, t["authority"], True))
+    return sorted(out)
+
+
+def verify(objs, fmt, key, kept, trust=None):
     header, lines, trailer = objs[0], objs[1:-1], objs[-1]
-    # /5 added "personal" beside entries and the trailer's "erasures" (§5.4.4); /4 has neither.
-    if header.get("type") != "header" or header.get("format") not in ("auditlog-export/4", "auditlog-export/5"):
-        raise Failure("line 1: not an auditlog-export/4 or /5 header")
+    # /5 added "personal" beside entries and the trailer's "erasures" (§5.4.4); /6 its
+    # "timestamps" (§8.7); /4 has none of them.
+    if header.get("type") != "header" or header.get("format") not in (
+            "auditlog-export/4", "auditlog-export/5", "auditlog-export/6"):
+        raise Failure("line 1: not an auditlog-export/4, /5 or /6 header")
     if trailer.get("type") != "trailer":
         raise Failure("no trailer: the export is truncated")
     origin, size, root = checkpoint(header["checkpoint"], key)  # step 1
@@ -469,6 +530,9 @@ def verify(objs, fmt, key, kept):
     if tree.root() != root:
         raise Failure("the entries and their gap subtrees do not rebuild the checkpoint's root")
     counts["erased"], counts["withheld"] = check_erasures(trailer.get("erasures"), claims, withheld, org, size, root)
+    counts["first"] = lines[0]["seq"] if lines else None
+    counts["size"] = size
+    counts["stamps"] = check_timestamps(trailer.get("timestamps"), origin, size, root, trust)
     for lo, hi, first, end in gaps:  # step 7: only signed bundles in the range may explain a gap
         held = sum(n for b_first, b_end, n in archived if first <= b_first and b_end <= end)
         if held != hi - lo:
@@ -505,6 +569,7 @@ def main():
     ap.add_argument("--key", required=True)
     ap.add_argument("--checkpoint", action="append", default=[])
     ap.add_argument("--require-complete", action="store_true")
+    ap.add_argument("--tsa-trust")
     args = ap.parse_args()
     try:
         text = open(args.file, encoding="utf-8", newline="").read()
@@ -513,7 +578,9 @@ def main():
         else:
             fmt, objs = "ndjson", [json.loads(x) for x in text.split("\n") if x]
         kept = [open(p, encoding="utf-8").read() for p in args.checkpoint]
-        counts, why = verify(objs, fmt, parse_key(args.key), kept)
+        if args.tsa_trust is not None and not os.path.isfile(args.tsa_trust):
+            raise Failure(f"--tsa-trust: {args.tsa_trust} does not exist")
+        counts, why = verify(objs, fmt, parse_key(args.key), kept, args.tsa_trust)
     except (Failure, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as e:
         print(f"FAILED: {e}")
         return 1
@@ -528,11 +595,24 @@ def main():
               "each one's link, hash and place in the org's chain are checked, its content is not shown")
         for seq, record, authority in counts["withheld"][:50]:
             print(f"  entry {seq}: WITHHELD (entry {record}, authority {authority})")
+    covering = [t for t in counts["stamps"] if t[0] > (counts["first"] or 0)]
+    bound = True
+    if covering and args.tsa_trust is None:
+        print(f"TIME: {len(covering)} time-stamp tokens carried but not checked: give --tsa-trust")
+    elif covering:
+        print(f"TIME: {len(covering)} time-stamp tokens checked against {args.tsa_trust}:")
+        for ts, when, authority, _ in covering:
+            stamp = datetime.datetime.fromtimestamp(when / 1000, datetime.timezone.utc)
+            print(f"  entries up to seq {ts - 1} existed no later than "
+                  f"{stamp.strftime('%Y-%m-%dT%H:%M:%S.')}{when % 1000:03d}Z, by {authority}")
+    elif args.tsa_trust is not None:
+        print("NO TIME BOUND: the export carries no time-stamp token over its entries")
+        bound = False
     if why is None:
         print(f"OK: complete: {counts['entry']} entries, {counts['context']} context")
-        return 0
+        return 0 if bound else 4
     print(f"AUTHENTIC SELECTION: {counts['entry']} entries\nNOT PROVEN COMPLETE: {why}")
-    return 3 if args.require_complete else 0
+    return 3 if args.require_complete else (0 if bound else 4)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ public struct DataDirectory: Sendable, Hashable, CustomStringConvertible {
     public var checkpoints: String { path + "/checkpoints" }
     /// `checkpoints/cosigned`: the newest checkpoint with a quorum of witness cosignatures.
     public var cosigned: String { checkpoints + "/cosigned" }
+    /// `checkpoints/timestamps`: RFC 3161 tokens over checkpoints, as their entries recorded
+    /// them (format-spec.md §8.7).
+    public var timestamps: String { checkpoints + "/timestamps" }
     /// `personal/`: the values personal fields' commitments stand for, encrypted per subject;
     /// the one part of a log that forgets (format-spec.md §5.4.2).
     public var personal: String { path + "/personal" }

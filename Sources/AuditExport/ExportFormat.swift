@@ -3,6 +3,7 @@ import AuditEntries
 import AuditIndex
 import Foundation
 import LogProofs
+import TimeStamping
 
 /// The export format (format-spec.md §9.3): NDJSON, one object per line.
 ///
@@ -15,12 +16,17 @@ import LogProofs
 ///     {"type":"entry"|"context","seq":…,"org_seq":…,"link":…,"hash":…,"gap":[…],
 ///      "withheld":{"authority":…,"entry":N}}
 ///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…],
-///      "erasures":[{"seq":…,"content":…,"link":…,"proof":[…],"withheld":[…]?}…]?}
+///      "erasures":[{"seq":…,"content":…,"link":…,"proof":[…],"withheld":[…]?}…]?,
+///      "timestamps":[{"tree_size":…,"root_hash":…,"authority":…,"time":…,"token":…,
+///                     "consistency":[…]}…]?}
 ///
 /// `personal` (§5.4.4) opens the entry's commitments or names the erasure record of each
 /// one it cannot; an entry an erasure withholds (it names the subject in the clear) has no
 /// `content`, only its link and the record; the trailer's `erasures` carries each record
 /// named, with its inclusion proof in the export's checkpoint and the entries it withholds.
+/// The trailer's `timestamps` (§8.7) are RFC 3161 tokens over earlier checkpoints of this log
+/// (each with a consistency proof to the export's): each bounds when the entries below its
+/// size existed.
 ///
 /// One proof for the whole export: `gap` holds the perfect subtrees (height, hash) covering
 /// the leaves between the previous line's entry and this one; with the leaves themselves they
@@ -31,10 +37,11 @@ import LogProofs
 /// exactly `tree_size − 1`, whose signed metadata states the filter.
 public enum ExportFormat {
     /// The format tag. /5 added `personal` beside entries and the trailer's `erasures`
-    /// (§5.4.4).
-    public static let tag = "auditlog-export/5"
-    /// The tags a verifier reads: /4 exports (before personal fields) have neither member.
-    public static let readable = ["auditlog-export/4", tag]
+    /// (§5.4.4); /6 the trailer's `timestamps` (§8.7).
+    public static let tag = "auditlog-export/6"
+    /// The tags a verifier reads: /4 exports (before personal fields) have neither member, /5
+    /// no time-stamps.
+    public static let readable = ["auditlog-export/4", "auditlog-export/5", tag]
 
     /// The header line.
     public static func header(
@@ -145,7 +152,8 @@ public enum ExportFormat {
     /// The trailer line; each erasure record with its proof and the entries it withholds.
     public static func trailer(
         count: Int, context: Int, gap: [(height: Int, hash: Hash)],
-        erasures: [(record: StoredEntry, proof: [Hash], withheld: [UInt64])] = []
+        erasures: [(record: StoredEntry, proof: [Hash], withheld: [UInt64])] = [],
+        timestamps: [(stamp: StampedCheckpoint, consistency: [Hash])] = []
     ) -> String {
         var o: [String: Any] = ["type": "trailer", "count": count, "context": context, "gap": gap.map(gapBlock)]
         if !erasures.isEmpty {
@@ -156,6 +164,15 @@ public enum ExportFormat {
                 ]
                 if !withheld.isEmpty { r["withheld"] = withheld }
                 return r
+            }
+        }
+        if !timestamps.isEmpty {
+            o["timestamps"] = timestamps.map { (s, proof) -> [String: Any] in
+                [
+                    "tree_size": s.size, "root_hash": Data(s.root.bytes).base64EncodedString(),
+                    "authority": s.authority, "time": Timestamp.format(s.time),
+                    "token": Data(s.token).base64EncodedString(), "consistency": proof.map(\.hex),
+                ]
             }
         }
         return json(o)

@@ -4,6 +4,7 @@ import AuditEntries
 import AuditIndex
 import Foundation
 import LogProofs
+import TimeStamping
 
 /// Offline verification of an export (format-spec.md §9.3), with nothing but the verifier key:
 /// every line authentic, the header's claims bound to the export's own signed audit entry,
@@ -41,6 +42,11 @@ public struct ExportVerifier {
         public var erased: [ErasedField] = []
         /// Entries withheld under a record the export proves (§5.4.3).
         public var withheld: [WithheldEntry] = []
+        /// The time-stamp tokens the trailer carries (§8.7), checked against the trust file
+        /// when one was given.
+        public var timestamps: [TimeBound] = []
+        /// The first entry of the export (the lower bound of what its tokens cover).
+        public var firstSeq: UInt64?
         /// The first failure, with its line number.
         public var failure: String?
         /// True when nothing failed.
@@ -49,13 +55,16 @@ public struct ExportVerifier {
 
     let key: NoteVerifier?
     let kept: [SignedCheckpoint]
+    let timeTrust: TimeStampTrust?
 
     /// A verifier trusting `key` (default: the key named in the export's header, which an
     /// auditor should compare with the operator's published key), and requiring the export's
-    /// checkpoint to extend each of `kept` (checkpoints the auditor saw earlier).
-    public init(key: NoteVerifier?, kept: [SignedCheckpoint] = []) {
+    /// checkpoint to extend each of `kept` (checkpoints the auditor saw earlier); with
+    /// `timeTrust`, the certificates trusted to sign time-stamp tokens.
+    public init(key: NoteVerifier?, kept: [SignedCheckpoint] = [], timeTrust: TimeStampTrust? = nil) {
         self.key = key
         self.kept = kept
+        self.timeTrust = timeTrust
     }
 
     struct Line {
@@ -68,6 +77,7 @@ public struct ExportVerifier {
         var r = Report()
         var root = Hash.zero
         var size: UInt64 = 0
+        var origin = ""
         var selection = ExportSelection()
         var archived: [SignedBundle] = []
         var unsigned: [String] = []
@@ -147,6 +157,7 @@ public struct ExportVerifier {
                 } catch { return fail("checkpoint: \(error)") }
                 root = cp.checkpoint.root
                 size = cp.checkpoint.size
+                origin = cp.checkpoint.origin
                 r.checkpointNote = cp.note
                 guard obj["tree_size"] as? Int == Int(exactly: size) else {
                     return fail("tree_size differs from the signed checkpoint's size \(size)")
@@ -267,6 +278,7 @@ public struct ExportVerifier {
                     if let m = gap(0..<orgSeq, seqs: 0..<seq) { return fail(m) }
                 }
                 prev = Line(type: type, seq: seq, orgSeq: orgSeq, time: time, hash: h, content: bytes)
+                if r.firstSeq == nil { r.firstSeq = seq }
                 if type == "entry" { r.entries += 1 } else { r.context += 1 }
             case "trailer":
                 sawTrailer = true
@@ -295,6 +307,12 @@ public struct ExportVerifier {
                     obj["erasures"], claims: claims, withheld: withheldClaims, org: r.org, size: size, root: root)
                 {
                 case .success(let e): (r.erased, r.withheld) = e
+                case .failure(let f): return fail(f.message)
+                }
+                switch Self.checkTimestamps(
+                    obj["timestamps"], origin: origin, size: size, root: root, trust: timeTrust)
+                {
+                case .success(let t): r.timestamps = t
                 case .failure(let f): return fail(f.message)
                 }
             default:

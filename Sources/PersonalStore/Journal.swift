@@ -1,38 +1,19 @@
 import AuditBase
 import AuditEntries
 
-/// The record framing of the personal store's files (format-spec.md §5.4.2): each record is
-/// `length:u32 crc32c:u32 body[length]`, little-endian, the CRC over the body. A torn tail
-/// (a record cut by a crash) ends the readable part; the writer cuts it before appending.
+/// The personal store's files are framed records (`FramedRecords`, format-spec.md §5.4.2).
 enum Journal {
     /// The largest body a record may declare (a value row is under 2 KiB).
     static let maxBody = 64 << 10
 
     /// `body` framed as one record.
-    static func frame(_ body: [UInt8], into w: inout ByteWriter) {
-        w.write(UInt32(body.count))
-        w.write(CRC32C.checksum(body))
-        w.write(body)
-    }
+    static func frame(_ body: [UInt8], into w: inout ByteWriter) { FramedRecords.frame(body, into: &w) }
 
-    /// The records of `bytes` from `start`, each with its offset, and where the valid part
-    /// ends (the end of the last whole record whose CRC matches).
+    /// The records of `bytes` from `start`, each with its offset, and where the valid part ends.
     static func records(
         _ bytes: [UInt8], from start: Int = 0
     ) -> (records: [(offset: Int, body: ArraySlice<UInt8>)], end: Int) {
-        var out: [(Int, ArraySlice<UInt8>)] = []
-        var at = start
-        while bytes.count - at >= 8 {
-            var r = ByteReader(bytes, range: at..<(at + 8))
-            guard let len = try? Int(r.readU32()), let crc = try? r.readU32(), len <= maxBody,
-                bytes.count - at - 8 >= len
-            else { break }
-            let body = bytes[(at + 8)..<(at + 8 + len)]
-            guard CRC32C.matches(CRC32C.checksum(body), crc) else { break }
-            out.append((at, body))
-            at += 8 + len
-        }
-        return (out, at)
+        FramedRecords.records(bytes, from: start, maxBody: maxBody)
     }
 }
 

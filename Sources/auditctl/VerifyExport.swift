@@ -1,7 +1,9 @@
 import ArgumentParser
+import AuditBase
 import AuditExport
 import Foundation
 import LogProofs
+import TimeStamping
 
 /// `auditctl verify-export FILE`: checks an export offline, without the daemon or the data.
 struct VerifyExport: ParsableCommand {
@@ -33,6 +35,10 @@ struct VerifyExport: ParsableCommand {
             "A witness's verifier key (repeatable): its cosignature on the export's checkpoint counts towards --quorum."
     ) var witness: [String] = []
     @Option(help: "Cosignatures required from the --witness keys (default: all of them).") var quorum: Int?
+    @Option(
+        help:
+            "PEM file of the certificates trusted to sign time-stamp tokens (the authority's own or its CA's): the export's RFC 3161 tokens are checked and bound when its entries existed; exit 4 if none covers them."
+    ) var tsaTrust: String?
 
     func run() throws {
         let k: NoteVerifier?
@@ -62,15 +68,25 @@ struct VerifyExport: ParsableCommand {
         }
         let reader: ExportReader
         do { reader = try ExportReader(path: file) } catch { throw CLIError("\(error)") }
-        let r = ExportVerifier(key: k, kept: kept).verify(lines: reader, format: reader.format)
+        var trust: TimeStampTrust?
+        do { trust = try tsaTrust.map { try TimeStampTrust(file: $0) } } catch {
+            throw ValidationError("--tsa-trust: \(error)")
+        }
+        let r = ExportVerifier(key: k, kept: kept, timeTrust: trust).verify(lines: reader, format: reader.format)
         if let f = reader.failure ?? r.failure {
             print("FAILED: \(f)")
             throw ExitCode(1)
         }
         if !witnesses.isEmpty {
             var by: [String] = []
+            var at: [String] = []
             for w in witnesses {
-                do { if try w.cosignature(in: r.checkpointNote) != nil { by.append(w.name) } } catch {
+                do {
+                    if let t = try w.cosignature(in: r.checkpointNote) {
+                        by.append(w.name)
+                        at.append("\(w.name) at \(Timestamp.format(Int64(clamping: t) * 1000))")
+                    }
+                } catch {
                     print("FAILED: the export's checkpoint: \(error)")
                     throw ExitCode(1)
                 }
@@ -82,9 +98,11 @@ struct VerifyExport: ParsableCommand {
                 throw ExitCode(1)
             }
             print(
-                "WITNESSED: the checkpoint is cosigned by \(by.joined(separator: ", ")) (\(by.count) of \(witnesses.count), quorum \(need))"
+                "WITNESSED: the checkpoint is cosigned by \(at.joined(separator: ", ")) (\(by.count) of \(witnesses.count), quorum \(need)): a second bound on when its entries existed, by the witnesses' clocks"
             )
         }
+        let bound = Self.timeReport(r, trust: tsaTrust)
+        for l in bound.lines { print(l) }
         let keyNote = k == nil ? " (key taken from the export: compare it with the published one, or pass --key)" : ""
         let filter =
             r.filter.isEmpty
@@ -117,5 +135,43 @@ struct VerifyExport: ParsableCommand {
             print("NOT PROVEN COMPLETE: \(why)")
             if requireComplete { throw ExitCode(3) }
         }
+        if !bound.bound { throw ExitCode(4) }
+    }
+
+    /// What the export's time-stamp tokens prove (format-spec.md §8.7), in lines; `bound` is
+    /// false when a trust file was given and no checked token covers an entry of the export.
+    static func timeReport(_ r: ExportVerifier.Report, trust: String?) -> (lines: [String], bound: Bool) {
+        let covering = r.timestamps.filter { $0.size > (r.firstSeq ?? 0) }
+        guard let trust else {
+            guard !covering.isEmpty else { return ([], true) }
+            return (
+                [
+                    "TIME: \(covering.count) time-stamp token\(covering.count == 1 ? "" : "s") carried (each over a checkpoint consistent with this one) but not checked: give --tsa-trust FILE, the certificate of the authority or of its CA, to bound when the entries existed"
+                ], true
+            )
+        }
+        guard !covering.isEmpty else {
+            return (
+                [
+                    "NO TIME BOUND: the export carries no time-stamp token over its entries (the log has none after entry \(r.firstSeq.map(String.init) ?? "-"), or takes none: auditd --timestamp-authority)"
+                ], false
+            )
+        }
+        var out = [
+            "TIME: \(covering.count) time-stamp token\(covering.count == 1 ? "" : "s") checked against \(trust) (signature, imprint over the stamped checkpoint, consistency with this one):"
+        ]
+        let shown = covering.count <= 6 ? covering : Array(covering.prefix(3)) + Array(covering.suffix(3))
+        for (i, t) in shown.enumerated() {
+            if covering.count > 6 && i == 3 { out.append("  … \(covering.count - 6) more") }
+            out.append(
+                "  entries up to seq \(t.size - 1) existed no later than \(Timestamp.format(t.time)), by \(t.authority) (\(t.signer))"
+            )
+        }
+        if let newest = covering.last, newest.size < r.treeSize - 1 {
+            out.append(
+                "  entries from seq \(newest.size) on are not covered by a token yet (the log takes one every timestamp_interval)"
+            )
+        }
+        return (out, true)
     }
 }

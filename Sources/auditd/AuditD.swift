@@ -15,6 +15,7 @@ import Prometheus
 import Replication
 import SegmentStore
 import ServiceLifecycle
+import TimeStamping
 
 /// The audit log daemon: ingest over a Unix socket, the read port over HTTP, background
 /// sealing, checkpointing and verification. Thin: it wires the libraries together.
@@ -155,10 +156,21 @@ struct AuditD: AsyncParsableCommand {
         }
         let tokens = Self.tokenStore(data: c.data, ledger: ledger, logger: logger)
         let (queryPool, exportPool) = Self.readPools()
-        let port = ReadPort(
+        var port = ReadPort(
             ledger: ledger, publication: publication, tokens: tokens, registry: registry, metrics: metrics,
             health: health, logger: logger,
             queries: queryPool, exports: exportPool, witnessing: witnessing)
+        // Tokens are kept (and carried by exports) once there are any, authorities or not.
+        let stampsPath = DataDirectory(c.data).timestamps
+        let timestamps =
+            c.timestampAuthorities.isEmpty && !FileOps.exists(stampsPath) ? nil : try TimeStampJournal(path: stampsPath)
+        var timestamper: TimeStamper?
+        if let timestamps, let trust = c.timestampTrust, !c.timestampAuthorities.isEmpty {
+            timestamper = try TimeStamper(
+                ledger: ledger, authorities: c.timestampAuthorities, trustFile: trust, journal: timestamps)
+        }
+        port.timestamper = timestamper
+        port.timestamps = timestamps
         let app = Self.readPortApplication(c, port: port, group: group, logger: logger)
         let archiver = ArchiverService(
             archiver: archiverCore,
@@ -180,6 +192,12 @@ struct AuditD: AsyncParsableCommand {
             services.append(
                 WitnessService(
                     witnessing: witnessing, publication: publication, interval: .seconds(c.witnessInterval),
+                    logger: logger))
+        }
+        if let timestamper {
+            services.append(
+                TimeStampService(
+                    stamper: timestamper, publication: publication, interval: .seconds(c.timestampInterval),
                     logger: logger))
         }
         let serviceGroup = ServiceGroup(

@@ -46,6 +46,9 @@ struct DaemonConfig: Sendable {
     var witnesses: [String] = []
     var witnessQuorum: Int?
     var witnessInterval = 180
+    var timestampAuthorities: [String] = []
+    var timestampTrust: String?
+    var timestampInterval = 600
     var ack = "local"
     var tailIntervalMs = 1000
     var tailEntries = 8192
@@ -126,6 +129,20 @@ struct DaemonConfig: Sendable {
                 q >= 1 && q <= witnesses.count,
                 "witness_quorum \(q) must be between 1 and the \(witnesses.count) witnesses")
         }
+        for t in timestampAuthorities {
+            guard let u = URL(string: t), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                throw ValidationError(
+                    "timestamp_authorities: '\(t.prefix(200))' is not an http:// or https:// URL of an RFC 3161 authority"
+                )
+            }
+        }
+        try need(
+            Set(timestampAuthorities).count == timestampAuthorities.count,
+            "timestamp_authorities: an authority is listed twice; list each once")
+        try need(
+            timestampAuthorities.isEmpty || timestampTrust != nil,
+            "timestamp_authorities needs timestamp_trust: the PEM file of the certificates that sign their tokens (the authority's own or its CA's); a token the daemon cannot check is never recorded"
+        )
         try need(!data.isEmpty, "data is empty")
         try need(
             AckMode(rawValue: ack) != nil,
@@ -229,6 +246,18 @@ extension DaemonConfig {
         Setting(
             "witness_interval", .number(\.witnessInterval, 1...86_400),
             "Seconds between posts of the newest checkpoint to the witnesses (and retries of those that failed); public witnesses ask a log for about one every few minutes. An export still has its own checkpoint cosigned at once."
+        ),
+        Setting(
+            "timestamp_authorities", flag: "timestamp-authority", .texts(\.timestampAuthorities),
+            "An RFC 3161 time-stamping authority's URL: every timestamp_interval it is asked for a token over the newest checkpoint, recorded in the log and carried by exports (format-spec.md §8.7)."
+        ),
+        Setting(
+            "timestamp_trust", .optionalText(\.timestampTrust),
+            "PEM file of the certificates that sign the authorities' tokens (each authority's own, or its CA's); a token that does not verify against it is refused."
+        ),
+        Setting(
+            "timestamp_interval", .number(\.timestampInterval, 1...86_400),
+            "Seconds between time-stamps of the newest checkpoint (only when the log grew). An authority that is down never holds up ingest: /healthz says degraded."
         ),
         Setting(
             "personal_fields", .optionalText(\.personalFields),

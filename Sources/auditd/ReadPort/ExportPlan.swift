@@ -23,6 +23,8 @@ struct ExportPlan: Sendable {
         var step = Step.lowerEdge
         var cursor: UInt64?
         var lastSeq: UInt64?
+        /// The first line's entry: time-stamps over larger trees bound the export's entries.
+        var firstSeq: UInt64?
         /// The first leaf not yet covered by a line (its entry or a gap before it).
         var covered: UInt64 = 0
         var entries = 0, context = 0
@@ -104,6 +106,7 @@ struct ExportPlan: Sendable {
                     : ExportFormat.entry(e, gap: gap, context: context, personal: personal, withheld: named)) + "\n"
             if context { s.context += 1 } else { s.entries += 1 }
             s.lastSeq = e.seq
+            if s.firstSeq == nil { s.firstSeq = e.seq }
             s.covered = e.seq + 1
         }
         switch s.step {

@@ -8,6 +8,7 @@ import Foundation
 import Hummingbird
 import LogProofs
 import NIOCore
+import TimeStamping
 
 /// `GET /v1/orgs/:org/export` (format-spec.md §9.3): the org's entries as NDJSON or CSV with
 /// their proofs, after the export itself has been written to the org's log.
@@ -92,11 +93,15 @@ extension ReadPort {
                 if !chunk.isEmpty { try await writer.write(ByteBuffer(string: chunk)) }
             }
             let last = state
-            let (gap, erasures) = try await Self.offload(pool, logger: logger) {
-                (try plan.finalGap(last, ledger: ledger), try plan.erasureRecords(last, ledger: ledger))
+            let journal = self.timestamps
+            let (gap, erasures, stamps) = try await Self.offload(pool, logger: logger) {
+                (
+                    try plan.finalGap(last, ledger: ledger), try plan.erasureRecords(last, ledger: ledger),
+                    try Self.stamps(journal, after: last.firstSeq, size: size, ledger: ledger)
+                )
             }
             let trailer = ExportFormat.trailer(
-                count: state.entries, context: state.context, gap: gap, erasures: erasures)
+                count: state.entries, context: state.context, gap: gap, erasures: erasures, timestamps: stamps)
             try await writer.write(
                 ByteBuffer(
                     string: format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n"))
@@ -108,6 +113,21 @@ extension ReadPort {
             headers: [
                 .contentType: type, .contentDisposition: "attachment; filename=\"\(org)-audit-\(size).\(format)\"",
             ], body: body)
+    }
+
+    /// The most time-stamp tokens one export carries: spread evenly over its range, the newest
+    /// always among them.
+    static let maxStamps = 256
+
+    /// The tokens over checkpoints that bound the export's entries (sizes above its first
+    /// entry, up to its checkpoint's), each with its consistency proof to the checkpoint.
+    static func stamps(
+        _ journal: TimeStampJournal?, after first: UInt64?, size: UInt64, ledger: Ledger
+    ) throws -> [(stamp: StampedCheckpoint, consistency: [Hash])] {
+        guard let journal, let first, first < size else { return [] }
+        return try journal.stamps(sizes: (first + 1)...size, limit: maxStamps).map {
+            ($0, try ledger.consistencyProof(old: $0.size, new: size))
+        }
     }
 
     /// Records an export in the org's log (its own audit entry, with a checkpoint signed at

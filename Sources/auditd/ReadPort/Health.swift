@@ -60,8 +60,12 @@ extension ReadPort {
                 body["replica"] = j
                 if r.failing != nil { body["status"] = "degraded" }
             }
-            // Witnesses or a store that cannot be reached never stop ingest (in local mode):
-            // the log is degraded, not failing.
+            // Witnesses, time-stamping authorities or a store that cannot be reached never
+            // stop ingest (in local mode): the log is degraded, not failing.
+            if let t = timestamper?.failing {
+                body["status"] = "degraded"
+                body["timestamps"] = t
+            }
             if let w = witnessing?.failing {
                 body["status"] = "degraded"
                 body["witnesses"] = w

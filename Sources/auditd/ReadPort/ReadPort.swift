@@ -10,6 +10,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import SegmentStore
+import TimeStamping
 
 /// The read port (format-spec.md §9.2, openapi.yaml): HTTP/JSON, GET and HEAD only, bearer
 /// tokens bound to one org (or operator scope). Routes under `/v1/orgs/:org` take an
@@ -33,6 +34,10 @@ struct ReadPort {
     let exports: NIOThreadPool
     /// The witnesses, when configured.
     var witnessing: Witnessing?
+    /// The time-stamping authorities, when configured.
+    var timestamper: TimeStamper?
+    /// The tokens the log holds (`checkpoints/timestamps`), for exports; nil when it has none.
+    var timestamps: TimeStampJournal?
     /// A read replica's progress (`auditd --replica-of`), nil for the primary.
     var replica: ReplicaState?
     /// A read replica's primary read port (`replica_primary`), which records its exports.

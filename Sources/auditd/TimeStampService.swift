@@ -1,0 +1,146 @@
+import AuditBase
+import AuditEntries
+import ChainIndex
+import Foundation
+import LogProofs
+import Logging
+import Metrics
+import ServiceLifecycle
+import TimeStamping
+
+/// Time that does not rest on the operator's clock (format-spec.md §8.7): every interval, the
+/// newest published checkpoint is sent to each RFC 3161 authority; a token that verifies
+/// against the trust file is appended to the log (org `_operator`, action
+/// `log.checkpoint.timestamped`) and then kept in `checkpoints/timestamps` for exports. An
+/// authority that is down or answers wrongly costs only its own attempt: ingest never waits,
+/// `/healthz` says degraded.
+final class TimeStamper: @unchecked Sendable {
+    /// The org and action of a token's entry.
+    static let org = "_operator"
+    static let action = "log.checkpoint.timestamped"
+    /// Bounds on one exchange with an authority.
+    static let answerLimit = 64 << 10
+    static let deadline = Duration.seconds(30)
+
+    let authorities: [URL]
+    let trust: TimeStampTrust
+    let journal: TimeStampJournal
+    let ledger: Ledger
+    let failures = Counter(label: "auditd_timestamp_failures_total")
+    let tokens = Counter(label: "auditd_timestamps_total")
+    let stampedSize = Gauge(label: "auditd_timestamped_checkpoint_size")
+    private let lock = NSLock()
+    private var _failing: [String: String] = [:]
+    /// Below this size the log holds nothing not yet stamped but the tokens' own entries.
+    private var through: UInt64 = 0
+
+    init(ledger: Ledger, authorities: [String], trustFile: String, journal: TimeStampJournal) throws {
+        self.ledger = ledger
+        self.authorities = authorities.compactMap(URL.init(string:))
+        do { trust = try TimeStampTrust(file: trustFile) } catch {
+            throw AuditError(.invalidArgument, "timestamp_trust: \(error)")
+        }
+        self.journal = journal
+    }
+
+    /// Authorities whose last attempt failed, in words (nil when none).
+    var failing: String? {
+        lock.withLock {
+            _failing.isEmpty ? nil : _failing.sorted { $0.key < $1.key }.map { "\($0): \($1)" }.joined(separator: "; ")
+        }
+    }
+
+    /// Stamps `cp` with every authority if the log grew since the last stamp by more than
+    /// the tokens' own entries (or an authority failed last time).
+    func stampIfGrown(_ cp: SignedCheckpoint, logger: Logger) async {
+        let due = lock.withLock { cp.checkpoint.size > through || !_failing.isEmpty }
+        guard due else { return }
+        var newest = cp.checkpoint.size
+        for url in authorities {
+            do {
+                let (stamp, seq) = try await stamp(cp, by: url)
+                newest = max(newest, seq + 1)
+                tokens.increment()
+                stampedSize.record(Int64(stamp.size))
+                lock.withLock { _failing[url.absoluteString] = nil }
+            } catch {
+                failures.increment()
+                lock.withLock { _failing[url.absoluteString] = "\(error)" }
+                logger.warning(
+                    "no time-stamp token",
+                    metadata: ["authority": "\(url)", "size": "\(cp.checkpoint.size)", "error": "\(error)"])
+            }
+        }
+        lock.withLock { through = max(through, newest) }
+    }
+
+    /// One token over `cp` from `url`, checked, recorded in the log and kept: what was kept and
+    /// the seq of its entry.
+    func stamp(_ cp: SignedCheckpoint, by url: URL) async throws -> (StampedCheckpoint, UInt64) {
+        let digest = TimeStampImprint.digest(cp.checkpoint)
+        let nonce = try SecureRandom.bytes(TimeStampRequest.nonceSize)
+        guard let query = TimeStampRequest.der(digest: digest, nonce: nonce) else {
+            throw AuditError("cannot build the time-stamp request")
+        }
+        let status: Int
+        let body: Data
+        do {
+            (status, body) = try await BoundedPost.post(
+                url, body: Data(query), contentType: "application/timestamp-query", limit: Self.answerLimit,
+                deadline: Self.deadline)
+        } catch { throw AuditError(.failed, "unreachable: \(error)") }
+        guard status == 200 else { throw AuditError(.failed, "answered HTTP \(status), not a time-stamp response") }
+        let token = try TimeStampToken.fromResponse(Array(body))
+        let checked = try TimeStampToken.verify(token, digest: digest, trust: trust, nonce: nonce)
+        let stamp = StampedCheckpoint(
+            size: cp.checkpoint.size, root: cp.checkpoint.root, authority: url.absoluteString, time: checked.time,
+            token: token)
+        let seq = try await record(stamp, signer: checked.signer, serial: checked.serial)
+        try journal.append(stamp)
+        return (stamp, seq)
+    }
+
+    /// Appends the token's entry; its seq.
+    func record(_ s: StampedCheckpoint, signer: String, serial: String) async throws -> UInt64 {
+        let b64 = Data(s.token).base64EncodedString()
+        var chunks: [String] = []
+        var i = b64.startIndex
+        while i < b64.endIndex {
+            let j = b64.index(i, offsetBy: 1024, limitedBy: b64.endIndex) ?? b64.endIndex
+            chunks.append(String(b64[i..<j]))
+            i = j
+        }
+        let entry: [String: Any] = [
+            "org": Self.org, "category": "monitoring", "action": Self.action,
+            "actor": ["type": "service", "id": "auditd"], "target": ["type": "checkpoint", "id": String(s.size)],
+            "outcome": "success", "source": ["service": "auditd"], "occurred_at": Timestamp.format(s.time),
+            "metadata": [
+                "authority": String(s.authority.prefix(1024)), "signer": String(signer.prefix(1024)),
+                "tree_size": Int(s.size), "root_hash": Data(s.root.bytes).base64EncodedString(),
+                "serial": String(serial.prefix(1024)), "token": chunks,
+            ] as [String: Any],
+        ]
+        let json = try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes])
+        let prepared = try Entry.prepare(
+            json: Array(json), receivedAt: ReceivedAt.now(),
+            writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"),
+            keys: ledger.subjectKeys)
+        guard let r = try await ledger.append([prepared]).first else { throw AuditError("the log stored no entry") }
+        return r.seq
+    }
+}
+
+/// Asks the authorities for a token over the newest published checkpoint every `interval`.
+struct TimeStampService: Service {
+    let stamper: TimeStamper
+    let publication: Publication
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if let cp = publication.latest { await stamper.stampIfGrown(cp, logger: logger) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
