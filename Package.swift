@@ -67,6 +67,10 @@ let package = Package(
         .target(
             name: "AuditExport",
             dependencies: ["AuditBase", "LogProofs", "AuditEntries", "AuditIndex", "Archive", "TimeStamping"]),
+        // The auditor's evidence pack: sample, figures, control mapping, report, and their check.
+        .target(
+            name: "Evidence",
+            dependencies: ["AuditBase", "LogProofs", "AuditExport", "TimeStamping"]),
         // The whole-directory check behind `auditctl verify` and the daemon's recheck.
         .target(
             name: "Verification",
@@ -108,7 +112,7 @@ let package = Package(
             dependencies: [
                 "AuditBase", "AuditEntries", "AuditIndex", "ChainIndex", "AuditExport", "Verification", "LogProofs",
                 "SegmentStore", "Archive", "Replication", "AuditWire", "AuditAccess", "Witness", "PersonalStore",
-                "TimeStamping",
+                "TimeStamping", "Evidence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -129,13 +133,15 @@ let package = Package(
                 .embedInCode("Console/static/time.js"), .embedInCode("Console/static/rows.js"),
                 .embedInCode("Console/static/detail.js"), .embedInCode("Console/static/personal.js"),
                 .embedInCode("Console/static/console.css"),
+                // The spec-only export verifier (a link to scripts/verify_export.py), for evidence packs.
+                .embedInCode("Evidence/verify_export.py"),
             ]),
         .executableTarget(
             name: "auditctl",
             dependencies: [
                 "AuditBase", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "AuditExport", "Verification",
                 "LogProofs", "SegmentStore", "Archive", "Replication", "AuditClient", "AuditWire", "AuditAccess",
-                "Witness", "WriterWitness", "TimeStamping",
+                "Witness", "WriterWitness", "TimeStamping", "Evidence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -3,6 +3,7 @@
 
     python3 scripts/verify_export.py FILE --key VERIFIER_KEY [--checkpoint NOTE_FILE]... [--require-complete]
                                      [--tsa-trust PEM_FILE]
+    python3 scripts/verify_export.py --evidence PACK_DIR --key VERIFIER_KEY [--tsa-trust PEM_FILE]
 
 Standard library only (Ed25519 verification is RFC 8032's reference algorithm), so an
 auditor can read every line of it. It follows format-spec.md §8 (signed notes, checkpoints),
@@ -563,14 +564,132 @@ def signed_bundles(bundles, org, origin, key):
     return out
 
 
+PACK_FILES = ["export.ndjson", "export.csv", "checkpoint.txt", "sample.json", "summary.json", "controls.json",
+              "report.html", "VERIFY.md", "verify_export.py"]
+PRIVILEGED = {"role", "roles", "permission", "permissions", "privilege", "privileges", "retention", "legal_hold",
+              "policy", "token", "admin"}
+CHANGES = {"assigned", "unassigned", "granted", "revoked", "removed", "added", "created", "deleted", "changed",
+           "updated", "set", "initiated", "released", "rotated", "enabled", "disabled", "elevated"}
+
+
+def privileged(cat, act):
+    """§9.5: org settings, an export, or a change (last word) to a privileged object (a word before it)."""
+    w = act.split(".")
+    return cat == "org_settings" or w[-1] == "exported" or (w[-1] in CHANGES and any(x in PRIVILEGED for x in w[:-1]))
+
+
+def read_export(path):
+    text = open(path, encoding="utf-8", newline="").read()
+    if text.startswith("type,seq,org_seq,"):
+        return "csv", csv_lines(text)
+    return "ndjson", [json.loads(x) for x in text.split("\n") if x]
+
+
+def actor_name(a):
+    """§9.5: "type:id", a committed id as its subject tag ("type:$s:TAG")."""
+    if not isinstance(a, dict):
+        return "?"
+    t, i = a.get("type", "?"), a.get("id")
+    if isinstance(i, str):
+        return f"{t}:{i}"
+    if isinstance(i, dict) and isinstance(i.get("$s"), str):
+        return f"{t}:$s:{i['$s']}"
+    return f"{t}:?"
+
+
+def summarize(contents, org, frm, to):
+    """§9.5: the figures of a pack, from the selected entries' contents (None: withheld)."""
+    s = {"org": org, "from": frm, "to": to, "entries": 0, "withheld": 0, "by_category": {}, "by_action": {},
+         "by_outcome": {}}
+    bad, priv, actors = {}, {}, {}
+    for c in contents:
+        s["entries"] += 1
+        if c is None:
+            s["withheld"] += 1
+            continue
+        e = json.loads(c)
+        cat, act, out = e.get("category", ""), e.get("action", ""), e.get("outcome", "")
+        for k, v in (("by_category", cat), ("by_action", act), ("by_outcome", out)):
+            s[k][v] = s[k].get(v, 0) + 1
+        is_bad = out in ("denied", "failure")
+        is_priv = privileged(cat, act)
+        if is_bad:
+            bad[act] = bad.get(act, 0) + 1
+        if is_priv:
+            priv[act] = priv.get(act, 0) + 1
+        name = actor_name(e.get("actor"))
+        c0, t0 = actors.get(name, (0, 0))
+        actors[name] = (c0 + (1 if is_bad or is_priv else 0), t0 + 1)
+    s["denied_or_failed"] = {"count": sum(bad.values()), "by_action": bad}
+    s["privileged_changes"] = {"count": sum(priv.values()), "by_action": priv}
+    ranked = sorted(actors.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:10]
+    s["top_actors"] = [{"actor": k, "consequential": c, "total": t} for k, (c, t) in ranked]
+    return s
+
+
+def verify_evidence(d, key, trust):
+    """§9.5: an evidence pack: its files as pack.json hashes them, both exports complete for its
+    range, the sample the seed draws (each entry proven in the checkpoint), every figure."""
+    pack = json.load(open(os.path.join(d, "pack.json"), encoding="utf-8"))
+    if pack.get("format") != "auditlog-evidence/1":
+        raise Failure("pack.json is not an auditlog-evidence/1 manifest")
+    for name in PACK_FILES:
+        if hashlib.sha256(open(os.path.join(d, name), "rb").read()).hexdigest() != pack["files"].get(name):
+            raise Failure(f"{name} is not the file pack.json names: it was changed")
+    org, frm, to, k = pack["org"], pack["from"], pack["to"], pack["sample_size"]
+    for name in ("export.ndjson", "export.csv"):
+        fmt, objs = read_export(os.path.join(d, name))
+        counts, why = verify(objs, fmt, key, [], trust)
+        if why is not None or objs[0]["org"] != org or objs[0]["filter"] != {"from": frm, "to": to}:
+            raise Failure(f"{name} is not the complete export of org {org} from {frm} to {to}")
+    _, objs = read_export(os.path.join(d, "export.ndjson"))
+    origin, size, root = checkpoint(objs[0]["checkpoint"], key)
+    sel = [o for o in objs[1:-1] if o["type"] == "entry"]
+    seed = hashlib.sha256(root + (pack.get("auditor_seed") or "").encode()).digest()
+    drawn, seen, n = [], set(), 0
+    while len(drawn) < min(k, len(sel)):
+        h = hashlib.sha256(b"auditlog evidence sample v1\n" + seed + n.to_bytes(8, "big")).digest()
+        j = int.from_bytes(h[:8], "big") % len(sel)
+        if j not in seen:
+            seen.add(j)
+            drawn.append(j)
+        n += 1
+    sample = json.load(open(os.path.join(d, "sample.json"), encoding="utf-8"))
+    if sample.get("seed") != seed.hex() or len(sample["entries"]) != len(drawn):
+        raise Failure("sample.json is not the sample the seed draws")
+    for i, j in enumerate(drawn):
+        e, want = sample["entries"][i], sel[j]
+        if (e["index"] != j or e["seq"] != want["seq"] or e["hash"] != want["hash"]
+                or not verify_inclusion(want["seq"], size, bytes.fromhex(want["hash"]),
+                                        [bytes.fromhex(h) for h in e["inclusion"]], root)):
+            raise Failure(f"sample.json entry {i + 1} is not selected entry {j} with its inclusion proof")
+    stated = json.load(open(os.path.join(d, "summary.json"), encoding="utf-8"))
+    if stated != summarize([o.get("content") for o in sel], org, frm, to):
+        raise Failure("summary.json's figures are not the ones the export's entries give")
+    return len(sel), len(drawn)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("file")
+    ap.add_argument("file", nargs="?")
     ap.add_argument("--key", required=True)
+    ap.add_argument("--evidence", metavar="DIR", help="check an evidence pack's folder (format-spec.md §9.5)")
     ap.add_argument("--checkpoint", action="append", default=[])
     ap.add_argument("--require-complete", action="store_true")
     ap.add_argument("--tsa-trust")
     args = ap.parse_args()
+    if args.evidence is not None:
+        try:
+            entries, sampled = verify_evidence(args.evidence, parse_key(args.key), args.tsa_trust)
+        except (Failure, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as e:
+            print(f"FAILED: {e}")
+            return 1
+        print(f"OK: evidence pack: both exports complete, {entries} entries; the sample of {sampled} is the one "
+              "the seed draws, each entry proven; every figure of summary.json recomputed "
+              "(controls.json is a statement, not a computation: read it)")
+        return 0
+    if args.file is None:
+        ap.error("give an export FILE, or --evidence DIR")
     try:
         text = open(args.file, encoding="utf-8", newline="").read()
         if text.startswith("type,seq,org_seq,"):

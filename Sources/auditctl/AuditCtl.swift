@@ -13,6 +13,6 @@ struct AuditCtl: AsyncParsableCommand {
         subcommands: [
             Import.self, Append.self, Verify.self, VerifyExport.self, ShowCheckpoint.self, ShowKey.self, Prove.self,
             Show.self, Token.self, ArchiveCommand.self, Hold.self, Retention.self, WitnessCommand.self,
-            VerifyReceipt.self, Recover.self, Erase.self,
+            VerifyReceipt.self, Recover.self, Erase.self, EvidenceCommand.self, VerifyEvidence.self,
         ])
 }

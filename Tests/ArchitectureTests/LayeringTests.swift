@@ -24,8 +24,10 @@ import Testing
         // What reads every tier: the export format, whole-directory verification; replication
         // of the ledger and its bundles into the bucket.
         "AuditExport": 7, "Verification": 7, "Replication": 7,
+        // What stands on exports: the auditor's evidence pack.
+        "Evidence": 8,
         // Programs.
-        "auditd": 8, "auditctl": 8,
+        "auditd": 9, "auditctl": 9,
     ]
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

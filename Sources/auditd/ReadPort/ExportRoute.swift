@@ -55,6 +55,29 @@ extension ReadPort {
             : try await recordExport(p, org: org, scope: scope, format: format)
         metrics.exports.increment()
         let size = cp.checkpoint.size
+        let produce = try await exportProducer(
+            org: org, p: p, format: format, anchor: anchor, cp: cp, consistencyFrom: consistencyFrom)
+        let body = ResponseBody { writer in
+            try await produce { try await writer.write(ByteBuffer(string: $0)) }
+            try await writer.finish(nil)
+        }
+        let type = format == "ndjson" ? "application/x-ndjson" : "text/csv"
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: type, .contentDisposition: "attachment; filename=\"\(org)-audit-\(size).\(format)\"",
+            ], body: body)
+    }
+
+    /// The lines of a recorded export (ending at `anchor`, proven in `cp`), handed to `emit`
+    /// a page at a time: the header, the pages, the trailer.
+    func exportProducer(
+        org: String, p: QueryParameters, format: String, anchor: UInt64, cp: SignedCheckpoint, consistencyFrom: UInt64?
+    ) async throws -> @Sendable ((String) async throws -> Void) async throws -> Void {
+        let ledger = self.ledger
+        let logger = self.logger
+        let pool = exports
+        let size = cp.checkpoint.size
         var consistency: (from: UInt64, proof: [Hash])?
         if let from = consistencyFrom {
             consistency = (
@@ -75,12 +98,12 @@ extension ReadPort {
             org: org, origin: ledger.origin, verifier: ledger.verifier, checkpoint: cp, filter: stated,
             archivedBundles: archived, consistency: consistency)
         let plan = ExportPlan(org: org, filter: p.filter, text: p.text, anchor: anchor, csv: format == "csv")
-        let body = ResponseBody { writer in
-            try await writer.write(
-                ByteBuffer(
-                    string: format == "ndjson"
-                        ? headerLine + "\n"
-                        : ExportFormat.csvColumns + "\n" + ExportFormat.csvMeta("header", headerLine) + "\n"))
+        let journal = self.timestamps
+        return { emit in
+            try await emit(
+                format == "ndjson"
+                    ? headerLine + "\n"
+                    : ExportFormat.csvColumns + "\n" + ExportFormat.csvMeta("header", headerLine) + "\n")
             var state = ExportPlan.State()
             while !state.done {
                 let before = state
@@ -90,10 +113,9 @@ extension ReadPort {
                     return (chunk, s)
                 }
                 state = after
-                if !chunk.isEmpty { try await writer.write(ByteBuffer(string: chunk)) }
+                if !chunk.isEmpty { try await emit(chunk) }
             }
             let last = state
-            let journal = self.timestamps
             let (gap, erasures, stamps) = try await Self.offload(pool, logger: logger) {
                 (
                     try plan.finalGap(last, ledger: ledger), try plan.erasureRecords(last, ledger: ledger),
@@ -102,17 +124,8 @@ extension ReadPort {
             }
             let trailer = ExportFormat.trailer(
                 count: state.entries, context: state.context, gap: gap, erasures: erasures, timestamps: stamps)
-            try await writer.write(
-                ByteBuffer(
-                    string: format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n"))
-            try await writer.finish(nil)
+            try await emit(format == "ndjson" ? trailer + "\n" : ExportFormat.csvMeta("trailer", trailer) + "\n")
         }
-        let type = format == "ndjson" ? "application/x-ndjson" : "text/csv"
-        return Response(
-            status: .ok,
-            headers: [
-                .contentType: type, .contentDisposition: "attachment; filename=\"\(org)-audit-\(size).\(format)\"",
-            ], body: body)
     }
 
     /// The most time-stamp tokens one export carries: spread evenly over its range, the newest

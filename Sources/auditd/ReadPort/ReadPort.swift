@@ -107,6 +107,7 @@ struct ReadPort {
         }
         orgs.get("export") { req, ctx in try await self.export(req, ctx) }
         orgs.get("export/anchor") { req, ctx in try await self.exportAnchor(req, ctx) }
+        orgs.get("evidence") { req, ctx in try await self.evidence(req, ctx) }
         orgs.get("feed") { req, ctx in try await self.feed(req, ctx) }
         orgs.get("activity") { req, ctx in try await gate.run(ctx.scope.id) { try await self.activity(req, ctx) } }
         return router
