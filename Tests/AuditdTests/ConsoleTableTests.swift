@@ -371,6 +371,39 @@ extension ConsoleTableTests {
         }
     }
 
+    /// The evidence pack button (format-spec.md §9.5): off until a time range from one time to
+    /// another is applied, then one press saves a pack that `verify-evidence` accepts.
+    @Test func theEvidencePackButtonSavesAPackThatVerifies() async throws {
+        let (d, acme, key) = try await started("console-evidence")
+        defer { d.cleanup() }
+        let downloads = d.root + "/downloads"
+        try FileManager.default.createDirectory(atPath: downloads, withIntermediateDirectories: true)
+        try await WebDriver.with { browser in
+            try await browser.devtools("Browser.setDownloadBehavior", ["behavior": "allow", "downloadPath": downloads])
+            try await browser.signIn(at: "http://127.0.0.1:\(d.port)/", token: acme, key: key)
+            try await browser.wait("the page", "return \(Self.rows).length === 50 && \(Self.allVerified)")
+            #expect(
+                try await browser.run("return document.getElementById('export-evidence').disabled") as? Bool == true)
+            try await browser.run(
+                "document.getElementById('f-from').value = '2020-01-01T00:00:00'; document.getElementById('f-to').value = '2100-01-01T00:00:00'"
+            )
+            try await browser.click("#filters button[type=submit]")
+            try await browser.wait(
+                "the time range applied",
+                "return location.search.includes('to=') && !document.getElementById('export-evidence').disabled")
+            try await browser.click("#export-evidence")
+            try await browser.wait(
+                "the pack saved", seconds: 60,
+                "return document.getElementById('export-progress').textContent.startsWith('Saved acme-evidence.tar')")
+            let file = downloads + "/acme-evidence.tar"
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: file) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let (s, out, err) = try await d.ctlOffPool(["verify-evidence", file, "--key", key])
+            #expect(s == 0 && out.contains("OK: evidence pack of org acme"), "\(out)\(err)")
+        }
+    }
+
     /// Archived entries are named where the paging reaches them, collapsed: after the last page
     /// newest first, before the first oldest first, and on no other page.
     @Test func archivedRangesAreShownWhereTheOldEntriesWere() async throws {

@@ -61,15 +61,29 @@ import Testing
                     org: "acme", i: i, category: i % 7 == 0 ? "org_settings" : "access",
                     outcome: i % 5 == 0 ? "denied" : "success") + "\n"
         }
-        let (as_, _, aerr) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: input)
+        let half = input.split(separator: "\n").map(String.init)
+        let (as_, _, aerr) = try await d.ctlOffPool(
+            ["append", "--socket", d.socket], stdin: half.prefix(60).joined(separator: "\n") + "\n")
         #expect(as_ == 0, "\(aerr)")
         let token = try await offPool { try d.token(org: "acme") }
+        // A checkpoint the auditor kept from an earlier visit: the pack proves the log extends it.
+        var kept = ""
+        for _ in 0..<100 {
+            let (cs, note) = try await d.http("/v1/checkpoint", token: token)
+            kept = String(decoding: note, as: UTF8.self)
+            if cs == 200, kept.split(separator: "\n").dropFirst().first.flatMap({ Int($0) }) ?? 0 >= 60 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try kept.write(toFile: d.root + "/kept.note", atomically: true, encoding: .utf8)
+        let (bs, _, berr) = try await d.ctlOffPool(
+            ["append", "--socket", d.socket], stdin: half.dropFirst(60).joined(separator: "\n") + "\n")
+        #expect(bs == 0, "\(berr)")
         let key = try await d.ctlOffPool(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let out = d.root + "/pack"
         let (s, o, e) = try await d.ctlOffPool([
             "evidence", d.data, "--org", "acme", "--from", "2020-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z",
             "--out", out, "--sample", "12", "--seed", "auditor-2026", "--url", "http://127.0.0.1:\(d.port)", "--token",
-            token,
+            token, "--since-checkpoint", d.root + "/kept.note",
         ])
         #expect(s == 0 && o.contains("complete; sample of 12"), "\(o)\(e)\n\(d.logTail())")
 
@@ -93,8 +107,18 @@ import Testing
         let ((vs, vout), (ps, pout)) = try await verify(d, key, out)
         #expect(vs == 0 && vout.contains("OK: evidence pack"), "\(vout)")
         #expect(ps == 0 && pout.contains("OK: evidence pack"), "\(pout)")
-        let (tvs, tvout, _) = try await d.ctlOffPool(["verify-evidence", out + ".tar", "--key", key])
+        let (tvs, tvout, _) = try await d.ctlOffPool([
+            "verify-evidence", out + ".tar", "--key", key, "--since-checkpoint", d.root + "/kept.note",
+        ])
         #expect(tvs == 0, "\(tvout)")
+        let header = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(
+                    try String(contentsOfFile: out + "/export.ndjson", encoding: .utf8).prefix { $0 != "\n" }.utf8))
+                as? [String: Any])
+        #expect(
+            (header["consistency"] as? [String: Any])?["from"] as? Int ?? 0 >= 60,
+            "no consistency proof in \(header.keys)")
 
         // Edits a forger would make, pack.json's hashes fixed up each time.
         var forgeries: [(String, String)] = []

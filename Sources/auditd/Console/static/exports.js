@@ -4,7 +4,9 @@ import { ApiError, session } from "./api.js";
 import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
-const BUTTONS = ["export-ndjson", "export-csv"];
+const BUTTONS = ["export-ndjson", "export-csv", "export-evidence"];
+// One export or pack at a time: a press while one runs does nothing.
+let busy = false;
 
 // What an export of the filter `p` will prove, said before it is made (format-spec §9.3: only
 // a time range, or nothing, can be proven complete).
@@ -14,6 +16,11 @@ export function describeExport(p) {
   $("export-note").textContent = selective.length === 0
     ? `Exports ${what}; the file verifies as complete (auditctl verify-export proves no entry is missing). The export is recorded in this org's log.`
     : `Exports the applied filter (${selective.join(", ")}) over ${what}; the file verifies as an authentic selection: each entry is proven, but not that none is left out. The export is recorded in this org's log.`;
+  // An evidence pack covers a time range from one time to another, and nothing else.
+  const pack = $("export-evidence");
+  pack.dataset.ready = String(selective.length === 0 && p.has("from") && p.has("to"));
+  pack.disabled = pack.dataset.ready !== "true";
+  pack.title = pack.disabled ? "Apply a time range (from and to, no other filter) to make an evidence pack" : "";
 }
 
 function size(n) {
@@ -22,7 +29,8 @@ function size(n) {
 
 // Streams the export of `p` to a file, showing bytes and lines as they arrive.
 export async function exportAs(path, p, org, format) {
-  if (BUTTONS.some((id) => $(id).disabled)) return;
+  if (busy) return;
+  busy = true;
   for (const id of BUTTONS) $(id).disabled = true;
   const progress = $("export-progress");
   try {
@@ -66,6 +74,46 @@ export async function exportAs(path, p, org, format) {
     progress.textContent = "";
     throw e;
   } finally {
-    for (const id of BUTTONS) $(id).disabled = false;
+    release();
+  }
+}
+
+function release() {
+  busy = false;
+  for (const id of BUTTONS) $(id).disabled = id === "export-evidence" && $(id).dataset.ready !== "true";
+}
+
+// The applied time range's evidence pack (format-spec §9.5): one .tar an auditor checks
+// with auditctl verify-evidence, made by the read port (its two exports are recorded).
+export async function evidencePack(path, p, org) {
+  if (busy) return;
+  busy = true;
+  for (const id of BUTTONS) $(id).disabled = true;
+  const progress = $("export-progress");
+  try {
+    const q = new URLSearchParams({ from: p.get("from"), to: p.get("to") });
+    progress.textContent = "Making the evidence pack…";
+    const r = await fetch(`${path}?${q}`, { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
+    if (!r.ok) {
+      let m = `evidence pack failed (HTTP ${r.status})`;
+      try {
+        m = (await r.json()).error.message;
+      } catch {}
+      throw new ApiError(r.status, m);
+    }
+    const blob = await r.blob();
+    const name = `${org.replace(/[^A-Za-z0-9_.-]/g, "_")}-evidence.tar`;
+    const url = URL.createObjectURL(new Blob([blob], { type: "application/x-tar" }));
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 30000);
+    progress.textContent = `Saved ${name}, ${size(blob.size)}: the complete export, a sample drawn from the checkpoint, the figures and a report. Check it with: auditctl verify-evidence ${name} --key KEY`;
+  } catch (e) {
+    progress.textContent = "";
+    throw e;
+  } finally {
+    release();
   }
 }

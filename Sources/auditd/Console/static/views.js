@@ -4,7 +4,7 @@ import { api, session, showError, ApiError } from "./api.js";
 import { renderArchived } from "./archived.js";
 import { loadChart } from "./chart.js";
 import { closeDetail, showDetail } from "./detail.js";
-import { describeExport, exportAs } from "./exports.js";
+import { describeExport, evidencePack, exportAs } from "./exports.js";
 import { checkHead, resetConsistency } from "./consistency.js";
 import { elementSpans, memberSpan, noDuplicateMembers } from "./proof.js";
 import { checkAll, checkOrgChain, mark, renderRow, reportFailures } from "./rows.js";
@@ -108,6 +108,7 @@ function wire() {
   for (const format of ["ndjson", "csv"]) {
     $(`export-${format}`).addEventListener("click", () => exportAs(orgPath("export"), view.applied, view.org, format).catch(showError));
   }
+  $("export-evidence").addEventListener("click", () => evidencePack(orgPath("evidence"), view.applied, view.org).catch(showError));
 }
 
 export async function showOrg(org) {
