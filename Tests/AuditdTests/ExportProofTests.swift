@@ -86,15 +86,21 @@ import Testing
         return (p.terminationStatus, String(decoding: out, as: UTF8.self))
     }
 
-    func object(_ line: String) -> [String: Any] {
+    /// An export line's object (empty when it is not one).
+    static func object(_ line: String) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
     }
 
-    func line(_ o: [String: Any]) -> String {
+    /// An object as an export line (keys sorted).
+    static func line(_ o: [String: Any]) -> String {
         String(
             decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]))
                 ?? Data(), as: UTF8.self)
     }
+
+    func object(_ line: String) -> [String: Any] { Self.object(line) }
+
+    func line(_ o: [String: Any]) -> String { Self.line(o) }
 
     /// `lines` without the entry lines at `drop` (indexes into `lines`), the trailer's counts fixed.
     func dropping(_ lines: [String], _ drop: Set<Int>) -> [String] {

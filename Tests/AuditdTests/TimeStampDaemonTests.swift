@@ -8,15 +8,9 @@ import Testing
 /// and exports carry them; `verify-export`, the spec-only verifier and `openssl ts -verify`
 /// check them, and an edited one fails. An authority that is down never holds up ingest.
 @Suite struct TimeStampDaemonTests {
-    func object(_ line: String) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
-    }
+    func object(_ line: String) -> [String: Any] { ExportProofTests.object(line) }
 
-    func line(_ o: [String: Any]) -> String {
-        String(
-            decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]))
-                ?? Data(), as: UTF8.self)
-    }
+    func line(_ o: [String: Any]) -> String { ExportProofTests.line(o) }
 
     /// Runs `body` on a thread of its own: processes are waited for off the cooperative pool.
     func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
