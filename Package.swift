@@ -152,7 +152,8 @@ let package = Package(
             name: "FuzzHarness",
             dependencies: [
                 "AuditBase", "SegmentStore", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex", "AuditExport",
-                "LogProofs", "Archive", "AuditAccess", "AuditWire", "Witness", "PersonalStore",
+                "LogProofs", "Archive", "AuditAccess", "AuditWire", "Witness", "PersonalStore", "TimeStamping",
+                "Evidence",
             ], path: "Tests/FuzzHarness"),
         // The fuzz targets' bodies are FuzzHarness's; `scripts/fuzz` builds this with libFuzzer,
         // a normal build makes it a replayer of saved inputs (FuzzTesting/README.md).

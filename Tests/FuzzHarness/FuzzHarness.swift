@@ -6,11 +6,13 @@ import AuditExport
 import AuditIndex
 import AuditWire
 import ChainIndex
+import Evidence
 import Foundation
 import LogProofs
 import LogTree
 import PersonalStore
 import SegmentStore
+import TimeStamping
 import Witness
 
 /// The body of every fuzz target (`auditfuzz`, FuzzTesting/auditfuzz, built with libFuzzer), kept here so
@@ -22,11 +24,11 @@ public enum FuzzHarness {
         "FuzzBlock": block, "FuzzSealedSegment": sealedSegment, "FuzzOpenSegment": openSegment,
         "FuzzIndexFile": indexFile, "FuzzCheckpointLog": checkpointLog, "FuzzEntry": entry,
         "FuzzFrame": frame, "FuzzArchiveFiles": archiveFiles, "FuzzExport": export,
-        "FuzzPersonalStore": personalStore,
+        "FuzzPersonalStore": personalStore, "FuzzEvidence": evidence,
     ]
 
     /// The verifier key of the log the seeds in FuzzTesting/Corpus were made from.
-    public static let seedVerifierKey = "auditd.local/log+d6bb7723+AcJcfeQ8FS8Vkz9QnivQNfp53STEe9vm+Nwg5HRvzYe6"
+    public static let seedVerifierKey = "auditd.local/log+ee88f26d+AXR/pibBmbMjYtw0WlCsvfBrdHev8REN7QHU/Z9w/2wg"
     static let seedKey = try? NoteVerifier(seedVerifierKey)
 
     /// Block headers, whole blocks (checksum, zstd, records) and varints.
@@ -236,6 +238,43 @@ public enum FuzzHarness {
                 _ = Personal.namesInClear(v, subject: "usr_1")
             }
             _ = Personal.mayHoldCommitments(rest)
+        }
+    }
+
+    /// A CA the time-stamp bodies trust (the test authority's, scripts/tsa-server).
+    static let tsaTrust = try? TimeStampTrust(
+        pem: Array(
+            """
+            -----BEGIN CERTIFICATE-----
+            MIIBkzCCATmgAwIBAgIUZs9lST7+m/yTy7Yp0yvv2mhMgpgwCgYIKoZIzj0EAwIw
+            HzEdMBsGA1UEAwwUYXVkaXRsb2cgdGVzdCBUU0EgQ0EwHhcNMjYxMjA1MDEzODQ1
+            WhcNMzYxMjAyMDEzODQ1WjAfMR0wGwYDVQQDDBRhdWRpdGxvZyB0ZXN0IFRTQSBD
+            QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJX1c/cJfLt736zT7aE98KeQEAIw
+            cmK8zE2ZgtcLWj1pqtnwfpR2DXoPgQZC41shCiTd0J95E2CLuDBC4dOgE26jUzBR
+            MB0GA1UdDgQWBBRmGVZioUMaVKegIr+IxAbvSTeGWTAfBgNVHSMEGDAWgBRmGVZi
+            oUMaVKegIr+IxAbvSTeGWTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gA
+            MEUCIEYKRKmr/8tHUcfses3hWwBSCkMIBpJkKnZkn2wA/y2nAiEAwdGo6b7jqZ+W
+            M6+rdmcZ4IV7Pkd0ehx4jBx21wjHmws=
+            -----END CERTIFICATE-----
+
+            """.utf8), source: "the fuzz CA")
+
+    /// What an authority or a company hands over (§8.7, §9.5): a time-stamp answer and token
+    /// (checked against a CA), the tokens file, and an evidence pack's archive, unpacked and
+    /// checked.
+    public static func evidence(_ input: UnsafeRawBufferPointer) {
+        let b = Array(input)
+        _ = try? TimeStampToken.fromResponse(b)
+        if let trust = tsaTrust {
+            _ = try? TimeStampToken.verify(b, digest: [UInt8](repeating: 0, count: 32), trust: trust)
+        }
+        _ = TimeStampToken.parseGeneralizedTime(b)
+        let dir = Scratch.directory(with: "timestamps", input)
+        if let j = try? TimeStampJournal(path: dir + "/timestamps") {
+            _ = try? j.stamps(sizes: 0...UInt64.max, limit: 8)
+        }
+        if (try? Tar.extract(dir + "/timestamps", into: dir + "/pack", maxFiles: 16, maxBytes: 1 << 20)) != nil {
+            _ = EvidenceVerifier(key: seedKey).verify(dir: dir + "/pack")
         }
     }
 
