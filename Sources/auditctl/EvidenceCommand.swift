@@ -135,12 +135,18 @@ struct VerifyEvidence: ParsableCommand {
         }
         let need = quorum ?? witnesses.count
         if !witnesses.isEmpty {
-            let by = witnesses.filter { ((try? $0.cosignature(in: e.checkpointNote)) ?? nil) != nil }.map(\.name)
+            let by = witnesses.compactMap { w in
+                ((try? w.cosignature(in: e.checkpointNote)) ?? nil).map {
+                    "\(w.name) at \(Timestamp.format(Int64(clamping: $0) * 1000))"
+                }
+            }
             guard by.count >= need else {
                 print("FAILED: the pack's checkpoint carries \(by.count) of the \(need) cosignatures required")
                 throw ExitCode(1)
             }
-            print("WITNESSED: the checkpoint is cosigned by \(by.joined(separator: ", "))")
+            print(
+                "WITNESSED: the checkpoint is cosigned by \(by.joined(separator: ", ")): a second bound on when its entries existed, by the witnesses' clocks"
+            )
         }
         for l in VerifyExport.timeReport(e, trust: tsaTrust).lines { print(l) }
         print(
