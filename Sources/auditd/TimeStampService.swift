@@ -33,6 +33,8 @@ final class TimeStamper: @unchecked Sendable {
     private var _failing: [String: String] = [:]
     /// Below this size the log holds nothing not yet stamped but the tokens' own entries.
     private var through: UInt64 = 0
+    /// The size of the checkpoint each authority last stamped.
+    private var stamped: [String: UInt64] = [:]
 
     init(ledger: Ledger, authorities: [String], trustFile: String, journal: TimeStampJournal) throws {
         self.ledger = ledger
@@ -51,18 +53,28 @@ final class TimeStamper: @unchecked Sendable {
     }
 
     /// Stamps `cp` with every authority if the log grew since the last stamp by more than
-    /// the tokens' own entries (or an authority failed last time).
+    /// the tokens' own entries, and with one that failed last time; never twice by one
+    /// authority (a retry of another must not make a healthy one stamp the same tree again).
     func stampIfGrown(_ cp: SignedCheckpoint, logger: Logger) async {
-        let due = lock.withLock { cp.checkpoint.size > through || !_failing.isEmpty }
-        guard due else { return }
-        var newest = cp.checkpoint.size
-        for url in authorities {
+        let size = cp.checkpoint.size
+        let due = lock.withLock {
+            authorities.filter {
+                let a = $0.absoluteString
+                return (size > through || _failing[a] != nil) && stamped[a] != size
+            }
+        }
+        guard !due.isEmpty else { return }
+        var newest = size
+        for url in due {
             do {
                 let (stamp, seq) = try await stamp(cp, by: url)
                 newest = max(newest, seq + 1)
                 tokens.increment()
                 stampedSize.record(Int64(stamp.size))
-                lock.withLock { _failing[url.absoluteString] = nil }
+                lock.withLock {
+                    _failing[url.absoluteString] = nil
+                    stamped[url.absoluteString] = size
+                }
             } catch {
                 failures.increment()
                 lock.withLock { _failing[url.absoluteString] = "\(error)" }

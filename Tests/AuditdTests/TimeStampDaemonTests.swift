@@ -177,6 +177,53 @@ import Testing
     }
 }
 
+extension TimeStampDaemonTests {
+    /// With one authority down and one up, the healthy one stamps what was written, once:
+    /// the retries of the one that is down do not make it stamp again and again (each time a
+    /// tree grown only by its own last token, one entry a second for as long as the other
+    /// is down).
+    @Test func aHealthyAuthorityStampsOnlyWhatWasWrittenWhileAnotherIsDown() async throws {
+        let d = Daemon("tsa-two")
+        defer { d.cleanup() }
+        let up = try await offPool { try TimeStampAuthority(dir: d.root + "/up") }
+        defer { up.stop() }
+        let down = try await offPool { try TimeStampAuthority(dir: d.root + "/down") }
+        let downURL = down.url
+        down.stop()
+        d.extraArgs = [
+            "--timestamp-authority", up.url, "--timestamp-authority", downURL, "--timestamp-trust", up.caFile,
+            "--timestamp-interval", "1",
+        ]
+        try await offPool { try d.start() }
+        defer { _ = d.stop() }
+        try await append(d, 0..<10)
+        let op = try await offPool { try d.token(org: nil) }
+        func sizes() async throws -> [Int] {
+            let page = try await d.json("/v1/orgs/_operator/entries?action=log.checkpoint.timestamped", token: op)
+            return (page["entries"] as? [[String: Any]] ?? []).compactMap {
+                (($0["entry"] as? [String: Any])?["metadata"] as? [String: Any])?["tree_size"] as? Int
+            }
+        }
+        for _ in 0..<100 where try await sizes().max() ?? 0 < 10 { try await Task.sleep(for: .milliseconds(100)) }
+        // Settled: the same tokens over two readings 1.5 s apart (the operator token's own
+        // entry is stamped too).
+        var before = try await sizes()
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(1500))
+            let now = try await sizes()
+            if now.count == before.count { break }
+            before = now
+        }
+        #expect(before.max() ?? 0 >= 10)
+        // Five more intervals with nothing written but the retries of the one that is down.
+        try await Task.sleep(for: .seconds(5))
+        let after = try await sizes()
+        #expect(after.count == before.count, "tokens were taken with nothing new to stamp: \(after.sorted())")
+        let health = try await d.json("/healthz", token: nil)
+        #expect((health["timestamps"] as? String)?.contains(downURL) == true, "\(health)")
+    }
+}
+
 /// The openssl command, run to completion in `cwd`.
 enum TimeStampTokenShell {
     static func openssl(_ args: [String], cwd: String) throws -> (Int32, String) {

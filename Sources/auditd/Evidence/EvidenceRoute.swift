@@ -60,7 +60,6 @@ extension ReadPort {
             let files = try await buildPack(
                 in: dir, org: org, p: p, from: fromText, to: toText, k: k, auditorSeed: auditorSeed,
                 consistencyFrom: consistencyFrom, scope: ctx.scope)
-            metrics.exports.increment()
             return tarResponse(dir: dir, files: files, name: "\(org)-evidence-\(files.size).tar")
         } catch {
             try? FileManager.default.removeItem(atPath: dir)
@@ -80,6 +79,7 @@ extension ReadPort {
         var checkpoint: SignedCheckpoint?
         for format in ["ndjson", "csv"] {
             let (anchor, cp) = try await recordExport(p, org: org, scope: scope, format: format)
+            metrics.exports.increment()
             if checkpoint == nil { checkpoint = cp }
             let produce = try await exportProducer(
                 org: org, p: p, format: format, anchor: anchor, cp: cp, consistencyFrom: consistencyFrom)
