@@ -6,7 +6,7 @@ import Foundation
 /// and outcome; denied and failed actions; privileged changes; the actors with the most
 /// consequential actions. A committed actor is named by its subject tag (`human:$s:TAG`),
 /// never by a personal value; an entry withheld after an erasure is only counted.
-public struct EvidenceSummary {
+public struct EvidenceSummary: Sendable {
     /// What a privileged change acts on: roles, permissions, retention, legal holds, tokens,
     /// policies, administrators.
     public static let privilegedObjects: Set<String> = [

@@ -178,6 +178,16 @@ import Testing
         #expect(
             rs == 1 && rout.contains("report.html") && rps == 1 && rpout.contains("report.html"), "\(rout)\n\(rpout)")
 
+        // HEAD makes nothing: no export is recorded.
+        func exports() async throws -> Int {
+            let page = try await d.json("/v1/orgs/acme/entries?action=audit_log.exported&limit=1000", token: token)
+            return ((page["entries"] as? [[String: Any]]) ?? []).count
+        }
+        let recorded = try await exports()
+        let (head, _) = try await d.http(
+            "/v1/orgs/acme/evidence?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z", token: token, method: "HEAD")
+        #expect(head == 200)
+        #expect(try await exports() == recorded, "a HEAD recorded an export")
         // Only a time range makes a pack; the read port says so.
         let (hs, body) = try await d.http(
             "/v1/orgs/acme/evidence?from=2020-01-01T00:00:00Z&category=access", token: token)

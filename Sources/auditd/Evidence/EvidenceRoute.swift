@@ -50,6 +50,8 @@ extension ReadPort {
         if ctx.scope.org == nil, !ledger.holds(org: org) {
             throw HTTPError(.notFound, message: "org \(org) has no entries in this log")
         }
+        // HEAD describes the pack without making it: making it records two exports.
+        if req.method == .head { return Response(status: .ok, headers: [.contentType: "application/x-tar"]) }
         guard !ledger.isFollower else {
             throw HTTPError(
                 .serviceUnavailable, message: "this is a read replica: ask the primary for an evidence pack")
@@ -90,21 +92,10 @@ extension ReadPort {
             try h.close()
         }
         guard let cp = checkpoint else { throw AuditError("no export was recorded") }
-        // One pass over the NDJSON export: the selection and the figures.
-        var selection: [(seq: UInt64, hash: Hash)] = []
-        var summary = EvidenceSummary()
-        var timeBounds: [String] = []
-        try Self.eachLine(dir + "/export.ndjson") { o in
-            if o["type"] as? String == "trailer" {
-                timeBounds = (o["timestamps"] as? [[String: Any]] ?? []).suffix(5).map {
-                    "entries up to seq \(($0["tree_size"] as? Int ?? 1) - 1) existed no later than \($0["time"] as? String ?? "?"), by \($0["authority"] as? String ?? "?") (check with verify-export --tsa-trust)"
-                }
-            }
-            guard o["type"] as? String == "entry", let s = o["seq"] as? Int, let seq = UInt64(exactly: s),
-                let h = (o["hash"] as? String).flatMap(Hash.init(hex:))
-            else { return }
-            selection.append((seq, h))
-            summary.add(content: (o["content"] as? String).map { Array($0.utf8) })
+        // One pass over the NDJSON export: the selection and the figures (on the export pool,
+        // as every read of an export is).
+        let (selection, summary, timeBounds) = try await Self.offload(exports, logger: logger) {
+            try Self.survey(dir + "/export.ndjson")
         }
         let seed = EvidenceSample.seed(root: cp.checkpoint.root, auditorSeed: auditorSeed)
         let drawn = EvidenceSample.draw(seed: seed, count: selection.count, k: k)
@@ -117,14 +108,17 @@ extension ReadPort {
                     index: c.index, seq: c.seq, hash: c.hash, proof: try ledger.inclusionProof(seq: c.seq, size: size))
             }
         }
-        var contents: [UInt64: [UInt8]] = [:]
         let wanted = Set(sampled.map(\.seq))
-        try Self.eachLine(dir + "/export.ndjson") { o in
-            if o["type"] as? String == "entry", let s = o["seq"] as? Int, let seq = UInt64(exactly: s),
-                wanted.contains(seq), let c = o["content"] as? String
-            {
-                contents[seq] = Array(c.utf8)
+        let contents: [UInt64: [UInt8]] = try await Self.offload(exports, logger: logger) {
+            var found: [UInt64: [UInt8]] = [:]
+            try Self.eachLine(dir + "/export.ndjson") { o in
+                if o["type"] as? String == "entry", let s = o["seq"] as? Int, let seq = UInt64(exactly: s),
+                    wanted.contains(seq), let c = o["content"] as? String
+                {
+                    found[seq] = Array(c.utf8)
+                }
             }
+            return found
         }
         let summaryJSON = summary.json(org: org, from: from, to: to)
         try write("checkpoint.txt", Array(cp.note.utf8))
@@ -158,6 +152,29 @@ extension ReadPort {
             EvidencePack.json(
                 EvidencePack.manifest(org: org, from: from, to: to, k: k, auditorSeed: auditorSeed, hashes: hashes)))
         return (["pack.json"] + EvidencePack.files, size)
+    }
+
+    /// The selection (seqs and hashes of the `entry` lines), its figures, and the time bounds
+    /// the trailer states, from the NDJSON export at `path`.
+    static func survey(
+        _ path: String
+    ) throws -> (selection: [(seq: UInt64, hash: Hash)], summary: EvidenceSummary, timeBounds: [String]) {
+        var selection: [(seq: UInt64, hash: Hash)] = []
+        var summary = EvidenceSummary()
+        var timeBounds: [String] = []
+        try eachLine(path) { o in
+            if o["type"] as? String == "trailer" {
+                timeBounds = (o["timestamps"] as? [[String: Any]] ?? []).suffix(5).map {
+                    "entries up to seq \(($0["tree_size"] as? Int ?? 1) - 1) existed no later than \($0["time"] as? String ?? "?"), by \($0["authority"] as? String ?? "?") (check with verify-export --tsa-trust)"
+                }
+            }
+            guard o["type"] as? String == "entry", let s = o["seq"] as? Int, let seq = UInt64(exactly: s),
+                let h = (o["hash"] as? String).flatMap(Hash.init(hex:))
+            else { return }
+            selection.append((seq, h))
+            summary.add(content: (o["content"] as? String).map { Array($0.utf8) })
+        }
+        return (selection, summary, timeBounds)
     }
 
     /// Each line of the NDJSON file at `path`, parsed, read a piece at a time.
