@@ -103,6 +103,11 @@ final class TimeStamper: @unchecked Sendable {
         } catch { throw AuditError(.failed, "unreachable: \(error)") }
         guard status == 200 else { throw AuditError(.failed, "answered HTTP \(status), not a time-stamp response") }
         let token = try TimeStampToken.fromResponse(Array(body))
+        // Checked before anything is recorded: an entry whose token the file cannot keep
+        // would be a token no export carries.
+        guard token.count <= TimeStampJournal.maxToken else {
+            throw AuditError(.failed, "its token is \(token.count) bytes, over the \(TimeStampJournal.maxToken) kept")
+        }
         let checked = try TimeStampToken.verify(token, digest: digest, trust: trust, nonce: nonce)
         let stamp = StampedCheckpoint(
             size: cp.checkpoint.size, root: cp.checkpoint.root, authority: url.absoluteString, time: checked.time,
