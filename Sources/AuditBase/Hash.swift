@@ -1,4 +1,5 @@
 import CCrypto
+import Foundation
 
 /// A SHA-256 digest: a fixed-size value (no heap), compared in constant time.
 public struct Hash: Sendable, Hashable, CustomStringConvertible {
@@ -92,5 +93,29 @@ public enum SHA256 {
     @inlinable public static func hash<C: Collection>(_ bytes: C) -> Hash where C.Element == UInt8 {
         if let h = bytes.withContiguousStorageIfAvailable({ hash($0.baseAddress, $0.count) }) { return h }
         return Array(bytes).withUnsafeBytes { hash($0.baseAddress, $0.count) }
+    }
+
+    /// The digest of the file at `path`, read 1 MiB at a time (a file may be larger than
+    /// memory); nil when it does not exist.
+    public static func hash(file path: String) throws(AuditError) -> Hash? {
+        guard FileOps.exists(path) else { return nil }
+        let fd = try FileOps.open(path, O_RDONLY)
+        defer { close(fd) }
+        let size = try FileOps.size(fd, path: path)
+        var c = SHA256_CTX()
+        _ = SHA256_Init(&c)
+        var at: Int64 = 0
+        while at < size {
+            let chunk = try FileOps.preadExact(fd, count: Int(min(size - at, 1 << 20)), at: at, path: path)
+            chunk.withUnsafeBytes { _ = SHA256_Update(&c, $0.baseAddress, $0.count) }
+            at += Int64(chunk.count)
+        }
+        var t: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &t) { out in
+            if let base = out.baseAddress { _ = SHA256_Final(base.assumingMemoryBound(to: UInt8.self), &c) }
+        }
+        return Hash(
+            w0: UInt64(littleEndian: t.0), w1: UInt64(littleEndian: t.1), w2: UInt64(littleEndian: t.2),
+            w3: UInt64(littleEndian: t.3))
     }
 }

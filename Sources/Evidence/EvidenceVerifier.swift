@@ -59,8 +59,10 @@ public struct EvidenceVerifier {
             let k = pack["sample_size"] as? Int
         else { throw Failed(message: "pack.json is not an \(EvidencePack.format) manifest") }
         for name in EvidencePack.files {
-            let bytes = try read(dir, name)
-            guard hashes[name] == SHA256.hash(bytes).hex else {
+            guard let h = try SHA256.hash(file: dir + "/" + name) else {
+                throw Failed(message: "\(name) is missing from the pack")
+            }
+            guard hashes[name] == h.hex else {
                 throw Failed(message: "\(name) is not the file pack.json names (its SHA-256 differs): it was changed")
             }
         }
@@ -77,20 +79,22 @@ public struct EvidenceVerifier {
             }
             if format == "ndjson" { r.export = e }
         }
-        // The selection, read back from the verified export.
+        // The selection, read back from the verified export a line at a time: its seqs and
+        // hashes kept, its contents only counted.
         var header: [String: Any] = [:]
-        var selection: [(seq: UInt64, hash: Hash, content: [UInt8]?)] = []
+        var selection: [(seq: UInt64, hash: Hash)] = []
         var summary = EvidenceSummary()
-        for line in try String(decoding: read(dir, "export.ndjson"), as: UTF8.self).split(separator: "\n") {
+        let lines = try ExportReader(path: dir + "/export.ndjson")
+        for line in lines {
             let o = try object(Array(line.utf8), "export.ndjson")
             if o["type"] as? String == "header" { header = o }
             guard o["type"] as? String == "entry", let s = o["seq"] as? Int, let seq = UInt64(exactly: s),
                 let h = (o["hash"] as? String).flatMap(Hash.init(hex:))
             else { continue }
-            let content = (o["content"] as? String).map { Array($0.utf8) }
-            selection.append((seq, h, content))
-            summary.add(content: content)
+            selection.append((seq, h))
+            summary.add(content: (o["content"] as? String).map { Array($0.utf8) })
         }
+        if let f = lines.failure { throw Failed(message: "export.ndjson: \(f)") }
         let note = header["checkpoint"] as? String ?? ""
         guard try String(decoding: read(dir, "checkpoint.txt"), as: UTF8.self) == note else {
             throw Failed(message: "checkpoint.txt is not the checkpoint the export ends at")
