@@ -93,10 +93,10 @@ import Testing
         let body = "\(origin)\n\(t["tree_size"] ?? "")\n\(t["root_hash"] ?? "")\n"
         try body.write(toFile: d.root + "/body.txt", atomically: true, encoding: .utf8)
         try Data(base64Encoded: try #require(t["token"] as? String))?.write(to: URL(fileURLWithPath: d.root + "/t.tst"))
-        let (os, oout) = try await offPool {
-            try TimeStampTokenShell.openssl(
-                ["ts", "-verify", "-data", "body.txt", "-in", "t.tst", "-token_in", "-CAfile", tsa.caFile], cwd: d.root)
-        }
+        let (os, oout) = try await runProgramOffPool(
+            "/usr/bin/openssl",
+            ["ts", "-verify", "-data", "body.txt", "-in", "t.tst", "-token_in", "-CAfile", tsa.caFile],
+            in: d.root)
         #expect(os == 0 && oout.contains("Verification: OK"), "\(oout)")
 
         // Edited: a token's time, its signature, the root it stamps; or trust in another CA.
@@ -221,22 +221,5 @@ extension TimeStampDaemonTests {
         #expect(after.count == before.count, "tokens were taken with nothing new to stamp: \(after.sorted())")
         let health = try await d.json("/healthz", token: nil)
         #expect((health["timestamps"] as? String)?.contains(downURL) == true, "\(health)")
-    }
-}
-
-/// The openssl command, run to completion in `cwd`.
-enum TimeStampTokenShell {
-    static func openssl(_ args: [String], cwd: String) throws -> (Int32, String) {
-        let p = ChildProcess()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: cwd)
-        let o = Pipe()
-        p.standardOutput = o
-        p.standardError = o
-        try p.run()
-        let out = o.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
     }
 }
