@@ -578,6 +578,22 @@ def privileged(cat, act):
     return cat == "org_settings" or w[-1] == "exported" or (w[-1] in CHANGES and any(x in PRIVILEGED for x in w[:-1]))
 
 
+# §9.5: the control mapping, as the table there writes it.
+CONTROLS_STATEMENT = ("These are controls that the entries in this pack can evidence (the log records the activity the control requires to be recorded or reviewed). The mapping is not a certification: an auditor tests the controls themselves.")
+CONTROLS = [
+    ("authentication", [('SOC 2', 'CC6.1', 'Logical access security software and infrastructure'), ('ISO/IEC 27001:2022', 'A.5.17', 'Authentication information'), ('ISO/IEC 27001:2022', 'A.8.15', 'Logging'), ('HIPAA', '164.312(b)', 'Audit controls'), ('PCI DSS v4.0', '10.2', 'Audit logs record user activities and events')]),
+    ("access", [('SOC 2', 'CC6.1', 'Logical access security software and infrastructure'), ('SOC 2', 'CC6.3', 'Role-based access, changes and removal'), ('ISO/IEC 27001:2022', 'A.5.15', 'Access control'), ('ISO/IEC 27001:2022', 'A.5.18', 'Access rights'), ('HIPAA', '164.312(b)', 'Audit controls'), ('PCI DSS v4.0', '10.2', 'Audit logs record user activities and events')]),
+    ("credentials", [('SOC 2', 'CC6.1', 'Logical access security software and infrastructure'), ('ISO/IEC 27001:2022', 'A.5.17', 'Authentication information'), ('PCI DSS v4.0', '10.2', 'Audit logs record user activities and events')]),
+    ("agents", [('SOC 2', 'CC6.2', 'User registration and authorization'), ('SOC 2', 'CC6.3', 'Role-based access, changes and removal'), ('ISO/IEC 27001:2022', 'A.5.16', 'Identity management'), ('ISO/IEC 27001:2022', 'A.8.15', 'Logging')]),
+    ("billing", [('SOC 2', 'CC8.1', 'Change management'), ('ISO/IEC 27001:2022', 'A.8.15', 'Logging')]),
+    ("infrastructure", [('SOC 2', 'CC7.2', 'Monitoring of system components for anomalies'), ('SOC 2', 'CC8.1', 'Change management'), ('ISO/IEC 27001:2022', 'A.8.16', 'Monitoring activities'), ('PCI DSS v4.0', '10.2', 'Audit logs record user activities and events')]),
+    ("monitoring", [('SOC 2', 'CC7.2', 'Monitoring of system components for anomalies'), ('SOC 2', 'CC7.3', 'Evaluation of security events'), ('ISO/IEC 27001:2022', 'A.8.16', 'Monitoring activities'), ('ISO/IEC 27001:2022', 'A.8.17', 'Clock synchronization')]),
+    ("files", [('SOC 2', 'CC6.1', 'Logical access security software and infrastructure'), ('ISO/IEC 27001:2022', 'A.8.15', 'Logging'), ('HIPAA', '164.312(b)', 'Audit controls'), ('PCI DSS v4.0', '10.2', 'Audit logs record user activities and events')]),
+    ("org_settings", [('SOC 2', 'CC6.2', 'User registration and authorization'), ('SOC 2', 'CC6.3', 'Role-based access, changes and removal'), ('SOC 2', 'CC8.1', 'Change management'), ('ISO/IEC 27001:2022', 'A.5.18', 'Access rights'), ('PCI DSS v4.0', '10.2', 'Audit logs record user activities and events')]),
+    ("privacy", [('SOC 2', 'CC7.3', 'Evaluation of security events'), ('GDPR', 'Art. 30', 'Records of processing activities'), ('GDPR', 'Art. 33', 'Notification of a personal data breach')]),
+]
+
+
 def read_export(path):
     text = open(path, encoding="utf-8", newline="").read()
     if text.startswith("type,seq,org_seq,"):
@@ -666,6 +682,10 @@ def verify_evidence(d, key, trust):
     stated = json.load(open(os.path.join(d, "summary.json"), encoding="utf-8"))
     if stated != summarize([o.get("content") for o in sel], org, frm, to):
         raise Failure("summary.json's figures are not the ones the export's entries give")
+    controls = {"statement": CONTROLS_STATEMENT, "categories": [
+        {"category": cat, "controls": [{"framework": f, "id": i, "title": t} for f, i, t in cs]} for cat, cs in CONTROLS]}
+    if json.load(open(os.path.join(d, "controls.json"), encoding="utf-8")) != controls:
+        raise Failure("controls.json is not the control mapping format-spec.md §9.5 gives")
     return len(sel), len(drawn)
 
 
@@ -685,8 +705,8 @@ def main():
             print(f"FAILED: {e}")
             return 1
         print(f"OK: evidence pack: both exports complete, {entries} entries; the sample of {sampled} is the one "
-              "the seed draws, each entry proven; every figure of summary.json recomputed "
-              "(controls.json is a statement, not a computation: read it)")
+              "the seed draws, each entry proven; every figure of summary.json recomputed; the control "
+              "mapping is the published one")
         return 0
     if args.file is None:
         ap.error("give an export FILE, or --evidence DIR")

@@ -167,6 +167,15 @@ import Testing
                         toFile: dir + "/export.ndjson", atomically: true, encoding: .utf8)
                 }
             ))
+        forgeries.append(
+            (
+                "controls",
+                try forged(out, "controls") { dir in
+                    var c = try json(dir + "/controls.json")
+                    c["statement"] = "These controls are certified."
+                    try write(c, dir + "/controls.json")
+                }
+            ))
         for (name, dir) in forgeries {
             let ((fs, fout), (fps, fpout)) = try await verify(d, key, dir)
             #expect(fs == 1 && fout.hasPrefix("FAILED"), "\(name): \(fout)")
