@@ -1,8 +1,11 @@
 import AuditBase
 import Foundation
 
-/// A token kept: the checkpoint it stamps, the authority that made it, its time and its bytes.
+/// A token kept: the entry that records it, the checkpoint it stamps, the authority that made
+/// it, its time and its bytes.
 public struct StampedCheckpoint: Sendable, Equatable {
+    /// The seq of the `_operator` entry that records the token.
+    public var entry: UInt64
     /// The stamped checkpoint's size and root hash.
     public var size: UInt64
     public var root: Hash
@@ -13,7 +16,8 @@ public struct StampedCheckpoint: Sendable, Equatable {
     /// The token (DER).
     public var token: [UInt8]
 
-    public init(size: UInt64, root: Hash, authority: String, time: Int64, token: [UInt8]) {
+    public init(entry: UInt64, size: UInt64, root: Hash, authority: String, time: Int64, token: [UInt8]) {
+        self.entry = entry
         self.size = size
         self.root = root
         self.authority = authority
@@ -21,9 +25,10 @@ public struct StampedCheckpoint: Sendable, Equatable {
         self.token = token
     }
 
-    /// `size:u64 root[32] time:i64 urlLen:u16 url tokenLen:u32 token`.
+    /// `entry:u64 size:u64 root[32] time:i64 urlLen:u16 url tokenLen:u32 token`.
     var body: [UInt8] {
-        var w = ByteWriter(capacity: 54 + authority.utf8.count + token.count)
+        var w = ByteWriter(capacity: 62 + authority.utf8.count + token.count)
+        w.write(entry)
         w.write(size)
         w.write(root.bytes)
         w.write(UInt64(bitPattern: time))
@@ -36,21 +41,24 @@ public struct StampedCheckpoint: Sendable, Equatable {
 
     init?(body: ArraySlice<UInt8>) {
         var r = ByteReader(Array(body))
-        guard let size = try? r.readU64(), let root = (try? r.read(count: 32)).flatMap({ Hash(bytes: Array($0)) }),
+        guard let entry = try? r.readU64(), let size = try? r.readU64(),
+            let root = (try? r.read(count: 32)).flatMap({ Hash(bytes: Array($0)) }),
             let time = try? r.readU64(), let ul = try? Int(r.readU16()), let url = try? r.read(count: ul),
             let tl = try? Int(r.readU32()), let token = try? r.read(count: tl), r.isAtEnd
         else { return nil }
         self.init(
-            size: size, root: root, authority: String(decoding: url, as: UTF8.self), time: Int64(bitPattern: time),
+            entry: entry, size: size, root: root, authority: String(decoding: url, as: UTF8.self),
+            time: Int64(bitPattern: time),
             token: Array(token))
     }
 }
 
-/// `checkpoints/timestamps` (format-spec.md §8.7): every token the log obtained, framed
-/// records (`FramedRecords`) appended after the token's own entry is durable, so that an
-/// export finds the tokens over its range without reading the log (or the archive) for them.
-/// The entries remain the record; a token proves itself (its authority's signature and a
-/// consistency proof), so this file can only fail to offer one, never make a false one pass.
+/// `checkpoints/timestamps` (format-spec.md §8.7): the tokens the log's entries record, in the
+/// order of those entries, framed records (`FramedRecords`), so that an export finds the
+/// tokens over its range without reading the log (or the archive) for them. It is derived
+/// from the entries (and can be made again from them); a token proves itself (its
+/// authority's signature and a consistency proof), so this file can only fail to offer one,
+/// never make a false one pass.
 public final class TimeStampJournal: @unchecked Sendable {
     /// The largest token kept.
     public static let maxToken = 32 << 10
@@ -60,6 +68,8 @@ public final class TimeStampJournal: @unchecked Sendable {
     private var end: Int64
     /// (size, offset) of each record, in the order written (sizes never decrease).
     private var index: [(size: UInt64, offset: Int64)] = []
+    /// The seq of the last record's entry.
+    private var last: UInt64?
 
     /// Opens (or creates) the file at `path`; a torn tail is cut.
     public init(path: String) throws(AuditError) {
@@ -79,6 +89,7 @@ public final class TimeStampJournal: @unchecked Sendable {
                 let s = StampedCheckpoint(body: records[0].body)
             else { break }
             index.append((s.size, at))
+            last = s.entry
             at += Int64(8 + len)
         }
         if at < size {
@@ -93,7 +104,11 @@ public final class TimeStampJournal: @unchecked Sendable {
     /// How many tokens it holds.
     public var count: Int { lock.withLock { index.count } }
 
-    /// Appends `s`, durably.
+    /// The seq of the entry of the last token it holds.
+    public var lastEntry: UInt64? { lock.withLock { last } }
+
+    /// Appends `s`, durably, unless it holds the token of that entry or a later one already
+    /// (two catch-ups at once add each token once).
     public func append(_ s: StampedCheckpoint) throws(AuditError) {
         guard s.token.count <= Self.maxToken, s.authority.utf8.count <= 2048 else {
             throw AuditError(.invalidArgument, "a time-stamp token over \(Self.maxToken) bytes is not kept")
@@ -102,9 +117,11 @@ public final class TimeStampJournal: @unchecked Sendable {
         FramedRecords.frame(s.body, into: &w)
         lock.lock()
         defer { lock.unlock() }
+        if let last, s.entry <= last { return }
         try FileOps.pwriteAll(fd, w.bytes[...], at: end, path: path)
         try FileOps.fdatasync(fd, path: path)
         index.append((s.size, end))
+        last = s.entry
         end += Int64(w.bytes.count)
     }
 

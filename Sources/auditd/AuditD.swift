@@ -160,10 +160,17 @@ struct AuditD: AsyncParsableCommand {
             ledger: ledger, publication: publication, tokens: tokens, registry: registry, metrics: metrics,
             health: health, logger: logger,
             queries: queryPool, exports: exportPool, witnessing: witnessing)
-        // Tokens are kept (and carried by exports) once there are any, authorities or not.
+        // Tokens are indexed (and carried by exports) once the log records any, authorities or
+        // not; the index follows the entries (a recovered log or a replica makes it again).
         let stampsPath = DataDirectory(c.data).timestamps
-        let timestamps =
-            c.timestampAuthorities.isEmpty && !FileOps.exists(stampsPath) ? nil : try TimeStampJournal(path: stampsPath)
+        var timestamps: TimeStampJournal?
+        if !c.timestampAuthorities.isEmpty || ledger.isFollower || FileOps.exists(stampsPath)
+            || TimeStampRecords.any(ledger)
+        {
+            let j = try TimeStampJournal(path: stampsPath)
+            try TimeStampRecords.catchUp(j, ledger: ledger)
+            timestamps = j
+        }
         var timestamper: TimeStamper?
         if let timestamps, let trust = c.timestampTrust, !c.timestampAuthorities.isEmpty {
             timestamper = try TimeStamper(

@@ -10,14 +10,11 @@ import TimeStamping
 
 /// Time that does not rest on the operator's clock (format-spec.md §8.7): every interval, the
 /// newest published checkpoint is sent to each RFC 3161 authority; a token that verifies
-/// against the trust file is appended to the log (org `_operator`, action
-/// `log.checkpoint.timestamped`) and then kept in `checkpoints/timestamps` for exports. An
+/// against the trust file is appended to the log (`TimeStampRecords`) and then indexed in
+/// `checkpoints/timestamps` for exports. An
 /// authority that is down or answers wrongly costs only its own attempt: ingest never waits,
 /// `/healthz` says degraded.
 final class TimeStamper: @unchecked Sendable {
-    /// The org and action of a token's entry.
-    static let org = "_operator"
-    static let action = "log.checkpoint.timestamped"
     /// Bounds on one exchange with an authority.
     static let answerLimit = 64 << 10
     static let deadline = Duration.seconds(30)
@@ -109,41 +106,20 @@ final class TimeStamper: @unchecked Sendable {
             throw AuditError(.failed, "its token is \(token.count) bytes, over the \(TimeStampJournal.maxToken) kept")
         }
         let checked = try TimeStampToken.verify(token, digest: digest, trust: trust, nonce: nonce)
-        let stamp = StampedCheckpoint(
-            size: cp.checkpoint.size, root: cp.checkpoint.root, authority: url.absoluteString, time: checked.time,
-            token: token)
-        let seq = try await record(stamp, signer: checked.signer, serial: checked.serial)
-        try journal.append(stamp)
-        return (stamp, seq)
-    }
-
-    /// Appends the token's entry; its seq.
-    func record(_ s: StampedCheckpoint, signer: String, serial: String) async throws -> UInt64 {
-        let b64 = Data(s.token).base64EncodedString()
-        var chunks: [String] = []
-        var i = b64.startIndex
-        while i < b64.endIndex {
-            let j = b64.index(i, offsetBy: 1024, limitedBy: b64.endIndex) ?? b64.endIndex
-            chunks.append(String(b64[i..<j]))
-            i = j
-        }
-        let entry: [String: Any] = [
-            "org": Self.org, "category": "monitoring", "action": Self.action,
-            "actor": ["type": "service", "id": "auditd"], "target": ["type": "checkpoint", "id": String(s.size)],
-            "outcome": "success", "source": ["service": "auditd"], "occurred_at": Timestamp.format(s.time),
-            "metadata": [
-                "authority": String(s.authority.prefix(1024)), "signer": String(signer.prefix(1024)),
-                "tree_size": Int(s.size), "root_hash": Data(s.root.bytes).base64EncodedString(),
-                "serial": String(serial.prefix(1024)), "token": chunks,
-            ] as [String: Any],
-        ]
-        let json = try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes])
+        let entry = try TimeStampRecords.entry(
+            cp.checkpoint, authority: url.absoluteString, time: checked.time, token: token, signer: checked.signer,
+            serial: checked.serial)
         let prepared = try Entry.prepare(
-            json: Array(json), receivedAt: ReceivedAt.now(),
-            writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"),
+            json: entry, receivedAt: ReceivedAt.now(), writer: Writer(uid: getuid(), gid: getgid(), via: "auditd"),
             keys: ledger.subjectKeys)
         guard let r = try await ledger.append([prepared]).first else { throw AuditError("the log stored no entry") }
-        return r.seq
+        // The tokens file follows the entries (the one home of what a token's entry holds).
+        try TimeStampRecords.catchUp(journal, ledger: ledger)
+        return (
+            StampedCheckpoint(
+                entry: r.seq, size: cp.checkpoint.size, root: cp.checkpoint.root, authority: url.absoluteString,
+                time: checked.time, token: token), r.seq
+        )
     }
 }
 

@@ -140,6 +140,20 @@ import Testing
         // The tokens' entries are ordinary, verified entries of the log.
         let (vs, vout, verr) = try await d.ctlOffPool(["verify", d.data])
         #expect(vs == 0, "\(vout)\(verr)")
+
+        // checkpoints/timestamps is derived from those entries: lost, it is made again at the
+        // next start, authorities or none, and exports carry the tokens as before.
+        #expect(d.stop() == 0)
+        try FileManager.default.removeItem(atPath: d.data + "/checkpoints/timestamps")
+        d.extraArgs = []
+        try await offPool { try d.start() }
+        let again = try await export(d, try await offPool { try d.token(org: "acme") })
+        let lastLine = try #require(again.last)
+        let carried = try #require(object(lastLine)["timestamps"] as? [[String: Any]])
+        #expect(
+            carried.count >= stamps.count, "\(carried.count) tokens after the index was lost, \(stamps.count) before")
+        let ((rs, rout), (rps, rpout)) = try await verify(d, key, again, "again.ndjson", ["--tsa-trust", tsa.caFile])
+        #expect(rs == 0 && rout.contains("existed no later than") && rps == 0, "\(rout)\n\(rpout)")
     }
 
     @Test func anAuthorityThatIsDownNeverHoldsUpIngest() async throws {

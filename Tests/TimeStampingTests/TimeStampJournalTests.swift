@@ -9,7 +9,7 @@ import Testing
 @Suite struct TimeStampJournalTests {
     func stamp(_ size: UInt64) -> StampedCheckpoint {
         StampedCheckpoint(
-            size: size, root: SHA256.hash(Array("r\(size)".utf8)), authority: "http://tsa.example/",
+            entry: size + 1, size: size, root: SHA256.hash(Array("r\(size)".utf8)), authority: "http://tsa.example/",
             time: Int64(size) * 1000,
             token: Array(repeating: UInt8(size & 0xFF), count: 1500))
     }
@@ -42,6 +42,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let j = try TimeStampJournal(path: path)
         for s in 1...100 { try j.append(stamp(UInt64(s))) }
+        // A token whose entry it holds already (a second catch-up) is not added again.
+        try j.append(stamp(50))
+        #expect(j.count == 100 && j.lastEntry == 101)
         #expect(try j.stamps(sizes: 41...50, limit: 256).map(\.size) == Array(41...50))
         let thin = try j.stamps(sizes: 1...100, limit: 10).map(\.size)
         #expect(thin.count == 10 && thin.first == 1 && thin.last == 100 && thin == thin.sorted())

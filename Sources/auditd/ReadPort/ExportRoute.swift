@@ -138,6 +138,8 @@ extension ReadPort {
         _ journal: TimeStampJournal?, after first: UInt64?, size: UInt64, ledger: Ledger
     ) throws -> [(stamp: StampedCheckpoint, consistency: [Hash])] {
         guard let journal, let first, first < size else { return [] }
+        // A replica's log grows from the bucket: its index follows its entries.
+        if ledger.isFollower { try TimeStampRecords.catchUp(journal, ledger: ledger) }
         return try journal.stamps(sizes: (first + 1)...size, limit: maxStamps).map {
             ($0, try ledger.consistencyProof(old: $0.size, new: size))
         }
