@@ -7,7 +7,8 @@
 
 Standard library only (Ed25519 verification is RFC 8032's reference algorithm), so an
 auditor can read every line of it. It follows format-spec.md §8 (signed notes, checkpoints),
-§5.3 (links), RFC 9162 (tree hashing, consistency proofs) and §9.3 (exports, steps 1-8), and
+§5.3 (links), RFC 9162 (tree hashing, consistency proofs), §9.3 (exports, steps 1-9), §8.7
+(time-stamps) and §9.5 (evidence packs), and
 prints the same verdicts as `auditctl verify-export`: OK (complete), AUTHENTIC SELECTION /
 NOT PROVEN COMPLETE, or FAILED. Exit status 0, 0, 1 (3 for a selection with --require-complete).
 With --tsa-trust, the trailer's RFC 3161 tokens (§8.7) are checked by the openssl command
