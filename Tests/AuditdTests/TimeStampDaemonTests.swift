@@ -218,17 +218,21 @@ extension TimeStampDaemonTests {
                 (($0["entry"] as? [String: Any])?["metadata"] as? [String: Any])?["tree_size"] as? Int
             }
         }
-        for _ in 0..<100 where try await sizes().max() ?? 0 < 10 { try await Task.sleep(for: .milliseconds(100)) }
-        // Settled: the same tokens over two readings 1.5 s apart (the operator token's own
-        // entry is stamped too).
-        var before = try await sizes()
-        for _ in 0..<10 {
-            try await Task.sleep(for: .milliseconds(1500))
-            let now = try await sizes()
-            if now.count == before.count { break }
-            before = now
+        // Settled: a token over a tree holding everything written (the ten entries and the
+        // operator token's own), known from the newest checkpoint rather than from a pause.
+        var written = 0
+        for _ in 0..<100 {
+            let (cs, note) = try await d.http("/v1/checkpoint", token: op)
+            written =
+                cs == 200
+                ? Int(String(decoding: note, as: UTF8.self).split(separator: "\n").dropFirst().first ?? "") ?? 0 : 0
+            if written >= 11 { break }
+            try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(before.max() ?? 0 >= 10)
+        #expect(written >= 11)
+        for _ in 0..<200 where try await sizes().max() ?? 0 < written { try await Task.sleep(for: .milliseconds(100)) }
+        let before = try await sizes()
+        #expect(before.max() ?? 0 >= written, "no token over the \(written) entries written: \(before)")
         // Five more intervals with nothing written but the retries of the one that is down.
         try await Task.sleep(for: .seconds(5))
         let after = try await sizes()
