@@ -28,10 +28,11 @@ final class TimeStamper: @unchecked Sendable {
     let stampedSize = Gauge(label: "auditd_timestamped_checkpoint_size")
     private let lock = NSLock()
     private var _failing: [String: String] = [:]
-    /// Below this size the log holds nothing not yet stamped but the tokens' own entries.
-    private var through: UInt64 = 0
     /// The size of the checkpoint each authority last stamped.
     private var stamped: [String: UInt64] = [:]
+    /// The seqs of the token entries this process appended (any authority's), in order: a
+    /// tree grown only by them holds nothing new to stamp.
+    private var own: [UInt64] = []
 
     init(ledger: Ledger, authorities: [String], trustFile: String, journal: TimeStampJournal) throws {
         self.ledger = ledger
@@ -49,38 +50,43 @@ final class TimeStamper: @unchecked Sendable {
         }
     }
 
-    /// Stamps `cp` with every authority if the log grew since the last stamp by more than
-    /// the tokens' own entries, and with one that failed last time; never twice by one
-    /// authority (a retry of another must not make a healthy one stamp the same tree again).
-    func stampIfGrown(_ cp: SignedCheckpoint, logger: Logger) async {
+    /// Whether `authority` should stamp a tree of `size`: it failed last time, or the tree
+    /// holds entries since the one it last stamped besides the tokens' own; never the same
+    /// tree twice.
+    func isDue(_ authority: String, size: UInt64) -> Bool {
+        lock.withLock {
+            let from = stamped[authority] ?? 0
+            guard size > from || (_failing[authority] != nil && stamped[authority] != size) else { return false }
+            if _failing[authority] != nil { return true }
+            let tokens = own.filter { $0 >= from && $0 < size }.count
+            return size - from > UInt64(tokens)
+        }
+    }
+
+    /// Stamps `cp` with `url` if it is due. Each authority runs its own loop, so that one that
+    /// is slow or down costs only its own attempts (30 s at most each), never another's.
+    func stampIfDue(_ cp: SignedCheckpoint, by url: URL, logger: Logger) async {
+        let a = url.absoluteString
         let size = cp.checkpoint.size
-        let due = lock.withLock {
-            authorities.filter {
-                let a = $0.absoluteString
-                return (size > through || _failing[a] != nil) && stamped[a] != size
+        guard isDue(a, size: size) else { return }
+        do {
+            let (stamp, seq) = try await stamp(cp, by: url)
+            tokens.increment()
+            stampedSize.record(Int64(stamp.size))
+            lock.withLock {
+                _failing[a] = nil
+                stamped[a] = size
+                own.append(seq)
+                own.sort()
+                // Seqs below every authority's last stamped tree no longer count.
+                if let low = authorities.map({ stamped[$0.absoluteString] ?? 0 }).min() { own.removeAll { $0 < low } }
             }
+        } catch {
+            failures.increment()
+            lock.withLock { _failing[a] = "\(error)" }
+            logger.warning(
+                "no time-stamp token", metadata: ["authority": "\(url)", "size": "\(size)", "error": "\(error)"])
         }
-        guard !due.isEmpty else { return }
-        var newest = size
-        for url in due {
-            do {
-                let (stamp, seq) = try await stamp(cp, by: url)
-                newest = max(newest, seq + 1)
-                tokens.increment()
-                stampedSize.record(Int64(stamp.size))
-                lock.withLock {
-                    _failing[url.absoluteString] = nil
-                    stamped[url.absoluteString] = size
-                }
-            } catch {
-                failures.increment()
-                lock.withLock { _failing[url.absoluteString] = "\(error)" }
-                logger.warning(
-                    "no time-stamp token",
-                    metadata: ["authority": "\(url)", "size": "\(cp.checkpoint.size)", "error": "\(error)"])
-            }
-        }
-        lock.withLock { through = max(through, newest) }
     }
 
     /// One token over `cp` from `url`, checked, recorded in the log and kept: what was kept and
@@ -123,7 +129,8 @@ final class TimeStamper: @unchecked Sendable {
     }
 }
 
-/// Asks the authorities for a token over the newest published checkpoint every `interval`.
+/// Asks each authority, in a loop of its own, for a token over the newest published
+/// checkpoint every `interval`.
 struct TimeStampService: Service {
     let stamper: TimeStamper
     let publication: Publication
@@ -131,9 +138,15 @@ struct TimeStampService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if let cp = publication.latest { await stamper.stampIfGrown(cp, logger: logger) }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        await withTaskGroup(of: Void.self) { group in
+            for url in stamper.authorities {
+                group.addTask {
+                    while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                        if let cp = publication.latest { await stamper.stampIfDue(cp, by: url, logger: logger) }
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+                    }
+                }
+            }
         }
     }
 }

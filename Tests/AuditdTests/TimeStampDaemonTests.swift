@@ -59,7 +59,8 @@ import Testing
         // The authority's token over a checkpoint that holds all 20 is recorded in the log.
         let op = try await offPool { try d.token(org: nil) }
         var stamped = 0
-        for _ in 0..<150 where stamped < 20 {
+        let until = ContinuousClock.now + .seconds(90)
+        while stamped < 20, ContinuousClock.now < until {
             let page = try await d.json("/v1/orgs/_operator/entries?action=log.checkpoint.timestamped", token: op)
             let sizes = (page["entries"] as? [[String: Any]] ?? []).compactMap {
                 (($0["entry"] as? [String: Any])?["metadata"] as? [String: Any])?["tree_size"] as? Int
@@ -160,7 +161,9 @@ import Testing
         let d = Daemon("tsa-down")
         defer { d.cleanup() }
         let tsa = try await offPool { try TimeStampAuthority(dir: d.root + "/tsa") }
-        let url = tsa.url
+        // Nothing listens on port 1: refused at once (a stopped authority's port may be taken
+        // by another test's server by the time the daemon asks).
+        let url = "http://127.0.0.1:1/"
         tsa.stop()
         // Without a trust file the daemon refuses to start: it never records a token it cannot check.
         let (rs, rout) = try await runProgramOffPool(
@@ -172,7 +175,8 @@ import Testing
         defer { _ = d.stop() }
         try await append(d, 0..<10)
         var health: [String: Any] = [:]
-        for _ in 0..<100 {
+        let until = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < until {
             health = try await d.json("/healthz", token: nil)
             if health["timestamps"] != nil { break }
             try await Task.sleep(for: .milliseconds(200))
@@ -201,9 +205,7 @@ extension TimeStampDaemonTests {
         defer { d.cleanup() }
         let up = try await offPool { try TimeStampAuthority(dir: d.root + "/up") }
         defer { up.stop() }
-        let down = try await offPool { try TimeStampAuthority(dir: d.root + "/down") }
-        let downURL = down.url
-        down.stop()
+        let downURL = "http://127.0.0.1:1/"
         d.extraArgs = [
             "--timestamp-authority", up.url, "--timestamp-authority", downURL, "--timestamp-trust", up.caFile,
             "--timestamp-interval", "1",
@@ -221,7 +223,8 @@ extension TimeStampDaemonTests {
         // Settled: a token over a tree holding everything written (the ten entries and the
         // operator token's own), known from the newest checkpoint rather than from a pause.
         var written = 0
-        for _ in 0..<100 {
+        let until = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < until {
             let (cs, note) = try await d.http("/v1/checkpoint", token: op)
             written =
                 cs == 200
@@ -230,7 +233,9 @@ extension TimeStampDaemonTests {
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(written >= 11)
-        for _ in 0..<200 where try await sizes().max() ?? 0 < written { try await Task.sleep(for: .milliseconds(100)) }
+        while ContinuousClock.now < until + .seconds(60), try await sizes().max() ?? 0 < written {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let before = try await sizes()
         #expect(before.max() ?? 0 >= written, "no token over the \(written) entries written: \(before)")
         // Five more intervals with nothing written but the retries of the one that is down.
