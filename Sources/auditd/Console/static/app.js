@@ -1,7 +1,7 @@
 // The console's shell: sign in, the token (this tab's session storage only), the pinned key
 // (local storage: it is public, and pinning it is the point), and which view shows.
 import { api, session, show, showError, signOut, TOKEN } from "./api.js";
-import { parseVerifierKey, ProofError } from "./proof.js";
+import { followSuccessions, parseVerifierKey, ProofError } from "./proof.js";
 import { showOperator } from "./operator.js";
 import { showOrg } from "./views.js";
 
@@ -21,6 +21,7 @@ async function signIn(token, keyText, replace = false) {
   let vkey;
   try {
     vkey = await parseVerifierKey(typed || stored || s.verifier_key);
+    vkey.chain = await followSuccessions(vkey, s.key_successions);
   } catch (e) {
     session.token = null;
     throw new ProofError(`The log key: ${e.message}`);

@@ -77,7 +77,57 @@ export async function parseVerifierKey(text) {
   return { name, keyHash, key, text: t };
 }
 
-// A checkpoint note signed by `vkey`: its size and root. Throws unless the pinned key signed it.
+// Whether signed note `note` (text `text`) carries a valid signature by `k`.
+async function signedBy(note, text, k) {
+  const end = note.indexOf("\n\n");
+  for (const line of note.slice(end + 2).split("\n")) {
+    if (!line.startsWith("\u2014 ")) continue;
+    const space = line.lastIndexOf(" ");
+    if (line.slice(2, space) !== k.name) continue;
+    const sig = unbase64(line.slice(space + 1), "a signature");
+    if (sig.length !== 68 || !equal(sig.slice(0, 4), k.keyHash)) continue;
+    if (await crypto.subtle.verify({ name: "Ed25519" }, k.key, sig.slice(4), utf8.encode(text))) return true;
+  }
+  return false;
+}
+
+// The keys in force over the log's life (§8.8), from the pinned key through each key
+// succession, which must be signed by the key it replaces and by the new one:
+// [{ k, from, to }] (sizes as BigInt; `to` null for the key in force now).
+export async function followSuccessions(vkey, notes) {
+  const chain = [{ k: vkey, from: 0n, to: null }];
+  let reached = false;
+  for (const note of notes || []) {
+    const end = note.indexOf("\n\n");
+    if (end < 0) throw new ProofError("a key succession is not a signed note");
+    const text = note.slice(0, end + 1);
+    const l = text.split("\n");
+    if (l.length !== 7 || l[0] !== "auditlog key succession/1" || !/^[1-9][0-9]*$/.test(l[4]) || !/^[1-9][0-9]*$/.test(l[5])) {
+      throw new ProofError("a key succession is malformed");
+    }
+    if (!reached) {
+      reached = l[2] === vkey.text || l[3] === vkey.text;
+      if (l[2] !== vkey.text) continue;
+    }
+    const cur = chain[chain.length - 1];
+    if (l[2] !== cur.k.text) throw new ProofError("a key succession is not signed by the key it replaces: refused");
+    const next = await parseVerifierKey(l[3]);
+    const from = BigInt(l[4]);
+    const to = BigInt(l[5]);
+    if (next.name !== vkey.name || to < from || (chain.length > 1 && from <= cur.from)) {
+      throw new ProofError("a key succession names keys or sizes it may not");
+    }
+    if (!(await signedBy(note, text, cur.k)) || !(await signedBy(note, text, next))) {
+      throw new ProofError("a key succession is not signed by both the key it replaces and the new key: refused");
+    }
+    cur.to = to;
+    chain.push({ k: next, from, to: null });
+  }
+  return chain;
+}
+
+// A checkpoint note signed by `vkey` (or a key it was handed on to, in force at the
+// checkpoint's size: `vkey.chain`): its size and root. Throws unless such a key signed it.
 export async function openCheckpoint(note, vkey) {
   const end = note.indexOf("\n\n");
   if (end < 0) throw new ProofError("the checkpoint is not a signed note");
@@ -87,17 +137,16 @@ export async function openCheckpoint(note, vkey) {
   if (lines[0] !== vkey.name) throw new ProofError(`the checkpoint is for log "${lines[0]}", the pinned key for "${vkey.name}"`);
   const root = unbase64(lines[2], "the checkpoint's root");
   if (root.length !== 32) throw new ProofError("the checkpoint's root is not a SHA-256 hash");
-  for (const line of note.slice(end + 2).split("\n")) {
-    if (!line.startsWith("\u2014 ")) continue;
-    const space = line.lastIndexOf(" ");
-    if (line.slice(2, space) !== vkey.name) continue;
-    const sig = unbase64(line.slice(space + 1), "a signature");
-    if (sig.length !== 68 || !equal(sig.slice(0, 4), vkey.keyHash)) continue;
-    const ok = await crypto.subtle.verify({ name: "Ed25519" }, vkey.key, sig.slice(4), utf8.encode(text));
-    if (!ok) throw new ProofError("the checkpoint's signature does not verify with the pinned key");
-    return { size: BigInt(lines[1]), root };
+  const size = BigInt(lines[1]);
+  const chain = vkey.chain || [{ k: vkey, from: 0n, to: null }];
+  for (const { k, from, to } of [...chain].reverse()) {
+    if (size < from || (to !== null && size > to)) continue;
+    if (await signedBy(note, text, k)) return { size, root };
   }
-  throw new ProofError("the checkpoint carries no signature by the pinned key");
+  throw new ProofError(
+    chain.length > 1
+      ? "the checkpoint carries no valid signature by the pinned key or a key it was handed on to (in force at its size); sign in again if the log's key was rotated since"
+      : "the checkpoint carries no valid signature by the pinned key; sign in again if the log's key was rotated since");
 }
 
 // RFC 9162 §2.1.3.2: the root that `proof` leads to from leaf `index` of a tree of `size`.
