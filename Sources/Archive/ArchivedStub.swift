@@ -135,7 +135,7 @@ public struct ArchivedStub: Codable, Sendable, Equatable {
     /// Checks the stub's signed notes (manifest, and tombstone if purged) against `verifier`,
     /// and, when the stub keeps its manifest, that the manifest is the signed one and says
     /// what the stub says (segment, range, every org's summary).
-    public func checkNote(verifier: NoteVerifier) throws {
+    public func checkNote(verifier: LogKeys) throws {
         let text = try verifier.open(manifest_note)
         guard text == Self.manifestNoteText(origin: verifier.name, segment: segment, sha256: manifest_sha256) else {
             throw AuditError(

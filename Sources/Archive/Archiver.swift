@@ -223,7 +223,7 @@ public final class Archiver: @unchecked Sendable {
     /// and that the stub's copy of the org list agrees: a purge decides from signed data only,
     /// so editing a stub cannot lift a legal hold or shorten a retention.
     static func signedOrgs(
-        _ stub: ArchivedStub, backend: ArchiveBackend, verifier: NoteVerifier
+        _ stub: ArchivedStub, backend: ArchiveBackend, verifier: LogKeys
     ) throws -> [ArchivedStub.OrgSummary] {
         try stub.checkNote(verifier: verifier)
         let dir = try backend.path(of: stub.bundle)
@@ -244,7 +244,7 @@ public final class Archiver: @unchecked Sendable {
     /// decision is taken from the bundle's signed manifest; a stub that cannot be checked
     /// against it keeps its bundle, with the reason.
     public static func plan(
-        dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, policy: RetentionPolicy, holds: [LegalHold],
+        dataDir: String, backend: ArchiveBackend, verifier: LogKeys, policy: RetentionPolicy, holds: [LegalHold],
         now: Date
     ) -> [PurgeDecision] {
         var cal = Calendar(identifier: .gregorian)
@@ -336,7 +336,7 @@ public final class Archiver: @unchecked Sendable {
     /// and checking it is the very bundle the hot stub names. Works while auditd runs: it only
     /// writes files, which the daemon picks up.
     public static func restore(
-        dataDir: String, backend: ArchiveBackend, verifier: NoteVerifier, bundle name: String
+        dataDir: String, backend: ArchiveBackend, verifier: LogKeys, bundle name: String
     ) throws -> BundleManifest {
         let dir = try backend.path(of: name)
         let manifest = try ArchiveBundle.verify(directory: dir, verifier: verifier)

@@ -170,7 +170,7 @@ public enum ArchiveBundle {
     /// that re-derives the entries itself (recovery replays them into a tree and checks the
     /// signed roots) needs no more.
     public static func checkSigned(
-        directory dir: String, verifier: NoteVerifier
+        directory dir: String, verifier: LogKeys
     ) throws -> (
         BundleManifest, SignedCheckpoint
     ) {
@@ -220,7 +220,7 @@ public enum ArchiveBundle {
     /// file's hash, the checkpoint's signature, every block, every entry's content hash and both
     /// chains from the recorded start state, the leaf hashes, and that those leaves with the
     /// recorded subtrees give the checkpoint's root. Throws the first problem, naming the file.
-    public static func verify(directory dir: String, verifier: NoteVerifier) throws -> BundleManifest {
+    public static func verify(directory dir: String, verifier: LogKeys) throws -> BundleManifest {
         let (manifest, cp) = try checkSigned(directory: dir, verifier: verifier)
         let mpath = dir + "/" + BundleFiles.manifest
         let segPath = dir + "/" + BundleFiles.segment

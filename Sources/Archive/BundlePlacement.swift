@@ -12,7 +12,7 @@ public enum BundlePlacement {
     /// Checks verified bundle `name` (its manifest `manifest`, in `dir`) against data
     /// directory `dataDir`: the stub of its segment, if there is one, and the tree.
     public static func check(
-        name: String, dir: String, manifest m: BundleManifest, dataDir: String, verifier: NoteVerifier
+        name: String, dir: String, manifest m: BundleManifest, dataDir: String, verifier: LogKeys
     ) throws {
         guard name == BundleFiles.name(m.segment) else {
             throw BundleError(

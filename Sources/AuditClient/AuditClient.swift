@@ -71,9 +71,14 @@ public final class AuditClient: Sendable {
     /// checkpoint the caller holds; 0 for none). The caller checks both (a writer that keeps
     /// the checkpoints it verified detects a rollback or a fork of the log).
     /// With `cosigned`, the newest checkpoint with its quorum of witness cosignatures (their
-    /// lines appended to the note) instead of the latest.
-    public func checkpoint(since old: UInt64, cosigned: Bool = false) async throws -> CheckpointReply {
-        let body = CheckpointRequest(old: old, cosigned: cosigned).body
+    /// lines appended to the note) instead of the latest. With `successions`, the reply
+    /// carries the statements that handed the log's key on (format-spec.md §8.8).
+    public func checkpoint(
+        since old: UInt64, cosigned: Bool = false, successions: Bool = true
+    ) async throws
+        -> CheckpointReply
+    {
+        let body = CheckpointRequest(old: old, cosigned: cosigned, successions: successions).body
         let f = try await send(Frame(type: .checkpoint, id: ids.next(), body: body), flush: true).get()
         guard f.type == FrameType.checkpointReply.rawValue, let r = CheckpointReply(body: f.body) else {
             throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed CHECKPOINT reply")
@@ -108,6 +113,20 @@ public final class AuditClient: Sendable {
             let r = try? JSONSerialization.jsonObject(with: Data(f.body)) as? [String: Any]
         else {
             throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed ERASE reply")
+        }
+        return r
+    }
+
+    /// Asks the daemon to hand the log's key on to `key` (a signer key's text), the old key
+    /// co-signing for `grace` entries (format-spec.md §8.8). Returns the daemon's answer: `seq`,
+    /// `handover`, `grace_end`, `old_key`, `new_key`, `statement`.
+    public func rotateKey(key: String, grace: UInt64, actor: String) async throws -> [String: Any] {
+        let body = try JSONSerialization.data(withJSONObject: ["key": key, "grace": grace, "actor": actor])
+        let f = try await send(Frame(type: .rotateKey, id: ids.next(), body: Array(body)), flush: true).get()
+        guard f.type == FrameType.keyRotated.rawValue,
+            let r = try? JSONSerialization.jsonObject(with: Data(f.body)) as? [String: Any]
+        else {
+            throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed ROTATE-KEY reply")
         }
         return r
     }

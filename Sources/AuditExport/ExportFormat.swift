@@ -45,7 +45,7 @@ public enum ExportFormat {
 
     /// The header line.
     public static func header(
-        org: String, origin: String, verifier: NoteVerifier, checkpoint: SignedCheckpoint, filter: [String: String],
+        org: String, origin: String, verifier: LogKeys, checkpoint: SignedCheckpoint, filter: [String: String],
         archivedBundles: [ArchivedRange], consistency: (from: UInt64, proof: [Hash])? = nil
     ) -> String {
         // Each bundle with its manifest and the log's signature over it: its seq range and
@@ -63,6 +63,8 @@ public enum ExportFormat {
             "archived_bundles": bundles,
         ]
         if let c = consistency { obj["consistency"] = ["from": c.from, "proof": c.proof.map(\.hex)] as [String: Any] }
+        // Present once the log's key was handed on (§8.8): the chain from `verifier_key`.
+        if !verifier.successions.isEmpty { obj["key_successions"] = verifier.notes }
         return json(obj)
     }
 

@@ -49,8 +49,12 @@ extension ExportVerifier {
 
     /// Each kept checkpoint must be the export's or be extended by it (the header's
     /// `consistency` proof from its size).
-    func checkKept(_ cp: SignedCheckpoint, consistency: Any?) -> String? {
-        for k in kept {
+    func checkKept(_ cp: SignedCheckpoint, keys: LogKeys, consistency: Any?) -> String? {
+        for note in kept {
+            let k: SignedCheckpoint
+            do { k = try SignedCheckpoint(note: note, verifier: keys) } catch {
+                return "the kept checkpoint is not one the trusted key (or a key it handed on to) signed: \(error)"
+            }
             guard k.checkpoint.origin == cp.checkpoint.origin else {
                 return "the kept checkpoint is for log \(k.checkpoint.origin), not \(cp.checkpoint.origin)"
             }
@@ -97,7 +101,7 @@ struct SignedBundle {
     /// The header's `archived_bundles`: the bundles whose manifests verify, and the names of
     /// those given without a manifest (which can explain no gap). A manifest that does not
     /// verify, or a malformed list, is an error.
-    static func read(_ value: Any?, org: String, key: NoteVerifier) throws -> ([SignedBundle], [String]) {
+    static func read(_ value: Any?, org: String, key: LogKeys) throws -> ([SignedBundle], [String]) {
         guard let list = value as? [[String: Any]] else {
             throw AuditError("archived_bundles is not a list of objects")
         }

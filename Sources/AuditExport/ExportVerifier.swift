@@ -54,14 +54,16 @@ public struct ExportVerifier {
     }
 
     let key: NoteVerifier?
-    let kept: [SignedCheckpoint]
+    /// Signed checkpoint notes, checked with the keys the header's successions lead to.
+    let kept: [String]
     let timeTrust: TimeStampTrust?
 
     /// A verifier trusting `key` (default: the key named in the export's header, which an
-    /// auditor should compare with the operator's published key), and requiring the export's
-    /// checkpoint to extend each of `kept` (checkpoints the auditor saw earlier); with
+    /// auditor should compare with the operator's published key) and the key successions from
+    /// it that the header carries (§8.8), and requiring the export's checkpoint to extend each
+    /// of `kept` (checkpoint notes the auditor saw earlier, signed by those keys); with
     /// `timeTrust`, the certificates trusted to sign time-stamp tokens.
-    public init(key: NoteVerifier?, kept: [SignedCheckpoint] = [], timeTrust: TimeStampTrust? = nil) {
+    public init(key: NoteVerifier?, kept: [String] = [], timeTrust: TimeStampTrust? = nil) {
         self.key = key
         self.kept = kept
         self.timeTrust = timeTrust
@@ -150,9 +152,11 @@ public struct ExportVerifier {
                 }
                 sawHeader = true
                 let cp: SignedCheckpoint
-                let k: NoteVerifier
+                let k: LogKeys
                 do {
-                    k = try key ?? NoteVerifier(obj["verifier_key"] as? String ?? "")
+                    k = try LogKeys(
+                        trusting: try key ?? NoteVerifier(obj["verifier_key"] as? String ?? ""),
+                        successions: obj["key_successions"] as? [String] ?? [])
                     cp = try SignedCheckpoint(note: obj["checkpoint"] as? String ?? "", verifier: k)
                 } catch { return fail("checkpoint: \(error)") }
                 root = cp.checkpoint.root
@@ -178,7 +182,7 @@ public struct ExportVerifier {
                 do { (archived, unsigned) = try SignedBundle.read(obj["archived_bundles"], org: org, key: k) } catch {
                     return fail("\(error)")
                 }
-                if let m = checkKept(cp, consistency: obj["consistency"]) { return fail(m) }
+                if let m = checkKept(cp, keys: k, consistency: obj["consistency"]) { return fail(m) }
             case "entry", "context":
                 guard sawHeader else { return fail("entry before the header") }
                 guard let seqN = obj["seq"] as? Int, let seq = UInt64(exactly: seqN),

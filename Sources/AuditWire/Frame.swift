@@ -22,18 +22,25 @@ public enum FrameType: UInt8, Sendable {
     /// `{"org","subject","reason","authority","actor"}`. Only the daemon's own user (or root)
     /// may send it.
     case erase = 0x05
+    /// Request: hand the log's key on (format-spec.md §8.8). Body: JSON `{"key","grace",
+    /// "actor"}` (`key`: the new signer key's text). Only the daemon's own user (or root).
+    case rotateKey = 0x06
     /// Response: the entry is durable. Body: seq:u64 orgSeq:u64 hash[32] flags:u8.
     case ack = 0x81
     /// Response to PING.
     case pong = 0x82
     /// Response: the request was refused. Body: code:u16 message(UTF-8).
     case error = 0x83
-    /// Response to CHECKPOINT. Body: noteLen:u32 note(UTF-8) count:u8 hash[32]{count}.
+    /// Response to CHECKPOINT. Body: noteLen:u32 note(UTF-8) count:u8 hash[32]{count}, then,
+    /// once the log's key was handed on, k:u8 (len:u16 succession){k} (format-spec.md §8.8).
     case checkpointReply = 0x84
     /// Response to INCLUSION. Body: noteLen:u32 note count:u16 (n:u8 hash[32]{n}){count}.
     case inclusionReply = 0x85
     /// Response to ERASE. Body: JSON `{"seq","org_seq","hash","tag"}` (the erasure's record).
     case erased = 0x86
+    /// Response to ROTATE-KEY. Body: JSON `{"seq","handover","grace_end","old_key","new_key",
+    /// "statement"}`.
+    case keyRotated = 0x87
 }
 
 /// Error codes of an ERROR frame.
@@ -269,30 +276,37 @@ public struct FrameParser: Sendable {
 }
 
 /// The body of a CHECKPOINT request: the tree size the writer holds (u64; 0 for none) and,
-/// optionally, a flags byte (1: the newest cosigned checkpoint instead of the latest).
+/// optionally, a flags byte (bit 0: the newest cosigned checkpoint instead of the latest;
+/// bit 1: the log's key successions too, format-spec.md §8.8).
 public struct CheckpointRequest: Sendable, Equatable {
     /// The tree size the writer holds.
     public var old: UInt64
     /// Whether the newest cosigned checkpoint is asked for.
     public var cosigned: Bool
+    /// Whether the reply should carry the log's key successions (a writer that follows them).
+    public var successions: Bool
 
     /// A request.
-    public init(old: UInt64, cosigned: Bool = false) {
+    public init(old: UInt64, cosigned: Bool = false, successions: Bool = false) {
         self.old = old
         self.cosigned = cosigned
+        self.successions = successions
     }
 
     /// Parses a request body; nil when it is malformed.
     public init?(body: [UInt8]) {
-        guard body.count == 8 || (body.count == 9 && body[8] <= 1) else { return nil }
+        guard body.count == 8 || (body.count == 9 && body[8] <= 3) else { return nil }
         old = body.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        cosigned = body.count == 9 && body[8] == 1
+        let flags = body.count == 9 ? body[8] : 0
+        cosigned = flags & 1 != 0
+        successions = flags & 2 != 0
     }
 
     /// The request body.
     public var body: [UInt8] {
         var b = (0..<8).map { UInt8(truncatingIfNeeded: old >> (8 * UInt64($0))) }
-        if cosigned { b.append(1) }
+        let flags: UInt8 = (cosigned ? 1 : 0) | (successions ? 2 : 0)
+        if flags != 0 { b.append(flags) }
         return b
     }
 }
@@ -305,11 +319,15 @@ public struct CheckpointReply: Sendable, Equatable {
     public var note: String
     /// The consistency proof's hashes, 32 bytes each.
     public var proof: [[UInt8]]
+    /// The statements handing the log's key on (format-spec.md §8.8), oldest first: a writer
+    /// follows them from the key it holds. Sent only when there are any.
+    public var successions: [String]
 
     /// A reply.
-    public init(note: String, proof: [[UInt8]]) {
+    public init(note: String, proof: [[UInt8]], successions: [String] = []) {
         self.note = note
         self.proof = proof
+        self.successions = successions
     }
 
     /// Parses a reply body; nil when it is malformed.
@@ -319,8 +337,23 @@ public struct CheckpointReply: Sendable, Equatable {
         guard n <= body.count - 5 else { return nil }
         note = String(decoding: body[4..<(4 + n)], as: UTF8.self)
         let count = Int(body[4 + n])
-        guard body.count == 5 + n + 32 * count, count <= 64 else { return nil }
+        var at = 5 + n + 32 * count
+        guard body.count >= at, count <= 64 else { return nil }
         proof = (0..<count).map { Array(body[(5 + n + 32 * $0)..<(5 + n + 32 * ($0 + 1))]) }
+        successions = []
+        guard body.count > at else { return }
+        // count:u8 (len:u16 note){count}
+        let k = Int(body[at])
+        at += 1
+        for _ in 0..<k {
+            guard body.count - at >= 2 else { return nil }
+            let len = Int(body[at]) | Int(body[at + 1]) << 8
+            at += 2
+            guard body.count - at >= len else { return nil }
+            successions.append(String(decoding: body[at..<(at + len)], as: UTF8.self))
+            at += len
+        }
+        guard at == body.count else { return nil }
     }
 
     /// The reply body.
@@ -330,6 +363,10 @@ public struct CheckpointReply: Sendable, Equatable {
         b += Array(note.utf8)
         b.append(UInt8(proof.count))
         for h in proof { b += h }
+        let notes = successions.suffix(255).filter { $0.utf8.count <= 0xffff }
+        guard !notes.isEmpty else { return b }
+        b.append(UInt8(notes.count))
+        for s in notes { b += [UInt8(s.utf8.count & 0xff), UInt8(s.utf8.count >> 8)] + Array(s.utf8) }
         return b
     }
 }

@@ -23,6 +23,20 @@ extension Ledger {
         /// Under `commit`, the log's size when it last began committing: every entry from it
         /// on is committed; entries before it may name people in the clear (§5.4.3).
         var committing_from: UInt64?
+        /// The statements handing the log's key on (format-spec.md §8.8), oldest first;
+        /// absent until the first.
+        var key_successions: [String]?
+
+        /// The log's keys: `verifier_key` and every succession from it, each checked.
+        func keys() throws -> LogKeys {
+            let original: NoteVerifier
+            do { original = try NoteVerifier(verifier_key) } catch {
+                throw AuditError(.corrupt, "log.json's verifier_key: \(error.description)")
+            }
+            do { return try LogKeys(trusting: original, successions: key_successions ?? []) } catch {
+                throw AuditError(.corrupt, "log.json's key_successions: \(error.description)")
+            }
+        }
     }
 
     /// The log's identity, created if new; `personalFields` (when given) is recorded as the
@@ -33,9 +47,10 @@ extension Ledger {
         let isNew = !FileOps.exists(path)
         if !isNew {
             info = try readInfo(directory: directory)
-            guard info.verifier_key == verifier.text else {
+            let keys = try info.keys()
+            guard keys.keys.contains(verifier) else {
                 throw AuditError(
-                    "the log's key is \(info.verifier_key), not \(verifier.text); start with the key the log was created with"
+                    "the log's key is \(keys.current.text) (first \(info.verifier_key)), not \(verifier.text); start with the log's current key"
                 )
             }
             guard let p = personalFields, (info.personal_fields == "commit") != p else { return info }
@@ -80,9 +95,19 @@ extension Ledger {
         return info
     }
 
-    /// The verifier key recorded in a log directory.
-    public static func verifierKey(directory: String) throws -> NoteVerifier {
-        try NoteVerifier(try readInfo(directory: directory).verifier_key)
+    /// `key` and the successions from it that a log directory records (each checked: signed by
+    /// the key it replaces, so a directory cannot make `key` trust another).
+    public static func keys(directory: String, trusting key: NoteVerifier) throws -> LogKeys {
+        do {
+            return try LogKeys(trusting: key, successions: try readInfo(directory: directory).key_successions ?? [])
+        } catch let e as Note.Failure {
+            throw AuditError(.corrupt, "log.json's key_successions: \(e.description)")
+        }
+    }
+
+    /// The keys recorded in a log directory: its first and the successions from it.
+    public static func verifierKey(directory: String) throws -> LogKeys {
+        try readInfo(directory: directory).keys()
     }
 
     /// The org-state snapshot (format-spec.md §7.2):

@@ -103,7 +103,8 @@ extension Ledger {
             try state.save(path)
             signed = state
         }
-        try checkpoints.append(SignedCheckpoint(checkpoint: cp, note: try signer.sign(cp.text)))
+        try checkpoints.append(
+            SignedCheckpoint(checkpoint: cp, note: try signNote(cp.text, size: size, signer: signer)))
         lastCheckpointAt = .now
     }
 

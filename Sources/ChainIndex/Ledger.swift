@@ -20,8 +20,12 @@ public final class Ledger: @unchecked Sendable {
     public let directory: String
     /// The checkpoint origin and key name.
     public let origin: String
-    /// The public key that checks this log's checkpoints.
-    public let verifier: NoteVerifier
+    /// The keys that check this log's checkpoints: its first and every succession since
+    /// (format-spec.md §8.8); a rotation adds one.
+    public var verifier: LogKeys { keyLock.withLock { keys } }
+    let keyLock = NSLock()
+    /// Under `keyLock`.
+    var keys: LogKeys
     /// Segments.
     package let store: SegmentStore
     /// The Merkle tree.
@@ -44,7 +48,11 @@ public final class Ledger: @unchecked Sendable {
     let options: LedgerOptions
     /// The log's key; nil for a follower (a read replica), which signs nothing and takes
     /// entries only verbatim from the log it follows (`appendVerbatim`).
-    let signer: NoteSigner?
+    /// Written only by the commit thread (a rotation), read by it and by `sign` under `keyLock`.
+    var signer: NoteSigner?
+    /// The key a rotation replaced, still signing checkpoints up to the given size (in memory
+    /// only: after a restart the new key alone signs what is left of the grace range).
+    var retiring: (signer: NoteSigner, graceEnd: UInt64)?
     private let lockFD: Int32
     var queue: GroupCommitQueue<Op, Receipt?>?
 
@@ -77,6 +85,9 @@ public final class Ledger: @unchecked Sendable {
         /// An entry after which a checkpoint is signed at exactly its size (an export's own
         /// audit entry: format-spec.md §9.3).
         case anchor(PreparedEntry)
+        /// The entry recording a key handover; once durable the statement is signed and the
+        /// new key takes over (`completeHandOver`).
+        case handOver(PreparedEntry, NoteSigner, grace: UInt64)
         case checkpoint
         case maintenance
         case rotate
@@ -95,7 +106,7 @@ public final class Ledger: @unchecked Sendable {
     /// recomputed, the in-memory index rebuilt, missing index files written; 5. the latest
     /// signed checkpoint must match the recovered tree, or opening fails.
     public convenience init(directory: String, signer: NoteSigner, options: LedgerOptions = .init()) throws {
-        try self.init(directory: directory, signer: signer, verifier: signer.verifier, options: options)
+        try self.init(directory: directory, signer: signer, verifier: LogKeys(signer.verifier), options: options)
     }
 
     /// Opens (creating if needed) a follower of the log whose checkpoints `verifier` checks:
@@ -103,7 +114,7 @@ public final class Ledger: @unchecked Sendable {
     /// the chain rule as it arrives (`appendVerbatim`), and only that log's checkpoints, each
     /// checked against its own tree (`adopt`); it signs nothing and takes no other writes.
     public convenience init(
-        following directory: String, verifier: NoteVerifier, options: LedgerOptions = .init()
+        following directory: String, verifier: LogKeys, options: LedgerOptions = .init()
     )
         throws
     {
@@ -112,7 +123,7 @@ public final class Ledger: @unchecked Sendable {
         try self.init(directory: directory, signer: nil, verifier: verifier, options: o)
     }
 
-    private init(directory: String, signer: NoteSigner?, verifier: NoteVerifier, options: LedgerOptions) throws {
+    private init(directory: String, signer: NoteSigner?, verifier: LogKeys, options: LedgerOptions) throws {
         self.directory = directory
         self.options = options
         self.signer = signer
@@ -120,11 +131,20 @@ public final class Ledger: @unchecked Sendable {
         lockFD = try FileOps.lockExclusive(DataDirectory(directory).lock)
         do {
             var info = try Self.loadOrCreateInfo(
-                directory: directory, verifier: verifier,
+                directory: directory, verifier: signer?.verifier ?? verifier.original,
                 personalFields: signer == nil ? nil : options.protectPersonalFields)
             protectsPersonalFields = info.personal_fields == "commit"
             origin = info.origin
-            self.verifier = verifier
+            // A follower trusts the key it was given, and the successions it followed from it;
+            // the log's own keys are its record.
+            keys =
+                signer == nil
+                ? try Self.keys(directory: directory, trusting: verifier.original) : try info.keys()
+            if let signer, signer.verifier != keys.current {
+                throw AuditError(
+                    "signing key \(signer.verifier.text) was handed on to \(keys.current.text) (log.json's key_successions): start with the log's current key"
+                )
+            }
             let segs = try Self.segmentStore(
                 directory, retired: options.retired, options: options.store, readOnly: false)
             store = segs
@@ -139,7 +159,7 @@ public final class Ledger: @unchecked Sendable {
             let idx = try OrgIndex(
                 directory: DataDirectory(directory).index, readOnly: false, restored: restored, archived: archived)
             index = idx
-            checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: verifier)
+            checkpoints = try CheckpointLog(directory: DataDirectory(directory).checkpoints, verifier: keys)
 
             for info in store.segments() where info.state == .retired {
                 idx.addArchived(try options.retired.summary(of: info))
@@ -285,7 +305,7 @@ public final class Ledger: @unchecked Sendable {
         guard !ops.isEmpty else { return [] }
         let entries = ops.reduce(0) {
             switch $1 {
-            case .entry, .anchor: return $0 + 1
+            case .entry, .anchor, .handOver: return $0 + 1
             default: return $0
             }
         }
@@ -297,7 +317,8 @@ public final class Ledger: @unchecked Sendable {
         var out: [Receipt?] = []
         out.reserveCapacity(ops.count)
         var group = sequencer.group(at: store.nextSeq)
-        var anchors: [UInt64] = []
+        // Checkpoints at exact sizes, in order: an anchor's, or a handover's (with its new key).
+        var anchors: [(size: UInt64, handOver: (NoteSigner, grace: UInt64)?)] = []
         var checkpoint = false
         var rotate = false
         var values: [(seq: UInt64, rows: [SealedRow])] = []
@@ -314,7 +335,11 @@ public final class Ledger: @unchecked Sendable {
             case .anchor(let e):
                 let r = sequencer.sequence(e, in: &group)
                 if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
-                anchors.append(r.seq + 1)
+                anchors.append((r.seq + 1, nil))
+                out.append(r)
+            case .handOver(let e, let new, let grace):
+                let r = sequencer.sequence(e, in: &group)
+                anchors.append((r.seq + 1, (new, grace)))
                 out.append(r)
             case .checkpoint:
                 checkpoint = true
@@ -363,7 +388,13 @@ public final class Ledger: @unchecked Sendable {
         deferred {
             try applyLeaves()
             if rotate { try store.rotate() }
-            for size in anchors { try signCheckpoint(size: size) }
+            for a in anchors {
+                if let (new, grace) = a.handOver {
+                    try completeHandOver(to: new, handover: a.size, grace: grace)
+                } else {
+                    try signCheckpoint(size: a.size)
+                }
+            }
             if checkpoint { try signCheckpoint() }
         }
         return out
@@ -413,7 +444,7 @@ public final class Ledger: @unchecked Sendable {
 
     /// Signs `text` (ending in a newline) with the log's key: bundle manifests and tombstones.
     public func sign(_ text: String) throws -> String {
-        guard let signer else { throw Self.followerRefusal }
+        guard let signer = keyLock.withLock({ signer }) else { throw Self.followerRefusal }
         return try signer.sign(text)
     }
 }

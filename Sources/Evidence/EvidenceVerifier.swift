@@ -21,10 +21,10 @@ public struct EvidenceVerifier {
     }
 
     let key: NoteVerifier?
-    let kept: [SignedCheckpoint]
+    let kept: [String]
     let timeTrust: TimeStampTrust?
 
-    public init(key: NoteVerifier?, kept: [SignedCheckpoint] = [], timeTrust: TimeStampTrust? = nil) {
+    public init(key: NoteVerifier?, kept: [String] = [], timeTrust: TimeStampTrust? = nil) {
         self.key = key
         self.kept = kept
         self.timeTrust = timeTrust
@@ -99,9 +99,10 @@ public struct EvidenceVerifier {
         guard try String(decoding: read(dir, "checkpoint.txt"), as: UTF8.self) == note else {
             throw Failed(message: "checkpoint.txt is not the checkpoint the export ends at")
         }
-        let cp = try SignedCheckpoint(
-            note: note, verifier: try key ?? NoteVerifier(header["verifier_key"] as? String ?? "")
-        ).checkpoint
+        let keys = try LogKeys(
+            trusting: try key ?? NoteVerifier(header["verifier_key"] as? String ?? ""),
+            successions: header["key_successions"] as? [String] ?? [])
+        let cp = try SignedCheckpoint(note: note, verifier: keys).checkpoint
         // The sample: the seed's draw, each entry proven in the checkpoint.
         let sample = try object(try read(dir, "sample.json"), "sample.json")
         let auditorSeed = pack["auditor_seed"] as? String

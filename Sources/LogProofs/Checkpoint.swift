@@ -65,6 +65,22 @@ public struct SignedCheckpoint: Sendable, Equatable {
         self.note = note
     }
 
+    /// Checks `note` against the log's keys: it must carry a valid signature by a key in
+    /// force at its size (format-spec.md §8.8), and parses it.
+    public init(note: String, verifier keys: LogKeys) throws(Note.Failure) {
+        guard let sep = note.range(of: "\n\n", options: .backwards) else {
+            throw Note.Failure(description: "note has no blank line before its signatures")
+        }
+        let body = try Checkpoint(text: String(note[..<note.index(after: sep.lowerBound)]))
+        let text = try keys.openCheckpoint(note, size: body.size)
+        checkpoint = try Checkpoint(text: text)
+        guard checkpoint.origin == keys.name else {
+            throw Note.Failure(
+                description: "checkpoint origin '\(checkpoint.origin)' is not the key name '\(keys.name)'")
+        }
+        self.note = note
+    }
+
     package init(checkpoint: Checkpoint, note: String) {
         self.checkpoint = checkpoint
         self.note = note

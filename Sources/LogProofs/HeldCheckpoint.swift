@@ -13,7 +13,7 @@ public enum HeldCheckpoint {
     }
 
     /// The checkpoint kept at `path` (nil when there is none yet), checked with `key`.
-    public static func load(_ path: String, key: NoteVerifier) throws -> SignedCheckpoint? {
+    public static func load(_ path: String, key: LogKeys) throws -> SignedCheckpoint? {
         guard let bytes = try FileOps.readFile(path, limit: 1 << 20) else { return nil }
         do { return try SignedCheckpoint(note: String(decoding: bytes, as: UTF8.self), verifier: key) } catch {
             throw AuditError(
@@ -26,7 +26,7 @@ public enum HeldCheckpoint {
     /// returns it to keep. A smaller tree is a rollback; the same size with another root, or
     /// a proof that does not verify, a fork: both are thrown as `Inconsistent`.
     public static func advance(
-        held: SignedCheckpoint?, note: String, proof: [Hash], key: NoteVerifier
+        held: SignedCheckpoint?, note: String, proof: [Hash], key: LogKeys
     ) throws -> SignedCheckpoint {
         let cp: SignedCheckpoint
         do { cp = try SignedCheckpoint(note: note, verifier: key) } catch {

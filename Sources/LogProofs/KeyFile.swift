@@ -39,4 +39,35 @@ public enum KeyFile {
             throw AuditError("signing key \(path) is malformed: \(error.description)")
         }
     }
+
+    /// Where a handover keeps the new key until the log records it (format-spec.md §8.8).
+    public static func nextPath(_ path: String) -> String { path + ".next" }
+
+    /// Keeps `signer` durably beside the key at `path` (`.next`, mode 0600) before a
+    /// handover to it, so a crash after the log recorded the handover still finds it.
+    public static func stage(_ signer: NoteSigner, path: String) throws {
+        try FileOps.replaceFile(nextPath(path), contents: Array((signer.text + "\n").utf8), mode: 0o600)
+    }
+
+    /// Makes the staged key the key at `path` (rename, directory fsync): the old key's file
+    /// is replaced, since the log no longer signs with it.
+    public static func promote(path: String) throws {
+        try FileOps.rename(nextPath(path), path)
+        try FileOps.fsyncDirectory(FileOps.directory(of: path))
+    }
+
+    /// At start, before the log opens: finishes a handover a crash interrupted. When the log's
+    /// key in force (`current`) is the staged one, it replaces the file at `path`; a staged
+    /// key the log never took over is removed. Returns what was done, in words (nil: nothing).
+    public static func settle(path: String, current: NoteVerifier) throws -> String? {
+        let next = nextPath(path)
+        guard FileOps.exists(next) else { return nil }
+        let staged = try load(path: next)
+        if staged.verifier == current {
+            try promote(path: path)
+            return "the log had handed its key on to \(current.text); \(next) now replaces \(path)"
+        }
+        try FileOps.unlink(next)
+        return "removed \(next): the log never took over the key staged there (\(staged.verifier.text)); rotate again"
+    }
 }

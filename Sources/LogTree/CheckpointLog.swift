@@ -33,7 +33,7 @@ public final class CheckpointLog: @unchecked Sendable {
     public static let indexName = "checkpoints.idx"
 
     /// Opens (or creates) the checkpoint log in `directory`.
-    public init(directory: String, verifier: NoteVerifier, readOnly: Bool = false) throws {
+    public init(directory: String, verifier: LogKeys, readOnly: Bool = false) throws {
         self.readOnly = readOnly
         if !readOnly { try FileOps.makeDirectory(directory) }
         logPath = directory + "/" + Self.logName
@@ -140,7 +140,7 @@ public final class CheckpointLog: @unchecked Sendable {
     }
 
     /// The checkpoint recorded at byte `off` of the log, signature checked.
-    func record(at off: Int64, verifier: NoteVerifier) throws -> SignedCheckpoint {
+    func record(at off: Int64, verifier: LogKeys) throws -> SignedCheckpoint {
         let size = try FileOps.size(log.fd, path: logPath)
         let (len, cpSize) = try Self.readRecord(log, at: off, fileSize: size)
         let note = String(
@@ -215,7 +215,7 @@ public final class CheckpointLog: @unchecked Sendable {
     }
 
     /// The first checkpoint whose tree size is at least `size` (binary search of the index).
-    public func first(atLeast size: UInt64, verifier: NoteVerifier) throws -> SignedCheckpoint? {
+    public func first(atLeast size: UInt64, verifier: LogKeys) throws -> SignedCheckpoint? {
         var lo: UInt64 = 0
         var hi = total
         while lo < hi {
@@ -232,7 +232,7 @@ public final class CheckpointLog: @unchecked Sendable {
     /// Every checkpoint from byte `from` on, each signature checked with `verifier`, its
     /// note's size equal to its record's, and sizes never shrinking (from `after`). Throws
     /// the first bad record as corruption of this file at its offset. Returns where it stopped.
-    public func verified(from: Int64 = 0, after: UInt64? = nil, verifier: NoteVerifier) throws -> ([Verified], Int64) {
+    public func verified(from: Int64 = 0, after: UInt64? = nil, verifier: LogKeys) throws -> ([Verified], Int64) {
         var out: [Verified] = []
         var last = after
         let end = try forEach(from: from) { off, size, note in

@@ -105,7 +105,7 @@ public struct EntryReceipt: Sendable, Equatable {
 
     /// Checks the receipt with the log's key: the checkpoint's signature, and the inclusion of
     /// leaf `hash` at `seq` in its tree. Returns the checkpoint.
-    public func verify(key: NoteVerifier) throws -> SignedCheckpoint {
+    public func verify(key: LogKeys) throws -> SignedCheckpoint {
         let cp: SignedCheckpoint
         do { cp = try SignedCheckpoint(note: checkpoint, verifier: key) } catch {
             throw AuditError("the receipt's checkpoint is not signed by \(key.text): \(error.description)")
@@ -124,7 +124,7 @@ public struct EntryReceipt: Sendable, Equatable {
     /// Checks a valid receipt against the log in `directory` (read-only): the log must still
     /// hold the entry's leaf at `seq`, and its tree must extend the receipt's checkpoint.
     /// Returns nil when it does, else what was removed or changed, in words.
-    public func check(against directory: String, key: NoteVerifier) throws -> String? {
+    public func check(against directory: String, key: LogKeys) throws -> String? {
         let cp = try verify(key: key).checkpoint
         let tree = try TreeStore(directory: DataDirectory(directory).tree, readOnly: true)
         guard tree.size >= cp.size else {

@@ -71,7 +71,7 @@ public enum BucketRecovery {
                 .invalidArgument,
                 "\(dataDir) is not empty: recovery builds a new data directory; give a path that does not exist yet")
         }
-        let verifier = signer.verifier
+        let verifier = LogKeys(signer.verifier)
         let dirs = DataDirectory(dataDir)
         try FileOps.makeDirectory(dataDir)
         try FileOps.makeDirectory(dirs.segments)
@@ -258,7 +258,7 @@ public enum BucketRecovery {
     /// byte 0), each checked. Nil when no object starts at `from`.
     static func tail(
         bucket: S3Backend, names: [String], versions: [String: String], segment n: UInt64, from: UInt64,
-        verifier: NoteVerifier
+        verifier: LogKeys
     ) throws -> ([UInt8]?, UInt64, Int) {
         var starts: [UInt64: [(String, UInt64)]] = [:]
         for name in names {

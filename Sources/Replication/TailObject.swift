@@ -57,7 +57,7 @@ public struct TailObject: Sendable, Equatable {
 
     /// Parses and checks object `data` (named `name`, for errors): its note's signature under
     /// `verifier`, every field, and the bytes' hash. Throws a `BundleError`-like failure naming it.
-    public static func decode(_ data: [UInt8], name: String, verifier: NoteVerifier) throws -> TailObject {
+    public static func decode(_ data: [UInt8], name: String, verifier: LogKeys) throws -> TailObject {
         func bad(_ why: String) -> TailObjectError { TailObjectError(object: name, reason: why) }
         guard data.count >= 4, data.count <= 4 + maxNote + maxBytes else { throw bad("has \(data.count) bytes") }
         var r = ByteReader(data, range: 0..<4)

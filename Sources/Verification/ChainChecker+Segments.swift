@@ -14,7 +14,7 @@ extension ChainChecker {
     /// Steps over an archived (or purged) segment without its entries: the leaf hashes come from
     /// the stored tree (so every checkpoint root is still recomputed over them) and the org chains
     /// continue from the stub's summary, whose signature is checked.
-    public mutating func skipArchived(_ info: SegmentInfo, verifier: NoteVerifier) throws -> VerificationFailure? {
+    public mutating func skipArchived(_ info: SegmentInfo, verifier: LogKeys) throws -> VerificationFailure? {
         guard info.firstSeq == position else {
             return VerificationFailure(
                 seq: position, path: info.path, offset: nil,
@@ -97,7 +97,7 @@ extension ChainChecker {
 
     /// Checks segments from `position` up to (not including) `end`, hot or archived.
     public mutating func checkSegments(
-        upTo end: UInt64, verifier: NoteVerifier, batchSize: Int = 8192,
+        upTo end: UInt64, verifier: LogKeys, batchSize: Int = 8192,
         progress: ((UInt64) -> Void)? = nil
     ) throws -> VerificationFailure? {
         for info in store.segments() where info.endSeq > position && info.firstSeq < end {

@@ -42,13 +42,13 @@ public struct VerificationReport: Sendable {
 /// chains, the stored tree, and every checkpoint's signature and root (format-spec.md §10).
 public struct Verifier {
     let directory: String
-    let verifier: NoteVerifier
+    let verifier: LogKeys
     /// The key this verifier trusts.
-    public var trusted: NoteVerifier { verifier }
+    public var trusted: LogKeys { verifier }
 
     /// A verifier for `directory`, trusting `key` (default: the key recorded in the directory,
     /// which an auditor should compare with the one published by the operator).
-    public init(directory: String, key: NoteVerifier? = nil) throws {
+    public init(directory: String, key: LogKeys? = nil) throws {
         self.directory = directory
         self.verifier = try key ?? Ledger.verifierKey(directory: directory)
     }

@@ -44,6 +44,8 @@ public final class CosigningClient: @unchecked Sendable {
     private var held: [Int: UInt64] = [:]
     /// The last error per witness (nil once it cosigns again).
     private var lastError: [Int: String] = [:]
+    /// How many of the log's key successions each witness has taken (format-spec.md §8.8).
+    private var delivered: [Int: Int] = [:]
 
     /// `proof(old, new)` gives the log's RFC 9162 consistency proof.
     public init(
@@ -81,9 +83,16 @@ public final class CosigningClient: @unchecked Sendable {
     /// line obtained appended (the log's own signature first), and how many there are. Once
     /// the quorum has answered, the others get `afterQuorum` more; one that has not answered
     /// by then (or within `timeout` in all) counts as failing, and is asked again next time.
-    public func cosign(_ cp: SignedCheckpoint) async -> (note: String, cosignatures: Int) {
+    /// `successions` are the log's key successions: each witness is sent those it has not
+    /// taken yet (`add-key-succession`) before the checkpoint.
+    public func cosign(_ cp: SignedCheckpoint, successions: [String] = []) async -> (note: String, cosignatures: Int) {
         let lines = await withTaskGroup(of: String?.self) { group in
-            for i in witnesses.indices { group.addTask { await self.submit(i, cp) } }
+            for i in witnesses.indices {
+                group.addTask {
+                    await self.deliver(i, successions)
+                    return await self.submit(i, cp)
+                }
+            }
             var out: [String] = []
             var pending = witnesses.count
             var timer = false
@@ -109,6 +118,23 @@ public final class CosigningClient: @unchecked Sendable {
             return out
         }
         return (cp.note + lines.sorted().joined(), lines.count)
+    }
+
+    /// Sends witness `i` the successions it has not taken. A witness that does not follow
+    /// them (another implementation: 404) is told again next time; during a grace range the
+    /// old key still signs, and after it such a witness refuses until given the new key.
+    func deliver(_ i: Int, _ successions: [String]) async {
+        let from = lock.withLock { delivered[i] } ?? 0
+        guard from < successions.count, let url = URL(string: witnesses[i].url + "/add-key-succession") else { return }
+        for (n, note) in successions.enumerated().dropFirst(from) {
+            guard
+                let (status, _) = try? await BoundedPost.post(
+                    url, body: Data(note.utf8), limit: Self.maxAnswer,
+                    deadline: .milliseconds(Int64(timeout * 1000))),
+                status == 200
+            else { return }
+            lock.withLock { delivered[i] = n + 1 }
+        }
     }
 
     /// One witness: up to three tries (a 409 teaches it the size the witness holds).

@@ -31,8 +31,11 @@ public final class Witness: @unchecked Sendable {
 
     /// The witness's key.
     public let cosigner: Cosigner
-    let logs: [String: NoteVerifier]
+    /// Each log's keys: the one configured and the successions followed from it (under `lock`).
+    private var logs: [String: LogKeys]
     let statePath: String
+    /// `DIR/key-successions`: the statements followed, per origin (JSON).
+    let successionsPath: String
     /// `DIR/notes/`: the last signed note cosigned for each log, kept for evidence.
     let notesDirectory: String
     /// `DIR/evidence/`: each signed checkpoint that contradicted what this witness cosigned.
@@ -50,22 +53,33 @@ public final class Witness: @unchecked Sendable {
     /// A witness cosigning with `cosigner` for `logs` (each identified by its key's name, the
     /// checkpoints' origin), keeping its state in `stateDirectory/witness-state`.
     public init(
-        cosigner: Cosigner, logs: [NoteVerifier], stateDirectory: String,
+        cosigner: Cosigner, logs: [LogKeys], stateDirectory: String,
         clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }
     ) throws {
         self.cosigner = cosigner
-        var byOrigin: [String: NoteVerifier] = [:]
+        var byOrigin: [String: LogKeys] = [:]
         for l in logs {
             guard byOrigin[l.name] == nil else {
                 throw AuditError("two keys configured for log \(l.name): a witness follows one key per origin")
             }
             byOrigin[l.name] = l
         }
-        self.logs = byOrigin
         self.clock = clock
         try FileOps.makeDirectory(stateDirectory, mode: 0o700)
         lockFD = try Self.lockState(stateDirectory)
         statePath = stateDirectory + "/witness-state"
+        successionsPath = stateDirectory + "/key-successions"
+        do {
+            let followed = try Self.loadSuccessions(successionsPath)
+            for (origin, notes) in followed {
+                guard let k = byOrigin[origin] else { continue }
+                byOrigin[origin] = try LogKeys(trusting: k.original, successions: notes)
+            }
+        } catch {
+            close(lockFD)
+            throw AuditError("\(successionsPath): \(error)")
+        }
+        self.logs = byOrigin
         notesDirectory = stateDirectory + "/notes"
         evidenceDirectory = stateDirectory + "/evidence"
         do {
@@ -91,6 +105,39 @@ public final class Witness: @unchecked Sendable {
 
     /// The latest checkpoint cosigned for `origin`.
     public func latest(_ origin: String) -> LogState? { lock.withLock { state[origin] } }
+
+    /// Handles one `add-key-succession` request body (format-spec.md §8.8, this project's
+    /// addition to tlog-witness): a statement handing a log's key on, which must be signed by
+    /// the key this witness holds in force for the log and by the new key. Once followed
+    /// (kept durably), checkpoints signed by the new key are cosigned.
+    public func addKeySuccession(_ request: [UInt8]) -> Response {
+        guard request.count <= 4096, let text = String(validating: request, as: UTF8.self) else {
+            return .text(400, "a key succession is UTF-8 of at most 4096 bytes")
+        }
+        let s: KeySuccession
+        do { s = try KeySuccession(note: text) } catch { return .text(400, error.description) }
+        return lock.withLock { () -> Response in
+            guard var keys = logs[s.origin] else {
+                return .text(404, "unknown log \(s.origin): this witness is not configured for it")
+            }
+            if keys.successions.contains(s) { return .text(200, "already followed") }
+            do { try keys.follow(s) } catch { return .text(403, "\(error)") }
+            var all = logs.mapValues(\.notes).filter { !$0.value.isEmpty }
+            all[s.origin] = keys.notes
+            do {
+                try FileOps.replaceFile(successionsPath, contents: Array(try JSONEncoder().encode(all)), mode: 0o600)
+            } catch {
+                return .text(500, "cannot keep the key succession: \(error)")
+            }
+            logs[s.origin] = keys
+            return .text(200, "followed: \(s.origin) is signed by \(s.new.text) from size \(s.handover)")
+        }
+    }
+
+    static func loadSuccessions(_ path: String) throws -> [String: [String]] {
+        guard let bytes = try FileOps.readFile(path, limit: 1 << 22) else { return [:] }
+        return try JSONDecoder().decode([String: [String]].self, from: Data(bytes))
+    }
 
     /// Handles one `add-checkpoint` request body (tlog-witness): the old size line, the
     /// consistency proof lines, an empty line, then the signed checkpoint.
@@ -128,13 +175,14 @@ public final class Witness: @unchecked Sendable {
         } catch { return .text(400, "checkpoint: \(error.description)") }
         let cp: Checkpoint
         do { cp = try Checkpoint(text: body) } catch { return .text(400, "checkpoint: \(error.description)") }
-        guard let key = logs[cp.origin] else {
+        guard let key = lock.withLock({ logs[cp.origin] }) else {
             return .text(404, "unknown log \(cp.origin): this witness is not configured for it")
         }
-        do { _ = try key.open(note) } catch {
+        do { _ = try key.openCheckpoint(note, size: cp.size) } catch {
             return .text(
                 403,
-                "checkpoint of \(cp.origin) carries no valid signature by its key \(key.text): \(error.description)")
+                "checkpoint of \(cp.origin) carries no valid signature by its key in force at size \(cp.size) (\(key.current.text)): \(error.description)"
+            )
         }
         guard old <= cp.size else {
             return .text(400, "old size \(old) is larger than the checkpoint's size \(cp.size)")

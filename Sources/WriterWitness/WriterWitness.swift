@@ -31,7 +31,7 @@ public struct WriterWitness: Sendable {
     /// The file holding the kept checkpoint (the signed note).
     public let path: String
     /// The log's verifier key.
-    public let key: NoteVerifier
+    public let key: LogKeys
     /// Witnesses whose cosignatures the kept checkpoint must carry (none: the log's own).
     public let witnesses: [CosignatureVerifier]
     /// How many of them.
@@ -42,7 +42,7 @@ public struct WriterWitness: Sendable {
 
     /// A writer witness keeping its checkpoint at `path`. Each witness key counts once.
     public init(
-        path: String, key: NoteVerifier, witnesses: [CosignatureVerifier] = [], quorum: Int? = nil,
+        path: String, key: LogKeys, witnesses: [CosignatureVerifier] = [], quorum: Int? = nil,
         patience: Duration = .seconds(5)
     ) throws {
         let q = quorum ?? witnesses.count
@@ -58,7 +58,43 @@ public struct WriterWitness: Sendable {
     }
 
     /// The checkpoint kept, if any.
-    public func kept() throws -> SignedCheckpoint? { try HeldCheckpoint.load(path, key: key) }
+    public func kept() throws -> SignedCheckpoint? { try HeldCheckpoint.load(path, key: try followed()) }
+
+    /// Where the key successions this writer followed are kept (a JSON list of statements).
+    var successionsPath: String { path + ".keys" }
+
+    /// The key this writer holds and the successions it followed from it (format-spec.md §8.8).
+    func followed() throws -> LogKeys {
+        guard let bytes = try FileOps.readFile(successionsPath, limit: 1 << 20) else { return key }
+        guard let notes = try? JSONDecoder().decode([String].self, from: Data(bytes)) else {
+            throw Refused(description: "\(successionsPath) is not a JSON list of key successions")
+        }
+        return try chain(notes)
+    }
+
+    /// `key` followed through `notes`; a statement not signed by the key it replaces is refused.
+    private func chain(_ notes: [String]) throws -> LogKeys {
+        do { return try LogKeys(trusting: key.original, successions: key.notes + notes) } catch {
+            do { return try LogKeys(trusting: key.original, successions: notes) } catch {
+                throw Refused(description: "the log's key successions: \(error.description): not followed")
+            }
+        }
+    }
+
+    /// The keys to check `reply` with: those followed so far, extended by the statements the
+    /// log sends. A log that shows fewer, or other, statements than were followed is refused.
+    private func keys(for reply: CheckpointReply) throws -> LogKeys {
+        let had = try followed()
+        guard !reply.successions.isEmpty || had.successions.isEmpty else { return had }
+        let shown = try chain(reply.successions)
+        guard shown.successions.starts(with: had.successions) else {
+            throw Refused(
+                description:
+                    "FORK: the log shows key successions that do not extend the \(had.successions.count) this writer followed (kept in \(successionsPath))"
+            )
+        }
+        return shown
+    }
 
     /// Checks that the log's checkpoint extends the kept one, and keeps the newest checkpoint
     /// that is both consistent and (with witnesses) cosigned by a quorum.
@@ -156,7 +192,8 @@ public struct WriterWitness: Sendable {
     private func consistent(_ held: SignedCheckpoint?, _ reply: CheckpointReply) throws -> SignedCheckpoint {
         do {
             return try HeldCheckpoint.advance(
-                held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: key)
+                held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) },
+                key: try keys(for: reply))
         } catch let e as HeldCheckpoint.Inconsistent {
             throw Refused(description: "\(e) (the checkpoint this writer kept is in \(path))")
         }
@@ -164,6 +201,11 @@ public struct WriterWitness: Sendable {
 
     private func advance(_ held: SignedCheckpoint?, _ reply: CheckpointReply) throws -> SignedCheckpoint {
         let cp = try consistent(held, reply)
+        let keys = try keys(for: reply)
+        if keys.successions.count > (try followed()).successions.count {
+            try FileOps.replaceFile(
+                successionsPath, contents: Array(try JSONEncoder().encode(keys.notes)), mode: 0o600)
+        }
         try HeldCheckpoint.save(cp, to: path)
         return cp
     }

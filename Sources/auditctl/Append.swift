@@ -70,7 +70,8 @@ struct Append: AsyncParsableCommand {
                 throw ValidationError("--state needs --key: checkpoints are checked with the key you trust")
             }
             do {
-                return try WriterWitness(path: path, key: try NoteVerifier(key), witnesses: witnesses, quorum: need)
+                return try WriterWitness(
+                    path: path, key: LogKeys(try NoteVerifier(key)), witnesses: witnesses, quorum: need)
             } catch let e as Note.Failure { throw ValidationError("--key: \(e.description)") }
         }
         if let held { try await Self.witness(socket: socket, held) }
@@ -108,8 +109,8 @@ struct Append: AsyncParsableCommand {
         await client.close()
         if let held { try await Self.witness(socket: socket, held, atLeast: lastSeq.map { $0 + 1 } ?? 0) }
         if let receipts {
-            let k: NoteVerifier?
-            do { k = try key.map { try NoteVerifier($0) } } catch let e as Note.Failure {
+            let k: LogKeys?
+            do { k = try key.map { LogKeys(try NoteVerifier($0)) } } catch let e as Note.Failure {
                 throw ValidationError("--key: \(e.description)")
             }
             try await Self.writeReceipts(
@@ -149,7 +150,7 @@ struct Append: AsyncParsableCommand {
     /// `path`.
     static func writeReceipts(
         _ acked: [(line: Int, seq: UInt64, hash: Hash)], socket: String, to path: String, tlogProof: Bool,
-        key: NoteVerifier?
+        key: LogKeys?
     ) async throws {
         if tlogProof {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {

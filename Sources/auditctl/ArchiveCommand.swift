@@ -57,7 +57,9 @@ struct ArchiveCommand: AsyncParsableCommand {
         @Argument(help: "Bundles (default: all).") var bundles: [String] = []
 
         func run() throws {
-            let k = try key.map { try NoteVerifier($0) } ?? Ledger.verifierKey(directory: common.dir)
+            let k =
+                try key.map { try Ledger.keys(directory: common.dir, trusting: NoteVerifier($0)) }
+                ?? Ledger.verifierKey(directory: common.dir)
             let backend = try ArchiveBackends.open(common.archivePath, dataDir: common.dir)
             let all = try backend.list()
             let names = bundles.isEmpty ? all : bundles

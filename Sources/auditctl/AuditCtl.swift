@@ -11,7 +11,7 @@ struct AuditCtl: AsyncParsableCommand {
             never needs the signing key: only the public verifier key (`auditctl key DIR`).
             """,
         subcommands: [
-            Import.self, Append.self, Verify.self, VerifyExport.self, ShowCheckpoint.self, ShowKey.self, Prove.self,
+            Import.self, Append.self, Verify.self, VerifyExport.self, ShowCheckpoint.self, KeyCommand.self, Prove.self,
             Show.self, Token.self, ArchiveCommand.self, Hold.self, Retention.self, WitnessCommand.self,
             VerifyReceipt.self, Recover.self, Erase.self, EvidenceCommand.self, VerifyEvidence.self,
         ])

@@ -43,7 +43,7 @@ struct EvidenceCommand: AsyncParsableCommand {
             )
         }
         let key = try Ledger.verifierKey(directory: data)
-        var kept: [SignedCheckpoint] = []
+        var kept: [String] = []
         var query = [
             URLQueryItem(name: "from", value: from), URLQueryItem(name: "to", value: to),
             URLQueryItem(name: "sample", value: String(sample)),
@@ -51,7 +51,7 @@ struct EvidenceCommand: AsyncParsableCommand {
         if let seed { query.append(URLQueryItem(name: "seed", value: seed)) }
         if let path = sinceCheckpoint {
             let cp = try EvidenceCommand.checkpoint(path, key: key)
-            kept.append(cp)
+            kept.append(cp.note)
             query.append(URLQueryItem(name: "consistency_from", value: String(cp.checkpoint.size)))
         }
         guard var c = URLComponents(string: url) else { throw ValidationError("--url \(url) is not a URL") }
@@ -70,7 +70,7 @@ struct EvidenceCommand: AsyncParsableCommand {
         try? FileManager.default.removeItem(atPath: tar)
         try FileManager.default.moveItem(at: file, to: URL(fileURLWithPath: tar))
         let names = try Tar.extract(tar, into: out)
-        let r = EvidenceVerifier(key: key, kept: kept).verify(dir: out)
+        let r = EvidenceVerifier(key: key.original, kept: kept).verify(dir: out)
         if let f = r.failure {
             print("FAILED: the pack written to \(out) does not verify: \(f)")
             throw ExitCode(1)
@@ -81,7 +81,7 @@ struct EvidenceCommand: AsyncParsableCommand {
     }
 
     /// The checkpoint note in file `path`, signed by `key`.
-    static func checkpoint(_ path: String, key: NoteVerifier) throws -> SignedCheckpoint {
+    static func checkpoint(_ path: String, key: LogKeys) throws -> SignedCheckpoint {
         guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
             throw CLIError("cannot read checkpoint file \(path)")
         }
@@ -122,7 +122,12 @@ struct VerifyEvidence: ParsableCommand {
         do { trust = try tsaTrust.map { try TimeStampTrust(file: $0) } } catch {
             throw ValidationError("--tsa-trust: \(error)")
         }
-        let kept = try sinceCheckpoint.map { [try EvidenceCommand.checkpoint($0, key: k)] } ?? []
+        let kept =
+            try sinceCheckpoint.map { path -> [String] in
+                guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) })
+                else { throw CLIError("cannot read checkpoint file \(path)") }
+                return [text]
+            } ?? []
         let r = EvidenceVerifier(key: k, kept: kept, timeTrust: trust).verify(dir: dir)
         if let f = r.failure {
             print("FAILED: \(f)")

@@ -97,7 +97,7 @@ struct Prove: ParsableCommand {
     }
 }
 
-func openReadOnly(_ dir: String) throws -> (TreeStore, CheckpointLog, NoteVerifier) {
+func openReadOnly(_ dir: String) throws -> (TreeStore, CheckpointLog, LogKeys) {
     let key = try Ledger.verifierKey(directory: dir)
     return (
         try TreeStore(directory: DataDirectory(dir).tree, readOnly: true),

@@ -21,17 +21,3 @@ struct ShowCheckpoint: ParsableCommand {
         print(cp.note, terminator: "")
     }
 }
-
-/// `auditctl key DIR`: the verifier key.
-struct ShowKey: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "key",
-        abstract: "Print the log's verifier key (name+hash+base64 Ed25519 key, as Go's sumdb/note defines it).")
-
-    @Argument(help: "The data directory.")
-    var dir: String
-
-    func run() throws {
-        print(try Ledger.verifierKey(directory: dir).text)
-    }
-}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditBase
+import ChainIndex
 import Foundation
 import LogProofs
 import Verification
@@ -40,8 +41,10 @@ struct Verify: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        let k: NoteVerifier?
-        do { k = try key.map { try NoteVerifier($0) } } catch { throw ValidationError("--key: \(error)") }
+        let k: LogKeys?
+        do { k = try key.map { try Ledger.keys(directory: dir, trusting: NoteVerifier($0)) } } catch {
+            throw ValidationError("--key: \(error)")
+        }
         var v = try Verifier(directory: dir, key: k)
         v.collect = OperatorRecords.actions
         for path in checkpoint {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditBase
+import ChainIndex
 import Foundation
 import LogProofs
 import LogTree
@@ -29,8 +30,12 @@ struct VerifyReceipt: ParsableCommand {
     var data: String?
 
     func run() throws {
-        let k: NoteVerifier
-        do { k = try NoteVerifier(key) } catch { throw ValidationError("--key: \(error)") }
+        let k: LogKeys
+        do {
+            k =
+                try data.map { try Ledger.keys(directory: $0, trusting: NoteVerifier(key)) }
+                ?? LogKeys(NoteVerifier(key))
+        } catch { throw ValidationError("--key: \(error)") }
         let text: String
         if file == "-" {
             text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)

@@ -60,8 +60,8 @@ struct WitnessServe: AsyncParsableCommand {
         guard !log.isEmpty else {
             throw ValidationError("give at least one --log (a log's verifier key, as `auditctl key DIR` prints it)")
         }
-        let logs = try log.map { text -> NoteVerifier in
-            do { return try NoteVerifier(text) } catch let e as Note.Failure {
+        let logs = try log.map { text -> LogKeys in
+            do { return LogKeys(try NoteVerifier(text)) } catch let e as Note.Failure {
                 throw ValidationError("--log \(text): \(e.description)")
             }
         }
@@ -70,6 +70,13 @@ struct WitnessServe: AsyncParsableCommand {
         router.post("add-checkpoint") { req, _ -> Response in
             let body = try await req.body.collect(upTo: 1 << 20)
             let r = witness.addCheckpoint(Array(buffer: body))
+            return Response(
+                status: .init(code: r.status), headers: [.contentType: r.contentType],
+                body: .init(byteBuffer: ByteBuffer(string: r.body)))
+        }
+        router.post("add-key-succession") { req, _ -> Response in
+            let body = try await req.body.collect(upTo: 4096)
+            let r = witness.addKeySuccession(Array(buffer: body))
             return Response(
                 status: .init(code: r.status), headers: [.contentType: r.contentType],
                 body: .init(byteBuffer: ByteBuffer(string: r.body)))

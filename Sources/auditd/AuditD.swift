@@ -80,6 +80,11 @@ struct AuditD: AsyncParsableCommand {
             return
         }
 
+        if let keys = try? Ledger.verifierKey(directory: c.data),
+            let done = try KeyFile.settle(path: c.keyPath, current: keys.current)
+        {
+            logger.warning("finished a key handover a stop interrupted", metadata: ["what": "\(done)"])
+        }
         let (signer, created) = try KeyFile.loadOrCreate(path: c.keyPath, name: c.origin)
         if created {
             logger.notice(
@@ -150,7 +155,7 @@ struct AuditD: AsyncParsableCommand {
             ledger: ledger, idempotency: idem, metrics: metrics, maxInflight: c.maxInflightPerConnection,
             logger: logger, drain: InflightCounter(limit: c.maxInflightTotal), witnessing: witnessing,
             publication: publication, ackMode: AckMode(rawValue: c.ack) ?? .local,
-            replicationWait: .seconds(c.replicationWait))
+            replicationWait: .seconds(c.replicationWait), keyPath: c.keyPath)
         let ingest = IngestServer(config: c, shared: shared, group: group) { path in
             announce("auditd: ingest socket \(path)")
         }

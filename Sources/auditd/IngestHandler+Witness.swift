@@ -12,7 +12,7 @@ extension IngestHandler {
                 .error(
                     id: f.id, code: .malformedFrame,
                     message:
-                        "a CHECKPOINT request's body is the tree size the writer holds (u64) and optionally a flags byte (1: the newest cosigned checkpoint)"
+                        "a CHECKPOINT request's body is the tree size the writer holds (u64) and optionally a flags byte (bit 0: the newest cosigned checkpoint; bit 1: with the log's key successions)"
                 ), context: context)
             return
         }
@@ -40,7 +40,10 @@ extension IngestHandler {
             send(
                 Frame(
                     type: .checkpointReply, id: f.id,
-                    body: CheckpointReply(note: cp.note, proof: proof.map(\.bytes)).body), context: context)
+                    body: CheckpointReply(
+                        note: cp.note, proof: proof.map(\.bytes),
+                        successions: request.successions ? shared.ledger.verifier.notes : []
+                    ).body), context: context)
         } catch {
             send(
                 .error(id: f.id, code: .unavailable, message: "cannot prove consistency from size \(old): \(error)"),

@@ -22,6 +22,8 @@ struct IngestContext: Sendable {
     let ackMode: AckMode
     /// How long a writer waits for the bucket in replicated mode.
     let replicationWait: Duration
+    /// The signing key's file: a handover replaces it (`KeyFile.handOver`).
+    let keyPath: String
 }
 
 /// Writes refused in replicated mode while the store cannot be reached.
@@ -221,6 +223,8 @@ final class IngestHandler: ChannelInboundHandler {
             answerInclusion(f, context: context)
         case .erase:
             answerErase(f, context: context)
+        case .rotateKey:
+            answerRotateKey(f, context: context)
         default:
             shared.metrics.rejected(.unknownFrameType)
             refuse(
@@ -228,7 +232,7 @@ final class IngestHandler: ChannelInboundHandler {
                     id: f.id, code: .malformedFrame,
                     message: String(
                         format:
-                            "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03, INCLUSION 0x04 or ERASE 0x05)",
+                            "unknown frame type 0x%02x (expected APPEND 0x01, PING 0x02, CHECKPOINT 0x03, INCLUSION 0x04, ERASE 0x05 or ROTATE-KEY 0x06)",
                         f.type)), context: context)
         }
     }

@@ -75,7 +75,7 @@ extension AuditD {
     }
 
     /// The followed log's key: its text, or a file holding it.
-    static func replicaVerifier(_ spec: String) throws -> NoteVerifier {
+    static func replicaVerifier(_ spec: String) throws -> LogKeys {
         var text = spec
         if FileOps.exists(spec) {
             guard let bytes = try FileOps.readFile(spec, limit: 4096) else {
@@ -83,7 +83,7 @@ extension AuditD {
             }
             text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        do { return try NoteVerifier(text) } catch {
+        do { return LogKeys(try NoteVerifier(text)) } catch {
             throw ValidationError(
                 "replica_key '\(spec.prefix(80))' is not a verifier key (origin+hash+key), nor a file holding one: \(error)"
             )

@@ -14,7 +14,8 @@ import Witness
 /// appended) and served on the read port; exports carry their checkpoint's cosignatures.
 final class Witnessing: @unchecked Sendable {
     let client: CosigningClient
-    let logKey: NoteVerifier
+    /// The log: its keys grow with each handover (§8.8).
+    let ledger: Ledger
     let path: String
     private let lock = NSLock()
     private let keepLock = NSLock()
@@ -28,7 +29,7 @@ final class Witnessing: @unchecked Sendable {
         client = try CosigningClient(witnesses: endpoints, quorum: quorum ?? endpoints.count) { old, new in
             try ledger.consistencyProof(old: old, new: new)
         }
-        logKey = ledger.verifier
+        self.ledger = ledger
         path = DataDirectory(ledger.directory).cosigned
         // Kept from the last run, if it is still the log's and holds its quorum.
         if let bytes = try FileOps.readFile(path, limit: 1 << 20),
@@ -57,7 +58,7 @@ final class Witnessing: @unchecked Sendable {
     /// Asks every witness to cosign `cp`; returns it with the cosignatures obtained, and keeps
     /// it as the newest witnessed checkpoint when they reach the quorum.
     func cosign(_ cp: SignedCheckpoint, logger: Logger) async -> (SignedCheckpoint, Int) {
-        let (note, n) = await client.cosign(cp)
+        let (note, n) = await client.cosign(cp, successions: ledger.verifier.notes)
         let f = client.failing
         failingNow.record(f.count)
         if !f.isEmpty {
@@ -65,7 +66,7 @@ final class Witnessing: @unchecked Sendable {
             logger.warning(
                 "witnesses did not cosign", metadata: ["size": "\(cp.checkpoint.size)", "failing": "\(failing ?? "")"])
         }
-        let signed = (try? SignedCheckpoint(note: note, verifier: logKey)) ?? cp
+        let signed = (try? SignedCheckpoint(note: note, verifier: ledger.verifier)) ?? cp
         if n >= client.quorum { keep(signed, logger: logger) }
         return (signed, n)
     }

@@ -87,7 +87,7 @@ import Verification
 
         // The chain still verifies across the purged gap and the archived segments.
         try l.close()
-        let report = try Verifier(directory: dir, key: signer.verifier).run()
+        let report = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
         #expect(report.ok, "\(report.failure?.description ?? "")")
         #expect(report.entries == 120)
         // A query says where the rest is.
@@ -108,7 +108,7 @@ import Verification
         policy = try RetentionPolicy.load(dir: dir)
         #expect(
             Archiver.plan(
-                dataDir: dir, backend: try LocalDirectoryBackend(root: archiveDir), verifier: signer.verifier,
+                dataDir: dir, backend: try LocalDirectoryBackend(root: archiveDir), verifier: LogKeys(signer.verifier),
                 policy: policy, holds: [], now: clock.now
             ).map(\.eligible) == [true, true])
     }
@@ -142,7 +142,7 @@ import Verification
         #expect(try l.personal.openings(seq: 85).map(\.value) == ["u5"])
         // The log still verifies, its store with it.
         try l.close()
-        let report = try Verifier(directory: l.directory, key: signer.verifier).run()
+        let report = try Verifier(directory: l.directory, key: LogKeys(signer.verifier)).run()
         #expect(report.ok, "\(report.failure?.description ?? "")")
     }
 
@@ -159,14 +159,15 @@ import Verification
         #expect(try l.search(org: "org_c", limit: 100).entries.isEmpty)
         #expect(l.archivedRanges(org: "org_c").map(\.bundle) == [name])
 
-        let m = try Archiver.restore(dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: name)
+        let m = try Archiver.restore(
+            dataDir: l.directory, backend: backend, verifier: LogKeys(signer.verifier), bundle: name)
         #expect(m.segment == 1)
         try l.store.reinstateReturned()
         try l.index.refreshRestored(l.segments())
         #expect(try l.entries(seqs: [seg1.firstSeq, seg1.firstSeq + 5]) == before)
         #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)
         try l.close()
-        #expect(try Verifier(directory: l.directory, key: signer.verifier).run().ok)
+        #expect(try Verifier(directory: l.directory, key: LogKeys(signer.verifier)).run().ok)
     }
 
     func archivedBundles() throws -> (String, Ledger, NoteSigner, LocalDirectoryBackend, [String]) {
@@ -180,7 +181,8 @@ import Verification
 
     func refusal(_ l: Ledger, _ backend: LocalDirectoryBackend, _ signer: NoteSigner, _ name: String) -> String? {
         do {
-            _ = try Archiver.restore(dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: name)
+            _ = try Archiver.restore(
+                dataDir: l.directory, backend: backend, verifier: LogKeys(signer.verifier), bundle: name)
             return nil
         } catch { return "\(error)" }
     }

@@ -100,16 +100,17 @@ import Testing
         var (s, out) = try cli.ctl(["archive", "verify", data, "--archive", archive])
         #expect(s == 0, "\(out)")
         let key = try KeyFile.load(path: DataDirectory(data).defaultKey)
-        let m = try ArchiveBundle.verify(directory: archive + "/" + BundleFiles.name(0), verifier: key.verifier)
+        let m = try ArchiveBundle.verify(
+            directory: archive + "/" + BundleFiles.name(0), verifier: LogKeys(key.verifier))
         #expect(throws: Never.self) {
             try BundlePlacement.check(
                 name: BundleFiles.name(0), dir: archive + "/" + BundleFiles.name(0), manifest: m, dataDir: data,
-                verifier: key.verifier)
+                verifier: LogKeys(key.verifier))
         }
         #expect(throws: BundleError.self) {
             try BundlePlacement.check(
                 name: BundleFiles.name(0), dir: archive + "/" + BundleFiles.name(0), manifest: m, dataDir: data2,
-                verifier: key.verifier)
+                verifier: LogKeys(key.verifier))
         }
         (s, out) = try cli.ctl(["verify", data, "--quiet"])
         #expect(s == 0, "\(out)")

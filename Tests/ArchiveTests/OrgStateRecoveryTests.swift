@@ -54,7 +54,7 @@ import Testing
         #expect(r[0].orgSeq == 40)
         try l.close()
         #expect(FileManager.default.fileExists(atPath: path))
-        #expect(try Verifier(directory: data, key: signer.verifier).run().ok)
+        #expect(try Verifier(directory: data, key: LogKeys(signer.verifier)).run().ok)
     }
 
     @Test func aTreeCutBelowTheArchivedSegmentsIsRefusedNotCutFurther() throws {
@@ -74,7 +74,7 @@ import Testing
         let l = try reopen(data, signer)
         #expect(l.size == size)
         try l.close()
-        #expect(try Verifier(directory: data, key: signer.verifier).run().ok)
+        #expect(try Verifier(directory: data, key: LogKeys(signer.verifier)).run().ok)
     }
 }
 

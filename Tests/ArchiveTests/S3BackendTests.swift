@@ -81,7 +81,7 @@ import Verification
         #expect(try backend.list() == names)
         // Each bundle verifies from what the store gives back, from scratch.
         for n in names {
-            let m = try ArchiveBundle.verify(directory: try backend.path(of: n), verifier: signer.verifier)
+            let m = try ArchiveBundle.verify(directory: try backend.path(of: n), verifier: LogKeys(signer.verifier))
             #expect(m.segment == UInt64(names.firstIndex(of: n) ?? -1))
         }
         // Locked in COMPLIANCE mode until the bundle's retention ends: 2020-06 entries + 7 years.
@@ -110,7 +110,7 @@ import Verification
         #expect(try backend.list() == names, "a delete marker made a locked bundle look missing")
         // Downloaded again, past the marker.
         try? FileManager.default.removeItem(atPath: backend.cache + "/" + names[0])
-        _ = try ArchiveBundle.verify(directory: try backend.path(of: names[0]), verifier: signer.verifier)
+        _ = try ArchiveBundle.verify(directory: try backend.path(of: names[0]), verifier: LogKeys(signer.verifier))
         #expect(try backend.lockedUntil(bundle: names[0]) != nil)
 
         // Years later by the log's clock, retention is over for segment 0; the store's lock
@@ -130,14 +130,14 @@ import Verification
         let seg1 = try #require(l.segments().first { $0.segment == 1 })
         #expect(throws: AuditError.self) { try l.entry(seq: seg1.firstSeq) }
         let m = try Archiver.restore(
-            dataDir: l.directory, backend: backend, verifier: signer.verifier, bundle: names[1])
+            dataDir: l.directory, backend: backend, verifier: LogKeys(signer.verifier), bundle: names[1])
         #expect(m.segment == 1)
         try l.store.reinstateReturned()
         try l.index.refreshRestored(l.segments())
         #expect(try l.entry(seq: seg1.firstSeq).seq == seg1.firstSeq)
         #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)
         try l.close()
-        #expect(try Verifier(directory: l.directory, key: signer.verifier).run().ok)
+        #expect(try Verifier(directory: l.directory, key: LogKeys(signer.verifier)).run().ok)
     }
 
     /// History older than its retention: the bundle is locked only briefly (the store wants a
@@ -177,7 +177,7 @@ import Verification
         #expect(try backend.list().isEmpty)
         #expect(try backend.versions(prefix: "archive/").isEmpty, "every version is gone from the store")
         try l.close()
-        #expect(try Verifier(directory: l.directory, key: signer.verifier).run().ok)
+        #expect(try Verifier(directory: l.directory, key: LogKeys(signer.verifier)).run().ok)
     }
 
     /// A bundle whose lock has ended is deleted, every version; one uploaded in parts (multipart)

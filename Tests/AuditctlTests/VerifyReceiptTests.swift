@@ -33,7 +33,7 @@ import Testing
         let edited = line.replacingOccurrences(of: "\"seq\":0", with: "\"seq\":\(seq)")
         #expect(edited != line)
         #expect(throws: (any Error).self, "seq \(seq) was read as a sequence number") {
-            _ = try EntryReceipt(json: edited).verify(key: key)
+            _ = try EntryReceipt(json: edited).verify(key: LogKeys(key))
         }
     }
 

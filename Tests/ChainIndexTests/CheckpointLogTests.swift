@@ -10,7 +10,7 @@ import Testing
 @Suite struct CheckpointLogTests {
     func logWithCheckpoints(_ dir: String, _ n: Int) throws -> (NoteSigner, [Int64]) {
         let signer = try Sample.signer()
-        let log = try CheckpointLog(directory: dir, verifier: signer.verifier)
+        let log = try CheckpointLog(directory: dir, verifier: LogKeys(signer.verifier))
         var ends: [Int64] = []
         for i in 1...n {
             let cp = Checkpoint(origin: signer.name, size: UInt64(i), root: SHA256.hash([UInt8(i)]))
@@ -25,7 +25,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (signer, ends) = try logWithCheckpoints(dir, 5)
         try shrink(dir + "/checkpoints.log", to: Int(ends[3]) + 20)
-        let log = try CheckpointLog(directory: dir, verifier: signer.verifier)
+        let log = try CheckpointLog(directory: dir, verifier: LogKeys(signer.verifier))
         #expect(log.total == 4)
         #expect(log.latest?.checkpoint.size == 4)
         #expect(Int64(fileSize(dir + "/checkpoints.log")) == ends[3])
@@ -37,14 +37,16 @@ import Testing
         let dir = temporaryDirectory("cplog")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let signer = try Sample.signer()
-        let log = try CheckpointLog(directory: dir, verifier: signer.verifier)
+        let log = try CheckpointLog(directory: dir, verifier: LogKeys(signer.verifier))
         for i in 1...10 {
             if i == 6 { try shrink(dir + "/checkpoints.log", to: fileSize(dir + "/checkpoints.log") / 2) }
             let cp = Checkpoint(origin: signer.name, size: UInt64(i), root: SHA256.hash([UInt8(i)]))
             try log.append(SignedCheckpoint(checkpoint: cp, note: try signer.sign(cp.text)))
         }
         let before = fileSize(dir + "/checkpoints.log")
-        let e = #expect(throws: AuditError.self) { try CheckpointLog(directory: dir, verifier: signer.verifier) }
+        let e = #expect(throws: AuditError.self) {
+            try CheckpointLog(directory: dir, verifier: LogKeys(signer.verifier))
+        }
         #expect(e?.code == .corrupt)
         #expect(e?.path == dir + "/checkpoints.log")
         #expect(fileSize(dir + "/checkpoints.log") == before, "signed checkpoints after the damage are kept")
@@ -56,7 +58,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (signer, ends) = try logWithCheckpoints(dir, 5)
         try flipByte(dir + "/checkpoints.log", at: Int(ends[1]) + byte)
-        let e = #expect(throws: AuditError.self) { try CheckpointLog(directory: dir, verifier: signer.verifier) }
+        let e = #expect(throws: AuditError.self) {
+            try CheckpointLog(directory: dir, verifier: LogKeys(signer.verifier))
+        }
         #expect(e?.offset == ends[1])
         #expect(Int64(fileSize(dir + "/checkpoints.log")) == ends[4])
     }

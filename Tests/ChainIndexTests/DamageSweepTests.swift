@@ -25,7 +25,7 @@ import Testing
             try l.sealNow()
         }
         try l.close()
-        #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
         return (dir, s)
     }
 
@@ -58,7 +58,7 @@ import Testing
                 d[offset] ^= 0x24
                 _ = chmod(path, 0o644)
                 try d.write(to: URL(fileURLWithPath: path))
-                let report = try Verifier(directory: dir, key: s.verifier).run()
+                let report = try Verifier(directory: dir, key: LogKeys(s.verifier)).run()
                 flips += 1
                 #expect(!report.ok, "a flipped byte at offset \(offset) of \(path) passed verification")
                 if report.ok { break }
@@ -66,11 +66,12 @@ import Testing
             // A truncation of each file, by a quarter.
             try original.prefix(original.count * 3 / 4).write(to: URL(fileURLWithPath: path))
             #expect(
-                try !Verifier(directory: dir, key: s.verifier).run().ok, "\(path) cut by a quarter passed verification")
+                try !Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok,
+                "\(path) cut by a quarter passed verification")
             try original.write(to: URL(fileURLWithPath: path))
             _ = chmod(path, mode_t(mode))
         }
-        #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
         print("damage sweep: \(flips) single-byte flips, each refused")
     }
 }

@@ -61,7 +61,7 @@ import Testing
         _ = try l.appendAndWait([try Sample.prepared(org: "a", i: 0, at: base)])
         #expect(time(try l.entry(seq: 4)) == "2025-03-01T00:00:09.000Z", "a clock that stepped back across a restart")
         try l.close()
-        let report = try Verifier(directory: dir, key: signer.verifier).run()
+        let report = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
         #expect(report.ok, "\(report.failure.map { "\($0)" } ?? "")")
     }
 
@@ -95,7 +95,7 @@ import Testing
                     proof: try l.inclusionProof(seq: r.seq, size: r.seq + 1), root: cp.checkpoint.root))
         }
         try l.close()
-        let report = try Verifier(directory: dir, key: signer.verifier).run()
+        let report = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
         #expect(report.ok, "\(report.failure.map { "\($0)" } ?? "")")
     }
 }

@@ -32,7 +32,7 @@ import Testing
             records.append($0)
             return true
         }
-        let follower = try Ledger(following: dir + "/follower", verifier: signer.verifier, options: o)
+        let follower = try Ledger(following: dir + "/follower", verifier: LogKeys(signer.verifier), options: o)
         return (primary, records, follower, signer)
     }
 

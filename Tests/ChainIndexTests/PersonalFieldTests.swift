@@ -230,7 +230,7 @@ import Verification
         #expect(Set(try states(2)) == ["erased 20 DPO Jane"])
         #expect(Set(try states(3)) == ["open"])
         try ledger.close()
-        let report = try Verifier(directory: dir, key: signer.verifier).run()
+        let report = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
         #expect(report.ok, "\(String(describing: report.failure))")
         #expect(report.personalErased == 10 * 7 && report.personalOpened == 10 * 6 + 1)
         let files = try Self.allBytes(dir)
@@ -265,7 +265,7 @@ import Verification
         let ledger = try Ledger(directory: dir, signer: signer, options: Self.options(protect: true))
         _ = try ledger.appendAndWait((0..<5).map { i in try Self.prepare(Self.entry(actor: "usr_\(i)"), ledger) })
         try ledger.close()
-        #expect(try Verifier(directory: dir, key: signer.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(signer.verifier)).run().ok)
         let personal = DataDirectory(dir).personal
         let values = try FileManager.default.contentsOfDirectory(atPath: personal + "/values").map {
             personal + "/values/" + $0
@@ -281,18 +281,18 @@ import Verification
         b[6] = UInt8((crc >> 16) & 0xFF)
         b[7] = UInt8(crc >> 24)
         try Data(b).write(to: URL(fileURLWithPath: values))
-        let altered = try Verifier(directory: dir, key: signer.verifier).run()
+        let altered = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
         #expect(altered.failure?.message.contains("does not open") == true, "\(String(describing: altered.failure))")
         try original.write(to: URL(fileURLWithPath: values))
         // The keys lost: the values cannot be opened, and no erasure explains it.
         try FileManager.default.removeItem(atPath: personal + "/subjects")
-        let lost = try Verifier(directory: dir, key: signer.verifier).run()
+        let lost = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
         #expect(
             lost.failure?.message.contains("no erasure of it is recorded") == true,
             "\(String(describing: lost.failure))")
         // The values lost.
         try FileManager.default.removeItem(atPath: values)
-        let gone = try Verifier(directory: dir, key: signer.verifier).run()
+        let gone = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
         #expect(gone.failure?.message.contains("missing from the personal store") == true)
     }
 
@@ -337,7 +337,7 @@ import Verification
                 if case .open = $0.state { return true } else { return false }
             })
         try ledger.close()
-        #expect(try Verifier(directory: dir, key: signer.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(signer.verifier)).run().ok)
         // A format this build does not know is refused, saying so.
         var future = try info()
         future["format"] = 3

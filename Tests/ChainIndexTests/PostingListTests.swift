@@ -93,7 +93,7 @@ import Testing
     @Test func pagesAcrossManySegmentsMatchAScanOfEveryEntry() throws {
         let (dir, s, w) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
         #expect(
             try PostingLists.loadWatermark(dir + "/index/orgs/watermark") == 30,
             "closing syncs every sealed segment's sections")
@@ -136,7 +136,7 @@ import Testing
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         try checkQueries(l, w)
         try l.close()
-        #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
     }
 
     /// Issue 18 item 21: records at or above the watermark are served by the running daemon
@@ -162,7 +162,7 @@ import Testing
         forged.replaceSubrange((28 * PostingRecord.size)..<(29 * PostingRecord.size), with: r28.encode())
         try forged.write(to: URL(fileURLWithPath: pld))
         let f = try #require(
-            try Verifier(directory: dir, key: s.verifier).run().failure,
+            try Verifier(directory: dir, key: LogKeys(s.verifier)).run().failure,
             "a served record above the watermark is checked")
         #expect(f.path == pld && f.message.contains("record 28 does not match segment 28's index file"), "\(f)")
     }
@@ -183,18 +183,18 @@ import Testing
         var forged = original
         forged.replaceSubrange((5 * PostingRecord.size)..<(6 * PostingRecord.size), with: r5.encode())
         try forged.write(to: URL(fileURLWithPath: pld))
-        let f = try #require(try Verifier(directory: dir, key: s.verifier).run().failure)
+        let f = try #require(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().failure)
         #expect(f.path == pld && f.message.contains("record 5 does not match segment 5's index file"), "\(f)")
         // A stray file among them is reported too.
         try original.write(to: URL(fileURLWithPath: pld))
         try Data([1]).write(to: URL(fileURLWithPath: orgs + "notes.txt"))
-        #expect(try Verifier(directory: dir, key: s.verifier).run().failure?.path == orgs + "notes.txt")
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().failure?.path == orgs + "notes.txt")
         // Removed, they are derived again from the index files at the next start.
         try FileManager.default.removeItem(atPath: orgs)
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         try checkQueries(l, w)
         try l.close()
-        #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
     }
 
     @Test func aPageCutShortByItsTimeLimitSkipsNothing() throws {

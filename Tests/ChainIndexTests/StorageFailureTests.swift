@@ -58,7 +58,7 @@ import Glibc
         try l.checkpointNow()
         #expect(l.latestCheckpoint?.checkpoint.size == 18)
         try l.close()
-        #expect(try Verifier(directory: dir, key: signer.verifier).run().failure == nil, "\(label)")
+        #expect(try Verifier(directory: dir, key: LogKeys(signer.verifier)).run().failure == nil, "\(label)")
         let again = try open(dir, signer)
         #expect(again.size == 18)
         for s in receipts { #expect(try again.entry(seq: s.seq).hash == s.hash) }
@@ -101,7 +101,7 @@ import Glibc
         _ = try l.appendAndWait(try batch(20, 1))
         #expect(l.segments().count >= 2)
         try l.close()
-        #expect(try Verifier(directory: dir, key: signer.verifier).run().failure == nil)
+        #expect(try Verifier(directory: dir, key: LogKeys(signer.verifier)).run().failure == nil)
     }
 
     /// A full disk while writing the block itself: nothing was stored, so "not stored" is
@@ -149,6 +149,6 @@ import Glibc
         #expect(again.size >= 4)
         _ = try again.appendAndWait(try batch(100, 1))
         try again.close()
-        #expect(try Verifier(directory: dir, key: signer.verifier).run().failure == nil)
+        #expect(try Verifier(directory: dir, key: LogKeys(signer.verifier)).run().failure == nil)
     }
 }

@@ -26,7 +26,7 @@ import Testing
             try l.sealNow()
         }
         try l.close()
-        #expect(try Verifier(directory: dir, key: s.verifier).run().ok)
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
         return (dir, s)
     }
 
@@ -47,7 +47,7 @@ import Testing
     }
 
     func verify(_ dir: String, _ s: NoteSigner) throws -> VerificationFailure? {
-        try Verifier(directory: dir, key: s.verifier).run().failure
+        try Verifier(directory: dir, key: LogKeys(s.verifier)).run().failure
     }
 
     func editContent(_ r: inout StoredRecord, _ from: String, _ to: String) throws {
@@ -156,7 +156,7 @@ import Testing
         let (dir, s) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let other = try Sample.signer()
-        #expect(try Verifier(directory: dir, key: other.verifier).run().failure != nil)
+        #expect(try Verifier(directory: dir, key: LogKeys(other.verifier)).run().failure != nil)
         _ = s
     }
 

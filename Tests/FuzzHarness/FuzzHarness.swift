@@ -111,14 +111,19 @@ public enum FuzzHarness {
         guard let verifier = seedKey else { return }
         let dir = Scratch.directory(with: "checkpoints.log", input)
         FileManager.default.createFile(atPath: dir + "/checkpoints.idx", contents: nil)
-        if let log = try? CheckpointLog(directory: dir, verifier: verifier, readOnly: true) {
+        if let log = try? CheckpointLog(directory: dir, verifier: LogKeys(verifier), readOnly: true) {
             // CheckpointLog.forEach reads the log (it is not Sequence.forEach).
             // swift-format-ignore: ReplaceForEachWithForLoop
             _ = try? log.forEach { _, _, _ in }
-            _ = try? log.first(atLeast: 1, verifier: verifier)
+            _ = try? log.first(atLeast: 1, verifier: LogKeys(verifier))
         }
         let text = String(decoding: input, as: UTF8.self)
         _ = try? SignedCheckpoint(note: text, verifier: verifier)
+        // Key successions (§8.8): a statement, and a checkpoint checked along a chain.
+        _ = try? KeySuccession(note: text)
+        if let keys = try? LogKeys(trusting: verifier, successions: [text]) {
+            _ = try? SignedCheckpoint(note: text, verifier: keys)
+        }
         _ = try? NoteVerifier(text)
         _ = try? verifier.open(text)
     }
@@ -316,5 +321,6 @@ let fuzzWitness: Witness? = {
     guard let log = try? NoteSigner.generate(name: "fuzz.test/log"),
         let w = try? NoteSigner.generate(name: "fuzz.test/w")
     else { return nil }
-    return try? Witness(cosigner: Cosigner(key: w), logs: [log.verifier], stateDirectory: Scratch.base + "-witness")
+    return try? Witness(
+        cosigner: Cosigner(key: w), logs: [LogKeys(log.verifier)], stateDirectory: Scratch.base + "-witness")
 }()

@@ -126,7 +126,8 @@ struct Workload {
         }
         step("restore") {
             if let bundle {
-                _ = try Archiver.restore(dataDir: data, backend: backend, verifier: signer.verifier, bundle: bundle)
+                _ = try Archiver.restore(
+                    dataDir: data, backend: backend, verifier: LogKeys(signer.verifier), bundle: bundle)
                 try l.reinstateRestored()
             }
         }
@@ -184,7 +185,7 @@ struct Workload {
         }
         do { try l.close() } catch { bad.append("close after reopen: \(error)") }
         do {
-            let report = try Verifier(directory: data, key: signer.verifier).run()
+            let report = try Verifier(directory: data, key: LogKeys(signer.verifier)).run()
             if let f = report.failure { bad.append("verify: \(f)") }
         } catch { bad.append("verify: \(error)") }
         return bad

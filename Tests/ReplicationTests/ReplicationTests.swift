@@ -249,10 +249,10 @@ import Testing
         // The decoder refuses one altered byte, by name, and a note for another segment's place.
         let good = TailObject(segment: 0, offset: 0, first: 0, end: 1, bytes: Array(repeating: 7, count: 64))
         var bytes = try good.encoded(origin: "audit.test/log") { try signer.sign($0) }
-        #expect(try TailObject.decode(bytes, name: "x", verifier: signer.verifier) == good)
+        #expect(try TailObject.decode(bytes, name: "x", verifier: LogKeys(signer.verifier)) == good)
         bytes[bytes.count - 1] ^= 1
         let e2 = #expect(throws: TailObjectError.self) {
-            try TailObject.decode(bytes, name: "tail/x", verifier: signer.verifier)
+            try TailObject.decode(bytes, name: "tail/x", verifier: LogKeys(signer.verifier))
         }
         #expect(e2?.object == "tail/x" && e2?.reason.contains("altered") == true)
         _ = try l.close()

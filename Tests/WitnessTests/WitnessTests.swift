@@ -31,7 +31,8 @@ import Testing
             ledger = try Ledger(directory: dir + "/log", signer: signer, options: o)
             cosigner = Cosigner(key: try NoteSigner.generate(name: "witness.test/w1"))
             witness = try Witness(
-                cosigner: cosigner, logs: [signer.verifier], stateDirectory: dir + "/state", clock: { 1_700_000_000 })
+                cosigner: cosigner, logs: [LogKeys(signer.verifier)], stateDirectory: dir + "/state",
+                clock: { 1_700_000_000 })
         }
 
         /// Appends `n` entries and returns the new signed checkpoint.
@@ -185,11 +186,12 @@ import Testing
         #expect(s.witness.addCheckpoint(s.request(old: 0, note: c.note)).status == 200)
         // While it runs, no second witness may use its state (issue 18 item 3).
         #expect(throws: AuditError.self) {
-            _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
+            _ = try Witness(cosigner: s.cosigner, logs: [LogKeys(s.signer.verifier)], stateDirectory: s.dir + "/state")
         }
         // Stopped (its lock released with it), a new one takes over what it cosigned.
         s.witness = try Witness(cosigner: s.cosigner, logs: [], stateDirectory: s.dir + "/other-state")
-        let again = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
+        let again = try Witness(
+            cosigner: s.cosigner, logs: [LogKeys(s.signer.verifier)], stateDirectory: s.dir + "/state")
         #expect(again.latest(s.signer.name)?.size == 4)
         #expect(again.addCheckpoint(s.request(old: 0, note: c.note)).status == 409)
         // A witness that silently forgot its state could be rolled back: it refuses to start.
@@ -199,7 +201,7 @@ import Testing
         _ = chmod(path, 0o600)
         try bytes.write(to: URL(fileURLWithPath: path))
         #expect(throws: AuditError.self) {
-            _ = try Witness(cosigner: s.cosigner, logs: [s.signer.verifier], stateDirectory: s.dir + "/state")
+            _ = try Witness(cosigner: s.cosigner, logs: [LogKeys(s.signer.verifier)], stateDirectory: s.dir + "/state")
         }
     }
 

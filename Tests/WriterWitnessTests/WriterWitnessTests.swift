@@ -53,7 +53,7 @@ import WriterWitness
         defer { server.stop() }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kept-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let w = try WriterWitness(path: file, key: h.signer.verifier, patience: .milliseconds(200))
+        let w = try WriterWitness(path: file, key: LogKeys(h.signer.verifier), patience: .milliseconds(200))
         let c = try await AuditClient.connect(socketPath: server.path)
         try await body(h, c, w)
         await c.close()

@@ -17,6 +17,9 @@ extension ReadPort {
         var body: [String: Any] = [
             "scope": scope.org == nil ? "operator" : "org", "token_id": scope.id,
             "origin": ledger.origin, "verifier_key": ledger.verifier.text,
+            // The statements handing the key on (§8.8): the console follows them from the key
+            // it pinned, each checked signed by the key it replaces.
+            "key_successions": ledger.verifier.notes,
         ]
         if let org = scope.org { body["org"] = org }
         if let e = scope.expiresAt { body["expires_at"] = e }
