@@ -41,7 +41,9 @@ extension Ledger {
 
     /// The log's identity, created if new; `personalFields` (when given) is recorded as the
     /// log's setting, so every process that writes to it (auditd, auditctl) follows it.
-    static func loadOrCreateInfo(directory: String, verifier: NoteVerifier, personalFields: Bool?) throws -> Info {
+    static func loadOrCreateInfo(
+        directory: String, verifier: NoteVerifier, personalFields: Bool?, keys: LogKeys? = nil
+    ) throws -> Info {
         let path = DataDirectory(directory).info
         var info: Info
         let isNew = !FileOps.exists(path)
@@ -55,7 +57,8 @@ extension Ledger {
             }
             guard let p = personalFields, (info.personal_fields == "commit") != p else { return info }
         } else {
-            info = Info(format: 1, origin: verifier.name, verifier_key: verifier.text)
+            info = Info(format: 1, origin: verifier.name, verifier_key: (keys?.original ?? verifier).text)
+            if let keys, !keys.successions.isEmpty { info.key_successions = keys.notes }
         }
         if let p = personalFields {
             info.personal_fields = p ? "commit" : "clear"

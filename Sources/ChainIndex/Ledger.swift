@@ -132,7 +132,7 @@ public final class Ledger: @unchecked Sendable {
         do {
             var info = try Self.loadOrCreateInfo(
                 directory: directory, verifier: signer?.verifier ?? verifier.original,
-                personalFields: signer == nil ? nil : options.protectPersonalFields)
+                personalFields: signer == nil ? nil : options.protectPersonalFields, keys: options.keys)
             protectsPersonalFields = info.personal_fields == "commit"
             origin = info.origin
             // A follower trusts the key it was given, and the successions it followed from it;

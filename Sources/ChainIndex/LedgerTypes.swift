@@ -1,11 +1,15 @@
 import AuditBase
 import AuditEntries
 import AuditIndex
+import LogProofs
 import LogTree
 import SegmentStore
 
 /// Settings of a ledger.
 public struct LedgerOptions: Sendable {
+    /// The keys a new data directory records (its first key and the successions since): a
+    /// log recovered from the bucket after its key was handed on. Ignored for an existing log.
+    public var keys: LogKeys?
     /// Segment store tuning.
     public var store = SegmentStoreOptions()
     /// The tier that retires sealed segments from the directory (the archive); without it, a

@@ -5,6 +5,7 @@ import SegmentStore
 ///
 ///     tail/SEGMENT/FIRST-END     the durable bytes of an unsealed segment holding entries [FIRST, END)
 ///     checkpoint/SIZE            a signed checkpoint the bucket backs (every entry it covers is held)
+///     key-succession/H           a statement handing the log's key on at tree size H (§8.8)
 ///
 /// Numbers are written with 20 digits, so that names sort as numbers do.
 public enum BucketLayout {
@@ -32,6 +33,14 @@ public enum BucketLayout {
 
     /// The checkpoint object of tree size `size`.
     public static func checkpoint(size: UInt64) -> String { checkpointFolder + SegmentNames.digits(size) }
+
+    /// The folder of the key successions.
+    public static let successionFolder = "key-succession/"
+
+    /// The statement object of the handover at tree size `handover`.
+    public static func succession(handover: UInt64) -> String {
+        successionFolder + SegmentNames.digits(handover)
+    }
 
     /// The tree size a checkpoint object's name gives, or nil for another name.
     public static func parseCheckpoint(_ name: String) -> UInt64? {

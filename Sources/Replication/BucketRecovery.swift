@@ -71,7 +71,7 @@ public enum BucketRecovery {
                 .invalidArgument,
                 "\(dataDir) is not empty: recovery builds a new data directory; give a path that does not exist yet")
         }
-        let verifier = LogKeys(signer.verifier)
+        let verifier = try keys(in: bucket, signer: signer)
         let dirs = DataDirectory(dataDir)
         try FileOps.makeDirectory(dataDir)
         try FileOps.makeDirectory(dirs.segments)
@@ -186,6 +186,7 @@ public enum BucketRecovery {
             var options = LedgerOptions()
             options.background = false
             options.retired = ArchiveTier()
+            options.keys = verifier
             let ledger = try Ledger(directory: dataDir, signer: signer, options: options)
             // A bundle put while the bucket caught up after an outage may embed a checkpoint
             // covering entries the bucket never got (format-spec.md §12.6): it was never
@@ -302,6 +303,30 @@ public enum BucketRecovery {
         }
         let count = chain.count
         return (count == 0 ? nil : bytes, at, count)
+    }
+
+    /// The log's keys by the bucket's key successions (format-spec.md §8.8): from the first
+    /// statement's old key, each signed by the key it replaces; the last must hand the log to
+    /// `signer`. Without statements, `signer`'s key is the log's only one.
+    static func keys(in bucket: S3Backend, signer: NoteSigner) throws -> LogKeys {
+        var notes: [String] = []
+        for name in try bucket.firstVersions(under: BucketLayout.successionFolder).keys.sorted() {
+            guard let bytes = try bucket.firstVersionBytes(name) else { continue }
+            notes.append(String(decoding: bytes, as: UTF8.self))
+        }
+        guard let first = notes.first else { return LogKeys(signer.verifier) }
+        let keys: LogKeys
+        do { keys = try LogKeys(trusting: try KeySuccession(note: first).old, successions: notes) } catch {
+            throw AuditError(
+                .corrupt, "the bucket's key successions (\(bucket.objectKey(BucketLayout.successionFolder))): \(error)")
+        }
+        guard keys.current == signer.verifier else {
+            throw AuditError(
+                .invalidArgument,
+                "the bucket's key successions hand the log to \(keys.current.text), not to the key given (\(signer.verifier.text)): recover with the log's current key"
+            )
+        }
+        return keys
     }
 
     /// Keeps the signer's record of the newest checkpoint it signed consistent with the

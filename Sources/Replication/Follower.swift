@@ -66,6 +66,7 @@ public final class Follower: @unchecked Sendable {
     @discardableResult
     public func round() throws -> Round {
         var r = Round()
+        try followSuccessions()
         while true {
             if let n = try takeBundle() {
                 r.entries += n
@@ -82,6 +83,29 @@ public final class Follower: @unchecked Sendable {
     }
 
     // MARK: Steps
+
+    /// Follows the key successions the bucket holds beyond those followed (format-spec.md
+    /// §8.8): each must be signed by the key in force and the new key, or the round fails.
+    private func followSuccessions() throws {
+        let have = ledger.verifier.successions.count
+        // Every version listed, not the latest objects: a delete marker hides nothing here.
+        let names = try bucket.firstVersions(under: BucketLayout.successionFolder).keys.sorted()
+        guard names.count > have else { return }
+        for name in names {
+            guard let bytes = try bucket.firstVersionBytes(name) else { continue }
+            let s: KeySuccession
+            do { s = try KeySuccession(note: String(decoding: bytes, as: UTF8.self)) } catch {
+                throw TailObjectError(object: bucket.objectKey(name), reason: "is not a key succession: \(error)")
+            }
+            guard BucketLayout.succession(handover: s.handover) == name else {
+                throw TailObjectError(
+                    object: bucket.objectKey(name), reason: "hands over at \(s.handover), its name says otherwise")
+            }
+            do { try ledger.follow(s) } catch {
+                throw TailObjectError(object: bucket.objectKey(name), reason: "\(error)")
+            }
+        }
+    }
 
     /// Takes the rest of `segment` from its bundle, if the bucket holds one; nil if not.
     private func takeBundle() throws -> UInt64? {

@@ -89,6 +89,9 @@ public final class Replicator: @unchecked Sendable {
     private var end: UInt64 = 0
     private var _published: SignedCheckpoint?
     private var pending: [SignedCheckpoint] = []
+    /// How many of the log's key successions are in the bucket (this process put them, or
+    /// found them there: `putOnce` takes a key that holds the same bytes as success).
+    private var successionsPut = 0
     private var waiters: [Waiter] = []
     private var wake = false
     private var wakePublish = false
@@ -520,8 +523,28 @@ public final class Replicator: @unchecked Sendable {
         cond.withLock { while inflight > 0 { cond.wait() } }
     }
 
+    /// Puts each key succession the bucket lacks (format-spec.md §8.8), before any checkpoint
+    /// the new key signs: followers and recoveries read them to check those checkpoints. Each
+    /// is locked as long as the `_operator` org's entries are kept, where the log records it.
+    private func putSuccessions() throws {
+        let notes = ledger.verifier.successions
+        let from = cond.withLock { successionsPut }
+        guard from < notes.count else { return }
+        let years = (try? RetentionPolicy.load(dir: ledger.directory))?.years(for: "_operator") ?? 7
+        let until =
+            Calendar(identifier: .gregorian).date(byAdding: .year, value: years, to: Date())
+            ?? Date().addingTimeInterval(Double(years) * 366 * 86400)
+        for (i, s) in notes.enumerated().dropFirst(from) {
+            try bucket.putOnce(
+                BucketLayout.succession(handover: s.handover), bytes: Array(s.note.utf8), lockedUntil: until,
+                client: publishClient)
+            cond.withLock { successionsPut = i + 1 }
+        }
+    }
+
     /// Puts the newest signed checkpoint the bucket now backs, and publishes it.
     private func publish() throws {
+        try putSuccessions()
         let backed = cond.withLock { end }
         if let cp = ledger.latestCheckpoint {
             cond.withLock {

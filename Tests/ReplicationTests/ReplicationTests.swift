@@ -132,6 +132,59 @@ import Testing
         _ = try l.close()
     }
 
+    /// Issue 25 §3: the log's key handed on twice (once in a sealed segment, once in the
+    /// tail). The bucket keeps the statements; a follower that trusts only the first key
+    /// follows them to the newest checkpoint, and a recovery with the newest key rebuilds a
+    /// directory whose log.json still names the first key and both statements.
+    @Test func keySuccessionsTravelThroughTheBucketToFollowersAndRecoveries() throws {
+        let t = try Self.setUp()
+        defer { t.cleanup() }
+        let (root, first, backend, l, r) = (t.root, t.signer, t.backend, t.l, t.r)
+        let second = try NoteSigner.generate(name: "audit.test/log")
+        let third = try NoteSigner.generate(name: "audit.test/log")
+        _ = try l.appendAndWait(try Self.entries(100, from: 0))
+        _ = try l.handOver(to: second, grace: 10, actor: "uid:0", via: "test")
+        _ = try l.appendAndWait(try Self.entries(100, from: 100))
+        try l.sealNow()
+        try r.replicateTail()
+        try r.replicateBundles()
+        _ = try l.handOver(to: third, grace: 0, actor: "uid:0", via: "test")
+        _ = try l.appendAndWait(try Self.entries(50, from: 200))
+        try l.checkpointNow()
+        try r.replicateTail()
+        #expect(r.published?.checkpoint.size == 252)
+        let stored = try backend.firstVersions(under: BucketLayout.successionFolder).keys.sorted()
+        #expect(stored == [BucketLayout.succession(handover: 101), BucketLayout.succession(handover: 202)])
+
+        // A follower configured with the first key.
+        var fo = LedgerOptions()
+        fo.retired = ArchiveTier()
+        fo.background = false
+        let follower = try Ledger(following: root + "/replica", verifier: LogKeys(first.verifier), options: fo)
+        let round = try Follower(ledger: follower, bucket: backend).round()
+        #expect(round.checkpoint == 252)
+        #expect(follower.verifier.current == third.verifier)
+        try Self.sameLog(l, follower)
+        _ = try follower.close()
+
+        // A recovery needs the newest key, and records the whole chain.
+        let refused = #expect(throws: AuditError.self) {
+            try BucketRecovery.recover(bucket: backend, into: root + "/wrong", signer: second, keyPath: nil)
+        }
+        #expect(refused?.message.contains("recover with the log's current key") == true)
+        let report = try BucketRecovery.recover(bucket: backend, into: root + "/recovered", signer: third, keyPath: nil)
+        #expect(report.entries == 252)
+        let keys = try Ledger.verifierKey(directory: root + "/recovered")
+        #expect(keys.original == first.verifier && keys.notes == l.verifier.notes)
+        var o = LedgerOptions()
+        o.retired = ArchiveTier()
+        o.background = false
+        let back = try Ledger(directory: root + "/recovered", signer: third, options: o)
+        try Self.sameLog(l, back)
+        _ = try back.close()
+        _ = try l.close()
+    }
+
     /// A bundle replication put while its segment is still hot (no stub yet) follows the log's
     /// legal holds too (clean-clone runs: `hold create --archive` left such a bundle unheld).
     @Test func aLegalHoldReachesBundlesOfSegmentsStillHot() throws {
