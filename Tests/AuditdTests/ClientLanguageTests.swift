@@ -45,7 +45,8 @@ import Testing
                 && text.contains("--- PASS: TestTheSpecsWireVectors")
                 && text.contains("--- PASS: TestAKeptCheckpointCatchesARollbackAndAFork")
                 && text.contains("--- PASS: TestConsistencyProofsOfTheRealLog")
-                && text.contains("--- PASS: TestAFeedConsumerCatchesARollbackAForkAndAGap"),
+                && text.contains("--- PASS: TestAFeedConsumerCatchesARollbackAForkAndAGap")
+                && text.contains("--- PASS: TestAWriterFollowsTheLogsKeySuccessions"),
             "go client tests:\n\(text)")
     }
 }

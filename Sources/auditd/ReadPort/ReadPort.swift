@@ -91,6 +91,12 @@ struct ReadPort {
             }
             return Self.text(cp.note)
         }
+        // The log's first key and the statements handing it on (format-spec.md §8.8): a reader
+        // that holds the first key follows them to check checkpoints the newer keys signed.
+        v1.get("key-successions") { _, _ in
+            let keys = self.ledger.verifier
+            return Self.json(["verifier_key": keys.original.text, "key_successions": keys.notes])
+        }
         v1.get("proofs/consistency") { req, _ in try await self.consistency(req) }
         v1.get("session") { _, ctx in try self.session(ctx) }
         let operators = v1.group("operator", context: OperatorContext.self)

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +33,9 @@ const (
 type CheckpointReply struct {
 	Note  string
 	Proof [][]byte
+	// Successions are the statements that handed the log's key on (format-spec.md §8.8),
+	// oldest first; a writer follows them from the key it holds.
+	Successions []string
 }
 
 // ErrRollback: the log shows a smaller tree (or none) than one its key signed before.
@@ -52,21 +56,40 @@ func decodeCheckpointReply(body []byte) Result {
 	note := string(body[4 : 4+n])
 	rest := body[4+n:]
 	count := int(rest[0])
-	if len(rest)-1 != count*32 {
+	if len(rest)-1 < count*32 {
 		return Result{Err: &Error{Code: 2, Message: "CHECKPOINT_REPLY proof length does not match its count"}}
 	}
 	proof := make([][]byte, count)
 	for i := range proof {
 		proof[i] = rest[1+32*i : 1+32*(i+1)]
 	}
-	return Result{Checkpoint: &CheckpointReply{Note: note, Proof: proof}}
+	// Then, when asked for and there are any: k:u8 (len:u16 statement){k}.
+	rest = rest[1+32*count:]
+	var successions []string
+	if len(rest) > 0 {
+		k := int(rest[0])
+		rest = rest[1:]
+		for i := 0; i < k; i++ {
+			if len(rest) < 2 || len(rest)-2 < int(binary.LittleEndian.Uint16(rest)) {
+				return Result{Err: &Error{Code: 2, Message: "CHECKPOINT_REPLY key succession beyond the frame"}}
+			}
+			n := int(binary.LittleEndian.Uint16(rest))
+			successions = append(successions, string(rest[2:2+n]))
+			rest = rest[2+n:]
+		}
+		if len(rest) != 0 {
+			return Result{Err: &Error{Code: 2, Message: "CHECKPOINT_REPLY has bytes after its key successions"}}
+		}
+	}
+	return Result{Checkpoint: &CheckpointReply{Note: note, Proof: proof, Successions: successions}}
 }
 
 // Checkpoint asks for the newest signed checkpoint and the consistency proof from size old
 // (0: none held).
 func (c *Client) Checkpoint(old uint64) (*CheckpointReply, error) {
-	body := make([]byte, 8)
+	body := make([]byte, 9)
 	binary.LittleEndian.PutUint64(body, old)
+	body[8] = 2 // with the log's key successions
 	r := c.request(typeCheckpoint, body)
 	if r.Err != nil {
 		return nil, r.Err
@@ -144,6 +167,95 @@ func (v *VerifierKey) open(note string) (*openedCheckpoint, error) {
 	return nil, errors.New("the checkpoint carries no signature by the log's key")
 }
 
+// signed reports whether note carries a valid signature by v over its text.
+func (v *VerifierKey) signed(note string) bool {
+	sep := strings.Index(note, "\n\n")
+	if sep < 0 {
+		return false
+	}
+	prefix := "\u2014 " + v.Name + " "
+	for _, line := range strings.Split(strings.TrimSuffix(note[sep+2:], "\n"), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		sig, err := base64.StdEncoding.DecodeString(line[len(prefix):])
+		if err == nil && len(sig) == 68 && bytes.Equal(sig[:4], v.hash) && ed25519.Verify(v.key, []byte(note[:sep+1]), sig[4:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// inForce is one key of a log and the tree sizes it signs: from, to (last: no end).
+type inForce struct {
+	key      *VerifierKey
+	text     string
+	from, to uint64
+	last     bool
+}
+
+// followKeys follows the key successions from key (format-spec.md §8.8): each statement must
+// be signed by the key in force (the one it replaces) and by the new key, and hand over after
+// the one before; statements before the one replacing key are skipped.
+func followKeys(key *VerifierKey, keyText string, notes []string) ([]inForce, error) {
+	chain := []inForce{{key: key, text: keyText, last: true}}
+	reached := false
+	for _, note := range notes {
+		sep := strings.Index(note, "\n\n")
+		if sep < 0 {
+			return nil, errors.New("a key succession is not a signed note")
+		}
+		l := strings.Split(note[:sep], "\n")
+		if len(l) != 6 || l[0] != "auditlog key succession/1" {
+			return nil, errors.New("a key succession is malformed")
+		}
+		if !reached {
+			reached = l[2] == keyText || l[3] == keyText
+			if l[2] != keyText {
+				continue
+			}
+		}
+		cur := &chain[len(chain)-1]
+		if l[2] != cur.text {
+			return nil, errors.New("a key succession is not signed by the key it replaces: refused")
+		}
+		next, err := ParseVerifierKey(l[3])
+		if err != nil || next.Name != key.Name {
+			return nil, errors.New("a key succession names a key of another log")
+		}
+		from, err1 := strconv.ParseUint(l[4], 10, 64)
+		to, err2 := strconv.ParseUint(l[5], 10, 64)
+		if err1 != nil || err2 != nil || from == 0 || to < from || (len(chain) > 1 && from <= cur.from) {
+			return nil, errors.New("a key succession's sizes are not in order")
+		}
+		if !cur.key.signed(note) || !next.signed(note) {
+			return nil, errors.New("a key succession is not signed by both the key it replaces and the new key: refused")
+		}
+		cur.to, cur.last = to, false
+		chain = append(chain, inForce{key: next, text: l[3], from: from, last: true})
+	}
+	return chain, nil
+}
+
+// openIn opens a checkpoint signed by a key of chain in force at its size.
+func openIn(chain []inForce, note string) (*openedCheckpoint, error) {
+	var firstErr error
+	for i := len(chain) - 1; i >= 0; i-- {
+		cp, err := chain[i].key.open(note)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if cp.size >= chain[i].from && (chain[i].last || cp.size <= chain[i].to) {
+			return cp, nil
+		}
+		firstErr = fmt.Errorf("the checkpoint of %d entries is signed by a key not in force at that size (retired)", cp.size)
+	}
+	return nil, firstErr
+}
+
 func nodeHash(l, r []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte{1})
@@ -199,10 +311,29 @@ func Consistent(size1, size2 uint64, root1, root2 []byte, proof [][]byte) bool {
 	return sn == 0 && bytes.Equal(fr, root1) && bytes.Equal(sr, root2)
 }
 
-// CheckpointState keeps in Path the newest checkpoint of the log (Key) this writer verified.
+// CheckpointState keeps in Path the newest checkpoint of the log (Key) this writer verified,
+// and in Path+".keys" the key successions it followed from Key (format-spec.md §8.8).
 type CheckpointState struct {
 	Path string
 	Key  *VerifierKey
+}
+
+func (s *CheckpointState) keyText() string {
+	return s.Key.Name + "+" + hex.EncodeToString(s.Key.hash) + "+" + base64.StdEncoding.EncodeToString(append([]byte{1}, s.Key.key...))
+}
+
+// followed is the chain from Key through the statements kept beside the checkpoint.
+func (s *CheckpointState) followed() ([]string, []inForce, error) {
+	var notes []string
+	if data, err := os.ReadFile(s.Path + ".keys"); err == nil {
+		if err := json.Unmarshal(data, &notes); err != nil {
+			return nil, nil, fmt.Errorf("auditlog: %s.keys is not a JSON list of key successions", s.Path)
+		}
+	} else if !os.IsNotExist(err) {
+		return nil, nil, err
+	}
+	chain, err := followKeys(s.Key, s.keyText(), notes)
+	return notes, chain, err
 }
 
 // Check asks c (the ingest socket's Client, or a ReadPort) for the newest checkpoint and
@@ -212,8 +343,12 @@ type CheckpointState struct {
 // the file as it was: the two signed notes are the evidence.
 func (s *CheckpointState) Check(c CheckpointSource) (uint64, error) {
 	var kept *openedCheckpoint
+	had, chain, err := s.followed()
+	if err != nil {
+		return 0, fmt.Errorf("auditlog: the key successions kept in %s.keys: %v", s.Path, err)
+	}
 	if data, err := os.ReadFile(s.Path); err == nil {
-		if kept, err = s.Key.open(string(data)); err != nil {
+		if kept, err = openIn(chain, string(data)); err != nil {
 			return 0, fmt.Errorf("auditlog: the checkpoint kept in %s: %v; restore it or remove it to start again", s.Path, err)
 		}
 	} else if !os.IsNotExist(err) {
@@ -231,7 +366,22 @@ func (s *CheckpointState) Check(c CheckpointSource) (uint64, error) {
 		}
 		return 0, err
 	}
-	cur, err := s.Key.open(reply.Note)
+	// The log's statements must extend the ones followed: a log that shows fewer or others
+	// shows another history of its keys.
+	if len(reply.Successions) < len(had) {
+		return 0, fmt.Errorf("%w: the log shows %d key successions, but this writer followed %d (kept in %s.keys)", ErrFork, len(reply.Successions), len(had), s.Path)
+	}
+	for i := range had {
+		if reply.Successions[i] != had[i] {
+			return 0, fmt.Errorf("%w: the log's key successions differ from the ones this writer followed (kept in %s.keys)", ErrFork, s.Path)
+		}
+	}
+	if len(reply.Successions) > len(had) {
+		if chain, err = followKeys(s.Key, s.keyText(), reply.Successions); err != nil {
+			return 0, fmt.Errorf("auditlog: the log's key successions: %v", err)
+		}
+	}
+	cur, err := openIn(chain, reply.Note)
 	if err != nil {
 		return 0, fmt.Errorf("auditlog: the log's checkpoint: %v", err)
 	}
@@ -243,6 +393,12 @@ func (s *CheckpointState) Check(c CheckpointSource) (uint64, error) {
 			return 0, fmt.Errorf("%w: two trees of %d entries with different roots, both signed by the log's key (kept in %s)", ErrFork, cur.size, s.Path)
 		case cur.size > kept.size && !Consistent(kept.size, cur.size, kept.root, cur.root, reply.Proof):
 			return 0, fmt.Errorf("%w: the tree of %d entries does not extend the one of %d kept in %s", ErrFork, cur.size, kept.size, s.Path)
+		}
+	}
+	if len(reply.Successions) > len(had) {
+		data, _ := json.Marshal(reply.Successions)
+		if err := writeWhole(s.Path+".keys", data); err != nil {
+			return 0, fmt.Errorf("auditlog: cannot keep the key successions in %s.keys: %w", s.Path, err)
 		}
 	}
 	if kept == nil || cur.size > kept.size {

@@ -100,6 +100,17 @@ func (p *ReadPort) Checkpoint(old uint64) (*CheckpointReply, error) {
 		return nil, &Error{Code: 2, Message: "the read port's checkpoint has no size"}
 	}
 	reply := &CheckpointReply{Note: string(note)}
+	keys, err := p.get("/v1/key-successions")
+	if err != nil {
+		return nil, err
+	}
+	var ks struct {
+		Successions []string `json:"key_successions"`
+	}
+	if err := json.Unmarshal(keys, &ks); err != nil {
+		return nil, &Error{Code: 2, Message: "the read port's key successions are not JSON"}
+	}
+	reply.Successions = ks.Successions
 	if old == 0 || size <= old {
 		return reply, nil
 	}
