@@ -10,7 +10,10 @@ import LogProofs
 /// place is proof of tampering: the log's own key signed a tree containing it.
 ///
 ///     {"format":"auditlog-receipt/1","seq":N,"hash":"<leaf hex>","checkpoint":"<signed note>",
-///      "inclusion":["<hex>",…]}
+///      "inclusion":["<hex>",…],"key_successions":["<statement>",…]?}
+///
+/// `key_successions` (format-spec.md §8.8), once the log's key was handed on, lets a holder of
+/// the first key check a checkpoint a later key signed.
 public struct EntryReceipt: Sendable, Equatable {
     /// The receipts' format tag.
     public static let tag = "auditlog-receipt/1"
@@ -22,13 +25,16 @@ public struct EntryReceipt: Sendable, Equatable {
     public var checkpoint: String
     /// The inclusion proof.
     public var inclusion: [Hash]
+    /// The statements handing the log's key on (JSON receipts only; none before the first).
+    public var successions: [String]
 
     /// A receipt.
-    public init(seq: UInt64, hash: Hash, checkpoint: String, inclusion: [Hash]) {
+    public init(seq: UInt64, hash: Hash, checkpoint: String, inclusion: [Hash], successions: [String] = []) {
         self.seq = seq
         self.hash = hash
         self.checkpoint = checkpoint
         self.inclusion = inclusion
+        self.successions = successions
     }
 
     /// One JSON line (with `extra` fields first, e.g. the writer's input line number).
@@ -36,7 +42,10 @@ public struct EntryReceipt: Sendable, Equatable {
         let note = CanonicalJSON.quoted(checkpoint)
         return
             "{\(extra)\"format\":\"\(Self.tag)\",\"seq\":\(seq),\"hash\":\"\(hash.hex)\",\"checkpoint\":\(note),\"inclusion\":["
-            + inclusion.map { "\"\($0.hex)\"" }.joined(separator: ",") + "]}"
+            + inclusion.map { "\"\($0.hex)\"" }.joined(separator: ",") + "]"
+            + (successions.isEmpty
+                ? "" : ",\"key_successions\":[" + successions.map(CanonicalJSON.quoted).joined(separator: ",") + "]")
+            + "}"
     }
 
     /// Parses one JSON line.
@@ -58,7 +67,10 @@ public struct EntryReceipt: Sendable, Equatable {
         guard hashes.count == proof.count, hashes.count <= 64 else {
             throw AuditError("receipt's inclusion proof is not a list of hex hashes")
         }
-        self.init(seq: seq, hash: h, checkpoint: cp, inclusion: hashes)
+        guard let successions = (o["key_successions"] ?? [String]()) as? [String], successions.count <= 64 else {
+            throw AuditError("receipt's key_successions is not a list of statements")
+        }
+        self.init(seq: seq, hash: h, checkpoint: cp, inclusion: hashes, successions: successions)
     }
 
     /// The first line of a C2SP tlog-proof.
@@ -105,10 +117,18 @@ public struct EntryReceipt: Sendable, Equatable {
 
     /// Checks the receipt with the log's key: the checkpoint's signature, and the inclusion of
     /// leaf `hash` at `seq` in its tree. Returns the checkpoint.
-    public func verify(key: LogKeys) throws -> SignedCheckpoint {
+    /// A key with no successions follows the receipt's own (each checked: signed by the key it
+    /// replaces).
+    public func verify(key given: LogKeys) throws -> SignedCheckpoint {
         let cp: SignedCheckpoint
-        do { cp = try SignedCheckpoint(note: checkpoint, verifier: key) } catch {
-            throw AuditError("the receipt's checkpoint is not signed by \(key.text): \(error.description)")
+        do {
+            let key =
+                given.successions.isEmpty && !successions.isEmpty
+                ? try LogKeys(trusting: given.original, successions: successions) : given
+            cp = try SignedCheckpoint(note: checkpoint, verifier: key)
+        } catch {
+            throw AuditError(
+                "the receipt's checkpoint is not signed by \(given.text) (or a key it was handed on to): \(error)")
         }
         guard seq < cp.checkpoint.size,
             Merkle.verifyInclusion(

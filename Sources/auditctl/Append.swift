@@ -175,11 +175,16 @@ struct Append: AsyncParsableCommand {
                     throw CLIError(
                         "no checkpoint covered entries \(chunk[0].seq)… within 5 s; receipts were not written")
                 }
+                // The statements handing the log's key on (format-spec.md §8.8), asked after the
+                // checkpoint: JSON receipts carry them, so a holder of the first key checks a
+                // checkpoint a later key signed.
+                let successions = try await c.checkpoint(since: 0, successions: true).successions
+                let keys = try key.map { try LogKeys(trusting: $0.original, successions: successions) }
                 for (a, proof) in zip(chunk, reply.proofs) {
                     let r = EntryReceipt(
                         seq: a.seq, hash: a.hash, checkpoint: reply.note,
-                        inclusion: proof.compactMap { Hash(bytes: $0) })
-                    if let key { _ = try r.verify(key: key) }
+                        inclusion: proof.compactMap { Hash(bytes: $0) }, successions: tlogProof ? [] : successions)
+                    if let keys { _ = try r.verify(key: keys) }
                     if tlogProof {
                         let file = path + "/entry-\(a.seq).tlog-proof"
                         do { try Data(r.tlogProof.utf8).write(to: URL(fileURLWithPath: file)) } catch {

@@ -98,6 +98,14 @@ import FoundationNetworking
         let followed = try JSONDecoder().decode(
             [String].self, from: Data(contentsOf: URL(fileURLWithPath: writerState + ".keys")))
         #expect(followed.count == 2)
+        // Receipts written now carry the statements: the first key alone checks them offline.
+        let receipts = d.root + "/receipts.jsonl"
+        let (as1, _, aerr) = try d.ctl(
+            ["append", "--socket", d.socket, "--receipts", receipts, "--key", first],
+            stdin: (500..<505).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n")
+        #expect(as1 == 0, "\(aerr)")
+        let (rs, rout, rerr) = try d.ctl(["verify-receipt", receipts, "--key", first])
+        #expect(rs == 0 && rout.hasPrefix("OK: 5 receipts verify with \(first)"), "\(rout)\(rerr)")
 
         // The export spans both handovers; its checkpoint is the newest key's, which the first
         // key alone cannot open.
