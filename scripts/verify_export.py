@@ -590,6 +590,7 @@ def verify(objs, fmt, key, kept, trust=None):
     counts["erased"], counts["withheld"] = check_erasures(trailer.get("erasures"), claims, withheld, org, size, root)
     counts["first"] = lines[0]["seq"] if lines else None
     counts["size"] = size
+    counts["keys"] = [(first, k) for k, first, _ in key[1:]]
     counts["stamps"] = check_timestamps(trailer.get("timestamps"), origin, size, root, trust)
     for lo, hi, first, end in gaps:  # step 7: only signed bundles in the range may explain a gap
         held = sum(n for b_first, b_end, n in archived if first <= b_first and b_end <= end)
@@ -791,6 +792,11 @@ def main():
               "each one's link, hash and place in the org's chain are checked, its content is not shown")
         for seq, record, authority in counts["withheld"][:50]:
             print(f"  entry {seq}: WITHHELD (entry {record}, authority {authority})")
+    if counts["keys"]:
+        n = len(counts["keys"])
+        print(f"KEYS: the log's key was handed on {n} time{'' if n == 1 else 's'} since the trusted key, each "
+              "handover signed by the key it replaced and the new key: "
+              + "; ".join(f"at size {at} to {k[0]}+{k[1].hex()}" for at, k in counts["keys"]))
     covering = [t for t in counts["stamps"] if t[0] > (counts["first"] or 0)]
     bound = True
     if covering and args.tsa_trust is None:

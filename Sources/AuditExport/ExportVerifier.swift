@@ -36,6 +36,8 @@ public struct ExportVerifier {
         /// The export's signed checkpoint, as its header holds it (with any witnesses'
         /// cosignature lines after the log's signature).
         public var checkpointNote = ""
+        /// The key successions followed from the trusted key (format-spec.md §8.8), oldest first.
+        public var successions: [KeySuccession] = []
         /// Personal values checked against their commitments (§5.4.4).
         public var opened = 0
         /// Fields erased under a record the export proves.
@@ -159,6 +161,7 @@ public struct ExportVerifier {
                         successions: obj["key_successions"] as? [String] ?? [])
                     cp = try SignedCheckpoint(note: obj["checkpoint"] as? String ?? "", verifier: k)
                 } catch { return fail("checkpoint: \(error)") }
+                r.successions = k.successions
                 root = cp.checkpoint.root
                 size = cp.checkpoint.size
                 origin = cp.checkpoint.origin

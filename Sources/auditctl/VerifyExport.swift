@@ -100,6 +100,12 @@ struct VerifyExport: ParsableCommand {
                 "WITNESSED: the checkpoint is cosigned by \(at.joined(separator: ", ")) (\(by.count) of \(witnesses.count), quorum \(need)): a second bound on when its entries existed, by the witnesses' clocks"
             )
         }
+        if !r.successions.isEmpty {
+            print(
+                "KEYS: the log's key was handed on \(r.successions.count) time\(r.successions.count == 1 ? "" : "s") since the trusted key, each handover signed by the key it replaced and the new key: "
+                    + r.successions.map { "at size \($0.handover) to \($0.new.text)" }.joined(separator: "; ")
+            )
+        }
         let bound = Self.timeReport(r, trust: tsaTrust)
         for l in bound.lines { print(l) }
         let keyNote = k == nil ? " (key taken from the export: compare it with the published one, or pass --key)" : ""
