@@ -2,7 +2,9 @@ import Archive
 import AuditAccess
 import AuditBase
 import AuditEntries
+import ChainIndex
 import Foundation
+import LogProofs
 import LogTree
 
 /// `tokens.json`, `holds.json` and `retention.json` are written only after their audit entry
@@ -13,7 +15,7 @@ import LogTree
 /// without its entry) is a note.
 struct OperatorRecords {
     /// The actions whose entries record changes to these files.
-    static let actions = ["audit.token.", "legal_hold.", "retention.policy."]
+    static let actions = ["audit.token.", "legal_hold.", "retention.policy.", Ledger.keyRotationAction]
 
     var failures: [String] = []
     var notes: [String] = []
@@ -29,6 +31,7 @@ struct OperatorRecords {
         var initiated: [String: JSONValue] = [:]
         var released: Set<String> = []
         var years: [String: Int] = [:]
+        var rotations: [(old: String, new: String)] = []
         for c in entries {
             guard let v = try? Entry.decodeStored(c), let action = v["action"]?.stringValue,
                 let target = v["target"]?["id"]?.stringValue
@@ -37,6 +40,10 @@ struct OperatorRecords {
             case "audit.token.revoked": revoked.insert(target)
             case "legal_hold.initiated": initiated[target] = v
             case "legal_hold.released": released.insert(target)
+            case Ledger.keyRotationAction:
+                if let m = v["metadata"], let o = m["old_key"]?.stringValue, let n = m["new_key"]?.stringValue {
+                    rotations.append((o, n))
+                }
             case "retention.policy.changed":
                 if let y = v["metadata"]?["years"]?.stringValue.flatMap(Int.init) {
                     years[target] = max(years[target] ?? 0, y)
@@ -131,5 +138,27 @@ struct OperatorRecords {
                     "retention.json: org \(org) is kept \(p.years(for: org)) years, but the log extended it to \(y)")
             }
         } catch { failures.append("retention.json: \(error)") }
+        if orgs == nil { checkKeys(dir: dir, rotations: rotations, archived: since != nil) }
+    }
+
+    /// log.json's key successions (format-spec.md §8.8) are recorded only after their
+    /// `log.key.rotated` entry is durable: each must have one naming the same two keys (unless
+    /// it may be archived), and an entry without a statement is a handover that did not finish.
+    mutating func checkKeys(dir: String, rotations: [(old: String, new: String)], archived: Bool) {
+        let keys: LogKeys
+        do { keys = try Ledger.verifierKey(directory: dir) } catch {
+            failures.append("log.json: \(error)")
+            return
+        }
+        for s in keys.successions where !rotations.contains(where: { $0 == (s.old.text, s.new.text) }) {
+            let what =
+                "log.json: the handover at size \(s.handover) to \(s.new.text) has no \(Ledger.keyRotationAction) entry in the log"
+            if archived { notes.append(what + " (it may be in an archived segment)") } else { failures.append(what) }
+        }
+        for r in rotations where !keys.successions.contains(where: { ($0.old.text, $0.new.text) == r }) {
+            notes.append(
+                "a \(Ledger.keyRotationAction) entry hands over to \(r.new) but log.json holds no statement for it: that handover did not finish (the key it names never signed)"
+            )
+        }
     }
 }

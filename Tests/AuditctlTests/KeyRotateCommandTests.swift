@@ -1,0 +1,47 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `auditctl key rotate` with no daemon running: straight into the log with `--key`, the key
+/// file replaced by the new one, and `auditctl verify` with the first key checking both the
+/// checkpoints and log.json's statements against the log's own records.
+@Suite struct KeyRotateCommandTests {
+    @Test func anOfflineRotationHandsOverReplacesTheKeyFileAndVerifies() throws {
+        let dir = temporaryDirectory("rotate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (s1, _, e1) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(30).utf8), in: dir)
+        #expect(s1 == 0, "\(e1)")
+        let first = try run("auditctl", ["key", "d"], in: dir).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let origin = String(first.prefix { $0 != "+" })
+        // A key named for another log, and the current key itself, are refused.
+        #expect(try run("auditctl", ["key", "generate", "--name", "other.test/log", "--out", "other"], in: dir).0 == 0)
+        let (os, _, oerr) = try run("auditctl", ["key", "rotate", "d", "--new-key", "other", "--key", "k"], in: dir)
+        #expect(os != 0 && oerr.contains("named by its origin"), "\(oerr)")
+        let (gs, second, _) = try run("auditctl", ["key", "generate", "--name", origin, "--out", "k2"], in: dir)
+        #expect(gs == 0)
+        #expect(
+            try run("auditctl", ["key", "generate", "--name", origin, "--out", "k2"], in: dir).0 != 0,
+            "keys are never overwritten")
+        let (rs, rout, rerr) = try run(
+            "auditctl", ["key", "rotate", "d", "--new-key", "k2", "--key", "k", "--grace", "5"], in: dir)
+        #expect(rs == 0 && rout.contains("at tree size 31 (recorded as entry 30)"), "\(rout)\(rerr)")
+        // The key file now holds the new key; nothing is left staged.
+        let k = try String(contentsOfFile: dir + "/k", encoding: .utf8)
+        let k2 = try String(contentsOfFile: dir + "/k2", encoding: .utf8)
+        #expect(k == k2)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/k.next"))
+        // More entries with the new key, then verification with the first key only.
+        let (s2, _, e2) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(10, from: 30).utf8), in: dir)
+        #expect(s2 == 0, "\(e2)")
+        let (vs, vout, _) = try run("auditctl", ["verify", "d", "--quiet", "--key", first], in: dir)
+        #expect(vs == 0 && vout.contains("OK: 41 entries") && !vout.contains("note:"), "\(vout)")
+        let (cs, chain, _) = try run("auditctl", ["key", "d", "--chain"], in: dir)
+        #expect(
+            cs == 0
+                && chain.contains(
+                    "handed on at size 31 (old key signs up to 36) to \(second.trimmingCharacters(in: .whitespacesAndNewlines))"
+                ), "\(chain)")
+    }
+}
