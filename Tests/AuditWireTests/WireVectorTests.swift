@@ -74,8 +74,26 @@ import Testing
     @Test func malformedCheckpointRequestsAreRefused() {
         #expect(CheckpointRequest(body: []) == nil)
         #expect(CheckpointRequest(body: Array(repeating: 0, count: 9) + [0]) == nil)
-        #expect(CheckpointRequest(body: Array(repeating: 0, count: 8) + [2]) == nil)
+        #expect(CheckpointRequest(body: Array(repeating: 0, count: 8) + [4]) == nil)
         #expect(CheckpointRequest(body: Array(repeating: 0, count: 8)) == CheckpointRequest(old: 0))
+        // Flags bit 1 asks for the key successions (format-spec §8.8), with or without bit 0.
+        #expect(
+            CheckpointRequest(body: Array(repeating: 0, count: 8) + [3])
+                == CheckpointRequest(old: 0, cosigned: true, successions: true))
+        #expect(CheckpointRequest(old: 7, successions: true).body == [7, 0, 0, 0, 0, 0, 0, 0, 2])
+    }
+
+    /// A CHECKPOINT_REPLY carries the statements after the proof only when there are any; one
+    /// whose statements run past the frame, or that has bytes after them, is refused.
+    @Test func checkpointRepliesCarryKeySuccessionsWhenThereAreAny() {
+        let plain = CheckpointReply(note: "n\n", proof: [Array(repeating: 1, count: 32)])
+        #expect(plain.body.count == 4 + 2 + 1 + 32)
+        #expect(CheckpointReply(body: plain.body) == plain)
+        let with = CheckpointReply(note: "n\n", proof: [], successions: ["a\n\n— x y\n", "b"])
+        #expect(with.body == [2, 0, 0, 0, 0x6e, 0x0a, 0, 2, 11, 0] + Array("a\n\n— x y\n".utf8) + [1, 0, 0x62])
+        #expect(CheckpointReply(body: with.body) == with)
+        #expect(CheckpointReply(body: with.body.dropLast()) == nil)
+        #expect(CheckpointReply(body: with.body + [0]) == nil)
     }
 }
 

@@ -21,6 +21,8 @@ MODE:
            §5.4.4), in its item and in its answer alike: the signed bytes are untouched
   hideN    hide the entry's content as if erasure record N withheld it (format-spec §5.4.3):
            no "entry" or "personal", "withheld" naming N, in its item and in its answer
+  forgekeys  in /v1/session, strip the replaced key's signature from every key succession
+           (format-spec §8.8): each is then signed by the new key alone, a forgery
   none     forward only
 """
 import hashlib
@@ -127,7 +129,16 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             status, headers, body = r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
             status, headers, body = e.code, e.headers, e.read()
-        if self.path.split("?")[0].rstrip("/").endswith("/entries/%d" % SEQ) or "/entries?" in self.path or self.path.endswith("/entries"):
+        if MODE == "forgekeys":
+            if self.path.split("?")[0] == "/v1/session" and status == 200:
+                s = json.loads(body)
+                forged = []
+                for note in s.get("key_successions", []):
+                    text, _, sigs = note.partition("\n\n")
+                    forged.append(text + "\n\n" + "\n".join(sigs.rstrip("\n").split("\n")[1:]) + "\n")
+                s["key_successions"] = forged
+                body = json.dumps(s).encode()
+        elif self.path.split("?")[0].rstrip("/").endswith("/entries/%d" % SEQ) or "/entries?" in self.path or self.path.endswith("/entries"):
             body = tamper(body, single=self.path.split("?")[0].endswith("/entries/%d" % SEQ))
         self.send_response(status)
         for k, v in headers.items():
