@@ -4,10 +4,6 @@ import AuditWire
 import Foundation
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// ERASE (format-spec.md §5.4.3): the daemon erases a data subject, since only the process that
 /// holds the log may append the record and destroy the key. Only the daemon's own user or root
 /// may ask; one erasure runs at a time, off the event loop.
@@ -16,14 +12,7 @@ extension IngestHandler {
     static let erasing = NSLock()
 
     func answerErase(_ f: Frame, context: ChannelHandlerContext) {
-        guard writerUID == geteuid() || writerUID == 0 else {
-            send(
-                .error(
-                    id: f.id, code: .forbidden,
-                    message: "only auditd's own user (uid \(geteuid())) or root may erase; writers may not"),
-                context: context)
-            return
-        }
+        guard allowsOperator(f, "erase", context: context) else { return }
         struct Request: Decodable {
             var org: String
             var subject: String
@@ -40,18 +29,9 @@ extension IngestHandler {
                 context: context)
             return
         }
-        guard Self.erasing.try() else {
-            send(
-                .error(id: f.id, code: .unavailable, message: "an erasure is running; retry when it ends"),
-                context: context)
-            return
-        }
         let ledger = shared.ledger
         let logger = shared.logger
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let id = f.id
-        Thread.detachNewThread {
+        runExclusive(f, lock: Self.erasing, busy: "an erasure is running; retry when it ends", context: context) { id in
             let reply: Frame
             do {
                 let done = try ledger.erase(
@@ -70,12 +50,7 @@ extension IngestHandler {
             } catch {
                 reply = .error(id: id, code: .unavailable, message: "\(error)")
             }
-            Self.erasing.unlock()
-            loop.execute {
-                let (h, ctx) = bound.value
-                h.send(reply, context: ctx)
-                h.flush(context: ctx)
-            }
+            return reply
         }
     }
 }

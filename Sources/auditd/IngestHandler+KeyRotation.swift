@@ -5,10 +5,6 @@ import Foundation
 import LogProofs
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// ROTATE-KEY (format-spec.md §8.8): the daemon hands the log's key on, since only the process
 /// that holds the log may append the record and sign with both keys. Only the daemon's own
 /// user or root may ask; one handover runs at a time, off the event loop.
@@ -17,15 +13,7 @@ extension IngestHandler {
     static let rotating = NSLock()
 
     func answerRotateKey(_ f: Frame, context: ChannelHandlerContext) {
-        guard writerUID == geteuid() || writerUID == 0 else {
-            send(
-                .error(
-                    id: f.id, code: .forbidden,
-                    message:
-                        "only auditd's own user (uid \(geteuid())) or root may rotate the log's key; writers may not"),
-                context: context)
-            return
-        }
+        guard allowsOperator(f, "rotate the log's key", context: context) else { return }
         struct Request: Decodable {
             var key: String
             var grace: UInt64
@@ -44,17 +32,9 @@ extension IngestHandler {
             send(.error(id: f.id, code: .invalidEntry, message: "the new key: \(error.description)"), context: context)
             return
         }
-        guard Self.rotating.try() else {
-            send(
-                .error(id: f.id, code: .unavailable, message: "a key rotation is running; retry when it ends"),
-                context: context)
-            return
-        }
         let (ledger, logger, keyPath) = (shared.ledger, shared.logger, shared.keyPath)
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let id = f.id
-        Thread.detachNewThread {
+        runExclusive(f, lock: Self.rotating, busy: "a key rotation is running; retry when it ends", context: context) {
+            id in
             let reply: Frame
             do {
                 let old = ledger.verifier.current
@@ -83,12 +63,7 @@ extension IngestHandler {
             } catch {
                 reply = .error(id: id, code: .unavailable, message: "\(error)")
             }
-            Self.rotating.unlock()
-            loop.execute {
-                let (h, ctx) = bound.value
-                h.send(reply, context: ctx)
-                h.flush(context: ctx)
-            }
+            return reply
         }
     }
 }
