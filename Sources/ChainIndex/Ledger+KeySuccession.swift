@@ -10,10 +10,12 @@ import Glibc
 
 /// Handing the log's key on (format-spec.md §8.8).
 ///
-/// 1. An entry `log.key.rotated` (org `_operator`) naming both keys and the grace is appended;
-///    the handover size H is one past its seq, so every checkpoint from H on commits to it.
-/// 2. Once it is durable (commit thread), the statement (origin, old key, new key, H, H + grace)
-///    is signed by both keys and added to `log.json`'s `key_successions` (temp, fsync, rename).
+/// 1. On the commit thread, where the entry's seq `H - 1` is known: the statement (origin, old
+///    key, new key, H, H + grace) is signed by both keys, and the entry `log.key.rotated` (org
+///    `_operator`) holding it is sequenced with the group, so every checkpoint from size H on
+///    commits to the statement itself.
+/// 2. Once it is durable, the statement is added to `log.json`'s `key_successions` (temp,
+///    fsync, rename).
 /// 3. The new key signs from then on; the checkpoint at H and every one up to H + grace carry
 ///    the old key's signature too (while this process runs), so a verifier that holds only
 ///    the old key, and has not yet followed the statement, still checks them.
@@ -33,13 +35,21 @@ extension Ledger {
         public var succession: KeySuccession
     }
 
+    /// What the commit thread needs to hand over: the new key, the grace, who asked, when.
+    struct HandOverPlan: Sendable {
+        var new: NoteSigner
+        var grace: UInt64
+        var actor: String
+        var via: String
+        var receivedAt: Int64
+    }
+
     /// Hands the log's key to `new` (a key named by the log's origin) at the next entry, the
     /// old key co-signing checkpoints for `grace` more entries. Returns once the statement is
     /// recorded and the new key signs.
     public func handOver(to new: NoteSigner, grace: UInt64, actor: String, via: String) throws -> HandOver {
         guard !isFollower else { throw Self.followerRefusal }
         guard let queue else { throw GroupCommitStopped() }
-        let old = verifier.current
         guard new.name == origin else {
             throw AuditError(
                 .invalidArgument,
@@ -51,31 +61,11 @@ extension Ledger {
                 .invalidArgument, "\(new.verifier.text) has already signed for this log: hand over to a new key")
         }
         guard grace <= 1 << 40 else { throw AuditError(.invalidArgument, "grace \(grace) is over 2^40 entries") }
-        let now = ReceivedAt.now()
-        let record: JSONValue = .object([
-            JSONMember("org", .string(Self.keyRotationOrg)), JSONMember("category", .string("credentials")),
-            JSONMember("action", .string(Self.keyRotationAction)),
-            JSONMember("actor", .object([JSONMember("type", .string("human")), JSONMember("id", .string(actor))])),
-            JSONMember(
-                "target",
-                .object([JSONMember("type", .string("log_key")), JSONMember("id", .string(new.verifier.text))])),
-            JSONMember("outcome", .string("success")),
-            JSONMember("source", .object([JSONMember("service", .string(via))])),
-            JSONMember("occurred_at", .string(Timestamp.format(now))),
-            JSONMember(
-                "metadata",
-                .object([
-                    JSONMember("old_key", .string(old.text)), JSONMember("new_key", .string(new.verifier.text)),
-                    JSONMember("grace", .string(String(grace))),
-                ])),
-        ])
-        let prepared: PreparedEntry
-        do {
-            prepared = try Entry.prepare(
-                value: record, receivedAt: now, writer: Writer(uid: getuid(), gid: getgid(), via: via))
-        } catch { throw AuditError(.invalidArgument, "cannot record the handover: \(error)") }
-        guard let r = try queue.submitAndWait([.handOver(prepared, new, grace: grace)]).first ?? nil else {
-            throw AuditError("the handover's entry was not stored")
+        let plan = HandOverPlan(new: new, grace: grace, actor: actor, via: via, receivedAt: ReceivedAt.now())
+        guard let r = try queue.submitAndWait([.handOver(plan)]).first ?? nil else {
+            throw AuditError(
+                "the handover's entry was not stored: \(keyLock.withLock { handOverFailure }.map { "\($0)" } ?? "\(writeState)")"
+            )
         }
         let s = verifier.successions.last
         guard let s, s.new == new.verifier, s.handover == r.seq + 1 else {
@@ -84,6 +74,37 @@ extension Ledger {
             )
         }
         return HandOver(record: r, succession: s)
+    }
+
+    /// Step 1 (commit thread): the statement for a handover at size `handover`, and the entry
+    /// that records it.
+    func handOverEntry(_ plan: HandOverPlan, handover: UInt64) throws -> (PreparedEntry, KeySuccession) {
+        guard let old = keyLock.withLock({ signer }) else { throw Self.followerRefusal }
+        let s = try KeySuccession.sign(old: old, new: plan.new, handover: handover, grace: plan.grace)
+        let record: JSONValue = .object([
+            JSONMember("org", .string(Self.keyRotationOrg)), JSONMember("category", .string("credentials")),
+            JSONMember("action", .string(Self.keyRotationAction)),
+            JSONMember(
+                "actor", .object([JSONMember("type", .string("human")), JSONMember("id", .string(plan.actor))])),
+            JSONMember(
+                "target",
+                .object([JSONMember("type", .string("log_key")), JSONMember("id", .string(s.new.text))])),
+            JSONMember("outcome", .string("success")),
+            JSONMember("source", .object([JSONMember("service", .string(plan.via))])),
+            JSONMember("occurred_at", .string(Timestamp.format(plan.receivedAt))),
+            JSONMember(
+                "metadata",
+                .object([
+                    JSONMember("old_key", .string(s.old.text)), JSONMember("new_key", .string(s.new.text)),
+                    JSONMember("handover", .string(String(s.handover))),
+                    JSONMember("grace_end", .string(String(s.graceEnd))),
+                    // Metadata strings hold no control characters: the note in base64.
+                    JSONMember("statement", .string(Data(s.note.utf8).base64EncodedString())),
+                ])),
+        ])
+        let e = try Entry.prepare(
+            value: record, receivedAt: plan.receivedAt, writer: Writer(uid: getuid(), gid: getgid(), via: plan.via))
+        return (e, s)
     }
 
     /// A follower (a read replica) takes the followed log's statement: it must be signed by
@@ -104,10 +125,9 @@ extension Ledger {
         }
     }
 
-    /// Step 2 and 3 (commit thread, after the entry at `handover - 1` is durable).
-    func completeHandOver(to new: NoteSigner, handover: UInt64, grace: UInt64) throws {
+    /// Steps 2 and 3 (commit thread, once the entry at `handover - 1` is durable).
+    func completeHandOver(to new: NoteSigner, _ s: KeySuccession) throws {
         guard let old = keyLock.withLock({ signer }) else { return }
-        let s = try KeySuccession.sign(old: old, new: new, handover: handover, grace: grace)
         var info = try Self.readInfo(directory: directory)
         var keys = try info.keys()
         try keys.follow(s)
@@ -118,7 +138,7 @@ extension Ledger {
             signer = new
             retiring = (old, s.graceEnd)
         }
-        try signCheckpoint(size: handover)
+        try signCheckpoint(size: s.handover)
     }
 
     /// The note of checkpoint text `text` of `size` entries: signed by the key in force, and

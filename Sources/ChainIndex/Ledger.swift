@@ -53,6 +53,8 @@ public final class Ledger: @unchecked Sendable {
     /// The key a rotation replaced, still signing checkpoints up to the given size (in memory
     /// only: after a restart the new key alone signs what is left of the grace range).
     var retiring: (signer: NoteSigner, graceEnd: UInt64)?
+    /// Why the last handover's entry could not be built (under `keyLock`).
+    var handOverFailure: Error?
     private let lockFD: Int32
     var queue: GroupCommitQueue<Op, Receipt?>?
 
@@ -85,9 +87,9 @@ public final class Ledger: @unchecked Sendable {
         /// An entry after which a checkpoint is signed at exactly its size (an export's own
         /// audit entry: format-spec.md §9.3).
         case anchor(PreparedEntry)
-        /// The entry recording a key handover; once durable the statement is signed and the
-        /// new key takes over (`completeHandOver`).
-        case handOver(PreparedEntry, NoteSigner, grace: UInt64)
+        /// A key handover: its entry (holding the statement, signed once its seq is known) and,
+        /// once durable, the new key takes over (`completeHandOver`).
+        case handOver(HandOverPlan)
         case checkpoint
         case maintenance
         case rotate
@@ -318,7 +320,7 @@ public final class Ledger: @unchecked Sendable {
         out.reserveCapacity(ops.count)
         var group = sequencer.group(at: store.nextSeq)
         // Checkpoints at exact sizes, in order: an anchor's, or a handover's (with its new key).
-        var anchors: [(size: UInt64, handOver: (NoteSigner, grace: UInt64)?)] = []
+        var anchors: [(size: UInt64, handOver: (NoteSigner, KeySuccession)?)] = []
         var checkpoint = false
         var rotate = false
         var values: [(seq: UInt64, rows: [SealedRow])] = []
@@ -337,9 +339,18 @@ public final class Ledger: @unchecked Sendable {
                 if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
                 anchors.append((r.seq + 1, nil))
                 out.append(r)
-            case .handOver(let e, let new, let grace):
+            case .handOver(let plan):
+                // Its statement names the size the entry makes: built here, where it is known.
+                // One that cannot be built is not stored; the group's other entries are.
+                let built: (PreparedEntry, KeySuccession)
+                do { built = try handOverEntry(plan, handover: group.nextSeq + 1) } catch {
+                    keyLock.withLock { handOverFailure = error }
+                    out.append(nil)
+                    continue
+                }
+                let (e, s) = built
                 let r = sequencer.sequence(e, in: &group)
-                anchors.append((r.seq + 1, (new, grace)))
+                anchors.append((r.seq + 1, (plan.new, s)))
                 out.append(r)
             case .checkpoint:
                 checkpoint = true
@@ -389,8 +400,8 @@ public final class Ledger: @unchecked Sendable {
             try applyLeaves()
             if rotate { try store.rotate() }
             for a in anchors {
-                if let (new, grace) = a.handOver {
-                    try completeHandOver(to: new, handover: a.size, grace: grace)
+                if let (new, s) = a.handOver {
+                    try completeHandOver(to: new, s)
                 } else {
                     try signCheckpoint(size: a.size)
                 }

@@ -28,6 +28,8 @@ struct Sequencer {
         fileprivate var next: UInt64
         fileprivate var prev: Hash
         fileprivate var time: Int64
+        /// The seq the next entry sequenced in this group gets.
+        var nextSeq: UInt64 { next }
     }
 
     init(orgs: [String: OrgPosition], lastLeaf: Hash, lastReceivedAt: Int64) {

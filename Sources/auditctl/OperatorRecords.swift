@@ -31,7 +31,7 @@ struct OperatorRecords {
         var initiated: [String: JSONValue] = [:]
         var released: Set<String> = []
         var years: [String: Int] = [:]
-        var rotations: [(old: String, new: String)] = []
+        var rotations: [(new: String, statement: String)] = []
         for c in entries {
             guard let v = try? Entry.decodeStored(c), let action = v["action"]?.stringValue,
                 let target = v["target"]?["id"]?.stringValue
@@ -41,8 +41,9 @@ struct OperatorRecords {
             case "legal_hold.initiated": initiated[target] = v
             case "legal_hold.released": released.insert(target)
             case Ledger.keyRotationAction:
-                if let m = v["metadata"], let o = m["old_key"]?.stringValue, let n = m["new_key"]?.stringValue {
-                    rotations.append((o, n))
+                if let m = v["metadata"], let n = m["new_key"]?.stringValue {
+                    let note = m["statement"]?.stringValue.flatMap { Data(base64Encoded: $0) }
+                    rotations.append((n, note.map { String(decoding: $0, as: UTF8.self) } ?? ""))
                 }
             case "retention.policy.changed":
                 if let y = v["metadata"]?["years"]?.stringValue.flatMap(Int.init) {
@@ -142,20 +143,21 @@ struct OperatorRecords {
     }
 
     /// log.json's key successions (format-spec.md §8.8) are recorded only after their
-    /// `log.key.rotated` entry is durable: each must have one naming the same two keys (unless
-    /// it may be archived), and an entry without a statement is a handover that did not finish.
-    mutating func checkKeys(dir: String, rotations: [(old: String, new: String)], archived: Bool) {
+    /// `log.key.rotated` entry is durable: each must have one holding the same statement
+    /// (unless it may be archived), and an entry without a statement in log.json is a handover
+    /// that did not finish.
+    mutating func checkKeys(dir: String, rotations: [(new: String, statement: String)], archived: Bool) {
         let keys: LogKeys
         do { keys = try Ledger.verifierKey(directory: dir) } catch {
             failures.append("log.json: \(error)")
             return
         }
-        for s in keys.successions where !rotations.contains(where: { $0 == (s.old.text, s.new.text) }) {
+        for s in keys.successions where !rotations.contains(where: { $0.statement == s.note }) {
             let what =
-                "log.json: the handover at size \(s.handover) to \(s.new.text) has no \(Ledger.keyRotationAction) entry in the log"
+                "log.json: the handover at size \(s.handover) to \(s.new.text) has no \(Ledger.keyRotationAction) entry holding its statement in the log"
             if archived { notes.append(what + " (it may be in an archived segment)") } else { failures.append(what) }
         }
-        for r in rotations where !keys.successions.contains(where: { ($0.old.text, $0.new.text) == r }) {
+        for r in rotations where !keys.successions.contains(where: { $0.note == r.statement }) {
             notes.append(
                 "a \(Ledger.keyRotationAction) entry hands over to \(r.new) but log.json holds no statement for it: that handover did not finish (the key it names never signed)"
             )

@@ -4,6 +4,7 @@ import LogProofs
 import TestSupport
 import Testing
 
+@testable import AuditEntries
 @testable import ChainIndex
 @testable import Verification
 
@@ -93,6 +94,12 @@ import Testing
         _ = try ledger?.appendAndWait((0..<5).map { try Sample.prepared(org: "org_a", i: $0) })
         let done = try #require(try ledger?.handOver(to: second, grace: 3, actor: "uid:0", via: "test"))
         #expect(done.record.seq == 5 && done.succession.handover == 6 && done.succession.graceEnd == 9)
+        // The entry at H - 1 holds the statement itself, so every checkpoint from H commits to it.
+        let record = try #require(try ledger?.entries(seqs: [5]).first)
+        let v = try Entry.decodeStored(record.content)
+        #expect(v["action"]?.stringValue == "log.key.rotated" && v["org"]?.stringValue == "_operator")
+        #expect(v["metadata"]?["statement"]?.stringValue == Data(done.succession.note.utf8).base64EncodedString())
+        #expect(v["metadata"]?["handover"]?.stringValue == "6")
         // The checkpoint at the handover carries both signatures.
         let at = try #require(try ledger?.checkpoints.first(atLeast: 6, verifier: LogKeys(second.verifier)))
         #expect(at.checkpoint.size == 6)
