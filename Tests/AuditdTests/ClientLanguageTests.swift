@@ -20,7 +20,8 @@ import Testing
             python, ["-m", "unittest", "discover", "-s", Self.repo + "/clients/python/tests", "-v"], environment: env)
         #expect(status == 0 && text.contains("OK"), "python client tests:\n\(text)")
         #expect(
-            text.contains("Ran 9 tests") && text.contains("test_the_specs_wire_vectors")
+            text.contains("Ran 10 tests") && text.contains("test_the_specs_wire_vectors")
+                && text.contains("test_a_writer_follows_the_logs_key_successions")
                 && text.contains("test_a_kept_checkpoint_catches_a_rollback_and_a_fork")
                 && text.contains("test_a_feed_consumer_catches_a_rollback_and_a_fork"), "\(text)")
     }

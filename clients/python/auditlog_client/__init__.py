@@ -151,6 +151,32 @@ class Client:
             raise AuditError(2, "CHECKPOINT_REPLY proof length does not match its count")
         return body[4:4 + n].decode("utf-8"), [rest[1 + 32 * i:33 + 32 * i] for i in range(rest[0])]
 
+    def key_successions(self) -> List[str]:
+        """The statements that handed the log's key on (format-spec.md §8.8), oldest first:
+        a CHECKPOINT with flags bit 1, whose reply carries them after the proof."""
+        fid = next(self._ids)
+        self._send(_frame(CHECKPOINT, fid, struct.pack("<QB", 0, 2)))
+        _, ftype, body = self._read_frame()
+        if ftype == ERROR:
+            raise _decode(ftype, body)
+        if ftype != CHECKPOINT_REPLY or len(body) < 5:
+            raise AuditError(2, f"unexpected answer 0x{ftype:02x} to a CHECKPOINT request")
+        (n,) = struct.unpack_from("<I", body)
+        if n > len(body) - 5 or len(body) - 5 - n < body[4 + n] * 32:
+            raise AuditError(2, "CHECKPOINT_REPLY shorter than its note and proof")
+        rest, out = body[5 + n + body[4 + n] * 32:], []
+        if rest:
+            k, rest = rest[0], rest[1:]
+            for _ in range(k):
+                if len(rest) < 2 or len(rest) - 2 < struct.unpack_from("<H", rest)[0]:
+                    raise AuditError(2, "CHECKPOINT_REPLY key succession beyond the frame")
+                m = struct.unpack_from("<H", rest)[0]
+                out.append(rest[2:2 + m].decode("utf-8"))
+                rest = rest[2 + m:]
+            if rest:
+                raise AuditError(2, "CHECKPOINT_REPLY has bytes after its key successions")
+        return out
+
     def ping(self) -> None:
         fid = next(self._ids)
         self._send(_frame(PING, fid))

@@ -55,6 +55,14 @@ class ReadPort:
         with self.open(path) as r:
             return r.read(MAX_LINE)
 
+    def key_successions(self) -> List[str]:
+        """The statements that handed the log's key on (format-spec.md §8.8), oldest first."""
+        body = json.loads(self.get("/v1/key-successions"))
+        notes = body.get("key_successions", [])
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise AuditError(2, "the read port's key successions are not a list of statements")
+        return notes
+
     def checkpoint(self, old: int = 0) -> Tuple[str, List[bytes]]:
         """The newest checkpoint (a signed note) and the consistency proof to it from tree size
         `old`, as the ingest socket's CHECKPOINT gives them, so `CheckpointState.check` takes

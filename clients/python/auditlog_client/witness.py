@@ -16,6 +16,7 @@ notes signed by one key that cannot both hold. The same rule as `auditctl append
 import base64
 import binascii
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from typing import List, Optional
@@ -141,6 +142,65 @@ class VerifierKey:
         raise ValueError("the checkpoint carries no signature by the log's key")
 
 
+def _signed_by(key: VerifierKey, note: str) -> bool:
+    """Whether `note` carries a valid signature by `key` over its text."""
+    sep = note.find("\n\n")
+    if sep < 0:
+        return False
+    prefix = "\u2014 " + key.name + " "
+    for line in note[sep + 2:].rstrip("\n").split("\n"):
+        sig = _b64(line[len(prefix):]) if line.startswith(prefix) else None
+        if sig is not None and len(sig) == 68 and sig[:4] == key.key_hash and \
+                ed25519_verify(key.public, note[:sep + 1].encode(), sig[4:]):
+            return True
+    return False
+
+
+def follow(key: VerifierKey, notes: List[str]) -> list:
+    """The keys in force from `key` through the statements handing the log's key on
+    (format-spec.md §8.8): [(key, first size, last size or None)]. Each statement must be signed
+    by the key in force (the one it replaces) and by the new key, and hand over after the one
+    before; those before the one replacing `key` are skipped. Raises ValueError otherwise."""
+    chain, reached = [(key, 0, None)], False
+    for note in notes:
+        lines = note.partition("\n\n")[0].split("\n")
+        if len(lines) != 6 or lines[0] != "auditlog key succession/1":
+            raise ValueError("a key succession is malformed")
+        if not reached:
+            reached = key.text in (lines[2], lines[3])
+            if lines[2] != key.text:
+                continue
+        current, first, _ = chain[-1]
+        if lines[2] != current.text:
+            raise ValueError("a key succession is not signed by the key it replaces: refused")
+        new = VerifierKey(lines[3])
+        if new.name != key.name or not all(x.isdigit() and str(int(x)) == x for x in lines[4:6]):
+            raise ValueError("a key succession names another log's key, or sizes that are not numbers")
+        handover, grace_end = int(lines[4]), int(lines[5])
+        if not 0 < handover <= grace_end or (len(chain) > 1 and handover <= first):
+            raise ValueError("a key succession's sizes are not in order")
+        if not (_signed_by(current, note) and _signed_by(new, note)):
+            raise ValueError("a key succession is not signed by both the key it replaces and the new key: refused")
+        chain[-1] = (current, first, grace_end)
+        chain.append((new, handover, None))
+    return chain
+
+
+def open_in(chain: list, note: str) -> "Checkpoint":
+    """The checkpoint `note` holds, signed by a key of `chain` in force at its size."""
+    error = None
+    for key, first, last in reversed(chain):
+        try:
+            cp = key.open(note)
+        except ValueError as e:
+            error = error or e
+            continue
+        if cp.size >= first and (last is None or cp.size <= last):
+            return cp
+        error = ValueError(f"the checkpoint of {cp.size} entries is signed by a key not in force at that size (retired)")
+    raise error
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     size: int
@@ -190,10 +250,21 @@ class Fork(Exception):
 
 
 class CheckpointState:
-    """Keeps in `path` the newest checkpoint of the log (`key`) this writer verified."""
+    """Keeps in `path` the newest checkpoint of the log (`key`) this writer verified, and in
+    `path`.keys the key successions it followed from `key` (format-spec.md §8.8)."""
 
     def __init__(self, path: str, key: VerifierKey):
         self.path, self.key = path, key
+
+    def followed(self) -> List[str]:
+        try:
+            with open(self.path + ".keys", encoding="utf-8") as f:
+                notes = json.load(f)
+        except FileNotFoundError:
+            return []
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise ValueError(f"{self.path}.keys is not a JSON list of key successions")
+        return notes
 
     def kept(self) -> Optional[Checkpoint]:
         try:
@@ -202,7 +273,7 @@ class CheckpointState:
         except FileNotFoundError:
             return None
         try:
-            return self.key.open(note)
+            return open_in(follow(self.key, self.followed()), note)
         except ValueError as e:
             raise ValueError(f"the checkpoint kept in {self.path}: {e}; restore it or remove it to start again") from e
 
@@ -211,15 +282,19 @@ class CheckpointState:
         one, then keeps it (temp file, fsync, rename). Returns the size now held; raises
         Rollback or Fork (the file left as it was) or the client's errors."""
         from . import AuditError  # the client module, which imports nothing of this one
-        kept = self.kept()
+        kept, had = self.kept(), self.followed()
         try:
             note, proof = client.checkpoint(kept.size if kept else 0)
         except AuditError as e:
             if kept and e.code == 4 and "no checkpoint" in e.message:
                 raise Rollback(f"ROLLBACK: the log shows no checkpoint, but its key signed one of {kept.size} entries (kept in {self.path})") from e
             raise
+        # The log's statements, asked after its checkpoint: they must extend the ones followed.
+        shown = client.key_successions()
+        if shown[:len(had)] != had:
+            raise Fork(f"FORK: the log's key successions do not extend the {len(had)} this writer followed (kept in {self.path}.keys)")
         try:
-            cur = self.key.open(note)
+            cur = open_in(follow(self.key, shown), note)
         except ValueError as e:
             raise ValueError(f"the log's checkpoint: {e}") from e
         if kept:
@@ -229,16 +304,23 @@ class CheckpointState:
                 raise Fork(f"FORK: two trees of {cur.size} entries with different roots, both signed by the log's key (kept in {self.path})")
             if cur.size > kept.size and not consistent(kept.size, cur.size, kept.root, cur.root, proof):
                 raise Fork(f"FORK: the tree of {cur.size} entries does not extend the one of {kept.size} kept in {self.path}")
+        if len(shown) > len(had):
+            _write_whole(self.path + ".keys", json.dumps(shown))
         if not kept or cur.size > kept.size:
-            tmp = f"{self.path}.tmp-{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(cur.note)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_whole(self.path, cur.note)
         return cur.size
+
+
+def _write_whole(path: str, text: str) -> None:
+    """Replaces `path` with `text`: a temporary file, fsync, rename, fsync of the folder."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,6 +1,7 @@
 """Every writer a witness: the kept checkpoint against the real daemon (AUDITD_BIN, with
 auditctl beside it), and the pure-Python Ed25519 against RFC 8032's vectors."""
 
+import json
 import os
 import subprocess
 import sys
@@ -85,6 +86,58 @@ class KeptCheckpointTests(unittest.TestCase):
         finally:
             d.cleanup()
             early.cleanup()
+
+    def test_a_writer_follows_the_logs_key_successions(self):
+        """Issue 25 §3: holding only the first key, the writer follows two handovers, keeps the
+        statements beside its checkpoint, and refuses forged or fewer statements."""
+        d = Daemon()
+        try:
+            d.start()
+            data = os.path.join(d.root, "data")
+            auditctl = os.path.join(os.path.dirname(d.binary), "auditctl")
+            first = subprocess.check_output([auditctl, "key", data]).decode().strip()
+            key = VerifierKey(first)
+            state = CheckpointState(os.path.join(d.root, "writer.checkpoint"), key)
+            with Client(d.socket) as c:
+                c.append_many([event("acme", i) for i in range(5)])
+                newest(c, key, 5)
+                self.assertEqual(state.check(c), newest(c, key, 5))
+                size = 5
+                for n in (2, 3):
+                    path = os.path.join(d.root, f"k{n}.key")
+                    new = VerifierKey(subprocess.check_output(
+                        [auditctl, "key", "generate", "--name", key.name, "--out", path]).decode())
+                    subprocess.check_call([auditctl, "key", "rotate", data, "--new-key", path, "--grace", "0",
+                                           "--socket", d.socket], stdout=subprocess.DEVNULL)
+                    c.append_many([event("acme", 100 * n + i) for i in range(5)])
+                    size += 6
+                    newest(c, new, size)
+                    self.assertEqual(state.check(c), size)
+                shown = c.key_successions()
+                self.assertEqual(len(shown), 2)
+                with open(state.path + ".keys") as f:
+                    self.assertEqual(json.load(f), shown)
+
+                class Forged:
+                    def __init__(self, notes):
+                        self.notes = notes
+
+                    def checkpoint(self, old=0):
+                        return c.checkpoint(old)
+
+                    def key_successions(self):
+                        return self.notes
+
+                # The first statement with the replaced key's signature stripped: the new key's alone.
+                text, _, sigs = shown[0].partition("\n\n")
+                alone = text + "\n\n" + sigs.split("\n")[1] + "\n"
+                fresh = CheckpointState(os.path.join(d.root, "fresh.checkpoint"), key)
+                with self.assertRaisesRegex(ValueError, "refused"):
+                    fresh.check(Forged([alone, shown[1]]))
+                with self.assertRaises(Fork):
+                    state.check(Forged(shown[:1]))
+        finally:
+            d.cleanup()
 
 
 if __name__ == "__main__":
