@@ -12,18 +12,18 @@ import Testing
         let d = Daemon("console-keys")
         defer { d.cleanup() }
         try d.start()
-        let first = try d.ctl(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let first = try await d.ctlOffPool(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         let origin = String(first.prefix { $0 != "+" })
         let acme = try d.token(org: "acme")
         var appended = 1  // the token's own audit entry
         for n in 0..<3 {
             let lines = (n * 30..<(n + 1) * 30).map { event(org: "acme", i: $0) }.joined(separator: "\n") + "\n"
-            #expect(try d.ctl(["append", "--socket", d.socket], stdin: lines).0 == 0)
+            #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: lines).0 == 0)
             appended += 30
             guard n < 2 else { break }
             let path = d.root + "/k\(n + 2).key"
-            #expect(try d.ctl(["key", "generate", "--name", origin, "--out", path]).0 == 0)
-            let (rs, rout, rerr) = try d.ctl(["key", "rotate", d.data, "--new-key", path, "--grace", "0"])
+            #expect(try await d.ctlOffPool(["key", "generate", "--name", origin, "--out", path]).0 == 0)
+            let (rs, rout, rerr) = try await d.ctlOffPool(["key", "rotate", d.data, "--new-key", path, "--grace", "0"])
             #expect(rs == 0, "\(rout)\(rerr)")
             appended += 1
         }

@@ -50,10 +50,31 @@ import FoundationNetworking
             while lock.withLock({ batches }) < start + n && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         }
 
+        /// `waitFor` on a thread of its own: the test's task must not hold a pool thread.
+        func waitOffPool(batches n: Int) async {
+            await withCheckedContinuation { c in
+                Thread.detachNewThread {
+                    self.waitFor(batches: n)
+                    c.resume()
+                }
+            }
+        }
+
         func stop() -> (batches: Int, failures: [String]) {
             lock.withLock { stopped = true }
             done.wait()
             return lock.withLock { (batches, failures) }
+        }
+    }
+
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
+    }
+
+    /// The spec-only verifier, on a thread of its own.
+    static func python(_ args: [String]) async throws -> (Int32, String) {
+        try await withCheckedThrowingContinuation { c in
+            Thread.detachNewThread { c.resume(with: Result { try ExportProofTests.python(args) }) }
         }
     }
 
@@ -66,33 +87,35 @@ import FoundationNetworking
         try d.start()
         let origin = String(first.prefix { $0 != "+" })
         let writerState = d.root + "/writer.checkpoint"
-        func writer(_ i: Int) throws -> (Int32, String) {
-            let (s, _, err) = try d.ctl(
+        func writer(_ i: Int) async throws -> (Int32, String) {
+            let (s, _, err) = try await d.ctlOffPool(
                 ["append", "--socket", d.socket, "--state", writerState, "--key", first],
                 stdin: event(org: "org_a", i: i) + "\n")
             return (s, err)
         }
-        #expect(try writer(0).0 == 0)
+        #expect(try await writer(0).0 == 0)
 
         let load = Load(d)
         var newKeys: [String] = []
         for (n, grace) in [(2, "40"), (3, "0")] {
-            load.waitFor(batches: 3)
+            await load.waitOffPool(batches: 3)
             let path = d.root + "/k\(n).key"
-            let (gs, gout, gerr) = try d.ctl(["key", "generate", "--name", origin, "--out", path])
+            let (gs, gout, gerr) = try await d.ctlOffPool(["key", "generate", "--name", origin, "--out", path])
             #expect(gs == 0, "\(gerr)")
             newKeys.append(gout.trimmingCharacters(in: .whitespacesAndNewlines))
-            let (rs, rout, rerr) = try d.ctl(["key", "rotate", d.data, "--new-key", path, "--grace", grace])
+            let (rs, rout, rerr) = try await d.ctlOffPool([
+                "key", "rotate", d.data, "--new-key", path, "--grace", grace,
+            ])
             #expect(rs == 0 && rout.contains("handed the log's key on to \(newKeys.last ?? "")"), "\(rout)\(rerr)")
             // The writer holding only the first key follows, between the rotations and after.
-            let (ws, werr) = try writer(n)
+            let (ws, werr) = try await writer(n)
             #expect(ws == 0, "\(werr)")
         }
-        load.waitFor(batches: 3)
-        let (batches, failures) = load.stop()
+        await load.waitOffPool(batches: 3)
+        let (batches, failures) = await Self.offPool { load.stop() }
         #expect(failures.isEmpty, "\(failures.prefix(3))")
         #expect(batches >= 9)
-        let (cs, chain, _) = try d.ctl(["key", d.data, "--chain"])
+        let (cs, chain, _) = try await d.ctlOffPool(["key", d.data, "--chain"])
         #expect(
             cs == 0 && chain.hasPrefix(first) && chain.contains(newKeys[0]) && chain.contains(newKeys[1]), "\(chain)")
         let followed = try JSONDecoder().decode(
@@ -100,11 +123,11 @@ import FoundationNetworking
         #expect(followed.count == 2)
         // Receipts written now carry the statements: the first key alone checks them offline.
         let receipts = d.root + "/receipts.jsonl"
-        let (as1, _, aerr) = try d.ctl(
+        let (as1, _, aerr) = try await d.ctlOffPool(
             ["append", "--socket", d.socket, "--receipts", receipts, "--key", first],
             stdin: (500..<505).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n")
         #expect(as1 == 0, "\(aerr)")
-        let (rs, rout, rerr) = try d.ctl(["verify-receipt", receipts, "--key", first])
+        let (rs, rout, rerr) = try await d.ctlOffPool(["verify-receipt", receipts, "--key", first])
         #expect(rs == 0 && rout.hasPrefix("OK: 5 receipts verify with \(first)"), "\(rout)\(rerr)")
 
         // The export spans both handovers; its checkpoint is the newest key's, which the first
@@ -134,13 +157,25 @@ import FoundationNetworking
         let witnessed = try JSONDecoder().decode(
             [String: [String]].self, from: Data(contentsOf: URL(fileURLWithPath: d.root + "/w1-state/key-successions")))
         #expect(witnessed[origin] == notes)
-        let (vs, vout, _) = try d.ctl(["verify-export", path, "--key", first, "--witness", wkey])
+        let (vs, vout, _) = try await d.ctlOffPool(["verify-export", path, "--key", first, "--witness", wkey])
         #expect(vs == 0 && vout.contains("OK: complete") && vout.contains("WITNESSED"), "\(vout)")
         #expect(vout.contains("KEYS: the log's key was handed on 2 times") && vout.contains(newKeys[1]), "\(vout)")
-        let (ps, pout) = try ExportProofTests.python([ExportProofTests.script, path, "--key", first])
+        let (ps, pout) = try await Self.python([ExportProofTests.script, path, "--key", first])
         #expect(
             ps == 0 && pout.contains("OK: complete") && pout.contains("KEYS: the log's key was handed on 2 times"),
             "\(pout)")
+
+        // An evidence pack across both handovers: both verifiers, with the first key only.
+        let pack = d.root + "/pack"
+        let (es, eout, eerr) = try await d.ctlOffPool([
+            "evidence", d.data, "--org", "org_a", "--from", "2020-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z",
+            "--out", pack, "--sample", "5", "--url", "http://127.0.0.1:\(d.port)", "--token", tok,
+        ])
+        #expect(es == 0 && eout.contains("complete; sample of 5"), "\(eout)\(eerr)")
+        let (ves, vesout, _) = try await d.ctlOffPool(["verify-evidence", pack + ".tar", "--key", first])
+        #expect(ves == 0 && vesout.hasPrefix("OK: evidence pack of org org_a"), "\(vesout)")
+        let (pes, pesout) = try await Self.python([ExportProofTests.script, "--evidence", pack, "--key", first])
+        #expect(pes == 0 && pesout.contains("OK: evidence pack"), "\(pesout)")
 
         // A forged succession: the second statement replaced by one handing the log (from the
         // second key) to an attacker's key, signed by that key alone. Both verifiers refuse.
@@ -156,9 +191,9 @@ import FoundationNetworking
                 decoding: try JSONSerialization.data(withJSONObject: forgedHeader, options: [.sortedKeys]),
                 as: UTF8.self)
             + rest).write(toFile: forged, atomically: true, encoding: .utf8)
-        let (fs, fout, _) = try d.ctl(["verify-export", forged, "--key", first])
+        let (fs, fout, _) = try await d.ctlOffPool(["verify-export", forged, "--key", first])
         #expect(fs == 1 && fout.contains("not signed by the key it replaces"), "\(fout)")
-        let (fps, fpout) = try ExportProofTests.python([ExportProofTests.script, forged, "--key", first])
+        let (fps, fpout) = try await Self.python([ExportProofTests.script, forged, "--key", first])
         #expect(fps != 0 && fpout.contains("FAILED"), "\(fpout)")
         // The witness refuses it too: the key in force for it is the third.
         let attackerOnThird = try attacker.sign(
@@ -180,16 +215,16 @@ import FoundationNetworking
                 decoding: try JSONSerialization.data(withJSONObject: forgedHeader, options: [.sortedKeys]),
                 as: UTF8.self)
             + rest).write(toFile: forged, atomically: true, encoding: .utf8)
-        let (ns, nout, _) = try d.ctl(["verify-export", forged, "--key", first])
+        let (ns, nout, _) = try await d.ctlOffPool(["verify-export", forged, "--key", first])
         #expect(ns == 1 && nout.contains("FAILED"), "\(nout)")
 
         // The daemon restarts on the newest key (the key file was replaced), and the whole data
         // directory verifies with the first key.
         #expect(d.stop() == 0)
         try d.start()
-        #expect(try writer(99).0 == 0)
+        #expect(try await writer(99).0 == 0)
         #expect(d.stop() == 0)
-        let (ds, dout, _) = try d.ctl(["verify", d.data, "--quiet", "--key", first])
+        let (ds, dout, _) = try await d.ctlOffPool(["verify", d.data, "--quiet", "--key", first])
         #expect(ds == 0 && dout.contains("OK"), "\(dout)")
     }
 }
