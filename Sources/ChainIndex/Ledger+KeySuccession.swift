@@ -107,6 +107,24 @@ extension Ledger {
         return (e, s)
     }
 
+    /// The signing key at `keyPath` for the log in `directory` (with `createNamed`, one is
+    /// generated with that name if there is none), after finishing a handover a stop
+    /// interrupted (`KeyFile.settle`, by the log's `log.json`). Every process that signs for a
+    /// log loads its key here. `note` says what was finished or found, if anything.
+    public static func signingKey(
+        at keyPath: String, directory: String, createNamed name: String? = nil
+    ) throws
+        -> (signer: NoteSigner, created: Bool, note: String?)
+    {
+        var note: String?
+        if let keys = try? verifierKey(directory: directory) {
+            note = try KeyFile.settle(path: keyPath, current: keys.current)
+        }
+        guard let name else { return (try KeyFile.load(path: keyPath), false, note) }
+        let (signer, created) = try KeyFile.loadOrCreate(path: keyPath, name: name)
+        return (signer, created, note)
+    }
+
     /// A follower (a read replica) takes the followed log's statement: it must be signed by
     /// the key in force and by the new one, and hand over after the last; it is recorded in
     /// `log.json`, so exports the follower serves carry it. One already followed is ignored.

@@ -49,25 +49,29 @@ public enum KeyFile {
         try FileOps.replaceFile(nextPath(path), contents: Array((signer.text + "\n").utf8), mode: 0o600)
     }
 
-    /// Makes the staged key the key at `path` (rename, directory fsync): the old key's file
-    /// is replaced, since the log no longer signs with it.
-    public static func promote(path: String) throws {
+    /// Makes the staged key `key` the key at `path` (rename, directory fsync): the old key's
+    /// file is replaced, since the log no longer signs with it. Done already (by `settle` in
+    /// another process) is success.
+    public static func promote(path: String, key: NoteVerifier) throws {
+        if !FileOps.exists(nextPath(path)), (try? load(path: path))?.verifier == key { return }
         try FileOps.rename(nextPath(path), path)
         try FileOps.fsyncDirectory(FileOps.directory(of: path))
     }
 
-    /// At start, before the log opens: finishes a handover a crash interrupted. When the log's
-    /// key in force (`current`) is the staged one, it replaces the file at `path`; a staged
-    /// key the log never took over is removed. Returns what was done, in words (nil: nothing).
+    /// Before a log opens with the key at `path`: finishes a handover a stop interrupted. When
+    /// the log's key in force (`current`, from its `log.json`) is the staged one, it replaces
+    /// the file at `path`. A staged key the log never took over is left alone (a handover may
+    /// be under way in the process that holds the log); the next rotation overwrites it.
+    /// Returns what was done or found, in words (nil: nothing).
     public static func settle(path: String, current: NoteVerifier) throws -> String? {
         let next = nextPath(path)
         guard FileOps.exists(next) else { return nil }
         let staged = try load(path: next)
-        if staged.verifier == current {
-            try promote(path: path)
-            return "the log had handed its key on to \(current.text); \(next) now replaces \(path)"
+        guard staged.verifier == current else {
+            return
+                "\(next) holds a key the log has not taken over (\(staged.verifier.text)): a rotation that did not finish; rotate again, or remove it"
         }
-        try FileOps.unlink(next)
-        return "removed \(next): the log never took over the key staged there (\(staged.verifier.text)); rotate again"
+        try promote(path: path, key: current)
+        return "the log had handed its key on to \(current.text); \(next) now replaces \(path)"
     }
 }

@@ -261,7 +261,8 @@ func openLedger(_ dir: String, key: String?) throws -> Ledger {
 /// when a daemon holds the directory.
 func openLogWithKey(_ dir: String, key: String?, whenLocked: String) throws -> Ledger {
     let keyPath = key ?? DataDirectory(dir).defaultKey
-    let signer = try KeyFile.load(path: keyPath)
+    let (signer, _, note) = try Ledger.signingKey(at: keyPath, directory: dir)
+    if let note { printError("auditctl: \(note)") }
     var o = LedgerOptions()
     o.retired = ArchiveTier()
     o.background = false

@@ -45,7 +45,8 @@ struct Import: ParsableCommand {
 
     func run() throws {
         let keyPath = key ?? DataDirectory(dir).defaultKey
-        let (signer, created) = try KeyFile.loadOrCreate(path: keyPath, name: origin)
+        let (signer, created, note) = try Ledger.signingKey(at: keyPath, directory: dir, createNamed: origin)
+        if let note { printError("auditctl: \(note)") }
         if created && !quiet { printError("created signing key \(keyPath) (verifier key \(signer.verifier.text))") }
         let ledger: Ledger
         var options = LedgerOptions()

@@ -102,13 +102,15 @@ struct KeyCommand: AsyncParsableCommand {
             do {
                 try KeyFile.stage(new, path: keyPath)
                 done = try ledger.handOver(to: new, grace: grace, actor: actor, via: "auditctl")
-                try ledger.close()
             } catch {
                 if ledger.verifier.current != new.verifier { try? FileOps.unlink(KeyFile.nextPath(keyPath)) }
                 _ = try? ledger.close()
                 throw CLIError("not rotated: \(error)")
             }
-            try KeyFile.promote(path: keyPath)
+            // Handed over: from here a failure leaves the staged key, which the next start of
+            // auditd (or this command's next run) puts in place.
+            try KeyFile.promote(path: keyPath, key: new.verifier)
+            try ledger.close()
             report(
                 seq: done.record.seq, handover: done.succession.handover, graceEnd: done.succession.graceEnd,
                 new: new.verifier.text, keyFile: keyPath)

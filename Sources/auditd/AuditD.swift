@@ -80,12 +80,8 @@ struct AuditD: AsyncParsableCommand {
             return
         }
 
-        if let keys = try? Ledger.verifierKey(directory: c.data),
-            let done = try KeyFile.settle(path: c.keyPath, current: keys.current)
-        {
-            logger.warning("finished a key handover a stop interrupted", metadata: ["what": "\(done)"])
-        }
-        let (signer, created) = try KeyFile.loadOrCreate(path: c.keyPath, name: c.origin)
+        let (signer, created, keyNote) = try Ledger.signingKey(at: c.keyPath, directory: c.data, createNamed: c.origin)
+        if let keyNote { logger.warning("signing key", metadata: ["what": "\(keyNote)"]) }
         if created {
             logger.notice(
                 "generated signing key", metadata: ["path": "\(c.keyPath)", "verifier_key": "\(signer.verifier.text)"])

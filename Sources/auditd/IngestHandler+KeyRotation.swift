@@ -46,7 +46,7 @@ extension IngestHandler {
                     if ledger.verifier.current != new.verifier { try? FileOps.unlink(KeyFile.nextPath(keyPath)) }
                     throw error
                 }
-                try KeyFile.promote(path: keyPath)
+                try KeyFile.promote(path: keyPath, key: new.verifier)
                 let s = done.succession
                 let body: [String: Any] = [
                     "seq": done.record.seq, "handover": s.handover, "grace_end": s.graceEnd, "old_key": old.text,

@@ -23,6 +23,7 @@ import Testing
         #expect(
             try run("auditctl", ["key", "generate", "--name", origin, "--out", "k2"], in: dir).0 != 0,
             "keys are never overwritten")
+        try FileManager.default.copyItem(atPath: dir + "/k", toPath: dir + "/k.first")
         let (rs, rout, rerr) = try run(
             "auditctl", ["key", "rotate", "d", "--new-key", "k2", "--key", "k", "--grace", "5"], in: dir)
         #expect(rs == 0 && rout.contains("at tree size 31 (recorded as entry 30)"), "\(rout)\(rerr)")
@@ -43,5 +44,22 @@ import Testing
                 && chain.contains(
                     "handed on at size 31 (old key signs up to 36) to \(second.trimmingCharacters(in: .whitespacesAndNewlines))"
                 ), "\(chain)")
+
+        // A stop between the log's record of the handover and the key file's replacement: the
+        // old key back in the file, the new one staged. The next open finishes it.
+        try FileManager.default.removeItem(atPath: dir + "/k")
+        try FileManager.default.copyItem(atPath: dir + "/k.first", toPath: dir + "/k")
+        try FileManager.default.copyItem(atPath: dir + "/k2", toPath: dir + "/k.next")
+        let (s3, _, e3) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(5, from: 40).utf8), in: dir)
+        #expect(s3 == 0 && e3.contains("now replaces"), "\(e3)")
+        #expect(try String(contentsOfFile: dir + "/k", encoding: .utf8) == k2)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/k.next"))
+        // A staged key the log never took is left alone, named, and the log opens as before.
+        #expect(try run("auditctl", ["key", "generate", "--name", origin, "--out", "k.next"], in: dir).0 == 0)
+        let (s4, _, e4) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(5, from: 45).utf8), in: dir)
+        #expect(s4 == 0 && e4.contains("has not taken over"), "\(e4)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/k.next"))
     }
 }
