@@ -143,9 +143,15 @@ extension Ledger {
         }
     }
 
+    /// Tests only: seconds to wait once the handover's entry is durable and before its
+    /// statement goes into log.json, so a test can kill the process there (a real crash).
+    static let pauseAfterHandOverRecord =
+        ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_AFTER_HANDOVER_RECORD"].flatMap(Double.init) ?? 0
+
     /// Steps 2 and 3 (commit thread, once the entry at `handover - 1` is durable).
     func completeHandOver(to new: NoteSigner, _ s: KeySuccession) throws {
         guard let old = keyLock.withLock({ signer }) else { return }
+        if Self.pauseAfterHandOverRecord > 0 { Thread.sleep(forTimeInterval: Self.pauseAfterHandOverRecord) }
         var info = try Self.readInfo(directory: directory)
         var keys = try info.keys()
         try keys.follow(s)

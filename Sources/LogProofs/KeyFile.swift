@@ -40,6 +40,11 @@ public enum KeyFile {
         }
     }
 
+    /// Tests only: seconds to wait before a staged key replaces the key file, so a test can
+    /// kill the process after the log recorded a handover and before the file follows.
+    static let pauseBeforePromote =
+        ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_BEFORE_KEY_FILE"].flatMap(Double.init) ?? 0
+
     /// Where a handover keeps the new key until the log records it (format-spec.md §8.8).
     public static func nextPath(_ path: String) -> String { path + ".next" }
 
@@ -53,6 +58,7 @@ public enum KeyFile {
     /// file is replaced, since the log no longer signs with it. Done already (by `settle` in
     /// another process) is success.
     public static func promote(path: String, key: NoteVerifier) throws {
+        if pauseBeforePromote > 0 { Thread.sleep(forTimeInterval: pauseBeforePromote) }
         if !FileOps.exists(nextPath(path)), (try? load(path: path))?.verifier == key { return }
         try FileOps.rename(nextPath(path), path)
         try FileOps.fsyncDirectory(FileOps.directory(of: path))

@@ -62,4 +62,76 @@ import Testing
         #expect(s4 == 0 && e4.contains("has not taken over"), "\(e4)")
         #expect(FileManager.default.fileExists(atPath: dir + "/k.next"))
     }
+
+    /// `auditctl key rotate` killed with -9 at a pause (an environment variable the code reads
+    /// in tests only) once `reached` holds; returns the directory, the first key and the keys'
+    /// paths. The caller checks what the next open makes of it.
+    func killedRotation(at pause: String, until reached: @escaping (String) -> Bool) throws -> (String, String) {
+        let dir = temporaryDirectory("rotate-crash")
+        let (s1, _, e1) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(10).utf8), in: dir)
+        #expect(s1 == 0, "\(e1)")
+        let first = try run("auditctl", ["key", "d"], in: dir).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(
+            try run(
+                "auditctl", ["key", "generate", "--name", String(first.prefix { $0 != "+" }), "--out", "k2"], in: dir
+            )
+            .0 == 0)
+        let p = ChildProcess()
+        p.executableURL = URL(fileURLWithPath: builtProduct("auditctl"))
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.arguments = ["key", "rotate", "d", "--new-key", "k2", "--key", "k", "--grace", "0"]
+        p.environment = ProcessInfo.processInfo.environment.merging([pause: "60"]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(30)
+        while !reached(dir), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(reached(dir), "the rotation never reached the moment to crash at")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        return (dir, first)
+    }
+
+    static func leaves(_ dir: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: dir + "/d/tree/level-00.hashes")[.size]) as? Int ?? 0) / 32
+    }
+
+    /// Killed once the handover's entry is durable, before its statement is in log.json: the
+    /// old key stays in force, the entry is named as a handover that never finished, the
+    /// staged key is left (and named), and the next rotation goes through.
+    @Test func aKillBeforeTheStatementIsRecordedLeavesTheOldKeyInForce() throws {
+        let (dir, first) = try killedRotation(at: "AUDITLOG_TEST_PAUSE_AFTER_HANDOVER_RECORD") {
+            FileManager.default.fileExists(atPath: $0 + "/k.next") && Self.leaves($0) == 11
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (vs, vout, _) = try run("auditctl", ["verify", "d", "--quiet", "--key", first], in: dir)
+        #expect(vs == 0 && vout.contains("handover did not finish"), "\(vout)")
+        let (s2, _, e2) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(5, from: 10).utf8), in: dir)
+        #expect(s2 == 0 && e2.contains("has not taken over"), "\(e2)")
+        #expect(try run("auditctl", ["key", "d", "--chain"], in: dir).1 == first + "\n")
+        let (rs, rout, rerr) = try run(
+            "auditctl", ["key", "rotate", "d", "--new-key", "k2", "--key", "k", "--grace", "0"], in: dir)
+        #expect(rs == 0 && rout.contains("handed the log's key on"), "\(rout)\(rerr)")
+        #expect(try run("auditctl", ["verify", "d", "--quiet", "--key", first], in: dir).0 == 0)
+    }
+
+    /// Killed after log.json records the statement, before the key file is replaced: the next
+    /// open puts the staged key in place, and the log verifies with the first key.
+    @Test func aKillBeforeTheKeyFileIsReplacedIsFinishedAtTheNextOpen() throws {
+        let (dir, first) = try killedRotation(at: "AUDITLOG_TEST_PAUSE_BEFORE_KEY_FILE") {
+            ((try? String(contentsOfFile: $0 + "/d/log.json", encoding: .utf8)) ?? "").contains("key_successions")
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let k2 = try String(contentsOfFile: dir + "/k2", encoding: .utf8)
+        #expect(
+            try String(contentsOfFile: dir + "/k", encoding: .utf8) != k2, "the key file was replaced before the kill")
+        let (s2, _, e2) = try run(
+            "auditctl", ["import", "d", "--key", "k", "--quiet"], stdin: Data(events(5, from: 10).utf8), in: dir)
+        #expect(s2 == 0 && e2.contains("now replaces"), "\(e2)")
+        #expect(try String(contentsOfFile: dir + "/k", encoding: .utf8) == k2)
+        let (vs, vout, _) = try run("auditctl", ["verify", "d", "--quiet", "--key", first], in: dir)
+        #expect(vs == 0 && vout.contains("OK: 16 entries") && !vout.contains("note:"), "\(vout)")
+    }
 }

@@ -1,4 +1,5 @@
 import AuditBase
+import ChainIndex
 import Foundation
 import LogProofs
 import TestSupport
@@ -226,5 +227,48 @@ import FoundationNetworking
         #expect(d.stop() == 0)
         let (ds, dout, _) = try await d.ctlOffPool(["verify", d.data, "--quiet", "--key", first])
         #expect(ds == 0 && dout.contains("OK"), "\(dout)")
+    }
+
+    /// kill -9 of auditd at four moments of a rotation (before, during and after its entry,
+    /// its statement and the key file's replacement): each restart comes up on the one key
+    /// the log has in force (an interrupted replacement finished at start), takes writes, and
+    /// the log verifies with the first key.
+    @Test func aKill9DuringARotationLeavesOneKeyInForceAndTheLogVerifiable() async throws {
+        let d = Daemon("key-rotation-kill")
+        defer { d.cleanup() }
+        try d.start()
+        let first = try await d.ctlOffPool(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let origin = String(first.prefix { $0 != "+" })
+        let batch = (0..<20).map { event(org: "org_a", i: $0) }.joined(separator: "\n") + "\n"
+        #expect(try await d.ctlOffPool(["append", "--socket", d.socket], stdin: batch).0 == 0)
+        for (n, delay) in [(2, 0), (3, 2), (4, 10), (5, 40)] {
+            let path = d.root + "/k\(n).key"
+            #expect(try await d.ctlOffPool(["key", "generate", "--name", origin, "--out", path]).0 == 0)
+            let rotation = ChildProcess()
+            rotation.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
+            rotation.arguments = ["key", "rotate", d.data, "--new-key", path, "--grace", "0", "--socket", d.socket]
+            rotation.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            rotation.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try rotation.run()
+            await Self.offPool {
+                Thread.sleep(forTimeInterval: Double(delay) / 1000)
+                d.kill9()
+                rotation.waitUntilExit()
+            }
+            try d.start()
+            let keys = try Ledger.verifierKey(directory: d.data)
+            let held = try KeyFile.load(path: DataDirectory(d.data).defaultKey)
+            #expect(held.verifier == keys.current, "restart \(n): the key file is not the key in force")
+            let (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: batch)
+            #expect(s == 0, "restart \(n): \(err)\n\(d.logTail())")
+        }
+        // Whatever the kills left, the next rotation goes through.
+        let last = d.root + "/k6.key"
+        #expect(try await d.ctlOffPool(["key", "generate", "--name", origin, "--out", last]).0 == 0)
+        let (rs, rout, rerr) = try await d.ctlOffPool(["key", "rotate", d.data, "--new-key", last, "--grace", "0"])
+        #expect(rs == 0, "\(rout)\(rerr)")
+        #expect(d.stop() == 0)
+        let (vs, vout, _) = try await d.ctlOffPool(["verify", d.data, "--quiet", "--key", first])
+        #expect(vs == 0 && vout.contains("OK"), "\(vout)")
     }
 }
