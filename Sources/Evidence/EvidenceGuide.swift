@@ -6,12 +6,15 @@ public enum EvidenceGuide {
 
         Org `\(org)`, every entry received from `\(from)` to `\(to)`.
 
-        The log's verifier key, as the log signed this pack's checkpoint with it:
+        The log's verifier key (its first one, which the operator publishes):
 
             \(key)
 
         Compare it with the key the operator publishes (a web page, a contract annex): every
-        check below trusts that key and nothing the operator hands over with the pack.
+        check below trusts that key and nothing the operator hands over with the pack. If the
+        log's key was handed on since (format-spec.md §8.8), `export.ndjson`'s header carries
+        the statements, each signed by the key it replaced and by the new one; the commands
+        below follow them from this key, say so (`KEYS:`), and refuse any other.
 
         ## With auditctl
 

@@ -80,7 +80,7 @@ public enum EvidenceReport {
             <p>Every entry the org's audit log received from <b>\(esc(from))</b> to <b>\(esc(to))</b>: \(entries) entries\(withheld > 0 ? " (\(withheld) withheld after an erasure: counted, content not shown)" : ""). The export in this pack is complete for that range, and every entry in it is proven part of the log's signed tree of <b>\(treeSize)</b> entries\(cosignatures > 0 ? ", whose checkpoint \(cosignatures) witness\(cosignatures == 1 ? "" : "es") cosigned" : "").</p>
             <h2>How this pack was checked, and how to check it yourself</h2>
             <ol>
-            <li>The log signs checkpoints (a tree size and a Merkle root) with its key. Compare the key in <code>VERIFY.md</code> with the one the operator publishes.</li>
+            <li>The log signs checkpoints (a tree size and a Merkle root) with its key. Compare the key in <code>VERIFY.md</code> with the one the operator publishes. A log whose key was handed on carries the handovers, each signed by the key it replaced, and the verifiers follow them from that first key.</li>
             <li>The export holds each entry with the hashes that rebuild the checkpoint's root; one changed, added or removed entry makes the root differ. It is proven <span class="ok">complete</span>: no entry of the range is missing.</li>
             <li>The export itself was recorded in the log before it was handed over (its own audit entry is its last line).</li>
             <li>The sample below was drawn from the checkpoint's root hash\(auditorSeed == nil ? "" : " and the auditor's seed") (seed <code>\(esc(seed))</code>): neither the company nor the vendor chose it, and anyone can draw it again.</li>

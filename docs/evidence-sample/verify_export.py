@@ -135,11 +135,66 @@ def open_note(note, key):
     raise Failure("no valid signature by the trusted key")
 
 
-def checkpoint(note, key):
-    lines = open_note(note, key).split("\n")
-    if len(lines) < 4:
+def follow(key, successions):
+    """The keys in force over the log's life (section 8.8): [(key, first size, last size or
+    None)], from the trusted key through each statement signed by the key it replaces and by
+    the new one. Statements before the one replacing the trusted key are skipped."""
+    chain, reached = [(key, 0, None)], False
+    for note in successions:
+        lines = (note.partition("\n\n")[0] + "\n").split("\n")[:-1]
+        if len(lines) != 6 or lines[0] != "auditlog key succession/1":
+            raise Failure("a key succession is not 'auditlog key succession/1', origin, keys, sizes")
+        old, new = parse_key(lines[2]), parse_key(lines[3])
+        if not (lines[4].isdigit() and lines[5].isdigit() and str(int(lines[4])) == lines[4]
+                and str(int(lines[5])) == lines[5]):
+            raise Failure("a key succession's sizes are not decimal numbers")
+        handover, grace_end = int(lines[4]), int(lines[5])
+        if old[0] != lines[1] or new[0] != lines[1] or old == new or not 0 < handover <= grace_end:
+            raise Failure("a key succession names keys or sizes it may not")
+        if not reached:
+            reached = old == key or new == key
+            if old != key:
+                continue
+        current, first, _ = chain[-1]
+        if old != current:
+            raise Failure("a key succession is not signed by the key it replaces (the key in force)")
+        if len(chain) > 1 and handover <= first:
+            raise Failure("a key succession does not hand over after the previous one")
+        open_note(note, old)
+        open_note(note, new)
+        chain[-1] = (current, first, grace_end)
+        chain.append((new, handover, None))
+    return chain
+
+
+def chain_of(keys):
+    return [(keys, 0, None)] if isinstance(keys, tuple) else keys
+
+
+def open_any(note, keys):
+    """A note other than a checkpoint (a bundle manifest) signed by any key of the chain."""
+    for k, _, _ in reversed(chain_of(keys)):
+        try:
+            return open_note(note, k)
+        except Failure:
+            pass
+    raise Failure("no valid signature by the trusted key or a key it was handed on to")
+
+
+def checkpoint(note, keys):
+    """Origin, size and root of a checkpoint signed by a key in force at its size."""
+    body = (note.partition("\n\n")[0] + "\n").split("\n")
+    if len(body) < 4 or not body[1].isdigit():
         raise Failure("the checkpoint is not origin, size, root")
-    return lines[0], int(lines[1]), base64.b64decode(lines[2])
+    size = int(body[1])
+    for k, first, last in reversed(chain_of(keys)):
+        if first <= size and (last is None or size <= last):
+            try:
+                lines = open_note(note, k).split("\n")
+                return lines[0], int(lines[1]), base64.b64decode(lines[2])
+            except Failure:
+                pass
+    raise Failure("no valid signature by the trusted key (or a key it was handed on to, in force at the checkpoint's size)")
 
 
 # ---------------------------------------------------------------- RFC 9162 proofs
@@ -434,6 +489,7 @@ def verify(objs, fmt, key, kept, trust=None):
         raise Failure("line 1: not an auditlog-export/4, /5 or /6 header")
     if trailer.get("type") != "trailer":
         raise Failure("no trailer: the export is truncated")
+    key = follow(key, header.get("key_successions", []))  # section 8.8
     origin, size, root = checkpoint(header["checkpoint"], key)  # step 1
     if header["tree_size"] != size:
         raise Failure("tree_size is not the checkpoint's size")
@@ -534,6 +590,7 @@ def verify(objs, fmt, key, kept, trust=None):
     counts["erased"], counts["withheld"] = check_erasures(trailer.get("erasures"), claims, withheld, org, size, root)
     counts["first"] = lines[0]["seq"] if lines else None
     counts["size"] = size
+    counts["keys"] = [(first, k) for k, first, _ in key[1:]]
     counts["stamps"] = check_timestamps(trailer.get("timestamps"), origin, size, root, trust)
     for lo, hi, first, end in gaps:  # step 7: only signed bundles in the range may explain a gap
         held = sum(n for b_first, b_end, n in archived if first <= b_first and b_end <= end)
@@ -555,7 +612,7 @@ def signed_bundles(bundles, org, origin, key):
         if "manifest" not in b:
             continue
         m = b["manifest"]
-        text = open_note(b["manifest_note"], key)
+        text = open_any(b["manifest_note"], key)
         summary = json.loads(m)
         want = f"auditlog bundle\n{origin}\n{summary['segment']}\n{hashlib.sha256(m.encode()).hexdigest()}\n"
         if text != want or summary["first_seq"] >= summary["end_seq"]:
@@ -660,7 +717,7 @@ def verify_evidence(d, key, trust):
         if why is not None or objs[0]["org"] != org or objs[0]["filter"] != {"from": frm, "to": to}:
             raise Failure(f"{name} is not the complete export of org {org} from {frm} to {to}")
     _, objs = read_export(os.path.join(d, "export.ndjson"))
-    origin, size, root = checkpoint(objs[0]["checkpoint"], key)
+    origin, size, root = checkpoint(objs[0]["checkpoint"], follow(key, objs[0].get("key_successions", [])))
     sel = [o for o in objs[1:-1] if o["type"] == "entry"]
     seed = hashlib.sha256(root + (pack.get("auditor_seed") or "").encode()).digest()
     drawn, seen, n = [], set(), 0
@@ -735,6 +792,11 @@ def main():
               "each one's link, hash and place in the org's chain are checked, its content is not shown")
         for seq, record, authority in counts["withheld"][:50]:
             print(f"  entry {seq}: WITHHELD (entry {record}, authority {authority})")
+    if counts["keys"]:
+        n = len(counts["keys"])
+        print(f"KEYS: the log's key was handed on {n} time{'' if n == 1 else 's'} since the trusted key, each "
+              "handover signed by the key it replaced and the new key: "
+              + "; ".join(f"at size {at} to {k[0]}+{k[1].hex()}" for at, k in counts["keys"]))
     covering = [t for t in counts["stamps"] if t[0] > (counts["first"] or 0)]
     bound = True
     if covering and args.tsa_trust is None:
