@@ -155,10 +155,13 @@ public struct ExportVerifier {
                 sawHeader = true
                 let cp: SignedCheckpoint
                 let k: LogKeys
+                // Absent before the first handover; present, it must be statements (§8.8).
+                guard let notes = (obj["key_successions"] ?? [String]()) as? [String] else {
+                    return fail("key_successions is not a list of key succession statements")
+                }
                 do {
                     k = try LogKeys(
-                        trusting: try key ?? NoteVerifier(obj["verifier_key"] as? String ?? ""),
-                        successions: obj["key_successions"] as? [String] ?? [])
+                        trusting: try key ?? NoteVerifier(obj["verifier_key"] as? String ?? ""), successions: notes)
                     cp = try SignedCheckpoint(note: obj["checkpoint"] as? String ?? "", verifier: k)
                 } catch { return fail("checkpoint: \(error)") }
                 r.successions = k.successions

@@ -187,11 +187,13 @@ import FoundationNetworking
         forgedHeader["key_successions"] = [notes[0], try attacker.sign(forgedText)]
         let forged = d.root + "/forged.ndjson"
         let rest = text.drop { $0 != "\n" }
-        try
-            (String(
-                decoding: try JSONSerialization.data(withJSONObject: forgedHeader, options: [.sortedKeys]),
-                as: UTF8.self)
-            + rest).write(toFile: forged, atomically: true, encoding: .utf8)
+        // The export with its header replaced by `h`, at `forged`.
+        func writeForged(_ h: [String: Any]) throws {
+            let line = String(
+                decoding: try JSONSerialization.data(withJSONObject: h, options: [.sortedKeys]), as: UTF8.self)
+            try (line + rest).write(toFile: forged, atomically: true, encoding: .utf8)
+        }
+        try writeForged(forgedHeader)
         let (fs, fout, _) = try await d.ctlOffPool(["verify-export", forged, "--key", first])
         #expect(fs == 1 && fout.contains("not signed by the key it replaces"), "\(fout)")
         let (fps, fpout) = try await Self.python([ExportProofTests.script, forged, "--key", first])
@@ -209,13 +211,16 @@ import FoundationNetworking
             (wr as? HTTPURLResponse)?.statusCode == 400
                 && String(decoding: wbody, as: UTF8.self).contains("not signed by the key it replaces"),
             "\(String(decoding: wbody, as: UTF8.self))")
+        // Statements that are not statements fail, never pass as none.
+        forgedHeader["key_successions"] = [1, 2]
+        try writeForged(forgedHeader)
+        let (ms, mout, _) = try await d.ctlOffPool(["verify-export", forged, "--key", first])
+        #expect(ms == 1 && mout.contains("key_successions is not a list"), "\(mout)")
+        let (mps, mpout) = try await Self.python([ExportProofTests.script, forged, "--key", first])
+        #expect(mps == 1 && mpout.contains("FAILED"), "\(mpout)")
         // Without the statements the first key checks nothing past its grace.
         forgedHeader["key_successions"] = nil
-        try
-            (String(
-                decoding: try JSONSerialization.data(withJSONObject: forgedHeader, options: [.sortedKeys]),
-                as: UTF8.self)
-            + rest).write(toFile: forged, atomically: true, encoding: .utf8)
+        try writeForged(forgedHeader)
         let (ns, nout, _) = try await d.ctlOffPool(["verify-export", forged, "--key", first])
         #expect(ns == 1 && nout.contains("FAILED"), "\(nout)")
 
