@@ -135,47 +135,44 @@ class Client:
         """The log's newest signed checkpoint (a C2SP signed note) and the RFC 9162 consistency
         proof to it from tree size `old` (0: none held), as (note, [hash, ...]). Check them with
         `auditlog_client.witness.CheckpointState`, which keeps the newest one verified."""
-        fid = next(self._ids)
-        self._send(_frame(CHECKPOINT, fid, struct.pack("<Q", old)))
-        _, ftype, body = self._read_frame()
-        if ftype == ERROR:
-            raise _decode(ftype, body)
-        if ftype != CHECKPOINT_REPLY or len(body) < 5:
-            raise AuditError(2, f"unexpected answer 0x{ftype:02x} to a CHECKPOINT request")
-        (n,) = struct.unpack_from("<I", body)
-        # The peer's length is compared with what arrived before it is used.
-        if n > len(body) - 5:
-            raise AuditError(2, "CHECKPOINT_REPLY note length beyond the frame")
-        rest = body[4 + n:]
-        if len(rest) - 1 != rest[0] * 32:
-            raise AuditError(2, "CHECKPOINT_REPLY proof length does not match its count")
-        return body[4:4 + n].decode("utf-8"), [rest[1 + 32 * i:33 + 32 * i] for i in range(rest[0])]
+        note, proof, _ = self._checkpoint_reply(struct.pack("<Q", old))
+        return note, proof
 
     def key_successions(self) -> List[str]:
         """The statements that handed the log's key on (format-spec.md §8.8), oldest first:
         a CHECKPOINT with flags bit 1, whose reply carries them after the proof."""
+        return self._checkpoint_reply(struct.pack("<QB", 0, 2))[2]
+
+    def _checkpoint_reply(self, request: bytes):
+        """Sends CHECKPOINT with `request` as its body; its reply as (note, proof, statements).
+        Every length the peer gives is compared with what arrived before it is used."""
         fid = next(self._ids)
-        self._send(_frame(CHECKPOINT, fid, struct.pack("<QB", 0, 2)))
+        self._send(_frame(CHECKPOINT, fid, request))
         _, ftype, body = self._read_frame()
         if ftype == ERROR:
             raise _decode(ftype, body)
         if ftype != CHECKPOINT_REPLY or len(body) < 5:
             raise AuditError(2, f"unexpected answer 0x{ftype:02x} to a CHECKPOINT request")
         (n,) = struct.unpack_from("<I", body)
-        if n > len(body) - 5 or len(body) - 5 - n < body[4 + n] * 32:
-            raise AuditError(2, "CHECKPOINT_REPLY shorter than its note and proof")
-        rest, out = body[5 + n + body[4 + n] * 32:], []
+        if n > len(body) - 5:
+            raise AuditError(2, "CHECKPOINT_REPLY note length beyond the frame")
+        count = body[4 + n]
+        if len(body) - 5 - n < count * 32:
+            raise AuditError(2, "CHECKPOINT_REPLY proof length does not match its count")
+        proof = [body[5 + n + 32 * i:5 + n + 32 * (i + 1)] for i in range(count)]
+        # Then, when asked for and there are any: k:u8 (len:u16 statement){k}.
+        rest, statements = body[5 + n + 32 * count:], []
         if rest:
             k, rest = rest[0], rest[1:]
             for _ in range(k):
                 if len(rest) < 2 or len(rest) - 2 < struct.unpack_from("<H", rest)[0]:
                     raise AuditError(2, "CHECKPOINT_REPLY key succession beyond the frame")
                 m = struct.unpack_from("<H", rest)[0]
-                out.append(rest[2:2 + m].decode("utf-8"))
+                statements.append(rest[2:2 + m].decode("utf-8"))
                 rest = rest[2 + m:]
             if rest:
                 raise AuditError(2, "CHECKPOINT_REPLY has bytes after its key successions")
-        return out
+        return body[4:4 + n].decode("utf-8"), proof, statements
 
     def ping(self) -> None:
         fid = next(self._ids)
