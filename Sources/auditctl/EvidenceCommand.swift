@@ -61,7 +61,17 @@ struct EvidenceCommand: AsyncParsableCommand {
         var req = URLRequest(url: u, timeoutInterval: 3600)
         req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         let tar = out.hasSuffix("/") ? String(out.dropLast()) + ".tar" : out + ".tar"
-        let (file, response) = try await URLSession.shared.download(for: req)
+        // The daemon makes the whole pack before its first byte: for a busy org that is minutes,
+        // which the shared session's one-minute wait for data would cut off (NSURLError -1001).
+        let config = URLSessionConfiguration.ephemeral
+        config.timeoutIntervalForRequest = 3600
+        config.timeoutIntervalForResource = 6 * 3600
+        let session = URLSession(configuration: config)
+        defer { session.finishTasksAndInvalidate() }
+        let (file, response): (URL, URLResponse)
+        do { (file, response) = try await session.download(for: req) } catch {
+            throw CLIError("the read port at \(url) did not deliver the pack: \(error.localizedDescription)")
+        }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard status == 200 else {
             let body = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
