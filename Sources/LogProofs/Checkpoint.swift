@@ -71,9 +71,10 @@ public struct SignedCheckpoint: Sendable, Equatable {
         guard let sep = note.range(of: "\n\n", options: .backwards) else {
             throw Note.Failure(description: "note has no blank line before its signatures")
         }
+        // The signed text is this same prefix: parsed once, then its signature checked.
         let body = try Checkpoint(text: String(note[..<note.index(after: sep.lowerBound)]))
-        let text = try keys.openCheckpoint(note, size: body.size)
-        checkpoint = try Checkpoint(text: text)
+        _ = try keys.openCheckpoint(note, size: body.size)
+        checkpoint = body
         guard checkpoint.origin == keys.name else {
             throw Note.Failure(
                 description: "checkpoint origin '\(checkpoint.origin)' is not the key name '\(keys.name)'")
