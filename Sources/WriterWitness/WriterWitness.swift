@@ -83,9 +83,8 @@ public struct WriterWitness: Sendable {
 
     /// The keys to check `reply` with: those followed so far, extended by the statements the
     /// log sends. A log that shows fewer, or other, statements than were followed is refused.
-    private func keys(for reply: CheckpointReply) throws -> LogKeys {
+    private func keys(for reply: CheckpointReply) throws -> (keys: LogKeys, followed: Int) {
         let had = try followed()
-        guard !reply.successions.isEmpty || had.successions.isEmpty else { return had }
         let shown = try chain(reply.successions)
         guard shown.successions.starts(with: had.successions) else {
             throw Refused(
@@ -93,7 +92,7 @@ public struct WriterWitness: Sendable {
                     "FORK: the log shows key successions that do not extend the \(had.successions.count) this writer followed (kept in \(successionsPath))"
             )
         }
-        return shown
+        return (shown, had.successions.count)
     }
 
     /// Checks that the log's checkpoint extends the kept one, and keeps the newest checkpoint
@@ -156,7 +155,7 @@ public struct WriterWitness: Sendable {
             }
             if unwitnessed == nil { return Outcome(kept: try advance(held, reply), unwitnessed: nil) }
             // Checked, but not witnessed: only a checkpoint the witnesses vouch for is kept.
-            _ = try consistent(held, reply)
+            _ = try consistent(held, reply, keys: try keys(for: reply).keys)
             return Outcome(kept: held, unwitnessed: unwitnessed)
         }
     }
@@ -189,20 +188,23 @@ public struct WriterWitness: Sendable {
         }
     }
 
-    private func consistent(_ held: SignedCheckpoint?, _ reply: CheckpointReply) throws -> SignedCheckpoint {
+    private func consistent(
+        _ held: SignedCheckpoint?, _ reply: CheckpointReply, keys: LogKeys
+    ) throws
+        -> SignedCheckpoint
+    {
         do {
             return try HeldCheckpoint.advance(
-                held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) },
-                key: try keys(for: reply))
+                held: held, note: reply.note, proof: reply.proof.compactMap { Hash(bytes: $0) }, key: keys)
         } catch let e as HeldCheckpoint.Inconsistent {
             throw Refused(description: "\(e) (the checkpoint this writer kept is in \(path))")
         }
     }
 
     private func advance(_ held: SignedCheckpoint?, _ reply: CheckpointReply) throws -> SignedCheckpoint {
-        let cp = try consistent(held, reply)
-        let keys = try keys(for: reply)
-        if keys.successions.count > (try followed()).successions.count {
+        let (keys, followed) = try keys(for: reply)
+        let cp = try consistent(held, reply, keys: keys)
+        if keys.successions.count > followed {
             try FileOps.replaceFile(
                 successionsPath, contents: Array(try JSONEncoder().encode(keys.notes)), mode: 0o600)
         }

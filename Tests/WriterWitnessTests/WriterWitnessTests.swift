@@ -77,6 +77,21 @@ import WriterWitness
         }
     }
 
+    /// A writer that followed a key succession (format-spec §8.8), shown a log that carries
+    /// none, is shown another history of the log's keys: refused, even while the old key's
+    /// grace would still check the checkpoint.
+    @Test func aLogThatDropsTheKeySuccessionsTheWriterFollowedIsRefused() async throws {
+        try await withLog { h, c, w in
+            let next = try NoteSigner.generate(name: h.signer.name)
+            let s = try KeySuccession.sign(old: h.signer, new: next, handover: 1, grace: 1000)
+            try Data(try JSONEncoder().encode([s.note])).write(to: URL(fileURLWithPath: w.path + ".keys"))
+            defer { try? FileManager.default.removeItem(atPath: w.path + ".keys") }
+            h.set(5)
+            let e = await #expect(throws: WriterWitness.Refused.self) { try await w.check(c) }
+            #expect(e?.description.contains("FORK") == true, "\(e.map { "\($0)" } ?? "")")
+        }
+    }
+
     @Test func aForkOfTheSameSizeOrLargerIsRefused() async throws {
         try await withLog { h, c, w in
             h.set(6)
