@@ -46,9 +46,10 @@ final class IngestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    /// What the ack of a batched entry needs (no references: copied freely on every loop over
+    /// a batch, while the entries themselves travel to the ledger once).
     private struct Pending {
         var id: UInt64
-        var entry: PreparedEntry
         var idemKey: IdempotencyCache.Key?
         var started: ContinuousClock.Instant
     }
@@ -62,6 +63,10 @@ final class IngestHandler: ChannelInboundHandler {
     private var parser = FrameParser()
     private var buffer: [UInt8] = []
     private var batch: [Pending] = []
+    private var batchEntries: [PreparedEntry] = []
+    /// When the bytes being handled were read: every entry of one read is stamped with it
+    /// (`received_at`, and the start of its ack latency).
+    private var readAt = (ms: ReceivedAt.now(), instant: ContinuousClock.now)
     private var state: IngestConnectionState
     /// INCLUSION requests whose proofs are being computed off the event loop.
     var proofsInFlight = 0
@@ -76,6 +81,7 @@ final class IngestHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard state.isOpen else { return }
         let bytes = unwrapInboundIn(data)
+        stampRead()
         // Frames are read where NIO put them; only an incomplete one is kept in `buffer`.
         let items = bytes.withUnsafeReadableBytes { parser.parse($0, after: &buffer) }
         for item in items {
@@ -100,6 +106,14 @@ final class IngestHandler: ChannelInboundHandler {
             // Give back what a large frame grew the buffer to.
             buffer = Array(buffer)
         }
+    }
+
+    /// Takes the clock for the bytes about to be handled.
+    private func stampRead() { readAt = (ReceivedAt.now(), .now) }
+
+    private func enqueue(_ e: PreparedEntry, id: UInt64, idemKey: IdempotencyCache.Key?) {
+        batch.append(Pending(id: id, idemKey: idemKey, started: readAt.instant))
+        batchEntries.append(e)
     }
 
     /// Sends an error for a bad frame, and closes the connection after too many in one burst.
@@ -163,17 +177,16 @@ final class IngestHandler: ChannelInboundHandler {
     private func handle(_ f: Frame, context: ChannelHandlerContext) {
         switch FrameType(rawValue: f.type) {
         case .append:
-            let now = ReceivedAt.now()
             let e: PreparedEntry
             do throws(EntryError) {
-                e = try Entry.prepare(json: f.body, receivedAt: now, writer: writer, keys: keys)
+                e = try Entry.prepare(json: f.body, receivedAt: readAt.ms, writer: writer, keys: keys)
             } catch {
                 shared.metrics.rejectedEntry(field: error.field)
                 refuse(.error(id: f.id, code: .invalidEntry, message: error.description), context: context)
                 return
             }
             guard let key = e.idempotencyKey else {
-                batch.append(Pending(id: f.id, entry: e, idemKey: nil, started: .now))
+                enqueue(e, id: f.id, idemKey: nil)
                 return
             }
             let loop = context.eventLoop
@@ -183,6 +196,7 @@ final class IngestHandler: ChannelInboundHandler {
                 shared.idempotency.onReady {
                     loop.execute {
                         let (h, ctx) = bound.value
+                        h.stampRead()
                         h.handle(f, context: ctx)
                         h.submit(context: ctx)
                         h.flush(context: ctx)
@@ -210,7 +224,7 @@ final class IngestHandler: ChannelInboundHandler {
                     }
                 })
             {
-            case .reserved: batch.append(Pending(id: f.id, entry: e, idemKey: k, started: .now))
+            case .reserved: enqueue(e, id: f.id, idemKey: k)
             case .done(let rc):
                 ackDuplicate(id: f.id, rc, context: context)
             case .waiting: break
@@ -246,7 +260,9 @@ final class IngestHandler: ChannelInboundHandler {
     private func submit(context: ChannelHandlerContext) {
         guard !batch.isEmpty else { return }
         let items = batch
+        let entries = batchEntries
         batch.removeAll(keepingCapacity: true)
+        batchEntries.removeAll(keepingCapacity: true)
         // Replicated mode with the store gone for longer than a writer would wait: nothing is
         // stored, and every writer is told why at once.
         if shared.ackMode == .replicated,
@@ -272,13 +288,13 @@ final class IngestHandler: ChannelInboundHandler {
             }
         }
         let metrics = shared.metrics
-        let bytes = items.reduce(0) { $0 + $1.entry.content.count }
+        let bytes = entries.reduce(0) { $0 + $1.content.count }
         // The callback runs on the serial commit thread: it only hops to this connection's loop.
         let replicated = shared.ackMode == .replicated ? shared.publication.replicator : nil
         let wait = shared.replicationWait
         let idempotency = shared.idempotency
         let follower = shared.publication.replicator
-        shared.ledger.append(items.map(\.entry)) { result in
+        shared.ledger.append(entries) { result in
             // The entries are stored: a retry with the same key finds them, whatever the bucket does.
             if case .success(let receipts) = result {
                 for (it, r) in zip(items, receipts) { if let k = it.idemKey { idempotency.complete(k, r) } }
