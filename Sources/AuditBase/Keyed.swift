@@ -6,26 +6,23 @@ import Foundation
 /// (a few tens of nanoseconds) and encrypts in one pass, with no allocation but the output.
 public enum AESCTR {
     nonisolated(unsafe) private static let cipher: OpaquePointer? = EVP_CIPHER_fetch(nil, "AES-256-CTR", nil)
-    /// Contexts set up for the cipher, reused: setting only a key and an iv on one costs a
-    /// fraction of setting one up (OpenSSL 3 looks the cipher's parameters up each time).
-    nonisolated(unsafe) private static var pool: [OpaquePointer] = []
-    private static let poolLock = NSLock()
 
-    fileprivate static func context() -> OpaquePointer? {
-        if let c = poolLock.withLock({ pool.popLast() }) { return c }
-        guard let cipher, let c = EVP_CIPHER_CTX_new() else { return nil }
-        guard EVP_EncryptInit_ex(c, cipher, nil, nil, nil) == 1 else {
-            EVP_CIPHER_CTX_free(c)
-            return nil
+    /// A context set up for the cipher: setting only a key and an iv on one costs a fraction
+    /// of setting one up (OpenSSL 3 looks the cipher's parameters up each time).
+    final class Context {
+        let ctx: OpaquePointer
+        init?() {
+            guard let cipher, let c = EVP_CIPHER_CTX_new() else { return nil }
+            guard EVP_EncryptInit_ex(c, cipher, nil, nil, nil) == 1 else {
+                EVP_CIPHER_CTX_free(c)
+                return nil
+            }
+            ctx = c
         }
-        return c
+        deinit { EVP_CIPHER_CTX_free(ctx) }
     }
-
-    fileprivate static func done(_ c: OpaquePointer) {
-        poolLock.withLock {
-            if pool.count < 64 { pool.append(c) } else { EVP_CIPHER_CTX_free(c) }
-        }
-    }
+    /// One per thread: rows are sealed on every event loop at once.
+    static let contexts = PerThread { Context() }
 
     /// `data` XOR the AES-256-CTR key stream of `key` (32 bytes) from counter block `iv` (16
     /// bytes). The same call encrypts and decrypts; nil only if OpenSSL fails.
@@ -39,10 +36,9 @@ extension AESCTR {
     /// `buffer[from...]` XOR the key stream, in place (CTR's output may be its input): a
     /// value row is sealed in the buffer that holds it. False only if OpenSSL fails.
     public static func crypt(inPlace buffer: inout [UInt8], from: Int, key: [UInt8], iv: ArraySlice<UInt8>) -> Bool {
-        guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count, let ctx = context() else {
+        guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count, let ctx = contexts.value?.ctx else {
             return false
         }
-        defer { done(ctx) }
         let ok = iv.withUnsafeBufferPointer { EVP_EncryptInit_ex(ctx, nil, nil, key, $0.baseAddress) }
         guard ok == 1 else { return false }
         let n = buffer.count - from
@@ -57,24 +53,25 @@ extension AESCTR {
 }
 
 /// Bytes from the kernel's random generator (through OpenSSL's DRBG, seeded from it). Small
-/// requests are served from 16 KiB drawn at once: one call per entry cost half a microsecond.
+/// requests are served from 16 KiB drawn at once, per thread: one call per entry cost half a
+/// microsecond, and one pool shared by the event loops a lock taken on every entry.
 public enum SecureRandom {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var buffer: [UInt8] = []
-    nonisolated(unsafe) private static var used = 0
+    final class Pool {
+        var buffer: [UInt8] = []
+        var used = 0
+    }
+    private static let pools = PerThread { Pool() }
     private static let refill = 16 << 10
 
     /// `count` random bytes.
     public static func bytes(_ count: Int) throws -> [UInt8] {
-        guard count <= 256 else { return try fresh(count) }
-        return try lock.withLock {
-            if buffer.count - used < count {
-                buffer = try fresh(refill)
-                used = 0
-            }
-            defer { used += count }
-            return Array(buffer[used..<(used + count)])
+        guard count <= 256, let pool = pools.value else { return try fresh(count) }
+        if pool.buffer.count - pool.used < count {
+            pool.buffer = try fresh(refill)
+            pool.used = 0
         }
+        defer { pool.used += count }
+        return Array(pool.buffer[pool.used..<(pool.used + count)])
     }
 
     private static func fresh(_ count: Int) throws -> [UInt8] {

@@ -41,9 +41,13 @@ extension Entry {
                 o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end]))
             }
         }
-        /// An object of `schema`'s members, in its (canonical) order; a member with an opening
-        /// in `committed` (by the schema's index) is written in its committed form (§5.4.1).
-        mutating func obj(_ kids: [Member?], _ schema: EntrySchema.Object, _ committed: [Opening?] = []) {
+        /// An object of `schema`'s members, in its (canonical) order; a member whose slot
+        /// (`object << 8 | its schema index`) is in `slots` is written in the committed form of
+        /// the commitment at the same index in `made` (§5.4.1).
+        mutating func obj(
+            _ kids: [Member?], _ schema: EntrySchema.Object, object: Int = 0, _ made: [Personal.Made] = [],
+            _ rows: [SealedRow] = [], _ slots: [Int] = []
+        ) {
             o.append(0x7B)
             var first = true
             for (k, m) in kids.enumerated() {
@@ -54,8 +58,8 @@ extension Entry {
                 o.append(contentsOf: schema.members[k].name.utf8)
                 o.append(0x22)
                 o.append(0x3A)
-                if k < committed.count, let c = committed[k] {
-                    Personal.appendCommitted(c, to: &o)
+                if let j = slots.firstIndex(of: object << 8 | k) {
+                    Personal.appendCommitted(made[j].commitment, rows[made[j].row].key.tag, to: &o)
                 } else {
                     value(m)
                 }
@@ -167,6 +171,9 @@ extension Entry {
             }
         }
     }
+
+    /// The slot of `actor.id` (object 0, its schema index).
+    private static let actorIDSlot = EntrySchema.actor.members.firstIndex { $0.name == "id" } ?? -1
 
     static func fastPrepare(
         _ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer, keys: SubjectKeys? = nil
@@ -320,13 +327,12 @@ extension Entry {
         // Personal fields (§5.4.1) by the one rule, committed; the strings here are plain ASCII,
         // so a span's bytes are its value.
         let obKids = slot[6].flatMap { nested($0, EntrySchema.onBehalfOf) }
-        // Per object (actor, on_behalf_of, source, target), its members' openings by schema index.
-        // Left empty (no allocation) for a log that does not commit personal fields.
-        var committed: [[Opening?]] = []
-        var openings: [Opening] = []
+        // Each opening's slot: its object (actor 0, on_behalf_of 1, source 2, target 3) << 8 | its
+        // schema index. Left empty (no allocation) for a log that does not commit personal fields.
+        var slots: [Int] = []
+        var made: [Personal.Made] = []
         var rows: [SealedRow] = []
         if let keys {
-            committed = [[], [], [], []]
             func object(_ o: String) -> (Int, [Member?], EntrySchema.Object)? {
                 switch o {
                 case "actor": return (0, act, EntrySchema.actor)
@@ -343,26 +349,24 @@ extension Entry {
                 return str(m.value)
             }
             guard let fields = try? Personal.plan(member),
-                let made = try? Personal.commit(fields, org: str(org.value), keys: keys)
+                let committed = try? Personal.commit(fields, org: str(org.value), keys: keys)
             else { return nil }
-            (openings, rows) = made
-            for (f, o) in zip(fields, made.openings) {
+            (made, rows) = committed
+            slots.reserveCapacity(fields.count)
+            for f in fields {
                 guard let (i, _, schema) = object(f.object),
                     let j = schema.members.firstIndex(where: { $0.name == f.member })
                 else { return nil }
-                if committed[i].isEmpty { committed[i] = [Opening?](repeating: nil, count: schema.members.count) }
-                committed[i][j] = o
+                slots.append(i << 8 | j)
             }
         }
 
-        func committedOf(_ i: Int) -> [Opening?] { committed.isEmpty ? [] : committed[i] }
-
         // Canonical bytes.
-        var w = Writer2(b: b, n: n + 160 * openings.count)
+        var w = Writer2(b: b, n: n + 160 * made.count)
         w.raw("{\"action\":")
         w.quoted(action.value)
         w.raw(",\"actor\":")
-        w.obj(act, EntrySchema.actor, committedOf(0))
+        w.obj(act, EntrySchema.actor, object: 0, made, rows, slots)
         w.raw(",\"category\":")
         w.quoted(category.value)
         if let k = slot[3] {
@@ -380,7 +384,7 @@ extension Entry {
         w.quoted(occurred.value)
         if let kids = obKids {
             w.raw(",\"on_behalf_of\":")
-            w.obj(kids, EntrySchema.onBehalfOf, committedOf(1))
+            w.obj(kids, EntrySchema.onBehalfOf, object: 1, made, rows, slots)
         }
         w.raw(",\"org\":")
         w.quoted(org.value)
@@ -390,9 +394,9 @@ extension Entry {
         Timestamp.append(receivedAt, to: &w.o)
         w.o.append(0x22)
         w.raw(",\"source\":")
-        w.obj(src, EntrySchema.source, committedOf(2))
+        w.obj(src, EntrySchema.source, object: 2, made, rows, slots)
         w.raw(",\"target\":")
-        w.obj(tg, EntrySchema.target, committedOf(3))
+        w.obj(tg, EntrySchema.target, object: 3, made, rows, slots)
         w.raw(",\"writer\":")
         w.o.append(contentsOf: writer.canonical)
         w.raw("}")
@@ -403,8 +407,8 @@ extension Entry {
             fields: IndexFields(
                 time: receivedAt, category: cat, outcome: out, action: str(action.value),
                 actor: str(actorType.value) + ":"
-                    + (openings.first { $0.path == "actor.id" }.map { Personal.indexID(tag: $0.key.tag) }
+                    + (slots.firstIndex(of: Self.actorIDSlot).map { Personal.indexID(tag: rows[made[$0].row].key.tag) }
                         ?? str(actorId.value))),
-            openings: openings, sealedRows: rows)
+            sealedRows: rows)
     }
 }

@@ -121,22 +121,20 @@ public struct PreparedEntry: Sendable {
     public let idempotencyKey: String?
     /// What the index keeps.
     public let fields: IndexFields
-    /// Its committed fields (empty when nothing is protected).
-    public let openings: [Opening]
-    /// What the personal store keeps of them: a row per subject.
+    /// What the personal store keeps of its committed fields: a row per subject (empty when
+    /// nothing is protected).
     public let sealedRows: [SealedRow]
 
     /// A prepared entry.
     public init(
         org: String, content: [UInt8], contentHash: Hash, idempotencyKey: String?, fields: IndexFields,
-        openings: [Opening] = [], sealedRows: [SealedRow] = []
+        sealedRows: [SealedRow] = []
     ) {
         self.org = org
         self.content = content
         self.contentHash = contentHash
         self.idempotencyKey = idempotencyKey
         self.fields = fields
-        self.openings = openings
         self.sealedRows = sealedRows
     }
 }
@@ -323,15 +321,13 @@ public enum Entry {
         let (declared, subjects) = try personalDeclarations(v, metadata: meta)
         var out = members.filter { !["metadata", "personal", "subjects"].contains($0.key) }
         out.append(JSONMember("metadata", .object(meta)))
-        var openings: [Opening] = []
         var rows: [SealedRow] = []
         var indexedActor = actorType + ":" + actorId
         if let keys {
-            (openings, rows) = try Personal.protect(
+            let actorTag: SubjectTag?
+            (actorTag, rows) = try Personal.protect(
                 &out, org: org, declared: declared, subjects: subjects, keys: keys)
-            if let a = openings.first(where: { $0.path == "actor.id" }) {
-                indexedActor = actorType + ":" + Personal.indexID(tag: a.key.tag)
-            }
+            if let actorTag { indexedActor = actorType + ":" + Personal.indexID(tag: actorTag) }
         }
         out.append(JSONMember("received_at", .string(Timestamp.format(receivedAt))))
         out.append(JSONMember("writer", writer.json))
@@ -345,7 +341,7 @@ public enum Entry {
             org: org, content: content, contentHash: SHA256.hash(content), idempotencyKey: idem,
             fields: IndexFields(
                 time: receivedAt, category: category, outcome: outcome, action: action, actor: indexedActor),
-            openings: openings, sealedRows: rows)
+            sealedRows: rows)
     }
 
     /// The writer's `personal` (metadata keys to protect) and `subjects` (whose they are).

@@ -1,4 +1,5 @@
 import AuditBase
+import Synchronization
 
 /// Personal fields (format-spec.md §5.4): which fields of an entry name a person, and the
 /// committed form that stands for them in the signed bytes.
@@ -97,6 +98,7 @@ public enum Personal {
         let personTarget =
             member("target", "type").map { personTargets.contains($0) } == true ? member("target", "id") : nil
         var out: [Field] = []
+        out.reserveCapacity(7 + declared.count)
         func add(_ o: String, _ k: String, _ path: String, _ subject: String?) {
             if let subject, let v = member(o, k) {
                 out.append(Field(object: o, member: k, path: path, subject: subject, value: v))
@@ -122,58 +124,72 @@ public enum Personal {
     }
 
     /// Commits `fields` of an entry of `org`: a nonce each and its commitment, and per subject
-    /// its key and one row for the personal store, sealed here (off the serial path).
+    /// its key and one row for the personal store, sealed here (off the serial path). `made[i]`
+    /// is `fields[i]`'s commitment and the index of its subject's row in `rows`.
     static func commit(
         _ fields: [Field], org: String, keys: SubjectKeys
-    ) throws(EntryError) -> (openings: [Opening], rows: [SealedRow]) {
-        guard !fields.isEmpty else { return ([], []) }
+    ) throws(EntryError) -> (made: [Made], rows: [SealedRow]) {
+        let n = fields.count
+        guard n > 0 else { return ([], []) }
         // Every nonce and every row's iv from one call (a row per subject: at most one per field).
         let random: [UInt8]
-        do { random = try SecureRandom.bytes(nonceSize * 2 * fields.count) } catch {
+        do { random = try SecureRandom.bytes(nonceSize * 2 * n) } catch {
             throw EntryError("", "\(error)")
         }
-        var subjectKeys: [SubjectKey] = []
-        var sealed: [[SealedField]] = []
-        var openings: [Opening] = []
-        openings.reserveCapacity(fields.count)
-        for (i, f) in fields.enumerated() {
-            let s: Int
-            if let k = subjectKeys.firstIndex(where: { $0.subject == f.subject }) {
-                s = k
-            } else {
-                guard let k = keys.key(org: org, subject: f.subject) else {
+        // Subjects in the order they first appear: nearly always one.
+        var subjects: [SubjectKey] = []
+        var made: [Made] = []
+        made.reserveCapacity(n)
+        for i in 0..<n {
+            var s = 0
+            while s < subjects.count, subjects[s].subject != fields[i].subject { s += 1 }
+            if s == subjects.count {
+                guard let k = keys.key(org: org, subject: fields[i].subject) else {
                     throw EntryError(
                         "",
                         "the personal store takes no new subjects now (it is full or cannot be written); retry later"
                     )
                 }
-                subjectKeys.append(k)
-                sealed.append([])
-                s = subjectKeys.count - 1
+                subjects.append(k)
             }
-            let nonce = random[(i * nonceSize)..<((i + 1) * nonceSize)]
-            openings.append(
-                Opening(path: f.path, key: subjectKeys[s], commitment: SHA256.hash(prefix: 0x00, nonce, f.value)))
-            sealed[s].append(SealedField(path: f.path, nonce: nonce, value: f.value))
+            made.append(
+                Made(
+                    commitment: SHA256.hash(
+                        prefix: 0x00, random[(i * nonceSize)..<((i + 1) * nonceSize)], fields[i].value), row: s))
         }
         var rows: [SealedRow] = []
-        rows.reserveCapacity(subjectKeys.count)
-        for (n, key) in subjectKeys.enumerated() {
-            let at = (fields.count + n) * nonceSize
-            guard let body = keys.sealedRow(key: key, fields: sealed[n], iv: random[at..<(at + nonceSize)]) else {
+        rows.reserveCapacity(subjects.count)
+        for s in subjects.indices {
+            var sealed: [SealedField] = []
+            sealed.reserveCapacity(n)
+            for i in 0..<n where made[i].row == s {
+                sealed.append(
+                    SealedField(
+                        path: fields[i].path, nonce: random[(i * nonceSize)..<((i + 1) * nonceSize)],
+                        value: fields[i].value))
+            }
+            let at = (n + s) * nonceSize
+            guard let body = keys.sealedRow(key: subjects[s], fields: sealed, iv: random[at..<(at + nonceSize)]) else {
                 throw EntryError("", "the personal store cannot encrypt a value now; retry later")
             }
-            rows.append(SealedRow(key: key, body: body))
+            rows.append(SealedRow(key: subjects[s], body: body))
         }
-        return (openings, rows)
+        return (made, rows)
     }
 
-    /// The committed form's canonical bytes: `{"$c":"<hex>","$s":"<hex>"}`.
-    static func appendCommitted(_ o: Opening, to out: inout [UInt8]) {
+    /// A committed field of an entry being prepared: its commitment, and the index of its
+    /// subject's row (whose key's tag is the field's `$s`).
+    struct Made {
+        var commitment: Hash
+        var row: Int
+    }
+
+    /// The committed form's canonical bytes: `{"$c":"<base64url>","$s":"<base64url>"}`.
+    static func appendCommitted(_ c: Hash, _ tag: SubjectTag, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"$c":""#.utf8)
-        o.commitment.withBytes { Base64URL.append($0, to: &out) }
+        c.withBytes { Base64URL.append($0, to: &out) }
         out.append(contentsOf: #"","$s":""#.utf8)
-        out.append(contentsOf: o.key.tag.text.utf8)
+        out.append(contentsOf: tag.text.utf8)
         out.append(contentsOf: #""}"#.utf8)
     }
 
@@ -200,20 +216,23 @@ public enum Personal {
     /// their commitments, and returns what the personal store keeps of each.
     static func protect(
         _ members: inout [JSONMember], org: String, declared: [String], subjects: [String: String], keys: SubjectKeys
-    ) throws(EntryError) -> (openings: [Opening], rows: [SealedRow]) {
+    ) throws(EntryError) -> (actorTag: SubjectTag?, rows: [SealedRow]) {
         let snapshot = members
         let fields = try plan(declared: declared, subjects: subjects) { o, k in
             snapshot.first { $0.key == o }?.value[k]?.stringValue
         }
-        let made = try commit(fields, org: org, keys: keys)
-        for (f, o) in zip(fields, made.openings) {
+        let (made, rows) = try commit(fields, org: org, keys: keys)
+        var actorTag: SubjectTag?
+        for (f, o) in zip(fields, made) {
+            let tag = rows[o.row].key.tag
+            if f.path == "actor.id" { actorTag = tag }
             guard let oi = members.firstIndex(where: { $0.key == f.object }), case .object(var m) = members[oi].value,
                 let mi = m.firstIndex(where: { $0.key == f.member })
             else { continue }
-            m[mi].value = committed(o.commitment, o.key.tag)
+            m[mi].value = committed(o.commitment, tag)
             members[oi].value = .object(m)
         }
-        return made
+        return (actorTag, rows)
     }
 }
 
@@ -228,6 +247,9 @@ public final class SubjectKey: Sendable {
     public let secret: [UInt8]
     /// The first 16 bytes of `SHA-256(0x01 || secret || org || 0x00 || subject)`.
     public let tag: SubjectTag
+    /// Set by the personal store when it destroys the key (an erasure): a row sealed under it
+    /// that has not been written yet never will be.
+    public let destroyed = Atomic<Bool>(false)
 
     /// A subject's key.
     public init(org: String, subject: String, secret: [UInt8]) {
@@ -266,23 +288,6 @@ public struct SealedField: Sendable {
         self.path = path
         self.nonce = nonce
         self.value = value
-    }
-}
-
-/// A committed field of a prepared entry: its path, its subject's key and its commitment.
-public struct Opening: Sendable {
-    /// `actor.id`, `metadata.email`…
-    public let path: String
-    /// The subject's key (its tag is the field's `$s`).
-    public let key: SubjectKey
-    /// `SHA-256(0x00 || nonce || value)`.
-    public let commitment: Hash
-
-    /// A committed field.
-    public init(path: String, key: SubjectKey, commitment: Hash) {
-        self.path = path
-        self.key = key
-        self.commitment = commitment
     }
 }
 
@@ -332,6 +337,6 @@ public struct SubjectTag: Sendable, Hashable, CustomStringConvertible {
     }
 
     public static func == (a: SubjectTag, b: SubjectTag) -> Bool { a.bytes == b.bytes }
-    public func hash(into h: inout Hasher) { h.combine(bytes) }
+    public func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
     public var description: String { text }
 }

@@ -98,7 +98,8 @@ struct ValueRow {
         out.reserveCapacity(34 + fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
         out.append(contentsOf: key.tag.bytes)
         out.append(contentsOf: iv)
-        out.append(contentsOf: [0, 0])
+        out.append(0)
+        out.append(0)
         let start = out.count
         appendPlain(fields, to: &out)
         let n = out.count - start
@@ -110,19 +111,15 @@ struct ValueRow {
 
     static func appendPlain(_ fields: [SealedField], to out: inout [UInt8]) {
         out.reserveCapacity(out.count + fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
-        for f in fields {
-            var path = f.path
-            var value = f.value
-            path.withUTF8 {
-                out.append(UInt8($0.count))
-                out.append(contentsOf: $0)
-            }
-            out.append(contentsOf: f.nonce)
-            value.withUTF8 {
-                out.append(UInt8($0.count & 0xFF))
-                out.append(UInt8($0.count >> 8))
-                out.append(contentsOf: $0)
-            }
+        for i in fields.indices {
+            let path = fields[i].path.utf8
+            out.append(UInt8(truncatingIfNeeded: path.count))
+            out.append(contentsOf: path)
+            out.append(contentsOf: fields[i].nonce)
+            let value = fields[i].value.utf8
+            out.append(UInt8(truncatingIfNeeded: value.count))
+            out.append(UInt8(truncatingIfNeeded: value.count >> 8))
+            out.append(contentsOf: value)
         }
     }
 

@@ -25,7 +25,12 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     /// Rows between two entries of a file's in-memory sample index.
     static let sampleEvery = 64
 
+    /// Guards the keys and erasures in memory; taken by entry preparation on every event
+    /// loop, so never held across file I/O.
     private let lock = NSLock()
+    /// Guards the files (the journals' ends, the values files, what awaits a sync); taken
+    /// before `lock` when both are needed.
+    private let ioLock = NSLock()
     private var keys: [Name: SubjectKey] = [:]
     private var byTag: [SubjectTag: SubjectKey] = [:]
     private var pending: [SubjectKey] = []
@@ -79,9 +84,31 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     }
 
     /// A subject of an org, as keys are found.
+    /// Looked up on every prepared entry with a person in it: hashed once, over its bytes
+    /// with the process's seeded hasher (a writer cannot aim subjects at one bucket), and the
+    /// table then mixes that one word rather than two strings through String's hashing.
     private struct Name: Hashable {
-        var org: String
-        var subject: String
+        let org: String
+        let subject: String
+        let digest: Int
+
+        init(org: String, subject: String) {
+            self.org = org
+            self.subject = subject
+            var h = Hasher()
+            func add(_ s: String) {
+                if s.utf8.withContiguousStorageIfAvailable({ h.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+                    for b in s.utf8 { h.combine(b) }
+                }
+                h.combine(UInt8(0xFF))
+            }
+            add(org)
+            add(subject)
+            digest = h.finalize()
+        }
+
+        func hash(into h: inout Hasher) { h.combine(digest) }
+        static func == (a: Name, b: Name) -> Bool { a.digest == b.digest && a.subject == b.subject && a.org == b.org }
     }
 
     /// Opens a journal for appending, its torn tail cut; returns it and its valid end.
@@ -165,27 +192,31 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     public func write(_ entries: [(seq: UInt64, rows: [SealedRow])]) throws {
         guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
         guard entries.contains(where: { !$0.rows.isEmpty }) else { return }
-        var rows = ByteWriter(capacity: entries.count * 256)
-        var firstSeq: UInt64?
-        try lock.withLock {
-            let newKeys = pending
-            pending.removeAll()
+        try ioLock.withLock {
+            // An erasure holds `ioLock` from its check to the key's destruction: no key can be
+            // destroyed between this snapshot and the writes below.
+            let newKeys: [SubjectKey] = lock.withLock {
+                defer { pending.removeAll() }
+                return pending
+            }
+            var rows = ByteWriter(capacity: entries.count * 256)
+            var firstSeq: UInt64?
             for e in entries {
-                for row in e.rows where byTag[row.key.tag] === row.key {
+                for row in e.rows where !row.key.destroyed.load(ordering: .acquiring) {
                     if firstSeq == nil { firstSeq = e.seq }
                     ValueRow.frame(seq: e.seq, sealed: row.body, into: &rows)
                 }
             }
             if !newKeys.isEmpty {
                 var w = ByteWriter()
-                for k in newKeys where byTag[k.tag] === k {
+                for k in newKeys where !k.destroyed.load(ordering: .acquiring) {
                     Journal.frame(
                         KeyRecord.encode(SubjectKeyParts(org: k.org, subject: k.subject, secret: k.secret)), into: &w)
                 }
                 do {
                     try FileOps.pwriteAll(subjectsFile.fd, w.bytes[...], at: subjectsEnd, path: subjectsFile.path)
                 } catch {
-                    pending.insert(contentsOf: newKeys, at: 0)
+                    lock.withLock { pending.insert(contentsOf: newKeys, at: 0) }
                     throw error
                 }
                 subjectsEnd += Int64(w.bytes.count)
@@ -218,7 +249,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// Makes the written rows and keys durable (fdatasync of each file written).
     public func sync() throws {
-        let fs: [FileHandleRef] = lock.withLock {
+        let fs: [FileHandleRef] = ioLock.withLock {
             defer { toSync.removeAll() }
             return toSync
         }
@@ -232,7 +263,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     public func drop(_ range: Range<UInt64>) throws {
         guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
         guard !range.isEmpty else { return }
-        try lock.withLock {
+        try ioLock.withLock {
             var gone: Set<Int> = []
             for (i, f) in files.enumerated() {
                 let last = i + 1 == files.count
@@ -253,7 +284,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// Cuts every row at or above `seq` (recovery: rows of entries the log does not hold).
     public func cut(from seq: UInt64) throws {
-        try lock.withLock {
+        try ioLock.withLock {
             while let last = files.last, last.firstSeq >= seq {
                 last.closeForAppend()
                 try FileOps.unlink(last.path)
@@ -280,7 +311,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The values of entry `seq` whose keys still exist.
     public func openings(seq: UInt64) throws -> [Opened] {
-        let file: ValuesFile? = lock.withLock {
+        let file: ValuesFile? = ioLock.withLock {
             var lo = 0
             var hi = files.count
             while lo < hi {
@@ -305,7 +336,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     /// fields opened (none when the key is gone); nil past the last file.
     /// Rows are decrypted on all cores (a verifier reads them all).
     public func rows(file i: Int) throws -> [(seq: UInt64, tag: SubjectTag, opened: [Opened])]? {
-        guard let f = lock.withLock({ i < files.count ? files[i] : nil }) else { return nil }
+        guard let f = ioLock.withLock({ i < files.count ? files[i] : nil }) else { return nil }
         let rows = try f.allRows()
         let n = rows.count
         var opened = [[Opened]](repeating: [], count: n)
@@ -324,15 +355,17 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     /// Records a completed erasure (before the key is destroyed: it names no one).
     public func recordErasure(_ r: ErasureRecord) throws {
         guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
-        try lock.withLock {
-            guard erasures[r.tag] == nil else { return }
+        try ioLock.withLock {
+            guard lock.withLock({ erasures[r.tag] == nil }) else { return }
             var w = ByteWriter()
             Journal.frame(r.encode(), into: &w)
             try FileOps.pwriteAll(erasuresFile.fd, w.bytes[...], at: erasuresEnd, path: erasuresFile.path)
             try FileOps.fdatasync(erasuresFile.fd, path: erasuresFile.path)
             erasuresEnd += Int64(w.bytes.count)
-            erasures[r.tag] = r
-            erasuresByRecord[r.recordSeq] = r
+            lock.withLock {
+                erasures[r.tag] = r
+                erasuresByRecord[r.recordSeq] = r
+            }
         }
     }
 
@@ -340,20 +373,25 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     /// fsync, rename, fsync the directory), so its rows can never be read again.
     public func destroyKey(tag: SubjectTag) throws {
         guard !readOnly else { throw AuditError(.invalidArgument, "\(directory) is open read-only") }
-        try lock.withLock {
-            guard let k = byTag[tag] else { return }
-            var w = ByteWriter(capacity: keys.count * 80)
-            for x in keys.values where x !== k && !pending.contains(where: { $0 === x }) {
-                Journal.frame(
-                    KeyRecord.encode(SubjectKeyParts(org: x.org, subject: x.subject, secret: x.secret)), into: &w)
+        // Both locks throughout: no row or key of this subject is written meanwhile, and no
+        // entry is prepared under the key while the file that forgets it is being replaced.
+        try ioLock.withLock {
+            try lock.withLock {
+                guard let k = byTag[tag] else { return }
+                var w = ByteWriter(capacity: keys.count * 80)
+                for x in keys.values where x !== k && !pending.contains(where: { $0 === x }) {
+                    Journal.frame(
+                        KeyRecord.encode(SubjectKeyParts(org: x.org, subject: x.subject, secret: x.secret)), into: &w)
+                }
+                let path = directory + "/subjects"
+                try FileOps.replaceFile(path, contents: w.bytes, mode: 0o600)
+                subjectsFile = FileHandleRef(fd: try FileOps.open(path, O_WRONLY | O_CLOEXEC), path: path)
+                subjectsEnd = Int64(w.bytes.count)
+                keys[Name(org: k.org, subject: k.subject)] = nil
+                byTag[tag] = nil
+                pending.removeAll { $0 === k }
+                k.destroyed.store(true, ordering: .releasing)
             }
-            let path = directory + "/subjects"
-            try FileOps.replaceFile(path, contents: w.bytes, mode: 0o600)
-            subjectsFile = FileHandleRef(fd: try FileOps.open(path, O_WRONLY | O_CLOEXEC), path: path)
-            subjectsEnd = Int64(w.bytes.count)
-            keys[Name(org: k.org, subject: k.subject)] = nil
-            byTag[tag] = nil
-            pending.removeAll { $0 === k }
         }
     }
 }

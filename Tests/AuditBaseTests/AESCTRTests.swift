@@ -1,4 +1,5 @@
 import AuditBase
+import Foundation
 import Testing
 
 /// AES-256-CTR as the personal store seals value rows (format-spec.md §5.4.2): NIST's known
@@ -48,5 +49,55 @@ import Testing
             #expect(a.prefix(from) == data.prefix(from))
             #expect(Array(a.dropFirst(from)) == AESCTR.crypt(Array(data.dropFirst(from)), key: key, iv: iv[...]))
         }
+    }
+
+    /// Every event loop seals rows at once, each with its own context: on eight threads at
+    /// once every row is what one thread alone makes of it, and the random bytes drawn beside
+    /// them (a pool per thread) never repeat.
+    @Test func manyThreadsAtOnceSealAsOneDoes() throws {
+        let key = [UInt8](repeating: 7, count: 32)
+        let data = (0..<300).map { UInt8(truncatingIfNeeded: $0) }
+        let ivs = (0..<64).map { i in [UInt8](repeating: UInt8(i), count: 16) }
+        let expected = ivs.map { AESCTR.crypt(data, key: key, iv: $0[...]) }
+        let sealed = Locked([[UInt8]?](repeating: nil, count: 8 * 64))
+        let drawn = Locked(Set<[UInt8]>())
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            for round in 0..<200 {
+                let i = (t * 7 + round) % 64
+                if round < 64 {
+                    let r = AESCTR.crypt(data, key: key, iv: ivs[round][...])
+                    sealed.mutate { $0[t * 64 + round] = r }
+                }
+                _ = AESCTR.crypt(data, key: key, iv: ivs[i][...])
+                if let r = try? SecureRandom.bytes(32) { drawn.mutate { _ = $0.insert(r) } }
+            }
+        }
+        for t in 0..<8 {
+            for i in 0..<64 { #expect(sealed.value[t * 64 + i] == expected[i]) }
+        }
+        #expect(drawn.value.count == 8 * 200)
+    }
+
+    /// A thread's object is its own, the same on each use, and released when the thread ends.
+    @Test func perThreadObjectsAreEachThreadsOwn() {
+        final class Box: Sendable {}
+        let perThread = PerThread { Box() }
+        let mine = perThread.value
+        #expect(mine != nil && perThread.value === mine)
+        nonisolated(unsafe) weak var theirs: Box?
+        let done = DispatchSemaphore(value: 0)
+        let t = Thread {
+            theirs = perThread.value
+            #expect(theirs != nil && theirs !== mine)
+            done.signal()
+        }
+        t.start()
+        done.wait()
+        var released = false
+        for _ in 0..<200 where !released {
+            Thread.sleep(forTimeInterval: 0.01)
+            released = theirs == nil
+        }
+        #expect(released, "a finished thread's object was never released")
     }
 }

@@ -2,6 +2,7 @@ import AuditBase
 import Foundation
 import LogProofs
 import PersonalStore
+import Synchronization
 import TestSupport
 import Testing
 import Verification
@@ -58,6 +59,12 @@ import Verification
         }.map(\.0)
     }
 
+    /// The paths of the fields a prepared entry's signed bytes hold as commitments, sorted.
+    static func committedPaths(_ e: PreparedEntry) -> [String] {
+        guard let v = try? JSONParser.parse(e.content) else { return ["(not JSON)"] }
+        return Personal.commitments(in: v).map(\.path)
+    }
+
     @Test func personalValuesAreCommittedAndOpenFromTheStore() throws {
         let dir = temporaryDirectory("personal") + "/data"
         let ledger = try Ledger(directory: dir, signer: try Sample.signer(), options: Self.options(protect: true))
@@ -68,7 +75,7 @@ import Verification
         }
         #expect(text.contains(#""plan":"pro""#) && text.contains(#""type":"human""#) && !text.contains("personal"))
         #expect(
-            e.openings.map(\.path).sorted() == [
+            Self.committedPaths(e) == [
                 "actor.id", "actor.name", "metadata.email", "source.ip", "source.user_agent", "target.id",
                 "target.name",
             ])
@@ -106,7 +113,9 @@ import Verification
                 #"{"org":"acme","category":"agents","action":"vm.up","actor":{"type":"agent","id":"agt_1"},"on_behalf_of":{"type":"service","id":"svc"},"target":{"type":"vm","id":"vm_1"},"outcome":"success","source":{"service":"orch","ip":"10.0.0.1"},"occurred_at":"2026-12-01T00:00:00.000Z"}"#
                     .utf8), receivedAt: ReceivedAt.now(), writer: Writer(uid: 0, gid: 0, via: "test"),
             keys: ledger.subjectKeys)
-        #expect(agent.openings.isEmpty && String(decoding: agent.content, as: UTF8.self).contains("10.0.0.1"))
+        #expect(
+            Self.committedPaths(agent).isEmpty && agent.sealedRows.isEmpty
+                && String(decoding: agent.content, as: UTF8.self).contains("10.0.0.1"))
         try ledger.close()
         // No value is on disk in the clear: the store holds ciphertext, and the subject's id
         // only in personal/subjects beside its key (erasable with it).
@@ -143,10 +152,40 @@ import Verification
             let general = try Entry.generalPrepare(
                 json: json, receivedAt: 1_790_000_000_000, writer: Writer(uid: 0, gid: 0, via: "t"), keys: keys)
             #expect(masked(fast.content) == masked(general.content), "\(input)")
-            #expect(fast.openings.map(\.path) == general.openings.map(\.path))
+            #expect(Self.committedPaths(fast) == Self.committedPaths(general))
             #expect(fast.fields == general.fields)
             #expect(fast.sealedRows.count == general.sealedRows.count)
         }
+    }
+
+    /// An erasure that lands between an entry's preparation and its group commit wins: the
+    /// row sealed under the destroyed key is never written, nor is the key itself.
+    @Test func aRowWhoseKeyWasDestroyedSincePreparationIsNeverWritten() throws {
+        let dir = temporaryDirectory("personal-race") + "/personal"
+        let store = try PersonalStore(directory: dir)
+        let kept = try #require(store.key(org: "acme", subject: "usr_keep"))
+        let gone = try #require(store.key(org: "acme", subject: "usr_gone"))
+        func row(_ k: SubjectKey, _ value: String) throws -> SealedRow {
+            let body = try #require(
+                store.sealedRow(
+                    key: k,
+                    fields: [SealedField(path: "actor.id", nonce: [UInt8](repeating: 1, count: 16)[...], value: value)],
+                    iv: [UInt8](repeating: 2, count: 16)[...]))
+            return SealedRow(key: k, body: body)
+        }
+        let rows = [
+            (seq: UInt64(1), rows: [try row(kept, "usr_keep")]), (seq: UInt64(2), rows: [try row(gone, "usr_gone")]),
+        ]
+        try store.destroyKey(tag: gone.tag)
+        #expect(gone.destroyed.load(ordering: .acquiring) && !kept.destroyed.load(ordering: .acquiring))
+        try store.write(rows)
+        try store.sync()
+        #expect(try store.openings(seq: 1).map(\.value) == ["usr_keep"])
+        #expect(try store.openings(seq: 2).isEmpty)
+        let reopened = try PersonalStore(directory: dir)
+        #expect(reopened.existingKey(org: "acme", subject: "usr_gone") == nil)
+        #expect(reopened.existingKey(org: "acme", subject: "usr_keep") != nil)
+        #expect(try reopened.rows(file: 0)?.map(\.seq) == [1])
     }
 
     @Test func declarationsAreCheckedWithClearErrors() throws {
@@ -171,7 +210,7 @@ import Verification
         let e = try Self.prepare(
             Array(#"{\#(base),"metadata":{"email":"a@b.c"},"personal":["email"],"subjects":{"email":"usr_9"}}"#.utf8),
             ledger)
-        #expect(e.openings.map(\.path) == ["metadata.email"] && e.openings[0].key.subject == "usr_9")
+        #expect(Self.committedPaths(e) == ["metadata.email"] && e.sealedRows.first?.key.subject == "usr_9")
         #expect(e.sealedRows.count == 1)
     }
 
