@@ -53,9 +53,14 @@ public enum FileOps {
 
     /// Opens `path` for reading and writing, creating it if missing; a new file's directory is
     /// fsync'd, so that the file's name survives a crash along with the data later synced in it.
-    public static func openOrCreate(_ path: String, mode: mode_t = 0o640) throws(AuditError) -> Int32 {
+    /// A caller that fsyncs the directory itself before anything depends on the name (one
+    /// fsync for many new files) passes `syncDirectory: false`.
+    public static func openOrCreate(
+        _ path: String, mode: mode_t = 0o640, syncDirectory: Bool = true
+    ) throws(AuditError) -> Int32 {
         if exists(path) { return try open(path, O_RDWR, mode: mode) }
         let fd = try open(path, O_RDWR | O_CREAT, mode: mode)
+        guard syncDirectory else { return fd }
         do { try fsyncDirectory(directory(of: path)) } catch {
             close(fd)
             throw error

@@ -110,10 +110,15 @@ package final class PostingLists: @unchecked Sendable {
             let dirPath = stem + ".pld"
             let dataPath = stem + ".pl"
             // The section file first: a reader takes the directory file's existence to mean
-            // the org has a list, and must find its section file there too.
-            let pfd = try FileOps.openOrCreate(dataPath)
+            // the org has a list, and must find its section file there too. A new file's name is
+            // made durable with the folder's one fsync: in `sync` before the watermark passes
+            // this segment, or by `replaceFile` below; until then a crash may drop it, and the
+            // segment's sections are derived again. (A seal of a new log creates two files per
+            // org: an fsync of the folder for each held the commit thread, waiting for the seal
+            // under back-pressure, for a second.)
+            let pfd = try FileOps.openOrCreate(dataPath, syncDirectory: false)
             defer { Glibc.close(pfd) }
-            let dfd = try FileOps.openOrCreate(dirPath)
+            let dfd = try FileOps.openOrCreate(dirPath, syncDirectory: false)
             defer { Glibc.close(dfd) }
             func record(_ i: Int) throws -> PostingRecord {
                 try PostingRecord(

@@ -2,6 +2,7 @@ import AuditBase
 import Foundation
 import LogProofs
 import SegmentStore
+import TestSupport
 import Testing
 
 @testable import AuditEntries
@@ -51,6 +52,42 @@ import Testing
             #expect(e.link.orgSeq == (lastOfOrg[e.org].map { $0.link.orgSeq + 1 } ?? 0))
             lastOfOrg[e.org] = e
         }
+        try l.close()
+    }
+
+    /// The first seal of a log with many orgs creates two posting-list files per org: their
+    /// names are made durable by an fsync of the folder when the sections are synced, not one each (each took a folder
+    /// write on the disk, and writers wait for the seal under back-pressure). A reopen still
+    /// finds every org's list, and a query every entry.
+    @Test func aSealOfManyNewOrgsSyncsTheirFolderOnce() throws {
+        let dir = temporaryDirectory("ledger-orgs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let signer = try Sample.signer()
+        let plan = FaultPlan()
+        let orgs = (0..<150).map { "org_\($0)" }
+        do {
+            let l = try Ledger(directory: dir, signer: signer, options: Sample.options(rotateBytes: 1 << 20))
+            _ = try l.appendAndWait(try orgs.enumerated().map { try Sample.prepared(org: $1, i: $0) })
+            try l.settle()
+            FileOps.intercept(dir + "/index", with: plan)
+            defer { FileOps.stopIntercepting(dir + "/index") }
+            try l.store.rotate()
+            try l.store.sealRotated()
+            try l.close()
+        }
+        let folderSyncs = plan.operations.filter {
+            if case .syncDirectory(let p) = $0 { return p.hasSuffix("/orgs") }
+            return false
+        }
+        let created = plan.operations.filter {
+            if case .create(let p) = $0 { return p.hasSuffix(".pl") || p.hasSuffix(".pld") }
+            return false
+        }
+        #expect(created.count == 2 * orgs.count)
+        // One when the seal's sections are synced, one when the ledger closes (was one per file).
+        #expect(folderSyncs.count <= 2, "\(folderSyncs.count) fsyncs of the posting lists' folder")
+        let l = try Ledger(directory: dir, signer: signer, options: Sample.options(rotateBytes: 1 << 20))
+        for org in orgs { #expect(try l.query(org: org).count == 1, "\(org)") }
         try l.close()
     }
 
