@@ -333,20 +333,36 @@ extension Entry {
         var made: [Personal.Made] = []
         var rows: [SealedRow] = []
         if let keys {
-            func object(_ o: String) -> (Int, [Member?], EntrySchema.Object)? {
+            // Called about ten times an entry by the rule: no tuples of arrays to copy, only
+            // the schema's few names to compare.
+            func objectIndex(_ o: String) -> Int? {
                 switch o {
-                case "actor": return (0, act, EntrySchema.actor)
-                case "on_behalf_of": return obKids.map { (1, $0, EntrySchema.onBehalfOf) }
-                case "source": return (2, src, EntrySchema.source)
-                case "target": return (3, tg, EntrySchema.target)
+                case "actor": return 0
+                case "on_behalf_of": return obKids == nil ? nil : 1
+                case "source": return 2
+                case "target": return 3
                 default: return nil
                 }
             }
+            func memberIndex(_ i: Int, _ k: String) -> Int? {
+                switch i {
+                case 0: return EntrySchema.actor.members.firstIndex { $0.name == k }
+                case 1: return EntrySchema.onBehalfOf.members.firstIndex { $0.name == k }
+                case 2: return EntrySchema.source.members.firstIndex { $0.name == k }
+                default: return EntrySchema.target.members.firstIndex { $0.name == k }
+                }
+            }
+            func span(_ i: Int, _ j: Int) -> Span? {
+                switch i {
+                case 0: return act[j]?.value
+                case 1: return obKids?[j]?.value
+                case 2: return src[j]?.value
+                default: return tg[j]?.value
+                }
+            }
             func member(_ o: String, _ k: String) -> String? {
-                guard let (_, kids, schema) = object(o), let j = schema.members.firstIndex(where: { $0.name == k }),
-                    let m = kids[j]
-                else { return nil }
-                return str(m.value)
+                guard let i = objectIndex(o), let j = memberIndex(i, k), let v = span(i, j) else { return nil }
+                return str(v)
             }
             guard let fields = try? Personal.plan(member),
                 let committed = try? Personal.commit(fields, org: str(org.value), keys: keys)
@@ -354,15 +370,13 @@ extension Entry {
             (made, rows) = committed
             slots.reserveCapacity(fields.count)
             for f in fields {
-                guard let (i, _, schema) = object(f.object),
-                    let j = schema.members.firstIndex(where: { $0.name == f.member })
-                else { return nil }
+                guard let i = objectIndex(f.object), let j = memberIndex(i, f.member) else { return nil }
                 slots.append(i << 8 | j)
             }
         }
 
         // Canonical bytes.
-        var w = Writer2(b: b, n: n + 160 * made.count)
+        var w = Writer2(b: b, n: n + 96 * made.count)
         w.raw("{\"action\":")
         w.quoted(action.value)
         w.raw(",\"actor\":")
