@@ -2,13 +2,14 @@ import AuditBase
 import Foundation
 
 /// `received_at` (format-spec.md §5.1), its one rule in two steps. An entry is stamped with the
-/// server's clock when it is prepared (`ReceivedAt.now()`), off the serial path, so that its
-/// content hash is computed there too. In sequence order it never decreases: entries prepared
-/// on different connections can reach the commit path a little out of clock order, so the
-/// ledger's sequencer raises an earlier time to the previous entry's (`ordered(after:)`),
-/// redoing the canonical bytes and hash of that rare entry.
+/// server's clock before it is prepared, off the serial path, so that its content hash is
+/// computed there too (the daemon reads the clock once for all the frames of one read:
+/// `ReceivedAt.now()`). In sequence order it never decreases: entries prepared on different
+/// connections can reach the commit path a little out of clock order, so the ledger's
+/// sequencer raises an earlier time to the previous entry's (`ordered(after:)`), redoing the
+/// canonical bytes and hash of that rare entry.
 public enum ReceivedAt {
-    /// The server clock now, in ms since the epoch: the stamp of an entry being prepared.
+    /// The server clock now, in ms since the epoch: the stamp of the entries about to be prepared.
     public static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
 
