@@ -48,7 +48,7 @@ final class IngestHandler: ChannelInboundHandler {
 
     /// What the ack of a batched entry needs (no references: copied freely on every loop over
     /// a batch, while the entries themselves travel to the ledger once).
-    private struct Pending {
+    struct Pending {
         var id: UInt64
         var idemKey: IdempotencyCache.Key?
         var started: ContinuousClock.Instant
@@ -62,12 +62,12 @@ final class IngestHandler: ChannelInboundHandler {
     private let keys: SubjectKeys?
     private var parser = FrameParser()
     private var buffer: [UInt8] = []
-    private var batch: [Pending] = []
-    private var batchEntries: [PreparedEntry] = []
+    var batch: [Pending] = []
+    var batchEntries: [PreparedEntry] = []
     /// When the bytes being handled were read: every entry of one read is stamped with it
     /// (`received_at`, and the start of its ack latency).
     private var readAt = (ms: ReceivedAt.now(), instant: ContinuousClock.now)
-    private var state: IngestConnectionState
+    var state: IngestConnectionState
     /// INCLUSION requests whose proofs are being computed off the event loop.
     var proofsInFlight = 0
     private var out: ByteBuffer?
@@ -138,7 +138,7 @@ final class IngestHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    private func apply(_ action: ReadGate.Action, context: ChannelHandlerContext) {
+    func apply(_ action: ReadGate.Action, context: ChannelHandlerContext) {
         switch action {
         case .pause:
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
@@ -255,123 +255,6 @@ final class IngestHandler: ChannelInboundHandler {
         state.readComplete()
         submit(context: context)
         flush(context: context)
-    }
-
-    private func submit(context: ChannelHandlerContext) {
-        guard !batch.isEmpty else { return }
-        let items = batch
-        let entries = batchEntries
-        batch.removeAll(keepingCapacity: true)
-        batchEntries.removeAll(keepingCapacity: true)
-        // Replicated mode with the store gone for longer than a writer would wait: nothing is
-        // stored, and every writer is told why at once.
-        if shared.ackMode == .replicated,
-            let why = shared.publication.replicator?.refusal(after: shared.replicationWait)
-        {
-            for it in items {
-                if let k = it.idemKey { shared.idempotency.fail(k, ReplicationRefusal(message: why)) }
-                send(.error(id: it.id, code: .unavailable, message: "not stored: " + why), context: context)
-            }
-            return
-        }
-        shared.drain.add(items.count)
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let overTotal = shared.drain.isOverLimit
-        for a in state.submitted(items.count, overTotal: overTotal) { apply(a, context: context) }
-        if overTotal {
-            shared.drain.whenBelowHalf {
-                loop.execute {
-                    let (h, ctx) = bound.value
-                    h.apply(h.state.totalBelowHalf(), context: ctx)
-                }
-            }
-        }
-        let metrics = shared.metrics
-        let bytes = entries.reduce(0) { $0 + $1.content.count }
-        // The callback runs on the serial commit thread: it only hops to this connection's loop.
-        let replicated = shared.ackMode == .replicated ? shared.publication.replicator : nil
-        let wait = shared.replicationWait
-        let idempotency = shared.idempotency
-        let follower = shared.publication.replicator
-        shared.ledger.append(entries) { result in
-            // The entries are stored: a retry with the same key finds them, whatever the bucket does.
-            if case .success(let receipts) = result {
-                for (it, r) in zip(items, receipts) { if let k = it.idemKey { idempotency.complete(k, r) } }
-                // Dated for the lag; in local mode the tail thread is woken early once enough wait.
-                if let last = receipts.last { follower?.committed(end: last.seq + 1) }
-            }
-            let finish: @Sendable (Bool) -> Void = { inBucket in
-                let done = ContinuousClock.now
-                loop.execute {
-                    if case .success = result {
-                        metrics.ingested(count: items.count, bytes: bytes)
-                        for it in items { metrics.ackLatency(done - it.started) }
-                    }
-                    let (h, ctx) = bound.value
-                    h.completed(items, result, inBucket: inBucket, context: ctx)
-                }
-            }
-            // Replicated mode: the ack waits for the bucket (group commits share its uploads).
-            if let replicated, case .success(let receipts) = result, let last = receipts.last {
-                replicated.whenReplicated(end: last.seq + 1, deadline: .now + wait, finish)
-            } else {
-                finish(true)
-            }
-        }
-    }
-
-    /// The ack of an entry stored before (an idempotency key seen again): in replicated mode
-    /// only once the bucket holds it too.
-    func ackDuplicate(id: UInt64, _ rc: Receipt, context: ChannelHandlerContext) {
-        let ack = Frame.ack(id: id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true)
-        guard shared.ackMode == .replicated, let r = shared.publication.replicator else {
-            send(ack, context: context)
-            return
-        }
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let wait = shared.replicationWait
-        r.whenReplicated(end: rc.seq + 1, deadline: .now + wait) { ok in
-            loop.execute {
-                let (h, ctx) = bound.value
-                h.send(ok ? ack : Self.notInBucket(id: id, seq: rc.seq, wait: wait), context: ctx)
-                h.flush(context: ctx)
-            }
-        }
-    }
-
-    /// The answer to an entry stored here that the bucket did not confirm in time.
-    static func notInBucket(id: UInt64, seq: UInt64, wait: Duration) -> Frame {
-        .error(
-            id: id, code: .unavailable,
-            message:
-                "entry \(seq) is stored on this machine, but the object store did not confirm it within \(wait.components.seconds) s (ack replicated), so it is not acknowledged; send it again with the same idempotency key to get its ack once the store holds it (without a key, a resend stores it twice)"
-        )
-    }
-
-    private func completed(
-        _ items: [Pending], _ result: Result<[Receipt], Error>, inBucket: Bool, context: ChannelHandlerContext
-    ) {
-        switch result {
-        case .success(let receipts):
-            for (it, r) in zip(items, receipts) {
-                send(
-                    inBucket
-                        ? .ack(id: it.id, seq: r.seq, orgSeq: r.orgSeq, hash: r.hash.bytes, duplicate: false)
-                        : Self.notInBucket(id: it.id, seq: r.seq, wait: shared.replicationWait),
-                    context: context)
-            }
-        case .failure(let err):
-            shared.logger.error("append failed", metadata: ["error": "\(err)"])
-            for it in items {
-                if let k = it.idemKey { shared.idempotency.fail(k, err) }
-                send(.error(id: it.id, code: .unavailable, message: "not stored: \(err)"), context: context)
-            }
-        }
-        shared.drain.remove(items.count)
-        flush(context: context)
-        apply(state.answered(items.count), context: context)
     }
 
     func send(_ f: Frame, context: ChannelHandlerContext) {

@@ -1,0 +1,107 @@
+import AuditBase
+import Synchronization
+
+/// A subject's key: 32 random bytes, kept only in the personal store and destroyed when the
+/// subject is erased. Its tag names the subject in entries without naming the person.
+public final class SubjectKey: Sendable {
+    /// The org.
+    public let org: String
+    /// The subject's id as writers send it (`usr_123`).
+    public let subject: String
+    /// The key.
+    public let secret: [UInt8]
+    /// The first 16 bytes of `SHA-256(0x01 || secret || org || 0x00 || subject)`.
+    public let tag: SubjectTag
+    /// Set by the personal store when it destroys the key (an erasure): a row sealed under it
+    /// that has not been written yet never will be.
+    public let destroyed = Atomic<Bool>(false)
+
+    /// A subject's key.
+    public init(org: String, subject: String, secret: [UInt8]) {
+        self.org = org
+        self.subject = subject
+        self.secret = secret
+        tag = SubjectTag(digest: SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8)))
+    }
+
+    /// `data` under AES-256-CTR with this key from counter block `iv` (16 random bytes, used
+    /// once). The same call encrypts and decrypts; nil only if the cipher fails.
+    public func crypt(_ data: [UInt8], iv: ArraySlice<UInt8>) -> [UInt8]? { AESCTR.crypt(data, key: secret, iv: iv) }
+}
+
+/// Where entry preparation gets subjects' keys, and has its values sealed: the personal store.
+public protocol SubjectKeys: AnyObject, Sendable {
+    /// The key of `subject` in `org`, made if it has none; nil when no key can be made.
+    func key(org: String, subject: String) -> SubjectKey?
+    /// The row the store will keep for one subject's fields of an entry, but its seq (which
+    /// the sequencer assigns), encrypted under `key` with `iv`: made while the entry is
+    /// prepared, on any thread; nil when it cannot be encrypted.
+    func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]?
+}
+
+/// One field as a sealed row holds it: its path, the commitment's nonce and the value.
+public struct SealedField: Sendable {
+    /// `actor.id`, `metadata.email`…
+    public let path: String
+    /// The commitment's nonce (16 bytes).
+    public let nonce: ArraySlice<UInt8>
+    /// The clear value.
+    public let value: String
+
+    /// A field.
+    public init(path: String, nonce: ArraySlice<UInt8>, value: String) {
+        self.path = path
+        self.nonce = nonce
+        self.value = value
+    }
+}
+
+/// What the personal store keeps of one subject's fields of an entry: the row but its seq,
+/// encrypted under the subject's key (`SubjectKeys.sealedRow`). Written with the entry's group
+/// commit, before the entry's fdatasync.
+public struct SealedRow: Sendable {
+    /// The subject's key.
+    public let key: SubjectKey
+    /// The row after its seq.
+    public let body: [UInt8]
+
+    /// A sealed row.
+    public init(key: SubjectKey, body: [UInt8]) {
+        self.key = key
+        self.body = body
+    }
+}
+
+/// A subject's tag (format-spec.md §5.4.1): 16 bytes, written as 22 base64url characters. It
+/// is the same in every entry of one subject of one org, and names no one once the subject's
+/// key is destroyed.
+public struct SubjectTag: Sendable, Hashable, CustomStringConvertible {
+    /// The 16 bytes.
+    public let bytes: [UInt8]
+    /// As written in entries.
+    public let text: String
+
+    /// The tag made of the first 16 bytes of `digest`.
+    public init(digest: Hash) { self.init(unchecked: Array(digest.bytes.prefix(16))) }
+
+    private init(unchecked b: [UInt8]) {
+        bytes = b
+        text = Base64URL.encode(b)
+    }
+
+    /// A tag of exactly 16 bytes.
+    public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
+        guard bytes.count == 16 else { return nil }
+        self.init(unchecked: Array(bytes))
+    }
+
+    /// A tag as written (22 base64url characters).
+    public init?(text: String) {
+        guard text.utf8.count == 22, let b = Base64URL.decode(text) else { return nil }
+        self.init(bytes: b)
+    }
+
+    public static func == (a: SubjectTag, b: SubjectTag) -> Bool { a.bytes == b.bytes }
+    public func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
+    public var description: String { text }
+}
