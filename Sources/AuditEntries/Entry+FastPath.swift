@@ -327,7 +327,7 @@ extension Entry {
         // Personal fields (§5.4.1) by the one rule, committed; the strings here are plain ASCII,
         // so a span's bytes are its value.
         let obKids = slot[6].flatMap { nested($0, EntrySchema.onBehalfOf) }
-        // Each opening's slot: its object (actor 0, on_behalf_of 1, source 2, target 3) << 8 | its
+        // Each commitment's slot: its object (actor 0, on_behalf_of 1, source 2, target 3) << 8 | its
         // schema index. Left empty (no allocation) for a log that does not commit personal fields.
         var slots: [Int] = []
         var made: [Personal.Made] = []
