@@ -77,19 +77,11 @@ import Testing
                 "auditctl", ["key", "generate", "--name", String(first.prefix { $0 != "+" }), "--out", "k2"], in: dir
             )
             .0 == 0)
-        let p = ChildProcess()
-        p.executableURL = URL(fileURLWithPath: builtProduct("auditctl"))
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        p.arguments = ["key", "rotate", "d", "--new-key", "k2", "--key", "k", "--grace", "0"]
-        p.environment = ProcessInfo.processInfo.environment.merging([pause: "60"]) { $1 }
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(30)
-        while !reached(dir), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        #expect(reached(dir), "the rotation never reached the moment to crash at")
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let hit = try ChildProcess.killed(
+            builtProduct("auditctl"), ["key", "rotate", "d", "--new-key", "k2", "--key", "k", "--grace", "0"],
+            in: dir, at: pause
+        ) { reached(dir) }
+        #expect(hit, "the rotation never reached the moment to crash at")
         return (dir, first)
     }
 

@@ -166,19 +166,12 @@ import Glibc
             ["append", "--socket", d.socket], stdin: (0..<10).map(Self.event).joined(separator: "\n") + "\n")
         #expect(s == 0, "\(err)")
         #expect(d.stop() == 0)
-        let p = ChildProcess()
-        p.executableURL = URL(fileURLWithPath: Daemon.product("auditctl"))
-        p.currentDirectoryURL = URL(fileURLWithPath: d.root)
-        p.arguments = ["erase", d.data, "--org", "acme", "--subject", "usr_ann", "--reason", "r", "--authority", "DPO"]
-        p.environment = ProcessInfo.processInfo.environment.merging([pause: "60"]) { $1 }
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(30)
-        while !reached(d), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        #expect(reached(d), "the erasure never reached the moment to crash at")
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let hit = try ChildProcess.killed(
+            Daemon.product("auditctl"),
+            ["erase", d.data, "--org", "acme", "--subject", "usr_ann", "--reason", "r", "--authority", "DPO"],
+            in: d.root, at: pause
+        ) { reached(d) }
+        #expect(hit, "the erasure never reached the moment to crash at")
         #expect(Self.holding("usr_ann", under: d.data + "/personal").isEmpty == !keyAtKill)
         // The record is in the log; the directory verifies as it stands (key or no key).
         let (vs, vout, verr) = try d.ctl(["verify", d.data])

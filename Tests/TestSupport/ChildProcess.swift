@@ -140,3 +140,28 @@ private func c_addchdir(
 ) -> Int32
 @_silgen_name("posix_spawn_file_actions_addclosefrom_np")
 private func c_addclosefrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
+extension ChildProcess {
+    /// Runs `program` with `pause` set (a test-only environment variable at which the code
+    /// waits), waits up to 30 s for `reached`, then kills it with SIGKILL and reaps it: a real
+    /// crash at one chosen moment. Returns whether the moment was reached before the kill.
+    public static func killed(
+        _ program: String, _ arguments: [String], in directory: String, at pause: String,
+        until reached: () -> Bool
+    ) throws -> Bool {
+        let p = ChildProcess()
+        p.executableURL = URL(fileURLWithPath: program)
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        p.arguments = arguments
+        p.environment = ProcessInfo.processInfo.environment.merging([pause: "60"]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(30)
+        while !reached(), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        let ok = reached()
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        return ok
+    }
+}
