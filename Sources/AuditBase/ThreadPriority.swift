@@ -13,6 +13,20 @@ public enum ThreadPriority {
         #endif
     }
 
+    /// The calling thread's nice value (0 where threads have none of their own). A thread
+    /// started with Foundation's `Thread` begins at the process's value, not its creator's:
+    /// background work passes its own on to the threads it starts.
+    public static func current() -> Int32 {
+        #if canImport(Glibc)
+        guard let gettid = gettid else { return 0 }
+        errno = 0
+        let n = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(gettid()))
+        return errno == 0 ? n : 0
+        #else
+        return 0
+        #endif
+    }
+
     /// glibc's gettid(2) wrapper, which Swift does not import.
     static let gettid: (@convention(c) () -> Int32)? = {
         #if canImport(Glibc)

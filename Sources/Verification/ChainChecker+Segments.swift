@@ -95,12 +95,17 @@ extension ChainChecker {
         return nil
     }
 
-    /// Checks segments from `position` up to (not including) `end`, hot or archived.
+    /// Checks segments from `position` up to (not including) `end`, hot or archived. When
+    /// `stop` answers true (asked between batches) it returns early with nil: `position` says
+    /// how far the check got, and the caller, who asked to stop, must not take it as done.
     public mutating func checkSegments(
         upTo end: UInt64, verifier: LogKeys, batchSize: Int = 8192,
-        progress: ((UInt64) -> Void)? = nil
+        progress: ((UInt64) -> Void)? = nil, stop: (() -> Bool)? = nil
     ) throws -> VerificationFailure? {
+        // The reading thread runs at this thread's priority (a background pass stays background).
+        let nice = ThreadPriority.current()
         for info in store.segments() where info.endSeq > position && info.firstSeq < end {
+            if stop?() == true { return nil }
             if info.state == .retired {
                 if let f = try skipArchived(info, verifier: verifier) { return f }
                 progress?(position)
@@ -115,6 +120,7 @@ extension ChainChecker {
             let to = min(end, info.endSeq)
             let withPersonal = personal != nil
             let producer = Thread {
+                if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
                 var batch: [StoredRecord] = []
                 do {
                     try store.scan(from: from, to: to) { rec in
@@ -145,6 +151,10 @@ extension ChainChecker {
                     if failure != nil {
                         pipe.cancelAndJoin()
                         break consume
+                    }
+                    if stop?() == true {
+                        pipe.cancelAndJoin()
+                        return nil
                     }
                 case .end: break consume
                 case .failed(let e):

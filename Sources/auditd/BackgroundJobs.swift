@@ -38,16 +38,9 @@ struct VerificationService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if !state.failed {
                 // A pass reads and hashes for a while: on a thread of its own, at a lower
-                // priority than the writers, never on the shared concurrency pool.
-                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                    let t = Thread {
-                        ThreadPriority.setCurrent(nice: 10)
-                        self.pass(state)
-                        done.resume()
-                    }
-                    t.name = "auditd-verify"
-                    t.start()
-                }
+                // priority than the writers, never on the shared concurrency pool; the first
+                // (the whole log) stops between batches when the daemon does.
+                await onBackgroundThread(name: "auditd-verify", nice: 10) { self.pass(state, $0) }
             }
             metrics.treeSize.record(Int64(ledger.size))
             metrics.checkpoints.record(Int64(ledger.checkpointCount))
@@ -59,8 +52,14 @@ struct VerificationService: Service {
         }
     }
 
-    /// One pass: new checkpoints, then the segments sealed since the last pass.
-    func pass(_ s: State) {
+    /// Tests only: a pause after each step of a pass (`AUDITLOG_TEST_PAUSE_VERIFY_STEP`,
+    /// seconds), so that a shutdown can be placed in the middle of one.
+    static let testPause =
+        ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_VERIFY_STEP"].flatMap(Double.init) ?? 0
+
+    /// One pass: new checkpoints, then the segments sealed since the last pass (up to where
+    /// `stopping` ends it; the next pass goes on from there).
+    func pass(_ s: State, _ stopping: StopFlag) {
         var cpOffset = s.cpOffset
         var lastSize = s.lastSize
         var checker = s.checker
@@ -72,7 +71,19 @@ struct VerificationService: Service {
             lastSize = more.last?.size ?? lastSize
             checker.addCheckpoints(more)
             try ledger.reinstateRestored()
-            let failure = try checker.checkSegments(upTo: ledger.sealedEnd, verifier: ledger.verifier)
+            let end = ledger.sealedEnd
+            let failure = try checker.checkSegments(
+                upTo: end, verifier: ledger.verifier,
+                progress: { p in
+                    // /healthz follows a long pass (the first covers the whole log).
+                    health.progress(p)
+                    if Self.testPause > 0 { Thread.sleep(forTimeInterval: Self.testPause) }
+                }, stop: { stopping.isSet })
+            if stopping.isSet && checker.position < end {
+                logger.notice(
+                    "verification stopped by the shutdown; the next start verifies the log from its first entry",
+                    metadata: ["checked": "\(checker.position)", "of": "\(end)"])
+            }
             metrics.verifyRuns.increment()
             metrics.verifiedEntries.record(Int64(checker.position))
             health.progress(checker.position)

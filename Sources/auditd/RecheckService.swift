@@ -46,18 +46,7 @@ final class RecheckService: Service, @unchecked Sendable {
             if health.failure != nil { continue }
             // The pass blocks (reads and hashes); it runs on a thread of its own and checks
             // between batches whether the daemon is stopping.
-            let stopping = StopFlag()
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                    Thread {
-                        ThreadPriority.setCurrent(nice: 10)
-                        self.pass(stopping)
-                        done.resume()
-                    }.start()
-                }
-            } onCancel: {
-                stopping.set()
-            }
+            await onBackgroundThread(name: "auditd-recheck", nice: 10) { self.pass($0) }
         }
     }
 
@@ -75,17 +64,23 @@ final class RecheckService: Service, @unchecked Sendable {
                     / Double(max(1, end)))
             var paced = ContinuousClock.now
             var lastPosition: UInt64 = 0
-            let failure = try checker.checkSegments(upTo: end, verifier: ledger.verifier) { p in
-                self.position.record(Int64(p))
-                // Sleep off whatever the batch read beyond the allowed rate.
-                let due = Double(p - lastPosition) * bytesPerEntry / self.bytesPerSecond
-                lastPosition = p
-                let spent = ContinuousClock.now - paced
-                let spentSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
-                if due > spentSeconds && !stopping.isSet { Thread.sleep(forTimeInterval: due - spentSeconds) }
-                paced = .now
-            }
+            let failure = try checker.checkSegments(
+                upTo: end, verifier: ledger.verifier,
+                progress: { p in
+                    self.position.record(Int64(p))
+                    // Sleep off whatever the batch read beyond the allowed rate.
+                    let due = Double(p - lastPosition) * bytesPerEntry / self.bytesPerSecond
+                    lastPosition = p
+                    let spent = ContinuousClock.now - paced
+                    let spentSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
+                    if due > spentSeconds && !stopping.isSet { Thread.sleep(forTimeInterval: due - spentSeconds) }
+                    paced = .now
+                }, stop: { stopping.isSet })
             if let failure { return fail(failure.description) }
+            if stopping.isSet {
+                logger.info("recheck pass stopped by the shutdown", metadata: ["entries": "\(checker.position)"])
+                return
+            }
             // The org-state snapshot, when it describes exactly what was just checked (a seal
             // during the pass moves it on: the next pass checks it then).
             let statePath = DataDirectory(ledger.directory).orgState
@@ -120,12 +115,4 @@ final class RecheckService: Service, @unchecked Sendable {
     private func fileSize(_ path: String) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
-}
-
-/// A flag set from another thread.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
 }
