@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Little-endian byte building and bounds-checked parsing, shared by every on-disk codec.
 ///
 /// `ByteReader` never traps: every read checks the remaining length first and throws
@@ -134,6 +138,24 @@ public struct ByteReader: Sendable {
 }
 
 extension Array where Element == UInt8 {
+    /// True when `needle` occurs in these bytes (glibc's memmem, a vectorised search; a plain
+    /// scan where it is missing). An empty needle occurs everywhere.
+    public func contains(bytes needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard needle.count <= count else { return false }
+        return withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in
+                if let memmem = ByteSearch.memmem {
+                    return memmem(h.baseAddress, h.count, n.baseAddress, n.count) != nil
+                }
+                for i in 0...(h.count - n.count) where memcmp(h.baseAddress! + i, n.baseAddress!, n.count) == 0 {
+                    return true
+                }
+                return false
+            }
+        }
+    }
+
     /// Lower-case hexadecimal.
     public var hex: String {
         let digits: [UInt8] = Array("0123456789abcdef".utf8)
@@ -168,4 +190,17 @@ extension Array where Element == UInt8 {
         }
         self = out
     }
+}
+
+/// glibc's memmem(3), which Swift does not import (a GNU extension).
+enum ByteSearch {
+    typealias MemMem = @convention(c) (UnsafeRawPointer?, Int, UnsafeRawPointer?, Int) -> UnsafeMutableRawPointer?
+    static let memmem: MemMem? = {
+        #if canImport(Glibc)
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memmem") else { return nil }
+        return unsafeBitCast(sym, to: MemMem.self)
+        #else
+        return nil
+        #endif
+    }()
 }

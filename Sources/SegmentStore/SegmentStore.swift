@@ -661,7 +661,10 @@ public final class SegmentStore: @unchecked Sendable {
             case .retired:
                 throw AuditError(.retired, info.retiredMessage, path: info.path)
             case .sealed:
-                for r in try sealedSegment(info).readAll() where r.seq >= from && r.seq < end {
+                // A pass over whole segments takes a reader of its own rather than evicting the
+                // cached ones that queries use.
+                let cached = lock.withLock { cache.first { $0.0 == info.segment }?.1 }
+                for r in try (cached ?? SealedSegment(path: info.path)).readAll() where r.seq >= from && r.seq < end {
                     if try !body(r) { return }
                 }
             case .rotated, .open:

@@ -177,19 +177,25 @@ final class IdempotencyCache: @unchecked Sendable {
         }
     }
 
+    private static let keyMember = Array(#""idempotency_key":""#.utf8)
+
+    /// False when `payload` cannot hold a top-level idempotency key: the member's bytes appear
+    /// nowhere in it.
+    static func mayHoldKey(_ payload: [UInt8]) -> Bool { payload.contains(bytes: keyMember) }
+
     /// Re-reads the entries received within the window (newest segments first) and remembers
     /// their keys, at most `maxKeys` of them. Returns how many keys were found.
     func rebuild(from ledger: Ledger) throws -> Int {
         let cutoff = Int64((Date().timeIntervalSince1970 - window) * 1000)
         var found: [(Key, UInt64, UInt64, UInt32)] = []
         for info in ledger.segments().reversed() where info.endSeq > info.firstSeq && info.state != .retired {
-            var newest: Int64 = .min
+            var last: [UInt8]?
             try ledger.scanRecords(from: info.firstSeq, to: min(info.endSeq, ledger.size)) { rec in
-                guard let p = try? RecordPayload(bytes: rec.payload) else { return true }
-                if let t = CanonicalScan.topLevelString(p.content, key: "received_at").flatMap(Timestamp.parse) {
-                    newest = max(newest, t)
-                }
-                guard CanonicalScan.topLevelString(p.content, key: "idempotency_key") != nil,
+                last = rec.payload
+                // Most entries carry no key: a byte search rules them out before anything is
+                // parsed (what it finds is confirmed at the top level below).
+                guard Self.mayHoldKey(rec.payload), let p = try? RecordPayload(bytes: rec.payload),
+                    CanonicalScan.topLevelString(p.content, key: "idempotency_key") != nil,
                     let v = try? Entry.decodeStored(p.content), let key = v["idempotency_key"]?.stringValue,
                     let org = v["org"]?.stringValue, case .int(let uid)? = v["writer"]?["uid"],
                     let t = v["received_at"]?.stringValue.flatMap(Timestamp.parse), t >= cutoff
@@ -201,6 +207,11 @@ final class IdempotencyCache: @unchecked Sendable {
                     ))
                 return true
             }
+            // received_at never decreases in sequence order: a segment's last entry is its newest.
+            let newest =
+                last.flatMap { try? RecordPayload(bytes: $0) }
+                .flatMap { CanonicalScan.topLevelString($0.content, key: "received_at") }
+                .flatMap(Timestamp.parse) ?? .min
             if newest < cutoff || found.count >= maxKeys { break }
         }
         // Oldest first, so that eviction keeps the newest.
