@@ -88,6 +88,8 @@ struct HTTPQuery: AsyncParsableCommand {
         var filtered: [Double] = []
         var plain: [Double] = []
         var searched: [Double] = []
+        // Per org, both kinds of page: the goal is for every org, busy or quiet.
+        var byOrg: [String: [Double]] = [:]
         for k in 0..<count {
             let org = list[k % list.count]
             var paths = [
@@ -104,13 +106,23 @@ struct HTTPQuery: AsyncParsableCommand {
                 }
                 let took = Date().timeIntervalSince(t0)
                 switch into {
-                case 0: filtered.append(took)
-                case 1: plain.append(took)
+                case 0:
+                    filtered.append(took)
+                    byOrg[org, default: []].append(took)
+                case 1:
+                    plain.append(took)
+                    byOrg[org, default: []].append(took)
                 default:
                     searched.append(took)
                     print("q=\(text ?? "") for \(org): \(ms(took)) ms")
                 }
             }
+        }
+        for org in list {
+            let t = byOrg[org] ?? []
+            print(
+                "  \(org): \(t.count) pages, p50 \(ms(percentile(t, 0.5))) p99 \(ms(percentile(t, 0.99))) max \(ms(t.max() ?? 0))"
+            )
         }
         print(
             "read port, newest 100 with a filter: p50 \(ms(percentile(filtered, 0.5))) p99 \(ms(percentile(filtered, 0.99))); newest 100: p50 \(ms(percentile(plain, 0.5))) p99 \(ms(percentile(plain, 0.99)))"
