@@ -343,8 +343,8 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         let workers = min(max(1, n / 256), max(1, ProcessInfo.processInfo.activeProcessorCount))
         opened.withUnsafeMutableBufferPointer { ob in
             nonisolated(unsafe) let out = ob
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                for k in (w * n / workers)..<((w + 1) * n / workers) { out[k] = open(rows[k]) }
+            BlockingWorkers.fanOut(workers, name: "values-open") { w in
+                for k in (w * n / workers)..<((w + 1) * n / workers) { out[k] = self.open(rows[k]) }
             }
         }
         return rows.indices.map { (rows[$0].seq, rows[$0].tag, opened[$0]) }

@@ -301,7 +301,8 @@ public struct ChainChecker {
         var personal: [PersonalCheck.Prepared?]
     }
 
-    /// The independent, expensive part of checking `batch`, on all cores; safe on any thread.
+    /// The independent, expensive part of checking `batch`, on all cores (threads of its own, at
+    /// the caller's priority); safe on any thread.
     /// With `personal`, each entry's committed fields are found too (`PersonalCheck.prepare`).
     public static func prepare(_ batch: [StoredRecord], personal withPersonal: Bool = false) -> PreparedBatch {
         let n = batch.count
@@ -319,7 +320,7 @@ public struct ChainChecker {
                         times.withUnsafeMutableBufferPointer { tb in
                             personal.withUnsafeMutableBufferPointer { cb in
                                 nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
-                                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                                BlockingWorkers.fanOut(workers, name: "verify-prep") { w in
                                     for i in (w * n / workers)..<((w + 1) * n / workers) {
                                         if let pl = try? RecordPayload(bytes: batch[i].payload) {
                                             h[i] = SHA256.hash(pl.content)

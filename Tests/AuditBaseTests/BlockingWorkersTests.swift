@@ -51,4 +51,27 @@ import Testing
         #expect(seen.value == Set(0..<8))
         #expect(together.value == 8, "bodies that saw all eight running at once")
     }
+
+    /// `fanOut` runs every index once, the first on the calling thread, the rest on threads of
+    /// their own at the caller's nice value (never on Dispatch's pool, which serves requests).
+    @Test func aFanOutRunsEachIndexOnceAtItsCallersPriority() {
+        let seen = Locked([Int: (nice: Int32, caller: Bool, pool: Bool)]())
+        let finished = DispatchSemaphore(value: 0)
+        let t = Thread {
+            ThreadPriority.setCurrent(nice: 7)
+            let caller = pthread_self()
+            BlockingWorkers.fanOut(4, name: "test-fan") { i in
+                let name = Thread.current.name ?? ""
+                let pool = name.contains("com.apple.root")
+                seen.mutate { $0[i] = (ThreadPriority.current(), pthread_equal(pthread_self(), caller) != 0, pool) }
+            }
+            finished.signal()
+        }
+        t.start()
+        finished.wait()
+        let s = seen.value
+        #expect(s.keys.sorted() == [0, 1, 2, 3])
+        #expect(s[0]?.caller == true && s.filter { $0.value.caller }.count == 1)
+        #expect(s.values.allSatisfy { $0.nice == 7 && !$0.pool }, "\(s)")
+    }
 }
