@@ -35,11 +35,34 @@ extension Ledger {
         for s in seqs where s >= size {
             throw AuditError(.notFound, "entry \(s) does not exist (the log holds \(size))")
         }
-        return try store.read(seqs: seqs).map(checked)
+        let records = try store.read(seqs: seqs)
+        let leaves = leafMap(records)
+        return try records.map { try checked($0, leaves: leaves) }
     }
 
-    /// Rebuilds a record's link from the tree and checks its hash against the stored leaf.
-    func checked(_ rec: StoredRecord) throws -> StoredEntry { try Self.rebuild(rec, tree: tree, store: store) }
+    /// Rebuilds a record's link from the tree and checks its hash against the stored leaf;
+    /// `leaves` holds leaf hashes read beforehand (`leafMap`), the tree gives the others.
+    func checked(_ rec: StoredRecord, leaves: [UInt64: Hash] = [:]) throws -> StoredEntry {
+        try Self.rebuild(rec, tree: tree, store: store, leaves: leaves)
+    }
+
+    /// The leaf hashes that checking `records` reads (each one's own, its predecessor's and its
+    /// org's previous entry's), read in a few runs: a page's entries lie close together. What
+    /// cannot be read here is left to `checked`, which reads it alone and reports the failure.
+    func leafMap(_ records: [StoredRecord]) -> [UInt64: Hash] {
+        let size = tree.size
+        var want: [UInt64] = []
+        want.reserveCapacity(records.count * 3)
+        for r in records where r.seq < size {
+            want.append(r.seq)
+            if r.seq > 0 { want.append(r.seq - 1) }
+            var header = ByteReader(r.payload)
+            if (try? header.readVarint()) != nil, let back = try? header.readVarint(), back > 0, back <= r.seq {
+                want.append(r.seq - back)
+            }
+        }
+        return (try? tree.leaves(at: want)) ?? [:]
+    }
 
     /// Entry `seq` of the log in data directory `dir`, read without taking the directory (the
     /// daemon may be running and appending): its segment and tree opened read-only, its link
@@ -50,22 +73,24 @@ extension Ledger {
             throw AuditError(.notFound, "entry \(seq) does not exist (the log holds \(tree.size))")
         }
         let store = try segmentStore(dir, retired: retired, readOnly: true)
-        return try rebuild(try store.read(seq: seq), tree: tree, store: store)
+        return try rebuild(try store.read(seq: seq), tree: tree, store: store, leaves: [:])
     }
 
-    private static func rebuild(_ rec: StoredRecord, tree: TreeStore, store: SegmentStore) throws -> StoredEntry {
+    private static func rebuild(
+        _ rec: StoredRecord, tree: TreeStore, store: SegmentStore, leaves: [UInt64: Hash]
+    ) throws -> StoredEntry {
         let seq = rec.seq
         let p = try RecordPayload(bytes: rec.payload)
         let link: Link
         do {
             link = try Link.stored(
                 seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, contentHash: SHA256.hash(p.content),
-                leaf: tree.leaf)
+                leaf: { try leaves[$0] ?? tree.leaf($0) })
         } catch let e as ChainError {
             let pos = store.position(of: seq)
             throw AuditError(.corrupt, "\(e): it was altered", path: pos.path, offset: pos.offset)
         }
-        let leaf = try tree.leaf(seq)
+        let leaf = try leaves[seq] ?? tree.leaf(seq)
         guard link.leafHash == leaf else {
             let pos = store.position(of: seq)
             throw AuditError(
@@ -122,11 +147,15 @@ extension Ledger {
             }
             // Read in chunks, so that the time limit can end the page between two of them.
             var records: [StoredRecord] = []
+            var leaves: [UInt64: Hash] = [:]
             for (i, h) in hits.enumerated() {
                 if i % 128 == 0 {
                     if i > 0, outOfTime() { return (out, cur) }
                     let from = hits.startIndex + i
                     records = try store.read(seqs: hits[from..<min(from + 128, hits.endIndex)].map(\.seq))
+                    // A text search checks only the few entries that match: their leaves are
+                    // read one by one.
+                    leaves = needle == nil ? leafMap(records) : [:]
                 }
                 let rec = records[i % 128]
                 examined += 1
@@ -137,7 +166,7 @@ extension Ledger {
                     let p = try RecordPayload(bytes: rec.payload)
                     if !TextMatch.contains(p.content, needle) { continue }
                 }
-                let e = try checked(rec)
+                let e = try checked(rec, leaves: leaves)
                 // An index is derived data: a row that points at another org's entry is
                 // damage, never a reason to show that entry.
                 guard e.org == org, e.link.orgSeq == h.orgSeq else {

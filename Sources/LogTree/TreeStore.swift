@@ -180,6 +180,25 @@ public final class TreeStore: @unchecked Sendable {
         return try readStored(0, from: from, count: count)
     }
 
+    /// The leaf hashes at `indices` (all below the size), read in runs: indices less than 64
+    /// leaves apart share one read, so a page of entries and the leaves their links name cost
+    /// a few reads instead of three each.
+    public func leaves(at indices: [UInt64]) throws(AuditError) -> [UInt64: Hash] {
+        let sorted = Array(Set(indices)).sorted()
+        var out: [UInt64: Hash] = [:]
+        out.reserveCapacity(sorted.count)
+        var i = 0
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count, sorted[j + 1] - sorted[j] <= 64, sorted[j + 1] - sorted[i] < 4096 { j += 1 }
+            let from = sorted[i]
+            let hashes = try leaves(from: from, count: Int(sorted[j] - from) + 1)
+            for k in i...j { out[sorted[k]] = hashes[Int(sorted[k] - from)] }
+            i = j + 1
+        }
+        return out
+    }
+
     /// MTH of leaves `[lo, hi)`.
     public func mth(_ lo: UInt64, _ hi: UInt64) throws(AuditError) -> Hash {
         let n = hi - lo

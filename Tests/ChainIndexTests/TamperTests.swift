@@ -160,6 +160,24 @@ import Testing
         _ = s
     }
 
+    /// A leaf hash edited in the tree file: a page read refuses the entry it belongs to, and the
+    /// next one (whose link names it), however the page's leaves are read; other pages are served.
+    @Test func anEditedLeafFailsThePagesThatReadIt() throws {
+        let (dir, s) = try makeLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try flip(DataDirectory(dir).tree + "/level-00.hashes", at: 200 * 32 + 5)
+        let l = try Ledger(directory: dir, signer: s, options: Sample.options())
+        defer { try? l.close() }
+        for seqs in [[UInt64(200)], [201], Array(190..<210), [150, 200, 250]] {
+            #expect(throws: AuditError.self, "\(seqs)") { _ = try l.entries(seqs: seqs) }
+        }
+        #expect(try l.entries(seqs: Array(100..<150)).count == 50)
+        // A newest-first page of entry 200's org (org_2), through the index, reaches it and fails.
+        #expect(try l.entries(seqs: [199])[0].org == "org_1")
+        #expect(throws: AuditError.self) { _ = try l.search(org: "org_2", limit: 100, cursor: 260) }
+        #expect(try l.search(org: "org_2", limit: 10, cursor: 150).entries.count == 10)
+    }
+
     // MARK: helpers
 
     func flip(_ path: String, at offset: Int) throws { try flipByte(path, at: offset, mask: 0x01) }
