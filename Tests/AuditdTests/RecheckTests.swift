@@ -126,12 +126,15 @@ import Testing
         // Each step of a pass then takes three seconds, whatever the stop says.
         d.environment = ["AUDITLOG_TEST_PAUSE_VERIFY_STEP": "3"]
         try d.start()
-        let input =
-            (0..<200).map {
-                event(org: "org_\($0 % 3)", i: $0, extra: #","pad":"\#(String(repeating: "p", count: 200))""#)
-            }.joined(separator: "\n") + "\n"
-        let (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: input)
-        #expect(s == 0, "\(err)")
+        // Four appends, four group commits at least: four small segments, each a step of the pass.
+        for part in 0..<4 {
+            let input =
+                (part * 50..<part * 50 + 50).map {
+                    event(org: "org_\($0 % 3)", i: $0, extra: #","pad":"\#(String(repeating: "p", count: 200))""#)
+                }.joined(separator: "\n") + "\n"
+            let (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: input)
+            #expect(s == 0, "\(err)")
+        }
         // The pass over the new segments has made its first step.
         let deadline = Date().addingTimeInterval(30)
         var verified = 0
