@@ -141,19 +141,7 @@ extension Array where Element == UInt8 {
     /// True when `needle` occurs in these bytes (glibc's memmem, a vectorised search; a plain
     /// scan where it is missing). An empty needle occurs everywhere.
     public func contains(bytes needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty else { return true }
-        guard needle.count <= count else { return false }
-        return withUnsafeBytes { h in
-            needle.withUnsafeBytes { n in
-                if let memmem = ByteSearch.memmem {
-                    return memmem(h.baseAddress, h.count, n.baseAddress, n.count) != nil
-                }
-                for i in 0...(h.count - n.count) where memcmp(h.baseAddress! + i, n.baseAddress!, n.count) == 0 {
-                    return true
-                }
-                return false
-            }
-        }
+        withUnsafeBytes { h in needle.withUnsafeBytes { n in ByteSearch.contains(h, n) } }
     }
 
     /// Lower-case hexadecimal.
@@ -192,8 +180,8 @@ extension Array where Element == UInt8 {
     }
 }
 
-/// glibc's memmem(3), which Swift does not import (a GNU extension).
-enum ByteSearch {
+/// Finding bytes in bytes: glibc's memmem(3), which Swift does not import (a GNU extension).
+public enum ByteSearch {
     typealias MemMem = @convention(c) (UnsafeRawPointer?, Int, UnsafeRawPointer?, Int) -> UnsafeMutableRawPointer?
     static let memmem: MemMem? = {
         #if canImport(Glibc)
@@ -203,4 +191,13 @@ enum ByteSearch {
         return nil
         #endif
     }()
+
+    /// True when `needle` occurs in `hay`; an empty needle occurs everywhere.
+    public static func contains(_ hay: UnsafeRawBufferPointer, _ needle: UnsafeRawBufferPointer) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard needle.count <= hay.count, let h = hay.baseAddress, let n = needle.baseAddress else { return false }
+        if let memmem { return memmem(h, hay.count, n, needle.count) != nil }
+        for i in 0...(hay.count - needle.count) where memcmp(h + i, n, needle.count) == 0 { return true }
+        return false
+    }
 }

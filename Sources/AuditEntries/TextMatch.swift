@@ -1,3 +1,5 @@
+import AuditBase
+
 /// The text search's one rule (format-spec §9.3), shared by the read port's search and the
 /// export filter: ASCII letters compared without case, every other byte exactly.
 public enum TextMatch {
@@ -7,8 +9,26 @@ public enum TextMatch {
         text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 32 : $0 }
     }
 
-    /// Whether `hay` holds `needle` (already folded), ASCII letters compared without case.
+    /// Whether `hay` holds `needle` (already folded), ASCII letters compared without case: the
+    /// hay is folded as the needle was, into scratch space, and searched with memmem (about a
+    /// tenth of the time of comparing byte by byte, which was a fifth of a search page's).
     public static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard hay.count >= needle.count else { return false }
+        return hay.withUnsafeBufferPointer { h in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: h.count) { folded in
+                for i in 0..<h.count {
+                    let c = h[i]
+                    folded[i] = c &- 0x41 < 26 ? c &+ 32 : c
+                }
+                return needle.withUnsafeBytes { n in ByteSearch.contains(UnsafeRawBufferPointer(folded), n) }
+            }
+        }
+    }
+
+    /// The byte-by-byte comparison `contains` replaced, kept as the reference its tests check
+    /// it against.
+    static func containsByBytes(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty else { return true }
         guard hay.count >= needle.count else { return false }
         let first = needle[0]

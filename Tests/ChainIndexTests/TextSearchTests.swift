@@ -23,4 +23,27 @@ import Testing
         #expect(try l.search(org: "org_a", text: q).entries.count == (found ? 1 : 0), "q=\(q)")
         #expect(TextMatch.contains(Array(json.utf8), TextMatch.fold(q)) == found)
     }
+
+    /// The folded memmem search answers exactly as the byte-by-byte comparison it replaced, on
+    /// random bytes biased towards letters of both cases, `@`, `[`, `` ` `` and `{` (the bytes
+    /// beside A-Z and a-z), and non-ASCII.
+    @Test func theFoldedSearchAnswersAsTheByteComparisonDid() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("aAbBzZ@[`{ \u{C3}\u{AB}09".utf8)
+        func random(_ n: Int) -> [UInt8] { (0..<n).map { _ in alphabet.randomElement(using: &rng)! } }
+        var found = 0
+        for _ in 0..<20_000 {
+            let hay = random(Int.random(in: 0...40, using: &rng))
+            var needle = TextMatch.fold(String(decoding: random(Int.random(in: 0...4, using: &rng)), as: UTF8.self))
+            // Half the time, a piece of the hay itself (in either case), so that matches occur.
+            if Bool.random(using: &rng), hay.count > 2 {
+                let a = Int.random(in: 0..<hay.count - 1, using: &rng)
+                needle = TextMatch.fold(String(decoding: hay[a..<min(hay.count, a + 3)], as: UTF8.self))
+            }
+            let want = TextMatch.containsByBytes(hay, needle)
+            #expect(TextMatch.contains(hay, needle) == want, "\(hay) \(needle)")
+            if want { found += 1 }
+        }
+        #expect(found > 5_000)
+    }
 }
