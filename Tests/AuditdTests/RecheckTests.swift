@@ -126,7 +126,6 @@ import Testing
         // Each step of a pass then takes three seconds, whatever the stop says.
         d.environment = ["AUDITLOG_TEST_PAUSE_VERIFY_STEP": "3"]
         try d.start()
-        // Four appends, four group commits at least: four small segments, each a step of the pass.
         for part in 0..<4 {
             let input =
                 (part * 50..<part * 50 + 50).map {
@@ -135,14 +134,15 @@ import Testing
             let (s, _, err) = try await d.ctlOffPool(["append", "--socket", d.socket], stdin: input)
             #expect(s == 0, "\(err)")
         }
-        // The pass over the new segments has made its first step.
+        // The pass over the new segments has made its first step and is in its pause (however
+        // the entries fell into segments, a step follows: the end of a segment is one).
         let deadline = Date().addingTimeInterval(30)
         var verified = 0
         while Date() < deadline, verified == 0 {
             try await Task.sleep(for: .milliseconds(100))
             verified = try await health(d).1["verified_entries"] as? Int ?? 0
         }
-        #expect(verified > 0 && verified < 200, "the pass is not under way: \(verified) verified")
+        #expect(verified > 0, "the pass did not begin")
         let started = Date()
         let status = await withCheckedContinuation { done in Thread { done.resume(returning: d.stop()) }.start() }
         let took = Date().timeIntervalSince(started)
