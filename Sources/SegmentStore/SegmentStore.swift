@@ -596,12 +596,27 @@ public final class SegmentStore: @unchecked Sendable {
         var found: [UInt64: StoredRecord] = [:]
         var sealedGroups: [UInt64: (SegmentInfo, [Int: [UInt64]])] = [:]
         var openGroups: [(FileHandleRef, BlockRef, [UInt64])] = []
+        // The sealed segment the last sequence number was in: a page's numbers mostly share one,
+        // and looking it up again for each (the store's lock, its list, the readers' cache) was
+        // most of this function's cost in a long text search.
+        var last: (info: SegmentInfo, seg: SealedSegment)?
+        func group(_ seq: UInt64, _ info: SegmentInfo, _ seg: SealedSegment) throws(AuditError) {
+            let k = Int(seq - seg.footer.firstSeq)
+            guard seq >= seg.footer.firstSeq, k < seg.footer.seqMap.count else {
+                throw AuditError(.corrupt, "sequence number \(seq) is not in the segment's map", path: info.path)
+            }
+            sealedGroups[info.segment, default: (info, [:])].1[Int(seg.footer.seqMap[k]), default: []].append(seq)
+        }
         for seq in seqs where found[seq] == nil {
+            if let l = last, seq >= l.info.firstSeq, seq < l.info.endSeq {
+                try group(seq, l.info, l.seg)
+                continue
+            }
             switch try locate(seq) {
             case .sealed(let info):
                 let seg = try sealedSegment(info)
-                let b = Int(seg.footer.seqMap[Int(seq - seg.footer.firstSeq)])
-                sealedGroups[info.segment, default: (info, [:])].1[b, default: []].append(seq)
+                last = (info, seg)
+                try group(seq, info, seg)
             case .blocks(let file, let blocks):
                 guard let i = Self.blockIndex(blocks, seq) else {
                     throw AuditError(.notFound, "sequence number \(seq) is not stored", path: file.path)
