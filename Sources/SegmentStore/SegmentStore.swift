@@ -549,9 +549,12 @@ public final class SegmentStore: @unchecked Sendable {
         return loc
     }
 
+    /// The cached reader of sealed segment `n`, if there is one.
+    private func cachedReader(_ n: UInt64) -> SealedSegment? { lock.withLock { cache.first { $0.0 == n }?.1 } }
+
     /// An open reader for sealed segment `info`, from a small cache.
     public func sealedSegment(_ info: SegmentInfo) throws(AuditError) -> SealedSegment {
-        if let s = lock.withLock({ cache.first { $0.0 == info.segment }?.1 }) { return s }
+        if let s = cachedReader(info.segment) { return s }
         let s = try SealedSegment(path: info.path)
         lock.withLock {
             cache.removeAll { $0.0 == info.segment }
@@ -601,8 +604,10 @@ public final class SegmentStore: @unchecked Sendable {
         // most of this function's cost in a long text search.
         var last: (info: SegmentInfo, seg: SealedSegment)?
         func group(_ seq: UInt64, _ info: SegmentInfo, _ seg: SealedSegment) throws(AuditError) {
-            let k = Int(seq - seg.footer.firstSeq)
-            guard seq >= seg.footer.firstSeq, k < seg.footer.seqMap.count else {
+            // Compared before subtracting: a number below the map's first must not trap.
+            guard seq >= seg.footer.firstSeq, let k = Int(exactly: seq - seg.footer.firstSeq),
+                k < seg.footer.seqMap.count
+            else {
                 throw AuditError(.corrupt, "sequence number \(seq) is not in the segment's map", path: info.path)
             }
             sealedGroups[info.segment, default: (info, [:])].1[Int(seg.footer.seqMap[k]), default: []].append(seq)
@@ -678,8 +683,8 @@ public final class SegmentStore: @unchecked Sendable {
             case .sealed:
                 // A pass over whole segments takes a reader of its own rather than evicting the
                 // cached ones that queries use.
-                let cached = lock.withLock { cache.first { $0.0 == info.segment }?.1 }
-                for r in try (cached ?? SealedSegment(path: info.path)).readAll() where r.seq >= from && r.seq < end {
+                let reader = try cachedReader(info.segment) ?? SealedSegment(path: info.path)
+                for r in try reader.readAll() where r.seq >= from && r.seq < end {
                     if try !body(r) { return }
                 }
             case .rotated, .open:
