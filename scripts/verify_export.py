@@ -202,6 +202,17 @@ def node(a, b):
     return hashlib.sha256(b"\x01" + a + b).digest()
 
 
+def gap_hash(text, hex_gap):
+    """A gap block's 32-byte hash, or None: canonical unpadded base64url (§9.3), or hex before /7."""
+    if hex_gap:
+        ok = len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
+        return bytes.fromhex(text) if ok else None
+    if len(text) != 43 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in text):
+        return None
+    raw = base64.urlsafe_b64decode(text + "=")
+    return raw if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == text else None
+
+
 class CompactRange:
     """The right edge of a tree built left to right: perfect subtrees of decreasing height."""
 
@@ -217,14 +228,19 @@ class CompactRange:
             (hr, r), (hl, l) = self.nodes.pop(), self.nodes.pop()
             self.nodes.append((hl + 1, node(l, r)))
 
-    def cover(self, blocks, end, where):
-        """Step 2: the gap's subtrees, `<height>:<hex>`, must fill exactly up to leaf `end`."""
+    def cover(self, blocks, end, where, hex_gap=False):
+        """Step 2: the gap's subtrees, `<height>:<hash>`, must fill exactly up to leaf `end`.
+        The hash is base64url without padding (43 characters); in /4 to /6 exports, 64 hex digits."""
         for b in blocks:
-            height, _, hx = b.partition(":")
+            height, _, text = b.partition(":")
+            h = gap_hash(text, hex_gap)
+            if not 0 < len(height) <= 2 or not all(c in "0123456789" for c in height) or \
+                    (height[0] == "0" and height != "0") or h is None:
+                raise Failure(f"{where}: gap block {b[:80]!r} is not <height>:<hash>")
             height = int(height)
             if not 0 <= height <= 62 or self.size + (1 << height) > end:
                 raise Failure(f"{where}: gap block {b[:80]!r} does not fit before leaf {end}")
-            self.append(height, bytes.fromhex(hx))
+            self.append(height, h)
         if self.size != end:
             raise Failure(f"{where}: the gap covers leaves up to {self.size}, not up to {end}")
 
@@ -485,8 +501,9 @@ def verify(objs, fmt, key, kept, trust=None):
     # /5 added "personal" beside entries and the trailer's "erasures" (§5.4.4); /6 its
     # "timestamps" (§8.7); /4 has none of them.
     if header.get("type") != "header" or header.get("format") not in (
-            "auditlog-export/4", "auditlog-export/5", "auditlog-export/6"):
-        raise Failure("line 1: not an auditlog-export/4, /5 or /6 header")
+            "auditlog-export/4", "auditlog-export/5", "auditlog-export/6", "auditlog-export/7"):
+        raise Failure("line 1: not an auditlog-export/4, /5, /6 or /7 header")
+    hex_gap = header["format"] != "auditlog-export/7"  # /7 spells gap hashes in base64url
     if trailer.get("type") != "trailer":
         raise Failure("no trailer: the export is truncated")
     key = follow(key, header.get("key_successions", []))  # section 8.8
@@ -532,7 +549,7 @@ def verify(objs, fmt, key, kept, trust=None):
             raise Failure(f"{where}: hash is not SHA-256(0x00 || link)")
         if e["seq"] >= size or e["seq"] < tree.size:
             raise Failure(f"{where}: outside the tree or out of order")
-        tree.cover(e["gap"], e["seq"], where)
+        tree.cover(e["gap"], e["seq"], where, hex_gap)
         tree.append(0, h)
         if hidden:
             w = e["withheld"]
@@ -584,7 +601,7 @@ def verify(objs, fmt, key, kept, trust=None):
     stated = {k: v for k, v in flt.items() if k != "q"}
     if meta.get("format") != fmt or signed != stated or (meta.get("filter.text_search") is True) != ("q" in flt):
         raise Failure("the header's filter or format is not the one the signed audit entry recorded")
-    tree.cover(trailer.get("gap", []), size, "trailer")  # step 2: the one proof
+    tree.cover(trailer.get("gap", []), size, "trailer", hex_gap)  # step 2: the one proof
     if tree.root() != root:
         raise Failure("the entries and their gap subtrees do not rebuild the checkpoint's root")
     counts["erased"], counts["withheld"] = check_erasures(trailer.get("erasures"), claims, withheld, org, size, root)

@@ -7,12 +7,12 @@ import TimeStamping
 
 /// The export format (format-spec.md §9.3): NDJSON, one object per line.
 ///
-///     {"type":"header","format":"auditlog-export/5","org":…,"origin":…,"verifier_key":…,
+///     {"type":"header","format":"auditlog-export/7","org":…,"origin":…,"verifier_key":…,
 ///      "checkpoint":<signed note>,"tree_size":N,"filtered":bool,"filter":{…},
 ///      "archived_bundles":[{"bundle":…,"manifest":…,"manifest_note":…}…],
 ///      "consistency":{"from":M,"proof":[…]}?}
 ///     {"type":"entry"|"context","seq":…,"org_seq":…,"content":<canonical entry>,
-///      "link":<hex>,"hash":<hex>,"gap":["<height>:<hex>"…],"personal":{…}?}
+///      "link":<hex>,"hash":<hex>,"gap":["<height>:<base64url>"…],"personal":{…}?}
 ///     {"type":"entry"|"context","seq":…,"org_seq":…,"link":…,"hash":…,"gap":[…],
 ///      "withheld":{"authority":…,"entry":N}}
 ///     {"type":"trailer","count":<entry lines>,"context":<context lines>,"gap":[…],
@@ -37,11 +37,12 @@ import TimeStamping
 /// exactly `tree_size − 1`, whose signed metadata states the filter.
 public enum ExportFormat {
     /// The format tag. /5 added `personal` beside entries and the trailer's `erasures`
-    /// (§5.4.4); /6 the trailer's `timestamps` (§8.7).
-    public static let tag = "auditlog-export/6"
+    /// (§5.4.4); /6 the trailer's `timestamps` (§8.7); /7 spells gap hashes in base64url
+    /// (`GapBlock`), a third shorter than hex.
+    public static let tag = "auditlog-export/7"
     /// The tags a verifier reads: /4 exports (before personal fields) have neither member, /5
-    /// no time-stamps.
-    public static let readable = ["auditlog-export/4", "auditlog-export/5", tag]
+    /// no time-stamps, /4 to /6 gap hashes in hex.
+    public static let readable = ["auditlog-export/4", "auditlog-export/5", "auditlog-export/6", tag]
 
     /// The header line.
     public static func header(
@@ -68,9 +69,6 @@ public enum ExportFormat {
         return json(obj)
     }
 
-    /// A gap block as exported: `<height>:<hex>`.
-    public static func gapBlock(_ b: (height: Int, hash: Hash)) -> String { "\(b.height):\(b.hash.hex)" }
-
     /// An entry line: part of the selection, or (`context`) a neighbour that proves its edges,
     /// after the subtrees covering the leaves since the previous line's entry.
     /// Written directly (members in sorted order, as the header's): exports stream millions.
@@ -92,7 +90,7 @@ public enum ExportFormat {
         for (i, b) in gap.enumerated() {
             if i > 0 { o.append(0x2C) }
             o.append(0x22)
-            o.append(contentsOf: gapBlock(b).utf8)
+            GapBlock.append(b, to: &o)
             o.append(0x22)
         }
         raw("],\"hash\":\"")
@@ -157,7 +155,7 @@ public enum ExportFormat {
         erasures: [(record: StoredEntry, proof: [Hash], withheld: [UInt64])] = [],
         timestamps: [(stamp: StampedCheckpoint, consistency: [Hash])] = []
     ) -> String {
-        var o: [String: Any] = ["type": "trailer", "count": count, "context": context, "gap": gap.map(gapBlock)]
+        var o: [String: Any] = ["type": "trailer", "count": count, "context": context, "gap": gap.map(GapBlock.text)]
         if !erasures.isEmpty {
             o["erasures"] = erasures.map { (e, proof, withheld) -> [String: Any] in
                 var r: [String: Any] = [
@@ -210,7 +208,7 @@ public enum ExportFormat {
         let cols = [
             context ? "context" : "entry", String(e.seq), String(e.link.orgSeq), c.receivedAt, c.category, c.action,
             c.actor, c.outcome,
-            e.hash.hex, e.link.bytes.hex, gap.map(gapBlock).joined(separator: " "),
+            e.hash.hex, e.link.bytes.hex, gap.map(GapBlock.text).joined(separator: " "),
             withheld == nil ? String(decoding: e.content, as: UTF8.self) : "",
             withheld.map { "{\"withheld\":" + $0 + "}" } ?? personal ?? "",
         ]

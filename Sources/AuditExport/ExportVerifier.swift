@@ -90,14 +90,12 @@ public struct ExportVerifier {
         // The one proof: every line's gap subtrees and leaf, left to right, rebuild the root.
         var range = CompactRange()
         var proofFailure: String?
+        var spelling = GapBlock.Spelling.base64url
         func cover(_ blocks: Any?, upTo end: UInt64) -> String? {
             guard let list = blocks as? [String] else { return "gap is missing or not a list" }
             for b in list {
-                let parts = b.split(separator: ":", maxSplits: 1)
-                guard parts.count == 2, let h = Int(parts[0]), (0...62).contains(h),
-                    let hash = Hash(hex: String(parts[1]))
-                else {
-                    return "gap block '\(b.prefix(80))' is not <height>:<64 hex digits>"
+                guard let (h, hash) = GapBlock.parse(Substring(b), spelling) else {
+                    return "gap block '\(b.prefix(80))' is not \(GapBlock.shape(spelling))"
                 }
                 let width = UInt64(1) << UInt64(h)
                 guard range.size % width == 0, range.size <= end, end - range.size >= width else {
@@ -153,6 +151,7 @@ public struct ExportVerifier {
                     return fail("not an \(ExportFormat.readable.joined(separator: " or ")) header")
                 }
                 sawHeader = true
+                spelling = GapBlock.spelling(of: f)
                 let cp: SignedCheckpoint
                 let k: LogKeys
                 // Absent before the first handover; present, it must be statements (§8.8).

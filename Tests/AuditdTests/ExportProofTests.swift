@@ -143,7 +143,8 @@ import Testing
             let parts = gap[0].split(separator: ":")
             gap[0] =
                 edit == "hash"
-                ? "\(parts[0]):" + String(parts[1].reversed()) : "\((Int(parts[0]) ?? 0) + 1):\(parts[1])"
+                ? "\(parts[0]):" + (parts[1].first == "A" ? "B" : "A") + parts[1].dropFirst()
+                : "\((Int(parts[0]) ?? 0) + 1):\(parts[1])"
             o["gap"] = gap
             var forged = full
             forged[withGap] = line(o)
@@ -201,7 +202,8 @@ import Testing
         var next = object(full[victim + 1])
         let dropped = object(full[victim])
         next["gap"] =
-            ((dropped["gap"] as? [String]) ?? []) + ["0:" + (dropped["hash"] as? String ?? "")]
+            ((dropped["gap"] as? [String]) ?? [])
+            + [GapBlock.text((0, try #require(Hash(hex: dropped["hash"] as? String ?? ""))))]
             + ((next["gap"] as? [String]) ?? [])
         var forged = full
         forged[victim + 1] = line(next)
