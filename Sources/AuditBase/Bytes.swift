@@ -67,7 +67,8 @@ public struct ByteReader: Sendable {
     /// A reader over `bytes[range]` (the whole array by default).
     public init(_ bytes: [UInt8], range: Range<Int>? = nil) {
         self.bytes = bytes
-        let r = range ?? 0..<bytes.count
+        // Within the array, always: the fixed-size reads load from it without a check per byte.
+        let r = (range ?? 0..<bytes.count).clamped(to: 0..<bytes.count)
         offset = r.lowerBound
         end = r.upperBound
     }
@@ -110,10 +111,19 @@ public struct ByteReader: Sendable {
     }
     private mutating func readLE(_ n: Int) throws(Short) -> UInt64 {
         guard remaining >= n else { throw Short(offset: offset) }
-        var v: UInt64 = 0
-        for i in 0..<n { v |= UInt64(bytes[offset + i]) << (UInt64(i) * 8) }
+        let at = offset
         offset += n
-        return v
+        // One load for the common widths (a segment's map is a few hundred thousand of them).
+        return bytes.withUnsafeBytes { raw in
+            switch n {
+            case 8: return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            case 4: return UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            default:
+                var v: UInt64 = 0
+                for i in 0..<n { v |= UInt64(raw[at + i]) << (UInt64(i) * 8) }
+                return v
+            }
+        }
     }
     /// Reads an unsigned LEB128 varint of at most ten bytes.
     public mutating func readVarint() throws(Short) -> UInt64 {

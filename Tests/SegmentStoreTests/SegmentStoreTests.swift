@@ -155,6 +155,25 @@ final class Counter: @unchecked Sendable {
         }
     }
 
+    /// Fixed-width reads load whole words: the same values as byte by byte at every offset,
+    /// within a range that stops short of the array, and a range past the array's end is
+    /// cut to it rather than read beyond.
+    @Test func fixedWidthReadsAgreeWithTheBytesAtAnyOffset() throws {
+        let bytes: [UInt8] = (0..<40).map { UInt8(($0 * 37 + 11) & 0xFF) }
+        func le(_ at: Int, _ n: Int) -> UInt64 { (0..<n).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
+        for at in 0..<24 {
+            var r = ByteReader(bytes, range: at..<at + 14)
+            #expect(try r.readU64() == le(at, 8))
+            #expect(try r.readU32() == UInt32(le(at + 8, 4)))
+            #expect(try r.readU16() == UInt16(le(at + 12, 2)))
+            #expect(throws: ByteReader.Short.self) { try r.readU16() }
+        }
+        var past = ByteReader(bytes, range: 36..<64)
+        #expect(past.remaining == 4)
+        #expect(try past.readU32() == UInt32(le(36, 4)))
+        #expect(throws: ByteReader.Short.self) { try past.readU64() }
+    }
+
     @Test func varintsRoundTripAndRejectOverlongInput() throws {
         var w = ByteWriter()
         let values: [UInt64] = [0, 1, 127, 128, 300, 1 << 35, .max]
