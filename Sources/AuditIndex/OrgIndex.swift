@@ -137,7 +137,9 @@ public final class OrgIndex: @unchecked Sendable {
         org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?
     ) throws -> [IndexHit] {
         var out: [IndexHit] = []
-        func consider(_ h: IndexHit) -> Bool {
+        // Hits are moved, not copied, from the rows decoded to the page: each carries strings,
+        // and a copy is a retain and a release of each (a whole-history search meets millions).
+        func consider(_ h: consuming IndexHit) -> Bool {
             if let c = cursor, newestFirst ? h.seq >= c : h.seq <= c { return false }
             if filter.matches(h.fields) {
                 out.append(h)
@@ -145,15 +147,17 @@ public final class OrgIndex: @unchecked Sendable {
             }
             return false
         }
-        func take(_ hits: [IndexHit]) -> Bool {
+        func take(_ hits: inout [IndexHit]) -> Bool {
             if newestFirst {
-                for h in hits.reversed() where consider(h) { return true }
+                while let h = hits.popLast() {
+                    if consider(h) { return true }
+                }
             } else {
                 for h in hits where consider(h) { return true }
             }
             return false
         }
-        let mem = lock.withLock { unsealed[org] ?? [] }
+        var mem = lock.withLock { unsealed[org] ?? [] }
         // A record is read only when its segment is sealed in the hot tier (not archived, not
         // being sealed) and, read-only, below the watermark (above it, `unsealed` holds it).
         func readable(_ r: PostingRecord) -> Bool {
@@ -179,7 +183,7 @@ public final class OrgIndex: @unchecked Sendable {
                             hits.append($0)
                             return true
                         }
-                        if take(hits) { return true }
+                        if take(&hits) { return true }
                     }
                     i -= 1
                 }
@@ -205,11 +209,11 @@ public final class OrgIndex: @unchecked Sendable {
             return false
         }
         if newestFirst {
-            if take(mem) { return out }
+            if take(&mem) { return out }
             _ = try sealedPass()
         } else {
             if try sealedPass() { return out }
-            _ = take(mem)
+            _ = take(&mem)
         }
         return out
     }

@@ -145,21 +145,35 @@ extension Ledger {
                 if found.count < page { return (out, nil) }
                 continue
             }
-            // Read in chunks, so that the time limit can end the page between two of them.
-            var records: [StoredRecord] = []
+            // Read in chunks, so that the time limit can end the page between two of them. A
+            // text search's after the page's first are larger (a busy org's block holds about
+            // a hundred entries, and a chunk's edge splits one) and turn down whole blocks the
+            // text is not in: a record's content is a run of its block's bytes, so they hold
+            // none that match.
+            let mayHold: BlockFilter? = needle.map { n in { TextMatch.contains(raw: $0, n) } }
+            var records: [StoredRecord?] = []
+            var first = hits.startIndex  // the hit `records[0]` is for
             var leaves: [UInt64: Hash] = [:]
-            for (i, h) in hits.enumerated() {
-                if i % 128 == 0 {
-                    if i > 0, outOfTime() { return (out, cur) }
-                    let from = hits.startIndex + i
-                    records = try store.read(seqs: hits[from..<min(from + 128, hits.endIndex)].map(\.seq))
+            // By index, not by element: a hit carries strings, each copy of it a retain and a
+            // release, and a whole-history search meets millions.
+            for i in hits.indices {
+                if i == first + records.count {
+                    if i > hits.startIndex, outOfTime() { return (out, cur) }
+                    let chunk = needle == nil || examined == 0 ? 128 : 1024
+                    var seqs: [UInt64] = []
+                    seqs.reserveCapacity(chunk)
+                    for k in i..<min(i + chunk, hits.endIndex) { seqs.append(hits[k].seq) }
+                    records = try store.read(seqs: seqs, mayHold: mayHold)
+                    first = i
                     // A text search checks only the few entries that match: their leaves are
                     // read one by one.
-                    leaves = needle == nil ? leafMap(records) : [:]
+                    leaves = needle == nil ? leafMap(records.compactMap { $0 }) : [:]
                 }
-                let rec = records[i % 128]
+                let seq = hits[i].seq
+                let orgSeq = hits[i].orgSeq
                 examined += 1
-                cur = h.seq
+                cur = seq
+                guard let rec = records[i - first] else { continue }
                 // Free text is matched on the stored bytes first: only what is returned needs
                 // its link rebuilt and checked against the tree.
                 if let needle {
@@ -169,15 +183,15 @@ extension Ledger {
                 let e = try checked(rec, leaves: leaves)
                 // An index is derived data: a row that points at another org's entry is
                 // damage, never a reason to show that entry.
-                guard e.org == org, e.link.orgSeq == h.orgSeq else {
-                    let pos = store.position(of: h.seq)
+                guard e.org == org, e.link.orgSeq == orgSeq else {
+                    let pos = store.position(of: seq)
                     throw AuditError(
                         .corrupt,
-                        "the index lists entry \(h.seq) under org \(org) at position \(h.orgSeq), but it is org \(e.org)'s entry at position \(e.link.orgSeq): the index is damaged; run `auditctl verify`",
+                        "the index lists entry \(seq) under org \(org) at position \(orgSeq), but it is org \(e.org)'s entry at position \(e.link.orgSeq): the index is damaged; run `auditctl verify`",
                         path: pos.path, offset: pos.offset)
                 }
                 out.append(e)
-                if out.count == limit { return (out, h.seq) }
+                if out.count == limit { return (out, seq) }
             }
             if hits.count < found.count && !newestFirst { return (out, cur) }
             if found.count < page { return (out, nil) }

@@ -24,6 +24,11 @@ public struct StoreRecord: Sendable, Equatable {
     }
 }
 
+/// Whether a block, given its decompressed bytes, can hold a record its reader wants: a
+/// search's test over a whole block before any record is parsed (a text search asks whether
+/// the text is anywhere in it). It must never say no for a block holding a wanted record.
+public typealias BlockFilter = (UnsafeRawBufferPointer) -> Bool
+
 /// A record read back, with the sequence number the store gave it.
 public struct StoredRecord: Sendable, Equatable {
     /// Its sequence number.
@@ -161,6 +166,17 @@ public enum Block {
     public static func decode(
         _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)? = nil
     ) throws(BlockError) -> (BlockHeader, [StoredRecord]) {
+        let (h, records) = try decode(bytes, keep: keep, mayHold: nil)
+        return (h, records ?? [])
+    }
+
+    /// `decode(_:keep:)`, asking `mayHold` first, with the block's decompressed bytes (every
+    /// record in them, as the format lays them out), whether a record the caller wants can be
+    /// there: when it says no, nil, and no record is parsed or copied. Only the checksum and
+    /// the decompression are checked then: the caller wants nothing from the block.
+    public static func decode(
+        _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)?, mayHold: BlockFilter?
+    ) throws(BlockError) -> (BlockHeader, [StoredRecord]?) {
         let h = try BlockHeader.parse(bytes)
         guard bytes.count >= h.totalLength else { throw .short }
         let start = bytes.startIndex
@@ -171,6 +187,7 @@ public enum Block {
         do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength)) } catch {
             throw .decompression(error.message)
         }
+        if let mayHold, !raw.withUnsafeBytes(mayHold) { return (h, nil) }
         var r = ByteReader(raw)
         var out: [StoredRecord] = []
         if keep == nil { out.reserveCapacity(Int(h.count)) }

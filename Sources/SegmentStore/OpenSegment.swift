@@ -112,9 +112,16 @@ final class OpenSegment: @unchecked Sendable {
     static func readBlock(
         _ ref: BlockRef, file: FileHandleRef, keep: ((UInt64) -> Bool)? = nil
     ) throws(AuditError) -> [StoredRecord] {
+        try readBlock(ref, file: file, keep: keep, mayHold: nil) ?? []
+    }
+
+    /// `readBlock(_:file:keep:)`, or nil when `mayHold` says the block holds nothing wanted.
+    static func readBlock(
+        _ ref: BlockRef, file: FileHandleRef, keep: ((UInt64) -> Bool)?, mayHold: BlockFilter?
+    ) throws(AuditError) -> [StoredRecord]? {
         let bytes = try FileOps.preadExact(file.fd, count: ref.length, at: ref.offset, path: file.path)
         do {
-            return try Block.decode(bytes[...], keep: keep).1
+            return try Block.decode(bytes[...], keep: keep, mayHold: mayHold).1
         } catch {
             throw AuditError(.corrupt, error.reason, path: file.path, offset: ref.offset)
         }

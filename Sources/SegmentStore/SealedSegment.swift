@@ -224,13 +224,21 @@ public final class SealedSegment: @unchecked Sendable {
 
     /// Reads, checks and decodes block `index`.
     public func readBlock(_ index: Int, keep: ((UInt64) -> Bool)? = nil) throws(AuditError) -> [StoredRecord] {
+        try readBlock(index, keep: keep, mayHold: nil) ?? []
+    }
+
+    /// `readBlock(_:keep:)`, or nil when `mayHold` says the block holds nothing wanted
+    /// (`Block.decode(_:keep:mayHold:)`).
+    public func readBlock(
+        _ index: Int, keep: ((UInt64) -> Bool)?, mayHold: BlockFilter?
+    ) throws(AuditError) -> [StoredRecord]? {
         guard index >= 0, index < footer.blocks.count else {
             throw AuditError(.invalidArgument, "block \(index) does not exist", path: path)
         }
         let b = footer.blocks[index]
         let bytes = try FileOps.preadExact(file.fd, count: b.totalLength, at: b.offset, path: path)
-        let (h, records): (BlockHeader, [StoredRecord])
-        do { (h, records) = try Block.decode(bytes[...], keep: keep) } catch {
+        let (h, records): (BlockHeader, [StoredRecord]?)
+        do { (h, records) = try Block.decode(bytes[...], keep: keep, mayHold: mayHold) } catch {
             throw AuditError(.corrupt, error.reason, path: path, offset: b.offset)
         }
         guard h.count == b.count, h.firstSeq == b.firstSeq, h.lastSeq == b.lastSeq else {

@@ -35,64 +35,116 @@ extension SegmentStore {
 
     /// Reads many records, decompressing each block they share only once. Order follows `seqs`.
     public func read(seqs: [UInt64]) throws(AuditError) -> [StoredRecord] {
-        var found: [UInt64: StoredRecord] = [:]
-        var sealedGroups: [UInt64: (SegmentInfo, [Int: [UInt64]])] = [:]
-        var openGroups: [(FileHandleRef, BlockRef, [UInt64])] = []
-        // The sealed segment the last sequence number was in: a page's numbers mostly share one,
-        // and looking it up again for each (the store's lock, its list, the readers' cache) was
-        // most of this function's cost in a long text search.
-        var last: (info: SegmentInfo, seg: SealedSegment)?
-        func group(_ seq: UInt64, _ info: SegmentInfo, _ seg: SealedSegment) throws(AuditError) {
-            // Compared before subtracting: a number below the map's first must not trap.
-            guard seq >= seg.footer.firstSeq, let k = Int(exactly: seq - seg.footer.firstSeq),
-                k < seg.footer.seqMap.count
-            else {
-                throw AuditError(.corrupt, "sequence number \(seq) is not in the segment's map", path: info.path)
-            }
-            sealedGroups[info.segment, default: (info, [:])].1[Int(seg.footer.seqMap[k]), default: []].append(seq)
+        let records = try read(seqs: seqs, mayHold: nil)
+        return records.compactMap { $0 }
+    }
+
+    /// `read(seqs:)`, asking `mayHold` of each block first (`Block.decode(_:keep:mayHold:)`):
+    /// the records of a block it turns down are nil, neither parsed nor copied.
+    public func read(seqs: [UInt64], mayHold: BlockFilter?) throws(AuditError) -> [StoredRecord?] {
+        // Where the records are: sealed segments, each with the reader that located its
+        // numbers (asked for again, the cache of 64 readers would have dropped it when a page
+        // reaches into more segments than that, a quiet org's whole history, and it would be
+        // opened and its footer parsed anew), and the blocks of open or rotated files.
+        enum Source {
+            case sealed(SegmentInfo, SealedSegment)
+            case blocks(FileHandleRef, [BlockRef])
         }
-        for seq in seqs where found[seq] == nil {
-            if let l = last, seq >= l.info.firstSeq, seq < l.info.endSeq {
-                try group(seq, l.info, l.seg)
-                continue
-            }
-            switch try locate(seq) {
+        var sources: [Source] = []
+        // Each number's source, block and place in `seqs`, sorted so that a block's wanted
+        // records come together: no dictionary or set, whose hashing was a tenth of a text
+        // search's time.
+        var found: [(source: Int, block: Int, seq: UInt64, at: Int)] = []
+        found.reserveCapacity(seqs.count)
+        // A run of numbers at a time, for as long as they stay in one source: a page's numbers
+        // mostly share one, and looking it up again for each (the store's lock, its list, the
+        // readers' cache, a copy of the source) was most of this function's cost in a long
+        // text search.
+        var at = 0
+        while at < seqs.count {
+            switch try locate(seqs[at]) {
             case .sealed(let info):
                 let seg = try sealedSegment(info)
-                last = (info, seg)
-                try group(seq, info, seg)
+                sources.append(.sealed(info, seg))
+                let s = sources.count - 1
+                repeat {
+                    found.append((s, try Self.block(of: seqs[at], in: seg, info), seqs[at], at))
+                    at += 1
+                } while at < seqs.count && seqs[at] >= info.firstSeq && seqs[at] < info.endSeq
             case .blocks(let file, let blocks):
-                guard let i = Self.blockIndex(blocks, seq) else {
-                    throw AuditError(.notFound, "sequence number \(seq) is not stored", path: file.path)
+                guard Self.blockIndex(blocks, seqs[at]) != nil else {
+                    throw AuditError(.notFound, "sequence number \(seqs[at]) is not stored", path: file.path)
                 }
-                if let k = openGroups.firstIndex(where: { $0.1 == blocks[i] }) {
-                    openGroups[k].2.append(seq)
-                } else {
-                    openGroups.append((file, blocks[i], [seq]))
+                sources.append(.blocks(file, blocks))
+                let s = sources.count - 1
+                while at < seqs.count, let i = Self.blockIndex(blocks, seqs[at]) {
+                    found.append((s, i, seqs[at], at))
+                    at += 1
                 }
             }
         }
-        for (_, (info, byBlock)) in sealedGroups {
-            let seg = try sealedSegment(info)
-            for (b, want) in byBlock {
-                let set = Set(want)
-                for r in try seg.readBlock(b, keep: set.contains) { found[r.seq] = r }
+        let wants = found.sorted { ($0.source, $0.block, $0.seq) < ($1.source, $1.block, $1.seq) }
+        var out = [StoredRecord?](repeating: nil, count: seqs.count)
+        var start = 0
+        while start < wants.count {
+            var end = start + 1
+            while end < wants.count, wants[end].source == wants[start].source, wants[end].block == wants[start].block {
+                end += 1
             }
-        }
-        for (file, ref, want) in openGroups {
-            let set = Set(want)
-            for r in try OpenSegment.readBlock(ref, file: file, keep: set.contains) { found[r.seq] = r }
-        }
-        var out: [StoredRecord] = []
-        out.reserveCapacity(seqs.count)
-        for seq in seqs {
-            guard let r = found[seq] else {
-                throw AuditError(
-                    .corrupt, "sequence number \(seq) is not where the segment's map says", path: directory)
+            let run = wants[start..<end]
+            // The first of the run's wants for `seq`, or its end.
+            func lowerBound(_ seq: UInt64) -> Int {
+                var lo = start
+                var hi = end
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if wants[mid].seq < seq { lo = mid + 1 } else { hi = mid }
+                }
+                return lo
             }
-            out.append(r)
+            let keep = { (seq: UInt64) in
+                let i = lowerBound(seq)
+                return i < end && wants[i].seq == seq
+            }
+            let records: [StoredRecord]?
+            switch sources[run.first?.source ?? 0] {
+            case .sealed(_, let seg):
+                records = try seg.readBlock(wants[start].block, keep: keep, mayHold: mayHold)
+            case .blocks(let file, let blocks):
+                records = try OpenSegment.readBlock(
+                    blocks[wants[start].block], file: file, keep: keep, mayHold: mayHold)
+            }
+            if let records {
+                var given = 0
+                for r in records {
+                    var i = lowerBound(r.seq)
+                    while i < end && wants[i].seq == r.seq {
+                        if out[wants[i].at] == nil { given += 1 }
+                        out[wants[i].at] = r
+                        i += 1
+                    }
+                }
+                // A record its block did not yield is damage, unless the filter turned the
+                // block down (then all of its wanted records are nil).
+                if given != run.count {
+                    let missing = run.first { out[$0.at] == nil }?.seq ?? wants[start].seq
+                    throw AuditError(
+                        .corrupt, "sequence number \(missing) is not where the segment's map says", path: directory)
+                }
+            }
+            start = end
         }
         return out
+    }
+
+    /// The block of sealed segment `seg` (`info`) that its map says holds `seq`.
+    static func block(of seq: UInt64, in seg: SealedSegment, _ info: SegmentInfo) throws(AuditError) -> Int {
+        // Compared before subtracting: a number below the map's first must not trap.
+        guard seq >= seg.footer.firstSeq, let k = Int(exactly: seq - seg.footer.firstSeq), k < seg.footer.seqMap.count
+        else {
+            throw AuditError(.corrupt, "sequence number \(seq) is not in the segment's map", path: info.path)
+        }
+        return Int(seg.footer.seqMap[k])
     }
 
     /// The file and block offset holding `seq`, for error reports.

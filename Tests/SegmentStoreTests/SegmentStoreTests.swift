@@ -79,6 +79,46 @@ import Testing
         #expect(try again.write(records(1)) == 300)
     }
 
+    /// `read(seqs:mayHold:)` (issue 22's search that skips): a block the filter turns down
+    /// yields nil for each record wanted from it, in sealed and open segments alike; every
+    /// other record is the one stored, as `read(seqs:)` gives it.
+    @Test func aBlockFilterTurnsDownWholeBlocksAndNothingElse() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var opts = SegmentStoreOptions()
+        opts.blockTarget = 512
+        let s = try SegmentStore(directory: dir, options: opts)
+        // Key 1's records carry a mark; sealing clusters them into blocks of their own.
+        let input = (0..<400).map { (i: Int) -> StoreRecord in
+            let text: String = i % 4 == 0 ? "MARK \(i)" : "plain \(i)"
+            return StoreRecord(key: UInt64(i % 4 + 1), payload: Array(text.utf8))
+        }
+        for chunk in stride(from: 0, to: 300, by: 7) {
+            try s.write(Array(input[chunk..<min(300, chunk + 7)]))
+            try s.sync()
+        }
+        try s.rotate()
+        _ = try s.sealRotated()
+        try s.write(Array(input[300...]))
+        try s.sync()
+        let seqs = (0..<400).map { UInt64($0) }.shuffled()
+        let mark = Array("MARK".utf8)
+        let read = try s.read(seqs: seqs, mayHold: { raw in mark.withUnsafeBytes { ByteSearch.contains(raw, $0) } })
+        #expect(read.count == seqs.count)
+        for (seq, r) in zip(seqs, read) {
+            if let r {
+                #expect(r.seq == seq && r.payload == input[Int(seq)].payload)
+            } else {
+                #expect(seq % 4 != 0, "record \(seq) holds the mark, and its block was turned down")
+            }
+        }
+        #expect(read.filter { $0 == nil }.count > 100, "the blocks of the other keys are turned down")
+        #expect(
+            try s.read(seqs: seqs, mayHold: { _ in true }).map { $0?.payload }
+                == (try s.read(seqs: seqs)).map(\.payload))
+        #expect(try s.read(seqs: seqs, mayHold: { _ in false }).allSatisfy { $0 == nil })
+    }
+
     @Test func groupCommitSharesSyncsAcrossConcurrentAppenders() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
