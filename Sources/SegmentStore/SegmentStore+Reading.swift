@@ -43,9 +43,9 @@ extension SegmentStore {
     /// the records of a block it turns down are nil, neither parsed nor copied.
     public func read(seqs: [UInt64], mayHold: BlockFilter?) throws(AuditError) -> [StoredRecord?] {
         // Where the records are: sealed segments, each with the reader that located its
-        // numbers (asked for again, the cache of 64 readers would have dropped it when a page
-        // reaches into more segments than that, a quiet org's whole history, and it would be
-        // opened and its footer parsed anew), and the blocks of open or rotated files.
+        // numbers (asked for again, the cache of 64 readers would have dropped it when a call
+        // reaches into more segments than that, sparse records over a long history, and it
+        // would be opened and its footer parsed anew), and the blocks of open or rotated files.
         enum Source {
             case sealed(SegmentInfo, SealedSegment)
             case blocks(FileHandleRef, [BlockRef])
