@@ -132,10 +132,13 @@ public final class OrgIndex: @unchecked Sendable {
 
     /// Up to `limit` of `org`'s entries matching `filter`, newest first (seq < `before`) or
     /// oldest first (seq > `after`). Reads the org's posting list: a binary search of its
-    /// directory for where the page starts, then only the sections the page needs.
+    /// directory for where the page starts, then only the sections the page needs. With
+    /// `numbersOnly`, a hit's action and actor may be empty (unless the filter reads them,
+    /// they are not decoded): for a caller that wants only the entries' places.
     public func query(
-        org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?
+        org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?, numbersOnly: Bool = false
     ) throws -> [IndexHit] {
+        let strings = !numbersOnly || filter.action != nil || filter.actor != nil
         var out: [IndexHit] = []
         // Hits are moved, not copied, from the rows decoded to the page: each carries strings,
         // and a copy is a retain and a release of each (a whole-history search meets millions).
@@ -179,7 +182,7 @@ public final class OrgIndex: @unchecked Sendable {
                     if readable(r) {
                         var hits: [IndexHit] = []
                         hits.reserveCapacity(Int(r.row.count))
-                        try p.visit(r) {
+                        try p.visit(r, strings: strings) {
                             hits.append($0)
                             return true
                         }
@@ -197,7 +200,7 @@ public final class OrgIndex: @unchecked Sendable {
                     if readable(r) {
                         // Oldest first: rows come in order, so stop decoding once the page is full.
                         var full = false
-                        try p.visit(r) { h in
+                        try p.visit(r, strings: strings) { h in
                             full = consider(h)
                             return !full
                         }

@@ -179,10 +179,11 @@ package struct PostingReader: ~Copyable {
         return z
     }
 
-    /// Decodes live record `r`'s rows in sequence order, stopping when `body` returns false.
-    package func visit(_ r: PostingRecord, _ body: (IndexHit) -> Bool) throws {
+    /// Decodes live record `r`'s rows in sequence order, stopping when `body` returns false;
+    /// without `strings`, their action and actor are left empty (`IndexSection.visit`).
+    package func visit(_ r: PostingRecord, strings: Bool = true, _ body: (IndexHit) -> Bool) throws {
         var row = r.row
         row.org = org
-        try IndexSection.visit(try section(r), row, path: dataPath, body)
+        try IndexSection.visit(try section(r), row, path: dataPath, strings: strings, body)
     }
 }

@@ -233,8 +233,14 @@ enum IndexSection {
     }
 
     /// Checks section `z` against its directory row `e` and decodes its rows in sequence
-    /// order, stopping when `body` returns false. `path` names the file in errors.
-    static func visit(_ z: [UInt8], _ e: IndexDirEntry, path: String, _ body: (IndexHit) -> Bool) throws {
+    /// order, stopping when `body` returns false. `path` names the file in errors. Without
+    /// `strings`, the rows' action and actor are left empty (still checked against the
+    /// section's dictionaries): a caller that reads neither saves a retain and a release of
+    /// each, per row.
+    static func visit(
+        _ z: [UInt8], _ e: IndexDirEntry, path: String, strings withStrings: Bool = true,
+        _ body: (IndexHit) -> Bool
+    ) throws {
         let org = e.org
         guard CRC32C.matches(CRC32C.checksum(z), e.crc) else {
             throw AuditError(
@@ -290,7 +296,8 @@ enum IndexSection {
                 IndexHit(
                     seq: seq, orgSeq: e.firstOrgSeq + i,
                     fields: IndexFields(
-                        time: time, category: cat, outcome: out2, action: actions[Int(a)], actor: actors[Int(p)])))
+                        time: time, category: cat, outcome: out2, action: withStrings ? actions[Int(a)] : "",
+                        actor: withStrings ? actors[Int(p)] : "")))
             {
                 return
             }

@@ -131,7 +131,9 @@ extension Ledger {
             // A text search reads its candidates in large pages: each index page decodes the
             // sections it starts in, so small ones would decode the same rows again and again.
             let page = needle == nil ? limit : min(max(512, budget - examined), 8192)
-            let found = try index.query(org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur)
+            // The search wants only each hit's place (seq and org_seq), not its strings.
+            let found = try index.query(
+                org: org, filter: filter, newestFirst: newestFirst, limit: page, cursor: cur, numbersOnly: true)
             if found.isEmpty { return (out, nil) }
             // The index learns of a group's entries a moment before the tree counts them (the
             // tree is appended after the group's sync). Such entries are not visible yet:

@@ -197,6 +197,31 @@ import Testing
         #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
     }
 
+    /// A query for the entries' places only (a text search's) decodes no action or actor
+    /// unless its filter reads them: the same entries, at the same places, as a full query.
+    @Test func aQueryForPlacesOnlyFindsWhatAFullOneFinds() throws {
+        let (dir, s, _) = try makeLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let l = try Ledger(directory: dir, signer: s, options: Sample.options())
+        defer { try? l.close() }
+        for f in [
+            QueryFilter(), QueryFilter(outcome: .denied), QueryFilter(actor: "human:usr_3"),
+            QueryFilter(action: "access.*"),
+        ] {
+            for newest in [true, false] {
+                let full = try l.index.query(org: "org_busy", filter: f, newestFirst: newest, limit: 1000, cursor: nil)
+                let places = try l.index.query(
+                    org: "org_busy", filter: f, newestFirst: newest, limit: 1000, cursor: nil, numbersOnly: true)
+                #expect(!full.isEmpty, "\(f)")
+                #expect(places.map(\.seq) == full.map(\.seq) && places.map(\.orgSeq) == full.map(\.orgSeq), "\(f)")
+            }
+        }
+        // Without a filter on them, the sealed rows' strings are not decoded at all.
+        let bare = try l.index.query(
+            org: "org_busy", filter: QueryFilter(), newestFirst: true, limit: 1000, cursor: nil, numbersOnly: true)
+        #expect(bare.contains { $0.fields.action.isEmpty && $0.fields.actor.isEmpty })
+    }
+
     @Test func aPageCutShortByItsTimeLimitSkipsNothing() throws {
         let (dir, s, w) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
