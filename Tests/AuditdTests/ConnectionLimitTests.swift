@@ -45,20 +45,39 @@ import Glibc
             s.send(Self.partialFrame)
             held.append(s)
         }
-        usleep(500_000)
-        // Generous: on a loaded 2-core machine the daemon may still be accepting the last ones
-        // (a clean-clone run beside the replication tests saw 11 of 100 answer after 5 s).
-        for s in held.suffix(100) {
-            var tv = timeval(tv_sec: 20, tv_usec: 0)
-            setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            if let f = s.next(), f.type == FrameType.error.rawValue, case let e = WireError(body: f.body),
-                e.code == WireErrorCode.unavailable.rawValue,
-                e.message.contains("max_connections")
-            {
-                refused += 1
+        // Which 100 are refused is the daemon's order of setting connections up, spread over
+        // its event loops, not the order they were opened in: with the CPU busy, 17 of the 100
+        // refusals fell among the first 300 opened (and a full test run once counted 88 among
+        // the last 100, failing). So every connection is watched until 100 have their refusal,
+        // or a minute has passed.
+        var pending = Array(held.indices)
+        var silent = 0
+        var refusedEarly = 0
+        let deadline = Date().addingTimeInterval(60)
+        while refused < 100 && !pending.isEmpty && Date() < deadline {
+            var fds = pending.map { pollfd(fd: held[$0].fd, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 1000) > 0 else { continue }
+            var still: [Int] = []
+            for (k, p) in fds.enumerated() {
+                guard p.revents != 0 else {
+                    still.append(pending[k])
+                    continue
+                }
+                if let f = held[pending[k]].next(), f.type == FrameType.error.rawValue,
+                    case let e = WireError(body: f.body), e.code == WireErrorCode.unavailable.rawValue,
+                    e.message.contains("max_connections")
+                {
+                    refused += 1
+                    if pending[k] < 300 { refusedEarly += 1 }
+                } else {
+                    silent += 1
+                }
             }
+            pending = still
         }
-        #expect(refused >= 90, "connections beyond max_connections get a clear refusal (\(refused) of the last 100)")
+        #expect(silent == 0, "\(silent) connections were closed without the refusal's reason")
+        print("refused: \(refused) of 400 connections, \(refusedEarly) of them among the first 300 opened")
+        #expect(refused == 100, "connections beyond max_connections get a clear refusal (\(refused) of 100)")
         let rss = rssMiB(d)
         print("RSS with 300 connections holding partial frames: \(rss) MiB")
         #expect(rss > 0 && rss < 256, "RSS \(rss) MiB with 300 connections holding partial frames")
