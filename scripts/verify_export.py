@@ -19,7 +19,7 @@ import base64
 import csv
 import datetime
 import hashlib
-import io
+import itertools
 import json
 import os
 import shutil
@@ -413,35 +413,34 @@ def matches(entry, flt):
     return True
 
 
-def csv_lines(text):
-    """CSV rows as the NDJSON objects they stand for, each readable column checked."""
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    out = []
-    for n, r in enumerate(rows[1:], start=2):
+def csv_lines(rows):
+    """CSV rows (after the column names) as the NDJSON objects they stand for, one at a time,
+    each readable column checked."""
+    for n, r in enumerate(rows, start=2):
         if not r:
             continue
         if len(r) not in (12, 13):  # 13 since personal fields (§5.4.4)
             raise Failure(f"CSV row {n} has {len(r)} columns")
         if r[0] in ("header", "trailer"):
-            out.append(json.loads(r[11]))
+            yield json.loads(r[11])
             continue
         p = json.loads(r[12]) if len(r) == 13 and r[12] else None
         if not r[11] and isinstance(p, dict) and list(p) == ["withheld"]:  # §5.4.3: a withheld entry
             if any(r[3:8]):
                 raise Failure(f"CSV row {n}: a withheld entry shows readable columns")
-            out.append({"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
-                        "gap": r[10].split(), "withheld": p["withheld"]})
+            yield {"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
+                   "gap": r[10].split(), "withheld": p["withheld"]}
             continue
         c = json.loads(r[11])
         want = [c["received_at"], c["category"], c["action"], c["actor"]["type"] + ":" + actor_id(c), c["outcome"]]
         for name, shown, signed in zip(["received_at", "category", "action", "actor", "outcome"], r[3:8], want):
             if shown != signed:
                 raise Failure(f"CSV row {n}: column {name} says {shown!r} but the signed content says {signed!r}")
-        out.append({"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
-                    "gap": r[10].split(), "content": r[11]})
+        o = {"type": r[0], "seq": int(r[1]), "org_seq": int(r[2]), "hash": r[8], "link": r[9],
+             "gap": r[10].split(), "content": r[11]}
         if len(r) == 13 and r[12]:
-            out[-1]["personal"] = json.loads(r[12])
-    return out
+            o["personal"] = json.loads(r[12])
+        yield o
 
 
 def token_time(der):
@@ -497,15 +496,28 @@ def check_timestamps(stamps, origin, size, root, trust):
 
 
 def verify(objs, fmt, key, kept, trust=None):
-    header, lines, trailer = objs[0], objs[1:-1], objs[-1]
+    """Steps 1-9 over `objs`, the export's objects in order (any iterable: read as they come)."""
+    objs = iter(objs)
+    header = next(objs, {})
     # /5 added "personal" beside entries and the trailer's "erasures" (§5.4.4); /6 its
     # "timestamps" (§8.7); /4 has none of them.
     if header.get("type") != "header" or header.get("format") not in (
             "auditlog-export/4", "auditlog-export/5", "auditlog-export/6", "auditlog-export/7"):
         raise Failure("line 1: not an auditlog-export/4, /5, /6 or /7 header")
     hex_gap = header["format"] != "auditlog-export/7"  # /7 spells gap hashes in base64url
-    if trailer.get("type") != "trailer":
-        raise Failure("no trailer: the export is truncated")
+    ended = []  # the trailer, once met
+
+    def lines():
+        """The objects between the header and the trailer, which must be the last."""
+        for o in objs:
+            if o.get("type") == "trailer":
+                ended.append(o)
+                break
+            yield o
+        if not ended:
+            raise Failure("no trailer: the export is truncated")
+        if next(objs, None) is not None:
+            raise Failure("data after the trailer")
     key = follow(key, header.get("key_successions", []))  # section 8.8
     origin, size, root = checkpoint(header["checkpoint"], key)  # step 1
     if header["tree_size"] != size:
@@ -531,8 +543,11 @@ def verify(objs, fmt, key, kept, trust=None):
     provable = set(flt) <= {"from", "to"}
     prev, gaps, counts, tree = None, [], {"entry": 0, "context": 0, "opened": 0}, CompactRange()
     claims, withheld = [], []
-    for n, e in enumerate(lines, start=2):
+    first = None
+    for n, e in enumerate(lines(), start=2):
         where = f"line {n} (seq {e.get('seq')})"
+        if first is None:
+            first = e.get("seq")
         link = bytes.fromhex(e["link"])
         if len(link) != 113 or link[0] != 1:  # step 2
             raise Failure(f"{where}: not a link")
@@ -588,6 +603,7 @@ def verify(objs, fmt, key, kept, trust=None):
                 raise Failure(f"{where}: matches the filter but is marked context")
         counts[e["type"]] += 1
         prev = {"org_seq": e["org_seq"], "hash": h, "t": t, "seq": e["seq"], "entry": entry}
+    trailer = ended[0]
     if trailer.get("count") != counts["entry"] or trailer.get("context") != counts["context"]:  # step 5
         raise Failure("the trailer's counts are not the lines': entries were removed or added")
     a = prev  # step 6
@@ -605,7 +621,7 @@ def verify(objs, fmt, key, kept, trust=None):
     if tree.root() != root:
         raise Failure("the entries and their gap subtrees do not rebuild the checkpoint's root")
     counts["erased"], counts["withheld"] = check_erasures(trailer.get("erasures"), claims, withheld, org, size, root)
-    counts["first"] = lines[0]["seq"] if lines else None
+    counts["first"] = first
     counts["size"] = size
     counts["keys"] = [(first, k) for k, first, _ in key[1:]]
     counts["stamps"] = check_timestamps(trailer.get("timestamps"), origin, size, root, trust)
@@ -669,11 +685,20 @@ CONTROLS = [
 ]
 
 
-def read_export(path):
-    text = open(path, encoding="utf-8", newline="").read()
-    if text.startswith("type,seq,org_seq,"):
-        return "csv", csv_lines(text)
-    return "ndjson", [json.loads(x) for x in text.split("\n") if x]
+def read_export(f):
+    """An open export file's format and its objects, read one line (or row) at a time: an
+    export of millions of entries is verified in little memory."""
+    first = f.readline()
+    if first.startswith("type,seq,org_seq,"):
+        return "csv", csv_lines(csv.reader(f))
+    return "ndjson", (json.loads(x) for x in itertools.chain([first], f) if x.strip("\n"))
+
+
+def read_whole(path):
+    """`read_export` of a small file (an evidence pack's), as a list."""
+    with open(path, encoding="utf-8", newline="") as f:
+        fmt, objs = read_export(f)
+        return fmt, list(objs)
 
 
 def actor_name(a):
@@ -729,11 +754,11 @@ def verify_evidence(d, key, trust):
             raise Failure(f"{name} is not the file pack.json names: it was changed")
     org, frm, to, k = pack["org"], pack["from"], pack["to"], pack["sample_size"]
     for name in ("export.ndjson", "export.csv"):
-        fmt, objs = read_export(os.path.join(d, name))
+        fmt, objs = read_whole(os.path.join(d, name))
         counts, why = verify(objs, fmt, key, [], trust)
         if why is not None or objs[0]["org"] != org or objs[0]["filter"] != {"from": frm, "to": to}:
             raise Failure(f"{name} is not the complete export of org {org} from {frm} to {to}")
-    _, objs = read_export(os.path.join(d, "export.ndjson"))
+    _, objs = read_whole(os.path.join(d, "export.ndjson"))
     origin, size, root = checkpoint(objs[0]["checkpoint"], follow(key, objs[0].get("key_successions", [])))
     sel = [o for o in objs[1:-1] if o["type"] == "entry"]
     seed = hashlib.sha256(root + (pack.get("auditor_seed") or "").encode()).digest()
@@ -786,15 +811,12 @@ def main():
     if args.file is None:
         ap.error("give an export FILE, or --evidence DIR")
     try:
-        text = open(args.file, encoding="utf-8", newline="").read()
-        if text.startswith("type,seq,org_seq,"):
-            fmt, objs = "csv", csv_lines(text)
-        else:
-            fmt, objs = "ndjson", [json.loads(x) for x in text.split("\n") if x]
         kept = [open(p, encoding="utf-8").read() for p in args.checkpoint]
         if args.tsa_trust is not None and not os.path.isfile(args.tsa_trust):
             raise Failure(f"--tsa-trust: {args.tsa_trust} does not exist")
-        counts, why = verify(objs, fmt, parse_key(args.key), kept, args.tsa_trust)
+        with open(args.file, encoding="utf-8", newline="") as f:
+            fmt, objs = read_export(f)
+            counts, why = verify(objs, fmt, parse_key(args.key), kept, args.tsa_trust)
     except (Failure, ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as e:
         print(f"FAILED: {e}")
         return 1
