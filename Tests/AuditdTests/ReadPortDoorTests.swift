@@ -169,13 +169,19 @@ final class TCPPeer {
             p.send("GET /v1/orgs/org_a/feed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(live)\r\n\r\n")
             stalled.append(p)
         }
-        try await Task.sleep(for: .seconds(2))
-        // Each of them was sent entries it never read.
-        let streaming = stalled.filter { p in
-            var b = [UInt8](repeating: 0, count: 16)
-            return recv(p.fd, &b, b.count, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
-        }.count
-        #expect(streaming == 10, "only \(streaming) of the 10 stalled feeds were streaming")
+        // Each of them is sent entries it never reads. Watched until all ten are, for up to 20 s:
+        // a fixed 2 s wait saw 9 of 10 on a clean clone's loaded run.
+        var streaming = 0
+        let deadline = Date().addingTimeInterval(20)
+        repeat {
+            try await Task.sleep(for: .milliseconds(200))
+            streaming =
+                stalled.filter { p in
+                    var b = [UInt8](repeating: 0, count: 16)
+                    return recv(p.fd, &b, b.count, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
+                }.count
+        } while streaming < 10 && Date() < deadline
+        #expect(streaming == 10, "only \(streaming) of the 10 stalled feeds were streaming after 20 s")
         let stopStarted = Date()
         #expect(d.stop() == 0)
         let stopSeconds = Date().timeIntervalSince(stopStarted)
