@@ -151,10 +151,10 @@ extension SegmentStore {
     public func position(of seq: UInt64) -> (path: String, offset: Int64?) {
         switch try? locate(seq) {
         case .sealed(let info):
-            if let s = try? sealedSegment(info), seq >= s.footer.firstSeq, seq <= s.footer.lastSeq {
-                return (info.path, s.footer.blocks[Int(s.footer.seqMap[Int(seq - s.footer.firstSeq)])].offset)
-            }
-            return (info.path, nil)
+            guard let s = try? sealedSegment(info), let b = try? Self.block(of: seq, in: s, info),
+                b < s.footer.blocks.count
+            else { return (info.path, nil) }
+            return (info.path, s.footer.blocks[b].offset)
         case .blocks(let file, let blocks):
             return (file.path, Self.blockIndex(blocks, seq).map { blocks[$0].offset })
         case nil:
