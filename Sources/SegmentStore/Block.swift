@@ -133,8 +133,11 @@ public enum BlockError: Error, Sendable, Equatable {
 
 /// Encoding and decoding whole blocks.
 public enum Block {
-    /// Encodes `records` (with their sequence numbers) into one block.
-    public static func encode(_ records: [StoredRecord], level: Int32) throws(ZstdError) -> [UInt8] {
+    /// Encodes `records` (with their sequence numbers) into one block, compressed at `level`
+    /// or with a sealed segment's dictionary (`encoder`).
+    public static func encode(
+        _ records: [StoredRecord], level: Int32, encoder: ZstdDictionary.Encoder? = nil
+    ) throws(ZstdError) -> [UInt8] {
         var raw = ByteWriter(capacity: records.reduce(0) { $0 + $1.payload.count + 14 })
         let first = records.map(\.seq).min() ?? 0
         let last = records.map(\.seq).max() ?? 0
@@ -149,7 +152,7 @@ public enum Block {
             raw.write(r.payload)
             if r.key != key0 { uniform = false }
         }
-        let payload = try Zstd.compress(raw.bytes[...], level: level)
+        let payload = try Zstd.compress(raw.bytes[...], level: level, encoder: encoder)
         var h = BlockHeader(
             crc: 0, payloadLength: UInt32(payload.count), rawLength: UInt32(raw.bytes.count),
             count: UInt32(records.count), firstSeq: first, lastSeq: last, key: uniform ? key0 : 0)
@@ -164,18 +167,20 @@ public enum Block {
     /// Decodes and checks a block; only the records whose sequence number `keep` accepts are
     /// copied out (all of them by default), though every record is parsed and checked.
     public static func decode(
-        _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)? = nil
+        _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)? = nil, dictionary: ZstdDictionary? = nil
     ) throws(BlockError) -> (BlockHeader, [StoredRecord]) {
-        let (h, records) = try decode(bytes, keep: keep, mayHold: nil)
+        let (h, records) = try decode(bytes, keep: keep, mayHold: nil, dictionary: dictionary)
         return (h, records ?? [])
     }
 
     /// `decode(_:keep:)`, asking `mayHold` first, with the block's decompressed bytes (every
     /// record in them, as the format lays them out), whether a record the caller wants can be
     /// there: when it says no, nil, and no record is parsed or copied. Only the checksum and
-    /// the decompression are checked then: the caller wants nothing from the block.
+    /// the decompression are checked then: the caller wants nothing from the block. A sealed
+    /// segment's blocks need its `dictionary` (format-spec.md §2.4), when its footer has one.
     public static func decode(
-        _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)?, mayHold: BlockFilter?
+        _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)?, mayHold: BlockFilter?,
+        dictionary: ZstdDictionary? = nil
     ) throws(BlockError) -> (BlockHeader, [StoredRecord]?) {
         let h = try BlockHeader.parse(bytes)
         guard bytes.count >= h.totalLength else { throw .short }
@@ -184,7 +189,7 @@ public enum Block {
         guard CRC32C.matches(CRC32C.checksum(body), h.crc) else { throw .checksumMismatch }
         let payload = bytes[(start + SegmentFormat.blockHeaderSize)..<(start + h.totalLength)]
         let raw: [UInt8]
-        do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength)) } catch {
+        do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength), dictionary: dictionary) } catch {
             throw .decompression(error.message)
         }
         if let mayHold, !raw.withUnsafeBytes(mayHold) { return (h, nil) }

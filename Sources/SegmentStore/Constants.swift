@@ -6,6 +6,15 @@ public enum SegmentFormat {
     public static let blockMagic: [UInt8] = Array("BLK1".utf8)
     /// The eight bytes that open a sealed segment's footer: `AUDFOOT1`.
     public static let footerMagic: [UInt8] = Array("AUDFOOT1".utf8)
+    /// The eight bytes that open a sealed segment's footer with a dictionary: `AUDFOOT2`.
+    public static let footerMagicWithDictionary: [UInt8] = Array("AUDFOOT2".utf8)
+    /// What a footer's first eight bytes say: whether a dictionary ends it (`AUDFOOT2`) or
+    /// not (`AUDFOOT1`); nil when they open no footer.
+    public static func footerHasDictionary(magic: some Collection<UInt8>) -> Bool? {
+        if magic.elementsEqual(footerMagic) { return false }
+        if magic.elementsEqual(footerMagicWithDictionary) { return true }
+        return nil
+    }
     /// The last eight bytes of a sealed segment: `AUDEND01`.
     public static let trailerMagic: [UInt8] = Array("AUDEND01".utf8)
     /// The only segment format version this code writes and reads.
@@ -38,6 +47,8 @@ public enum SegmentFormat {
     /// Sequence and segment numbers stay below 2^62: a larger one read from a file is
     /// corruption, and sums of two of them can never overflow.
     public static let maxSeq: UInt64 = 1 << 62
+    /// Largest dictionary a sealed segment's footer may hold.
+    public static let maxDictionarySize = 1 << 20
     /// Largest footer a reader will load.
     public static let maxFooterSize = 256 << 20
 }

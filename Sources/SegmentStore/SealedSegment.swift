@@ -27,8 +27,10 @@ public struct FooterBlock: Sendable, Equatable {
 
 /// The footer of a sealed segment (format-spec.md §2.4).
 ///
-///     footer  := "AUDFOOT1" segment:u64 firstSeq:u64 lastSeq:u64 count:u64 nblocks:u32
-///                block-entry{nblocks} seqmapRaw:u32 seqmapLen:u32 zstd(seqmap)
+///     footer  := magic segment:u64 firstSeq:u64 lastSeq:u64 count:u64 nblocks:u32
+///                block-entry{nblocks} seqmapRaw:u32 seqmapLen:u32 zstd(seqmap) dictionary?
+///     magic   := "AUDFOOT1" (no dictionary) | "AUDFOOT2" (a dictionary follows)
+///     dictionary := dictLen:u32 bytes[dictLen]     (1 ≤ dictLen ≤ 1 MiB)
 ///     block-entry := offset:u64 payloadLen:u32 rawLen:u32 count:u32 firstSeq:u64 lastSeq:u64 key:u64
 ///     seqmap  := blockIndex:u32 for each sequence number firstSeq...lastSeq, in order
 ///     trailer := footerOffset:u64 footerLen:u32 crc32c(footer):u32 "AUDEND01"
@@ -45,10 +47,13 @@ public struct SegmentFooter: Sendable, Equatable {
     public var blocks: [FooterBlock]
     /// For each sequence number from `firstSeq`, the index of the block holding it.
     public var seqMap: [UInt32]
+    /// The zstd dictionary every block is compressed with, or empty for none.
+    public var dictionary: [UInt8] = []
 
     func encoded(level: Int32) throws(ZstdError) -> [UInt8] {
-        var w = ByteWriter(capacity: 64 + blocks.count * SegmentFormat.footerBlockEntrySize)
-        w.write(SegmentFormat.footerMagic)
+        var w = ByteWriter(
+            capacity: 64 + blocks.count * SegmentFormat.footerBlockEntrySize + dictionary.count)
+        w.write(dictionary.isEmpty ? SegmentFormat.footerMagic : SegmentFormat.footerMagicWithDictionary)
         w.write(segment)
         w.write(firstSeq)
         w.write(lastSeq)
@@ -69,6 +74,10 @@ public struct SegmentFooter: Sendable, Equatable {
         w.write(UInt32(m.bytes.count))
         w.write(UInt32(z.count))
         w.write(z)
+        if !dictionary.isEmpty {
+            w.write(UInt32(dictionary.count))
+            w.write(dictionary)
+        }
         return w.bytes
     }
 
@@ -78,7 +87,9 @@ public struct SegmentFooter: Sendable, Equatable {
             AuditError(.corrupt, "sealed segment footer: \(m)", path: path, offset: offset)
         }
         do {
-            guard Array(try r.read(count: 8)) == SegmentFormat.footerMagic else { throw bad("bad magic") }
+            guard let hasDictionary = SegmentFormat.footerHasDictionary(magic: try r.read(count: 8)) else {
+                throw bad("bad magic")
+            }
             let segment = try r.readU64()
             let first = try r.readU64()
             let last = try r.readU64()
@@ -122,8 +133,18 @@ public struct SegmentFooter: Sendable, Equatable {
                 guard Int(b) < blocks.count else { throw bad("sequence map names block \(b) of \(blocks.count)") }
                 map.append(b)
             }
+            var dictionary: [UInt8] = []
+            if hasDictionary {
+                let n = Int(try r.readU32())
+                guard n >= 1, n <= SegmentFormat.maxDictionarySize else {
+                    throw bad("dictionary of \(n) bytes (1 to \(SegmentFormat.maxDictionarySize) allowed)")
+                }
+                dictionary = Array(try r.read(count: n))
+            }
+            guard r.isAtEnd else { throw bad("\(r.remaining) bytes after its end") }
             return SegmentFooter(
-                segment: segment, firstSeq: first, lastSeq: last, count: count, blocks: blocks, seqMap: map)
+                segment: segment, firstSeq: first, lastSeq: last, count: count, blocks: blocks, seqMap: map,
+                dictionary: dictionary)
         } catch let e as AuditError {
             throw e
         } catch {
@@ -184,6 +205,8 @@ public final class SealedSegment: @unchecked Sendable {
     public let footer: SegmentFooter
     /// Where the footer starts (the end of the last block).
     public let footerOffset: Int64
+    /// The footer's dictionary, ready to decompress blocks; nil when it has none.
+    let dictionary: ZstdDictionary?
     let file: FileHandleRef
 
     /// Opens a sealed segment and checks its header, trailer and footer checksum.
@@ -209,6 +232,14 @@ public final class SealedSegment: @unchecked Sendable {
         }
         footer = try SegmentFooter.parse(fb, path: path, offset: fOff)
         footerOffset = fOff
+        if footer.dictionary.isEmpty {
+            dictionary = nil
+        } else {
+            guard let d = ZstdDictionary(bytes: footer.dictionary) else {
+                throw AuditError(.io, "libzstd could not load the segment's dictionary (out of memory?)", path: path)
+            }
+            dictionary = d
+        }
         guard footer.segment == header.segment, footer.firstSeq == header.firstSeq else {
             throw AuditError(
                 .corrupt,
@@ -238,7 +269,7 @@ public final class SealedSegment: @unchecked Sendable {
         let b = footer.blocks[index]
         let bytes = try FileOps.preadExact(file.fd, count: b.totalLength, at: b.offset, path: path)
         let (h, records): (BlockHeader, [StoredRecord]?)
-        do { (h, records) = try Block.decode(bytes[...], keep: keep, mayHold: mayHold) } catch {
+        do { (h, records) = try Block.decode(bytes[...], keep: keep, mayHold: mayHold, dictionary: dictionary) } catch {
             throw AuditError(.corrupt, error.reason, path: path, offset: b.offset)
         }
         guard h.count == b.count, h.firstSeq == b.firstSeq, h.lastSeq == b.lastSeq else {

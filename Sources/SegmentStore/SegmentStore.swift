@@ -17,6 +17,9 @@ public struct SegmentStoreOptions: Sendable {
     public var openLevel: Int32 = 1
     /// zstd level of sealed blocks (written once, read for years).
     public var sealLevel: Int32 = 6
+    /// Largest zstd dictionary a sealed segment's blocks are compressed with (trained on the
+    /// segment's records, kept in its footer); 0 for none.
+    public var dictionarySize: Int = 64 << 10
     /// Rotated segments allowed to wait for the sealer; beyond that the writer seals one
     /// itself (back-pressure: memory stays bounded when writes outrun sealing).
     public var maxRotatedBacklog: Int = 2
@@ -351,7 +354,7 @@ public final class SegmentStore: @unchecked Sendable {
         }
         var f = ByteReader(try FileOps.preadExact(fd, count: 32, at: fOff, path: path))
         do {
-            guard Array(try f.read(count: 8)) == SegmentFormat.footerMagic else {
+            guard SegmentFormat.footerHasDictionary(magic: try f.read(count: 8)) != nil else {
                 throw AuditError(.corrupt, "sealed segment footer: bad magic", path: path, offset: fOff)
             }
             let seg = try f.readU64()
@@ -460,7 +463,8 @@ public final class SegmentStore: @unchecked Sendable {
             for b in blocks { records.append(contentsOf: try OpenSegment.readBlock(b, file: seg.file)) }
             let path = try Sealer.seal(
                 records: records, segment: seg.segment, firstSeq: seg.firstSeq, directory: directory,
-                blockTarget: options.blockTarget, level: options.sealLevel)
+                blockTarget: options.blockTarget, level: options.sealLevel,
+                dictionarySize: options.dictionarySize)
             let info = SegmentInfo(
                 segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
             try onSealed?(info)

@@ -23,15 +23,25 @@ public enum Zstd {
     static let compressors = PerThread { Context(ZSTD_createCCtx, free: { _ = ZSTD_freeCCtx($0) }) }
     static let decompressors = PerThread { Context(ZSTD_createDCtx, free: { _ = ZSTD_freeDCtx($0) }) }
 
-    /// Compresses `input` at `level` (1 fast … 19 small).
-    public static func compress(_ input: ArraySlice<UInt8>, level: Int32) throws(ZstdError) -> [UInt8] {
+    /// Compresses `input` at `level` (1 fast … 19 small), or at the level and with the
+    /// dictionary of `encoder`.
+    public static func compress(
+        _ input: ArraySlice<UInt8>, level: Int32, encoder: ZstdDictionary.Encoder? = nil
+    ) throws(ZstdError) -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
         var out = [UInt8](repeating: 0, count: bound)
         let context = compressors.value
         let n = input.withUnsafeBytes { src in
             out.withUnsafeMutableBytes { dst in
+                if let encoder {
+                    guard let context else { return ZstdDictionary.noContext }
+                    return ZSTD_compress_usingCDict(
+                        context.pointer, dst.baseAddress, bound, src.baseAddress, src.count, encoder.pointer)
+                }
                 // Without a context of its own (libzstd could not allocate one), the one-shot call.
-                context.map { ZSTD_compressCCtx($0.pointer, dst.baseAddress, bound, src.baseAddress, src.count, level) }
+                return context.map {
+                    ZSTD_compressCCtx($0.pointer, dst.baseAddress, bound, src.baseAddress, src.count, level)
+                }
                     ?? ZSTD_compress(dst.baseAddress, bound, src.baseAddress, src.count, level)
             }
         }
@@ -40,8 +50,11 @@ public enum Zstd {
         return out
     }
 
-    /// Decompresses `input`, which must expand to exactly `rawSize` bytes.
-    public static func decompress(_ input: ArraySlice<UInt8>, rawSize: Int) throws(ZstdError) -> [UInt8] {
+    /// Decompresses `input`, which must expand to exactly `rawSize` bytes (with `dictionary`
+    /// when it was compressed with one).
+    public static func decompress(
+        _ input: ArraySlice<UInt8>, rawSize: Int, dictionary: ZstdDictionary? = nil
+    ) throws(ZstdError) -> [UInt8] {
         guard rawSize >= 0, rawSize <= SegmentFormat.maxBlockRawSize else {
             throw ZstdError(message: "declared size \(rawSize) is out of range")
         }
@@ -50,7 +63,14 @@ public enum Zstd {
         // Not zeroed first: every byte is written by libzstd, or the result is refused below.
         let out = [UInt8](unsafeUninitializedCapacity: rawSize) { dst, count in
             n = input.withUnsafeBytes { src in
-                context.map { ZSTD_decompressDCtx($0.pointer, dst.baseAddress, rawSize, src.baseAddress, src.count) }
+                if let dictionary {
+                    guard let context else { return ZstdDictionary.noContext }
+                    return ZSTD_decompress_usingDDict(
+                        context.pointer, dst.baseAddress, rawSize, src.baseAddress, src.count, dictionary.decoder)
+                }
+                return context.map {
+                    ZSTD_decompressDCtx($0.pointer, dst.baseAddress, rawSize, src.baseAddress, src.count)
+                }
                     ?? ZSTD_decompress(dst.baseAddress, rawSize, src.baseAddress, src.count)
             }
             count = ZSTD_isError(n) == 0 && n == rawSize ? rawSize : 0
@@ -58,6 +78,70 @@ public enum Zstd {
         if ZSTD_isError(n) != 0 { throw ZstdError(message: String(cString: ZSTD_getErrorName(n))) }
         guard n == rawSize else { throw ZstdError(message: "expanded to \(n) bytes, header says \(rawSize)") }
         return out
+    }
+}
+
+/// A dictionary trained on a sealed segment's own records (format-spec.md §2.4): every block
+/// of the segment is compressed with it, which a block of 64 KiB, compressed alone, cannot
+/// learn from its neighbours (about a fifth fewer bytes on the workload's events).
+public final class ZstdDictionary: @unchecked Sendable {
+    /// The dictionary's bytes, as the footer stores them.
+    public let bytes: [UInt8]
+    let decoder: OpaquePointer
+
+    /// libzstd's result for "memory allocation failed" (`ZSTD_error_memory_allocation`, as a
+    /// `size_t` error code), given when a thread has no context for a dictionary call.
+    static let noContext = -Int(ZSTD_error_memory_allocation.rawValue)
+
+    /// A dictionary for decompressing; nil when libzstd cannot allocate one.
+    public init?(bytes: [UInt8]) {
+        guard !bytes.isEmpty, let d = bytes.withUnsafeBytes({ ZSTD_createDDict($0.baseAddress, $0.count) })
+        else { return nil }
+        self.bytes = bytes
+        decoder = d
+    }
+
+    deinit { ZSTD_freeDDict(decoder) }
+
+    /// The dictionary made ready to compress at one level.
+    public final class Encoder: @unchecked Sendable {
+        let pointer: OpaquePointer
+
+        fileprivate init?(_ bytes: [UInt8], level: Int32) {
+            guard let p = bytes.withUnsafeBytes({ ZSTD_createCDict($0.baseAddress, $0.count, level) }) else {
+                return nil
+            }
+            pointer = p
+        }
+
+        deinit { ZSTD_freeCDict(pointer) }
+    }
+
+    /// This dictionary, ready to compress at `level`; nil when libzstd cannot allocate it.
+    public func encoder(level: Int32) -> Encoder? { Encoder(bytes, level: level) }
+
+    /// A dictionary of at most `capacity` bytes trained on `samples` (libzstd's fastCover
+    /// trainer: deterministic for the same samples), or nil when they are too few or too
+    /// small to train one (libzstd's own judgement), which then means: no dictionary.
+    public static func train(samples: [ArraySlice<UInt8>], capacity: Int) -> ZstdDictionary? {
+        var flat: [UInt8] = []
+        flat.reserveCapacity(samples.reduce(0) { $0 + $1.count })
+        var sizes: [Int] = []
+        sizes.reserveCapacity(samples.count)
+        for s in samples where !s.isEmpty {
+            flat.append(contentsOf: s)
+            sizes.append(s.count)
+        }
+        guard capacity > 0, sizes.count >= 8 else { return nil }
+        var out = [UInt8](repeating: 0, count: capacity)
+        let n = out.withUnsafeMutableBytes { dst in
+            flat.withUnsafeBytes { src in
+                ZDICT_trainFromBuffer(dst.baseAddress, capacity, src.baseAddress, sizes, UInt32(sizes.count))
+            }
+        }
+        guard ZDICT_isError(n) == 0, n > 0, n <= capacity else { return nil }
+        out.removeSubrange(n...)
+        return ZstdDictionary(bytes: out)
     }
 }
 

@@ -43,7 +43,7 @@ import Testing
         try FileManager.default.removeItem(atPath: path)
         _ = try Sealer.seal(
             records: recs, segment: n, firstSeq: first, directory: DataDirectory(dir).segments, blockTarget: 4096,
-            level: 3)
+            level: 3, dictionarySize: 0)
     }
 
     func verify(_ dir: String, _ s: NoteSigner) throws -> VerificationFailure? {

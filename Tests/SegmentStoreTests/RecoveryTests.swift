@@ -105,7 +105,9 @@ import Testing
                 recs.append($0)
                 return true
             }
-            _ = try Sealer.seal(records: recs, segment: 0, firstSeq: 0, directory: dir, blockTarget: 1 << 16, level: 3)
+            _ = try Sealer.seal(
+                records: recs, segment: 0, firstSeq: 0, directory: dir, blockTarget: 1 << 16, level: 3,
+                dictionarySize: 0)
         }
         #expect(FileManager.default.fileExists(atPath: dir + "/" + SegmentNames.open(0)))
         let s = try SegmentStore(directory: dir)
