@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// The per-org secondary index: sealed segments' index files, each org's posting list of its
-/// sections of them (what queries read), and, for the segments not yet sealed, an in-memory
+/// sections in them (what queries read), and, for the segments not yet sealed, an in-memory
 /// index rebuilt from them at recovery.
 public final class OrgIndex: @unchecked Sendable {
     let directory: String
@@ -40,7 +40,8 @@ public final class OrgIndex: @unchecked Sendable {
         self.directory = directory
         self.readOnly = readOnly
         if !readOnly { try FileOps.makeDirectory(directory) }
-        postings = try PostingLists(directory: directory + "/" + PostingLists.directoryName, readOnly: readOnly)
+        postings = try PostingLists(
+            directory: directory + "/" + PostingLists.directoryName, indexDirectory: directory, readOnly: readOnly)
         for name in try FileOps.list(directory) {
             guard let (n, suffix) = SegmentNames.parse(name) else { continue }
             if suffix == "idx.tmp", !readOnly {
@@ -50,7 +51,7 @@ public final class OrgIndex: @unchecked Sendable {
             guard suffix == "idx", !archived.contains(n) else { continue }
             sealedFiles[n] = directory + "/" + name
         }
-        // The sealed segments at or above the watermark: re-derive their sections (a crash
+        // The sealed segments at or above the watermark: re-derive their records (a crash
         // may have cut them), or, read-only, read their rows from their index files.
         let above = sealedFiles.keys.sorted().filter { $0 >= postings.done || (!readOnly && restored.contains($0)) }
         if readOnly {
@@ -64,8 +65,8 @@ public final class OrgIndex: @unchecked Sendable {
             for n in above {
                 let idx = try SealedIndex(path: sealedFiles[n] ?? "")
                 for org in idx.dir.keys.sorted() {
-                    guard let e = idx.dir[org], let z = try idx.section(org: org) else { continue }
-                    try postings.put(org: org, segment: n, section: z, row: e)
+                    guard let e = idx.dir[org] else { continue }
+                    try postings.put(org: org, segment: n, row: e)
                 }
                 postings.completed(segment: n)
             }
@@ -99,9 +100,9 @@ public final class OrgIndex: @unchecked Sendable {
             part = byOrg.map { ($0.key, $0.value.sorted { $0.seq < $1.seq }) }
         }
         let path = directory + "/" + Self.fileName(info.segment)
-        let sections = try SealedIndex.write(
+        let rows = try SealedIndex.write(
             path: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, byOrg: part)
-        for (row, z) in sections { try postings.put(org: row.org, segment: info.segment, section: z, row: row) }
+        for row in rows { try postings.put(org: row.org, segment: info.segment, row: row) }
         postings.completed(segment: info.segment)
         let sealedNow: [UInt64] = lock.withLock {
             sealing[info.segment] = part
@@ -167,7 +168,9 @@ public final class OrgIndex: @unchecked Sendable {
             r.state == PostingRecord.live && r.segment < postingLimit && lock.withLock { sealedFiles[r.segment] != nil }
         }
         func sealedPass() throws -> Bool {
-            guard var p = try PostingReader(directory: postings.directory, org: org) else { return false }
+            guard var p = try PostingReader(directory: postings.directory, indexDirectory: directory, org: org) else {
+                return false
+            }
             // `received_at` never decreases in sequence order (format-spec.md §5.1), so the
             // records are ordered by time as well as by sequence number.
             if newestFirst {
@@ -251,9 +254,8 @@ public final class OrgIndex: @unchecked Sendable {
         }
     }
 
-    /// Before a purge marks retired segment `summary` purged: zeroes its orgs' sections in
-    /// their posting lists, so the rows of purged entries go with them (a crash after this
-    /// leaves a retired segment without sections, which queries never read anyway).
+    /// Before a purge marks retired segment `summary` purged: marks its orgs' records in their
+    /// posting lists purged (the rows left the hot tier with its index file).
     public func purgeSections(_ summary: RetiredSummary) throws {
         for o in summary.orgs { try postings.purge(org: o.org, segment: summary.segment) }
     }
@@ -263,20 +265,20 @@ public final class OrgIndex: @unchecked Sendable {
         try postings.sync(sealed: lock.withLock { Array(sealedFiles.keys) }, force: true)
     }
 
-    /// Picks up index files of segments restored into the hot tier, their sections going
-    /// back into their orgs' posting lists first. Throws (and leaves the segment to the next
-    /// call) when a posting list cannot be written.
+    /// Picks up index files of segments restored into the hot tier, their records going back
+    /// into their orgs' posting lists first. Throws (and leaves the segment to the next call)
+    /// when a posting list cannot be written.
     public func refreshRestored(_ segments: [SegmentInfo]) throws {
         for info in segments where info.state == .sealed {
             let wasArchived = lock.withLock { archived[info.segment] != nil }
             let path = directory + "/" + Self.fileName(info.segment)
             guard wasArchived, FileOps.exists(path) else { continue }
-            // Its sections are back in its orgs' posting lists before queries may read them.
+            // Its records are back in its orgs' posting lists before queries may read them.
             if !readOnly {
                 let idx = try SealedIndex(path: path)
                 for org in idx.dir.keys.sorted() {
-                    guard let e = idx.dir[org], let z = try idx.section(org: org) else { continue }
-                    try postings.put(org: org, segment: info.segment, section: z, row: e)
+                    guard let e = idx.dir[org] else { continue }
+                    try postings.put(org: org, segment: info.segment, row: e)
                 }
                 postings.completed(segment: info.segment)
             }

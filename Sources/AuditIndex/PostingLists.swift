@@ -7,37 +7,59 @@ import SegmentStore
 import Glibc
 #endif
 
-/// Every org's posting list (format-spec.md §7.3): its sections of the sealed segments' index
-/// files, copied in segment order into one file per org, with a directory of fixed-size
-/// records. An org's newest page, or the first page from a time, reads one binary search of
-/// its directory and the sections it needs, whatever the number of segments and orgs; nothing
-/// per segment and org stays in memory.
+/// Every org's posting list (format-spec.md §7.3): a directory of fixed-size records, one per
+/// sealed segment holding the org's entries, each pointing at the org's section in that
+/// segment's index file (the one place the rows are kept). An org's newest page, or the first
+/// page from a time, reads one binary search of its directory and the sections it needs,
+/// whatever the number of segments and orgs; nothing per segment and org stays in memory.
 ///
 /// Posting lists are derived data. Appends are not synced one by one: the `watermark` file
-/// records, after a sync, that every sealed segment below it has its sections in place, and
-/// opening re-derives the sections of the segments above it from their index files.
+/// records, after a sync, that every sealed segment below it has its records in place, and
+/// opening re-derives the records of the segments above it from their index files.
 package final class PostingLists: @unchecked Sendable {
     package static let directoryName = "orgs"
-    static let watermarkMagic: [UInt8] = Array("AUDPLW01".utf8)
-    /// Sync (and move the watermark) after this many sealed segments: a sync writes back two
-    /// small files per org, so it is spread out; a crash costs re-deriving at most this many
-    /// segments' sections at the next start (milliseconds each).
+    /// The watermark's magic: `AUDPLW02` since records point into the index files. Lists
+    /// beside an `AUDPLW01` watermark copied the sections into `.pl` files, and their
+    /// records' offsets are into those: opening removes them and derives the lists again.
+    static let watermarkMagic: [UInt8] = Array("AUDPLW02".utf8)
+    static let oldWatermarkMagic: [UInt8] = Array("AUDPLW01".utf8)
+    /// Sync (and move the watermark) after this many sealed segments: a sync writes back one
+    /// small file per org, so it is spread out; a crash costs re-deriving at most this many
+    /// segments' records at the next start (milliseconds each).
     static let syncEvery = 32
 
     let directory: String
+    /// Where the index files are, which the records point into.
+    let indexDirectory: String
     private let lock = NSLock()
-    /// Every sealed segment below it has its sections here, synced.
+    /// Every sealed segment below it has its records here, synced.
     private(set) var done: UInt64
     private var touched: Set<String> = []
     /// Segments put since the watermark last moved, and how many puts since the last sync.
     private var pending: Set<UInt64> = []
     private var putsSinceSync = 0
 
-    init(directory: String, readOnly: Bool) throws {
+    init(directory: String, indexDirectory: String, readOnly: Bool) throws {
         self.directory = directory
+        self.indexDirectory = indexDirectory
         if !readOnly { try FileOps.makeDirectory(directory) }
         // A damaged watermark only costs a rebuild; verify reports it.
-        done = (try? Self.loadWatermark(directory + "/watermark")) ?? 0
+        let mark = try? Self.loadWatermark(directory + "/watermark")
+        if mark == nil, !readOnly, try Self.holdsOldLayout(directory) {
+            // Lists of the layout before: nothing in them can be read as it is now.
+            for name in try FileOps.list(directory) { try FileOps.unlink(directory + "/" + name) }
+            try FileOps.fsyncDirectory(directory)
+        }
+        done = mark ?? 0
+    }
+
+    /// Whether `directory` holds posting lists of the layout that copied the sections (its
+    /// watermark says `AUDPLW01`, or a `.pl` file is there).
+    package static func holdsOldLayout(_ directory: String) throws -> Bool {
+        if let b = try? FileOps.readFile(directory + "/watermark", limit: 64), Array(b.prefix(8)) == oldWatermarkMagic {
+            return true
+        }
+        return try FileOps.list(directory).contains { $0.hasSuffix(".pl") }
     }
 
     /// The file name stem of `org`'s posting files: bytes other than `[A-Za-z0-9_.@:-]`
@@ -76,6 +98,12 @@ package final class PostingLists: @unchecked Sendable {
 
     package static func loadWatermark(_ path: String) throws -> UInt64 {
         guard let b = try FileOps.readFile(path, limit: 64) else { return 0 }
+        if Array(b.prefix(8)) == oldWatermarkMagic {
+            throw AuditError(
+                .corrupt,
+                "posting lists are of the layout before their records pointed into the index files; start auditd once to derive them again",
+                path: path, offset: 0)
+        }
         guard b.count == 20, Array(b.prefix(8)) == watermarkMagic,
             CRC32C.matches(
                 CRC32C.checksum(b.prefix(16)),
@@ -96,28 +124,22 @@ package final class PostingLists: @unchecked Sendable {
         done = n
     }
 
-    /// Puts `org`'s section `z` of sealed segment `n` (its row `row` in the segment's index
-    /// file) into the org's posting list, replacing any earlier copy; records of other
-    /// segments are kept.
+    /// Puts `org`'s record of sealed segment `n` (its row `row` in the segment's index file,
+    /// `row.offset` being where its section starts in that file) into the org's posting list,
+    /// replacing any earlier record of the segment; records of other segments are kept. The
+    /// index file is durable before this is called.
     ///
-    /// The usual case, a segment after every other above the watermark, appends the section
-    /// and the record without syncing (a crash re-derives them). Anything else (a restored
-    /// segment, a segment below the watermark) must never leave a synced record without its
-    /// section: the section is appended and synced, then the directory is replaced whole.
-    func put(org: String, segment n: UInt64, section z: [UInt8], row: IndexDirEntry) throws {
+    /// The usual case, a segment after every other above the watermark, appends the record
+    /// without syncing (a crash re-derives it). Anything else (a restored segment, a segment
+    /// below the watermark) replaces the directory whole, synced.
+    func put(org: String, segment n: UInt64, row: IndexDirEntry) throws {
         try lock.withLock {
-            let stem = directory + "/" + Self.stem(org)
-            let dirPath = stem + ".pld"
-            let dataPath = stem + ".pl"
-            // The section file first: a reader takes the directory file's existence to mean
-            // the org has a list, and must find its section file there too. A new file's name is
-            // made durable with the folder's one fsync: in `sync` before the watermark passes
-            // this segment, or by `replaceFile` below; until then a crash may drop it, and the
-            // segment's sections are derived again. (A seal of a new log creates two files per
-            // org: an fsync of the folder for each held the commit thread, waiting for the seal
-            // under back-pressure, for a second.)
-            let pfd = try FileOps.openOrCreate(dataPath, syncDirectory: false)
-            defer { Glibc.close(pfd) }
+            let dirPath = directory + "/" + Self.stem(org) + ".pld"
+            // A new file's name is made durable with the folder's one fsync: in `sync` before
+            // the watermark passes this segment, or by `replaceFile` below; until then a crash
+            // may drop it, and the segment's records are derived again. (A seal of a new log
+            // creates a file per org: an fsync of the folder for each held the commit thread,
+            // waiting for the seal under back-pressure, for a second.)
             let dfd = try FileOps.openOrCreate(dirPath, syncDirectory: false)
             defer { Glibc.close(dfd) }
             func record(_ i: Int) throws -> PostingRecord {
@@ -127,7 +149,6 @@ package final class PostingLists: @unchecked Sendable {
                     org: org, index: i, path: dirPath)
             }
             let count = Int(try FileOps.size(dfd, path: dirPath)) / PostingRecord.size
-            let dataEnd = UInt64(try FileOps.size(pfd, path: dataPath))
             var keep = count
             var later = false
             while keep > 0 {
@@ -136,28 +157,14 @@ package final class PostingLists: @unchecked Sendable {
                 if r.segment > n { later = true }
                 keep -= 1
             }
-            var placed = row
-            placed.offset = dataEnd
-            let rec = PostingRecord(segment: n, row: placed)
+            let rec = PostingRecord(segment: n, row: row)
             if n >= done && !later {
                 try FileOps.truncate(dfd, to: Int64(keep * PostingRecord.size), path: dirPath)
-                try FileOps.pwriteAll(pfd, z[...], at: Int64(dataEnd), path: dataPath)
                 try FileOps.pwriteAll(dfd, rec.encode()[...], at: Int64(keep * PostingRecord.size), path: dirPath)
             } else {
-                // Below the watermark, an identical record already means its section is synced
-                // in place (a restored segment whose sections were kept).
-                if n < done, keep < count, let old = try? record(keep), old.segment == n,
-                    old.state == PostingRecord.live,
-                    old.row.crc == row.crc, old.row.length == row.length, old.row.count == row.count,
-                    old.row.rawLength == row.rawLength,
-                    let bytes = try? FileOps.preadExact(
-                        pfd, count: Int(old.row.length), at: Int64(old.row.offset), path: dataPath),
-                    bytes == z
-                {
-                    return
-                }
-                try FileOps.pwriteAll(pfd, z[...], at: Int64(dataEnd), path: dataPath)
-                try FileOps.fsync(pfd, path: dataPath)
+                // Below the watermark, the same record already means it is synced in place (a
+                // restored segment whose records were kept).
+                if n < done, keep < count, let old = try? record(keep), old == rec { return }
                 var out = ByteWriter(capacity: (count + 1) * PostingRecord.size)
                 for i in 0..<count {
                     let r = try record(i)
@@ -171,37 +178,27 @@ package final class PostingLists: @unchecked Sendable {
         }
     }
 
-    /// Marks `org`'s record of segment `n` (being purged) purged, then zeroes its section,
-    /// each synced: the rows of purged entries do not outlive them. In that order, a crash in
-    /// between leaves a record that queries skip (they skip archived segments anyway), and
-    /// the purge, tried again, zeroes what is left. Nothing to do without such a record.
+    /// Marks `org`'s record of segment `n` (being purged) purged, synced. The rows themselves
+    /// left the hot tier with the segment's index file when it was archived. Nothing to do
+    /// without such a record.
     func purge(org: String, segment n: UInt64) throws {
-        guard var reader = try PostingReader(directory: directory, org: org) else { return }
+        guard var reader = try PostingReader(directory: directory, indexDirectory: indexDirectory, org: org) else {
+            return
+        }
         let i = try reader.partition { $0.segment >= n }
-        guard i < reader.count, var r = try? reader.record(i), r.segment == n else { return }
+        guard i < reader.count, var r = try? reader.record(i), r.segment == n, r.state == PostingRecord.live else {
+            return
+        }
         try lock.withLock {
-            if r.state == PostingRecord.live {
-                // Whatever the directory holds must not become durable ahead of its sections.
-                let pfd = try FileOps.open(reader.dataPath, O_RDONLY)
-                defer { Glibc.close(pfd) }
-                try FileOps.fsync(pfd, path: reader.dataPath)
-                r.state = PostingRecord.purged
-                let dfd = try FileOps.open(reader.dirPath, O_WRONLY)
-                defer { Glibc.close(dfd) }
-                try FileOps.pwriteAll(dfd, r.encode()[...], at: Int64(i * PostingRecord.size), path: reader.dirPath)
-                try FileOps.fsync(dfd, path: reader.dirPath)
-            }
-            guard try !reader.rawSection(r).allSatisfy({ $0 == 0 }) else { return }
-            let fd = try FileOps.open(reader.dataPath, O_WRONLY)
-            defer { Glibc.close(fd) }
-            try FileOps.pwriteAll(
-                fd, [UInt8](repeating: 0, count: Int(r.row.length))[...], at: Int64(r.row.offset), path: reader.dataPath
-            )
-            try FileOps.fsync(fd, path: reader.dataPath)
+            r.state = PostingRecord.purged
+            let dfd = try FileOps.open(reader.dirPath, O_WRONLY)
+            defer { Glibc.close(dfd) }
+            try FileOps.pwriteAll(dfd, r.encode()[...], at: Int64(i * PostingRecord.size), path: reader.dirPath)
+            try FileOps.fsync(dfd, path: reader.dirPath)
         }
     }
 
-    /// Every section of sealed segment `n` is in place: the watermark may pass it.
+    /// Every record of sealed segment `n` is in place: the watermark may pass it.
     func completed(segment n: UInt64) {
         lock.withLock { if pending.insert(n).inserted { putsSinceSync += 1 } }
     }
@@ -212,13 +209,11 @@ package final class PostingLists: @unchecked Sendable {
     func sync(sealed: [UInt64], force: Bool) throws {
         try lock.withLock {
             guard !pending.isEmpty, force || putsSinceSync >= Self.syncEvery else { return }
-            // One syncfs rather than an fsync per file: a seal touches two files per org.
-            try FileOps.syncFiles(
-                touched.sorted().flatMap { org in [".pl", ".pld"].map { directory + "/" + Self.stem(org) + $0 } },
-                anchor: directory)
+            // One syncfs rather than an fsync per file: a seal touches a file per org.
+            try FileOps.syncFiles(touched.sorted().map { directory + "/" + Self.stem($0) + ".pld" }, anchor: directory)
             try FileOps.fsyncDirectory(directory)
             touched.removeAll()
-            // The watermark moves to the first sealed segment still without its sections.
+            // The watermark moves to the first sealed segment still without its records.
             var mark = done
             for n in sealed.sorted() where n >= mark {
                 guard pending.contains(n) || n < done else { break }

@@ -7,8 +7,9 @@ import SegmentStore
 import Glibc
 #endif
 
-/// One record of an org's posting-list directory (format-spec.md §7.3): where the org's
-/// section of one sealed segment sits in its posting file, and that section's directory row.
+/// One record of an org's posting-list directory (format-spec.md §7.3): the org's directory
+/// row in one sealed segment's index file, `offset` being where its section starts in that
+/// file.
 ///
 ///     record := segment:u64 offset:u64 count:u32 firstOrgSeq:u64 firstSeq:u64 lastSeq:u64
 ///               minTime:i64 maxTime:i64 length:u32 raw:u32 crc:u32 state:u32 recordCrc:u32
@@ -16,11 +17,11 @@ package struct PostingRecord: Sendable, Equatable {
     package static let size = 80
     /// The section's rows are readable.
     package static let live: UInt32 = 0
-    /// The segment was purged: its section's bytes are zero and only the summary remains.
+    /// The segment was purged: only the summary remains.
     package static let purged: UInt32 = 1
 
     package var segment: UInt64
-    /// The section's row in the segment's index file, `offset` being its place in the posting file.
+    /// The section's row in the segment's index file, `offset` being from the file's start.
     package var row: IndexDirEntry
     package var state: UInt32
 
@@ -91,43 +92,32 @@ package struct PostingRecord: Sendable, Equatable {
 }
 
 /// Reads one org's posting list: its directory of fixed-size records (binary-searchable) and
-/// the sections they point to. Opened per query; reads only what it is asked for.
+/// the sections they point to in the index files. Opened per query; reads only what it is
+/// asked for.
 package struct PostingReader: ~Copyable {
     let org: String
     package let dirPath: String
-    package let dataPath: String
+    /// Where the index files are.
+    let indexDirectory: String
     private let dirFD: Int32
-    private let dataFD: Int32
     /// Whole records in the directory.
     package let count: Int
     /// A window of records read at once: a page usually needs a few neighbours.
     private var window: (start: Int, records: [PostingRecord]) = (0, [])
 
     /// Nil when the org has no posting list.
-    package init?(directory: String, org: String) throws {
+    package init?(directory: String, indexDirectory: String, org: String) throws {
         self.org = org
-        let stem = directory + "/" + PostingLists.stem(org)
-        dirPath = stem + ".pld"
-        dataPath = stem + ".pl"
+        self.indexDirectory = indexDirectory
+        dirPath = directory + "/" + PostingLists.stem(org) + ".pld"
         guard FileOps.exists(dirPath) else { return nil }
         let d = try FileOps.open(dirPath, O_RDONLY)
-        let p: Int32
-        do { p = try FileOps.open(dataPath, O_RDONLY) } catch {
-            // A crash between the two creations (sections first) leaves an empty directory
-            // file alone: no list yet.
-            let empty = ((try? FileOps.size(d, path: dirPath)) ?? 1) == 0
-            Glibc.close(d)
-            if empty { return nil }
-            throw error
-        }
         dirFD = d
-        dataFD = p
         count = Int(max(0, (try? FileOps.size(d, path: dirPath)) ?? 0)) / PostingRecord.size
     }
 
     deinit {
         Glibc.close(dirFD)
-        Glibc.close(dataFD)
     }
 
     /// Record `i` (0-based, in segment order).
@@ -162,19 +152,20 @@ package struct PostingReader: ~Copyable {
         return lo
     }
 
-    /// The bytes record `r` points to, unchecked (a purged record's zeroes).
-    package func rawSection(_ r: PostingRecord) throws -> [UInt8] {
-        try FileOps.preadExact(dataFD, count: Int(r.row.length), at: Int64(r.row.offset), path: dataPath)
-    }
+    /// The index file record `r` points into.
+    package func indexPath(_ r: PostingRecord) -> String { indexDirectory + "/" + OrgIndex.fileName(r.segment) }
 
-    /// The section bytes of live record `r`, checked.
+    /// The section bytes of live record `r`, read from its segment's index file and checked.
     package func section(_ r: PostingRecord) throws -> [UInt8] {
-        let z = try rawSection(r)
+        let path = indexPath(r)
+        let fd = try FileOps.open(path, O_RDONLY)
+        defer { Glibc.close(fd) }
+        let z = try FileOps.preadExact(fd, count: Int(r.row.length), at: Int64(r.row.offset), path: path)
         guard CRC32C.matches(CRC32C.checksum(z), r.row.crc) else {
             throw AuditError(
                 .corrupt,
-                "posting list of org \(org): the section of segment \(r.segment) fails its checksum; remove \(PostingLists.directoryName)/ under the index directory and restart auditd to rebuild it from the index files",
-                path: dataPath, offset: Int64(r.row.offset))
+                "posting list of org \(org): its record of segment \(r.segment) does not point at a section of the index file that matches it; remove \(PostingLists.directoryName)/ under the index directory and restart auditd to derive it again",
+                path: path, offset: Int64(r.row.offset))
         }
         return z
     }
@@ -184,6 +175,6 @@ package struct PostingReader: ~Copyable {
     package func visit(_ r: PostingRecord, strings: Bool = true, _ body: (IndexHit) -> Bool) throws {
         var row = r.row
         row.org = org
-        try IndexSection.visit(try section(r), row, path: dataPath, strings: strings, body)
+        try IndexSection.visit(try section(r), row, path: indexPath(r), strings: strings, body)
     }
 }

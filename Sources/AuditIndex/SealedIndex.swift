@@ -40,12 +40,12 @@ package struct SealedIndex: Sendable {
     package let endSeq: UInt64
     package let dir: [String: IndexDirEntry]
 
-    /// Writes the file durably; returns each org's directory row (offset relative to the
-    /// sections) and section bytes, which the org's posting list copies.
+    /// Writes the file durably; returns each org's directory row, its offset from the file's
+    /// start (where the org's posting list points).
     @discardableResult
     static func write(
         path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, [IndexHit])]
-    ) throws -> [(IndexDirEntry, [UInt8])] {
+    ) throws -> [IndexDirEntry] {
         var dirEntries: [IndexDirEntry] = []
         var sections: [[UInt8]] = []
         var offset = UInt64(0)
@@ -120,7 +120,12 @@ package struct SealedIndex: Sendable {
         f.write(d.bytes)
         for s in sections { f.write(s) }
         try FileOps.replaceFile(path, contents: f.bytes, mode: 0o444)
-        return Array(zip(dirEntries, sections))
+        let base = UInt64(headerSize + d.bytes.count)
+        return dirEntries.map { e in
+            var e = e
+            e.offset += base
+            return e
+        }
     }
 
     /// Opens an index file and checks its header and directory: every section must lie in
@@ -219,8 +224,8 @@ package struct SealedIndex: Sendable {
     }
 }
 
-/// One org's section of an index file (format-spec.md §7): the same bytes in the segment's
-/// index file and in the org's posting list.
+/// One org's section of an index file (format-spec.md §7), which the org's posting list
+/// points at.
 enum IndexSection {
     /// The fewest bytes a row takes (two varints, category, outcome, two varints): a
     /// directory row may not claim more rows than its section's raw bytes can hold, so a

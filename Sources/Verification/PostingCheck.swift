@@ -8,10 +8,10 @@ import SegmentStore
 
 /// Posting lists are derived data, checked as such (format-spec.md §7.3, §10): below the
 /// watermark, each record of a sealed segment in the hot tier must be that segment's index
-/// file row and section, byte for byte (the index file itself being checked against the
-/// entries); each of an archived segment must agree with its stub's signed summary; a purged
-/// segment's section must be zeroes; and every org's section of every sealed segment must be
-/// there. Nothing binds the watermark: it only says what was synced. Above it, the next start
+/// file row, its section's place in the file included (the index file itself being checked
+/// against the entries); each of an archived segment must agree with its stub's signed
+/// summary; a purged segment's must be marked purged; and every org's record of every sealed
+/// segment must be there. Nothing binds the watermark: it only says what was synced. Above it, the next start
 /// derives every record again before anything is served, so when nobody serves the directory
 /// nothing is asked of those records; while a daemon serves it (`served`), it answers
 /// queries from them, so each whole one is checked as those below are (a missing one is not:
@@ -59,17 +59,14 @@ public enum PostingCheck {
         var seen: Set<String> = []
         for name in names.sorted() {
             if name == "watermark" || name.hasSuffix(".tmp") { continue }
-            let isDir = name.hasSuffix(".pld")
-            guard isDir || name.hasSuffix(".pl"),
-                let org = PostingLists.org(ofStem: String(name.dropLast(isDir ? 4 : 3)))
-            else {
+            guard name.hasSuffix(".pld"), let org = PostingLists.org(ofStem: String(name.dropLast(4))) else {
                 return fail(dir + "/" + name, nil, "unexpected file among the posting lists")
             }
-            guard isDir else { continue }
             seen.insert(org)
             if let f = checkOrg(
-                org, dir: dir, done: done, checkedBelow: served ? horizon : done, hot: hot, sealed: sealed, stubs: stubs
-            ) {
+                org, dir: dir, indexDirectory: indexDirectory, done: done, checkedBelow: served ? horizon : done,
+                hot: hot, sealed: sealed, stubs: stubs)
+            {
                 return f
             }
         }
@@ -85,20 +82,22 @@ public enum PostingCheck {
     }
 
     static func describe(_ e: IndexDirEntry) -> String {
-        "\(e.count) rows from seq \(e.firstSeq) (org_seq \(e.firstOrgSeq)) to \(e.lastSeq), times \(e.minTime)...\(e.maxTime), \(e.length) bytes (\(e.rawLength) raw), crc \(e.crc)"
+        "\(e.count) rows from seq \(e.firstSeq) (org_seq \(e.firstOrgSeq)) to \(e.lastSeq), times \(e.minTime)...\(e.maxTime), \(e.length) bytes (\(e.rawLength) raw) at offset \(e.offset), crc \(e.crc)"
     }
 
-    /// Records of segments below `checkedBelow` are checked; sections below `done` must all be there.
+    /// Records of segments below `checkedBelow` are checked; records below `done` must all be there.
     static func checkOrg(
-        _ org: String, dir: String, done: UInt64, checkedBelow: UInt64, hot: [UInt64: SealedIndex], sealed: Set<UInt64>,
-        stubs: [UInt64: ArchivedStub]
+        _ org: String, dir: String, indexDirectory: String, done: UInt64, checkedBelow: UInt64,
+        hot: [UInt64: SealedIndex], sealed: Set<UInt64>, stubs: [UInt64: ArchivedStub]
     ) -> VerificationFailure? {
         let stem = dir + "/" + PostingLists.stem(org)
         func fail(_ path: String, _ offset: Int64?, _ m: String) -> VerificationFailure {
             VerificationFailure(seq: nil, path: path, offset: offset, message: "posting list of org \(org): " + m)
         }
         do {
-            guard var p = try PostingReader(directory: dir, org: org) else { return nil }
+            guard var p = try PostingReader(directory: dir, indexDirectory: indexDirectory, org: org) else {
+                return nil
+            }
             var segs: Set<UInt64> = []
             var last: UInt64?
             for i in 0..<p.count {
@@ -123,25 +122,12 @@ public enum PostingCheck {
                             "record \(i) lists segment \(r.segment), whose index file has no entries of the org")
                     }
                     var got = r.row
-                    got.offset = e.offset
                     got.org = e.org
                     guard r.state == PostingRecord.live, got == e else {
                         return fail(
                             p.dirPath, at,
                             "record \(i) does not match segment \(r.segment)'s index file (record: \(describe(got)); index file: \(describe(e)))"
                         )
-                    }
-                    let section: [UInt8]?
-                    do { section = try idx.section(org: org) } catch let e as AuditError {
-                        // Archived since the segment list was read (the archiver runs beside a
-                        // daemon's recheck): its record is judged against its stub next time.
-                        if !FileOps.exists(idx.path) { continue }
-                        throw e
-                    }
-                    guard let want = section, try p.section(r) == want else {
-                        return fail(
-                            p.dataPath, Int64(r.row.offset),
-                            "the section of segment \(r.segment) differs from its index file")
                     }
                 } else if let stub = stubs[r.segment] {
                     guard let o = stub.orgs.first(where: { $0.org == org }) else {
@@ -156,27 +142,19 @@ public enum PostingCheck {
                         return fail(
                             p.dirPath, at, "record \(i) does not match archived segment \(r.segment)'s signed summary")
                     }
-                    if stub.purged_at != nil {
-                        guard r.state == PostingRecord.purged else {
-                            return fail(
-                                p.dirPath, at, "record \(i) still holds the rows of purged segment \(r.segment)")
-                        }
-                        let z = try p.rawSection(r)
-                        guard z.allSatisfy({ $0 == 0 }) else {
-                            return fail(
-                                p.dataPath, Int64(r.row.offset), "purged segment \(r.segment)'s rows are still there")
-                        }
+                    if stub.purged_at != nil, r.state != PostingRecord.purged {
+                        return fail(p.dirPath, at, "record \(i) of purged segment \(r.segment) is not marked purged")
                     }
-                    // An archived segment's section is never read by a query (a restore puts
-                    // it back from the bundle's index file unless it is intact), and a purge
-                    // cut short may have marked it purged already.
+                    // An archived segment's record is never read by a query (its index file left
+                    // with it; a restore brings that back), and a purge cut short may have
+                    // marked it purged already.
                 } else if !sealed.contains(r.segment) {
                     // (A sealed segment without its index file gets both back at the next start.)
                     return fail(p.dirPath, at, "record \(i) lists segment \(r.segment), which the log does not hold")
                 }
             }
             for (n, idx) in hot where n < done && idx.dir[org] != nil && !segs.contains(n) {
-                return fail(p.dirPath, nil, "the section of sealed segment \(n) is missing")
+                return fail(p.dirPath, nil, "the record of sealed segment \(n) is missing")
             }
         } catch {
             let e = error as? AuditError

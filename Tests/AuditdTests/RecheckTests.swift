@@ -106,7 +106,7 @@ import Testing
             let (_, h) = try await health(d)
             #expect(status == 503, "\(target): the rewrite was not found by the running daemon: \(h)")
             // A rewritten index file is found by whichever check reads it first: the entries'
-            // rows against it, or the org's posting list (its copy of the section) against it.
+            // rows against it, or the org's posting list (its record of the section) against it.
             let said = h["verification"] as? String ?? ""
             let named =
                 target == "orgstate"

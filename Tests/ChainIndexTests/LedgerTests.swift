@@ -55,9 +55,9 @@ import Testing
         try l.close()
     }
 
-    /// The first seal of a log with many orgs creates two posting-list files per org: their
-    /// names are made durable by an fsync of the folder when the sections are synced, not one each (each took a folder
-    /// write on the disk, and writers wait for the seal under back-pressure). A reopen still
+    /// The first seal of a log with many orgs creates a posting-list file per org: their names
+    /// are made durable by an fsync of the folder when the records are synced, not one each
+    /// (each took a folder write on the disk, and writers wait for the seal under back-pressure). A reopen still
     /// finds every org's list, and a query every entry.
     @Test func aSealOfManyNewOrgsSyncsTheirFolderOnce() throws {
         let dir = temporaryDirectory("ledger-orgs")
@@ -80,11 +80,11 @@ import Testing
             return false
         }
         let created = plan.operations.filter {
-            if case .create(let p) = $0 { return p.hasSuffix(".pl") || p.hasSuffix(".pld") }
+            if case .create(let p) = $0 { return p.hasSuffix(".pld") }
             return false
         }
-        #expect(created.count == 2 * orgs.count)
-        // One when the seal's sections are synced, one when the ledger closes (was one per file).
+        #expect(created.count == orgs.count)
+        // One when the seal's records are synced, one when the ledger closes (was one per file).
         #expect(folderSyncs.count <= 2, "\(folderSyncs.count) fsyncs of the posting lists' folder")
         let l = try Ledger(directory: dir, signer: signer, options: Sample.options(rotateBytes: 1 << 20))
         for org in orgs { #expect(try l.query(org: org).count == 1, "\(org)") }

@@ -96,7 +96,7 @@ import Testing
         #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
         #expect(
             try PostingLists.loadWatermark(dir + "/index/orgs/watermark") == 30,
-            "closing syncs every sealed segment's sections")
+            "closing syncs every sealed segment's records")
         let l = try Ledger(directory: dir, signer: s, options: Sample.options())
         defer { try? l.close() }
         try checkQueries(l, w)
@@ -108,6 +108,39 @@ import Testing
         #expect(
             try FileManager.default.attributesOfItem(atPath: orgs + "org_rare.pld")[.size] as? Int == 3
                 * PostingRecord.size)
+        // The rows have one home, the index files: the lists hold records and nothing else.
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: orgs))
+                == ["watermark", "org_busy.pld", "org_quiet.pld", "org_rare.pld"])
+    }
+
+    /// Lists of the layout that copied each section into a `.pl` file (watermark `AUDPLW01`),
+    /// whose records' offsets are into those copies: `verify` says to start the daemon once,
+    /// and the next start removes them and derives them again from the index files.
+    @Test func listsOfTheLayoutThatCopiedTheSectionsAreDerivedAgain() throws {
+        let (dir, s, w) = try makeLog()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let orgs = dir + "/index/orgs/"
+        var old = ByteWriter(capacity: 20)
+        old.write(Array("AUDPLW01".utf8))
+        old.write(UInt64(30))
+        old.write(CRC32C.checksum(old.bytes))
+        try Data(old.bytes).write(to: URL(fileURLWithPath: orgs + "watermark"))
+        // A record pointing into its copy: offset 0 of the org's `.pl`.
+        let pld = orgs + "org_quiet.pld"
+        let original = Array(try Data(contentsOf: URL(fileURLWithPath: pld)))
+        var r0 = try PostingRecord(original[0..<PostingRecord.size], org: "org_quiet", index: 0, path: pld)
+        r0.row.offset = 0
+        try Data(r0.encode() + original[PostingRecord.size...]).write(to: URL(fileURLWithPath: pld))
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: orgs + "org_quiet.pl"))
+        let f = try #require(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().failure)
+        #expect(f.message.contains("start auditd once"), "\(f)")
+        let l = try Ledger(directory: dir, signer: s, options: Sample.options())
+        try checkQueries(l, w)
+        try l.close()
+        #expect(!FileManager.default.fileExists(atPath: orgs + "org_quiet.pl"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: pld)) == Data(original))
+        #expect(try Verifier(directory: dir, key: LogKeys(s.verifier)).run().ok)
     }
 
     @Test func whatACrashCutAboveTheWatermarkIsDerivedAgain() throws {
@@ -171,7 +204,7 @@ import Testing
         let (dir, s, w) = try makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let orgs = dir + "/index/orgs/"
-        // org_quiet's record of segment 5 pointed at its section of segment 6, with a valid
+        // org_quiet's record of segment 5 given segment 6's row, with a valid
         // record checksum: a query would show segment 6's row twice and never segment 5's.
         let pld = orgs + "org_quiet.pld"
         let original = try Data(contentsOf: URL(fileURLWithPath: pld))

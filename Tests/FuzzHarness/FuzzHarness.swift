@@ -67,8 +67,8 @@ public enum FuzzHarness {
 
     /// A sealed segment's org index file (§7.1); with a first byte of 1 mod 4, the org-state
     /// snapshot (§7.2); with 2 or 3 mod 4, an org's posting list (§7.3): the second byte says
-    /// how many 80-byte records the directory takes from the rest, the section file the
-    /// remainder; with 3, the watermark.
+    /// how many 80-byte records the directory takes from the rest, segment 0's index file (the
+    /// records point into) the remainder; with 3, the watermark.
     public static func indexFile(_ input: UnsafeRawBufferPointer) {
         guard let first = input.first else { return }
         let rest = UnsafeRawBufferPointer(rebasing: input.dropFirst())
@@ -77,17 +77,18 @@ public enum FuzzHarness {
             let body = UnsafeRawBufferPointer(rebasing: rest.dropFirst())
             let cut = min(body.count, Int(n) * PostingRecord.size)
             let dir = Scratch.directory(with: "org_a.pld", UnsafeRawBufferPointer(rebasing: body.prefix(cut)))
-            FileManager.default.createFile(atPath: dir + "/org_a.pl", contents: Data(body.dropFirst(cut)))
+            FileManager.default.createFile(
+                atPath: dir + "/" + OrgIndex.fileName(0), contents: Data(body.dropFirst(cut)))
             if first & 1 == 1 {
                 FileManager.default.createFile(atPath: dir + "/watermark", contents: Data(body))
                 _ = try? PostingLists.loadWatermark(dir + "/watermark")
             }
-            guard let reader = try? PostingReader(directory: dir, org: "org_a") else { return }
+            guard let reader = try? PostingReader(directory: dir, indexDirectory: dir, org: "org_a") else { return }
             var p = reader
             _ = try? p.partition { $0.segment >= 3 }
             for i in 0..<p.count {
                 guard let r = try? p.record(i) else { continue }
-                if r.state == PostingRecord.live { try? p.visit(r) { _ in true } } else { _ = try? p.rawSection(r) }
+                if r.state == PostingRecord.live { try? p.visit(r) { _ in true } }
             }
             return
         }
