@@ -53,7 +53,15 @@ import Testing
             #expect(a[1] == "acme" && a[2] == "auditor" && a[4] != "never" && a[5] == "active", "\(a)")
             #expect(rows.first { $0[0] == goneId }?[5].hasPrefix("revoked") == true, "\(rows)")
             let page = try #require(try await browser.run("return document.body.innerHTML") as? String)
-            #expect(!page.contains(String(op.split(separator: "_")[2])) && !page.contains("token_sha256"))
+            // (Once in a full run the secret was reported in the page: where, if ever again.)
+            let secret = String(op.split(separator: "_")[2])
+            if let r = page.range(of: secret) {
+                let from = page.index(r.lowerBound, offsetBy: -300, limitedBy: page.startIndex) ?? page.startIndex
+                let to = page.index(r.upperBound, offsetBy: 300, limitedBy: page.endIndex) ?? page.endIndex
+                let around = page[from..<to]
+                Issue.record("the operator token's secret (\(secret.count) characters) is in the page: …\(around)…")
+            }
+            #expect(!page.contains("token_sha256"))
 
             // More entries, then Refresh: the rate and latency cover the samples of the last minute.
             #expect(
