@@ -16,11 +16,12 @@ enum Sealer {
     ///    `N.seg.tmp`; 3. fsync it, so no rename can expose a partial file; 4. chmod 0444;
     ///    5. rename to `N.seg` (the commit point); 6. fsync the directory, making the rename durable.
     ///
-    /// Blocks are compressed with a dictionary trained on the segment's own records, of at
-    /// most `dictionarySize` bytes (none when 0), stored in the footer.
+    /// Blocks are compressed with a dictionary of at most `dictionarySize` bytes (none when
+    /// 0), stored in the footer: trained on the segment's records, or `dictionaries`' last one
+    /// (`SealDictionaries`).
     static func seal(
         records: [StoredRecord], segment: UInt64, firstSeq: UInt64, directory: String,
-        blockTarget: Int, level: Int32, dictionarySize: Int
+        blockTarget: Int, level: Int32, dictionarySize: Int, dictionaries: SealDictionaries? = nil
     ) throws(AuditError) -> String {
         let tmp = directory + "/" + SegmentNames.sealing(segment)
         let final = directory + "/" + SegmentNames.sealed(segment)
@@ -28,7 +29,8 @@ enum Sealer {
             last - firstSeq + 1 == UInt64(records.count)
         else { throw AuditError(.invalidArgument, "cannot seal an empty or non-contiguous segment", path: final) }
 
-        let trained = Self.dictionary(for: records, upTo: dictionarySize, level: level, blockTarget: blockTarget)
+        let trained = (dictionaries ?? SealDictionaries()).choose(
+            for: records, upTo: dictionarySize, level: level, blockTarget: blockTarget)
         let encoder = trained?.1
 
         var order = Array(records.indices)
@@ -99,51 +101,4 @@ enum Sealer {
         try FileOps.fsyncDirectory(directory)
         return final
     }
-
-    /// A dictionary trained on `records`, ready to compress at `level`, or nil when it would
-    /// not pay. It holds at most a 64th of the records' bytes, capped at `limit` (below 4 KiB,
-    /// none), and learns from at most `sampleBudget` bytes of records taken evenly through the
-    /// segment (training on all of a 32 MiB segment takes eight times as long for the same
-    /// dictionary). It is kept only if the samples, compressed in runs of `blockTarget` bytes
-    /// as blocks are, shrink by more than its own size would cost once scaled to the segment:
-    /// on the workload's events it saves about a fifth of the blocks' bytes, but on records
-    /// that compress ten times over alone it can cost more than it saves.
-    static func dictionary(
-        for records: [StoredRecord], upTo limit: Int, level: Int32, blockTarget: Int
-    ) -> (ZstdDictionary, ZstdDictionary.Encoder)? {
-        let total = records.reduce(0) { $0 + $1.payload.count }
-        let capacity = min(limit, total / 64)
-        guard capacity >= 4096 else { return nil }
-        let stride = max(1, (total + sampleBudget - 1) / sampleBudget)
-        var samples: [ArraySlice<UInt8>] = []
-        samples.reserveCapacity(records.count / stride + 1)
-        for i in Swift.stride(from: 0, to: records.count, by: stride) { samples.append(records[i].payload[...]) }
-        guard let d = ZstdDictionary.train(samples: samples, capacity: capacity), let encoder = d.encoder(level: level)
-        else { return nil }
-        var plain = 0
-        var with = 0
-        var run: [UInt8] = []
-        run.reserveCapacity(blockTarget + 4096)
-        func measure() -> Bool {
-            guard !run.isEmpty else { return true }
-            guard let a = try? Zstd.compress(run[...], level: level),
-                let b = try? Zstd.compress(run[...], level: level, encoder: encoder)
-            else { return false }
-            plain += a.count
-            with += b.count
-            run.removeAll(keepingCapacity: true)
-            return true
-        }
-        for sample in samples {
-            run.append(contentsOf: sample)
-            if run.count >= blockTarget, !measure() { return nil }
-        }
-        guard measure(), plain > 0 else { return nil }
-        let sampled = samples.reduce(0) { $0 + $1.count }
-        let scale = Double(total) / Double(max(1, sampled))
-        return Double(with) * scale + Double(d.bytes.count) < Double(plain) * scale ? (d, encoder) : nil
-    }
-
-    /// Most record bytes a dictionary is trained on.
-    static let sampleBudget = 4 << 20
 }

@@ -116,6 +116,8 @@ public final class SegmentStore: @unchecked Sendable {
     public let directory: String
     /// The options in force.
     public let options: SegmentStoreOptions
+    /// The dictionary the last seal trained, offered to the next.
+    let dictionaries = SealDictionaries()
     /// What recovery did to the open segment.
     public let recovery: RecoveryReport
     /// True when opened only for reading (verification): nothing is created, cut or removed.
@@ -464,7 +466,7 @@ public final class SegmentStore: @unchecked Sendable {
             let path = try Sealer.seal(
                 records: records, segment: seg.segment, firstSeq: seg.firstSeq, directory: directory,
                 blockTarget: options.blockTarget, level: options.sealLevel,
-                dictionarySize: options.dictionarySize)
+                dictionarySize: options.dictionarySize, dictionaries: dictionaries)
             let info = SegmentInfo(
                 segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
             try onSealed?(info)

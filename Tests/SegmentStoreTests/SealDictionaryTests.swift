@@ -80,6 +80,30 @@ import Testing
         #expect(n == 6000)
     }
 
+    /// A dictionary trained for one seal is offered to the next ones of the store (training
+    /// is the seal's dearest step) while it pays, and a new one trained after `reuses` more.
+    @Test func theNextSealsReuseTheLastDictionaryWhileItPays() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var opts = SegmentStoreOptions()
+        opts.blockTarget = 4096
+        let s = try SegmentStore(directory: dir, options: opts)
+        let input = entries(6000 * (SealDictionaries.reuses + 2))
+        var dictionaries: [[UInt8]] = []
+        for k in 0..<(SealDictionaries.reuses + 2) {
+            try s.write(Array(input[(k * 6000)..<((k + 1) * 6000)]))
+            try s.sync()
+            try s.rotate()
+            let path = try #require(try s.sealRotated().first?.path)
+            let seg = try SealedSegment(path: path)
+            #expect(try seg.readAll().map(\.payload) == input[(k * 6000)..<((k + 1) * 6000)].map(\.payload))
+            dictionaries.append(seg.footer.dictionary)
+        }
+        #expect(dictionaries.allSatisfy { !$0.isEmpty })
+        #expect(Set(dictionaries.prefix(SealDictionaries.reuses + 1)).count == 1, "trained once, then reused")
+        #expect(dictionaries.last != dictionaries.first, "trained again after \(SealDictionaries.reuses) reuses")
+    }
+
     @Test func aSmallSegmentHasNoDictionary() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
