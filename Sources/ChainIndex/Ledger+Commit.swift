@@ -4,10 +4,11 @@ import Foundation
 import LogProofs
 import SegmentStore
 
-/// The group commit: what the commit thread does with each group of operations
+/// The group commit: what the committing thread (the commit thread, or a caller that found the
+/// queue idle: `GroupCommitQueue`) does with each group of operations
 /// (format-spec.md §3).
 extension Ledger {
-    /// One group commit (commit thread only): the numbered script of the durable write.
+    /// One group commit (one at a time): the numbered script of the durable write.
     ///
     /// 1. retry deferred work if writes are suspended, refusing the group's entries if it
     ///    still fails; 2. sequence each entry (`Sequencer`: `received_at`, sequence number,

@@ -29,7 +29,7 @@ public struct LedgerOptions: Sendable {
     /// it is recorded in `log.json` as the log's setting; nil follows what the log records
     /// (clear for a log that records nothing).
     public var protectPersonalFields: Bool?
-    /// Called on the commit thread after each group commit with its entry count and the time
+    /// Called after each group commit, on the thread that committed it, with its entry count and the time
     /// its write and fdatasync took (for metrics; keep it cheap).
     public var onCommit: (@Sendable (Int, Duration) -> Void)?
 

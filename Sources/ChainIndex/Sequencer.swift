@@ -4,7 +4,7 @@ import AuditIndex
 import LogProofs
 import SegmentStore
 
-/// The first half of the durable write (format-spec.md §3, §5), on the commit thread: each
+/// The first half of the durable write (format-spec.md §3, §5), in the group commit: each
 /// entry of a group gets, in order, 1. its `received_at`, never earlier than the entry before
 /// it; 2. its sequence number; 3. its org's position (`org_seq`, the delta to the org's
 /// previous entry); 4. its 113-byte link and leaf hash, chaining it globally and within its

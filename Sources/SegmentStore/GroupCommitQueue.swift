@@ -2,12 +2,19 @@ import Foundation
 
 /// Group commit: callers on any thread submit items; one dedicated thread takes everything
 /// pending, runs `body` once for the whole group (one write, one fdatasync), and hands each
-/// caller its results. A lone caller is served at once; under load callers share a sync.
+/// caller its results. Under load callers share a sync.
+///
+/// A caller with one item that finds the queue idle (nothing pending, no group or `afterAcks`
+/// running, the last group single) may run `body` itself, on its own thread: a lone writer's
+/// entry then costs one write and one fdatasync, without waking the commit thread and waiting
+/// to be woken back. The `afterAcks` of such a group runs before the next group, on the
+/// thread that runs that one (or when the commit thread next wakes). `body` and `afterAcks`
+/// never run twice at once (`busy`).
 ///
 /// `body` gets the items of every pending request concatenated, and must return exactly one
 /// result per item in the same order. If it throws, every request in that group fails.
-/// `afterAcks`, if given, runs on the same thread once every caller of the group has its
-/// results, before the next group: work that follows a commit without delaying its callers.
+/// `afterAcks`, if given, runs once every caller of the group has its results, before the
+/// next group: work that follows a commit without delaying its callers.
 public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecked Sendable {
     private struct Request {
         var items: [Item]
@@ -18,6 +25,14 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
     private var pending: [Request] = []
     private var stopping = false
     private var finished = false
+    /// `body` or `afterAcks` is running, on the commit thread or a caller's.
+    private var busy = false
+    /// A caller ran `body`; the commit thread owes the `afterAcks` that follows it.
+    private var afterAcksDue = false
+    /// Items in the last group: more than one says callers are arriving together, and then
+    /// they are served by the commit thread alone, in groups, until a group is single again
+    /// (a caller that committed on its own thread would spend one fdatasync on one item).
+    private var lastGroup = 0
     private let maxGroup: Int
     private let body: ([Item]) throws -> [Output]
     private let afterAcks: (() -> Void)?
@@ -39,12 +54,37 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
         t.start()
     }
 
-    /// Submits `items`; `done` is called on the commit thread once they are committed.
-    public func submit(_ items: [Item], done: @escaping @Sendable (Result<[Output], Error>) -> Void) {
+    /// Submits `items`; `done` is called once they are committed: on the commit thread, or,
+    /// with `inline`, a single item and an idle queue whose last group was single too, on this
+    /// thread before `submit` returns. Only a caller that holds no lock `body` or `afterAcks`
+    /// may take, and that has nothing better to do meanwhile, passes `inline` (a lone
+    /// writer's entry); `afterAcks` may then run here too.
+    public func submit(
+        _ items: [Item], inline: Bool = false, done: @escaping @Sendable (Result<[Output], Error>) -> Void
+    ) {
         cond.lock()
         if stopping {
             cond.unlock()
             done(.failure(GroupCommitStopped()))
+            return
+        }
+        if inline && !busy && pending.isEmpty && lastGroup <= 1 && items.count <= 1 {
+            busy = true
+            lastGroup = items.count
+            let due = afterAcksDue
+            afterAcksDue = false
+            cond.unlock()
+            if due { afterAcks?() }
+            let result = Result { try body(items) }
+            cond.lock()
+            busy = false
+            // Left for whoever runs the next group (or the commit thread's next wake): waking
+            // the commit thread for it now would cost this caller's ack a thread switch.
+            afterAcksDue = afterAcks != nil
+            // Callers that queued meanwhile, or a `shutdown`, wait for the commit thread.
+            if !pending.isEmpty || stopping { cond.broadcast() }
+            cond.unlock()
+            done(result)
             return
         }
         pending.append(Request(items: items, done: done))
@@ -59,10 +99,11 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
         }
     }
 
-    /// Submits `items` and blocks this thread until they are committed.
-    public func submitAndWait(_ items: [Item]) throws -> [Output] {
+    /// Submits `items` and blocks this thread until they are committed (`inline` as in
+    /// `submit(_:inline:done:)`).
+    public func submitAndWait(_ items: [Item], inline: Bool = false) throws -> [Output] {
         let box = ResultBox<[Output]>()
-        submit(items) { box.set($0) }
+        submit(items, inline: inline) { box.set($0) }
         return try box.wait()
     }
 
@@ -70,7 +111,7 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
     public func shutdown() {
         cond.lock()
         stopping = true
-        cond.signal()
+        cond.broadcast()
         while !finished { cond.wait() }
         cond.unlock()
     }
@@ -78,7 +119,18 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
     private func run() {
         while true {
             cond.lock()
-            while pending.isEmpty && !stopping { cond.wait() }
+            while busy || (pending.isEmpty && !afterAcksDue && !stopping) { cond.wait() }
+            if afterAcksDue {
+                // What follows a group a caller committed itself, before the next group.
+                afterAcksDue = false
+                busy = true
+                cond.unlock()
+                afterAcks?()
+                cond.lock()
+                busy = false
+                cond.unlock()
+                continue
+            }
             if pending.isEmpty && stopping {
                 finished = true
                 cond.broadcast()
@@ -94,6 +146,9 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
             }
             let group = Array(pending[..<k])
             pending.removeFirst(k)
+            lastGroup = n
+            afterAcksDue = false
+            busy = true
             cond.unlock()
 
             var all: [Item] = []
@@ -110,6 +165,9 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
                 for r in group { r.done(.failure(error)) }
             }
             afterAcks?()
+            cond.lock()
+            busy = false
+            cond.unlock()
         }
     }
 }

@@ -41,12 +41,16 @@ extension IngestHandler {
         }
         let metrics = shared.metrics
         let bytes = entries.reduce(0) { $0 + $1.content.count }
-        // The callback runs on the serial commit thread: it only hops to this connection's loop.
+        // The callback runs on the thread that committed the group (the commit thread, or this
+        // loop's own when nothing else was committing): it only hops to this connection's loop,
+        // which also keeps the acks of one connection in order.
         let replicated = shared.ackMode == .replicated ? shared.publication.replicator : nil
         let wait = shared.replicationWait
         let idempotency = shared.idempotency
         let follower = shared.publication.replicator
-        shared.ledger.append(entries) { result in
+        // One entry from one read: the lone writer's fast lane. This loop commits it itself if
+        // nothing else is committing; a larger batch leaves the loop free to read more meanwhile.
+        shared.ledger.append(entries, inline: entries.count == 1) { result in
             // The entries are stored: a retry with the same key finds them, whatever the bucket does.
             if case .success(let receipts) = result {
                 for (it, r) in zip(items, receipts) { if let k = it.idemKey { idempotency.complete(k, r) } }
