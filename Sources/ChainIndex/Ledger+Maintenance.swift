@@ -14,8 +14,9 @@ struct MaintenanceDue {
     var tick = false
 }
 
-/// The ledger's maintenance, on the commit thread after each group's acks are out (format-spec.md
-/// §3): the tree's leaves, rotation, sealing when writers outrun the sealer, and the periodic
+/// The ledger's maintenance, after each group's acks are out and before the next group, on the
+/// thread that runs that one (format-spec.md §3): the tree's leaves, rotation, the zeros
+/// filled ahead of the open segment, sealing when writers outrun the sealer, and the periodic
 /// checkpoint. The ticker and the sealer (`BackgroundLoop`s, or the daemon's maintenance
 /// service through `tick()` and `sealRotated()`) only ask for it.
 extension Ledger {
@@ -26,7 +27,10 @@ extension Ledger {
         guard state.isAccepting else { return }
         deferred {
             try applyLeaves()
-            if d.wrote { try store.rotateIfFull() }
+            if d.wrote {
+                try store.rotateIfFull()
+                store.fillAhead()
+            }
             // Writes outrunning the sealer: seal here, so unsealed segments (and their
             // in-memory index) stay bounded. The acks are out already; the next group waits
             // for the seal, which slows writers to the sealer's pace (back-pressure).

@@ -112,6 +112,8 @@ import Glibc
         let signer = try Sample.signer()
         let l = try open(dir, signer)
         _ = try l.appendAndWait(try batch(0, 4))
+        // The work after that group (zeros filled ahead) is done before the fault.
+        try l.settle()
         let plan = FaultPlan()
         FileOps.intercept(dir, with: plan)
         defer { FileOps.stopIntercepting(dir) }
@@ -133,6 +135,8 @@ import Glibc
         let signer = try Sample.signer()
         let l = try open(dir, signer)
         _ = try l.appendAndWait(try batch(0, 4))
+        // The work after that group (zeros filled ahead, synced too) is done before the fault.
+        try l.settle()
         let plan = FaultPlan()
         FileOps.intercept(dir, with: plan)
         plan.add(.fail(EIO), times: 1) { $0.isSync(of: ".open") }

@@ -1,0 +1,145 @@
+import AuditBase
+import Foundation
+import Testing
+
+@testable import SegmentStore
+
+/// Zero bytes filled ahead of the open segment's blocks (format-spec.md §2.3, §2.5): appends
+/// then leave the file's size alone, and recovery keeps a zero tail but still cuts a torn one.
+@Suite struct FillAheadTests {
+    static let ahead = 64 << 10
+
+    func store(_ dir: String) throws -> SegmentStore {
+        var o = SegmentStoreOptions()
+        o.fillAhead = Self.ahead
+        return try SegmentStore(directory: dir, options: o)
+    }
+
+    func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
+        let fd = try FileOps.open(path, O_RDWR)
+        defer { close(fd) }
+        try FileOps.pwriteAll(fd, bytes[...], at: Int64(offset), path: path)
+    }
+
+    @Test func appendsLandInTheFilledSpaceAndLeaveTheSizeAlone() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + SegmentNames.open(0)
+        let s = try store(dir)
+        try s.write(records(10))
+        try s.sync()
+        s.fillAhead()
+        let filled = fileSize(path)
+        #expect(filled == SegmentFormat.headerSize + blocksBytes(s) + Self.ahead)
+        for b in 1..<4 {
+            try s.write(records(10, from: b * 10))
+            try s.sync()
+            #expect(fileSize(path) == filled, "block \(b) was written over the zeros, not appended")
+        }
+        // Less than half is left ahead only after many more blocks; then it is topped up.
+        while blocksBytes(s) + SegmentFormat.headerSize + Self.ahead / 2 <= filled {
+            try s.write(records(10, from: Int(s.endSeq)))
+            try s.sync()
+        }
+        s.fillAhead()
+        #expect(fileSize(path) == SegmentFormat.headerSize + blocksBytes(s) + Self.ahead)
+        #expect(try s.read(seqs: (0..<s.endSeq).map { $0 }).count == Int(s.endSeq))
+    }
+
+    @Test func aZeroTailIsKeptAndNotReportedAsTorn() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + SegmentNames.open(0)
+        do {
+            let s = try store(dir)
+            for b in 0..<3 {
+                try s.write(records(10, from: b * 10))
+                try s.sync()
+            }
+            s.fillAhead()
+        }
+        let size = fileSize(path)
+        let s = try store(dir)
+        #expect(s.recovery.bytesCut == 0)
+        #expect(s.recovery.reason == nil)
+        #expect(s.endSeq == 30)
+        #expect(fileSize(path) == size)
+        // The next block goes right after the last one, over the zeros, and reopens whole.
+        try s.write(records(10, from: 30))
+        try s.sync()
+        #expect(fileSize(path) == size)
+        let again = try store(dir)
+        #expect(again.recovery.bytesCut == 0)
+        #expect(again.endSeq == 40)
+        #expect(try again.read(seqs: (0..<40).map { UInt64($0) }).map(\.seq) == (0..<40).map { UInt64($0) })
+    }
+
+    /// A crash in the middle of a block's write over the zeros: what reached the disk is torn,
+    /// and cut together with the zeros behind it.
+    @Test func aTornBlockInTheFilledSpaceIsCutZerosIncluded() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + SegmentNames.open(0)
+        var end = 0
+        do {
+            let s = try store(dir)
+            for b in 0..<2 {
+                try s.write(records(10, from: b * 10))
+                try s.sync()
+            }
+            s.fillAhead()
+            end = SegmentFormat.headerSize + blocksBytes(s)
+        }
+        // The first 40 bytes of a block: its magic and most of its header.
+        try overwrite(path, at: end, with: Array("BLK1".utf8) + [UInt8](repeating: 7, count: 36))
+        let s = try store(dir)
+        #expect(s.recovery.cutOffset == Int64(end))
+        #expect(s.recovery.bytesCut == Int64(Self.ahead))
+        #expect(s.endSeq == 20)
+        #expect(fileSize(path) == end)
+    }
+
+    /// One stray byte deep in the zeros is not a filled tail either.
+    @Test func aNonZeroByteAmongTheZerosIsATornTail() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + SegmentNames.open(0)
+        var end = 0
+        do {
+            let s = try store(dir)
+            try s.write(records(10))
+            try s.sync()
+            s.fillAhead()
+            end = SegmentFormat.headerSize + blocksBytes(s)
+        }
+        try overwrite(path, at: end + Self.ahead - 1, with: [1])
+        let s = try store(dir)
+        #expect(s.recovery.bytesCut == Int64(Self.ahead))
+        #expect(s.recovery.reason == "partial block header" || s.recovery.reason?.isEmpty == false)
+        #expect(fileSize(path) == end)
+    }
+
+    /// A rotated segment, which must be whole, may still end in zeros.
+    @Test func aRotatedSegmentMayEndInZeros() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let s = try store(dir)
+            try s.write(records(10))
+            try s.sync()
+            s.fillAhead()
+            try s.rotate()
+            try s.write(records(5, from: 10))
+            try s.sync()
+        }
+        #expect(fileSize(dir + "/" + SegmentNames.open(0)) > SegmentFormat.headerSize + Self.ahead)
+        let s = try store(dir)
+        #expect(s.endSeq == 15)
+        try s.sealRotated()
+        #expect(try s.read(seqs: (0..<15).map { UInt64($0) }).map(\.seq) == (0..<15).map { UInt64($0) })
+    }
+
+    func blocksBytes(_ s: SegmentStore) -> Int {
+        s.unsealed().filter(\.isOpen).reduce(0) { $0 + Int($1.endOffset) - SegmentFormat.headerSize }
+    }
+}
