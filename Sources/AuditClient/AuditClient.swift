@@ -46,10 +46,7 @@ public final class AuditClient: Sendable {
 
     /// Appends entries pipelined (one write, one flush) and returns each one's ack or refusal.
     public func append(batch: [[UInt8]]) async throws -> [Result<Ack, WireError>] {
-        let promises = batch.map { json -> EventLoopFuture<Frame> in
-            send(Frame(type: .append, id: ids.next(), body: json), flush: false)
-        }
-        channel.flush()
+        let promises = send(batch.map { Frame(type: .append, id: ids.next(), body: $0) })
         var out: [Result<Ack, WireError>] = []
         out.reserveCapacity(batch.count)
         for f in promises {
@@ -61,7 +58,7 @@ public final class AuditClient: Sendable {
 
     /// Round trip without appending anything.
     public func ping() async throws {
-        let f = try await send(Frame(type: .ping, id: ids.next()), flush: true).get()
+        let f = try await send(Frame(type: .ping, id: ids.next())).get()
         guard f.type == FrameType.pong.rawValue else {
             throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "unexpected reply")
         }
@@ -79,7 +76,7 @@ public final class AuditClient: Sendable {
         -> CheckpointReply
     {
         let body = CheckpointRequest(old: old, cosigned: cosigned, successions: successions).body
-        let f = try await send(Frame(type: .checkpoint, id: ids.next(), body: body), flush: true).get()
+        let f = try await send(Frame(type: .checkpoint, id: ids.next(), body: body)).get()
         guard f.type == FrameType.checkpointReply.rawValue, let r = CheckpointReply(body: f.body) else {
             throw Self.decode(f).failure ?? WireError(code: .malformedFrame, message: "malformed CHECKPOINT reply")
         }
@@ -89,7 +86,7 @@ public final class AuditClient: Sendable {
     /// One signed checkpoint covering entries `seqs` (at most `InclusionReply.maxEntries`) and
     /// each one's inclusion proof in it: receipts for a whole batch in one round trip.
     public func inclusion(_ seqs: [UInt64]) async throws -> InclusionReply {
-        let f = try await send(Frame(type: .inclusion, id: ids.next(), body: InclusionReply.request(seqs)), flush: true)
+        let f = try await send(Frame(type: .inclusion, id: ids.next(), body: InclusionReply.request(seqs)))
             .get()
         guard f.type == FrameType.inclusionReply.rawValue, let r = InclusionReply(body: f.body),
             r.proofs.count == seqs.count
@@ -108,7 +105,7 @@ public final class AuditClient: Sendable {
     {
         let body = try JSONSerialization.data(
             withJSONObject: ["org": org, "subject": subject, "reason": reason, "authority": authority, "actor": actor])
-        let f = try await send(Frame(type: .erase, id: ids.next(), body: Array(body)), flush: true).get()
+        let f = try await send(Frame(type: .erase, id: ids.next(), body: Array(body))).get()
         guard f.type == FrameType.erased.rawValue,
             let r = try? JSONSerialization.jsonObject(with: Data(f.body)) as? [String: Any]
         else {
@@ -122,7 +119,7 @@ public final class AuditClient: Sendable {
     /// `handover`, `grace_end`, `old_key`, `new_key`, `statement`.
     public func rotateKey(key: String, grace: UInt64, actor: String) async throws -> [String: Any] {
         let body = try JSONSerialization.data(withJSONObject: ["key": key, "grace": grace, "actor": actor])
-        let f = try await send(Frame(type: .rotateKey, id: ids.next(), body: Array(body)), flush: true).get()
+        let f = try await send(Frame(type: .rotateKey, id: ids.next(), body: Array(body))).get()
         guard f.type == FrameType.keyRotated.rawValue,
             let r = try? JSONSerialization.jsonObject(with: Data(f.body)) as? [String: Any]
         else {
@@ -131,18 +128,26 @@ public final class AuditClient: Sendable {
         return r
     }
 
-    /// Writes a request; its response future fails if the write itself fails (a connection that
-    /// is already closed never reaches the handler, so nothing else would complete it).
-    private func send(_ frame: Frame, flush: Bool) -> EventLoopFuture<Frame> {
-        let p = channel.eventLoop.makePromise(of: Frame.self)
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { _ in p.fail(AuditClientError.connectionClosed) }
-        if flush {
-            channel.writeAndFlush(Outgoing(frame: frame, promise: p), promise: written)
-        } else {
-            channel.write(Outgoing(frame: frame, promise: p), promise: written)
+    /// Writes one request (`send(_:)` of requests).
+    private func send(_ frame: Frame) -> EventLoopFuture<Frame> { send([frame])[0] }
+
+    /// Writes requests and flushes once, all in one task on the channel's loop (from another
+    /// thread each `write` and the `flush` would be a task of its own, each maybe waking the
+    /// loop); each response future fails if its write fails (a connection that is already
+    /// closed never reaches the handler, so nothing else would complete it).
+    private func send(_ frames: [Frame]) -> [EventLoopFuture<Frame>] {
+        let loop = channel.eventLoop
+        let channel = channel
+        let promises = frames.map { _ in loop.makePromise(of: Frame.self) }
+        loop.execute {
+            for (frame, p) in zip(frames, promises) {
+                let written = loop.makePromise(of: Void.self)
+                written.futureResult.whenFailure { _ in p.fail(AuditClientError.connectionClosed) }
+                channel.write(Outgoing(frame: frame, promise: p), promise: written)
+            }
+            channel.flush()
         }
-        return p.futureResult
+        return promises.map(\.futureResult)
     }
 
     /// Closes the connection.
