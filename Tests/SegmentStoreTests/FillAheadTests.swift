@@ -15,6 +15,19 @@ import Testing
         return try SegmentStore(directory: dir, options: o)
     }
 
+    /// A store in `dir` with `blocks` blocks of 10 records, filled ahead, then let go (as by a
+    /// crash); returns where its blocks end.
+    @discardableResult
+    func filled(_ dir: String, blocks: Int) throws -> Int {
+        let s = try store(dir)
+        for b in 0..<blocks {
+            try s.write(records(10, from: b * 10))
+            try s.sync()
+        }
+        s.fillAhead()
+        return SegmentFormat.headerSize + blocksBytes(s)
+    }
+
     func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
         let fd = try FileOps.open(path, O_RDWR)
         defer { close(fd) }
@@ -50,14 +63,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/" + SegmentNames.open(0)
-        do {
-            let s = try store(dir)
-            for b in 0..<3 {
-                try s.write(records(10, from: b * 10))
-                try s.sync()
-            }
-            s.fillAhead()
-        }
+        try filled(dir, blocks: 3)
         let size = fileSize(path)
         let s = try store(dir)
         #expect(s.recovery.bytesCut == 0)
@@ -80,16 +86,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/" + SegmentNames.open(0)
-        var end = 0
-        do {
-            let s = try store(dir)
-            for b in 0..<2 {
-                try s.write(records(10, from: b * 10))
-                try s.sync()
-            }
-            s.fillAhead()
-            end = SegmentFormat.headerSize + blocksBytes(s)
-        }
+        let end = try filled(dir, blocks: 2)
         // The first 40 bytes of a block: its magic and most of its header.
         try overwrite(path, at: end, with: Array("BLK1".utf8) + [UInt8](repeating: 7, count: 36))
         let s = try store(dir)
@@ -104,18 +101,12 @@ import Testing
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/" + SegmentNames.open(0)
-        var end = 0
-        do {
-            let s = try store(dir)
-            try s.write(records(10))
-            try s.sync()
-            s.fillAhead()
-            end = SegmentFormat.headerSize + blocksBytes(s)
-        }
+        let end = try filled(dir, blocks: 1)
         try overwrite(path, at: end + Self.ahead - 1, with: [1])
         let s = try store(dir)
+        #expect(s.recovery.cutOffset == Int64(end))
         #expect(s.recovery.bytesCut == Int64(Self.ahead))
-        #expect(s.recovery.reason == "partial block header" || s.recovery.reason?.isEmpty == false)
+        #expect(s.recovery.reason != nil)
         #expect(fileSize(path) == end)
     }
 
