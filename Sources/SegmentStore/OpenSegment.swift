@@ -99,8 +99,10 @@ final class OpenSegment: @unchecked Sendable {
             try FileOps.pwriteAll(file.fd, bytes[...], at: endOffset, path: path)
         } catch {
             // Leave no partial block behind a failed write (a full disk, say): the next
-            // append starts cleanly at the same offset, and recovery sees no garbage.
+            // append starts cleanly at the same offset, and recovery sees no garbage. The
+            // zeros filled ahead go too; the next fill starts from here.
             try? FileOps.truncate(file.fd, to: endOffset, path: path)
+            filledEnd = endOffset
             throw error
         }
         blocks.append(BlockRef(offset: endOffset, length: bytes.count, firstSeq: first, count: records.count))

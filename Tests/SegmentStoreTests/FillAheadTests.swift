@@ -110,6 +110,32 @@ import Testing
         #expect(fileSize(path) == end)
     }
 
+    /// A write that fails over the zeros (a full disk) cuts the file back to the last block,
+    /// zeros included; the next fill starts from there again.
+    @Test func aFailedWriteTakesTheZerosWithItAndTheNextFillRestoresThem() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + SegmentNames.open(0)
+        let s = try store(dir)
+        try s.write(records(10))
+        try s.sync()
+        s.fillAhead()
+        let end = SegmentFormat.headerSize + blocksBytes(s)
+        #expect(fileSize(path) == end + Self.ahead)
+        let plan = FaultPlan()
+        FileOps.intercept(dir, with: plan)
+        plan.add(.fail(ENOSPC), times: 1) { $0.isWrite(to: ".open") }
+        #expect(throws: AuditError.self) { try s.write(records(10, from: 10)) }
+        FileOps.stopIntercepting(dir)
+        #expect(fileSize(path) == end)
+        s.fillAhead()
+        #expect(fileSize(path) == end + Self.ahead, "the fill did not notice the zeros were cut")
+        try s.write(records(10, from: 10))
+        try s.sync()
+        #expect(fileSize(path) == end + Self.ahead)
+        #expect(try store(dir).endSeq == 20)
+    }
+
     /// A rotated segment, which must be whole, may still end in zeros.
     @Test func aRotatedSegmentMayEndInZeros() throws {
         let dir = temporaryDirectory()
