@@ -35,6 +35,7 @@ extension OpenSegment {
     /// ends the valid log. If nothing valid follows it, the tail is torn: it is cut off
     /// (ftruncate + fdatasync) and reported. If a valid block follows the bad one, the damage is
     /// not a torn tail but corruption of acknowledged data: nothing is cut and opening fails.
+    /// A tail of zero bytes alone is no damage (filled ahead, format-spec.md §2.3): it is kept.
     /// When `allowCut` is false (a rotated segment awaiting its seal) any damage fails.
     static func recover(
         path: String, expectedSegment: UInt64, allowCut: Bool, readOnly: Bool = false
