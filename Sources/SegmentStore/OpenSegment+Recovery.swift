@@ -58,6 +58,7 @@ extension OpenSegment {
         var nextSeq = header.firstSeq
         var raw = 0
         var failure: String?
+        var filledAhead = false
         while offset < size {
             switch probeBlock(file: file, at: offset, fileSize: size, expectedFirst: nextSeq) {
             case .valid(let ref, let rawLen):
@@ -68,7 +69,10 @@ extension OpenSegment {
                 continue
             case .invalid(let why):
                 failure = why
-                if let later = try validBlock(in: file, after: offset, fileSize: size) {
+                // Zero bytes filled ahead of the blocks (`fillAhead`) are not damage: they are
+                // kept, and hold no block to look for.
+                filledAhead = try onlyZeros(in: file, from: offset, to: size)
+                if !filledAhead, let later = try validBlock(in: file, after: offset, fileSize: size) {
                     throw AuditError(
                         .corrupt,
                         "\(why), and a valid block follows it at offset \(later): this is not a torn tail, refusing to cut acknowledged data",
@@ -80,8 +84,6 @@ extension OpenSegment {
         var report = RecoveryReport(
             path: path, blocksKept: blocks.count, recordsKept: nextSeq - header.firstSeq, bytesCut: 0,
             cutOffset: offset, reason: nil)
-        // Zero bytes filled ahead of the blocks (`fillAhead`) are not damage: they are kept.
-        let filledAhead = offset < size ? try onlyZeros(in: file, from: offset, to: size) : false
         if offset < size && !filledAhead {
             guard allowCut else {
                 throw AuditError(
