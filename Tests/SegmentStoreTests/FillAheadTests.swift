@@ -15,18 +15,21 @@ import Testing
         return try SegmentStore(directory: dir, options: o)
     }
 
-    /// A store in `dir` with `blocks` blocks of 10 records, filled ahead, then let go (as by a
-    /// crash); returns where its blocks end.
-    @discardableResult
-    func filled(_ dir: String, blocks: Int) throws -> Int {
+    /// A store in `dir` with `blocks` blocks of 10 records, filled ahead, and where its
+    /// blocks end.
+    func filledStore(_ dir: String, blocks: Int) throws -> (SegmentStore, Int) {
         let s = try store(dir)
         for b in 0..<blocks {
             try s.write(records(10, from: b * 10))
             try s.sync()
         }
         s.fillAhead()
-        return SegmentFormat.headerSize + blocksBytes(s)
+        return (s, SegmentFormat.headerSize + blocksBytes(s))
     }
+
+    /// `filledStore`, let go at once (as by a crash): where its blocks end.
+    @discardableResult
+    func filled(_ dir: String, blocks: Int) throws -> Int { try filledStore(dir, blocks: blocks).1 }
 
     func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
         let fd = try FileOps.open(path, O_RDWR)
@@ -38,10 +41,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/" + SegmentNames.open(0)
-        let s = try store(dir)
-        try s.write(records(10))
-        try s.sync()
-        s.fillAhead()
+        let (s, _) = try filledStore(dir, blocks: 1)
         let filled = fileSize(path)
         #expect(filled == SegmentFormat.headerSize + blocksBytes(s) + Self.ahead)
         for b in 1..<4 {
@@ -116,11 +116,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/" + SegmentNames.open(0)
-        let s = try store(dir)
-        try s.write(records(10))
-        try s.sync()
-        s.fillAhead()
-        let end = SegmentFormat.headerSize + blocksBytes(s)
+        let (s, end) = try filledStore(dir, blocks: 1)
         #expect(fileSize(path) == end + Self.ahead)
         let plan = FaultPlan()
         FileOps.intercept(dir, with: plan)
