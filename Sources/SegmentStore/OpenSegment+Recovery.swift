@@ -59,9 +59,11 @@ extension OpenSegment {
         var raw = 0
         var failure: String?
         var filledAhead = false
+        var again = false
         while offset < size {
             switch probeBlock(file: file, at: offset, fileSize: size, expectedFirst: nextSeq) {
             case .valid(let ref, let rawLen):
+                again = false
                 blocks.append(ref)
                 offset += Int64(ref.length)
                 nextSeq += UInt64(ref.count)
@@ -73,6 +75,13 @@ extension OpenSegment {
                 // kept, and hold no block to look for.
                 filledAhead = try onlyZeros(in: file, from: offset, to: size)
                 if !filledAhead, let later = try validBlock(in: file, after: offset, fileSize: size) {
+                    // A reader beside the live writer may have read this block's place while it
+                    // still held zeros, and a later block after both were written over them
+                    // (the file's size does not grow with them): it reads the place again once.
+                    if readOnly && !again {
+                        again = true
+                        continue
+                    }
                     throw AuditError(
                         .corrupt,
                         "\(why), and a valid block follows it at offset \(later): this is not a torn tail, refusing to cut acknowledged data",
