@@ -64,20 +64,28 @@ extension ReadPort {
                     }
                     let want = min(500, (most ?? Int.max) - sent)
                     let after = cur
-                    let (entries, next) = try await self.query {
-                        try ledger.search(
+                    // The search and the lines are made on the query pool: a chunk is CPU work,
+                    // and ten feeds making theirs on the shared concurrency pool (two threads
+                    // here) held up everything else on it, a graceful stop included.
+                    let (chunk, last, count, next) = try await self.query {
+                        let (entries, next) = try ledger.search(
                             org: org, newestFirst: false, limit: want, cursor: after, timeLimit: .milliseconds(80))
+                        // Only durable entries: the tree holds exactly those.
+                        let durable = ledger.size
+                        var chunk = ""
+                        var last: UInt64?
+                        var count = 0
+                        for e in entries {
+                            guard e.seq < durable else { break }
+                            chunk += Self.entryJSON(e, ledger) + "\n"
+                            last = e.seq
+                            count += 1
+                        }
+                        return (chunk, last, count, entries.isEmpty ? next : nil)
                     }
-                    // Only durable entries: the tree holds exactly those.
-                    let durable = ledger.size
-                    var chunk = ""
-                    for e in entries {
-                        guard e.seq < durable else { break }
-                        chunk += Self.entryJSON(e, ledger) + "\n"
-                        cur = e.seq
-                        sent += 1
-                    }
-                    if entries.isEmpty, let next { cur = max(cur ?? 0, next) }
+                    if let last { cur = last }
+                    sent += count
+                    if let next { cur = max(cur ?? 0, next) }
                     if !chunk.isEmpty {
                         try await send(chunk)
                         quiet = .now
