@@ -148,29 +148,36 @@ struct ArchiverService: Service {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                // An object store is checked before each pass: while it cannot be reached,
-                // /healthz says degraded and the hot copies stay where they are.
-                if let s3 = archiver.backend as? S3Backend {
-                    do {
-                        try s3.checkBucket()
-                        health.failArchive(nil)
-                    } catch {
-                        health.failArchive("\(error)")
-                        throw error
-                    }
-                }
-                let made = try archiver.run(hotWindow: hotWindow)
-                if !made.isEmpty {
-                    logger.info("archived sealed segments", metadata: ["bundles": "\(made.joined(separator: ","))"])
-                }
-                health.archived(
-                    made.isEmpty ? "nothing was due" : "\(made.count) bundle\(made.count == 1 ? "" : "s") made")
-            } catch {
-                health.archived("failed: \(error)")
-                logger.error("archiving failed; the hot copies stay in place", metadata: ["error": "\(error)"])
-            }
+            // A pass reads, writes and fsyncs for as long as its bundles take: on a thread of
+            // its own, never on the shared concurrency pool (two threads on this machine),
+            // where it would hold up every other service and the read port's handlers.
+            await onBackgroundThread(name: "auditd-archive", nice: 5) { _ in self.pass() }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    /// One pass: every sealed segment past the hot window into the archive tier.
+    func pass() {
+        do {
+            // An object store is checked before each pass: while it cannot be reached,
+            // /healthz says degraded and the hot copies stay where they are.
+            if let s3 = archiver.backend as? S3Backend {
+                do {
+                    try s3.checkBucket()
+                    health.failArchive(nil)
+                } catch {
+                    health.failArchive("\(error)")
+                    throw error
+                }
+            }
+            let made = try archiver.run(hotWindow: hotWindow)
+            if !made.isEmpty {
+                logger.info("archived sealed segments", metadata: ["bundles": "\(made.joined(separator: ","))"])
+            }
+            health.archived(made.isEmpty ? "nothing was due" : "\(made.count) bundle\(made.count == 1 ? "" : "s") made")
+        } catch {
+            health.archived("failed: \(error)")
+            logger.error("archiving failed; the hot copies stay in place", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -21,6 +21,21 @@ final class Daemon: @unchecked Sendable {
     func logTail(_ n: Int = 2000) -> String {
         String((try? String(contentsOfFile: logPath, encoding: .utf8))?.suffix(n) ?? "")
     }
+    /// The daemon's threads (name, state, where the kernel has it waiting), for failure
+    /// messages about something that stalled.
+    func threads() -> String {
+        guard let pid = process?.processIdentifier else { return "(not running)" }
+        let dir = "/proc/\(pid)/task"
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return ids.sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }.map { t in
+            func read(_ f: String) -> String {
+                ((try? String(contentsOfFile: "\(dir)/\(t)/\(f)", encoding: .utf8)) ?? "?")
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let state = read("stat").split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "?"
+            return "\(t) \(read("comm")) \(state) \(read("wchan"))"
+        }.joined(separator: "\n")
+    }
     var extraArgs: [String]
     /// Added to the daemon's and auditctl's environment.
     var environment: [String: String] = [:]
