@@ -68,14 +68,11 @@ public enum Personal {
     public static func mayHoldCommitments(_ content: [UInt8]) -> Bool {
         // `{"$c":` appears in canonical bytes only as a commitment: writers' strings escape
         // nothing that would make it, and a key cannot start with `$`.
-        let needle: [UInt8] = Array("{\"$c\":\"".utf8)
-        guard content.count >= needle.count else { return false }
-        return content.withUnsafeBufferPointer { b in
-            (0...(b.count - needle.count)).contains { i in
-                b[i] == 0x7B && (1..<needle.count).allSatisfy { b[i + $0] == needle[$0] }
-            }
-        }
+        // (memmem: every entry is asked when the log is verified; a byte loop was 7 % of it.)
+        content.contains(bytes: commitmentNeedle)
     }
+
+    private static let commitmentNeedle: [UInt8] = Array("{\"$c\":\"".utf8)
 
     /// A field to commit: its path, whose it is, and its value.
     struct Field {
