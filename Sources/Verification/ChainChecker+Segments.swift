@@ -95,6 +95,20 @@ extension ChainChecker {
         return nil
     }
 
+    /// What the reading thread sends the checking one, in sequence order.
+    enum Piece {
+        /// A hot segment begins (the checker keeps its state, to step back if it is archived
+        /// while being read).
+        case start(SegmentInfo)
+        case batch(PreparedBatch)
+        /// A hot segment's entries were all sent.
+        case done(SegmentInfo)
+        /// Reading a hot segment failed after the batches sent.
+        case failed(SegmentInfo, Error)
+        /// An archived segment, stepped over through its stub.
+        case archived(SegmentInfo)
+    }
+
     /// Checks segments from `position` up to (not including) `end`, hot or archived. When
     /// `stop` answers true (asked between batches) it returns early with nil: `position` says
     /// how far the check got, and the caller, who asked to stop, must not take it as done.
@@ -102,68 +116,74 @@ extension ChainChecker {
         upTo end: UInt64, verifier: LogKeys, batchSize: Int = 8192,
         progress: ((UInt64) -> Void)? = nil, stop: (() -> Bool)? = nil
     ) throws -> VerificationFailure? {
+        // One thread reads and prepares the next batches, across segments, while this one
+        // checks: a segment's end (its index file's check, say) no longer empties the pipeline.
         // The reading thread runs at this thread's priority (a background pass stays background).
         let nice = ThreadPriority.current()
-        for info in store.segments() where info.endSeq > position && info.firstSeq < end {
-            if stop?() == true { return nil }
-            if info.state == .retired {
-                if let f = try skipArchived(info, verifier: verifier) { return f }
-                progress?(position)
-                continue
-            }
-            let before = self
-            segmentHits.removeAll(keepingCapacity: true)
-            // One thread reads and prepares the next batch while this one checks the last.
-            let pipe = BatchPipe()
-            let store = self.store
-            let from = max(position, info.firstSeq)
-            let to = min(end, info.endSeq)
-            let withPersonal = personal != nil
-            let producer = Thread {
-                if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
-                var batch: [StoredRecord] = []
+        let pipe = BatchPipe<Piece>()
+        let store = self.store
+        let start = position
+        let withPersonal = personal != nil
+        let producer = Thread {
+            if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
+            defer { pipe.producerDone() }
+            var batch: [StoredRecord] = []
+            for info in store.segments() where info.endSeq > start && info.firstSeq < end {
+                if info.state == .retired {
+                    guard pipe.put(.batch(.archived(info))) else { return }
+                    continue
+                }
+                guard pipe.put(.batch(.start(info))) else { return }
+                var listening = true
                 do {
-                    try store.scan(from: from, to: to) { rec in
+                    try store.scan(from: max(start, info.firstSeq), to: min(end, info.endSeq)) { rec in
                         batch.append(rec)
                         guard batch.count >= batchSize else { return true }
                         defer { batch.removeAll(keepingCapacity: true) }
-                        return pipe.put(.batch(ChainChecker.prepare(batch, personal: withPersonal)))
+                        listening = pipe.put(.batch(.batch(ChainChecker.prepare(batch, personal: withPersonal))))
+                        return listening
                     }
-                    if !batch.isEmpty { _ = pipe.put(.batch(ChainChecker.prepare(batch, personal: withPersonal))) }
-                    _ = pipe.put(.end)
+                    guard listening else { return }
+                    if !batch.isEmpty {
+                        guard pipe.put(.batch(.batch(ChainChecker.prepare(batch, personal: withPersonal)))) else {
+                            return
+                        }
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                    guard pipe.put(.batch(.done(info))) else { return }
                 } catch {
-                    _ = pipe.put(.failed(error))
-                }
-                pipe.producerDone()
-            }
-            producer.stackSize = 1 << 20
-            producer.start()
-            var failure: VerificationFailure?
-            var scanError: Error?
-            consume: while true {
-                switch pipe.take() {
-                case .batch(let prepared):
-                    do { failure = try check(prepared: prepared) } catch {
-                        pipe.cancelAndJoin()
-                        throw error
-                    }
-                    progress?(position)
-                    if failure != nil {
-                        pipe.cancelAndJoin()
-                        break consume
-                    }
-                    if stop?() == true {
-                        pipe.cancelAndJoin()
-                        return nil
-                    }
-                case .end: break consume
-                case .failed(let e):
-                    scanError = e
-                    break consume
+                    batch.removeAll(keepingCapacity: true)
+                    guard pipe.put(.batch(.failed(info, error))) else { return }
                 }
             }
-            pipe.cancelAndJoin()
-            if let e = scanError {
+            _ = pipe.put(.end)
+        }
+        producer.stackSize = 1 << 20
+        producer.start()
+        defer { pipe.cancelAndJoin() }
+        var before = self
+        while true {
+            switch pipe.take() {
+            case .batch(.archived(let info)):
+                if stop?() == true { return nil }
+                if let f = try skipArchived(info, verifier: verifier) { return f }
+                progress?(position)
+            case .batch(.start):
+                if stop?() == true { return nil }
+                before = self
+                segmentHits.removeAll(keepingCapacity: true)
+            case .batch(.batch(let prepared)):
+                if let failure = try check(prepared: prepared) { return failure }
+                progress?(position)
+                if stop?() == true { return nil }
+            case .batch(.done(let info)):
+                if info.state == .sealed, before.position <= info.firstSeq, position == info.endSeq,
+                    let f = checkIndexFile(info)
+                {
+                    return f
+                }
+                progress?(position)
+            case .batch(.failed(let info, let e)):
                 // The archiver may have moved the segment while it was being read: then it is
                 // stepped over as archived, from where it started. The store says so itself
                 // (`.retired`) from the moment the segment is retired, before its file goes.
@@ -178,25 +198,20 @@ extension ChainChecker {
                     segment: info.segment, state: .retired, path: stub, firstSeq: info.firstSeq, endSeq: info.endSeq)
                 if let f = try skipArchived(moved, verifier: verifier) { return f }
                 progress?(position)
-                continue
+            case .end:
+                return nil
+            case .failed(let e):
+                throw e
             }
-            if let failure { return failure }
-            if info.state == .sealed, before.position <= info.firstSeq, position == info.endSeq,
-                let f = checkIndexFile(info)
-            {
-                return f
-            }
-            progress?(position)
         }
-        return nil
     }
 }
 
-/// Prepared batches of one segment, from the thread that reads them to the one that checks
-/// them: at most two wait, so memory stays bounded.
-final class BatchPipe: @unchecked Sendable {
+/// Prepared batches, from the thread that reads them to the one that checks them: at most
+/// two wait, so memory stays bounded.
+final class BatchPipe<Batch>: @unchecked Sendable {
     enum Item {
-        case batch(ChainChecker.PreparedBatch)
+        case batch(Batch)
         case end
         case failed(Error)
     }
