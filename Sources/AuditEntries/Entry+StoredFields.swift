@@ -134,14 +134,39 @@ extension Entry {
                 return nil
             }
             func str(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
+            // (No String on the way for the time, and one for the actor: this runs for every
+            // entry verified.)
             guard let category = Category(rawValue: str(cat)), let outcome = Outcome(rawValue: str(out)),
-                let time = Timestamp.parse(str(recv))
+                let time = Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[recv]))
             else { return nil }
+            let mark: StaticString = "$s:"
+            let actor = String(
+                unsafeUninitializedCapacity: actorType.count + 1 + (committedActor ? 3 : 0) + actorId.count
+            ) { out in
+                var k = 0
+                for i in actorType {
+                    out[k] = b[i]
+                    k += 1
+                }
+                out[k] = 0x3A
+                k += 1
+                if committedActor {
+                    mark.withUTF8Buffer { m in
+                        for c in m {
+                            out[k] = c
+                            k += 1
+                        }
+                    }
+                }
+                for i in actorId {
+                    out[k] = b[i]
+                    k += 1
+                }
+                return k
+            }
             return (
                 str(org),
-                IndexFields(
-                    time: time, category: category, outcome: outcome, action: str(action),
-                    actor: str(actorType) + ":" + (committedActor ? "$s:" : "") + str(actorId))
+                IndexFields(time: time, category: category, outcome: outcome, action: str(action), actor: actor)
             )
         }
     }
