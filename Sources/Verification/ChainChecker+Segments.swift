@@ -7,9 +7,9 @@ import LogProofs
 import LogTree
 import SegmentStore
 
-/// Walking the segments in order (format-spec.md §10): hot segments entry by entry, read and
-/// prepared on one thread while the previous batch is checked on this one; archived ones
-/// stepped over through their stubs.
+/// Walking the segments in order (format-spec.md §10): hot segments entry by entry, read on
+/// one thread and prepared on another while the previous batch is checked on this one;
+/// archived ones stepped over through their stubs.
 extension ChainChecker {
     /// Steps over an archived (or purged) segment without its entries: the leaf hashes come from
     /// the stored tree (so every checkpoint root is still recomputed over them) and the org chains
@@ -95,12 +95,15 @@ extension ChainChecker {
         return nil
     }
 
-    /// What the reading thread sends the checking one, in sequence order.
+    /// What the reading thread sends on (through the preparing one) to the checking one, in
+    /// sequence order.
     enum Piece {
         /// A hot segment begins (the checker keeps its state, to step back if it is archived
         /// while being read).
         case start(SegmentInfo)
         case batch(PreparedBatch)
+        /// Records read, not yet prepared (between the reading and the preparing thread).
+        case records([StoredRecord])
         /// A hot segment's entries were all sent.
         case done(SegmentInfo)
         /// Reading a hot segment failed after the batches sent.
@@ -116,50 +119,71 @@ extension ChainChecker {
         upTo end: UInt64, verifier: LogKeys, batchSize: Int = 8192,
         progress: ((UInt64) -> Void)? = nil, stop: (() -> Bool)? = nil
     ) throws -> VerificationFailure? {
-        // One thread reads and prepares the next batches, across segments, while this one
-        // checks: a segment's end (its index file's check, say) no longer empties the pipeline.
-        // The reading thread runs at this thread's priority (a background pass stays background).
+        // A pipeline across segments: one thread reads (and decompresses) the next batches,
+        // another prepares them (on all cores), and this one checks; a segment's end (its index
+        // file's check, say) no longer empties it. Each stage holds at most two batches. The
+        // threads run at this thread's priority (a background pass stays background).
         let nice = ThreadPriority.current()
+        let raw = BatchPipe<Piece>()
         let pipe = BatchPipe<Piece>()
         let store = self.store
         let start = position
         let withPersonal = personal != nil
         let producer = Thread {
             if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
-            defer { pipe.producerDone() }
+            defer { raw.producerDone() }
             var batch: [StoredRecord] = []
             for info in store.segments() where info.endSeq > start && info.firstSeq < end {
                 if info.state == .retired {
-                    guard pipe.put(.batch(.archived(info))) else { return }
+                    guard raw.put(.batch(.archived(info))) else { return }
                     continue
                 }
-                guard pipe.put(.batch(.start(info))) else { return }
+                guard raw.put(.batch(.start(info))) else { return }
                 var listening = true
                 do {
                     try store.scan(from: max(start, info.firstSeq), to: min(end, info.endSeq)) { rec in
                         batch.append(rec)
                         guard batch.count >= batchSize else { return true }
                         defer { batch.removeAll(keepingCapacity: true) }
-                        listening = pipe.put(.batch(.batch(ChainChecker.prepare(batch, personal: withPersonal))))
+                        listening = raw.put(.batch(.records(batch)))
                         return listening
                     }
                     guard listening else { return }
                     if !batch.isEmpty {
-                        guard pipe.put(.batch(.batch(ChainChecker.prepare(batch, personal: withPersonal)))) else {
-                            return
-                        }
+                        guard raw.put(.batch(.records(batch))) else { return }
                         batch.removeAll(keepingCapacity: true)
                     }
-                    guard pipe.put(.batch(.done(info))) else { return }
+                    guard raw.put(.batch(.done(info))) else { return }
                 } catch {
                     batch.removeAll(keepingCapacity: true)
-                    guard pipe.put(.batch(.failed(info, error))) else { return }
+                    guard raw.put(.batch(.failed(info, error))) else { return }
                 }
             }
-            _ = pipe.put(.end)
+            _ = raw.put(.end)
         }
-        producer.stackSize = 1 << 20
-        producer.start()
+        let preparer = Thread {
+            if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
+            forward: while true {
+                let item = raw.take()
+                let next: BatchPipe<Piece>.Item
+                switch item {
+                case .batch(.records(let r)): next = .batch(.batch(ChainChecker.prepare(r, personal: withPersonal)))
+                default: next = item
+                }
+                guard pipe.put(next) else { break }
+                switch item {
+                case .end, .failed: break forward
+                default: continue
+                }
+            }
+            // The reading thread has returned before the checker hears that this one has.
+            raw.cancelAndJoin()
+            pipe.producerDone()
+        }
+        for t in [producer, preparer] {
+            t.stackSize = 1 << 20
+            t.start()
+        }
         defer { pipe.cancelAndJoin() }
         var before = self
         while true {
@@ -174,6 +198,11 @@ extension ChainChecker {
                 segmentHits.removeAll(keepingCapacity: true)
             case .batch(.batch(let prepared)):
                 if let failure = try check(prepared: prepared) { return failure }
+                progress?(position)
+                if stop?() == true { return nil }
+            case .batch(.records(let records)):
+                // (The preparing thread sends none; were one to arrive, it is prepared here.)
+                if let failure = try check(prepared: Self.prepare(records, personal: withPersonal)) { return failure }
                 progress?(position)
                 if stop?() == true { return nil }
             case .batch(.done(let info)):
