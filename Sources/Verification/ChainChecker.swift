@@ -1,0 +1,281 @@
+import Archive
+import AuditBase
+import AuditEntries
+import AuditIndex
+import ChainIndex
+import Foundation
+import LogProofs
+import LogTree
+import PersonalStore
+import SegmentStore
+
+/// The per-entry checks, resumable: content hash, org chain, link, leaf hash against the stored
+/// tree, stored higher levels, and the root at every checkpoint size. Used by `Verifier` over a
+/// whole directory and by the daemon's continuous verification over newly sealed segments.
+public struct ChainChecker {
+    let store: SegmentStore
+    let tree: TreeStore
+    var checkpoints: [(size: UInt64, root: Hash, offset: Int64)]
+    let checkpointPath: String
+    var orgs: [String: OrgPosition] = [:]
+    var prev = Hash.zero
+    /// The previous entry's received_at (it never decreases in sequence order), or the latest
+    /// one an archived segment's stub claims.
+    var lastTime: Int64 = 0
+    /// The segment whose stub set `lastTime`, while no hot entry has followed it.
+    var lastTimeStub: UInt64?
+    /// Action prefixes (bytes) whose entries' content is kept in `collected`.
+    public var collect: [[UInt8]] = []
+    /// Contents of the entries `collect` asked for, in sequence order.
+    public internal(set) var collected: [[UInt8]] = []
+    /// The latest `received_at` of the archived segments stepped over.
+    public internal(set) var archivedUntil: Int64?
+    var range = CompactRange()
+    var tiles: TileChecker
+    var nextCp = 0
+    /// One past the last entry checked.
+    public internal(set) var position: UInt64 = 0
+    /// Where sealed segments' index files are; when set, each one is compared, row by row,
+    /// with the entries it describes (format-spec.md §10).
+    public var indexDirectory: String?
+    /// The index rows the entries of the current segment call for, per org.
+    var segmentHits: [String: [IndexHit]] = [:]
+    /// When set, each entry's committed fields are checked against the personal store.
+    public var personal: PersonalCheck?
+
+    /// A checker starting at entry 0.
+    public init(
+        store: SegmentStore, tree: TreeStore, checkpoints: [(size: UInt64, root: Hash, offset: Int64)],
+        checkpointPath: String
+    ) {
+        self.store = store
+        self.tree = tree
+        self.checkpoints = checkpoints
+        self.checkpointPath = checkpointPath
+        tiles = TileChecker(tree: tree)
+    }
+
+    /// A checker of the open ledger's own files (the daemon's rechecks), starting at entry 0.
+    public init(ledger: Ledger, checkpoints: [(size: UInt64, root: Hash, offset: Int64)]) {
+        self.init(
+            store: ledger.store, tree: ledger.tree, checkpoints: checkpoints, checkpointPath: ledger.checkpointLogPath)
+    }
+
+    /// Orgs seen so far.
+    public var orgCount: Int { orgs.count }
+
+    /// Adds checkpoints that appeared since (sizes must not decrease).
+    public mutating func addCheckpoints(_ more: [(size: UInt64, root: Hash, offset: Int64)]) {
+        checkpoints.append(contentsOf: more)
+    }
+
+    mutating func checkEmptyCheckpoints() -> VerificationFailure? {
+        while nextCp < checkpoints.count && checkpoints[nextCp].size == 0 {
+            if checkpoints[nextCp].root != Merkle.emptyRoot {
+                return VerificationFailure(
+                    seq: nil, path: checkpointPath, offset: checkpoints[nextCp].offset,
+                    message: "checkpoint at size 0 has a wrong root")
+            }
+            nextCp += 1
+        }
+        return nil
+    }
+
+    /// A batch of records with the per-entry work done that needs nothing but the record:
+    /// payload, content hash, org, time and index row (`ChainChecker.prepare`).
+    public struct PreparedBatch: @unchecked Sendable {
+        var seqs: [UInt64]
+        var hashes: [Hash]
+        var payloads: [RecordPayload?]
+        var orgNames: [String?]
+        var fields: [IndexFields?]
+        var times: [Int64]
+        /// Each entry's committed fields (§5.4.1), and the subject an erasure record names.
+        var personal: [PersonalCheck.Prepared?]
+    }
+
+    /// The independent, expensive part of checking `batch`, on all cores (threads of its own, at
+    /// the caller's priority); safe on any thread.
+    /// With `personal`, each entry's committed fields are found too (`PersonalCheck.prepare`).
+    public static func prepare(_ batch: [StoredRecord], personal withPersonal: Bool = false) -> PreparedBatch {
+        let n = batch.count
+        var hashes = [Hash](repeating: .zero, count: n)
+        var payloads = [RecordPayload?](repeating: nil, count: n)
+        var orgNames = [String?](repeating: nil, count: n)
+        var fields = [IndexFields?](repeating: nil, count: n)
+        var times = [Int64](repeating: -1, count: n)
+        var personal = [PersonalCheck.Prepared?](repeating: nil, count: n)
+        let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        hashes.withUnsafeMutableBufferPointer { hb in
+            payloads.withUnsafeMutableBufferPointer { pb in
+                orgNames.withUnsafeMutableBufferPointer { ob in
+                    fields.withUnsafeMutableBufferPointer { fb in
+                        times.withUnsafeMutableBufferPointer { tb in
+                            personal.withUnsafeMutableBufferPointer { cb in
+                                nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
+                                BlockingWorkers.fanOut(workers, name: "verify-prep") { w in
+                                    for i in (w * n / workers)..<((w + 1) * n / workers) {
+                                        if let pl = try? RecordPayload(bytes: batch[i].payload) {
+                                            h[i] = SHA256.hash(pl.content)
+                                            // One pass gives the org, the time and the index row.
+                                            if let (org, fields) = Entry.indexFields(ofStored: pl.content) {
+                                                o[i] = org
+                                                t[i] = fields.time
+                                                f[i] = fields
+                                            } else {
+                                                o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                            }
+                                            if withPersonal {
+                                                c[i] = PersonalCheck.prepare(pl.content, action: f[i]?.action)
+                                            }
+                                            p[i] = pl
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return PreparedBatch(
+            seqs: batch.map(\.seq), hashes: hashes, payloads: payloads, orgNames: orgNames, fields: fields,
+            times: times,
+            personal: personal)
+    }
+
+    /// Checks the next records (which must continue from `position`); returns the first failure.
+    public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
+        try check(prepared: Self.prepare(batch, personal: personal != nil))
+    }
+
+    /// Checks a prepared batch: the serial part (chains, links, tree, checkpoints).
+    public mutating func check(prepared b: PreparedBatch) throws -> VerificationFailure? {
+        guard let firstSeq = b.seqs.first else { return nil }
+        guard firstSeq == position else {
+            return VerificationFailure(
+                seq: position, path: store.directory, offset: nil,
+                message: "entries are not contiguous (expected \(position), found \(firstSeq))")
+        }
+        let n = b.seqs.count
+        let wantFields = indexDirectory != nil
+        let (hashes, payloads, orgNames, fields, times) = (b.hashes, b.payloads, b.orgNames, b.fields, b.times)
+        let storedLeaves = tree.size
+        let have = storedLeaves > firstSeq ? Int(min(UInt64(n), storedLeaves - firstSeq)) : 0
+        // A batch wholly past the tree read at the start (a live daemon appended it since) has
+        // no stored leaves to compare: they are all computed below.
+        let stored = have > 0 ? try tree.leaves(from: firstSeq, count: have) : []
+        for i in 0..<n {
+            let seq = b.seqs[i]
+            func bad(_ m: String) -> VerificationFailure {
+                let pos = store.position(of: seq)
+                return VerificationFailure(seq: seq, path: pos.path, offset: pos.offset, message: m)
+            }
+            guard let p = payloads[i], let org = orgNames[i] else {
+                return bad("the stored record is not a valid entry (payload header or org unreadable)")
+            }
+            let st = orgs[org] ?? .start
+            let leaf: Hash
+            do {
+                leaf = try st.expect(
+                    seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: hashes[i]
+                ).leafHash
+            } catch {
+                return bad("org \(org)'s chain is broken: \(error)")
+            }
+            if i < have, stored[i] != leaf {
+                return bad(
+                    "entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered"
+                )
+            }
+            guard times[i] >= 0 else {
+                return bad("the entry lacks received_at, category, outcome, action or actor (or one is malformed)")
+            }
+            guard times[i] >= lastTime else {
+                let previous =
+                    lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" }
+                    ?? "the previous entry's"
+                return bad(
+                    "received_at \(Timestamp.format(times[i])) is earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order"
+                )
+            }
+            lastTime = times[i]
+            lastTimeStub = nil
+            if let pc = personal, let prepared = b.personal[i], let m = try pc.check(seq: seq, prepared) {
+                return bad(m)
+            }
+            if !collect.isEmpty, var action = fields[i]?.action, Self.startsWithAny(&action, collect) {
+                collected.append(p.content)
+            }
+            orgs[org] = st.advanced(seq: seq, leaf: leaf)
+            if wantFields {
+                guard let f = fields[i] else {
+                    return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)")
+                }
+                segmentHits[org, default: []].append(IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))
+            }
+            prev = leaf
+            range.append(leaf)
+            if let m = try tiles.append(leaf) { return bad(m) }
+            while nextCp < checkpoints.count && checkpoints[nextCp].size == seq + 1 {
+                if range.root() != checkpoints[nextCp].root {
+                    let from = nextCp > 0 ? checkpoints[nextCp - 1].size : 0
+                    return VerificationFailure(
+                        seq: from, path: checkpointPath, offset: checkpoints[nextCp].offset,
+                        message:
+                            "recomputed root at size \(seq + 1) does not match the signed checkpoint: entries \(from)..<\(seq + 1) were altered, inserted or removed (hashes recomputed by someone without the signing key)"
+                    )
+                }
+                nextCp += 1
+            }
+            position = seq + 1
+        }
+        return nil
+    }
+}
+
+extension ChainChecker {
+    /// Whether `s` starts with one of `prefixes` (bytes compared in place: a generic
+    /// `starts(with:)` per prefix was 2 % of a verification).
+    static func startsWithAny(_ s: inout String, _ prefixes: [[UInt8]]) -> Bool {
+        s.withUTF8 { u in
+            prefixes.contains { p in
+                p.count <= u.count
+                    && p.withUnsafeBytes { pb in
+                        guard let a = u.baseAddress, let b = pb.baseAddress else { return p.isEmpty }
+                        return memcmp(a, b, p.count) == 0
+                    }
+            }
+        }
+    }
+}
+
+/// Recomputes each stored tile level from the leaves and compares it with the tree files.
+struct TileChecker {
+    let tree: TreeStore
+    var pending: [[Hash]] = [[]]
+    var counts: [UInt64] = [0]
+
+    init(tree: TreeStore) { self.tree = tree }
+
+    mutating func append(_ leaf: Hash) throws -> String? { try push(0, leaf) }
+
+    private mutating func push(_ k: Int, _ h: Hash) throws -> String? {
+        if k >= pending.count {
+            pending.append([])
+            counts.append(0)
+        }
+        if k > 0, let s = try tree.stored(k, counts[k]), s != h {
+            return
+                "stored tree hash \(counts[k]) of level \(k * ChainFormat.tileHeight) does not match the entries beneath it (tree file altered)"
+        }
+        counts[k] += 1
+        pending[k].append(h)
+        if pending[k].count == ChainFormat.tileWidth {
+            let r = Merkle.root(pending[k][...])
+            pending[k].removeAll(keepingCapacity: true)
+            return try push(k + 1, r)
+        }
+        return nil
+    }
+}
