@@ -16,6 +16,9 @@ final class WebDriver: @unchecked Sendable {
     let process: ChildProcess
     let base: String
     let session: String
+    /// chromedriver's and Chromium's TMPDIR (their profile and scratch directories), removed at
+    /// `quit`: left in /tmp, a full test run added a few hundred directories.
+    let scratch: String
 
     struct Failed: Error, CustomStringConvertible { var description: String }
 
@@ -31,7 +34,13 @@ final class WebDriver: @unchecked Sendable {
         let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: Self.driver)
         p.arguments = ["--port=\(port)"]
-        if let timeZone { p.environment = ProcessInfo.processInfo.environment.merging(["TZ": timeZone]) { $1 } }
+        let scratch = NSTemporaryDirectory() + "webdriver-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        self.scratch = scratch
+        var env = ProcessInfo.processInfo.environment
+        env["TMPDIR"] = scratch
+        if let timeZone { env["TZ"] = timeZone }
+        p.environment = env
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
@@ -48,6 +57,7 @@ final class WebDriver: @unchecked Sendable {
         }
         guard ready else {
             Self.stop(p)
+            try? FileManager.default.removeItem(atPath: scratch)
             throw Failed(description: "chromedriver did not start on port \(port): \(last)")
         }
         // As root (CI), Chromium runs only without its sandbox.
@@ -68,6 +78,7 @@ final class WebDriver: @unchecked Sendable {
             session = id
         } catch {
             Self.stop(p)
+            try? FileManager.default.removeItem(atPath: scratch)
             throw error
         }
     }
@@ -110,6 +121,7 @@ final class WebDriver: @unchecked Sendable {
     func quit() async {
         _ = try? await Self.call(base, "DELETE", "/session/\(session)")
         Self.stop(process)
+        try? FileManager.default.removeItem(atPath: scratch)
     }
 
     /// SIGKILL: children of the test runner inherit its blocked SIGTERM.
