@@ -7,168 +7,170 @@ import AuditBase
 /// answer is always the parser's.
 extension Entry {
     static func scanIndexFields(_ c: [UInt8]) -> (org: String, fields: IndexFields)? {
-        c.withUnsafeBufferPointer { b -> (org: String, fields: IndexFields)? in
-            let n = b.count
-            var org: Range<Int>?
-            var cat: Range<Int>?
-            var out: Range<Int>?
-            var action: Range<Int>?
-            var recv: Range<Int>?
-            var actorType: Range<Int>?
-            var actorId: Range<Int>?
-            var committedActor = false
+        c.withUnsafeBufferPointer { scanIndexFields($0) }
+    }
 
-            /// The range of a string's contents starting at the quote at `i`, and the index
-            /// after its closing quote; `plain` is false when it holds an escape.
-            func string(_ i: Int) -> (Range<Int>, Int, plain: Bool)? {
-                guard i < n, b[i] == 0x22 else { return nil }
-                var j = i + 1
-                var plain = true
-                while j < n, b[j] != 0x22 {
-                    if b[j] == 0x5C {
-                        plain = false
-                        j += 2
-                    } else {
-                        j += 1
-                    }
-                }
-                guard j < n else { return nil }
-                return ((i + 1)..<j, j + 1, plain)
-            }
-            /// The index after the value starting at `i` (any JSON value).
-            func skip(_ i: Int) -> Int? {
-                guard i < n else { return nil }
-                switch b[i] {
-                case 0x22: return string(i)?.1
-                case 0x7B, 0x5B:
-                    var depth = 0
-                    var j = i
-                    while j < n {
-                        switch b[j] {
-                        case 0x22:
-                            guard let s = string(j) else { return nil }
-                            j = s.1
-                            continue
-                        case 0x7B, 0x5B: depth += 1
-                        case 0x7D, 0x5D:
-                            depth -= 1
-                            if depth == 0 { return j + 1 }
-                        default: break
-                        }
-                        j += 1
-                    }
-                    return nil
-                default:
-                    var j = i
-                    while j < n, b[j] != 0x2C, b[j] != 0x7D, b[j] != 0x5D { j += 1 }
-                    return j
+    static func scanIndexFields(_ b: UnsafeBufferPointer<UInt8>) -> (org: String, fields: IndexFields)? {
+        let n = b.count
+        var org: Range<Int>?
+        var cat: Range<Int>?
+        var out: Range<Int>?
+        var action: Range<Int>?
+        var recv: Range<Int>?
+        var actorType: Range<Int>?
+        var actorId: Range<Int>?
+        var committedActor = false
+
+        /// The range of a string's contents starting at the quote at `i`, and the index
+        /// after its closing quote; `plain` is false when it holds an escape.
+        func string(_ i: Int) -> (Range<Int>, Int, plain: Bool)? {
+            guard i < n, b[i] == 0x22 else { return nil }
+            var j = i + 1
+            var plain = true
+            while j < n, b[j] != 0x22 {
+                if b[j] == 0x5C {
+                    plain = false
+                    j += 2
+                } else {
+                    j += 1
                 }
             }
-            func equals(_ r: Range<Int>, _ s: StaticString) -> Bool {
-                guard r.count == s.utf8CodeUnitCount else { return false }
-                return s.withUTF8Buffer { k in zip(r, k).allSatisfy { b[$0] == $1 } }
-            }
-            /// The members of the object at `i`: calls `member(keyRange, valueStart)`, which
-            /// returns the index after the value. Returns the index after the object.
-            func members(_ i: Int, _ member: (Range<Int>, Int) -> Int?) -> Int? {
-                guard i < n, b[i] == 0x7B else { return nil }
-                var j = i + 1
-                if j < n, b[j] == 0x7D { return j + 1 }
-                while j < n {
-                    guard let (key, after, plain) = string(j), plain, after < n, b[after] == 0x3A,
-                        let end = member(key, after + 1), end < n
-                    else { return nil }
-                    if b[end] == 0x7D { return end + 1 }
-                    guard b[end] == 0x2C else { return nil }
-                    j = end + 1
-                }
-                return nil
-            }
-            /// `{"$c":"<43>","$s":"<22>"}` at `i`: the tag's range and the index after the object.
-            func committedTag(_ i: Int) -> (range: Range<Int>, after: Int)? {
-                let head: StaticString = #"{"$c":""#
-                let middle: StaticString = #"","$s":""#
-                let h = head.utf8CodeUnitCount
-                let m = middle.utf8CodeUnitCount
-                let total = h + 43 + m + 22 + 2
-                guard n - i >= total, equals(i..<(i + h), head), equals((i + h + 43)..<(i + h + 43 + m), middle),
-                    b[i + total - 2] == 0x22, b[i + total - 1] == 0x7D
-                else { return nil }
-                let tag = (i + h + 43 + m)..<(i + h + 43 + m + 22)
-                // Exactly what the parser accepts: a 32-byte commitment and a 16-byte tag.
-                func decoded(_ r: Range<Int>) -> Int? {
-                    Base64URL.decode(String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self))?.count
-                }
-                guard decoded((i + h)..<(i + h + 43)) == 32, decoded(tag) == 16 else { return nil }
-                return (tag, i + total)
-            }
-            func plainString(_ at: Int, into r: inout Range<Int>?) -> Int? {
-                // A repeated member is not canonical: the parser decides.
-                guard r == nil, let (range, after, plain) = string(at), plain else { return nil }
-                r = range
-                return after
-            }
-            let end = members(0) { key, v in
-                if equals(key, "org") { return plainString(v, into: &org) }
-                if equals(key, "category") { return plainString(v, into: &cat) }
-                if equals(key, "outcome") { return plainString(v, into: &out) }
-                if equals(key, "action") { return plainString(v, into: &action) }
-                if equals(key, "received_at") { return plainString(v, into: &recv) }
-                if equals(key, "actor") {
-                    return members(v) { k, w in
-                        if equals(k, "type") { return plainString(w, into: &actorType) }
-                        if equals(k, "id") {
-                            guard w < n, b[w] == 0x7B else { return plainString(w, into: &actorId) }
-                            // A committed id (§5.4.1), in its one canonical shape: its tag.
-                            guard actorId == nil, let tag = committedTag(w) else { return nil }
-                            actorId = tag.range
-                            committedActor = true
-                            return tag.after
-                        }
-                        return skip(w)
-                    }
-                }
-                return skip(v)
-            }
-            guard end == n, let org, let cat, let out, let action, let recv, let actorType, let actorId else {
-                return nil
-            }
-            func str(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
-            // (No String on the way for the time, and one for the actor: this runs for every
-            // entry verified.)
-            guard let category = Category(rawValue: str(cat)), let outcome = Outcome(rawValue: str(out)),
-                let time = Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[recv]))
-            else { return nil }
-            let mark: StaticString = "$s:"
-            let actor = String(
-                unsafeUninitializedCapacity: actorType.count + 1 + (committedActor ? 3 : 0) + actorId.count
-            ) { out in
-                var k = 0
-                for i in actorType {
-                    out[k] = b[i]
-                    k += 1
-                }
-                out[k] = 0x3A
-                k += 1
-                if committedActor {
-                    mark.withUTF8Buffer { m in
-                        for c in m {
-                            out[k] = c
-                            k += 1
-                        }
-                    }
-                }
-                for i in actorId {
-                    out[k] = b[i]
-                    k += 1
-                }
-                return k
-            }
-            return (
-                str(org),
-                IndexFields(time: time, category: category, outcome: outcome, action: str(action), actor: actor)
-            )
+            guard j < n else { return nil }
+            return ((i + 1)..<j, j + 1, plain)
         }
+        /// The index after the value starting at `i` (any JSON value).
+        func skip(_ i: Int) -> Int? {
+            guard i < n else { return nil }
+            switch b[i] {
+            case 0x22: return string(i)?.1
+            case 0x7B, 0x5B:
+                var depth = 0
+                var j = i
+                while j < n {
+                    switch b[j] {
+                    case 0x22:
+                        guard let s = string(j) else { return nil }
+                        j = s.1
+                        continue
+                    case 0x7B, 0x5B: depth += 1
+                    case 0x7D, 0x5D:
+                        depth -= 1
+                        if depth == 0 { return j + 1 }
+                    default: break
+                    }
+                    j += 1
+                }
+                return nil
+            default:
+                var j = i
+                while j < n, b[j] != 0x2C, b[j] != 0x7D, b[j] != 0x5D { j += 1 }
+                return j
+            }
+        }
+        func equals(_ r: Range<Int>, _ s: StaticString) -> Bool {
+            guard r.count == s.utf8CodeUnitCount else { return false }
+            return s.withUTF8Buffer { k in zip(r, k).allSatisfy { b[$0] == $1 } }
+        }
+        /// The members of the object at `i`: calls `member(keyRange, valueStart)`, which
+        /// returns the index after the value. Returns the index after the object.
+        func members(_ i: Int, _ member: (Range<Int>, Int) -> Int?) -> Int? {
+            guard i < n, b[i] == 0x7B else { return nil }
+            var j = i + 1
+            if j < n, b[j] == 0x7D { return j + 1 }
+            while j < n {
+                guard let (key, after, plain) = string(j), plain, after < n, b[after] == 0x3A,
+                    let end = member(key, after + 1), end < n
+                else { return nil }
+                if b[end] == 0x7D { return end + 1 }
+                guard b[end] == 0x2C else { return nil }
+                j = end + 1
+            }
+            return nil
+        }
+        /// `{"$c":"<43>","$s":"<22>"}` at `i`: the tag's range and the index after the object.
+        func committedTag(_ i: Int) -> (range: Range<Int>, after: Int)? {
+            let head: StaticString = #"{"$c":""#
+            let middle: StaticString = #"","$s":""#
+            let h = head.utf8CodeUnitCount
+            let m = middle.utf8CodeUnitCount
+            let total = h + 43 + m + 22 + 2
+            guard n - i >= total, equals(i..<(i + h), head), equals((i + h + 43)..<(i + h + 43 + m), middle),
+                b[i + total - 2] == 0x22, b[i + total - 1] == 0x7D
+            else { return nil }
+            let tag = (i + h + 43 + m)..<(i + h + 43 + m + 22)
+            // Exactly what the parser accepts: a 32-byte commitment and a 16-byte tag.
+            func decoded(_ r: Range<Int>) -> Int? {
+                Base64URL.decode(String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self))?.count
+            }
+            guard decoded((i + h)..<(i + h + 43)) == 32, decoded(tag) == 16 else { return nil }
+            return (tag, i + total)
+        }
+        func plainString(_ at: Int, into r: inout Range<Int>?) -> Int? {
+            // A repeated member is not canonical: the parser decides.
+            guard r == nil, let (range, after, plain) = string(at), plain else { return nil }
+            r = range
+            return after
+        }
+        let end = members(0) { key, v in
+            if equals(key, "org") { return plainString(v, into: &org) }
+            if equals(key, "category") { return plainString(v, into: &cat) }
+            if equals(key, "outcome") { return plainString(v, into: &out) }
+            if equals(key, "action") { return plainString(v, into: &action) }
+            if equals(key, "received_at") { return plainString(v, into: &recv) }
+            if equals(key, "actor") {
+                return members(v) { k, w in
+                    if equals(k, "type") { return plainString(w, into: &actorType) }
+                    if equals(k, "id") {
+                        guard w < n, b[w] == 0x7B else { return plainString(w, into: &actorId) }
+                        // A committed id (§5.4.1), in its one canonical shape: its tag.
+                        guard actorId == nil, let tag = committedTag(w) else { return nil }
+                        actorId = tag.range
+                        committedActor = true
+                        return tag.after
+                    }
+                    return skip(w)
+                }
+            }
+            return skip(v)
+        }
+        guard end == n, let org, let cat, let out, let action, let recv, let actorType, let actorId else {
+            return nil
+        }
+        func str(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
+        // (No String on the way for the time, and one for the actor: this runs for every
+        // entry verified.)
+        guard let category = Category(rawValue: str(cat)), let outcome = Outcome(rawValue: str(out)),
+            let time = Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[recv]))
+        else { return nil }
+        let mark: StaticString = "$s:"
+        let actor = String(
+            unsafeUninitializedCapacity: actorType.count + 1 + (committedActor ? 3 : 0) + actorId.count
+        ) { out in
+            var k = 0
+            for i in actorType {
+                out[k] = b[i]
+                k += 1
+            }
+            out[k] = 0x3A
+            k += 1
+            if committedActor {
+                mark.withUTF8Buffer { m in
+                    for c in m {
+                        out[k] = c
+                        k += 1
+                    }
+                }
+            }
+            for i in actorId {
+                out[k] = b[i]
+                k += 1
+            }
+            return k
+        }
+        return (
+            str(org),
+            IndexFields(time: time, category: category, outcome: outcome, action: str(action), actor: actor)
+        )
     }
 
     /// True when the scanner agrees with the full parser on `content`, or defers to it: the

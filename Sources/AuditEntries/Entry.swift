@@ -431,6 +431,13 @@ public enum Entry {
         return parsedIndexFields(ofStored: content)
     }
 
+    /// `indexFields(ofStored:)` over bytes in place (a stored record's content, not copied out).
+    public static func indexFields(ofStored content: UnsafeBufferPointer<UInt8>) -> (org: String, fields: IndexFields)?
+    {
+        if let fast = scanIndexFields(content) { return fast }
+        return parsedIndexFields(ofStored: Array(content))
+    }
+
     /// `indexFields(ofStored:)` by the full parser: the reference the scanner must agree with.
     static func parsedIndexFields(ofStored content: [UInt8]) -> (org: String, fields: IndexFields)? {
         guard let v = try? decodeStored(content), let org = v["org"]?.stringValue,

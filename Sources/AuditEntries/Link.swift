@@ -99,12 +99,28 @@ public struct RecordPayload: Sendable, Equatable {
 
     /// Parses stored bytes.
     public init(bytes: [UInt8]) throws(EntryError) {
-        var r = ByteReader(bytes)
-        do {
-            orgSeq = try r.readVarint()
-            prevOrgDelta = try r.readVarint()
-            content = Array(try r.read(count: r.remaining))
-        } catch { throw EntryError("record", "payload header is malformed") }
+        let h = try Header(bytes: bytes)
+        orgSeq = h.orgSeq
+        prevOrgDelta = h.prevOrgDelta
+        content = Array(bytes[h.contentStart...])
+    }
+
+    /// Stored bytes' header, and where their canonical bytes start: what a reader of every
+    /// entry (the verifier) takes without copying the content out.
+    public struct Header: Sendable {
+        public var orgSeq: UInt64
+        public var prevOrgDelta: UInt64
+        public var contentStart: Int
+
+        /// Parses the header of stored bytes.
+        public init(bytes: [UInt8]) throws(EntryError) {
+            var r = ByteReader(bytes)
+            do {
+                orgSeq = try r.readVarint()
+                prevOrgDelta = try r.readVarint()
+            } catch { throw EntryError("record", "payload header is malformed") }
+            contentStart = r.offset
+        }
     }
 
     /// A payload.

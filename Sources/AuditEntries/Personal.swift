@@ -64,12 +64,20 @@ public enum Personal {
         return out.sorted { $0.path < $1.path }
     }
 
+    /// The action of an erasure record (format-spec.md §5.4.3).
+    public static let erasureAction = "data_subject.erased"
+
     /// Whether a parsed stored entry holds any committed field (a cheap byte test first).
     public static func mayHoldCommitments(_ content: [UInt8]) -> Bool {
         // `{"$c":` appears in canonical bytes only as a commitment: writers' strings escape
         // nothing that would make it, and a key cannot start with `$`.
         // (memmem: every entry is asked when the log is verified; a byte loop was 7 % of it.)
         content.contains(bytes: commitmentNeedle)
+    }
+
+    /// `mayHoldCommitments` over bytes in place.
+    public static func mayHoldCommitments(_ content: UnsafeBufferPointer<UInt8>) -> Bool {
+        commitmentNeedle.withUnsafeBytes { ByteSearch.contains(UnsafeRawBufferPointer(content), $0) }
     }
 
     private static let commitmentNeedle: [UInt8] = Array("{\"$c\":\"".utf8)

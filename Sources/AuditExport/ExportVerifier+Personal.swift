@@ -135,7 +135,7 @@ extension ExportVerifier {
                 Merkle.verifyInclusion(index: seq, size: size, leaf: l.leafHash, proof: proof, root: root)
             else { return fail("erasure record \(seq) is not in the export's checkpoint (edited or invented)") }
             guard let v = try? Entry.decodeStored(bytes), v["org"]?.stringValue == org,
-                v["category"]?.stringValue == "privacy", v["action"]?.stringValue == "data_subject.erased",
+                v["category"]?.stringValue == "privacy", v["action"]?.stringValue == Personal.erasureAction,
                 let tag = v["target"]?["id"]?.stringValue, v["metadata"]?["subject_tag"]?.stringValue == tag,
                 let authority = v["metadata"]?["authority"]?.stringValue
             else { return fail("entry \(seq) is not a data_subject.erased record of org \(org)") }

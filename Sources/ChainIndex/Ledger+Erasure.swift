@@ -101,7 +101,7 @@ extension Ledger {
             }
             let record: JSONValue = .object([
                 JSONMember("org", .string(org)), JSONMember("category", .string("privacy")),
-                JSONMember("action", .string("data_subject.erased")),
+                JSONMember("action", .string(Personal.erasureAction)),
                 JSONMember("actor", .object([JSONMember("type", .string("human")), JSONMember("id", .string(actor))])),
                 JSONMember(
                     "target",
@@ -206,7 +206,7 @@ extension Ledger {
         while seq < size {
             let e = try entry(seq: seq)
             if e.org == intent.org, let v = try? Entry.decodeStored(e.content),
-                v["action"]?.stringValue == "data_subject.erased", v["target"]?["id"]?.stringValue == intent.tag
+                v["action"]?.stringValue == Personal.erasureAction, v["target"]?["id"]?.stringValue == intent.tag
             {
                 // The list written before the record must be the one it signs.
                 let withheld = try personal.withheld.readPending()

@@ -86,7 +86,9 @@ public struct ChainChecker {
     public struct PreparedBatch: @unchecked Sendable {
         var seqs: [UInt64]
         var hashes: [Hash]
-        var payloads: [RecordPayload?]
+        /// Each record's header (nil: unreadable), its content left where it is in `records`.
+        var headers: [RecordPayload.Header?]
+        var records: [StoredRecord]
         var orgNames: [String?]
         var fields: [IndexFields?]
         var times: [Int64]
@@ -100,14 +102,14 @@ public struct ChainChecker {
     public static func prepare(_ batch: [StoredRecord], personal withPersonal: Bool = false) -> PreparedBatch {
         let n = batch.count
         var hashes = [Hash](repeating: .zero, count: n)
-        var payloads = [RecordPayload?](repeating: nil, count: n)
+        var headers = [RecordPayload.Header?](repeating: nil, count: n)
         var orgNames = [String?](repeating: nil, count: n)
         var fields = [IndexFields?](repeating: nil, count: n)
         var times = [Int64](repeating: -1, count: n)
         var personal = [PersonalCheck.Prepared?](repeating: nil, count: n)
         let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
         hashes.withUnsafeMutableBufferPointer { hb in
-            payloads.withUnsafeMutableBufferPointer { pb in
+            headers.withUnsafeMutableBufferPointer { pb in
                 orgNames.withUnsafeMutableBufferPointer { ob in
                     fields.withUnsafeMutableBufferPointer { fb in
                         times.withUnsafeMutableBufferPointer { tb in
@@ -115,21 +117,30 @@ public struct ChainChecker {
                                 nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
                                 BlockingWorkers.fanOut(workers, name: "verify-prep") { w in
                                     for i in (w * n / workers)..<((w + 1) * n / workers) {
-                                        if let pl = try? RecordPayload(bytes: batch[i].payload) {
-                                            h[i] = SHA256.hash(pl.content)
+                                        let bytes = batch[i].payload
+                                        guard let hd = try? RecordPayload.Header(bytes: bytes) else { continue }
+                                        // The content is read where it is: a copy of it per entry
+                                        // (an allocation, a free and a memmove) was not needed.
+                                        bytes.withUnsafeBufferPointer { whole in
+                                            let content = UnsafeBufferPointer(rebasing: whole[hd.contentStart...])
+                                            h[i] = SHA256.hash(UnsafeRawPointer(content.baseAddress), content.count)
                                             // One pass gives the org, the time and the index row.
-                                            if let (org, fields) = Entry.indexFields(ofStored: pl.content) {
+                                            if let (org, fields) = Entry.indexFields(ofStored: content) {
                                                 o[i] = org
                                                 t[i] = fields.time
                                                 f[i] = fields
                                             } else {
-                                                o[i] = CanonicalScan.topLevelString(pl.content, key: "org")
+                                                o[i] = CanonicalScan.topLevelString(Array(content), key: "org")
                                             }
-                                            if withPersonal {
-                                                c[i] = PersonalCheck.prepare(pl.content, action: f[i]?.action)
+                                            let action = f[i]?.action
+                                            if withPersonal,
+                                                action == Personal.erasureAction
+                                                    || Personal.mayHoldCommitments(content)
+                                            {
+                                                c[i] = PersonalCheck.prepare(Array(content), action: action)
                                             }
-                                            p[i] = pl
                                         }
+                                        p[i] = hd
                                     }
                                 }
                             }
@@ -139,7 +150,8 @@ public struct ChainChecker {
             }
         }
         return PreparedBatch(
-            seqs: batch.map(\.seq), hashes: hashes, payloads: payloads, orgNames: orgNames, fields: fields,
+            seqs: batch.map(\.seq), hashes: hashes, headers: headers, records: batch, orgNames: orgNames,
+            fields: fields,
             times: times,
             personal: personal)
     }
@@ -159,7 +171,7 @@ public struct ChainChecker {
         }
         let n = b.seqs.count
         let wantFields = indexDirectory != nil
-        let (hashes, payloads, orgNames, fields, times) = (b.hashes, b.payloads, b.orgNames, b.fields, b.times)
+        let (hashes, headers, orgNames, fields, times) = (b.hashes, b.headers, b.orgNames, b.fields, b.times)
         let storedLeaves = tree.size
         let have = storedLeaves > firstSeq ? Int(min(UInt64(n), storedLeaves - firstSeq)) : 0
         // A batch wholly past the tree read at the start (a live daemon appended it since) has
@@ -171,7 +183,7 @@ public struct ChainChecker {
                 let pos = store.position(of: seq)
                 return VerificationFailure(seq: seq, path: pos.path, offset: pos.offset, message: m)
             }
-            guard let p = payloads[i], let org = orgNames[i] else {
+            guard let p = headers[i], let org = orgNames[i] else {
                 return bad("the stored record is not a valid entry (payload header or org unreadable)")
             }
             let st = orgs[org] ?? .start
@@ -205,7 +217,7 @@ public struct ChainChecker {
                 return bad(m)
             }
             if !collect.isEmpty, var action = fields[i]?.action, Self.startsWithAny(&action, collect) {
-                collected.append(p.content)
+                collected.append(Array(b.records[i].payload[p.contentStart...]))
             }
             orgs[org] = st.advanced(seq: seq, leaf: leaf)
             if wantFields {

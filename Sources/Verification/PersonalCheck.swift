@@ -61,7 +61,7 @@ public final class PersonalCheck {
 
     /// `content`'s part in the check; nil when it commits to nothing and erases nothing.
     public static func prepare(_ content: [UInt8], action: String?) -> Prepared? {
-        let erasure = action == "data_subject.erased"
+        let erasure = action == Personal.erasureAction
         guard erasure || Personal.mayHoldCommitments(content), let v = try? Entry.decodeStored(content) else {
             return nil
         }
