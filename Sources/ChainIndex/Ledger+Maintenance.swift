@@ -33,8 +33,9 @@ extension Ledger {
             }
             // Writes outrunning the sealer: seal here, so unsealed segments (and their
             // in-memory index) stay bounded. The acks are out already; the next group waits
-            // for the seal, which slows writers to the sealer's pace (back-pressure).
-            if store.rotatedBacklogFull { try store.sealRotated() }
+            // for the seal, which slows writers to the sealer's pace (back-pressure). Only
+            // what is over the bound: the sealer goes on with the rest.
+            if store.rotatedBacklogFull { try store.sealBacklog() }
             if d.tick { try store.rotateIfOld() }
             let latest = checkpoints.latest?.checkpoint.size ?? 0
             if tree.size > latest && ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval {
@@ -54,7 +55,7 @@ extension Ledger {
     /// Asks the commit thread for its periodic work (the ticker: every 0.2 s).
     public func tick() { queue?.submit([.maintenance]) { _ in } }
 
-    /// Seals every rotated segment (the sealer: off the commit thread, at a lower priority).
+    /// Seals every rotated segment (the sealer: off the commit thread).
     /// Failures are kept in `backgroundError` and retried on the next call.
     public func sealRotated() {
         guard store.hasRotated else { return }

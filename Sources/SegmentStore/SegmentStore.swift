@@ -361,11 +361,19 @@ public final class SegmentStore: @unchecked Sendable {
     /// Seals every rotated segment, oldest first: writes the sealed file, calls `onSealed`,
     /// then removes the open file (step 7: unlink; step 8: fsync the directory).
     @discardableResult
-    public func sealRotated() throws -> [SegmentInfo] {
+    public func sealRotated() throws -> [SegmentInfo] { try sealRotated(over: 0) }
+
+    /// Back-pressure: seals the oldest rotated segments until no more than
+    /// `maxRotatedBacklog` wait (one, usually, and none when the sealer got there first).
+    /// Sealing every waiting segment here stalled the commit thread for seconds.
+    @discardableResult
+    public func sealBacklog() throws -> [SegmentInfo] { try sealRotated(over: options.maxRotatedBacklog) }
+
+    private func sealRotated(over limit: Int) throws -> [SegmentInfo] {
         sealMutex.lock()
         defer { sealMutex.unlock() }
         var done: [SegmentInfo] = []
-        while let (seg, blocks) = lock.withLock({ rotated.first }) {
+        while let (seg, blocks) = lock.withLock({ rotated.count > limit ? rotated.first : nil }) {
             var records: [StoredRecord] = []
             records.reserveCapacity(Int(seg.recordCount))
             for b in blocks { records.append(contentsOf: try OpenSegment.readBlock(b, file: seg.file)) }

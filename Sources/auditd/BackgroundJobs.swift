@@ -104,7 +104,7 @@ struct VerificationService: Service {
 
 /// The ledger's life in the daemon's group: its maintenance (every 0.2 s the commit thread is
 /// asked for its periodic work, rotation of an old segment and the checkpoint; the sealer
-/// seals rotated segments on a thread of its own at a lower priority), the idempotency sweep,
+/// seals rotated segments on a thread of its own), the idempotency sweep,
 /// and, first to start and last to stop, the close at shutdown: final checkpoint, rotated
 /// segments sealed, tree synced, directory unlocked.
 struct LedgerService: Service {
@@ -113,8 +113,9 @@ struct LedgerService: Service {
     let logger: Logger
 
     func run() async throws {
-        // The sealer yields to writers (when it falls behind, the commit thread seals itself).
-        let sealer = BackgroundLoop(name: "auditd-sealer", interval: 0.1, nice: 5) { [ledger] in ledger.sealRotated() }
+        let sealer = BackgroundLoop(name: "auditd-sealer", interval: 0.1, nice: Ledger.sealerNice) { [ledger] in
+            ledger.sealRotated()
+        }
         var swept = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
