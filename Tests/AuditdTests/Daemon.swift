@@ -105,6 +105,19 @@ final class Daemon: @unchecked Sendable {
         return p.terminationStatus
     }
 
+    /// `stop` on a thread of its own, for async tests, with how long the daemon took to exit,
+    /// measured on that thread: the wait for the cooperative pool to resume the caller (seconds,
+    /// when other tests hold its two threads) is not the daemon's.
+    func stopOffPool() async -> (status: Int32, seconds: Double) {
+        await withCheckedContinuation { done in
+            Thread {
+                let started = Date()
+                let status = self.stop()
+                done.resume(returning: (status, Date().timeIntervalSince(started)))
+            }.start()
+        }
+    }
+
     func cleanup() {
         if process != nil { kill9() }
         try? FileManager.default.removeItem(atPath: root)
