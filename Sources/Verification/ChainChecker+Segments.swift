@@ -96,14 +96,12 @@ extension ChainChecker {
     }
 
     /// What the reading thread sends on (through the preparing one) to the checking one, in
-    /// sequence order.
-    enum Piece {
+    /// sequence order: `Batch` is the records read, then (from the preparing thread) prepared.
+    enum Piece<Batch> {
         /// A hot segment begins (the checker keeps its state, to step back if it is archived
         /// while being read).
         case start(SegmentInfo)
-        case batch(PreparedBatch)
-        /// Records read, not yet prepared (between the reading and the preparing thread).
-        case records([StoredRecord])
+        case batch(Batch)
         /// A hot segment's entries were all sent.
         case done(SegmentInfo)
         /// Reading a hot segment failed after the batches sent.
@@ -124,8 +122,8 @@ extension ChainChecker {
         // file's check, say) no longer empties it. Each stage holds at most two batches. The
         // threads run at this thread's priority (a background pass stays background).
         let nice = ThreadPriority.current()
-        let raw = BatchPipe<Piece>()
-        let pipe = BatchPipe<Piece>()
+        let raw = BatchPipe<Piece<[StoredRecord]>>()
+        let pipe = BatchPipe<Piece<PreparedBatch>>()
         let store = self.store
         let start = position
         let withPersonal = personal != nil
@@ -145,12 +143,12 @@ extension ChainChecker {
                         batch.append(rec)
                         guard batch.count >= batchSize else { return true }
                         defer { batch.removeAll(keepingCapacity: true) }
-                        listening = raw.put(.batch(.records(batch)))
+                        listening = raw.put(.batch(.batch(batch)))
                         return listening
                     }
                     guard listening else { return }
                     if !batch.isEmpty {
-                        guard raw.put(.batch(.records(batch))) else { return }
+                        guard raw.put(.batch(.batch(batch))) else { return }
                         batch.removeAll(keepingCapacity: true)
                     }
                     guard raw.put(.batch(.done(info))) else { return }
@@ -164,17 +162,21 @@ extension ChainChecker {
         let preparer = Thread {
             if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
             forward: while true {
-                let item = raw.take()
-                let next: BatchPipe<Piece>.Item
-                switch item {
-                case .batch(.records(let r)): next = .batch(.batch(ChainChecker.prepare(r, personal: withPersonal)))
-                default: next = item
+                let next: BatchPipe<Piece<PreparedBatch>>.Item
+                switch raw.take() {
+                case .batch(.batch(let r)): next = .batch(.batch(ChainChecker.prepare(r, personal: withPersonal)))
+                case .batch(.start(let info)): next = .batch(.start(info))
+                case .batch(.done(let info)): next = .batch(.done(info))
+                case .batch(.failed(let info, let e)): next = .batch(.failed(info, e))
+                case .batch(.archived(let info)): next = .batch(.archived(info))
+                case .end:
+                    _ = pipe.put(.end)
+                    break forward
+                case .failed(let e):
+                    _ = pipe.put(.failed(e))
+                    break forward
                 }
                 guard pipe.put(next) else { break }
-                switch item {
-                case .end, .failed: break forward
-                default: continue
-                }
             }
             // The reading thread has returned before the checker hears that this one has.
             raw.cancelAndJoin()
@@ -198,11 +200,6 @@ extension ChainChecker {
                 segmentHits.removeAll(keepingCapacity: true)
             case .batch(.batch(let prepared)):
                 if let failure = try check(prepared: prepared) { return failure }
-                progress?(position)
-                if stop?() == true { return nil }
-            case .batch(.records(let records)):
-                // (The preparing thread sends none; were one to arrive, it is prepared here.)
-                if let failure = try check(prepared: Self.prepare(records, personal: withPersonal)) { return failure }
                 progress?(position)
                 if stop?() == true { return nil }
             case .batch(.done(let info)):
