@@ -37,6 +37,8 @@ public final class Archiver: @unchecked Sendable {
         ProcessInfo.processInfo.environment["AUDITLOG_TEST_PAUSE_AFTER_COPY"].flatMap(Double.init) ?? 0
     /// How long a restored segment stays in the hot tier before it may be archived again.
     public var restorePin: TimeInterval = 7 * 86400
+    /// Held by a bundle's put (`putBundle`).
+    private let putting = NSLock()
 
     /// An archiver for `ledger` into `backend`.
     public init(ledger: Ledger, backend: ArchiveBackend, clock: @escaping @Sendable () -> Date = { Date() }) {
@@ -98,8 +100,16 @@ public final class Archiver: @unchecked Sendable {
     ///
     /// 1. build the bundle in a staging directory (every file fsync'd); 2. `put` it (atomic,
     /// committed last).
+    ///
+    /// One put at a time: the archiver's pass and replication both put bundles, and two puts of
+    /// one segment's bundle both found it absent, built it, and the second failed as "already
+    /// exists".
     @discardableResult
     public func putBundle(_ info: SegmentInfo) throws -> String {
+        try putting.withLock { try putBundleAlone(info) }
+    }
+
+    private func putBundleAlone(_ info: SegmentInfo) throws -> String {
         guard info.state == .sealed else { throw AuditError("segment \(info.segment) is not a sealed hot segment") }
         let name = BundleFiles.name(info.segment)
         guard !(try backend.contains(bundle: name)) else { return name }

@@ -44,7 +44,8 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(!archived.isEmpty, "the daemon should have archived sealed segments into the bucket")
-        #expect(try await d.json("/healthz", token: nil)["status"] as? String == "ok")
+        let health = try await d.json("/healthz", token: nil)
+        #expect(health["status"] as? String == "ok", "\(health)\n\(d.logTail())")
         #expect(d.stop() == 0)
 
         // The archivist: list, verify each bundle from the bucket, restore them all.
