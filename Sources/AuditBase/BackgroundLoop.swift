@@ -8,8 +8,7 @@ public final class BackgroundLoop: @unchecked Sendable {
 
     /// Starts the thread; the first run is `interval` after now.
     public init(name: String, interval: TimeInterval, nice: Int32 = 0, body: @escaping @Sendable () -> Void) {
-        let t = Thread { [self] in
-            if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
+        let t = namedThread(name, nice: nice) { [self] in
             while true {
                 cond.lock()
                 if !stopping { cond.wait(until: Date().addingTimeInterval(interval)) }
@@ -23,7 +22,6 @@ public final class BackgroundLoop: @unchecked Sendable {
                 body()
             }
         }
-        t.name = name
         t.start()
     }
 

@@ -14,10 +14,8 @@ public final class BlockingWorkers: @unchecked Sendable {
     /// Starts `count` threads named `name`.
     public init(name: String, count: Int) {
         for i in 0..<max(1, count) {
-            let t = Thread { [self] in work() }
             // Linux keeps 15 bytes of a thread's name.
-            t.name = String("\(name)-\(i)".suffix(15))
-            t.start()
+            namedThread(String("\(name)-\(i)".suffix(15))) { [self] in work() }.start()
         }
     }
 
@@ -43,15 +41,13 @@ public final class BlockingWorkers: @unchecked Sendable {
         let left = NSCondition()
         nonisolated(unsafe) var running = count
         for i in 0..<count {
-            let t = Thread {
+            namedThread(String("\(name)-\(i)".suffix(15))) {
                 body(i)
                 left.withLock {
                     running -= 1
                     left.signal()
                 }
-            }
-            t.name = String("\(name)-\(i)".suffix(15))
-            t.start()
+            }.start()
         }
         left.withLock { while running > 0 { left.wait() } }
     }
@@ -71,17 +67,13 @@ public final class BlockingWorkers: @unchecked Sendable {
         let left = NSCondition()
         nonisolated(unsafe) var running = count - 1
         for i in 1..<count {
-            let t = Thread {
-                if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
+            namedThread(String("\(name)-\(i)".suffix(15)), nice: nice, stackSize: 1 << 20) {
                 body(i)
                 left.withLock {
                     running -= 1
                     left.signal()
                 }
-            }
-            t.name = String("\(name)-\(i)".suffix(15))
-            t.stackSize = 1 << 20
-            t.start()
+            }.start()
         }
         body(0)
         left.withLock { while running > 0 { left.wait() } }

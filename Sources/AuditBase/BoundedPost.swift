@@ -55,7 +55,7 @@ public final class BoundedPost: NSObject, URLSessionDataDelegate, @unchecked Sen
         }
         let b = BoundedPost(limit: limit)
         let config = URLSessionConfiguration.ephemeral
-        let seconds = Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
+        let seconds = deadline.inSeconds
         config.timeoutIntervalForRequest = seconds
         config.timeoutIntervalForResource = seconds
         let session = URLSession(configuration: config, delegate: b, delegateQueue: nil)

@@ -160,15 +160,11 @@ public final class Replicator: @unchecked Sendable {
                 replicatedEnd: end, storedEnd: stored, lagBytes: lagBytes,
                 lagSeconds: end >= stored
                     ? 0
-                    : Self.seconds(
-                        ContinuousClock.now - (durableAt.first { $0.end > end }?.at ?? max(caughtUpAt, endMovedAt))),
+                    : (ContinuousClock.now - (durableAt.first { $0.end > end }?.at ?? max(caughtUpAt, endMovedAt)))
+                        .inSeconds,
                 published: _published?.checkpoint.size, bundles: bundled.count, tailObjects: tailCount,
                 failing: failure?.0, failingSince: failure?.1)
         }
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     /// `resume` once, before either thread's first round (retried while the store fails).
@@ -307,7 +303,7 @@ public final class Replicator: @unchecked Sendable {
     /// than `bound`), or nil.
     public func refusal(after bound: Duration) -> String? {
         cond.withLock {
-            guard let (why, since) = tailFailure, Date().timeIntervalSince(since) >= Self.seconds(bound) else {
+            guard let (why, since) = tailFailure, Date().timeIntervalSince(since) >= bound.inSeconds else {
                 return nil
             }
             return
@@ -652,19 +648,16 @@ public final class Replicator: @unchecked Sendable {
 
     /// Starts the tail, publish and bundles threads.
     public func start() {
-        let tail = Thread { [self] in
+        // (Linux keeps 15 bytes of a thread's name.)
+        let tail = namedThread("repl-tail") { [self] in
             loop(name: "tail") { try self.tailRound() }
         }
-        tail.name = "auditd-replicate-tail"
-        let publish = Thread { [self] in
+        let publish = namedThread("repl-publish") { [self] in
             loop(name: "publish") { try self.publishRound() }
         }
-        publish.name = "auditd-replicate-publish"
-        let bundles = Thread { [self] in
-            ThreadPriority.setCurrent(nice: 5)
+        let bundles = namedThread("repl-bundles", nice: 5) { [self] in
             loop(name: "bundles") { try self.replicateBundles() }
         }
-        bundles.name = "auditd-replicate-bundles"
         cond.withLock { running = 3 }
         tail.start()
         publish.start()
@@ -689,10 +682,10 @@ public final class Replicator: @unchecked Sendable {
             let isTail = name == "tail"
             let isPublish = name == "publish"
             cond.withLock {
-                let until = Date().addingTimeInterval(Self.seconds(delay))
+                let until = Date().addingTimeInterval(delay.inSeconds)
                 while !(isTail && wake) && !(isPublish && wakePublish) && !stopping {
                     let next = isTail ? waiters.map(\.deadline).min() : nil
-                    let limit = next.map { d in Date().addingTimeInterval(max(0, Self.seconds(d - .now))) }
+                    let limit = next.map { d in Date().addingTimeInterval(max(0, (d - .now).inSeconds)) }
                     if !cond.wait(until: min(until, limit ?? until)) { break }
                 }
                 if isTail { wake = false }

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 
 /// Group commit: callers on any thread submit items; one dedicated thread takes everything
@@ -47,9 +48,7 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
         self.maxGroup = maxGroup
         self.body = body
         self.afterAcks = afterAcks
-        let t = Thread { [unowned self] in self.run() }
-        t.name = name
-        t.stackSize = 1 << 20
+        let t = namedThread(name, stackSize: 1 << 20) { [unowned self] in self.run() }
         thread = t
         t.start()
     }

@@ -35,20 +35,17 @@ struct VerificationService: Service {
         var checker = ChainChecker(ledger: ledger, checkpoints: [])
         checker.indexDirectory = DataDirectory(ledger.directory).index
         let state = State(checker)
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if !state.failed {
-                // A pass reads and hashes for a while: on a thread of its own, at a lower
-                // priority than the writers, never on the shared concurrency pool; the first
-                // (the whole log) stops between batches when the daemon does.
-                await onBackgroundThread(name: "auditd-verify", nice: 10) { self.pass(state, $0) }
-            }
+        // A pass reads and hashes for a while: on a thread of its own, at a lower priority than
+        // the writers, never on the shared concurrency pool; the first (the whole log) stops
+        // between batches when the daemon does.
+        await onBackgroundThread(every: interval, name: "auditd-verify", nice: 10) { stopping in
+            if !state.failed { self.pass(state, stopping) }
             metrics.treeSize.record(Int64(ledger.size))
             metrics.checkpoints.record(Int64(ledger.checkpointCount))
             let segs = ledger.segments()
             metrics.segments.record(segs.count)
             metrics.sealedSegments.record(segs.filter { $0.state == .sealed }.count)
             if let e = ledger.backgroundError { logger.error("background sealing failed", metadata: ["error": "\(e)"]) }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 
@@ -148,13 +145,10 @@ struct ArchiverService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            // A pass reads, writes and fsyncs for as long as its bundles take: on a thread of
-            // its own, never on the shared concurrency pool (two threads on this machine),
-            // where it would hold up every other service and the read port's handlers.
-            await onBackgroundThread(name: "auditd-archive", nice: 5) { _ in self.pass() }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-        }
+        // A pass reads, writes and fsyncs for as long as its bundles take: on a thread of its
+        // own, never on the shared concurrency pool (two threads on this machine), where it
+        // would hold up every other service and the read port's handlers.
+        await onBackgroundThread(every: interval, name: "auditd-archive", nice: 5) { _ in self.pass() }
     }
 
     /// One pass: every sealed segment past the hot window into the archive tier.

@@ -38,15 +38,11 @@ final class RecheckService: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
-            // After a failure the log needs an operator, not more passes (the service keeps
-            // running: a service that returns stops the daemon).
-            guard !Task.isCancelled && !Task.isShuttingDownGracefully else { return }
-            if health.failure != nil { continue }
-            // The pass blocks (reads and hashes); it runs on a thread of its own and checks
-            // between batches whether the daemon is stopping.
-            await onBackgroundThread(name: "auditd-recheck", nice: 10) { self.pass($0) }
+        // The pass blocks (reads and hashes); it runs on a thread of its own and checks between
+        // batches whether the daemon is stopping. After a failure the log needs an operator,
+        // not more passes (the service keeps running: a service that returns stops the daemon).
+        await onBackgroundThread(every: interval, first: interval, name: "auditd-recheck", nice: 10) { stopping in
+            if self.health.failure == nil { self.pass(stopping) }
         }
     }
 
@@ -72,7 +68,7 @@ final class RecheckService: Service, @unchecked Sendable {
                     let due = Double(p - lastPosition) * bytesPerEntry / self.bytesPerSecond
                     lastPosition = p
                     let spent = ContinuousClock.now - paced
-                    let spentSeconds = Double(spent.components.seconds) + Double(spent.components.attoseconds) / 1e18
+                    let spentSeconds = spent.inSeconds
                     if due > spentSeconds && !stopping.isSet { Thread.sleep(forTimeInterval: due - spentSeconds) }
                     paced = .now
                 }, stop: { stopping.isSet })

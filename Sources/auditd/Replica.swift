@@ -145,9 +145,8 @@ struct FollowService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let started = Date()
             let result: Result<Follower.Round, Error> = await withCheckedContinuation { done in
-                let t = Thread { [follower] in done.resume(returning: Result { try follower.round() }) }
-                t.name = "auditd-follow"
-                t.start()
+                namedThread("auditd-follow") { [follower] in done.resume(returning: Result { try follower.round() }) }
+                    .start()
             }
             switch result {
             case .success(let r):
