@@ -138,11 +138,10 @@ struct ValueRow {
 
     /// A row framed as a record: its seq before the sealed body, the CRC over both.
     static func frame(seq: UInt64, sealed: [UInt8], into w: inout ByteWriter) {
-        var s = ByteWriter(capacity: 8)
-        s.write(seq)
+        let crc = withUnsafeBytes(of: seq.littleEndian) { CRC32C.checksum(sealed, crc: CRC32C.update(0, $0)) }
         w.write(UInt32(8 + sealed.count))
-        w.write(CRC32C.checksum(sealed, crc: CRC32C.checksum(s.bytes)))
-        w.write(s.bytes)
+        w.write(crc)
+        w.write(seq)
         w.write(sealed)
     }
 

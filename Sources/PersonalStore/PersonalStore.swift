@@ -200,10 +200,11 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
                 return pending
             }
             var rows = ByteWriter(capacity: entries.count * 256)
-            var firstSeq: UInt64?
+            var starts: [(seq: UInt64, offset: Int)] = []
+            starts.reserveCapacity(entries.count * 2)
             for e in entries {
                 for row in e.rows where !row.key.destroyed.load(ordering: .acquiring) {
-                    if firstSeq == nil { firstSeq = e.seq }
+                    starts.append((e.seq, rows.bytes.count))
                     ValueRow.frame(seq: e.seq, sealed: row.body, into: &rows)
                 }
             }
@@ -222,9 +223,9 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
                 subjectsEnd += Int64(w.bytes.count)
                 toSync.append(subjectsFile)
             }
-            guard let firstSeq, !rows.bytes.isEmpty else { return }
+            guard let firstSeq = starts.first?.seq else { return }
             let f = try currentFile(startingAt: firstSeq)
-            try f.append(rows.bytes)
+            try f.append(rows.bytes, rows: starts)
             if let h = f.handle { toSync.append(h) }
         }
     }

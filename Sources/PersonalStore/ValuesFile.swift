@@ -46,17 +46,16 @@ final class ValuesFile: @unchecked Sendable {
         }
     }
 
-    /// Appends framed rows (not synced).
-    func append(_ bytes: [UInt8]) throws {
+    /// Appends framed rows (not synced); `rows` says where each begins in `bytes`, and its seq.
+    func append(_ bytes: [UInt8], rows: [(seq: UInt64, offset: Int)]) throws {
         guard let h = lock.withLock({ handle }) else {
             throw AuditError("\(path) is not open for appending")
         }
         let at = lock.withLock { end }
         try FileOps.pwriteAll(h.fd, bytes[...], at: at, path: path)
-        let (records, _) = Journal.records(bytes)
         lock.withLock {
-            for r in records {
-                if rowsSinceSample == 0, let s = ValueRow.seq(r.body) { samples?.append((s, at + Int64(r.offset))) }
+            for r in rows {
+                if rowsSinceSample == 0 { samples?.append((r.seq, at + Int64(r.offset))) }
                 rowsSinceSample = (rowsSinceSample + 1) % PersonalStore.sampleEvery
             }
             end = at + Int64(bytes.count)
