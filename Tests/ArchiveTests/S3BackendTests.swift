@@ -31,12 +31,15 @@ import Verification
         return (name, c)
     }
 
+    /// A fresh cache directory for a backend; the caller removes it.
     static func cache() -> String { NSTemporaryDirectory() + "s3cache-\(UUID().uuidString.prefix(8))" }
 
     @Test func aBucketWithoutObjectLockIsRefusedByName() throws {
         let (name, _) = try Self.bucket(lock: false)
+        let cache = Self.cache()
+        defer { try? FileManager.default.removeItem(atPath: cache) }
         let e = #expect(throws: AuditError.self) {
-            try S3Backend(try Self.settings(bucket: name), cache: Self.cache())
+            try S3Backend(try Self.settings(bucket: name), cache: cache)
         }
         #expect("\(e.map { "\($0)" } ?? "")".contains("versioning"))
         // Versioning alone is not enough: Object Lock is named.
@@ -47,15 +50,17 @@ import Verification
                 "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>"
                     .utf8))
         let e2 = #expect(throws: AuditError.self) {
-            try S3Backend(try Self.settings(bucket: name), cache: Self.cache())
+            try S3Backend(try Self.settings(bucket: name), cache: cache)
         }
         #expect("\(e2.map { "\($0)" } ?? "")".contains("Object Lock"))
     }
 
     @Test func wrongCredentialsAndAnUnreachableStoreSaySo() throws {
         let (name, _) = try Self.bucket()
+        let cache = Self.cache()
+        defer { try? FileManager.default.removeItem(atPath: cache) }
         let e = #expect(throws: S3Error.self) {
-            try S3Backend(try Self.settings(bucket: name, secret: "not-the-secret"), cache: Self.cache())
+            try S3Backend(try Self.settings(bucket: name, secret: "not-the-secret"), cache: cache)
         }
         #expect(e?.message.contains("refused the credentials") == true, "\(e.map { "\($0)" } ?? "")")
         var s = try Self.settings(bucket: name, endpoint: "http://127.0.0.1:9")
@@ -73,6 +78,7 @@ import Verification
         defer { try? FileManager.default.removeItem(atPath: root) }
         let (bucket, client) = try Self.bucket()
         let backend = try S3Backend(try Self.settings(bucket: bucket), cache: Self.cache())
+        defer { try? FileManager.default.removeItem(atPath: backend.cache) }
         let clock = ArchiveTests.Clock("2023-01-01T00:00:00Z")
         let c = clock
         let archiver = Archiver(ledger: l, backend: backend, clock: { c.now })
@@ -163,6 +169,7 @@ import Verification
         try l.sealNow()
         let (bucket, _) = try Self.bucket()
         let backend = try S3Backend(try Self.settings(bucket: bucket), cache: Self.cache())
+        defer { try? FileManager.default.removeItem(atPath: backend.cache) }
         backend.minimumLock = 3
         let archiver = Archiver(ledger: l, backend: backend)
         let names = try archiver.run(hotWindow: 86400)
@@ -185,6 +192,7 @@ import Verification
     @Test func afterTheLockEndsABundleGoesAndLargeFilesGoInParts() throws {
         let (bucket, client) = try Self.bucket()
         let backend = try S3Backend(try Self.settings(bucket: bucket), cache: Self.cache())
+        defer { try? FileManager.default.removeItem(atPath: backend.cache) }
         backend.partSize = 5 << 20
         backend.minimumLock = 0
         // A crash mid-upload: a multipart upload started and never completed.

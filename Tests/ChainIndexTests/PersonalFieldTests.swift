@@ -66,7 +66,9 @@ import Verification
     }
 
     @Test func personalValuesAreCommittedAndOpenFromTheStore() throws {
-        let dir = temporaryDirectory("personal") + "/data"
+        let root = temporaryDirectory("personal")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/data"
         let ledger = try Ledger(directory: dir, signer: try Sample.signer(), options: Self.options(protect: true))
         let e = try Self.prepare(Self.entry(actor: "usr_ann", email: "ann@example.com"), ledger)
         let text = String(decoding: e.content, as: UTF8.self)
@@ -129,7 +131,9 @@ import Verification
     /// The hot path and the general one commit the same fields the same way: only the nonces
     /// (so the commitments) differ, and the index sees the same actor.
     @Test func bothPreparePathsCommitTheSameFields() throws {
-        let dir = temporaryDirectory("personal-paths") + "/data"
+        let root = temporaryDirectory("personal-paths")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/data"
         let ledger = try Ledger(directory: dir, signer: try Sample.signer(), options: Self.options(protect: true))
         defer { _ = try? ledger.close() }
         let keys = try #require(ledger.subjectKeys)
@@ -161,7 +165,9 @@ import Verification
     /// An erasure that lands between an entry's preparation and its group commit wins: the
     /// row sealed under the destroyed key is never written, nor is the key itself.
     @Test func aRowWhoseKeyWasDestroyedSincePreparationIsNeverWritten() throws {
-        let dir = temporaryDirectory("personal-race") + "/personal"
+        let root = temporaryDirectory("personal-race")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/personal"
         let store = try PersonalStore(directory: dir)
         let kept = try #require(store.key(org: "acme", subject: "usr_keep"))
         let gone = try #require(store.key(org: "acme", subject: "usr_gone"))
@@ -189,7 +195,9 @@ import Verification
     }
 
     @Test func declarationsAreCheckedWithClearErrors() throws {
-        let dir = temporaryDirectory("personal-decl") + "/data"
+        let root = temporaryDirectory("personal-decl")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/data"
         let ledger = try Ledger(directory: dir, signer: try Sample.signer(), options: Self.options(protect: true))
         defer { _ = try? ledger.close() }
         func refusal(_ json: String) -> EntryError? {
@@ -215,7 +223,9 @@ import Verification
     }
 
     @Test func erasureForgetsTheValuesAndKeepsEveryProof() throws {
-        let dir = temporaryDirectory("personal-erase") + "/data"
+        let root = temporaryDirectory("personal-erase")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/data"
         let signer = try Sample.signer()
         var ledger = try Ledger(directory: dir, signer: signer, options: Self.options(protect: true))
         var entries: [PreparedEntry] = []
@@ -282,7 +292,9 @@ import Verification
     /// `personal/withheld` (format-spec.md §5.4.2): a record's list in chunks of 8,000, read
     /// back whole and in order after a reopen; a torn tail loses only the chunk it cuts.
     @Test func aLongWithheldListSurvivesAReopen() throws {
-        let dir = temporaryDirectory("personal-withheld")
+        let root = temporaryDirectory("personal-withheld")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root
         let seqs = (0..<20_000).map { UInt64($0) * 3 }
         try PersonalStore(directory: dir).withheld.record(70_000, withholds: seqs)
         let again = try PersonalStore(directory: dir)
@@ -299,7 +311,9 @@ import Verification
     }
 
     @Test func verifyFailsWhenTheStoreLosesOrAltersAValue() throws {
-        let dir = temporaryDirectory("personal-tamper") + "/data"
+        let root = temporaryDirectory("personal-tamper")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/data"
         let signer = try Sample.signer()
         let ledger = try Ledger(directory: dir, signer: signer, options: Self.options(protect: true))
         _ = try ledger.appendAndWait((0..<5).map { i in try Self.prepare(Self.entry(actor: "usr_\(i)"), ledger) })
@@ -336,7 +350,9 @@ import Verification
     }
 
     @Test func rowsBeyondTheLogAreCutAndOlderLogsStillVerify() throws {
-        let dir = temporaryDirectory("personal-cut") + "/data"
+        let root = temporaryDirectory("personal-cut")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let dir = root + "/data"
         let signer = try Sample.signer()
         // A log written in the clear (as every log before §5.4), then switched to commit.
         var ledger = try Ledger(directory: dir, signer: signer, options: Self.options(protect: nil))
@@ -443,8 +459,10 @@ import Verification
                 #expect(key.crypt(key.crypt(plain, iv: iv) ?? [], iv: iv) == plain)
                 // The plaintext is the row's one field as §5.4.2 lays it out.
                 let nonce = [UInt8](0..<16)
+                let scratch = temporaryDirectory("vec")
+                defer { try? FileManager.default.removeItem(atPath: scratch) }
                 let sealed = try #require(
-                    PersonalStore(directory: temporaryDirectory("vec")).sealedRow(
+                    PersonalStore(directory: scratch).sealedRow(
                         key: key, fields: [SealedField(path: "actor.id", nonce: nonce[...], value: "usr_1")], iv: iv))
                 // `S iv ctLen ct`, sealed in place.
                 #expect(sealed.suffix(plain.count).elementsEqual(key.crypt(plain, iv: iv) ?? []))

@@ -47,7 +47,10 @@ import Testing
         let backend: S3Backend
         let l: Ledger
         let r: Replicator
-        func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+        func cleanup() {
+            try? FileManager.default.removeItem(atPath: root)
+            try? FileManager.default.removeItem(atPath: backend.cache)
+        }
     }
 
     static func setUp(options: ReplicationOptions? = nil) throws -> Setup {
