@@ -141,31 +141,35 @@ struct FollowService: Service {
     let logger: Logger
 
     func run() async throws {
-        var said: String?
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        // One thread for the service's life (`onBackgroundThread`), not one per round.
+        let said = SaidOnce()
+        await onBackgroundThread(every: interval, name: "auditd-follow", nice: 0) { _ in
             let started = Date()
-            let result: Result<Follower.Round, Error> = await withCheckedContinuation { done in
-                namedThread("auditd-follow") { [follower] in done.resume(returning: Result { try follower.round() }) }
-                    .start()
-            }
-            switch result {
-            case .success(let r):
+            do {
+                let r = try follower.round()
                 state.succeeded(r, startedAt: started)
-                if said != nil {
+                if said.change(to: nil) {
                     logger.notice("the replica follows the bucket again", metadata: ["size": "\(follower.ledger.size)"])
                 }
-                said = nil
-            case .failure(let e):
-                let why = "\(e)"
+            } catch {
+                let why = "\(error)"
                 state.failed(why)
-                if why != said {
+                if said.change(to: why) {
                     logger.error(
                         "the replica cannot take what the bucket holds; it serves what it verified and retries",
                         metadata: ["error": "\(why)", "size": "\(follower.ledger.size)"])
                 }
-                said = why
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
+    }
+}
+
+/// The reason last logged, so that each change is logged once (the follow thread's alone).
+final class SaidOnce: @unchecked Sendable {
+    private var said: String?
+    /// Records `why` (nil: the round succeeded); true when it differs from the one before.
+    func change(to why: String?) -> Bool {
+        defer { said = why }
+        return why != said
     }
 }
