@@ -324,10 +324,12 @@ public final class SegmentStore: @unchecked Sendable {
     }
 
     /// Fills the open segment's file ahead of its blocks with zero bytes, durably, when little
-    /// is left (`OpenSegment.fillAhead`): the work after a commit, never on the ack path.
+    /// is left (`OpenSegment.fillAhead`): the work after a commit, never on the ack path. Never
+    /// more than the segment's rotation size: a rotated segment keeps its zeros until sealed,
+    /// and 1 MiB each for 64 KiB segments filled a small disk with nothing.
     public func fillAhead() {
         guard !readOnly else { return }
-        open.fillAhead(options.fillAhead)
+        open.fillAhead(min(options.fillAhead, options.rotateBytes))
     }
 
     /// Rotates if the open segment is non-empty and older than `options.rotateAge`.

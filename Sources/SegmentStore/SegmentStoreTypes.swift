@@ -10,7 +10,8 @@ public struct SegmentStoreOptions: Sendable {
     public var blockTarget: Int = 64 << 10
     /// zstd level of open-segment blocks (speed matters: they sit on the ack path).
     public var openLevel: Int32 = 1
-    /// Zero bytes kept filled ahead of the open segment's last block (`fillAhead()`); 0 for none.
+    /// Zero bytes kept filled ahead of the open segment's last block (`fillAhead()`), at most
+    /// `rotateBytes`; 0 for none.
     public var fillAhead: Int = 1 << 20
     /// zstd level of sealed blocks (written once, read for years).
     public var sealLevel: Int32 = 6

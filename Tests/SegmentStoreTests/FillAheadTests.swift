@@ -156,3 +156,23 @@ import Testing
         s.unsealed().filter(\.isOpen).reduce(0) { $0 + Int($1.endOffset) - SegmentFormat.headerSize }
     }
 }
+
+/// The zeros filled ahead never exceed the segment's rotation size: with 64 KiB segments (the
+/// daemon's full-disk test) 1 MiB of zeros per open and rotated segment filled its 3 MB disk.
+@Suite struct FillAheadBoundTests {
+    @Test func noMoreZerosAheadThanTheSegmentCanHold() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = SegmentStoreOptions()
+        o.fillAhead = 1 << 20
+        o.rotateBytes = 16 << 10
+        let s = try SegmentStore(directory: dir, options: o)
+        try s.write(records(10, from: 0))
+        try s.sync()
+        s.fillAhead()
+        let size = fileSize(dir + "/" + SegmentNames.open(0))
+        #expect(
+            size == SegmentFormat.headerSize + FillAheadTests().blocksBytes(s) + (16 << 10),
+            "the open segment's file is \(size) bytes")
+    }
+}
