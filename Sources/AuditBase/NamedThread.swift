@@ -29,8 +29,3 @@ private let setName: (@convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32)
     return unsafeBitCast(sym, to: (@convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32).self)
 }()
 #endif
-
-extension Duration {
-    /// The duration in seconds, fractions included.
-    public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
