@@ -127,8 +127,7 @@ extension ChainChecker {
         let store = self.store
         let start = position
         let withPersonal = personal != nil
-        let producer = Thread {
-            if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
+        let producer = namedThread("verify-read", nice: nice, stackSize: 1 << 20) {
             defer { raw.producerDone() }
             var batch: [StoredRecord] = []
             for info in store.segments() where info.endSeq > start && info.firstSeq < end {
@@ -159,8 +158,7 @@ extension ChainChecker {
             }
             _ = raw.put(.end)
         }
-        let preparer = Thread {
-            if nice != 0 { ThreadPriority.setCurrent(nice: nice) }
+        let preparer = namedThread("verify-prepare", nice: nice, stackSize: 1 << 20) {
             forward: while true {
                 let next: BatchPipe<Piece<PreparedBatch>>.Item
                 switch raw.take() {
@@ -182,10 +180,8 @@ extension ChainChecker {
             raw.cancelAndJoin()
             pipe.producerDone()
         }
-        for t in [producer, preparer] {
-            t.stackSize = 1 << 20
-            t.start()
-        }
+        producer.start()
+        preparer.start()
         defer { pipe.cancelAndJoin() }
         var before = self
         while true {

@@ -292,9 +292,8 @@ import Verification
     /// `personal/withheld` (format-spec.md §5.4.2): a record's list in chunks of 8,000, read
     /// back whole and in order after a reopen; a torn tail loses only the chunk it cuts.
     @Test func aLongWithheldListSurvivesAReopen() throws {
-        let root = temporaryDirectory("personal-withheld")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let dir = root
+        let dir = temporaryDirectory("personal-withheld")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let seqs = (0..<20_000).map { UInt64($0) * 3 }
         try PersonalStore(directory: dir).withheld.record(70_000, withholds: seqs)
         let again = try PersonalStore(directory: dir)
