@@ -189,7 +189,12 @@ public final class Ledger: @unchecked Sendable {
         store.onSealed = { [unowned self] info in try self.sealed(info) }
         queue = GroupCommitQueue(
             name: "auditlog-commit", maxGroup: options.maxGroup,
-            body: { [unowned self] ops in try self.commit(ops) },
+            // Weak too: a queue its ledger let go of still commits what was pending, and
+            // answers it with an error if the ledger is gone.
+            body: { [weak self] ops in
+                guard let self else { throw GroupCommitStopped() }
+                return try self.commit(ops)
+            },
             // Weak: once the acks are out, the last owner may let go of a ledger it did not
             // close (a test's stand-in for a crash); the work that follows is then dropped.
             afterAcks: { [weak self] in self?.maintain() })

@@ -16,7 +16,58 @@ import Foundation
 /// result per item in the same order. If it throws, every request in that group fails.
 /// `afterAcks`, if given, runs once every caller of the group has its results, before the
 /// next group: work that follows a commit without delaying its callers.
-public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecked Sendable {
+///
+/// The thread holds the queue's state, not the queue: an owner that lets go without
+/// `shutdown` (a start that failed after the log opened) stops it, and it ends once what was
+/// submitted is committed.
+public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable {
+    private let core: GroupCommitCore<Item, Output>
+
+    /// A queue whose groups hold at most `maxGroup` items (a single larger request still
+    /// goes through whole). The thread starts at once.
+    public init(
+        name: String, maxGroup: Int = 8192, body: @escaping ([Item]) throws -> [Output],
+        afterAcks: (() -> Void)? = nil
+    ) {
+        let core = GroupCommitCore(maxGroup: maxGroup, body: body, afterAcks: afterAcks)
+        self.core = core
+        namedThread(name, stackSize: 1 << 20) { core.run() }.start()
+    }
+
+    deinit { core.stop() }
+
+    /// Submits `items`; `done` is called once they are committed: on the commit thread, or,
+    /// with `inline`, a single item and an idle queue whose last group was single too, on this
+    /// thread before `submit` returns. Only a caller that holds no lock `body` or `afterAcks`
+    /// may take, and that has nothing better to do meanwhile, passes `inline` (a lone
+    /// writer's entry); `afterAcks` may then run here too.
+    public func submit(
+        _ items: [Item], inline: Bool = false, done: @escaping @Sendable (Result<[Output], Error>) -> Void
+    ) {
+        core.submit(items, inline: inline, done: done)
+    }
+
+    /// Submits `items` and waits for them to be committed.
+    public func submit(_ items: [Item]) async throws -> [Output] {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Output], Error>) in
+            core.submit(items, inline: false) { c.resume(with: $0) }
+        }
+    }
+
+    /// Submits `items` and blocks this thread until they are committed (`inline` as in
+    /// `submit(_:inline:done:)`).
+    public func submitAndWait(_ items: [Item], inline: Bool = false) throws -> [Output] {
+        let box = ResultBox<[Output]>()
+        core.submit(items, inline: inline) { box.set($0) }
+        return try box.wait()
+    }
+
+    /// Commits what is pending, then stops the thread; later submissions fail.
+    public func shutdown() { core.shutdown() }
+}
+
+/// A `GroupCommitQueue`'s state and its thread's loop.
+private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecked Sendable {
     private struct Request {
         var items: [Item]
         var done: @Sendable (Result<[Output], Error>) -> Void
@@ -37,29 +88,15 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
     private let maxGroup: Int
     private let body: ([Item]) throws -> [Output]
     private let afterAcks: (() -> Void)?
-    private var thread: Thread?
-
-    /// A queue whose groups hold at most `maxGroup` items (a single larger request still
-    /// goes through whole). The thread starts at once.
-    public init(
-        name: String, maxGroup: Int = 8192, body: @escaping ([Item]) throws -> [Output],
-        afterAcks: (() -> Void)? = nil
-    ) {
+    init(maxGroup: Int, body: @escaping ([Item]) throws -> [Output], afterAcks: (() -> Void)?) {
         self.maxGroup = maxGroup
         self.body = body
         self.afterAcks = afterAcks
-        let t = namedThread(name, stackSize: 1 << 20) { [unowned self] in self.run() }
-        thread = t
-        t.start()
     }
 
-    /// Submits `items`; `done` is called once they are committed: on the commit thread, or,
-    /// with `inline`, a single item and an idle queue whose last group was single too, on this
-    /// thread before `submit` returns. Only a caller that holds no lock `body` or `afterAcks`
-    /// may take, and that has nothing better to do meanwhile, passes `inline` (a lone
-    /// writer's entry); `afterAcks` may then run here too.
-    public func submit(
-        _ items: [Item], inline: Bool = false, done: @escaping @Sendable (Result<[Output], Error>) -> Void
+    /// As `GroupCommitQueue.submit(_:inline:done:)`.
+    func submit(
+        _ items: [Item], inline: Bool, done: @escaping @Sendable (Result<[Output], Error>) -> Void
     ) {
         cond.lock()
         if stopping {
@@ -91,23 +128,8 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
         cond.unlock()
     }
 
-    /// Submits `items` and waits for them to be committed.
-    public func submit(_ items: [Item]) async throws -> [Output] {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Output], Error>) in
-            submit(items) { c.resume(with: $0) }
-        }
-    }
-
-    /// Submits `items` and blocks this thread until they are committed (`inline` as in
-    /// `submit(_:inline:done:)`).
-    public func submitAndWait(_ items: [Item], inline: Bool = false) throws -> [Output] {
-        let box = ResultBox<[Output]>()
-        submit(items, inline: inline) { box.set($0) }
-        return try box.wait()
-    }
-
     /// Commits what is pending, then stops the thread; later submissions fail.
-    public func shutdown() {
+    func shutdown() {
         cond.lock()
         stopping = true
         cond.broadcast()
@@ -115,7 +137,15 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: @unchecke
         cond.unlock()
     }
 
-    private func run() {
+    /// As `shutdown`, without waiting: the thread ends once what is pending is committed.
+    func stop() {
+        cond.lock()
+        stopping = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func run() {
         while true {
             cond.lock()
             while busy || (pending.isEmpty && !afterAcksDue && !stopping) { cond.wait() }
