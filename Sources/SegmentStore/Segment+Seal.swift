@@ -1,4 +1,5 @@
 import AuditBase
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -18,10 +19,11 @@ enum Sealer {
     ///
     /// Blocks are compressed with a dictionary of at most `dictionarySize` bytes (none when
     /// 0), stored in the footer: trained on the segment's records, or `dictionaries`' last one
-    /// (`SealDictionaries`).
+    /// (`SealDictionaries`); `threads` of them at once.
     static func seal(
         records: [StoredRecord], segment: UInt64, firstSeq: UInt64, directory: String,
-        blockTarget: Int, level: Int32, dictionarySize: Int, dictionaries: SealDictionaries? = nil
+        blockTarget: Int, level: Int32, dictionarySize: Int, dictionaries: SealDictionaries? = nil,
+        threads: Int = 1
     ) throws(AuditError) -> String {
         let tmp = directory + "/" + SegmentNames.sealing(segment)
         let final = directory + "/" + SegmentNames.sealed(segment)
@@ -46,38 +48,49 @@ enum Sealer {
         }
         try put(SegmentHeader(flags: SegmentFormat.flagSealed, segment: segment, firstSeq: firstSeq).encoded())
 
-        var blocks: [FooterBlock] = []
-        var seqMap = [UInt32](repeating: 0, count: records.count)
+        // Records into blocks: a key change starts a new block once the current one is half
+        // full, so a busy key's blocks hold only it while quiet keys still share blocks.
+        var groups: [[StoredRecord]] = []
         var pending: [StoredRecord] = []
         var pendingBytes = 0
-        func flush() throws(AuditError) {
-            guard !pending.isEmpty else { return }
+        for i in order {
+            if let last = pending.last, last.key != records[i].key, pendingBytes >= blockTarget / 2 {
+                groups.append(pending)
+                pending = []
+                pendingBytes = 0
+            }
+            pending.append(records[i])
+            pendingBytes += records[i].payload.count + 12
+            if pendingBytes >= blockTarget {
+                groups.append(pending)
+                pending = []
+                pendingBytes = 0
+            }
+        }
+        if !pending.isEmpty { groups.append(pending) }
+
+        // Each block is compressed alone (with the shared dictionary), so `threads` compress
+        // them at once and the file is the same whatever their number.
+        let encoded = BlockEncoding.encode(groups, level: level, encoder: encoder, threads: threads)
+        var blocks: [FooterBlock] = []
+        blocks.reserveCapacity(groups.count)
+        var seqMap = [UInt32](repeating: 0, count: records.count)
+        for (group, result) in zip(groups, encoded) {
             let bytes: [UInt8]
-            do { bytes = try Block.encode(pending, level: level, encoder: encoder) } catch {
+            do { bytes = try result.get() } catch {
                 throw AuditError(.io, "compression failed: \(error.message)", path: tmp, offset: offset)
             }
             let h: BlockHeader
             do { h = try BlockHeader.parse(bytes[...]) } catch {
                 throw AuditError(.io, "encoded an unreadable block", path: tmp, offset: offset)
             }
-            for r in pending { seqMap[Int(r.seq - firstSeq)] = UInt32(blocks.count) }
+            for r in group { seqMap[Int(r.seq - firstSeq)] = UInt32(blocks.count) }
             blocks.append(
                 FooterBlock(
                     offset: offset, payloadLength: h.payloadLength, rawLength: h.rawLength,
                     count: h.count, firstSeq: h.firstSeq, lastSeq: h.lastSeq, key: h.key))
             try put(bytes)
-            pending.removeAll(keepingCapacity: true)
-            pendingBytes = 0
         }
-        for i in order {
-            // A key change starts a new block once the current one is half full, so a busy
-            // key's blocks hold only it while quiet keys still share blocks.
-            if let last = pending.last, last.key != records[i].key, pendingBytes >= blockTarget / 2 { try flush() }
-            pending.append(records[i])
-            pendingBytes += records[i].payload.count + 12
-            if pendingBytes >= blockTarget { try flush() }
-        }
-        try flush()
 
         let footer = SegmentFooter(
             segment: segment, firstSeq: firstSeq, lastSeq: last, count: UInt64(records.count),
@@ -100,5 +113,50 @@ enum Sealer {
         try FileOps.rename(tmp, final)
         try FileOps.fsyncDirectory(directory)
         return final
+    }
+}
+
+/// Blocks encoded on several threads at once.
+enum BlockEncoding {
+    /// Each of `groups` encoded as one block (`Block.encode`), in order, by up to `threads`
+    /// threads taking the next group as they finish one.
+    static func encode(
+        _ groups: [[StoredRecord]], level: Int32, encoder: ZstdDictionary.Encoder?, threads: Int
+    ) -> [Result<[UInt8], ZstdError>] {
+        let results = ResultSlots<[UInt8], ZstdError>(count: groups.count)
+        let next = Counter()
+        let workers = max(1, min(threads, groups.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while case let i = next.take(), i < groups.count {
+                results.set(
+                    i,
+                    Result { () throws(ZstdError) -> [UInt8] in
+                        try Block.encode(groups[i], level: level, encoder: encoder)
+                    })
+            }
+        }
+        return results.all(missing: ZstdError(message: "a block was not encoded"))
+    }
+
+    /// The next index to take.
+    private final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func take() -> Int {
+            lock.withLock {
+                defer { n += 1 }
+                return n
+            }
+        }
+    }
+
+    /// One result per index, set once by whichever thread encoded it.
+    private final class ResultSlots<T, E: Error>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var slots: [Result<T, E>?]
+        init(count: Int) { slots = Array(repeating: nil, count: count) }
+        func set(_ i: Int, _ r: Result<T, E>) { lock.withLock { slots[i] = r } }
+        /// Every result; a slot nobody set (which cannot happen) as `missing`.
+        func all(missing: E) -> [Result<T, E>] { lock.withLock { slots.map { $0 ?? .failure(missing) } } }
     }
 }

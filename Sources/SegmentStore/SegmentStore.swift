@@ -382,7 +382,8 @@ public final class SegmentStore: @unchecked Sendable {
             let path = try Sealer.seal(
                 records: records, segment: seg.segment, firstSeq: seg.firstSeq, directory: directory,
                 blockTarget: options.blockTarget, level: options.sealLevel,
-                dictionarySize: options.dictionarySize, dictionaries: dictionaries)
+                dictionarySize: options.dictionarySize, dictionaries: dictionaries,
+                threads: options.sealThreads)
             let info = SegmentInfo(
                 segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
             try onSealed?(info)

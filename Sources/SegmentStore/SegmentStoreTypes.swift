@@ -1,4 +1,5 @@
 import AuditBase
+import Foundation
 
 /// Tuning of the segment store. The defaults suit the daemon.
 public struct SegmentStoreOptions: Sendable {
@@ -18,6 +19,10 @@ public struct SegmentStoreOptions: Sendable {
     /// Largest zstd dictionary a sealed segment's blocks are compressed with (trained on the
     /// segment's records, kept in its footer); 0 for none.
     public var dictionarySize: Int = 64 << 10
+    /// Threads that compress a sealed segment's blocks at once (the file is the same whatever
+    /// their number): the cores, at most 4. Ingest waits for the seal once two rotated
+    /// segments wait (`maxRotatedBacklog`), so a seal on one core held it to that core's pace.
+    public var sealThreads: Int = min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Rotated segments allowed to wait for the sealer; beyond that the writer seals one
     /// itself (back-pressure: memory stays bounded when writes outrun sealing).
     public var maxRotatedBacklog: Int = 2

@@ -76,7 +76,8 @@ extension SegmentStore {
         guard !records.isEmpty else { throw AuditError(.corrupt, "the open segment holds no entries", path: path) }
         let sealed = try Sealer.seal(
             records: records, segment: n, firstSeq: seg.firstSeq, directory: directory,
-            blockTarget: options.blockTarget, level: options.sealLevel, dictionarySize: options.dictionarySize)
+            blockTarget: options.blockTarget, level: options.sealLevel, dictionarySize: options.dictionarySize,
+            threads: options.sealThreads)
         try FileOps.unlink(path)
         try FileOps.fsyncDirectory(directory)
         return SegmentInfo(segment: n, state: .sealed, path: sealed, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)

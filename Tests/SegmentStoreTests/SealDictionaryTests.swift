@@ -29,9 +29,12 @@ import Testing
     /// Seals `input` in blocks of 4 KiB raw: small enough that blocks compressed alone repeat
     /// what a dictionary holds once (the daemon's 64 KiB blocks of real events gain about a
     /// fifth; these synthetic entries compress too well alone to show it at that size).
-    func sealed(_ input: [StoreRecord], dictionarySize: Int, in dir: String) throws -> SealedSegment {
+    func sealed(
+        _ input: [StoreRecord], dictionarySize: Int, threads: Int = 1, in dir: String
+    ) throws -> SealedSegment {
         var opts = SegmentStoreOptions()
         opts.dictionarySize = dictionarySize
+        opts.sealThreads = threads
         opts.blockTarget = 4096
         let s = try SegmentStore(directory: dir, options: opts)
         for chunk in stride(from: 0, to: input.count, by: 500) {
@@ -186,6 +189,22 @@ import Testing
             #expect(e?.code == .corrupt)
             #expect(e?.message.contains("footer") == true, "\(e?.message ?? "")")
         }
+    }
+
+    /// Blocks are compressed on several threads at once (`sealThreads`); the file, byte for
+    /// byte, does not depend on how many.
+    @Test func aSegmentSealedOnSeveralThreadsIsTheSameFile() throws {
+        let input = entries(6000)
+        var files: [[UInt8]] = []
+        for threads in [1, 2, 4, 7] {
+            let dir = temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let seg = try sealed(input, dictionarySize: 64 << 10, threads: threads, in: dir)
+            #expect(seg.footer.blocks.count > 20)
+            #expect(try seg.readAll().map(\.payload) == input.map(\.payload))
+            files.append(Array(try Data(contentsOf: URL(fileURLWithPath: seg.path))))
+        }
+        #expect(files.allSatisfy { $0 == files[0] }, "sizes \(files.map(\.count))")
     }
 }
 

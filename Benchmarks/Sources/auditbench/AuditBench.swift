@@ -16,7 +16,7 @@ struct AuditBench: AsyncParsableCommand {
         abstract: "Measure the audit log: durable append, proofs, org queries, bytes on disk.",
         subcommands: [
             Compare.self, Append.self, Socket.self, HTTPQuery.self, Proofs.self, Query.self, Size.self, SynthTree.self,
-            S3Put.self, Erase.self,
+            S3Put.self, Erase.self, SealLevels.self,
         ])
 }
 
@@ -59,6 +59,8 @@ struct Append: ParsableCommand {
     var personal = false
     @Flag(help: "Only prepare the entries, on one thread (validation, canonical bytes, commitments): µs each.")
     var prepareOnly = false
+    @Option(help: "Threads that compress a sealed segment's blocks (default: the store's, the cores up to 4).")
+    var sealThreads: Int?
 
     func run() throws {
         let lines = try loadLines(events, limit: count)
@@ -66,6 +68,7 @@ struct Append: ParsableCommand {
         let s = try signer(for: dir)
         var o = LedgerOptions()
         o.protectPersonalFields = personal
+        if let sealThreads { o.store.sealThreads = sealThreads }
         let ledger = try Ledger(directory: dir, signer: s, options: o)
         let keys = ledger.subjectKeys
         if prepareOnly {
