@@ -24,126 +24,19 @@ public final class SegmentStore: @unchecked Sendable {
     /// Called after a segment is sealed and before its open file is removed. Set before use.
     public var onSealed: (@Sendable (SegmentInfo) throws -> Void)?
 
-    private let lock = NSLock()
-    private let sealMutex = NSLock()
-    private var sealed: [SegmentInfo]
-    private var rotated: [(OpenSegment, [BlockRef])]
+    let lock = NSLock()
+    let sealMutex = NSLock()
+    var sealed: [SegmentInfo]
+    var rotated: [(OpenSegment, [BlockRef])]
     /// The last few rotated segments sealed, their open files still readable (`unsealed()`).
-    private var recentlySealed: [(OpenSegment, [BlockRef])] = []
-    private static let recentlySealedKept = 4
-    private var open: OpenSegment
-    private var openReadable: [BlockRef] = []
+    var recentlySealed: [(OpenSegment, [BlockRef])] = []
+    static let recentlySealedKept = 4
+    var open: OpenSegment
+    var openReadable: [BlockRef] = []
     private var unsynced: [BlockRef] = []
-    private var durableEnd: UInt64
-    private var cache: [(UInt64, SealedSegment)] = []
+    var durableEnd: UInt64
+    var cache: [(UInt64, SealedSegment)] = []
     private static let cacheSize = 64
-
-    /// What the directory holds, listed and opened (init's steps 1-4).
-    private struct Loaded {
-        var infos: [SegmentInfo]
-        var rotated: [(OpenSegment, [BlockRef])]
-        var report: RecoveryReport?
-        var open: OpenSegment?
-        /// Where the segments end: the next sequence number and segment number.
-        var endSeq: UInt64
-        var nextSegment: UInt64?
-    }
-
-    private static func load(
-        directory: String, names: [String], readOnly: Bool, retired: [RetiredSegment]
-    ) throws(AuditError) -> Loaded {
-        var sealedNums: [UInt64] = []
-        var openNums: [UInt64] = []
-        for name in names {
-            guard let (n, suffix) = SegmentNames.parse(name) else { continue }
-            switch suffix {
-            case "seg.tmp", "open.tmp": if !readOnly { try FileOps.unlink(directory + "/" + name) }
-            case "seg": sealedNums.append(n)
-            case "open": openNums.append(n)
-            default: continue
-            }
-        }
-        sealedNums.sort()
-        openNums.sort()
-        let hot = Set(sealedNums)
-        let away = retired.filter { !hot.contains($0.segment) }
-        // A sealed or retired segment's open file is stale: its seal committed (and maybe its
-        // retirement after it) before the unlink of the open file happened.
-        let sealedSet = hot.union(away.map(\.segment))
-        if !readOnly {
-            for n in openNums where sealedSet.contains(n) { try FileOps.unlink(directory + "/" + SegmentNames.open(n)) }
-            try FileOps.fsyncDirectory(directory)
-        }
-        openNums.removeAll { sealedSet.contains($0) }
-
-        var infos: [SegmentInfo] = []
-        for n in sealedNums { infos.append(try peekSealed(directory + "/" + SegmentNames.sealed(n), segment: n)) }
-        for r in away {
-            guard r.endSeq > r.firstSeq else {
-                throw AuditError(
-                    .corrupt, "retired segment \(r.segment) is named with no entries (\(r.firstSeq)..<\(r.endSeq))",
-                    path: r.path)
-            }
-            infos.append(
-                SegmentInfo(
-                    segment: r.segment, state: .retired, path: r.path, firstSeq: r.firstSeq, endSeq: r.endSeq,
-                    label: r.label, hint: r.hint))
-        }
-        infos.sort { $0.segment < $1.segment }
-        var rot: [(OpenSegment, [BlockRef])] = []
-        var report: RecoveryReport?
-        var openSeg: OpenSegment?
-        for (i, n) in openNums.enumerated() {
-            let isLast = i == openNums.count - 1
-            let path = directory + "/" + SegmentNames.open(n)
-            let seg: OpenSegment
-            let rep: RecoveryReport
-            do {
-                (seg, rep) = try OpenSegment.recover(
-                    path: path, expectedSegment: n, allowCut: isLast, readOnly: readOnly)
-            } catch {
-                // A reader beside the writer: the segment was sealed since it was listed (its
-                // open file goes once its sealed file is in place; segments seal oldest first).
-                let sealedPath = directory + "/" + SegmentNames.sealed(n)
-                guard readOnly, rot.isEmpty, !FileOps.exists(path), FileOps.exists(sealedPath) else { throw error }
-                infos.append(try peekSealed(sealedPath, segment: n))
-                continue
-            }
-            if isLast {
-                openSeg = seg
-                report = rep
-            } else {
-                rot.append((seg, seg.blocks))
-            }
-        }
-        // Check that segment numbers and sequence ranges continue one another, from 0.
-        var expectedSeq: UInt64 = 0
-        var expectedNum: UInt64? = 0
-        let chain: [(UInt64, UInt64, UInt64, String)] =
-            infos.map { ($0.segment, $0.firstSeq, $0.endSeq, $0.path) }
-            + rot.map { ($0.0.segment, $0.0.firstSeq, $0.0.nextSeq, $0.0.path) }
-            + (openSeg.map { [($0.segment, $0.firstSeq, $0.nextSeq, $0.path)] } ?? [])
-        for (num, first, end, path) in chain {
-            if let e = expectedNum, num != e {
-                throw AuditError(
-                    .corrupt,
-                    "segment \(e) is missing (found \(num) next)"
-                        + (e == 0
-                            ? "; segments that left the directory must be named as retired when it is opened" : ""),
-                    path: path)
-            }
-            guard first == expectedSeq else {
-                throw AuditError(
-                    .corrupt,
-                    "segment starts at sequence \(first) but the previous one ends before \(expectedSeq): a segment is missing, truncated or swapped",
-                    path: path, offset: 24)
-            }
-            expectedSeq = end
-            expectedNum = num + 1
-        }
-        return Loaded(
-            infos: infos, rotated: rot, report: report, open: openSeg, endSeq: expectedSeq, nextSegment: expectedNum)
-    }
 
     /// Opens (or creates) the store in `directory`, recovering the open segment. `retired`
     /// names the segments whose records left the directory (a sealed file present for one of
@@ -203,76 +96,6 @@ public final class SegmentStore: @unchecked Sendable {
         rotated = rot
         openReadable = open.blocks
         durableEnd = open.nextSeq
-    }
-
-    /// Retires sealed segment `n` (once the caller's marker at `path` is durable), so reads of
-    /// it say where its records went. The caller then removes its hot files.
-    public func retire(_ n: UInt64, path: String, label: String, hint: String) throws(AuditError) {
-        let ok: Bool = lock.withLock {
-            guard let i = sealed.firstIndex(where: { $0.segment == n }), sealed[i].state == .sealed else {
-                return false
-            }
-            sealed[i].state = .retired
-            sealed[i].label = label
-            sealed[i].hint = hint
-            sealed[i].path = path
-            cache.removeAll { $0.0 == n }
-            return true
-        }
-        guard ok else {
-            throw AuditError(.invalidArgument, "segment \(n) is not a sealed hot segment", path: directory)
-        }
-    }
-
-    /// Picks up retired segments whose sealed file is back (`N.seg` present again, put there by
-    /// this or another process).
-    @discardableResult
-    public func reinstateReturned() throws(AuditError) -> [SegmentInfo] {
-        let candidates = lock.withLock { sealed.filter { $0.state == .retired } }
-        var restored: [SegmentInfo] = []
-        for c in candidates where FileOps.exists(directory + "/" + SegmentNames.sealed(c.segment)) {
-            let info = try Self.peekSealed(directory + "/" + SegmentNames.sealed(c.segment), segment: c.segment)
-            guard info.firstSeq == c.firstSeq, info.endSeq == c.endSeq else { continue }
-            lock.withLock { if let i = sealed.firstIndex(where: { $0.segment == c.segment }) { sealed[i] = info } }
-            restored.append(info)
-        }
-        return restored
-    }
-
-    /// Reads just enough of a sealed file (header, trailer, footer prefix) to list it.
-    static func peekSealed(_ path: String, segment: UInt64) throws(AuditError) -> SegmentInfo {
-        let fd = try FileOps.open(path, O_RDONLY)
-        defer { close(fd) }
-        let size = try FileOps.size(fd, path: path)
-        guard size >= Int64(SegmentFormat.headerSize + SegmentFormat.trailerSize) else {
-            throw AuditError(.corrupt, "sealed segment is truncated (\(size) bytes)", path: path, offset: 0)
-        }
-        let header = try SegmentHeader.parse(
-            try FileOps.preadExact(fd, count: SegmentFormat.headerSize, at: 0, path: path), path: path)
-        let (fOff, fLen, _) = try SegmentTrailer.read(fd: fd, fileSize: size, path: path)
-        guard fLen >= 32 else {
-            throw AuditError(.corrupt, "sealed segment footer is too short (\(fLen) bytes)", path: path, offset: fOff)
-        }
-        var f = ByteReader(try FileOps.preadExact(fd, count: 32, at: fOff, path: path))
-        do {
-            guard SegmentFormat.footerHasDictionary(magic: try f.read(count: 8)) != nil else {
-                throw AuditError(.corrupt, "sealed segment footer: bad magic", path: path, offset: fOff)
-            }
-            let seg = try f.readU64()
-            let first = try f.readU64()
-            let last = try f.readU64()
-            guard seg == segment, header.segment == segment, first == header.firstSeq, last >= first,
-                last < SegmentFormat.maxSeq
-            else {
-                throw AuditError(
-                    .corrupt, "header, footer and file name disagree on segment \(segment)", path: path, offset: fOff)
-            }
-            return SegmentInfo(segment: segment, state: .sealed, path: path, firstSeq: first, endSeq: last + 1)
-        } catch let e as AuditError {
-            throw e
-        } catch {
-            throw AuditError(.corrupt, "sealed segment footer is cut short", path: path, offset: fOff)
-        }
     }
 
     // MARK: Writing (one thread)
@@ -350,70 +173,6 @@ public final class SegmentStore: @unchecked Sendable {
             rotated.append((open, openReadable))
             open = next
             openReadable = []
-        }
-    }
-
-    // MARK: Sealing (one sealer)
-
-    /// True when rotated segments are waiting to be sealed.
-    public var hasRotated: Bool { lock.withLock { !rotated.isEmpty } }
-    /// True when more rotated segments wait than `maxRotatedBacklog` allows.
-    public var rotatedBacklogFull: Bool { lock.withLock { rotated.count > options.maxRotatedBacklog } }
-
-    /// Seals every rotated segment, oldest first: writes the sealed file, calls `onSealed`,
-    /// then removes the open file (step 7: unlink; step 8: fsync the directory).
-    @discardableResult
-    public func sealRotated() throws -> [SegmentInfo] { try sealRotated(over: 0) }
-
-    /// Back-pressure: seals the oldest rotated segments until no more than
-    /// `maxRotatedBacklog` wait (one, usually, and none when the sealer got there first).
-    /// Sealing every waiting segment here stalled the commit thread for seconds.
-    @discardableResult
-    public func sealBacklog() throws -> [SegmentInfo] { try sealRotated(over: options.maxRotatedBacklog) }
-
-    private func sealRotated(over limit: Int) throws -> [SegmentInfo] {
-        sealMutex.lock()
-        defer { sealMutex.unlock() }
-        var done: [SegmentInfo] = []
-        while let (seg, blocks) = lock.withLock({ rotated.count > limit ? rotated.first : nil }) {
-            var records: [StoredRecord] = []
-            records.reserveCapacity(Int(seg.recordCount))
-            for b in blocks { records.append(contentsOf: try OpenSegment.readBlock(b, file: seg.file)) }
-            let path = try Sealer.seal(
-                records: records, segment: seg.segment, firstSeq: seg.firstSeq, directory: directory,
-                blockTarget: options.blockTarget, level: options.sealLevel,
-                dictionarySize: options.dictionarySize, dictionaries: dictionaries,
-                threads: options.sealThreads)
-            let info = SegmentInfo(
-                segment: seg.segment, state: .sealed, path: path, firstSeq: seg.firstSeq, endSeq: seg.nextSeq)
-            try onSealed?(info)
-            lock.withLock {
-                let done = rotated.removeFirst()
-                sealed.append(info)
-                recentlySealed.append(done)
-                if recentlySealed.count > Self.recentlySealedKept { recentlySealed.removeFirst() }
-            }
-            try FileOps.unlink(seg.path)
-            try FileOps.fsyncDirectory(directory)
-            done.append(info)
-        }
-        return done
-    }
-
-    /// The durable part of each segment not sealed yet, oldest first (rotated ones, then the
-    /// open one), after the open files of the last few segments sealed (still readable through
-    /// their descriptors): a copier that was behind at a seal can still finish its copy.
-    public func unsealed() -> [UnsealedSegment] {
-        lock.withLock {
-            (recentlySealed + rotated).map {
-                UnsealedSegment(
-                    segment: $0.0.segment, firstSeq: $0.0.firstSeq, isOpen: false, blocks: $0.1, file: $0.0.file)
-            }
-                + [
-                    UnsealedSegment(
-                        segment: open.segment, firstSeq: open.firstSeq, isOpen: true, blocks: openReadable,
-                        file: open.file)
-                ]
         }
     }
 
