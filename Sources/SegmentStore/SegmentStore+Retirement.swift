@@ -5,7 +5,7 @@ import Foundation
 import Glibc
 #endif
 
-/// Sealed segments whose records left the directory (the archive) and came back.
+/// Sealed segments whose records left the directory (retired by the caller), and came back.
 extension SegmentStore {
     /// Retires sealed segment `n` (once the caller's marker at `path` is durable), so reads of
     /// it say where its records went. The caller then removes its hot files.
