@@ -224,7 +224,7 @@ struct AuditD: AsyncParsableCommand {
         } catch {
             try? await group.shutdownGracefully()
             if "\(error)".contains("Address already in use") {
-                throw ValidationError(
+                throw DaemonError(
                     "the read port \(c.httpHost):\(c.httpPort) is in use by another process; stop it or choose another with --http-port"
                 )
             }

@@ -81,7 +81,8 @@ struct DaemonConfig: Sendable {
     /// Opens the ledger with `open`, saying so when another process holds the data directory.
     func openLedger(_ open: () throws -> Ledger) throws -> Ledger {
         do { return try open() } catch let e as AuditError where e.code == .locked {
-            throw ValidationError("\(data) is in use by another process (another auditd, or auditctl)")
+            throw DaemonError(
+                "\(data) is in use by another process (another auditd, or auditctl); stop it, or use another --data")
         }
     }
 

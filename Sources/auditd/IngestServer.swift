@@ -99,6 +99,8 @@ struct PeerCredentials: Sendable {
     var gid: UInt32 = 0
 }
 
+/// A failure of the daemon itself, not of its command line: reported as `Error: <description>`
+/// with exit status 1 (a `ValidationError` prints the usage text and exits 64, EX_USAGE).
 struct DaemonError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }

@@ -1,0 +1,79 @@
+import Foundation
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A start that fails for a reason outside the command line (the read port taken, the data
+/// directory held by another process) says why and what to do, exits 1, and does not print
+/// the usage text, as if the flags had been wrong (exit 64, EX_USAGE, tells a supervisor the
+/// unit is misconfigured).
+@Suite struct StartFailureTests {
+    /// auditd with `args`, run until it exits (killed after 30 s): its status and its output.
+    static func runToExit(_ args: [String], in dir: String) throws -> (status: Int32, text: String, exited: Bool) {
+        let p = ChildProcess()
+        p.executableURL = URL(fileURLWithPath: Daemon.product("auditd"))
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let deadline = Date().addingTimeInterval(30)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let exited = !p.isRunning
+        if !exited { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        return (
+            p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), exited
+        )
+    }
+
+    /// A loopback listener on a port the kernel picks, held until `close`.
+    static func listener() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        guard ok, listen(fd, 8) == 0 else {
+            close(fd)
+            throw DaemonFailed(message: "could not listen on a loopback port: errno \(errno)")
+        }
+        return (fd, Int(UInt16(bigEndian: a.sin_port)))
+    }
+
+    @Test func aTakenReadPortIsARuntimeFailureNotAUsageError() throws {
+        let d = Daemon("port-taken")
+        defer { d.cleanup() }
+        let (fd, port) = try Self.listener()
+        defer { close(fd) }
+        let r = try Self.runToExit(
+            ["--data", d.data, "--socket", d.socket, "--http-port", "\(port)", "--log-level", "warning"], in: d.root)
+        #expect(r.exited, "auditd kept running with its read port taken:\n\(r.text)")
+        #expect(r.text.contains("127.0.0.1:\(port) is in use by another process"), "\(r.text)")
+        #expect(r.text.contains("--http-port"), "\(r.text)")
+        #expect(!r.text.contains("Usage:"), "\(r.text)")
+        #expect(r.status == 1, "exit status \(r.status):\n\(r.text)")
+    }
+
+    @Test func aDataDirectoryInUseIsARuntimeFailureNotAUsageError() throws {
+        let d = Daemon("data-taken")
+        defer { d.cleanup() }
+        try d.start()
+        let r = try Self.runToExit(
+            ["--data", d.data, "--socket", d.root + "/second.sock", "--http-port", "0", "--log-level", "warning"],
+            in: d.root)
+        #expect(r.exited, "a second auditd ran on the same data directory:\n\(r.text)")
+        #expect(r.text.contains("is in use by another process"), "\(r.text)")
+        #expect(!r.text.contains("Usage:"), "\(r.text)")
+        #expect(r.status == 1, "exit status \(r.status):\n\(r.text)")
+    }
+}
