@@ -197,8 +197,11 @@ final class Daemon: @unchecked Sendable {
 }
 
 /// Runs `executable` to completion: its exit status and its standard output and error together.
+/// One still running after `seconds` (a daemon that should have refused to start, say) is
+/// killed with SIGKILL and reported so in the output, rather than holding the test run.
 func runProgram(
-    _ executable: String, _ args: [String], environment: [String: String]? = nil, in directory: String? = nil
+    _ executable: String, _ args: [String], environment: [String: String]? = nil, in directory: String? = nil,
+    seconds: TimeInterval = 600
 ) throws -> (Int32, String) {
     let p = ChildProcess()
     p.executableURL = URL(fileURLWithPath: executable)
@@ -209,9 +212,21 @@ func runProgram(
     p.standardOutput = out
     p.standardError = out
     try p.run()
+    let killed = NSLock()
+    nonisolated(unsafe) var wasKilled = false
+    let timer = DispatchWorkItem {
+        killed.withLock {
+            guard p.isRunning else { return }
+            wasKilled = true
+            kill(p.processIdentifier, SIGKILL)
+        }
+    }
+    DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: timer)
     let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
-    return (p.terminationStatus, text)
+    timer.cancel()
+    let note = killed.withLock { wasKilled } ? "\n(killed after \(Int(seconds)) s: it had not exited)" : ""
+    return (p.terminationStatus, text + note)
 }
 
 /// `runProgram` on a thread of its own, for async tests: a minute of another language's test

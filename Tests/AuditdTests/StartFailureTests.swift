@@ -13,22 +13,8 @@ import Glibc
 @Suite struct StartFailureTests {
     /// auditd with `args`, run until it exits (killed after 30 s): its status and its output.
     static func runToExit(_ args: [String], in dir: String) throws -> (status: Int32, text: String, exited: Bool) {
-        let p = ChildProcess()
-        p.executableURL = URL(fileURLWithPath: Daemon.product("auditd"))
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let deadline = Date().addingTimeInterval(30)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        let exited = !p.isRunning
-        if !exited { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        return (
-            p.terminationStatus, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), exited
-        )
+        let (status, text) = try runProgram(Daemon.product("auditd"), args, in: dir, seconds: 30)
+        return (status, text, !text.contains("(killed after 30 s"))
     }
 
     /// A loopback listener on a port the kernel picks, held until `close`.
@@ -75,5 +61,14 @@ import Glibc
         #expect(r.text.contains("is in use by another process"), "\(r.text)")
         #expect(!r.text.contains("Usage:"), "\(r.text)")
         #expect(r.status == 1, "exit status \(r.status):\n\(r.text)")
+    }
+
+    /// The bound those checks rely on: a program that does not exit is killed, and says so.
+    @Test func aProgramThatDoesNotExitIsKilledAtItsBound() throws {
+        let started = Date()
+        let (status, text) = try runProgram("/bin/sleep", ["60"], seconds: 1)
+        #expect(Date().timeIntervalSince(started) < 30)
+        #expect(status == SIGKILL, "status \(status)")
+        #expect(text.contains("killed after 1 s"), "\(text)")
     }
 }
