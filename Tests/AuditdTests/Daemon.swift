@@ -196,6 +196,27 @@ final class Daemon: @unchecked Sendable {
     }
 }
 
+/// A TCP socket bound to a loopback port the kernel picks, and that port; nil if it could not
+/// be made. The caller closes it (to use the port) or listens on it (to hold the port).
+func boundLoopbackSocket() -> (fd: Int32, port: Int)? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &a) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
+        }
+    }
+    guard ok else {
+        close(fd)
+        return nil
+    }
+    return (fd, Int(UInt16(bigEndian: a.sin_port)))
+}
+
 /// Runs `executable` to completion: its exit status and its standard output and error together.
 /// One still running after `seconds` (a daemon that should have refused to start, say) is
 /// killed with SIGKILL and reported so in the output, rather than holding the test run.

@@ -19,21 +19,14 @@ import Glibc
 
     /// A loopback listener on a port the kernel picks, held until `close`.
     static func listener() throws -> (fd: Int32, port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
-            }
+        guard let (fd, port) = boundLoopbackSocket() else {
+            throw DaemonFailed(message: "could not bind a loopback port: errno \(errno)")
         }
-        guard ok, listen(fd, 8) == 0 else {
+        guard listen(fd, 8) == 0 else {
             close(fd)
-            throw DaemonFailed(message: "could not listen on a loopback port: errno \(errno)")
+            throw DaemonFailed(message: "could not listen on loopback port \(port): errno \(errno)")
         }
-        return (fd, Int(UInt16(bigEndian: a.sin_port)))
+        return (fd, port)
     }
 
     @Test func aTakenReadPortIsARuntimeFailureNotAUsageError() throws {

@@ -86,18 +86,9 @@ final class WebDriver: @unchecked Sendable {
     /// A loopback port nothing listens on now (the kernel's pick), for chromedriver; a random
     /// one could be taken, and chromedriver would then never answer.
     static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
-            }
-        }
-        return ok ? Int(UInt16(bigEndian: a.sin_port)) : 20_000 + Int.random(in: 0..<20_000)
+        guard let (fd, port) = boundLoopbackSocket() else { return 20_000 + Int.random(in: 0..<20_000) }
+        close(fd)
+        return port
     }
 
     /// Runs `body` with a browser (in `timeZone`, if given), and quits it whatever happens.
