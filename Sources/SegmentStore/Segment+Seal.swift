@@ -1,5 +1,4 @@
 import AuditBase
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -119,44 +118,23 @@ enum Sealer {
 /// Blocks encoded on several threads at once.
 enum BlockEncoding {
     /// Each of `groups` encoded as one block (`Block.encode`), in order, by up to `threads`
-    /// threads taking the next group as they finish one.
+    /// threads (`BlockingWorkers.fanOut`: the seal's own threads at its nice value, not
+    /// Dispatch's shared pool, which runs the daemon's read-port requests), thread `w` taking
+    /// groups `w`, `w + threads`, …
     static func encode(
         _ groups: [[StoredRecord]], level: Int32, encoder: ZstdDictionary.Encoder?, threads: Int
     ) -> [Result<[UInt8], ZstdError>] {
-        let results = ResultSlots<[UInt8], ZstdError>(count: groups.count)
-        let next = Counter()
+        let missing = ZstdError(message: "a block was not encoded")
+        let results = Locked([Result<[UInt8], ZstdError>](repeating: .failure(missing), count: groups.count))
         let workers = max(1, min(threads, groups.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while case let i = next.take(), i < groups.count {
-                results.set(
-                    i,
-                    Result { () throws(ZstdError) -> [UInt8] in
-                        try Block.encode(groups[i], level: level, encoder: encoder)
-                    })
+        BlockingWorkers.fanOut(workers, name: "seal-zstd") { w in
+            for i in stride(from: w, to: groups.count, by: workers) {
+                let r = Result { () throws(ZstdError) -> [UInt8] in
+                    try Block.encode(groups[i], level: level, encoder: encoder)
+                }
+                results.mutate { $0[i] = r }
             }
         }
-        return results.all(missing: ZstdError(message: "a block was not encoded"))
-    }
-
-    /// The next index to take.
-    private final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var n = 0
-        func take() -> Int {
-            lock.withLock {
-                defer { n += 1 }
-                return n
-            }
-        }
-    }
-
-    /// One result per index, set once by whichever thread encoded it.
-    private final class ResultSlots<T, E: Error>: @unchecked Sendable {
-        private let lock = NSLock()
-        private var slots: [Result<T, E>?]
-        init(count: Int) { slots = Array(repeating: nil, count: count) }
-        func set(_ i: Int, _ r: Result<T, E>) { lock.withLock { slots[i] = r } }
-        /// Every result; a slot nobody set (which cannot happen) as `missing`.
-        func all(missing: E) -> [Result<T, E>] { lock.withLock { slots.map { $0 ?? .failure(missing) } } }
+        return results.value
     }
 }
