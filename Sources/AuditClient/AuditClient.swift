@@ -46,14 +46,10 @@ public final class AuditClient: Sendable {
 
     /// Appends entries pipelined (one write, one flush) and returns each one's ack or refusal.
     public func append(batch: [[UInt8]]) async throws -> [Result<Ack, WireError>] {
-        let promises = send(batch.map { Frame(type: .append, id: ids.next(), body: $0) })
-        var out: [Result<Ack, WireError>] = []
-        out.reserveCapacity(batch.count)
-        for f in promises {
-            let frame = try await f.get()
-            out.append(Self.decode(frame))
-        }
-        return out
+        guard !batch.isEmpty else { return [] }
+        let first = ids.next(count: batch.count)
+        let frames = batch.enumerated().map { Frame(type: .append, id: first + UInt64($0.offset), body: $0.element) }
+        return try await send(frames).get().map(Self.decode)
     }
 
     /// Round trip without appending anything.
@@ -129,25 +125,29 @@ public final class AuditClient: Sendable {
     }
 
     /// Writes one request (`send(_:)` of requests).
-    private func send(_ frame: Frame) -> EventLoopFuture<Frame> { send([frame])[0] }
+    private func send(_ frame: Frame) -> EventLoopFuture<Frame> {
+        send([frame]).flatMapThrowing { replies in
+            guard let r = replies.first else { throw AuditClientError.connectionClosed }
+            return r
+        }
+    }
 
-    /// Writes requests and flushes once, all in one task on the channel's loop (from another
-    /// thread each `write` and the `flush` would be a task of its own, each maybe waking the
-    /// loop); each response future fails if its write fails (a connection that is already
-    /// closed never reaches the handler, so nothing else would complete it).
-    private func send(_ frames: [Frame]) -> [EventLoopFuture<Frame>] {
+    /// Writes requests in one buffer and flushes once, in one task on the channel's loop (from
+    /// another thread each `write` and the `flush` would be a task of its own, each maybe
+    /// waking the loop). One future answers them all, in order, once every response is in:
+    /// a caller awaiting a batch wakes once, not once an entry (each wake is a hop between
+    /// the loop and the caller's thread). It fails if the write fails (a connection that is
+    /// already closed never reaches the handler, so nothing else would complete it).
+    private func send(_ frames: [Frame]) -> EventLoopFuture<[Frame]> {
         let loop = channel.eventLoop
         let channel = channel
-        let promises = frames.map { _ in loop.makePromise(of: Frame.self) }
+        let promise = loop.makePromise(of: [Frame].self)
         loop.execute {
-            for (frame, p) in zip(frames, promises) {
-                let written = loop.makePromise(of: Void.self)
-                written.futureResult.whenFailure { _ in p.fail(AuditClientError.connectionClosed) }
-                channel.write(Outgoing(frame: frame, promise: p), promise: written)
-            }
-            channel.flush()
+            let written = loop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { _ in promise.fail(AuditClientError.connectionClosed) }
+            channel.writeAndFlush(Outgoing(frames: frames, promise: promise), promise: written)
         }
-        return promises.map(\.futureResult)
+        return promise.futureResult
     }
 
     /// Closes the connection.
@@ -199,17 +199,20 @@ public enum AuditClientError: Error, CustomStringConvertible, Sendable {
 }
 
 struct Outgoing: Sendable {
-    var frame: Frame
-    var promise: EventLoopPromise<Frame>
+    var frames: [Frame]
+    var promise: EventLoopPromise<[Frame]>
 }
 
 final class IDCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var n: UInt64 = 0
-    func next() -> UInt64 {
+    func next() -> UInt64 { next(count: 1) }
+    /// The first of `count` consecutive ids.
+    func next(count: Int) -> UInt64 {
         lock.withLock {
-            n += 1
-            return n
+            let first = n + 1
+            n += UInt64(count)
+            return first
         }
     }
 }
@@ -220,14 +223,37 @@ final class ClientHandler: ChannelDuplexHandler {
     typealias OutboundIn = Outgoing
     typealias OutboundOut = ByteBuffer
 
+    /// The requests of one write, answered together once the last response is in.
+    private final class Batch {
+        var replies: [Frame]
+        var left: Int
+        let promise: EventLoopPromise<[Frame]>
+        init(count: Int, promise: EventLoopPromise<[Frame]>) {
+            replies = Array(repeating: Frame(rawType: 0, id: 0, body: []), count: count)
+            left = count
+            self.promise = promise
+        }
+    }
+
     private var parser = FrameParser(maxBody: 1 << 20)
     private var buffer: [UInt8] = []
-    private var waiting: [UInt64: EventLoopPromise<Frame>] = [:]
+    private var waiting: [UInt64: (batch: Batch, index: Int)] = [:]
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let o = unwrapOutboundIn(data)
-        waiting[o.frame.id] = o.promise
-        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: o.frame.encoded)), promise: promise)
+        guard !o.frames.isEmpty else {
+            o.promise.succeed([])
+            promise?.succeed()
+            return
+        }
+        let batch = Batch(count: o.frames.count, promise: o.promise)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(o.frames.reduce(0) { $0 + WireFormat.headerSize + $1.body.count })
+        for (i, f) in o.frames.enumerated() {
+            waiting[f.id] = (batch, i)
+            f.append(to: &bytes)
+        }
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -236,8 +262,10 @@ final class ClientHandler: ChannelDuplexHandler {
         for item in parser.parse(&buffer) {
             switch item {
             case .frame(let f):
-                if let p = waiting.removeValue(forKey: f.id) {
-                    p.succeed(f)
+                if let (batch, i) = waiting.removeValue(forKey: f.id) {
+                    batch.replies[i] = f
+                    batch.left -= 1
+                    if batch.left == 0 { batch.promise.succeed(batch.replies) }
                 } else if f.id == 0 {
                     failAll(WireError(body: f.body))
                 }
@@ -258,9 +286,11 @@ final class ClientHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
+    /// Fails every batch still waiting, each once.
     private func failAll(_ e: Error) {
         let w = waiting
         waiting.removeAll()
-        for (_, p) in w { p.fail(e) }
+        var failed = Set<ObjectIdentifier>()
+        for (_, (batch, _)) in w where failed.insert(ObjectIdentifier(batch)).inserted { batch.promise.fail(e) }
     }
 }

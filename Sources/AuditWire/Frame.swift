@@ -111,12 +111,17 @@ public struct Frame: Sendable, Equatable {
     public var encoded: [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(WireFormat.headerSize + body.count)
+        append(to: &out)
+        return out
+    }
+
+    /// Appends the bytes on the wire to `out` (several frames in one buffer, one write).
+    public func append(to out: inout [UInt8]) {
         let len = UInt32(WireFormat.minLength + body.count)
         for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: len >> (UInt32(i) * 8))) }
         out.append(type)
         for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: id >> (UInt64(i) * 8))) }
         out.append(contentsOf: body)
-        return out
     }
 
     /// An ACK frame.
