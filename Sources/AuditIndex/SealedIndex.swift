@@ -40,29 +40,55 @@ package struct SealedIndex: Sendable {
     package let endSeq: UInt64
     package let dir: [String: IndexDirEntry]
 
-    /// Writes the file durably; returns each org's directory row, its offset from the file's
-    /// start (where the org's posting list points).
+    /// `write` from whole arrays.
     @discardableResult
     static func write(
         path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, [IndexHit])]
+    ) throws -> [IndexDirEntry] {
+        try write(
+            path: path, segment: segment, firstSeq: firstSeq, endSeq: endSeq, byOrg: byOrg.map { ($0.0, $0.1[...]) })
+    }
+
+    /// Writes the file durably from each org's hits in seq order; returns each org's directory
+    /// row, its offset from the file's start (where the org's posting list points).
+    @discardableResult
+    static func write(
+        path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, ArraySlice<IndexHit>)]
     ) throws -> [IndexDirEntry] {
         var dirEntries: [IndexDirEntry] = []
         var sections: [[UInt8]] = []
         var offset = UInt64(0)
         for (org, hits) in byOrg.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) where !hits.isEmpty {
+            // One pass numbers the actions and actors (one lookup of each string a row); the
+            // rows are read in place, never copied (a copy retains and releases their strings).
             var actions: [String: Int] = [:]
             var actors: [String: Int] = [:]
             var aList: [String] = []
             var pList: [String] = []
-            for h in hits {
-                if actions[h.fields.action] == nil {
-                    actions[h.fields.action] = aList.count
-                    aList.append(h.fields.action)
+            var ids: [(action: Int, actor: Int)] = []
+            ids.reserveCapacity(hits.count)
+            var minTime = Int64.max
+            var maxTime = Int64.min
+            for i in hits.indices {
+                let a: Int
+                if let known = actions[hits[i].fields.action] {
+                    a = known
+                } else {
+                    a = aList.count
+                    actions[hits[i].fields.action] = a
+                    aList.append(hits[i].fields.action)
                 }
-                if actors[h.fields.actor] == nil {
-                    actors[h.fields.actor] = pList.count
-                    pList.append(h.fields.actor)
+                let p: Int
+                if let known = actors[hits[i].fields.actor] {
+                    p = known
+                } else {
+                    p = pList.count
+                    actors[hits[i].fields.actor] = p
+                    pList.append(hits[i].fields.actor)
                 }
+                ids.append((a, p))
+                minTime = min(minTime, hits[i].fields.time)
+                maxTime = max(maxTime, hits[i].fields.time)
             }
             var w = ByteWriter(capacity: hits.count * 8)
             for list in [aList, pList] {
@@ -72,24 +98,24 @@ package struct SealedIndex: Sendable {
                     w.write(Array(s.utf8))
                 }
             }
-            var prevSeq = hits[0].seq
+            let first = hits.startIndex
+            var prevSeq = hits[first].seq
             var prevTime: Int64 = 0
-            for h in hits {
-                w.writeVarint(h.seq - prevSeq)
-                w.writeSignedVarint(h.fields.time &- prevTime)
-                w.write(h.fields.category.code)
-                w.write(h.fields.outcome.code)
-                w.writeVarint(UInt64(actions[h.fields.action] ?? 0))
-                w.writeVarint(UInt64(actors[h.fields.actor] ?? 0))
-                prevSeq = h.seq
-                prevTime = h.fields.time
+            for (i, id) in zip(hits.indices, ids) {
+                w.writeVarint(hits[i].seq - prevSeq)
+                w.writeSignedVarint(hits[i].fields.time &- prevTime)
+                w.write(hits[i].fields.category.code)
+                w.write(hits[i].fields.outcome.code)
+                w.writeVarint(UInt64(id.action))
+                w.writeVarint(UInt64(id.actor))
+                prevSeq = hits[i].seq
+                prevTime = hits[i].fields.time
             }
             let z = try Zstd.compress(w.bytes[...], level: 3)
             dirEntries.append(
                 IndexDirEntry(
-                    org: org, count: UInt32(hits.count), firstOrgSeq: hits[0].orgSeq, firstSeq: hits[0].seq,
-                    lastSeq: hits[hits.count - 1].seq,
-                    minTime: hits.map(\.fields.time).min() ?? 0, maxTime: hits.map(\.fields.time).max() ?? 0,
+                    org: org, count: UInt32(hits.count), firstOrgSeq: hits[first].orgSeq, firstSeq: hits[first].seq,
+                    lastSeq: hits[hits.endIndex - 1].seq, minTime: minTime, maxTime: maxTime,
                     offset: offset, length: UInt32(z.count), rawLength: UInt32(w.bytes.count), crc: CRC32C.checksum(z)))
             sections.append(z)
             offset += UInt64(z.count)
