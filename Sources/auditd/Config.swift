@@ -29,6 +29,7 @@ struct DaemonConfig: Sendable {
     var maxIdempotencyKeys = 500_000
     var segmentBytes = 32 << 20
     var segmentAge = 600
+    var sealLevel = Int(LedgerOptions().store.sealLevel)
     var maxInflightPerConnection = 4096
     var verifyInterval = 30
     var recheckInterval = 86400
@@ -74,6 +75,7 @@ struct DaemonConfig: Sendable {
         o.background = false
         o.store.rotateBytes = segmentBytes
         o.store.rotateAge = .seconds(segmentAge)
+        o.store.sealLevel = Int32(sealLevel)
         o.protectPersonalFields = personalFields.map { $0 == "commit" }
         return o
     }
@@ -207,6 +209,10 @@ extension DaemonConfig {
             "Rotate and seal the open segment at this many bytes."),
         Setting(
             "segment_age", .number(\.segmentAge, 1...Int.max), "Rotate and seal the open segment at this age, seconds."),
+        Setting(
+            "seal_level", .number(\.sealLevel, 1...19),
+            "zstd level of sealed segments: higher levels keep fewer bytes for more CPU at each seal, which on a busy machine is taken from ingest."
+        ),
         Setting(
             "max_inflight_per_connection", .number(\.maxInflightPerConnection, 1...Int.max),
             "Unacknowledged entries a connection may have before the daemon stops reading from it."),

@@ -61,6 +61,7 @@ struct Append: ParsableCommand {
     var prepareOnly = false
     @Option(help: "Threads that compress a sealed segment's blocks (default: the store's, the cores up to 4).")
     var sealThreads: Int?
+    @Option(help: "zstd level of sealed segments (default: the store's).") var sealLevel: Int32?
 
     func run() throws {
         let lines = try loadLines(events, limit: count)
@@ -69,6 +70,7 @@ struct Append: ParsableCommand {
         var o = LedgerOptions()
         o.protectPersonalFields = personal
         if let sealThreads { o.store.sealThreads = sealThreads }
+        if let sealLevel { o.store.sealLevel = sealLevel }
         let ledger = try Ledger(directory: dir, signer: s, options: o)
         let keys = ledger.subjectKeys
         if prepareOnly {
