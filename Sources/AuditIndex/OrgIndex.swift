@@ -84,13 +84,17 @@ public final class OrgIndex: @unchecked Sendable {
     /// its place.
     package func add(_ batch: [(String, IndexHit)]) {
         lock.withLock {
-            for (o, h) in batch {
-                if let hits = unsealed[o], let last = hits.last, last.seq >= h.seq {
-                    unsealed[o]?.insert(h, at: Self.run(of: hits, from: 0, to: h.seq).count)
-                } else {
-                    unsealed[o, default: []].append(h)
-                }
-            }
+            // One lookup of the org a hit (the commit thread's hot path).
+            for i in batch.indices { Self.insertInOrder(batch[i].1, into: &unsealed[batch[i].0, default: []]) }
+        }
+    }
+
+    /// Puts `h` in its place in `hits` (in seq order): at the end, nearly always.
+    static func insertInOrder(_ h: IndexHit, into hits: inout [IndexHit]) {
+        if let last = hits.indices.last, hits[last].seq >= h.seq {
+            hits.insert(h, at: run(of: hits, from: 0, to: h.seq).count)
+        } else {
+            hits.append(h)
         }
     }
 

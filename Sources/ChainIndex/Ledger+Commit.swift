@@ -19,13 +19,18 @@ extension Ledger {
     ///    anchor's checkpoint, a checkpoint now. The acks go out when this returns
     ///    (format-spec.md §3); the periodic work (`maintain`) follows them. A failure after
     ///    step 4 suspends writes until a retry succeeds, and never fails the group.
-    func commit(_ ops: [Op]) throws -> [Receipt?] {
+    /// `batches` are the group's requests, each in its own array (joining them would copy
+    /// every operation).
+    func commit(_ batches: [[Op]]) throws -> [Receipt?] {
+        let count = batches.reduce(0) { $0 + $1.count }
         // `settle()`: the work after the previous group's acks is done; nothing to commit.
-        guard !ops.isEmpty else { return [] }
-        let entries = ops.reduce(0) {
-            switch $1 {
-            case .entry, .anchor, .handOver: return $0 + 1
-            default: return $0
+        guard count > 0 else { return [] }
+        let entries = batches.reduce(0) {
+            $1.reduce($0) {
+                switch $1 {
+                case .entry, .anchor, .handOver: return $0 + 1
+                default: return $0
+                }
             }
         }
         if case .suspended = state { retryDeferredWork() }
@@ -34,50 +39,52 @@ extension Ledger {
             throw AuditError(entries > 0 ? "not stored: \(state)" : "\(state)")
         }
         var out: [Receipt?] = []
-        out.reserveCapacity(ops.count)
+        out.reserveCapacity(count)
         var group = sequencer.group(at: store.nextSeq)
         // Checkpoints at exact sizes, in order: an anchor's, or a handover's (with its new key).
         var anchors: [(size: UInt64, handOver: (NoteSigner, KeySuccession)?)] = []
         var checkpoint = false
         var rotate = false
         var values: [(seq: UInt64, rows: [SealedRow])] = []
-        for op in ops {
-            switch op {
-            case .verbatim(let r):
-                // Checked before anything is written: a record that does not continue the log
-                // fails the group whole.
-                out.append(try sequencer.verbatim(r, in: &group))
-            case .entry(let e):
-                let r = sequencer.sequence(e, in: &group)
-                if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
-                out.append(r)
-            case .anchor(let e):
-                let r = sequencer.sequence(e, in: &group)
-                if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
-                anchors.append((r.seq + 1, nil))
-                out.append(r)
-            case .handOver(let plan):
-                // Its statement names the size the entry makes: built here, where it is known.
-                // One that cannot be built is not stored; the group's other entries are.
-                let built: (PreparedEntry, KeySuccession)
-                do { built = try handOverEntry(plan, handover: group.nextSeq + 1) } catch {
-                    keyLock.withLock { handOverFailure = error }
+        for ops in batches {
+            for op in ops {
+                switch op {
+                case .verbatim(let r):
+                    // Checked before anything is written: a record that does not continue the log
+                    // fails the group whole.
+                    out.append(try sequencer.verbatim(r, in: &group))
+                case .entry(let e):
+                    let r = sequencer.sequence(e, in: &group)
+                    if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
+                    out.append(r)
+                case .anchor(let e):
+                    let r = sequencer.sequence(e, in: &group)
+                    if !e.sealedRows.isEmpty { values.append((r.seq, e.sealedRows)) }
+                    anchors.append((r.seq + 1, nil))
+                    out.append(r)
+                case .handOver(let plan):
+                    // Its statement names the size the entry makes: built here, where it is known.
+                    // One that cannot be built is not stored; the group's other entries are.
+                    let built: (PreparedEntry, KeySuccession)
+                    do { built = try handOverEntry(plan, handover: group.nextSeq + 1) } catch {
+                        keyLock.withLock { handOverFailure = error }
+                        out.append(nil)
+                        continue
+                    }
+                    let (e, s) = built
+                    let r = sequencer.sequence(e, in: &group)
+                    anchors.append((r.seq + 1, (plan.new, s)))
+                    out.append(r)
+                case .checkpoint:
+                    checkpoint = true
                     out.append(nil)
-                    continue
+                case .maintenance:
+                    due.tick = true
+                    out.append(nil)
+                case .rotate:
+                    rotate = true
+                    out.append(nil)
                 }
-                let (e, s) = built
-                let r = sequencer.sequence(e, in: &group)
-                anchors.append((r.seq + 1, (plan.new, s)))
-                out.append(r)
-            case .checkpoint:
-                checkpoint = true
-                out.append(nil)
-            case .maintenance:
-                due.tick = true
-                out.append(nil)
-            case .rotate:
-                rotate = true
-                out.append(nil)
             }
         }
         if !group.records.isEmpty {

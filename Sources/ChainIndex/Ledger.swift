@@ -187,7 +187,7 @@ public final class Ledger: @unchecked Sendable {
             throw error
         }
         store.onSealed = { [unowned self] info in try self.sealed(info) }
-        queue = GroupCommitQueue(
+        queue = .batches(
             name: "auditlog-commit", maxGroup: options.maxGroup,
             // Weak too: a queue its ledger let go of still commits what was pending, and
             // answers it with an error if the ledger is gone.

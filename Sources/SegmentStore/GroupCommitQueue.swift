@@ -12,8 +12,9 @@ import Foundation
 /// thread that runs that one (or when the commit thread next wakes). `body` and `afterAcks`
 /// never run twice at once (`busy`).
 ///
-/// `body` gets the items of every pending request concatenated, and must return exactly one
-/// result per item in the same order. If it throws, every request in that group fails.
+/// `body` gets the items of every pending request concatenated (or, for a queue made with
+/// `batches`, each request's array in turn), and must return exactly one result per item in
+/// the same order. If it throws, every request in that group fails.
 /// `afterAcks`, if given, runs once every caller of the group has its results, before the
 /// next group: work that follows a commit without delaying its callers.
 ///
@@ -25,9 +26,27 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
 
     /// A queue whose groups hold at most `maxGroup` items (a single larger request still
     /// goes through whole). The thread starts at once.
-    public init(
+    public convenience init(
         name: String, maxGroup: Int = 8192, body: @escaping ([Item]) throws -> [Output],
         afterAcks: (() -> Void)? = nil
+    ) {
+        self.init(
+            name: name, maxGroup: maxGroup, joined: { try body($0.count == 1 ? $0[0] : Array($0.joined())) },
+            afterAcks: afterAcks)
+    }
+
+    /// As `init(name:maxGroup:body:afterAcks:)`, with `body` given the group as the requests'
+    /// own arrays, in order, instead of one array of them all: joining them copies every item
+    /// (a retain and a release of what each holds).
+    public static func batches(
+        name: String, maxGroup: Int = 8192, body: @escaping ([[Item]]) throws -> [Output],
+        afterAcks: (() -> Void)? = nil
+    ) -> GroupCommitQueue {
+        GroupCommitQueue(name: name, maxGroup: maxGroup, joined: body, afterAcks: afterAcks)
+    }
+
+    private init(
+        name: String, maxGroup: Int, joined body: @escaping ([[Item]]) throws -> [Output], afterAcks: (() -> Void)?
     ) {
         let core = GroupCommitCore(maxGroup: maxGroup, body: body, afterAcks: afterAcks)
         self.core = core
@@ -86,9 +105,9 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
     /// (a caller that committed on its own thread would spend one fdatasync on one item).
     private var lastGroup = 0
     private let maxGroup: Int
-    private let body: ([Item]) throws -> [Output]
+    private let body: ([[Item]]) throws -> [Output]
     private let afterAcks: (() -> Void)?
-    init(maxGroup: Int, body: @escaping ([Item]) throws -> [Output], afterAcks: (() -> Void)?) {
+    init(maxGroup: Int, body: @escaping ([[Item]]) throws -> [Output], afterAcks: (() -> Void)?) {
         self.maxGroup = maxGroup
         self.body = body
         self.afterAcks = afterAcks
@@ -111,7 +130,7 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
             afterAcksDue = false
             cond.unlock()
             if due { afterAcks?() }
-            let result = Result { try body(items) }
+            let result = Result { try body([items]) }
             cond.lock()
             busy = false
             // Left for whoever runs the next group (or the commit thread's next wake): waking
@@ -180,11 +199,8 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
             busy = true
             cond.unlock()
 
-            var all: [Item] = []
-            all.reserveCapacity(n)
-            for r in group { all.append(contentsOf: r.items) }
             do {
-                let out = try body(all)
+                let out = try body(group.map(\.items))
                 var i = 0
                 for r in group {
                     r.done(.success(Array(out[i..<min(out.count, i + r.items.count)])))

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import SegmentStore
 import Testing
@@ -145,5 +146,39 @@ import Testing
         #expect(try #require(events.firstIndex(of: "body")) < shut, "\(events)")
         #expect(try #require(events.firstIndex(of: "afterAcks")) < shut, "\(events)")
         #expect(throws: GroupCommitStopped.self) { try q.submitAndWait([2]) }
+    }
+
+    /// A queue made with `batches` hands its body each request's own array, in the order the
+    /// requests came, and every caller gets the results of its own items.
+    @Test func aBatchesQueueSeesEachRequestApart() throws {
+        let inside = Gate()
+        let proceed = Gate()
+        let seen = Locked<[[[Int]]]>([])
+        let q = GroupCommitQueue<Int, Int>.batches(name: "commit-thread") { batches in
+            seen.mutate { $0.append(batches) }
+            if batches.joined().contains(0) {
+                inside.release()
+                _ = proceed.wait()
+            }
+            return batches.joined().map { $0 * 10 }
+        }
+        let first = Gate()
+        q.submit([0]) { _ in first.release() }
+        #expect(inside.wait())
+        // Three requests wait while the first group commits: the next group holds all three.
+        let results = Locked<[Int: [Int]]>([:])
+        let answered = Gate()
+        for (k, items) in [[1, 2], [3], [4, 5, 6]].enumerated() {
+            q.submit(items) { r in
+                results.mutate { $0[k] = (try? r.get()) ?? [] }
+                if results.value.count == 3 { answered.release() }
+            }
+        }
+        proceed.release()
+        #expect(first.wait())
+        #expect(answered.wait())
+        #expect(seen.value == [[[0]], [[1, 2], [3], [4, 5, 6]]])
+        #expect(results.value == [0: [10, 20], 1: [30], 2: [40, 50, 60]])
+        q.shutdown()
     }
 }
