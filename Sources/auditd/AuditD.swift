@@ -129,7 +129,8 @@ struct AuditD: AsyncParsableCommand {
             health.failArchive(e.message)
             backend = try ArchiveBackends.open(c.archivePath, dataDir: c.data, check: false)
         } catch {
-            throw ValidationError("archive \(c.archivePath): \(error)")
+            // The store's state or its credentials, not the command line: exit 1, no usage text.
+            throw DaemonError("archive \(c.archivePath): \(error)")
         }
         let archiverCore = Archiver(ledger: ledger, backend: backend)
         archiverCore.restorePin = TimeInterval(c.restorePin)

@@ -76,11 +76,14 @@ import Testing
         d.environment = env
         defer { d.cleanup() }
         #expect(throws: DaemonFailed.self) { try d.start() }
-        let (_, out) = try runProgram(
+        let (status, out) = try runProgram(
             Daemon.product("auditd"),
             ["--data", d.data, "--socket", d.socket, "--http-port", "0", "--archive", "s3://\(bucket)"],
             environment: ProcessInfo.processInfo.environment.merging(env) { $1 })
         #expect(out.contains("Object Lock") || out.contains("versioning"), "\(out)")
+        // The bucket's state, not the command line: exit 1 without the usage text (64, EX_USAGE,
+        // would tell a supervisor the unit is misconfigured).
+        #expect(status == 1 && !out.contains("Usage:"), "exit status \(status):\n\(out)")
 
         // Unreachable: ingest goes on, health says degraded and why.
         var away = env
