@@ -196,10 +196,8 @@ final class WebDriver: @unchecked Sendable {
 
     /// Polls `script` until it returns true, or fails after `seconds` with what the page shows.
     func wait(_ what: String, seconds: Double = 20, _ script: String) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try await run(script)) as? Bool == true { return }
-            try await Task.sleep(for: .milliseconds(100))
+        if try await eventually(seconds: seconds, { (try await run(script)) as? Bool == true ? true : nil }) != nil {
+            return
         }
         let shown = (try? await run("return document.body.innerText.slice(0, 1500)")) as? String ?? ""
         throw Failed(description: "waited \(seconds) s for \(what); the page shows:\n\(shown)")
