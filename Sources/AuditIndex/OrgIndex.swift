@@ -14,23 +14,28 @@ public final class OrgIndex: @unchecked Sendable {
     let directory: String
     let readOnly: Bool
     let postings: PostingLists
-    private let lock = NSLock()
-    private var unsealed: [String: [IndexHit]] = [:]
-    private var sealedFiles: [UInt64: String] = [:]
+    let lock = NSLock()
+    var unsealed: [String: [IndexHit]] = [:]
+    var sealedFiles: [UInt64: String] = [:]
     /// Read-only: sealed segments at or above the posting lists' watermark, whose rows are
     /// read from their index files into `unsealed` instead (the daemon may be writing them).
-    private var postingLimit: UInt64 = .max
+    var postingLimit: UInt64 = .max
     private var cache: [(UInt64, SealedIndex)] = []
     private static let cacheSize = 16
-    /// Entries of segments whose index file is written but whose seal has not completed.
-    private var sealing: [UInt64: [(String, ArraySlice<IndexHit>)]] = [:]
+    /// Entries of segments being sealed, by org: moved out of `unsealed` when the seal begins,
+    /// read by queries from here until the segment's index file is in place, and kept until
+    /// `sealCompleted` (a seal tried again writes the same file).
+    var sealing: [UInt64: [String: ArraySlice<IndexHit>]] = [:]
 
-    /// The seal of `segment` completed: its entries need not be kept aside any longer.
+    /// The seal of `segment` completed: its entries need not be kept aside any longer. They
+    /// are let go of after the lock: freeing a segment's rows (about 70,000) under it held the
+    /// lock 10-15 ms, and the commit thread's next group waited (four seals at 60,000 entries/s).
     package func sealCompleted(_ segment: UInt64) {
-        lock.withLock { sealing[segment] = nil }
+        let done = lock.withLock { sealing.removeValue(forKey: segment) }
+        withExtendedLifetime(done) {}
     }
     /// Retired segments: the retiring tier's per-org summaries stand in for their index files.
-    private var archived: [UInt64: (summary: RetiredSummary, orgs: [String: Int])] = [:]
+    var archived: [UInt64: (summary: RetiredSummary, orgs: [String: Int])] = [:]
 
     /// Opens the index in `directory`. `restored` lists sealed segments brought back from the
     /// archive, whose sections their orgs' posting lists may lack.
@@ -98,29 +103,28 @@ public final class OrgIndex: @unchecked Sendable {
         }
     }
 
-    /// Writes the index file of sealed segment `info` from the in-memory entries in its range,
-    /// then moves them out of the unsealed set. They are kept aside until `sealCompleted`, so
-    /// that a seal which fails after this step (and is tried again) writes the same file, never
-    /// one that lacks the orgs already moved. Returns each org's last entry in the segment.
+    /// Writes the index file of sealed segment `info` from the in-memory entries in its range.
+    /// They move out of the unsealed set into `sealing` first (queries read them there until
+    /// the file is in place) and stay there until `sealCompleted`, so that a seal which fails
+    /// after this step (and is tried again) writes the same file, never one that lacks the
+    /// orgs already moved. Returns each org's last entry in the segment.
     @discardableResult
     package func seal(_ info: SegmentInfo) throws -> [String: IndexHit] {
-        // Each org's hits are in seq order (the commit thread adds them so), so the segment's
-        // are one run of them, taken as a slice: copying ~67,000 rows here (a retain and a
-        // release of each row's strings) was most of the seal's index work.
-        var part: [(String, ArraySlice<IndexHit>)] = []
-        lock.withLock {
-            var byOrg: [String: ArraySlice<IndexHit>] = [:]
-            for (org, hits) in sealing[info.segment] ?? [] { byOrg[org] = hits }
-            for (org, hits) in unsealed {
-                let inside = Self.run(of: hits, from: info.firstSeq, to: info.endSeq)
-                guard !inside.isEmpty else { continue }
+        let part: [(String, ArraySlice<IndexHit>)] = lock.withLock {
+            var byOrg = sealing[info.segment] ?? [:]
+            for org in Array(unsealed.keys) {
+                guard let (inside, rest) = Self.split(&unsealed[org], from: info.firstSeq, to: info.endSeq) else {
+                    continue
+                }
+                unsealed[org] = rest
                 if let before = byOrg[org] {
                     byOrg[org] = ArraySlice((before + inside).sorted { $0.seq < $1.seq })
                 } else {
-                    byOrg[org] = inside
+                    byOrg[org] = ArraySlice(inside)
                 }
             }
-            part = Array(byOrg)
+            sealing[info.segment] = byOrg
+            return Array(byOrg)
         }
         let path = directory + "/" + Self.fileName(info.segment)
         let rows = try SealedIndex.write(
@@ -128,20 +132,40 @@ public final class OrgIndex: @unchecked Sendable {
         for row in rows { try postings.put(org: row.org, segment: info.segment, row: row) }
         postings.completed(segment: info.segment)
         let sealedNow: [UInt64] = lock.withLock {
-            sealing[info.segment] = part
             cache.removeAll { $0.0 == info.segment }
             sealedFiles[info.segment] = path
-            for (org, _) in part {
-                guard let hits = unsealed[org] else { continue }
-                let gone = Self.run(of: hits, from: 0, to: info.endSeq).count
-                if gone == hits.count { unsealed[org] = nil } else { unsealed[org]?.removeFirst(gone) }
-            }
             return Array(sealedFiles.keys)
         }
         try postings.sync(sealed: sealedNow, force: false)
         var last: [String: IndexHit] = [:]
         for (o, hits) in part { if let h = hits.last { last[o] = h } }
         return last
+    }
+
+    /// Takes the hits with `from <= seq < to` out of `hits` (in seq order; left nil): returns
+    /// them and the others, or nil (and `hits` as it was) when none is in the range. Nothing
+    /// is copied but the hits after the range, which at a seal are the open segment's young
+    /// ones: the org's array itself becomes the range's. Slices of the arrays the commit thread
+    /// appends to were kept here before, so its next append to each org copied that org's
+    /// whole array (a retain of each row's strings) inside the group commit.
+    static func split(_ hits: inout [IndexHit]?, from: UInt64, to: UInt64) -> ([IndexHit], [IndexHit]?)? {
+        // `hits` lets go of the array, so the changes below are made in place.
+        guard var inside = hits else { return nil }
+        hits = nil
+        let range = run(of: inside, from: from, to: to).indices
+        guard !range.isEmpty else {
+            hits = inside
+            return nil
+        }
+        if range.lowerBound == 0 {
+            let rest = Array(inside[range.upperBound...])
+            inside.removeSubrange(range.upperBound...)
+            return (inside, rest.isEmpty ? nil : rest)
+        }
+        // Hits below the range still unsealed (only when segments seal out of order).
+        let taken = Array(inside[range])
+        inside.removeSubrange(range)
+        return (taken, inside)
     }
 
     /// The hits of `hits` (in seq order) with `from <= seq < to`: binary searches, no copies.
@@ -168,105 +192,6 @@ public final class OrgIndex: @unchecked Sendable {
             if cache.count > Self.cacheSize { cache.removeFirst() }
         }
         return s
-    }
-
-    /// Up to `limit` of `org`'s entries matching `filter`, newest first (seq < `before`) or
-    /// oldest first (seq > `after`). Reads the org's posting list: a binary search of its
-    /// directory for where the page starts, then only the sections the page needs. With
-    /// `numbersOnly`, a hit's action and actor may be empty (unless the filter reads them,
-    /// they are not decoded): for a caller that wants only the entries' places.
-    public func query(
-        org: String, filter: QueryFilter, newestFirst: Bool, limit: Int, cursor: UInt64?, numbersOnly: Bool = false
-    ) throws -> [IndexHit] {
-        let strings = !numbersOnly || filter.action != nil || filter.actor != nil
-        var out: [IndexHit] = []
-        // Hits are moved, not copied, from the rows decoded to the page: each carries strings,
-        // and a copy is a retain and a release of each (a whole-history search meets millions).
-        func consider(_ h: consuming IndexHit) -> Bool {
-            if let c = cursor, newestFirst ? h.seq >= c : h.seq <= c { return false }
-            if filter.matches(h.fields) {
-                out.append(h)
-                if out.count >= limit { return true }
-            }
-            return false
-        }
-        func take(_ hits: inout [IndexHit]) -> Bool {
-            if newestFirst {
-                while let h = hits.popLast() {
-                    if consider(h) { return true }
-                }
-            } else {
-                for h in hits where consider(h) { return true }
-            }
-            return false
-        }
-        var mem = lock.withLock { unsealed[org] ?? [] }
-        // A record is read only when its segment is sealed in the hot tier (not archived, not
-        // being sealed) and, read-only, below the watermark (above it, `unsealed` holds it).
-        func readable(_ r: PostingRecord) -> Bool {
-            r.state == PostingRecord.live && r.segment < postingLimit && lock.withLock { sealedFiles[r.segment] != nil }
-        }
-        func sealedPass() throws -> Bool {
-            guard var p = try PostingReader(directory: postings.directory, indexDirectory: directory, org: org) else {
-                return false
-            }
-            // `received_at` never decreases in sequence order (format-spec.md §5.1), so the
-            // records are ordered by time as well as by sequence number.
-            if newestFirst {
-                var i =
-                    try p.partition { r in
-                        (cursor.map { r.row.firstSeq >= $0 } ?? false)
-                            || (filter.to.map { r.row.minTime >= $0 } ?? false)
-                    } - 1
-                while i >= 0 {
-                    let r = try p.record(i)
-                    if let from = filter.from, r.row.maxTime < from { break }
-                    if readable(r) {
-                        var hits: [IndexHit] = []
-                        hits.reserveCapacity(Int(r.row.count))
-                        try p.visit(r, strings: strings) {
-                            hits.append($0)
-                            return true
-                        }
-                        if take(&hits) { return true }
-                    }
-                    i -= 1
-                }
-            } else {
-                var i = try p.partition { r in
-                    (cursor.map { r.row.lastSeq > $0 } ?? true) && (filter.from.map { r.row.maxTime >= $0 } ?? true)
-                }
-                while i < p.count {
-                    let r = try p.record(i)
-                    if let to = filter.to, r.row.minTime >= to { break }
-                    if readable(r) {
-                        // Oldest first: rows come in order, so stop decoding once the page is full.
-                        var full = false
-                        try p.visit(r, strings: strings) { h in
-                            full = consider(h)
-                            return !full
-                        }
-                        if full { return true }
-                    }
-                    i += 1
-                }
-            }
-            return false
-        }
-        if newestFirst {
-            if take(&mem) { return out }
-            _ = try sealedPass()
-        } else {
-            if try sealedPass() { return out }
-            _ = take(&mem)
-        }
-        return out
-    }
-
-    /// True when `org` has any entry in the log (hot, sealed or archived).
-    public func holds(org: String) -> Bool {
-        if lock.withLock({ unsealed[org] != nil || archived.values.contains { $0.orgs[org] != nil } }) { return true }
-        return FileOps.exists(postings.directory + "/" + PostingLists.stem(org) + ".pld")
     }
 
     /// Each org's (count after, last sequence number) in sealed segment `n`, from its index
