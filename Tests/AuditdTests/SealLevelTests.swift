@@ -7,9 +7,10 @@ import Testing
 /// `seal_level` (`--seal-level`): the zstd level the daemon seals segments at reaches the
 /// seal, and a level outside zstd's 1...19 is refused before anything starts.
 @Suite(.serialized) struct SealLevelTests {
-    /// Bytes stored per raw byte in the first segment `d` seals. A ratio, not a size: how many
-    /// entries a segment holds depends on how the writer's batches fell into group commits (a
-    /// segment rotates after the group that filled it), which a loaded machine changes.
+    /// Bytes stored per raw byte in the first segment `d` seals. A ratio, not a size: it needs
+    /// one sealed segment, where a size compared segments whose contents depend on how the
+    /// writer's batches fell into group commits (a segment rotates after the group that
+    /// filled it).
     func sealedRatio(_ d: Daemon) async throws -> Double {
         let dir = DataDirectory(d.data).segments
         let first = try await eventually(seconds: 60) {
