@@ -200,7 +200,9 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
             cond.unlock()
 
             do {
-                let out = try body(group.map(\.items))
+                // A closure, not `\.items`: a key path in this generic type is built anew at
+                // run time on every call (4 % of the commit thread's time with small groups).
+                let out = try body(group.map { $0.items })
                 var i = 0
                 for r in group {
                     r.done(.success(Array(out[i..<min(out.count, i + r.items.count)])))
