@@ -134,9 +134,10 @@ public enum BlockError: Error, Sendable, Equatable {
 /// Encoding and decoding whole blocks.
 public enum Block {
     /// Encodes `records` (with their sequence numbers) into one block, compressed at `level`
-    /// or with a sealed segment's dictionary (`encoder`).
+    /// or with a sealed segment's dictionary (`encoder`); stored in raw zstd blocks, not
+    /// compressed, when their bytes are fewer than `storeBelow` (`Zstd.stored`).
     public static func encode(
-        _ records: [StoredRecord], level: Int32, encoder: ZstdDictionary.Encoder? = nil
+        _ records: [StoredRecord], level: Int32, encoder: ZstdDictionary.Encoder? = nil, storeBelow: Int = 0
     ) throws(ZstdError) -> [UInt8] {
         var raw = ByteWriter(capacity: records.reduce(0) { $0 + $1.payload.count + 14 })
         let first = records.map(\.seq).min() ?? 0
@@ -152,7 +153,9 @@ public enum Block {
             raw.write(r.payload)
             if r.key != key0 { uniform = false }
         }
-        let payload = try Zstd.compress(raw.bytes[...], level: level, encoder: encoder)
+        let payload =
+            encoder == nil && raw.bytes.count < storeBelow
+            ? Zstd.stored(raw.bytes[...]) : try Zstd.compress(raw.bytes[...], level: level, encoder: encoder)
         var h = BlockHeader(
             crc: 0, payloadLength: UInt32(payload.count), rawLength: UInt32(raw.bytes.count),
             count: UInt32(records.count), firstSeq: first, lastSeq: last, key: uniform ? key0 : 0)

@@ -84,7 +84,7 @@ final class OpenSegment: @unchecked Sendable {
     }
 
     /// Appends one block holding `payloads` at the next sequence numbers. Not durable until `sync`.
-    func append(_ records: [StoreRecord], level: Int32) throws(AuditError) -> UInt64 {
+    func append(_ records: [StoreRecord], level: Int32, storeBelow: Int = 0) throws(AuditError) -> UInt64 {
         let first = nextSeq
         var seq = first
         let stored = records.map { r -> StoredRecord in
@@ -92,7 +92,7 @@ final class OpenSegment: @unchecked Sendable {
             return StoredRecord(seq: seq, key: r.key, payload: r.payload)
         }
         let bytes: [UInt8]
-        do { bytes = try Block.encode(stored, level: level) } catch {
+        do { bytes = try Block.encode(stored, level: level, storeBelow: storeBelow) } catch {
             throw AuditError(.io, "compression failed: \(error.message)", path: path, offset: endOffset)
         }
         do {

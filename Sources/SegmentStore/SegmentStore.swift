@@ -119,7 +119,7 @@ public final class SegmentStore: @unchecked Sendable {
                 path: open.path)
         }
         let before = open.blocks.count
-        let first = try open.append(records, level: options.openLevel)
+        let first = try open.append(records, level: options.openLevel, storeBelow: options.openStoreBelow)
         unsynced.append(contentsOf: open.blocks[before...])
         return first
     }

@@ -11,6 +11,10 @@ public struct SegmentStoreOptions: Sendable {
     public var blockTarget: Int = 64 << 10
     /// zstd level of open-segment blocks (speed matters: they sit on the ack path).
     public var openLevel: Int32 = 1
+    /// Open-segment blocks of fewer raw bytes are stored in raw zstd blocks, not compressed: a
+    /// lone writer's one-entry block took 9 µs of the ack path to compress at level 1, most of
+    /// it setting up the context, and saved a hundred bytes the seal recompresses anyway.
+    public var openStoreBelow: Int = 4 << 10
     /// Zero bytes kept filled ahead of the open segment's last block (`fillAhead()`), at most
     /// `rotateBytes`; 0 for none.
     public var fillAhead: Int = 1 << 20

@@ -50,6 +50,39 @@ public enum Zstd {
         return out
     }
 
+    /// `input` as a zstd frame of raw blocks (RFC 8878 §3.1.1), nothing compressed: what any
+    /// zstd decoder expands back to `input`. For a block too small to gain from compression,
+    /// whose context setup cost more than the bytes it saved (format-spec.md §2.2).
+    public static func stored(_ input: ArraySlice<UInt8>) -> [UInt8] {
+        let blockMax = 128 << 10
+        let blocks = max(1, (input.count + blockMax - 1) / blockMax)
+        // Single segment (no window descriptor; the window is the content size), content size
+        // in 1, 2 (less 256), 4 or 8 bytes, no checksum, no dictionary.
+        let sizeBytes: Int
+        let flag: UInt8
+        switch input.count {
+        case ..<256: (sizeBytes, flag) = (1, 0)
+        case ..<(65_536 + 256): (sizeBytes, flag) = (2, 1)
+        case ...Int(UInt32.max): (sizeBytes, flag) = (4, 2)
+        default: (sizeBytes, flag) = (8, 3)
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(5 + sizeBytes + 3 * blocks + input.count)
+        out.append(contentsOf: [0x28, 0xB5, 0x2F, 0xFD, flag << 6 | 0x20])
+        let size = UInt64(input.count) - (flag == 1 ? 256 : 0)
+        for i in 0..<sizeBytes { out.append(UInt8(truncatingIfNeeded: size >> (8 * UInt64(i)))) }
+        var at = input.startIndex
+        for b in 0..<blocks {
+            let n = min(blockMax, input.endIndex - at)
+            // Block header: last-block bit, type 0 (raw), size; little-endian, 3 bytes.
+            let header = UInt32(n) << 3 | (b == blocks - 1 ? 1 : 0)
+            out.append(contentsOf: [UInt8(header & 0xFF), UInt8(header >> 8 & 0xFF), UInt8(header >> 16)])
+            out.append(contentsOf: input[at..<at + n])
+            at += n
+        }
+        return out
+    }
+
     /// Decompresses `input`, which must expand to exactly `rawSize` bytes (with `dictionary`
     /// when it was compressed with one).
     public static func decompress(
