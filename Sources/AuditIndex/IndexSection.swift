@@ -24,6 +24,21 @@ enum IndexSection {
         _ z: [UInt8], _ e: IndexDirEntry, path: String, strings withStrings: Bool = true,
         _ body: (IndexHit) -> Bool
     ) throws {
+        try visitRows(z, e, path: path) { row, actions, actors in
+            body(
+                IndexHit(
+                    seq: row.seq, orgSeq: row.orgSeq,
+                    fields: IndexFields(
+                        time: row.time, category: row.category, outcome: row.outcome,
+                        action: withStrings ? actions[row.action] : "", actor: withStrings ? actors[row.actor] : "")))
+        }
+    }
+
+    /// As `visit`, each row as stored, with the section's dictionaries its action and actor
+    /// index: a caller that only compares them copies no string (`SealedIndexCheck`).
+    static func visitRows(
+        _ z: [UInt8], _ e: IndexDirEntry, path: String, _ body: (IndexRow, [String], [String]) -> Bool
+    ) throws {
         let org = e.org
         guard CRC32C.matches(CRC32C.checksum(z), e.crc) else {
             throw AuditError(
@@ -75,15 +90,37 @@ enum IndexSection {
                 throw AuditError(
                     .corrupt, "index row \(i) of org \(org) is malformed", path: path, offset: Int64(e.offset))
             }
-            if !body(
-                IndexHit(
-                    seq: seq, orgSeq: e.firstOrgSeq + i,
-                    fields: IndexFields(
-                        time: time, category: cat, outcome: out2, action: withStrings ? actions[Int(a)] : "",
-                        actor: withStrings ? actors[Int(p)] : "")))
-            {
-                return
-            }
+            let row = IndexRow(
+                seq: seq, orgSeq: e.firstOrgSeq + i, time: time, category: cat, outcome: out2, action: Int(a),
+                actor: Int(p))
+            if !body(row, actions, actors) { return }
         }
+    }
+}
+
+/// One row of a section as stored: its action and actor are positions in the section's
+/// dictionaries (checked to lie inside them).
+struct IndexRow {
+    var seq: UInt64
+    var orgSeq: UInt64
+    var time: Int64
+    var category: Category
+    var outcome: Outcome
+    var action: Int
+    var actor: Int
+
+    /// Whether this row says what `hit` says.
+    func matches(_ hit: borrowing IndexHit, actions: [String], actors: [String]) -> Bool {
+        seq == hit.seq && orgSeq == hit.orgSeq && time == hit.fields.time && category == hit.fields.category
+            && outcome == hit.fields.outcome && actions[action] == hit.fields.action
+            && actors[actor] == hit.fields.actor
+    }
+
+    /// The row as the index's readers see it.
+    func hit(actions: [String], actors: [String]) -> IndexHit {
+        IndexHit(
+            seq: seq, orgSeq: orgSeq,
+            fields: IndexFields(
+                time: time, category: category, outcome: outcome, action: actions[action], actor: actors[actor]))
     }
 }

@@ -122,6 +122,15 @@ package struct SealedIndex: Sendable {
         try IndexSection.visit(z, e, path: path, body)
     }
 
+    /// As `visit(org:_:)`, each row as stored (`IndexSection.visitRows`).
+    func visitRows(org: String, _ body: (IndexRow, [String], [String]) -> Bool) throws {
+        guard let e = dir[org] else { return }
+        let fd = try FileOps.open(path, O_RDONLY)
+        defer { close(fd) }
+        let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
+        try IndexSection.visitRows(z, e, path: path, body)
+    }
+
     /// `org`'s section bytes as stored (compressed), checked against its checksum.
     package func section(org: String) throws -> [UInt8]? {
         guard let e = dir[org] else { return nil }
