@@ -109,11 +109,12 @@ struct IndexRow {
     var action: Int
     var actor: Int
 
-    /// Whether this row says what `hit` says.
-    func matches(_ hit: borrowing IndexHit, actions: [String], actors: [String]) -> Bool {
-        seq == hit.seq && orgSeq == hit.orgSeq && time == hit.fields.time && category == hit.fields.category
-            && outcome == hit.fields.outcome && actions[action] == hit.fields.action
-            && actors[actor] == hit.fields.actor
+    /// Whether this row says what the row at `hit` says (read in place: passed by value, even
+    /// `borrowing`, the row was copied, its two strings retained and released).
+    func matches(_ hit: UnsafePointer<IndexHit>, actions: [String], actors: [String]) -> Bool {
+        seq == hit.pointee.seq && orgSeq == hit.pointee.orgSeq && time == hit.pointee.fields.time
+            && category == hit.pointee.fields.category && outcome == hit.pointee.fields.outcome
+            && actions[action] == hit.pointee.fields.action && actors[actor] == hit.pointee.fields.actor
     }
 
     /// The row as the index's readers see it.

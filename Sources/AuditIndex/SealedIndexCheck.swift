@@ -54,7 +54,9 @@ public enum SealedIndexCheck {
             do {
                 try want.withUnsafeBufferPointer { w in
                     try idx.visitRows(org: org) { g, actions, actors in
-                        if first == nil, rows < w.count, !g.matches(w[rows], actions: actions, actors: actors) {
+                        if first == nil, rows < w.count, let base = w.baseAddress,
+                            !g.matches(base + rows, actions: actions, actors: actors)
+                        {
                             first = (g.hit(actions: actions, actors: actors), rows)
                         }
                         rows += 1

@@ -183,6 +183,8 @@ extension ChainChecker {
         producer.start()
         preparer.start()
         defer { pipe.cancelAndJoin() }
+        let disposal = Disposal(name: "verify-free", nice: nice)
+        defer { disposal.close() }
         var before = self
         while true {
             switch pipe.take() {
@@ -192,10 +194,14 @@ extension ChainChecker {
                 progress?(position)
             case .batch(.start):
                 if stop?() == true { return nil }
+                // The state before the last segment (its index rows among it) goes to be freed.
+                disposal.drop(before)
                 before = self
                 segmentHits.removeAll(keepingCapacity: true)
             case .batch(.batch(let prepared)):
-                if let failure = try check(prepared: prepared) { return failure }
+                let failure = try check(prepared: prepared)
+                disposal.drop(prepared)
+                if let failure { return failure }
                 progress?(position)
                 if stop?() == true { return nil }
             case .batch(.done(let info)):
@@ -226,56 +232,5 @@ extension ChainChecker {
                 throw e
             }
         }
-    }
-}
-
-/// Prepared batches, from the thread that reads them to the one that checks them: at most
-/// two wait, so memory stays bounded.
-final class BatchPipe<Batch>: @unchecked Sendable {
-    enum Item {
-        case batch(Batch)
-        case end
-        case failed(Error)
-    }
-    private let cond = NSCondition()
-    private var items: [Item] = []
-    private var cancelled = false
-    private var done = false
-
-    /// Queues `item`; false once the checker stopped listening.
-    func put(_ item: Item) -> Bool {
-        cond.lock()
-        defer { cond.unlock() }
-        while items.count >= 2 && !cancelled { cond.wait() }
-        guard !cancelled else { return false }
-        items.append(item)
-        cond.broadcast()
-        return true
-    }
-
-    /// The next item, waiting for it.
-    func take() -> Item {
-        cond.lock()
-        defer { cond.unlock() }
-        while items.isEmpty { cond.wait() }
-        cond.broadcast()
-        return items.removeFirst()
-    }
-
-    func producerDone() {
-        cond.lock()
-        done = true
-        cond.broadcast()
-        cond.unlock()
-    }
-
-    /// Stops the producer and waits until it has returned.
-    func cancelAndJoin() {
-        cond.lock()
-        cancelled = true
-        cond.broadcast()
-        while !done { cond.wait() }
-        items.removeAll()
-        cond.unlock()
     }
 }
