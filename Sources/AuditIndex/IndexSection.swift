@@ -25,12 +25,7 @@ enum IndexSection {
         _ body: (IndexHit) -> Bool
     ) throws {
         try visitRows(z, e, path: path) { row, actions, actors in
-            body(
-                IndexHit(
-                    seq: row.seq, orgSeq: row.orgSeq,
-                    fields: IndexFields(
-                        time: row.time, category: row.category, outcome: row.outcome,
-                        action: withStrings ? actions[row.action] : "", actor: withStrings ? actors[row.actor] : "")))
+            body(withStrings ? row.hit(actions: actions, actors: actors) : row.hit(actions: nil, actors: nil))
         }
     }
 
@@ -117,11 +112,13 @@ struct IndexRow {
             && actions[action] == hit.pointee.fields.action && actors[actor] == hit.pointee.fields.actor
     }
 
-    /// The row as the index's readers see it.
-    func hit(actions: [String], actors: [String]) -> IndexHit {
+    /// The row as the index's readers see it; without the dictionaries, its action and actor
+    /// left empty.
+    func hit(actions: [String]?, actors: [String]?) -> IndexHit {
         IndexHit(
             seq: seq, orgSeq: orgSeq,
             fields: IndexFields(
-                time: time, category: category, outcome: outcome, action: actions[action], actor: actors[actor]))
+                time: time, category: category, outcome: outcome, action: actions?[action] ?? "",
+                actor: actors?[actor] ?? ""))
     }
 }

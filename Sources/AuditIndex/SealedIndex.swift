@@ -115,11 +115,7 @@ package struct SealedIndex: Sendable {
 
     /// Decodes `org`'s rows in sequence order, stopping when `body` returns false.
     func visit(org: String, _ body: (IndexHit) -> Bool) throws {
-        guard let e = dir[org] else { return }
-        let fd = try FileOps.open(path, O_RDONLY)
-        defer { close(fd) }
-        let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
-        try IndexSection.visit(z, e, path: path, body)
+        try visitRows(org: org) { row, actions, actors in body(row.hit(actions: actions, actors: actors)) }
     }
 
     /// As `visit(org:_:)`, each row as stored (`IndexSection.visitRows`).

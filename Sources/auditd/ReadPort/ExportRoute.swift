@@ -21,8 +21,6 @@ extension ReadPort {
         let scope = ctx.scope
         let ledger = self.ledger
         let p = try QueryParameters(req, org: org, personal: ledger.personal)
-        let logger = self.logger
-        let pool = exports
         let format = req.uri.queryParameters.get("format") ?? "ndjson"
         guard format == "ndjson" || format == "csv" else {
             throw HTTPError(.badRequest, message: "format must be ndjson or csv")
