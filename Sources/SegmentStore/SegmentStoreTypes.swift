@@ -18,8 +18,8 @@ public struct SegmentStoreOptions: Sendable {
     /// Zero bytes kept filled ahead of the open segment's last block (`fillAhead()`), at most
     /// `rotateBytes`; 0 for none.
     public var fillAhead: Int = 1 << 20
-    /// zstd level of sealed blocks (written once, read for years).
-    public var sealLevel: Int32 = 6
+    /// zstd level of sealed blocks (written once, read for years), with `Zstd.tuned`'s parameters.
+    public var sealLevel: Int32 = 5
     /// Largest zstd dictionary a sealed segment's blocks are compressed with (trained on the
     /// segment's records, kept in its footer); 0 for none.
     public var dictionarySize: Int = 64 << 10

@@ -9,27 +9,21 @@ import Testing
 /// the bytes are libzstd's one-shot call's, whatever threads run at once and in any order.
 @Suite struct ZstdTests {
     @Test func keptContextsGiveTheOneShotBytesOnManyThreadsAtOnce() throws {
-        // Blocks of every size class the store writes, at the levels it uses (1 open, 6 sealed).
+        // Blocks of every size class the store writes, at the levels it uses (1 open, 5 sealed,
+        // tuned: `Zstd.tuned`).
         let inputs: [[UInt8]] = (0..<24).map { i in
             Array((0..<(1 << (6 + i % 11))).flatMap { "{\"n\":\($0),\"org\":\"org_\(i)\"}".utf8 }.prefix(70_000))
         }
-        func oneShot(_ input: [UInt8], _ level: Int32) -> [UInt8] {
-            var out = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
-            let n = input.withUnsafeBytes { s in
-                out.withUnsafeMutableBytes { ZSTD_compress($0.baseAddress, $0.count, s.baseAddress, s.count, level) }
-            }
-            return Array(out.prefix(n))
-        }
-        let expected = inputs.map { ($0, oneShot($0, 1), oneShot($0, 6)) }
+        let expected = inputs.map { ($0, oneShot($0, 1), oneShot($0, 5, tuned: true)) }
         let failures = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 8) { t in
             for round in 0..<20 {
-                for (k, (input, one, six)) in expected.enumerated().shuffled() {
-                    let level: Int32 = (t + round + k) % 2 == 0 ? 1 : 6
+                for (k, (input, one, five)) in expected.enumerated().shuffled() {
+                    let level: Int32 = (t + round + k) % 2 == 0 ? 1 : 5
                     do {
                         let z = try Zstd.compress(input[...], level: level)
                         let back = try Zstd.decompress(z[...], rawSize: input.count)
-                        if z != (level == 1 ? one : six) || back != input {
+                        if z != (level == 1 ? one : five) || back != input {
                             failures.mutate { $0.append("thread \(t) input \(k) level \(level)") }
                         }
                     } catch {
@@ -41,10 +35,78 @@ import Testing
         #expect(failures.value.isEmpty, "\(failures.value.prefix(5))")
         // A payload that does not expand to its stated size is refused, and the thread's
         // context serves the next call as before.
-        let z = try Zstd.compress(inputs[3][...], level: 6)
+        let z = try Zstd.compress(inputs[3][...], level: 5)
         #expect(throws: ZstdError.self) { try Zstd.decompress(z[...], rawSize: inputs[3].count + 1) }
         #expect(throws: ZstdError.self) { try Zstd.decompress(z.dropLast(3), rawSize: inputs[3].count) }
         #expect(try Zstd.decompress(z[...], rawSize: inputs[3].count) == inputs[3])
+    }
+}
+
+/// `input` compressed by a context made for the call, as libzstd's one-shot call does, or with
+/// the seal's parameters (`Zstd.tuned`: searchLog and minMatch at least 5) set on it.
+func oneShot(_ input: [UInt8], _ level: Int32, tuned: Bool = false) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
+    let n = input.withUnsafeBytes { s in
+        out.withUnsafeMutableBytes { d in
+            guard tuned else { return ZSTD_compress(d.baseAddress, d.count, s.baseAddress, s.count, level) }
+            let c = ZSTD_createCCtx()
+            defer { ZSTD_freeCCtx(c) }
+            let p = ZSTD_getCParams(level, UInt64(s.count), 0)
+            _ = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)
+            _ = ZSTD_CCtx_setParameter(c, ZSTD_c_searchLog, Int32(max(p.searchLog, 5)))
+            _ = ZSTD_CCtx_setParameter(c, ZSTD_c_minMatch, Int32(max(p.minMatch, 5)))
+            return ZSTD_compress2(c, d.baseAddress, d.count, s.baseAddress, s.count)
+        }
+    }
+    return Array(out.prefix(n))
+}
+
+/// The seal's own parameters (`Zstd.tuned`) reach its frames, with a dictionary and without,
+/// only at the levels whose match finder they are for, and every frame expands as any other.
+@Suite struct SealParameterTests {
+    /// Lines like the workload's: keys repeated, values drawn from small sets.
+    func lines(_ n: Int, seed: UInt64) -> [[UInt8]] {
+        var x = seed
+        func pick(_ k: Int) -> Int {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(x >> 33) % k
+        }
+        return (0..<n).map { i in
+            Array(
+                #"{"org":"org_\#(pick(40))","action":"\#(["user.login", "file.read", "role.grant", "key.rotate"][pick(4)])","actor":{"type":"human","id":"usr_\#(pick(5000))"},"outcome":"\#(pick(9) == 0 ? "failure" : "success")","n":\#(i)}"#
+                    .utf8)
+        }
+    }
+
+    @Test func theLevelsOfTheRowMatchFinderAreTunedAndNoOthers() {
+        for level: Int32 in 1...19 {
+            let p = ZSTD_getCParams(level, 64 << 10, 0)
+            let rowBased = [ZSTD_greedy, ZSTD_lazy, ZSTD_lazy2].contains(p.strategy)
+            let t = Zstd.tuned(p)
+            #expect((t != nil) == rowBased, "level \(level)")
+            if let t { #expect(t.searchLog >= 5 && t.minMatch == max(p.minMatch, 5) && t.strategy == p.strategy) }
+        }
+        // The open segment's level is never tuned: its blocks are libzstd's one-shot bytes.
+        #expect(Zstd.tuned(ZSTD_getCParams(1, 64 << 10, 0)) == nil)
+        #expect(Zstd.tuned(ZSTD_getCParams(5, 64 << 10, 0)) != nil)
+    }
+
+    @Test func tunedFramesDifferFromLibzstdsOwnAndExpandTheSame() throws {
+        let block = Array(lines(600, seed: 7).joined().prefix(64 << 10))
+        // Without a dictionary: level 5 is tuned, level 1 is the one-shot call's.
+        let five = try Zstd.compress(block[...], level: 5)
+        #expect(five == oneShot(block, 5, tuned: true))
+        #expect(five != oneShot(block, 5))
+        #expect(try Zstd.compress(block[...], level: 1) == oneShot(block, 1))
+        #expect(try Zstd.decompress(five[...], rawSize: block.count) == block)
+        // With a dictionary, as a seal compresses: the digested dictionary carries the tuning.
+        let d = try #require(ZstdDictionary.train(samples: lines(4000, seed: 3).map { $0[...] }, capacity: 16 << 10))
+        let tuned = try Zstd.compress(block[...], level: 5, encoder: try #require(d.encoder(level: 5)))
+        let own = try Zstd.compress(block[...], level: 5, encoder: try #require(d.encoder(level: 5, tuned: false)))
+        #expect(tuned != own)
+        #expect(try Zstd.decompress(tuned[...], rawSize: block.count, dictionary: d) == block)
+        #expect(try Zstd.decompress(own[...], rawSize: block.count, dictionary: d) == block)
+        #expect(throws: ZstdError.self) { try Zstd.decompress(tuned[...], rawSize: block.count) }
     }
 }
 

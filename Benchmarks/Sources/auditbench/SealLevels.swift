@@ -4,7 +4,8 @@ import SegmentStore
 
 /// `seal-levels`: what each zstd level costs and saves on a log's sealed segments, as the seal
 /// compresses them (records in key order, runs of the block size, the segment's dictionary
-/// trained on a sample as `SealDictionaries` does).
+/// trained on a sample as `SealDictionaries` does), with the seal's parameters (`Zstd.tuned`)
+/// and, with `--libzstd`, libzstd's own beside them.
 struct SealLevels: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seal-levels", abstract: "Time and bytes of each zstd level over a log's sealed segments.")
@@ -13,6 +14,7 @@ struct SealLevels: ParsableCommand {
     @Option(help: "Most segments read.") var segments = 4
     @Option(help: "Block target, bytes.") var block = 64 << 10
     @Option(help: "Passes per level (the fastest is reported).") var passes = 3
+    @Flag(help: "Each level also with libzstd's own parameters, not the seal's (`Zstd.tuned`).") var libzstd = false
 
     func run() throws {
         let seg = dir + "/segments"
@@ -40,18 +42,20 @@ struct SealLevels: ParsableCommand {
         print(
             "\(entries) entries, \(raw) raw bytes in \(runs.count) runs; dictionary \(dictionary?.bytes.count ?? 0) B")
         for level in levels.split(separator: ",").compactMap({ Int32($0) }) {
-            let encoder = dictionary?.encoder(level: level)
-            var best = Double.infinity
-            var bytes = 0
-            for _ in 0..<passes {
-                bytes = 0
-                let t0 = Date()
-                for r in runs { bytes += try Zstd.compress(r[...], level: level, encoder: encoder).count }
-                best = min(best, Date().timeIntervalSince(t0))
+            for tuned in libzstd ? [true, false] : [true] {
+                let encoder = dictionary?.encoder(level: level, tuned: tuned)
+                var best = Double.infinity
+                var bytes = 0
+                for _ in 0..<passes {
+                    bytes = 0
+                    let t0 = Date()
+                    for r in runs { bytes += try Zstd.compress(r[...], level: level, encoder: encoder).count }
+                    best = min(best, Date().timeIntervalSince(t0))
+                }
+                print(
+                    "level \(level)\(tuned ? "" : " (libzstd's own)"): \(String(format: "%.1f", Double(raw) / best / 1e6)) MB/s, \(String(format: "%.4f", Double(bytes) / Double(raw))) of raw, \(bytes / max(1, entries)) B/entry"
+                )
             }
-            print(
-                "level \(level): \(String(format: "%.1f", Double(raw) / best / 1e6)) MB/s, \(String(format: "%.3f", Double(bytes) / Double(raw))) of raw, \(bytes / max(1, entries)) B/entry"
-            )
         }
     }
 }
