@@ -2,21 +2,34 @@
 /// (four decimal octets 0–255, no leading zeros) or IPv6 (RFC 4291 §2.2: eight groups of 1–4
 /// hex digits, one `::` for a run of zero groups, an IPv4 tail allowed). No zone, no prefix.
 enum IPAddress {
-    /// True when `text` is an IPv4 or IPv6 address.
+    /// True when `text` is an IPv4 or IPv6 address. An IPv4 address (the common case, checked
+    /// for every entry that has one) is read in place, with nothing allocated.
     static func isValid<C: Collection>(_ text: C) -> Bool where C.Element == UInt8 {
-        let b = Array(text)
-        return b.contains(0x3A) ? isIPv6(b[...]) : isIPv4(b[...])
+        if !text.contains(0x3A) { return isIPv4(text) }
+        return isIPv6(Array(text)[...])
     }
 
-    static func isIPv4(_ b: ArraySlice<UInt8>) -> Bool {
-        let parts = b.split(separator: 0x2E, omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return false }
-        for p in parts {
-            guard (1...3).contains(p.count), p.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
-            if p.count > 1 && p.first == 0x30 { return false }
-            guard p.reduce(0, { $0 * 10 + Int($1 - 0x30) }) <= 255 else { return false }
+    /// Four dot-separated decimal octets 0-255, each of one to three digits, no leading zero.
+    static func isIPv4<C: Collection>(_ b: C) -> Bool where C.Element == UInt8 {
+        var octets = 0
+        var digits = 0
+        var value = 0
+        var leadingZero = false
+        for c in b {
+            if c == 0x2E {
+                guard digits > 0, octets < 3 else { return false }
+                octets += 1
+                digits = 0
+                value = 0
+                continue
+            }
+            guard c >= 0x30, c <= 0x39, digits < 3 else { return false }
+            if digits == 0 { leadingZero = c == 0x30 } else if leadingZero { return false }
+            value = value * 10 + Int(c - 0x30)
+            digits += 1
+            guard value <= 255 else { return false }
         }
-        return true
+        return octets == 3 && digits > 0
     }
 
     static func isIPv6(_ b: ArraySlice<UInt8>) -> Bool {
