@@ -2,8 +2,9 @@ import Testing
 
 @testable import AuditEntries
 
-/// `source.ip`'s check (format-spec.md §4) read in place: it accepts and refuses exactly what
-/// the split-based form it replaced did, kept here as the reference.
+/// `source.ip`'s IPv4 check (format-spec.md §4) read in place: it accepts and refuses exactly
+/// what the split-based form it replaced did, kept here as the reference. (Text with a colon
+/// goes to the IPv6 check, unchanged, on both sides.)
 @Suite struct IPAddressTests {
     /// The IPv4 check before 2026-12-06: split on dots, then each part on its own.
     static func referenceIPv4(_ b: ArraySlice<UInt8>) -> Bool {
