@@ -215,7 +215,8 @@ let package = Package(
             name: "AuditdTests",
             dependencies: [
                 "AuditBase", "LogProofs", "Archive", "AuditEntries", "AuditIndex", "LogTree", "ChainIndex",
-                "AuditExport", "SegmentStore", "AuditWire", "AuditClient", "TestSupport", "auditd", "auditctl",
+                "AuditExport", "SegmentStore", "AuditWire", "AuditClient", "AuditAccess", "TestSupport", "auditd",
+                "auditctl",
             ],
             exclude: ["tamper_proxy.py", "hostile_witness.py", "outage_proxy.py"]),
     ]

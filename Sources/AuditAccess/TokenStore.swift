@@ -163,6 +163,14 @@ public final class TokenStore: @unchecked Sendable {
         return rec
     }
 
+    /// A token's id and secret: `aud_<id>_<secret>`, where the secret (base64url) may itself
+    /// hold `_`; nil for anything else.
+    public static func parts(of token: String) -> (id: Substring, secret: Substring)? {
+        let parts = token.split(separator: "_", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "aud" else { return nil }
+        return (parts[1], parts[2])
+    }
+
     /// Adds `record` (its secret not stored) to the file.
     public static func add(_ record: TokenRecord, path: String) throws {
         var stored = record
@@ -292,13 +300,12 @@ public final class TokenStore: @unchecked Sendable {
     /// secret matched, so the answer tells nothing to someone who guessed an id).
     public func check(_ token: String, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> Authentication {
         reloadIfChanged()
-        let parts = token.split(separator: "_", maxSplits: 2)
-        guard parts.count == 3, parts[0] == "aud", let rec = lock.withLock({ records[String(parts[1])] }),
+        guard let (id, secret) = Self.parts(of: token), let rec = lock.withLock({ records[String(id)] }),
             rec.revoked_at == nil,
             let want = Hash(hex: rec.hash)
         else { return .refused }
         // Hash comparison is constant-time (Hash ==).
-        guard SHA256.hash(Array(parts[2].utf8)) == want else { return .refused }
+        guard SHA256.hash(Array(secret.utf8)) == want else { return .refused }
         if rec.expired(at: now) { return .expired(id: rec.id, at: rec.expires_at ?? "") }
         return .scope(TokenScope(id: rec.id, org: rec.org, expiresAt: rec.expires_at))
     }

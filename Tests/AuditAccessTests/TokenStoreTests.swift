@@ -29,12 +29,33 @@ import Glibc
         #expect(store.authenticate(opSecret)?.allows(org: "org_b") == true)
         // The file holds hashes, never a secret.
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        #expect(!text.contains(String(orgSecret.split(separator: "_").last ?? "")))
+        let secret = String(try #require(TokenStore.parts(of: orgSecret)).secret)
+        #expect(secret.count == 43 && !text.contains(secret))
         // A wrong secret, a malformed token, an unknown id.
         #expect(store.authenticate(String(orgSecret.dropLast()) + "x") == nil)
         #expect(store.authenticate("aud_\(org.id)") == nil)
         #expect(store.authenticate("aud_0000000000_secret") == nil)
         #expect(store.authenticate("") == nil)
+    }
+
+    @Test func aSecretHoldingAnUnderscoreIsReadWhole() throws {
+        // base64url has `_`: about half of all secrets hold one, and the token's own
+        // separators are `_` too. Only the first two split it.
+        let rec = try #require(
+            try (0..<200).lazy.map { _ in try TokenStore.make(org: "org_a", label: "u") }.first {
+                $0.secret?.split(separator: "_").count ?? 0 > 3
+            })
+        let token = try #require(rec.secret)
+        let parts = try #require(TokenStore.parts(of: token))
+        #expect(parts.id == rec.id && parts.secret.count == 43 && parts.secret.contains("_"), "\(token)")
+        let path = file()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try TokenStore.add(rec, path: path)
+        let store = TokenStore(path: path, admit: { _ in nil })
+        #expect(store.authenticate(token) == TokenScope(id: rec.id, org: "org_a"))
+        // What a split at every `_` would have taken for the secret is refused.
+        #expect(store.authenticate("aud_\(rec.id)_" + (parts.secret.split(separator: "_").last ?? "")) == nil)
+        #expect(TokenStore.parts(of: "aud_\(rec.id)") == nil && TokenStore.parts(of: "bearer_x_y") == nil)
     }
 
     @Test func aTokenStopsAtItsExpiry() throws {
