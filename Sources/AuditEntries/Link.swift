@@ -1,6 +1,10 @@
 import AuditBase
 import LogProofs
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The fixed-size bytes that make an entry's Merkle leaf (format-spec.md §5.3):
 ///
 ///     link := 0x01 seq:u64be orgSeq:u64be contentHash[32] prevHash[32] prevOrgHash[32]
@@ -144,42 +148,57 @@ public struct RecordPayload: Sendable, Equatable {
 public enum CanonicalScan {
     /// The value of top-level string member `key`, if present and free of escapes.
     public static func topLevelString(_ c: [UInt8], key: String) -> String? {
-        let k = Array(("\"" + key + "\":\"").utf8)
-        var depth = 0
-        var i = 0
-        var inString = false
-        let n = c.count
-        while i < n {
-            let ch = c[i]
-            if inString {
-                if ch == 0x5C {
-                    i += 2
+        c.withUnsafeBufferPointer { topLevelString($0, key: key) }
+    }
+
+    /// `topLevelString(_:key:)` over bytes in place. Strings are skipped by `memchr` to their
+    /// closing quote (an entry is mostly strings, and "org" is one of its last members: a byte
+    /// loop over it was 60 % of checking a read entry against its leaf).
+    public static func topLevelString(_ c: UnsafeBufferPointer<UInt8>, key: String) -> String? {
+        var key = key
+        return key.withUTF8 { k in
+            guard let p = c.baseAddress, let kp = k.baseAddress else { return nil }
+            let n = c.count
+            var depth = 0
+            var i = 0
+            while i < n {
+                let ch = p[i]
+                if ch != 0x22 {
+                    if ch == 0x7B || ch == 0x5B {
+                        depth += 1
+                    } else if ch == 0x7D || ch == 0x5D {
+                        depth -= 1
+                    }
+                    i += 1
                     continue
                 }
-                if ch == 0x22 { inString = false }
-                i += 1
-                continue
-            }
-            switch ch {
-            case 0x7B, 0x5B: depth += 1
-            case 0x7D, 0x5D: depth -= 1
-            case 0x22:
-                if depth == 1, i + k.count <= n, c[i..<i + k.count].elementsEqual(k), i > 0,
-                    c[i - 1] == 0x7B || c[i - 1] == 0x2C
+                // A member's name at the top level: `"key":"` after `{` or `,`.
+                if depth == 1, i > 0, p[i - 1] == 0x7B || p[i - 1] == 0x2C, n - i >= k.count + 4,
+                    p[i + 1 + k.count] == 0x22, p[i + 2 + k.count] == 0x3A, p[i + 3 + k.count] == 0x22,
+                    memcmp(p + i + 1, kp, k.count) == 0
                 {
-                    var j = i + k.count
-                    let start = j
-                    while j < n, c[j] != 0x22 {
-                        if c[j] == 0x5C { return nil }
+                    let start = i + 4 + k.count
+                    var j = start
+                    while j < n, p[j] != 0x22 {
+                        if p[j] == 0x5C { return nil }
                         j += 1
                     }
-                    return String(decoding: c[start..<j], as: UTF8.self)
+                    return String(decoding: UnsafeBufferPointer(start: p + start, count: j - start), as: UTF8.self)
                 }
-                inString = true
-            default: break
+                // Past the string: its closing quote is the first one after an even run of
+                // backslashes (`\\"` ends it, `\"` does not).
+                let open = i + 1
+                i = open
+                while true {
+                    guard i < n, let q = memchr(p + i, 0x22, n - i) else { return nil }
+                    let at = p.distance(to: q.assumingMemoryBound(to: UInt8.self))
+                    var b = at
+                    while b > open, p[b - 1] == 0x5C { b -= 1 }
+                    i = at + 1
+                    if (at - b) % 2 == 0 { break }
+                }
             }
-            i += 1
+            return nil
         }
-        return nil
     }
 }

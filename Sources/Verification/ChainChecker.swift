@@ -130,7 +130,7 @@ public struct ChainChecker {
                                                 t[i] = fields.time
                                                 f[i] = fields
                                             } else {
-                                                o[i] = CanonicalScan.topLevelString(Array(content), key: "org")
+                                                o[i] = CanonicalScan.topLevelString(content, key: "org")
                                             }
                                             let action = f[i]?.action
                                             if withPersonal,
