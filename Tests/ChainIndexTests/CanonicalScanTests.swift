@@ -58,13 +58,8 @@ import Testing
 
     @Test func theMemchrScanAgreesWithTheByteLoopOnEveryInputTried() {
         let alphabet = Array(#"{}[]":,\org ax"#.utf8)
-        var x: UInt64 = 0x2545_F491_4F6C_DD1D
-        func next(_ k: Int) -> Int {
-            x ^= x << 13
-            x ^= x >> 7
-            x ^= x << 17
-            return Int(x % UInt64(k))
-        }
+        var rng = XorShift(x: 0x2545_F491_4F6C_DD1D)
+        func next(_ k: Int) -> Int { rng.next(k) }
         var disagreements: [String] = []
         var found = 0
         for round in 0..<100_000 {

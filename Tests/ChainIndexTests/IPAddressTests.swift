@@ -29,13 +29,8 @@ import Testing
             "64:ff9b::192.0.2.33", "::1",
         ].map { Array($0.utf8) }
         let alphabet = Array("0123456789.:abf".utf8)
-        var x: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next(_ k: Int) -> Int {
-            x ^= x << 13
-            x ^= x >> 7
-            x ^= x << 17
-            return Int(x % UInt64(k))
-        }
+        var rng = XorShift(x: 0x9E37_79B9_7F4A_7C15)
+        func next(_ k: Int) -> Int { rng.next(k) }
         var disagreements: [String] = []
         var accepted = 0
         for round in 0..<200_000 {
