@@ -127,14 +127,27 @@ public struct ByteReader: Sendable {
     }
     /// Reads an unsigned LEB128 varint of at most ten bytes.
     public mutating func readVarint() throws(Short) -> UInt64 {
+        var at = offset
+        let v = bytes.withUnsafeBufferPointer { Self.varint($0, at: &at, end: end) }
+        guard let v else { throw Short(offset: at) }
+        offset = at
+        return v
+    }
+
+    /// The unsigned LEB128 varint at `at` in `bytes[..<end]`, `at` moved past it; nil (`at`
+    /// where it failed) when it runs past `end` or does not fit 64 bits. For readers of bytes
+    /// in place (a verifier's records in their decompressed block).
+    @inline(__always)
+    public static func varint(_ bytes: UnsafeBufferPointer<UInt8>, at: inout Int, end: Int) -> UInt64? {
         var result: UInt64 = 0
         var shift: UInt64 = 0
+        let end = min(end, bytes.count)
         while true {
-            guard offset < end, shift < 64 else { throw Short(offset: offset) }
-            let b = bytes[offset]
+            guard at >= 0, at < end, shift < 64 else { return nil }
+            let b = bytes[at]
             // The tenth byte holds only bit 63: anything more would overflow 64 bits.
-            guard shift < 63 || b <= 1 else { throw Short(offset: offset) }
-            offset += 1
+            guard shift < 63 || b <= 1 else { return nil }
+            at += 1
             result |= UInt64(b & 0x7f) << shift
             if b < 0x80 { return result }
             shift += 7

@@ -118,12 +118,18 @@ public struct RecordPayload: Sendable, Equatable {
 
         /// Parses the header of stored bytes.
         public init(bytes: [UInt8]) throws(EntryError) {
-            var r = ByteReader(bytes)
-            do {
-                orgSeq = try r.readVarint()
-                prevOrgDelta = try r.readVarint()
-            } catch { throw EntryError("record", "payload header is malformed") }
-            contentStart = r.offset
+            self = try bytes.withUnsafeBufferPointer { (b) throws(EntryError) in try Header(buffer: b) }
+        }
+
+        /// Parses the header of stored bytes lying in `buffer` (no copy).
+        public init(buffer: UnsafeBufferPointer<UInt8>) throws(EntryError) {
+            var at = 0
+            guard let o = ByteReader.varint(buffer, at: &at, end: buffer.count),
+                let d = ByteReader.varint(buffer, at: &at, end: buffer.count)
+            else { throw EntryError("record", "payload header is malformed") }
+            orgSeq = o
+            prevOrgDelta = d
+            contentStart = at
         }
     }
 

@@ -185,6 +185,25 @@ public enum Block {
         _ bytes: ArraySlice<UInt8>, keep: ((UInt64) -> Bool)?, mayHold: BlockFilter?,
         dictionary: ZstdDictionary? = nil
     ) throws(BlockError) -> (BlockHeader, [StoredRecord]?) {
+        var out: [StoredRecord] = []
+        var raw: [UInt8] = []
+        let (h, expanded) = try decode(bytes, mayHold: mayHold, dictionary: dictionary) { h, bytes in
+            raw = bytes
+            if keep == nil { out.reserveCapacity(Int(h.count)) }
+        } record: { seq, key, place in
+            if keep?(seq) ?? true { out.append(StoredRecord(seq: seq, key: key, payload: Array(raw[place]))) }
+        }
+        return (h, expanded ? out : nil)
+    }
+
+    /// The one reading of a block's records (format-spec.md §2.2): checks its checksum,
+    /// expands it, hands its decompressed bytes to `expanded` (unless `mayHold` turns the block
+    /// down: then false, and no record is parsed), then each record's sequence number, key and
+    /// place in those bytes to `record`, in the block's order, checking every one.
+    static func decode(
+        _ bytes: ArraySlice<UInt8>, mayHold: BlockFilter?, dictionary: ZstdDictionary?,
+        expanded: (BlockHeader, [UInt8]) -> Void, record: (UInt64, UInt64, Range<Int>) -> Void
+    ) throws(BlockError) -> (BlockHeader, Bool) {
         let h = try BlockHeader.parse(bytes)
         guard bytes.count >= h.totalLength else { throw .short }
         let start = bytes.startIndex
@@ -195,10 +214,9 @@ public enum Block {
         do { raw = try Zstd.decompress(payload, rawSize: Int(h.rawLength), dictionary: dictionary) } catch {
             throw .decompression(error.message)
         }
-        if let mayHold, !raw.withUnsafeBytes(mayHold) { return (h, nil) }
+        if let mayHold, !raw.withUnsafeBytes(mayHold) { return (h, false) }
+        expanded(h, raw)
         var r = ByteReader(raw)
-        var out: [StoredRecord] = []
-        if keep == nil { out.reserveCapacity(Int(h.count)) }
         var prev = h.firstSeq
         do {
             for _ in 0..<h.count {
@@ -211,8 +229,9 @@ public enum Block {
                 guard len <= UInt64(SegmentFormat.maxRecordSize) else {
                     throw BlockError.badRecords("record length \(len) too large")
                 }
-                let payload = try r.read(count: Int(len))
-                if keep?(seq) ?? true { out.append(StoredRecord(seq: seq, key: key, payload: Array(payload))) }
+                let at = r.offset
+                try r.skip(Int(len))
+                record(seq, key, at..<(at + Int(len)))
                 prev = seq
             }
         } catch let e as BlockError {
@@ -221,6 +240,6 @@ public enum Block {
             throw .badRecords("records end early")
         }
         guard r.isAtEnd else { throw .badRecords("\(r.remaining) bytes after the last record") }
-        return (h, out)
+        return (h, true)
     }
 }

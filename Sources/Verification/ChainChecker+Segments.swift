@@ -122,14 +122,13 @@ extension ChainChecker {
         // file's check, say) no longer empties it. Each stage holds at most two batches. The
         // threads run at this thread's priority (a background pass stays background).
         let nice = ThreadPriority.current()
-        let raw = BatchPipe<Piece<[StoredRecord]>>()
+        let raw = BatchPipe<Piece<RecordRun>>()
         let pipe = BatchPipe<Piece<PreparedBatch>>()
         let store = self.store
         let start = position
         let withPersonal = personal != nil
         let producer = namedThread("verify-read", nice: nice, stackSize: 1 << 20) {
             defer { raw.producerDone() }
-            var batch: [StoredRecord] = []
             for info in store.segments() where info.endSeq > start && info.firstSeq < end {
                 if info.state == .retired {
                     guard raw.put(.batch(.archived(info))) else { return }
@@ -138,21 +137,14 @@ extension ChainChecker {
                 guard raw.put(.batch(.start(info))) else { return }
                 var listening = true
                 do {
-                    try store.scan(from: max(start, info.firstSeq), to: min(end, info.endSeq)) { rec in
-                        batch.append(rec)
-                        guard batch.count >= batchSize else { return true }
-                        defer { batch.removeAll(keepingCapacity: true) }
-                        listening = raw.put(.batch(.batch(batch)))
+                    // A sealed segment's records stay in their expanded blocks (no copy each).
+                    try store.scanRuns(from: max(start, info.firstSeq), to: min(end, info.endSeq), batch: batchSize) {
+                        listening = raw.put(.batch(.batch($0)))
                         return listening
                     }
                     guard listening else { return }
-                    if !batch.isEmpty {
-                        guard raw.put(.batch(.batch(batch))) else { return }
-                        batch.removeAll(keepingCapacity: true)
-                    }
                     guard raw.put(.batch(.done(info))) else { return }
                 } catch {
-                    batch.removeAll(keepingCapacity: true)
                     guard raw.put(.batch(.failed(info, error))) else { return }
                 }
             }

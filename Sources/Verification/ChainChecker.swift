@@ -88,7 +88,7 @@ public struct ChainChecker {
         var hashes: [Hash]
         /// Each record's header (nil: unreadable), its content left where it is in `records`.
         var headers: [RecordPayload.Header?]
-        var records: [StoredRecord]
+        var records: RecordRun
         var orgNames: [String?]
         var fields: [IndexFields?]
         var times: [Int64]
@@ -99,7 +99,7 @@ public struct ChainChecker {
     /// The independent, expensive part of checking `batch`, on all cores (threads of its own, at
     /// the caller's priority); safe on any thread.
     /// With `personal`, each entry's committed fields are found too (`PersonalCheck.prepare`).
-    public static func prepare(_ batch: [StoredRecord], personal withPersonal: Bool = false) -> PreparedBatch {
+    public static func prepare(_ batch: RecordRun, personal withPersonal: Bool = false) -> PreparedBatch {
         let n = batch.count
         var hashes = [Hash](repeating: .zero, count: n)
         var headers = [RecordPayload.Header?](repeating: nil, count: n)
@@ -117,11 +117,11 @@ public struct ChainChecker {
                                 nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
                                 BlockingWorkers.fanOut(workers, name: "verify-prep") { w in
                                     for i in (w * n / workers)..<((w + 1) * n / workers) {
-                                        let bytes = batch[i].payload
-                                        guard let hd = try? RecordPayload.Header(bytes: bytes) else { continue }
-                                        // The content is read where it is: a copy of it per entry
-                                        // (an allocation, a free and a memmove) was not needed.
-                                        bytes.withUnsafeBufferPointer { whole in
+                                        // The content is read where it is, in its expanded
+                                        // block: a copy of it per entry (an allocation, a free
+                                        // and a memmove) was not needed.
+                                        batch.withPayload(i) { whole in
+                                            guard let hd = try? RecordPayload.Header(buffer: whole) else { return }
                                             let content = UnsafeBufferPointer(rebasing: whole[hd.contentStart...])
                                             h[i] = SHA256.hash(UnsafeRawPointer(content.baseAddress), content.count)
                                             // One pass gives the org, the time and the index row.
@@ -139,8 +139,8 @@ public struct ChainChecker {
                                             {
                                                 c[i] = PersonalCheck.prepare(Array(content), action: action)
                                             }
+                                            p[i] = hd
                                         }
-                                        p[i] = hd
                                     }
                                 }
                             }
@@ -150,7 +150,7 @@ public struct ChainChecker {
             }
         }
         return PreparedBatch(
-            seqs: batch.map(\.seq), hashes: hashes, headers: headers, records: batch, orgNames: orgNames,
+            seqs: batch.seqs, hashes: hashes, headers: headers, records: batch, orgNames: orgNames,
             fields: fields,
             times: times,
             personal: personal)
@@ -158,7 +158,7 @@ public struct ChainChecker {
 
     /// Checks the next records (which must continue from `position`); returns the first failure.
     public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
-        try check(prepared: Self.prepare(batch, personal: personal != nil))
+        try check(prepared: Self.prepare(RecordRun(batch), personal: personal != nil))
     }
 
     /// Checks a prepared batch: the serial part (chains, links, tree, checkpoints).
@@ -217,7 +217,7 @@ public struct ChainChecker {
                 return bad(m)
             }
             if !collect.isEmpty, var action = fields[i]?.action, Self.startsWithAny(&action, collect) {
-                collected.append(Array(b.records[i].payload[p.contentStart...]))
+                collected.append(Array(b.records.payload(i)[p.contentStart...]))
             }
             orgs[org] = st.advanced(seq: seq, leaf: leaf)
             if wantFields {
