@@ -33,12 +33,11 @@ extension ChainChecker {
             let leaves = try tree.leaves(from: seq, count: k)
             for leaf in leaves {
                 prev = leaf
-                range.append(leaf)
                 if let m = try tiles.append(leaf) {
                     return VerificationFailure(seq: seq, path: info.path, offset: nil, message: m)
                 }
                 while nextCp < checkpoints.count && checkpoints[nextCp].size == seq + 1 {
-                    if range.root() != checkpoints[nextCp].root {
+                    if tiles.root() != checkpoints[nextCp].root {
                         return VerificationFailure(
                             seq: seq, path: checkpointPath, offset: checkpoints[nextCp].offset,
                             message:

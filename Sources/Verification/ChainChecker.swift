@@ -30,7 +30,8 @@ public struct ChainChecker {
     public internal(set) var collected: [[UInt8]] = []
     /// The latest `received_at` of the archived segments stepped over.
     public internal(set) var archivedUntil: Int64?
-    var range = CompactRange()
+    /// The leaves so far: the tile checker holds the current tile's, and hands each whole
+    /// tile's root to its compact range.
     var tiles: TileChecker
     var nextCp = 0
     /// One past the last entry checked.
@@ -186,7 +187,9 @@ public struct ChainChecker {
             guard let p = headers[i], let org = orgNames[i] else {
                 return bad("the stored record is not a valid entry (payload header or org unreadable)")
             }
-            let st = orgs[org] ?? .start
+            // One lookup of the org (a hash of its name) for its state, read and written.
+            let slot = orgs.index(forKey: org)
+            let st = slot.map { orgs.values[$0] } ?? .start
             let leaf: Hash
             do {
                 leaf = try st.expect(
@@ -219,7 +222,8 @@ public struct ChainChecker {
             if !collect.isEmpty, var action = fields[i]?.action, Self.startsWithAny(&action, collect) {
                 collected.append(Array(b.records.payload(i)[p.contentStart...]))
             }
-            orgs[org] = st.advanced(seq: seq, leaf: leaf)
+            let next = st.advanced(seq: seq, leaf: leaf)
+            if let slot { orgs.values[slot] = next } else { orgs[org] = next }
             if wantFields {
                 guard let f = fields[i] else {
                     return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)")
@@ -227,10 +231,9 @@ public struct ChainChecker {
                 segmentHits[org, default: []].append(IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))
             }
             prev = leaf
-            range.append(leaf)
             if let m = try tiles.append(leaf) { return bad(m) }
             while nextCp < checkpoints.count && checkpoints[nextCp].size == seq + 1 {
-                if range.root() != checkpoints[nextCp].root {
+                if tiles.root() != checkpoints[nextCp].root {
                     let from = nextCp > 0 ? checkpoints[nextCp - 1].size : 0
                     return VerificationFailure(
                         seq: from, path: checkpointPath, offset: checkpoints[nextCp].offset,
@@ -262,15 +265,27 @@ extension ChainChecker {
     }
 }
 
-/// Recomputes each stored tile level from the leaves and compares it with the tree files.
+/// Recomputes each stored tile level from the leaves and compares it with the tree files; and
+/// the root of the leaves so far, from the same hashes: each whole tile's root goes into a
+/// compact range as one subtree (a compact range fed every leaf computed each node a second
+/// time).
 struct TileChecker {
     let tree: TreeStore
     var pending: [[Hash]] = [[]]
     var counts: [UInt64] = [0]
+    /// The whole tiles of leaves so far.
+    private var range = CompactRange()
 
     init(tree: TreeStore) { self.tree = tree }
 
     mutating func append(_ leaf: Hash) throws -> String? { try push(0, leaf) }
+
+    /// RFC 9162 root of the leaves appended: the whole tiles' range, then the current tile's leaves.
+    func root() -> Hash {
+        var r = range
+        for leaf in pending[0] { r.append(leaf) }
+        return r.root()
+    }
 
     private mutating func push(_ k: Int, _ h: Hash) throws -> String? {
         if k >= pending.count {
@@ -286,6 +301,7 @@ struct TileChecker {
         if pending[k].count == ChainFormat.tileWidth {
             let r = Merkle.root(pending[k][...])
             pending[k].removeAll(keepingCapacity: true)
+            if k == 0 { range.append(subtree: r, height: ChainFormat.tileHeight) }
             return try push(k + 1, r)
         }
         return nil
