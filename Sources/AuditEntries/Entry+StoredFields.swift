@@ -15,7 +15,18 @@ extension Entry {
     }
 
     static func scanIndexFields(_ b: UnsafeBufferPointer<UInt8>) -> (org: String, fields: IndexFields)? {
+        scanStoredFields(b).map { ($0.org, $0.fields) }
+    }
+
+    /// The index fields, and whether the bytes may hold a commitment (`Personal.mayHoldCommitments`,
+    /// answered on the way: such an object is one whose first member is `"$c"`, and every
+    /// object's start is passed here anyway, where a search over the whole entry was a second
+    /// pass over its bytes).
+    static func scanStoredFields(
+        _ b: UnsafeBufferPointer<UInt8>
+    ) -> (org: String, fields: IndexFields, mayHoldCommitments: Bool)? {
         let n = b.count
+        var commitments = false
         var org: Range<Int>?
         var cat: Range<Int>?
         var out: Range<Int>?
@@ -61,7 +72,10 @@ extension Entry {
                         guard let s = string(j) else { return nil }
                         j = s.1
                         continue
-                    case 0x7B, 0x5B: depth += 1
+                    case 0x7B:
+                        depth += 1
+                        if !commitments, commitmentAt(j) { commitments = true }
+                    case 0x5B: depth += 1
                     case 0x7D, 0x5D:
                         depth -= 1
                         if depth == 0 { return j + 1 }
@@ -80,10 +94,17 @@ extension Entry {
             guard r.count == s.utf8CodeUnitCount else { return false }
             return s.withUTF8Buffer { k in zip(r, k).allSatisfy { b[$0] == $1 } }
         }
+        /// Whether the object starting at `i` opens as a commitment does.
+        func commitmentAt(_ i: Int) -> Bool {
+            let needle = Personal.commitmentNeedle
+            guard n - i >= needle.utf8CodeUnitCount else { return false }
+            return equals(i..<(i + needle.utf8CodeUnitCount), needle)
+        }
         /// The members of the object at `i`: calls `member(keyRange, valueStart)`, which
         /// returns the index after the value. Returns the index after the object.
         func members(_ i: Int, _ member: (Range<Int>, Int) -> Int?) -> Int? {
             guard i < n, b[i] == 0x7B else { return nil }
+            if !commitments, commitmentAt(i) { commitments = true }
             var j = i + 1
             if j < n, b[j] == 0x7D { return j + 1 }
             while j < n {
@@ -112,6 +133,7 @@ extension Entry {
                 Base64URL.decode(String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self))?.count
             }
             guard decoded((i + h)..<(i + h + 43)) == 32, decoded(tag) == 16 else { return nil }
+            commitments = true
             return (tag, i + total)
         }
         func plainString(_ at: Int, into r: inout Range<Int>?) -> Int? {
@@ -148,7 +170,8 @@ extension Entry {
         func str(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
         // (No String on the way for the time, and one for the actor: this runs for every
         // entry verified.)
-        guard let category = Category(rawValue: str(cat)), let outcome = Outcome(rawValue: str(out)),
+        guard let category = Category(utf8: UnsafeBufferPointer(rebasing: b[cat])),
+            let outcome = Outcome(utf8: UnsafeBufferPointer(rebasing: b[out])),
             let time = Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[recv]))
         else { return nil }
         let mark: StaticString = "$s:"
@@ -178,15 +201,17 @@ extension Entry {
         }
         return (
             str(org),
-            IndexFields(time: time, category: category, outcome: outcome, action: str(action), actor: actor)
+            IndexFields(time: time, category: category, outcome: outcome, action: str(action), actor: actor),
+            commitments
         )
     }
 
     /// True when the scanner agrees with the full parser on `content`, or defers to it: the
     /// differential check the fuzzer runs on every canonical entry it makes.
     public static func storedFieldScannerAgrees(_ content: [UInt8]) -> Bool {
-        guard let scanned = scanIndexFields(content) else { return true }
+        guard let scanned = content.withUnsafeBufferPointer({ scanStoredFields($0) }) else { return true }
         guard let parsed = parsedIndexFields(ofStored: content) else { return false }
         return scanned.org == parsed.org && scanned.fields == parsed.fields
+            && scanned.mayHoldCommitments == Personal.mayHoldCommitments(content)
     }
 }

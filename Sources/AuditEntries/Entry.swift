@@ -16,6 +16,12 @@ public enum Category: String, Sendable, CaseIterable {
 
     /// Index code (format-spec.md §7).
     public var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
+    /// The category named by `utf8` (no String made: the verifier reads one from every entry).
+    public init?(utf8: UnsafeBufferPointer<UInt8>) {
+        guard let i = Self.names.firstIndex(where: { $0.elementsEqual(utf8) }) else { return nil }
+        self = Self.allCases[i]
+    }
+    private static let names = allCases.map { Array($0.rawValue.utf8) }
     /// The category with index code `c`.
     public init?(code: UInt8) {
         guard Int(code) < Self.allCases.count else { return nil }
@@ -29,6 +35,12 @@ public enum Outcome: String, Sendable, CaseIterable {
 
     /// Index code.
     public var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self) ?? 0) }
+    /// The outcome named by `utf8` (no String made).
+    public init?(utf8: UnsafeBufferPointer<UInt8>) {
+        guard let i = Self.names.firstIndex(where: { $0.elementsEqual(utf8) }) else { return nil }
+        self = Self.allCases[i]
+    }
+    private static let names = allCases.map { Array($0.rawValue.utf8) }
     /// The outcome with index code `c`.
     public init?(code: UInt8) {
         guard Int(code) < Self.allCases.count else { return nil }
@@ -436,6 +448,16 @@ public enum Entry {
     {
         if let fast = scanIndexFields(content) { return fast }
         return parsedIndexFields(ofStored: Array(content))
+    }
+
+    /// `indexFields(ofStored:)`, and `Personal.mayHoldCommitments` of the same bytes, in one
+    /// pass over them where the scanner can (the verifier asks both of every entry).
+    public static func storedFields(
+        ofStored content: UnsafeBufferPointer<UInt8>
+    ) -> (org: String, fields: IndexFields, mayHoldCommitments: Bool)? {
+        if let fast = scanStoredFields(content) { return fast }
+        guard let (org, fields) = parsedIndexFields(ofStored: Array(content)) else { return nil }
+        return (org, fields, Personal.mayHoldCommitments(content))
     }
 
     /// `indexFields(ofStored:)` by the full parser: the reference the scanner must agree with.

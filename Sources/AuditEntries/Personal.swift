@@ -72,15 +72,18 @@ public enum Personal {
         // `{"$c":` appears in canonical bytes only as a commitment: writers' strings escape
         // nothing that would make it, and a key cannot start with `$`.
         // (memmem: every entry is asked when the log is verified; a byte loop was 7 % of it.)
-        content.contains(bytes: commitmentNeedle)
+        content.withUnsafeBufferPointer { mayHoldCommitments($0) }
     }
 
     /// `mayHoldCommitments` over bytes in place.
     public static func mayHoldCommitments(_ content: UnsafeBufferPointer<UInt8>) -> Bool {
-        commitmentNeedle.withUnsafeBytes { ByteSearch.contains(UnsafeRawBufferPointer(content), $0) }
+        commitmentNeedle.withUTF8Buffer {
+            ByteSearch.contains(UnsafeRawBufferPointer(content), UnsafeRawBufferPointer($0))
+        }
     }
 
-    private static let commitmentNeedle: [UInt8] = Array("{\"$c\":\"".utf8)
+    /// How a commitment object opens (§5.4.1): the one mark of one, in canonical bytes.
+    static let commitmentNeedle: StaticString = #"{"$c":""#
 
     /// A field to commit: its path, whose it is, and its value.
     struct Field {

@@ -125,19 +125,20 @@ public struct ChainChecker {
                                             guard let hd = try? RecordPayload.Header(buffer: whole) else { return }
                                             let content = UnsafeBufferPointer(rebasing: whole[hd.contentStart...])
                                             h[i] = SHA256.hash(UnsafeRawPointer(content.baseAddress), content.count)
-                                            // One pass gives the org, the time and the index row.
-                                            if let (org, fields) = Entry.indexFields(ofStored: content) {
+                                            // One pass gives the org, the time, the index row
+                                            // and whether a commitment may be there.
+                                            var commitments: Bool
+                                            if let (org, fields, mayHold) = Entry.storedFields(ofStored: content) {
                                                 o[i] = org
                                                 t[i] = fields.time
                                                 f[i] = fields
+                                                commitments = mayHold
                                             } else {
                                                 o[i] = CanonicalScan.topLevelString(content, key: "org")
+                                                commitments = Personal.mayHoldCommitments(content)
                                             }
                                             let action = f[i]?.action
-                                            if withPersonal,
-                                                action == Personal.erasureAction
-                                                    || Personal.mayHoldCommitments(content)
-                                            {
+                                            if withPersonal, action == Personal.erasureAction || commitments {
                                                 c[i] = PersonalCheck.prepare(Array(content), action: action)
                                             }
                                             p[i] = hd

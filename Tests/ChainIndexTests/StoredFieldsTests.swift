@@ -43,4 +43,50 @@ import Testing
             for cut in [1, c.count / 2, c.count - 1] { #expect(Entry.scanIndexFields(Array(c.prefix(cut))) == nil) }
         }
     }
+
+    /// Whether an entry may hold a commitment, answered by the scanner on the way, is exactly
+    /// what a search of the whole entry for a commitment's opening answers.
+    @Test func theScannerFindsCommitmentsWhereverTheyAre() throws {
+        let c = String(repeating: "A", count: 43)
+        let t = String(repeating: "Q", count: 21) + "A"
+        let commitment = #"{"$c":"\#(c)","$s":"\#(t)"}"#
+        func entry(actorId: String = #""u""#, metadata: String = "{}", agent: String = #""ua""#) -> [UInt8] {
+            Array(
+                (#"{"action":"a.b","actor":{"id":\#(actorId),"type":"human"},"category":"access","metadata":\#(metadata),"#
+                    + #""occurred_at":"2025-03-01T00:00:00.000Z","org":"o","outcome":"success","#
+                    + #""received_at":"2025-03-01T00:00:00.123Z","source":{"service":"s","user_agent":\#(agent)}}"#)
+                    .utf8)
+        }
+        let cases: [([UInt8], Bool)] = [
+            (entry(), false),
+            (entry(actorId: commitment), true),
+            (entry(metadata: #"{"k":\#(commitment)}"#), true),
+            (entry(metadata: #"{"list":[1,\#(commitment)]}"#), true),
+            (entry(agent: commitment), true),
+            // The look-alike inside a string is escaped: not a commitment.
+            (entry(metadata: #"{"k":"{\"$c\":\"x\"}"}"#), false),
+            (entry(metadata: #"{"$d":"x"}"#), false),
+        ]
+        for (bytes, expected) in cases {
+            let text = String(decoding: bytes, as: UTF8.self)
+            let scanned = try #require(bytes.withUnsafeBufferPointer { Entry.scanStoredFields($0) }, "\(text)")
+            #expect(scanned.mayHoldCommitments == expected, "\(text)")
+            #expect(Personal.mayHoldCommitments(bytes) == expected, "\(text)")
+            #expect(bytes.withUnsafeBufferPointer { Entry.storedFields(ofStored: $0)?.mayHoldCommitments } == expected)
+            #expect(Entry.storedFieldScannerAgrees(bytes))
+        }
+    }
+
+    @Test func categoriesAndOutcomesAreReadFromTheirBytes() {
+        for c in Category.allCases {
+            #expect(Array(c.rawValue.utf8).withUnsafeBufferPointer { Category(utf8: $0) } == c)
+        }
+        for o in Outcome.allCases {
+            #expect(Array(o.rawValue.utf8).withUnsafeBufferPointer { Outcome(utf8: $0) } == o)
+        }
+        for bad in ["", "acces", "accessx", "Success", "org_setting"] {
+            #expect(Array(bad.utf8).withUnsafeBufferPointer { Category(utf8: $0) } == nil)
+            #expect(Array(bad.utf8).withUnsafeBufferPointer { Outcome(utf8: $0) } == nil)
+        }
+    }
 }
