@@ -188,22 +188,24 @@ import Testing
         // One open segment: its tail objects are the only copy of its entries in the bucket.
         let d = try Self.primary("rep-tamper", url: url, env: env, segmentBytes: 50_000_000)
         defer { d.cleanup() }
+        let store = try S3Backend(
+            try S3Settings(url: url, environment: env), cache: d.root + "/cache", check: false)
+        // Three appends, each once the bucket holds a tail object for the one before: entries
+        // that become durable while a PUT is in flight share the next object, so a fixed pause
+        // gave two objects when a fresh gateway's first PUT took longer than it.
+        var tails: [String] = []
         for k in 0..<3 {
             #expect(
                 try await d.ctlOffPool(
                     ["append", "--socket", d.socket], stdin: Self.events((k * 100)..<(k * 100 + 100))
                 ).0 == 0)
-            try await Task.sleep(for: .milliseconds(600))
+            for _ in 0..<300 {
+                tails = try store.objects(under: "tail/").sorted()
+                if tails.count >= k + 1 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
         }
         let key = try await d.ctlOffPool(["key", d.data]).1.trimmingCharacters(in: .whitespacesAndNewlines)
-        let store = try S3Backend(
-            try S3Settings(url: url, environment: env), cache: d.root + "/cache", check: false)
-        var tails: [String] = []
-        for _ in 0..<100 {
-            tails = try store.objects(under: "tail/").sorted()
-            if tails.count >= 3 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
         #expect(tails.count >= 3, "\(tails)")
         #expect(d.stop() == 0)
         // A second object where the second one starts, longer, its bytes edited (its note kept).
