@@ -22,8 +22,10 @@ extension Entry {
     /// answered on the way: such an object is one whose first member is `"$c"`, and every
     /// object's start is passed here anyway, where a search over the whole entry was a second
     /// pass over its bytes).
+    /// With `interner`, the action and actor strings come from it (the same bytes, the same
+    /// String: no allocation each).
     static func scanStoredFields(
-        _ b: UnsafeBufferPointer<UInt8>
+        _ b: UnsafeBufferPointer<UInt8>, interner: StringInterner? = nil
     ) -> (org: String, fields: IndexFields, mayHoldCommitments: Bool)? {
         let n = b.count
         var commitments = false
@@ -174,34 +176,16 @@ extension Entry {
             let outcome = Outcome(utf8: UnsafeBufferPointer(rebasing: b[out])),
             let time = Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[recv]))
         else { return nil }
-        let mark: StaticString = "$s:"
-        let actor = String(
-            unsafeUninitializedCapacity: actorType.count + 1 + (committedActor ? 3 : 0) + actorId.count
-        ) { out in
-            var k = 0
-            for i in actorType {
-                out[k] = b[i]
-                k += 1
-            }
-            out[k] = 0x3A
-            k += 1
-            if committedActor {
-                mark.withUTF8Buffer { m in
-                    for c in m {
-                        out[k] = c
-                        k += 1
-                    }
-                }
-            }
-            for i in actorId {
-                out[k] = b[i]
-                k += 1
-            }
-            return k
+        // The actor as `type:id`, or `type:$s:tag` when its id is committed (§5.4.1).
+        let separator: StaticString = committedActor ? ":$s:" : ":"
+        let actor = separator.withUTF8Buffer { sep in
+            let (t, i) = (UnsafeBufferPointer(rebasing: b[actorType]), UnsafeBufferPointer(rebasing: b[actorId]))
+            return interner?.string(t, sep, i) ?? StringInterner.joined(t, sep, i)
         }
+        let actionString = interner?.string(UnsafeBufferPointer(rebasing: b[action])) ?? str(action)
         return (
             str(org),
-            IndexFields(time: time, category: category, outcome: outcome, action: str(action), actor: actor),
+            IndexFields(time: time, category: category, outcome: outcome, action: actionString, actor: actor),
             commitments
         )
     }

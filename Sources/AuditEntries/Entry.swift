@@ -452,10 +452,11 @@ public enum Entry {
 
     /// `indexFields(ofStored:)`, and `Personal.mayHoldCommitments` of the same bytes, in one
     /// pass over them where the scanner can (the verifier asks both of every entry).
+    /// With `interner`, repeated actions and actors are the same Strings (`StringInterner`).
     public static func storedFields(
-        ofStored content: UnsafeBufferPointer<UInt8>
+        ofStored content: UnsafeBufferPointer<UInt8>, interner: StringInterner? = nil
     ) -> (org: String, fields: IndexFields, mayHoldCommitments: Bool)? {
-        if let fast = scanStoredFields(content) { return fast }
+        if let fast = scanStoredFields(content, interner: interner) { return fast }
         guard let (org, fields) = parsedIndexFields(ofStored: Array(content)) else { return nil }
         return (org, fields, Personal.mayHoldCommitments(content))
     }

@@ -149,11 +149,13 @@ extension ChainChecker {
             }
             _ = raw.put(.end)
         }
+        let interners = (0..<max(1, ProcessInfo.processInfo.activeProcessorCount)).map { _ in StringInterner() }
         let preparer = namedThread("verify-prepare", nice: nice, stackSize: 1 << 20) {
             forward: while true {
                 let next: BatchPipe<Piece<PreparedBatch>>.Item
                 switch raw.take() {
-                case .batch(.batch(let r)): next = .batch(.batch(ChainChecker.prepare(r, personal: withPersonal)))
+                case .batch(.batch(let r)):
+                    next = .batch(.batch(ChainChecker.prepare(r, personal: withPersonal, interners: interners)))
                 case .batch(.start(let info)): next = .batch(.start(info))
                 case .batch(.done(let info)): next = .batch(.done(info))
                 case .batch(.failed(let info, let e)): next = .batch(.failed(info, e))

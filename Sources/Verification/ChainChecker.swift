@@ -100,7 +100,11 @@ public struct ChainChecker {
     /// The independent, expensive part of checking `batch`, on all cores (threads of its own, at
     /// the caller's priority); safe on any thread.
     /// With `personal`, each entry's committed fields are found too (`PersonalCheck.prepare`).
-    public static func prepare(_ batch: RecordRun, personal withPersonal: Bool = false) -> PreparedBatch {
+    /// `interners`, one per worker (at most that many work), keep the batches' repeated
+    /// actions and actors as one String each.
+    public static func prepare(
+        _ batch: RecordRun, personal withPersonal: Bool = false, interners: [StringInterner] = []
+    ) -> PreparedBatch {
         let n = batch.count
         var hashes = [Hash](repeating: .zero, count: n)
         var headers = [RecordPayload.Header?](repeating: nil, count: n)
@@ -108,7 +112,8 @@ public struct ChainChecker {
         var fields = [IndexFields?](repeating: nil, count: n)
         var times = [Int64](repeating: -1, count: n)
         var personal = [PersonalCheck.Prepared?](repeating: nil, count: n)
-        let workers = min(n, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let workers = min(n, interners.isEmpty ? cores : interners.count)
         hashes.withUnsafeMutableBufferPointer { hb in
             headers.withUnsafeMutableBufferPointer { pb in
                 orgNames.withUnsafeMutableBufferPointer { ob in
@@ -117,6 +122,7 @@ public struct ChainChecker {
                             personal.withUnsafeMutableBufferPointer { cb in
                                 nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
                                 BlockingWorkers.fanOut(workers, name: "verify-prep") { w in
+                                    let interner = interners.isEmpty ? nil : interners[w]
                                     for i in (w * n / workers)..<((w + 1) * n / workers) {
                                         // The content is read where it is, in its expanded
                                         // block: a copy of it per entry (an allocation, a free
@@ -128,7 +134,9 @@ public struct ChainChecker {
                                             // One pass gives the org, the time, the index row
                                             // and whether a commitment may be there.
                                             var commitments: Bool
-                                            if let (org, fields, mayHold) = Entry.storedFields(ofStored: content) {
+                                            if let (org, fields, mayHold) = Entry.storedFields(
+                                                ofStored: content, interner: interner)
+                                            {
                                                 o[i] = org
                                                 t[i] = fields.time
                                                 f[i] = fields

@@ -1,3 +1,4 @@
+import AuditBase
 import Foundation
 import Testing
 
@@ -24,6 +25,7 @@ import Testing
             #"{"org":"o","category":"files","action":"x.y","actor":{"id":"u","name":"N \"q\" {}","type":"agent"},"on_behalf_of":{"type":"human","id":"h"},"target":{"type":"t","id":"1","name":"},{\"org\":\"evil\""},"outcome":"denied","source":{"service":"s","ip":"10.0.0.1"},"occurred_at":"2025-03-01T00:00:00.000Z","metadata":{"actor":"m","org":"fake","category":"billing","list":[1,2,"x\"]"],"n":null,"b":true,"received_at":"2020-01-01T00:00:00.000Z"}}"#,
         ]
         for t in tricky { contents.append(try prepared(t)) }
+        let interner = StringInterner(slots: 16)
         for c in contents {
             let parsed = Entry.parsedIndexFields(ofStored: c)
             #expect(parsed != nil)
@@ -35,6 +37,9 @@ import Testing
             #expect(
                 Entry.indexFields(ofStored: c).map { "\($0.org) \($0.fields)" }
                     == parsed.map { "\($0.org) \($0.fields)" })
+            // Through a small interner (collisions included), the same fields.
+            let interned = c.withUnsafeBufferPointer { Entry.storedFields(ofStored: $0, interner: interner) }
+            #expect(interned.map { "\($0.org) \($0.fields)" } == parsed.map { "\($0.org) \($0.fields)" })
         }
         // Realistic entries take the fast path.
         #expect(contents.prefix(500).allSatisfy { Entry.scanIndexFields($0) != nil })
