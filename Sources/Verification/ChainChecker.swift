@@ -8,6 +8,7 @@ import LogProofs
 import LogTree
 import PersonalStore
 import SegmentStore
+import Synchronization
 
 /// The per-entry checks, resumable: content hash, org chain, link, leaf hash against the stored
 /// tree, stored higher levels, and the root at every checkpoint size. Used by `Verifier` over a
@@ -121,35 +122,43 @@ public struct ChainChecker {
                         times.withUnsafeMutableBufferPointer { tb in
                             personal.withUnsafeMutableBufferPointer { cb in
                                 nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
+                                // Chunks taken in turn, not a fixed share each: a worker the
+                                // other stages preempt leaves its chunks to the others.
+                                let next = Atomic<Int>(0)
+                                let chunk = 256
                                 BlockingWorkers.fanOut(workers, name: "verify-prep") { w in
                                     let interner = interners.isEmpty ? nil : interners[w]
-                                    for i in (w * n / workers)..<((w + 1) * n / workers) {
-                                        // The content is read where it is, in its expanded
-                                        // block: a copy of it per entry (an allocation, a free
-                                        // and a memmove) was not needed.
-                                        batch.withPayload(i) { whole in
-                                            guard let hd = try? RecordPayload.Header(buffer: whole) else { return }
-                                            let content = UnsafeBufferPointer(rebasing: whole[hd.contentStart...])
-                                            h[i] = SHA256.hash(UnsafeRawPointer(content.baseAddress), content.count)
-                                            // One pass gives the org, the time, the index row
-                                            // and whether a commitment may be there.
-                                            var commitments: Bool
-                                            if let (org, fields, mayHold) = Entry.storedFields(
-                                                ofStored: content, interner: interner)
-                                            {
-                                                o[i] = org
-                                                t[i] = fields.time
-                                                f[i] = fields
-                                                commitments = mayHold
-                                            } else {
-                                                o[i] = CanonicalScan.topLevelString(content, key: "org")
-                                                commitments = Personal.mayHoldCommitments(content)
+                                    while true {
+                                        let from = next.wrappingAdd(chunk, ordering: .relaxed).oldValue
+                                        guard from < n else { break }
+                                        for i in from..<min(n, from + chunk) {
+                                            // The content is read where it is, in its expanded
+                                            // block: a copy of it per entry (an allocation, a free
+                                            // and a memmove) was not needed.
+                                            batch.withPayload(i) { whole in
+                                                guard let hd = try? RecordPayload.Header(buffer: whole) else { return }
+                                                let content = UnsafeBufferPointer(rebasing: whole[hd.contentStart...])
+                                                h[i] = SHA256.hash(UnsafeRawPointer(content.baseAddress), content.count)
+                                                // One pass gives the org, the time, the index row
+                                                // and whether a commitment may be there.
+                                                var commitments: Bool
+                                                if let (org, fields, mayHold) = Entry.storedFields(
+                                                    ofStored: content, interner: interner)
+                                                {
+                                                    o[i] = org
+                                                    t[i] = fields.time
+                                                    f[i] = fields
+                                                    commitments = mayHold
+                                                } else {
+                                                    o[i] = CanonicalScan.topLevelString(content, key: "org")
+                                                    commitments = Personal.mayHoldCommitments(content)
+                                                }
+                                                let action = f[i]?.action
+                                                if withPersonal, action == Personal.erasureAction || commitments {
+                                                    c[i] = PersonalCheck.prepare(Array(content), action: action)
+                                                }
+                                                p[i] = hd
                                             }
-                                            let action = f[i]?.action
-                                            if withPersonal, action == Personal.erasureAction || commitments {
-                                                c[i] = PersonalCheck.prepare(Array(content), action: action)
-                                            }
-                                            p[i] = hd
                                         }
                                     }
                                 }
