@@ -110,39 +110,32 @@ extension SegmentStore {
     public func scanRuns(
         from: UInt64 = 0, to: UInt64? = nil, batch: Int, _ body: (RecordRun) throws -> Bool
     ) throws {
-        let end = min(to ?? UInt64.max, endSeq)
         let batch = max(1, batch)
-        guard from < end else { return }
-        for info in segments() where info.endSeq > from && info.firstSeq < end {
-            switch info.state {
-            case .retired:
-                throw AuditError(.retired, info.retiredMessage, path: info.path)
-            case .sealed:
-                // A pass over whole segments takes a reader of its own rather than evicting the
-                // cached ones that queries use.
-                let reader = try cachedReader(info.segment) ?? SealedSegment(path: info.path)
+        try forEachSegment(from: from, to: to) { info, end in
+            if let reader = try passReader(info) {
                 let run = try reader.readRun()
                 let first = reader.footer.firstSeq
                 var i = Int(max(from, first) - first)
                 let stop = Int(min(end, first + UInt64(run.count)) - first)
                 while i < stop {
                     let j = min(stop, i + batch)
-                    if try !body(run.slice(i..<j)) { return }
+                    if try !body(run.slice(i..<j)) { return false }
                     i = j
                 }
-            case .rotated, .open:
-                var records: [StoredRecord] = []
-                var keepGoing = true
-                try scan(from: max(from, info.firstSeq), to: min(end, info.endSeq)) { r in
-                    records.append(r)
-                    guard records.count >= batch else { return true }
-                    defer { records.removeAll(keepingCapacity: true) }
-                    keepGoing = try body(RecordRun(records))
-                    return keepGoing
-                }
-                guard keepGoing else { return }
-                if !records.isEmpty, try !body(RecordRun(records)) { return }
+                return true
             }
+            var records: [StoredRecord] = []
+            var keepGoing = true
+            try scan(from: max(from, info.firstSeq), to: min(end, info.endSeq)) { r in
+                records.append(r)
+                guard records.count >= batch else { return true }
+                defer { records.removeAll(keepingCapacity: true) }
+                keepGoing = try body(RecordRun(records))
+                return keepGoing
+            }
+            guard keepGoing else { return false }
+            if !records.isEmpty { return try body(RecordRun(records)) }
+            return true
         }
     }
 }

@@ -165,27 +165,40 @@ extension SegmentStore {
     /// Calls `body` with every durable record in `[from, to)`, in sequence order. `body`
     /// returns false to stop. Sealed segments are read whole, one at a time.
     public func scan(from: UInt64 = 0, to: UInt64? = nil, _ body: (StoredRecord) throws -> Bool) throws {
+        try forEachSegment(from: from, to: to) { info, end in
+            if let reader = try passReader(info) {
+                for r in try reader.readAll() where r.seq >= from && r.seq < end {
+                    if try !body(r) { return false }
+                }
+                return true
+            }
+            guard case .blocks(let file, let blocks) = try locate(max(from, info.firstSeq)) else { return true }
+            for b in blocks where b.firstSeq + UInt64(b.count) > from && b.firstSeq < end {
+                for r in try OpenSegment.readBlock(b, file: file) where r.seq >= from && r.seq < end {
+                    if try !body(r) { return false }
+                }
+            }
+            return true
+        }
+    }
+
+    /// Calls `body` with each segment holding records of `[from, to)`, in order, and the end of
+    /// that range within the durable log, until it answers false. A retired segment is an error:
+    /// a pass over records cannot step over it.
+    func forEachSegment(from: UInt64, to: UInt64?, _ body: (SegmentInfo, UInt64) throws -> Bool) throws {
         let end = min(to ?? UInt64.max, endSeq)
         guard from < end else { return }
         for info in segments() where info.endSeq > from && info.firstSeq < end {
-            switch info.state {
-            case .retired:
-                throw AuditError(.retired, info.retiredMessage, path: info.path)
-            case .sealed:
-                // A pass over whole segments takes a reader of its own rather than evicting the
-                // cached ones that queries use.
-                let reader = try cachedReader(info.segment) ?? SealedSegment(path: info.path)
-                for r in try reader.readAll() where r.seq >= from && r.seq < end {
-                    if try !body(r) { return }
-                }
-            case .rotated, .open:
-                guard case .blocks(let file, let blocks) = try locate(max(from, info.firstSeq)) else { continue }
-                for b in blocks where b.firstSeq + UInt64(b.count) > from && b.firstSeq < end {
-                    for r in try OpenSegment.readBlock(b, file: file) where r.seq >= from && r.seq < end {
-                        if try !body(r) { return }
-                    }
-                }
-            }
+            if info.state == .retired { throw AuditError(.retired, info.retiredMessage, path: info.path) }
+            if try !body(info, end) { return }
         }
+    }
+
+    /// The reader of a sealed segment for a pass over it whole (nil for a segment not sealed):
+    /// the cached one, or one of its own rather than evicting the cached ones that queries use.
+    func passReader(_ info: SegmentInfo) throws(AuditError) -> SealedSegment? {
+        guard info.state == .sealed else { return nil }
+        if let cached = cachedReader(info.segment) { return cached }
+        return try SealedSegment(path: info.path)
     }
 }
