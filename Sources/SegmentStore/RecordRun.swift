@@ -114,9 +114,15 @@ extension SegmentStore {
         try forEachSegment(from: from, to: to) { info, end in
             if let reader = try passReader(info) {
                 let run = try reader.readRun()
+                // Positions in the run, clamped without arithmetic that could wrap or trap,
+                // whatever the footer says its first sequence number is.
                 let first = reader.footer.firstSeq
-                var i = Int(max(from, first) - first)
-                let stop = Int(min(end, first + UInt64(run.count)) - first)
+                let count = min(UInt64(run.count), UInt64.max - first)
+                let lo = max(from, first)
+                let hi = min(end, first + count)
+                guard lo < hi else { return true }
+                var i = Int(lo - first)
+                let stop = Int(hi - first)
                 while i < stop {
                     let j = min(stop, i + batch)
                     if try !body(run.slice(i..<j)) { return false }
