@@ -19,9 +19,11 @@ public final class BlockingWorkers: @unchecked Sendable {
         }
     }
 
-    /// Runs `job` on the first free thread.
+    /// Runs `job` on the first free thread; after `shutdown`, drops it (a thread still
+    /// finishing the jobs queued before would otherwise run it).
     public func async(_ job: @escaping @Sendable () -> Void) {
         cond.withLock {
+            guard !stopping else { return }
             jobs.append(job)
             cond.signal()
         }
