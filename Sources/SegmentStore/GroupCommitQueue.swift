@@ -59,9 +59,11 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
     /// with `inline`, a single item and an idle queue whose last group was single too, on this
     /// thread before `submit` returns. Only a caller that holds no lock `body` or `afterAcks`
     /// may take, and that has nothing better to do meanwhile, passes `inline` (a lone
-    /// writer's entry); `afterAcks` may then run here too.
+    /// writer's entry); `afterAcks` may then run here too. The results are `items`' part of
+    /// the group's, not a copy: a group of many single-item requests allocates nothing per
+    /// request.
     public func submit(
-        _ items: [Item], inline: Bool = false, done: @escaping @Sendable (Result<[Output], Error>) -> Void
+        _ items: [Item], inline: Bool = false, done: @escaping @Sendable (Result<ArraySlice<Output>, Error>) -> Void
     ) {
         core.submit(items, inline: inline, done: done)
     }
@@ -69,7 +71,7 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
     /// Submits `items` and waits for them to be committed.
     public func submit(_ items: [Item]) async throws -> [Output] {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Output], Error>) in
-            core.submit(items, inline: false) { c.resume(with: $0) }
+            core.submit(items, inline: false) { c.resume(with: $0.map { Array($0) }) }
         }
     }
 
@@ -77,7 +79,7 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
     /// `submit(_:inline:done:)`).
     public func submitAndWait(_ items: [Item], inline: Bool = false) throws -> [Output] {
         let box = ResultBox<[Output]>()
-        core.submit(items, inline: inline) { box.set($0) }
+        core.submit(items, inline: inline) { box.set($0.map { Array($0) }) }
         return try box.wait()
     }
 
@@ -89,11 +91,15 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
 private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecked Sendable {
     private struct Request {
         var items: [Item]
-        var done: @Sendable (Result<[Output], Error>) -> Void
+        var done: @Sendable (Result<ArraySlice<Output>, Error>) -> Void
     }
 
     private let cond = NSCondition()
     private var pending: [Request] = []
+    /// The last group's array, emptied, kept for its capacity: taking a whole queue swaps the
+    /// two instead of copying requests (this type is generic, and is not specialized in the
+    /// module that uses it: each copy or allocation here also looks up type metadata).
+    private var spare: [Request] = []
     private var stopping = false
     private var finished = false
     /// `body` or `afterAcks` is running, on the commit thread or a caller's.
@@ -115,7 +121,7 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
 
     /// As `GroupCommitQueue.submit(_:inline:done:)`.
     func submit(
-        _ items: [Item], inline: Bool, done: @escaping @Sendable (Result<[Output], Error>) -> Void
+        _ items: [Item], inline: Bool, done: @escaping @Sendable (Result<ArraySlice<Output>, Error>) -> Void
     ) {
         cond.lock()
         if stopping {
@@ -130,7 +136,7 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
             afterAcksDue = false
             cond.unlock()
             if due { afterAcks?() }
-            let result = Result { try body([items]) }
+            let result = Result { try body([items])[...] }
             cond.lock()
             busy = false
             // Left for whoever runs the next group (or the commit thread's next wake): waking
@@ -192,8 +198,15 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
                 n += pending[k].items.count
                 k += 1
             }
-            let group = Array(pending[..<k])
-            pending.removeFirst(k)
+            var group: [Request]
+            if k == pending.count {
+                group = pending
+                pending = spare
+                spare = []
+            } else {
+                group = Array(pending[..<k])
+                pending.removeFirst(k)
+            }
             lastGroup = n
             afterAcksDue = false
             busy = true
@@ -205,15 +218,18 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
                 let out = try body(group.map { $0.items })
                 var i = 0
                 for r in group {
-                    r.done(.success(Array(out[i..<min(out.count, i + r.items.count)])))
+                    let end = min(out.count, i + r.items.count)
+                    r.done(.success(out[min(i, end)..<end]))
                     i += r.items.count
                 }
             } catch {
                 for r in group { r.done(.failure(error)) }
             }
+            group.removeAll(keepingCapacity: true)
             afterAcks?()
             cond.lock()
             busy = false
+            if spare.capacity < group.capacity { spare = group }
             cond.unlock()
         }
     }

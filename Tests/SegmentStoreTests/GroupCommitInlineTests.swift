@@ -170,7 +170,7 @@ import Testing
         let answered = Gate()
         for (k, items) in [[1, 2], [3], [4, 5, 6]].enumerated() {
             q.submit(items) { r in
-                results.mutate { $0[k] = (try? r.get()) ?? [] }
+                results.mutate { $0[k] = (try? r.get()).map { Array($0) } ?? [] }
                 if results.value.count == 3 { answered.release() }
             }
         }

@@ -42,7 +42,7 @@ import Testing
     /// What was submitted before the owner let go is still committed and answered.
     @Test func aDroppedQueueCommitsWhatWasSubmittedFirst() {
         let answered = NSCondition()
-        nonisolated(unsafe) var results: [Result<[Int], Error>] = []
+        nonisolated(unsafe) var results: [Result<ArraySlice<Int>, Error>] = []
         do {
             let q = GroupCommitQueue<Int, Int>(name: "gcq-drained") { items in
                 Thread.sleep(forTimeInterval: 0.01)

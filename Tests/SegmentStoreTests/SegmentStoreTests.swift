@@ -265,7 +265,7 @@ final class Counter: @unchecked Sendable {
             let box = Waiter()
             q.submit([i, i + 10]) { result in
                 r.lock.withLock { r.acked += 1 }
-                box.set(try? result.get())
+                box.set((try? result.get()).map { Array($0) })
             }
             #expect(box.wait() == [i * 2, (i + 10) * 2])
         }
