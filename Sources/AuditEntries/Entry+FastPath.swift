@@ -7,169 +7,24 @@ import LogProofs
 /// `Entry.prepare` falls back to the general parser and validator, which are the reference and
 /// say precisely what is wrong. Tests check both paths give identical bytes.
 extension Entry {
-    private struct Span {
-        var start: Int
-        var end: Int
-        var count: Int { end - start }
-    }
+    private typealias Span = FastScan.Span
+    private typealias Kind = FastScan.Kind
+    private typealias Writer2 = FastScan.Writer
+    private typealias Member = FastScan.Member
+    private typealias Scanner = FastScan.Scanner
 
-    private enum Kind { case string, int, literal, object }
-
-    /// Appends canonical bytes, copying spans of the input.
-    private struct Writer2 {
-        let b: UnsafeBufferPointer<UInt8>
-        var o: [UInt8]
-
-        init(b: UnsafeBufferPointer<UInt8>, n: Int) {
-            self.b = b
-            o = []
-            o.reserveCapacity(n + 128)
+    /// True when the fast path declines `json` or makes exactly what the general path makes of
+    /// it (canonical bytes, their hash and the index fields; no personal fields committed,
+    /// whose nonces differ run to run): the differential check the fuzzer runs on every input.
+    public static func preparePathsAgree(json: [UInt8], receivedAt: Int64, writer: Writer) -> Bool {
+        guard let fast = json.withUnsafeBufferPointer({ fastPrepare($0, receivedAt: receivedAt, writer: writer) })
+        else { return true }
+        guard let general = try? generalPrepare(json: json, receivedAt: receivedAt, writer: writer) else {
+            return false
         }
-
-        @inline(__always) mutating func raw(_ s: StaticString) {
-            o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-        }
-        @inline(__always) mutating func quoted(_ s: Span) {
-            o.append(0x22)
-            o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end]))
-            o.append(0x22)
-        }
-        mutating func value(_ m: Member) {
-            if m.kind == .string {
-                quoted(m.value)
-            } else {
-                o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end]))
-            }
-        }
-        /// An object of `schema`'s members, in its (canonical) order; a member whose slot
-        /// (`object << 8 | its schema index`) is in `slots` is written in the committed form of
-        /// the commitment at the same index in `made` (§5.4.1).
-        mutating func obj(
-            _ kids: [Member?], _ schema: EntrySchema.Object, object: Int = 0, _ made: [Personal.Made] = [],
-            _ rows: [SealedRow] = [], _ slots: [Int] = []
-        ) {
-            o.append(0x7B)
-            var first = true
-            for (k, m) in kids.enumerated() {
-                guard let m else { continue }
-                if !first { o.append(0x2C) }
-                first = false
-                o.append(0x22)
-                o.append(contentsOf: schema.members[k].name.utf8)
-                o.append(0x22)
-                o.append(0x3A)
-                if let j = slots.firstIndex(of: object << 8 | k) {
-                    Personal.appendCommitted(made[j].commitment, rows[made[j].row].key.tag, to: &o)
-                } else {
-                    value(m)
-                }
-            }
-            o.append(0x7D)
-        }
-    }
-
-    private struct Member {
-        var key: Span
-        var kind: Kind
-        var value: Span
-        var children: [Member] = []
-    }
-
-    private struct Scanner {
-        let b: UnsafeBufferPointer<UInt8>
-        var i = 0
-
-        init(_ b: UnsafeBufferPointer<UInt8>) { self.b = b }
-
-        @inline(__always) mutating func ws() {
-            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
-        }
-
-        mutating func string() -> Span? {
-            guard i < b.count, b[i] == 0x22 else { return nil }
-            i += 1
-            let s = i
-            while i < b.count {
-                let c = b[i]
-                if c == 0x22 {
-                    defer { i += 1 }
-                    return Span(start: s, end: i)
-                }
-                if c == 0x5C || c < 0x20 || c >= 0x7F { return nil }
-                i += 1
-            }
-            return nil
-        }
-
-        mutating func scalar() -> (Kind, Span)? {
-            let n = b.count
-            guard i < n else { return nil }
-            let s = i
-            switch b[i] {
-            case 0x22: return string().map { (.string, $0) }
-            case 0x74:
-                guard i + 4 <= n, b[i + 1] == 0x72, b[i + 2] == 0x75, b[i + 3] == 0x65 else { return nil }
-                i += 4
-            case 0x66:
-                guard i + 5 <= n, b[i + 1] == 0x61, b[i + 2] == 0x6C, b[i + 3] == 0x73, b[i + 4] == 0x65 else {
-                    return nil
-                }
-                i += 5
-            case 0x6E:
-                guard i + 4 <= n, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C else { return nil }
-                i += 4
-            case 0x2D, 0x30...0x39:
-                if b[i] == 0x2D { i += 1 }
-                let d = i
-                while i < n, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
-                let digits = i - d
-                guard digits >= 1, digits <= 15, !(digits > 1 && b[d] == 0x30),
-                    !(b[s] == 0x2D && digits == 1 && b[d] == 0x30)
-                else { return nil }
-                if i < n, b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45 { return nil }
-                return (.int, Span(start: s, end: i))
-            default: return nil
-            }
-            return (.literal, Span(start: s, end: i))
-        }
-
-        mutating func object(depth: Int) -> [Member]? {
-            guard i < b.count, b[i] == 0x7B else { return nil }
-            i += 1
-            var out: [Member] = []
-            out.reserveCapacity(depth == 0 ? 12 : 4)
-            ws()
-            if i < b.count, b[i] == 0x7D {
-                i += 1
-                return out
-            }
-            while true {
-                ws()
-                guard let k = string() else { return nil }
-                ws()
-                guard i < b.count, b[i] == 0x3A else { return nil }
-                i += 1
-                ws()
-                if i < b.count, b[i] == 0x7B {
-                    guard depth == 0, let kids = object(depth: 1) else { return nil }
-                    out.append(Member(key: k, kind: .object, value: Span(start: 0, end: 0), children: kids))
-                } else {
-                    guard let (kind, v) = scalar() else { return nil }
-                    out.append(Member(key: k, kind: kind, value: v))
-                }
-                ws()
-                guard i < b.count else { return nil }
-                if b[i] == 0x2C {
-                    i += 1
-                    continue
-                }
-                if b[i] == 0x7D {
-                    i += 1
-                    return out
-                }
-                return nil
-            }
-        }
+        return fast.content == general.content && fast.contentHash == general.contentHash
+            && fast.fields == general.fields && fast.org == general.org
+            && fast.idempotencyKey == general.idempotencyKey
     }
 
     /// The slot of `actor.id` (object 0, its schema index).
@@ -210,16 +65,33 @@ extension Entry {
         func str(_ s: Span) -> String {
             String(decoding: UnsafeBufferPointer(rebasing: b[s.start..<s.end]), as: UTF8.self)
         }
+        /// `x:y` in one allocation (the index's actor: `type:id`); the spans are ASCII.
+        func joined(_ x: Span, _ y: Span) -> String {
+            String(unsafeUninitializedCapacity: x.count + 1 + y.count) { out in
+                _ = out.initialize(fromContentsOf: b[x.start..<x.end])
+                out[x.count] = 0x3A
+                _ = out[(x.count + 1)...].initialize(fromContentsOf: b[y.start..<y.end])
+                return x.count + 1 + y.count
+            }
+        }
 
         var sc = Scanner(b)
         sc.ws()
-        guard let top = sc.object(depth: 0) else { return nil }
+        guard sc.object() else { return nil }
         sc.ws()
         guard sc.i == n else { return nil }
+        let top = sc.top
 
         // Top-level members in canonical order; each slot filled at most once.
         // action actor category idempotency_key metadata occurred_at on_behalf_of org outcome source target
-        var slot = [Member?](repeating: nil, count: 11)
+        // Then, in the same array, the members of the nested objects in their schemas' order:
+        // actor (id, name, type) from `aB`, on_behalf_of (approval, id, type) from `oB`, target
+        // (id, name, type) from `tB`, source (ip, service, session, user_agent) from `sB`.
+        let aB = 11
+        let oB = aB + EntrySchema.actor.members.count
+        let tB = oB + EntrySchema.onBehalfOf.members.count
+        let sB = tB + EntrySchema.target.members.count
+        var slot = [Member?](repeating: nil, count: sB + EntrySchema.source.members.count)
         for m in top {
             let k = m.key
             let idx: Int
@@ -270,41 +142,39 @@ extension Entry {
 
         // Nested objects by the schema: its members only, each present unless optional, string
         // values within its limits and alphabet, from its values when it has them.
-        func nested(_ m: Member, _ schema: EntrySchema.Object) -> [Member?]? {
+        func nested(_ m: Member, _ schema: EntrySchema.Object, at base: Int) -> Bool {
             let rows = schema.members
-            var found = [Member?](repeating: nil, count: rows.count)
-            for c in m.children {
+            for c in sc.kids[m.kids] {
                 guard c.kind == .string, let j = rows.indices.first(where: { eqString(c.key, rows[$0].name) }),
-                    found[j] == nil,
+                    slot[base + j] == nil,
                     rows[j].identifier ? ident(c.value, max: rows[j].maxBytes) : text(c.value, max: rows[j].maxBytes)
-                else { return nil }
-                if let values = rows[j].values, !values.contains(where: { eqString(c.value, $0) }) { return nil }
-                found[j] = c
+                else { return false }
+                if let values = rows[j].values, !values.contains(where: { eqString(c.value, $0) }) { return false }
+                slot[base + j] = c
             }
-            for j in rows.indices where found[j] == nil && !rows[j].optional { return nil }
-            return found
+            for j in rows.indices where slot[base + j] == nil && !rows[j].optional { return false }
+            return true
         }
-        // Slots by the schema's canonical order: actor (id, name, type), on_behalf_of (approval,
-        // id, type), target (id, name, type), source (ip, service, session, user_agent).
-        guard let act = nested(actor, EntrySchema.actor), let actorId = act[0], let actorType = act[2] else {
+        guard nested(actor, EntrySchema.actor, at: aB), let actorId = slot[aB], let actorType = slot[aB + 2] else {
             return nil
         }
+        let onBehalf = slot[6] != nil
         if let ob = slot[6] {
-            guard ob.kind == .object, nested(ob, EntrySchema.onBehalfOf) != nil else { return nil }
+            guard ob.kind == .object, nested(ob, EntrySchema.onBehalfOf, at: oB) else { return nil }
         } else if eq(actorType.value, "agent") {
             return nil
         }
-        guard let tg = nested(target, EntrySchema.target) else { return nil }
-        guard let src = nested(source, EntrySchema.source) else { return nil }
-        if let ip = src[0], !IPAddress.isValid(UnsafeBufferPointer(rebasing: b[ip.value.start..<ip.value.end])) {
+        guard nested(target, EntrySchema.target, at: tB), nested(source, EntrySchema.source, at: sB) else { return nil }
+        if let ip = slot[sB], !IPAddress.isValid(UnsafeBufferPointer(rebasing: b[ip.value.start..<ip.value.end])) {
             return nil
         }
         var meta: [Member] = []
         if let m = slot[4] {
-            guard m.kind == .object, m.children.count <= EntrySchema.maxMetadataKeys else { return nil }
-            for c in m.children {
+            guard m.kind == .object, m.kids.count <= EntrySchema.maxMetadataKeys else { return nil }
+            meta.reserveCapacity(m.kids.count)
+            for c in sc.kids[m.kids] {
                 guard ident(c.key, max: EntrySchema.maxMetadataKey), c.kind != .object,
-                    forbiddenReason(str(c.key)) == nil
+                    forbiddenReason(utf8: UnsafeBufferPointer(rebasing: b[c.key.start..<c.key.end])) == nil
                 else { return nil }
                 if c.kind == .string && c.value.count > EntrySchema.maxMetadataString { return nil }
                 meta.append(c)
@@ -326,7 +196,6 @@ extension Entry {
 
         // Personal fields (§5.4.1) by the one rule, committed; the strings here are plain ASCII,
         // so a span's bytes are its value.
-        let obKids = slot[6].flatMap { nested($0, EntrySchema.onBehalfOf) }
         // Each commitment's slot: its object (actor 0, on_behalf_of 1, source 2, target 3) << 8 | its
         // schema index. Left empty (no allocation) for a log that does not commit personal fields.
         var slots: [Int] = []
@@ -338,7 +207,7 @@ extension Entry {
             func objectIndex(_ o: String) -> Int? {
                 switch o {
                 case "actor": return 0
-                case "on_behalf_of": return obKids == nil ? nil : 1
+                case "on_behalf_of": return onBehalf ? 1 : nil
                 case "source": return 2
                 case "target": return 3
                 default: return nil
@@ -354,10 +223,10 @@ extension Entry {
             }
             func span(_ i: Int, _ j: Int) -> Span? {
                 switch i {
-                case 0: return act[j]?.value
-                case 1: return obKids?[j]?.value
-                case 2: return src[j]?.value
-                default: return tg[j]?.value
+                case 0: return slot[aB + j]?.value
+                case 1: return onBehalf ? slot[oB + j]?.value : nil
+                case 2: return slot[sB + j]?.value
+                default: return slot[tB + j]?.value
                 }
             }
             func member(_ o: String, _ k: String) -> String? {
@@ -380,7 +249,7 @@ extension Entry {
         w.raw("{\"action\":")
         w.quoted(action.value)
         w.raw(",\"actor\":")
-        w.obj(act, EntrySchema.actor, object: 0, made, rows, slots)
+        w.obj(slot, at: aB, EntrySchema.actor, object: 0, made, rows, slots)
         w.raw(",\"category\":")
         w.quoted(category.value)
         if let k = slot[3] {
@@ -396,9 +265,9 @@ extension Entry {
         }
         w.raw("},\"occurred_at\":")
         w.quoted(occurred.value)
-        if let kids = obKids {
+        if onBehalf {
             w.raw(",\"on_behalf_of\":")
-            w.obj(kids, EntrySchema.onBehalfOf, object: 1, made, rows, slots)
+            w.obj(slot, at: oB, EntrySchema.onBehalfOf, object: 1, made, rows, slots)
         }
         w.raw(",\"org\":")
         w.quoted(org.value)
@@ -408,9 +277,9 @@ extension Entry {
         Timestamp.append(receivedAt, to: &w.o)
         w.o.append(0x22)
         w.raw(",\"source\":")
-        w.obj(src, EntrySchema.source, object: 2, made, rows, slots)
+        w.obj(slot, at: sB, EntrySchema.source, object: 2, made, rows, slots)
         w.raw(",\"target\":")
-        w.obj(tg, EntrySchema.target, object: 3, made, rows, slots)
+        w.obj(slot, at: tB, EntrySchema.target, object: 3, made, rows, slots)
         w.raw(",\"writer\":")
         w.o.append(contentsOf: writer.canonical)
         w.raw("}")
@@ -420,9 +289,9 @@ extension Entry {
             org: str(org.value), content: o, contentHash: SHA256.hash(o), idempotencyKey: slot[3].map { str($0.value) },
             fields: IndexFields(
                 time: receivedAt, category: cat, outcome: out, action: str(action.value),
-                actor: str(actorType.value) + ":"
-                    + (slots.firstIndex(of: Self.actorIDSlot).map { Personal.indexID(tag: rows[made[$0].row].key.tag) }
-                        ?? str(actorId.value))),
+                actor: slots.firstIndex(of: Self.actorIDSlot).map {
+                    str(actorType.value) + ":" + Personal.indexID(tag: rows[made[$0].row].key.tag)
+                } ?? joined(actorType.value, actorId.value)),
             sealedRows: rows)
     }
 }

@@ -132,8 +132,13 @@ public enum FuzzHarness {
     /// Writers' entries (§4), through both preparation paths, and stored entries.
     public static func entry(_ input: UnsafeRawBufferPointer) {
         let b = Array(input)
+        let writer = Writer(uid: 1000, gid: 1000, via: "fuzz")
+        // The one-pass fast path must make what the general parser makes, or decline.
+        if !Entry.preparePathsAgree(json: b, receivedAt: 1_700_000_000_000, writer: writer) {
+            fatalError("the fast and general preparation paths disagree")
+        }
         if let p = try? Entry.prepare(
-            json: b, receivedAt: 1_700_000_000_000, writer: Writer(uid: 1000, gid: 1000, via: "fuzz"))
+            json: b, receivedAt: 1_700_000_000_000, writer: writer)
         {
             // The one-pass scanner must answer as the parser does on every canonical entry.
             if !Entry.storedFieldScannerAgrees(p.content) {

@@ -1,0 +1,190 @@
+import AuditBase
+
+extension Entry {
+    /// The pieces of the ingest hot path (`Entry+FastPath.swift`): spans of an entry's bytes,
+    /// a one-pass scanner of the JSON it accepts, and the writer of canonical bytes.
+    enum FastScan {
+        struct Span {
+            var start: Int
+            var end: Int
+            var count: Int { end - start }
+        }
+
+        enum Kind { case string, int, literal, object }
+
+        /// Appends canonical bytes, copying spans of the input.
+        struct Writer {
+            let b: UnsafeBufferPointer<UInt8>
+            var o: [UInt8]
+
+            init(b: UnsafeBufferPointer<UInt8>, n: Int) {
+                self.b = b
+                o = []
+                o.reserveCapacity(n + 128)
+            }
+
+            @inline(__always) mutating func raw(_ s: StaticString) {
+                o.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+            }
+            @inline(__always) mutating func quoted(_ s: Span) {
+                o.append(0x22)
+                o.append(contentsOf: UnsafeBufferPointer(rebasing: b[s.start..<s.end]))
+                o.append(0x22)
+            }
+            mutating func value(_ m: Member) {
+                if m.kind == .string {
+                    quoted(m.value)
+                } else {
+                    o.append(contentsOf: UnsafeBufferPointer(rebasing: b[m.value.start..<m.value.end]))
+                }
+            }
+            /// An object of `schema`'s members (`kids[base + i]`, absent when nil), in its
+            /// (canonical) order; a member whose slot (`object << 8 | its schema index`) is in
+            /// `slots` is written in the committed form of the commitment at the same index in
+            /// `made` (§5.4.1).
+            mutating func obj(
+                _ kids: [Member?], at base: Int, _ schema: EntrySchema.Object, object: Int = 0,
+                _ made: [Personal.Made] = [], _ rows: [SealedRow] = [], _ slots: [Int] = []
+            ) {
+                o.append(0x7B)
+                var first = true
+                for k in schema.members.indices {
+                    guard let m = kids[base + k] else { continue }
+                    if !first { o.append(0x2C) }
+                    first = false
+                    o.append(0x22)
+                    o.append(contentsOf: schema.members[k].name.utf8)
+                    o.append(0x22)
+                    o.append(0x3A)
+                    if let j = slots.firstIndex(of: object << 8 | k) {
+                        Personal.appendCommitted(made[j].commitment, rows[made[j].row].key.tag, to: &o)
+                    } else {
+                        value(m)
+                    }
+                }
+                o.append(0x7D)
+            }
+        }
+
+        /// A member as scanned: spans of the entry's bytes, and for an object its members' place
+        /// in the scanner's `kids`. Plain data: copying one retains nothing.
+        struct Member {
+            var key: Span
+            var kind: Kind
+            var value: Span
+            var kids: Range<Int> = 0..<0
+        }
+
+        struct Scanner {
+            let b: UnsafeBufferPointer<UInt8>
+            var i = 0
+            /// The top-level object's members.
+            var top: [Member] = []
+            /// The members of every object in it, each object's together (`Member.kids`).
+            var kids: [Member] = []
+
+            init(_ b: UnsafeBufferPointer<UInt8>) {
+                self.b = b
+                top.reserveCapacity(12)
+                kids.reserveCapacity(16)
+            }
+
+            @inline(__always) mutating func ws() {
+                while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+            }
+
+            mutating func string() -> Span? {
+                guard i < b.count, b[i] == 0x22 else { return nil }
+                i += 1
+                let s = i
+                while i < b.count {
+                    let c = b[i]
+                    if c == 0x22 {
+                        defer { i += 1 }
+                        return Span(start: s, end: i)
+                    }
+                    if c == 0x5C || c < 0x20 || c >= 0x7F { return nil }
+                    i += 1
+                }
+                return nil
+            }
+
+            mutating func scalar() -> (Kind, Span)? {
+                let n = b.count
+                guard i < n else { return nil }
+                let s = i
+                switch b[i] {
+                case 0x22: return string().map { (.string, $0) }
+                case 0x74:
+                    guard i + 4 <= n, b[i + 1] == 0x72, b[i + 2] == 0x75, b[i + 3] == 0x65 else { return nil }
+                    i += 4
+                case 0x66:
+                    guard i + 5 <= n, b[i + 1] == 0x61, b[i + 2] == 0x6C, b[i + 3] == 0x73, b[i + 4] == 0x65 else {
+                        return nil
+                    }
+                    i += 5
+                case 0x6E:
+                    guard i + 4 <= n, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C else { return nil }
+                    i += 4
+                case 0x2D, 0x30...0x39:
+                    if b[i] == 0x2D { i += 1 }
+                    let d = i
+                    while i < n, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
+                    let digits = i - d
+                    guard digits >= 1, digits <= 15, !(digits > 1 && b[d] == 0x30),
+                        !(b[s] == 0x2D && digits == 1 && b[d] == 0x30)
+                    else { return nil }
+                    if i < n, b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45 { return nil }
+                    return (.int, Span(start: s, end: i))
+                default: return nil
+                }
+                return (.literal, Span(start: s, end: i))
+            }
+
+            /// Scans an object, appending its members to `top`, or for an object in it (`nested`)
+            /// to `kids`; objects nest one level only.
+            mutating func object(nested: Bool = false) -> Bool {
+                guard i < b.count, b[i] == 0x7B else { return false }
+                i += 1
+                ws()
+                if i < b.count, b[i] == 0x7D {
+                    i += 1
+                    return true
+                }
+                while true {
+                    ws()
+                    guard let k = string() else { return false }
+                    ws()
+                    guard i < b.count, b[i] == 0x3A else { return false }
+                    i += 1
+                    ws()
+                    if i < b.count, b[i] == 0x7B {
+                        guard !nested else { return false }
+                        let start = kids.count
+                        guard object(nested: true) else { return false }
+                        top.append(
+                            Member(key: k, kind: .object, value: Span(start: 0, end: 0), kids: start..<kids.count))
+                    } else {
+                        guard let (kind, v) = scalar() else { return false }
+                        if nested {
+                            kids.append(Member(key: k, kind: kind, value: v))
+                        } else {
+                            top.append(Member(key: k, kind: kind, value: v))
+                        }
+                    }
+                    ws()
+                    guard i < b.count else { return false }
+                    if b[i] == 0x2C {
+                        i += 1
+                        continue
+                    }
+                    if b[i] == 0x7D {
+                        i += 1
+                        return true
+                    }
+                    return false
+                }
+            }
+        }
+    }
+}
