@@ -181,4 +181,41 @@ import Testing
         #expect(results.value == [0: [10, 20], 1: [30], 2: [40, 50, 60]])
         q.shutdown()
     }
+
+    /// Requests that wait while a group commits are taken up to `maxGroup` items a group (a
+    /// larger one alone still goes whole), the rest in the next, three groups in a row; each
+    /// caller gets its own items' results.
+    @Test func groupsStopAtMaxGroupAndTheRestFollow() throws {
+        let inside = Gate()
+        let proceed = Gate()
+        let seen = Locked<[[[Int]]]>([])
+        let q = GroupCommitQueue<Int, Int>.batches(name: "commit-thread", maxGroup: 4) { batches in
+            seen.mutate { $0.append(batches) }
+            if batches.joined().contains(0) {
+                inside.release()
+                _ = proceed.wait()
+            }
+            return batches.joined().map { $0 * 10 }
+        }
+        let first = Gate()
+        q.submit([0]) { _ in first.release() }
+        #expect(inside.wait())
+        let requests = [[1, 2], [3, 4], [5], [6, 7, 8, 9, 10], [11]]
+        let results = Locked<[Int: [Int]]>([:])
+        let answered = Gate()
+        for (k, items) in requests.enumerated() {
+            q.submit(items) { r in
+                results.mutate { $0[k] = (try? r.get()).map { Array($0) } ?? [] }
+                if results.value.count == requests.count { answered.release() }
+            }
+        }
+        proceed.release()
+        #expect(first.wait())
+        #expect(answered.wait())
+        #expect(seen.value == [[[0]], [[1, 2], [3, 4]], [[5]], [[6, 7, 8, 9, 10]], [[11]]])
+        #expect(results.value == [0: [10, 20], 1: [30, 40], 2: [50], 3: [60, 70, 80, 90, 100], 4: [110]])
+        // And the queue still takes a whole waiting queue at once afterwards.
+        #expect(try q.submitAndWait([12, 13]) == [120, 130])
+        q.shutdown()
+    }
 }
