@@ -148,13 +148,16 @@ import Testing
         #expect(throws: GroupCommitStopped.self) { try q.submitAndWait([2]) }
     }
 
-    /// A queue made with `batches` hands its body each request's own array, in the order the
-    /// requests came, and every caller gets the results of its own items.
-    @Test func aBatchesQueueSeesEachRequestApart() throws {
+    /// A `batches` queue (each item's result is ten times it) whose first group, `[0]`, is held
+    /// on the commit thread while `requests` are submitted behind it; then let go. Returns
+    /// the groups its body saw and each request's results, by index.
+    static func groupsBehindAHeldGroup(
+        _ requests: [[Int]], maxGroup: Int = 8192
+    ) -> (queue: GroupCommitQueue<Int, Int>, groups: [[[Int]]], results: [Int: [Int]]) {
         let inside = Gate()
         let proceed = Gate()
         let seen = Locked<[[[Int]]]>([])
-        let q = GroupCommitQueue<Int, Int>.batches(name: "commit-thread") { batches in
+        let q = GroupCommitQueue<Int, Int>.batches(name: "commit-thread", maxGroup: maxGroup) { batches in
             seen.mutate { $0.append(batches) }
             if batches.joined().contains(0) {
                 inside.release()
@@ -165,42 +168,6 @@ import Testing
         let first = Gate()
         q.submit([0]) { _ in first.release() }
         #expect(inside.wait())
-        // Three requests wait while the first group commits: the next group holds all three.
-        let results = Locked<[Int: [Int]]>([:])
-        let answered = Gate()
-        for (k, items) in [[1, 2], [3], [4, 5, 6]].enumerated() {
-            q.submit(items) { r in
-                results.mutate { $0[k] = (try? r.get()).map { Array($0) } ?? [] }
-                if results.value.count == 3 { answered.release() }
-            }
-        }
-        proceed.release()
-        #expect(first.wait())
-        #expect(answered.wait())
-        #expect(seen.value == [[[0]], [[1, 2], [3], [4, 5, 6]]])
-        #expect(results.value == [0: [10, 20], 1: [30], 2: [40, 50, 60]])
-        q.shutdown()
-    }
-
-    /// Requests that wait while a group commits are taken up to `maxGroup` items a group (a
-    /// larger one alone still goes whole), the rest in the next, three groups in a row; each
-    /// caller gets its own items' results.
-    @Test func groupsStopAtMaxGroupAndTheRestFollow() throws {
-        let inside = Gate()
-        let proceed = Gate()
-        let seen = Locked<[[[Int]]]>([])
-        let q = GroupCommitQueue<Int, Int>.batches(name: "commit-thread", maxGroup: 4) { batches in
-            seen.mutate { $0.append(batches) }
-            if batches.joined().contains(0) {
-                inside.release()
-                _ = proceed.wait()
-            }
-            return batches.joined().map { $0 * 10 }
-        }
-        let first = Gate()
-        q.submit([0]) { _ in first.release() }
-        #expect(inside.wait())
-        let requests = [[1, 2], [3, 4], [5], [6, 7, 8, 9, 10], [11]]
         let results = Locked<[Int: [Int]]>([:])
         let answered = Gate()
         for (k, items) in requests.enumerated() {
@@ -212,8 +179,27 @@ import Testing
         proceed.release()
         #expect(first.wait())
         #expect(answered.wait())
-        #expect(seen.value == [[[0]], [[1, 2], [3, 4]], [[5]], [[6, 7, 8, 9, 10]], [[11]]])
-        #expect(results.value == [0: [10, 20], 1: [30, 40], 2: [50], 3: [60, 70, 80, 90, 100], 4: [110]])
+        return (q, seen.value, results.value)
+    }
+
+    /// A queue made with `batches` hands its body each request's own array, in the order the
+    /// requests came, and every caller gets the results of its own items.
+    @Test func aBatchesQueueSeesEachRequestApart() throws {
+        // Three requests wait while the first group commits: the next group holds all three.
+        let (q, groups, results) = Self.groupsBehindAHeldGroup([[1, 2], [3], [4, 5, 6]])
+        #expect(groups == [[[0]], [[1, 2], [3], [4, 5, 6]]])
+        #expect(results == [0: [10, 20], 1: [30], 2: [40, 50, 60]])
+        q.shutdown()
+    }
+
+    /// Requests that wait while a group commits are taken up to `maxGroup` items a group (a
+    /// larger one alone still goes whole), the rest in the next, three groups in a row; each
+    /// caller gets its own items' results.
+    @Test func groupsStopAtMaxGroupAndTheRestFollow() throws {
+        let (q, groups, results) = Self.groupsBehindAHeldGroup(
+            [[1, 2], [3, 4], [5], [6, 7, 8, 9, 10], [11]], maxGroup: 4)
+        #expect(groups == [[[0]], [[1, 2], [3, 4]], [[5]], [[6, 7, 8, 9, 10]], [[11]]])
+        #expect(results == [0: [10, 20], 1: [30, 40], 2: [50], 3: [60, 70, 80, 90, 100], 4: [110]])
         // And the queue still takes a whole waiting queue at once afterwards.
         #expect(try q.submitAndWait([12, 13]) == [120, 130])
         q.shutdown()
