@@ -132,8 +132,8 @@ extension Entry {
             let source = slot[9], source.kind == .object,
             let target = slot[10], target.kind == .object
         else { return nil }
-        guard let cat = Category.allCases.first(where: { c in eqString(category.value, c.rawValue) }),
-            let out = Outcome.allCases.first(where: { o in eqString(outcome.value, o.rawValue) }),
+        guard let cat = Category(utf8: UnsafeBufferPointer(rebasing: b[category.value.start..<category.value.end])),
+            let out = Outcome(utf8: UnsafeBufferPointer(rebasing: b[outcome.value.start..<outcome.value.end])),
             Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[occurred.value.start..<occurred.value.end])) != nil
         else { return nil }
         if let k = slot[3] {
