@@ -224,3 +224,30 @@ public enum ByteSearch {
         return false
     }
 }
+
+extension ByteSearch {
+    /// The index of the first `"` or `\` in `p[from..<end]`, or `end`: where a JSON string's
+    /// contents stop being plain. Eight bytes a step (each byte compared with both at once, the
+    /// lowest match exact), inline: two memchr(3) calls a string cost more than the search in
+    /// the short keys and values of an entry.
+    @inlinable public static func quoteOrBackslash(_ p: UnsafePointer<UInt8>, from: Int, end: Int) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = ones &* 0x22
+        let backslashes = ones &* 0x5C
+        let raw = UnsafeRawPointer(p)
+        var i = from
+        while end - i >= 8 {
+            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let x = w ^ quotes
+            let y = w ^ backslashes
+            // A byte of x or y is zero where w holds the character; borrows can mark bytes
+            // above a true zero, never below one, so the lowest mark is exact.
+            let marks = (((x &- ones) & ~x) | ((y &- ones) & ~y)) & highs
+            if marks != 0 { return i + marks.trailingZeroBitCount >> 3 }
+            i += 8
+        }
+        while i < end, p[i] != 0x22, p[i] != 0x5C { i += 1 }
+        return i
+    }
+}

@@ -27,8 +27,8 @@ extension Entry {
     static func scanStoredFields(
         _ b: UnsafeBufferPointer<UInt8>, interner: StringInterner? = nil
     ) -> (org: String, fields: IndexFields, mayHoldCommitments: Bool)? {
-        let n = b.count
-        var commitments = false
+        guard let base = b.baseAddress else { return nil }
+        var s = StoredScan(p: base, n: b.count)
         var org: Range<Int>?
         var cat: Range<Int>?
         var out: Range<Int>?
@@ -38,155 +38,67 @@ extension Entry {
         var actorId: Range<Int>?
         var committedActor = false
 
-        /// The range of a string's contents starting at the quote at `i`, and the index
-        /// after its closing quote; `plain` is false when it holds an escape.
-        func string(_ i: Int) -> (Range<Int>, Int, plain: Bool)? {
-            guard i < n, b[i] == 0x22, let base = b.baseAddress else { return nil }
-            // The closing quote by memchr, then no backslash before it: a plain string, found
-            // without a loop over its bytes (a user agent's hundred and more, in every entry).
-            guard let q = memchr(base + i + 1, 0x22, n - i - 1) else { return nil }
-            let close = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(q))
-            if memchr(base + i + 1, 0x5C, close - i - 1) == nil { return ((i + 1)..<close, close + 1, true) }
-            var j = i + 1
-            var plain = true
-            while j < n, b[j] != 0x22 {
-                if b[j] == 0x5C {
-                    plain = false
-                    j += 2
-                } else {
-                    j += 1
-                }
-            }
-            guard j < n else { return nil }
-            return ((i + 1)..<j, j + 1, plain)
-        }
-        /// The index after the value starting at `i` (any JSON value).
-        func skip(_ i: Int) -> Int? {
-            guard i < n else { return nil }
-            switch b[i] {
-            case 0x22: return string(i)?.1
-            case 0x7B, 0x5B:
-                var depth = 0
-                var j = i
-                while j < n {
-                    switch b[j] {
-                    case 0x22:
-                        guard let s = string(j) else { return nil }
-                        j = s.1
-                        continue
-                    case 0x7B:
-                        depth += 1
-                        if !commitments, commitmentAt(j) { commitments = true }
-                    case 0x5B: depth += 1
-                    case 0x7D, 0x5D:
-                        depth -= 1
-                        if depth == 0 { return j + 1 }
-                    default: break
+        // The top level's members; `actor`'s, one level down.
+        guard var j = s.open(0) else { return nil }
+        while let (key, v) = s.member(&j) {
+            let after: Int?
+            if s.equals(key, "org") {
+                after = s.plainString(v, into: &org)
+            } else if s.equals(key, "category") {
+                after = s.plainString(v, into: &cat)
+            } else if s.equals(key, "outcome") {
+                after = s.plainString(v, into: &out)
+            } else if s.equals(key, "action") {
+                after = s.plainString(v, into: &action)
+            } else if s.equals(key, "received_at") {
+                after = s.plainString(v, into: &recv)
+            } else if s.equals(key, "actor") {
+                guard var k = s.open(v) else { return nil }
+                while let (akey, w) = s.member(&k) {
+                    let next: Int?
+                    if s.equals(akey, "type") {
+                        next = s.plainString(w, into: &actorType)
+                    } else if s.equals(akey, "id") {
+                        if w < s.n, s.p[w] == 0x7B {
+                            // A committed id (§5.4.1), in its one canonical shape: its tag.
+                            guard actorId == nil, let tag = s.committedTag(w) else { return nil }
+                            actorId = tag.range
+                            committedActor = true
+                            next = tag.after
+                        } else {
+                            next = s.plainString(w, into: &actorId)
+                        }
+                    } else {
+                        next = s.skip(w)
                     }
-                    j += 1
+                    guard let next, s.next(&k, after: next) else { return nil }
                 }
-                return nil
-            default:
-                var j = i
-                while j < n, b[j] != 0x2C, b[j] != 0x7D, b[j] != 0x5D { j += 1 }
-                return j
+                after = k
+            } else {
+                after = s.skip(v)
             }
+            guard let after, s.next(&j, after: after) else { return nil }
         }
-        func equals(_ r: Range<Int>, _ s: StaticString) -> Bool {
-            guard r.count == s.utf8CodeUnitCount else { return false }
-            return s.withUTF8Buffer { k in zip(r, k).allSatisfy { b[$0] == $1 } }
-        }
-        /// Whether the object starting at `i` opens as a commitment does.
-        func commitmentAt(_ i: Int) -> Bool {
-            let needle = Personal.commitmentNeedle
-            guard n - i >= needle.utf8CodeUnitCount else { return false }
-            return equals(i..<(i + needle.utf8CodeUnitCount), needle)
-        }
-        /// The members of the object at `i`: calls `member(keyRange, valueStart)`, which
-        /// returns the index after the value. Returns the index after the object.
-        func members(_ i: Int, _ member: (Range<Int>, Int) -> Int?) -> Int? {
-            guard i < n, b[i] == 0x7B else { return nil }
-            if !commitments, commitmentAt(i) { commitments = true }
-            var j = i + 1
-            if j < n, b[j] == 0x7D { return j + 1 }
-            while j < n {
-                guard let (key, after, plain) = string(j), plain, after < n, b[after] == 0x3A,
-                    let end = member(key, after + 1), end < n
-                else { return nil }
-                if b[end] == 0x7D { return end + 1 }
-                guard b[end] == 0x2C else { return nil }
-                j = end + 1
-            }
+        guard j == s.n, let org, let cat, let out, let action, let recv, let actorType, let actorId else {
             return nil
         }
-        /// `{"$c":"<43>","$s":"<22>"}` at `i`: the tag's range and the index after the object.
-        func committedTag(_ i: Int) -> (range: Range<Int>, after: Int)? {
-            let head: StaticString = #"{"$c":""#
-            let middle: StaticString = #"","$s":""#
-            let h = head.utf8CodeUnitCount
-            let m = middle.utf8CodeUnitCount
-            let total = h + 43 + m + 22 + 2
-            guard n - i >= total, equals(i..<(i + h), head), equals((i + h + 43)..<(i + h + 43 + m), middle),
-                b[i + total - 2] == 0x22, b[i + total - 1] == 0x7D
-            else { return nil }
-            let tag = (i + h + 43 + m)..<(i + h + 43 + m + 22)
-            // Exactly what the parser accepts: a 32-byte commitment and a 16-byte tag.
-            func decoded(_ r: Range<Int>) -> Int? {
-                Base64URL.decode(String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self))?.count
-            }
-            guard decoded((i + h)..<(i + h + 43)) == 32, decoded(tag) == 16 else { return nil }
-            commitments = true
-            return (tag, i + total)
-        }
-        func plainString(_ at: Int, into r: inout Range<Int>?) -> Int? {
-            // A repeated member is not canonical: the parser decides.
-            guard r == nil, let (range, after, plain) = string(at), plain else { return nil }
-            r = range
-            return after
-        }
-        let end = members(0) { key, v in
-            if equals(key, "org") { return plainString(v, into: &org) }
-            if equals(key, "category") { return plainString(v, into: &cat) }
-            if equals(key, "outcome") { return plainString(v, into: &out) }
-            if equals(key, "action") { return plainString(v, into: &action) }
-            if equals(key, "received_at") { return plainString(v, into: &recv) }
-            if equals(key, "actor") {
-                return members(v) { k, w in
-                    if equals(k, "type") { return plainString(w, into: &actorType) }
-                    if equals(k, "id") {
-                        guard w < n, b[w] == 0x7B else { return plainString(w, into: &actorId) }
-                        // A committed id (§5.4.1), in its one canonical shape: its tag.
-                        guard actorId == nil, let tag = committedTag(w) else { return nil }
-                        actorId = tag.range
-                        committedActor = true
-                        return tag.after
-                    }
-                    return skip(w)
-                }
-            }
-            return skip(v)
-        }
-        guard end == n, let org, let cat, let out, let action, let recv, let actorType, let actorId else {
-            return nil
-        }
-        func str(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
+        func bytes(_ r: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: b[r]) }
         // (No String on the way for the time, and one for the actor: this runs for every
         // entry verified.)
-        guard let category = Category(utf8: UnsafeBufferPointer(rebasing: b[cat])),
-            let outcome = Outcome(utf8: UnsafeBufferPointer(rebasing: b[out])),
-            let time = Timestamp.parse(bytes: UnsafeBufferPointer(rebasing: b[recv]))
+        guard let category = Category(utf8: bytes(cat)), let outcome = Outcome(utf8: bytes(out)),
+            let time = Timestamp.parse(bytes: bytes(recv))
         else { return nil }
         // The actor as `type:id`, or `type:$s:tag` when its id is committed (§5.4.1).
         let separator: StaticString = committedActor ? ":$s:" : ":"
         let actor = separator.withUTF8Buffer { sep in
-            let (t, i) = (UnsafeBufferPointer(rebasing: b[actorType]), UnsafeBufferPointer(rebasing: b[actorId]))
-            return interner?.string(t, sep, i) ?? StringInterner.joined(t, sep, i)
+            interner?.string(bytes(actorType), sep, bytes(actorId))
+                ?? StringInterner.joined(bytes(actorType), sep, bytes(actorId))
         }
-        let actionString = interner?.string(UnsafeBufferPointer(rebasing: b[action])) ?? str(action)
+        let actionString = interner?.string(bytes(action)) ?? String(decoding: bytes(action), as: UTF8.self)
         return (
-            str(org),
+            String(decoding: bytes(org), as: UTF8.self),
             IndexFields(time: time, category: category, outcome: outcome, action: actionString, actor: actor),
-            commitments
+            s.commitments
         )
     }
 
@@ -197,5 +109,137 @@ extension Entry {
         guard let parsed = parsedIndexFields(ofStored: content) else { return false }
         return scanned.org == parsed.org && scanned.fields == parsed.fields
             && scanned.mayHoldCommitments == Personal.mayHoldCommitments(content)
+    }
+}
+
+/// The stored-fields scan's cursor over canonical bytes: a value with the state it needs (the
+/// scan was nested functions over captured variables, which the compiler kept in boxes with
+/// an exclusivity check at run time on every access).
+private struct StoredScan {
+    let p: UnsafePointer<UInt8>
+    let n: Int
+    /// An object opening as a commitment (`Personal.commitmentNeedle`) was passed.
+    var commitments = false
+
+    /// The range of a string's contents starting at the quote at `i`, and the index after its
+    /// closing quote; `plain` is false when it holds an escape.
+    func string(_ i: Int) -> (Range<Int>, Int, plain: Bool)? {
+        guard i < n, p[i] == 0x22 else { return nil }
+        // The first quote or backslash, eight bytes a step: a quote there closes a plain
+        // string (a user agent's hundred bytes and more, in every entry, in a few steps).
+        var j = ByteSearch.quoteOrBackslash(p, from: i + 1, end: n)
+        guard j < n else { return nil }
+        if p[j] == 0x22 { return ((i + 1)..<j, j + 1, true) }
+        while j < n, p[j] != 0x22 { j += p[j] == 0x5C ? 2 : 1 }
+        guard j < n else { return nil }
+        return ((i + 1)..<j, j + 1, false)
+    }
+
+    /// The index after the value starting at `i` (any JSON value).
+    mutating func skip(_ i: Int) -> Int? {
+        guard i < n else { return nil }
+        switch p[i] {
+        case 0x22: return string(i)?.1
+        case 0x7B, 0x5B:
+            var depth = 0
+            var j = i
+            while j < n {
+                switch p[j] {
+                case 0x22:
+                    guard let s = string(j) else { return nil }
+                    j = s.1
+                    continue
+                case 0x7B:
+                    depth += 1
+                    if !commitments, commitmentAt(j) { commitments = true }
+                case 0x5B: depth += 1
+                case 0x7D, 0x5D:
+                    depth -= 1
+                    if depth == 0 { return j + 1 }
+                default: break
+                }
+                j += 1
+            }
+            return nil
+        default:
+            var j = i
+            while j < n, p[j] != 0x2C, p[j] != 0x7D, p[j] != 0x5D { j += 1 }
+            return j
+        }
+    }
+
+    func equals(_ r: Range<Int>, _ s: StaticString) -> Bool {
+        r.count == s.utf8CodeUnitCount && r.upperBound <= n && memcmp(p + r.lowerBound, s.utf8Start, r.count) == 0
+    }
+
+    /// Whether the object starting at `i` opens as a commitment does.
+    func commitmentAt(_ i: Int) -> Bool {
+        let needle = Personal.commitmentNeedle
+        return n - i >= needle.utf8CodeUnitCount && equals(i..<(i + needle.utf8CodeUnitCount), needle)
+    }
+
+    /// Enters the object at `i`: the index of its first member (or of its `}`).
+    mutating func open(_ i: Int) -> Int? {
+        guard i < n, p[i] == 0x7B else { return nil }
+        if !commitments, commitmentAt(i) { commitments = true }
+        return i + 1
+    }
+
+    /// The next member of the object whose members continue at `j`: its key's range and
+    /// where its value starts; nil at the object's end, with `j` then past its `}` (or at
+    /// `n + 1` when the bytes are not an object this scan knows).
+    func member(_ j: inout Int) -> (Range<Int>, Int)? {
+        if j < n, p[j] == 0x7D {
+            j += 1
+            return nil
+        }
+        guard let (key, after, plain) = string(j), plain, after < n, p[after] == 0x3A else {
+            j = n + 1
+            return nil
+        }
+        return (key, after + 1)
+    }
+
+    /// After a member's value, which ended at `end`: false when what follows is neither
+    /// `,` (then `j` is the next member) nor `}` (then `j` points at it).
+    func next(_ j: inout Int, after end: Int) -> Bool {
+        guard end < n else { return false }
+        if p[end] == 0x7D {
+            j = end
+            return true
+        }
+        guard p[end] == 0x2C, end + 1 < n, p[end + 1] != 0x7D else { return false }
+        j = end + 1
+        return true
+    }
+
+    /// `{"$c":"<43>","$s":"<22>"}` at `i`: the tag's range and the index after the object.
+    mutating func committedTag(_ i: Int) -> (range: Range<Int>, after: Int)? {
+        let head: StaticString = #"{"$c":""#
+        let middle: StaticString = #"","$s":""#
+        let h = head.utf8CodeUnitCount
+        let m = middle.utf8CodeUnitCount
+        let total = h + 43 + m + 22 + 2
+        guard n - i >= total, equals(i..<(i + h), head), equals((i + h + 43)..<(i + h + 43 + m), middle),
+            p[i + total - 2] == 0x22, p[i + total - 1] == 0x7D
+        else { return nil }
+        let tag = (i + h + 43 + m)..<(i + h + 43 + m + 22)
+        // Exactly what the parser accepts: a 32-byte commitment and a 16-byte tag.
+        func decoded(_ r: Range<Int>) -> Int? {
+            Base64URL.decode(
+                String(decoding: UnsafeBufferPointer(start: p + r.lowerBound, count: r.count), as: UTF8.self))?
+                .count
+        }
+        guard decoded((i + h)..<(i + h + 43)) == 32, decoded(tag) == 16 else { return nil }
+        commitments = true
+        return (tag, i + total)
+    }
+
+    /// The plain string at `at` into `r` (which must be unset: a repeated member is not
+    /// canonical, and the parser decides); the index after it.
+    func plainString(_ at: Int, into r: inout Range<Int>?) -> Int? {
+        guard r == nil, let (range, after, plain) = string(at), plain else { return nil }
+        r = range
+        return after
     }
 }

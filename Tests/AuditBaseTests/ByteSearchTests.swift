@@ -22,4 +22,35 @@ import Testing
         #expect(Array("abc".utf8).contains(bytes: Array("abcd".utf8)) == false)
         #expect(ByteSearch.memmem != nil, "glibc's memmem was not found: the plain scan is in use")
     }
+
+    /// `quoteOrBackslash` (eight bytes a step) against a byte loop: every position of a quote
+    /// or a backslash among bytes that differ from them by one bit, at every start and end.
+    @Test func quoteOrBackslashFindsTheFirstOfEither() {
+        func plain(_ b: [UInt8], _ from: Int, _ end: Int) -> Int {
+            var i = from
+            while i < end, b[i] != 0x22, b[i] != 0x5C { i += 1 }
+            return i
+        }
+        // Near misses of both characters (one bit off), high bytes and zeros around them.
+        let filler: [UInt8] = [0x23, 0x21, 0x5D, 0x5B, 0xA2, 0xDC, 0x00, 0xFF, 0x61, 0x02, 0x1C, 0x7C]
+        var rng = SystemRandomNumberGenerator()
+        for len in 0..<40 {
+            for _ in 0..<20 {
+                var b = (0..<len).map { _ in filler.randomElement(using: &rng) ?? 0x61 }
+                for _ in 0..<Int.random(in: 0...2, using: &rng) where len > 0 {
+                    b[Int.random(in: 0..<len, using: &rng)] = Bool.random(using: &rng) ? 0x22 : 0x5C
+                }
+                for from in 0...len {
+                    for end in from...len {
+                        let got = b.withUnsafeBufferPointer { p in
+                            p.baseAddress.map { ByteSearch.quoteOrBackslash($0, from: from, end: end) } ?? from
+                        }
+                        if got != plain(b, from, end) {
+                            Issue.record("\(b) from \(from) to \(end): \(got), not \(plain(b, from, end))")
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

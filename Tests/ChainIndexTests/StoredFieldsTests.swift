@@ -49,6 +49,41 @@ import Testing
         }
     }
 
+    /// Objects that are not canonical, at the top level or in `actor`, are never answered by
+    /// the scanner: a trailing or doubled comma, a missing colon, a repeated field, a key that
+    /// is not a plain string, bytes after the end. The parser decides them.
+    @Test func shapesThatAreNotCanonicalAreLeftToTheParser() throws {
+        let good = try prepared(
+            #"{"org":"o","category":"access","action":"a","actor":{"type":"human","id":"u"},"target":{"type":"t","id":"1"},"outcome":"success","source":{"service":"s"},"occurred_at":"2025-03-01T00:00:00.000Z"}"#
+        )
+        let text = String(decoding: good, as: UTF8.self)
+        #expect(Entry.scanIndexFields(good) != nil)
+        func edited(_ from: String, _ to: String) -> [UInt8] {
+            Array(text.replacingOccurrences(of: from, with: to).utf8)
+        }
+        let bad: [[UInt8]] = [
+            edited(#""id":"u","type":"human"}"#, #""id":"u","type":"human",}"#),
+            edited(#""id":"u","type":"human"}"#, #""id":"u",,"type":"human"}"#),
+            edited(#""type":"human""#, #""type""human""#),
+            edited(#""id":"u","type":"human"}"#, #""id":"u","type":"human","id":"v"}"#),
+            edited(#""outcome":"success""#, #""outcome":"success","org":"p""#),
+            edited(#"{"action""#, #"{"action":"b","action""#),
+            edited(#""category":"access""#, #""category":"access",}"#),
+            edited(#""category":"#, #"category:"#),
+            edited(#""category":"access""#, #""cat\u0065gory":"access""#),
+            Array((text + " ").utf8),
+            Array((text + "}").utf8),
+            Array(("{}").utf8),
+            Array(("{").utf8),
+            [],
+        ]
+        for b in bad {
+            #expect(b != good, "an edit that did not apply")
+            #expect(Entry.scanIndexFields(b) == nil, "\(String(decoding: b, as: UTF8.self))")
+            #expect(Entry.storedFieldScannerAgrees(b))
+        }
+    }
+
     /// Whether an entry may hold a commitment, answered by the scanner on the way, is exactly
     /// what a search of the whole entry for a commitment's opening answers.
     @Test func theScannerFindsCommitmentsWhereverTheyAre() throws {
