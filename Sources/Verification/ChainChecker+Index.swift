@@ -20,7 +20,7 @@ extension ChainChecker {
         let path = dir + "/" + OrgIndex.fileName(info.segment)
         guard FileOps.exists(path) else { return nil }
         let failure = SealedIndexCheck.compare(
-            path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: segmentHits)
+            path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: orgs.segmentRows)
         if failure != nil, !FileOps.exists(path),
             FileOps.exists(store.directory + "/" + ArchivedStub.fileName(info.segment))
         {
@@ -32,7 +32,7 @@ extension ChainChecker {
     /// Compares the org-state snapshot with the orgs' state after the entries checked so far
     /// (the checker must stand at the snapshot's `end`).
     public func checkOrgState(_ path: String, orgs snapshot: [String: OrgMark]) -> VerificationFailure? {
-        for (org, st) in orgs {
+        for (org, st) in orgs.all {
             guard let m = snapshot[org], m == st.mark else {
                 return VerificationFailure(
                     seq: st.lastSeq, path: path, offset: nil,
@@ -41,7 +41,7 @@ extension ChainChecker {
                 )
             }
         }
-        for org in snapshot.keys where orgs[org] == nil {
+        for org in snapshot.keys where orgs.slot(org) == nil {
             return VerificationFailure(
                 seq: nil, path: path, offset: nil,
                 message: "org-state snapshot lists org \(org), which has no entry before its end")

@@ -190,7 +190,7 @@ extension ChainChecker {
                 // The state before the last segment (its index rows among it) goes to be freed.
                 disposal.drop(before)
                 before = self
-                segmentHits.removeAll(keepingCapacity: true)
+                orgs.clearRows()
             case .batch(.batch(let prepared)):
                 let failure = try check(prepared: prepared)
                 disposal.drop(prepared)

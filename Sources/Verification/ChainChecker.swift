@@ -8,7 +8,6 @@ import LogProofs
 import LogTree
 import PersonalStore
 import SegmentStore
-import Synchronization
 
 /// The per-entry checks, resumable: content hash, org chain, link, leaf hash against the stored
 /// tree, stored higher levels, and the root at every checkpoint size. Used by `Verifier` over a
@@ -18,7 +17,7 @@ public struct ChainChecker {
     let tree: TreeStore
     var checkpoints: [(size: UInt64, root: Hash, offset: Int64)]
     let checkpointPath: String
-    var orgs: [String: OrgPosition] = [:]
+    var orgs = OrgTable()
     var prev = Hash.zero
     /// The previous entry's received_at (it never decreases in sequence order), or the latest
     /// one an archived segment's stub claims.
@@ -40,8 +39,6 @@ public struct ChainChecker {
     /// Where sealed segments' index files are; when set, each one is compared, row by row,
     /// with the entries it describes (format-spec.md §10).
     public var indexDirectory: String?
-    /// The index rows the entries of the current segment call for, per org.
-    var segmentHits: [String: [IndexHit]] = [:]
     /// When set, each entry's committed fields are checked against the personal store.
     public var personal: PersonalCheck?
 
@@ -83,98 +80,6 @@ public struct ChainChecker {
         return nil
     }
 
-    /// A batch of records with the per-entry work done that needs nothing but the record:
-    /// payload, content hash, org, time and index row (`ChainChecker.prepare`).
-    public struct PreparedBatch: @unchecked Sendable {
-        var seqs: [UInt64]
-        var hashes: [Hash]
-        /// Each record's header (nil: unreadable), its content left where it is in `records`.
-        var headers: [RecordPayload.Header?]
-        var records: RecordRun
-        var orgNames: [String?]
-        var fields: [IndexFields?]
-        var times: [Int64]
-        /// Each entry's committed fields (§5.4.1), and the subject an erasure record names.
-        var personal: [PersonalCheck.Prepared?]
-    }
-
-    /// The independent, expensive part of checking `batch`, on all cores (threads of its own, at
-    /// the caller's priority); safe on any thread.
-    /// With `personal`, each entry's committed fields are found too (`PersonalCheck.prepare`).
-    /// `interners`, one per worker (at most that many work), keep the batches' repeated
-    /// actions and actors as one String each.
-    public static func prepare(
-        _ batch: RecordRun, personal withPersonal: Bool = false, interners: [StringInterner] = []
-    ) -> PreparedBatch {
-        let n = batch.count
-        var hashes = [Hash](repeating: .zero, count: n)
-        var headers = [RecordPayload.Header?](repeating: nil, count: n)
-        var orgNames = [String?](repeating: nil, count: n)
-        var fields = [IndexFields?](repeating: nil, count: n)
-        var times = [Int64](repeating: -1, count: n)
-        var personal = [PersonalCheck.Prepared?](repeating: nil, count: n)
-        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        let workers = min(n, interners.isEmpty ? cores : interners.count)
-        hashes.withUnsafeMutableBufferPointer { hb in
-            headers.withUnsafeMutableBufferPointer { pb in
-                orgNames.withUnsafeMutableBufferPointer { ob in
-                    fields.withUnsafeMutableBufferPointer { fb in
-                        times.withUnsafeMutableBufferPointer { tb in
-                            personal.withUnsafeMutableBufferPointer { cb in
-                                nonisolated(unsafe) let (h, p, o, f, t, c) = (hb, pb, ob, fb, tb, cb)
-                                // Chunks taken in turn, not a fixed share each: a worker the
-                                // other stages preempt leaves its chunks to the others.
-                                let next = Atomic<Int>(0)
-                                let chunk = 256
-                                BlockingWorkers.fanOut(workers, name: "verify-prep") { w in
-                                    let interner = interners.isEmpty ? nil : interners[w]
-                                    while true {
-                                        let from = next.wrappingAdd(chunk, ordering: .relaxed).oldValue
-                                        guard from < n else { break }
-                                        for i in from..<min(n, from + chunk) {
-                                            // The content is read where it is, in its expanded
-                                            // block: a copy of it per entry (an allocation, a free
-                                            // and a memmove) was not needed.
-                                            batch.withPayload(i) { whole in
-                                                guard let hd = try? RecordPayload.Header(buffer: whole) else { return }
-                                                let content = UnsafeBufferPointer(rebasing: whole[hd.contentStart...])
-                                                h[i] = SHA256.hash(UnsafeRawPointer(content.baseAddress), content.count)
-                                                // One pass gives the org, the time, the index row
-                                                // and whether a commitment may be there.
-                                                var commitments: Bool
-                                                if let (org, fields, mayHold) = Entry.storedFields(
-                                                    ofStored: content, interner: interner)
-                                                {
-                                                    o[i] = org
-                                                    t[i] = fields.time
-                                                    f[i] = fields
-                                                    commitments = mayHold
-                                                } else {
-                                                    o[i] = CanonicalScan.topLevelString(content, key: "org")
-                                                    commitments = Personal.mayHoldCommitments(content)
-                                                }
-                                                let action = f[i]?.action
-                                                if withPersonal, action == Personal.erasureAction || commitments {
-                                                    c[i] = PersonalCheck.prepare(Array(content), action: action)
-                                                }
-                                                p[i] = hd
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return PreparedBatch(
-            seqs: batch.seqs, hashes: hashes, headers: headers, records: batch, orgNames: orgNames,
-            fields: fields,
-            times: times,
-            personal: personal)
-    }
-
     /// Checks the next records (which must continue from `position`); returns the first failure.
     public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
         try check(prepared: Self.prepare(RecordRun(batch), personal: personal != nil))
@@ -205,9 +110,10 @@ public struct ChainChecker {
             guard let p = headers[i], let org = orgNames[i] else {
                 return bad("the stored record is not a valid entry (payload header or org unreadable)")
             }
-            // One lookup of the org (a hash of its name) for its state, read and written.
-            let slot = orgs.index(forKey: org)
-            let st = slot.map { orgs.values[$0] } ?? .start
+            // One lookup of the org (a hash of its name) for its state, read and written, and
+            // its index rows.
+            let slot = orgs.slot(org)
+            let st = slot.map { orgs.position($0) } ?? .start
             let leaf: Hash
             do {
                 leaf = try st.expect(
@@ -241,12 +147,18 @@ public struct ChainChecker {
                 collected.append(Array(b.records.payload(i)[p.contentStart...]))
             }
             let next = st.advanced(seq: seq, leaf: leaf)
-            if let slot { orgs.values[slot] = next } else { orgs[org] = next }
+            let s: Int
+            if let slot {
+                s = slot
+                orgs.set(s, next)
+            } else {
+                s = orgs.add(org, next)
+            }
             if wantFields {
                 guard let f = fields[i] else {
                     return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)")
                 }
-                segmentHits[org, default: []].append(IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))
+                orgs.addRow(s, IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))
             }
             prev = leaf
             if let m = try tiles.append(leaf) { return bad(m) }

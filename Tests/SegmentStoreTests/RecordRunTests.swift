@@ -48,6 +48,16 @@ import Testing
                 #expect(viaPointer == run.payload(i))
                 out.append((run.seqs[i], viaPointer))
             }
+            // Any sub-range, record by record, in order, each its own bytes (records of one
+            // block share an access to it; a range may start or end inside a block).
+            for range in [0..<run.count, (run.count / 3)..<run.count, 1..<max(1, run.count - 1), 0..<0] {
+                var seen: [Int] = []
+                run.forEachPayload(in: range) { i, bytes in
+                    seen.append(i)
+                    #expect(Array(bytes) == run.payload(i))
+                }
+                #expect(seen == Array(range))
+            }
             return true
         }
         return out
