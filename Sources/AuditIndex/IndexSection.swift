@@ -29,6 +29,21 @@ enum IndexSection {
         }
     }
 
+    /// Every row of a section as stored, with its dictionaries (`SealedIndexRows`).
+    static func rows(
+        _ z: [UInt8], _ e: IndexDirEntry, path: String
+    ) throws -> (rows: [IndexRow], actions: [String], actors: [String]) {
+        var rows: [IndexRow] = []
+        rows.reserveCapacity(Int(e.count))
+        var dictionaries: ([String], [String]) = ([], [])
+        try visitRows(z, e, path: path) { row, actions, actors in
+            if rows.isEmpty { dictionaries = (actions, actors) }
+            rows.append(row)
+            return true
+        }
+        return (rows, dictionaries.0, dictionaries.1)
+    }
+
     /// As `visit`, each row as stored, with the section's dictionaries its action and actor
     /// index: a caller that only compares them copies no string (`SealedIndexCheck`).
     static func visitRows(

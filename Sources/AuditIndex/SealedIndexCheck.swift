@@ -16,70 +16,23 @@ public enum SealedIndexCheck {
     }
 
     /// Compares index file `path` with the rows a segment's entries call for (`hits`, per org
-    /// in sequence order): the one check for the hot tier's index files and for bundles' copies.
+    /// in sequence order), through `SealedIndexRows` (an archive bundle's copy of a segment's
+    /// index file; a verification of the hot tier compares its entries as it checks them).
     public static func compare(
         _ path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, hits segmentHits: [String: [IndexHit]]
     ) -> VerificationFailure? {
-        func fail(_ seq: UInt64?, _ offset: Int64?, _ m: String) -> VerificationFailure {
-            VerificationFailure(seq: seq, path: path, offset: offset, message: m)
-        }
-        let idx: SealedIndex
-        do { idx = try SealedIndex(path: path) } catch {
-            let e = error as? AuditError
-            return fail(nil, e?.offset ?? 0, e?.message ?? "\(error)")
-        }
-        guard idx.segment == segment, idx.firstSeq == firstSeq, idx.endSeq == endSeq else {
-            return fail(
-                nil, 8,
-                "index file describes segment \(idx.segment) (\(idx.firstSeq)..<\(idx.endSeq)), not segment \(segment) (\(firstSeq)..<\(endSeq))"
-            )
-        }
-        for org in segmentHits.keys where idx.dir[org] == nil {
-            return fail(
-                segmentHits[org]?.first?.seq, Int64(SealedIndex.headerSize),
-                "index file lists no entries of org \(org), which has \(segmentHits[org]?.count ?? 0) in the segment")
-        }
-        for (org, entry) in idx.dir {
-            guard let want = segmentHits[org] else {
-                return fail(
-                    entry.firstSeq, Int64(SealedIndex.headerSize),
-                    "index file lists org \(org), which has no entry in the segment")
+        var rows = SealedIndexRows(loading: path, segment: segment, firstSeq: firstSeq, endSeq: endSeq)
+        if let f = rows.failure { return f }
+        for (org, hits) in segmentHits.sorted(by: { $0.key < $1.key }) {
+            guard let k = rows.place(of: org) else {
+                rows.unlisted(org: org, seq: hits.first?.seq ?? firstSeq)
+                break
             }
-            // Each row is compared as it is decoded: collecting them first copied every row
-            // (its strings retained and released), a tenth of a verification's reference counting.
-            // Nor is an entry's row copied out of `want`, nor a string out of the dictionaries,
-            // to compare them (5 % of a verification).
-            var rows = 0
-            var first: (row: IndexHit, at: Int)?
-            do {
-                try want.withUnsafeBufferPointer { w in
-                    try idx.visitRows(org: org) { g, actions, actors in
-                        if first == nil, rows < w.count, let base = w.baseAddress,
-                            !g.matches(base + rows, actions: actions, actors: actors)
-                        {
-                            first = (g.hit(actions: actions, actors: actors), rows)
-                        }
-                        rows += 1
-                        return true
-                    }
-                }
-            } catch {
-                let e = error as? AuditError
-                return fail(entry.firstSeq, e?.offset ?? Int64(entry.offset), e?.message ?? "\(error)")
-            }
-            guard rows == want.count else {
-                return fail(
-                    entry.firstSeq, Int64(entry.offset),
-                    "index file has \(rows) rows for org \(org), the segment \(want.count) entries")
-            }
-            if let (g, i) = first {
-                let w = want[i]
-                return fail(
-                    w.seq, Int64(entry.offset),
-                    "index row of entry \(w.seq) (org \(org)) says \(describe(g)) but the entry says \(describe(w))")
+            for h in hits {
+                guard rows.compare(place: k, org: org, seq: h.seq, orgSeq: h.orgSeq, fields: h.fields) else { break }
             }
         }
-        return nil
+        return rows.finish()
     }
 
     static func describe(_ h: IndexHit) -> String {

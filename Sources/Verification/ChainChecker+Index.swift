@@ -11,22 +11,32 @@ import SegmentStore
 /// entry of the segment must have its row. A row edited to hide an entry from a filtered
 /// query (denied → success, say) is found even with its checksums recomputed.
 extension ChainChecker {
-    /// Compares sealed segment `info`'s index file with the rows its entries (just checked)
-    /// call for. A missing index file is not a failure: it is rebuilt at the next start. Nor is
-    /// one the archiver removed while it was being read (the segment's stub exists by then,
-    /// and the bundle carries its own copy, checked when the bundle is).
-    func checkIndexFile(_ info: SegmentInfo) -> VerificationFailure? {
-        guard let dir = indexDirectory else { return nil }
-        let path = dir + "/" + OrgIndex.fileName(info.segment)
-        guard FileOps.exists(path) else { return nil }
-        let failure = SealedIndexCheck.compare(
-            path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq, hits: orgs.segmentRows)
-        if failure != nil, !FileOps.exists(path),
-            FileOps.exists(store.directory + "/" + ArchivedStub.fileName(info.segment))
-        {
+    /// A segment starts: a sealed one checked from its first entry has its index file read,
+    /// to be compared with its entries as they are checked. A missing index file is not a
+    /// failure: it is rebuilt at the next start.
+    mutating func startIndex(_ info: SegmentInfo) {
+        orgs.newSegment()
+        indexRows = nil
+        guard info.state == .sealed, position == info.firstSeq, let path = indexPath(info), FileOps.exists(path)
+        else { return }
+        indexRows = SealedIndexRows(loading: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq)
+    }
+
+    /// A segment's entries are all checked: the first difference from its index file, or a
+    /// row no entry called for. Not a failure when the archiver removed the file while it was
+    /// being read (the segment's stub exists by then, and the bundle carries its own copy,
+    /// checked when the bundle is).
+    mutating func finishIndex(_ info: SegmentInfo) -> VerificationFailure? {
+        defer { indexRows = nil }
+        guard position == info.endSeq, let path = indexPath(info), let failure = indexRows?.finish() else { return nil }
+        if !FileOps.exists(path), FileOps.exists(store.directory + "/" + ArchivedStub.fileName(info.segment)) {
             return nil
         }
         return failure
+    }
+
+    func indexPath(_ info: SegmentInfo) -> String? {
+        indexDirectory.map { $0 + "/" + OrgIndex.fileName(info.segment) }
     }
 
     /// Compares the org-state snapshot with the orgs' state after the entries checked so far

@@ -185,12 +185,12 @@ extension ChainChecker {
                 if stop?() == true { return nil }
                 if let f = try skipArchived(info, verifier: verifier) { return f }
                 progress?(position)
-            case .batch(.start):
+            case .batch(.start(let info)):
                 if stop?() == true { return nil }
-                // The state before the last segment (its index rows among it) goes to be freed.
+                // The state before the last segment goes to be freed.
                 disposal.drop(before)
                 before = self
-                orgs.clearRows()
+                startIndex(info)
             case .batch(.batch(let prepared)):
                 let failure = try check(prepared: prepared)
                 disposal.drop(prepared)
@@ -198,11 +198,7 @@ extension ChainChecker {
                 progress?(position)
                 if stop?() == true { return nil }
             case .batch(.done(let info)):
-                if info.state == .sealed, before.position <= info.firstSeq, position == info.endSeq,
-                    let f = checkIndexFile(info)
-                {
-                    return f
-                }
+                if let f = finishIndex(info) { return f }
                 progress?(position)
             case .batch(.failed(let info, let e)):
                 // The archiver may have moved the segment while it was being read: then it is

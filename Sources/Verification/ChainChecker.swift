@@ -39,6 +39,8 @@ public struct ChainChecker {
     /// Where sealed segments' index files are; when set, each one is compared, row by row,
     /// with the entries it describes (format-spec.md §10).
     public var indexDirectory: String?
+    /// The current segment's index file, its rows compared with the entries as they are checked.
+    var indexRows: SealedIndexRows?
     /// When set, each entry's committed fields are checked against the personal store.
     public var personal: PersonalCheck?
 
@@ -94,7 +96,7 @@ public struct ChainChecker {
                 message: "entries are not contiguous (expected \(position), found \(firstSeq))")
         }
         let n = b.seqs.count
-        let wantFields = indexDirectory != nil
+        let wantFields = indexRows != nil
         let (hashes, headers, orgNames, fields, times) = (b.hashes, b.headers, b.orgNames, b.fields, b.times)
         let storedLeaves = tree.size
         let have = storedLeaves > firstSeq ? Int(min(UInt64(n), storedLeaves - firstSeq)) : 0
@@ -158,7 +160,18 @@ public struct ChainChecker {
                 guard let f = fields[i] else {
                     return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)")
                 }
-                orgs.addRow(s, IndexHit(seq: seq, orgSeq: p.orgSeq, fields: f))
+                let place: Int?
+                if let noted = orgs.place(s) {
+                    place = noted
+                } else {
+                    place = indexRows?.place(of: org)
+                    orgs.note(s, place: place)
+                }
+                if let place {
+                    indexRows?.compare(place: place, org: org, seq: seq, orgSeq: p.orgSeq, fields: f)
+                } else {
+                    indexRows?.unlisted(org: org, seq: seq)
+                }
             }
             prev = leaf
             if let m = try tiles.append(leaf) { return bad(m) }

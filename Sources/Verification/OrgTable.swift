@@ -1,16 +1,18 @@
 import AuditEntries
 import AuditIndex
 
-/// The orgs' chain positions as the checker walks the log, and the index rows each org's
-/// entries of the current segment call for: one lookup of an org's name per entry finds both
-/// (a dictionary of positions and another of rows hashed every name twice).
+/// The orgs' chain positions as the checker walks the log, and where the current segment's
+/// index file keeps each org's rows: one lookup of an org's name per entry finds both (a
+/// dictionary of positions and another of rows hashed every name twice).
 struct OrgTable {
     private var slots: [String: Int] = [:]
     private var names: [String] = []
     private var positions: [OrgPosition] = []
-    private var rows: [[IndexHit]] = []
-    /// Slots with rows in the current segment.
-    private var touched: [Int] = []
+    /// Per slot, the index file's place for the org's rows (-1: it has none), valid while the
+    /// slot's stamp is the current segment's.
+    private var places: [Int32] = []
+    private var stamps: [UInt32] = []
+    private var segment: UInt32 = 1
 
     /// Orgs seen.
     var count: Int { names.count }
@@ -30,7 +32,8 @@ struct OrgTable {
         slots[org] = s
         names.append(org)
         positions.append(p)
-        rows.append([])
+        places.append(-1)
+        stamps.append(0)
         return s
     }
 
@@ -46,23 +49,19 @@ struct OrgTable {
     /// Every org with its position.
     var all: some Sequence<(String, OrgPosition)> { zip(names, positions) }
 
-    /// Adds a row the current segment's index file must hold for the org in `slot`.
-    mutating func addRow(_ slot: Int, _ hit: consuming IndexHit) {
-        if rows[slot].isEmpty { touched.append(slot) }
-        rows[slot].append(hit)
+    /// A new segment starts: the places noted for the last one's index file are forgotten.
+    mutating func newSegment() { segment &+= 1 }
+
+    /// The place noted for the org in `slot` in this segment's index file: nil when none was
+    /// noted yet this segment, `.some(nil)` when the file has no rows for it.
+    func place(_ slot: Int) -> Int?? {
+        guard stamps[slot] == segment else { return nil }
+        return .some(places[slot] < 0 ? nil : Int(places[slot]))
     }
 
-    /// The current segment's rows, by org.
-    var segmentRows: [String: [IndexHit]] {
-        var out: [String: [IndexHit]] = [:]
-        out.reserveCapacity(touched.count)
-        for s in touched { out[names[s]] = rows[s] }
-        return out
-    }
-
-    /// Forgets the current segment's rows (a new segment starts).
-    mutating func clearRows() {
-        for s in touched { rows[s].removeAll(keepingCapacity: true) }
-        touched.removeAll(keepingCapacity: true)
+    /// Notes the place of the org in `slot` in this segment's index file.
+    mutating func note(_ slot: Int, place: Int?) {
+        stamps[slot] = segment
+        places[slot] = place.map { Int32(truncatingIfNeeded: $0) } ?? -1
     }
 }

@@ -36,6 +36,35 @@ import Testing
         #expect(f.path == indexPath(dir, 1) && f.message.contains("index row of entry"), "\(f)")
     }
 
+    /// Rows and orgs missing from an index file, or added to it, are each named: the rows are
+    /// compared with the entries as the entries are checked, and what is left at the segment's
+    /// end is a failure too.
+    @Test func aRowOrAnOrgMissingOrAddedIsCaught() throws {
+        let cases: [(String, (inout [(String, [IndexHit])]) -> Void)] = [
+            ("index file has 39 rows for org org_0, the segment more entries", { $0[0].1.removeLast() }),
+            (
+                "index file has 41 rows for org org_1, the segment 40 entries",
+                { byOrg in
+                    var extra = byOrg[1].1[39]
+                    extra.orgSeq += 1
+                    byOrg[1].1.append(extra)
+                }
+            ),
+            ("index file lists no entries of org org_2", { $0.removeLast() }),
+            (
+                "index file lists org org_9, which has no entry in the segment",
+                { byOrg in byOrg.append(("org_9", [byOrg[0].1[0]])) }
+            ),
+        ]
+        for (message, edit) in cases {
+            let (dir, s) = try tamper.makeLog()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try forgeIndex(dir, 1, edit)
+            let f = try #require(try tamper.verify(dir, s), "\(message)")
+            #expect(f.path == indexPath(dir, 1) && f.message.contains(message), "\(f)")
+        }
+    }
+
     @Test func aRowPointingAtAnotherOrgsEntryIsDamageNotAnAnswer() throws {
         let (dir, s) = try tamper.makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
