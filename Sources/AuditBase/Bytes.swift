@@ -230,7 +230,8 @@ extension ByteSearch {
     /// contents stop being plain. Eight bytes a step (each byte compared with both at once, the
     /// lowest match exact), inline: two memchr(3) calls a string cost more than the search in
     /// the short keys and values of an entry.
-    @inlinable public static func quoteOrBackslash(_ p: UnsafePointer<UInt8>, from: Int, end: Int) -> Int {
+    @inlinable @inline(__always)
+    public static func quoteOrBackslash(_ p: UnsafePointer<UInt8>, from: Int, end: Int) -> Int {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         let quotes = ones &* 0x22

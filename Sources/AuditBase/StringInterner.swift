@@ -24,9 +24,9 @@ public final class StringInterner: @unchecked Sendable {
         _ c: UnsafeBufferPointer<UInt8> = .init(start: nil, count: 0)
     ) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for x in a { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
-        for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
-        for x in c { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        Self.fnv(&h, a)
+        Self.fnv(&h, b)
+        Self.fnv(&h, c)
         let total = a.count + b.count + c.count
         let i = Int(truncatingIfNeeded: h ^ (h >> 29)) & mask
         if var s = slots[i], s.utf8.count == total {
@@ -38,6 +38,18 @@ public final class StringInterner: @unchecked Sendable {
         let s = Self.joined(a, b, c)
         slots[i] = s
         return s
+    }
+
+    /// FNV-1a over `p`, continuing `h` (a loop over indices: the buffer's iterator was a call
+    /// per byte here).
+    @inline(__always)
+    private static func fnv(_ h: inout UInt64, _ p: UnsafeBufferPointer<UInt8>) {
+        guard let base = p.baseAddress else { return }
+        var k = 0
+        while k < p.count {
+            h = (h ^ UInt64(base[k])) &* 0x100_0000_01b3
+            k += 1
+        }
     }
 
     /// A new string of the bytes of `a`, then `b`, then `c`.

@@ -1,9 +1,5 @@
 import AuditBase
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The index fields of stored canonical bytes in one pass, without building a JSON tree:
 /// recovery, verification and bundle checks read them for every entry. Canonical bytes are
 /// known-good (validated when written, §5.1); anything this scanner does not expect (an escape
@@ -168,8 +164,13 @@ private struct StoredScan {
         }
     }
 
+    /// Whether the bytes at `r` are `s` (a key of a few bytes: compared here, not by a call).
     func equals(_ r: Range<Int>, _ s: StaticString) -> Bool {
-        r.count == s.utf8CodeUnitCount && r.upperBound <= n && memcmp(p + r.lowerBound, s.utf8Start, r.count) == 0
+        guard r.count == s.utf8CodeUnitCount, r.upperBound <= n else { return false }
+        let (a, b) = (p + r.lowerBound, s.utf8Start)
+        var k = 0
+        while k < r.count, a[k] == b[k] { k += 1 }
+        return k == r.count
     }
 
     /// Whether the object starting at `i` opens as a commitment does.
