@@ -25,7 +25,8 @@ struct Compare: ParsableCommand {
         let raw = lines.reduce(0) { $0 + $1.count }
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        var rows: [(String, String, String, Double?)] = []  // figure, log, peer, log/peer (higher is better for the log)
+        // figure, log, peer, log/peer (higher is better for the log)
+        var rows: [(String, String, String, Double?)] = []
         func fmt(_ x: Double) -> String { x >= 100 ? String(Int(x.rounded())) : String(format: "%.2f", x) }
 
         // 1. Durable entries/s, best configuration of each.
