@@ -20,6 +20,10 @@ public struct SealedIndexRows {
         var next = 0
     }
 
+    /// The most bytes one row and the strings it brings can take in a section (its varints,
+    /// an action of 128 characters and an actor of 16 and 128, four bytes each at most).
+    static let maxRowBytes: UInt64 = 1_200
+
     /// The index file.
     public let path: String
     private var orgs: [Org]
@@ -49,14 +53,37 @@ public struct SealedIndexRows {
             )
             return
         }
+        // Bounds before anything is decoded, so that a forged file costs no more memory than
+        // the segment's own rows can: no more rows than the segment has entries, and no section
+        // larger than its rows with their strings can be (a row with a new action and a new
+        // actor at the schema's longest is under `maxRowBytes`).
+        let sections = idx.dir.values.sorted(by: { $0.offset < $1.offset })
+        var total: UInt64 = 0
+        for e in sections {
+            total += UInt64(e.count)
+            guard total <= endSeq - firstSeq else {
+                failure = VerificationFailure(
+                    seq: e.firstSeq, path: path, offset: Int64(SealedIndex.headerSize),
+                    message: "index file lists more rows than its segment has entries (\(endSeq - firstSeq))")
+                return
+            }
+            guard UInt64(e.rawLength) <= UInt64(e.count) * Self.maxRowBytes + 64 else {
+                failure = VerificationFailure(
+                    seq: e.firstSeq, path: path, offset: Int64(e.offset),
+                    message:
+                        "index section of org \(e.org.prefix(64)) is \(e.rawLength) bytes, more than its \(e.count) rows can take"
+                )
+                return
+            }
+        }
         var orgs: [Org] = []
-        orgs.reserveCapacity(idx.dir.count)
+        orgs.reserveCapacity(sections.count)
         var current: IndexDirEntry?
         do {
             let fd = try FileOps.open(path, O_RDONLY)
             defer { close(fd) }
             // In file order: one read after another.
-            for e in idx.dir.values.sorted(by: { $0.offset < $1.offset }) {
+            for e in sections {
                 current = e
                 let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
                 let (rows, actions, actors) = try IndexSection.rows(z, e, path: path)
