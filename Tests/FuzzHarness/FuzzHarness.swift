@@ -96,6 +96,21 @@ public enum FuzzHarness {
             let dir = Scratch.directory(with: OrgIndex.fileName(0), rest)
             if let idx = try? SealedIndex(path: dir + "/" + OrgIndex.fileName(0)) {
                 for org in idx.dir.keys { _ = try? idx.hits(org: org) }
+                // Read whole and compared with entries as a verification does, for a segment of
+                // at most 10,000 entries (a real one's count comes from its own file).
+                if idx.endSeq - idx.firstSeq <= 10_000 {
+                    var rows = SealedIndexRows(
+                        loading: idx.path, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq)
+                    let f = IndexFields(time: 0, category: .access, outcome: .success, action: "a", actor: "human:u")
+                    for org in idx.dir.keys.sorted().prefix(4) {
+                        if let k = rows.place(of: org) {
+                            _ = rows.compare(place: k, org: org, seq: idx.firstSeq, orgSeq: 0, fields: f)
+                        } else {
+                            rows.unlisted(org: org, seq: idx.firstSeq)
+                        }
+                    }
+                    _ = rows.finish()
+                }
             }
             _ = try? SealedIndexCheck.check(path: dir + "/" + OrgIndex.fileName(0), segment: 0)
             if let oi = try? OrgIndex(directory: dir, readOnly: true) {
