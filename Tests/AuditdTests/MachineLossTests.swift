@@ -52,6 +52,11 @@ import Glibc
             }
         }
 
+        /// Whether a writer has printed an acknowledgement yet.
+        var anyAck: Bool {
+            procs.contains { p in p.1.lock.withLock { p.1.text.contains("\"seq\":") } }
+        }
+
         /// Stops them and returns every acknowledged key with its sequence number.
         func acked(round: Int) throws -> [String: UInt64] {
             for (p, _) in procs {
@@ -143,8 +148,16 @@ import Glibc
             try d.start()
             mark("started")
             let writers = try Writers(d, count: 2, perWriter: 4000, round: round)
-            // A random moment: a seal, a tail upload or a checkpoint is in progress at most of them.
-            let wait = UInt32.random(in: 300_000...2_500_000)
+            // The first acknowledgement, then a random moment: a seal, a tail upload or a
+            // checkpoint is in progress at most of them. (A fixed shortest wait of 0.3 s let a
+            // round on a loaded machine end before any acknowledgement, with nothing to check.)
+            let firstAck = try await eventually(seconds: 60) { writers.anyAck ? true : nil }
+            #expect(firstAck != nil, "round \(round): no writer got an acknowledgement within 60 s")
+            guard firstAck != nil else {
+                _ = try writers.acked(round: round)
+                break
+            }
+            let wait = UInt32.random(in: 0...2_200_000)
             usleep(wait)
             let token = try d.token(org: nil)
             let (bs, beforeNote) = try await d.http("/v1/checkpoint", token: token)
@@ -227,7 +240,12 @@ import Glibc
             let paced = [
                 PacedWriter(d, name: "r\(round)-a", chunk: 200), PacedWriter(d, name: "r\(round)-b", chunk: 200),
             ]
-            usleep(UInt32.random(in: 1_200_000...3_000_000))
+            // The first acknowledgement, then a random moment.
+            let firstAck = try await eventually(seconds: 60) {
+                paced.contains { w in w.lock.withLock { !w.acked.isEmpty } } ? true : nil
+            }
+            #expect(firstAck != nil, "round \(round): no writer got an acknowledgement within 60 s")
+            usleep(UInt32.random(in: 1_000_000...2_800_000))
             d.kill9()
             let killedAt = Date()
             for w in paced { w.done.wait() }
