@@ -45,7 +45,7 @@ enum IndexSection {
     }
 
     /// As `visit`, each row as stored, with the section's dictionaries its action and actor
-    /// index: a caller that only compares them copies no string (`SealedIndexCheck`).
+    /// index: a caller that only compares them copies no string (`SealedIndexRows`).
     static func visitRows(
         _ z: [UInt8], _ e: IndexDirEntry, path: String, _ body: (IndexRow, [String], [String]) -> Bool
     ) throws {
@@ -118,14 +118,6 @@ struct IndexRow {
     var outcome: Outcome
     var action: Int
     var actor: Int
-
-    /// Whether this row says what the row at `hit` says (read in place: passed by value, even
-    /// `borrowing`, the row was copied, its two strings retained and released).
-    func matches(_ hit: UnsafePointer<IndexHit>, actions: [String], actors: [String]) -> Bool {
-        seq == hit.pointee.seq && orgSeq == hit.pointee.orgSeq && time == hit.pointee.fields.time
-            && category == hit.pointee.fields.category && outcome == hit.pointee.fields.outcome
-            && actions[action] == hit.pointee.fields.action && actors[actor] == hit.pointee.fields.actor
-    }
 
     /// The row as the index's readers see it; without the dictionaries, its action and actor
     /// left empty.

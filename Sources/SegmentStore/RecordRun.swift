@@ -34,18 +34,9 @@ public struct RecordRun: Sendable {
     /// Number of records.
     public var count: Int { seqs.count }
 
-    /// Calls `body` with record `i`'s bytes, in place.
-    @inline(__always)
-    public func withPayload<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
-        let p = places[i]
-        return try buffers[Int(p.buffer)].withUnsafeBufferPointer { b in
-            try body(UnsafeBufferPointer(rebasing: b[Int(p.start)..<Int(p.end)]))
-        }
-    }
-
     /// Calls `body` with each record's position in `range` and its bytes, in place, in order.
-    /// Records in the same buffer share one access to it (`withPayload` per record retained
-    /// and released the buffer each time: 3 % of a verification).
+    /// Records in the same buffer share one access to it (an access per record retained and
+    /// released the buffer each time: 3 % of a verification).
     public func forEachPayload(
         in range: Range<Int>, _ body: (Int, UnsafeBufferPointer<UInt8>) throws -> Void
     ) rethrows {

@@ -43,8 +43,8 @@ import Testing
         var out: [(UInt64, [UInt8])] = []
         try s.scanRuns(from: from, to: to, batch: batch) { run in
             #expect(run.count <= batch)
-            for i in 0..<run.count {
-                let viaPointer = run.withPayload(i) { Array($0) }
+            run.forEachPayload(in: 0..<run.count) { i, bytes in
+                let viaPointer = Array(bytes)
                 #expect(viaPointer == run.payload(i))
                 out.append((run.seqs[i], viaPointer))
             }
