@@ -64,14 +64,18 @@ public enum SecureRandom {
     private static let refill = 16 << 10
 
     /// `count` random bytes.
-    public static func bytes(_ count: Int) throws -> [UInt8] {
-        guard count <= 256, let pool = pools.value else { return try fresh(count) }
+    public static func bytes(_ count: Int) throws -> [UInt8] { Array(try slice(count)) }
+
+    /// `count` random bytes as a slice of this thread's pool, never handed out twice: no copy
+    /// and no allocation (a refill replaces the pool's array; slices keep the old one alive).
+    public static func slice(_ count: Int) throws -> ArraySlice<UInt8> {
+        guard count <= 256, let pool = pools.value else { return try fresh(count)[...] }
         if pool.buffer.count - pool.used < count {
             pool.buffer = try fresh(refill)
             pool.used = 0
         }
         defer { pool.used += count }
-        return Array(pool.buffer[pool.used..<(pool.used + count)])
+        return pool.buffer[pool.used..<(pool.used + count)]
     }
 
     private static func fresh(_ count: Int) throws -> [UInt8] {

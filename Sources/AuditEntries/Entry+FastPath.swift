@@ -290,7 +290,7 @@ extension Entry {
             fields: IndexFields(
                 time: receivedAt, category: cat, outcome: out, action: str(action.value),
                 actor: slots.firstIndex(of: Self.actorIDSlot).map {
-                    str(actorType.value) + ":" + Personal.indexID(tag: rows[made[$0].row].key.tag)
+                    str(actorType.value) + ":" + rows[made[$0].row].key.indexID
                 } ?? joined(actorType.value, actorId.value)),
             sealedRows: rows)
     }

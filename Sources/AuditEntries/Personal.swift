@@ -106,15 +106,16 @@ public enum Personal {
             member("target", "type").map { personTargets.contains($0) } == true ? member("target", "id") : nil
         var out: [Field] = []
         out.reserveCapacity(7 + declared.count)
-        func add(_ o: String, _ k: String, _ path: String, _ subject: String?) {
-            if let subject, let v = member(o, k) {
+        // A party's id is its subject: read once (`value`), not again for its own field.
+        func add(_ o: String, _ k: String, _ path: String, _ subject: String?, value: String? = nil) {
+            if let subject, let v = value ?? member(o, k) {
                 out.append(Field(object: o, member: k, path: path, subject: subject, value: v))
             }
         }
-        add("actor", "id", "actor.id", humanActor)
+        add("actor", "id", "actor.id", humanActor, value: humanActor)
         add("actor", "name", "actor.name", humanActor)
-        add("on_behalf_of", "id", "on_behalf_of.id", humanPrincipal)
-        add("target", "id", "target.id", personTarget)
+        add("on_behalf_of", "id", "on_behalf_of.id", humanPrincipal, value: humanPrincipal)
+        add("target", "id", "target.id", personTarget, value: personTarget)
         add("target", "name", "target.name", personTarget)
         add("source", "ip", "source.ip", humanActor)
         add("source", "user_agent", "source.user_agent", humanActor)
@@ -138,48 +139,35 @@ public enum Personal {
     ) throws(EntryError) -> (made: [Made], rows: [SealedRow]) {
         let n = fields.count
         guard n > 0 else { return ([], []) }
-        // Every nonce and every row's iv from one call (a row per subject: at most one per field).
-        let random: [UInt8]
-        do { random = try SecureRandom.bytes(nonceSize * 2 * n) } catch {
+        // Every nonce and every row's iv from one draw (a row per subject: at most one per
+        // field), a slice of the thread's pool.
+        let random: ArraySlice<UInt8>
+        do { random = try SecureRandom.slice(nonceSize * 2 * n) } catch {
             throw EntryError("", "\(error)")
         }
-        // Subjects in the order they first appear: nearly always one.
-        var subjects: [SubjectKey] = []
-        var made: [Made] = []
-        made.reserveCapacity(n)
-        for i in 0..<n {
-            var s = 0
-            while s < subjects.count, subjects[s].subject != fields[i].subject { s += 1 }
-            if s == subjects.count {
-                guard let k = keys.key(org: org, subject: fields[i].subject) else {
-                    throw EntryError(
-                        "",
-                        "the personal store takes no new subjects now (it is full or cannot be written); retry later"
-                    )
-                }
-                subjects.append(k)
-            }
-            made.append(
-                Made(
-                    commitment: SHA256.hash(
-                        prefix: 0x00, random[(i * nonceSize)..<((i + 1) * nonceSize)], fields[i].value), row: s))
+        func nonce(_ k: Int) -> ArraySlice<UInt8> {
+            let at = random.startIndex + k * nonceSize
+            return random[at..<(at + nonceSize)]
         }
+        // A row per subject, in the order subjects first appear (nearly always one): each
+        // field's row is unset (-1) until its subject's row is made.
+        var made = [Made](repeating: Made(commitment: .zero, row: -1), count: n)
         var rows: [SealedRow] = []
-        rows.reserveCapacity(subjects.count)
-        for s in subjects.indices {
-            var sealed: [SealedField] = []
-            sealed.reserveCapacity(n)
-            for i in 0..<n where made[i].row == s {
-                sealed.append(
-                    SealedField(
-                        path: fields[i].path, nonce: random[(i * nonceSize)..<((i + 1) * nonceSize)],
-                        value: fields[i].value))
+        for i in 0..<n where made[i].row < 0 {
+            guard let key = keys.key(org: org, subject: fields[i].subject) else {
+                throw EntryError(
+                    "", "the personal store takes no new subjects now (it is full or cannot be written); retry later")
             }
-            let at = (n + s) * nonceSize
-            guard let body = keys.sealedRow(key: subjects[s], fields: sealed, iv: random[at..<(at + nonceSize)]) else {
+            var sealed: [SealedField] = []
+            sealed.reserveCapacity(n - i)
+            for j in i..<n where made[j].row < 0 && fields[j].subject == fields[i].subject {
+                made[j] = Made(commitment: SHA256.hash(prefix: 0x00, nonce(j), fields[j].value), row: rows.count)
+                sealed.append(SealedField(path: fields[j].path, nonce: nonce(j), value: fields[j].value))
+            }
+            guard let body = keys.sealedRow(key: key, fields: sealed, iv: nonce(n + rows.count)) else {
                 throw EntryError("", "the personal store cannot encrypt a value now; retry later")
             }
-            rows.append(SealedRow(key: subjects[s], body: body))
+            rows.append(SealedRow(key: key, body: body))
         }
         return (made, rows)
     }

@@ -12,6 +12,8 @@ public final class SubjectKey: Sendable {
     public let secret: [UInt8]
     /// The first 16 bytes of `SHA-256(0x01 || secret || org || 0x00 || subject)`.
     public let tag: SubjectTag
+    /// What the index keeps as this subject's id (`Personal.indexID`), made once.
+    public let indexID: String
     /// Set by the personal store when it destroys the key (an erasure): a row sealed under it
     /// that has not been written yet never will be.
     public let destroyed = Atomic<Bool>(false)
@@ -22,6 +24,7 @@ public final class SubjectKey: Sendable {
         self.subject = subject
         self.secret = secret
         tag = SubjectTag(digest: SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8)))
+        indexID = Personal.indexID(tag: tag)
     }
 
     /// `data` under AES-256-CTR with this key from counter block `iv` (16 random bytes, used
