@@ -78,6 +78,19 @@ import Testing
         #expect(drawn.value.count == 8 * 200)
     }
 
+    /// Slices of a thread's random pool are never handed out twice and never change, across
+    /// the pool's refills (each 16 KiB): a refill replaces the array the earlier slices hold.
+    @Test func randomSlicesSurviveTheirPoolsRefills() throws {
+        var kept: [(slice: ArraySlice<UInt8>, copy: [UInt8])] = []
+        for _ in 0..<2_000 {
+            let s = try SecureRandom.slice(24)
+            #expect(s.count == 24)
+            kept.append((s, Array(s)))
+        }
+        #expect(kept.allSatisfy { Array($0.slice) == $0.copy })
+        #expect(Set(kept.map(\.copy)).count == kept.count)
+    }
+
     /// A thread's object is its own, the same on each use, and released when the thread ends.
     @Test func perThreadObjectsAreEachThreadsOwn() {
         final class Box: Sendable {}
