@@ -85,10 +85,16 @@ extension Ledger {
         publish()
     }
 
+    /// Gives the tree the leaves of the groups committed since the last call, in memory and in
+    /// its files: before the acks, so that a tool reading the files of a live directory finds
+    /// every acknowledged entry's leaf. A write that fails leaves them staged (the tree has
+    /// them) and is tried again with the next call.
     func applyLeaves() throws {
-        guard !unappliedLeaves.isEmpty else { return }
-        try tree.append(unappliedLeaves)
-        unappliedLeaves.removeAll(keepingCapacity: true)
+        if !unappliedLeaves.isEmpty {
+            try tree.append(unappliedLeaves)
+            unappliedLeaves.removeAll(keepingCapacity: true)
+        }
+        try tree.flush()
     }
 
     /// Signs a checkpoint of the whole tree: 1. check it extends the newest one the signer

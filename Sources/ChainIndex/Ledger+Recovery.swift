@@ -135,6 +135,8 @@ extension Ledger {
             return true
         }
         try t.append(leaves)
+        // In the files too: a tool reading them finds every entry the segments hold.
+        try t.flush()
         if start >= sealedEnd {
             atSealed = snapOrgs
         } else if sealedEnd >= segs.endSeq {

@@ -13,14 +13,28 @@ import Glibc
 /// between are recomputed from at most 128 stored ones. Memory holds only the unfinished
 /// tail of each stored level (under 256 hashes apiece), whatever the tree's size.
 ///
-/// Appends come from one thread; `mth`, `root` and proofs may be called from any thread.
+/// Appends come from one thread; `flush`, `sync`, `mth`, `root` and proofs may be called from
+/// any thread. An append stages its hashes in memory, where every read finds them at once,
+/// updating the unfinished tiles in place; `flush` (or `sync`) writes them to the files (the
+/// ledger does after each group, before its acks), and an append writes what is staged first
+/// when that passes `maxStagedBytes`.
 public final class TreeStore: @unchecked Sendable {
     let directory: String
     private let lock = NSLock()
+    /// One flush at a time (the commit thread's, or the sealer's `sync`).
+    private let flushLock = NSLock()
     private var files: [FileHandleRef] = []
+    /// Hashes of each stored level, staged ones included.
     private var counts: [UInt64] = []
     private var pending: [[Hash]] = []
+    /// Hashes of each stored level on file; the rest of `counts[k]` is `staged[k]`.
+    private var written: [UInt64] = []
+    /// Each level's hashes appended but not yet written, 32 bytes each, from `written[k]`.
+    private var staged: [[UInt8]] = []
+    private var stagedBytes = 0
     private var _size: UInt64 = 0
+    /// Staged bytes past which an append writes them out first (32,768 leaves and their tiles).
+    public static let maxStagedBytes = 1 << 20
 
     /// Number of leaves.
     public var size: UInt64 { lock.withLock { _size } }
@@ -41,6 +55,8 @@ public final class TreeStore: @unchecked Sendable {
         let n = min(UInt64(try FileOps.size(fd0, path: p0)) / 32, maxSize)
         if !readOnly { try FileOps.truncate(fd0, to: Int64(n * 32), path: p0) }
         counts.append(n)
+        written.append(n)
+        staged.append([])
         _size = n
         var k = 1
         while true {
@@ -61,6 +77,8 @@ public final class TreeStore: @unchecked Sendable {
                 have += 1
             }
             counts.append(have)
+            written.append(have)
+            staged.append([])
             k += 1
         }
         for k in counts.indices {
@@ -69,32 +87,60 @@ public final class TreeStore: @unchecked Sendable {
         }
     }
 
+    /// Leaves appended and not yet written to the files.
+    public var stagedLeaves: UInt64 { lock.withLock { counts.isEmpty ? 0 : counts[0] - written[0] } }
+
+    /// Hashes `[from, from + count)` of stored level `k` (fewer at the level's end): those on
+    /// file read from it, staged ones copied from memory.
     private func readStored(_ k: Int, from: UInt64, count: Int) throws(AuditError) -> [Hash] {
-        let f = files[k]
-        let raw = try FileOps.preadExact(f.fd, count: count * 32, at: Int64(from * 32), path: f.path)
-        let n = raw.count / 32
-        return raw.withUnsafeBytes { b in
-            (0..<n).map { Hash(raw: UnsafeRawBufferPointer(rebasing: b[($0 * 32)..<($0 * 32 + 32)])) }
+        let (onFile, file, tail): (UInt64, FileHandleRef?, [UInt8]) = lock.withLock {
+            k < written.count ? (written[k], k < files.count ? files[k] : nil, staged[k]) : (0, nil, [])
         }
+        let end = from + UInt64(count)
+        var out: [Hash] = []
+        out.reserveCapacity(count)
+        if from < onFile, let f = file {
+            let n = Int(min(end, onFile) - from)
+            let raw = try FileOps.preadExact(f.fd, count: n * 32, at: Int64(from * 32), path: f.path)
+            raw.withUnsafeBytes { b in
+                for i in 0..<(raw.count / 32) {
+                    out.append(Hash(raw: UnsafeRawBufferPointer(rebasing: b[(i * 32)..<(i * 32 + 32)])))
+                }
+            }
+            guard raw.count == n * 32 else { return out }
+        }
+        guard end > onFile else { return out }
+        let first = Int(max(from, onFile) - onFile)
+        let last = min(Int(end - onFile), tail.count / 32)
+        if first < last {
+            tail.withUnsafeBytes { b in
+                for i in first..<last {
+                    out.append(Hash(raw: UnsafeRawBufferPointer(rebasing: b[(i * 32)..<(i * 32 + 32)])))
+                }
+            }
+        }
+        return out
     }
 
-    /// Appends leaf hashes, completing higher stored levels as tiles fill. Not durable until `sync`.
+    /// Appends leaf hashes, completing higher stored levels as tiles fill: staged in memory,
+    /// written by `flush`. Not durable until `sync`.
     ///
-    /// All or nothing: every hash the append stores is worked out first, then written, and
-    /// only when every write succeeded does the tree grow. A failed append (a full disk, say)
-    /// leaves the tree as it was, so the same leaves can be appended again later.
+    /// All or nothing: when the staged hashes must be written first and that fails (a full
+    /// disk, say), nothing is appended, so the same leaves can be appended again later.
     public func append(_ leaves: [Hash]) throws(AuditError) {
         guard !leaves.isEmpty else { return }
-        var (counts, pending, fileCount) = lock.withLock { (self.counts, self.pending, self.files.count) }
-        let start = counts
-        var out: [[UInt8]] = Array(repeating: [], count: counts.count)
+        if lock.withLock({ stagedBytes }) + leaves.count * 64 > Self.maxStagedBytes { try flush() }
+        lock.lock()
+        defer { lock.unlock() }
         func push(_ k: Int, _ h: Hash) {
             if k == counts.count {
                 counts.append(0)
+                written.append(0)
                 pending.append([])
-                out.append([])
+                staged.append([])
             }
-            h.withBytes { out[k].append(contentsOf: $0) }
+            h.withBytes { staged[k].append(contentsOf: $0) }
+            stagedBytes += 32
             counts[k] += 1
             pending[k].append(h)
             if pending[k].count == ChainFormat.tileWidth {
@@ -104,31 +150,42 @@ public final class TreeStore: @unchecked Sendable {
             }
         }
         for l in leaves { push(0, l) }
-        var newFiles: [FileHandleRef] = []
-        for k in out.indices where !out[k].isEmpty {
+        _size = counts[0]
+    }
+
+    /// Writes the staged hashes to the files (a level's file is made with its first hash). A
+    /// level that fails keeps its hashes staged for the next flush.
+    public func flush() throws(AuditError) {
+        flushLock.lock()
+        defer { flushLock.unlock() }
+        let levels: [(k: Int, from: UInt64, bytes: [UInt8], file: FileHandleRef?)] = lock.withLock {
+            staged.indices.filter { !staged[$0].isEmpty }.map {
+                ($0, written[$0], staged[$0], $0 < files.count ? files[$0] : nil)
+            }
+        }
+        for l in levels {
             let f: FileHandleRef
-            if k < fileCount {
-                f = lock.withLock { files[k] }
+            if let file = l.file {
+                f = file
             } else {
-                let path = directory + "/" + Self.fileName(k)
+                // Levels are made in order: every level below this one has a file by now.
+                let path = directory + "/" + Self.fileName(l.k)
                 f = FileHandleRef(fd: try FileOps.openOrCreate(path), path: path)
                 try FileOps.truncate(f.fd, to: 0, path: path)
-                newFiles.append(f)
-                fileCount += 1
+                lock.withLock { files.append(f) }
             }
-            let from = k < start.count ? start[k] : 0
-            try FileOps.pwriteAll(f.fd, out[k][...], at: Int64(from * 32), path: f.path)
-        }
-        lock.withLock {
-            files.append(contentsOf: newFiles)
-            self.counts = counts
-            self.pending = pending
-            _size = counts[0]
+            try FileOps.pwriteAll(f.fd, l.bytes[...], at: Int64(l.from * 32), path: f.path)
+            lock.withLock {
+                written[l.k] += UInt64(l.bytes.count / 32)
+                staged[l.k].removeFirst(l.bytes.count)
+                stagedBytes -= l.bytes.count
+            }
         }
     }
 
     /// Makes every appended hash durable.
     public func sync() throws(AuditError) {
+        try flush()
         for f in lock.withLock({ files }) { try FileOps.fdatasync(f.fd, path: f.path) }
     }
 
@@ -197,52 +254,6 @@ public final class TreeStore: @unchecked Sendable {
             i = j + 1
         }
         return out
-    }
-
-    /// MTH of leaves `[lo, hi)`.
-    public func mth(_ lo: UInt64, _ hi: UInt64) throws(AuditError) -> Hash {
-        let n = hi - lo
-        if n == 0 { return Merkle.emptyRoot }
-        if n & (n - 1) == 0 && lo % n == 0 {
-            let level = n.trailingZeroBitCount
-            return try perfect(level: level, index: lo >> UInt64(level))
-        }
-        let k = Merkle.split(n)
-        return Merkle.nodeHash(try mth(lo, lo + k), try mth(lo + k, hi))
-    }
-
-    /// The root at `size` (at most the current size).
-    public func root(at size: UInt64) throws(AuditError) -> Hash {
-        guard size <= self.size else {
-            throw AuditError(.notFound, "tree size \(size) is beyond the log (size \(self.size))", path: directory)
-        }
-        return try mth(0, size)
-    }
-
-    /// RFC 9162 inclusion proof of `index` in the tree of `size`.
-    public func inclusionProof(index: UInt64, size: UInt64) throws(AuditError) -> [Hash] {
-        guard index < size, size <= self.size else {
-            throw AuditError(
-                .notFound, "no inclusion proof for index \(index) in size \(size) (log size \(self.size))",
-                path: directory)
-        }
-        do { return try Merkle.inclusionProof(index: index, size: size) { try mth($0, $1) } } catch let e as AuditError
-        { throw e } catch {
-            throw AuditError(.io, "\(error)", path: directory)
-        }
-    }
-
-    /// RFC 9162 consistency proof from `old` to `new`.
-    public func consistencyProof(old: UInt64, new: UInt64) throws(AuditError) -> [Hash] {
-        guard old <= new, new <= self.size else {
-            throw AuditError(
-                .notFound, "no consistency proof from \(old) to \(new) (log size \(self.size))", path: directory)
-        }
-        do { return try Merkle.consistencyProof(old: old, new: new) { try mth($0, $1) } } catch let e as AuditError {
-            throw e
-        } catch {
-            throw AuditError(.io, "\(error)", path: directory)
-        }
     }
 
     /// Stored hash `i` of stored level `k` (level 8k), for the verifier.

@@ -63,11 +63,71 @@ import Testing
         let dir = temporaryDirectory("tree")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let l = leaves(1000)
-        do { try TreeStore(directory: dir).append(l) }
+        do {
+            let t = try TreeStore(directory: dir)
+            try t.append(l)
+            try t.flush()
+        }
         try FileManager.default.removeItem(atPath: dir + "/level-08.hashes")
         let t = try TreeStore(directory: dir)
         #expect(try t.root(at: 1000) == Merkle.root(l[...]))
         #expect(try t.root(at: 512) == Merkle.root(l[0..<512]))
+    }
+
+    func fileHashes(_ dir: String, _ level: String) throws -> Int {
+        let size = try FileManager.default.attributesOfItem(atPath: dir + "/level-\(level).hashes")[.size] as? Int
+        return (size ?? -1) / 32
+    }
+
+    /// An append is in memory at once, where every read finds it, and in the files only once
+    /// flushed: the tree takes a group's leaves before its acks without writing (format-spec.md §3).
+    @Test func appendedLeavesAreReadBeforeTheyAreWritten() throws {
+        let dir = temporaryDirectory("tree")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let l = leaves(700)
+        let t = try TreeStore(directory: dir)
+        try t.append(Array(l[0..<300]))
+        try t.flush()
+        try t.append(Array(l[300..<700]))
+        #expect(t.stagedLeaves == 400)
+        #expect(try fileHashes(dir, "00") == 300)
+        #expect(try fileHashes(dir, "08") == 1)
+        // Reads span the file and memory, and tiles completed in memory.
+        #expect(try t.leaves(from: 250, count: 300) == Array(l[250..<550]))
+        #expect(try t.leaf(699) == l[699])
+        #expect(try t.leaves(at: [3, 299, 300, 650]) == [3: l[3], 299: l[299], 300: l[300], 650: l[650]])
+        for n in [1, 255, 256, 300, 511, 512, 513, 700] {
+            #expect(try t.root(at: UInt64(n)) == Merkle.root(l[0..<n]), "root at \(n)")
+        }
+        // A reader of the files alone sees what was flushed.
+        #expect(try TreeStore(directory: dir, readOnly: true).size == 300)
+        try t.flush()
+        #expect(t.stagedLeaves == 0)
+        #expect(try fileHashes(dir, "00") == 700)
+        #expect(try fileHashes(dir, "08") == 2)
+        let reread = try TreeStore(directory: dir, readOnly: true)
+        #expect(try reread.root(at: 700) == Merkle.root(l[...]))
+        // More leaves after a flush land after the flushed ones.
+        try t.append(leaves(800).suffix(100).map { $0 })
+        try t.sync()
+        #expect(try fileHashes(dir, "00") == 800)
+        #expect(try TreeStore(directory: dir, readOnly: true).root(at: 800) == Merkle.root(leaves(800)[...]))
+    }
+
+    /// What is staged stays bounded: past `maxStagedBytes`, an append writes it out first.
+    @Test func stagedHashesAreBounded() throws {
+        let dir = temporaryDirectory("tree")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let l = leaves(3 * TreeStore.maxStagedBytes / 32)
+        let t = try TreeStore(directory: dir)
+        var most: UInt64 = 0
+        for c in stride(from: 0, to: l.count, by: 1000) {
+            try t.append(Array(l[c..<min(l.count, c + 1000)]))
+            most = max(most, t.stagedLeaves)
+        }
+        #expect(most <= UInt64(TreeStore.maxStagedBytes / 32), "\(most) leaves staged at once")
+        #expect(try fileHashes(dir, "00") > 0)
+        #expect(try t.root(at: UInt64(l.count)) == Merkle.root(l[...]))
     }
 
     @Test func compactRangeMatchesRecursiveRoot() {
