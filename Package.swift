@@ -179,7 +179,9 @@ let package = Package(
         // Against a real RFC 3161 authority on loopback (scripts/tsa-server: openssl ts -reply).
         .testTarget(
             name: "TimeStampingTests", dependencies: ["TimeStamping", "AuditBase", "LogProofs", "TestSupport"]),
-        .testTarget(name: "SegmentStoreTests", dependencies: ["AuditBase", "SegmentStore", "TestSupport", "CZstd"]),
+        .testTarget(
+            name: "SegmentStoreTests",
+            dependencies: ["AuditBase", "SegmentStore", "ChainIndex", "TestSupport", "CZstd"]),
         .testTarget(
             name: "ChainIndexTests",
             dependencies: [

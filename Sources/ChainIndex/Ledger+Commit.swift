@@ -114,7 +114,7 @@ extension Ledger {
                 throw error
             }
             // Durable: everything below may fail without un-acknowledging these entries.
-            options.onCommit?(group.records.count, ContinuousClock.now - started)
+            if options.onCommit != nil { commitTimes.append((group.records.count, ContinuousClock.now - started)) }
             sequencer.adopt(group)
             index.add(group.hits)
             unappliedLeaves.append(contentsOf: group.leaves)

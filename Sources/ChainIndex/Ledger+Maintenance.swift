@@ -24,6 +24,10 @@ extension Ledger {
     func maintain() {
         let d = due
         due = MaintenanceDue()
+        if let report = options.onCommit, !commitTimes.isEmpty {
+            for t in commitTimes { report(t.count, t.took) }
+            commitTimes.removeAll(keepingCapacity: true)
+        }
         guard state.isAccepting else { return }
         deferred {
             try applyLeaves()

@@ -80,6 +80,8 @@ public final class Ledger: @unchecked Sendable {
     var background: [BackgroundLoop] = []
     /// Periodic work the last groups made due (commit thread).
     var due = MaintenanceDue()
+    /// The last groups' sizes and write-and-sync times, for `options.onCommit` after the acks.
+    var commitTimes: [(count: Int, took: Duration)] = []
 
     /// What the commit thread is asked to do: entries, and work asked for by name.
     enum Op: Sendable {

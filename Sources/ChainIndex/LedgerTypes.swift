@@ -29,8 +29,9 @@ public struct LedgerOptions: Sendable {
     /// it is recorded in `log.json` as the log's setting; nil follows what the log records
     /// (clear for a log that records nothing).
     public var protectPersonalFields: Bool?
-    /// Called after each group commit, on the thread that committed it, with its entry count and the time
-    /// its write and fdatasync took (for metrics; keep it cheap).
+    /// Called for each group commit once its acks are out (with the work that follows them,
+    /// on the thread that committed it), with its entry count and the time its write and
+    /// fdatasync took (for metrics; keep it cheap).
     public var onCommit: (@Sendable (Int, Duration) -> Void)?
 
     /// The defaults.

@@ -8,7 +8,7 @@ import Glibc
 /// Append-only storage of opaque records by sequence number, in segment files.
 ///
 /// Writes (`write`, `sync`, `rotate…`) must come from one thread at a time (the commit thread
-/// of a `GroupCommitQueue`); reads may come from any thread; `sealRotated` from one sealer.
+/// of the ledger's group commit); reads may come from any thread; `sealRotated` from one sealer.
 /// Only records made durable by `sync` are readable.
 public final class SegmentStore: @unchecked Sendable {
     /// The directory holding the segment files.

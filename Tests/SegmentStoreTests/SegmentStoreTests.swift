@@ -1,3 +1,4 @@
+import ChainIndex
 import Foundation
 import Testing
 

@@ -1,6 +1,6 @@
 import AuditBase
+import ChainIndex
 import Foundation
-import SegmentStore
 import Testing
 
 /// The fast lane of `GroupCommitQueue`: a caller that finds it idle commits on its own thread,
@@ -62,6 +62,20 @@ import Testing
         }
         #expect(gate.wait())
         #expect(ran.all.count == 2 && ran.all.last != caller && ran.all.last != "failed", "\(ran.all)")
+        q.shutdown()
+    }
+
+    /// An inline group's ack comes first, then the work that follows it, both on the caller's
+    /// thread before `submit` returns: the writer reads its ack while that work runs, and its
+    /// next entry does not wait for it.
+    @Test func anInlineGroupsAfterAcksRunsOnTheCallersThreadAfterItsAck() throws {
+        let trace = Trace()
+        let q = GroupCommitQueue<Int, Int>(
+            name: "commit-thread", body: { items in items },
+            afterAcks: { trace.add("afterAcks on \(Self.threadID())") })
+        let caller = Self.threadID()
+        q.submit([1], inline: true) { _ in trace.add("done on \(Self.threadID())") }
+        #expect(trace.all == ["done on \(caller)", "afterAcks on \(caller)"])
         q.shutdown()
     }
 

@@ -1,5 +1,5 @@
+import ChainIndex
 import Foundation
-import SegmentStore
 import Testing
 
 /// A `GroupCommitQueue` whose owner lets go of it without `shutdown` (a log whose start failed
