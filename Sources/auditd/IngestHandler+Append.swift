@@ -59,13 +59,22 @@ extension IngestHandler {
             }
             let finish: @Sendable (Bool) -> Void = { inBucket in
                 let done = ContinuousClock.now
-                loop.execute {
+                let answer: @Sendable () -> Void = {
+                    let (h, ctx) = bound.value
+                    h.completed(items, result, inBucket: inBucket, context: ctx)
+                    // Counted once the acks are written.
                     if case .success = result {
                         metrics.ingested(count: items.count, bytes: bytes)
                         for it in items { metrics.ackLatency(done - it.started) }
                     }
-                    let (h, ctx) = bound.value
-                    h.completed(items, result, inBucket: inBucket, context: ctx)
+                }
+                // Committed on this loop (the lone writer's fast lane), and no earlier batch of
+                // this connection still waits for its acks: this one goes out now, not after a
+                // queued task (acks of one connection stay in order).
+                if loop.inEventLoop && bound.value.0.state.inflight == items.count {
+                    answer()
+                } else {
+                    loop.execute(answer)
                 }
             }
             // Replicated mode: the ack waits for the bucket (group commits share its uploads).
