@@ -21,8 +21,8 @@ import Testing
         let (s, out, err) = try await d.ctlOffPool([
             "token", "create", d.data, "--org", "acme", "--ttl", "30d", "--label", "auditor", "--socket", d.socket,
         ])
-        #expect(s == 0, "\(err)")
-        let auditor = String(out.split(separator: "_")[1])
+        try #require(s == 0, "\(err)")
+        let auditor = String(try #require(out.split(separator: "_").dropFirst().first))
         let gone = try d.token(org: "globex")
         let goneId = String(gone.split(separator: "_")[1])
         #expect(try await d.ctlOffPool(["token", "revoke", d.data, goneId, "--socket", d.socket]).0 == 0)
