@@ -128,12 +128,13 @@ public final class SegmentStore: @unchecked Sendable {
     public func sync() throws(AuditError) {
         guard !unsynced.isEmpty else { return }
         try open.sync()
-        let refs = unsynced
-        unsynced.removeAll(keepingCapacity: true)
         lock.withLock {
-            openReadable.append(contentsOf: refs)
+            openReadable.append(contentsOf: unsynced)
             durableEnd = open.nextSeq
         }
+        // Emptied after the copy: emptied while a copy shared its storage, it was reallocated
+        // at full capacity on every group commit.
+        unsynced.removeAll(keepingCapacity: true)
     }
 
     /// Rotates if the open segment holds `options.rotateBytes` or more.
