@@ -251,4 +251,35 @@ extension ByteSearch {
         while i < end, p[i] != 0x22, p[i] != 0x5C { i += 1 }
         return i
     }
+
+    /// The index of the first byte in `p[from..<end]` that a plain, printable ASCII JSON
+    /// string cannot hold as it is (`"`, `\`, a control byte below 0x20, or 0x7F and above),
+    /// or `end`: where an ingested string's contents stop being ones the hot path copies
+    /// whole. Eight bytes a step, like `quoteOrBackslash`.
+    @inlinable @inline(__always)
+    public static func plainASCIIEnd(_ p: UnsafePointer<UInt8>, from: Int, end: Int) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = ones &* 0x22
+        let backslashes = ones &* 0x5C
+        let deletes = ones &* 0x7F
+        let spaces = ones &* 0x20
+        let raw = UnsafeRawPointer(p)
+        var i = from
+        while end - i >= 8 {
+            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let x = w ^ quotes
+            let y = w ^ backslashes
+            let z = w ^ deletes
+            // Zero bytes of x, y and z, bytes below 0x20 (w - 0x20 borrows there) and bytes
+            // from 0x80 (their high bit): borrows mark only bytes above a true mark, so the
+            // lowest mark is exact.
+            let marks =
+                (((x &- ones) & ~x) | ((y &- ones) & ~y) | ((z &- ones) & ~z) | ((w &- spaces) & ~w) | w) & highs
+            if marks != 0 { return i + marks.trailingZeroBitCount >> 3 }
+            i += 8
+        }
+        while i < end, p[i] != 0x22, p[i] != 0x5C, p[i] >= 0x20, p[i] < 0x7F { i += 1 }
+        return i
+    }
 }

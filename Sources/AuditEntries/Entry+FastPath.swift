@@ -34,10 +34,11 @@ extension Entry {
         _ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer, keys: SubjectKeys? = nil
     ) -> PreparedEntry? {
         let n = b.count
-        func eqString(_ s: Span, _ lit: String) -> Bool {
-            var lit = lit
-            return lit.withUTF8 { u in
-                u.count == s.count && UnsafeBufferPointer(rebasing: b[s.start..<s.end]).elementsEqual(u)
+        func eqBytes(_ s: Span, _ lit: [UInt8]) -> Bool {
+            guard s.count == lit.count else { return false }
+            return lit.withUnsafeBufferPointer { l in
+                for k in 0..<l.count where b[s.start + k] != l[k] { return false }
+                return true
             }
         }
         func eq(_ s: Span, _ lit: StaticString) -> Bool {
@@ -48,20 +49,12 @@ extension Entry {
         }
         func ident(_ s: Span, max: Int) -> Bool {
             guard s.count >= 1, s.count <= max else { return false }
-            for k in s.start..<s.end {
-                let c = b[k]
-                guard
-                    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F
-                        || c == 0x2E || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
-                else { return false }
-            }
+            for k in s.start..<s.end where !isIdentifierByte(b[k]) { return false }
             return true
         }
-        func text(_ s: Span, max: Int) -> Bool {
-            guard s.count >= 1, s.count <= max else { return false }
-            for k in s.start..<s.end where b[k] == 0x7F { return false }
-            return true
-        }
+        /// Free text: its length only, as the scanner's strings hold no control byte, 0x7F or
+        /// escape (`FastScan.Scanner.string`).
+        func text(_ s: Span, max: Int) -> Bool { s.count >= 1 && s.count <= max }
         func str(_ s: Span) -> String {
             String(decoding: UnsafeBufferPointer(rebasing: b[s.start..<s.end]), as: UTF8.self)
         }
@@ -145,11 +138,11 @@ extension Entry {
         func nested(_ m: Member, _ schema: EntrySchema.Object, at base: Int) -> Bool {
             let rows = schema.members
             for c in sc.kids[m.kids] {
-                guard c.kind == .string, let j = rows.indices.first(where: { eqString(c.key, rows[$0].name) }),
+                guard c.kind == .string, let j = rows.indices.first(where: { eqBytes(c.key, rows[$0].nameUTF8) }),
                     slot[base + j] == nil,
                     rows[j].identifier ? ident(c.value, max: rows[j].maxBytes) : text(c.value, max: rows[j].maxBytes)
                 else { return false }
-                if let values = rows[j].values, !values.contains(where: { eqString(c.value, $0) }) { return false }
+                if let values = rows[j].valuesUTF8, !values.contains(where: { eqBytes(c.value, $0) }) { return false }
                 slot[base + j] = c
             }
             for j in rows.indices where slot[base + j] == nil && !rows[j].optional { return false }

@@ -52,10 +52,7 @@ extension Entry {
                     guard let m = kids[base + k] else { continue }
                     if !first { o.append(0x2C) }
                     first = false
-                    o.append(0x22)
-                    o.append(contentsOf: schema.members[k].name.utf8)
-                    o.append(0x22)
-                    o.append(0x3A)
+                    o.append(contentsOf: schema.members[k].quotedKey)
                     if let j = slots.firstIndex(of: object << 8 | k) {
                         Personal.appendCommitted(made[j].commitment, rows[made[j].row].key.tag, to: &o)
                     } else {
@@ -95,18 +92,13 @@ extension Entry {
 
             mutating func string() -> Span? {
                 guard i < b.count, b[i] == 0x22 else { return nil }
+                let s = i + 1
+                guard let base = b.baseAddress else { return nil }
+                // Escapes, control bytes and non-ASCII are the general parser's.
+                i = ByteSearch.plainASCIIEnd(base, from: s, end: b.count)
+                guard i < b.count, b[i] == 0x22 else { return nil }
                 i += 1
-                let s = i
-                while i < b.count {
-                    let c = b[i]
-                    if c == 0x22 {
-                        defer { i += 1 }
-                        return Span(start: s, end: i)
-                    }
-                    if c == 0x5C || c < 0x20 || c >= 0x7F { return nil }
-                    i += 1
-                }
-                return nil
+                return Span(start: s, end: i - 1)
             }
 
             mutating func scalar() -> (Kind, Span)? {

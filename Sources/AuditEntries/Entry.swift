@@ -12,8 +12,11 @@ import LogProofs
 public enum Entry {
     /// True for the bytes of identifiers (`org`, `action`, metadata keys): `[A-Za-z0-9_.:@/-]`.
     @inline(__always) public static func isIdentifierByte(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F || c == 0x2E
-            || c == 0x3A || c == 0x2D || c == 0x40 || c == 0x2F
+        // One bit per ASCII byte: `-./0-9:` in the low word, `@A-Z_a-z` in the high one (a
+        // test checks the masks against the alphabet).
+        let low: UInt64 = 0x07FF_E000_0000_0000
+        let high: UInt64 = 0x07FF_FFFE_87FF_FFFF
+        return c < 0x80 && ((c < 0x40 ? low : high) >> UInt64(c & 0x3F)) & 1 == 1
     }
 
     /// True when `org` is an org name an entry may carry (format-spec.md §4).

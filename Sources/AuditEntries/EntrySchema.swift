@@ -15,6 +15,11 @@ public enum EntrySchema {
         public let identifier: Bool
         /// The values it may take, when it is an enumeration.
         public let values: [String]?
+        /// The name's bytes, and each value's, for the ingest hot path to compare in place.
+        let nameUTF8: [UInt8]
+        let valuesUTF8: [[UInt8]]?
+        /// `"name":`, as the canonical bytes hold it before the member's value.
+        let quotedKey: [UInt8]
 
         init(_ name: String, _ maxBytes: Int, optional: Bool = false, identifier: Bool = false, values: [String]? = nil)
         {
@@ -23,6 +28,9 @@ public enum EntrySchema {
             self.optional = optional
             self.identifier = identifier
             self.values = values
+            nameUTF8 = Array(name.utf8)
+            valuesUTF8 = values?.map { Array($0.utf8) }
+            quotedKey = [0x22] + Array(name.utf8) + [0x22, 0x3A]
         }
     }
 

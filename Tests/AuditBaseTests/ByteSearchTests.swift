@@ -53,4 +53,32 @@ import Testing
             }
         }
     }
+
+    /// `plainASCIIEnd` against a byte loop: every byte value (each one a plain string cannot
+    /// hold as it is, and those beside them) at every position, at every start and end.
+    @Test func plainASCIIEndFindsTheFirstByteAPlainStringCannotHold() {
+        func plain(_ b: [UInt8], _ from: Int, _ end: Int) -> Int {
+            var i = from
+            while i < end, b[i] != 0x22, b[i] != 0x5C, b[i] >= 0x20, b[i] < 0x7F { i += 1 }
+            return i
+        }
+        let printable: [UInt8] = [0x20, 0x21, 0x23, 0x5B, 0x5D, 0x7E, 0x61, 0x41, 0x30]
+        var rng = SystemRandomNumberGenerator()
+        for len in 0..<24 {
+            for stop in UInt8.min...UInt8.max {
+                var b = (0..<len).map { _ in printable.randomElement(using: &rng) ?? 0x61 }
+                if len > 0 { b[Int.random(in: 0..<len, using: &rng)] = stop }
+                for from in 0...len {
+                    for end in from...len {
+                        let got = b.withUnsafeBufferPointer { p in
+                            p.baseAddress.map { ByteSearch.plainASCIIEnd($0, from: from, end: end) } ?? from
+                        }
+                        if got != plain(b, from, end) {
+                            Issue.record("\(b) from \(from) to \(end): \(got), not \(plain(b, from, end))")
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -96,4 +96,13 @@ import Testing
             #expect(f?.content == (try Entry.generalPrepare(json: b, receivedAt: 1, writer: writer)).content)
         }
     }
+
+    /// The identifier alphabet's bit masks (`Entry.isIdentifierByte`) hold exactly
+    /// `[A-Za-z0-9_.:@/-]` (format-spec.md §4), for every byte.
+    @Test func identifierBytesAreTheSpecsAlphabet() {
+        let alphabet = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:@/-".utf8)
+        for c in UInt8.min...UInt8.max {
+            #expect(Entry.isIdentifierByte(c) == alphabet.contains(c), "byte \(c)")
+        }
+    }
 }
