@@ -33,6 +33,25 @@ extension Entry {
     static func fastPrepare(
         _ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer, keys: SubjectKeys? = nil
     ) -> PreparedEntry? {
+        // The members' slots on the stack: a heap array of them was a tenth of this function
+        // in the daemon.
+        withUnsafeTemporaryAllocation(of: Member?.self, capacity: FastScan.slotCount) { slot in
+            slot.initialize(repeating: nil)
+            return withUnsafeTemporaryAllocation(of: Member.self, capacity: FastScan.topCapacity) { top in
+                withUnsafeTemporaryAllocation(of: Member.self, capacity: FastScan.kidsCapacity) { kids in
+                    var sc = Scanner(b, top: top, kids: kids)
+                    return fastPrepare(b, receivedAt: receivedAt, writer: writer, keys: keys, scanner: &sc, slot: slot)
+                }
+            }
+        }
+    }
+
+    /// `fastPrepare`, with `slot` (all nil) to hold the members by the schema. (Members are
+    /// plain data: the temporary allocations need no deinitializing.)
+    private static func fastPrepare(
+        _ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer, keys: SubjectKeys?,
+        scanner sc: inout Scanner, slot: UnsafeMutableBufferPointer<Member?>
+    ) -> PreparedEntry? {
         let n = b.count
         func eqBytes(_ s: Span, _ lit: [UInt8]) -> Bool {
             guard s.count == lit.count else { return false }
@@ -68,7 +87,6 @@ extension Entry {
             }
         }
 
-        var sc = Scanner(b)
         sc.ws()
         guard sc.object() else { return nil }
         sc.ws()
@@ -84,7 +102,7 @@ extension Entry {
         let oB = aB + EntrySchema.actor.members.count
         let tB = oB + EntrySchema.onBehalfOf.members.count
         let sB = tB + EntrySchema.target.members.count
-        var slot = [Member?](repeating: nil, count: sB + EntrySchema.source.members.count)
+        guard sB + EntrySchema.source.members.count == slot.count else { return nil }
         for m in top {
             let k = m.key
             let idx: Int
@@ -242,7 +260,7 @@ extension Entry {
         w.raw("{\"action\":")
         w.quoted(action.value)
         w.raw(",\"actor\":")
-        w.obj(slot, at: aB, EntrySchema.actor, object: 0, made, rows, slots)
+        w.obj(UnsafeBufferPointer(slot), at: aB, EntrySchema.actor, object: 0, made, rows, slots)
         w.raw(",\"category\":")
         w.quoted(category.value)
         if let k = slot[3] {
@@ -260,7 +278,7 @@ extension Entry {
         w.quoted(occurred.value)
         if onBehalf {
             w.raw(",\"on_behalf_of\":")
-            w.obj(slot, at: oB, EntrySchema.onBehalfOf, object: 1, made, rows, slots)
+            w.obj(UnsafeBufferPointer(slot), at: oB, EntrySchema.onBehalfOf, object: 1, made, rows, slots)
         }
         w.raw(",\"org\":")
         w.quoted(org.value)
@@ -270,9 +288,9 @@ extension Entry {
         Timestamp.append(receivedAt, to: &w.o)
         w.o.append(0x22)
         w.raw(",\"source\":")
-        w.obj(slot, at: sB, EntrySchema.source, object: 2, made, rows, slots)
+        w.obj(UnsafeBufferPointer(slot), at: sB, EntrySchema.source, object: 2, made, rows, slots)
         w.raw(",\"target\":")
-        w.obj(slot, at: tB, EntrySchema.target, object: 3, made, rows, slots)
+        w.obj(UnsafeBufferPointer(slot), at: tB, EntrySchema.target, object: 3, made, rows, slots)
         w.raw(",\"writer\":")
         w.o.append(contentsOf: writer.canonical)
         w.raw("}")

@@ -43,7 +43,7 @@ extension Entry {
             /// `slots` is written in the committed form of the commitment at the same index in
             /// `made` (§5.4.1).
             mutating func obj(
-                _ kids: [Member?], at base: Int, _ schema: EntrySchema.Object, object: Int = 0,
+                _ kids: UnsafeBufferPointer<Member?>, at base: Int, _ schema: EntrySchema.Object, object: Int = 0,
                 _ made: [Personal.Made] = [], _ rows: [SealedRow] = [], _ slots: [Int] = []
             ) {
                 o.append(0x7B)
@@ -63,6 +63,10 @@ extension Entry {
             }
         }
 
+        /// The slots `Entry.fastPrepare` places members in by the schema: 11 top-level, then
+        /// the nested objects' 3 + 3 + 3 + 4.
+        static let slotCount = 24
+
         /// A member as scanned: spans of the entry's bytes, and for an object its members' place
         /// in the scanner's `kids`. Plain data: copying one retains nothing.
         struct Member {
@@ -72,18 +76,48 @@ extension Entry {
             var kids: Range<Int> = 0..<0
         }
 
+        /// Most members the scanner holds: of the top-level object (a valid entry has at most
+        /// 11), and of the objects in it together (at most 32 in metadata and 13 in the others).
+        /// An entry with more is left to the general parser.
+        static let topCapacity = 16
+        static let kidsCapacity = 48
+
         struct Scanner {
             let b: UnsafeBufferPointer<UInt8>
             var i = 0
-            /// The top-level object's members.
-            var top: [Member] = []
-            /// The members of every object in it, each object's together (`Member.kids`).
-            var kids: [Member] = []
+            /// Room for the top-level object's members (`topCapacity`), and for the members of
+            /// every object in it (`kidsCapacity`), each object's together (`Member.kids`): the
+            /// caller's, on its stack.
+            private let topRoom: UnsafeMutableBufferPointer<Member>
+            private let kidsRoom: UnsafeMutableBufferPointer<Member>
+            private var topCount = 0
+            private var kidsCount = 0
 
-            init(_ b: UnsafeBufferPointer<UInt8>) {
+            init(
+                _ b: UnsafeBufferPointer<UInt8>, top: UnsafeMutableBufferPointer<Member>,
+                kids: UnsafeMutableBufferPointer<Member>
+            ) {
                 self.b = b
-                top.reserveCapacity(12)
-                kids.reserveCapacity(16)
+                topRoom = top
+                kidsRoom = kids
+            }
+
+            /// The top-level object's members.
+            var top: UnsafeBufferPointer<Member> { UnsafeBufferPointer(rebasing: topRoom[..<topCount]) }
+            /// The members of the objects in it, by `Member.kids`.
+            var kids: UnsafeBufferPointer<Member> { UnsafeBufferPointer(rebasing: kidsRoom[..<kidsCount]) }
+
+            private mutating func append(_ m: Member, nested: Bool) -> Bool {
+                if nested {
+                    guard kidsCount < kidsRoom.count else { return false }
+                    kidsRoom.initializeElement(at: kidsCount, to: m)
+                    kidsCount += 1
+                } else {
+                    guard topCount < topRoom.count else { return false }
+                    topRoom.initializeElement(at: topCount, to: m)
+                    topCount += 1
+                }
+                return true
             }
 
             @inline(__always) mutating func ws() {
@@ -152,17 +186,15 @@ extension Entry {
                     ws()
                     if i < b.count, b[i] == 0x7B {
                         guard !nested else { return false }
-                        let start = kids.count
-                        guard object(nested: true) else { return false }
-                        top.append(
-                            Member(key: k, kind: .object, value: Span(start: 0, end: 0), kids: start..<kids.count))
+                        let start = kidsCount
+                        guard object(nested: true),
+                            append(
+                                Member(key: k, kind: .object, value: Span(start: 0, end: 0), kids: start..<kidsCount),
+                                nested: false)
+                        else { return false }
                     } else {
-                        guard let (kind, v) = scalar() else { return false }
-                        if nested {
-                            kids.append(Member(key: k, kind: kind, value: v))
-                        } else {
-                            top.append(Member(key: k, kind: kind, value: v))
-                        }
+                        guard let (kind, v) = scalar(), append(Member(key: k, kind: kind, value: v), nested: nested)
+                        else { return false }
                     }
                     ws()
                     guard i < b.count else { return false }

@@ -105,4 +105,23 @@ import Testing
             #expect(Entry.isIdentifierByte(c) == alphabet.contains(c), "byte \(c)")
         }
     }
+
+    /// The largest entry the schema allows (every optional member, 32 metadata keys) fits the
+    /// scanner's room on the stack and takes the fast path; one more metadata key is the general
+    /// parser's to refuse.
+    @Test func theLargestValidShapeTakesTheFastPath() throws {
+        func entry(metadataKeys: Int) -> [UInt8] {
+            let meta = (0..<metadataKeys).map { #""k\#($0)":"v""# }.joined(separator: ",")
+            return Array(
+                #"{"org":"o","category":"access","action":"a.b","actor":{"type":"agent","id":"agt_1","name":"Bot"},"on_behalf_of":{"approval":"apr_1","type":"human","id":"usr_1"},"target":{"type":"t","id":"t1","name":"T"},"outcome":"success","source":{"ip":"10.0.0.1","service":"s","session":"x","user_agent":"ua"},"occurred_at":"2025-03-01T00:00:00Z","idempotency_key":"k","metadata":{\#(meta)}}"#
+                    .utf8)
+        }
+        let largest = entry(metadataKeys: EntrySchema.maxMetadataKeys)
+        let fast = largest.withUnsafeBufferPointer { Entry.fastPrepare($0, receivedAt: 1, writer: writer) }
+        #expect(fast != nil, "the fast path declined the largest valid entry")
+        #expect(fast?.content == (try Entry.generalPrepare(json: largest, receivedAt: 1, writer: writer)).content)
+        let over = entry(metadataKeys: EntrySchema.maxMetadataKeys + 1)
+        #expect(over.withUnsafeBufferPointer { Entry.fastPrepare($0, receivedAt: 1, writer: writer) } == nil)
+        #expect(throws: (any Error).self) { try Entry.generalPrepare(json: over, receivedAt: 1, writer: writer) }
+    }
 }
