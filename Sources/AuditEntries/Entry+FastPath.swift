@@ -35,7 +35,8 @@ extension Entry {
     ) -> PreparedEntry? {
         // The members' slots on the stack: a heap array of them was a tenth of this function
         // in the daemon.
-        withUnsafeTemporaryAllocation(of: Member?.self, capacity: FastScan.slotCount) { slot in
+        guard b.count < Int(UInt32.max) else { return nil }
+        return withUnsafeTemporaryAllocation(of: Member?.self, capacity: FastScan.slotCount) { slot in
             slot.initialize(repeating: nil)
             return withUnsafeTemporaryAllocation(of: Member.self, capacity: FastScan.topCapacity) { top in
                 withUnsafeTemporaryAllocation(of: Member.self, capacity: FastScan.kidsCapacity) { kids in

@@ -4,9 +4,18 @@ extension Entry {
     /// The pieces of the ingest hot path (`Entry+FastPath.swift`): spans of an entry's bytes,
     /// a one-pass scanner of the JSON it accepts, and the writer of canonical bytes.
     enum FastScan {
+        /// A range of an entry's bytes, in 32 bits each end (`fastPrepare` takes no input of
+        /// 4 GiB or more): small members keep the scanner's room within what
+        /// `withUnsafeTemporaryAllocation` puts on the stack.
         struct Span {
-            var start: Int
-            var end: Int
+            private var lo: UInt32
+            private var hi: UInt32
+            init(start: Int, end: Int) {
+                lo = UInt32(truncatingIfNeeded: start)
+                hi = UInt32(truncatingIfNeeded: end)
+            }
+            var start: Int { Int(lo) }
+            var end: Int { Int(hi) }
             var count: Int { end - start }
         }
 
@@ -72,13 +81,32 @@ extension Entry {
         struct Member {
             var key: Span
             var kind: Kind
-            var value: Span
-            var kids: Range<Int> = 0..<0
+            /// A scalar's bytes, or an object's members' place in `kids` (one span for either
+            /// keeps a member at 20 bytes).
+            private var span: Span
+            /// A scalar's bytes (for an object, empty).
+            var value: Span { kind == .object ? Span(start: 0, end: 0) : span }
+            /// For an object, its members' place in the scanner's `kids` (otherwise empty).
+            var kids: Range<Int> { kind == .object ? span.start..<span.end : 0..<0 }
+
+            init(key: Span, kind: Kind, value: Span) {
+                self.key = key
+                self.kind = kind
+                span = value
+            }
+
+            init(key: Span, objectKids kids: Range<Int>) {
+                self.key = key
+                kind = .object
+                span = Span(start: kids.lowerBound, end: kids.upperBound)
+            }
         }
 
         /// Most members the scanner holds: of the top-level object (a valid entry has at most
         /// 11), and of the objects in it together (at most 32 in metadata and 13 in the others).
-        /// An entry with more is left to the general parser.
+        /// An entry with more is left to the general parser. (Each room, like `slotCount`'s,
+        /// stays within the 1 KiB that `withUnsafeTemporaryAllocation` puts on the stack: above
+        /// that it calls posix_memalign.)
         static let topCapacity = 16
         static let kidsCapacity = 48
 
@@ -189,7 +217,7 @@ extension Entry {
                         let start = kidsCount
                         guard object(nested: true),
                             append(
-                                Member(key: k, kind: .object, value: Span(start: 0, end: 0), kids: start..<kidsCount),
+                                Member(key: k, objectKids: start..<kidsCount),
                                 nested: false)
                         else { return false }
                     } else {

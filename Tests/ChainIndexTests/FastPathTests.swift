@@ -124,4 +124,13 @@ import Testing
         #expect(over.withUnsafeBufferPointer { Entry.fastPrepare($0, receivedAt: 1, writer: writer) } == nil)
         #expect(throws: (any Error).self) { try Entry.generalPrepare(json: over, receivedAt: 1, writer: writer) }
     }
+
+    /// The scanner's rooms stay within the 1 KiB `withUnsafeTemporaryAllocation` puts on the
+    /// stack (above it, each entry costs a posix_memalign and a free on the event loop).
+    @Test func theScannersRoomsFitOnTheStack() {
+        typealias S = Entry.FastScan
+        #expect(MemoryLayout<S.Member?>.stride * S.slotCount <= 1024)
+        #expect(MemoryLayout<S.Member>.stride * S.topCapacity <= 1024)
+        #expect(MemoryLayout<S.Member>.stride * S.kidsCapacity <= 1024)
+    }
 }
