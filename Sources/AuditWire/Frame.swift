@@ -126,13 +126,35 @@ public struct Frame: Sendable, Equatable {
 
     /// An ACK frame.
     public static func ack(id: UInt64, seq: UInt64, orgSeq: UInt64, hash: [UInt8], duplicate: Bool) -> Frame {
-        var b = [UInt8]()
-        b.reserveCapacity(WireFormat.ackBodySize)
-        for i in 0..<8 { b.append(UInt8(truncatingIfNeeded: seq >> (UInt64(i) * 8))) }
-        for i in 0..<8 { b.append(UInt8(truncatingIfNeeded: orgSeq >> (UInt64(i) * 8))) }
-        b.append(contentsOf: hash.prefix(32))
-        b.append(duplicate ? WireFormat.flagDuplicate : 0)
-        return Frame(type: .ack, id: id, body: b)
+        var wire = [UInt8](repeating: 0, count: ackFrameSize)
+        hash.withUnsafeBytes { h in
+            wire.withUnsafeMutableBytes {
+                _ = writeAck(id: id, seq: seq, orgSeq: orgSeq, hash: h, duplicate: duplicate, into: $0)
+            }
+        }
+        return Frame(type: .ack, id: id, body: Array(wire[WireFormat.headerSize...]))
+    }
+
+    /// The bytes of a whole ACK frame on the wire.
+    public static let ackFrameSize = WireFormat.headerSize + WireFormat.ackBodySize
+
+    /// Writes an ACK frame, header and body, at the start of `out` (at least `ackFrameSize`
+    /// bytes; `hash` is its first 32 bytes, zero-padded when shorter) and returns its size: the
+    /// daemon's acks, written into the connection's buffer with no allocation each.
+    public static func writeAck(
+        id: UInt64, seq: UInt64, orgSeq: UInt64, hash: UnsafeRawBufferPointer, duplicate: Bool,
+        into out: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        guard out.count >= ackFrameSize else { return 0 }
+        out.storeBytes(of: UInt32(WireFormat.minLength + WireFormat.ackBodySize).littleEndian, as: UInt32.self)
+        out[4] = FrameType.ack.rawValue
+        out.storeBytes(of: id.littleEndian, toByteOffset: 5, as: UInt64.self)
+        out.storeBytes(of: seq.littleEndian, toByteOffset: 13, as: UInt64.self)
+        out.storeBytes(of: orgSeq.littleEndian, toByteOffset: 21, as: UInt64.self)
+        let n = min(32, hash.count)
+        for i in 0..<32 { out[29 + i] = i < n ? hash[i] : 0 }
+        out[61] = duplicate ? WireFormat.flagDuplicate : 0
+        return ackFrameSize
     }
 
     /// An ERROR frame.

@@ -121,11 +121,11 @@ extension IngestHandler {
         switch result {
         case .success(let receipts):
             for (it, r) in zip(items, receipts) {
-                send(
-                    inBucket
-                        ? .ack(id: it.id, seq: r.seq, orgSeq: r.orgSeq, hash: r.hash.bytes, duplicate: false)
-                        : Self.notInBucket(id: it.id, seq: r.seq, wait: shared.replicationWait),
-                    context: context)
+                if inBucket {
+                    sendAck(id: it.id, r, duplicate: false, expected: items.count, context: context)
+                } else {
+                    send(Self.notInBucket(id: it.id, seq: r.seq, wait: shared.replicationWait), context: context)
+                }
             }
         case .failure(let err):
             shared.logger.error("append failed", metadata: ["error": "\(err)"])

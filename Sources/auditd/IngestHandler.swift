@@ -237,6 +237,20 @@ final class IngestHandler: ChannelInboundHandler {
         out?.writeBytes(bytes)
     }
 
+    /// Sends the ACK of the entry `r` stored for request `id`, written straight into the
+    /// connection's buffer (the frame, its body and the hash's bytes were three allocations an
+    /// ack). `expected` is how many acks are about to be sent, to size a new buffer.
+    func sendAck(id: UInt64, _ r: Receipt, duplicate: Bool, expected: Int = 1, context: ChannelHandlerContext) {
+        if out == nil {
+            out = context.channel.allocator.buffer(capacity: max(1, expected) * Frame.ackFrameSize)
+        }
+        r.hash.withBytes { h in
+            _ = out?.writeWithUnsafeMutableBytes(minimumWritableBytes: Frame.ackFrameSize) {
+                Frame.writeAck(id: id, seq: r.seq, orgSeq: r.orgSeq, hash: h, duplicate: duplicate, into: $0)
+            }
+        }
+    }
+
     func flush(context: ChannelHandlerContext) {
         guard let o = out, o.readableBytes > 0 else { return }
         out = nil

@@ -65,6 +65,21 @@ import Testing
         let ack = try #require(Ack(body: a.body))
         #expect(ack.seq == 5 && ack.orgSeq == 3 && ack.hash == Array(0..<32) && !ack.duplicate)
         #expect(Frame.ack(id: 2, seq: 5, orgSeq: 3, hash: Array(0..<32), duplicate: false).encoded == v["ACK"])
+        // The daemon's writer, into a buffer with room to spare: the same bytes, and nothing after.
+        var wire = [UInt8](repeating: 0xEE, count: Frame.ackFrameSize + 3)
+        let n = Array(UInt8(0)..<32).withUnsafeBytes { h in
+            wire.withUnsafeMutableBytes {
+                Frame.writeAck(id: 2, seq: 5, orgSeq: 3, hash: h, duplicate: false, into: $0)
+            }
+        }
+        #expect(n == Frame.ackFrameSize && Array(wire[..<n]) == v["ACK"] && wire[n...].allSatisfy { $0 == 0xEE })
+        #expect(
+            [UInt8](repeating: 0, count: Frame.ackFrameSize - 1).withUnsafeBytes { h in
+                var short = [UInt8](repeating: 0, count: Frame.ackFrameSize - 1)
+                return short.withUnsafeMutableBytes {
+                    Frame.writeAck(id: 2, seq: 5, orgSeq: 3, hash: h, duplicate: true, into: $0)
+                }
+            } == 0, "a buffer too small for the frame is left alone")
         let e = try frame(try #require(v["ERROR"]))
         #expect(e.type == FrameType.error.rawValue && e.id == 1)
         #expect(WireError(body: e.body) == WireError(code: .invalidEntry, message: "field 'org': is required"))
