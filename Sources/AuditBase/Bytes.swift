@@ -226,30 +226,39 @@ public enum ByteSearch {
 }
 
 extension ByteSearch {
+    /// Eight bytes a step: the index of the first byte in `p[from..<end]` whose high bit
+    /// `marks` sets in its word (the lowest mark must be exact), the last few bytes one at a
+    /// time by `stops`; or `end`. The one loop of the searches below.
+    @inlinable @inline(__always)
+    static func firstMarked(
+        _ p: UnsafePointer<UInt8>, from: Int, end: Int, marks: (UInt64) -> UInt64, stops: (UInt8) -> Bool
+    ) -> Int {
+        let raw = UnsafeRawPointer(p)
+        var i = from
+        while end - i >= 8 {
+            let m = marks(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
+            if m != 0 { return i + m.trailingZeroBitCount >> 3 }
+            i += 8
+        }
+        while i < end, !stops(p[i]) { i += 1 }
+        return i
+    }
+
+    /// The high bit of each byte of `w` that is zero (a borrow can mark bytes above a true
+    /// zero, never below one, so the lowest mark is exact).
+    @inlinable @inline(__always)
+    static func zeroBytes(_ w: UInt64) -> UInt64 { (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080 }
+
     /// The index of the first `"` or `\` in `p[from..<end]`, or `end`: where a JSON string's
     /// contents stop being plain. Eight bytes a step (each byte compared with both at once, the
     /// lowest match exact), inline: two memchr(3) calls a string cost more than the search in
     /// the short keys and values of an entry.
     @inlinable @inline(__always)
     public static func quoteOrBackslash(_ p: UnsafePointer<UInt8>, from: Int, end: Int) -> Int {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = ones &* 0x22
-        let backslashes = ones &* 0x5C
-        let raw = UnsafeRawPointer(p)
-        var i = from
-        while end - i >= 8 {
-            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let x = w ^ quotes
-            let y = w ^ backslashes
-            // A byte of x or y is zero where w holds the character; borrows can mark bytes
-            // above a true zero, never below one, so the lowest mark is exact.
-            let marks = (((x &- ones) & ~x) | ((y &- ones) & ~y)) & highs
-            if marks != 0 { return i + marks.trailingZeroBitCount >> 3 }
-            i += 8
-        }
-        while i < end, p[i] != 0x22, p[i] != 0x5C { i += 1 }
-        return i
+        firstMarked(
+            p, from: from, end: end,
+            marks: { w in zeroBytes(w ^ 0x2222_2222_2222_2222) | zeroBytes(w ^ 0x5C5C_5C5C_5C5C_5C5C) },
+            stops: { $0 == 0x22 || $0 == 0x5C })
     }
 
     /// The index of the first byte in `p[from..<end]` that a plain, printable ASCII JSON
@@ -258,28 +267,15 @@ extension ByteSearch {
     /// whole. Eight bytes a step, like `quoteOrBackslash`.
     @inlinable @inline(__always)
     public static func plainASCIIEnd(_ p: UnsafePointer<UInt8>, from: Int, end: Int) -> Int {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = ones &* 0x22
-        let backslashes = ones &* 0x5C
-        let deletes = ones &* 0x7F
-        let spaces = ones &* 0x20
-        let raw = UnsafeRawPointer(p)
-        var i = from
-        while end - i >= 8 {
-            let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let x = w ^ quotes
-            let y = w ^ backslashes
-            let z = w ^ deletes
-            // Zero bytes of x, y and z, bytes below 0x20 (w - 0x20 borrows there) and bytes
-            // from 0x80 (their high bit): borrows mark only bytes above a true mark, so the
-            // lowest mark is exact.
-            let marks =
-                (((x &- ones) & ~x) | ((y &- ones) & ~y) | ((z &- ones) & ~z) | ((w &- spaces) & ~w) | w) & highs
-            if marks != 0 { return i + marks.trailingZeroBitCount >> 3 }
-            i += 8
-        }
-        while i < end, p[i] != 0x22, p[i] != 0x5C, p[i] >= 0x20, p[i] < 0x7F { i += 1 }
-        return i
+        firstMarked(
+            p, from: from, end: end,
+            marks: { w in
+                // Bytes below 0x20 (w - 0x20 borrows there) and from 0x80 (their high bit) too;
+                // borrows mark only bytes above a true mark.
+                zeroBytes(w ^ 0x2222_2222_2222_2222) | zeroBytes(w ^ 0x5C5C_5C5C_5C5C_5C5C)
+                    | zeroBytes(w ^ 0x7F7F_7F7F_7F7F_7F7F) | ((w &- 0x2020_2020_2020_2020) & ~w & 0x8080_8080_8080_8080)
+                    | (w & 0x8080_8080_8080_8080)
+            },
+            stops: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 || $0 >= 0x7F })
     }
 }
