@@ -89,9 +89,8 @@ extension IngestHandler {
     /// The ack of an entry stored before (an idempotency key seen again): in replicated mode
     /// only once the bucket holds it too.
     func ackDuplicate(id: UInt64, _ rc: Receipt, context: ChannelHandlerContext) {
-        let ack = Frame.ack(id: id, seq: rc.seq, orgSeq: rc.orgSeq, hash: rc.hash.bytes, duplicate: true)
         guard shared.ackMode == .replicated, let r = shared.publication.replicator else {
-            send(ack, context: context)
+            sendAck(id: id, rc, duplicate: true, context: context)
             return
         }
         let loop = context.eventLoop
@@ -100,7 +99,11 @@ extension IngestHandler {
         r.whenReplicated(end: rc.seq + 1, deadline: .now + wait) { ok in
             loop.execute {
                 let (h, ctx) = bound.value
-                h.send(ok ? ack : Self.notInBucket(id: id, seq: rc.seq, wait: wait), context: ctx)
+                if ok {
+                    h.sendAck(id: id, rc, duplicate: true, context: ctx)
+                } else {
+                    h.send(Self.notInBucket(id: id, seq: rc.seq, wait: wait), context: ctx)
+                }
                 h.flush(context: ctx)
             }
         }
