@@ -35,11 +35,16 @@ extension Ledger {
                 try store.rotateIfFull()
                 store.fillAhead()
             }
-            // Writes outrunning the sealer: seal here, so unsealed segments (and their
-            // in-memory index) stay bounded. The acks are out already; the next group waits
-            // for the seal, which slows writers to the sealer's pace (back-pressure). Only
-            // what is over the bound: the sealer goes on with the rest.
-            if store.rotatedBacklogFull { try store.sealBacklog() }
+            // Writes outrunning the sealer: first the next group waits a little for it
+            // (slowdown), leaving it the cores; if the backlog still grows, seal here, so
+            // unsealed segments (and their in-memory index) stay bounded. The acks are out
+            // already; the next group waits for the seal, which slows writers to the sealer's
+            // pace (back-pressure). Only what is over the bound: the sealer goes on with the rest.
+            if store.rotatedBacklogFull {
+                try store.sealBacklog()
+            } else {
+                store.waitForSealer()
+            }
             if d.tick { try store.rotateIfOld() }
             let latest = checkpoints.latest?.checkpoint.size ?? 0
             if tree.size > latest && ContinuousClock.now - lastCheckpointAt >= options.checkpointInterval {

@@ -210,10 +210,13 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    /// The sealer's priority: the writers' own. At a lower one (nice 5) it fell behind under
-    /// full load, and the commit thread's back-pressure seal then held every ack for over a
-    /// second (8 x 128 x 4 through the socket, 300,000 entries: p99 1.2 s; at nice 0, 0.1 s).
-    public static let sealerNice: Int32 = 0
+    /// The sealer's priority, below the writers' (its compression threads inherit it): at the
+    /// writers' own, each seal took the cores from the event loops and the commit thread, and
+    /// acks waited during seals (100,000 entries/s offered: p99 6-30 ms, 6-9 ms with the
+    /// sealer at nice 10). A sealer that falls behind under full load is met by the slowdown
+    /// (`SegmentStoreOptions.slowdownBacklog`), not by a seal on the commit thread that holds
+    /// every ack: without it, at nice 5, that seal held them for over a second.
+    public static let sealerNice: Int32 = 10
 
     private let bgErrorLock = NSLock()
     private var _backgroundError: Error?

@@ -19,6 +19,22 @@ extension SegmentStore {
     @discardableResult
     public func sealBacklog() throws -> [SegmentInfo] { try sealRotated(over: options.maxRotatedBacklog) }
 
+    /// Slowdown: while more rotated segments wait than `slowdownBacklog` allows, waits for a
+    /// seal to finish, at most `slowdownWait`; returns whether it waited. The commit thread
+    /// calls it between groups, so writes outrunning the sealer wait for it a little each time,
+    /// where at `maxRotatedBacklog` every ack would wait for a whole seal.
+    @discardableResult
+    public func waitForSealer() -> Bool {
+        sealProgress.lock()
+        defer { sealProgress.unlock() }
+        guard lock.withLock({ rotated.count > options.slowdownBacklog }) else { return false }
+        let deadline = Date(timeIntervalSinceNow: options.slowdownWait.inSeconds)
+        while lock.withLock({ rotated.count > options.slowdownBacklog }) {
+            if !sealProgress.wait(until: deadline) { break }
+        }
+        return true
+    }
+
     private func sealRotated(over limit: Int) throws -> [SegmentInfo] {
         sealMutex.lock()
         defer { sealMutex.unlock() }
@@ -41,6 +57,8 @@ extension SegmentStore {
                 recentlySealed.append(done)
                 if recentlySealed.count > Self.recentlySealedKept { recentlySealed.removeFirst() }
             }
+            // Under `sealProgress`'s lock: a writer that saw the backlog full is waiting by now.
+            sealProgress.withLock { sealProgress.broadcast() }
             try FileOps.unlink(seg.path)
             try FileOps.fsyncDirectory(directory)
             done.append(info)

@@ -26,6 +26,8 @@ public final class SegmentStore: @unchecked Sendable {
 
     let lock = NSLock()
     let sealMutex = NSLock()
+    /// Broadcast when a seal leaves the rotated list (`waitForSealer()`).
+    let sealProgress = NSCondition()
     var sealed: [SegmentInfo]
     var rotated: [(OpenSegment, [BlockRef])]
     /// The last few rotated segments sealed, their open files still readable (`unsealed()`).

@@ -28,8 +28,18 @@ public struct SegmentStoreOptions: Sendable {
     /// segments wait (`maxRotatedBacklog`), so a seal on one core held it to that core's pace.
     public var sealThreads: Int = min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Rotated segments allowed to wait for the sealer; beyond that the writer seals one
-    /// itself (back-pressure: memory stays bounded when writes outrun sealing).
-    public var maxRotatedBacklog: Int = 2
+    /// itself (back-pressure: memory stays bounded when writes outrun sealing). That seal
+    /// holds every ack for its whole length (up to half a second at full load), so
+    /// `slowdownBacklog` is meant to keep the backlog from reaching this bound.
+    public var maxRotatedBacklog: Int = 3
+    /// Rotated segments beyond which each group commit first waits for the sealer, up to
+    /// `slowdownWait` (`SegmentStore.waitForSealer()`): writes outrunning a sealer that runs
+    /// at a lower priority than theirs slow down a little at a time, and the idle cores that
+    /// leaves go to the seal, instead of every ack waiting for a seal on the commit thread.
+    public var slowdownBacklog: Int = 2
+    /// Longest wait of one group commit for the sealer when the backlog is over
+    /// `slowdownBacklog`.
+    public var slowdownWait: Duration = .milliseconds(10)
 
     /// The defaults.
     public init() {}

@@ -179,6 +179,38 @@ import Testing
         try l.close()
     }
 
+    /// The sealer yields the cores to the writers (its compression threads inherit its nice
+    /// value): at their own priority each seal held acks up.
+    @Test func theSealerRunsBelowTheWritersPriority() throws {
+        let dir = temporaryDirectory("ledger")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = Sample.options()
+        o.background = true
+        let l = try Ledger(directory: dir, signer: try Sample.signer(), options: o)
+        defer { try? l.close() }
+        #expect(Ledger.sealerNice > ThreadPriority.current())
+        // Linux names each thread in /proc/self/task/TID/comm; its nice value is field 19 of stat.
+        func sealerNice() -> Int32? {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            for t in tasks {
+                let comm = (try? String(contentsOfFile: "/proc/self/task/\(t)/comm", encoding: .utf8)) ?? ""
+                guard comm.hasPrefix("auditlog-sealer"),
+                    let stat = try? String(contentsOfFile: "/proc/self/task/\(t)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { continue }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                return fields.count > 16 ? Int32(fields[16]) : nil
+            }
+            return nil
+        }
+        var seen = sealerNice()
+        for _ in 0..<50 where seen != Ledger.sealerNice {
+            Thread.sleep(forTimeInterval: 0.1)
+            seen = sealerNice()
+        }
+        #expect(seen == Ledger.sealerNice, "the sealer thread's nice value, read from /proc")
+    }
+
     @Test func recoveryRebuildsAMissingIndexFile() throws {
         let dir = temporaryDirectory("ledger")
         defer { try? FileManager.default.removeItem(atPath: dir) }
