@@ -204,19 +204,14 @@ public final class Ledger: @unchecked Sendable {
             background.append(
                 BackgroundLoop(name: "auditlog-ticker", interval: 0.2) { [weak self] in self?.tick() })
             background.append(
-                BackgroundLoop(name: "auditlog-sealer", interval: 0.1, nice: Self.sealerNice) { [weak self] in
+                BackgroundLoop(name: "auditlog-sealer", interval: 0.1, nice: options.sealerNice) { [weak self] in
                     self?.sealRotated()
                 })
         }
     }
 
-    /// The sealer's priority, below the writers' (its compression threads inherit it): at the
-    /// writers' own, each seal took the cores from the event loops and the commit thread, and
-    /// acks waited during seals (100,000 entries/s offered: p99 6-30 ms, 6-9 ms with the
-    /// sealer at nice 10). A sealer that falls behind under full load is met by the slowdown
-    /// (`SegmentStoreOptions.slowdownBacklog`), not by a seal on the commit thread that holds
-    /// every ack: without it, at nice 5, that seal held them for over a second.
-    public static let sealerNice: Int32 = 10
+    /// The sealer's nice value (`LedgerOptions.sealerNice`), for a sealer run by the caller.
+    public var sealerNice: Int32 { options.sealerNice }
 
     private let bgErrorLock = NSLock()
     private var _backgroundError: Error?

@@ -53,6 +53,11 @@ struct Import: ParsableCommand {
         options.retired = ArchiveTier()
         options.signerState = SignerState.path(forKey: keyPath)
         options.store.rotateBytes = max(4096, segmentBytes)
+        // Nobody waits on an import's acks: its sealer keeps the writer's priority, and the
+        // writer seals once two segments wait (the least memory), with no slowdown before.
+        options.sealerNice = ThreadPriority.current()
+        options.store.maxRotatedBacklog = 2
+        options.store.slowdownBacklog = 2
         do { ledger = try Ledger(directory: dir, signer: signer, options: options) } catch let e as AuditError
             where e.code == .locked
         {

@@ -110,7 +110,7 @@ struct LedgerService: Service {
     let logger: Logger
 
     func run() async throws {
-        let sealer = BackgroundLoop(name: "auditd-sealer", interval: 0.1, nice: Ledger.sealerNice) { [ledger] in
+        let sealer = BackgroundLoop(name: "auditd-sealer", interval: 0.1, nice: ledger.sealerNice) { [ledger] in
             ledger.sealRotated()
         }
         var swept = ContinuousClock.now

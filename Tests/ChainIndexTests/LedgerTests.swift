@@ -188,7 +188,8 @@ import Testing
         o.background = true
         let l = try Ledger(directory: dir, signer: try Sample.signer(), options: o)
         defer { try? l.close() }
-        #expect(Ledger.sealerNice > ThreadPriority.current())
+        #expect(l.sealerNice == LedgerOptions().sealerNice)
+        #expect(l.sealerNice > ThreadPriority.current())
         // Linux names each thread in /proc/self/task/TID/comm; its nice value is field 19 of stat.
         func sealerNice() -> Int32? {
             let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
@@ -204,11 +205,11 @@ import Testing
             return nil
         }
         var seen = sealerNice()
-        for _ in 0..<50 where seen != Ledger.sealerNice {
+        for _ in 0..<50 where seen != l.sealerNice {
             Thread.sleep(forTimeInterval: 0.1)
             seen = sealerNice()
         }
-        #expect(seen == Ledger.sealerNice, "the sealer thread's nice value, read from /proc")
+        #expect(seen == l.sealerNice, "the sealer thread's nice value, read from /proc")
     }
 
     @Test func recoveryRebuildsAMissingIndexFile() throws {
