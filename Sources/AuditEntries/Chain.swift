@@ -41,6 +41,14 @@ public struct OrgPosition: Sendable, Equatable {
     public func expect(
         seq: UInt64, orgSeq: UInt64, prevOrgDelta: UInt64, prev: Hash, contentHash: Hash
     ) throws(ChainError) -> Link {
+        try expect(seq: seq, orgSeq: orgSeq, prevOrgDelta: prevOrgDelta)
+        return link(seq: seq, prev: prev, contentHash: contentHash)
+    }
+
+    /// Checks that a stored entry at `seq` with payload header (`orgSeq`, `prevOrgDelta`) is the
+    /// org's next, without building its link: for a caller that built the link elsewhere from
+    /// the same header and checks that it used this position's hashes.
+    public func expect(seq: UInt64, orgSeq: UInt64, prevOrgDelta: UInt64) throws(ChainError) {
         guard orgSeq == count else {
             throw ChainError(
                 seq: seq,
@@ -61,7 +69,6 @@ public struct OrgPosition: Sendable, Equatable {
                 throw ChainError(seq: seq, "points \(prevOrgDelta) back, outside the log before it")
             }
         }
-        return link(seq: seq, prev: prev, contentHash: contentHash)
     }
 
     /// Checks that `link` (an exported entry's) is the org's next: its position, and its

@@ -23,6 +23,23 @@ extension Entry {
     static func scanStoredFields(
         _ b: UnsafeBufferPointer<UInt8>, interner: StringInterner? = nil
     ) -> (org: String, fields: IndexFields, mayHoldCommitments: Bool)? {
+        guard let f = scanStoredSpans(b) else { return nil }
+        func bytes(_ r: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: b[r]) }
+        let actor = f.actorSeparator.withUTF8Buffer { sep in
+            interner?.string(bytes(f.actorType), sep, bytes(f.actorId))
+                ?? StringInterner.joined(bytes(f.actorType), sep, bytes(f.actorId))
+        }
+        let actionString = interner?.string(bytes(f.action)) ?? String(decoding: bytes(f.action), as: UTF8.self)
+        return (
+            String(decoding: bytes(f.org), as: UTF8.self),
+            IndexFields(time: f.time, category: f.category, outcome: f.outcome, action: actionString, actor: actor),
+            f.mayHoldCommitments
+        )
+    }
+
+    /// The index fields of stored canonical bytes where they lie in them, in one pass, with no
+    /// String made (`StoredSpans`); nil where the scanner defers to the full parser.
+    static func scanStoredSpans(_ b: UnsafeBufferPointer<UInt8>) -> StoredSpans? {
         guard let base = b.baseAddress else { return nil }
         var s = StoredScan(p: base, n: b.count)
         var org: Range<Int>?
@@ -79,23 +96,13 @@ extension Entry {
             return nil
         }
         func bytes(_ r: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: b[r]) }
-        // (No String on the way for the time, and one for the actor: this runs for every
-        // entry verified.)
+        // (No String on the way: this runs for every entry verified.)
         guard let category = Category(utf8: bytes(cat)), let outcome = Outcome(utf8: bytes(out)),
             let time = Timestamp.parse(bytes: bytes(recv))
         else { return nil }
-        // The actor as `type:id`, or `type:$s:tag` when its id is committed (§5.4.1).
-        let separator: StaticString = committedActor ? ":$s:" : ":"
-        let actor = separator.withUTF8Buffer { sep in
-            interner?.string(bytes(actorType), sep, bytes(actorId))
-                ?? StringInterner.joined(bytes(actorType), sep, bytes(actorId))
-        }
-        let actionString = interner?.string(bytes(action)) ?? String(decoding: bytes(action), as: UTF8.self)
-        return (
-            String(decoding: bytes(org), as: UTF8.self),
-            IndexFields(time: time, category: category, outcome: outcome, action: actionString, actor: actor),
-            s.commitments
-        )
+        return StoredSpans(
+            org: org, action: action, actorType: actorType, actorId: actorId, committedActor: committedActor,
+            time: time, category: category, outcome: outcome, mayHoldCommitments: s.commitments)
     }
 
     /// True when the scanner agrees with the full parser on `content`, or defers to it: the
@@ -105,6 +112,42 @@ extension Entry {
         guard let parsed = parsedIndexFields(ofStored: content) else { return false }
         return scanned.org == parsed.org && scanned.fields == parsed.fields
             && scanned.mayHoldCommitments == Personal.mayHoldCommitments(content)
+    }
+}
+
+/// An entry's index fields as the stored-fields scanner finds them in its canonical bytes:
+/// strings as byte ranges of those bytes (plain, no escape), the rest parsed. What the verifier
+/// compares with an index row in place, with no String made.
+public struct StoredSpans: Sendable {
+    /// The org's bytes.
+    public var org: Range<Int>
+    /// The action's bytes.
+    public var action: Range<Int>
+    /// The actor's type.
+    public var actorType: Range<Int>
+    /// The actor's id, or its commitment's tag when `committedActor`.
+    public var actorId: Range<Int>
+    /// Whether the actor's id is committed (§5.4.1).
+    public var committedActor: Bool
+    /// `received_at`, ms since the epoch.
+    public var time: Int64
+    /// Category.
+    public var category: Category
+    /// Outcome.
+    public var outcome: Outcome
+    /// Whether the bytes may hold a commitment (`Personal.mayHoldCommitments`).
+    public var mayHoldCommitments: Bool
+
+    /// What goes between the actor's type and id in the index's `type:id` (`type:$s:tag` when
+    /// the id is committed).
+    public var actorSeparator: StaticString { committedActor ? ":$s:" : ":" }
+}
+
+extension Entry {
+    /// The index fields of stored bytes in place (`StoredSpans`), or nil where the scanner
+    /// defers to the parser (`storedFields(ofStored:)` answers then).
+    public static func storedSpans(ofStored content: UnsafeBufferPointer<UInt8>) -> StoredSpans? {
+        scanStoredSpans(content)
     }
 }
 

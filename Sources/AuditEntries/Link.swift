@@ -11,7 +11,9 @@ import Glibc
 ///
 /// The leaf hash `SHA-256(0x00 || link)` is the entry's hash: it is the global chain's link
 /// (the next entry's `prevHash`), the org chain's link (the next same-org entry's
-/// `prevOrgHash`) and the RFC 9162 leaf. Building it is the only serial hashing per entry.
+/// `prevOrgHash`) and the RFC 9162 leaf. Building it is the commit path's only serial hashing
+/// per entry (a verifier builds it on all cores from the stored leaves, then checks in order
+/// that those are the leaves its own chains reached).
 public struct Link: Sendable, Equatable {
     /// Sequence number (= Merkle leaf index).
     public var seq: UInt64

@@ -66,6 +66,8 @@ public enum Personal {
 
     /// The action of an erasure record (format-spec.md §5.4.3).
     public static let erasureAction = "data_subject.erased"
+    /// `erasureAction`'s bytes.
+    public static let erasureActionBytes = Array(erasureAction.utf8)
 
     /// Whether a parsed stored entry holds any committed field (a cheap byte test first).
     public static func mayHoldCommitments(_ content: [UInt8]) -> Bool {

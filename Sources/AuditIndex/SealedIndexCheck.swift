@@ -23,13 +23,9 @@ public enum SealedIndexCheck {
     ) -> VerificationFailure? {
         var rows = SealedIndexRows(loading: path, segment: segment, firstSeq: firstSeq, endSeq: endSeq)
         if let f = rows.failure { return f }
-        for (org, hits) in segmentHits.sorted(by: { $0.key < $1.key }) {
-            guard let k = rows.place(of: org) else {
-                rows.unlisted(org: org, seq: hits.first?.seq ?? firstSeq)
-                break
-            }
+        compare: for (org, hits) in segmentHits.sorted(by: { $0.key < $1.key }) {
             for h in hits {
-                guard rows.compare(place: k, org: org, seq: h.seq, orgSeq: h.orgSeq, fields: h.fields) else { break }
+                guard rows.compare(org: org, seq: h.seq, orgSeq: h.orgSeq, fields: h.fields) else { break compare }
             }
         }
         return rows.finish()

@@ -11,15 +11,19 @@ import SegmentStore
 /// entry of the segment must have its row. A row edited to hide an entry from a filtered
 /// query (denied → success, say) is found even with its checksums recomputed.
 extension ChainChecker {
-    /// A segment starts: a sealed one checked from its first entry has its index file read,
-    /// to be compared with its entries as they are checked. A missing index file is not a
-    /// failure: it is rebuilt at the next start.
-    mutating func startIndex(_ info: SegmentInfo) {
-        orgs.newSegment()
-        indexRows = nil
-        guard info.state == .sealed, position == info.firstSeq, let path = indexPath(info), FileOps.exists(path)
-        else { return }
-        indexRows = SealedIndexRows(loading: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq)
+    /// The index file of a segment whose entries are checked from `start` on, read to be
+    /// compared with its entries as they are prepared: a sealed segment's, checked from its
+    /// first entry. A missing index file is not a failure: it is rebuilt at the next start.
+    static func loadIndex(_ info: SegmentInfo, from start: UInt64, directory: String?) -> SealedIndexRows? {
+        guard info.state == .sealed, info.firstSeq >= start, let directory else { return nil }
+        let path = directory + "/" + OrgIndex.fileName(info.segment)
+        guard FileOps.exists(path) else { return nil }
+        return SealedIndexRows(loading: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq)
+    }
+
+    /// A segment starts, with its index file as `loadIndex` read it (nil: none to compare).
+    mutating func startIndex(_ info: SegmentInfo, rows: SealedIndexRows?) {
+        indexRows = position == info.firstSeq ? rows : nil
     }
 
     /// A segment's entries are all checked: the first difference from its index file, or a

@@ -98,8 +98,8 @@ extension ChainChecker {
     /// sequence order: `Batch` is the records read, then (from the preparing thread) prepared.
     enum Piece<Batch> {
         /// A hot segment begins (the checker keeps its state, to step back if it is archived
-        /// while being read).
-        case start(SegmentInfo)
+        /// while being read), with its index file once the preparing thread has read it.
+        case start(SegmentInfo, SealedIndexRows?)
         case batch(Batch)
         /// A hot segment's entries were all sent.
         case done(SegmentInfo)
@@ -124,6 +124,7 @@ extension ChainChecker {
         let raw = BatchPipe<Piece<RecordRun>>()
         let pipe = BatchPipe<Piece<PreparedBatch>>()
         let store = self.store
+        let tree = self.tree
         let start = position
         let withPersonal = personal != nil
         let producer = namedThread("verify-read", nice: nice, stackSize: 1 << 20) {
@@ -133,7 +134,7 @@ extension ChainChecker {
                     guard raw.put(.batch(.archived(info))) else { return }
                     continue
                 }
-                guard raw.put(.batch(.start(info))) else { return }
+                guard raw.put(.batch(.start(info, nil))) else { return }
                 var listening = true
                 do {
                     // A sealed segment's records stay in their expanded blocks (no copy each).
@@ -150,15 +151,34 @@ extension ChainChecker {
             _ = raw.put(.end)
         }
         let interners = (0..<max(1, ProcessInfo.processInfo.activeProcessorCount)).map { _ in StringInterner() }
+        let (indexDirectory, collect) = (self.indexDirectory, self.collect)
         let preparer = namedThread("verify-prepare", nice: nice, stackSize: 1 << 20) {
+            // The current segment's index file, its rows compared with the entries as they
+            // are prepared.
+            var rows: SealedIndexRows?
             forward: while true {
                 let next: BatchPipe<Piece<PreparedBatch>>.Item
                 switch raw.take() {
                 case .batch(.batch(let r)):
-                    next = .batch(.batch(ChainChecker.prepare(r, personal: withPersonal, interners: interners)))
-                case .batch(.start(let info)): next = .batch(.start(info))
-                case .batch(.done(let info)): next = .batch(.done(info))
-                case .batch(.failed(let info, let e)): next = .batch(.failed(info, e))
+                    do {
+                        next = .batch(
+                            .batch(
+                                try ChainChecker.prepare(
+                                    r, personal: withPersonal, interners: interners, tree: tree, index: rows,
+                                    collect: collect)))
+                    } catch {
+                        _ = pipe.put(.failed(error))
+                        break forward
+                    }
+                case .batch(.start(let info, _)):
+                    rows = ChainChecker.loadIndex(info, from: start, directory: indexDirectory)
+                    next = .batch(.start(info, rows))
+                case .batch(.done(let info)):
+                    rows = nil
+                    next = .batch(.done(info))
+                case .batch(.failed(let info, let e)):
+                    rows = nil
+                    next = .batch(.failed(info, e))
                 case .batch(.archived(let info)): next = .batch(.archived(info))
                 case .end:
                     _ = pipe.put(.end)
@@ -185,12 +205,12 @@ extension ChainChecker {
                 if stop?() == true { return nil }
                 if let f = try skipArchived(info, verifier: verifier) { return f }
                 progress?(position)
-            case .batch(.start(let info)):
+            case .batch(.start(let info, let rows)):
                 if stop?() == true { return nil }
                 // The state before the last segment goes to be freed.
                 disposal.drop(before)
                 before = self
-                startIndex(info)
+                startIndex(info, rows: rows)
             case .batch(.batch(let prepared)):
                 let failure = try check(prepared: prepared)
                 disposal.drop(prepared)

@@ -84,7 +84,9 @@ public struct ChainChecker {
 
     /// Checks the next records (which must continue from `position`); returns the first failure.
     public mutating func check(_ batch: [StoredRecord]) throws -> VerificationFailure? {
-        try check(prepared: Self.prepare(RecordRun(batch), personal: personal != nil))
+        try check(
+            prepared: Self.prepare(
+                RecordRun(batch), personal: personal != nil, tree: tree, index: indexRows, collect: collect))
     }
 
     /// Checks a prepared batch: the serial part (chains, links, tree, checkpoints).
@@ -96,81 +98,81 @@ public struct ChainChecker {
                 message: "entries are not contiguous (expected \(position), found \(firstSeq))")
         }
         let n = b.seqs.count
-        let wantFields = indexRows != nil
-        let (hashes, headers, orgNames, fields, times) = (b.hashes, b.headers, b.orgNames, b.fields, b.times)
-        let storedLeaves = tree.size
-        let have = storedLeaves > firstSeq ? Int(min(UInt64(n), storedLeaves - firstSeq)) : 0
-        // A batch wholly past the tree read at the start (a live daemon appended it since) has
-        // no stored leaves to compare: they are all computed below.
-        let stored = have > 0 ? try tree.leaves(from: firstSeq, count: have) : []
+        guard indexRows == nil || b.indexed else {
+            return VerificationFailure(
+                seq: firstSeq, path: store.directory, offset: nil,
+                message: "entries were not compared with their segment's index file (prepared without it)")
+        }
+        // Entries past the tree as it was when the batch was prepared (a live daemon appends
+        // leaves after their entries) have no stored leaves to compare: they are all computed.
+        let have = b.have
         for i in 0..<n {
             let seq = b.seqs[i]
+            let e = b.entries[i]
             func bad(_ m: String) -> VerificationFailure {
                 let pos = store.position(of: seq)
                 return VerificationFailure(seq: seq, path: pos.path, offset: pos.offset, message: m)
             }
-            guard let p = headers[i], let org = orgNames[i] else {
+            guard seq == position else {
+                return bad("entries are not contiguous (expected \(position), found \(seq))")
+            }
+            guard let p = e.header, let org = e.org else {
                 return bad("the stored record is not a valid entry (payload header or org unreadable)")
             }
-            // One lookup of the org (a hash of its name) for its state, read and written, and
-            // its index rows.
+            // One lookup of the org (a hash of its name) for its state, read and written.
             let slot = orgs.slot(org)
             let st = slot.map { orgs.position($0) } ?? .start
             let leaf: Hash
             do {
-                leaf = try st.expect(
-                    seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: hashes[i]
-                ).leafHash
+                // Built on all cores from the stored leaves, taken when those are the leaves
+                // this check's own chains reached; otherwise built here.
+                if i < have,
+                    let built = b.builtLeaf(i, prev: prev, prevOrg: st.lastHash, prevOrgDelta: p.prevOrgDelta)
+                {
+                    try st.expect(seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta)
+                    leaf = built
+                } else {
+                    leaf = try st.expect(
+                        seq: seq, orgSeq: p.orgSeq, prevOrgDelta: p.prevOrgDelta, prev: prev, contentHash: e.hash
+                    ).leafHash
+                }
             } catch {
                 return bad("org \(org)'s chain is broken: \(error)")
             }
-            if i < have, stored[i] != leaf {
+            if i < have, b.storedLeaf(i) != leaf {
                 return bad(
                     "entry hash does not match the stored tree leaf: the entry (or an earlier one of its chain) was altered"
                 )
             }
-            guard times[i] >= 0 else {
+            guard e.time >= 0 else {
                 return bad("the entry lacks received_at, category, outcome, action or actor (or one is malformed)")
             }
-            guard times[i] >= lastTime else {
+            guard e.time >= lastTime else {
                 let previous =
                     lastTimeStub.map { "the latest time archived segment \($0)'s stub claims" }
                     ?? "the previous entry's"
                 return bad(
-                    "received_at \(Timestamp.format(times[i])) is earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order"
+                    "received_at \(Timestamp.format(e.time)) is earlier than \(previous) (\(Timestamp.format(lastTime))): received_at never decreases in sequence order"
                 )
             }
-            lastTime = times[i]
+            lastTime = e.time
             lastTimeStub = nil
-            if let pc = personal, let prepared = b.personal[i], let m = try pc.check(seq: seq, prepared) {
+            if let pc = personal, let prepared = e.personal, let m = try pc.check(seq: seq, prepared) {
                 return bad(m)
             }
-            if !collect.isEmpty, var action = fields[i]?.action, Self.startsWithAny(&action, collect) {
+            if e.wanted {
                 collected.append(Array(b.records.payload(i)[p.contentStart...]))
             }
             let next = st.advanced(seq: seq, leaf: leaf)
-            let s: Int
             if let slot {
-                s = slot
-                orgs.set(s, next)
+                orgs.set(slot, next)
             } else {
-                s = orgs.add(org, next)
+                _ = orgs.add(org, next)
             }
-            if wantFields {
-                guard let f = fields[i] else {
-                    return bad("the entry lacks a field the index needs (time, category, outcome, action or actor)")
-                }
-                let place: Int?
-                if let noted = orgs.place(s) {
-                    place = noted
-                } else {
-                    place = indexRows?.place(of: org)
-                    orgs.note(s, place: place)
-                }
-                if let place {
-                    indexRows?.compare(place: place, org: org, seq: seq, orgSeq: p.orgSeq, fields: f)
-                } else {
-                    indexRows?.unlisted(org: org, seq: seq)
+            indexRows?.record(e.index, seq: seq, org: org) {
+                let content = Array(b.records.payload(i)[p.contentStart...])
+                return Entry.indexFields(ofStored: content).map {
+                    IndexHit(seq: seq, orgSeq: p.orgSeq, fields: $0.fields)
                 }
             }
             prev = leaf
@@ -189,22 +191,6 @@ public struct ChainChecker {
             position = seq + 1
         }
         return nil
-    }
-}
-
-extension ChainChecker {
-    /// Whether `s` starts with one of `prefixes` (bytes compared in place: a generic
-    /// `starts(with:)` per prefix was 2 % of a verification).
-    static func startsWithAny(_ s: inout String, _ prefixes: [[UInt8]]) -> Bool {
-        s.withUTF8 { u in
-            prefixes.contains { p in
-                p.count <= u.count
-                    && p.withUnsafeBytes { pb in
-                        guard let a = u.baseAddress, let b = pb.baseAddress else { return p.isEmpty }
-                        return memcmp(a, b, p.count) == 0
-                    }
-            }
-        }
     }
 }
 

@@ -1,18 +1,12 @@
 import AuditEntries
 import AuditIndex
 
-/// The orgs' chain positions as the checker walks the log, and where the current segment's
-/// index file keeps each org's rows: one lookup of an org's name per entry finds both (a
-/// dictionary of positions and another of rows hashed every name twice).
+/// The orgs' chain positions as the checker walks the log: one lookup of an org's name per
+/// entry finds its slot, read and written.
 struct OrgTable {
     private var slots: [String: Int] = [:]
     private var names: [String] = []
     private var positions: [OrgPosition] = []
-    /// Per slot, the index file's place for the org's rows (-1: it has none), valid while the
-    /// slot's stamp is the current segment's.
-    private var places: [Int32] = []
-    private var stamps: [UInt32] = []
-    private var segment: UInt32 = 1
 
     /// Orgs seen.
     var count: Int { names.count }
@@ -32,8 +26,6 @@ struct OrgTable {
         slots[org] = s
         names.append(org)
         positions.append(p)
-        places.append(-1)
-        stamps.append(0)
         return s
     }
 
@@ -48,20 +40,4 @@ struct OrgTable {
 
     /// Every org with its position.
     var all: some Sequence<(String, OrgPosition)> { zip(names, positions) }
-
-    /// A new segment starts: the places noted for the last one's index file are forgotten.
-    mutating func newSegment() { segment &+= 1 }
-
-    /// The place noted for the org in `slot` in this segment's index file: nil when none was
-    /// noted yet this segment, `.some(nil)` when the file has no rows for it.
-    func place(_ slot: Int) -> Int?? {
-        guard stamps[slot] == segment else { return nil }
-        return .some(places[slot] < 0 ? nil : Int(places[slot]))
-    }
-
-    /// Notes the place of the org in `slot` in this segment's index file.
-    mutating func note(_ slot: Int, place: Int?) {
-        stamps[slot] = segment
-        places[slot] = place.map { Int32(truncatingIfNeeded: $0) } ?? -1
-    }
 }

@@ -90,6 +90,38 @@ import Testing
         #expect(!seen.contains { $0.seq == stolen || $0.org != "org_0" })
     }
 
+    /// Rows are placed by the entry they name when the file is read (the comparison runs on
+    /// every core, each entry finding its row by number): a row under the wrong org, or two
+    /// rows for one entry, are named as such.
+    @Test func aRowUnderAnotherOrgOrTwoRowsForOneEntryAreNamed() throws {
+        let cases: [(String, (inout [(String, [IndexHit])]) -> Void)] = [
+            // org_0's and org_1's first rows swap entries (each section still in order).
+            (
+                "under org org_1, but it is an entry of org org_0",
+                { byOrg in
+                    let (a, b) = (byOrg[0].1[0].seq, byOrg[1].1[0].seq)
+                    byOrg[0].1[0].seq = b
+                    byOrg[1].1[0].seq = a
+                }
+            ),
+            // org_1's first entry listed by org_0 as well.
+            (
+                "twice (under org org_0 and org org_1)",
+                { byOrg in
+                    byOrg[0].1[0].seq = byOrg[1].1[0].seq
+                    byOrg[0].1.sort { $0.seq < $1.seq }
+                }
+            ),
+        ]
+        for (message, edit) in cases {
+            let (dir, s) = try tamper.makeLog()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try forgeIndex(dir, 1, edit)
+            let f = try #require(try tamper.verify(dir, s), "\(message)")
+            #expect(f.path == indexPath(dir, 1) && f.message.contains(message), "\(f)")
+        }
+    }
+
     @Test func aFlippedByteInAnIndexFileOrTheOrgStateIsCaught() throws {
         for target in ["index", "orgstate"] {
             let (dir, s) = try tamper.makeLog()
