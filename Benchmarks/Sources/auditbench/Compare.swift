@@ -94,41 +94,58 @@ struct Compare: ParsableCommand {
         }
         let (lfirst, llast) = (try stamp(0), try stamp(log.size - 1))
         var rng = SystemRandomNumberGenerator()
-        var qa: [Double] = []
-        var qb: [Double] = []
-        var ra: [Double] = []
-        var rb: [Double] = []
-        var rows1 = (0, 0)
-        var rows2 = (0, 0)
-        for k in 0..<queries {
-            let org = orgs[(k * 7) % orgs.count]
-            var t0 = Date()
-            let hits = try log.query(org: org, filter: QueryFilter(outcome: .success), limit: 100)
-            rows1.0 += try log.entries(seqs: hits.map(\.seq)).count
-            qa.append(Date().timeIntervalSince(t0))
-            t0 = Date()
-            rows1.1 += try peer100.newest(org: org, outcome: "success")
-            qb.append(Date().timeIntervalSince(t0))
-            let f = Double.random(in: 0...1, using: &rng)
-            let from = first + Int64(Double(last - first) * f)
-            let to = last + 1
-            let lfrom = lfirst + Int64(Double(llast - lfirst) * f)
-            t0 = Date()
-            let r = try log.query(
-                org: org, filter: QueryFilter(from: lfrom, to: llast + 1), newestFirst: false, limit: 100)
-            rows2.0 += try log.entries(seqs: r.map(\.seq)).count
-            ra.append(Date().timeIntervalSince(t0))
-            t0 = Date()
-            rows2.1 += try peer100.range(org: org, from: from, to: to)
-            rb.append(Date().timeIntervalSince(t0))
+        // The same orgs and the same fractions of each system's span, for each system in a pass
+        // of its own: the log, the peer, and the peer checking each row it reads as the log
+        // checks each entry (no system finds its pages cached by the one before).
+        let plan = (0..<queries).map { k in (orgs[(k * 7) % orgs.count], Double.random(in: 0...1, using: &rng)) }
+        func pass(
+            _ page: (String) throws -> Int, _ range: (String, Double) throws -> Int
+        ) rethrows -> (
+            pages: [Double], ranges: [Double], rows: (Int, Int)
+        ) {
+            var (pages, ranges, rows) = ([Double](), [Double](), (0, 0))
+            for (org, f) in plan {
+                var t0 = Date()
+                rows.0 += try page(org)
+                pages.append(Date().timeIntervalSince(t0))
+                t0 = Date()
+                rows.1 += try range(org, f)
+                ranges.append(Date().timeIntervalSince(t0))
+            }
+            return (pages, ranges, rows)
         }
+        let logPass = try pass(
+            { org in
+                let hits = try log.query(org: org, filter: QueryFilter(outcome: .success), limit: 100)
+                return try log.entries(seqs: hits.map(\.seq)).count
+            },
+            { org, f in
+                let from = lfirst + Int64(Double(llast - lfirst) * f)
+                let r = try log.query(
+                    org: org, filter: QueryFilter(from: from, to: llast + 1), newestFirst: false, limit: 100)
+                return try log.entries(seqs: r.map(\.seq)).count
+            })
+        func peerPass(checked: Bool) throws -> (pages: [Double], ranges: [Double], rows: (Int, Int)) {
+            try pass(
+                { try peer100.newest(org: $0, outcome: "success", checked: checked) },
+                {
+                    try peer100.range(
+                        org: $0, from: first + Int64(Double(last - first) * $1), to: last + 1, checked: checked)
+                })
+        }
+        let peer = try peerPass(checked: false)
+        let checked = try peerPass(checked: true)
+        let (qa, ra, qb, rb, qc, rc) = (
+            logPass.pages, logPass.ranges, peer.pages, peer.ranges, checked.pages, checked.ranges
+        )
+        let (rows1, rows2, rows3) = ((logPass.rows.0, peer.rows.0), (logPass.rows.1, peer.rows.1), checked.rows)
         func q(_ xs: [Double]) -> String {
             "p50 \(fmt(percentile(xs, 0.5) * 1000)), p99 \(fmt(percentile(xs, 0.99) * 1000))"
         }
         // Both must answer the same: the same number of rows over all queries.
-        guard rows1.0 == rows1.1, rows2.0 > 0, rows2.1 > 0 else {
+        guard rows1.0 == rows1.1, rows2.0 > 0, rows2.1 > 0, rows3 == (rows1.1, rows2.1) else {
             throw ValidationError(
-                "the systems answered differently: newest pages \(rows1.0) vs \(rows1.1) rows, ranges \(rows2.0) vs \(rows2.1) rows"
+                "the systems answered differently: newest pages \(rows1.0) vs \(rows1.1) rows (checked: \(rows3.0)), ranges \(rows2.0) vs \(rows2.1) rows (checked: \(rows3.1))"
             )
         }
         rows.append(
@@ -138,6 +155,16 @@ struct Compare: ParsableCommand {
             ))
         rows.append(
             ("org time range: first 100, entries read (ms)", q(ra), q(rb), percentile(rb, 0.99) / percentile(ra, 0.99)))
+        rows.append(
+            (
+                "org page as above, the peer checking each row's hash and links as the log does (ms)", q(qa), q(qc),
+                percentile(qc, 0.99) / percentile(qa, 0.99)
+            ))
+        rows.append(
+            (
+                "org time range as above, the peer checking each row (ms)", q(ra), q(rc),
+                percentile(rc, 0.99) / percentile(ra, 0.99)
+            ))
 
         // 5. Bytes on disk per raw byte.
         try log.close()

@@ -10,13 +10,16 @@ import Foundation
 /// per entry (content, and a 113-byte link over seq, org position, content hash, previous hash
 /// and the org's previous hash), computed in process inside each write transaction. A
 /// transaction is acknowledged when `COMMIT` returns, i.e. after SQLite's fsync of the WAL.
+/// Each row keeps the sequence number of its org's previous entry (`prev_org`), as the log's
+/// records keep the distance back to it, so that a reader can check a row as the log checks
+/// each entry it reads (`newest` and `range` with `checked`).
 final class SQLitePeer: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     let path: String
     private let lock = NSLock()
     private var head: (seq: UInt64, hash: Hash) = (0, .zero)
-    private var orgs: [String: (count: UInt64, hash: Hash)] = [:]
+    private var orgs: [String: (count: UInt64, hash: Hash, seq: UInt64)] = [:]
     private var writers: [OpaquePointer] = []
 
     /// Opens (creating) the database at `path` with `connections` writer connections.
@@ -30,7 +33,7 @@ final class SQLitePeer: @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS entries(
               seq INTEGER PRIMARY KEY, org TEXT NOT NULL, org_seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
               category TEXT NOT NULL, outcome TEXT NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL,
-              content BLOB NOT NULL, hash BLOB NOT NULL);
+              content BLOB NOT NULL, hash BLOB NOT NULL, prev_org INTEGER);
             CREATE INDEX IF NOT EXISTS by_org_time ON entries(org, received_at);
             """)
     }
@@ -65,7 +68,7 @@ final class SQLitePeer: @unchecked Sendable {
     func append(_ entries: [PreparedEntry], writer w: Int) throws {
         let db = writers[w % writers.count]
         var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, "INSERT INTO entries VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &stmt, nil) == SQLITE_OK,
+        guard sqlite3_prepare_v2(db, "INSERT INTO entries VALUES(?,?,?,?,?,?,?,?,?,?,?)", -1, &stmt, nil) == SQLITE_OK,
             let stmt
         else {
             throw Failure(description: "prepare: \(String(cString: sqlite3_errmsg(db)))")
@@ -96,11 +99,12 @@ final class SQLitePeer: @unchecked Sendable {
                         _ = sqlite3_bind_blob(stmt, 9, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT)
                     }
                     hash.bytes.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, 10, $0.baseAddress, 32, SQLITE_TRANSIENT) }
+                    if let st { sqlite3_bind_int64(stmt, 11, Int64(st.seq)) } else { sqlite3_bind_null(stmt, 11) }
                     guard sqlite3_step(stmt) == SQLITE_DONE else {
                         throw Failure(description: "insert: \(String(cString: sqlite3_errmsg(db)))")
                     }
                     sqlite3_reset(stmt)
-                    o[e.org] = ((st?.count ?? 0) + 1, hash)
+                    o[e.org] = ((st?.count ?? 0) + 1, hash, h.seq)
                     h = (h.seq + 1, hash)
                 }
                 try exec(db, "COMMIT")
@@ -120,24 +124,50 @@ final class SQLitePeer: @unchecked Sendable {
         }
     }
 
-    /// The org's newest `limit` entries with `outcome`, content read.
-    func newest(org: String, outcome: String, limit: Int = 100) throws -> Int {
-        try rows(
-            "SELECT seq, content FROM entries WHERE org=? AND outcome=? ORDER BY received_at DESC, seq DESC LIMIT \(limit)",
-            [org, outcome]
-        ) {
-            sqlite3_column_bytes($0, 1)
-        }.count
+    /// The org's newest `limit` entries with `outcome`, content read; with `checked`, each row
+    /// checked as the log checks an entry it reads (`check`).
+    func newest(org: String, outcome: String, limit: Int = 100, checked: Bool = false) throws -> Int {
+        try read(
+            "WHERE org=? AND outcome=? ORDER BY received_at DESC, seq DESC LIMIT \(limit)", [org, outcome],
+            checked: checked)
     }
 
-    /// The org's first `limit` entries received in [from, to).
-    func range(org: String, from: Int64, to: Int64, limit: Int = 100) throws -> Int {
-        try rows(
-            "SELECT seq, content FROM entries WHERE org=? AND received_at>=\(from) AND received_at<\(to) ORDER BY received_at, seq LIMIT \(limit)",
-            [org]
-        ) {
-            sqlite3_column_bytes($0, 1)
-        }.count
+    /// The org's first `limit` entries received in [from, to); `checked` as in `newest`.
+    func range(org: String, from: Int64, to: Int64, limit: Int = 100, checked: Bool = false) throws -> Int {
+        try read(
+            "WHERE org=? AND received_at>=\(from) AND received_at<\(to) ORDER BY received_at, seq LIMIT \(limit)",
+            [org],
+            checked: checked)
+    }
+
+    /// The rows `clause` selects, content read; with `checked`, each row's hash recomputed as
+    /// the log recomputes an entry's leaf when it reads it: SHA-256 of its content, then the
+    /// link over its position and the hashes of the entry before it and of its org's previous
+    /// entry (each row's own `hash` column and those two, read in the same statement), which
+    /// must give the row's `hash`. A row that does not is an error.
+    private func read(_ clause: String, _ args: [String], checked: Bool) throws -> Int {
+        guard checked else {
+            return try rows("SELECT seq, content FROM entries e " + clause, args) { sqlite3_column_bytes($0, 1) }.count
+        }
+        let sql =
+            "SELECT seq, org_seq, content, hash, (SELECT hash FROM entries p WHERE p.seq = e.seq - 1), "
+            + "(SELECT hash FROM entries q WHERE q.seq = e.prev_org) FROM entries e " + clause
+        let ok = try rows(sql, args) { st -> Bool in
+            func hash(_ col: Int32) -> Hash {
+                guard sqlite3_column_bytes(st, col) == 32, let b = sqlite3_column_blob(st, col) else { return .zero }
+                return Hash(bytes: UnsafeRawBufferPointer(start: b, count: 32)) ?? .zero
+            }
+            let n = Int(sqlite3_column_bytes(st, 2))
+            let content = SHA256.hash(sqlite3_column_blob(st, 2), n)
+            let link = Link(
+                seq: UInt64(sqlite3_column_int64(st, 0)), orgSeq: UInt64(sqlite3_column_int64(st, 1)),
+                contentHash: content, prevHash: hash(4), prevOrgHash: hash(5))
+            return link.leafHash == hash(3)
+        }
+        guard !ok.contains(false) else {
+            throw Failure(description: "a row's hash does not match its content and links")
+        }
+        return ok.count
     }
 
     /// The span of `received_at`.
