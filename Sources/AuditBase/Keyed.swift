@@ -162,10 +162,20 @@ public enum Base64URL {
 
     /// The bytes `text` encodes; nil for anything but canonical unpadded base64url.
     public static func decode(_ text: String) -> [UInt8]? {
+        // Over the string's own bytes where it has them (a native string always does): its
+        // UTF-8 view's iterator was a call per character.
+        if let decoded = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0) }) { return decoded }
+        return Array(text.utf8).withUnsafeBufferPointer { decode(bytes: $0) }
+    }
+
+    /// The bytes `text` (base64url characters) encodes; nil for anything but canonical
+    /// unpadded base64url.
+    public static func decode(bytes text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         var out: [UInt8] = []
+        out.reserveCapacity(text.count * 3 / 4)
         var acc: UInt32 = 0
         var bits = 0
-        for c in text.utf8 {
+        for c in text {
             let v: UInt8
             switch c {
             case 0x41...0x5A: v = c - 0x41

@@ -231,11 +231,18 @@ public struct JSONParser {
     private mutating func string() throws(JSONError) -> String {
         i += 1
         let start = i
-        // Fast path: no escapes.
+        // Fast path: no escapes. Bytes all below 0x80 are valid UTF-8 as they are: only a
+        // string with others is validated (`String(validating:)` instantiates generic metadata
+        // on every call, a tenth of parsing an entry).
+        var high: UInt8 = 0
         while i < b.count {
             let c = b[i]
             if c == UInt8(ascii: "\"") {
                 let s = UnsafeBufferPointer(rebasing: b[start..<i])
+                if high < 0x80 {
+                    i += 1
+                    return String(decoding: s, as: UTF8.self)
+                }
                 guard let str = String(validating: s, as: UTF8.self) else {
                     i = start
                     throw fail("string is not valid UTF-8")
@@ -245,6 +252,7 @@ public struct JSONParser {
             }
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw fail("control character in string (escape it)") }
+            high |= c
             i += 1
         }
         var out = [UInt8](UnsafeBufferPointer(rebasing: b[start..<i]))
