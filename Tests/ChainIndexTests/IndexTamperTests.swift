@@ -26,6 +26,18 @@ import Testing
             path: path, segment: idx.segment, firstSeq: idx.firstSeq, endSeq: idx.endSeq, byOrg: byOrg)
     }
 
+    /// For each case, a fresh log whose index file 1 is forged by the edit: `verify` refuses it
+    /// with a message holding the case's text, naming that file.
+    func expectRefused(_ cases: [(String, (inout [(String, [IndexHit])]) -> Void)]) throws {
+        for (message, edit) in cases {
+            let (dir, s) = try tamper.makeLog()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try forgeIndex(dir, 1, edit)
+            let f = try #require(try tamper.verify(dir, s), "\(message)")
+            #expect(f.path == indexPath(dir, 1) && f.message.contains(message), "\(f)")
+        }
+    }
+
     @Test func aRowRewrittenToHideAnEntryFromAFilterIsCaught() throws {
         let (dir, s) = try tamper.makeLog()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -57,13 +69,7 @@ import Testing
                 }
             ),
         ]
-        for (message, edit) in cases {
-            let (dir, s) = try tamper.makeLog()
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            try forgeIndex(dir, 1, edit)
-            let f = try #require(try tamper.verify(dir, s), "\(message)")
-            #expect(f.path == indexPath(dir, 1) && f.message.contains(message), "\(f)")
-        }
+        try expectRefused(cases)
     }
 
     @Test func aRowPointingAtAnotherOrgsEntryIsDamageNotAnAnswer() throws {
@@ -113,13 +119,7 @@ import Testing
                 }
             ),
         ]
-        for (message, edit) in cases {
-            let (dir, s) = try tamper.makeLog()
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            try forgeIndex(dir, 1, edit)
-            let f = try #require(try tamper.verify(dir, s), "\(message)")
-            #expect(f.path == indexPath(dir, 1) && f.message.contains(message), "\(f)")
-        }
+        try expectRefused(cases)
     }
 
     @Test func aFlippedByteInAnIndexFileOrTheOrgStateIsCaught() throws {
