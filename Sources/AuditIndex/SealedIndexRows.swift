@@ -26,8 +26,8 @@ public struct SealedIndexRows {
 
     /// Bytes in `arena`.
     struct Span {
-        var offset: Int32
-        var count: Int32
+        var offset: Int
+        var count: Int
     }
 
     /// A row, at its entry's place in `bySeq`.
@@ -134,12 +134,16 @@ public struct SealedIndexRows {
                 current = e
                 let z = try FileOps.preadExact(fd, count: Int(e.length), at: Int64(e.offset), path: path)
                 let (rows, actions, actors) = try IndexSection.rows(z, e, path: path)
-                let k = Int32(orgs.count)
-                orgNames.append(add(e.org))
-                let actionBase = Int32(strings.count)
-                for a in actions { _ = add(a) }
-                let actorBase = Int32(strings.count)
-                for a in actors { _ = add(a) }
+                // Places are 32-bit: a file past them (no segment's is) is refused, not trapped on.
+                guard let k = Int32(exactly: orgs.count), let name = add(e.org), let actionBase = add(actions),
+                    let actorBase = add(actors)
+                else {
+                    failure = VerificationFailure(
+                        seq: e.firstSeq, path: path, offset: Int64(e.offset),
+                        message: "index file holds more sections or strings than a segment's can")
+                    return
+                }
+                orgNames.append(name)
                 var last: UInt64?
                 for row in rows {
                     if let m = place(row, section: k, org: e.org, after: last, actionBase, actorBase) {
@@ -161,11 +165,21 @@ public struct SealedIndexRows {
         positions = Dictionary(uniqueKeysWithValues: orgs.indices.map { (orgs[$0].entry.org, $0) })
     }
 
-    /// Adds `s` to the strings, returning its place.
-    private mutating func add(_ s: String) -> Int32 {
-        strings.append(Span(offset: Int32(arena.count), count: Int32(s.utf8.count)))
+    /// Adds `s` to the strings, returning its place (nil past 32 bits).
+    private mutating func add(_ s: String) -> Int32? {
+        guard let i = Int32(exactly: strings.count) else { return nil }
+        strings.append(Span(offset: arena.count, count: s.utf8.count))
         arena.append(contentsOf: s.utf8)
-        return Int32(strings.count - 1)
+        return i
+    }
+
+    /// Adds a section's dictionary, returning the place of its first string (nil past 32 bits).
+    private mutating func add(_ list: [String]) -> Int32? {
+        guard let first = Int32(exactly: strings.count), Int32(exactly: strings.count + list.count) != nil else {
+            return nil
+        }
+        for s in list { _ = add(s) }
+        return first
     }
 
     /// Puts section `k`'s row at its entry's place: nil, or what is wrong with it.
@@ -191,7 +205,7 @@ public struct SealedIndexRows {
     /// String `i` of the file.
     private func string(_ i: Int32) -> String {
         let sp = strings[Int(i)]
-        return String(decoding: arena[Int(sp.offset)..<Int(sp.offset + sp.count)], as: UTF8.self)
+        return String(decoding: arena[sp.offset..<(sp.offset + sp.count)], as: UTF8.self)
     }
 
     /// The name of section `k`'s org.
@@ -223,7 +237,7 @@ public struct SealedIndexRows {
             let actor = strings[Int(row.actor)]
             let same =
                 row.orgSeq == orgSeq && row.time == time && row.category == category && row.outcome == outcome
-                && equal(row.action, action) && Int(actor.count) == type.count + separator.count + id.count
+                && equal(row.action, action) && actor.count == type.count + separator.count + id.count
                 && equal(actor, 0, type) && equal(actor, type.count, separator)
                 && equal(actor, type.count + separator.count, id)
             return RowCheck(kind: same ? .same : .differs, org: row.org)
@@ -246,13 +260,13 @@ public struct SealedIndexRows {
 
         private func equal(_ i: Int32, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
             let sp = strings[Int(i)]
-            return Int(sp.count) == b.count && equal(sp, 0, b)
+            return sp.count == b.count && equal(sp, 0, b)
         }
 
         private func equal(_ sp: Span, _ at: Int, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
             guard !b.isEmpty else { return true }
             guard let a = arena.baseAddress, let bb = b.baseAddress else { return false }
-            return memcmp(a + Int(sp.offset) + at, bb, b.count) == 0
+            return memcmp(a + sp.offset + at, bb, b.count) == 0
         }
     }
 
