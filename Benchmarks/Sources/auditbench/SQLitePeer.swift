@@ -125,7 +125,7 @@ final class SQLitePeer: @unchecked Sendable {
     }
 
     /// The org's newest `limit` entries with `outcome`, content read; with `checked`, each row
-    /// checked as the log checks an entry it reads (`check`).
+    /// checked as the log checks an entry it reads (`read`).
     func newest(org: String, outcome: String, limit: Int = 100, checked: Bool = false) throws -> Int {
         try read(
             "WHERE org=? AND outcome=? ORDER BY received_at DESC, seq DESC LIMIT \(limit)", [org, outcome],
