@@ -211,9 +211,6 @@ public struct SealedIndexRows {
     /// The name of section `k`'s org.
     private func name(_ k: Int32) -> String { string(orgNames[Int(k)]) }
 
-    /// The file's place for `org`'s rows (nil: it lists none).
-    public func place(of org: String) -> Int? { positions[org] }
-
     /// The rows as bytes in place, for comparing entries on any thread: valid inside
     /// `withLookup` only, read-only.
     public struct Lookup: @unchecked Sendable {

@@ -15,9 +15,9 @@ extension ChainChecker {
     /// compared with its entries as they are prepared: a sealed segment's, checked from its
     /// first entry. A missing index file is not a failure: it is rebuilt at the next start.
     static func loadIndex(_ info: SegmentInfo, from start: UInt64, directory: String?) -> SealedIndexRows? {
-        guard info.state == .sealed, info.firstSeq >= start, let directory else { return nil }
-        let path = directory + "/" + OrgIndex.fileName(info.segment)
-        guard FileOps.exists(path) else { return nil }
+        guard info.state == .sealed, info.firstSeq >= start, let path = indexPath(info, directory),
+            FileOps.exists(path)
+        else { return nil }
         return SealedIndexRows(loading: path, segment: info.segment, firstSeq: info.firstSeq, endSeq: info.endSeq)
     }
 
@@ -39,8 +39,11 @@ extension ChainChecker {
         return failure
     }
 
-    func indexPath(_ info: SegmentInfo) -> String? {
-        indexDirectory.map { $0 + "/" + OrgIndex.fileName(info.segment) }
+    func indexPath(_ info: SegmentInfo) -> String? { Self.indexPath(info, indexDirectory) }
+
+    /// Where segment `info`'s index file is under index directory `directory` (nil: none given).
+    static func indexPath(_ info: SegmentInfo, _ directory: String?) -> String? {
+        directory.map { $0 + "/" + OrgIndex.fileName(info.segment) }
     }
 
     /// Compares the org-state snapshot with the orgs' state after the entries checked so far
