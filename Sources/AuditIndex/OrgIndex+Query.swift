@@ -34,11 +34,23 @@ extension OrgIndex {
             }
             return false
         }
-        var mem = lock.withLock { () -> [IndexHit] in
-            // Segments being sealed whose index file is not in place: their hits are read here.
-            let aside = sealing.filter { sealedFiles[$0.key] == nil }.keys.sorted().compactMap { sealing[$0]?[org] }
-            guard !aside.isEmpty else { return unsealed[org] ?? [] }
-            return aside.reduce(into: []) { $0 += $1 } + (unsealed[org] ?? [])
+        // The rows not in a sealed index file yet: segments being sealed whose file is not in
+        // place, then the unsealed ones. Copied under the lock (a reference to each array),
+        // read after it.
+        let mem = lock.withLock { () -> [UnsealedRows] in
+            var parts = sealing.filter { sealedFiles[$0.key] == nil }.keys.sorted().compactMap { sealing[$0]?[org] }
+            parts += unsealed.parts(of: org)
+            return parts
+        }
+        func takeUnsealed() -> Bool {
+            for p in newestFirst ? Array(mem.reversed()) : mem {
+                for i in stride(
+                    from: newestFirst ? p.count - 1 : 0, to: newestFirst ? -1 : p.count, by: newestFirst ? -1 : 1)
+                {
+                    if consider(p.hits[i]) { return true }
+                }
+            }
+            return false
         }
         // A record is read only when its segment is sealed in the hot tier (not archived, not
         // being sealed) and, read-only, below the watermark (above it, `unsealed` holds it).
@@ -93,11 +105,11 @@ extension OrgIndex {
             return false
         }
         if newestFirst {
-            if take(&mem) { return out }
+            if takeUnsealed() { return out }
             _ = try sealedPass()
         } else {
             if try sealedPass() { return out }
-            _ = take(&mem)
+            _ = takeUnsealed()
         }
         return out
     }
@@ -105,7 +117,7 @@ extension OrgIndex {
     /// True when `org` has any entry in the log (hot, sealed or archived).
     public func holds(org: String) -> Bool {
         if lock.withLock({
-            unsealed[org] != nil || sealing.values.contains { $0[org] != nil }
+            unsealed.holds(org) || sealing.values.contains { $0[org] != nil }
                 || archived.values.contains { $0.orgs[org] != nil }
         }) {
             return true

@@ -15,7 +15,7 @@ public final class OrgIndex: @unchecked Sendable {
     let readOnly: Bool
     let postings: PostingLists
     let lock = NSLock()
-    var unsealed: [String: [IndexHit]] = [:]
+    var unsealed = UnsealedIndex()
     var sealedFiles: [UInt64: String] = [:]
     /// Read-only: sealed segments at or above the posting lists' watermark, whose rows are
     /// read from their index files into `unsealed` instead (the daemon may be writing them).
@@ -25,7 +25,7 @@ public final class OrgIndex: @unchecked Sendable {
     /// Entries of segments being sealed, by org: moved out of `unsealed` when the seal begins,
     /// read by queries from here until the segment's index file is in place, and kept until
     /// `sealCompleted` (a seal tried again writes the same file).
-    var sealing: [UInt64: [String: ArraySlice<IndexHit>]] = [:]
+    var sealing: [UInt64: [String: UnsealedRows]] = [:]
 
     /// The seal of `segment` completed: its entries need not be kept aside any longer. They
     /// are let go of after the lock: freeing a segment's rows (about 70,000) under it held the
@@ -63,9 +63,8 @@ public final class OrgIndex: @unchecked Sendable {
             postingLimit = postings.done
             for n in above where n >= postings.done {
                 let idx = try SealedIndex(path: sealedFiles[n] ?? "")
-                for org in idx.dir.keys { unsealed[org, default: []] += try idx.hits(org: org) }
+                for org in idx.dir.keys { unsealed.add(try idx.hits(org: org).map { (org, $0) }, openSince: nil) }
             }
-            for org in unsealed.keys { unsealed[org]?.sort { $0.seq < $1.seq } }
         } else {
             for n in above {
                 let idx = try SealedIndex(path: sealedFiles[n] ?? "")
@@ -84,23 +83,17 @@ public final class OrgIndex: @unchecked Sendable {
 
     package func hasSealedIndex(_ n: UInt64) -> Bool { lock.withLock { sealedFiles[n] != nil } }
 
-    /// Records freshly committed entries (commit thread). Each org's hits stay in seq order,
-    /// which `seal` relies on: they come in that order, and one that did not would be put in
-    /// its place.
-    package func add(_ batch: [(String, IndexHit)]) {
-        lock.withLock {
-            // One lookup of the org a hit (the commit thread's hot path).
-            for i in batch.indices { Self.insertInOrder(batch[i].1, into: &unsealed[batch[i].0, default: []]) }
-        }
-    }
-
-    /// Puts `h` in its place in `hits` (in seq order): at the end, nearly always.
-    static func insertInOrder(_ h: IndexHit, into hits: inout [IndexHit]) {
-        if let last = hits.indices.last, hits[last].seq >= h.seq {
-            hits.insert(h, at: run(of: hits, from: 0, to: h.seq).count)
-        } else {
-            hits.append(h)
-        }
+    /// Records freshly committed entries (commit thread), moved out of `batch`, not copied (a
+    /// copy retained each row's three strings, and the batch's end released them: a tenth of
+    /// the commit thread's reference counts). `openSince` is the first seq of the segment they
+    /// were written to (`UnsealedIndex`). Each org's rows stay in seq order, which `seal`
+    /// relies on: they come in that order, and one that did not would be put in its place.
+    package func add(_ batch: consuming [(String, IndexHit)], openSince: UInt64? = nil) {
+        // Not in a closure: one that captured the batch would hold it, and the moves out of it
+        // would copy it first.
+        lock.lock()
+        defer { lock.unlock() }
+        unsealed.add(consume batch, openSince: openSince)
     }
 
     /// Writes the index file of sealed segment `info` from the in-memory entries in its range.
@@ -110,18 +103,10 @@ public final class OrgIndex: @unchecked Sendable {
     /// orgs already moved. Returns each org's last entry in the segment.
     @discardableResult
     package func seal(_ info: SegmentInfo) throws -> [String: IndexHit] {
-        let part: [(String, ArraySlice<IndexHit>)] = lock.withLock {
+        let part: [(String, UnsealedRows)] = lock.withLock {
             var byOrg = sealing[info.segment] ?? [:]
-            for org in Array(unsealed.keys) {
-                guard let (inside, rest) = Self.split(&unsealed[org], from: info.firstSeq, to: info.endSeq) else {
-                    continue
-                }
-                unsealed[org] = rest
-                if let before = byOrg[org] {
-                    byOrg[org] = ArraySlice((before + inside).sorted { $0.seq < $1.seq })
-                } else {
-                    byOrg[org] = ArraySlice(inside)
-                }
+            for (org, inside) in unsealed.take(from: info.firstSeq, to: info.endSeq) {
+                byOrg[org] = byOrg[org].map { UnsealedRows.merged($0, inside) } ?? inside
             }
             sealing[info.segment] = byOrg
             return Array(byOrg)
@@ -138,49 +123,8 @@ public final class OrgIndex: @unchecked Sendable {
         }
         try postings.sync(sealed: sealedNow, force: false)
         var last: [String: IndexHit] = [:]
-        for (o, hits) in part { if let h = hits.last { last[o] = h } }
+        for (o, rows) in part { if let h = rows.hits.last { last[o] = h } }
         return last
-    }
-
-    /// Takes the hits with `from <= seq < to` out of `hits` (in seq order; left nil): returns
-    /// them and the others, or nil (and `hits` as it was) when none is in the range. Nothing
-    /// is copied but the hits after the range, which at a seal are the open segment's young
-    /// ones: the org's array itself becomes the range's. Slices of the arrays the commit thread
-    /// appends to were kept here before, so its next append to each org copied that org's
-    /// whole array (a retain of each row's strings) inside the group commit.
-    static func split(_ hits: inout [IndexHit]?, from: UInt64, to: UInt64) -> ([IndexHit], [IndexHit]?)? {
-        // `hits` lets go of the array, so the changes below are made in place.
-        guard var inside = hits else { return nil }
-        hits = nil
-        let range = run(of: inside, from: from, to: to).indices
-        guard !range.isEmpty else {
-            hits = inside
-            return nil
-        }
-        if range.lowerBound == 0 {
-            let rest = Array(inside[range.upperBound...])
-            inside.removeSubrange(range.upperBound...)
-            return (inside, rest.isEmpty ? nil : rest)
-        }
-        // Hits below the range still unsealed (only when segments seal out of order).
-        let taken = Array(inside[range])
-        inside.removeSubrange(range)
-        return (taken, inside)
-    }
-
-    /// The hits of `hits` (in seq order) with `from <= seq < to`: binary searches, no copies.
-    static func run(of hits: [IndexHit], from: UInt64, to: UInt64) -> ArraySlice<IndexHit> {
-        func firstAtOrAbove(_ s: UInt64) -> Int {
-            var lo = 0
-            var hi = hits.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if hits[mid].seq < s { lo = mid + 1 } else { hi = mid }
-            }
-            return lo
-        }
-        let lo = firstAtOrAbove(from)
-        return hits[lo..<max(lo, firstAtOrAbove(to))]
     }
 
     private func sealedIndex(_ n: UInt64) throws -> SealedIndex? {

@@ -6,64 +6,65 @@ import SegmentStore
 
 /// Writing a sealed segment's index file (format-spec.md §7.1), once, at its seal.
 extension SealedIndex {
-    /// `write` from whole arrays.
+    /// `write` from rows that hold their strings.
     @discardableResult
     static func write(
         path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, [IndexHit])]
     ) throws -> [IndexDirEntry] {
         try write(
-            path: path, segment: segment, firstSeq: firstSeq, endSeq: endSeq, byOrg: byOrg.map { ($0.0, $0.1[...]) })
+            path: path, segment: segment, firstSeq: firstSeq, endSeq: endSeq,
+            byOrg: byOrg.map { ($0.0, UnsealedRows($0.1)) })
     }
 
-    /// Writes the file durably from each org's hits in seq order; returns each org's directory
-    /// row, its offset from the file's start (where the org's posting list points).
+    /// Writes the file durably from each org's rows; returns each org's directory row, its
+    /// offset from the file's start (where the org's posting list points).
     @discardableResult
     static func write(
-        path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, ArraySlice<IndexHit>)]
+        path: String, segment: UInt64, firstSeq: UInt64, endSeq: UInt64, byOrg: [(String, UnsealedRows)]
     ) throws -> [IndexDirEntry] {
         var dirEntries: [IndexDirEntry] = []
         var sections: [[UInt8]] = []
         var offset = UInt64(0)
-        for (org, hits) in byOrg.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) where !hits.isEmpty {
+        for (org, part) in byOrg.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) where !part.isEmpty {
             // One pass numbers the actions and actors (one lookup of each string a row); the
             // rows are read in place, never copied (a copy retains and releases their strings).
             var actions = Numbering()
             var actors = Numbering()
+            let rows = part.hits
             var ids: [(action: Int, actor: Int)] = []
-            ids.reserveCapacity(hits.count)
+            ids.reserveCapacity(rows.count)
             var minTime = Int64.max
             var maxTime = Int64.min
-            for i in hits.indices {
-                ids.append((actions.number(hits[i].fields.action), actors.number(hits[i].fields.actor)))
-                minTime = min(minTime, hits[i].fields.time)
-                maxTime = max(maxTime, hits[i].fields.time)
+            for i in rows.indices {
+                ids.append((actions.number(rows[i].fields.action), actors.number(rows[i].fields.actor)))
+                minTime = min(minTime, rows[i].fields.time)
+                maxTime = max(maxTime, rows[i].fields.time)
             }
-            var w = ByteWriter(capacity: hits.count * 8)
+            var w = ByteWriter(capacity: rows.count * 8)
             for list in [actions.list, actors.list] {
                 w.writeVarint(UInt64(list.count))
                 for s in list {
                     w.writeVarint(UInt64(s.utf8.count))
-                    w.write(Array(s.utf8))
+                    w.write(s.utf8)
                 }
             }
-            let first = hits.startIndex
-            var prevSeq = hits[first].seq
+            var prevSeq = rows[0].seq
             var prevTime: Int64 = 0
-            for (i, id) in zip(hits.indices, ids) {
-                w.writeVarint(hits[i].seq - prevSeq)
-                w.writeSignedVarint(hits[i].fields.time &- prevTime)
-                w.write(hits[i].fields.category.code)
-                w.write(hits[i].fields.outcome.code)
+            for (i, id) in zip(rows.indices, ids) {
+                w.writeVarint(rows[i].seq - prevSeq)
+                w.writeSignedVarint(rows[i].fields.time &- prevTime)
+                w.write(rows[i].fields.category.code)
+                w.write(rows[i].fields.outcome.code)
                 w.writeVarint(UInt64(id.action))
                 w.writeVarint(UInt64(id.actor))
-                prevSeq = hits[i].seq
-                prevTime = hits[i].fields.time
+                prevSeq = rows[i].seq
+                prevTime = rows[i].fields.time
             }
             let z = try Zstd.compress(w.bytes[...], level: 3)
             dirEntries.append(
                 IndexDirEntry(
-                    org: org, count: UInt32(hits.count), firstOrgSeq: hits[first].orgSeq, firstSeq: hits[first].seq,
-                    lastSeq: hits[hits.endIndex - 1].seq, minTime: minTime, maxTime: maxTime,
+                    org: org, count: UInt32(rows.count), firstOrgSeq: rows[0].orgSeq, firstSeq: rows[0].seq,
+                    lastSeq: rows[rows.count - 1].seq, minTime: minTime, maxTime: maxTime,
                     offset: offset, length: UInt32(z.count), rawLength: UInt32(w.bytes.count), crc: CRC32C.checksum(z)))
             sections.append(z)
             offset += UInt64(z.count)

@@ -116,7 +116,7 @@ extension Ledger {
             // Durable: everything below may fail without un-acknowledging these entries.
             if options.onCommit != nil { commitTimes.append((group.records.count, ContinuousClock.now - started)) }
             sequencer.adopt(group)
-            index.add(group.hits)
+            index.add(group.takeHits(), openSince: store.openFirstSeq)
             unappliedLeaves.append(contentsOf: group.leaves)
             due.wrote = true
         }

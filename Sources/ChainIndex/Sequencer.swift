@@ -30,6 +30,14 @@ struct Sequencer {
         fileprivate var time: Int64
         /// The seq the next entry sequenced in this group gets.
         var nextSeq: UInt64 { next }
+
+        /// The group's index rows, handed over: the group keeps none, so the index takes them
+        /// without copying one.
+        mutating func takeHits() -> [(String, IndexHit)] {
+            var out: [(String, IndexHit)] = []
+            swap(&out, &hits)
+            return out
+        }
     }
 
     init(orgs: [String: OrgPosition], lastLeaf: Hash, lastReceivedAt: Int64) {

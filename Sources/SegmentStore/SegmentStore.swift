@@ -104,6 +104,8 @@ public final class SegmentStore: @unchecked Sendable {
 
     /// The sequence number the next record will get.
     public var nextSeq: UInt64 { open.nextSeq }
+    /// The open segment's first sequence number (commit thread).
+    public var openFirstSeq: UInt64 { open.firstSeq }
 
     /// The number of the segment being appended to (any thread).
     public var openSegment: UInt64 { lock.withLock { open.segment } }

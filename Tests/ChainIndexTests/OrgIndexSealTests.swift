@@ -86,19 +86,63 @@ import Testing
         #expect(try file.hits(org: "org_b").map(\.seq) == [1])
     }
 
-    /// `split` takes a range out of an org's list: the list's own storage when the range starts
-    /// it (the seal's case), a copy otherwise; the rest keeps its order.
-    @Test func splitTakesTheRangeAndLeavesTheRest() throws {
-        var hits: [IndexHit]? = [0, 3, 5, 9, 12].map(hit)
-        #expect(OrgIndex.split(&hits, from: 20, to: 30) == nil)
-        #expect(hits?.map(\.seq) == [0, 3, 5, 9, 12])
-        let (inside, rest) = try #require(OrgIndex.split(&hits, from: 0, to: 6))
-        #expect(inside.map(\.seq) == [0, 3, 5] && rest?.map(\.seq) == [9, 12] && hits == nil)
-        var middle: [IndexHit]? = [1, 4, 7, 10].map(hit)
-        let (taken, left) = try #require(OrgIndex.split(&middle, from: 4, to: 8))
-        #expect(taken.map(\.seq) == [4, 7] && left?.map(\.seq) == [1, 10])
-        var whole: [IndexHit]? = [2, 3].map(hit)
-        let (every, none) = try #require(OrgIndex.split(&whole, from: 0, to: 10))
-        #expect(every.map(\.seq) == [2, 3] && none == nil)
+    /// `take` takes a range out of an org's rows, the rest keeping its order and only its own
+    /// strings; the rows taken keep theirs.
+    @Test func takeTakesTheRangeAndLeavesTheRest() throws {
+        func rows(_ seqs: [UInt64]) -> UnsealedRows { UnsealedRows(seqs.map(hit)) }
+        var all = rows([0, 3, 5, 9, 12])
+        let none = all.take(from: 20, to: 30)
+        #expect(none == nil)
+        #expect(all.hits.map(\.seq) == [0, 3, 5, 9, 12])
+        let firstRun = all.take(from: 0, to: 6)
+        let inside = try #require(firstRun)
+        #expect(inside.hits == [0, 3, 5].map(hit) && all.hits == [9, 12].map(hit))
+        var middle = rows([1, 4, 7, 10])
+        let middleRun = middle.take(from: 4, to: 8)
+        let taken = try #require(middleRun)
+        #expect(taken.hits == [4, 7].map(hit) && middle.hits == [1, 10].map(hit))
+        var whole = rows([2, 3])
+        let wholeRun = whole.take(from: 0, to: 10)
+        let every = try #require(wholeRun)
+        #expect(every.hits == [2, 3].map(hit) && whole.isEmpty)
+    }
+
+    /// An index section numbers its strings: every row reads back with its own action and
+    /// actor, whatever order the strings repeat in, rows appended out of order included.
+    @Test func aSectionNumbersItsStringsInAnyOrderOfRepeats() throws {
+        func h(_ seq: UInt64, _ action: String, _ actor: String) -> IndexHit {
+            IndexHit(
+                seq: seq, orgSeq: seq,
+                fields: IndexFields(
+                    time: Int64(seq), category: .authentication, outcome: .success, action: action, actor: actor))
+        }
+        let hits = [
+            h(1, "auth.login", "user:a"), h(2, "auth.logout", "user:a"), h(4, "auth.login", "user:b"),
+            h(3, "data.read", "agent:c"), h(5, "auth.login", "user:a"), h(6, "auth.login", "user:a"),
+        ]
+        let rows = UnsealedRows(hits)
+        let sorted = hits.sorted { $0.seq < $1.seq }
+        #expect(rows.hits == sorted)
+        let path = temporaryDirectory("index-numbering") + "/0.idx"
+        try SealedIndex.write(path: path, segment: 0, firstSeq: 0, endSeq: 10, byOrg: [("org_a", rows)])
+        #expect(try SealedIndex(path: path).hits(org: "org_a") == sorted)
+    }
+
+    /// A generation (the rows added while one segment was open) that lies inside the segment
+    /// being sealed is taken whole; one that reaches past it (recovery's rows of every unsealed
+    /// segment) is split; what is left stays readable, and emptied generations go.
+    @Test func generationsAreTakenWholeOrSplit() throws {
+        var u = UnsealedIndex()
+        u.add([("a", hit(0)), ("b", hit(1)), ("a", hit(12))], openSince: nil)
+        u.add([("a", hit(13)), ("b", hit(14))], openSince: 10)
+        u.add([("b", hit(20)), ("a", hit(21))], openSince: 20)
+        #expect(u.generations.map(\.start) == [0, 10, 20])
+        let s0 = u.take(from: 0, to: 10)
+        #expect(s0["a"]?.hits.map(\.seq) == [0] && s0["b"]?.hits.map(\.seq) == [1])
+        #expect(u.parts(of: "a").flatMap(\.hits).map(\.seq) == [12, 13, 21])
+        let s1 = u.take(from: 10, to: 20)
+        #expect(s1["a"]?.hits.map(\.seq) == [12, 13] && s1["b"]?.hits.map(\.seq) == [14])
+        #expect(u.generations.map(\.start) == [20])
+        #expect(u.parts(of: "a").flatMap(\.hits).map(\.seq) == [21] && u.holds("b") && !u.holds("c"))
     }
 }
