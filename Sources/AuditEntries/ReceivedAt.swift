@@ -6,7 +6,7 @@ import Foundation
 /// computed there too (the daemon reads the clock once for all the frames of one read:
 /// `ReceivedAt.now()`). In sequence order it never decreases: entries prepared on different
 /// connections can reach the commit path a little out of clock order, so the ledger's
-/// sequencer raises an earlier time to the previous entry's (`ordered(after:)`), redoing the
+/// sequencer raises an earlier time to the previous entry's (`reordered(after:)`), redoing the
 /// canonical bytes and hash of that rare entry.
 public enum ReceivedAt {
     /// The server clock now, in ms since the epoch: the stamp of the entries about to be prepared.
@@ -14,11 +14,12 @@ public enum ReceivedAt {
 }
 
 extension PreparedEntry {
-    /// This entry, stamped no earlier than `previous` (the `received_at` of the entry before
-    /// it in sequence order); itself when it already is, or when it cannot be restamped.
-    public func ordered(after previous: Int64) -> PreparedEntry {
-        guard fields.time < previous, let later = restamped(previous) else { return self }
-        return later
+    /// This entry stamped with `previous` (the `received_at` of the entry before it in
+    /// sequence order) when its own is earlier; nil when it is not, or when it cannot be
+    /// restamped: then the entry stands as it is (and is not copied to say so).
+    public func reordered(after previous: Int64) -> PreparedEntry? {
+        guard fields.time < previous else { return nil }
+        return restamped(previous)
     }
 
     /// This entry with `received_at` set to `ms` (its canonical bytes and hash redone), or nil

@@ -40,6 +40,9 @@ extension Ledger {
         }
         var out: [Receipt?] = []
         out.reserveCapacity(count)
+        // One copy of the sequencer for the group: each call on the stored property copied it
+        // (a retain and a release of its tables) for every entry.
+        let sequencer = self.sequencer
         var group = sequencer.group(at: store.nextSeq)
         // Checkpoints at exact sizes, in order: an anchor's, or a handover's (with its new key).
         var anchors: [(size: UInt64, handOver: (NoteSigner, KeySuccession)?)] = []
@@ -47,8 +50,10 @@ extension Ledger {
         var rotate = false
         var values: [(seq: UInt64, rows: [SealedRow])] = []
         for ops in batches {
-            for op in ops {
-                switch op {
+            // By index: `for op in ops` copied each operation (a retain of each string and
+            // array an entry holds, released at the end of the pass).
+            for i in ops.indices {
+                switch ops[i] {
                 case .verbatim(let r):
                     // Checked before anything is written: a record that does not continue the log
                     // fails the group whole.
@@ -115,7 +120,7 @@ extension Ledger {
             }
             // Durable: everything below may fail without un-acknowledging these entries.
             if options.onCommit != nil { commitTimes.append((group.records.count, ContinuousClock.now - started)) }
-            sequencer.adopt(group)
+            self.sequencer.adopt(group)
             index.add(group.takeHits(), openSince: store.openFirstSeq)
             unappliedLeaves.append(contentsOf: group.leaves)
             due.wrote = true

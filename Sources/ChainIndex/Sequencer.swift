@@ -51,7 +51,13 @@ struct Sequencer {
 
     /// Sequences `entry` as the next entry of `g` (steps 1-5), and returns its receipt.
     func sequence(_ entry: PreparedEntry, in g: inout Group) -> Receipt {
-        let e = entry.ordered(after: g.time)
+        // An entry in order is passed on as it is, not copied (a retain of everything it holds).
+        if let later = entry.reordered(after: g.time) { return place(later, in: &g) }
+        return place(entry, in: &g)
+    }
+
+    /// Steps 2-5 for an entry whose `received_at` is in order.
+    private func place(_ e: PreparedEntry, in g: inout Group) -> Receipt {
         g.time = max(g.time, e.fields.time)
         let seq = g.next
         let position = g.overlay[e.org] ?? orgs[e.org] ?? .start
