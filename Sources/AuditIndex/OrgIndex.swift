@@ -106,7 +106,7 @@ public final class OrgIndex: @unchecked Sendable {
         let part: [(String, UnsealedRows)] = lock.withLock {
             var byOrg = sealing[info.segment] ?? [:]
             for (org, inside) in unsealed.take(from: info.firstSeq, to: info.endSeq) {
-                byOrg[org] = byOrg[org].map { UnsealedRows.merged($0, inside) } ?? inside
+                byOrg[org] = UnsealedRows.merged(byOrg[org], inside)
             }
             sealing[info.segment] = byOrg
             return Array(byOrg)

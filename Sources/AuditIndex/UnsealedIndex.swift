@@ -40,9 +40,7 @@ struct UnsealedIndex {
     /// Takes every row with `from <= seq < to` out, by org.
     mutating func take(from: UInt64, to: UInt64) -> [String: UnsealedRows] {
         var out: [String: UnsealedRows] = [:]
-        func put(_ org: String, _ rows: UnsealedRows) {
-            out[org] = out[org].map { UnsealedRows.merged($0, rows) } ?? rows
-        }
+        func put(_ org: String, _ rows: UnsealedRows) { out[org] = UnsealedRows.merged(out[org], rows) }
         for g in generations.indices {
             guard let seqs = generations[g].seqs, seqs.upperBound >= from, seqs.lowerBound < to else { continue }
             if seqs.lowerBound >= from, seqs.upperBound < to {

@@ -48,9 +48,11 @@ package struct UnsealedRows: Sendable {
         return UnsealedRows(sorted: taken)
     }
 
-    /// The rows of both, in sequence order (a seal tried again after a failure takes more).
-    package static func merged(_ a: UnsealedRows, _ b: UnsealedRows) -> UnsealedRows {
-        UnsealedRows(sorted: (a.hits + b.hits).sorted { $0.seq < $1.seq })
+    /// The rows of both, in sequence order (a seal tried again after a failure takes more);
+    /// `b` itself when there is no `a`.
+    package static func merged(_ a: UnsealedRows?, _ b: UnsealedRows) -> UnsealedRows {
+        guard let a else { return b }
+        return UnsealedRows(sorted: (a.hits + b.hits).sorted { $0.seq < $1.seq })
     }
 
     /// The first position in `hits` (in sequence order) whose seq is at least `s`.

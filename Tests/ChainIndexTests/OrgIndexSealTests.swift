@@ -7,9 +7,10 @@ import Testing
 @testable import AuditIndex
 @testable import SegmentStore
 
-/// `OrgIndex.seal` takes each org's hits of the segment as one run of its seq-ordered list
-/// (no copies); the list must stay ordered whatever order hits arrive in, and a seal must
-/// take exactly the segment's range, leave the rest, and answer queries across both.
+/// `OrgIndex.seal` takes each org's rows of the segment (a whole generation when it lies inside
+/// the segment, a run of a larger one otherwise); each org's rows must stay ordered whatever
+/// order they arrive in, and a seal must take exactly the segment's range, leave the rest, and
+/// answer queries across both.
 @Suite struct OrgIndexSealTests {
     func hit(_ seq: UInt64) -> IndexHit {
         IndexHit(
