@@ -44,6 +44,10 @@ public struct ByteWriter: Sendable {
         }
         bytes.append(UInt8(v))
     }
+    /// How many bytes `writeVarint(v)` appends.
+    @inlinable public static func varintCount(_ v: UInt64) -> Int {
+        (64 - v.leadingZeroBitCount + 6) / 7 + (v == 0 ? 1 : 0)
+    }
     /// Appends a signed integer as a zig-zag varint.
     @inlinable public mutating func writeSignedVarint(_ v: Int64) {
         writeVarint(UInt64(bitPattern: (v << 1) ^ (v >> 63)))

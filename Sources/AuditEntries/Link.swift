@@ -96,11 +96,22 @@ public struct RecordPayload: Sendable, Equatable {
 
     /// The stored bytes.
     public var bytes: [UInt8] {
-        var w = ByteWriter(capacity: content.count + 10)
+        var w = ByteWriter(capacity: storedCount)
+        write(into: &w)
+        return w.bytes
+    }
+
+    /// How many stored bytes.
+    public var storedCount: Int {
+        ByteWriter.varintCount(orgSeq) + ByteWriter.varintCount(prevOrgDelta) + content.count
+    }
+
+    /// Appends the stored bytes (`storedCount` of them) to `w`: the group commit writes them
+    /// straight into its block.
+    public func write(into w: inout ByteWriter) {
         w.writeVarint(orgSeq)
         w.writeVarint(prevOrgDelta)
         w.write(content)
-        return w.bytes
     }
 
     /// Parses stored bytes.

@@ -43,7 +43,7 @@ extension Ledger {
         // One copy of the sequencer for the group: each call on the stored property copied it
         // (a retain and a release of its tables) for every entry.
         let sequencer = self.sequencer
-        var group = sequencer.group(at: store.nextSeq)
+        var group = sequencer.group(at: store.nextSeq, bytes: groupBytes)
         // Checkpoints at exact sizes, in order: an anchor's, or a handover's (with its new key).
         var anchors: [(size: UInt64, handOver: (NoteSigner, KeySuccession)?)] = []
         var checkpoint = false
@@ -120,6 +120,7 @@ extension Ledger {
             }
             // Durable: everything below may fail without un-acknowledging these entries.
             if options.onCommit != nil { commitTimes.append((group.records.count, ContinuousClock.now - started)) }
+            groupBytes = group.records.byteCount
             self.sequencer.adopt(group)
             index.add(group.takeHits(), openSince: store.openFirstSeq)
             unappliedLeaves.append(contentsOf: group.leaves)

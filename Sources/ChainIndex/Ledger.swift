@@ -67,6 +67,8 @@ public final class Ledger: @unchecked Sendable {
     var state = WriteState.accepting
     /// Leaf hashes of durable entries that the tree has not taken yet (it failed to).
     var unappliedLeaves: [Hash] = []
+    /// The last group's bytes of records: the next group's block reserves as many.
+    var groupBytes = 0
     private let stateLock = NSLock()
     private var _published = WriteState.accepting
     private var _refused: UInt64 = 0

@@ -8,7 +8,8 @@ import SegmentStore
 /// entry of a group gets, in order, 1. its `received_at`, never earlier than the entry before
 /// it; 2. its sequence number; 3. its org's position (`org_seq`, the delta to the org's
 /// previous entry); 4. its 113-byte link and leaf hash, chaining it globally and within its
-/// org; 5. the record the segment store writes and the row the org index keeps. Nothing here
+/// org; 5. the record the segment store writes (into the group's block) and the row the org
+/// index keeps. Nothing here
 /// changes until `adopt`, which the ledger calls only after the fdatasync covering the group:
 /// a group that fails to become durable leaves the positions as they were.
 struct Sequencer {
@@ -21,7 +22,8 @@ struct Sequencer {
 
     /// One group being sequenced.
     struct Group {
-        fileprivate(set) var records: [StoreRecord] = []
+        /// The group's records, written into its block as they are sequenced.
+        fileprivate(set) var records: BlockRecords
         fileprivate(set) var leaves: [Hash] = []
         fileprivate(set) var hits: [(String, IndexHit)] = []
         fileprivate var overlay: [String: OrgPosition] = [:]
@@ -46,8 +48,10 @@ struct Sequencer {
         self.lastReceivedAt = lastReceivedAt
     }
 
-    /// A group whose first entry will be entry `seq`.
-    func group(at seq: UInt64) -> Group { Group(next: seq, prev: lastLeaf, time: lastReceivedAt) }
+    /// A group whose first entry will be entry `seq`, with room for `bytes` of records.
+    func group(at seq: UInt64, bytes: Int = 0) -> Group {
+        Group(records: BlockRecords(firstSeq: seq, capacity: bytes), next: seq, prev: lastLeaf, time: lastReceivedAt)
+    }
 
     /// Sequences `entry` as the next entry of `g` (steps 1-5), and returns its receipt.
     func sequence(_ entry: PreparedEntry, in g: inout Group) -> Receipt {
@@ -63,10 +67,11 @@ struct Sequencer {
         let position = g.overlay[e.org] ?? orgs[e.org] ?? .start
         let (orgSeq, prevOrgDelta) = position.header(at: seq)
         let leaf = position.link(seq: seq, prev: g.prev, contentHash: e.contentHash).leafHash
-        g.records.append(
-            StoreRecord(
-                key: RecordPayload.groupKey(e.org),
-                payload: RecordPayload(orgSeq: orgSeq, prevOrgDelta: prevOrgDelta, content: e.content).bytes))
+        // Its record's bytes go straight into the group's block: no array of their own.
+        let record = RecordPayload(orgSeq: orgSeq, prevOrgDelta: prevOrgDelta, content: e.content)
+        g.records.append(seq: seq, key: RecordPayload.groupKey(e.org), payloadCount: record.storedCount) {
+            record.write(into: &$0)
+        }
         g.leaves.append(leaf)
         g.hits.append((e.org, IndexHit(seq: seq, orgSeq: orgSeq, fields: e.fields)))
         g.overlay[e.org] = position.advanced(seq: seq, leaf: leaf)
@@ -97,7 +102,7 @@ struct Sequencer {
             ).leafHash
         } catch { throw refuse("breaks org \(org)'s chain: \(error)") }
         g.time = max(g.time, fields.time)
-        g.records.append(StoreRecord(key: r.key, payload: r.payload))
+        g.records.append(seq: r.seq, key: r.key, payload: r.payload)
         g.leaves.append(leaf)
         g.hits.append((org, IndexHit(seq: r.seq, orgSeq: p.orgSeq, fields: fields)))
         g.overlay[org] = position.advanced(seq: r.seq, leaf: leaf)

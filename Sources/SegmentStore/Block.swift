@@ -139,31 +139,29 @@ public enum Block {
     public static func encode(
         _ records: [StoredRecord], level: Int32, encoder: ZstdDictionary.Encoder? = nil, storeBelow: Int = 0
     ) throws(ZstdError) -> [UInt8] {
-        var raw = ByteWriter(capacity: records.reduce(0) { $0 + $1.payload.count + 14 })
-        let first = records.map(\.seq).min() ?? 0
-        let last = records.map(\.seq).max() ?? 0
-        var prev = first
-        let key0 = records.first?.key ?? 0
-        var uniform = true
-        for r in records {
-            raw.writeSignedVarint(Int64(bitPattern: r.seq &- prev))
-            prev = r.seq
-            raw.write(r.key)
-            raw.writeVarint(UInt64(r.payload.count))
-            raw.write(r.payload)
-            if r.key != key0 { uniform = false }
-        }
+        var block = BlockRecords(
+            firstSeq: records.lazy.map(\.seq).min() ?? 0, capacity: records.reduce(0) { $0 + $1.payload.count + 14 })
+        for r in records { block.append(seq: r.seq, key: r.key, payload: r.payload) }
+        return try encode(block, level: level, encoder: encoder, storeBelow: storeBelow)
+    }
+
+    /// `encode(_:level:encoder:storeBelow:)` of records already laid out; their `flaw` is
+    /// the caller's to check.
+    static func encode(
+        _ records: BlockRecords, level: Int32, encoder: ZstdDictionary.Encoder? = nil, storeBelow: Int = 0
+    ) throws(ZstdError) -> [UInt8] {
+        let raw = records.raw.bytes
         let payload =
-            encoder == nil && raw.bytes.count < storeBelow
-            ? Zstd.stored(raw.bytes[...]) : try Zstd.compress(raw.bytes[...], level: level, encoder: encoder)
+            encoder == nil && raw.count < storeBelow
+            ? Zstd.stored(raw[...]) : try Zstd.compress(raw[...], level: level, encoder: encoder)
         var h = BlockHeader(
-            crc: 0, payloadLength: UInt32(payload.count), rawLength: UInt32(raw.bytes.count),
-            count: UInt32(records.count), firstSeq: first, lastSeq: last, key: uniform ? key0 : 0)
-        var crcInput = h.encoded()
-        h.crc = CRC32C.checksum(payload, crc: CRC32C.checksum(crcInput[8...]))
-        crcInput = h.encoded()
-        crcInput.append(contentsOf: payload)
-        return crcInput
+            crc: 0, payloadLength: UInt32(payload.count), rawLength: UInt32(raw.count),
+            count: UInt32(records.count), firstSeq: records.firstSeq, lastSeq: records.lastSeq, key: records.key)
+        h.crc = CRC32C.checksum(payload, crc: CRC32C.checksum(h.encoded()[8...]))
+        var out = h.encoded()
+        out.reserveCapacity(out.count + payload.count)
+        out.append(contentsOf: payload)
+        return out
     }
 
     /// Checks the checksum of a whole block (`bytes` = header + payload) and decodes its records.

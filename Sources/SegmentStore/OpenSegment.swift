@@ -83,16 +83,19 @@ final class OpenSegment: @unchecked Sendable {
             endOffset: Int64(SegmentFormat.headerSize), blocks: [], rawBytes: 0)
     }
 
-    /// Appends one block holding `payloads` at the next sequence numbers. Not durable until `sync`.
-    func append(_ records: [StoreRecord], level: Int32, storeBelow: Int = 0) throws(AuditError) -> UInt64 {
+    /// Appends one block holding `records`, which must be at the next sequence numbers, in
+    /// order. Not durable until `sync`.
+    func append(_ records: BlockRecords, level: Int32, storeBelow: Int = 0) throws(AuditError) -> UInt64 {
         let first = nextSeq
-        var seq = first
-        let stored = records.map { r -> StoredRecord in
-            defer { seq += 1 }
-            return StoredRecord(seq: seq, key: r.key, payload: r.payload)
+        guard records.firstSeq == first, records.consecutive, records.flaw == nil else {
+            throw AuditError(
+                .invalidArgument,
+                "a block of \(records.count) records at \(records.firstSeq) is not the next \(records.count) "
+                    + "from \(first)\(records.flaw.map { ": \($0)" } ?? "")",
+                path: path)
         }
         let bytes: [UInt8]
-        do { bytes = try Block.encode(stored, level: level, storeBelow: storeBelow) } catch {
+        do { bytes = try Block.encode(records, level: level, storeBelow: storeBelow) } catch {
             throw AuditError(.io, "compression failed: \(error.message)", path: path, offset: endOffset)
         }
         do {
@@ -109,7 +112,7 @@ final class OpenSegment: @unchecked Sendable {
         endOffset += Int64(bytes.count)
         filledEnd = max(filledEnd, endOffset)
         nextSeq += UInt64(records.count)
-        rawBytes += records.reduce(0) { $0 + $1.payload.count }
+        rawBytes += records.payloadBytes
         return first
     }
 

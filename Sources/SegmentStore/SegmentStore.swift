@@ -114,12 +114,21 @@ public final class SegmentStore: @unchecked Sendable {
     /// Nothing is durable, or readable, until `sync()` returns.
     @discardableResult
     public func write(_ records: [StoreRecord]) throws(AuditError) -> UInt64 {
+        var block = BlockRecords(firstSeq: nextSeq, capacity: records.reduce(0) { $0 + $1.payload.count + 14 })
+        for (i, r) in records.enumerated() { block.append(seq: nextSeq + UInt64(i), key: r.key, payload: r.payload) }
+        return try write(block)
+    }
+
+    /// `write(_:)` of records laid out as they come (the group commit's), which must be at
+    /// the next sequence numbers (`nextSeq` on), in order.
+    @discardableResult
+    public func write(_ records: BlockRecords) throws(AuditError) -> UInt64 {
         guard !readOnly else { throw AuditError(.invalidArgument, "the store was opened read-only", path: directory) }
         guard !records.isEmpty else { return open.nextSeq }
-        for r in records where r.payload.count > SegmentFormat.maxRecordSize {
+        guard records.largestPayload <= SegmentFormat.maxRecordSize else {
             throw AuditError(
                 .invalidArgument,
-                "record of \(r.payload.count) bytes exceeds the \(SegmentFormat.maxRecordSize)-byte limit",
+                "record of \(records.largestPayload) bytes exceeds the \(SegmentFormat.maxRecordSize)-byte limit",
                 path: open.path)
         }
         let before = open.blocks.count
