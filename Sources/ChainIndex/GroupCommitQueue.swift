@@ -41,15 +41,18 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
     /// As `init(name:maxGroup:body:afterAcks:)`, with `body` given the group as the requests'
     /// own arrays, in order, instead of one array of them all: joining them copies every item
     /// (a retain and a release of what each holds).
+    /// The arrays are handed over: nothing else holds them, so `body` may take each item out
+    /// of its array without copying it (or anything it holds).
     public static func batches(
-        name: String, maxGroup: Int = 8192, body: @escaping ([[Item]]) throws -> [Output],
+        name: String, maxGroup: Int = 8192, body: @escaping (consuming [[Item]]) throws -> [Output],
         afterAcks: (() -> Void)? = nil
     ) -> GroupCommitQueue {
         GroupCommitQueue(name: name, maxGroup: maxGroup, joined: body, afterAcks: afterAcks)
     }
 
     private init(
-        name: String, maxGroup: Int, joined body: @escaping ([[Item]]) throws -> [Output], afterAcks: (() -> Void)?
+        name: String, maxGroup: Int, joined body: @escaping (consuming [[Item]]) throws -> [Output],
+        afterAcks: (() -> Void)?
     ) {
         let core = GroupCommitCore(maxGroup: maxGroup, body: body, afterAcks: afterAcks)
         self.core = core
@@ -66,21 +69,25 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
     /// are `items`' part of the group's, not a copy: a group of many single-item requests
     /// allocates nothing per request.
     public func submit(
-        _ items: [Item], inline: Bool = false, done: @escaping @Sendable (Result<ArraySlice<Output>, Error>) -> Void
+        _ items: consuming [Item], inline: Bool = false,
+        done: @escaping @Sendable (Result<ArraySlice<Output>, Error>) -> Void
     ) {
         core.submit(items, inline: inline, done: done)
     }
 
     /// Submits `items` and waits for them to be committed.
-    public func submit(_ items: [Item]) async throws -> [Output] {
+    public func submit(_ items: consuming [Item]) async throws -> [Output] {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<[Output], Error>) in
-            core.submit(items, inline: false) { c.resume(with: $0.map { Array($0) }) }
+            // Taken out of the captured variable, so that the queue holds the only reference.
+            var handed: [Item] = []
+            swap(&handed, &items)
+            core.submit(handed, inline: false) { c.resume(with: $0.map { Array($0) }) }
         }
     }
 
     /// Submits `items` and blocks this thread until they are committed (`inline` as in
     /// `submit(_:inline:done:)`).
-    public func submitAndWait(_ items: [Item], inline: Bool = false) throws -> [Output] {
+    public func submitAndWait(_ items: consuming [Item], inline: Bool = false) throws -> [Output] {
         let box = ResultBox<[Output]>()
         core.submit(items, inline: inline) { box.set($0.map { Array($0) }) }
         return try box.wait()
@@ -112,9 +119,9 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
     /// (a caller that committed on its own thread would spend one fdatasync on one item).
     private var lastGroup = 0
     private let maxGroup: Int
-    private let body: ([[Item]]) throws -> [Output]
+    private let body: (consuming [[Item]]) throws -> [Output]
     private let afterAcks: (() -> Void)?
-    init(maxGroup: Int, body: @escaping ([[Item]]) throws -> [Output], afterAcks: (() -> Void)?) {
+    init(maxGroup: Int, body: @escaping (consuming [[Item]]) throws -> [Output], afterAcks: (() -> Void)?) {
         self.maxGroup = maxGroup
         self.body = body
         self.afterAcks = afterAcks
@@ -122,7 +129,7 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
 
     /// As `GroupCommitQueue.submit(_:inline:done:)`.
     func submit(
-        _ items: [Item], inline: Bool, done: @escaping @Sendable (Result<ArraySlice<Output>, Error>) -> Void
+        _ items: consuming [Item], inline: Bool, done: @escaping @Sendable (Result<ArraySlice<Output>, Error>) -> Void
     ) {
         cond.lock()
         if stopping {
@@ -134,7 +141,11 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
             busy = true
             lastGroup = items.count
             cond.unlock()
-            let result = Result { try body([items])[...] }
+            // Handed over, not captured by a closure: a captured array is shared, and `body`
+            // taking an item out of it would copy the whole array first.
+            let batch = [items]
+            let result: Result<ArraySlice<Output>, Error>
+            do { result = .success(try body(consume batch)[...]) } catch { result = .failure(error) }
             // The caller's ack first, then the work that follows it, here: the writer reads
             // its ack meanwhile (that work used to open the next group, in front of the
             // writer's next entry), and no thread switch to the commit thread is spent on it.
@@ -202,12 +213,23 @@ private final class GroupCommitCore<Item: Sendable, Output: Sendable>: @unchecke
             do {
                 // A closure, not `\.items`: a key path in this generic type is built anew at
                 // run time on every call (4 % of the commit thread's time with small groups).
-                let out = try body(group.map { $0.items })
+                // The requests' arrays handed over, each left empty: `body` then holds the only
+                // reference to each, and taking items out of them copies nothing.
+                var batches: [[Item]] = []
+                batches.reserveCapacity(group.count)
+                var counts: [Int] = []
+                counts.reserveCapacity(group.count)
+                for k in group.indices {
+                    counts.append(group[k].items.count)
+                    batches.append(group[k].items)
+                    group[k].items = []
+                }
+                let out = try body(consume batches)
                 var i = 0
-                for r in group {
-                    let end = min(out.count, i + r.items.count)
+                for (r, count) in zip(group, counts) {
+                    let end = min(out.count, i + count)
                     r.done(.success(out[min(i, end)..<end]))
-                    i += r.items.count
+                    i += count
                 }
             } catch {
                 for r in group { r.done(.failure(error)) }

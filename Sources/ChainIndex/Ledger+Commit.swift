@@ -20,8 +20,8 @@ extension Ledger {
     ///    (format-spec.md §3); the periodic work (`maintain`) follows them. A failure after
     ///    step 4 suspends writes until a retry succeeds, and never fails the group.
     /// `batches` are the group's requests, each in its own array (joining them would copy
-    /// every operation).
-    func commit(_ batches: [[Op]]) throws -> [Receipt?] {
+    /// every operation), handed over: each operation is taken out of its array, not copied.
+    func commit(_ batches: consuming [[Op]]) throws -> [Receipt?] {
         let count = batches.reduce(0) { $0 + $1.count }
         // `settle()`: the work after the previous group's acks is done; nothing to commit.
         guard count > 0 else { return [] }
@@ -49,11 +49,13 @@ extension Ledger {
         var checkpoint = false
         var rotate = false
         var values: [(seq: UInt64, rows: [SealedRow])] = []
-        for ops in batches {
-            // By index: `for op in ops` copied each operation (a retain of each string and
-            // array an entry holds, released at the end of the pass).
-            for i in ops.indices {
-                switch ops[i] {
+        for b in batches.indices {
+            for i in batches[b].indices {
+                // Taken out, not copied: a copy of an entry is a retain of each string and
+                // array it holds, and a release of each when the group's arrays go.
+                var op = Op.maintenance
+                swap(&op, &batches[b][i])
+                switch consume op {
                 case .verbatim(let r):
                     // Checked before anything is written: a record that does not continue the log
                     // fails the group whole.
