@@ -64,7 +64,9 @@ struct Sequencer {
     private func place(_ e: PreparedEntry, in g: inout Group) -> Receipt {
         g.time = max(g.time, e.fields.time)
         let seq = g.next
-        let position = g.overlay[e.org] ?? orgs[e.org] ?? .start
+        // Found once: an org met earlier in the group is updated in its slot, not hashed again.
+        let slot = g.overlay.index(forKey: e.org)
+        let position = slot.map { g.overlay.values[$0] } ?? orgs[e.org] ?? .start
         let (orgSeq, prevOrgDelta) = position.header(at: seq)
         let leaf = position.link(seq: seq, prev: g.prev, contentHash: e.contentHash).leafHash
         // Its record's bytes go straight into the group's block: no array of their own.
@@ -74,7 +76,8 @@ struct Sequencer {
         }
         g.leaves.append(leaf)
         g.hits.append((e.org, IndexHit(seq: seq, orgSeq: orgSeq, fields: e.fields)))
-        g.overlay[e.org] = position.advanced(seq: seq, leaf: leaf)
+        let advanced = position.advanced(seq: seq, leaf: leaf)
+        if let slot { g.overlay.values[slot] = advanced } else { g.overlay[e.org] = advanced }
         g.prev = leaf
         g.next = seq + 1
         return Receipt(seq: seq, hash: leaf, orgSeq: orgSeq)
