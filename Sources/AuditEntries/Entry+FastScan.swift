@@ -57,15 +57,19 @@ extension Entry {
             ) {
                 o.append(0x7B)
                 var first = true
-                for k in schema.members.indices {
-                    guard let m = kids[base + k] else { continue }
-                    if !first { o.append(0x2C) }
-                    first = false
-                    o.append(contentsOf: schema.members[k].quotedKey)
-                    if let j = slots.firstIndex(of: object << 8 | k) {
-                        Personal.appendCommitted(made[j].commitment, rows[made[j].row].key.tag, to: &o)
-                    } else {
-                        value(m)
+                schema.quotedKeys.withUnsafeBufferPointer { keys in
+                    for k in 0..<(schema.keyStarts.count - 1) {
+                        guard let m = kids[base + k] else { continue }
+                        if !first { o.append(0x2C) }
+                        first = false
+                        o.append(
+                            contentsOf: UnsafeBufferPointer(
+                                rebasing: keys[schema.keyStarts[k]..<schema.keyStarts[k + 1]]))
+                        if let j = slots.firstIndex(of: object << 8 | k) {
+                            Personal.appendCommitted(made[j].commitment, rows[made[j].row].key.tag, to: &o)
+                        } else {
+                            value(m)
+                        }
                     }
                 }
                 o.append(0x7D)

@@ -40,6 +40,24 @@ public enum EntrySchema {
         public let name: String
         /// Its members, sorted by name (the canonical order).
         public let members: [Text]
+        /// Every member's `"name":` in that order, in one array, and where each starts (with
+        /// the end last): a writer copies a key out of it without copying the member, which
+        /// would retain and release each string and array the member holds.
+        let quotedKeys: [UInt8]
+        let keyStarts: [Int]
+
+        init(name: String, members: [Text]) {
+            self.name = name
+            self.members = members
+            var keys: [UInt8] = []
+            var starts = [0]
+            for m in members {
+                keys += m.quotedKey
+                starts.append(keys.count)
+            }
+            quotedKeys = keys
+            keyStarts = starts
+        }
 
         /// The member named `name`.
         public func member(_ name: String) -> Text? { members.first { $0.name == name } }
