@@ -233,18 +233,28 @@ public final class Ledger: @unchecked Sendable {
     static let followerRefusal = AuditError(
         .invalidArgument, "this log is a read replica: it takes no writes (send them to the primary auditd)")
 
+    /// The operations appending `entries` takes, each entry moved out of the array (a copy
+    /// is a retain of each string and array it holds).
+    static func ops(_ entries: consuming [PreparedEntry]) -> [Op] {
+        var ops: [Op] = []
+        ops.reserveCapacity(entries.count)
+        while let e = entries.popLast() { ops.append(.entry(e)) }
+        ops.reverse()
+        return ops
+    }
+
     /// Appends entries and returns once they are durable, with their receipts.
-    public func append(_ entries: [PreparedEntry]) async throws -> [Receipt] {
+    public func append(_ entries: consuming [PreparedEntry]) async throws -> [Receipt] {
         guard !isFollower else { throw Self.followerRefusal }
         guard let queue else { throw GroupCommitStopped() }
-        return try await queue.submit(entries.map { .entry($0) }).compactMap { $0 }
+        return try await queue.submit(Self.ops(entries)).compactMap { $0 }
     }
 
     /// Appends entries, blocking this thread until they are durable.
-    public func appendAndWait(_ entries: [PreparedEntry]) throws -> [Receipt] {
+    public func appendAndWait(_ entries: consuming [PreparedEntry]) throws -> [Receipt] {
         guard !isFollower else { throw Self.followerRefusal }
         guard let queue else { throw GroupCommitStopped() }
-        return try queue.submitAndWait(entries.map { .entry($0) }).compactMap { $0 }
+        return try queue.submitAndWait(Self.ops(entries)).compactMap { $0 }
     }
 
     /// Appends entries and calls `done` once they are durable: on the commit thread or, with
@@ -252,12 +262,12 @@ public final class Ledger: @unchecked Sendable {
     /// fast lane: one write, one fdatasync, no thread hand-off). `inline` is for a caller that
     /// holds no lock of the log's and would only wait meanwhile (`GroupCommitQueue`).
     public func append(
-        _ entries: [PreparedEntry], inline: Bool = false,
+        _ entries: consuming [PreparedEntry], inline: Bool = false,
         done: @escaping @Sendable (Result<[Receipt], Error>) -> Void
     ) {
         guard !isFollower else { return done(.failure(Self.followerRefusal)) }
         guard let queue else { return done(.failure(GroupCommitStopped())) }
-        queue.submit(entries.map { .entry($0) }, inline: inline) { r in done(r.map { $0.compactMap { $0 } }) }
+        queue.submit(Self.ops(entries), inline: inline) { r in done(r.map { $0.compactMap { $0 } }) }
     }
 
     /// Appends `entry` and signs a checkpoint at exactly its size (it is the last leaf), before

@@ -12,9 +12,11 @@ extension IngestHandler {
     func submit(context: ChannelHandlerContext) {
         guard !batch.isEmpty else { return }
         let items = batch
-        let entries = batchEntries
         batch.removeAll(keepingCapacity: true)
-        batchEntries.removeAll(keepingCapacity: true)
+        // Handed over, not shared: the ledger moves each entry out of this array.
+        var entries: [PreparedEntry] = []
+        swap(&entries, &batchEntries)
+        batchEntries.reserveCapacity(entries.count)
         // Replicated mode with the store gone for longer than a writer would wait: nothing is
         // stored, and every writer is told why at once.
         if shared.ackMode == .replicated,
@@ -50,7 +52,8 @@ extension IngestHandler {
         let follower = shared.publication.replicator
         // One entry from one read: the lone writer's fast lane. This loop commits it itself if
         // nothing else is committing; a larger batch leaves the loop free to read more meanwhile.
-        shared.ledger.append(entries, inline: entries.count == 1) { result in
+        let single = entries.count == 1
+        shared.ledger.append(consume entries, inline: single) { result in
             // The entries are stored: a retry with the same key finds them, whatever the bucket does.
             if case .success(let receipts) = result {
                 for (it, r) in zip(items, receipts) { if let k = it.idemKey { idempotency.complete(k, r) } }

@@ -85,7 +85,8 @@ final class IngestHandler: ChannelInboundHandler {
     /// Takes the clock for the bytes about to be handled.
     private func stampRead() { readAt = (ReceivedAt.now(), .now) }
 
-    private func enqueue(_ e: PreparedEntry, id: UInt64, idemKey: IdempotencyCache.Key?) {
+    /// `e` is moved into the batch, not copied (a copy retains each string and array it holds).
+    private func enqueue(_ e: consuming PreparedEntry, id: UInt64, idemKey: IdempotencyCache.Key?) {
         batch.append(Pending(id: id, idemKey: idemKey, started: readAt.instant))
         batchEntries.append(e)
     }
@@ -160,7 +161,7 @@ final class IngestHandler: ChannelInboundHandler {
                 return
             }
             guard let key = e.idempotencyKey else {
-                enqueue(e, id: f.id, idemKey: nil)
+                enqueue(consume e, id: f.id, idemKey: nil)
                 return
             }
             let loop = context.eventLoop
@@ -198,7 +199,7 @@ final class IngestHandler: ChannelInboundHandler {
                     }
                 })
             {
-            case .reserved: enqueue(e, id: f.id, idemKey: k)
+            case .reserved: enqueue(consume e, id: f.id, idemKey: k)
             case .done(let rc):
                 ackDuplicate(id: f.id, rc, context: context)
             case .waiting: break
