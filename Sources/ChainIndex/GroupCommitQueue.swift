@@ -40,9 +40,8 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
 
     /// As `init(name:maxGroup:body:afterAcks:)`, with `body` given the group as the requests'
     /// own arrays, in order, instead of one array of them all: joining them copies every item
-    /// (a retain and a release of what each holds).
-    /// The arrays are handed over: nothing else holds them, so `body` may take each item out
-    /// of its array without copying it (or anything it holds).
+    /// (a retain and a release of what each holds). The arrays are handed over: nothing else
+    /// holds them, so `body` may take each item out of its array without copying it.
     public static func batches(
         name: String, maxGroup: Int = 8192, body: @escaping (consuming [[Item]]) throws -> [Output],
         afterAcks: (() -> Void)? = nil

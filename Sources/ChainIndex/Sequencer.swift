@@ -9,9 +9,9 @@ import SegmentStore
 /// it; 2. its sequence number; 3. its org's position (`org_seq`, the delta to the org's
 /// previous entry); 4. its 113-byte link and leaf hash, chaining it globally and within its
 /// org; 5. the record the segment store writes (into the group's block) and the row the org
-/// index keeps. Nothing here
-/// changes until `adopt`, which the ledger calls only after the fdatasync covering the group:
-/// a group that fails to become durable leaves the positions as they were.
+/// index keeps. Nothing here changes until `adopt`, which the ledger calls only after the
+/// fdatasync covering the group: a group that fails to become durable leaves the positions
+/// as they were.
 struct Sequencer {
     /// Every org's position after the last durable entry.
     private(set) var orgs: [String: OrgPosition]
