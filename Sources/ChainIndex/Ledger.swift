@@ -236,11 +236,17 @@ public final class Ledger: @unchecked Sendable {
     /// The operations appending `entries` takes, each entry moved out of the array (a copy
     /// is a retain of each string and array it holds).
     static func ops(_ entries: consuming [PreparedEntry]) -> [Op] {
-        var ops: [Op] = []
-        ops.reserveCapacity(entries.count)
-        while let e = entries.popLast() { ops.append(.entry(e)) }
-        ops.reverse()
-        return ops
+        let n = entries.count
+        // Filled from the back as `popLast` gives them up (`reverse()` afterwards copied each
+        // operation, and destroyed the copy).
+        return [Op](unsafeUninitializedCapacity: n) { buf, count in
+            var i = n
+            while i > 0, let e = entries.popLast() {
+                i -= 1
+                buf.initializeElement(at: i, to: .entry(e))
+            }
+            count = n
+        }
     }
 
     /// Appends entries and returns once they are durable, with their receipts.
