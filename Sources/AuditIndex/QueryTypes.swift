@@ -16,6 +16,14 @@ public struct IndexHit: Sendable, Equatable {
         self.orgSeq = orgSeq
         self.fields = fields
     }
+
+    /// A row that holds no storage (its strings empty), made anew each time: what a row moved
+    /// out of an array leaves in its place.
+    static var vacant: IndexHit {
+        IndexHit(
+            seq: 0, orgSeq: 0, fields: IndexFields(time: 0, category: .access, outcome: .success, action: "", actor: "")
+        )
+    }
 }
 
 /// A query's filters; nil means "any".

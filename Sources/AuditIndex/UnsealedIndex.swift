@@ -32,9 +32,16 @@ struct UnsealedIndex {
         }
         generations[g].seqs =
             generations[g].seqs.map { min($0.lowerBound, low)...max($0.upperBound, high) } ?? low...high
-        // Given up last first, so reversed in place (moves, not copies).
-        rows.reverse()
-        while let (org, hit) = rows.popLast() { generations[g].byOrg[org, default: UnsealedRows()].append(hit) }
+        // Each row moved out in order, an empty row (no storage) put in its place: `reverse()`
+        // and `popLast` copied every row (a retain and a release of each of its strings).
+        rows.withUnsafeMutableBufferPointer { buf in
+            guard let base = buf.baseAddress else { return }
+            for i in 0..<buf.count {
+                let (org, hit) = (base + i).move()
+                (base + i).initialize(to: ("", .vacant))
+                generations[g].byOrg[org, default: UnsealedRows()].append(consume hit)
+            }
+        }
     }
 
     /// Takes every row with `from <= seq < to` out, by org.
