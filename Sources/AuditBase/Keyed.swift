@@ -36,10 +36,16 @@ extension AESCTR {
     /// `buffer[from...]` XOR the key stream, in place (CTR's output may be its input): a
     /// value row is sealed in the buffer that holds it. False only if OpenSSL fails.
     public static func crypt(inPlace buffer: inout [UInt8], from: Int, key: [UInt8], iv: ArraySlice<UInt8>) -> Bool {
+        iv.withUnsafeBytes { crypt(inPlace: &buffer, from: from, key: key, iv: $0) }
+    }
+
+    /// `crypt(inPlace:from:key:iv:)` with the counter block where it lies.
+    public static func crypt(inPlace buffer: inout [UInt8], from: Int, key: [UInt8], iv: UnsafeRawBufferPointer) -> Bool
+    {
         guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count, let ctx = contexts.value?.ctx else {
             return false
         }
-        let ok = iv.withUnsafeBufferPointer { EVP_EncryptInit_ex(ctx, nil, nil, key, $0.baseAddress) }
+        let ok = EVP_EncryptInit_ex(ctx, nil, nil, key, iv.baseAddress?.assumingMemoryBound(to: UInt8.self))
         guard ok == 1 else { return false }
         let n = buffer.count - from
         guard n > 0 else { return true }
@@ -90,13 +96,18 @@ public enum SecureRandom {
 extension SHA256 {
     /// The digest of `prefix || a || b` without joining them.
     public static func hash(prefix: UInt8, _ a: ArraySlice<UInt8>, _ b: String) -> Hash {
+        var s = b
+        return a.withUnsafeBytes { a in s.withUTF8 { hash(prefix: prefix, a, UnsafeRawBufferPointer($0)) } }
+    }
+
+    /// The digest of `prefix || a || b`, the bytes where they lie.
+    public static func hash(prefix: UInt8, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Hash {
         var c = SHA256_CTX()
         _ = SHA256_Init(&c)
         var p = prefix
         _ = SHA256_Update(&c, &p, 1)
-        a.withUnsafeBufferPointer { _ = SHA256_Update(&c, $0.baseAddress, $0.count) }
-        var s = b
-        s.withUTF8 { _ = SHA256_Update(&c, $0.baseAddress, $0.count) }
+        _ = SHA256_Update(&c, a.baseAddress, a.count)
+        _ = SHA256_Update(&c, b.baseAddress, b.count)
         var t: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         withUnsafeMutableBytes(of: &t) { _ = SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &c) }
         return Hash(

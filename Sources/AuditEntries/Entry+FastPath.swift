@@ -241,9 +241,10 @@ extension Entry {
                 default: return slot[tB + j]?.value
                 }
             }
-            func member(_ o: String, _ k: String) -> String? {
+            // A value is read where it lies (the rule and the commitment need no string of it).
+            func member(_ o: String, _ k: String) -> UnsafeRawBufferPointer? {
                 guard let i = objectIndex(o), let j = memberIndex(i, k), let v = span(i, j) else { return nil }
-                return str(v)
+                return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[v.start..<v.end])
             }
             guard let fields = try? Personal.plan(member),
                 let committed = try? Personal.commit(fields, org: str(org.value), keys: keys)
@@ -301,9 +302,8 @@ extension Entry {
             org: str(org.value), content: o, contentHash: SHA256.hash(o), idempotencyKey: slot[3].map { str($0.value) },
             fields: IndexFields(
                 time: receivedAt, category: cat, outcome: out, action: str(action.value),
-                actor: slots.firstIndex(of: Self.actorIDSlot).map {
-                    str(actorType.value) + ":" + rows[made[$0].row].key.indexID
-                } ?? joined(actorType.value, actorId.value)),
+                actor: slots.firstIndex(of: Self.actorIDSlot).map { rows[made[$0].row].key.actorIndexID }
+                    ?? joined(actorType.value, actorId.value)),
             sealedRows: rows)
     }
 }

@@ -66,7 +66,7 @@ extension Entry {
                             contentsOf: UnsafeBufferPointer(
                                 rebasing: keys[schema.keyStarts[k]..<schema.keyStarts[k + 1]]))
                         if let j = slots.firstIndex(of: object << 8 | k) {
-                            Personal.appendCommitted(made[j].commitment, rows[made[j].row].key.tag, to: &o)
+                            Personal.appendCommitted(made[j].commitment, rows[made[j].row].key, to: &o)
                         } else {
                             value(m)
                         }

@@ -179,7 +179,7 @@ public enum Entry {
             let actorTag: SubjectTag?
             (actorTag, rows) = try Personal.protect(
                 &out, org: org, declared: declared, subjects: subjects, keys: keys)
-            if let actorTag { indexedActor = actorType + ":" + Personal.indexID(tag: actorTag) }
+            if let actorTag { indexedActor = Personal.indexActor(tag: actorTag) }
         }
         out.append(JSONMember("received_at", .string(Timestamp.format(receivedAt))))
         out.append(JSONMember("writer", writer.json))

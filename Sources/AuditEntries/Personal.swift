@@ -16,7 +16,7 @@ public enum Personal {
     /// Metadata keys one entry may declare personal.
     public static let maxDeclared = 16
     /// Target types that name a person.
-    public static let personTargets: Set<String> = ["user", "person"]
+    static let personTargets: [StaticString] = ["user", "person"]
 
     /// `SHA-256(0x00 || nonce || UTF-8 value)`.
     public static func commitment(nonce: [UInt8], value: String) -> Hash {
@@ -39,6 +39,10 @@ public enum Personal {
 
     /// What the index keeps as the id of a committed party: the subject tag, never the value.
     public static func indexID(tag: SubjectTag) -> String { "$s:" + tag.text }
+
+    /// What the index keeps as a committed actor: `human:` and its `indexID` (an actor's id is
+    /// committed only when its type is `human`, by `plan`'s rule).
+    public static func indexActor(tag: SubjectTag) -> String { "human:" + indexID(tag: tag) }
 
     /// A committed field of a stored entry.
     public struct Committed: Sendable, Equatable {
@@ -87,29 +91,33 @@ public enum Personal {
     /// How a commitment object opens (§5.4.1): the one mark of one, in canonical bytes.
     static let commitmentNeedle: StaticString = #"{"$c":""#
 
-    /// A field to commit: its path, whose it is, and its value.
-    struct Field {
+    /// A field to commit: its path, whose it is, and its value. `V` is how its subject and value
+    /// are read: `String` in the general path, the bytes of the entry in the fast one (which
+    /// makes no string of them).
+    struct Field<V: PersonalValue> {
         var object: String
         var member: String
         var path: String
-        var subject: String
-        var value: String
+        var subject: V
+        var value: V
     }
 
     /// Which fields of an entry are personal, and whose (format-spec.md §5.4.1): the one rule
     /// both prepare paths follow. `member(object, key)` is a string member of a top-level
     /// object of the entry, `declared` its `personal` keys and `subjects` their named subjects.
-    static func plan(
-        declared: [String] = [], subjects: [String: String] = [:], _ member: (String, String) -> String?
-    ) throws(EntryError) -> [Field] {
-        let humanActor = member("actor", "type") == "human" ? member("actor", "id") : nil
-        let humanPrincipal = member("on_behalf_of", "type") == "human" ? member("on_behalf_of", "id") : nil
+    static func plan<V: PersonalValue>(
+        declared: [String] = [], subjects: [String: V] = [:], _ member: (String, String) -> V?
+    ) throws(EntryError) -> [Field<V>] {
+        let humanActor = member("actor", "type")?.equals("human") == true ? member("actor", "id") : nil
+        let humanPrincipal =
+            member("on_behalf_of", "type")?.equals("human") == true ? member("on_behalf_of", "id") : nil
         let personTarget =
-            member("target", "type").map { personTargets.contains($0) } == true ? member("target", "id") : nil
-        var out: [Field] = []
+            member("target", "type").map { t in personTargets.contains { t.equals($0) } } == true
+            ? member("target", "id") : nil
+        var out: [Field<V>] = []
         out.reserveCapacity(7 + declared.count)
         // A party's id is its subject: read once (`value`), not again for its own field.
-        func add(_ o: String, _ k: String, _ path: String, _ subject: String?, value: String? = nil) {
+        func add(_ o: String, _ k: String, _ path: String, _ subject: V?, value: V? = nil) {
             if let subject, let v = value ?? member(o, k) {
                 out.append(Field(object: o, member: k, path: path, subject: subject, value: v))
             }
@@ -136,8 +144,8 @@ public enum Personal {
     /// Commits `fields` of an entry of `org`: a nonce each and its commitment, and per subject
     /// its key and one row for the personal store, sealed here (off the serial path). `made[i]`
     /// is `fields[i]`'s commitment and the index of its subject's row in `rows`.
-    static func commit(
-        _ fields: [Field], org: String, keys: SubjectKeys
+    static func commit<V: PersonalValue>(
+        _ fields: [Field<V>], org: String, keys: SubjectKeys
     ) throws(EntryError) -> (made: [Made], rows: [SealedRow]) {
         let n = fields.count
         guard n > 0 else { return ([], []) }
@@ -147,30 +155,39 @@ public enum Personal {
         do { random = try SecureRandom.slice(nonceSize * 2 * n) } catch {
             throw EntryError("", "\(error)")
         }
-        func nonce(_ k: Int) -> ArraySlice<UInt8> {
-            let at = random.startIndex + k * nonceSize
-            return random[at..<(at + nonceSize)]
-        }
         // A row per subject, in the order subjects first appear (nearly always one): each
         // field's row is unset (-1) until its subject's row is made.
         var made = [Made](repeating: Made(commitment: .zero, row: -1), count: n)
         var rows: [SealedRow] = []
-        for i in 0..<n where made[i].row < 0 {
-            guard let key = keys.key(org: org, subject: fields[i].subject) else {
-                throw EntryError(
-                    "", "the personal store takes no new subjects now (it is full or cannot be written); retry later")
+        let failure: EntryError? = random.withUnsafeBytes { r in
+            func nonce(_ k: Int) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(rebasing: r[(k * nonceSize)..<((k + 1) * nonceSize)])
             }
-            var sealed: [SealedField] = []
-            sealed.reserveCapacity(n - i)
-            for j in i..<n where made[j].row < 0 && fields[j].subject == fields[i].subject {
-                made[j] = Made(commitment: SHA256.hash(prefix: 0x00, nonce(j), fields[j].value), row: rows.count)
-                sealed.append(SealedField(path: fields[j].path, nonce: nonce(j), value: fields[j].value))
+            for i in 0..<n where made[i].row < 0 {
+                let subject = fields[i].subject
+                guard let key = keys.key(org: org, subject: subject.string) else {
+                    return EntryError(
+                        "",
+                        "the personal store takes no new subjects now (it is full or cannot be written); retry later")
+                }
+                let row = rows.count
+                // The row's fields are written straight into its buffer: no list of them is made.
+                let body = keys.sealedRow(key: key, iv: nonce(n + row)) { add in
+                    for j in i..<n where made[j].row < 0 && fields[j].subject.same(as: subject) {
+                        fields[j].value.withBytes { v in
+                            made[j] = Made(commitment: SHA256.hash(prefix: 0x00, nonce(j), v), row: row)
+                            add(fields[j].path, nonce(j), v)
+                        }
+                    }
+                }
+                guard let body else {
+                    return EntryError("", "the personal store cannot encrypt a value now; retry later")
+                }
+                rows.append(SealedRow(key: key, body: body))
             }
-            guard let body = keys.sealedRow(key: key, fields: sealed, iv: nonce(n + rows.count)) else {
-                throw EntryError("", "the personal store cannot encrypt a value now; retry later")
-            }
-            rows.append(SealedRow(key: key, body: body))
+            return nil
         }
+        if let failure { throw failure }
         return (made, rows)
     }
 
@@ -181,13 +198,17 @@ public enum Personal {
         var row: Int
     }
 
-    /// The committed form's canonical bytes: `{"$c":"<base64url>","$s":"<base64url>"}`.
-    static func appendCommitted(_ c: Hash, _ tag: SubjectTag, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"$c":""#.utf8)
+    /// The committed form's canonical bytes: `{"$c":"<base64url>","$s":"<base64url>"}`, the
+    /// tag's part made once with its key (`SubjectKey.committedTail`).
+    static func appendCommitted(_ c: Hash, _ key: SubjectKey, to out: inout [UInt8]) {
+        commitmentNeedle.withUTF8Buffer { out.append(contentsOf: $0) }
         c.withBytes { Base64URL.append($0, to: &out) }
-        out.append(contentsOf: #"","$s":""#.utf8)
-        out.append(contentsOf: tag.text.utf8)
-        out.append(contentsOf: #""}"#.utf8)
+        key.committedTail.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+    }
+
+    /// `","$s":"<tag>"}`: how a committed form under `tag` ends.
+    static func committedTail(_ tag: SubjectTag) -> [UInt8] {
+        Array(#"","$s":""#.utf8) + Array(tag.text.utf8) + [0x22, 0x7D]
     }
 
     /// Whether a stored entry names `subject` in the clear (format-spec.md §5.4.3): a field the

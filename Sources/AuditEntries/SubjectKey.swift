@@ -14,6 +14,12 @@ public final class SubjectKey: Sendable {
     public let tag: SubjectTag
     /// What the index keeps as this subject's id (`Personal.indexID`), made once.
     public let indexID: String
+    /// What the index keeps as the actor of an entry whose actor this subject is
+    /// (`human:$s:<tag>`: only a human actor is committed), made once.
+    public let actorIndexID: String
+    /// How a value committed under this key ends in the canonical bytes (`","$s":"<tag>"}`),
+    /// made once.
+    let committedTail: [UInt8]
     /// Set by the personal store when it destroys the key (an erasure): a row sealed under it
     /// that has not been written yet never will be.
     public let destroyed = Atomic<Bool>(false)
@@ -25,6 +31,8 @@ public final class SubjectKey: Sendable {
         self.secret = secret
         tag = SubjectTag(digest: SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8)))
         indexID = Personal.indexID(tag: tag)
+        actorIndexID = Personal.indexActor(tag: tag)
+        committedTail = Personal.committedTail(tag)
     }
 
     /// `data` under AES-256-CTR with this key from counter block `iv` (16 random bytes, used
@@ -37,9 +45,27 @@ public protocol SubjectKeys: AnyObject, Sendable {
     /// The key of `subject` in `org`, made if it has none; nil when no key can be made.
     func key(org: String, subject: String) -> SubjectKey?
     /// The row the store will keep for one subject's fields of an entry, but its seq (which
-    /// the sequencer assigns), encrypted under `key` with `iv`: made while the entry is
-    /// prepared, on any thread; nil when it cannot be encrypted.
-    func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]?
+    /// the sequencer assigns), encrypted under `key` from counter block `iv` (16 random
+    /// bytes): made while the entry is prepared, on any thread. `fields` calls `add(path,
+    /// nonce, value)` for each field in turn, the bytes valid for that call. Nil when the
+    /// row cannot be made (too large, or the cipher fails).
+    func sealedRow(
+        key: SubjectKey, iv: UnsafeRawBufferPointer,
+        fields: ((String, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Void
+    ) -> [UInt8]?
+}
+
+extension SubjectKeys {
+    /// `sealedRow(key:iv:fields:)` of fields given as a list.
+    public func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]? {
+        iv.withUnsafeBytes { ivBytes in
+            sealedRow(key: key, iv: ivBytes) { add in
+                for f in fields {
+                    f.nonce.withUnsafeBytes { nonce in f.value.withBytes { add(f.path, nonce, $0) } }
+                }
+            }
+        }
+    }
 }
 
 /// One field as a sealed row holds it: its path, the commitment's nonce and the value.

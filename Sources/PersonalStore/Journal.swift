@@ -92,35 +92,38 @@ struct ValueRow {
     var ciphertext: [UInt8]
 
     /// A row's body after its seq, sealed under `key` from `iv` in one buffer: `tag iv ctLen`,
-    /// then the fields, encrypted where they lie. Nil if they do not fit or the cipher fails.
-    static func seal(_ fields: [SealedField], key: SubjectKey, iv: ArraySlice<UInt8>) -> [UInt8]? {
+    /// then the fields `fields` adds, encrypted where they lie. Nil if they do not fit or the
+    /// cipher fails.
+    static func seal(
+        key: SubjectKey, iv: UnsafeRawBufferPointer,
+        fields: ((String, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Void
+    ) -> [UInt8]? {
+        guard iv.count == 16 else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(34 + fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
-        out.append(contentsOf: key.tag.bytes)
+        out.reserveCapacity(256)
+        key.tag.bytes.withUnsafeBufferPointer { out.append(contentsOf: $0) }
         out.append(contentsOf: iv)
         out.append(0)
         out.append(0)
         let start = out.count
-        appendPlain(fields, to: &out)
-        let n = out.count - start
-        guard n <= Int(UInt16.max), iv.count == 16 else { return nil }
-        out[start - 2] = UInt8(n & 0xFF)
-        out[start - 1] = UInt8(n >> 8)
-        return AESCTR.crypt(inPlace: &out, from: start, key: key.secret, iv: iv) ? out : nil
-    }
-
-    static func appendPlain(_ fields: [SealedField], to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + fields.reduce(0) { $0 + 19 + $1.path.utf8.count + $1.value.utf8.count })
-        for i in fields.indices {
-            let path = fields[i].path.utf8
-            out.append(UInt8(truncatingIfNeeded: path.count))
-            out.append(contentsOf: path)
-            out.append(contentsOf: fields[i].nonce)
-            let value = fields[i].value.utf8
+        var fits = true
+        fields { path, nonce, value in
+            guard path.utf8.count <= Int(UInt8.max), nonce.count == 16, value.count <= Int(UInt16.max) else {
+                fits = false
+                return
+            }
+            out.append(UInt8(truncatingIfNeeded: path.utf8.count))
+            out.append(contentsOf: path.utf8)
+            out.append(contentsOf: nonce)
             out.append(UInt8(truncatingIfNeeded: value.count))
             out.append(UInt8(truncatingIfNeeded: value.count >> 8))
             out.append(contentsOf: value)
         }
+        let n = out.count - start
+        guard fits, n <= Int(UInt16.max) else { return nil }
+        out[start - 2] = UInt8(n & 0xFF)
+        out[start - 1] = UInt8(n >> 8)
+        return AESCTR.crypt(inPlace: &out, from: start, key: key.secret, iv: iv) ? out : nil
     }
 
     /// The fields of a decrypted row; nil when it does not parse.

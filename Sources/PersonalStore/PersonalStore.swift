@@ -162,7 +162,7 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         guard !f.hasSuffix("*") else { return nil }
         let id = f.hasPrefix("human:") ? String(f.dropFirst(6)) : f
         guard let k = existingKey(org: org, subject: id) else { return nil }
-        return "human:" + Personal.indexID(tag: k.tag)
+        return k.actorIndexID
     }
 
     /// The key whose tag is `tag`, if it still exists.
@@ -232,8 +232,11 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
 
     /// The row of a value but its seq, encrypted under `key` with `iv` (`ValueRow`): made while
     /// its entry is prepared, off the serial path.
-    public func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]? {
-        ValueRow.seal(fields, key: key, iv: iv)
+    public func sealedRow(
+        key: SubjectKey, iv: UnsafeRawBufferPointer,
+        fields: ((String, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Void
+    ) -> [UInt8]? {
+        ValueRow.seal(key: key, iv: iv, fields: fields)
     }
 
     /// The file the next rows go to: the last one, or a new one when it is full.

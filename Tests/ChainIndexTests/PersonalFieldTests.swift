@@ -129,7 +129,8 @@ import Verification
     }
 
     /// The hot path and the general one commit the same fields the same way: only the nonces
-    /// (so the commitments) differ, and the index sees the same actor.
+    /// (so the commitments) differ, the index sees the same actor, and each path's rows open
+    /// to the same paths and values, each under the commitment its entry holds.
     @Test func bothPreparePathsCommitTheSameFields() throws {
         let root = temporaryDirectory("personal-paths")
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -146,6 +147,20 @@ import Verification
             String(decoding: c, as: UTF8.self).replacingOccurrences(
                 of: #""\$c":"[A-Za-z0-9_-]{43}""#, with: #""$c":"-""#, options: .regularExpression)
         }
+        let store = try #require(keys as? PersonalStore)
+        // What a path's rows open to, each value checked against its entry's commitment.
+        func opened(_ e: PreparedEntry, seq: UInt64) throws -> [String] {
+            try store.write([(seq: seq, rows: e.sealedRows)])
+            try store.sync()
+            let stored = try #require(try JSONParser.parse(e.content))
+            let commitments = Dictionary(
+                uniqueKeysWithValues: Personal.commitments(in: stored).map { ($0.path, $0.commitment) })
+            return try store.openings(seq: seq).map { o in
+                #expect(Personal.commitment(nonce: o.nonce, value: o.value) == commitments[o.path], "\(o.path)")
+                return o.path + "=" + o.value
+            }.sorted()
+        }
+        var seq: UInt64 = 0
         for input in inputs {
             let json = Array(input.utf8)
             let fast = try #require(
@@ -159,6 +174,11 @@ import Verification
             #expect(Self.committedPaths(fast) == Self.committedPaths(general))
             #expect(fast.fields == general.fields)
             #expect(fast.sealedRows.count == general.sealedRows.count)
+            let fastValues = try opened(fast, seq: seq)
+            let generalValues = try opened(general, seq: seq + 1)
+            seq += 2
+            #expect(fastValues == generalValues)
+            #expect(fastValues.count == Self.committedPaths(general).count)
         }
     }
 
