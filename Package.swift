@@ -41,6 +41,9 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]),
         // CRC-32C with the CPU's CRC32 instruction (AuditBase falls back to tables).
         .target(name: "CCRC32C"),
+        // The daemon's allocator: jemalloc (Debian `libjemalloc-dev`) and its settings, linked
+        // into auditd only (Sources/CAllocator/allocator.c says why).
+        .target(name: "CAllocator", linkerSettings: [.linkedLibrary("jemalloc")]),
         // The foundation every layer stands on: bytes, CRC-32C, SHA-256, timestamps, durable
         // files with their fault seam, and the error type. It knows nothing of segments or logs.
         .target(name: "AuditBase", dependencies: ["CCRC32C", "CCrypto"]),
@@ -112,7 +115,7 @@ let package = Package(
             dependencies: [
                 "AuditBase", "AuditEntries", "AuditIndex", "ChainIndex", "AuditExport", "Verification", "LogProofs",
                 "SegmentStore", "Archive", "Replication", "AuditWire", "AuditAccess", "Witness", "PersonalStore",
-                "TimeStamping", "Evidence",
+                "TimeStamping", "Evidence", "CAllocator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

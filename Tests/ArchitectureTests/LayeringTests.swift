@@ -8,7 +8,7 @@ import Testing
     /// Lower numbers are lower layers. Targets on one layer never depend on each other.
     static let layers: [String: Int] = [
         // C shims over system libraries.
-        "CCRC32C": 0, "CCrypto": 0, "CZstd": 0,
+        "CCRC32C": 0, "CCrypto": 0, "CZstd": 0, "CAllocator": 0,
         // Foundations with no knowledge of logs: bytes, files, hashes; the wire codec.
         "AuditBase": 1, "AuditWire": 1,
         // Segment files; what a log proves and signs; the writers' client.
