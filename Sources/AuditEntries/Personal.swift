@@ -181,7 +181,10 @@ public enum Personal {
                     }
                 }
                 guard let body else {
-                    return EntryError("", "the personal store cannot encrypt a value now; retry later")
+                    return EntryError(
+                        "",
+                        "the personal store could not seal this entry's personal values: together over 64 KiB (shorten them) or the cipher failed (retry later)"
+                    )
                 }
                 rows.append(SealedRow(key: key, body: body))
             }
