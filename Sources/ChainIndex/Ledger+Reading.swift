@@ -114,10 +114,31 @@ extension Ledger {
     /// and with `timeLimit`, stops examining once that much time has passed; `next` is the
     /// cursor to continue from (nil when the org's log is exhausted). Stopping early never
     /// skips anything: the next page starts where this one stopped.
+    ///
+    /// The archiver may retire a segment while a page is read: the store stops reading it a
+    /// moment before the index is told, and a page whose hits the index gave from it meets a
+    /// retired segment. Such a page is read again (for at most a second), by then without it:
+    /// its entries are in the archived ranges, as for any page after the retirement.
     public func search(
         org: String, filter: QueryFilter = .init(), text: String? = nil, newestFirst: Bool = true,
         limit: Int = 100, cursor: UInt64? = nil, budget: Int = 50_000,
         timeLimit: Duration? = nil
+    ) throws -> (entries: [StoredEntry], next: UInt64?) {
+        let giveUp = ContinuousClock.now + .seconds(1)
+        while true {
+            do {
+                return try searchOnce(
+                    org: org, filter: filter, text: text, newestFirst: newestFirst, limit: limit, cursor: cursor,
+                    budget: budget, timeLimit: timeLimit)
+            } catch let e as AuditError where e.code == .retired && ContinuousClock.now < giveUp {
+                Thread.sleep(forTimeInterval: 0.002)
+            }
+        }
+    }
+
+    private func searchOnce(
+        org: String, filter: QueryFilter, text: String?, newestFirst: Bool, limit: Int, cursor: UInt64?,
+        budget: Int, timeLimit: Duration?
     ) throws -> (entries: [StoredEntry], next: UInt64?) {
         var out: [StoredEntry] = []
         var cur = cursor

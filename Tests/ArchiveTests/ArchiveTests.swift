@@ -170,6 +170,32 @@ import Verification
         #expect(try Verifier(directory: l.directory, key: LogKeys(signer.verifier)).run().ok)
     }
 
+    /// A page read while the archiver retires a segment (the store stops reading it a moment
+    /// before the index is told) does not fail: the search runs again, and the index, told by
+    /// then, answers without the segment. (CI run 240 at 674e23f: the read port answered 500.)
+    @Test func aSearchThatMeetsARetirementUnderWayReadsThePageAgain() throws {
+        let (root, _, l, _) = try makeLog()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let seg1 = try #require(l.segments().first { $0.segment == 1 })
+        #expect(try l.search(org: "org_c", limit: 100).entries.count == 20)
+        // The store retires the segment now; the index is told 50 ms later, as if the archiver
+        // were between the two steps of `Ledger.retire`.
+        try l.store.retire(seg1.segment, path: seg1.path + ".archived", label: "bundle-t", hint: "a test")
+        let summary = RetiredSummary(
+            segment: seg1.segment, firstSeq: seg1.firstSeq, endSeq: seg1.endSeq, label: "bundle-t", purged: false,
+            orgs: [], manifest: nil, manifestNote: "")
+        let index = l.index
+        let told = Thread {
+            Thread.sleep(forTimeInterval: 0.05)
+            index.addArchived(summary)
+        }
+        told.start()
+        #expect(try l.search(org: "org_c", limit: 100).entries.isEmpty)
+        // Another org's page holds its entries of the other segments, none of the retired one.
+        let others = try l.search(org: "org_a", limit: 100).entries.map(\.seq)
+        #expect(!others.isEmpty && others.allSatisfy { !(seg1.firstSeq..<seg1.endSeq).contains($0) })
+    }
+
     func archivedBundles() throws -> (String, Ledger, NoteSigner, LocalDirectoryBackend, [String]) {
         let (root, archiveDir, l, signer) = try makeLog()
         let backend = try LocalDirectoryBackend(root: archiveDir)
