@@ -12,8 +12,6 @@ public final class SubjectKey: Sendable {
     public let secret: [UInt8]
     /// The first 16 bytes of `SHA-256(0x01 || secret || org || 0x00 || subject)`.
     public let tag: SubjectTag
-    /// What the index keeps as this subject's id (`Personal.indexID`), made once.
-    public let indexID: String
     /// What the index keeps as the actor of an entry whose actor this subject is
     /// (`human:$s:<tag>`: only a human actor is committed), made once.
     public let actorIndexID: String
@@ -30,7 +28,6 @@ public final class SubjectKey: Sendable {
         self.subject = subject
         self.secret = secret
         tag = SubjectTag(digest: SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8)))
-        indexID = Personal.indexID(tag: tag)
         actorIndexID = Personal.indexActor(tag: tag)
         committedTail = Personal.committedTail(tag)
     }
