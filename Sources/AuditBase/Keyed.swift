@@ -42,18 +42,28 @@ extension AESCTR {
     /// `crypt(inPlace:from:key:iv:)` with the counter block where it lies.
     public static func crypt(inPlace buffer: inout [UInt8], from: Int, key: [UInt8], iv: UnsafeRawBufferPointer) -> Bool
     {
-        guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count, let ctx = contexts.value?.ctx else {
-            return false
-        }
-        let ok = EVP_EncryptInit_ex(ctx, nil, nil, key, iv.baseAddress?.assumingMemoryBound(to: UInt8.self))
-        guard ok == 1 else { return false }
-        let n = buffer.count - from
-        guard n > 0 else { return true }
-        guard n <= Int(Int32.max) else { return false }
-        var written: Int32 = 0
-        return buffer.withUnsafeMutableBufferPointer { b in
-            guard let base = b.baseAddress else { return false }
-            return EVP_EncryptUpdate(ctx, base + from, &written, base + from, Int32(n)) == 1 && Int(written) == n
+        key.withUnsafeBytes { crypt(inPlace: &buffer, from: from, key: $0, iv: iv) }
+    }
+
+    /// `crypt(inPlace:from:key:iv:)` with the key and the counter block where they lie.
+    public static func crypt(
+        inPlace buffer: inout [UInt8], from: Int, key: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer
+    ) -> Bool {
+        guard key.count == 32, iv.count == 16, from >= 0, from <= buffer.count else { return false }
+        return contexts.withValue { context in
+            guard let ctx = context?.ctx else { return false }
+            let ok = EVP_EncryptInit_ex(
+                ctx, nil, nil, key.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                iv.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            guard ok == 1 else { return false }
+            let n = buffer.count - from
+            guard n > 0 else { return true }
+            guard n <= Int(Int32.max) else { return false }
+            var written: Int32 = 0
+            return buffer.withUnsafeMutableBufferPointer { b in
+                guard let base = b.baseAddress else { return false }
+                return EVP_EncryptUpdate(ctx, base + from, &written, base + from, Int32(n)) == 1 && Int(written) == n
+            }
         }
     }
 }
@@ -65,6 +75,8 @@ public enum SecureRandom {
     final class Pool {
         var buffer: [UInt8] = []
         var used = 0
+        /// `used` changes on every draw: no other thread's object on its cache lines.
+        let padding = CacheLinePadding()
     }
     private static let pools = PerThread { Pool() }
     private static let refill = 16 << 10
@@ -75,16 +87,19 @@ public enum SecureRandom {
     /// `count` random bytes as a slice of this thread's pool, never handed out twice: no copy
     /// and no allocation (a refill replaces the pool's array; slices keep the old one alive).
     public static func slice(_ count: Int) throws -> ArraySlice<UInt8> {
-        guard count <= 256, let pool = pools.value else { return try fresh(count)[...] }
-        if pool.buffer.count - pool.used < count {
-            pool.buffer = try fresh(refill)
-            pool.used = 0
+        guard count <= 256 else { return try fresh(count)[...] }
+        return try pools.withValue { (pool) throws(AuditError) -> ArraySlice<UInt8> in
+            guard let pool else { return try fresh(count)[...] }
+            if pool.buffer.count - pool.used < count {
+                pool.buffer = try fresh(refill)
+                pool.used = 0
+            }
+            defer { pool.used += count }
+            return pool.buffer[pool.used..<(pool.used + count)]
         }
-        defer { pool.used += count }
-        return pool.buffer[pool.used..<(pool.used + count)]
     }
 
-    private static func fresh(_ count: Int) throws -> [UInt8] {
+    private static func fresh(_ count: Int) throws(AuditError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         guard count == 0 || RAND_bytes(&out, Int32(count)) == 1 else {
             throw AuditError("the random generator failed; nothing was written")

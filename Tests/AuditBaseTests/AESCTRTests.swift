@@ -113,4 +113,26 @@ import Testing
         }
         #expect(released, "a finished thread's object was never released")
     }
+
+    /// `withValue` lends the same object `value` returns, made on first use on a new thread,
+    /// and rethrows what its body throws.
+    @Test func perThreadLendsEachThreadsOwnObject() throws {
+        final class Box: Sendable {}
+        let perThread = PerThread { Box() }
+        let mine = perThread.value
+        #expect(perThread.withValue { $0 === mine })
+        struct Refused: Error {}
+        #expect(throws: Refused.self) { try perThread.withValue { (_) throws(Refused) in throw Refused() } }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var sameThere = false
+        nonisolated(unsafe) var otherThere = false
+        Thread {
+            let first = perThread.withValue { $0.map(ObjectIdentifier.init) }
+            sameThere = first != nil && perThread.value.map(ObjectIdentifier.init) == first
+            otherThere = first != mine.map(ObjectIdentifier.init)
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(sameThere && otherThere)
+    }
 }
