@@ -50,7 +50,7 @@ extension Entry {
     /// `fastPrepare`, with `slot` (all nil) to hold the members by the schema. (Members are
     /// plain data: the temporary allocations need no deinitializing.)
     private static func fastPrepare(
-        _ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer, keys: SubjectKeys?,
+        _ b: UnsafeBufferPointer<UInt8>, receivedAt: Int64, writer: Writer, keys: borrowing SubjectKeys?,
         scanner sc: inout Scanner, slot: UnsafeMutableBufferPointer<Member?>
     ) -> PreparedEntry? {
         let n = b.count
@@ -213,7 +213,9 @@ extension Entry {
         var slots: [Int] = []
         var made: [Personal.Made] = []
         var rows: [SealedRow] = []
-        if let keys {
+        // `keys` is borrowed, never copied: a copy retains the store, whose header both event
+        // loops would then write on every entry.
+        if keys != nil {
             // Called about ten times an entry by the rule: no tuples of arrays to copy, only
             // the schema's few names to compare.
             func objectIndex(_ o: String) -> Int? {
@@ -262,7 +264,7 @@ extension Entry {
         w.raw("{\"action\":")
         w.quoted(action.value)
         w.raw(",\"actor\":")
-        w.obj(UnsafeBufferPointer(slot), at: aB, EntrySchema.actor, object: 0, made, rows, slots)
+        w.obj(UnsafeBufferPointer(slot), at: aB, EntrySchema.actor, object: 0, made, slots)
         w.raw(",\"category\":")
         w.quoted(category.value)
         if let k = slot[3] {
@@ -280,7 +282,7 @@ extension Entry {
         w.quoted(occurred.value)
         if onBehalf {
             w.raw(",\"on_behalf_of\":")
-            w.obj(UnsafeBufferPointer(slot), at: oB, EntrySchema.onBehalfOf, object: 1, made, rows, slots)
+            w.obj(UnsafeBufferPointer(slot), at: oB, EntrySchema.onBehalfOf, object: 1, made, slots)
         }
         w.raw(",\"org\":")
         w.quoted(org.value)
@@ -290,9 +292,9 @@ extension Entry {
         Timestamp.append(receivedAt, to: &w.o)
         w.o.append(0x22)
         w.raw(",\"source\":")
-        w.obj(UnsafeBufferPointer(slot), at: sB, EntrySchema.source, object: 2, made, rows, slots)
+        w.obj(UnsafeBufferPointer(slot), at: sB, EntrySchema.source, object: 2, made, slots)
         w.raw(",\"target\":")
-        w.obj(UnsafeBufferPointer(slot), at: tB, EntrySchema.target, object: 3, made, rows, slots)
+        w.obj(UnsafeBufferPointer(slot), at: tB, EntrySchema.target, object: 3, made, slots)
         w.raw(",\"writer\":")
         w.o.append(contentsOf: writer.canonical)
         w.raw("}")
@@ -302,7 +304,11 @@ extension Entry {
             org: str(org.value), content: o, contentHash: SHA256.hash(o), idempotencyKey: slot[3].map { str($0.value) },
             fields: IndexFields(
                 time: receivedAt, category: cat, outcome: out, action: str(action.value),
-                actor: slots.firstIndex(of: Self.actorIDSlot).map { rows[made[$0].row].key.actorIndexID }
+                // A string of its own, not the key's: the commit thread retains it (`IndexHit`),
+                // and a string shared by every entry of a subject is a cache line both write.
+                actor: slots.firstIndex(of: Self.actorIDSlot).map {
+                    String(decoding: made[$0].actor, as: UTF8.self)
+                }
                     ?? joined(actorType.value, actorId.value)),
             sealedRows: rows)
     }

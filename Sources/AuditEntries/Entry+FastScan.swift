@@ -53,7 +53,7 @@ extension Entry {
             /// `made` (§5.4.1).
             mutating func obj(
                 _ kids: UnsafeBufferPointer<Member?>, at base: Int, _ schema: EntrySchema.Object, object: Int = 0,
-                _ made: [Personal.Made] = [], _ rows: [SealedRow] = [], _ slots: [Int] = []
+                _ made: [Personal.Made] = [], _ slots: [Int] = []
             ) {
                 o.append(0x7B)
                 var first = true
@@ -66,7 +66,7 @@ extension Entry {
                             contentsOf: UnsafeBufferPointer(
                                 rebasing: keys[schema.keyStarts[k]..<schema.keyStarts[k + 1]]))
                         if let j = slots.firstIndex(of: object << 8 | k) {
-                            Personal.appendCommitted(made[j].commitment, rows[made[j].row].key, to: &o)
+                            Personal.appendCommitted(made[j], to: &o)
                         } else {
                             value(m)
                         }

@@ -145,7 +145,7 @@ public enum Personal {
     /// its key and one row for the personal store, sealed here (off the serial path). `made[i]`
     /// is `fields[i]`'s commitment and the index of its subject's row in `rows`.
     static func commit<V: PersonalValue>(
-        _ fields: [Field<V>], org: String, keys: SubjectKeys
+        _ fields: [Field<V>], org: String, keys: SubjectKeys?
     ) throws(EntryError) -> (made: [Made], rows: [SealedRow]) {
         let n = fields.count
         guard n > 0 else { return ([], []) }
@@ -159,23 +159,30 @@ public enum Personal {
         // field's row is unset (-1) until its subject's row is made.
         var made = [Made](repeating: Made(commitment: .zero, row: -1), count: n)
         var rows: [SealedRow] = []
+        var orgText = org
         let failure: EntryError? = random.withUnsafeBytes { r in
             func nonce(_ k: Int) -> UnsafeRawBufferPointer {
                 UnsafeRawBufferPointer(rebasing: r[(k * nonceSize)..<((k + 1) * nonceSize)])
             }
             for i in 0..<n where made[i].row < 0 {
                 let subject = fields[i].subject
-                guard let key = keys.key(org: org, subject: subject.string) else {
+                guard
+                    let key = orgText.withUTF8({ o in
+                        subject.withBytes { keys?.key(org: UnsafeRawBufferPointer(o), subject: $0) }
+                    })
+                else {
                     return EntryError(
                         "",
                         "the personal store takes no new subjects now (it is full or cannot be written); retry later")
                 }
                 let row = rows.count
                 // The row's fields are written straight into its buffer: no list of them is made.
-                let body = keys.sealedRow(key: key, iv: nonce(n + row)) { add in
+                let body = keys?.sealedRow(key: key, iv: nonce(n + row)) { add in
                     for j in i..<n where made[j].row < 0 && fields[j].subject.same(as: subject) {
                         fields[j].value.withBytes { v in
-                            made[j] = Made(commitment: SHA256.hash(prefix: 0x00, nonce(j), v), row: row)
+                            made[j] = Made(
+                                commitment: SHA256.hash(prefix: 0x00, nonce(j), v), row: row, tail: key.committedTail,
+                                actor: key.actorIndexBytes)
                             add(fields[j].path, nonce(j), v)
                         }
                     }
@@ -199,14 +206,19 @@ public enum Personal {
     struct Made {
         var commitment: Hash
         var row: Int
+        /// The row's key's `committedTail` and `actorIndexBytes`, valid while the row holds
+        /// the key: the canonical bytes are written without touching the key, whose header
+        /// every thread writing an entry of a popular subject would otherwise write in turn.
+        var tail = UnsafeRawBufferPointer(start: nil, count: 0)
+        var actor = UnsafeRawBufferPointer(start: nil, count: 0)
     }
 
     /// The committed form's canonical bytes: `{"$c":"<base64url>","$s":"<base64url>"}`, the
     /// tag's part made once with its key (`SubjectKey.committedTail`).
-    static func appendCommitted(_ c: Hash, _ key: SubjectKey, to out: inout [UInt8]) {
+    static func appendCommitted(_ m: Made, to out: inout [UInt8]) {
         commitmentNeedle.withUTF8Buffer { out.append(contentsOf: $0) }
-        c.withBytes { Base64URL.append($0, to: &out) }
-        key.committedTail.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        m.commitment.withBytes { Base64URL.append($0, to: &out) }
+        out.append(contentsOf: m.tail)
     }
 
     /// `","$s":"<tag>"}`: how a committed form under `tag` ends.

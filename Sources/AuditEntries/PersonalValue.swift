@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the rule of personal fields (`Personal.plan`) and their commitments read a value: as a
 /// `String` (the general path), or as the entry's own bytes where they lie (the fast path,
 /// whose strings are plain ASCII, so a span's bytes are its value): no string is made of a
@@ -27,7 +29,11 @@ extension String: PersonalValue {
 
 extension UnsafeRawBufferPointer: PersonalValue {
     func equals(_ s: StaticString) -> Bool { s.withUTF8Buffer { same(as: UnsafeRawBufferPointer($0)) } }
-    func same(as other: UnsafeRawBufferPointer) -> Bool { count == other.count && elementsEqual(other) }
+    func same(as other: UnsafeRawBufferPointer) -> Bool {
+        guard count == other.count else { return false }
+        guard let a = baseAddress, let b = other.baseAddress else { return count == 0 }
+        return memcmp(a, b, count) == 0
+    }
     var string: String { String(decoding: self, as: UTF8.self) }
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { body(self) }
 }

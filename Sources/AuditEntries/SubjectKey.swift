@@ -3,7 +3,12 @@ import Synchronization
 
 /// A subject's key: 32 random bytes, kept only in the personal store and destroyed when the
 /// subject is erased. Its tag names the subject in entries without naming the person.
-public final class SubjectKey: Sendable {
+///
+/// What preparing an entry reads of a key (its secret, tag, committed form's tail, index actor
+/// and name) also lies in one buffer of its own, read through pointers: the event loops and the
+/// commit thread read popular subjects' keys at once, and each retain of an array or string of
+/// the key would write its header, a cache line the other threads then fetch again.
+public final class SubjectKey: @unchecked Sendable {
     /// The org.
     public let org: String
     /// The subject's id as writers send it (`usr_123`).
@@ -15,12 +20,22 @@ public final class SubjectKey: Sendable {
     /// What the index keeps as the actor of an entry whose actor this subject is
     /// (`human:$s:<tag>`: only a human actor is committed), made once.
     public let actorIndexID: String
-    /// How a value committed under this key ends in the canonical bytes (`","$s":"<tag>"}`),
-    /// made once.
-    let committedTail: [UInt8]
     /// Set by the personal store when it destroys the key (an erasure): a row sealed under it
     /// that has not been written yet never will be.
     public let destroyed = Atomic<Bool>(false)
+    /// `secret`, the tag's bytes, `committedTail`, `actorIndexID` and `org 0x00 subject`, in
+    /// that order (`Layout`); immutable, zeroed when the key is freed.
+    private let hot: UnsafeMutableRawBufferPointer
+
+    private enum Layout {
+        static let secret = 0..<32
+        static let tag = 32..<48
+        /// `","$s":"` (8 bytes), the tag (22), `"}`.
+        static let tail = 48..<80
+        /// `human:$s:` (9 bytes), the tag (22).
+        static let actor = 80..<111
+        static let name = 111
+    }
 
     /// A subject's key.
     public init(org: String, subject: String, secret: [UInt8]) {
@@ -29,7 +44,44 @@ public final class SubjectKey: Sendable {
         self.secret = secret
         tag = SubjectTag(digest: SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8)))
         actorIndexID = Personal.indexActor(tag: tag)
-        committedTail = Personal.committedTail(tag)
+        let tail = Personal.committedTail(tag)
+        let name = Array(org.utf8) + [0x00] + Array(subject.utf8)
+        hot = .allocate(byteCount: Layout.name + name.count, alignment: 16)
+        hot.initializeMemory(as: UInt8.self, repeating: 0)
+        func put<C: Collection<UInt8>>(_ bytes: C, at start: Int, max: Int) {
+            for (i, b) in bytes.prefix(max).enumerated() { hot[start + i] = b }
+        }
+        put(secret, at: Layout.secret.lowerBound, max: Layout.secret.count)
+        put(tag.bytes, at: Layout.tag.lowerBound, max: Layout.tag.count)
+        put(tail, at: Layout.tail.lowerBound, max: Layout.tail.count)
+        put(actorIndexID.utf8, at: Layout.actor.lowerBound, max: Layout.actor.count)
+        put(name, at: Layout.name, max: name.count)
+    }
+
+    deinit {
+        hot.initializeMemory(as: UInt8.self, repeating: 0)
+        hot.deallocate()
+    }
+
+    private func bytes(_ r: Range<Int>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(hot)[r])
+    }
+
+    /// `secret`'s bytes, valid while the key lives.
+    public var secretBytes: UnsafeRawBufferPointer { bytes(Layout.secret) }
+    /// The tag's 16 bytes, valid while the key lives.
+    public var tagBytes: UnsafeRawBufferPointer { bytes(Layout.tag) }
+    /// How a value committed under this key ends in the canonical bytes (`","$s":"<tag>"}`).
+    var committedTail: UnsafeRawBufferPointer { bytes(Layout.tail) }
+    /// `actorIndexID`'s bytes.
+    var actorIndexBytes: UnsafeRawBufferPointer { bytes(Layout.actor) }
+
+    /// Whether this is the key of `subject` in `org` (their UTF-8 bytes).
+    public func isKey(org o: UnsafeRawBufferPointer, subject s: UnsafeRawBufferPointer) -> Bool {
+        let name = bytes(Layout.name..<hot.count)
+        guard name.count == o.count + 1 + s.count else { return false }
+        return UnsafeRawBufferPointer(rebasing: name[0..<o.count]).same(as: o) && name[o.count] == 0
+            && UnsafeRawBufferPointer(rebasing: name[(o.count + 1)...]).same(as: s)
     }
 
     /// `data` under AES-256-CTR with this key from counter block `iv` (16 random bytes, used
@@ -41,6 +93,8 @@ public final class SubjectKey: Sendable {
 public protocol SubjectKeys: AnyObject, Sendable {
     /// The key of `subject` in `org`, made if it has none; nil when no key can be made.
     func key(org: String, subject: String) -> SubjectKey?
+    /// `key(org:subject:)` of names given as their UTF-8 bytes (a value read where it lies).
+    func key(org: UnsafeRawBufferPointer, subject: UnsafeRawBufferPointer) -> SubjectKey?
     /// The row the store will keep for one subject's fields of an entry, but its seq (which
     /// the sequencer assigns), encrypted under `key` from counter block `iv` (16 random
     /// bytes): made while the entry is prepared, on any thread. `fields` calls `add(path,
@@ -53,6 +107,11 @@ public protocol SubjectKeys: AnyObject, Sendable {
 }
 
 extension SubjectKeys {
+    /// `key(org:subject:)` of strings made of the bytes.
+    public func key(org: UnsafeRawBufferPointer, subject: UnsafeRawBufferPointer) -> SubjectKey? {
+        key(org: String(decoding: org, as: UTF8.self), subject: String(decoding: subject, as: UTF8.self))
+    }
+
     /// `sealedRow(key:iv:fields:)` of fields given as a list.
     public func sealedRow(key: SubjectKey, fields: [SealedField], iv: ArraySlice<UInt8>) -> [UInt8]? {
         iv.withUnsafeBytes { ivBytes in

@@ -101,7 +101,7 @@ struct ValueRow {
         guard iv.count == 16 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        key.tag.bytes.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        out.append(contentsOf: key.tagBytes)
         out.append(contentsOf: iv)
         out.append(0)
         out.append(0)
@@ -123,7 +123,7 @@ struct ValueRow {
         guard fits, n <= Int(UInt16.max) else { return nil }
         out[start - 2] = UInt8(n & 0xFF)
         out[start - 1] = UInt8(n >> 8)
-        return AESCTR.crypt(inPlace: &out, from: start, key: key.secret, iv: iv) ? out : nil
+        return AESCTR.crypt(inPlace: &out, from: start, key: key.secretBytes, iv: iv) ? out : nil
     }
 
     /// The fields of a decrypted row; nil when it does not parse.

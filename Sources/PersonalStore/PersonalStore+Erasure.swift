@@ -44,6 +44,7 @@ extension PersonalStore {
                 byTag[tag] = nil
                 pending.removeAll { $0 === k }
                 k.destroyed.store(true, ordering: .releasing)
+                destroyedKeys.add(1, ordering: .releasing)
             }
         }
     }

@@ -21,10 +21,13 @@ extension PersonalStore {
             var rows = ByteWriter(capacity: entries.count * 256)
             var starts: [(seq: UInt64, offset: Int)] = []
             starts.reserveCapacity(entries.count * 2)
-            for e in entries {
-                for row in e.rows where !row.key.destroyed.load(ordering: .acquiring) {
-                    starts.append((e.seq, rows.bytes.count))
-                    ValueRow.frame(seq: e.seq, sealed: row.body, into: &rows)
+            // By index, the rows where they lie: a copy of a row would retain its key, which
+            // the event loops retain too (a popular subject's key is in many entries).
+            for e in entries.indices {
+                let seq = entries[e].seq
+                for r in entries[e].rows.indices where !entries[e].rows[r].key.destroyed.load(ordering: .acquiring) {
+                    starts.append((seq, rows.bytes.count))
+                    ValueRow.frame(seq: seq, sealed: entries[e].rows[r].body, into: &rows)
                 }
             }
             if !newKeys.isEmpty {

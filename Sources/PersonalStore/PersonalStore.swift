@@ -1,6 +1,7 @@
 import AuditBase
 import AuditEntries
 import Foundation
+import Synchronization
 
 /// The personal store (format-spec.md §5.4.2): the clear values that entries' commitments stand
 /// for, encrypted under their subjects' keys, outside the segments, the tree, the archive and
@@ -44,6 +45,13 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
     var toSync: [FileHandleRef] = []
     /// The entries erasures withheld (written in the clear, so not erasable).
     public let withheld: WithheldEntries
+    /// This store's number among the process's stores: threads' recent keys (`RecentKeys`)
+    /// are one store's.
+    let serial = PersonalStore.serials.add(1, ordering: .relaxed).newValue
+    private static let serials = Atomic<UInt64>(0)
+    /// Keys destroyed since the store opened: each one empties every thread's recent keys at
+    /// that thread's next lookup (an erased key is never found there: its `destroyed` is set).
+    let destroyedKeys = Atomic<UInt64>(0)
 
     /// Whether this is a reader's view (`auditctl verify` beside a running daemon): nothing
     /// is created, cut or written.
