@@ -26,6 +26,7 @@ public final class SubjectKey: @unchecked Sendable {
     /// `secret`, the tag's bytes, `committedTail`, `actorIndexID` and `org 0x00 subject`, in
     /// that order (`Layout`); immutable, zeroed when the key is freed.
     private let hot: UnsafeMutableRawBufferPointer
+    private let secretIsAESKey: Bool
 
     private enum Layout {
         static let secret = 0..<32
@@ -44,6 +45,7 @@ public final class SubjectKey: @unchecked Sendable {
         self.secret = secret
         tag = SubjectTag(digest: SHA256.hash([0x01] + secret + Array(org.utf8) + [0x00] + Array(subject.utf8)))
         actorIndexID = Personal.indexActor(tag: tag)
+        secretIsAESKey = secret.count == Layout.secret.count
         let tail = Personal.committedTail(tag)
         let name = Array(org.utf8) + [0x00] + Array(subject.utf8)
         hot = .allocate(byteCount: Layout.name + name.count, alignment: 16)
@@ -67,8 +69,9 @@ public final class SubjectKey: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(hot)[r])
     }
 
-    /// `secret`'s bytes, valid while the key lives.
-    public var secretBytes: UnsafeRawBufferPointer { bytes(Layout.secret) }
+    /// `secret`'s bytes, valid while the key lives; none when the secret is not 32 bytes (no
+    /// cipher then takes it: AES-256 refuses a key of any other length).
+    public var secretBytes: UnsafeRawBufferPointer { secretIsAESKey ? bytes(Layout.secret) : bytes(0..<0) }
     /// The tag's 16 bytes, valid while the key lives.
     public var tagBytes: UnsafeRawBufferPointer { bytes(Layout.tag) }
     /// How a value committed under this key ends in the canonical bytes (`","$s":"<tag>"}`).

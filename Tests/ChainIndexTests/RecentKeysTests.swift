@@ -46,6 +46,7 @@ import Testing
                 s.withUTF8 { k.isKey(org: UnsafeRawBufferPointer(o), subject: UnsafeRawBufferPointer($0)) }
             }
         }
+        #expect(SubjectKey(org: "acme", subject: "usr_1", secret: [1, 2, 3]).secretBytes.isEmpty)
         #expect(named("acme", "usr_1"))
         #expect(!named("acme", "usr_2") && !named("acme", "usr_10") && !named("acm", "eusr_1") && !named("", "acme"))
     }
