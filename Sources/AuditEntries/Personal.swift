@@ -181,8 +181,7 @@ public enum Personal {
                     for j in i..<n where made[j].row < 0 && fields[j].subject.same(as: subject) {
                         fields[j].value.withBytes { v in
                             made[j] = Made(
-                                commitment: SHA256.hash(prefix: 0x00, nonce(j), v), row: row, tail: key.committedTail,
-                                actor: key.actorIndexBytes)
+                                commitment: SHA256.hash(prefix: 0x00, nonce(j), v), row: row, tail: key.committedTail)
                             add(fields[j].path, nonce(j), v)
                         }
                     }
@@ -206,11 +205,10 @@ public enum Personal {
     struct Made {
         var commitment: Hash
         var row: Int
-        /// The row's key's `committedTail` and `actorIndexBytes`, valid while the row holds
-        /// the key: the canonical bytes are written without touching the key, whose header
-        /// every thread writing an entry of a popular subject would otherwise write in turn.
+        /// The row's key's `committedTail`, valid while the row holds the key: the canonical
+        /// bytes are written without touching the key, whose header every thread writing an
+        /// entry of a popular subject would otherwise write in turn.
         var tail = UnsafeRawBufferPointer(start: nil, count: 0)
-        var actor = UnsafeRawBufferPointer(start: nil, count: 0)
     }
 
     /// The committed form's canonical bytes: `{"$c":"<base64url>","$s":"<base64url>"}`, the

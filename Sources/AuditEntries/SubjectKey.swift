@@ -4,8 +4,8 @@ import Synchronization
 /// A subject's key: 32 random bytes, kept only in the personal store and destroyed when the
 /// subject is erased. Its tag names the subject in entries without naming the person.
 ///
-/// What preparing an entry reads of a key (its secret, tag, committed form's tail, index actor
-/// and name) also lies in one buffer of its own, read through pointers: the event loops and the
+/// What preparing an entry reads of a key (its secret, tag, committed form's tail and name)
+/// also lies in one buffer of its own, read through pointers: the event loops and the
 /// commit thread read popular subjects' keys at once, and each retain of an array or string of
 /// the key would write its header, a cache line the other threads then fetch again.
 public final class SubjectKey: @unchecked Sendable {
@@ -23,8 +23,8 @@ public final class SubjectKey: @unchecked Sendable {
     /// Set by the personal store when it destroys the key (an erasure): a row sealed under it
     /// that has not been written yet never will be.
     public let destroyed = Atomic<Bool>(false)
-    /// `secret`, the tag's bytes, `committedTail`, `actorIndexID` and `org 0x00 subject`, in
-    /// that order (`Layout`); immutable, zeroed when the key is freed.
+    /// `secret`, the tag's bytes, `committedTail` and `org 0x00 subject`, in that order
+    /// (`Layout`); immutable, zeroed when the key is freed.
     private let hot: UnsafeMutableRawBufferPointer
     private let secretIsAESKey: Bool
 
@@ -33,9 +33,7 @@ public final class SubjectKey: @unchecked Sendable {
         static let tag = 32..<48
         /// `","$s":"` (8 bytes), the tag (22), `"}`.
         static let tail = 48..<80
-        /// `human:$s:` (9 bytes), the tag (22).
-        static let actor = 80..<111
-        static let name = 111
+        static let name = 80
     }
 
     /// A subject's key.
@@ -56,7 +54,6 @@ public final class SubjectKey: @unchecked Sendable {
         put(secret, at: Layout.secret.lowerBound, max: Layout.secret.count)
         put(tag.bytes, at: Layout.tag.lowerBound, max: Layout.tag.count)
         put(tail, at: Layout.tail.lowerBound, max: Layout.tail.count)
-        put(actorIndexID.utf8, at: Layout.actor.lowerBound, max: Layout.actor.count)
         put(name, at: Layout.name, max: name.count)
     }
 
@@ -76,8 +73,6 @@ public final class SubjectKey: @unchecked Sendable {
     public var tagBytes: UnsafeRawBufferPointer { bytes(Layout.tag) }
     /// How a value committed under this key ends in the canonical bytes (`","$s":"<tag>"}`).
     var committedTail: UnsafeRawBufferPointer { bytes(Layout.tail) }
-    /// `actorIndexID`'s bytes.
-    var actorIndexBytes: UnsafeRawBufferPointer { bytes(Layout.actor) }
 
     /// Whether this is the key of `subject` in `org` (their UTF-8 bytes).
     public func isKey(org o: UnsafeRawBufferPointer, subject s: UnsafeRawBufferPointer) -> Bool {

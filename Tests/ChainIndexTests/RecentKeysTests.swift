@@ -38,7 +38,6 @@ import Testing
         #expect(Array(k.secretBytes) == k.secret && k.secret.count == 32)
         #expect(Array(k.tagBytes) == k.tag.bytes)
         #expect(Array(k.committedTail) == Personal.committedTail(k.tag))
-        #expect(String(decoding: k.actorIndexBytes, as: UTF8.self) == k.actorIndexID)
         func named(_ o: String, _ s: String) -> Bool {
             var o = o
             var s = s
