@@ -4,16 +4,18 @@ import Synchronization
 
 /// The keys one thread found lately in one store: what spares preparing an entry the store's
 /// lock, which both event loops take on nearly every entry with a person in it. A table of
-/// 16,384 slots, each a key by the hash of its name (the workload's subjects are found here 76
-/// to 89 % of the time, by the slot count); a slot is checked against the key's own name and
-/// state, so a collision or an erased key only sends the lookup to the store.
+/// 16,384 slots (256 KiB, made on a thread's first committed entry), each a key by the hash of
+/// its name: over `genevents.py`'s first 1,000,000 events, one thread of two finds 89 % of its
+/// subjects here (76 % with 4,096 slots). A slot is checked against the key's own name and
+/// state, so a collision or an erased key only sends the lookup to the store. The table holds
+/// its keys until the thread looks up another store's or ends.
 final class RecentKeys {
     static let slots = 1 << 14
     static let threads = PerThread { RecentKeys() }
 
+    // One thread's only: no dynamic exclusivity check on each access.
     /// Whose keys these are (`PersonalStore.serial`) and how many keys that store had
     /// destroyed when they were found: any change empties the table.
-    // One thread's only: no dynamic exclusivity check on each access.
     @exclusivity(unchecked) private var store: UInt64 = 0
     @exclusivity(unchecked) private var forgotten: UInt64 = 0
     @exclusivity(unchecked) private var hashes: [UInt64] = []
