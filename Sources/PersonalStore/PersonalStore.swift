@@ -103,16 +103,22 @@ public final class PersonalStore: SubjectKeys, @unchecked Sendable {
         init(org: String, subject: String) {
             self.org = org
             self.subject = subject
-            var h = Hasher()
-            func add(_ s: String) {
-                if s.utf8.withContiguousStorageIfAvailable({ h.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
-                    for b in s.utf8 { h.combine(b) }
-                }
-                h.combine(UInt8(0xFF))
+            var o = org
+            var s = subject
+            digest = o.withUTF8 { o in
+                s.withUTF8 { Self.digest(org: UnsafeRawBufferPointer(o), subject: UnsafeRawBufferPointer($0)) }
             }
-            add(org)
-            add(subject)
-            digest = h.finalize()
+        }
+
+        /// The hash of a name given as its bytes: here and in each thread's recent keys
+        /// (`RecentKeys`), where the entry's own bytes are looked up without a string.
+        static func digest(org: UnsafeRawBufferPointer, subject: UnsafeRawBufferPointer) -> Int {
+            var h = Hasher()
+            h.combine(bytes: org)
+            h.combine(UInt8(0xFF))
+            h.combine(bytes: subject)
+            h.combine(UInt8(0xFF))
+            return h.finalize()
         }
 
         func hash(into h: inout Hasher) { h.combine(digest) }

@@ -52,23 +52,15 @@ final class RecentKeys {
         hashes = [UInt64](repeating: 0, count: Self.slots)
         keys = [SubjectKey?](repeating: nil, count: Self.slots)
     }
-
-    /// A name's hash: the process's seeded hasher over its bytes (a writer cannot aim names at
-    /// one slot on purpose; if it did, it would only be sent to the store each time).
-    static func hash(org: UnsafeRawBufferPointer, subject: UnsafeRawBufferPointer) -> UInt64 {
-        var h = Hasher()
-        h.combine(bytes: org)
-        h.combine(UInt8(0xFF))
-        h.combine(bytes: subject)
-        return UInt64(bitPattern: Int64(h.finalize()))
-    }
 }
 
 extension PersonalStore {
     /// The key of `subject` in `org` (their UTF-8 bytes), made if it has none: this thread's
     /// recent keys first, then the store (`key(org:subject:)`).
     public func key(org: UnsafeRawBufferPointer, subject: UnsafeRawBufferPointer) -> SubjectKey? {
-        let hash = RecentKeys.hash(org: org, subject: subject)
+        // The store's own hash of a name (the process's seeded hasher: a writer cannot aim
+        // names at one slot on purpose; if it did, each would only be sent to the store).
+        let hash = UInt64(bitPattern: Int64(Name.digest(org: org, subject: subject)))
         let forgotten = destroyedKeys.load(ordering: .acquiring)
         if let k = RecentKeys.threads.withValue({
             $0?.find(hash, org: org, subject: subject, store: serial, forgotten: forgotten)
