@@ -306,13 +306,46 @@ def verify_inclusion(index, size, leaf, proof, root):
 
 # ---------------------------------------------------------------- personal fields (§5.4)
 def commitments(entry):
-    """The committed fields of an entry: path -> (C, S), the objects {"$c","$s"} (§5.4.1)."""
+    """The committed fields of an entry: path -> (C or None, S), the objects {"$c","$s"} and,
+    for the other fields of a subject whose commitment one field holds, {"$s"} (§5.4.1)."""
     out = {}
     for top in ("actor", "metadata", "on_behalf_of", "source", "target"):
         for k, v in (entry.get(top) or {}).items():
-            if isinstance(v, dict) and set(v) == {"$c", "$s"}:
-                out[f"{top}.{k}"] = (v["$c"], v["$s"])
+            if isinstance(v, dict) and set(v) in ({"$c", "$s"}, {"$s"}):
+                out[f"{top}.{k}"] = (v.get("$c"), v["$s"])
+    return dict(sorted(out.items(), key=lambda kv: kv[0].encode()))
+
+
+def groups(committed, where):
+    """§5.4.1: [(C, S, [paths])]: a subject's fields are each {"$c","$s"} (a group of one
+    each), or one {"$c","$s"}, first in path order, and the rest {"$s"} (one group)."""
+    out, last, heads = [], {}, {}
+    for path, (c, s) in committed.items():
+        if c is not None:
+            if s in last and len(out[last[s]][2]) > 1:
+                raise Failure(f"{where}: {path} is a second commitment of a subject whose fields one commitment covers")
+            heads[s] = heads.get(s, 0) + 1
+            last[s] = len(out)
+            out.append((c, s, [path]))
+        elif heads.get(s) == 1:
+            out[last[s]][2].append(path)
+        else:
+            raise Failure(f"{where}: {path} names no single commitment of its subject before it")
     return out
+
+
+def opening(nonce, paths, values):
+    """A group's commitment: H(0x00 || nonce || v) for one field, else
+    H(0x02 || nonce || (pathLen:u8 path valueLen:u16le v)*) in path order."""
+    if len(paths) == 1:
+        return hashlib.sha256(b"\x00" + nonce + values[0].encode()).digest()
+    pre = b"\x02" + nonce
+    for p, v in zip(paths, values):
+        pb, vb = p.encode(), v.encode()
+        if len(pb) > 255 or len(vb) > 65535:
+            return None
+        pre += bytes([len(pb)]) + pb + len(vb).to_bytes(2, "little") + vb
+    return hashlib.sha256(pre).digest()
 
 
 def actor_id(entry):
@@ -327,20 +360,26 @@ def check_personal(e, entry, where):
     for path in shown:
         if path not in committed:
             raise Failure(f"{where}: personal claims {path}, which the signed entry does not commit to")
-    for path, (c, s) in committed.items():
-        f = shown.get(path)
-        if not isinstance(f, dict):
-            raise Failure(f"{where}: {path} is committed but neither opened nor erased (withheld)")
-        if "nonce" in f and "value" in f:
-            nonce = bytes.fromhex(f["nonce"])
-            digest = hashlib.sha256(b"\x00" + nonce + f["value"].encode()).digest()
-            if len(nonce) != 16 or base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != c:
-                raise Failure(f"{where}: the value shown for {path} does not open its commitment (edited)")
-            opened += 1
-        elif isinstance(f.get("erased"), dict) and f["erased"].get("entry", -1) > e["seq"]:
-            claims.append((e["seq"], path, s, f["erased"]["entry"]))
+    for c, s, paths in groups(committed, where):
+        fs = [shown.get(p) for p in paths]
+        for p, f in zip(paths, fs):
+            if not isinstance(f, dict):
+                raise Failure(f"{where}: {p} is committed but neither opened nor erased (withheld)")
+        names = ", ".join(paths)
+        nonces = {f.get("nonce") for f in fs}
+        erased = {f["erased"].get("entry") if isinstance(f.get("erased"), dict) else None for f in fs}
+        if len(nonces) == 1 and None not in nonces and all(isinstance(f.get("value"), str) for f in fs):
+            nonce = bytes.fromhex(nonces.pop())
+            digest = opening(nonce, paths, [f["value"] for f in fs]) if len(nonce) == 16 else None
+            if digest is None or base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != c:
+                raise Failure(f"{where}: the values shown for {names} do not open their commitment (edited)")
+            opened += len(paths)
+        elif len(erased) == 1 and isinstance(r := erased.pop(), int) and r > e["seq"]:
+            claims.extend((e["seq"], p, s, r) for p in paths)
         else:
-            raise Failure(f"{where}: {path} is neither opened nor erased by a later entry: {f.get('withheld', 'withheld')}")
+            why = next((f["withheld"] for f in fs if "withheld" in f), "withheld")
+            raise Failure(f"{where}: {names} (one subject's, under one commitment) are neither all opened "
+                          f"with one nonce nor all erased by one later entry: {why}")
     return opened, claims
 
 

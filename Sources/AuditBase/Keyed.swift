@@ -131,6 +131,40 @@ extension SHA256 {
     }
 }
 
+extension SHA256 {
+    /// SHA-256 over bytes given in parts, where they lie: no buffer is joined.
+    public struct Stream {
+        private var c = SHA256_CTX()
+
+        /// A digest that begins with `prefix`.
+        public init(prefix: UInt8) {
+            _ = SHA256_Init(&c)
+            var p = prefix
+            _ = SHA256_Update(&c, &p, 1)
+        }
+
+        /// Adds `bytes`.
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            if bytes.count > 0 { _ = SHA256_Update(&c, bytes.baseAddress, bytes.count) }
+        }
+
+        /// Adds `byte`.
+        public mutating func update(byte: UInt8) {
+            var b = byte
+            _ = SHA256_Update(&c, &b, 1)
+        }
+
+        /// The digest.
+        public mutating func finish() -> Hash {
+            var t: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &t) { _ = SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &c) }
+            return Hash(
+                w0: UInt64(littleEndian: t.0), w1: UInt64(littleEndian: t.1), w2: UInt64(littleEndian: t.2),
+                w3: UInt64(littleEndian: t.3))
+        }
+    }
+}
+
 /// Base64url without padding (RFC 4648 §5): how commitments and subject tags are written in
 /// entries (format-spec.md §5.4.1), 43 characters for 32 bytes, 22 for 16.
 public enum Base64URL {

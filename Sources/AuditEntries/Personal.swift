@@ -3,10 +3,12 @@ import AuditBase
 /// Personal fields (format-spec.md §5.4): which fields of an entry name a person, and the
 /// committed form that stands for them in the signed bytes.
 ///
-/// A protected value is stored in the canonical bytes as `{"$c": C, "$s": S}` (base64url),
-/// where `C = SHA-256(0x00 || nonce || value)` (a 16-byte random nonce: the commitment hides
-/// the value) and `S` is the subject tag, the same in every entry of one subject of one org. The
-/// value and its nonce live in the personal store, encrypted under the subject's key; erasure
+/// A subject's protected values in an entry are covered by one commitment (`Group`), stored in
+/// the canonical bytes as `{"$c": C, "$s": S}` (base64url) in the first of its fields in path
+/// order and `{"$s": S}` in the others, where `C` hashes a 16-byte random nonce with the values
+/// (the commitment hides them) and `S` is the subject tag, the same in every entry of one
+/// subject of one org. The
+/// values and their nonce live in the personal store, encrypted under the subject's key; erasure
 /// destroys the key, and every hash, link and proof still holds. A writer can never send an
 /// object where a committed field stands (the schema refuses it), so an object there is
 /// always a commitment.
@@ -23,17 +25,22 @@ public enum Personal {
         SHA256.hash(prefix: 0x00, nonce[...], value)
     }
 
-    /// The committed form.
-    static func committed(_ c: Hash, _ tag: SubjectTag) -> JSONValue {
-        .object([JSONMember("$c", .string(Base64URL.encode(c.bytes))), JSONMember("$s", .string(tag.text))])
+    /// The committed form: `{"$c":…,"$s":…}` for the field that holds its group's commitment,
+    /// `{"$s":…}` for the others (§5.4.1).
+    static func committed(_ c: Hash?, _ tag: SubjectTag) -> JSONValue {
+        let s = JSONMember("$s", .string(tag.text))
+        guard let c else { return .object([s]) }
+        return .object([JSONMember("$c", .string(Base64URL.encode(c.bytes))), s])
     }
 
-    /// The commitment and subject tag of a committed value; nil for a clear one.
-    public static func commitment(of v: JSONValue) -> (c: Hash, s: SubjectTag)? {
-        guard case .object(let m) = v, m.count == 2,
-            let c = v["$c"]?.stringValue.flatMap(Base64URL.decode).flatMap(Hash.init(bytes:)),
+    /// The commitment (nil for a field whose group's commitment another field holds) and
+    /// subject tag of a committed value; nil for a clear one.
+    public static func commitment(of v: JSONValue) -> (c: Hash?, s: SubjectTag)? {
+        guard case .object(let m) = v, m.count == 1 || m.count == 2,
             let s = v["$s"]?.stringValue.flatMap(SubjectTag.init(text:))
         else { return nil }
+        guard m.count == 2 else { return (nil, s) }
+        guard let c = v["$c"]?.stringValue.flatMap(Base64URL.decode).flatMap(Hash.init(bytes:)) else { return nil }
         return (c, s)
     }
 
@@ -48,13 +55,13 @@ public enum Personal {
     public struct Committed: Sendable, Equatable {
         /// Its path: `actor.id`, `source.ip`, `metadata.email`…
         public var path: String
-        /// The commitment.
-        public var commitment: Hash
+        /// The commitment of its group, when this field holds it (`Group`).
+        public var commitment: Hash?
         /// The subject tag.
         public var tag: SubjectTag
     }
 
-    /// The committed fields of a stored entry, in path order.
+    /// The committed fields of a stored entry, in path order (`groups` says how they open).
     public static func commitments(in v: JSONValue) -> [Committed] {
         var out: [Committed] = []
         for top in ["actor", "metadata", "on_behalf_of", "source", "target"] {
@@ -65,7 +72,7 @@ public enum Personal {
                 }
             }
         }
-        return out.sorted { $0.path < $1.path }
+        return out.sorted { precedes($0.path, $1.path) }
     }
 
     /// The action of an erasure record (format-spec.md §5.4.3).
@@ -141,9 +148,10 @@ public enum Personal {
         return out
     }
 
-    /// Commits `fields` of an entry of `org`: a nonce each and its commitment, and per subject
-    /// its key and one row for the personal store, sealed here (off the serial path). `made[i]`
-    /// is `fields[i]`'s commitment and the index of its subject's row in `rows`.
+    /// Commits `fields` of an entry of `org`: per subject a nonce, the one commitment of its
+    /// fields (`Group`), its key and one row for the personal store, sealed here (off the serial
+    /// path). `made[i]` is `fields[i]`'s part (the commitment when it holds it) and the index of
+    /// its subject's row in `rows`.
     static func commit<V: PersonalValue>(
         _ fields: [Field<V>], org: String, keys: SubjectKeys?
     ) throws(EntryError) -> (made: [Made], rows: [SealedRow]) {
@@ -176,14 +184,16 @@ public enum Personal {
                         "the personal store takes no new subjects now (it is full or cannot be written); retry later")
                 }
                 let row = rows.count
+                // One nonce for the subject's fields in this entry: their values are committed
+                // together, by the one field that holds `$c` (§5.4.1).
+                let shared = nonce(row)
+                var group: [Int] = []
                 // The row's fields are written straight into its buffer: no list of them is made.
                 let body = keys?.sealedRow(key: key, iv: nonce(n + row)) { add in
                     for j in i..<n where made[j].row < 0 && fields[j].subject.same(as: subject) {
-                        fields[j].value.withBytes { v in
-                            made[j] = Made(
-                                commitment: SHA256.hash(prefix: 0x00, nonce(j), v), row: row, tail: key.committedTail)
-                            add(fields[j].path, nonce(j), v)
-                        }
+                        fields[j].value.withBytes { v in add(fields[j].path, shared, v) }
+                        made[j] = Made(commitment: .zero, row: row, tail: key.committedTail)
+                        group.append(j)
                     }
                 }
                 guard let body else {
@@ -192,6 +202,19 @@ public enum Personal {
                         "the personal store could not seal this entry's personal values: together over 64 KiB (shorten them) or the cipher failed (retry later)"
                     )
                 }
+                // The group's commitment, held by its first field in path order (nearly always
+                // the plan's order already).
+                if group.count > 1 { group.sort { precedes(fields[$0].path, fields[$1].path) } }
+                var opening = Opening(nonce: shared, fields: group.count)
+                for j in group {
+                    fields[j].path.withBytes { p in fields[j].value.withBytes { opening.add(path: p, value: $0) } }
+                }
+                guard let c = opening.finish() else {
+                    return EntryError(
+                        "", "a personal field's name is over 255 bytes or its value over 65,535: shorten it")
+                }
+                made[group[0]].commitment = c
+                made[group[0]].head = true
                 rows.append(SealedRow(key: key, body: body))
             }
             return nil
@@ -209,11 +232,20 @@ public enum Personal {
         /// bytes are written without touching the key, whose header every thread writing an
         /// entry of a popular subject would otherwise write in turn.
         var tail = UnsafeRawBufferPointer(start: nil, count: 0)
+        /// Whether this field holds its group's commitment (`{"$c":…,"$s":…}`); the others of
+        /// its subject are written `{"$s":…}`.
+        var head = false
     }
 
-    /// The committed form's canonical bytes: `{"$c":"<base64url>","$s":"<base64url>"}`, the
+    /// The committed form's canonical bytes: `{"$c":"<base64url>","$s":"<base64url>"}` for the
+    /// field that holds its group's commitment, `{"$s":"<base64url>"}` for the others, the
     /// tag's part made once with its key (`SubjectKey.committedTail`).
     static func appendCommitted(_ m: Made, to out: inout [UInt8]) {
+        guard m.head else {
+            out.append(0x7B)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: m.tail[2...]))
+            return
+        }
         commitmentNeedle.withUTF8Buffer { out.append(contentsOf: $0) }
         m.commitment.withBytes { Base64URL.append($0, to: &out) }
         out.append(contentsOf: m.tail)
@@ -260,7 +292,7 @@ public enum Personal {
             guard let oi = members.firstIndex(where: { $0.key == f.object }), case .object(var m) = members[oi].value,
                 let mi = m.firstIndex(where: { $0.key == f.member })
             else { continue }
-            m[mi].value = committed(o.commitment, tag)
+            m[mi].value = committed(o.head ? o.commitment : nil, tag)
             members[oi].value = .object(m)
         }
         return (actorTag, rows)

@@ -84,27 +84,44 @@ extension ExportVerifier {
         for path in shown.keys where !committed.contains(where: { $0.path == path }) {
             return fail("personal claims a value for \(path), which the signed entry does not commit to")
         }
+        guard let groups = Personal.groups(committed) else {
+            return fail(
+                "its committed fields are not grouped as format-spec §5.4.1 says (a subject's fields under two commitments, or a field without its subject's)"
+            )
+        }
         var opened = 0
         var claims: [ErasureClaim] = []
-        for c in committed {
-            guard let f = shown[c.path] as? [String: Any] else {
-                return fail(
-                    "\(c.path) is committed, but the export neither opens it nor names its erasure record (withheld)")
-            }
-            if let nonceHex = f["nonce"] as? String, let value = f["value"] as? String {
-                guard let nonce = [UInt8](hex: nonceHex), nonce.count == Personal.nonceSize,
-                    Personal.commitment(nonce: nonce, value: value) == c.commitment
-                else { return fail("the value shown for \(c.path) does not open its commitment (edited)") }
-                opened += 1
-            } else if let e = f["erased"] as? [String: Any], let n = e["entry"] as? Int, let record = UInt64(exactly: n)
-            {
-                guard record > seq else {
-                    return fail("\(c.path) claims erasure by entry \(record), which is not after it")
+        for g in groups {
+            var shownFields: [[String: Any]] = []
+            for path in g.paths {
+                guard let f = shown[path] as? [String: Any] else {
+                    return fail(
+                        "\(path) is committed, but the export neither opens it nor names its erasure record (withheld)")
                 }
-                claims.append(ErasureClaim(seq: seq, path: c.path, tag: c.tag, record: record))
+                shownFields.append(f)
+            }
+            let paths = g.paths.joined(separator: ", ")
+            let nonces = shownFields.map { $0["nonce"] as? String }
+            let values = shownFields.compactMap { $0["value"] as? String }
+            let records = shownFields.map {
+                (($0["erased"] as? [String: Any])?["entry"] as? Int).flatMap(UInt64.init(exactly:))
+            }
+            if let first = nonces.first ?? nil, nonces.allSatisfy({ $0 == first }), values.count == g.paths.count {
+                // One nonce opens the group: each field shows it with its value.
+                guard let nonce = [UInt8](hex: first), g.opens(nonce: nonce, values: values) else {
+                    return fail("the values shown for \(paths) do not open their commitment (edited)")
+                }
+                opened += g.paths.count
+            } else if let record = records.first ?? nil, records.allSatisfy({ $0 == record }) {
+                guard record > seq else {
+                    return fail("\(paths) claim erasure by entry \(record), which is not after it")
+                }
+                for path in g.paths { claims.append(ErasureClaim(seq: seq, path: path, tag: g.tag, record: record)) }
             } else {
+                let why = shownFields.compactMap { $0["withheld"] }.first ?? "withheld"
                 return fail(
-                    "\(c.path) is neither opened (nonce, value) nor erased (entry): \(f["withheld"] ?? "withheld")")
+                    "\(paths) (one subject's, under one commitment) are neither all opened with one nonce nor all erased by one entry: \(why)"
+                )
             }
         }
         return .success((opened, claims))

@@ -67,8 +67,10 @@ extension Ledger {
             info.committing_from = p && isNew ? 0 : nil
         }
         // Format 2: entries may hold committed personal fields (§5.4), which readers of
-        // format 1 do not know; once 2, a log stays 2 (it may hold such entries).
-        if info.personal_fields == "commit" { info.format = max(info.format, 2) }
+        // format 1 do not know; format 3: a subject's fields under one commitment (§5.4.1),
+        // which readers of format 2 do not know. A log never goes back (it may hold such
+        // entries).
+        if info.personal_fields == "commit" { info.format = max(info.format, 3) }
         try writeInfo(info, directory: directory)
         return info
     }
@@ -90,9 +92,9 @@ extension Ledger {
         do { info = try JSONDecoder().decode(Info.self, from: data) } catch {
             throw AuditError("\(path) is malformed: \(error)")
         }
-        guard (1...2).contains(info.format) else {
+        guard (1...3).contains(info.format) else {
             throw AuditError(
-                "\(path) says format \(info.format); this build reads formats 1 and 2: open it with the auditd that wrote it, or a newer one"
+                "\(path) says format \(info.format); this build reads formats 1 to 3: open it with the auditd that wrote it, or a newer one"
             )
         }
         return info

@@ -154,8 +154,10 @@ public final class Ledger: @unchecked Sendable {
             let segs = try Self.segmentStore(
                 directory, retired: options.retired, options: options.store, readOnly: false)
             store = segs
-            if protectsPersonalFields, info.committing_from == nil, signer != nil {
-                info.committing_from = segs.nextSeq
+            if protectsPersonalFields, signer != nil, info.committing_from == nil || info.format < 3 {
+                if info.committing_from == nil { info.committing_from = segs.nextSeq }
+                // A log that committed under format 2 gets format 3's groups (§5.4.1) from now on.
+                info.format = max(info.format, 3)
                 try Self.writeInfo(info, directory: directory)
             }
             // Entries below it may name people in the clear (all of them under `clear`).

@@ -37,25 +37,36 @@ extension PersonalStore {
         guard Personal.mayHoldCommitments(content), let v = try? Entry.decodeStored(content) else { return [] }
         let committed = Personal.commitments(in: v)
         guard !committed.isEmpty else { return [] }
-        let opened = try openings(seq: seq)
-        return committed.map { c in
-            let state: Disclosed.State
-            switch fate(of: c, opened: opened) {
-            case .open(let o): state = .open(nonce: o.nonce, value: o.value)
-            case .erased(let e): state = .erased(e)
-            case .mismatch: state = .withheld("the stored value does not open its commitment (run auditctl verify)")
-            case .keyGone, .missing: state = .withheld("its value is not in this copy of the log")
+        guard let groups = Personal.groups(committed) else {
+            return committed.map {
+                Disclosed(
+                    path: $0.path, tag: $0.tag,
+                    state: .withheld(
+                        "the entry's commitments are not grouped as format-spec §5.4.1 says (run auditctl verify)"))
             }
-            return Disclosed(path: c.path, tag: c.tag, state: state)
+        }
+        let opened = try openings(seq: seq)
+        return groups.flatMap { g -> [Disclosed] in
+            let fate = fate(of: g, opened: opened)
+            return g.paths.enumerated().map { i, path in
+                let state: Disclosed.State
+                switch fate {
+                case .open(let o): state = .open(nonce: o[i].nonce, value: o[i].value)
+                case .erased(let e): state = .erased(e)
+                case .mismatch: state = .withheld("the stored value does not open its commitment (run auditctl verify)")
+                case .keyGone, .missing: state = .withheld("its value is not in this copy of the log")
+                }
+                return Disclosed(path: path, tag: g.tag, state: state)
+            }
         }
     }
 
-    /// What became of a committed field, given the opened fields of its entry's rows: the one
-    /// rule readers (`disclose`) and `auditctl verify` share.
+    /// What became of a group of committed fields, given the opened fields of its entry's
+    /// rows: the one rule readers (`disclose`) and `auditctl verify` share.
     public enum Fate {
-        /// Its value, which opens the commitment.
-        case open(Opened)
-        /// A stored value that does not open it.
+        /// Its values, one per path of the group, which open the commitment.
+        case open([Opened])
+        /// Stored values that do not open it (or some of its fields without one).
         case mismatch
         /// Erased under a recorded erasure.
         case erased(ErasureRecord)
@@ -65,12 +76,17 @@ extension PersonalStore {
         case missing
     }
 
-    /// The fate of `c`; `rowWithoutKey` when a row of its subject is there but cannot be opened.
-    public func fate(of c: Personal.Committed, opened: [Opened], rowWithoutKey: Bool = false) -> Fate {
-        if let o = opened.first(where: { $0.path == c.path && $0.tag == c.tag }) {
-            return Personal.commitment(nonce: o.nonce, value: o.value) == c.commitment ? .open(o) : .mismatch
+    /// The fate of `g`; `rowWithoutKey` when a row of its subject is there but cannot be opened.
+    public func fate(of g: Personal.Group, opened: [Opened], rowWithoutKey: Bool = false) -> Fate {
+        let mine = g.paths.map { p in opened.first { $0.path == p && $0.tag == g.tag } }
+        if mine.contains(where: { $0 != nil }) {
+            let found = mine.compactMap { $0 }
+            guard found.count == g.paths.count, let nonce = found.first?.nonce,
+                found.allSatisfy({ $0.nonce == nonce }), g.opens(nonce: nonce, values: found.map(\.value))
+            else { return .mismatch }
+            return .open(found)
         }
-        if let e = erasure(tag: c.tag) { return .erased(e) }
+        if let e = erasure(tag: g.tag) { return .erased(e) }
         return rowWithoutKey ? .keyGone : .missing
     }
 }

@@ -54,7 +54,8 @@ public final class PersonalCheck {
     /// What the check needs of one entry, found off the serial path: its committed fields,
     /// and the subject it erases when it is an erasure record.
     public struct Prepared: Sendable {
-        var committed: [Personal.Committed]
+        /// Its committed fields' groups; nil when they are not grouped as §5.4.1 says.
+        var groups: [Personal.Group]?
         var erases: SubjectTag?
         var withholds: String?
     }
@@ -73,32 +74,36 @@ public final class PersonalCheck {
         return committed.isEmpty && erases == nil
             ? nil
             : Prepared(
-                committed: committed, erases: erases,
+                groups: Personal.groups(committed), erases: erases,
                 withholds: erases == nil ? nil : v["metadata"]?["withheld_sha256"]?.stringValue)
     }
 
     /// Checks entry `seq`'s committed fields; returns what is wrong, or nil.
     public func check(seq: UInt64, _ p: Prepared) throws -> String? {
         if let t = p.erases { records[seq] = (t, p.withholds) }
-        let committed = p.committed
-        guard !committed.isEmpty else { return nil }
+        guard let groups = p.groups else {
+            return
+                "the entry's committed fields are not grouped as format-spec §5.4.1 says (a subject's fields under two commitments, or a field without its subject's)"
+        }
+        guard !groups.isEmpty else { return nil }
         let found = try rows(of: seq)
         let values = found.flatMap(\.opened)
-        for c in committed {
-            let keyless = found.contains { $0.tag == c.tag && $0.opened.isEmpty }
-            switch store.fate(of: c, opened: values, rowWithoutKey: keyless) {
-            case .open: opened += 1
+        for g in groups {
+            let keyless = found.contains { $0.tag == g.tag && $0.opened.isEmpty }
+            let paths = g.paths.joined(separator: ", ")
+            switch store.fate(of: g, opened: values, rowWithoutKey: keyless) {
+            case .open: opened += g.paths.count
             case .erased:
-                erased += 1
-                erasedByTag[c.tag, default: 0] += 1
+                erased += g.paths.count
+                erasedByTag[g.tag, default: 0] += g.paths.count
             case .mismatch:
                 return
-                    "the personal store's value of \(c.path) does not open the entry's commitment (the store was altered)"
+                    "the personal store's values of \(paths) do not open the entry's commitment (the store was altered)"
             case .keyGone:
                 return
-                    "the key of \(c.path)'s subject is gone but no erasure of it is recorded (personal/subjects lost a key)"
+                    "the key of the subject of \(paths) is gone but no erasure of it is recorded (personal/subjects lost a key)"
             case .missing:
-                return "the value of \(c.path) is missing from the personal store and no erasure covers it"
+                return "the values of \(paths) are missing from the personal store and no erasure covers them"
             }
         }
         return nil

@@ -111,8 +111,9 @@ import Glibc
         #expect(p2 == 0 && po2.contains("OK: complete") && po2.contains("75 fields erased"), "\(po2)")
         #expect(po2.contains("entry 0 actor.id: ERASED (entry "), "\(po2)")
 
-        // Tampered: a value changed, an erasure claimed for a field that has its value, the
-        // records taken out of the trailer. Each fails in both verifiers.
+        // Tampered: a value changed, an erasure claimed for a field that has its value, a nonce
+        // changed for one field of a group, the records taken out of the trailer. Each fails in
+        // both verifiers.
         func tampered(_ name: String, _ edit: (inout [String]) -> Void) throws {
             var t = lines
             edit(&t)
@@ -135,6 +136,15 @@ import Glibc
                 let r = t[bobLine].range(of: #"\{"nonce":"[0-9a-f]+","value":"usr_bob"\}"#, options: .regularExpression)
             else { return }
             t[bobLine].replaceSubrange(r, with: #"{"erased":{"authority":"DPO Jane","entry":\#(record)}}"#)
+        }
+        try tampered("nonce") { t in
+            // One of Bob's fields shown with a nonce of its own: his fields share one commitment
+            // (format-spec §5.4.1), so they open with one nonce or not at all.
+            guard
+                let r = t[bobLine].range(
+                    of: #""nonce":"[0-9a-f]{32}""#, options: [.regularExpression, .backwards])
+            else { return }
+            t[bobLine].replaceSubrange(r, with: #""nonce":"000102030405060708090a0b0c0d0e0f""#)
         }
         let trailer = lines.count - 1
         try tampered("records") { t in

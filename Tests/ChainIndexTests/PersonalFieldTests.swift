@@ -153,12 +153,16 @@ import Verification
             try store.write([(seq: seq, rows: e.sealedRows)])
             try store.sync()
             let stored = try #require(try JSONParser.parse(e.content))
-            let commitments = Dictionary(
-                uniqueKeysWithValues: Personal.commitments(in: stored).map { ($0.path, $0.commitment) })
-            return try store.openings(seq: seq).map { o in
-                #expect(Personal.commitment(nonce: o.nonce, value: o.value) == commitments[o.path], "\(o.path)")
-                return o.path + "=" + o.value
-            }.sorted()
+            let groups = try #require(Personal.groups(Personal.commitments(in: stored)))
+            let openings = try store.openings(seq: seq)
+            // Each subject's fields open its one commitment together, with one nonce.
+            for g in groups {
+                let mine = g.paths.compactMap { p in openings.first { $0.path == p } }
+                #expect(mine.count == g.paths.count && Set(mine.map(\.nonce)).count == 1, "\(g.paths)")
+                #expect(g.opens(nonce: mine.first?.nonce ?? [], values: mine.map(\.value)), "\(g.paths)")
+            }
+            #expect(groups.map(\.paths.count).reduce(0, +) == openings.count)
+            return openings.map { $0.path + "=" + $0.value }.sorted()
         }
         var seq: UInt64 = 0
         for input in inputs {
@@ -354,7 +358,7 @@ import Verification
         b[7] = UInt8(crc >> 24)
         try Data(b).write(to: URL(fileURLWithPath: values))
         let altered = try Verifier(directory: dir, key: LogKeys(signer.verifier)).run()
-        #expect(altered.failure?.message.contains("does not open") == true, "\(String(describing: altered.failure))")
+        #expect(altered.failure?.message.contains("do not open") == true, "\(String(describing: altered.failure))")
         try original.write(to: URL(fileURLWithPath: values))
         // The keys lost: the values cannot be opened, and no erasure explains it.
         try FileManager.default.removeItem(atPath: personal + "/subjects")
@@ -386,7 +390,7 @@ import Verification
         #expect(try info()["format"] as? Int == 1)
         ledger = try Ledger(directory: dir, signer: signer, options: Self.options(protect: true))
         // From now on entries may hold committed fields, which format-1 readers do not know.
-        #expect(try info()["format"] as? Int == 2 && info()["personal_fields"] as? String == "commit")
+        #expect(try info()["format"] as? Int == 3 && info()["personal_fields"] as? String == "commit")
         _ = try ledger.appendAndWait([try Self.prepare(Self.entry(actor: "usr_new"), ledger)])
         #expect(ledger.disclose(try ledger.entry(seq: 0)).isEmpty)
         #expect(ledger.disclose(try ledger.entry(seq: 1)).count == 6)
@@ -414,7 +418,7 @@ import Verification
         #expect(try Verifier(directory: dir, key: LogKeys(signer.verifier)).run().ok)
         // A format this build does not know is refused, saying so.
         var future = try info()
-        future["format"] = 3
+        future["format"] = 4
         try JSONSerialization.data(withJSONObject: future).write(to: URL(fileURLWithPath: DataDirectory(dir).info))
         #expect(throws: AuditError.self) {
             try Ledger(directory: dir, signer: signer, options: Self.options(protect: nil))
@@ -458,12 +462,19 @@ import Verification
 
     @Test func theSpecsVectorsAreTheCodes() throws {
         let v = try Self.vectors()
-        #expect(Set(v.map(\.kind)) == ["commitment", "tag", "row"])
+        #expect(Set(v.map(\.kind)) == ["commitment", "group", "tag", "row"])
         for (kind, a, result) in v {
             switch kind {
             case "commitment":
                 let nonce = try #require([UInt8](hex: a["nonce"] ?? ""))
                 #expect(Base64URL.encode(Personal.commitment(nonce: nonce, value: a["value"] ?? "").bytes) == result)
+            case "group":
+                // The fields are the arguments other than the nonce, in path order.
+                let nonce = try #require([UInt8](hex: a["nonce"] ?? ""))
+                let paths = a.keys.filter { $0 != "nonce" }.sorted { Personal.precedes($0, $1) }
+                let c = try #require(
+                    Personal.commitment(nonce: nonce, paths: paths, values: paths.map { a[$0] ?? "" }))
+                #expect(paths == ["actor.id", "source.ip"] && Base64URL.encode(c.bytes) == result)
             case "tag":
                 let key = SubjectKey(
                     org: a["org"] ?? "", subject: a["subject"] ?? "", secret: try #require([UInt8](hex: a["key"] ?? ""))

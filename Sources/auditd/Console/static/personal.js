@@ -1,6 +1,7 @@
 // Personal fields (format-spec.md §5.4): an entry's signed bytes hold commitments
-// {"$c","$s"} where personal values were; the answer carries, beside them, `personal`: each
-// value with the nonce that opens its commitment, or the erasure record that forgot it. The
+// {"$c","$s"} where personal values were (one per subject: its other fields {"$s"}); the
+// answer carries, beside them, `personal`: each value with the nonce that opens its
+// subject's commitment, or the erasure record that forgot it. The
 // browser checks each opening itself, and each erasure record against the log; only then does
 // it show the value, or "ERASED (entry N, authority …)".
 import { ProofError, hex, sha256, unhex } from "./proof.js";
@@ -14,16 +15,57 @@ function base64url(bytes) {
 }
 
 function isCommitment(v) {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).sort().join() === "$c,$s";
+  const keys = v !== null && typeof v === "object" && !Array.isArray(v) ? Object.keys(v).sort().join() : "";
+  return keys === "$c,$s" || keys === "$s";
 }
 
-// The committed fields of a parsed entry: [path, commitment hex, subject tag hex].
+// Path order (§5.4.1): the paths' UTF-8 bytes compared as bytes.
+function byPath([a], [b]) {
+  const x = utf8.encode(a), y = utf8.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+// The committed fields of a parsed entry, in path order: [path, commitment (base64url, or
+// undefined where another field of the subject holds it), subject tag].
 export function commitments(entry) {
   const out = [];
   for (const top of PARTIES) {
     for (const [k, v] of Object.entries(entry?.[top] || {})) if (isCommitment(v)) out.push([`${top}.${k}`, v.$c, v.$s]);
   }
+  return out.sort(byPath);
+}
+
+// §5.4.1: the groups [{c, tag, paths}]: a subject's fields are each {"$c","$s"} (a group of
+// one each), or one {"$c","$s"}, first in path order, and the rest {"$s"}.
+function groups(committed) {
+  const out = [], last = new Map(), heads = new Map();
+  for (const [path, c, tag] of committed) {
+    if (c !== undefined) {
+      if (last.has(tag) && out[last.get(tag)].paths.length > 1) throw new ProofError(`${path} is a second commitment of a subject whose fields one commitment covers`);
+      heads.set(tag, (heads.get(tag) ?? 0) + 1);
+      last.set(tag, out.length);
+      out.push({ c, tag, paths: [path] });
+    } else if (heads.get(tag) === 1) {
+      out[last.get(tag)].paths.push(path);
+    } else {
+      throw new ProofError(`${path} names no single commitment of its subject before it`);
+    }
+  }
   return out;
+}
+
+// A group's commitment: H(0x00 || nonce || v) for one field, else
+// H(0x02 || nonce || (pathLen:u8 path valueLen:u16le v)*) in path order.
+async function opening(nonce, paths, values) {
+  if (paths.length === 1) return sha256(new Uint8Array([0]), nonce, utf8.encode(values[0]));
+  const parts = [new Uint8Array([2]), nonce];
+  for (let i = 0; i < paths.length; i++) {
+    const p = utf8.encode(paths[i]), v = utf8.encode(values[i]);
+    if (p.length > 255 || v.length > 65535) return null;
+    parts.push(new Uint8Array([p.length]), p, new Uint8Array([v.length & 0xff, v.length >> 8]), v);
+  }
+  return sha256(...parts);
 }
 
 // Checks `personal` against the entry's commitments: every value opens its commitment, and
@@ -36,15 +78,26 @@ export async function checkOpenings(entry, personal) {
     if (!committed.some(([p]) => p === path)) throw new ProofError(`a personal value is claimed for ${path}, which the signed entry does not commit to`);
   }
   const erasures = [];
-  for (const [path, c, tag] of committed) {
-    const f = shownFor[path];
-    if (f && typeof f.value === "string" && typeof f.nonce === "string") {
-      const nonce = unhex(f.nonce, `the nonce of ${path}`);
-      if (nonce.length !== 16 || base64url(await sha256(new Uint8Array([0]), nonce, utf8.encode(f.value))) !== c) {
-        throw new ProofError(`the value shown for ${path} does not open its commitment: it was changed`);
+  for (const { c, tag, paths } of groups(committed)) {
+    const fs = paths.map((p) => shownFor[p]);
+    const nonces = new Set(fs.map((f) => f?.nonce));
+    const records = new Set(fs.map((f) => f?.erased?.entry));
+    // One commitment covers the group: shown values must open it together, and erased fields
+    // must all be erased by one record; anything shown in part is refused, never shown.
+    if (fs.some((f) => f?.nonce !== undefined || f?.value !== undefined)) {
+      if (nonces.size !== 1 || typeof fs[0]?.nonce !== "string" || !fs.every((f) => typeof f.value === "string")) {
+        throw new ProofError(`${paths.join(", ")} share one commitment but are not all shown with one nonce`);
       }
-    } else if (f?.erased && Number.isSafeInteger(f.erased.entry)) {
-      erasures.push({ path, tag, entry: f.erased.entry, authority: String(f.erased.authority ?? "") });
+      const nonce = unhex(fs[0].nonce, `the nonce of ${paths[0]}`);
+      const digest = nonce.length === 16 ? await opening(nonce, paths, fs.map((f) => f.value)) : null;
+      if (digest === null || base64url(digest) !== c) {
+        throw new ProofError(`the value shown for ${paths.join(", ")} does not open its commitment: it was changed`);
+      }
+    } else if (fs.some((f) => f?.erased !== undefined)) {
+      if (records.size !== 1 || !Number.isSafeInteger(fs[0]?.erased?.entry)) {
+        throw new ProofError(`${paths.join(", ")} share one commitment but are not all erased by one record`);
+      }
+      for (const [i, path] of paths.entries()) erasures.push({ path, tag, entry: fs[i].erased.entry, authority: String(fs[i].erased.authority ?? "") });
     }
   }
   return erasures;
