@@ -40,10 +40,12 @@ extension Ledger {
             // unsealed segments (and their in-memory index) stay bounded. The acks are out
             // already; the next group waits for the seal, which slows writers to the sealer's
             // pace (back-pressure). Only what is over the bound: the sealer goes on with the rest.
+            let held = ContinuousClock.now
             if store.rotatedBacklogFull {
                 try store.sealBacklog()
-            } else {
-                store.waitForSealer()
+                options.onSealerWait?(ContinuousClock.now - held, true)
+            } else if store.waitForSealer() {
+                options.onSealerWait?(ContinuousClock.now - held, false)
             }
             if d.tick { try store.rotateIfOld() }
             let latest = checkpoints.latest?.checkpoint.size ?? 0

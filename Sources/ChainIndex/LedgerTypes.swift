@@ -40,6 +40,10 @@ public struct LedgerOptions: Sendable {
     /// on the thread that committed it), with its entry count and the time its write and
     /// fdatasync took (for metrics; keep it cheap).
     public var onCommit: (@Sendable (Int, Duration) -> Void)?
+    /// Called when the commit thread held the next group for the sealer (writes outrunning
+    /// it): how long, and whether it sealed a segment itself (back-pressure, the backlog at
+    /// its bound) rather than waited for the sealer (slowdown). For metrics; keep it cheap.
+    public var onSealerWait: (@Sendable (Duration, _ sealedHere: Bool) -> Void)?
 
     /// The defaults.
     public init() {}

@@ -89,6 +89,7 @@ struct AuditD: AsyncParsableCommand {
         var options = c.ledgerOptions
         options.signerState = SignerState.path(forKey: c.keyPath)
         options.onCommit = { n, d in metrics.committed(count: n, took: d) }
+        options.onSealerWait = { d, here in metrics.heldForSealer(d, sealedHere: here) }
         let ledger = try c.openLedger { try Ledger(directory: c.data, signer: signer, options: options) }
         logger.info(
             "log opened",

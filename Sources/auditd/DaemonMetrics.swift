@@ -11,6 +11,11 @@ final class DaemonMetrics: Sendable {
     let ack = Timer(label: "auditd_ack_latency_seconds", preferredDisplayUnit: .seconds)
     let commit = Timer(label: "auditd_group_commit_seconds", preferredDisplayUnit: .seconds)
     let commitSize = Recorder(label: "auditd_group_commit_entries")
+    /// Writes outrunning the sealer: how long the commit thread held the next group waiting
+    /// for it (slowdown), and how long it held it sealing a segment itself (back-pressure:
+    /// the rotated segments at their bound). Either one growing says the sealer is the limit.
+    let sealerSlowdown = Timer(label: "auditd_sealer_slowdown_seconds", preferredDisplayUnit: .seconds)
+    let sealerBackpressure = Timer(label: "auditd_sealer_backpressure_seconds", preferredDisplayUnit: .seconds)
     let segments = Gauge(label: "auditd_segments")
     let sealedSegments = Gauge(label: "auditd_sealed_segments")
     let checkpoints = Gauge(label: "auditd_checkpoints")
@@ -66,6 +71,11 @@ final class DaemonMetrics: Sendable {
     func committed(count: Int, took d: Duration) {
         commit.recordNanoseconds(Self.nanoseconds(d))
         commitSize.record(count)
+    }
+
+    /// The commit thread held a group for the sealer (`LedgerOptions.onSealerWait`).
+    func heldForSealer(_ d: Duration, sealedHere: Bool) {
+        (sealedHere ? sealerBackpressure : sealerSlowdown).recordNanoseconds(Self.nanoseconds(d))
     }
 
     static func nanoseconds(_ d: Duration) -> Int64 {

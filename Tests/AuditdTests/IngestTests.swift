@@ -111,6 +111,7 @@ import Glibc
         #expect(!m.contains("zz_label_bomb"))
         #expect(m.contains("auditd_group_commit_seconds_count"))
         #expect(m.contains("auditd_ack_latency_seconds_count"))
+        #expect(m.contains("auditd_sealer_slowdown_seconds") && m.contains("auditd_sealer_backpressure_seconds"))
         #expect(m.contains("auditd_entries_ingested_total"))
 
         #expect(d.stop() == 0)

@@ -2,6 +2,7 @@ import AuditBase
 import Foundation
 import LogProofs
 import SegmentStore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -52,6 +53,35 @@ import Testing
             #expect(e.link.orgSeq == (lastOfOrg[e.org].map { $0.link.orgSeq + 1 } ?? 0))
             lastOfOrg[e.org] = e
         }
+        try l.close()
+    }
+
+    /// Writes outrunning the sealer (here there is none: no background threads): the commit
+    /// thread first holds the next group a little for it, then, at the backlog's bound, seals a
+    /// segment itself; each hold is reported (`onSealerWait`, the daemon's
+    /// `auditd_sealer_slowdown_seconds` and `auditd_sealer_backpressure_seconds`).
+    @Test func holdsForTheSealerAreReported() throws {
+        let dir = temporaryDirectory("ledger-held")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let held = Mutex<[(Duration, Bool)]>([])
+        var options = Sample.options(rotateBytes: 1 << 16)
+        options.onSealerWait = { d, here in held.withLock { $0.append((d, here)) } }
+        let l = try Ledger(directory: dir, signer: try Sample.signer(), options: options)
+        var i = 0
+        for _ in 0..<40 {
+            _ = try l.appendAndWait(
+                try (0..<100).map { _ in
+                    i += 1
+                    return try Sample.prepared(org: "org_\(i % 7)", i: i)
+                })
+        }
+        try l.settle()
+        let waits = held.withLock { $0 }
+        let slowdowns = waits.filter { !$0.1 }
+        let seals = waits.filter { $0.1 }
+        #expect(!slowdowns.isEmpty && slowdowns.allSatisfy { $0.0 >= .milliseconds(5) }, "\(waits)")
+        #expect(!seals.isEmpty, "\(waits)")
+        #expect(l.store.segments().contains { $0.state == .sealed })
         try l.close()
     }
 
