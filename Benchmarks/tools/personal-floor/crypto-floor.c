@@ -1,8 +1,9 @@
-// The personal work of committed entries at its floor, in C with OpenSSL and nothing else: for
-// each committed value a 16-byte nonce (from 4 KiB drawn at once), SHA-256(0x00 || nonce ||
-// value) and its base64url; for each subject of an entry its key (a hash table; a new subject
-// gets 32 random bytes) and its row, (pathLen path nonce valueLen value)*, under AES-256-CTR
-// with that key from a random iv. Digest and cipher are fetched once and their contexts kept.
+// The personal work of committed entries at its floor, in C with OpenSSL and nothing else, as
+// format 3 does it (format-spec §5.4.1): for each subject of an entry a 16-byte nonce (from 4 KiB
+// drawn at once), one commitment of its values, SHA-256(0x00 || nonce || value) for one value or
+// SHA-256(0x02 || nonce || (pathLen path valueLen value)*) for more, and its base64url; its key
+// (a hash table; a new subject gets 32 random bytes) and its row, (pathLen path nonce valueLen
+// value)*, under AES-256-CTR with that key from a random iv. Digest and cipher are fetched once and their contexts kept.
 // It prints the nanoseconds an entry over FIELDS (fields.py's output), twice: the first pass
 // makes every subject's key, the second finds them.
 //
@@ -106,23 +107,25 @@ int main(int argc, char **argv) {
                 if (!field) break;
                 struct key *k = lookup(subject, (size_t)(field - subject));
                 unsigned char *iv = random16();
-                size_t n = 0;
+                unsigned char *nonce = random16();
+                size_t n = 0, framed = 17, fields = 0;
+                const char *single = NULL;
+                size_t singleLen = 0;
                 rows++;
+                buf[0] = 2;
+                memcpy(buf + 1, nonce, 16);
                 while (field && (!next || field < next)) {
                     char *path = field + 1, *eq = strchr(path, 3);
                     if (!eq) break;
                     char *value = eq + 1, *end = value + strcspn(value, "\x01\x02");
                     size_t pl = (size_t)(eq - path), vl = (size_t)(end - value);
-                    if (vl + 17 > sizeof buf || n + pl + vl + 19 > sizeof row) { fprintf(stderr, "row too long\n"); return 1; }
-                    unsigned char *nonce = random16();
-                    unsigned int dl;
-                    buf[0] = 0;
-                    memcpy(buf + 1, nonce, 16);
-                    memcpy(buf + 17, value, vl);
-                    EVP_DigestInit_ex2(mctx, md, NULL);
-                    EVP_DigestUpdate(mctx, buf, vl + 17);
-                    EVP_DigestFinal_ex(mctx, digest, &dl);
-                    sink += base64url(digest, 32, text);
+                    if (framed + pl + vl + 3 > sizeof buf || n + pl + vl + 19 > sizeof row) { fprintf(stderr, "row too long\n"); return 1; }
+                    buf[framed++] = (unsigned char)pl;
+                    memcpy(buf + framed, path, pl); framed += pl;
+                    buf[framed++] = vl & 255; buf[framed++] = (unsigned char)(vl >> 8);
+                    memcpy(buf + framed, value, vl); framed += vl;
+                    single = value; singleLen = vl;
+                    fields++;
                     values++;
                     row[n++] = (unsigned char)pl;
                     memcpy(row + n, path, pl); n += pl;
@@ -131,6 +134,16 @@ int main(int argc, char **argv) {
                     memcpy(row + n, value, vl); n += vl;
                     field = *end == 2 ? end : NULL;
                 }
+                if (fields == 1) {
+                    buf[0] = 0;
+                    memcpy(buf + 17, single, singleLen);
+                    framed = 17 + singleLen;
+                }
+                unsigned int dl;
+                EVP_DigestInit_ex2(mctx, md, NULL);
+                EVP_DigestUpdate(mctx, buf, framed);
+                EVP_DigestFinal_ex(mctx, digest, &dl);
+                sink += base64url(digest, 32, text);
                 int out;
                 if (EVP_EncryptInit_ex2(cctx, aes, k->secret, iv, NULL) != 1
                     || EVP_EncryptUpdate(cctx, sealed, &out, row, (int)n) != 1) { fprintf(stderr, "AES failed\n"); return 1; }
