@@ -19,6 +19,8 @@ MODE:
   twice    show the entry's item twice in every page
   personal change the personal value "usr_bob" to "usr_eve" beside the entry (format-spec
            §5.4.4), in its item and in its answer alike: the signed bytes are untouched
+  personaltail  change "198.51.100.4", a value of the same person's group whose commitment
+           another field holds (format-spec §5.4.1), to "198.51.100.5" beside the entry
   hideN    hide the entry's content as if erasure record N withheld it (format-spec §5.4.3):
            no "entry" or "personal", "withheld" naming N, in its item and in its answer
   forgekeys  in /v1/session, strip the replaced key's signature from every key succession
@@ -83,11 +85,13 @@ def tamper(body, single):
             item = item[:-1] + claim
             return body[:m.start()] + item + body[end:]
         return item[:-1] + claim
-    if MODE == "personal":
+    if MODE in ("personal", "personaltail"):
+        was, now = ((b'"value":"usr_bob"', b'"value":"usr_eve"') if MODE == "personal"
+                    else (b'"value":"198.51.100.4"', b'"value":"198.51.100.5"'))
         if single:
-            return body.replace(b'"value":"usr_bob"', b'"value":"usr_eve"')
+            return body.replace(was, now)
         end = value_end(body, m.start())
-        item = body[m.start():end].replace(b'"value":"usr_bob"', b'"value":"usr_eve"')
+        item = body[m.start():end].replace(was, now)
         return body[:m.start()] + item + body[end:]
     if MODE in ("drop", "twice"):
         if single:
