@@ -169,55 +169,61 @@ public enum Personal {
         var rows: [SealedRow] = []
         var orgText = org
         let failure: EntryError? = random.withUnsafeBytes { r in
-            func nonce(_ k: Int) -> UnsafeRawBufferPointer {
-                UnsafeRawBufferPointer(rebasing: r[(k * nonceSize)..<((k + 1) * nonceSize)])
-            }
-            for i in 0..<n where made[i].row < 0 {
-                let subject = fields[i].subject
-                guard
-                    let key = orgText.withUTF8({ o in
-                        subject.withBytes { keys?.key(org: UnsafeRawBufferPointer(o), subject: $0) }
-                    })
-                else {
-                    return EntryError(
-                        "",
-                        "the personal store takes no new subjects now (it is full or cannot be written); retry later")
+            // A subject's fields, by index (on the stack: no array an entry).
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: n) { group in
+                func nonce(_ k: Int) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(rebasing: r[(k * nonceSize)..<((k + 1) * nonceSize)])
                 }
-                let row = rows.count
-                // One nonce for the subject's fields in this entry: their values are committed
-                // together, by the one field that holds `$c` (§5.4.1).
-                let shared = nonce(row)
-                var group: [Int] = []
-                // The row's fields are written straight into its buffer: no list of them is made.
-                let body = keys?.sealedRow(key: key, iv: nonce(n + row)) { add in
-                    for j in i..<n where made[j].row < 0 && fields[j].subject.same(as: subject) {
-                        fields[j].value.withBytes { v in add(fields[j].path, shared, v) }
-                        made[j] = Made(commitment: .zero, row: row, tail: key.committedTail)
-                        group.append(j)
+                for i in 0..<n where made[i].row < 0 {
+                    let subject = fields[i].subject
+                    guard
+                        let key = orgText.withUTF8({ o in
+                            subject.withBytes { keys?.key(org: UnsafeRawBufferPointer(o), subject: $0) }
+                        })
+                    else {
+                        return EntryError(
+                            "",
+                            "the personal store takes no new subjects now (it is full or cannot be written); retry later"
+                        )
                     }
+                    let row = rows.count
+                    // One nonce for the subject's fields in this entry: their values are committed
+                    // together, by the one field that holds `$c` (§5.4.1).
+                    let shared = nonce(row)
+                    var count = 0
+                    // The row's fields are written straight into its buffer: no list of them is made.
+                    let body = keys?.sealedRow(key: key, iv: nonce(n + row)) { add in
+                        for j in i..<n where made[j].row < 0 && fields[j].subject.same(as: subject) {
+                            fields[j].value.withBytes { v in add(fields[j].path, shared, v) }
+                            made[j] = Made(commitment: .zero, row: row, tail: key.committedTail)
+                            group[count] = j
+                            count += 1
+                        }
+                    }
+                    guard let body else {
+                        return EntryError(
+                            "",
+                            "the personal store could not seal this entry's personal values: together over 64 KiB (shorten them) or the cipher failed (retry later)"
+                        )
+                    }
+                    // The group's commitment, held by its first field in path order (nearly always
+                    // the plan's order already).
+                    var members = UnsafeMutableBufferPointer(rebasing: group[0..<count])
+                    if count > 1 { members.sort { precedes(fields[$0].path, fields[$1].path) } }
+                    var opening = Opening(nonce: shared, fields: count)
+                    for j in members {
+                        fields[j].path.withBytes { p in fields[j].value.withBytes { opening.add(path: p, value: $0) } }
+                    }
+                    guard let c = opening.finish() else {
+                        return EntryError(
+                            "", "a personal field's name is over 255 bytes or its value over 65,535: shorten it")
+                    }
+                    made[members[0]].commitment = c
+                    made[members[0]].head = true
+                    rows.append(SealedRow(key: key, body: body))
                 }
-                guard let body else {
-                    return EntryError(
-                        "",
-                        "the personal store could not seal this entry's personal values: together over 64 KiB (shorten them) or the cipher failed (retry later)"
-                    )
-                }
-                // The group's commitment, held by its first field in path order (nearly always
-                // the plan's order already).
-                if group.count > 1 { group.sort { precedes(fields[$0].path, fields[$1].path) } }
-                var opening = Opening(nonce: shared, fields: group.count)
-                for j in group {
-                    fields[j].path.withBytes { p in fields[j].value.withBytes { opening.add(path: p, value: $0) } }
-                }
-                guard let c = opening.finish() else {
-                    return EntryError(
-                        "", "a personal field's name is over 255 bytes or its value over 65,535: shorten it")
-                }
-                made[group[0]].commitment = c
-                made[group[0]].head = true
-                rows.append(SealedRow(key: key, body: body))
+                return nil
             }
-            return nil
         }
         if let failure { throw failure }
         return (made, rows)

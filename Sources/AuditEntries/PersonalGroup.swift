@@ -61,10 +61,15 @@ extension Personal {
                     fits = false
                     return
                 }
-                sha.update(byte: UInt8(path.count))
-                sha.update(path)
-                sha.update(byte: UInt8(value.count & 0xFF))
-                sha.update(byte: UInt8(value.count >> 8))
+                // `pathLen path valueLen` in one update (a call into OpenSSL each costs more than
+                // the bytes).
+                withUnsafeTemporaryAllocation(byteCount: path.count + 3, alignment: 1) { h in
+                    h[0] = UInt8(path.count)
+                    UnsafeMutableRawBufferPointer(rebasing: h[1..<(1 + path.count)]).copyMemory(from: path)
+                    h[1 + path.count] = UInt8(value.count & 0xFF)
+                    h[2 + path.count] = UInt8(value.count >> 8)
+                    sha.update(UnsafeRawBufferPointer(h))
+                }
             }
             sha.update(value)
         }

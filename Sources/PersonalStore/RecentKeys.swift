@@ -18,8 +18,13 @@ final class RecentKeys {
     /// destroyed when they were found: any change empties the table.
     @exclusivity(unchecked) private var store: UInt64 = 0
     @exclusivity(unchecked) private var forgotten: UInt64 = 0
-    @exclusivity(unchecked) private var hashes: [UInt64] = []
-    @exclusivity(unchecked) private var keys: [SubjectKey?] = []
+    /// A slot's hash beside its key: one cache line read for both (the table is larger than
+    /// the cache, so each lookup's lines are misses).
+    private struct Slot {
+        var hash: UInt64 = 0
+        var key: SubjectKey?
+    }
+    @exclusivity(unchecked) private var table: [Slot] = []
     /// Written on every lookup: no other thread's object on its cache lines.
     private let padding = CacheLinePadding()
 
@@ -32,25 +37,25 @@ final class RecentKeys {
             return nil
         }
         let i = Int(truncatingIfNeeded: hash) & (Self.slots - 1)
-        guard hashes[i] == hash, let k = keys[i], !k.destroyed.load(ordering: .acquiring),
-            k.isKey(org: org, subject: subject)
-        else { return nil }
-        return k
+        return table.withUnsafeBufferPointer { t in
+            guard t[i].hash == hash, let k = t[i].key, !k.destroyed.load(ordering: .acquiring),
+                k.isKey(org: org, subject: subject)
+            else { return nil }
+            return k
+        }
     }
 
     /// Keeps `key` in its slot (replacing what was there).
     func keep(_ key: SubjectKey, _ hash: UInt64, store: UInt64, forgotten: UInt64) {
         guard self.store == store, self.forgotten == forgotten else { return }
         let i = Int(truncatingIfNeeded: hash) & (Self.slots - 1)
-        hashes[i] = hash
-        keys[i] = key
+        table[i] = Slot(hash: hash, key: key)
     }
 
     private func reset(store: UInt64, forgotten: UInt64) {
         self.store = store
         self.forgotten = forgotten
-        hashes = [UInt64](repeating: 0, count: Self.slots)
-        keys = [SubjectKey?](repeating: nil, count: Self.slots)
+        table = [Slot](repeating: Slot(), count: Self.slots)
     }
 }
 
