@@ -109,29 +109,6 @@ public enum SecureRandom {
 }
 
 extension SHA256 {
-    /// The digest of `prefix || a || b` without joining them.
-    public static func hash(prefix: UInt8, _ a: ArraySlice<UInt8>, _ b: String) -> Hash {
-        var s = b
-        return a.withUnsafeBytes { a in s.withUTF8 { hash(prefix: prefix, a, UnsafeRawBufferPointer($0)) } }
-    }
-
-    /// The digest of `prefix || a || b`, the bytes where they lie.
-    public static func hash(prefix: UInt8, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Hash {
-        var c = SHA256_CTX()
-        _ = SHA256_Init(&c)
-        var p = prefix
-        _ = SHA256_Update(&c, &p, 1)
-        _ = SHA256_Update(&c, a.baseAddress, a.count)
-        _ = SHA256_Update(&c, b.baseAddress, b.count)
-        var t: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &t) { _ = SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &c) }
-        return Hash(
-            w0: UInt64(littleEndian: t.0), w1: UInt64(littleEndian: t.1), w2: UInt64(littleEndian: t.2),
-            w3: UInt64(littleEndian: t.3))
-    }
-}
-
-extension SHA256 {
     /// SHA-256 over bytes given in parts, where they lie: no buffer is joined.
     public struct Stream {
         private var c = SHA256_CTX()

@@ -20,9 +20,10 @@ public enum Personal {
     /// Target types that name a person.
     static let personTargets: [StaticString] = ["user", "person"]
 
-    /// `SHA-256(0x00 || nonce || UTF-8 value)`.
+    /// `SHA-256(0x00 || nonce || UTF-8 value)`: a group of one (`Group`), which is never too
+    /// long to frame (it is not framed).
     public static func commitment(nonce: [UInt8], value: String) -> Hash {
-        SHA256.hash(prefix: 0x00, nonce[...], value)
+        commitment(nonce: nonce, paths: [""], values: [value]) ?? .zero
     }
 
     /// The committed form: `{"$c":…,"$s":…}` for the field that holds its group's commitment,
